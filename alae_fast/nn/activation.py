@@ -1,0 +1,38 @@
+"""Activation layers on the fused bias_act op."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..ops.bias_act import bias_act
+
+
+class FusedLeakyReLU(nn.Module):
+    """Bias + leaky ReLU + gain in one op, as rosinality's ``FusedLeakyReLU``.
+
+    Args:
+        channels: size of dim 1 of the input (the bias length).
+        bias: learn a per-channel bias, initialised to zero (default True).
+        negative_slope: leaky ReLU slope for negative inputs (default 0.2).
+        scale: output gain (default sqrt(2), which keeps unit variance for lrelu).
+
+    Input [N, C, ...] of any float dtype; output of the same shape and memory format.
+    """
+
+    def __init__(self, channels: int, bias: bool = True, negative_slope: float = 0.2,
+                 scale: float = 2 ** 0.5):
+        super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"FusedLeakyReLU: channels must be a positive int; got {channels!r}")
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        self.negative_slope = float(negative_slope)
+        self.scale = float(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = None if self.bias is None else self.bias.to(x.dtype)
+        return bias_act(x, b, dim=1, act="lrelu", alpha=self.negative_slope, gain=self.scale)
+
+    def extra_repr(self) -> str:
+        channels = 0 if self.bias is None else self.bias.shape[0]
+        return f"channels={channels}, negative_slope={self.negative_slope}, scale={self.scale:.4f}"

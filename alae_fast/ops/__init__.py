@@ -1,0 +1,10 @@
+"""Fused ops: each a registered ``torch.ops.alae_fast`` op with a ``*_ref`` beside it.
+
+Every public op takes ``impl='auto'`` (the compiled kernel for the tensor's device when it
+was built, else the reference) or ``impl='ref'``; ALAE_FAST_IMPL=ref in the environment at
+import forces the references everywhere.
+"""
+
+from .bias_act import ACTIVATIONS, bias_act, bias_act_ref
+
+__all__ = ["ACTIVATIONS", "bias_act", "bias_act_ref"]

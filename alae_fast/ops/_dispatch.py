@@ -1,0 +1,49 @@
+"""Choosing between a compiled kernel and the PyTorch reference, shared by every op."""
+
+from __future__ import annotations
+
+import torch
+
+from .. import _lib
+
+# Read once, at import: the choice must be stable inside torch.compile'd graphs.
+_FORCE_REF = _lib.default_impl() == "ref"
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def use_kernel(x: torch.Tensor, impl: str, op: str) -> bool:
+    """True when ``op`` should run its compiled kernel for tensors like ``x``.
+
+    ``impl='auto'`` picks the kernel when one was built for ``x.device``, else the
+    reference; ``impl='ref'`` (or ALAE_FAST_IMPL=ref at import) forces the reference.
+    """
+    if impl not in ("auto", "ref"):
+        raise ValueError(f"{op}: impl must be 'auto' or 'ref'; got {impl!r}")
+    if impl == "ref" or _FORCE_REF:
+        return False
+    return _lib.has_kernel(x.device.type)
+
+
+def check_tensor(value, name: str, op: str, *, dtypes=FLOAT_DTYPES) -> torch.Tensor:
+    """Raises TypeError unless ``value`` is a tensor of one of ``dtypes``."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor; got {type(value).__name__}")
+    if dtypes is not None and value.dtype not in dtypes:
+        names = ", ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise TypeError(f"{op}: {name} must have dtype in ({names}); got {value.dtype}")
+    return value
+
+
+def check_same(value: torch.Tensor, name: str, x: torch.Tensor, op: str, *, dtype=True) -> None:
+    """Raises unless ``value`` is on x's device (ValueError) and, if asked, of x's dtype (TypeError)."""
+    if value.device != x.device:
+        raise ValueError(f"{op}: {name} must be on x's device {x.device}; got {value.device}")
+    if dtype and value.dtype != x.dtype:
+        raise TypeError(f"{op}: {name} must have x's dtype {x.dtype}; got {value.dtype}")
+
+
+def opmath(x: torch.Tensor) -> torch.Tensor:
+    """x in its computation dtype: float32 for half types, else itself (strides kept)."""
+    return x.float() if x.dtype in HALF_DTYPES else x

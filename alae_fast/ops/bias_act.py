@@ -1,0 +1,207 @@
+"""Fused bias + activation + gain + clamp: ``bias_act``.
+
+``y = clamp(act(x + b, alpha) * gain, -clamp, clamp)``, with ``b`` broadcast along ``dim``.
+The kernel reads x once and writes y once; its gradient op computes
+``dx = dy * gain * act'(x + b)`` (zero where the clamp cut) in one more pass, and is itself
+differentiable, so R1-style double backward runs on kernels too.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+
+from .. import _lib
+from ._dispatch import check_same, check_tensor, opmath, use_kernel
+
+_SQRT2 = math.sqrt(2.0)
+
+# name: (default alpha, default gain). alpha is read by lrelu (negative slope) and elu
+# (the scale of its negative branch); the other activations ignore it.
+ACTIVATIONS = {
+    "linear": (0.0, 1.0),
+    "relu": (0.0, _SQRT2),
+    "lrelu": (0.2, _SQRT2),
+    "tanh": (0.0, 1.0),
+    "sigmoid": (0.0, 1.0),
+    "elu": (1.0, 1.0),
+    "selu": (0.0, 1.0),
+    "softplus": (0.0, 1.0),
+    "swish": (0.0, _SQRT2),
+}
+
+
+def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
+    """Validates the arguments; returns (dim, alpha, gain, clamp) normalised for the op."""
+    check_tensor(x, "x", op)
+    if not isinstance(act, str) or act not in ACTIVATIONS:
+        raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"{op}: dim must be an int; got {type(dim).__name__}")
+    if x.ndim == 0:
+        if b is not None:
+            raise ValueError(f"{op}: b needs x with at least one dimension; x is 0-d")
+        dim = 0
+    else:
+        if not -x.ndim <= dim < x.ndim:
+            raise ValueError(f"{op}: dim must be in [{-x.ndim}, {x.ndim - 1}] for x of rank {x.ndim}; got {dim}")
+        dim %= x.ndim
+    if b is not None:
+        check_tensor(b, "b", op)
+        if b.ndim != 1 or b.shape[0] != x.shape[dim]:
+            raise ValueError(f"{op}: b must be 1-D of length x.shape[{dim}] = {x.shape[dim]}; "
+                             f"got shape {tuple(b.shape)}")
+        check_same(b, "b", x, op)
+    def_alpha, def_gain = ACTIVATIONS[act]
+    for name, value in (("alpha", alpha), ("gain", gain), ("clamp", clamp)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
+            raise TypeError(f"{op}: {name} must be a real number or None; got {type(value).__name__}")
+        if value is not None and not math.isfinite(value) and not (name == "clamp" and value == math.inf):
+            raise ValueError(f"{op}: {name} must be finite; got {value}")
+    alpha = def_alpha if alpha is None else float(alpha)
+    gain = def_gain if gain is None else float(gain)
+    if clamp is not None:
+        if clamp < 0:
+            raise ValueError(f"{op}: clamp must be >= 0 or None; got {clamp}")
+        clamp = float(clamp)
+    return dim, alpha, gain, clamp
+
+
+def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear",
+             alpha: float | None = None, gain: float | None = None, clamp: float | None = None,
+             impl: str = "auto") -> torch.Tensor:
+    """Fused ``clamp(act(x + b, alpha) * gain, -clamp, clamp)``.
+
+    Args:
+        x: tensor of any shape; float16, bfloat16, float32 or float64 (half types are
+            computed in float32). Any strides; contiguous and channels_last run without a copy.
+        b: optional 1-D bias of length ``x.shape[dim]``, same dtype and device as ``x``.
+        dim: the dimension of ``x`` that ``b`` runs along (default 1, channels of NCHW).
+        act: 'linear' (default), 'relu', 'lrelu', 'tanh', 'sigmoid', 'elu', 'selu',
+            'softplus' or 'swish'.
+        alpha: lrelu's negative slope (default 0.2) or elu's negative scale (default 1.0);
+            ignored by the other activations.
+        gain: output scale; default sqrt(2) for relu, lrelu and swish, 1 otherwise.
+        clamp: clamp the output to [-clamp, clamp]; None (default) for no clamp. Must be >= 0.
+        impl: 'auto' (compiled kernel when built for x's device, else the reference) or 'ref'.
+
+    Returns:
+        Tensor of x's shape, dtype and memory format. Differentiable to second order in
+        x and b (third order where the activation's third derivative is needed).
+    """
+    dim, alpha, gain, clamp = _resolve(x, b, dim, act, alpha, gain, clamp)
+    if use_kernel(x, impl, "bias_act"):
+        return torch.ops.alae_fast.bias_act(x, b, dim, act, alpha, gain, clamp)
+    return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
+
+
+def bias_act_ref(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear",
+                 alpha: float | None = None, gain: float | None = None,
+                 clamp: float | None = None) -> torch.Tensor:
+    """Plain-PyTorch ``bias_act`` (same arguments and result; autograd by PyTorch)."""
+    dim, alpha, gain, clamp = _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act_ref")
+    return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
+
+
+def _act_ref(z: torch.Tensor, act: str, alpha: float) -> torch.Tensor:
+    if act == "linear":
+        return z
+    if act == "relu":
+        return F.relu(z)
+    if act == "lrelu":
+        return F.leaky_relu(z, alpha)
+    if act == "tanh":
+        return torch.tanh(z)
+    if act == "sigmoid":
+        return torch.sigmoid(z)
+    if act == "elu":
+        return F.elu(z, alpha)
+    if act == "selu":
+        return F.selu(z)
+    if act == "softplus":
+        return F.softplus(z)
+    return z * torch.sigmoid(z)  # swish
+
+
+def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
+    z = opmath(x)
+    if b is not None:
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        z = z + opmath(b).reshape(shape)
+    y = _act_ref(z, act, alpha)
+    if gain != 1:
+        y = y * gain
+    if clamp is not None:
+        y = y.clamp(-clamp, clamp)
+    return y.to(x.dtype)
+
+
+# --- registration: fake kernels and autograd for the compiled ops ---------------------------
+
+def _bias_grad(dz: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sum of dz over every dimension but ``dim`` (accumulated in float32 for half types)."""
+    dims = [d for d in range(dz.ndim) if d != dim]
+    if not dims:
+        return dz
+    return dz.sum(dims, dtype=torch.float32 if dz.dtype in (torch.float16, torch.bfloat16) else None).to(dz.dtype)
+
+
+def _fake_like_x(x, *args):
+    # The kernels write into at::empty_like of x (x made dense first), which keeps x's
+    # strides for dense x and otherwise gives x's suggested memory format: empty_like does both.
+    return torch.empty_like(x)
+
+
+def _fake_grad(g, x, *args):
+    torch._check(g.shape == x.shape, lambda: "bias_act_grad: g must have x's shape")
+    return torch.empty_like(x)
+
+
+def _setup(ctx, inputs, output):
+    x, b = inputs[0], inputs[1]
+    ctx.cfg = inputs[2:]
+    ctx.save_for_backward(x, b)
+
+
+def _backward(ctx, dy):
+    x, b = ctx.saved_tensors
+    dim = ctx.cfg[0]
+    dz = torch.ops.alae_fast.bias_act_grad(dy, x, b, *ctx.cfg, 1)
+    dx = dz if ctx.needs_input_grad[0] else None
+    db = _bias_grad(dz, dim) if b is not None and ctx.needs_input_grad[1] else None
+    return dx, db, None, None, None, None, None
+
+
+def _setup_grad(ctx, inputs, output):
+    g, x, b = inputs[0], inputs[1], inputs[2]
+    ctx.cfg = inputs[3:8]
+    ctx.order = inputs[8]
+    ctx.save_for_backward(g, x, b)
+
+
+def _backward_grad(ctx, dout):
+    # out = g * h_k(x + b), with h_k = gain * act^(k) masked by the clamp. It is linear in g
+    # (d/dg is the same op applied to dout) and d/dx is g * h_{k+1}(x + b).
+    g, x, b = ctx.saved_tensors
+    dim, order = ctx.cfg[0], ctx.order
+    dg = dx = db = None
+    if ctx.needs_input_grad[0]:
+        dg = torch.ops.alae_fast.bias_act_grad(dout, x, b, *ctx.cfg, order)
+    if ctx.needs_input_grad[1] or (b is not None and ctx.needs_input_grad[2]):
+        if order >= 3:
+            raise NotImplementedError("bias_act: gradients beyond the third order of x are not implemented")
+        t = torch.ops.alae_fast.bias_act_grad(dout * g, x, b, *ctx.cfg, order + 1)
+        dx = t if ctx.needs_input_grad[1] else None
+        db = _bias_grad(t, dim) if b is not None and ctx.needs_input_grad[2] else None
+    return dg, dx, db, None, None, None, None, None, None
+
+
+if _lib.loaded():
+    torch.library.register_fake("alae_fast::bias_act")(_fake_like_x)
+    torch.library.register_fake("alae_fast::bias_act_grad")(_fake_grad)
+    torch.library.register_autograd("alae_fast::bias_act", _backward, setup_context=_setup)
+    torch.library.register_autograd("alae_fast::bias_act_grad", _backward_grad, setup_context=_setup_grad)

@@ -1,0 +1,64 @@
+// What this library was built with, and a probe of its CPU threading: at::parallel_for is
+// inlined here, so without OpenMP at build time it silently runs on one thread.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#ifndef ALAE_FAST_TORCH_VERSION
+#define ALAE_FAST_TORCH_VERSION "unknown"
+#endif
+#ifndef ALAE_FAST_CUDA_ARCHS
+#define ALAE_FAST_CUDA_ARCHS ""
+#endif
+
+namespace alae_fast {
+namespace {
+
+std::string build_info() {
+  std::ostringstream s;
+  s << "{\"torch\": \"" << ALAE_FAST_TORCH_VERSION << "\", \"cpu\": true, \"cuda\": "
+#ifdef ALAE_FAST_WITH_CUDA
+    << "true"
+#else
+    << "false"
+#endif
+    << ", \"cuda_archs\": \"" << ALAE_FAST_CUDA_ARCHS << "\", \"openmp\": "
+#ifdef _OPENMP
+    << "true"
+#else
+    << "false"
+#endif
+    << ", \"compiler\": \""
+#if defined(__clang__)
+    << "clang " << __clang_major__ << "." << __clang_minor__
+#elif defined(__GNUC__)
+    << "gcc " << __GNUC__ << "." << __GNUC_MINOR__
+#endif
+    << "\"}";
+  return s.str();
+}
+
+// Number of distinct threads at::parallel_for used for n unit-cost tasks with grain 1.
+int64_t parallel_threads(int64_t n) {
+  std::mutex mu;
+  std::set<std::thread::id> ids;
+  at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
+    std::lock_guard<std::mutex> lock(mu);
+    ids.insert(std::this_thread::get_id());
+  });
+  return static_cast<int64_t>(ids.size());
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(alae_fast, m) {
+  m.def("build_info() -> str", &build_info);
+  m.def("parallel_threads(int n) -> int", &parallel_threads);
+}
+
+}  // namespace alae_fast
