@@ -41,13 +41,13 @@ def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
         raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise TypeError(f"{op}: dim must be an int; got {type(dim).__name__}")
-    if x.ndim == 0:
-        if b is not None:
-            raise ValueError(f"{op}: b needs x with at least one dimension; x is 0-d")
-        dim = 0
+    if b is None:
+        dim = 0  # dim only says where b goes: without b any dim is accepted, as NVlabs does
+    elif x.ndim == 0:
+        raise ValueError(f"{op}: b needs x with at least one dimension; x is 0-d")
+    elif not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"{op}: dim must be in [{-x.ndim}, {x.ndim - 1}] for x of rank {x.ndim}; got {dim}")
     else:
-        if not -x.ndim <= dim < x.ndim:
-            raise ValueError(f"{op}: dim must be in [{-x.ndim}, {x.ndim - 1}] for x of rank {x.ndim}; got {dim}")
         dim %= x.ndim
     if b is not None:
         check_tensor(b, "b", op)
@@ -79,7 +79,8 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
         x: tensor of any shape; float16, bfloat16, float32 or float64 (half types are
             computed in float32). Any strides; contiguous and channels_last run without a copy.
         b: optional 1-D bias of length ``x.shape[dim]``, same dtype and device as ``x``.
-        dim: the dimension of ``x`` that ``b`` runs along (default 1, channels of NCHW).
+        dim: the dimension of ``x`` that ``b`` runs along (default 1, channels of NCHW);
+            checked only when ``b`` is given.
         act: 'linear' (default), 'relu', 'lrelu', 'tanh', 'sigmoid', 'elu', 'selu',
             'softplus' or 'swish'.
         alpha: lrelu's negative slope (default 0.2) or elu's negative scale (default 1.0);

@@ -104,10 +104,7 @@ at::Tensor bias_act_grad_cpu(const at::Tensor& g, const at::Tensor& x,
                              const std::optional<at::Tensor>& b, int64_t dim, c10::string_view act,
                              double alpha, double gain, std::optional<double> clamp,
                              int64_t order) {
-  TORCH_CHECK_VALUE(order >= 1 && order <= 3, "bias_act_grad: order must be 1, 2 or 3; got ", order);
-  TORCH_CHECK_VALUE(g.sizes() == x.sizes(), "bias_act_grad: g must have x's shape ", x.sizes(),
-                    "; got ", g.sizes());
-  TORCH_CHECK_TYPE(g.scalar_type() == x.scalar_type(), "bias_act_grad: g must have x's dtype");
+  check_bias_act_grad(g, x, order);
   BiasActPlan p = plan_bias_act(x, b, dim, std::string_view(act.data(), act.size()), alpha, gain, clamp);
   return run(p, &g, static_cast<int>(order));
 }

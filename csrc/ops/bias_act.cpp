@@ -68,6 +68,16 @@ BiasActPlan plan_bias_act(const at::Tensor& x, const std::optional<at::Tensor>& 
   return p;
 }
 
+void check_bias_act_grad(const at::Tensor& g, const at::Tensor& x, int64_t order) {
+  TORCH_CHECK_VALUE(order >= 1 && order <= 3, "bias_act_grad: order must be 1, 2 or 3; got ", order);
+  TORCH_CHECK_VALUE(g.sizes() == x.sizes(), "bias_act_grad: g must have x's shape ", x.sizes(),
+                    "; got ", g.sizes());
+  TORCH_CHECK_TYPE(g.scalar_type() == x.scalar_type(), "bias_act_grad: g must have x's dtype ",
+                   x.scalar_type(), "; got ", g.scalar_type());
+  TORCH_CHECK_VALUE(g.device() == x.device(), "bias_act_grad: g must be on x's device ",
+                    x.device(), "; got ", g.device());
+}
+
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& like) {
   if (t.strides() == like.strides()) return t;
   return at::empty_like(like).copy_(t);

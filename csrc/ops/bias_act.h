@@ -28,6 +28,9 @@ BiasActPlan plan_bias_act(const at::Tensor& x, const std::optional<at::Tensor>& 
                           std::string_view act, double alpha, double gain,
                           std::optional<double> clamp);
 
+// Checks of bias_act_grad's g and order against x (ValueError/TypeError).
+void check_bias_act_grad(const at::Tensor& g, const at::Tensor& x, int64_t order);
+
 // t with exactly like's strides (t itself when it already has them).
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& like);
 
