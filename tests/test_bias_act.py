@@ -118,7 +118,9 @@ def test_large_tensor_all_paths(act, device):
     for shape, dim in [((3, 64, 33, 17), 1), ((3, 17, 16, 64), 3), ((5000, 3), 1), ((2, 7, 4096), 1)]:
         x = torch.randn(shape, device=device) * 3
         b = torch.randn(shape[dim], device=device)
-        for xl in (x, make_layout(x, "channels_last"), make_layout(x, "permuted")):
+        # A storage offset of one element: not 16-byte aligned, so the CUDA kernel's scalar path.
+        misaligned = torch.empty(x.numel() + 1, device=device)[1:].view(shape).copy_(x)
+        for xl in (x, make_layout(x, "channels_last"), make_layout(x, "permuted"), misaligned):
             y = bias_act(xl, b, dim=dim, act=act, clamp=1.5)
             assert_close_to_oracle(y, oracle(x.double().cpu().numpy(), b.double().cpu().numpy(), dim, act, None, None, 1.5))
 
@@ -150,11 +152,17 @@ def test_third_order(act):
     assert torch.autograd.gradcheck(second, (x, b))
 
 
+# Shapes reach each bias-gradient path of the CPU kernel: the one fused with the per-channel
+# pass (many channels), the row-parallel one (few channels) and channels_last.
+@pytest.mark.parametrize("shape,cl", [((4, 6, 5, 3), False), ((2, 40, 9, 7), False), ((2, 40, 9, 7), True)])
 @pytest.mark.parametrize("act", ACTS)
-def test_grads_match_reference(act):
-    x = torch.randn(4, 6, 5, 3, requires_grad=True)
-    b = torch.randn(6, requires_grad=True)
-    w = torch.randn(4, 6, 5, 3)
+def test_grads_match_reference(act, shape, cl):
+    x = torch.randn(shape)
+    if cl:
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    b = torch.randn(shape[1], requires_grad=True)
+    w = torch.randn(shape)
     outs = []
     for impl in ("auto", "ref"):
         y = bias_act(x, b, act=act, clamp=1.0, impl=impl)

@@ -143,23 +143,15 @@ def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
 
 # --- registration: fake kernels and autograd for the compiled ops ---------------------------
 
-def _bias_grad(dz: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sum of dz over every dimension but ``dim`` (accumulated in float32 for half types)."""
-    dims = [d for d in range(dz.ndim) if d != dim]
-    if not dims:
-        return dz
-    return dz.sum(dims, dtype=torch.float32 if dz.dtype in (torch.float16, torch.bfloat16) else None).to(dz.dtype)
-
-
 def _fake_like_x(x, *args):
     # The kernels write into at::empty_like of x (x made dense first), which keeps x's
     # strides for dense x and otherwise gives x's suggested memory format: empty_like does both.
     return torch.empty_like(x)
 
 
-def _fake_grad(g, x, *args):
+def _fake_grad(g, x, b, dim, *args):
     torch._check(g.shape == x.shape, lambda: "bias_act_grad: g must have x's shape")
-    return torch.empty_like(x)
+    return torch.empty_like(x), x.new_empty(0 if b is None else b.shape[0])
 
 
 def _setup(ctx, inputs, output):
@@ -170,10 +162,9 @@ def _setup(ctx, inputs, output):
 
 def _backward(ctx, dy):
     x, b = ctx.saved_tensors
-    dim = ctx.cfg[0]
-    dz = torch.ops.alae_fast.bias_act_grad(dy, x, b, *ctx.cfg, 1)
+    dz, db = torch.ops.alae_fast.bias_act_grad(dy, x, b, *ctx.cfg, 1)
     dx = dz if ctx.needs_input_grad[0] else None
-    db = _bias_grad(dz, dim) if b is not None and ctx.needs_input_grad[1] else None
+    db = db if b is not None and ctx.needs_input_grad[1] else None
     return dx, db, None, None, None, None, None
 
 
@@ -184,20 +175,28 @@ def _setup_grad(ctx, inputs, output):
     ctx.save_for_backward(g, x, b)
 
 
-def _backward_grad(ctx, dout):
-    # out = g * h_k(x + b), with h_k = gain * act^(k) masked by the clamp. It is linear in g
-    # (d/dg is the same op applied to dout) and d/dx is g * h_{k+1}(x + b).
+def _backward_grad(ctx, ddz, ddb):
+    # dz = g * h_k(x + b) with h_k = gain * act^(k) masked by the clamp, and db = sum of dz over
+    # all dims but `dim`, so db's cotangent joins dz's broadcast along `dim`. dz is linear in g
+    # (d/dg is this op applied to the cotangent) and d/dx is g * h_{k+1}(x + b).
     g, x, b = ctx.saved_tensors
     dim, order = ctx.cfg[0], ctx.order
+    dout = ddz
+    if b is not None and ddb is not None:
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        dout = ddb.reshape(shape) if dout is None else dout + ddb.reshape(shape)
+    if dout is None:
+        return None, None, None, None, None, None, None, None, None
     dg = dx = db = None
     if ctx.needs_input_grad[0]:
-        dg = torch.ops.alae_fast.bias_act_grad(dout, x, b, *ctx.cfg, order)
+        dg = torch.ops.alae_fast.bias_act_grad(dout.expand_as(x), x, b, *ctx.cfg, order)[0]
     if ctx.needs_input_grad[1] or (b is not None and ctx.needs_input_grad[2]):
         if order >= 3:
             raise NotImplementedError("bias_act: gradients beyond the third order of x are not implemented")
-        t = torch.ops.alae_fast.bias_act_grad(dout * g, x, b, *ctx.cfg, order + 1)
+        t, tb = torch.ops.alae_fast.bias_act_grad(dout * g, x, b, *ctx.cfg, order + 1)
         dx = t if ctx.needs_input_grad[1] else None
-        db = _bias_grad(t, dim) if b is not None and ctx.needs_input_grad[2] else None
+        db = tb if b is not None and ctx.needs_input_grad[2] else None
     return dg, dx, db, None, None, None, None, None, None
 
 
