@@ -8,3 +8,6 @@ import forces the references everywhere.
 from .bias_act import ACTIVATIONS, bias_act, bias_act_ref
 
 __all__ = ["ACTIVATIONS", "bias_act", "bias_act_ref"]
+from .adain import adain, adain_ref  # noqa: E402
+from .instance_norm_stats import instance_norm_stats, instance_norm_stats_ref  # noqa: E402
+__all__ += ["adain", "adain_ref", "instance_norm_stats", "instance_norm_stats_ref"]
