@@ -47,9 +47,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.equalized import EqualizedConv2d, EqualizedLinear
+from ..nn.resample import Blur, Downsample, Upsample
 from ..ops.adain import adain
 from ..ops.instance_norm_stats import instance_norm_stats
-from ..ops.upfirdn2d import downsample2d, filter2d, setup_filter, upsample2d
 from .base import ALAEModel
 from .mlp_alae import MLPDiscriminator, MLPMapping
 from .presets import register_model
@@ -72,45 +72,58 @@ def _shift_sum(w: torch.Tensor) -> torch.Tensor:
     return p[..., 1:, 1:] + p[..., :-1, 1:] + p[..., 1:, :-1] + p[..., :-1, :-1]
 
 
-def _fir(taps) -> torch.Tensor:
-    """``setup_filter(taps)`` on torch's current default device (meta included)."""
+def _built_on_cpu(factory):
+    """``factory()`` built on the CPU, then moved to torch's current default device.
+
+    The resampling layers compute their normalised taps at construction, which a meta
+    tensor cannot do; ``with torch.device('meta'):`` still gives a meta model this way.
+    """
     device = torch.get_default_device()
-    with torch.device("cpu"):  # setup_filter reads the taps' sum, which a meta tensor cannot give
-        f = setup_filter(list(taps))
-    return f.to(device)
+    with torch.device("cpu"):
+        layer = factory()
+    return layer.to(device)
 
 
-class _ResampleMixin:
-    def _box(self, x: torch.Tensor) -> torch.Tensor:
-        return self.box_filter if self.box_filter.device == x.device else self.box_filter.to(x.device)
+def nearest_up() -> Upsample:
+    """Nearest-neighbour x2 upsampling: the box filter (1, 1) with gain 4."""
+    return _built_on_cpu(lambda: Upsample(kernel=(1, 1), factor=2))
 
 
-class UpConv2d(_ResampleMixin, nn.Module):
+def average_down() -> Downsample:
+    """2x2 average pooling: the box filter (1, 1), keeping every second sample."""
+    return _built_on_cpu(lambda: Downsample(kernel=(1, 1), factor=2))
+
+
+def blur(taps) -> Blur:
+    """Size-keeping blur with ``taps`` normalised to unit sum."""
+    return _built_on_cpu(lambda: Blur(kernel=tuple(taps)))
+
+
+class UpConv2d(nn.Module):
     """Nearest x2 upsampling and a 3x3 equalized-lr convolution without bias.
 
     ``fused=True`` runs both as one transposed convolution (same result, less memory traffic).
     Input [N, in_channels, H, W] -> [N, out_channels, 2H, 2W]. Parameter ``conv.weight``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, fused: bool, impl: str = "auto"):
+    def __init__(self, in_channels: int, out_channels: int, fused: bool):
         super().__init__()
         self.conv = EqualizedConv2d(in_channels, out_channels, 3, padding=1, bias=False)
         self.fused = bool(fused)
-        self.impl = impl
-        self.register_buffer("box_filter", _fir([1, 1]), persistent=False)
+        self.upsample = None if self.fused else nearest_up()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused:
             w, _ = self.conv._scaled(x)
             w = _shift_sum(w.flip([2, 3])).transpose(0, 1)  # [in, out, 4, 4] for conv_transpose2d
             return F.conv_transpose2d(x, w, stride=2, padding=1)
-        return self.conv(upsample2d(x, self._box(x), impl=self.impl))
+        return self.conv(self.upsample(x))
 
     def extra_repr(self) -> str:
-        return f"fused={self.fused}" + (f", impl={self.impl}" if self.impl != "auto" else "")
+        return f"fused={self.fused}"
 
 
-class DownConv2d(_ResampleMixin, nn.Module):
+class DownConv2d(nn.Module):
     """A 3x3 equalized-lr convolution, 2x2 average pooling, then bias + leaky ReLU (fused).
 
     ``fused=True`` runs convolution and pooling as one stride-2 convolution (same result).
@@ -118,43 +131,22 @@ class DownConv2d(_ResampleMixin, nn.Module):
     Parameters ``conv.weight``, ``conv.bias`` (applied after the pooling).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, fused: bool, slope: float, impl: str = "auto"):
+    def __init__(self, in_channels: int, out_channels: int, fused: bool, slope: float):
         super().__init__()
         self.conv = EqualizedConv2d(in_channels, out_channels, 3, padding=1, act="lrelu", act_alpha=slope)
         self.fused = bool(fused)
-        self.impl = impl
-        self.register_buffer("box_filter", _fir([1, 1]), persistent=False)
+        self.pool = None if self.fused else average_down()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self.conv._scaled(x)
         if self.fused:
             y = F.conv2d(x, _shift_sum(w) * 0.25, stride=2, padding=1)
         else:
-            y = downsample2d(F.conv2d(x, w, padding=1), self._box(x), impl=self.impl)
+            y = self.pool(F.conv2d(x, w, padding=1))
         return self.conv._epilogue(y, b, 1)
 
     def extra_repr(self) -> str:
-        return f"fused={self.fused}" + (f", impl={self.impl}" if self.impl != "auto" else "")
-
-
-class Blur(nn.Module):
-    """Size-keeping FIR blur with ``taps`` (normalised to unit sum), zero padding.
-
-    Input [N, C, H, W] -> [N, C, H, W] on the ``upfirdn2d`` op.
-    """
-
-    def __init__(self, taps=(1, 2, 1), impl: str = "auto"):
-        super().__init__()
-        self.taps = tuple(taps)
-        self.impl = impl
-        self.register_buffer("filter", _fir(self.taps), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.filter if self.filter.device == x.device else self.filter.to(x.device)
-        return filter2d(x, f, impl=self.impl)
-
-    def extra_repr(self) -> str:
-        return f"taps={self.taps}" + (f", impl={self.impl}" if self.impl != "auto" else "")
+        return f"fused={self.fused}"
 
 
 # --- generator ------------------------------------------------------------------------------------
@@ -204,7 +196,7 @@ class GeneratorBlock(nn.Module):
         self.first = bool(first)
         if not self.first:
             self.up = UpConv2d(in_channels, out_channels, fused)
-            self.blur = Blur(blur_filter)
+            self.blur = blur(blur_filter)
         self.style_1 = StyleHalfBlock(out_channels, latent_size, slope, eps, style_gain)
         self.conv = EqualizedConv2d(out_channels, out_channels, 3, padding=1, bias=False)
         self.style_2 = StyleHalfBlock(out_channels, latent_size, slope, eps, style_gain)
@@ -223,7 +215,7 @@ def _noise(x: torch.Tensor, mode: str) -> torch.Tensor | None:
     return torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], dtype=x.dtype, device=x.device)
 
 
-class StyleGenerator(_ResampleMixin, nn.Module):
+class StyleGenerator(nn.Module):
     """G: styles -> images at any level (see the module docstring).
 
     forward(ws [N, 2L, latent], lod int in [0, L-1], blend float in [0, 1], noise 'random' |
@@ -244,8 +236,7 @@ class StyleGenerator(_ResampleMixin, nn.Module):
                 fused=c.resolution_at(i) >= c.fused_scale_resolution, blur_filter=c.blur_filter,
                 slope=c.lrelu_slope, eps=c.instance_norm_eps, style_gain=c.style_gain))
             self.to_rgb.append(EqualizedConv2d(c.features_at(i), c.channels, 1, gain=c.to_rgb_gain))
-        self.impl = "auto"
-        self.register_buffer("box_filter", _fir([1, 1]), persistent=False)
+        self.upsample = nearest_up()  # the previous level's image during a fade-in
 
     def forward(self, ws: torch.Tensor, lod: int, blend: float = 1.0, noise: str = "random") -> torch.Tensor:
         x = self.const.expand(ws.shape[0], -1, -1, -1)
@@ -256,8 +247,7 @@ class StyleGenerator(_ResampleMixin, nn.Module):
             x = self.blocks[i](x, ws[:, 2 * i], ws[:, 2 * i + 1], noise)
         image = self.to_rgb[lod](x)
         if previous is not None:
-            previous = upsample2d(previous, self._box(previous), impl=self.impl)  # nearest x2
-            image = torch.lerp(previous, image, blend)
+            image = torch.lerp(self.upsample(previous), image, blend)
         return image
 
 
@@ -275,7 +265,7 @@ class EncoderBlock(nn.Module):
         super().__init__()
         self.eps = float(eps)
         self.conv_1 = EqualizedConv2d(in_channels, in_channels, 3, padding=1, act="lrelu", act_alpha=slope)
-        self.blur = Blur(blur_filter)
+        self.blur = blur(blur_filter)
         self.down = DownConv2d(in_channels, out_channels, fused, slope)
         self.style_1 = EqualizedLinear(2 * in_channels, latent_size)
         self.style_2 = EqualizedLinear(2 * out_channels, latent_size)
@@ -288,7 +278,7 @@ class EncoderBlock(nn.Module):
         return x, w
 
 
-class StyleEncoder(_ResampleMixin, nn.Module):
+class StyleEncoder(nn.Module):
     """E: images at any level -> one w per image (see the module docstring).
 
     forward(x [N, channels, 4·2^lod, 4·2^lod], lod int in [0, L-1], blend float in [0, 1])
@@ -307,15 +297,13 @@ class StyleEncoder(_ResampleMixin, nn.Module):
                 c.features_at(i), c.features_at(i - 1), c.latent_size,
                 fused=c.resolution_at(i) >= c.fused_scale_resolution, blur_filter=c.blur_filter,
                 slope=c.lrelu_slope, eps=c.instance_norm_eps))
-        self.impl = "auto"
-        self.register_buffer("box_filter", _fir([1, 1]), persistent=False)
+        self.pool = average_down()  # the input of the previous level during a fade-in
 
     def forward(self, x: torch.Tensor, lod: int, blend: float = 1.0) -> torch.Tensor:
         h, w = self.blocks[lod](self.from_rgb[lod](x))
         if lod > 0 and blend < 1.0:
             w = w * blend
-            pooled = downsample2d(x, self._box(x), impl=self.impl)  # 2x2 average pooling
-            h = torch.lerp(self.from_rgb[lod - 1](pooled), h, blend)
+            h = torch.lerp(self.from_rgb[lod - 1](self.pool(x)), h, blend)
         for i in range(lod - 1, -1, -1):
             h, wi = self.blocks[i](h)
             w = w + wi

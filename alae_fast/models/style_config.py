@@ -10,7 +10,8 @@ of detail (LOD): images, global batch and learning rate, read by
 
 Levels: lod 0 is 4x4 and lod ``max_lod = layer_count - 1`` the final resolution
 ``4 * 2**max_lod``. Per-LOD tuples are indexed by lod; a tuple shorter than
-``layer_count`` repeats its last value for the remaining levels.
+``layer_count`` repeats its last value for the remaining levels, entries past ``max_lod``
+are not used (so a smaller ``layer_count`` keeps a preset's schedule valid).
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from typing import ClassVar
 from .config import ALAEConfig, check_int, check_int_tuple, check_real, register_config
 
 
-def _check_real_tuple(cfg, name: str, max_len: int) -> None:
-    """A non-empty tuple of at most ``max_len`` finite numbers > 0, stored as floats."""
+def _check_real_tuple(cfg, name: str) -> None:
+    """A non-empty tuple of finite numbers > 0, stored as floats."""
     value = getattr(cfg, name)
-    if (not isinstance(value, tuple) or not 1 <= len(value) <= max_len or any(
+    if (not isinstance(value, tuple) or len(value) == 0 or any(
             isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0 for v in value)):
-        raise ValueError(f"{type(cfg).__name__}: {name} must be a sequence of 1 to {max_len} finite "
-                         f"numbers > 0 (one per lod, the last repeated); got {value!r}")
+        raise ValueError(f"{type(cfg).__name__}: {name} must be a non-empty sequence of finite numbers > 0 "
+                         f"(one per lod, the last repeated); got {value!r}")
     object.__setattr__(cfg, name, tuple(float(v) for v in value))
 
 
@@ -97,16 +98,12 @@ class StyleALAEConfig(ALAEConfig):
         check_real(self, "to_rgb_gain", 0.0, low_open=True)
         check_real(self, "style_gain", 0.0, low_open=True)
         check_real(self, "instance_norm_eps", 0.0)
-        L = self.layer_count
-        _check_real_tuple(self, "lod_kimg", L)
-        _check_real_tuple(self, "lod_lr", L)
+        _check_real_tuple(self, "lod_kimg")
+        _check_real_tuple(self, "lod_lr")
         check_int_tuple(self, "lod_batch", 1)
-        if len(self.lod_batch) > L:
-            raise ValueError(f"StyleALAEConfig: lod_batch must have at most layer_count = {L} entries; "
-                             f"got {len(self.lod_batch)}")
         check_int(self, "start_lod", 0)
-        if self.start_lod > L - 1:
-            raise ValueError(f"StyleALAEConfig: start_lod must be <= max_lod = {L - 1}; got {self.start_lod}")
+        if self.start_lod > self.max_lod:
+            raise ValueError(f"StyleALAEConfig: start_lod must be <= max_lod = {self.max_lod}; got {self.start_lod}")
         if self.train_kimg is not None:
             check_real(self, "train_kimg", 0.0, low_open=True)
 
