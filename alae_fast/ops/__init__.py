@@ -8,3 +8,9 @@ import forces the references everywhere.
 from .bias_act import ACTIVATIONS, bias_act, bias_act_ref
 
 __all__ = ["ACTIVATIONS", "bias_act", "bias_act_ref"]
+
+from .conv2d_resample import conv2d_resample  # noqa: E402
+from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upfirdn2d_ref, upsample2d  # noqa: E402
+
+__all__ += ["conv2d_resample", "downsample2d", "filter2d", "setup_filter", "upfirdn2d", "upfirdn2d_ref",
+            "upsample2d"]
