@@ -3,3 +3,8 @@
 from .activation import FusedLeakyReLU
 
 __all__ = ["FusedLeakyReLU"]
+
+from .equalized import EqualizedConv2d, EqualizedLinear, set_impl  # noqa: E402
+from .norm import PixelNorm  # noqa: E402
+
+__all__ += ["EqualizedConv2d", "EqualizedLinear", "PixelNorm", "set_impl"]
