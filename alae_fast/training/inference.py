@@ -123,7 +123,7 @@ def load_image_files(paths: Sequence[str | os.PathLike], schedule: LODSchedule) 
         if not Path(p).is_file():
             raise FileNotFoundError(f"image {str(p)!r} does not exist")
         arr = load_image(p, schedule.resolution, schedule.channels)
-        out.append(torch.from_numpy(arr).to(torch.float32) / 127.5 - 1.0)
+        out.append(torch.from_numpy(np.array(arr, dtype=np.float32)) / 127.5 - 1.0)
     return torch.stack(out)
 
 
