@@ -286,10 +286,6 @@ def test_lazy_r1_interval():
         ALAETrainer(torch.nn.Linear(2, 2), schedule_from_config(config))
 
 
-@pytest.mark.xfail(raises=TypeError, strict=True,
-                   reason="EqualizedLinear casts its bias to the INPUT dtype; under autocast F.linear returns "
-                          "bfloat16, so bias_act refuses the float32 bias (fix in alae_fast/nn/equalized.py: "
-                          "cast b to y.dtype in _epilogue)")
 def test_bf16_autocast_trains():
     T = toy()
     config = T.ToyPGConfig(layer_count=1, resolution=4, lod_batch=(4,))
