@@ -1,0 +1,20 @@
+"""ALAE models built from ``alae_fast.nn`` layers.
+
+``from_preset(name)`` builds a named model (``list_presets()``); a config dataclass
+(``MLPALAEConfig``) builds one with ``build_model(config)`` and round-trips through JSON
+(``config.to_json()``, ``ModelConfig.from_json(text)``). Every model has ``mapping`` (F),
+``generator`` (G), ``encoder`` (E), ``discriminator`` (D) and ``encode``/``decode``/
+``generate``/``reconstruct``; ``model.set_impl('ref')`` runs it on the reference ops.
+"""
+
+from .config import ALAEConfig, MLPALAEConfig, ModelConfig, config_kinds, register_config
+from .presets import (build_model, describe_presets, from_preset, list_presets, preset_config,
+                      register_model, register_preset)
+from .base import ALAEModel
+from .mlp_alae import MLPALAE
+
+__all__ = [
+    "ALAEConfig", "ALAEModel", "MLPALAE", "MLPALAEConfig", "ModelConfig", "build_model",
+    "config_kinds", "describe_presets", "from_preset", "list_presets", "preset_config",
+    "register_config", "register_model", "register_preset",
+]

@@ -41,13 +41,13 @@ def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
         raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise TypeError(f"{op}: dim must be an int; got {type(dim).__name__}")
-    if x.ndim == 0:
-        if b is not None:
-            raise ValueError(f"{op}: b needs x with at least one dimension; x is 0-d")
-        dim = 0
+    if b is None:
+        dim = 0  # dim only says where b goes: without b any dim is accepted, as NVlabs does
+    elif x.ndim == 0:
+        raise ValueError(f"{op}: b needs x with at least one dimension; x is 0-d")
+    elif not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"{op}: dim must be in [{-x.ndim}, {x.ndim - 1}] for x of rank {x.ndim}; got {dim}")
     else:
-        if not -x.ndim <= dim < x.ndim:
-            raise ValueError(f"{op}: dim must be in [{-x.ndim}, {x.ndim - 1}] for x of rank {x.ndim}; got {dim}")
         dim %= x.ndim
     if b is not None:
         check_tensor(b, "b", op)
@@ -79,7 +79,8 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
         x: tensor of any shape; float16, bfloat16, float32 or float64 (half types are
             computed in float32). Any strides; contiguous and channels_last run without a copy.
         b: optional 1-D bias of length ``x.shape[dim]``, same dtype and device as ``x``.
-        dim: the dimension of ``x`` that ``b`` runs along (default 1, channels of NCHW).
+        dim: the dimension of ``x`` that ``b`` runs along (default 1, channels of NCHW);
+            checked only when ``b`` is given.
         act: 'linear' (default), 'relu', 'lrelu', 'tanh', 'sigmoid', 'elu', 'selu',
             'softplus' or 'swish'.
         alpha: lrelu's negative slope (default 0.2) or elu's negative scale (default 1.0);
@@ -142,23 +143,15 @@ def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
 
 # --- registration: fake kernels and autograd for the compiled ops ---------------------------
 
-def _bias_grad(dz: torch.Tensor, dim: int) -> torch.Tensor:
-    """Sum of dz over every dimension but ``dim`` (accumulated in float32 for half types)."""
-    dims = [d for d in range(dz.ndim) if d != dim]
-    if not dims:
-        return dz
-    return dz.sum(dims, dtype=torch.float32 if dz.dtype in (torch.float16, torch.bfloat16) else None).to(dz.dtype)
-
-
 def _fake_like_x(x, *args):
     # The kernels write into at::empty_like of x (x made dense first), which keeps x's
     # strides for dense x and otherwise gives x's suggested memory format: empty_like does both.
     return torch.empty_like(x)
 
 
-def _fake_grad(g, x, *args):
+def _fake_grad(g, x, b, dim, *args):
     torch._check(g.shape == x.shape, lambda: "bias_act_grad: g must have x's shape")
-    return torch.empty_like(x)
+    return torch.empty_like(x), x.new_empty(0 if b is None else b.shape[0])
 
 
 def _setup(ctx, inputs, output):
@@ -169,10 +162,9 @@ def _setup(ctx, inputs, output):
 
 def _backward(ctx, dy):
     x, b = ctx.saved_tensors
-    dim = ctx.cfg[0]
-    dz = torch.ops.alae_fast.bias_act_grad(dy, x, b, *ctx.cfg, 1)
+    dz, db = torch.ops.alae_fast.bias_act_grad(dy, x, b, *ctx.cfg, 1)
     dx = dz if ctx.needs_input_grad[0] else None
-    db = _bias_grad(dz, dim) if b is not None and ctx.needs_input_grad[1] else None
+    db = db if b is not None and ctx.needs_input_grad[1] else None
     return dx, db, None, None, None, None, None
 
 
@@ -183,20 +175,28 @@ def _setup_grad(ctx, inputs, output):
     ctx.save_for_backward(g, x, b)
 
 
-def _backward_grad(ctx, dout):
-    # out = g * h_k(x + b), with h_k = gain * act^(k) masked by the clamp. It is linear in g
-    # (d/dg is the same op applied to dout) and d/dx is g * h_{k+1}(x + b).
+def _backward_grad(ctx, ddz, ddb):
+    # dz = g * h_k(x + b) with h_k = gain * act^(k) masked by the clamp, and db = sum of dz over
+    # all dims but `dim`, so db's cotangent joins dz's broadcast along `dim`. dz is linear in g
+    # (d/dg is this op applied to the cotangent) and d/dx is g * h_{k+1}(x + b).
     g, x, b = ctx.saved_tensors
     dim, order = ctx.cfg[0], ctx.order
+    dout = ddz
+    if b is not None and ddb is not None:
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        dout = ddb.reshape(shape) if dout is None else dout + ddb.reshape(shape)
+    if dout is None:
+        return None, None, None, None, None, None, None, None, None
     dg = dx = db = None
     if ctx.needs_input_grad[0]:
-        dg = torch.ops.alae_fast.bias_act_grad(dout, x, b, *ctx.cfg, order)
+        dg = torch.ops.alae_fast.bias_act_grad(dout.expand_as(x), x, b, *ctx.cfg, order)[0]
     if ctx.needs_input_grad[1] or (b is not None and ctx.needs_input_grad[2]):
         if order >= 3:
             raise NotImplementedError("bias_act: gradients beyond the third order of x are not implemented")
-        t = torch.ops.alae_fast.bias_act_grad(dout * g, x, b, *ctx.cfg, order + 1)
+        t, tb = torch.ops.alae_fast.bias_act_grad(dout * g, x, b, *ctx.cfg, order + 1)
         dx = t if ctx.needs_input_grad[1] else None
-        db = _bias_grad(t, dim) if b is not None and ctx.needs_input_grad[2] else None
+        db = tb if b is not None and ctx.needs_input_grad[2] else None
     return dg, dx, db, None, None, None, None, None, None
 
 

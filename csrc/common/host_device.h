@@ -10,6 +10,22 @@
 #include <math.h>
 #include <stdint.h>
 
+#if !defined(__CUDACC__) && defined(ALAE_FAST_LIBMVEC)
+// Declares glibc's vector variants (libmvec) of the math functions the activations use, so
+// loops calling them vectorize (5-15x faster tanh/exp on the CPU; libmvec is accurate to
+// 4 ulp). CMake defines ALAE_FAST_LIBMVEC only where a test program links against them.
+extern "C" {
+__attribute__((simd("notinbranch"))) float expf(float) noexcept;
+__attribute__((simd("notinbranch"))) float expm1f(float) noexcept;
+__attribute__((simd("notinbranch"))) float log1pf(float) noexcept;
+__attribute__((simd("notinbranch"))) float tanhf(float) noexcept;
+__attribute__((simd("notinbranch"))) double exp(double) noexcept;
+__attribute__((simd("notinbranch"))) double expm1(double) noexcept;
+__attribute__((simd("notinbranch"))) double log1p(double) noexcept;
+__attribute__((simd("notinbranch"))) double tanh(double) noexcept;
+}
+#endif
+
 namespace alae_fast {
 
 // C math names rather than std:: overloads: they are declared for device code by nvcc

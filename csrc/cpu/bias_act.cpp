@@ -11,6 +11,14 @@
 #include "../common/dispatch.h"
 #include "../ops/bias_act.h"
 
+// Inner loops are compiled twice, for AVX2 and for the x86-64 baseline (SSE2), and the
+// loader picks by CPU: a portable wheel then still runs AVX2 where it exists (~2x in cache).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define AF_CPU_CLONES __attribute__((target_clones("avx2", "default"), noinline))
+#else
+#define AF_CPU_CLONES
+#endif
+
 namespace alae_fast {
 namespace {
 
@@ -20,28 +28,64 @@ struct BiasActRow {
   acc_t alpha, gain, clamp;
   bool has_clamp;
 
-  // One run of n contiguous elements sharing a single bias value.
-  void same_bias(const scalar_t* x, const scalar_t* g, scalar_t* y, int64_t n, acc_t bias) const {
+  // The clamp flag becomes a compile-time constant of each loop: a branch left inside
+  // would stop the compiler from vectorizing.
+  template <bool CLAMP>
+  AF_CPU_CLONES void same_bias_loop(const scalar_t* __restrict__ x, const scalar_t* __restrict__ g,
+                      scalar_t* __restrict__ y, int64_t n, acc_t bias) const {
+    const acc_t a = alpha, k = gain, c = clamp;
     for (int64_t i = 0; i < n; ++i) {
       acc_t gv = ORDER > 0 ? static_cast<acc_t>(g[i]) : acc_t(0);
-      y[i] = static_cast<scalar_t>(bias_act_elem<ACT, ORDER>(static_cast<acc_t>(x[i]) + bias, gv,
-                                                            alpha, gain, clamp, has_clamp));
+      y[i] = static_cast<scalar_t>(
+          bias_act_elem<ACT, ORDER>(static_cast<acc_t>(x[i]) + bias, gv, a, k, c, CLAMP));
     }
+  }
+
+  template <bool CLAMP>
+  AF_CPU_CLONES void per_elem_bias_loop(const scalar_t* __restrict__ x, const scalar_t* __restrict__ g,
+                          const scalar_t* __restrict__ b, scalar_t* __restrict__ y,
+                          int64_t n) const {
+    const acc_t a = alpha, k = gain, c = clamp;
+    for (int64_t i = 0; i < n; ++i) {
+      acc_t gv = ORDER > 0 ? static_cast<acc_t>(g[i]) : acc_t(0);
+      acc_t z = static_cast<acc_t>(x[i]) + static_cast<acc_t>(b[i]);
+      y[i] = static_cast<scalar_t>(bias_act_elem<ACT, ORDER>(z, gv, a, k, c, CLAMP));
+    }
+  }
+
+  // One run of n contiguous elements sharing a single bias value.
+  void same_bias(const scalar_t* x, const scalar_t* g, scalar_t* y, int64_t n, acc_t bias) const {
+    has_clamp ? same_bias_loop<true>(x, g, y, n, bias) : same_bias_loop<false>(x, g, y, n, bias);
   }
 
   // One run of n contiguous elements with a bias value each (channels innermost).
   void per_elem_bias(const scalar_t* x, const scalar_t* g, const scalar_t* b, scalar_t* y,
                      int64_t n) const {
-    for (int64_t i = 0; i < n; ++i) {
-      acc_t gv = ORDER > 0 ? static_cast<acc_t>(g[i]) : acc_t(0);
-      acc_t z = static_cast<acc_t>(x[i]) + static_cast<acc_t>(b[i]);
-      y[i] = static_cast<scalar_t>(bias_act_elem<ACT, ORDER>(z, gv, alpha, gain, clamp, has_clamp));
-    }
+    has_clamp ? per_elem_bias_loop<true>(x, g, b, y, n) : per_elem_bias_loop<false>(x, g, b, y, n);
   }
 };
 
+// Sum of n contiguous values; eight independent partial sums let the compiler vectorize it
+// without reassociating a single chain (which it may not do without -ffast-math).
+template <typename scalar_t>
+AF_CPU_CLONES double row_sum(const scalar_t* v, int64_t n) {
+  using acc_t = at::opmath_type<scalar_t>;
+  acc_t part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int k = 0; k < 8; ++k) part[k] += static_cast<acc_t>(v[i + k]);
+  }
+  double s = 0;
+  for (; i < n; ++i) s += static_cast<double>(v[i]);
+  for (int k = 0; k < 8; ++k) s += static_cast<double>(part[k]);
+  return s;
+}
+
+// Fills y; when db is given (gradient ops with a bias), also db[c] = sum of y over channel c
+// where the layout lets one pass do it, and returns whether it did.
 template <typename scalar_t, int ACT, int ORDER>
-void bias_act_cpu_impl(const BiasActPlan& p, const scalar_t* x, const scalar_t* g, scalar_t* y) {
+bool bias_act_cpu_impl(const BiasActPlan& p, const scalar_t* x, const scalar_t* g, scalar_t* y,
+                       scalar_t* db) {
   using acc_t = at::opmath_type<scalar_t>;
   const BiasActRow<scalar_t, ACT, ORDER> row{static_cast<acc_t>(p.alpha), static_cast<acc_t>(p.gain),
                                              static_cast<acc_t>(p.clamp), p.has_clamp};
@@ -51,7 +95,7 @@ void bias_act_cpu_impl(const BiasActPlan& p, const scalar_t* x, const scalar_t* 
     at::parallel_for(0, n, at::internal::GRAIN_SIZE, [&](int64_t lo, int64_t hi) {
       row.same_bias(x + lo, g ? g + lo : nullptr, y + lo, hi - lo, acc_t(0));
     });
-    return;
+    return false;
   }
   const int64_t C = p.channels, inner = p.inner;
   if (inner == 1) {
@@ -63,10 +107,29 @@ void bias_act_cpu_impl(const BiasActPlan& p, const scalar_t* x, const scalar_t* 
         row.per_elem_bias(x + o * C, g ? g + o * C : nullptr, b, y + o * C, C);
       }
     });
-    return;
+    return false;
   }
-  // Rows of `inner` contiguous elements, row r having channel r % C.
-  const int64_t rows = n / inner;
+  // Rows of `inner` contiguous elements, row r = o * C + c having channel c.
+  const int64_t outer = n / (C * inner);
+  if (db != nullptr && C >= 4 * at::get_num_threads()) {
+    // Each thread owns whole channels (slower to walk than rows in memory order, but it saves
+    // the separate pass that reads dz again for db): no races on db, and a summation order that does not
+    // depend on the thread count (bit-identical results on any machine).
+    const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / (inner * outer));
+    at::parallel_for(0, C, grain, [&](int64_t lo, int64_t hi) {
+      for (int64_t c = lo; c < hi; ++c) {
+        double s = 0;
+        for (int64_t o = 0; o < outer; ++o) {
+          const int64_t off = (o * C + c) * inner;
+          row.same_bias(x + off, g ? g + off : nullptr, y + off, inner, static_cast<acc_t>(b[c]));
+          if (db) s += row_sum(y + off, inner);  // the row is still in cache
+        }
+        if (db) db[c] = static_cast<scalar_t>(s);
+      }
+    });
+    return db != nullptr;
+  }
+  const int64_t rows = outer * C;
   const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / inner);
   at::parallel_for(0, rows, grain, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
@@ -74,40 +137,46 @@ void bias_act_cpu_impl(const BiasActPlan& p, const scalar_t* x, const scalar_t* 
       row.same_bias(x + off, g ? g + off : nullptr, y + off, inner, static_cast<acc_t>(b[r % C]));
     }
   });
+  return false;
 }
 
-at::Tensor run(const BiasActPlan& p, const at::Tensor* g, int order) {
+// y (and, for gradient ops, the bias gradient: y summed over every dim but p.dim).
+std::tuple<at::Tensor, at::Tensor> run(const BiasActPlan& p, const at::Tensor* g, int order) {
   at::Tensor y = at::empty_like(p.x);
-  if (p.x.numel() == 0) return y;
+  const bool want_db = g != nullptr && p.b.defined();
+  at::Tensor db = want_db ? at::empty({p.channels}, p.x.options()) : at::empty({0}, p.x.options());
+  if (p.x.numel() == 0) {
+    if (want_db) db.zero_();
+    return {y, db};
+  }
   at::Tensor gc = g ? with_layout_of(*g, p.x) : at::Tensor();
+  bool fused_db = false;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.x.scalar_type(), "bias_act_cpu", [&] {
     const scalar_t* xp = p.x.const_data_ptr<scalar_t>();
     const scalar_t* gp = g ? gc.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+    scalar_t* dbp = want_db ? db.mutable_data_ptr<scalar_t>() : nullptr;
     dispatch_act(p.act, [&](auto act) {
       dispatch_order(order, [&](auto ord) {
-        bias_act_cpu_impl<scalar_t, decltype(act)::value, decltype(ord)::value>(p, xp, gp, yp);
+        fused_db = bias_act_cpu_impl<scalar_t, decltype(act)::value, decltype(ord)::value>(p, xp, gp, yp, dbp);
       });
     });
   });
-  return y;
+  if (want_db && !fused_db) db = bias_grad_sum(y, p.dim);
+  return {y, db};
 }
 
 at::Tensor bias_act_cpu(const at::Tensor& x, const std::optional<at::Tensor>& b, int64_t dim,
                         c10::string_view act, double alpha, double gain,
                         std::optional<double> clamp) {
   BiasActPlan p = plan_bias_act(x, b, dim, std::string_view(act.data(), act.size()), alpha, gain, clamp);
-  return run(p, nullptr, 0);
+  return std::get<0>(run(p, nullptr, 0));
 }
 
-at::Tensor bias_act_grad_cpu(const at::Tensor& g, const at::Tensor& x,
-                             const std::optional<at::Tensor>& b, int64_t dim, c10::string_view act,
-                             double alpha, double gain, std::optional<double> clamp,
-                             int64_t order) {
-  TORCH_CHECK_VALUE(order >= 1 && order <= 3, "bias_act_grad: order must be 1, 2 or 3; got ", order);
-  TORCH_CHECK_VALUE(g.sizes() == x.sizes(), "bias_act_grad: g must have x's shape ", x.sizes(),
-                    "; got ", g.sizes());
-  TORCH_CHECK_TYPE(g.scalar_type() == x.scalar_type(), "bias_act_grad: g must have x's dtype");
+std::tuple<at::Tensor, at::Tensor> bias_act_grad_cpu(
+    const at::Tensor& g, const at::Tensor& x, const std::optional<at::Tensor>& b, int64_t dim,
+    c10::string_view act, double alpha, double gain, std::optional<double> clamp, int64_t order) {
+  check_bias_act_grad(g, x, order);
   BiasActPlan p = plan_bias_act(x, b, dim, std::string_view(act.data(), act.size()), alpha, gain, clamp);
   return run(p, &g, static_cast<int>(order));
 }

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cmath>
+#include <vector>
 
 #include "../common/activations.h"
 
@@ -49,6 +50,7 @@ BiasActPlan plan_bias_act(const at::Tensor& x, const std::optional<at::Tensor>& 
                       ndim - 1, "] for x of rank ", ndim, "; got ", dim);
     if (dim < 0) dim += ndim;
   }
+  p.dim = dim;
   p.x = x.is_non_overlapping_and_dense() ? x : x.contiguous(x.suggest_memory_format());
   if (b.has_value() && b->defined()) {
     const at::Tensor& bb = *b;
@@ -68,6 +70,26 @@ BiasActPlan plan_bias_act(const at::Tensor& x, const std::optional<at::Tensor>& 
   return p;
 }
 
+void check_bias_act_grad(const at::Tensor& g, const at::Tensor& x, int64_t order) {
+  TORCH_CHECK_VALUE(order >= 1 && order <= 3, "bias_act_grad: order must be 1, 2 or 3; got ", order);
+  TORCH_CHECK_VALUE(g.sizes() == x.sizes(), "bias_act_grad: g must have x's shape ", x.sizes(),
+                    "; got ", g.sizes());
+  TORCH_CHECK_TYPE(g.scalar_type() == x.scalar_type(), "bias_act_grad: g must have x's dtype ",
+                   x.scalar_type(), "; got ", g.scalar_type());
+  TORCH_CHECK_VALUE(g.device() == x.device(), "bias_act_grad: g must be on x's device ",
+                    x.device(), "; got ", g.device());
+}
+
+at::Tensor bias_grad_sum(const at::Tensor& dz, int64_t dim) {
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < dz.dim(); ++d) {
+    if (d != dim) dims.push_back(d);
+  }
+  if (dims.empty()) return dz.clone();
+  const bool half = dz.scalar_type() == at::kHalf || dz.scalar_type() == at::kBFloat16;
+  return half ? dz.sum(dims, false, at::kFloat).to(dz.scalar_type()) : dz.sum(dims);
+}
+
 at::Tensor with_layout_of(const at::Tensor& t, const at::Tensor& like) {
   if (t.strides() == like.strides()) return t;
   return at::empty_like(like).copy_(t);
@@ -77,11 +99,12 @@ TORCH_LIBRARY_FRAGMENT(alae_fast, m) {
   m.def(
       "bias_act(Tensor x, Tensor? b, int dim, str act, float alpha, float gain, float? clamp) "
       "-> Tensor");
-  // g * gain * act^(order)(x + b), zero where the forward clamp was active. order 1 is the
-  // backward of bias_act; the autograd of order k calls order k + 1.
+  // (dz, db): dz = g * gain * act^(order)(x + b), zero where the forward clamp was active,
+  // and db = dz summed over every dim but `dim` (shape [0] when b is None), fused where the
+  // layout allows. order 1 is the backward of bias_act; the autograd of order k calls k + 1.
   m.def(
       "bias_act_grad(Tensor g, Tensor x, Tensor? b, int dim, str act, float alpha, float gain, "
-      "float? clamp, int order) -> Tensor");
+      "float? clamp, int order) -> (Tensor, Tensor)");
 }
 
 }  // namespace alae_fast

@@ -33,6 +33,12 @@ std::string build_info() {
 #else
     << "false"
 #endif
+    << ", \"libmvec\": "
+#ifdef ALAE_FAST_LIBMVEC
+    << "true"
+#else
+    << "false"
+#endif
     << ", \"compiler\": \""
 #if defined(__clang__)
     << "clang " << __clang_major__ << "." << __clang_minor__

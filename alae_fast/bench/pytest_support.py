@@ -1,0 +1,33 @@
+"""Turns benchmark cases into pytest-benchmark parameters (used by benchmarks/bench_*.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ..testing import cuda_available
+
+
+def bench_params(cases_fn, quick: bool = False):
+    """pytest params (case, candidate name) for every case ``cases_fn(device)`` returns, on the
+    CPU and, where present, on CUDA; grouped so that one case's candidates share a table."""
+    params = []
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if cuda_available() else [])
+    for device in devices:
+        for case in cases_fn(device, quick=quick):
+            for name in case.candidates:
+                params.append(pytest.param(case, name, id=f"{device.type}-{case.name}-{name}".replace(" ", "-")))
+    return params
+
+
+def run_benchmark(benchmark, case, name: str) -> None:
+    """Times ``case.candidates[name]`` with pytest-benchmark (synchronising on CUDA)."""
+    fn = case.candidates[name]
+    benchmark.group = f"{case.op} {case.device.type} {case.name}"
+    if case.device.type == "cuda":
+        def timed():
+            fn()
+            torch.cuda.synchronize(case.device)
+        benchmark(timed)
+    else:
+        benchmark(fn)

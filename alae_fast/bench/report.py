@@ -1,0 +1,80 @@
+"""The benchmark report: every op's cases timed side by side, printed as one table of ratios.
+
+Run ``alae-fast bench`` (or ``python benchmarks/report.py``); ``--help`` lists the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+import torch
+
+from .. import build_info
+from .harness import format_table, format_targets, measure
+
+# op name -> module with cases(device, quick, compile). New ops add themselves here.
+SUITES = {
+    "bias_act": "alae_fast.bench.bias_act",
+    "upfirdn2d": "alae_fast.bench.upfirdn2d",
+}
+COLUMNS = ["fused", "ref", "compiled", "copy"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alae-fast bench", description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present; default)")
+    p.add_argument("--ops", nargs="*", default=None, help=f"subset of: {', '.join(SUITES)} (default all)")
+    p.add_argument("--rounds", type=int, default=15, help="interleaved rounds per case (default 15)")
+    p.add_argument("--quick", action="store_true", help="fewer shapes and rounds, for a smoke run")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile(reference) column")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target figure is missed")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+    ops = args.ops or list(SUITES)
+    unknown = [o for o in ops if o not in SUITES]
+    if unknown:
+        raise SystemExit(f"alae-fast bench: unknown --ops {unknown}; choose from {list(SUITES)}")
+    info = build_info()
+    print(f"alae_fast bench: device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
+          f"kernels loaded={info['loaded']} cuda={info['cuda']} impl={info['default_impl']}")
+    if device.type == "cuda":
+        print(f"gpu: {torch.cuda.get_device_name(device)}")
+    rounds = min(args.rounds, 7) if args.quick else args.rounds
+    results = []
+    for op in ops:
+        module = importlib.import_module(SUITES[op])
+        for case in module.cases(device, quick=args.quick, compile=not args.no_compile):
+            results.append(measure(case, rounds=rounds))
+            print(f"  measured {case.op} {case.name}", file=sys.stderr, flush=True)
+    print()
+    print("Times: median ms per call of the fused kernel; other columns: median over rounds of")
+    print("t(column) / t(fused) measured in the same round (> 1 means fused is faster).")
+    print(format_table(results, COLUMNS))
+    text, ok = format_targets(results)
+    if text:
+        print("\nTargets:")
+        print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([{"op": r.case.op, "case": r.case.name, "device": str(device),
+                        "seconds": r.seconds, "ratios": r.ratios} for r in results], f, indent=1)
+        print(f"\nwrote {args.json}")
+    return 1 if (args.strict and not ok) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""What every ALAE model shares: the four networks, the w average, truncation and style mixing.
+
+A model holds F (``mapping``: z -> w), G (``generator``), E (``encoder``: x -> w) and D
+(``discriminator``: w -> one score per sample) and implements ``encode`` and ``decode``;
+``generate`` and ``reconstruct`` are built on those here. G takes ``num_ws`` style inputs
+(1 for the MLP ALAE, 2·L for StyleALAE); F and E produce ONE w per sample, which ``generate``
+broadcasts to the ``num_ws`` inputs before truncating and mixing.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+from torch import nn
+
+from ..nn.equalized import set_impl
+from .config import ALAEConfig
+
+NOISE_MODES = ("random", "zero")
+
+
+class ALAEModel(nn.Module):
+    """Base class of the ALAE models (see the module docstring).
+
+    Subclasses set ``self.mapping``, ``self.generator``, ``self.encoder``,
+    ``self.discriminator`` and implement ``num_ws``, ``encode`` and ``decode``.
+
+    Buffers: ``w_avg [latent_size]``, the running mean of F's output (zeros at first), which
+    the trainer updates with ``update_w_avg`` and truncation pulls towards.
+    """
+
+    def __init__(self, config: ALAEConfig):
+        super().__init__()
+        if not isinstance(config, ALAEConfig):
+            raise TypeError(f"{type(self).__name__}: config must be an ALAEConfig; got {type(config).__name__}")
+        self.config = config
+        self.latent_size = config.latent_size
+        self.register_buffer("w_avg", torch.zeros(config.latent_size))
+
+    @property
+    def num_ws(self) -> int:
+        """How many style inputs G takes."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
+               noise: str = "random") -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- shared ----------------------------------------------------------------------------
+    def generate(self, z: torch.Tensor, lod: int | None = None, blend: float = 1.0,
+                 truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                 mixing_prob: float = 0.0, noise: str = "random") -> torch.Tensor:
+        """Images G(F(z)), with optional style mixing and truncation.
+
+        Args:
+            z: [N, latent_size] latent codes (any float dtype of the model).
+            lod, blend, noise: passed to ``decode``.
+            truncation_psi: w <- w_avg + psi * (w - w_avg) on the style inputs below the
+                cutoff (default 1.0: no truncation; 0 gives every sample w_avg).
+            truncation_cutoff: truncate style inputs [0, cutoff) only (default None: all).
+            mixing_prob: probability, per sample, that a second w = F(z2), z2 ~ N(0, I), takes
+                over the style inputs from a cutoff drawn uniformly in [1, num_ws) (default 0).
+                A model with num_ws == 1 has no such cutoff, so mixing leaves it unchanged.
+
+        Returns: what ``decode`` returns for those styles.
+        """
+        self._check_z(z, "generate")
+        psi = _finite(truncation_psi, "truncation_psi", "generate")
+        if truncation_cutoff is not None and (isinstance(truncation_cutoff, bool)
+                                              or not isinstance(truncation_cutoff, int) or truncation_cutoff < 0):
+            raise ValueError(f"generate: truncation_cutoff must be None or an int >= 0; got {truncation_cutoff!r}")
+        p = _finite(mixing_prob, "mixing_prob", "generate")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"generate: mixing_prob must be in [0, 1]; got {mixing_prob}")
+        ws = self.mapping(z).unsqueeze(1).expand(-1, self.num_ws, -1)
+        if p > 0 and self.num_ws > 1:
+            ws = self.mix_styles(ws, self.mapping(torch.randn_like(z)), p)
+        if psi != 1.0:
+            ws = self.truncate(ws, psi, truncation_cutoff)
+        return self.decode(ws, lod, blend, noise)
+
+    def reconstruct(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0,
+                    noise: str = "random") -> torch.Tensor:
+        """G(E(x)): the images' reconstructions, shaped like ``decode``'s output."""
+        return self.decode(self.encode(x, lod, blend), lod, blend, noise)
+
+    def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
+        """``w_avg + psi * (ws - w_avg)`` on style inputs [0, cutoff) (all when cutoff is None).
+
+        ws: [N, latent_size] or [N, num_ws, latent_size]; returns a new tensor of that shape.
+        """
+        w_avg = self.w_avg.to(ws.dtype)
+        truncated = torch.lerp(w_avg.expand_as(ws), ws, psi)
+        if cutoff is None:
+            return truncated
+        if ws.ndim == 2:  # a single style input, index 0
+            return truncated if cutoff >= 1 else ws
+        layer = torch.arange(ws.shape[1], device=ws.device).view(1, -1, 1)
+        return torch.where(layer < cutoff, truncated, ws)
+
+    def mix_styles(self, ws: torch.Tensor, w2: torch.Tensor, prob: float) -> torch.Tensor:
+        """Per sample, with probability ``prob``, style inputs [c, num_ws) come from ``w2``.
+
+        ws: [N, num_ws, latent_size]; w2: [N, latent_size]; c uniform in [1, num_ws).
+        The draw happens on ws's device (no host synchronisation).
+        """
+        n, num_ws = ws.shape[0], ws.shape[1]
+        if num_ws < 2:
+            return ws
+        cutoff = torch.randint(1, num_ws, (n,), device=ws.device)
+        mixed = torch.rand(n, device=ws.device) < prob
+        cutoff = torch.where(mixed, cutoff, torch.full_like(cutoff, num_ws))
+        layer = torch.arange(num_ws, device=ws.device).view(1, -1, 1)
+        return torch.where(layer < cutoff.view(-1, 1, 1), ws, w2.unsqueeze(1))
+
+    @torch.no_grad()
+    def update_w_avg(self, w: torch.Tensor, beta: float | None = None) -> None:
+        """w_avg <- mean_N(w) + beta * (w_avg - mean_N(w)); beta defaults to config.w_avg_beta.
+
+        w: [N, latent_size] or [N, num_ws, latent_size] (all style inputs are averaged).
+        """
+        beta = self.config.w_avg_beta if beta is None else _finite(beta, "beta", "update_w_avg")
+        if w.shape[-1] != self.latent_size:
+            raise ValueError(f"update_w_avg: w must end in latent_size {self.latent_size}; got {tuple(w.shape)}")
+        mean = w.detach().reshape(-1, self.latent_size).mean(0).to(self.w_avg.dtype)
+        self.w_avg.copy_(torch.lerp(mean, self.w_avg, beta))
+
+    def set_impl(self, impl: str) -> ALAEModel:
+        """Runs every layer on the compiled kernels ('auto') or the references ('ref'). Returns self."""
+        set_impl(self, impl)
+        return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per network and in total: keys mapping, generator, encoder,
+        discriminator, total."""
+        counts = {name: sum(p.numel() for p in getattr(self, name).parameters())
+                  for name in ("mapping", "generator", "encoder", "discriminator")}
+        counts["total"] = sum(p.numel() for p in self.parameters())
+        return counts
+
+    # --- argument checks shared by subclasses ------------------------------------------------
+    def _check_z(self, z, op: str) -> None:
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"{op}: z must be a torch.Tensor; got {type(z).__name__}")
+        if z.ndim != 2 or z.shape[1] != self.latent_size:
+            raise ValueError(f"{op}: z must have shape [N, {self.latent_size}]; got {tuple(z.shape)}")
+
+    def _check_ws(self, w, op: str) -> torch.Tensor:
+        """Validates w ([N, latent] or [N, num_ws, latent]); returns it as [N, num_ws, latent]."""
+        if not isinstance(w, torch.Tensor):
+            raise TypeError(f"{op}: w must be a torch.Tensor; got {type(w).__name__}")
+        if w.ndim == 2 and w.shape[1] == self.latent_size:
+            return w.unsqueeze(1).expand(-1, self.num_ws, -1)
+        if w.ndim == 3 and w.shape[1] == self.num_ws and w.shape[2] == self.latent_size:
+            return w
+        raise ValueError(f"{op}: w must have shape [N, {self.latent_size}] or "
+                         f"[N, {self.num_ws}, {self.latent_size}]; got {tuple(w.shape)}")
+
+    @staticmethod
+    def _check_lod_blend_noise(lod, blend, noise, op: str, max_lod: int | None = None) -> float:
+        if lod is not None:
+            if isinstance(lod, bool) or not isinstance(lod, int) or lod < 0:
+                raise ValueError(f"{op}: lod must be None or an int >= 0; got {lod!r}")
+            if max_lod is not None and lod > max_lod:
+                raise ValueError(f"{op}: lod must be <= {max_lod}; got {lod}")
+        blend = _finite(blend, "blend", op)
+        if not 0.0 <= blend <= 1.0:
+            raise ValueError(f"{op}: blend must be in [0, 1]; got {blend}")
+        if noise not in NOISE_MODES:
+            raise ValueError(f"{op}: noise must be one of {NOISE_MODES}; got {noise!r}")
+        return blend
+
+
+def _finite(value, name: str, op: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{op}: {name} must be a finite number; got {value!r}")
+    return float(value)

@@ -1,0 +1,233 @@
+"""Model configurations: frozen dataclasses that round-trip through JSON.
+
+``ModelConfig`` holds the machinery (``to_dict``/``from_dict``/``to_json``/``from_json``,
+``replace``, validation); each concrete config declares a ``kind`` and is registered with
+``@register_config`` so that ``ModelConfig.from_json(text)`` rebuilds the right class.
+``ALAEConfig`` holds what every ALAE shares (the latent size, the mapping network F, the
+latent discriminator D); ``MLPALAEConfig`` adds the MLP encoder E and generator G. A
+StyleALAE config derives from ``ALAEConfig`` in the same way::
+
+    @register_config
+    @dataclasses.dataclass(frozen=True)
+    class StyleALAEConfig(ALAEConfig):
+        kind: ClassVar[str] = "style_alae"
+        latent_size: int = 512
+        ...
+        def validate(self):
+            super().validate()
+            ...
+
+JSON holds tuples as lists; ``from_dict`` turns lists back into tuples, so
+``C.from_json(c.to_json()) == c``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any, ClassVar
+
+_CONFIG_KINDS: dict[str, type[ModelConfig]] = {}
+
+
+def register_config(cls: type[ModelConfig]) -> type[ModelConfig]:
+    """Class decorator: makes ``ModelConfig.from_dict`` / ``from_json`` know ``cls.kind``."""
+    if not (isinstance(cls, type) and issubclass(cls, ModelConfig) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"register_config: expected a dataclass deriving from ModelConfig; got {cls!r}")
+    kind = cls.__dict__.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"register_config: {cls.__name__} must define its own non-empty class attribute 'kind'")
+    if kind in _CONFIG_KINDS and _CONFIG_KINDS[kind] is not cls:
+        raise ValueError(f"register_config: kind {kind!r} is already registered by {_CONFIG_KINDS[kind].__name__}")
+    _CONFIG_KINDS[kind] = cls
+    return cls
+
+
+def config_kinds() -> dict[str, type[ModelConfig]]:
+    """The registered config classes by kind."""
+    return dict(_CONFIG_KINDS)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Base of all model configs: JSON round trip, copies with changes, validation."""
+
+    kind: ClassVar[str] = ""
+
+    def __post_init__(self):
+        # JSON has no tuples; accept lists anywhere a tuple is expected and store tuples, so a
+        # config equals its round trip and stays hashable.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises ValueError/TypeError naming the first bad field. Subclasses extend it."""
+
+    # --- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"kind": ..., <field>: <value>, ...}`` (tuples as lists)."""
+        out: dict[str, Any] = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The config as a JSON object string (see ``to_dict``)."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuilds a config from ``to_dict`` output.
+
+        On ``ModelConfig`` itself the class is chosen by ``data["kind"]``; on a concrete class
+        ``kind`` may be omitted but must match when present. Missing fields take their
+        defaults; unknown fields raise ValueError.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"{cls.__name__}.from_dict: data must be a dict; got {type(data).__name__}")
+        data = dict(data)
+        kind = data.pop("kind", None)
+        target = cls
+        if cls.__dict__.get("kind", "") == "" or cls not in _CONFIG_KINDS.values():
+            if kind is None:
+                raise ValueError(f"{cls.__name__}.from_dict: data needs a 'kind' "
+                                 f"(one of {sorted(_CONFIG_KINDS)})")
+            if kind not in _CONFIG_KINDS:
+                raise ValueError(f"{cls.__name__}.from_dict: unknown kind {kind!r}; "
+                                 f"expected one of {sorted(_CONFIG_KINDS)}")
+            target = _CONFIG_KINDS[kind]
+            if not issubclass(target, cls):
+                raise ValueError(f"{cls.__name__}.from_dict: kind {kind!r} is a {target.__name__}, "
+                                 f"not a {cls.__name__}")
+        elif kind is not None and kind != cls.kind:
+            raise ValueError(f"{cls.__name__}.from_dict: kind must be {cls.kind!r}; got {kind!r}")
+        names = {f.name for f in dataclasses.fields(target)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{target.__name__}.from_dict: unknown field(s) {unknown}; "
+                             f"expected some of {sorted(names)}")
+        return target(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        """Rebuilds a config from ``to_json`` output (see ``from_dict``)."""
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> ModelConfig:
+        """A copy with some fields changed (validated again); unknown names raise ValueError."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown field(s) {unknown}; expected some of {sorted(names)}")
+        return dataclasses.replace(self, **changes)
+
+
+# --- field checks shared by the configs ------------------------------------------------------
+
+def check_int(cfg: ModelConfig, name: str, minimum: int = 1) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{type(cfg).__name__}: {name} must be an int; got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{type(cfg).__name__}: {name} must be >= {minimum}; got {value}")
+
+
+def check_real(cfg: ModelConfig, name: str, low: float = -math.inf, high: float = math.inf,
+               low_open: bool = False) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{type(cfg).__name__}: {name} must be a number; got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
+        lo = "(" if low_open else "["
+        raise ValueError(f"{type(cfg).__name__}: {name} must be a finite number in {lo}{low}, {high}]; got {value}")
+    object.__setattr__(cfg, name, value)  # JSON may hand back 1 for 1.0
+
+
+def check_int_tuple(cfg: ModelConfig, name: str, min_len: int = 0) -> None:
+    value = getattr(cfg, name)
+    if not isinstance(value, tuple) or len(value) < min_len or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        raise ValueError(f"{type(cfg).__name__}: {name} must be a sequence of at least {min_len} "
+                         f"positive ints; got {value!r}")
+
+
+# --- ALAE configs -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ALAEConfig(ModelConfig):
+    """What every ALAE has: the latent space, the mapping network F and the discriminator D.
+
+    Fields:
+        latent_size: size of z and w (both live in R^latent_size).
+        mapping_layers: linear layers of F after its pixel norm (latent -> latent each).
+        mapping_lrmul: learning-rate multiplier of F's layers.
+        discriminator_layers: linear layers of D (latent -> ... -> latent -> 1).
+        discriminator_lrmul: learning-rate multiplier of D's layers.
+        lrelu_slope: negative slope of every leaky ReLU.
+        w_avg_beta: decay of the running mean of w (``update_w_avg``) used by truncation.
+    """
+
+    latent_size: int = 512
+    mapping_layers: int = 8
+    mapping_lrmul: float = 0.1
+    discriminator_layers: int = 3
+    discriminator_lrmul: float = 0.1
+    lrelu_slope: float = 0.2
+    w_avg_beta: float = 0.995
+
+    def validate(self) -> None:
+        super().validate()
+        check_int(self, "latent_size")
+        check_int(self, "mapping_layers")
+        check_real(self, "mapping_lrmul", 0.0, low_open=True)
+        check_int(self, "discriminator_layers")
+        check_real(self, "discriminator_lrmul", 0.0, low_open=True)
+        check_real(self, "lrelu_slope", 0.0, 1.0)
+        check_real(self, "w_avg_beta", 0.0, 1.0)
+
+
+@register_config
+@dataclass(frozen=True)
+class MLPALAEConfig(ALAEConfig):
+    """The MLP ALAE of the paper's MNIST experiment (defaults: exactly that model).
+
+    Fields (besides ``ALAEConfig``'s, whose defaults here are latent 50 and 6 mapping layers):
+        image_channels, image_size: the image is [image_channels, image_size, image_size]
+            (default 1 x 28 x 28: 784 inputs to E and outputs of G), pixels in [0, 1].
+        encoder_hidden: widths of E's hidden layers (default (1024, 1024)).
+        generator_hidden: widths of G's hidden layers (default (1024, 1024)).
+        encoder_out_act: activation after E's last layer. 'linear' (default) follows the
+            paper's description, leaky ReLUs only between layers; 'lrelu' is what the
+            authors' code does, so that E's w gets the same lrelu-shaped distribution as F's.
+    """
+
+    kind: ClassVar[str] = "mlp_alae"
+    latent_size: int = 50
+    mapping_layers: int = 6
+    image_channels: int = 1
+    image_size: int = 28
+    encoder_hidden: tuple[int, ...] = (1024, 1024)
+    generator_hidden: tuple[int, ...] = (1024, 1024)
+    encoder_out_act: str = "linear"
+
+    def validate(self) -> None:
+        super().validate()
+        check_int(self, "image_channels")
+        check_int(self, "image_size")
+        check_int_tuple(self, "encoder_hidden")
+        check_int_tuple(self, "generator_hidden")
+        if self.encoder_out_act not in ("linear", "lrelu"):
+            raise ValueError(f"MLPALAEConfig: encoder_out_act must be 'linear' or 'lrelu'; got {self.encoder_out_act!r}")
+
+    @property
+    def image_features(self) -> int:
+        """Pixels per image: image_channels * image_size**2 (784 for MNIST)."""
+        return self.image_channels * self.image_size * self.image_size

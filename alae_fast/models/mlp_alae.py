@@ -1,0 +1,159 @@
+"""The MLP ALAE of the paper's MNIST experiment (Pidhorskyi, Adjeroh, Doretto, CVPR 2020, §5).
+
+Default architecture (``MLPALAEConfig()``, preset 'mnist-mlp'), every layer an
+``EqualizedLinear`` (weight gain sqrt(2); leaky ReLUs with slope 0.2 and unit gain, fused
+with the bias into one ``bias_act`` op):
+
+    F  pixel norm, then 6 x (50 -> 50, lrmul 0.1, lrelu)            z [N, 50] -> w [N, 50]
+    G  50 -> 1024 -> lrelu -> 1024 -> lrelu -> 784, reshaped      w [N, 50] -> x [N, 1, 28, 28]
+    E  784 -> 1024 -> lrelu -> 1024 -> lrelu -> 50                 x [N, 1, 28, 28] -> w [N, 50]
+    D  50 -> 50 -> 50 -> 1, lrmul 0.1, no activations             w [N, 50] -> score [N]
+
+3,830,565 parameters (E 1,904,690; G 1,905,424; F 15,300; D 5,151).
+
+Pixel range: the training images are in [0, 1]. G's last layer is linear, so its output is
+unbounded; training pulls it towards [0, 1]. Clamp to [0, 1] to display or save images.
+
+The MLP has a single resolution: ``lod``/``blend``/``noise`` are checked and otherwise ignored,
+so that trainers and evaluators call it exactly like a StyleALAE. G takes one style input
+(``num_ws == 1``), so style mixing has no effect and truncation acts on the whole w.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nn.equalized import EqualizedLinear
+from ..nn.norm import PixelNorm
+from .base import ALAEModel
+from .config import MLPALAEConfig
+from .presets import register_model
+
+
+def _stack(widths, acts, lrmul: float, slope: float) -> nn.Sequential:
+    """EqualizedLinear layers widths[i] -> widths[i+1], each with its fused activation acts[i]."""
+    layers = []
+    for fan_in, fan_out, act in zip(widths[:-1], widths[1:], acts):
+        alpha = slope if act == "lrelu" else None
+        layers.append(EqualizedLinear(fan_in, fan_out, lrmul=lrmul, act=act, act_alpha=alpha, act_gain=1.0))
+    return nn.Sequential(*layers)
+
+
+class MLPMapping(nn.Module):
+    """F: pixel norm, then ``layers`` latent -> latent linear layers, each followed by lrelu.
+
+    z [N, latent] -> w [N, latent].
+    """
+
+    def __init__(self, latent_size: int, layers: int, lrmul: float, slope: float):
+        super().__init__()
+        self.norm = PixelNorm(dim=1)
+        self.layers = _stack([latent_size] * (layers + 1), ["lrelu"] * layers, lrmul, slope)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.norm(z))
+
+
+class MLPGenerator(nn.Module):
+    """G: latent -> hidden... -> C*H*W, lrelu between layers, linear output.
+
+    w [N, latent] -> x [N, C, H, W] (unbounded; trained towards pixels in [0, 1]).
+    """
+
+    def __init__(self, latent_size: int, hidden: tuple[int, ...], image_shape: tuple[int, int, int], slope: float):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        features = image_shape[0] * image_shape[1] * image_shape[2]
+        widths = [latent_size, *hidden, features]
+        self.layers = _stack(widths, ["lrelu"] * len(hidden) + ["linear"], 1.0, slope)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.layers(w).view(w.shape[0], *self.image_shape)
+
+
+class MLPEncoder(nn.Module):
+    """E: C*H*W -> hidden... -> latent, lrelu between layers (and after the last if ``out_act='lrelu'``).
+
+    x [N, C, H, W] or [N, C*H*W] -> w [N, latent].
+    """
+
+    def __init__(self, latent_size: int, hidden: tuple[int, ...], features: int, slope: float,
+                 out_act: str = "linear"):
+        super().__init__()
+        widths = [features, *hidden, latent_size]
+        self.layers = _stack(widths, ["lrelu"] * len(hidden) + [out_act], 1.0, slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.reshape(x.shape[0], -1))
+
+
+class MLPDiscriminator(nn.Module):
+    """D: ``layers`` linear layers latent -> ... -> latent -> 1 with no activations.
+
+    w [N, latent] -> score [N] (a logit: real is positive).
+    """
+
+    def __init__(self, latent_size: int, layers: int, lrmul: float):
+        super().__init__()
+        widths = [latent_size] * layers + [1]
+        self.layers = _stack(widths, ["linear"] * layers, lrmul, 0.0)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.layers(w).view(-1)
+
+
+@register_model(MLPALAEConfig)
+class MLPALAE(ALAEModel):
+    """The MLP ALAE (see the module docstring for the architecture and pixel range).
+
+    Args:
+        config: an ``MLPALAEConfig`` (default: the paper's MNIST model).
+        **overrides: fields to change in ``config``, e.g. ``MLPALAE(mapping_layers=8)``.
+
+    Attributes ``mapping`` (F), ``generator`` (G), ``encoder`` (E), ``discriminator`` (D),
+    each a module callable on its own; buffer ``w_avg [latent_size]``.
+    Use ``set_impl('ref')`` to run every fused op on its PyTorch reference.
+    """
+
+    def __init__(self, config: MLPALAEConfig | None = None, **overrides):
+        config = MLPALAEConfig() if config is None else config
+        if not isinstance(config, MLPALAEConfig):
+            raise TypeError(f"MLPALAE: config must be an MLPALAEConfig; got {type(config).__name__}")
+        if overrides:
+            config = config.replace(**overrides)
+        super().__init__(config)
+        c = config
+        self.image_shape = (c.image_channels, c.image_size, c.image_size)
+        self.mapping = MLPMapping(c.latent_size, c.mapping_layers, c.mapping_lrmul, c.lrelu_slope)
+        self.generator = MLPGenerator(c.latent_size, c.generator_hidden, self.image_shape, c.lrelu_slope)
+        self.encoder = MLPEncoder(c.latent_size, c.encoder_hidden, c.image_features, c.lrelu_slope,
+                                  c.encoder_out_act)
+        self.discriminator = MLPDiscriminator(c.latent_size, c.discriminator_layers, c.discriminator_lrmul)
+
+    @property
+    def num_ws(self) -> int:
+        return 1
+
+    def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0) -> torch.Tensor:
+        """E(x): images [N, C, H, W] or flattened [N, C*H*W] (pixels in [0, 1]) -> w [N, latent_size].
+
+        ``lod`` (None or int >= 0) and ``blend`` (in [0, 1]) are checked and ignored.
+        """
+        self._check_lod_blend_noise(lod, blend, "random", "encode")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"encode: x must be a torch.Tensor; got {type(x).__name__}")
+        features = self.config.image_features
+        if not (tuple(x.shape[1:]) == self.image_shape or (x.ndim == 2 and x.shape[1] == features)):
+            raise ValueError(f"encode: x must have shape [N, {', '.join(map(str, self.image_shape))}] "
+                             f"or [N, {features}]; got {tuple(x.shape)}")
+        return self.encoder(x)
+
+    def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
+               noise: str = "random") -> torch.Tensor:
+        """G(w): w [N, latent_size] or [N, 1, latent_size] -> images [N, C, H, W], unbounded
+        (trained towards [0, 1]). ``lod``, ``blend`` and ``noise`` ('random' or 'zero') are
+        checked and ignored: the MLP has one resolution and no noise inputs.
+        """
+        self._check_lod_blend_noise(lod, blend, noise, "decode")
+        return self.generator(self._check_ws(w, "decode")[:, 0])

@@ -1,0 +1,251 @@
+"""Layers with the equalized learning rate of progressive GANs / StyleGAN / ALAE.
+
+A weight is stored as N(0, (1/lrmul)^2) and multiplied at run time by
+``gain * lrmul / sqrt(fan_in)``. The effective weight then has the He-style standard deviation
+``gain / sqrt(fan_in)`` at initialisation, while Adam-type optimizers (whose steps are about
+the same size for every parameter) move every layer at the same relative speed; ``lrmul`` < 1
+slows a layer down (the mapping network F and the discriminator D of ALAE use 0.1). The bias is
+stored divided by its own multiplier ``bias_lrmul`` (default: ``lrmul``) and multiplied back at
+run time.
+
+Bias, activation, gain and clamp after the matmul/conv run as ONE fused ``bias_act`` op
+(``alae_fast.ops.bias_act``), whose gradient is itself a differentiable op, so R1's double
+backward runs on the kernels too.
+
+Choosing the implementation: every layer here has an ``impl`` attribute ('auto' or 'ref')
+passed to ``bias_act``. ``set_impl(model, 'ref')`` switches every layer of a whole model that
+has such an attribute (use it on a deep copy to compare fused against reference), and
+ALAE_FAST_IMPL=ref in the environment at import forces the references process-wide.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops.bias_act import ACTIVATIONS, bias_act
+
+_SQRT2 = math.sqrt(2.0)
+IMPLS = ("auto", "ref")
+
+
+def set_impl(module: nn.Module, impl: str) -> nn.Module:
+    """Sets ``impl`` ('auto' or 'ref') on ``module`` and every submodule that has an ``impl`` attribute.
+
+    The layers of ``alae_fast.nn`` read ``self.impl`` at each call, so this switches a whole
+    model between the compiled kernels ('auto') and the PyTorch references ('ref') in place,
+    e.g. ``set_impl(copy.deepcopy(model), 'ref')`` to compare the two. Returns ``module``.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"set_impl: impl must be one of {IMPLS}; got {impl!r}")
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"set_impl: module must be a torch.nn.Module; got {type(module).__name__}")
+    for m in module.modules():
+        if isinstance(getattr(m, "impl", None), str):
+            m.impl = impl
+    return module
+
+
+def _positive_int(value, name: str, layer: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int; got {value!r}")
+    return value
+
+
+def _positive_real(value, name: str, layer: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{layer}: {name} must be a finite number > 0; got {value!r}")
+    return float(value)
+
+
+def _real(value, name: str, layer: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{layer}: {name} must be a finite number; got {value!r}")
+    return float(value)
+
+
+class _Equalized(nn.Module):
+    """Shared parameter setup and the fused epilogue of EqualizedLinear and EqualizedConv2d."""
+
+    def _setup(self, layer, weight_shape, fan_in, bias, gain, lrmul, bias_init, bias_lrmul,
+               act, act_alpha, act_gain, clamp, impl, device, dtype):
+        gain = _positive_real(gain, "gain", layer)
+        lrmul = _positive_real(lrmul, "lrmul", layer)
+        bias_lrmul = lrmul if bias_lrmul is None else _positive_real(bias_lrmul, "bias_lrmul", layer)
+        bias_init = _real(bias_init, "bias_init", layer)
+        if not isinstance(act, str) or act not in ACTIVATIONS:
+            raise ValueError(f"{layer}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+        if act_alpha is not None:
+            act_alpha = _real(act_alpha, "act_alpha", layer)
+        if act_gain is not None:
+            act_gain = _real(act_gain, "act_gain", layer)
+        if clamp is not None:
+            clamp = _real(clamp, "clamp", layer)
+            if clamp < 0:
+                raise ValueError(f"{layer}: clamp must be >= 0 or None; got {clamp}")
+        if impl not in IMPLS:
+            raise ValueError(f"{layer}: impl must be one of {IMPLS}; got {impl!r}")
+        self.gain, self.lrmul, self.bias_lrmul = gain, lrmul, bias_lrmul
+        self.weight_gain = gain * lrmul / math.sqrt(fan_in)
+        self.act, self.act_alpha, self.act_gain, self.clamp = act, act_alpha, act_gain, clamp
+        self.impl = impl
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(weight_shape, **factory).normal_(0.0, 1.0 / lrmul))
+        if bias:
+            self.bias = nn.Parameter(torch.full((weight_shape[0],), bias_init / bias_lrmul, **factory))
+        else:
+            self.register_parameter("bias", None)
+
+    def _scaled(self, x: torch.Tensor):
+        """The run-time weight and bias, in x's dtype."""
+        w = (self.weight * self.weight_gain).to(x.dtype)
+        b = self.bias
+        if b is not None:
+            if self.bias_lrmul != 1.0:
+                b = b * self.bias_lrmul
+            b = b.to(x.dtype)
+        return w, b
+
+    def _plain_epilogue(self) -> bool:
+        # A linear activation with unit gain and no clamp is just "+ bias", which the matmul /
+        # conv routines add for free; bias_act would cost one more pass over the output.
+        return self.act == "linear" and self.clamp is None and (self.act_gain is None or self.act_gain == 1.0)
+
+    def _epilogue(self, y: torch.Tensor, b, dim: int) -> torch.Tensor:
+        return bias_act(y, b, dim=dim, act=self.act, alpha=self.act_alpha, gain=self.act_gain,
+                        clamp=self.clamp, impl=self.impl)
+
+    def _repr_tail(self) -> str:
+        s = f"bias={self.bias is not None}, gain={self.gain:.4g}, lrmul={self.lrmul:g}"
+        if self.bias is not None and self.bias_lrmul != self.lrmul:
+            s += f", bias_lrmul={self.bias_lrmul:g}"
+        if self.act != "linear":
+            s += f", act={self.act}"
+            if self.act_alpha is not None:
+                s += f", act_alpha={self.act_alpha:g}"
+        if self.act_gain is None or self.act_gain != 1.0:
+            s += f", act_gain={self.act_gain}"
+        if self.clamp is not None:
+            s += f", clamp={self.clamp:g}"
+        if self.impl != "auto":
+            s += f", impl={self.impl}"
+        return s
+
+
+class EqualizedLinear(_Equalized):
+    """Fully connected layer with equalized learning rate and a fused bias + activation.
+
+    ``y = clamp(act(x @ (W * gain*lrmul/sqrt(in_features)).T + b * bias_lrmul, act_alpha) * act_gain)``
+
+    Args:
+        in_features, out_features: sizes of the last dimension of input and output.
+        bias: learn a bias (default True).
+        gain: weight gain (default sqrt(2), He initialisation for (leaky) ReLU networks).
+        lrmul: learning-rate multiplier of the weight (default 1.0; ALAE's F and D use 0.1).
+        bias_init: the bias's effective initial value (default 0.0).
+        bias_lrmul: learning-rate multiplier of the bias (default: ``lrmul``).
+        act: activation name from ``alae_fast.ops.ACTIVATIONS`` (default 'linear').
+        act_alpha: lrelu slope / elu scale (default None: bias_act's default, 0.2 for lrelu).
+        act_gain: gain after the activation. Default 1.0: in the StyleGAN1/ALAE convention
+            the sqrt(2) already lives in the weight's ``gain``. None takes bias_act's default
+            (sqrt(2) for relu/lrelu/swish, the StyleGAN2 convention, used with ``gain=1``).
+        clamp: clamp the output to [-clamp, clamp] (default None: no clamp).
+        impl: 'auto' (compiled kernel where built) or 'ref' (PyTorch reference); an attribute
+            that ``set_impl`` can change later.
+        device, dtype: where and in what dtype to create the parameters (e.g. 'meta').
+
+    Input ``[..., in_features]`` of float16/bfloat16/float32/float64 (parameters are cast to
+    its dtype); output ``[..., out_features]`` of the same dtype.
+    Parameters: ``weight [out_features, in_features]`` ~ N(0, 1/lrmul^2) and
+    ``bias [out_features]`` = bias_init / bias_lrmul (or None).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 gain: float = _SQRT2, lrmul: float = 1.0, bias_init: float = 0.0,
+                 bias_lrmul: float | None = None, act: str = "linear", act_alpha: float | None = None,
+                 act_gain: float | None = 1.0, clamp: float | None = None, impl: str = "auto",
+                 device=None, dtype=None):
+        super().__init__()
+        name = "EqualizedLinear"
+        self.in_features = _positive_int(in_features, "in_features", name)
+        self.out_features = _positive_int(out_features, "out_features", name)
+        self._setup(name, (out_features, in_features), in_features, bias, gain, lrmul, bias_init,
+                    bias_lrmul, act, act_alpha, act_gain, clamp, impl, device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"EqualizedLinear: x must be a torch.Tensor; got {type(x).__name__}")
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"EqualizedLinear: x must have shape [..., {self.in_features}]; "
+                             f"got {tuple(x.shape)}")
+        w, b = self._scaled(x)
+        if self._plain_epilogue():
+            return F.linear(x, w, b)
+        return self._epilogue(F.linear(x, w), b, x.ndim - 1)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, " + self._repr_tail()
+
+
+def _pair(value, name: str, layer: str, minimum: int) -> tuple[int, int]:
+    items = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items):
+        raise ValueError(f"{layer}: {name} must be an int >= {minimum} or a pair of them; got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+class EqualizedConv2d(_Equalized):
+    """2-D convolution with equalized learning rate and a fused bias + activation.
+
+    ``y = clamp(act(conv2d(x, W * gain*lrmul/sqrt(in_channels*kh*kw)) + b * bias_lrmul) * act_gain)``
+
+    Args:
+        in_channels, out_channels: channel counts of input and output.
+        kernel_size: int or (kh, kw).
+        stride: int or pair (default 1).
+        padding: zero padding, int or (ph, pw) (default 0).
+        bias, gain, lrmul, bias_init, bias_lrmul, act, act_alpha, act_gain, clamp, impl,
+        device, dtype: as in ``EqualizedLinear`` (gain default sqrt(2), act_gain default 1.0).
+
+    Input ``[N, in_channels, H, W]`` of float16/bfloat16/float32/float64, contiguous or
+    channels_last; output ``[N, out_channels, (H + 2*ph - kh)//sh + 1, (W + 2*pw - kw)//sw + 1]``
+    of the same dtype, channels_last when the input is.
+    Parameters: ``weight [out_channels, in_channels, kh, kw]`` ~ N(0, 1/lrmul^2), ``bias [out_channels]``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 bias: bool = True, *, gain: float = _SQRT2, lrmul: float = 1.0, bias_init: float = 0.0,
+                 bias_lrmul: float | None = None, act: str = "linear", act_alpha: float | None = None,
+                 act_gain: float | None = 1.0, clamp: float | None = None, impl: str = "auto",
+                 device=None, dtype=None):
+        super().__init__()
+        name = "EqualizedConv2d"
+        self.in_channels = _positive_int(in_channels, "in_channels", name)
+        self.out_channels = _positive_int(out_channels, "out_channels", name)
+        self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
+        self.stride = _pair(stride, "stride", name, 1)
+        self.padding = _pair(padding, "padding", name, 0)
+        kh, kw = self.kernel_size
+        self._setup(name, (out_channels, in_channels, kh, kw), in_channels * kh * kw, bias, gain, lrmul,
+                    bias_init, bias_lrmul, act, act_alpha, act_gain, clamp, impl, device, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"EqualizedConv2d: x must be a torch.Tensor; got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"EqualizedConv2d: x must have shape [N, {self.in_channels}, H, W]; "
+                             f"got {tuple(x.shape)}")
+        # conv2d follows the input's memory format (channels_last in, channels_last out) and
+        # bias_act keeps it, so channels_last needs no conversion here.
+        w, b = self._scaled(x)
+        if self._plain_epilogue():
+            return F.conv2d(x, w, b, self.stride, self.padding)
+        return self._epilogue(F.conv2d(x, w, None, self.stride, self.padding), b, 1)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, " + self._repr_tail())

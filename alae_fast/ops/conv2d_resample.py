@@ -1,0 +1,145 @@
+"""2-D convolution combined with FIR up/downsampling: ``conv2d_resample``.
+
+The result is defined (NVlabs semantics) as the composition
+
+    y = downsample(conv2d(upsample(pad(x)), w), f)
+
+that is: zero-insert x by ``up``, pad by ``padding`` (plus the padding that keeps pixel
+centres aligned for the filter), FIR-filter with ``f`` scaled by ``up**2``; correlate with
+``w`` (valid); then FIR-filter with ``f`` and keep every ``down``-th sample. The filter is
+applied only on the resampling sides (not at all when up = down = 1).
+
+Because the depthwise FIR filter and the convolution are both linear and shift-invariant,
+they commute, and the implementation picks the order that touches the fewest pixels:
+
+- 1x1 kernel, down only: filter + downsample first, then the (cheap) 1x1 conv on the small image;
+- 1x1 kernel, up only: the 1x1 conv on the small image first, then upsample + filter;
+- down only: filter at full resolution, then a strided conv (never computes the dropped pixels);
+- up (and maybe down): a transposed strided conv (never multiplies the inserted zeros), then
+  the filter, then any downsampling;
+- neither: a plain conv2d when the padding allows it, else pad/crop then conv2d.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._dispatch import check_tensor
+from .upfirdn2d import _check_filter, _filter_size, _is_int, _parse_padding, upfirdn2d
+
+
+def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):
+    # conv2d correlates; flip_weight=False asks for a true convolution.
+    kh, kw = w.shape[2], w.shape[3]
+    if not flip_weight and (kw > 1 or kh > 1):
+        w = w.flip([2, 3])
+    if transpose:
+        return F.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
+    return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+
+def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
+                    down: int = 1, padding=0, groups: int = 1, flip_weight: bool = True,
+                    flip_filter: bool = False) -> torch.Tensor:
+    """2-D convolution with optional FIR upsampling before it and downsampling after it.
+
+    Args:
+        x: [N, C_in, H, W] input, any float dtype that ``F.conv2d`` takes on x's device.
+        w: [C_out, C_in / groups, kh, kw] weight, x's dtype and device.
+        f: FIR filter for the resampling (1-D separable or 2-D float32, as for
+            ``upfirdn2d``; e.g. from ``setup_filter``), or None for no filtering.
+        up: integer upsampling factor (default 1), >= 1.
+        down: integer downsampling factor (default 1), >= 1.
+        padding: int, [px, py] or [x0, x1, y0, y1] (default 0): padding of the
+            upsampled image before the convolution; negative values crop.
+        groups: convolution groups (default 1); C_in and C_out must be divisible by it.
+        flip_weight: True (default) correlates with w as ``F.conv2d`` does; False flips
+            w spatially (a true convolution).
+        flip_filter: False (default) applies f as a convolution, True as a correlation.
+
+    Returns:
+        [N, C_out, H', W'] in x's dtype: with P the total padding per axis (``padding``
+        plus the centring terms), ``up`` upsampled size ``H*up + P - fh + 1`` (filter
+        only when up > 1), minus ``kh - 1`` for the conv, then ``(size - fh + down) //
+        down`` when down > 1. Differentiable in x and w to any order.
+    """
+    op = "conv2d_resample"
+    check_tensor(x, "x", op)
+    check_tensor(w, "w", op)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
+    if w.ndim != 4:
+        raise ValueError(f"{op}: w must be 4-D [C_out, C_in / groups, kh, kw]; got {w.ndim}-D of shape {tuple(w.shape)}")
+    if w.dtype != x.dtype:
+        raise TypeError(f"{op}: w must have x's dtype {x.dtype}; got {w.dtype}")
+    for name, value in (("up", up), ("down", down), ("groups", groups)):
+        if not _is_int(value):
+            raise TypeError(f"{op}: {name} must be an int; got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{op}: {name} must be >= 1; got {value}")
+    if not isinstance(flip_weight, bool) or not isinstance(flip_filter, bool):
+        raise TypeError(f"{op}: flip_weight and flip_filter must be bools")
+    out_channels, in_per_group, kh, kw = w.shape
+    if x.shape[1] != in_per_group * groups or out_channels % groups != 0:
+        raise ValueError(f"{op}: w of shape {tuple(w.shape)} with groups={groups} needs x with "
+                         f"{in_per_group * groups} channels and C_out divisible by groups; "
+                         f"x has shape {tuple(x.shape)}")
+    f = _check_filter(f, x, op)
+    fw, fh = _filter_size(f)
+    px0, px1, py0, py1 = _parse_padding(padding, op)
+
+    # Padding that keeps pixel centres aligned through the filter on each resampling side.
+    if up > 1:
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0 += (fh + up - 1) // 2
+        py1 += (fh - up) // 2
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0 += (fh - down + 1) // 2
+        py1 += (fh - down) // 2
+
+    if kw == 1 and kh == 1 and down > 1 and up == 1:
+        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        return _conv(x, w, groups=groups, flip_weight=flip_weight)
+
+    if kw == 1 and kh == 1 and up > 1 and down == 1:
+        x = _conv(x, w, groups=groups, flip_weight=flip_weight)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up ** 2, flip_filter=flip_filter)
+
+    if down > 1 and up == 1:
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+
+    if up > 1:
+        # conv_transpose2d(x, W, stride=up, padding=q) is zero-insertion followed by a full
+        # convolution with W: with W = w flipped (and in/out channels swapped per group)
+        # that is the valid correlation with w of the zero-inserted image padded by kw - 1 - q.
+        # The rest of the requested padding (kw - 1 and kw - up less than asked) is done by
+        # the filter's upfirdn2d; q takes the crop both sides share, so no pixel is computed
+        # only to be cropped.
+        if groups == 1:
+            wt = w.transpose(0, 1)
+        else:
+            wt = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
+            wt = wt.reshape(groups * in_per_group, out_channels // groups, kh, kw)
+        px0 -= kw - 1
+        px1 -= kw - up
+        py0 -= kh - 1
+        py1 -= kh - up
+        pxt = max(min(-px0, -px1), 0)
+        pyt = max(min(-py0, -py1), 0)
+        x = _conv(x, wt, stride=up, padding=[pyt, pxt], groups=groups, transpose=True,
+                  flip_weight=not flip_weight)
+        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2,
+                      flip_filter=flip_filter)
+        if down > 1:
+            x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+        return x
+
+    if px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return _conv(x, w, padding=[py0, px0], groups=groups, flip_weight=flip_weight)
+    x = upfirdn2d(x, None, padding=[px0, px1, py0, py1])
+    return _conv(x, w, groups=groups, flip_weight=flip_weight)

@@ -1,0 +1,313 @@
+"""FIR resampling of images: ``upfirdn2d`` and the filter helpers built on it.
+
+``upfirdn2d`` follows NVlabs' StyleGAN2-ADA/StyleGAN3 semantics. Per axis, in order:
+
+1. upsample by inserting ``up - 1`` zeros after each sample;
+2. pad with zeros, or crop where a pad is negative;
+3. apply the FIR filter ``f`` as a convolution (a correlation when ``flip_filter``),
+   scaled by ``gain``;
+4. keep every ``down``-th sample, starting with the first.
+
+Output size per axis: ``(in * up + pad0 + pad1 - taps + down) // down``.
+
+The kernels are polyphase: they never build the zero-inserted image and never multiply a
+zero tap. upfirdn2d is linear in x, and its adjoint is upfirdn2d again (up and down
+swapped, the filter flipped, the padding recomputed), so the op's backward is the op
+itself and gradients of every order run on the kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+import torch.nn.functional as F
+
+from .. import _lib
+from ._dispatch import check_tensor, opmath, use_kernel
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _parse_scaling(value, name: str, op: str) -> tuple[int, int]:
+    """int or [x, y] -> (x, y), each >= 1."""
+    if _is_int(value):
+        value = [value, value]
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{op}: {name} must be an int or a list of 2 ints [{name}x, {name}y]; got {value!r}")
+    if not all(_is_int(v) for v in value):
+        raise TypeError(f"{op}: {name} must hold ints; got {value!r}")
+    if min(value) < 1:
+        raise ValueError(f"{op}: {name} must be >= 1; got {list(value)}")
+    return int(value[0]), int(value[1])
+
+
+def _parse_padding(padding, op: str) -> tuple[int, int, int, int]:
+    """int, [px, py] or [x0, x1, y0, y1] -> (x0, x1, y0, y1); negative entries crop."""
+    if _is_int(padding):
+        padding = [padding, padding]
+    if not isinstance(padding, (list, tuple)) or len(padding) not in (2, 4):
+        raise ValueError(f"{op}: padding must be an int, [px, py] or [x0, x1, y0, y1]; got {padding!r}")
+    if not all(_is_int(v) or isinstance(v, torch.SymInt) for v in padding):
+        raise TypeError(f"{op}: padding must hold ints; got {padding!r}")
+    if len(padding) == 2:
+        px, py = padding
+        padding = [px, px, py, py]
+    return tuple(padding)
+
+
+def _check_filter(f, x: torch.Tensor | None, op: str):
+    """Validates f (None, or a 1-D/2-D floating tensor); returns it as float32 on x's device."""
+    if f is None:
+        return None
+    if not isinstance(f, torch.Tensor):
+        raise TypeError(f"{op}: f must be a torch.Tensor or None; got {type(f).__name__}")
+    if not f.dtype.is_floating_point:
+        raise ValueError(f"{op}: f must be a floating-point tensor (float32 taps); got {f.dtype}")
+    if f.ndim not in (1, 2):
+        raise ValueError(f"{op}: f must be 1-D (separable) or 2-D; got {f.ndim}-D of shape {tuple(f.shape)}")
+    if f.numel() == 0:
+        raise ValueError(f"{op}: f must not be empty; got shape {tuple(f.shape)}")
+    if x is not None and f.device != x.device:
+        raise ValueError(f"{op}: f must be on x's device {x.device}; got {f.device}")
+    return f.to(torch.float32)
+
+
+def _filter_size(f) -> tuple[int, int]:
+    """(taps along x, taps along y) of a filter; (1, 1) for None."""
+    if f is None:
+        return 1, 1
+    return int(f.shape[-1]), int(f.shape[0])
+
+
+def _out_size(n, up, down, p0, p1, taps):
+    return (n * up + p0 + p1 - taps + down) // down
+
+
+def _resolve(x, f, up, down, padding, flip_filter, gain, op):
+    check_tensor(x, "x", op)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
+    f = _check_filter(f, x, op)
+    ux, uy = _parse_scaling(up, "up", op)
+    dx, dy = _parse_scaling(down, "down", op)
+    px0, px1, py0, py1 = _parse_padding(padding, op)
+    if not isinstance(flip_filter, bool):
+        raise TypeError(f"{op}: flip_filter must be a bool; got {type(flip_filter).__name__}")
+    if isinstance(gain, bool) or not isinstance(gain, Real) or not math.isfinite(gain):
+        raise ValueError(f"{op}: gain must be a finite real number; got {gain!r}")
+    fw, fh = _filter_size(f)
+    ow = _out_size(x.shape[3], ux, dx, px0, px1, fw)
+    oh = _out_size(x.shape[2], uy, dy, py0, py1, fh)
+    if ow < 1 or oh < 1:
+        raise ValueError(
+            f"{op}: padding leaves no output: output size (in*up + pad0 + pad1 - taps + down) // down "
+            f"is [{oh}, {ow}] for x of shape {tuple(x.shape)}, filter {fh}x{fw}, up {[ux, uy]}, "
+            f"down {[dx, dy]}, padding {[px0, px1, py0, py1]}")
+    return f, [ux, uy], [dx, dy], [px0, px1, py0, py1], float(gain)
+
+
+# --- public ops ---------------------------------------------------------------------------------
+
+def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
+              flip_filter: bool = False, gain: float = 1, impl: str = "auto") -> torch.Tensor:
+    """Upsample, pad/crop, FIR-filter and downsample a batch of images.
+
+    Args:
+        x: [N, C, H, W] tensor; float16, bfloat16, float32 or float64 (half types accumulate
+            in float32). Any strides; contiguous and channels_last run without a copy.
+        f: the filter, float32 (other float dtypes are converted), on x's device: 2-D
+            [taps_y, taps_x], or 1-D [taps] meaning the same taps along both axes
+            (separable), or None for the identity [[1]]. No gradient flows to f.
+        up: upsampling factor, int or [ux, uy] (default 1), each >= 1.
+        down: downsampling factor, int or [dx, dy] (default 1), each >= 1.
+        padding: int, [px, py] or [x0, x1, y0, y1] (default 0), in samples of the
+            upsampled image; negative values crop.
+        flip_filter: False (default) applies f as a convolution, True as a correlation.
+        gain: overall scale of the output (default 1).
+        impl: 'auto' (compiled kernel when built for x's device, else the reference) or 'ref'.
+
+    Returns:
+        [N, C, (H*uy + y0 + y1 - taps_y + dy) // dy, (W*ux + x0 + x1 - taps_x + dx) // dx],
+        x's dtype, channels_last when x is. Differentiable in x to any order.
+    """
+    f, up, down, padding, gain = _resolve(x, f, up, down, padding, flip_filter, gain, "upfirdn2d")
+    if use_kernel(x, impl, "upfirdn2d"):
+        return torch.ops.alae_fast.upfirdn2d(x, None if f is None else f.detach(), up, down, padding,
+                                             flip_filter, gain)
+    return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+
+
+def upfirdn2d_ref(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
+                  flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """Plain-PyTorch ``upfirdn2d`` (same arguments and result), the literal recipe:
+    zero-insert, pad, depthwise conv2d, strided slice. Autograd by PyTorch."""
+    f, up, down, padding, gain = _resolve(x, f, up, down, padding, flip_filter, gain, "upfirdn2d_ref")
+    return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
+
+
+def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain):
+    (ux, uy), (dx, dy), (px0, px1, py0, py1) = up, down, padding
+    N, C, H, W = x.shape
+    fw, fh = _filter_size(f)
+    oh, ow = _out_size(H, uy, dy, py0, py1, fh), _out_size(W, ux, dx, px0, px1, fw)
+    z = opmath(x)
+    if z.numel() == 0:
+        return x.new_zeros((N, C, oh, ow))
+    if ux > 1 or uy > 1:
+        z = z.reshape(N, C, H, 1, W, 1)
+        z = F.pad(z, [0, ux - 1, 0, 0, 0, uy - 1])
+        z = z.reshape(N, C, H * uy, W * ux)
+    z = F.pad(z, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    z = z[:, :, max(-py0, 0): z.shape[2] - max(-py1, 0), max(-px0, 0): z.shape[3] - max(-px1, 0)]
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    f = f.to(z.dtype) * (gain ** (f.ndim / 2))
+    if not flip_filter:  # conv2d correlates: reverse the taps to convolve
+        f = f.flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        z = F.conv2d(z, f[None, None].expand(C, 1, fh, fw), groups=C)
+    else:
+        z = F.conv2d(z, f.reshape(1, 1, 1, fw).expand(C, 1, 1, fw), groups=C)
+        z = F.conv2d(z, f.reshape(1, 1, fh, 1).expand(C, 1, fh, 1), groups=C)
+    z = z[:, :, ::dy, ::dx]
+    return z.to(x.dtype)
+
+
+# --- filter helpers -------------------------------------------------------------------------------
+
+def setup_filter(f, device=None, normalize: bool = True, flip_filter: bool = False, gain: float = 1,
+                 separable: bool | None = None) -> torch.Tensor:
+    """Makes a float32 FIR filter tensor for ``upfirdn2d`` from taps.
+
+    Args:
+        f: taps: a number, a 1-D or 2-D sequence or tensor, or None (meaning [1]).
+        device: where to put the result; None keeps a tensor's device (CPU for the rest).
+        normalize: divide by the sum of the taps (default True), so a constant image is
+            kept as it is.
+        flip_filter: reverse the taps along every axis (default False).
+        gain: overall scale (default 1); a separable result carries sqrt(gain) per axis.
+        separable: return 1-D taps applied along both axes (True) or their 2-D outer
+            product (False). None (default): 1-D input with 8 or more taps stays 1-D,
+            shorter 1-D input becomes 2-D, as NVlabs' setup_filter does.
+
+    Returns:
+        1-D [taps] (separable) or 2-D [taps_y, taps_x] float32 tensor.
+    """
+    if f is None:
+        f = 1
+    if device is None:
+        device = f.device if isinstance(f, torch.Tensor) else torch.device("cpu")
+    f = torch.as_tensor(f, dtype=torch.float32)
+    if f.ndim not in (0, 1, 2):
+        raise ValueError(f"setup_filter: f must be a number or 1-D or 2-D taps; got {f.ndim}-D")
+    if f.numel() == 0:
+        raise ValueError("setup_filter: f must not be empty")
+    if f.ndim == 0:
+        f = f.reshape(1)
+    if separable is None:
+        separable = f.ndim == 1 and f.numel() >= 8
+    if separable and f.ndim != 1:
+        raise ValueError("setup_filter: separable=True needs 1-D taps")
+    if f.ndim == 1 and not separable:
+        f = torch.outer(f, f)
+    if normalize:
+        total = f.sum()
+        if total == 0:
+            raise ValueError("setup_filter: normalize=True needs taps with a non-zero sum")
+        f = f / total
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+
+def filter2d(x: torch.Tensor, f: torch.Tensor | None, padding=0, flip_filter: bool = False,
+             gain: float = 1, impl: str = "auto") -> torch.Tensor:
+    """FIR-filters x keeping its size: ``upfirdn2d`` with the padding that centres f.
+
+    x: [N, C, H, W]; f as for ``upfirdn2d``; padding (int, [px, py] or [x0, x1, y0, y1],
+    default 0) is extra padding on top of the centring. Output [N, C, H + y0 + y1, W + x0 + x1].
+    """
+    f = _check_filter(f, x if isinstance(x, torch.Tensor) else None, "filter2d")
+    px0, px1, py0, py1 = _parse_padding(padding, "filter2d")
+    fw, fh = _filter_size(f)
+    p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor | None, up=2, padding=0, flip_filter: bool = False,
+               gain: float = 1, impl: str = "auto") -> torch.Tensor:
+    """Upsamples x by ``up`` (int or [ux, uy], default 2) with the FIR filter f.
+
+    The padding keeps pixel centres aligned and the gain is multiplied by ux * uy so the
+    image keeps its mean. x: [N, C, H, W]; padding is extra padding as for ``filter2d``.
+    Output [N, C, H*uy + y0 + y1, W*ux + x0 + x1].
+    """
+    f = _check_filter(f, x if isinstance(x, torch.Tensor) else None, "upsample2d")
+    ux, uy = _parse_scaling(up, "up", "upsample2d")
+    px0, px1, py0, py1 = _parse_padding(padding, "upsample2d")
+    fw, fh = _filter_size(f)
+    p = [px0 + (fw + ux - 1) // 2, px1 + (fw - ux) // 2, py0 + (fh + uy - 1) // 2, py1 + (fh - uy) // 2]
+    return upfirdn2d(x, f, up=[ux, uy], padding=p, flip_filter=flip_filter, gain=gain * ux * uy, impl=impl)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor | None, down=2, padding=0, flip_filter: bool = False,
+                 gain: float = 1, impl: str = "auto") -> torch.Tensor:
+    """Downsamples x by ``down`` (int or [dx, dy], default 2) after FIR-filtering with f.
+
+    The padding keeps pixel centres aligned. x: [N, C, H, W]; padding is extra padding as
+    for ``filter2d``. Output [N, C, (H + y0 + y1) // dy, (W + x0 + x1) // dx].
+    """
+    f = _check_filter(f, x if isinstance(x, torch.Tensor) else None, "downsample2d")
+    dx, dy = _parse_scaling(down, "down", "downsample2d")
+    px0, px1, py0, py1 = _parse_padding(padding, "downsample2d")
+    fw, fh = _filter_size(f)
+    p = [px0 + (fw - dx + 1) // 2, px1 + (fw - dx) // 2, py0 + (fh - dy + 1) // 2, py1 + (fh - dy) // 2]
+    return upfirdn2d(x, f, down=[dx, dy], padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+
+# --- registration: fake kernel and autograd of the compiled op ------------------------------------
+
+def _fake(x, f, up, down, padding, flip_filter, gain):
+    fw, fh = _filter_size(f)
+    N, C, H, W = x.shape
+    oh = _out_size(H, up[1], down[1], padding[2], padding[3], fh)
+    ow = _out_size(W, up[0], down[0], padding[0], padding[1], fw)
+    torch._check(oh >= 1 and ow >= 1, lambda: "upfirdn2d: padding leaves no output")
+    # The kernel's layout rule (csrc/ops/upfirdn2d.cpp): channels_last only where it is x's
+    # actual layout, else contiguous.
+    cl = (not x.is_contiguous()) and x.is_contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    return torch.empty((N, C, oh, ow), dtype=x.dtype, device=x.device, memory_format=fmt)
+
+
+def _setup(ctx, inputs, output):
+    x, f, up, down, padding, flip_filter, gain = inputs
+    ctx.cfg = (up, down, padding, flip_filter, gain, x.shape[2], x.shape[3])
+    ctx.save_for_backward(f)
+
+
+def _backward(ctx, dy):
+    # Adjoint of one axis: dx[i] gathers dy[o] * w[t] over i*up = o*down + t - p0; as an
+    # upfirdn2d of dy that is up <-> down, the taps reversed (flip_filter toggled), pad0 =
+    # taps - 1 - p0, and pad1 whatever makes the output exactly in long.
+    (f,) = ctx.saved_tensors
+    (ux, uy), (dx_, dy_), (px0, px1, py0, py1), flip_filter, gain, ih, iw = ctx.cfg
+    fw, fh = _filter_size(f)
+    oh, ow = dy.shape[2], dy.shape[3]
+    p = [fw - px0 - 1, iw * ux - ow * dx_ + px0 - ux + 1, fh - py0 - 1, ih * uy - oh * dy_ + py0 - uy + 1]
+    dx = None
+    if ctx.needs_input_grad[0]:
+        dx = torch.ops.alae_fast.upfirdn2d(dy, f, [dx_, dy_], [ux, uy], p, not flip_filter, gain)
+    return dx, None, None, None, None, None, None
+
+
+if _lib.loaded():
+    torch.library.register_fake("alae_fast::upfirdn2d")(_fake)
+    torch.library.register_autograd("alae_fast::upfirdn2d", _backward, setup_context=_setup)

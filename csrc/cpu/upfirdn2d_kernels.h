@@ -1,0 +1,536 @@
+// CPU kernel bodies of upfirdn2d. No include guard on purpose: csrc/cpu/upfirdn2d.cpp
+// includes this file twice, into namespaces compiled for two instruction sets (baseline
+// x86-64 and AVX2+FMA), and picks one at run time. Everything it needs is included there.
+//
+// NCHW: each work unit is one (plane, block of output rows). The input rows the block reads
+// are converted once into zero-margined rows of acc_t, so the inner loops have no bounds
+// checks; a horizontal polyphase pass turns each into an output-width row, and output rows
+// are weighted sums of those rows (separable filter), or of a horizontal pass per filter row
+// (2-D filter). Inner loops run along x with compile-time taps and factors, which the
+// compiler vectorizes.
+// NHWC: each work unit is one output row; every output pixel is a weighted sum of input
+// pixel vectors of C channels, and the inner loops run along C.
+
+// ---- horizontal polyphase passes over zero-margined rows ------------------------------
+// `rows` rows: row j reads r + j*is and writes n outputs to y + j*os. r[i] is input sample
+// i + lo of the row (lo folded into p0 by the caller), valid for every index the outputs
+// read; w holds the taps in correlation order. MODE 0 writes y, MODE 1 adds to it.
+
+template <typename acc_t>
+using HRowFn = void (*)(const acc_t*, const acc_t*, acc_t*, int64_t, int64_t, int64_t, int64_t,
+                        int64_t);
+
+template <typename acc_t, int DOWN, int T, int MODE>
+void hrow_up1(const acc_t* __restrict r, const acc_t* __restrict w, acc_t* __restrict y,
+              int64_t n, int64_t p0, int64_t rows, int64_t is, int64_t os) {
+  acc_t wt[T];
+  for (int t = 0; t < T; ++t) wt[t] = w[t];
+  for (int64_t j = 0; j < rows; ++j) {
+    const acc_t* s = r + j * is - p0;
+    acc_t* d = y + j * os;
+#pragma GCC ivdep
+    for (int64_t o = 0; o < n; ++o) {
+      acc_t a = wt[0] * s[o * DOWN];
+#pragma GCC unroll 8
+      for (int t = 1; t < T; ++t) a += wt[t] * s[o * DOWN + t];
+      d[o] = MODE ? d[o] + a : a;
+    }
+  }
+}
+
+// up = 2, down = 1: even and odd outputs are two interleaved 1-D correlations with the
+// even and odd taps. T0 is the first tap of output 0: p0 mod 2. n must be even.
+template <typename acc_t, int T, int T0, int MODE>
+void hrow_up2(const acc_t* __restrict r, const acc_t* __restrict w, acc_t* __restrict y,
+              int64_t n, int64_t p0, int64_t rows, int64_t is, int64_t os) {
+  constexpr int T1 = 1 - T0;
+  constexpr int N0 = T0 >= T ? 0 : (T - T0 + 1) / 2;
+  constexpr int N1 = T1 >= T ? 0 : (T - T1 + 1) / 2;
+  acc_t w0[N0 > 0 ? N0 : 1], w1[N1 > 0 ? N1 : 1];
+  for (int k = 0; k < N0; ++k) w0[k] = w[T0 + 2 * k];
+  for (int k = 0; k < N1; ++k) w1[k] = w[T1 + 2 * k];
+  for (int64_t j = 0; j < rows; ++j) {
+    const acc_t* r0 = r + j * is + (T0 - p0) / 2;  // exact divisions: T0 = p0 mod 2
+    const acc_t* r1 = r + j * is + (1 + T1 - p0) / 2;
+    acc_t* d = y + j * os;
+#pragma GCC ivdep
+    for (int64_t q = 0; q < n / 2; ++q) {
+      acc_t e = acc_t(0), od = acc_t(0);
+      if constexpr (N0 > 0) {
+        e = w0[0] * r0[q];
+#pragma GCC unroll 8
+        for (int k = 1; k < N0; ++k) e += w0[k] * r0[q + k];
+      }
+      if constexpr (N1 > 0) {
+        od = w1[0] * r1[q];
+#pragma GCC unroll 8
+        for (int k = 1; k < N1; ++k) od += w1[k] * r1[q + k];
+      }
+      d[2 * q] = MODE ? d[2 * q] + e : e;
+      d[2 * q + 1] = MODE ? d[2 * q + 1] + od : od;
+    }
+  }
+}
+
+template <typename acc_t, int MODE>
+void hrow_generic(const acc_t* r, const acc_t* w, acc_t* y, int64_t n, int64_t up, int64_t down,
+                  int64_t p0, int64_t taps, int64_t rows, int64_t is, int64_t os) {
+  for (int64_t j = 0; j < rows; ++j) {
+    const acc_t* s = r + j * is;
+    acc_t* d = y + j * os;
+    for (int64_t o = 0; o < n; ++o) {
+      const Phase ph = phase_of(o, up, down, p0);
+      const int64_t nk = phase_taps(ph.t0, up, taps);
+      acc_t a = acc_t(0);
+      for (int64_t k = 0; k < nk; ++k) a += w[ph.t0 + k * up] * s[ph.i0 + k];
+      d[o] = MODE ? d[o] + a : a;
+    }
+  }
+}
+
+#define AF_UFD_TAPS_CASES(EXPR) \
+  case 1: return EXPR(1);       \
+  case 2: return EXPR(2);       \
+  case 3: return EXPR(3);       \
+  case 4: return EXPR(4);       \
+  case 5: return EXPR(5);       \
+  case 6: return EXPR(6);       \
+  case 7: return EXPR(7);       \
+  case 8: return EXPR(8);
+
+// The specialised pass for (up, down, taps), or nullptr where the generic pass serves.
+// p0 parity matters for up = 2 only.
+template <typename acc_t, int MODE>
+HRowFn<acc_t> pick_hrow(int64_t up, int64_t down, int64_t taps, int64_t p0) {
+  if (up == 1 && down == 1) {
+#define AF_E(T) &hrow_up1<acc_t, 1, T, MODE>
+    switch (taps) { AF_UFD_TAPS_CASES(AF_E) default: return nullptr; }
+#undef AF_E
+  }
+  if (up == 1 && down == 2) {
+#define AF_E(T) &hrow_up1<acc_t, 2, T, MODE>
+    switch (taps) { AF_UFD_TAPS_CASES(AF_E) default: return nullptr; }
+#undef AF_E
+  }
+  if (up == 2 && down == 1) {
+    if (pmod(p0, 2) == 0) {
+#define AF_E(T) &hrow_up2<acc_t, T, 0, MODE>
+      switch (taps) { AF_UFD_TAPS_CASES(AF_E) default: return nullptr; }
+#undef AF_E
+    }
+#define AF_E(T) &hrow_up2<acc_t, T, 1, MODE>
+    switch (taps) { AF_UFD_TAPS_CASES(AF_E) default: return nullptr; }
+#undef AF_E
+  }
+  return nullptr;
+}
+
+// One horizontal pass configuration: chosen once per call, run per row.
+template <typename acc_t, int MODE>
+struct HRow {
+  HRowFn<acc_t> fn;
+  int64_t up, down, taps, p0;
+  HRow(int64_t up_, int64_t down_, int64_t taps_, int64_t p0_)
+      : fn(pick_hrow<acc_t, MODE>(up_, down_, taps_, p0_)), up(up_), down(down_), taps(taps_),
+        p0(p0_) {}
+  // n outputs per row must be even for up = 2 (see needs_even).
+  void operator()(const acc_t* r, const acc_t* w, acc_t* y, int64_t n, int64_t rows = 1,
+                  int64_t is = 0, int64_t os = 0) const {
+    if (fn) fn(r, w, y, n, p0, rows, is, os);
+    else hrow_generic<acc_t, MODE>(r, w, y, n, up, down, p0, taps, rows, is, os);
+  }
+  bool needs_even() const { return fn != nullptr && up == 2; }
+};
+
+// ---- weighted sums of K equally long rows --------------------------------------------
+// out[i] = cast((HAS_ACC ? acc[i] : 0) + sum_k w[k] * p[k][i]). Outputs never alias inputs.
+
+template <typename in_t, typename acc_t, typename out_t, int K, bool HAS_ACC>
+void combine_out(const in_t* const* p, const acc_t* w, const acc_t* acc, out_t* out, int64_t n) {
+  const in_t* q[K];
+  acc_t wk[K];
+  for (int k = 0; k < K; ++k) q[k] = p[k], wk[k] = w[k];
+#pragma GCC ivdep
+  for (int64_t i = 0; i < n; ++i) {
+    acc_t s = wk[0] * static_cast<acc_t>(q[0][i]);
+#pragma GCC unroll 8
+    for (int k = 1; k < K; ++k) s += wk[k] * static_cast<acc_t>(q[k][i]);
+    if constexpr (HAS_ACC) s += acc[i];
+    out[i] = static_cast<out_t>(s);
+  }
+}
+
+template <typename in_t, typename acc_t, bool ADD>
+void combine_acc8(const in_t* const* p, const acc_t* w, acc_t* acc, int64_t n) {
+  const in_t* q[8];
+  acc_t wk[8];
+  for (int k = 0; k < 8; ++k) q[k] = p[k], wk[k] = w[k];
+#pragma GCC ivdep
+  for (int64_t i = 0; i < n; ++i) {
+    acc_t s = wk[0] * static_cast<acc_t>(q[0][i]);
+#pragma GCC unroll 8
+    for (int k = 1; k < 8; ++k) s += wk[k] * static_cast<acc_t>(q[k][i]);
+    acc[i] = ADD ? acc[i] + s : s;
+  }
+}
+
+template <typename in_t, typename acc_t, typename out_t, bool HAS_ACC>
+void combine_out_k(const in_t* const* p, const acc_t* w, int64_t k, const acc_t* acc, out_t* out,
+                   int64_t n) {
+#define AF_E(K) combine_out<in_t, acc_t, out_t, K, HAS_ACC>(p, w, acc, out, n)
+  switch (k) { AF_UFD_TAPS_CASES(AF_E) default: break; }
+#undef AF_E
+}
+
+// out = cast(sum_k w[k] * p[k][0..n)), any k >= 0 (chunks of 8 through acc, n long scratch).
+template <typename in_t, typename acc_t, typename out_t>
+void combine(const in_t* const* p, const acc_t* w, int64_t k, acc_t* acc, out_t* out, int64_t n) {
+  if (k == 0) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<out_t>(acc_t(0));
+    return;
+  }
+  if (k <= 8) return combine_out_k<in_t, acc_t, out_t, false>(p, w, k, nullptr, out, n);
+  combine_acc8<in_t, acc_t, false>(p, w, acc, n);
+  int64_t done = 8;
+  for (; k - done > 8; done += 8) combine_acc8<in_t, acc_t, true>(p + done, w + done, acc, n);
+  combine_out_k<in_t, acc_t, out_t, true>(p + done, w + done, k - done, acc, out, n);
+}
+
+// The same weighted sum for `rows` rows at once: row r reads p[k] + r*in_stride and writes
+// out + r*out_stride, n elements each.
+template <typename in_t, typename acc_t, typename out_t, int K>
+void combine_rows_k(const in_t* const* p, const acc_t* w, int64_t rows, int64_t n,
+                    int64_t in_stride, out_t* out, int64_t out_stride) {
+  const in_t* q[K];
+  acc_t wk[K];
+  for (int k = 0; k < K; ++k) q[k] = p[k], wk[k] = w[k];
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t off = r * in_stride;
+    out_t* o = out + r * out_stride;
+#pragma GCC ivdep
+    for (int64_t i = 0; i < n; ++i) {
+      acc_t s = wk[0] * static_cast<acc_t>(q[0][off + i]);
+#pragma GCC unroll 8
+      for (int k = 1; k < K; ++k) s += wk[k] * static_cast<acc_t>(q[k][off + i]);
+      o[i] = static_cast<out_t>(s);
+    }
+  }
+}
+
+template <typename in_t, typename acc_t, typename out_t>
+void combine_rows(const in_t* const* p, const acc_t* w, int64_t k, int64_t rows, int64_t n,
+                  int64_t in_stride, out_t* out, int64_t out_stride, acc_t* scratch) {
+  if (k >= 1 && k <= 8) {
+#define AF_E(K) combine_rows_k<in_t, acc_t, out_t, K>(p, w, rows, n, in_stride, out, out_stride)
+    switch (k) { AF_UFD_TAPS_CASES(AF_E) default: break; }
+#undef AF_E
+    return;
+  }
+  std::vector<const in_t*> q(static_cast<size_t>(k));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < k; ++j) q[j] = p[j] + r * in_stride;
+    combine<in_t, acc_t, out_t>(q.data(), w, k, scratch, out + r * out_stride, n);
+  }
+}
+
+// ---- NCHW ------------------------------------------------------------------------------
+
+// Input index range [lo, hi] that outputs [o0, o1) read on one axis (unclipped).
+inline void axis_reads(int64_t o0, int64_t o1, int64_t up, int64_t down, int64_t p0, int64_t taps,
+                       int64_t& lo, int64_t& hi) {
+  lo = -fdiv(p0 - o0 * down, up);  // ceil((o0*down - p0) / up)
+  hi = fdiv((o1 - 1) * down + taps - 1 - p0, up);
+}
+
+inline int64_t gcd64(int64_t a, int64_t b) {
+  while (b) {
+    const int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+// Output rows [oy0, oy1) of one plane, separable taps, vertical pass first: each output
+// row's vertical sum goes into a zero-margined row of vbuf (stride ls), then one horizontal
+// pass covers all of them (stride wos in hbuf), then hbuf is cast into dst.
+template <typename scalar_t, typename acc_t>
+void vertical_first_block(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* src,
+                          scalar_t* dst, int64_t oy0, int64_t oy1, int64_t per, int64_t step,
+                          int64_t ls, int64_t wos, int64_t xlo, int64_t cx0, int64_t cx1,
+                          const HRow<acc_t, 0>& hset, acc_t* vbuf, acc_t* hbuf, acc_t* scratch,
+                          const scalar_t** ptrs, acc_t* wts) {
+  const int64_t ncols = cx1 - cx0 + 1;
+  auto vrow = [&](int64_t oy) { return vbuf + (oy - oy0) * ls + (cx0 - xlo); };
+  if (ncols > 0) {
+    for (int64_t s = 0; s < per && oy0 + s < oy1; ++s) {
+      const int64_t oys = oy0 + s, cnt = (oy1 - oys + per - 1) / per;
+      const Phase ph = phase_of(oys, g.uy, g.dy, g.py0);
+      const int64_t nk = phase_taps(ph.t0, g.uy, g.ty);
+      for (int64_t k = 0; k < nk; ++k) wts[k] = tp.wy[ph.t0 + k * g.uy];
+      // Rows j in [jlo, jhi] have every tap inside the image: one call for all of them.
+      const int64_t jlo = std::max<int64_t>(0, -fdiv(ph.i0, step));
+      const int64_t jhi = std::min<int64_t>(cnt - 1, fdiv(g.H - nk - ph.i0, step));
+      for (int64_t j = 0; j < cnt; ++j) {
+        const int64_t oy = oys + j * per, i0 = ph.i0 + j * step;
+        if (nk > 0 && j == jlo && jlo <= jhi) {
+          for (int64_t k = 0; k < nk; ++k) ptrs[k] = src + (i0 + k) * g.W + cx0;
+          combine_rows<scalar_t, acc_t, acc_t>(ptrs, wts, nk, jhi - jlo + 1, ncols, step * g.W,
+                                               vrow(oy), per * ls, scratch);
+          j = jhi;
+          continue;
+        }
+        int64_t kk = 0;
+        acc_t w2[8];
+        const scalar_t* p2[8];
+        acc_t* out = vrow(oy);
+        bool any = false;
+        // Border row: only the taps that land inside the image, at most 8 per call.
+        for (int64_t k = 0; k < nk; ++k) {
+          const int64_t iy = i0 + k;
+          if (iy < 0 || iy >= g.H) continue;
+          p2[kk] = src + iy * g.W + cx0;
+          w2[kk++] = wts[k];
+          if (kk == 8) {
+            if (any) {
+              combine_out_k<scalar_t, acc_t, acc_t, true>(p2, w2, kk, out, out, ncols);
+            } else {
+              combine_out_k<scalar_t, acc_t, acc_t, false>(p2, w2, kk, nullptr, out, ncols);
+            }
+            any = true;
+            kk = 0;
+          }
+        }
+        if (kk > 0) {
+          if (any) combine_out_k<scalar_t, acc_t, acc_t, true>(p2, w2, kk, out, out, ncols);
+          else combine_out_k<scalar_t, acc_t, acc_t, false>(p2, w2, kk, nullptr, out, ncols);
+        } else if (!any) {
+          std::fill(out, out + ncols, acc_t(0));
+        }
+      }
+    }
+  }
+  const int64_t wo_ext = g.Wo + (g.Wo & 1);
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    if (!hset.needs_even() || g.Wo == wo_ext) {  // straight into the output rows
+      hset(vbuf, tp.wx.data(), dst + oy0 * g.Wo, g.Wo, oy1 - oy0, ls, g.Wo);
+      return;
+    }
+  }
+  hset(vbuf, tp.wx.data(), hbuf, wo_ext, oy1 - oy0, ls, wos);
+  for (int64_t oy = oy0; oy < oy1; ++oy) {
+    const acc_t* h = hbuf + (oy - oy0) * wos;
+    scalar_t* o = dst + oy * g.Wo;
+    for (int64_t i = 0; i < g.Wo; ++i) o[i] = static_cast<scalar_t>(h[i]);
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scalar_t* y) {
+  // Horizontal layout. Input rows sit in a zero-margined buffer with row stride ls, and
+  // horizontal results in rows of stride wos = ls*ux/dx: then output o of buffer row r reads
+  // buffer index r*ls + (o*dx + t - p0)/ux, so one pass covers every row of a block (the
+  // outputs in [Wo, wos) of each row are scratch). Output rows are padded to even length so
+  // the up-2 pass can write whole pairs.
+  const int64_t wo_ext = g.Wo + (g.Wo & 1);
+  int64_t xlo, xhi;
+  axis_reads(0, wo_ext, g.ux, g.dx, g.px0, g.tx, xlo, xhi);
+  const int64_t lx = std::max<int64_t>(xhi - xlo + 1, 1);
+  const int64_t cx0 = std::max<int64_t>(xlo, 0), cx1 = std::min<int64_t>(xhi, g.W - 1);
+  const int64_t px0 = g.px0 + xlo * g.ux;  // buffer column 0 holds input column xlo
+  const int64_t lq = g.dx / gcd64(g.ux, g.dx);
+  int64_t ls = std::max<int64_t>(lx, (wo_ext * g.dx + g.ux - 1) / g.ux);
+  ls = (ls + lq - 1) / lq * lq;
+  if (g.ux == 2 && g.dx == 1) ls = std::max<int64_t>(ls, (wo_ext + 1) / 2);
+  const int64_t wos = ls * g.ux / g.dx;
+  // Input columns beyond a row's last output are read only by scratch outputs, at most
+  // this many past the buffer's last row.
+  const int64_t tail = ls + g.tx + 2;
+
+  // Vertical: output rows oy, oy + per, ... share their taps, reading rows step apart.
+  const int64_t per = g.uy / gcd64(g.uy, g.dy);
+  const int64_t step = per * g.dy / g.uy;
+
+  // Output rows per block, so one block's buffers stay in the L2 cache.
+  const int64_t budget = 64 * 1024;
+  // Vertical-first when the vertical axis shrinks: the vertical pass then reads the input
+  // once, straight from x, and the horizontal pass runs on the fewer output rows only.
+  const bool vfirst = g.separable && g.dy >= g.uy;
+  const int64_t row_cost = g.separable ? ls + wos : ls;
+  int64_t bo = (budget / row_cost) * g.uy / g.dy - g.ty;
+  bo = std::min<int64_t>(std::max<int64_t>(bo, 8), g.Ho);
+  const int64_t nblocks = (g.Ho + bo - 1) / bo;
+  const int64_t max_rows = (bo * g.dy + g.ty) / g.uy + 2;  // input rows one block reads, at most
+  const int64_t max_ky = (g.ty + g.uy - 1) / g.uy;
+
+  const HRow<acc_t, 0> hset(g.ux, g.dx, g.tx, px0);
+  const HRow<acc_t, 1> hadd(g.ux, g.dx, g.tx, px0);
+  const int64_t plane_in = g.H * g.W, plane_out = g.Ho * g.Wo;
+  const int64_t units = g.P * nblocks;
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, bo * g.Wo + plane_in / nblocks));
+
+  at::parallel_for(0, units, grain, [&](int64_t u0, int64_t u1) {
+    std::vector<acc_t> xbuf(static_cast<size_t>(ls * max_rows + tail), acc_t(0));
+    std::vector<acc_t> hbuf(static_cast<size_t>(g.separable ? wos * max_rows : wos));
+    std::vector<acc_t> scratch(static_cast<size_t>(wos));
+    std::vector<const acc_t*> ptrs(static_cast<size_t>(max_ky));
+    std::vector<const scalar_t*> xptrs(static_cast<size_t>(max_ky));
+    std::vector<acc_t> wts(static_cast<size_t>(max_ky));
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t plane = u / nblocks, blk = u % nblocks;
+      const int64_t oy0 = blk * bo, oy1 = std::min(g.Ho, oy0 + bo);
+      const scalar_t* src = x + plane * plane_in;
+      scalar_t* dst = y + plane * plane_out;
+      if (vfirst) {
+        vertical_first_block(g, tp, src, dst, oy0, oy1, per, step, ls, wos, xlo, cx0, cx1, hset,
+                             xbuf.data(), hbuf.data(), scratch.data(), xptrs.data(), wts.data());
+        continue;
+      }
+      int64_t ra, rb;  // unclipped input rows the block reads
+      axis_reads(oy0, oy1, g.uy, g.dy, g.py0, g.ty, ra, rb);
+      const int64_t ca = std::max<int64_t>(ra, 0), cb = std::min<int64_t>(rb, g.H - 1);
+      for (int64_t iy = ca; iy <= cb; ++iy) {
+        const scalar_t* s = src + iy * g.W;
+        acc_t* b = xbuf.data() + (iy - ca) * ls - xlo;
+        for (int64_t i = cx0; i <= cx1; ++i) b[i] = static_cast<acc_t>(s[i]);
+      }
+      if (g.separable) {
+        // Rows outside the image are zero rows, so every output row takes all its taps.
+        const int64_t nr = rb - ra + 1;
+        acc_t* h = hbuf.data();
+        for (int64_t r = 0; r < nr; ++r) {
+          if (ra + r < 0 || ra + r >= g.H) std::fill(h + r * wos, h + (r + 1) * wos, acc_t(0));
+        }
+        if (cb >= ca) hset(xbuf.data(), tp.wx.data(), h + (ca - ra) * wos, wo_ext, cb - ca + 1, ls, wos);
+        for (int64_t s = 0; s < per && oy0 + s < oy1; ++s) {
+          const int64_t oy = oy0 + s, cnt = (oy1 - oy + per - 1) / per;
+          const Phase ph = phase_of(oy, g.uy, g.dy, g.py0);
+          const int64_t nk = phase_taps(ph.t0, g.uy, g.ty);
+          if (nk == 0) {
+            for (int64_t j = 0; j < cnt; ++j) {
+              std::fill(dst + (oy + j * per) * g.Wo, dst + (oy + j * per + 1) * g.Wo, scalar_t(0));
+            }
+            continue;
+          }
+          for (int64_t k = 0; k < nk; ++k) {
+            ptrs[k] = h + (ph.i0 + k - ra) * wos;
+            wts[k] = tp.wy[ph.t0 + k * g.uy];
+          }
+          combine_rows<acc_t, acc_t, scalar_t>(ptrs.data(), wts.data(), nk, cnt, g.Wo, step * wos,
+                                               dst + oy * g.Wo, per * g.Wo, scratch.data());
+        }
+      } else {
+        // 2-D taps: per output row, one horizontal pass per filter row that meets the image.
+        for (int64_t s = 0; s < per && oy0 + s < oy1; ++s) {
+          const Phase ph = phase_of(oy0 + s, g.uy, g.dy, g.py0);
+          const int64_t nk = phase_taps(ph.t0, g.uy, g.ty);
+          for (int64_t oy = oy0 + s, i0 = ph.i0; oy < oy1; oy += per, i0 += step) {
+            scalar_t* out = dst + oy * g.Wo;
+            bool any = false;
+            for (int64_t k = 0; k < nk; ++k) {
+              const int64_t iy = i0 + k;
+              if (iy < 0 || iy >= g.H) continue;
+              const acc_t* row = xbuf.data() + (iy - ca) * ls;
+              const acc_t* wrow = tp.w2.data() + (ph.t0 + k * g.uy) * g.tx;
+              if (!any) hset(row, wrow, hbuf.data(), wo_ext);
+              else hadd(row, wrow, hbuf.data(), wo_ext);
+              any = true;
+            }
+            const acc_t* h = hbuf.data();
+            if (any) {
+              for (int64_t i = 0; i < g.Wo; ++i) out[i] = static_cast<scalar_t>(h[i]);
+            } else {
+              std::fill(out, out + g.Wo, scalar_t(0));
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// ---- NHWC (channels_last) --------------------------------------------------------------
+
+template <typename scalar_t, typename acc_t>
+void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scalar_t* y) {
+  const int64_t C = g.C;
+  // Per output column: first tap and input column (x-axis polyphase table).
+  std::vector<Phase> xph(static_cast<size_t>(g.Wo));
+  std::vector<int64_t> xnk(static_cast<size_t>(g.Wo));
+  for (int64_t ox = 0; ox < g.Wo; ++ox) {
+    xph[ox] = phase_of(ox, g.ux, g.dx, g.px0);
+    xnk[ox] = phase_taps(xph[ox].t0, g.ux, g.tx);
+  }
+  int64_t xlo, xhi;
+  axis_reads(0, g.Wo, g.ux, g.dx, g.px0, g.tx, xlo, xhi);
+  xlo = std::max<int64_t>(xlo, 0);
+  xhi = std::min<int64_t>(xhi, g.W - 1);
+  const int64_t span = std::max<int64_t>(xhi - xlo + 1, 0);
+  const int64_t max_kx = (g.tx + g.ux - 1) / g.ux, max_ky = (g.ty + g.uy - 1) / g.uy;
+  const int64_t units = g.N * g.Ho;
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.Wo * C));
+
+  at::parallel_for(0, units, grain, [&](int64_t u0, int64_t u1) {
+    std::vector<acc_t> vbuf(static_cast<size_t>(g.separable ? span * C : 0));
+    std::vector<acc_t> scratch(static_cast<size_t>(std::max<int64_t>(span, 1) * C));
+    std::vector<const scalar_t*> xptr(static_cast<size_t>(max_kx * max_ky));
+    std::vector<const acc_t*> vptr(static_cast<size_t>(max_kx));
+    std::vector<acc_t> wts(static_cast<size_t>(max_kx * max_ky));
+    std::vector<int64_t> ys(static_cast<size_t>(max_ky)), iys(static_cast<size_t>(max_ky));
+    for (int64_t u = u0; u < u1; ++u) {
+      const int64_t n = u / g.Ho, oy = u % g.Ho;
+      const scalar_t* img = x + n * g.H * g.W * C;
+      scalar_t* out = y + (n * g.Ho + oy) * g.Wo * C;
+      // Vertical taps of this output row that land on real rows.
+      const Phase ph = phase_of(oy, g.uy, g.dy, g.py0);
+      const int64_t nky = phase_taps(ph.t0, g.uy, g.ty);
+      int64_t ky = 0;
+      for (int64_t j = 0; j < nky; ++j) {
+        const int64_t iy = ph.i0 + j;
+        if (iy < 0 || iy >= g.H) continue;
+        ys[ky] = ph.t0 + j * g.uy;
+        iys[ky++] = iy;
+      }
+      if (ky == 0 || span == 0) {
+        for (int64_t i = 0; i < g.Wo * C; ++i) out[i] = static_cast<scalar_t>(acc_t(0));
+        continue;
+      }
+      if (g.separable) {
+        // Vertical pass over the whole row span at once (rows are contiguous W*C runs),
+        // then each output pixel is a weighted sum of pixel vectors of that row.
+        for (int64_t k = 0; k < ky; ++k) {
+          xptr[k] = img + (iys[k] * g.W + xlo) * C;
+          wts[k] = tp.wy[ys[k]];
+        }
+        combine<scalar_t, acc_t, acc_t>(xptr.data(), wts.data(), ky, scratch.data(), vbuf.data(),
+                                        span * C);
+        for (int64_t ox = 0; ox < g.Wo; ++ox) {
+          int64_t k = 0;
+          for (int64_t j = 0; j < xnk[ox]; ++j) {
+            const int64_t ix = xph[ox].i0 + j;
+            if (ix < 0 || ix >= g.W) continue;
+            vptr[k] = vbuf.data() + (ix - xlo) * C;
+            wts[k++] = tp.wx[xph[ox].t0 + j * g.ux];
+          }
+          combine<acc_t, acc_t, scalar_t>(vptr.data(), wts.data(), k, scratch.data(), out + ox * C, C);
+        }
+      } else {
+        for (int64_t ox = 0; ox < g.Wo; ++ox) {
+          int64_t k = 0;
+          for (int64_t j = 0; j < xnk[ox]; ++j) {
+            const int64_t ix = xph[ox].i0 + j;
+            if (ix < 0 || ix >= g.W) continue;
+            const int64_t tx = xph[ox].t0 + j * g.ux;
+            for (int64_t a = 0; a < ky; ++a) {
+              xptr[k] = img + (iys[a] * g.W + ix) * C;
+              wts[k++] = tp.w2[ys[a] * g.tx + tx];
+            }
+          }
+          combine<scalar_t, acc_t, scalar_t>(xptr.data(), wts.data(), k, scratch.data(), out + ox * C, C);
+        }
+      }
+    }
+  });
+}
+
+#undef AF_UFD_TAPS_CASES

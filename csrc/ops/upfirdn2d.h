@@ -1,0 +1,31 @@
+// upfirdn2d: argument checks and the geometry shared by the CPU and CUDA kernels.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+
+namespace alae_fast {
+
+// Everything a kernel needs, validated. Axis order in the names: x = width, y = height.
+struct UpFirDn2dPlan {
+  at::Tensor x;  // contiguous, or channels_last when channels_last is set (a copy if needed)
+  at::Tensor f;  // float32, contiguous, on x's device: 1-D (separable) or 2-D; undefined = identity
+  bool channels_last = false;
+  bool separable = true;  // f is 1-D (or absent): the same taps along both axes
+  bool flip_filter = false;
+  double gain = 1;
+  int64_t N = 0, C = 0, H = 0, W = 0, Ho = 0, Wo = 0;
+  int64_t upx = 1, upy = 1, downx = 1, downy = 1;
+  int64_t padx0 = 0, padx1 = 0, pady0 = 0, pady1 = 0;
+  int64_t fw = 1, fh = 1;  // taps along x and y
+};
+
+UpFirDn2dPlan plan_upfirdn2d(const at::Tensor& x, const std::optional<at::Tensor>& f,
+                             at::IntArrayRef up, at::IntArrayRef down, at::IntArrayRef padding,
+                             bool flip_filter, double gain);
+
+// The output tensor: [N, C, Ho, Wo] in the plan's layout.
+at::Tensor upfirdn2d_empty_output(const UpFirDn2dPlan& p);
+
+}  // namespace alae_fast

@@ -1,0 +1,315 @@
+"""bias_act: kernel vs an independent numpy oracle, gradients to second (and third) order,
+the torch.library contract, torch.compile, dispatch, and bad input."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import alae_fast
+from alae_fast.ops import ACTIVATIONS, bias_act, bias_act_ref
+from alae_fast.testing import assert_close_to_oracle
+
+ACTS = list(ACTIVATIONS)
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+
+def oracle(x: np.ndarray, b, dim, act, alpha, gain, clamp) -> np.ndarray:
+    """The definition in float64 numpy, written independently of bias_act_ref."""
+    z = x.astype(np.float64)
+    if b is not None:
+        shape = [1] * z.ndim
+        shape[dim] = -1
+        z = z + b.astype(np.float64).reshape(shape)
+    def_alpha, def_gain = {"lrelu": (0.2, math.sqrt(2)), "relu": (0, math.sqrt(2)), "swish": (0, math.sqrt(2)),
+                           "elu": (1.0, 1.0)}.get(act, (0.0, 1.0))
+    a = def_alpha if alpha is None else alpha
+    g = def_gain if gain is None else gain
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))
+    with np.errstate(over="ignore"):
+        y = {
+            "linear": lambda: z,
+            "relu": lambda: np.maximum(z, 0),
+            "lrelu": lambda: np.where(z > 0, z, a * z),
+            "tanh": lambda: np.tanh(z),
+            "sigmoid": lambda: sig(z),
+            "elu": lambda: np.where(z > 0, z, a * np.expm1(np.minimum(z, 0))),
+            "selu": lambda: 1.0507009873554805 * np.where(z > 0, z, 1.6732632423543772 * np.expm1(np.minimum(z, 0))),
+            "softplus": lambda: np.where(z > 20, z, np.log1p(np.exp(np.minimum(z, 20)))),
+            "swish": lambda: z * sig(z),
+        }[act]()
+    y = y * g
+    if clamp is not None:
+        y = np.clip(y, -clamp, clamp)
+    return y
+
+
+def make_layout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "channels_last" and x.ndim == 4:
+        return x.to(memory_format=torch.channels_last)
+    if layout == "strided":  # not dense: every other element of a wider tensor
+        wide = torch.empty(*x.shape[:-1], 2 * x.shape[-1], dtype=x.dtype, device=x.device)
+        wide[..., ::2] = x
+        return wide[..., ::2]
+    if layout == "permuted" and x.ndim >= 2:  # dense, but neither contiguous nor channels_last
+        return x.transpose(0, -1).contiguous().transpose(0, -1)
+    return x
+
+
+@st.composite
+def cases(draw):
+    rank = draw(st.integers(1, 4))
+    shape = draw(st.lists(st.integers(1, 7), min_size=rank, max_size=rank))
+    dim = draw(st.integers(-rank, rank - 1))
+    return dict(
+        shape=shape, dim=dim,
+        act=draw(st.sampled_from(ACTS)),
+        dtype=draw(st.sampled_from(DTYPES)),
+        layout=draw(st.sampled_from(["contiguous", "channels_last", "strided", "permuted"])),
+        with_bias=draw(st.booleans()),
+        alpha=draw(st.sampled_from([None, 0.1, 0.5])),
+        gain=draw(st.sampled_from([None, 1.0, 0.7])),
+        clamp=draw(st.sampled_from([None, 0.5, 2.0, 256.0])),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+def run_case(c, device):
+    g = torch.Generator().manual_seed(c["seed"])
+    x = (torch.randn(c["shape"], generator=g, dtype=torch.float64) * 2).to(c["dtype"])
+    b = (torch.randn(c["shape"][c["dim"]], generator=g, dtype=torch.float64)).to(c["dtype"]) if c["with_bias"] else None
+    args = dict(dim=c["dim"], act=c["act"], alpha=c["alpha"], gain=c["gain"], clamp=c["clamp"])
+    expected = oracle(x.double().numpy(), None if b is None else b.double().numpy(), c["dim"] % len(c["shape"]),
+                      c["act"], c["alpha"], c["gain"], c["clamp"])
+    xl = make_layout(x.to(device), c["layout"])
+    bl = None if b is None else b.to(device)
+    y = bias_act(xl, bl, **args)
+    assert y.dtype == x.dtype and y.shape == x.shape
+    if xl.is_contiguous(memory_format=torch.channels_last) and xl.ndim == 4:
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    if c["layout"] != "strided":
+        assert y.stride() == xl.stride(), "output must keep a dense input's layout"
+    assert_close_to_oracle(y, expected)
+    assert_close_to_oracle(bias_act_ref(xl, bl, **args), expected)
+
+
+@settings(max_examples=200)
+@given(cases())
+def test_matches_oracle_cpu(c):
+    run_case(c, "cpu")
+
+
+@pytest.mark.cuda
+@settings(max_examples=100)
+@given(cases())
+def test_matches_oracle_cuda(c):
+    run_case(c, "cuda")
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_large_tensor_all_paths(act, device):
+    # Large enough for several parallel chunks, and each inner-size branch of the CPU kernel.
+    for shape, dim in [((3, 64, 33, 17), 1), ((3, 17, 16, 64), 3), ((5000, 3), 1), ((2, 7, 4096), 1)]:
+        x = torch.randn(shape, device=device) * 3
+        b = torch.randn(shape[dim], device=device)
+        # A storage offset of one element: not 16-byte aligned, so the CUDA kernel's scalar path.
+        misaligned = torch.empty(x.numel() + 1, device=device)[1:].view(shape).copy_(x)
+        for xl in (x, make_layout(x, "channels_last"), make_layout(x, "permuted"), misaligned):
+            y = bias_act(xl, b, dim=dim, act=act, clamp=1.5)
+            assert_close_to_oracle(y, oracle(x.double().cpu().numpy(), b.double().cpu().numpy(), dim, act, None, None, 1.5))
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("clamp", [None, 0.6])
+def test_gradcheck_and_gradgradcheck(act, clamp, device):
+    x = torch.randn(3, 4, 5, dtype=torch.float64, device=device, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, device=device, requires_grad=True)
+    # Keep inputs off the kinks (0 for relu-family, the clamp bounds), where finite
+    # differences are meaningless.
+    with torch.no_grad():
+        x += 0.05 * torch.sign(x)
+    f = lambda x, b: bias_act(x, b, act=act, alpha=0.3 if act in ("lrelu", "elu") else None, clamp=clamp)
+    assert torch.autograd.gradcheck(f, (x, b))
+    assert torch.autograd.gradgradcheck(f, (x, b))
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "softplus", "swish", "elu", "selu"])
+def test_third_order(act):
+    x = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+
+    def second(x, b):
+        y = bias_act(x, b, act=act)
+        (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        return torch.autograd.grad(gx.sin().sum(), (x, b), create_graph=True)
+
+    assert torch.autograd.gradcheck(second, (x, b))
+
+
+# Shapes reach each bias-gradient path of the CPU kernel: the one fused with the per-channel
+# pass (many channels), the row-parallel one (few channels) and channels_last.
+@pytest.mark.parametrize("shape,cl", [((4, 6, 5, 3), False), ((2, 40, 9, 7), False), ((2, 40, 9, 7), True)])
+@pytest.mark.parametrize("act", ACTS)
+def test_grads_match_reference(act, shape, cl):
+    x = torch.randn(shape)
+    if cl:
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    b = torch.randn(shape[1], requires_grad=True)
+    w = torch.randn(shape)
+    outs = []
+    for impl in ("auto", "ref"):
+        y = bias_act(x, b, act=act, clamp=1.0, impl=impl)
+        gx, gb = torch.autograd.grad((y.square() * w).sum(), (x, b), create_graph=True)
+        ggx, ggb = torch.autograd.grad(gx.square().sum() + gb.sum(), (x, b))
+        outs.append((y, gx, gb, ggx, ggb))
+    for a, r in zip(*outs):
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)
+
+
+def test_second_order_zero_where_math_is_zero():
+    x = torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True)
+    for act in ("linear", "relu", "lrelu"):
+        (gx,) = torch.autograd.grad(bias_act(x, act=act).sum(), x, create_graph=True)
+        (ggx,) = torch.autograd.grad(gx.sum(), x, allow_unused=True, materialize_grads=True)
+        assert torch.count_nonzero(ggx) == 0
+    # Inside the clamped region every derivative is zero.
+    xc = (torch.randn(2, 8, 3, dtype=torch.float64) + 10).requires_grad_()
+    (gx,) = torch.autograd.grad(bias_act(xc, act="tanh", clamp=0.5).sum(), xc, create_graph=True)
+    assert torch.count_nonzero(gx) == 0
+    (ggx,) = torch.autograd.grad(gx.sum(), xc)
+    assert torch.count_nonzero(ggx) == 0
+
+
+OPCHECK_CASES = [
+    ((2, 3, 4, 5), 1, "lrelu", 0.2, math.sqrt(2), None, False, torch.float32),
+    ((2, 3, 4, 5), 1, "tanh", 0.0, 1.0, 0.5, True, torch.float64),
+    ((6, 5), 0, "swish", 0.0, 1.3, None, False, torch.float32),
+    ((2, 3, 4, 5), 3, "softplus", 0.0, 1.0, 2.0, False, torch.float32),
+]
+
+
+@pytest.mark.parametrize("shape,dim,act,alpha,gain,clamp,cl,dtype", OPCHECK_CASES)
+def test_opcheck(shape, dim, act, alpha, gain, clamp, cl, dtype):
+    x = torch.randn(shape, dtype=dtype, requires_grad=True)
+    if cl:
+        x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+    b = torch.randn(shape[dim], dtype=dtype, requires_grad=True)
+    torch.library.opcheck(torch.ops.alae_fast.bias_act.default, (x, b, dim, act, alpha, gain, clamp))
+    torch.library.opcheck(torch.ops.alae_fast.bias_act.default, (x, None, dim, act, alpha, gain, clamp))
+    g = torch.randn(shape, dtype=dtype, requires_grad=True)
+    for order in (1, 2):
+        torch.library.opcheck(torch.ops.alae_fast.bias_act_grad.default,
+                              (g, x, b, dim, act, alpha, gain, clamp, order))
+
+
+def test_torch_compile_fullgraph_forward_backward():
+    def loss(x, b):
+        return bias_act(x, b, act="lrelu", clamp=256.0).square().sum()
+
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    x = torch.randn(2, 8, 6, 6).to(memory_format=torch.channels_last).requires_grad_()
+    b = torch.randn(8, requires_grad=True)
+    eager = torch.autograd.grad(loss(x, b), (x, b))
+    got = torch.autograd.grad(compiled(x, b), (x, b))
+    for a, e in zip(got, eager):
+        torch.testing.assert_close(a, e)
+
+
+@pytest.mark.slow
+def test_torch_compile_inductor():
+    def f(x, b):
+        return bias_act(x, b, act="swish").sum()
+
+    x = torch.randn(2, 8, 6, 6, requires_grad=True)
+    b = torch.randn(8, requires_grad=True)
+    compiled = torch.compile(f, fullgraph=True)
+    torch.testing.assert_close(torch.autograd.grad(compiled(x, b), (x,))[0], torch.autograd.grad(f(x, b), (x,))[0])
+
+
+def ops_called(fn):
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        fn()
+    return {e.name for e in prof.events()}
+
+
+def test_impl_ref_and_auto_agree_and_dispatch():
+    x = torch.randn(3, 5, 4, 4)
+    b = torch.randn(5)
+    assert "alae_fast::bias_act" in ops_called(lambda: bias_act(x, b, act="elu", impl="auto"))
+    assert "alae_fast::bias_act" not in ops_called(lambda: bias_act(x, b, act="elu", impl="ref"))
+    torch.testing.assert_close(bias_act(x, b, act="elu", impl="auto"), bias_act(x, b, act="elu", impl="ref"))
+
+
+def test_env_var_forces_reference():
+    code = ("import torch, alae_fast; from alae_fast.ops import _dispatch as d; "
+            "print(alae_fast.build_info()['default_impl'], d.use_kernel(torch.zeros(1), 'auto', 'x'))")
+    env = dict(os.environ, ALAE_FAST_IMPL="ref")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["ref", "False"]
+
+
+def test_fused_leaky_relu_layer():
+    layer = alae_fast.nn.FusedLeakyReLU(6, negative_slope=0.1, scale=1.5)
+    with torch.no_grad():
+        layer.bias.copy_(torch.randn(6))
+    x = torch.randn(2, 6, 3, 3)
+    expected = torch.nn.functional.leaky_relu(x + layer.bias.view(1, -1, 1, 1), 0.1) * 1.5
+    torch.testing.assert_close(layer(x), expected)
+    layer(x).sum().backward()
+    assert layer.bias.grad is not None and layer.bias.grad.shape == (6,)
+    assert alae_fast.nn.FusedLeakyReLU(4, bias=False).bias is None
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(b=torch.randn(4)), ValueError, "b must be 1-D of length"),
+    (dict(b=torch.randn(3, 1)), ValueError, "b must be 1-D"),
+    (dict(b=torch.randn(3, dtype=torch.float64)), TypeError, "b must have x's dtype"),
+    (dict(b=torch.randn(3, device="meta")), ValueError, "b must be on x's device"),
+    (dict(dim=3, b=torch.randn(3)), ValueError, "dim must be in"),
+    (dict(dim=-4, b=torch.randn(3)), ValueError, "dim must be in"),
+    (dict(dim=1.0), TypeError, "dim must be an int"),
+    (dict(act="gelu"), ValueError, "act must be one of"),
+    (dict(clamp=-1.0), ValueError, "clamp must be >= 0"),
+    (dict(clamp="1"), TypeError, "clamp must be a real number"),
+    (dict(gain=float("nan")), ValueError, "gain must be finite"),
+    (dict(impl="cuda"), ValueError, "impl must be 'auto' or 'ref'"),
+])
+def test_bad_arguments(kwargs, exc, match):
+    x = torch.randn(2, 3, 4)
+    with pytest.raises(exc, match=match):
+        bias_act(x, **kwargs)
+
+
+def test_bad_x():
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        bias_act([1.0, 2.0])
+    with pytest.raises(TypeError, match="x must have dtype"):
+        bias_act(torch.ones(2, 3, dtype=torch.int32))
+    with pytest.raises(ValueError, match="b needs x with at least one dimension"):
+        bias_act(torch.tensor(1.0), torch.ones(1))
+
+
+def test_registered_op_checks_too():
+    # The C++ op validates on its own, for callers that bypass the Python wrapper.
+    x = torch.randn(2, 3, 4)
+    with pytest.raises(ValueError, match="b must be 1-D of length"):
+        torch.ops.alae_fast.bias_act(x, torch.randn(5), 1, "linear", 0.0, 1.0, None)
+    with pytest.raises(ValueError, match="act must be one of"):
+        torch.ops.alae_fast.bias_act(x, None, 1, "nope", 0.0, 1.0, None)
+    with pytest.raises(ValueError, match="clamp must be >= 0"):
+        torch.ops.alae_fast.bias_act(x, None, 1, "linear", 0.0, 1.0, -2.0)
+    with pytest.raises(ValueError, match="order must be 1, 2 or 3"):
+        torch.ops.alae_fast.bias_act_grad(x, x, None, 1, "linear", 0.0, 1.0, None, 4)
+
+
+def test_empty_and_scalar():
+    assert bias_act(torch.empty(0, 3), torch.randn(3), act="lrelu").shape == (0, 3)
+    y = bias_act(torch.tensor(-2.0), act="lrelu")
+    torch.testing.assert_close(y, torch.tensor(-0.4 * math.sqrt(2)))

@@ -1,0 +1,414 @@
+"""upfirdn2d: kernel vs an independent numpy oracle of the definition (hypothesis over factors,
+padding, filters, sizes, layouts and dtypes), gradients of any order, the torch.library
+contract, torch.compile, the filter helpers and layers, and bad input."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from alae_fast import _lib
+from alae_fast.nn import Blur, Downsample, Upsample, set_impl
+from alae_fast.ops import downsample2d, filter2d, setup_filter, upfirdn2d, upfirdn2d_ref, upsample2d
+from alae_fast.testing import tolerances
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+needs_kernel = pytest.mark.skipif(not _lib.loaded(), reason="compiled library not loaded")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # These tensors are tiny: on a busy machine, waking a thread pool for each of the
+    # thousands of small ops of a gradcheck costs far more than the ops themselves.
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+def oracle(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_filter=False, gain=1.0):
+    """The definition, step by step, in float64 numpy (independent of the kernels and of
+    upfirdn2d_ref): zero-insert, pad/crop, full 2-D FIR convolution (valid part), keep every
+    down-th sample."""
+    x = np.asarray(x, dtype=np.float64)
+    n, c, h, w = x.shape
+    (ux, uy), (dx, dy), (px0, px1, py0, py1) = up, down, padding
+    u = np.zeros((n, c, h * uy, w * ux))
+    u[:, :, ::uy, ::ux] = x
+    # pad by the positive parts, then crop the negative ones
+    u = np.pad(u, ((0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))))
+    u = u[:, :, max(-py0, 0): u.shape[2] - max(-py1, 0), max(-px0, 0): u.shape[3] - max(-px1, 0)]
+    if f is None:
+        taps = np.ones((1, 1))
+    else:
+        f = np.asarray(f, dtype=np.float64)
+        taps = np.outer(f, f) if f.ndim == 1 else f
+    fh, fw = taps.shape
+    oh, ow = u.shape[2] - fh + 1, u.shape[3] - fw + 1
+    z = np.zeros((n, c, oh, ow))
+    for i in range(fh):
+        for j in range(fw):
+            # convolution: output m takes tap i from sample m + fh - 1 - i; correlation from m + i
+            a, b = (i, j) if flip_filter else (fh - 1 - i, fw - 1 - j)
+            z += taps[i, j] * u[:, :, a: a + oh, b: b + ow]
+    return z[:, :, ::dy, ::dx] * gain
+
+
+def out_size(n, up, down, p0, p1, taps):
+    return (n * up + p0 + p1 - taps + down) // down
+
+
+def assert_matches(actual, expected, dtype, x64, f, gain):
+    """|actual - expected| <= rtol*|expected| + atol*S with S = gain * sum|f|^(1 or 2) * max|x|,
+    a bound on the output magnitude: half types round relative to it, not to each value."""
+    rtol, atol = tolerances(dtype)
+    if f is None:
+        fsum = 1.0
+    else:
+        fa = np.abs(np.asarray(f, dtype=np.float64))
+        fsum = fa.sum() ** (2 if fa.ndim == 1 else 1)
+    scale = abs(gain) * fsum * max(float(np.abs(x64).max()), 1e-30)
+    got = actual.detach().to("cpu", torch.float64).numpy()
+    assert got.shape == expected.shape
+    err = np.abs(got - expected)
+    bound = rtol * np.abs(expected) + 4 * atol * scale
+    worst = np.unravel_index(np.argmax(err - bound), err.shape)
+    assert (err <= bound).all(), f"error {err[worst]:.3g} > bound {bound[worst]:.3g} at {worst}"
+
+
+@st.composite
+def cases(draw):
+    kind = draw(st.sampled_from(["1d", "2d", "none"]))
+    tx = draw(st.integers(1, 8))
+    ty = draw(st.integers(1, 8)) if kind == "2d" else tx
+    fw, fh = (1, 1) if kind == "none" else (tx, ty)
+    up = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    down = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    pad = tuple(draw(st.integers(-3, 5)) for _ in range(4))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    assume(out_size(w, up[0], down[0], pad[0], pad[1], fw) >= 1)
+    assume(out_size(h, up[1], down[1], pad[2], pad[3], fh) >= 1)
+    return dict(kind=kind, fshape=None if kind == "none" else ((tx,) if kind == "1d" else (ty, tx)),
+                up=up, down=down, pad=pad, shape=(draw(st.integers(1, 3)), draw(st.sampled_from([1, 3, 8])), h, w),
+                flip=draw(st.booleans()), gain=draw(st.sampled_from([1.0, 0.5, 4.0])),
+                layout=draw(st.sampled_from(["contiguous", "channels_last"])),
+                dtype=draw(st.sampled_from(DTYPES)), seed=draw(st.integers(0, 2**31 - 1)))
+
+
+def run_case(c, device, impl="auto"):
+    gen = torch.Generator().manual_seed(c["seed"])
+    x = torch.randn(c["shape"], generator=gen).to(c["dtype"])
+    f = None if c["fshape"] is None else torch.randn(c["fshape"], generator=gen)
+    xd = x.to(device)
+    if c["layout"] == "channels_last":
+        xd = xd.contiguous(memory_format=torch.channels_last)
+    y = upfirdn2d(xd, None if f is None else f.to(device), list(c["up"]), list(c["down"]), list(c["pad"]),
+                  c["flip"], c["gain"], impl=impl)
+    x64 = x.double().numpy()
+    expected = oracle(x64, None if f is None else f.double().numpy(), c["up"], c["down"], c["pad"], c["flip"], c["gain"])
+    assert y.dtype == c["dtype"] and y.device.type == torch.device(device).type
+    assert_matches(y, expected, c["dtype"], x64, None if f is None else f.numpy(), c["gain"])
+    if c["layout"] == "channels_last" and c["shape"][1] > 1 and impl == "auto":
+        assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+@needs_kernel
+@settings(max_examples=60, deadline=None)
+@given(cases())
+def test_kernel_matches_oracle_cpu(c):
+    run_case(c, "cpu")
+
+
+@settings(max_examples=25, deadline=None)
+@given(cases())
+def test_reference_matches_oracle(c):
+    run_case(c, "cpu", impl="ref")
+
+
+@pytest.mark.cuda
+@settings(max_examples=60, deadline=None)
+@given(cases())
+def test_kernel_matches_oracle_cuda(c):
+    run_case(c, "cuda")
+
+
+# Shapes large enough to split planes into several row blocks (wide rows), to use many
+# planes per thread, and StyleGAN's own filters, through every CPU path.
+@needs_kernel
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("filt", ["binomial4", "sep8", "random2d", "none"])
+@pytest.mark.parametrize("up,down", [((2, 2), (1, 1)), ((1, 1), (2, 2)), ((1, 1), (1, 1)), ((3, 1), (2, 3))])
+def test_large_and_blocked(layout, filt, up, down, device):
+    gen = torch.Generator().manual_seed(1)
+    f = {"binomial4": setup_filter([1, 3, 3, 1]), "sep8": setup_filter([1, 3, 5, 7, 7, 5, 3, 1]),
+         "random2d": torch.randn(3, 5, generator=gen), "none": None}[filt]
+    shape = (1, 2, 37, 2501) if layout != "channels_last" else (2, 9, 23, 71)
+    x = torch.randn(shape, generator=gen)
+    xd = x.to(device)
+    if layout == "channels_last":
+        xd = xd.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        xd = torch.empty(shape[0], shape[1], shape[2], 2 * shape[3], device=device)[..., ::2].copy_(xd)
+    pad = [2, 1, -1, 3]
+    prev = torch.get_num_threads()
+    torch.set_num_threads(2)  # several threads, each with several work units
+    try:
+        y = upfirdn2d(xd, None if f is None else f.to(device), list(up), list(down), pad, False, 1.0)
+    finally:
+        torch.set_num_threads(prev)
+    expected = oracle(x.double().numpy(), None if f is None else f.double().numpy(), up, down, pad)
+    assert_matches(y, expected, torch.float32, x.numpy(), None if f is None else f.numpy(), 1.0)
+
+
+@needs_kernel
+def test_thread_count_does_not_change_result():
+    x = torch.randn(3, 5, 33, 31)
+    f = setup_filter([1, 3, 3, 1])
+    prev = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = upsample2d(x, f)
+        torch.set_num_threads(2)
+        many = upsample2d(x, f)
+    finally:
+        torch.set_num_threads(prev)
+    assert torch.equal(one, many)
+
+
+# --- gradients -------------------------------------------------------------------------------------
+
+GRAD_CASES = [
+    (torch.randn(4), [2, 2], [1, 1], [2, 1, 2, 1]),
+    (torch.randn(3, 4), [1, 1], [2, 2], [1, 1, 0, 2]),
+    (torch.randn(5), [3, 2], [2, 3], [-1, 2, 3, -2]),
+    (None, [2, 1], [1, 2], [0, 1, 1, 0]),
+    (torch.randn(2, 3), [1, 1], [1, 1], [1, 1, 1, 1]),
+]
+
+
+@pytest.mark.parametrize("f,up,down,pad", GRAD_CASES)
+@pytest.mark.parametrize("flip", [False, True])
+def test_gradcheck_and_gradgradcheck(f, up, down, pad, flip, device):
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64, device=device)
+    for layout in ("contiguous", "channels_last"):
+        xl = x.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else x
+        xl = xl.detach().requires_grad_()
+        fd = None if f is None else f.to(device)
+        fn = lambda t: upfirdn2d(t, fd, up, down, pad, flip, 1.5)
+        assert torch.autograd.gradcheck(fn, (xl,))
+        assert torch.autograd.gradgradcheck(fn, (xl,))
+
+
+@needs_kernel
+def test_third_order_runs_on_kernels():
+    # upfirdn2d is linear: the gradient of order k is the op (or its adjoint) applied to the
+    # incoming gradient, so every order is checked against the reference's autograd.
+    f = setup_filter([1, 3, 3, 1])
+    x = torch.randn(1, 2, 6, 7, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(1, 2, 12, 14, dtype=torch.float64, requires_grad=True)
+
+    def third(fn):
+        y = fn(x)
+        (g,) = torch.autograd.grad((y * v).sum(), x, create_graph=True)
+        (gg,) = torch.autograd.grad((g * g).sum(), v, create_graph=True)
+        (ggg,) = torch.autograd.grad((gg ** 2).sum(), v)
+        return ggg
+
+    got = third(lambda t: upsample2d(t, f))
+    want = third(lambda t: upsample2d(t, f, impl="ref"))
+    torch.testing.assert_close(got, want)
+
+
+def test_no_gradient_to_filter():
+    f = setup_filter([1, 3, 3, 1]).requires_grad_()
+    x = torch.randn(1, 1, 4, 4, requires_grad=True)
+    upsample2d(x, f).sum().backward()
+    assert x.grad is not None and f.grad is None
+
+
+# --- torch.library contract and torch.compile -------------------------------------------------------
+
+@needs_kernel
+@pytest.mark.parametrize("args", [
+    dict(f=torch.randn(4), up=[2, 2], down=[1, 1], pad=[2, 1, 2, 1], cl=False),
+    dict(f=torch.randn(3, 2), up=[1, 3], down=[2, 1], pad=[0, -1, 3, 2], cl=True),
+    dict(f=None, up=[1, 1], down=[2, 2], pad=[0, 0, 0, 0], cl=False),
+])
+def test_opcheck(args):
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64, requires_grad=True)
+    if args["cl"]:
+        x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    torch.library.opcheck(torch.ops.alae_fast.upfirdn2d.default,
+                          (x, args["f"], args["up"], args["down"], args["pad"], False, 2.0))
+
+
+@needs_kernel
+def test_torch_compile_fullgraph_forward_backward():
+    f = setup_filter([1, 3, 3, 1])
+
+    def fn(x):
+        return downsample2d(upsample2d(x, f), f).square().sum()
+
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x), fn(x))
+    torch.testing.assert_close(torch.autograd.grad(compiled(x), x)[0], torch.autograd.grad(fn(x), x)[0])
+
+
+@needs_kernel
+def test_torch_compile_inductor_channels_last():
+    f = setup_filter([1, 2, 1])
+    fn = lambda x: filter2d(upsample2d(x, f), f, padding=1)
+    x = torch.randn(2, 4, 6, 5).contiguous(memory_format=torch.channels_last)
+    compiled = torch.compile(fn, fullgraph=True)
+    got = compiled(x)
+    torch.testing.assert_close(got, fn(x))
+    assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+# --- filter helpers and layers ---------------------------------------------------------------------
+
+def test_setup_filter():
+    f = setup_filter([1, 3, 3, 1])
+    assert f.shape == (4, 4) and f.dtype == torch.float32
+    torch.testing.assert_close(f, torch.outer(torch.tensor([1., 3, 3, 1]), torch.tensor([1., 3, 3, 1])) / 64)
+    f8 = setup_filter(list(range(1, 9)))
+    assert f8.ndim == 1 and abs(float(f8.sum()) - 1) < 1e-6  # >= 8 taps stay separable
+    assert setup_filter([1, 2], separable=True).ndim == 1
+    torch.testing.assert_close(setup_filter([1, 2], normalize=False, flip_filter=True), torch.tensor([[4., 2], [2, 1]]))
+    torch.testing.assert_close(setup_filter([1, 3], normalize=False, separable=True, gain=4), torch.tensor([2., 6]))
+    torch.testing.assert_close(setup_filter(None), torch.ones(1, 1))
+    torch.testing.assert_close(setup_filter(2.0, normalize=False), torch.full((1, 1), 4.0))  # outer([2], [2])
+
+
+@pytest.mark.parametrize("taps", [[1, 3, 3, 1], [1, 2, 1], [1, 3, 5, 7, 7, 5, 3, 1], [2]])
+def test_helpers_match_oracle(taps, device):
+    f = setup_filter(taps, device=device)
+    fn = f.double().cpu().numpy()
+    k = len(taps)
+    x = torch.randn(2, 3, 8, 10, dtype=torch.float64)
+    xd = x.to(device)
+    y = upsample2d(xd, f)
+    assert y.shape == (2, 3, 16, 20)
+    e = oracle(x, fn, (2, 2), (1, 1), ((k + 1) // 2, (k - 2) // 2, (k + 1) // 2, (k - 2) // 2), gain=4)
+    np.testing.assert_allclose(y.cpu().numpy(), e, rtol=1e-9, atol=1e-12)
+    y = downsample2d(xd, f)
+    assert y.shape == (2, 3, 4, 5)
+    e = oracle(x, fn, (1, 1), (2, 2), ((k - 1) // 2, (k - 2) // 2, (k - 1) // 2, (k - 2) // 2))
+    np.testing.assert_allclose(y.cpu().numpy(), e, rtol=1e-9, atol=1e-12)
+    y = filter2d(xd, f, padding=[1, 0, 2, 1])
+    assert y.shape == (2, 3, 11, 11)
+    e = oracle(x, fn, padding=(1 + k // 2, (k - 1) // 2, 2 + k // 2, 1 + (k - 1) // 2))
+    np.testing.assert_allclose(y.cpu().numpy(), e, rtol=1e-9, atol=1e-12)
+    if k == 1:
+        return  # a 1-tap upsampler only inserts zeros
+    # a constant image stays constant away from the borders
+    ones = torch.ones(1, 1, 12, 12, dtype=torch.float64, device=device)
+    np.testing.assert_allclose(upsample2d(ones, f)[..., 6:-6, 6:-6].cpu().numpy(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(downsample2d(ones, f)[..., 2:-2, 2:-2].cpu().numpy(), 1.0, rtol=1e-12)
+
+
+def test_layers(device):
+    x = torch.randn(2, 3, 8, 8, device=device)
+    k = torch.tensor([1., 3, 3, 1])
+    k2 = (torch.outer(k, k) / 64).double().numpy()
+    up, down, blur = Upsample().to(device), Downsample().to(device), Blur(pad=(2, 1), upsample_factor=2).to(device)
+    assert set(up.state_dict()) == {"kernel"}
+    x64 = x.double().cpu().numpy()
+    np.testing.assert_allclose(up(x).cpu().numpy(), oracle(x64, k2, (2, 2), (1, 1), (2, 1, 2, 1), gain=4),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(down(x).cpu().numpy(), oracle(x64, k2, (1, 1), (2, 2), (1, 1, 1, 1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(blur(x).cpu().numpy(), oracle(x64 * 4, k2, padding=(2, 1, 2, 1)), rtol=1e-5, atol=1e-5)
+    assert Blur()(x.cpu()).shape == x.shape
+    ref_up = set_impl(Upsample().to(device), "ref")
+    torch.testing.assert_close(ref_up(x), up(x))
+    xcl = x.contiguous(memory_format=torch.channels_last)
+    assert down(xcl).is_contiguous(memory_format=torch.channels_last) or not _lib.loaded()
+    with pytest.raises(ValueError, match="factor"):
+        Upsample(factor=0)
+    with pytest.raises(ValueError, match="kernel"):
+        Blur(kernel=[[[1.0]]])
+    with pytest.raises(ValueError, match="pad"):
+        Blur(pad=(1, 2, 3))
+
+
+def test_half_dtype_module_keeps_working():
+    m = Downsample().half()  # the kernel buffer becomes float16; upfirdn2d takes it as float32
+    x = torch.randn(1, 2, 8, 8).half()
+    torch.testing.assert_close(m(x).float(), Downsample()(x.float()), rtol=2e-3, atol=2e-3)
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+X = torch.randn(1, 2, 4, 4)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(padding=-3), ValueError, "padding"),              # output size <= 0
+    (dict(f=torch.ones(2, 2, 2)), ValueError, "f must be 1-D"),
+    (dict(x=torch.randn(2, 4, 4)), ValueError, "x must be 4-D"),
+    (dict(x=torch.randn(1, 1, 2, 4, 4)), ValueError, "x must be 4-D"),
+    (dict(up=0), ValueError, "up must be >= 1"),
+    (dict(up=[1, 0]), ValueError, "up must be >= 1"),
+    (dict(down=0), ValueError, "down must be >= 1"),
+    (dict(down=[2, 2, 2]), ValueError, "down must be"),
+    (dict(padding=[1, 2, 3]), ValueError, "padding must be"),
+    (dict(padding=[1, 2, 3, 4, 5]), ValueError, "padding must be"),
+    (dict(f=torch.ones(3, dtype=torch.int64)), ValueError, "f must be a floating-point"),
+    (dict(f=torch.ones(0)), ValueError, "f must not be empty"),
+    (dict(f=torch.ones(3, device="meta")), ValueError, "f must be on x's device"),
+    (dict(f=[1, 2, 1]), TypeError, "f must be a torch.Tensor"),
+    (dict(x=torch.ones(1, 1, 4, 4, dtype=torch.int32)), TypeError, "x must have dtype"),
+    (dict(up=1.5), ValueError, "up must be"),
+    (dict(flip_filter=1), TypeError, "flip_filter"),
+    (dict(gain=float("nan")), ValueError, "gain"),
+    (dict(impl="cuda"), ValueError, "impl must be"),
+])
+@pytest.mark.parametrize("fn", [upfirdn2d, upfirdn2d_ref])
+def test_bad_arguments(kwargs, exc, match, fn):
+    args = dict(x=X, f=torch.ones(3))
+    args.update(kwargs)
+    if fn is upfirdn2d_ref:
+        if "impl" in args:
+            return
+    with pytest.raises(exc, match=match):
+        fn(**args)
+
+
+@needs_kernel
+@pytest.mark.parametrize("args,match", [
+    ((X, torch.ones(2, 2, 2), [1, 1], [1, 1], [0, 0, 0, 0], False, 1.0), "f must be 1-D"),
+    ((X[0], None, [1, 1], [1, 1], [0, 0, 0, 0], False, 1.0), "x must be 4-D"),
+    ((X, None, [0, 1], [1, 1], [0, 0, 0, 0], False, 1.0), "up must be >= 1"),
+    ((X, None, [1, 1], [1, 0], [0, 0, 0, 0], False, 1.0), "down must be >= 1"),
+    ((X, None, [1, 1], [1, 1], [0, 0, 0], False, 1.0), "padding must be"),
+    ((X, torch.ones(2, dtype=torch.int32), [1, 1], [1, 1], [0, 0, 0, 0], False, 1.0), "f must be a floating"),
+    ((X, None, [1, 1], [1, 1], [-2, -2, 0, 0], False, 1.0), "padding leaves no output"),
+])
+def test_registered_op_checks_too(args, match):
+    with pytest.raises(ValueError, match=match):
+        torch.ops.alae_fast.upfirdn2d(*args)
+
+
+def test_helpers_bad_arguments():
+    with pytest.raises(ValueError, match="up must be >= 1"):
+        upsample2d(X, None, up=0)
+    with pytest.raises(ValueError, match="down must be >= 1"):
+        downsample2d(X, None, down=[2, 0])
+    with pytest.raises(ValueError, match="padding"):
+        filter2d(X, None, padding=[1, 2, 3])
+    with pytest.raises(ValueError, match="f must be 1-D"):
+        filter2d(X, torch.ones(1, 1, 1))
+    with pytest.raises(ValueError, match="setup_filter"):
+        setup_filter(torch.ones(2, 2, 2))
+    with pytest.raises(ValueError, match="non-zero sum"):
+        setup_filter([1, -1])
+
+
+def test_empty_batch_and_empty_image():
+    f = setup_filter([1, 3, 3, 1])
+    y = upsample2d(torch.randn(0, 3, 4, 4), f)
+    assert y.shape == (0, 3, 8, 8)
+    # only padding reaches the output of a 0-wide image
+    y = upfirdn2d(torch.randn(1, 2, 3, 0), None, padding=[2, 1, 0, 0])
+    assert y.shape == (1, 2, 3, 3) and (y == 0).all()
