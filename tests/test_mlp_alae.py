@@ -286,13 +286,14 @@ def r1_grads(m, x, x_fake):
     return loss.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
 
 
-@needs_kernels
-def test_r1_double_backward_runs_on_kernels_and_matches_ref():
+def test_r1_double_backward_runs_on_kernels_and_matches_ref(device):
+    if not _lib.has_kernel(device.type):
+        pytest.skip(f"no compiled kernel for {device.type}")
     torch.manual_seed(5)
-    m = MLPALAE().double()
+    m = MLPALAE().double().to(device)
     ref = copy.deepcopy(m).set_impl("ref")
-    x = torch.rand(4, 1, 28, 28, dtype=torch.float64)
-    x_fake = torch.rand(4, 1, 28, 28, dtype=torch.float64)
+    x = torch.rand(4, 1, 28, 28, dtype=torch.float64, device=device)
+    x_fake = torch.rand(4, 1, 28, 28, dtype=torch.float64, device=device)
     with OpRecorder() as rec:
         loss, grads = r1_grads(m, x, x_fake)
     # Forward kernel, its gradient (order 1) in the R1 gradient, and that gradient's own
@@ -356,3 +357,14 @@ def test_half_precision_forward():
     wb = mb.encode(x.bfloat16())
     assert wb.dtype == torch.bfloat16
     torch.testing.assert_close(wb.float(), w, rtol=5e-2, atol=5e-2)
+
+
+@pytest.mark.slow
+def test_torch_compile_generator_and_encoder_forward():
+    torch.manual_seed(8)
+    m = MLPALAE()
+    w, x = torch.randn(4, 50), torch.rand(4, 1, 28, 28)
+    g = torch.compile(m.generator, fullgraph=True)
+    e = torch.compile(m.encoder, fullgraph=True)
+    torch.testing.assert_close(g(w), m.generator(w))
+    torch.testing.assert_close(e(x), m.encoder(x))
