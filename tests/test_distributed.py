@@ -47,7 +47,7 @@ def _final(out: Path) -> dict:
 def test_two_gloo_processes_match_one_process(tmp_path):
     _load("alae_fast_tests_toy_alae", "toy_alae.py")
     worker = _load("alae_fast_tests_dist_worker", "dist_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(var, None)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

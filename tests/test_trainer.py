@@ -35,10 +35,14 @@ def toy():
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    # the machines running the suite are shared: one thread avoids oversubscription stalls
+    # the machines running the suite are shared: one torch thread and one BLAS thread (numpy's
+    # eigh in FID, scikit-learn) avoid oversubscription stalls of many seconds
+    from threadpoolctl import threadpool_limits
+
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):
+        yield
     torch.set_num_threads(n)
 
 

@@ -154,7 +154,8 @@ def _fake_adain(x, noise, noise_weight, bias, style_scale, style_bias, act, alph
 
 def _fake_adain_grad(gy, gmean, gstd, x, noise, noise_weight, bias, style_scale, mean, std, act, alpha):
     stat = x.new_empty((x.shape[0], x.shape[1]), dtype=_stat_dtype(x))
-    return _like_plan(x), stat, torch.empty_like(stat)
+    return (_like_plan(x), stat, torch.empty_like(stat), torch.empty_like(stat),
+            torch.empty_like(stat))
 
 
 def _sum_f32(t: torch.Tensor, dims) -> torch.Tensor:
@@ -164,22 +165,41 @@ def _sum_f32(t: torch.Tensor, dims) -> torch.Tensor:
     return t.sum(dims)
 
 
-def _dz_to_inputs(dz, noise, noise_weight, needs):
+def channel_dot(t: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """``sum_c w[c] * t[:, c]`` of [N, C, H, W] t as [N, 1, H, W] (w None: plain sum over C).
+
+    A batched matrix-vector product on t's memory layout, one read of t; differentiable.
+    (bmm rather than matmul: matmul folds a 1-D operand that requires grad by copying t.)
+    """
+    N, C, H, W = t.shape
+    if w is None:
+        return _sum_f32(t, (1,)).unsqueeze(1)
+    if t.is_contiguous():
+        return torch.bmm(w.view(1, 1, C).expand(N, 1, C), t.view(N, C, H * W)).view(N, 1, H, W)
+    if t.is_contiguous(memory_format=torch.channels_last):
+        tl = t.permute(0, 2, 3, 1).reshape(N, H * W, C)
+        return torch.bmm(tl, w.view(1, C, 1).expand(N, C, 1)).view(N, 1, H, W)
+    return torch.einsum("nchw,c->nhw", t, w).unsqueeze(1)
+
+
+def _dz_to_inputs(dz, noise, noise_weight, needs, sum_dz=None, sum_dz_noise=None):
     """Gradients of (x, noise, noise_weight, bias) from dz = dL/d(x + noise_weight*noise + bias).
 
-    ``needs`` is (x, noise, noise_weight, bias). Written in torch ops, so differentiable.
+    ``needs`` is (x, noise, noise_weight, bias). ``sum_dz`` and ``sum_dz_noise`` ([N, C] row
+    sums of dz and dz * noise, as the grad kernel returns them) spare passes over dz when given.
+    Written in torch ops, so differentiable.
     """
     dx = dz if needs[0] else None
     dnoise = dnw = db = None
     if noise is not None and needs[1]:
-        if noise_weight is None:
-            dnoise = _sum_f32(dz, (1,)).unsqueeze(1)
-        else:
-            dnoise = torch.einsum("nchw,c->nhw", dz, noise_weight).unsqueeze(1)
+        dnoise = channel_dot(dz, noise_weight)
     if noise_weight is not None and needs[2]:
-        dnw = torch.einsum("nchw,nhw->c", dz, noise[:, 0])
+        if sum_dz_noise is not None:
+            dnw = sum_dz_noise.sum(0).to(dz.dtype)
+        else:
+            dnw = _sum_f32(dz * noise, (0, 2, 3))
     if needs[3]:
-        db = _sum_f32(dz, (0, 2, 3))
+        db = sum_dz.sum(0).to(dz.dtype) if sum_dz is not None else _sum_f32(dz, (0, 2, 3))
     return dx, dnoise, dnw, db
 
 
@@ -198,9 +218,10 @@ def _backward_adain(ctx, gy, gmean, gstd):
     if gy is None and gmean is None and gstd is None:
         return nones
     need = ctx.needs_input_grad
-    dz, sg, sgx = torch.ops.alae_fast.adain_grad(gy, gmean, gstd, x, noise, noise_weight, bias,
-                                                 style_scale, mean, std, ctx.act, ctx.alpha)
-    dx, dnoise, dnw, db = _dz_to_inputs(dz, noise, noise_weight, (need[0], need[1], need[2], need[3]))
+    dz, sg, sgx, sz, szn = torch.ops.alae_fast.adain_grad(gy, gmean, gstd, x, noise, noise_weight, bias,
+                                                          style_scale, mean, std, ctx.act, ctx.alpha)
+    dx, dnoise, dnw, db = _dz_to_inputs(dz, noise, noise_weight, (need[0], need[1], need[2], need[3]),
+                                        sum_dz=sz, sum_dz_noise=szn)
     dscale = sgx.to(x.dtype) if style_scale is not None and need[4] else None
     dshift = sg.to(x.dtype) if ctx.style_bias_dtype is not None and need[5] else None
     return dx, dnoise, dnw, db, dscale, dshift, None, None, None
@@ -212,6 +233,24 @@ def _rowsum(t: torch.Tensor) -> torch.Tensor:
 
 def _row(t: torch.Tensor) -> torch.Tensor:
     return t[:, :, None, None]
+
+
+def in_grad_map(gy, gmean, gstd, z, mean, std, sigma, act, alpha):
+    """The ``dz`` output of ``adain_grad`` in differentiable torch ops (see ``in_grad_vjp``)."""
+    L = z.shape[2] * z.shape[3]
+    r = 1.0 / std
+    sr = r if sigma is None else sigma * r
+    xhat = (_act_ref(z, act, alpha) - _row(mean)) * _row(r)
+    da = torch.zeros_like(z)
+    if gy is not None:
+        da = _row(sr) * (gy - _row(_rowsum(gy)) / L - xhat * _row(_rowsum(gy * xhat)) / L)
+    if gmean is not None:
+        da = da + _row(gmean) / L
+    if gstd is not None:
+        da = da + _row(gstd) * xhat / L
+    if act == "linear":
+        return da
+    return torch.ops.alae_fast.bias_act_grad(da, z, None, 1, act, alpha, 1.0, None, 1)
 
 
 def in_grad_vjp(U, Q, P, gy, gmean, gstd, z, mean, std, sigma, act, alpha, needs):
@@ -292,11 +331,13 @@ def _setup_adain_grad(ctx, inputs, output):
     ctx.save_for_backward(gy, gmean, gstd, x, noise, noise_weight, bias, style_scale, mean, std)
 
 
-def _backward_adain_grad(ctx, U, Q, P):
+def _backward_adain_grad(ctx, U, Q, P, Qz, Qzn):
     gy, gmean, gstd, x, noise, noise_weight, bias, style_scale, mean, std = ctx.saved_tensors
     need = ctx.needs_input_grad
     result = [None] * 12
-    if U is None and Q is None and P is None:
+    if noise is None:
+        Qzn = None  # sum(dz * noise) is then a constant zero
+    if U is None and Q is None and P is None and Qz is None and Qzn is None:
         return tuple(result)
     C = x.shape[1]
     # The pre-activation, in differentiable torch ops so that a third order can follow.
@@ -308,8 +349,14 @@ def _backward_adain_grad(ctx, U, Q, P):
         z = z + opmath(bias).view(1, C, 1, 1)
     need_z = any(need[3:7])
     sigma = None if style_scale is None else 1 + opmath(style_scale)
-    g = in_grad_vjp(None if U is None else opmath(U), Q, P, None if gy is None else opmath(gy),
-                    gmean, gstd, z, mean, std, sigma, ctx.act, ctx.alpha,
+    gyo = None if gy is None else opmath(gy)
+    # sum(dz) and sum(dz * noise) are linear in dz: their cotangents join U's.
+    Ue = None if U is None else opmath(U)
+    for extra in (None if Qz is None else _row(Qz),
+                  None if Qzn is None else _row(Qzn) * opmath(noise)):
+        if extra is not None:
+            Ue = extra.expand(z.shape) if Ue is None else Ue + extra
+    g = in_grad_vjp(Ue, Q, P, gyo, gmean, gstd, z, mean, std, sigma, ctx.act, ctx.alpha,
                     (need[0], need[1], need[2], need_z, need[8], need[9], style_scale is not None and need[7]))
     ggy, ggm, ggs, gz, gmu, gsd, gsig = g
     result[0] = None if ggy is None else ggy.to(x.dtype)
@@ -317,6 +364,11 @@ def _backward_adain_grad(ctx, U, Q, P):
     if gz is not None:
         gz = gz.to(x.dtype)
         result[3:7] = _dz_to_inputs(gz, noise, noise_weight, (need[3], need[4], need[5], need[6]))
+    if Qzn is not None and need[4]:
+        # sum(dz * noise) also depends on noise directly.
+        dz = in_grad_map(gyo, gmean, gstd, z, mean, std, sigma, ctx.act, ctx.alpha)
+        extra = channel_dot(_row(Qzn) * dz, None).to(x.dtype)
+        result[4] = extra if result[4] is None else result[4] + extra
     result[7] = None if gsig is None else gsig.to(x.dtype)
     result[8], result[9] = gmu, gsd
     return tuple(result)

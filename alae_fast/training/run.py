@@ -212,6 +212,11 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     say = _Say(ctx)
     if opts.threads:
         torch.set_num_threads(int(opts.threads))
+        try:  # the same cap for NumPy's BLAS (FID) and scikit-learn in the final report
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(int(opts.threads))
+        except ImportError:
+            pass
     if opts.keep < 1:
         raise ValueError(f"keep: expected >= 1; got {opts.keep}")
     if opts.log_steps < 1:
@@ -356,6 +361,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
             phase = trainer.phase()
             stream.set_batch_size(phase.batch)
             x, _ = stream.next()
+            if x.shape[1] != schedule.channels:  # grey data (the digits) for a colour model
+                x = x.expand(-1, schedule.channels, -1, -1)
             before = trainer.images_seen
             metrics = trainer.step(x)
             after = trainer.images_seen
@@ -403,8 +410,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
                                "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(last_path),
                                "last_log": last_rec, "note": note}
     if ctx.is_main:
-        pictures = sorted((out / "images").glob("*.png"))
-        summary["images"] = [str(p) for p in pictures[-2:]]
+        summary["images"] = [str(sorted((out / "images").glob(f"{kind}-*.png"))[-1])
+                             for kind in ("samples", "reconstructions") if list((out / "images").glob(f"{kind}-*.png"))]
         if opts.evaluate:
             with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
                 phase = trainer.phase()

@@ -117,9 +117,9 @@ def _builtin() -> None:
                            encoder_hidden=(512, 512), generator_hidden=(512, 512), encoder_out_act="lrelu")
     register_setup(TrainSetup(
         "digits-mlp", digits,
-        LODSchedule(max_lod=0, base_resolution=32, channels=1, lod_kimg=(300.0,), lod_batch=(64,),
+        LODSchedule(max_lod=0, base_resolution=32, channels=1, lod_kimg=(120.0,), lod_batch=(64,),
                     lod_lr=(0.002,)),
-        kimg=300.0,
+        kimg=120.0,
         description="MLP ALAE (latent 32, E/G 512-512) on the embedded 32x32 digits; one level, "
                     "batch 64, lr 0.002"))
     # The paper's MNIST MLP recipe (Section 5): 28x28, latent 50, E/G 1024-1024, F 6 layers.

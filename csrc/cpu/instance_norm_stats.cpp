@@ -23,7 +23,7 @@ at::Tensor instance_norm_stats_grad_cpu(const std::optional<at::Tensor>& gy,
   at::Tensor gs = prepare_row_stat(op, "gstd", gstd, p, false);
   at::Tensor mu = prepare_row_stat(op, "mean", mean, p, true);
   at::Tensor sd = prepare_row_stat(op, "std", std, p, true);
-  return std::get<0>(adain_backward_cpu(p, g, gm, gs, mu, sd));
+  return adain_backward_cpu(p, g, gm, gs, mu, sd).dz;
 }
 
 }  // namespace

@@ -105,13 +105,14 @@ TORCH_LIBRARY_FRAGMENT(alae_fast, m) {
   m.def(
       "adain(Tensor x, Tensor? noise, Tensor? noise_weight, Tensor? bias, Tensor? style_scale, "
       "Tensor? style_bias, str act, float alpha, float eps) -> (Tensor, Tensor, Tensor)");
-  // (dz, sum(gy), sum(gy * xhat)) given the cotangents of y, mean and std, each optional.
+  // (dz, sum(gy), sum(gy * xhat), sum(dz), sum(dz * noise)) given the cotangents of y, mean
+  // and std, each optional; the sums are over H and W, [N, C] (see AdainGrads).
   // mean and std are inputs here (the forward's outputs): the op's own autograd gives their
   // partial derivatives, and autograd chains them through the forward's mean/std outputs.
   m.def(
       "adain_grad(Tensor? gy, Tensor? gmean, Tensor? gstd, Tensor x, Tensor? noise, "
       "Tensor? noise_weight, Tensor? bias, Tensor? style_scale, Tensor mean, Tensor std, str act, "
-      "float alpha) -> (Tensor, Tensor, Tensor)");
+      "float alpha) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
 }  // namespace alae_fast

@@ -40,26 +40,24 @@ at::Tensor prepare_grad_y(std::string_view op, const std::optional<at::Tensor>& 
 at::Tensor prepare_row_stat(std::string_view op, const char* name,
                             const std::optional<at::Tensor>& t, const AdainPlan& p, bool required);
 
+// What the engine's backward returns. dz = d(loss)/d(x + noise_weight*noise + bias) in x's
+// dtype and layout; the rest are row sums over H*W, [N, C] in the computation dtype:
+// sum(gy), sum(gy * xhat) (the style gradients), sum(dz) and sum(dz * noise) (the bias and
+// noise_weight gradients before the sum over N; zero without noise).
+struct AdainGrads {
+  at::Tensor dz, sum_g, sum_gxhat, sum_dz, sum_dz_noise;
+};
+
 // The engine. Forward returns (y, mean, std) with y in x's dtype and layout, and mean and
 // std of shape [N, C] in the computation dtype (float32 for half types, else x's).
-// Backward returns (dz, sum_g, sum_gxhat): dz = d(loss)/d(x + noise_weight*noise + bias)
-// in x's dtype and layout, and the row sums of gy and gy * xhat ([N, C], computation dtype);
-// gy, gmean, gstd may be undefined (zero).
+// In the backward gy, gmean, gstd may be undefined (zero).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_forward_cpu(const AdainPlan& p);
-std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_backward_cpu(const AdainPlan& p,
-                                                                  const at::Tensor& gy,
-                                                                  const at::Tensor& gmean,
-                                                                  const at::Tensor& gstd,
-                                                                  const at::Tensor& mean,
-                                                                  const at::Tensor& std);
+AdainGrads adain_backward_cpu(const AdainPlan& p, const at::Tensor& gy, const at::Tensor& gmean,
+                              const at::Tensor& gstd, const at::Tensor& mean, const at::Tensor& std);
 #ifdef ALAE_FAST_WITH_CUDA
 std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_forward_cuda(const AdainPlan& p);
-std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_backward_cuda(const AdainPlan& p,
-                                                                   const at::Tensor& gy,
-                                                                   const at::Tensor& gmean,
-                                                                   const at::Tensor& gstd,
-                                                                   const at::Tensor& mean,
-                                                                   const at::Tensor& std);
+AdainGrads adain_backward_cuda(const AdainPlan& p, const at::Tensor& gy, const at::Tensor& gmean,
+                               const at::Tensor& gstd, const at::Tensor& mean, const at::Tensor& std);
 #endif
 
 }  // namespace alae_fast
