@@ -1,18 +1,327 @@
-"""The ``alae-fast`` command (also ``python -m alae_fast``)."""
+"""The ``alae-fast`` command (also ``python -m alae_fast``, and ``torchrun ... -m alae_fast.cli``).
+
+Subcommands: ``train``, ``generate``, ``reconstruct``, ``interpolate``, ``style-mix``,
+``evaluate``, ``presets``, ``bench``, ``info``; ``alae-fast <command> --help`` describes each.
+Every command prints the paths it wrote. Errors in the arguments or the data exit with
+status 2 and one line naming the problem (set ALAE_FAST_TRACEBACK=1 for the traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
+
+_DESCRIPTION = """\
+alae_fast: fused StyleGAN-family ops and the Adversarial Latent Autoencoder (ALAE).
+
+  alae-fast train                       train the default preset on the embedded digits (CPU, minutes)
+  alae-fast generate --ckpt runs/X      a grid of samples of a trained run
+  alae-fast evaluate --ckpt runs/X      the metrics of a trained run, as JSON
+"""
+
+
+def _kv(text: str) -> tuple[str, object]:
+    """FIELD=VALUE with VALUE parsed as JSON when it is JSON ([32, 32], 0.5, true), else a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text}")
+    return v
+
+
+def _add_ckpt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", required=True, metavar="C",
+                   help="a checkpoint file (ckpt-*.pt) or a run folder (its newest loadable checkpoint)")
+    p.add_argument("--device", default="cpu", help="device to run the model on: cpu (default), cuda, cuda:1 ...")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="output file (default: inside the checkpoint's run folder)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alae-fast", description=_DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    # --- train ------------------------------------------------------------------------------
+    t = sub.add_parser(
+        "train", help="train an ALAE (default: StyleALAE 'digits-32' on the embedded digits)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train an ALAE with the paper's three-step iteration, progressive growing and an EMA copy.\n\n"
+                    "Writes to the run folder: config.json (resolved setup), log.jsonl (losses, images/s, lod),\n"
+                    "loss_curves.png, images/samples-*.png and images/reconstructions-*.png, checkpoints/ckpt-*.pt\n"
+                    "(atomic, the newest --keep kept) and eval.json. With no arguments it trains 'digits-32' on\n"
+                    "scikit-learn's bundled digits (falling back to 'digits-mlp' while 'digits-32' is not\n"
+                    "registered) and prints the EMA encoder's 1-NN and LinearSVC accuracy beside a random encoder\n"
+                    "and PCA.\n\n"
+                    "Multi-GPU / multi-process: torchrun --nproc_per_node N -m alae_fast.cli train ...\n"
+                    "(NCCL on GPUs, gloo on CPUs; the global batch is split across processes; rank 0 writes).",
+        epilog="`alae-fast presets` lists the trainable presets.")
+    t.add_argument("--preset", default=None, metavar="NAME",
+                   help="training setup or model preset (default: digits-32; on --resume: the checkpoint's)")
+    t.add_argument("--data", default=None, metavar="PATH",
+                   help="image folder (PNG/JPEG, any size) or folder of MNIST IDX files (default: embedded digits)")
+    t.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/<preset>)")
+    t.add_argument("--kimg", type=_positive_float, default=None, metavar="N",
+                   help="training length in thousands of images (default: the preset's)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest loadable checkpoint (bit-identical on the CPU)")
+    t.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    t.add_argument("--device", default="auto", help="auto (default: the GPU when present), cpu, cuda")
+    t.add_argument("--amp", action="store_true", help="bfloat16 autocast of the forward passes")
+    t.add_argument("--r1-gamma", type=float, default=10.0, help="R1 weight gamma (default 10)")
+    t.add_argument("--r1-interval", type=_positive_int, default=1,
+                   help="lazy R1: every N steps, weighted by N (default 1: every step)")
+    t.add_argument("--mixing-prob", type=float, default=0.9, help="style-mixing probability (default 0.9)")
+    t.add_argument("--ema-kimg", type=_positive_float, default=10.0,
+                   help="EMA half-life in thousands of images (default 10)")
+    t.add_argument("--checkpoint-kimg", type=_positive_float, default=None,
+                   help="checkpoint interval in kimg (default: a tenth of the run)")
+    t.add_argument("--image-kimg", type=_positive_float, default=None,
+                   help="sample/reconstruction grid interval in kimg (default: a tenth of the run)")
+    t.add_argument("--keep", type=_positive_int, default=3, help="checkpoints kept (default 3)")
+    t.add_argument("--log-steps", type=_positive_int, default=20, help="iterations per log record (default 20)")
+    t.add_argument("--set", dest="model_overrides", type=_kv, action="append", default=[], metavar="FIELD=VALUE",
+                   help="change a model-config field, value as JSON (e.g. --set encoder_hidden=[256,256]); repeatable")
+    t.add_argument("--schedule", dest="schedule_overrides", type=_kv, action="append", default=[],
+                   metavar="FIELD=VALUE",
+                   help="change a schedule field: lod_kimg, lod_batch, lod_lr, start_lod ... (e.g. "
+                        "--schedule lod_batch=[32]); repeatable")
+    t.add_argument("--no-eval", action="store_true", help="skip the latent-classification report at the end")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
+    t.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
+
+    # --- using a run -----------------------------------------------------------------------
+    g = sub.add_parser("generate", help="a PNG grid of samples of a trained run (EMA model)",
+                       description="Sample N images from the EMA model of a checkpoint, at the level of "
+                                   "detail it reached, and save them as one PNG grid.")
+    _add_ckpt(g)
+    g.add_argument("--n", type=_positive_int, default=32, metavar="N", help="number of images (default 32)")
+    g.add_argument("--psi", type=float, default=1.0, metavar="P",
+                   help="truncation psi: w <- w_avg + psi (w - w_avg) (default 1: none)")
+    g.add_argument("--cutoff", type=int, default=None, help="truncate only style inputs below this (default all)")
+    g.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+
+    r = sub.add_parser("reconstruct", help="images beside their reconstructions G(E(x))",
+                       description="Encode and decode images with the EMA model; save originals beside their "
+                                   "reconstructions as one PNG. Without IMAGES, the first --n held-out images of "
+                                   "--data (default: the embedded digits) are used.")
+    _add_ckpt(r)
+    r.add_argument("images", nargs="*", metavar="IMAGES", help="PNG/JPEG files (center-cropped and resized)")
+    r.add_argument("--data", default=None, help="data to take images from when no IMAGES are given")
+    r.add_argument("--n", type=_positive_int, default=16, help="images taken from --data (default 16)")
+
+    i = sub.add_parser("interpolate", help="a latent interpolation strip between two images",
+                       description="Encode images A and B, decode points on the straight line between their "
+                                   "latents, and save the strip A, ..., B (reconstructions) as a PNG.")
+    _add_ckpt(i)
+    i.add_argument("a", metavar="A", help="first image (PNG/JPEG)")
+    i.add_argument("b", metavar="B", help="second image (PNG/JPEG)")
+    i.add_argument("--steps", type=_positive_int, default=8, help="images in the strip (default 8)")
+
+    s = sub.add_parser("style-mix", help="coarse, middle and fine style-mixing grid",
+                       description="Top row: sources A. Each further row: a destination B, then B with A's "
+                                   "coarse, middle or fine styles (style inputs split in thirds, low "
+                                   "resolutions first). Needs a model with several style inputs (StyleALAE).")
+    _add_ckpt(s)
+    s.add_argument("--rows", type=_positive_int, default=2, help="destinations per style range (default 2)")
+    s.add_argument("--cols", type=_positive_int, default=4, help="sources (default 4)")
+    s.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+
+    e = sub.add_parser("evaluate", help="metrics of a trained run, as JSON",
+                       description="Latent classification (1-NN and LinearSVC(C=0.02) on E(x) of the train split, "
+                                   "scored on the test split, beside a random encoder and PCA of the same "
+                                   "dimension), reconstruction MSE, FID of generations and reconstructions "
+                                   "(InceptionV3 with --inception-weights, else a named random-conv PROXY), and "
+                                   "PPL in W (full and end, eps 1e-4, proxy-LPIPS distance). Printed and written "
+                                   "as JSON.")
+    _add_ckpt(e)
+    e.add_argument("--data", default=None, help="evaluation data (default: the embedded digits)")
+    e.add_argument("--inception-weights", default=None, metavar="FILE",
+                   help="InceptionV3 state dict (pytorch-fid's pt_inception-2015-12-05 for real FIDs)")
+    e.add_argument("--num-fid", type=_positive_int, default=1000, help="images per FID set (default 1000)")
+    e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
+    e.add_argument("--seed", type=int, default=0, help="seed of all evaluation draws (default 0)")
+
+    sub.add_parser("presets", help="list trainable presets and model presets with parameter counts",
+                   description="Training setups (what `train --preset` accepts) and model presets, with "
+                               "their parameter counts per network.")
+    sub.add_parser("bench", help="print the benchmark report (ratios of fused vs reference vs compile vs copy)",
+                   add_help=False)
+    sub.add_parser("info", help="print what the compiled library was built with (JSON)",
+                   description="What the compiled library was built with, as JSON.")
+    return parser
+
+
+def _run_folder(ckpt_path: Path) -> Path:
+    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+
+
+def _out(args, run, default_name: str) -> Path:
+    return Path(args.out) if args.out else _run_folder(run.path) / default_name
+
+
+def _cmd_train(args) -> int:
+    from .training.run import TrainOptions, run_training
+
+    opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,
+                        resume=args.resume, device=args.device, amp=args.amp, r1_gamma=args.r1_gamma,
+                        r1_interval=args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
+                        checkpoint_kimg=args.checkpoint_kimg, image_kimg=args.image_kimg, keep=args.keep,
+                        log_steps=args.log_steps, model_overrides=dict(args.model_overrides),
+                        schedule_overrides=dict(args.schedule_overrides), evaluate=not args.no_eval,
+                        progress=not args.no_progress, num_workers=args.workers, threads=args.threads)
+    run_training(opts)
+    return 0
+
+
+def _cmd_generate(args) -> int:
+    from .training.images import save_image_grid
+    from .training.inference import load_run, sample_images, to_display
+
+    run = load_run(args.ckpt, args.device)
+    x = sample_images(run, args.n, psi=args.psi, seed=args.seed, cutoff=args.cutoff)
+    path = save_image_grid(to_display(x, run.schedule.resolution), _out(args, run, "generated.png"),
+                           scale=max(1, 128 // run.schedule.resolution))
+    print(f"wrote {args.n} samples (psi {args.psi}, lod {run.phase.lod}) to {path}")
+    return 0
+
+
+def _held_out(data, run, n: int):
+    import torch
+
+    from .data import open_dataset
+
+    try:
+        ds = open_dataset(data, run.schedule.resolution, run.schedule.channels, split="test")
+    except (FileNotFoundError, ValueError) as e:
+        if data is None:
+            raise
+        raise ValueError(f"--data: {e}") from e
+    return ds.get_batch(torch.arange(min(n, len(ds))))[0]
+
+
+def _cmd_reconstruct(args) -> int:
+    import torch
+
+    from .training.images import save_pairs_grid
+    from .training.inference import load_image_files, load_run, prepare_images, to_display
+
+    run = load_run(args.ckpt, args.device)
+    x = load_image_files(args.images, run.schedule) if args.images else _held_out(args.data, run, args.n)
+    device = next(run.model.parameters()).device
+    with torch.no_grad():
+        x = prepare_images(x, run.schedule, run.phase).to(device)
+        rec = run.model.reconstruct(x, run.phase.lod, run.phase.blend, noise="zero")
+    res = run.schedule.resolution
+    path = save_pairs_grid(to_display(x, res), to_display(rec, res), _out(args, run, "reconstructions.png"),
+                           scale=max(1, 128 // res))
+    print(f"wrote {x.shape[0]} originals beside their reconstructions to {path}")
+    return 0
+
+
+def _cmd_interpolate(args) -> int:
+    import torch
+
+    from .training.images import save_image_grid
+    from .training.inference import interpolate_latents, load_image_files, load_run, prepare_images, to_display
+
+    run = load_run(args.ckpt, args.device)
+    device = next(run.model.parameters()).device
+    x = prepare_images(load_image_files([args.a, args.b], run.schedule), run.schedule, run.phase).to(device)
+    with torch.no_grad():
+        strip = interpolate_latents(run, x[:1], x[1:], args.steps)
+    res = run.schedule.resolution
+    path = save_image_grid(to_display(strip, res), _out(args, run, "interpolation.png"), nrow=args.steps,
+                           scale=max(1, 128 // res))
+    print(f"wrote a {args.steps}-image interpolation from {args.a} to {args.b} to {path}")
+    return 0
+
+
+def _cmd_style_mix(args) -> int:
+    from .training.images import save_image_grid
+    from .training.inference import load_run, style_mix_grid, style_ranges, to_display
+
+    run = load_run(args.ckpt, args.device)
+    grid, nrow = style_mix_grid(run, args.rows, args.cols, args.seed)
+    res = run.schedule.resolution
+    path = save_image_grid(to_display(grid, res), _out(args, run, "style-mix.png"), nrow=nrow,
+                           scale=max(1, 128 // res))
+    ranges = ", ".join(f"{k} {a}-{b - 1}" for k, (a, b) in style_ranges(int(run.model.num_ws)).items())
+    print(f"wrote a style-mixing grid ({ranges} of {run.model.num_ws} style inputs; {args.rows} rows each) to {path}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .training.inference import evaluate_model, load_run
+    from .training.run import format_latent_report
+
+    run = load_run(args.ckpt, args.device)
+    metrics = evaluate_model(run, data=args.data, inception_weights=args.inception_weights, num_fid=args.num_fid,
+                             ppl_samples=args.ppl_samples, seed=args.seed, device=args.device)
+    path = _out(args, run, "evaluate.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(json.dumps(metrics, indent=2))
+    if metrics.get("latent"):
+        print(format_latent_report(metrics["latent"]))
+    print(f"wrote metrics to {path}")
+    return 0
+
+
+def _cmd_presets(_args) -> int:
+    import torch
+
+    from .models import build_model, describe_presets, preset_config
+    from .training.setups import DEFAULT_PRESET, FALLBACK_PRESET, list_setups, resolve_setup, setup_available
+
+    def counts(config) -> str:
+        with torch.device("meta"):
+            c = build_model(config).parameter_counts()
+        return (f"F {c['mapping']:,}  G {c['generator']:,}  E {c['encoder']:,}  D {c['discriminator']:,}  "
+                f"total {c['total']:,}")
+
+    print("trainable (alae-fast train --preset NAME):")
+    for name in list_setups():
+        s = resolve_setup(name)
+        print(f"  {name:16s} {s.schedule.channels}x{s.schedule.resolution}px, {s.kimg:g} kimg - {s.description}")
+        print(f"  {'':16s} {counts(s.model_config)}")
+    if not setup_available(DEFAULT_PRESET):
+        print(f"  ({DEFAULT_PRESET!r}, the default, is not registered yet: train falls back to {FALLBACK_PRESET!r})")
+    print("model presets (alae_fast.models.from_preset):")
+    for name, desc in describe_presets().items():
+        print(f"  {name:16s} {desc}")
+        print(f"  {'':16s} {counts(preset_config(name))}")
+    return 0
+
+
+_COMMANDS = {"train": _cmd_train, "generate": _cmd_generate, "reconstruct": _cmd_reconstruct,
+             "interpolate": _cmd_interpolate, "style-mix": _cmd_style_mix, "evaluate": _cmd_evaluate,
+             "presets": _cmd_presets}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="alae-fast", description="alae_fast: fused StyleGAN ops and ALAE.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("bench", help="print the benchmark report (ratios of fused vs reference vs compile vs copy)",
-                   add_help=False)
-    sub.add_parser("info", help="print what the compiled library was built with (JSON)")
+    parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
         from .bench.report import main as bench_main
@@ -20,10 +329,19 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "info":
-        import json
         from . import build_info
         print(json.dumps(build_info(), indent=1))
-    return 0
+        return 0
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
+        if os.environ.get("ALAE_FAST_TRACEBACK"):
+            raise
+        print(f"alae-fast {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"alae-fast {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

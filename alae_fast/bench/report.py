@@ -19,6 +19,7 @@ from .harness import format_table, format_targets, measure
 SUITES = {
     "bias_act": "alae_fast.bench.bias_act",
     "upfirdn2d": "alae_fast.bench.upfirdn2d",
+    "alae_models": "alae_fast.bench.alae_models",
 }
 COLUMNS = ["fused", "ref", "compiled", "copy"]
 

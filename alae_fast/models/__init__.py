@@ -1,20 +1,23 @@
 """ALAE models built from ``alae_fast.nn`` layers.
 
 ``from_preset(name)`` builds a named model (``list_presets()``); a config dataclass
-(``MLPALAEConfig``) builds one with ``build_model(config)`` and round-trips through JSON
+(``MLPALAEConfig``, ``StyleALAEConfig``) builds one with ``build_model(config)`` and round-trips through JSON
 (``config.to_json()``, ``ModelConfig.from_json(text)``). Every model has ``mapping`` (F),
 ``generator`` (G), ``encoder`` (E), ``discriminator`` (D) and ``encode``/``decode``/
 ``generate``/``reconstruct``; ``model.set_impl('ref')`` runs it on the reference ops.
+``python -m alae_fast.models`` prints the parameter counts of every preset.
 """
 
 from .config import ALAEConfig, MLPALAEConfig, ModelConfig, config_kinds, register_config
-from .presets import (build_model, describe_presets, from_preset, list_presets, preset_config,
-                      register_model, register_preset)
+from .style_config import StyleALAEConfig
+from .presets import (build_model, describe_presets, from_preset, list_presets, parameter_counts,
+                      parameter_table, preset_config, register_model, register_preset)
 from .base import ALAEModel
 from .mlp_alae import MLPALAE
+from .style_alae import StyleALAE
 
 __all__ = [
-    "ALAEConfig", "ALAEModel", "MLPALAE", "MLPALAEConfig", "ModelConfig", "build_model",
-    "config_kinds", "describe_presets", "from_preset", "list_presets", "preset_config",
-    "register_config", "register_model", "register_preset",
+    "ALAEConfig", "ALAEModel", "MLPALAE", "MLPALAEConfig", "ModelConfig", "StyleALAE", "StyleALAEConfig",
+    "build_model", "config_kinds", "describe_presets", "from_preset", "list_presets", "parameter_counts",
+    "parameter_table", "preset_config", "register_config", "register_model", "register_preset",
 ]

@@ -6,6 +6,8 @@
     with torch.device("meta"):                            # shapes only, no memory
         big = from_preset(name)
 
+Parameter counts of every preset: ``python -m alae_fast.models`` (``parameter_table()``).
+
 Adding a model kind: decorate its class with ``@register_model(ItsConfig)``. Adding a preset:
 ``register_preset("name", ItsConfig(...), "one line of description")``, at import of the
 module that defines the config, or in ``_builtin_presets`` below.
@@ -16,6 +18,7 @@ from __future__ import annotations
 from torch import nn
 
 from .config import ModelConfig, MLPALAEConfig
+from .style_config import StyleALAEConfig
 
 _MODELS: dict[type, type] = {}
 _PRESETS: dict[str, tuple[ModelConfig, str]] = {}
@@ -89,10 +92,68 @@ def from_preset(name: str, **overrides) -> nn.Module:
     return build_model(preset_config(name, **overrides))
 
 
+def parameter_counts(name: str) -> dict[str, int]:
+    """Trainable parameters of preset ``name`` per network (mapping, generator, encoder,
+    discriminator) and in total, counted on a model built on the meta device (no memory)."""
+    import torch
+
+    with torch.device("meta"):
+        model = from_preset(name)
+    return model.parameter_counts()
+
+
+def parameter_table(names: list[str] | None = None) -> str:
+    """A Markdown table of the parameter counts of ``names`` (default: every preset)."""
+    names = list_presets() if names is None else list(names)
+    rows = ["| preset | resolution | latent | F | G | E | D | total |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in names:
+        cfg = preset_config(name)
+        res = getattr(cfg, "resolution", None) or getattr(cfg, "image_size", "?")
+        c = parameter_counts(name)
+        rows.append(f"| `{name}` | {res} | {cfg.latent_size} | {c['mapping']:,} | {c['generator']:,} | "
+                    f"{c['encoder']:,} | {c['discriminator']:,} | {c['total']:,} |")
+    return "\n".join(rows)
+
+
 def _builtin_presets() -> None:
     register_preset("mnist-mlp", MLPALAEConfig(),
                     "MLP ALAE of the paper's MNIST experiment: 28x28x1, latent 50, E/G 1024-1024, "
                     "F 6 layers, D 3 layers")
+    # The paper's StyleALAE models (Table 3 and its configs): per-lod images are the authors'
+    # epochs per level times the data set size, batches and learning rates their 8-GPU ones.
+    register_preset("ffhq-1024", StyleALAEConfig(),
+                    "StyleALAE on FFHQ: 1024x1024x3, latent 512, L 9, features 16..512; "
+                    "960 kimg per lod, 18000 kimg in all")
+    register_preset("celeba-hq-256", StyleALAEConfig(
+        layer_count=7, start_features=64, max_features=512, lod_kimg=(870.0,),
+        lod_batch=(512, 256, 128, 64, 32, 32, 32), lod_lr=(0.0015,), train_kimg=8120.0),
+        "StyleALAE on CelebA-HQ: 256x256x3, latent 512, L 7, features 64..512; "
+        "870 kimg per lod, 8120 kimg in all")
+    register_preset("bedroom-256", StyleALAEConfig(
+        layer_count=7, start_features=32, max_features=512, lod_kimg=(1516.52,),
+        lod_batch=(512, 256, 128, 64, 32, 32, 32),
+        lod_lr=(0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002), train_kimg=84925.12),
+        "StyleALAE on LSUN Bedroom: 256x256x3, latent 512, L 7, features 32..512; "
+        "1516.52 kimg per lod, 84925 kimg in all")
+    register_preset("celeba-128", StyleALAEConfig(
+        latent_size=256, layer_count=6, start_features=64, max_features=256, lod_kimg=(1095.822,),
+        lod_batch=(512, 256, 128, 64, 32, 32), lod_lr=(0.0015,), train_kimg=14610.96),
+        "StyleALAE on CelebA: 128x128x3, latent 256, L 6, features 64..256; "
+        "1095.8 kimg per lod, 14611 kimg in all")
+    register_preset("digits-32", DIGITS_32,
+                    "small CPU StyleALAE for the embedded 32x32 digits: 1 channel, latent 32, "
+                    "L 4, features 8..32, F 8 layers; batch 32")
+
+
+# The CPU demo model. Sized so that one training iteration (the three ALAE steps with R1's
+# double backward, batch 32) takes well under a second on 2 cores. Its up- and downsampling
+# convolutions run fused at every resolution (fused_scale_resolution=4): the same function as
+# the paper's nearest x2 + conv / conv + average pool below 128 px, about 10% faster here.
+DIGITS_32 = StyleALAEConfig(
+    latent_size=32, mapping_layers=8, layer_count=4, channels=1, start_features=8, max_features=32,
+    fused_scale_resolution=4, lod_kimg=(6.0, 6.0, 8.0, 10.0), lod_batch=(32,), lod_lr=(0.002,),
+    train_kimg=30.0)
 
 
 _builtin_presets()

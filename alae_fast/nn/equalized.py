@@ -116,6 +116,10 @@ class _Equalized(nn.Module):
         return self.act == "linear" and self.clamp is None and (self.act_gain is None or self.act_gain == 1.0)
 
     def _epilogue(self, y: torch.Tensor, b, dim: int) -> torch.Tensor:
+        # Under autocast the matmul/conv output is bfloat16/float16 while b is float32: the
+        # fused op takes b in y's dtype (it accumulates in float32 anyway).
+        if b is not None and b.dtype != y.dtype:
+            b = b.to(y.dtype)
         return bias_act(y, b, dim=dim, act=self.act, alpha=self.act_alpha, gain=self.act_gain,
                         clamp=self.clamp, impl=self.impl)
 

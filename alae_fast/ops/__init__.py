@@ -8,9 +8,16 @@ import forces the references everywhere.
 from .bias_act import ACTIVATIONS, bias_act, bias_act_ref
 
 __all__ = ["ACTIVATIONS", "bias_act", "bias_act_ref"]
+from .adain import adain, adain_ref  # noqa: E402
+from .instance_norm_stats import instance_norm_stats, instance_norm_stats_ref  # noqa: E402
+__all__ += ["adain", "adain_ref", "instance_norm_stats", "instance_norm_stats_ref"]
 
 from .conv2d_resample import conv2d_resample  # noqa: E402
 from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upfirdn2d_ref, upsample2d  # noqa: E402
 
 __all__ += ["conv2d_resample", "downsample2d", "filter2d", "setup_filter", "upfirdn2d", "upfirdn2d_ref",
             "upsample2d"]
+
+from .adain import adain, adain_ref  # noqa: E402
+from .instance_norm_stats import instance_norm_stats, instance_norm_stats_ref  # noqa: E402
+__all__ += ["adain", "adain_ref", "instance_norm_stats", "instance_norm_stats_ref"]

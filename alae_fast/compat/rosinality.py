@@ -1,0 +1,220 @@
+"""rosinality/stylegan2-pytorch's op and layer API on alae_fast's fused ops.
+
+Swap ``from op import fused_leaky_relu, upfirdn2d`` (and the layers of ``model.py``) for
+``from alae_fast.compat.rosinality import ...``: same signatures, defaults and semantics,
+with compiled CPU and CUDA kernels behind them and double backward (R1) through all of it.
+No JIT build happens at import.
+
+Semantics kept from that code base:
+- ``upfirdn2d(input, kernel, up, down, pad=(before, after))``: the same padding on both
+  axes, no gain, the kernel applied as a true convolution (flipped), 2-D kernels.
+- ``make_kernel`` normalises to sum 1; ``Upsample`` multiplies the kernel by factor**2.
+- ``EqualLinear`` stores weights divided by ``lr_mul`` and scales by ``lr_mul/sqrt(in_dim)``;
+  with ``activation`` it runs ``fused_leaky_relu`` (slope 0.2, gain sqrt(2)) on the output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops.bias_act import bias_act
+from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
+
+__all__ = ["fused_leaky_relu", "FusedLeakyReLU", "upfirdn2d", "make_kernel", "Blur", "Upsample",
+           "Downsample", "EqualLinear", "EqualConv2d", "ModulatedConv2d"]
+
+
+def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, negative_slope: float = 0.2,
+                     scale: float = 2 ** 0.5) -> torch.Tensor:
+    """``leaky_relu(input + bias, negative_slope) * scale``, bias broadcast along dim 1.
+
+    input [N, C, ...] any float dtype; bias [C] or None (cast to input's dtype, as rosinality does).
+    """
+    if bias is not None:
+        bias = bias.to(input.dtype)
+    return bias_act(input, bias, dim=1, act="lrelu", alpha=negative_slope, gain=scale)
+
+
+class FusedLeakyReLU(nn.Module):
+    """rosinality's ``FusedLeakyReLU(channel, bias=True, negative_slope=0.2, scale=2**0.5)``."""
+
+    def __init__(self, channel: int, bias: bool = True, negative_slope: float = 0.2, scale: float = 2 ** 0.5):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channel)) if bias else None
+        self.negative_slope = negative_slope
+        self.scale = scale
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return fused_leaky_relu(input, self.bias, self.negative_slope, self.scale)
+
+
+def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
+              pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """rosinality's ``upfirdn2d``: zero-insert by ``up``, pad ``pad=(before, after)`` on both
+    axes (negative crops), convolve with ``kernel`` (2-D [kh, kw], or 1-D for separable),
+    keep every ``down``-th sample. input [N, C, H, W]; the kernel is cast to float32."""
+    if not (isinstance(pad, (tuple, list)) and len(pad) == 2):
+        raise ValueError(f"upfirdn2d: pad must be a (before, after) pair; got {pad!r}")
+    p0, p1 = int(pad[0]), int(pad[1])
+    return _upfirdn2d(input, kernel.to(torch.float32), up=up, down=down, padding=[p0, p1, p0, p1])
+
+
+def make_kernel(k) -> torch.Tensor:
+    """A 2-D FIR kernel normalised to sum 1 from 1-D taps (outer product) or 2-D taps."""
+    k = torch.as_tensor(k, dtype=torch.float32)
+    if k.ndim == 1:
+        k = k[None, :] * k[:, None]
+    return k / k.sum()
+
+
+class Blur(nn.Module):
+    """rosinality's ``Blur(kernel, pad, upsample_factor=1)``."""
+
+    def __init__(self, kernel, pad, upsample_factor: int = 1):
+        super().__init__()
+        kernel = make_kernel(kernel)
+        if upsample_factor > 1:
+            kernel = kernel * (upsample_factor ** 2)
+        self.register_buffer("kernel", kernel)
+        self.pad = tuple(pad)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(input, self.kernel, pad=self.pad)
+
+
+class Upsample(nn.Module):
+    """rosinality's ``Upsample(kernel, factor=2)``: [N, C, H, W] -> [N, C, H*f, W*f]."""
+
+    def __init__(self, kernel, factor: int = 2):
+        super().__init__()
+        self.factor = factor
+        kernel = make_kernel(kernel) * (factor ** 2)
+        self.register_buffer("kernel", kernel)
+        p = kernel.shape[0] - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(input, self.kernel, up=self.factor, down=1, pad=self.pad)
+
+
+class Downsample(nn.Module):
+    """rosinality's ``Downsample(kernel, factor=2)``: [N, C, H, W] -> [N, C, H/f, W/f]."""
+
+    def __init__(self, kernel, factor: int = 2):
+        super().__init__()
+        self.factor = factor
+        kernel = make_kernel(kernel)
+        self.register_buffer("kernel", kernel)
+        p = kernel.shape[0] - factor
+        self.pad = ((p + 1) // 2, p // 2)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(input, self.kernel, up=1, down=self.factor, pad=self.pad)
+
+
+class EqualLinear(nn.Module):
+    """rosinality's ``EqualLinear(in_dim, out_dim, bias=True, bias_init=0, lr_mul=1, activation=None)``."""
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0, lr_mul: float = 1,
+                 activation=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.bias = nn.Parameter(torch.zeros(out_dim).fill_(bias_init)) if bias else None
+        self.activation = activation
+        self.scale = (1 / math.sqrt(in_dim)) * lr_mul
+        self.lr_mul = lr_mul
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias * self.lr_mul
+        if self.activation:
+            out = F.linear(input, self.weight * self.scale)
+            return fused_leaky_relu(out, bias)
+        return F.linear(input, self.weight * self.scale, bias=bias)
+
+    def __repr__(self):
+        return f"{self.__class__.__name__}({self.weight.shape[1]}, {self.weight.shape[0]})"
+
+
+class EqualConv2d(nn.Module):
+    """rosinality's ``EqualConv2d(in_channel, out_channel, kernel_size, stride=1, padding=0, bias=True)``."""
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channel, in_channel, kernel_size, kernel_size))
+        self.scale = 1 / math.sqrt(in_channel * kernel_size ** 2)
+        self.stride = stride
+        self.padding = padding
+        self.bias = nn.Parameter(torch.zeros(out_channel)) if bias else None
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(input, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding)
+
+
+class ModulatedConv2d(nn.Module):
+    """rosinality's ``ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim,
+    demodulate=True, upsample=False, downsample=False, blur_kernel=[1, 3, 3, 1])``.
+
+    forward(input [N, in, H, W], style [N, style_dim]) -> [N, out, H', W'] (H' = 2H when
+    upsampling, H/2 when downsampling). Per-sample weights run as one grouped convolution;
+    the blur around the resampling is alae_fast's upfirdn2d kernel.
+    """
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False, downsample: bool = False,
+                 blur_kernel=(1, 3, 3, 1), fused: bool = True):
+        super().__init__()
+        self.eps = 1e-8
+        self.kernel_size = kernel_size
+        self.in_channel = in_channel
+        self.out_channel = out_channel
+        self.upsample = upsample
+        self.downsample = downsample
+        if upsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1), upsample_factor=factor)
+        if downsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) + (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2, p // 2))
+        self.scale = 1 / math.sqrt(in_channel * kernel_size ** 2)
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
+        self.demodulate = demodulate
+        self.fused = fused
+
+    def forward(self, input: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        batch, in_channel, height, width = input.shape
+        style = self.modulation(style).view(batch, 1, in_channel, 1, 1)
+        weight = self.scale * self.weight * style
+        if self.demodulate:
+            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
+            weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
+        k = self.kernel_size
+        weight = weight.view(batch * self.out_channel, in_channel, k, k)
+        if self.upsample:
+            x = input.reshape(1, batch * in_channel, height, width)
+            w = weight.view(batch, self.out_channel, in_channel, k, k).transpose(1, 2)
+            w = w.reshape(batch * in_channel, self.out_channel, k, k)
+            out = F.conv_transpose2d(x, w, padding=0, stride=2, groups=batch)
+            out = out.view(batch, self.out_channel, *out.shape[2:])
+            return self.blur(out)
+        if self.downsample:
+            x = self.blur(input)
+            _, _, height, width = x.shape
+            x = x.reshape(1, batch * in_channel, height, width)
+            out = F.conv2d(x, weight, padding=0, stride=2, groups=batch)
+            return out.view(batch, self.out_channel, *out.shape[2:])
+        x = input.reshape(1, batch * in_channel, height, width)
+        out = F.conv2d(x, weight, padding=self.padding, groups=batch)
+        return out.view(batch, self.out_channel, *out.shape[2:])
+
+    def __repr__(self):
+        return (f"{self.__class__.__name__}({self.in_channel}, {self.out_channel}, {self.kernel_size}, "
+                f"upsample={self.upsample}, downsample={self.downsample})")

@@ -1,0 +1,192 @@
+"""A folder of PNG/JPEG images of any size, prepared for one square resolution.
+
+Each image is prepared once, the same way every time:
+1. EXIF orientation applied (photos taken sideways come out upright);
+2. converted to RGB (``channels=3``) or greyscale (``channels=1``); an alpha channel is
+   dropped; 16-bit greyscale is scaled to 8 bits;
+3. **center-cropped** to a square of side ``min(width, height)``;
+4. **resized** to ``resolution`` x ``resolution`` with Pillow's Lanczos filter (which
+   low-passes when shrinking, so no aliasing; also used when enlarging small images);
+5. stored as uint8 and returned as float32 ``x / 127.5 - 1`` in ``[-1, 1]``.
+
+Lower resolutions for progressive growing are made from this full-resolution tensor by
+2x2 average pooling: :func:`alae_fast.data.lower_resolution`. Images of mixed sizes and
+aspect ratios are all handled by steps 3-4.
+
+Bad data: a file that cannot be decoded (truncated, not really an image, ...) is skipped;
+a single warning names how many were skipped and the first few, and ``dataset.skipped``
+lists ``(path, reason)`` for each. A missing path raises ``FileNotFoundError``, a folder
+with no PNG/JPEG file (or only unreadable ones) ``ValueError``, both at construction, so a
+trainer fails before its first step.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import ImageDataset, _gather
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "find_image_files", "load_image"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+def find_image_files(path: str | os.PathLike) -> list[Path]:
+    """All files under ``path`` (recursively) ending in .png/.jpg/.jpeg (any case), sorted.
+
+    Raises ``FileNotFoundError`` if ``path`` does not exist, ``NotADirectoryError`` if it is
+    not a folder, ``ValueError`` if it holds no such file.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"data path {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"data path {str(root)!r} is not a folder (expected a folder of PNG/JPEG images)")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise ValueError(f"data folder {str(root)!r} contains no PNG or JPEG files "
+                         f"(searched recursively for {', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+def load_image(path: str | os.PathLike, resolution: int, channels: int = 3) -> np.ndarray:
+    """Decode and prepare one image (steps 1-4 of the module docstring).
+
+    Returns a uint8 array ``[channels, resolution, resolution]``. Raises whatever Pillow
+    raises for an unreadable file (``OSError``, ``SyntaxError``, ``ValueError``, ...).
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img.load()  # decode now: a truncated file fails here, not later
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            # Pillow's convert("L") clips 16-bit values instead of scaling them
+            arr = np.asarray(img, dtype=np.float64)
+            peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+            img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        img = img.convert("RGB" if channels == 3 else "L")
+        w, h = img.size
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+        if side != resolution:
+            img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
+        arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[None]
+    else:
+        arr = arr.transpose(2, 0, 1)
+    return np.ascontiguousarray(arr)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ImageFolderDataset(ImageDataset):
+    """PNG/JPEG images under a folder as ``(image [C, R, R] float32 in [-1, 1], label -1)``.
+
+    Args:
+        path: folder searched recursively for .png/.jpg/.jpeg files (any case).
+        resolution: output side length in pixels (any int >= 1; the presets use powers of 2).
+        channels: 3 (RGB, default) or 1 (greyscale).
+        flip: if True, ``len`` doubles and items ``N..2N-1`` are the mirrored images
+            (horizontal flip chosen by the sampler's index, so resume stays exact).
+        preload: ``True`` decodes every image at construction and keeps them in memory as
+            uint8 (``N * C * R * R`` bytes); ``False`` checks each file's header at
+            construction and decodes on access; ``"auto"`` (default) preloads when that
+            takes at most ``max_preload_bytes`` (default 1 GiB).
+
+    Unreadable files are skipped (see the module docstring). In lazy mode a file whose
+    header looked fine but whose decode fails later is replaced by the next readable image
+    (in file order), with a warning, so a training step never dies on one bad file.
+    """
+
+    def __init__(self, path: str | os.PathLike, resolution: int, channels: int = 3, flip: bool = False,
+                 preload: bool | str = "auto", max_preload_bytes: int = 1 << 30):
+        if not isinstance(resolution, int) or resolution < 1:
+            raise ValueError(f"resolution: expected a positive int, got {resolution!r}")
+        if channels not in (1, 3):
+            raise ValueError(f"channels: expected 1 or 3, got {channels!r}")
+        if preload not in (True, False, "auto"):
+            raise ValueError(f"preload: expected True, False or 'auto', got {preload!r}")
+        self.root = Path(path)
+        files = find_image_files(self.root)
+        self.resolution = resolution
+        self.channels = channels
+        self.flip = bool(flip)
+        if preload == "auto":
+            preload = len(files) * channels * resolution * resolution <= max_preload_bytes
+        self.preloaded = bool(preload)
+        self.skipped: list[tuple[Path, str]] = []
+        self.images: torch.Tensor | None = None
+
+        good: list[Path] = []
+        arrays: list[np.ndarray] = []
+        for f in files:
+            try:
+                if self.preloaded:
+                    arrays.append(load_image(f, resolution, channels))
+                else:
+                    self._verify(f)
+                good.append(f)
+            except Exception as e:  # any decode failure means: skip this file
+                self.skipped.append((f, _describe(e)))
+        if self.skipped:
+            names = ", ".join(p.name for p, _ in self.skipped[:5])
+            more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            warnings.warn(f"{self.root}: skipped {len(self.skipped)} unreadable image file(s) of "
+                          f"{len(files)}: {names}{more}", RuntimeWarning, stacklevel=2)
+        if not good:
+            raise ValueError(f"data folder {str(self.root)!r}: none of its {len(files)} image files could be read "
+                             f"(first error: {self.skipped[0][1]})")
+        self.files = good
+        self.num_images = len(good)
+        self.labels = torch.full((self.num_images,), -1, dtype=torch.int64)
+        if self.preloaded:
+            self.images = torch.from_numpy(np.stack(arrays))
+
+    @property
+    def num_skipped(self) -> int:
+        """How many files were skipped as unreadable (so far, in this process)."""
+        return len(self.skipped)
+
+    @staticmethod
+    def _verify(path: Path) -> None:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            img.verify()  # header and (for PNG) chunk checksums, without a full decode
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.images is not None:
+            return self.images[index].to(torch.float32) / 127.5 - 1.0, self.labels[index]
+        for step in range(self.num_images):
+            f = self.files[(index + step) % self.num_images]
+            try:
+                arr = load_image(f, self.resolution, self.channels)
+            except Exception as e:
+                if all(p != f for p, _ in self.skipped):
+                    self.skipped.append((f, _describe(e)))
+                    warnings.warn(f"{f}: unreadable ({_describe(e)}); using the next image instead",
+                                  RuntimeWarning, stacklevel=2)
+                continue
+            return torch.from_numpy(arr).to(torch.float32) / 127.5 - 1.0, self.labels[index]
+        raise RuntimeError(f"data folder {str(self.root)!r}: no image could be decoded")
+
+    def get_batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``indices`` stacked: ``([B, C, R, R] float32, [B] int64)``."""
+        if self.images is not None:
+            return _gather(self.images, self.labels, self.flip, indices)
+        return super().get_batch(indices)
+
+    def __repr__(self) -> str:
+        return (f"ImageFolderDataset({str(self.root)!r}, n={self.num_images}, skipped={self.num_skipped}, "
+                f"resolution={self.resolution}, channels={self.channels}, flip={self.flip}, "
+                f"preloaded={self.preloaded})")

@@ -1,0 +1,380 @@
+"""StyleALAE (Pidhorskyi, Adjeroh, Doretto, CVPR 2020, Sec. 4): a StyleGAN-like generator G and
+an encoder E that mirrors it, tied through the latent space W, with progressive growing.
+
+With L = ``config.layer_count`` resolutions 4, 8, ..., 4·2^(L-1) and C_i =
+``min(max_features, start_features·2^(L-1-i))`` feature maps at resolution index i (0 = 4x4):
+
+    F  pixel norm, then ``mapping_layers`` x (latent -> latent, lrmul 0.1, lrelu 0.2)
+                                                                  z [N, latent] -> w [N, latent]
+    G  a learned constant [C_0, 4, 4] (ones at first); per resolution i:
+         i > 0: nearest x2 + 3x3 conv C_{i-1} -> C_i (one transposed conv when the output
+                is >= fused_scale_resolution px), then blur [1,2,1];
+         noise -> bias -> lrelu -> instance norm -> style (w_{2i}), one fused ``adain`` op;
+         3x3 conv C_i -> C_i, then the same half-block with style w_{2i+1};
+       ToRGB at the current resolution: 1x1 conv, gain 0.03, no activation.
+                                 ws [N, 2L, latent] (or one w) -> x [N, channels, R, R]
+    E  FromRGB at the input resolution: 1x1 conv + bias + lrelu; per resolution i, top down:
+         3x3 conv C_i -> C_i + bias -> lrelu -> instance_norm_stats (mean_1, std_1)
+         -> blur [1,2,1] -> 3x3 conv C_i -> C_{i-1} and 2x2 average pool (one strided conv
+         when the input is >= fused_scale_resolution px) -> bias -> lrelu
+         -> instance_norm_stats (mean_2, std_2);
+         w += Linear(2 C_i -> latent)([mean_1, std_1]) + Linear(2 C_{i-1} -> latent)([mean_2, std_2]).
+       (C_{-1} = min(max_features, start_features·2^L): the 4x4 block downsamples to 2x2.)
+                                                           x [N, channels, R, R] -> w [N, latent]
+    D  ``discriminator_layers`` linear layers latent -> ... -> 1, lrmul 0.1, no activations.
+                                                                      w [N, latent] -> score [N]
+
+Every layer has an equalized learning rate (weights N(0, 1/lrmul), scaled at run time by
+gain·lrmul/sqrt(fan_in); gain sqrt(2) except ToRGB 0.03 and G's style affines 1). Biases and
+noise weights start at 0, the style affines' biases at 0 so that every style scale 1 + s
+starts near 1.
+
+Progressive growing: level ``lod`` works at R = 4·2^lod with G's blocks 0..lod and E's blocks
+lod..0. While a level fades in (``blend`` < 1, lod > 0), G lerps the previous level's ToRGB
+output, nearest-upsampled, into the new one, and E lerps FromRGB of the 2x2-average-pooled
+input into the new block's output and scales the new block's style contributions by blend.
+``lod=None`` means the last level; at lod 0 ``blend`` has nothing to fade and is ignored.
+
+Every elementwise and filtering step runs on ``alae_fast.ops`` (bias_act, adain,
+instance_norm_stats, upfirdn2d) with double backward on the kernels, so R1 through E runs on
+them; ``model.set_impl('ref')`` switches the whole model to the PyTorch references.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..nn.equalized import EqualizedConv2d, EqualizedLinear
+from ..nn.resample import Blur, Downsample, Upsample
+from ..ops.adain import adain
+from ..ops.instance_norm_stats import instance_norm_stats
+from .base import ALAEModel
+from .mlp_alae import MLPDiscriminator, MLPMapping
+from .presets import register_model
+from .style_config import StyleALAEConfig
+
+__all__ = ["StyleALAE", "StyleGenerator", "StyleEncoder", "GeneratorBlock", "EncoderBlock"]
+
+
+# --- resampling convolutions ----------------------------------------------------------------------
+#
+# nearest x2 followed by a 3x3 "same" convolution is exactly one stride-2 transposed convolution
+# with a 4x4 kernel (the 3x3 taps flipped and summed over the four 2x2 shifts, padding 1), and a
+# 3x3 "same" convolution followed by 2x2 average pooling is exactly one stride-2 convolution with
+# the 4x4 kernel (the 3x3 taps averaged over the four shifts, padding 1), boundaries included.
+# The fused forms skip the 4x larger intermediate; both forms compute the same function.
+
+def _shift_sum(w: torch.Tensor) -> torch.Tensor:
+    """[..., 3, 3] -> [..., 4, 4]: the sum of the taps placed at the four 2x2 offsets."""
+    p = F.pad(w, [1, 1, 1, 1])
+    return p[..., 1:, 1:] + p[..., :-1, 1:] + p[..., 1:, :-1] + p[..., :-1, :-1]
+
+
+def _built_on_cpu(factory):
+    """``factory()`` built on the CPU, then moved to torch's current default device.
+
+    The resampling layers compute their normalised taps at construction, which a meta
+    tensor cannot do; ``with torch.device('meta'):`` still gives a meta model this way.
+    """
+    device = torch.get_default_device()
+    with torch.device("cpu"):
+        layer = factory()
+    return layer.to(device)
+
+
+def nearest_up() -> Upsample:
+    """Nearest-neighbour x2 upsampling: the box filter (1, 1) with gain 4."""
+    return _built_on_cpu(lambda: Upsample(kernel=(1, 1), factor=2))
+
+
+def average_down() -> Downsample:
+    """2x2 average pooling: the box filter (1, 1), keeping every second sample."""
+    return _built_on_cpu(lambda: Downsample(kernel=(1, 1), factor=2))
+
+
+def blur(taps) -> Blur:
+    """Size-keeping blur with ``taps`` normalised to unit sum."""
+    return _built_on_cpu(lambda: Blur(kernel=tuple(taps)))
+
+
+class UpConv2d(nn.Module):
+    """Nearest x2 upsampling and a 3x3 equalized-lr convolution without bias.
+
+    ``fused=True`` runs both as one transposed convolution (same result, less memory traffic).
+    Input [N, in_channels, H, W] -> [N, out_channels, 2H, 2W]. Parameter ``conv.weight``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, fused: bool):
+        super().__init__()
+        self.conv = EqualizedConv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.fused = bool(fused)
+        self.upsample = None if self.fused else nearest_up()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            w, _ = self.conv._scaled(x)
+            w = _shift_sum(w.flip([2, 3])).transpose(0, 1)  # [in, out, 4, 4] for conv_transpose2d
+            return F.conv_transpose2d(x, w, stride=2, padding=1)
+        return self.conv(self.upsample(x))
+
+    def extra_repr(self) -> str:
+        return f"fused={self.fused}"
+
+
+class DownConv2d(nn.Module):
+    """A 3x3 equalized-lr convolution, 2x2 average pooling, then bias + leaky ReLU (fused).
+
+    ``fused=True`` runs convolution and pooling as one stride-2 convolution (same result).
+    Input [N, in_channels, H, W] (H, W even) -> [N, out_channels, H/2, W/2].
+    Parameters ``conv.weight``, ``conv.bias`` (applied after the pooling).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, fused: bool, slope: float):
+        super().__init__()
+        self.conv = EqualizedConv2d(in_channels, out_channels, 3, padding=1, act="lrelu", act_alpha=slope)
+        self.fused = bool(fused)
+        self.pool = None if self.fused else average_down()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w, b = self.conv._scaled(x)
+        if self.fused:
+            y = F.conv2d(x, _shift_sum(w) * 0.25, stride=2, padding=1)
+        else:
+            y = self.pool(F.conv2d(x, w, padding=1))
+        return self.conv._epilogue(y, b, 1)
+
+    def extra_repr(self) -> str:
+        return f"fused={self.fused}"
+
+
+# --- generator ------------------------------------------------------------------------------------
+
+class StyleHalfBlock(nn.Module):
+    """noise -> bias -> leaky ReLU -> instance norm -> style, as one fused ``adain`` op.
+
+    ``y = IN(lrelu(x + noise_weight·noise + bias)) · (1 + s) + t`` with ``[s, t] = A(w)``, A an
+    equalized linear layer latent -> 2·channels of gain ``style_gain``.
+    forward(x [N, C, H, W], w [N, latent], noise [N, 1, H, W] or None) -> [N, C, H, W].
+    Parameters: ``noise_weight [C]`` and ``bias [C]`` (zeros at first), ``style.weight``,
+    ``style.bias``.
+    """
+
+    def __init__(self, channels: int, latent_size: int, slope: float, eps: float, style_gain: float,
+                 impl: str = "auto"):
+        super().__init__()
+        self.channels = channels
+        self.slope, self.eps = float(slope), float(eps)
+        self.noise_weight = nn.Parameter(torch.zeros(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.style = EqualizedLinear(latent_size, 2 * channels, gain=style_gain)
+        self.impl = impl
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        s = self.style(w).to(x.dtype)
+        scale, shift = s[:, :self.channels], s[:, self.channels:]
+        nw = None if noise is None else self.noise_weight.to(x.dtype)
+        return adain(x, scale, shift, bias=self.bias.to(x.dtype), noise=noise, noise_weight=nw,
+                     act="lrelu", alpha=self.slope, eps=self.eps, impl=self.impl)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, slope={self.slope:g}, eps={self.eps:g}" + (
+            f", impl={self.impl}" if self.impl != "auto" else "")
+
+
+class GeneratorBlock(nn.Module):
+    """One resolution of G (see the module docstring); the first block has no upsampling conv.
+
+    forward(x [N, in_channels, H, W], w1, w2 [N, latent], noise 'random' | 'zero')
+    -> [N, out_channels, 2H, 2W] (first block: [N, out_channels, H, W]).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, latent_size: int, *, first: bool, fused: bool,
+                 blur_filter, slope: float, eps: float, style_gain: float):
+        super().__init__()
+        self.first = bool(first)
+        if not self.first:
+            self.up = UpConv2d(in_channels, out_channels, fused)
+            self.blur = blur(blur_filter)
+        self.style_1 = StyleHalfBlock(out_channels, latent_size, slope, eps, style_gain)
+        self.conv = EqualizedConv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.style_2 = StyleHalfBlock(out_channels, latent_size, slope, eps, style_gain)
+
+    def forward(self, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, noise: str) -> torch.Tensor:
+        if not self.first:
+            x = self.blur(self.up(x))
+        x = self.style_1(x, w1, _noise(x, noise))
+        x = self.conv(x)
+        return self.style_2(x, w2, _noise(x, noise))
+
+
+def _noise(x: torch.Tensor, mode: str) -> torch.Tensor | None:
+    if mode == "zero":
+        return None
+    return torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], dtype=x.dtype, device=x.device)
+
+
+class StyleGenerator(nn.Module):
+    """G: styles -> images at any level (see the module docstring).
+
+    forward(ws [N, 2L, latent], lod int in [0, L-1], blend float in [0, 1], noise 'random' |
+    'zero') -> [N, channels, 4·2^lod, 4·2^lod]. Only style inputs [0, 2·lod + 2) are read.
+    Parameters: ``const [1, C_0, 4, 4]``, ``blocks[i]``, ``to_rgb[i]``.
+    """
+
+    def __init__(self, config: StyleALAEConfig):
+        super().__init__()
+        c = config
+        self.layer_count = c.layer_count
+        self.const = nn.Parameter(torch.ones(1, c.features_at(0), 4, 4))
+        self.blocks = nn.ModuleList()
+        self.to_rgb = nn.ModuleList()
+        for i in range(c.layer_count):
+            self.blocks.append(GeneratorBlock(
+                c.features_at(max(i - 1, 0)), c.features_at(i), c.latent_size, first=i == 0,
+                fused=c.resolution_at(i) >= c.fused_scale_resolution, blur_filter=c.blur_filter,
+                slope=c.lrelu_slope, eps=c.instance_norm_eps, style_gain=c.style_gain))
+            self.to_rgb.append(EqualizedConv2d(c.features_at(i), c.channels, 1, gain=c.to_rgb_gain))
+        self.upsample = nearest_up()  # the previous level's image during a fade-in
+
+    def forward(self, ws: torch.Tensor, lod: int, blend: float = 1.0, noise: str = "random") -> torch.Tensor:
+        x = self.const.expand(ws.shape[0], -1, -1, -1)
+        previous = None
+        for i in range(lod + 1):
+            if i == lod and lod > 0 and blend < 1.0:
+                previous = self.to_rgb[i - 1](x)
+            x = self.blocks[i](x, ws[:, 2 * i], ws[:, 2 * i + 1], noise)
+        image = self.to_rgb[lod](x)
+        if previous is not None:
+            image = torch.lerp(self.upsample(previous), image, blend)
+        return image
+
+
+# --- encoder --------------------------------------------------------------------------------------
+
+class EncoderBlock(nn.Module):
+    """One resolution of E (see the module docstring).
+
+    forward(x [N, in_channels, H, W]) -> (x [N, out_channels, H/2, W/2] instance-normalised,
+    w [N, latent]: this block's contribution to E's output).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, latent_size: int, *, fused: bool, blur_filter,
+                 slope: float, eps: float):
+        super().__init__()
+        self.eps = float(eps)
+        self.conv_1 = EqualizedConv2d(in_channels, in_channels, 3, padding=1, act="lrelu", act_alpha=slope)
+        self.blur = blur(blur_filter)
+        self.down = DownConv2d(in_channels, out_channels, fused, slope)
+        self.style_1 = EqualizedLinear(2 * in_channels, latent_size)
+        self.style_2 = EqualizedLinear(2 * out_channels, latent_size)
+        self.impl = "auto"
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, mean_1, std_1 = instance_norm_stats(self.conv_1(x), self.eps, impl=self.impl)
+        x, mean_2, std_2 = instance_norm_stats(self.down(self.blur(x)), self.eps, impl=self.impl)
+        w = self.style_1(torch.cat([mean_1, std_1], 1)) + self.style_2(torch.cat([mean_2, std_2], 1))
+        return x, w
+
+
+class StyleEncoder(nn.Module):
+    """E: images at any level -> one w per image (see the module docstring).
+
+    forward(x [N, channels, 4·2^lod, 4·2^lod], lod int in [0, L-1], blend float in [0, 1])
+    -> w [N, latent]. Parameters: ``from_rgb[i]``, ``blocks[i]`` (index i = resolution index).
+    """
+
+    def __init__(self, config: StyleALAEConfig):
+        super().__init__()
+        c = config
+        self.from_rgb = nn.ModuleList()
+        self.blocks = nn.ModuleList()
+        for i in range(c.layer_count):
+            self.from_rgb.append(EqualizedConv2d(c.channels, c.features_at(i), 1, act="lrelu",
+                                                 act_alpha=c.lrelu_slope))
+            self.blocks.append(EncoderBlock(
+                c.features_at(i), c.features_at(i - 1), c.latent_size,
+                fused=c.resolution_at(i) >= c.fused_scale_resolution, blur_filter=c.blur_filter,
+                slope=c.lrelu_slope, eps=c.instance_norm_eps))
+        self.pool = average_down()  # the input of the previous level during a fade-in
+
+    def forward(self, x: torch.Tensor, lod: int, blend: float = 1.0) -> torch.Tensor:
+        h, w = self.blocks[lod](self.from_rgb[lod](x))
+        if lod > 0 and blend < 1.0:
+            w = w * blend
+            h = torch.lerp(self.from_rgb[lod - 1](self.pool(x)), h, blend)
+        for i in range(lod - 1, -1, -1):
+            h, wi = self.blocks[i](h)
+            w = w + wi
+        return w
+
+
+# --- the model ------------------------------------------------------------------------------------
+
+@register_model(StyleALAEConfig)
+class StyleALAE(ALAEModel):
+    """StyleALAE: F, G, E, D of the module docstring in one module.
+
+    Args:
+        config: a ``StyleALAEConfig`` (default: the paper's FFHQ 1024 model; see the presets
+            ``ffhq-1024``, ``celeba-hq-256``, ``bedroom-256``, ``celeba-128``, ``digits-32``).
+        **overrides: fields to change in ``config``, e.g. ``StyleALAE(layer_count=3)``.
+
+    Attributes ``mapping`` (F), ``generator`` (G), ``encoder`` (E), ``discriminator`` (D);
+    buffer ``w_avg [latent_size]``; ``num_ws`` = 2·layer_count style inputs of G.
+    Images are [N, channels, 4·2^lod, 4·2^lod] with pixels in [-1, 1] (G's output is
+    unbounded; training pulls it there).
+    """
+
+    def __init__(self, config: StyleALAEConfig | None = None, **overrides):
+        config = StyleALAEConfig() if config is None else config
+        if not isinstance(config, StyleALAEConfig):
+            raise TypeError(f"StyleALAE: config must be a StyleALAEConfig; got {type(config).__name__}")
+        if overrides:
+            config = config.replace(**overrides)
+        super().__init__(config)
+        c = config
+        self.mapping = MLPMapping(c.latent_size, c.mapping_layers, c.mapping_lrmul, c.lrelu_slope)
+        self.generator = StyleGenerator(c)
+        self.encoder = StyleEncoder(c)
+        self.discriminator = MLPDiscriminator(c.latent_size, c.discriminator_layers, c.discriminator_lrmul)
+
+    @property
+    def num_ws(self) -> int:
+        return self.config.num_ws
+
+    @property
+    def max_lod(self) -> int:
+        return self.config.max_lod
+
+    def _lod(self, lod, blend, noise, op: str) -> tuple[int, float]:
+        blend = self._check_lod_blend_noise(lod, blend, noise, op, self.max_lod)
+        return (self.max_lod if lod is None else lod), blend
+
+    def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0) -> torch.Tensor:
+        """E(x): images [N, channels, 4·2^lod, 4·2^lod] -> w [N, latent_size].
+
+        lod: level, None (default) for the last; blend in [0, 1]: fade-in of that level
+        (default 1; see the module docstring).
+        """
+        lod, blend = self._lod(lod, blend, "random", "encode")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"encode: x must be a torch.Tensor; got {type(x).__name__}")
+        r = self.config.resolution_at(lod)
+        if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.channels, r, r):
+            raise ValueError(f"encode: x must have shape [N, {self.config.channels}, {r}, {r}] at lod {lod}; "
+                             f"got {tuple(x.shape)}")
+        return self.encoder(x, lod, blend)
+
+    def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
+               noise: str = "random") -> torch.Tensor:
+        """G(w): w [N, latent_size] (the same w for every style input) or [N, num_ws,
+        latent_size] -> images [N, channels, 4·2^lod, 4·2^lod].
+
+        lod: level, None (default) for the last; blend in [0, 1] (default 1); noise:
+        'random' (fresh N(0, 1) noise images, default) or 'zero' (no noise).
+        """
+        lod, blend = self._lod(lod, blend, noise, "decode")
+        return self.generator(self._check_ws(w, "decode"), lod, blend, noise)
+

@@ -1,0 +1,137 @@
+"""The StyleALAE configuration: architecture plus the progressive-growing training schedule.
+
+``StyleALAEConfig`` derives from ``ALAEConfig`` (latent size, F, D) and is registered as kind
+``"style_alae"``, so ``ModelConfig.from_json(text)`` rebuilds it and ``build_model(config)``
+builds a ``StyleALAE``. Besides the architecture it carries what the trainer needs per level
+of detail (LOD): images, global batch and learning rate, read by
+``alae_fast.training.schedule.schedule_from_config`` through the fields ``lod_kimg``,
+``lod_batch``, ``lod_lr``, ``start_lod`` and the properties ``resolution``, ``channels``,
+``max_lod``.
+
+Levels: lod 0 is 4x4 and lod ``max_lod = layer_count - 1`` the final resolution
+``4 * 2**max_lod``. Per-LOD tuples are indexed by lod; a tuple shorter than
+``layer_count`` repeats its last value for the remaining levels, entries past ``max_lod``
+are not used (so a smaller ``layer_count`` keeps a preset's schedule valid).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from numbers import Real
+from typing import ClassVar
+
+from .config import ALAEConfig, check_int, check_int_tuple, check_real, register_config
+
+
+def _check_real_tuple(cfg, name: str) -> None:
+    """A non-empty tuple of finite numbers > 0, stored as floats."""
+    value = getattr(cfg, name)
+    if (not isinstance(value, tuple) or len(value) == 0 or any(
+            isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0 for v in value)):
+        raise ValueError(f"{type(cfg).__name__}: {name} must be a non-empty sequence of finite numbers > 0 "
+                         f"(one per lod, the last repeated); got {value!r}")
+    object.__setattr__(cfg, name, tuple(float(v) for v in value))
+
+
+@register_config
+@dataclass(frozen=True)
+class StyleALAEConfig(ALAEConfig):
+    """StyleALAE (Pidhorskyi, Adjeroh, Doretto, CVPR 2020, Sec. 4) with its training schedule.
+
+    Architecture fields (besides ``ALAEConfig``'s: latent_size 512, mapping_layers 8,
+    mapping_lrmul 0.1, discriminator_layers 3, discriminator_lrmul 0.1, lrelu_slope 0.2,
+    w_avg_beta 0.995):
+        layer_count: L, the number of resolutions 4, 8, ..., 4 * 2**(L-1) (default 9: 1024 px).
+        channels: image channels (default 3).
+        start_features, max_features: feature maps at resolution index i (0 = 4x4) are
+            ``min(max_features, start_features * 2**(L-1-i))`` (defaults 16 and 512).
+        fused_scale_resolution: G upsamples with a fused transposed convolution when a
+            block's OUTPUT is at least this many pixels wide, E downsamples with a strided
+            convolution when a block's INPUT is (default 128, the paper's); below it they
+            use nearest x2 + 3x3 conv and 3x3 conv + 2x2 average pool, the same function.
+        blur_filter: taps of the blur after G's upsampling and before E's downsampling,
+            normalised to unit sum (default (1, 2, 1)).
+        to_rgb_gain: equalized-lr gain of G's 1x1 ToRGB convolutions (default 0.03).
+        style_gain: gain of G's style affine layers w -> (scale, bias) (default 1).
+        instance_norm_eps: epsilon inside every instance norm's square root (default 1e-8).
+
+    Training-schedule fields (per lod, see the module docstring):
+        lod_kimg: thousands of images shown at each level; the first half of every level
+            after ``start_lod`` fades the new resolution in.
+        lod_batch: global batch per level.
+        lod_lr: Adam learning rate per level.
+        start_lod: the first level trained (default 0).
+        train_kimg: the default training length in thousands of images (None: the sum of
+            ``lod_kimg`` over the levels trained).
+
+    Defaults: the paper's FFHQ 1024 model and schedule (16 epochs of 60k images per level,
+    300 epochs in all, the authors' 8-GPU batches and learning rates).
+    """
+
+    kind: ClassVar[str] = "style_alae"
+    latent_size: int = 512
+    mapping_layers: int = 8
+    layer_count: int = 9
+    channels: int = 3
+    start_features: int = 16
+    max_features: int = 512
+    fused_scale_resolution: int = 128
+    blur_filter: tuple[int, ...] = (1, 2, 1)
+    to_rgb_gain: float = 0.03
+    style_gain: float = 1.0
+    instance_norm_eps: float = 1e-8
+    lod_kimg: tuple[float, ...] = (960.0,)
+    lod_batch: tuple[int, ...] = (512, 256, 128, 64, 32, 32, 32, 32, 32)
+    lod_lr: tuple[float, ...] = (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003)
+    start_lod: int = 0
+    train_kimg: float | None = 18000.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_int(self, "layer_count")
+        check_int(self, "channels")
+        check_int(self, "start_features")
+        check_int(self, "max_features")
+        check_int(self, "fused_scale_resolution")
+        check_int_tuple(self, "blur_filter", 1)
+        check_real(self, "to_rgb_gain", 0.0, low_open=True)
+        check_real(self, "style_gain", 0.0, low_open=True)
+        check_real(self, "instance_norm_eps", 0.0)
+        _check_real_tuple(self, "lod_kimg")
+        _check_real_tuple(self, "lod_lr")
+        check_int_tuple(self, "lod_batch", 1)
+        check_int(self, "start_lod", 0)
+        if self.start_lod > self.max_lod:
+            raise ValueError(f"StyleALAEConfig: start_lod must be <= max_lod = {self.max_lod}; got {self.start_lod}")
+        if self.train_kimg is not None:
+            check_real(self, "train_kimg", 0.0, low_open=True)
+
+    # --- derived sizes -----------------------------------------------------------------------
+    @property
+    def max_lod(self) -> int:
+        """The last level of detail, ``layer_count - 1``."""
+        return self.layer_count - 1
+
+    @property
+    def resolution(self) -> int:
+        """Final image side in pixels, ``4 * 2**max_lod``."""
+        return self.resolution_at(self.max_lod)
+
+    @property
+    def num_ws(self) -> int:
+        """Style inputs of G: two per resolution."""
+        return 2 * self.layer_count
+
+    def resolution_at(self, lod: int) -> int:
+        """Image side at level ``lod``: ``4 * 2**lod``."""
+        return 4 * 2 ** lod
+
+    def features_at(self, lod: int) -> int:
+        """Feature maps of resolution index ``lod`` (-1 gives E's output width below 4x4)."""
+        return min(self.max_features, self.start_features * 2 ** (self.layer_count - 1 - lod))
+
+    def per_lod(self, name: str, lod: int):
+        """Entry ``lod`` of the per-lod tuple ``name`` (the last entry repeats)."""
+        values = getattr(self, name)
+        return values[min(lod, len(values) - 1)]

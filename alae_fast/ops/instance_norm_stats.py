@@ -1,0 +1,115 @@
+"""Instance normalisation that also returns its statistics: ``instance_norm_stats``.
+
+ALAE's encoder takes the per-channel mean and std before every instance norm and maps
+them through linear layers to the latent w; the R1 penalty then differentiates through
+them. One kernel computes the normalised tensor and both statistics (the adain engine with
+a linear activation), and all three are differentiable to second order.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+
+from .. import _lib
+from ._dispatch import check_tensor, opmath, use_kernel
+from .adain import _fake_adain, _like_plan, in_grad_vjp
+
+
+def _resolve(x, eps, op="instance_norm_stats"):
+    check_tensor(x, "x", op)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got shape {tuple(x.shape)}")
+    if isinstance(eps, bool) or not isinstance(eps, Real) or not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
+    return float(eps)
+
+
+def instance_norm_stats(x: torch.Tensor, eps: float = 1e-8,
+                        impl: str = "auto") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Instance norm over H and W, with its statistics: ``(y, mean, std)``.
+
+    ``mean = mean(x)`` and ``std = sqrt(mean((x - mean)^2) + eps)`` per (n, c) (biased
+    variance), ``y = (x - mean) / std``.
+
+    Args:
+        x: [N, C, H, W]; float16, bfloat16, float32 or float64 (statistics in float32 for
+            the half types). Contiguous and channels_last run without a copy.
+        eps: added to the variance, >= 0 (default 1e-8, as ALAE's encoder).
+        impl: 'auto' (compiled kernel when built for x's device, else the reference) or 'ref'.
+
+    Returns:
+        y: x's shape, dtype and memory format; mean, std: [N, C] in x's dtype. Each is
+        differentiable to second order.
+    """
+    eps = _resolve(x, eps)
+    if use_kernel(x, impl, "instance_norm_stats"):
+        y, mean, std = torch.ops.alae_fast.instance_norm_stats(x, eps)
+        return y, mean.to(x.dtype), std.to(x.dtype)
+    return _instance_norm_stats_ref(x, eps)
+
+
+def instance_norm_stats_ref(x: torch.Tensor, eps: float = 1e-8):
+    """Plain-PyTorch ``instance_norm_stats`` (same arguments and results)."""
+    return _instance_norm_stats_ref(x, _resolve(x, eps, op="instance_norm_stats_ref"))
+
+
+def _instance_norm_stats_ref(x, eps):
+    a = opmath(x)
+    mean = a.mean((2, 3), keepdim=True)
+    xc = a - mean
+    std = torch.sqrt(xc.square().mean((2, 3), keepdim=True) + eps)
+    y = xc / std
+    return y.to(x.dtype), mean[:, :, 0, 0].to(x.dtype), std[:, :, 0, 0].to(x.dtype)
+
+
+# --- registration -----------------------------------------------------------------------------
+
+def _fake(x, eps):
+    return _fake_adain(x, None, None, None, None, None, "linear", 0.0, eps)
+
+
+def _fake_grad(gy, gmean, gstd, x, mean, std):
+    return _like_plan(x)
+
+
+def _setup(ctx, inputs, output):
+    x, eps = inputs
+    _, mean, std = output
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(x, mean, std)
+
+
+def _backward(ctx, gy, gmean, gstd):
+    x, mean, std = ctx.saved_tensors
+    if gy is None and gmean is None and gstd is None:
+        return None, None
+    return torch.ops.alae_fast.instance_norm_stats_grad(gy, gmean, gstd, x, mean, std), None
+
+
+def _setup_grad(ctx, inputs, output):
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(*inputs)
+
+
+def _backward_grad(ctx, U):
+    gy, gmean, gstd, x, mean, std = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    if U is None:
+        return (None,) * 6
+    g = in_grad_vjp(opmath(U), None, None, None if gy is None else opmath(gy), gmean, gstd,
+                    opmath(x), mean, std, None, "linear", 0.0,
+                    (need[0], need[1], need[2], need[3], need[4], need[5], False))
+    ggy, ggm, ggs, gx, gmu, gsd, _ = g
+    return (None if ggy is None else ggy.to(x.dtype), ggm, ggs,
+            None if gx is None else gx.to(x.dtype), gmu, gsd)
+
+
+if _lib.loaded():
+    torch.library.register_fake("alae_fast::instance_norm_stats")(_fake)
+    torch.library.register_fake("alae_fast::instance_norm_stats_grad")(_fake_grad)
+    torch.library.register_autograd("alae_fast::instance_norm_stats", _backward, setup_context=_setup)
+    torch.library.register_autograd("alae_fast::instance_norm_stats_grad", _backward_grad,
+                                    setup_context=_setup_grad)

@@ -1,0 +1,441 @@
+"""A training run: data, model, trainer, run folder, checkpoints, resume, progress and the final report.
+
+``run_training(TrainOptions(...))`` is what ``alae-fast train`` calls (alone, or under torchrun
+on every rank). The run folder (``--out``, default ``runs/<setup>``) receives:
+
+- ``config.json``: the resolved setup (model config, schedule, options, world size, versions);
+- ``log.jsonl``: one record per ``log_steps`` iterations: ``kimg``, ``step``, ``lod``, ``blend``,
+  ``batch``, ``lr``, the three losses ``loss_d``, ``loss_g``, ``loss_ae``, the terms ``d_real``,
+  ``d_fake``, ``r1`` (means over the window and over ranks), ``images_per_s`` and ``time_s``;
+- ``loss_curves.png``: the losses against kimg, redrawn with each image snapshot;
+- ``images/samples-<images>.png`` and ``images/reconstructions-<images>.png``: EMA samples of
+  fixed latents and fixed training images beside their EMA reconstructions;
+- ``checkpoints/ckpt-<images>.pt``: written atomically, the newest ``keep`` kept;
+- ``eval.json``: the end-of-training metrics (latent classification beside a random encoder and
+  PCA, reconstruction MSE), also printed.
+
+A checkpoint holds the model, its EMA, both optimisers, the level and images seen, the
+trainer's latent generator, every rank's Python/NumPy/torch(/CUDA) random state and the data
+stream position. ``resume=True`` continues from the newest loadable one; on the CPU the
+continued run is bit-identical to one that never stopped (pictures and evaluations run
+under ``torch.random.fork_rng`` so they never disturb the training's random streams).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..models import ModelConfig, build_model
+from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
+from .distributed import DistributedContext, init_distributed, shutdown_distributed
+from .images import plot_loss_curves, save_image_grid, save_pairs_grid
+from .inference import CHECKPOINT_FORMAT, LoadedRun, latent_eval, prepare_images, sample_images, to_display
+from .schedule import LODSchedule
+from .setups import DEFAULT_PRESET, FALLBACK_PRESET, TrainSetup, resolve_setup, setup_available
+from .trainer import ALAETrainer
+
+__all__ = ["TrainOptions", "run_training", "pick_setup", "format_latent_report"]
+
+_NUMERIC_OPTIONS = ("seed", "r1_gamma", "r1_interval", "mixing_prob", "ema_half_life_kimg", "amp")
+_LOSS_KEYS = ("loss_d", "loss_g", "loss_ae", "d_real", "d_fake", "r1")
+
+
+@dataclass
+class TrainOptions:
+    """Options of one training run (the ``alae-fast train`` flags).
+
+    preset: setup or model-preset name (None: ``digits-32``, or on resume the checkpoint's);
+    data: data path (None: the embedded digits); out: run folder (None: ``runs/<setup>``);
+    kimg: training length in thousands of images (None: the setup's); seed; resume;
+    device: 'auto', 'cpu', 'cuda'...; amp: bfloat16 autocast; r1_gamma, r1_interval,
+    mixing_prob, ema_half_life_kimg: see ``ALAETrainer``; checkpoint_kimg / image_kimg:
+    intervals (None: a tenth of the run); keep: checkpoints kept; log_steps: iterations per
+    log record; model_overrides / schedule_overrides: fields changed in the setup's model
+    config / schedule; evaluate: run the latent-classification report at the end;
+    progress: show the tqdm bar; num_workers: data-loading processes; threads: torch CPU
+    threads (None: torch's default).
+    """
+
+    preset: str | None = None
+    data: str | None = None
+    out: str | None = None
+    kimg: float | None = None
+    seed: int = 0
+    resume: bool = False
+    device: str = "auto"
+    amp: bool = False
+    r1_gamma: float = 10.0
+    r1_interval: int = 1
+    mixing_prob: float = 0.9
+    ema_half_life_kimg: float = 10.0
+    checkpoint_kimg: float | None = None
+    image_kimg: float | None = None
+    keep: int = 3
+    log_steps: int = 20
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    schedule_overrides: dict[str, Any] = field(default_factory=dict)
+    evaluate: bool = True
+    progress: bool = True
+    num_workers: int = 0
+    threads: int | None = None
+
+
+def pick_setup(preset: str | None, model_overrides=None, schedule_overrides=None) -> tuple[TrainSetup, str | None]:
+    """The setup to train and, when the default StyleALAE preset is not available yet, the
+    message saying what is trained instead."""
+    name = preset or DEFAULT_PRESET
+    note = None
+    if name == DEFAULT_PRESET and not setup_available(name):
+        note = (f"note: preset {DEFAULT_PRESET!r} (StyleALAE on the 32x32 digits) is not registered in this "
+                f"install yet; training {FALLBACK_PRESET!r} (the MLP ALAE on the same embedded digits) instead.")
+        name = FALLBACK_PRESET
+    return resolve_setup(name, model_overrides, schedule_overrides), note
+
+
+class _Say:
+    def __init__(self, ctx: DistributedContext):
+        self.on = ctx.is_main
+
+    def __call__(self, *args, **kw):
+        if self.on:
+            print(*args, **kw, flush=True)
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the bar is a convenience; the log has the same numbers
+        return None
+    return tqdm(total=total, initial=initial, unit="img", unit_scale=True, dynamic_ncols=True, smoothing=0.1,
+                file=sys.stderr)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _truncate_log(path: Path, kimg: float) -> None:
+    """Drop log records written after the checkpoint a run resumes from (and any cut-off line)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and rec.get("kimg", 0) <= kimg + 1e-9:
+            keep.append(line)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(k + "\n" for k in keep))
+    os.replace(tmp, path)
+
+
+def format_latent_report(report: dict) -> str:
+    """The latent-classification report as a small table (accuracies in percent)."""
+    rows = [("EMA encoder (trained)", report["encoder"])]
+    if "random_encoder" in report:
+        rows.append(("random encoder", report["random_encoder"]))
+    if "pca" in report:
+        rows.append((f"PCA ({report['pca'].get('dim', report['dim'])} components)", report["pca"]))
+    lines = [f"latent classification, {report.get('train_images', '?')} train / {report.get('test_images', '?')} "
+             f"held-out images, latent dim {report['dim']}:",
+             f"  {'':26s} {'1-NN':>7s} {'LinearSVC':>10s}"]
+    for name, r in rows:
+        lines.append(f"  {name:26s} {100 * r['knn1']:6.1f}% {100 * r['linear_svc']:9.1f}%")
+    enc = report["encoder"]
+    if "random_encoder" in report:
+        lines.append(f"  trained - random: {100 * (enc['knn1'] - report['random_encoder']['knn1']):+.1f} points 1-NN, "
+                     f"{100 * (enc['linear_svc'] - report['random_encoder']['linear_svc']):+.1f} LinearSVC")
+    if "pca" in report:
+        lines.append(f"  trained - PCA:    {100 * (enc['knn1'] - report['pca']['knn1']):+.1f} points 1-NN, "
+                     f"{100 * (enc['linear_svc'] - report['pca']['linear_svc']):+.1f} LinearSVC")
+    return "\n".join(lines)
+
+
+def _resolve(opts: TrainOptions, ckpt_state: dict | None, say) -> tuple[TrainSetup, str | None]:
+    if ckpt_state is not None and opts.preset is None and not opts.model_overrides and not opts.schedule_overrides:
+        # resuming without naming the setup: continue exactly what the checkpoint trained
+        config = ModelConfig.from_dict(ckpt_state["model_config"])
+        schedule = LODSchedule.from_dict(ckpt_state["schedule"])
+        return TrainSetup(ckpt_state.get("setup", "?"), config, schedule, float(ckpt_state["total_kimg"]),
+                          "resumed"), None
+    return pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
+
+
+def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
+    problems = []
+    if state.get("format") != CHECKPOINT_FORMAT:
+        problems.append(f"format {state.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
+    if state.get("model_config") != setup.model_config.to_dict():
+        problems.append("model config differs")
+    if state.get("schedule") != setup.schedule.to_dict():
+        problems.append("schedule differs")
+    for k in _NUMERIC_OPTIONS:
+        if state.get("options", {}).get(k) != getattr(opts, k):
+            problems.append(f"{k}: checkpoint {state.get('options', {}).get(k)!r}, now {getattr(opts, k)!r}")
+    if problems:
+        raise ValueError("--resume: the checkpoint was made by a different run: " + "; ".join(problems))
+
+
+def run_training(opts: TrainOptions, ctx: DistributedContext | None = None) -> dict[str, Any]:
+    """Train as ``opts`` says (see the module docstring); returns a summary dict (``out``,
+    ``kimg``, ``steps``, ``checkpoint``, ``eval`` ...). Under torchrun call it on every rank."""
+    own = ctx is None
+    ctx = ctx if ctx is not None else init_distributed(opts.device)
+    try:
+        return _run(opts, ctx)
+    finally:
+        if own:
+            shutdown_distributed(ctx)
+
+
+def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
+    from ..data import DataStream, open_dataset
+
+    say = _Say(ctx)
+    if opts.threads:
+        torch.set_num_threads(int(opts.threads))
+        try:  # the same cap for NumPy's BLAS (FID) and scikit-learn in the final report
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(int(opts.threads))
+        except ImportError:
+            pass
+    if opts.keep < 1:
+        raise ValueError(f"keep: expected >= 1; got {opts.keep}")
+    if opts.log_steps < 1:
+        raise ValueError(f"log_steps: expected >= 1; got {opts.log_steps}")
+
+    # --- what to train, where -------------------------------------------------------------
+    first_setup, note = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
+    out = Path(opts.out) if opts.out else Path("runs") / first_setup.name
+    ckdir = out / "checkpoints"
+    existing = list_checkpoints(ckdir)
+    ckpt_state, ckpt_path = None, None
+    if opts.resume:
+        found = find_latest_checkpoint(ckdir) if existing else None
+        if found is None:
+            raise FileNotFoundError(f"--resume: no loadable checkpoint in {str(ckdir)!r}")
+        ckpt_path, ckpt_state = found
+    elif existing:
+        raise FileExistsError(f"{str(out)!r} already holds checkpoints: pass --resume to continue that run, "
+                              f"or choose another --out")
+    setup = first_setup
+    if ckpt_state is not None:
+        setup, note = _resolve(opts, ckpt_state, say)
+    if note:
+        say(note)
+    schedule, config = setup.schedule, setup.model_config
+    for b in set(schedule.lod_batch):
+        if b % ctx.world_size:
+            raise ValueError(f"schedule: global batch {b} is not a multiple of the world size {ctx.world_size}")
+    total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
+    if not total_kimg > 0:
+        raise ValueError(f"kimg: expected > 0; got {total_kimg}")
+    total = int(round(total_kimg * 1000))
+    ckpt_every = int(round((opts.checkpoint_kimg if opts.checkpoint_kimg else max(total_kimg / 10, 1e-3)) * 1000))
+    image_every = int(round((opts.image_kimg if opts.image_kimg else max(total_kimg / 10, 1e-3)) * 1000))
+
+    # --- data (checked before any training work) -------------------------------------------
+    dataset = open_dataset(opts.data, schedule.resolution, schedule.channels, split="train")
+    if dataset.resolution != schedule.resolution or dataset.channels not in (1, schedule.channels):
+        raise ValueError(f"data: {dataset!r} gives {dataset.channels}x{dataset.resolution}x{dataset.resolution} "
+                         f"images; {setup.name!r} trains on {schedule.channels}x{schedule.resolution}"
+                         f"x{schedule.resolution}")
+
+    # --- model and trainer -----------------------------------------------------------------
+    random.seed(opts.seed)
+    np.random.seed(opts.seed % (2 ** 32))
+    torch.manual_seed(opts.seed)
+    model = build_model(config).to(ctx.device)
+    trainer = ALAETrainer(model, schedule, ctx, seed=opts.seed, r1_gamma=opts.r1_gamma,
+                          r1_interval=opts.r1_interval, mixing_prob=opts.mixing_prob,
+                          ema_half_life_kimg=opts.ema_half_life_kimg, amp=opts.amp)
+    # G's noise inputs come from the default generator: a different stream per rank
+    torch.manual_seed(opts.seed * 1009 + 1 + ctx.rank)
+    stream = DataStream(dataset, trainer.phase().batch, ctx.rank, ctx.world_size, seed=opts.seed,
+                        num_workers=opts.num_workers, pin_memory=ctx.device.type == "cuda")
+    time_before = 0.0
+    if ckpt_state is not None:
+        _check_resume(ckpt_state, setup, opts)
+        trainer.load_state_dict(ckpt_state["trainer"])
+        stream.load_state_dict(ckpt_state["data"])
+        rng = ckpt_state["rng"]
+        if len(rng) == ctx.world_size:
+            restore_rng_state(rng[ctx.rank])
+        else:
+            say(f"note: the checkpoint was written by {len(rng)} processes, this run has {ctx.world_size}: "
+                f"random streams are reseeded (the run continues, but not bit-identically)")
+        time_before = float(ckpt_state.get("time_s", 0.0))
+        say(f"resuming from {ckpt_path} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod})")
+
+    counts = model.parameter_counts() if hasattr(model, "parameter_counts") else {}
+    options = {k: v for k, v in asdict(opts).items()}
+    resolved = {"setup": setup.name, "description": setup.description, "note": note,
+                "model": config.to_dict(), "schedule": schedule.to_dict(), "total_kimg": total_kimg,
+                "options": options, "world_size": ctx.world_size, "backend": ctx.backend,
+                "device": str(ctx.device), "parameters": counts, "torch": torch.__version__,
+                "checkpoint_kimg": ckpt_every / 1000, "image_kimg": image_every / 1000}
+    log_path = out / "log.jsonl"
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "images").mkdir(exist_ok=True)
+        try:
+            from .. import build_info
+            resolved["build"] = build_info()
+        except Exception:  # the library may have failed to load; the reference ops still train
+            pass
+        _write_json(out / "config.json", resolved)
+        if ckpt_state is not None:
+            _truncate_log(log_path, trainer.images_seen / 1000.0)
+        elif log_path.exists():
+            log_path.unlink()
+    ctx.barrier()
+    say(f"training {setup.name!r} ({setup.description}) for {total_kimg:g} kimg on {ctx.world_size} x "
+        f"{ctx.device}; run folder {out}")
+
+    # --- fixed inputs of the pictures ------------------------------------------------------
+    n_show = 16
+    show_real = dataset.get_batch(torch.arange(min(n_show, len(dataset))))[0]
+
+    def write_pictures() -> list[Path]:
+        phase = trainer.phase()
+        run = LoadedRun(trainer.ema.module, config, schedule, phase, setup.name, trainer.images_seen, out, {})
+        res = schedule.resolution
+        scale = max(1, 128 // res)
+        with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []), torch.no_grad():
+            samples = sample_images(run, 32, seed=opts.seed + 123456)
+            real = prepare_images(show_real, schedule, phase).to(ctx.device)
+            rec = trainer.ema.module.reconstruct(real, phase.lod, phase.blend, noise="zero")
+        tag = f"{trainer.images_seen:010d}"
+        p1 = save_image_grid(to_display(samples, res), out / "images" / f"samples-{tag}.png", nrow=8, scale=scale)
+        p2 = save_pairs_grid(to_display(real, res), to_display(rec, res), out / "images" / f"reconstructions-{tag}.png",
+                             pairs_per_row=4, scale=scale)
+        paths = [p1, p2]
+        if log_path.exists() and log_path.stat().st_size:
+            try:
+                paths.append(plot_loss_curves(log_path, out / "loss_curves.png", keys=list(_LOSS_KEYS[:3]) + ["r1"],
+                                              smooth=5))
+            except ValueError:
+                pass
+        return paths
+
+    def write_checkpoint() -> Path | None:
+        rng = ctx.all_gather_object(capture_rng_state())
+        if not ctx.is_main:
+            return None
+        state = {"format": CHECKPOINT_FORMAT, "setup": setup.name, "model_config": config.to_dict(),
+                 "schedule": schedule.to_dict(), "total_kimg": total_kimg,
+                 "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "world_size": ctx.world_size,
+                 "trainer": trainer.state_dict(), "data": stream.state_dict(), "rng": rng,
+                 "time_s": time_before + (time.perf_counter() - t_start)}
+        return save_checkpoint(state, ckdir, trainer.images_seen, keep=opts.keep)
+
+    # --- the loop --------------------------------------------------------------------------
+    bar = _progress(total, min(trainer.images_seen, total), opts.progress and ctx.is_main)
+    t_start = time.perf_counter()
+    window: dict[str, list] = defaultdict(list)
+    t_window, img_window = time.perf_counter(), 0
+    last_ckpt = trainer.images_seen if ckpt_state is not None else -1
+    last_path = ckpt_path
+    log_file = open(log_path, "a", encoding="utf-8") if ctx.is_main else None
+    last_rec: dict[str, Any] = {}
+    try:
+        while trainer.images_seen < total:
+            phase = trainer.phase()
+            stream.set_batch_size(phase.batch)
+            x, _ = stream.next()
+            if x.shape[1] != schedule.channels:  # grey data (the digits) for a colour model
+                x = x.expand(-1, schedule.channels, -1, -1)
+            before = trainer.images_seen
+            metrics = trainer.step(x)
+            after = trainer.images_seen
+            img_window += phase.batch
+            for k in _LOSS_KEYS:
+                window[k].append(metrics[k])
+            if bar is not None:
+                bar.update(min(after, total) - min(before, total))
+            if trainer.step_count % opts.log_steps == 0 or after >= total:
+                vals = ctx.mean(torch.stack([torch.stack(window[k]).float().mean() for k in _LOSS_KEYS])).tolist()
+                now = time.perf_counter()
+                rec = {"kimg": round(after / 1000.0, 6), "step": trainer.step_count, "lod": metrics["lod"],
+                       "blend": round(metrics["blend"], 6), "batch": metrics["batch"], "lr": metrics["lr"],
+                       **{k: v for k, v in zip(_LOSS_KEYS, vals)},
+                       "images_per_s": img_window / max(now - t_window, 1e-9),
+                       "time_s": time_before + now - t_start}
+                if not all(math.isfinite(v) for v in vals):
+                    raise FloatingPointError(f"training diverged at {after / 1000:.3f} kimg: {rec}")
+                last_rec = rec
+                if log_file is not None:
+                    log_file.write(json.dumps(rec) + "\n")
+                    log_file.flush()
+                if bar is not None:
+                    bar.set_postfix_str(f"img/s {rec['images_per_s']:.0f} lod {rec['lod']} "
+                                        f"Ld {rec['loss_d']:.3f} Lg {rec['loss_g']:.3f} Lae {rec['loss_ae']:.4f}")
+                window.clear()
+                t_window, img_window = now, 0
+            if before // ckpt_every != after // ckpt_every or after >= total:
+                last_path = write_checkpoint() or last_path
+                last_ckpt = after
+            if ctx.is_main and (before // image_every != after // image_every or after >= total):
+                write_pictures()
+    except KeyboardInterrupt:
+        if ctx.world_size == 1 and trainer.images_seen != last_ckpt and trainer.images_seen > 0:
+            path = write_checkpoint()
+            say(f"\ninterrupted: saved {path}; continue with --resume --out {out}")
+        raise
+    finally:
+        if log_file is not None:
+            log_file.close()
+        if bar is not None:
+            bar.close()
+
+    summary: dict[str, Any] = {"out": str(out), "setup": setup.name, "kimg": trainer.images_seen / 1000.0,
+                               "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(last_path),
+                               "last_log": last_rec, "note": note}
+    if ctx.is_main:
+        summary["images"] = [str(sorted((out / "images").glob(f"{kind}-*.png"))[-1])
+                             for kind in ("samples", "reconstructions") if list((out / "images").glob(f"{kind}-*.png"))]
+        if opts.evaluate:
+            with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
+                phase = trainer.phase()
+                report = latent_eval(trainer.ema.module, config, schedule, phase, opts.data, seed=opts.seed,
+                                     device=ctx.device)
+                from ..eval import reconstruction_mse
+                from ..data import open_dataset as _open
+                try:
+                    test = _open(opts.data, schedule.resolution, schedule.channels, split="test")
+                except (FileNotFoundError, ValueError):
+                    test = dataset
+                xt = prepare_images(test.get_batch(torch.arange(min(len(test), 2000)))[0], schedule, phase)
+                mse = reconstruction_mse(
+                    lambda b: trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend,
+                                                             noise="zero").cpu(), xt)
+            ev = {"kimg": trainer.images_seen / 1000.0, "latent": report, "reconstruction_mse": mse,
+                  "reconstruction_images": int(xt.shape[0])}
+            _write_json(out / "eval.json", ev)
+            summary["eval"] = ev
+            if report is not None:
+                say(format_latent_report(report))
+            say(f"reconstruction MSE (EMA, pixels in [-1, 1]) on {xt.shape[0]} held-out images: {mse:.4f}")
+        say(f"wrote run folder {out}: config.json, log.jsonl, loss_curves.png, images/ "
+            f"(latest {', '.join(Path(p).name for p in summary['images'])}), checkpoints/ "
+            f"(latest {Path(str(last_path)).name})" + (", eval.json" if opts.evaluate else ""))
+    ctx.barrier()
+    return summary

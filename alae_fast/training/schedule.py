@@ -1,0 +1,255 @@
+"""Progressive growing: which level of detail (LOD), blend, batch and learning rate apply when.
+
+Training walks the levels ``start_lod, start_lod + 1, ..., max_lod``; level ``lod`` works on
+images of side ``base_resolution * 2**lod`` (4·2^lod for StyleALAE; the MLP ALAE has one level).
+Each level except the last lasts a fixed number of images, ``lod_kimg[lod] * 1000``; the last
+one lasts until training ends. Every level after the first begins with a fade-in over the
+first half of its images: with t the fraction of that half done,
+
+    blend(t) = sin(t·π − π/2) / 2 + 1/2        (0 at t = 0, 1 at t = 1; then 1)
+
+and G, E and the real images all move from the previous resolution to the new one by that
+blend (``blend_real_images``: ``x·b + up(down(x))·(1 − b)``).
+
+Per-level values (``lod_kimg``, ``lod_batch``, ``lod_lr``) are tuples indexed by lod; a
+tuple shorter than ``max_lod + 1`` repeats its last value.
+
+A model config can carry its own schedule (see :func:`schedule_from_config` for the fields
+it must have); configs without one get it from a training setup (``alae_fast.training.setups``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["LODSchedule", "Phase", "blend_factor", "blend_real_images", "images_for_lod",
+           "schedule_from_config", "SCHEDULE_CONFIG_FIELDS"]
+
+# The fields a model config provides to carry its own training schedule.
+SCHEDULE_CONFIG_FIELDS = ("resolution", "channels", "lod_kimg", "lod_batch", "lod_lr")
+
+
+def blend_factor(t: float) -> float:
+    """The fade-in curve ``sin(t·π − π/2)/2 + 1/2`` for ``t`` clipped to [0, 1] (float in [0, 1])."""
+    t = min(max(float(t), 0.0), 1.0)
+    return math.sin(t * math.pi - 0.5 * math.pi) / 2.0 + 0.5
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Where training stands after ``images_seen`` images (what ``LODSchedule.phase`` returns).
+
+    lod: current level of detail; resolution: its image side in pixels; blend: fade-in of
+    that level in [0, 1]; batch: global batch; lr: Adam learning rate; lod_start: images
+    seen when this level began; in_transition: True during the fade-in.
+    """
+
+    lod: int
+    resolution: int
+    blend: float
+    batch: int
+    lr: float
+    lod_start: int
+    in_transition: bool
+
+
+@dataclass(frozen=True)
+class LODSchedule:
+    """The progressive-growing schedule of a training run (see the module docstring).
+
+    Fields:
+        max_lod: level of the final resolution (``resolution == base_resolution * 2**max_lod``).
+        base_resolution: image side at lod 0 (4 for StyleALAE; the image side for an MLP).
+        lod_kimg: thousands of images shown at each level (the last level runs until the
+            end of training, so its entry only matters to ``kimg_to_reach``).
+        lod_batch: global batch per level (a multiple of the world size in a DDP run).
+        lod_lr: Adam learning rate per level (both optimisers).
+        start_lod: first level trained (default 0).
+        channels: image channels.
+    """
+
+    max_lod: int
+    base_resolution: int
+    lod_kimg: tuple[float, ...]
+    lod_batch: tuple[int, ...]
+    lod_lr: tuple[float, ...]
+    start_lod: int = 0
+    channels: int = 3
+
+    def __post_init__(self):
+        for name in ("lod_kimg", "lod_batch", "lod_lr"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = (value,)
+            if not isinstance(value, (tuple, list)) or len(value) == 0:
+                raise ValueError(f"LODSchedule: {name} must be a non-empty sequence; got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        for name in ("max_lod", "start_lod"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"LODSchedule: {name} must be an int >= 0; got {v!r}")
+        if self.start_lod > self.max_lod:
+            raise ValueError(f"LODSchedule: start_lod ({self.start_lod}) must be <= max_lod ({self.max_lod})")
+        for name in ("base_resolution", "channels"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"LODSchedule: {name} must be a positive int; got {v!r}")
+        for v in self.lod_kimg:
+            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"LODSchedule: lod_kimg entries must be finite numbers > 0; got {self.lod_kimg!r}")
+        for v in self.lod_batch:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"LODSchedule: lod_batch entries must be positive ints; got {self.lod_batch!r}")
+        for v in self.lod_lr:
+            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"LODSchedule: lod_lr entries must be finite numbers > 0; got {self.lod_lr!r}")
+        object.__setattr__(self, "lod_kimg", tuple(float(v) for v in self.lod_kimg))
+        object.__setattr__(self, "lod_lr", tuple(float(v) for v in self.lod_lr))
+
+    # --- per-level lookups -------------------------------------------------------------------
+    @staticmethod
+    def _at(values: tuple, lod: int):
+        return values[min(lod, len(values) - 1)]
+
+    @property
+    def resolution(self) -> int:
+        """Final image side: ``base_resolution * 2**max_lod``."""
+        return self.resolution_at(self.max_lod)
+
+    def resolution_at(self, lod: int) -> int:
+        """Image side at level ``lod``."""
+        return self.base_resolution * (2 ** lod)
+
+    def batch_at(self, lod: int) -> int:
+        return int(self._at(self.lod_batch, lod))
+
+    def lr_at(self, lod: int) -> float:
+        return float(self._at(self.lod_lr, lod))
+
+    def images_at(self, lod: int) -> int:
+        """Images shown at level ``lod`` (all but the last level)."""
+        return int(round(self._at(self.lod_kimg, lod) * 1000))
+
+    def kimg_to_reach(self, lod: int) -> float:
+        """Thousands of images after which level ``lod`` is fully faded in (0 for start_lod)."""
+        if lod <= self.start_lod:
+            return 0.0
+        total = sum(self.images_at(level) for level in range(self.start_lod, lod))
+        return (total + self.images_at(lod) // 2) / 1000.0
+
+    # --- where training stands ---------------------------------------------------------------
+    def phase(self, images_seen: int) -> Phase:
+        """The phase after ``images_seen`` images (an int >= 0)."""
+        if isinstance(images_seen, bool) or not isinstance(images_seen, int) or images_seen < 0:
+            raise ValueError(f"images_seen: expected an int >= 0; got {images_seen!r}")
+        lod, start = self.start_lod, 0
+        while lod < self.max_lod and images_seen >= start + self.images_at(lod):
+            start += self.images_at(lod)
+            lod += 1
+        blend, in_transition = 1.0, False
+        if lod > self.start_lod:
+            half = self.images_at(lod) / 2.0
+            t = (images_seen - start) / half
+            if t < 1.0:
+                blend, in_transition = blend_factor(t), True
+        return Phase(lod=lod, resolution=self.resolution_at(lod), blend=blend, batch=self.batch_at(lod),
+                     lr=self.lr_at(lod), lod_start=start, in_transition=in_transition)
+
+    # --- (de)serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(getattr(self, f.name)) if isinstance(getattr(self, f.name), tuple)
+                         else getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LODSchedule:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"LODSchedule: unknown field(s) {unknown}; expected some of {sorted(names)}")
+        return cls(**data)
+
+    def replace(self, **changes) -> LODSchedule:
+        """A copy with fields changed (validated); unknown names raise ValueError."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"LODSchedule: unknown field(s) {unknown}; expected some of {sorted(names)}")
+        return dataclasses.replace(self, **changes)
+
+
+def images_for_lod(x: torch.Tensor, schedule: LODSchedule, lod: int) -> torch.Tensor:
+    """Full-resolution images ``[N, C, R, R]`` brought to level ``lod`` by 2×2 average pooling.
+
+    ``R`` must be ``schedule.resolution`` (ValueError otherwise). Returns ``[N, C, r, r]``,
+    ``r = schedule.resolution_at(lod)``; the input itself at the final level.
+    """
+    if x.ndim != 4 or x.shape[-1] != schedule.resolution or x.shape[-2] != schedule.resolution:
+        raise ValueError(f"x: expected images [N, C, {schedule.resolution}, {schedule.resolution}]; "
+                         f"got {tuple(x.shape)}")
+    for _ in range(schedule.max_lod - lod):
+        x = F.avg_pool2d(x, 2)
+    return x
+
+
+def blend_real_images(x: torch.Tensor, blend: float) -> torch.Tensor:
+    """Real images as the network sees them during a fade-in: ``x·b + up(down(x))·(1 − b)``.
+
+    ``down`` is 2×2 average pooling and ``up`` nearest-neighbour ×2, so at ``blend = 0`` the
+    images carry exactly the previous level's information. ``x`` is ``[N, C, H, W]`` with even
+    H and W; returned unchanged when ``blend >= 1``.
+    """
+    if blend >= 1.0:
+        return x
+    low = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="nearest")
+    return torch.lerp(low, x, float(blend))
+
+
+def _get(config, names: tuple[str, ...]):
+    for n in names:
+        if hasattr(config, n):
+            return getattr(config, n)
+    return None
+
+
+def schedule_from_config(config, **overrides) -> LODSchedule:
+    """The schedule a model config carries, with ``overrides`` applied to the result.
+
+    The config must have (as dataclass fields or properties):
+
+    - ``resolution`` (int): final image side; ``channels`` (int): image channels;
+    - ``max_lod`` (int), or ``layer_count`` (int, L) meaning ``max_lod = L - 1``;
+      ``base_resolution = resolution // 2**max_lod`` (4 for StyleALAE);
+    - ``lod_kimg``: kimg per level (number or tuple indexed by lod);
+    - ``lod_batch``: global batch per level (int or tuple);
+    - ``lod_lr``: learning rate per level (number or tuple);
+    - optionally ``start_lod`` (int, default 0).
+
+    Raises ValueError naming the missing fields when the config has no schedule.
+    """
+    missing = [n for n in SCHEDULE_CONFIG_FIELDS if not hasattr(config, n)]
+    max_lod = _get(config, ("max_lod",))
+    if max_lod is None:
+        layers = _get(config, ("layer_count",))
+        if layers is None:
+            missing.append("max_lod (or layer_count)")
+        else:
+            max_lod = int(layers) - 1
+    if missing:
+        raise ValueError(f"{type(config).__name__} carries no training schedule: missing field(s) {missing} "
+                         f"(see alae_fast.training.schedule.schedule_from_config)")
+    resolution = int(config.resolution)
+    if resolution % (2 ** max_lod):
+        raise ValueError(f"{type(config).__name__}: resolution {resolution} is not divisible by 2**max_lod "
+                         f"= {2 ** max_lod}")
+    fields = dict(max_lod=int(max_lod), base_resolution=resolution // (2 ** max_lod),
+                  lod_kimg=config.lod_kimg, lod_batch=config.lod_batch, lod_lr=config.lod_lr,
+                  start_lod=int(getattr(config, "start_lod", 0)), channels=int(config.channels))
+    fields.update(overrides)
+    return LODSchedule(**fields)

@@ -1,0 +1,280 @@
+// CPU forward of the adain engine (adain and instance_norm_stats), and adain's CPU registration.
+#include "adain_engine.h"  // first: carries a pragma for everything below
+
+#include <torch/library.h>
+
+#include <cmath>
+#include <vector>
+
+namespace alae_fast {
+namespace adain_cpu_engine {
+namespace {
+
+// Rows [lo, hi) of NCHW x. buf (L values) keeps act(z) between the two passes: cheaper than
+// recomputing it, and for rows that fit in L1/L2 (L up to a few thousand) it never leaves cache.
+template <typename scalar_t, int ACT, bool NOISE>
+AF_ALWAYS_INLINE void fwd_nchw_body(const Inputs<scalar_t>& in, int64_t lo, int64_t hi, scalar_t* y,
+                                    at::opmath_type<scalar_t>* mean_out,
+                                    at::opmath_type<scalar_t>* std_out,
+                                    at::opmath_type<scalar_t>* buf) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t L = in.L, C = in.C;
+  const acc_t Lf = static_cast<acc_t>(L), alpha = in.alpha;
+  for (int64_t r = lo; r < hi; ++r) {
+    const int64_t n = r / C, c = r % C;
+    const scalar_t* AF_RESTRICT xr = in.x + r * L;
+    const scalar_t* AF_RESTRICT nr = NOISE ? in.noise + n * L : nullptr;
+    acc_t* AF_RESTRICT rb = buf;
+    const acc_t nw = in.nw_of(c), b = in.bias_of(c);
+    auto a_at = [&](int64_t i) {
+      return act_eval<ACT, 0>(z_of<NOISE>(xr[i], NOISE ? nr[i] : scalar_t(0), nw, b), alpha);
+    };
+    const acc_t K = a_at(0);
+    acc_t s1v[kV] = {}, s2v[kV] = {};
+    int64_t i = 0;
+    for (; i + kV <= L; i += kV) {
+      for (int j = 0; j < kV; ++j) {
+        const acc_t a = a_at(i + j);
+        rb[i + j] = a;
+        const acc_t d = a - K;
+        s1v[j] += d;
+        s2v[j] += d * d;
+      }
+    }
+    acc_t s1 = 0, s2 = 0;
+    for (; i < L; ++i) {
+      const acc_t a = a_at(i);
+      rb[i] = a;
+      const acc_t d = a - K;
+      s1 += d;
+      s2 += d * d;
+    }
+    for (int j = 0; j < kV; ++j) {
+      s1 += s1v[j];
+      s2 += s2v[j];
+    }
+    const RowStats<acc_t> st = row_stats(K, s1, s2, Lf, in.eps);
+    const acc_t k = st.rstd * in.sigma_of(r), t = in.shift_of(r), mu = st.mean;
+    scalar_t* AF_RESTRICT yr = y + r * L;
+    for (int64_t i2 = 0; i2 < L; ++i2) yr[i2] = static_cast<scalar_t>((rb[i2] - mu) * k + t);
+    mean_out[r] = st.mean;
+    std_out[r] = st.std;
+  }
+}
+
+// channels_last x is streamed in memory order, one chunk of pixels [p0, p1) of sample n
+// with all C channels innermost: pass 1 adds the chunk's shifted sums into s1, s2 ([C]);
+// pass 2 writes y. (Walking a [H*W, few channels] slab instead strides by C elements per
+// pixel, which defeats the caches and prefetchers: 2x slower.) nw, b, K, mu, k, t are [C].
+template <typename scalar_t, int ACT, bool NOISE>
+AF_ALWAYS_INLINE void fwd_nhwc_pass1(const Inputs<scalar_t>& in, int64_t n, int64_t p0, int64_t p1,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT nw,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT b,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT K,
+                                     at::opmath_type<scalar_t>* AF_RESTRICT s1,
+                                     at::opmath_type<scalar_t>* AF_RESTRICT s2) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t C = in.C, L = in.L;
+  const acc_t alpha = in.alpha;
+  const scalar_t* AF_RESTRICT xn = in.x + n * L * C;
+  const scalar_t* AF_RESTRICT nn = NOISE ? in.noise + n * L : nullptr;
+  for (int64_t c = 0; c < C; ++c) s1[c] = s2[c] = 0;
+  for (int64_t p = p0; p < p1; ++p) {
+    const scalar_t* AF_RESTRICT xp = xn + p * C;
+    const scalar_t nv = NOISE ? nn[p] : scalar_t(0);
+    for (int64_t c = 0; c < C; ++c) {
+      const acc_t d = act_eval<ACT, 0>(z_of<NOISE>(xp[c], nv, nw[c], b[c]), alpha) - K[c];
+      s1[c] += d;
+      s2[c] += d * d;
+    }
+  }
+}
+
+template <typename scalar_t, int ACT, bool NOISE>
+AF_ALWAYS_INLINE void fwd_nhwc_pass2(const Inputs<scalar_t>& in, int64_t n, int64_t p0, int64_t p1,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT nw,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT b,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT mu,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT k,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT t,
+                                     scalar_t* AF_RESTRICT y) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t C = in.C, L = in.L;
+  const acc_t alpha = in.alpha;
+  const scalar_t* AF_RESTRICT xn = in.x + n * L * C;
+  const scalar_t* AF_RESTRICT nn = NOISE ? in.noise + n * L : nullptr;
+  scalar_t* AF_RESTRICT yn = y + n * L * C;
+  for (int64_t p = p0; p < p1; ++p) {
+    const scalar_t* AF_RESTRICT xp = xn + p * C;
+    scalar_t* AF_RESTRICT yp = yn + p * C;
+    const scalar_t nv = NOISE ? nn[p] : scalar_t(0);
+    for (int64_t c = 0; c < C; ++c) {
+      const acc_t a = act_eval<ACT, 0>(z_of<NOISE>(xp[c], nv, nw[c], b[c]), alpha);
+      yp[c] = static_cast<scalar_t>((a - mu[c]) * k[c] + t[c]);
+    }
+  }
+}
+
+template <int ACT, bool NOISE>
+AF_CPU_MULTIVERSION void fwd_nchw_f32(const Inputs<float>& in, int64_t lo, int64_t hi, float* y,
+                                      float* mean, float* std, float* buf) {
+  fwd_nchw_body<float, ACT, NOISE>(in, lo, hi, y, mean, std, buf);
+}
+
+template <int ACT, bool NOISE>
+AF_CPU_MULTIVERSION void fwd_nhwc_pass1_f32(const Inputs<float>& in, int64_t n, int64_t p0, int64_t p1,
+                                            const float* nw, const float* b, const float* K,
+                                            float* s1, float* s2) {
+  fwd_nhwc_pass1<float, ACT, NOISE>(in, n, p0, p1, nw, b, K, s1, s2);
+}
+
+template <int ACT, bool NOISE>
+AF_CPU_MULTIVERSION void fwd_nhwc_pass2_f32(const Inputs<float>& in, int64_t n, int64_t p0, int64_t p1,
+                                            const float* nw, const float* b, const float* mu,
+                                            const float* k, const float* t, float* y) {
+  fwd_nhwc_pass2<float, ACT, NOISE>(in, n, p0, p1, nw, b, mu, k, t, y);
+}
+
+template <typename scalar_t, int ACT, bool NOISE>
+void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scalar_t>* mean,
+                  at::opmath_type<scalar_t>* std) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr bool F32 = std::is_same_v<scalar_t, float>;
+  const int64_t N = in.N, C = in.C, L = in.L;
+  const NhwcChunks ch = nhwc_chunks(L, C);
+  std::vector<acc_t> nw(C), b(C), K(N * C), mu(N * C), k(N * C), t(N * C);
+  std::vector<acc_t> part(2 * N * ch.count * C);
+  for (int64_t c = 0; c < C; ++c) {
+    nw[c] = in.nw_of(c);
+    b[c] = in.bias_of(c);
+  }
+  // The shift of each row: its value at pixel 0, shared by every chunk so partial sums add.
+  for (int64_t n = 0; n < N; ++n) {
+    const scalar_t nv = NOISE ? in.noise[n * L] : scalar_t(0);
+    for (int64_t c = 0; c < C; ++c)
+      K[n * C + c] = act_eval<ACT, 0>(z_of<NOISE>(in.x[n * L * C + c], nv, nw[c], b[c]), in.alpha);
+  }
+  at::parallel_for(0, N * ch.count, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t n = task / ch.count, p0 = (task % ch.count) * ch.pixels;
+      const int64_t p1 = std::min(L, p0 + ch.pixels);
+      acc_t* s1 = part.data() + 2 * task * C;
+      if constexpr (F32) fwd_nhwc_pass1_f32<ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + n * C, s1, s1 + C);
+      else fwd_nhwc_pass1<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + n * C, s1, s1 + C);
+    }
+  });
+  const acc_t Lf = static_cast<acc_t>(L);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t c = 0; c < C; ++c) {
+      acc_t s1 = 0, s2 = 0;
+      for (int64_t q = 0; q < ch.count; ++q) {
+        s1 += part[(2 * (n * ch.count + q)) * C + c];
+        s2 += part[(2 * (n * ch.count + q) + 1) * C + c];
+      }
+      const int64_t r = n * C + c;
+      const RowStats<acc_t> st = row_stats(K[r], s1, s2, Lf, in.eps);
+      k[r] = st.rstd * in.sigma_of(r);
+      t[r] = in.shift_of(r);
+      mu[r] = st.mean;
+      mean[r] = st.mean;
+      std[r] = st.std;
+    }
+  }
+  at::parallel_for(0, N * ch.count, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t n = task / ch.count, p0 = (task % ch.count) * ch.pixels;
+      const int64_t p1 = std::min(L, p0 + ch.pixels);
+      const int64_t o = n * C;
+      if constexpr (F32) fwd_nhwc_pass2_f32<ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), mu.data() + o, k.data() + o, t.data() + o, y);
+      else fwd_nhwc_pass2<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), mu.data() + o, k.data() + o, t.data() + o, y);
+    }
+  });
+}
+
+template <typename scalar_t, int ACT, bool NOISE>
+void forward_impl(const AdainPlan& p, scalar_t* y, at::opmath_type<scalar_t>* mean,
+                  at::opmath_type<scalar_t>* std) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const Inputs<scalar_t> in(p);
+  if (p.channels_last) {
+    forward_nhwc<scalar_t, ACT, NOISE>(in, y, mean, std);
+    return;
+  }
+  at::parallel_for(0, p.N * p.C, grain_for(p.L), [&](int64_t lo, int64_t hi) {
+    std::vector<acc_t> scratch(p.L);
+    acc_t* buf = scratch.data();
+    if constexpr (std::is_same_v<scalar_t, float>) fwd_nchw_f32<ACT, NOISE>(in, lo, hi, y, mean, std, buf);
+    else fwd_nchw_body<scalar_t, ACT, NOISE>(in, lo, hi, y, mean, std, buf);
+  });
+}
+
+}  // namespace
+}  // namespace adain_cpu_engine
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_forward_cpu(const AdainPlan& p) {
+  using namespace adain_cpu_engine;
+  at::Tensor y = at::empty_like(p.x);
+  const auto stat_opts = p.x.options().dtype(opmath_of(p.x.scalar_type()));
+  at::Tensor mean = at::empty({p.N, p.C}, stat_opts);
+  at::Tensor std = at::empty({p.N, p.C}, stat_opts);
+  if (p.N * p.C == 0) return {y, mean, std};
+  if (p.L == 0) {
+    // The mean of no values, as torch.mean gives it.
+    mean.fill_(NAN);
+    std.fill_(NAN);
+    return {y, mean, std};
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.x.scalar_type(), "adain_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    scalar_t* yp = y.mutable_data_ptr<scalar_t>();
+    acc_t* mp = mean.mutable_data_ptr<acc_t>();
+    acc_t* sp = std.mutable_data_ptr<acc_t>();
+    dispatch_act(p.act, [&](auto act) {
+      dispatch_bool(p.noise.defined(), [&](auto noise) {
+        forward_impl<scalar_t, decltype(act)::value, decltype(noise)::value>(p, yp, mp, sp);
+      });
+    });
+  });
+  return {y, mean, std};
+}
+
+namespace {
+
+std::string_view sv(c10::string_view s) { return std::string_view(s.data(), s.size()); }
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_cpu(
+    const at::Tensor& x, const std::optional<at::Tensor>& noise,
+    const std::optional<at::Tensor>& noise_weight, const std::optional<at::Tensor>& bias,
+    const std::optional<at::Tensor>& style_scale, const std::optional<at::Tensor>& style_bias,
+    c10::string_view act, double alpha, double eps) {
+  AdainPlan p = plan_adain("adain", x, noise, noise_weight, bias, style_scale, style_bias, sv(act),
+                           alpha, eps);
+  return adain_forward_cpu(p);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> adain_grad_cpu(
+    const std::optional<at::Tensor>& gy, const std::optional<at::Tensor>& gmean,
+    const std::optional<at::Tensor>& gstd, const at::Tensor& x,
+    const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& noise_weight,
+    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& style_scale,
+    const at::Tensor& mean, const at::Tensor& std, c10::string_view act, double alpha) {
+  constexpr std::string_view op = "adain_grad";
+  AdainPlan p = plan_adain(op, x, noise, noise_weight, bias, style_scale, std::nullopt, sv(act),
+                           alpha, 0.0);
+  at::Tensor g = prepare_grad_y(op, gy, p);
+  at::Tensor gm = prepare_row_stat(op, "gmean", gmean, p, false);
+  at::Tensor gs = prepare_row_stat(op, "gstd", gstd, p, false);
+  at::Tensor mu = prepare_row_stat(op, "mean", mean, p, true);
+  at::Tensor sd = prepare_row_stat(op, "std", std, p, true);
+  AdainGrads o = adain_backward_cpu(p, g, gm, gs, mu, sd);
+  return {o.dz, o.sum_g, o.sum_gxhat, o.sum_dz, o.sum_dz_noise};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(alae_fast, CPU, m) {
+  m.impl("adain", &adain_cpu);
+  m.impl("adain_grad", &adain_grad_cpu);
+}
+
+}  // namespace alae_fast

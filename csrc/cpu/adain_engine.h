@@ -1,0 +1,117 @@
+// Internal to the CPU engine of adain / instance_norm_stats (csrc/cpu/adain.cpp holds the
+// forward, csrc/cpu/adain_grad.cpp the backward; two files so they compile in parallel).
+// Include this header FIRST: its pragma must precede every other declaration.
+//
+// Layout of the work. In NCHW memory one task takes whole (n, c) rows, each reduced and then
+// written while it is still in cache. In channels_last memory the tensor is streamed in
+// memory order, chunks of pixels with all channels innermost: pass 1 leaves per-chunk
+// partial sums, which are added up before pass 2. Row reductions keep kV independent partial
+// sums so that the compiler may vectorize them without reassociating additions itself.
+#pragma once
+
+// no-trapping-math: under GCC's default -ftrapping-math the vectorizer will not if-convert
+// selects such as lrelu's `z > 0 ? z : z * alpha` (the multiply "might trap"), which leaves
+// a data-dependent branch per element, 4-10x slower on random signs. Torch enables no FP traps.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "../common/activations.h"
+#include "../common/dispatch.h"
+#include "../common/instance_norm.h"
+#include "../ops/adain.h"
+
+// float32 row kernels are compiled twice, for AVX2+FMA (x86-64-v3) and for the baseline, and
+// picked at load time (GCC function multiversioning): the library stays portable while the
+// common case runs 8-wide. Other dtypes take the baseline only, to bound compile time.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define AF_CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define AF_CPU_MULTIVERSION
+#endif
+#if defined(__GNUC__)
+#define AF_ALWAYS_INLINE inline __attribute__((always_inline))
+#define AF_RESTRICT __restrict__
+#else
+#define AF_ALWAYS_INLINE inline
+#define AF_RESTRICT
+#endif
+// AF_RESTRICT marks the row pointers of distinct tensors (inputs, the fresh output, the
+// scratch buffer): without it the compiler re-checks aliasing in every vector iteration and
+// keeps the partial sums in memory, about 1.5x slower.
+
+namespace alae_fast {
+namespace adain_cpu_engine {
+
+constexpr int kV = 16;  // partial sums per row reduction
+
+template <typename scalar_t>
+struct Inputs {
+  using acc_t = at::opmath_type<scalar_t>;
+  const scalar_t* x;
+  const scalar_t* noise;  // [N, L] or null
+  const scalar_t* nw;     // [C] or null
+  const scalar_t* bias;   // [C] or null
+  const scalar_t* scale;  // [N, C] or null
+  const scalar_t* shift;  // [N, C] or null
+  int64_t N, C, L;
+  acc_t alpha, eps;
+
+  explicit Inputs(const AdainPlan& p)
+      : x(p.x.const_data_ptr<scalar_t>()),
+        noise(p.noise.defined() ? p.noise.const_data_ptr<scalar_t>() : nullptr),
+        nw(p.noise_weight.defined() ? p.noise_weight.const_data_ptr<scalar_t>() : nullptr),
+        bias(p.bias.defined() ? p.bias.const_data_ptr<scalar_t>() : nullptr),
+        scale(p.scale.defined() ? p.scale.const_data_ptr<scalar_t>() : nullptr),
+        shift(p.shift.defined() ? p.shift.const_data_ptr<scalar_t>() : nullptr),
+        N(p.N), C(p.C), L(p.L),
+        alpha(static_cast<acc_t>(p.alpha)), eps(static_cast<acc_t>(p.eps)) {}
+
+  acc_t nw_of(int64_t c) const { return nw ? static_cast<acc_t>(nw[c]) : acc_t(1); }
+  acc_t bias_of(int64_t c) const { return bias ? static_cast<acc_t>(bias[c]) : acc_t(0); }
+  acc_t sigma_of(int64_t r) const { return scale ? acc_t(1) + static_cast<acc_t>(scale[r]) : acc_t(1); }
+  acc_t shift_of(int64_t r) const { return shift ? static_cast<acc_t>(shift[r]) : acc_t(0); }
+};
+
+// x + nw * noise + b for one element, in the computation dtype.
+template <bool NOISE, typename scalar_t, typename acc_t>
+AF_ALWAYS_INLINE acc_t z_of(scalar_t xv, scalar_t nv, acc_t nw, acc_t b) {
+  acc_t z = static_cast<acc_t>(xv) + b;
+  if constexpr (NOISE) z += nw * static_cast<acc_t>(nv);
+  return z;
+}
+
+// Pixel chunks of channels_last work: about 32K elements each.
+struct NhwcChunks {
+  int64_t pixels, count;
+};
+inline NhwcChunks nhwc_chunks(int64_t L, int64_t C) {
+  const int64_t pixels = std::max<int64_t>(1, std::min<int64_t>(L, 32768 / std::max<int64_t>(C, 1)));
+  return {pixels, (L + pixels - 1) / pixels};
+}
+
+// Tasks per at::parallel_for grain: enough work per task to amortise scheduling.
+inline int64_t grain_for(int64_t work_per_task) {
+  return std::max<int64_t>(1, 32768 / std::max<int64_t>(work_per_task, 1));
+}
+
+inline at::ScalarType opmath_of(at::ScalarType t) {
+  return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
+}
+
+template <typename Fn>
+void dispatch_bool(bool v, Fn&& fn) {
+  if (v) fn(std::true_type{});
+  else fn(std::false_type{});
+}
+
+}  // namespace adain_cpu_engine
+}  // namespace alae_fast

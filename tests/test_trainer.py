@@ -1,0 +1,349 @@
+"""The trainer against an independent implementation of ALAE's Algorithm 1, the schedule, the EMA,
+and a training run interrupted and resumed against one that never stopped (bit-identical)."""
+
+import copy
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from alae_fast.models import MLPALAEConfig, build_model
+from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
+from alae_fast.training.ema import EMA, ema_beta
+from alae_fast.training.run import TrainOptions, run_training
+from alae_fast.training.schedule import (LODSchedule, blend_factor, blend_real_images, images_for_lod,
+                                         schedule_from_config)
+from alae_fast.training.setups import resolve_setup
+from alae_fast.training.trainer import ALAETrainer
+
+
+def toy():
+    name = "alae_fast_tests_toy_alae"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("toy_alae.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the machines running the suite are shared: one torch thread and one BLAS thread (numpy's
+    # eigh in FID, scikit-learn) avoid oversubscription stalls of many seconds
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
+
+
+# --- schedule ----------------------------------------------------------------------------------
+
+def test_blend_factor_curve():
+    assert blend_factor(0.0) == pytest.approx(0.0, abs=1e-15)
+    assert blend_factor(0.5) == pytest.approx(0.5)
+    assert blend_factor(1.0) == pytest.approx(1.0)
+    assert blend_factor(-3.0) == pytest.approx(0.0, abs=1e-15) and blend_factor(7.0) == 1.0
+    ts = np.linspace(0, 1, 101)
+    vals = [blend_factor(t) for t in ts]
+    assert all(b >= a for a, b in zip(vals, vals[1:]))
+    for t, v in zip(ts, vals):
+        assert v == pytest.approx((1 - math.cos(math.pi * t)) / 2, abs=1e-12)  # same curve, other form
+
+
+def test_schedule_phases():
+    s = LODSchedule(max_lod=3, base_resolution=4, lod_kimg=(1.0, 2.0), lod_batch=(16, 8), lod_lr=(0.001, 0.002, 0.003),
+                    start_lod=1, channels=1)
+    # start_lod 1: no fade-in at the first level; lod 1 lasts 2000 images, lod 2 also 2000 (last value repeats)
+    p = s.phase(0)
+    assert (p.lod, p.resolution, p.blend, p.batch, p.lr, p.in_transition) == (1, 8, 1.0, 8, 0.002, False)
+    assert s.phase(1999).lod == 1
+    p = s.phase(2000)
+    assert (p.lod, p.resolution, p.blend, p.lod_start, p.in_transition) == (2, 16, 0.0, 2000, True)
+    assert s.phase(2500).blend == pytest.approx(blend_factor(0.5))
+    assert s.phase(3000).blend == 1.0 and not s.phase(3000).in_transition
+    p = s.phase(4000)
+    assert (p.lod, p.resolution, p.lr) == (3, 32, 0.003)
+    assert s.phase(10 ** 9).lod == 3  # the last level lasts until the end
+    assert s.kimg_to_reach(2) == pytest.approx(3.0)
+    assert LODSchedule.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+@pytest.mark.parametrize("bad", [dict(max_lod=-1), dict(start_lod=4), dict(lod_kimg=()), dict(lod_batch=(0,)),
+                                 dict(lod_lr=(float("nan"),)), dict(base_resolution=0), dict(lod_kimg=(-1.0,))])
+def test_schedule_rejects_bad_fields(bad):
+    fields = dict(max_lod=3, base_resolution=4, lod_kimg=(1.0,), lod_batch=(8,), lod_lr=(0.001,))
+    fields.update(bad)
+    with pytest.raises(ValueError, match="LODSchedule"):
+        LODSchedule(**fields)
+    with pytest.raises(ValueError, match="unknown field"):
+        LODSchedule(max_lod=1, base_resolution=4, lod_kimg=1.0, lod_batch=8, lod_lr=0.1).replace(lod=3)
+
+
+def _pool_np(x: np.ndarray, times: int) -> np.ndarray:
+    for _ in range(times):
+        n, c, h, w = x.shape
+        x = x.reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
+    return x
+
+
+def test_real_image_blending_matches_numpy():
+    s = LODSchedule(max_lod=2, base_resolution=4, lod_kimg=1.0, lod_batch=4, lod_lr=0.001, channels=3)
+    x = torch.randn(3, 3, 16, 16, dtype=torch.float64)
+    for lod in range(3):
+        got = images_for_lod(x, s, lod)
+        np.testing.assert_allclose(got.numpy(), _pool_np(x.numpy(), 2 - lod), rtol=1e-12)
+    for b in (0.0, 0.3, 1.0):
+        low = _pool_np(x.numpy(), 1).repeat(2, axis=2).repeat(2, axis=3)
+        np.testing.assert_allclose(blend_real_images(x, b).numpy(), x.numpy() * b + low * (1 - b), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="x: expected images"):
+        images_for_lod(torch.randn(2, 3, 8, 8), s, 0)
+
+
+def test_schedule_from_config_contract():
+    T = toy()
+    s = schedule_from_config(T.ToyPGConfig(lod_kimg=(0.5, 1.0), lod_batch=(8, 4), lod_lr=(0.01,)))
+    assert (s.max_lod, s.base_resolution, s.resolution, s.channels) == (2, 4, 16, 1)
+    assert s.phase(500).batch == 4
+    with pytest.raises(ValueError, match="carries no training schedule.*lod_kimg"):
+        schedule_from_config(MLPALAEConfig())
+    setup = resolve_setup("toy-pg", {"latent_size": 4}, {"lod_batch": [2]})
+    assert setup.model_config.latent_size == 4 and setup.schedule.lod_batch == (2,)
+    with pytest.raises(ValueError, match="unknown preset"):
+        resolve_setup("no-such-preset")
+
+
+# --- EMA -------------------------------------------------------------------------------------
+
+def test_ema_update_formula_and_buffers():
+    assert ema_beta(10_000) == pytest.approx(0.5) and ema_beta(64) == pytest.approx(0.5 ** 0.0064)
+    with pytest.raises(ValueError, match="batch"):
+        ema_beta(0)
+    model = build_model(MLPALAEConfig(encoder_hidden=(8,), generator_hidden=(8,), latent_size=4, image_size=4))
+    ema = EMA(model, half_life_images=100.0)
+    before = [p.detach().clone() for p in ema.module.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+        model.w_avg.copy_(torch.randn(4))
+    beta = ema.update(model, 50)
+    assert beta == pytest.approx(0.5 ** 0.5)
+    for b, e, p in zip(before, ema.module.parameters(), model.parameters()):
+        torch.testing.assert_close(e, beta * b + (1 - beta) * p.detach())
+        assert not e.requires_grad
+    assert torch.equal(ema.module.w_avg, model.w_avg)
+
+
+# --- the iteration against an independent implementation --------------------------------------
+
+class _RefAdam:
+    """Adam written out: m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²; p -= lr m̂ / (sqrt(v̂) + eps)."""
+
+    def __init__(self, params, betas=(0.0, 0.99), eps=1e-8):
+        self.params, self.betas, self.eps = list(params), betas, eps
+        self.state = {}
+
+    @torch.no_grad()
+    def step(self, grads, lr):
+        b1, b2 = self.betas
+        for p, g in zip(self.params, grads):
+            if g is None:
+                continue
+            m, v, t = self.state.get(id(p), (torch.zeros_like(p), torch.zeros_like(p), 0))
+            t += 1
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            p -= lr * (m / (1 - b1 ** t)) / (torch.sqrt(v / (1 - b2 ** t)) + self.eps)
+            self.state[id(p)] = (m, v, t)
+
+
+def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_prob=0.9, gamma=10.0):
+    """One ALAE iteration written directly from the paper (no trainer code)."""
+    ph = sched.phase(images_seen)
+    lod, blend, n, lr = ph.lod, ph.blend, ph.batch, ph.lr
+    x = torch.from_numpy(_pool_np(x_full.numpy(), sched.max_lod - lod))
+    if blend < 1:
+        low = torch.from_numpy(_pool_np(x.numpy(), 1).repeat(2, axis=2).repeat(2, axis=3))
+        x = low + blend * (x - low)
+    E = lambda img: m.encode(img, lod, blend)  # noqa: E731
+    G = lambda ws: m.decode(ws, lod, blend)  # noqa: E731
+    D = m.discriminator
+    num_ws, L = m.num_ws, m.latent_size
+    ed = list(m.encoder.parameters()) + list(D.parameters())
+    fg = list(m.mapping.parameters()) + list(m.generator.parameters())
+
+    def styles(mix):
+        z = torch.randn(n, L, generator=gen, dtype=torch.float64)
+        w = m.mapping(z)
+        ws = w[:, None, :].repeat(1, num_ws, 1)
+        if mix:
+            z2 = torch.randn(n, L, generator=gen, dtype=torch.float64)
+            u = torch.rand(n, generator=gen)
+            cut = torch.randint(1, num_ws, (n,), generator=gen)
+            w2 = m.mapping(z2)
+            rows = []
+            for i in range(n):
+                c = int(cut[i]) if u[i] < mixing_prob else num_ws
+                rows.append(torch.cat([ws[i, :c], w2[i:i + 1].expand(num_ws - c, L)]))
+            ws = torch.stack(rows)
+        return ws, w
+
+    # step 1: E, D
+    with torch.no_grad():
+        x_fake = G(styles(True)[0])
+    xr = x.clone().requires_grad_(True)
+    s_real = D(E(xr))
+    (gx,) = torch.autograd.grad(s_real.sum(), xr, create_graph=True)
+    loss = F.softplus(-s_real).mean() + F.softplus(D(E(x_fake))).mean() + gamma / 2 * gx.pow(2).sum((1, 2, 3)).mean()
+    opts[0].step(torch.autograd.grad(loss, ed, allow_unused=True), lr)
+    # step 2: F, G
+    ws, w = styles(True)
+    loss = F.softplus(-D(E(G(ws)))).mean()
+    opts[1].step(torch.autograd.grad(loss, fg, allow_unused=True), lr)
+    with torch.no_grad():
+        mean = w.mean(0)
+        m.w_avg.copy_(mean + 0.995 * (m.w_avg - mean))
+    # step 3: E, G, F through G
+    w = m.mapping(torch.randn(n, L, generator=gen, dtype=torch.float64))
+    loss = ((E(G(w)) - w.detach()) ** 2).mean()
+    grads = torch.autograd.grad(loss, ed + fg, allow_unused=True)
+    assert all(g is None for g in grads[len(list(m.encoder.parameters())):len(ed)])  # D untouched
+    opts[0].step(grads[:len(ed)], lr)
+    opts[1].step(grads[len(ed):], lr)
+    beta = 0.5 ** (n / 10_000)
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), m.parameters()):
+            pe.copy_(beta * pe + (1 - beta) * p)
+        ema.w_avg.copy_(m.w_avg)
+
+
+def test_iteration_matches_independent_algorithm_1():
+    T = toy()
+    config = T.ToyPGConfig(lod_kimg=(0.032,), lod_batch=(8,), lod_lr=(0.003, 0.002))
+    sched = schedule_from_config(config)
+    torch.manual_seed(1)
+    model = build_model(config).double()
+    ref, ref_ema = copy.deepcopy(model), copy.deepcopy(model)
+    trainer = ALAETrainer(model, sched, seed=5)
+    gen = torch.Generator().manual_seed(5)
+    ref_opts = lambda: (_RefAdam(list(ref.encoder.parameters()) + list(ref.discriminator.parameters())),  # noqa: E731
+                        _RefAdam(list(ref.mapping.parameters()) + list(ref.generator.parameters())))
+    opts = ref_opts()
+    data = torch.randn(64, 1, 16, 16, dtype=torch.float64).clamp(-1, 1)
+    lod = 0
+    for it, seen in enumerate((0, 8, 40, 48)):  # two steps at lod 0, then lod 1 mid-fade (optimiser reset), then on
+        trainer.images_seen = seen
+        if sched.phase(seen).lod != lod:
+            lod = sched.phase(seen).lod
+            opts = ref_opts()  # the trainer drops its Adam state at the new level; so does the reference
+        x = data[8 * it:8 * it + 8]
+        model.calls.clear()
+        out = trainer.step(x)
+        _reference_iteration(ref, ref_ema, gen, x, sched, seen, opts)
+        ph = sched.phase(seen)
+        assert (out["lod"], out["blend"], out["batch"], out["lr"]) == (ph.lod, ph.blend, 8, ph.lr)
+        assert {c[0][-1] for c in model.calls} == {ph.resolution} and {c[2] for c in model.calls} == {ph.blend}
+        for (name, a), b in zip(model.named_parameters(), ref.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"iteration {it}: {name}")
+        torch.testing.assert_close(model.w_avg, ref.w_avg, rtol=1e-12, atol=1e-14)
+        for a, b in zip(trainer.ema.module.parameters(), ref_ema.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    assert 0 < sched.phase(40).blend < 1
+
+
+def test_lod_switch_resets_optimisers_and_sets_lr():
+    T = toy()
+    config = T.ToyPGConfig(lod_kimg=(0.016,), lod_batch=(8, 4), lod_lr=(0.003, 0.001))
+    trainer = ALAETrainer(build_model(config), schedule_from_config(config), seed=0)
+    x = torch.rand(8, 1, 16, 16) * 2 - 1
+    trainer.step(x)
+    trainer.step(x)
+    d_param = next(trainer.model.discriminator.parameters())
+    assert int(trainer.opt_ed.state[d_param]["step"]) == 2
+    out = trainer.step(x[:4])  # 16 images seen: lod 1, batch 4
+    assert out["lod"] == 1 and out["batch"] == 4 and out["lr"] == 0.001
+    assert int(trainer.opt_ed.state[d_param]["step"]) == 1
+    assert all(g["lr"] == 0.001 for o in (trainer.opt_ed, trainer.opt_fg) for g in o.param_groups)
+    with pytest.raises(ValueError, match="x_real: expected this rank's 4 images"):
+        trainer.step(x)
+
+
+def test_lazy_r1_interval():
+    T = toy()
+    config = T.ToyPGConfig(layer_count=1, resolution=4, lod_batch=(4,))
+    trainer = ALAETrainer(build_model(config), schedule_from_config(config), r1_interval=2)
+    x = torch.rand(4, 1, 4, 4) * 2 - 1
+    r1 = [float(trainer.step(x)["r1"]) for _ in range(4)]
+    assert r1[0] > 0 and r1[2] > 0 and r1[1] == 0 and r1[3] == 0
+    with pytest.raises(ValueError, match="r1_interval"):
+        ALAETrainer(build_model(config), schedule_from_config(config), r1_interval=0)
+    with pytest.raises(TypeError, match="ALAEModel"):
+        ALAETrainer(torch.nn.Linear(2, 2), schedule_from_config(config))
+
+
+def test_bf16_autocast_trains():
+    T = toy()
+    config = T.ToyPGConfig(layer_count=1, resolution=4, lod_batch=(4,))
+    trainer = ALAETrainer(build_model(config), schedule_from_config(config), amp=True)
+    x = torch.rand(4, 1, 4, 4) * 2 - 1
+    out = [trainer.step(x) for _ in range(2)]
+    assert all(torch.isfinite(o["loss_d"]) and torch.isfinite(o["loss_ae"]) for o in out)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+# --- runs: resume is bit-identical --------------------------------------------------------------
+
+def _compare(a, b, path=""):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            if k != "time_s":
+                _compare(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (u, v) in enumerate(zip(a, b)):
+            _compare(u, v, f"{path}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and torch.equal(a, b), path
+    else:
+        assert a == b, (path, a, b)
+
+
+def _latest(out):
+    return load_checkpoint(list_checkpoints(Path(out) / "checkpoints")[-1][1])
+
+
+def test_resume_is_bit_identical_across_a_level_switch(tmp_path):
+    toy()
+    base = dict(preset="toy-pg", progress=False, evaluate=False, log_steps=2, checkpoint_kimg=0.016, keep=2,
+                seed=3, schedule_overrides={"lod_kimg": [0.024], "lod_batch": [8, 8, 4]})
+    full = run_training(TrainOptions(out=str(tmp_path / "a"), kimg=0.088, **base))
+    assert full["lod"] == 2
+    part = run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.032, **base))  # stops mid-fade of lod 1
+    assert part["lod"] == 1
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.088, **base))
+    with pytest.raises(ValueError, match="seed"):
+        run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.088, resume=True, **{**base, "seed": 4}))
+    run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.088, resume=True, **base))
+    a, b = _latest(tmp_path / "a"), _latest(tmp_path / "b")
+    assert a["trainer"]["images_seen"] == 88
+    _compare(a, b)
+    # the log of the resumed run continues where the checkpoint was, without duplicates
+    recs = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    kimgs = [r["kimg"] for r in recs]
+    assert kimgs == sorted(set(kimgs)) and kimgs[-1] == pytest.approx(0.088)
+    for name in ("config.json", "loss_curves.png", "eval.json"):
+        assert (tmp_path / "a" / name).exists() == (name != "eval.json")
+    assert len(list((tmp_path / "a" / "checkpoints").glob("ckpt-*.pt"))) == 2
+    assert list((tmp_path / "a" / "images").glob("samples-*.png"))
+    assert list((tmp_path / "a" / "images").glob("reconstructions-*.png"))
