@@ -11,3 +11,5 @@ __all__ += ["EqualizedConv2d", "EqualizedLinear", "PixelNorm", "set_impl"]
 from .resample import Blur, Downsample, Upsample  # noqa: E402
 
 __all__ += ["Blur", "Downsample", "Upsample"]
+from .style import AdaIN, ModulatedConv2d, NoiseInjection, StyleBlock, ToRGB  # noqa: E402
+__all__ += ["AdaIN", "ModulatedConv2d", "NoiseInjection", "StyleBlock", "ToRGB"]

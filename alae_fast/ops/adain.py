@@ -227,6 +227,11 @@ def _backward_adain(ctx, gy, gmean, gstd):
     return dx, dnoise, dnw, db, dscale, dshift, None, None, None
 
 
+def _act_deriv(g: torch.Tensor, z: torch.Tensor, act: str, alpha: float, order: int) -> torch.Tensor:
+    """``g * act^(order)(z)`` (gain 1) by the differentiable bias_act_grad op."""
+    return torch.ops.alae_fast.bias_act_grad(g, z, None, 1, act, alpha, 1.0, None, order)[0]
+
+
 def _rowsum(t: torch.Tensor) -> torch.Tensor:
     return t.sum((2, 3))
 
@@ -250,7 +255,7 @@ def in_grad_map(gy, gmean, gstd, z, mean, std, sigma, act, alpha):
         da = da + _row(gstd) * xhat / L
     if act == "linear":
         return da
-    return torch.ops.alae_fast.bias_act_grad(da, z, None, 1, act, alpha, 1.0, None, 1)
+    return _act_deriv(da, z, act, alpha, 1)
 
 
 def in_grad_vjp(U, Q, P, gy, gmean, gstd, z, mean, std, sigma, act, alpha, needs):
@@ -279,7 +284,7 @@ def in_grad_vjp(U, Q, P, gy, gmean, gstd, z, mean, std, sigma, act, alpha, needs
     gm = gmean if gmean is not None else zero_row
     gs = gstd if gstd is not None else zero_row
     if U is not None:
-        V = U if act == "linear" else torch.ops.alae_fast.bias_act_grad(U, z, None, 1, act, alpha, 1.0, None, 1)
+        V = U if act == "linear" else _act_deriv(U, z, act, alpha, 1)
         SV, SVx = _rowsum(V), _rowsum(V * xhat)
     else:
         V, SV, SVx = None, zero_row, zero_row
@@ -308,11 +313,11 @@ def in_grad_vjp(U, Q, P, gy, gmean, gstd, z, mean, std, sigma, act, alpha, needs
             Gx = torch.zeros_like(z)
         if needs[3]:
             ga = Gx * _row(r)
-            gz = ga if act == "linear" else torch.ops.alae_fast.bias_act_grad(ga, z, None, 1, act, alpha, 1.0, None, 1)
+            gz = ga if act == "linear" else _act_deriv(ga, z, act, alpha, 1)
             if U is not None and act not in _PIECEWISE_LINEAR:
                 ggyc = gy if gy is not None else torch.zeros_like(z)
                 da = _row(sr) * (ggyc - _row(Sg) / L - xhat * _row(Sgx) / L) + _row(gm) / L + _row(gs) * xhat / L
-                gz = gz + torch.ops.alae_fast.bias_act_grad(U * da, z, None, 1, act, alpha, 1.0, None, 2)
+                gz = gz + _act_deriv(U * da, z, act, alpha, 2)
             out[3] = gz
         if needs[4]:
             out[4] = -r * _rowsum(Gx)

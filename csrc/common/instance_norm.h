@@ -25,9 +25,12 @@ namespace alae_fast {
 AF_HD float in_sqrt(float v) { return sqrtf(v); }
 AF_HD double in_sqrt(double v) { return sqrt(v); }
 
+// offset = mean - shift, exact up to its own rounding: the forward normalises
+// (a - shift) - offset rather than a - mean, which keeps the full precision of a plane whose
+// mean is large against its spread (a - mean would carry the rounding error of mean).
 template <typename T>
 struct RowStats {
-  T mean, std, rstd;
+  T mean, std, rstd, offset;
 };
 
 // Statistics from the shifted sums s1 = sum(a - shift), s2 = sum((a - shift)^2) over L values.
@@ -38,6 +41,7 @@ AF_HD RowStats<T> row_stats(T shift, T s1, T s2, T L, T eps) {
   // Rounding can leave a tiny negative variance for a (near-)constant row.
   if (var < T(0)) var = T(0);
   RowStats<T> st;
+  st.offset = m1;
   st.mean = shift + m1;
   st.std = in_sqrt(var + eps);
   st.rstd = T(1) / st.std;

@@ -1,5 +1,5 @@
 // CPU forward of the adain engine (adain and instance_norm_stats), and adain's CPU registration.
-#include "adain_engine.h"  // first: carries a pragma for everything below
+#include "adain_engine.h"
 
 #include <torch/library.h>
 
@@ -10,7 +10,7 @@ namespace alae_fast {
 namespace adain_cpu_engine {
 namespace {
 
-// Rows [lo, hi) of NCHW x. buf (L values) keeps act(z) between the two passes: cheaper than
+// Rows [lo, hi) of NCHW x. buf (L values) keeps act(z) - shift between the two passes: cheaper than
 // recomputing it, and for rows that fit in L1/L2 (L up to a few thousand) it never leaves cache.
 template <typename scalar_t, int ACT, bool NOISE>
 AF_ALWAYS_INLINE void fwd_nchw_body(const Inputs<scalar_t>& in, int64_t lo, int64_t hi, scalar_t* y,
@@ -34,18 +34,16 @@ AF_ALWAYS_INLINE void fwd_nchw_body(const Inputs<scalar_t>& in, int64_t lo, int6
     int64_t i = 0;
     for (; i + kV <= L; i += kV) {
       for (int j = 0; j < kV; ++j) {
-        const acc_t a = a_at(i + j);
-        rb[i + j] = a;
-        const acc_t d = a - K;
+        const acc_t d = a_at(i + j) - K;
+        rb[i + j] = d;
         s1v[j] += d;
         s2v[j] += d * d;
       }
     }
     acc_t s1 = 0, s2 = 0;
     for (; i < L; ++i) {
-      const acc_t a = a_at(i);
-      rb[i] = a;
-      const acc_t d = a - K;
+      const acc_t d = a_at(i) - K;
+      rb[i] = d;
       s1 += d;
       s2 += d * d;
     }
@@ -54,9 +52,9 @@ AF_ALWAYS_INLINE void fwd_nchw_body(const Inputs<scalar_t>& in, int64_t lo, int6
       s2 += s2v[j];
     }
     const RowStats<acc_t> st = row_stats(K, s1, s2, Lf, in.eps);
-    const acc_t k = st.rstd * in.sigma_of(r), t = in.shift_of(r), mu = st.mean;
+    const acc_t k = st.rstd * in.sigma_of(r), t = in.shift_of(r), m1 = st.offset;
     scalar_t* AF_RESTRICT yr = y + r * L;
-    for (int64_t i2 = 0; i2 < L; ++i2) yr[i2] = static_cast<scalar_t>((rb[i2] - mu) * k + t);
+    for (int64_t i2 = 0; i2 < L; ++i2) yr[i2] = static_cast<scalar_t>((rb[i2] - m1) * k + t);
     mean_out[r] = st.mean;
     std_out[r] = st.std;
   }
@@ -65,7 +63,7 @@ AF_ALWAYS_INLINE void fwd_nchw_body(const Inputs<scalar_t>& in, int64_t lo, int6
 // channels_last x is streamed in memory order, one chunk of pixels [p0, p1) of sample n
 // with all C channels innermost: pass 1 adds the chunk's shifted sums into s1, s2 ([C]);
 // pass 2 writes y. (Walking a [H*W, few channels] slab instead strides by C elements per
-// pixel, which defeats the caches and prefetchers: 2x slower.) nw, b, K, mu, k, t are [C].
+// pixel, which defeats the caches and prefetchers: 2x slower.) nw, b, K, m1, k, t are [C].
 template <typename scalar_t, int ACT, bool NOISE>
 AF_ALWAYS_INLINE void fwd_nhwc_pass1(const Inputs<scalar_t>& in, int64_t n, int64_t p0, int64_t p1,
                                      const at::opmath_type<scalar_t>* AF_RESTRICT nw,
@@ -94,7 +92,8 @@ template <typename scalar_t, int ACT, bool NOISE>
 AF_ALWAYS_INLINE void fwd_nhwc_pass2(const Inputs<scalar_t>& in, int64_t n, int64_t p0, int64_t p1,
                                      const at::opmath_type<scalar_t>* AF_RESTRICT nw,
                                      const at::opmath_type<scalar_t>* AF_RESTRICT b,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT mu,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT K,
+                                     const at::opmath_type<scalar_t>* AF_RESTRICT m1,
                                      const at::opmath_type<scalar_t>* AF_RESTRICT k,
                                      const at::opmath_type<scalar_t>* AF_RESTRICT t,
                                      scalar_t* AF_RESTRICT y) {
@@ -109,8 +108,8 @@ AF_ALWAYS_INLINE void fwd_nhwc_pass2(const Inputs<scalar_t>& in, int64_t n, int6
     scalar_t* AF_RESTRICT yp = yn + p * C;
     const scalar_t nv = NOISE ? nn[p] : scalar_t(0);
     for (int64_t c = 0; c < C; ++c) {
-      const acc_t a = act_eval<ACT, 0>(z_of<NOISE>(xp[c], nv, nw[c], b[c]), alpha);
-      yp[c] = static_cast<scalar_t>((a - mu[c]) * k[c] + t[c]);
+      const acc_t d = act_eval<ACT, 0>(z_of<NOISE>(xp[c], nv, nw[c], b[c]), alpha) - K[c];
+      yp[c] = static_cast<scalar_t>((d - m1[c]) * k[c] + t[c]);
     }
   }
 }
@@ -130,9 +129,9 @@ AF_CPU_MULTIVERSION void fwd_nhwc_pass1_f32(const Inputs<float>& in, int64_t n, 
 
 template <int ACT, bool NOISE>
 AF_CPU_MULTIVERSION void fwd_nhwc_pass2_f32(const Inputs<float>& in, int64_t n, int64_t p0, int64_t p1,
-                                            const float* nw, const float* b, const float* mu,
-                                            const float* k, const float* t, float* y) {
-  fwd_nhwc_pass2<float, ACT, NOISE>(in, n, p0, p1, nw, b, mu, k, t, y);
+                                            const float* nw, const float* b, const float* K,
+                                            const float* m1, const float* k, const float* t, float* y) {
+  fwd_nhwc_pass2<float, ACT, NOISE>(in, n, p0, p1, nw, b, K, m1, k, t, y);
 }
 
 template <typename scalar_t, int ACT, bool NOISE>
@@ -142,7 +141,7 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
   constexpr bool F32 = std::is_same_v<scalar_t, float>;
   const int64_t N = in.N, C = in.C, L = in.L;
   const NhwcChunks ch = nhwc_chunks(L, C);
-  std::vector<acc_t> nw(C), b(C), K(N * C), mu(N * C), k(N * C), t(N * C);
+  std::vector<acc_t> nw(C), b(C), K(N * C), m1(N * C), k(N * C), t(N * C);
   std::vector<acc_t> part(2 * N * ch.count * C);
   for (int64_t c = 0; c < C; ++c) {
     nw[c] = in.nw_of(c);
@@ -175,7 +174,7 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
       const RowStats<acc_t> st = row_stats(K[r], s1, s2, Lf, in.eps);
       k[r] = st.rstd * in.sigma_of(r);
       t[r] = in.shift_of(r);
-      mu[r] = st.mean;
+      m1[r] = st.offset;
       mean[r] = st.mean;
       std[r] = st.std;
     }
@@ -185,8 +184,12 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
       const int64_t n = task / ch.count, p0 = (task % ch.count) * ch.pixels;
       const int64_t p1 = std::min(L, p0 + ch.pixels);
       const int64_t o = n * C;
-      if constexpr (F32) fwd_nhwc_pass2_f32<ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), mu.data() + o, k.data() + o, t.data() + o, y);
-      else fwd_nhwc_pass2<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), mu.data() + o, k.data() + o, t.data() + o, y);
+      if constexpr (F32)
+        fwd_nhwc_pass2_f32<ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + o, m1.data() + o,
+                                       k.data() + o, t.data() + o, y);
+      else
+        fwd_nhwc_pass2<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + o, m1.data() + o,
+                                             k.data() + o, t.data() + o, y);
     }
   });
 }

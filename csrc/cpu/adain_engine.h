@@ -1,6 +1,7 @@
 // Internal to the CPU engine of adain / instance_norm_stats (csrc/cpu/adain.cpp holds the
 // forward, csrc/cpu/adain_grad.cpp the backward; two files so they compile in parallel).
-// Include this header FIRST: its pragma must precede every other declaration.
+// The row loops rely on CMake's -fno-trapping-math to if-convert (and so vectorize) the
+// piecewise activations.
 //
 // Layout of the work. In NCHW memory one task takes whole (n, c) rows, each reduced and then
 // written while it is still in cache. In channels_last memory the tensor is streamed in
@@ -8,13 +9,6 @@
 // partial sums, which are added up before pass 2. Row reductions keep kV independent partial
 // sums so that the compiler may vectorize them without reassociating additions itself.
 #pragma once
-
-// no-trapping-math: under GCC's default -ftrapping-math the vectorizer will not if-convert
-// selects such as lrelu's `z > 0 ? z : z * alpha` (the multiply "might trap"), which leaves
-// a data-dependent branch per element, 4-10x slower on random signs. Torch enables no FP traps.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>

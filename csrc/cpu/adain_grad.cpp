@@ -3,7 +3,7 @@
 // (csrc/common/instance_norm.h). Pass 1 accumulates the first two sums, pass 2 writes
 // dz = act'(z) * (A*gy + B*xhat + D) and accumulates the last two, from which the bias and
 // noise-weight gradients are [N, C] -> [C] sums instead of full passes over dz.
-#include "adain_engine.h"  // first: carries a pragma for everything below
+#include "adain_engine.h"
 
 #include <vector>
 

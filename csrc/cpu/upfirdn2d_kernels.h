@@ -356,7 +356,7 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
   // Vertical-first when the vertical axis shrinks: the vertical pass then reads the input
   // once, straight from x, and the horizontal pass runs on the fewer output rows only.
   const bool vfirst = g.separable && g.dy >= g.uy;
-  const int64_t row_cost = g.separable ? ls + wos : ls;
+  const int64_t row_cost = ls + wos;
   int64_t bo = (budget / row_cost) * g.uy / g.dy - g.ty;
   bo = std::min<int64_t>(std::max<int64_t>(bo, 8), g.Ho);
   const int64_t nblocks = (g.Ho + bo - 1) / bo;
@@ -371,7 +371,7 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
 
   at::parallel_for(0, units, grain, [&](int64_t u0, int64_t u1) {
     std::vector<acc_t> xbuf(static_cast<size_t>(ls * max_rows + tail), acc_t(0));
-    std::vector<acc_t> hbuf(static_cast<size_t>(g.separable ? wos * max_rows : wos));
+    std::vector<acc_t> hbuf(static_cast<size_t>(wos * std::max(max_rows, bo)));
     std::vector<acc_t> scratch(static_cast<size_t>(wos));
     std::vector<const acc_t*> ptrs(static_cast<size_t>(max_ky));
     std::vector<const scalar_t*> xptrs(static_cast<size_t>(max_ky));
@@ -391,7 +391,7 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
       const int64_t ca = std::max<int64_t>(ra, 0), cb = std::min<int64_t>(rb, g.H - 1);
       for (int64_t iy = ca; iy <= cb; ++iy) {
         const scalar_t* s = src + iy * g.W;
-        acc_t* b = xbuf.data() + (iy - ca) * ls - xlo;
+        acc_t* b = xbuf.data() + (iy - ra) * ls - xlo;
         for (int64_t i = cx0; i <= cx1; ++i) b[i] = static_cast<acc_t>(s[i]);
       }
       if (g.separable) {
@@ -401,7 +401,9 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
         for (int64_t r = 0; r < nr; ++r) {
           if (ra + r < 0 || ra + r >= g.H) std::fill(h + r * wos, h + (r + 1) * wos, acc_t(0));
         }
-        if (cb >= ca) hset(xbuf.data(), tp.wx.data(), h + (ca - ra) * wos, wo_ext, cb - ca + 1, ls, wos);
+        if (cb >= ca) {
+          hset(xbuf.data() + (ca - ra) * ls, tp.wx.data(), h + (ca - ra) * wos, wo_ext, cb - ca + 1, ls, wos);
+        }
         for (int64_t s = 0; s < per && oy0 + s < oy1; ++s) {
           const int64_t oy = oy0 + s, cnt = (oy1 - oy + per - 1) / per;
           const Phase ph = phase_of(oy, g.uy, g.dy, g.py0);
@@ -420,28 +422,37 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
                                                dst + oy * g.Wo, per * g.Wo, scratch.data());
         }
       } else {
-        // 2-D taps: per output row, one horizontal pass per filter row that meets the image.
+        // 2-D taps: for each phase, one horizontal pass per filter row over all the block's
+        // output rows of that phase; rows outside the image are zero rows of xbuf.
+        for (int64_t iy = ra; iy <= rb; ++iy) {
+          if (iy < 0 || iy >= g.H) {
+            acc_t* row = xbuf.data() + (iy - ra) * ls;
+            std::fill(row, row + ls, acc_t(0));
+          }
+        }
+        bool direct = false;  // accumulate straight into the output rows
+        if constexpr (std::is_same_v<scalar_t, acc_t>) direct = !hset.needs_even() || g.Wo == wo_ext;
         for (int64_t s = 0; s < per && oy0 + s < oy1; ++s) {
-          const Phase ph = phase_of(oy0 + s, g.uy, g.dy, g.py0);
+          const int64_t oy = oy0 + s, cnt = (oy1 - oy + per - 1) / per;
+          const Phase ph = phase_of(oy, g.uy, g.dy, g.py0);
           const int64_t nk = phase_taps(ph.t0, g.uy, g.ty);
-          for (int64_t oy = oy0 + s, i0 = ph.i0; oy < oy1; oy += per, i0 += step) {
-            scalar_t* out = dst + oy * g.Wo;
-            bool any = false;
-            for (int64_t k = 0; k < nk; ++k) {
-              const int64_t iy = i0 + k;
-              if (iy < 0 || iy >= g.H) continue;
-              const acc_t* row = xbuf.data() + (iy - ca) * ls;
-              const acc_t* wrow = tp.w2.data() + (ph.t0 + k * g.uy) * g.tx;
-              if (!any) hset(row, wrow, hbuf.data(), wo_ext);
-              else hadd(row, wrow, hbuf.data(), wo_ext);
-              any = true;
-            }
-            const acc_t* h = hbuf.data();
-            if (any) {
-              for (int64_t i = 0; i < g.Wo; ++i) out[i] = static_cast<scalar_t>(h[i]);
-            } else {
-              std::fill(out, out + g.Wo, scalar_t(0));
-            }
+          acc_t* out = direct ? reinterpret_cast<acc_t*>(dst + oy * g.Wo) : hbuf.data() + s * wos;
+          const int64_t n = direct ? g.Wo : wo_ext, os = direct ? per * g.Wo : per * wos;
+          if (nk == 0) {
+            for (int64_t j = 0; j < cnt; ++j) std::fill(out + j * os, out + j * os + n, acc_t(0));
+          }
+          for (int64_t k = 0; k < nk; ++k) {
+            const acc_t* rows = xbuf.data() + (ph.i0 + k - ra) * ls;
+            const acc_t* wrow = tp.w2.data() + (ph.t0 + k * g.uy) * g.tx;
+            if (k == 0) hset(rows, wrow, out, n, cnt, step * ls, os);
+            else hadd(rows, wrow, out, n, cnt, step * ls, os);
+          }
+        }
+        if (!direct) {
+          for (int64_t oy = oy0; oy < oy1; ++oy) {
+            const acc_t* h = hbuf.data() + (oy - oy0) * wos;
+            scalar_t* o = dst + oy * g.Wo;
+            for (int64_t i = 0; i < g.Wo; ++i) o[i] = static_cast<scalar_t>(h[i]);
           }
         }
       }

@@ -1,0 +1,83 @@
+// Device helpers shared by the style-op kernels (adain.cu, modulate_weight.cu): storage <->
+// computation type conversions, the activation chosen at run time, and block reductions.
+// CUDA headers only, so the .cu files compile with nvcc alone.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "../common/activations.h"
+
+namespace alae_fast {
+namespace style_cuda {
+
+// Computation type: float for the half types and float, double for double.
+template <typename T> struct Acc { using type = float; };
+template <> struct Acc<double> { using type = double; };
+
+template <typename T> __device__ __forceinline__ typename Acc<T>::type to_acc(T v) {
+  return static_cast<typename Acc<T>::type>(v);
+}
+template <> __device__ __forceinline__ float to_acc<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+template <typename T, typename A> __device__ __forceinline__ T from_acc(A v) { return static_cast<T>(v); }
+template <> __device__ __forceinline__ __half from_acc<__half, float>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16, float>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// The activation's ORDER-th derivative with the activation picked at run time: the switch is
+// uniform across the grid, and memory, not arithmetic, bounds these kernels; one kernel per
+// dtype instead of one per (dtype, activation) keeps nvcc's build time down.
+template <int ORDER, typename A>
+__device__ __forceinline__ A act_rt(int act, A z, A alpha) {
+  switch (act) {
+    case kLinear: return act_eval<kLinear, ORDER>(z, alpha);
+    case kRelu: return act_eval<kRelu, ORDER>(z, alpha);
+    case kLrelu: return act_eval<kLrelu, ORDER>(z, alpha);
+    case kTanh: return act_eval<kTanh, ORDER>(z, alpha);
+    case kSigmoid: return act_eval<kSigmoid, ORDER>(z, alpha);
+    case kElu: return act_eval<kElu, ORDER>(z, alpha);
+    case kSelu: return act_eval<kSelu, ORDER>(z, alpha);
+    case kSoftplus: return act_eval<kSoftplus, ORDER>(z, alpha);
+    default: return act_eval<kSwish, ORDER>(z, alpha);
+  }
+}
+
+template <typename A>
+__device__ __forceinline__ A warp_sum(A v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sums each of v[0..NV) over the (1-D) block and gives every thread the totals.
+// shared must hold NV * 32 values; blockDim.x must be a multiple of 32.
+template <int NV, typename A>
+__device__ __forceinline__ void block_sum(A (&v)[NV], A* shared) {
+  const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+#pragma unroll
+  for (int j = 0; j < NV; ++j) {
+    v[j] = warp_sum(v[j]);
+    if (lane == 0) shared[j * 32 + wid] = v[j];
+  }
+  __syncthreads();
+  if (wid == 0) {
+#pragma unroll
+    for (int j = 0; j < NV; ++j) {
+      A t = lane < nwarps ? shared[j * 32 + lane] : A(0);
+      t = warp_sum(t);
+      if (lane == 0) shared[j * 32] = t;
+    }
+  }
+  __syncthreads();
+#pragma unroll
+  for (int j = 0; j < NV; ++j) v[j] = shared[j * 32];
+  __syncthreads();  // the caller may reuse shared
+}
+
+}  // namespace style_cuda
+}  // namespace alae_fast

@@ -1,0 +1,286 @@
+"""modulated_conv2d and modulate_weight: both execution orders vs an independent per-sample
+oracle, gradients to second order, float16 pre-scaling, the op contract, bad input, and
+the ModulatedConv2d / ToRGB layers."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alae_fast.nn import ModulatedConv2d, ToRGB, set_impl
+from alae_fast.ops import (conv2d_resample, modulate_weight, modulated_conv2d, modulated_conv2d_ref,
+                           setup_filter)
+
+
+def oracle(x, weight, styles, noise=None, up=1, down=1, padding=0, f=None, demodulate=True, flip_weight=True):
+    """One plain convolution per sample with that sample's weight, in float64."""
+    x, weight, styles = x.double(), weight.double(), styles.double()
+    outs = []
+    for n in range(x.shape[0]):
+        w = weight * styles[n][None, :, None, None]
+        if demodulate:
+            w = w / torch.sqrt(w.square().sum(dim=(1, 2, 3), keepdim=True) + 1e-8)
+        if up == 1 and down == 1 and isinstance(padding, int):
+            wk = w if flip_weight else w.flip([2, 3])
+            outs.append(F.conv2d(x[n:n + 1], wk, padding=padding))
+        else:
+            outs.append(conv2d_resample(x[n:n + 1], w, f=f, up=up, down=down, padding=padding,
+                                        flip_weight=flip_weight))
+    y = torch.cat(outs)
+    return y if noise is None else y + noise.double()
+
+
+def tol(dtype):
+    return {torch.float64: dict(rtol=1e-9, atol=1e-9), torch.float32: dict(rtol=1e-4, atol=1e-4),
+            torch.bfloat16: dict(rtol=5e-2, atol=5e-2), torch.float16: dict(rtol=1e-2, atol=1e-2)}[dtype]
+
+
+@st.composite
+def cases(draw):
+    k = draw(st.sampled_from([1, 3]))
+    N, O = draw(st.integers(1, 3)), draw(st.integers(1, 5))
+    H, W = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    noise_kind = draw(st.sampled_from([None, "n1", "1o"]))
+    noise_shape = {None: None, "n1": (N, 1, H, W), "1o": (1, O, H, W)}[noise_kind]
+    return dict(N=N, I=draw(st.integers(1, 5)), O=O, k=k, H=H, W=W, noise_shape=noise_shape,
+                demodulate=draw(st.booleans()), fused=draw(st.booleans()), flip=draw(st.booleans()),
+                dtype=draw(st.sampled_from([torch.float32, torch.float64, torch.bfloat16])),
+                cl=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
+
+
+def run_case(c, device):
+    g = torch.Generator().manual_seed(c["seed"])
+    r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64)
+    x = r(c["N"], c["I"], c["H"], c["W"]).to(c["dtype"])
+    weight = r(c["O"], c["I"], c["k"], c["k"])
+    styles = r(c["N"], c["I"]) + 1
+    noise = None if c["noise_shape"] is None else r(*c["noise_shape"]).to(c["dtype"])
+    expected = oracle(x, weight, styles, noise, padding=c["k"] // 2, demodulate=c["demodulate"],
+                      flip_weight=c["flip"])
+    wdt = torch.float64 if c["dtype"] == torch.float64 else torch.float32
+    xd = x.to(device)
+    if c["cl"]:
+        xd = xd.to(memory_format=torch.channels_last)
+    args = (xd, weight.to(device, wdt), styles.to(device, wdt), None if noise is None else noise.to(device))
+    kw = dict(padding=c["k"] // 2, demodulate=c["demodulate"], flip_weight=c["flip"], fused_modconv=c["fused"])
+    for fn in (modulated_conv2d, modulated_conv2d_ref):
+        y = fn(*args, **kw)
+        assert y.dtype == x.dtype and y.shape == expected.shape
+        torch.testing.assert_close(y.double().cpu(), expected, **tol(c["dtype"]))
+
+
+@settings(max_examples=50)
+@given(cases())
+def test_matches_oracle_cpu(c):
+    run_case(c, "cpu")
+
+
+@pytest.mark.cuda
+@settings(max_examples=50)
+@given(cases())
+def test_matches_oracle_cuda(c):
+    run_case(c, "cuda")
+
+
+@pytest.mark.parametrize("up,down", [(2, 1), (1, 2)])
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("k", [1, 3])
+def test_resampling_paths(up, down, fused, k):
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    weight = torch.randn(4, 3, k, k, dtype=torch.float64)
+    styles = torch.randn(2, 3, dtype=torch.float64)
+    f = setup_filter([1, 3, 3, 1])
+    kw = dict(up=up, down=down, padding=k // 2, resample_filter=f, flip_weight=up == 1)
+    expected = oracle(x, weight, styles, f=f, **{k_: v for k_, v in kw.items() if k_ != "resample_filter"})
+    y = modulated_conv2d(x, weight, styles, fused_modconv=fused, **kw)
+    assert y.shape[-1] == 6 * up // down
+    torch.testing.assert_close(y, expected)
+    noise = torch.randn(2, 1, *y.shape[2:], dtype=torch.float64)
+    torch.testing.assert_close(modulated_conv2d(x, weight, styles, noise=noise, fused_modconv=fused, **kw),
+                               expected + noise)
+
+
+def test_modulate_weight_matches_oracle_and_reference():
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        weight = torch.randn(5, 7, 3, 3, dtype=torch.float64)
+        styles = torch.randn(3, 7, dtype=torch.float64)
+        w = weight[None] * styles[:, None, :, None, None]
+        d = 1 / torch.sqrt(w.square().sum(dim=(2, 3, 4)) + 1e-8)
+        got_w, got_d = modulate_weight(weight.to(dtype), styles.to(dtype))
+        assert got_w.shape == (3, 5, 7, 3, 3) and got_w.dtype == dtype
+        t = dict(rtol=1e-5, atol=1e-6) if dtype != torch.bfloat16 else dict(rtol=2e-2, atol=2e-2)
+        w_exp = (w * d[:, :, None, None, None]).to(dtype).double()
+        torch.testing.assert_close(got_w.double(), w_exp, **t)
+        torch.testing.assert_close(got_d.double(), d.to(dtype).double(), **t)
+        ref_w, ref_d = modulate_weight(weight.to(dtype), styles.to(dtype), impl="ref")
+        torch.testing.assert_close(got_w.double(), ref_w.double(), **t)
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_modulate_weight_gradcheck_and_gradgradcheck(K):
+    weight = torch.randn(4, 3, K, K, dtype=torch.float64, requires_grad=True)
+    styles = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(modulate_weight, (weight, styles))
+    assert torch.autograd.gradgradcheck(modulate_weight, (weight, styles))
+    only_w = lambda w, s: modulate_weight(w, s)[0]
+    only_d = lambda w, s: modulate_weight(w, s)[1]
+    assert torch.autograd.gradgradcheck(only_w, (weight, styles))
+    assert torch.autograd.gradgradcheck(only_d, (weight, styles))
+
+
+def test_modulate_weight_third_order():
+    weight = torch.randn(3, 2, 1, 1, dtype=torch.float64, requires_grad=True)
+    styles = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
+
+    def second(w, s):
+        out, d = modulate_weight(w, s)
+        (gw,) = torch.autograd.grad((out.sin().sum() + d.square().sum()), w, create_graph=True)
+        return torch.autograd.grad(gw.square().sum(), (w, s), create_graph=True)
+
+    assert torch.autograd.gradcheck(second, (weight, styles))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_gradcheck_and_gradgradcheck_every_input(fused, demodulate, device):
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64, device=device, requires_grad=True)
+    weight = torch.randn(2, 3, 3, 3, dtype=torch.float64, device=device, requires_grad=True)
+    styles = torch.randn(2, 3, dtype=torch.float64, device=device, requires_grad=True)
+    noise = torch.randn(2, 1, 4, 4, dtype=torch.float64, device=device, requires_grad=True)
+    f = lambda x, w, s, n: modulated_conv2d(x, w, s, noise=n, padding=1, demodulate=demodulate,
+                                             fused_modconv=fused)
+    assert torch.autograd.gradcheck(f, (x, weight, styles, noise))
+    assert torch.autograd.gradgradcheck(f, (x, weight, styles, noise))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_path_length_double_backward_matches_reference(fused):
+    # StyleGAN2's path-length penalty differentiates the output with respect to the styles
+    # (through w), then back-propagates that gradient's norm to the weights.
+    x0 = torch.randn(3, 8, 6, 6)
+    w0 = torch.randn(5, 8, 3, 3)
+    s0 = torch.randn(3, 8) + 1
+    probe = torch.randn(3, 5, 6, 6)
+    results = []
+    for fn in (modulated_conv2d, modulated_conv2d_ref):
+        x, weight, styles = (t.clone().requires_grad_() for t in (x0, w0, s0))
+        y = fn(x, weight, styles, padding=1, fused_modconv=fused)
+        (gs,) = torch.autograd.grad((y * probe).sum(), styles, create_graph=True)
+        results.append((y, gs, *torch.autograd.grad(gs.square().sum(), (x, weight, styles))))
+    for a, r in zip(*results):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)
+
+
+def test_float16_prescaling_prevents_overflow():
+    # Products near 1e3 * 1e3 overflow float16 (max 65504); the pre-scaling keeps them in range
+    # and the demodulated result matches float32.
+    x = torch.randn(2, 4, 5, 5)
+    weight = torch.randn(3, 4, 3, 3) * 1e3
+    styles = (torch.rand(2, 4) + 0.5) * 1e3
+    expected = modulated_conv2d(x, weight, styles, padding=1)
+    for fused in (True, False):
+        y = modulated_conv2d(x.half(), weight, styles, padding=1, fused_modconv=fused)
+        assert torch.isfinite(y).all()
+        torch.testing.assert_close(y.float(), expected, rtol=2e-2, atol=2e-2)
+
+
+def test_fused_and_unfused_agree_and_ref_dispatch():
+    x, weight, styles = torch.randn(3, 6, 7, 5), torch.randn(4, 6, 3, 3), torch.randn(3, 6)
+    noise = torch.randn(3, 1, 7, 5)
+    a = modulated_conv2d(x, weight, styles, noise=noise, padding=1, fused_modconv=True)
+    b = modulated_conv2d(x, weight, styles, noise=noise, padding=1, fused_modconv=False)
+    c = modulated_conv2d(x, weight, styles, noise=noise, padding=1, impl="ref")
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_opcheck(dtype):
+    weight = torch.randn(4, 3, 3, 3, dtype=dtype, requires_grad=True)
+    styles = torch.randn(2, 3, dtype=dtype, requires_grad=True)
+    torch.library.opcheck(torch.ops.alae_fast.modulate_weight.default, (weight, styles, 1e-8))
+    w, d = torch.ops.alae_fast.modulate_weight(weight, styles, 1e-8)
+    gw = torch.randn_like(w, requires_grad=True)
+    gd = torch.randn_like(d, requires_grad=True)
+    dd = d.detach().requires_grad_()
+    torch.library.opcheck(torch.ops.alae_fast.modulate_weight_grad.default, (gw, gd, weight, styles, dd))
+    torch.library.opcheck(torch.ops.alae_fast.modulate_weight_grad.default, (gw, None, weight, styles, dd))
+    torch.library.opcheck(torch.ops.alae_fast.modulate_weight_grad.default, (None, gd, weight, styles, dd))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_torch_compile_fullgraph_forward_backward(fused):
+    def loss(x, w, s):
+        return modulated_conv2d(x, w, s, padding=1, fused_modconv=fused).square().sum()
+
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
+    ins = [torch.randn(2, 4, 5, 5, requires_grad=True), torch.randn(3, 4, 3, 3, requires_grad=True),
+           torch.randn(2, 4, requires_grad=True)]
+    for a, e in zip(torch.autograd.grad(compiled(*ins), ins), torch.autograd.grad(loss(*ins), ins)):
+        torch.testing.assert_close(a, e)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(x=torch.randn(2, 3, 5)), ValueError, "x must be 4-D"),
+    (dict(weight=torch.randn(4, 5, 3, 3)), ValueError, "weight must have I = x.shape"),
+    (dict(weight=torch.randn(4, 3, 3)), ValueError, "weight must be 4-D"),
+    (dict(styles=torch.randn(3, 3)), ValueError, "styles must have shape"),
+    (dict(styles=torch.randn(2, 4)), ValueError, "styles must have shape"),
+    (dict(noise=torch.randn(2, 2, 5, 5)), ValueError, "noise must have shape"),
+    (dict(noise=torch.randn(2, 1, 4, 5)), ValueError, "noise must have the output's spatial size"),
+    (dict(noise=torch.randn(2, 5, 5)), ValueError, "noise must have shape"),
+    (dict(up=0), ValueError, "up must be an int >= 1"),
+    (dict(down=1.5), ValueError, "down must be an int >= 1"),
+    (dict(styles=torch.randn(2, 3, dtype=torch.float64)), TypeError, "styles must have weight's dtype"),
+    (dict(demodulate=1), TypeError, "demodulate must be a bool"),
+    (dict(impl="cuda"), ValueError, "impl must be"),
+])
+def test_bad_arguments(kwargs, exc, match):
+    args = dict(x=torch.randn(2, 3, 5, 5), weight=torch.randn(4, 3, 3, 3), styles=torch.randn(2, 3), padding=1)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        modulated_conv2d(**args)
+
+
+def test_modulate_weight_bad_arguments():
+    with pytest.raises(ValueError, match="styles must have shape"):
+        modulate_weight(torch.randn(4, 3, 3, 3), torch.randn(2, 5))
+    with pytest.raises(ValueError, match="weight must be 4-D"):
+        modulate_weight(torch.randn(4, 3, 3), torch.randn(2, 3))
+    with pytest.raises(ValueError, match="eps must be"):
+        modulate_weight(torch.randn(4, 3, 3, 3), torch.randn(2, 3), eps=-1.0)
+    with pytest.raises(ValueError, match="styles must have shape"):
+        torch.ops.alae_fast.modulate_weight(torch.randn(4, 3, 3, 3), torch.randn(2, 5), 1e-8)
+
+
+# --- layers -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("up,down", [(1, 1), (2, 1), (1, 2)])
+@pytest.mark.parametrize("fused", [True, False])
+def test_modulated_conv2d_layer(up, down, fused):
+    layer = ModulatedConv2d(6, 5, 3, w_dim=8, up=up, down=down, fused_modconv=fused)
+    x, w = torch.randn(2, 6, 8, 8), torch.randn(2, 8)
+    y = layer(x, w)
+    assert y.shape == (2, 5, 8 * up // down, 8 * up // down)
+    # Demodulated: each output channel has about unit variance for unit-variance input.
+    assert 0.3 < y.std().item() < 3
+    ref = set_impl(layer, "ref")(x, w)
+    torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
+    y.square().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in layer.parameters())
+
+
+def test_torgb_layer():
+    layer = ToRGB(6, w_dim=8, clamp=256.0)
+    x, w = torch.randn(2, 6, 8, 8), torch.randn(2, 8)
+    skip = torch.randn(2, 3, 4, 4)
+    y = layer(x, w, skip=skip)
+    assert y.shape == (2, 3, 8, 8)
+    styles = layer.affine(w) * layer.weight_gain
+    expected = oracle(x, layer.weight.detach(), styles.detach(), demodulate=False)
+    from alae_fast.ops import upsample2d
+    expected = expected + layer.bias.detach().double()[None, :, None, None] + upsample2d(
+        skip, layer.resample_filter).double()
+    torch.testing.assert_close(y.double(), expected, rtol=1e-4, atol=1e-4)
+    assert layer(x, w, skip=torch.randn(2, 3, 8, 8)).shape == (2, 3, 8, 8)
