@@ -89,7 +89,7 @@ def inorm(x, eps=1e-8):
 
 def half_block(x, hb, w, noise):
     C = x.shape[1]
-    s = linear(w, hb.style)
+    s = linear(w, hb.adain.style)
     v = x + eq_noise(hb, noise) + hb.bias.view(1, C, 1, 1)
     return inorm(lrelu(v))[0] * (1 + s[:, :C, None, None]) + s[:, C:, None, None]
 
@@ -111,10 +111,10 @@ def oracle_decode(model, ws, lod, blend, noise_seed):
         if i == lod and lod > 0 and blend < 1:
             previous = F.conv2d(x, eq_weight(gen.to_rgb[i - 1]), eq_bias(gen.to_rgb[i - 1]))
         if i > 0:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = blur(F.conv2d(x, eq_weight(blk.up.conv), padding=1))
+            x = x.repeat_interleave(2, 2).repeat_interleave(2, 3)  # nearest x2
+            x = blur(F.conv2d(x, eq_weight(blk.style_1.conv), padding=1))
         x = half_block(x, blk.style_1, ws[:, 2 * i], draw(x))
-        x = F.conv2d(x, eq_weight(blk.conv), padding=1)
+        x = F.conv2d(x, eq_weight(blk.style_2.conv), padding=1)
         x = half_block(x, blk.style_2, ws[:, 2 * i + 1], draw(x))
     image = F.conv2d(x, eq_weight(gen.to_rgb[lod]), eq_bias(gen.to_rgb[lod]))
     if previous is not None:
@@ -147,7 +147,8 @@ def test_generator_and_encoder_match_the_definition(fused_scale_resolution):
     # 4: every up/down-conv as one (transposed) strided convolution; 1024: nearest + conv and
     # conv + average pool. The oracle always uses the latter, so both forms are checked.
     m = small(1, fused_scale_resolution=fused_scale_resolution)
-    assert all(b.up.fused == (fused_scale_resolution == 4) for b in m.generator.blocks[1:])
+    assert all(b.style_1.up == ("fused" if fused_scale_resolution == 4 else "nearest") for b in m.generator.blocks[1:])
+    assert m.generator.blocks[0].style_1.conv is None
     assert all(b.down.fused == (fused_scale_resolution == 4) for b in m.encoder.blocks)
     torch.manual_seed(2)
     ws = torch.randn(3, m.num_ws, 6, dtype=torch.float64)
@@ -170,17 +171,19 @@ def test_architecture_sizes_and_initialisation():
     assert [c.features_at(i) for i in range(7)] == [512, 512, 512, 512, 256, 128, 64]
     g, e = m.generator, m.encoder
     assert g.const.shape == (1, 512, 4, 4) and bool((g.const == 1).all())
-    assert [b.conv.out_channels for b in g.blocks] == [512, 512, 512, 512, 256, 128, 64]
+    assert [b.style_2.conv.out_channels for b in g.blocks] == [512, 512, 512, 512, 256, 128, 64]
     # fused up-conv from 128 px outputs, fused down-conv from 128 px inputs
-    assert [b.up.fused for b in g.blocks[1:]] == [False, False, False, False, True, True]
+    assert [b.style_1.up for b in g.blocks] == [None] + ["nearest"] * 4 + ["fused"] * 2
     assert [b.down.fused for b in e.blocks] == [False, False, False, False, False, True, True]
     assert [(b.conv_1.in_channels, b.down.conv.out_channels) for b in e.blocks] == [
         (512, 512), (512, 512), (512, 512), (512, 512), (256, 512), (128, 256), (64, 128)]
     assert all(t.gain == 0.03 and t.out_channels == 3 and t.kernel_size == (1, 1) for t in g.to_rgb)
     for b in g.blocks:
         for hb in (b.style_1, b.style_2):
-            assert hb.style.gain == 1.0 and hb.style.out_features == 2 * b.conv.out_channels
-            assert not hb.noise_weight.any() and not hb.bias.any() and not hb.style.bias.any()
+            style = hb.adain.style
+            assert style.gain == 1.0 and style.out_features == 2 * b.style_2.conv.out_channels
+            assert not hb.noise_weight.any() and not hb.bias.any() and not style.bias.any()
+        assert b.style_2.blur_filter is None and (b.style_1.blur_filter is None) == (b.style_1.conv is None)
     assert all(b.style_1.gain == math.sqrt(2) and b.style_1.in_features == 2 * b.conv_1.in_channels
                for b in e.blocks)
     assert [(l.in_features, l.lrmul, l.act) for l in m.mapping.layers] == [(512, 0.1, "lrelu")] * 8
@@ -189,7 +192,7 @@ def test_architecture_sizes_and_initialisation():
     # weights N(0, 1/lrmul^2)
     w = torch.cat([l.weight.flatten() for l in m.mapping.layers])
     assert 9.5 < w.std().item() < 10.5
-    assert 0.95 < g.blocks[6].conv.weight.std().item() < 1.05
+    assert 0.95 < g.blocks[6].style_2.conv.weight.std().item() < 1.05
     assert m.num_ws == 14 and m.max_lod == 6 and c.resolution == 256
 
 
@@ -462,7 +465,7 @@ def test_model_from_round_tripped_config_loads_state():
     (dict(start_features=0), ValueError, "start_features"),
     (dict(to_rgb_gain=0.0), ValueError, "to_rgb_gain"),
     (dict(instance_norm_eps=-1.0), ValueError, "instance_norm_eps"),
-    (dict(blur_filter=()), ValueError, "blur_filter"),
+    (dict(fused_scale_resolution=0), ValueError, "fused_scale_resolution"),
     (dict(lod_kimg=()), ValueError, "lod_kimg"),
     (dict(lod_lr=(0.001, -1.0)), ValueError, "lod_lr"),
     (dict(lod_batch=(32, 0)), ValueError, "lod_batch"),

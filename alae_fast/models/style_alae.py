@@ -6,11 +6,11 @@ With L = ``config.layer_count`` resolutions 4, 8, ..., 4·2^(L-1) and C_i =
 
     F  pixel norm, then ``mapping_layers`` x (latent -> latent, lrmul 0.1, lrelu 0.2)
                                                                   z [N, latent] -> w [N, latent]
-    G  a learned constant [C_0, 4, 4] (ones at first); per resolution i:
+    G  a learned constant [C_0, 4, 4] (ones at first); per resolution i, two ``StyleBlock``s:
          i > 0: nearest x2 + 3x3 conv C_{i-1} -> C_i (one transposed conv when the output
                 is >= fused_scale_resolution px), then blur [1,2,1];
          noise -> bias -> lrelu -> instance norm -> style (w_{2i}), one fused ``adain`` op;
-         3x3 conv C_i -> C_i, then the same half-block with style w_{2i+1};
+         3x3 conv C_i -> C_i, then noise -> ... -> style (w_{2i+1}) again;
        ToRGB at the current resolution: 1x1 conv, gain 0.03, no activation.
                                  ws [N, 2L, latent] (or one w) -> x [N, channels, R, R]
     E  FromRGB at the input resolution: 1x1 conv + bias + lrelu; per resolution i, top down:
@@ -35,7 +35,9 @@ output, nearest-upsampled, into the new one, and E lerps FromRGB of the 2x2-aver
 input into the new block's output and scales the new block's style contributions by blend.
 ``lod=None`` means the last level; at lod 0 ``blend`` has nothing to fade and is ignored.
 
-Every elementwise and filtering step runs on ``alae_fast.ops`` (bias_act, adain,
+Layers: ``alae_fast.nn`` (EqualizedLinear/Conv2d, PixelNorm, Blur, Upsample, Downsample,
+StyleBlock); the encoder block calls ``alae_fast.ops.instance_norm_stats`` itself. Every
+elementwise and filtering step runs on ``alae_fast.ops`` (bias_act, adain,
 instance_norm_stats, upfirdn2d) with double backward on the kernels, so R1 through E runs on
 them; ``model.set_impl('ref')`` switches the whole model to the PyTorch references.
 """
@@ -48,23 +50,22 @@ from torch import nn
 
 from ..nn.equalized import EqualizedConv2d, EqualizedLinear
 from ..nn.resample import Blur, Downsample, Upsample
-from ..ops.adain import adain
+from ..nn.style import StyleBlock
 from ..ops.instance_norm_stats import instance_norm_stats
 from .base import ALAEModel
 from .mlp_alae import MLPDiscriminator, MLPMapping
 from .presets import register_model
 from .style_config import StyleALAEConfig
 
-__all__ = ["StyleALAE", "StyleGenerator", "StyleEncoder", "GeneratorBlock", "EncoderBlock"]
+__all__ = ["StyleALAE", "StyleGenerator", "StyleEncoder", "GeneratorBlock", "EncoderBlock", "DownConv2d"]
 
 
-# --- resampling convolutions ----------------------------------------------------------------------
+# --- resampling -------------------------------------------------------------------------------
 #
-# nearest x2 followed by a 3x3 "same" convolution is exactly one stride-2 transposed convolution
-# with a 4x4 kernel (the 3x3 taps flipped and summed over the four 2x2 shifts, padding 1), and a
-# 3x3 "same" convolution followed by 2x2 average pooling is exactly one stride-2 convolution with
-# the 4x4 kernel (the 3x3 taps averaged over the four shifts, padding 1), boundaries included.
-# The fused forms skip the 4x larger intermediate; both forms compute the same function.
+# A 3x3 "same" convolution followed by 2x2 average pooling is exactly one stride-2 convolution
+# with a 4x4 kernel (the 3x3 taps averaged over the four 2x2 shifts, padding 1), boundaries
+# included; the fused form never computes the pixels the pooling drops. (G's nearest x2 + 3x3
+# conv and its transposed-conv form are StyleBlock's up='nearest' and up='fused'.)
 
 def _shift_sum(w: torch.Tensor) -> torch.Tensor:
     """[..., 3, 3] -> [..., 4, 4]: the sum of the taps placed at the four 2x2 offsets."""
@@ -99,30 +100,6 @@ def blur(taps) -> Blur:
     return _built_on_cpu(lambda: Blur(kernel=tuple(taps)))
 
 
-class UpConv2d(nn.Module):
-    """Nearest x2 upsampling and a 3x3 equalized-lr convolution without bias.
-
-    ``fused=True`` runs both as one transposed convolution (same result, less memory traffic).
-    Input [N, in_channels, H, W] -> [N, out_channels, 2H, 2W]. Parameter ``conv.weight``.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, fused: bool):
-        super().__init__()
-        self.conv = EqualizedConv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.fused = bool(fused)
-        self.upsample = None if self.fused else nearest_up()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused:
-            w, _ = self.conv._scaled(x)
-            w = _shift_sum(w.flip([2, 3])).transpose(0, 1)  # [in, out, 4, 4] for conv_transpose2d
-            return F.conv_transpose2d(x, w, stride=2, padding=1)
-        return self.conv(self.upsample(x))
-
-    def extra_repr(self) -> str:
-        return f"fused={self.fused}"
-
-
 class DownConv2d(nn.Module):
     """A 3x3 equalized-lr convolution, 2x2 average pooling, then bias + leaky ReLU (fused).
 
@@ -151,68 +128,27 @@ class DownConv2d(nn.Module):
 
 # --- generator ------------------------------------------------------------------------------------
 
-class StyleHalfBlock(nn.Module):
-    """noise -> bias -> leaky ReLU -> instance norm -> style, as one fused ``adain`` op.
-
-    ``y = IN(lrelu(x + noise_weight·noise + bias)) · (1 + s) + t`` with ``[s, t] = A(w)``, A an
-    equalized linear layer latent -> 2·channels of gain ``style_gain``.
-    forward(x [N, C, H, W], w [N, latent], noise [N, 1, H, W] or None) -> [N, C, H, W].
-    Parameters: ``noise_weight [C]`` and ``bias [C]`` (zeros at first), ``style.weight``,
-    ``style.bias``.
-    """
-
-    def __init__(self, channels: int, latent_size: int, slope: float, eps: float, style_gain: float,
-                 impl: str = "auto"):
-        super().__init__()
-        self.channels = channels
-        self.slope, self.eps = float(slope), float(eps)
-        self.noise_weight = nn.Parameter(torch.zeros(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.style = EqualizedLinear(latent_size, 2 * channels, gain=style_gain)
-        self.impl = impl
-
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        s = self.style(w).to(x.dtype)
-        scale, shift = s[:, :self.channels], s[:, self.channels:]
-        nw = None if noise is None else self.noise_weight.to(x.dtype)
-        return adain(x, scale, shift, bias=self.bias.to(x.dtype), noise=noise, noise_weight=nw,
-                     act="lrelu", alpha=self.slope, eps=self.eps, impl=self.impl)
-
-    def extra_repr(self) -> str:
-        return f"channels={self.channels}, slope={self.slope:g}, eps={self.eps:g}" + (
-            f", impl={self.impl}" if self.impl != "auto" else "")
-
-
 class GeneratorBlock(nn.Module):
-    """One resolution of G (see the module docstring); the first block has no upsampling conv.
+    """One resolution of G (see the module docstring): two ``alae_fast.nn.StyleBlock``s.
 
+    ``style_1``: [up-conv 3x3 -> blur] -> noise -> bias -> lrelu -> IN -> style (the first
+    block has no conv and starts from G's constant); ``style_2``: conv 3x3 -> the same.
     forward(x [N, in_channels, H, W], w1, w2 [N, latent], noise 'random' | 'zero')
     -> [N, out_channels, 2H, 2W] (first block: [N, out_channels, H, W]).
     """
 
     def __init__(self, in_channels: int, out_channels: int, latent_size: int, *, first: bool, fused: bool,
-                 blur_filter, slope: float, eps: float, style_gain: float):
+                 slope: float, eps: float):
         super().__init__()
-        self.first = bool(first)
-        if not self.first:
-            self.up = UpConv2d(in_channels, out_channels, fused)
-            self.blur = blur(blur_filter)
-        self.style_1 = StyleHalfBlock(out_channels, latent_size, slope, eps, style_gain)
-        self.conv = EqualizedConv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.style_2 = StyleHalfBlock(out_channels, latent_size, slope, eps, style_gain)
+        up = None if first else ("fused" if fused else "nearest")
+        self.style_1 = _built_on_cpu(lambda: StyleBlock(in_channels, out_channels, latent_size, up=up, conv=not first,
+                                                        alpha=slope, eps=eps))
+        self.style_2 = _built_on_cpu(lambda: StyleBlock(out_channels, out_channels, latent_size, blur=False,
+                                                        alpha=slope, eps=eps))
 
     def forward(self, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, noise: str) -> torch.Tensor:
-        if not self.first:
-            x = self.blur(self.up(x))
-        x = self.style_1(x, w1, _noise(x, noise))
-        x = self.conv(x)
-        return self.style_2(x, w2, _noise(x, noise))
-
-
-def _noise(x: torch.Tensor, mode: str) -> torch.Tensor | None:
-    if mode == "zero":
-        return None
-    return torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], dtype=x.dtype, device=x.device)
+        noise = "random" if noise == "random" else None
+        return self.style_2(self.style_1(x, w1, noise), w2, noise)
 
 
 class StyleGenerator(nn.Module):
@@ -233,8 +169,8 @@ class StyleGenerator(nn.Module):
         for i in range(c.layer_count):
             self.blocks.append(GeneratorBlock(
                 c.features_at(max(i - 1, 0)), c.features_at(i), c.latent_size, first=i == 0,
-                fused=c.resolution_at(i) >= c.fused_scale_resolution, blur_filter=c.blur_filter,
-                slope=c.lrelu_slope, eps=c.instance_norm_eps, style_gain=c.style_gain))
+                fused=c.resolution_at(i) >= c.fused_scale_resolution, slope=c.lrelu_slope,
+                eps=c.instance_norm_eps))
             self.to_rgb.append(EqualizedConv2d(c.features_at(i), c.channels, 1, gain=c.to_rgb_gain))
         self.upsample = nearest_up()  # the previous level's image during a fade-in
 
@@ -260,12 +196,12 @@ class EncoderBlock(nn.Module):
     w [N, latent]: this block's contribution to E's output).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, latent_size: int, *, fused: bool, blur_filter,
-                 slope: float, eps: float):
+    def __init__(self, in_channels: int, out_channels: int, latent_size: int, *, fused: bool, slope: float,
+                 eps: float):
         super().__init__()
         self.eps = float(eps)
         self.conv_1 = EqualizedConv2d(in_channels, in_channels, 3, padding=1, act="lrelu", act_alpha=slope)
-        self.blur = blur(blur_filter)
+        self.blur = blur((1, 2, 1))
         self.down = DownConv2d(in_channels, out_channels, fused, slope)
         self.style_1 = EqualizedLinear(2 * in_channels, latent_size)
         self.style_2 = EqualizedLinear(2 * out_channels, latent_size)
@@ -295,8 +231,8 @@ class StyleEncoder(nn.Module):
                                                  act_alpha=c.lrelu_slope))
             self.blocks.append(EncoderBlock(
                 c.features_at(i), c.features_at(i - 1), c.latent_size,
-                fused=c.resolution_at(i) >= c.fused_scale_resolution, blur_filter=c.blur_filter,
-                slope=c.lrelu_slope, eps=c.instance_norm_eps))
+                fused=c.resolution_at(i) >= c.fused_scale_resolution, slope=c.lrelu_slope,
+                eps=c.instance_norm_eps))
         self.pool = average_down()  # the input of the previous level during a fade-in
 
     def forward(self, x: torch.Tensor, lod: int, blend: float = 1.0) -> torch.Tensor:

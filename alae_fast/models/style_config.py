@@ -39,6 +39,9 @@ def _check_real_tuple(cfg, name: str) -> None:
 class StyleALAEConfig(ALAEConfig):
     """StyleALAE (Pidhorskyi, Adjeroh, Doretto, CVPR 2020, Sec. 4) with its training schedule.
 
+    Fixed by the paper: the blur [1, 2, 1] after G's upsampling and before E's downsampling,
+    gain 1 of G's style affines, leaky ReLU everywhere except ToRGB and D.
+
     Architecture fields (besides ``ALAEConfig``'s: latent_size 512, mapping_layers 8,
     mapping_lrmul 0.1, discriminator_layers 3, discriminator_lrmul 0.1, lrelu_slope 0.2,
     w_avg_beta 0.995):
@@ -50,10 +53,7 @@ class StyleALAEConfig(ALAEConfig):
             block's OUTPUT is at least this many pixels wide, E downsamples with a strided
             convolution when a block's INPUT is (default 128, the paper's); below it they
             use nearest x2 + 3x3 conv and 3x3 conv + 2x2 average pool, the same function.
-        blur_filter: taps of the blur after G's upsampling and before E's downsampling,
-            normalised to unit sum (default (1, 2, 1)).
         to_rgb_gain: equalized-lr gain of G's 1x1 ToRGB convolutions (default 0.03).
-        style_gain: gain of G's style affine layers w -> (scale, bias) (default 1).
         instance_norm_eps: epsilon inside every instance norm's square root (default 1e-8).
 
     Training-schedule fields (per lod, see the module docstring):
@@ -77,9 +77,7 @@ class StyleALAEConfig(ALAEConfig):
     start_features: int = 16
     max_features: int = 512
     fused_scale_resolution: int = 128
-    blur_filter: tuple[int, ...] = (1, 2, 1)
     to_rgb_gain: float = 0.03
-    style_gain: float = 1.0
     instance_norm_eps: float = 1e-8
     lod_kimg: tuple[float, ...] = (960.0,)
     lod_batch: tuple[int, ...] = (512, 256, 128, 64, 32, 32, 32, 32, 32)
@@ -94,9 +92,7 @@ class StyleALAEConfig(ALAEConfig):
         check_int(self, "start_features")
         check_int(self, "max_features")
         check_int(self, "fused_scale_resolution")
-        check_int_tuple(self, "blur_filter", 1)
         check_real(self, "to_rgb_gain", 0.0, low_open=True)
-        check_real(self, "style_gain", 0.0, low_open=True)
         check_real(self, "instance_norm_eps", 0.0)
         _check_real_tuple(self, "lod_kimg")
         _check_real_tuple(self, "lod_lr")
