@@ -7,6 +7,9 @@ op replaced by its plain-PyTorch reference). Cases:
 - ``digits-32`` (the CPU preset, lod 3 = 32x32, batch 32): G forward, E forward, and the R1
   double backward of step 1 (``grad(D(E(x)).sum(), x, create_graph=True)``, then backward of
   the penalty to E's and D's parameters);
+- the same with the paper's resampling below 128 px (``fused_scale_resolution=128``: nearest
+  x2 + conv in G, conv + 2x2 average pool in E, on upfirdn2d) instead of the preset's
+  transposed/strided convolutions: the same function, more work for the fused ops;
 - ``celeba-hq-256`` at lod 4 (64x64), batch 2: G forward + backward to every parameter.
 """
 
@@ -69,17 +72,20 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
     there is one shape per case and no compiled candidate)."""
     out = []
     gen = torch.Generator(device="cpu").manual_seed(0)
-    models = _pair("digits-32", device)
-    cfg = models["fused"].config
-    lod, batch = cfg.max_lod, 32
-    ws = torch.randn(batch, cfg.latent_size, generator=gen).to(device)
-    x = torch.randn(batch, cfg.channels, cfg.resolution, cfg.resolution, generator=gen).to(device)
-    label = f"digits-32 lod {lod} batch {batch}"
-    out.append(Case(OP, f"G fwd {label}", {k: _g_forward(m, ws, lod) for k, m in models.items()}, device))
-    out.append(Case(OP, f"E fwd {label}", {k: _e_forward(m, x, lod) for k, m in models.items()}, device))
-    targets = [Target(">= 1.5x faster than ref", "fused", "ref", 1 / 1.5)] if device.type == "cpu" else []
-    out.append(Case(OP, f"R1 double bwd {label}", {k: _r1(m, x, lod) for k, m in models.items()}, device,
-                    targets=targets))
+    for tag, overrides in (("digits-32", {}), ("digits-32 paper resampling", {"fused_scale_resolution": 128})):
+        models = _pair("digits-32", device, **overrides)
+        cfg = models["fused"].config
+        lod, batch = cfg.max_lod, 32
+        ws = torch.randn(batch, cfg.latent_size, generator=gen).to(device)
+        x = torch.randn(batch, cfg.channels, cfg.resolution, cfg.resolution, generator=gen).to(device)
+        label = f"{tag} lod {lod} batch {batch}"
+        out.append(Case(OP, f"G fwd {label}", {k: _g_forward(m, ws, lod) for k, m in models.items()}, device))
+        out.append(Case(OP, f"E fwd {label}", {k: _e_forward(m, x, lod) for k, m in models.items()}, device))
+        targets = []
+        if device.type == "cpu" and not overrides:  # the figure of the issue: the preset as it ships
+            targets = [Target(">= 1.5x faster than ref", "fused", "ref", 1 / 1.5)]
+        out.append(Case(OP, f"R1 double bwd {label}", {k: _r1(m, x, lod) for k, m in models.items()}, device,
+                        targets=targets))
 
     models = _pair("celeba-hq-256", device)
     cfg = models["fused"].config
