@@ -18,6 +18,7 @@ from .harness import format_table, format_targets, measure
 # op name -> module with cases(device, quick, compile). New ops add themselves here.
 SUITES = {
     "bias_act": "alae_fast.bench.bias_act",
+    "alae_train": "alae_fast.bench.train",
 }
 COLUMNS = ["fused", "ref", "compiled", "copy"]
 
