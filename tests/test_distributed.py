@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint

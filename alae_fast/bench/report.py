@@ -22,6 +22,7 @@ SUITES = {
     "adain": "alae_fast.bench.adain",
     "modulated_conv2d": "alae_fast.bench.modulated_conv2d",
     "alae_models": "alae_fast.bench.alae_models",
+    "alae_train": "alae_fast.bench.train",
 }
 COLUMNS = ["fused", "ref", "compiled", "copy"]
 

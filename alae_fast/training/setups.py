@@ -11,6 +11,19 @@
    over the levels trained.
 
 Model-config and schedule fields can be overridden (the CLI's ``--set`` and ``--schedule``).
+
+What a model preset (e.g. StyleALAE's ``digits-32``) must provide to be trainable:
+
+- registration at ``import alae_fast.models``: its config class with ``@register_config``, its
+  model class with ``@register_model(ConfigClass)``, the preset with ``register_preset``;
+- config fields ``resolution``, ``channels``, ``layer_count`` (or ``max_lod``; the resolution of
+  level ``lod`` is ``resolution / 2**(max_lod - lod)``), ``lod_kimg``, ``lod_batch``, ``lod_lr``
+  (numbers or per-level tuples), optionally ``start_lod`` and ``train_kimg``;
+- the ``ALAEModel`` API: ``mapping``/``generator``/``encoder``/``discriminator`` modules with
+  disjoint parameters, ``latent_size``, ``num_ws``, the ``w_avg`` buffer and ``update_w_avg``,
+  ``encode(x, lod, blend) -> [N, latent]``, ``decode(ws [N, num_ws, latent] or [N, latent],
+  lod, blend, noise) -> [N, C, r, r]`` (r the level's resolution), ``generate`` and
+  ``reconstruct``; the discriminator returns one score per sample.
 """
 
 from __future__ import annotations

@@ -1,0 +1,50 @@
+"""Benchmark cases of one whole ALAE training iteration (the three steps, R1 double backward
+included, Adam and EMA updates), on the fused ops ('fused') vs the PyTorch references ('ref').
+
+Cases: the trainable digits presets (StyleALAE ``digits-32`` when registered, and the MLP
+``digits-mlp``), at their preset batch, from the same initial weights. Each call of a
+candidate runs one more iteration of its own trainer.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ..models import build_model
+from ..training.setups import list_setups, resolve_setup
+from ..training.trainer import ALAETrainer
+from .harness import Case, Target
+
+PRESETS = ("digits-32", "digits-mlp")
+
+
+def _iteration(trainer: ALAETrainer, x: torch.Tensor):
+    return lambda: trainer.step(x)
+
+
+def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
+    """One case per available preset; candidates fused and ref (no compiled column: torch.compile
+    cannot run the R1 double backward)."""
+    out = []
+    available = set(list_setups())
+    for name in PRESETS:
+        if name not in available:
+            continue
+        setup = resolve_setup(name)
+        gen = torch.Generator().manual_seed(0)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = build_model(setup.model_config).to(device)
+        sched = setup.schedule
+        phase = sched.phase(0)
+        x = (torch.rand(phase.batch, sched.channels, sched.resolution, sched.resolution, generator=gen) * 2 - 1)
+        cand = {}
+        for impl in ("fused", "ref"):
+            m = copy.deepcopy(model).set_impl("auto" if impl == "fused" else "ref")
+            cand[impl] = _iteration(ALAETrainer(m, sched, seed=0), x.to(device))
+        targets = [Target(">= 1.5x faster than ref", "fused", "ref", 1 / 1.5)] if name == "digits-32" else []
+        out.append(Case("alae_train", f"{name} iteration, batch {phase.batch}, lod {phase.lod}", cand, device,
+                        targets=targets))
+    return out
