@@ -176,7 +176,7 @@ def test_default_preset_falls_back_with_a_message(tmp_path, capsys):
 
 def test_errors_exit_2_with_a_clear_line(mlp_run, tmp_path, capsys):
     missing = tmp_path / "nope"
-    assert main(["train", "--data", str(missing), "--out", str(tmp_path / "r"), *TINY]) == 2
+    assert main(["train", "--preset", "digits-mlp", "--data", str(missing), "--out", str(tmp_path / "r"), *TINY]) == 2
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "r").exists()
     empty = tmp_path / "empty"
     empty.mkdir()

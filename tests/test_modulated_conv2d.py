@@ -259,12 +259,15 @@ def test_modulate_weight_bad_arguments():
 @pytest.mark.parametrize("up,down", [(1, 1), (2, 1), (1, 2)])
 @pytest.mark.parametrize("fused", [True, False])
 def test_modulated_conv2d_layer(up, down, fused):
+    torch.manual_seed(0)
     layer = ModulatedConv2d(6, 5, 3, w_dim=8, up=up, down=down, fused_modconv=fused)
     x, w = torch.randn(2, 6, 8, 8), torch.randn(2, 8)
     y = layer(x, w)
     assert y.shape == (2, 5, 8 * up // down, 8 * up // down)
-    # Demodulated: each output channel has about unit variance for unit-variance input.
-    assert 0.3 < y.std().item() < 3
+    # Demodulated: each output channel has about unit variance for unit-variance input, except
+    # that the [1,3,3,1] blur before a downsampling passes only ~0.31 of white noise's std.
+    low = 0.3 if down == 1 else 0.1
+    assert low < y.std().item() < 3
     ref = set_impl(layer, "ref")(x, w)
     torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
     y.square().sum().backward()
