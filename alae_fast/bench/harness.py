@@ -84,6 +84,10 @@ def measure(case: Case, rounds: int = 15, min_seconds: float = 0.02, warmup: int
     """
     dev = case.device
     reps = {}
+    # Cases of one suite compile the same reference function at other shapes; without a reset
+    # dynamo's recompile limit (8) silently turns later "compiled" candidates into eager code.
+    if "compiled" in case.candidates:
+        torch._dynamo.reset()
     for name, fn in case.candidates.items():
         for _ in range(warmup):  # first calls compile, allocate, fault pages in
             fn()

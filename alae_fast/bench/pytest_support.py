@@ -22,6 +22,9 @@ def bench_params(cases_fn, quick: bool = False):
 
 def run_benchmark(benchmark, case, name: str) -> None:
     """Times ``case.candidates[name]`` with pytest-benchmark (synchronising on CUDA)."""
+    from ..cpu_allocator import keep_freed_memory
+
+    keep_freed_memory()  # as in `alae-fast bench`: see alae_fast.cpu_allocator
     fn = case.candidates[name]
     benchmark.group = f"{case.op} {case.device.type} {case.name}"
     if case.device.type == "cuda":

@@ -13,6 +13,7 @@ import sys
 import torch
 
 from .. import build_info
+from ..cpu_allocator import keep_freed_memory
 from .harness import format_table, format_targets, measure
 
 # op name -> module with cases(device, quick, compile). New ops add themselves here.
@@ -49,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"alae-fast bench: unknown --ops {unknown}; choose from {list(SUITES)}")
     info = build_info()
+    # Every candidate, the copy_ baseline included, runs under the same allocator setting.
+    kept = keep_freed_memory()
     print(f"alae_fast bench: device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
-          f"kernels loaded={info['loaded']} cuda={info['cuda']} impl={info['default_impl']}")
+          f"kernels loaded={info['loaded']} cuda={info['cuda']} impl={info['default_impl']} "
+          f"malloc keeps freed memory={kept} (ALAE_FAST_KEEP_MEMORY)")
     if device.type == "cuda":
         print(f"gpu: {torch.cuda.get_device_name(device)}")
     rounds = min(args.rounds, 7) if args.quick else args.rounds

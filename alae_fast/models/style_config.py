@@ -64,6 +64,8 @@ class StyleALAEConfig(ALAEConfig):
         start_lod: the first level trained (default 0).
         train_kimg: the default training length in thousands of images (None: the sum of
             ``lod_kimg`` over the levels trained).
+        ema_kimg: half-life of the weights' moving average in thousands of images (default
+            10, the paper's), the trainer's default when ``--ema-kimg`` is not given.
 
     Defaults: the paper's FFHQ 1024 model and schedule (16 epochs of 60k images per level,
     300 epochs in all, the authors' 8-GPU batches and learning rates).
@@ -84,6 +86,7 @@ class StyleALAEConfig(ALAEConfig):
     lod_lr: tuple[float, ...] = (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003)
     start_lod: int = 0
     train_kimg: float | None = 18000.0
+    ema_kimg: float = 10.0
 
     def validate(self) -> None:
         super().validate()
@@ -102,6 +105,7 @@ class StyleALAEConfig(ALAEConfig):
             raise ValueError(f"StyleALAEConfig: start_lod must be <= max_lod = {self.max_lod}; got {self.start_lod}")
         if self.train_kimg is not None:
             check_real(self, "train_kimg", 0.0, low_open=True)
+        check_real(self, "ema_kimg", 0.0, low_open=True)
 
     # --- derived sizes -----------------------------------------------------------------------
     @property

@@ -60,7 +60,8 @@ class TrainOptions:
     data: data path (None: the embedded digits); out: run folder (None: ``runs/<setup>``);
     kimg: training length in thousands of images (None: the setup's); seed; resume;
     device: 'auto', 'cpu', 'cuda'...; amp: bfloat16 autocast; r1_gamma, r1_interval,
-    mixing_prob, ema_half_life_kimg: see ``ALAETrainer``; checkpoint_kimg / image_kimg:
+    mixing_prob, ema_half_life_kimg: see ``ALAETrainer`` (ema_half_life_kimg None: the model
+    config's ``ema_kimg`` when it has one, else 10); checkpoint_kimg / image_kimg:
     intervals (None: a tenth of the run); keep: checkpoints kept; log_steps: iterations per
     log record; model_overrides / schedule_overrides: fields changed in the setup's model
     config / schedule; evaluate: run the latent-classification report at the end;
@@ -79,7 +80,7 @@ class TrainOptions:
     r1_gamma: float = 10.0
     r1_interval: int = 1
     mixing_prob: float = 0.9
-    ema_half_life_kimg: float = 10.0
+    ema_half_life_kimg: float | None = None
     checkpoint_kimg: float | None = None
     image_kimg: float | None = None
     keep: int = 3
@@ -90,6 +91,12 @@ class TrainOptions:
     progress: bool = True
     num_workers: int = 0
     threads: int | None = None
+
+
+def _ema_kimg(opts: TrainOptions, config) -> float:
+    if opts.ema_half_life_kimg is not None:
+        return float(opts.ema_half_life_kimg)
+    return float(getattr(config, "ema_kimg", 10.0))
 
 
 def pick_setup(preset: str | None, model_overrides=None, schedule_overrides=None) -> tuple[TrainSetup, str | None]:
@@ -263,10 +270,13 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     random.seed(opts.seed)
     np.random.seed(opts.seed % (2 ** 32))
     torch.manual_seed(opts.seed)
+    if ctx.device.type == "cpu":
+        from ..cpu_allocator import keep_freed_memory
+        keep_freed_memory()  # big activations are reused, not page-faulted anew every step
     model = build_model(config).to(ctx.device)
     trainer = ALAETrainer(model, schedule, ctx, seed=opts.seed, r1_gamma=opts.r1_gamma,
                           r1_interval=opts.r1_interval, mixing_prob=opts.mixing_prob,
-                          ema_half_life_kimg=opts.ema_half_life_kimg, amp=opts.amp)
+                          ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp)
     # G's noise inputs come from the default generator: a different stream per rank
     torch.manual_seed(opts.seed * 1009 + 1 + ctx.rank)
     stream = DataStream(dataset, trainer.phase().batch, ctx.rank, ctx.world_size, seed=opts.seed,
