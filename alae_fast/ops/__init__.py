@@ -18,8 +18,5 @@ from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upfirdn2
 __all__ += ["conv2d_resample", "downsample2d", "filter2d", "setup_filter", "upfirdn2d", "upfirdn2d_ref",
             "upsample2d"]
 
-from .adain import adain, adain_ref  # noqa: E402
-from .instance_norm_stats import instance_norm_stats, instance_norm_stats_ref  # noqa: E402
-__all__ += ["adain", "adain_ref", "instance_norm_stats", "instance_norm_stats_ref"]
 from .modulated_conv2d import modulate_weight, modulated_conv2d, modulated_conv2d_ref  # noqa: E402
 __all__ += ["modulate_weight", "modulated_conv2d", "modulated_conv2d_ref"]
