@@ -30,26 +30,17 @@ AF_ALWAYS_INLINE void fwd_nchw_body(const Inputs<scalar_t>& in, int64_t lo, int6
       return act_eval<ACT, 0>(z_of<NOISE>(xr[i], NOISE ? nr[i] : scalar_t(0), nw, b), alpha);
     };
     const acc_t K = a_at(0);
-    acc_t s1v[kV] = {}, s2v[kV] = {};
-    int64_t i = 0;
-    for (; i + kV <= L; i += kV) {
-      for (int j = 0; j < kV; ++j) {
-        const acc_t d = a_at(i + j) - K;
-        rb[i + j] = d;
-        s1v[j] += d;
-        s2v[j] += d * d;
-      }
-    }
+    // Two simple loops: the elementwise one vectorizes for every activation, and `omp simd
+    // reduction` lets the compiler keep vector partial sums in registers. (One fused loop
+    // with kV explicit partial sums compiled, for 'linear', into lane shuffles and stack
+    // round trips, 2-4x slower; one fused `omp simd` loop measured 1.3x slower than two.)
+    for (int64_t i = 0; i < L; ++i) rb[i] = a_at(i) - K;
     acc_t s1 = 0, s2 = 0;
-    for (; i < L; ++i) {
-      const acc_t d = a_at(i) - K;
-      rb[i] = d;
+#pragma omp simd reduction(+ : s1, s2)
+    for (int64_t i = 0; i < L; ++i) {
+      const acc_t d = rb[i];
       s1 += d;
       s2 += d * d;
-    }
-    for (int j = 0; j < kV; ++j) {
-      s1 += s1v[j];
-      s2 += s2v[j];
     }
     const RowStats<acc_t> st = row_stats(K, s1, s2, Lf, in.eps);
     const acc_t k = st.rstd * in.sigma_of(r), t = in.shift_of(r), m1 = st.offset;
