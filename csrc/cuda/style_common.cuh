@@ -1,5 +1,5 @@
-// Device helpers shared by the style-op kernels (adain.cu, modulate_weight.cu): storage <->
-// computation type conversions, the activation chosen at run time, and block reductions.
+// Device helpers shared by the style-op kernels (adain.cu, modulate_weight.cu): the
+// activation chosen at run time and block reductions (type conversions: cuda_convert.cuh).
 // CUDA headers only, so the .cu files compile with nvcc alone.
 #pragma once
 
@@ -8,26 +8,10 @@
 #include <cuda_runtime.h>
 
 #include "../common/activations.h"
+#include "cuda_convert.cuh"
 
 namespace alae_fast {
 namespace style_cuda {
-
-// Computation type: float for the half types and float, double for double.
-template <typename T> struct Acc { using type = float; };
-template <> struct Acc<double> { using type = double; };
-
-template <typename T> __device__ __forceinline__ typename Acc<T>::type to_acc(T v) {
-  return static_cast<typename Acc<T>::type>(v);
-}
-template <> __device__ __forceinline__ float to_acc<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-template <typename T, typename A> __device__ __forceinline__ T from_acc(A v) { return static_cast<T>(v); }
-template <> __device__ __forceinline__ __half from_acc<__half, float>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16, float>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 // The activation's ORDER-th derivative with the activation picked at run time: the switch is
 // uniform across the grid, and memory, not arithmetic, bounds these kernels; one kernel per

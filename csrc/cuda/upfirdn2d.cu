@@ -16,27 +16,12 @@
 #include <algorithm>
 
 #include "../common/dispatch.h"
+#include "cuda_convert.cuh"
 #include "../common/upfirdn2d.h"
 #include "upfirdn2d.cuh"
 
 namespace alae_fast {
 namespace {
-
-template <typename T> struct Acc { using type = float; };
-template <> struct Acc<double> { using type = double; };
-
-template <typename T> __device__ __forceinline__ typename Acc<T>::type to_acc(T v) {
-  return static_cast<typename Acc<T>::type>(v);
-}
-template <> __device__ __forceinline__ float to_acc<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-template <typename T, typename A> __device__ __forceinline__ T from_acc(A v) { return static_cast<T>(v); }
-template <> __device__ __forceinline__ __half from_acc<__half, float>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16, float>(float v) {
-  return __float2bfloat16_rn(v);
-}
 
 constexpr int kThreads = 256;
 constexpr int kChannelsPerBlock = 32;  // channels_last: one warp's worth of channels
