@@ -158,7 +158,7 @@ def _builtin_presets() -> None:
 #   weights of earlier, lower levels of detail (reconstruction MSE 0.63 vs 0.26 un-averaged).
 # The schedule spends most of the time at 32x32 (lod_kimg 2, 3, 5, 14): with 4, 4, 6, 8 the
 # same run gave +5.7 points of 1-NN over a random encoder and blurred reconstructions; with
-# this one +8.8 and reconstructions that keep the digit, in 230 s on the 2-core CI machine.
+# this one +8.8 and reconstructions that keep the digit, in 165 s on the 2-core CI machine.
 DIGITS_32 = StyleALAEConfig(
     latent_size=32, mapping_layers=8, layer_count=4, channels=1, start_features=8, max_features=32,
     fused_scale_resolution=4, to_rgb_gain=1.0, lod_kimg=(2.0, 3.0, 5.0, 14.0), lod_batch=(32,),
