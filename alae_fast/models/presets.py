@@ -147,9 +147,10 @@ def _builtin_presets() -> None:
 
 
 # The CPU demo model. Sized so that one training iteration (the three ALAE steps with R1's
-# double backward, batch 32) takes well under a second on 2 cores. Its up- and downsampling
-# convolutions run fused at every resolution (fused_scale_resolution=4): the same function as
-# the paper's nearest x2 + conv / conv + average pool below 128 px, about 10% faster here.
+# double backward, batch 32) takes well under a second on 2 cores. Up- and downsampling are
+# the paper's below 128 px (nearest x2 + conv, conv + 2x2 average pool, blurred with
+# upfirdn2d); transposed/strided convolutions (fused_scale_resolution=4) compute the same
+# function about 10% faster here, but leave less of the work to the fused ops.
 # Two departures from the paper's settings, both because the whole run is ~700 steps:
 # - ToRGB gain 1 instead of 0.03: with 0.03 (and 8 feature maps) G's output grows by about
 #   0.03/sqrt(8) of each Adam step and after 22 kimg still spans a tenth of the pixel range
@@ -161,7 +162,7 @@ def _builtin_presets() -> None:
 # this one +8.8 and reconstructions that keep the digit, in 165 s on the 2-core CI machine.
 DIGITS_32 = StyleALAEConfig(
     latent_size=32, mapping_layers=8, layer_count=4, channels=1, start_features=8, max_features=32,
-    fused_scale_resolution=4, to_rgb_gain=1.0, lod_kimg=(2.0, 3.0, 5.0, 14.0), lod_batch=(32,),
+    to_rgb_gain=1.0, lod_kimg=(2.0, 3.0, 5.0, 14.0), lod_batch=(32,),
     lod_lr=(0.002,), train_kimg=24.0, ema_kimg=1.0)
 
 
