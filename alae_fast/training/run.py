@@ -420,8 +420,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
                                "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(last_path),
                                "last_log": last_rec, "note": note}
     if ctx.is_main:
-        summary["images"] = [str(sorted((out / "images").glob(f"{kind}-*.png"))[-1])
-                             for kind in ("samples", "reconstructions") if list((out / "images").glob(f"{kind}-*.png"))]
+        newest = (max((out / "images").glob(f"{kind}-*.png"), default=None) for kind in ("samples", "reconstructions"))
+        summary["images"] = [str(p) for p in newest if p is not None]
         if opts.evaluate:
             with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
                 phase = trainer.phase()
