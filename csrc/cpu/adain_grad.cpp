@@ -44,55 +44,34 @@ AF_ALWAYS_INLINE void bwd_nchw_body(const Inputs<scalar_t>& in, const GradInputs
   const acc_t Lf = static_cast<acc_t>(L), alpha = in.alpha;
   acc_t* AF_RESTRICT xc_buf = buf;
   acc_t* AF_RESTRICT d1_buf = buf + L;
-  for (int64_t r = lo; r < hi; ++r) {
-    const int64_t n = r / C, c = r % C;
+  int64_t n = lo / C, c = lo % C;
+  for (int64_t r = lo; r < hi; ++r, (++c == C ? (c = 0, ++n) : 0)) {
     const scalar_t* AF_RESTRICT xr = in.x + r * L;
     const scalar_t* AF_RESTRICT nr = NOISE ? in.noise + n * L : nullptr;
     const scalar_t* AF_RESTRICT gr = g.gy + r * L;
     const acc_t nw = in.nw_of(c), b = in.bias_of(c);
     const acc_t mu = g.mean[r], rstd = acc_t(1) / g.std[r];
-    auto visit = [&](int64_t i, acc_t& sg, acc_t& sgxc) {
+    for (int64_t i = 0; i < L; ++i) {
       const acc_t z = z_of<NOISE>(xr[i], NOISE ? nr[i] : scalar_t(0), nw, b);
-      const acc_t xc = act_eval<ACT, 0>(z, alpha) - mu;
-      xc_buf[i] = xc;
+      xc_buf[i] = act_eval<ACT, 0>(z, alpha) - mu;
       if constexpr (ACT != kLinear) d1_buf[i] = act_eval<ACT, 1>(z, alpha);
-      const acc_t gv = static_cast<acc_t>(gr[i]);
-      sg += gv;
-      sgxc += gv * xc;
-    };
-    acc_t sgv[kV] = {}, sgxv[kV] = {};
-    int64_t i = 0;
-    for (; i + kV <= L; i += kV) {
-      for (int j = 0; j < kV; ++j) visit(i + j, sgv[j], sgxv[j]);
     }
-    acc_t sg = 0, sgxc = 0;
-    for (; i < L; ++i) visit(i, sg, sgxc);
-    for (int j = 0; j < kV; ++j) {
-      sg += sgv[j];
-      sgxc += sgxv[j];
-    }
+    acc_t sg, sgxc;
+    sum_and_dot_as(gr, xc_buf, L, sg, sgxc);
     const acc_t sgx = sgxc * rstd;
     const RowGradCoefs<acc_t> k = row_grad_coefs(rstd, in.sigma_of(r), sg, sgx, g.gm_of(r), g.gs_of(r), Lf);
     const acc_t A = k.A, Br = k.B * rstd, D = k.D;
     scalar_t* AF_RESTRICT dr = dz + r * L;
-    auto write = [&](int64_t i2, acc_t& sz, acc_t& szn) {
-      acc_t d = A * static_cast<acc_t>(gr[i2]) + Br * xc_buf[i2] + D;
-      if constexpr (ACT != kLinear) d *= d1_buf[i2];
-      dr[i2] = static_cast<scalar_t>(d);
-      sz += d;
-      if constexpr (NOISE) szn += d * static_cast<acc_t>(nr[i2]);
-    };
-    acc_t szv[kV] = {}, sznv[kV] = {};
-    i = 0;
-    for (; i + kV <= L; i += kV) {
-      for (int j = 0; j < kV; ++j) write(i + j, szv[j], sznv[j]);
+    // dz in the computation dtype replaces xc in the buffer, for the sums below.
+    for (int64_t i = 0; i < L; ++i) {
+      acc_t d = A * static_cast<acc_t>(gr[i]) + Br * xc_buf[i] + D;
+      if constexpr (ACT != kLinear) d *= d1_buf[i];
+      xc_buf[i] = d;
+      dr[i] = static_cast<scalar_t>(d);
     }
-    acc_t sz = 0, szn = 0;
-    for (; i < L; ++i) write(i, sz, szn);
-    for (int j = 0; j < kV; ++j) {
-      sz += szv[j];
-      szn += sznv[j];
-    }
+    acc_t sz, szn = 0;
+    if constexpr (NOISE) sum_and_dot_as(xc_buf, nr, L, sz, szn);
+    else sum_and_dot_as(xc_buf, xc_buf, L, sz, szn);
     out.sg[r] = sg;
     out.sgx[r] = sgx;
     out.sz[r] = sz;
