@@ -294,8 +294,8 @@ def in_grad_vjp(U, Q, P, gy, gmean, gstd, z, mean, std, sigma, act, alpha, needs
     cx = Pr - sr * SVx / L
     out = [None] * 7
     if needs[0]:
-        ggy = _row(cg) + _row(cx) * xhat
-        out[0] = ggy + _row(sr) * V if V is not None else ggy
+        ggy = torch.addcmul(_row(cg), _row(cx), xhat)
+        out[0] = torch.addcmul(ggy, _row(sr), V) if V is not None else ggy
     if needs[1]:
         out[1] = SV / L
     if needs[2]:
@@ -304,15 +304,17 @@ def in_grad_vjp(U, Q, P, gy, gmean, gstd, z, mean, std, sigma, act, alpha, needs
         # W = sum(V*gy) - Sg*SV/L - Sgx*SVx/L: the derivative with respect to sigma/std.
         Wr = (_rowsum(V * gy) if (V is not None and gy is not None) else zero_row) - Sg * SV / L - Sgx * SVx / L
         cv = gs / L - sr * Sgx / L
-        Gx = None
-        if gy is not None:
-            Gx = _row(cx) * gy
-        if V is not None:
-            Gx = _row(cv) * V if Gx is None else Gx + _row(cv) * V
-        if Gx is None:
-            Gx = torch.zeros_like(z)
+        # Gx = cx*gy + cv*V. Its row sums follow from sums already taken (Sg, SV, Sgx, SVx are
+        # 0 where gy or V is absent), so the full tensor is formed only for the z gradient:
+        # each full-size pass costs about as much as the whole fused forward.
         if needs[3]:
-            ga = Gx * _row(r)
+            ga = None
+            if gy is not None:
+                ga = _row(cx * r) * gy
+            if V is not None:
+                ga = _row(cv * r) * V if ga is None else torch.addcmul(ga, _row(cv * r), V)
+            if ga is None:
+                ga = torch.zeros_like(z)
             gz = ga if act == "linear" else _act_deriv(ga, z, act, alpha, 1)
             if U is not None and act not in _PIECEWISE_LINEAR:
                 ggyc = gy if gy is not None else torch.zeros_like(z)
@@ -320,10 +322,10 @@ def in_grad_vjp(U, Q, P, gy, gmean, gstd, z, mean, std, sigma, act, alpha, needs
                 gz = gz + _act_deriv(U * da, z, act, alpha, 2)
             out[3] = gz
         if needs[4]:
-            out[4] = -r * _rowsum(Gx)
+            out[4] = -r * (cx * Sg + cv * SV)
         if needs[5]:
             sW = Wr if sigma is None else sigma * Wr
-            out[5] = -r * (r * sW + _rowsum(Gx * xhat))
+            out[5] = -r * (r * sW + cx * Sgx + cv * SVx)
         if needs[6]:
             out[6] = r * Wr
     return tuple(out)
