@@ -187,6 +187,25 @@ def test_second_order_zero_where_math_is_zero():
     assert torch.count_nonzero(ggx) == 0
 
 
+
+@pytest.mark.parametrize("act", ["relu", "lrelu"])
+def test_piecewise_linear_higher_orders_like_pytorch(act):
+    # The zero second derivative reaches x and b as a tensor, as PyTorch's own gives it (no
+    # allow_unused needed), at any order; random cotangents, values against the reference.
+    x = torch.randn(3, 5, 4, 2, dtype=torch.float64)
+    b = torch.randn(5, dtype=torch.float64)
+    u = torch.randn(3, 5, 4, 2, dtype=torch.float64)
+    res = []
+    for impl in ("auto", "ref"):
+        xi, bi = x.clone().requires_grad_(), b.clone().requires_grad_()
+        (gx,) = torch.autograd.grad((bias_act(xi, bi, act=act, impl=impl) * u).sum(), xi, create_graph=True)
+        ggx, ggb = torch.autograd.grad((gx * u).sum(), (xi, bi), create_graph=True)
+        assert ggx.shape == x.shape and ggb.shape == b.shape
+        res.append((gx, ggx, ggb))
+    for a, r in zip(*res):
+        torch.testing.assert_close(a, r)
+    assert torch.count_nonzero(res[0][1]) == 0
+
 OPCHECK_CASES = [
     ((2, 3, 4, 5), 1, "lrelu", 0.2, math.sqrt(2), None, False, torch.float32),
     ((2, 3, 4, 5), 1, "tanh", 0.0, 1.0, 0.5, True, torch.float64),

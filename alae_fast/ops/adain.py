@@ -20,10 +20,7 @@ import torch
 
 from .. import _lib
 from ._dispatch import check_same, check_tensor, opmath, use_kernel
-from .bias_act import ACTIVATIONS, _act_ref
-
-# Activations whose second derivative is zero everywhere (the double backward skips that term).
-_PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
+from .bias_act import _PIECEWISE_LINEAR, ACTIVATIONS, _act_ref
 
 
 def _resolve(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, eps, op="adain"):

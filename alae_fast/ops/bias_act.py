@@ -32,6 +32,8 @@ ACTIVATIONS = {
     "softplus": (0.0, 1.0),
     "swish": (0.0, _SQRT2),
 }
+# Activations whose derivatives beyond the first vanish (almost everywhere).
+_PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
 
 
 def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
@@ -192,11 +194,20 @@ def _backward_grad(ctx, ddz, ddb):
     if ctx.needs_input_grad[0]:
         dg = torch.ops.alae_fast.bias_act_grad(dout.expand_as(x), x, b, *ctx.cfg, order)[0]
     if ctx.needs_input_grad[1] or (b is not None and ctx.needs_input_grad[2]):
-        if order >= 3:
+        if ctx.cfg[1] in _PIECEWISE_LINEAR:
+            # Every derivative past the first is zero (the clamp's mask too, almost
+            # everywhere). A zero-stride zero stands for it: R1's double backward would
+            # otherwise pay a multiply and a kernel pass per activation for a tensor of
+            # zeros. (None would differ from PyTorch, which raises on it in autograd.grad.)
+            zero = x.new_zeros(())
+            dx = zero.expand(x.shape) if ctx.needs_input_grad[1] else None
+            db = zero.expand(b.shape) if b is not None and ctx.needs_input_grad[2] else None
+        elif order >= 3:
             raise NotImplementedError("bias_act: gradients beyond the third order of x are not implemented")
-        t, tb = torch.ops.alae_fast.bias_act_grad(dout * g, x, b, *ctx.cfg, order + 1)
-        dx = t if ctx.needs_input_grad[1] else None
-        db = tb if b is not None and ctx.needs_input_grad[2] else None
+        else:
+            t, tb = torch.ops.alae_fast.bias_act_grad(dout * g, x, b, *ctx.cfg, order + 1)
+            dx = t if ctx.needs_input_grad[1] else None
+            db = tb if b is not None and ctx.needs_input_grad[2] else None
     return dg, dx, db, None, None, None, None, None, None
 
 
