@@ -160,7 +160,7 @@ def _builtin_presets() -> None:
 # The schedule spends most of the time at 32x32 (lod_kimg 2, 3, 5, 14): with 4, 4, 6, 8 a
 # run gave +5.7 points of 1-NN over a random encoder and blurred reconstructions; with this
 # one +6 to +9 (depending on small numeric changes) and reconstructions that keep digit
-# shapes; the default run takes 210 s on the 2-core CI machine.
+# shapes; the default run takes 175 s on the 2-core CI machine.
 DIGITS_32 = StyleALAEConfig(
     latent_size=32, mapping_layers=8, layer_count=4, channels=1, start_features=8, max_features=32,
     to_rgb_gain=1.0, lod_kimg=(2.0, 3.0, 5.0, 14.0), lod_batch=(32,),
