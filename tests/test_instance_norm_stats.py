@@ -181,3 +181,76 @@ def test_bad_arguments(x, eps, match):
 def test_bad_dtype():
     with pytest.raises(TypeError, match="x must have dtype"):
         instance_norm_stats(torch.ones(1, 1, 2, 2, dtype=torch.int64))
+
+
+# --- bias and activation before the statistics (the encoder's conv -> bias -> lrelu -> stats) ----
+
+def oracle_biased(x, b, act, alpha, eps=1e-8):
+    v = x.detach().double().numpy() + b.detach().double().numpy()[None, :, None, None]
+    if act == "lrelu":
+        v = np.where(v > 0, v, alpha * v)
+    elif act == "tanh":
+        v = np.tanh(v)
+    return oracle(torch.from_numpy(v), eps)
+
+
+@pytest.mark.parametrize("act,alpha", [("lrelu", 0.2), ("lrelu", 0.05), ("tanh", None), ("linear", None)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bias_act_matches_oracle(act, alpha, layout, dtype):
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(3, 5, 6, 7, generator=g, dtype=torch.float64) * 2 + 0.5).to(dtype)
+    b = torch.randn(5, generator=g, dtype=torch.float64).to(dtype)
+    expected = oracle_biased(x, b, act, 0.2 if alpha is None else alpha)
+    for impl in ("auto", "ref"):
+        y, mean, std = instance_norm_stats(make_layout(x, layout), impl=impl, bias=b, act=act, alpha=alpha)
+        for got, want in zip((y, mean, std), expected):
+            assert_close_to_oracle(got, want, scale=2.0)
+        if layout == "channels_last":
+            assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("uses", USES)
+@pytest.mark.parametrize("act", ["lrelu", "tanh"])
+def test_bias_act_gradcheck_and_gradgradcheck(uses, act):
+    # Offsets keep lrelu's inputs away from its kink, where finite differences are not valid.
+    x = (torch.randn(2, 3, 4, 3, dtype=torch.float64) + torch.tensor([2.0, -2.0, 0.0]).view(1, 3, 1, 1)).requires_grad_()
+    b = (torch.randn(3, dtype=torch.float64) * 0.1).requires_grad_()
+    ws = [torch.randn(s, dtype=torch.float64) for s in ((2, 3, 4, 3), (2, 3), (2, 3))]
+    if act == "lrelu":
+        x = x.detach()
+        x[:, 2] = x[:, 2].sign() * (x[:, 2].abs() + 0.5)
+        x.requires_grad_()
+    f = lambda x, b: loss_of(instance_norm_stats(x, bias=b, act=act), uses, ws)
+    assert torch.autograd.gradcheck(f, (x, b))
+    assert torch.autograd.gradgradcheck(f, (x, b))
+    assert torch.autograd.gradgradcheck(lambda x, b: instance_norm_stats(x, bias=b, act=act), (x, b))
+
+
+def test_bias_act_r1_matches_reference():
+    # The encoder block as the model runs it: R1 through stats of lrelu(conv + bias).
+    x0 = torch.randn(3, 6, 8, 8)
+    b0 = torch.randn(6)
+    lin = torch.nn.Linear(12, 5)
+    results = []
+    for impl in ("auto", "ref"):
+        x, b = x0.clone().requires_grad_(), b0.clone().requires_grad_()
+        y, mean, std = instance_norm_stats(x * 1.5, impl=impl, bias=b, act="lrelu")
+        w = lin(torch.cat([mean, std], 1)) + y.mean((2, 3)).sum(1, keepdim=True)
+        (gx,) = torch.autograd.grad((w.sin() * torch.arange(5.0)).sum(), x, create_graph=True)
+        results.append((gx, *torch.autograd.grad(gx.square().sum(), (x, b, lin.weight))))
+    for a, r in zip(*results):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(bias=torch.randn(4)), ValueError, r"bias must have shape \[C\] = \[3\]"),
+    (dict(bias=torch.randn(3, dtype=torch.float64)), TypeError, "bias must have x's dtype"),
+    (dict(act="gelu"), ValueError, "act must be one of"),
+    (dict(act="lrelu", alpha=float("nan")), ValueError, "alpha must be a finite number"),
+])
+def test_bias_act_bad_arguments(kwargs, exc, match):
+    x = torch.randn(2, 3, 4, 4)
+    for fn in (instance_norm_stats, instance_norm_stats_ref):
+        with pytest.raises(exc, match=match):
+            fn(x, **kwargs)

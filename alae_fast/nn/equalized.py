@@ -110,6 +110,11 @@ class _Equalized(nn.Module):
             b = b.to(x.dtype)
         return w, b
 
+    def _fusable_lrelu(self) -> bool:
+        # The epilogue is exactly "+ bias, leaky ReLU" (gain 1, no clamp): a following op that
+        # applies bias and activation itself (instance_norm_stats, adain) can take it over.
+        return self.act == "lrelu" and self.clamp is None and self.act_gain == 1.0
+
     def _plain_epilogue(self) -> bool:
         # A linear activation with unit gain and no clamp is just "+ bias", which the matmul /
         # conv routines add for free; bias_act would cost one more pass over the output.
@@ -249,6 +254,14 @@ class EqualizedConv2d(_Equalized):
         if self._plain_epilogue():
             return F.conv2d(x, w, b, self.stride, self.padding)
         return self._epilogue(F.conv2d(x, w, None, self.stride, self.padding), b, 1)
+
+    def pre_activation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(conv(x), b)``: the convolution without bias and activation, and the run-time bias
+        ([out_channels] in the output's dtype, or None), for a caller that fuses bias and
+        activation into its next op. ``forward(x)`` is ``bias_act(*pre_activation(x), ...)``."""
+        w, b = self._scaled(x)
+        y = F.conv2d(x, w, None, self.stride, self.padding)
+        return y, (None if b is None else b.to(y.dtype))
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -14,50 +14,77 @@ from numbers import Real
 import torch
 
 from .. import _lib
-from ._dispatch import check_tensor, opmath, use_kernel
+from ._dispatch import check_same, check_tensor, opmath, use_kernel
 from .adain import _fake_adain, _like_plan, in_grad_vjp
+from .bias_act import ACTIVATIONS, _act_ref
 
 
-def _resolve(x, eps, op="instance_norm_stats"):
+def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stats"):
+    """Validates the arguments; returns (eps, alpha) normalised for the op."""
     check_tensor(x, "x", op)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got shape {tuple(x.shape)}")
     if isinstance(eps, bool) or not isinstance(eps, Real) or not math.isfinite(eps) or eps < 0:
         raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
-    return float(eps)
+    if bias is not None:
+        check_tensor(bias, "bias", op)
+        if bias.ndim != 1 or bias.shape[0] != x.shape[1]:
+            raise ValueError(f"{op}: bias must have shape [C] = [{x.shape[1]}]; got {tuple(bias.shape)}")
+        check_same(bias, "bias", x, op)
+    if not isinstance(act, str) or act not in ACTIVATIONS:
+        raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, Real) or not math.isfinite(alpha)):
+        raise ValueError(f"{op}: alpha must be a finite number or None; got {alpha!r}")
+    return float(eps), ACTIVATIONS[act][0] if alpha is None else float(alpha)
 
 
-def instance_norm_stats(x: torch.Tensor, eps: float = 1e-8,
-                        impl: str = "auto") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def instance_norm_stats(x: torch.Tensor, eps: float = 1e-8, impl: str = "auto", *,
+                        bias: torch.Tensor | None = None, act: str = "linear",
+                        alpha: float | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Instance norm over H and W, with its statistics: ``(y, mean, std)``.
 
-    ``mean = mean(x)`` and ``std = sqrt(mean((x - mean)^2) + eps)`` per (n, c) (biased
-    variance), ``y = (x - mean) / std``.
+    With ``a = act(x + bias)`` (just ``x`` by default): ``mean = mean(a)`` and
+    ``std = sqrt(mean((a - mean)^2) + eps)`` per (n, c) (biased variance),
+    ``y = (a - mean) / std``.
 
     Args:
         x: [N, C, H, W]; float16, bfloat16, float32 or float64 (statistics in float32 for
             the half types). Contiguous and channels_last run without a copy.
         eps: added to the variance, >= 0 (default 1e-8, as ALAE's encoder).
         impl: 'auto' (compiled kernel when built for x's device, else the reference) or 'ref'.
+        bias: [C] or None: added before the activation (x's dtype and device).
+        act: any bias_act activation, gain 1 (default 'linear'). ALAE's encoder block is
+            conv -> bias -> leaky ReLU -> these statistics: with ``bias`` and ``act='lrelu'``
+            the three run as one kernel (the adain engine) instead of a bias_act pass first.
+        alpha: lrelu's negative slope (default 0.2) or elu's scale (default 1.0).
 
     Returns:
         y: x's shape, dtype and memory format; mean, std: [N, C] in x's dtype. Each is
         differentiable to second order.
     """
-    eps = _resolve(x, eps)
+    eps, alpha = _resolve(x, eps, bias, act, alpha)
     if use_kernel(x, impl, "instance_norm_stats"):
-        y, mean, std = torch.ops.alae_fast.instance_norm_stats(x, eps)
+        if bias is None and act == "linear":
+            y, mean, std = torch.ops.alae_fast.instance_norm_stats(x, eps)
+        else:
+            y, mean, std = torch.ops.alae_fast.adain(x, None, None, bias, None, None, act, alpha, eps)
         return y, mean.to(x.dtype), std.to(x.dtype)
-    return _instance_norm_stats_ref(x, eps)
+    return _instance_norm_stats_ref(x, eps, bias, act, alpha)
 
 
-def instance_norm_stats_ref(x: torch.Tensor, eps: float = 1e-8):
+def instance_norm_stats_ref(x: torch.Tensor, eps: float = 1e-8, *, bias: torch.Tensor | None = None,
+                            act: str = "linear", alpha: float | None = None):
     """Plain-PyTorch ``instance_norm_stats`` (same arguments and results)."""
-    return _instance_norm_stats_ref(x, _resolve(x, eps, op="instance_norm_stats_ref"))
+    eps, alpha = _resolve(x, eps, bias, act, alpha, op="instance_norm_stats_ref")
+    return _instance_norm_stats_ref(x, eps, bias, act, alpha)
 
 
-def _instance_norm_stats_ref(x, eps):
+def _instance_norm_stats_ref(x, eps, bias=None, act="linear", alpha=0.0):
     a = opmath(x)
+    if bias is not None:
+        a = a + opmath(bias).view(1, -1, 1, 1)
+    if act != "linear":
+        a = _act_ref(a, act, alpha)
     mean = a.mean((2, 3), keepdim=True)
     xc = a - mean
     std = torch.sqrt(xc.square().mean((2, 3), keepdim=True) + eps)
