@@ -296,10 +296,13 @@ def test_r1_double_backward_runs_on_kernels_and_matches_ref(device):
     x_fake = torch.rand(4, 1, 28, 28, dtype=torch.float64, device=device)
     with OpRecorder() as rec:
         loss, grads = r1_grads(m, x, x_fake)
-    # Forward kernel, its gradient (order 1) in the R1 gradient, and that gradient's own
-    # gradient (order 2) when backward differentiates through the penalty.
-    assert ("alae_fast.bias_act_grad.default", 1) in rec.calls
-    assert ("alae_fast.bias_act_grad.default", 2) in rec.calls
+    # Forward kernel and its gradient (order 1) in the R1 gradient; when backward goes through
+    # the penalty, the gradient op is differentiated again: in its cotangent by the same op
+    # (order 1 again), while lrelu's second derivative is zero and costs no call.
+    grad_calls = [c for c in rec.calls if c == ("alae_fast.bias_act_grad.default", 1)]
+    forward_calls = [c for c in rec.calls if c[0] == "alae_fast.bias_act.default"]
+    assert len(grad_calls) > len(forward_calls) > 0
+    assert ("alae_fast.bias_act_grad.default", 2) not in rec.calls
     assert any(name == "alae_fast.bias_act.default" for name, _ in rec.calls)
     with OpRecorder() as rec_ref:
         loss_ref, grads_ref = r1_grads(ref, x, x_fake)
@@ -341,7 +344,9 @@ def test_env_var_forces_reference_for_whole_model(tmp_path):
     with OpRecorder() as rec:
         loss = discriminator_loss(m.encode, m.discriminator, x, x_fake)
         loss.backward()
-    assert ("alae_fast.bias_act_grad.default", 2) in rec.calls
+    # the kernels ran, the R1 double backward included (gradient op differentiated again)
+    assert sum(c == ("alae_fast.bias_act_grad.default", 1) for c in rec.calls) > sum(
+        c[0] == "alae_fast.bias_act.default" for c in rec.calls) > 0
     torch.testing.assert_close(loss.detach(), ref["loss"], rtol=1e-10, atol=1e-10)
     for n, p in m.named_parameters():
         if p.grad is not None:

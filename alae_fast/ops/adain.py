@@ -200,30 +200,6 @@ def _dz_to_inputs(dz, noise, noise_weight, needs, sum_dz=None, sum_dz_noise=None
     return dx, dnoise, dnw, db
 
 
-def _setup_adain(ctx, inputs, output):
-    x, noise, noise_weight, bias, style_scale, style_bias, act, alpha, eps = inputs
-    _, mean, std = output
-    ctx.act, ctx.alpha = act, alpha
-    ctx.style_bias_dtype = None if style_bias is None else style_bias.dtype
-    ctx.set_materialize_grads(False)
-    ctx.save_for_backward(x, noise, noise_weight, bias, style_scale, mean, std)
-
-
-def _backward_adain(ctx, gy, gmean, gstd):
-    x, noise, noise_weight, bias, style_scale, mean, std = ctx.saved_tensors
-    nones = (None,) * 9
-    if gy is None and gmean is None and gstd is None:
-        return nones
-    need = ctx.needs_input_grad
-    dz, sg, sgx, sz, szn = torch.ops.alae_fast.adain_grad(gy, gmean, gstd, x, noise, noise_weight, bias,
-                                                          style_scale, mean, std, ctx.act, ctx.alpha)
-    dx, dnoise, dnw, db = _dz_to_inputs(dz, noise, noise_weight, (need[0], need[1], need[2], need[3]),
-                                        sum_dz=sz, sum_dz_noise=szn)
-    dscale = sgx.to(x.dtype) if style_scale is not None and need[4] else None
-    dshift = sg.to(x.dtype) if ctx.style_bias_dtype is not None and need[5] else None
-    return dx, dnoise, dnw, db, dscale, dshift, None, None, None
-
-
 def _act_deriv(g: torch.Tensor, z: torch.Tensor, act: str, alpha: float, order: int) -> torch.Tensor:
     """``g * act^(order)(z)`` (gain 1) by the differentiable bias_act_grad op."""
     return torch.ops.alae_fast.bias_act_grad(g, z, None, 1, act, alpha, 1.0, None, order)[0]
@@ -381,6 +357,5 @@ def _backward_adain_grad(ctx, U, Q, P, Qz, Qzn):
 if _lib.loaded():
     torch.library.register_fake("alae_fast::adain")(_fake_adain)
     torch.library.register_fake("alae_fast::adain_grad")(_fake_adain_grad)
-    torch.library.register_autograd("alae_fast::adain", _backward_adain, setup_context=_setup_adain)
     torch.library.register_autograd("alae_fast::adain_grad", _backward_adain_grad,
                                     setup_context=_setup_adain_grad)

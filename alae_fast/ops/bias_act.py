@@ -156,20 +156,6 @@ def _fake_grad(g, x, b, dim, *args):
     return torch.empty_like(x), x.new_empty(0 if b is None else b.shape[0])
 
 
-def _setup(ctx, inputs, output):
-    x, b = inputs[0], inputs[1]
-    ctx.cfg = inputs[2:]
-    ctx.save_for_backward(x, b)
-
-
-def _backward(ctx, dy):
-    x, b = ctx.saved_tensors
-    dz, db = torch.ops.alae_fast.bias_act_grad(dy, x, b, *ctx.cfg, 1)
-    dx = dz if ctx.needs_input_grad[0] else None
-    db = db if b is not None and ctx.needs_input_grad[1] else None
-    return dx, db, None, None, None, None, None
-
-
 def _setup_grad(ctx, inputs, output):
     g, x, b = inputs[0], inputs[1], inputs[2]
     ctx.cfg = inputs[3:8]
@@ -214,5 +200,4 @@ def _backward_grad(ctx, ddz, ddb):
 if _lib.loaded():
     torch.library.register_fake("alae_fast::bias_act")(_fake_like_x)
     torch.library.register_fake("alae_fast::bias_act_grad")(_fake_grad)
-    torch.library.register_autograd("alae_fast::bias_act", _backward, setup_context=_setup)
     torch.library.register_autograd("alae_fast::bias_act_grad", _backward_grad, setup_context=_setup_grad)

@@ -102,20 +102,6 @@ def _fake_grad(gy, gmean, gstd, x, mean, std):
     return _like_plan(x)
 
 
-def _setup(ctx, inputs, output):
-    x, eps = inputs
-    _, mean, std = output
-    ctx.set_materialize_grads(False)
-    ctx.save_for_backward(x, mean, std)
-
-
-def _backward(ctx, gy, gmean, gstd):
-    x, mean, std = ctx.saved_tensors
-    if gy is None and gmean is None and gstd is None:
-        return None, None
-    return torch.ops.alae_fast.instance_norm_stats_grad(gy, gmean, gstd, x, mean, std), None
-
-
 def _setup_grad(ctx, inputs, output):
     ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs)
@@ -137,6 +123,5 @@ def _backward_grad(ctx, U):
 if _lib.loaded():
     torch.library.register_fake("alae_fast::instance_norm_stats")(_fake)
     torch.library.register_fake("alae_fast::instance_norm_stats_grad")(_fake_grad)
-    torch.library.register_autograd("alae_fast::instance_norm_stats", _backward, setup_context=_setup)
     torch.library.register_autograd("alae_fast::instance_norm_stats_grad", _backward_grad,
                                     setup_context=_setup_grad)

@@ -84,21 +84,6 @@ def _fake_modulate_grad(gw, gd, weight, styles, d):
     return torch.empty_like(weight, memory_format=torch.contiguous_format), torch.empty_like(styles)
 
 
-def _setup_modulate(ctx, inputs, output):
-    weight, styles, _ = inputs
-    ctx.set_materialize_grads(False)
-    ctx.save_for_backward(weight, styles, output[1])
-
-
-def _backward_modulate(ctx, gw, gd):
-    weight, styles, d = ctx.saved_tensors
-    if gw is None and gd is None:
-        return None, None, None
-    gweight, gstyles = torch.ops.alae_fast.modulate_weight_grad(gw, gd, weight, styles, d)
-    return (gweight if ctx.needs_input_grad[0] else None,
-            gstyles if ctx.needs_input_grad[1] else None, None)
-
-
 def _setup_modulate_grad(ctx, inputs, output):
     ctx.set_materialize_grads(False)
     ctx.save_for_backward(*inputs)
@@ -159,8 +144,6 @@ def _backward_modulate_grad(ctx, A, B):
 if _lib.loaded():
     torch.library.register_fake("alae_fast::modulate_weight")(_fake_modulate)
     torch.library.register_fake("alae_fast::modulate_weight_grad")(_fake_modulate_grad)
-    torch.library.register_autograd("alae_fast::modulate_weight", _backward_modulate,
-                                    setup_context=_setup_modulate)
     torch.library.register_autograd("alae_fast::modulate_weight_grad", _backward_modulate_grad,
                                     setup_context=_setup_modulate_grad)
 

@@ -287,27 +287,5 @@ def _fake(x, f, up, down, padding, flip_filter, gain):
     return torch.empty((N, C, oh, ow), dtype=x.dtype, device=x.device, memory_format=fmt)
 
 
-def _setup(ctx, inputs, output):
-    x, f, up, down, padding, flip_filter, gain = inputs
-    ctx.cfg = (up, down, padding, flip_filter, gain, x.shape[2], x.shape[3])
-    ctx.save_for_backward(f)
-
-
-def _backward(ctx, dy):
-    # Adjoint of one axis: dx[i] gathers dy[o] * w[t] over i*up = o*down + t - p0; as an
-    # upfirdn2d of dy that is up <-> down, the taps reversed (flip_filter toggled), pad0 =
-    # taps - 1 - p0, and pad1 whatever makes the output exactly in long.
-    (f,) = ctx.saved_tensors
-    (ux, uy), (dx_, dy_), (px0, px1, py0, py1), flip_filter, gain, ih, iw = ctx.cfg
-    fw, fh = _filter_size(f)
-    oh, ow = dy.shape[2], dy.shape[3]
-    p = [fw - px0 - 1, iw * ux - ow * dx_ + px0 - ux + 1, fh - py0 - 1, ih * uy - oh * dy_ + py0 - uy + 1]
-    dx = None
-    if ctx.needs_input_grad[0]:
-        dx = torch.ops.alae_fast.upfirdn2d(dy, f, [dx_, dy_], [ux, uy], p, not flip_filter, gain)
-    return dx, None, None, None, None, None, None
-
-
 if _lib.loaded():
     torch.library.register_fake("alae_fast::upfirdn2d")(_fake)
-    torch.library.register_autograd("alae_fast::upfirdn2d", _backward, setup_context=_setup)

@@ -1,0 +1,48 @@
+// Autograd of modulate_weight, in C++ for the per-call cost (see csrc/autograd/bias_act.cpp).
+// Either output's cotangent may be absent; the backward is modulate_weight_grad, whose Python
+// autograd gives the double backward.
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include "op_handles.h"
+
+namespace alae_fast {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class ModulateWeightFunction : public torch::autograd::Function<ModulateWeightFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& styles,
+                               double eps) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [w, d] = ops::modulate_weight(weight, styles, eps);
+    ctx->set_materialize_grads(false);
+    ctx->save_for_backward({weight, styles, d});
+    return {w, d};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!(grads[0].defined() || grads[1].defined())) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    const auto saved = ctx->get_saved_variables();
+    auto [gweight, gstyles] =
+        ops::modulate_weight_grad(ops::opt(grads[0]), ops::opt(grads[1]), saved[0], saved[1], saved[2]);
+    return {ctx->needs_input_grad(0) ? gweight : at::Tensor(), ctx->needs_input_grad(1) ? gstyles : at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+std::tuple<at::Tensor, at::Tensor> modulate_weight_autograd(const at::Tensor& weight, const at::Tensor& styles,
+                                                            double eps) {
+  const auto out = ModulateWeightFunction::apply(weight, styles, eps);
+  return {out[0], out[1]};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(alae_fast, Autograd, m) {
+  m.impl("modulate_weight", &modulate_weight_autograd);
+}
+
+}  // namespace alae_fast

@@ -1,0 +1,23 @@
+// Which inputs of a C++ autograd Function need a gradient, by argument position.
+#pragma once
+
+#include <torch/autograd.h>
+
+#include <initializer_list>
+
+namespace alae_fast {
+
+// AutogradContext::needs_input_grad counts only the tensor arguments actually given: an
+// absent optional tensor is no input of the graph node. `present` lists, for each tensor
+// argument in order, whether it was given; `arg` indexes that list.
+inline bool needs_grad(const torch::autograd::AutogradContext* ctx, std::initializer_list<bool> present, size_t arg) {
+  size_t edge = 0, i = 0;
+  for (bool p : present) {
+    if (i == arg) return p && ctx->needs_input_grad(edge);
+    edge += p ? 1 : 0;
+    ++i;
+  }
+  return false;
+}
+
+}  // namespace alae_fast
