@@ -53,6 +53,7 @@ class AdainFunction : public torch::autograd::Function<AdainFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    SkipAutogradUnlessRecording skip;
     variable_list out(9);
     if (!(grads[0].defined() || grads[1].defined() || grads[2].defined())) return out;
     const auto s = ctx->get_saved_variables();

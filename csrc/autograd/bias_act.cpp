@@ -33,6 +33,7 @@ class BiasActFunction : public torch::autograd::Function<BiasActFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    SkipAutogradUnlessRecording skip;
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& x = saved[0];
     const ops::OptTensor b = ops::opt(saved[1]);

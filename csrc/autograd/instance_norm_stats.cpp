@@ -4,6 +4,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include "needs_grad.h"
 #include "op_handles.h"
 
 namespace alae_fast {
@@ -23,6 +24,7 @@ class InstanceNormStatsFunction : public torch::autograd::Function<InstanceNormS
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    SkipAutogradUnlessRecording skip;
     if (!(grads[0].defined() || grads[1].defined() || grads[2].defined()) || !ctx->needs_input_grad(0)) {
       return {at::Tensor(), at::Tensor()};
     }

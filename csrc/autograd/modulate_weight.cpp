@@ -4,6 +4,7 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include "needs_grad.h"
 #include "op_handles.h"
 
 namespace alae_fast {
@@ -24,6 +25,7 @@ class ModulateWeightFunction : public torch::autograd::Function<ModulateWeightFu
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    SkipAutogradUnlessRecording skip;
     if (!(grads[0].defined() || grads[1].defined())) return {at::Tensor(), at::Tensor(), at::Tensor()};
     const auto saved = ctx->get_saved_variables();
     auto [gweight, gstyles] =

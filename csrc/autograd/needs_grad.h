@@ -4,6 +4,7 @@
 #include <torch/autograd.h>
 
 #include <initializer_list>
+#include <optional>
 
 namespace alae_fast {
 
@@ -19,5 +20,18 @@ inline bool needs_grad(const torch::autograd::AutogradContext* ctx, std::initial
   }
   return false;
 }
+
+// Put at the top of a backward: unless it is recording a graph (create_graph), the ops it
+// calls go straight to their kernels. The _grad ops' autograd is Python and would otherwise
+// cost a Python round trip per call for a graph nobody keeps.
+class SkipAutogradUnlessRecording {
+ public:
+  SkipAutogradUnlessRecording() {
+    if (!at::GradMode::is_enabled()) guard_.emplace();
+  }
+
+ private:
+  std::optional<at::AutoDispatchBelowADInplaceOrView> guard_;
+};
 
 }  // namespace alae_fast

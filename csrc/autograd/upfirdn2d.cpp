@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "needs_grad.h"
 #include "op_handles.h"
 
 namespace alae_fast {
@@ -42,6 +43,7 @@ class UpFirDn2dFunction : public torch::autograd::Function<UpFirDn2dFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    SkipAutogradUnlessRecording skip;
     variable_list out(7);
     const at::Tensor& dy = grads[0];
     if (!dy.defined() || !ctx->needs_input_grad(0)) return out;
