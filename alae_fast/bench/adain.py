@@ -81,14 +81,15 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
         gys = [torch.randn(shape, generator=gen).to(device), torch.randn(shape[:2], generator=gen).to(device),
                torch.randn(shape[:2], generator=gen).to(device)]
 
-        def ins_fb(fn):
+        # x, gys and dst bound now: a closure over the loop's variables would time the last shape's.
+        def ins_fb(fn, x=x, gys=gys):
             def run():
                 return torch.autograd.grad(fn(x), (x,), gys)
             return run
 
         dst = torch.empty_like(x.detach())
         cand = {"fused": ins_fb(instance_norm_stats), "ref": ins_fb(instance_norm_stats_ref),
-                "copy": lambda: dst.copy_(x.detach())}
+                "copy": lambda x=x.detach(), dst=dst: dst.copy_(x)}
         if compile:
             cand["compiled"] = ins_fb(torch.compile(instance_norm_stats_ref, dynamic=False))
         out.append(Case("instance_norm_stats", f"fwd+bwd {'x'.join(map(str, shape))} float32", cand, device))

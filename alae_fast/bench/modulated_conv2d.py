@@ -40,7 +40,8 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
 
         w2 = torch.randn(N, C, C, 3, 3, generator=gen).to(device)
 
-        def mod(fn):
+        # Bound now, not looked up at call time (the loop moves on to the next shape).
+        def mod(fn, weight=weight, styles=styles, w2=w2):
             def run():
                 w, d = fn(weight, styles)
                 return torch.autograd.grad((w, d), (weight, styles), (w2, d))
@@ -49,5 +50,5 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
         ref = lambda w, s: modulate_weight(w, s, impl="ref")
         dst = torch.empty_like(w2)
         out.append(Case("modulate_weight", f"fwd+bwd [{N},{C},{C},3,3]",
-                        {"fused": mod(modulate_weight), "ref": mod(ref), "copy": lambda: dst.copy_(w2)}, device))
+                        {"fused": mod(modulate_weight), "ref": mod(ref), "copy": lambda dst=dst, w2=w2: dst.copy_(w2)}, device))
     return out

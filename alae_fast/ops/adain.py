@@ -129,7 +129,8 @@ def _adain_ref(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha
     return y.to(x.dtype)
 
 
-# --- registration: fake kernels and autograd ----------------------------------------------
+# --- registration: fake kernels, and the autograd of adain_grad ----------------------------
+# (adain's own autograd is C++, csrc/autograd/adain.cpp: per-call cost.)
 
 def _stat_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype

@@ -143,7 +143,8 @@ def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
     return y.to(x.dtype)
 
 
-# --- registration: fake kernels and autograd for the compiled ops ---------------------------
+# --- registration: fake kernels, and the autograd of bias_act_grad -------------------------
+# (bias_act's own autograd is C++, csrc/autograd/bias_act.cpp: per-call cost.)
 
 def _fake_like_x(x, *args):
     # The kernels write into at::empty_like of x (x made dense first), which keeps x's

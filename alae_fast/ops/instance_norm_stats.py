@@ -92,7 +92,8 @@ def _instance_norm_stats_ref(x, eps, bias=None, act="linear", alpha=0.0):
     return y.to(x.dtype), mean[:, :, 0, 0].to(x.dtype), std[:, :, 0, 0].to(x.dtype)
 
 
-# --- registration -----------------------------------------------------------------------------
+# --- registration: fake kernels, and the autograd of instance_norm_stats_grad ---------------
+# (instance_norm_stats's own autograd is C++, csrc/autograd/instance_norm_stats.cpp.)
 
 def _fake(x, eps):
     return _fake_adain(x, None, None, None, None, None, "linear", 0.0, eps)

@@ -141,6 +141,8 @@ def _backward_modulate_grad(ctx, A, B):
     return tuple(out)
 
 
+# modulate_weight's own autograd is C++ (csrc/autograd/modulate_weight.cpp: per-call cost);
+# its gradient op's autograd, the double backward, is the Python above.
 if _lib.loaded():
     torch.library.register_fake("alae_fast::modulate_weight")(_fake_modulate)
     torch.library.register_fake("alae_fast::modulate_weight_grad")(_fake_modulate_grad)

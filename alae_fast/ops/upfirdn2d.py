@@ -272,7 +272,7 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor | None, down=2, padding=0, fli
     return upfirdn2d(x, f, down=[dx, dy], padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
 
 
-# --- registration: fake kernel and autograd of the compiled op ------------------------------------
+# --- registration: fake kernel (the autograd is C++, csrc/autograd/upfirdn2d.cpp) -----------------
 
 def _fake(x, f, up, down, padding, flip_filter, gain):
     fw, fh = _filter_size(f)
