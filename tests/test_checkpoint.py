@@ -148,8 +148,11 @@ sys.exit(3)  # not reached: the save above must have killed this process
 
 
 def _spawn(tmp_path, directory, mode, start=0):
+    # Written once: rewriting it for each child truncates the file while an earlier child's
+    # interpreter may still be reading it, and that child then runs an empty script (exit 0).
     script = tmp_path / "writer.py"
-    script.write_text(_CHILD)
+    if not script.exists():
+        script.write_text(_CHILD)
     return subprocess.Popen([sys.executable, str(script), ck.__file__, str(directory), mode, str(start)])
 
 
