@@ -220,6 +220,28 @@ def test_r1_style_double_backward_matches_reference(layout, dtype):
             assert (a - r).norm() <= 3e-2 * r.norm() + 1e-6
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_gradients_on_planes_wider_than_a_reduction_block(layout, dtype):
+    # The CPU backward widens half rows into float32 blocks of 512 before reducing; a 40x40
+    # plane (1600 values: three full blocks and a partial one) must reduce every block. The
+    # expected gradients are float64 autograd of the reference on the same rounded inputs.
+    g = torch.Generator().manual_seed(3)
+    d = make_inputs(2, 3, 40, 40, dtype=dtype, generator=g)
+    d["x"] = make_layout(d["x"], layout)
+    names = ["x", "style_scale", "style_bias", "bias", "noise", "noise_weight"]
+    w = torch.randn(d["x"].shape, generator=g, dtype=torch.float64)
+    results = []
+    for fn, dt in ((adain, dtype), (adain_ref, torch.float64)):
+        ins = [d[k].detach().to(dt).requires_grad_() for k in names]
+        y = fn(ins[0], ins[1], ins[2], bias=ins[3], noise=ins[4], noise_weight=ins[5])
+        results.append(torch.autograd.grad((y.double() * w).sum(), ins))
+    for name, got, want in zip(names, *results):
+        assert got.dtype == dtype, name
+        err = (got.double() - want).norm()
+        assert err <= 2e-2 * want.norm() + 1e-6, (name, float(err), float(want.norm()))
+
+
 def test_constant_plane_gives_finite_outputs_and_grads():
     # A zero-variance plane (here: channel 1 everywhere, and a 1x1 image) normalises to 0.
     for shape in [(2, 3, 5, 5), (2, 3, 1, 1)]:

@@ -99,31 +99,31 @@ AF_ALWAYS_INLINE void fwd_nhwc_pass2(const Inputs<scalar_t>& in, int64_t n, int6
   }
 }
 
-template <int ACT, bool NOISE>
-AF_CPU_MULTIVERSION void fwd_nchw_f32(const Inputs<float>& in, int64_t lo, int64_t hi, float* y,
-                                      float* mean, float* std, float* buf) {
-  fwd_nchw_body<float, ACT, NOISE>(in, lo, hi, y, mean, std, buf);
+// The multiversioned entry points (multiversion.h) of the row kernels above, one per dtype.
+template <typename scalar_t, int ACT, bool NOISE>
+AF_CPU_MULTIVERSION void fwd_nchw_mv(const Inputs<scalar_t>& in, int64_t lo, int64_t hi, scalar_t* y,
+                                     at::opmath_type<scalar_t>* mean, at::opmath_type<scalar_t>* std,
+                                     at::opmath_type<scalar_t>* buf) {
+  fwd_nchw_body<scalar_t, ACT, NOISE>(in, lo, hi, y, mean, std, buf);
 }
 
-template <int ACT, bool NOISE>
-AF_CPU_MULTIVERSION void fwd_nhwc_pass1_f32(const Inputs<float>& in, int64_t n, int64_t p0, int64_t p1,
-                                            const float* nw, const float* b, const float* K,
-                                            float* s1, float* s2) {
-  fwd_nhwc_pass1<float, ACT, NOISE>(in, n, p0, p1, nw, b, K, s1, s2);
+template <typename scalar_t, int ACT, bool NOISE, typename acc_t = at::opmath_type<scalar_t>>
+AF_CPU_MULTIVERSION void fwd_nhwc_pass1_mv(const Inputs<scalar_t>& in, int64_t n, int64_t p0, int64_t p1,
+                                           const acc_t* nw, const acc_t* b, const acc_t* K, acc_t* s1, acc_t* s2) {
+  fwd_nhwc_pass1<scalar_t, ACT, NOISE>(in, n, p0, p1, nw, b, K, s1, s2);
 }
 
-template <int ACT, bool NOISE>
-AF_CPU_MULTIVERSION void fwd_nhwc_pass2_f32(const Inputs<float>& in, int64_t n, int64_t p0, int64_t p1,
-                                            const float* nw, const float* b, const float* K,
-                                            const float* m1, const float* k, const float* t, float* y) {
-  fwd_nhwc_pass2<float, ACT, NOISE>(in, n, p0, p1, nw, b, K, m1, k, t, y);
+template <typename scalar_t, int ACT, bool NOISE, typename acc_t = at::opmath_type<scalar_t>>
+AF_CPU_MULTIVERSION void fwd_nhwc_pass2_mv(const Inputs<scalar_t>& in, int64_t n, int64_t p0, int64_t p1,
+                                           const acc_t* nw, const acc_t* b, const acc_t* K, const acc_t* m1,
+                                           const acc_t* k, const acc_t* t, scalar_t* y) {
+  fwd_nhwc_pass2<scalar_t, ACT, NOISE>(in, n, p0, p1, nw, b, K, m1, k, t, y);
 }
 
 template <typename scalar_t, int ACT, bool NOISE>
 void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scalar_t>* mean,
                   at::opmath_type<scalar_t>* std) {
   using acc_t = at::opmath_type<scalar_t>;
-  constexpr bool F32 = std::is_same_v<scalar_t, float>;
   const int64_t N = in.N, C = in.C, L = in.L;
   const NhwcChunks ch = nhwc_chunks(L, C);
   std::vector<acc_t> nw(C), b(C), K(N * C), m1(N * C), k(N * C), t(N * C);
@@ -143,8 +143,7 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
       const int64_t n = task / ch.count, p0 = (task % ch.count) * ch.pixels;
       const int64_t p1 = std::min(L, p0 + ch.pixels);
       acc_t* s1 = part.data() + 2 * task * C;
-      if constexpr (F32) fwd_nhwc_pass1_f32<ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + n * C, s1, s1 + C);
-      else fwd_nhwc_pass1<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + n * C, s1, s1 + C);
+      fwd_nhwc_pass1_mv<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + n * C, s1, s1 + C);
     }
   });
   const acc_t Lf = static_cast<acc_t>(L);
@@ -169,12 +168,8 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
       const int64_t n = task / ch.count, p0 = (task % ch.count) * ch.pixels;
       const int64_t p1 = std::min(L, p0 + ch.pixels);
       const int64_t o = n * C;
-      if constexpr (F32)
-        fwd_nhwc_pass2_f32<ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + o, m1.data() + o,
-                                       k.data() + o, t.data() + o, y);
-      else
-        fwd_nhwc_pass2<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + o, m1.data() + o,
-                                             k.data() + o, t.data() + o, y);
+      fwd_nhwc_pass2_mv<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + o, m1.data() + o,
+                                              k.data() + o, t.data() + o, y);
     }
   });
 }
@@ -191,8 +186,7 @@ void forward_impl(const AdainPlan& p, scalar_t* y, at::opmath_type<scalar_t>* me
   at::parallel_for(0, p.N * p.C, grain_for(p.L), [&](int64_t lo, int64_t hi) {
     std::vector<acc_t> scratch(p.L);
     acc_t* buf = scratch.data();
-    if constexpr (std::is_same_v<scalar_t, float>) fwd_nchw_f32<ACT, NOISE>(in, lo, hi, y, mean, std, buf);
-    else fwd_nchw_body<scalar_t, ACT, NOISE>(in, lo, hi, y, mean, std, buf);
+    fwd_nchw_mv<scalar_t, ACT, NOISE>(in, lo, hi, y, mean, std, buf);
   });
 }
 

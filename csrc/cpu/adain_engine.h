@@ -23,14 +23,9 @@
 #include "../common/instance_norm.h"
 #include "../ops/adain.h"
 
-// float32 row kernels are compiled twice, for AVX2+FMA (x86-64-v3) and for the baseline, and
-// picked at load time (GCC function multiversioning): the library stays portable while the
-// common case runs 8-wide. Other dtypes take the baseline only, to bound compile time.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define AF_CPU_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define AF_CPU_MULTIVERSION
-#endif
+// The row kernels of every dtype are multiversioned (multiversion.h): the library stays
+// portable while the running CPU's widest vectors do the work.
+#include "multiversion.h"
 #if defined(__GNUC__)
 #define AF_ALWAYS_INLINE inline __attribute__((always_inline))
 #define AF_RESTRICT __restrict__
@@ -98,19 +93,38 @@ AF_ALWAYS_INLINE void sum_and_dot(const T* AF_RESTRICT a, const T* AF_RESTRICT b
   s_ab = sd;
 }
 
-// sum_and_dot in the computation dtype T for rows of any element types (half and bfloat16
-// rows are widened one element at a time: the vector path is for float32 and float64).
+// sum_and_dot in the computation dtype T for rows of any element types. Half and bfloat16
+// rows are widened a block at a time into stack buffers (a conversion loop that vectorizes)
+// and reduced there with sum_and_dot's accumulators: widening inside one scalar sum made a
+// chain of dependent adds, which left the bfloat16 backward 4x slower than the float32 one.
 template <typename T, typename A, typename B>
 AF_ALWAYS_INLINE void sum_and_dot_as(const A* AF_RESTRICT a, const B* AF_RESTRICT b, int64_t L, T& s_a,
                                      T& s_ab) {
   if constexpr (std::is_same_v<A, T> && std::is_same_v<B, T>) {
     sum_and_dot(a, b, L, s_a, s_ab);
   } else {
+    constexpr int64_t kBlock = 512;
+    alignas(64) T wa[kBlock];
+    alignas(64) T wb[kBlock];
     T sa = 0, sd = 0;
-    for (int64_t i = 0; i < L; ++i) {
-      const T av = static_cast<T>(a[i]);
-      sa += av;
-      sd += av * static_cast<T>(b[i]);
+    for (int64_t i0 = 0; i0 < L; i0 += kBlock) {
+      const int64_t n = std::min<int64_t>(kBlock, L - i0);
+      const T* AF_RESTRICT pa = wa;
+      const T* AF_RESTRICT pb = wb;
+      if constexpr (std::is_same_v<A, T>) {
+        pa = a + i0;
+      } else {
+        for (int64_t i = 0; i < n; ++i) wa[i] = static_cast<T>(a[i0 + i]);
+      }
+      if constexpr (std::is_same_v<B, T>) {
+        pb = b + i0;
+      } else {
+        for (int64_t i = 0; i < n; ++i) wb[i] = static_cast<T>(b[i0 + i]);
+      }
+      T ba, bd;
+      sum_and_dot(pa, pb, n, ba, bd);
+      sa += ba;
+      sd += bd;
     }
     s_a = sa;
     s_ab = sd;

@@ -147,34 +147,35 @@ AF_ALWAYS_INLINE void bwd_nhwc_pass2(const Inputs<scalar_t>& in, const GradInput
   }
 }
 
-template <int ACT, bool NOISE>
-AF_CPU_MULTIVERSION void bwd_nchw_f32(const Inputs<float>& in, const GradInputs<float>& g,
-                                      int64_t lo, int64_t hi, float* dz,
-                                      const RowOutputs<float>& out, float* buf) {
-  bwd_nchw_body<float, ACT, NOISE>(in, g, lo, hi, dz, out, buf);
+// The multiversioned entry points (multiversion.h) of the row kernels above, one per dtype.
+template <typename scalar_t, int ACT, bool NOISE>
+AF_CPU_MULTIVERSION void bwd_nchw_mv(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g,
+                                     int64_t lo, int64_t hi, scalar_t* dz,
+                                     const RowOutputs<at::opmath_type<scalar_t>>& out,
+                                     at::opmath_type<scalar_t>* buf) {
+  bwd_nchw_body<scalar_t, ACT, NOISE>(in, g, lo, hi, dz, out, buf);
 }
 
-template <int ACT, bool NOISE>
-AF_CPU_MULTIVERSION void bwd_nhwc_pass1_f32(const Inputs<float>& in, const GradInputs<float>& g,
-                                            int64_t n, int64_t p0, int64_t p1, const float* nw,
-                                            const float* b, const float* mu, float* sg, float* sgxc) {
-  bwd_nhwc_pass1<float, ACT, NOISE>(in, g, n, p0, p1, nw, b, mu, sg, sgxc);
+template <typename scalar_t, int ACT, bool NOISE, typename acc_t = at::opmath_type<scalar_t>>
+AF_CPU_MULTIVERSION void bwd_nhwc_pass1_mv(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g,
+                                           int64_t n, int64_t p0, int64_t p1, const acc_t* nw,
+                                           const acc_t* b, const acc_t* mu, acc_t* sg, acc_t* sgxc) {
+  bwd_nhwc_pass1<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw, b, mu, sg, sgxc);
 }
 
-template <int ACT, bool NOISE>
-AF_CPU_MULTIVERSION void bwd_nhwc_pass2_f32(const Inputs<float>& in, const GradInputs<float>& g,
-                                            int64_t n, int64_t p0, int64_t p1, const float* nw,
-                                            const float* b, const float* mu, const float* A,
-                                            const float* Br, const float* D, float* dz, float* sz,
-                                            float* szn) {
-  bwd_nhwc_pass2<float, ACT, NOISE>(in, g, n, p0, p1, nw, b, mu, A, Br, D, dz, sz, szn);
+template <typename scalar_t, int ACT, bool NOISE, typename acc_t = at::opmath_type<scalar_t>>
+AF_CPU_MULTIVERSION void bwd_nhwc_pass2_mv(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g,
+                                           int64_t n, int64_t p0, int64_t p1, const acc_t* nw,
+                                           const acc_t* b, const acc_t* mu, const acc_t* A,
+                                           const acc_t* Br, const acc_t* D, scalar_t* dz, acc_t* sz,
+                                           acc_t* szn) {
+  bwd_nhwc_pass2<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw, b, mu, A, Br, D, dz, sz, szn);
 }
 
 template <typename scalar_t, int ACT, bool NOISE>
 void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, scalar_t* dz,
                    const RowOutputs<at::opmath_type<scalar_t>>& out) {
   using acc_t = at::opmath_type<scalar_t>;
-  constexpr bool F32 = std::is_same_v<scalar_t, float>;
   const int64_t N = in.N, C = in.C, L = in.L;
   const NhwcChunks ch = nhwc_chunks(L, C);
   const int64_t tasks = N * ch.count;
@@ -194,8 +195,7 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
       int64_t n, p0, p1;
       chunk(task, n, p0, p1);
       acc_t* s = part.data() + 2 * task * C;
-      if constexpr (F32) bwd_nhwc_pass1_f32<ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + n * C, s, s + C);
-      else bwd_nhwc_pass1<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + n * C, s, s + C);
+      bwd_nhwc_pass1_mv<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + n * C, s, s + C);
     }
   });
   const acc_t Lf = static_cast<acc_t>(L);
@@ -223,12 +223,8 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
       chunk(task, n, p0, p1);
       const int64_t o = n * C;
       acc_t* s = part.data() + 2 * task * C;
-      if constexpr (F32)
-        bwd_nhwc_pass2_f32<ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + o, A.data() + o,
-                                       Br.data() + o, D.data() + o, dz, s, s + C);
-      else
-        bwd_nhwc_pass2<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + o, A.data() + o,
-                                             Br.data() + o, D.data() + o, dz, s, s + C);
+      bwd_nhwc_pass2_mv<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + o, A.data() + o,
+                                              Br.data() + o, D.data() + o, dz, s, s + C);
     }
   });
   for (int64_t n = 0; n < N; ++n) {
@@ -255,8 +251,7 @@ void backward_impl(const AdainPlan& p, const GradInputs<scalar_t>& g, scalar_t* 
   }
   at::parallel_for(0, p.N * p.C, grain_for(p.L), [&](int64_t lo, int64_t hi) {
     std::vector<acc_t> scratch(2 * p.L);
-    if constexpr (std::is_same_v<scalar_t, float>) bwd_nchw_f32<ACT, NOISE>(in, g, lo, hi, dz, out, scratch.data());
-    else bwd_nchw_body<scalar_t, ACT, NOISE>(in, g, lo, hi, dz, out, scratch.data());
+    bwd_nchw_mv<scalar_t, ACT, NOISE>(in, g, lo, hi, dz, out, scratch.data());
   });
 }
 

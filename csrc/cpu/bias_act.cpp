@@ -10,14 +10,12 @@
 #include "../common/activations.h"
 #include "../common/dispatch.h"
 #include "../ops/bias_act.h"
+#include "multiversion.h"
 
-// Inner loops are compiled twice, for AVX2 and for the x86-64 baseline (SSE2), and the
-// loader picks by CPU: a portable wheel then still runs AVX2 where it exists (~2x in cache).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define AF_CPU_CLONES __attribute__((target_clones("avx2", "default"), noinline))
-#else
-#define AF_CPU_CLONES
-#endif
+// Inner loops are multiversioned (multiversion.h): a portable wheel still runs AVX2 or
+// AVX-512 where the CPU has it (~2x in cache for float32, more for the half types). noinline
+// keeps each clone one function, called through its resolver once per row.
+#define AF_CPU_CLONES AF_CPU_MULTIVERSION __attribute__((noinline))
 
 namespace alae_fast {
 namespace {
