@@ -125,6 +125,22 @@ def test_large_tensor_all_paths(act, device):
             assert_close_to_oracle(y, oracle(x.double().cpu().numpy(), b.double().cpu().numpy(), dim, act, None, None, 1.5))
 
 
+@pytest.mark.cuda
+@pytest.mark.slow
+def test_cuda_index_just_below_2_31():
+    # n just under 2^31: the grid-stride loops' last step passes INT32_MAX, so the kernel must
+    # pick 64-bit indices. Aligned (vector path) and offset by one element (scalar path); the
+    # tail, where a wrapped index would land, is checked element by element.
+    n = (1 << 31) - 1000
+    base = torch.empty(n + 1, dtype=torch.bfloat16, device="cuda")
+    base.uniform_(-2, 2)
+    for x in (base[:n], base[1:]):
+        y = bias_act(x, act="lrelu", gain=1.0)
+        tail = x[-4096:].float()
+        torch.testing.assert_close(y[-4096:].float(), torch.where(tail > 0, tail, 0.2 * tail).bfloat16().float())
+        del y
+
+
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("clamp", [None, 0.6])
 def test_gradcheck_and_gradgradcheck(act, clamp, device):

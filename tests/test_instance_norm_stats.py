@@ -100,6 +100,27 @@ def test_gradcheck_and_gradgradcheck(uses, layout, device):
     assert torch.autograd.gradgradcheck(instance_norm_stats, (x,))
 
 
+def test_batch_beyond_one_cuda_grid_slab(device):
+    # More samples than a CUDA grid's z dimension holds (65535): the channels_last kernels run
+    # in slabs of samples, and every slab must see its own samples. Forward and backward,
+    # checked against float64 statistics computed directly.
+    N = 65535 + 37
+    x = (torch.randn(N, 2, 2, 3, device=device) * 2 + 0.5).to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y, mean, std = instance_norm_stats(x, eps=1e-5)
+    xd = x.detach().double()
+    m = xd.mean(dim=(2, 3))
+    s = (xd.var(dim=(2, 3), unbiased=False) + 1e-5).sqrt()
+    torch.testing.assert_close(mean.double(), m, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(std.double(), s, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(y.double(), (xd - m[..., None, None]) / s[..., None, None], rtol=1e-4, atol=1e-4)
+    (gx,) = torch.autograd.grad(mean.sum() + std.sum(), x)
+    # d(mean)/dx = 1/L; d(std)/dx = (x - mean) / (L * std)
+    L = 6
+    expected = 1 / L + (xd - m[..., None, None]) / (L * s[..., None, None])
+    torch.testing.assert_close(gx.double(), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_encoder_r1_matches_reference():
     # ALAE's encoder: statistics -> linear -> w, a discriminator on w, and R1 on the image.
     x0 = torch.randn(3, 6, 8, 8)

@@ -117,6 +117,18 @@ def test_modulate_weight_matches_oracle_and_reference():
         torch.testing.assert_close(got_w.double(), ref_w.double(), **t)
 
 
+def test_modulate_weight_batch_beyond_one_cuda_grid_slab(device):
+    # More samples than a CUDA grid's y dimension holds (65535): launched in slabs of samples.
+    N = 65535 + 5
+    weight = torch.randn(2, 3, 1, 1, dtype=torch.float64)
+    styles = torch.randn(N, 3, dtype=torch.float64)
+    w = weight[None] * styles[:, None, :, None, None]
+    d = 1 / torch.sqrt(w.square().sum(dim=(2, 3, 4)) + 1e-8)
+    got_w, got_d = modulate_weight(weight.to(device), styles.to(device))
+    torch.testing.assert_close(got_w.cpu(), w * d[:, :, None, None, None])
+    torch.testing.assert_close(got_d.cpu(), d)
+
+
 @pytest.mark.parametrize("K", [1, 3])
 def test_modulate_weight_gradcheck_and_gradgradcheck(K):
     weight = torch.randn(4, 3, K, K, dtype=torch.float64, requires_grad=True)

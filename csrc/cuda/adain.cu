@@ -32,6 +32,7 @@ struct Inputs {
   const T* shift;
   int64_t N, C, L;
   int64_t chunk;  // pixels per channels_last tile
+  int64_t n0;     // first sample of this channels_last launch (gridDim.z is capped at 65535)
   int act;
   A alpha, eps;
 
@@ -60,7 +61,7 @@ Inputs<T> make_inputs(const AdainCudaArgs& a) {
   return Inputs<T>{static_cast<const T*>(a.x), static_cast<const T*>(a.noise),
                    static_cast<const T*>(a.noise_weight), static_cast<const T*>(a.bias),
                    static_cast<const T*>(a.scale), static_cast<const T*>(a.shift),
-                   a.N, a.C, a.L, chunk_pixels(a.L), a.act, static_cast<A>(a.alpha), static_cast<A>(a.eps)};
+                   a.N, a.C, a.L, chunk_pixels(a.L), 0, a.act, static_cast<A>(a.alpha), static_cast<A>(a.eps)};
 }
 
 // --- NCHW: one block per plane -------------------------------------------------------------
@@ -161,10 +162,10 @@ __global__ void __launch_bounds__(kRowThreads) bwd_rows(Inputs<T> in, GradInputs
 // Tile coordinates: channel c, chunk q (pixels [p0, p1)), sample n.
 struct Tile {
   int64_t c, q, n, p0, p1;
-  __device__ Tile(int64_t C, int64_t L, int64_t chunk) {
+  __device__ Tile(int64_t C, int64_t L, int64_t chunk, int64_t n0) {
     c = static_cast<int64_t>(blockIdx.x) * kTX + threadIdx.x;
     q = blockIdx.y;
-    n = blockIdx.z;
+    n = n0 + blockIdx.z;
     p0 = q * chunk;
     p1 = p0 + chunk < L ? p0 + chunk : L;
   }
@@ -201,7 +202,7 @@ __device__ __forceinline__ typename Acc<T>::type nhwc_shift(const Inputs<T>& in,
 template <typename T>
 __global__ void __launch_bounds__(kTX * kTY) fwd_nhwc_partial(Inputs<T> in, typename Acc<T>::type* part) {
   using A = typename Acc<T>::type;
-  const Tile t(in.C, in.L, in.chunk);
+  const Tile t(in.C, in.L, in.chunk, in.n0);
   A s1 = 0, s2 = 0;
   if (t.c < in.C) {
     const A nwc = in.nw_of(t.c), bc = in.bias_of(t.c);
@@ -243,7 +244,7 @@ template <typename T>
 __global__ void __launch_bounds__(kTX * kTY) fwd_nhwc_apply(Inputs<T> in, const typename Acc<T>::type* coef,
                                                             T* __restrict__ y) {
   using A = typename Acc<T>::type;
-  const Tile t(in.C, in.L, in.chunk);
+  const Tile t(in.C, in.L, in.chunk, in.n0);
   if (t.c >= in.C) return;
   const int64_t NC = in.N * in.C, r = t.n * in.C + t.c;
   const A nwc = in.nw_of(t.c), bc = in.bias_of(t.c), m1 = coef[r], k = coef[NC + r], sh = coef[2 * NC + r];
@@ -259,7 +260,7 @@ template <typename T>
 __global__ void __launch_bounds__(kTX * kTY) bwd_nhwc_partial(Inputs<T> in, GradInputs<T> g,
                                                               typename Acc<T>::type* part) {
   using A = typename Acc<T>::type;
-  const Tile t(in.C, in.L, in.chunk);
+  const Tile t(in.C, in.L, in.chunk, in.n0);
   A sg = 0, sgxc = 0;
   if (t.c < in.C) {
     const A nwc = in.nw_of(t.c), bc = in.bias_of(t.c), mu = g.mean[t.n * in.C + t.c];
@@ -303,7 +304,7 @@ __global__ void __launch_bounds__(kTX * kTY) bwd_nhwc_apply(Inputs<T> in, GradIn
                                                             const typename Acc<T>::type* coef,
                                                             typename Acc<T>::type* part, GradOutputs<T> out) {
   using A = typename Acc<T>::type;
-  const Tile t(in.C, in.L, in.chunk);
+  const Tile t(in.C, in.L, in.chunk, in.n0);
   A sz = 0, szn = 0;
   if (t.c < in.C) {
     const int64_t NC = in.N * in.C, r = t.n * in.C + t.c;
@@ -340,9 +341,23 @@ __global__ void bwd_nhwc_sums(Inputs<T> in, int64_t chunks, const typename Acc<T
 
 // --- launch -------------------------------------------------------------------------------
 
-dim3 tile_grid(const AdainCudaArgs& a) {
+// gridDim.z is at most 65535: the channels_last tile kernels run over slabs of samples, each
+// launch with its first sample in Inputs::n0.
+constexpr int64_t kMaxGridZ = 65535;
+
+dim3 tile_grid(const AdainCudaArgs& a, int64_t samples) {
   return dim3(static_cast<unsigned>((a.C + kTX - 1) / kTX), static_cast<unsigned>(chunks_of(a.L)),
-              static_cast<unsigned>(a.N));
+              static_cast<unsigned>(samples));
+}
+
+// Calls launch(in_with_n0, grid) for each slab of at most kMaxGridZ samples.
+template <typename T, typename Launch>
+void for_sample_slabs(const AdainCudaArgs& a, const Inputs<T>& in, Launch&& launch) {
+  for (int64_t n0 = 0; n0 < a.N; n0 += kMaxGridZ) {
+    Inputs<T> slab = in;
+    slab.n0 = n0;
+    launch(slab, tile_grid(a, a.N - n0 < kMaxGridZ ? a.N - n0 : kMaxGridZ));
+  }
 }
 
 int row_threads(int64_t L) {
@@ -365,10 +380,12 @@ cudaError_t forward_typed(const AdainCudaArgs& a, void* y, void* mean, void* std
   A* part = static_cast<A*>(ws);
   A* coef = part + 2 * a.N * chunks * a.C;
   const dim3 block(kTX, kTY);
-  fwd_nhwc_partial<T><<<tile_grid(a), block, 0, s>>>(in, part);
+  for_sample_slabs(a, in, [&](const Inputs<T>& slab, dim3 grid) { fwd_nhwc_partial<T><<<grid, block, 0, s>>>(slab, part); });
   fwd_nhwc_finish<T><<<static_cast<unsigned>((NC + 255) / 256), 256, 0, s>>>(in, chunks, part, coef,
                                                                               static_cast<A*>(mean), static_cast<A*>(std));
-  fwd_nhwc_apply<T><<<tile_grid(a), block, 0, s>>>(in, coef, static_cast<T*>(y));
+  for_sample_slabs(a, in, [&](const Inputs<T>& slab, dim3 grid) {
+    fwd_nhwc_apply<T><<<grid, block, 0, s>>>(slab, coef, static_cast<T*>(y));
+  });
   return cudaGetLastError();
 }
 
@@ -392,9 +409,11 @@ cudaError_t backward_typed(const AdainCudaArgs& a, const void* gy, const void* g
   A* coef = part + 2 * a.N * chunks * a.C;
   const dim3 block(kTX, kTY);
   const unsigned rows_blocks = static_cast<unsigned>((NC + 255) / 256);
-  bwd_nhwc_partial<T><<<tile_grid(a), block, 0, s>>>(in, g, part);
+  for_sample_slabs(a, in, [&](const Inputs<T>& slab, dim3 grid) { bwd_nhwc_partial<T><<<grid, block, 0, s>>>(slab, g, part); });
   bwd_nhwc_finish<T><<<rows_blocks, 256, 0, s>>>(in, g, chunks, part, coef, out);
-  bwd_nhwc_apply<T><<<tile_grid(a), block, 0, s>>>(in, g, coef, part, out);
+  for_sample_slabs(a, in, [&](const Inputs<T>& slab, dim3 grid) {
+    bwd_nhwc_apply<T><<<grid, block, 0, s>>>(slab, g, coef, part, out);
+  });
   bwd_nhwc_sums<T><<<rows_blocks, 256, 0, s>>>(in, chunks, part, out);
   return cudaGetLastError();
 }

@@ -91,7 +91,9 @@ cudaError_t launch_typed(const void* x, const void* g, const void* b, void* y, i
   const int64_t work = vectorized ? (n + VEC - 1) / VEC : n;
   // Enough blocks to fill any current GPU many times over; the grid-stride loop does the rest.
   const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>((work + threads - 1) / threads, 65536));
-  const bool small = n < (int64_t(1) << 31) - 1;
+  // 32-bit indices only while no index the grid-stride loops form can pass INT32_MAX: the
+  // last i < n plus one stride (the step that ends the loop), and head + tid before that.
+  const bool small = n + 2 * blocks * threads < (int64_t(1) << 31) - 1;
   dispatch_act(act, [&](auto a) {
     constexpr int ACT = decltype(a)::value;
     auto go = [&](auto order_tag, auto index_tag) {

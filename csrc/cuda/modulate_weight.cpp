@@ -37,7 +37,6 @@ std::tuple<at::Tensor, at::Tensor> modulate_weight_cuda(const at::Tensor& weight
   const c10::cuda::CUDAGuard guard(weight.device());
   at::Tensor w = at::empty({p.N, p.O, p.I, weight.size(2), weight.size(3)}, p.weight.options());
   at::Tensor d = at::empty({p.N, p.O}, p.weight.options());
-  TORCH_CHECK_VALUE(p.N <= 65535, "modulate_weight: at most 65535 samples on CUDA; got ", p.N);
   C10_CUDA_CHECK(modulate_weight_cuda_launch(dtype_code(weight.scalar_type()), p.weight.const_data_ptr(),
                                              p.styles.const_data_ptr(), p.N, p.O, p.I, p.K, p.eps,
                                              w.mutable_data_ptr(), d.mutable_data_ptr(), stream_of(weight)));

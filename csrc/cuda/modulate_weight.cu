@@ -109,14 +109,21 @@ cudaError_t modulate_weight_cuda_launch(int dtype, const void* weight, const voi
                                         int64_t O, int64_t I, int64_t K, double eps, void* w, void* d,
                                         cudaStream_t stream) {
   if (N == 0 || O == 0) return cudaSuccess;
-  if (N > 65535) return cudaErrorInvalidValue;  // gridDim.y
   return dispatch_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     using A = typename Acc<T>::type;
-    modulate_fwd<T><<<dim3(static_cast<unsigned>(O), static_cast<unsigned>(N)), kThreads, 0, stream>>>(
-        static_cast<const T*>(weight), static_cast<const T*>(styles), O, I, K, static_cast<A>(eps),
-        static_cast<T*>(w), static_cast<T*>(d));
-    return cudaGetLastError();
+    // gridDim.y (the sample) is at most 65535: larger batches run as slabs of samples, each
+    // launch on its slab's styles and outputs.
+    constexpr int64_t kMaxGridY = 65535;
+    for (int64_t n0 = 0; n0 < N; n0 += kMaxGridY) {
+      const int64_t n = N - n0 < kMaxGridY ? N - n0 : kMaxGridY;
+      modulate_fwd<T><<<dim3(static_cast<unsigned>(O), static_cast<unsigned>(n)), kThreads, 0, stream>>>(
+          static_cast<const T*>(weight), static_cast<const T*>(styles) + n0 * I, O, I, K, static_cast<A>(eps),
+          static_cast<T*>(w) + n0 * O * I * K, static_cast<T*>(d) + n0 * O);
+      const cudaError_t e = cudaGetLastError();
+      if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
   });
 }
 
@@ -129,7 +136,8 @@ cudaError_t modulate_weight_grad_cuda_launch(int dtype, const void* gw, const vo
     using T = decltype(tag);
     using A = typename Acc<T>::type;
     const size_t smem = 2 * static_cast<size_t>(I) * sizeof(A);
-    if (smem > 48 * 1024) {
+    // The 48 KiB default limit counts the kernel's static shared memory (shared[32]) too.
+    if (smem + 32 * sizeof(A) > 48 * 1024) {
       cudaError_t e = cudaFuncSetAttribute(modulate_bwd<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(smem));
       if (e != cudaSuccess) return e;
