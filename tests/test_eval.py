@@ -230,6 +230,24 @@ def test_latent_report_on_separable_data():
     assert rep["random_encoder"]["knn1"] < 0.5 and rep["random_encoder"]["linear_svc"] < 0.5  # chance: 0.25
 
 
+def test_latent_report_averages_several_random_encoders():
+    xtr, ytr = _blobs(40)
+    xte, yte = _blobs(20, seed=0)
+    itr, ite = xtr.view(-1, 1, 2, 3), xte.view(-1, 1, 2, 3)  # 6 features as 1x2x3 "images"
+    encode = lambda img: img.flatten(1)
+    # One encoder that sees the class (accuracy 1) and one that ignores its input (~chance):
+    # the report holds each one's accuracy and their mean.
+    g = torch.Generator().manual_seed(7)
+    blind = lambda img: torch.randn(img.shape[0], 6, generator=g)
+    rep = latent_report(encode, itr, ytr, ite, yte, random_encode=[encode, blind], pca=False)
+    rnd = rep["random_encoder"]
+    assert rnd["count"] == 2 and rnd["knn1_each"][0] == 1.0 and rnd["knn1_each"][1] < 0.5
+    assert rnd["knn1"] == pytest.approx(sum(rnd["knn1_each"]) / 2)
+    assert rnd["linear_svc"] == pytest.approx(sum(rnd["linear_svc_each"]) / 2)
+    with pytest.raises(ValueError, match="random_encode"):
+        latent_report(encode, itr, ytr, ite, yte, random_encode=[], pca=False)
+
+
 def test_knn_accuracy_is_exact_on_constructed_neighbours():
     rng = np.random.RandomState(5)
     train = rng.randn(40, 3) * 10

@@ -119,7 +119,10 @@ def latent_report(encode: EncodeFn, train_images: torch.Tensor, train_labels, te
         train_images, test_images: ``[N, C, R, R]`` / ``[M, C, R, R]`` float tensors, as
             the encoder expects them (e.g. in ``[-1, 1]``).
         train_labels, test_labels: ``[N]`` / ``[M]`` integer labels.
-        random_encode: the same architecture, randomly initialised (None skips it).
+        random_encode: the same architecture, randomly initialised (None skips it); or a
+            sequence of such encoders (several initialisations), reported as the mean of
+            their accuracies, with each one's under ``knn1_each`` / ``linear_svc_each``: one
+            random draw's 1-NN accuracy varies by several points from seed to seed.
         pca: also report PCA of the raw pixels with the encoder's feature dimension.
         batch_size, svc_c, seed: see :func:`encode_all` and :func:`classify_features`.
 
@@ -132,9 +135,18 @@ def latent_report(encode: EncodeFn, train_images: torch.Tensor, train_labels, te
     report: dict = {"dim": int(ftr.shape[1]),
                     "encoder": classify_features(ftr, train_labels, fte, test_labels, svc_c, seed=seed)}
     if random_encode is not None:
-        rtr = encode_all(random_encode, train_images, batch_size)
-        rte = encode_all(random_encode, test_images, batch_size)
-        report["random_encoder"] = classify_features(rtr, train_labels, rte, test_labels, svc_c, seed=seed)
+        several = not callable(random_encode)
+        runs = []
+        for r in (random_encode if several else [random_encode]):
+            rtr = encode_all(r, train_images, batch_size)
+            rte = encode_all(r, test_images, batch_size)
+            runs.append(classify_features(rtr, train_labels, rte, test_labels, svc_c, seed=seed))
+        if not runs:
+            raise ValueError("random_encode: expected an encoder or a non-empty sequence of encoders")
+        report["random_encoder"] = {k: float(np.mean([r[k] for r in runs])) for k in ("knn1", "linear_svc")}
+        if several:
+            report["random_encoder"].update(count=len(runs), knn1_each=[r["knn1"] for r in runs],
+                                            linear_svc_each=[r["linear_svc"] for r in runs])
     if pca:
         ptr, pte = pca_features(train_images, test_images, ftr.shape[1], seed=seed)
         report["pca"] = classify_features(ptr, train_labels, pte, test_labels, svc_c, seed=seed)

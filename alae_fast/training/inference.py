@@ -182,6 +182,12 @@ def style_mix_grid(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0) 
     return torch.cat(tiles), cols + 1
 
 
+# Random-encoder baseline: the mean over this many initialisations. On the digits, single
+# draws of the digits-32 encoder scored 87.9% to 94.6% 1-NN (four seeds), as wide as the
+# gap a trained encoder is asked to show over them.
+RANDOM_ENCODERS = 5
+
+
 def random_model(config: ModelConfig, seed: int, device) -> torch.nn.Module:
     """A freshly initialised model of ``config`` (the random-encoder baseline), seeded, leaving
     the global random state untouched."""
@@ -205,7 +211,8 @@ def _all_images(ds, limit: int | None = None) -> tuple[torch.Tensor, torch.Tenso
 def latent_eval(model, config: ModelConfig, schedule: LODSchedule, phase: Phase, data: str | None = None,
                 seed: int = 0, max_train: int | None = 20000, device="cpu") -> dict[str, Any] | None:
     """Latent classification (1-NN, LinearSVC C=0.02) of ``model``'s encoder on the data's train
-    split, scored on its test split, beside a random encoder and PCA of the same dimension.
+    split, scored on its test split, beside randomly initialised encoders (the mean of
+    ``RANDOM_ENCODERS`` initialisations) and PCA of the same dimension.
     None when the data has no labelled test split (an image folder)."""
     from ..data import open_dataset
     from ..eval import latent_report
@@ -220,12 +227,13 @@ def latent_eval(model, config: ModelConfig, schedule: LODSchedule, phase: Phase,
     xtr, ytr = _all_images(train, max_train)
     xte, yte = _all_images(test)
     xtr, xte = prepare_images(xtr, schedule, phase), prepare_images(xte, schedule, phase)
-    rand = random_model(config, seed + 7919, device)
+    rands = [random_model(config, seed + 7919 + k, device) for k in range(RANDOM_ENCODERS)]
 
     def enc(m):
         return lambda x: m.encode(x.to(device), phase.lod, phase.blend)
 
-    report = latent_report(enc(model), xtr, ytr, xte, yte, random_encode=enc(rand), pca=True, seed=seed)
+    report = latent_report(enc(model), xtr, ytr, xte, yte, random_encode=[enc(r) for r in rands], pca=True,
+                           seed=seed)
     report["train_images"], report["test_images"] = int(xtr.shape[0]), int(xte.shape[0])
     return report
 

@@ -157,8 +157,9 @@ def _truncate_log(path: Path, kimg: float) -> None:
 def format_latent_report(report: dict) -> str:
     """The latent-classification report as a small table (accuracies in percent)."""
     rows = [("EMA encoder (trained)", report["encoder"])]
-    if "random_encoder" in report:
-        rows.append(("random encoder", report["random_encoder"]))
+    rnd = report.get("random_encoder")
+    if rnd is not None:
+        rows.append((f"random encoder (mean of {rnd['count']})" if "count" in rnd else "random encoder", rnd))
     if "pca" in report:
         rows.append((f"PCA ({report['pca'].get('dim', report['dim'])} components)", report["pca"]))
     lines = [f"latent classification, {report.get('train_images', '?')} train / {report.get('test_images', '?')} "
@@ -167,6 +168,9 @@ def format_latent_report(report: dict) -> str:
     for name, r in rows:
         lines.append(f"  {name:26s} {100 * r['knn1']:6.1f}% {100 * r['linear_svc']:9.1f}%")
     enc = report["encoder"]
+    if rnd is not None and "knn1_each" in rnd:
+        lines.append(f"  (random encoders one by one, 1-NN: "
+                     f"{', '.join(f'{100 * a:.1f}%' for a in rnd['knn1_each'])})")
     if "random_encoder" in report:
         lines.append(f"  trained - random: {100 * (enc['knn1'] - report['random_encoder']['knn1']):+.1f} points 1-NN, "
                      f"{100 * (enc['linear_svc'] - report['random_encoder']['linear_svc']):+.1f} LinearSVC")
