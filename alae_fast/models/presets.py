@@ -162,7 +162,7 @@ def _builtin_presets() -> None:
 # one +6 to +9 (depending on small numeric changes) and reconstructions closer to digit
 # shapes. Those gaps (and the +8 above) were measured against ONE random encoder, the weakest
 # of five draws (87.9% 1-NN against a 91.6% mean): against the mean, the default run is +1.7
-# (see the README's Training section). The default run takes 51 s on the 2-core CI machine.
+# (see the README's Training section). The default run takes 46 s on the 2-core CI machine.
 DIGITS_32 = StyleALAEConfig(
     latent_size=32, mapping_layers=8, layer_count=4, channels=1, start_features=8, max_features=32,
     to_rgb_gain=1.0, lod_kimg=(2.0, 3.0, 5.0, 14.0), lod_batch=(32,),

@@ -171,9 +171,9 @@ def format_latent_report(report: dict) -> str:
     if rnd is not None and "knn1_each" in rnd:
         lines.append(f"  (random encoders one by one, 1-NN: "
                      f"{', '.join(f'{100 * a:.1f}%' for a in rnd['knn1_each'])})")
-    if "random_encoder" in report:
-        lines.append(f"  trained - random: {100 * (enc['knn1'] - report['random_encoder']['knn1']):+.1f} points 1-NN, "
-                     f"{100 * (enc['linear_svc'] - report['random_encoder']['linear_svc']):+.1f} LinearSVC")
+    if rnd is not None:
+        lines.append(f"  trained - random: {100 * (enc['knn1'] - rnd['knn1']):+.1f} points 1-NN, "
+                     f"{100 * (enc['linear_svc'] - rnd['linear_svc']):+.1f} LinearSVC")
     if "pca" in report:
         lines.append(f"  trained - PCA:    {100 * (enc['knn1'] - report['pca']['knn1']):+.1f} points 1-NN, "
                      f"{100 * (enc['linear_svc'] - report['pca']['linear_svc']):+.1f} LinearSVC")
