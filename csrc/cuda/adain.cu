@@ -32,7 +32,7 @@ struct Inputs {
   const T* shift;
   int64_t N, C, L;
   int64_t chunk;  // pixels per channels_last tile
-  int64_t n0;     // first sample of this channels_last launch (gridDim.z is capped at 65535)
+  int64_t n0;     // first sample of this channels_last launch (gridDim.z <= kMaxGridYZ)
   int act;
   A alpha, eps;
 
@@ -49,7 +49,7 @@ struct Inputs {
 };
 
 int64_t chunk_pixels(int64_t L) {
-  const int64_t min_chunk = (L + 65534) / 65535;  // gridDim.y <= 65535
+  const int64_t min_chunk = (L + kMaxGridYZ - 1) / kMaxGridYZ;  // gridDim.y <= kMaxGridYZ
   return min_chunk > kChunk ? min_chunk : kChunk;
 }
 
@@ -341,22 +341,20 @@ __global__ void bwd_nhwc_sums(Inputs<T> in, int64_t chunks, const typename Acc<T
 
 // --- launch -------------------------------------------------------------------------------
 
-// gridDim.z is at most 65535: the channels_last tile kernels run over slabs of samples, each
-// launch with its first sample in Inputs::n0.
-constexpr int64_t kMaxGridZ = 65535;
-
+// The channels_last tile kernels run over slabs of at most kMaxGridYZ samples (gridDim.z),
+// each launch with its first sample in Inputs::n0.
 dim3 tile_grid(const AdainCudaArgs& a, int64_t samples) {
   return dim3(static_cast<unsigned>((a.C + kTX - 1) / kTX), static_cast<unsigned>(chunks_of(a.L)),
               static_cast<unsigned>(samples));
 }
 
-// Calls launch(in_with_n0, grid) for each slab of at most kMaxGridZ samples.
+// Calls launch(in_with_n0, grid) for each slab of at most kMaxGridYZ samples.
 template <typename T, typename Launch>
 void for_sample_slabs(const AdainCudaArgs& a, const Inputs<T>& in, Launch&& launch) {
-  for (int64_t n0 = 0; n0 < a.N; n0 += kMaxGridZ) {
+  for (int64_t n0 = 0; n0 < a.N; n0 += kMaxGridYZ) {
     Inputs<T> slab = in;
     slab.n0 = n0;
-    launch(slab, tile_grid(a, a.N - n0 < kMaxGridZ ? a.N - n0 : kMaxGridZ));
+    launch(slab, tile_grid(a, a.N - n0 < kMaxGridYZ ? a.N - n0 : kMaxGridYZ));
   }
 }
 

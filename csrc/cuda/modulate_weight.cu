@@ -112,11 +112,10 @@ cudaError_t modulate_weight_cuda_launch(int dtype, const void* weight, const voi
   return dispatch_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     using A = typename Acc<T>::type;
-    // gridDim.y (the sample) is at most 65535: larger batches run as slabs of samples, each
-    // launch on its slab's styles and outputs.
-    constexpr int64_t kMaxGridY = 65535;
-    for (int64_t n0 = 0; n0 < N; n0 += kMaxGridY) {
-      const int64_t n = N - n0 < kMaxGridY ? N - n0 : kMaxGridY;
+    // gridDim.y is the sample: larger batches run as slabs of kMaxGridYZ samples, each launch
+    // on its slab's styles and outputs.
+    for (int64_t n0 = 0; n0 < N; n0 += kMaxGridYZ) {
+      const int64_t n = N - n0 < kMaxGridYZ ? N - n0 : kMaxGridYZ;
       modulate_fwd<T><<<dim3(static_cast<unsigned>(O), static_cast<unsigned>(n)), kThreads, 0, stream>>>(
           static_cast<const T*>(weight), static_cast<const T*>(styles) + n0 * I, O, I, K, static_cast<A>(eps),
           static_cast<T*>(w) + n0 * O * I * K, static_cast<T*>(d) + n0 * O);
