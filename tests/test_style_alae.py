@@ -333,7 +333,7 @@ def test_fused_vs_ref_whole_model(dtype):
     ref = copy.deepcopy(m).set_impl("ref")
     assert {mod.impl for mod in ref.modules() if isinstance(getattr(mod, "impl", None), str)} == {"ref"}
     tol = dict(rtol=1e-9, atol=1e-9) if dtype == torch.float64 else dict(rtol=2e-4, atol=2e-4)
-    z = torch.randn(4, 32, dtype=dtype)
+    z = torch.randn(4, m.latent_size, dtype=dtype)
     levels = [(0, 1.0), (1, 0.5), (2, 1.0), (3, 0.5), (3, 1.0)]
     for lod, blend in levels if dtype == torch.float64 else levels[-2:]:
         x = torch.randn(4, 1, 4 * 2 ** lod, 4 * 2 ** lod, dtype=dtype)
@@ -416,7 +416,7 @@ def test_generator_double_backward_matches_ref():
 def test_torch_compile_generator_and_encoder_forward():
     torch.manual_seed(13)
     m = from_preset("digits-32")
-    ws = torch.randn(4, m.num_ws, 32)
+    ws = torch.randn(4, m.num_ws, m.latent_size)
     x = torch.randn(4, 1, 32, 32)
     g = torch.compile(m.generator, fullgraph=True)
     e = torch.compile(m.encoder, fullgraph=True)
@@ -443,7 +443,7 @@ def test_config_round_trip_and_schedule_fields():
                     preset_config(name).start_features, preset_config(name).max_features) for name in STYLE_PRESETS}
     assert table == {"ffhq-1024": (1024, 512, 9, 16, 512), "celeba-hq-256": (256, 512, 7, 64, 512),
                      "bedroom-256": (256, 512, 7, 32, 512), "celeba-128": (128, 256, 6, 64, 256),
-                     "digits-32": (32, 32, 4, 8, 32)}
+                     "digits-32": (32, 16, 4, 8, 32)}
     assert preset_config("digits-32").channels == 1
     ffhq = preset_config("ffhq-1024")
     assert ffhq.per_lod("lod_batch", 8) == 32 and ffhq.per_lod("lod_lr", 8) == 0.003 and ffhq.per_lod("lod_kimg", 5) == 960
