@@ -109,6 +109,8 @@ def test_train_writes_the_run_folder_and_reports(mlp_run, capsys):
     for who in ("encoder", "random_encoder", "pca"):
         assert 0.0 <= ev["latent"][who]["knn1"] <= 1.0 and 0.0 <= ev["latent"][who]["linear_svc"] <= 1.0
     assert ev["latent"]["test_images"] == 297 and ev["reconstruction_mse"] > 0
+    rc = ev["latent"]["reconstruction_class"]
+    assert 0.0 <= rc["reconstructions"] <= 1.0 and rc["originals"] > 0.9  # pixel 1-NN on the digits: ~98%
 
 
 def test_generate_reconstruct_interpolate_evaluate(mlp_run, tmp_path, capsys):

@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 from alae_fast.eval import (InceptionV3Features, RandomConvFeatures, classify_features, compute_features,
                             encode_all, feature_network, feature_statistics, fid, fid_from_features, fid_generated,
                             fid_reconstructed, frechet_distance, latent_report, mse_distance,
-                            perceptual_path_length, proxy_lpips_distance, reconstruction_mse)
+                            perceptual_path_length, proxy_lpips_distance, reconstruction_class_accuracy,
+                            reconstruction_mse)
 from alae_fast.eval.fid import _avg3
 
 
@@ -290,6 +291,61 @@ def test_reconstruction_mse():
     np.testing.assert_allclose(per.numpy(), ((x.double() * 0.5) ** 2).flatten(1).mean(1).numpy())
     with pytest.raises(ValueError, match="same shape"):
         reconstruction_mse(lambda b: b[:, :, :2], x)
+
+
+def _prototype_data(seed=0, classes=4, per_class=(20, 7), noise=0.15):
+    """Images scattered around one random prototype per class: [N, 1, 4, 4] and labels."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(classes, 1, 4, 4, generator=g) * 2 - 1
+    out = []
+    for n in per_class:
+        y = torch.arange(classes).repeat_interleave(n)
+        out += [protos[y] + noise * torch.randn(len(y), 1, 4, 4, generator=g), y]
+    return protos, out
+
+
+def test_reconstruction_class_accuracy_against_direct_1nn():
+    protos, (xtr, ytr, xte, yte) = _prototype_data()
+    from sklearn.neighbors import KNeighborsClassifier
+
+    def direct(images):  # an independent reading of the same classifier
+        knn = KNeighborsClassifier(1).fit(xtr.flatten(1).double().numpy(), ytr.numpy())
+        return float(np.mean(knn.predict(images.flatten(1).double().numpy()) == yte.numpy()))
+
+    g = torch.Generator().manual_seed(1)
+    noisy = xte + 1.5 * torch.randn(xte.shape, generator=g)
+    calls = []
+
+    def blur(b):
+        calls.append(b.shape[0])
+        return noisy[sum(calls[:-1]):sum(calls)]
+
+    r = reconstruction_class_accuracy(blur, xtr, ytr, xte, yte, batch_size=5)
+    assert calls == [5] * 5 + [3]
+    assert r["reconstructions"] == pytest.approx(direct(noisy)) and r["originals"] == pytest.approx(direct(xte))
+    assert 0.0 < r["reconstructions"] < 1.0 and r["originals"] == 1.0
+    # a reconstruction that returns the input unchanged scores the originals' accuracy
+    assert reconstruction_class_accuracy(lambda b: b.clone(), xtr, ytr, xte, yte)["reconstructions"] == 1.0
+    # one that returns the prototype of the next class is always read as the wrong class
+    shifted = reconstruction_class_accuracy(lambda b: protos[(yte[:b.shape[0]] + 1) % 4] if b.shape[0] == len(yte)
+                                            else None, xtr, ytr, xte, yte, batch_size=len(yte))
+    assert shifted["reconstructions"] == 0.0
+
+
+def test_reconstruction_class_accuracy_bad_input():
+    _, (xtr, ytr, xte, yte) = _prototype_data()
+    with pytest.raises(ValueError, match="same shape"):
+        reconstruction_class_accuracy(lambda b: b[:, :, :2], xtr, ytr, xte, yte)
+    with pytest.raises(ValueError, match="NaN"):
+        reconstruction_class_accuracy(lambda b: b * float("nan"), xtr, ytr, xte, yte)
+    with pytest.raises(ValueError, match="one label per image"):
+        reconstruction_class_accuracy(lambda b: b, xtr, ytr[:-1], xte, yte)
+    with pytest.raises(ValueError, match="test_images: expected images of shape"):
+        reconstruction_class_accuracy(lambda b: b, xtr, ytr, xte[:, :, :2], yte)
+    with pytest.raises(ValueError, match="train_images: expected a non-empty"):
+        reconstruction_class_accuracy(lambda b: b, xtr[:0], ytr[:0], xte, yte)
+    with pytest.raises(ValueError, match="batch_size"):
+        reconstruction_class_accuracy(lambda b: b, xtr, ytr, xte, yte, batch_size=0)
 
 
 # ---------------------------------------------------------------------------- PPL

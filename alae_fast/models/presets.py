@@ -170,9 +170,10 @@ def _builtin_presets() -> None:
 #   At 16 dimensions random projections of the instance-norm statistics lose much more of
 #   the digit (91.6% -> ~83%) than the trained encoder does (~94.5% -> ~90%): the gap is
 #   what training adds at equal dimension, not a better absolute score. F with 4 layers
-#   (StyleGAN2-ADA's small-data configurations use 2) gave lower reconstruction MSE in every pair of runs (0.14-0.18 against 0.19-0.28 at latent
-#   16), and more reconstructions that a pixel 1-NN classifier reads as the input's digit
-#   (40-60% against 23-40%). Both are far from perfect: G still favours some digits.
+#   (StyleGAN2-ADA's 'cifar' and 'auto' configurations use 2) gave lower reconstruction
+#   MSE in every pair of runs (0.14-0.18 against 0.19-0.28 at latent 16), and more
+#   reconstructions of the input's class by a pixel 1-NN (the report's
+#   reconstruction_class: 40-61% against 23-40%). Far from perfect: G favours some digits.
 # The default run takes about 50 s on the 2-core CI machine.
 DIGITS_32 = StyleALAEConfig(
     latent_size=16, mapping_layers=4, layer_count=4, channels=1, start_features=8, max_features=32,

@@ -212,10 +212,12 @@ def latent_eval(model, config: ModelConfig, schedule: LODSchedule, phase: Phase,
                 seed: int = 0, max_train: int | None = 20000, device="cpu") -> dict[str, Any] | None:
     """Latent classification (1-NN, LinearSVC C=0.02) of ``model``'s encoder on the data's train
     split, scored on its test split, beside randomly initialised encoders (the mean of
-    ``RANDOM_ENCODERS`` initialisations) and PCA of the same dimension.
+    ``RANDOM_ENCODERS`` initialisations) and PCA of the same dimension; and, under
+    ``"reconstruction_class"``, how many reconstructions G(E(x)) (no noise) of the test split a
+    pixel 1-NN fitted on the train split gives the input's class (beside the originals').
     None when the data has no labelled test split (an image folder)."""
     from ..data import open_dataset
-    from ..eval import latent_report
+    from ..eval import latent_report, reconstruction_class_accuracy
 
     train = open_dataset(data, schedule.resolution, schedule.channels, split="train")
     try:
@@ -234,6 +236,8 @@ def latent_eval(model, config: ModelConfig, schedule: LODSchedule, phase: Phase,
 
     report = latent_report(enc(model), xtr, ytr, xte, yte, random_encode=[enc(r) for r in rands], pca=True,
                            seed=seed)
+    report["reconstruction_class"] = reconstruction_class_accuracy(
+        lambda x: model.reconstruct(x.to(device), phase.lod, phase.blend, noise="zero").cpu(), xtr, ytr, xte, yte)
     report["train_images"], report["test_images"] = int(xtr.shape[0]), int(xte.shape[0])
     return report
 

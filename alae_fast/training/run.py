@@ -177,6 +177,10 @@ def format_latent_report(report: dict) -> str:
     if "pca" in report:
         lines.append(f"  trained - PCA:    {100 * (enc['knn1'] - report['pca']['knn1']):+.1f} points 1-NN, "
                      f"{100 * (enc['linear_svc'] - report['pca']['linear_svc']):+.1f} LinearSVC")
+    rc = report.get("reconstruction_class")
+    if rc is not None:
+        lines.append(f"reconstructions G(E(x)) given the input's class by a pixel 1-NN: "
+                     f"{100 * rc['reconstructions']:.1f}% (the held-out images themselves: {100 * rc['originals']:.1f}%)")
     return "\n".join(lines)
 
 
