@@ -15,6 +15,20 @@ import torch
 __all__ = ["reconstruction_mse", "reconstruction_class_accuracy"]
 
 
+def _batches(reconstruct, images: torch.Tensor, batch_size: int):
+    """Yield ``(x, reconstruct(x))`` over ``images`` in batches, without gradients, checking shapes."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
+    with torch.no_grad():
+        for i in range(0, images.shape[0], batch_size):
+            x = images[i:i + batch_size]
+            y = reconstruct(x)
+            if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+                raise ValueError(f"reconstruct: returned {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y)}"
+                                 f" for input {tuple(x.shape)}; expected the same shape")
+            yield x, y
+
+
 def reconstruction_mse(reconstruct: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
                        batch_size: int = 256, per_image: bool = False) -> float | torch.Tensor:
     """Mean of ``(reconstruct(x) - x) ** 2`` over every pixel of every image.
@@ -32,18 +46,10 @@ def reconstruction_mse(reconstruct: Callable[[torch.Tensor], torch.Tensor], imag
     """
     if not isinstance(images, torch.Tensor) or images.dim() < 2:
         raise ValueError("images: expected a [N, ...] tensor")
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
     per = []
-    with torch.no_grad():
-        for i in range(0, images.shape[0], batch_size):
-            x = images[i:i + batch_size]
-            y = reconstruct(x)
-            if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-                raise ValueError(f"reconstruct: returned {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y)}"
-                                 f" for input {tuple(x.shape)}; expected the same shape")
-            d = (y.detach().to("cpu", torch.float64) - x.to("cpu", torch.float64)).square()
-            per.append(d.reshape(d.shape[0], -1).mean(dim=1))
+    for x, y in _batches(reconstruct, images, batch_size):
+        d = (y.detach().to("cpu", torch.float64) - x.to("cpu", torch.float64)).square()
+        per.append(d.reshape(d.shape[0], -1).mean(dim=1))
     per_t = torch.cat(per) if per else torch.zeros(0, dtype=torch.float64)
     if per_image:
         return per_t
@@ -83,22 +89,11 @@ def reconstruction_class_accuracy(reconstruct: Callable[[torch.Tensor], torch.Te
     if train_images.shape[1:] != test_images.shape[1:]:
         raise ValueError(f"test_images: expected images of shape {tuple(train_images.shape[1:])}; "
                          f"got {tuple(test_images.shape[1:])}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected a positive int, got {batch_size}")
     ytr = np.asarray(train_labels.cpu() if isinstance(train_labels, torch.Tensor) else train_labels).reshape(-1)
     yte = np.asarray(test_labels.cpu() if isinstance(test_labels, torch.Tensor) else test_labels).reshape(-1)
     if len(ytr) != train_images.shape[0] or len(yte) != test_images.shape[0]:
         raise ValueError("labels: need one label per image")
-    recs = []
-    with torch.no_grad():
-        for i in range(0, test_images.shape[0], batch_size):
-            x = test_images[i:i + batch_size]
-            y = reconstruct(x)
-            if not isinstance(y, torch.Tensor) or y.shape != x.shape:
-                raise ValueError(f"reconstruct: returned {tuple(y.shape) if isinstance(y, torch.Tensor) else type(y)}"
-                                 f" for input {tuple(x.shape)}; expected the same shape")
-            recs.append(_flat_numpy(y))
-    rec = np.concatenate(recs)
+    rec = np.concatenate([_flat_numpy(y) for _, y in _batches(reconstruct, test_images, batch_size)])
     if not np.isfinite(rec).all():
         raise ValueError("reconstruct: returned NaN or infinity")
     knn = KNeighborsClassifier(n_neighbors=1).fit(_flat_numpy(train_images), ytr)
