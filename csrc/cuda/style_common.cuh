@@ -10,13 +10,12 @@
 
 #include "../common/activations.h"
 #include "cuda_convert.cuh"
+#include "launch_limits.cuh"
 
 namespace alae_fast {
 namespace style_cuda {
 
-// The most blocks a grid may have along y or z; kernels with more samples or chunks than
-// that launch in slabs.
-constexpr int64_t kMaxGridYZ = 65535;
+using alae_fast::kMaxGridYZ;
 
 // The activation's ORDER-th derivative with the activation picked at run time: the switch is
 // uniform across the grid, and memory, not arithmetic, bounds these kernels; one kernel per

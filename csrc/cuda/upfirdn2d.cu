@@ -17,6 +17,7 @@
 
 #include "../common/dispatch.h"
 #include "cuda_convert.cuh"
+#include "launch_limits.cuh"
 #include "../common/upfirdn2d.h"
 #include "upfirdn2d.cuh"
 
@@ -167,7 +168,7 @@ int tile_in(int t, int64_t down, int64_t up, int64_t taps) {
 template <typename T, bool CL, int UP, int DOWN, int MAXT>
 void launch_tiled(const UpFirDn2dCudaArgs& a, const Geo& g, size_t smem, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(g.tiles_x * ceil_div(g.Ho, g.th)),
-                  static_cast<unsigned>(std::min<int64_t>(g.groups, 65535)));
+                  static_cast<unsigned>(std::min<int64_t>(g.groups, kMaxGridYZ)));
   upfirdn2d_tiled<T, CL, UP, DOWN, MAXT><<<grid, kThreads, smem, stream>>>(
       static_cast<const T*>(a.x), static_cast<T*>(a.y), a.f, a.separable, a.flip_filter,
       static_cast<typename Acc<T>::type>(a.gain), g);
