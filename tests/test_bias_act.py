@@ -189,6 +189,47 @@ def test_grads_match_reference(act, shape, cl):
         torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)
 
 
+def _half_with_special_values(shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(shape, generator=g) * 4
+    special = torch.tensor([0.0, -0.0, 6e-8, -6e-8, 3e-5, -1e-4, 65504.0, -65504.0, 60000.0, float("inf"),
+                            float("-inf"), float("nan"), 1.0, 2.0 ** -11])
+    flat = v.view(-1)
+    flat[:min(len(special), flat.numel())] = special[:flat.numel()]
+    return v.half()
+
+
+@pytest.mark.parametrize("shape,cl", [((3, 5, 7, 11), False), ((3, 5, 7, 11), True), ((2, 3, 1, 600), False),
+                                      ((1, 4, 1, 5), False)])
+@pytest.mark.parametrize("act", ["linear", "lrelu", "tanh", "swish"])
+def test_float16_cpu_is_the_float32_kernel_rounded(shape, cl, act):
+    # float16 runs through the float32 loops on widened blocks (F16C where the CPU has it):
+    # the result must be exactly the float32 kernel's, rounded to nearest-even. Row lengths
+    # 77, 600 (a 512 block and a rest) and 5 (no full vector) cover every conversion path;
+    # subnormals, overflow to inf, inf and NaN cover the conversions' edges.
+    x = _half_with_special_values(shape, 0)
+    x = x.contiguous(memory_format=torch.channels_last) if cl else x
+    b = _half_with_special_values((shape[1],), 1)
+    dy = _half_with_special_values(shape, 2)
+    for bias in (b, None):
+        y16 = bias_act(x, bias, act=act, alpha=0.2, gain=1.4)
+        y32 = bias_act(x.float(), None if bias is None else bias.float(), act=act, alpha=0.2, gain=1.4)
+        torch.testing.assert_close(y16, y32.half(), rtol=0, atol=0, equal_nan=True)
+        g16, _ = torch.ops.alae_fast.bias_act_grad(dy, x, bias, 1, act, 0.2, 1.4, None, 1)
+        g32, _ = torch.ops.alae_fast.bias_act_grad(dy.float(), x.float(), None if bias is None else bias.float(),
+                                                   1, act, 0.2, 1.4, None, 1)
+        torch.testing.assert_close(g16, g32.half(), rtol=0, atol=0, equal_nan=True)
+
+
+def test_float16_cpu_rounds_ties_to_even():
+    # 1 + 2^-11 lies halfway between 1 and 1 + 2^-10, 1 + 3 * 2^-11 halfway between 1 + 2^-10 and
+    # 1 + 2^-9: nearest-even picks the even mantissa both times (round-half-up would not)
+    x = torch.tensor([[1.0, 1.0 + 2.0 ** -10] * 8 + [1.0]], dtype=torch.float16)
+    y = bias_act(x.view(1, 1, 1, -1), torch.tensor([2.0 ** -11], dtype=torch.float16), act="linear").view(-1)
+    expected = torch.tensor([1.0, 1.0 + 2.0 ** -9] * 8 + [1.0], dtype=torch.float16)
+    assert torch.equal(y, expected)
+
+
 def test_second_order_zero_where_math_is_zero():
     x = torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True)
     for act in ("linear", "relu", "lrelu"):

@@ -22,6 +22,7 @@
 #include "../common/dispatch.h"
 #include "../common/instance_norm.h"
 #include "../ops/adain.h"
+#include "half_convert.h"
 
 // The row kernels of every dtype are multiversioned (multiversion.h): the library stays
 // portable while the running CPU's widest vectors do the work.
@@ -93,6 +94,17 @@ AF_ALWAYS_INLINE void sum_and_dot(const T* AF_RESTRICT a, const T* AF_RESTRICT b
   s_ab = sd;
 }
 
+// dst[i] = T(src[i]) for i < n: float16 through F16C where the CPU has it (half_convert.h;
+// c10::Half's own conversion is integer code here), other types by a loop that vectorizes.
+template <typename T, typename S>
+AF_ALWAYS_INLINE void widen_into(const S* AF_RESTRICT src, T* AF_RESTRICT dst, int64_t n) {
+  if constexpr (std::is_same_v<S, c10::Half> && std::is_same_v<T, float>) {
+    half_convert::widen(src, dst, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+  }
+}
+
 // sum_and_dot in the computation dtype T for rows of any element types. Half and bfloat16
 // rows are widened a block at a time into stack buffers (a conversion loop that vectorizes)
 // and reduced there with sum_and_dot's accumulators: widening inside one scalar sum made a
@@ -114,12 +126,12 @@ AF_ALWAYS_INLINE void sum_and_dot_as(const A* AF_RESTRICT a, const B* AF_RESTRIC
       if constexpr (std::is_same_v<A, T>) {
         pa = a + i0;
       } else {
-        for (int64_t i = 0; i < n; ++i) wa[i] = static_cast<T>(a[i0 + i]);
+        widen_into(a + i0, wa, n);
       }
       if constexpr (std::is_same_v<B, T>) {
         pb = b + i0;
       } else {
-        for (int64_t i = 0; i < n; ++i) wb[i] = static_cast<T>(b[i0 + i]);
+        widen_into(b + i0, wb, n);
       }
       T ba, bd;
       sum_and_dot(pa, pb, n, ba, bd);

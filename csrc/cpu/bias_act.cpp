@@ -7,9 +7,13 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <type_traits>
+
 #include "../common/activations.h"
 #include "../common/dispatch.h"
 #include "../ops/bias_act.h"
+#include "half_convert.h"
 #include "multiversion.h"
 
 // Inner loops are multiversioned (multiversion.h): a portable wheel still runs AVX2 or
@@ -53,13 +57,45 @@ struct BiasActRow {
 
   // One run of n contiguous elements sharing a single bias value.
   void same_bias(const scalar_t* x, const scalar_t* g, scalar_t* y, int64_t n, acc_t bias) const {
-    has_clamp ? same_bias_loop<true>(x, g, y, n, bias) : same_bias_loop<false>(x, g, y, n, bias);
+    if constexpr (std::is_same_v<scalar_t, c10::Half>) {
+      in_float_blocks(x, g, nullptr, y, n, [&](const float* xf, const float* gf, const float*, float* yf, int64_t m) {
+        as_float().same_bias(xf, gf, yf, m, bias);
+      });
+    } else {
+      has_clamp ? same_bias_loop<true>(x, g, y, n, bias) : same_bias_loop<false>(x, g, y, n, bias);
+    }
   }
 
   // One run of n contiguous elements with a bias value each (channels innermost).
   void per_elem_bias(const scalar_t* x, const scalar_t* g, const scalar_t* b, scalar_t* y,
                      int64_t n) const {
-    has_clamp ? per_elem_bias_loop<true>(x, g, b, y, n) : per_elem_bias_loop<false>(x, g, b, y, n);
+    if constexpr (std::is_same_v<scalar_t, c10::Half>) {
+      in_float_blocks(x, g, b, y, n, [&](const float* xf, const float* gf, const float* bf, float* yf, int64_t m) {
+        as_float().per_elem_bias(xf, gf, bf, yf, m);
+      });
+    } else {
+      has_clamp ? per_elem_bias_loop<true>(x, g, b, y, n) : per_elem_bias_loop<false>(x, g, b, y, n);
+    }
+  }
+
+  // float16 runs are widened a block at a time with F16C (half_convert.h), computed by the
+  // float32 loops and narrowed back: c10::Half's own conversions are integer code in these
+  // clones and left the float16 loops 2.3x slower than the bfloat16 ones.
+  BiasActRow<float, ACT, ORDER> as_float() const { return {alpha, gain, clamp, has_clamp}; }
+
+  template <typename Fn>
+  static void in_float_blocks(const c10::Half* x, const c10::Half* g, const c10::Half* b, c10::Half* y, int64_t n,
+                              Fn&& fn) {
+    constexpr int64_t kBlock = 512;
+    alignas(64) float xf[kBlock], gf[kBlock], bf[kBlock], yf[kBlock];
+    for (int64_t i = 0; i < n; i += kBlock) {
+      const int64_t m = std::min(kBlock, n - i);
+      half_convert::widen(x + i, xf, m);
+      if (g) half_convert::widen(g + i, gf, m);
+      if (b) half_convert::widen(b + i, bf, m);
+      fn(xf, g ? gf : nullptr, b ? bf : nullptr, yf, m);
+      half_convert::narrow(yf, y + i, m);
+    }
   }
 };
 
@@ -68,6 +104,17 @@ struct BiasActRow {
 template <typename scalar_t>
 AF_CPU_CLONES double row_sum(const scalar_t* v, int64_t n) {
   using acc_t = at::opmath_type<scalar_t>;
+  if constexpr (std::is_same_v<scalar_t, c10::Half>) {
+    constexpr int64_t kBlock = 512;
+    alignas(64) float f[kBlock];
+    double s = 0;
+    for (int64_t i = 0; i < n; i += kBlock) {
+      const int64_t m = std::min(kBlock, n - i);
+      half_convert::widen(v + i, f, m);
+      s += row_sum(f, m);
+    }
+    return s;
+  }
   acc_t part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
