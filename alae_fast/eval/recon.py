@@ -83,14 +83,15 @@ def reconstruction_class_accuracy(reconstruct: Callable[[torch.Tensor], torch.Te
     import numpy as np
     from sklearn.neighbors import KNeighborsClassifier
 
+    from .latent import _labels
+
     for name, x in (("train_images", train_images), ("test_images", test_images)):
         if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] == 0:
             raise ValueError(f"{name}: expected a non-empty [N, ...] tensor")
     if train_images.shape[1:] != test_images.shape[1:]:
         raise ValueError(f"test_images: expected images of shape {tuple(train_images.shape[1:])}; "
                          f"got {tuple(test_images.shape[1:])}")
-    ytr = np.asarray(train_labels.cpu() if isinstance(train_labels, torch.Tensor) else train_labels).reshape(-1)
-    yte = np.asarray(test_labels.cpu() if isinstance(test_labels, torch.Tensor) else test_labels).reshape(-1)
+    ytr, yte = _labels(train_labels), _labels(test_labels)
     if len(ytr) != train_images.shape[0] or len(yte) != test_images.shape[0]:
         raise ValueError("labels: need one label per image")
     rec = np.concatenate([_flat_numpy(y) for _, y in _batches(reconstruct, test_images, batch_size)])

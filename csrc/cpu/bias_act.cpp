@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "../common/activations.h"
 #include "../common/dispatch.h"
@@ -55,10 +56,14 @@ struct BiasActRow {
     }
   }
 
+  // float16 rows take their per-element bias already widened: bias_act_cpu_impl widens it
+  // once, not once for every row of channels that reuses it.
+  using bias_t = std::conditional_t<std::is_same_v<scalar_t, c10::Half>, float, scalar_t>;
+
   // One run of n contiguous elements sharing a single bias value.
   void same_bias(const scalar_t* x, const scalar_t* g, scalar_t* y, int64_t n, acc_t bias) const {
     if constexpr (std::is_same_v<scalar_t, c10::Half>) {
-      in_float_blocks(x, g, nullptr, y, n, [&](const float* xf, const float* gf, const float*, float* yf, int64_t m) {
+      in_float_blocks(x, g, y, n, [&](const float* xf, const float* gf, float* yf, int64_t, int64_t m) {
         as_float().same_bias(xf, gf, yf, m, bias);
       });
     } else {
@@ -67,11 +72,10 @@ struct BiasActRow {
   }
 
   // One run of n contiguous elements with a bias value each (channels innermost).
-  void per_elem_bias(const scalar_t* x, const scalar_t* g, const scalar_t* b, scalar_t* y,
-                     int64_t n) const {
+  void per_elem_bias(const scalar_t* x, const scalar_t* g, const bias_t* b, scalar_t* y, int64_t n) const {
     if constexpr (std::is_same_v<scalar_t, c10::Half>) {
-      in_float_blocks(x, g, b, y, n, [&](const float* xf, const float* gf, const float* bf, float* yf, int64_t m) {
-        as_float().per_elem_bias(xf, gf, bf, yf, m);
+      in_float_blocks(x, g, y, n, [&](const float* xf, const float* gf, float* yf, int64_t i, int64_t m) {
+        as_float().per_elem_bias(xf, gf, b + i, yf, m);
       });
     } else {
       has_clamp ? per_elem_bias_loop<true>(x, g, b, y, n) : per_elem_bias_loop<false>(x, g, b, y, n);
@@ -83,17 +87,16 @@ struct BiasActRow {
   // clones and left the float16 loops 2.3x slower than the bfloat16 ones.
   BiasActRow<float, ACT, ORDER> as_float() const { return {alpha, gain, clamp, has_clamp}; }
 
+  // fn(x block, g block or null, y block, offset of the block in the run, its length).
   template <typename Fn>
-  static void in_float_blocks(const c10::Half* x, const c10::Half* g, const c10::Half* b, c10::Half* y, int64_t n,
-                              Fn&& fn) {
+  static void in_float_blocks(const c10::Half* x, const c10::Half* g, c10::Half* y, int64_t n, Fn&& fn) {
     constexpr int64_t kBlock = 512;
-    alignas(64) float xf[kBlock], gf[kBlock], bf[kBlock], yf[kBlock];
+    alignas(64) float xf[kBlock], gf[kBlock], yf[kBlock];
     for (int64_t i = 0; i < n; i += kBlock) {
       const int64_t m = std::min(kBlock, n - i);
       half_convert::widen(x + i, xf, m);
       if (g) half_convert::widen(g + i, gf, m);
-      if (b) half_convert::widen(b + i, bf, m);
-      fn(xf, g ? gf : nullptr, b ? bf : nullptr, yf, m);
+      fn(xf, g ? gf : nullptr, yf, i, m);
       half_convert::narrow(yf, y + i, m);
     }
   }
@@ -104,17 +107,6 @@ struct BiasActRow {
 template <typename scalar_t>
 AF_CPU_CLONES double row_sum(const scalar_t* v, int64_t n) {
   using acc_t = at::opmath_type<scalar_t>;
-  if constexpr (std::is_same_v<scalar_t, c10::Half>) {
-    constexpr int64_t kBlock = 512;
-    alignas(64) float f[kBlock];
-    double s = 0;
-    for (int64_t i = 0; i < n; i += kBlock) {
-      const int64_t m = std::min(kBlock, n - i);
-      half_convert::widen(v + i, f, m);
-      s += row_sum(f, m);
-    }
-    return s;
-  }
   acc_t part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -123,6 +115,19 @@ AF_CPU_CLONES double row_sum(const scalar_t* v, int64_t n) {
   double s = 0;
   for (; i < n; ++i) s += static_cast<double>(v[i]);
   for (int k = 0; k < 8; ++k) s += static_cast<double>(part[k]);
+  return s;
+}
+
+// float16 rows: widened a block at a time with F16C (half_convert.h) and summed as float32.
+double row_sum(const c10::Half* v, int64_t n) {
+  constexpr int64_t kBlock = 512;
+  alignas(64) float f[kBlock];
+  double s = 0;
+  for (int64_t i = 0; i < n; i += kBlock) {
+    const int64_t m = std::min(kBlock, n - i);
+    half_convert::widen(v + i, f, m);
+    s += row_sum(f, m);
+  }
   return s;
 }
 
@@ -145,11 +150,21 @@ bool bias_act_cpu_impl(const BiasActPlan& p, const scalar_t* x, const scalar_t* 
   const int64_t C = p.channels, inner = p.inner;
   if (inner == 1) {
     // channels_last with dim=1 (or bias on the last dim): each block of C elements takes b whole.
+    using bias_t = typename BiasActRow<scalar_t, ACT, ORDER>::bias_t;
+    std::vector<float> b_wide;
+    const bias_t* bb;
+    if constexpr (std::is_same_v<scalar_t, c10::Half>) {
+      b_wide.resize(C);
+      half_convert::widen(b, b_wide.data(), C);
+      bb = b_wide.data();
+    } else {
+      bb = b;
+    }
     const int64_t outer = n / C;
     const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / C);
     at::parallel_for(0, outer, grain, [&](int64_t lo, int64_t hi) {
       for (int64_t o = lo; o < hi; ++o) {
-        row.per_elem_bias(x + o * C, g ? g + o * C : nullptr, b, y + o * C, C);
+        row.per_elem_bias(x + o * C, g ? g + o * C : nullptr, bb, y + o * C, C);
       }
     });
     return false;

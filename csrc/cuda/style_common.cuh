@@ -15,8 +15,6 @@
 namespace alae_fast {
 namespace style_cuda {
 
-using alae_fast::kMaxGridYZ;
-
 // The activation's ORDER-th derivative with the activation picked at run time: the switch is
 // uniform across the grid, and memory, not arithmetic, bounds these kernels; one kernel per
 // dtype instead of one per (dtype, activation) keeps nvcc's build time down.
