@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+
+# Pillow is a core dependency, but the lent GPU machines' python lacks it (their CUDA test run
+# must still collect): without it this module is skipped, not a collection error.
+Image = pytest.importorskip("PIL.Image")
 
 from alae_fast.cli import build_parser, main
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint

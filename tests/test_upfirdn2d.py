@@ -175,6 +175,156 @@ def test_thread_count_does_not_change_result():
     assert torch.equal(one, many)
 
 
+# --- every tap count, factor, layout and dtype (issue 17) --------------------------------------------
+# The CPU kernel specialises on taps <= 8 per horizontal pass, sums more than 8 rows through a
+# scratch row in chunks of 8, picks vertical-first for separable filters with down >= up, and
+# converts through the accumulation type for the half types; the CUDA kernel specialises
+# isotropic up 2 / down 2 / 1 with <= 8 taps. A 9-tap separable down-2 filter once overran
+# the scratch row. The grid below crosses each of those boundaries: for every tap count
+# 1..16 (and 17, 24: two and three chunks), separable and 2-D, every dtype, it runs all 16
+# (up, down) pairs of 1..4 on the x axis, each once with the same pair on y and once with
+# another, in both layouts, with paddings cycling through -4..8; forward, backward and double
+# backward against upfirdn2d_ref in float64.
+
+UD_PAIRS = [(u, d) for u in range(1, 5) for d in range(1, 5)]
+
+
+def grid_settings(taps_x, taps_y, shape):
+    """(up, down, pad, layout) settings of one tap count: 16 pairs x {same on y, another on
+    y} x 2 layouts, paddings drawn deterministically from -4..8 (raised at the end where an
+    axis would have no output)."""
+    out = []
+    for i, (ux, dx) in enumerate(UD_PAIRS):
+        for j, (uy, dy) in enumerate([(ux, dx), UD_PAIRS[(5 * i + 3) % 16]]):
+            for k, layout in enumerate(("contiguous", "channels_last")):
+                m = 4 * i + 2 * j + k
+                pad = [-4 + (m * 7 + 3 * q * q) % 13 for q in range(4)]
+                for a, (n, u, d, t) in enumerate(((shape[3], ux, dx, taps_x), (shape[2], uy, dy, taps_y))):
+                    while out_size(n, u, d, pad[2 * a], pad[2 * a + 1], t) < 1:
+                        pad[2 * a + 1] += 1
+                out.append(([ux, uy], [dx, dy], pad, layout))
+    return out
+
+
+def grid_filter(kind, taps, gen):
+    if kind == "separable":
+        return torch.rand(taps, generator=gen) + 0.1
+    return torch.rand(max(1, taps - 3) if taps > 3 else taps, taps, generator=gen) + 0.1  # non-square 2-D
+
+
+def check_against_ref(x, f, up, down, pad, layout, dtype, flip=False, gain=1.0, orders=2, gen=None):
+    """upfirdn2d on x (dtype, layout) vs upfirdn2d_ref in float64 on the same rounded values:
+    forward, then (orders >= 1) the vector-Jacobian product, then (orders >= 2) the derivative
+    of that product with respect to its cotangent (the double backward of a linear op)."""
+    rtol, atol = tolerances(dtype)
+    xk = x.to(dtype)
+    if layout == "channels_last":
+        xk = xk.contiguous(memory_format=torch.channels_last)
+    xr = xk.detach().double().requires_grad_()
+    xk = xk.detach().requires_grad_()
+    yk = upfirdn2d(xk, f, up, down, pad, flip, gain)
+    yr = upfirdn2d_ref(xr, f, up, down, pad, flip, gain)
+
+    def close(a, b, what):
+        scale = float(b.detach().abs().max()) if b.numel() else 1.0
+        err = (a.detach().double() - b.detach()).abs()
+        bound = 8 * (rtol * b.detach().abs() + atol * max(scale, 1e-30)) * (1 + f.numel() ** 0.5 / 4)
+        assert bool((err <= bound).all()), (f"{what}: error {float(err.max()):.3g} (max |ref| {scale:.3g}) "
+                                            f"up={up} down={down} pad={pad} {layout} {dtype} f={tuple(f.shape)}")
+
+    close(yk, yr, "forward")
+    assert yk.dtype == dtype and yk.shape == yr.shape
+    if orders < 1:
+        return
+    v = torch.randn(yr.shape, generator=gen, dtype=torch.float64).to(dtype)
+    vk, vr = v.clone().requires_grad_(), v.double().requires_grad_()
+    (gk,) = torch.autograd.grad(yk, xk, vk, create_graph=orders >= 2)
+    (gr,) = torch.autograd.grad(yr, xr, vr, create_graph=orders >= 2)
+    close(gk, gr, "backward")
+    if orders < 2:
+        return
+    w = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(dtype)
+    (ggk,) = torch.autograd.grad(gk, vk, w)
+    (ggr,) = torch.autograd.grad(gr, vr, w.double())
+    close(ggk, ggr, "double backward")
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["separable", "2d"])
+@pytest.mark.parametrize("taps", list(range(1, 17)) + [17, 24])
+def test_every_taps_factor_layout(taps, kind, dtype, device):
+    gen = torch.Generator().manual_seed(taps)
+    f = grid_filter(kind, taps, gen).to(device)
+    shape = (1, 3, 13 + taps % 5, 19 - taps % 4)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64).to(device)
+    settings_ = grid_settings(f.shape[-1], f.shape[0], shape)
+    for n, (up, down, pad, layout) in enumerate(settings_):
+        # Forward for every setting, gradients on every fourth (both layouts, every pair).
+        check_against_ref(x, f, up, down, pad, layout, dtype, flip=n % 3 == 0, gain=(1.0, 2.0)[n % 2],
+                          orders=2 if n % 4 < 2 else 0, gen=gen)
+
+
+def test_issue_17_case():
+    # NCHW, a 9-tap separable filter, down 2: the vertical-first scratch row was sized by the
+    # output columns (8) but summed over the input columns (16).
+    gen = torch.Generator().manual_seed(17)
+    x = torch.randn(1, 3, 16, 16, generator=gen)
+    f = torch.rand(9, generator=gen) + 0.1
+    y = upfirdn2d(x, f, down=2)
+    torch.testing.assert_close(y, upfirdn2d_ref(x, f, down=2))
+    for taps in (9, 12):  # ADA's 12-tap down-2 filter, and the backward of an up-2
+        f = torch.rand(taps, generator=gen) + 0.1
+        xg = torch.randn(2, 3, 16, 16, generator=gen, requires_grad=True)
+        (g,) = torch.autograd.grad(upsample2d(xg, f).square().sum(), xg)
+        (gr,) = torch.autograd.grad(upsample2d(xg, f, impl="ref").square().sum(), xg)
+        torch.testing.assert_close(g, gr)
+
+
+@pytest.mark.parametrize("taps", [9, 12, 16])
+def test_gradcheck_many_taps(taps, device):
+    gen = torch.Generator().manual_seed(taps)
+    f = (torch.rand(taps, generator=gen) + 0.1).to(device)
+    x = torch.randn(1, 2, 9, 10, dtype=torch.float64, device=device, requires_grad=True)
+    fn = lambda t: upfirdn2d(t, f, [1, 2], [2, 1], [3, 2, 1, 4])
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+@needs_kernel
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["separable", "2d"])
+@pytest.mark.parametrize("taps", range(1, 17))
+def test_every_taps_factor_layout_exhaustive(taps, kind, dtype, device):
+    # Every (up, down) pair on x times every pair on y, both layouts, two paddings each.
+    gen = torch.Generator().manual_seed(100 + taps)
+    f = grid_filter(kind, taps, gen).to(device)
+    shape = (2, 3, 12 + taps % 7, 17 + taps % 3)
+    x = torch.randn(shape, generator=gen, dtype=torch.float64).to(device)
+    for n, ((ux, dx), (uy, dy), layout, p) in enumerate(
+            (a, b, l, p) for a in UD_PAIRS for b in UD_PAIRS for l in ("contiguous", "channels_last") for p in range(2)):
+        pad = [-4 + (n * 5 + 7 * q + p * 6) % 13 for q in range(4)]
+        for a, (m, u, d, t) in enumerate(((shape[3], ux, dx, f.shape[-1]), (shape[2], uy, dy, f.shape[0]))):
+            while out_size(m, u, d, pad[2 * a], pad[2 * a + 1], t) < 1:
+                pad[2 * a + 1] += 1
+        check_against_ref(x, f, [ux, uy], [dx, dy], pad, layout, dtype, flip=n % 2 == 1, orders=2, gen=gen)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(up=[2**17, 1]), "up must be >= 1 and <= 65536"),
+    (dict(down=[1, 2**40]), "down must be >= 1 and <= 65536"),
+    (dict(padding=[0, 2**31, 0, 0]), "padding must be within"),
+    (dict(padding=[-(2**62), 2**62, 0, 0]), "padding must be within"),
+])
+@needs_kernel
+def test_absurd_arguments_are_rejected_not_overflowed(kwargs, match):
+    args = dict(f=None, up=[1, 1], down=[1, 1], padding=[0, 0, 0, 0])
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        torch.ops.alae_fast.upfirdn2d(X, args["f"], args["up"], args["down"], args["padding"], False, 1.0)
+
+
 # --- gradients -------------------------------------------------------------------------------------
 
 GRAD_CASES = [

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile(reference) column")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target figure is missed")
+    p.add_argument("--list", action="store_true",
+                   help="build every case and print its name without timing it (a check that the report can run)")
     return p
 
 
@@ -62,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
     for op in ops:
         module = importlib.import_module(SUITES[op])
         for case in module.cases(device, quick=args.quick, compile=not args.no_compile):
+            if args.list:
+                print(f"  {case.op}: {case.name} [{', '.join(case.candidates)}]")
+                continue
             results.append(measure(case, rounds=rounds))
             print(f"  measured {case.op} {case.name}", file=sys.stderr, flush=True)
+    if args.list:
+        return 0
     print()
     print("Times: median ms per call of the fused kernel; other columns: median over rounds of")
     print("t(column) / t(fused) measured in the same round (> 1 means fused is faster).")

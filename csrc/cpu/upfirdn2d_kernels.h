@@ -182,9 +182,13 @@ void combine_out_k(const in_t* const* p, const acc_t* w, int64_t k, const acc_t*
 #undef AF_E
 }
 
-// out = cast(sum_k w[k] * p[k][0..n)), any k >= 0 (chunks of 8 through acc, n long scratch).
+// out = cast(sum_k w[k] * p[k][0..n)), any k >= 0. More than 8 rows go through acc in chunks
+// of 8, so acc must hold n values then: acc_len says how many it holds, and is checked.
 template <typename in_t, typename acc_t, typename out_t>
-void combine(const in_t* const* p, const acc_t* w, int64_t k, acc_t* acc, out_t* out, int64_t n) {
+void combine(const in_t* const* p, const acc_t* w, int64_t k, acc_t* acc, int64_t acc_len, out_t* out,
+             int64_t n) {
+  TORCH_INTERNAL_ASSERT(k <= 8 || n <= acc_len, "upfirdn2d: scratch of ", acc_len,
+                        " values for a sum of ", k, " rows of ", n);
   if (k == 0) {
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<out_t>(acc_t(0));
     return;
@@ -219,7 +223,8 @@ void combine_rows_k(const in_t* const* p, const acc_t* w, int64_t rows, int64_t 
 
 template <typename in_t, typename acc_t, typename out_t>
 void combine_rows(const in_t* const* p, const acc_t* w, int64_t k, int64_t rows, int64_t n,
-                  int64_t in_stride, out_t* out, int64_t out_stride, acc_t* scratch) {
+                  int64_t in_stride, out_t* out, int64_t out_stride, acc_t* scratch,
+                  int64_t scratch_len) {
   if (k >= 1 && k <= 8) {
 #define AF_E(K) combine_rows_k<in_t, acc_t, out_t, K>(p, w, rows, n, in_stride, out, out_stride)
     switch (k) { AF_UFD_TAPS_CASES(AF_E) default: break; }
@@ -229,7 +234,7 @@ void combine_rows(const in_t* const* p, const acc_t* w, int64_t k, int64_t rows,
   std::vector<const in_t*> q(static_cast<size_t>(k));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < k; ++j) q[j] = p[j] + r * in_stride;
-    combine<in_t, acc_t, out_t>(q.data(), w, k, scratch, out + r * out_stride, n);
+    combine<in_t, acc_t, out_t>(q.data(), w, k, scratch, scratch_len, out + r * out_stride, n);
   }
 }
 
@@ -259,7 +264,7 @@ void vertical_first_block(const Geometry& g, const Taps<acc_t>& tp, const scalar
                           scalar_t* dst, int64_t oy0, int64_t oy1, int64_t per, int64_t step,
                           int64_t ls, int64_t wos, int64_t xlo, int64_t cx0, int64_t cx1,
                           const HRow<acc_t, 0>& hset, acc_t* vbuf, acc_t* hbuf, acc_t* scratch,
-                          const scalar_t** ptrs, acc_t* wts) {
+                          int64_t scratch_len, const scalar_t** ptrs, acc_t* wts) {
   const int64_t ncols = cx1 - cx0 + 1;
   auto vrow = [&](int64_t oy) { return vbuf + (oy - oy0) * ls + (cx0 - xlo); };
   if (ncols > 0) {
@@ -276,7 +281,7 @@ void vertical_first_block(const Geometry& g, const Taps<acc_t>& tp, const scalar
         if (nk > 0 && j == jlo && jlo <= jhi) {
           for (int64_t k = 0; k < nk; ++k) ptrs[k] = src + (i0 + k) * g.W + cx0;
           combine_rows<scalar_t, acc_t, acc_t>(ptrs, wts, nk, jhi - jlo + 1, ncols, step * g.W,
-                                               vrow(oy), per * ls, scratch);
+                                               vrow(oy), per * ls, scratch, scratch_len);
           j = jhi;
           continue;
         }
@@ -368,11 +373,17 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
   const int64_t plane_in = g.H * g.W, plane_out = g.Ho * g.Wo;
   const int64_t units = g.P * nblocks;
   const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(1, bo * g.Wo + plane_in / nblocks));
+  // The vertical sums of more than 8 taps accumulate in `scratch`, one value per column they
+  // write: the vertical-first pass sums input rows over the clipped input columns
+  // [cx0, cx1] (cx1 - cx0 + 1 <= lx <= ls values), the horizontal-first pass sums rows of
+  // hbuf over the Wo output columns (Wo <= wos). With down > up the first is the larger, so
+  // sizing it by the output width overran it (issue 17).
+  const int64_t scratch_len = std::max<int64_t>(vfirst ? cx1 - cx0 + 1 : g.Wo, 1);
 
   at::parallel_for(0, units, grain, [&](int64_t u0, int64_t u1) {
     std::vector<acc_t> xbuf(static_cast<size_t>(ls * max_rows + tail), acc_t(0));
     std::vector<acc_t> hbuf(static_cast<size_t>(wos * std::max(max_rows, bo)));
-    std::vector<acc_t> scratch(static_cast<size_t>(wos));
+    std::vector<acc_t> scratch(static_cast<size_t>(scratch_len));
     std::vector<const acc_t*> ptrs(static_cast<size_t>(max_ky));
     std::vector<const scalar_t*> xptrs(static_cast<size_t>(max_ky));
     std::vector<acc_t> wts(static_cast<size_t>(max_ky));
@@ -383,7 +394,8 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
       scalar_t* dst = y + plane * plane_out;
       if (vfirst) {
         vertical_first_block(g, tp, src, dst, oy0, oy1, per, step, ls, wos, xlo, cx0, cx1, hset,
-                             xbuf.data(), hbuf.data(), scratch.data(), xptrs.data(), wts.data());
+                             xbuf.data(), hbuf.data(), scratch.data(), scratch_len, xptrs.data(),
+                             wts.data());
         continue;
       }
       int64_t ra, rb;  // unclipped input rows the block reads
@@ -419,7 +431,7 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
             wts[k] = tp.wy[ph.t0 + k * g.uy];
           }
           combine_rows<acc_t, acc_t, scalar_t>(ptrs.data(), wts.data(), nk, cnt, g.Wo, step * wos,
-                                               dst + oy * g.Wo, per * g.Wo, scratch.data());
+                                               dst + oy * g.Wo, per * g.Wo, scratch.data(), scratch_len);
         }
       } else {
         // 2-D taps: for each phase, one horizontal pass per filter row over all the block's
@@ -483,7 +495,10 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
 
   at::parallel_for(0, units, grain, [&](int64_t u0, int64_t u1) {
     std::vector<acc_t> vbuf(static_cast<size_t>(g.separable ? span * C : 0));
-    std::vector<acc_t> scratch(static_cast<size_t>(std::max<int64_t>(span, 1) * C));
+    // Sums of more than 8 pixel vectors accumulate here: span * C values (the vertical pass
+    // over the row span) or C (one output pixel).
+    const int64_t scratch_len = std::max<int64_t>(span, 1) * C;
+    std::vector<acc_t> scratch(static_cast<size_t>(scratch_len));
     std::vector<const scalar_t*> xptr(static_cast<size_t>(max_kx * max_ky));
     std::vector<const acc_t*> vptr(static_cast<size_t>(max_kx));
     std::vector<acc_t> wts(static_cast<size_t>(max_kx * max_ky));
@@ -513,8 +528,8 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
           xptr[k] = img + (iys[k] * g.W + xlo) * C;
           wts[k] = tp.wy[ys[k]];
         }
-        combine<scalar_t, acc_t, acc_t>(xptr.data(), wts.data(), ky, scratch.data(), vbuf.data(),
-                                        span * C);
+        combine<scalar_t, acc_t, acc_t>(xptr.data(), wts.data(), ky, scratch.data(), scratch_len,
+                                        vbuf.data(), span * C);
         for (int64_t ox = 0; ox < g.Wo; ++ox) {
           int64_t k = 0;
           for (int64_t j = 0; j < xnk[ox]; ++j) {
@@ -523,7 +538,8 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
             vptr[k] = vbuf.data() + (ix - xlo) * C;
             wts[k++] = tp.wx[xph[ox].t0 + j * g.ux];
           }
-          combine<acc_t, acc_t, scalar_t>(vptr.data(), wts.data(), k, scratch.data(), out + ox * C, C);
+          combine<acc_t, acc_t, scalar_t>(vptr.data(), wts.data(), k, scratch.data(), scratch_len,
+                                          out + ox * C, C);
         }
       } else {
         for (int64_t ox = 0; ox < g.Wo; ++ox) {
@@ -537,7 +553,8 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
               wts[k++] = tp.w2[ys[a] * g.tx + tx];
             }
           }
-          combine<scalar_t, acc_t, scalar_t>(xptr.data(), wts.data(), k, scratch.data(), out + ox * C, C);
+          combine<scalar_t, acc_t, scalar_t>(xptr.data(), wts.data(), k, scratch.data(), scratch_len,
+                                             out + ox * C, C);
         }
       }
     }

@@ -33,6 +33,7 @@ struct Inputs {
   int64_t N, C, L;
   int64_t chunk;  // pixels per channels_last tile
   int64_t n0;     // first sample of this channels_last launch (gridDim.z <= kMaxGridYZ)
+  int64_t r0;     // first (n, c) row of this NCHW launch (gridDim.x <= kMaxGridX)
   int act;
   A alpha, eps;
 
@@ -61,7 +62,7 @@ Inputs<T> make_inputs(const AdainCudaArgs& a) {
   return Inputs<T>{static_cast<const T*>(a.x), static_cast<const T*>(a.noise),
                    static_cast<const T*>(a.noise_weight), static_cast<const T*>(a.bias),
                    static_cast<const T*>(a.scale), static_cast<const T*>(a.shift),
-                   a.N, a.C, a.L, chunk_pixels(a.L), 0, a.act, static_cast<A>(a.alpha), static_cast<A>(a.eps)};
+                   a.N, a.C, a.L, chunk_pixels(a.L), 0, 0, a.act, static_cast<A>(a.alpha), static_cast<A>(a.eps)};
 }
 
 // --- NCHW: one block per plane -------------------------------------------------------------
@@ -72,7 +73,7 @@ __global__ void __launch_bounds__(kRowThreads) fwd_rows(Inputs<T> in, T* __restr
                                                         typename Acc<T>::type* __restrict__ std_out) {
   using A = typename Acc<T>::type;
   __shared__ A shared[2 * 32];
-  const int64_t r = blockIdx.x, L = in.L;
+  const int64_t r = in.r0 + blockIdx.x, L = in.L;
   const int64_t n = r / in.C, c = r % in.C;
   const int64_t base = r * L, nbase = n * L;
   const A nwc = in.nw_of(c), bc = in.bias_of(c);
@@ -122,7 +123,7 @@ template <typename T>
 __global__ void __launch_bounds__(kRowThreads) bwd_rows(Inputs<T> in, GradInputs<T> g, GradOutputs<T> out) {
   using A = typename Acc<T>::type;
   __shared__ A shared[2 * 32];
-  const int64_t r = blockIdx.x, L = in.L;
+  const int64_t r = in.r0 + blockIdx.x, L = in.L;
   const int64_t n = r / in.C, c = r % in.C;
   const int64_t base = r * L, nbase = n * L;
   const A nwc = in.nw_of(c), bc = in.bias_of(c);
@@ -348,6 +349,17 @@ dim3 tile_grid(const AdainCudaArgs& a, int64_t samples) {
               static_cast<unsigned>(samples));
 }
 
+// Calls launch(in_with_r0, blocks) for each slab of at most kMaxGridX rows of an NCHW launch.
+template <typename T, typename Launch>
+void for_row_slabs(const AdainCudaArgs& a, const Inputs<T>& in, Launch&& launch) {
+  const int64_t NC = a.N * a.C;
+  for (int64_t r0 = 0; r0 < NC; r0 += kMaxGridX) {
+    Inputs<T> slab = in;
+    slab.r0 = r0;
+    launch(slab, static_cast<unsigned>(NC - r0 < kMaxGridX ? NC - r0 : kMaxGridX));
+  }
+}
+
 // Calls launch(in_with_n0, grid) for each slab of at most kMaxGridYZ samples.
 template <typename T, typename Launch>
 void for_sample_slabs(const AdainCudaArgs& a, const Inputs<T>& in, Launch&& launch) {
@@ -370,8 +382,10 @@ cudaError_t forward_typed(const AdainCudaArgs& a, void* y, void* mean, void* std
   const Inputs<T> in = make_inputs<T>(a);
   const int64_t NC = a.N * a.C;
   if (!a.channels_last) {
-    fwd_rows<T><<<static_cast<unsigned>(NC), row_threads(a.L), 0, s>>>(in, static_cast<T*>(y),
-                                                                        static_cast<A*>(mean), static_cast<A*>(std));
+    for_row_slabs(a, in, [&](const Inputs<T>& slab, unsigned blocks) {
+      fwd_rows<T><<<blocks, row_threads(a.L), 0, s>>>(slab, static_cast<T*>(y), static_cast<A*>(mean),
+                                                      static_cast<A*>(std));
+    });
     return cudaGetLastError();
   }
   const int64_t chunks = chunks_of(a.L);
@@ -399,7 +413,9 @@ cudaError_t backward_typed(const AdainCudaArgs& a, const void* gy, const void* g
                            static_cast<A*>(szn)};
   const int64_t NC = a.N * a.C;
   if (!a.channels_last) {
-    bwd_rows<T><<<static_cast<unsigned>(NC), row_threads(a.L), 0, s>>>(in, g, out);
+    for_row_slabs(a, in, [&](const Inputs<T>& slab, unsigned blocks) {
+      bwd_rows<T><<<blocks, row_threads(a.L), 0, s>>>(slab, g, out);
+    });
     return cudaGetLastError();
   }
   const int64_t chunks = chunks_of(a.L);

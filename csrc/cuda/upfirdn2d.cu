@@ -34,16 +34,17 @@ struct Geo {
   int tw, th;          // output tile
   int tin_w, tin_h;    // input tile it reads
   int64_t tiles_x;
+  int64_t tiles;       // tiles_x * tiles along y: the kernel loops over them (gridDim.x may be fewer)
   int64_t groups;      // NCHW: N*C planes; channels_last: N * cgroups
   int64_t cgroups;     // channels_last: ceil(C / kChannelsPerBlock)
 };
 
 // Tap (ty, tx) in correlation order with the gain folded in, from f as the caller gave it.
 template <typename A>
-__device__ __forceinline__ A tap_at(const float* f, bool separable, bool flip, int fh, int fw,
-                                    int ty, int tx, A gain) {
+__device__ __forceinline__ A tap_at(const float* f, bool separable, bool flip, int64_t fh, int64_t fw,
+                                    int64_t ty, int64_t tx, A gain) {
   if (f == nullptr) return gain;
-  const int sy = flip ? ty : fh - 1 - ty, sx = flip ? tx : fw - 1 - tx;
+  const int64_t sy = flip ? ty : fh - 1 - ty, sx = flip ? tx : fw - 1 - tx;
   return (separable ? A(f[sy]) * A(f[sx]) : A(f[sy * fw + sx])) * gain;
 }
 
@@ -64,59 +65,61 @@ upfirdn2d_tiled(const T* __restrict__ x, T* __restrict__ y, const float* __restr
   for (int i = threadIdx.x; i < g.fh * g.fw; i += blockDim.x) {
     taps[i] = tap_at<A>(f, separable, flip, g.fh, g.fw, i / g.fw, i % g.fw, gain);
   }
-  const int64_t ox0 = (blockIdx.x % g.tiles_x) * g.tw, oy0 = (blockIdx.x / g.tiles_x) * g.th;
-  const int64_t ix0 = -fdiv(g.px0 - ox0 * dx, ux);  // first input column / row the tile reads
-  const int64_t iy0 = -fdiv(g.py0 - oy0 * dy, uy);
   const int tile_elems = g.tin_h * g.tin_w * CC;
   const int out_elems = g.th * g.tw * CC;
 
-  for (int64_t grp = blockIdx.y; grp < g.groups; grp += gridDim.y) {
-    const int64_t n = CL ? grp / g.cgroups : 0;
-    const int64_t c0 = CL ? (grp % g.cgroups) * CC : 0;
-    __syncthreads();  // the taps are written; the previous group's tile is no longer read
-    for (int i = threadIdx.x; i < tile_elems; i += blockDim.x) {
-      const int c = i % CC, r = i / CC;
-      const int64_t ix = ix0 + r % g.tin_w, iy = iy0 + r / g.tin_w;
-      A v = A(0);
-      if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W && (!CL || c0 + c < g.C)) {
-        const int64_t off = CL ? ((n * g.H + iy) * g.W + ix) * g.C + c0 + c : (grp * g.H + iy) * g.W + ix;
-        v = to_acc(x[off]);
+  for (int64_t tl = blockIdx.x; tl < g.tiles; tl += gridDim.x) {
+    const int64_t ox0 = (tl % g.tiles_x) * g.tw, oy0 = (tl / g.tiles_x) * g.th;
+    const int64_t ix0 = -fdiv(g.px0 - ox0 * dx, ux);  // first input column / row the tile reads
+    const int64_t iy0 = -fdiv(g.py0 - oy0 * dy, uy);
+    for (int64_t grp = blockIdx.y; grp < g.groups; grp += gridDim.y) {
+      const int64_t n = CL ? grp / g.cgroups : 0;
+      const int64_t c0 = CL ? (grp % g.cgroups) * CC : 0;
+      __syncthreads();  // the taps are written; the previous group's tile is no longer read
+      for (int i = threadIdx.x; i < tile_elems; i += blockDim.x) {
+        const int c = i % CC, r = i / CC;
+        const int64_t ix = ix0 + r % g.tin_w, iy = iy0 + r / g.tin_w;
+        A v = A(0);
+        if (iy >= 0 && iy < g.H && ix >= 0 && ix < g.W && (!CL || c0 + c < g.C)) {
+          const int64_t off = CL ? ((n * g.H + iy) * g.W + ix) * g.C + c0 + c : (grp * g.H + iy) * g.W + ix;
+          v = to_acc(x[off]);
+        }
+        tile[i] = v;
       }
-      tile[i] = v;
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < out_elems; i += blockDim.x) {
-      const int c = i % CC, r = i / CC;
-      const int64_t ox = ox0 + r % g.tw, oy = oy0 + r / g.tw;
-      if (ox >= g.Wo || oy >= g.Ho || (CL && c0 + c >= g.C)) continue;
-      const int tx0 = static_cast<int>(pmod(g.px0 - ox * dx, ux));
-      const int ty0 = static_cast<int>(pmod(g.py0 - oy * dy, uy));
-      const int jx = static_cast<int>((ox * dx + tx0 - g.px0) / ux - ix0);  // tile-local
-      const int jy = static_cast<int>((oy * dy + ty0 - g.py0) / uy - iy0);
-      const A* t0 = tile + (jy * g.tin_w + jx) * CC + c;
-      A acc = A(0);
-      if constexpr (MAXT > 0) {
-        constexpr int K = (MAXT + (UP ? UP : 1) - 1) / (UP ? UP : 1);
+      __syncthreads();
+      for (int i = threadIdx.x; i < out_elems; i += blockDim.x) {
+        const int c = i % CC, r = i / CC;
+        const int64_t ox = ox0 + r % g.tw, oy = oy0 + r / g.tw;
+        if (ox >= g.Wo || oy >= g.Ho || (CL && c0 + c >= g.C)) continue;
+        const int tx0 = static_cast<int>(pmod(g.px0 - ox * dx, ux));
+        const int ty0 = static_cast<int>(pmod(g.py0 - oy * dy, uy));
+        const int jx = static_cast<int>((ox * dx + tx0 - g.px0) / ux - ix0);  // tile-local
+        const int jy = static_cast<int>((oy * dy + ty0 - g.py0) / uy - iy0);
+        const A* t0 = tile + (jy * g.tin_w + jx) * CC + c;
+        A acc = A(0);
+        if constexpr (MAXT > 0) {
+          constexpr int K = (MAXT + (UP ? UP : 1) - 1) / (UP ? UP : 1);
 #pragma unroll
-        for (int ky = 0; ky < K; ++ky) {
-          const int ty = ty0 + ky * static_cast<int>(uy);
-          if (ty < g.fh) {
+          for (int ky = 0; ky < K; ++ky) {
+            const int ty = ty0 + ky * static_cast<int>(uy);
+            if (ty < g.fh) {
 #pragma unroll
-            for (int kx = 0; kx < K; ++kx) {
-              const int tx = tx0 + kx * static_cast<int>(ux);
-              if (tx < g.fw) acc += taps[ty * g.fw + tx] * t0[(ky * g.tin_w + kx) * CC];
+              for (int kx = 0; kx < K; ++kx) {
+                const int tx = tx0 + kx * static_cast<int>(ux);
+                if (tx < g.fw) acc += taps[ty * g.fw + tx] * t0[(ky * g.tin_w + kx) * CC];
+              }
+            }
+          }
+        } else {
+          for (int ty = ty0, ky = 0; ty < g.fh; ty += static_cast<int>(uy), ++ky) {
+            for (int tx = tx0, kx = 0; tx < g.fw; tx += static_cast<int>(ux), ++kx) {
+              acc += taps[ty * g.fw + tx] * t0[(ky * g.tin_w + kx) * CC];
             }
           }
         }
-      } else {
-        for (int ty = ty0, ky = 0; ty < g.fh; ty += static_cast<int>(uy), ++ky) {
-          for (int tx = tx0, kx = 0; tx < g.fw; tx += static_cast<int>(ux), ++kx) {
-            acc += taps[ty * g.fw + tx] * t0[(ky * g.tin_w + kx) * CC];
-          }
-        }
+        const int64_t off = CL ? ((n * g.Ho + oy) * g.Wo + ox) * g.C + c0 + c : (grp * g.Ho + oy) * g.Wo + ox;
+        y[off] = from_acc<T>(acc);
       }
-      const int64_t off = CL ? ((n * g.Ho + oy) * g.Wo + ox) * g.C + c0 + c : (grp * g.Ho + oy) * g.Wo + ox;
-      y[off] = from_acc<T>(acc);
     }
   }
 }
@@ -150,7 +153,7 @@ upfirdn2d_direct(const T* __restrict__ x, T* __restrict__ y, const float* __rest
       for (int64_t tx = px.t0, ix = px.i0; tx < g.fw; tx += g.ux, ++ix) {
         if (ix < 0 || ix >= g.W) continue;
         const int64_t off = CL ? ((n * g.H + iy) * g.W + ix) * g.C + c : ((n * g.C + c) * g.H + iy) * g.W + ix;
-        acc += tap_at<A>(f, separable, flip, g.fh, g.fw, static_cast<int>(ty), static_cast<int>(tx), gain) *
+        acc += tap_at<A>(f, separable, flip, g.fh, g.fw, ty, tx, gain) *
                to_acc(x[off]);
       }
     }
@@ -160,14 +163,17 @@ upfirdn2d_direct(const T* __restrict__ x, T* __restrict__ y, const float* __rest
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Input extent of `t` consecutive outputs on one axis, an upper bound.
-int tile_in(int t, int64_t down, int64_t up, int64_t taps) {
-  return static_cast<int>(((t - 1) * down + taps - 1) / up + 2);
+// Input extent of `t` consecutive outputs on one axis, an upper bound: outputs o0..o0+t-1
+// read inputs ceil((o0*down - p0)/up) .. floor(((o0+t-1)*down + taps-1 - p0)/up), at most
+// ((t-1)*down + taps-1)/up + 1 of them. In 64 bits: it is compared with the shared-memory
+// budget before anything narrows it to int.
+int64_t tile_in(int64_t t, int64_t down, int64_t up, int64_t taps) {
+  return ((t - 1) * down + taps - 1) / up + 2;
 }
 
 template <typename T, bool CL, int UP, int DOWN, int MAXT>
 void launch_tiled(const UpFirDn2dCudaArgs& a, const Geo& g, size_t smem, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(g.tiles_x * ceil_div(g.Ho, g.th)),
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>(g.tiles, kMaxGridX)),
                   static_cast<unsigned>(std::min<int64_t>(g.groups, kMaxGridYZ)));
   upfirdn2d_tiled<T, CL, UP, DOWN, MAXT><<<grid, kThreads, smem, stream>>>(
       static_cast<const T*>(a.x), static_cast<T*>(a.y), a.f, a.separable, a.flip_filter,
@@ -183,9 +189,11 @@ void launch(const UpFirDn2dCudaArgs& a, Geo g, cudaStream_t stream) {
   while (th > 1 && th / 2 >= g.Ho) th /= 2;
   while (tw > 1 && tw / 2 >= g.Wo) tw /= 2;
   const size_t budget = 40 * 1024;
+  // Shared memory of a th x tw tile: the taps, then the input region (taps + tile below).
   auto bytes = [&](int h, int w) {
-    return (static_cast<size_t>(g.fh) * g.fw +
-            static_cast<size_t>(tile_in(h, g.dy, g.uy, g.fh)) * tile_in(w, g.dx, g.ux, g.fw) * cc) * sizeof(A);
+    return (static_cast<size_t>(g.fh) * static_cast<size_t>(g.fw) +
+            static_cast<size_t>(tile_in(h, g.dy, g.uy, g.fh)) * static_cast<size_t>(tile_in(w, g.dx, g.ux, g.fw)) *
+                cc) * sizeof(A);
   };
   while (bytes(th, tw) > budget && (th > 1 || tw > 1)) {
     if (th >= tw && th > 1) th /= 2;
@@ -200,8 +208,10 @@ void launch(const UpFirDn2dCudaArgs& a, Geo g, cudaStream_t stream) {
     return;
   }
   g.th = th, g.tw = tw;
-  g.tin_h = tile_in(th, g.dy, g.uy, g.fh), g.tin_w = tile_in(tw, g.dx, g.ux, g.fw);
+  // Under the budget, so each fits in int (and so do the tile-local indices, all < tin_h*tin_w*cc).
+  g.tin_h = static_cast<int>(tile_in(th, g.dy, g.uy, g.fh)), g.tin_w = static_cast<int>(tile_in(tw, g.dx, g.ux, g.fw));
   g.tiles_x = ceil_div(g.Wo, tw);
+  g.tiles = g.tiles_x * ceil_div(g.Ho, th);
   const size_t smem = bytes(th, tw);
   const bool small = g.fw <= 8 && g.fh <= 8;
   if (small && g.ux == g.uy && g.dx == g.dy) {
@@ -224,7 +234,7 @@ cudaError_t upfirdn2d_cuda_launch(const UpFirDn2dCudaArgs& a, cudaStream_t strea
   Geo g{};
   g.N = a.N, g.C = a.C, g.H = a.H, g.W = a.W, g.Ho = a.Ho, g.Wo = a.Wo;
   g.ux = a.ux, g.uy = a.uy, g.dx = a.dx, g.dy = a.dy, g.px0 = a.px0, g.py0 = a.py0;
-  g.fw = static_cast<int>(a.fw), g.fh = static_cast<int>(a.fh);
+  g.fw = static_cast<int>(a.fw), g.fh = static_cast<int>(a.fh);  // <= 2^20 (plan_upfirdn2d)
   g.cgroups = ceil_div(a.C, kChannelsPerBlock);
   g.groups = a.channels_last ? a.N * g.cgroups : a.N * a.C;
   if (g.groups == 0 || a.Ho == 0 || a.Wo == 0) return cudaSuccess;

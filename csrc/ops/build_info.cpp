@@ -39,6 +39,12 @@ std::string build_info() {
 #else
     << "false"
 #endif
+    << ", \"sanitize\": "
+#ifdef ALAE_FAST_SANITIZE
+    << "true"
+#else
+    << "false"
+#endif
     << ", \"compiler\": \""
 #if defined(__clang__)
     << "clang " << __clang_major__ << "." << __clang_minor__

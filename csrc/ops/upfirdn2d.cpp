@@ -9,6 +9,15 @@
 
 namespace alae_fast {
 
+namespace {
+// Bounds that keep every size and index the kernels form within int64 (CPU) and the tile
+// arithmetic within int32 (CUDA), far beyond any meaningful resampling: a factor of 2^16 or
+// a padding of 2^30 already makes outputs of 2^16 or 2^30 samples per input sample.
+constexpr int64_t kMaxFactor = int64_t(1) << 16;
+constexpr int64_t kMaxPad = int64_t(1) << 30;
+constexpr int64_t kMaxTaps = int64_t(1) << 20;  // per axis
+}  // namespace
+
 UpFirDn2dPlan plan_upfirdn2d(const at::Tensor& x, const std::optional<at::Tensor>& f,
                              at::IntArrayRef up, at::IntArrayRef down, at::IntArrayRef padding,
                              bool flip_filter, double gain) {
@@ -22,8 +31,14 @@ UpFirDn2dPlan plan_upfirdn2d(const at::Tensor& x, const std::optional<at::Tensor
                     " values");
   TORCH_CHECK_VALUE(padding.size() == 4, "upfirdn2d: padding must be [x0, x1, y0, y1]; got ",
                     padding.size(), " values");
-  TORCH_CHECK_VALUE(up[0] >= 1 && up[1] >= 1, "upfirdn2d: up must be >= 1; got ", up);
-  TORCH_CHECK_VALUE(down[0] >= 1 && down[1] >= 1, "upfirdn2d: down must be >= 1; got ", down);
+  TORCH_CHECK_VALUE(up[0] >= 1 && up[1] >= 1 && up[0] <= kMaxFactor && up[1] <= kMaxFactor,
+                    "upfirdn2d: up must be >= 1 and <= ", kMaxFactor, "; got ", up);
+  TORCH_CHECK_VALUE(down[0] >= 1 && down[1] >= 1 && down[0] <= kMaxFactor && down[1] <= kMaxFactor,
+                    "upfirdn2d: down must be >= 1 and <= ", kMaxFactor, "; got ", down);
+  for (const int64_t v : padding) {
+    TORCH_CHECK_VALUE(v >= -kMaxPad && v <= kMaxPad, "upfirdn2d: padding must be within [-", kMaxPad,
+                      ", ", kMaxPad, "]; got ", padding);
+  }
 
   UpFirDn2dPlan p;
   p.upx = up[0], p.upy = up[1], p.downx = down[0], p.downy = down[1];
@@ -37,6 +52,8 @@ UpFirDn2dPlan plan_upfirdn2d(const at::Tensor& x, const std::optional<at::Tensor
     TORCH_CHECK_VALUE(ff.dim() == 1 || ff.dim() == 2,
                       "upfirdn2d: f must be 1-D (separable) or 2-D; got ", ff.dim(), "-D");
     TORCH_CHECK_VALUE(ff.numel() > 0, "upfirdn2d: f must not be empty; got shape ", ff.sizes());
+    TORCH_CHECK_VALUE(ff.size(0) <= kMaxTaps && ff.size(-1) <= kMaxTaps, "upfirdn2d: f must have at most ",
+                      kMaxTaps, " taps per axis; got shape ", ff.sizes());
     TORCH_CHECK_VALUE(ff.device() == x.device(), "upfirdn2d: f must be on x's device ", x.device(),
                       "; got ", ff.device());
     p.f = ff.to(at::kFloat).contiguous();
