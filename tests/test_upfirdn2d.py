@@ -189,14 +189,15 @@ def test_thread_count_does_not_change_result():
 UD_PAIRS = [(u, d) for u in range(1, 5) for d in range(1, 5)]
 
 
-def grid_settings(taps_x, taps_y, shape):
-    """(up, down, pad, layout) settings of one tap count: 16 pairs x {same on y, another on
-    y} x 2 layouts, paddings drawn deterministically from -4..8 (raised at the end where an
-    axis would have no output)."""
+def grid_settings(taps_x, taps_y, shape, layouts=("contiguous", "channels_last")):
+    """(up, down, pad, layout) settings of one tap count: 16 pairs on x x {the same pair on
+    y, another} x layouts (with one layout: the two alternate, so each pair meets both),
+    paddings drawn deterministically from -4..8 (raised at the end where an axis would have
+    no output)."""
     out = []
     for i, (ux, dx) in enumerate(UD_PAIRS):
         for j, (uy, dy) in enumerate([(ux, dx), UD_PAIRS[(5 * i + 3) % 16]]):
-            for k, layout in enumerate(("contiguous", "channels_last")):
+            for k, layout in enumerate(layouts if len(layouts) > 1 else [("contiguous", "channels_last")[(i + j) % 2]]):
                 m = 4 * i + 2 * j + k
                 pad = [-4 + (m * 7 + 3 * q * q) % 13 for q in range(4)]
                 for a, (n, u, d, t) in enumerate(((shape[3], ux, dx, taps_x), (shape[2], uy, dy, taps_y))):
@@ -252,17 +253,19 @@ def check_against_ref(x, f, up, down, pad, layout, dtype, flip=False, gain=1.0, 
 @needs_kernel
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["separable", "2d"])
-@pytest.mark.parametrize("taps", list(range(1, 17)) + [17, 24])
+@pytest.mark.parametrize("taps", list(range(1, 18)))
 def test_every_taps_factor_layout(taps, kind, dtype, device):
+    # 32 settings per item; float32 and float64 also check the backward and double backward
+    # on half of them (every x pair once, the same pair on y); the half types differ from
+    # them only in the conversions, checked forward. The slow test below runs every combination.
     gen = torch.Generator().manual_seed(taps)
     f = grid_filter(kind, taps, gen).to(device)
     shape = (1, 3, 13 + taps % 5, 19 - taps % 4)
     x = torch.randn(shape, generator=gen, dtype=torch.float64).to(device)
-    settings_ = grid_settings(f.shape[-1], f.shape[0], shape)
-    for n, (up, down, pad, layout) in enumerate(settings_):
-        # Forward for every setting, gradients on every fourth (both layouts, every pair).
+    half = dtype in (torch.float16, torch.bfloat16)
+    for n, (up, down, pad, layout) in enumerate(grid_settings(f.shape[-1], f.shape[0], shape, layouts=("one",))):
         check_against_ref(x, f, up, down, pad, layout, dtype, flip=n % 3 == 0, gain=(1.0, 2.0)[n % 2],
-                          orders=2 if n % 4 < 2 else 0, gen=gen)
+                          orders=2 if n % 2 == 0 and not half else 0, gen=gen)
 
 
 def test_issue_17_case():
@@ -275,7 +278,7 @@ def test_issue_17_case():
     torch.testing.assert_close(y, upfirdn2d_ref(x, f, down=2))
     for taps in (9, 12):  # ADA's 12-tap down-2 filter, and the backward of an up-2
         f = torch.rand(taps, generator=gen) + 0.1
-        xg = torch.randn(2, 3, 16, 16, generator=gen, requires_grad=True)
+        xg = torch.randn(2, 3, 16, 16, generator=gen, dtype=torch.float64, requires_grad=True)
         (g,) = torch.autograd.grad(upsample2d(xg, f).square().sum(), xg)
         (gr,) = torch.autograd.grad(upsample2d(xg, f, impl="ref").square().sum(), xg)
         torch.testing.assert_close(g, gr)
@@ -285,8 +288,8 @@ def test_issue_17_case():
 def test_gradcheck_many_taps(taps, device):
     gen = torch.Generator().manual_seed(taps)
     f = (torch.rand(taps, generator=gen) + 0.1).to(device)
-    x = torch.randn(1, 2, 9, 10, dtype=torch.float64, device=device, requires_grad=True)
-    fn = lambda t: upfirdn2d(t, f, [1, 2], [2, 1], [3, 2, 1, 4])
+    x = torch.randn(1, 1, 8, 14, dtype=torch.float64, device=device, requires_grad=True)
+    fn = lambda t: upfirdn2d(t, f, [1, 2], [2, 1], [3, 2, 1, 4])  # x: down 2 (vertical-first), y: up 2
     assert torch.autograd.gradcheck(fn, (x,))
     assert torch.autograd.gradgradcheck(fn, (x,))
 
@@ -295,7 +298,7 @@ def test_gradcheck_many_taps(taps, device):
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["separable", "2d"])
-@pytest.mark.parametrize("taps", range(1, 17))
+@pytest.mark.parametrize("taps", list(range(1, 17)) + [24])
 def test_every_taps_factor_layout_exhaustive(taps, kind, dtype, device):
     # Every (up, down) pair on x times every pair on y, both layouts, two paddings each.
     gen = torch.Generator().manual_seed(100 + taps)
