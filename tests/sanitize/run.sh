@@ -52,8 +52,12 @@ if [ -n "$tests" ]; then
   echo "== op tests under the sanitizers =="
   # torch.compile tests are left out: they check the fake kernels and the compiler, not our
   # memory accesses, and inductor's C++ compiles would dominate the run.
-  (cd "$root" && "$venv/bin/python" -m pytest $tests -q -x -p no:cacheprovider -k "not compile") 2>&1 \
-    | tee "$log" | tail -15 || status=$?
+  # From /tmp through the pytest script (not `python -m pytest`, which puts the working
+  # directory on sys.path): the tests must import the installed, instrumented package.
+  test_paths=()
+  for t in $tests; do test_paths+=("$root/$t"); done
+  "$venv/bin/pytest" "${test_paths[@]}" -c "$root/pyproject.toml" --rootdir "$root" -q -x -p no:cacheprovider \
+    -k "not compile" 2>&1 | tee "$log" | tail -15 || status=$?
 fi
 if [ "$status" -eq 0 ]; then
   echo "== fuzz: $calls random op calls, seed $seed =="
