@@ -13,7 +13,8 @@ Output size per axis: ``(in * up + pad0 + pad1 - taps + down) // down``.
 The kernels are polyphase: they never build the zero-inserted image and never multiply a
 zero tap. upfirdn2d is linear in x, and its adjoint is upfirdn2d again (up and down
 swapped, the filter flipped, the padding recomputed), so the op's backward is the op
-itself and gradients of every order run on the kernels.
+itself and gradients of every order run on the kernels. The filter's gradient is a small
+correlation of the padded, zero-inserted x with the output gradient.
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
             in float32). Any strides; contiguous and channels_last run without a copy.
         f: the filter, float32 (other float dtypes are converted), on x's device: 2-D
             [taps_y, taps_x], or 1-D [taps] meaning the same taps along both axes
-            (separable), or None for the identity [[1]]. No gradient flows to f.
+            (separable), or None for the identity [[1]]. Differentiable: with the kernel,
+            f's gradient is a correlation of the padded, zero-inserted x with the output
+            gradient (derived in csrc/autograd/upfirdn2d.cpp), computed only when f
+            requires grad.
         up: upsampling factor, int or [ux, uy] (default 1), each >= 1.
         down: downsampling factor, int or [dx, dy] (default 1), each >= 1.
         padding: int, [px, py] or [x0, x1, y0, y1] (default 0), in samples of the
@@ -134,12 +138,12 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
 
     Returns:
         [N, C, (H*uy + y0 + y1 - taps_y + dy) // dy, (W*ux + x0 + x1 - taps_x + dx) // dx],
-        x's dtype, channels_last when x is. Differentiable in x to any order.
+        x's dtype, channels_last when x is. Differentiable in x to any order and in f to
+        second order (the filter gradient is made of differentiable ops).
     """
     f, up, down, padding, gain = _resolve(x, f, up, down, padding, flip_filter, gain, "upfirdn2d")
     if use_kernel(x, impl, "upfirdn2d"):
-        return torch.ops.alae_fast.upfirdn2d(x, None if f is None else f.detach(), up, down, padding,
-                                             flip_filter, gain)
+        return torch.ops.alae_fast.upfirdn2d(x, f, up, down, padding, flip_filter, gain)
     return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
 
 

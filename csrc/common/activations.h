@@ -2,6 +2,13 @@
 // the CPU and CUDA kernels. ORDER 0 is the function itself; ORDER k is d^k f / dz^k.
 // The third derivative exists so that the gradient of the second-order gradient op is
 // exact (bias_act's autograd asks for ORDER+1 when it differentiates ORDER).
+//
+// NaN and inf follow PyTorch's own kernels (the references compose them), so a diverging
+// run shows up the same way on every path. Each piecewise branch is therefore written as
+// PyTorch tests it: relu and elu/selu ask `z <= 0` (false for NaN, so NaN takes the z branch:
+// relu(NaN) = NaN, relu'(NaN) = 1 as threshold_backward gives, elu'(NaN) = 1); lrelu asks
+// `z > 0` (NaN takes the alpha branch: lrelu'(NaN) = alpha, as leaky_relu_backward). For every
+// finite z both spellings pick the same branch, so finite results are unchanged.
 #pragma once
 
 #include "host_device.h"
@@ -38,8 +45,8 @@ AF_HD T act_eval(T z, T alpha) {
   if constexpr (ACT == kLinear) {
     return ORDER == 0 ? z : (ORDER == 1 ? T(1) : T(0));
   } else if constexpr (ACT == kRelu) {
-    if constexpr (ORDER == 0) return z > T(0) ? z : T(0);
-    else if constexpr (ORDER == 1) return z > T(0) ? T(1) : T(0);
+    if constexpr (ORDER == 0) return z <= T(0) ? T(0) : z;
+    else if constexpr (ORDER == 1) return z <= T(0) ? T(0) : T(1);
     else return T(0);
   } else if constexpr (ACT == kLrelu) {
     if constexpr (ORDER == 0) return z > T(0) ? z : z * alpha;
@@ -63,9 +70,9 @@ AF_HD T act_eval(T z, T alpha) {
     // elu: alpha * (e^z - 1) below zero; selu: the same with fixed alpha, times a scale.
     T a = ACT == kElu ? alpha : T(kSeluAlpha);
     T scale = ACT == kElu ? T(1) : T(kSeluScale);
-    if constexpr (ORDER == 0) return scale * (z > T(0) ? z : a * af_expm1(z));
-    else if constexpr (ORDER == 1) return scale * (z > T(0) ? T(1) : a * af_exp(z));
-    else return scale * (z > T(0) ? T(0) : a * af_exp(z));
+    if constexpr (ORDER == 0) return scale * (z <= T(0) ? a * af_expm1(z) : z);
+    else if constexpr (ORDER == 1) return scale * (z <= T(0) ? a * af_exp(z) : T(1));
+    else return scale * (z <= T(0) ? a * af_exp(z) : T(0));
   } else if constexpr (ACT == kSoftplus) {
     if constexpr (ORDER == 0) return z > T(kSoftplusThreshold) ? z : af_log1p(af_exp(z));
     else {
@@ -95,10 +102,11 @@ AF_HD T clamp_sym(T v, T c) {
   return v > c ? c : (v < -c ? -c : v);
 }
 
-// The clamp's derivative: 1 inside [-c, c] (bounds included, as torch.clamp's backward), else 0.
+// The clamp's derivative: 1 inside [-c, c] (bounds included), else 0; 0 for NaN, as
+// torch.clamp's backward (which asks -c <= v && v <= c).
 template <typename T>
 AF_HD bool clamp_pass(T v, T c) {
-  return !(af_abs(v) > c);
+  return af_abs(v) <= c;
 }
 
 // ORDER 0: y = clamp(f(z) * gain, -c, c) (g unused).
