@@ -65,7 +65,7 @@ def _run_augment(augment):
     pipe = augment.AugmentPipe(**spec)
     pipe.p.copy_(torch.as_tensor(0.8))
     torch.manual_seed(3)
-    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    x = torch.randn(4, 3, 64, 64, requires_grad=True)  # the geometric stage pads by up to ~1/3 of the size
     y = pipe(x)
     (dx,) = torch.autograd.grad(y.square().sum(), x)
     return {"augment/y": y.detach(), "augment/dx": dx}
@@ -80,12 +80,11 @@ def record(checkout, use_alae_fast):
         assert ba.__name__.startswith("alae_fast."), ba.__name__
     import importlib
     results = {}
-    for fp16_res in (0, 2):
-        for architecture in ("skip", "resnet", "orig"):
-            for name in _net_modules(checkout):
-                net = importlib.import_module(name)
-                out = _run_generator_and_discriminator(net, fp16_res, architecture)
-                results.update({f"{name}/{fp16_res}/{architecture}/{k}": v for k, v in out.items()})
+    for fp16_res, architecture in ((0, "orig"), (0, "skip"), (0, "resnet"), (2, "skip")):
+        for name in _net_modules(checkout):
+            net = importlib.import_module(name)
+            out = _run_generator_and_discriminator(net, fp16_res, architecture)
+            results.update({f"{name}/{fp16_res}/{architecture}/{k}": v for k, v in out.items()})
     results.update(_run_augment(importlib.import_module("training.augment")))
     return results
 
