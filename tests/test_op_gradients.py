@@ -81,15 +81,26 @@ def test_upfirdn2d_filter_grad_half_and_channels_last(dtype):
     torch.testing.assert_close(df, dfr, rtol=2e-2, atol=2e-2 * dfr.abs().max().item())
 
 
-@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-@pytest.mark.parametrize("fshape", [(3, 2), (3,)], ids=["2d", "sep"])
-@pytest.mark.parametrize("impl", ["auto", "ref"])
-def test_upfirdn2d_gradcheck_with_filter(case, fshape, impl):
+def _gradchecks(case, fshape, impl, fast):
     x = _rand(1, 2, 5, 4, seed=6).requires_grad_(True)
     f = _lattice(*fshape, seed=7).requires_grad_(True)
     fn = lambda x, f: upfirdn2d(x, f, impl=impl, **case)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (x, f), eps=EPS, atol=1e-7, rtol=1e-5)
-    assert torch.autograd.gradgradcheck(fn, (x, f), eps=EPS, atol=1e-7, rtol=1e-5)
+    assert torch.autograd.gradcheck(fn, (x, f), eps=EPS, atol=1e-7, rtol=1e-5, fast_mode=fast)
+    assert torch.autograd.gradgradcheck(fn, (x, f), eps=EPS, atol=1e-7, rtol=1e-5, fast_mode=fast)
+
+
+@pytest.mark.parametrize("case,fshape", [(CASES[4], (3, 2)), (CASES[5], (3,))], ids=["mixed-2d", "updown-sep"])
+def test_upfirdn2d_gradcheck_with_filter(case, fshape):
+    # Slow-mode gradcheck: fast mode perturbs along a random direction, off the float32 lattice.
+    _gradchecks(case, fshape, "auto", fast=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("fshape", [(3, 2), (3,)], ids=["2d", "sep"])
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+def test_upfirdn2d_gradcheck_with_filter_full(case, fshape, impl):
+    _gradchecks(case, fshape, impl, fast=False)
 
 
 def test_resampling_helpers_pass_the_filter_gradient():

@@ -10,10 +10,14 @@ f receives its gradient on both.
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
-from ...ops import upfirdn2d as _ops
 from ._impl import resolve_impl
+
+# The module: the name alae_fast.ops.upfirdn2d is also the function's, re-exported by alae_fast.ops.
+_ops = importlib.import_module("alae_fast.ops.upfirdn2d")
 
 __all__ = ["upfirdn2d", "setup_filter", "filter2d", "upsample2d", "downsample2d"]
 
