@@ -140,4 +140,73 @@ def test_rosinality_ops_semantics():
     assert Upsample([1, 3, 3, 1])(x).shape == (2, 3, 16, 16)
     assert Downsample([1, 3, 3, 1])(x).shape == (2, 3, 4, 4)
     with pytest.raises(ValueError, match="pad must be"):
-        upfirdn2d(x, k, pad=(1, 1, 1, 1))
+        upfirdn2d(x, k, pad=(1, 1, 1))
+    with pytest.raises(ValueError, match="pad must be"):
+        upfirdn2d(x, k, pad=1)
+
+
+def _rosinality_native(x, k, up_x, up_y, down_x, down_y, x0, x1, y0, y1):
+    """rosinality's documented recipe, written out in float64: zero-insert, pad/crop with
+    (x0, x1, y0, y1), convolve with the flipped kernel, keep every down-th sample."""
+    N, C, H, W = x.shape
+    z = x.new_zeros(N, C, H * up_y, W * up_x)
+    z[:, :, ::up_y, ::up_x] = x
+    z = torch.nn.functional.pad(z, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+    z = z[:, :, max(-y0, 0): z.shape[2] - max(-y1, 0), max(-x0, 0): z.shape[3] - max(-x1, 0)]
+    kh, kw = k.shape
+    out = torch.nn.functional.conv2d(z.reshape(N * C, 1, *z.shape[2:]), k.flip([0, 1]).view(1, 1, kh, kw))
+    return out.reshape(N, C, *out.shape[2:])[:, :, ::down_y, ::down_x]
+
+
+@pytest.mark.parametrize("pad", [(2, 0, 1, 3), [0, 1, 2, -1], (1, 2), [-1, 2]])
+@pytest.mark.parametrize("up,down", [(1, 1), (2, 1), (1, 2), ((2, 1), (1, 2)), ([1, 2], 1)])
+def test_rosinality_upfirdn2d_accepts_its_spellings(pad, up, down):
+    # pad: (x0, x1, y0, y1) or (before, after) for both axes; up/down: int or (x, y).
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 7, 6, generator=g, dtype=torch.float64)
+    k = torch.randn(3, 4, generator=g, dtype=torch.float64).float().double()
+    p = [pad[0], pad[1], pad[0], pad[1]] if len(pad) == 2 else list(pad)
+    u = (up, up) if isinstance(up, int) else tuple(up)
+    d = (down, down) if isinstance(down, int) else tuple(down)
+    expected = _rosinality_native(x, k, *u, *d, *p)
+    torch.testing.assert_close(upfirdn2d(x, k, up=up, down=down, pad=pad), expected)
+
+
+def test_rosinality_upfirdn2d_kernel_gradient_and_bad_kernel():
+    x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    k = make_kernel([1, 3, 3, 1]).requires_grad_(True)
+    upfirdn2d(x, k, pad=(2, 1, 1, 2)).sum().backward()
+    assert k.grad is not None and torch.isfinite(k.grad).all()
+    with pytest.raises(ValueError, match="kernel must be a 2-D"):
+        upfirdn2d(x, torch.ones(4), pad=(1, 2))
+
+
+def test_rosinality_fused_leaky_relu_spellings():
+    g = torch.Generator().manual_seed(1)
+    for shape in ((4, 5), (2, 5, 3), (2, 5, 3, 4)):
+        x = torch.randn(*shape, generator=g, dtype=torch.float64)
+        b = torch.randn(5, generator=g, dtype=torch.float64)
+        view = [1, 5] + [1] * (len(shape) - 2)
+        torch.testing.assert_close(fused_leaky_relu(x, b), torch.nn.functional.leaky_relu(x + b.view(view), 0.2) * 2 ** 0.5)
+        torch.testing.assert_close(fused_leaky_relu(x, None, 0.3, 1.0), torch.nn.functional.leaky_relu(x, 0.3))
+        torch.testing.assert_close(fused_leaky_relu(x, bias=b, negative_slope=0.1, scale=3.0),
+                                   torch.nn.functional.leaky_relu(x + b.view(view), 0.1) * 3.0)
+    layer = FusedLeakyReLU(5, bias=False, negative_slope=0.1, scale=1.5)
+    assert layer.bias is None
+    x = torch.randn(2, 5, 3, 3)
+    torch.testing.assert_close(layer(x), torch.nn.functional.leaky_relu(x, 0.1) * 1.5)
+
+
+def test_rosinality_conv2d_gradfix():
+    from alae_fast.compat.rosinality import conv2d_gradfix
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 4, 6, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 2, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    with conv2d_gradfix.no_weight_gradients():
+        y = conv2d_gradfix.conv2d(x, w, padding=1, groups=2)
+        (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    gx.square().sum().backward()  # R1's double backward reaches the weights
+    assert w.grad is not None and torch.isfinite(w.grad).all()
+    torch.testing.assert_close(y, torch.nn.functional.conv2d(x, w, padding=1, groups=2))
+    yt = conv2d_gradfix.conv_transpose2d(x, w.transpose(0, 1).reshape(4, 2, 3, 3), stride=2, padding=0, groups=1)
+    torch.testing.assert_close(yt, torch.nn.functional.conv_transpose2d(x, w.transpose(0, 1).reshape(4, 2, 3, 3), stride=2))

@@ -239,9 +239,9 @@ def test_torch_compile_fullgraph_forward_backward(fused):
     (dict(weight=torch.randn(4, 3, 3)), ValueError, "weight must be 4-D"),
     (dict(styles=torch.randn(3, 3)), ValueError, "styles must have shape"),
     (dict(styles=torch.randn(2, 4)), ValueError, "styles must have shape"),
-    (dict(noise=torch.randn(2, 2, 5, 5)), ValueError, "noise must have shape"),
-    (dict(noise=torch.randn(2, 1, 4, 5)), ValueError, "noise must have the output's spatial size"),
-    (dict(noise=torch.randn(2, 5, 5)), ValueError, "noise must have shape"),
+    (dict(noise=torch.randn(2, 2, 5, 5)), ValueError, "noise must broadcast"),
+    (dict(noise=torch.randn(2, 1, 4, 5)), ValueError, "noise must broadcast"),
+    (dict(noise=torch.randn(2, 5, 5)), ValueError, "noise must broadcast"),
     (dict(up=0), ValueError, "up must be an int >= 1"),
     (dict(down=1.5), ValueError, "down must be an int >= 1"),
     (dict(styles=torch.randn(2, 3, dtype=torch.float64)), TypeError, "styles must have weight's dtype"),
@@ -299,3 +299,47 @@ def test_torgb_layer():
         skip, layer.resample_filter).double()
     torch.testing.assert_close(y.double(), expected, rtol=1e-4, atol=1e-4)
     assert layer(x, w, skip=torch.randn(2, 3, 8, 8)).shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+def test_float16_demodulation_with_all_zero_rows_is_finite(fused, impl):
+    # An all-zero styles row (a sample) or weight row (an output channel) has max-abs 0; the
+    # float16 pre-normalisation must not divide by it (0/0 = NaN where the answer is finite).
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 4, 6, 6, generator=g, dtype=torch.float64)
+    weight = torch.randn(5, 4, 3, 3, generator=g, dtype=torch.float64)
+    styles = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    styles[1] = 0
+    weight[2] = 0
+    noise = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    exact = modulated_conv2d(x, weight, styles, noise=noise, padding=1, fused_modconv=fused, impl=impl)
+    assert (exact[1] == noise).all() and (exact[:, 2] == noise).all()
+    y32 = modulated_conv2d(x.float(), weight.float(), styles.float(), noise=noise.float(), padding=1,
+                           fused_modconv=fused, impl=impl)
+    y16 = modulated_conv2d(x.half(), weight.float(), styles.float(), noise=noise.half(), padding=1,
+                           fused_modconv=fused, impl=impl)
+    assert torch.isfinite(y16).all()
+    torch.testing.assert_close(y32.double(), exact, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(y16.double(), exact, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(y16[1].double(), noise.half().double().expand(5, 6, 6))
+    # Rows that are not all zero are scaled exactly as before: one tiny nonzero style gives
+    # the same float16 answer as scaling by its own max-abs.
+    s2 = styles.clone()
+    s2[1, 0] = 1e-3
+    y16b = modulated_conv2d(x.half(), weight.float(), s2.float(), padding=1, fused_modconv=fused, impl=impl)
+    exact_b = modulated_conv2d(x, weight, s2, padding=1, fused_modconv=fused, impl=impl)
+    torch.testing.assert_close(y16b.double(), exact_b, rtol=2e-2, atol=2e-2)
+
+
+def test_noise_broadcasts_as_nvlabs_adds_it():
+    g = torch.Generator().manual_seed(6)
+    x, w, s = (torch.randn(*sh, generator=g, dtype=torch.float64) for sh in ((2, 3, 5, 5), (4, 3, 3, 3), (2, 3)))
+    base = modulated_conv2d(x, w, s, padding=1)
+    for shape in ((5, 5), (1, 5), (2, 1, 5, 5), (2, 4, 5, 5), (1, 4, 1, 1), (5,)):
+        n = torch.randn(*shape, generator=g, dtype=torch.float64)
+        for fused in (True, False):
+            torch.testing.assert_close(modulated_conv2d(x, w, s, noise=n, padding=1, fused_modconv=fused), base + n)
+    for bad in ((4, 5), (3, 1, 5, 5), (1, 1, 1, 5, 5), (2, 2, 5, 5)):
+        with pytest.raises(ValueError, match="noise must broadcast"):
+            modulated_conv2d(x, w, s, noise=torch.zeros(bad, dtype=torch.float64), padding=1)

@@ -372,11 +372,17 @@ def test_third_order_runs_on_kernels():
     torch.testing.assert_close(got, want)
 
 
-def test_no_gradient_to_filter():
-    f = setup_filter([1, 3, 3, 1]).requires_grad_()
+def test_filter_gets_its_gradient():
+    # The filter's gradient is computed on the kernel path too (tests/test_op_gradients.py
+    # checks it in depth, with gradcheck); here: upsample2d, against the reference.
     x = torch.randn(1, 1, 4, 4, requires_grad=True)
-    upsample2d(x, f).sum().backward()
-    assert x.grad is not None and f.grad is None
+    grads = []
+    for impl in ("auto", "ref"):
+        f = setup_filter([1, 3, 3, 1]).requires_grad_()
+        upsample2d(x, f, impl=impl).square().sum().backward()
+        grads.append(f.grad)
+    assert x.grad is not None and grads[0] is not None
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5)
 
 
 # --- torch.library contract and torch.compile -------------------------------------------------------

@@ -1,75 +1,50 @@
 """NVlabs StyleGAN2-ADA / StyleGAN3 ``torch_utils.ops`` signatures on alae_fast's ops.
 
-Replace ``from torch_utils.ops import bias_act, upfirdn2d, conv2d_resample`` call sites with
-the functions here: same argument names, defaults and semantics. ``impl='cuda'`` (NVlabs'
-default) means "the compiled kernel": ours runs on CPU tensors too, and falls back to the
-reference where no kernel was built. ``impl='ref'`` forces the PyTorch reference.
-Behaviour was written from the documented semantics; no NVlabs code is used.
+Two ways in:
+
+- ``install()`` registers the modules of :mod:`alae_fast.compat.nvlabs_ops` in ``sys.modules``
+  as ``torch_utils.ops.bias_act``, ``torch_utils.ops.upfirdn2d``, ... so NVlabs' own
+  ``training/networks.py``, ``augment.py`` (and, with filtered_lrelu, ``networks_stylegan3.py``)
+  import them unchanged and compile nothing. Call it before importing NVlabs' training code.
+- The functions here, for call sites you edit: same argument names, defaults and semantics.
+
+``impl='cuda'`` (NVlabs' default) means "the compiled kernel": ours runs on CPU tensors too,
+and falls back to the reference where no kernel was built. ``impl='ref'`` forces the
+PyTorch reference. Behaviour was written from the documented semantics; no NVlabs code is used.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import importlib
+import sys
+import types
 
-import torch
-
-from ..ops.bias_act import bias_act as _bias_act
-from ..ops.upfirdn2d import downsample2d as _downsample2d, filter2d as _filter2d
-from ..ops.upfirdn2d import setup_filter as _setup_filter, upfirdn2d as _upfirdn2d, upsample2d as _upsample2d
-from ..ops.conv2d_resample import conv2d_resample as _conv2d_resample
 from ..ops.modulated_conv2d import modulated_conv2d as _modulated_conv2d
+from . import nvlabs_ops as torch_utils_ops
+from .nvlabs_ops import MODULES, OPTIONAL_MODULES
+from .nvlabs_ops.bias_act import activation_funcs, bias_act
+from .nvlabs_ops.conv2d_resample import conv2d_resample
+from .nvlabs_ops.upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 
-__all__ = ["bias_act", "upfirdn2d", "setup_filter", "filter2d", "upsample2d", "downsample2d",
-           "conv2d_resample", "modulated_conv2d"]
-
-
-def _impl(impl: str) -> str:
-    if impl in ("cuda", "auto"):
-        return "auto"
-    if impl == "ref":
-        return "ref"
-    raise ValueError(f"impl must be 'cuda' or 'ref' (NVlabs names) or 'auto'; got {impl!r}")
+__all__ = ["bias_act", "activation_funcs", "upfirdn2d", "setup_filter", "filter2d", "upsample2d",
+           "downsample2d", "conv2d_resample", "modulated_conv2d", "torch_utils_ops", "install", "uninstall"]
 
 
-def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, impl="cuda"):
-    """NVlabs ``bias_act.bias_act``; see :func:`alae_fast.ops.bias_act`."""
-    return _bias_act(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, impl=_impl(impl))
+def _load_modules() -> dict[str, types.ModuleType]:
+    """The shim modules by NVlabs name: every one of MODULES, and the OPTIONAL ones whose file exists."""
+    mods = {}
+    for name in MODULES + OPTIONAL_MODULES:
+        try:
+            mods[name] = importlib.import_module(f"{torch_utils_ops.__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if name in OPTIONAL_MODULES and e.name == f"{torch_utils_ops.__name__}.{name}":
+                continue
+            raise
+    return mods
 
 
-def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl="cuda"):
-    """NVlabs ``upfirdn2d.upfirdn2d``; see :func:`alae_fast.ops.upfirdn2d`."""
-    return _upfirdn2d(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain,
-                         impl=_impl(impl))
-
-
-def setup_filter(f, device=torch.device("cpu"), normalize=True, flip_filter=False, gain=1, separable=None):
-    """NVlabs ``upfirdn2d.setup_filter``; see :func:`alae_fast.ops.setup_filter`."""
-    return _setup_filter(f, device=device, normalize=normalize, flip_filter=flip_filter, gain=gain,
-                            separable=separable)
-
-
-def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl="cuda"):
-    """NVlabs ``upfirdn2d.filter2d``."""
-    return _filter2d(x, f, padding=padding, flip_filter=flip_filter, gain=gain, impl=_impl(impl))
-
-
-def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl="cuda"):
-    """NVlabs ``upfirdn2d.upsample2d`` (gain multiplied by up**2)."""
-    return _upsample2d(x, f, up=up, padding=padding, flip_filter=flip_filter, gain=gain, impl=_impl(impl))
-
-
-def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl="cuda"):
-    """NVlabs ``upfirdn2d.downsample2d``."""
-    return _downsample2d(x, f, down=down, padding=padding, flip_filter=flip_filter, gain=gain,
-                            impl=_impl(impl))
-
-
-def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, flip_weight=True, flip_filter=False):
-    """NVlabs ``conv2d_resample.conv2d_resample``: upsample, pad, convolve, downsample, in the
-    cheapest order."""
-    return _conv2d_resample(x, w, f=f, up=up, down=down, padding=padding, groups=groups,
-                            flip_weight=flip_weight, flip_filter=flip_filter)
-
+for _name, _mod in _load_modules().items():
+    setattr(torch_utils_ops, _name, _mod)
 
 def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, resample_filter=None,
                      demodulate=True, flip_weight=True, fused_modconv=True):
@@ -80,15 +55,71 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
                              flip_weight=flip_weight, fused_modconv=fused_modconv)
 
 
-# NVlabs code calls these through modules (``from torch_utils.ops import bias_act`` then
-# ``bias_act.bias_act(...)``); this namespace has the same shape, so one import line changes:
-#     from alae_fast.compat.nvlabs import torch_utils_ops
-#     bias_act, upfirdn2d, conv2d_resample = (torch_utils_ops.bias_act, torch_utils_ops.upfirdn2d,
-#                                             torch_utils_ops.conv2d_resample)
-torch_utils_ops = SimpleNamespace(
-    bias_act=SimpleNamespace(bias_act=bias_act),
-    upfirdn2d=SimpleNamespace(upfirdn2d=upfirdn2d, setup_filter=setup_filter, filter2d=filter2d,
-                              upsample2d=upsample2d, downsample2d=downsample2d),
-    conv2d_resample=SimpleNamespace(conv2d_resample=conv2d_resample),
-)
-__all__.append("torch_utils_ops")
+# --- the sys.modules drop-in ------------------------------------------------------------------
+
+# What install() replaced, to put back: sys.modules key -> previous module (None: was absent),
+# and the attributes it set on the torch_utils.ops package.
+_saved_modules: dict[str, types.ModuleType | None] = {}
+_saved_attrs: list[tuple[types.ModuleType, str, object]] = []
+_MISSING = object()
+
+
+def _package(name: str) -> types.ModuleType:
+    """Imports package ``name``, or registers an empty one when no such package is installed."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name not in ("torch_utils", "torch_utils.ops"):
+            raise
+    pkg = types.ModuleType(name, f"Stand-in package registered by alae_fast.compat.nvlabs.install().")
+    pkg.__path__ = []
+    _saved_modules.setdefault(name, sys.modules.get(name))
+    sys.modules[name] = pkg
+    parent, _, child = name.rpartition(".")
+    if parent:
+        _saved_attrs.append((sys.modules[parent], child, getattr(sys.modules[parent], child, _MISSING)))
+        setattr(sys.modules[parent], child, pkg)
+    return pkg
+
+
+def install() -> types.ModuleType:
+    """Makes ``torch_utils.ops.<name>`` (and ``from torch_utils.ops import <name>``) give
+    alae_fast's shim module for every name in ``nvlabs_ops.MODULES`` (bias_act, upfirdn2d,
+    conv2d_resample, conv2d_gradfix, grid_sample_gradfix, fma) and filtered_lrelu when its
+    shim is present.
+
+    If an NVlabs checkout is importable (its root on ``sys.path``), its ``torch_utils`` and
+    ``torch_utils.ops`` packages are used and only those modules are replaced: ``misc``,
+    ``persistence`` and the rest stay NVlabs'. Otherwise empty stand-in packages are
+    registered. Call it before NVlabs' training modules are imported (they bind the modules
+    at import). Idempotent; :func:`uninstall` puts everything back. Returns the
+    ``torch_utils.ops`` package.
+    """
+    _package("torch_utils")
+    ops_pkg = _package("torch_utils.ops")
+    for name, mod in _load_modules().items():
+        key = f"torch_utils.ops.{name}"
+        if sys.modules.get(key) is mod:
+            continue
+        _saved_modules.setdefault(key, sys.modules.get(key))
+        _saved_attrs.append((ops_pkg, name, getattr(ops_pkg, name, _MISSING)))
+        sys.modules[key] = mod
+        setattr(ops_pkg, name, mod)
+    return ops_pkg
+
+
+def uninstall() -> None:
+    """Undoes :func:`install`: restores the previous ``sys.modules`` entries and attributes."""
+    for pkg, name, old in reversed(_saved_attrs):
+        if old is _MISSING:
+            if hasattr(pkg, name):
+                delattr(pkg, name)
+        else:
+            setattr(pkg, name, old)
+    _saved_attrs.clear()
+    for key, old in _saved_modules.items():
+        if old is None:
+            sys.modules.pop(key, None)
+        else:
+            sys.modules[key] = old
+    _saved_modules.clear()

@@ -6,8 +6,13 @@ with compiled CPU and CUDA kernels behind them and double backward (R1) through 
 No JIT build happens at import.
 
 Semantics kept from that code base:
-- ``upfirdn2d(input, kernel, up, down, pad=(before, after))``: the same padding on both
-  axes, no gain, the kernel applied as a true convolution (flipped), 2-D kernels.
+- ``upfirdn2d(input, kernel, up, down, pad)``: ``up``/``down`` an int or (x, y); ``pad``
+  (before, after) on both axes or (x0, x1, y0, y1); no gain; a 2-D kernel applied as a true
+  convolution (flipped).
+- ``fused_leaky_relu`` uses ``negative_slope`` (as rosinality's CUDA op; its CPU fallback
+  always used 0.2, a bug not reproduced).
+- ``conv2d_gradfix``: ``conv2d``, ``conv_transpose2d``, ``no_weight_gradients``, ``enabled``
+  (plain torch convolutions, which take double backward on current PyTorch).
 - ``make_kernel`` normalises to sum 1; ``Upsample`` multiplies the kernel by factor**2.
 - ``EqualLinear`` stores weights divided by ``lr_mul`` and scales by ``lr_mul/sqrt(in_dim)``;
   with ``activation`` it runs ``fused_leaky_relu`` (slope 0.2, gain sqrt(2)) on the output.
@@ -23,9 +28,10 @@ from torch import nn
 
 from ..ops.bias_act import bias_act
 from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
+from .nvlabs_ops import conv2d_gradfix  # rosinality's op/conv2d_gradfix.py has NVlabs' API
 
-__all__ = ["fused_leaky_relu", "FusedLeakyReLU", "upfirdn2d", "make_kernel", "Blur", "Upsample",
-           "Downsample", "EqualLinear", "EqualConv2d", "ModulatedConv2d"]
+__all__ = ["fused_leaky_relu", "FusedLeakyReLU", "upfirdn2d", "conv2d_gradfix", "make_kernel", "Blur",
+           "Upsample", "Downsample", "EqualLinear", "EqualConv2d", "ModulatedConv2d"]
 
 
 def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, negative_slope: float = 0.2,
@@ -52,15 +58,37 @@ class FusedLeakyReLU(nn.Module):
         return fused_leaky_relu(input, self.bias, self.negative_slope, self.scale)
 
 
-def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
-              pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
-    """rosinality's ``upfirdn2d``: zero-insert by ``up``, pad ``pad=(before, after)`` on both
-    axes (negative crops), convolve with ``kernel`` (2-D [kh, kw], or 1-D for separable),
-    keep every ``down``-th sample. input [N, C, H, W]; the kernel is cast to float32."""
-    if not (isinstance(pad, (tuple, list)) and len(pad) == 2):
-        raise ValueError(f"upfirdn2d: pad must be a (before, after) pair; got {pad!r}")
-    p0, p1 = int(pad[0]), int(pad[1])
-    return _upfirdn2d(input, kernel.to(torch.float32), up=up, down=down, padding=[p0, p1, p0, p1])
+def _pair(value, name: str) -> list[int]:
+    """rosinality's up/down: an int, or an (x, y) pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"upfirdn2d: {name} must be an int or an (x, y) pair; got {value!r}")
+        return [int(value[0]), int(value[1])]
+    return [int(value), int(value)]
+
+
+def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0)) -> torch.Tensor:
+    """rosinality's ``upfirdn2d``: zero-insert by ``up``, pad (negative crops), convolve with
+    ``kernel``, keep every ``down``-th sample.
+
+    Args:
+        input: [N, C, H, W], any float dtype.
+        kernel: 2-D [kh, kw] taps (cast to float32), applied as a true convolution.
+        up, down: int or (x, y) factors, each >= 1 (default 1).
+        pad: (before, after), the same on both axes, or (x0, x1, y0, y1) (default (0, 0)).
+
+    Returns [N, C, (H*uy + y0 + y1 - kh + dy) // dy, (W*ux + x0 + x1 - kw + dx) // dx] in
+    input's dtype. Raises ValueError naming ``pad``, ``up``, ``down`` or ``kernel`` when malformed.
+    """
+    if not (isinstance(pad, (tuple, list)) and len(pad) in (2, 4)):
+        raise ValueError(f"upfirdn2d: pad must be (before, after) or (x0, x1, y0, y1); got {pad!r}")
+    pad = [int(p) for p in pad]
+    if len(pad) == 2:
+        pad = [pad[0], pad[1], pad[0], pad[1]]
+    if not isinstance(kernel, torch.Tensor) or kernel.ndim != 2:
+        raise ValueError(f"upfirdn2d: kernel must be a 2-D [kh, kw] tensor (as rosinality's); "
+                         f"got {getattr(kernel, 'shape', kernel)!r}")
+    return _upfirdn2d(input, kernel.to(torch.float32), up=_pair(up, "up"), down=_pair(down, "down"), padding=pad)
 
 
 def make_kernel(k) -> torch.Tensor:

@@ -177,9 +177,9 @@ def _resolve(x, weight, styles, noise, up, down, demodulate, flip_weight, fused_
     if noise is not None:
         check_tensor(noise, "noise", op)
         check_same(noise, "noise", x, op, dtype=False)
-        if noise.ndim != 4 or noise.shape[0] not in (1, N) or noise.shape[1] not in (1, weight.shape[0]):
-            raise ValueError(f"{op}: noise must have shape [N or 1, 1 or O, H_out, W_out] with N = {N}, "
-                             f"O = {weight.shape[0]}; got {tuple(noise.shape)}")
+        if noise.ndim > 4:
+            raise ValueError(f"{op}: noise must broadcast to the output [N, O, H_out, W_out] (at most 4-D, "
+                             f"e.g. [H_out, W_out] or [N, 1, H_out, W_out]); got shape {tuple(noise.shape)}")
     for name, v in (("up", up), ("down", down)):
         if not _is_int(v) or v < 1:
             raise ValueError(f"{op}: {name} must be an int >= 1; got {v!r}")
@@ -189,18 +189,30 @@ def _resolve(x, weight, styles, noise, up, down, demodulate, flip_weight, fused_
 
 
 def _check_noise_size(y, noise, op):
-    if noise is not None and tuple(noise.shape[2:]) != tuple(y.shape[2:]):
-        raise ValueError(f"{op}: noise must have the output's spatial size {tuple(y.shape[2:])}; "
-                         f"got {tuple(noise.shape)}")
+    # Any shape that broadcasts to the output without enlarging it, as NVlabs adds noise
+    # (its SynthesisLayer passes [H, W] with noise_mode='const', [N, 1, H, W] with 'random').
+    if noise is None:
+        return
+    ok = noise.ndim <= 4 and all(n in (1, o) for n, o in zip(reversed(noise.shape), reversed(y.shape)))
+    if not ok:
+        raise ValueError(f"{op}: noise must broadcast to the output's shape {tuple(y.shape)} "
+                         f"(e.g. [H_out, W_out], [1 or N, 1 or O, H_out, W_out]); got {tuple(noise.shape)}")
+
+
+def _nonzero(norm: torch.Tensor) -> torch.Tensor:
+    # An all-zero row (a sample's styles, an output channel's weights) has max-abs 0: it is
+    # left unscaled instead of divided by 0 (0/0 = NaN, where the exact answer, like the
+    # float32 one, is finite). Every non-zero norm, and NaN, is kept as it is.
+    return torch.where(norm == 0, torch.ones_like(norm), norm)
 
 
 def _prescale_fp16(x, weight, styles):
     """StyleGAN2-ADA's guard against float16 overflow: scale weight and styles to max-abs 1
     (per output channel, per sample) first. Demodulation divides both scales back out; only
-    the 1e-8 in the demodulation sees them."""
+    the 1e-8 in the demodulation sees them. All-zero rows are left as they are (see _nonzero)."""
     I, kh, kw = weight.shape[1:]
-    weight = weight * (1 / math.sqrt(I * kh * kw) / weight.norm(float("inf"), dim=(1, 2, 3), keepdim=True))
-    styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    weight = weight * (1 / math.sqrt(I * kh * kw) / _nonzero(weight.norm(float("inf"), dim=(1, 2, 3), keepdim=True)))
+    styles = styles / _nonzero(styles.norm(float("inf"), dim=1, keepdim=True))
     return weight, styles
 
 
@@ -226,7 +238,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         x: [N, I, H, W] activations; float16, bfloat16, float32 or float64.
         weight: [O, I, kh, kw] shared weight (any float dtype; usually float32 parameters).
         styles: [N, I] per-sample input-channel scales, weight's dtype.
-        noise: optional tensor added to the output, broadcastable as [N or 1, 1 or O, H', W'].
+        noise: optional tensor added to the output: any shape that broadcasts to
+            [N, O, H', W'] without enlarging it, e.g. [H', W'] (NVlabs' noise_mode='const'),
+            [N, 1, H', W'] or [N, O, H', W']; any float dtype (cast to x's).
         up, down: integer up/down-sampling factors (default 1), via ``conv2d_resample``.
         padding: int, [px, py] or [x0, x1, y0, y1] (default 0), as ``conv2d_resample``'s.
         resample_filter: FIR filter for up/down-sampling (e.g. ``setup_filter([1, 3, 3, 1])``)

@@ -13,7 +13,8 @@ Output size per axis: ``(in * up + pad0 + pad1 - taps + down) // down``.
 The kernels are polyphase: they never build the zero-inserted image and never multiply a
 zero tap. upfirdn2d is linear in x, and its adjoint is upfirdn2d again (up and down
 swapped, the filter flipped, the padding recomputed), so the op's backward is the op
-itself and gradients of every order run on the kernels.
+itself and gradients of every order run on the kernels. The filter's gradient is a small
+correlation of the padded, zero-inserted x with the output gradient.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _parse_padding(padding, op: str) -> tuple[int, int, int, int]:
 
 
 def _check_filter(f, x: torch.Tensor | None, op: str):
-    """Validates f (None, or a 1-D/2-D floating tensor); returns it as float32 on x's device."""
+    """Validates f (None, or a 1-D/2-D floating tensor); returns it as float32 (float64 kept)."""
     if f is None:
         return None
     if not isinstance(f, torch.Tensor):
@@ -75,7 +76,9 @@ def _check_filter(f, x: torch.Tensor | None, op: str):
         raise ValueError(f"{op}: f must not be empty; got shape {tuple(f.shape)}")
     if x is not None and f.device != x.device:
         raise ValueError(f"{op}: f must be on x's device {x.device}; got {f.device}")
-    return f.to(torch.float32)
+    # float64 taps stay float64 (the reference then computes a float64 x exactly, and
+    # gradcheck of the filter gradient sees no rounding); the kernels keep taps in float32.
+    return f if f.dtype == torch.float64 else f.to(torch.float32)
 
 
 def _filter_size(f) -> tuple[int, int]:
@@ -121,9 +124,13 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
     Args:
         x: [N, C, H, W] tensor; float16, bfloat16, float32 or float64 (half types accumulate
             in float32). Any strides; contiguous and channels_last run without a copy.
-        f: the filter, float32 (other float dtypes are converted), on x's device: 2-D
+        f: the filter, float32 or float64 (other float dtypes are converted to float32;
+            the kernels apply float32 taps), on x's device: 2-D
             [taps_y, taps_x], or 1-D [taps] meaning the same taps along both axes
-            (separable), or None for the identity [[1]]. No gradient flows to f.
+            (separable), or None for the identity [[1]]. Differentiable: with the kernel,
+            f's gradient is a correlation of the padded, zero-inserted x with the output
+            gradient (derived in csrc/autograd/upfirdn2d.cpp), computed only when f
+            requires grad.
         up: upsampling factor, int or [ux, uy] (default 1), each >= 1.
         down: downsampling factor, int or [dx, dy] (default 1), each >= 1.
         padding: int, [px, py] or [x0, x1, y0, y1] (default 0), in samples of the
@@ -134,12 +141,12 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
 
     Returns:
         [N, C, (H*uy + y0 + y1 - taps_y + dy) // dy, (W*ux + x0 + x1 - taps_x + dx) // dx],
-        x's dtype, channels_last when x is. Differentiable in x to any order.
+        x's dtype, channels_last when x is. Differentiable in x to any order and in f to
+        second order (the filter gradient is made of differentiable ops).
     """
     f, up, down, padding, gain = _resolve(x, f, up, down, padding, flip_filter, gain, "upfirdn2d")
     if use_kernel(x, impl, "upfirdn2d"):
-        return torch.ops.alae_fast.upfirdn2d(x, None if f is None else f.detach(), up, down, padding,
-                                             flip_filter, gain)
+        return torch.ops.alae_fast.upfirdn2d(x, f, up, down, padding, flip_filter, gain)
     return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
 
 

@@ -2,6 +2,15 @@
 // the CPU and CUDA kernels. ORDER 0 is the function itself; ORDER k is d^k f / dz^k.
 // The third derivative exists so that the gradient of the second-order gradient op is
 // exact (bias_act's autograd asks for ORDER+1 when it differentiates ORDER).
+//
+// NaN and inf follow PyTorch's own kernels (the references compose them), so a diverging
+// run shows up the same way on every path. Each piecewise branch is therefore written as
+// PyTorch tests it: relu asks `z <= 0` (false for NaN, so NaN takes the z branch: relu(NaN) =
+// NaN, relu'(NaN) = 1 as threshold_backward gives); lrelu asks `z > 0` (NaN takes the alpha
+// branch, as leaky_relu_backward). elu/selu derivatives are NaN at NaN: PyTorch's own elu
+// backward is not consistent there (1 in its scalar loop, NaN in its vector loop), and NaN is
+// the answer that hides nothing. For every finite z both spellings pick the same branch, so
+// finite results are unchanged.
 #pragma once
 
 #include "host_device.h"
@@ -38,8 +47,8 @@ AF_HD T act_eval(T z, T alpha) {
   if constexpr (ACT == kLinear) {
     return ORDER == 0 ? z : (ORDER == 1 ? T(1) : T(0));
   } else if constexpr (ACT == kRelu) {
-    if constexpr (ORDER == 0) return z > T(0) ? z : T(0);
-    else if constexpr (ORDER == 1) return z > T(0) ? T(1) : T(0);
+    if constexpr (ORDER == 0) return z <= T(0) ? T(0) : z;
+    else if constexpr (ORDER == 1) return z <= T(0) ? T(0) : T(1);
     else return T(0);
   } else if constexpr (ACT == kLrelu) {
     if constexpr (ORDER == 0) return z > T(0) ? z : z * alpha;
@@ -89,31 +98,44 @@ AF_HD T act_eval(T z, T alpha) {
   }
 }
 
+// g * f'(z) from d1 = f'(z), as PyTorch's backward forms it: relu SELECTS (threshold_backward
+// gives 0 where the unit is off, even for a NaN or inf g), every other activation multiplies.
+// For finite g the two agree (d1 is 0 or 1).
+template <int ACT, typename T>
+AF_HD T chain_d1(T d1, T g) {
+  if constexpr (ACT == kRelu) return d1 != T(0) ? g : T(0);
+  else return d1 * g;
+}
+
 // Clamp that propagates NaN (comparisons with NaN are false, so NaN falls through).
 template <typename T>
 AF_HD T clamp_sym(T v, T c) {
   return v > c ? c : (v < -c ? -c : v);
 }
 
-// The clamp's derivative: 1 inside [-c, c] (bounds included, as torch.clamp's backward), else 0.
+// The clamp's derivative: 1 inside [-c, c] (bounds included), else 0; 0 for NaN, as
+// torch.clamp's backward (which asks -c <= v && v <= c).
 template <typename T>
 AF_HD bool clamp_pass(T v, T c) {
-  return !(af_abs(v) > c);
+  return af_abs(v) <= c;
 }
 
 // ORDER 0: y = clamp(f(z) * gain, -c, c) (g unused).
-// ORDER k > 0: g * gain * f^(k)(z), zeroed where the forward clamp cut. The clamp is
-// piecewise linear, so it adds no higher-order terms. has_clamp is loop-invariant: it
-// spares the forward recomputation that the mask needs when there is no clamp.
+// ORDER k > 0: (g * gain, or 0 where the forward clamp cut) * f^(k)(z). The clamp is
+// piecewise linear, so it adds no higher-order terms. The mask applies to the cotangent
+// before the activation's derivative, as in the reference's chain: where f^(k)(z) is NaN the
+// result is NaN even if the clamp cut. has_clamp is loop-invariant: it spares the forward
+// recomputation that the mask needs when there is no clamp.
 template <int ACT, int ORDER, typename T>
 AF_HD T bias_act_elem(T z, T g, T alpha, T gain, T clamp, bool has_clamp) {
   if constexpr (ORDER == 0) {
     T y = act_eval<ACT, 0>(z, alpha) * gain;
     return has_clamp ? clamp_sym(y, clamp) : y;
   } else {
-    T d = g * gain * act_eval<ACT, ORDER>(z, alpha);
-    if (has_clamp && !clamp_pass(act_eval<ACT, 0>(z, alpha) * gain, clamp)) d = T(0);
-    return d;
+    T gg = g * gain;
+    if (has_clamp && !clamp_pass(act_eval<ACT, 0>(z, alpha) * gain, clamp)) gg = T(0);
+    if constexpr (ORDER == 1) return chain_d1<ACT>(act_eval<ACT, 1>(z, alpha), gg);
+    else return gg * act_eval<ACT, ORDER>(z, alpha);
   }
 }
 

@@ -48,6 +48,13 @@ AF_HD RowStats<T> row_stats(T shift, T s1, T s2, T L, T eps) {
   return st;
 }
 
+// The shift K of a row: its first value when finite, else 0. An inf first value would turn
+// every a - K into NaN or -inf, where the plain sums give mean = +-inf as the reference does.
+template <typename T>
+AF_HD T row_shift(T first) {
+  return first - first == T(0) ? first : T(0);
+}
+
 template <typename T>
 struct RowGradCoefs {
   T A, B, D;

@@ -65,7 +65,7 @@ AF_ALWAYS_INLINE void bwd_nchw_body(const Inputs<scalar_t>& in, const GradInputs
     // dz in the computation dtype replaces xc in the buffer, for the sums below.
     for (int64_t i = 0; i < L; ++i) {
       acc_t d = A * static_cast<acc_t>(gr[i]) + Br * xc_buf[i] + D;
-      if constexpr (ACT != kLinear) d *= d1_buf[i];
+      if constexpr (ACT != kLinear) d = chain_d1<ACT>(d1_buf[i], d);
       xc_buf[i] = d;
       dr[i] = static_cast<scalar_t>(d);
     }
@@ -139,7 +139,7 @@ AF_ALWAYS_INLINE void bwd_nhwc_pass2(const Inputs<scalar_t>& in, const GradInput
     for (int64_t c = 0; c < C; ++c) {
       const acc_t z = z_of<NOISE>(xp[c], nv, nw[c], b[c]);
       const acc_t da = A[c] * static_cast<acc_t>(gp[c]) + Br[c] * (act_eval<ACT, 0>(z, alpha) - mu[c]) + D[c];
-      const acc_t d = act_eval<ACT, 1>(z, alpha) * da;
+      const acc_t d = chain_d1<ACT>(act_eval<ACT, 1>(z, alpha), da);
       dp[c] = static_cast<scalar_t>(d);
       sz[c] += d;
       if constexpr (NOISE) szn[c] += d * static_cast<acc_t>(nv);

@@ -77,7 +77,7 @@ __global__ void __launch_bounds__(kRowThreads) fwd_rows(Inputs<T> in, T* __restr
   const int64_t n = r / in.C, c = r % in.C;
   const int64_t base = r * L, nbase = n * L;
   const A nwc = in.nw_of(c), bc = in.bias_of(c);
-  const A K = act_rt<0>(in.act, in.z_at(base, nbase, nwc, bc), in.alpha);
+  const A K = row_shift(act_rt<0>(in.act, in.z_at(base, nbase, nwc, bc), in.alpha));
   A s[2] = {A(0), A(0)};
   for (int64_t i = threadIdx.x; i < L; i += blockDim.x) {
     const A d = act_rt<0>(in.act, in.z_at(base + i, nbase + i, nwc, bc), in.alpha) - K;
@@ -144,7 +144,8 @@ __global__ void __launch_bounds__(kRowThreads) bwd_rows(Inputs<T> in, GradInputs
   for (int64_t i = threadIdx.x; i < L; i += blockDim.x) {
     const A z = in.z_at(base + i, nbase + i, nwc, bc);
     const A da = k.A * to_acc(g.gy[base + i]) + Br * (act_rt<0>(in.act, z, in.alpha) - mu) + k.D;
-    const A d = act_rt<1>(in.act, z, in.alpha) * da;
+    const A d1 = act_rt<1>(in.act, z, in.alpha);
+    const A d = in.act == kRelu ? chain_d1<kRelu>(d1, da) : d1 * da;  // relu selects, as on the CPU
     out.dz[base + i] = from_acc<T>(d);
     t[0] += d;
     if (in.noise) t[1] += d * to_acc(in.noise[nbase + i]);
@@ -197,7 +198,7 @@ template <typename T>
 __device__ __forceinline__ typename Acc<T>::type nhwc_shift(const Inputs<T>& in, int64_t n, int64_t c,
                                                             typename Acc<T>::type nwc,
                                                             typename Acc<T>::type bc) {
-  return act_rt<0>(in.act, in.z_at(n * in.L * in.C + c, n * in.L, nwc, bc), in.alpha);
+  return row_shift(act_rt<0>(in.act, in.z_at(n * in.L * in.C + c, n * in.L, nwc, bc), in.alpha));
 }
 
 template <typename T>
@@ -315,7 +316,8 @@ __global__ void __launch_bounds__(kTX * kTY) bwd_nhwc_apply(Inputs<T> in, GradIn
       const int64_t q = t.n * in.L + p, i = q * in.C + t.c;
       const A z = in.z_at(i, q, nwc, bc);
       const A da = kA * to_acc(g.gy[i]) + kB * (act_rt<0>(in.act, z, in.alpha) - mu) + kD;
-      const A d = act_rt<1>(in.act, z, in.alpha) * da;
+      const A d1 = act_rt<1>(in.act, z, in.alpha);
+    const A d = in.act == kRelu ? chain_d1<kRelu>(d1, da) : d1 * da;  // relu selects, as on the CPU
       out.dz[i] = from_acc<T>(d);
       sz += d;
       if (in.noise) szn += d * to_acc(in.noise[q]);
