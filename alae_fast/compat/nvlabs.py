@@ -18,6 +18,7 @@ from ..ops.upfirdn2d import downsample2d as _downsample2d, filter2d as _filter2d
 from ..ops.upfirdn2d import setup_filter as _setup_filter, upfirdn2d as _upfirdn2d, upsample2d as _upsample2d
 from ..ops.conv2d_resample import conv2d_resample as _conv2d_resample
 from ..ops.modulated_conv2d import modulated_conv2d as _modulated_conv2d
+from .nvlabs_filtered_lrelu import filtered_lrelu  # noqa: F401  (StyleGAN3)
 
 __all__ = ["bias_act", "upfirdn2d", "setup_filter", "filter2d", "upsample2d", "downsample2d",
            "conv2d_resample", "modulated_conv2d"]
