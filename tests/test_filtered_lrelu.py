@@ -163,7 +163,7 @@ def test_dtypes_and_layouts(dtype, cl):
 @pytest.mark.parametrize("sep", [True, False])
 def test_stylegan3_like_configs(up, down, sep):
     rng = torch.Generator().manual_seed(up * 10 + down)
-    x, fu, fd, b, kw = make_case(rng, n=1, c=2, h=10, w=11, up=up, down=down, tu=6 * up, td=6 * down, sep=sep,
+    x, fu, fd, b, kw = make_case(rng, n=1, c=2, h=10, w=11, up=up, down=down, tu=6 * up, td=4 * down, sep=sep,
                                  pad=(5 * up, 5 * up - 1, 6 * up, 4 * up))
     assert_matches_oracle(filtered_lrelu(x, fu, fd, b, **kw), x, fu, fd, b, kw)
 
@@ -215,7 +215,7 @@ def test_gradients_match_reference(case):
 @needs_kernel
 @pytest.mark.parametrize("sep", [True, False])
 @pytest.mark.parametrize("clamp", [None, 0.8])
-@pytest.mark.parametrize("up,down,pad", [(2, 2, (3, 2, 4, 1)), (1, 3, (-1, 2, 0, 3)), (3, 1, (2, -2, 1, 1))])
+@pytest.mark.parametrize("up,down,pad", [(2, 2, (3, 2, 4, 1)), (1, 3, (-1, 4, 1, 3)), (3, 1, (2, -2, 1, 1))])
 def test_gradcheck_gradgradcheck(sep, clamp, up, down, pad):
     rng = torch.Generator().manual_seed(3)
     x, fu, fd, b, kw = make_case(rng, n=1, c=2, h=4, w=5, up=up, down=down, tu=3, td=4, sep=sep, pad=pad)
@@ -228,26 +228,24 @@ def test_gradcheck_gradgradcheck(sep, clamp, up, down, pad):
 
 @needs_kernel
 def test_double_backward_matches_reference():
-    # R1-style: the gradient of a function of the input gradient.
+    # R1-style: a penalty on the input gradient of D(x) = <filtered_lrelu(x * w), v>,
+    # differentiated with respect to the parameters w and v. (Its x-derivative through the
+    # activation is zero almost everywhere: the kernel's input gradient does not depend on x.)
     rng = torch.Generator().manual_seed(5)
     x, fu, fd, b, kw = make_case(rng, n=2, c=3, h=6, w=6, tu=6, td=6, pad=(3, 2, 3, 2))
     x.requires_grad_(True)
     b.requires_grad_(True)
-    gy = torch.randn_like(filtered_lrelu_ref(x, fu, fd, b, **kw))
+    w = (torch.rand(1, 3, 1, 1, generator=rng, dtype=x.dtype) + 0.5).requires_grad_(True)
+    v = torch.randn_like(filtered_lrelu_ref(x, fu, fd, b, **kw)).requires_grad_(True)
     outs = []
     for fn in (filtered_lrelu, filtered_lrelu_ref):
-        gx, gb = torch.autograd.grad((fn(x, fu, fd, b, **kw) * gy).sum(), [x, b], create_graph=True)
-        penalty = (gx.square().sum() + gb.square().sum()) * 0.5
-        outs.append(torch.autograd.grad(penalty, [x, b], allow_unused=True, materialize_grads=True))
-    for g, w in zip(*outs):
-        torch.testing.assert_close(g, w)
-    # Through dy: the derivative of the input gradient with respect to the output gradient.
-    gy.requires_grad_(True)
-    dd = []
-    for fn in (filtered_lrelu, filtered_lrelu_ref):
-        gx, gb = torch.autograd.grad(fn(x, fu, fd, b, **kw), [x, b], gy, create_graph=True)
-        dd.append(torch.autograd.grad(gx.sin().sum() + gb.cos().sum(), gy)[0])
-    torch.testing.assert_close(dd[0], dd[1])
+        d = (fn(x * w, fu, fd, b, **kw) * v).sum()
+        gx, gb = torch.autograd.grad(d, [x, b], create_graph=True)
+        penalty = gx.square().sum() + gb.sin().sum()
+        outs.append(torch.autograd.grad(penalty, [w, v]))
+    for g, want in zip(*outs):
+        assert g.abs().sum() > 0
+        torch.testing.assert_close(g, want)
 
 
 @needs_kernel
