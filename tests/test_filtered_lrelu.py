@@ -471,3 +471,50 @@ def test_cuda_gradcheck_gradgradcheck():
     fn = lambda x, b: filtered_lrelu(x, fu, fd, b, clamp=0.8, **kw)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, b), eps=1e-6, atol=1e-5)
     assert torch.autograd.gradgradcheck(fn, (x, b), eps=1e-6, atol=1e-5)
+
+
+# --- layer and compat entry ---------------------------------------------------------------------
+
+def test_compat_signature_is_nvlabs():
+    import inspect
+
+    from alae_fast.compat import nvlabs
+    sig = inspect.signature(nvlabs.filtered_lrelu)
+    assert list(sig.parameters) == ["x", "fu", "fd", "b", "up", "down", "padding", "gain", "slope", "clamp",
+                                    "flip_filter", "impl"]
+    d = {k: p.default for k, p in sig.parameters.items()}
+    assert d["fu"] is None and d["fd"] is None and d["b"] is None and d["clamp"] is None
+    assert (d["up"], d["down"], d["padding"], d["slope"], d["flip_filter"], d["impl"]) == (1, 1, 0, 0.2, False, "cuda")
+    assert d["gain"] == math.sqrt(2)
+
+
+# ids without the word "cuda": conftest skips every test whose keywords hold it
+@pytest.mark.parametrize("impl", ["cuda", "ref"], ids=["nvlabs-default-impl", "ref"])
+def test_compat_matches_oracle(impl):
+    from alae_fast.compat.nvlabs import filtered_lrelu as nv_filtered_lrelu
+    rng = torch.Generator().manual_seed(12)
+    x, fu, fd, b, kw = make_case(rng, tu=12, td=12, pad=(9, 8, 9, 8), h=8, w=8)
+    y = nv_filtered_lrelu(x=x, fu=fu, fd=fd, b=b, up=2, down=2, padding=[9, 8, 9, 8], gain=math.sqrt(2), slope=0.2,
+                          clamp=2.0, impl=impl)
+    assert_matches_oracle(y, x, fu, fd, b, dict(kw, clamp=2.0))
+    with pytest.raises(ValueError, match="impl must be"):
+        nv_filtered_lrelu(x, impl="triton")
+
+
+def test_synthesis_layer_nonlinearity_keeps_size_and_matches_reference():
+    pytest.importorskip("scipy")
+    from alae_fast.nn import FilteredLeakyReLU
+    # A StyleGAN3-T layer at 36 samples: rate 16 in and out, intermediate rate 32.
+    layer = FilteredLeakyReLU.for_synthesis_layer(8, in_size=36, out_size=36, in_sampling_rate=16,
+                                                  out_sampling_rate=16, in_cutoff=8, out_cutoff=8,
+                                                  in_half_width=4, out_half_width=4, conv_clamp=256)
+    assert (layer.up, layer.down) == (2, 2) and layer.up_filter.shape == (12,)
+    torch.nn.init.normal_(layer.bias)
+    x = torch.randn(2, 8, 38, 38, dtype=torch.float64)  # the 3x3 convolution's output (36 + 2)
+    y = layer(x)
+    assert y.shape == (2, 8, 36, 36)
+    want = filtered_lrelu_ref(x, layer.up_filter, layer.down_filter, layer.bias.double(), up=2, down=2,
+                              padding=layer.padding, clamp=256)
+    torch.testing.assert_close(y, want)
+    y.sum().backward()
+    assert layer.bias.grad is not None and layer.bias.grad.abs().sum() > 0

@@ -9,6 +9,7 @@
 // it is written (the invariants are stated where the indices are formed).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -54,6 +55,16 @@ AF_FL_CLONES void scale_into(acc_t* __restrict__ y, acc_t a, const acc_t* __rest
 template <typename acc_t>
 void expand_row(const acc_t* in, const Axis& a, acc_t* ph) {
   const int64_t len = a.phase_len(), span = a.span();
+  if (a.up == 1) {  // no zero samples: each phase row is a strided copy, no division per sample
+    for (int64_t p = 0; p < a.down; ++p) {
+      acc_t* row = ph + p * len;
+      for (int64_t m = 0; m < len; ++m) {
+        const int64_t j = m * a.down + p, i = j - a.p0;
+        row[m] = (j < span && i >= 0 && i < a.n_in) ? in[i] : acc_t(0);
+      }
+    }
+    return;
+  }
   for (int64_t k = 0; k < a.down * len; ++k) ph[k] = acc_t(0);
   for (int64_t i = 0; i < a.n_in; ++i) {
     const int64_t j = i * a.up + a.p0;
@@ -74,6 +85,58 @@ AF_FL_CLONES void correlate_row(const acc_t* __restrict__ ph, const Axis& a, con
     const acc_t* __restrict__ src = ph + (t % d) * len + t / d;
     const acc_t wt = w[t];
     for (int64_t o = 0; o < n; ++o) out[o] += wt * src[o];
+  }
+}
+
+// out[m] = sum_k w[k * wstride] * src[m + k] for m < n (src holds n + taps - 1 values).
+template <typename acc_t>
+AF_FL_CLONES void fir_contiguous(const acc_t* __restrict__ src, const acc_t* __restrict__ w, int64_t wstride,
+                                 int64_t taps, int64_t n, acc_t* __restrict__ out) {
+  for (int64_t m = 0; m < n; ++m) out[m] = acc_t(0);
+  for (int64_t k = 0; k < taps; ++k) {
+    const acc_t wk = w[k * wstride];
+    const acc_t* __restrict__ s = src + k;
+    for (int64_t m = 0; m < n; ++m) out[m] += wk * s[m];
+  }
+}
+
+// The horizontal pass of an upsampling axis (down == 1, up > 1) without the zero samples: the
+// outputs o = r + m*up of one residue r share their first tap t0_r, and read in[i0_r + m + k]
+// with taps t0_r + k*up (common/upfirdn2d.h). `pad` holds in[] over [lo, hi), the union of
+// the indices any residue reads (zero outside [0, n_in)); `tmp` holds one residue's outputs.
+struct UpRow {
+  int64_t lo = 0, hi = 0;
+};
+
+inline UpRow up_row_span(const Axis& a) {
+  UpRow s;
+  bool first = true;
+  for (int64_t r = 0; r < a.up && r < a.n_out; ++r) {
+    const Phase ph = phase_of(r, a.up, 1, a.p0);
+    const int64_t count = (a.n_out - r + a.up - 1) / a.up, k = phase_taps(ph.t0, a.up, a.taps);
+    if (k == 0) continue;
+    const int64_t lo = ph.i0, hi = ph.i0 + count + k - 1;
+    s.lo = first ? lo : std::min(s.lo, lo);
+    s.hi = first ? hi : std::max(s.hi, hi);
+    first = false;
+  }
+  return s;
+}
+
+template <typename acc_t>
+void correlate_row_up(const acc_t* in, const Axis& a, const UpRow& span, const acc_t* w, acc_t* pad, acc_t* tmp,
+                      acc_t* out) {
+  for (int64_t i = span.lo; i < span.hi; ++i) pad[i - span.lo] = (i >= 0 && i < a.n_in) ? in[i] : acc_t(0);
+  for (int64_t r = 0; r < a.up && r < a.n_out; ++r) {
+    const Phase ph = phase_of(r, a.up, 1, a.p0);
+    const int64_t count = (a.n_out - r + a.up - 1) / a.up, k = phase_taps(ph.t0, a.up, a.taps);
+    if (k == 0) {
+      for (int64_t m = 0; m < count; ++m) out[r + m * a.up] = acc_t(0);
+      continue;
+    }
+    // Reads pad[i0 - lo + m + j] for m < count, j < k: inside [0, hi - lo) by up_row_span.
+    fir_contiguous(pad + (ph.i0 - span.lo), w + ph.t0, a.up, k, count, tmp);
+    for (int64_t m = 0; m < count; ++m) out[r + m * a.up] = tmp[m];
   }
 }
 
@@ -114,11 +177,20 @@ void run_pass(const acc_t* in, const Axis& ax, const Axis& ay, const Filter<acc_
   const int64_t plen = ax.down * ax.phase_len();
   if (f.separable) {
     // Rows first: ay.n_in rows of ax.n_out values, then the vertical pass over them.
-    s.phase.resize(plen);
     s.rows.resize(ay.n_in * ax.n_out);
-    for (int64_t r = 0; r < ay.n_in; ++r) {
-      expand_row(in + r * ax.n_in, ax, s.phase.data());
-      correlate_row(s.phase.data(), ax, f.wx.data(), s.rows.data() + r * ax.n_out);
+    if (ax.down == 1 && ax.up > 1) {
+      const UpRow span = up_row_span(ax);
+      s.phase.resize(std::max<int64_t>(span.hi - span.lo, 1) + ax.n_out);  // pad, then tmp
+      for (int64_t r = 0; r < ay.n_in; ++r) {
+        correlate_row_up(in + r * ax.n_in, ax, span, f.wx.data(), s.phase.data(),
+                         s.phase.data() + std::max<int64_t>(span.hi - span.lo, 1), s.rows.data() + r * ax.n_out);
+      }
+    } else {
+      s.phase.resize(plen);
+      for (int64_t r = 0; r < ay.n_in; ++r) {
+        expand_row(in + r * ax.n_in, ax, s.phase.data());
+        correlate_row(s.phase.data(), ax, f.wx.data(), s.rows.data() + r * ax.n_out);
+      }
     }
     vertical_pass(s.rows.data(), ay, f.wy.data(), ax.n_out, out);
     return;
