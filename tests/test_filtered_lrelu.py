@@ -127,7 +127,7 @@ def _oracle_kw(kw):
 
 
 @needs_kernel
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(cases())
 def test_kernel_matches_oracle(case):
     x, fu, fd, b, kw = case
@@ -335,8 +335,7 @@ def _op_args(sep=True, cl=False):
 
 
 @needs_kernel
-@pytest.mark.parametrize("sep", [True, False])
-@pytest.mark.parametrize("cl", [False, True])
+@pytest.mark.parametrize("sep,cl", [(True, False), (False, True)])
 def test_opcheck(sep, cl):
     x, fu, fd, b = _op_args(sep, cl)
     cfg = (2, 2, [2, 1, 3, 0], math.sqrt(2), 0.2)
@@ -505,14 +504,14 @@ def test_synthesis_layer_nonlinearity_keeps_size_and_matches_reference():
     pytest.importorskip("scipy")
     from alae_fast.nn import FilteredLeakyReLU
     # A StyleGAN3-T layer at 36 samples: rate 16 in and out, intermediate rate 32.
-    layer = FilteredLeakyReLU.for_synthesis_layer(8, in_size=36, out_size=36, in_sampling_rate=16,
+    layer = FilteredLeakyReLU.for_synthesis_layer(2, in_size=36, out_size=36, in_sampling_rate=16,
                                                   out_sampling_rate=16, in_cutoff=8, out_cutoff=8,
                                                   in_half_width=4, out_half_width=4, conv_clamp=256)
     assert (layer.up, layer.down) == (2, 2) and layer.up_filter.shape == (12,)
     torch.nn.init.normal_(layer.bias)
-    x = torch.randn(2, 8, 38, 38, dtype=torch.float64)  # the 3x3 convolution's output (36 + 2)
+    x = torch.randn(1, 2, 38, 38, dtype=torch.float64)  # the 3x3 convolution's output (36 + 2)
     y = layer(x)
-    assert y.shape == (2, 8, 36, 36)
+    assert y.shape == (1, 2, 36, 36)
     want = filtered_lrelu_ref(x, layer.up_filter, layer.down_filter, layer.bias.double(), up=2, down=2,
                               padding=layer.padding, clamp=256)
     torch.testing.assert_close(y, want)

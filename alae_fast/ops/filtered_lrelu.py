@@ -276,7 +276,7 @@ def _backward_grad(ctx, ddx, ddb):
             else v + ddb.reshape(1, -1, 1, 1)
     if v is None:
         return (None,) * 12
-    return (ctx.cfg.masked(v.contiguous() if v.stride()[-1] == 0 else v, state),) + (None,) * 11
+    return (ctx.cfg.masked(v, state),) + (None,) * 11
 
 
 if _lib.loaded():
