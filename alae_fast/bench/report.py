@@ -20,6 +20,7 @@ from .harness import format_table, format_targets, measure
 SUITES = {
     "bias_act": "alae_fast.bench.bias_act",
     "upfirdn2d": "alae_fast.bench.upfirdn2d",
+    "filtered_lrelu": "alae_fast.bench.filtered_lrelu",
     "adain": "alae_fast.bench.adain",
     "modulated_conv2d": "alae_fast.bench.modulated_conv2d",
     "alae_models": "alae_fast.bench.alae_models",

@@ -25,9 +25,10 @@ from .nvlabs_ops import MODULES, OPTIONAL_MODULES
 from .nvlabs_ops.bias_act import activation_funcs, bias_act
 from .nvlabs_ops.conv2d_resample import conv2d_resample
 from .nvlabs_ops.upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
+from .nvlabs_filtered_lrelu import filtered_lrelu  # StyleGAN3
 
 __all__ = ["bias_act", "activation_funcs", "upfirdn2d", "setup_filter", "filter2d", "upsample2d",
-           "downsample2d", "conv2d_resample", "modulated_conv2d", "torch_utils_ops", "install", "uninstall"]
+           "downsample2d", "conv2d_resample", "modulated_conv2d", "filtered_lrelu", "torch_utils_ops", "install", "uninstall"]
 
 
 def _load_modules() -> dict[str, types.ModuleType]:

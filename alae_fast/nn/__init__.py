@@ -13,3 +13,5 @@ from .resample import Blur, Downsample, Upsample  # noqa: E402
 __all__ += ["Blur", "Downsample", "Upsample"]
 from .style import AdaIN, ModulatedConv2d, NoiseInjection, StyleBlock, ToRGB  # noqa: E402
 __all__ += ["AdaIN", "ModulatedConv2d", "NoiseInjection", "StyleBlock", "ToRGB"]
+from .filtered import FilteredLeakyReLU  # noqa: E402
+__all__ += ["FilteredLeakyReLU"]

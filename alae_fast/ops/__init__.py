@@ -20,3 +20,6 @@ __all__ += ["conv2d_resample", "downsample2d", "filter2d", "setup_filter", "upfi
 
 from .modulated_conv2d import modulate_weight, modulated_conv2d, modulated_conv2d_ref  # noqa: E402
 __all__ += ["modulate_weight", "modulated_conv2d", "modulated_conv2d_ref"]
+
+from .filtered_lrelu import filtered_lrelu, filtered_lrelu_ref  # noqa: E402
+__all__ += ["filtered_lrelu", "filtered_lrelu_ref"]

@@ -11,7 +11,7 @@ One module per NVlabs module, with the names NVlabs' own code reads from it:
 ``conv2d_gradfix``          ``conv2d``, ``conv_transpose2d``, ``no_weight_gradients``, ``enabled``
 ``grid_sample_gradfix``     ``grid_sample``, ``enabled``
 ``fma``                     ``fma``
-``filtered_lrelu``          (StyleGAN3) registered when ``filtered_lrelu.py`` exists here
+``filtered_lrelu``          (StyleGAN3) ``filtered_lrelu``
 ==========================  =================================================================
 
 :func:`alae_fast.compat.nvlabs.install` puts them in ``sys.modules`` as
@@ -22,5 +22,6 @@ NVlabs code is used (that code's licence is non-commercial).
 
 # The modules install() registers, in import order. OPTIONAL ones are skipped when their file
 # is absent (filtered_lrelu's shim is added with that op).
-MODULES = ("bias_act", "upfirdn2d", "conv2d_resample", "conv2d_gradfix", "grid_sample_gradfix", "fma")
-OPTIONAL_MODULES = ("filtered_lrelu",)
+MODULES = ("bias_act", "upfirdn2d", "conv2d_resample", "conv2d_gradfix", "grid_sample_gradfix", "fma",
+           "filtered_lrelu")
+OPTIONAL_MODULES: tuple[str, ...] = ()

@@ -1,0 +1,37 @@
+"""NVlabs StyleGAN3 ``torch_utils.ops.filtered_lrelu`` signature on alae_fast's op.
+
+``filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=sqrt(2), slope=0.2,
+clamp=None, flip_filter=False, impl='cuda')``: same argument names, defaults and semantics as
+NVlabs stylegan3 (``impl='cuda'``, their default, means "the compiled kernel", which here runs
+on CPU tensors too; ``impl='ref'`` forces the PyTorch reference). Nothing is compiled at import.
+Written from the documented semantics; no NVlabs code is used.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..ops.filtered_lrelu import filtered_lrelu as _filtered_lrelu
+
+__all__ = ["filtered_lrelu"]
+
+
+def _impl(impl: str) -> str:
+    if impl in ("cuda", "auto"):
+        return "auto"
+    if impl == "ref":
+        return "ref"
+    raise ValueError(f"filtered_lrelu: impl must be 'cuda' or 'ref' (NVlabs names) or 'auto'; got {impl!r}")
+
+
+def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2,
+                   clamp=None, flip_filter=False, impl="cuda"):
+    """NVlabs ``filtered_lrelu.filtered_lrelu``; see :func:`alae_fast.ops.filtered_lrelu`.
+
+    x: [N, C, H, W]; fu, fd: 1-D or 2-D float32 filters or None; b: [C] or None; up, down:
+    ints >= 1; padding: int, [px, py] or [x0, x1, y0, y1]; gain (default sqrt(2)), slope
+    (default 0.2), clamp (None or >= 0), flip_filter; impl 'cuda' (kernel) or 'ref'.
+    Returns [N, C, OH, OW] of x's dtype. Raises ValueError/TypeError naming a bad argument.
+    """
+    return _filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp,
+                           flip_filter=flip_filter, impl=_impl(impl))

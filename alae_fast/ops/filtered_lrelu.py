@@ -1,0 +1,289 @@
+"""StyleGAN3's filtered leaky ReLU: ``filtered_lrelu``.
+
+Per (n, c) plane, following NVlabs stylegan3 ``torch_utils/ops/filtered_lrelu.py``
+(Karras et al., "Alias-Free Generative Adversarial Networks", NeurIPS 2021):
+
+1. add the bias ``b[c]``;
+2. upsample: ``upfirdn2d(x, fu, up=up, padding=padding, gain=up**2)``;
+3. leaky ReLU with ``slope``, times ``gain``, clamped to ``[-clamp, clamp]`` (after the gain);
+4. downsample: ``upfirdn2d(x, fd, down=down)``.
+
+Output size per axis: ``(in*up + pad0 + pad1 - (fu_taps - 1) - (fd_taps - 1) + (down - 1)) // down``.
+
+The kernel runs the four steps plane by plane in per-thread buffers, so the upsampled
+intermediate is never a full-size tensor, and it saves for the backward only which branch of
+the activation each upsampled element took (2 bits, vs 32 for a float32 copy). Derivation of
+the gradients, with U and D the linear steps 2 and 4 and m = act'(U(x + b)) (gain, gain*slope,
+or 0 where the clamp cut):
+
+    y  = D(act(U(x + b)))
+    dx = U^T(m * D^T(dy)),  db[c] = sum over n, h, w of dx         (filtered_lrelu_grad)
+    m is piecewise constant in x, so dx is linear in dy and its x-derivative is 0 a.e.:
+    d(dx)/d(dy) applied to (ddx, ddb) = D(m * U(ddx + ddb[c]))     (filtered_lrelu_masked)
+    and the adjoint of filtered_lrelu_masked is filtered_lrelu_grad,
+so every order of derivative runs on the kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import torch
+
+from .. import _lib
+from ._dispatch import check_same, check_tensor, opmath, use_kernel
+from .bias_act import _bias_act_ref
+from .upfirdn2d import _filter_size, _is_int, _out_size, _parse_padding, _upfirdn2d_ref
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def _check_filter(f, name: str, x: torch.Tensor, op: str):
+    if f is None:
+        return None
+    if not isinstance(f, torch.Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor or None; got {type(f).__name__}")
+    if not f.dtype.is_floating_point:
+        raise ValueError(f"{op}: {name} must be a floating-point tensor (float32 taps); got {f.dtype}")
+    if f.ndim not in (1, 2):
+        raise ValueError(f"{op}: {name} must be 1-D (separable) or 2-D; got {f.ndim}-D of shape {tuple(f.shape)}")
+    if f.numel() == 0:
+        raise ValueError(f"{op}: {name} must not be empty; got shape {tuple(f.shape)}")
+    if f.device != x.device:
+        raise ValueError(f"{op}: {name} must be on x's device {x.device}; got {f.device}")
+    return f.to(torch.float32)
+
+
+def _check_real(value, name: str, op: str, *, optional=False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{op}: {name} must be a real number{' or None' if optional else ''}; "
+                        f"got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value) or (math.isinf(value) and not (optional and value > 0)):
+        raise ValueError(f"{op}: {name} must be finite; got {value}")
+    return value
+
+
+def _geometry(H, W, fu, fd, up, down, padding):
+    """((UH, UW), (OH, OW)): the upsampled and the output plane size."""
+    px0, px1, py0, py1 = padding
+    fuw, fuh = _filter_size(fu)
+    fdw, fdh = _filter_size(fd)
+    uh, uw = _out_size(H, up, 1, py0, py1, fuh), _out_size(W, up, 1, px0, px1, fuw)
+    return (uh, uw), (_out_size(uh, 1, down, 0, 0, fdh), _out_size(uw, 1, down, 0, 0, fdw))
+
+
+def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, op):
+    check_tensor(x, "x", op)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
+    fu = _check_filter(fu, "fu", x, op)
+    fd = _check_filter(fd, "fd", x, op)
+    if b is not None:
+        check_tensor(b, "b", op)
+        if b.ndim != 1 or b.shape[0] != x.shape[1]:
+            raise ValueError(f"{op}: b must be 1-D of length C = {x.shape[1]}; got shape {tuple(b.shape)}")
+        check_same(b, "b", x, op)
+    for name, v in (("up", up), ("down", down)):
+        if not _is_int(v):
+            raise TypeError(f"{op}: {name} must be an int; got {type(v).__name__}")
+        if v < 1:
+            raise ValueError(f"{op}: {name} must be >= 1; got {v}")
+    padding = _parse_padding(padding, op)
+    gain = _check_real(gain, "gain", op)
+    slope = _check_real(slope, "slope", op)
+    clamp = _check_real(clamp, "clamp", op, optional=True)
+    if clamp is not None and clamp < 0:
+        raise ValueError(f"{op}: clamp must be >= 0 or None; got {clamp}")
+    if not isinstance(flip_filter, bool):
+        raise TypeError(f"{op}: flip_filter must be a bool; got {type(flip_filter).__name__}")
+    (uh, uw), (oh, ow) = _geometry(x.shape[2], x.shape[3], fu, fd, up, down, padding)
+    if min(uh, uw, oh, ow) < 1:
+        raise ValueError(
+            f"{op}: padding leaves no output: the upsampled size (in*up + pad0 + pad1 - fu_taps + 1) is "
+            f"[{uh}, {uw}] and the output size (upsampled - fd_taps + down) // down is [{oh}, {ow}] for x of "
+            f"shape {tuple(x.shape)}, up {up}, down {down}, padding {list(padding)}; each must be >= 1")
+    return fu, fd, list(padding), gain, slope, clamp
+
+
+def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
+                   b: torch.Tensor | None = None, up: int = 1, down: int = 1, padding=0,
+                   gain: float = _SQRT2, slope: float = 0.2, clamp: float | None = None,
+                   flip_filter: bool = False, impl: str = "auto") -> torch.Tensor:
+    """Bias, FIR upsampling, leaky ReLU and FIR downsampling in one op (StyleGAN3).
+
+    Computes ``upfirdn2d(clamp(lrelu(upfirdn2d(x + b, fu, up, padding, gain=up**2), slope) *
+    gain, -clamp, clamp), fd, down=down)``, the semantics of NVlabs stylegan3's
+    ``filtered_lrelu`` (argument order and defaults as there).
+
+    Args:
+        x: [N, C, H, W]; float16, bfloat16, float32 or float64 (half types computed in
+            float32). Any strides; contiguous and channels_last run without a copy.
+        fu: upsampling filter, float32 (other float dtypes are converted), on x's device:
+            1-D [taps] (the same taps along both axes), 2-D [taps_y, taps_x], or None (identity).
+        fd: downsampling filter, as fu.
+        b: optional bias [C], x's dtype and device, added before upsampling.
+        up: integer upsampling factor >= 1 (default 1).
+        down: integer downsampling factor >= 1 (default 1).
+        padding: int, [px, py] or [x0, x1, y0, y1] (default 0), in samples of the upsampled
+            image before fu is applied; negative values crop.
+        gain: scale after the leaky ReLU (default sqrt(2)).
+        slope: negative slope of the leaky ReLU (default 0.2).
+        clamp: clamp the activation to [-clamp, clamp] after the gain; None (default) or inf
+            for none. Must be >= 0.
+        flip_filter: False (default) applies fu and fd as convolutions, True as correlations.
+        impl: 'auto' (compiled kernel when built for x's device, else the reference) or 'ref'.
+
+    Returns:
+        [N, C, OH, OW] with per axis ``(in*up + pad0 + pad1 - (fu_taps-1) - (fd_taps-1) +
+        (down-1)) // down``, x's dtype, channels_last when x is. Differentiable to any order
+        in x and b. NaN and inf propagate as in the reference.
+
+    Raises:
+        TypeError / ValueError naming the argument for a bad argument or a padding that
+        leaves no output; ValueError on the kernel path when fu or fd requires a gradient
+        (the kernels give none to the filters: use impl='ref' to train filters).
+    """
+    op = "filtered_lrelu"
+    fu, fd, padding, gain, slope, clamp = _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp,
+                                                   flip_filter, op)
+    if use_kernel(x, impl, op):
+        if torch.is_grad_enabled():
+            for name, f in (("fu", fu), ("fd", fd)):
+                if f is not None and f.requires_grad:
+                    raise ValueError(f"{op}: {name} requires a gradient, which the kernel does not compute; "
+                                     f"pass {name}.detach() or use impl='ref'")
+        return torch.ops.alae_fast.filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp,
+                                                  flip_filter)[0]
+    return _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
+
+
+def filtered_lrelu_ref(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
+                       b: torch.Tensor | None = None, up: int = 1, down: int = 1, padding=0,
+                       gain: float = _SQRT2, slope: float = 0.2, clamp: float | None = None,
+                       flip_filter: bool = False) -> torch.Tensor:
+    """Plain-PyTorch ``filtered_lrelu`` (same arguments and result), composed of the
+    references of bias_act and upfirdn2d, computed in float32 for half types and rounded once
+    at the end. Autograd by PyTorch, including gradients for fu and fd."""
+    fu, fd, padding, gain, slope, clamp = _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp,
+                                                   flip_filter, "filtered_lrelu_ref")
+    return _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
+
+
+def _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
+    z = opmath(x)
+    if b is not None:
+        z = z + opmath(b).reshape(1, -1, 1, 1)
+    z = _upfirdn2d_ref(z, fu, [up, up], [1, 1], padding, flip_filter, float(up * up))
+    z = _bias_act_ref(z, None, 1, "lrelu", slope, gain, clamp)
+    z = _upfirdn2d_ref(z, fd, [1, 1], [down, down], [0, 0, 0, 0], flip_filter, 1.0)
+    return z.to(x.dtype)
+
+
+# --- registration: fake kernels and the autograd of the three ops ----------------------------
+
+def _layout(t):
+    # The kernels' rule (csrc/ops/filtered_lrelu.cpp): channels_last only where it is t's layout.
+    cl = (not t.is_contiguous()) and t.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if cl else torch.contiguous_format
+
+
+def _fake_forward(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
+    N, C, H, W = x.shape
+    (uh, uw), (oh, ow) = _geometry(H, W, fu, fd, up, down, padding)
+    torch._check(min(uh, uw, oh, ow) >= 1, lambda: "filtered_lrelu: padding leaves no output")
+    y = torch.empty((N, C, oh, ow), dtype=x.dtype, device=x.device, memory_format=_layout(x))
+    state = x.new_empty((N, C, (uh * uw + 3) // 4), dtype=torch.uint8)
+    return y, state
+
+
+def _fake_masked(v, state, fu, fd, up, down, padding, gain, slope, flip_filter):
+    N, C, H, W = v.shape
+    _, (oh, ow) = _geometry(H, W, fu, fd, up, down, padding)
+    return torch.empty((N, C, oh, ow), dtype=v.dtype, device=v.device, memory_format=_layout(v))
+
+
+def _fake_grad(dy, state, fu, fd, in_size, up, down, padding, gain, slope, flip_filter, bias_grad):
+    N, C = dy.shape[:2]
+    dx = torch.empty((N, C, in_size[0], in_size[1]), dtype=dy.dtype, device=dy.device, memory_format=_layout(dy))
+    return dx, dy.new_empty((C if bias_grad else 0,))
+
+
+class _Config:
+    """The non-tensor arguments shared by the three ops, by name."""
+
+    def __init__(self, fu, fd, up, down, padding, gain, slope, flip_filter, in_size):
+        self.fu, self.fd, self.up, self.down, self.padding = fu, fd, up, down, padding
+        self.gain, self.slope, self.flip_filter, self.in_size = gain, slope, flip_filter, in_size
+
+    def grad(self, dy, state, bias_grad):
+        return torch.ops.alae_fast.filtered_lrelu_grad(dy, state, self.fu, self.fd, self.in_size, self.up,
+                                                       self.down, self.padding, self.gain, self.slope,
+                                                       self.flip_filter, bias_grad)
+
+    def masked(self, v, state):
+        return torch.ops.alae_fast.filtered_lrelu_masked(v, state, self.fu, self.fd, self.up, self.down,
+                                                         self.padding, self.gain, self.slope, self.flip_filter)
+
+
+def _setup_forward(ctx, inputs, output):
+    x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter = inputs
+    ctx.cfg = _Config(fu, fd, up, down, padding, gain, slope, flip_filter, [x.shape[2], x.shape[3]])
+    ctx.has_bias = b is not None
+    ctx.save_for_backward(output[1])
+
+
+def _backward_forward(ctx, dy, _dstate):
+    (state,) = ctx.saved_tensors
+    need_b = ctx.has_bias and ctx.needs_input_grad[3]
+    if dy is None or not (ctx.needs_input_grad[0] or need_b):
+        return (None,) * 11
+    dx, db = ctx.cfg.grad(dy, state, need_b)
+    return (dx if ctx.needs_input_grad[0] else None, None, None, db if need_b else None) + (None,) * 7
+
+
+def _setup_masked(ctx, inputs, output):
+    v, state, fu, fd, up, down, padding, gain, slope, flip_filter = inputs
+    ctx.cfg = _Config(fu, fd, up, down, padding, gain, slope, flip_filter, [v.shape[2], v.shape[3]])
+    ctx.save_for_backward(state)
+
+
+def _backward_masked(ctx, dout):
+    (state,) = ctx.saved_tensors
+    if dout is None or not ctx.needs_input_grad[0]:
+        return (None,) * 10
+    return (ctx.cfg.grad(dout, state, False)[0],) + (None,) * 9
+
+
+def _setup_grad(ctx, inputs, output):
+    dy, state, fu, fd, in_size, up, down, padding, gain, slope, flip_filter, bias_grad = inputs
+    ctx.cfg = _Config(fu, fd, up, down, padding, gain, slope, flip_filter, list(in_size))
+    ctx.save_for_backward(state)
+
+
+def _backward_grad(ctx, ddx, ddb):
+    # (dx, db) = (G(dy), sum of G(dy)) with G linear: the cotangent of db joins ddx broadcast
+    # over n, h, w, and both go through G's adjoint, filtered_lrelu_masked.
+    (state,) = ctx.saved_tensors
+    if not ctx.needs_input_grad[0]:
+        return (None,) * 12
+    v = ddx
+    if ddb is not None and ddb.numel() > 0:
+        v = ddb.reshape(1, -1, 1, 1).expand(state.shape[0], -1, *ctx.cfg.in_size) if v is None \
+            else v + ddb.reshape(1, -1, 1, 1)
+    if v is None:
+        return (None,) * 12
+    return (ctx.cfg.masked(v, state),) + (None,) * 11
+
+
+if _lib.loaded():
+    torch.library.register_fake("alae_fast::filtered_lrelu")(_fake_forward)
+    torch.library.register_fake("alae_fast::filtered_lrelu_masked")(_fake_masked)
+    torch.library.register_fake("alae_fast::filtered_lrelu_grad")(_fake_grad)
+    torch.library.register_autograd("alae_fast::filtered_lrelu", _backward_forward, setup_context=_setup_forward)
+    torch.library.register_autograd("alae_fast::filtered_lrelu_masked", _backward_masked,
+                                    setup_context=_setup_masked)
+    torch.library.register_autograd("alae_fast::filtered_lrelu_grad", _backward_grad, setup_context=_setup_grad)

@@ -1,0 +1,281 @@
+// CPU kernels of filtered_lrelu, filtered_lrelu_masked and filtered_lrelu_grad: at::parallel_for
+// over (n, c) planes, each plane through the engine of filtered_lrelu_kernels.h in buffers of
+// the thread that owns it. Inputs and outputs are read and written with their own strides
+// (contiguous, channels_last or any other), so no layout costs a copy.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "../ops/filtered_lrelu.h"
+#include "filtered_lrelu_kernels.h"
+
+namespace alae_fast {
+namespace flrelu_cpu {
+namespace {
+
+// Correlation-order taps of f (undefined = [1]) with `axis_gain` per axis (its square for 2-D
+// taps), reversed again when `adjoint` (the adjoint pass correlates with the reversed taps).
+template <typename acc_t>
+Filter<acc_t> make_filter(const at::Tensor& f, bool separable, bool flip_filter, double axis_gain, bool adjoint) {
+  Filter<acc_t> out;
+  const bool reverse = flip_filter == adjoint;  // conv order unless flip_filter, flipped again by adjoint
+  if (!f.defined()) {
+    out.wx = out.wy = {acc_t(axis_gain)};
+    return out;
+  }
+  at::Tensor t = f.to(at::kDouble).contiguous();
+  const double* v = t.data_ptr<double>();
+  out.separable = separable;
+  out.tx = t.size(-1);
+  out.ty = t.size(0);
+  if (separable) {
+    for (int64_t k = 0; k < out.tx; ++k) out.wx.push_back(acc_t(v[reverse ? out.tx - 1 - k : k] * axis_gain));
+    out.wy = out.wx;
+  } else {
+    const double g2 = axis_gain * axis_gain;
+    for (int64_t r = 0; r < out.ty; ++r) {
+      for (int64_t c = 0; c < out.tx; ++c) {
+        const int64_t rr = reverse ? out.ty - 1 - r : r, cc = reverse ? out.tx - 1 - c : c;
+        out.w2.push_back(acc_t(v[rr * out.tx + cc] * g2));
+      }
+    }
+  }
+  return out;
+}
+
+// A 4-D tensor's plane (n, c) seen through its strides.
+template <typename T>
+struct PlaneView {
+  T* data;
+  std::array<int64_t, 4> st;
+  T* plane(int64_t n, int64_t c) const { return data + n * st[0] + c * st[1]; }
+};
+
+template <typename scalar_t>
+PlaneView<scalar_t> view_of(const at::Tensor& t) {
+  return {t.data_ptr<scalar_t>(), {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}};
+}
+
+template <typename scalar_t, typename acc_t>
+void load_plane(const PlaneView<const scalar_t>& v, int64_t n, int64_t c, int64_t h, int64_t w, acc_t bias,
+                acc_t* out) {
+  const scalar_t* p = v.plane(n, c);
+  for (int64_t r = 0; r < h; ++r) {
+    const scalar_t* row = p + r * v.st[2];
+    acc_t* o = out + r * w;
+    if (v.st[3] == 1) {
+      for (int64_t k = 0; k < w; ++k) o[k] = static_cast<acc_t>(row[k]) + bias;
+    } else {
+      for (int64_t k = 0; k < w; ++k) o[k] = static_cast<acc_t>(row[k * v.st[3]]) + bias;
+    }
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+void store_plane(const acc_t* in, int64_t h, int64_t w, const PlaneView<scalar_t>& v, int64_t n, int64_t c) {
+  scalar_t* p = v.plane(n, c);
+  for (int64_t r = 0; r < h; ++r) {
+    scalar_t* row = p + r * v.st[2];
+    const acc_t* i = in + r * w;
+    if (v.st[3] == 1) {
+      for (int64_t k = 0; k < w; ++k) row[k] = static_cast<scalar_t>(i[k]);
+    } else {
+      for (int64_t k = 0; k < w; ++k) row[k * v.st[3]] = static_cast<scalar_t>(i[k]);
+    }
+  }
+}
+
+// The axes of the forward's two passes and of their adjoints (the adjoint of an axis with
+// taps T and left pad p0 has up and down swapped and left pad T - 1 - p0).
+struct Passes {
+  Axis ux, uy, dx, dy;  // U: input -> upsampled; D: upsampled -> output
+};
+
+Passes passes_of(const FilteredLreluPlan& p) {
+  const FlreluGeometry& g = p.geo;
+  return {Axis{g.W, g.UW, p.up, 1, p.px0, p.fu_w}, Axis{g.H, g.UH, p.up, 1, p.py0, p.fu_h},
+          Axis{g.UW, g.OW, 1, p.down, 0, p.fd_w}, Axis{g.UH, g.OH, 1, p.down, 0, p.fd_h}};
+}
+
+Axis adjoint(const Axis& a) { return Axis{a.n_out, a.n_in, a.down, a.up, a.taps - 1 - a.p0, a.taps}; }
+
+int64_t grain_for(int64_t plane_elems) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, plane_elems)); }
+
+// Per-thread buffers for one plane: input, upsampled, output, codes and pass scratch.
+template <typename acc_t>
+struct Work {
+  std::vector<acc_t> in, up, out;
+  std::vector<uint8_t> codes;
+  Scratch<acc_t> s;
+  Work(int64_t n_in, int64_t n_up, int64_t n_out) : in(n_in), up(n_up), out(n_out), codes(n_up) {}
+};
+
+template <typename scalar_t>
+void forward_impl(const FilteredLreluPlan& p, const at::Tensor& x, const at::Tensor& b, at::Tensor& y,
+                  at::Tensor& state) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const FlreluGeometry g = p.geo;
+  const Passes ps = passes_of(p);
+  const auto fu = make_filter<acc_t>(p.fu, p.fu_separable, p.flip_filter, double(p.up), false);
+  const auto fd = make_filter<acc_t>(p.fd, p.fd_separable, p.flip_filter, 1.0, false);
+  const PlaneView<const scalar_t> xv{x.data_ptr<scalar_t>(), {x.stride(0), x.stride(1), x.stride(2), x.stride(3)}};
+  const PlaneView<scalar_t> yv = view_of<scalar_t>(y);
+  const scalar_t* bp = b.defined() ? b.data_ptr<scalar_t>() : nullptr;
+  uint8_t* sp = state.data_ptr<uint8_t>();
+  const acc_t gain = acc_t(p.gain), slope = acc_t(p.slope), c = acc_t(p.clamp);
+  const int64_t n_up = g.UH * g.UW;
+  at::parallel_for(0, p.N * p.C, grain_for(n_up), [&](int64_t begin, int64_t end) {
+    Work<acc_t> w(g.H * g.W, n_up, g.OH * g.OW);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / p.C, ch = plane % p.C;
+      load_plane(xv, n, ch, g.H, g.W, bp ? static_cast<acc_t>(bp[ch]) : acc_t(0), w.in.data());
+      run_pass(w.in.data(), ps.ux, ps.uy, fu, w.up.data(), w.s);
+      if (p.has_clamp) {
+        activate<acc_t, true>(w.up.data(), w.codes.data(), n_up, gain, slope, c);
+      } else {
+        activate<acc_t, false>(w.up.data(), w.codes.data(), n_up, gain, slope, c);
+      }
+      pack_codes(w.codes.data(), n_up, sp + plane * g.state_bytes);
+      run_pass(w.up.data(), ps.dx, ps.dy, fd, w.out.data(), w.s);
+      store_plane(w.out.data(), g.OH, g.OW, yv, n, ch);
+    }
+  });
+}
+
+template <typename scalar_t>
+void masked_impl(const FilteredLreluPlan& p, const at::Tensor& v, const at::Tensor& state, at::Tensor& out) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const FlreluGeometry g = p.geo;
+  const Passes ps = passes_of(p);
+  const auto fu = make_filter<acc_t>(p.fu, p.fu_separable, p.flip_filter, double(p.up), false);
+  const auto fd = make_filter<acc_t>(p.fd, p.fd_separable, p.flip_filter, 1.0, false);
+  const PlaneView<const scalar_t> vv{v.data_ptr<scalar_t>(), {v.stride(0), v.stride(1), v.stride(2), v.stride(3)}};
+  const PlaneView<scalar_t> ov = view_of<scalar_t>(out);
+  const uint8_t* sp = state.data_ptr<uint8_t>();
+  const acc_t gain = acc_t(p.gain), gs = acc_t(p.gain * p.slope);
+  const int64_t n_up = g.UH * g.UW;
+  at::parallel_for(0, p.N * p.C, grain_for(n_up), [&](int64_t begin, int64_t end) {
+    Work<acc_t> w(g.H * g.W, n_up, g.OH * g.OW);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / p.C, ch = plane % p.C;
+      load_plane(vv, n, ch, g.H, g.W, acc_t(0), w.in.data());
+      run_pass(w.in.data(), ps.ux, ps.uy, fu, w.up.data(), w.s);
+      unpack_codes(sp + plane * g.state_bytes, n_up, w.codes.data());
+      apply_mask(w.up.data(), w.codes.data(), n_up, gain, gs);
+      run_pass(w.up.data(), ps.dx, ps.dy, fd, w.out.data(), w.s);
+      store_plane(w.out.data(), g.OH, g.OW, ov, n, ch);
+    }
+  });
+}
+
+template <typename scalar_t>
+void grad_impl(const FilteredLreluPlan& p, const at::Tensor& dy, const at::Tensor& state, at::Tensor& dx,
+               double* plane_sums) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const FlreluGeometry g = p.geo;
+  const Passes ps = passes_of(p);
+  const Axis dxa = adjoint(ps.dx), dya = adjoint(ps.dy), uxa = adjoint(ps.ux), uya = adjoint(ps.uy);
+  const auto fu_t = make_filter<acc_t>(p.fu, p.fu_separable, p.flip_filter, double(p.up), true);
+  const auto fd_t = make_filter<acc_t>(p.fd, p.fd_separable, p.flip_filter, 1.0, true);
+  const PlaneView<const scalar_t> gv{dy.data_ptr<scalar_t>(), {dy.stride(0), dy.stride(1), dy.stride(2), dy.stride(3)}};
+  const PlaneView<scalar_t> xv = view_of<scalar_t>(dx);
+  const uint8_t* sp = state.data_ptr<uint8_t>();
+  const acc_t gain = acc_t(p.gain), gs = acc_t(p.gain * p.slope);
+  const int64_t n_up = g.UH * g.UW;
+  at::parallel_for(0, p.N * p.C, grain_for(n_up), [&](int64_t begin, int64_t end) {
+    // Buffers in the adjoint's direction: output-sized in, upsampled, input-sized out.
+    Work<acc_t> w(g.OH * g.OW, n_up, g.H * g.W);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const int64_t n = plane / p.C, ch = plane % p.C;
+      load_plane(gv, n, ch, g.OH, g.OW, acc_t(0), w.in.data());
+      run_pass(w.in.data(), dxa, dya, fd_t, w.up.data(), w.s);
+      unpack_codes(sp + plane * g.state_bytes, n_up, w.codes.data());
+      apply_mask(w.up.data(), w.codes.data(), n_up, gain, gs);
+      run_pass(w.up.data(), uxa, uya, fu_t, w.out.data(), w.s);
+      store_plane(w.out.data(), g.H, g.W, xv, n, ch);
+      if (plane_sums) {
+        double s = 0;
+        for (int64_t k = 0; k < g.H * g.W; ++k) s += double(w.out[k]);
+        plane_sums[plane] = s;
+      }
+    }
+  });
+}
+
+#define AF_FL_DISPATCH(T, NAME, ...) \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, T, NAME, __VA_ARGS__)
+
+std::tuple<at::Tensor, at::Tensor> filtered_lrelu_cpu(const at::Tensor& x, const std::optional<at::Tensor>& fu,
+                                                      const std::optional<at::Tensor>& fd,
+                                                      const std::optional<at::Tensor>& b, int64_t up, int64_t down,
+                                                      at::IntArrayRef padding, double gain, double slope,
+                                                      std::optional<double> clamp, bool flip_filter) {
+  check_filtered_lrelu_input("filtered_lrelu", x, b);
+  const FilteredLreluPlan p = plan_filtered_lrelu("filtered_lrelu", x.size(0), x.size(1), x.size(2), x.size(3),
+                                                  x.device(), fu, fd, up, down, padding, gain, slope, clamp,
+                                                  flip_filter);
+  at::Tensor y = filtered_lrelu_empty(x, p.geo.OH, p.geo.OW);
+  at::Tensor state = at::empty({p.N, p.C, p.geo.state_bytes}, x.options().dtype(at::kByte));
+  const at::Tensor bb = b.has_value() && b->defined() ? b->contiguous() : at::Tensor();
+  if (y.numel() == 0) return {y, state};
+  AF_FL_DISPATCH(x.scalar_type(), "filtered_lrelu_cpu", [&] { forward_impl<scalar_t>(p, x, bb, y, state); });
+  return {y, state};
+}
+
+at::Tensor filtered_lrelu_masked_cpu(const at::Tensor& v, const at::Tensor& state, const std::optional<at::Tensor>& fu,
+                                     const std::optional<at::Tensor>& fd, int64_t up, int64_t down,
+                                     at::IntArrayRef padding, double gain, double slope, bool flip_filter) {
+  check_filtered_lrelu_input("filtered_lrelu_masked", v, std::nullopt);
+  const FilteredLreluPlan p =
+      plan_filtered_lrelu("filtered_lrelu_masked", v.size(0), v.size(1), v.size(2), v.size(3), v.device(), fu, fd,
+                          up, down, padding, gain, slope, std::nullopt, flip_filter);
+  check_filtered_lrelu_state("filtered_lrelu_masked", state, p, v.device());
+  at::Tensor out = filtered_lrelu_empty(v, p.geo.OH, p.geo.OW);
+  if (out.numel() == 0) return out;
+  const at::Tensor st = state.contiguous();
+  AF_FL_DISPATCH(v.scalar_type(), "filtered_lrelu_masked_cpu", [&] { masked_impl<scalar_t>(p, v, st, out); });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> filtered_lrelu_grad_cpu(const at::Tensor& dy, const at::Tensor& state,
+                                                           const std::optional<at::Tensor>& fu,
+                                                           const std::optional<at::Tensor>& fd,
+                                                           at::IntArrayRef in_size, int64_t up, int64_t down,
+                                                           at::IntArrayRef padding, double gain, double slope,
+                                                           bool flip_filter, bool bias_grad) {
+  check_filtered_lrelu_input("filtered_lrelu_grad", dy, std::nullopt);
+  TORCH_CHECK_VALUE(in_size.size() == 2 && in_size[0] >= 0 && in_size[1] >= 0,
+                    "filtered_lrelu_grad: in_size must be [H, W] >= 0; got ", in_size);
+  const FilteredLreluPlan p =
+      plan_filtered_lrelu("filtered_lrelu_grad", dy.size(0), dy.size(1), in_size[0], in_size[1], dy.device(), fu,
+                          fd, up, down, padding, gain, slope, std::nullopt, flip_filter);
+  TORCH_CHECK_VALUE(dy.size(2) == p.geo.OH && dy.size(3) == p.geo.OW, "filtered_lrelu_grad: dy must be [N, C, ",
+                    p.geo.OH, ", ", p.geo.OW, "] for in_size ", in_size, "; got ", dy.sizes());
+  check_filtered_lrelu_state("filtered_lrelu_grad", state, p, dy.device());
+  at::Tensor dx = filtered_lrelu_empty(dy, p.geo.H, p.geo.W);
+  at::Tensor sums = at::zeros({bias_grad ? p.N * p.C : 0}, dy.options().dtype(at::kDouble));
+  if (dx.numel() > 0) {
+    const at::Tensor st = state.contiguous();
+    double* sp = bias_grad ? sums.data_ptr<double>() : nullptr;
+    AF_FL_DISPATCH(dy.scalar_type(), "filtered_lrelu_grad_cpu", [&] { grad_impl<scalar_t>(p, dy, st, dx, sp); });
+  }
+  at::Tensor db = bias_grad ? sums.view({p.N, p.C}).sum(0).to(dy.scalar_type()) : dy.new_empty({0});
+  return {dx, db};
+}
+
+}  // namespace
+}  // namespace flrelu_cpu
+
+TORCH_LIBRARY_IMPL(alae_fast, CPU, m) {
+  m.impl("filtered_lrelu", &flrelu_cpu::filtered_lrelu_cpu);
+  m.impl("filtered_lrelu_masked", &flrelu_cpu::filtered_lrelu_masked_cpu);
+  m.impl("filtered_lrelu_grad", &flrelu_cpu::filtered_lrelu_grad_cpu);
+}
+
+}  // namespace alae_fast

@@ -1,0 +1,171 @@
+// CUDA registration of filtered_lrelu and its gradient ops: checks and geometry on the host
+// (shared with the CPU kernels), the kernels in filtered_lrelu.cu.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "../common/dispatch.h"
+#include "../ops/filtered_lrelu.h"
+#include "filtered_lrelu.cuh"
+
+namespace alae_fast {
+namespace {
+
+int dtype_code(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return kFloat32;
+    case at::kDouble: return kFloat64;
+    case at::kHalf: return kFloat16;
+    case at::kBFloat16: return kBFloat16;
+    default: TORCH_CHECK_TYPE(false, "filtered_lrelu: unsupported dtype ", t);
+  }
+  return -1;
+}
+
+// Correlation-order taps on the device: f reversed unless flip_filter, reversed once more for
+// an adjoint pass; a separable filter as [wx, wy]. Undefined for the identity.
+at::Tensor device_taps(const at::Tensor& f, bool separable, bool flip_filter, bool adjoint) {
+  if (!f.defined()) return f;
+  at::Tensor t = flip_filter == adjoint ? f.flip(separable ? std::vector<int64_t>{0} : std::vector<int64_t>{0, 1}) : f;
+  return separable ? at::cat({t, t}).contiguous() : t.contiguous();
+}
+
+FlPassArgs pass_args(FlAxisArgs ax, FlAxisArgs ay, const at::Tensor& taps, bool separable, double scale) {
+  return FlPassArgs{ax, ay, taps.defined() ? taps.const_data_ptr<float>() : nullptr, separable || !taps.defined(),
+                    scale};
+}
+
+FlAxisArgs adjoint(const FlAxisArgs& a) { return FlAxisArgs{a.n_out, a.n_in, a.down, a.up, a.taps - 1 - a.p0, a.taps}; }
+
+struct Axes {
+  FlAxisArgs ux, uy, dx, dy;
+};
+
+Axes axes_of(const FilteredLreluPlan& p) {
+  const FlreluGeometry& g = p.geo;
+  return {FlAxisArgs{g.W, g.UW, p.up, 1, p.px0, p.fu_w}, FlAxisArgs{g.H, g.UH, p.up, 1, p.py0, p.fu_h},
+          FlAxisArgs{g.UW, g.OW, 1, p.down, 0, p.fd_w}, FlAxisArgs{g.UH, g.OH, 1, p.down, 0, p.fd_h}};
+}
+
+void strides_of(const at::Tensor& t, int64_t* st) {
+  for (int i = 0; i < 4; ++i) st[i] = t.stride(i);
+}
+
+at::Tensor workspace(const at::Tensor& like, const FilteredLreluPlan& p) {
+  const auto acc = like.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return at::empty({p.N * p.C, p.geo.UH, p.geo.UW}, like.options().dtype(acc));
+}
+
+// in -> pass1 -> pointwise (mode) -> pass2 -> out.
+void run(const FilteredLreluPlan& p, const at::Tensor& in, const at::Tensor& bias, const FlPassArgs& pass1,
+         int mode, at::Tensor& state, const FlPassArgs& pass2, at::Tensor& out) {
+  cudaStream_t stream = c10::cuda::getCurrentCUDAStream(in.device().index()).stream();
+  at::Tensor work = workspace(in, p);
+  FlStage1Args a{};
+  a.dtype = dtype_code(in.scalar_type());
+  a.in = in.const_data_ptr();
+  strides_of(in, a.in_st);
+  a.bias = bias.defined() ? bias.const_data_ptr() : nullptr;
+  a.N = p.N, a.C = p.C, a.pass = pass1, a.work = work.mutable_data_ptr(), a.mode = mode;
+  a.codes = state.mutable_data_ptr<unsigned char>();
+  a.state_bytes = p.geo.state_bytes;
+  a.gain = p.gain, a.slope = p.slope, a.clamp = p.clamp, a.has_clamp = p.has_clamp;
+  C10_CUDA_CHECK(filtered_lrelu_stage1_launch(a, stream));
+  FlStage2Args b{};
+  b.dtype = a.dtype;
+  b.work = work.const_data_ptr();
+  b.out = out.mutable_data_ptr();
+  strides_of(out, b.out_st);
+  b.N = p.N, b.C = p.C, b.pass = pass2;
+  C10_CUDA_CHECK(filtered_lrelu_stage2_launch(b, stream));
+}
+
+std::tuple<at::Tensor, at::Tensor> filtered_lrelu_cuda(const at::Tensor& x, const std::optional<at::Tensor>& fu,
+                                                       const std::optional<at::Tensor>& fd,
+                                                       const std::optional<at::Tensor>& b, int64_t up, int64_t down,
+                                                       at::IntArrayRef padding, double gain, double slope,
+                                                       std::optional<double> clamp, bool flip_filter) {
+  check_filtered_lrelu_input("filtered_lrelu", x, b);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const FilteredLreluPlan p = plan_filtered_lrelu("filtered_lrelu", x.size(0), x.size(1), x.size(2), x.size(3),
+                                                  x.device(), fu, fd, up, down, padding, gain, slope, clamp,
+                                                  flip_filter);
+  at::Tensor y = filtered_lrelu_empty(x, p.geo.OH, p.geo.OW);
+  at::Tensor state = at::empty({p.N, p.C, p.geo.state_bytes}, x.options().dtype(at::kByte));
+  if (y.numel() == 0) return {y, state};
+  const Axes ax = axes_of(p);
+  const at::Tensor tu = device_taps(p.fu, p.fu_separable, p.flip_filter, false);
+  const at::Tensor td = device_taps(p.fd, p.fd_separable, p.flip_filter, false);
+  const at::Tensor bb = b.has_value() && b->defined() ? b->contiguous() : at::Tensor();
+  run(p, x, bb, pass_args(ax.ux, ax.uy, tu, p.fu_separable, double(up * up)), 0, state,
+      pass_args(ax.dx, ax.dy, td, p.fd_separable, 1.0), y);
+  return {y, state};
+}
+
+at::Tensor filtered_lrelu_masked_cuda(const at::Tensor& v, const at::Tensor& state,
+                                      const std::optional<at::Tensor>& fu, const std::optional<at::Tensor>& fd,
+                                      int64_t up, int64_t down, at::IntArrayRef padding, double gain, double slope,
+                                      bool flip_filter) {
+  check_filtered_lrelu_input("filtered_lrelu_masked", v, std::nullopt);
+  const c10::cuda::CUDAGuard guard(v.device());
+  const FilteredLreluPlan p =
+      plan_filtered_lrelu("filtered_lrelu_masked", v.size(0), v.size(1), v.size(2), v.size(3), v.device(), fu, fd,
+                          up, down, padding, gain, slope, std::nullopt, flip_filter);
+  check_filtered_lrelu_state("filtered_lrelu_masked", state, p, v.device());
+  at::Tensor out = filtered_lrelu_empty(v, p.geo.OH, p.geo.OW);
+  if (out.numel() == 0) return out;
+  const Axes ax = axes_of(p);
+  const at::Tensor tu = device_taps(p.fu, p.fu_separable, p.flip_filter, false);
+  const at::Tensor td = device_taps(p.fd, p.fd_separable, p.flip_filter, false);
+  at::Tensor st = state.contiguous();
+  run(p, v, at::Tensor(), pass_args(ax.ux, ax.uy, tu, p.fu_separable, double(up * up)), 1, st,
+      pass_args(ax.dx, ax.dy, td, p.fd_separable, 1.0), out);
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> filtered_lrelu_grad_cuda(const at::Tensor& dy, const at::Tensor& state,
+                                                            const std::optional<at::Tensor>& fu,
+                                                            const std::optional<at::Tensor>& fd,
+                                                            at::IntArrayRef in_size, int64_t up, int64_t down,
+                                                            at::IntArrayRef padding, double gain, double slope,
+                                                            bool flip_filter, bool bias_grad) {
+  check_filtered_lrelu_input("filtered_lrelu_grad", dy, std::nullopt);
+  TORCH_CHECK_VALUE(in_size.size() == 2 && in_size[0] >= 0 && in_size[1] >= 0,
+                    "filtered_lrelu_grad: in_size must be [H, W] >= 0; got ", in_size);
+  const c10::cuda::CUDAGuard guard(dy.device());
+  const FilteredLreluPlan p =
+      plan_filtered_lrelu("filtered_lrelu_grad", dy.size(0), dy.size(1), in_size[0], in_size[1], dy.device(), fu,
+                          fd, up, down, padding, gain, slope, std::nullopt, flip_filter);
+  TORCH_CHECK_VALUE(dy.size(2) == p.geo.OH && dy.size(3) == p.geo.OW, "filtered_lrelu_grad: dy must be [N, C, ",
+                    p.geo.OH, ", ", p.geo.OW, "] for in_size ", in_size, "; got ", dy.sizes());
+  check_filtered_lrelu_state("filtered_lrelu_grad", state, p, dy.device());
+  at::Tensor dx = filtered_lrelu_empty(dy, p.geo.H, p.geo.W);
+  if (dx.numel() > 0) {
+    const Axes ax = axes_of(p);
+    const at::Tensor tu = device_taps(p.fu, p.fu_separable, p.flip_filter, true);
+    const at::Tensor td = device_taps(p.fd, p.fd_separable, p.flip_filter, true);
+    at::Tensor st = state.contiguous();
+    run(p, dy, at::Tensor(), pass_args(adjoint(ax.dx), adjoint(ax.dy), td, p.fd_separable, 1.0), 1, st,
+        pass_args(adjoint(ax.ux), adjoint(ax.uy), tu, p.fu_separable, double(up * up)), dx);
+  }
+  at::Tensor db;
+  if (!bias_grad) {
+    db = dy.new_empty({0});
+  } else {
+    const bool half = dy.scalar_type() == at::kHalf || dy.scalar_type() == at::kBFloat16;
+    db = half ? dx.sum({0, 2, 3}, false, at::kFloat).to(dy.scalar_type()) : dx.sum({0, 2, 3});
+  }
+  return {dx, db};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(alae_fast, CUDA, m) {
+  m.impl("filtered_lrelu", &filtered_lrelu_cuda);
+  m.impl("filtered_lrelu_masked", &filtered_lrelu_masked_cuda);
+  m.impl("filtered_lrelu_grad", &filtered_lrelu_grad_cuda);
+}
+
+}  // namespace alae_fast

@@ -1,0 +1,137 @@
+// CUDA kernels of filtered_lrelu and its gradient ops: two passes through an accumulation-type
+// workspace of the upsampled size. Unlike the CPU engine, this version is not fused: the
+// upsampled plane goes through global memory once (written by stage 1, read by stage 2).
+// Stage 1: one thread per four consecutive upsampled elements of a plane (one state byte, so
+// no two threads share a byte), each a direct polyphase sum over the taps that meet real
+// samples. Stage 2: one thread per output element. Indices are 64-bit, grid-stride loops.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "../common/dispatch.h"
+#include "../common/filtered_lrelu.h"
+#include "cuda_convert.cuh"
+#include "filtered_lrelu.cuh"
+
+namespace alae_fast {
+namespace {
+
+constexpr int kThreads = 256;
+
+
+// One output sample of a pass over one plane: in(iy, ix) returns the input sample in A.
+template <typename A, typename In>
+__device__ A pass_sample(const FlPassArgs& p, int64_t oy, int64_t ox, In in) {
+  const Phase py = phase_of(oy, p.ay.up, p.ay.down, p.ay.p0);
+  const Phase px = phase_of(ox, p.ax.up, p.ax.down, p.ax.p0);
+  A acc = A(0);
+  for (int64_t ty = py.t0, iy = py.i0; ty < p.ay.taps; ty += p.ay.up, ++iy) {
+    if (iy < 0 || iy >= p.ay.n_in) continue;
+    A row = A(0);
+    for (int64_t tx = px.t0, ix = px.i0; tx < p.ax.taps; tx += p.ax.up, ++ix) {
+      if (ix < 0 || ix >= p.ax.n_in) continue;
+      A w;
+      if (p.taps == nullptr) w = A(1);
+      else if (p.separable) w = A(p.taps[tx]);
+      else w = A(p.taps[ty * p.ax.taps + tx]);
+      row += w * in(iy, ix);
+    }
+    acc += (p.taps != nullptr && p.separable ? A(p.taps[p.ax.taps + ty]) : A(1)) * row;
+  }
+  return acc * A(p.scale);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) stage1_kernel(FlStage1Args a) {
+  using A = typename Acc<T>::type;
+  const int64_t nx = a.pass.ax.n_out, n = a.pass.ay.n_out * nx;
+  const int64_t groups = (n + 3) / 4, total = a.N * a.C * groups;
+  const T* in = static_cast<const T*>(a.in);
+  const T* bias = static_cast<const T*>(a.bias);
+  A* work = static_cast<A*>(a.work);
+  const A gain = A(a.gain), slope = A(a.slope), c = A(a.clamp), gs = A(a.gain * a.slope);
+  for (int64_t g = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; g < total; g += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t plane = g / groups, q = g % groups;
+    const int64_t nn = plane / a.C, ch = plane % a.C;
+    const T* base = in + nn * a.in_st[0] + ch * a.in_st[1];
+    const A b = bias ? to_acc(bias[ch]) : A(0);
+    auto read = [&](int64_t iy, int64_t ix) { return to_acc(base[iy * a.in_st[2] + ix * a.in_st[3]]) + b; };
+    unsigned char* byte = a.codes + plane * a.state_bytes + q;
+    unsigned char packed = 0, old = a.mode == 1 ? *byte : 0;
+    for (int k = 0; k < 4; ++k) {
+      const int64_t i = 4 * q + k;
+      if (i >= n) break;
+      A v = pass_sample<A>(a.pass, i / nx, i % nx, read);
+      if (a.mode == 0) {
+        const bool pos = v > A(0);
+        A y = (pos ? v : v * slope) * gain;
+        int code = pos ? kFlPos : kFlNeg;
+        if (a.has_clamp) {
+          if (!(y >= -c && y <= c)) code = kFlClamped;
+          y = y < -c ? -c : (y > c ? c : y);
+        }
+        v = y;
+        packed |= static_cast<unsigned char>(code << (2 * k));
+      } else {
+        const int code = (old >> (2 * k)) & 3;
+        v = code == kFlClamped ? A(0) : v * (code == kFlPos ? gain : gs);
+      }
+      work[plane * n + i] = v;
+    }
+    if (a.mode == 0) *byte = packed;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) stage2_kernel(FlStage2Args a) {
+  using A = typename Acc<T>::type;
+  const int64_t nx = a.pass.ax.n_out, n = a.pass.ay.n_out * nx, total = a.N * a.C * n;
+  const int64_t in_plane = a.pass.ay.n_in * a.pass.ax.n_in, in_w = a.pass.ax.n_in;
+  const A* work = static_cast<const A*>(a.work);
+  T* out = static_cast<T*>(a.out);
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t plane = e / n, i = e % n, oy = i / nx, ox = i % nx;
+    const A* src = work + plane * in_plane;
+    auto read = [&](int64_t iy, int64_t ix) { return src[iy * in_w + ix]; };
+    const A v = pass_sample<A>(a.pass, oy, ox, read);
+    out[(plane / a.C) * a.out_st[0] + (plane % a.C) * a.out_st[1] + oy * a.out_st[2] + ox * a.out_st[3]] =
+        from_acc<T>(v);
+  }
+}
+
+int blocks_for(int64_t total) {
+  const int64_t b = (total + kThreads - 1) / kThreads;
+  return static_cast<int>(b < 65536 * 8 ? (b < 1 ? 1 : b) : 65536 * 8);
+}
+
+template <typename Fn>
+cudaError_t by_dtype(int dtype, Fn&& fn) {
+  switch (dtype) {
+    case kFloat32: fn(float{}); break;
+    case kFloat64: fn(double{}); break;
+    case kFloat16: fn(__half{}); break;
+    case kBFloat16: fn(__nv_bfloat16{}); break;
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t filtered_lrelu_stage1_launch(const FlStage1Args& a, cudaStream_t stream) {
+  const int64_t n = a.pass.ay.n_out * a.pass.ax.n_out, total = a.N * a.C * ((n + 3) / 4);
+  if (total == 0) return cudaSuccess;
+  return by_dtype(a.dtype, [&](auto t) {
+    stage1_kernel<decltype(t)><<<blocks_for(total), kThreads, 0, stream>>>(a);
+  });
+}
+
+cudaError_t filtered_lrelu_stage2_launch(const FlStage2Args& a, cudaStream_t stream) {
+  const int64_t total = a.N * a.C * a.pass.ay.n_out * a.pass.ax.n_out;
+  if (total == 0) return cudaSuccess;
+  return by_dtype(a.dtype, [&](auto t) {
+    stage2_kernel<decltype(t)><<<blocks_for(total), kThreads, 0, stream>>>(a);
+  });
+}
+
+}  // namespace alae_fast
