@@ -11,7 +11,9 @@ restricted unpickler, after listing the globals the file names that torch does n
 running it) and allowing each of them only as an INERT placeholder class of the same name:
 calling, constructing or restoring a placeholder stores nothing and runs nothing. So the
 tensors and containers load, the tracker's objects become placeholders, and a ``__reduce__``
-that names ``os.system`` builds a placeholder instead of running a command.
+that names, say, ``pathlib.Path.touch`` or ``builtins.exec`` builds a placeholder instead of
+running. A file naming anything of the modules torch blocks outright (``os``, ``sys``,
+``posix``, ``nt``: ``os.system``...) is refused with an error: no checkpoint needs them.
 
 ``read_official_yaml`` reads an official ``configs/*.yaml`` (yacs keys) with PyYAML's
 ``safe_load`` (``pip install 'alae_fast[official]'``).
@@ -76,6 +78,11 @@ def _placeholder(qualified: str) -> type:
     return cls
 
 
+# torch's weights_only unpickler refuses these modules even when allowed (it would fail later
+# with a long message); say so in one line first.
+_BLOCKED_MODULES = frozenset(getattr(torch._weights_only_unpickler, "_blocklisted_modules", ("sys", "os", "posix", "nt")))
+
+
 def _kind_of_file(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(4)
@@ -120,6 +127,10 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         except Exception as e:
             raise OfficialCheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}: "
                                           f"{_one_line(e)})") from None
+        blocked = [g for g in unsafe if g.split(".", 1)[0] in _BLOCKED_MODULES]
+        if blocked:
+            raise OfficialCheckpointError(f"{p}: refused: its pickle calls {blocked[0]}, which no checkpoint needs "
+                                          f"(the file may be malicious); nothing was run")
         placeholders = [_placeholder(g) for g in unsafe]
     try:
         with torch.serialization.safe_globals(placeholders):
