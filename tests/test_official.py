@@ -47,18 +47,25 @@ def io():
 
 # --- the fixture made by the official code ---------------------------------------------------
 
-@pytest.fixture(scope="module", params=[torch.float64, torch.float32], ids=["f64", "f32"])
-def dtype(request):
-    return request.param
+# float64 on the kernels and on the references, float32 on the kernels by default; float32 on
+# the references is the slow suite's (-m slow): the default suite must stay fast on 2 cores.
+COMBOS = [(torch.float64, "auto"), (torch.float64, "ref"), (torch.float32, "auto"),
+          pytest.param(torch.float32, "ref", marks=pytest.mark.slow)]
 
 
-@pytest.fixture(scope="module", params=["auto", "ref"])
-def impl(request):
+@pytest.fixture(scope="module", params=COMBOS, ids=["f64-auto", "f64-ref", "f32-auto", "f32-ref"])
+def combo(request):
     return request.param
 
 
 @pytest.fixture(scope="module")
-def official_model(dtype, impl):
+def dtype(combo):
+    return combo[0]
+
+
+@pytest.fixture(scope="module")
+def official_model(combo):
+    dtype, impl = combo
     return load_official(PTH, dtype=dtype).set_impl(impl)
 
 

@@ -308,11 +308,14 @@ def _describe(config: ModelConfig) -> str:
 def official_state_dict(models: dict[str, dict], model: torch.nn.Module, ema: bool = True,
                         source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """The state dict of alae_fast ``model`` (built from the right config) holding the
-    official ``models``' weights (float64 arithmetic, then the model's dtypes).
+    official ``models``' weights, as new tensors in the model's dtypes (for
+    ``model.load_state_dict(..., assign=True)``).
 
-    Checks every shape first (``OfficialCheckpointError`` naming the first mismatching key
-    with both shapes). Buffers without an official counterpart (resampling taps) keep the
-    model's values.
+    The rescaling runs in float64 for a float64 model (exact to the last bit of the official
+    float32 weights), else in the model's dtype (one more rounding, ~6e-8 relative: half
+    the work and memory on a 54 M-parameter model). Checks every shape first
+    (``OfficialCheckpointError`` naming the first mismatching key with both shapes).
+    Buffers without an official counterpart (resampling taps) keep the model's values.
     """
     config = model.config
     suffix = "_s" if ema else ""
@@ -320,7 +323,8 @@ def official_state_dict(models: dict[str, dict], model: torch.nn.Module, ema: bo
     _check_shapes(models, config, suffix, source, entries)
     state = model.state_dict()
     for ours, mname, key, _, how in entries:
-        t = models[mname + suffix][key].detach().to(torch.float64)
+        target = state[ours]
+        t = models[mname + suffix][key].detach().to(torch.float64 if target.dtype == torch.float64 else target.dtype)
         module = model.get_submodule(ours.rsplit(".", 1)[0])
         kind = ours.rsplit(".", 1)[1]
         if how == "upconv":
@@ -331,7 +335,9 @@ def official_state_dict(models: dict[str, dict], model: torch.nn.Module, ema: bo
             t = t / module.weight_gain
         elif how == "bias" or isinstance(how, tuple):
             t = t / module.bias_lrmul
-        state[ours] = t.reshape(state[ours].shape).to(state[ours].dtype)
+        else:
+            t = t.clone()  # never share storage with the loaded checkpoint
+        state[ours] = t.reshape(target.shape).to(target.dtype).contiguous()
     avg = models.get("dlatent_avg")
     if not isinstance(avg, dict) or "buff" not in avg:
         raise OfficialCheckpointError(f"{source}: 'models' has no dlatent_avg.buff (the w average truncation and "
@@ -340,7 +346,7 @@ def official_state_dict(models: dict[str, dict], model: torch.nn.Module, ema: bo
     if buff.ndim != 2 or buff.shape[1] != config.latent_size:
         raise OfficialCheckpointError(f"{source}: dlatent_avg.buff has shape {list(buff.shape)}; the config gives "
                                       f"[rows, {config.latent_size}]")
-    state["w_avg"] = buff[0].to(state["w_avg"].dtype)
+    state["w_avg"] = buff[0].to(state["w_avg"].dtype).clone()
     return state
 
 
@@ -418,5 +424,5 @@ def official_model_from_state(state: Any, source: str, config=None, ema: bool = 
         model = build_model(cfg)
     if dtype is not None:
         model = model.to(dtype)
-    model.load_state_dict(official_state_dict(models, model, ema, source))
+    model.load_state_dict(official_state_dict(models, model, ema, source), assign=True)
     return model.to(device).eval().requires_grad_(False), cfg
