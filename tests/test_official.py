@@ -50,7 +50,7 @@ def io():
 # float64 on the kernels and on the references, float32 on the kernels by default; float32 on
 # the references is the slow suite's (-m slow): the default suite must stay fast on 2 cores.
 COMBOS = [(torch.float64, "auto"), (torch.float64, "ref"), (torch.float32, "auto"),
-          pytest.param(torch.float32, "ref", marks=pytest.mark.slow)]
+          pytest.param((torch.float32, "ref"), marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=["f64-auto", "f64-ref", "f32-auto", "f32-ref"])
