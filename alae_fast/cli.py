@@ -206,14 +206,20 @@ def _out(args, run, default_name: str) -> Path:
 def _load(args):
     from .training.inference import load_run
 
-    return load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema,
-                    noise_mode=args.noise_mode or "zero")
+    try:
+        return load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema,
+                        noise_mode=args.noise_mode or "zero")
+    except ImportError as e:  # --config without PyYAML: say how to get it, in one line
+        raise ValueError(str(e)) from None
 
 
 def _cmd_convert(args) -> int:
     from .training.inference import convert_official
 
-    out = convert_official(args.official, args.out, config=args.config, ema=not args.no_ema)
+    try:
+        out = convert_official(args.official, args.out, config=args.config, ema=not args.no_ema)
+    except ImportError as e:
+        raise ValueError(str(e)) from None
     print(f"wrote {out}")
     return 0
 

@@ -9,17 +9,21 @@ With L = ``config.layer_count`` resolutions 4, 8, ..., 4·2^(L-1) and C_i =
     G  a learned constant [C_0, 4, 4] (ones at first); per resolution i, two ``StyleBlock``s:
          i > 0: nearest x2 + 3x3 conv C_{i-1} -> C_i (one transposed conv when the output
                 is >= fused_scale_resolution px), then blur [1,2,1];
-         noise -> bias -> lrelu -> instance norm -> style (w_{2i}), one fused ``adain`` op;
+         noise -> bias -> lrelu -> instance norm -> style (w_{2i}), one fused ``adain`` op
+         (noise: see ``StyleGenerator.noise_inputs``);
          3x3 conv C_i -> C_i, then noise -> ... -> style (w_{2i+1}) again;
        ToRGB at the current resolution: 1x1 conv, gain 0.03, no activation.
                                  ws [N, 2L, latent] (or one w) -> x [N, channels, R, R]
-    E  FromRGB at the input resolution: 1x1 conv + bias + lrelu; per resolution i, top down:
+    E  FromRGB at the input resolution: 1x1 conv + bias + lrelu (``from_rgb_lrelus`` of them,
+       2 in the official code); per resolution i, top down:
          3x3 conv C_i -> C_i + bias -> lrelu -> instance_norm_stats (mean_1, std_1)
          -> blur [1,2,1] -> 3x3 conv C_i -> C_{i-1} and 2x2 average pool (one strided conv
          when the input is >= fused_scale_resolution px) -> bias -> lrelu
          -> instance_norm_stats (mean_2, std_2);
          w += Linear(2 C_i -> latent)([mean_1, std_1]) + Linear(2 C_{i-1} -> latent)([mean_2, std_2]).
        (C_{-1} = min(max_features, start_features·2^L): the 4x4 block downsamples to 2x2.)
+       E's instance norms use ``encoder_norm_eps`` and its std statistics sqrt(var +
+       ``encoder_std_eps``) (official: 1e-5 and 0; default: ``instance_norm_eps`` for both).
                                                            x [N, channels, R, R] -> w [N, latent]
     D  ``discriminator_layers`` linear layers latent -> ... -> 1, lrmul 0.1, no activations.
                                                                       w [N, latent] -> score [N]
