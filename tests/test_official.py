@@ -306,7 +306,7 @@ def test_reference_reproduces_the_fixture(io):
     Fm, D = _as_f64(models["mapping_fl_s"]), _as_f64(models["mapping_tl_s"])
     assert rel(official_F(Fm, io["z"]), io["w"]) < 1e-12
     assert rel(official_D(D, io["w"], 32), io["d_of_w"]) < 1e-12
-    for c in (io["cases"][1], io["cases"][3]):  # the fades at 128 px (fused resampling) and at 32 px
+    for c in io["cases"][1:2]:  # the fade-in at 128 px: fused resampling, both levels' paths
         assert rel(official_G(G, c["styles"], c["lod"], c["blend"], c["noise"], 6), c["image"]) < 1e-12
         assert rel(official_E(E, c["encoder_input"], c["lod"], c["blend"], 6, 32), c["encoded_w"]) < 1e-12
 
@@ -336,15 +336,15 @@ def test_another_architecture_matches_the_reference(other_checkpoint):
     assert (c.from_rgb_lrelus, c.encoder_norm_eps, c.encoder_std_eps, c.first_noise_shared) == (2, 1e-5, 0.0, True)
     models = read_official_checkpoint(other_checkpoint / "other.pth")["models"]
     G, E = _as_f64(models["generator_s"]), _as_f64(models["discriminator_s"])
-    z = torch.randn(3, 24, dtype=torch.float64)
+    z = torch.randn(2, 24, dtype=torch.float64)
     w = official_F(_as_f64(models["mapping_fl_s"]), z)
     assert rel(m.mapping(z), w) <= 1e-6
     assert rel(m.discriminator(w), official_D(_as_f64(models["mapping_tl_s"]), w, 24)) <= 1e-6
-    x = torch.rand(3, 1, 128, 128, dtype=torch.float64) * 2 - 1
-    for lod, blend in [(5, 1.0), (5, 0.3), (1, 1.0), (4, 0.6), (0, 1.0)]:
-        styles = torch.randn(3, 12, 24, dtype=torch.float64)
+    x = torch.rand(2, 1, 128, 128, dtype=torch.float64) * 2 - 1
+    for lod, blend in [(5, 0.3), (3, 1.0), (0, 1.0)]:  # the fused 128 px fade-in, a lower level, 4x4
+        styles = torch.randn(2, 12, 24, dtype=torch.float64)
         r = 4 * 2 ** lod
-        noise = [torch.randn(1 if k == 0 else 3, 1, 4 * 2 ** (k // 2), 4 * 2 ** (k // 2), dtype=torch.float64)
+        noise = [torch.randn(1 if k == 0 else 2, 1, 4 * 2 ** (k // 2), 4 * 2 ** (k // 2), dtype=torch.float64)
                  for k in range(2 * lod + 2)]
         assert rel(m.decode(styles, lod, blend, noise=noise), official_G(G, styles, lod, blend, noise, 6)) <= 1e-6
         xi = F.avg_pool2d(x, 128 // r) if r < 128 else x
