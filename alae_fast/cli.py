@@ -1,7 +1,7 @@
 """The ``alae-fast`` command (also ``python -m alae_fast``, and ``torchrun ... -m alae_fast.cli``).
 
 Subcommands: ``train``, ``generate``, ``reconstruct``, ``interpolate``, ``style-mix``,
-``evaluate``, ``presets``, ``bench``, ``info``; ``alae-fast <command> --help`` describes each.
+``evaluate``, ``convert``, ``presets``, ``bench``, ``info``; ``alae-fast <command> --help`` describes each.
 Every command prints the paths it wrote. Errors in the arguments or the data exit with
 status 2 and one line naming the problem (set ALAE_FAST_TRACEBACK=1 for the traceback).
 """
@@ -48,9 +48,22 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _add_official(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, metavar="YAML",
+                   help="official checkpoints only: the official YAML config (default: the architecture is "
+                        "inferred from the checkpoint)")
+    p.add_argument("--no-ema", action="store_true",
+                   help="official checkpoints only: the training weights instead of the EMA copies (*_s)")
+
+
 def _add_ckpt(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt", required=True, metavar="C",
-                   help="a checkpoint file (ckpt-*.pt) or a run folder (its newest loadable checkpoint)")
+                   help="a checkpoint file (ckpt-*.pt, or an official ALAE .pth) or a run folder (its newest "
+                        "loadable checkpoint)")
+    _add_official(p)
+    p.add_argument("--noise-mode", default=None, choices=("random", "batch", "const", "zero", "none"),
+                   help="G's noise inputs: random (per sample), batch (one draw shared by the batch), const "
+                        "(fixed images), zero/none (default: random for generate, zero otherwise)")
     p.add_argument("--device", default="cpu", help="device to run the model on: cpu (default), cuda, cuda:1 ...")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="output file (default: inside the checkpoint's run folder)")
@@ -117,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "detail it reached, and save them as one PNG grid.")
     _add_ckpt(g)
     g.add_argument("--n", type=_positive_int, default=32, metavar="N", help="number of images (default 32)")
-    g.add_argument("--psi", type=float, default=1.0, metavar="P",
-                   help="truncation psi: w <- w_avg + psi (w - w_avg) (default 1: none)")
+    g.add_argument("--psi", type=float, default=None, metavar="P",
+                   help="truncation psi: w <- w_avg + psi (w - w_avg) (default: the config's, 0.7 with cutoff "
+                        "8 for the paper presets and official checkpoints, else 1: none)")
     g.add_argument("--cutoff", type=int, default=None, help="truncate only style inputs below this (default all)")
     g.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
 
@@ -163,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
     e.add_argument("--seed", type=int, default=0, help="seed of all evaluation draws (default 0)")
 
+    c = sub.add_parser("convert", help="an official ALAE checkpoint (.pth) as an alae_fast checkpoint",
+                       description="Convert a checkpoint of the official ALAE code (podgorskiy/ALAE: the four "
+                                   "StyleALAE configs, the mnist_ref MLP) into an alae_fast checkpoint that every "
+                                   "--ckpt command opens. No pickled code runs while reading it.")
+    c.add_argument("official", metavar="OFFICIAL", help="the official .pth file")
+    _add_official(c)
+    c.add_argument("--out", required=True, metavar="FILE", help="the alae_fast checkpoint to write")
+
     sub.add_parser("presets", help="list trainable presets and model presets with parameter counts",
                    description="Training setups (what `train --preset` accepts) and model presets, with "
                                "their parameter counts per network.")
@@ -181,6 +203,27 @@ def _out(args, run, default_name: str) -> Path:
     return Path(args.out) if args.out else _run_folder(run.path) / default_name
 
 
+def _load(args):
+    from .training.inference import load_run
+
+    try:
+        return load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema,
+                        noise_mode=args.noise_mode or "zero")
+    except ImportError as e:  # --config without PyYAML: say how to get it, in one line
+        raise ValueError(str(e)) from None
+
+
+def _cmd_convert(args) -> int:
+    from .training.inference import convert_official
+
+    try:
+        out = convert_official(args.official, args.out, config=args.config, ema=not args.no_ema)
+    except ImportError as e:
+        raise ValueError(str(e)) from None
+    print(f"wrote {out}")
+    return 0
+
+
 def _cmd_train(args) -> int:
     from .training.run import TrainOptions, run_training
 
@@ -197,13 +240,15 @@ def _cmd_train(args) -> int:
 
 def _cmd_generate(args) -> int:
     from .training.images import save_image_grid
-    from .training.inference import load_run, sample_images, to_display
+    from .training.inference import sample_images, to_display
 
-    run = load_run(args.ckpt, args.device)
-    x = sample_images(run, args.n, psi=args.psi, seed=args.seed, cutoff=args.cutoff)
+    run = _load(args)
+    x = sample_images(run, args.n, psi=args.psi, seed=args.seed, cutoff=args.cutoff,
+                      noise=args.noise_mode or "random")
     path = save_image_grid(to_display(x, run.schedule.resolution), _out(args, run, "generated.png"),
                            scale=max(1, 128 // run.schedule.resolution))
-    print(f"wrote {args.n} samples (psi {args.psi}, lod {run.phase.lod}) to {path}")
+    psi = run.config.truncation_psi if args.psi is None else args.psi
+    print(f"wrote {args.n} samples (psi {psi}, lod {run.phase.lod}) to {path}")
     return 0
 
 
@@ -225,14 +270,14 @@ def _cmd_reconstruct(args) -> int:
     import torch
 
     from .training.images import save_pairs_grid
-    from .training.inference import load_image_files, load_run, prepare_images, to_display
+    from .training.inference import load_image_files, prepare_images, to_display
 
-    run = load_run(args.ckpt, args.device)
+    run = _load(args)
     x = load_image_files(args.images, run.schedule) if args.images else _held_out(args.data, run, args.n)
     device = next(run.model.parameters()).device
     with torch.no_grad():
         x = prepare_images(x, run.schedule, run.phase).to(device)
-        rec = run.model.reconstruct(x, run.phase.lod, run.phase.blend, noise="zero")
+        rec = run.model.reconstruct(x, run.phase.lod, run.phase.blend, noise=run.noise_mode)
     res = run.schedule.resolution
     path = save_pairs_grid(to_display(x, res), to_display(rec, res), _out(args, run, "reconstructions.png"),
                            scale=max(1, 128 // res))
@@ -244,9 +289,9 @@ def _cmd_interpolate(args) -> int:
     import torch
 
     from .training.images import save_image_grid
-    from .training.inference import interpolate_latents, load_image_files, load_run, prepare_images, to_display
+    from .training.inference import interpolate_latents, load_image_files, prepare_images, to_display
 
-    run = load_run(args.ckpt, args.device)
+    run = _load(args)
     device = next(run.model.parameters()).device
     x = prepare_images(load_image_files([args.a, args.b], run.schedule), run.schedule, run.phase).to(device)
     with torch.no_grad():
@@ -260,9 +305,9 @@ def _cmd_interpolate(args) -> int:
 
 def _cmd_style_mix(args) -> int:
     from .training.images import save_image_grid
-    from .training.inference import load_run, style_mix_grid, style_ranges, to_display
+    from .training.inference import style_mix_grid, style_ranges, to_display
 
-    run = load_run(args.ckpt, args.device)
+    run = _load(args)
     grid, nrow = style_mix_grid(run, args.rows, args.cols, args.seed)
     res = run.schedule.resolution
     path = save_image_grid(to_display(grid, res), _out(args, run, "style-mix.png"), nrow=nrow,
@@ -273,10 +318,10 @@ def _cmd_style_mix(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .training.inference import evaluate_model, load_run
+    from .training.inference import evaluate_model
     from .training.run import format_latent_report
 
-    run = load_run(args.ckpt, args.device)
+    run = _load(args)
     metrics = evaluate_model(run, data=args.data, inception_weights=args.inception_weights, num_fid=args.num_fid,
                              ppl_samples=args.ppl_samples, seed=args.seed, device=args.device)
     path = _out(args, run, "evaluate.json")
@@ -317,7 +362,7 @@ def _cmd_presets(_args) -> int:
 
 _COMMANDS = {"train": _cmd_train, "generate": _cmd_generate, "reconstruct": _cmd_reconstruct,
              "interpolate": _cmd_interpolate, "style-mix": _cmd_style_mix, "evaluate": _cmd_evaluate,
-             "presets": _cmd_presets}
+             "presets": _cmd_presets, "convert": _cmd_convert}
 
 
 def main(argv: list[str] | None = None) -> int:

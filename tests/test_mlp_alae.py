@@ -124,7 +124,7 @@ def test_shapes_and_interface(model):
     (lambda m: m.encode(torch.rand(2, 784), blend=1.5), "blend"),
     (lambda m: m.decode(torch.rand(2, 49)), "w must have shape"),
     (lambda m: m.decode(torch.rand(2, 2, 50)), "w must have shape"),
-    (lambda m: m.decode(torch.rand(2, 50), noise="none"), "noise"),
+    (lambda m: m.decode(torch.rand(2, 50), noise="gaussian"), "noise"),
     (lambda m: m.generate(torch.rand(2, 51)), "z must have shape"),
     (lambda m: m.generate(torch.rand(2, 50), truncation_psi=float("inf")), "truncation_psi"),
     (lambda m: m.generate(torch.rand(2, 50), truncation_cutoff=-1), "truncation_cutoff"),

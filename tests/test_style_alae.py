@@ -488,7 +488,7 @@ def test_config_validation(changes, exc, match):
     (lambda m: m.encode([0.0]), TypeError, "x must be a torch.Tensor"),
     (lambda m: m.decode(torch.randn(2, 5, dtype=torch.float64)), ValueError, "w must have shape"),
     (lambda m: m.decode(torch.randn(2, 5, 6, dtype=torch.float64)), ValueError, r"\[N, 6, 6\]"),
-    (lambda m: m.decode(torch.randn(2, 6, dtype=torch.float64), noise="none"), ValueError, "noise"),
+    (lambda m: m.decode(torch.randn(2, 6, dtype=torch.float64), noise="gaussian"), ValueError, "noise"),
     (lambda m: m.decode(torch.randn(2, 6, dtype=torch.float64), lod=-1), ValueError, "lod"),
     (lambda m: m.generate(torch.randn(2, 7, dtype=torch.float64)), ValueError, "z must have shape"),
     (lambda m: StyleALAE(ALAEConfig()), TypeError, "StyleALAEConfig"),

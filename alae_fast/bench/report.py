@@ -25,6 +25,7 @@ SUITES = {
     "modulated_conv2d": "alae_fast.bench.modulated_conv2d",
     "alae_models": "alae_fast.bench.alae_models",
     "alae_train": "alae_fast.bench.train",
+    "official": "alae_fast.bench.official",
 }
 COLUMNS = ["fused", "ref", "compiled", "copy"]
 

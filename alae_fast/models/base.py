@@ -18,7 +18,11 @@ from torch import nn
 from ..nn.equalized import set_impl
 from .config import ALAEConfig
 
-NOISE_MODES = ("random", "zero")
+# G's noise inputs (``decode(..., noise=...)``): 'random' fresh N(0, 1) images per sample;
+# 'batch' one draw per layer shared by the batch (the official ``batch_constant``, used by its
+# PPL metric); 'const' fixed per-layer images (as NVlabs' noise_mode='const'); 'zero' or
+# 'none' no noise. A list of per-layer tensors is also accepted (see StyleALAE.decode).
+NOISE_MODES = ("random", "batch", "const", "zero", "none")
 
 
 class ALAEModel(nn.Module):
@@ -171,8 +175,11 @@ class ALAEModel(nn.Module):
         blend = _finite(blend, "blend", op)
         if not 0.0 <= blend <= 1.0:
             raise ValueError(f"{op}: blend must be in [0, 1]; got {blend}")
+        if isinstance(noise, (list, tuple)):
+            return blend  # per-layer tensors: the model that reads them checks them
         if noise not in NOISE_MODES:
-            raise ValueError(f"{op}: noise must be one of {NOISE_MODES}; got {noise!r}")
+            raise ValueError(f"{op}: noise must be one of {NOISE_MODES} or a list of per-layer tensors; "
+                             f"got {noise!r}")
         return blend
 
 

@@ -173,6 +173,11 @@ class ALAEConfig(ModelConfig):
         discriminator_lrmul: learning-rate multiplier of D's layers.
         lrelu_slope: negative slope of every leaky ReLU.
         w_avg_beta: decay of the running mean of w (``update_w_avg``) used by truncation.
+        truncation_psi, truncation_cutoff: the truncation that sampling commands apply by
+            default (``alae-fast generate`` and ``training.inference.sample_images`` when no
+            psi is given): w <- w_avg + psi (w - w_avg) on style inputs [0, cutoff) (cutoff
+            None: all). Defaults 1.0 and None (no truncation); the paper presets carry the
+            official 0.7 and 8. ``generate()`` itself and training never read them.
     """
 
     latent_size: int = 512
@@ -182,16 +187,24 @@ class ALAEConfig(ModelConfig):
     discriminator_lrmul: float = 0.1
     lrelu_slope: float = 0.2
     w_avg_beta: float = 0.995
+    truncation_psi: float = 1.0
+    truncation_cutoff: int | None = None
 
     def validate(self) -> None:
         super().validate()
         check_int(self, "latent_size")
-        check_int(self, "mapping_layers")
+        check_int(self, "mapping_layers", self._min_mapping_layers)
         check_real(self, "mapping_lrmul", 0.0, low_open=True)
         check_int(self, "discriminator_layers")
         check_real(self, "discriminator_lrmul", 0.0, low_open=True)
         check_real(self, "lrelu_slope", 0.0, 1.0)
         check_real(self, "w_avg_beta", 0.0, 1.0)
+        check_real(self, "truncation_psi")
+        if self.truncation_cutoff is not None:
+            check_int(self, "truncation_cutoff", 0)
+
+    # F may be the identity (0 layers) only where a model says so (the MLP of mnist_ref).
+    _min_mapping_layers: ClassVar[int] = 1
 
 
 @register_config
@@ -207,6 +220,12 @@ class MLPALAEConfig(ALAEConfig):
         encoder_out_act: activation after E's last layer. 'linear' (default) follows the
             paper's description, leaky ReLUs only between layers; 'lrelu' is what the
             authors' code does, so that E's w gets the same lrelu-shaped distribution as F's.
+        encoder_out_slope: slope of that final leaky ReLU (default None: ``lrelu_slope``; the
+            official ``mnist_ref`` code calls ``F.leaky_relu(x)``, slope 0.01).
+        generator_slope: slope of G's hidden leaky ReLUs (default None: ``lrelu_slope``;
+            ``mnist_ref``: 0.01).
+        mapping_layers: 0 makes F the identity, w = z, without pixel norm (``mnist_ref``'s
+            ``MappingFromLatent`` at the branch's last commit).
     """
 
     kind: ClassVar[str] = "mlp_alae"
@@ -217,9 +236,16 @@ class MLPALAEConfig(ALAEConfig):
     encoder_hidden: tuple[int, ...] = (1024, 1024)
     generator_hidden: tuple[int, ...] = (1024, 1024)
     encoder_out_act: str = "linear"
+    encoder_out_slope: float | None = None
+    generator_slope: float | None = None
+
+    _min_mapping_layers: ClassVar[int] = 0
 
     def validate(self) -> None:
         super().validate()
+        for name in ("encoder_out_slope", "generator_slope"):
+            if getattr(self, name) is not None:
+                check_real(self, name, 0.0, 1.0)
         check_int(self, "image_channels")
         check_int(self, "image_size")
         check_int_tuple(self, "encoder_hidden")

@@ -31,11 +31,13 @@ from .config import MLPALAEConfig
 from .presets import register_model
 
 
-def _stack(widths, acts, lrmul: float, slope: float) -> nn.Sequential:
-    """EqualizedLinear layers widths[i] -> widths[i+1], each with its fused activation acts[i]."""
+def _stack(widths, acts, lrmul: float, slope) -> nn.Sequential:
+    """EqualizedLinear layers widths[i] -> widths[i+1], each with its fused activation acts[i];
+    ``slope`` is one lrelu slope for all, or one per layer."""
     layers = []
-    for fan_in, fan_out, act in zip(widths[:-1], widths[1:], acts):
-        alpha = slope if act == "lrelu" else None
+    slopes = list(slope) if isinstance(slope, (list, tuple)) else [slope] * len(acts)
+    for fan_in, fan_out, act, s in zip(widths[:-1], widths[1:], acts, slopes):
+        alpha = s if act == "lrelu" else None
         layers.append(EqualizedLinear(fan_in, fan_out, lrmul=lrmul, act=act, act_alpha=alpha, act_gain=1.0))
     return nn.Sequential(*layers)
 
@@ -43,12 +45,13 @@ def _stack(widths, acts, lrmul: float, slope: float) -> nn.Sequential:
 class MLPMapping(nn.Module):
     """F: pixel norm, then ``layers`` latent -> latent linear layers, each followed by lrelu.
 
-    z [N, latent] -> w [N, latent].
+    z [N, latent] -> w [N, latent]. ``layers=0`` is the identity, w = z, without pixel norm
+    (the official mnist_ref MLP).
     """
 
     def __init__(self, latent_size: int, layers: int, lrmul: float, slope: float):
         super().__init__()
-        self.norm = PixelNorm(dim=1)
+        self.norm = PixelNorm(dim=1) if layers > 0 else nn.Identity()
         self.layers = _stack([latent_size] * (layers + 1), ["lrelu"] * layers, lrmul, slope)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -79,10 +82,11 @@ class MLPEncoder(nn.Module):
     """
 
     def __init__(self, latent_size: int, hidden: tuple[int, ...], features: int, slope: float,
-                 out_act: str = "linear"):
+                 out_act: str = "linear", out_slope: float | None = None):
         super().__init__()
         widths = [features, *hidden, latent_size]
-        self.layers = _stack(widths, ["lrelu"] * len(hidden) + [out_act], 1.0, slope)
+        slopes = [slope] * len(hidden) + [slope if out_slope is None else out_slope]
+        self.layers = _stack(widths, ["lrelu"] * len(hidden) + [out_act], 1.0, slopes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x.reshape(x.shape[0], -1))
@@ -126,9 +130,10 @@ class MLPALAE(ALAEModel):
         c = config
         self.image_shape = (c.image_channels, c.image_size, c.image_size)
         self.mapping = MLPMapping(c.latent_size, c.mapping_layers, c.mapping_lrmul, c.lrelu_slope)
-        self.generator = MLPGenerator(c.latent_size, c.generator_hidden, self.image_shape, c.lrelu_slope)
+        self.generator = MLPGenerator(c.latent_size, c.generator_hidden, self.image_shape,
+                                      c.lrelu_slope if c.generator_slope is None else c.generator_slope)
         self.encoder = MLPEncoder(c.latent_size, c.encoder_hidden, c.image_features, c.lrelu_slope,
-                                  c.encoder_out_act)
+                                  c.encoder_out_act, c.encoder_out_slope)
         self.discriminator = MLPDiscriminator(c.latent_size, c.discriminator_layers, c.discriminator_lrmul)
 
     @property
@@ -152,8 +157,8 @@ class MLPALAE(ALAEModel):
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
                noise: str = "random") -> torch.Tensor:
         """G(w): w [N, latent_size] or [N, 1, latent_size] -> images [N, C, H, W], unbounded
-        (trained towards [0, 1]). ``lod``, ``blend`` and ``noise`` ('random' or 'zero') are
-        checked and ignored: the MLP has one resolution and no noise inputs.
+        (trained towards [0, 1]). ``lod``, ``blend`` and ``noise`` (any mode of
+        ``ALAEModel.decode``) are checked and ignored: the MLP has one resolution and no noise inputs.
         """
         self._check_lod_blend_noise(lod, blend, noise, "decode")
         return self.generator(self._check_ws(w, "decode")[:, 0])

@@ -120,23 +120,31 @@ def _builtin_presets() -> None:
     register_preset("mnist-mlp", MLPALAEConfig(),
                     "MLP ALAE of the paper's MNIST experiment: 28x28x1, latent 50, E/G 1024-1024, "
                     "F 6 layers, D 3 layers")
+    register_preset("mnist-ref", MNIST_REF,
+                    "the MLP of the official mnist_ref branch: 28x28x1 in [0, 1], latent 50, F the "
+                    "identity, E ends in lrelu 0.01, G lrelu 0.01; loads its checkpoints")
     # The paper's StyleALAE models (Table 3 and its configs): per-lod images are the authors'
     # epochs per level times the data set size, batches and learning rates their 8-GPU ones.
-    register_preset("ffhq-1024", StyleALAEConfig(),
+    # They ARE the official architectures (configs/*.yaml of podgorskiy/ALAE), including what
+    # the official code does beyond the paper (OFFICIAL_FIDELITY), so official checkpoints
+    # load into them exactly. digits-32 keeps the package defaults instead: it was designed
+    # and its numbers measured with them (one lrelu after FromRGB, eps 1e-8, per-sample
+    # noise), and it has no official counterpart to match.
+    register_preset("ffhq-1024", StyleALAEConfig(**OFFICIAL_FIDELITY),
                     "StyleALAE on FFHQ: 1024x1024x3, latent 512, L 9, features 16..512; "
                     "960 kimg per lod, 18000 kimg in all")
-    register_preset("celeba-hq-256", StyleALAEConfig(
+    register_preset("celeba-hq-256", StyleALAEConfig(**OFFICIAL_FIDELITY,
         layer_count=7, start_features=64, max_features=512, lod_kimg=(870.0,),
         lod_batch=(512, 256, 128, 64, 32, 32, 32), lod_lr=(0.0015,), train_kimg=8120.0),
         "StyleALAE on CelebA-HQ: 256x256x3, latent 512, L 7, features 64..512; "
         "870 kimg per lod, 8120 kimg in all")
-    register_preset("bedroom-256", StyleALAEConfig(
+    register_preset("bedroom-256", StyleALAEConfig(**OFFICIAL_FIDELITY,
         layer_count=7, start_features=32, max_features=512, lod_kimg=(1516.52,),
         lod_batch=(512, 256, 128, 64, 32, 32, 32),
         lod_lr=(0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002), train_kimg=84925.12),
         "StyleALAE on LSUN Bedroom: 256x256x3, latent 512, L 7, features 32..512; "
         "1516.52 kimg per lod, 84925 kimg in all")
-    register_preset("celeba-128", StyleALAEConfig(
+    register_preset("celeba-128", StyleALAEConfig(**OFFICIAL_FIDELITY,
         latent_size=256, layer_count=6, start_features=64, max_features=256, lod_kimg=(1095.822,),
         lod_batch=(512, 256, 128, 64, 32, 32), lod_lr=(0.0015,), train_kimg=14610.96),
         "StyleALAE on CelebA: 128x128x3, latent 256, L 6, features 64..256; "
@@ -145,6 +153,20 @@ def _builtin_presets() -> None:
                     "small CPU StyleALAE for the embedded 32x32 digits: 1 channel, latent 16, "
                     "L 4, features 8..32, F 4 layers, ToRGB gain 1; batch 32, 24 kimg, EMA 1 kimg")
 
+
+# What podgorskiy/ALAE's StyleALAE does (net.py, model.py at 42bcf2e) where alae_fast's defaults
+# differ: see StyleALAEConfig's fidelity fields and ALAEConfig's truncation fields (official
+# TRUNCATIOM_PSI 0.7, TRUNCATIOM_CUTOFF 8, used by its figure and sampling scripts).
+OFFICIAL_FIDELITY = dict(from_rgb_lrelus=2, encoder_norm_eps=1e-5, encoder_std_eps=0.0, first_noise_shared=True,
+                         truncation_psi=0.7, truncation_cutoff=8)
+
+# The MLP of the official mnist_ref branch (net.py EncoderFC, GeneratorFC,
+# MappingToLatentNoStyle, MappingFromLatent at 864890d; trained by Z_GAN.py on x / 255 with
+# batch 128, lr 0.002): E 784 -> 1024 -> 1024 -> 50 with lrelu 0.2 and a final F.leaky_relu
+# (slope 0.01); G 50 -> 1024 -> 1024 -> 784 with F.leaky_relu (0.01) and a linear output; D
+# 50 -> 50 -> 50 -> 50, lrmul 0.1, no activations, output 0 (conversion keeps that row); F's
+# forward returns z unchanged (its six layers exist but are unused).
+MNIST_REF = MLPALAEConfig(mapping_layers=0, encoder_out_act="lrelu", encoder_out_slope=0.01, generator_slope=0.01)
 
 # The CPU demo model. Sized so that one training iteration (the three ALAE steps with R1's
 # double backward, batch 32) takes well under a second on 2 cores. Up- and downsampling are

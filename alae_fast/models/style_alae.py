@@ -9,17 +9,21 @@ With L = ``config.layer_count`` resolutions 4, 8, ..., 4·2^(L-1) and C_i =
     G  a learned constant [C_0, 4, 4] (ones at first); per resolution i, two ``StyleBlock``s:
          i > 0: nearest x2 + 3x3 conv C_{i-1} -> C_i (one transposed conv when the output
                 is >= fused_scale_resolution px), then blur [1,2,1];
-         noise -> bias -> lrelu -> instance norm -> style (w_{2i}), one fused ``adain`` op;
+         noise -> bias -> lrelu -> instance norm -> style (w_{2i}), one fused ``adain`` op
+         (noise: see ``StyleGenerator.noise_inputs``);
          3x3 conv C_i -> C_i, then noise -> ... -> style (w_{2i+1}) again;
        ToRGB at the current resolution: 1x1 conv, gain 0.03, no activation.
                                  ws [N, 2L, latent] (or one w) -> x [N, channels, R, R]
-    E  FromRGB at the input resolution: 1x1 conv + bias + lrelu; per resolution i, top down:
+    E  FromRGB at the input resolution: 1x1 conv + bias + lrelu (``from_rgb_lrelus`` of them,
+       2 in the official code); per resolution i, top down:
          3x3 conv C_i -> C_i + bias -> lrelu -> instance_norm_stats (mean_1, std_1)
          -> blur [1,2,1] -> 3x3 conv C_i -> C_{i-1} and 2x2 average pool (one strided conv
          when the input is >= fused_scale_resolution px) -> bias -> lrelu
          -> instance_norm_stats (mean_2, std_2);
          w += Linear(2 C_i -> latent)([mean_1, std_1]) + Linear(2 C_{i-1} -> latent)([mean_2, std_2]).
        (C_{-1} = min(max_features, start_features·2^L): the 4x4 block downsamples to 2x2.)
+       E's instance norms use ``encoder_norm_eps`` and its std statistics sqrt(var +
+       ``encoder_std_eps``) (official: 1e-5 and 0; default: ``instance_norm_eps`` for both).
                                                            x [N, channels, R, R] -> w [N, latent]
     D  ``discriminator_layers`` linear layers latent -> ... -> 1, lrmul 0.1, no activations.
                                                                       w [N, latent] -> score [N]
@@ -137,8 +141,9 @@ class GeneratorBlock(nn.Module):
 
     ``style_1``: [up-conv 3x3 -> blur] -> noise -> bias -> lrelu -> IN -> style (the first
     block has no conv and starts from G's constant); ``style_2``: conv 3x3 -> the same.
-    forward(x [N, in_channels, H, W], w1, w2 [N, latent], noise 'random' | 'zero')
-    -> [N, out_channels, 2H, 2W] (first block: [N, out_channels, H, W]).
+    forward(x [N, in_channels, H, W], w1, w2 [N, latent], noise_1, noise_2: each a tensor
+    [N or 1, 1, H', W'] or None for no noise) -> [N, out_channels, 2H, 2W] (first block:
+    [N, out_channels, H, W]).
     """
 
     def __init__(self, in_channels: int, out_channels: int, latent_size: int, *, first: bool, fused: bool,
@@ -150,18 +155,24 @@ class GeneratorBlock(nn.Module):
         self.style_2 = _built_on_cpu(lambda: StyleBlock(out_channels, out_channels, latent_size, blur=False,
                                                         alpha=slope, eps=eps))
 
-    def forward(self, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, noise: str) -> torch.Tensor:
-        noise = "random" if noise == "random" else None
-        return self.style_2(self.style_1(x, w1, noise), w2, noise)
+    def forward(self, x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, noise_1: torch.Tensor | None,
+                noise_2: torch.Tensor | None) -> torch.Tensor:
+        return self.style_2(self.style_1(x, w1, noise_1), w2, noise_2)
 
 
 class StyleGenerator(nn.Module):
     """G: styles -> images at any level (see the module docstring).
 
-    forward(ws [N, 2L, latent], lod int in [0, L-1], blend float in [0, 1], noise 'random' |
-    'zero') -> [N, channels, 4·2^lod, 4·2^lod]. Only style inputs [0, 2·lod + 2) are read.
-    Parameters: ``const [1, C_0, 4, 4]``, ``blocks[i]``, ``to_rgb[i]``.
+    forward(ws [N, 2L, latent], lod int in [0, L-1], blend float in [0, 1], noise: a mode
+    or per-layer tensors, see ``noise_inputs``) -> [N, channels, 4·2^lod, 4·2^lod]. Only
+    style inputs [0, 2·lod + 2) are read.
+    Parameters: ``const [1, C_0, 4, 4]``, ``blocks[i]``, ``to_rgb[i]``. The 'const' noise
+    images are not parameters or buffers: they are drawn on the CPU from a fixed seed per
+    layer when first used (so every copy of the model, on any device, has the same ones),
+    and are not stored in checkpoints.
     """
+
+    CONST_NOISE_SEED = 0x414C4145  # 'ALAE'; layer k uses this + k
 
     def __init__(self, config: StyleALAEConfig):
         super().__init__()
@@ -177,14 +188,67 @@ class StyleGenerator(nn.Module):
                 eps=c.instance_norm_eps))
             self.to_rgb.append(EqualizedConv2d(c.features_at(i), c.channels, 1, gain=c.to_rgb_gain))
         self.upsample = nearest_up()  # the previous level's image during a fade-in
+        self.first_noise_shared = c.first_noise_shared
+        self._const_noise: dict = {}
 
-    def forward(self, ws: torch.Tensor, lod: int, blend: float = 1.0, noise: str = "random") -> torch.Tensor:
+    def noise_inputs(self, noise, n: int, lod: int, dtype: torch.dtype, device) -> list:
+        """The noise images of style inputs [0, 2·lod + 2): a list of tensors [N or 1, 1, r, r]
+        (r = 4·2^(k // 2) for input k) or None where there is no noise.
+
+        noise: 'random' (N(0, 1) per sample, drawn in input order from torch's default
+        generator; with ``first_noise_shared`` input 0 is one [1, 1, 4, 4] draw, as the
+        official G), 'batch' (one [1, 1, r, r] draw per input, shared by the batch: the
+        official ``batch_constant``), 'const' (fixed images, see the class docstring),
+        'zero' or 'none' (no noise), or a list/tuple of per-input tensors [N or 1, 1, r, r]
+        (or None entries) with at least 2·lod + 2 and at most 2·L entries, as rosinality's
+        generator takes them. Raises ValueError/TypeError naming the bad entry.
+        """
+        count = 2 * (lod + 1)
+        res = [4 * 2 ** (k // 2) for k in range(count)]
+        if isinstance(noise, (list, tuple)):
+            if not count <= len(noise) <= 2 * self.layer_count:
+                raise ValueError(f"decode: noise list must have between {count} (2·lod + 2) and "
+                                 f"{2 * self.layer_count} entries; got {len(noise)}")
+            out = []
+            for k in range(count):
+                t = noise[k]
+                if t is None:
+                    out.append(None)
+                    continue
+                if not isinstance(t, torch.Tensor):
+                    raise TypeError(f"decode: noise[{k}] must be a tensor or None; got {type(t).__name__}")
+                if t.ndim != 4 or t.shape[0] not in (1, n) or t.shape[1] != 1 or tuple(t.shape[2:]) != (res[k], res[k]):
+                    raise ValueError(f"decode: noise[{k}] must have shape [{n} or 1, 1, {res[k]}, {res[k]}]; "
+                                     f"got {tuple(t.shape)}")
+                out.append(t.to(device=device, dtype=dtype))
+            return out
+        if noise in ("zero", "none"):
+            return [None] * count
+        if noise == "random":
+            return [torch.randn(1 if k == 0 and self.first_noise_shared else n, 1, r, r, dtype=dtype, device=device)
+                    for k, r in enumerate(res)]
+        if noise == "batch":
+            return [torch.randn(1, 1, r, r, dtype=dtype, device=device) for r in res]
+        if noise == "const":
+            return [self._const(k, r, dtype, device) for k, r in enumerate(res)]
+        raise ValueError(f"decode: noise must be 'random', 'batch', 'const', 'zero', 'none' or a list of "
+                         f"per-layer tensors; got {noise!r}")
+
+    def _const(self, k: int, r: int, dtype, device) -> torch.Tensor:
+        key = (k, dtype, str(device))
+        if key not in self._const_noise:
+            g = torch.Generator().manual_seed(self.CONST_NOISE_SEED + k)
+            self._const_noise[key] = torch.randn(1, 1, r, r, generator=g, dtype=torch.float64).to(device, dtype)
+        return self._const_noise[key]
+
+    def forward(self, ws: torch.Tensor, lod: int, blend: float = 1.0, noise="random") -> torch.Tensor:
         x = self.const.expand(ws.shape[0], -1, -1, -1)
+        noises = self.noise_inputs(noise, ws.shape[0], lod, x.dtype, x.device)
         previous = None
         for i in range(lod + 1):
             if i == lod and lod > 0 and blend < 1.0:
                 previous = self.to_rgb[i - 1](x)
-            x = self.blocks[i](x, ws[:, 2 * i], ws[:, 2 * i + 1], noise)
+            x = self.blocks[i](x, ws[:, 2 * i], ws[:, 2 * i + 1], noises[2 * i], noises[2 * i + 1])
         image = self.to_rgb[lod](x)
         if previous is not None:
             image = torch.lerp(self.upsample(previous), image, blend)
@@ -192,6 +256,20 @@ class StyleGenerator(nn.Module):
 
 
 # --- encoder --------------------------------------------------------------------------------------
+
+def _restd(y: torch.Tensor, std: torch.Tensor, eps: float, std_eps: float) -> torch.Tensor:
+    """sqrt(var + std_eps) from the outputs of instance_norm_stats with ``eps``.
+
+    y = (a - mean) / sqrt(var + eps) gives mean(y^2) = var / (var + eps), so var =
+    std^2 · mean(y^2) with std = sqrt(var + eps). Subtracting eps from std^2 would cancel
+    catastrophically when var is small; this product has no cancellation. One more pass
+    over y (a reduction), differentiable to second order through the op's autograd. The
+    official encoder's statistic is sqrt(var) (std_eps 0) while its norm uses eps 1e-5.
+    """
+    acc = torch.float64 if y.dtype == torch.float64 else torch.float32
+    var = std.to(acc).square() * y.to(acc).square().mean((2, 3))
+    return torch.sqrt(var + std_eps).to(std.dtype)
+
 
 class EncoderBlock(nn.Module):
     """One resolution of E (see the module docstring).
@@ -201,9 +279,10 @@ class EncoderBlock(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, latent_size: int, *, fused: bool, slope: float,
-                 eps: float):
+                 eps: float, std_eps: float | None = None):
         super().__init__()
         self.eps = float(eps)
+        self.std_eps = self.eps if std_eps is None else float(std_eps)
         self.conv_1 = EqualizedConv2d(in_channels, in_channels, 3, padding=1, act="lrelu", act_alpha=slope)
         self.blur = blur((1, 2, 1))
         self.down = DownConv2d(in_channels, out_channels, fused, slope)
@@ -216,8 +295,12 @@ class EncoderBlock(nn.Module):
         # the statistics op: one kernel and one pass fewer, forward and in both backwards.
         if conv._fusable_lrelu():
             y, b = layer.pre_activation(x)
-            return instance_norm_stats(y, self.eps, self.impl, bias=b, act="lrelu", alpha=conv.act_alpha)
-        return instance_norm_stats(layer(x), self.eps, impl=self.impl)
+            y, mean, std = instance_norm_stats(y, self.eps, self.impl, bias=b, act="lrelu", alpha=conv.act_alpha)
+        else:
+            y, mean, std = instance_norm_stats(layer(x), self.eps, impl=self.impl)
+        if self.std_eps != self.eps:
+            std = _restd(y, std, self.eps, self.std_eps)
+        return y, mean, std
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, mean_1, std_1 = self._normalized(self.conv_1, self.conv_1, x)
@@ -238,13 +321,16 @@ class StyleEncoder(nn.Module):
         c = config
         self.from_rgb = nn.ModuleList()
         self.blocks = nn.ModuleList()
+        norm_eps, std_eps = c.encoder_eps
+        # n leaky ReLUs of slope s in a row are one of slope s**n (the official E applies two).
+        from_rgb_slope = c.lrelu_slope ** c.from_rgb_lrelus
         for i in range(c.layer_count):
             self.from_rgb.append(EqualizedConv2d(c.channels, c.features_at(i), 1, act="lrelu",
-                                                 act_alpha=c.lrelu_slope))
+                                                 act_alpha=from_rgb_slope))
             self.blocks.append(EncoderBlock(
                 c.features_at(i), c.features_at(i - 1), c.latent_size,
                 fused=c.resolution_at(i) >= c.fused_scale_resolution, slope=c.lrelu_slope,
-                eps=c.instance_norm_eps))
+                eps=norm_eps, std_eps=std_eps))
         self.pool = average_down()  # the input of the previous level during a fade-in
 
     def forward(self, x: torch.Tensor, lod: int, blend: float = 1.0) -> torch.Tensor:
@@ -316,12 +402,14 @@ class StyleALAE(ALAEModel):
         return self.encoder(x, lod, blend)
 
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
-               noise: str = "random") -> torch.Tensor:
+               noise="random") -> torch.Tensor:
         """G(w): w [N, latent_size] (the same w for every style input) or [N, num_ws,
         latent_size] -> images [N, channels, 4·2^lod, 4·2^lod].
 
         lod: level, None (default) for the last; blend in [0, 1] (default 1); noise:
-        'random' (fresh N(0, 1) noise images, default) or 'zero' (no noise).
+        'random' (fresh N(0, 1) noise images, default), 'batch' (one draw per layer shared
+        by the batch), 'const' (fixed per-layer images), 'zero'/'none' (no noise), or a list
+        of per-layer tensors [N or 1, 1, r, r] (see ``StyleGenerator.noise_inputs``).
         """
         lod, blend = self._lod(lod, blend, noise, "decode")
         return self.generator(self._check_ws(w, "decode"), lod, blend, noise)

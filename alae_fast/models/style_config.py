@@ -56,6 +56,21 @@ class StyleALAEConfig(ALAEConfig):
         to_rgb_gain: equalized-lr gain of G's 1x1 ToRGB convolutions (default 0.03).
         instance_norm_eps: epsilon inside every instance norm's square root (default 1e-8).
 
+    Fidelity fields: where the official implementation (podgorskiy/ALAE, net.py) does
+    something the paper does not describe. The defaults keep alae_fast's original behaviour;
+    the paper presets set the official values, so that official checkpoints load exactly
+    (``alae_fast.models.load_official``):
+        from_rgb_lrelus: leaky ReLUs applied after E's FromRGB convolution (default 1;
+            official 2: one inside FromRGB and one more in the encoder's forward, i.e. one
+            leaky ReLU of slope ``lrelu_slope**2``).
+        encoder_norm_eps: epsilon of E's instance norms (default None: ``instance_norm_eps``;
+            official 1e-5, torch's ``InstanceNorm2d`` default, while G's is 1e-8).
+        encoder_std_eps: epsilon inside the std statistic E maps to w, sqrt(var + eps)
+            (default None: the same as E's norm, one fused op; official 0.0: sqrt(var)).
+        first_noise_shared: G's very first noise image (block 0, before the first style) is
+            one [1, 1, 4, 4] draw shared by the batch, because the official constant input
+            has batch 1 (default False; official True). Only ``noise='random'`` reads it.
+
     Training-schedule fields (per lod, see the module docstring):
         lod_kimg: thousands of images shown at each level; the first half of every level
             after ``start_lod`` fades the new resolution in.
@@ -81,6 +96,11 @@ class StyleALAEConfig(ALAEConfig):
     fused_scale_resolution: int = 128
     to_rgb_gain: float = 0.03
     instance_norm_eps: float = 1e-8
+    # --- fidelity to the official implementation (see the docstring) ---
+    from_rgb_lrelus: int = 1
+    encoder_norm_eps: float | None = None
+    encoder_std_eps: float | None = None
+    first_noise_shared: bool = False
     lod_kimg: tuple[float, ...] = (960.0,)
     lod_batch: tuple[int, ...] = (512, 256, 128, 64, 32, 32, 32, 32, 32)
     lod_lr: tuple[float, ...] = (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003)
@@ -97,6 +117,12 @@ class StyleALAEConfig(ALAEConfig):
         check_int(self, "fused_scale_resolution")
         check_real(self, "to_rgb_gain", 0.0, low_open=True)
         check_real(self, "instance_norm_eps", 0.0)
+        check_int(self, "from_rgb_lrelus", 1)
+        for name in ("encoder_norm_eps", "encoder_std_eps"):
+            if getattr(self, name) is not None:
+                check_real(self, name, 0.0)
+        if not isinstance(self.first_noise_shared, bool):
+            raise TypeError(f"StyleALAEConfig: first_noise_shared must be a bool; got {self.first_noise_shared!r}")
         _check_real_tuple(self, "lod_kimg")
         _check_real_tuple(self, "lod_lr")
         check_int_tuple(self, "lod_batch", 1)
@@ -130,6 +156,12 @@ class StyleALAEConfig(ALAEConfig):
     def features_at(self, lod: int) -> int:
         """Feature maps of resolution index ``lod`` (-1 gives E's output width below 4x4)."""
         return min(self.max_features, self.start_features * 2 ** (self.layer_count - 1 - lod))
+
+    @property
+    def encoder_eps(self) -> tuple[float, float]:
+        """(E's instance-norm eps, E's std-statistic eps) with the None defaults resolved."""
+        norm = self.instance_norm_eps if self.encoder_norm_eps is None else self.encoder_norm_eps
+        return norm, (norm if self.encoder_std_eps is None else self.encoder_std_eps)
 
     def per_lod(self, name: str, lod: int):
         """Entry ``lod`` of the per-lod tuple ``name`` (the last entry repeats)."""

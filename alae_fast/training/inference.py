@@ -17,13 +17,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models import ModelConfig, build_model
-from .checkpoint import find_latest_checkpoint, list_checkpoints, load_checkpoint
-from .schedule import LODSchedule, Phase, blend_real_images, images_for_lod
+from ..models import MLPALAEConfig, ModelConfig, build_model
+from ..models.official import is_official_checkpoint, official_model_from_state
+from ..models.official_io import read_official_checkpoint
+from .checkpoint import find_latest_checkpoint, list_checkpoints
+from .schedule import LODSchedule, Phase, blend_real_images, images_for_lod, schedule_from_config
 
 __all__ = ["LoadedRun", "load_run", "prepare_images", "load_image_files", "to_display", "sample_images",
            "style_mix_grid", "style_ranges", "interpolate_latents", "latent_eval", "evaluate_model",
-           "random_model", "CHECKPOINT_FORMAT"]
+           "random_model", "convert_official", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "alae_fast.train/1"
 
@@ -34,7 +36,9 @@ class LoadedRun:
 
     model: the EMA model (eval mode, no gradients) on the requested device; config: its
     model config; schedule: the run's schedule; phase: where training stood (level, blend);
-    setup: the setup name; images_seen: training images consumed; path: the file read.
+    setup: the setup name ('official' for a checkpoint of the official ALAE code);
+    images_seen: training images consumed; path: the file read; noise_mode: G's noise in
+    ``decode`` (default 'zero'; see ``ALAEModel.decode``).
     """
 
     model: torch.nn.Module
@@ -45,12 +49,14 @@ class LoadedRun:
     images_seen: int
     path: Path
     state: dict
+    noise_mode: str = "zero"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.encode(x, self.phase.lod, self.phase.blend)
 
-    def decode(self, w: torch.Tensor, noise: str = "zero") -> torch.Tensor:
-        return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
+    def decode(self, w: torch.Tensor, noise=None) -> torch.Tensor:
+        return self.model.decode(w, self.phase.lod, self.phase.blend,
+                                 noise=self.noise_mode if noise is None else noise)
 
 
 def _resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -65,11 +71,20 @@ def _resolve_checkpoint(path: str | os.PathLike) -> Path:
     return p
 
 
-def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedRun:
-    """Open a training checkpoint: a ``ckpt-*.pt`` file, or a run folder (its newest loadable one).
+def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
+             config: str | os.PathLike | ModelConfig | None = None, ema: bool = True,
+             noise_mode: str = "zero") -> LoadedRun:
+    """Open a checkpoint: a ``ckpt-*.pt`` file, a run folder (its newest loadable one), a file
+    ``alae-fast convert`` wrote, or a checkpoint of the official ALAE code (``.pth``).
 
-    Raises FileNotFoundError when there is none and ValueError when the file is not a
-    training checkpoint of this package.
+    config: for an official checkpoint only: its YAML config or a ModelConfig (default None:
+    the architecture is inferred from the shapes); ema: for an official checkpoint, load the
+    ``_s`` copies (default) or the training weights (alae_fast checkpoints always give the
+    EMA model); noise_mode: ``LoadedRun.noise_mode``. Files are read without running pickled
+    code (``alae_fast.models.official_io``).
+
+    Raises FileNotFoundError when there is none and ValueError (one line naming the file)
+    when the file is not a checkpoint of this package or of the official code.
     """
     target = _resolve_checkpoint(path)
     if target.is_dir():
@@ -78,7 +93,12 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Loa
             raise FileNotFoundError(f"no loadable checkpoint in {str(target)!r}")
         file, state = found
     else:
-        file, state = target, load_checkpoint(target)
+        file, state = target, read_official_checkpoint(target)
+    if is_official_checkpoint(state):
+        return _official_run(state, Path(file), config, ema, device, noise_mode)
+    if config is not None:
+        raise ValueError(f"{file}: a config (--config) is only for checkpoints of the official ALAE code; "
+                         f"this file is not one")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{file}: not an alae_fast training checkpoint (format {CHECKPOINT_FORMAT!r})")
     config = ModelConfig.from_dict(state["model_config"])
@@ -90,7 +110,48 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Loa
     model.eval().requires_grad_(False)
     images_seen = int(state["trainer"]["images_seen"])
     return LoadedRun(model, config, schedule, schedule.phase(images_seen), state.get("setup", "?"), images_seen,
-                     Path(file), state)
+                     Path(file), state, noise_mode)
+
+
+def _official_schedule(config: ModelConfig) -> LODSchedule:
+    """The schedule an official model is used with: its preset's; for the mnist_ref MLP one
+    level at 28 px with the branch's batch 128 and lr 0.002."""
+    if isinstance(config, MLPALAEConfig):
+        return LODSchedule(max_lod=0, base_resolution=config.image_size, channels=config.image_channels,
+                           lod_kimg=(6000.0,), lod_batch=(128,), lod_lr=(0.002,))
+    return schedule_from_config(config)
+
+
+def _official_run(state: dict, file: Path, config, ema: bool, device, noise_mode: str) -> LoadedRun:
+    model, cfg = official_model_from_state(state, str(file), config, ema, device=device)
+    schedule = _official_schedule(cfg)
+    # A finished training: the last level, faded in.
+    images_seen = sum(schedule.images_at(lod) for lod in range(schedule.start_lod, schedule.max_lod + 1))
+    return LoadedRun(model, cfg, schedule, schedule.phase(images_seen), "official", images_seen, file,
+                     {"format": "official", "ema": ema}, noise_mode)
+
+
+def convert_official(path: str | os.PathLike, out: str | os.PathLike,
+                     config: str | os.PathLike | ModelConfig | None = None, ema: bool = True) -> Path:
+    """Writes an official ALAE checkpoint as an alae_fast checkpoint that ``load_run`` (and every
+    ``alae-fast`` command taking ``--ckpt``) opens: the converted model as the EMA model, its
+    config, the preset's schedule at its end. Not resumable by ``alae-fast train`` (no
+    optimiser state). Writes ``out`` atomically (temporary file, then rename) and returns it.
+
+    Raises as ``load_run``; FileExistsError when ``out`` is a folder.
+    """
+    run = load_run(path, config=config, ema=ema)
+    out = Path(out)
+    if out.is_dir():
+        raise FileExistsError(f"--out {str(out)!r} is a folder; give a file name")
+    state = {"format": CHECKPOINT_FORMAT, "model_config": run.config.to_dict(), "schedule": run.schedule.to_dict(),
+             "setup": "official", "converted_from": str(Path(path).resolve()), "official_ema": ema,
+             "trainer": {"ema": {"module": run.model.state_dict()}, "images_seen": run.images_seen}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out)
+    return out
 
 
 def prepare_images(x: torch.Tensor, schedule: LODSchedule, phase: Phase) -> torch.Tensor:
@@ -128,9 +189,15 @@ def load_image_files(paths: Sequence[str | os.PathLike], schedule: LODSchedule) 
 
 
 @torch.no_grad()
-def sample_images(run: LoadedRun, n: int, psi: float = 1.0, seed: int = 0, cutoff: int | None = None,
-                  noise: str = "random") -> torch.Tensor:
-    """``n`` EMA samples ``[n, C, r, r]`` from z drawn with ``seed``, truncated by ``psi`` towards w_avg."""
+def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 0, cutoff: int | None = None,
+                  noise="random") -> torch.Tensor:
+    """``n`` EMA samples ``[n, C, r, r]`` from z drawn with ``seed``, truncated by ``psi`` towards
+    w_avg on style inputs below ``cutoff``. psi None (default) takes the config's
+    ``truncation_psi`` and ``truncation_cutoff`` (the paper presets: the official 0.7 and 8;
+    others 1, no truncation); noise: any ``decode`` mode (default 'random')."""
+    if psi is None:
+        psi = run.config.truncation_psi
+        cutoff = run.config.truncation_cutoff if cutoff is None else cutoff
     device = next(run.model.parameters()).device
     z = torch.randn(n, run.model.latent_size, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.random.fork_rng(devices=[]):
@@ -141,10 +208,10 @@ def sample_images(run: LoadedRun, n: int, psi: float = 1.0, seed: int = 0, cutof
 
 def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
     """Decodes ``steps`` points on the segment between E(a) and E(b) (images ``[1, C, R, R]``
-    each, prepared); returns ``[steps, C, r, r]`` with no noise."""
+    each, prepared); returns ``[steps, C, r, r]`` with ``run.noise_mode`` (default no noise)."""
     wa, wb = run.encode(a), run.encode(b)
     t = torch.linspace(0.0, 1.0, steps, device=wa.device, dtype=wa.dtype).view(-1, 1)
-    return run.decode(torch.lerp(wa.expand(steps, -1), wb.expand(steps, -1), t), noise="zero")
+    return run.decode(torch.lerp(wa.expand(steps, -1), wb.expand(steps, -1), t))
 
 
 def style_ranges(num_ws: int) -> dict[str, tuple[int, int]]:

@@ -142,6 +142,14 @@ def _builtin() -> None:
                     lod_lr=(0.002,)),
         kimg=6000.0,
         description="the paper's MNIST MLP ALAE; use --data with MNIST IDX files (100 epochs of 60k)"))
+    # The official mnist_ref branch's MLP (Z_GAN.py: batch 128, lr 0.002, pixels x / 255).
+    register_setup(TrainSetup(
+        "mnist-ref", preset_config("mnist-ref"),
+        LODSchedule(max_lod=0, base_resolution=28, channels=1, lod_kimg=(6000.0,), lod_batch=(128,),
+                    lod_lr=(0.002,)),
+        kimg=6000.0,
+        description="the MLP of the official mnist_ref branch (loads its checkpoints); use --data with MNIST "
+                    "IDX files"))
 
 
 _builtin()

@@ -1,0 +1,171 @@
+"""Reading files of the official ALAE implementation (podgorskiy/ALAE) without running their code.
+
+An official checkpoint is what its ``Checkpointer.save`` writes with ``torch.save``:
+``{'models': {name: state_dict}, 'auxiliary': {optimisers, scheduler, tracker}}``. The
+tracker pickles objects of the official ``tracker`` module (``tracker.RunningMeanTorch``),
+which a user's environment does not have, and any pickle can name any callable.
+
+``read_official_checkpoint`` therefore loads with ``torch.load(weights_only=True)``, torch's
+restricted unpickler, after listing the globals the file names that torch does not allow
+(``torch.serialization.get_unsafe_globals_in_checkpoint``, which reads the pickle without
+running it) and allowing each of them only as an INERT placeholder class of the same name:
+calling, constructing or restoring a placeholder stores nothing and runs nothing. So the
+tensors and containers load, the tracker's objects become placeholders, and a ``__reduce__``
+that names, say, ``pathlib.Path.touch`` or ``builtins.exec`` builds a placeholder instead of
+running. A file naming anything of the modules torch blocks outright (``os``, ``sys``,
+``posix``, ``nt``: ``os.system``...) is refused with an error: no checkpoint needs them.
+
+``read_official_yaml`` reads an official ``configs/*.yaml`` (yacs keys) with PyYAML's
+``safe_load`` (``pip install 'alae_fast[official]'``).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["OfficialCheckpointError", "InertObject", "read_official_checkpoint", "read_official_yaml"]
+
+
+class OfficialCheckpointError(ValueError):
+    """A file that cannot be used as an official ALAE checkpoint or config. The message is one
+    line that starts with the file's path and says what was wrong."""
+
+
+class InertObject:
+    """Stands in for a class or function named by a pickle that is not a tensor or container.
+
+    Accepts any constructor or call arguments and any pickled state, keeps none of it and
+    does nothing; ``pickled_as`` on the class says what the pickle named.
+    """
+
+    pickled_as = "?"
+
+    def __new__(cls, *args, **kwargs):
+        return super().__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __setitem__(self, key, value):  # pickled dict subclasses restore their items this way
+        pass
+
+    def append(self, item):  # ... and list subclasses this way
+        pass
+
+    def extend(self, items):
+        pass
+
+    def __repr__(self) -> str:
+        return f"<inert placeholder for {self.pickled_as}>"
+
+
+def _placeholder(qualified: str) -> type:
+    module, _, name = qualified.rpartition(".")
+    # The weights_only unpickler matches allowed globals by "module.name": give the stand-in
+    # exactly the name the pickle uses (any string, no import happens).
+    cls = type(name or qualified, (InertObject,), {"pickled_as": qualified})
+    cls.__module__ = module
+    cls.__qualname__ = name or qualified
+    return cls
+
+
+# torch's weights_only unpickler refuses these modules even when allowed (it would fail later
+# with a long message); say so in one line first.
+_BLOCKED_MODULES = frozenset(getattr(torch._weights_only_unpickler, "_blocklisted_modules", ("sys", "os", "posix", "nt")))
+
+
+def _kind_of_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":
+        return "zip" if zipfile.is_zipfile(path) else "broken-zip"
+    if head[:1] == b"\x80":  # a pickle protocol opcode: torch's legacy (pre-1.6) format
+        return "legacy"
+    return "other"
+
+
+def read_official_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The top-level dict of a checkpoint file, loaded without running pickled code.
+
+    Args:
+        path: a file written by ``torch.save`` (zip format; torch >= 1.6 writes it by default;
+            the legacy format loads too when it names no non-torch globals).
+
+    Returns: the unpickled object (a dict for any checkpoint), tensors on the CPU; every
+    global torch does not allow is an ``InertObject`` placeholder.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        OfficialCheckpointError: not a torch checkpoint, truncated or corrupt, or a
+            TorchScript archive; the message starts with ``path``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    kind = _kind_of_file(p)
+    if kind == "broken-zip":
+        raise OfficialCheckpointError(f"{p}: truncated or corrupt checkpoint (its zip archive is incomplete)")
+    if kind == "other":
+        raise OfficialCheckpointError(f"{p}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
+    placeholders = []
+    if kind == "zip":
+        with zipfile.ZipFile(p) as z:
+            names = z.namelist()
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            raise OfficialCheckpointError(f"{p}: a TorchScript archive, not a checkpoint")
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(p)
+        except Exception as e:
+            raise OfficialCheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}: "
+                                          f"{_one_line(e)})") from None
+        blocked = [g for g in unsafe if g.split(".", 1)[0] in _BLOCKED_MODULES]
+        if blocked:
+            raise OfficialCheckpointError(f"{p}: refused: its pickle calls {blocked[0]}, which no checkpoint needs "
+                                          f"(the file may be malicious); nothing was run")
+        placeholders = [_placeholder(g) for g in unsafe]
+    try:
+        with torch.serialization.safe_globals(placeholders):
+            return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise OfficialCheckpointError(f"{p}: not loadable without running pickled code ({_one_line(e)})") from None
+    except Exception as e:
+        raise OfficialCheckpointError(f"{p}: truncated or corrupt checkpoint ({type(e).__name__}: "
+                                      f"{_one_line(e)})") from None
+
+
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """An official ``configs/*.yaml`` as a dict of sections (``{'MODEL': {...}, 'TRAIN': ...}``).
+
+    Raises FileNotFoundError, ImportError (PyYAML missing: ``pip install
+    'alae_fast[official]'``) or OfficialCheckpointError (not YAML, or not a mapping).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"config {str(p)!r} does not exist")
+    try:
+        import yaml
+    except ImportError:
+        raise ImportError("reading an official YAML config needs PyYAML: pip install 'alae_fast[official]' "
+                          "(or load without --config: the architecture is inferred from the checkpoint)") from None
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise OfficialCheckpointError(f"{p}: not a YAML file ({_one_line(e)})") from None
+    if not isinstance(data, dict):
+        raise OfficialCheckpointError(f"{p}: an official config must be a YAML mapping of sections "
+                                      f"(MODEL, TRAIN, ...); got {type(data).__name__}")
+    return data
