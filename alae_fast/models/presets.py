@@ -121,7 +121,10 @@ def _builtin_presets() -> None:
                     "MLP ALAE of the paper's MNIST experiment: 28x28x1, latent 50, E/G 1024-1024, "
                     "F 6 layers, D 3 layers")
     # The paper's StyleALAE models (Table 3 and its configs): per-lod images are the authors'
-    # epochs per level times the data set size, batches and learning rates their 8-GPU ones.
+    # epochs per level times the data set size, batches and learning rates their 8-GPU ones
+    # (the official README recommends 8 GPUs; alae_fast's lod_batch is the global batch, the
+    # same for any number of processes; training/official.py holds the 1/2/4-GPU tables).
+    # Style mixing, w_avg updates and flips: the official ones, StyleALAEConfig's defaults.
     register_preset("ffhq-1024", StyleALAEConfig(),
                     "StyleALAE on FFHQ: 1024x1024x3, latent 512, L 9, features 16..512; "
                     "960 kimg per lod, 18000 kimg in all")
@@ -175,10 +178,13 @@ def _builtin_presets() -> None:
 #   reconstructions of the input's class by a pixel 1-NN (the report's
 #   reconstruction_class: 40-61% against 23-40%). Far from perfect: G favours some digits.
 # The default run takes about 50 s on the 2-core CI machine.
+# - Training behaviour: alae_fast's per-sample style mixing and one w_avg update per step
+#   (what the runs above measured), no flips (a mirrored digit is not a digit).
 DIGITS_32 = StyleALAEConfig(
     latent_size=16, mapping_layers=4, layer_count=4, channels=1, start_features=8, max_features=32,
     to_rgb_gain=1.0, lod_kimg=(2.0, 3.0, 5.0, 14.0), lod_batch=(32,),
-    lod_lr=(0.002,), train_kimg=24.0, ema_kimg=1.0)
+    lod_lr=(0.002,), train_kimg=24.0, ema_kimg=1.0,
+    style_mixing="per_sample", w_avg_update="generator_step", flip=False)
 
 
 _builtin_presets()
