@@ -205,8 +205,8 @@ def test_edit_and_directions_commands(toy_run, tmp_path, capsys):
     from alae_fast.training.inference import load_run
 
     run = load_run(toy_run)
-    vectors, amounts = resolve_directions(["3-8=2", "0-1=-1"], run, d)
-    np.testing.assert_allclose(vectors["3-8"], v, rtol=1e-6, atol=1e-8)
+    vectors, amounts = resolve_directions(["3-8=2", f"{d / 'direction_0-1.npy'}=-1"], run)
+    np.testing.assert_allclose(vectors["3-8"], v, rtol=1e-6, atol=1e-8)  # built-in, fitted again
     assert amounts == {"3-8": 2.0, "0-1": -1.0}
     # a strip's middle column is the reconstruction (offset 0)
     from alae_fast.edit.commands import edit_strip

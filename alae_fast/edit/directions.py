@@ -42,7 +42,8 @@ def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
     try:
         arr = np.load(p, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{p}: not a readable .npy direction file ({type(e).__name__}: {e})") from None
+        reason = (str(e).strip().splitlines() or [""])[0]  # one line, whatever NumPy says
+        raise ValueError(f"{p}: not a readable .npy direction file ({type(e).__name__}: {reason})") from None
     if isinstance(arr, np.lib.npyio.NpzFile):
         arr.close()
         raise ValueError(f"{p}: is an .npz archive; expected one .npy vector")
