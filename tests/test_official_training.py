@@ -215,3 +215,33 @@ def test_digits_keeps_its_behaviour_and_options_override():
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["style_mixing"] == "per_sample"
     with pytest.raises(ValueError, match="style_mixing"):
         config.replace(style_mixing="nope")
+
+
+# --- a run ---------------------------------------------------------------------------------------
+
+def test_run_uses_and_resumes_the_behaviour(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
+    from alae_fast.training.run import run_training
+
+    toy()
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(data / f"{i}.png")
+    out = tmp_path / "run"
+    common = dict(preset="toy-pg", data=str(data), out=str(out), evaluate=False, progress=False, threads=1)
+    run_training(TrainOptions(kimg=0.032, style_mixing="official", w_avg_update="every_generate", flip=True,
+                              **common))
+    assert json.loads((out / "config.json").read_text())["behaviour"] == {
+        "style_mixing": "official", "w_avg_update": "every_generate", "flip": True}
+    run_training(TrainOptions(kimg=0.048, resume=True, **common))  # flags not repeated: the checkpoint's
+    state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
+    assert state["options"]["style_mixing"] == "official" and state["data"]["flip"] is True
+    assert json.loads((out / "config.json").read_text())["behaviour"]["w_avg_update"] == "every_generate"
+    with pytest.raises(ValueError, match="flip"):
+        run_training(TrainOptions(kimg=0.064, resume=True, flip=False, **common))

@@ -30,7 +30,7 @@ import random
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +276,10 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     setup = first_setup
     if ckpt_state is not None:
         setup, note = _resolve(opts, ckpt_state, say)
+        # a behaviour not given again continues as the checkpoint's run chose it
+        saved = ckpt_state.get("options", {})
+        opts = replace(opts, **{k: saved[k] for k in _BEHAVIOUR_DEFAULTS
+                                if getattr(opts, k) is None and saved.get(k) is not None})
     if note:
         say(note)
     schedule, config = setup.schedule, setup.model_config
