@@ -106,7 +106,8 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
             elif parse_digit_pair(name) is not None and _is_digits_model(run):
                 pairs.append((name, parse_digit_pair(name)))
             else:
-                where = f"no direction_{name}.npy in {str(directions_dir)!r}" if directions_dir else "no --directions folder"
+                where = (f"no direction_{name}.npy in {str(directions_dir)!r}" if directions_dir
+                         else "no --directions folder")
                 builtin = ("built-in digit pairs are A-B, e.g. 3-8" if _is_digits_model(run)
                            else "built-in digit pairs exist only for 1-channel digit models")
                 raise ValueError(f"--direction: unknown direction {name!r} ({where}; not a file; {builtin})")
@@ -145,7 +146,8 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
     return torch.stack(rows, 1).flatten(0, 1)
 
 
-def images_by_class(folder: str | os.PathLike, resolution: int, channels: int) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+def images_by_class(folder: str | os.PathLike, resolution: int,
+                    channels: int) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """Images of ``folder/<class>/*`` (PNG/JPEG, center-cropped and resized, [-1, 1]) with their
     class ids and the sorted class names. Raises ValueError for fewer than two non-empty
     class folders."""

@@ -24,7 +24,7 @@ from typing import Mapping
 import numpy as np
 
 __all__ = ["OFFICIAL_DIRECTION_NAMES", "load_direction", "save_direction", "find_direction_file",
-           "fit_direction", "fit_class_directions", "digit_pair_name", "parse_digit_pair", "DIGIT_PAIR"]
+           "fit_direction", "fit_class_directions", "parse_digit_pair", "DIGIT_PAIR"]
 
 OFFICIAL_DIRECTION_NAMES = {"0": "gender", "1": "smile", "2": "attractive", "3": "wavy-hair", "4": "young",
                             "10": "big lips", "11": "big nose", "17": "chubby", "19": "glasses"}
@@ -122,10 +122,6 @@ def fit_class_directions(w, classes, names: Mapping[int, str] | None = None) -> 
         raise ValueError(f"classes: need at least two classes; got {ids}")
     names = dict(names or {})
     return {names.get(c, str(c)): fit_direction(w, (y == c).astype(np.int64)) for c in ids}
-
-
-def digit_pair_name(a: int, b: int) -> str:
-    return f"{a}-{b}"
 
 
 def parse_digit_pair(name: str) -> tuple[int, int] | None:

@@ -207,7 +207,7 @@ class ALAETrainer:
         u, c = torch.rand(2, generator=self.generator, device=self.device, dtype=torch.float64).tolist()
         if u >= self.mixing_prob:
             return None
-        active = min(2 * (lod + 1), num_ws)  # the MLP ALAE has lod 0 and one style input
+        active = min(2 * (lod + 1), num_ws)  # StyleALAE has two style inputs per level
         return 1 + min(int(c * active), active - 1)
 
     def _track_w_avg(self, w: torch.Tensor) -> None:
