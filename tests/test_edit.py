@@ -156,6 +156,18 @@ def test_direction_files(tmp_path):
         load_direction(tmp_path / "m.npy", 8)
 
 
+def test_reads_an_official_direction_file(tmp_path):
+    path = HERE / "fixtures" / "official-directions" / "direction_1.npy"  # podgorskiy/ALAE, smile
+    d = load_direction(path, 512)
+    assert d.dtype == np.float64 and d.shape == (512,)
+    assert abs(np.linalg.norm(d) - 1.010) < 1e-3  # not unit-norm, as the official fit leaves it
+    with pytest.raises(ValueError, match=r"direction_1\.npy.*latent size is 256"):
+        load_direction(path, 256)  # e.g. the celeba-128 model
+    w = torch.randn(2, 512, dtype=torch.float64)
+    ws = edit_w(w, {"smile": d}, {"smile": 20.0}, torch.zeros(512, dtype=torch.float64), 18)
+    torch.testing.assert_close(ws[:, :16], (w + 20.0 * torch.from_numpy(d)).unsqueeze(1).expand(-1, 16, -1))
+
+
 # --- the commands ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
