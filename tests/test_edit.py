@@ -18,6 +18,19 @@ from alae_fast.edit import (EDIT_LAYERS, direction_coefficients, edit_w, fit_cla
 HERE = Path(__file__).parent
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the machines running the suite are shared: one torch thread and one BLAS thread avoid
+    # oversubscription stalls of many seconds
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
+
+
 def toy():
     name = "alae_fast_tests_toy_alae"
     if name not in sys.modules:
