@@ -1,7 +1,7 @@
 """The ``alae-fast`` command (also ``python -m alae_fast``, and ``torchrun ... -m alae_fast.cli``).
 
 Subcommands: ``train``, ``generate``, ``reconstruct``, ``interpolate``, ``style-mix``,
-``evaluate``, ``convert``, ``presets``, ``bench``, ``info``; ``alae-fast <command> --help`` describes each.
+``evaluate``, ``convert``, ``edit``, ``directions``, ``presets``, ``bench``, ``info``; ``alae-fast <command> --help`` describes each.
 Every command prints the paths it wrote. Errors in the arguments or the data exit with
 status 2 and one line naming the problem (set ALAE_FAST_TRACEBACK=1 for the traceback).
 """
@@ -123,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
     t.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
+    t.add_argument("--style-mixing", choices=("official", "per_sample"), default=None,
+                   help="official: one draw per batch over the active style inputs; per_sample: StyleGAN's "
+                        "(default: the preset's; official for the paper presets)")
+    t.add_argument("--w-avg-update", choices=("every_generate", "generator_step"), default=None,
+                   help="w_avg moves at each of the 3 F(z) of an iteration (official) or once "
+                        "(default: the preset's)")
+    t.add_argument("--flip", dest="flip", action="store_true", default=None,
+                   help="mirror real images with probability 1/2 (default: the preset's; on for the paper presets)")
+    t.add_argument("--no-flip", dest="flip", action="store_false", help="never mirror real images")
 
     # --- using a run -----------------------------------------------------------------------
     g = sub.add_parser("generate", help="a PNG grid of samples of a trained run (EMA model)",
@@ -184,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("official", metavar="OFFICIAL", help="the official .pth file")
     _add_official(c)
     c.add_argument("--out", required=True, metavar="FILE", help="the alae_fast checkpoint to write")
+    _add_edit_commands(sub)
 
     sub.add_parser("presets", help="list trainable presets and model presets with parameter counts",
                    description="Training setups (what `train --preset` accepts) and model presets, with "
@@ -233,7 +243,8 @@ def _cmd_train(args) -> int:
                         checkpoint_kimg=args.checkpoint_kimg, image_kimg=args.image_kimg, keep=args.keep,
                         log_steps=args.log_steps, model_overrides=dict(args.model_overrides),
                         schedule_overrides=dict(args.schedule_overrides), evaluate=not args.no_eval,
-                        progress=not args.no_progress, num_workers=args.workers, threads=args.threads)
+                        progress=not args.no_progress, num_workers=args.workers, threads=args.threads,
+                        style_mixing=args.style_mixing, w_avg_update=args.w_avg_update, flip=args.flip)
     run_training(opts)
     return 0
 
@@ -360,9 +371,75 @@ def _cmd_presets(_args) -> int:
     return 0
 
 
+# --- attribute editing (implementation: alae_fast/edit/commands.py) ---------------------------
+def _add_edit_commands(sub) -> None:
+    d = sub.add_parser("edit", help="move images along attribute directions (a PNG strip per image)",
+                       description="Encode each IMAGE with the EMA model, move its w along the directions "
+                                   "(official ALAE demo arithmetic: w_avg subtracted, each direction's "
+                                   "component replaced, style inputs below --edit-layers edited) and decode "
+                                   "--steps images from -AMOUNT to +AMOUNT (middle: the reconstruction). "
+                                   "One row per image.")
+    _add_ckpt(d)
+    d.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG files")
+    d.add_argument("--direction", action="append", required=True, metavar="NAME_OR_NPY=AMOUNT",
+                   help="a .npy file, a name found as direction_NAME.npy in --directions, or a built-in "
+                        "digit pair A-B (1-channel digit models); repeatable")
+    d.add_argument("--directions", default=None, metavar="DIR",
+                   help="folder of direction_<name>.npy files (official principal_directions layout)")
+    d.add_argument("--steps", type=_positive_int, default=7, help="images per strip (default 7)")
+    d.add_argument("--edit-layers", type=int, default=16,
+                   help="style inputs below this are edited, the rest keep the encoded w (default 16, the demo's)")
+    d.add_argument("--noise", choices=("zero", "random"), default="zero",
+                   help="G's noise: zero (default) or random, the same draw (--seed) for every image")
+    d.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    f = sub.add_parser("directions", help="fit attribute directions (official LinearSVC on w) for a run",
+                       description="Encode labelled images with the EMA model and fit one direction per "
+                                   "class, class vs rest, with LinearSVC(C=1, dual=False) on w, as the "
+                                   "official principal_directions script. --data: a folder with one "
+                                   "sub-folder of images per class (direction_<subfolder>.npy). Without "
+                                   "--data on a digits model: every digit pair A-B (A<B) from the embedded "
+                                   "digits' labels. Writes direction_<name>.npy (float64) into --out.")
+    f.add_argument("--ckpt", required=True, metavar="C", help="a checkpoint file or run folder")
+    f.add_argument("--device", default="cpu", help="device (default cpu)")
+    f.add_argument("--data", default=None, metavar="DIR", help="folder with one sub-folder per class")
+    f.add_argument("--out", default=None, metavar="DIR", help="output folder (default: <run>/directions)")
+
+
+def _cmd_edit(args) -> int:
+    from .edit.commands import edit_strip, resolve_directions
+    from .training.images import save_image_grid
+    from .training.inference import load_image_files, to_display
+
+    run = _load(args)
+    vectors, amounts = resolve_directions(args.direction, run, args.directions)
+    x = load_image_files(args.images, run.schedule)
+    strip = edit_strip(run, x, vectors, amounts, steps=args.steps, edit_layers=args.edit_layers,
+                       noise=args.noise, seed=args.seed)
+    res = run.schedule.resolution
+    path = save_image_grid(to_display(strip, res), _out(args, run, "edit.png"), nrow=args.steps,
+                           scale=max(1, 128 // res))
+    moves = ", ".join(f"{k} {-a:+g}..{a:+g}" for k, a in amounts.items())
+    print(f"wrote {len(args.images)} strip(s) of {args.steps} ({moves}) to {path}")
+    return 0
+
+
+def _cmd_directions(args) -> int:
+    from .edit import save_direction
+    from .edit.commands import fit_run_directions
+    from .training.inference import load_run
+
+    run = load_run(args.ckpt, args.device)
+    found = fit_run_directions(run, args.data)
+    folder = Path(args.out) if args.out else _run_folder(run.path) / "directions"
+    for name, vec in found.items():
+        save_direction(vec, folder, name)
+    print(f"wrote {len(found)} directions ({', '.join(found)}) to {folder}")
+    return 0
+
+
 _COMMANDS = {"train": _cmd_train, "generate": _cmd_generate, "reconstruct": _cmd_reconstruct,
              "interpolate": _cmd_interpolate, "style-mix": _cmd_style_mix, "evaluate": _cmd_evaluate,
-             "presets": _cmd_presets, "convert": _cmd_convert}
+             "presets": _cmd_presets, "convert": _cmd_convert, "edit": _cmd_edit, "directions": _cmd_directions}
 
 
 def main(argv: list[str] | None = None) -> int:

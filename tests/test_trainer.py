@@ -166,8 +166,12 @@ class _RefAdam:
             self.state[id(p)] = (m, v, t)
 
 
-def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_prob=0.9, gamma=10.0):
-    """One ALAE iteration written directly from the paper (no trainer code)."""
+def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_prob=0.9, gamma=10.0,
+                         style_mixing="per_sample", w_avg_update="generator_step"):
+    """One ALAE iteration written directly from the paper (no trainer code); with
+    style_mixing='official' and w_avg_update='every_generate' as podgorskiy/ALAE's
+    Model.generate: one mixing draw per batch, cutoff randint(1, 2(lod+1)), and w_avg moved by
+    the batch mean of F(z) at each of the three generate calls."""
     ph = sched.phase(images_seen)
     lod, blend, n, lr = ph.lod, ph.blend, ph.batch, ph.lr
     x = torch.from_numpy(_pool_np(x_full.numpy(), sched.max_lod - lod))
@@ -181,11 +185,22 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
     ed = list(m.encoder.parameters()) + list(D.parameters())
     fg = list(m.mapping.parameters()) + list(m.generator.parameters())
 
+    def track(w):
+        with torch.no_grad():
+            mean = w.mean(0)
+            m.w_avg.copy_(mean + 0.995 * (m.w_avg - mean))
+
     def styles(mix):
         z = torch.randn(n, L, generator=gen, dtype=torch.float64)
         w = m.mapping(z)
         ws = w[:, None, :].repeat(1, num_ws, 1)
-        if mix:
+        if mix and style_mixing == "official":
+            u, c = torch.rand(2, generator=gen, dtype=torch.float64).tolist()
+            if u < mixing_prob:
+                cutoff = 1 + int(c * 2 * (lod + 1))  # python's random.randint(1, 2 * (lod + 1))
+                w2 = m.mapping(torch.randn(n, L, generator=gen, dtype=torch.float64))
+                ws = torch.cat([ws[:, :cutoff], w2[:, None, :].expand(n, num_ws - cutoff, L)], 1)
+        elif mix:
             z2 = torch.randn(n, L, generator=gen, dtype=torch.float64)
             u = torch.rand(n, generator=gen)
             cut = torch.randint(1, num_ws, (n,), generator=gen)
@@ -199,7 +214,10 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
 
     # step 1: E, D
     with torch.no_grad():
-        x_fake = G(styles(True)[0])
+        ws, w = styles(True)
+        x_fake = G(ws)
+    if w_avg_update == "every_generate":
+        track(w)
     xr = x.clone().requires_grad_(True)
     s_real = D(E(xr))
     (gx,) = torch.autograd.grad(s_real.sum(), xr, create_graph=True)
@@ -209,12 +227,12 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
     ws, w = styles(True)
     loss = F.softplus(-D(E(G(ws)))).mean()
     opts[1].step(torch.autograd.grad(loss, fg, allow_unused=True), lr)
-    with torch.no_grad():
-        mean = w.mean(0)
-        m.w_avg.copy_(mean + 0.995 * (m.w_avg - mean))
+    track(w)
     # step 3: E, G, F through G
     w = m.mapping(torch.randn(n, L, generator=gen, dtype=torch.float64))
     loss = ((E(G(w)) - w.detach()) ** 2).mean()
+    if w_avg_update == "every_generate":
+        track(w)
     grads = torch.autograd.grad(loss, ed + fg, allow_unused=True)
     assert all(g is None for g in grads[len(list(m.encoder.parameters())):len(ed)])  # D untouched
     opts[0].step(grads[:len(ed)], lr)
@@ -226,14 +244,15 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
         ema.w_avg.copy_(m.w_avg)
 
 
-def test_iteration_matches_independent_algorithm_1():
+@pytest.mark.parametrize("modes", [("per_sample", "generator_step"), ("official", "every_generate")])
+def test_iteration_matches_independent_algorithm_1(modes):
     T = toy()
     config = T.ToyPGConfig(lod_kimg=(0.032,), lod_batch=(8,), lod_lr=(0.003, 0.002))
     sched = schedule_from_config(config)
     torch.manual_seed(1)
     model = build_model(config).double()
     ref, ref_ema = copy.deepcopy(model), copy.deepcopy(model)
-    trainer = ALAETrainer(model, sched, seed=5)
+    trainer = ALAETrainer(model, sched, seed=5, style_mixing=modes[0], w_avg_update=modes[1])
     gen = torch.Generator().manual_seed(5)
     ref_opts = lambda: (_RefAdam(list(ref.encoder.parameters()) + list(ref.discriminator.parameters())),  # noqa: E731
                         _RefAdam(list(ref.mapping.parameters()) + list(ref.generator.parameters())))
@@ -248,7 +267,7 @@ def test_iteration_matches_independent_algorithm_1():
         x = data[8 * it:8 * it + 8]
         model.calls.clear()
         out = trainer.step(x)
-        _reference_iteration(ref, ref_ema, gen, x, sched, seen, opts)
+        _reference_iteration(ref, ref_ema, gen, x, sched, seen, opts, style_mixing=modes[0], w_avg_update=modes[1])
         ph = sched.phase(seen)
         assert (out["lod"], out["blend"], out["batch"], out["lr"]) == (ph.lod, ph.blend, 8, ph.lr)
         assert {c[0][-1] for c in model.calls} == {ph.resolution} and {c[2] for c in model.calls} == {ph.blend}

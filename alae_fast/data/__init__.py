@@ -12,14 +12,14 @@ from pathlib import Path
 from .base import ImageDataset, TensorImageDataset, lower_resolution
 from .digits import DIGITS_TEST_SIZE, DigitsDataset, load_digits
 from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, find_image_files, load_image
-from .loader import DataStream, ShardedStreamSampler, stream_indices
+from .loader import DataStream, ShardedStreamSampler, stream_flips, stream_indices
 from .mnist import MNISTDataset, find_mnist_files, is_mnist_folder, load_mnist, read_idx, write_idx
 
 __all__ = [
     "ImageDataset", "TensorImageDataset", "lower_resolution",
     "DIGITS_TEST_SIZE", "DigitsDataset", "load_digits",
     "IMAGE_EXTENSIONS", "ImageFolderDataset", "find_image_files", "load_image",
-    "DataStream", "ShardedStreamSampler", "stream_indices",
+    "DataStream", "ShardedStreamSampler", "stream_flips", "stream_indices",
     "MNISTDataset", "find_mnist_files", "is_mnist_folder", "load_mnist", "read_idx", "write_idx",
     "open_dataset",
 ]

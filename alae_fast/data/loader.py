@@ -19,6 +19,13 @@ of ``world_size`` takes the contiguous slice ``[r * b, (r + 1) * b)`` of them wi
 
 This plays the role of ``torch.utils.data.DistributedSampler`` (sharding by rank), with an
 exact position instead of only an epoch number.
+
+Random horizontal flips (``flip=True``, as the official ALAE's ``DATASET.FLIP_IMAGES``, on by
+default there: each image of a batch mirrored with probability 1/2, dataloader.py at 42bcf2e)
+follow the same rule: whether stream position ``p`` is mirrored is bit ``p mod n`` of an epoch's
+``n`` fair coin flips, drawn from a ``torch.Generator`` seeded with
+``2 * (seed * 1_000_003 + e) + 1`` (:func:`stream_flips`). A position's flip therefore depends
+only on (seed, position): not on the batch size, the world size or a resume.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["stream_indices", "ShardedStreamSampler", "DataStream"]
+__all__ = ["stream_indices", "stream_flips", "ShardedStreamSampler", "DataStream"]
 
 
 @lru_cache(maxsize=4)  # consecutive steps hit the same epoch; callers only read the result
@@ -38,6 +45,33 @@ def _epoch_permutation(n: int, epoch: int, seed: int, shuffle: bool) -> torch.Te
         return torch.arange(n, dtype=torch.int64)
     g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (1 << 63))
     return torch.randperm(n, generator=g, dtype=torch.int64)
+
+
+@lru_cache(maxsize=4)
+def _epoch_flips(n: int, epoch: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed((2 * (seed * 1_000_003 + epoch) + 1) % (1 << 63))
+    return torch.randint(0, 2, (n,), generator=g, dtype=torch.int64).bool()
+
+
+def stream_flips(n: int, start: int, count: int, seed: int = 0) -> torch.Tensor:
+    """Whether global stream positions ``start .. start + count - 1`` are mirrored (bool ``[count]``).
+
+    ``n`` is the dataset length (the epoch length of the stream); each position is a fair coin,
+    independent of the others, fixed by (seed, position) alone (see the module docstring).
+    """
+    if n <= 0:
+        raise ValueError(f"n: expected a positive dataset length, got {n}")
+    if start < 0 or count < 0:
+        raise ValueError(f"start/count: expected non-negative ints, got {start}, {count}")
+    out = torch.empty(count, dtype=torch.bool)
+    pos, filled = start, 0
+    while filled < count:
+        epoch, offset = divmod(pos, n)
+        take = min(n - offset, count - filled)
+        out[filled:filled + take] = _epoch_flips(n, epoch, seed)[offset:offset + take]
+        filled += take
+        pos += take
+    return out
 
 
 def stream_indices(n: int, start: int, count: int, seed: int = 0, shuffle: bool = True) -> torch.Tensor:
@@ -102,12 +136,15 @@ class DataStream:
             ``DataLoader`` with that many worker processes.
         pin_memory: passed to the ``DataLoader`` (workers only).
         position: global stream position to start from (normally set by ``load_state_dict``).
+        flip: mirror each image horizontally with probability 1/2, decided by its stream
+            position (:func:`stream_flips`; default False).
 
     ``next()`` returns ``(images [b, C, R, R] float32, labels [b] int64)`` on the CPU.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, rank: int = 0, world_size: int = 1, seed: int = 0,
-                 shuffle: bool = True, num_workers: int = 0, pin_memory: bool = False, position: int = 0):
+                 shuffle: bool = True, num_workers: int = 0, pin_memory: bool = False, position: int = 0,
+                 flip: bool = False):
         _check_sharding(batch_size, rank, world_size)
         if len(dataset) == 0:
             raise ValueError("dataset: is empty")
@@ -115,7 +152,7 @@ class DataStream:
             raise ValueError(f"num_workers: expected an int >= 0, got {num_workers!r}")
         self.dataset = dataset
         self.rank, self.world_size = rank, world_size
-        self.seed, self.shuffle = int(seed), bool(shuffle)
+        self.seed, self.shuffle, self.flip = int(seed), bool(shuffle), bool(flip)
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.batch_size = batch_size
         self.position = int(position)
@@ -157,8 +194,15 @@ class DataStream:
                 self._iter = iter(loader)
             x, y = next(self._iter)
             batch = (x, y)
+        if self.flip:
+            batch = (self._mirror(batch[0]), batch[1])
         self.position += self.batch_size
         return batch
+
+    def _mirror(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.per_rank_batch
+        flips = stream_flips(len(self.dataset), self.position + self.rank * b, b, self.seed)
+        return torch.where(flips.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
 
     def __iter__(self):
         return self
@@ -167,8 +211,9 @@ class DataStream:
         return self.next()
 
     def state_dict(self) -> dict:
-        """``{"position", "seed", "shuffle", "dataset_len"}``: plain ints/bools, the same on every rank."""
-        return {"position": self.position, "seed": self.seed, "shuffle": self.shuffle,
+        """``{"position", "seed", "shuffle", "flip", "dataset_len"}``: plain ints/bools, the same on
+        every rank."""
+        return {"position": self.position, "seed": self.seed, "shuffle": self.shuffle, "flip": self.flip,
                 "dataset_len": len(self.dataset)}
 
     def load_state_dict(self, state: dict) -> None:
@@ -180,4 +225,5 @@ class DataStream:
         self.position = int(state["position"])
         self.seed = int(state["seed"])
         self.shuffle = bool(state["shuffle"])
+        self.flip = bool(state.get("flip", False))  # saved before flips existed: none
         self._iter = None

@@ -124,12 +124,15 @@ def _builtin_presets() -> None:
                     "the MLP of the official mnist_ref branch: 28x28x1 in [0, 1], latent 50, F the "
                     "identity, E ends in lrelu 0.01, G lrelu 0.01; loads its checkpoints")
     # The paper's StyleALAE models (Table 3 and its configs): per-lod images are the authors'
-    # epochs per level times the data set size, batches and learning rates their 8-GPU ones.
+    # epochs per level times the data set size, batches and learning rates their 8-GPU ones
+    # (the official README recommends 8 GPUs; alae_fast's lod_batch is the global batch, the
+    # same for any number of processes; training/official.py holds the 1/2/4-GPU tables).
     # They ARE the official architectures (configs/*.yaml of podgorskiy/ALAE), including what
     # the official code does beyond the paper (OFFICIAL_FIDELITY), so official checkpoints
-    # load into them exactly. digits-32 keeps the package defaults instead: it was designed
-    # and its numbers measured with them (one lrelu after FromRGB, eps 1e-8, per-sample
-    # noise), and it has no official counterpart to match.
+    # load into them exactly. Style mixing, w_avg updates and flips: the official ones,
+    # StyleALAEConfig's defaults. digits-32 keeps the package's architecture defaults instead:
+    # it was designed and its numbers measured with them (one lrelu after FromRGB, eps 1e-8,
+    # per-sample noise), and it has no official counterpart to match.
     register_preset("ffhq-1024", StyleALAEConfig(**OFFICIAL_FIDELITY),
                     "StyleALAE on FFHQ: 1024x1024x3, latent 512, L 9, features 16..512; "
                     "960 kimg per lod, 18000 kimg in all")
@@ -197,10 +200,13 @@ MNIST_REF = MLPALAEConfig(mapping_layers=0, encoder_out_act="lrelu", encoder_out
 #   reconstructions of the input's class by a pixel 1-NN (the report's
 #   reconstruction_class: 40-61% against 23-40%). Far from perfect: G favours some digits.
 # The default run takes about 50 s on the 2-core CI machine.
+# - Training behaviour: alae_fast's per-sample style mixing and one w_avg update per step
+#   (what the runs above measured), no flips (a mirrored digit is not a digit).
 DIGITS_32 = StyleALAEConfig(
     latent_size=16, mapping_layers=4, layer_count=4, channels=1, start_features=8, max_features=32,
     to_rgb_gain=1.0, lod_kimg=(2.0, 3.0, 5.0, 14.0), lod_batch=(32,),
-    lod_lr=(0.002,), train_kimg=24.0, ema_kimg=1.0)
+    lod_lr=(0.002,), train_kimg=24.0, ema_kimg=1.0,
+    style_mixing="per_sample", w_avg_update="generator_step", flip=False)
 
 
 _builtin_presets()

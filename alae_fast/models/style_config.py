@@ -82,6 +82,14 @@ class StyleALAEConfig(ALAEConfig):
         ema_kimg: half-life of the weights' moving average in thousands of images (default
             10, the paper's), the trainer's default when ``--ema-kimg`` is not given.
 
+    Training-behaviour fields (the trainer's defaults when the run does not set them; the
+    official code's values by default, see ``alae_fast.training.trainer``):
+        style_mixing: 'official' (one draw per batch over the active style inputs, default)
+            or 'per_sample' (StyleGAN's per-sample draw over all of them).
+        w_avg_update: 'every_generate' (w_avg moves at each of the three F(z) of an
+            iteration, default) or 'generator_step' (once, after the generator step).
+        flip: mirror real images horizontally with probability 1/2 (default True).
+
     Defaults: the paper's FFHQ 1024 model and schedule (16 epochs of 60k images per level,
     300 epochs in all, the authors' 8-GPU batches and learning rates).
     """
@@ -107,6 +115,9 @@ class StyleALAEConfig(ALAEConfig):
     start_lod: int = 0
     train_kimg: float | None = 18000.0
     ema_kimg: float = 10.0
+    style_mixing: str = "official"
+    w_avg_update: str = "every_generate"
+    flip: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -132,6 +143,14 @@ class StyleALAEConfig(ALAEConfig):
         if self.train_kimg is not None:
             check_real(self, "train_kimg", 0.0, low_open=True)
         check_real(self, "ema_kimg", 0.0, low_open=True)
+        if self.style_mixing not in ("official", "per_sample"):
+            raise ValueError(f"StyleALAEConfig: style_mixing must be 'official' or 'per_sample'; "
+                             f"got {self.style_mixing!r}")
+        if self.w_avg_update not in ("every_generate", "generator_step"):
+            raise ValueError(f"StyleALAEConfig: w_avg_update must be 'every_generate' or 'generator_step'; "
+                             f"got {self.w_avg_update!r}")
+        if not isinstance(self.flip, bool):
+            raise TypeError(f"StyleALAEConfig: flip must be a bool; got {type(self.flip).__name__}")
 
     # --- derived sizes -----------------------------------------------------------------------
     @property

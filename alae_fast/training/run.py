@@ -30,7 +30,7 @@ import random
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,10 @@ from .schedule import LODSchedule
 from .setups import DEFAULT_PRESET, FALLBACK_PRESET, TrainSetup, resolve_setup, setup_available
 from .trainer import ALAETrainer
 
-__all__ = ["TrainOptions", "run_training", "pick_setup", "format_latent_report"]
+__all__ = ["TrainOptions", "run_training", "pick_setup", "format_latent_report", "training_behaviour"]
 
-_NUMERIC_OPTIONS = ("seed", "r1_gamma", "r1_interval", "mixing_prob", "ema_half_life_kimg", "amp")
+_NUMERIC_OPTIONS = ("seed", "r1_gamma", "r1_interval", "mixing_prob", "ema_half_life_kimg", "amp",
+                    "style_mixing", "w_avg_update", "flip")
 _LOSS_KEYS = ("loss_d", "loss_g", "loss_ae", "d_real", "d_fake", "r1")
 
 
@@ -67,6 +68,10 @@ class TrainOptions:
     config / schedule; evaluate: run the latent-classification report at the end;
     progress: show the tqdm bar; num_workers: data-loading processes; threads: torch CPU
     threads (None: torch's default).
+    style_mixing, w_avg_update (see ``ALAETrainer``) and flip (mirror each real image with
+    probability 1/2, ``DataStream``): None takes the model config's field of that name
+    (the paper presets: 'official', 'every_generate', True), else 'per_sample',
+    'generator_step', False.
     """
 
     preset: str | None = None
@@ -91,6 +96,23 @@ class TrainOptions:
     progress: bool = True
     num_workers: int = 0
     threads: int | None = None
+    style_mixing: str | None = None
+    w_avg_update: str | None = None
+    flip: bool | None = None
+
+
+# What a run does when neither the options nor the model config say (alae_fast's own choices).
+_BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_step", "flip": False}
+
+
+def training_behaviour(opts: TrainOptions, config) -> dict[str, Any]:
+    """``{"style_mixing", "w_avg_update", "flip"}`` for a run: the option when set, else the model
+    config's field of that name, else alae_fast's default (per_sample, generator_step, False)."""
+    out = {}
+    for name, default in _BEHAVIOUR_DEFAULTS.items():
+        value = getattr(opts, name)
+        out[name] = value if value is not None else getattr(config, name, default)
+    return out
 
 
 def _ema_kimg(opts: TrainOptions, config) -> float:
@@ -254,6 +276,10 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     setup = first_setup
     if ckpt_state is not None:
         setup, note = _resolve(opts, ckpt_state, say)
+        # a behaviour not given again continues as the checkpoint's run chose it
+        saved = ckpt_state.get("options", {})
+        opts = replace(opts, **{k: saved[k] for k in _BEHAVIOUR_DEFAULTS
+                                if getattr(opts, k) is None and saved.get(k) is not None})
     if note:
         say(note)
     schedule, config = setup.schedule, setup.model_config
@@ -282,13 +308,16 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         from ..cpu_allocator import keep_freed_memory
         keep_freed_memory()  # big activations are reused, not page-faulted anew every step
     model = build_model(config).to(ctx.device)
+    behaviour = training_behaviour(opts, config)
     trainer = ALAETrainer(model, schedule, ctx, seed=opts.seed, r1_gamma=opts.r1_gamma,
                           r1_interval=opts.r1_interval, mixing_prob=opts.mixing_prob,
-                          ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp)
+                          ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp,
+                          style_mixing=behaviour["style_mixing"], w_avg_update=behaviour["w_avg_update"])
     # G's noise inputs come from the default generator: a different stream per rank
     torch.manual_seed(opts.seed * 1009 + 1 + ctx.rank)
     stream = DataStream(dataset, trainer.phase().batch, ctx.rank, ctx.world_size, seed=opts.seed,
-                        num_workers=opts.num_workers, pin_memory=ctx.device.type == "cuda")
+                        num_workers=opts.num_workers, pin_memory=ctx.device.type == "cuda",
+                        flip=bool(behaviour["flip"]))
     time_before = 0.0
     if ckpt_state is not None:
         _check_resume(ckpt_state, setup, opts)
@@ -307,7 +336,7 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     options = {k: v for k, v in asdict(opts).items()}
     resolved = {"setup": setup.name, "description": setup.description, "note": note,
                 "model": config.to_dict(), "schedule": schedule.to_dict(), "total_kimg": total_kimg,
-                "options": options, "world_size": ctx.world_size, "backend": ctx.backend,
+                "options": options, "behaviour": behaviour, "world_size": ctx.world_size, "backend": ctx.backend,
                 "device": str(ctx.device), "parameters": counts, "torch": torch.__version__,
                 "checkpoint_kimg": ckpt_every / 1000, "image_kimg": image_every / 1000}
     log_path = out / "log.jsonl"

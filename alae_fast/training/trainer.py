@@ -7,9 +7,23 @@ Each call of :meth:`ALAETrainer.step` runs, on this rank's share of one global b
    runs every ``r1_interval``-th step with γ·interval, StyleGAN2's lazy regularisation). The
    fakes are made under ``torch.no_grad``, with style mixing.
 2. **F and G** minimise ``softplus(−D(E(G(F(z)))))``, with style mixing; E and D are frozen.
-   ``w_avg`` moves towards the batch mean of F(z) with β = ``config.w_avg_beta`` (0.995).
 3. **E and G** (and F, through G's input) minimise ``mean((E(G(w)) − w.detach())²)`` with
    w = F(z) and no mixing; D is frozen.
+
+``w_avg`` moves towards the batch mean of the unmixed F(z) with β = ``config.w_avg_beta``
+(0.995): after step 2 only (``w_avg_update='generator_step'``), or after F runs on fresh z in
+each of the three steps, as the official ``Model.generate`` does (``'every_generate'``, three
+updates per iteration; podgorskiy/ALAE model.py at 42bcf2e).
+
+Style mixing (steps 1 and 2) replaces the style inputs from a cutoff on with F(z2) of a
+second draw:
+
+- ``style_mixing='per_sample'``: each sample mixes with probability ``mixing_prob`` at its own
+  cutoff, uniform in [1, num_ws) over ALL of G's style inputs (StyleGAN's way);
+- ``style_mixing='official'``: ONE draw per global batch: with probability ``mixing_prob`` the
+  whole batch mixes at one cutoff, uniform in [1, 2·(lod + 1)] over the ACTIVE style inputs
+  (both ends included, so the top draw leaves every active input unmixed), as the official
+  ``Model.generate`` does with ``random.random()`` and ``random.randint(1, (lod + 1) * 2)``.
 
 Two Adam optimisers, β = (0, 0.99), eps = 1e-8: one over E + D, one over F + G (step 3 steps
 both; D has no gradient there, and Adam skips parameters without one). Their learning rate
@@ -41,11 +55,13 @@ from .ema import EMA
 from .losses import discriminator_loss, generator_loss, latent_reconstruction_loss
 from .schedule import LODSchedule, Phase, blend_real_images, images_for_lod
 
-__all__ = ["ALAETrainer", "ADAM_BETAS", "ADAM_EPS"]
+__all__ = ["ALAETrainer", "ADAM_BETAS", "ADAM_EPS", "STYLE_MIXING_MODES", "W_AVG_UPDATE_MODES"]
 
 ADAM_BETAS = (0.0, 0.99)
 ADAM_EPS = 1e-8
 _NETS = ("mapping", "generator", "encoder", "discriminator")
+STYLE_MIXING_MODES = ("per_sample", "official")
+W_AVG_UPDATE_MODES = ("generator_step", "every_generate")
 
 
 def _adam(params, lr: float) -> torch.optim.Adam:
@@ -71,6 +87,8 @@ class ALAETrainer:
         r1_gamma: R1 weight γ (default 10).
         r1_interval: apply R1 every this many steps, scaled by it (default 1: every step).
         mixing_prob: style-mixing probability in steps 1 and 2 (default 0.9).
+        style_mixing: 'per_sample' (default) or 'official' (see the module docstring).
+        w_avg_update: 'generator_step' (default) or 'every_generate' (see the module docstring).
         ema_half_life_kimg: EMA half-life in thousands of images (default 10).
         amp: bfloat16 autocast of the forward passes (default False).
 
@@ -81,7 +99,8 @@ class ALAETrainer:
 
     def __init__(self, model: nn.Module, schedule: LODSchedule, ctx: DistributedContext | None = None, *,
                  seed: int = 0, r1_gamma: float = 10.0, r1_interval: int = 1, mixing_prob: float = 0.9,
-                 ema_half_life_kimg: float = 10.0, amp: bool = False):
+                 ema_half_life_kimg: float = 10.0, amp: bool = False, style_mixing: str = "per_sample",
+                 w_avg_update: str = "generator_step"):
         for name in _NETS:
             if not isinstance(getattr(model, name, None), nn.Module):
                 raise TypeError(f"model: must have an nn.Module attribute {name!r} (an ALAEModel); "
@@ -94,6 +113,10 @@ class ALAETrainer:
             raise ValueError(f"r1_interval: expected an int >= 1; got {r1_interval!r}")
         if not (isinstance(mixing_prob, (int, float)) and 0.0 <= mixing_prob <= 1.0):
             raise ValueError(f"mixing_prob: expected a number in [0, 1]; got {mixing_prob!r}")
+        if style_mixing not in STYLE_MIXING_MODES:
+            raise ValueError(f"style_mixing: expected one of {STYLE_MIXING_MODES}; got {style_mixing!r}")
+        if w_avg_update not in W_AVG_UPDATE_MODES:
+            raise ValueError(f"w_avg_update: expected one of {W_AVG_UPDATE_MODES}; got {w_avg_update!r}")
         if not (isinstance(ema_half_life_kimg, (int, float)) and ema_half_life_kimg > 0):
             raise ValueError(f"ema_half_life_kimg: expected a number > 0; got {ema_half_life_kimg!r}")
         param = next(model.parameters())
@@ -103,6 +126,7 @@ class ALAETrainer:
         self.schedule = schedule
         self.r1_gamma, self.r1_interval = float(r1_gamma), int(r1_interval)
         self.mixing_prob = float(mixing_prob)
+        self.style_mixing, self.w_avg_update = style_mixing, w_avg_update
         self.amp = bool(amp)
         self.latent_size = int(model.latent_size)
         self.ctx.broadcast_module(model)
@@ -151,22 +175,45 @@ class ALAETrainer:
         n = n_global // self.ctx.world_size
         return z[self.ctx.rank * n:(self.ctx.rank + 1) * n]
 
-    def _styles(self, n_global: int, mixing: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ws [n, num_ws, latent], w [n, latent]) from fresh z, mixed with probability mixing_prob."""
+    def _styles(self, n_global: int, mixing: bool, lod: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ws [n, num_ws, latent], w [n, latent]) from fresh z, mixed as ``style_mixing`` says."""
         z = self._global_randn(n_global)
         w = self.model.mapping(z)
         num_ws = int(self.model.num_ws)
         ws = w.unsqueeze(1).expand(-1, num_ws, -1)
-        if mixing and self.mixing_prob > 0 and num_ws > 1:
+        if not (mixing and self.mixing_prob > 0 and num_ws > 1):
+            return ws, w
+        if self.style_mixing == "official":
+            cut = self._official_cutoff(lod, num_ws)
+            if cut is None:
+                return ws, w
             z2 = self._global_randn(n_global)
-            n = z.shape[0]
-            lo, hi = self.ctx.rank * n, (self.ctx.rank + 1) * n
-            u = torch.rand(n_global, generator=self.generator, device=self.device)[lo:hi]
-            cut = torch.randint(1, num_ws, (n_global,), generator=self.generator, device=self.device)[lo:hi]
-            cut = torch.where(u < self.mixing_prob, cut, torch.full_like(cut, num_ws))
             layer = torch.arange(num_ws, device=self.device).view(1, -1, 1)
-            ws = torch.where(layer < cut.view(-1, 1, 1), ws, self.model.mapping(z2).unsqueeze(1))
+            return torch.where(layer < cut, ws, self.model.mapping(z2).unsqueeze(1)), w
+        z2 = self._global_randn(n_global)
+        n = z.shape[0]
+        lo, hi = self.ctx.rank * n, (self.ctx.rank + 1) * n
+        u = torch.rand(n_global, generator=self.generator, device=self.device)[lo:hi]
+        cut = torch.randint(1, num_ws, (n_global,), generator=self.generator, device=self.device)[lo:hi]
+        cut = torch.where(u < self.mixing_prob, cut, torch.full_like(cut, num_ws))
+        layer = torch.arange(num_ws, device=self.device).view(1, -1, 1)
+        ws = torch.where(layer < cut.view(-1, 1, 1), ws, self.model.mapping(z2).unsqueeze(1))
         return ws, w
+
+    def _official_cutoff(self, lod: int, num_ws: int) -> int | None:
+        """One draw for the whole global batch: None (no mixing, probability 1 − mixing_prob) or
+        a cutoff uniform in [1, min(2·(lod + 1), num_ws)], both ends included. Drawn from the
+        trainer's generator on its device, so every rank draws the same."""
+        u, c = torch.rand(2, generator=self.generator, device=self.device, dtype=torch.float64).tolist()
+        if u >= self.mixing_prob:
+            return None
+        active = min(2 * (lod + 1), num_ws)  # StyleALAE has two style inputs per level
+        return 1 + min(int(c * active), active - 1)
+
+    def _track_w_avg(self, w: torch.Tensor) -> None:
+        # every rank moves w_avg by the same global batch mean
+        m = self.model
+        m.update_w_avg(self.ctx.mean(w.detach().to(m.w_avg.dtype).mean(0, keepdim=True)))
 
     # --- one iteration -------------------------------------------------------------------------
     def step(self, x_real: torch.Tensor) -> dict[str, Any]:
@@ -208,8 +255,10 @@ class ALAETrainer:
 
         # 1. E, D: adversarial loss on real and generated images, R1 on real ones.
         with torch.no_grad(), self._autocast():
-            ws, _ = self._styles(phase.batch, mixing=True)
+            ws, w = self._styles(phase.batch, mixing=True, lod=lod)
             x_fake = decode(ws)
+        if self.w_avg_update == "every_generate":
+            self._track_w_avg(w)
         self._set_trainable("encoder", "discriminator")
         lazy = self.step_count % self.r1_interval == 0
         gamma = self.r1_gamma * self.r1_interval if lazy else 0.0
@@ -224,20 +273,21 @@ class ALAETrainer:
         # 2. F, G: non-saturating loss through the frozen E and D.
         self._set_trainable("mapping", "generator")
         with self._autocast():
-            ws, w = self._styles(phase.batch, mixing=True)
+            ws, w = self._styles(phase.batch, mixing=True, lod=lod)
             loss_g = generator_loss(encode, m.discriminator, decode(ws))
         self.opt_fg.zero_grad(set_to_none=True)
         loss_g.backward()
         self.ctx.average_gradients(self._params("mapping", "generator"))
         self.opt_fg.step()
-        # every rank moves w_avg by the same global batch mean
-        m.update_w_avg(self.ctx.mean(w.detach().to(m.w_avg.dtype).mean(0, keepdim=True)))
+        self._track_w_avg(w)
 
         # 3. E, G (and F through G's input): latent reconstruction, no mixing.
         self._set_trainable("mapping", "generator", "encoder")
         with self._autocast():
             w = m.mapping(self._global_randn(phase.batch))
             loss_ae = latent_reconstruction_loss(encode, decode, w)
+        if self.w_avg_update == "every_generate":
+            self._track_w_avg(w)
         self.opt_ed.zero_grad(set_to_none=True)
         self.opt_fg.zero_grad(set_to_none=True)
         loss_ae.backward()

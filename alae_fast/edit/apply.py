@@ -1,0 +1,112 @@
+"""Moving a latent w along attribute directions, as the official ALAE demo does.
+
+podgorskiy/ALAE (Apache-2.0, commit 42bcf2e), ``interactive_demo.py`` and
+``make_figures/make_traversarls.py``, for an encoded w and directions d_k (float64 vectors of
+the latent size, NOT unit-norm: ``LinearSVC.coef_[0]``):
+
+1. δ = w − w_avg;
+2. c_k = δ · d_k for every direction (all from the same δ; the demo's initial slider values);
+3. δ' = δ − Σ_k c_k d_k (each direction's component removed, with the raw, unnormalised d_k);
+4. δ'' = δ' + Σ_k s_k d_k, s_k the chosen amounts: ``mode='absolute'`` takes s_k = amount_k
+   (the demo's sliders), ``mode='offset'`` takes s_k = c_k + amount_k (the traversal figures:
+   amount 0 gives back w);
+5. w' = δ'' + w_avg;
+6. the style inputs [0, edit_layers) of G get w', the rest keep the encoded w (the demo's
+   ``torch.where(layer_idx < 16, w, latents_original)``: at 1024² the last two of 18).
+
+Steps 1-5 are linear, so with the same δ: w' = w + Σ_k (s_k − c_k) d_k.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+__all__ = ["EDIT_LAYERS", "direction_coefficients", "edit_w"]
+
+# The demo keeps the encoded w from style input 16 on: cur_layers = (7 + 1) * 2.
+EDIT_LAYERS = 16
+
+
+def _as_tensor(d, like: torch.Tensor, name: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(d) if not isinstance(d, torch.Tensor) else d)
+    if t.dim() != 1 or t.shape[0] != like.shape[-1]:
+        raise ValueError(f"directions[{name!r}]: expected a vector of {like.shape[-1]} values (the latent size); "
+                         f"got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"directions[{name!r}]: has non-finite values")
+    return t.to(like.device, like.dtype)
+
+
+def _check_w(w: torch.Tensor, w_avg) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(w, torch.Tensor) or w.dim() != 2 or not w.is_floating_point():
+        raise ValueError(f"w: expected a floating tensor [N, latent]; got "
+                         f"{tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__}")
+    avg = torch.as_tensor(w_avg).to(w.device, w.dtype)
+    if avg.shape != (w.shape[1],):
+        raise ValueError(f"w_avg: expected shape ({w.shape[1]},); got {tuple(avg.shape)}")
+    return w, avg
+
+
+def direction_coefficients(w: torch.Tensor, directions: Mapping[str, object], w_avg) -> dict[str, torch.Tensor]:
+    """c_k = (w − w_avg) · d_k for each direction (step 2 of the module docstring).
+
+    Args:
+        w: ``[N, latent]`` floating tensor (encoded or mapped latents).
+        directions: name → vector ``[latent]`` (NumPy array or tensor, any float dtype).
+        w_avg: ``[latent]`` (the model's running mean of w).
+
+    Returns name → ``[N]`` tensor in w's dtype. Raises ValueError naming a direction of the
+    wrong length or with non-finite values, and for a bad ``w`` or ``w_avg``.
+    """
+    w, avg = _check_w(w, w_avg)
+    delta = w - avg
+    return {name: delta @ _as_tensor(d, w, name) for name, d in directions.items()}
+
+
+def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[str, float], w_avg, num_ws: int,
+           edit_layers: int | None = EDIT_LAYERS, mode: str = "offset") -> torch.Tensor:
+    """The style inputs of G for ``w`` moved along attribute directions (the module docstring).
+
+    Args:
+        w: ``[N, latent]`` floating tensor, e.g. ``model.encode(x, lod, blend)``.
+        directions: name → vector ``[latent]``. Only directions named in ``amounts`` are
+            removed and re-added; the others are ignored (the demo's untouched sliders).
+        amounts: name → amount (float); every name must be in ``directions``.
+        w_avg: ``[latent]``, ``model.w_avg``.
+        num_ws: style inputs of G (``model.num_ws``; 1 for the MLP ALAE).
+        edit_layers: style inputs [0, edit_layers) get the edited w, the others keep ``w``
+            (default 16, the official demo's; None edits all).
+        mode: 'offset' (default): amount added to the image's own coefficient, 0 gives back
+            w; 'absolute': the coefficient is set to the amount, as the demo's sliders do.
+
+    Returns ``ws [N, num_ws, latent]`` in w's dtype and device, for ``model.decode``.
+    Raises ValueError for an unknown direction name, a direction of the wrong length, a bad
+    mode, ``num_ws < 1`` or ``edit_layers < 0``.
+    """
+    w, avg = _check_w(w, w_avg)
+    if mode not in ("offset", "absolute"):
+        raise ValueError(f"mode: expected 'offset' or 'absolute'; got {mode!r}")
+    if isinstance(num_ws, bool) or not isinstance(num_ws, int) or num_ws < 1:
+        raise ValueError(f"num_ws: expected an int >= 1; got {num_ws!r}")
+    if edit_layers is not None and (isinstance(edit_layers, bool) or not isinstance(edit_layers, int)
+                                    or edit_layers < 0):
+        raise ValueError(f"edit_layers: expected an int >= 0 or None; got {edit_layers!r}")
+    unknown = sorted(set(amounts) - set(directions))
+    if unknown:
+        raise ValueError(f"amounts: unknown direction(s) {unknown}; known: {sorted(directions)}")
+    dirs = {name: _as_tensor(directions[name], w, name) for name in amounts}
+    delta = w - avg
+    coefs = {name: delta @ d for name, d in dirs.items()}
+    for name, d in dirs.items():
+        delta = delta - coefs[name].unsqueeze(1) * d
+    for name, d in dirs.items():
+        s = float(amounts[name]) + (coefs[name] if mode == "offset" else 0.0)
+        delta = delta + (s.unsqueeze(1) if isinstance(s, torch.Tensor) else s) * d
+    edited = delta + avg
+    ws = w.unsqueeze(1).repeat(1, num_ws, 1)
+    stop = num_ws if edit_layers is None else min(edit_layers, num_ws)
+    ws[:, :stop] = edited.unsqueeze(1)
+    return ws

@@ -1,0 +1,185 @@
+"""Attribute editing of a trained run: the work behind ``alae-fast edit`` and ``alae-fast directions``.
+
+- :func:`resolve_directions` turns ``NAME_OR_NPY=AMOUNT`` arguments into vectors and amounts:
+  a path to a ``.npy`` file, a name found as ``direction_<name>.npy`` in a directions folder
+  (the official layout), or, for a model of the embedded digits' format (1×32×32 … any 1-channel
+  model), a built-in digit pair ``"A-B"`` fitted on the spot.
+- :func:`edit_strip` decodes one row per image, amounts from −AMOUNT to +AMOUNT (offsets from the
+  image's own coefficient, as the official traversal figures; the middle column is the
+  reconstruction).
+- :func:`fit_run_directions` fits directions from a folder with one sub-folder per class
+  (class-vs-rest, one direction per class), or, without data on a digits model, every digit
+  pair A-B with A < B.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .apply import EDIT_LAYERS, edit_w
+from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
+                         parse_digit_pair)
+
+__all__ = ["parse_direction_arg", "resolve_directions", "encode_images", "digit_directions", "edit_strip",
+           "fit_run_directions", "images_by_class"]
+
+
+def parse_direction_arg(text: str) -> tuple[str, float]:
+    """``"NAME_OR_NPY=AMOUNT"`` → (name or path, amount); the split is at the last ``=``."""
+    if "=" not in text:
+        raise ValueError(f"--direction: expected NAME_OR_NPY=AMOUNT; got {text!r}")
+    spec, amount = text.rsplit("=", 1)
+    try:
+        value = float(amount)
+    except ValueError:
+        raise ValueError(f"--direction {text!r}: amount {amount!r} is not a number") from None
+    if not np.isfinite(value) or not spec:
+        raise ValueError(f"--direction {text!r}: expected a name or file and a finite amount")
+    return spec, value
+
+
+@torch.no_grad()
+def encode_images(run, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """E(x) of the run's EMA model for full-resolution images ``[N, C, R, R]``: ``[N, latent]`` on the CPU."""
+    from ..training.inference import prepare_images
+
+    device = next(run.model.parameters()).device
+    out = [run.encode(prepare_images(x[i:i + batch], run.schedule, run.phase).to(device)).float().cpu()
+           for i in range(0, x.shape[0], batch)]
+    return torch.cat(out)
+
+
+def _is_digits_model(run) -> bool:
+    return run.schedule.channels == 1 and run.schedule.resolution >= 8
+
+
+def digit_directions(run, pairs: Sequence[tuple[int, int]]) -> dict[str, np.ndarray]:
+    """Directions ``"A-B"`` (class A → class B) fitted with the official LinearSVC on the EMA
+    encoder's w of the embedded digits' training split (one encoding, one fit per pair)."""
+    from ..data import load_digits
+
+    if not _is_digits_model(run):
+        raise ValueError(f"digit directions: need a 1-channel model (the embedded digits); this one takes "
+                         f"{run.schedule.channels}x{run.schedule.resolution}x{run.schedule.resolution} images")
+    x, y = load_digits("train", resolution=run.schedule.resolution)
+    w = encode_images(run, x).double().numpy()
+    y = y.numpy()
+    out = {}
+    for a, b in pairs:
+        keep = (y == a) | (y == b)
+        out[f"{a}-{b}"] = fit_direction(w[keep], (y[keep] == b).astype(np.int64))
+    return out
+
+
+def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathLike | None = None
+                       ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """(name → float64 vector, name → amount) for ``--direction`` arguments (module docstring).
+
+    Raises ValueError with one line naming the argument or file: an unknown name (saying where
+    it was looked for), an unreadable or wrong-length file, a bad amount, or a folder that
+    does not exist.
+    """
+    if not specs:
+        raise ValueError("--direction: give at least one NAME_OR_NPY=AMOUNT")
+    if directions_dir is not None and not Path(directions_dir).is_dir():
+        raise ValueError(f"--directions: {str(directions_dir)!r} is not a folder")
+    latent = int(run.model.latent_size)
+    vectors: dict[str, np.ndarray] = {}
+    amounts: dict[str, float] = {}
+    pairs: list[tuple[str, tuple[int, int]]] = []
+    for text in specs:
+        spec, amount = parse_direction_arg(text)
+        path = Path(spec)
+        if spec.endswith(".npy") or path.is_file():
+            name = path.stem.removeprefix("direction_")
+            vectors[name] = load_direction(path, latent)
+        else:
+            name = spec
+            found = find_direction_file(name, directions_dir)
+            if found is not None:
+                vectors[name] = load_direction(found, latent)
+            elif parse_digit_pair(name) is not None and _is_digits_model(run):
+                pairs.append((name, parse_digit_pair(name)))
+            else:
+                where = (f"no direction_{name}.npy in {str(directions_dir)!r}" if directions_dir
+                         else "no --directions folder")
+                builtin = ("built-in digit pairs are A-B, e.g. 3-8" if _is_digits_model(run)
+                           else "built-in digit pairs exist only for 1-channel digit models")
+                raise ValueError(f"--direction: unknown direction {name!r} ({where}; not a file; {builtin})")
+        amounts[name] = amount
+    if pairs:
+        vectors.update(digit_directions(run, [p for _, p in pairs]))
+    return vectors, amounts
+
+
+@torch.no_grad()
+def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts: dict[str, float],
+               steps: int = 7, edit_layers: int | None = EDIT_LAYERS, noise: str = "zero",
+               seed: int = 0) -> torch.Tensor:
+    """Rows of edits: for each image of ``x`` (full resolution ``[N, C, R, R]``), ``steps`` images
+    with every amount scaled by t in linspace(−1, 1, steps), as offsets (:func:`edit_w`,
+    mode 'offset'). Each image is decoded with the same noise (``noise='random'`` reseeded
+    with ``seed`` before each decode, as the demo with "Randomize noise" off; 'zero': none).
+    Returns ``[N·steps, C, r, r]`` on the CPU, row by row."""
+    from ..training.inference import prepare_images
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps: expected an int >= 2; got {steps!r}")
+    m = run.model
+    device = next(m.parameters()).device
+    w = run.encode(prepare_images(x, run.schedule, run.phase).to(device))
+    rows = []
+    for t in np.linspace(-1.0, 1.0, steps):
+        ws = edit_w(w, directions, {k: float(t) * a for k, a in amounts.items()}, m.w_avg, int(m.num_ws),
+                    edit_layers=edit_layers, mode="offset")
+        imgs = []
+        for i in range(ws.shape[0]):
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                imgs.append(run.decode(ws[i:i + 1], noise=noise).float().cpu())
+        rows.append(torch.cat(imgs))
+    return torch.stack(rows, 1).flatten(0, 1)
+
+
+def images_by_class(folder: str | os.PathLike, resolution: int,
+                    channels: int) -> tuple[torch.Tensor, np.ndarray, list[str]]:
+    """Images of ``folder/<class>/*`` (PNG/JPEG, center-cropped and resized, [-1, 1]) with their
+    class ids and the sorted class names. Raises ValueError for fewer than two non-empty
+    class folders."""
+    from ..data import ImageFolderDataset
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"--data: {str(root)!r} is not a folder")
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    xs, ys, kept = [], [], []
+    for name in names:
+        try:
+            ds = ImageFolderDataset(root / name, resolution=resolution, channels=channels)
+        except ValueError:
+            continue  # a folder without readable images is not a class
+        xs.append(ds.get_batch(torch.arange(len(ds)))[0])
+        ys.append(np.full(len(ds), len(kept)))
+        kept.append(name)
+    if len(kept) < 2:
+        raise ValueError(f"--data: {str(root)!r} needs at least two sub-folders of images, one per class; "
+                         f"found {kept}")
+    return torch.cat(xs), np.concatenate(ys), kept
+
+
+def fit_run_directions(run, data: str | os.PathLike | None) -> dict[str, np.ndarray]:
+    """Directions for a run: class-vs-rest per sub-folder of ``data`` (named after the folder),
+    or, with ``data=None`` on a digits model, every digit pair ``"A-B"`` with A < B."""
+    if data is None:
+        if not _is_digits_model(run):
+            raise ValueError("--data: give a folder with one sub-folder of images per class (the built-in "
+                             "digit directions need a 1-channel digits model)")
+        return digit_directions(run, [(a, b) for a in range(10) for b in range(a + 1, 10)])
+    x, y, names = images_by_class(data, run.schedule.resolution, run.schedule.channels)
+    w = encode_images(run, x).double().numpy()
+    return fit_class_directions(w, y, dict(enumerate(names)))

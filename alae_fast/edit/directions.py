@@ -1,0 +1,132 @@
+"""Attribute directions in W: reading the official ``.npy`` files, fitting new ones, digit pairs.
+
+A direction is a float64 vector ``[latent]``: the normal of a linear classifier of w, as the
+official ``principal_directions/find_principal_directions.py`` (podgorskiy/ALAE, 42bcf2e)
+fits it, ``sklearn.svm.LinearSVC(C=1.0, dual=False, max_iter=10000)`` on (w, binary label),
+keeping ``coef_[0]`` unnormalised. The official folder holds them as
+``principal_directions/direction_<name>.npy`` (names 0, 1, 2, 3, 4, 10, 11, 17, 19: CelebA-HQ
+attribute indices; the demo labels them gender, smile, attractive, wavy-hair, young, big lips,
+big nose, chubby, glasses). A positive amount moves towards label 1.
+
+Built-in directions of a digits run are named ``"A-B"`` (A, B digits, A != B): the direction
+from class A (label 0) to class B (label 1), fitted on the encoded images of the embedded
+digits' training split.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+__all__ = ["OFFICIAL_DIRECTION_NAMES", "load_direction", "save_direction", "find_direction_file",
+           "fit_direction", "fit_class_directions", "parse_digit_pair", "DIGIT_PAIR"]
+
+OFFICIAL_DIRECTION_NAMES = {"0": "gender", "1": "smile", "2": "attractive", "3": "wavy-hair", "4": "young",
+                            "10": "big lips", "11": "big nose", "17": "chubby", "19": "glasses"}
+DIGIT_PAIR = re.compile(r"^([0-9])-([0-9])$")
+
+
+def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
+    """A direction from a ``.npy`` file: float64 ``[latent_size]``.
+
+    Raises ValueError naming the file when it cannot be read as a NumPy array (missing,
+    truncated, not ``.npy``, pickled objects: ``allow_pickle=False``), is not a vector of
+    ``latent_size`` numbers, or holds non-finite values.
+    """
+    p = Path(path)
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        reason = (str(e).strip().splitlines() or [""])[0]  # one line, whatever NumPy says
+        raise ValueError(f"{p}: not a readable .npy direction file ({type(e).__name__}: {reason})") from None
+    if isinstance(arr, np.lib.npyio.NpzFile):
+        arr.close()
+        raise ValueError(f"{p}: is an .npz archive; expected one .npy vector")
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{p}: holds {arr.dtype} values; expected numbers")
+    if arr.ndim != 1 or arr.shape[0] != latent_size:
+        raise ValueError(f"{p}: direction of shape {arr.shape}; the model's latent size is {latent_size} "
+                         f"(expected shape ({latent_size},))")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{p}: direction has non-finite values")
+    return arr
+
+
+def save_direction(direction: np.ndarray, folder: str | os.PathLike, name: str) -> Path:
+    """Writes ``folder/direction_<name>.npy`` (float64, the official layout); returns the path."""
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+        raise ValueError(f"name: use letters, digits and _ . + - only; got {name!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"direction_{name}.npy"
+    np.save(path, np.asarray(direction, dtype=np.float64))
+    return path
+
+
+def find_direction_file(name: str, folder: str | os.PathLike | None) -> Path | None:
+    """``folder/direction_<name>.npy`` (the official layout) or ``folder/<name>.npy``, if present."""
+    if folder is None:
+        return None
+    for candidate in (Path(folder) / f"direction_{name}.npy", Path(folder) / f"{name}.npy"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def fit_direction(w, labels, C: float = 1.0) -> np.ndarray:
+    """The official direction fit: ``LinearSVC(C, dual=False, max_iter=10000)`` on (w, labels).
+
+    Args:
+        w: ``[N, latent]`` latents (NumPy array or tensor), e.g. encoded images.
+        labels: ``[N]`` binary labels (0/1 or bool); label 1 is the direction's positive side.
+        C: the SVM's regularisation (default 1.0, the official value).
+
+    Returns ``coef_[0]``: float64 ``[latent]``, not normalised. Raises ValueError when the
+    shapes disagree, a label is not 0/1, or either class is empty.
+    """
+    from sklearn.svm import LinearSVC
+
+    x = np.asarray(w.detach().cpu() if hasattr(w, "detach") else w, dtype=np.float64)
+    y = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
+    if x.ndim != 2:
+        raise ValueError(f"w: expected [N, latent]; got shape {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"labels: expected shape ({x.shape[0]},) to match w; got {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"labels: expected binary 0/1 labels; got values {sorted(set(y.tolist()))[:5]}")
+    y = y.astype(np.int64)
+    if y.min() == y.max():
+        raise ValueError(f"labels: both classes are needed; all {len(y)} labels are {int(y[0])}")
+    if not np.isfinite(x).all():
+        raise ValueError("w: has non-finite values")
+    svm = LinearSVC(C=float(C), dual=False, max_iter=10000)
+    svm.fit(x, y)
+    return svm.coef_[0].astype(np.float64)
+
+
+def fit_class_directions(w, classes, names: Mapping[int, str] | None = None) -> dict[str, np.ndarray]:
+    """One direction per class, each fitted class-vs-rest with :func:`fit_direction`.
+
+    ``w`` ``[N, latent]``; ``classes`` ``[N]`` integer class ids (at least two distinct);
+    ``names`` maps a class id to its direction name (default ``str(id)``).
+    """
+    y = np.asarray(classes.detach().cpu() if hasattr(classes, "detach") else classes)
+    ids = sorted(set(y.tolist()))
+    if len(ids) < 2:
+        raise ValueError(f"classes: need at least two classes; got {ids}")
+    names = dict(names or {})
+    return {names.get(c, str(c)): fit_direction(w, (y == c).astype(np.int64)) for c in ids}
+
+
+def parse_digit_pair(name: str) -> tuple[int, int] | None:
+    """(A, B) for a built-in digit direction name ``"A-B"`` with A != B, else None."""
+    m = DIGIT_PAIR.match(name)
+    if not m or m.group(1) == m.group(2):
+        return None
+    return int(m.group(1)), int(m.group(2))

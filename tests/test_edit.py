@@ -1,0 +1,277 @@
+"""Attribute editing: the official demo's arithmetic against a hand-written NumPy version, the
+official LinearSVC fit on labelled clusters, direction files (good and bad), and the `edit` and
+`directions` commands end to end on a tiny trained run."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from alae_fast.cli import main
+from alae_fast.edit import (EDIT_LAYERS, direction_coefficients, edit_w, fit_class_directions, fit_direction,
+                            load_direction, save_direction)
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the machines running the suite are shared: one torch thread and one BLAS thread avoid
+    # oversubscription stalls of many seconds
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
+
+
+def toy():
+    name = "alae_fast_tests_toy_alae"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE / "toy_alae.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _demo_edit(w, w_avg, dirs, sliders, num_ws, keep_from):
+    """interactive_demo.py, one image at a time, written out in NumPy float64:
+    latents = w - avg; v_k = sum(latents * d_k); latents -= v_k d_k (for each k, the v_k all from
+    the original latents); new = latents + sum(slider_k d_k); styles[i] = new + avg for
+    i < keep_from, else the encoded w."""
+    out = np.empty((w.shape[0], num_ws, w.shape[1]))
+    for n in range(w.shape[0]):
+        lat = w[n] - w_avg
+        v = [float(np.sum(lat * d)) for d in dirs]
+        for vk, d in zip(v, dirs):
+            lat = lat - vk * d
+        new = lat + sum(s * d for s, d in zip(sliders[n], dirs)) + w_avg
+        for i in range(num_ws):
+            out[n, i] = new if i < keep_from else w[n]
+    return out, v
+
+
+@pytest.mark.parametrize("num_ws", [18, 8])
+def test_edit_w_is_the_demo_arithmetic(num_ws):
+    rng = np.random.default_rng(0)
+    L = 12
+    w = rng.normal(size=(3, L))
+    w_avg = rng.normal(size=L) * 0.3
+    dirs = {"a": rng.normal(size=L) * 0.4, "b": rng.normal(size=L) * 1.7, "unused": rng.normal(size=L)}
+    amounts = {"a": 2.5, "b": -1.25}
+    wt = torch.from_numpy(w)
+    # absolute: the amounts are the sliders
+    ws = edit_w(wt, dirs, amounts, torch.from_numpy(w_avg), num_ws, mode="absolute")
+    ref, _ = _demo_edit(w, w_avg, [dirs["a"], dirs["b"]], [[2.5, -1.25]] * 3, num_ws, 16)
+    assert ws.dtype == torch.float64 and ws.shape == (3, num_ws, L)
+    np.testing.assert_allclose(ws.numpy(), ref, rtol=1e-12, atol=1e-12)
+    # offset: the sliders start at each image's own coefficient (the traversal figures)
+    coefs = direction_coefficients(wt, dirs, w_avg)
+    sliders = [[float(coefs["a"][n]) + 2.5, float(coefs["b"][n]) - 1.25] for n in range(3)]
+    ref, _ = _demo_edit(w, w_avg, [dirs["a"], dirs["b"]], sliders, num_ws, 16)
+    ws = edit_w(wt, dirs, amounts, w_avg, num_ws)
+    np.testing.assert_allclose(ws.numpy(), ref, rtol=1e-12, atol=1e-12)
+    if num_ws > EDIT_LAYERS:  # the last two keep the encoded w
+        assert torch.equal(ws[:, 16:], wt.unsqueeze(1).expand(-1, 2, -1))
+    np.testing.assert_allclose(coefs["unused"].numpy(), (w - w_avg) @ dirs["unused"], rtol=1e-12)
+
+
+def test_edit_w_float32_layers_and_identity():
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(4, 6, generator=g)
+    avg = torch.randn(6, generator=g)
+    d = {"x": np.random.default_rng(2).normal(size=6)}  # float64 file applied to float32 w
+    same = edit_w(w, d, {"x": 0.0}, avg, 5)
+    torch.testing.assert_close(same, w.unsqueeze(1).expand(-1, 5, -1), rtol=1e-5, atol=1e-5)
+    moved = edit_w(w, d, {"x": 3.0}, avg, 5, edit_layers=2)
+    assert moved.dtype == torch.float32
+    step = torch.from_numpy(d["x"]).float() * 3.0
+    torch.testing.assert_close(moved[:, :2], (w + step).unsqueeze(1).expand(-1, 2, -1), rtol=1e-5, atol=1e-5)
+    assert torch.equal(moved[:, 2:], w.unsqueeze(1).expand(-1, 3, -1))
+    assert torch.equal(edit_w(w, d, {"x": 3.0}, avg, 5, edit_layers=None)[:, 4], moved[:, 0])
+
+
+def test_edit_w_bad_arguments():
+    w, avg = torch.randn(2, 4), torch.zeros(4)
+    with pytest.raises(ValueError, match=r"directions\['x'\].*4 values.*\(5,\)"):
+        edit_w(w, {"x": np.ones(5)}, {"x": 1.0}, avg, 3)
+    with pytest.raises(ValueError, match="unknown direction"):
+        edit_w(w, {"x": np.ones(4)}, {"y": 1.0}, avg, 3)
+    with pytest.raises(ValueError, match="non-finite"):
+        edit_w(w, {"x": np.array([1, np.nan, 0, 0])}, {"x": 1.0}, avg, 3)
+    with pytest.raises(ValueError, match="mode"):
+        edit_w(w, {"x": np.ones(4)}, {"x": 1.0}, avg, 3, mode="relative")
+    with pytest.raises(ValueError, match="w_avg"):
+        edit_w(w, {"x": np.ones(4)}, {"x": 1.0}, torch.zeros(3), 3)
+    with pytest.raises(ValueError, match="num_ws"):
+        edit_w(w, {"x": np.ones(4)}, {"x": 1.0}, avg, 0)
+
+
+# --- fitting ---------------------------------------------------------------------------------------
+
+def test_fit_direction_separates_labelled_clusters():
+    rng = np.random.default_rng(3)
+    L, n = 16, 200
+    axis = rng.normal(size=L)
+    axis /= np.linalg.norm(axis)
+    noise = rng.normal(size=(2 * n, L))
+    labels = np.repeat([0, 1], n)
+    w = noise + np.where(labels[:, None] == 1, 2.0, -2.0) * axis
+    d = fit_direction(torch.from_numpy(w).float(), labels)
+    assert d.dtype == np.float64 and d.shape == (L,)
+    assert abs(np.linalg.norm(d) - 1.0) > 1e-3  # the official vectors are not normalised
+    assert d @ axis / np.linalg.norm(d) > 0.9  # points from label 0 to label 1
+    proj = w @ d
+    assert proj[labels == 1].mean() > proj[labels == 0].mean()
+    assert ((proj > np.median(proj)) == labels.astype(bool)).mean() > 0.95
+    per_class = fit_class_directions(w, labels * 2 + 3, {3: "neg", 5: "pos"})
+    np.testing.assert_allclose(per_class["pos"], d, rtol=1e-5, atol=1e-6)  # same fit, float64 input
+    with pytest.raises(ValueError, match="both classes"):
+        fit_direction(w, np.ones(2 * n))
+    with pytest.raises(ValueError, match="binary"):
+        fit_direction(w, labels * 2)
+    with pytest.raises(ValueError, match="labels: expected shape"):
+        fit_direction(w, labels[:-1])
+
+
+# --- direction files -------------------------------------------------------------------------------
+
+def test_direction_files(tmp_path):
+    v = np.random.default_rng(4).normal(size=8)
+    p = save_direction(v, tmp_path, "smile")
+    assert p.name == "direction_smile.npy"
+    out = load_direction(p, 8)
+    assert out.dtype == np.float64 and np.array_equal(out, v)
+    np.save(tmp_path / "f32.npy", v.astype(np.float32))
+    assert load_direction(tmp_path / "f32.npy", 8).dtype == np.float64
+    with pytest.raises(ValueError, match=r"direction_smile\.npy.*latent size is 9"):
+        load_direction(p, 9)
+    (tmp_path / "junk.npy").write_bytes(b"this is not numpy")
+    with pytest.raises(ValueError, match=r"junk\.npy: not a readable \.npy"):
+        load_direction(tmp_path / "junk.npy", 8)
+    (tmp_path / "cut.npy").write_bytes(p.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cut\.npy: not a readable"):
+        load_direction(tmp_path / "cut.npy", 8)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"obj\.npy: not a readable"):
+        load_direction(tmp_path / "obj.npy", 8)  # pickled objects are never loaded
+    with pytest.raises(ValueError, match=r"missing\.npy: not a readable"):
+        load_direction(tmp_path / "missing.npy", 8)
+    np.save(tmp_path / "m.npy", np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"shape \(2, 4\)"):
+        load_direction(tmp_path / "m.npy", 8)
+
+
+def test_reads_an_official_direction_file(tmp_path):
+    path = HERE / "fixtures" / "official-directions" / "direction_1.npy"  # podgorskiy/ALAE, smile
+    d = load_direction(path, 512)
+    assert d.dtype == np.float64 and d.shape == (512,)
+    assert abs(np.linalg.norm(d) - 1.010) < 1e-3  # not unit-norm, as the official fit leaves it
+    with pytest.raises(ValueError, match=r"direction_1\.npy.*latent size is 256"):
+        load_direction(path, 256)  # e.g. the celeba-128 model
+    w = torch.randn(2, 512, dtype=torch.float64)
+    ws = edit_w(w, {"smile": d}, {"smile": 20.0}, torch.zeros(512, dtype=torch.float64), 18)
+    torch.testing.assert_close(ws[:, :16], (w + 20.0 * torch.from_numpy(d)).unsqueeze(1).expand(-1, 16, -1))
+
+
+# --- the commands ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    toy()
+    out = tmp_path_factory.mktemp("edit") / "toy"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rc = main(["train", "--preset", "toy-pg", "--out", str(out), "--kimg", "0.064", "--no-progress", "--no-eval",
+               "--threads", "1", "--style-mixing", "official", "--w-avg-update", "every_generate"])
+    torch.set_num_threads(n)
+    assert rc == 0
+    return out
+
+
+def _digit_png(path, value):
+    img = np.zeros((16, 16), np.uint8)
+    img[3:13, 6:10] = value
+    Image.fromarray(img).save(path)
+    return path
+
+
+def test_run_records_the_behaviour(toy_run):
+    import json
+
+    cfg = json.loads((toy_run / "config.json").read_text())
+    assert cfg["behaviour"] == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": False}
+
+
+def test_edit_and_directions_commands(toy_run, tmp_path, capsys):
+    img = _digit_png(tmp_path / "one.png", 255)
+    d = tmp_path / "dirs"
+    assert main(["directions", "--ckpt", str(toy_run), "--out", str(d)]) == 0
+    files = sorted(p.name for p in d.glob("direction_*.npy"))
+    assert len(files) == 45 and "direction_3-8.npy" in files
+    v = load_direction(d / "direction_3-8.npy", 8)
+    out = tmp_path / "edit.png"
+    rc = main(["edit", "--ckpt", str(toy_run), str(img), str(img), "--direction", "3-8=4",
+               "--direction", f"{d / 'direction_0-1.npy'}=1.5", "--steps", "5", "--out", str(out)])
+    assert rc == 0
+    with Image.open(out) as im:
+        strip = np.asarray(im)
+    assert strip.shape[0] > strip.shape[1] / 5 * 1.5  # two rows of five
+    assert "3-8 -4..+4" in capsys.readouterr().out
+    # the built-in pair and the written file are the same fit
+    from alae_fast.edit.commands import resolve_directions
+    from alae_fast.training.inference import load_run
+
+    run = load_run(toy_run)
+    vectors, amounts = resolve_directions(["3-8=2", f"{d / 'direction_0-1.npy'}=-1"], run)
+    np.testing.assert_allclose(vectors["3-8"], v, rtol=1e-6, atol=1e-8)  # built-in, fitted again
+    assert amounts == {"3-8": 2.0, "0-1": -1.0}
+    # a strip's middle column is the reconstruction (offset 0)
+    from alae_fast.edit.commands import edit_strip
+    from alae_fast.training.inference import load_image_files, prepare_images
+
+    x = load_image_files([img], run.schedule)
+    s = edit_strip(run, x, vectors, amounts, steps=3)
+    with torch.no_grad():
+        rec = run.decode(run.encode(prepare_images(x, run.schedule, run.phase)))
+    torch.testing.assert_close(s[1:2], rec, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(s[0], s[2])
+
+
+def test_directions_from_class_folders(toy_run, tmp_path):
+    for cls, value in (("dark", 60), ("bright", 250)):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(6):
+            _digit_png(tmp_path / "data" / cls / f"{i}.png", value - 7 * i)
+    assert main(["directions", "--ckpt", str(toy_run), "--data", str(tmp_path / "data"),
+                 "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["direction_bright.npy", "direction_dark.npy"]
+
+
+def test_edit_bad_input_one_line(toy_run, tmp_path, capsys):
+    img = _digit_png(tmp_path / "x.png", 200)
+    np.save(tmp_path / "short.npy", np.ones(5))
+    (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY garbage")
+    cases = [
+        (["--direction", f"{tmp_path / 'short.npy'}=1"], r"short\.npy.*latent size is 8"),
+        (["--direction", "smile=1"], r"unknown direction 'smile'"),
+        (["--direction", "smile=1", "--directions", str(tmp_path)], r"no direction_smile\.npy in"),
+        (["--direction", f"{tmp_path / 'bad.npy'}=1"], r"bad\.npy: not a readable \.npy"),
+        (["--direction", "3-8=lots"], r"amount 'lots' is not a number"),
+    ]
+    import re
+
+    for extra, pattern in cases:
+        capsys.readouterr()
+        rc = main(["edit", "--ckpt", str(toy_run), str(img), *extra, "--out", str(tmp_path / "e.png")])
+        err = capsys.readouterr().err
+        assert rc == 2, extra
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert re.search(pattern, err), (pattern, err)

@@ -1,0 +1,258 @@
+"""Training as the official ALAE trains (podgorskiy/ALAE 42bcf2e): the mixing draw and its cutoff
+distribution, w_avg updates per iteration, flips of the real images, the per-level tables and
+which presets use what."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from alae_fast.data import DataStream, TensorImageDataset, stream_flips
+from alae_fast.models import build_model, preset_config
+from alae_fast.training.official import OFFICIAL_CONFIGS, official_lod_batch, official_lod_lr
+from alae_fast.training.run import TrainOptions, training_behaviour
+from alae_fast.training.schedule import schedule_from_config
+from alae_fast.training.trainer import ALAETrainer
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the machines running the suite are shared: one torch thread and one BLAS thread avoid
+    # oversubscription stalls of many seconds
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
+
+
+def toy():
+    name = "alae_fast_tests_toy_alae"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("toy_alae.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def _trainer(**kw):
+    T = toy()
+    config = T.ToyPGConfig(lod_kimg=(0.032,), lod_batch=(8,))
+    torch.manual_seed(0)
+    return ALAETrainer(build_model(config), schedule_from_config(config), seed=3, **kw)
+
+
+def _cutoffs(ws: torch.Tensor) -> list[int]:
+    """Per sample: the first style input that differs from input 0 (num_ws when none)."""
+    num_ws = ws.shape[1]
+    differs = (ws != ws[:, :1]).any(-1)  # [N, num_ws]; input 0 never differs
+    first = torch.where(differs, torch.arange(num_ws), torch.full_like(differs, num_ws, dtype=torch.int64))
+    return first.min(1).values.tolist()
+
+
+# --- style mixing ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lod", [0, 1, 2])
+def test_official_mixing_one_draw_per_batch_over_active_layers(lod):
+    tr = _trainer(style_mixing="official")
+    num_ws = tr.model.num_ws  # 6: layer_count 3, two style inputs per layer
+    active = 2 * (lod + 1)
+    draws = 2000
+    counts = np.zeros(num_ws + 1)
+    with torch.no_grad():
+        for _ in range(draws):
+            ws, w = tr._styles(8, mixing=True, lod=lod)
+            cuts = _cutoffs(ws)
+            assert len(set(cuts)) == 1, "one draw for the whole batch"
+            assert torch.equal(ws[:, 0], w)
+            counts[cuts[0]] += 1
+    # hand computation: no mixing with 0.1; else cutoff uniform on 1..active (both ends), and the
+    # cutoff `active` equals no mixing when active == num_ws (nothing left to replace)
+    expect = np.zeros(num_ws + 1)
+    expect[1:active + 1] = 0.9 / active
+    expect[num_ws] += 0.1
+    assert counts[0] == 0 and counts[active + 1:num_ws].sum() == 0
+    se = np.sqrt(expect * (1 - expect) / draws)
+    assert np.all(np.abs(counts / draws - expect) <= 5 * se + 1e-12), (counts / draws, expect)
+
+
+def test_per_sample_mixing_draws_each_sample_over_all_layers():
+    tr = _trainer(style_mixing="per_sample")
+    cuts = []
+    with torch.no_grad():
+        for _ in range(300):
+            cuts += _cutoffs(tr._styles(8, mixing=True, lod=0)[0])
+    assert set(cuts) == set(range(1, 7))  # layers beyond lod 0's active two as well
+    assert len(set(cuts[:8])) > 1 or len(set(cuts[8:16])) > 1  # samples of one batch differ
+
+
+def test_no_mixing_without_the_flag_or_probability():
+    tr = _trainer(style_mixing="official", mixing_prob=0.0)
+    with torch.no_grad():
+        for _ in range(20):
+            assert set(_cutoffs(tr._styles(8, mixing=True, lod=2)[0])) == {6}
+    with pytest.raises(ValueError, match="style_mixing"):
+        _trainer(style_mixing="sometimes")
+    with pytest.raises(ValueError, match="w_avg_update"):
+        _trainer(w_avg_update="never")
+
+
+# --- w_avg -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode, per_step", [("generator_step", 1), ("every_generate", 3)])
+def test_w_avg_updates_per_iteration(mode, per_step):
+    tr = _trainer(w_avg_update=mode)
+    model = tr.model
+    seen = []
+    original = model.update_w_avg
+
+    def spy(w, beta=None):
+        seen.append(w.detach().clone())
+        return original(w, beta)
+
+    model.update_w_avg = spy
+    x = torch.rand(8, 1, 16, 16) * 2 - 1
+    before = model.w_avg.detach().clone()
+    tr.step(x)
+    tr.step(x)
+    assert len(seen) == 2 * per_step
+    # hand computation: w_avg <- mean + 0.995 (w_avg - mean), once per batch mean seen
+    ref = before.double()
+    for w in seen:
+        mean = w.double().reshape(-1, w.shape[-1]).mean(0)
+        ref = mean + 0.995 * (ref - mean)
+    torch.testing.assert_close(model.w_avg.double(), ref, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(model.w_avg, before)
+
+
+# --- flips -------------------------------------------------------------------------------------
+
+def test_stream_flips_are_fair_and_a_function_of_seed_and_position():
+    a = stream_flips(1000, 0, 5000, seed=7)
+    assert a.dtype == torch.bool and 0.47 < a.float().mean() < 0.53
+    assert torch.equal(stream_flips(1000, 1234, 100, seed=7), a[1234:1334])  # any window of the same stream
+    assert not torch.equal(stream_flips(1000, 0, 5000, seed=8), a)
+    assert not torch.equal(a[:1000], a[1000:2000])  # a new coin per epoch
+    with pytest.raises(ValueError, match="n"):
+        stream_flips(0, 0, 1)
+
+
+def _images(n=50):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 1, 4, 4, generator=g) * 2 - 1
+    return TensorImageDataset(x, torch.arange(n))
+
+
+def test_stream_flips_exactly_the_positions_it_says():
+    ds = _images()
+    plain, flipped = DataStream(ds, 12, seed=4), DataStream(ds, 12, seed=4, flip=True)
+    pos = 0
+    for _ in range(10):  # crosses epochs (50 items)
+        (x0, y0), (x1, y1) = plain.next(), flipped.next()
+        assert torch.equal(y0, y1)
+        bits = stream_flips(len(ds), pos, 12, seed=4)
+        assert torch.equal(x1[bits], x0[bits].flip(-1)) and torch.equal(x1[~bits], x0[~bits])
+        pos += 12
+    assert bits.any() and (~bits).any()
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_flips_resume_and_shard_exactly(world):
+    ds = _images()
+    whole = DataStream(ds, 8, seed=1, flip=True)
+    expect = [whole.next()[0] for _ in range(9)]
+    ranks = [DataStream(ds, 8, rank=r, world_size=world, seed=1, flip=True) for r in range(world)]
+    got = [torch.cat([s.next()[0] for s in ranks]) for _ in range(4)]
+    state = ranks[0].state_dict()
+    assert state["flip"] is True
+    resumed = [DataStream(ds, 8, rank=r, world_size=world, seed=1) for r in range(world)]
+    for s in resumed:
+        s.load_state_dict(state)
+    got += [torch.cat([s.next()[0] for s in resumed]) for _ in range(5)]
+    for a, b in zip(got, expect):
+        assert torch.equal(a, b)
+
+
+def test_flips_with_workers_match_direct_loading():
+    ds = _images()
+    direct = DataStream(ds, 10, seed=2, flip=True)
+    workers = DataStream(ds, 10, seed=2, flip=True, num_workers=1)
+    for _ in range(3):
+        assert torch.equal(direct.next()[0], workers.next()[0])
+
+
+# --- presets and tables ------------------------------------------------------------------------
+
+PAPER = ("ffhq-1024", "celeba-hq-256", "bedroom-256", "celeba-128")
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_paper_presets_train_as_the_official_code(name):
+    config = preset_config(name)
+    L = config.layer_count
+    assert official_lod_batch(name, 8, L) == tuple(config.per_lod("lod_batch", i) for i in range(L))
+    assert official_lod_lr(name, L) == tuple(config.per_lod("lod_lr", i) for i in range(L))
+    b = training_behaviour(TrainOptions(), config)
+    assert b == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": True}
+    assert config.w_avg_beta == 0.995
+
+
+def test_official_tables_as_the_yaml_files():
+    # spot checks against configs/*.yaml at 42bcf2e
+    assert official_lod_batch("celeba-128", 1) == (128, 128, 128, 64, 32, 16)
+    assert official_lod_batch("ffhq-1024", 4, 10)[-2:] == (16, 16)
+    assert official_lod_lr("bedroom-256")[6] == 0.002 and official_lod_lr("celeba-hq-256")[6] == 0.0015
+    assert sorted(OFFICIAL_CONFIGS) == sorted(PAPER)
+    with pytest.raises(ValueError, match="gpus"):
+        official_lod_batch("ffhq-1024", 3)
+    with pytest.raises(ValueError, match="preset"):
+        official_lod_batch("digits-32")
+
+
+def test_digits_keeps_its_behaviour_and_options_override():
+    config = preset_config("digits-32")
+    assert training_behaviour(TrainOptions(), config) == {"style_mixing": "per_sample",
+                                                          "w_avg_update": "generator_step", "flip": False}
+    opts = TrainOptions(style_mixing="official", flip=True)
+    assert training_behaviour(opts, config) == {"style_mixing": "official", "w_avg_update": "generator_step",
+                                                "flip": True}
+    # a config without the fields (the MLP ALAE) gets alae_fast's defaults
+    assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["style_mixing"] == "per_sample"
+    with pytest.raises(ValueError, match="style_mixing"):
+        config.replace(style_mixing="nope")
+
+
+# --- a run ---------------------------------------------------------------------------------------
+
+def test_run_uses_and_resumes_the_behaviour(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
+    from alae_fast.training.run import run_training
+
+    toy()
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(data / f"{i}.png")
+    out = tmp_path / "run"
+    common = dict(preset="toy-pg", data=str(data), out=str(out), evaluate=False, progress=False, threads=1)
+    run_training(TrainOptions(kimg=0.032, style_mixing="official", w_avg_update="every_generate", flip=True,
+                              **common))
+    assert json.loads((out / "config.json").read_text())["behaviour"] == {
+        "style_mixing": "official", "w_avg_update": "every_generate", "flip": True}
+    run_training(TrainOptions(kimg=0.048, resume=True, **common))  # flags not repeated: the checkpoint's
+    state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
+    assert state["options"]["style_mixing"] == "official" and state["data"]["flip"] is True
+    assert json.loads((out / "config.json").read_text())["behaviour"]["w_avg_update"] == "every_generate"
+    with pytest.raises(ValueError, match="flip"):
+        run_training(TrainOptions(kimg=0.064, resume=True, flip=False, **common))
