@@ -24,6 +24,7 @@ SUITES = {
     "modulated_conv2d": "alae_fast.bench.modulated_conv2d",
     "alae_models": "alae_fast.bench.alae_models",
     "alae_train": "alae_fast.bench.train",
+    "train_load": "alae_fast.bench.train_load",
 }
 COLUMNS = ["fused", "ref", "compiled", "copy"]
 
@@ -67,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     print("Times: median ms per call of the fused kernel; other columns: median over rounds of")
     print("t(column) / t(fused) measured in the same round (> 1 means fused is faster).")
-    print(format_table(results, COLUMNS))
+    # cases with candidates of their own (train_load's thread settings) get their own columns
+    extra = sorted({c for r in results for c in r.ratios} - set(COLUMNS))
+    print(format_table(results, COLUMNS + extra))
     text, ok = format_targets(results)
     if text:
         print("\nTargets:")
