@@ -232,6 +232,20 @@ def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, 
                    f"{have}: every image is converted to {kind[have]}")
 
 
+def _busy_note() -> str | None:
+    """A hint when other work already fills the cores torch's threads would use (see alae_fast/_omp.py)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform
+        return None
+    threads = torch.get_num_threads()
+    if threads > 1 and load >= threads:
+        return (f"note: load average {load:.1f} on {threads} torch threads: other work competes for the CPU; "
+                f"--threads 1 avoids waiting for preempted threads (a thread count is part of what makes "
+                f"a run reproducible, so it is not changed for you)")
+    return None
+
+
 def _fit_to_length(setup: TrainSetup, total_kimg: float, explicit_lod_kimg: bool) -> tuple[TrainSetup, str | None]:
     """A run shorter than the schedule's way to the final resolution: the preset's schedule is
     compressed to reach it (:func:`fit_schedule`, at the same fraction of the run as the
@@ -404,6 +418,10 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         elif log_path.exists():
             log_path.unlink()
     ctx.barrier()
+    if ctx.device.type == "cpu" and not opts.threads:
+        busy = _busy_note()
+        if busy:
+            say(busy)
     say(f"training {setup.name!r} ({setup.description}) for {total_kimg:g} kimg on {ctx.world_size} x "
         f"{ctx.device}; run folder {out}")
 
