@@ -221,15 +221,17 @@ def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, 
     want = _data_channels(opts.data)
     if want == have:
         return setup, None
-    kind = {1: "greyscale", 3: "colour"}
+    def kind(c: int) -> str:
+        return {1: "greyscale", 3: "colour"}.get(c, f"{c}-channel")
+
     fields = {f.name for f in dataclasses.fields(setup.model_config)}
     if "channels" in fields and "channels" not in opts.model_overrides and setup.name in list_presets():
         matched = resolve_setup(setup.name, {**opts.model_overrides, "channels": want}, opts.schedule_overrides)
-        return matched, (f"note: the data are {kind[want]} ({want} channel{'s' * (want > 1)}); {setup.name!r} is a "
-                         f"{kind[have]} preset: training it with channels={want}, taken from the data "
+        return matched, (f"note: the data are {kind(want)} ({want} channel{'s' * (want > 1)}); {setup.name!r} is a "
+                         f"{kind(have)} preset: training it with channels={want}, taken from the data "
                          f"(--set channels={have} keeps the preset's and converts the images)")
-    return setup, (f"warning: the data are {kind[want]} ({want} channel{'s' * (want > 1)}) but {setup.name!r} takes "
-                   f"{have}: every image is converted to {kind[have]}")
+    return setup, (f"warning: the data are {kind(want)} ({want} channel{'s' * (want > 1)}) but {setup.name!r} takes "
+                   f"{have}: every image is converted to {kind(have)}")
 
 
 def _busy_note() -> str | None:
