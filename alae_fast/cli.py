@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "10 for the paper's presets)")
     t.add_argument("--checkpoint-kimg", type=_positive_float, default=None,
                    help="checkpoint interval in kimg (default: a tenth of the run)")
+    t.add_argument("--checkpoint-minutes", type=_positive_float, default=10.0, metavar="M",
+                   help="also checkpoint after M minutes of wall time without one (default 10). SIGTERM or "
+                        "Ctrl-C checkpoints after the current iteration and exits 0; a second one exits at once")
     t.add_argument("--image-kimg", type=_positive_float, default=None,
                    help="sample/reconstruction grid interval in kimg (default: a tenth of the run)")
     t.add_argument("--keep", type=_positive_int, default=3, help="checkpoints kept (default 3)")
@@ -240,7 +243,8 @@ def _cmd_train(args) -> int:
     opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,
                         resume=args.resume, device=args.device, amp=args.amp, r1_gamma=args.r1_gamma,
                         r1_interval=args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
-                        checkpoint_kimg=args.checkpoint_kimg, image_kimg=args.image_kimg, keep=args.keep,
+                        checkpoint_kimg=args.checkpoint_kimg, checkpoint_minutes=args.checkpoint_minutes,
+                        image_kimg=args.image_kimg, keep=args.keep,
                         log_steps=args.log_steps, model_overrides=dict(args.model_overrides),
                         schedule_overrides=dict(args.schedule_overrides), evaluate=not args.no_eval,
                         progress=not args.no_progress, num_workers=args.workers, threads=args.threads,

@@ -21,7 +21,7 @@ from alae_fast.models import (ALAEConfig, ModelConfig, StyleALAE, StyleALAEConfi
                               parameter_counts, parameter_table, preset_config)
 from alae_fast.training.losses import discriminator_loss
 
-STYLE_PRESETS = ["ffhq-1024", "celeba-hq-256", "bedroom-256", "celeba-128", "digits-32"]
+STYLE_PRESETS = ["ffhq-1024", "celeba-hq-256", "bedroom-256", "celeba-128", "digits-32", "photos-32"]
 SMALL = dict(latent_size=6, mapping_layers=2, layer_count=3, channels=3, start_features=4, max_features=8)
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
@@ -443,8 +443,8 @@ def test_config_round_trip_and_schedule_fields():
                     preset_config(name).start_features, preset_config(name).max_features) for name in STYLE_PRESETS}
     assert table == {"ffhq-1024": (1024, 512, 9, 16, 512), "celeba-hq-256": (256, 512, 7, 64, 512),
                      "bedroom-256": (256, 512, 7, 32, 512), "celeba-128": (128, 256, 6, 64, 256),
-                     "digits-32": (32, 16, 4, 8, 32)}
-    assert preset_config("digits-32").channels == 1
+                     "digits-32": (32, 16, 4, 8, 32), "photos-32": (32, 32, 4, 16, 64)}
+    assert preset_config("digits-32").channels == 1 and preset_config("photos-32").channels == 3
     ffhq = preset_config("ffhq-1024")
     assert ffhq.per_lod("lod_batch", 8) == 32 and ffhq.per_lod("lod_lr", 8) == 0.003 and ffhq.per_lod("lod_kimg", 5) == 960
     data = preset_config("digits-32").to_dict()

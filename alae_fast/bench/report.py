@@ -26,6 +26,7 @@ SUITES = {
     "alae_models": "alae_fast.bench.alae_models",
     "alae_train": "alae_fast.bench.train",
     "official": "alae_fast.bench.official",
+    "train_load": "alae_fast.bench.train_load",
 }
 COLUMNS = ["fused", "ref", "compiled", "copy"]
 
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer shapes and rounds, for a smoke run")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile(reference) column")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--profile", action="store_true",
+                   help="instead: where one training iteration's time goes (torch.profiler; digits-32, celeba-128)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target figure is missed")
     p.add_argument("--list", action="store_true",
                    help="build every case and print its name without timing it (a check that the report can run)")
@@ -61,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
           f"malloc keeps freed memory={kept} (ALAE_FAST_KEEP_MEMORY)")
     if device.type == "cuda":
         print(f"gpu: {torch.cuda.get_device_name(device)}")
+    if args.profile:
+        return _profile(args)
     rounds = min(args.rounds, 7) if args.quick else args.rounds
     results = []
     for op in ops:
@@ -76,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     print("Times: median ms per call of the fused kernel; other columns: median over rounds of")
     print("t(column) / t(fused) measured in the same round (> 1 means fused is faster).")
-    print(format_table(results, COLUMNS))
+    # cases with candidates of their own (train_load's thread settings) get their own columns
+    extra = sorted({c for r in results for c in r.ratios} - set(COLUMNS))
+    print(format_table(results, COLUMNS + extra))
     text, ok = format_targets(results)
     if text:
         print("\nTargets:")
@@ -87,6 +94,21 @@ def run(args: argparse.Namespace) -> int:
                         "seconds": r.seconds, "ratios": r.ratios} for r in results], f, indent=1)
         print(f"\nwrote {args.json}")
     return 1 if (args.strict and not ok) else 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from .profile import PROFILE_CASES, format_breakdown, iteration_breakdown
+
+    out = []
+    for preset, batch in PROFILE_CASES:
+        r = iteration_breakdown(preset, batch, iterations=1 if args.quick else 3, warmup=1 if args.quick else 2)
+        print(format_breakdown(r), flush=True)
+        out.append(r)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+        print(f"\nwrote {args.json}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

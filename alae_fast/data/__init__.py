@@ -11,14 +11,16 @@ from pathlib import Path
 
 from .base import ImageDataset, TensorImageDataset, lower_resolution
 from .digits import DIGITS_TEST_SIZE, DigitsDataset, load_digits
-from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, find_image_files, load_image
+from .folder import (HOLDOUT_FRACTION, IMAGE_EXTENSIONS, ImageFolderDataset, find_image_files, folder_channels,
+                     load_image, split_files)
 from .loader import DataStream, ShardedStreamSampler, stream_flips, stream_indices
 from .mnist import MNISTDataset, find_mnist_files, is_mnist_folder, load_mnist, read_idx, write_idx
 
 __all__ = [
     "ImageDataset", "TensorImageDataset", "lower_resolution",
     "DIGITS_TEST_SIZE", "DigitsDataset", "load_digits",
-    "IMAGE_EXTENSIONS", "ImageFolderDataset", "find_image_files", "load_image",
+    "HOLDOUT_FRACTION", "IMAGE_EXTENSIONS", "ImageFolderDataset", "find_image_files", "folder_channels",
+    "load_image", "split_files",
     "DataStream", "ShardedStreamSampler", "stream_flips", "stream_indices",
     "MNISTDataset", "find_mnist_files", "is_mnist_folder", "load_mnist", "read_idx", "write_idx",
     "open_dataset",
@@ -34,7 +36,7 @@ def open_dataset(path: str | os.PathLike | None, resolution: int, channels: int 
     - a folder holding MNIST IDX files (``train-images-idx3-ubyte[.gz]`` ...):
       :class:`MNISTDataset` of ``split``, padded to ``resolution`` (>= 28), in ``value_range``;
     - any other folder: :class:`ImageFolderDataset` at ``resolution`` with ``channels``
-      and ``flip`` (``split`` ignored: a folder is all training data).
+      and ``flip``, ``split`` "train" or "test" (its held-out ``HOLDOUT_FRACTION``) or "all".
 
     Raises ``FileNotFoundError`` for a missing path and ``ValueError`` for a folder without
     readable images, with the path in the message.
@@ -46,4 +48,4 @@ def open_dataset(path: str | os.PathLike | None, resolution: int, channels: int 
         raise FileNotFoundError(f"data path {str(p)!r} does not exist")
     if p.is_dir() and is_mnist_folder(p):
         return MNISTDataset(p, split=split, value_range=value_range, resolution=resolution)
-    return ImageFolderDataset(p, resolution=resolution, channels=channels, flip=flip)
+    return ImageFolderDataset(p, resolution=resolution, channels=channels, flip=flip, split=split)

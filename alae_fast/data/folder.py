@@ -13,6 +13,16 @@ Lower resolutions for progressive growing are made from this full-resolution ten
 2x2 average pooling: :func:`alae_fast.data.lower_resolution`. Images of mixed sizes and
 aspect ratios are all handled by steps 3-4.
 
+Held-out split: ``split="train"`` (default) and ``split="test"`` divide the readable files
+into disjoint parts; the test part is ``round(HOLDOUT_FRACTION * N)`` files (10%, at least one
+when N >= 2; none when N = 1, where ``split="test"`` raises ``ValueError``). Which files are
+held out depends only on their paths relative to the folder (the files with the smallest MD5
+of that path), not on the order of listing, so adding a file moves at most a few others.
+``split="all"`` takes every file.
+
+Channels: :func:`folder_channels` says whether a folder holds colour images (3) or only
+greyscale ones (1), from the files' headers, so a trainer can match its model to the data.
+
 Bad data: a file that cannot be decoded (truncated, not really an image, ...) is skipped;
 a single warning names how many were skipped and the first few, and ``dataset.skipped``
 lists ``(path, reason)`` for each. A missing path raises ``FileNotFoundError``, a folder
@@ -22,6 +32,7 @@ trainer fails before its first step.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -31,9 +42,55 @@ import torch
 
 from .base import ImageDataset, _gather
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "find_image_files", "load_image"]
+__all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "ImageFolderDataset", "find_image_files", "folder_channels",
+           "load_image", "split_files"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+HOLDOUT_FRACTION = 0.1
+_SPLITS = ("train", "test", "all")
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def split_files(files: list[Path], root: Path, split: str, fraction: float = HOLDOUT_FRACTION) -> list[Path]:
+    """The files of ``split`` ("train", "test" or "all"; see the module docstring), in their given order.
+
+    Raises ValueError for another split name, a fraction outside [0, 1), and for
+    ``split="test"`` when no file is held out.
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"split: expected one of {_SPLITS}, got {split!r}")
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction: expected a number in [0, 1), got {fraction!r}")
+    if split == "all":
+        return list(files)
+    n_test = int(round(fraction * len(files)))
+    if len(files) >= 2 and fraction > 0:
+        n_test = min(max(n_test, 1), len(files) - 1)
+    key = {f: hashlib.md5(f.relative_to(root).as_posix().encode()).hexdigest() for f in files}
+    held = set(sorted(files, key=lambda f: (key[f], str(f)))[:n_test])
+    if split == "test" and not held:
+        raise ValueError(f"data folder {str(root)!r}: {len(files)} image(s) are too few to hold any out "
+                         f"(held-out fraction {fraction:g})")
+    return [f for f in files if (f in held) == (split == "test")]
+
+
+def folder_channels(path: str | os.PathLike, max_files: int = 64) -> int:
+    """3 if any of the first ``max_files`` images under ``path`` (sorted) is a colour image, else 1.
+
+    Reads headers only (Pillow's mode): greyscale modes (L, LA, 1, I, I;16, F) count as 1
+    channel, everything else (RGB, RGBA, P, CMYK, YCbCr...) as colour. Unreadable files are
+    skipped; errors as :func:`find_image_files`.
+    """
+    from PIL import Image
+
+    for f in find_image_files(path)[:max_files]:
+        try:
+            with Image.open(f) as img:
+                if img.mode not in _GREY_MODES:
+                    return 3
+        except Exception:  # an unreadable file says nothing about the others
+            continue
+    return 1
 
 
 def find_image_files(path: str | os.PathLike) -> list[Path]:
@@ -96,6 +153,8 @@ class ImageFolderDataset(ImageDataset):
         path: folder searched recursively for .png/.jpg/.jpeg files (any case).
         resolution: output side length in pixels (any int >= 1; the presets use powers of 2).
         channels: 3 (RGB, default) or 1 (greyscale).
+        split: "all" (default), "train" or "test" (the held-out files); see the module
+            docstring. ``holdout``: the held-out fraction (default ``HOLDOUT_FRACTION``).
         flip: if True, ``len`` doubles and items ``N..2N-1`` are the mirrored images
             (horizontal flip chosen by the sampler's index, so resume stays exact).
         preload: ``True`` decodes every image at construction and keeps them in memory as
@@ -109,7 +168,8 @@ class ImageFolderDataset(ImageDataset):
     """
 
     def __init__(self, path: str | os.PathLike, resolution: int, channels: int = 3, flip: bool = False,
-                 preload: bool | str = "auto", max_preload_bytes: int = 1 << 30):
+                 preload: bool | str = "auto", max_preload_bytes: int = 1 << 30, split: str = "all",
+                 holdout: float = HOLDOUT_FRACTION):
         if not isinstance(resolution, int) or resolution < 1:
             raise ValueError(f"resolution: expected a positive int, got {resolution!r}")
         if channels not in (1, 3):
@@ -117,7 +177,8 @@ class ImageFolderDataset(ImageDataset):
         if preload not in (True, False, "auto"):
             raise ValueError(f"preload: expected True, False or 'auto', got {preload!r}")
         self.root = Path(path)
-        files = find_image_files(self.root)
+        files = split_files(find_image_files(self.root), self.root, split, holdout)
+        self.split = split
         self.resolution = resolution
         self.channels = channels
         self.flip = bool(flip)
@@ -187,6 +248,7 @@ class ImageFolderDataset(ImageDataset):
         return super().get_batch(indices)
 
     def __repr__(self) -> str:
-        return (f"ImageFolderDataset({str(self.root)!r}, n={self.num_images}, skipped={self.num_skipped}, "
+        return (f"ImageFolderDataset({str(self.root)!r}, split={self.split!r}, n={self.num_images}, "
+                f"skipped={self.num_skipped}, "
                 f"resolution={self.resolution}, channels={self.channels}, flip={self.flip}, "
                 f"preloaded={self.preloaded})")

@@ -9,11 +9,12 @@ from .fid import (FeatureNet, InceptionV3Features, RandomConvFeatures, compute_f
 from .latent import classify_features, encode_all, latent_report, pca_features
 from .ppl import mse_distance, perceptual_path_length, proxy_lpips_distance
 from .recon import reconstruction_class_accuracy, reconstruction_mse
+from .samples import sample_class_histogram
 
 __all__ = [
     "FeatureNet", "InceptionV3Features", "RandomConvFeatures", "compute_features", "feature_network",
     "feature_statistics", "fid", "fid_from_features", "fid_generated", "fid_reconstructed", "frechet_distance",
     "classify_features", "encode_all", "latent_report", "pca_features",
     "mse_distance", "perceptual_path_length", "proxy_lpips_distance",
-    "reconstruction_class_accuracy", "reconstruction_mse",
+    "reconstruction_class_accuracy", "reconstruction_mse", "sample_class_histogram",
 ]

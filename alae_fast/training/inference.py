@@ -253,6 +253,10 @@ def style_mix_grid(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0) 
 # draws of the digits-32 encoder score 78.1% to 89.6% 1-NN (latent 16; 87.9% to 94.9% at
 # latent 32), as wide as the gap a trained encoder is asked to show over them.
 RANDOM_ENCODERS = 5
+# The sample histogram of the report: this many EMA samples G(F(z)) without noise, z drawn
+# from a generator seeded with the run's seed + SAMPLE_SEED.
+SAMPLE_COUNT = 1000
+SAMPLE_SEED = 104729
 
 
 def random_model(config: ModelConfig, seed: int, device) -> torch.nn.Module:
@@ -281,10 +285,11 @@ def latent_eval(model, config: ModelConfig, schedule: LODSchedule, phase: Phase,
     split, scored on its test split, beside randomly initialised encoders (the mean of
     ``RANDOM_ENCODERS`` initialisations) and PCA of the same dimension; and, under
     ``"reconstruction_class"``, how many reconstructions G(E(x)) (no noise) of the test split a
-    pixel 1-NN fitted on the train split gives the input's class (beside the originals').
-    None when the data has no labelled test split (an image folder)."""
+    pixel 1-NN fitted on the train split gives the input's class (beside the originals'); and,
+    under ``"sample_classes"``, the classes that 1-NN gives ``SAMPLE_COUNT`` EMA samples
+    (:func:`alae_fast.eval.sample_class_histogram`). None when the data has no labelled test split (an image folder)."""
     from ..data import open_dataset
-    from ..eval import latent_report, reconstruction_class_accuracy
+    from ..eval import latent_report, reconstruction_class_accuracy, sample_class_histogram
 
     train = open_dataset(data, schedule.resolution, schedule.channels, split="train")
     try:
@@ -305,6 +310,13 @@ def latent_eval(model, config: ModelConfig, schedule: LODSchedule, phase: Phase,
                            seed=seed)
     report["reconstruction_class"] = reconstruction_class_accuracy(
         lambda x: model.reconstruct(x.to(device), phase.lod, phase.blend, noise="zero").cpu(), xtr, ytr, xte, yte)
+    g = torch.Generator().manual_seed(seed + SAMPLE_SEED)
+
+    def sample(b):
+        z = torch.randn(b, model.latent_size, generator=g).to(device)
+        return model.generate(z, phase.lod, phase.blend, noise="zero").cpu()
+
+    report["sample_classes"] = sample_class_histogram(sample, SAMPLE_COUNT, xtr, ytr)
     report["train_images"], report["test_images"] = int(xtr.shape[0]), int(xte.shape[0])
     return report
 

@@ -23,6 +23,7 @@ under ``torch.random.fork_rng`` so they never disturb the training's random stre
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -37,12 +38,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models import ModelConfig, build_model
+from ..models import ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
 from .images import plot_loss_curves, save_image_grid, save_pairs_grid
 from .inference import CHECKPOINT_FORMAT, LoadedRun, latent_eval, prepare_images, sample_images, to_display
-from .schedule import LODSchedule
+from .schedule import LODSchedule, fit_schedule
+from .stop import StopRequest
 from .setups import DEFAULT_PRESET, FALLBACK_PRESET, TrainSetup, resolve_setup, setup_available
 from .trainer import ALAETrainer
 
@@ -50,6 +52,7 @@ __all__ = ["TrainOptions", "run_training", "pick_setup", "format_latent_report",
 
 _NUMERIC_OPTIONS = ("seed", "r1_gamma", "r1_interval", "mixing_prob", "ema_half_life_kimg", "amp",
                     "style_mixing", "w_avg_update", "flip")
+_clock = time.monotonic  # the checkpoint cadence's clock (a test replaces it)
 _LOSS_KEYS = ("loss_d", "loss_g", "loss_ae", "d_real", "d_fake", "r1")
 
 
@@ -63,7 +66,9 @@ class TrainOptions:
     device: 'auto', 'cpu', 'cuda'...; amp: bfloat16 autocast; r1_gamma, r1_interval,
     mixing_prob, ema_half_life_kimg: see ``ALAETrainer`` (ema_half_life_kimg None: the model
     config's ``ema_kimg`` when it has one, else 10); checkpoint_kimg / image_kimg:
-    intervals (None: a tenth of the run); keep: checkpoints kept; log_steps: iterations per
+    intervals (None: a tenth of the run); checkpoint_minutes: also checkpoint when this
+    many minutes of wall time passed since the last one (default 10; None: by images only);
+    keep: checkpoints kept; log_steps: iterations per
     log record; model_overrides / schedule_overrides: fields changed in the setup's model
     config / schedule; evaluate: run the latent-classification report at the end;
     progress: show the tqdm bar; num_workers: data-loading processes; threads: torch CPU
@@ -88,6 +93,7 @@ class TrainOptions:
     ema_half_life_kimg: float | None = None
     checkpoint_kimg: float | None = None
     image_kimg: float | None = None
+    checkpoint_minutes: float | None = 10.0
     keep: int = 3
     log_steps: int = 20
     model_overrides: dict[str, Any] = field(default_factory=dict)
@@ -203,6 +209,11 @@ def format_latent_report(report: dict) -> str:
     if rc is not None:
         lines.append(f"reconstructions G(E(x)) given the input's class by a pixel 1-NN: "
                      f"{100 * rc['reconstructions']:.1f}% (the held-out images themselves: {100 * rc['originals']:.1f}%)")
+    sc = report.get("sample_classes")
+    if sc is not None:
+        lines.append(f"{sc['n']} EMA samples G(F(z)) by class (same 1-NN): " + ", ".join(
+            f"{c}: {100 * f:.1f}%" for c, f in zip(sc["classes"], sc["fractions"]))
+            + f" (least {100 * sc['min_fraction']:.1f}%)")
     return "\n".join(lines)
 
 
@@ -214,6 +225,72 @@ def _resolve(opts: TrainOptions, ckpt_state: dict | None, say) -> tuple[TrainSet
         return TrainSetup(ckpt_state.get("setup", "?"), config, schedule, float(ckpt_state["total_kimg"]),
                           "resumed"), None
     return pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
+
+
+def _data_channels(data: str | None) -> int:
+    """Channels of the images ``--data`` names: 1 for the embedded digits and MNIST, else the folder's."""
+    from ..data import folder_channels, is_mnist_folder
+
+    if data is None or (Path(data).is_dir() and is_mnist_folder(Path(data))):
+        return 1
+    return folder_channels(data)
+
+
+def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, str | None]:
+    """The setup with the data's channels (a model preset whose ``channels`` the user did not
+    set), or unchanged with a warning when the model cannot follow the data. Never silent."""
+    have = setup.schedule.channels
+    want = _data_channels(opts.data)
+    if want == have:
+        return setup, None
+    def kind(c: int) -> str:
+        return {1: "greyscale", 3: "colour"}.get(c, f"{c}-channel")
+
+    fields = {f.name for f in dataclasses.fields(setup.model_config)}
+    if "channels" in fields and "channels" not in opts.model_overrides and setup.name in list_presets():
+        matched = resolve_setup(setup.name, {**opts.model_overrides, "channels": want}, opts.schedule_overrides)
+        return matched, (f"note: the data are {kind(want)} ({want} channel{'s' * (want > 1)}); {setup.name!r} is a "
+                         f"{kind(have)} preset: training it with channels={want}, taken from the data "
+                         f"(--set channels={have} keeps the preset's and converts the images)")
+    return setup, (f"warning: the data are {kind(want)} ({want} channel{'s' * (want > 1)}) but {setup.name!r} takes "
+                   f"{have}: every image is converted to {kind(have)}")
+
+
+def _busy_note() -> str | None:
+    """A hint when other work already fills the cores torch's threads would use (see alae_fast/_omp.py)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform
+        return None
+    threads = torch.get_num_threads()
+    if threads > 1 and load >= threads:
+        return (f"note: load average {load:.1f} on {threads} torch threads: other work competes for the CPU; "
+                f"--threads 1 avoids waiting for preempted threads (a thread count is part of what makes "
+                f"a run reproducible, so it is not changed for you)")
+    return None
+
+
+def _fit_to_length(setup: TrainSetup, total_kimg: float, explicit_lod_kimg: bool) -> tuple[TrainSetup, str | None]:
+    """A run shorter than the schedule's way to the final resolution: the preset's schedule is
+    compressed to reach it (:func:`fit_schedule`, at the same fraction of the run as the
+    preset's own length); a ``lod_kimg`` the user gave is kept, with a note saying where the
+    run will end."""
+    sched = setup.schedule
+    reach = sched.kimg_to_reach(sched.max_lod)
+    if total_kimg >= reach or sched.max_lod == sched.start_lod:
+        return setup, None
+    res = f"{sched.resolution}x{sched.resolution}"
+    if explicit_lod_kimg:
+        end = sched.phase(int(round(total_kimg * 1000)))
+        where = f"lod {end.lod} ({end.resolution}x{end.resolution}" + (", mid fade-in)" if end.in_transition else ")")
+        return setup, (f"note: --kimg {total_kimg:g} ends at {where}: the given lod_kimg reaches {res} only at "
+                       f"{reach:g} kimg")
+    fraction = min(1.0, reach / setup.kimg) if setup.kimg > 0 else 1.0
+    fitted = fit_schedule(sched, total_kimg, fraction)
+    note = (f"note: --kimg {total_kimg:g} is shorter than the {reach:g} kimg that {setup.name!r} takes to reach "
+            f"{res}; its schedule is compressed to lod_kimg [{', '.join(f'{k:.4g}' for k in fitted.lod_kimg)}] "
+            f"so that {res} is fully faded in at {fitted.kimg_to_reach(fitted.max_lod):.4g} kimg")
+    return replace(setup, schedule=fitted, description=setup.description + " [schedule compressed to --kimg]"), note
 
 
 def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
@@ -229,6 +306,15 @@ def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
             problems.append(f"{k}: checkpoint {state.get('options', {}).get(k)!r}, now {getattr(opts, k)!r}")
     if problems:
         raise ValueError("--resume: the checkpoint was made by a different run: " + "; ".join(problems))
+
+
+def _agree(ctx: DistributedContext, stop_signal: str | None, late: bool) -> tuple[str | None, bool]:
+    """(stop, checkpoint-by-time) as one decision for all ranks: a rank's signal or clock is enough."""
+    if ctx.world_size == 1:
+        return stop_signal, late
+    flags = ctx.mean(torch.tensor([float(stop_signal is not None), float(late)], device=ctx.device))
+    stop_any = bool(flags[0] > 0)
+    return (stop_signal or "a signal to another rank") if stop_any else None, bool(flags[1] > 0)
 
 
 def run_training(opts: TrainOptions, ctx: DistributedContext | None = None) -> dict[str, Any]:
@@ -258,6 +344,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         raise ValueError(f"keep: expected >= 1; got {opts.keep}")
     if opts.log_steps < 1:
         raise ValueError(f"log_steps: expected >= 1; got {opts.log_steps}")
+    if opts.checkpoint_minutes is not None and not opts.checkpoint_minutes > 0:
+        raise ValueError(f"checkpoint_minutes: expected a number > 0 or None; got {opts.checkpoint_minutes}")
 
     # --- what to train, where -------------------------------------------------------------
     first_setup, note = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
@@ -282,13 +370,20 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
                                 if getattr(opts, k) is None and saved.get(k) is not None})
     if note:
         say(note)
+    total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
+    if not total_kimg > 0:
+        raise ValueError(f"kimg: expected > 0; got {total_kimg}")
+    if setup.description != "resumed":  # a checkpoint's setup was matched and fitted when it began
+        setup, channel_note = _match_channels(setup, opts)
+        if channel_note:
+            say(channel_note)
+        setup, fit_note = _fit_to_length(setup, total_kimg, "lod_kimg" in opts.schedule_overrides)
+        if fit_note:
+            say(fit_note)
     schedule, config = setup.schedule, setup.model_config
     for b in set(schedule.lod_batch):
         if b % ctx.world_size:
             raise ValueError(f"schedule: global batch {b} is not a multiple of the world size {ctx.world_size}")
-    total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
-    if not total_kimg > 0:
-        raise ValueError(f"kimg: expected > 0; got {total_kimg}")
     total = int(round(total_kimg * 1000))
     ckpt_every = int(round((opts.checkpoint_kimg if opts.checkpoint_kimg else max(total_kimg / 10, 1e-3)) * 1000))
     image_every = int(round((opts.image_kimg if opts.image_kimg else max(total_kimg / 10, 1e-3)) * 1000))
@@ -354,6 +449,10 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         elif log_path.exists():
             log_path.unlink()
     ctx.barrier()
+    if ctx.device.type == "cpu" and not opts.threads:
+        busy = _busy_note()
+        if busy:
+            say(busy)
     say(f"training {setup.name!r} ({setup.description}) for {total_kimg:g} kimg on {ctx.world_size} x "
         f"{ctx.device}; run folder {out}")
 
@@ -401,9 +500,14 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     t_window, img_window = time.perf_counter(), 0
     last_ckpt = trainer.images_seen if ckpt_state is not None else -1
     last_path = ckpt_path
+    ckpt_seconds = 60.0 * opts.checkpoint_minutes if opts.checkpoint_minutes else math.inf
+    t_last_ckpt = _clock()
     log_file = open(log_path, "a", encoding="utf-8") if ctx.is_main else None
     last_rec: dict[str, Any] = {}
+    stop = StopRequest()
+    stopped: str | None = None
     try:
+        stop.__enter__()
         while trainer.images_seen < total:
             phase = trainer.phase()
             stream.set_batch_size(phase.batch)
@@ -437,21 +541,32 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
                                         f"Ld {rec['loss_d']:.3f} Lg {rec['loss_g']:.3f} Lae {rec['loss_ae']:.4f}")
                 window.clear()
                 t_window, img_window = now, 0
-            if before // ckpt_every != after // ckpt_every or after >= total:
+            # every rank must take the same decisions (a checkpoint gathers from all of them)
+            stopped, late = _agree(ctx, stop.requested, _clock() - t_last_ckpt >= ckpt_seconds)
+            if before // ckpt_every != after // ckpt_every or after >= total or late or stopped:
                 last_path = write_checkpoint() or last_path
-                last_ckpt = after
+                last_ckpt, t_last_ckpt = after, _clock()
+            if stopped:
+                break
             if ctx.is_main and (before // image_every != after // image_every or after >= total):
                 write_pictures()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # only where no handler could be installed (not the main thread)
         if ctx.world_size == 1 and trainer.images_seen != last_ckpt and trainer.images_seen > 0:
             path = write_checkpoint()
             say(f"\ninterrupted: saved {path}; continue with --resume --out {out}")
         raise
     finally:
+        stop.__exit__(None, None, None)
         if log_file is not None:
             log_file.close()
         if bar is not None:
             bar.close()
+    if stopped:
+        say(f"stopped by {stopped} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod}); checkpoint "
+            f"{last_path}; continue with: alae-fast train --resume --out {out}")
+        return {"out": str(out), "setup": setup.name, "kimg": trainer.images_seen / 1000.0,
+                "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(last_path),
+                "last_log": last_rec, "note": note, "stopped": stopped}
 
     summary: dict[str, Any] = {"out": str(out), "setup": setup.name, "kimg": trainer.images_seen / 1000.0,
                                "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(last_path),
@@ -467,20 +582,20 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
                 from ..eval import reconstruction_mse
                 from ..data import open_dataset as _open
                 try:
-                    test = _open(opts.data, schedule.resolution, schedule.channels, split="test")
+                    test, mse_on = _open(opts.data, schedule.resolution, schedule.channels, split="test"), "held-out"
                 except (FileNotFoundError, ValueError):
-                    test = dataset
+                    test, mse_on = dataset, "TRAINING (no held-out split)"
                 xt = prepare_images(test.get_batch(torch.arange(min(len(test), 2000)))[0], schedule, phase)
                 mse = reconstruction_mse(
                     lambda b: trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend,
                                                              noise="zero").cpu(), xt)
             ev = {"kimg": trainer.images_seen / 1000.0, "latent": report, "reconstruction_mse": mse,
-                  "reconstruction_images": int(xt.shape[0])}
+                  "reconstruction_images": int(xt.shape[0]), "reconstruction_split": mse_on.split()[0].lower()}
             _write_json(out / "eval.json", ev)
             summary["eval"] = ev
             if report is not None:
                 say(format_latent_report(report))
-            say(f"reconstruction MSE (EMA, pixels in [-1, 1]) on {xt.shape[0]} held-out images: {mse:.4f}")
+            say(f"reconstruction MSE (EMA, pixels in [-1, 1]) on {xt.shape[0]} {mse_on} images: {mse:.4f}")
         say(f"wrote run folder {out}: config.json, log.jsonl, loss_curves.png, images/ "
             f"(latest {', '.join(Path(p).name for p in summary['images'])}), checkpoints/ "
             f"(latest {Path(str(last_path)).name})" + (", eval.json" if opts.evaluate else ""))

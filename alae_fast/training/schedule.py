@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LODSchedule", "Phase", "blend_factor", "blend_real_images", "images_for_lod",
+__all__ = ["LODSchedule", "Phase", "blend_factor", "blend_real_images", "fit_schedule", "images_for_lod",
            "schedule_from_config", "SCHEDULE_CONFIG_FIELDS"]
 
 # The fields a model config provides to carry its own training schedule.
@@ -182,6 +182,35 @@ class LODSchedule:
         if unknown:
             raise ValueError(f"LODSchedule: unknown field(s) {unknown}; expected some of {sorted(names)}")
         return dataclasses.replace(self, **changes)
+
+
+def fit_schedule(schedule: LODSchedule, total_kimg: float, reach_fraction: float) -> LODSchedule:
+    """``schedule`` with every level's length scaled by one factor so that the final level is
+    fully faded in after ``reach_fraction * total_kimg`` thousand images.
+
+    What ``alae-fast train --kimg N`` does when N is too short to reach the final resolution
+    with the preset's schedule: the same path through the levels, in proportion, instead of a
+    run that ends at a lower resolution or in the middle of a fade-in.
+
+    Args:
+        schedule: the schedule to compress (or stretch); its ``lod_kimg`` is expanded to one
+            entry per level ``0..max_lod`` before scaling.
+        total_kimg: the run's length in thousands of images (> 0).
+        reach_fraction: in (0, 1]: where in the run the final level's fade-in ends.
+
+    Returns the schedule unchanged when it has one level (nothing to reach). Raises
+    ValueError for a non-positive ``total_kimg`` or a ``reach_fraction`` outside (0, 1].
+    """
+    if not (isinstance(total_kimg, Real) and math.isfinite(total_kimg) and total_kimg > 0):
+        raise ValueError(f"total_kimg: expected a finite number > 0; got {total_kimg!r}")
+    if not (isinstance(reach_fraction, Real) and 0 < reach_fraction <= 1):
+        raise ValueError(f"reach_fraction: expected a number in (0, 1]; got {reach_fraction!r}")
+    reach = schedule.kimg_to_reach(schedule.max_lod)
+    if reach <= 0:
+        return schedule
+    scale = reach_fraction * float(total_kimg) / reach
+    per_level = tuple(schedule._at(schedule.lod_kimg, lod) * scale for lod in range(schedule.max_lod + 1))
+    return schedule.replace(lod_kimg=per_level)
 
 
 def images_for_lod(x: torch.Tensor, schedule: LODSchedule, lod: int) -> torch.Tensor:

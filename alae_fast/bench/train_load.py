@@ -1,0 +1,100 @@
+"""Benchmark cases of training on a shared CPU: OpenMP's wait policy and thread count, with and
+without two competing CPU-bound processes.
+
+Each candidate is a whole process (libgomp reads its wait settings once, when torch loads):
+``python -m alae_fast.bench.train_load STEPS [THREADS]`` runs ``STEPS`` iterations of
+``digits-32`` at its last level, as ``alae_fast.bench.train`` does. Candidates:
+
+- ``fused``: the defaults of ``alae-fast`` (``import alae_fast`` limits libgomp's spinning,
+  see ``alae_fast/_omp.py``; torch's default thread count);
+- ``spin``: libgomp's own default (``ALAE_FAST_OMP_SPIN=keep``): threads spin for ms;
+- ``passive``: ``OMP_WAIT_POLICY=PASSIVE``: threads sleep at once;
+- ``threads1``: the defaults with one thread.
+
+The "under load" case starts two ``python -c "while True: pass"`` processes around every
+call; its target is the issue's: the defaults within 1.5x of one thread. The idle case's
+target: the defaults lose nothing (<= 1.05x) against libgomp's spinning. The times include
+the child's start (importing torch, about 1 s), the same for every candidate.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import torch
+
+from .harness import Case, Target
+
+STEPS = 30
+_BUSY = "while True: pass"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                                                             "ALAE_FAST_OMP_SPIN", "OMP_NUM_THREADS")}
+    env.update(extra)
+    return env
+
+
+def _child(env: dict[str, str], threads: int | None, load: int, steps: int):
+    cmd = [sys.executable, "-m", "alae_fast.bench.train_load", str(steps)] + ([str(threads)] if threads else [])
+
+    def call():
+        busy = [subprocess.Popen([sys.executable, "-c", _BUSY]) for _ in range(load)]
+        try:
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        finally:
+            for p in busy:
+                p.kill()
+                p.wait()
+    return call
+
+
+def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
+    """The idle and the loaded case (CPU only; none on another device)."""
+    if device.type != "cpu":
+        return []
+    steps = STEPS // 2 if quick else STEPS
+    out = []
+    for load in (0, 2):
+        cand = {"fused": _child(_env(), None, load, steps),
+                "spin": _child(_env(ALAE_FAST_OMP_SPIN="keep"), None, load, steps),
+                "passive": _child(_env(OMP_WAIT_POLICY="PASSIVE"), None, load, steps),
+                "threads1": _child(_env(), 1, load, steps)}
+        if load:
+            targets = [Target("defaults <= 1.5x one thread, under 2 busy processes", "fused", "threads1", 1.5)]
+            name = f"digits-32 {steps} iterations (process), 2 busy processes"
+        else:
+            targets = [Target("defaults <= 1.05x libgomp's spinning, idle", "fused", "spin", 1.05)]
+            name = f"digits-32 {steps} iterations (process), idle"
+        out.append(Case("train_load", name, cand, device, targets=targets))
+    return out
+
+
+def _main(argv: list[str]) -> None:
+    import alae_fast  # noqa: F401  (first: it limits the spinning before torch is initialised)
+    from ..cpu_allocator import keep_freed_memory
+    from ..training.setups import resolve_setup
+    from ..models import build_model
+    from ..training.trainer import ALAETrainer
+
+    steps = int(argv[0])
+    if len(argv) > 1:
+        torch.set_num_threads(int(argv[1]))
+    keep_freed_memory()
+    setup = resolve_setup("digits-32")
+    sched = setup.schedule
+    torch.manual_seed(0)
+    trainer = ALAETrainer(build_model(setup.model_config), sched, seed=0)
+    trainer.images_seen = int(round(sched.kimg_to_reach(sched.max_lod) * 1000))
+    phase = sched.phase(trainer.images_seen)
+    x = torch.rand(phase.batch, sched.channels, sched.resolution, sched.resolution,
+                   generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for _ in range(steps):
+        trainer.step(x)
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

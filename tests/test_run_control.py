@@ -1,0 +1,243 @@
+"""A training run under outside control: checkpoints by wall time, SIGTERM/SIGINT (checkpoint at the
+next iteration's end, exit 0, --resume bit-identical; a second signal kills at once), a --kimg
+shorter than the schedule (compressed to reach the final level), the data's channels, and a
+folder's held-out split in the final report."""
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
+from alae_fast.training.run import TrainOptions, run_training
+from alae_fast.training.schedule import LODSchedule, fit_schedule
+
+HERE = Path(__file__).parent
+TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set", "latent_size=8",
+        "--set", "mapping_layers=2", "--schedule", "lod_batch=[16]", "--no-progress", "--threads", "1"]
+
+
+def toy():
+    name = "alae_fast_tests_toy_alae"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE / "toy_alae.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    from threadpoolctl import threadpool_limits
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(n)
+
+
+def _tensors(obj) -> list:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for k in sorted(obj, key=str) for t in _tensors(obj[k])]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _tensors(v)]
+    return []
+
+
+def _same_training_state(a: dict, b: dict) -> None:
+    assert a["trainer"]["images_seen"] == b["trainer"]["images_seen"]
+    for key in ("model", "ema", "opt_ed", "opt_fg", "generator"):
+        ta, tb = _tensors(a["trainer"][key]), _tensors(b["trainer"][key])
+        assert len(ta) == len(tb) and all(torch.equal(u, v) for u, v in zip(ta, tb)), key
+    assert a["data"] == b["data"]
+
+
+# --- checkpoints by wall time ---------------------------------------------------------------------
+
+def test_checkpoint_minutes_writes_checkpoints_by_wall_time(tmp_path, monkeypatch):
+    toy()
+    base = dict(preset="toy-pg", progress=False, evaluate=False, checkpoint_kimg=1000.0, image_kimg=1000.0,
+                keep=100, seed=1, kimg=0.08, schedule_overrides={"lod_kimg": [0.016], "lod_batch": [8]})
+    # by images only: the interval is longer than the run, so the final checkpoint alone
+    run_training(TrainOptions(out=str(tmp_path / "images"), checkpoint_minutes=None, **base))
+    assert [s for s, _ in list_checkpoints(tmp_path / "images" / "checkpoints")] == [80]
+    # a clock that advances 1 s per reading: with 1/60 minute (1 s), a checkpoint after every step
+    import alae_fast.training.run as run_mod
+
+    ticks = iter(range(10 ** 6))
+    monkeypatch.setattr(run_mod, "_clock", lambda: float(next(ticks)))
+    run_training(TrainOptions(out=str(tmp_path / "clock"), checkpoint_minutes=1 / 60, **base))
+    assert [s for s, _ in list_checkpoints(tmp_path / "clock" / "checkpoints")] == list(range(8, 81, 8))
+    with pytest.raises(ValueError, match="checkpoint_minutes"):
+        run_training(TrainOptions(out=str(tmp_path / "bad"), checkpoint_minutes=0, **base))
+
+
+# --- signals ------------------------------------------------------------------------------------
+
+_ARGS = ["train", "--preset", "digits-mlp", "--kimg", "0.96", "--checkpoint-kimg", "0.48", "--image-kimg", "1",
+         "--no-eval", "--seed", "5", *TINY]
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    from alae_fast.cli import main
+
+    out = tmp_path_factory.mktemp("straight") / "run"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    assert main([*_ARGS, "--out", str(out)]) == 0
+    torch.set_num_threads(n)
+    return load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
+
+
+def _start(out: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "alae_fast", *_ARGS, "--log-steps", "1", "--out", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_training(proc: subprocess.Popen, out: Path, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        log = out / "log.jsonl"
+        if log.exists() and log.read_text().count("\n") >= 2:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"training did not start: rc {proc.poll()}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+def test_signal_checkpoints_exits_0_and_resume_is_bit_identical(tmp_path, sig, straight_run):
+    from alae_fast.cli import main
+
+    out = tmp_path / "signalled"
+    proc = _start(out)
+    try:
+        _wait_for_training(proc, out)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    ckpts = list_checkpoints(out / "checkpoints")
+    assert ckpts and 0 < ckpts[-1][0] < 960, (ckpts, stdout)
+    line = [s for s in stdout.splitlines() if s.startswith("stopped by")]
+    assert line and sig.name in line[0] and str(ckpts[-1][1]) in line[0] and "--resume" in line[0], stdout
+    assert main([*_ARGS, "--out", str(out), "--resume"]) == 0
+    _same_training_state(load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1]), straight_run)
+
+
+def test_second_signal_exits_at_once(tmp_path):
+    script = textwrap.dedent("""
+        import os, signal, sys, time
+        from alae_fast.training.stop import StopRequest
+        with StopRequest() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)
+            assert stop.requested == "SIGTERM", stop.requested
+            print("first signal noted", flush=True)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)
+        print("not reached", flush=True)
+    """)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGINT, proc.stderr
+    assert "first signal noted" in proc.stdout and "not reached" not in proc.stdout
+    assert "SIGTERM" in proc.stderr and time.time() - t0 < 25
+
+
+def test_stop_request_restores_the_previous_handlers():
+    from alae_fast.training.stop import StopRequest
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with StopRequest() as stop:
+        assert signal.getsignal(signal.SIGTERM) == stop._handle
+        assert stop.requested is None
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+# --- a --kimg shorter than the schedule ----------------------------------------------------------
+
+def test_fit_schedule_reaches_the_final_level_at_the_asked_fraction():
+    s = LODSchedule(max_lod=3, base_resolution=4, lod_kimg=(2.0, 3.0, 5.0, 14.0), lod_batch=(32,), lod_lr=(0.002,))
+    f = fit_schedule(s, 6.0, 0.5)
+    assert f.kimg_to_reach(3) == pytest.approx(3.0, abs=1e-3)
+    ratios = np.array(f.lod_kimg) / np.array(s.lod_kimg)
+    assert np.allclose(ratios, ratios[0])
+    end = f.phase(6000)
+    assert end.lod == 3 and end.blend == 1.0 and not end.in_transition
+    short = LODSchedule(max_lod=2, base_resolution=4, lod_kimg=(4.0,), lod_batch=(8,), lod_lr=(0.002,))
+    assert fit_schedule(short, 1.0, 1.0).lod_kimg == pytest.approx((0.4, 0.4, 0.4))
+    one = LODSchedule(max_lod=0, base_resolution=32, lod_kimg=(1.0,), lod_batch=(8,), lod_lr=(0.002,))
+    assert fit_schedule(one, 0.1, 0.5) is one
+    for bad in (dict(total_kimg=0, reach_fraction=0.5), dict(total_kimg=1, reach_fraction=0),
+                dict(total_kimg=1, reach_fraction=1.5)):
+        with pytest.raises(ValueError):
+            fit_schedule(s, **bad)
+
+
+def test_short_kimg_compresses_the_preset_schedule_but_keeps_a_given_one(tmp_path, capsys):
+    toy()
+    base = dict(preset="toy-pg", progress=False, evaluate=False, seed=2, kimg=0.04)
+    # toy-pg's own schedule reaches 16 px at 0.08 kimg: a 0.04 kimg run is compressed and ends there
+    summary = run_training(TrainOptions(out=str(tmp_path / "fit"), **base))
+    out = capsys.readouterr().out
+    assert "compressed" in out and "16x16" in out
+    assert summary["lod"] == 2
+    state = load_checkpoint(list_checkpoints(tmp_path / "fit" / "checkpoints")[-1][1])
+    assert LODSchedule.from_dict(state["schedule"]).phase(40).blend == 1.0
+    # a lod_kimg the user gave is kept, and the note says where the run ends
+    summary = run_training(TrainOptions(out=str(tmp_path / "given"), schedule_overrides={"lod_kimg": [0.032]}, **base))
+    out = capsys.readouterr().out
+    assert summary["lod"] == 1 and "ends at lod 1 (8x8, mid fade-in)" in out
+
+
+# --- the data's channels and a folder's held-out split ---------------------------------------------
+
+def _folder(path: Path, n: int, colour: bool, size: int = 20) -> Path:
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        arr = rng.integers(0, 256, (size, size, 3) if colour else (size, size), dtype=np.uint8)
+        Image.fromarray(arr).save(path / f"img{i:03d}.png")
+    return path
+
+
+def test_colour_folder_trains_a_grey_preset_in_colour_and_reports_held_out(tmp_path, capsys):
+    toy()
+    data = _folder(tmp_path / "photos", 30, colour=True)
+    base = dict(preset="toy-pg", progress=False, data=str(data), seed=0, kimg=0.016,
+                schedule_overrides={"lod_batch": [8]})
+    summary = run_training(TrainOptions(out=str(tmp_path / "colour"), **base))
+    out = capsys.readouterr().out
+    assert "colour" in out and "channels=3" in out
+    config = json.loads((tmp_path / "colour" / "config.json").read_text())
+    assert config["model"]["channels"] == 3 and config["schedule"]["channels"] == 3
+    ev = summary["eval"]
+    assert ev["reconstruction_split"] == "held-out" and ev["reconstruction_images"] == 3
+    assert "on 3 held-out images" in out
+    # the user's own channels win, with a warning that the images are converted
+    run_training(TrainOptions(out=str(tmp_path / "grey"), model_overrides={"channels": 1}, **base))
+    out = capsys.readouterr().out
+    assert "warning: the data are colour" in out and "converted to greyscale" in out
+    # one image: nothing to hold out, and the report says the MSE is on training images
+    one = _folder(tmp_path / "one", 1, colour=False)
+    summary = run_training(TrainOptions(out=str(tmp_path / "single"), **{**base, "data": str(one)}))
+    assert summary["eval"]["reconstruction_split"] == "training"
+    assert "TRAINING (no held-out split)" in capsys.readouterr().out
