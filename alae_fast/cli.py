@@ -282,7 +282,14 @@ def _out(args, run, default_name: str) -> Path:
 
 
 def _cmd_train(args) -> int:
-    from .training.run import TrainOptions, run_training
+    from .training.run import TrainOptions, pick_setup, run_training
+
+    if args.model_overrides or args.schedule_overrides:
+        # a wrong type in --set/--schedule (latent_size=abc) is the user's, not a bug: say so in one line
+        try:
+            pick_setup(args.preset, dict(args.model_overrides), dict(args.schedule_overrides))
+        except TypeError as e:
+            raise UserError(f"--set/--schedule: {e}") from e
 
     opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,
                         resume=args.resume, device=args.device, amp=args.amp, r1_gamma=args.r1_gamma,
