@@ -112,13 +112,14 @@ def check_device(text: str):
     return dev
 
 
-def _add_ckpt(p: argparse.ArgumentParser, aliases: tuple[str, ...] = ()) -> None:
+def _add_ckpt(p: argparse.ArgumentParser, aliases: tuple[str, ...] = (), out: bool = True) -> None:
     p.add_argument("--ckpt", *aliases, dest="ckpt", required=True, metavar="C",
                    help="a checkpoint file (ckpt-*.pt) or a run folder (its newest loadable checkpoint)"
                         + (f"; {', '.join(aliases)} is the same (NVlabs' spelling)" if aliases else ""))
     p.add_argument("--device", default="cpu", help="device to run the model on: cpu (default), cuda, cuda:1 ...")
-    p.add_argument("--out", default=None, metavar="PATH",
-                   help="output file (default: inside the checkpoint's run folder)")
+    if out:
+        p.add_argument("--out", default=None, metavar="PATH",
+                       help="output file (default: inside the checkpoint's run folder)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "each, e.g. the official ALAE principal_directions). For a run trained on the "
                               "digits, one direction per digit class is fitted at start from the embedded "
                               "labels (LinearSVC on E(x)).")
-    _add_ckpt(v)
+    _add_ckpt(v, out=False)
     v.add_argument("--directions", default=None, metavar="DIR", help="folder of .npy attribute directions")
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     v.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free port)")

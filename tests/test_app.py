@@ -352,3 +352,38 @@ def test_serve_bad_arguments_are_one_line(digits_run, tmp_path, capsys):
     assert "this model's w has 8" in capsys.readouterr().err
     assert main(["serve", "--ckpt", str(tmp_path / "none.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_style_mixing_on_a_style_alae(tmp_path):
+    run = S.train_toy_style_run(tmp_path / "toy")
+    with S.ServerThread(run) as srv:
+        info = S.get(srv.url + "api/info")[1]
+        assert info["num_ws"] == 6 and info["style_levels"] == {"coarse": [0, 1], "middle": [2, 3], "fine": [4, 5]}
+        assert len(info["directions"]) == 10  # trained on the embedded digits: class directions fitted
+        a = S.post(srv.url + "api/generate", {"seed": 1, "noise_mode": "none"})[1]
+        b = S.post(srv.url + "api/generate", {"seed": 2, "noise_mode": "none"})[1]
+        status, mix = S.post(srv.url + "api/mix", {"wa": a["w"], "wb": b["w"]})
+        assert status == 200 and mix["a"] == a["image"] and mix["b"] == b["image"]
+        import alae_fast
+        from alae_fast.training.images import to_uint8
+        from alae_fast.training.inference import mix_ranges
+        lib = alae_fast.load(run)
+        wa = torch.tensor([a["w"]]).unsqueeze(1).expand(-1, 6, -1)
+        wb = torch.tensor([b["w"]]).unsqueeze(1).expand(-1, 6, -1)
+        for name, (lo, hi) in (("coarse", (0, 2)), ("middle", (2, 4)), ("fine", (4, 6))):
+            with torch.no_grad():
+                want = to_uint8(lib.decode(mix_ranges(wa, wb, lo, hi)))[0]
+            got = _png_of(mix[name])
+            assert np.array_equal(got.reshape(want.shape), want), name
+        same = S.post(srv.url + "api/mix", {"wa": b["w"], "wb": b["w"]})[1]
+        assert same["coarse"] == same["fine"] == b["image"]
+
+
+def test_no_digit_directions_for_a_run_on_other_data(digits_run):
+    import alae_fast
+    from alae_fast.app.service import ModelService
+
+    run = alae_fast.load(digits_run)
+    assert len(ModelService.open(run).directions) == 10
+    run.state["data_spec"] = {"kind": "folder", "path": "/photos"}  # as a run trained on a folder records
+    assert ModelService.open(run).directions == []

@@ -25,8 +25,8 @@ import torch
 
 from ..errors import UserError
 from ..training.images import png_bytes
-from ..training.inference import (NOISE_MODES, LoadedRun, generate_seeds, mix_ranges, prepare_images, run_data,
-                                  seed_latent, style_ranges, to_display)
+from ..training.inference import (NOISE_MODES, LoadedRun, generate_seeds, mix_ranges, prepare_images,
+                                  recorded_data_spec, seed_latent, style_ranges, to_display)
 from . import editing
 from .uploads import decode_image
 
@@ -62,16 +62,17 @@ class ModelService:
     def open(cls, run: LoadedRun, directions_dir=None, max_upload_bytes: int = 8 * 2 ** 20,
              fit_digits: bool = True) -> "ModelService":
         """The service of ``run``: directions from ``directions_dir`` (every .npy) when given, and
-        for a run trained on the embedded digits (``fit_digits``), one direction per digit class
-        fitted on E(x) of the labelled training digits (:func:`editing.fit_class_directions`)."""
+        for a run trained on the embedded digits (``fit_digits``; its recorded data, or for a run
+        that recorded none, a ``digits*`` setup), one direction per digit class fitted on E(x) of
+        the labelled training digits (:func:`editing.fit_class_directions`)."""
         svc = cls(run, max_upload_bytes=int(max_upload_bytes))
         if directions_dir is not None:
             for name, vec in editing.load_directions(directions_dir, svc.latent_size).items():
                 svc.add_direction(name, vec, source=f"{directions_dir}")
-        if fit_digits:
-            data, _ = run_data(run)
-            if data is None and run.schedule.channels in (1, 3):
-                svc._fit_digit_directions()
+        spec = recorded_data_spec(run)
+        trained_on_digits = spec.get("kind") == "digits" if spec else str(run.setup).startswith("digits")
+        if fit_digits and trained_on_digits:
+            svc._fit_digit_directions()
         return svc
 
     @property

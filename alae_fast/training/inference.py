@@ -24,7 +24,7 @@ from .schedule import LODSchedule, Phase, blend_real_images, images_for_lod
 
 __all__ = ["LoadedRun", "load_run", "prepare_images", "load_image_files", "to_display", "sample_images",
            "style_mix_grid", "style_mix_tiles", "mix_ranges", "style_ranges", "interpolate_latents", "latent_eval", "evaluate_model",
-           "random_model", "CHECKPOINT_FORMAT", "run_data", "generate_seeds", "NOISE_MODES", "seed_latent"]
+           "random_model", "CHECKPOINT_FORMAT", "run_data", "recorded_data_spec", "generate_seeds", "NOISE_MODES", "seed_latent"]
 
 CHECKPOINT_FORMAT = "alae_fast.train/1"
 
@@ -128,28 +128,40 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu") -> Loa
                      Path(file), state)
 
 
-def run_data(run: LoadedRun, given: str | None = None) -> tuple[str | None, str | None]:
-    """The data a command on ``run`` uses: ``given`` (its ``--data``) when set, else the data the
-    run was trained on (recorded in the checkpoint, or in the run folder's ``config.json`` for
-    runs saved before checkpoints held it). Returns ``(path or None for the digits, note)``,
-    the note being what the command should print (None: nothing to say). Raises
-    :class:`~alae_fast.errors.UserError` when the recorded folder is gone."""
+def recorded_data_spec(run: LoadedRun) -> dict | None:
+    """The ``data_spec`` a run recorded (see :mod:`alae_fast.data.spec`): from the checkpoint, else
+    from the run folder's ``config.json`` (for runs saved before checkpoints held it, read from
+    its ``options.data``); None when neither says."""
     import json
 
-    from ..data.spec import data_spec, resolve_run_data
+    from ..data.spec import data_spec
 
     spec = run.state.get("data_spec") if isinstance(run.state, dict) else None
-    if spec is None:
-        folder = run.path.parent.parent if run.path.parent.name == "checkpoints" else run.path.parent
-        try:
-            config = json.loads((folder / "config.json").read_text())
-        except (OSError, ValueError):
-            config = None
-        if isinstance(config, dict):
-            spec = config.get("data_spec")
-            if spec is None and isinstance(config.get("options"), dict) and "data" in config["options"]:
-                spec = data_spec(config["options"]["data"])
-    return resolve_run_data(spec, given)
+    if spec is not None:
+        return spec
+    folder = run.path.parent.parent if run.path.parent.name == "checkpoints" else run.path.parent
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    if config.get("data_spec") is not None:
+        return config["data_spec"]
+    options = config.get("options")
+    if isinstance(options, dict) and "data" in options:
+        return data_spec(options["data"])
+    return None
+
+
+def run_data(run: LoadedRun, given: str | None = None) -> tuple[str | None, str | None]:
+    """The data a command on ``run`` uses: ``given`` (its ``--data``) when set, else the data the
+    run was trained on (:func:`recorded_data_spec`). Returns ``(path or None for the digits,
+    note)``, the note being what the command should print (None: nothing to say). Raises
+    :class:`~alae_fast.errors.UserError` when the recorded folder is gone."""
+    from ..data.spec import resolve_run_data
+
+    return resolve_run_data(recorded_data_spec(run), given)
 
 
 def prepare_images(x: torch.Tensor, schedule: LODSchedule, phase: Phase) -> torch.Tensor:
@@ -196,7 +208,10 @@ def load_image_files(paths: Sequence[str | os.PathLike], schedule: LODSchedule) 
 @torch.no_grad()
 def sample_images(run: LoadedRun, n: int, psi: float = 1.0, seed: int = 0, cutoff: int | None = None,
                   noise: str = "random") -> torch.Tensor:
-    """``n`` EMA samples ``[n, C, r, r]`` from z drawn with ``seed``, truncated by ``psi`` towards w_avg."""
+    """``n`` EMA samples ``[n, C, r, r]`` (pixels in about [-1, 1]) from z drawn with ``seed``,
+    truncated by ``psi`` towards w_avg. ``noise="random"`` (default) draws G's noise from torch's
+    generator seeded with ``seed`` inside ``fork_rng``, so the same call gives the same images and
+    the caller's random state is untouched; ``"zero"`` turns the noise off."""
     device = next(run.model.parameters()).device
     z = torch.randn(n, run.model.latent_size, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.random.fork_rng(devices=[]):

@@ -29,7 +29,9 @@ async function call(path, body, raw) {
   return data;
 }
 
-function latency(el, d) { $(el).textContent = `${d.ms.toFixed(0)} ms model, ${d.roundTrip.toFixed(0)} ms total`; }
+function latency(el, d, what) {
+  $(el).textContent = `${what ? what + ": " : ""}${d.ms.toFixed(0)} ms model, ${d.roundTrip.toFixed(0)} ms total`;
+}
 
 function show(id, url) {
   $(id).src = url;
@@ -106,7 +108,7 @@ async function runEdit() {
   const d = await call("/api/edit", body);
   if (seq !== state.editSeq) return;  // a newer slider position is on its way
   state.lastEdit = body;
-  show("edited", d.image); latency("edit-ms", d); state.edits++;
+  show("edited", d.image); latency("edit-ms", d, "edit"); state.edits++;
 }
 
 function setCurrent(w, values) {
@@ -126,8 +128,8 @@ async function encodeFile(file) {
   try {
     const d = await call("/api/encode", file, true);
     show("original", d.original); show("reconstruction", d.reconstruction); show("edited", d.reconstruction);
-    $("mse").textContent = `reconstruction MSE ${d.mse.toFixed(4)} (pixels in [-1, 1])`;
-    latency("encode-ms", d); $("edit-ms").textContent = "";
+    $("mse").textContent = `reconstruction G(E(x)): MSE ${d.mse.toFixed(4)} (pixels in [-1, 1])`;
+    latency("encode-ms", d, "encode"); $("edit-ms").textContent = "";
     setCurrent(d.w, d.values);
     state.encoded = d;
   } finally { $("encode-card").classList.remove("busy"); }
