@@ -55,12 +55,10 @@ def _positive_int(text: str) -> int:
     return v
 
 
-PSI_RANGE = (-1.0, 2.0)
-
-
 def _psi(text: str) -> float:
-    """Truncation psi: a finite number in PSI_RANGE (psi 0 gives w_avg, 1 no truncation, above 1
-    exaggerates, below 0 mirrors through w_avg; beyond [-1, 2] only artefacts remain)."""
+    """Truncation psi: a finite number in ``alae_fast.training.inference.PSI_RANGE``."""
+    from .training.inference import PSI_RANGE
+
     try:
         v = float(text)
     except ValueError:
@@ -94,8 +92,6 @@ def check_device(text: str):
     """A ``--device`` value as a ``torch.device`` this torch can use; UserError otherwise
     (an unknown name, CUDA on a torch without CUDA or with no GPU, a GPU index that is not there)."""
     import torch
-
-    from .errors import UserError
 
     try:
         dev = torch.device(text)

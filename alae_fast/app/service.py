@@ -25,14 +25,13 @@ import torch
 
 from ..errors import UserError
 from ..training.images import png_bytes
-from ..training.inference import (NOISE_MODES, LoadedRun, generate_seeds, mix_ranges, prepare_images,
+from ..training.inference import (NOISE_MODES, PSI_RANGE, LoadedRun, generate_seeds, mix_ranges, prepare_images,
                                   recorded_data_spec, seed_latent, style_ranges, to_display)
 from . import editing
 from .uploads import decode_image
 
 __all__ = ["ModelService", "Direction", "PSI_RANGE", "MAX_STEPS"]
 
-PSI_RANGE = (-1.0, 2.0)  # the CLI's --trunc range
 MAX_STEPS = 16
 DIGIT_NAMES = {c: f"digit {c}" for c in range(10)}
 

@@ -24,7 +24,7 @@ from .schedule import LODSchedule, Phase, blend_real_images, images_for_lod
 
 __all__ = ["LoadedRun", "load_run", "prepare_images", "load_image_files", "to_display", "sample_images",
            "style_mix_grid", "style_mix_tiles", "mix_ranges", "style_ranges", "interpolate_latents", "latent_eval", "evaluate_model",
-           "random_model", "CHECKPOINT_FORMAT", "run_data", "recorded_data_spec", "generate_seeds", "NOISE_MODES", "seed_latent"]
+           "random_model", "CHECKPOINT_FORMAT", "run_data", "recorded_data_spec", "PSI_RANGE", "generate_seeds", "NOISE_MODES", "seed_latent"]
 
 CHECKPOINT_FORMAT = "alae_fast.train/1"
 
@@ -224,6 +224,9 @@ def sample_images(run: LoadedRun, n: int, psi: float = 1.0, seed: int = 0, cutof
 # once from this fixed seed (NVlabs keeps fixed noise buffers in G; ours has none to keep).
 NOISE_MODES = ("const", "random", "none")
 CONST_NOISE_SEED = 0x5EED
+# Truncation psi the commands and the page accept: 0 gives w_avg, 1 no truncation, above 1
+# exaggerates, below 0 mirrors through w_avg; beyond [-1, 2] only artefacts remain.
+PSI_RANGE = (-1.0, 2.0)
 
 
 def seed_latent(seed: int, latent_size: int) -> torch.Tensor:
