@@ -68,13 +68,13 @@ class ServerThread:
         self.thread = threading.Thread(target=self._run, args=(str(ckpt), kw), daemon=True)
 
     def _run(self, ckpt, kw):
-        from alae_fast.app import server
-
         def ready(url, stop):
             self.url, self._stop = url, stop
             self._ready.set()
 
         try:
+            from alae_fast.app import server
+
             server.serve(ckpt, port=0, ready=ready, **kw)
         except BaseException as e:  # re-raised by start()
             self.error = e
