@@ -1,8 +1,23 @@
 """alae_fast: fused StyleGAN-family ops and the Adversarial Latent Autoencoder.
 
 ``alae_fast.ops`` holds the ops (compiled CPU/CUDA kernels behind ``torch.ops.alae_fast``,
-each with a pure-PyTorch ``*_ref``), ``alae_fast.nn`` the layers built on them.
+each with a pure-PyTorch ``*_ref``), ``alae_fast.nn`` the layers built on them,
+``alae_fast.models`` the ALAE models, ``alae_fast.training``, ``alae_fast.data`` and
+``alae_fast.eval`` the rest; every subpackage is reachable as an attribute after
+``import alae_fast`` (the heavier ones are imported on first use).
+
+:func:`load` opens a trained run for use::
+
+    import alae_fast
+    run = alae_fast.load("runs/digits-32")      # or one checkpoints/ckpt-*.pt file
+    w = run.encode(x)                           # x: [N, C, R, R], pixels in [-1, 1]
+    x_rec = run.decode(w)                       # no noise: the same w gives the same image
 """
+
+from __future__ import annotations
+
+import importlib
+import os
 
 from ._omp import limit_spinning
 
@@ -12,4 +27,38 @@ from ._lib import build_info, load_error  # noqa: E402
 from . import ops, nn  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["build_info", "load_error", "ops", "nn", "__version__"]
+__all__ = ["build_info", "load_error", "load", "ops", "nn", "models", "training", "data", "eval", "compat",
+           "errors", "__version__"]
+
+_LAZY = ("models", "training", "data", "eval", "compat", "bench", "errors", "app", "cli")
+
+
+def __getattr__(name: str):
+    # subpackages on first use: `import alae_fast` stays as cheap as the ops it always needs
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'alae_fast' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def load(run_or_checkpoint: str | os.PathLike, device="cpu"):
+    """Open a trained run for use: a run folder (its newest loadable checkpoint) or one
+    ``ckpt-*.pt`` file.
+
+    Returns a :class:`~alae_fast.training.inference.LoadedRun`: ``.model`` is the EMA model (the
+    one ALAE uses for all outputs) in eval mode with gradients off, on ``device``;
+    ``.encode(x)``, ``.decode(w)``, ``.reconstruct(x)`` and ``.generate(n, seed, psi)`` run it at
+    the level of detail the run reached (``.phase.resolution`` pixels). Images are float
+    ``[N, C, R, R]`` with pixels in [-1, 1]; ``decode`` defaults to no noise, so results repeat
+    exactly. ``.config``, ``.schedule``, ``.setup`` and ``.images_seen`` describe the run.
+
+    Raises FileNotFoundError when there is no checkpoint and
+    :class:`~alae_fast.errors.UserError` (a ValueError) when the file is not a readable
+    alae_fast checkpoint.
+    """
+    from .training.inference import load_run
+
+    return load_run(run_or_checkpoint, device)

@@ -1,9 +1,13 @@
 """The ``alae-fast`` command (also ``python -m alae_fast``, and ``torchrun ... -m alae_fast.cli``).
 
 Subcommands: ``train``, ``generate``, ``reconstruct``, ``interpolate``, ``style-mix``,
-``evaluate``, ``convert``, ``edit``, ``directions``, ``presets``, ``bench``, ``info``; ``alae-fast <command> --help`` describes each.
-Every command prints the paths it wrote. Errors in the arguments or the data exit with
-status 2 and one line naming the problem (set ALAE_FAST_TRACEBACK=1 for the traceback).
+``evaluate``, ``convert``, ``edit``, ``directions``, ``serve``, ``presets``, ``bench``, ``info``;
+``alae-fast <command> --help`` describes each. Every command prints the paths it wrote.
+
+Error boundary (:func:`main`): mistakes in what the user gave - :class:`alae_fast.errors.UserError`
+and the argument/data errors the library raises by convention (``ValueError``, a missing or
+existing file) - exit with status 2 and one line naming the problem (set ALAE_FAST_TRACEBACK=1
+for the traceback). Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import UserError
+
 _DESCRIPTION = """\
 alae_fast: fused StyleGAN-family ops and the Adversarial Latent Autoencoder (ALAE).
 
   alae-fast train                       train the default preset on the embedded digits (CPU, minutes)
   alae-fast generate --ckpt runs/X      a grid of samples of a trained run
-  alae-fast evaluate --ckpt runs/X      the metrics of a trained run, as JSON
+  alae-fast evaluate --ckpt runs/X      the metrics of a trained run (--json for JSON on stdout)
+  alae-fast serve --ckpt runs/X         a local web page to encode, edit, mix and generate
 """
 
 
@@ -56,17 +63,74 @@ def _add_official(p: argparse.ArgumentParser) -> None:
                    help="official checkpoints only: the training weights instead of the EMA copies (*_s)")
 
 
-def _add_ckpt(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ckpt", required=True, metavar="C",
+def _psi(text: str) -> float:
+    """Truncation psi: a finite number in ``alae_fast.training.inference.PSI_RANGE``."""
+    from .training.inference import PSI_RANGE
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not PSI_RANGE[0] <= v <= PSI_RANGE[1]:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected psi in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}], got {text}")
+    return v
+
+
+def parse_seeds(text: str) -> list[int]:
+    """NVlabs' seed lists: ``"0-7,12"`` -> ``[0, 1, ..., 7, 12]`` (ranges inclusive, seeds in
+    [0, 2**32), duplicates kept in order). Raises ``argparse.ArgumentTypeError`` naming the bad part."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if dash else a
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seeds like 0-7,12; cannot read {part!r}") from None
+        if not (0 <= a <= b < 2 ** 32):
+            raise argparse.ArgumentTypeError(f"expected seeds in [0, 2**32) and ranges low-high; got {part!r}")
+        if b - a >= 100_000 or len(seeds) + b - a >= 100_000:
+            raise argparse.ArgumentTypeError(f"expected at most 100000 seeds; {text!r} has more")
+        seeds.extend(range(a, b + 1))
+    return seeds
+
+
+def check_device(text: str):
+    """A ``--device`` value as a ``torch.device`` this torch can use; UserError otherwise
+    (an unknown name, CUDA on a torch without CUDA or with no GPU, a GPU index that is not there)."""
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"--device: {text!r} is not a device name (expected cpu, cuda, cuda:1 ...)") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise UserError(f"--device {text}: {why}; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"--device {text}: only {torch.cuda.device_count()} GPU(s) are visible")
+    elif dev.type not in ("cpu", "mps", "xpu"):
+        raise UserError(f"--device: {text!r} is not supported (expected cpu or cuda[:N])")
+    return dev
+
+
+def _add_ckpt(p: argparse.ArgumentParser, aliases: tuple[str, ...] = (), out: bool = True,
+              noise: bool = True) -> None:
+    p.add_argument("--ckpt", *aliases, dest="ckpt", required=True, metavar="C",
                    help="a checkpoint file (ckpt-*.pt, or an official ALAE .pth) or a run folder (its newest "
-                        "loadable checkpoint)")
+                        "loadable checkpoint)"
+                        + (f"; {', '.join(aliases)} is the same (NVlabs' spelling)" if aliases else ""))
     _add_official(p)
-    p.add_argument("--noise-mode", default=None, choices=("random", "batch", "const", "zero", "none"),
-                   help="G's noise inputs: random (per sample), batch (one draw shared by the batch), const "
-                        "(fixed images), zero/none (default: random for generate, zero otherwise)")
+    if noise:
+        p.add_argument("--noise-mode", default=None, choices=("random", "batch", "const", "zero", "none"),
+                       help="G's noise inputs: random (per sample), batch (one draw shared by the batch), const "
+                            "(fixed images), zero/none (default: zero)")
     p.add_argument("--device", default="cpu", help="device to run the model on: cpu (default), cuda, cuda:1 ...")
-    p.add_argument("--out", default=None, metavar="PATH",
-                   help="output file (default: inside the checkpoint's run folder)")
+    if out:
+        p.add_argument("--out", default=None, metavar="PATH",
+                       help="output file (default: inside the checkpoint's run folder)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,24 +201,40 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-flip", dest="flip", action="store_false", help="never mirror real images")
 
     # --- using a run -----------------------------------------------------------------------
-    g = sub.add_parser("generate", help="a PNG grid of samples of a trained run (EMA model)",
-                       description="Sample N images from the EMA model of a checkpoint, at the level of "
-                                   "detail it reached, and save them as one PNG grid.")
-    _add_ckpt(g)
-    g.add_argument("--n", type=_positive_int, default=32, metavar="N", help="number of images (default 32)")
-    g.add_argument("--psi", type=float, default=None, metavar="P",
-                   help="truncation psi: w <- w_avg + psi (w - w_avg) (default: the config's, 0.7 with cutoff "
-                        "8 for the paper presets and official checkpoints, else 1: none)")
+    g = sub.add_parser("generate", help="samples of a trained run (EMA model): one PNG per seed, or a grid",
+                       description="Sample images from the EMA model of a checkpoint, at the level of detail it "
+                                   "reached. With --seeds (NVlabs' spelling): one seedNNNN.png per seed in "
+                                   "--outdir, z of each seed drawn alone (a seed gives the same image whatever "
+                                   "else is asked), ready for pytorch-fid / torch-fidelity / clean-fid; --grid "
+                                   "adds a grid of them. Without --seeds: one grid of --n samples from --seed.",
+                       epilog="Noise modes: const (default, as NVlabs): the same noise maps for every image, "
+                              "drawn once from a fixed seed; random: fresh noise per image, drawn from its "
+                              "seed; none: no noise. Every mode repeats exactly for the same seed.")
+    _add_ckpt(g, aliases=("--network",), noise=False)
+    g.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST",
+                   help="seeds as NVlabs writes them, e.g. 0-7,12: one seedNNNN.png each")
+    g.add_argument("--outdir", default=None, metavar="DIR",
+                   help="folder for the seedNNNN.png files (default: <run folder>/generated)")
+    g.add_argument("--grid", action="store_true", help="with --seeds: also write the images as one grid")
+    g.add_argument("--n", type=_positive_int, default=32, metavar="N",
+                   help="without --seeds: number of images in the grid (default 32)")
+    g.add_argument("--psi", "--trunc", dest="psi", type=_psi, default=None, metavar="P",
+                   help="truncation psi in [-1, 2]: w <- w_avg + psi (w - w_avg) (default: the config's, 0.7 with cutoff 8 for the paper presets and official "
+                        "checkpoints, else 1: none); "
+                        "--trunc is NVlabs' spelling")
     g.add_argument("--cutoff", type=int, default=None, help="truncate only style inputs below this (default all)")
-    g.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+    g.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
+                   help="G's noise inputs (default const; see below)")
+    g.add_argument("--seed", type=int, default=0, help="without --seeds: latent seed of the grid (default 0)")
 
     r = sub.add_parser("reconstruct", help="images beside their reconstructions G(E(x))",
                        description="Encode and decode images with the EMA model; save originals beside their "
                                    "reconstructions as one PNG. Without IMAGES, the first --n held-out images of "
-                                   "--data (default: the embedded digits) are used.")
+                                   "--data (default: the data the run was trained on) are used.")
     _add_ckpt(r)
     r.add_argument("images", nargs="*", metavar="IMAGES", help="PNG/JPEG files (center-cropped and resized)")
-    r.add_argument("--data", default=None, help="data to take images from when no IMAGES are given")
+    r.add_argument("--data", default=None,
+                   help="data to take images from when no IMAGES are given (default: the run's training data)")
     r.add_argument("--n", type=_positive_int, default=16, help="images taken from --data (default 16)")
 
     i = sub.add_parser("interpolate", help="a latent interpolation strip between two images",
@@ -174,15 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cols", type=_positive_int, default=4, help="sources (default 4)")
     s.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
 
-    e = sub.add_parser("evaluate", help="metrics of a trained run, as JSON",
+    e = sub.add_parser("evaluate", help="metrics of a trained run (a report; --json for JSON)",
                        description="Latent classification (1-NN and LinearSVC(C=0.02) on E(x) of the train split, "
                                    "scored on the test split, beside a random encoder and PCA of the same "
                                    "dimension), reconstruction MSE, FID of generations and reconstructions "
                                    "(InceptionV3 with --inception-weights, else a named random-conv PROXY), and "
-                                   "PPL in W (full and end, eps 1e-4, proxy-LPIPS distance). Printed and written "
-                                   "as JSON.")
+                                   "PPL in W (full and end, eps 1e-4, proxy-LPIPS distance). Written as JSON to "
+                                   "--out (default <run>/evaluate.json); printed as a report, or with --json "
+                                   "as JSON alone on stdout (notes then go to stderr).")
     _add_ckpt(e)
-    e.add_argument("--data", default=None, help="evaluation data (default: the embedded digits)")
+    e.add_argument("--json", action="store_true", help="print the metrics as JSON only (machine-readable stdout)")
+    e.add_argument("--data", default=None,
+                   help="evaluation data (default: the data the run was trained on, as its config records)")
     e.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="InceptionV3 state dict (pytorch-fid's pt_inception-2015-12-05 for real FIDs)")
     e.add_argument("--num-fid", type=_positive_int, default=1000, help="images per FID set (default 1000)")
@@ -197,6 +280,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_official(c)
     c.add_argument("--out", required=True, metavar="FILE", help="the alae_fast checkpoint to write")
     _add_edit_commands(sub)
+
+    v = sub.add_parser("serve", help="a local web page to play with a trained run (needs the [app] extra)",
+                       description="Serve a page to encode and reconstruct uploaded images, edit them along "
+                                   "attribute directions, generate, mix styles and interpolate, with PNG downloads. "
+                                   "Binds to 127.0.0.1 (this machine only) unless --host says otherwise. Needs "
+                                   "pip install 'alae_fast[app]' (FastAPI, uvicorn).",
+                       epilog="Directions: --directions DIR loads every *.npy in DIR (one [latent_size] vector "
+                              "each, e.g. the official ALAE principal_directions). For a run trained on the "
+                              "digits, one direction per digit class is fitted at start from the embedded "
+                              "labels (LinearSVC on E(x)).")
+    _add_ckpt(v, out=False)
+    v.add_argument("--directions", default=None, metavar="DIR", help="folder of .npy attribute directions")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free port)")
+    v.add_argument("--max-upload-mb", type=_positive_float, default=8.0,
+                   help="largest accepted upload in MiB (default 8)")
 
     sub.add_parser("presets", help="list trainable presets and model presets with parameter counts",
                    description="Training setups (what `train --preset` accepts) and model presets, with "
@@ -238,7 +337,14 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .training.run import TrainOptions, run_training
+    from .training.run import TrainOptions, pick_setup, run_training
+
+    if args.model_overrides or args.schedule_overrides:
+        # a wrong type in --set/--schedule (latent_size=abc) is the user's, not a bug: say so in one line
+        try:
+            pick_setup(args.preset, dict(args.model_overrides), dict(args.schedule_overrides))
+        except TypeError as e:
+            raise UserError(f"--set/--schedule: {e}") from e
 
     opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,
                         resume=args.resume, device=args.device, amp=args.amp, r1_gamma=args.r1_gamma,
@@ -255,15 +361,40 @@ def _cmd_train(args) -> int:
 
 def _cmd_generate(args) -> int:
     from .training.images import save_image_grid
-    from .training.inference import sample_images, to_display
+    from .training.inference import generate_seeds, sample_images, to_display
 
     run = _load(args)
-    x = sample_images(run, args.n, psi=args.psi, seed=args.seed, cutoff=args.cutoff,
-                      noise=args.noise_mode or "random")
-    path = save_image_grid(to_display(x, run.schedule.resolution), _out(args, run, "generated.png"),
-                           scale=max(1, 128 // run.schedule.resolution))
-    psi = run.config.truncation_psi if args.psi is None else args.psi
-    print(f"wrote {args.n} samples (psi {psi}, lod {run.phase.lod}) to {path}")
+    res = run.schedule.resolution
+    scale = max(1, 128 // res)
+    if args.psi is None:  # the config's truncation: official 0.7 below style input 8 for the paper presets
+        args.psi = run.config.truncation_psi
+        args.cutoff = run.config.truncation_cutoff if args.cutoff is None else args.cutoff
+    if args.seeds is None:
+        if args.outdir is not None or args.grid:
+            raise UserError("--outdir and --grid go with --seeds (e.g. --seeds 0-7); without --seeds, "
+                            "generate writes one grid to --out")
+        noise = "zero" if args.noise_mode == "none" else "random"
+        x = sample_images(run, args.n, psi=args.psi, seed=args.seed, cutoff=args.cutoff, noise=noise)
+        path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
+        print(f"wrote {args.n} samples (psi {args.psi}, lod {run.phase.lod}) to {path}")
+        return 0
+    import torch
+
+    from .training.images import save_image
+
+    outdir = Path(args.outdir) if args.outdir else _run_folder(run.path) / "generated"
+    images = []
+    for seed in args.seeds:  # one at a time: files appear as they are made, memory stays flat
+        x = to_display(generate_seeds(run, [seed], psi=args.psi, noise_mode=args.noise_mode, cutoff=args.cutoff),
+                       res)
+        save_image(x[0], outdir / f"seed{seed:04d}.png")
+        if args.grid:
+            images.append(x)
+    print(f"wrote {len(args.seeds)} images seedNNNN.png (psi {args.psi}, noise {args.noise_mode}, "
+          f"{res}x{res}) to {outdir}")
+    if args.grid:
+        path = save_image_grid(torch.cat(images), _out(args, run, "generated.png"), scale=scale)
+        print(f"wrote their grid to {path}")
     return 0
 
 
@@ -285,10 +416,16 @@ def _cmd_reconstruct(args) -> int:
     import torch
 
     from .training.images import save_pairs_grid
-    from .training.inference import load_image_files, prepare_images, to_display
+    from .training.inference import load_image_files, prepare_images, run_data, to_display
 
     run = _load(args)
-    x = load_image_files(args.images, run.schedule) if args.images else _held_out(args.data, run, args.n)
+    if args.images:
+        x = load_image_files(args.images, run.schedule)
+    else:
+        data, note = run_data(run, args.data)
+        if note:
+            print(note)
+        x = _held_out(data, run, args.n)
     device = next(run.model.parameters()).device
     with torch.no_grad():
         x = prepare_images(x, run.schedule, run.phase).to(device)
@@ -312,41 +449,82 @@ def _cmd_interpolate(args) -> int:
     with torch.no_grad():
         strip = interpolate_latents(run, x[:1], x[1:], args.steps)
     res = run.schedule.resolution
-    path = save_image_grid(to_display(strip, res), _out(args, run, "interpolation.png"), nrow=args.steps,
+    # the inputs themselves at the ends: A, G(E(A)), ..., G(E(B)), B
+    strip = torch.cat([to_display(x[:1], res), to_display(strip, res), to_display(x[1:], res)])
+    path = save_image_grid(strip, _out(args, run, "interpolation.png"), nrow=args.steps + 2,
                            scale=max(1, 128 // res))
-    print(f"wrote a {args.steps}-image interpolation from {args.a} to {args.b} to {path}")
+    print(f"wrote a {args.steps}-image interpolation from {args.a} to {args.b} to {path} "
+          f"(the two inputs at the ends)")
     return 0
 
 
 def _cmd_style_mix(args) -> int:
-    from .training.images import save_image_grid
-    from .training.inference import style_mix_grid, style_ranges, to_display
+    from .training.images import save_labelled_grid
+    from .training.inference import style_mix_tiles, style_ranges, to_display
 
     run = _load(args)
-    grid, nrow = style_mix_grid(run, args.rows, args.cols, args.seed)
+    src, dst, mixed, names = style_mix_tiles(run, args.rows, args.cols, args.seed)
     res = run.schedule.resolution
-    path = save_image_grid(to_display(grid, res), _out(args, run, "style-mix.png"), nrow=nrow,
-                           scale=max(1, 128 // res))
-    ranges = ", ".join(f"{k} {a}-{b - 1}" for k, (a, b) in style_ranges(int(run.model.num_ws)).items())
-    print(f"wrote a style-mixing grid ({ranges} of {run.model.num_ws} style inputs; {args.rows} rows each) to {path}")
+    ranges = style_ranges(int(run.model.num_ws))
+    cells = [["destination B \u2193\nsource A \u2192", *to_display(src, res)]]
+    cells += [[to_display(dst[i:i + 1], res)[0], *to_display(mixed[i], res)] for i in range(dst.shape[0])]
+    row_labels = ["sources A"] + [f"B{i + 1} with A's\n{n} styles ({ranges[n][0]}-{ranges[n][1] - 1})"
+                                  for i, n in enumerate(names)]
+    col_labels = ["B"] + [f"A{k + 1}" for k in range(src.shape[0])]
+    path = save_labelled_grid(cells, _out(args, run, "style-mix.png"), row_labels, col_labels,
+                              scale=max(1, 128 // res))
+    text = ", ".join(f"{k} {a}-{b - 1}" for k, (a, b) in ranges.items())
+    print(f"wrote a style-mixing grid ({text} of {run.model.num_ws} style inputs; {args.rows} rows each) to {path}")
     return 0
 
 
 def _cmd_evaluate(args) -> int:
-    from .training.inference import evaluate_model
-    from .training.run import format_latent_report
+    from .training.inference import evaluate_model, run_data
 
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     run = _load(args)
-    metrics = evaluate_model(run, data=args.data, inception_weights=args.inception_weights, num_fid=args.num_fid,
+    data, note = run_data(run, args.data)
+    if note:
+        say(note)
+    metrics = evaluate_model(run, data=data, inception_weights=args.inception_weights, num_fid=args.num_fid,
                              ppl_samples=args.ppl_samples, seed=args.seed, device=args.device)
     path = _out(args, run, "evaluate.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps(metrics, indent=2))
-    if metrics.get("latent"):
-        print(format_latent_report(metrics["latent"]))
-    print(f"wrote metrics to {path}")
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        print(format_metrics(metrics))
+    say(f"wrote metrics to {path}")
     return 0
+
+
+def format_metrics(m: dict) -> str:
+    """The human report of ``evaluate``: one line per metric, the latent table when there is one."""
+    from .training.run import format_latent_report
+
+    fid_name = m.get("fid_network", "?") + (" - a PROXY, not comparable with published FIDs"
+                                            if m.get("fid_is_proxy") else "")
+    lines = [f"{m.get('checkpoint')}: setup {m.get('setup')}, {m.get('kimg', 0):g} kimg, "
+             f"{m.get('resolution')}x{m.get('resolution')} (lod {m.get('lod')}, blend {m.get('blend', 1):g})"]
+    if m.get("latent"):
+        lines.append(format_latent_report(m["latent"]))
+    lines += [f"reconstruction MSE (pixels in [-1, 1], {m.get('reconstruction_images')} images): "
+              f"{m['reconstruction_mse']:.4f}",
+              f"FID of generations:      {m['fid_generated']:.3f}   ({fid_name})",
+              f"FID of reconstructions:  {m['fid_reconstructed']:.3f}",
+              f"PPL in W, full / end:    {m['ppl_full']:.3f} / {m['ppl_end']:.3f}   ({m.get('ppl_distance')})"]
+    return "\n".join(lines)
+
+
+def _cmd_serve(args) -> int:
+    try:
+        from .app.server import serve
+    except ImportError as e:
+        raise UserError(f"serve needs the [app] extra ({e.name or e} is missing): "
+                        f"pip install 'alae_fast[app]'") from e
+    return serve(args.ckpt, directions=args.directions, host=args.host, port=args.port, device=args.device,
+                 max_upload_mb=args.max_upload_mb)
 
 
 def _cmd_presets(_args) -> int:
@@ -443,7 +621,8 @@ def _cmd_directions(args) -> int:
 
 _COMMANDS = {"train": _cmd_train, "generate": _cmd_generate, "reconstruct": _cmd_reconstruct,
              "interpolate": _cmd_interpolate, "style-mix": _cmd_style_mix, "evaluate": _cmd_evaluate,
-             "presets": _cmd_presets, "convert": _cmd_convert, "edit": _cmd_edit, "directions": _cmd_directions}
+             "presets": _cmd_presets, "convert": _cmd_convert, "edit": _cmd_edit, "directions": _cmd_directions,
+             "serve": _cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,8 +639,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(build_info(), indent=1))
         return 0
     try:
+        if getattr(args, "device", "auto") != "auto":
+            check_device(args.device)
         return _COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
+    except (UserError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         if os.environ.get("ALAE_FAST_TRACEBACK"):
             raise
         print(f"alae-fast {args.command}: error: {e}", file=sys.stderr)

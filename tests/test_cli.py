@@ -140,11 +140,18 @@ def test_generate_reconstruct_interpolate_evaluate(mlp_run, tmp_path, capsys):
                  "--out", str(tmp_path / "lerp.png")]) == 0
     assert "5-image interpolation" in capsys.readouterr().out
     strip = _png(tmp_path / "lerp.png")
-    assert strip.shape[1] > 4 * strip.shape[0]  # one row of 5
+    # one row: A, 5 decoded points, B, tiles of 32 px enlarged 4 times with 2 px padding
+    assert strip.shape[:2] == ((2 + 32 + 2) * 4, (2 + 7 * (32 + 2)) * 4)
+    tile = lambda k: strip[8:136, 8 + k * 34 * 4:8 + k * 34 * 4 + 128]  # noqa: E731
+    from alae_fast.data import load_image
+    for k, f in ((0, files[0]), (6, files[1])):  # the ends are the inputs themselves
+        want = np.repeat(np.repeat(load_image(f, 32, 1)[0], 4, 0), 4, 1)
+        assert np.array_equal(tile(k), want), k
 
     assert main(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "32", "--ppl-samples", "8"]) == 0
     out = capsys.readouterr().out
     assert f"wrote metrics to {mlp_run / 'evaluate.json'}" in out and "LinearSVC" in out
+    assert "FID of generations" in out and "PROXY" in out and "{" not in out  # a report, no JSON mixed in
     m = json.loads((mlp_run / "evaluate.json").read_text())
     assert m["fid_is_proxy"] is True and m["fid_network"] == "proxy-randconv"
     for key in ("reconstruction_mse", "fid_generated", "fid_reconstructed", "ppl_full", "ppl_end"):
@@ -163,9 +170,11 @@ def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys):
     assert main(["style-mix", "--ckpt", str(out), "--rows", "2", "--cols", "3"]) == 0
     text = capsys.readouterr().out
     assert "coarse 0-1, middle 2-3, fine 4-5 of 6 style inputs; 2 rows each" in text
-    grid = _png(out / "style-mix.png")
-    # 1 + 3 x 2 rows of 1 + 3 tiles of 16 px with 2 px padding, the grid enlarged 8 times
-    assert grid.shape[:2] == ((2 + 7 * (16 + 2)) * 8, (2 + 4 * (16 + 2)) * 8)
+    grid = _png(out / "style-mix.png").astype(int)
+    # 1 + 3 x 2 rows of 1 + 3 tiles of 16 px enlarged 8 times, 4 px apart, under titles and beside labels
+    assert grid.shape[0] > 7 * (128 + 4) and grid.shape[1] > 4 * (128 + 4)
+    dark = (grid.min(axis=2) < 128) if grid.ndim == 3 else grid < 128
+    assert dark[:, : grid.shape[1] // 8].any()  # row labels are drawn (the layout: test_labelled_grid_layout)
     assert main(["generate", "--ckpt", str(out), "--n", "4"]) == 0
 
 
@@ -244,3 +253,257 @@ def _tensors(obj) -> list:
     if isinstance(obj, (list, tuple)):
         return [t for v in obj for t in _tensors(v)]
     return []
+
+
+# --- issue 14: NVlabs' spellings, run data, JSON, the Python API, pictures, bad input -----------------
+
+def test_parse_seeds():
+    from alae_fast.cli import parse_seeds
+    import argparse
+
+    assert parse_seeds("0-7,12") == [0, 1, 2, 3, 4, 5, 6, 7, 12]
+    assert parse_seeds("5") == [5] and parse_seeds(" 3 , 1-2") == [3, 1, 2]
+    for bad in ("", "a", "1-", "-3", "5-2", "1,,2", "1.5", "0-100000000", str(2 ** 32)):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_seeds(bad)
+
+
+def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
+    out = tmp_path / "gen"
+    assert main(["generate", "--network", str(mlp_run), "--seeds", "0-2,5", "--trunc", "0.7", "--noise-mode", "const",
+                 "--outdir", str(out), "--grid", "--out", str(tmp_path / "grid.png")]) == 0
+    text = capsys.readouterr().out
+    assert f"wrote 4 images seedNNNN.png (psi 0.7, noise const, 32x32) to {out}" in text
+    assert sorted(p.name for p in out.iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0005.png"]
+    assert _png(out / "seed0005.png").shape == (32, 32) and (tmp_path / "grid.png").is_file()
+    # a seed gives the same picture whatever else is asked, for every noise mode
+    for mode in ("const", "random", "none"):
+        assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "5", "--trunc", "0.7", "--noise-mode", mode,
+                     "--outdir", str(tmp_path / mode)]) == 0
+        assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "9,5", "--trunc", "0.7", "--noise-mode", mode,
+                     "--outdir", str(tmp_path / (mode + "2"))]) == 0
+        assert np.array_equal(_png(tmp_path / mode / "seed0005.png"), _png(tmp_path / (mode + "2") / "seed0005.png"))
+    assert np.array_equal(_png(tmp_path / "const" / "seed0005.png"), _png(out / "seed0005.png"))
+    # the file is the model's picture, quantised as documented
+    import alae_fast
+    from alae_fast.training.images import to_uint8
+    from alae_fast.training.inference import generate_seeds
+    run = alae_fast.load(mlp_run)
+    assert np.array_equal(to_uint8(generate_seeds(run, [5], 0.7, "none"))[0, ..., 0],
+                          _png(tmp_path / "none" / "seed0005.png"))
+    capsys.readouterr()
+    for bad in (["--seeds", "1-x"], ["--trunc", "3"], ["--trunc", "nan"], ["--psi", "-1.5"], ["--noise-mode", "loud"]):
+        with pytest.raises(SystemExit) as e:
+            main(["generate", "--ckpt", str(mlp_run), *bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "error: argument" in err and "Traceback" not in err, bad
+    assert main(["generate", "--ckpt", str(mlp_run), "--outdir", str(tmp_path / "x")]) == 2
+    assert "--outdir and --grid go with --seeds" in capsys.readouterr().err
+
+
+def test_evaluate_json_is_machine_readable(mlp_run, tmp_path, capsys):
+    assert main(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "16", "--ppl-samples", "4", "--json",
+                 "--out", str(tmp_path / "m.json")]) == 0
+    cap = capsys.readouterr()
+    m = json.loads(cap.out)  # stdout is the JSON alone
+    assert m == json.loads((tmp_path / "m.json").read_text()) and "wrote metrics" in cap.err
+
+
+def _digit_folder(path: Path, n: int = 24) -> Path:
+    from alae_fast.data import load_digits
+
+    x, _ = load_digits("train", 32)
+    path.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(((x[i, 0].numpy() + 1) * 127.5).round().astype(np.uint8)).save(path / f"{i:03d}.png")
+    return path
+
+
+def test_a_run_remembers_its_data(tmp_path, capsys):
+    import shutil
+
+    folder = _digit_folder(tmp_path / "photos")
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "digits-mlp", "--data", str(folder), "--out", str(run), "--kimg", "0.032",
+                 "--no-eval", *TINY]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["data_spec"] == {"kind": "folder", "path": str(folder.resolve())}
+    ckpt = list_checkpoints(run / "checkpoints")[-1][1]
+    assert load_checkpoint(ckpt)["data_spec"] == config["data_spec"]
+    capsys.readouterr()
+    assert main(["reconstruct", "--ckpt", str(run), "--n", "4"]) == 0
+    assert f"using the run's training data, the image folder {str(folder.resolve())!r}" in capsys.readouterr().out
+    assert main(["evaluate", "--ckpt", str(run), "--num-fid", "8", "--ppl-samples", "4", "--json"]) == 0
+    cap = capsys.readouterr()
+    m = json.loads(cap.out)
+    assert m["latent"] is None and "using the run's training data" in cap.err  # a folder has no labels: no digits score
+    # --resume continues on the same data, and says so
+    assert main(["train", "--out", str(run), "--kimg", "0.048", "--no-eval", "--resume", "--no-progress",
+                 "--threads", "1"]) == 0
+    assert "using the run's training data" in capsys.readouterr().out
+    # gone: a clear line, unless --data names other data
+    shutil.rmtree(folder)
+    for cmd in (["reconstruct", "--ckpt", str(run)], ["evaluate", "--ckpt", str(run)]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "no longer exists; pass --data PATH" in err[0], cmd
+    assert main(["train", "--out", str(run), "--kimg", "0.064", "--resume", "--no-eval", "--no-progress"]) == 2
+    assert "no longer exists" in capsys.readouterr().err
+    other = _digit_folder(tmp_path / "other", 8)
+    assert main(["reconstruct", "--ckpt", str(run), "--data", str(other), "--n", "2"]) == 0
+    assert "using the run's" not in capsys.readouterr().out
+
+
+def test_digits_run_and_old_runs_use_the_digits(mlp_run, tmp_path, capsys):
+    from alae_fast.training.inference import load_run, run_data
+
+    run = load_run(mlp_run)
+    assert run.state["data_spec"] == {"kind": "digits", "path": None} and run_data(run) == (None, None)
+    old = dict(run.state)
+    del old["data_spec"]
+    torch.save(old, tmp_path / "ckpt-0000000064.pt")  # a checkpoint from before runs stored their data
+    data, note = run_data(load_run(tmp_path / "ckpt-0000000064.pt"))
+    assert data is None and "does not record its training data; using the embedded digits" in note
+
+
+def test_python_api(mlp_run):
+    code = ("import alae_fast, torch; m = alae_fast.models; t = alae_fast.training; d = alae_fast.data; "
+            "e = alae_fast.eval; run = alae_fast.load(%r); x = torch.rand(2, 1, 32, 32) * 2 - 1; "
+            "w = run.encode(x); y = run.decode(w); assert w.shape == (2, 8) and y.shape == (2, 1, 32, 32); "
+            "assert not run.model.training and not any(p.requires_grad for p in run.model.parameters()); "
+            "assert torch.equal(run.decode(w), y) and torch.equal(run.reconstruct(x), y); "
+            "assert torch.equal(run.generate(3, seed=4), run.generate(3, seed=4)); print('ok')" % str(mlp_run))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().splitlines()[-1] == "ok", proc.stderr[-2000:]  # (an editable install may print its rebuild first)
+    import alae_fast
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        alae_fast.nope  # noqa: B018
+
+
+def test_readme_python_example_runs(mlp_run):
+    # the five lines of README.md's "Python API" section, on a small run
+    readme = (HERE.parent / "README.md").read_text()
+    start = readme.index("```python\nimport alae_fast\nrun = alae_fast.load(")
+    block = readme[start + len("```python\n"):readme.index("```", start + 10)]
+    assert len(block.strip().splitlines()) == 5
+    proc = subprocess.run([sys.executable, "-c", block.replace('"runs/digits-32"', repr(str(mlp_run)))],
+                          capture_output=True, text=True, timeout=120, cwd=HERE.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys):
+    ckpt = list_checkpoints(mlp_run / "checkpoints")[-1][1]
+    data = ckpt.read_bytes()
+    files = {"empty.pt": b"", "truncated.pt": data[: len(data) // 2], "text.pt": b"hello, not torch",
+             "pickle.pt": b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01."}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        for cmd in ("generate", "evaluate", "serve"):
+            assert main([cmd, "--ckpt", str(tmp_path / name)]) == 2, (cmd, name)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and str(tmp_path / name) in err[0] and "Traceback" not in err[0], (cmd, name, err)
+    torch.save({"format": "something else"}, tmp_path / "foreign.pt")
+    assert main(["generate", "--ckpt", str(tmp_path / "foreign.pt")]) == 2
+    assert "not an alae_fast training checkpoint" in capsys.readouterr().err
+    assert main(["reconstruct", "--ckpt", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+    (tmp_path / "notes.png").write_text("not an image")
+    from alae_fast.data import load_digits
+    x, _ = load_digits("test", 32)
+    buf = tmp_path / "digit.jpg"
+    Image.fromarray(((x[0, 0].numpy() + 1) * 127.5).astype(np.uint8)).resize((64, 64)).save(buf, quality=95)
+    (tmp_path / "cut.jpg").write_bytes(buf.read_bytes()[:300])
+    for bad in ("notes.png", "cut.jpg"):
+        assert main(["reconstruct", "--ckpt", str(mlp_run), str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "could not be read as a PNG/JPEG image" in err[0] and bad in err[0], err
+
+    if not torch.cuda.is_available():
+        assert main(["generate", "--ckpt", str(mlp_run), "--device", "cuda"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--device cuda" in err[0] and "--device cpu" in err[0]
+        assert main(["train", "--device", "cuda", "--out", str(tmp_path / "t"), "--kimg", "0.01"]) == 2
+        assert "--device cuda" in capsys.readouterr().err
+    assert main(["generate", "--ckpt", str(mlp_run), "--device", "toaster"]) == 2
+    assert "is not a device name" in capsys.readouterr().err
+
+    assert main(["train", "--preset", "digits-mlp", "--set", "latent_size=abc", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "latent_size must be an int" in err[0] and not (tmp_path / "r").exists()
+
+
+def test_the_error_boundary_keeps_tracebacks_of_bugs(mlp_run, monkeypatch):
+    import alae_fast.cli as cli
+
+    def buggy(args):
+        raise TypeError("a real bug")
+
+    monkeypatch.setitem(cli._COMMANDS, "generate", buggy)
+    with pytest.raises(TypeError, match="a real bug"):
+        main(["generate", "--ckpt", str(mlp_run)])
+
+    def user(args):
+        from alae_fast.errors import UserError
+        raise UserError("you gave X")
+
+    monkeypatch.setitem(cli._COMMANDS, "generate", user)
+    assert main(["generate", "--ckpt", str(mlp_run)]) == 2
+    monkeypatch.setenv("ALAE_FAST_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="you gave X"):
+        main(["generate", "--ckpt", str(mlp_run)])
+
+
+def test_labelled_grid_layout(tmp_path):
+    from alae_fast.training.images import save_labelled_grid
+
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.rand(2, 3, 3, 8, 8, generator=g) * 2 - 1
+    cells = [["corner", imgs[0, 0], imgs[0, 1]], [imgs[1, 0], imgs[1, 1], imgs[1, 2]]]
+    path = save_labelled_grid(cells, tmp_path / "t.png", ["row one", "row two"], ["c0", "c1", "c2"], scale=4)
+    pic = _png(path)
+    assert pic.ndim == 3 and pic.shape[2] == 3
+    # find the tile of row 1, column 2 by its exact pixels (8x8 enlarged 4 times)
+    from alae_fast.training.images import to_uint8
+    want = np.repeat(np.repeat(to_uint8(imgs[1, 2]), 4, 0), 4, 1)
+    hits = [(y, x) for y in range(pic.shape[0] - 31) for x in range(pic.shape[1] - 31)
+            if pic[y, x, 0] == want[0, 0, 0] and np.array_equal(pic[y:y + 32, x:x + 32], want)]
+    assert len(hits) == 1
+    y, x = hits[0]
+    assert x > 32 * 2 and y > 32  # right of the labels' column, below the titles
+    with pytest.raises(ValueError, match="row_labels"):
+        save_labelled_grid(cells, tmp_path / "u.png", ["one"], ["c0", "c1", "c2"])
+
+
+def test_loss_plot_has_a_legend_when_smoothed(tmp_path):
+    from alae_fast.training.images import plot_loss_curves
+
+    log = tmp_path / "log.jsonl"
+    rng = np.random.RandomState(0)
+    log.write_text("".join(json.dumps({"kimg": i / 10, "loss_d": float(rng.rand())}) + "\n" for i in range(40)))
+    raw = _png(plot_loss_curves(log, tmp_path / "raw.png", smooth=1)).astype(int)
+    smooth = _png(plot_loss_curves(log, tmp_path / "smooth.png", smooth=5)).astype(int)
+    right, top = 800 - 20, 22
+    box = (slice(top + 1, top + 16), slice(right - 330, right - 200))  # where the legend goes, inside the frame
+    black = lambda pic: (pic[box].max(axis=2) < 60).sum()  # noqa: E731  text is black; data lines are coloured
+    assert black(raw) == 0  # no legend without smoothing
+    assert black(smooth) > 30  # "raw" and "mean of 5" written there
+
+
+def test_tensorboard_events_when_installed(tmp_path):
+    from alae_fast.training.tensorboard import open_event_writer
+
+    w = open_event_writer(tmp_path)
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert w is None  # never required
+        return
+    w.add({"kimg": 0.5, "loss_d": 0.25, "lod": 0, "note": "x"})
+    w.close()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert {"Loss/loss_d", "Progress/lod"} <= set(acc.Tags()["scalars"])
+    assert acc.Scalars("Loss/loss_d")[0].step == 500 and acc.Scalars("Loss/loss_d")[0].value == 0.25

@@ -4,7 +4,7 @@ Model-independent: every metric takes callables (encode, reconstruct, sample, ma
 generator) so it works for any model; nothing here imports ``alae_fast.models``.
 """
 
-from .fid import (FeatureNet, InceptionV3Features, RandomConvFeatures, compute_features, feature_network,
+from .fid import (FeatureNet, InceptionTorchScript, InceptionV3Features, RandomConvFeatures, quantize_uint8, compute_features, feature_network,
                   feature_statistics, fid, fid_from_features, fid_generated, fid_reconstructed, frechet_distance)
 from .latent import classify_features, encode_all, latent_report, pca_features
 from .ppl import mse_distance, perceptual_path_length, proxy_lpips_distance
@@ -12,7 +12,7 @@ from .recon import reconstruction_class_accuracy, reconstruction_mse
 from .samples import sample_class_histogram
 
 __all__ = [
-    "FeatureNet", "InceptionV3Features", "RandomConvFeatures", "compute_features", "feature_network",
+    "FeatureNet", "InceptionTorchScript", "quantize_uint8", "InceptionV3Features", "RandomConvFeatures", "compute_features", "feature_network",
     "feature_statistics", "fid", "fid_from_features", "fid_generated", "fid_reconstructed", "frechet_distance",
     "classify_features", "encode_all", "latent_report", "pca_features",
     "mse_distance", "perceptual_path_length", "proxy_lpips_distance",

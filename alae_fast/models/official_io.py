@@ -29,10 +29,12 @@ from typing import Any
 
 import torch
 
+from ..errors import UserError
+
 __all__ = ["OfficialCheckpointError", "InertObject", "read_official_checkpoint", "read_official_yaml"]
 
 
-class OfficialCheckpointError(ValueError):
+class OfficialCheckpointError(UserError):
     """A file that cannot be used as an official ALAE checkpoint or config. The message is one
     line that starts with the file's path and says what was wrong."""
 

@@ -2,6 +2,8 @@
 
 - :func:`save_image_grid` tiles a batch of images in ``[-1, 1]`` into one PNG;
 - :func:`save_pairs_grid` shows originals beside their reconstructions;
+- :func:`save_labelled_grid` draws a table of images with row and column titles;
+- :func:`save_image` / :func:`png_bytes` write one image (or a batch) at its own pixels;
 - :func:`plot_loss_curves` draws one panel per logged quantity from a JSONL log.
 
 PNG files are written to a temporary name and renamed, so a reader (or a kill) never
@@ -19,7 +21,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["make_grid", "save_image_grid", "save_pairs_grid", "read_jsonl", "plot_loss_curves"]
+__all__ = ["make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image", "png_bytes",
+           "to_uint8", "read_jsonl", "plot_loss_curves"]
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
@@ -100,6 +103,125 @@ def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path
     return save_image_grid(both, path, nrow=2 * pairs_per_row, padding=padding, scale=scale)
 
 
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """Images ``[N, C, H, W]`` (or one ``[C, H, W]``), C in {1, 3}, pixels in [-1, 1] -> uint8
+    ``[N, H, W, C]`` (or ``[H, W, C]``): clamped, ``(x + 1) * 127.5`` rounded to nearest, as
+    :func:`make_grid` does. NaN or infinity raise ValueError."""
+    if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4) or images.shape[-3] not in (1, 3):
+        raise ValueError(f"images: expected [N, 1 or 3, H, W] or [1 or 3, H, W], got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    x = images.detach().to("cpu", torch.float32)
+    if not torch.isfinite(x).all():
+        raise ValueError("images: contain NaN or infinity")
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.movedim(-3, -1).numpy()
+
+
+def _pil(image: torch.Tensor):
+    from PIL import Image
+
+    arr = to_uint8(image)
+    return Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
+
+
+def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
+    """One image ``[C, H, W]`` in [-1, 1] as a PNG of exactly H x W pixels (grey or RGB), written
+    atomically. Returns the path."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 3:
+        raise ValueError(f"image: expected [C, H, W], got "
+                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+    return _save_png(to_uint8(image), path)
+
+
+def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
+    """One image ``[C, H, W]`` in [-1, 1] encoded as PNG bytes in memory, enlarged ``scale``
+    times by pixel repetition (default 1: its own pixels)."""
+    import io
+
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale: expected a positive int, got {scale!r}")
+    img = _pil(image)
+    if scale != 1:
+        from PIL import Image
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _font(size: int = 12):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str | os.PathLike,
+                       row_labels: Sequence[str], col_labels: Sequence[str], scale: int = 1,
+                       padding: int = 4) -> Path:
+    """A table of images with a title over each column and beside each row, as one PNG.
+
+    Args:
+        cells: rows of equal length; each cell an image ``[C, H, W]`` in [-1, 1] (all the same
+            shape) or a string, drawn as text in a cell of the same size (for a corner that would
+            otherwise be an empty tile).
+        row_labels / col_labels: one title per row / column (``\\n`` breaks lines).
+        scale: images enlarged by pixel repetition; padding: pixels between cells.
+
+    Returns the path written (RGB PNG, white background).
+    """
+    from PIL import Image, ImageDraw
+
+    rows = [list(r) for r in cells]
+    if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError("cells: expected a non-empty table with rows of equal length")
+    if len(row_labels) != len(rows) or len(col_labels) != len(rows[0]):
+        raise ValueError(f"row_labels/col_labels: expected {len(rows)} and {len(rows[0])}, got "
+                         f"{len(row_labels)} and {len(col_labels)}")
+    images = [c for r in rows for c in r if isinstance(c, torch.Tensor)]
+    if not images:
+        raise ValueError("cells: hold no image")
+    h, w = images[0].shape[-2] * scale, images[0].shape[-1] * scale
+    font = _font(12)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def size(text: str) -> tuple[int, int]:
+        box = probe.multiline_textbbox((0, 0), text, font=font)
+        return box[2] - box[0], box[3] - box[1]
+
+    left = max(size(t)[0] for t in row_labels) + 2 * padding
+    top = max(size(t)[1] for t in col_labels) + 2 * padding
+    width = left + len(rows[0]) * (w + padding) + padding
+    height = top + len(rows) * (h + padding) + padding
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    for k, t in enumerate(col_labels):
+        tw, th = size(t)
+        draw.multiline_text((left + k * (w + padding) + (w - tw) // 2, (top - th) // 2), t, fill="black",
+                            font=font, align="center")
+    for r, (t, row) in enumerate(zip(row_labels, rows)):
+        y = top + r * (h + padding)
+        tw, th = size(t)
+        draw.multiline_text((padding, y + (h - th) // 2), t, fill="black", font=font)
+        for k, cell in enumerate(row):
+            x = left + k * (w + padding)
+            if isinstance(cell, str):
+                draw.rectangle([x, y, x + w - 1, y + h - 1], outline=(180, 180, 180))
+                cw, ch = size(cell)
+                draw.multiline_text((x + (w - cw) // 2, y + (h - ch) // 2), cell, fill=(90, 90, 90), font=font,
+                                    align="center")
+            else:
+                if tuple(cell.shape[-2:]) != tuple(images[0].shape[-2:]):
+                    raise ValueError(f"cells: images differ in size ({tuple(cell.shape)} vs {tuple(images[0].shape)})")
+                tile = _pil(cell).convert("RGB")
+                if scale != 1:
+                    tile = tile.resize((w, h), Image.Resampling.NEAREST)
+                img.paste(tile, (x, y))
+    return _save_png(np.asarray(img), path)
+
+
 def read_jsonl(path: str | os.PathLike) -> tuple[list[dict], int]:
     """Records of a JSONL log and the number of unparsable lines skipped (e.g. a last line
     cut short by a kill). Blank lines are ignored."""
@@ -161,7 +283,7 @@ def plot_loss_curves(log_path: str | os.PathLike, png_path: str | os.PathLike, k
             present in the log, else the record number).
         width, panel_height: picture size in pixels.
         smooth: draw a moving average over this many points (1 = raw) on top of the raw
-            points (shown faint).
+            points (shown faint); each panel then has a legend naming both lines.
 
     When the log has a ``lod`` field, a dashed vertical line marks each change of level
     of detail, labelled with the new value. Raises ``ValueError`` if the log has no
@@ -258,5 +380,11 @@ def plot_loss_curves(log_path: str | os.PathLike, png_path: str | os.PathLike, k
             x0, y0 = line[0]
             draw.ellipse([x0 - 2, y0 - 2, x0 + 2, y0 + 2], fill=color)
         draw.text((right - 150, top + 2), f"last {_fmt(ys[-1])}", fill=color, font=font)
+        if smooth > 1:  # legend: which line is which
+            lx = right - 330
+            draw.line([lx, top + 9, lx + 18, top + 9], fill=faint, width=1)
+            draw.text((lx + 22, top + 2), "raw", fill="black", font=font)
+            draw.line([lx + 52, top + 9, lx + 70, top + 9], fill=color, width=2)
+            draw.text((lx + 74, top + 2), f"mean of {smooth}", fill="black", font=font)
     draw.text((width // 2 - 20, height - 16), xlabel, fill="black", font=font)
     return _save_png(np.asarray(img), png_path)

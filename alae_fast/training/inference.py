@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import UserError, first_line
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import read_official_checkpoint
@@ -24,8 +25,9 @@ from .checkpoint import find_latest_checkpoint, list_checkpoints
 from .schedule import LODSchedule, Phase, blend_real_images, images_for_lod, schedule_from_config
 
 __all__ = ["LoadedRun", "load_run", "prepare_images", "load_image_files", "to_display", "sample_images",
-           "style_mix_grid", "style_ranges", "interpolate_latents", "latent_eval", "evaluate_model",
-           "random_model", "convert_official", "CHECKPOINT_FORMAT"]
+           "style_mix_grid", "style_mix_tiles", "mix_ranges", "style_ranges", "interpolate_latents", "latent_eval",
+           "evaluate_model", "random_model", "convert_official", "CHECKPOINT_FORMAT", "run_data",
+           "recorded_data_spec", "PSI_RANGE", "generate_seeds", "NOISE_MODES", "seed_latent"]
 
 CHECKPOINT_FORMAT = "alae_fast.train/1"
 
@@ -52,11 +54,32 @@ class LoadedRun:
     noise_mode: str = "zero"
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """E(x): images ``[N, C, r, r]`` with pixels in [-1, 1] at the level the run reached
+        (``phase.resolution``; :func:`prepare_images` makes them from full-size images) ->
+        w ``[N, latent_size]``."""
         return self.model.encode(x, self.phase.lod, self.phase.blend)
 
     def decode(self, w: torch.Tensor, noise=None) -> torch.Tensor:
+        """G(w): w ``[N, latent_size]`` or ``[N, num_ws, latent_size]`` -> images ``[N, C, r, r]``
+        with pixels in about [-1, 1] (not clamped).
+
+        ``noise=None`` takes ``self.noise_mode`` ("zero" unless the run was opened with another):
+        with "zero" G's per-pixel noise inputs are off, so the same w always gives the same
+        image; ``"random"`` draws fresh noise from torch's global generator on every call (seed
+        it with ``torch.manual_seed`` to repeat a picture); any other ``decode`` mode works too."""
         return self.model.decode(w, self.phase.lod, self.phase.blend,
                                  noise=self.noise_mode if noise is None else noise)
+
+    def reconstruct(self, x: torch.Tensor, noise: str = "zero") -> torch.Tensor:
+        """G(E(x)) (see :meth:`encode` and :meth:`decode`; deterministic with the default noise)."""
+        return self.decode(self.encode(x), noise=noise)
+
+    def generate(self, n: int, seed: int = 0, psi: float = 1.0, noise: str = "zero") -> torch.Tensor:
+        """``n`` samples G(F(z)), z ~ N(0, I) drawn from ``seed``, truncated by ``psi`` towards
+        w_avg: images ``[n, C, r, r]`` in about [-1, 1]. With ``noise="zero"`` (default) a seed
+        always gives the same images; ``"random"`` noise is seeded from ``seed`` too
+        (:func:`sample_images`), so it also repeats."""
+        return sample_images(self, n, psi=psi, seed=seed, noise=noise)
 
 
 def _resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -69,6 +92,19 @@ def _resolve_checkpoint(path: str | os.PathLike) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
     return p
+
+
+def _read_checkpoint(path: Path) -> Any:
+    """The file's top-level object, read without running pickled code; an empty file, or one
+    that is not a checkpoint (cut short, not a torch file), is one clear :class:`UserError`."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise UserError(f"checkpoint {str(path)!r} is empty (0 bytes)")
+    try:
+        return read_official_checkpoint(path)
+    except (FileNotFoundError, UserError):
+        raise
+    except Exception as e:  # whatever torch's reader raises on a corrupt archive
+        raise UserError(f"checkpoint {str(path)!r} is not a readable torch checkpoint ({first_line(e)})") from e
 
 
 def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
@@ -93,14 +129,14 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
             raise FileNotFoundError(f"no loadable checkpoint in {str(target)!r}")
         file, state = found
     else:
-        file, state = target, read_official_checkpoint(target)
+        file, state = target, _read_checkpoint(target)
     if is_official_checkpoint(state):
         return _official_run(state, Path(file), config, ema, device, noise_mode)
     if config is not None:
         raise ValueError(f"{file}: a config (--config) is only for checkpoints of the official ALAE code; "
                          f"this file is not one")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{file}: not an alae_fast training checkpoint (format {CHECKPOINT_FORMAT!r})")
+        raise UserError(f"{file}: not an alae_fast training checkpoint (format {CHECKPOINT_FORMAT!r})")
     config = ModelConfig.from_dict(state["model_config"])
     schedule = LODSchedule.from_dict(state["schedule"])
     with torch.random.fork_rng(devices=[]):
@@ -154,6 +190,42 @@ def convert_official(path: str | os.PathLike, out: str | os.PathLike,
     return out
 
 
+def recorded_data_spec(run: LoadedRun) -> dict | None:
+    """The ``data_spec`` a run recorded (see :mod:`alae_fast.data.spec`): from the checkpoint, else
+    from the run folder's ``config.json`` (for runs saved before checkpoints held it, read from
+    its ``options.data``); None when neither says."""
+    import json
+
+    from ..data.spec import data_spec
+
+    spec = run.state.get("data_spec") if isinstance(run.state, dict) else None
+    if spec is not None:
+        return spec
+    folder = run.path.parent.parent if run.path.parent.name == "checkpoints" else run.path.parent
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    if config.get("data_spec") is not None:
+        return config["data_spec"]
+    options = config.get("options")
+    if isinstance(options, dict) and "data" in options:
+        return data_spec(options["data"])
+    return None
+
+
+def run_data(run: LoadedRun, given: str | None = None) -> tuple[str | None, str | None]:
+    """The data a command on ``run`` uses: ``given`` (its ``--data``) when set, else the data the
+    run was trained on (:func:`recorded_data_spec`). Returns ``(path or None for the digits,
+    note)``, the note being what the command should print (None: nothing to say). Raises
+    :class:`~alae_fast.errors.UserError` when the recorded folder is gone."""
+    from ..data.spec import resolve_run_data
+
+    return resolve_run_data(recorded_data_spec(run), given)
+
+
 def prepare_images(x: torch.Tensor, schedule: LODSchedule, phase: Phase) -> torch.Tensor:
     """Full-resolution images ``[N, C, R, R]`` as the model sees them at ``phase``: pooled to the
     level's resolution and faded with its blend. Grey images are repeated to 3 channels for a
@@ -174,7 +246,11 @@ def to_display(x: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 def load_image_files(paths: Sequence[str | os.PathLike], schedule: LODSchedule) -> torch.Tensor:
-    """PNG/JPEG files center-cropped and resized to the run's resolution: ``[N, C, R, R]`` in [-1, 1]."""
+    """PNG/JPEG files center-cropped and resized to the run's resolution: ``[N, C, R, R]``
+    float32 with pixels in [-1, 1] (0 -> -1, 255 -> 1).
+
+    Raises FileNotFoundError for a missing file and :class:`~alae_fast.errors.UserError` for
+    one Pillow cannot decode (not an image, truncated), naming the file."""
     from ..data import load_image
 
     if not paths:
@@ -183,7 +259,10 @@ def load_image_files(paths: Sequence[str | os.PathLike], schedule: LODSchedule) 
     for p in paths:
         if not Path(p).is_file():
             raise FileNotFoundError(f"image {str(p)!r} does not exist")
-        arr = load_image(p, schedule.resolution, schedule.channels)
+        try:
+            arr = load_image(p, schedule.resolution, schedule.channels)
+        except (OSError, SyntaxError, ValueError) as e:  # what Pillow raises for undecodable data
+            raise UserError(f"image {str(p)!r} could not be read as a PNG/JPEG image ({first_line(e)})") from e
         out.append(torch.from_numpy(np.array(arr, dtype=np.float32)) / 127.5 - 1.0)
     return torch.stack(out)
 
@@ -194,7 +273,9 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
     """``n`` EMA samples ``[n, C, r, r]`` from z drawn with ``seed``, truncated by ``psi`` towards
     w_avg on style inputs below ``cutoff``. psi None (default) takes the config's
     ``truncation_psi`` and ``truncation_cutoff`` (the paper presets: the official 0.7 and 8;
-    others 1, no truncation); noise: any ``decode`` mode (default 'random')."""
+    others 1, no truncation); noise: any ``decode`` mode. ``noise="random"`` (default) draws
+    G's noise from torch's generator seeded with ``seed`` inside ``fork_rng``, so the same call
+    gives the same images and the caller's random state is untouched; pixels in about [-1, 1]."""
     if psi is None:
         psi = run.config.truncation_psi
         cutoff = run.config.truncation_cutoff if cutoff is None else cutoff
@@ -204,6 +285,46 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
         torch.manual_seed(seed)
         return run.model.generate(z, run.phase.lod, run.phase.blend, truncation_psi=psi,
                                   truncation_cutoff=cutoff, noise=noise)
+
+
+# NVlabs' spellings of G's noise inputs. "const" is the same noise maps for every image: drawn
+# once from this fixed seed (NVlabs keeps fixed noise buffers in G; ours has none to keep).
+NOISE_MODES = ("const", "random", "none")
+CONST_NOISE_SEED = 0x5EED
+# Truncation psi the commands and the page accept: 0 gives w_avg, 1 no truncation, above 1
+# exaggerates, below 0 mirrors through w_avg; beyond [-1, 2] only artefacts remain.
+PSI_RANGE = (-1.0, 2.0)
+
+
+def seed_latent(seed: int, latent_size: int) -> torch.Tensor:
+    """z ``[1, latent_size]`` ~ N(0, I) of one seed (torch's CPU generator seeded with it), so a
+    seed gives the same z whatever other seeds are drawn with it."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed: expected an int in [0, 2**63), got {seed!r}")
+    return torch.randn(1, latent_size, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise_mode: str = "const",
+                   cutoff: int | None = None) -> torch.Tensor:
+    """One image per seed, ``[len(seeds), C, r, r]`` in about [-1, 1], as NVlabs' ``gen_images``:
+    z from :func:`seed_latent`, truncated by ``psi`` (style inputs below ``cutoff``, default all).
+
+    ``noise_mode``: ``"const"`` (the same noise maps for every image, from a fixed seed),
+    ``"random"`` (noise drawn from the image's seed) or ``"none"`` (no noise). Every mode gives
+    the same image for the same seed; torch's global random state is left untouched."""
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"noise_mode: expected one of {NOISE_MODES}, got {noise_mode!r}")
+    device = next(run.model.parameters()).device
+    out = []
+    for seed in seeds:
+        z = seed_latent(seed, run.model.latent_size).to(device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(CONST_NOISE_SEED if noise_mode == "const" else seed)
+            out.append(run.model.generate(z, run.phase.lod, run.phase.blend, truncation_psi=psi,
+                                          truncation_cutoff=cutoff,
+                                          noise="zero" if noise_mode == "none" else "random"))
+    return torch.cat(out)
 
 
 def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
@@ -220,12 +341,23 @@ def style_ranges(num_ws: int) -> dict[str, tuple[int, int]]:
     return {"coarse": (0, a), "middle": (a, b), "fine": (b, num_ws)}
 
 
+def mix_ranges(wa: torch.Tensor, wb: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """Styles ``[N, num_ws, latent]`` taking style inputs [lo, hi) from ``wa`` and the rest from
+    ``wb`` (both ``[N, num_ws, latent]``)."""
+    layer = torch.arange(wa.shape[1], device=wa.device).view(1, -1, 1)
+    return torch.where((layer >= lo) & (layer < hi), wa, wb)
+
+
 @torch.no_grad()
-def style_mix_grid(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0) -> tuple[torch.Tensor, int]:
-    """A style-mixing figure: a top row of ``cols`` source images A, then for each of coarse,
-    middle and fine, ``rows`` destination images B followed by B with A's styles of that range
-    (one per column). Returns (images ``[(1 + 3·rows)·(cols + 1), C, r, r]`` with blank corners,
-    nrow = cols + 1). Needs a model with more than one style input (ValueError otherwise)."""
+def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """The pictures of a style-mixing figure: ``cols`` sources A, and for each of coarse, middle
+    and fine (:func:`style_ranges`) ``rows`` destinations B, each mixed with every A's styles of
+    that range. z of A then B drawn from ``seed``; no noise.
+
+    Returns ``(sources [cols, C, r, r], destinations [3·rows, C, r, r],
+    mixed [3·rows, cols, C, r, r], range name of each destination row)``. Needs a model with
+    more than one style input (ValueError otherwise)."""
     m = run.model
     num_ws = int(m.num_ws)
     if num_ws < 2:
@@ -238,14 +370,25 @@ def style_mix_grid(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0) 
     wa = m.mapping(za).unsqueeze(1).expand(-1, num_ws, -1)
     wb = m.mapping(zb).unsqueeze(1).expand(-1, num_ws, -1)
     img_a, img_b = run.decode(wa), run.decode(wb)
-    blank = torch.full_like(img_a[:1], -1.0)
-    tiles = [blank, *img_a.split(1)]
-    layer = torch.arange(num_ws, device=device).view(1, -1, 1)
-    for r_i, (lo, hi) in enumerate(style_ranges(num_ws).values()):
+    mixed, names = [], []
+    for r_i, (name, (lo, hi)) in enumerate(style_ranges(num_ws).items()):
         for j in range(rows):
             b = wb[r_i * rows + j:r_i * rows + j + 1].expand(cols, -1, -1)
-            mixed = torch.where((layer >= lo) & (layer < hi), wa, b)
-            tiles += [img_b[r_i * rows + j:r_i * rows + j + 1], *run.decode(mixed).split(1)]
+            mixed.append(run.decode(mix_ranges(wa, b, lo, hi)))
+            names.append(name)
+    return img_a, img_b, torch.stack(mixed), names
+
+
+@torch.no_grad()
+def style_mix_grid(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """:func:`style_mix_tiles` as one unlabelled tensor: a top row of the sources A after a blank
+    corner, then each destination B followed by its mixes. Returns (images
+    ``[(1 + 3·rows)·(cols + 1), C, r, r]``, nrow = cols + 1). The CLI draws the labelled figure
+    instead (``save_labelled_grid``)."""
+    img_a, img_b, mixed, _ = style_mix_tiles(run, rows, cols, seed)
+    tiles = [torch.full_like(img_a[:1], -1.0), *img_a.split(1)]
+    for i in range(img_b.shape[0]):
+        tiles += [img_b[i:i + 1], *mixed[i].split(1)]
     return torch.cat(tiles), cols + 1
 
 

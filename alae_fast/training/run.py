@@ -358,6 +358,12 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         if found is None:
             raise FileNotFoundError(f"--resume: no loadable checkpoint in {str(ckdir)!r}")
         ckpt_path, ckpt_state = found
+        if opts.data is None and ckpt_state.get("data_spec"):  # the run's own data unless --data is given
+            from ..data.spec import resolve_run_data
+            data, data_note = resolve_run_data(ckpt_state["data_spec"], None)
+            opts = replace(opts, data=data)
+            if data_note:
+                say(data_note)
     elif existing:
         raise FileExistsError(f"{str(out)!r} already holds checkpoints: pass --resume to continue that run, "
                               f"or choose another --out")
@@ -429,7 +435,9 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
 
     counts = model.parameter_counts() if hasattr(model, "parameter_counts") else {}
     options = {k: v for k, v in asdict(opts).items()}
-    resolved = {"setup": setup.name, "description": setup.description, "note": note,
+    from ..data.spec import data_spec
+    spec = data_spec(opts.data)
+    resolved = {"setup": setup.name, "data_spec": spec, "description": setup.description, "note": note,
                 "model": config.to_dict(), "schedule": schedule.to_dict(), "total_kimg": total_kimg,
                 "options": options, "behaviour": behaviour, "world_size": ctx.world_size, "backend": ctx.backend,
                 "device": str(ctx.device), "parameters": counts, "torch": torch.__version__,
@@ -489,7 +497,7 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         state = {"format": CHECKPOINT_FORMAT, "setup": setup.name, "model_config": config.to_dict(),
                  "schedule": schedule.to_dict(), "total_kimg": total_kimg,
                  "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "world_size": ctx.world_size,
-                 "trainer": trainer.state_dict(), "data": stream.state_dict(), "rng": rng,
+                 "trainer": trainer.state_dict(), "data": stream.state_dict(), "data_spec": spec, "rng": rng,
                  "time_s": time_before + (time.perf_counter() - t_start)}
         return save_checkpoint(state, ckdir, trainer.images_seen, keep=opts.keep)
 
@@ -503,6 +511,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     ckpt_seconds = 60.0 * opts.checkpoint_minutes if opts.checkpoint_minutes else math.inf
     t_last_ckpt = _clock()
     log_file = open(log_path, "a", encoding="utf-8") if ctx.is_main else None
+    from .tensorboard import open_event_writer
+    events = open_event_writer(out) if ctx.is_main else None  # None without the tensorboard package
     last_rec: dict[str, Any] = {}
     stop = StopRequest()
     stopped: str | None = None
@@ -536,6 +546,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
                 if log_file is not None:
                     log_file.write(json.dumps(rec) + "\n")
                     log_file.flush()
+                if events is not None:
+                    events.add(rec)
                 if bar is not None:
                     bar.set_postfix_str(f"img/s {rec['images_per_s']:.0f} lod {rec['lod']} "
                                         f"Ld {rec['loss_d']:.3f} Lg {rec['loss_g']:.3f} Lae {rec['loss_ae']:.4f}")
@@ -559,6 +571,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         stop.__exit__(None, None, None)
         if log_file is not None:
             log_file.close()
+        if events is not None:
+            events.close()
         if bar is not None:
             bar.close()
     if stopped:

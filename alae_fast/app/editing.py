@@ -1,0 +1,166 @@
+"""Attribute editing in W, as the official ALAE demo does it, and fitting directions from labels.
+
+Internal interface of the app: the lead is to switch these to the shared editing module
+(``alae-fast edit`` / ``alae-fast directions``) when the branches merge; the math is the same.
+
+Official reference: podgorskiy/ALAE ``interactive_demo.py`` (Apache-2.0). For one image with
+w = E(x) and directions d_i (rows of ``directions``), the demo
+
+1. subtracts the average: ``l = w - w_avg``;
+2. reads each attribute's value on the ORIGINAL l: ``v_i = <l, d_i>`` (all before any removal);
+3. removes those components: ``l <- l - sum_i v_i d_i``;
+4. adds the slider amounts: ``l <- l + sum_i a_i d_i`` and the average back: ``w' = l + w_avg``;
+5. gives w' to the style inputs below a cutoff and keeps the image's own styles above it
+   (``torch.where(layer < cutoff, w', ws_original)``; the demo uses 16 of FFHQ's 18).
+
+With ``a_i = v_i`` (the sliders where the image put them) the edit is the identity, whatever
+the directions (unit length or not, orthogonal or not). Official ``direction_*.npy`` files are
+LinearSVC normals of unit-free length, used as given; directions fitted here are unit length.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError, first_line
+
+__all__ = ["projections", "apply_directions", "load_direction_file", "load_directions", "parse_direction",
+           "fit_class_directions", "slider_ranges"]
+
+
+def _check(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Tensor) -> None:
+    d = w_avg.shape[-1]
+    if w.ndim != 2 or w.shape[1] != d:
+        raise ValueError(f"w: expected [N, {d}], got {tuple(w.shape)}")
+    if directions.ndim != 2 or directions.shape[1] != d:
+        raise ValueError(f"directions: expected [K, {d}], got {tuple(directions.shape)}")
+
+
+def projections(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """The attribute values of step 2: ``(w - w_avg) @ directions.T``, ``[N, K]``.
+
+    w: ``[N, D]``; w_avg: ``[D]``; directions: ``[K, D]``; all one float dtype."""
+    _check(w, w_avg, directions)
+    return (w - w_avg) @ directions.T
+
+
+def apply_directions(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Tensor, amounts: torch.Tensor,
+                     num_ws: int = 1, ws_original: torch.Tensor | None = None,
+                     cutoff: int | None = None) -> torch.Tensor:
+    """Steps 1-5 of the module docstring: move w to the attribute values ``amounts``.
+
+    Args:
+        w: ``[N, D]`` the images' latents (E(x), or F(z)).
+        w_avg: ``[D]`` the model's average w.
+        directions: ``[K, D]`` attribute directions (K may be 0: then w' = w).
+        amounts: ``[N, K]`` or ``[K]`` the attribute values wanted (``projections`` gives the
+            image's own).
+        num_ws: style inputs of G; the result is ``[N, num_ws, D]``.
+        ws_original: ``[N, num_ws, D]`` the image's own styles, kept at inputs >= ``cutoff``
+            (default: w broadcast, i.e. every input edited).
+        cutoff: edit style inputs [0, cutoff) only (default None: all).
+
+    Returns styles ``[N, num_ws, D]`` for ``decode``. Raises ValueError on shape mismatches,
+    naming the argument.
+    """
+    _check(w, w_avg, directions)
+    k = directions.shape[0]
+    amounts = torch.as_tensor(amounts, dtype=w.dtype, device=w.device)
+    if amounts.ndim == 1:
+        amounts = amounts.expand(w.shape[0], -1)
+    if amounts.shape != (w.shape[0], k):
+        raise ValueError(f"amounts: expected [{w.shape[0]}, {k}] (one value per direction), got "
+                         f"{tuple(amounts.shape)}")
+    if not torch.isfinite(amounts).all():
+        raise ValueError("amounts: contain NaN or infinity")
+    latents = w - w_avg
+    values = latents @ directions.T
+    latents = latents - values @ directions + amounts @ directions
+    ws = (latents + w_avg).unsqueeze(1).expand(-1, num_ws, -1)
+    if ws_original is None or cutoff is None:
+        return ws
+    if ws_original.shape != ws.shape:
+        raise ValueError(f"ws_original: expected {tuple(ws.shape)}, got {tuple(ws_original.shape)}")
+    layer = torch.arange(num_ws, device=w.device).view(1, -1, 1)
+    return torch.where(layer < cutoff, ws, ws_original)
+
+
+def parse_direction(data: bytes, latent_size: int, name: str) -> np.ndarray:
+    """One direction from the bytes of a ``.npy`` file: float64 ``[latent_size]`` (``[1, D]`` is
+    accepted). Pickles are refused. Raises :class:`~alae_fast.errors.UserError` naming ``name``
+    for an unreadable file, a wrong length, NaN/inf or an all-zero vector."""
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as e:  # ValueError, OSError, EOFError ... for anything that is not a plain .npy
+        raise UserError(f"direction {name!r} is not a readable .npy array ({first_line(e)})") from e
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+        raise UserError(f"direction {name!r}: expected a numeric array, got dtype {getattr(arr, 'dtype', '?')}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.shape != (latent_size,):
+        raise UserError(f"direction {name!r} has shape {tuple(arr.shape)}; this model's w has {latent_size} "
+                        f"values (expected [{latent_size}])")
+    if not np.isfinite(arr).all() or not np.any(arr):
+        raise UserError(f"direction {name!r} holds NaN, infinity or only zeros")
+    return arr
+
+
+def load_direction_file(path: str | os.PathLike, latent_size: int) -> np.ndarray:
+    """:func:`parse_direction` of a file (UserError when it cannot be read)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise UserError(f"direction file {str(p)!r} cannot be read ({first_line(e)})") from e
+    return parse_direction(data, latent_size, str(p))
+
+
+def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np.ndarray]:
+    """Every ``*.npy`` in ``folder`` (sorted by name) as ``{file stem: [latent_size]}``.
+
+    Raises FileNotFoundError for a missing folder and UserError for a folder without .npy
+    files or with one that does not load (see :func:`parse_direction`)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--directions: folder {str(root)!r} does not exist")
+    files = sorted(root.glob("*.npy"), key=lambda p: (len(p.stem), p.stem))  # direction_2 before direction_10
+    if not files:
+        raise UserError(f"--directions: {str(root)!r} holds no .npy files")
+    return {p.stem: load_direction_file(p, latent_size) for p in files}
+
+
+def fit_class_directions(w: np.ndarray, labels: np.ndarray, names: dict[int, str] | None = None,
+                         seed: int = 0) -> dict[str, np.ndarray]:
+    """One direction per class: the unit normal of a one-vs-rest ``LinearSVC(C=1, dual=False)``
+    fitted on latents ``w [N, D]`` with integer ``labels [N]`` (as the official
+    ``find_principal_directions.py`` does per attribute, on W). Moving along it makes the image
+    more like that class. Returns ``{name: [D] float64}`` in class order."""
+    from sklearn.svm import LinearSVC
+
+    w = np.asarray(w, dtype=np.float64)
+    labels = np.asarray(labels)
+    if w.ndim != 2 or labels.shape != (w.shape[0],):
+        raise ValueError(f"w/labels: expected [N, D] and [N], got {w.shape} and {labels.shape}")
+    classes = np.unique(labels)
+    if classes.size < 2:
+        raise ValueError(f"labels: need at least 2 classes, got {classes.tolist()}")
+    out = {}
+    for c in classes:
+        svm = LinearSVC(C=1.0, dual=False, max_iter=10000, random_state=seed).fit(w, labels == c)
+        d = svm.coef_[0]
+        out[(names or {}).get(int(c), f"class {c}")] = d / np.linalg.norm(d)
+    return out
+
+
+def slider_ranges(values: np.ndarray, widen: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Slider limits per direction from attribute values ``[N, K]`` of typical latents: the 0.5th
+    and 99.5th percentiles, each side widened by ``widen`` times their span."""
+    lo, hi = np.percentile(values, 0.5, axis=0), np.percentile(values, 99.5, axis=0)
+    span = np.maximum(hi - lo, 1e-6)
+    return lo - widen * span, hi + widen * span

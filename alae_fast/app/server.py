@@ -1,0 +1,222 @@
+"""The web app of ``alae-fast serve``: FastAPI routes over :class:`~.service.ModelService`, run by uvicorn.
+
+Routes (every answer JSON except the page; pictures travel as ``data:image/png;base64`` URLs):
+
+- ``GET /`` the page, ``GET /static/*`` its script and style (from the package, never a path
+  named by a request: StaticFiles refuses anything outside that folder);
+- ``GET /api/info`` model and directions;
+- ``POST /api/encode`` body = the image's bytes -> w, original, reconstruction, error, values;
+- ``POST /api/values`` ``{w}`` -> the attribute value of w along each direction;
+- ``POST /api/edit`` ``{w, amounts}``; ``POST /api/generate`` ``{seed, psi, noise_mode}``;
+  ``POST /api/mix`` ``{wa, wb}``; ``POST /api/interpolate`` ``{wa, wb, steps}``;
+- ``POST /api/directions?name=N`` body = a .npy file: adds a direction for this server's life.
+
+Each answer carries ``ms``, the server's time for the model work. Bad input gets a 4xx and
+``{"error": message}``, which the page shows; the server keeps serving. Model work runs in
+worker threads (FastAPI runs ``def`` routes in its thread pool), so a slow decode never
+blocks the event loop: the page, ``/api/info`` and uploads keep answering meanwhile.
+Uploads are read into memory up to the limit (never written to disk) and refused past it.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import socket
+import sys
+import time
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import UserError
+from .service import ModelService
+from .uploads import UploadError
+
+__all__ = ["create_app", "serve", "check_port"]
+
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+class EditRequest(BaseModel):
+    w: list
+    amounts: list
+
+
+class ValuesRequest(BaseModel):
+    w: list
+
+
+class GenerateRequest(BaseModel):
+    seed: int
+    psi: float = 1.0
+    noise_mode: str = "const"
+
+
+class PairRequest(BaseModel):
+    wa: list
+    wb: list
+    steps: int = 8
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UploadError(f"the upload is {int(declared) / 2**20:.1f} MiB; the limit is {limit / 2**20:.1f} MiB", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise UploadError(f"the upload is larger than the limit of {limit / 2**20:.1f} MiB", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(service: ModelService) -> FastAPI:
+    """The FastAPI app serving ``service`` (see the module docstring)."""
+    app = FastAPI(title="alae_fast", docs_url=None, redoc_url=None, openapi_url=None)
+    static = resources.files("alae_fast.app") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.exception_handler(UserError)
+    async def _user_error(_request, exc: UserError):
+        return JSONResponse({"error": str(exc)}, status_code=getattr(exc, "status", 400))
+
+    @app.exception_handler(ValueError)  # the library's argument errors: bad input, not a crash
+    async def _value_error(_request, exc: ValueError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request, exc: RequestValidationError):
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in exc.errors()]
+        return JSONResponse({"error": "bad request: " + "; ".join(parts)}, status_code=422)
+
+    def timed(fn, *args):
+        t = time.perf_counter()
+        out = fn(*args)
+        return out, round((time.perf_counter() - t) * 1000.0, 1)
+
+    @app.get("/")
+    def index():
+        return FileResponse(str(static / "index.html"), media_type="text/html")
+
+    @app.get("/api/info")
+    def info():
+        return service.info()
+
+    @app.post("/api/encode")
+    async def encode(request: Request):
+        data = await _read_body(request, service.max_upload_bytes)
+        r, ms = await run_in_threadpool(timed, service.encode_upload, data)
+        return {"w": r["w"], "original": _data_url(r["original"]), "reconstruction": _data_url(r["reconstruction"]),
+                "mse": r["mse"], "values": r["values"], "ms": ms}
+
+    @app.post("/api/edit")
+    def edit(req: EditRequest):
+        png, ms = timed(service.edit, req.w, req.amounts)
+        return {"image": _data_url(png), "ms": ms}
+
+    @app.post("/api/values")
+    def values(req: ValuesRequest):
+        return {"values": service.values(req.w)}
+
+    @app.post("/api/generate")
+    def generate(req: GenerateRequest):
+        r, ms = timed(service.generate, req.seed, req.psi, req.noise_mode)
+        return {"image": _data_url(r["image"]), "w": r["w"], "values": service.values(r["w"]), "ms": ms}
+
+    @app.post("/api/mix")
+    def mix(req: PairRequest):
+        r, ms = timed(service.mix, req.wa, req.wb)
+        return {**{k: _data_url(v) for k, v in r.items()}, "ms": ms}
+
+    @app.post("/api/interpolate")
+    def interpolate(req: PairRequest):
+        r, ms = timed(service.interpolate, req.wa, req.wb, req.steps)
+        return {"images": [_data_url(p) for p in r], "ms": ms}
+
+    @app.post("/api/directions")
+    async def add_direction(request: Request, name: str = "uploaded"):
+        from .editing import parse_direction
+
+        data = await _read_body(request, 1 << 20)
+        name = "".join(ch for ch in name if ch.isprintable())[:60] or "uploaded"
+        vec = parse_direction(data, service.latent_size, name)
+        d = await run_in_threadpool(service.add_direction, name, vec, "uploaded from the page")
+        return {"name": d.name, "directions": service.info()["directions"]}
+
+    return app
+
+
+def check_port(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (listening), or UserError in one line when the port is taken
+    or the address is not this machine's. Handing the bound socket to uvicorn leaves no gap
+    for another program to take the port between the check and the start."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise UserError(f"port {port} on {host} is in use (another server?); choose another with --port") from e
+        raise UserError(f"cannot listen on {host}:{port} ({e.strerror or e})") from e
+    except OverflowError as e:
+        sock.close()
+        raise UserError(f"--port: expected 0-65535, got {port}") from e
+    return sock
+
+
+def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", port: int = 7860,
+          device: str = "cpu", max_upload_mb: float = 8.0, ready=None) -> int:
+    """Load ``ckpt``, bind ``host:port`` (127.0.0.1 by default: this machine only), say where and
+    serve until interrupted. ``ready(url, stop)`` is called once the server accepts connections;
+    ``stop()`` ends it (for running it in a thread). Returns 0; a taken port, a bad checkpoint or
+    direction file raise :class:`~alae_fast.errors.UserError`."""
+    import uvicorn
+
+    from ..training.inference import load_run
+
+    run = load_run(ckpt, device)
+    sock = check_port(host, port)  # before the slow part, so a taken port fails at once
+    try:
+        service = ModelService.open(run, directions, max_upload_bytes=int(max_upload_mb * 2 ** 20))
+        app = create_app(service)
+        bound = sock.getsockname()[1]
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{bound}/"
+        for note in service.notes:
+            print(note, flush=True)
+        scope = ("this machine only" if host in ("127.0.0.1", "localhost", "::1")
+                 else "REACHABLE FROM OTHER MACHINES on the network")
+        print(f"serving {run.path} ({run.setup}, {run.phase.resolution}x{run.phase.resolution}, "
+              f"{len(service.directions)} directions) at {url} - bound to {host}, {scope}; Ctrl+C stops",
+              flush=True)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        if ready is not None:
+            import threading
+
+            def _wait():
+                while not server.started and not server.should_exit:
+                    time.sleep(0.02)
+                if server.started:
+                    ready(url, lambda: setattr(server, "should_exit", True))
+
+            threading.Thread(target=_wait, daemon=True).start()
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    print("server stopped", file=sys.stderr)
+    return 0

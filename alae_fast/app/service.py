@@ -1,0 +1,249 @@
+"""The model work behind the page: one method per picture the page shows, no web types.
+
+:class:`ModelService` wraps a loaded run (``alae_fast.load``). Every method takes and returns
+plain Python values (lists of floats for latents, PNG bytes for pictures), checks its
+arguments, and raises :class:`~alae_fast.errors.UserError` for bad ones, so the server only
+turns results into JSON and errors into 4xx answers.
+
+Pictures are decoded without noise (``noise="zero"``) except in :meth:`ModelService.generate`,
+whose ``noise_mode`` follows NVlabs (const / random / none; every mode repeats for a seed).
+Pixels are in [-1, 1] inside and 0-255 in the PNGs (clamped, rounded).
+
+One model call runs at a time (``self.lock``): seeded noise uses torch's global generator,
+and two CPU-bound forward passes on 2 cores are no faster together. The server runs these
+methods in worker threads, so waiting for the lock never blocks it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..training.images import png_bytes
+from ..training.inference import (NOISE_MODES, PSI_RANGE, LoadedRun, generate_seeds, mix_ranges, prepare_images,
+                                  recorded_data_spec, seed_latent, style_ranges, to_display)
+from . import editing
+from .uploads import decode_image
+
+__all__ = ["ModelService", "Direction", "PSI_RANGE", "MAX_STEPS"]
+
+MAX_STEPS = 16
+DIGIT_NAMES = {c: f"digit {c}" for c in range(10)}
+
+
+@dataclass
+class Direction:
+    """An attribute direction ``vector [D]`` with its slider limits and where it came from."""
+    name: str
+    vector: np.ndarray
+    lo: float
+    hi: float
+    source: str
+
+
+@dataclass
+class ModelService:
+    """See the module docstring. Build with :meth:`open`."""
+    run: LoadedRun
+    directions: list[Direction] = field(default_factory=list)
+    max_upload_bytes: int = 8 * 2 ** 20
+    max_pixels: int = 40_000_000
+    notes: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- set-up ---------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, run: LoadedRun, directions_dir=None, max_upload_bytes: int = 8 * 2 ** 20,
+             fit_digits: bool = True) -> "ModelService":
+        """The service of ``run``: directions from ``directions_dir`` (every .npy) when given, and
+        for a run trained on the embedded digits (``fit_digits``; its recorded data, or for a run
+        that recorded none, a ``digits*`` setup), one direction per digit class fitted on E(x) of
+        the labelled training digits (:func:`editing.fit_class_directions`)."""
+        svc = cls(run, max_upload_bytes=int(max_upload_bytes))
+        if directions_dir is not None:
+            for name, vec in editing.load_directions(directions_dir, svc.latent_size).items():
+                svc.add_direction(name, vec, source=f"{directions_dir}")
+        spec = recorded_data_spec(run)
+        trained_on_digits = spec.get("kind") == "digits" if spec else str(run.setup).startswith("digits")
+        if fit_digits and trained_on_digits:
+            svc._fit_digit_directions()
+        return svc
+
+    @property
+    def latent_size(self) -> int:
+        return int(self.run.model.latent_size)
+
+    @property
+    def num_ws(self) -> int:
+        return int(self.run.model.num_ws)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.run.model.parameters()).device
+
+    def _typical_values(self, vector: np.ndarray) -> np.ndarray:
+        # attribute values of 512 mapped samples F(z): the slider range of a direction
+        with torch.no_grad():
+            z = torch.randn(512, self.latent_size, generator=torch.Generator().manual_seed(1))
+            w = self.run.model.mapping(z.to(self.device)).double().cpu()
+        d = torch.from_numpy(vector).view(1, -1)
+        return editing.projections(w, self.run.model.w_avg.double().cpu(), d).numpy()
+
+    def add_direction(self, name: str, vector: np.ndarray, source: str, values: np.ndarray | None = None) -> Direction:
+        """Adds a direction (``[latent_size]``) with slider limits from ``values`` (attribute values
+        of typical latents, ``[N, 1]``; default: of 512 mapped samples)."""
+        vector = np.asarray(vector, dtype=np.float64)
+        if vector.shape != (self.latent_size,):
+            raise UserError(f"direction {name!r} has {vector.size} values; this model's w has {self.latent_size}")
+        if any(d.name == name for d in self.directions):
+            name = f"{name} ({len(self.directions) + 1})"
+        lo, hi = editing.slider_ranges(self._typical_values(vector) if values is None else values)
+        d = Direction(name, vector, float(lo[0]), float(hi[0]), source)
+        self.directions.append(d)
+        return d
+
+    def _fit_digit_directions(self) -> None:
+        from ..data import open_dataset
+
+        t = time.perf_counter()
+        ds = open_dataset(None, self.run.schedule.resolution, self.run.schedule.channels, split="train")
+        x, y = ds.get_batch(torch.arange(len(ds)))
+        with torch.no_grad():
+            w = torch.cat([self.run.encode(prepare_images(b, self.run.schedule, self.run.phase).to(self.device))
+                           for b in x.split(256)]).double().cpu()
+        fitted = editing.fit_class_directions(w.numpy(), y.numpy(), DIGIT_NAMES)
+        w_avg = self.run.model.w_avg.double().cpu()
+        for name, vec in fitted.items():
+            vals = editing.projections(w, w_avg, torch.from_numpy(vec).view(1, -1)).numpy()
+            self.add_direction(name, vec, source="fitted on the embedded digits' labels", values=vals)
+        self.notes.append(f"fitted {len(fitted)} digit-class directions (LinearSVC on E(x) of {len(ds)} labelled "
+                          f"training digits) in {time.perf_counter() - t:.1f} s")
+
+    def info(self) -> dict:
+        """What the page needs to draw itself."""
+        r = self.run
+        return {"setup": r.setup, "kimg": r.images_seen / 1000.0, "resolution": r.phase.resolution,
+                "channels": r.schedule.channels, "latent_size": self.latent_size, "num_ws": self.num_ws,
+                "lod": r.phase.lod, "checkpoint": r.path.name,
+                "style_levels": {k: [a, b - 1] for k, (a, b) in style_ranges(self.num_ws).items()}
+                if self.num_ws > 1 else {},
+                "directions": [{"name": d.name, "lo": d.lo, "hi": d.hi, "source": d.source} for d in self.directions],
+                "psi_range": list(PSI_RANGE), "noise_modes": list(NOISE_MODES), "max_steps": MAX_STEPS,
+                "max_upload_bytes": self.max_upload_bytes, "notes": self.notes}
+
+    # --- argument checks ----------------------------------------------------------------------------
+    def _w(self, w, name: str = "w") -> torch.Tensor:
+        if not isinstance(w, (list, tuple)) or len(w) != self.latent_size:
+            got = len(w) if isinstance(w, (list, tuple)) else type(w).__name__
+            raise UserError(f"{name}: expected a list of {self.latent_size} numbers (this model's w), got {got}")
+        try:
+            t = torch.tensor([float(v) for v in w], dtype=torch.float32)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{name}: expected numbers only") from e
+        if not torch.isfinite(t).all():
+            raise UserError(f"{name}: contains NaN or infinity")
+        return t.view(1, -1).to(self.device)
+
+    @staticmethod
+    def _seed(seed) -> int:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+            raise UserError(f"seed: expected an integer in [0, 2**32), got {seed!r}")
+        return seed
+
+    @staticmethod
+    def _psi(psi) -> float:
+        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
+            raise UserError(f"psi: expected a number in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}], got {psi!r}")
+        return float(psi)
+
+    # --- pictures -------------------------------------------------------------------------------
+    def _png(self, x: torch.Tensor) -> bytes:
+        return png_bytes(to_display(x, self.run.phase.resolution)[0])
+
+    def _decode(self, ws: torch.Tensor) -> torch.Tensor:
+        return self.run.decode(ws, noise="zero")
+
+    @torch.no_grad()
+    def encode_upload(self, data: bytes) -> dict:
+        """An uploaded image -> its w, the prepared original and its reconstruction (PNG), their
+        mean squared error (pixels in [-1, 1]) and the attribute values of w."""
+        x = decode_image(data, self.run.schedule.resolution, self.run.schedule.channels, self.max_upload_bytes,
+                         self.max_pixels)
+        with self.lock:
+            x = prepare_images(x, self.run.schedule, self.run.phase).to(self.device)
+            w = self.run.encode(x)
+            rec = self._decode(w)
+        mse = float(torch.mean((to_display(rec, x.shape[-1]) - to_display(x, x.shape[-1])) ** 2))
+        return {"w": w[0].tolist(), "original": self._png(x), "reconstruction": self._png(rec), "mse": mse,
+                "values": self.values(w[0].tolist())}
+
+    def values(self, w) -> list[float]:
+        """The attribute value of ``w`` along each direction (the sliders' starting points)."""
+        if not self.directions:
+            return []
+        wt = self._w(w).double().cpu()
+        d = torch.from_numpy(np.stack([d.vector for d in self.directions]))
+        return editing.projections(wt, self.run.model.w_avg.double().cpu(), d)[0].tolist()
+
+    @torch.no_grad()
+    def edit(self, w, amounts) -> bytes:
+        """The image of ``w`` moved to attribute values ``amounts`` (one per direction), PNG."""
+        wt = self._w(w)
+        k = len(self.directions)
+        if not isinstance(amounts, (list, tuple)) or len(amounts) != k:
+            got = len(amounts) if isinstance(amounts, (list, tuple)) else type(amounts).__name__
+            raise UserError(f"amounts: expected {k} numbers (one per direction), got {got}")
+        try:
+            a = torch.tensor([float(v) for v in amounts], dtype=torch.float64)
+        except (TypeError, ValueError) as e:
+            raise UserError("amounts: expected numbers only") from e
+        if not torch.isfinite(a).all():
+            raise UserError("amounts: contain NaN or infinity")
+        d = torch.from_numpy(np.stack([d.vector for d in self.directions])) if k else torch.zeros(0, self.latent_size,
+                                                                                                 dtype=torch.float64)
+        ws = editing.apply_directions(wt.double().cpu(), self.run.model.w_avg.double().cpu(), d, a.view(1, -1),
+                                      num_ws=self.num_ws)
+        with self.lock:
+            return self._png(self._decode(ws.to(self.device, torch.float32)))
+
+    @torch.no_grad()
+    def generate(self, seed, psi=1.0, noise_mode: str = "const") -> dict:
+        """The sample of ``seed`` (as ``alae-fast generate --seeds``), PNG, and its truncated w."""
+        seed, psi = self._seed(seed), self._psi(psi)
+        if noise_mode not in NOISE_MODES:
+            raise UserError(f"noise_mode: expected one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
+        with self.lock:
+            x = generate_seeds(self.run, [seed], psi=psi, noise_mode=noise_mode)
+            w = self.run.model.truncate(self.run.model.mapping(seed_latent(seed, self.latent_size).to(self.device)),
+                                        psi)
+        return {"image": self._png(x), "w": w[0].tolist()}
+
+    @torch.no_grad()
+    def mix(self, wa, wb) -> dict[str, bytes]:
+        """B with A's coarse, middle and fine styles (:func:`style_ranges`), PNG each, plus A and B."""
+        if self.num_ws < 2:
+            raise UserError(f"style mixing needs a model with several style inputs; this one has {self.num_ws}")
+        a = self._w(wa, "wa").unsqueeze(1).expand(-1, self.num_ws, -1)
+        b = self._w(wb, "wb").unsqueeze(1).expand(-1, self.num_ws, -1)
+        out = {}
+        with self.lock:
+            out["a"], out["b"] = self._png(self._decode(a)), self._png(self._decode(b))
+            for name, (lo, hi) in style_ranges(self.num_ws).items():
+                out[name] = self._png(self._decode(mix_ranges(a, b, lo, hi)))
+        return out
+
+    @torch.no_grad()
+    def interpolate(self, wa, wb, steps=8) -> list[bytes]:
+        """``steps`` images on the straight line from wa to wb (both ends included), PNG each."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= MAX_STEPS:
+            raise UserError(f"steps: expected an integer in [2, {MAX_STEPS}], got {steps!r}")
+        a, b = self._w(wa, "wa"), self._w(wb, "wb")
+        t = torch.linspace(0.0, 1.0, steps, device=a.device).view(-1, 1)
+        with self.lock:
+            x = self._decode(torch.lerp(a.expand(steps, -1), b.expand(steps, -1), t))
+        return [self._png(x[i:i + 1]) for i in range(steps)]

@@ -1,0 +1,389 @@
+"""`alae-fast serve` without a browser: the editing math against the official demo's loop, the
+upload guards, every endpoint on a small trained digits run (through HTTP on a real uvicorn
+server), bad input answered with 4xx while the server keeps serving, and model work that does
+not block the server."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+from alae_fast.app import editing  # noqa: E402
+from alae_fast.app.uploads import UploadError, decode_image  # noqa: E402
+from alae_fast.errors import UserError  # noqa: E402
+
+
+def _support():
+    name = "alae_fast_tests_app_support"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "app_support.py")
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+S = _support()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    return S.train_digits_run(tmp_path_factory.mktemp("app") / "digits")
+
+
+@pytest.fixture(scope="module")
+def server(digits_run):
+    with S.ServerThread(digits_run) as srv:
+        yield srv
+
+
+# --- editing math ---------------------------------------------------------------------------------
+
+def _official_loop(w, w_avg, directions, amounts):
+    # interactive_demo.py, written as the demo does it: one w, values first, then removals
+    latents = w - w_avg
+    values = [float((latents * d).sum()) for d in directions]
+    for v, d in zip(values, directions):
+        latents = latents - v * d
+    latents = latents + sum(a * d for a, d in zip(amounts, directions))
+    return latents + w_avg
+
+
+def test_apply_directions_matches_the_official_demo_loop():
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(5, 12, generator=g, dtype=torch.float64)  # neither unit length nor orthogonal
+    w = torch.randn(3, 12, generator=g, dtype=torch.float64)
+    w_avg = torch.randn(12, generator=g, dtype=torch.float64)
+    amounts = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    ws = editing.apply_directions(w, w_avg, d, amounts, num_ws=4)
+    assert ws.shape == (3, 4, 12)
+    for i in range(3):
+        ref = _official_loop(w[i], w_avg, list(d), amounts[i].tolist())
+        for k in range(4):
+            torch.testing.assert_close(ws[i, k], ref, rtol=1e-12, atol=1e-12)
+    # at the image's own values the edit is the identity, whatever the directions
+    own = editing.projections(w, w_avg, d)
+    torch.testing.assert_close(editing.apply_directions(w, w_avg, d, own)[:, 0], w, rtol=1e-12, atol=1e-12)
+    # only style inputs below the cutoff change; the others keep the image's own styles
+    original = torch.randn(3, 4, 12, generator=g, dtype=torch.float64)
+    mixed = editing.apply_directions(w, w_avg, d, amounts, num_ws=4, ws_original=original, cutoff=2)
+    assert torch.equal(mixed[:, :2], ws[:, :2]) and torch.equal(mixed[:, 2:], original[:, 2:])
+    with pytest.raises(ValueError, match="amounts"):
+        editing.apply_directions(w, w_avg, d, amounts[:, :4])
+    with pytest.raises(ValueError, match="directions"):
+        editing.apply_directions(w, w_avg, d[:, :5], amounts)
+
+
+def test_fit_class_directions_point_towards_their_class():
+    rng = np.random.RandomState(0)
+    means = rng.randn(4, 6) * 3
+    labels = np.repeat(np.arange(4), 50)
+    w = means[labels] + rng.randn(200, 6)
+    dirs = editing.fit_class_directions(w, labels, {c: f"c{c}" for c in range(4)})
+    assert list(dirs) == ["c0", "c1", "c2", "c3"]
+    for c, (name, d) in enumerate(dirs.items()):
+        assert np.linalg.norm(d) == pytest.approx(1.0)
+        proj = w @ d
+        assert proj[labels == c].mean() > proj[labels != c].max() - 1e-9 or \
+            (proj[labels == c].mean() > proj[labels != c].mean() + 2)
+    with pytest.raises(ValueError, match="2 classes"):
+        editing.fit_class_directions(w, np.zeros(200, int))
+
+
+def test_direction_files(tmp_path):
+    good = tmp_path / "d" / "smile.npy"
+    good.parent.mkdir()
+    np.save(good, np.arange(1, 9, dtype=np.float32))
+    np.save(tmp_path / "d" / "row.npy", np.ones((1, 8)))
+    loaded = editing.load_directions(tmp_path / "d", 8)
+    assert set(loaded) == {"smile", "row"} and loaded["smile"].dtype == np.float64
+    with pytest.raises(UserError, match=r"has shape \(5,\); this model's w has 8"):
+        editing.parse_direction(_npy(np.ones(5)), 8, "short")
+    with pytest.raises(UserError, match="not a readable .npy"):
+        editing.parse_direction(b"\x93NUMPY garbage", 8, "bad")
+    with pytest.raises(UserError, match="not a readable .npy"):  # pickles are refused
+        editing.parse_direction(_npy(np.array([{"a": 1}], dtype=object)), 8, "pickle")
+    with pytest.raises(UserError, match="NaN"):
+        editing.parse_direction(_npy(np.full(8, np.nan)), 8, "nan")
+    with pytest.raises(FileNotFoundError):
+        editing.load_directions(tmp_path / "none", 8)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no .npy"):
+        editing.load_directions(tmp_path / "empty", 8)
+
+
+def _npy(arr) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+
+# --- uploads --------------------------------------------------------------------------------------
+
+def test_decode_image_guards():
+    png = S.digit_png(0, (40, 30))
+    x = decode_image(png, 32, 1, max_bytes=1 << 20, max_pixels=10_000)
+    assert x.shape == (1, 1, 32, 32) and x.min() >= -1 and x.max() <= 1 and x.std() > 0.1
+    from alae_fast.data import load_image
+    ref = torch.from_numpy(load_image(io.BytesIO(png), 32, 1).astype(np.float32)) / 127.5 - 1
+    assert torch.equal(x[0], ref)  # the same preparation as `alae-fast reconstruct`
+
+    def status(data, **kw):
+        with pytest.raises(UploadError) as e:
+            decode_image(data, 32, 1, **{"max_bytes": 1 << 20, "max_pixels": 10_000, **kw})
+        return e.value.status, str(e.value)
+
+    assert status(b"")[0] == 400
+    assert status(b"hello, not an image")[0] == 415
+    assert status(b"%PDF-1.4\n...")[0] == 415
+    assert status(png[: len(png) // 2]) [0] == 400  # truncated PNG
+    jpeg = S.digit_png(0, (64, 64), "JPEG")
+    code, msg = status(jpeg[: len(jpeg) // 2])
+    assert code == 400 and "decoded" in msg
+    assert status(png, max_bytes=100)[0] == 413
+    code, msg = status(S.digit_png(0, (200, 200)))  # 40,000 pixels > 10,000
+    assert code == 413 and "megapixels" in msg
+    tiff = io.BytesIO()
+    Image.new("L", (8, 8)).save(tiff, format="TIFF")
+    assert status(tiff.getvalue())[0] == 415  # a format outside the list
+
+
+# --- the server over HTTP -------------------------------------------------------------------------
+
+def _png_of(data_url: str) -> np.ndarray:
+    assert data_url.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))) as im:
+        return np.asarray(im)
+
+
+def test_endpoints_on_a_digits_run(server, digits_run, tmp_path, capsys):
+    url = server.url
+    assert url.startswith("http://127.0.0.1:")
+    status, page = S.get(url)
+    assert status == 200 and "<title>alae_fast</title>" in page
+    status, js = S.get(url + "static/app.js")
+    assert status == 200 and "api/encode" in js
+    info = S.get(url + "api/info")[1]
+    assert info["resolution"] == 32 and info["channels"] == 1 and info["latent_size"] == 8
+    names = [d["name"] for d in info["directions"]]
+    assert names == [f"digit {c}" for c in range(10)]  # fitted from the embedded labels
+    assert all(d["lo"] < d["hi"] for d in info["directions"])
+
+    status, enc = S.post(url + "api/encode", S.digit_png(3), raw=True, content_type="image/png")
+    assert status == 200 and len(enc["w"]) == 8 and len(enc["values"]) == 10 and enc["ms"] >= 0
+    orig, rec = _png_of(enc["original"]), _png_of(enc["reconstruction"])
+    assert orig.shape == rec.shape == (32, 32)
+    assert enc["mse"] == pytest.approx(np.mean(((orig / 127.5 - 1) - (rec / 127.5 - 1)) ** 2), abs=2e-2)
+
+    # the API's reconstruction is the library's: alae_fast.load + the same preparation
+    import alae_fast
+    from alae_fast.app.uploads import decode_image as dec
+    from alae_fast.training.images import to_uint8
+    run = alae_fast.load(digits_run)
+    x = dec(S.digit_png(3), 32, 1, 1 << 20, 10 ** 7)
+    with torch.no_grad():
+        w = run.encode(x)
+        lib = to_uint8(run.decode(w))[0, ..., 0]
+    assert np.array_equal(rec, lib)
+    np.testing.assert_allclose(enc["w"], w[0].numpy(), rtol=1e-6, atol=1e-6)
+
+    # edits: at the image's own values the reconstruction; moved, another picture, repeatably
+    same = S.post(url + "api/edit", {"w": enc["w"], "amounts": enc["values"]})[1]
+    assert np.array_equal(_png_of(same["image"]), rec)
+    moved = list(enc["values"])
+    moved[8] += 3.0
+    a = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved})[1]
+    b = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved})[1]
+    assert a["image"] == b["image"] and not np.array_equal(_png_of(a["image"]), rec)
+
+    # generate: a seed repeats and equals `alae-fast generate --seeds`
+    g1 = S.post(url + "api/generate", {"seed": 7, "psi": 0.7, "noise_mode": "const"})[1]
+    g2 = S.post(url + "api/generate", {"seed": 7, "psi": 0.7, "noise_mode": "const"})[1]
+    assert g1["image"] == g2["image"] and len(g1["w"]) == 8
+    from alae_fast.cli import main
+    assert main(["generate", "--network", str(digits_run), "--seeds", "7", "--trunc", "0.7",
+                 "--outdir", str(tmp_path)]) == 0
+    with Image.open(tmp_path / "seed0007.png") as im:
+        assert np.array_equal(np.asarray(im), _png_of(g1["image"]))
+    capsys.readouterr()
+
+    strip = S.post(url + "api/interpolate", {"wa": enc["w"], "wb": g1["w"], "steps": 5})[1]
+    assert len(strip["images"]) == 5 and strip["images"][0] == same["image"]
+    status, mix = S.post(url + "api/mix", {"wa": enc["w"], "wb": g1["w"]})
+    assert status == 400 and "several style inputs" in mix["error"]  # the MLP ALAE has one
+
+
+def test_bad_input_gets_4xx_and_the_server_keeps_serving(server):
+    url = server.url
+    w = [0.1] * 8
+    cases = [
+        (S.post(url + "api/encode", b"not an image at all", raw=True), 415, "not an image"),
+        (S.post(url + "api/encode", S.digit_png(1)[:80], raw=True), 400, "could not be decoded"),
+        (S.post(url + "api/encode", b"", raw=True), 400, "empty"),
+        (S.post(url + "api/edit", {"w": w[:5], "amounts": [0] * 10}), 400, "8 numbers"),
+        (S.post(url + "api/edit", {"w": w, "amounts": [0] * 3}), 400, "10 numbers"),
+        (S.post(url + "api/edit", {"w": w, "amounts": ["x"] * 10}), 400, "numbers only"),
+        (S.post(url + "api/edit", {"w": "abc", "amounts": []}), 422, "bad request"),
+        (S.post(url + "api/generate", {"seed": 1, "psi": 5}), 400, "psi"),
+        (S.post(url + "api/generate", {"seed": -1}), 400, "seed"),
+        (S.post(url + "api/generate", {"seed": 1, "noise_mode": "loud"}), 400, "noise_mode"),
+        (S.post(url + "api/interpolate", {"wa": w, "wb": w, "steps": 100}), 400, "steps"),
+        (S.post(url + "api/directions?name=short", _npy(np.ones(3)), raw=True), 400, "this model's w has 8"),
+        (S.post(url + "api/directions?name=bad", b"garbage", raw=True), 400, "not a readable .npy"),
+    ]
+    for (status, body), want_status, want_text in cases:
+        assert status == want_status and want_text in body["error"], (status, body, want_text)
+    assert S.get(url + "api/info")[0] == 200
+    status, _ = S.get(url + "static/index.html")
+    assert status == 200
+    for path in ("static/../cli.py", "static/%2e%2e/cli.py", "static//etc/passwd"):
+        try:
+            code = S.get(url + path)[0]
+        except Exception as e:  # urllib raises HTTPError for 404
+            code = getattr(e, "code", None)
+        assert code == 404, path
+
+
+def _raw_request(url: str, head: str, body: bytes = b"") -> tuple[int, str]:
+    host, port = url.split("//")[1].strip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(head.encode() + body)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < 12:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        data += s.recv(65536) if b'"error"' not in data else b""
+    return int(data.split(b" ", 2)[1]), data.decode(errors="replace")
+
+
+def test_upload_size_limit_declared_and_streamed(digits_run):
+    with S.ServerThread(digits_run, max_upload_mb=0.1) as srv:
+        # a declared size past the limit is refused before any byte of the body is read
+        code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                                           "Content-Length: 9437184\r\n\r\n")
+        assert code == 413 and "limit is 0.1 MiB" in text
+        # no size declared (chunked): reading stops at the limit
+        chunk = b"\0" * 60000
+        body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(3)) + b"0\r\n\r\n"
+        code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                                           "Transfer-Encoding: chunked\r\n\r\n", body)
+        assert code == 413 and "larger than the limit" in text
+        assert S.get(srv.url + "api/info")[0] == 200
+
+
+def test_direction_upload_adds_a_slider(digits_run):
+    with S.ServerThread(digits_run) as srv:
+        status, body = S.post(srv.url + "api/directions?name=mine", _npy(np.linspace(-1, 1, 8)), raw=True)
+        assert status == 200 and body["name"] == "mine" and len(body["directions"]) == 11
+        enc = S.post(srv.url + "api/encode", S.digit_png(2), raw=True)[1]
+        assert len(enc["values"]) == 11
+
+
+def test_model_work_does_not_block_the_server(digits_run, monkeypatch):
+    from alae_fast.app.service import ModelService
+
+    real = ModelService.edit
+
+    def slow_edit(self, w, amounts):
+        time.sleep(3.0)
+        return real(self, w, amounts)
+
+    monkeypatch.setattr(ModelService, "edit", slow_edit)
+    with S.ServerThread(digits_run) as srv:
+        enc = S.post(srv.url + "api/encode", S.digit_png(2), raw=True)[1]
+        done = {}
+        t = threading.Thread(target=lambda: done.setdefault("r", S.post(srv.url + "api/edit",
+                                                                           {"w": enc["w"], "amounts": enc["values"]})))
+        t.start()
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        assert S.get(srv.url + "api/info")[0] == 200 and S.get(srv.url)[0] == 200
+        waited = time.perf_counter() - t0
+        assert t.is_alive() and waited < 2.0, waited  # answered while the slow edit was still running
+        t.join(30)
+        assert done["r"][0] == 200
+
+
+def test_serve_says_where_it_binds_and_refuses_a_taken_port(digits_run, capsys):
+    from alae_fast.cli import main
+
+    with S.ServerThread(digits_run) as srv:
+        port = int(srv.url.rsplit(":", 1)[1].strip("/"))
+        out = capsys.readouterr().out
+        assert "bound to 127.0.0.1, this machine only" in out and srv.url in out
+        assert main(["serve", "--ckpt", str(digits_run), "--port", str(port)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"port {port} on 127.0.0.1 is in use" in err[0]
+
+
+def test_serve_bad_arguments_are_one_line(digits_run, tmp_path, capsys):
+    from alae_fast.cli import main
+
+    (tmp_path / "dirs").mkdir()
+    (tmp_path / "dirs" / "broken.npy").write_bytes(b"\x93NUMPY\x01\x00 broken")
+    assert main(["serve", "--ckpt", str(digits_run), "--directions", str(tmp_path / "dirs"), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.npy" in err[0] and "not a readable .npy" in err[0]
+    np.save(tmp_path / "dirs" / "broken.npy", np.ones(3))
+    assert main(["serve", "--ckpt", str(digits_run), "--directions", str(tmp_path / "dirs"), "--port", "0"]) == 2
+    assert "this model's w has 8" in capsys.readouterr().err
+    assert main(["serve", "--ckpt", str(tmp_path / "none.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_style_mixing_on_a_style_alae(tmp_path):
+    run = S.train_toy_style_run(tmp_path / "toy")
+    with S.ServerThread(run) as srv:
+        info = S.get(srv.url + "api/info")[1]
+        assert info["num_ws"] == 6 and info["style_levels"] == {"coarse": [0, 1], "middle": [2, 3], "fine": [4, 5]}
+        assert len(info["directions"]) == 10  # trained on the embedded digits: class directions fitted
+        a = S.post(srv.url + "api/generate", {"seed": 1, "noise_mode": "none"})[1]
+        b = S.post(srv.url + "api/generate", {"seed": 2, "noise_mode": "none"})[1]
+        status, mix = S.post(srv.url + "api/mix", {"wa": a["w"], "wb": b["w"]})
+        assert status == 200 and mix["a"] == a["image"] and mix["b"] == b["image"]
+        import alae_fast
+        from alae_fast.training.images import to_uint8
+        from alae_fast.training.inference import mix_ranges
+        lib = alae_fast.load(run)
+        wa = torch.tensor([a["w"]]).unsqueeze(1).expand(-1, 6, -1)
+        wb = torch.tensor([b["w"]]).unsqueeze(1).expand(-1, 6, -1)
+        for name, (lo, hi) in (("coarse", (0, 2)), ("middle", (2, 4)), ("fine", (4, 6))):
+            with torch.no_grad():
+                want = to_uint8(lib.decode(mix_ranges(wa, wb, lo, hi)))[0]
+            got = _png_of(mix[name])
+            assert np.array_equal(got.reshape(want.shape), want), name
+        same = S.post(srv.url + "api/mix", {"wa": b["w"], "wb": b["w"]})[1]
+        assert same["coarse"] == same["fine"] == b["image"]
+
+
+def test_no_digit_directions_for_a_run_on_other_data(digits_run):
+    import alae_fast
+    from alae_fast.app.service import ModelService
+
+    run = alae_fast.load(digits_run)
+    assert len(ModelService.open(run).directions) == 10
+    run.state["data_spec"] = {"kind": "folder", "path": "/photos"}  # as a run trained on a folder records
+    assert ModelService.open(run).directions == []

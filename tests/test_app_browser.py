@@ -1,0 +1,124 @@
+"""The `alae-fast serve` page in a real browser: headless Chromium (Debian's /usr/bin/chromium)
+driven by Playwright. Upload a digit, move a slider, and check that the pictures shown change
+and are exactly what the API answers; bad uploads show a message and the page keeps working.
+
+Marked `browser`; skipped when playwright or the chromium binary is missing (.ci/run installs both)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.browser
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("ALAE_FAST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+def _support():
+    name = "alae_fast_tests_app_support"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "app_support.py")
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+S = _support()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    run = S.train_digits_run(tmp_path_factory.mktemp("browser") / "digits")
+    with S.ServerThread(run) as srv:
+        yield srv
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(server.url)
+        pg.wait_for_function("window.alae && window.alae.info !== null")
+        yield pg
+        browser.close()
+        assert not errors, errors
+
+
+def _src(page, sel: str) -> str:
+    return page.get_attribute(sel, "src") or ""
+
+
+def test_upload_then_slider_changes_the_picture_as_the_api_says(page, server, tmp_path):
+    assert "digits-mlp" in page.inner_text("#model")
+    assert page.locator("#sliders input[type=range]").count() == 10
+    digit = tmp_path / "digit.png"
+    digit.write_bytes(S.digit_png(5, (48, 48)))
+    page.set_input_files("#file", str(digit))
+    page.wait_for_function("document.getElementById('reconstruction').src.startsWith('data:image/png')")
+    rec = _src(page, "#reconstruction")
+    assert _src(page, "#original").startswith("data:image/png") and "MSE" in page.inner_text("#mse")
+    assert "ms model" in page.inner_text("#encode-ms")
+    # the page shows what the API answers for the same upload
+    status, enc = S.post(server.url + "api/encode", digit.read_bytes(), raw=True)
+    assert status == 200 and enc["reconstruction"] == rec and enc["original"] == _src(page, "#original")
+    assert page.evaluate("window.alae.current.w") == enc["w"]
+
+    slider = page.locator("#dir-8")
+    lo, hi = float(slider.get_attribute("min")), float(slider.get_attribute("max"))
+    edits = page.evaluate("window.alae.edits")
+    page.evaluate("""([v]) => { const s = document.getElementById('dir-8'); s.value = v;
+                     s.dispatchEvent(new Event('input', {bubbles: true})); }""", [hi - 0.05 * (hi - lo)])
+    page.wait_for_function(f"window.alae.edits > {edits}")
+    edited = _src(page, "#edited")
+    assert edited.startswith("data:image/png") and edited != rec
+    sent = page.evaluate("window.alae.lastEdit")
+    assert sent["amounts"][8] == pytest.approx(float(slider.input_value()))
+    status, api = S.post(server.url + "api/edit", sent)
+    assert status == 200 and api["image"] == edited  # exactly the API's picture
+    assert page.get_attribute("a.dl[data-for=edited]", "href") == edited  # the PNG download is that picture
+    assert "ms model" in page.inner_text("#edit-ms")
+
+
+def test_generate_and_interpolate_on_the_page(page, server):
+    page.fill("#seed", "11")
+    page.click("#generate")
+    page.wait_for_function("document.getElementById('generated').src.startsWith('data:image/png')")
+    _, api = S.post(server.url + "api/generate", {"seed": 11, "psi": 1.0, "noise_mode": "const"})
+    assert _src(page, "#generated") == api["image"]
+    page.click("#seed-a-go")
+    page.click("#seed-b-go")
+    page.wait_for_function("window.alae.a && window.alae.b")
+    page.fill("#steps", "4")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('#strip img').length === 4")
+    assert page.locator("#mix-block").is_hidden()  # one style input: no mixing offered
+
+
+def test_a_bad_upload_shows_a_message_and_the_page_keeps_working(page, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#message:not([hidden])")
+    assert "not an image" in page.inner_text("#message")
+    good = tmp_path / "ok.png"
+    good.write_bytes(S.digit_png(1))
+    before = _src(page, "#reconstruction")
+    page.set_input_files("#file", str(good))
+    page.wait_for_function(f"document.getElementById('reconstruction').src !== {before!r}")
