@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoints, else 1: none); "
                         "--trunc is NVlabs' spelling")
     g.add_argument("--cutoff", type=int, default=None, help="truncate only style inputs below this (default all)")
-    g.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
+    g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default="const",
                    help="G's noise inputs (default const; see below)")
     g.add_argument("--seed", type=int, default=0, help="without --seeds: latent seed of the grid (default 0)")
 
@@ -373,7 +373,7 @@ def _cmd_generate(args) -> int:
         if args.outdir is not None or args.grid:
             raise UserError("--outdir and --grid go with --seeds (e.g. --seeds 0-7); without --seeds, "
                             "generate writes one grid to --out")
-        noise = "zero" if args.noise_mode == "none" else "random"
+        noise = "zero" if args.noise_mode == "none" else args.noise_mode
         x = sample_images(run, args.n, psi=args.psi, seed=args.seed, cutoff=args.cutoff, noise=noise)
         path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
         print(f"wrote {args.n} samples (psi {args.psi}, lod {run.phase.lod}) to {path}")

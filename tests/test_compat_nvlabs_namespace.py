@@ -152,9 +152,6 @@ def test_layer_call_patterns(installed):
     torch.testing.assert_close(up, F.conv2d(F.pad(z, [2, 1, 2, 1]), (4 * f2).expand(3, 1, 4, 4), groups=3))
 
 
-@pytest.mark.skip(reason="crashes the process: heap overflow in the CPU upfirdn2d kernel for a separable filter "
-                         "of >= 8 taps with down > 1 (csrc/cpu/upfirdn2d_kernels.h scratch size), fixed on branch "
-                         "'safety' (issue 17, commit 88ee774); remove this skip when that is merged")
 def test_augment_call_patterns(installed):
     """StyleGAN2-ADA's AugmentPipe: geometric upsample/downsample by 2 with a long separable
     filter and a 4-tuple padding, grid_sample, and conv2d_gradfix's grouped conv."""

@@ -289,7 +289,7 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
 
 # NVlabs' spellings of G's noise inputs. "const" is the same noise maps for every image: drawn
 # once from this fixed seed (NVlabs keeps fixed noise buffers in G; ours has none to keep).
-NOISE_MODES = ("const", "random", "none")
+NOISE_MODES = ("const", "random", "batch", "zero", "none")
 CONST_NOISE_SEED = 0x5EED
 # Truncation psi the commands and the page accept: 0 gives w_avg, 1 no truncation, above 1
 # exaggerates, below 0 mirrors through w_avg; beyond [-1, 2] only artefacts remain.
@@ -311,7 +311,8 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     z from :func:`seed_latent`, truncated by ``psi`` (style inputs below ``cutoff``, default all).
 
     ``noise_mode``: ``"const"`` (the same noise maps for every image, from a fixed seed),
-    ``"random"`` (noise drawn from the image's seed) or ``"none"`` (no noise). Every mode gives
+    ``"random"`` or ``"batch"`` (noise drawn from the image's seed; one image per draw, so the
+    two are the same here) or ``"none"``/``"zero"`` (no noise). Every mode gives
     the same image for the same seed; torch's global random state is left untouched."""
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"noise_mode: expected one of {NOISE_MODES}, got {noise_mode!r}")
@@ -323,7 +324,7 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
             torch.manual_seed(CONST_NOISE_SEED if noise_mode == "const" else seed)
             out.append(run.model.generate(z, run.phase.lod, run.phase.blend, truncation_psi=psi,
                                           truncation_cutoff=cutoff,
-                                          noise="zero" if noise_mode == "none" else "random"))
+                                          noise="zero" if noise_mode in ("none", "zero") else "random"))
     return torch.cat(out)
 
 
