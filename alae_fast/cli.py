@@ -521,6 +521,7 @@ def _cmd_serve(args) -> int:
     try:
         from .app.server import serve
     except ImportError as e:
+        _load(args)  # a bad checkpoint is reported first: it would still be bad with the extra installed
         raise UserError(f"serve needs the [app] extra ({e.name or e} is missing): "
                         f"pip install 'alae_fast[app]'") from e
     return serve(args.ckpt, directions=args.directions, host=args.host, port=args.port, device=args.device,

@@ -381,12 +381,15 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         raise ValueError(f"kimg: expected > 0; got {total_kimg}")
     # The schedule is fitted to the length the run BEGAN with: a resume that extends --kimg
     # continues that schedule (its last level lasts until the end) instead of re-fitting it.
-    fit_kimg = total_kimg if ckpt_state is None else float(ckpt_state.get("fit_kimg", ckpt_state["total_kimg"]))
+    # ("fit_kimg" is in a checkpoint only when its schedule was compressed.)
+    fit_kimg = float(ckpt_state.get("fit_kimg", total_kimg)) if ckpt_state is not None else total_kimg
+    compressed = False
     if setup.description != "resumed":  # a checkpoint's setup was matched and fitted when it began
         setup, channel_note = _match_channels(setup, opts)
         if channel_note:
             say(channel_note)
         setup, fit_note = _fit_to_length(setup, fit_kimg, "lod_kimg" in opts.schedule_overrides)
+        compressed = setup.description.endswith("[schedule compressed to --kimg]")
         if fit_note:
             say(fit_note)
     schedule, config = setup.schedule, setup.model_config
@@ -498,7 +501,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         if not ctx.is_main:
             return None
         state = {"format": CHECKPOINT_FORMAT, "setup": setup.name, "model_config": config.to_dict(),
-                 "schedule": schedule.to_dict(), "total_kimg": total_kimg, "fit_kimg": fit_kimg,
+                 "schedule": schedule.to_dict(), "total_kimg": total_kimg,
+                 **({"fit_kimg": fit_kimg} if compressed else {}),
                  "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "world_size": ctx.world_size,
                  "trainer": trainer.state_dict(), "data": stream.state_dict(), "data_spec": spec, "rng": rng,
                  "time_s": time_before + (time.perf_counter() - t_start)}
