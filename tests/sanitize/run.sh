@@ -14,7 +14,7 @@ root=$(pwd)
 venv=${SANITIZE_VENV:-$root/.venv-sanitize}
 calls=${FUZZ_CALLS:-2000}
 seed=${FUZZ_SEED:-0}
-tests=${SANITIZE_TESTS-tests/test_bias_act.py tests/test_upfirdn2d.py tests/test_adain.py tests/test_instance_norm_stats.py tests/test_modulated_conv2d.py tests/test_conv2d_resample.py tests/test_fuzz_ops.py}
+tests=${SANITIZE_TESTS-tests/test_bias_act.py tests/test_upfirdn2d.py tests/test_adain.py tests/test_instance_norm_stats.py tests/test_modulated_conv2d.py tests/test_conv2d_resample.py tests/test_fuzz_ops.py tests/test_filtered_lrelu.py}
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
 
 echo "== sanitizer build (ASan + UBSan) =="
