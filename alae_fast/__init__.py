@@ -27,10 +27,10 @@ from ._lib import build_info, load_error  # noqa: E402
 from . import ops, nn  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["build_info", "load_error", "load", "ops", "nn", "models", "training", "data", "eval", "compat",
+__all__ = ["build_info", "load_error", "load", "ops", "nn", "models", "training", "inference", "data", "eval", "compat",
            "errors", "__version__"]
 
-_LAZY = ("models", "training", "data", "eval", "compat", "bench", "errors", "app", "cli")
+_LAZY = ("models", "training", "inference", "data", "eval", "compat", "bench", "errors", "app", "cli")
 
 
 def __getattr__(name: str):
@@ -48,7 +48,7 @@ def load(run_or_checkpoint: str | os.PathLike, device="cpu"):
     """Open a trained run for use: a run folder (its newest loadable checkpoint) or one
     ``ckpt-*.pt`` file.
 
-    Returns a :class:`~alae_fast.training.inference.LoadedRun`: ``.model`` is the EMA model (the
+    Returns a :class:`~alae_fast.inference.LoadedRun`: ``.model`` is the EMA model (the
     one ALAE uses for all outputs) in eval mode with gradients off, on ``device``;
     ``.encode(x)``, ``.decode(w)``, ``.reconstruct(x)`` and ``.generate(n, seed, psi)`` run it at
     the level of detail the run reached (``.phase.resolution`` pixels). Images are float
@@ -59,6 +59,6 @@ def load(run_or_checkpoint: str | os.PathLike, device="cpu"):
     :class:`~alae_fast.errors.UserError` (a ValueError) when the file is not a readable
     alae_fast checkpoint.
     """
-    from .training.inference import load_run
+    from .inference.loading import load_run
 
     return load_run(run_or_checkpoint, device)

@@ -64,8 +64,8 @@ def _add_official(p: argparse.ArgumentParser) -> None:
 
 
 def _psi(text: str) -> float:
-    """Truncation psi: a finite number in ``alae_fast.training.inference.PSI_RANGE``."""
-    from .training.inference import PSI_RANGE
+    """Truncation psi: a finite number in ``alae_fast.inference.sampling.PSI_RANGE``."""
+    from .inference.sampling import PSI_RANGE
 
     try:
         v = float(text)
@@ -133,12 +133,27 @@ def _add_ckpt(p: argparse.ArgumentParser, aliases: tuple[str, ...] = (), out: bo
                        help="output file (default: inside the checkpoint's run folder)")
 
 
+def _ckpt_command(sub, name: str, ckpt: dict | None = None, **parser_options) -> argparse.ArgumentParser:
+    """A subcommand that opens a run: ``sub.add_parser(name, **parser_options)`` with the ``--ckpt``
+    options of :func:`_add_ckpt` (``ckpt``: its keyword arguments)."""
+    p = sub.add_parser(name, **parser_options)
+    _add_ckpt(p, **(ckpt or {}))
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``alae-fast`` argument parser: one subcommand per ``_add_*`` function, in the order of ``--help``."""
     parser = argparse.ArgumentParser(prog="alae-fast", description=_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_generate, _add_reconstruct, _add_interpolate, _add_style_mix, _add_evaluate,
+                _add_convert, _add_edit_commands, _add_serve, _add_info_commands):
+        add(sub)
+    return parser
 
-    # --- train ------------------------------------------------------------------------------
+
+def _add_train(sub) -> None:
+    """``train``: every option of :class:`alae_fast.training.run.TrainOptions`."""
     t = sub.add_parser(
         "train", help="train an ALAE (default: StyleALAE 'digits-32' on the embedded digits)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -200,17 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mirror real images with probability 1/2 (default: the preset's; on for the paper presets)")
     t.add_argument("--no-flip", dest="flip", action="store_false", help="never mirror real images")
 
-    # --- using a run -----------------------------------------------------------------------
-    g = sub.add_parser("generate", help="samples of a trained run (EMA model): one PNG per seed, or a grid",
-                       description="Sample images from the EMA model of a checkpoint, at the level of detail it "
-                                   "reached. With --seeds (NVlabs' spelling): one seedNNNN.png per seed in "
-                                   "--outdir, z of each seed drawn alone (a seed gives the same image whatever "
-                                   "else is asked), ready for pytorch-fid / torch-fidelity / clean-fid; --grid "
-                                   "adds a grid of them. Without --seeds: one grid of --n samples from --seed.",
-                       epilog="Noise modes: const (default, as NVlabs): the same noise maps for every image, "
-                              "drawn once from a fixed seed; random: fresh noise per image, drawn from its "
-                              "seed; none: no noise. Every mode repeats exactly for the same seed.")
-    _add_ckpt(g, aliases=("--network",), noise=False)
+
+def _add_generate(sub) -> None:
+    """``generate``: samples of a run, one PNG per seed (NVlabs' spelling) or a grid."""
+    g = _ckpt_command(sub, "generate", dict(aliases=("--network",), noise=False),
+                      help="samples of a trained run (EMA model): one PNG per seed, or a grid",
+                      description="Sample images from the EMA model of a checkpoint, at the level of detail it "
+                                  "reached. With --seeds (NVlabs' spelling): one seedNNNN.png per seed in "
+                                  "--outdir, z of each seed drawn alone (a seed gives the same image whatever "
+                                  "else is asked), ready for pytorch-fid / torch-fidelity / clean-fid; --grid "
+                                  "adds a grid of them. Without --seeds: one grid of --n samples from --seed.",
+                      epilog="Noise modes: const (default, as NVlabs): the same noise maps for every image, "
+                             "drawn once from a fixed seed; random: fresh noise per image, drawn from its "
+                             "seed; none: no noise. Every mode repeats exactly for the same seed.")
     g.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST",
                    help="seeds as NVlabs writes them, e.g. 0-7,12: one seedNNNN.png each")
     g.add_argument("--outdir", default=None, metavar="DIR",
@@ -219,50 +236,58 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n", type=_positive_int, default=32, metavar="N",
                    help="without --seeds: number of images in the grid (default 32)")
     g.add_argument("--psi", "--trunc", dest="psi", type=_psi, default=None, metavar="P",
-                   help="truncation psi in [-1, 2]: w <- w_avg + psi (w - w_avg) (default: the config's, 0.7 with cutoff 8 for the paper presets and official "
-                        "checkpoints, else 1: none); "
+                   help="truncation psi in [-1, 2]: w <- w_avg + psi (w - w_avg) (default: the config's, "
+                        "0.7 with cutoff 8 for the paper presets and official checkpoints, else 1: none); "
                         "--trunc is NVlabs' spelling")
     g.add_argument("--cutoff", type=int, default=None, help="truncate only style inputs below this (default all)")
     g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default="const",
                    help="G's noise inputs (default const; see below)")
     g.add_argument("--seed", type=int, default=0, help="without --seeds: latent seed of the grid (default 0)")
 
-    r = sub.add_parser("reconstruct", help="images beside their reconstructions G(E(x))",
-                       description="Encode and decode images with the EMA model; save originals beside their "
-                                   "reconstructions as one PNG. Without IMAGES, the first --n held-out images of "
-                                   "--data (default: the data the run was trained on) are used.")
-    _add_ckpt(r)
+
+def _add_reconstruct(sub) -> None:
+    """``reconstruct``: images beside their reconstructions."""
+    r = _ckpt_command(sub, "reconstruct", help="images beside their reconstructions G(E(x))",
+                      description="Encode and decode images with the EMA model; save originals beside their "
+                                  "reconstructions as one PNG. Without IMAGES, the first --n held-out images of "
+                                  "--data (default: the data the run was trained on) are used.")
     r.add_argument("images", nargs="*", metavar="IMAGES", help="PNG/JPEG files (center-cropped and resized)")
     r.add_argument("--data", default=None,
                    help="data to take images from when no IMAGES are given (default: the run's training data)")
     r.add_argument("--n", type=_positive_int, default=16, help="images taken from --data (default 16)")
 
-    i = sub.add_parser("interpolate", help="a latent interpolation strip between two images",
-                       description="Encode images A and B, decode points on the straight line between their "
-                                   "latents, and save the strip A, ..., B (reconstructions) as a PNG.")
-    _add_ckpt(i)
+
+def _add_interpolate(sub) -> None:
+    """``interpolate``: a latent interpolation strip between two images."""
+    i = _ckpt_command(sub, "interpolate", help="a latent interpolation strip between two images",
+                      description="Encode images A and B, decode points on the straight line between their "
+                                  "latents, and save the strip A, ..., B (reconstructions) as a PNG.")
     i.add_argument("a", metavar="A", help="first image (PNG/JPEG)")
     i.add_argument("b", metavar="B", help="second image (PNG/JPEG)")
     i.add_argument("--steps", type=_positive_int, default=8, help="images in the strip (default 8)")
 
-    s = sub.add_parser("style-mix", help="coarse, middle and fine style-mixing grid",
-                       description="Top row: sources A. Each further row: a destination B, then B with A's "
-                                   "coarse, middle or fine styles (style inputs split in thirds, low "
-                                   "resolutions first). Needs a model with several style inputs (StyleALAE).")
-    _add_ckpt(s)
+
+def _add_style_mix(sub) -> None:
+    """``style-mix``: the coarse, middle and fine style-mixing grid."""
+    s = _ckpt_command(sub, "style-mix", help="coarse, middle and fine style-mixing grid",
+                      description="Top row: sources A. Each further row: a destination B, then B with A's "
+                                  "coarse, middle or fine styles (style inputs split in thirds, low "
+                                  "resolutions first). Needs a model with several style inputs (StyleALAE).")
     s.add_argument("--rows", type=_positive_int, default=2, help="destinations per style range (default 2)")
     s.add_argument("--cols", type=_positive_int, default=4, help="sources (default 4)")
     s.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
 
-    e = sub.add_parser("evaluate", help="metrics of a trained run (a report; --json for JSON)",
-                       description="Latent classification (1-NN and LinearSVC(C=0.02) on E(x) of the train split, "
-                                   "scored on the test split, beside a random encoder and PCA of the same "
-                                   "dimension), reconstruction MSE, FID of generations and reconstructions "
-                                   "(InceptionV3 with --inception-weights, else a named random-conv PROXY), and "
-                                   "PPL in W (full and end, eps 1e-4, proxy-LPIPS distance). Written as JSON to "
-                                   "--out (default <run>/evaluate.json); printed as a report, or with --json "
-                                   "as JSON alone on stdout (notes then go to stderr).")
-    _add_ckpt(e)
+
+def _add_evaluate(sub) -> None:
+    """``evaluate``: every metric of a run."""
+    e = _ckpt_command(sub, "evaluate", help="metrics of a trained run (a report; --json for JSON)",
+                      description="Latent classification (1-NN and LinearSVC(C=0.02) on E(x) of the train split, "
+                                  "scored on the test split, beside a random encoder and PCA of the same "
+                                  "dimension), reconstruction MSE, FID of generations and reconstructions "
+                                  "(InceptionV3 with --inception-weights, else a named random-conv PROXY), and "
+                                  "PPL in W (full and end, eps 1e-4, proxy-LPIPS distance). Written as JSON to "
+                                  "--out (default <run>/evaluate.json); printed as a report, or with --json "
+                                  "as JSON alone on stdout (notes then go to stderr).")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON only (machine-readable stdout)")
     e.add_argument("--data", default=None,
                    help="evaluation data (default: the data the run was trained on, as its config records)")
@@ -272,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
     e.add_argument("--seed", type=int, default=0, help="seed of all evaluation draws (default 0)")
 
+
+def _add_convert(sub) -> None:
+    """``convert``: an official ALAE checkpoint as an alae_fast one."""
     c = sub.add_parser("convert", help="an official ALAE checkpoint (.pth) as an alae_fast checkpoint",
                        description="Convert a checkpoint of the official ALAE code (podgorskiy/ALAE: the four "
                                    "StyleALAE configs, the mnist_ref MLP) into an alae_fast checkpoint that every "
@@ -279,24 +307,29 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("official", metavar="OFFICIAL", help="the official .pth file")
     _add_official(c)
     c.add_argument("--out", required=True, metavar="FILE", help="the alae_fast checkpoint to write")
-    _add_edit_commands(sub)
 
-    v = sub.add_parser("serve", help="a local web page to play with a trained run (needs the [app] extra)",
-                       description="Serve a page to encode and reconstruct uploaded images, edit them along "
-                                   "attribute directions, generate, mix styles and interpolate, with PNG downloads. "
-                                   "Binds to 127.0.0.1 (this machine only) unless --host says otherwise. Needs "
-                                   "pip install 'alae_fast[app]' (FastAPI, uvicorn).",
-                       epilog="Directions: --directions DIR loads every *.npy in DIR (one [latent_size] vector "
-                              "each, e.g. the official ALAE principal_directions). For a run trained on the "
-                              "digits, one direction per digit class is fitted at start from the embedded "
-                              "labels (LinearSVC on E(x)).")
-    _add_ckpt(v, out=False)
+
+def _add_serve(sub) -> None:
+    """``serve``: the local web page."""
+    v = _ckpt_command(sub, "serve", dict(out=False),
+                      help="a local web page to play with a trained run (needs the [app] extra)",
+                      description="Serve a page to encode and reconstruct uploaded images, edit them along "
+                                  "attribute directions, generate, mix styles and interpolate, with PNG downloads. "
+                                  "Binds to 127.0.0.1 (this machine only) unless --host says otherwise. Needs "
+                                  "pip install 'alae_fast[app]' (FastAPI, uvicorn).",
+                      epilog="Directions: --directions DIR loads every *.npy in DIR (one [latent_size] vector "
+                             "each, e.g. the official ALAE principal_directions). For a run trained on the "
+                             "digits, one direction per digit class is fitted at start from the embedded "
+                             "labels (LinearSVC on E(x)).")
     v.add_argument("--directions", default=None, metavar="DIR", help="folder of .npy attribute directions")
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     v.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free port)")
     v.add_argument("--max-upload-mb", type=_positive_float, default=8.0,
                    help="largest accepted upload in MiB (default 8)")
 
+
+def _add_info_commands(sub) -> None:
+    """``presets``, ``bench`` (its options are ``alae_fast.bench.report``'s) and ``info``."""
     sub.add_parser("presets", help="list trainable presets and model presets with parameter counts",
                    description="Training setups (what `train --preset` accepts) and model presets, with "
                                "their parameter counts per network.")
@@ -304,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("info", help="print what the compiled library was built with (JSON)",
                    description="What the compiled library was built with, as JSON.")
-    return parser
+
 
 
 def _run_folder(ckpt_path: Path) -> Path:
@@ -316,7 +349,7 @@ def _out(args, run, default_name: str) -> Path:
 
 
 def _load(args):
-    from .training.inference import load_run
+    from .inference.loading import load_run
 
     try:
         return load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema,
@@ -326,7 +359,7 @@ def _load(args):
 
 
 def _cmd_convert(args) -> int:
-    from .training.inference import convert_official
+    from .inference.loading import convert_official
 
     try:
         out = convert_official(args.official, args.out, config=args.config, ema=not args.no_ema)
@@ -360,8 +393,9 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from .training.images import save_image_grid
-    from .training.inference import generate_seeds, sample_images, to_display
+    from .inference.pictures import save_image_grid
+    from .inference.pixels import to_display
+    from .inference.sampling import generate_seeds, sample_images
 
     run = _load(args)
     res = run.schedule.resolution
@@ -380,7 +414,7 @@ def _cmd_generate(args) -> int:
         return 0
     import torch
 
-    from .training.images import save_image
+    from .inference.pictures import save_image
 
     outdir = Path(args.outdir) if args.outdir else _run_folder(run.path) / "generated"
     images = []
@@ -415,8 +449,9 @@ def _held_out(data, run, n: int):
 def _cmd_reconstruct(args) -> int:
     import torch
 
-    from .training.images import save_pairs_grid
-    from .training.inference import load_image_files, prepare_images, run_data, to_display
+    from .inference.loading import run_data
+    from .inference.pictures import save_pairs_grid
+    from .inference.pixels import load_image_files, prepare_images, to_display
 
     run = _load(args)
     if args.images:
@@ -440,8 +475,9 @@ def _cmd_reconstruct(args) -> int:
 def _cmd_interpolate(args) -> int:
     import torch
 
-    from .training.images import save_image_grid
-    from .training.inference import interpolate_latents, load_image_files, prepare_images, to_display
+    from .inference.pictures import save_image_grid
+    from .inference.pixels import load_image_files, prepare_images, to_display
+    from .inference.sampling import interpolate_latents
 
     run = _load(args)
     device = next(run.model.parameters()).device
@@ -459,8 +495,9 @@ def _cmd_interpolate(args) -> int:
 
 
 def _cmd_style_mix(args) -> int:
-    from .training.images import save_labelled_grid
-    from .training.inference import style_mix_tiles, style_ranges, to_display
+    from .inference.pictures import save_labelled_grid
+    from .inference.pixels import to_display
+    from .inference.sampling import style_mix_tiles, style_ranges
 
     run = _load(args)
     src, dst, mixed, names = style_mix_tiles(run, args.rows, args.cols, args.seed)
@@ -479,7 +516,8 @@ def _cmd_style_mix(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .training.inference import evaluate_model, run_data
+    from .inference.loading import run_data
+    from .inference.metrics import evaluate_model
 
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     run = _load(args)
@@ -501,7 +539,7 @@ def _cmd_evaluate(args) -> int:
 
 def format_metrics(m: dict) -> str:
     """The human report of ``evaluate``: one line per metric, the latent table when there is one."""
-    from .training.run import format_latent_report
+    from .inference.report import format_latent_report
 
     fid_name = m.get("fid_network", "?") + (" - a PROXY, not comparable with published FIDs"
                                             if m.get("fid_is_proxy") else "")
@@ -590,8 +628,8 @@ def _add_edit_commands(sub) -> None:
 
 def _cmd_edit(args) -> int:
     from .edit.commands import edit_strip, resolve_directions
-    from .training.images import save_image_grid
-    from .training.inference import load_image_files, to_display
+    from .inference.pictures import save_image_grid
+    from .inference.pixels import load_image_files, to_display
 
     run = _load(args)
     vectors, amounts = resolve_directions(args.direction, run, args.directions)
@@ -609,7 +647,7 @@ def _cmd_edit(args) -> int:
 def _cmd_directions(args) -> int:
     from .edit import save_direction
     from .edit.commands import fit_run_directions
-    from .training.inference import load_run
+    from .inference.loading import load_run
 
     run = load_run(args.ckpt, args.device)
     found = fit_run_directions(run, args.data)

@@ -202,7 +202,7 @@ def test_endpoints_on_a_digits_run(server, digits_run, tmp_path, capsys):
     # the API's reconstruction is the library's: alae_fast.load + the same preparation
     import alae_fast
     from alae_fast.app.uploads import decode_image as dec
-    from alae_fast.training.images import to_uint8
+    from alae_fast.inference.pictures import to_uint8
     run = alae_fast.load(digits_run)
     x = dec(S.digit_png(3), 32, 1, 1 << 20, 10 ** 7)
     with torch.no_grad():
@@ -368,8 +368,8 @@ def test_style_mixing_on_a_style_alae(tmp_path):
         status, mix = S.post(srv.url + "api/mix", {"wa": a["w"], "wb": b["w"]})
         assert status == 200 and mix["a"] == a["image"] and mix["b"] == b["image"]
         import alae_fast
-        from alae_fast.training.images import to_uint8
-        from alae_fast.training.inference import mix_ranges
+        from alae_fast.inference.pictures import to_uint8
+        from alae_fast.inference.sampling import mix_ranges
         lib = alae_fast.load(run)
         wa = torch.tensor([a["w"]]).unsqueeze(1).expand(-1, 6, -1)
         wb = torch.tensor([b["w"]]).unsqueeze(1).expand(-1, 6, -1)

@@ -19,7 +19,8 @@ Image = pytest.importorskip("PIL.Image")
 from alae_fast.training import checkpoint as ck
 from alae_fast.training.checkpoint import (capture_rng_state, find_latest_checkpoint, list_checkpoints,
                                            load_checkpoint, restore_rng_state, save_checkpoint)
-from alae_fast.training.images import make_grid, plot_loss_curves, read_jsonl, save_image_grid, save_pairs_grid
+from alae_fast.inference.pictures import make_grid, save_image_grid, save_pairs_grid
+from alae_fast.inference.plots import plot_loss_curves, read_jsonl
 
 def _state(step: int, mib: float = 0.05) -> dict:
     n = int(mib * (1 << 20) / 4)

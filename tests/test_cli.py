@@ -286,8 +286,8 @@ def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
     assert np.array_equal(_png(tmp_path / "const" / "seed0005.png"), _png(out / "seed0005.png"))
     # the file is the model's picture, quantised as documented
     import alae_fast
-    from alae_fast.training.images import to_uint8
-    from alae_fast.training.inference import generate_seeds
+    from alae_fast.inference.pictures import to_uint8
+    from alae_fast.inference.sampling import generate_seeds
     run = alae_fast.load(mlp_run)
     assert np.array_equal(to_uint8(generate_seeds(run, [5], 0.7, "none"))[0, ..., 0],
                           _png(tmp_path / "none" / "seed0005.png"))
@@ -356,7 +356,7 @@ def test_a_run_remembers_its_data(tmp_path, capsys):
 
 
 def test_digits_run_and_old_runs_use_the_digits(mlp_run, tmp_path, capsys):
-    from alae_fast.training.inference import load_run, run_data
+    from alae_fast.inference.loading import load_run, run_data
 
     run = load_run(mlp_run)
     assert run.state["data_spec"] == {"kind": "digits", "path": None} and run_data(run) == (None, None)
@@ -456,7 +456,7 @@ def test_the_error_boundary_keeps_tracebacks_of_bugs(mlp_run, monkeypatch):
 
 
 def test_labelled_grid_layout(tmp_path):
-    from alae_fast.training.images import save_labelled_grid
+    from alae_fast.inference.pictures import save_labelled_grid
 
     g = torch.Generator().manual_seed(0)
     imgs = torch.rand(2, 3, 3, 8, 8, generator=g) * 2 - 1
@@ -465,7 +465,7 @@ def test_labelled_grid_layout(tmp_path):
     pic = _png(path)
     assert pic.ndim == 3 and pic.shape[2] == 3
     # find the tile of row 1, column 2 by its exact pixels (8x8 enlarged 4 times)
-    from alae_fast.training.images import to_uint8
+    from alae_fast.inference.pictures import to_uint8
     want = np.repeat(np.repeat(to_uint8(imgs[1, 2]), 4, 0), 4, 1)
     hits = [(y, x) for y in range(pic.shape[0] - 31) for x in range(pic.shape[1] - 31)
             if pic[y, x, 0] == want[0, 0, 0] and np.array_equal(pic[y:y + 32, x:x + 32], want)]
@@ -477,7 +477,7 @@ def test_labelled_grid_layout(tmp_path):
 
 
 def test_loss_plot_has_a_legend_when_smoothed(tmp_path):
-    from alae_fast.training.images import plot_loss_curves
+    from alae_fast.inference.plots import plot_loss_curves
 
     log = tmp_path / "log.jsonl"
     rng = np.random.RandomState(0)

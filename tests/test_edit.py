@@ -230,7 +230,7 @@ def test_edit_and_directions_commands(toy_run, tmp_path, capsys):
     assert "3-8 -4..+4" in capsys.readouterr().out
     # the built-in pair and the written file are the same fit
     from alae_fast.edit.commands import resolve_directions
-    from alae_fast.training.inference import load_run
+    from alae_fast.inference.loading import load_run
 
     run = load_run(toy_run)
     vectors, amounts = resolve_directions(["3-8=2", f"{d / 'direction_0-1.npy'}=-1"], run)
@@ -238,7 +238,7 @@ def test_edit_and_directions_commands(toy_run, tmp_path, capsys):
     assert amounts == {"3-8": 2.0, "0-1": -1.0}
     # a strip's middle column is the reconstruction (offset 0)
     from alae_fast.edit.commands import edit_strip
-    from alae_fast.training.inference import load_image_files, prepare_images
+    from alae_fast.inference.pixels import load_image_files, prepare_images
 
     x = load_image_files([img], run.schedule)
     s = edit_strip(run, x, vectors, amounts, steps=3)

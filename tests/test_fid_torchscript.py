@@ -75,7 +75,7 @@ def test_torchscript_bad_files(tmp_path):
 def test_quantize_uint8_rounds_like_saving_a_png():
     x = torch.tensor([-2.0, -1.0, -1 + 0.4 / 127.5, -1 + 0.6 / 127.5, 0.0, 1.0, 3.0])
     assert quantize_uint8(x).tolist() == [0, 0, 0, 1, 128, 255, 255]
-    from alae_fast.training.images import to_uint8
+    from alae_fast.inference.pictures import to_uint8
     y = torch.rand(2, 3, 5, 5, generator=torch.Generator().manual_seed(0)) * 2.2 - 1.1
     assert np.array_equal(to_uint8(y), quantize_uint8(y).permute(0, 2, 3, 1).numpy())  # same rule as the PNGs
 

@@ -28,7 +28,8 @@ from alae_fast.models import OfficialCheckpointError, StyleALAE, StyleALAEConfig
 from alae_fast.models.official import infer_official_config, official_config_from_yaml
 from alae_fast.models.official_io import InertObject, read_official_checkpoint
 from alae_fast.models.style_alae import _restd
-from alae_fast.training.inference import convert_official, load_run, sample_images
+from alae_fast.inference.loading import convert_official, load_run
+from alae_fast.inference.sampling import sample_images
 
 DATA = Path(__file__).parent / "data" / "official-alae"
 PTH, YAML, IO = DATA / "alae-small.pth", DATA / "alae-small.yaml", DATA / "alae-small_io.pt"

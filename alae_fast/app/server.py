@@ -186,7 +186,7 @@ def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", por
     direction file raise :class:`~alae_fast.errors.UserError`."""
     import uvicorn
 
-    from ..training.inference import load_run
+    from ..inference.loading import load_run
 
     run = load_run(ckpt, device)
     sock = check_port(host, port)  # before the slow part, so a taken port fails at once

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..training.images import png_bytes
-from ..training.inference import (NOISE_MODES, PSI_RANGE, LoadedRun, generate_seeds, mix_ranges, prepare_images,
-                                  recorded_data_spec, seed_latent, style_ranges, to_display)
+from ..inference.loading import LoadedRun, recorded_data_spec
+from ..inference.pictures import png_bytes
+from ..inference.pixels import prepare_images, to_display
+from ..inference.sampling import NOISE_MODES, PSI_RANGE, generate_seeds, mix_ranges, seed_latent, style_ranges
 from . import editing
 from .uploads import decode_image
 

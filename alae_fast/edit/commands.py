@@ -46,7 +46,7 @@ def parse_direction_arg(text: str) -> tuple[str, float]:
 @torch.no_grad()
 def encode_images(run, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """E(x) of the run's EMA model for full-resolution images ``[N, C, R, R]``: ``[N, latent]`` on the CPU."""
-    from ..training.inference import prepare_images
+    from ..inference.pixels import prepare_images
 
     device = next(run.model.parameters()).device
     out = [run.encode(prepare_images(x[i:i + batch], run.schedule, run.phase).to(device)).float().cpu()
@@ -126,7 +126,7 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
     mode 'offset'). Each image is decoded with the same noise (``noise='random'`` reseeded
     with ``seed`` before each decode, as the demo with "Randomize noise" off; 'zero': none).
     Returns ``[N·steps, C, r, r]`` on the CPU, row by row."""
-    from ..training.inference import prepare_images
+    from ..inference.pixels import prepare_images
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps: expected an int >= 2; got {steps!r}")

@@ -174,7 +174,7 @@ class ALAEConfig(ModelConfig):
         lrelu_slope: negative slope of every leaky ReLU.
         w_avg_beta: decay of the running mean of w (``update_w_avg``) used by truncation.
         truncation_psi, truncation_cutoff: the truncation that sampling commands apply by
-            default (``alae-fast generate`` and ``training.inference.sample_images`` when no
+            default (``alae-fast generate`` and ``inference.sample_images`` when no
             psi is given): w <- w_avg + psi (w - w_avg) on style inputs [0, cutoff) (cutoff
             None: all). Defaults 1.0 and None (no truncation); the paper presets carry the
             official 0.7 and 8. ``generate()`` itself and training never read them.

@@ -398,7 +398,7 @@ def official_model_from_state(state: Any, source: str, config=None, ema: bool = 
     """``(model, config)`` from an already read checkpoint ``state`` (``read_official_checkpoint``);
     ``source`` names the file in messages. Arguments and errors as ``load_official``."""
     if not is_official_checkpoint(state):
-        what = ("an alae_fast checkpoint (load it with alae_fast.training.inference.load_run)"
+        what = ("an alae_fast checkpoint (load it with alae_fast.inference.load_run)"
                 if isinstance(state, dict) and str(state.get("format", "")).startswith("alae_fast")
                 else "not an official ALAE checkpoint (no 'models' dict with a 'generator')")
         raise OfficialCheckpointError(f"{source}: {what}")

@@ -38,17 +38,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report, latent_eval,
+                         prepare_images, sample_images, save_image_grid, save_pairs_grid, to_display)
 from ..models import ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
-from .images import plot_loss_curves, save_image_grid, save_pairs_grid
-from .inference import CHECKPOINT_FORMAT, LoadedRun, latent_eval, prepare_images, sample_images, to_display
 from .schedule import LODSchedule, fit_schedule
 from .stop import StopRequest
 from .setups import DEFAULT_PRESET, FALLBACK_PRESET, TrainSetup, resolve_setup, setup_available
 from .trainer import ALAETrainer
 
-__all__ = ["TrainOptions", "run_training", "pick_setup", "format_latent_report", "training_behaviour"]
+__all__ = ["TrainOptions", "run_training", "pick_setup", "training_behaviour"]
 
 _NUMERIC_OPTIONS = ("seed", "r1_gamma", "r1_interval", "mixing_prob", "ema_half_life_kimg", "amp",
                     "style_mixing", "w_avg_update", "flip")
@@ -180,41 +180,6 @@ def _truncate_log(path: Path, kimg: float) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text("".join(k + "\n" for k in keep))
     os.replace(tmp, path)
-
-
-def format_latent_report(report: dict) -> str:
-    """The latent-classification report as a small table (accuracies in percent)."""
-    rows = [("EMA encoder (trained)", report["encoder"])]
-    rnd = report.get("random_encoder")
-    if rnd is not None:
-        rows.append((f"random encoder (mean of {rnd['count']})" if "count" in rnd else "random encoder", rnd))
-    if "pca" in report:
-        rows.append((f"PCA ({report['pca'].get('dim', report['dim'])} components)", report["pca"]))
-    lines = [f"latent classification, {report.get('train_images', '?')} train / {report.get('test_images', '?')} "
-             f"held-out images, latent dim {report['dim']}:",
-             f"  {'':26s} {'1-NN':>7s} {'LinearSVC':>10s}"]
-    for name, r in rows:
-        lines.append(f"  {name:26s} {100 * r['knn1']:6.1f}% {100 * r['linear_svc']:9.1f}%")
-    enc = report["encoder"]
-    if rnd is not None and "knn1_each" in rnd:
-        lines.append(f"  (random encoders one by one, 1-NN: "
-                     f"{', '.join(f'{100 * a:.1f}%' for a in rnd['knn1_each'])})")
-    if rnd is not None:
-        lines.append(f"  trained - random: {100 * (enc['knn1'] - rnd['knn1']):+.1f} points 1-NN, "
-                     f"{100 * (enc['linear_svc'] - rnd['linear_svc']):+.1f} LinearSVC")
-    if "pca" in report:
-        lines.append(f"  trained - PCA:    {100 * (enc['knn1'] - report['pca']['knn1']):+.1f} points 1-NN, "
-                     f"{100 * (enc['linear_svc'] - report['pca']['linear_svc']):+.1f} LinearSVC")
-    rc = report.get("reconstruction_class")
-    if rc is not None:
-        lines.append(f"reconstructions G(E(x)) given the input's class by a pixel 1-NN: "
-                     f"{100 * rc['reconstructions']:.1f}% (the held-out images themselves: {100 * rc['originals']:.1f}%)")
-    sc = report.get("sample_classes")
-    if sc is not None:
-        lines.append(f"{sc['n']} EMA samples G(F(z)) by class (same 1-NN): " + ", ".join(
-            f"{c}: {100 * f:.1f}%" for c, f in zip(sc["classes"], sc["fractions"]))
-            + f" (least {100 * sc['min_fraction']:.1f}%)")
-    return "\n".join(lines)
 
 
 def _resolve(opts: TrainOptions, ckpt_state: dict | None, say) -> tuple[TrainSetup, str | None]:
@@ -489,11 +454,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
                              pairs_per_row=4, scale=scale)
         paths = [p1, p2]
         if log_path.exists() and log_path.stat().st_size:
-            try:
-                paths.append(plot_loss_curves(log_path, out / "loss_curves.png", keys=list(_LOSS_KEYS[:3]) + ["r1"],
-                                              smooth=5))
-            except ValueError:
-                pass
+            paths += draw_loss_curves(log_path, out / "loss_curves.png", say, keys=list(_LOSS_KEYS[:3]) + ["r1"],
+                                      smooth=5)
         return paths
 
     def write_checkpoint() -> Path | None:

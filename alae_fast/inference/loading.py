@@ -1,0 +1,224 @@
+"""Opening a trained run: a checkpoint's EMA model at the level of detail it reached.
+
+:func:`load_run` reads an alae_fast checkpoint (``ckpt-*.pt``, a run folder, a file
+``alae-fast convert`` wrote) or one of the official ALAE code and gives a :class:`LoadedRun`;
+:func:`convert_official` writes an official checkpoint as an alae_fast one; :func:`run_data`
+says which data the run was trained on. Checkpoint files are found and read with
+:mod:`alae_fast.training.checkpoint` (the format training writes) and
+:mod:`alae_fast.models.official_io` (no pickled code runs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserError, first_line
+from ..models import MLPALAEConfig, ModelConfig, build_model
+from ..models.official import is_official_checkpoint, official_model_from_state
+from ..models.official_io import read_official_checkpoint
+from ..training.checkpoint import find_latest_checkpoint, list_checkpoints
+from ..training.schedule import LODSchedule, Phase, schedule_from_config
+from .sampling import sample_images
+
+__all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "convert_official", "recorded_data_spec", "run_data"]
+
+CHECKPOINT_FORMAT = "alae_fast.train/1"
+
+
+@dataclass
+class LoadedRun:
+    """A checkpoint opened for use.
+
+    model: the EMA model (eval mode, no gradients) on the requested device; config: its
+    model config; schedule: the run's schedule; phase: where training stood (level, blend);
+    setup: the setup name ('official' for a checkpoint of the official ALAE code);
+    images_seen: training images consumed; path: the file read; noise_mode: G's noise in
+    ``decode`` (default 'zero'; see ``ALAEModel.decode``).
+    """
+
+    model: torch.nn.Module
+    config: ModelConfig
+    schedule: LODSchedule
+    phase: Phase
+    setup: str
+    images_seen: int
+    path: Path
+    state: dict
+    noise_mode: str = "zero"
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """E(x): images ``[N, C, r, r]`` with pixels in [-1, 1] at the level the run reached
+        (``phase.resolution``; :func:`prepare_images` makes them from full-size images) ->
+        w ``[N, latent_size]``."""
+        return self.model.encode(x, self.phase.lod, self.phase.blend)
+
+    def decode(self, w: torch.Tensor, noise=None) -> torch.Tensor:
+        """G(w): w ``[N, latent_size]`` or ``[N, num_ws, latent_size]`` -> images ``[N, C, r, r]``
+        with pixels in about [-1, 1] (not clamped).
+
+        ``noise=None`` takes ``self.noise_mode`` ("zero" unless the run was opened with another):
+        with "zero" G's per-pixel noise inputs are off, so the same w always gives the same
+        image; ``"random"`` draws fresh noise from torch's global generator on every call (seed
+        it with ``torch.manual_seed`` to repeat a picture); any other ``decode`` mode works too."""
+        return self.model.decode(w, self.phase.lod, self.phase.blend,
+                                 noise=self.noise_mode if noise is None else noise)
+
+    def reconstruct(self, x: torch.Tensor, noise: str = "zero") -> torch.Tensor:
+        """G(E(x)) (see :meth:`encode` and :meth:`decode`; deterministic with the default noise)."""
+        return self.decode(self.encode(x), noise=noise)
+
+    def generate(self, n: int, seed: int = 0, psi: float = 1.0, noise: str = "zero") -> torch.Tensor:
+        """``n`` samples G(F(z)), z ~ N(0, I) drawn from ``seed``, truncated by ``psi`` towards
+        w_avg: images ``[n, C, r, r]`` in about [-1, 1]. With ``noise="zero"`` (default) a seed
+        always gives the same images; ``"random"`` noise is seeded from ``seed`` too
+        (:func:`sample_images`), so it also repeats."""
+        return sample_images(self, n, psi=psi, seed=seed, noise=noise)
+
+
+def _resolve_checkpoint(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        folder = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+        if not list_checkpoints(folder):
+            raise FileNotFoundError(f"no checkpoint (ckpt-*.pt) in {str(folder)!r}")
+        return folder
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    return p
+
+
+def _read_checkpoint(path: Path) -> Any:
+    """The file's top-level object, read without running pickled code; an empty file, or one
+    that is not a checkpoint (cut short, not a torch file), is one clear :class:`UserError`."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise UserError(f"checkpoint {str(path)!r} is empty (0 bytes)")
+    try:
+        return read_official_checkpoint(path)
+    except (FileNotFoundError, UserError):
+        raise
+    except Exception as e:  # whatever torch's reader raises on a corrupt archive
+        raise UserError(f"checkpoint {str(path)!r} is not a readable torch checkpoint ({first_line(e)})") from e
+
+
+def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
+             config: str | os.PathLike | ModelConfig | None = None, ema: bool = True,
+             noise_mode: str = "zero") -> LoadedRun:
+    """Open a checkpoint: a ``ckpt-*.pt`` file, a run folder (its newest loadable one), a file
+    ``alae-fast convert`` wrote, or a checkpoint of the official ALAE code (``.pth``).
+
+    config: for an official checkpoint only: its YAML config or a ModelConfig (default None:
+    the architecture is inferred from the shapes); ema: for an official checkpoint, load the
+    ``_s`` copies (default) or the training weights (alae_fast checkpoints always give the
+    EMA model); noise_mode: ``LoadedRun.noise_mode``. Files are read without running pickled
+    code (``alae_fast.models.official_io``).
+
+    Raises FileNotFoundError when there is none and ValueError (one line naming the file)
+    when the file is not a checkpoint of this package or of the official code.
+    """
+    target = _resolve_checkpoint(path)
+    if target.is_dir():
+        found = find_latest_checkpoint(target)
+        if found is None:
+            raise FileNotFoundError(f"no loadable checkpoint in {str(target)!r}")
+        file, state = found
+    else:
+        file, state = target, _read_checkpoint(target)
+    if is_official_checkpoint(state):
+        return _official_run(state, Path(file), config, ema, device, noise_mode)
+    if config is not None:
+        raise ValueError(f"{file}: a config (--config) is only for checkpoints of the official ALAE code; "
+                         f"this file is not one")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{file}: not an alae_fast training checkpoint (format {CHECKPOINT_FORMAT!r})")
+    config = ModelConfig.from_dict(state["model_config"])
+    schedule = LODSchedule.from_dict(state["schedule"])
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(config)
+    model = model.to(device)
+    model.load_state_dict(state["trainer"]["ema"]["module"])
+    model.eval().requires_grad_(False)
+    images_seen = int(state["trainer"]["images_seen"])
+    return LoadedRun(model, config, schedule, schedule.phase(images_seen), state.get("setup", "?"), images_seen,
+                     Path(file), state, noise_mode)
+
+
+def _official_schedule(config: ModelConfig) -> LODSchedule:
+    """The schedule an official model is used with: its preset's; for the mnist_ref MLP one
+    level at 28 px with the branch's batch 128 and lr 0.002."""
+    if isinstance(config, MLPALAEConfig):
+        return LODSchedule(max_lod=0, base_resolution=config.image_size, channels=config.image_channels,
+                           lod_kimg=(6000.0,), lod_batch=(128,), lod_lr=(0.002,))
+    return schedule_from_config(config)
+
+
+def _official_run(state: dict, file: Path, config, ema: bool, device, noise_mode: str) -> LoadedRun:
+    model, cfg = official_model_from_state(state, str(file), config, ema, device=device)
+    schedule = _official_schedule(cfg)
+    # A finished training: the last level, faded in.
+    images_seen = sum(schedule.images_at(lod) for lod in range(schedule.start_lod, schedule.max_lod + 1))
+    return LoadedRun(model, cfg, schedule, schedule.phase(images_seen), "official", images_seen, file,
+                     {"format": "official", "ema": ema}, noise_mode)
+
+
+def convert_official(path: str | os.PathLike, out: str | os.PathLike,
+                     config: str | os.PathLike | ModelConfig | None = None, ema: bool = True) -> Path:
+    """Writes an official ALAE checkpoint as an alae_fast checkpoint that ``load_run`` (and every
+    ``alae-fast`` command taking ``--ckpt``) opens: the converted model as the EMA model, its
+    config, the preset's schedule at its end. Not resumable by ``alae-fast train`` (no
+    optimiser state). Writes ``out`` atomically (temporary file, then rename) and returns it.
+
+    Raises as ``load_run``; FileExistsError when ``out`` is a folder.
+    """
+    run = load_run(path, config=config, ema=ema)
+    out = Path(out)
+    if out.is_dir():
+        raise FileExistsError(f"--out {str(out)!r} is a folder; give a file name")
+    state = {"format": CHECKPOINT_FORMAT, "model_config": run.config.to_dict(), "schedule": run.schedule.to_dict(),
+             "setup": "official", "converted_from": str(Path(path).resolve()), "official_ema": ema,
+             "trainer": {"ema": {"module": run.model.state_dict()}, "images_seen": run.images_seen}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, out)
+    return out
+
+
+def recorded_data_spec(run: LoadedRun) -> dict | None:
+    """The ``data_spec`` a run recorded (see :mod:`alae_fast.data.spec`): from the checkpoint, else
+    from the run folder's ``config.json`` (for runs saved before checkpoints held it, read from
+    its ``options.data``); None when neither says."""
+    import json
+
+    from ..data.spec import data_spec
+
+    spec = run.state.get("data_spec") if isinstance(run.state, dict) else None
+    if spec is not None:
+        return spec
+    folder = run.path.parent.parent if run.path.parent.name == "checkpoints" else run.path.parent
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    if config.get("data_spec") is not None:
+        return config["data_spec"]
+    options = config.get("options")
+    if isinstance(options, dict) and "data" in options:
+        return data_spec(options["data"])
+    return None
+
+
+def run_data(run: LoadedRun, given: str | None = None) -> tuple[str | None, str | None]:
+    """The data a command on ``run`` uses: ``given`` (its ``--data``) when set, else the data the
+    run was trained on (:func:`recorded_data_spec`). Returns ``(path or None for the digits,
+    note)``, the note being what the command should print (None: nothing to say). Raises
+    :class:`~alae_fast.errors.UserError` when the recorded folder is gone."""
+    from ..data.spec import resolve_run_data
+
+    return resolve_run_data(recorded_data_spec(run), given)

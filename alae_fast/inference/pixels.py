@@ -1,0 +1,61 @@
+"""Images between files, the model's level of detail and the screen.
+
+:func:`load_image_files` reads PNG/JPEG files at a run's resolution, :func:`prepare_images`
+brings full-size images to the level a run reached, :func:`to_display` enlarges any level's
+images back to full size for a picture.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UserError, first_line
+from ..training.schedule import LODSchedule, Phase, blend_real_images, images_for_lod
+
+__all__ = ["prepare_images", "to_display", "load_image_files"]
+
+def prepare_images(x: torch.Tensor, schedule: LODSchedule, phase: Phase) -> torch.Tensor:
+    """Full-resolution images ``[N, C, R, R]`` as the model sees them at ``phase``: pooled to the
+    level's resolution and faded with its blend. Grey images are repeated to 3 channels for a
+    colour model."""
+    if x.shape[1] == 1 and schedule.channels == 3:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[1] != schedule.channels:
+        raise ValueError(f"images: have {x.shape[1]} channels; the model takes {schedule.channels}")
+    return blend_real_images(images_for_lod(x, schedule, phase.lod), phase.blend)
+
+
+def to_display(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Images of any level enlarged (nearest) to ``resolution``, on the CPU, in float32."""
+    x = x.detach().to("cpu", torch.float32)
+    if x.shape[-1] != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="nearest")
+    return x
+
+
+def load_image_files(paths: Sequence[str | os.PathLike], schedule: LODSchedule) -> torch.Tensor:
+    """PNG/JPEG files center-cropped and resized to the run's resolution: ``[N, C, R, R]``
+    float32 with pixels in [-1, 1] (0 -> -1, 255 -> 1).
+
+    Raises FileNotFoundError for a missing file and :class:`~alae_fast.errors.UserError` for
+    one Pillow cannot decode (not an image, truncated), naming the file."""
+    from ..data import load_image
+
+    if not paths:
+        raise ValueError("images: give at least one image file")
+    out = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"image {str(p)!r} does not exist")
+        try:
+            arr = load_image(p, schedule.resolution, schedule.channels)
+        except (OSError, SyntaxError, ValueError) as e:  # what Pillow raises for undecodable data
+            raise UserError(f"image {str(p)!r} could not be read as a PNG/JPEG image ({first_line(e)})") from e
+        out.append(torch.from_numpy(np.array(arr, dtype=np.float32)) / 127.5 - 1.0)
+    return torch.stack(out)

@@ -1,0 +1,39 @@
+"""Text reports of the metrics, as training and ``alae-fast evaluate`` print them."""
+
+from __future__ import annotations
+
+__all__ = ["format_latent_report"]
+
+def format_latent_report(report: dict) -> str:
+    """The latent-classification report as a small table (accuracies in percent)."""
+    rows = [("EMA encoder (trained)", report["encoder"])]
+    rnd = report.get("random_encoder")
+    if rnd is not None:
+        rows.append((f"random encoder (mean of {rnd['count']})" if "count" in rnd else "random encoder", rnd))
+    if "pca" in report:
+        rows.append((f"PCA ({report['pca'].get('dim', report['dim'])} components)", report["pca"]))
+    lines = [f"latent classification, {report.get('train_images', '?')} train / {report.get('test_images', '?')} "
+             f"held-out images, latent dim {report['dim']}:",
+             f"  {'':26s} {'1-NN':>7s} {'LinearSVC':>10s}"]
+    for name, r in rows:
+        lines.append(f"  {name:26s} {100 * r['knn1']:6.1f}% {100 * r['linear_svc']:9.1f}%")
+    enc = report["encoder"]
+    if rnd is not None and "knn1_each" in rnd:
+        lines.append(f"  (random encoders one by one, 1-NN: "
+                     f"{', '.join(f'{100 * a:.1f}%' for a in rnd['knn1_each'])})")
+    if rnd is not None:
+        lines.append(f"  trained - random: {100 * (enc['knn1'] - rnd['knn1']):+.1f} points 1-NN, "
+                     f"{100 * (enc['linear_svc'] - rnd['linear_svc']):+.1f} LinearSVC")
+    if "pca" in report:
+        lines.append(f"  trained - PCA:    {100 * (enc['knn1'] - report['pca']['knn1']):+.1f} points 1-NN, "
+                     f"{100 * (enc['linear_svc'] - report['pca']['linear_svc']):+.1f} LinearSVC")
+    rc = report.get("reconstruction_class")
+    if rc is not None:
+        lines.append(f"reconstructions G(E(x)) given the input's class by a pixel 1-NN: "
+                     f"{100 * rc['reconstructions']:.1f}% (the held-out images themselves: {100 * rc['originals']:.1f}%)")
+    sc = report.get("sample_classes")
+    if sc is not None:
+        lines.append(f"{sc['n']} EMA samples G(F(z)) by class (same 1-NN): " + ", ".join(
+            f"{c}: {100 * f:.1f}%" for c, f in zip(sc["classes"], sc["fractions"]))
+            + f" (least {100 * sc['min_fraction']:.1f}%)")
+    return "\n".join(lines)

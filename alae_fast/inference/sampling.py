@@ -1,0 +1,142 @@
+"""Images from latents of a loaded run: samples, NVlabs-style seeds, interpolations, style mixing.
+
+Every function here repeats exactly for the same seed and leaves torch's global random state
+untouched (draws happen under ``torch.random.fork_rng`` or from their own generators).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+import torch
+
+if TYPE_CHECKING:  # annotations only: loading imports this module
+    from .loading import LoadedRun
+
+__all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "seed_latent", "generate_seeds", "interpolate_latents",
+           "style_ranges", "mix_ranges", "style_mix_tiles", "style_mix_grid"]
+
+@torch.no_grad()
+def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 0, cutoff: int | None = None,
+                  noise="random") -> torch.Tensor:
+    """``n`` EMA samples ``[n, C, r, r]`` from z drawn with ``seed``, truncated by ``psi`` towards
+    w_avg on style inputs below ``cutoff``. psi None (default) takes the config's
+    ``truncation_psi`` and ``truncation_cutoff`` (the paper presets: the official 0.7 and 8;
+    others 1, no truncation); noise: any ``decode`` mode. ``noise="random"`` (default) draws
+    G's noise from torch's generator seeded with ``seed`` inside ``fork_rng``, so the same call
+    gives the same images and the caller's random state is untouched; pixels in about [-1, 1]."""
+    if psi is None:
+        psi = run.config.truncation_psi
+        cutoff = run.config.truncation_cutoff if cutoff is None else cutoff
+    device = next(run.model.parameters()).device
+    z = torch.randn(n, run.model.latent_size, generator=torch.Generator().manual_seed(seed)).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return run.model.generate(z, run.phase.lod, run.phase.blend, truncation_psi=psi,
+                                  truncation_cutoff=cutoff, noise=noise)
+
+
+# NVlabs' spellings of G's noise inputs. "const" is the same noise maps for every image: drawn
+# once from this fixed seed (NVlabs keeps fixed noise buffers in G; ours has none to keep).
+NOISE_MODES = ("const", "random", "batch", "zero", "none")
+CONST_NOISE_SEED = 0x5EED
+# Truncation psi the commands and the page accept: 0 gives w_avg, 1 no truncation, above 1
+# exaggerates, below 0 mirrors through w_avg; beyond [-1, 2] only artefacts remain.
+PSI_RANGE = (-1.0, 2.0)
+
+
+def seed_latent(seed: int, latent_size: int) -> torch.Tensor:
+    """z ``[1, latent_size]`` ~ N(0, I) of one seed (torch's CPU generator seeded with it), so a
+    seed gives the same z whatever other seeds are drawn with it."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed: expected an int in [0, 2**63), got {seed!r}")
+    return torch.randn(1, latent_size, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise_mode: str = "const",
+                   cutoff: int | None = None) -> torch.Tensor:
+    """One image per seed, ``[len(seeds), C, r, r]`` in about [-1, 1], as NVlabs' ``gen_images``:
+    z from :func:`seed_latent`, truncated by ``psi`` (style inputs below ``cutoff``, default all).
+
+    ``noise_mode``: ``"const"`` (the same noise maps for every image, from a fixed seed),
+    ``"random"`` or ``"batch"`` (noise drawn from the image's seed; one image per draw, so the
+    two are the same here) or ``"none"``/``"zero"`` (no noise). Every mode gives
+    the same image for the same seed; torch's global random state is left untouched."""
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"noise_mode: expected one of {NOISE_MODES}, got {noise_mode!r}")
+    device = next(run.model.parameters()).device
+    out = []
+    for seed in seeds:
+        z = seed_latent(seed, run.model.latent_size).to(device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(CONST_NOISE_SEED if noise_mode == "const" else seed)
+            out.append(run.model.generate(z, run.phase.lod, run.phase.blend, truncation_psi=psi,
+                                          truncation_cutoff=cutoff,
+                                          noise="zero" if noise_mode in ("none", "zero") else "random"))
+    return torch.cat(out)
+
+
+def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """Decodes ``steps`` points on the segment between E(a) and E(b) (images ``[1, C, R, R]``
+    each, prepared); returns ``[steps, C, r, r]`` with ``run.noise_mode`` (default no noise)."""
+    wa, wb = run.encode(a), run.encode(b)
+    t = torch.linspace(0.0, 1.0, steps, device=wa.device, dtype=wa.dtype).view(-1, 1)
+    return run.decode(torch.lerp(wa.expand(steps, -1), wb.expand(steps, -1), t))
+
+
+def style_ranges(num_ws: int) -> dict[str, tuple[int, int]]:
+    """Coarse, middle and fine style inputs: ``num_ws`` split in thirds, low resolutions first."""
+    a, b = round(num_ws / 3), round(2 * num_ws / 3)
+    return {"coarse": (0, a), "middle": (a, b), "fine": (b, num_ws)}
+
+
+def mix_ranges(wa: torch.Tensor, wb: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """Styles ``[N, num_ws, latent]`` taking style inputs [lo, hi) from ``wa`` and the rest from
+    ``wb`` (both ``[N, num_ws, latent]``)."""
+    layer = torch.arange(wa.shape[1], device=wa.device).view(1, -1, 1)
+    return torch.where((layer >= lo) & (layer < hi), wa, wb)
+
+
+@torch.no_grad()
+def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    """The pictures of a style-mixing figure: ``cols`` sources A, and for each of coarse, middle
+    and fine (:func:`style_ranges`) ``rows`` destinations B, each mixed with every A's styles of
+    that range. z of A then B drawn from ``seed``; no noise.
+
+    Returns ``(sources [cols, C, r, r], destinations [3·rows, C, r, r],
+    mixed [3·rows, cols, C, r, r], range name of each destination row)``. Needs a model with
+    more than one style input (ValueError otherwise)."""
+    m = run.model
+    num_ws = int(m.num_ws)
+    if num_ws < 2:
+        raise ValueError(f"style-mix: this model has {num_ws} style input; style mixing needs a model "
+                         f"with several (a StyleALAE)")
+    device = next(m.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    za = torch.randn(cols, m.latent_size, generator=g).to(device)
+    zb = torch.randn(3 * rows, m.latent_size, generator=g).to(device)
+    wa = m.mapping(za).unsqueeze(1).expand(-1, num_ws, -1)
+    wb = m.mapping(zb).unsqueeze(1).expand(-1, num_ws, -1)
+    img_a, img_b = run.decode(wa), run.decode(wb)
+    mixed, names = [], []
+    for r_i, (name, (lo, hi)) in enumerate(style_ranges(num_ws).items()):
+        for j in range(rows):
+            b = wb[r_i * rows + j:r_i * rows + j + 1].expand(cols, -1, -1)
+            mixed.append(run.decode(mix_ranges(wa, b, lo, hi)))
+            names.append(name)
+    return img_a, img_b, torch.stack(mixed), names
+
+
+@torch.no_grad()
+def style_mix_grid(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """:func:`style_mix_tiles` as one unlabelled tensor: a top row of the sources A after a blank
+    corner, then each destination B followed by its mixes. Returns (images
+    ``[(1 + 3·rows)·(cols + 1), C, r, r]``, nrow = cols + 1). The CLI draws the labelled figure
+    instead (``save_labelled_grid``)."""
+    img_a, img_b, mixed, _ = style_mix_tiles(run, rows, cols, seed)
+    tiles = [torch.full_like(img_a[:1], -1.0), *img_a.split(1)]
+    for i in range(img_b.shape[0]):
+        tiles += [img_b[i:i + 1], *mixed[i].split(1)]
+    return torch.cat(tiles), cols + 1
