@@ -1,7 +1,11 @@
-"""Attribute editing in W, as the official ALAE demo does it, and fitting directions from labels.
+"""The web page's editing interface: directions as a matrix, slider values, direction files.
 
-Internal interface of the app: the lead is to switch these to the shared editing module
-(``alae-fast edit`` / ``alae-fast directions``) when the branches merge; the math is the same.
+The arithmetic is :mod:`alae_fast.edit`'s (``alae-fast edit`` / ``alae-fast directions`` run the
+same): :func:`projections` is :func:`~alae_fast.edit.direction_coefficients`,
+:func:`apply_directions` is :func:`~alae_fast.edit.edit_w` in its 'absolute' mode (the demo's
+sliders) and :func:`fit_class_directions` is :func:`alae_fast.edit.fit_class_directions`, unit
+length. This module adds what the page needs around them: [K, D] matrices instead of named
+vectors, per-image amounts, the image's own styles above a cutoff, uploads, slider limits.
 
 Official reference: podgorskiy/ALAE ``interactive_demo.py`` (Apache-2.0). For one image with
 w = E(x) and directions d_i (rows of ``directions``), the demo
@@ -27,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import edit
 from ..errors import UserError, first_line
 
 __all__ = ["projections", "apply_directions", "load_direction_file", "load_directions", "parse_direction",
@@ -46,7 +51,10 @@ def projections(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Tensor) 
 
     w: ``[N, D]``; w_avg: ``[D]``; directions: ``[K, D]``; all one float dtype."""
     _check(w, w_avg, directions)
-    return (w - w_avg) @ directions.T
+    if directions.shape[0] == 0:
+        return w.new_zeros(w.shape[0], 0)
+    coefs = edit.direction_coefficients(w, dict(enumerate(directions)), w_avg)
+    return torch.stack(list(coefs.values()), dim=1)
 
 
 def apply_directions(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Tensor, amounts: torch.Tensor,
@@ -78,10 +86,8 @@ def apply_directions(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Ten
                          f"{tuple(amounts.shape)}")
     if not torch.isfinite(amounts).all():
         raise ValueError("amounts: contain NaN or infinity")
-    latents = w - w_avg
-    values = latents @ directions.T
-    latents = latents - values @ directions + amounts @ directions
-    ws = (latents + w_avg).unsqueeze(1).expand(-1, num_ws, -1)
+    ws = edit.edit_w(w, dict(enumerate(directions)), {i: amounts[:, i] for i in range(k)}, w_avg, num_ws,
+                     edit_layers=None, mode="absolute")
     if ws_original is None or cutoff is None:
         return ws
     if ws_original.shape != ws.shape:
@@ -135,14 +141,13 @@ def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np
     return {p.stem: load_direction_file(p, latent_size) for p in files}
 
 
-def fit_class_directions(w: np.ndarray, labels: np.ndarray, names: dict[int, str] | None = None,
-                         seed: int = 0) -> dict[str, np.ndarray]:
-    """One direction per class: the unit normal of a one-vs-rest ``LinearSVC(C=1, dual=False)``
-    fitted on latents ``w [N, D]`` with integer ``labels [N]`` (as the official
-    ``find_principal_directions.py`` does per attribute, on W). Moving along it makes the image
-    more like that class. Returns ``{name: [D] float64}`` in class order."""
-    from sklearn.svm import LinearSVC
-
+def fit_class_directions(w: np.ndarray, labels: np.ndarray, names: dict[int, str] | None = None
+                         ) -> dict[str, np.ndarray]:
+    """One direction per class: :func:`alae_fast.edit.fit_class_directions` (one-vs-rest
+    ``LinearSVC(C=1, dual=False)`` on latents ``w [N, D]`` with integer ``labels [N]``, as the
+    official ``find_principal_directions.py`` does per attribute, on W), each normal scaled to
+    unit length. Moving along it makes the image more like that class. Returns
+    ``{name: [D] float64}`` in class order, named by ``names`` (default ``"class <id>"``)."""
     w = np.asarray(w, dtype=np.float64)
     labels = np.asarray(labels)
     if w.ndim != 2 or labels.shape != (w.shape[0],):
@@ -150,12 +155,8 @@ def fit_class_directions(w: np.ndarray, labels: np.ndarray, names: dict[int, str
     classes = np.unique(labels)
     if classes.size < 2:
         raise ValueError(f"labels: need at least 2 classes, got {classes.tolist()}")
-    out = {}
-    for c in classes:
-        svm = LinearSVC(C=1.0, dual=False, max_iter=10000, random_state=seed).fit(w, labels == c)
-        d = svm.coef_[0]
-        out[(names or {}).get(int(c), f"class {c}")] = d / np.linalg.norm(d)
-    return out
+    named = {int(c): (names or {}).get(int(c), f"class {c}") for c in classes}
+    return {name: d / np.linalg.norm(d) for name, d in edit.fit_class_directions(w, labels, named).items()}
 
 
 def slider_ranges(values: np.ndarray, widen: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

@@ -50,6 +50,16 @@ def _check_w(w: torch.Tensor, w_avg) -> tuple[torch.Tensor, torch.Tensor]:
     return w, avg
 
 
+def _amount(a, w: torch.Tensor, name) -> float | torch.Tensor:
+    """An amount as a float, or as a tensor ``[N]`` in w's dtype and device for one per image."""
+    if isinstance(a, torch.Tensor) and a.dim() == 1:
+        if a.shape[0] != w.shape[0]:
+            raise ValueError(f"amounts[{name!r}]: expected a number or {w.shape[0]} values (one per image); "
+                             f"got shape {tuple(a.shape)}")
+        return a.to(w.device, w.dtype)
+    return float(a)
+
+
 def direction_coefficients(w: torch.Tensor, directions: Mapping[str, object], w_avg) -> dict[str, torch.Tensor]:
     """c_k = (w − w_avg) · d_k for each direction (step 2 of the module docstring).
 
@@ -74,7 +84,8 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
         w: ``[N, latent]`` floating tensor, e.g. ``model.encode(x, lod, blend)``.
         directions: name → vector ``[latent]``. Only directions named in ``amounts`` are
             removed and re-added; the others are ignored (the demo's untouched sliders).
-        amounts: name → amount (float); every name must be in ``directions``.
+        amounts: name → amount: a float, or a tensor ``[N]`` (one amount per image, as the web
+            page's sliders give); every name must be in ``directions``.
         w_avg: ``[latent]``, ``model.w_avg``.
         num_ws: style inputs of G (``model.num_ws``; 1 for the MLP ALAE).
         edit_layers: style inputs [0, edit_layers) get the edited w, the others keep ``w``
@@ -103,7 +114,7 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
     for name, d in dirs.items():
         delta = delta - coefs[name].unsqueeze(1) * d
     for name, d in dirs.items():
-        s = float(amounts[name]) + (coefs[name] if mode == "offset" else 0.0)
+        s = _amount(amounts[name], w, name) + (coefs[name] if mode == "offset" else 0.0)
         delta = delta + (s.unsqueeze(1) if isinstance(s, torch.Tensor) else s) * d
     edited = delta + avg
     ws = w.unsqueeze(1).repeat(1, num_ws, 1)
