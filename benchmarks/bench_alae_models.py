@@ -3,7 +3,7 @@
 import pytest
 
 from alae_fast.bench.alae_models import cases
-from alae_fast.bench.pytest_support import bench_params, run_benchmark
+from case_params import bench_params, run_benchmark
 
 
 @pytest.mark.parametrize("case,name", bench_params(cases))

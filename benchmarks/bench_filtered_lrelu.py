@@ -4,7 +4,7 @@ peak memory of forward+backward against the reference."""
 import pytest
 
 from alae_fast.bench.filtered_lrelu import SHAPES, cases, peak_memory
-from alae_fast.bench.pytest_support import bench_params, run_benchmark
+from case_params import bench_params, run_benchmark
 
 
 @pytest.mark.parametrize("case,name", bench_params(cases))

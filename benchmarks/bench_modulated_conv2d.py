@@ -4,7 +4,7 @@ alae_fast.bench.modulated_conv2d)."""
 import pytest
 
 from alae_fast.bench.modulated_conv2d import cases
-from alae_fast.bench.pytest_support import bench_params, run_benchmark
+from case_params import bench_params, run_benchmark
 
 
 @pytest.mark.parametrize("case,name", bench_params(cases))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from alae_fast.bench.pytest_support import bench_params, run_benchmark
+from case_params import bench_params, run_benchmark
 from alae_fast.bench.upfirdn2d import cases
 
 

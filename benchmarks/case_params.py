@@ -1,11 +1,16 @@
-"""Turns benchmark cases into pytest-benchmark parameters (used by benchmarks/bench_*.py)."""
+"""Turns the benchmark cases of alae_fast.bench into pytest-benchmark parameters (used by bench_*.py).
+
+Lives beside the suites, not in the package: it needs pytest, which the package never imports
+at run time (``alae-fast bench`` runs the same cases without it). ``conftest.py`` puts this folder
+on ``sys.path`` so the suites import it as ``case_params``.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ..testing import cuda_available
+from alae_fast.testing import cuda_available
 
 
 def bench_params(cases_fn, quick: bool = False):
@@ -22,7 +27,7 @@ def bench_params(cases_fn, quick: bool = False):
 
 def run_benchmark(benchmark, case, name: str) -> None:
     """Times ``case.candidates[name]`` with pytest-benchmark (synchronising on CUDA)."""
-    from ..cpu_allocator import keep_freed_memory
+    from alae_fast.cpu_allocator import keep_freed_memory
 
     keep_freed_memory()  # as in `alae-fast bench`: see alae_fast.cpu_allocator
     fn = case.candidates[name]
