@@ -20,7 +20,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import first_line
 from .pictures import save_png
 
 __all__ = ["read_jsonl", "plot_loss_curves", "draw_loss_curves", "PLOT_EXTRA_HINT"]
@@ -190,9 +189,9 @@ def draw_loss_curves(log_path: str | os.PathLike, png_path: str | os.PathLike, s
         return [plot_loss_curves(log_path, png_path, **options)]
     except ValueError:
         return []
-    except ImportError as e:
+    except ImportError:
         if "matplotlib" not in _told_missing:
             _told_missing.add("matplotlib")
-            say(f"no {Path(png_path).name} drawn: matplotlib is not installed ({first_line(e)}); "
-                f"training goes on without the plot. For it: {PLOT_EXTRA_HINT}")
+            say(f"note: no {Path(png_path).name}: the loss-curve plot needs matplotlib, which is not installed; "
+                f"training goes on without it. For the plot: {PLOT_EXTRA_HINT}")
         return []

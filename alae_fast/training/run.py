@@ -7,7 +7,8 @@ on every rank). The run folder (``--out``, default ``runs/<setup>``) receives:
 - ``log.jsonl``: one record per ``log_steps`` iterations: ``kimg``, ``step``, ``lod``, ``blend``,
   ``batch``, ``lr``, the three losses ``loss_d``, ``loss_g``, ``loss_ae``, the terms ``d_real``,
   ``d_fake``, ``r1`` (means over the window and over ranks), ``images_per_s`` and ``time_s``;
-- ``loss_curves.png``: the losses against kimg, redrawn with each image snapshot;
+- ``loss_curves.png``: the losses against kimg, redrawn with each image snapshot (with matplotlib,
+  the ``[plot]`` extra; without it training says once that it draws none);
 - ``images/samples-<images>.png`` and ``images/reconstructions-<images>.png``: EMA samples of
   fixed latents and fixed training images beside their EMA reconstructions;
 - ``checkpoints/ckpt-<images>.pt``: written atomically, the newest ``keep`` kept;
@@ -579,7 +580,8 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
             if report is not None:
                 say(format_latent_report(report))
             say(f"reconstruction MSE (EMA, pixels in [-1, 1]) on {xt.shape[0]} {mse_on} images: {mse:.4f}")
-        say(f"wrote run folder {out}: config.json, log.jsonl, loss_curves.png, images/ "
+        plotted = "loss_curves.png, " if (out / "loss_curves.png").is_file() else ""  # none without matplotlib
+        say(f"wrote run folder {out}: config.json, log.jsonl, {plotted}images/ "
             f"(latest {', '.join(Path(p).name for p in summary['images'])}), checkpoints/ "
             f"(latest {Path(str(last_path)).name})" + (", eval.json" if opts.evaluate else ""))
     ctx.barrier()
