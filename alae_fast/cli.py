@@ -146,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alae-fast", description=_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_generate, _add_reconstruct, _add_interpolate, _add_style_mix, _add_evaluate,
-                _add_convert, _add_edit_commands, _add_serve, _add_info_commands):
+    for add in (_add_train, _add_generate, _add_picture_commands, _add_evaluate, _add_convert, _add_edit_commands,
+                _add_serve, _add_info_commands):
         add(sub)
     return parser
 
@@ -245,37 +245,37 @@ def _add_generate(sub) -> None:
     g.add_argument("--seed", type=int, default=0, help="without --seeds: latent seed of the grid (default 0)")
 
 
-def _add_reconstruct(sub) -> None:
-    """``reconstruct``: images beside their reconstructions."""
-    r = _ckpt_command(sub, "reconstruct", help="images beside their reconstructions G(E(x))",
-                      description="Encode and decode images with the EMA model; save originals beside their "
-                                  "reconstructions as one PNG. Without IMAGES, the first --n held-out images of "
-                                  "--data (default: the data the run was trained on) are used.")
-    r.add_argument("images", nargs="*", metavar="IMAGES", help="PNG/JPEG files (center-cropped and resized)")
-    r.add_argument("--data", default=None,
-                   help="data to take images from when no IMAGES are given (default: the run's training data)")
-    r.add_argument("--n", type=_positive_int, default=16, help="images taken from --data (default 16)")
+# The commands that open a run and write one picture from it: name, help, description, and their
+# own arguments as (flags, add_argument options), in the order --help lists them.
+_PICTURE_COMMANDS = (
+    ("reconstruct", "images beside their reconstructions G(E(x))",
+     "Encode and decode images with the EMA model; save originals beside their reconstructions as one PNG. "
+     "Without IMAGES, the first --n held-out images of --data (default: the data the run was trained on) are used.",
+     ((("images",), dict(nargs="*", metavar="IMAGES", help="PNG/JPEG files (center-cropped and resized)")),
+      (("--data",), dict(default=None, help="data to take images from when no IMAGES are given (default: the "
+                                            "run's training data)")),
+      (("--n",), dict(type=_positive_int, default=16, help="images taken from --data (default 16)")))),
+    ("interpolate", "a latent interpolation strip between two images",
+     "Encode images A and B, decode points on the straight line between their latents, and save the strip "
+     "A, ..., B (reconstructions) as a PNG.",
+     ((("a",), dict(metavar="A", help="first image (PNG/JPEG)")),
+      (("b",), dict(metavar="B", help="second image (PNG/JPEG)")),
+      (("--steps",), dict(type=_positive_int, default=8, help="images in the strip (default 8)")))),
+    ("style-mix", "coarse, middle and fine style-mixing grid",
+     "Top row: sources A. Each further row: a destination B, then B with A's coarse, middle or fine styles "
+     "(style inputs split in thirds, low resolutions first). Needs a model with several style inputs (StyleALAE).",
+     ((("--rows",), dict(type=_positive_int, default=2, help="destinations per style range (default 2)")),
+      (("--cols",), dict(type=_positive_int, default=4, help="sources (default 4)")),
+      (("--seed",), dict(type=int, default=0, help="latent seed (default 0)")))),
+)
 
 
-def _add_interpolate(sub) -> None:
-    """``interpolate``: a latent interpolation strip between two images."""
-    i = _ckpt_command(sub, "interpolate", help="a latent interpolation strip between two images",
-                      description="Encode images A and B, decode points on the straight line between their "
-                                  "latents, and save the strip A, ..., B (reconstructions) as a PNG.")
-    i.add_argument("a", metavar="A", help="first image (PNG/JPEG)")
-    i.add_argument("b", metavar="B", help="second image (PNG/JPEG)")
-    i.add_argument("--steps", type=_positive_int, default=8, help="images in the strip (default 8)")
-
-
-def _add_style_mix(sub) -> None:
-    """``style-mix``: the coarse, middle and fine style-mixing grid."""
-    s = _ckpt_command(sub, "style-mix", help="coarse, middle and fine style-mixing grid",
-                      description="Top row: sources A. Each further row: a destination B, then B with A's "
-                                  "coarse, middle or fine styles (style inputs split in thirds, low "
-                                  "resolutions first). Needs a model with several style inputs (StyleALAE).")
-    s.add_argument("--rows", type=_positive_int, default=2, help="destinations per style range (default 2)")
-    s.add_argument("--cols", type=_positive_int, default=4, help="sources (default 4)")
-    s.add_argument("--seed", type=int, default=0, help="latent seed (default 0)")
+def _add_picture_commands(sub) -> None:
+    """``reconstruct``, ``interpolate`` and ``style-mix``: the ``--ckpt`` options and :data:`_PICTURE_COMMANDS`'."""
+    for name, help_text, description, arguments in _PICTURE_COMMANDS:
+        p = _ckpt_command(sub, name, help=help_text, description=description)
+        for flags, options in arguments:
+            p.add_argument(*flags, **options)
 
 
 def _add_evaluate(sub) -> None:
