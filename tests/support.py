@@ -69,6 +69,18 @@ def one_thread():
         torch.set_num_threads(n)
 
 
+def tensors_in(obj) -> list:
+    """Every tensor in a nested dict / list / tuple (a checkpoint, an optimizer state), depth
+    first, dict keys in sorted order: two states compare tensor by tensor."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for k in sorted(obj, key=str) for t in tensors_in(obj[k])]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in tensors_in(v)]
+    return []
+
+
 class OpRecorder(TorchDispatchMode):
     """Records the ops dispatched below autograd while active (``with OpRecorder() as rec``):
     ``ops``, every op's name; ``calls``, (name, last argument) of each alae_fast op."""

@@ -20,7 +20,7 @@ Image = pytest.importorskip("PIL.Image")
 from alae_fast.cli import build_parser, main
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
 from alae_fast.training.setups import DEFAULT_PRESET, setup_available
-from alae_fast_tests_support import TINY, one_thread, toy
+from alae_fast_tests_support import TINY, one_thread, tensors_in, toy
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -213,20 +213,10 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
         if isinstance(sa, torch.Tensor):
             assert torch.equal(sa, sb)
             continue
-        flat_a, flat_b = _tensors(sa), _tensors(sb)
+        flat_a, flat_b = tensors_in(sa), tensors_in(sb)
         assert len(flat_a) == len(flat_b) and all(torch.equal(u, v) for u, v in zip(flat_a, flat_b)), key
-    assert all(torch.equal(u, v) for u, v in zip(_tensors(a["trainer"]["ema"]), _tensors(b["trainer"]["ema"])))
+    assert all(torch.equal(u, v) for u, v in zip(tensors_in(a["trainer"]["ema"]), tensors_in(b["trainer"]["ema"])))
     assert a["data"] == b["data"]
-
-
-def _tensors(obj) -> list:
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, dict):
-        return [t for k in sorted(obj, key=str) for t in _tensors(obj[k])]
-    if isinstance(obj, (list, tuple)):
-        return [t for v in obj for t in _tensors(v)]
-    return []
 
 
 # --- issue 14: NVlabs' spellings, run data, JSON, the Python API, pictures, bad input -----------------

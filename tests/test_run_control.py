@@ -23,26 +23,16 @@ from PIL import Image
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
 from alae_fast.training.run import TrainOptions, run_training
 from alae_fast.training.schedule import LODSchedule, fit_schedule
-from alae_fast_tests_support import TINY, one_thread, toy
+from alae_fast_tests_support import TINY, one_thread, tensors_in, toy
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _tensors(obj) -> list:
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, dict):
-        return [t for k in sorted(obj, key=str) for t in _tensors(obj[k])]
-    if isinstance(obj, (list, tuple)):
-        return [t for v in obj for t in _tensors(v)]
-    return []
-
-
 def _same_training_state(a: dict, b: dict) -> None:
     assert a["trainer"]["images_seen"] == b["trainer"]["images_seen"]
     for key in ("model", "ema", "opt_ed", "opt_fg", "generator"):
-        ta, tb = _tensors(a["trainer"][key]), _tensors(b["trainer"][key])
+        ta, tb = tensors_in(a["trainer"][key]), tensors_in(b["trainer"][key])
         assert len(ta) == len(tb) and all(torch.equal(u, v) for u, v in zip(ta, tb)), key
     assert a["data"] == b["data"]
 
