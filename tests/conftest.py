@@ -59,7 +59,7 @@ def _seed():
 @pytest.fixture
 def one_thread():
     """One torch (and BLAS) thread for each test: ``pytestmark = pytest.mark.usefixtures("one_thread")``.
-    Module-scoped fixtures of such a file (a trained run) set up before it, with every thread."""
+    Module-scoped fixtures (a trained run) set up before it; they use ``support.one_thread()``."""
     with support.one_thread():
         yield
 
