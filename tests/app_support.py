@@ -3,40 +3,21 @@ and a server started on a free loopback port."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
-HERE = Path(__file__).parent
-TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set", "latent_size=8",
-        "--set", "mapping_layers=2", "--schedule", "lod_batch=[16]", "--no-progress", "--threads", "1", "--no-eval"]
-
-
-def toy():
-    name = "alae_fast_tests_toy_alae"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / "toy_alae.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+from alae_fast_tests_support import TINY, one_thread, toy
 
 
 def train_digits_run(out: Path, kimg: str = "0.064") -> Path:
     from alae_fast.cli import main
 
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main(["train", "--preset", "digits-mlp", "--out", str(out), "--kimg", kimg, *TINY]) == 0
-    finally:
-        torch.set_num_threads(n)
+    with one_thread():
+        assert main(["train", "--preset", "digits-mlp", "--out", str(out), "--kimg", kimg, *TINY, "--no-eval"]) == 0
     return out
 
 

@@ -1,9 +1,26 @@
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from alae_fast.testing import cuda_available
+
+
+def _register_support():
+    # Test files cannot import the files beside them by name (importlib mode): register
+    # support.py under a fixed name, and through it oracles.py. See support.py's docstring.
+    spec = importlib.util.spec_from_file_location("alae_fast_tests_support", Path(__file__).with_name("support.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    module.sibling("oracles.py")
+    return module
+
+
+support = _register_support()
 
 # Deterministic hypothesis runs in CI; developers get the same default locally.
 try:
@@ -37,3 +54,19 @@ def device(request):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch (and BLAS) thread for each test: ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    Module-scoped fixtures (a trained run) set up before it; they use ``support.one_thread()``."""
+    with support.one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_thread_per_module():
+    """One torch (and BLAS) thread from a module's first test to its last, module-scoped fixtures
+    included: ``pytestmark = pytest.mark.usefixtures("one_thread_per_module")``."""
+    with support.one_thread():
+        yield

@@ -4,25 +4,18 @@ argv: OUT_DIR. Trains the toy progressive ALAE (tests/toy_alae.py) with the opti
 also uses for its single-process run (``OPTIONS`` below, imported by the test by path).
 """
 
-import importlib.util
 import sys
-from pathlib import Path
 
 OPTIONS = dict(preset="toy-pg", kimg=0.064, device="cpu", progress=False, evaluate=False, log_steps=1,
                checkpoint_kimg=0.032, seed=11, threads=1,
                schedule_overrides={"lod_kimg": [0.024], "lod_batch": [8, 8, 4]})
 
 
-def _load_toy():
-    name = "alae_fast_tests_toy_alae"
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("toy_alae.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-
-
 if __name__ == "__main__":
-    _load_toy()
+    # run as a script, so this folder is sys.path[0] and support.py imports by name
+    from support import toy
+
+    toy()
     from alae_fast.training.distributed import init_distributed
     from alae_fast.training.run import TrainOptions, run_training
 

@@ -12,28 +12,10 @@ from hypothesis import strategies as st
 
 from alae_fast.ops import ACTIVATIONS, adain, adain_ref
 from alae_fast.testing import assert_close_to_oracle
+from alae_fast_tests_oracles import act_np
 
 ACTS = list(ACTIVATIONS)
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
-SMOOTH_ACTS = ["tanh", "sigmoid", "elu", "selu", "softplus", "swish"]
-
-
-def act_np(z: np.ndarray, act: str, alpha) -> np.ndarray:
-    """The activations in float64 numpy with gain 1, written independently of the ops."""
-    a = {"lrelu": 0.2, "elu": 1.0}.get(act, 0.0) if alpha is None else alpha
-    sig = lambda v: 1.0 / (1.0 + np.exp(-v))
-    with np.errstate(over="ignore"):
-        return {
-            "linear": lambda: z,
-            "relu": lambda: np.maximum(z, 0),
-            "lrelu": lambda: np.where(z > 0, z, a * z),
-            "tanh": lambda: np.tanh(z),
-            "sigmoid": lambda: sig(z),
-            "elu": lambda: np.where(z > 0, z, a * np.expm1(np.minimum(z, 0))),
-            "selu": lambda: 1.0507009873554805 * np.where(z > 0, z, 1.6732632423543772 * np.expm1(np.minimum(z, 0))),
-            "softplus": lambda: np.where(z > 20, z, np.log1p(np.exp(np.minimum(z, 20)))),
-            "swish": lambda: z * sig(z),
-        }[act]()
 
 
 def oracle(x, scale, shift, bias, noise, nw, act="lrelu", alpha=None, eps=1e-8):

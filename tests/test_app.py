@@ -6,13 +6,10 @@ not block the server."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import socket
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,26 +25,11 @@ pytest.importorskip("uvicorn")
 from alae_fast.app import editing  # noqa: E402
 from alae_fast.app.uploads import UploadError, decode_image  # noqa: E402
 from alae_fast.errors import UserError  # noqa: E402
+from alae_fast_tests_support import sibling  # noqa: E402
 
 
-def _support():
-    name = "alae_fast_tests_app_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "app_support.py")
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _support()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+S = sibling("app_support.py")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ Marked `browser`; skipped when playwright or the chromium binary is missing (.ci
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+from alae_fast_tests_support import one_thread, sibling
 
 pytestmark = pytest.mark.browser
 pytest.importorskip("fastapi")
@@ -25,26 +24,15 @@ if not Path(CHROMIUM).is_file():
     pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
-def _support():
-    name = "alae_fast_tests_app_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / "app_support.py")
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _support()
+S = sibling("app_support.py")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    run = S.train_digits_run(tmp_path_factory.mktemp("browser") / "digits")
-    with S.ServerThread(run) as srv:
-        yield srv
-    torch.set_num_threads(n)
+    with one_thread():
+        run = S.train_digits_run(tmp_path_factory.mktemp("browser") / "digits")
+        with S.ServerThread(run) as srv:
+            yield srv
 
 
 @pytest.fixture(scope="module")

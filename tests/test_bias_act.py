@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import alae_fast
 from alae_fast.ops import ACTIVATIONS, bias_act, bias_act_ref
 from alae_fast.testing import assert_close_to_oracle
+from alae_fast_tests_oracles import act_np
 
 ACTS = list(ACTIVATIONS)
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -27,24 +28,8 @@ def oracle(x: np.ndarray, b, dim, act, alpha, gain, clamp) -> np.ndarray:
         shape = [1] * z.ndim
         shape[dim] = -1
         z = z + b.astype(np.float64).reshape(shape)
-    def_alpha, def_gain = {"lrelu": (0.2, math.sqrt(2)), "relu": (0, math.sqrt(2)), "swish": (0, math.sqrt(2)),
-                           "elu": (1.0, 1.0)}.get(act, (0.0, 1.0))
-    a = def_alpha if alpha is None else alpha
-    g = def_gain if gain is None else gain
-    sig = lambda v: 1.0 / (1.0 + np.exp(-v))
-    with np.errstate(over="ignore"):
-        y = {
-            "linear": lambda: z,
-            "relu": lambda: np.maximum(z, 0),
-            "lrelu": lambda: np.where(z > 0, z, a * z),
-            "tanh": lambda: np.tanh(z),
-            "sigmoid": lambda: sig(z),
-            "elu": lambda: np.where(z > 0, z, a * np.expm1(np.minimum(z, 0))),
-            "selu": lambda: 1.0507009873554805 * np.where(z > 0, z, 1.6732632423543772 * np.expm1(np.minimum(z, 0))),
-            "softplus": lambda: np.where(z > 20, z, np.log1p(np.exp(np.minimum(z, 20)))),
-            "swish": lambda: z * sig(z),
-        }[act]()
-    y = y * g
+    g = {"lrelu": math.sqrt(2), "relu": math.sqrt(2), "swish": math.sqrt(2)}.get(act, 1.0) if gain is None else gain
+    y = act_np(z, act, alpha) * g
     if clamp is not None:
         y = np.clip(y, -clamp, clamp)
     return y

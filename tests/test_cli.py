@@ -1,7 +1,6 @@
 """The `alae-fast` command: help, train (tiny kimg), every command on the run it wrote, errors,
 and kill -9 in the middle of training followed by --resume (same result as no interruption)."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -21,42 +20,17 @@ Image = pytest.importorskip("PIL.Image")
 from alae_fast.cli import build_parser, main
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
 from alae_fast.training.setups import DEFAULT_PRESET, setup_available
+from alae_fast_tests_support import TINY, one_thread, tensors_in, toy
 
 HERE = Path(__file__).parent
-TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set", "latent_size=8",
-        "--set", "mapping_layers=2", "--schedule", "lod_batch=[16]", "--no-progress", "--threads", "1"]
-
-
-def toy():
-    name = "alae_fast_tests_toy_alae"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / "toy_alae.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the machines running the suite are shared: one torch thread and one BLAS thread (numpy's
-    # eigh in FID, scikit-learn) avoid oversubscription stalls of many seconds
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "mlp"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    rc = main(["train", "--preset", "digits-mlp", "--out", str(out), "--kimg", "0.064", "--log-steps", "1", *TINY])
-    torch.set_num_threads(n)
+    with one_thread():
+        rc = main(["train", "--preset", "digits-mlp", "--out", str(out), "--kimg", "0.064", "--log-steps", "1", *TINY])
     assert rc == 0
     return out
 
@@ -239,20 +213,10 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
         if isinstance(sa, torch.Tensor):
             assert torch.equal(sa, sb)
             continue
-        flat_a, flat_b = _tensors(sa), _tensors(sb)
+        flat_a, flat_b = tensors_in(sa), tensors_in(sb)
         assert len(flat_a) == len(flat_b) and all(torch.equal(u, v) for u, v in zip(flat_a, flat_b)), key
-    assert all(torch.equal(u, v) for u, v in zip(_tensors(a["trainer"]["ema"]), _tensors(b["trainer"]["ema"])))
+    assert all(torch.equal(u, v) for u, v in zip(tensors_in(a["trainer"]["ema"]), tensors_in(b["trainer"]["ema"])))
     assert a["data"] == b["data"]
-
-
-def _tensors(obj) -> list:
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, dict):
-        return [t for k in sorted(obj, key=str) for t in _tensors(obj[k])]
-    if isinstance(obj, (list, tuple)):
-        return [t for v in obj for t in _tensors(v)]
-    return []
 
 
 # --- issue 14: NVlabs' spellings, run data, JSON, the Python API, pictures, bad input -----------------

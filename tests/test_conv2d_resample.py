@@ -9,38 +9,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from alae_fast.ops import conv2d_resample, setup_filter
+from alae_fast_tests_oracles import upfirdn2d_np
 
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tensors are tiny: on a busy machine, waking a thread pool for each of the
-    # thousands of small ops of a gradcheck costs far more than the ops themselves.
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-def upfirdn_oracle(x, f, up, down, padding, flip_filter=False, gain=1.0):
-    """upfirdn2d's definition in float64 numpy (as in test_upfirdn2d.py): zero-insert,
-    pad/crop, valid FIR convolution (correlation when flip_filter), keep every down-th."""
-    n, c, h, w = x.shape
-    (ux, uy), (dx, dy), (px0, px1, py0, py1) = up, down, padding
-    u = np.zeros((n, c, h * uy, w * ux))
-    u[:, :, ::uy, ::ux] = x
-    u = np.pad(u, ((0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))))
-    u = u[:, :, max(-py0, 0): u.shape[2] - max(-py1, 0), max(-px0, 0): u.shape[3] - max(-px1, 0)]
-    taps = np.ones((1, 1)) if f is None else (np.outer(f, f) if f.ndim == 1 else f)
-    fh, fw = taps.shape
-    oh, ow = u.shape[2] - fh + 1, u.shape[3] - fw + 1
-    if oh < 1 or ow < 1:
-        raise ValueError("no output")
-    z = np.zeros((n, c, oh, ow))
-    for i in range(fh):
-        for j in range(fw):
-            a, b = (i, j) if flip_filter else (fh - 1 - i, fw - 1 - j)
-            z += taps[i, j] * u[:, :, a: a + oh, b: b + ow]
-    return z[:, :, ::dy, ::dx] * gain
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def conv_oracle(x, w, groups):
@@ -78,11 +49,11 @@ def naive(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
     if down > 1:
         px0, px1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2
         py0, py1 = py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
-    z = upfirdn_oracle(x, fn if up > 1 else None, (up, up), (1, 1), (px0, px1, py0, py1), flip_filter,
-                       up * up if up > 1 else 1)
+    z = upfirdn2d_np(x, fn if up > 1 else None, (up, up), (1, 1), (px0, px1, py0, py1), flip_filter,
+                     up * up if up > 1 else 1)
     z = conv_oracle(z, w if flip_weight else w[:, :, ::-1, ::-1], groups)
     if down > 1:
-        z = upfirdn_oracle(z, fn, (1, 1), (down, down), (0, 0, 0, 0), flip_filter)
+        z = upfirdn2d_np(z, fn, (1, 1), (down, down), (0, 0, 0, 0), flip_filter)
     return z
 
 

@@ -1,6 +1,5 @@
 """torchrun data parallelism: 2 CPU processes (gloo) agree with 1 process on the same global batch."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,17 +10,9 @@ import torch
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
 from alae_fast.training.distributed import DistributedContext, init_distributed, pick_device
 from alae_fast.training.run import TrainOptions, run_training
+from alae_fast_tests_support import sibling, toy
 
 HERE = Path(__file__).parent
-
-
-def _load(name: str, file: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / file)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def test_single_process_context_is_a_no_op(monkeypatch):
@@ -44,8 +35,8 @@ def _final(out: Path) -> dict:
 
 
 def test_two_gloo_processes_match_one_process(tmp_path):
-    _load("alae_fast_tests_toy_alae", "toy_alae.py")
-    worker = _load("alae_fast_tests_dist_worker", "dist_worker.py")
+    toy()
+    worker = sibling("dist_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(var, None)

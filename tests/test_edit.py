@@ -2,8 +2,6 @@
 official LinearSVC fit on labelled clusters, direction files (good and bad), and the `edit` and
 `directions` commands end to end on a tiny trained run."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,31 +15,10 @@ from PIL import Image
 from alae_fast.cli import main
 from alae_fast.edit import (EDIT_LAYERS, direction_coefficients, edit_w, fit_class_directions, fit_direction,
                             load_direction, save_direction)
+from alae_fast_tests_support import one_thread, toy
 
 HERE = Path(__file__).parent
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the machines running the suite are shared: one torch thread and one BLAS thread avoid
-    # oversubscription stalls of many seconds
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
-
-
-def toy():
-    name = "alae_fast_tests_toy_alae"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / "toy_alae.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _demo_edit(w, w_avg, dirs, sliders, num_ws, keep_from):
@@ -190,11 +167,9 @@ def test_reads_an_official_direction_file(tmp_path):
 def toy_run(tmp_path_factory):
     toy()
     out = tmp_path_factory.mktemp("edit") / "toy"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    rc = main(["train", "--preset", "toy-pg", "--out", str(out), "--kimg", "0.064", "--no-progress", "--no-eval",
-               "--threads", "1", "--style-mixing", "official", "--w-avg-update", "every_generate"])
-    torch.set_num_threads(n)
+    with one_thread():
+        rc = main(["train", "--preset", "toy-pg", "--out", str(out), "--kimg", "0.064", "--no-progress", "--no-eval",
+                   "--threads", "1", "--style-mixing", "official", "--w-avg-update", "every_generate"])
     assert rc == 0
     return out
 

@@ -10,27 +10,12 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from alae_fast import _lib
 from alae_fast.nn import EqualizedConv2d, EqualizedLinear, PixelNorm, set_impl
+from alae_fast_tests_support import OpRecorder
 
 needs_kernels = pytest.mark.skipif(not _lib.loaded(), reason="compiled library not loaded")
-
-
-class OpRecorder(TorchDispatchMode):
-    """Records the names of the ops dispatched below autograd."""
-
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-    def alae_ops(self):
-        return {o for o in self.ops if o.startswith("alae_fast.")}
 
 
 def act_oracle(z, act, alpha):

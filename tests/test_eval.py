@@ -13,16 +13,7 @@ from alae_fast.eval import (InceptionV3Features, RandomConvFeatures, classify_fe
                             reconstruction_mse)
 from alae_fast.eval.fid import _avg3
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tests check values, not speed. On a shared 2-core machine, OpenBLAS/OpenMP
-    # worker threads spin against other processes and made a 480x480 eigh take 5 s
-    # instead of 0.1 s; one thread keeps the file fast whatever else runs.
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 # ---------------------------------------------------------------------------- Fréchet distance

@@ -15,36 +15,11 @@ from hypothesis import strategies as st
 from alae_fast import _lib
 from alae_fast.ops import filtered_lrelu, filtered_lrelu_ref
 from alae_fast.testing import assert_close_to_oracle
+from alae_fast_tests_oracles import upfirdn2d_np
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 needs_kernel = pytest.mark.skipif(not _lib.loaded(), reason="compiled library not loaded")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-
-def upfirdn_oracle(x, taps, up, down, p, flip_filter, gain):
-    """One upfirdn2d of the definition in float64 numpy: zero-insert, pad/crop, 2-D FIR
-    convolution (valid part), keep every down-th sample."""
-    n, c, h, w = x.shape
-    px0, px1, py0, py1 = p
-    u = np.zeros((n, c, h * up, w * up))
-    u[:, :, ::up, ::up] = x
-    u = np.pad(u, ((0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))))
-    u = u[:, :, max(-py0, 0): u.shape[2] - max(-py1, 0), max(-px0, 0): u.shape[3] - max(-px1, 0)]
-    fh, fw = taps.shape
-    oh, ow = u.shape[2] - fh + 1, u.shape[3] - fw + 1
-    z = np.zeros((n, c, oh, ow))
-    for i in range(fh):
-        for j in range(fw):
-            a, b = (i, j) if flip_filter else (fh - 1 - i, fw - 1 - j)
-            z += taps[i, j] * u[:, :, a: a + oh, b: b + ow]
-    return z[:, :, ::down, ::down] * gain
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def taps2d(f):
@@ -59,11 +34,11 @@ def oracle(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):
     z = x.double().numpy()
     if b is not None:
         z = z + b.double().numpy().reshape(1, -1, 1, 1)
-    z = upfirdn_oracle(z, taps2d(fu), up, 1, padding, flip_filter, up * up)
+    z = upfirdn2d_np(z, taps2d(fu), (up, up), (1, 1), padding, flip_filter, up * up)
     z = np.where(z > 0, z, z * slope) * gain
     if clamp is not None:
         z = np.clip(z, -clamp, clamp)
-    return upfirdn_oracle(z, taps2d(fd), 1, down, (0, 0, 0, 0), flip_filter, 1.0)
+    return upfirdn2d_np(z, taps2d(fd), (1, 1), (down, down), (0, 0, 0, 0), flip_filter, 1.0)
 
 
 def out_size(n, up, down, p0, p1, tu, td):

@@ -3,29 +3,18 @@ backward and double backward of the kernels against the float64 references. The 
 stage (tests/sanitize/run.sh) runs 2,000 of them under ASan and UBSan; this keeps the fuzz
 itself working and catches wrong results in the default suite."""
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from alae_fast import _lib
+from alae_fast_tests_support import sibling
 
-spec = importlib.util.spec_from_file_location("alae_fast_tests_fuzz_ops", Path(__file__).parent / "sanitize" / "fuzz_ops.py")
-fuzz = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))  # dataclasses look it up
-spec.loader.exec_module(fuzz)
+fuzz = sibling("sanitize/fuzz_ops.py")
 
 needs_kernel = pytest.mark.skipif(not _lib.loaded(), reason="compiled library not loaded")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: a thread pool per call costs more than the call
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @needs_kernel

@@ -12,29 +12,15 @@ import textwrap
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from alae_fast import _lib
 from alae_fast.models import (ALAEConfig, MLPALAE, MLPALAEConfig, ModelConfig, build_model, from_preset,
                               list_presets, preset_config, register_preset)
 from alae_fast.models import presets as presets_module
 from alae_fast.training.losses import discriminator_loss
+from alae_fast_tests_support import OpRecorder, assert_r1_matches, r1_grads
 
 needs_kernels = pytest.mark.skipif(not _lib.loaded(), reason="compiled library not loaded")
-
-
-class OpRecorder(TorchDispatchMode):
-    """Records (op name, last argument) of the alae_fast ops dispatched below autograd."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if str(func).startswith("alae_fast."):
-            self.calls.append((str(func), args[-1]))
-        return func(*args, **(kwargs or {}))
 
 
 @pytest.fixture(scope="module")
@@ -279,13 +265,6 @@ def test_fused_vs_ref_whole_model(model):
     torch.testing.assert_close(model.discriminator(model.encode(x)), ref.discriminator(ref.encode(x)))
 
 
-def r1_grads(m, x, x_fake):
-    m.zero_grad(set_to_none=True)
-    loss = discriminator_loss(m.encode, m.discriminator, x, x_fake, r1_gamma=10.0)
-    loss.backward()
-    return loss.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
-
-
 def test_r1_double_backward_runs_on_kernels_and_matches_ref(device):
     if not _lib.has_kernel(device.type):
         pytest.skip(f"no compiled kernel for {device.type}")
@@ -307,11 +286,7 @@ def test_r1_double_backward_runs_on_kernels_and_matches_ref(device):
     with OpRecorder() as rec_ref:
         loss_ref, grads_ref = r1_grads(ref, x, x_fake)
     assert rec_ref.calls == []
-    torch.testing.assert_close(loss, loss_ref, rtol=1e-10, atol=1e-10)
-    assert set(grads) == set(grads_ref) and any(n.startswith("encoder.") for n in grads)
-    assert all(n.startswith(("encoder.", "discriminator.")) for n in grads)
-    for n in grads:
-        torch.testing.assert_close(grads[n], grads_ref[n], rtol=1e-9, atol=1e-9, msg=n)
+    assert_r1_matches(loss, grads, loss_ref, grads_ref, grad_rtol=1e-9)
 
 
 SCRIPT = textwrap.dedent("""

@@ -2,10 +2,6 @@
 distribution, w_avg updates per iteration, flips of the real images, the per-level tables and
 which presets use what."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -16,29 +12,9 @@ from alae_fast.training.official import OFFICIAL_CONFIGS, official_lod_batch, of
 from alae_fast.training.run import TrainOptions, training_behaviour
 from alae_fast.training.schedule import schedule_from_config
 from alae_fast.training.trainer import ALAETrainer
+from alae_fast_tests_support import toy
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the machines running the suite are shared: one torch thread and one BLAS thread avoid
-    # oversubscription stalls of many seconds
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
-
-
-def toy():
-    name = "alae_fast_tests_toy_alae"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("toy_alae.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trainer(**kw):

@@ -3,7 +3,6 @@ next iteration's end, exit 0, --resume bit-identical; a second signal kills at o
 shorter than the schedule (compressed to reach the final level), the data's channels, and a
 folder's held-out split in the final report."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -24,47 +23,16 @@ from PIL import Image
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
 from alae_fast.training.run import TrainOptions, run_training
 from alae_fast.training.schedule import LODSchedule, fit_schedule
+from alae_fast_tests_support import TINY, one_thread, tensors_in, toy
 
 HERE = Path(__file__).parent
-TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set", "latent_size=8",
-        "--set", "mapping_layers=2", "--schedule", "lod_batch=[16]", "--no-progress", "--threads", "1"]
-
-
-def toy():
-    name = "alae_fast_tests_toy_alae"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / "toy_alae.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
-
-
-def _tensors(obj) -> list:
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, dict):
-        return [t for k in sorted(obj, key=str) for t in _tensors(obj[k])]
-    if isinstance(obj, (list, tuple)):
-        return [t for v in obj for t in _tensors(v)]
-    return []
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _same_training_state(a: dict, b: dict) -> None:
     assert a["trainer"]["images_seen"] == b["trainer"]["images_seen"]
     for key in ("model", "ema", "opt_ed", "opt_fg", "generator"):
-        ta, tb = _tensors(a["trainer"][key]), _tensors(b["trainer"][key])
+        ta, tb = tensors_in(a["trainer"][key]), tensors_in(b["trainer"][key])
         assert len(ta) == len(tb) and all(torch.equal(u, v) for u, v in zip(ta, tb)), key
     assert a["data"] == b["data"]
 
@@ -100,10 +68,8 @@ def straight_run(tmp_path_factory):
     from alae_fast.cli import main
 
     out = tmp_path_factory.mktemp("straight") / "run"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    assert main([*_ARGS, "--out", str(out)]) == 0
-    torch.set_num_threads(n)
+    with one_thread():
+        assert main([*_ARGS, "--out", str(out)]) == 0
     return load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
 
 

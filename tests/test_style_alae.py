@@ -14,29 +14,15 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from alae_fast import _lib
 from alae_fast.models import (ALAEConfig, ModelConfig, StyleALAE, StyleALAEConfig, build_model, from_preset,
                               parameter_counts, parameter_table, preset_config)
-from alae_fast.training.losses import discriminator_loss
+from alae_fast_tests_support import OpRecorder, assert_r1_matches, r1_grads
 
 STYLE_PRESETS = ["ffhq-1024", "celeba-hq-256", "bedroom-256", "celeba-128", "digits-32", "photos-32"]
 SMALL = dict(latent_size=6, mapping_layers=2, layer_count=3, channels=3, start_features=4, max_features=8)
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-
-
-class OpRecorder(TorchDispatchMode):
-    """Records (op name, last argument) of the alae_fast ops dispatched below autograd."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if str(func).startswith("alae_fast."):
-            self.calls.append((str(func), args[-1]))
-        return func(*args, **(kwargs or {}))
 
 
 def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -356,13 +342,6 @@ def test_fused_vs_ref_whole_model(dtype):
         assert {"alae_fast.adain.default", "alae_fast.upfirdn2d.default", "alae_fast.bias_act.default"} <= names
 
 
-def r1_grads(m, x, x_fake, lod, blend):
-    m.zero_grad(set_to_none=True)
-    loss = discriminator_loss(lambda v: m.encode(v, lod, blend), m.discriminator, x, x_fake, r1_gamma=10.0)
-    loss.backward()
-    return loss.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
-
-
 @pytest.mark.parametrize("lod, blend", [(3, 1.0), (2, 0.5)])
 def test_r1_double_backward_runs_on_kernels_and_matches_ref(device, lod, blend):
     if not _lib.has_kernel(device.type):
@@ -385,11 +364,7 @@ def test_r1_double_backward_runs_on_kernels_and_matches_ref(device, lod, blend):
     with OpRecorder() as rec_ref:
         loss_ref, grads_ref = r1_grads(ref, x, x_fake, lod, blend)
     assert rec_ref.calls == []
-    torch.testing.assert_close(loss, loss_ref, rtol=1e-10, atol=1e-10)
-    assert set(grads) == set(grads_ref) and any(n.startswith("encoder.") for n in grads)
-    assert all(n.startswith(("encoder.", "discriminator.")) for n in grads)
-    for n in grads:
-        torch.testing.assert_close(grads[n], grads_ref[n], rtol=1e-8, atol=1e-9, msg=n)
+    assert_r1_matches(loss, grads, loss_ref, grads_ref, grad_rtol=1e-8)
 
 
 def test_generator_double_backward_matches_ref():

@@ -2,10 +2,8 @@
 and a training run interrupted and resumed against one that never stopped (bit-identical)."""
 
 import copy
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,29 +19,9 @@ from alae_fast.training.schedule import (LODSchedule, blend_factor, blend_real_i
                                          schedule_from_config)
 from alae_fast.training.setups import resolve_setup
 from alae_fast.training.trainer import ALAETrainer
+from alae_fast_tests_support import toy
 
-
-def toy():
-    name = "alae_fast_tests_toy_alae"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("toy_alae.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the machines running the suite are shared: one torch thread and one BLAS thread (numpy's
-    # eigh in FID, scikit-learn) avoid oversubscription stalls of many seconds
-    from threadpoolctl import threadpool_limits
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- schedule ----------------------------------------------------------------------------------

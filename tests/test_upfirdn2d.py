@@ -12,46 +12,11 @@ from alae_fast import _lib
 from alae_fast.nn import Blur, Downsample, Upsample, set_impl
 from alae_fast.ops import downsample2d, filter2d, setup_filter, upfirdn2d, upfirdn2d_ref, upsample2d
 from alae_fast.testing import tolerances
+from alae_fast_tests_oracles import upfirdn2d_np
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 needs_kernel = pytest.mark.skipif(not _lib.loaded(), reason="compiled library not loaded")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tensors are tiny: on a busy machine, waking a thread pool for each of the
-    # thousands of small ops of a gradcheck costs far more than the ops themselves.
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
-
-def oracle(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_filter=False, gain=1.0):
-    """The definition, step by step, in float64 numpy (independent of the kernels and of
-    upfirdn2d_ref): zero-insert, pad/crop, full 2-D FIR convolution (valid part), keep every
-    down-th sample."""
-    x = np.asarray(x, dtype=np.float64)
-    n, c, h, w = x.shape
-    (ux, uy), (dx, dy), (px0, px1, py0, py1) = up, down, padding
-    u = np.zeros((n, c, h * uy, w * ux))
-    u[:, :, ::uy, ::ux] = x
-    # pad by the positive parts, then crop the negative ones
-    u = np.pad(u, ((0, 0), (0, 0), (max(py0, 0), max(py1, 0)), (max(px0, 0), max(px1, 0))))
-    u = u[:, :, max(-py0, 0): u.shape[2] - max(-py1, 0), max(-px0, 0): u.shape[3] - max(-px1, 0)]
-    if f is None:
-        taps = np.ones((1, 1))
-    else:
-        f = np.asarray(f, dtype=np.float64)
-        taps = np.outer(f, f) if f.ndim == 1 else f
-    fh, fw = taps.shape
-    oh, ow = u.shape[2] - fh + 1, u.shape[3] - fw + 1
-    z = np.zeros((n, c, oh, ow))
-    for i in range(fh):
-        for j in range(fw):
-            # convolution: output m takes tap i from sample m + fh - 1 - i; correlation from m + i
-            a, b = (i, j) if flip_filter else (fh - 1 - i, fw - 1 - j)
-            z += taps[i, j] * u[:, :, a: a + oh, b: b + ow]
-    return z[:, :, ::dy, ::dx] * gain
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def out_size(n, up, down, p0, p1, taps):
@@ -105,7 +70,7 @@ def run_case(c, device, impl="auto"):
     y = upfirdn2d(xd, None if f is None else f.to(device), list(c["up"]), list(c["down"]), list(c["pad"]),
                   c["flip"], c["gain"], impl=impl)
     x64 = x.double().numpy()
-    expected = oracle(x64, None if f is None else f.double().numpy(), c["up"], c["down"], c["pad"], c["flip"], c["gain"])
+    expected = upfirdn2d_np(x64, None if f is None else f.double().numpy(), c["up"], c["down"], c["pad"], c["flip"], c["gain"])
     assert y.dtype == c["dtype"] and y.device.type == torch.device(device).type
     assert_matches(y, expected, c["dtype"], x64, None if f is None else f.numpy(), c["gain"])
     if c["layout"] == "channels_last" and c["shape"][1] > 1 and impl == "auto":
@@ -156,7 +121,7 @@ def test_large_and_blocked(layout, filt, up, down, device):
         y = upfirdn2d(xd, None if f is None else f.to(device), list(up), list(down), pad, False, 1.0)
     finally:
         torch.set_num_threads(prev)
-    expected = oracle(x.double().numpy(), None if f is None else f.double().numpy(), up, down, pad)
+    expected = upfirdn2d_np(x.double().numpy(), None if f is None else f.double().numpy(), up, down, pad)
     assert_matches(y, expected, torch.float32, x.numpy(), None if f is None else f.numpy(), 1.0)
 
 
@@ -449,15 +414,15 @@ def test_helpers_match_oracle(taps, device):
     xd = x.to(device)
     y = upsample2d(xd, f)
     assert y.shape == (2, 3, 16, 20)
-    e = oracle(x, fn, (2, 2), (1, 1), ((k + 1) // 2, (k - 2) // 2, (k + 1) // 2, (k - 2) // 2), gain=4)
+    e = upfirdn2d_np(x, fn, (2, 2), (1, 1), ((k + 1) // 2, (k - 2) // 2, (k + 1) // 2, (k - 2) // 2), gain=4)
     np.testing.assert_allclose(y.cpu().numpy(), e, rtol=1e-9, atol=1e-12)
     y = downsample2d(xd, f)
     assert y.shape == (2, 3, 4, 5)
-    e = oracle(x, fn, (1, 1), (2, 2), ((k - 1) // 2, (k - 2) // 2, (k - 1) // 2, (k - 2) // 2))
+    e = upfirdn2d_np(x, fn, (1, 1), (2, 2), ((k - 1) // 2, (k - 2) // 2, (k - 1) // 2, (k - 2) // 2))
     np.testing.assert_allclose(y.cpu().numpy(), e, rtol=1e-9, atol=1e-12)
     y = filter2d(xd, f, padding=[1, 0, 2, 1])
     assert y.shape == (2, 3, 11, 11)
-    e = oracle(x, fn, padding=(1 + k // 2, (k - 1) // 2, 2 + k // 2, 1 + (k - 1) // 2))
+    e = upfirdn2d_np(x, fn, padding=(1 + k // 2, (k - 1) // 2, 2 + k // 2, 1 + (k - 1) // 2))
     np.testing.assert_allclose(y.cpu().numpy(), e, rtol=1e-9, atol=1e-12)
     if k == 1:
         return  # a 1-tap upsampler only inserts zeros
@@ -474,10 +439,10 @@ def test_layers(device):
     up, down, blur = Upsample().to(device), Downsample().to(device), Blur(pad=(2, 1), upsample_factor=2).to(device)
     assert set(up.state_dict()) == {"kernel"}
     x64 = x.double().cpu().numpy()
-    np.testing.assert_allclose(up(x).cpu().numpy(), oracle(x64, k2, (2, 2), (1, 1), (2, 1, 2, 1), gain=4),
+    np.testing.assert_allclose(up(x).cpu().numpy(), upfirdn2d_np(x64, k2, (2, 2), (1, 1), (2, 1, 2, 1), gain=4),
                                rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(down(x).cpu().numpy(), oracle(x64, k2, (1, 1), (2, 2), (1, 1, 1, 1)), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(blur(x).cpu().numpy(), oracle(x64 * 4, k2, padding=(2, 1, 2, 1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(down(x).cpu().numpy(), upfirdn2d_np(x64, k2, (1, 1), (2, 2), (1, 1, 1, 1)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(blur(x).cpu().numpy(), upfirdn2d_np(x64 * 4, k2, padding=(2, 1, 2, 1)), rtol=1e-5, atol=1e-5)
     assert Blur()(x.cpu()).shape == x.shape
     ref_up = set_impl(Upsample().to(device), "ref")
     torch.testing.assert_close(ref_up(x), up(x))

@@ -7,9 +7,9 @@ resolutions 4·2^lod with fade-in blending - and carries its own schedule fields
 StyleALAE config must. It records the (shape, lod, blend) of every encode call so tests can
 check what the trainer fed it. Plain ``nn.Linear`` layers: small and fast.
 
-Tests run in importlib mode, so sibling modules are not importable by name: load this file by
-path under the fixed module name ``alae_fast_tests_toy_alae`` (see ``toy()`` in the test files),
-once per process. Importing it registers the config kind and the model preset ``toy-pg``.
+Tests load it with ``toy()`` from tests/support.py (``from alae_fast_tests_support import toy``),
+once per process, under the fixed module name ``alae_fast_tests_toy_alae``. Loading it registers
+the config kind and the model preset ``toy-pg``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,124 @@
+"""Helpers shared by the test files (not a test module): loading the other helper files, the toy
+model, the tiny-run command-line options, thread limits and an op recorder.
+
+Tests run in importlib mode, so files beside them are not importable by name. tests/conftest.py
+registers this file as ``alae_fast_tests_support`` (and ``oracles.py`` as
+``alae_fast_tests_oracles``) before any test module is imported; test files import from those
+names. Files with side effects or optional dependencies (``toy_alae.py`` registers a preset,
+``app_support.py`` needs Pillow) load on first use through ``sibling``.
+
+Only torch is imported here: the lent GPU machines and the sanitizer venv have torch, numpy,
+pytest and hypothesis, and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+HERE = Path(__file__).parent
+
+# `alae-fast train` options that make the digits-mlp preset tiny (seconds per run on one thread).
+TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set", "latent_size=8",
+        "--set", "mapping_layers=2", "--schedule", "lod_batch=[16]", "--no-progress", "--threads", "1"]
+
+
+def sibling(filename: str):
+    """tests/<filename> as a module, loaded once per process under the fixed name
+    ``alae_fast_tests_<stem>`` (a fixed name, so that a subprocess loading the same file by path
+    agrees on it). Later calls return the module already loaded."""
+    name = "alae_fast_tests_" + Path(filename).stem
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE / filename)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def toy():
+    """The toy progressive ALAE module (toy_alae.py); loading it registers the preset ``toy-pg``."""
+    return sibling("toy_alae.py")
+
+
+@contextlib.contextmanager
+def one_thread():
+    """One torch thread, and one BLAS thread where threadpoolctl is installed, restored on exit.
+
+    Why: the machines running the suite are shared, and the tensors here are small. Waking a
+    thread pool for each of the thousands of small ops of a gradcheck costs more than the ops,
+    and OpenBLAS/OpenMP workers spinning against other processes made a 480x480 eigh (FID) take
+    5 s instead of 0.1 s. threadpoolctl comes with scikit-learn, which the GPU machines and the
+    sanitizer venv lack: there only torch is limited.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1) if threadpool_limits else contextlib.nullcontext():
+            yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def tensors_in(obj) -> list:
+    """Every tensor in a nested dict / list / tuple (a checkpoint, an optimizer state), depth
+    first, dict keys in sorted order: two states compare tensor by tensor."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for k in sorted(obj, key=str) for t in tensors_in(obj[k])]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in tensors_in(v)]
+    return []
+
+
+class OpRecorder(TorchDispatchMode):
+    """Records the ops dispatched below autograd while active (``with OpRecorder() as rec``):
+    ``ops``, every op's name; ``calls``, (name, last argument) of each alae_fast op."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func)
+        self.ops.append(name)
+        if name.startswith("alae_fast."):
+            self.calls.append((name, args[-1]))
+        return func(*args, **(kwargs or {}))
+
+    def alae_ops(self) -> set[str]:
+        """The names of the alae_fast ops recorded."""
+        return {o for o in self.ops if o.startswith("alae_fast.")}
+
+
+def r1_grads(m, x, x_fake, *encode_args):
+    """The discriminator loss with R1 (gamma 10) of model ``m`` on real ``x`` and fake ``x_fake``,
+    encoding with ``m.encode(v, *encode_args)``, and the gradients its backward leaves:
+    (loss detached, {parameter name: gradient}). Zeroes ``m``'s gradients first."""
+    from alae_fast.training.losses import discriminator_loss
+
+    m.zero_grad(set_to_none=True)
+    loss = discriminator_loss(lambda v: m.encode(v, *encode_args), m.discriminator, x, x_fake, r1_gamma=10.0)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+
+def assert_r1_matches(loss, grads, loss_ref, grads_ref, grad_rtol: float) -> None:
+    """``r1_grads`` of the kernels against the reference's: the same loss (1e-10), gradients for
+    the same encoder and discriminator parameters, each within ``grad_rtol`` (atol 1e-9)."""
+    torch.testing.assert_close(loss, loss_ref, rtol=1e-10, atol=1e-10)
+    assert set(grads) == set(grads_ref) and any(n.startswith("encoder.") for n in grads)
+    assert all(n.startswith(("encoder.", "discriminator.")) for n in grads)
+    for n in grads:
+        torch.testing.assert_close(grads[n], grads_ref[n], rtol=grad_rtol, atol=1e-9, msg=n)
