@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alae_fast.ops import ACTIVATIONS, adain, adain_ref
-from alae_fast.testing import assert_close_to_oracle
+from alae_fast.testing import assert_close_to_oracle, tolerances
 from alae_fast_tests_oracles import act_np
 
 ACTS = list(ACTIVATIONS)
@@ -100,21 +100,49 @@ def run_case(c, device):
     # Normalising divides by the plane's std: the output's error is the input rounding
     # error magnified by up to a few units; half types get a wider band.
     scale = 4.0 if c["dtype"] in (torch.float16, torch.bfloat16) else 2.0
-    assert_close_to_oracle(y, expected, scale=scale)
-    assert_close_to_oracle(call(adain_ref, d, act=c["act"], alpha=c["alpha"], eps=c["eps"]), expected, scale=scale)
+    slack = normalisation_slack(d, c["act"], c["alpha"], c["eps"])
+    assert_close_with_slack(y, expected, scale, slack)
+    assert_close_with_slack(call(adain_ref, d, act=c["act"], alpha=c["alpha"], eps=c["eps"]), expected, scale, slack)
 
 
+def normalisation_slack(d, act, alpha, eps):
+    """Per-plane [N, C, 1, 1] error the arithmetic may reach before rounding the output.
+
+    Adding noise and bias rounds each element by u·|term| (u: the compute type's unit
+    roundoff, float32 for the half types); dividing by the plane's std magnifies that by up
+    to |z| / std(act(z)), times the activation's slope (≤ 2 for every activation) and the
+    style scale |1 + s|. A plane of two nearly equal values is legitimately ill-conditioned
+    (found by hypothesis: a 1×2 plane, float32, error 1e-4), so the tolerance grows with it
+    instead of the inputs being made benign. The 16 covers the mean's and variance's sums."""
+    u = 2.0 ** -53 if d["x"].dtype == torch.float64 else 2.0 ** -24
+    n = lambda t: 0.0 if t is None else t.detach().double().cpu().numpy()
+    x, noise, bias = n(d["x"]), n(d["noise"]), n(d["bias"])
+    nw = 1.0 if d["noise_weight"] is None else n(d["noise_weight"])[None, :, None, None]
+    b = bias[None, :, None, None] if d["bias"] is not None else 0.0
+    z = x + nw * noise + b
+    magnitude = np.abs(x) + np.abs(nw * noise) + np.abs(b) + np.zeros_like(x)
+    a = act_np(z, act, alpha)
+    std = np.sqrt(a.var(axis=(2, 3), keepdims=True) + eps)
+    style = 1.0 if d["style_scale"] is None else np.abs(1 + n(d["style_scale"]))[:, :, None, None]
+    return 16 * u * 2 * magnitude.max(axis=(2, 3), keepdims=True) / std * style
+
+
+def assert_close_with_slack(actual, expected, scale, slack):
+    """|actual − expected| ≤ the dtype's tolerances (widened by scale) + slack, elementwise."""
+    rtol, atol = tolerances(actual.dtype)
+    got = actual.detach().cpu().double().numpy()
+    bound = atol * scale + rtol * scale * np.abs(expected) + slack
+    excess = np.abs(got - expected) - bound
+    assert np.all(excess <= 0), (f"{int((excess > 0).sum())} of {excess.size} elements beyond tolerance; "
+                                 f"worst excess {excess.max():.3g} at {np.unravel_index(excess.argmax(), excess.shape)}")
+
+
+# a parameter, not the device fixture: hypothesis refuses function-scoped fixtures
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @settings(max_examples=60)
-@given(cases())
-def test_matches_oracle_cpu(c):
-    run_case(c, "cpu")
-
-
-@pytest.mark.cuda
-@settings(max_examples=60)
-@given(cases())
-def test_matches_oracle_cuda(c):
-    run_case(c, "cuda")
+@given(c=cases())
+def test_matches_oracle(c, device):
+    run_case(c, device)
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])

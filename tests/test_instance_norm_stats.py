@@ -64,17 +64,12 @@ def run_case(c, device):
         assert_close_to_oracle(got, exp, scale=scale)
 
 
+# a parameter, not the device fixture: hypothesis refuses function-scoped fixtures
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @settings(max_examples=60)
-@given(cases())
-def test_matches_oracle_cpu(c):
-    run_case(c, "cpu")
-
-
-@pytest.mark.cuda
-@settings(max_examples=60)
-@given(cases())
-def test_matches_oracle_cuda(c):
-    run_case(c, "cuda")
+@given(c=cases())
+def test_matches_oracle(c, device):
+    run_case(c, device)
 
 
 # Which outputs the loss uses: every subset, so each cotangent path (and the None ones) runs.
