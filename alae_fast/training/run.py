@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..models import ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
@@ -45,7 +46,7 @@ from .images import plot_loss_curves, save_image_grid, save_pairs_grid
 from .inference import CHECKPOINT_FORMAT, LoadedRun, latent_eval, prepare_images, sample_images, to_display
 from .schedule import LODSchedule, fit_schedule
 from .stop import StopRequest
-from .setups import DEFAULT_PRESET, FALLBACK_PRESET, TrainSetup, resolve_setup, setup_available
+from .setups import DEFAULT_PRESET, TrainSetup, resolve_setup
 from .trainer import ALAETrainer
 
 __all__ = ["TrainOptions", "run_training", "pick_setup", "format_latent_report", "training_behaviour"]
@@ -127,16 +128,10 @@ def _ema_kimg(opts: TrainOptions, config) -> float:
     return float(getattr(config, "ema_kimg", 10.0))
 
 
-def pick_setup(preset: str | None, model_overrides=None, schedule_overrides=None) -> tuple[TrainSetup, str | None]:
-    """The setup to train and, when the default StyleALAE preset is not available yet, the
-    message saying what is trained instead."""
-    name = preset or DEFAULT_PRESET
-    note = None
-    if name == DEFAULT_PRESET and not setup_available(name):
-        note = (f"note: preset {DEFAULT_PRESET!r} (StyleALAE on the 32x32 digits) is not registered in this "
-                f"install yet; training {FALLBACK_PRESET!r} (the MLP ALAE on the same embedded digits) instead.")
-        name = FALLBACK_PRESET
-    return resolve_setup(name, model_overrides, schedule_overrides), note
+def pick_setup(preset: str | None, model_overrides=None, schedule_overrides=None) -> TrainSetup:
+    """The setup ``preset`` names (None: ``DEFAULT_PRESET``, 'digits-32') with the overrides
+    applied. Raises ValueError like ``resolve_setup``."""
+    return resolve_setup(preset or DEFAULT_PRESET, model_overrides, schedule_overrides)
 
 
 class _Say:
@@ -150,10 +145,6 @@ class _Say:
 
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the bar is a convenience; the log has the same numbers
         return None
     return tqdm(total=total, initial=initial, unit="img", unit_scale=True, dynamic_ncols=True, smoothing=0.1,
                 file=sys.stderr)
@@ -217,13 +208,13 @@ def format_latent_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _resolve(opts: TrainOptions, ckpt_state: dict | None, say) -> tuple[TrainSetup, str | None]:
+def _resolve(opts: TrainOptions, ckpt_state: dict | None, say) -> TrainSetup:
     if ckpt_state is not None and opts.preset is None and not opts.model_overrides and not opts.schedule_overrides:
         # resuming without naming the setup: continue exactly what the checkpoint trained
         config = ModelConfig.from_dict(ckpt_state["model_config"])
         schedule = LODSchedule.from_dict(ckpt_state["schedule"])
         return TrainSetup(ckpt_state.get("setup", "?"), config, schedule, float(ckpt_state["total_kimg"]),
-                          "resumed"), None
+                          "resumed")
     return pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
 
 
@@ -348,7 +339,7 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         raise ValueError(f"checkpoint_minutes: expected a number > 0 or None; got {opts.checkpoint_minutes}")
 
     # --- what to train, where -------------------------------------------------------------
-    first_setup, note = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
+    first_setup = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
     out = Path(opts.out) if opts.out else Path("runs") / first_setup.name
     ckdir = out / "checkpoints"
     existing = list_checkpoints(ckdir)
@@ -369,13 +360,11 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
                               f"or choose another --out")
     setup = first_setup
     if ckpt_state is not None:
-        setup, note = _resolve(opts, ckpt_state, say)
+        setup = _resolve(opts, ckpt_state, say)
         # a behaviour not given again continues as the checkpoint's run chose it
         saved = ckpt_state.get("options", {})
         opts = replace(opts, **{k: saved[k] for k in _BEHAVIOUR_DEFAULTS
                                 if getattr(opts, k) is None and saved.get(k) is not None})
-    if note:
-        say(note)
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
     if not total_kimg > 0:
         raise ValueError(f"kimg: expected > 0; got {total_kimg}")
@@ -443,7 +432,7 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     options = {k: v for k, v in asdict(opts).items()}
     from ..data.spec import data_spec
     spec = data_spec(opts.data)
-    resolved = {"setup": setup.name, "data_spec": spec, "description": setup.description, "note": note,
+    resolved = {"setup": setup.name, "data_spec": spec, "description": setup.description,
                 "model": config.to_dict(), "schedule": schedule.to_dict(), "total_kimg": total_kimg,
                 "options": options, "behaviour": behaviour, "world_size": ctx.world_size, "backend": ctx.backend,
                 "device": str(ctx.device), "parameters": counts, "torch": torch.__version__,
@@ -587,11 +576,11 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
             f"{last_path}; continue with: alae-fast train --resume --out {out}")
         return {"out": str(out), "setup": setup.name, "kimg": trainer.images_seen / 1000.0,
                 "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(last_path),
-                "last_log": last_rec, "note": note, "stopped": stopped}
+                "last_log": last_rec, "stopped": stopped}
 
     summary: dict[str, Any] = {"out": str(out), "setup": setup.name, "kimg": trainer.images_seen / 1000.0,
                                "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(last_path),
-                               "last_log": last_rec, "note": note}
+                               "last_log": last_rec}
     if ctx.is_main:
         newest = (max((out / "images").glob(f"{kind}-*.png"), default=None) for kind in ("samples", "reconstructions"))
         summary["images"] = [str(p) for p in newest if p is not None]

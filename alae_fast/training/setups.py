@@ -3,7 +3,7 @@
 ``resolve_setup(name)`` finds what ``alae-fast train --preset NAME`` trains:
 
 1. a setup registered here (``list_setups()``): ``digits-mlp`` (the MLP ALAE on the embedded
-   digits at 32×32, the CPU demo until StyleALAE's ``digits-32`` exists) and ``mnist-mlp``
+   digits at 32×32) and ``mnist-mlp``
    (the paper's MNIST MLP recipe, for ``--data`` pointing at MNIST IDX files);
 2. otherwise a model preset (``alae_fast.models.list_presets()``) whose config carries its own
    schedule fields (see :func:`alae_fast.training.schedule.schedule_from_config`); its default
@@ -12,7 +12,7 @@
 
 Model-config and schedule fields can be overridden (the CLI's ``--set`` and ``--schedule``).
 
-What a model preset (e.g. StyleALAE's ``digits-32``) must provide to be trainable:
+What a model preset (e.g. StyleALAE's ``digits-32``, the default) must provide to be trainable:
 
 - registration at ``import alae_fast.models``: its config class with ``@register_config``, its
   model class with ``@register_model(ConfigClass)``, the preset with ``register_preset``;
@@ -33,11 +33,9 @@ from dataclasses import dataclass, field
 from ..models import MLPALAEConfig, ModelConfig, list_presets, preset_config
 from .schedule import LODSchedule, schedule_from_config
 
-__all__ = ["TrainSetup", "register_setup", "list_setups", "resolve_setup", "setup_available",
-           "DEFAULT_PRESET", "FALLBACK_PRESET"]
+__all__ = ["TrainSetup", "register_setup", "list_setups", "resolve_setup", "DEFAULT_PRESET"]
 
 DEFAULT_PRESET = "digits-32"
-FALLBACK_PRESET = "digits-mlp"
 
 
 @dataclass(frozen=True)
@@ -85,10 +83,6 @@ def list_setups() -> list[str]:
     return sorted(names)
 
 
-def setup_available(name: str) -> bool:
-    return name in _SETUPS or name in list_presets()
-
-
 def _default_kimg(config, schedule: LODSchedule) -> float:
     kimg = getattr(config, "train_kimg", None)
     if kimg is not None:
@@ -122,9 +116,8 @@ def resolve_setup(name: str, model_overrides: dict | None = None, schedule_overr
 
 
 def _builtin() -> None:
-    # The MLP ALAE on the embedded digits. Sized so that `alae-fast train` (which falls back
-    # to it while StyleALAE's digits-32 is not registered) stays well inside 5 minutes on 2
-    # CPU cores; the encoder ends in a leaky ReLU like the authors' code, so E's w has F's
+    # The MLP ALAE on the embedded digits, sized to train well inside 5 minutes on 2 CPU
+    # cores (the MLP counterpart of the default digits-32); the encoder ends in a leaky ReLU like the authors' code, so E's w has F's
     # lrelu-shaped distribution.
     digits = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, image_size=32,
                            encoder_hidden=(512, 512), generator_hidden=(512, 512), encoder_out_act="lrelu")
