@@ -82,8 +82,6 @@ class StyleALAEConfig(ALAEConfig):
     """
 
     kind: ClassVar[str] = "style_alae"
-    latent_size: int = 512
-    mapping_layers: int = 8
     layer_count: int = 9
     channels: int = 3
     start_features: int = 16

@@ -370,12 +370,8 @@ class _Plan:
         return self.setup.schedule
 
     @property
-    def config(self) -> ModelConfig:
-        return self.setup.model_config
-
-    @property
     def behaviour(self) -> dict[str, Any]:
-        return training_behaviour(self.opts, self.config)
+        return training_behaviour(self.opts, self.setup.model_config)
 
     @property
     def total(self) -> int:
@@ -489,8 +485,8 @@ class _Run:
         """EMA samples of fixed latents, EMA reconstructions of ``show_real`` and the loss curves."""
         plan, trainer, ctx, out = self.plan, self.trainer, self.ctx, self.plan.out
         schedule, phase = plan.schedule, trainer.phase()
-        run = LoadedRun(trainer.ema.module, plan.config, schedule, phase, plan.setup.name, trainer.images_seen,
-                        out, {})
+        run = LoadedRun(trainer.ema.module, plan.setup.model_config, schedule, phase, plan.setup.name,
+                        trainer.images_seen, out, {})
         res = schedule.resolution
         scale = max(1, 128 // res)
         with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []), torch.no_grad():
@@ -516,8 +512,9 @@ class _Run:
         rng = ctx.all_gather_object(capture_rng_state())
         if not ctx.is_main:
             return None
-        state = {"format": CHECKPOINT_FORMAT, "setup": plan.setup.name, "model_config": plan.config.to_dict(),
-                 "schedule": plan.schedule.to_dict(), "total_kimg": plan.total_kimg,
+        state = {"format": CHECKPOINT_FORMAT, "setup": plan.setup.name,
+                 "model_config": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
+                 "total_kimg": plan.total_kimg,
                  **({"fit_kimg": plan.fit_kimg} if plan.compressed else {}),
                  "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "world_size": ctx.world_size,
                  "trainer": self.trainer.state_dict(), "data": self.stream.state_dict(), "data_spec": self.spec,
@@ -527,7 +524,7 @@ class _Run:
 
 def _make_trainer(plan: _Plan, ctx: DistributedContext) -> ALAETrainer:
     """The model (seeded by ``opts.seed``) on ``ctx.device`` and its trainer."""
-    opts, config = plan.opts, plan.config
+    opts, config = plan.opts, plan.setup.model_config
     random.seed(opts.seed)
     np.random.seed(opts.seed % (2 ** 32))
     torch.manual_seed(opts.seed)
@@ -598,7 +595,8 @@ def _write_run_config(run: _Run) -> None:
     model = run.trainer.model
     counts = model.parameter_counts() if hasattr(model, "parameter_counts") else {}
     resolved = {"setup": plan.setup.name, "data_spec": run.spec, "description": plan.setup.description,
-                "model": plan.config.to_dict(), "schedule": plan.schedule.to_dict(), "total_kimg": plan.total_kimg,
+                "model": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
+                "total_kimg": plan.total_kimg,
                 "options": asdict(plan.opts), "behaviour": plan.behaviour, "world_size": ctx.world_size,
                 "backend": ctx.backend, "device": str(ctx.device), "parameters": counts, "torch": torch.__version__,
                 "checkpoint_kimg": plan.ckpt_every / 1000, "image_kimg": plan.image_every / 1000}
@@ -760,8 +758,8 @@ def _evaluate(run: _Run) -> dict[str, Any]:
     opts, schedule = plan.opts, plan.schedule
     with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
         phase = trainer.phase()
-        report = latent_eval(trainer.ema.module, plan.config, schedule, phase, opts.data, seed=opts.seed,
-                             device=ctx.device)
+        report = latent_eval(trainer.ema.module, plan.setup.model_config, schedule, phase, opts.data,
+                             seed=opts.seed, device=ctx.device)
         try:
             test, mse_on = open_dataset(opts.data, schedule.resolution, schedule.channels, split="test"), "held-out"
         except (FileNotFoundError, ValueError):
