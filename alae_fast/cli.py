@@ -161,9 +161,8 @@ def _add_train(sub) -> None:
                     "Writes to the run folder: config.json (resolved setup), log.jsonl (losses, images/s, lod),\n"
                     "loss_curves.png, images/samples-*.png and images/reconstructions-*.png, checkpoints/ckpt-*.pt\n"
                     "(atomic, the newest --keep kept) and eval.json. With no arguments it trains 'digits-32' on\n"
-                    "scikit-learn's bundled digits (falling back to 'digits-mlp' while 'digits-32' is not\n"
-                    "registered) and prints the EMA encoder's 1-NN and LinearSVC accuracy beside a random encoder\n"
-                    "and PCA.\n\n"
+                    "scikit-learn's bundled digits and prints the EMA encoder's 1-NN and LinearSVC accuracy\n"
+                    "beside a random encoder and PCA.\n\n"
                     "Multi-GPU / multi-process: torchrun --nproc_per_node N -m alae_fast.cli train ...\n"
                     "(NCCL on GPUs, gloo on CPUs; the global batch is split across processes; rank 0 writes).",
         epilog="`alae-fast presets` lists the trainable presets.")
@@ -570,7 +569,7 @@ def _cmd_presets(_args) -> int:
     import torch
 
     from .models import build_model, describe_presets, preset_config
-    from .training.setups import DEFAULT_PRESET, FALLBACK_PRESET, list_setups, resolve_setup, setup_available
+    from .training.setups import list_setups, resolve_setup
 
     def counts(config) -> str:
         with torch.device("meta"):
@@ -583,8 +582,6 @@ def _cmd_presets(_args) -> int:
         s = resolve_setup(name)
         print(f"  {name:16s} {s.schedule.channels}x{s.schedule.resolution}px, {s.kimg:g} kimg - {s.description}")
         print(f"  {'':16s} {counts(s.model_config)}")
-    if not setup_available(DEFAULT_PRESET):
-        print(f"  ({DEFAULT_PRESET!r}, the default, is not registered yet: train falls back to {FALLBACK_PRESET!r})")
     print("model presets (alae_fast.models.from_preset):")
     for name, desc in describe_presets().items():
         print(f"  {name:16s} {desc}")

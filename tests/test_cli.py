@@ -19,7 +19,6 @@ Image = pytest.importorskip("PIL.Image")
 
 from alae_fast.cli import build_parser, main
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
-from alae_fast.training.setups import DEFAULT_PRESET, setup_available
 from alae_fast_tests_support import TINY, one_thread, tensors_in, toy
 
 HERE = Path(__file__).parent
@@ -150,16 +149,6 @@ def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys):
     dark = (grid.min(axis=2) < 128) if grid.ndim == 3 else grid < 128
     assert dark[:, : grid.shape[1] // 8].any()  # row labels are drawn (the layout: test_labelled_grid_layout)
     assert main(["generate", "--ckpt", str(out), "--n", "4"]) == 0
-
-
-def test_default_preset_falls_back_with_a_message(tmp_path, capsys):
-    if setup_available(DEFAULT_PRESET):
-        pytest.skip(f"{DEFAULT_PRESET} is registered: no fallback to test")
-    assert main(["train", "--out", str(tmp_path / "d"), "--kimg", "0.016", "--no-eval", "--no-progress",
-                 "--threads", "1"]) == 0
-    out = capsys.readouterr().out
-    assert f"preset {DEFAULT_PRESET!r}" in out and "not registered" in out and "'digits-mlp'" in out
-    assert json.loads((tmp_path / "d" / "config.json").read_text())["setup"] == "digits-mlp"
 
 
 def test_errors_exit_2_with_a_clear_line(mlp_run, tmp_path, capsys):

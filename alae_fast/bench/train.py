@@ -1,8 +1,7 @@
 """Benchmark cases of one whole ALAE training iteration (the three steps, R1 double backward
 included, Adam and EMA updates), on the fused ops ('fused') vs the PyTorch references ('ref').
 
-Cases: the trainable digits presets (StyleALAE ``digits-32`` when registered, and the MLP
-``digits-mlp``), at their preset batch, from the same initial weights, at the preset's last
+Cases: the trainable digits presets (StyleALAE ``digits-32`` and the MLP ``digits-mlp``), at their preset batch, from the same initial weights, at the preset's last
 level of detail, fully faded in (where a default run spends most of its time; at 4x4 an
 iteration is all Python and optimizer overhead). Each call of a candidate runs one more
 iteration of its own trainer.
@@ -15,7 +14,7 @@ import copy
 import torch
 
 from ..models import build_model
-from ..training.setups import list_setups, resolve_setup
+from ..training.setups import resolve_setup
 from ..training.trainer import ALAETrainer
 from .harness import Case, Target
 
@@ -27,13 +26,10 @@ def _iteration(trainer: ALAETrainer, x: torch.Tensor):
 
 
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
-    """One case per available preset; candidates fused and ref (no compiled column: torch.compile
+    """One case per preset; candidates fused and ref (no compiled column: torch.compile
     cannot run the R1 double backward)."""
     out = []
-    available = set(list_setups())
     for name in PRESETS:
-        if name not in available:
-            continue
         setup = resolve_setup(name)
         gen = torch.Generator().manual_seed(0)
         with torch.random.fork_rng(devices=[]):

@@ -53,42 +53,40 @@ def _epoch_flips(n: int, epoch: int, seed: int) -> torch.Tensor:
     return torch.randint(0, 2, (n,), generator=g, dtype=torch.int64).bool()
 
 
+def _stream_slice(n: int, start: int, count: int, dtype: torch.dtype, epoch_values) -> torch.Tensor:
+    """Positions ``start .. start + count - 1`` of the stream whose epoch ``e`` is the ``[n]``
+    tensor ``epoch_values(e)``, epochs concatenated (``[count]`` of ``dtype``). Raises ValueError
+    for ``n <= 0`` or a negative ``start``/``count``."""
+    if n <= 0:
+        raise ValueError(f"n: expected a positive dataset length, got {n}")
+    if start < 0 or count < 0:
+        raise ValueError(f"start/count: expected non-negative ints, got {start}, {count}")
+    out = torch.empty(count, dtype=dtype)
+    pos, filled = start, 0
+    while filled < count:
+        epoch, offset = divmod(pos, n)
+        take = min(n - offset, count - filled)
+        out[filled:filled + take] = epoch_values(epoch)[offset:offset + take]
+        filled += take
+        pos += take
+    return out
+
+
 def stream_flips(n: int, start: int, count: int, seed: int = 0) -> torch.Tensor:
     """Whether global stream positions ``start .. start + count - 1`` are mirrored (bool ``[count]``).
 
     ``n`` is the dataset length (the epoch length of the stream); each position is a fair coin,
     independent of the others, fixed by (seed, position) alone (see the module docstring).
+    Raises ValueError for ``n <= 0`` or a negative ``start``/``count``.
     """
-    if n <= 0:
-        raise ValueError(f"n: expected a positive dataset length, got {n}")
-    if start < 0 or count < 0:
-        raise ValueError(f"start/count: expected non-negative ints, got {start}, {count}")
-    out = torch.empty(count, dtype=torch.bool)
-    pos, filled = start, 0
-    while filled < count:
-        epoch, offset = divmod(pos, n)
-        take = min(n - offset, count - filled)
-        out[filled:filled + take] = _epoch_flips(n, epoch, seed)[offset:offset + take]
-        filled += take
-        pos += take
-    return out
+    return _stream_slice(n, start, count, torch.bool, lambda epoch: _epoch_flips(n, epoch, seed))
 
 
 def stream_indices(n: int, start: int, count: int, seed: int = 0, shuffle: bool = True) -> torch.Tensor:
-    """Dataset indices at global stream positions ``start .. start + count - 1`` (int64 ``[count]``)."""
-    if n <= 0:
-        raise ValueError(f"n: expected a positive dataset length, got {n}")
-    if start < 0 or count < 0:
-        raise ValueError(f"start/count: expected non-negative ints, got {start}, {count}")
-    out = torch.empty(count, dtype=torch.int64)
-    pos, filled = start, 0
-    while filled < count:
-        epoch, offset = divmod(pos, n)
-        take = min(n - offset, count - filled)
-        out[filled:filled + take] = _epoch_permutation(n, epoch, seed, shuffle)[offset:offset + take]
-        filled += take
-        pos += take
-    return out
+    """Dataset indices at global stream positions ``start .. start + count - 1`` (int64 ``[count]``).
+
+    Raises ValueError for ``n <= 0`` or a negative ``start``/``count``."""
+    return _stream_slice(n, start, count, torch.int64, lambda epoch: _epoch_permutation(n, epoch, seed, shuffle))
 
 
 class ShardedStreamSampler(Sampler[int]):

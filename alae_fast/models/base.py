@@ -43,6 +43,17 @@ class ALAEModel(nn.Module):
         self.latent_size = config.latent_size
         self.register_buffer("w_avg", torch.zeros(config.latent_size))
 
+    @classmethod
+    def _resolve_config(cls, config_cls: type, config, overrides: dict):
+        """``config`` (None: ``config_cls()``) with ``overrides`` applied; TypeError when it is
+        not a ``config_cls``. What a model's ``__init__(config=None, **overrides)`` starts with."""
+        config = config_cls() if config is None else config
+        if not isinstance(config, config_cls):
+            article = "an" if config_cls.__name__[0] in "AEIOUM" else "a"
+            raise TypeError(f"{cls.__name__}: config must be {article} {config_cls.__name__}; "
+                            f"got {type(config).__name__}")
+        return config.replace(**overrides) if overrides else config
+
     @property
     def num_ws(self) -> int:
         """How many style inputs G takes."""

@@ -108,11 +108,7 @@ class ModelConfig:
                                  f"not a {cls.__name__}")
         elif kind is not None and kind != cls.kind:
             raise ValueError(f"{cls.__name__}.from_dict: kind must be {cls.kind!r}; got {kind!r}")
-        names = {f.name for f in dataclasses.fields(target)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"{target.__name__}.from_dict: unknown field(s) {unknown}; "
-                             f"expected some of {sorted(names)}")
+        check_fields(target, data, f"{target.__name__}.from_dict")
         return target(**data)
 
     @classmethod
@@ -122,14 +118,20 @@ class ModelConfig:
 
     def replace(self, **changes) -> ModelConfig:
         """A copy with some fields changed (validated again); unknown names raise ValueError."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ValueError(f"{type(self).__name__}: unknown field(s) {unknown}; expected some of {sorted(names)}")
+        check_fields(self, changes, type(self).__name__)
         return dataclasses.replace(self, **changes)
 
 
-# --- field checks shared by the configs ------------------------------------------------------
+# --- field checks shared by the configs (and the training schedule, alae_fast.training.schedule) ---
+
+def check_fields(cls, data, where: str) -> None:
+    """Raises ValueError (prefixed ``where``) naming the keys of ``data`` that are not fields of
+    the dataclass (or dataclass instance) ``cls``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(names)}")
+
 
 def check_int(cfg: ModelConfig, name: str, minimum: int = 1) -> None:
     value = getattr(cfg, name)
@@ -149,6 +151,23 @@ def check_real(cfg: ModelConfig, name: str, low: float = -math.inf, high: float 
         lo = "(" if low_open else "["
         raise ValueError(f"{type(cfg).__name__}: {name} must be a finite number in {lo}{low}, {high}]; got {value}")
     object.__setattr__(cfg, name, value)  # JSON may hand back 1 for 1.0
+
+
+def check_real_tuple(cfg, name: str) -> None:
+    """A non-empty tuple of finite numbers > 0 (a per-level ``lod_kimg``/``lod_lr``), stored as
+    floats; ValueError otherwise."""
+    value = getattr(cfg, name)
+    if (not isinstance(value, tuple) or len(value) == 0 or any(
+            isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0 for v in value)):
+        raise ValueError(f"{type(cfg).__name__}: {name} must be a non-empty sequence of finite numbers > 0 "
+                         f"(one per lod, the last repeated); got {value!r}")
+    object.__setattr__(cfg, name, tuple(float(v) for v in value))
+
+
+def per_level(values: tuple, lod: int):
+    """Entry ``lod`` of a per-level tuple; a tuple shorter than the levels repeats its last entry
+    (the rule of every ``lod_*`` value, see alae_fast.training.schedule)."""
+    return values[min(lod, len(values) - 1)]
 
 
 def check_int_tuple(cfg: ModelConfig, name: str, min_len: int = 0) -> None:

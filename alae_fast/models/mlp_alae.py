@@ -121,11 +121,7 @@ class MLPALAE(ALAEModel):
     """
 
     def __init__(self, config: MLPALAEConfig | None = None, **overrides):
-        config = MLPALAEConfig() if config is None else config
-        if not isinstance(config, MLPALAEConfig):
-            raise TypeError(f"MLPALAE: config must be an MLPALAEConfig; got {type(config).__name__}")
-        if overrides:
-            config = config.replace(**overrides)
+        config = self._resolve_config(MLPALAEConfig, config, overrides)
         super().__init__(config)
         c = config
         self.image_shape = (c.image_channels, c.image_size, c.image_size)

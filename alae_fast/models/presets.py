@@ -8,20 +8,40 @@
 
 Parameter counts of every preset: ``python -m alae_fast.models`` (``parameter_table()``).
 
-Adding a model kind: decorate its class with ``@register_model(ItsConfig)``. Adding a preset:
-``register_preset("name", ItsConfig(...), "one line of description")``, at import of the
-module that defines the config, or in ``_builtin_presets`` below.
+Adding a model kind: decorate its class with ``@register_model(ItsConfig)``. Adding a preset
+is one declaration, ``register_preset("name", ItsConfig(...), "one line of description")``, at
+import of the module that defines the config, or in ``_builtin_presets`` below. The same
+registry is what ``alae-fast train --preset NAME`` trains (``alae_fast.training.setups``): a
+config that carries its schedule (StyleALAE's ``lod_*`` fields) is trainable as it is; one
+that does not (the MLP configs) is given its schedule in the declaration (``schedule=``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from torch import nn
 
 from .config import ModelConfig, MLPALAEConfig
 from .style_config import StyleALAEConfig
 
+
+@dataclass(frozen=True)
+class Preset:
+    """One registered preset (see ``register_preset`` for the fields)."""
+
+    config: ModelConfig
+    description: str = ""
+    schedule: Mapping[str, Any] | None = None
+    kimg: float | None = None
+    train_description: str | None = None
+    listed: bool = True
+
+
 _MODELS: dict[type, type] = {}
-_PRESETS: dict[str, tuple[ModelConfig, str]] = {}
+_PRESETS: dict[str, Preset] = {}
 
 
 def register_model(config_cls: type[ModelConfig]):
@@ -54,8 +74,29 @@ def build_model(config: ModelConfig) -> nn.Module:
                      f"known: {sorted(c.__name__ for c in _MODELS)}")
 
 
-def register_preset(name: str, config: ModelConfig, description: str = "", *, overwrite: bool = False) -> None:
-    """Registers ``config`` under ``name``; ``overwrite=True`` replaces an existing preset."""
+def register_preset(name: str, config: ModelConfig, description: str = "", *, schedule: Mapping[str, Any] | None = None,
+                    kimg: float | None = None, train_description: str | None = None, listed: bool = True,
+                    overwrite: bool = False) -> None:
+    """Registers ``config`` under ``name``; ``overwrite=True`` replaces an existing preset.
+
+    Args:
+        name: a non-empty string without surrounding spaces.
+        config: the model config (``from_preset(name)`` builds it).
+        description: one line, listed by ``describe_presets``.
+        schedule: the training schedule of a config that does not carry one, as the fields of
+            ``alae_fast.training.schedule.LODSchedule`` (``max_lod``, ``base_resolution``,
+            ``channels``, ``lod_kimg``, ``lod_batch``, ``lod_lr``); checked when a run
+            resolves it. None: the config's own (``schedule_from_config``), if any.
+        kimg: default training length in thousands of images (None: the config's
+            ``train_kimg``, else the schedule's levels added up).
+        train_description: what a training run says it trains (None: "model preset NAME with
+            its own schedule").
+        listed: False keeps a training-only preset (``digits-mlp``) out of ``list_presets()``
+            and the parameter table; ``alae-fast train --preset`` still finds it.
+
+    Raises ValueError for a bad or taken name, TypeError for a config that is no ModelConfig
+    or a description that is no str.
+    """
     if not isinstance(name, str) or not name or name != name.strip():
         raise ValueError(f"register_preset: name must be a non-empty string without surrounding spaces; got {name!r}")
     if not isinstance(config, ModelConfig):
@@ -64,24 +105,35 @@ def register_preset(name: str, config: ModelConfig, description: str = "", *, ov
         raise TypeError(f"register_preset: description must be a str; got {type(description).__name__}")
     if name in _PRESETS and not overwrite:
         raise ValueError(f"register_preset: preset {name!r} already exists (pass overwrite=True to replace it)")
-    _PRESETS[name] = (config, description)
+    _PRESETS[name] = Preset(config, description, None if schedule is None else MappingProxyType(dict(schedule)),
+                            None if kimg is None else float(kimg), train_description, bool(listed))
 
 
 def list_presets() -> list[str]:
-    """The registered preset names, sorted."""
-    return sorted(_PRESETS)
+    """The registered (listed) preset names, sorted."""
+    return sorted(name for name, p in _PRESETS.items() if p.listed)
 
 
 def describe_presets() -> dict[str, str]:
-    """Preset name -> its one-line description, sorted by name."""
-    return {name: _PRESETS[name][1] for name in sorted(_PRESETS)}
+    """Preset name -> its one-line description, sorted by name (listed presets)."""
+    return {name: _PRESETS[name].description for name in list_presets()}
+
+
+def get_preset(name: str) -> Preset:
+    """The registry entry of preset ``name`` (listed or not); ValueError for an unknown name."""
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {list_presets()}")
+    return _PRESETS[name]
+
+
+def all_presets() -> dict[str, Preset]:
+    """Every registered preset, listed or not, by name (sorted)."""
+    return {name: _PRESETS[name] for name in sorted(_PRESETS)}
 
 
 def preset_config(name: str, **overrides) -> ModelConfig:
     """The config of preset ``name``, with ``overrides`` applied to its fields."""
-    if name not in _PRESETS:
-        raise ValueError(f"unknown preset {name!r}; expected one of {list_presets()}")
-    config = _PRESETS[name][0]
+    config = get_preset(name).config
     return config.replace(**overrides) if overrides else config
 
 
@@ -116,13 +168,35 @@ def parameter_table(names: list[str] | None = None) -> str:
     return "\n".join(rows)
 
 
+def _mlp_schedule(resolution: int, kimg: float, batch: int) -> dict[str, Any]:
+    """The one-level schedule of an MLP preset (greyscale, learning rate 0.002)."""
+    return dict(max_lod=0, base_resolution=resolution, channels=1, lod_kimg=(kimg,), lod_batch=(batch,),
+                lod_lr=(0.002,))
+
+
 def _builtin_presets() -> None:
+    # The paper's MNIST MLP recipe (Section 5): 28x28, latent 50, E/G 1024-1024, F 6 layers,
+    # batch 128, 100 epochs of 60k images.
     register_preset("mnist-mlp", MLPALAEConfig(),
                     "MLP ALAE of the paper's MNIST experiment: 28x28x1, latent 50, E/G 1024-1024, "
-                    "F 6 layers, D 3 layers")
+                    "F 6 layers, D 3 layers",
+                    schedule=_mlp_schedule(28, 6000.0, 128), kimg=6000.0,
+                    train_description="the paper's MNIST MLP ALAE; use --data with MNIST IDX files (100 epochs of 60k)")
+    # The official mnist_ref branch's MLP (Z_GAN.py: batch 128, lr 0.002, pixels x / 255).
     register_preset("mnist-ref", MNIST_REF,
                     "the MLP of the official mnist_ref branch: 28x28x1 in [0, 1], latent 50, F the "
-                    "identity, E ends in lrelu 0.01, G lrelu 0.01; loads its checkpoints")
+                    "identity, E ends in lrelu 0.01, G lrelu 0.01; loads its checkpoints",
+                    schedule=_mlp_schedule(28, 6000.0, 128), kimg=6000.0,
+                    train_description="the MLP of the official mnist_ref branch (loads its checkpoints); use --data "
+                                      "with MNIST IDX files")
+    # The MLP ALAE on the embedded digits, sized to train well inside 5 minutes on 2 CPU cores
+    # (the MLP counterpart of the default digits-32); the encoder ends in a leaky ReLU like the
+    # authors' code, so E's w has F's lrelu-shaped distribution. A training setup, not one of
+    # the model presets the parameter table lists.
+    register_preset("digits-mlp", DIGITS_MLP, "MLP ALAE on the embedded 32x32 digits",
+                    schedule=_mlp_schedule(32, 120.0, 64), kimg=120.0,
+                    train_description="MLP ALAE (latent 32, E/G 512-512) on the embedded 32x32 digits; one level, "
+                                      "batch 64, lr 0.002", listed=False)
     # The paper's StyleALAE models (Table 3 and its configs): per-lod images are the authors'
     # epochs per level times the data set size, batches and learning rates their 8-GPU ones
     # (the official README recommends 8 GPUs; alae_fast's lod_batch is the global batch, the
@@ -173,6 +247,9 @@ OFFICIAL_FIDELITY = dict(from_rgb_lrelus=2, encoder_norm_eps=1e-5, encoder_std_e
 # 50 -> 50 -> 50 -> 50, lrmul 0.1, no activations, output 0 (conversion keeps that row); F's
 # forward returns z unchanged (its six layers exist but are unused).
 MNIST_REF = MLPALAEConfig(mapping_layers=0, encoder_out_act="lrelu", encoder_out_slope=0.01, generator_slope=0.01)
+
+DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, image_size=32,
+                           encoder_hidden=(512, 512), generator_hidden=(512, 512), encoder_out_act="lrelu")
 
 # The CPU demo model. Sized so that one training iteration (the three ALAE steps with R1's
 # double backward, batch 32) takes well under a second on 2 cores. Up- and downsampling are

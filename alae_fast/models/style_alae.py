@@ -362,11 +362,7 @@ class StyleALAE(ALAEModel):
     """
 
     def __init__(self, config: StyleALAEConfig | None = None, **overrides):
-        config = StyleALAEConfig() if config is None else config
-        if not isinstance(config, StyleALAEConfig):
-            raise TypeError(f"StyleALAE: config must be a StyleALAEConfig; got {type(config).__name__}")
-        if overrides:
-            config = config.replace(**overrides)
+        config = self._resolve_config(StyleALAEConfig, config, overrides)
         super().__init__(config)
         c = config
         self.mapping = MLPMapping(c.latent_size, c.mapping_layers, c.mapping_lrmul, c.lrelu_slope)

@@ -2,36 +2,23 @@
 
 ``StyleALAEConfig`` derives from ``ALAEConfig`` (latent size, F, D) and is registered as kind
 ``"style_alae"``, so ``ModelConfig.from_json(text)`` rebuilds it and ``build_model(config)``
-builds a ``StyleALAE``. Besides the architecture it carries what the trainer needs per level
-of detail (LOD): images, global batch and learning rate, read by
-``alae_fast.training.schedule.schedule_from_config`` through the fields ``lod_kimg``,
-``lod_batch``, ``lod_lr``, ``start_lod`` and the properties ``resolution``, ``channels``,
-``max_lod``.
+builds a ``StyleALAE``. Besides the architecture it carries the values of its training
+schedule (``lod_kimg``, ``lod_batch``, ``lod_lr``, ``start_lod``, ``train_kimg``), so that a
+preset is one declaration; what they mean, and the schedule built from them, is in
+``alae_fast.training.schedule`` (``schedule_from_config``), their checks are the ones
+``LODSchedule`` runs (``check_real_tuple``, ``check_int_tuple`` in ``config.py``).
 
 Levels: lod 0 is 4x4 and lod ``max_lod = layer_count - 1`` the final resolution
-``4 * 2**max_lod``. Per-LOD tuples are indexed by lod; a tuple shorter than
-``layer_count`` repeats its last value for the remaining levels, entries past ``max_lod``
-are not used (so a smaller ``layer_count`` keeps a preset's schedule valid).
+``4 * 2**max_lod``; per-lod entries past ``max_lod`` are not used (so a smaller
+``layer_count`` keeps a preset's schedule valid).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from numbers import Real
 from typing import ClassVar
 
-from .config import ALAEConfig, check_int, check_int_tuple, check_real, register_config
-
-
-def _check_real_tuple(cfg, name: str) -> None:
-    """A non-empty tuple of finite numbers > 0, stored as floats."""
-    value = getattr(cfg, name)
-    if (not isinstance(value, tuple) or len(value) == 0 or any(
-            isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0 for v in value)):
-        raise ValueError(f"{type(cfg).__name__}: {name} must be a non-empty sequence of finite numbers > 0 "
-                         f"(one per lod, the last repeated); got {value!r}")
-    object.__setattr__(cfg, name, tuple(float(v) for v in value))
+from .config import ALAEConfig, check_int, check_int_tuple, check_real, check_real_tuple, per_level, register_config
 
 
 @register_config
@@ -71,9 +58,9 @@ class StyleALAEConfig(ALAEConfig):
             one [1, 1, 4, 4] draw shared by the batch, because the official constant input
             has batch 1 (default False; official True). Only ``noise='random'`` reads it.
 
-    Training-schedule fields (per lod, see the module docstring):
-        lod_kimg: thousands of images shown at each level; the first half of every level
-            after ``start_lod`` fades the new resolution in.
+    Training-schedule fields (per lod, the last entry repeated; ``LODSchedule`` says what
+    they mean):
+        lod_kimg: thousands of images shown at each level.
         lod_batch: global batch per level.
         lod_lr: Adam learning rate per level.
         start_lod: the first level trained (default 0).
@@ -95,8 +82,6 @@ class StyleALAEConfig(ALAEConfig):
     """
 
     kind: ClassVar[str] = "style_alae"
-    latent_size: int = 512
-    mapping_layers: int = 8
     layer_count: int = 9
     channels: int = 3
     start_features: int = 16
@@ -121,11 +106,8 @@ class StyleALAEConfig(ALAEConfig):
 
     def validate(self) -> None:
         super().validate()
-        check_int(self, "layer_count")
-        check_int(self, "channels")
-        check_int(self, "start_features")
-        check_int(self, "max_features")
-        check_int(self, "fused_scale_resolution")
+        for name in ("layer_count", "channels", "start_features", "max_features", "fused_scale_resolution"):
+            check_int(self, name)
         check_real(self, "to_rgb_gain", 0.0, low_open=True)
         check_real(self, "instance_norm_eps", 0.0)
         check_int(self, "from_rgb_lrelus", 1)
@@ -134,8 +116,8 @@ class StyleALAEConfig(ALAEConfig):
                 check_real(self, name, 0.0)
         if not isinstance(self.first_noise_shared, bool):
             raise TypeError(f"StyleALAEConfig: first_noise_shared must be a bool; got {self.first_noise_shared!r}")
-        _check_real_tuple(self, "lod_kimg")
-        _check_real_tuple(self, "lod_lr")
+        check_real_tuple(self, "lod_kimg")
+        check_real_tuple(self, "lod_lr")
         check_int_tuple(self, "lod_batch", 1)
         check_int(self, "start_lod", 0)
         if self.start_lod > self.max_lod:
@@ -184,5 +166,4 @@ class StyleALAEConfig(ALAEConfig):
 
     def per_lod(self, name: str, lod: int):
         """Entry ``lod`` of the per-lod tuple ``name`` (the last entry repeats)."""
-        values = getattr(self, name)
-        return values[min(lod, len(values) - 1)]
+        return per_level(getattr(self, name), lod)

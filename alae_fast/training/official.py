@@ -16,34 +16,27 @@ with the table of :func:`official_lod_batch`.
 
 from __future__ import annotations
 
+from ..models.config import per_level
+
 __all__ = ["OFFICIAL_CONFIGS", "official_lod_batch", "official_lod_lr"]
+
+# The tables as the YAMLs have them; most are shared by several configs, so each is named once.
+_BATCH_8 = (512, 256, 128, 64, 32, 32, 32, 32, 32)  # ffhq, bedroom, celeba
+_BATCH_4 = (512, 256, 128, 64, 32, 32, 32, 32, 16)  # all four
+_BATCH_2 = (512, 256, 128, 64, 32, 32, 16)          # ffhq, bedroom
+_BATCH_1 = (512, 256, 128, 64, 32, 16)              # ffhq, bedroom
+_BATCH_2_SMALL = (128, 128, 128, 64, 32, 32, 16)    # celeba-hq256, celeba
+_BATCH_1_SMALL = (128, 128, 128, 64, 32, 16)        # celeba-hq256, celeba
+_LR = (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003)  # all but celeba-hq256
 
 # preset name -> (official config file, {gpus: LOD_2_BATCH_<gpus>GPU}, LEARNING_RATES)
 OFFICIAL_CONFIGS: dict[str, tuple[str, dict[int, tuple[int, ...]], tuple[float, ...]]] = {
-    "ffhq-1024": ("configs/ffhq.yaml", {
-        8: (512, 256, 128, 64, 32, 32, 32, 32, 32),
-        4: (512, 256, 128, 64, 32, 32, 32, 32, 16),
-        2: (512, 256, 128, 64, 32, 32, 16),
-        1: (512, 256, 128, 64, 32, 16)},
-        (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003)),
-    "celeba-hq-256": ("configs/celeba-hq256.yaml", {
-        8: (512, 256, 128, 64, 32, 32, 32, 32, 24),
-        4: (512, 256, 128, 64, 32, 32, 32, 32, 16),
-        2: (128, 128, 128, 64, 32, 32, 16),
-        1: (128, 128, 128, 64, 32, 16)},
-        (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.003, 0.003)),
-    "bedroom-256": ("configs/bedroom.yaml", {
-        8: (512, 256, 128, 64, 32, 32, 32, 32, 32),
-        4: (512, 256, 128, 64, 32, 32, 32, 32, 16),
-        2: (512, 256, 128, 64, 32, 32, 16),
-        1: (512, 256, 128, 64, 32, 16)},
-        (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003)),
-    "celeba-128": ("configs/celeba.yaml", {
-        8: (512, 256, 128, 64, 32, 32, 32, 32, 32),
-        4: (512, 256, 128, 64, 32, 32, 32, 32, 16),
-        2: (128, 128, 128, 64, 32, 32, 16),
-        1: (128, 128, 128, 64, 32, 16)},
-        (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003)),
+    "ffhq-1024": ("configs/ffhq.yaml", {8: _BATCH_8, 4: _BATCH_4, 2: _BATCH_2, 1: _BATCH_1}, _LR),
+    "celeba-hq-256": ("configs/celeba-hq256.yaml",
+                      {8: (512, 256, 128, 64, 32, 32, 32, 32, 24), 4: _BATCH_4, 2: _BATCH_2_SMALL, 1: _BATCH_1_SMALL},
+                      (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.003, 0.003)),
+    "bedroom-256": ("configs/bedroom.yaml", {8: _BATCH_8, 4: _BATCH_4, 2: _BATCH_2, 1: _BATCH_1}, _LR),
+    "celeba-128": ("configs/celeba.yaml", {8: _BATCH_8, 4: _BATCH_4, 2: _BATCH_2_SMALL, 1: _BATCH_1_SMALL}, _LR),
 }
 
 
@@ -65,7 +58,7 @@ def official_lod_batch(preset: str, gpus: int = 8, levels: int | None = None) ->
     table = tables[gpus]
     if levels is None:
         return table
-    return tuple(table[min(i, len(table) - 1)] for i in range(levels))
+    return tuple(per_level(table, i) for i in range(levels))
 
 
 def official_lod_lr(preset: str, levels: int | None = None) -> tuple[float, ...]:
@@ -74,4 +67,4 @@ def official_lod_lr(preset: str, levels: int | None = None) -> tuple[float, ...]
     _, _, lrs = _entry(preset)
     if levels is None:
         return lrs
-    return tuple(lrs[min(i, len(lrs) - 1)] for i in range(levels))
+    return tuple(per_level(lrs, i) for i in range(levels))

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report, latent_eval,
                          prepare_images, sample_images, save_image_grid, save_pairs_grid, to_display)
@@ -46,7 +47,7 @@ from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoi
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
 from .schedule import LODSchedule, fit_schedule
 from .stop import StopRequest
-from .setups import DEFAULT_PRESET, FALLBACK_PRESET, TrainSetup, resolve_setup, setup_available
+from .setups import DEFAULT_PRESET, TrainSetup, resolve_setup
 from .trainer import ALAETrainer
 
 __all__ = ["TrainOptions", "run_training", "pick_setup", "training_behaviour"]
@@ -128,16 +129,10 @@ def _ema_kimg(opts: TrainOptions, config) -> float:
     return float(getattr(config, "ema_kimg", 10.0))
 
 
-def pick_setup(preset: str | None, model_overrides=None, schedule_overrides=None) -> tuple[TrainSetup, str | None]:
-    """The setup to train and, when the default StyleALAE preset is not available yet, the
-    message saying what is trained instead."""
-    name = preset or DEFAULT_PRESET
-    note = None
-    if name == DEFAULT_PRESET and not setup_available(name):
-        note = (f"note: preset {DEFAULT_PRESET!r} (StyleALAE on the 32x32 digits) is not registered in this "
-                f"install yet; training {FALLBACK_PRESET!r} (the MLP ALAE on the same embedded digits) instead.")
-        name = FALLBACK_PRESET
-    return resolve_setup(name, model_overrides, schedule_overrides), note
+def pick_setup(preset: str | None, model_overrides=None, schedule_overrides=None) -> TrainSetup:
+    """The setup ``preset`` names (None: ``DEFAULT_PRESET``, 'digits-32') with the overrides
+    applied. Raises ValueError like ``resolve_setup``."""
+    return resolve_setup(preset or DEFAULT_PRESET, model_overrides, schedule_overrides)
 
 
 class _Say:
@@ -151,10 +146,6 @@ class _Say:
 
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # the bar is a convenience; the log has the same numbers
         return None
     return tqdm(total=total, initial=initial, unit="img", unit_scale=True, dynamic_ncols=True, smoothing=0.1,
                 file=sys.stderr)
@@ -183,13 +174,14 @@ def _truncate_log(path: Path, kimg: float) -> None:
     os.replace(tmp, path)
 
 
-def _resolve(opts: TrainOptions, ckpt_state: dict | None, say) -> tuple[TrainSetup, str | None]:
-    if ckpt_state is not None and opts.preset is None and not opts.model_overrides and not opts.schedule_overrides:
+def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
+    """The setup a resumed run continues: the checkpoint's own when the command names none."""
+    if opts.preset is None and not opts.model_overrides and not opts.schedule_overrides:
         # resuming without naming the setup: continue exactly what the checkpoint trained
         config = ModelConfig.from_dict(ckpt_state["model_config"])
         schedule = LODSchedule.from_dict(ckpt_state["schedule"])
         return TrainSetup(ckpt_state.get("setup", "?"), config, schedule, float(ckpt_state["total_kimg"]),
-                          "resumed"), None
+                          "resumed")
     return pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
 
 
@@ -296,9 +288,17 @@ def run_training(opts: TrainOptions, ctx: DistributedContext | None = None) -> d
 
 
 def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
-    from ..data import DataStream, open_dataset
-
+    """One run: plan (what, where, how long) -> start (data, model, run folder) -> loop -> report."""
     say = _Say(ctx)
+    _check_options(opts)
+    plan = _plan(opts, ctx, say)
+    run = _start(plan, ctx, say)
+    stopped = _loop(run)
+    return _report(run, stopped)
+
+
+def _check_options(opts: TrainOptions) -> None:
+    """Applies ``threads``; raises ValueError for a bad ``keep``, ``log_steps`` or ``checkpoint_minutes``."""
     if opts.threads:
         torch.set_num_threads(int(opts.threads))
         try:  # the same cap for NumPy's BLAS (FID) and scikit-learn in the final report
@@ -313,35 +313,90 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     if opts.checkpoint_minutes is not None and not opts.checkpoint_minutes > 0:
         raise ValueError(f"checkpoint_minutes: expected a number > 0 or None; got {opts.checkpoint_minutes}")
 
-    # --- what to train, where -------------------------------------------------------------
-    first_setup, note = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
-    out = Path(opts.out) if opts.out else Path("runs") / first_setup.name
+
+# --- 1. plan: what to train, where, for how long (nothing read or built yet) ----------------------
+
+@dataclass
+class _Plan:
+    """What a run trains and where. ``opts`` are the resolved options (the checkpoint's data and
+    behaviour on a resume); ``total_kimg`` the run's length, ``fit_kimg`` the length its schedule
+    was fitted to (the length the run began with), ``compressed`` whether it was."""
+
+    opts: TrainOptions
+    setup: TrainSetup
+    out: Path
+    ckpt_path: Path | None
+    ckpt_state: dict | None
+    total_kimg: float
+    fit_kimg: float
+    compressed: bool
+
+    @property
+    def schedule(self) -> LODSchedule:
+        return self.setup.schedule
+
+    @property
+    def behaviour(self) -> dict[str, Any]:
+        return training_behaviour(self.opts, self.setup.model_config)
+
+    @property
+    def total(self) -> int:
+        """The run's length in images."""
+        return int(round(self.total_kimg * 1000))
+
+    def _every(self, kimg: float | None) -> int:
+        return int(round((kimg if kimg else max(self.total_kimg / 10, 1e-3)) * 1000))
+
+    @property
+    def ckpt_every(self) -> int:
+        """Images between checkpoints (default a tenth of the run)."""
+        return self._every(self.opts.checkpoint_kimg)
+
+    @property
+    def image_every(self) -> int:
+        """Images between pictures (default a tenth of the run)."""
+        return self._every(self.opts.image_kimg)
+
+
+def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, Path | None, dict | None]:
+    """``(opts, path, state)`` of the checkpoint ``--resume`` continues (``opts.data`` then the
+    run's own unless given), or ``(opts, None, None)`` for a new run. Raises FileNotFoundError
+    on ``--resume`` without a loadable checkpoint, FileExistsError for a new run into a folder
+    that holds checkpoints."""
     ckdir = out / "checkpoints"
     existing = list_checkpoints(ckdir)
-    ckpt_state, ckpt_path = None, None
-    if opts.resume:
-        found = find_latest_checkpoint(ckdir) if existing else None
-        if found is None:
-            raise FileNotFoundError(f"--resume: no loadable checkpoint in {str(ckdir)!r}")
-        ckpt_path, ckpt_state = found
-        if opts.data is None and ckpt_state.get("data_spec"):  # the run's own data unless --data is given
-            from ..data.spec import resolve_run_data
-            data, data_note = resolve_run_data(ckpt_state["data_spec"], None)
-            opts = replace(opts, data=data)
-            if data_note:
-                say(data_note)
-    elif existing:
-        raise FileExistsError(f"{str(out)!r} already holds checkpoints: pass --resume to continue that run, "
-                              f"or choose another --out")
+    if not opts.resume:
+        if existing:
+            raise FileExistsError(f"{str(out)!r} already holds checkpoints: pass --resume to continue that run, "
+                                  f"or choose another --out")
+        return opts, None, None
+    found = find_latest_checkpoint(ckdir) if existing else None
+    if found is None:
+        raise FileNotFoundError(f"--resume: no loadable checkpoint in {str(ckdir)!r}")
+    ckpt_path, ckpt_state = found
+    if opts.data is None and ckpt_state.get("data_spec"):  # the run's own data unless --data is given
+        from ..data.spec import resolve_run_data
+        data, data_note = resolve_run_data(ckpt_state["data_spec"], None)
+        opts = replace(opts, data=data)
+        if data_note:
+            say(data_note)
+    return opts, ckpt_path, ckpt_state
+
+
+def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
+    """The setup (the checkpoint's on a plain ``--resume``), matched to the data's channels and
+    fitted to the run's length, with the notes said. Raises ValueError for a non-positive
+    length or a global batch the world size does not divide."""
+    first_setup = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
+    out = Path(opts.out) if opts.out else Path("runs") / first_setup.name
+    opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
     setup = first_setup
     if ckpt_state is not None:
-        setup, note = _resolve(opts, ckpt_state, say)
+        setup = _resolve(opts, ckpt_state)
         # a behaviour not given again continues as the checkpoint's run chose it
         saved = ckpt_state.get("options", {})
         opts = replace(opts, **{k: saved[k] for k in _BEHAVIOUR_DEFAULTS
                                 if getattr(opts, k) is None and saved.get(k) is not None})
-    if note:
-        say(note)
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
     if not total_kimg > 0:
         raise ValueError(f"kimg: expected > 0; got {total_kimg}")
@@ -358,22 +413,81 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         compressed = setup.description.endswith("[schedule compressed to --kimg]")
         if fit_note:
             say(fit_note)
-    schedule, config = setup.schedule, setup.model_config
-    for b in set(schedule.lod_batch):
+    for b in set(setup.schedule.lod_batch):
         if b % ctx.world_size:
             raise ValueError(f"schedule: global batch {b} is not a multiple of the world size {ctx.world_size}")
-    total = int(round(total_kimg * 1000))
-    ckpt_every = int(round((opts.checkpoint_kimg if opts.checkpoint_kimg else max(total_kimg / 10, 1e-3)) * 1000))
-    image_every = int(round((opts.image_kimg if opts.image_kimg else max(total_kimg / 10, 1e-3)) * 1000))
+    return _Plan(opts, setup, out, ckpt_path, ckpt_state, total_kimg, fit_kimg, compressed)
 
-    # --- data (checked before any training work) -------------------------------------------
-    dataset = open_dataset(opts.data, schedule.resolution, schedule.channels, split="train")
-    if dataset.resolution != schedule.resolution or dataset.channels not in (1, schedule.channels):
-        raise ValueError(f"data: {dataset!r} gives {dataset.channels}x{dataset.resolution}x{dataset.resolution} "
-                         f"images; {setup.name!r} trains on {schedule.channels}x{schedule.resolution}"
-                         f"x{schedule.resolution}")
 
-    # --- model and trainer -----------------------------------------------------------------
+# --- 2. start: data, model, trainer, run folder ---------------------------------------------------
+
+@dataclass
+class _Run:
+    """What the loop and the report share: the plan, the trained objects and the run's files.
+
+    ``time_before``: seconds trained before a resume; ``t_start``: when this process's loop
+    began (``time.perf_counter``); ``last_path``: the newest checkpoint; ``last_rec``: the
+    newest log record; ``show_real``: the fixed real images of the reconstruction pictures.
+    """
+
+    plan: _Plan
+    ctx: DistributedContext
+    say: _Say
+    dataset: Any
+    trainer: ALAETrainer
+    stream: Any
+    spec: Any
+    time_before: float
+    last_path: Path | None
+    t_start: float = field(default_factory=time.perf_counter)
+    last_rec: dict[str, Any] = field(default_factory=dict)
+    show_real: torch.Tensor | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.plan.out / "log.jsonl"
+
+    def write_pictures(self) -> list[Path]:
+        """EMA samples of fixed latents, EMA reconstructions of ``show_real`` and the loss curves."""
+        plan, trainer, ctx, out = self.plan, self.trainer, self.ctx, self.plan.out
+        schedule, phase = plan.schedule, trainer.phase()
+        run = LoadedRun(trainer.ema.module, plan.setup.model_config, schedule, phase, plan.setup.name,
+                        trainer.images_seen, out, {})
+        res = schedule.resolution
+        scale = max(1, 128 // res)
+        with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []), torch.no_grad():
+            samples = sample_images(run, 32, seed=plan.opts.seed + 123456)
+            real = prepare_images(self.show_real, schedule, phase).to(ctx.device)
+            rec = trainer.ema.module.reconstruct(real, phase.lod, phase.blend, noise="zero")
+        tag = f"{trainer.images_seen:010d}"
+        p1 = save_image_grid(to_display(samples, res), out / "images" / f"samples-{tag}.png", nrow=8, scale=scale)
+        p2 = save_pairs_grid(to_display(real, res), to_display(rec, res), out / "images" / f"reconstructions-{tag}.png",
+                             pairs_per_row=4, scale=scale)
+        paths = [p1, p2]
+        if self.log_path.exists() and self.log_path.stat().st_size:
+            paths += draw_loss_curves(self.log_path, out / "loss_curves.png", self.say,
+                                      keys=list(_LOSS_KEYS[:3]) + ["r1"], smooth=5)
+        return paths
+
+    def write_checkpoint(self) -> Path | None:
+        """Every rank's random state gathered; rank 0 writes the checkpoint and returns its path."""
+        plan, ctx, opts = self.plan, self.ctx, self.plan.opts
+        rng = ctx.all_gather_object(capture_rng_state())
+        if not ctx.is_main:
+            return None
+        state = {"format": CHECKPOINT_FORMAT, "setup": plan.setup.name,
+                 "model_config": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
+                 "total_kimg": plan.total_kimg,
+                 **({"fit_kimg": plan.fit_kimg} if plan.compressed else {}),
+                 "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "world_size": ctx.world_size,
+                 "trainer": self.trainer.state_dict(), "data": self.stream.state_dict(), "data_spec": self.spec,
+                 "rng": rng, "time_s": self.time_before + (time.perf_counter() - self.t_start)}
+        return save_checkpoint(state, plan.out / "checkpoints", self.trainer.images_seen, keep=opts.keep)
+
+
+def _make_trainer(plan: _Plan, ctx: DistributedContext) -> ALAETrainer:
+    """The model (seeded by ``opts.seed``) on ``ctx.device`` and its trainer."""
+    opts, config = plan.opts, plan.setup.model_config
     random.seed(opts.seed)
     np.random.seed(opts.seed % (2 ** 32))
     torch.manual_seed(opts.seed)
@@ -381,208 +495,247 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
         from ..cpu_allocator import keep_freed_memory
         keep_freed_memory()  # big activations are reused, not page-faulted anew every step
     model = build_model(config).to(ctx.device)
-    behaviour = training_behaviour(opts, config)
-    trainer = ALAETrainer(model, schedule, ctx, seed=opts.seed, r1_gamma=opts.r1_gamma,
-                          r1_interval=opts.r1_interval, mixing_prob=opts.mixing_prob,
-                          ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp,
-                          style_mixing=behaviour["style_mixing"], w_avg_update=behaviour["w_avg_update"])
+    behaviour = plan.behaviour
+    return ALAETrainer(model, plan.schedule, ctx, seed=opts.seed, r1_gamma=opts.r1_gamma,
+                       r1_interval=opts.r1_interval, mixing_prob=opts.mixing_prob,
+                       ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp,
+                       style_mixing=behaviour["style_mixing"], w_avg_update=behaviour["w_avg_update"])
+
+
+def _restore(plan: _Plan, trainer: ALAETrainer, stream, ctx: DistributedContext, say) -> float:
+    """Loads the checkpoint into the trainer, the data stream and this rank's random state
+    (after checking it was made by this run); returns the seconds trained before it."""
+    state = plan.ckpt_state
+    _check_resume(state, plan.setup, plan.opts)
+    trainer.load_state_dict(state["trainer"])
+    stream.load_state_dict(state["data"])
+    rng = state["rng"]
+    if len(rng) == ctx.world_size:
+        restore_rng_state(rng[ctx.rank])
+    else:
+        say(f"note: the checkpoint was written by {len(rng)} processes, this run has {ctx.world_size}: "
+            f"random streams are reseeded (the run continues, but not bit-identically)")
+    say(f"resuming from {plan.ckpt_path} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod})")
+    return float(state.get("time_s", 0.0))
+
+
+def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
+    """Opens the data (checked before any training work), builds model, trainer and data stream
+    (restored on a resume), writes config.json and prepares log.jsonl."""
+    from ..data import DataStream, open_dataset
+    from ..data.spec import data_spec
+
+    opts, setup, schedule = plan.opts, plan.setup, plan.schedule
+    dataset = open_dataset(opts.data, schedule.resolution, schedule.channels, split="train")
+    if dataset.resolution != schedule.resolution or dataset.channels not in (1, schedule.channels):
+        raise ValueError(f"data: {dataset!r} gives {dataset.channels}x{dataset.resolution}x{dataset.resolution} "
+                         f"images; {setup.name!r} trains on {schedule.channels}x{schedule.resolution}"
+                         f"x{schedule.resolution}")
+    trainer = _make_trainer(plan, ctx)
     # G's noise inputs come from the default generator: a different stream per rank
     torch.manual_seed(opts.seed * 1009 + 1 + ctx.rank)
     stream = DataStream(dataset, trainer.phase().batch, ctx.rank, ctx.world_size, seed=opts.seed,
                         num_workers=opts.num_workers, pin_memory=ctx.device.type == "cuda",
-                        flip=bool(behaviour["flip"]))
-    time_before = 0.0
-    if ckpt_state is not None:
-        _check_resume(ckpt_state, setup, opts)
-        trainer.load_state_dict(ckpt_state["trainer"])
-        stream.load_state_dict(ckpt_state["data"])
-        rng = ckpt_state["rng"]
-        if len(rng) == ctx.world_size:
-            restore_rng_state(rng[ctx.rank])
-        else:
-            say(f"note: the checkpoint was written by {len(rng)} processes, this run has {ctx.world_size}: "
-                f"random streams are reseeded (the run continues, but not bit-identically)")
-        time_before = float(ckpt_state.get("time_s", 0.0))
-        say(f"resuming from {ckpt_path} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod})")
+                        flip=bool(plan.behaviour["flip"]))
+    time_before = _restore(plan, trainer, stream, ctx, say) if plan.ckpt_state is not None else 0.0
+    run = _Run(plan, ctx, say, dataset, trainer, stream, data_spec(opts.data), time_before, plan.ckpt_path)
+    _write_run_config(run)
+    if ctx.device.type == "cpu" and not opts.threads:
+        busy = _busy_note()
+        if busy:
+            say(busy)
+    say(f"training {setup.name!r} ({setup.description}) for {plan.total_kimg:g} kimg on {ctx.world_size} x "
+        f"{ctx.device}; run folder {plan.out}")
+    n_show = 16
+    run.show_real = dataset.get_batch(torch.arange(min(n_show, len(dataset))))[0]
+    return run
 
+
+def _write_run_config(run: _Run) -> None:
+    """config.json (the resolved setup), and log.jsonl cut back to the checkpoint on a resume or
+    removed for a new run; rank 0 writes, every rank waits for it."""
+    plan, ctx = run.plan, run.ctx
+    model = run.trainer.model
     counts = model.parameter_counts() if hasattr(model, "parameter_counts") else {}
-    options = {k: v for k, v in asdict(opts).items()}
-    from ..data.spec import data_spec
-    spec = data_spec(opts.data)
-    resolved = {"setup": setup.name, "data_spec": spec, "description": setup.description, "note": note,
-                "model": config.to_dict(), "schedule": schedule.to_dict(), "total_kimg": total_kimg,
-                "options": options, "behaviour": behaviour, "world_size": ctx.world_size, "backend": ctx.backend,
-                "device": str(ctx.device), "parameters": counts, "torch": torch.__version__,
-                "checkpoint_kimg": ckpt_every / 1000, "image_kimg": image_every / 1000}
-    log_path = out / "log.jsonl"
+    resolved = {"setup": plan.setup.name, "data_spec": run.spec, "description": plan.setup.description,
+                "model": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
+                "total_kimg": plan.total_kimg,
+                "options": asdict(plan.opts), "behaviour": plan.behaviour, "world_size": ctx.world_size,
+                "backend": ctx.backend, "device": str(ctx.device), "parameters": counts, "torch": torch.__version__,
+                "checkpoint_kimg": plan.ckpt_every / 1000, "image_kimg": plan.image_every / 1000}
     if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "images").mkdir(exist_ok=True)
+        plan.out.mkdir(parents=True, exist_ok=True)
+        (plan.out / "images").mkdir(exist_ok=True)
         try:
             from .. import build_info
             resolved["build"] = build_info()
         except Exception:  # the library may have failed to load; the reference ops still train
             pass
-        _write_json(out / "config.json", resolved)
-        if ckpt_state is not None:
-            _truncate_log(log_path, trainer.images_seen / 1000.0)
-        elif log_path.exists():
-            log_path.unlink()
+        _write_json(plan.out / "config.json", resolved)
+        if plan.ckpt_state is not None:
+            _truncate_log(run.log_path, run.trainer.images_seen / 1000.0)
+        elif run.log_path.exists():
+            run.log_path.unlink()
     ctx.barrier()
-    if ctx.device.type == "cpu" and not opts.threads:
-        busy = _busy_note()
-        if busy:
-            say(busy)
-    say(f"training {setup.name!r} ({setup.description}) for {total_kimg:g} kimg on {ctx.world_size} x "
-        f"{ctx.device}; run folder {out}")
 
-    # --- fixed inputs of the pictures ------------------------------------------------------
-    n_show = 16
-    show_real = dataset.get_batch(torch.arange(min(n_show, len(dataset))))[0]
 
-    def write_pictures() -> list[Path]:
-        phase = trainer.phase()
-        run = LoadedRun(trainer.ema.module, config, schedule, phase, setup.name, trainer.images_seen, out, {})
-        res = schedule.resolution
-        scale = max(1, 128 // res)
-        with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []), torch.no_grad():
-            samples = sample_images(run, 32, seed=opts.seed + 123456)
-            real = prepare_images(show_real, schedule, phase).to(ctx.device)
-            rec = trainer.ema.module.reconstruct(real, phase.lod, phase.blend, noise="zero")
-        tag = f"{trainer.images_seen:010d}"
-        p1 = save_image_grid(to_display(samples, res), out / "images" / f"samples-{tag}.png", nrow=8, scale=scale)
-        p2 = save_pairs_grid(to_display(real, res), to_display(rec, res), out / "images" / f"reconstructions-{tag}.png",
-                             pairs_per_row=4, scale=scale)
-        paths = [p1, p2]
-        if log_path.exists() and log_path.stat().st_size:
-            paths += draw_loss_curves(log_path, out / "loss_curves.png", say, keys=list(_LOSS_KEYS[:3]) + ["r1"],
-                                      smooth=5)
-        return paths
+# --- 3. the loop ------------------------------------------------------------------------------------
 
-    def write_checkpoint() -> Path | None:
-        rng = ctx.all_gather_object(capture_rng_state())
-        if not ctx.is_main:
-            return None
-        state = {"format": CHECKPOINT_FORMAT, "setup": setup.name, "model_config": config.to_dict(),
-                 "schedule": schedule.to_dict(), "total_kimg": total_kimg,
-                 **({"fit_kimg": fit_kimg} if compressed else {}),
-                 "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "world_size": ctx.world_size,
-                 "trainer": trainer.state_dict(), "data": stream.state_dict(), "data_spec": spec, "rng": rng,
-                 "time_s": time_before + (time.perf_counter() - t_start)}
-        return save_checkpoint(state, ckdir, trainer.images_seen, keep=opts.keep)
+class _LossLog:
+    """The log records: each of ``_LOSS_KEYS`` averaged over a window of iterations and over the
+    ranks, written to log.jsonl and TensorBoard (rank 0) and shown on the progress bar ``bar``."""
 
-    # --- the loop --------------------------------------------------------------------------
+    def __init__(self, run: _Run, bar):
+        self.run, self.bar = run, bar
+        self.window: dict[str, list] = defaultdict(list)
+        self.t_window, self.images = time.perf_counter(), 0
+        from .tensorboard import open_event_writer
+        self.file = open(run.log_path, "a", encoding="utf-8") if run.ctx.is_main else None
+        self.events = open_event_writer(run.plan.out) if run.ctx.is_main else None  # None without tensorboard
+
+    def add(self, metrics: dict[str, Any], before: int, after: int) -> None:
+        """One iteration's losses into the window; the bar moves from ``before`` to ``after`` images."""
+        self.images += metrics["batch"]
+        for k in _LOSS_KEYS:
+            self.window[k].append(metrics[k])
+        if self.bar is not None:
+            total = self.run.plan.total
+            self.bar.update(min(after, total) - min(before, total))
+
+    def write(self, metrics: dict[str, Any], after: int) -> None:
+        """Closes the window as one record. Raises FloatingPointError when a mean is not finite."""
+        run = self.run
+        vals = run.ctx.mean(torch.stack([torch.stack(self.window[k]).float().mean() for k in _LOSS_KEYS])).tolist()
+        now = time.perf_counter()
+        rec = {"kimg": round(after / 1000.0, 6), "step": run.trainer.step_count, "lod": metrics["lod"],
+               "blend": round(metrics["blend"], 6), "batch": metrics["batch"], "lr": metrics["lr"],
+               **{k: v for k, v in zip(_LOSS_KEYS, vals)},
+               "images_per_s": self.images / max(now - self.t_window, 1e-9),
+               "time_s": run.time_before + now - run.t_start}
+        if not all(math.isfinite(v) for v in vals):
+            raise FloatingPointError(f"training diverged at {after / 1000:.3f} kimg: {rec}")
+        run.last_rec = rec
+        if self.file is not None:
+            self.file.write(json.dumps(rec) + "\n")
+            self.file.flush()
+        if self.events is not None:
+            self.events.add(rec)
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"img/s {rec['images_per_s']:.0f} lod {rec['lod']} "
+                                     f"Ld {rec['loss_d']:.3f} Lg {rec['loss_g']:.3f} Lae {rec['loss_ae']:.4f}")
+        self.window.clear()
+        self.t_window, self.images = now, 0
+
+    def close(self) -> None:
+        for f in (self.file, self.events, self.bar):
+            if f is not None:
+                f.close()
+
+
+def _train_step(run: _Run) -> tuple[int, dict[str, Any]]:
+    """One iteration on the stream's next batch; returns (images seen before it, its metrics)."""
+    phase = run.trainer.phase()
+    run.stream.set_batch_size(phase.batch)
+    x, _ = run.stream.next()
+    channels = run.plan.schedule.channels
+    if x.shape[1] != channels:  # grey data (the digits) for a colour model
+        x = x.expand(-1, channels, -1, -1)
+    before = run.trainer.images_seen
+    return before, run.trainer.step(x)
+
+
+def _loop(run: _Run) -> str | None:
+    """Trains to the run's length: a log record every ``log_steps`` iterations, a checkpoint every
+    ``ckpt_every`` images or ``checkpoint_minutes``, pictures every ``image_every`` images.
+    Returns the name of the signal that stopped it early (after a checkpoint), else None."""
+    plan, ctx, trainer, opts = run.plan, run.ctx, run.trainer, run.plan.opts
+    total, ckpt_every, image_every = plan.total, plan.ckpt_every, plan.image_every
     bar = _progress(total, min(trainer.images_seen, total), opts.progress and ctx.is_main)
-    t_start = time.perf_counter()
-    window: dict[str, list] = defaultdict(list)
-    t_window, img_window = time.perf_counter(), 0
-    last_ckpt = trainer.images_seen if ckpt_state is not None else -1
-    last_path = ckpt_path
+    run.t_start = time.perf_counter()
+    last_ckpt = trainer.images_seen if plan.ckpt_state is not None else -1
     ckpt_seconds = 60.0 * opts.checkpoint_minutes if opts.checkpoint_minutes else math.inf
     t_last_ckpt = _clock()
-    log_file = open(log_path, "a", encoding="utf-8") if ctx.is_main else None
-    from .tensorboard import open_event_writer
-    events = open_event_writer(out) if ctx.is_main else None  # None without the tensorboard package
-    last_rec: dict[str, Any] = {}
+    log = _LossLog(run, bar)
     stop = StopRequest()
     stopped: str | None = None
     try:
         stop.__enter__()
         while trainer.images_seen < total:
-            phase = trainer.phase()
-            stream.set_batch_size(phase.batch)
-            x, _ = stream.next()
-            if x.shape[1] != schedule.channels:  # grey data (the digits) for a colour model
-                x = x.expand(-1, schedule.channels, -1, -1)
-            before = trainer.images_seen
-            metrics = trainer.step(x)
+            before, metrics = _train_step(run)
             after = trainer.images_seen
-            img_window += phase.batch
-            for k in _LOSS_KEYS:
-                window[k].append(metrics[k])
-            if bar is not None:
-                bar.update(min(after, total) - min(before, total))
+            log.add(metrics, before, after)
             if trainer.step_count % opts.log_steps == 0 or after >= total:
-                vals = ctx.mean(torch.stack([torch.stack(window[k]).float().mean() for k in _LOSS_KEYS])).tolist()
-                now = time.perf_counter()
-                rec = {"kimg": round(after / 1000.0, 6), "step": trainer.step_count, "lod": metrics["lod"],
-                       "blend": round(metrics["blend"], 6), "batch": metrics["batch"], "lr": metrics["lr"],
-                       **{k: v for k, v in zip(_LOSS_KEYS, vals)},
-                       "images_per_s": img_window / max(now - t_window, 1e-9),
-                       "time_s": time_before + now - t_start}
-                if not all(math.isfinite(v) for v in vals):
-                    raise FloatingPointError(f"training diverged at {after / 1000:.3f} kimg: {rec}")
-                last_rec = rec
-                if log_file is not None:
-                    log_file.write(json.dumps(rec) + "\n")
-                    log_file.flush()
-                if events is not None:
-                    events.add(rec)
-                if bar is not None:
-                    bar.set_postfix_str(f"img/s {rec['images_per_s']:.0f} lod {rec['lod']} "
-                                        f"Ld {rec['loss_d']:.3f} Lg {rec['loss_g']:.3f} Lae {rec['loss_ae']:.4f}")
-                window.clear()
-                t_window, img_window = now, 0
+                log.write(metrics, after)
             # every rank must take the same decisions (a checkpoint gathers from all of them)
             stopped, late = _agree(ctx, stop.requested, _clock() - t_last_ckpt >= ckpt_seconds)
             if before // ckpt_every != after // ckpt_every or after >= total or late or stopped:
-                last_path = write_checkpoint() or last_path
+                run.last_path = run.write_checkpoint() or run.last_path
                 last_ckpt, t_last_ckpt = after, _clock()
             if stopped:
                 break
             if ctx.is_main and (before // image_every != after // image_every or after >= total):
-                write_pictures()
+                run.write_pictures()
     except KeyboardInterrupt:  # only where no handler could be installed (not the main thread)
         if ctx.world_size == 1 and trainer.images_seen != last_ckpt and trainer.images_seen > 0:
-            path = write_checkpoint()
-            say(f"\ninterrupted: saved {path}; continue with --resume --out {out}")
+            path = run.write_checkpoint()
+            run.say(f"\ninterrupted: saved {path}; continue with --resume --out {plan.out}")
         raise
     finally:
         stop.__exit__(None, None, None)
-        if log_file is not None:
-            log_file.close()
-        if events is not None:
-            events.close()
-        if bar is not None:
-            bar.close()
+        log.close()
+    return stopped
+
+
+# --- 4. report ----------------------------------------------------------------------------------------
+
+def _report(run: _Run, stopped: str | None) -> dict[str, Any]:
+    """The summary dict; after a complete run (rank 0) the end-of-training evaluation and the
+    list of what the run folder holds are printed too."""
+    plan, ctx, trainer, say, out = run.plan, run.ctx, run.trainer, run.say, run.plan.out
+    summary: dict[str, Any] = {"out": str(out), "setup": plan.setup.name, "kimg": trainer.images_seen / 1000.0,
+                               "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(run.last_path),
+                               "last_log": run.last_rec}
     if stopped:
         say(f"stopped by {stopped} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod}); checkpoint "
-            f"{last_path}; continue with: alae-fast train --resume --out {out}")
-        return {"out": str(out), "setup": setup.name, "kimg": trainer.images_seen / 1000.0,
-                "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(last_path),
-                "last_log": last_rec, "note": note, "stopped": stopped}
-
-    summary: dict[str, Any] = {"out": str(out), "setup": setup.name, "kimg": trainer.images_seen / 1000.0,
-                               "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(last_path),
-                               "last_log": last_rec, "note": note}
+            f"{run.last_path}; continue with: alae-fast train --resume --out {out}")
+        return {**summary, "stopped": stopped}
     if ctx.is_main:
         newest = (max((out / "images").glob(f"{kind}-*.png"), default=None) for kind in ("samples", "reconstructions"))
         summary["images"] = [str(p) for p in newest if p is not None]
-        if opts.evaluate:
-            with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
-                phase = trainer.phase()
-                report = latent_eval(trainer.ema.module, config, schedule, phase, opts.data, seed=opts.seed,
-                                     device=ctx.device)
-                from ..eval import reconstruction_mse
-                from ..data import open_dataset as _open
-                try:
-                    test, mse_on = _open(opts.data, schedule.resolution, schedule.channels, split="test"), "held-out"
-                except (FileNotFoundError, ValueError):
-                    test, mse_on = dataset, "TRAINING (no held-out split)"
-                xt = prepare_images(test.get_batch(torch.arange(min(len(test), 2000)))[0], schedule, phase)
-                mse = reconstruction_mse(
-                    lambda b: trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend,
-                                                             noise="zero").cpu(), xt)
-            ev = {"kimg": trainer.images_seen / 1000.0, "latent": report, "reconstruction_mse": mse,
-                  "reconstruction_images": int(xt.shape[0]), "reconstruction_split": mse_on.split()[0].lower()}
-            _write_json(out / "eval.json", ev)
-            summary["eval"] = ev
-            if report is not None:
-                say(format_latent_report(report))
-            say(f"reconstruction MSE (EMA, pixels in [-1, 1]) on {xt.shape[0]} {mse_on} images: {mse:.4f}")
+        if plan.opts.evaluate:
+            summary["eval"] = _evaluate(run)
         plotted = "loss_curves.png, " if (out / "loss_curves.png").is_file() else ""  # none without matplotlib
         say(f"wrote run folder {out}: config.json, log.jsonl, {plotted}images/ "
             f"(latest {', '.join(Path(p).name for p in summary['images'])}), checkpoints/ "
-            f"(latest {Path(str(last_path)).name})" + (", eval.json" if opts.evaluate else ""))
+            f"(latest {Path(str(run.last_path)).name})" + (", eval.json" if plan.opts.evaluate else ""))
     ctx.barrier()
     return summary
+
+
+def _evaluate(run: _Run) -> dict[str, Any]:
+    """The EMA model's latent classification and reconstruction MSE (held-out split when the
+    data have one), written to eval.json, printed and returned."""
+    from ..data import open_dataset
+    from ..eval import reconstruction_mse
+
+    plan, ctx, trainer, say = run.plan, run.ctx, run.trainer, run.say
+    opts, schedule = plan.opts, plan.schedule
+    with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
+        phase = trainer.phase()
+        report = latent_eval(trainer.ema.module, plan.setup.model_config, schedule, phase, opts.data,
+                             seed=opts.seed, device=ctx.device)
+        try:
+            test, mse_on = open_dataset(opts.data, schedule.resolution, schedule.channels, split="test"), "held-out"
+        except (FileNotFoundError, ValueError):
+            test, mse_on = run.dataset, "TRAINING (no held-out split)"
+        xt = prepare_images(test.get_batch(torch.arange(min(len(test), 2000)))[0], schedule, phase)
+        mse = reconstruction_mse(
+            lambda b: trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend,
+                                                     noise="zero").cpu(), xt)
+    ev = {"kimg": trainer.images_seen / 1000.0, "latent": report, "reconstruction_mse": mse,
+          "reconstruction_images": int(xt.shape[0]), "reconstruction_split": mse_on.split()[0].lower()}
+    _write_json(plan.out / "eval.json", ev)
+    if report is not None:
+        say(format_latent_report(report))
+    say(f"reconstruction MSE (EMA, pixels in [-1, 1]) on {xt.shape[0]} {mse_on} images: {mse:.4f}")
+    return ev

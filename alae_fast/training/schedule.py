@@ -12,10 +12,14 @@ and G, E and the real images all move from the previous resolution to the new on
 blend (``blend_real_images``: ``x·b + up(down(x))·(1 − b)``).
 
 Per-level values (``lod_kimg``, ``lod_batch``, ``lod_lr``) are tuples indexed by lod; a
-tuple shorter than ``max_lod + 1`` repeats its last value.
+tuple shorter than ``max_lod + 1`` repeats its last value (``alae_fast.models.config.per_level``).
 
-A model config can carry its own schedule (see :func:`schedule_from_config` for the fields
-it must have); configs without one get it from a training setup (``alae_fast.training.setups``).
+This module is the schedule's one home. Its values come from the preset: a model config that
+carries them (StyleALAE's ``lod_*`` fields, see :func:`schedule_from_config`) or the
+``schedule`` given with the preset (``alae_fast.models.register_preset``, for the MLP
+configs); ``alae_fast.training.setups.resolve_setup`` builds the one from the other. The
+checks of the per-level values are shared with the configs (``check_real_tuple``,
+``check_int_tuple``), so a config and its schedule accept the same values.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LODSchedule", "Phase", "blend_factor", "blend_real_images", "fit_schedule", "images_for_lod",
-           "schedule_from_config", "SCHEDULE_CONFIG_FIELDS"]
+from ..models.config import check_fields, check_int_tuple, check_real_tuple, per_level
+
+__all__ = ["LODSchedule", "Phase", "blend_factor", "blend_real_images", "config_schedule_fields", "fit_schedule",
+           "images_for_lod", "make_schedule", "schedule_from_config", "SCHEDULE_CONFIG_FIELDS"]
 
 # The fields a model config provides to carry its own training schedule.
 SCHEDULE_CONFIG_FIELDS = ("resolution", "channels", "lod_kimg", "lod_batch", "lod_lr")
@@ -84,13 +90,12 @@ class LODSchedule:
     channels: int = 3
 
     def __post_init__(self):
-        for name in ("lod_kimg", "lod_batch", "lod_lr"):
+        for name in ("lod_kimg", "lod_batch", "lod_lr"):  # a number means the same at every level
             value = getattr(self, name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = (value,)
-            if not isinstance(value, (tuple, list)) or len(value) == 0:
-                raise ValueError(f"LODSchedule: {name} must be a non-empty sequence; got {value!r}")
-            object.__setattr__(self, name, tuple(value))
+                object.__setattr__(self, name, (value,))
+            elif isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
         for name in ("max_lod", "start_lod"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -101,22 +106,11 @@ class LODSchedule:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"LODSchedule: {name} must be a positive int; got {v!r}")
-        for v in self.lod_kimg:
-            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"LODSchedule: lod_kimg entries must be finite numbers > 0; got {self.lod_kimg!r}")
-        for v in self.lod_batch:
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"LODSchedule: lod_batch entries must be positive ints; got {self.lod_batch!r}")
-        for v in self.lod_lr:
-            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"LODSchedule: lod_lr entries must be finite numbers > 0; got {self.lod_lr!r}")
-        object.__setattr__(self, "lod_kimg", tuple(float(v) for v in self.lod_kimg))
-        object.__setattr__(self, "lod_lr", tuple(float(v) for v in self.lod_lr))
+        check_real_tuple(self, "lod_kimg")
+        check_int_tuple(self, "lod_batch", 1)
+        check_real_tuple(self, "lod_lr")
 
     # --- per-level lookups -------------------------------------------------------------------
-    @staticmethod
-    def _at(values: tuple, lod: int):
-        return values[min(lod, len(values) - 1)]
 
     @property
     def resolution(self) -> int:
@@ -128,14 +122,14 @@ class LODSchedule:
         return self.base_resolution * (2 ** lod)
 
     def batch_at(self, lod: int) -> int:
-        return int(self._at(self.lod_batch, lod))
+        return int(per_level(self.lod_batch, lod))
 
     def lr_at(self, lod: int) -> float:
-        return float(self._at(self.lod_lr, lod))
+        return float(per_level(self.lod_lr, lod))
 
     def images_at(self, lod: int) -> int:
         """Images shown at level ``lod`` (all but the last level)."""
-        return int(round(self._at(self.lod_kimg, lod) * 1000))
+        return int(round(per_level(self.lod_kimg, lod) * 1000))
 
     def kimg_to_reach(self, lod: int) -> float:
         """Thousands of images after which level ``lod`` is fully faded in (0 for start_lod)."""
@@ -169,18 +163,12 @@ class LODSchedule:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LODSchedule:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"LODSchedule: unknown field(s) {unknown}; expected some of {sorted(names)}")
+        check_fields(cls, data, "LODSchedule")
         return cls(**data)
 
     def replace(self, **changes) -> LODSchedule:
         """A copy with fields changed (validated); unknown names raise ValueError."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise ValueError(f"LODSchedule: unknown field(s) {unknown}; expected some of {sorted(names)}")
+        check_fields(self, changes, "LODSchedule")
         return dataclasses.replace(self, **changes)
 
 
@@ -209,8 +197,8 @@ def fit_schedule(schedule: LODSchedule, total_kimg: float, reach_fraction: float
     if reach <= 0:
         return schedule
     scale = reach_fraction * float(total_kimg) / reach
-    per_level = tuple(schedule._at(schedule.lod_kimg, lod) * scale for lod in range(schedule.max_lod + 1))
-    return schedule.replace(lod_kimg=per_level)
+    lod_kimg = tuple(per_level(schedule.lod_kimg, lod) * scale for lod in range(schedule.max_lod + 1))
+    return schedule.replace(lod_kimg=lod_kimg)
 
 
 def images_for_lod(x: torch.Tensor, schedule: LODSchedule, lod: int) -> torch.Tensor:
@@ -240,11 +228,37 @@ def blend_real_images(x: torch.Tensor, blend: float) -> torch.Tensor:
     return torch.lerp(low, x, float(blend))
 
 
-def _get(config, names: tuple[str, ...]):
-    for n in names:
-        if hasattr(config, n):
-            return getattr(config, n)
-    return None
+def config_schedule_fields(config) -> dict[str, Any]:
+    """The ``LODSchedule`` fields a model config carries (see :func:`schedule_from_config`).
+
+    Raises ValueError naming the missing fields when the config has no schedule, or when its
+    resolution is not divisible by ``2**max_lod``.
+    """
+    missing = [n for n in SCHEDULE_CONFIG_FIELDS if not hasattr(config, n)]
+    max_lod = getattr(config, "max_lod", None)
+    if max_lod is None:
+        layers = getattr(config, "layer_count", None)
+        if layers is None:
+            missing.append("max_lod (or layer_count)")
+        else:
+            max_lod = int(layers) - 1
+    if missing:
+        raise ValueError(f"{type(config).__name__} carries no training schedule: missing field(s) {missing} "
+                         f"(see alae_fast.training.schedule.schedule_from_config)")
+    resolution = int(config.resolution)
+    if resolution % (2 ** max_lod):
+        raise ValueError(f"{type(config).__name__}: resolution {resolution} is not divisible by 2**max_lod "
+                         f"= {2 ** max_lod}")
+    return dict(max_lod=int(max_lod), base_resolution=resolution // (2 ** max_lod),
+                lod_kimg=config.lod_kimg, lod_batch=config.lod_batch, lod_lr=config.lod_lr,
+                start_lod=int(getattr(config, "start_lod", 0)), channels=int(config.channels))
+
+
+def make_schedule(fields: dict[str, Any], overrides: dict[str, Any]) -> LODSchedule:
+    """``LODSchedule(**fields)`` with ``overrides`` (``--schedule``) replacing some of them,
+    validated once. Unknown override names raise ValueError."""
+    check_fields(LODSchedule, overrides, "LODSchedule")
+    return LODSchedule(**{**fields, **overrides})
 
 
 def schedule_from_config(config, **overrides) -> LODSchedule:
@@ -262,23 +276,4 @@ def schedule_from_config(config, **overrides) -> LODSchedule:
 
     Raises ValueError naming the missing fields when the config has no schedule.
     """
-    missing = [n for n in SCHEDULE_CONFIG_FIELDS if not hasattr(config, n)]
-    max_lod = _get(config, ("max_lod",))
-    if max_lod is None:
-        layers = _get(config, ("layer_count",))
-        if layers is None:
-            missing.append("max_lod (or layer_count)")
-        else:
-            max_lod = int(layers) - 1
-    if missing:
-        raise ValueError(f"{type(config).__name__} carries no training schedule: missing field(s) {missing} "
-                         f"(see alae_fast.training.schedule.schedule_from_config)")
-    resolution = int(config.resolution)
-    if resolution % (2 ** max_lod):
-        raise ValueError(f"{type(config).__name__}: resolution {resolution} is not divisible by 2**max_lod "
-                         f"= {2 ** max_lod}")
-    fields = dict(max_lod=int(max_lod), base_resolution=resolution // (2 ** max_lod),
-                  lod_kimg=config.lod_kimg, lod_batch=config.lod_batch, lod_lr=config.lod_lr,
-                  start_lod=int(getattr(config, "start_lod", 0)), channels=int(config.channels))
-    fields.update(overrides)
-    return LODSchedule(**fields)
+    return make_schedule(config_schedule_fields(config), overrides)

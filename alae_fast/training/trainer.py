@@ -216,19 +216,9 @@ class ALAETrainer:
         m.update_w_avg(self.ctx.mean(w.detach().to(m.w_avg.dtype).mean(0, keepdim=True)))
 
     # --- one iteration -------------------------------------------------------------------------
-    def step(self, x_real: torch.Tensor) -> dict[str, Any]:
-        """One training iteration on this rank's real images.
-
-        Args:
-            x_real: this rank's share of the global batch, ``[phase.batch / world_size, C, R, R]``
-                at full resolution (as the data stream yields them; pooled and blended here) or
-                already at the level's resolution.
-
-        Returns:
-            dict of this rank's detached scalar tensors ``loss_d``, ``loss_g``, ``loss_ae``,
-            ``d_real``, ``d_fake``, ``r1`` and plain numbers ``lod``, ``blend``, ``batch``
-            (global), ``lr``, ``kimg`` (after the step).
-        """
+    def _begin_step(self, x_real: torch.Tensor) -> tuple[Phase, torch.Tensor]:
+        """The phase of this iteration (new optimisers at a change of level, the level's
+        learning rate set) and ``x_real`` checked and brought to the level (pooled, blended)."""
         phase = self.phase()
         if phase.lod != self.lod:
             self.lod = phase.lod
@@ -242,9 +232,23 @@ class ALAETrainer:
                              f"got {x_real.shape[0]}")
         if x_real.shape[-1] == phase.resolution:
             x = x_real.to(self.device, self.dtype, non_blocking=True)
-            x = blend_real_images(x, phase.blend)
-        else:
-            x = self.prepare_real(x_real, phase)
+            return phase, blend_real_images(x, phase.blend)
+        return phase, self.prepare_real(x_real, phase)
+
+    def step(self, x_real: torch.Tensor) -> dict[str, Any]:
+        """One training iteration on this rank's real images.
+
+        Args:
+            x_real: this rank's share of the global batch, ``[phase.batch / world_size, C, R, R]``
+                at full resolution (as the data stream yields them; pooled and blended here) or
+                already at the level's resolution.
+
+        Returns:
+            dict of this rank's detached scalar tensors ``loss_d``, ``loss_g``, ``loss_ae``,
+            ``d_real``, ``d_fake``, ``r1`` and plain numbers ``lod``, ``blend``, ``batch``
+            (global), ``lr``, ``kimg`` (after the step).
+        """
+        phase, x = self._begin_step(x_real)
         lod, blend, m = phase.lod, phase.blend, self.model
 
         def encode(img):
