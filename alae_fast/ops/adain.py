@@ -114,13 +114,7 @@ def adain_ref(x: torch.Tensor, style_scale: torch.Tensor | None, style_bias: tor
 
 def _adain_ref(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, eps):
     N, C = x.shape[:2]
-    z = opmath(x)
-    if noise is not None:
-        n = opmath(noise)
-        z = z + (n if noise_weight is None else opmath(noise_weight).view(1, C, 1, 1) * n)
-    if bias is not None:
-        z = z + opmath(bias).view(1, C, 1, 1)
-    a = _act_ref(z, act, alpha)
+    a = _act_ref(_pre_activation(x, noise, noise_weight, bias), act, alpha)
     mean = a.mean((2, 3), keepdim=True)
     xc = a - mean
     y = xc * torch.rsqrt(xc.square().mean((2, 3), keepdim=True) + eps)
