@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from numbers import Integral
 
 import torch
 
@@ -74,3 +75,12 @@ def save_arguments(ctx, args) -> None:
 def saved_arguments(ctx, args_type: type):
     """The ``op_arguments`` tuple saved by ``save_arguments``."""
     return args_type(**dict(zip(ctx.saved_fields, ctx.saved_tensors)), **ctx.config)
+
+
+def check_factors(op: str, **factors) -> None:
+    """Raises TypeError unless each keyword value is an int (not bool), ValueError unless >= 1."""
+    for name, value in factors.items():
+        if not isinstance(value, Integral) or isinstance(value, bool):
+            raise TypeError(f"{op}: {name} must be an int; got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{op}: {name} must be >= 1; got {value}")

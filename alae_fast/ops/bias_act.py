@@ -109,24 +109,22 @@ def bias_act_ref(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, a
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
 
 
+# The activations in plain PyTorch: act(z, alpha).
+_ACT_REF = {
+    "linear": lambda z, alpha: z,
+    "relu": lambda z, alpha: F.relu(z),
+    "lrelu": lambda z, alpha: F.leaky_relu(z, alpha),
+    "tanh": lambda z, alpha: torch.tanh(z),
+    "sigmoid": lambda z, alpha: torch.sigmoid(z),
+    "elu": lambda z, alpha: F.elu(z, alpha),
+    "selu": lambda z, alpha: F.selu(z),
+    "softplus": lambda z, alpha: F.softplus(z),
+    "swish": lambda z, alpha: z * torch.sigmoid(z),
+}
+
+
 def _act_ref(z: torch.Tensor, act: str, alpha: float) -> torch.Tensor:
-    if act == "linear":
-        return z
-    if act == "relu":
-        return F.relu(z)
-    if act == "lrelu":
-        return F.leaky_relu(z, alpha)
-    if act == "tanh":
-        return torch.tanh(z)
-    if act == "sigmoid":
-        return torch.sigmoid(z)
-    if act == "elu":
-        return F.elu(z, alpha)
-    if act == "selu":
-        return F.selu(z)
-    if act == "softplus":
-        return F.softplus(z)
-    return z * torch.sigmoid(z)  # swish
+    return _ACT_REF[act](z, alpha)
 
 
 def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
