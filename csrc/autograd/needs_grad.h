@@ -1,6 +1,8 @@
-// Which inputs of a C++ autograd Function need a gradient, by argument position.
+// Which inputs of a C++ autograd Function need a gradient, by argument position, and the list
+// its backward returns.
 #pragma once
 
+#include <c10/util/TypeTraits.h>
 #include <torch/autograd.h>
 
 #include <initializer_list>
@@ -19,6 +21,13 @@ inline bool needs_grad(const torch::autograd::AutogradContext* ctx, std::initial
     ++i;
   }
   return false;
+}
+
+// What the backward of an op of signature Fn returns: one slot per argument of the op
+// (undefined: no gradient), filled by position.
+template <typename Fn>
+torch::autograd::variable_list input_grads() {
+  return torch::autograd::variable_list(c10::guts::infer_function_traits_t<Fn>::number_of_parameters);
 }
 
 // Put at the top of a backward: unless it is recording a graph (create_graph), the ops it

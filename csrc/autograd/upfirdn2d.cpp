@@ -63,7 +63,7 @@ class UpFirDn2dFunction : public torch::autograd::Function<UpFirDn2dFunction> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     SkipAutogradUnlessRecording skip;
-    variable_list out(7);
+    variable_list out = input_grads<UpFirDn2dFn>();
     const at::Tensor& dy = grads[0];
     if (!dy.defined()) return out;
     const auto saved = ctx->get_saved_variables();
