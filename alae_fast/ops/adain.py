@@ -174,6 +174,10 @@ def _pre_activation(x, noise, noise_weight, bias):
     return z
 
 
+# adain_grad's arguments, named as in its schema (csrc/ops/adain.cpp).
+_AdainGradArgs = op_arguments("adain_grad") if _lib.loaded() else None
+
+
 def _setup_adain_grad(ctx, inputs, output):
     ctx.set_materialize_grads(False)
     save_arguments(ctx, _AdainGradArgs(*inputs))
@@ -217,7 +221,6 @@ def _backward_adain_grad(ctx, *cotangents):
 
 
 if _lib.loaded():
-    _AdainGradArgs = op_arguments("adain_grad")
     torch.library.register_fake("alae_fast::adain")(_fake_adain)
     torch.library.register_fake("alae_fast::adain_grad")(_fake_adain_grad)
     torch.library.register_autograd("alae_fast::adain_grad", _backward_adain_grad,

@@ -155,6 +155,10 @@ def _fake_grad(g, x, b, dim, *args):
     return torch.empty_like(x), x.new_empty(0 if b is None else b.shape[0])
 
 
+# bias_act_grad's arguments, named as in its schema (csrc/ops/bias_act.cpp).
+_GradArgs = op_arguments("bias_act_grad") if _lib.loaded() else None
+
+
 def _setup_grad(ctx, inputs, output):
     save_arguments(ctx, _GradArgs(*inputs))
 
@@ -195,7 +199,6 @@ def _backward_grad(ctx, ddz, ddb):
 
 
 if _lib.loaded():
-    _GradArgs = op_arguments("bias_act_grad")
     torch.library.register_fake("alae_fast::bias_act")(_fake_like_x)
     torch.library.register_fake("alae_fast::bias_act_grad")(_fake_grad)
     torch.library.register_autograd("alae_fast::bias_act_grad", _backward_grad, setup_context=_setup_grad)

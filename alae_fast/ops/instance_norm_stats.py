@@ -104,6 +104,10 @@ def _fake_grad(gy, gmean, gstd, x, mean, std):
     return _like_plan(x)
 
 
+# instance_norm_stats_grad's arguments, named as in its schema (csrc/ops/instance_norm_stats.cpp).
+_GradArgs = op_arguments("instance_norm_stats_grad") if _lib.loaded() else None
+
+
 def _setup_grad(ctx, inputs, output):
     ctx.set_materialize_grads(False)
     save_arguments(ctx, _GradArgs(*inputs))
@@ -125,7 +129,6 @@ def _backward_grad(ctx, dx_cot):
 
 
 if _lib.loaded():
-    _GradArgs = op_arguments("instance_norm_stats_grad")
     torch.library.register_fake("alae_fast::instance_norm_stats")(_fake)
     torch.library.register_fake("alae_fast::instance_norm_stats_grad")(_fake_grad)
     torch.library.register_autograd("alae_fast::instance_norm_stats_grad", _backward_grad,
