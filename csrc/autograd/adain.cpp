@@ -13,9 +13,6 @@
 namespace alae_fast {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
 // sum_c w[c] * t[:, c] of [N, C, H, W] t as [N, 1, H, W] (w absent: the plain sum over C,
 // accumulated in float32 for half types). A batched matrix-vector product on t's own memory
 // layout reads t once.

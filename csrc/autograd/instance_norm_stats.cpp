@@ -10,9 +10,6 @@
 namespace alae_fast {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
 class InstanceNormStatsFunction : public torch::autograd::Function<InstanceNormStatsFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, double eps) {

@@ -10,9 +10,6 @@
 namespace alae_fast {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
 class ModulateWeightFunction : public torch::autograd::Function<ModulateWeightFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& styles,

@@ -32,9 +32,6 @@
 namespace alae_fast {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
 // (taps along x, taps along y): a 1-D filter is separable, the same taps on both axes.
 std::pair<int64_t, int64_t> filter_size(const at::Tensor& f) {
   if (!f.defined()) return {1, 1};

@@ -220,10 +220,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_forward_cpu(const AdainPlan
 
 // instance_norm_stats is this engine with a linear activation and no noise, bias or style.
 TORCH_LIBRARY_IMPL(alae_fast, CPU, m) {
-  m.impl("adain", &adain_kernel<adain_forward_cpu>);
-  m.impl("adain_grad", &adain_grad_kernel<adain_backward_cpu>);
-  m.impl("instance_norm_stats", &instance_norm_stats_kernel<adain_forward_cpu>);
-  m.impl("instance_norm_stats_grad", &instance_norm_stats_grad_kernel<adain_backward_cpu>);
+  register_adain_engine<adain_forward_cpu, adain_backward_cpu>(m);
 }
 
 }  // namespace alae_fast

@@ -85,10 +85,7 @@ AdainGrads adain_backward_cuda(const AdainPlan& p, const at::Tensor& gy, const a
 
 // instance_norm_stats is this engine with a linear activation and no noise, bias or style.
 TORCH_LIBRARY_IMPL(alae_fast, CUDA, m) {
-  m.impl("adain", &adain_kernel<adain_forward_cuda>);
-  m.impl("adain_grad", &adain_grad_kernel<adain_backward_cuda>);
-  m.impl("instance_norm_stats", &instance_norm_stats_kernel<adain_forward_cuda>);
-  m.impl("instance_norm_stats_grad", &instance_norm_stats_grad_kernel<adain_backward_cuda>);
+  register_adain_engine<adain_forward_cuda, adain_backward_cuda>(m);
 }
 
 }  // namespace alae_fast

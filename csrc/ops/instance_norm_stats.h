@@ -2,6 +2,8 @@
 // noise, bias or style, returning the statistics as well as the normalised tensor.
 #pragma once
 
+#include <torch/library.h>
+
 #include "adain.h"
 
 namespace alae_fast {
@@ -32,6 +34,16 @@ at::Tensor instance_norm_stats_grad_kernel(const std::optional<at::Tensor>& gy,
   constexpr std::string_view op = "instance_norm_stats_grad";
   const AdainPlan p = plan_instance_norm_stats(op, x, 0.0);
   return run_adain_backward<Backward>(op, p, gy, gmean, gstd, mean, std).dz;
+}
+
+// Registers the adain engine's four ops for one device, from TORCH_LIBRARY_IMPL in
+// csrc/cpu/adain.cpp and csrc/cuda/adain.cpp.
+template <AdainForwardEngine* Forward, AdainBackwardEngine* Backward>
+void register_adain_engine(torch::Library& m) {
+  m.impl("adain", &adain_kernel<Forward>);
+  m.impl("adain_grad", &adain_grad_kernel<Backward>);
+  m.impl("instance_norm_stats", &instance_norm_stats_kernel<Forward>);
+  m.impl("instance_norm_stats_grad", &instance_norm_stats_grad_kernel<Backward>);
 }
 
 }  // namespace alae_fast
