@@ -1,6 +1,9 @@
-"""Choosing between a compiled kernel and the PyTorch reference, shared by every op."""
+"""Helpers shared by every op: kernel-or-reference choice, argument checks, schema-named arguments."""
 
 from __future__ import annotations
+
+import collections
+from numbers import Integral
 
 import torch
 
@@ -47,3 +50,37 @@ def check_same(value: torch.Tensor, name: str, x: torch.Tensor, op: str, *, dtyp
 def opmath(x: torch.Tensor) -> torch.Tensor:
     """x in its computation dtype: float32 for half types, else itself (strides kept)."""
     return x.float() if x.dtype in HALF_DTYPES else x
+
+
+def op_arguments(op: str) -> type:
+    """A NamedTuple class of ``alae_fast::<op>``'s arguments, named and ordered as its schema.
+
+    The Python autograd of a gradient op reads its inputs and returns its input gradients
+    through it (``Args(*inputs)``, ``Args(x=dx)``: unnamed fields default to None), so adding
+    an argument to the schema shifts no index here. Needs the compiled library.
+    """
+    names = [a.name for a in getattr(torch.ops.alae_fast, op).default._schema.arguments]
+    return collections.namedtuple(f"{op}_arguments", names, defaults=(None,) * len(names))
+
+
+def save_arguments(ctx, args) -> None:
+    """Saves an ``op_arguments`` tuple on an autograd ctx: tensors (and Nones) through
+    ``save_for_backward``, the rest (the op's configuration) as plain attributes."""
+    fields = args._asdict()
+    ctx.saved_fields = [f for f, v in fields.items() if v is None or isinstance(v, torch.Tensor)]
+    ctx.config = {f: v for f, v in fields.items() if f not in ctx.saved_fields}
+    ctx.save_for_backward(*(fields[f] for f in ctx.saved_fields))
+
+
+def saved_arguments(ctx, args_type: type):
+    """The ``op_arguments`` tuple saved by ``save_arguments``."""
+    return args_type(**dict(zip(ctx.saved_fields, ctx.saved_tensors)), **ctx.config)
+
+
+def check_factors(op: str, **factors) -> None:
+    """Raises TypeError unless each keyword value is an int (not bool), ValueError unless >= 1."""
+    for name, value in factors.items():
+        if not isinstance(value, Integral) or isinstance(value, bool):
+            raise TypeError(f"{op}: {name} must be an int; got {type(value).__name__}")
+        if value < 1:
+            raise ValueError(f"{op}: {name} must be >= 1; got {value}")

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import NamedTuple
 
 import torch
 
 from .. import _lib
-from ._dispatch import check_same, check_tensor, opmath, use_kernel
-from .bias_act import _PIECEWISE_LINEAR, ACTIVATIONS, _act_ref
+from ._dispatch import check_same, check_tensor, op_arguments, opmath, save_arguments, saved_arguments, use_kernel
+from .bias_act import ACTIVATIONS, _act_ref
+from .instance_norm_grad import MapGrads, MapInputs, channel_dot, dz_to_inputs, in_grad_map, in_grad_vjp
 
 
 def _resolve(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, eps, op="adain"):
@@ -112,13 +114,7 @@ def adain_ref(x: torch.Tensor, style_scale: torch.Tensor | None, style_bias: tor
 
 def _adain_ref(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, eps):
     N, C = x.shape[:2]
-    z = opmath(x)
-    if noise is not None:
-        n = opmath(noise)
-        z = z + (n if noise_weight is None else opmath(noise_weight).view(1, C, 1, 1) * n)
-    if bias is not None:
-        z = z + opmath(bias).view(1, C, 1, 1)
-    a = _act_ref(z, act, alpha)
+    a = _act_ref(_pre_activation(x, noise, noise_weight, bias), act, alpha)
     mean = a.mean((2, 3), keepdim=True)
     xc = a - mean
     y = xc * torch.rsqrt(xc.square().mean((2, 3), keepdim=True) + eps)
@@ -156,203 +152,72 @@ def _fake_adain_grad(gy, gmean, gstd, x, noise, noise_weight, bias, style_scale,
             torch.empty_like(stat))
 
 
-def _sum_f32(t: torch.Tensor, dims) -> torch.Tensor:
-    """Sum over dims, accumulated in float32 for half types, in t's dtype."""
-    if t.dtype in (torch.float16, torch.bfloat16):
-        return t.sum(dims, dtype=torch.float32).to(t.dtype)
-    return t.sum(dims)
+class AdainGradOutputs(NamedTuple):
+    """The outputs of the adain_grad op (see csrc/ops/adain.cpp), row sums [N, C] in the
+    computation dtype."""
+    dz: torch.Tensor  # dL/d(x + noise_weight * noise + bias), x's dtype
+    sum_gy: torch.Tensor
+    sum_gy_xhat: torch.Tensor
+    sum_dz: torch.Tensor
+    sum_dz_noise: torch.Tensor  # zeros without noise
 
 
-def channel_dot(t: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-    """``sum_c w[c] * t[:, c]`` of [N, C, H, W] t as [N, 1, H, W] (w None: plain sum over C).
-
-    A batched matrix-vector product on t's memory layout, one read of t; differentiable.
-    (bmm rather than matmul: matmul folds a 1-D operand that requires grad by copying t.)
-    """
-    N, C, H, W = t.shape
-    if w is None:
-        return _sum_f32(t, (1,)).unsqueeze(1)
-    if t.is_contiguous():
-        return torch.bmm(w.view(1, 1, C).expand(N, 1, C), t.view(N, C, H * W)).view(N, 1, H, W)
-    if t.is_contiguous(memory_format=torch.channels_last):
-        tl = t.permute(0, 2, 3, 1).reshape(N, H * W, C)
-        return torch.bmm(tl, w.view(1, C, 1).expand(N, C, 1)).view(N, 1, H, W)
-    return torch.einsum("nchw,c->nhw", t, w).unsqueeze(1)
-
-
-def _dz_to_inputs(dz, noise, noise_weight, needs, sum_dz=None, sum_dz_noise=None):
-    """Gradients of (x, noise, noise_weight, bias) from dz = dL/d(x + noise_weight*noise + bias).
-
-    ``needs`` is (x, noise, noise_weight, bias). ``sum_dz`` and ``sum_dz_noise`` ([N, C] row
-    sums of dz and dz * noise, as the grad kernel returns them) spare passes over dz when given.
-    Written in torch ops, so differentiable.
-    """
-    dx = dz if needs[0] else None
-    dnoise = dnw = db = None
-    if noise is not None and needs[1]:
-        dnoise = channel_dot(dz, noise_weight)
-    if noise_weight is not None and needs[2]:
-        if sum_dz_noise is not None:
-            dnw = sum_dz_noise.sum(0).to(dz.dtype)
-        else:
-            dnw = _sum_f32(dz * noise, (0, 2, 3))
-    if needs[3]:
-        db = sum_dz.sum(0).to(dz.dtype) if sum_dz is not None else _sum_f32(dz, (0, 2, 3))
-    return dx, dnoise, dnw, db
-
-
-def _act_deriv(g: torch.Tensor, z: torch.Tensor, act: str, alpha: float, order: int) -> torch.Tensor:
-    """``g * act^(order)(z)`` (gain 1) by the differentiable bias_act_grad op."""
-    return torch.ops.alae_fast.bias_act_grad(g, z, None, 1, act, alpha, 1.0, None, order)[0]
-
-
-def _rowsum(t: torch.Tensor) -> torch.Tensor:
-    return t.sum((2, 3))
-
-
-def _row(t: torch.Tensor) -> torch.Tensor:
-    return t[:, :, None, None]
-
-
-def in_grad_map(gy, gmean, gstd, z, mean, std, sigma, act, alpha):
-    """The ``dz`` output of ``adain_grad`` in differentiable torch ops (see ``in_grad_vjp``)."""
-    L = z.shape[2] * z.shape[3]
-    r = 1.0 / std
-    sr = r if sigma is None else sigma * r
-    xhat = (_act_ref(z, act, alpha) - _row(mean)) * _row(r)
-    da = torch.zeros_like(z)
-    if gy is not None:
-        da = _row(sr) * (gy - _row(_rowsum(gy)) / L - xhat * _row(_rowsum(gy * xhat)) / L)
-    if gmean is not None:
-        da = da + _row(gmean) / L
-    if gstd is not None:
-        da = da + _row(gstd) * xhat / L
-    if act == "linear":
-        return da
-    return _act_deriv(da, z, act, alpha, 1)
-
-
-def in_grad_vjp(U, Q, P, gy, gmean, gstd, z, mean, std, sigma, act, alpha, needs):
-    """Vector-Jacobian product of the instance-norm gradient map, in differentiable torch ops.
-
-    The map (the ``adain_grad`` op, with mean and std held as independent inputs) is
-    ``dz = act'(z) * da``, ``Sg = sum(gy)``, ``Sgx = sum(gy * xhat)`` with
-    ``xhat = (act(z) - mean) / std`` and
-    ``da = sigma/std * (gy - Sg/L - xhat*Sgx/L) + gmean/L + gstd*xhat/L`` (sums over H, W).
-
-    Args: U [N,C,H,W], Q and P [N,C]: cotangents of dz, Sg and Sgx (each may be None);
-    gy [N,C,H,W], gmean, gstd [N,C]: the map's inputs (None = 0); z the pre-activation;
-    mean, std [N,C]; sigma [N,C] or None (1); needs: which of
-    (gy, gmean, gstd, z, mean, std, sigma) to return. All in the computation dtype.
-    Returns that 7-tuple, None where not needed.
-    """
-    N, C, H, W = z.shape
-    L = H * W
-    r = 1.0 / std
-    sr = r if sigma is None else sigma * r
-    a = _act_ref(z, act, alpha)
-    xhat = (a - _row(mean)) * _row(r)
-    zero_row = torch.zeros_like(mean)
-    Sg = _rowsum(gy) if gy is not None else zero_row
-    Sgx = _rowsum(gy * xhat) if gy is not None else zero_row
-    gm = gmean if gmean is not None else zero_row
-    gs = gstd if gstd is not None else zero_row
-    if U is not None:
-        V = U if act == "linear" else _act_deriv(U, z, act, alpha, 1)
-        SV, SVx = _rowsum(V), _rowsum(V * xhat)
-    else:
-        V, SV, SVx = None, zero_row, zero_row
-    Qr = Q if Q is not None else zero_row
-    Pr = P if P is not None else zero_row
-    cg = Qr - sr * SV / L
-    cx = Pr - sr * SVx / L
-    out = [None] * 7
-    if needs[0]:
-        ggy = torch.addcmul(_row(cg), _row(cx), xhat)
-        out[0] = torch.addcmul(ggy, _row(sr), V) if V is not None else ggy
-    if needs[1]:
-        out[1] = SV / L
-    if needs[2]:
-        out[2] = SVx / L
-    if any(needs[3:]):
-        # W = sum(V*gy) - Sg*SV/L - Sgx*SVx/L: the derivative with respect to sigma/std.
-        Wr = (_rowsum(V * gy) if (V is not None and gy is not None) else zero_row) - Sg * SV / L - Sgx * SVx / L
-        cv = gs / L - sr * Sgx / L
-        # Gx = cx*gy + cv*V. Its row sums follow from sums already taken (Sg, SV, Sgx, SVx are
-        # 0 where gy or V is absent), so the full tensor is formed only for the z gradient:
-        # each full-size pass costs about as much as the whole fused forward.
-        if needs[3]:
-            ga = None
-            if gy is not None:
-                ga = _row(cx * r) * gy
-            if V is not None:
-                ga = _row(cv * r) * V if ga is None else torch.addcmul(ga, _row(cv * r), V)
-            if ga is None:
-                ga = torch.zeros_like(z)
-            gz = ga if act == "linear" else _act_deriv(ga, z, act, alpha, 1)
-            if U is not None and act not in _PIECEWISE_LINEAR:
-                ggyc = gy if gy is not None else torch.zeros_like(z)
-                da = _row(sr) * (ggyc - _row(Sg) / L - xhat * _row(Sgx) / L) + _row(gm) / L + _row(gs) * xhat / L
-                gz = gz + _act_deriv(U * da, z, act, alpha, 2)
-            out[3] = gz
-        if needs[4]:
-            out[4] = -r * (cx * Sg + cv * SV)
-        if needs[5]:
-            sW = Wr if sigma is None else sigma * Wr
-            out[5] = -r * (r * sW + cx * Sgx + cv * SVx)
-        if needs[6]:
-            out[6] = r * Wr
-    return tuple(out)
-
-
-def _setup_adain_grad(ctx, inputs, output):
-    gy, gmean, gstd, x, noise, noise_weight, bias, style_scale, mean, std, act, alpha = inputs
-    ctx.act, ctx.alpha = act, alpha
-    ctx.set_materialize_grads(False)
-    ctx.save_for_backward(gy, gmean, gstd, x, noise, noise_weight, bias, style_scale, mean, std)
-
-
-def _backward_adain_grad(ctx, U, Q, P, Qz, Qzn):
-    gy, gmean, gstd, x, noise, noise_weight, bias, style_scale, mean, std = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    result = [None] * 12
-    if noise is None:
-        Qzn = None  # sum(dz * noise) is then a constant zero
-    if U is None and Q is None and P is None and Qz is None and Qzn is None:
-        return tuple(result)
+def _pre_activation(x, noise, noise_weight, bias):
+    """z = x + noise_weight * noise + bias in the computation dtype, in differentiable torch ops."""
     C = x.shape[1]
-    # The pre-activation, in differentiable torch ops so that a third order can follow.
     z = opmath(x)
     if noise is not None:
         n = opmath(noise)
         z = z + (n if noise_weight is None else opmath(noise_weight).view(1, C, 1, 1) * n)
     if bias is not None:
         z = z + opmath(bias).view(1, C, 1, 1)
-    need_z = any(need[3:7])
-    sigma = None if style_scale is None else 1 + opmath(style_scale)
-    gyo = None if gy is None else opmath(gy)
-    # sum(dz) and sum(dz * noise) are linear in dz: their cotangents join U's.
-    Ue = None if U is None else opmath(U)
-    for extra in (None if Qz is None else _row(Qz),
-                  None if Qzn is None else _row(Qzn) * opmath(noise)):
+    return z
+
+
+# adain_grad's arguments, named as in its schema (csrc/ops/adain.cpp).
+_AdainGradArgs = op_arguments("adain_grad") if _lib.loaded() else None
+
+
+def _setup_adain_grad(ctx, inputs, output):
+    ctx.set_materialize_grads(False)
+    save_arguments(ctx, _AdainGradArgs(*inputs))
+
+
+def _backward_adain_grad(ctx, *cotangents):
+    """Backward of adain_grad: the VJP of the instance-norm map (instance_norm_grad.py) and the
+    chain through z = x + noise_weight * noise + bias and sigma = 1 + style_scale."""
+    a = saved_arguments(ctx, _AdainGradArgs)
+    need = _AdainGradArgs(*ctx.needs_input_grad)
+    cot = AdainGradOutputs(*cotangents)
+    if a.noise is None:
+        cot = cot._replace(sum_dz_noise=None)  # sum(dz * noise) is then a constant zero
+    if all(c is None for c in cot):
+        return tuple(_AdainGradArgs())
+    z = _pre_activation(a.x, a.noise, a.noise_weight, a.bias)
+    m = MapInputs(None if a.gy is None else opmath(a.gy), a.gmean, a.gstd, z, a.mean, a.std,
+                  None if a.style_scale is None else 1 + opmath(a.style_scale))
+    # sum(dz) and sum(dz * noise) are linear in dz: their cotangents join dz's.
+    dz_cot = None if cot.dz is None else opmath(cot.dz)
+    for extra in (None if cot.sum_dz is None else cot.sum_dz[:, :, None, None],
+                  None if cot.sum_dz_noise is None else cot.sum_dz_noise[:, :, None, None] * opmath(a.noise)):
         if extra is not None:
-            Ue = extra.expand(z.shape) if Ue is None else Ue + extra
-    g = in_grad_vjp(Ue, Q, P, gyo, gmean, gstd, z, mean, std, sigma, ctx.act, ctx.alpha,
-                    (need[0], need[1], need[2], need_z, need[8], need[9], style_scale is not None and need[7]))
-    ggy, ggm, ggs, gz, gmu, gsd, gsig = g
-    result[0] = None if ggy is None else ggy.to(x.dtype)
-    result[1], result[2] = ggm, ggs
-    if gz is not None:
-        gz = gz.to(x.dtype)
-        result[3:7] = _dz_to_inputs(gz, noise, noise_weight, (need[3], need[4], need[5], need[6]))
-    if Qzn is not None and need[4]:
+            dz_cot = extra.expand(z.shape) if dz_cot is None else dz_cot + extra
+    needs = MapGrads(gy=need.gy, g_mean=need.gmean, g_std=need.gstd,
+                     z=need.x or need.noise or need.noise_weight or need.bias,
+                     mean=need.mean, std=need.std, sigma=a.style_scale is not None and need.style_scale)
+    g = in_grad_vjp(m, dz_cot, cot.sum_gy, cot.sum_gy_xhat, a.act, a.alpha, needs)
+    dx = dnoise = dnw = dbias = None
+    if g.z is not None:
+        dx, dnoise, dnw, dbias = dz_to_inputs(g.z.to(a.x.dtype), a.noise, a.noise_weight, need)
+    if cot.sum_dz_noise is not None and need.noise:
         # sum(dz * noise) also depends on noise directly.
-        dz = in_grad_map(gyo, gmean, gstd, z, mean, std, sigma, ctx.act, ctx.alpha)
-        extra = channel_dot(_row(Qzn) * dz, None).to(x.dtype)
-        result[4] = extra if result[4] is None else result[4] + extra
-    result[7] = None if gsig is None else gsig.to(x.dtype)
-    result[8], result[9] = gmu, gsd
-    return tuple(result)
+        dz = in_grad_map(m, a.act, a.alpha)
+        extra = channel_dot(cot.sum_dz_noise[:, :, None, None] * dz, None).to(a.x.dtype)
+        dnoise = extra if dnoise is None else dnoise + extra
+    return tuple(_AdainGradArgs(
+        gy=None if g.gy is None else g.gy.to(a.x.dtype), gmean=g.g_mean, gstd=g.g_std,
+        x=dx, noise=dnoise, noise_weight=dnw, bias=dbias,
+        style_scale=None if g.sigma is None else g.sigma.to(a.x.dtype), mean=g.mean, std=g.std))
 
 
 if _lib.loaded():

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import check_same, check_tensor, opmath, use_kernel
+from ._dispatch import check_same, check_tensor, op_arguments, opmath, save_arguments, saved_arguments, use_kernel
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -109,24 +109,22 @@ def bias_act_ref(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, a
     return _bias_act_ref(x, b, dim, act, alpha, gain, clamp)
 
 
+# The activations in plain PyTorch: act(z, alpha).
+_ACT_REF = {
+    "linear": lambda z, alpha: z,
+    "relu": lambda z, alpha: F.relu(z),
+    "lrelu": lambda z, alpha: F.leaky_relu(z, alpha),
+    "tanh": lambda z, alpha: torch.tanh(z),
+    "sigmoid": lambda z, alpha: torch.sigmoid(z),
+    "elu": lambda z, alpha: F.elu(z, alpha),
+    "selu": lambda z, alpha: F.selu(z),
+    "softplus": lambda z, alpha: F.softplus(z),
+    "swish": lambda z, alpha: z * torch.sigmoid(z),
+}
+
+
 def _act_ref(z: torch.Tensor, act: str, alpha: float) -> torch.Tensor:
-    if act == "linear":
-        return z
-    if act == "relu":
-        return F.relu(z)
-    if act == "lrelu":
-        return F.leaky_relu(z, alpha)
-    if act == "tanh":
-        return torch.tanh(z)
-    if act == "sigmoid":
-        return torch.sigmoid(z)
-    if act == "elu":
-        return F.elu(z, alpha)
-    if act == "selu":
-        return F.selu(z)
-    if act == "softplus":
-        return F.softplus(z)
-    return z * torch.sigmoid(z)  # swish
+    return _ACT_REF[act](z, alpha)
 
 
 def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
@@ -157,45 +155,47 @@ def _fake_grad(g, x, b, dim, *args):
     return torch.empty_like(x), x.new_empty(0 if b is None else b.shape[0])
 
 
+# bias_act_grad's arguments, named as in its schema (csrc/ops/bias_act.cpp).
+_GradArgs = op_arguments("bias_act_grad") if _lib.loaded() else None
+
+
 def _setup_grad(ctx, inputs, output):
-    g, x, b = inputs[0], inputs[1], inputs[2]
-    ctx.cfg = inputs[3:8]
-    ctx.order = inputs[8]
-    ctx.save_for_backward(g, x, b)
+    save_arguments(ctx, _GradArgs(*inputs))
 
 
 def _backward_grad(ctx, ddz, ddb):
     # dz = g * h_k(x + b) with h_k = gain * act^(k) masked by the clamp, and db = sum of dz over
     # all dims but `dim`, so db's cotangent joins dz's broadcast along `dim`. dz is linear in g
     # (d/dg is this op applied to the cotangent) and d/dx is g * h_{k+1}(x + b).
-    g, x, b = ctx.saved_tensors
-    dim, order = ctx.cfg[0], ctx.order
+    a = saved_arguments(ctx, _GradArgs)
+    need = _GradArgs(*ctx.needs_input_grad)
+    need_b = a.b is not None and need.b
     dout = ddz
-    if b is not None and ddb is not None:
-        shape = [1] * x.ndim
-        shape[dim] = -1
+    if a.b is not None and ddb is not None:
+        shape = [1] * a.x.ndim
+        shape[a.dim] = -1
         dout = ddb.reshape(shape) if dout is None else dout + ddb.reshape(shape)
     if dout is None:
-        return None, None, None, None, None, None, None, None, None
+        return tuple(_GradArgs())
     dg = dx = db = None
-    if ctx.needs_input_grad[0]:
-        dg = torch.ops.alae_fast.bias_act_grad(dout.expand_as(x), x, b, *ctx.cfg, order)[0]
-    if ctx.needs_input_grad[1] or (b is not None and ctx.needs_input_grad[2]):
-        if ctx.cfg[1] in _PIECEWISE_LINEAR:
+    if need.g:
+        dg = torch.ops.alae_fast.bias_act_grad(*a._replace(g=dout.expand_as(a.x)))[0]
+    if need.x or need_b:
+        if a.act in _PIECEWISE_LINEAR:
             # Every derivative past the first is zero (the clamp's mask too, almost
             # everywhere). A zero-stride zero stands for it: R1's double backward would
             # otherwise pay a multiply and a kernel pass per activation for a tensor of
             # zeros. (None would differ from PyTorch, which raises on it in autograd.grad.)
-            zero = x.new_zeros(())
-            dx = zero.expand(x.shape) if ctx.needs_input_grad[1] else None
-            db = zero.expand(b.shape) if b is not None and ctx.needs_input_grad[2] else None
-        elif order >= 3:
+            zero = a.x.new_zeros(())
+            dx = zero.expand(a.x.shape) if need.x else None
+            db = zero.expand(a.b.shape) if need_b else None
+        elif a.order >= 3:
             raise NotImplementedError("bias_act: gradients beyond the third order of x are not implemented")
         else:
-            t, tb = torch.ops.alae_fast.bias_act_grad(dout * g, x, b, *ctx.cfg, order + 1)
-            dx = t if ctx.needs_input_grad[1] else None
-            db = tb if b is not None and ctx.needs_input_grad[2] else None
-    return dg, dx, db, None, None, None, None, None, None
+            t, tb = torch.ops.alae_fast.bias_act_grad(*a._replace(g=dout * a.g, order=a.order + 1))
+            dx = t if need.x else None
+            db = tb if need_b else None
+    return tuple(_GradArgs(g=dg, x=dx, b=db))
 
 
 if _lib.loaded():

@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import check_tensor
-from .upfirdn2d import _check_filter, _filter_size, _is_int, _parse_padding, upfirdn2d
+from ._dispatch import check_factors, check_tensor
+from .upfirdn2d import _check_filter, _filter_size, _parse_padding, upfirdn2d
 
 
 def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):
@@ -37,6 +37,53 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
     if transpose:
         return F.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
     return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+
+def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
+    """Validates the arguments; returns f checked and padding as (x0, x1, y0, y1)."""
+    op = "conv2d_resample"
+    check_tensor(x, "x", op)
+    check_tensor(w, "w", op)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
+    if w.ndim != 4:
+        raise ValueError(f"{op}: w must be 4-D [C_out, C_in / groups, kh, kw]; got {w.ndim}-D of shape {tuple(w.shape)}")
+    if w.dtype != x.dtype:
+        raise TypeError(f"{op}: w must have x's dtype {x.dtype}; got {w.dtype}")
+    check_factors(op, up=up, down=down, groups=groups)
+    if not isinstance(flip_weight, bool) or not isinstance(flip_filter, bool):
+        raise TypeError(f"{op}: flip_weight and flip_filter must be bools")
+    out_channels, in_per_group = w.shape[:2]
+    if x.shape[1] != in_per_group * groups or out_channels % groups != 0:
+        raise ValueError(f"{op}: w of shape {tuple(w.shape)} with groups={groups} needs x with "
+                         f"{in_per_group * groups} channels and C_out divisible by groups; "
+                         f"x has shape {tuple(x.shape)}")
+    f = _check_filter(f, x, op)
+    return f, _parse_padding(padding, op)
+
+
+def _centred(px0, px1, py0, py1, fw, fh, up, down):
+    """The padding plus what keeps pixel centres aligned through the filter on each resampling side."""
+    if up > 1:
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0 += (fh + up - 1) // 2
+        py1 += (fh - up) // 2
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0 += (fh - down + 1) // 2
+        py1 += (fh - down) // 2
+    return px0, px1, py0, py1
+
+
+def _transposed_weight(w, groups):
+    """w [C_out, C_in / groups, kh, kw] as conv_transpose2d's [C_in, C_out / groups, kh, kw]."""
+    out_channels, in_per_group, kh, kw = w.shape
+    if groups == 1:
+        return w.transpose(0, 1)
+    wt = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
+    return wt.reshape(groups * in_per_group, out_channels // groups, kh, kw)
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
@@ -64,42 +111,11 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         only when up > 1), minus ``kh - 1`` for the conv, then ``(size - fh + down) //
         down`` when down > 1. Differentiable in x and w to any order.
     """
-    op = "conv2d_resample"
-    check_tensor(x, "x", op)
-    check_tensor(w, "w", op)
-    if x.ndim != 4:
-        raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
-    if w.ndim != 4:
-        raise ValueError(f"{op}: w must be 4-D [C_out, C_in / groups, kh, kw]; got {w.ndim}-D of shape {tuple(w.shape)}")
-    if w.dtype != x.dtype:
-        raise TypeError(f"{op}: w must have x's dtype {x.dtype}; got {w.dtype}")
-    for name, value in (("up", up), ("down", down), ("groups", groups)):
-        if not _is_int(value):
-            raise TypeError(f"{op}: {name} must be an int; got {type(value).__name__}")
-        if value < 1:
-            raise ValueError(f"{op}: {name} must be >= 1; got {value}")
-    if not isinstance(flip_weight, bool) or not isinstance(flip_filter, bool):
-        raise TypeError(f"{op}: flip_weight and flip_filter must be bools")
-    out_channels, in_per_group, kh, kw = w.shape
-    if x.shape[1] != in_per_group * groups or out_channels % groups != 0:
-        raise ValueError(f"{op}: w of shape {tuple(w.shape)} with groups={groups} needs x with "
-                         f"{in_per_group * groups} channels and C_out divisible by groups; "
-                         f"x has shape {tuple(x.shape)}")
-    f = _check_filter(f, x, op)
+    f, (px0, px1, py0, py1) = _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
+    kh, kw = w.shape[2:]
     fw, fh = _filter_size(f)
-    px0, px1, py0, py1 = _parse_padding(padding, op)
 
-    # Padding that keeps pixel centres aligned through the filter on each resampling side.
-    if up > 1:
-        px0 += (fw + up - 1) // 2
-        px1 += (fw - up) // 2
-        py0 += (fh + up - 1) // 2
-        py1 += (fh - up) // 2
-    if down > 1:
-        px0 += (fw - down + 1) // 2
-        px1 += (fw - down) // 2
-        py0 += (fh - down + 1) // 2
-        py1 += (fh - down) // 2
+    px0, px1, py0, py1 = _centred(px0, px1, py0, py1, fw, fh, up, down)
 
     if kw == 1 and kh == 1 and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
@@ -120,11 +136,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         # The rest of the requested padding (kw - 1 and kw - up less than asked) is done by
         # the filter's upfirdn2d; q takes the crop both sides share, so no pixel is computed
         # only to be cropped.
-        if groups == 1:
-            wt = w.transpose(0, 1)
-        else:
-            wt = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
-            wt = wt.reshape(groups * in_per_group, out_channels // groups, kh, kw)
+        wt = _transposed_weight(w, groups)
         px0 -= kw - 1
         px1 -= kw - up
         py0 -= kh - 1

@@ -32,27 +32,11 @@ from numbers import Real
 import torch
 
 from .. import _lib
-from ._dispatch import check_same, check_tensor, opmath, use_kernel
+from ._dispatch import check_factors, check_same, check_tensor, opmath, use_kernel
 from .bias_act import _bias_act_ref
-from .upfirdn2d import _filter_size, _is_int, _out_size, _parse_padding, _upfirdn2d_ref
+from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
 _SQRT2 = math.sqrt(2.0)
-
-
-def _check_filter(f, name: str, x: torch.Tensor, op: str):
-    if f is None:
-        return None
-    if not isinstance(f, torch.Tensor):
-        raise TypeError(f"{op}: {name} must be a torch.Tensor or None; got {type(f).__name__}")
-    if not f.dtype.is_floating_point:
-        raise ValueError(f"{op}: {name} must be a floating-point tensor (float32 taps); got {f.dtype}")
-    if f.ndim not in (1, 2):
-        raise ValueError(f"{op}: {name} must be 1-D (separable) or 2-D; got {f.ndim}-D of shape {tuple(f.shape)}")
-    if f.numel() == 0:
-        raise ValueError(f"{op}: {name} must not be empty; got shape {tuple(f.shape)}")
-    if f.device != x.device:
-        raise ValueError(f"{op}: {name} must be on x's device {x.device}; got {f.device}")
-    return f.to(torch.float32)
 
 
 def _check_real(value, name: str, op: str, *, optional=False) -> float | None:
@@ -80,18 +64,15 @@ def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, o
     check_tensor(x, "x", op)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
-    fu = _check_filter(fu, "fu", x, op)
-    fd = _check_filter(fd, "fd", x, op)
+    # The kernels take float32 taps: float64 ones are rounded here (upfirdn2d keeps them).
+    fu, fd = (None if f is None else _check_filter(f, x, op, name).to(torch.float32)
+              for f, name in ((fu, "fu"), (fd, "fd")))
     if b is not None:
         check_tensor(b, "b", op)
         if b.ndim != 1 or b.shape[0] != x.shape[1]:
             raise ValueError(f"{op}: b must be 1-D of length C = {x.shape[1]}; got shape {tuple(b.shape)}")
         check_same(b, "b", x, op)
-    for name, v in (("up", up), ("down", down)):
-        if not _is_int(v):
-            raise TypeError(f"{op}: {name} must be an int; got {type(v).__name__}")
-        if v < 1:
-            raise ValueError(f"{op}: {name} must be >= 1; got {v}")
+    check_factors(op, up=up, down=down)
     padding = _parse_padding(padding, op)
     gain = _check_real(gain, "gain", op)
     slope = _check_real(slope, "slope", op)

@@ -14,9 +14,10 @@ from numbers import Real
 import torch
 
 from .. import _lib
-from ._dispatch import check_same, check_tensor, opmath, use_kernel
-from .adain import _fake_adain, _like_plan, in_grad_vjp
+from ._dispatch import check_same, check_tensor, op_arguments, opmath, save_arguments, saved_arguments, use_kernel
+from .adain import _fake_adain, _like_plan
 from .bias_act import ACTIVATIONS, _act_ref
+from .instance_norm_grad import MapGrads, MapInputs, in_grad_vjp
 
 
 def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stats"):
@@ -103,22 +104,28 @@ def _fake_grad(gy, gmean, gstd, x, mean, std):
     return _like_plan(x)
 
 
+# instance_norm_stats_grad's arguments, named as in its schema (csrc/ops/instance_norm_stats.cpp).
+_GradArgs = op_arguments("instance_norm_stats_grad") if _lib.loaded() else None
+
+
 def _setup_grad(ctx, inputs, output):
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(*inputs)
+    save_arguments(ctx, _GradArgs(*inputs))
 
 
-def _backward_grad(ctx, U):
-    gy, gmean, gstd, x, mean, std = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    if U is None:
-        return (None,) * 6
-    g = in_grad_vjp(opmath(U), None, None, None if gy is None else opmath(gy), gmean, gstd,
-                    opmath(x), mean, std, None, "linear", 0.0,
-                    (need[0], need[1], need[2], need[3], need[4], need[5], False))
-    ggy, ggm, ggs, gx, gmu, gsd, _ = g
-    return (None if ggy is None else ggy.to(x.dtype), ggm, ggs,
-            None if gx is None else gx.to(x.dtype), gmu, gsd)
+def _backward_grad(ctx, dx_cot):
+    """Backward of instance_norm_stats_grad: the VJP of the instance-norm map
+    (instance_norm_grad.py) with a linear activation and no style scale."""
+    a = saved_arguments(ctx, _GradArgs)
+    need = _GradArgs(*ctx.needs_input_grad)
+    if dx_cot is None:
+        return tuple(_GradArgs())
+    m = MapInputs(None if a.gy is None else opmath(a.gy), a.gmean, a.gstd, opmath(a.x), a.mean, a.std, None)
+    needs = MapGrads(gy=need.gy, g_mean=need.gmean, g_std=need.gstd, z=need.x, mean=need.mean,
+                     std=need.std, sigma=False)
+    g = in_grad_vjp(m, opmath(dx_cot), None, None, "linear", 0.0, needs)
+    return tuple(_GradArgs(gy=None if g.gy is None else g.gy.to(a.x.dtype), gmean=g.g_mean, gstd=g.g_std,
+                           x=None if g.z is None else g.z.to(a.x.dtype), mean=g.mean, std=g.std))
 
 
 if _lib.loaded():

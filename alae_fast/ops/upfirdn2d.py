@@ -62,20 +62,21 @@ def _parse_padding(padding, op: str) -> tuple[int, int, int, int]:
     return tuple(padding)
 
 
-def _check_filter(f, x: torch.Tensor | None, op: str):
-    """Validates f (None, or a 1-D/2-D floating tensor); returns it as float32 (float64 kept)."""
+def _check_filter(f, x: torch.Tensor | None, op: str, name: str = "f"):
+    """Validates filter ``name`` (None, or a 1-D/2-D floating tensor on x's device); returns it
+    as float32 (float64 kept)."""
     if f is None:
         return None
     if not isinstance(f, torch.Tensor):
-        raise TypeError(f"{op}: f must be a torch.Tensor or None; got {type(f).__name__}")
+        raise TypeError(f"{op}: {name} must be a torch.Tensor or None; got {type(f).__name__}")
     if not f.dtype.is_floating_point:
-        raise ValueError(f"{op}: f must be a floating-point tensor (float32 taps); got {f.dtype}")
+        raise ValueError(f"{op}: {name} must be a floating-point tensor (float32 taps); got {f.dtype}")
     if f.ndim not in (1, 2):
-        raise ValueError(f"{op}: f must be 1-D (separable) or 2-D; got {f.ndim}-D of shape {tuple(f.shape)}")
+        raise ValueError(f"{op}: {name} must be 1-D (separable) or 2-D; got {f.ndim}-D of shape {tuple(f.shape)}")
     if f.numel() == 0:
-        raise ValueError(f"{op}: f must not be empty; got shape {tuple(f.shape)}")
+        raise ValueError(f"{op}: {name} must not be empty; got shape {tuple(f.shape)}")
     if x is not None and f.device != x.device:
-        raise ValueError(f"{op}: f must be on x's device {x.device}; got {f.device}")
+        raise ValueError(f"{op}: {name} must be on x's device {x.device}; got {f.device}")
     # float64 taps stay float64 (the reference then computes a float64 x exactly, and
     # gradcheck of the filter gradient sees no rounding); the kernels keep taps in float32.
     return f if f.dtype == torch.float64 else f.to(torch.float32)

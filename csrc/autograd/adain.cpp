@@ -13,9 +13,6 @@
 namespace alae_fast {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
 // sum_c w[c] * t[:, c] of [N, C, H, W] t as [N, 1, H, W] (w absent: the plain sum over C,
 // accumulated in float32 for half types). A batched matrix-vector product on t's own memory
 // layout reads t once.
@@ -54,7 +51,7 @@ class AdainFunction : public torch::autograd::Function<AdainFunction> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     SkipAutogradUnlessRecording skip;
-    variable_list out(9);
+    variable_list out = input_grads<AdainFn>();
     if (!(grads[0].defined() || grads[1].defined() || grads[2].defined())) return out;
     const auto s = ctx->get_saved_variables();
     const at::Tensor &x = s[0], &noise = s[1], &noise_weight = s[2], &bias = s[3], &style_scale = s[4];

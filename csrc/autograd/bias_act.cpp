@@ -13,9 +13,6 @@
 namespace alae_fast {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
 class BiasActFunction : public torch::autograd::Function<BiasActFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const std::optional<at::Tensor>& b,
@@ -38,7 +35,7 @@ class BiasActFunction : public torch::autograd::Function<BiasActFunction> {
     const at::Tensor& x = saved[0];
     const ops::OptTensor b = ops::opt(saved[1]);
     const at::Tensor& dy = grads[0];
-    at::Tensor dx, db;
+    variable_list out = input_grads<BiasActFn>();  // x, b, then the configuration
     const bool need_x = needs_grad(ctx, {true, b.has_value()}, 0), need_b = needs_grad(ctx, {true, b.has_value()}, 1);
     if (dy.defined() && (need_x || need_b)) {
       const c10::IValue& clamp = ctx->saved_data["clamp"];
@@ -46,10 +43,10 @@ class BiasActFunction : public torch::autograd::Function<BiasActFunction> {
           dy, x, b, ctx->saved_data["dim"].toInt(), ctx->saved_data["act"].toStringRef(),
           ctx->saved_data["alpha"].toDouble(), ctx->saved_data["gain"].toDouble(),
           clamp.isNone() ? std::nullopt : std::optional<double>(clamp.toDouble()), 1);
-      if (need_x) dx = dz;
-      if (need_b) db = dbias;
+      if (need_x) out[0] = dz;
+      if (need_b) out[1] = dbias;
     }
-    return {dx, db, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return out;
   }
 };
 

@@ -10,9 +10,6 @@
 namespace alae_fast {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
 class InstanceNormStatsFunction : public torch::autograd::Function<InstanceNormStatsFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, double eps) {
@@ -25,13 +22,12 @@ class InstanceNormStatsFunction : public torch::autograd::Function<InstanceNormS
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     SkipAutogradUnlessRecording skip;
-    if (!(grads[0].defined() || grads[1].defined() || grads[2].defined()) || !ctx->needs_input_grad(0)) {
-      return {at::Tensor(), at::Tensor()};
-    }
+    variable_list out = input_grads<InstanceNormStatsFn>();
+    if (!(grads[0].defined() || grads[1].defined() || grads[2].defined()) || !ctx->needs_input_grad(0)) return out;
     const auto saved = ctx->get_saved_variables();
-    return {ops::instance_norm_stats_grad(ops::opt(grads[0]), ops::opt(grads[1]), ops::opt(grads[2]), saved[0],
-                                          saved[1], saved[2]),
-            at::Tensor()};
+    out[0] = ops::instance_norm_stats_grad(ops::opt(grads[0]), ops::opt(grads[1]), ops::opt(grads[2]), saved[0],
+                                           saved[1], saved[2]);
+    return out;
   }
 };
 

@@ -10,9 +10,6 @@
 namespace alae_fast {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
 class ModulateWeightFunction : public torch::autograd::Function<ModulateWeightFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& weight, const at::Tensor& styles,
@@ -26,12 +23,14 @@ class ModulateWeightFunction : public torch::autograd::Function<ModulateWeightFu
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     SkipAutogradUnlessRecording skip;
-    if (!(grads[0].defined() || grads[1].defined())) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    variable_list out = input_grads<ModulateWeightFn>();
+    if (!(grads[0].defined() || grads[1].defined())) return out;
     const auto saved = ctx->get_saved_variables();
     auto [gweight, gstyles] =
         ops::modulate_weight_grad(ops::opt(grads[0]), ops::opt(grads[1]), saved[0], saved[1], saved[2]);
-    return {ctx->needs_input_grad(0) ? gweight : at::Tensor(), ctx->needs_input_grad(1) ? gstyles : at::Tensor(),
-            at::Tensor()};
+    if (ctx->needs_input_grad(0)) out[0] = gweight;
+    if (ctx->needs_input_grad(1)) out[1] = gstyles;
+    return out;
   }
 };
 

@@ -1,6 +1,8 @@
-// Which inputs of a C++ autograd Function need a gradient, by argument position.
+// Helpers of the C++ autograd Functions here: which inputs need a gradient (by argument
+// position), the list a backward returns, and skipping autograd where no graph is recorded.
 #pragma once
 
+#include <c10/util/TypeTraits.h>
 #include <torch/autograd.h>
 
 #include <initializer_list>
@@ -8,10 +10,14 @@
 
 namespace alae_fast {
 
+// The autograd Function API every file here writes against.
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
 // AutogradContext::needs_input_grad counts only the tensor arguments actually given: an
 // absent optional tensor is no input of the graph node. `present` lists, for each tensor
 // argument in order, whether it was given; `arg` indexes that list.
-inline bool needs_grad(const torch::autograd::AutogradContext* ctx, std::initializer_list<bool> present, size_t arg) {
+inline bool needs_grad(const AutogradContext* ctx, std::initializer_list<bool> present, size_t arg) {
   size_t edge = 0, i = 0;
   for (bool p : present) {
     if (i == arg) return p && ctx->needs_input_grad(edge);
@@ -19,6 +25,13 @@ inline bool needs_grad(const torch::autograd::AutogradContext* ctx, std::initial
     ++i;
   }
   return false;
+}
+
+// What the backward of an op of signature Fn returns: one slot per argument of the op
+// (undefined: no gradient), filled by position.
+template <typename Fn>
+variable_list input_grads() {
+  return variable_list(c10::guts::infer_function_traits_t<Fn>::number_of_parameters);
 }
 
 // Put at the top of a backward: unless it is recording a graph (create_graph), the ops it

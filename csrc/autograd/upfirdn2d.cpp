@@ -32,9 +32,6 @@
 namespace alae_fast {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
 // (taps along x, taps along y): a 1-D filter is separable, the same taps on both axes.
 std::pair<int64_t, int64_t> filter_size(const at::Tensor& f) {
   if (!f.defined()) return {1, 1};
@@ -63,7 +60,7 @@ class UpFirDn2dFunction : public torch::autograd::Function<UpFirDn2dFunction> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     SkipAutogradUnlessRecording skip;
-    variable_list out(7);
+    variable_list out = input_grads<UpFirDn2dFn>();
     const at::Tensor& dy = grads[0];
     if (!dy.defined()) return out;
     const auto saved = ctx->get_saved_variables();

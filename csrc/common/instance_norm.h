@@ -15,6 +15,8 @@
 //        B = (gs - A * Sgx) / L,  D = (gm - A * Sg) / L
 //   dz = act'(z) * da
 // (d mean / d a_i = 1/L and d std / d a_i = xhat_i / L give the gm and gs terms.)
+// The backward of this map (double backward) is derived in alae_fast/ops/instance_norm_grad.py,
+// whose names are these: sum_gy = Sg, sum_gy_xhat = Sgx, scale = A, g_mean = gm, g_std = gs.
 #pragma once
 
 #include "host_device.h"

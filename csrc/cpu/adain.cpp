@@ -1,5 +1,6 @@
-// CPU forward of the adain engine (adain and instance_norm_stats), and adain's CPU registration.
+// CPU forward of the adain engine, and the CPU registration of adain and instance_norm_stats.
 #include "adain_engine.h"
+#include "../ops/instance_norm_stats.h"
 
 #include <torch/library.h>
 
@@ -140,8 +141,8 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
   }
   at::parallel_for(0, N * ch.count, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t task = lo; task < hi; ++task) {
-      const int64_t n = task / ch.count, p0 = (task % ch.count) * ch.pixels;
-      const int64_t p1 = std::min(L, p0 + ch.pixels);
+      int64_t n, p0, p1;
+      ch.task(task, L, n, p0, p1);
       acc_t* s1 = part.data() + 2 * task * C;
       fwd_nhwc_pass1_mv<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + n * C, s1, s1 + C);
     }
@@ -149,11 +150,8 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
   const acc_t Lf = static_cast<acc_t>(L);
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t c = 0; c < C; ++c) {
-      acc_t s1 = 0, s2 = 0;
-      for (int64_t q = 0; q < ch.count; ++q) {
-        s1 += part[(2 * (n * ch.count + q)) * C + c];
-        s2 += part[(2 * (n * ch.count + q) + 1) * C + c];
-      }
+      acc_t s1, s2;
+      ch.totals(part, n, c, C, s1, s2);
       const int64_t r = n * C + c;
       const RowStats<acc_t> st = row_stats(K[r], s1, s2, Lf, in.eps);
       k[r] = st.rstd * in.sigma_of(r);
@@ -165,8 +163,8 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
   }
   at::parallel_for(0, N * ch.count, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t task = lo; task < hi; ++task) {
-      const int64_t n = task / ch.count, p0 = (task % ch.count) * ch.pixels;
-      const int64_t p1 = std::min(L, p0 + ch.pixels);
+      int64_t n, p0, p1;
+      ch.task(task, L, n, p0, p1);
       const int64_t o = n * C;
       fwd_nhwc_pass2_mv<scalar_t, ACT, NOISE>(in, n, p0, p1, nw.data(), b.data(), K.data() + o, m1.data() + o,
                                               k.data() + o, t.data() + o, y);
@@ -220,43 +218,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_forward_cpu(const AdainPlan
   return {y, mean, std};
 }
 
-namespace {
-
-std::string_view sv(c10::string_view s) { return std::string_view(s.data(), s.size()); }
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_cpu(
-    const at::Tensor& x, const std::optional<at::Tensor>& noise,
-    const std::optional<at::Tensor>& noise_weight, const std::optional<at::Tensor>& bias,
-    const std::optional<at::Tensor>& style_scale, const std::optional<at::Tensor>& style_bias,
-    c10::string_view act, double alpha, double eps) {
-  AdainPlan p = plan_adain("adain", x, noise, noise_weight, bias, style_scale, style_bias, sv(act),
-                           alpha, eps);
-  return adain_forward_cpu(p);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> adain_grad_cpu(
-    const std::optional<at::Tensor>& gy, const std::optional<at::Tensor>& gmean,
-    const std::optional<at::Tensor>& gstd, const at::Tensor& x,
-    const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& noise_weight,
-    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& style_scale,
-    const at::Tensor& mean, const at::Tensor& std, c10::string_view act, double alpha) {
-  constexpr std::string_view op = "adain_grad";
-  AdainPlan p = plan_adain(op, x, noise, noise_weight, bias, style_scale, std::nullopt, sv(act),
-                           alpha, 0.0);
-  at::Tensor g = prepare_grad_y(op, gy, p);
-  at::Tensor gm = prepare_row_stat(op, "gmean", gmean, p, false);
-  at::Tensor gs = prepare_row_stat(op, "gstd", gstd, p, false);
-  at::Tensor mu = prepare_row_stat(op, "mean", mean, p, true);
-  at::Tensor sd = prepare_row_stat(op, "std", std, p, true);
-  AdainGrads o = adain_backward_cpu(p, g, gm, gs, mu, sd);
-  return {o.dz, o.sum_g, o.sum_gxhat, o.sum_dz, o.sum_dz_noise};
-}
-
-}  // namespace
-
+// instance_norm_stats is this engine with a linear activation and no noise, bias or style.
 TORCH_LIBRARY_IMPL(alae_fast, CPU, m) {
-  m.impl("adain", &adain_cpu);
-  m.impl("adain_grad", &adain_grad_cpu);
+  register_adain_engine<adain_forward_cpu, adain_backward_cpu>(m);
 }
 
 }  // namespace alae_fast

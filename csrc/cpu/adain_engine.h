@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "../common/activations.h"
 #include "../common/dispatch.h"
@@ -182,6 +183,25 @@ AF_ALWAYS_INLINE acc_t z_of(scalar_t xv, scalar_t nv, acc_t nw, acc_t b) {
 // Pixel chunks of channels_last work: about 32K elements each.
 struct NhwcChunks {
   int64_t pixels, count;
+
+  // Task t of the N * count tasks: pixels [p0, p1) of sample n.
+  void task(int64_t t, int64_t L, int64_t& n, int64_t& p0, int64_t& p1) const {
+    n = t / count;
+    p0 = (t % count) * pixels;
+    p1 = std::min(L, p0 + pixels);
+  }
+
+  // Row (n, c)'s totals of the two [C] partial sums that each task t wrote at part + 2 * t * C,
+  // added in task order.
+  template <typename acc_t>
+  void totals(const std::vector<acc_t>& part, int64_t n, int64_t c, int64_t C, acc_t& first, acc_t& second) const {
+    first = 0;
+    second = 0;
+    for (int64_t q = 0; q < count; ++q) {
+      first += part[(2 * (n * count + q)) * C + c];
+      second += part[(2 * (n * count + q) + 1) * C + c];
+    }
+  }
 };
 inline NhwcChunks nhwc_chunks(int64_t L, int64_t C) {
   const int64_t pixels = std::max<int64_t>(1, std::min<int64_t>(L, 32768 / std::max<int64_t>(C, 1)));

@@ -185,15 +185,10 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
     b[c] = in.bias_of(c);
   }
   for (int64_t r = 0; r < N * C; ++r) mu[r] = g.mean[r];
-  auto chunk = [&](int64_t task, int64_t& n, int64_t& p0, int64_t& p1) {
-    n = task / ch.count;
-    p0 = (task % ch.count) * ch.pixels;
-    p1 = std::min(L, p0 + ch.pixels);
-  };
   at::parallel_for(0, tasks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t task = lo; task < hi; ++task) {
       int64_t n, p0, p1;
-      chunk(task, n, p0, p1);
+      ch.task(task, L, n, p0, p1);
       acc_t* s = part.data() + 2 * task * C;
       bwd_nhwc_pass1_mv<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + n * C, s, s + C);
     }
@@ -201,11 +196,8 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
   const acc_t Lf = static_cast<acc_t>(L);
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t c = 0; c < C; ++c) {
-      acc_t sg = 0, sgxc = 0;
-      for (int64_t q = 0; q < ch.count; ++q) {
-        sg += part[(2 * (n * ch.count + q)) * C + c];
-        sgxc += part[(2 * (n * ch.count + q) + 1) * C + c];
-      }
+      acc_t sg, sgxc;
+      ch.totals(part, n, c, C, sg, sgxc);
       const int64_t r = n * C + c;
       const acc_t rstd = acc_t(1) / g.std[r];
       const acc_t sgx = sgxc * rstd;
@@ -220,7 +212,7 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
   at::parallel_for(0, tasks, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t task = lo; task < hi; ++task) {
       int64_t n, p0, p1;
-      chunk(task, n, p0, p1);
+      ch.task(task, L, n, p0, p1);
       const int64_t o = n * C;
       acc_t* s = part.data() + 2 * task * C;
       bwd_nhwc_pass2_mv<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + o, A.data() + o,
@@ -229,11 +221,8 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
   });
   for (int64_t n = 0; n < N; ++n) {
     for (int64_t c = 0; c < C; ++c) {
-      acc_t sz = 0, szn = 0;
-      for (int64_t q = 0; q < ch.count; ++q) {
-        sz += part[(2 * (n * ch.count + q)) * C + c];
-        szn += part[(2 * (n * ch.count + q) + 1) * C + c];
-      }
+      acc_t sz, szn;
+      ch.totals(part, n, c, C, sz, szn);
       out.sz[n * C + c] = sz;
       if constexpr (NOISE) out.szn[n * C + c] = szn;
     }

@@ -148,64 +148,69 @@ void forward_impl(const FilteredLreluPlan& p, const at::Tensor& x, const at::Ten
   });
 }
 
-template <typename scalar_t>
-void masked_impl(const FilteredLreluPlan& p, const at::Tensor& v, const at::Tensor& state, at::Tensor& out) {
-  using acc_t = at::opmath_type<scalar_t>;
+// One pass of a masked plane: resample by `first`, apply the saved lrelu mask (gain, slope),
+// resample by `second`. filtered_lrelu_masked runs it forward (up, then down); the gradient
+// runs the adjoint passes in reverse order, from the output-sized dy to the input-sized dx.
+template <typename acc_t>
+struct MaskedPass {
+  Axis ax, ay;
+  Filter<acc_t> f;
+  int64_t h, w;  // the plane size this pass reads (first) or writes (second)
+};
+
+template <typename scalar_t, typename acc_t>
+void masked_planes(const FilteredLreluPlan& p, const at::Tensor& in, const at::Tensor& state,
+                   const MaskedPass<acc_t>& first, const MaskedPass<acc_t>& second, at::Tensor& out,
+                   double* plane_sums) {
   const FlreluGeometry g = p.geo;
-  const Passes ps = passes_of(p);
-  const auto fu = make_filter<acc_t>(p.fu, p.fu_separable, p.flip_filter, double(p.up), false);
-  const auto fd = make_filter<acc_t>(p.fd, p.fd_separable, p.flip_filter, 1.0, false);
-  const PlaneView<const scalar_t> vv{v.data_ptr<scalar_t>(), {v.stride(0), v.stride(1), v.stride(2), v.stride(3)}};
+  const PlaneView<const scalar_t> iv{in.data_ptr<scalar_t>(), {in.stride(0), in.stride(1), in.stride(2), in.stride(3)}};
   const PlaneView<scalar_t> ov = view_of<scalar_t>(out);
   const uint8_t* sp = state.data_ptr<uint8_t>();
   const acc_t gain = acc_t(p.gain), gs = acc_t(p.gain * p.slope);
   const int64_t n_up = g.UH * g.UW;
   at::parallel_for(0, p.N * p.C, grain_for(n_up), [&](int64_t begin, int64_t end) {
-    Work<acc_t> w(g.H * g.W, n_up, g.OH * g.OW);
+    Work<acc_t> w(first.h * first.w, n_up, second.h * second.w);
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.C, ch = plane % p.C;
-      load_plane(vv, n, ch, g.H, g.W, acc_t(0), w.in.data());
-      run_pass(w.in.data(), ps.ux, ps.uy, fu, w.up.data(), w.s);
+      load_plane(iv, n, ch, first.h, first.w, acc_t(0), w.in.data());
+      run_pass(w.in.data(), first.ax, first.ay, first.f, w.up.data(), w.s);
       unpack_codes(sp + plane * g.state_bytes, n_up, w.codes.data());
       apply_mask(w.up.data(), w.codes.data(), n_up, gain, gs);
-      run_pass(w.up.data(), ps.dx, ps.dy, fd, w.out.data(), w.s);
-      store_plane(w.out.data(), g.OH, g.OW, ov, n, ch);
+      run_pass(w.up.data(), second.ax, second.ay, second.f, w.out.data(), w.s);
+      store_plane(w.out.data(), second.h, second.w, ov, n, ch);
+      if (plane_sums) {
+        double s = 0;
+        for (int64_t k = 0; k < second.h * second.w; ++k) s += double(w.out[k]);
+        plane_sums[plane] = s;
+      }
     }
   });
 }
 
+template <typename scalar_t>
+void masked_impl(const FilteredLreluPlan& p, const at::Tensor& v, const at::Tensor& state, at::Tensor& out) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const FlreluGeometry g = p.geo;
+  const Passes ps = passes_of(p);
+  const MaskedPass<acc_t> up{ps.ux, ps.uy, make_filter<acc_t>(p.fu, p.fu_separable, p.flip_filter, double(p.up), false),
+                             g.H, g.W};
+  const MaskedPass<acc_t> down{ps.dx, ps.dy, make_filter<acc_t>(p.fd, p.fd_separable, p.flip_filter, 1.0, false),
+                               g.OH, g.OW};
+  masked_planes<scalar_t>(p, v, state, up, down, out, nullptr);
+}
+
+// The adjoint of masked_impl; plane_sums (when given) receives each dx plane's sum, for the bias.
 template <typename scalar_t>
 void grad_impl(const FilteredLreluPlan& p, const at::Tensor& dy, const at::Tensor& state, at::Tensor& dx,
                double* plane_sums) {
   using acc_t = at::opmath_type<scalar_t>;
   const FlreluGeometry g = p.geo;
   const Passes ps = passes_of(p);
-  const Axis dxa = adjoint(ps.dx), dya = adjoint(ps.dy), uxa = adjoint(ps.ux), uya = adjoint(ps.uy);
-  const auto fu_t = make_filter<acc_t>(p.fu, p.fu_separable, p.flip_filter, double(p.up), true);
-  const auto fd_t = make_filter<acc_t>(p.fd, p.fd_separable, p.flip_filter, 1.0, true);
-  const PlaneView<const scalar_t> gv{dy.data_ptr<scalar_t>(), {dy.stride(0), dy.stride(1), dy.stride(2), dy.stride(3)}};
-  const PlaneView<scalar_t> xv = view_of<scalar_t>(dx);
-  const uint8_t* sp = state.data_ptr<uint8_t>();
-  const acc_t gain = acc_t(p.gain), gs = acc_t(p.gain * p.slope);
-  const int64_t n_up = g.UH * g.UW;
-  at::parallel_for(0, p.N * p.C, grain_for(n_up), [&](int64_t begin, int64_t end) {
-    // Buffers in the adjoint's direction: output-sized in, upsampled, input-sized out.
-    Work<acc_t> w(g.OH * g.OW, n_up, g.H * g.W);
-    for (int64_t plane = begin; plane < end; ++plane) {
-      const int64_t n = plane / p.C, ch = plane % p.C;
-      load_plane(gv, n, ch, g.OH, g.OW, acc_t(0), w.in.data());
-      run_pass(w.in.data(), dxa, dya, fd_t, w.up.data(), w.s);
-      unpack_codes(sp + plane * g.state_bytes, n_up, w.codes.data());
-      apply_mask(w.up.data(), w.codes.data(), n_up, gain, gs);
-      run_pass(w.up.data(), uxa, uya, fu_t, w.out.data(), w.s);
-      store_plane(w.out.data(), g.H, g.W, xv, n, ch);
-      if (plane_sums) {
-        double s = 0;
-        for (int64_t k = 0; k < g.H * g.W; ++k) s += double(w.out[k]);
-        plane_sums[plane] = s;
-      }
-    }
-  });
+  const MaskedPass<acc_t> down_t{adjoint(ps.dx), adjoint(ps.dy),
+                                 make_filter<acc_t>(p.fd, p.fd_separable, p.flip_filter, 1.0, true), g.OH, g.OW};
+  const MaskedPass<acc_t> up_t{adjoint(ps.ux), adjoint(ps.uy),
+                               make_filter<acc_t>(p.fu, p.fu_separable, p.flip_filter, double(p.up), true), g.H, g.W};
+  masked_planes<scalar_t>(p, dy, state, down_t, up_t, dx, plane_sums);
 }
 
 #define AF_FL_DISPATCH(T, NAME, ...) \
@@ -216,10 +221,8 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu_cpu(const at::Tensor& x, const
                                                       const std::optional<at::Tensor>& b, int64_t up, int64_t down,
                                                       at::IntArrayRef padding, double gain, double slope,
                                                       std::optional<double> clamp, bool flip_filter) {
-  check_filtered_lrelu_input("filtered_lrelu", x, b);
-  const FilteredLreluPlan p = plan_filtered_lrelu("filtered_lrelu", x.size(0), x.size(1), x.size(2), x.size(3),
-                                                  x.device(), fu, fd, up, down, padding, gain, slope, clamp,
-                                                  flip_filter);
+  const FilteredLreluPlan p =
+      plan_filtered_lrelu_forward(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter);
   at::Tensor y = filtered_lrelu_empty(x, p.geo.OH, p.geo.OW);
   at::Tensor state = at::empty({p.N, p.C, p.geo.state_bytes}, x.options().dtype(at::kByte));
   const at::Tensor bb = b.has_value() && b->defined() ? b->contiguous() : at::Tensor();
@@ -231,11 +234,8 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu_cpu(const at::Tensor& x, const
 at::Tensor filtered_lrelu_masked_cpu(const at::Tensor& v, const at::Tensor& state, const std::optional<at::Tensor>& fu,
                                      const std::optional<at::Tensor>& fd, int64_t up, int64_t down,
                                      at::IntArrayRef padding, double gain, double slope, bool flip_filter) {
-  check_filtered_lrelu_input("filtered_lrelu_masked", v, std::nullopt);
   const FilteredLreluPlan p =
-      plan_filtered_lrelu("filtered_lrelu_masked", v.size(0), v.size(1), v.size(2), v.size(3), v.device(), fu, fd,
-                          up, down, padding, gain, slope, std::nullopt, flip_filter);
-  check_filtered_lrelu_state("filtered_lrelu_masked", state, p, v.device());
+      plan_filtered_lrelu_masked(v, state, fu, fd, up, down, padding, gain, slope, flip_filter);
   at::Tensor out = filtered_lrelu_empty(v, p.geo.OH, p.geo.OW);
   if (out.numel() == 0) return out;
   const at::Tensor st = state.contiguous();
@@ -249,15 +249,8 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu_grad_cpu(const at::Tensor& dy,
                                                            at::IntArrayRef in_size, int64_t up, int64_t down,
                                                            at::IntArrayRef padding, double gain, double slope,
                                                            bool flip_filter, bool bias_grad) {
-  check_filtered_lrelu_input("filtered_lrelu_grad", dy, std::nullopt);
-  TORCH_CHECK_VALUE(in_size.size() == 2 && in_size[0] >= 0 && in_size[1] >= 0,
-                    "filtered_lrelu_grad: in_size must be [H, W] >= 0; got ", in_size);
   const FilteredLreluPlan p =
-      plan_filtered_lrelu("filtered_lrelu_grad", dy.size(0), dy.size(1), in_size[0], in_size[1], dy.device(), fu,
-                          fd, up, down, padding, gain, slope, std::nullopt, flip_filter);
-  TORCH_CHECK_VALUE(dy.size(2) == p.geo.OH && dy.size(3) == p.geo.OW, "filtered_lrelu_grad: dy must be [N, C, ",
-                    p.geo.OH, ", ", p.geo.OW, "] for in_size ", in_size, "; got ", dy.sizes());
-  check_filtered_lrelu_state("filtered_lrelu_grad", state, p, dy.device());
+      plan_filtered_lrelu_grad(dy, state, fu, fd, in_size, up, down, padding, gain, slope, flip_filter);
   at::Tensor dx = filtered_lrelu_empty(dy, p.geo.H, p.geo.W);
   at::Tensor sums = at::zeros({bias_grad ? p.N * p.C : 0}, dy.options().dtype(at::kDouble));
   if (dx.numel() > 0) {

@@ -23,6 +23,16 @@
 namespace alae_fast {
 namespace {
 
+// wsq[i] = sum over k of Wo[i, k]^2, for one output channel's weight Wo [I, K].
+template <typename scalar_t, typename acc_t>
+inline void squared_norms(const scalar_t* __restrict__ Wo, int64_t I, int64_t K, acc_t* wsq) {
+  for (int64_t i = 0; i < I; ++i) {
+    acc_t q = 0;
+    for (int64_t k = 0; k < K; ++k) q += static_cast<acc_t>(Wo[i * K + k]) * static_cast<acc_t>(Wo[i * K + k]);
+    wsq[i] = q;
+  }
+}
+
 template <typename scalar_t>
 void forward_impl(const ModulatePlan& p, scalar_t* w, scalar_t* dco) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -35,11 +45,7 @@ void forward_impl(const ModulatePlan& p, scalar_t* w, scalar_t* dco) {
     std::vector<acc_t> wsq(I);
     for (int64_t o = lo; o < hi; ++o) {
       const scalar_t* __restrict__ Wo = W + o * I * K;
-      for (int64_t i = 0; i < I; ++i) {
-        acc_t q = 0;
-        for (int64_t k = 0; k < K; ++k) q += static_cast<acc_t>(Wo[i * K + k]) * static_cast<acc_t>(Wo[i * K + k]);
-        wsq[i] = q;
-      }
+      squared_norms(Wo, I, K, wsq.data());
       for (int64_t n = 0; n < N; ++n) {
         const scalar_t* __restrict__ sn = S + n * I;
         acc_t q = 0;
@@ -85,11 +91,7 @@ void backward_impl(const ModulatePlan& p, const scalar_t* gw, const scalar_t* gd
       acc_t* gs = partp + blk * N * I;
       for (int64_t o = o0; o < o1; ++o) {
         const scalar_t* __restrict__ Wo = W + o * I * K;
-        for (int64_t i = 0; i < I; ++i) {
-          acc_t q = 0;
-          for (int64_t k = 0; k < K; ++k) q += static_cast<acc_t>(Wo[i * K + k]) * static_cast<acc_t>(Wo[i * K + k]);
-          wsq[i] = q;
-        }
+        squared_norms(Wo, I, K, wsq.data());
         std::fill(E.begin(), E.end(), acc_t(0));
         std::fill(acc.begin(), acc.end(), acc_t(0));
         for (int64_t n = 0; n < N; ++n) {

@@ -8,6 +8,10 @@
 // width (bfloat16 bias_act measured 2.2x faster at AVX-512 width on the CI machine's EPYC);
 // float32 loops are memory-bound at either width. Elsewhere (clang, other CPUs) the macro
 // is empty and the loops compile once for the target.
+//
+// upfirdn2d does not use it: its row kernels are called through function-pointer tables,
+// which a clone cannot inline (the pointers would name baseline functions), so it compiles
+// its whole kernel family once per instruction set instead (csrc/cpu/upfirdn2d.cpp).
 #pragma once
 
 // The sanitizer build (ALAE_FAST_SANITIZE) compiles each loop once: its instrumentation is

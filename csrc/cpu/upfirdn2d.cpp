@@ -1,6 +1,13 @@
 // CPU kernel of upfirdn2d. The kernel bodies (upfirdn2d_kernels.h) are compiled twice, for
 // baseline x86-64 and for AVX2+FMA, since the library itself is built for the baseline;
 // the widest one the running CPU supports is picked at run time.
+//
+// Why not multiversion.h's target_clones, as the other CPU kernels: target_clones clones one
+// function, and the functions it calls stay baseline unless inlined. upfirdn2d's row passes
+// are reached through function-pointer tables (pick_hrow, chosen per up/down/taps), which
+// a clone cannot inline: the pointers would name the baseline row kernels. Compiling the
+// whole kernel family once per instruction set, in its own namespace, gives every pointer
+// a same-ISA target.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>

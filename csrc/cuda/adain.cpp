@@ -1,34 +1,24 @@
-// CUDA registration of adain and adain_grad, and the CUDA side of the adain engine that
-// instance_norm_stats shares: tensor checks and allocation here, the kernels in adain.cu.
+// CUDA registration of adain, adain_grad and instance_norm_stats, and the CUDA side of the adain engine
+// they share: tensor checks and allocation here, the kernels in adain.cu.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../common/dispatch.h"
 #include "../ops/adain.h"
+#include "../ops/instance_norm_stats.h"
+#include "dtype_code.h"
 #include "adain.cuh"
 
 namespace alae_fast {
 namespace {
 
-int dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return kFloat32;
-    case at::kDouble: return kFloat64;
-    case at::kHalf: return kFloat16;
-    case at::kBFloat16: return kBFloat16;
-    default: TORCH_CHECK_TYPE(false, "adain: unsupported dtype ", t);
-  }
-  return -1;
-}
-
 const void* ptr(const at::Tensor& t) { return t.defined() ? t.const_data_ptr() : nullptr; }
 
 AdainCudaArgs args_of(const AdainPlan& p) {
   AdainCudaArgs a;
-  a.dtype = dtype_code(p.x.scalar_type());
+  a.dtype = dtype_code(p.x.scalar_type(), "adain");
   a.x = ptr(p.x);
   a.noise = ptr(p.noise);
   a.noise_weight = ptr(p.noise_weight);
@@ -93,39 +83,9 @@ AdainGrads adain_backward_cuda(const AdainPlan& p, const at::Tensor& gy, const a
   return o;
 }
 
-namespace {
-
-std::string_view sv(c10::string_view s) { return std::string_view(s.data(), s.size()); }
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_cuda(
-    const at::Tensor& x, const std::optional<at::Tensor>& noise,
-    const std::optional<at::Tensor>& noise_weight, const std::optional<at::Tensor>& bias,
-    const std::optional<at::Tensor>& style_scale, const std::optional<at::Tensor>& style_bias,
-    c10::string_view act, double alpha, double eps) {
-  return adain_forward_cuda(plan_adain("adain", x, noise, noise_weight, bias, style_scale, style_bias,
-                                       sv(act), alpha, eps));
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> adain_grad_cuda(
-    const std::optional<at::Tensor>& gy, const std::optional<at::Tensor>& gmean,
-    const std::optional<at::Tensor>& gstd, const at::Tensor& x,
-    const std::optional<at::Tensor>& noise, const std::optional<at::Tensor>& noise_weight,
-    const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& style_scale,
-    const at::Tensor& mean, const at::Tensor& std, c10::string_view act, double alpha) {
-  constexpr std::string_view op = "adain_grad";
-  AdainPlan p = plan_adain(op, x, noise, noise_weight, bias, style_scale, std::nullopt, sv(act), alpha, 0.0);
-  AdainGrads o = adain_backward_cuda(p, prepare_grad_y(op, gy, p), prepare_row_stat(op, "gmean", gmean, p, false),
-                                     prepare_row_stat(op, "gstd", gstd, p, false),
-                                     prepare_row_stat(op, "mean", mean, p, true),
-                                     prepare_row_stat(op, "std", std, p, true));
-  return {o.dz, o.sum_g, o.sum_gxhat, o.sum_dz, o.sum_dz_noise};
-}
-
-}  // namespace
-
+// instance_norm_stats is this engine with a linear activation and no noise, bias or style.
 TORCH_LIBRARY_IMPL(alae_fast, CUDA, m) {
-  m.impl("adain", &adain_cuda);
-  m.impl("adain_grad", &adain_grad_cuda);
+  register_adain_engine<adain_forward_cuda, adain_backward_cuda>(m);
 }
 
 }  // namespace alae_fast

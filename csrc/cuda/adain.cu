@@ -434,17 +434,6 @@ cudaError_t backward_typed(const AdainCudaArgs& a, const void* gy, const void* g
   return cudaGetLastError();
 }
 
-template <typename Fn>
-cudaError_t dispatch_dtype(int dtype, Fn&& fn) {
-  switch (dtype) {
-    case kFloat32: return fn(float{});
-    case kFloat64: return fn(double{});
-    case kFloat16: return fn(__half{});
-    case kBFloat16: return fn(__nv_bfloat16{});
-    default: return cudaErrorInvalidValue;
-  }
-}
-
 }  // namespace
 
 size_t adain_cuda_workspace_bytes(const AdainCudaArgs& a, bool backward) {

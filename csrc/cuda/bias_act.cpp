@@ -6,30 +6,19 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../common/dispatch.h"
 #include "../ops/bias_act.h"
+#include "dtype_code.h"
 #include "bias_act.cuh"
 
 namespace alae_fast {
 namespace {
-
-int dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return kFloat32;
-    case at::kDouble: return kFloat64;
-    case at::kHalf: return kFloat16;
-    case at::kBFloat16: return kBFloat16;
-    default: TORCH_CHECK_TYPE(false, "bias_act: unsupported dtype ", t);
-  }
-  return -1;
-}
 
 at::Tensor run_kernel(const BiasActPlan& p, const at::Tensor* g, int order) {
   const c10::cuda::CUDAGuard guard(p.x.device());
   at::Tensor y = at::empty_like(p.x);
   at::Tensor gc = g ? with_layout_of(*g, p.x) : at::Tensor();
   C10_CUDA_CHECK(bias_act_cuda_launch(
-      dtype_code(p.x.scalar_type()), p.x.const_data_ptr(), g ? gc.const_data_ptr() : nullptr,
+      dtype_code(p.x.scalar_type(), "bias_act"), p.x.const_data_ptr(), g ? gc.const_data_ptr() : nullptr,
       p.b.defined() ? p.b.const_data_ptr() : nullptr, y.mutable_data_ptr(), p.x.numel(),
       p.channels, p.inner, p.act, order, p.alpha, p.gain, p.clamp, p.has_clamp,
       c10::cuda::getCurrentCUDAStream(p.x.device().index()).stream()));

@@ -125,18 +125,10 @@ cudaError_t bias_act_cuda_launch(int dtype, const void* x, const void* g, const 
     channels = 1;
     inner = 1;
   }
-  switch (dtype) {
-    case kFloat32:
-      return launch_typed<float>(x, g, b, y, n, channels, inner, act, order, alpha, gain, clamp, has_clamp, stream);
-    case kFloat64:
-      return launch_typed<double>(x, g, b, y, n, channels, inner, act, order, alpha, gain, clamp, has_clamp, stream);
-    case kFloat16:
-      return launch_typed<__half>(x, g, b, y, n, channels, inner, act, order, alpha, gain, clamp, has_clamp, stream);
-    case kBFloat16:
-      return launch_typed<__nv_bfloat16>(x, g, b, y, n, channels, inner, act, order, alpha, gain, clamp, has_clamp, stream);
-    default:
-      return cudaErrorInvalidValue;
-  }
+  return dispatch_dtype(dtype, [&](auto t) {
+    return launch_typed<decltype(t)>(x, g, b, y, n, channels, inner, act, order, alpha, gain, clamp, has_clamp,
+                                     stream);
+  });
 }
 
 }  // namespace alae_fast

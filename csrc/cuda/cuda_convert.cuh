@@ -1,4 +1,4 @@
-// Storage <-> computation type conversions shared by every CUDA kernel: the half types and
+// Storage <-> computation type conversions, and the dispatch on a storage dtype, shared by every CUDA kernel: the half types and
 // float compute in float, double in double. CUDA headers only, so .cu files compile with nvcc
 // alone.
 #pragma once
@@ -6,6 +6,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include "../common/dispatch.h"
 
 namespace alae_fast {
 
@@ -23,6 +25,19 @@ template <typename T, typename A> __device__ __forceinline__ T from_acc(A v) { r
 template <> __device__ __forceinline__ __half from_acc<__half, float>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16, float>(float v) {
   return __float2bfloat16_rn(v);
+}
+
+// fn(T{}) for the storage type T of a DType code (dispatch.h), returning fn's cudaError_t;
+// cudaErrorInvalidValue for an unknown code.
+template <typename Fn>
+cudaError_t dispatch_dtype(int dtype, Fn&& fn) {
+  switch (dtype) {
+    case kFloat32: return fn(float{});
+    case kFloat64: return fn(double{});
+    case kFloat16: return fn(__half{});
+    case kBFloat16: return fn(__nv_bfloat16{});
+    default: return cudaErrorInvalidValue;
+  }
 }
 
 }  // namespace alae_fast

@@ -6,23 +6,12 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../common/dispatch.h"
 #include "../ops/filtered_lrelu.h"
+#include "dtype_code.h"
 #include "filtered_lrelu.cuh"
 
 namespace alae_fast {
 namespace {
-
-int dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return kFloat32;
-    case at::kDouble: return kFloat64;
-    case at::kHalf: return kFloat16;
-    case at::kBFloat16: return kBFloat16;
-    default: TORCH_CHECK_TYPE(false, "filtered_lrelu: unsupported dtype ", t);
-  }
-  return -1;
-}
 
 // Correlation-order taps on the device: f reversed unless flip_filter, reversed once more for
 // an adjoint pass; a separable filter as [wx, wy]. Undefined for the identity.
@@ -64,7 +53,7 @@ void run(const FilteredLreluPlan& p, const at::Tensor& in, const at::Tensor& bia
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream(in.device().index()).stream();
   at::Tensor work = workspace(in, p);
   FlStage1Args a{};
-  a.dtype = dtype_code(in.scalar_type());
+  a.dtype = dtype_code(in.scalar_type(), "filtered_lrelu");
   a.in = in.const_data_ptr();
   strides_of(in, a.in_st);
   a.bias = bias.defined() ? bias.const_data_ptr() : nullptr;
@@ -87,11 +76,9 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu_cuda(const at::Tensor& x, cons
                                                        const std::optional<at::Tensor>& b, int64_t up, int64_t down,
                                                        at::IntArrayRef padding, double gain, double slope,
                                                        std::optional<double> clamp, bool flip_filter) {
-  check_filtered_lrelu_input("filtered_lrelu", x, b);
   const c10::cuda::CUDAGuard guard(x.device());
-  const FilteredLreluPlan p = plan_filtered_lrelu("filtered_lrelu", x.size(0), x.size(1), x.size(2), x.size(3),
-                                                  x.device(), fu, fd, up, down, padding, gain, slope, clamp,
-                                                  flip_filter);
+  const FilteredLreluPlan p =
+      plan_filtered_lrelu_forward(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter);
   at::Tensor y = filtered_lrelu_empty(x, p.geo.OH, p.geo.OW);
   at::Tensor state = at::empty({p.N, p.C, p.geo.state_bytes}, x.options().dtype(at::kByte));
   if (y.numel() == 0) return {y, state};
@@ -108,12 +95,9 @@ at::Tensor filtered_lrelu_masked_cuda(const at::Tensor& v, const at::Tensor& sta
                                       const std::optional<at::Tensor>& fu, const std::optional<at::Tensor>& fd,
                                       int64_t up, int64_t down, at::IntArrayRef padding, double gain, double slope,
                                       bool flip_filter) {
-  check_filtered_lrelu_input("filtered_lrelu_masked", v, std::nullopt);
   const c10::cuda::CUDAGuard guard(v.device());
   const FilteredLreluPlan p =
-      plan_filtered_lrelu("filtered_lrelu_masked", v.size(0), v.size(1), v.size(2), v.size(3), v.device(), fu, fd,
-                          up, down, padding, gain, slope, std::nullopt, flip_filter);
-  check_filtered_lrelu_state("filtered_lrelu_masked", state, p, v.device());
+      plan_filtered_lrelu_masked(v, state, fu, fd, up, down, padding, gain, slope, flip_filter);
   at::Tensor out = filtered_lrelu_empty(v, p.geo.OH, p.geo.OW);
   if (out.numel() == 0) return out;
   const Axes ax = axes_of(p);
@@ -131,16 +115,9 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu_grad_cuda(const at::Tensor& dy
                                                             at::IntArrayRef in_size, int64_t up, int64_t down,
                                                             at::IntArrayRef padding, double gain, double slope,
                                                             bool flip_filter, bool bias_grad) {
-  check_filtered_lrelu_input("filtered_lrelu_grad", dy, std::nullopt);
-  TORCH_CHECK_VALUE(in_size.size() == 2 && in_size[0] >= 0 && in_size[1] >= 0,
-                    "filtered_lrelu_grad: in_size must be [H, W] >= 0; got ", in_size);
   const c10::cuda::CUDAGuard guard(dy.device());
   const FilteredLreluPlan p =
-      plan_filtered_lrelu("filtered_lrelu_grad", dy.size(0), dy.size(1), in_size[0], in_size[1], dy.device(), fu,
-                          fd, up, down, padding, gain, slope, std::nullopt, flip_filter);
-  TORCH_CHECK_VALUE(dy.size(2) == p.geo.OH && dy.size(3) == p.geo.OW, "filtered_lrelu_grad: dy must be [N, C, ",
-                    p.geo.OH, ", ", p.geo.OW, "] for in_size ", in_size, "; got ", dy.sizes());
-  check_filtered_lrelu_state("filtered_lrelu_grad", state, p, dy.device());
+      plan_filtered_lrelu_grad(dy, state, fu, fd, in_size, up, down, padding, gain, slope, flip_filter);
   at::Tensor dx = filtered_lrelu_empty(dy, p.geo.H, p.geo.W);
   if (dx.numel() > 0) {
     const Axes ax = axes_of(p);

@@ -104,16 +104,13 @@ int blocks_for(int64_t total) {
   return static_cast<int>(b < 65536 * 8 ? (b < 1 ? 1 : b) : 65536 * 8);
 }
 
+// fn(T{}) launches for storage type T; returns the launch's error.
 template <typename Fn>
 cudaError_t by_dtype(int dtype, Fn&& fn) {
-  switch (dtype) {
-    case kFloat32: fn(float{}); break;
-    case kFloat64: fn(double{}); break;
-    case kFloat16: fn(__half{}); break;
-    case kBFloat16: fn(__nv_bfloat16{}); break;
-    default: return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
+  return dispatch_dtype(dtype, [&](auto t) {
+    fn(t);
+    return cudaGetLastError();
+  });
 }
 
 }  // namespace

@@ -5,23 +5,12 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../common/dispatch.h"
 #include "../ops/modulate_weight.h"
+#include "dtype_code.h"
 #include "modulate_weight.cuh"
 
 namespace alae_fast {
 namespace {
-
-int dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return kFloat32;
-    case at::kDouble: return kFloat64;
-    case at::kHalf: return kFloat16;
-    case at::kBFloat16: return kBFloat16;
-    default: TORCH_CHECK_TYPE(false, "modulate_weight: unsupported dtype ", t);
-  }
-  return -1;
-}
 
 at::ScalarType opmath_of(at::ScalarType t) {
   return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
@@ -37,7 +26,7 @@ std::tuple<at::Tensor, at::Tensor> modulate_weight_cuda(const at::Tensor& weight
   const c10::cuda::CUDAGuard guard(weight.device());
   at::Tensor w = at::empty({p.N, p.O, p.I, weight.size(2), weight.size(3)}, p.weight.options());
   at::Tensor d = at::empty({p.N, p.O}, p.weight.options());
-  C10_CUDA_CHECK(modulate_weight_cuda_launch(dtype_code(weight.scalar_type()), p.weight.const_data_ptr(),
+  C10_CUDA_CHECK(modulate_weight_cuda_launch(dtype_code(weight.scalar_type(), "modulate_weight"), p.weight.const_data_ptr(),
                                              p.styles.const_data_ptr(), p.N, p.O, p.I, p.K, p.eps,
                                              w.mutable_data_ptr(), d.mutable_data_ptr(), stream_of(weight)));
   return {w, d};
@@ -56,7 +45,7 @@ std::tuple<at::Tensor, at::Tensor> modulate_weight_grad_cuda(const std::optional
   at::Tensor gacc = at::empty({p.O, p.I, p.K}, acc_opts);
   at::Tensor part = at::empty({p.O, p.N, p.I}, acc_opts);
   C10_CUDA_CHECK(modulate_weight_grad_cuda_launch(
-      dtype_code(weight.scalar_type()), g.gw.defined() ? g.gw.const_data_ptr() : nullptr,
+      dtype_code(weight.scalar_type(), "modulate_weight"), g.gw.defined() ? g.gw.const_data_ptr() : nullptr,
       g.gd.defined() ? g.gd.const_data_ptr() : nullptr, p.weight.const_data_ptr(), p.styles.const_data_ptr(),
       g.d.const_data_ptr(), p.N, p.O, p.I, p.K, gweight.mutable_data_ptr(), gacc.mutable_data_ptr(),
       part.mutable_data_ptr(), stream_of(weight)));

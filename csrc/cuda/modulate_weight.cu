@@ -92,17 +92,6 @@ __global__ void __launch_bounds__(kThreads) modulate_bwd(const T* __restrict__ g
     for (int64_t k = 0; k < K; ++k) gweight[o * IK + i * K + k] = from_acc<T>(acc[i * K + k] - to_acc(Wo[i * K + k]) * E[i]);
 }
 
-template <typename Fn>
-cudaError_t dispatch_dtype(int dtype, Fn&& fn) {
-  switch (dtype) {
-    case kFloat32: return fn(float{});
-    case kFloat64: return fn(double{});
-    case kFloat16: return fn(__half{});
-    case kBFloat16: return fn(__nv_bfloat16{});
-    default: return cudaErrorInvalidValue;
-  }
-}
-
 }  // namespace
 
 cudaError_t modulate_weight_cuda_launch(int dtype, const void* weight, const void* styles, int64_t N,

@@ -6,23 +6,12 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
-#include "../common/dispatch.h"
 #include "../ops/upfirdn2d.h"
+#include "dtype_code.h"
 #include "upfirdn2d.cuh"
 
 namespace alae_fast {
 namespace {
-
-int dtype_code(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return kFloat32;
-    case at::kDouble: return kFloat64;
-    case at::kHalf: return kFloat16;
-    case at::kBFloat16: return kBFloat16;
-    default: TORCH_CHECK_TYPE(false, "upfirdn2d: unsupported dtype ", t);
-  }
-  return -1;
-}
 
 at::Tensor upfirdn2d_cuda(const at::Tensor& x, const std::optional<at::Tensor>& f,
                           at::IntArrayRef up, at::IntArrayRef down, at::IntArrayRef padding,
@@ -33,7 +22,7 @@ at::Tensor upfirdn2d_cuda(const at::Tensor& x, const std::optional<at::Tensor>& 
   if (y.numel() == 0) return y;
   if (p.x.numel() == 0) return y.zero_();  // H or W is 0: only padding reaches the output
   UpFirDn2dCudaArgs a{};
-  a.dtype = dtype_code(p.x.scalar_type());
+  a.dtype = dtype_code(p.x.scalar_type(), "upfirdn2d");
   a.x = p.x.const_data_ptr();
   a.y = y.mutable_data_ptr();
   a.f = p.f.defined() ? p.f.const_data_ptr<float>() : nullptr;

@@ -238,14 +238,10 @@ cudaError_t upfirdn2d_cuda_launch(const UpFirDn2dCudaArgs& a, cudaStream_t strea
   g.cgroups = ceil_div(a.C, kChannelsPerBlock);
   g.groups = a.channels_last ? a.N * g.cgroups : a.N * a.C;
   if (g.groups == 0 || a.Ho == 0 || a.Wo == 0) return cudaSuccess;
-  switch (a.dtype) {
-    case kFloat32: launch_layout<float>(a, g, stream); break;
-    case kFloat64: launch_layout<double>(a, g, stream); break;
-    case kFloat16: launch_layout<__half>(a, g, stream); break;
-    case kBFloat16: launch_layout<__nv_bfloat16>(a, g, stream); break;
-    default: return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
+  return dispatch_dtype(a.dtype, [&](auto t) {
+    launch_layout<decltype(t)>(a, g, stream);
+    return cudaGetLastError();
+  });
 }
 
 }  // namespace alae_fast

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/string_view.h>
 
 #include <optional>
 #include <string_view>
@@ -59,5 +60,68 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> adain_forward_cuda(const AdainPla
 AdainGrads adain_backward_cuda(const AdainPlan& p, const at::Tensor& gy, const at::Tensor& gmean,
                                const at::Tensor& gstd, const at::Tensor& mean, const at::Tensor& std);
 #endif
+
+// The registered ops' C++ signatures (schemas in adain.cpp), as csrc/autograd/op_handles.h
+// calls them; adain_kernel and adain_grad_kernel below are of these types.
+using AdainOutputs = std::tuple<at::Tensor, at::Tensor, at::Tensor>;  // y, mean, std
+// dz, sum_g, sum_gxhat, sum_dz, sum_dz_noise: AdainGrads as the op returns it
+using AdainGradOutputs = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+using AdainFn = AdainOutputs(const at::Tensor& x, const std::optional<at::Tensor>& noise,
+                             const std::optional<at::Tensor>& noise_weight, const std::optional<at::Tensor>& bias,
+                             const std::optional<at::Tensor>& style_scale,
+                             const std::optional<at::Tensor>& style_bias, c10::string_view act, double alpha,
+                             double eps);
+using AdainGradFn = AdainGradOutputs(const std::optional<at::Tensor>& gy, const std::optional<at::Tensor>& gmean,
+                                     const std::optional<at::Tensor>& gstd, const at::Tensor& x,
+                                     const std::optional<at::Tensor>& noise,
+                                     const std::optional<at::Tensor>& noise_weight,
+                                     const std::optional<at::Tensor>& bias,
+                                     const std::optional<at::Tensor>& style_scale, const at::Tensor& mean,
+                                     const at::Tensor& std, c10::string_view act, double alpha);
+
+// A device's engine entry points, as the templates below take them.
+using AdainForwardEngine = std::tuple<at::Tensor, at::Tensor, at::Tensor>(const AdainPlan& p);
+using AdainBackwardEngine = AdainGrads(const AdainPlan& p, const at::Tensor& gy, const at::Tensor& gmean,
+                                       const at::Tensor& gstd, const at::Tensor& mean, const at::Tensor& std);
+
+// The backward engine on checked and prepared gradient-op inputs (the checks of adain_grad
+// and instance_norm_stats_grad; op names the op in messages).
+template <AdainBackwardEngine* Backward>
+AdainGrads run_adain_backward(std::string_view op, const AdainPlan& p, const std::optional<at::Tensor>& gy,
+                              const std::optional<at::Tensor>& gmean, const std::optional<at::Tensor>& gstd,
+                              const at::Tensor& mean, const at::Tensor& std) {
+  at::Tensor g = prepare_grad_y(op, gy, p);
+  at::Tensor gm = prepare_row_stat(op, "gmean", gmean, p, false);
+  at::Tensor gs = prepare_row_stat(op, "gstd", gstd, p, false);
+  at::Tensor mu = prepare_row_stat(op, "mean", mean, p, true);
+  at::Tensor sd = prepare_row_stat(op, "std", std, p, true);
+  return Backward(p, g, gm, gs, mu, sd);
+}
+
+// The kernels registered for one device (CPU: csrc/cpu/adain.cpp, CUDA: csrc/cuda/adain.cpp):
+// the plan's checks, then that device's engine.
+template <AdainForwardEngine* Forward>
+AdainOutputs adain_kernel(const at::Tensor& x, const std::optional<at::Tensor>& noise,
+                          const std::optional<at::Tensor>& noise_weight, const std::optional<at::Tensor>& bias,
+                          const std::optional<at::Tensor>& style_scale, const std::optional<at::Tensor>& style_bias,
+                          c10::string_view act, double alpha, double eps) {
+  return Forward(plan_adain("adain", x, noise, noise_weight, bias, style_scale, style_bias,
+                            std::string_view(act.data(), act.size()), alpha, eps));
+}
+
+template <AdainBackwardEngine* Backward>
+AdainGradOutputs adain_grad_kernel(const std::optional<at::Tensor>& gy, const std::optional<at::Tensor>& gmean,
+                                   const std::optional<at::Tensor>& gstd, const at::Tensor& x,
+                                   const std::optional<at::Tensor>& noise,
+                                   const std::optional<at::Tensor>& noise_weight,
+                                   const std::optional<at::Tensor>& bias,
+                                   const std::optional<at::Tensor>& style_scale, const at::Tensor& mean,
+                                   const at::Tensor& std, c10::string_view act, double alpha) {
+  constexpr std::string_view op = "adain_grad";
+  const AdainPlan p = plan_adain(op, x, noise, noise_weight, bias, style_scale, std::nullopt,
+                                 std::string_view(act.data(), act.size()), alpha, 0.0);
+  AdainGrads o = run_adain_backward<Backward>(op, p, gy, gmean, gstd, mean, std);
+  return {o.dz, o.sum_g, o.sum_gxhat, o.sum_dz, o.sum_dz_noise};
+}
 
 }  // namespace alae_fast

@@ -2,11 +2,22 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/string_view.h>
 
 #include <optional>
 #include <string_view>
+#include <tuple>
 
 namespace alae_fast {
+
+// The registered ops' C++ signatures (schemas in bias_act.cpp): the kernels' types, and what
+// csrc/autograd/op_handles.h calls the ops through.
+using BiasActFn = at::Tensor(const at::Tensor& x, const std::optional<at::Tensor>& b, int64_t dim,
+                             c10::string_view act, double alpha, double gain, std::optional<double> clamp);
+using BiasActGradFn = std::tuple<at::Tensor, at::Tensor>(const at::Tensor& g, const at::Tensor& x,
+                                                         const std::optional<at::Tensor>& b, int64_t dim,
+                                                         c10::string_view act, double alpha, double gain,
+                                                         std::optional<double> clamp, int64_t order);
 
 // A dense tensor seen in memory order as [outer, channels, inner] where channels is
 // x.size(dim) and inner is x.stride(dim): true for contiguous, channels_last and any

@@ -90,6 +90,44 @@ at::Tensor filtered_lrelu_empty(const at::Tensor& like, int64_t h, int64_t w) {
                    like.options().memory_format(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
 }
 
+FilteredLreluPlan plan_filtered_lrelu_forward(const at::Tensor& x, const std::optional<at::Tensor>& fu,
+                                              const std::optional<at::Tensor>& fd,
+                                              const std::optional<at::Tensor>& b, int64_t up, int64_t down,
+                                              at::IntArrayRef padding, double gain, double slope,
+                                              std::optional<double> clamp, bool flip_filter) {
+  check_filtered_lrelu_input("filtered_lrelu", x, b);
+  return plan_filtered_lrelu("filtered_lrelu", x.size(0), x.size(1), x.size(2), x.size(3), x.device(), fu, fd, up,
+                             down, padding, gain, slope, clamp, flip_filter);
+}
+
+FilteredLreluPlan plan_filtered_lrelu_masked(const at::Tensor& v, const at::Tensor& state,
+                                             const std::optional<at::Tensor>& fu,
+                                             const std::optional<at::Tensor>& fd, int64_t up, int64_t down,
+                                             at::IntArrayRef padding, double gain, double slope, bool flip_filter) {
+  check_filtered_lrelu_input("filtered_lrelu_masked", v, std::nullopt);
+  FilteredLreluPlan p =
+      plan_filtered_lrelu("filtered_lrelu_masked", v.size(0), v.size(1), v.size(2), v.size(3), v.device(), fu, fd,
+                          up, down, padding, gain, slope, std::nullopt, flip_filter);
+  check_filtered_lrelu_state("filtered_lrelu_masked", state, p, v.device());
+  return p;
+}
+
+FilteredLreluPlan plan_filtered_lrelu_grad(const at::Tensor& dy, const at::Tensor& state,
+                                           const std::optional<at::Tensor>& fu, const std::optional<at::Tensor>& fd,
+                                           at::IntArrayRef in_size, int64_t up, int64_t down,
+                                           at::IntArrayRef padding, double gain, double slope, bool flip_filter) {
+  check_filtered_lrelu_input("filtered_lrelu_grad", dy, std::nullopt);
+  TORCH_CHECK_VALUE(in_size.size() == 2 && in_size[0] >= 0 && in_size[1] >= 0,
+                    "filtered_lrelu_grad: in_size must be [H, W] >= 0; got ", in_size);
+  FilteredLreluPlan p =
+      plan_filtered_lrelu("filtered_lrelu_grad", dy.size(0), dy.size(1), in_size[0], in_size[1], dy.device(), fu,
+                          fd, up, down, padding, gain, slope, std::nullopt, flip_filter);
+  TORCH_CHECK_VALUE(dy.size(2) == p.geo.OH && dy.size(3) == p.geo.OW, "filtered_lrelu_grad: dy must be [N, C, ",
+                    p.geo.OH, ", ", p.geo.OW, "] for in_size ", in_size, "; got ", dy.sizes());
+  check_filtered_lrelu_state("filtered_lrelu_grad", state, p, dy.device());
+  return p;
+}
+
 TORCH_LIBRARY_FRAGMENT(alae_fast, m) {
   // (y, state): y = D(act(U(x + b))) (csrc/common/filtered_lrelu.h), state the packed 2-bit
   // branch code of every upsampled element, uint8 [N, C, ceil(UH*UW/4)], which the backward

@@ -37,6 +37,22 @@ void check_filtered_lrelu_input(const char* op, const at::Tensor& x, const std::
 void check_filtered_lrelu_state(const char* op, const at::Tensor& state, const FilteredLreluPlan& p,
                                 const at::Device& device);
 
+// The three ops' checks and plans, shared by the CPU and CUDA kernels (the arguments are the
+// ops' own, csrc/ops/filtered_lrelu.cpp's schemas).
+FilteredLreluPlan plan_filtered_lrelu_forward(const at::Tensor& x, const std::optional<at::Tensor>& fu,
+                                              const std::optional<at::Tensor>& fd,
+                                              const std::optional<at::Tensor>& b, int64_t up, int64_t down,
+                                              at::IntArrayRef padding, double gain, double slope,
+                                              std::optional<double> clamp, bool flip_filter);
+FilteredLreluPlan plan_filtered_lrelu_masked(const at::Tensor& v, const at::Tensor& state,
+                                             const std::optional<at::Tensor>& fu,
+                                             const std::optional<at::Tensor>& fd, int64_t up, int64_t down,
+                                             at::IntArrayRef padding, double gain, double slope, bool flip_filter);
+FilteredLreluPlan plan_filtered_lrelu_grad(const at::Tensor& dy, const at::Tensor& state,
+                                           const std::optional<at::Tensor>& fu, const std::optional<at::Tensor>& fd,
+                                           at::IntArrayRef in_size, int64_t up, int64_t down,
+                                           at::IntArrayRef padding, double gain, double slope, bool flip_filter);
+
 // An empty [N, C, h, w] tensor with like's dtype and device, channels_last when like is.
 at::Tensor filtered_lrelu_empty(const at::Tensor& like, int64_t h, int64_t w);
 

@@ -7,8 +7,18 @@
 
 #include <optional>
 #include <string_view>
+#include <tuple>
 
 namespace alae_fast {
+
+// The registered ops' C++ signatures (schemas in modulate_weight.cpp), as
+// csrc/autograd/op_handles.h calls them.
+using ModulateWeightFn = std::tuple<at::Tensor, at::Tensor>(const at::Tensor& weight, const at::Tensor& styles,
+                                                            double eps);
+using ModulateWeightGradFn = std::tuple<at::Tensor, at::Tensor>(const std::optional<at::Tensor>& gw,
+                                                                const std::optional<at::Tensor>& gd,
+                                                                const at::Tensor& weight, const at::Tensor& styles,
+                                                                const at::Tensor& d);
 
 // weight [O, I, K] (K = kh*kw) and styles [N, I], both contiguous and of one floating dtype.
 struct ModulatePlan {

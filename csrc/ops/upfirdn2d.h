@@ -2,10 +2,16 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/SymIntArrayRef.h>
 
 #include <optional>
 
 namespace alae_fast {
+
+// The registered op's C++ signature (schema in upfirdn2d.cpp), as csrc/autograd/op_handles.h
+// calls it.
+using UpFirDn2dFn = at::Tensor(const at::Tensor& x, const std::optional<at::Tensor>& f, at::IntArrayRef up,
+                               at::IntArrayRef down, c10::SymIntArrayRef padding, bool flip_filter, double gain);
 
 // Everything a kernel needs, validated. Axis order in the names: x = width, y = height.
 struct UpFirDn2dPlan {
