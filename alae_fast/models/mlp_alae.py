@@ -11,8 +11,11 @@ with the bias into one ``bias_act`` op):
 
 3,830,565 parameters (E 1,904,690; G 1,905,424; F 15,300; D 5,151).
 
-Pixel range: the training images are in [0, 1]. G's last layer is linear, so its output is
-unbounded; training pulls it towards [0, 1]. Clamp to [0, 1] to display or save images.
+Pixel range: ``alae-fast train`` and the inference commands feed every model, this one included,
+images in [-1, 1] (``alae_fast.data``'s convention). G's last layer is linear, so its output is
+unbounded; training pulls it towards the range it was fed. The official ``mnist_ref`` MLP was
+trained on [0, 1] (x / 255): a loaded official model must be given [0, 1] by its caller, and the
+pipeline does not yet convert for it (issue 12, open).
 
 The MLP has a single resolution: ``lod``/``blend``/``noise`` are checked and otherwise ignored,
 so that trainers and evaluators call it exactly like a StyleALAE. G takes one style input
@@ -61,7 +64,7 @@ class MLPMapping(nn.Module):
 class MLPGenerator(nn.Module):
     """G: latent -> hidden... -> C*H*W, lrelu between layers, linear output.
 
-    w [N, latent] -> x [N, C, H, W] (unbounded; trained towards pixels in [0, 1]).
+    w [N, latent] -> x [N, C, H, W] (unbounded; trained towards the pixel range it was fed).
     """
 
     def __init__(self, latent_size: int, hidden: tuple[int, ...], image_shape: tuple[int, int, int], slope: float):
@@ -137,7 +140,8 @@ class MLPALAE(ALAEModel):
         return 1
 
     def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0) -> torch.Tensor:
-        """E(x): images [N, C, H, W] or flattened [N, C*H*W] (pixels in [0, 1]) -> w [N, latent_size].
+        """E(x): images [N, C, H, W] or flattened [N, C*H*W] -> w [N, latent_size]; pixels in the
+        range the model was trained on (see the module docstring).
 
         ``lod`` (None or int >= 0) and ``blend`` (in [0, 1]) are checked and ignored.
         """
@@ -153,7 +157,7 @@ class MLPALAE(ALAEModel):
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
                noise: str = "random") -> torch.Tensor:
         """G(w): w [N, latent_size] or [N, 1, latent_size] -> images [N, C, H, W], unbounded
-        (trained towards [0, 1]). ``lod``, ``blend`` and ``noise`` (any mode of
+        (trained towards the range it was fed). ``lod``, ``blend`` and ``noise`` (any mode of
         ``ALAEModel.decode``) are checked and ignored: the MLP has one resolution and no noise inputs.
         """
         self._check_lod_blend_noise(lod, blend, noise, "decode")
