@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report, latent_eval,
                          prepare_images, sample_images, save_image_grid, save_pairs_grid, to_display)
@@ -147,6 +146,10 @@ class _Say:
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
+    # imported here, not at the top: tqdm is a dependency of training runs only, and the op and
+    # model tests import this module on machines with just torch (the lent GPU's python)
+    from tqdm import tqdm
+
     return tqdm(total=total, initial=initial, unit="img", unit_scale=True, dynamic_ncols=True, smoothing=0.1,
                 file=sys.stderr)
 
