@@ -411,6 +411,9 @@ def _cmd_generate(args) -> int:
         path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
         print(f"wrote {args.n} samples (psi {args.psi}, lod {run.phase.lod}) to {path}")
         return 0
+    if args.out is not None and not args.grid:
+        raise UserError("with --seeds, the images go to --outdir; --out names their grid file and "
+                        "goes with --grid")
     import torch
 
     from .inference.pictures import save_image
@@ -686,6 +689,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"alae-fast {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`alae-fast presets | head`): stop quietly, as Unix tools do, and keep
+        # Python from reporting the pipe again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

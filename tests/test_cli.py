@@ -253,6 +253,10 @@ def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
         assert "error: argument" in err and "Traceback" not in err, bad
     assert main(["generate", "--ckpt", str(mlp_run), "--outdir", str(tmp_path / "x")]) == 2
     assert "--outdir and --grid go with --seeds" in capsys.readouterr().err
+    # --out names the grid: with --seeds and no --grid it would be ignored, so it is refused
+    assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "0-1", "--out", str(tmp_path / "g.png")]) == 2
+    assert "--out names their grid file and goes with --grid" in capsys.readouterr().err
+    assert not (tmp_path / "g.png").exists()
 
 
 def test_evaluate_json_is_machine_readable(mlp_run, tmp_path, capsys):
