@@ -232,7 +232,8 @@ def _add_generate(sub) -> None:
     g.add_argument("--outdir", default=None, metavar="DIR",
                    help="folder for the seedNNNN.png files (default: <run folder>/generated)")
     g.add_argument("--grid", action="store_true", help="with --seeds: also write the images as one grid")
-    g.add_argument("--n", type=_positive_int, default=32, metavar="N",
+    # --n and --seed default to None so that giving them with --seeds (where they mean nothing) is refused
+    g.add_argument("--n", type=_positive_int, default=None, metavar="N",
                    help="without --seeds: number of images in the grid (default 32)")
     g.add_argument("--psi", "--trunc", dest="psi", type=_psi, default=None, metavar="P",
                    help="truncation psi in [-1, 2]: w <- w_avg + psi (w - w_avg) (default: the config's, "
@@ -241,7 +242,7 @@ def _add_generate(sub) -> None:
     g.add_argument("--cutoff", type=int, default=None, help="truncate only style inputs below this (default all)")
     g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default="const",
                    help="G's noise inputs (default const; see below)")
-    g.add_argument("--seed", type=int, default=0, help="without --seeds: latent seed of the grid (default 0)")
+    g.add_argument("--seed", type=int, default=None, help="without --seeds: latent seed of the grid (default 0)")
 
 
 # The commands that open a run and write one picture from it: name, help, description, and their
@@ -407,10 +408,14 @@ def _cmd_generate(args) -> int:
             raise UserError("--outdir and --grid go with --seeds (e.g. --seeds 0-7); without --seeds, "
                             "generate writes one grid to --out")
         noise = "zero" if args.noise_mode == "none" else args.noise_mode
-        x = sample_images(run, args.n, psi=args.psi, seed=args.seed, cutoff=args.cutoff, noise=noise)
+        n = 32 if args.n is None else args.n
+        x = sample_images(run, n, psi=args.psi, seed=0 if args.seed is None else args.seed, cutoff=args.cutoff,
+                          noise=noise)
         path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
-        print(f"wrote {args.n} samples (psi {args.psi}, lod {run.phase.lod}) to {path}")
+        print(f"wrote {n} samples (psi {args.psi}, lod {run.phase.lod}) to {path}")
         return 0
+    if args.n is not None or args.seed is not None:
+        raise UserError("--n and --seed go without --seeds: with --seeds, each listed seed gives one image")
     if args.out is not None and not args.grid:
         raise UserError("with --seeds, the images go to --outdir; --out names their grid file and "
                         "goes with --grid")

@@ -257,6 +257,9 @@ def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
     assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "0-1", "--out", str(tmp_path / "g.png")]) == 2
     assert "--out names their grid file and goes with --grid" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists()
+    for extra in (["--n", "4"], ["--seed", "3"]):
+        assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "0-1", *extra]) == 2
+        assert "--n and --seed go without --seeds" in capsys.readouterr().err
 
 
 def test_evaluate_json_is_machine_readable(mlp_run, tmp_path, capsys):
