@@ -226,10 +226,37 @@ def test_model_from_round_tripped_config_loads_state(model):
     (dict(encoder_out_act="tanh"), ValueError, "encoder_out_act"),
     (dict(w_avg_beta=1.5), ValueError, "w_avg_beta"),
     (dict(latnet_size=3), ValueError, "unknown field"),
+    (dict(pixel_range=(1.0, 0.0)), ValueError, "pixel_range"),
+    (dict(pixel_range=(0.0, float("inf"))), ValueError, "pixel_range"),
+    (dict(pixel_range=(0.0,)), ValueError, "pixel_range"),
+    (dict(pixel_range="01"), ValueError, "pixel_range"),
 ])
 def test_config_validation(changes, exc, match):
     with pytest.raises(exc, match=match):
         MLPALAEConfig().replace(**changes)
+
+
+def test_pixel_range_maps_at_encode_and_decode():
+    """A model working in [0, 1] (the official mnist_ref MLP) takes and gives [-1, 1] through
+    encode/decode, and its own range with native=True; the default range is untouched."""
+    torch.manual_seed(3)
+    ref = from_preset("mnist-ref", latent_size=8, encoder_hidden=(16,), generator_hidden=(16,)).double()
+    assert ref.config.pixel_range == (0.0, 1.0) and preset_config("mnist-ref").pixel_range == (0.0, 1.0)
+    x01 = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    w = torch.randn(3, 8, dtype=torch.float64)
+    torch.testing.assert_close(ref.encode(x01 * 2 - 1), ref.encoder(x01), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ref.encode(x01, native=True), ref.encoder(x01), rtol=0, atol=0)
+    torch.testing.assert_close(ref.decode(w), ref.generator(w) * 2 - 1, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ref.decode(w, native=True), ref.generator(w), rtol=0, atol=0)
+    x = torch.rand(3, 1, 28, 28, dtype=torch.float64) * 4 - 2  # the map is affine, not a clamp
+    torch.testing.assert_close(ref.from_native(ref.to_native(x)), x, rtol=1e-12, atol=1e-12)
+    odd = ref.config.replace(pixel_range=(-0.5, 3.0))
+    m = build_model(odd).double()
+    torch.testing.assert_close(m.to_native(torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)),
+                               torch.tensor([-0.5, 1.25, 3.0], dtype=torch.float64))
+    default = MLPALAE(latent_size=8, encoder_hidden=(16,), generator_hidden=(16,))
+    assert default.to_native(x01) is x01 and default.from_native(x01) is x01
+    assert MLPALAEConfig.from_dict({**odd.to_dict()}).pixel_range == (-0.5, 3.0)  # JSON lists back to a tuple
 
 
 def test_presets():

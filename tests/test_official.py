@@ -383,13 +383,16 @@ def test_mnist_ref_mlp(tmp_path):
     h = _lrelu(F.linear(x.view(4, -1), se["fc_1.weight"], se["fc_1.bias"]))
     h = _lrelu(F.linear(h, se["fc_2.weight"], se["fc_2.bias"]))
     w_ref = F.leaky_relu(F.linear(h, se["fc_3.weight"], se["fc_3.bias"]))  # slope 0.01
-    assert rel(m.encode(x), w_ref) <= 1e-6
+    assert m.config.pixel_range == (0.0, 1.0)
+    assert rel(m.encode(x, native=True), w_ref) <= 1e-6
+    assert rel(m.encode(x * 2 - 1), w_ref) <= 1e-6  # the pipeline's [-1, 1], mapped to [0, 1]
     z = torch.randn(4, 50, dtype=torch.float64)
     assert torch.equal(m.mapping(z), z)  # F is the identity
     y = F.leaky_relu(F.linear(z, sd["fc_1.weight"], sd["fc_1.bias"]))
     y = F.leaky_relu(F.linear(y, sd["fc_2.weight"], sd["fc_2.bias"]))
     y = F.linear(y, sd["fc_3.weight"], sd["fc_3.bias"]).view(4, 1, 28, 28)
-    assert rel(m.decode(z), y) <= 1e-6
+    assert rel(m.decode(z, native=True), y) <= 1e-6
+    assert rel(m.decode(z), y * 2 - 1) <= 1e-6  # returned in [-1, 1]
     assert rel(m.discriminator(w_ref), official_D(sdd, w_ref, 0)) <= 1e-6
 
 

@@ -145,19 +145,23 @@ class _RefAdam:
 
 
 def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_prob=0.9, gamma=10.0,
-                         style_mixing="per_sample", w_avg_update="generator_step"):
+                         style_mixing="per_sample", w_avg_update="generator_step", pixel_range=(-1.0, 1.0)):
     """One ALAE iteration written directly from the paper (no trainer code); with
     style_mixing='official' and w_avg_update='every_generate' as podgorskiy/ALAE's
     Model.generate: one mixing draw per batch, cutoff randint(1, 2(lod+1)), and w_avg moved by
-    the batch mean of F(z) at each of the three generate calls."""
+    the batch mean of F(z) at each of the three generate calls. The networks see images in
+    ``pixel_range`` (the official mnist_ref trains on x / 255): the real ones are mapped there
+    from the data's [-1, 1] before R1 takes its gradient."""
     ph = sched.phase(images_seen)
     lod, blend, n, lr = ph.lod, ph.blend, ph.batch, ph.lr
     x = torch.from_numpy(_pool_np(x_full.numpy(), sched.max_lod - lod))
     if blend < 1:
         low = torch.from_numpy(_pool_np(x.numpy(), 1).repeat(2, axis=2).repeat(2, axis=3))
         x = low + blend * (x - low)
-    E = lambda img: m.encode(img, lod, blend)  # noqa: E731
-    G = lambda ws: m.decode(ws, lod, blend)  # noqa: E731
+    lo, hi = pixel_range
+    x = lo + (x + 1) * ((hi - lo) / 2)
+    E = lambda img: m.encode(img, lod, blend, native=True)  # noqa: E731
+    G = lambda ws: m.decode(ws, lod, blend, native=True)  # noqa: E731
     D = m.discriminator
     num_ws, L = m.num_ws, m.latent_size
     ed = list(m.encoder.parameters()) + list(D.parameters())
@@ -222,10 +226,12 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
         ema.w_avg.copy_(m.w_avg)
 
 
-@pytest.mark.parametrize("modes", [("per_sample", "generator_step"), ("official", "every_generate")])
+@pytest.mark.parametrize("modes", [("per_sample", "generator_step", (-1.0, 1.0)),
+                                   ("official", "every_generate", (-1.0, 1.0)),
+                                   ("official", "every_generate", (0.0, 1.0))])
 def test_iteration_matches_independent_algorithm_1(modes):
     T = toy()
-    config = T.ToyPGConfig(lod_kimg=(0.032,), lod_batch=(8,), lod_lr=(0.003, 0.002))
+    config = T.ToyPGConfig(lod_kimg=(0.032,), lod_batch=(8,), lod_lr=(0.003, 0.002), pixel_range=modes[2])
     sched = schedule_from_config(config)
     torch.manual_seed(1)
     model = build_model(config).double()
@@ -245,7 +251,8 @@ def test_iteration_matches_independent_algorithm_1(modes):
         x = data[8 * it:8 * it + 8]
         model.calls.clear()
         out = trainer.step(x)
-        _reference_iteration(ref, ref_ema, gen, x, sched, seen, opts, style_mixing=modes[0], w_avg_update=modes[1])
+        _reference_iteration(ref, ref_ema, gen, x, sched, seen, opts, style_mixing=modes[0], w_avg_update=modes[1],
+                             pixel_range=modes[2])
         ph = sched.phase(seen)
         assert (out["lod"], out["blend"], out["batch"], out["lr"]) == (ph.lod, ph.blend, 8, ph.lr)
         assert {c[0][-1] for c in model.calls} == {ph.resolution} and {c[2] for c in model.calls} == {ph.blend}

@@ -59,7 +59,8 @@ class ToyPGALAE(ALAEModel):
     def _enc(self, x, lod):
         return F.leaky_relu(self.encoder[lod](x.flatten(1)), 0.2)
 
-    def encode(self, x, lod=None, blend=1.0):
+    def encode(self, x, lod=None, blend=1.0, *, native=False):
+        x = x if native else self.to_native(x)
         lod = len(self.res) - 1 if lod is None else lod
         assert x.shape[-1] == self.res[lod], (x.shape, lod)
         self.calls.append((tuple(x.shape), lod, float(blend)))
@@ -72,13 +73,13 @@ class ToyPGALAE(ALAEModel):
         r = self.res[lod]
         return self.generator[lod](ws.flatten(1)).view(ws.shape[0], self.config.channels, r, r)
 
-    def decode(self, w, lod=None, blend=1.0, noise="random"):
+    def decode(self, w, lod=None, blend=1.0, noise="random", *, native=False):
         lod = len(self.res) - 1 if lod is None else lod
         ws = self._check_ws(w, "decode")
         y = self._dec(ws, lod)
         if blend < 1.0 and lod > 0:
             y = torch.lerp(F.interpolate(self._dec(ws, lod - 1), scale_factor=2, mode="nearest"), y, blend)
-        return y
+        return y if native else self.from_native(y)
 
 
 if "toy-pg" not in list_presets():

@@ -2,7 +2,12 @@
 
 A model holds F (``mapping``: z -> w), G (``generator``), E (``encoder``: x -> w) and D
 (``discriminator``: w -> one score per sample) and implements ``encode`` and ``decode``;
-``generate`` and ``reconstruct`` are built on those here. G takes ``num_ws`` style inputs
+``generate`` and ``reconstruct`` are built on those here.
+
+Pixels: ``encode`` takes and ``decode`` gives images in [-1, 1], alae_fast's convention, for
+every model. A model whose networks work in another range (``config.pixel_range``, e.g. the
+official mnist_ref MLP's [0, 1]) maps at that boundary; ``native=True`` skips the map (the
+trainer uses it, so that E and R1 see exactly what the model's authors fed it). G takes ``num_ws`` style inputs
 (1 for the MLP ALAE, 2·L for StyleALAE); F and E produce ONE w per sample, which ``generate``
 broadcasts to the ``num_ws`` inputs before truncating and mixing.
 """
@@ -59,12 +64,31 @@ class ALAEModel(nn.Module):
         """How many style inputs G takes."""
         raise NotImplementedError
 
-    def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
+               native: bool = False) -> torch.Tensor:
+        """E(x); x in [-1, 1], or in ``config.pixel_range`` with ``native=True``."""
         raise NotImplementedError
 
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
-               noise: str = "random") -> torch.Tensor:
+               noise: str = "random", *, native: bool = False) -> torch.Tensor:
+        """G(w); images in about [-1, 1], or in ``config.pixel_range`` with ``native=True``."""
         raise NotImplementedError
+
+    # --- pixel range -----------------------------------------------------------------------
+    def to_native(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] (the pipeline's range) -> ``config.pixel_range`` (what E reads).
+        The same tensor when that range is (-1, 1); otherwise an affine map, so gradients flow."""
+        lo, hi = self.config.pixel_range
+        if (lo, hi) == (-1.0, 1.0):
+            return x
+        return (x + 1.0) * ((hi - lo) / 2.0) + lo
+
+    def from_native(self, y: torch.Tensor) -> torch.Tensor:
+        """Images in ``config.pixel_range`` (what G writes) -> [-1, 1]; inverse of ``to_native``."""
+        lo, hi = self.config.pixel_range
+        if (lo, hi) == (-1.0, 1.0):
+            return y
+        return (y - lo) * (2.0 / (hi - lo)) - 1.0
 
     # --- shared ----------------------------------------------------------------------------
     def generate(self, z: torch.Tensor, lod: int | None = None, blend: float = 1.0,

@@ -164,6 +164,17 @@ def check_real_tuple(cfg, name: str) -> None:
     object.__setattr__(cfg, name, tuple(float(v) for v in value))
 
 
+def check_pixel_range(cfg) -> None:
+    """``pixel_range``: two finite numbers lo < hi, stored as floats; ValueError otherwise."""
+    value = cfg.pixel_range
+    if (not isinstance(value, tuple) or len(value) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) for v in value)
+            or not value[0] < value[1]):
+        raise ValueError(f"{type(cfg).__name__}: pixel_range must be two finite numbers (lo, hi) with "
+                         f"lo < hi; got {value!r}")
+    object.__setattr__(cfg, "pixel_range", (float(value[0]), float(value[1])))
+
+
 def per_level(values: tuple, lod: int):
     """Entry ``lod`` of a per-level tuple; a tuple shorter than the levels repeats its last entry
     (the rule of every ``lod_*`` value, see alae_fast.training.schedule)."""
@@ -197,6 +208,11 @@ class ALAEConfig(ModelConfig):
             psi is given): w <- w_avg + psi (w - w_avg) on style inputs [0, cutoff) (cutoff
             None: all). Defaults 1.0 and None (no truncation); the paper presets carry the
             official 0.7 and 8. ``generate()`` itself and training never read them.
+        pixel_range: ``(lo, hi)``, the pixel range E reads and G writes (the networks' native
+            range; default (-1, 1)). The pipeline's images are always in [-1, 1]: ``encode``
+            and ``decode`` map them to and from this range, and the trainer feeds E real
+            images already mapped, so R1's gradient is taken in the native range, as the
+            model's authors trained it. The official ``mnist_ref`` MLP uses (0, 1) (x / 255).
     """
 
     latent_size: int = 512
@@ -208,6 +224,7 @@ class ALAEConfig(ModelConfig):
     w_avg_beta: float = 0.995
     truncation_psi: float = 1.0
     truncation_cutoff: int | None = None
+    pixel_range: tuple[float, float] = (-1.0, 1.0)
 
     def validate(self) -> None:
         super().validate()
@@ -221,6 +238,7 @@ class ALAEConfig(ModelConfig):
         check_real(self, "truncation_psi")
         if self.truncation_cutoff is not None:
             check_int(self, "truncation_cutoff", 0)
+        check_pixel_range(self)
 
     # F may be the identity (0 layers) only where a model says so (the MLP of mnist_ref).
     _min_mapping_layers: ClassVar[int] = 1
@@ -233,7 +251,7 @@ class MLPALAEConfig(ALAEConfig):
 
     Fields (besides ``ALAEConfig``'s, whose defaults here are latent 50 and 6 mapping layers):
         image_channels, image_size: the image is [image_channels, image_size, image_size]
-            (default 1 x 28 x 28: 784 inputs to E and outputs of G), pixels in [0, 1].
+            (default 1 x 28 x 28: 784 inputs to E and outputs of G).
         encoder_hidden: widths of E's hidden layers (default (1024, 1024)).
         generator_hidden: widths of G's hidden layers (default (1024, 1024)).
         encoder_out_act: activation after E's last layer. 'linear' (default) follows the

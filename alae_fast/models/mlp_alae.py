@@ -11,11 +11,12 @@ with the bias into one ``bias_act`` op):
 
 3,830,565 parameters (E 1,904,690; G 1,905,424; F 15,300; D 5,151).
 
-Pixel range: ``alae-fast train`` and the inference commands feed every model, this one included,
-images in [-1, 1] (``alae_fast.data``'s convention). G's last layer is linear, so its output is
-unbounded; training pulls it towards the range it was fed. The official ``mnist_ref`` MLP was
-trained on [0, 1] (x / 255): a loaded official model must be given [0, 1] by its caller, and the
-pipeline does not yet convert for it (issue 12, open).
+Pixel range: ``encode`` takes and ``decode`` gives images in [-1, 1] (``alae_fast.data``'s
+convention), whatever range the networks work in. That range is ``config.pixel_range``:
+(-1, 1) by default, (0, 1) for the official ``mnist_ref`` MLP (preset 'mnist-ref', and what
+``load_official`` returns), which was trained on x / 255; ``encode``/``decode`` map to and from
+it, and the trainer feeds E real images already in it. G's last layer is linear, so its
+output is unbounded; training pulls it towards the range it was fed.
 
 The MLP has a single resolution: ``lod``/``blend``/``noise`` are checked and otherwise ignored,
 so that trainers and evaluators call it exactly like a StyleALAE. G takes one style input
@@ -139,9 +140,10 @@ class MLPALAE(ALAEModel):
     def num_ws(self) -> int:
         return 1
 
-    def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0) -> torch.Tensor:
-        """E(x): images [N, C, H, W] or flattened [N, C*H*W] -> w [N, latent_size]; pixels in the
-        range the model was trained on (see the module docstring).
+    def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
+               native: bool = False) -> torch.Tensor:
+        """E(x): images [N, C, H, W] or flattened [N, C*H*W] -> w [N, latent_size]; pixels in
+        [-1, 1] (``native=True``: in ``config.pixel_range``, what E reads; see the module docstring).
 
         ``lod`` (None or int >= 0) and ``blend`` (in [0, 1]) are checked and ignored.
         """
@@ -152,13 +154,15 @@ class MLPALAE(ALAEModel):
         if not (tuple(x.shape[1:]) == self.image_shape or (x.ndim == 2 and x.shape[1] == features)):
             raise ValueError(f"encode: x must have shape [N, {', '.join(map(str, self.image_shape))}] "
                              f"or [N, {features}]; got {tuple(x.shape)}")
-        return self.encoder(x)
+        return self.encoder(x if native else self.to_native(x))
 
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
-               noise: str = "random") -> torch.Tensor:
-        """G(w): w [N, latent_size] or [N, 1, latent_size] -> images [N, C, H, W], unbounded
-        (trained towards the range it was fed). ``lod``, ``blend`` and ``noise`` (any mode of
-        ``ALAEModel.decode``) are checked and ignored: the MLP has one resolution and no noise inputs.
+               noise: str = "random", *, native: bool = False) -> torch.Tensor:
+        """G(w): w [N, latent_size] or [N, 1, latent_size] -> images [N, C, H, W] in about
+        [-1, 1], unbounded (``native=True``: in ``config.pixel_range``, what G writes). ``lod``,
+        ``blend`` and ``noise`` (any mode of ``ALAEModel.decode``) are checked and ignored: the
+        MLP has one resolution and no noise inputs.
         """
         self._check_lod_blend_noise(lod, blend, noise, "decode")
-        return self.generator(self._check_ws(w, "decode")[:, 0])
+        y = self.generator(self._check_ws(w, "decode")[:, 0])
+        return y if native else self.from_native(y)

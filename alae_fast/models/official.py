@@ -374,8 +374,9 @@ def load_official(path: str | os.PathLike, config: str | os.PathLike | ModelConf
 
     Returns: a ``StyleALAE`` or ``MLPALAE`` in eval mode without gradients, ``w_avg`` = the
     official ``dlatent_avg``; ``model.mapping(z)``, ``decode(ws, lod, blend, noise=...)``,
-    ``encode(x, lod, blend)``, ``discriminator(w)`` as for any alae_fast model. Images are
-    in [-1, 1] (StyleALAE) or [0, 1] (mnist_ref MLP).
+    ``encode(x, lod, blend)``, ``discriminator(w)`` as for any alae_fast model: images in
+    [-1, 1]. The mnist_ref MLP's networks work in [0, 1] (``config.pixel_range``), which
+    ``encode``/``decode`` map to and from; ``native=True`` takes and gives [0, 1] directly.
 
     Raises:
         FileNotFoundError: ``path`` (or the YAML) does not exist.

@@ -246,7 +246,8 @@ OFFICIAL_FIDELITY = dict(from_rgb_lrelus=2, encoder_norm_eps=1e-5, encoder_std_e
 # (slope 0.01); G 50 -> 1024 -> 1024 -> 784 with F.leaky_relu (0.01) and a linear output; D
 # 50 -> 50 -> 50 -> 50, lrmul 0.1, no activations, output 0 (conversion keeps that row); F's
 # forward returns z unchanged (its six layers exist but are unused).
-MNIST_REF = MLPALAEConfig(mapping_layers=0, encoder_out_act="lrelu", encoder_out_slope=0.01, generator_slope=0.01)
+MNIST_REF = MLPALAEConfig(mapping_layers=0, encoder_out_act="lrelu", encoder_out_slope=0.01, generator_slope=0.01,
+                          pixel_range=(0.0, 1.0))
 
 DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, image_size=32,
                            encoder_hidden=(512, 512), generator_hidden=(512, 512), encoder_out_act="lrelu")

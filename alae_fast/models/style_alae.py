@@ -382,8 +382,10 @@ class StyleALAE(ALAEModel):
         blend = self._check_lod_blend_noise(lod, blend, noise, op, self.max_lod)
         return (self.max_lod if lod is None else lod), blend
 
-    def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0) -> torch.Tensor:
-        """E(x): images [N, channels, 4·2^lod, 4·2^lod] -> w [N, latent_size].
+    def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
+               native: bool = False) -> torch.Tensor:
+        """E(x): images [N, channels, 4·2^lod, 4·2^lod], pixels in [-1, 1] (``native=True``: in
+        ``config.pixel_range``) -> w [N, latent_size].
 
         lod: level, None (default) for the last; blend in [0, 1]: fade-in of that level
         (default 1; see the module docstring).
@@ -395,12 +397,13 @@ class StyleALAE(ALAEModel):
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.channels, r, r):
             raise ValueError(f"encode: x must have shape [N, {self.config.channels}, {r}, {r}] at lod {lod}; "
                              f"got {tuple(x.shape)}")
-        return self.encoder(x, lod, blend)
+        return self.encoder(x if native else self.to_native(x), lod, blend)
 
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
-               noise="random") -> torch.Tensor:
+               noise="random", *, native: bool = False) -> torch.Tensor:
         """G(w): w [N, latent_size] (the same w for every style input) or [N, num_ws,
-        latent_size] -> images [N, channels, 4·2^lod, 4·2^lod].
+        latent_size] -> images [N, channels, 4·2^lod, 4·2^lod], pixels in about [-1, 1]
+        (``native=True``: in ``config.pixel_range``).
 
         lod: level, None (default) for the last; blend in [0, 1] (default 1); noise:
         'random' (fresh N(0, 1) noise images, default), 'batch' (one draw per layer shared
@@ -408,5 +411,6 @@ class StyleALAE(ALAEModel):
         of per-layer tensors [N or 1, 1, r, r] (see ``StyleGenerator.noise_inputs``).
         """
         lod, blend = self._lod(lod, blend, noise, "decode")
-        return self.generator(self._check_ws(w, "decode"), lod, blend, noise)
+        y = self.generator(self._check_ws(w, "decode"), lod, blend, noise)
+        return y if native else self.from_native(y)
 

@@ -250,12 +250,15 @@ class ALAETrainer:
         """
         phase, x = self._begin_step(x_real)
         lod, blend, m = phase.lod, phase.blend, self.model
+        # E, G and R1 work in the model's own pixel range (config.pixel_range; the data are in
+        # [-1, 1]): R1 taken on [-1, 1] images would be scaled by ((hi - lo) / 2)^2 (1/4 for [0, 1]).
+        x = m.to_native(x)
 
         def encode(img):
-            return m.encode(img, lod, blend)
+            return m.encode(img, lod, blend, native=True)
 
         def decode(w):
-            return m.decode(w, lod, blend, noise="random")
+            return m.decode(w, lod, blend, noise="random", native=True)
 
         # 1. E, D: adversarial loss on real and generated images, R1 on real ones.
         with torch.no_grad(), self._autocast():
