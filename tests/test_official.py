@@ -106,12 +106,67 @@ def test_training_weights_differ_from_ema_and_load_too(io):
     assert torch.equal(ema.w_avg, train.w_avg)  # dlatent_avg has no _s copy
 
 
+_SCHEDULE_FIELDS = ("lod_kimg", "lod_batch", "lod_lr", "train_kimg", "flip")
+
+
 def test_yaml_and_inferred_configs_agree():
     pytest.importorskip("yaml")
     from_yaml, inferred = official_config_from_yaml(YAML), infer_official_config(read_official_checkpoint(PTH)["models"])
-    assert from_yaml == inferred
+    assert from_yaml.replace(**{f: getattr(inferred, f) for f in _SCHEDULE_FIELDS}) == inferred
     assert (from_yaml.latent_size, from_yaml.layer_count, from_yaml.start_features, from_yaml.max_features,
             from_yaml.mapping_layers) == (32, 6, 4, 32, 3)
+    # the fixture's YAML names no epochs, 8-GPU batches, data set size or flips: defaults.py's
+    assert (from_yaml.lod_kimg, from_yaml.lod_batch, from_yaml.lod_lr, from_yaml.train_kimg, from_yaml.flip) == \
+        ((15 * 70.0,), (512, 256, 128, 64, 32, 32), (0.0015,), 110 * 70.0, True)
+
+
+# The values of the published configs (podgorskiy/ALAE configs/*.yaml at 42bcf2e) that make
+# the architecture and the schedule; each must give its paper preset exactly.
+_PUBLISHED = {
+    "ffhq-1024": (60000, 16, 300, 9, 16, 512, 512,
+                  [512, 256, 128, 64, 32, 32, 32, 32, 32],
+                  [0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003]),
+    "celeba-hq-256": (29000, 30, 280, 7, 64, 512, 512,
+                      [512, 256, 128, 64, 32, 32, 32, 32, 24],
+                      [0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.003, 0.003]),
+    "bedroom-256": (758260, 2, 112, 7, 32, 512, 512,
+                    [512, 256, 128, 64, 32, 32, 32, 32, 32],
+                    [0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003]),
+    "celeba-128": (182637, 6, 80, 6, 64, 256, 256,
+                   [512, 256, 128, 64, 32, 32, 32, 32, 32],
+                   [0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003]),
+}
+
+
+def _published_yaml(size, epochs_per_lod, train_epochs, layers, start, cap, latent, batch, rates, flip=None):
+    flip_line = "" if flip is None else f"  FLIP_IMAGES: {flip}\n"
+    return (f"DATASET:\n  SIZE: {size}\n{flip_line}MODEL:\n  LATENT_SPACE_SIZE: {latent}\n  LAYER_COUNT: {layers}\n"
+            f"  MAX_CHANNEL_COUNT: {cap}\n  START_CHANNEL_COUNT: {start}\n  DLATENT_AVG_BETA: 0.995\n"
+            f"  MAPPING_LAYERS: 8\nTRAIN:\n  EPOCHS_PER_LOD: {epochs_per_lod}\n  TRAIN_EPOCHS: {train_epochs}\n"
+            f"  LOD_2_BATCH_8GPU: {batch}\n  LEARNING_RATES: {rates}\n")
+
+
+@pytest.mark.parametrize("preset", sorted(_PUBLISHED))
+def test_published_yaml_is_its_paper_preset(tmp_path, preset):
+    pytest.importorskip("yaml")
+    (tmp_path / "c.yaml").write_text(_published_yaml(*_PUBLISHED[preset]))
+    assert official_config_from_yaml(tmp_path / "c.yaml") == preset_config(preset)
+
+
+def test_yaml_schedule_that_differs_from_the_preset_wins(tmp_path):
+    pytest.importorskip("yaml")
+    size, _, _, layers, start, cap, latent, batch, rates = _PUBLISHED["celeba-128"]
+    (tmp_path / "c.yaml").write_text(_published_yaml(size, 3, 40, layers, start, cap, latent,
+                                                     [256, 128, 64, 32, 16, 8], [0.001, 0.002], flip=False))
+    c = official_config_from_yaml(tmp_path / "c.yaml")
+    assert (c.latent_size, c.layer_count, c.start_features, c.max_features) == (256, 6, 64, 256)
+    assert c.lod_kimg == (3 * size / 1000,) and c.train_kimg == 40 * size / 1000
+    assert c.lod_batch == (256, 128, 64, 32, 16, 8) and c.lod_lr == (0.001, 0.002) and c.flip is False
+    assert c.replace(**{f: getattr(preset_config("celeba-128"), f) for f in _SCHEDULE_FIELDS}) == \
+        preset_config("celeba-128")  # only the schedule differs
+    (tmp_path / "bad.yaml").write_text("TRAIN: [1, 2]\n")
+    with pytest.raises(OfficialCheckpointError, match="bad.yaml: TRAIN must be a mapping"):
+        official_config_from_yaml(tmp_path / "bad.yaml")
 
 
 def test_loaded_model_is_ready():
@@ -324,7 +379,8 @@ def test_another_architecture_from_its_yaml(other_checkpoint):
     pytest.importorskip("yaml")
     from_yaml = load_official(other_checkpoint / "other.pth", config=other_checkpoint / "other.yaml")
     inferred = load_official(other_checkpoint / "other.pth")
-    assert from_yaml.config == inferred.config
+    assert from_yaml.config.replace(**{f: getattr(inferred.config, f) for f in _SCHEDULE_FIELDS}) == inferred.config
+    assert from_yaml.config.lod_lr == (0.002,)  # the YAML's TRAIN.LEARNING_RATES
     for k, v in inferred.state_dict().items():
         assert torch.equal(from_yaml.state_dict()[k], v), k
 

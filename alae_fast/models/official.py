@@ -39,7 +39,7 @@ from typing import Any, Iterator
 
 import torch
 
-from .config import MLPALAEConfig, ModelConfig
+from .config import MLPALAEConfig, ModelConfig, per_level
 from .official_io import OfficialCheckpointError, read_official_checkpoint, read_official_yaml
 from .presets import MNIST_REF, OFFICIAL_FIDELITY, build_model, preset_config
 from .style_config import StyleALAEConfig
@@ -57,20 +57,55 @@ _NAMES = {"encoder": "discriminator", "generator": "generator", "mapping": "mapp
 _MODEL_DEFAULTS = {"LAYER_COUNT": 6, "START_CHANNEL_COUNT": 64, "MAX_CHANNEL_COUNT": 512, "LATENT_SPACE_SIZE": 256,
                    "MAPPING_LAYERS": 5, "CHANNELS": 3, "DLATENT_AVG_BETA": 0.995, "TRUNCATIOM_PSI": 0.7,
                    "TRUNCATIOM_CUTOFF": 8, "GENERATOR": "GeneratorDefault", "ENCODER": "EncoderDefault"}
+# ... and for the TRAIN and DATASET keys that make the schedule (defaults.py's values).
+_TRAIN_DEFAULTS = {"EPOCHS_PER_LOD": 15, "TRAIN_EPOCHS": 110, "LOD_2_BATCH_8GPU": [512, 256, 128, 64, 32, 32],
+                   "LEARNING_RATES": [0.002]}
+_DATASET_DEFAULTS = {"SIZE": 70000, "FLIP_IMAGES": True}
 _PAPER_PRESETS = ("ffhq-1024", "celeba-hq-256", "bedroom-256", "celeba-128")
 _STYLE_ARCH = ("latent_size", "mapping_layers", "layer_count", "channels", "start_features", "max_features")
 
 
 # --- configs ----------------------------------------------------------------------------------
 
-def _style_config(arch: dict[str, Any], extra: dict[str, Any] | None = None) -> StyleALAEConfig:
-    """The paper preset with this architecture (its schedule too), else the official defaults."""
+def _style_config(arch: dict[str, Any], extra: dict[str, Any] | None = None,
+                  schedule: dict[str, Any] | None = None) -> StyleALAEConfig:
+    """The paper preset with this architecture, else the official defaults; with ``schedule``
+    (from a YAML) where it trains differently from that preset."""
     extra = dict(extra or {})
     for name in _PAPER_PRESETS:
         preset = preset_config(name)
         if all(getattr(preset, k) == v for k, v in arch.items()):
-            return preset.replace(**extra) if extra else preset
-    return StyleALAEConfig(**{**OFFICIAL_FIDELITY, **arch, **extra})
+            config = preset.replace(**extra) if extra else preset
+            if schedule and not _same_schedule(config, config.replace(**schedule)):
+                config = config.replace(**schedule)
+            return config
+    return StyleALAEConfig(**{**OFFICIAL_FIDELITY, **arch, **extra, **(schedule or {})})
+
+
+def _same_schedule(a: StyleALAEConfig, b: StyleALAEConfig) -> bool:
+    """Whether two configs train alike: the same value at every level of each per-level table
+    (a shorter table repeats its last entry), the same length and flips."""
+    levels = range(a.layer_count)
+    return (all(per_level(getattr(a, f), lod) == per_level(getattr(b, f), lod)
+                for f in ("lod_kimg", "lod_batch", "lod_lr") for lod in levels)
+            and a.train_kimg == b.train_kimg and a.flip == b.flip)
+
+
+def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, Any]:
+    """The StyleALAE schedule of an official YAML: TRAIN.EPOCHS_PER_LOD and TRAIN_EPOCHS times
+    DATASET.SIZE (images), TRAIN.LOD_2_BATCH_8GPU (the global batch of the recommended 8-GPU
+    run, as the paper presets carry), TRAIN.LEARNING_RATES and DATASET.FLIP_IMAGES; missing keys
+    take defaults.py's values. Tables are cut to the model's levels."""
+    train, dataset = data.get("TRAIN") or {}, data.get("DATASET") or {}
+    for key, section in (("TRAIN", train), ("DATASET", dataset)):
+        if not isinstance(section, dict):
+            raise OfficialCheckpointError(f"{path}: {key} must be a mapping; got {type(section).__name__}")
+    t, d = {**_TRAIN_DEFAULTS, **train}, {**_DATASET_DEFAULTS, **dataset}
+    size = int(d["SIZE"])
+    return dict(lod_kimg=(float(t["EPOCHS_PER_LOD"]) * size / 1000.0,),
+                lod_batch=tuple(int(b) for b in list(t["LOD_2_BATCH_8GPU"])[:layer_count]),
+                lod_lr=tuple(float(r) for r in list(t["LEARNING_RATES"])[:layer_count]),
+                train_kimg=float(t["TRAIN_EPOCHS"]) * size / 1000.0, flip=bool(d["FLIP_IMAGES"]))
 
 
 def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
@@ -79,9 +114,12 @@ def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
     Reads MODEL.LATENT_SPACE_SIZE, LAYER_COUNT, START_CHANNEL_COUNT, MAX_CHANNEL_COUNT,
     MAPPING_LAYERS, CHANNELS, DLATENT_AVG_BETA, TRUNCATIOM_PSI, TRUNCATIOM_CUTOFF (missing
     keys take the official defaults.py values), GENERATOR/ENCODER and, for the MLP,
-    MAPPING_TO_LATENT / MAPPING_FROM_LATENT. A StyleALAE whose architecture is a paper
-    preset's gets that preset (schedule included); others get the official fidelity fields
-    and alae_fast's default schedule.
+    MAPPING_TO_LATENT / MAPPING_FROM_LATENT. A StyleALAE's schedule is the YAML's: per-level
+    images TRAIN.EPOCHS_PER_LOD x DATASET.SIZE, length TRAIN.TRAIN_EPOCHS x DATASET.SIZE,
+    batch TRAIN.LOD_2_BATCH_8GPU (the global batch of the recommended 8-GPU run), rates
+    TRAIN.LEARNING_RATES, flips DATASET.FLIP_IMAGES. A StyleALAE whose architecture is a
+    paper preset's gets that preset, and equals it when the YAML trains alike (the published
+    configs do); others get the official fidelity fields.
 
     Raises FileNotFoundError, ImportError (no PyYAML) or OfficialCheckpointError (an
     architecture this loader does not support, or bad values).
@@ -111,7 +149,7 @@ def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
                     start_features=int(m["START_CHANNEL_COUNT"]), max_features=int(m["MAX_CHANNEL_COUNT"]))
         extra = dict(w_avg_beta=float(m["DLATENT_AVG_BETA"]), truncation_psi=float(m["TRUNCATIOM_PSI"]),
                      truncation_cutoff=int(m["TRUNCATIOM_CUTOFF"]))
-        return _style_config(arch, extra)
+        return _style_config(arch, extra, _yaml_schedule(data, arch["layer_count"], path))
     except (TypeError, ValueError) as e:
         if isinstance(e, OfficialCheckpointError):
             raise
