@@ -14,6 +14,7 @@
 
 #include "../ops/filtered_lrelu.h"
 #include "filtered_lrelu_kernels.h"
+#include "filtered_lrelu_separable.h"
 
 namespace alae_fast {
 namespace flrelu_cpu {
@@ -91,6 +92,31 @@ void store_plane(const acc_t* in, int64_t h, int64_t w, const PlaneView<scalar_t
   }
 }
 
+// load_plane and store_plane for the separable path, which holds planes transposed:
+// out[x * ld + y] = plane[y][x] + bias, with zeros in rows' padding y in [h, ld).
+template <typename scalar_t, typename acc_t>
+AF_FL_INLINE void load_plane_t(const PlaneView<const scalar_t>& v, int64_t n, int64_t c, int64_t h, int64_t w,
+                               acc_t bias, acc_t* out, int64_t ld) {
+  const scalar_t* p = v.plane(n, c);
+  for (int64_t x = 0; x < w; ++x) {
+    const scalar_t* col = p + x * v.st[3];
+    acc_t* o = out + x * ld;
+    for (int64_t y = 0; y < h; ++y) o[y] = static_cast<acc_t>(col[y * v.st[2]]) + bias;
+    for (int64_t y = h; y < ld; ++y) o[y] = acc_t(0);
+  }
+}
+
+// plane[y][x] = in[x * ld + y] for y < h, x < w.
+template <typename scalar_t, typename acc_t>
+AF_FL_INLINE void store_plane_t(const acc_t* in, int64_t ld, int64_t h, int64_t w, const PlaneView<scalar_t>& v,
+                                int64_t n, int64_t c) {
+  scalar_t* p = v.plane(n, c);
+  for (int64_t y = 0; y < h; ++y) {
+    scalar_t* row = p + y * v.st[2];
+    for (int64_t x = 0; x < w; ++x) row[x * v.st[3]] = static_cast<scalar_t>(in[x * ld + y]);
+  }
+}
+
 // The axes of the forward's two passes and of their adjoints (the adjoint of an axis with
 // taps T and left pad p0 has up and down swapped and left pad T - 1 - p0).
 struct Passes {
@@ -116,6 +142,29 @@ struct Work {
   Work(int64_t n_in, int64_t n_up, int64_t n_out) : in(n_in), up(n_up), out(n_out), codes(n_up) {}
 };
 
+// Planes [begin, end) of the forward on the separable path (one multiversioned function, the
+// whole plane pipeline inlined into it).
+template <typename scalar_t, typename acc_t, bool CLAMP>
+AF_FL_CLONES void forward_planes_separable(const SeparablePlan<acc_t>& s, const FilteredLreluPlan& p,
+                                           const PlaneView<const scalar_t>& xv, const scalar_t* bp,
+                                           const PlaneView<scalar_t>& yv, uint8_t* sp, int64_t begin, int64_t end) {
+  std::vector<acc_t> P(s.p_size()), Q(s.q_size());
+  std::vector<uint8_t> codes(s.h_m * s.w_m);
+  const acc_t gain = acc_t(p.gain), slope = acc_t(p.slope), c = acc_t(p.clamp);
+  for (int64_t plane = begin; plane < end; ++plane) {
+    const int64_t n = plane / p.C, ch = plane % p.C;
+    const acc_t bias = bp ? static_cast<acc_t>(bp[ch]) : acc_t(0);
+    separable_plane(
+        s, P.data(), Q.data(),
+        [&](acc_t* dst, int64_t ld) { load_plane_t(xv, n, ch, s.h_in, s.w_in, bias, dst, ld); },
+        [&](acc_t* row, int64_t r) {
+          activate_row<acc_t, CLAMP>(row, codes.data() + r * s.w_m, s.w_m, gain, slope, c);
+        },
+        [&](const acc_t* src, int64_t ld) { store_plane_t(src, ld, s.h_o, s.w_o, yv, n, ch); });
+    pack_codes(codes.data(), s.h_m * s.w_m, sp + plane * p.geo.state_bytes);
+  }
+}
+
 template <typename scalar_t>
 void forward_impl(const FilteredLreluPlan& p, const at::Tensor& x, const at::Tensor& b, at::Tensor& y,
                   at::Tensor& state) {
@@ -130,6 +179,17 @@ void forward_impl(const FilteredLreluPlan& p, const at::Tensor& x, const at::Ten
   uint8_t* sp = state.data_ptr<uint8_t>();
   const acc_t gain = acc_t(p.gain), slope = acc_t(p.slope), c = acc_t(p.clamp);
   const int64_t n_up = g.UH * g.UW;
+  if (fu.separable && fd.separable) {
+    const auto s = separable_plan<acc_t>(ps.ux, ps.uy, fu.wx, ps.dy, ps.dx, fd.wx);
+    at::parallel_for(0, p.N * p.C, grain_for(n_up), [&](int64_t begin, int64_t end) {
+      if (p.has_clamp) {
+        forward_planes_separable<scalar_t, acc_t, true>(s, p, xv, bp, yv, sp, begin, end);
+      } else {
+        forward_planes_separable<scalar_t, acc_t, false>(s, p, xv, bp, yv, sp, begin, end);
+      }
+    });
+    return;
+  }
   at::parallel_for(0, p.N * p.C, grain_for(n_up), [&](int64_t begin, int64_t end) {
     Work<acc_t> w(g.H * g.W, n_up, g.OH * g.OW);
     for (int64_t plane = begin; plane < end; ++plane) {
@@ -158,6 +218,35 @@ struct MaskedPass {
   int64_t h, w;  // the plane size this pass reads (first) or writes (second)
 };
 
+// Planes [begin, end) of masked_planes on the separable path.
+template <typename scalar_t, typename acc_t>
+AF_FL_CLONES void masked_planes_separable(const SeparablePlan<acc_t>& s, const FilteredLreluPlan& p,
+                                          const PlaneView<const scalar_t>& iv, const uint8_t* sp,
+                                          const PlaneView<scalar_t>& ov, double* plane_sums, int64_t begin,
+                                          int64_t end) {
+  std::vector<acc_t> P(s.p_size()), Q(s.q_size());
+  std::vector<uint8_t> codes(s.h_m * s.w_m);
+  const acc_t gain = acc_t(p.gain), gs = acc_t(p.gain * p.slope);
+  for (int64_t plane = begin; plane < end; ++plane) {
+    const int64_t n = plane / p.C, ch = plane % p.C;
+    unpack_codes(sp + plane * p.geo.state_bytes, s.h_m * s.w_m, codes.data());
+    double sum = 0;
+    separable_plane(
+        s, P.data(), Q.data(),
+        [&](acc_t* dst, int64_t ld) { load_plane_t(iv, n, ch, s.h_in, s.w_in, acc_t(0), dst, ld); },
+        [&](acc_t* row, int64_t r) { mask_row(row, codes.data() + r * s.w_m, s.w_m, gain, gs); },
+        [&](const acc_t* src, int64_t ld) {
+          store_plane_t(src, ld, s.h_o, s.w_o, ov, n, ch);
+          if (plane_sums) {
+            for (int64_t x = 0; x < s.w_o; ++x) {
+              for (int64_t y = 0; y < s.h_o; ++y) sum += double(src[x * ld + y]);
+            }
+          }
+        });
+    if (plane_sums) plane_sums[plane] = sum;
+  }
+}
+
 template <typename scalar_t, typename acc_t>
 void masked_planes(const FilteredLreluPlan& p, const at::Tensor& in, const at::Tensor& state,
                    const MaskedPass<acc_t>& first, const MaskedPass<acc_t>& second, at::Tensor& out,
@@ -168,6 +257,13 @@ void masked_planes(const FilteredLreluPlan& p, const at::Tensor& in, const at::T
   const uint8_t* sp = state.data_ptr<uint8_t>();
   const acc_t gain = acc_t(p.gain), gs = acc_t(p.gain * p.slope);
   const int64_t n_up = g.UH * g.UW;
+  if (first.f.separable && second.f.separable) {
+    const auto s = separable_plan<acc_t>(first.ax, first.ay, first.f.wx, second.ay, second.ax, second.f.wx);
+    at::parallel_for(0, p.N * p.C, grain_for(n_up), [&](int64_t begin, int64_t end) {
+      masked_planes_separable<scalar_t, acc_t>(s, p, iv, sp, ov, plane_sums, begin, end);
+    });
+    return;
+  }
   at::parallel_for(0, p.N * p.C, grain_for(n_up), [&](int64_t begin, int64_t end) {
     Work<acc_t> w(first.h * first.w, n_up, second.h * second.w);
     for (int64_t plane = begin; plane < end; ++plane) {
