@@ -108,11 +108,13 @@ async function runEdit() {
   const d = await call("/api/edit", body);
   if (seq !== state.editSeq) return;  // a newer slider position is on its way
   state.lastEdit = body;
+  state.current.edited = d.w;  // the w of the picture shown as "edited": what "use as A/B" takes
   show("edited", d.image); latency("edit-ms", d, "edit"); state.edits++;
 }
 
 function setCurrent(w, values) {
-  state.current = { w, values };
+  state.current = { w, values, edited: w };
+  state.editSeq++;  // an edit of the previous image still on its way is dropped
   setSliders(values);
 }
 
@@ -174,8 +176,9 @@ $("gen-edit").addEventListener("click", () => {
 
 // --- A, B: mixing and interpolation -------------------------------------------------------
 function setSlot(which, w, image) { state[which] = { w }; show(`slot-${which}`, image); }
-$("use-a").addEventListener("click", () => state.current ? setSlot("a", state.current.w, $("edited").src) : say("encode an image first"));
-$("use-b").addEventListener("click", () => state.current ? setSlot("b", state.current.w, $("edited").src) : say("encode an image first"));
+// the picture shown as "edited" with its own w (the slider edit, or the image itself before any)
+$("use-a").addEventListener("click", () => state.current ? setSlot("a", state.current.edited, $("edited").src) : say("encode an image first"));
+$("use-b").addEventListener("click", () => state.current ? setSlot("b", state.current.edited, $("edited").src) : say("encode an image first"));
 $("gen-a").addEventListener("click", () => state.generated ? setSlot("a", state.generated.w, state.generated.image) : say("generate a sample first"));
 $("gen-b").addEventListener("click", () => state.generated ? setSlot("b", state.generated.w, state.generated.image) : say("generate a sample first"));
 for (const which of ["a", "b"]) {
