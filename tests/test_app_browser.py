@@ -99,6 +99,32 @@ def test_use_as_a_after_an_edit_takes_the_edited_picture_and_its_w(page, server)
     assert strip["images"][0] == edited  # A's w decodes to A's picture
 
 
+def test_an_error_is_shown_where_the_user_is_looking(page):
+    # a message from the bottom of the page (interpolation) must not appear only at its top
+    page.set_viewport_size({"width": 1280, "height": 500})
+    try:
+        page.evaluate("window.alae.a = window.alae.b = null; document.getElementById('message').hidden = true")
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.click("#interpolate")
+        page.wait_for_selector("#message:not([hidden])")
+        assert "fill both A and B" in page.inner_text("#message")
+        box = page.locator("#message").bounding_box()
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 500, box
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.evaluate("window.scrollTo(0, 0)")
+
+
+def test_an_empty_seed_is_refused_not_read_as_0(page):
+    page.evaluate("document.getElementById('message').hidden = true")
+    before = page.evaluate("window.alae.generated ? window.alae.generated.image : null")
+    page.fill("#seed", "")
+    page.click("#generate")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "seed" in page.inner_text("#message")
+    assert page.evaluate("window.alae.generated ? window.alae.generated.image : null") == before
+
+
 def test_generate_and_interpolate_on_the_page(page, server):
     page.fill("#seed", "11")
     page.click("#generate")

@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const state = window.alae = { info: null, current: null, a: null, b: null, editSeq: 0, edits: 0 };
 
-function say(text, ok) {
+function say(text, ok) {  // errors stay in view while scrolling (CSS: sticky); a click closes the message
   const m = $("message");
   if (!text) { m.hidden = true; return; }
   m.textContent = text; m.className = "message" + (ok ? " ok" : ""); m.hidden = false;
@@ -157,6 +157,8 @@ $("direction-file").addEventListener("change", (e) => guarded(async () => {
 // --- generate ------------------------------------------------------------------------------
 $("psi").addEventListener("input", () => { $("psi-out").textContent = Number($("psi").value).toFixed(2); });
 async function generate(seed) {
+  // an empty field (or text a number input cannot hold) reads as "": refused, not taken as seed 0
+  if (!/^\d+$/.test(String(seed).trim())) throw new Error("seed: enter a whole number, 0 or more");
   const body = { seed: Number(seed), psi: Number($("psi").value), noise_mode: $("noise").value };
   const d = await call("/api/generate", body);
   return d;
@@ -206,4 +208,5 @@ $("interpolate").addEventListener("click", () => guarded(async () => {
   latency("interp-ms", d);
 }));
 
+$("message").addEventListener("click", () => say(""));
 guarded(loadInfo);
