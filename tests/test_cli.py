@@ -132,7 +132,26 @@ def test_generate_reconstruct_interpolate_evaluate(mlp_run, tmp_path, capsys):
     assert set(m["latent"]) >= {"encoder", "random_encoder", "pca", "dim"}
 
 
-def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys):
+def _undrawable(text: str) -> set[str]:
+    """The characters of ``text`` that the labelled grid's font draws as its missing-glyph box."""
+    from alae_fast.inference.pictures import _font
+
+    font = _font(12)
+    box = bytes(font.getmask("\ue000"))  # a private-use code point: no font has it
+    return {c for c in text if not c.isspace() and bytes(font.getmask(c)) == box}
+
+
+def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys, monkeypatch):
+    import alae_fast.inference.pictures as pictures
+
+    texts = []
+    real = pictures.save_labelled_grid
+
+    def recording(cells, path, row_labels, col_labels, **kw):
+        texts.extend([*row_labels, *col_labels, *(c for r in cells for c in r if isinstance(c, str))])
+        return real(cells, path, row_labels, col_labels, **kw)
+
+    monkeypatch.setattr(pictures, "save_labelled_grid", recording)
     assert main(["style-mix", "--ckpt", str(mlp_run)]) == 2
     assert "style mixing needs" in capsys.readouterr().err
     toy()
@@ -148,6 +167,8 @@ def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys):
     assert grid.shape[0] > 7 * (128 + 4) and grid.shape[1] > 4 * (128 + 4)
     dark = (grid.min(axis=2) < 128) if grid.ndim == 3 else grid < 128
     assert dark[:, : grid.shape[1] // 8].any()  # row labels are drawn (the layout: test_labelled_grid_layout)
+    # every label is readable: the corner's arrows were drawn as empty boxes
+    assert texts and not _undrawable("".join(texts)), _undrawable("".join(texts))
     assert main(["generate", "--ckpt", str(out), "--n", "4"]) == 0
 
 
