@@ -373,7 +373,7 @@ def test_readme_python_example_runs(mlp_run):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys):
+def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys, monkeypatch):
     ckpt = list_checkpoints(mlp_run / "checkpoints")[-1][1]
     data = ckpt.read_bytes()
     files = {"empty.pt": b"", "truncated.pt": data[: len(data) // 2], "text.pt": b"hello, not torch",
@@ -400,6 +400,17 @@ def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys):
         assert main(["reconstruct", "--ckpt", str(mlp_run), str(tmp_path / bad)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "could not be read as a PNG/JPEG image" in err[0] and bad in err[0], err
+    # a folder given as an image; an image past Pillow's decompression-bomb limit (lowered here:
+    # a real one is 179 megapixels) - it was a DecompressionBombError traceback
+    assert main(["reconstruct", "--ckpt", str(mlp_run), str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a folder" in err[0], err
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # digit.jpg: 64 x 64 = 4096 > 2 x 1000
+    for cmd in (["reconstruct", str(buf)], ["interpolate", str(buf), str(buf)]):
+        assert main([cmd[0], "--ckpt", str(mlp_run), *cmd[1:]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "too large to decode safely" in err[0] and "digit.jpg" in err[0], err
+    monkeypatch.undo()
 
     if not torch.cuda.is_available():
         assert main(["generate", "--ckpt", str(mlp_run), "--device", "cuda"]) == 2
