@@ -125,6 +125,14 @@ def test_an_empty_seed_is_refused_not_read_as_0(page):
     assert page.evaluate("window.alae.generated ? window.alae.generated.image : null") == before
 
 
+def test_a_phone_wide_window_does_not_scroll_sideways(page):
+    page.set_viewport_size({"width": 390, "height": 844})  # the cards were 440 px at least
+    try:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+
 def test_generate_and_interpolate_on_the_page(page, server):
     page.fill("#seed", "11")
     page.click("#generate")
