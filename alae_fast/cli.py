@@ -677,8 +677,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from .bench.report import main as bench_main
         return bench_main(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if rest:  # said by the command's own parser, so the usage shown is that command's
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "info":
         from . import build_info
         print(json.dumps(build_info(), indent=1))

@@ -426,6 +426,14 @@ def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys, monkeypatch
     assert len(err) == 1 and "latent_size must be an int" in err[0] and not (tmp_path / "r").exists()
 
 
+def test_an_unknown_option_shows_the_usage_of_its_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["reconstruct", "--ckpt", "run", "--images", "a.png"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: alae-fast reconstruct" in err  # it was the top level's "COMMAND ..."
+    assert "alae-fast reconstruct: error: unrecognized arguments: --images" in err
+
+
 def test_the_error_boundary_keeps_tracebacks_of_bugs(mlp_run, monkeypatch):
     import alae_fast.cli as cli
 
