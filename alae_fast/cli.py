@@ -510,7 +510,8 @@ def _cmd_style_mix(args) -> int:
     src, dst, mixed, names = style_mix_tiles(run, args.rows, args.cols, args.seed)
     res = run.schedule.resolution
     ranges = style_ranges(int(run.model.num_ws))
-    cells = [["destination B \u2193\nsource A \u2192", *to_display(src, res)]]
+    # ASCII only: Pillow's default font (Aileron) has no arrows, they came out as empty boxes
+    cells = [["rows: destinations B\ncolumns: sources A", *to_display(src, res)]]
     cells += [[to_display(dst[i:i + 1], res)[0], *to_display(mixed[i], res)] for i in range(dst.shape[0])]
     row_labels = ["sources A"] + [f"B{i + 1} with A's\n{n} styles ({ranges[n][0]}-{ranges[n][1] - 1})"
                                   for i, n in enumerate(names)]
@@ -676,8 +677,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         from .bench.report import main as bench_main
         return bench_main(rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if rest:  # said by the command's own parser, so the usage shown is that command's
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "info":
         from . import build_info
         print(json.dumps(build_info(), indent=1))

@@ -107,6 +107,11 @@ def test_direction_files(tmp_path):
         editing.parse_direction(_npy(np.ones(5)), 8, "short")
     with pytest.raises(UserError, match="not a readable .npy"):
         editing.parse_direction(b"\x93NUMPY garbage", 8, "bad")
+    with pytest.raises(UserError, match="not a NumPy file") as e:  # a text file: no advice to unpickle it
+        editing.parse_direction(b"hello, not an array", 8, "text")
+    assert "pickle" not in str(e.value)
+    with pytest.raises(UserError, match="is a file; give the folder"):
+        editing.load_directions(good, 8)
     with pytest.raises(UserError, match="not a readable .npy"):  # pickles are refused
         editing.parse_direction(_npy(np.array([{"a": 1}], dtype=object)), 8, "pickle")
     with pytest.raises(UserError, match="NaN"):

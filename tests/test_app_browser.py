@@ -84,6 +84,55 @@ def test_upload_then_slider_changes_the_picture_as_the_api_says(page, server, tm
     assert "ms model" in page.inner_text("#edit-ms")
 
 
+def test_use_as_a_after_an_edit_takes_the_edited_picture_and_its_w(page, server):
+    # the page holds the slider edit of the test above; "use as A" shows that picture, so A's w
+    # must be the edited w (it was the unedited E(x): mixing and interpolation used another image)
+    edited = _src(page, "#edited")
+    sent = page.evaluate("window.alae.lastEdit")
+    status, api = S.post(server.url + "api/edit", sent)
+    assert status == 200 and api["image"] == edited
+    page.click("#use-a")
+    assert _src(page, "#slot-a") == edited
+    wa = page.evaluate("window.alae.a.w")
+    assert wa == api["w"] and wa != sent["w"]
+    _, strip = S.post(server.url + "api/interpolate", {"wa": wa, "wb": wa, "steps": 2})
+    assert strip["images"][0] == edited  # A's w decodes to A's picture
+
+
+def test_an_error_is_shown_where_the_user_is_looking(page):
+    # a message from the bottom of the page (interpolation) must not appear only at its top
+    page.set_viewport_size({"width": 1280, "height": 500})
+    try:
+        page.evaluate("window.alae.a = window.alae.b = null; document.getElementById('message').hidden = true")
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        page.click("#interpolate")
+        page.wait_for_selector("#message:not([hidden])")
+        assert "fill both A and B" in page.inner_text("#message")
+        box = page.locator("#message").bounding_box()
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 500, box
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.evaluate("window.scrollTo(0, 0)")
+
+
+def test_an_empty_seed_is_refused_not_read_as_0(page):
+    page.evaluate("document.getElementById('message').hidden = true")
+    before = page.evaluate("window.alae.generated ? window.alae.generated.image : null")
+    page.fill("#seed", "")
+    page.click("#generate")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "seed" in page.inner_text("#message")
+    assert page.evaluate("window.alae.generated ? window.alae.generated.image : null") == before
+
+
+def test_a_phone_wide_window_does_not_scroll_sideways(page):
+    page.set_viewport_size({"width": 390, "height": 844})  # the cards were 440 px at least
+    try:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+
 def test_generate_and_interpolate_on_the_page(page, server):
     page.fill("#seed", "11")
     page.click("#generate")

@@ -132,7 +132,26 @@ def test_generate_reconstruct_interpolate_evaluate(mlp_run, tmp_path, capsys):
     assert set(m["latent"]) >= {"encoder", "random_encoder", "pca", "dim"}
 
 
-def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys):
+def _undrawable(text: str) -> set[str]:
+    """The characters of ``text`` that the labelled grid's font draws as its missing-glyph box."""
+    from alae_fast.inference.pictures import _font
+
+    font = _font(12)
+    box = bytes(font.getmask("\ue000"))  # a private-use code point: no font has it
+    return {c for c in text if not c.isspace() and bytes(font.getmask(c)) == box}
+
+
+def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys, monkeypatch):
+    import alae_fast.inference.pictures as pictures
+
+    texts = []
+    real = pictures.save_labelled_grid
+
+    def recording(cells, path, row_labels, col_labels, **kw):
+        texts.extend([*row_labels, *col_labels, *(c for r in cells for c in r if isinstance(c, str))])
+        return real(cells, path, row_labels, col_labels, **kw)
+
+    monkeypatch.setattr(pictures, "save_labelled_grid", recording)
     assert main(["style-mix", "--ckpt", str(mlp_run)]) == 2
     assert "style mixing needs" in capsys.readouterr().err
     toy()
@@ -148,6 +167,8 @@ def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys):
     assert grid.shape[0] > 7 * (128 + 4) and grid.shape[1] > 4 * (128 + 4)
     dark = (grid.min(axis=2) < 128) if grid.ndim == 3 else grid < 128
     assert dark[:, : grid.shape[1] // 8].any()  # row labels are drawn (the layout: test_labelled_grid_layout)
+    # every label is readable: the corner's arrows were drawn as empty boxes
+    assert texts and not _undrawable("".join(texts)), _undrawable("".join(texts))
     assert main(["generate", "--ckpt", str(out), "--n", "4"]) == 0
 
 
@@ -352,7 +373,7 @@ def test_readme_python_example_runs(mlp_run):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys):
+def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys, monkeypatch):
     ckpt = list_checkpoints(mlp_run / "checkpoints")[-1][1]
     data = ckpt.read_bytes()
     files = {"empty.pt": b"", "truncated.pt": data[: len(data) // 2], "text.pt": b"hello, not torch",
@@ -379,6 +400,17 @@ def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys):
         assert main(["reconstruct", "--ckpt", str(mlp_run), str(tmp_path / bad)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "could not be read as a PNG/JPEG image" in err[0] and bad in err[0], err
+    # a folder given as an image; an image past Pillow's decompression-bomb limit (lowered here:
+    # a real one is 179 megapixels) - it was a DecompressionBombError traceback
+    assert main(["reconstruct", "--ckpt", str(mlp_run), str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a folder" in err[0], err
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # digit.jpg: 64 x 64 = 4096 > 2 x 1000
+    for cmd in (["reconstruct", str(buf)], ["interpolate", str(buf), str(buf)]):
+        assert main([cmd[0], "--ckpt", str(mlp_run), *cmd[1:]]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "too large to decode safely" in err[0] and "digit.jpg" in err[0], err
+    monkeypatch.undo()
 
     if not torch.cuda.is_available():
         assert main(["generate", "--ckpt", str(mlp_run), "--device", "cuda"]) == 2
@@ -392,6 +424,14 @@ def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys):
     assert main(["train", "--preset", "digits-mlp", "--set", "latent_size=abc", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "latent_size must be an int" in err[0] and not (tmp_path / "r").exists()
+
+
+def test_an_unknown_option_shows_the_usage_of_its_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["reconstruct", "--ckpt", "run", "--images", "a.png"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage: alae-fast reconstruct" in err  # it was the top level's "COMMAND ..."
+    assert "alae-fast reconstruct: error: unrecognized arguments: --images" in err
 
 
 def test_the_error_boundary_keeps_tracebacks_of_bugs(mlp_run, monkeypatch):

@@ -134,8 +134,9 @@ def test_direction_files(tmp_path):
     with pytest.raises(ValueError, match=r"direction_smile\.npy.*latent size is 9"):
         load_direction(p, 9)
     (tmp_path / "junk.npy").write_bytes(b"this is not numpy")
-    with pytest.raises(ValueError, match=r"junk\.npy: not a readable \.npy"):
+    with pytest.raises(ValueError, match=r"junk\.npy: not a readable \.npy") as e:
         load_direction(tmp_path / "junk.npy", 8)
+    assert "NumPy file" in str(e.value) and "pickle" not in str(e.value)  # not NumPy's advice to unpickle
     (tmp_path / "cut.npy").write_bytes(p.read_bytes()[:100])
     with pytest.raises(ValueError, match=r"cut\.npy: not a readable"):
         load_direction(tmp_path / "cut.npy", 8)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .. import edit
+from ..edit.directions import not_numpy
 from ..errors import UserError, first_line
 
 __all__ = ["projections", "apply_directions", "load_direction_file", "load_directions", "parse_direction",
@@ -100,6 +101,9 @@ def parse_direction(data: bytes, latent_size: int, name: str) -> np.ndarray:
     """One direction from the bytes of a ``.npy`` file: float64 ``[latent_size]`` (``[1, D]`` is
     accepted). Pickles are refused. Raises :class:`~alae_fast.errors.UserError` naming ``name``
     for an unreadable file, a wrong length, NaN/inf or an all-zero vector."""
+    problem = not_numpy(data[:6])
+    if problem:
+        raise UserError(f"direction {name!r} is not a readable .npy array ({problem})")
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
     except Exception as e:  # ValueError, OSError, EOFError ... for anything that is not a plain .npy
@@ -133,6 +137,9 @@ def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np
     Raises FileNotFoundError for a missing folder and UserError for a folder without .npy
     files or with one that does not load (see :func:`parse_direction`)."""
     root = Path(folder)
+    if root.is_file():
+        raise UserError(f"--directions: {str(root)!r} is a file; give the folder that holds the .npy files "
+                        f"(every *.npy in it becomes a slider)")
     if not root.is_dir():
         raise FileNotFoundError(f"--directions: folder {str(root)!r} does not exist")
     files = sorted(root.glob("*.npy"), key=lambda p: (len(p.stem), p.stem))  # direction_2 before direction_10

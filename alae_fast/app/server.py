@@ -7,8 +7,9 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 - ``GET /api/info`` model and directions;
 - ``POST /api/encode`` body = the image's bytes -> w, original, reconstruction, error, values;
 - ``POST /api/values`` ``{w}`` -> the attribute value of w along each direction;
-- ``POST /api/edit`` ``{w, amounts}``; ``POST /api/generate`` ``{seed, psi, noise_mode}``;
-  ``POST /api/mix`` ``{wa, wb}``; ``POST /api/interpolate`` ``{wa, wb, steps}``;
+- ``POST /api/edit`` ``{w, amounts}`` -> the edited picture and its w;
+  ``POST /api/generate`` ``{seed, psi, noise_mode}``; ``POST /api/mix`` ``{wa, wb}``;
+  ``POST /api/interpolate`` ``{wa, wb, steps}``;
 - ``POST /api/directions?name=N`` body = a .npy file: adds a direction for this server's life.
 
 Each answer carries ``ms``, the server's time for the model work. Bad input gets a 4xx and
@@ -122,8 +123,8 @@ def create_app(service: ModelService) -> FastAPI:
 
     @app.post("/api/edit")
     def edit(req: EditRequest):
-        png, ms = timed(service.edit, req.w, req.amounts)
-        return {"image": _data_url(png), "ms": ms}
+        r, ms = timed(service.edit, req.w, req.amounts)
+        return {"image": _data_url(r["image"]), "w": r["w"], "ms": ms}
 
     @app.post("/api/values")
     def values(req: ValuesRequest):

@@ -192,8 +192,10 @@ class ModelService:
         return editing.projections(wt, self.run.model.w_avg.double().cpu(), d)[0].tolist()
 
     @torch.no_grad()
-    def edit(self, w, amounts) -> bytes:
-        """The image of ``w`` moved to attribute values ``amounts`` (one per direction), PNG."""
+    def edit(self, w, amounts) -> dict:
+        """``w`` moved to attribute values ``amounts`` (one per direction): ``{"image": PNG,
+        "w": the edited w}``. Every style input gets the same edited w, so that w alone (as A or B
+        of mixing and interpolation) decodes to the same picture."""
         wt = self._w(w)
         k = len(self.directions)
         if not isinstance(amounts, (list, tuple)) or len(amounts) != k:
@@ -209,8 +211,10 @@ class ModelService:
                                                                                                  dtype=torch.float64)
         ws = editing.apply_directions(wt.double().cpu(), self.run.model.w_avg.double().cpu(), d, a.view(1, -1),
                                       num_ws=self.num_ws)
+        ws = ws.to(self.device, torch.float32)
         with self.lock:
-            return self._png(self._decode(ws.to(self.device, torch.float32)))
+            png = self._png(self._decode(ws))
+        return {"image": png, "w": ws[0, 0].tolist()}
 
     @torch.no_grad()
     def generate(self, seed, psi=1.0, noise_mode: str = "const") -> dict:

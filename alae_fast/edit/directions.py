@@ -24,11 +24,21 @@ from typing import Mapping
 import numpy as np
 
 __all__ = ["OFFICIAL_DIRECTION_NAMES", "load_direction", "save_direction", "find_direction_file",
-           "fit_direction", "fit_class_directions", "parse_digit_pair", "DIGIT_PAIR"]
+           "fit_direction", "fit_class_directions", "parse_digit_pair", "DIGIT_PAIR", "not_numpy"]
 
 OFFICIAL_DIRECTION_NAMES = {"0": "gender", "1": "smile", "2": "attractive", "3": "wavy-hair", "4": "young",
                             "10": "big lips", "11": "big nose", "17": "chubby", "19": "glasses"}
 DIGIT_PAIR = re.compile(r"^([0-9])-([0-9])$")
+
+
+def not_numpy(head: bytes) -> str | None:
+    """Why bytes starting with ``head`` (6 or more) are no NumPy file, or None when they may be
+    one (``.npy`` header or ``.npz`` zip). For anything else ``np.load(allow_pickle=False)``
+    would answer that the file "contains pickled (object) data" and suggest loading it unsafely:
+    wrong advice for a text file or an image."""
+    if head.startswith(b"\x93NUMPY") or head.startswith(b"PK\x03\x04"):
+        return None
+    return "not a NumPy file: it does not begin with the .npy header; write directions with numpy.save"
 
 
 def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
@@ -39,6 +49,13 @@ def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
     ``latent_size`` numbers, or holds non-finite values.
     """
     p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            problem = not_numpy(f.read(6))
+    except OSError:
+        problem = None  # np.load below names the reason (missing, a folder, no permission)
+    if problem:
+        raise ValueError(f"{p}: not a readable .npy direction file ({problem})")
     try:
         arr = np.load(p, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:

@@ -167,6 +167,8 @@ def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str 
             shape) or a string, drawn as text in a cell of the same size (for a corner that would
             otherwise be an empty tile).
         row_labels / col_labels: one title per row / column (``\\n`` breaks lines).
+            Text is drawn in Pillow's default font, which has Latin letters, digits and ASCII
+            punctuation only: other characters (arrows, Greek, accents) come out as boxes.
         scale: images enlarged by pixel repetition; padding: pixels between cells.
 
     Returns the path written (RGB PNG, white background).

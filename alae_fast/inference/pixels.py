@@ -44,17 +44,24 @@ def load_image_files(paths: Sequence[str | os.PathLike], schedule: LODSchedule) 
     float32 with pixels in [-1, 1] (0 -> -1, 255 -> 1).
 
     Raises FileNotFoundError for a missing file and :class:`~alae_fast.errors.UserError` for
-    one Pillow cannot decode (not an image, truncated), naming the file."""
+    a folder, or a file Pillow cannot decode (not an image, truncated) or refuses as a
+    decompression bomb (``PIL.Image.MAX_IMAGE_PIXELS``, twice over), naming the file."""
+    from PIL import Image
+
     from ..data import load_image
 
     if not paths:
         raise ValueError("images: give at least one image file")
     out = []
     for p in paths:
+        if Path(p).is_dir():
+            raise UserError(f"image {str(p)!r} is a folder; give image files (e.g. {str(Path(p) / '*.png')})")
         if not Path(p).is_file():
             raise FileNotFoundError(f"image {str(p)!r} does not exist")
         try:
             arr = load_image(p, schedule.resolution, schedule.channels)
+        except Image.DecompressionBombError as e:  # not an OSError: it would end in a traceback
+            raise UserError(f"image {str(p)!r} is too large to decode safely ({first_line(e)})") from e
         except (OSError, SyntaxError, ValueError) as e:  # what Pillow raises for undecodable data
             raise UserError(f"image {str(p)!r} could not be read as a PNG/JPEG image ({first_line(e)})") from e
         out.append(torch.from_numpy(np.array(arr, dtype=np.float32)) / 127.5 - 1.0)

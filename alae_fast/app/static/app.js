@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const state = window.alae = { info: null, current: null, a: null, b: null, editSeq: 0, edits: 0 };
 
-function say(text, ok) {
+function say(text, ok) {  // errors stay in view while scrolling (CSS: sticky); a click closes the message
   const m = $("message");
   if (!text) { m.hidden = true; return; }
   m.textContent = text; m.className = "message" + (ok ? " ok" : ""); m.hidden = false;
@@ -108,11 +108,13 @@ async function runEdit() {
   const d = await call("/api/edit", body);
   if (seq !== state.editSeq) return;  // a newer slider position is on its way
   state.lastEdit = body;
+  state.current.edited = d.w;  // the w of the picture shown as "edited": what "use as A/B" takes
   show("edited", d.image); latency("edit-ms", d, "edit"); state.edits++;
 }
 
 function setCurrent(w, values) {
-  state.current = { w, values };
+  state.current = { w, values, edited: w };
+  state.editSeq++;  // an edit of the previous image still on its way is dropped
   setSliders(values);
 }
 
@@ -155,6 +157,8 @@ $("direction-file").addEventListener("change", (e) => guarded(async () => {
 // --- generate ------------------------------------------------------------------------------
 $("psi").addEventListener("input", () => { $("psi-out").textContent = Number($("psi").value).toFixed(2); });
 async function generate(seed) {
+  // an empty field (or text a number input cannot hold) reads as "": refused, not taken as seed 0
+  if (!/^\d+$/.test(String(seed).trim())) throw new Error("seed: enter a whole number, 0 or more");
   const body = { seed: Number(seed), psi: Number($("psi").value), noise_mode: $("noise").value };
   const d = await call("/api/generate", body);
   return d;
@@ -174,8 +178,9 @@ $("gen-edit").addEventListener("click", () => {
 
 // --- A, B: mixing and interpolation -------------------------------------------------------
 function setSlot(which, w, image) { state[which] = { w }; show(`slot-${which}`, image); }
-$("use-a").addEventListener("click", () => state.current ? setSlot("a", state.current.w, $("edited").src) : say("encode an image first"));
-$("use-b").addEventListener("click", () => state.current ? setSlot("b", state.current.w, $("edited").src) : say("encode an image first"));
+// the picture shown as "edited" with its own w (the slider edit, or the image itself before any)
+$("use-a").addEventListener("click", () => state.current ? setSlot("a", state.current.edited, $("edited").src) : say("encode an image first"));
+$("use-b").addEventListener("click", () => state.current ? setSlot("b", state.current.edited, $("edited").src) : say("encode an image first"));
 $("gen-a").addEventListener("click", () => state.generated ? setSlot("a", state.generated.w, state.generated.image) : say("generate a sample first"));
 $("gen-b").addEventListener("click", () => state.generated ? setSlot("b", state.generated.w, state.generated.image) : say("generate a sample first"));
 for (const which of ["a", "b"]) {
@@ -203,4 +208,5 @@ $("interpolate").addEventListener("click", () => guarded(async () => {
   latency("interp-ms", d);
 }));
 
+$("message").addEventListener("click", () => say(""));
 guarded(loadInfo);
