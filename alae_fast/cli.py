@@ -424,6 +424,8 @@ def _cmd_generate(args) -> int:
     from .inference.pictures import save_image
 
     outdir = Path(args.outdir) if args.outdir else _run_folder(run.path) / "generated"
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"--outdir {str(outdir)!r} is a file; give a folder (it gets one seedNNNN.png per seed)")
     images = []
     for seed in args.seeds:  # one at a time: files appear as they are made, memory stays flat
         x = to_display(generate_seeds(run, [seed], psi=args.psi, noise_mode=args.noise_mode, cutoff=args.cutoff),
@@ -431,7 +433,8 @@ def _cmd_generate(args) -> int:
         save_image(x[0], outdir / f"seed{seed:04d}.png")
         if args.grid:
             images.append(x)
-    print(f"wrote {len(args.seeds)} images seedNNNN.png (psi {args.psi}, noise {args.noise_mode}, "
+    print(f"wrote {len(args.seeds)} image{'s' if len(args.seeds) != 1 else ''} seedNNNN.png (psi {args.psi}, "
+          f"noise {args.noise_mode}, "
           f"{res}x{res}) to {outdir}")
     if args.grid:
         path = save_image_grid(torch.cat(images), _out(args, run, "generated.png"), scale=scale)

@@ -24,6 +24,7 @@ pytest.importorskip("uvicorn")
 
 from alae_fast.app import editing  # noqa: E402
 from alae_fast.app.uploads import UploadError, decode_image  # noqa: E402
+from alae_fast.edit.directions import parse_direction  # noqa: E402
 from alae_fast.errors import UserError  # noqa: E402
 from alae_fast_tests_support import sibling  # noqa: E402
 
@@ -103,19 +104,19 @@ def test_direction_files(tmp_path):
     np.save(tmp_path / "d" / "row.npy", np.ones((1, 8)))
     loaded = editing.load_directions(tmp_path / "d", 8)
     assert set(loaded) == {"smile", "row"} and loaded["smile"].dtype == np.float64
-    with pytest.raises(UserError, match=r"has shape \(5,\); this model's w has 8"):
-        editing.parse_direction(_npy(np.ones(5)), 8, "short")
+    with pytest.raises(UserError, match=r"short: direction of shape \(5,\); the model's latent size is 8"):
+        parse_direction(_npy(np.ones(5)), 8, "short")
     with pytest.raises(UserError, match="not a readable .npy"):
-        editing.parse_direction(b"\x93NUMPY garbage", 8, "bad")
+        parse_direction(b"\x93NUMPY garbage", 8, "bad")
     with pytest.raises(UserError, match="not a NumPy file") as e:  # a text file: no advice to unpickle it
-        editing.parse_direction(b"hello, not an array", 8, "text")
+        parse_direction(b"hello, not an array", 8, "text")
     assert "pickle" not in str(e.value)
     with pytest.raises(UserError, match="is a file; give the folder"):
         editing.load_directions(good, 8)
     with pytest.raises(UserError, match="not a readable .npy"):  # pickles are refused
-        editing.parse_direction(_npy(np.array([{"a": 1}], dtype=object)), 8, "pickle")
+        parse_direction(_npy(np.array([{"a": 1}], dtype=object)), 8, "pickle")
     with pytest.raises(UserError, match="NaN"):
-        editing.parse_direction(_npy(np.full(8, np.nan)), 8, "nan")
+        parse_direction(_npy(np.full(8, np.nan)), 8, "nan")
     with pytest.raises(FileNotFoundError):
         editing.load_directions(tmp_path / "none", 8)
     (tmp_path / "empty").mkdir()
@@ -239,7 +240,7 @@ def test_bad_input_gets_4xx_and_the_server_keeps_serving(server):
         (S.post(url + "api/generate", {"seed": -1}), 400, "seed"),
         (S.post(url + "api/generate", {"seed": 1, "noise_mode": "loud"}), 400, "noise_mode"),
         (S.post(url + "api/interpolate", {"wa": w, "wb": w, "steps": 100}), 400, "steps"),
-        (S.post(url + "api/directions?name=short", _npy(np.ones(3)), raw=True), 400, "this model's w has 8"),
+        (S.post(url + "api/directions?name=short", _npy(np.ones(3)), raw=True), 400, "the model's latent size is 8"),
         (S.post(url + "api/directions?name=bad", b"garbage", raw=True), 400, "not a readable .npy"),
     ]
     for (status, body), want_status, want_text in cases:
@@ -269,16 +270,45 @@ def _raw_request(url: str, head: str, body: bytes = b"") -> tuple[int, str]:
     return int(data.split(b" ", 2)[1]), data.decode(errors="replace")
 
 
+def test_requests_from_other_sites_are_refused(server):
+    """A page elsewhere posting to the local model (Origin) and DNS rebinding (a foreign Host)
+    get 403; the page's own requests, with or without Origin, pass."""
+    url = server.url
+    hostport = url.split("//")[1].strip("/")
+    body = b'{"seed": 1}'
+
+    def post(extra: str) -> tuple[int, str]:
+        head = (f"POST /api/generate HTTP/1.1\r\nHost: {hostport}\r\n{extra}Content-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+        return _raw_request(url, head, body)
+
+    status, text = post("Origin: https://evil.example\r\n")
+    assert status == 403 and "cross-site request from 'https://evil.example' refused" in text
+    assert post(f"Origin: http://{hostport}\r\n")[0] == 200  # the page itself
+    assert post("")[0] == 200  # no Origin: not a browser's cross-site request
+    status, text = _raw_request(url, "GET /api/info HTTP/1.1\r\nHost: rebound.example:80\r\nConnection: close\r\n\r\n")
+    assert status == 403 and "127.0.0.1 or localhost only" in text
+    port = hostport.rsplit(":", 1)[1]
+    assert _raw_request(url, f"GET /api/info HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n")[0] == 200
+
+
+def test_host_names():
+    from alae_fast.app.server import _host_name
+
+    assert [_host_name(h) for h in ("127.0.0.1:8000", "[::1]:80", "localhost", "::1", "a.b:1")] == \
+        ["127.0.0.1", "::1", "localhost", "::1", "a.b"]
+
+
 def test_upload_size_limit_declared_and_streamed(digits_run):
     with S.ServerThread(digits_run, max_upload_mb=0.1) as srv:
         # a declared size past the limit is refused before any byte of the body is read
-        code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                                            "Content-Length: 9437184\r\n\r\n")
         assert code == 413 and "limit is 0.1 MiB" in text
         # no size declared (chunked): reading stops at the limit
         chunk = b"\0" * 60000
         body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(3)) + b"0\r\n\r\n"
-        code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                                            "Transfer-Encoding: chunked\r\n\r\n", body)
         assert code == 413 and "larger than the limit" in text
         assert S.get(srv.url + "api/info")[0] == 200
@@ -339,7 +369,7 @@ def test_serve_bad_arguments_are_one_line(digits_run, tmp_path, capsys):
     assert len(err) == 1 and "broken.npy" in err[0] and "not a readable .npy" in err[0]
     np.save(tmp_path / "dirs" / "broken.npy", np.ones(3))
     assert main(["serve", "--ckpt", str(digits_run), "--directions", str(tmp_path / "dirs"), "--port", "0"]) == 2
-    assert "this model's w has 8" in capsys.readouterr().err
+    assert "the model's latent size is 8" in capsys.readouterr().err
     assert main(["serve", "--ckpt", str(tmp_path / "none.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
 

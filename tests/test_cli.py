@@ -281,6 +281,9 @@ def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
     for extra in (["--n", "4"], ["--seed", "3"]):
         assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "0-1", *extra]) == 2
         assert "--n and --seed go without --seeds" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "0", "--outdir", str(tmp_path / "afile")]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
 
 
 def test_evaluate_json_is_machine_readable(mlp_run, tmp_path, capsys):

@@ -148,6 +148,14 @@ def test_direction_files(tmp_path):
     np.save(tmp_path / "m.npy", np.ones((2, 4)))
     with pytest.raises(ValueError, match=r"shape \(2, 4\)"):
         load_direction(tmp_path / "m.npy", 8)
+    np.save(tmp_path / "row.npy", v[None])  # LinearSVC.coef_'s [1, D] row is that vector
+    assert np.array_equal(load_direction(tmp_path / "row.npy", 8), v)
+    np.save(tmp_path / "zero.npy", np.zeros(8))
+    with pytest.raises(ValueError, match=r"zero\.npy: direction is all zeros"):
+        load_direction(tmp_path / "zero.npy", 8)  # the same rule as the page's upload (one parser)
+    np.save(tmp_path / "inf.npy", np.r_[np.ones(7), np.inf])
+    with pytest.raises(ValueError, match=r"inf\.npy: direction holds NaN or infinity"):
+        load_direction(tmp_path / "inf.npy", 8)
 
 
 def test_reads_an_official_direction_file(tmp_path):

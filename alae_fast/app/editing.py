@@ -24,7 +24,6 @@ LinearSVC normals of unit-free length, used as given; directions fitted here are
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -32,10 +31,9 @@ import numpy as np
 import torch
 
 from .. import edit
-from ..edit.directions import not_numpy
-from ..errors import UserError, first_line
+from ..errors import UserError
 
-__all__ = ["projections", "apply_directions", "load_direction_file", "load_directions", "parse_direction",
+__all__ = ["projections", "apply_directions", "load_directions",
            "fit_class_directions", "slider_ranges"]
 
 
@@ -97,45 +95,11 @@ def apply_directions(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Ten
     return torch.where(layer < cutoff, ws, ws_original)
 
 
-def parse_direction(data: bytes, latent_size: int, name: str) -> np.ndarray:
-    """One direction from the bytes of a ``.npy`` file: float64 ``[latent_size]`` (``[1, D]`` is
-    accepted). Pickles are refused. Raises :class:`~alae_fast.errors.UserError` naming ``name``
-    for an unreadable file, a wrong length, NaN/inf or an all-zero vector."""
-    problem = not_numpy(data[:6])
-    if problem:
-        raise UserError(f"direction {name!r} is not a readable .npy array ({problem})")
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:  # ValueError, OSError, EOFError ... for anything that is not a plain .npy
-        raise UserError(f"direction {name!r} is not a readable .npy array ({first_line(e)})") from e
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
-        raise UserError(f"direction {name!r}: expected a numeric array, got dtype {getattr(arr, 'dtype', '?')}")
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim == 2 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.shape != (latent_size,):
-        raise UserError(f"direction {name!r} has shape {tuple(arr.shape)}; this model's w has {latent_size} "
-                        f"values (expected [{latent_size}])")
-    if not np.isfinite(arr).all() or not np.any(arr):
-        raise UserError(f"direction {name!r} holds NaN, infinity or only zeros")
-    return arr
-
-
-def load_direction_file(path: str | os.PathLike, latent_size: int) -> np.ndarray:
-    """:func:`parse_direction` of a file (UserError when it cannot be read)."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise UserError(f"direction file {str(p)!r} cannot be read ({first_line(e)})") from e
-    return parse_direction(data, latent_size, str(p))
-
-
 def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np.ndarray]:
     """Every ``*.npy`` in ``folder`` (sorted by name) as ``{file stem: [latent_size]}``.
 
     Raises FileNotFoundError for a missing folder and UserError for a folder without .npy
-    files or with one that does not load (see :func:`parse_direction`)."""
+    files or with one that does not load (see :func:`alae_fast.edit.parse_direction`)."""
     root = Path(folder)
     if root.is_file():
         raise UserError(f"--directions: {str(root)!r} is a file; give the folder that holds the .npy files "
@@ -145,7 +109,7 @@ def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np
     files = sorted(root.glob("*.npy"), key=lambda p: (len(p.stem), p.stem))  # direction_2 before direction_10
     if not files:
         raise UserError(f"--directions: {str(root)!r} holds no .npy files")
-    return {p.stem: load_direction_file(p, latent_size) for p in files}
+    return {p.stem: edit.load_direction(p, latent_size) for p in files}
 
 
 def fit_class_directions(w: np.ndarray, labels: np.ndarray, names: dict[int, str] | None = None

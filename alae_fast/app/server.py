@@ -27,6 +27,7 @@ import socket
 import sys
 import time
 from importlib import resources
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -80,11 +81,37 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(service: ModelService) -> FastAPI:
-    """The FastAPI app serving ``service`` (see the module docstring)."""
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _host_name(host_header: str) -> str:
+    """The name of a Host header or URL netloc without its port ('[::1]:80' -> '::1')."""
+    if host_header.startswith("["):
+        return host_header[1:].split("]", 1)[0]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
+    """The FastAPI app serving ``service`` (see the module docstring).
+
+    Requests from other web sites are refused with 403: a POST whose ``Origin`` is not this
+    server (a page elsewhere posting to the local model), and, with ``loopback_only`` (the
+    server bound to 127.0.0.1/::1, the default), any request whose ``Host`` is not a loopback
+    name (DNS rebinding: a foreign name resolved to 127.0.0.1 to read the answers)."""
     app = FastAPI(title="alae_fast", docs_url=None, redoc_url=None, openapi_url=None)
     static = resources.files("alae_fast.app") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.middleware("http")
+    async def _same_site_only(request: Request, call_next):
+        host = request.headers.get("host", "")
+        if loopback_only and _host_name(host) not in _LOOPBACK_NAMES:
+            return JSONResponse({"error": f"host {host!r} refused: this server answers to 127.0.0.1 or "
+                                          f"localhost only"}, status_code=403)
+        origin = request.headers.get("origin")
+        if request.method not in ("GET", "HEAD") and origin is not None and urlsplit(origin).netloc != host:
+            return JSONResponse({"error": f"cross-site request from {origin!r} refused"}, status_code=403)
+        return await call_next(request)
 
     @app.exception_handler(UserError)
     async def _user_error(_request, exc: UserError):
@@ -147,11 +174,11 @@ def create_app(service: ModelService) -> FastAPI:
 
     @app.post("/api/directions")
     async def add_direction(request: Request, name: str = "uploaded"):
-        from .editing import parse_direction
+        from ..edit.directions import parse_direction
 
         data = await _read_body(request, 1 << 20)
         name = "".join(ch for ch in name if ch.isprintable())[:60] or "uploaded"
-        vec = parse_direction(data, service.latent_size, name)
+        vec = parse_direction(data, service.latent_size, f"direction {name!r}")
         d = await run_in_threadpool(service.add_direction, name, vec, "uploaded from the page")
         return {"name": d.name, "directions": service.info()["directions"]}
 
@@ -193,7 +220,7 @@ def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", por
     sock = check_port(host, port)  # before the slow part, so a taken port fails at once
     try:
         service = ModelService.open(run, directions, max_upload_bytes=int(max_upload_mb * 2 ** 20))
-        app = create_app(service)
+        app = create_app(service, loopback_only=host in _LOOPBACK_NAMES)
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{bound}/"

@@ -15,6 +15,7 @@ digits' training split.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import zipfile
@@ -23,7 +24,9 @@ from typing import Mapping
 
 import numpy as np
 
-__all__ = ["OFFICIAL_DIRECTION_NAMES", "load_direction", "save_direction", "find_direction_file",
+from ..errors import UserError, first_line
+
+__all__ = ["OFFICIAL_DIRECTION_NAMES", "parse_direction", "load_direction", "save_direction", "find_direction_file",
            "fit_direction", "fit_class_directions", "parse_digit_pair", "DIGIT_PAIR", "not_numpy"]
 
 OFFICIAL_DIRECTION_NAMES = {"0": "gender", "1": "smile", "2": "attractive", "3": "wavy-hair", "4": "young",
@@ -41,38 +44,52 @@ def not_numpy(head: bytes) -> str | None:
     return "not a NumPy file: it does not begin with the .npy header; write directions with numpy.save"
 
 
-def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
-    """A direction from a ``.npy`` file: float64 ``[latent_size]``.
+def parse_direction(data: bytes, latent_size: int, source: str) -> np.ndarray:
+    """A direction from the bytes of a ``.npy`` file: float64 ``[latent_size]``. A ``[1,
+    latent_size]`` row (what ``LinearSVC.coef_`` holds) is taken as that vector.
 
-    Raises ValueError naming the file when it cannot be read as a NumPy array (missing,
-    truncated, not ``.npy``, pickled objects: ``allow_pickle=False``), is not a vector of
-    ``latent_size`` numbers, or holds non-finite values.
+    The one set of rules for every way a direction comes in (``alae-fast edit``, ``serve
+    --directions``, the page's upload). Raises :class:`~alae_fast.errors.UserError` (a
+    ValueError) starting with ``source`` when the bytes are not a NumPy array (not ``.npy``,
+    truncated, an ``.npz``, pickled objects: ``allow_pickle=False``), not numbers, not a
+    vector of ``latent_size`` values, hold NaN or infinity, or are all zero (no direction:
+    an edit divides by its length).
     """
-    p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            problem = not_numpy(f.read(6))
-    except OSError:
-        problem = None  # np.load below names the reason (missing, a folder, no permission)
+    problem = not_numpy(data[:6])
     if problem:
-        raise ValueError(f"{p}: not a readable .npy direction file ({problem})")
+        raise UserError(f"{source}: not a readable .npy direction file ({problem})")
     try:
-        arr = np.load(p, allow_pickle=False)
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        reason = (str(e).strip().splitlines() or [""])[0]  # one line, whatever NumPy says
-        raise ValueError(f"{p}: not a readable .npy direction file ({type(e).__name__}: {reason})") from None
+        raise UserError(f"{source}: not a readable .npy direction file ({first_line(e)})") from None
     if isinstance(arr, np.lib.npyio.NpzFile):
         arr.close()
-        raise ValueError(f"{p}: is an .npz archive; expected one .npy vector")
+        raise UserError(f"{source}: is an .npz archive; expected one .npy vector")
     if arr.dtype.kind not in "fiu":
-        raise ValueError(f"{p}: holds {arr.dtype} values; expected numbers")
-    if arr.ndim != 1 or arr.shape[0] != latent_size:
-        raise ValueError(f"{p}: direction of shape {arr.shape}; the model's latent size is {latent_size} "
-                         f"(expected shape ({latent_size},))")
+        raise UserError(f"{source}: holds {arr.dtype} values; expected numbers")
+    if arr.ndim == 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.shape != (latent_size,):
+        raise UserError(f"{source}: direction of shape {arr.shape}; the model's latent size is {latent_size} "
+                        f"(expected shape ({latent_size},) or (1, {latent_size}))")
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
-        raise ValueError(f"{p}: direction has non-finite values")
+        raise UserError(f"{source}: direction holds NaN or infinity")
+    if not arr.any():
+        raise UserError(f"{source}: direction is all zeros")
     return arr
+
+
+def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
+    """A direction from a ``.npy`` file: :func:`parse_direction` of its bytes, messages starting
+    with the path. Raises UserError (a ValueError) as that does, and when the file cannot be
+    read (missing, a folder, no permission)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise UserError(f"{p}: not a readable .npy direction file ({first_line(e)})") from None
+    return parse_direction(data, latent_size, str(p))
 
 
 def save_direction(direction: np.ndarray, folder: str | os.PathLike, name: str) -> Path:
