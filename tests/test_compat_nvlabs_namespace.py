@@ -3,7 +3,8 @@
 NVlabs' meaning; the call patterns of StyleGAN2-ADA's layers and augmentation pipeline
 (written here from their documented semantics) run and give the defined results. With an
 NVlabs checkout named by ALAE_FAST_NVLABS_CHECKOUTS (os.pathsep-separated), NVlabs' own
-networks.py and augment.py run on the drop-in and must match NVlabs' reference ops."""
+networks.py / networks_stylegan2.py, augment.py and (stylegan3) networks_stylegan3.py run on
+the drop-in and must match NVlabs' reference ops."""
 
 import math
 import os

@@ -475,6 +475,25 @@ def test_compat_matches_oracle(impl):
         nv_filtered_lrelu(x, impl="triton")
 
 
+def test_compat_padding_takes_numpy_integers():
+    # NVlabs' filtered_lrelu (unlike its upfirdn2d) accepts numpy integer padding entries
+    # (``isinstance(x, (int, np.integer))``): paddings computed with numpy, as
+    # networks_stylegan3.py's are, may be passed without int().
+    from alae_fast.compat.nvlabs import filtered_lrelu as nv_filtered_lrelu
+    rng = torch.Generator().manual_seed(13)
+    x, fu, fd, b, kw = make_case(rng, tu=12, td=12, pad=(9, 8, 9, 8), h=8, w=8)
+    ref = nv_filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[9, 8, 9, 8])
+    for padding in ([np.int64(9), np.int32(8), 9, np.int16(8)], (np.int64(9), 8, 9, 8)):
+        torch.testing.assert_close(nv_filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=padding), ref, rtol=0, atol=0)
+    pad2 = np.array([9, 9])
+    torch.testing.assert_close(nv_filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[pad2[0], pad2[1]]),
+                               nv_filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[9, 9]), rtol=0, atol=0)
+    # What NVlabs refuses stays refused: a numpy array, float entries, numpy integer up/down.
+    for padding, exc in ((np.array([9, 8, 9, 8]), ValueError), ([9.0, 8, 9, 8], TypeError)):
+        with pytest.raises(exc, match="padding"):
+            nv_filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=padding)
+
+
 def test_synthesis_layer_nonlinearity_keeps_size_and_matches_reference():
     pytest.importorskip("scipy")
     from alae_fast.nn import FilteredLeakyReLU

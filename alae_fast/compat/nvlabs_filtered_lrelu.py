@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..ops.filtered_lrelu import filtered_lrelu as _filtered_lrelu
 
 __all__ = ["filtered_lrelu"]
@@ -24,14 +26,23 @@ def _impl(impl: str) -> str:
     raise ValueError(f"filtered_lrelu: impl must be 'cuda' or 'ref' (NVlabs names) or 'auto'; got {impl!r}")
 
 
+def _padding(padding):
+    """NVlabs' filtered_lrelu (unlike its upfirdn2d) takes numpy integers as padding entries;
+    they become ints. Anything else goes to the op unchanged, which checks it."""
+    if isinstance(padding, (list, tuple)) and any(isinstance(v, np.integer) for v in padding):
+        return [int(v) if isinstance(v, np.integer) else v for v in padding]
+    return padding
+
+
 def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2,
                    clamp=None, flip_filter=False, impl="cuda"):
     """NVlabs ``filtered_lrelu.filtered_lrelu``; see :func:`alae_fast.ops.filtered_lrelu`.
 
     x: [N, C, H, W]; fu, fd: 1-D or 2-D float32 filters or None; b: [C] or None; up, down:
-    ints >= 1; padding: int, [px, py] or [x0, x1, y0, y1]; gain (default sqrt(2)), slope
-    (default 0.2), clamp (None or >= 0), flip_filter; impl 'cuda' (kernel) or 'ref'.
+    ints >= 1; padding: int, [px, py] or [x0, x1, y0, y1] (entries ints or numpy integers, as
+    NVlabs accepts); gain (default sqrt(2)), slope (default 0.2), clamp (None or >= 0),
+    flip_filter; impl 'cuda' (kernel) or 'ref'.
     Returns [N, C, OH, OW] of x's dtype. Raises ValueError/TypeError naming a bad argument.
     """
-    return _filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp,
-                           flip_filter=flip_filter, impl=_impl(impl))
+    return _filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=_padding(padding), gain=gain, slope=slope,
+                           clamp=clamp, flip_filter=flip_filter, impl=_impl(impl))
