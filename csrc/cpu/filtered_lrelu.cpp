@@ -158,7 +158,7 @@ AF_FL_CLONES void forward_planes_separable(const SeparablePlan<acc_t>& s, const 
         s, P.data(), Q.data(),
         [&](acc_t* dst, int64_t ld) { load_plane_t(xv, n, ch, s.h_in, s.w_in, bias, dst, ld); },
         [&](acc_t* row, int64_t r) {
-          activate_row<acc_t, CLAMP>(row, codes.data() + r * s.w_m, s.w_m, gain, slope, c);
+          activate_values<acc_t, CLAMP>(row, codes.data() + r * s.w_m, s.w_m, gain, slope, c);
         },
         [&](const acc_t* src, int64_t ld) { store_plane_t(src, ld, s.h_o, s.w_o, yv, n, ch); });
     pack_codes(codes.data(), s.h_m * s.w_m, sp + plane * p.geo.state_bytes);
@@ -234,7 +234,7 @@ AF_FL_CLONES void masked_planes_separable(const SeparablePlan<acc_t>& s, const F
     separable_plane(
         s, P.data(), Q.data(),
         [&](acc_t* dst, int64_t ld) { load_plane_t(iv, n, ch, s.h_in, s.w_in, acc_t(0), dst, ld); },
-        [&](acc_t* row, int64_t r) { mask_row(row, codes.data() + r * s.w_m, s.w_m, gain, gs); },
+        [&](acc_t* row, int64_t r) { mask_values(row, codes.data() + r * s.w_m, s.w_m, gain, gs); },
         [&](const acc_t* src, int64_t ld) {
           store_plane_t(src, ld, s.h_o, s.w_o, ov, n, ch);
           if (plane_sums) {

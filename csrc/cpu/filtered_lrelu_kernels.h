@@ -216,9 +216,10 @@ void run_pass(const acc_t* in, const Axis& ax, const Axis& ay, const Filter<acc_
 
 // Leaky ReLU times gain, clamped; codes[i] gets the branch (common/filtered_lrelu.h). The
 // selects compile to blends, so the loop vectorizes (-fno-trapping-math). A NaN stays NaN.
+// Inlined into the separable engine's plane functions; `activate` is this engine's entry.
 template <typename acc_t, bool CLAMP>
-AF_FL_CLONES void activate(acc_t* __restrict__ u, uint8_t* __restrict__ codes, int64_t n, acc_t gain,
-                           acc_t slope, acc_t c) {
+inline __attribute__((always_inline)) void activate_values(acc_t* __restrict__ u, uint8_t* __restrict__ codes,
+                                                           int64_t n, acc_t gain, acc_t slope, acc_t c) {
   for (int64_t i = 0; i < n; ++i) {
     const acc_t z = u[i];
     const bool pos = z > acc_t(0);
@@ -231,6 +232,12 @@ AF_FL_CLONES void activate(acc_t* __restrict__ u, uint8_t* __restrict__ codes, i
     u[i] = y;
     codes[i] = code;
   }
+}
+
+template <typename acc_t, bool CLAMP>
+AF_FL_CLONES void activate(acc_t* __restrict__ u, uint8_t* __restrict__ codes, int64_t n, acc_t gain,
+                           acc_t slope, acc_t c) {
+  activate_values<acc_t, CLAMP>(u, codes, n, gain, slope, c);
 }
 
 // Four 2-bit codes per byte: packed holds (n + 3) / 4 bytes, every one written.
@@ -252,15 +259,22 @@ static AF_FL_CLONES void unpack_codes(const uint8_t* __restrict__ packed, int64_
 }
 
 // u[i] times the derivative of the activation at code[i]; exactly 0 where the clamp cut
-// (a select, not a product, as torch's clamp backward: a NaN there gives 0).
+// (a select, not a product, as torch's clamp backward: a NaN there gives 0). Inlined as
+// activate_values is; `apply_mask` is this engine's entry.
 template <typename acc_t>
-AF_FL_CLONES void apply_mask(acc_t* __restrict__ u, const uint8_t* __restrict__ codes, int64_t n, acc_t gain,
-                             acc_t gain_slope) {
+inline __attribute__((always_inline)) void mask_values(acc_t* __restrict__ u, const uint8_t* __restrict__ codes,
+                                                       int64_t n, acc_t gain, acc_t gain_slope) {
   for (int64_t i = 0; i < n; ++i) {
     const uint8_t k = codes[i];
     const acc_t v = u[i] * (k == 1 ? gain : gain_slope);
     u[i] = k == 2 ? acc_t(0) : v;
   }
+}
+
+template <typename acc_t>
+AF_FL_CLONES void apply_mask(acc_t* __restrict__ u, const uint8_t* __restrict__ codes, int64_t n, acc_t gain,
+                             acc_t gain_slope) {
+  mask_values(u, codes, n, gain, gain_slope);
 }
 
 }  // namespace flrelu_cpu

@@ -147,35 +147,5 @@ AF_FL_INLINE void separable_plane(const SeparablePlan<acc_t>& s, acc_t* __restri
   store(P, ld_o);
 }
 
-// Leaky ReLU times gain (clamped) on n values, writing each value's branch code (the
-// activate of filtered_lrelu_kernels.h, inlined into the plane).
-template <typename acc_t, bool CLAMP>
-AF_FL_INLINE void activate_row(acc_t* __restrict__ u, uint8_t* __restrict__ codes, int64_t n, acc_t gain,
-                               acc_t slope, acc_t c) {
-  for (int64_t i = 0; i < n; ++i) {
-    const acc_t z = u[i];
-    const bool pos = z > acc_t(0);
-    acc_t y = (pos ? z : z * slope) * gain;
-    uint8_t code = pos ? 1 : 0;
-    if (CLAMP) {
-      code = (y >= -c && y <= c) ? code : uint8_t(2);
-      y = y < -c ? -c : (y > c ? c : y);
-    }
-    u[i] = y;
-    codes[i] = code;
-  }
-}
-
-// u times the activation's derivative at each code (apply_mask of filtered_lrelu_kernels.h).
-template <typename acc_t>
-AF_FL_INLINE void mask_row(acc_t* __restrict__ u, const uint8_t* __restrict__ codes, int64_t n, acc_t gain,
-                           acc_t gain_slope) {
-  for (int64_t i = 0; i < n; ++i) {
-    const uint8_t k = codes[i];
-    const acc_t v = u[i] * (k == 1 ? gain : gain_slope);
-    u[i] = k == 2 ? acc_t(0) : v;
-  }
-}
-
 }  // namespace flrelu_cpu
 }  // namespace alae_fast
