@@ -710,3 +710,47 @@ def test_pickled_code_never_runs(tmp_path, capsys):
     # Not vacuous: plain unpickling of the same object does create the file.
     pickle.loads(pickle.dumps(_Touch(marker)))
     assert marker.exists()
+
+
+def test_legacy_format_checkpoints_load_with_the_tracker_inert(tmp_path, monkeypatch, capsys):
+    # The published checkpoints (April 2020, PyTorch 1.4) are in torch.save's legacy format,
+    # with the tracker's tracker.RunningMeanTorch objects in 'auxiliary'.
+    import types
+
+    module = types.ModuleType("tracker")
+
+    class RunningMeanTorch:
+        def __init__(self):
+            self.values = [torch.tensor([0.5])]
+
+    RunningMeanTorch.__module__, RunningMeanTorch.__qualname__ = "tracker", "RunningMeanTorch"
+    module.RunningMeanTorch = RunningMeanTorch
+    monkeypatch.setitem(__import__("sys").modules, "tracker", module)
+    state = read_official_checkpoint(PTH)
+    state["auxiliary"]["tracker"] = {"tracks": {"loss_d": RunningMeanTorch()}, "epochs": [0]}
+    p = tmp_path / "legacy.pth"
+    torch.save(state, p, _use_new_zipfile_serialization=False)
+    monkeypatch.delitem(__import__("sys").modules, "tracker")
+    loaded = read_official_checkpoint(p)
+    loss = loaded["auxiliary"]["tracker"]["tracks"]["loss_d"]
+    assert isinstance(loss, InertObject) and type(loss).pickled_as == "tracker.RunningMeanTorch"
+    m, direct = load_official(p), load_official(PTH)
+    for k, v in direct.state_dict().items():
+        assert torch.equal(m.state_dict()[k], v), k
+    assert main(["convert", str(p), "--out", str(tmp_path / "o.pt")]) == 0
+    # ... and os.system in that format is refused by name, nothing run.
+    marker = tmp_path / "pwned"
+    state["auxiliary"]["tracker"] = _System(marker)
+    torch.save(state, p, _use_new_zipfile_serialization=False)
+    with pytest.raises(OfficialCheckpointError, match=f"^{p}: refused: its pickle calls posix.system"):
+        load_official(p)
+    assert not marker.exists()
+    # A truncated legacy file and a plain pickle (not torch.save): one line each, no warnings.
+    half = tmp_path / "half.pth"
+    half.write_bytes(p.read_bytes()[:3000])
+    with pytest.raises(OfficialCheckpointError, match=f"^{half}: truncated or corrupt"):
+        load_official(half)
+    plain = tmp_path / "plain.pth"
+    plain.write_bytes(pickle.dumps({"models": {}}, protocol=4))
+    assert "a pickle that torch.save did not write" in _cli_error(capsys, ["convert", str(plain), "--out",
+                                                                           str(tmp_path / "o2.pt")])
