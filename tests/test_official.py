@@ -754,3 +754,23 @@ def test_legacy_format_checkpoints_load_with_the_tracker_inert(tmp_path, monkeyp
     plain.write_bytes(pickle.dumps({"models": {}}, protocol=4))
     assert "a pickle that torch.save did not write" in _cli_error(capsys, ["convert", str(plain), "--out",
                                                                            str(tmp_path / "o2.pt")])
+
+
+def test_edit_takes_noise_mode(other_checkpoint, tmp_path):
+    # --noise-mode, which every --ckpt command takes, chooses edit's noise too (it was ignored;
+    # the official checkpoint's noise weights are not zero, so the noise shows).
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.tile(np.arange(128, dtype=np.uint8) * 2, (128, 1))).save(tmp_path / "x.png")
+    np.save(tmp_path / "d.npy", np.linspace(-1, 1, 24))
+    out = {}
+    for name, extra in (("zero", []), ("mode", ["--noise-mode", "random", "--seed", "3"]),
+                        ("old", ["--noise", "random", "--seed", "3"])):
+        path = tmp_path / f"{name}.png"
+        assert main(["edit", "--ckpt", str(other_checkpoint / "other.pth"), str(tmp_path / "x.png"),
+                     "--direction", f"{tmp_path / 'd.npy'}=1", "--steps", "2", "--out", str(path), *extra]) == 0
+        with Image.open(path) as im:
+            out[name] = np.asarray(im)
+    assert not np.array_equal(out["mode"], out["zero"])
+    assert np.array_equal(out["mode"], out["old"])
