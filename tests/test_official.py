@@ -774,3 +774,27 @@ def test_edit_takes_noise_mode(other_checkpoint, tmp_path):
             out[name] = np.asarray(im)
     assert not np.array_equal(out["mode"], out["zero"])
     assert np.array_equal(out["mode"], out["old"])
+
+
+def test_evaluate_on_a_small_folder_of_own_images(other_checkpoint, tmp_path, capsys):
+    # A folder of up to 14 images holds out one: FID needs two, so all the files are used
+    # (it failed with "features: expected [N, D] with N >= 2"); one image is one clear line.
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((40, 40), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "ev.json"
+    assert main(["evaluate", "--ckpt", str(other_checkpoint / "other.pth"), "--data", str(folder),
+                 "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["reconstruction_images"] == 4  # all 5 files, at most --num-fid
+    for p in list(folder.iterdir())[1:]:
+        p.unlink()
+    capsys.readouterr()
+    err = _cli_error(capsys, ["evaluate", "--ckpt", str(other_checkpoint / "other.pth"), "--data", str(folder),
+                              "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)])
+    assert "FID needs at least 2 real images; found 1" in err and str(folder) in err
