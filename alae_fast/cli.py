@@ -226,7 +226,9 @@ def _add_generate(sub) -> None:
                                   "adds a grid of them. Without --seeds: one grid of --n samples from --seed.",
                       epilog="Noise modes: const (default, as NVlabs): the same noise maps for every image, "
                              "drawn once from a fixed seed; random: fresh noise per image, drawn from its "
-                             "seed; none: no noise. Every mode repeats exactly for the same seed.")
+                             "seed; batch: one draw shared by the images of a batch (the official "
+                             "'batch_constant'); zero or none: no noise. Every mode repeats exactly for the "
+                             "same seed.")
     g.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST",
                    help="seeds as NVlabs writes them, e.g. 0-7,12: one seedNNNN.png each")
     g.add_argument("--outdir", default=None, metavar="DIR",
@@ -239,7 +241,9 @@ def _add_generate(sub) -> None:
                    help="truncation psi in [-1, 2]: w <- w_avg + psi (w - w_avg) (default: the config's, "
                         "0.7 with cutoff 8 for the paper presets and official checkpoints, else 1: none); "
                         "--trunc is NVlabs' spelling")
-    g.add_argument("--cutoff", type=int, default=None, help="truncate only style inputs below this (default all)")
+    g.add_argument("--cutoff", type=int, default=None,
+                   help="truncate only style inputs below this (default: without --psi the config's, 8 for the "
+                        "paper presets and official checkpoints; with --psi all)")
     g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default="const",
                    help="G's noise inputs (default const; see below)")
     g.add_argument("--seed", type=int, default=None, help="without --seeds: latent seed of the grid (default 0)")

@@ -798,3 +798,12 @@ def test_evaluate_on_a_small_folder_of_own_images(other_checkpoint, tmp_path, ca
     err = _cli_error(capsys, ["evaluate", "--ckpt", str(other_checkpoint / "other.pth"), "--data", str(folder),
                               "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)])
     assert "FID needs at least 2 real images; found 1" in err and str(folder) in err
+
+
+def test_generate_help_names_every_noise_mode_and_the_cutoff_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for mode in ("const (default", "random:", "batch:", "zero or none:"):
+        assert mode in text, mode
+    assert "without --psi the config's, 8 for the paper presets and official checkpoints" in text
