@@ -642,6 +642,7 @@ def test_shapes_contradicting_the_config(tmp_path, capsys):
     y.write_text(YAML.read_text().replace("LATENT_SPACE_SIZE: 32", "LATENT_SPACE_SIZE: 64"))
     err = _cli_error(capsys, ["convert", str(PTH), "--config", str(y), "--out", str(tmp_path / "o.pt")])
     assert "mapping_fl_s.map_blocks.0.fc.weight has shape [32, 32]" in err and "[64, 64]" in err
+    assert f"the config {y} (" in err  # the YAML is named beside the checkpoint
 
 
 def test_no_ema_copies(tmp_path, capsys):
