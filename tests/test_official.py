@@ -808,3 +808,16 @@ def test_generate_help_names_every_noise_mode_and_the_cutoff_default(capsys):
     for mode in ("const (default", "random:", "batch:", "zero or none:"):
         assert mode in text, mode
     assert "without --psi the config's, 8 for the paper presets and official checkpoints" in text
+
+
+def test_convert_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
+    # An alae_fast checkpoint is not relabelled as a converted official one; an unwritable
+    # --out is one line (it was a RuntimeError traceback from torch's writer).
+    converted = tmp_path / "c.pt"
+    assert main(["convert", str(PTH), "--out", str(converted)]) == 0
+    err = _cli_error(capsys, ["convert", str(converted), "--out", str(tmp_path / "again.pt")])
+    assert err.endswith("nothing to convert") and str(converted) in err and not (tmp_path / "again.pt").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    err = _cli_error(capsys, ["convert", str(PTH), "--out", str(blocker / "sub" / "o.pt")])
+    assert "cannot write the checkpoint" in err and str(blocker / "sub" / "o.pt") in err

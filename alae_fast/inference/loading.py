@@ -175,16 +175,26 @@ def convert_official(path: str | os.PathLike, out: str | os.PathLike,
     Raises as ``load_run``; FileExistsError when ``out`` is a folder.
     """
     run = load_run(path, config=config, ema=ema)
+    if not (isinstance(run.state, dict) and run.state.get("format") == "official"):
+        raise UserError(f"{run.path}: not a checkpoint of the official ALAE code but an alae_fast one, which "
+                        f"every --ckpt command opens as it is; nothing to convert")
     out = Path(out)
     if out.is_dir():
         raise FileExistsError(f"--out {str(out)!r} is a folder; give a file name")
     state = {"format": CHECKPOINT_FORMAT, "model_config": run.config.to_dict(), "schedule": run.schedule.to_dict(),
              "setup": "official", "converted_from": str(Path(path).resolve()), "official_ema": ema,
              "trainer": {"ema": {"module": run.model.state_dict()}, "images_seen": run.images_seen}}
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, tmp)
+        os.replace(tmp, out)
+    except (OSError, RuntimeError) as e:  # torch's writer raises RuntimeError for an unwritable path
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise UserError(f"--out {str(out)!r}: cannot write the checkpoint ({first_line(e)})") from None
     return out
 
 
