@@ -821,3 +821,13 @@ def test_convert_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
     blocker.write_text("x")
     err = _cli_error(capsys, ["convert", str(PTH), "--out", str(blocker / "sub" / "o.pt")])
     assert "cannot write the checkpoint" in err and str(blocker / "sub" / "o.pt") in err
+
+
+def test_no_ema_on_an_alae_fast_checkpoint_is_refused(tmp_path, capsys):
+    # As --config: it was silently ignored, giving the model the file holds.
+    converted = tmp_path / "c.pt"
+    assert main(["convert", str(PTH), "--out", str(converted)]) == 0
+    err = _cli_error(capsys, ["generate", "--ckpt", str(converted), "--no-ema", "--n", "1",
+                              "--out", str(tmp_path / "g.png")])
+    assert err.startswith("alae-fast generate: error: " + str(converted)) and "--no-ema" in err
+    assert not (tmp_path / "g.png").exists()

@@ -133,6 +133,10 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
     if config is not None:
         raise ValueError(f"{file}: a config (--config) is only for checkpoints of the official ALAE code; "
                          f"this file is not one")
+    if not ema:
+        raise ValueError(f"{file}: --no-ema (ema=False) is only for checkpoints of the official ALAE code; this "
+                         f"file is not one (an alae_fast checkpoint opens its EMA model; `alae-fast convert "
+                         f"--no-ema` keeps an official file's training weights)")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{file}: not an alae_fast training checkpoint (format {CHECKPOINT_FORMAT!r})")
     config = ModelConfig.from_dict(state["model_config"])
