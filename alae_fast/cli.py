@@ -226,7 +226,9 @@ def _add_generate(sub) -> None:
                                   "adds a grid of them. Without --seeds: one grid of --n samples from --seed.",
                       epilog="Noise modes: const (default, as NVlabs): the same noise maps for every image, "
                              "drawn once from a fixed seed; random: fresh noise per image, drawn from its "
-                             "seed; none: no noise. Every mode repeats exactly for the same seed.")
+                             "seed; batch: one draw shared by the images of a batch (the official "
+                             "'batch_constant'); zero or none: no noise. Every mode repeats exactly for the "
+                             "same seed.")
     g.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST",
                    help="seeds as NVlabs writes them, e.g. 0-7,12: one seedNNNN.png each")
     g.add_argument("--outdir", default=None, metavar="DIR",
@@ -239,7 +241,9 @@ def _add_generate(sub) -> None:
                    help="truncation psi in [-1, 2]: w <- w_avg + psi (w - w_avg) (default: the config's, "
                         "0.7 with cutoff 8 for the paper presets and official checkpoints, else 1: none); "
                         "--trunc is NVlabs' spelling")
-    g.add_argument("--cutoff", type=int, default=None, help="truncate only style inputs below this (default all)")
+    g.add_argument("--cutoff", type=int, default=None,
+                   help="truncate only style inputs below this (default: without --psi the config's, 8 for the "
+                        "paper presets and official checkpoints; with --psi all)")
     g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default="const",
                    help="G's noise inputs (default const; see below)")
     g.add_argument("--seed", type=int, default=None, help="without --seeds: latent seed of the grid (default 0)")
@@ -619,9 +623,12 @@ def _add_edit_commands(sub) -> None:
     d.add_argument("--steps", type=_positive_int, default=7, help="images per strip (default 7)")
     d.add_argument("--edit-layers", type=int, default=16,
                    help="style inputs below this are edited, the rest keep the encoded w (default 16, the demo's)")
-    d.add_argument("--noise", choices=("zero", "random"), default="zero",
-                   help="G's noise: zero (default) or random, the same draw (--seed) for every image")
-    d.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    # --noise-mode (from _add_ckpt, as every --ckpt command) chooses G's noise; --noise is its
+    # older spelling here. Every image of the strip is decoded with the same draw (--seed).
+    d.add_argument("--noise", dest="noise_mode", choices=("random", "batch", "const", "zero", "none"),
+                   help=argparse.SUPPRESS)
+    d.add_argument("--seed", type=int, default=0,
+                   help="noise seed (default 0): every image of a strip gets the same noise draw")
     f = sub.add_parser("directions", help="fit attribute directions (official LinearSVC on w) for a run",
                        description="Encode labelled images with the EMA model and fit one direction per "
                                    "class, class vs rest, with LinearSVC(C=1, dual=False) on w, as the "
@@ -644,7 +651,7 @@ def _cmd_edit(args) -> int:
     vectors, amounts = resolve_directions(args.direction, run, args.directions)
     x = load_image_files(args.images, run.schedule)
     strip = edit_strip(run, x, vectors, amounts, steps=args.steps, edit_layers=args.edit_layers,
-                       noise=args.noise, seed=args.seed)
+                       noise=args.noise_mode or "zero", seed=args.seed)
     res = run.schedule.resolution
     path = save_image_grid(to_display(strip, res), _out(args, run, "edit.png"), nrow=args.steps,
                            scale=max(1, 128 // res))

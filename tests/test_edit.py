@@ -249,7 +249,7 @@ def test_edit_bad_input_one_line(toy_run, tmp_path, capsys):
     cases = [
         (["--direction", f"{tmp_path / 'short.npy'}=1"], r"short\.npy.*latent size is 8"),
         (["--direction", "smile=1"], r"unknown direction 'smile'"),
-        (["--direction", "smile=1", "--directions", str(tmp_path)], r"no direction_smile\.npy in"),
+        (["--direction", "smile=1", "--directions", str(tmp_path)], r"no direction_smile\.npy or direction_1\.npy \(the official smile\) in"),
         (["--direction", f"{tmp_path / 'bad.npy'}=1"], r"bad\.npy: not a readable \.npy"),
         (["--direction", "3-8=lots"], r"amount 'lots' is not a number"),
     ]
@@ -262,3 +262,19 @@ def test_edit_bad_input_one_line(toy_run, tmp_path, capsys):
         assert rc == 2, extra
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert re.search(pattern, err), (pattern, err)
+
+
+def test_official_attribute_names_find_the_official_files(toy_run, tmp_path):
+    # README: direction_<n>.npy with n = 1 smile, 10 big lips ...: the names find those files.
+    from alae_fast.edit.commands import resolve_directions
+    from alae_fast.inference.loading import load_run
+
+    run = load_run(toy_run)
+    np.save(tmp_path / "direction_1.npy", np.linspace(-1.0, 1.0, 8))
+    np.save(tmp_path / "direction_10.npy", np.linspace(1.0, 2.0, 8))
+    vectors, amounts = resolve_directions(["smile=20", "big-lips=-3"], run, tmp_path)
+    np.testing.assert_array_equal(vectors["smile"], np.linspace(-1.0, 1.0, 8))
+    np.testing.assert_array_equal(vectors["big-lips"], np.linspace(1.0, 2.0, 8))
+    assert amounts == {"smile": 20.0, "big-lips": -3.0}
+    with pytest.raises(ValueError, match=r"no direction_glasses\.npy or direction_19\.npy \(the official glasses\)"):
+        resolve_directions(["glasses=1"], run, tmp_path)

@@ -642,6 +642,7 @@ def test_shapes_contradicting_the_config(tmp_path, capsys):
     y.write_text(YAML.read_text().replace("LATENT_SPACE_SIZE: 32", "LATENT_SPACE_SIZE: 64"))
     err = _cli_error(capsys, ["convert", str(PTH), "--config", str(y), "--out", str(tmp_path / "o.pt")])
     assert "mapping_fl_s.map_blocks.0.fc.weight has shape [32, 32]" in err and "[64, 64]" in err
+    assert f"the config {y} (" in err  # the YAML is named beside the checkpoint
 
 
 def test_no_ema_copies(tmp_path, capsys):
@@ -710,3 +711,123 @@ def test_pickled_code_never_runs(tmp_path, capsys):
     # Not vacuous: plain unpickling of the same object does create the file.
     pickle.loads(pickle.dumps(_Touch(marker)))
     assert marker.exists()
+
+
+def test_legacy_format_checkpoints_load_with_the_tracker_inert(tmp_path, monkeypatch, capsys):
+    # The published checkpoints (April 2020, PyTorch 1.4) are in torch.save's legacy format,
+    # with the tracker's tracker.RunningMeanTorch objects in 'auxiliary'.
+    import types
+
+    module = types.ModuleType("tracker")
+
+    class RunningMeanTorch:
+        def __init__(self):
+            self.values = [torch.tensor([0.5])]
+
+    RunningMeanTorch.__module__, RunningMeanTorch.__qualname__ = "tracker", "RunningMeanTorch"
+    module.RunningMeanTorch = RunningMeanTorch
+    monkeypatch.setitem(__import__("sys").modules, "tracker", module)
+    state = read_official_checkpoint(PTH)
+    state["auxiliary"]["tracker"] = {"tracks": {"loss_d": RunningMeanTorch()}, "epochs": [0]}
+    p = tmp_path / "legacy.pth"
+    torch.save(state, p, _use_new_zipfile_serialization=False)
+    monkeypatch.delitem(__import__("sys").modules, "tracker")
+    loaded = read_official_checkpoint(p)
+    loss = loaded["auxiliary"]["tracker"]["tracks"]["loss_d"]
+    assert isinstance(loss, InertObject) and type(loss).pickled_as == "tracker.RunningMeanTorch"
+    m, direct = load_official(p), load_official(PTH)
+    for k, v in direct.state_dict().items():
+        assert torch.equal(m.state_dict()[k], v), k
+    assert main(["convert", str(p), "--out", str(tmp_path / "o.pt")]) == 0
+    # ... and os.system in that format is refused by name, nothing run.
+    marker = tmp_path / "pwned"
+    state["auxiliary"]["tracker"] = _System(marker)
+    torch.save(state, p, _use_new_zipfile_serialization=False)
+    with pytest.raises(OfficialCheckpointError, match=f"^{p}: refused: its pickle calls posix.system"):
+        load_official(p)
+    assert not marker.exists()
+    # A truncated legacy file and a plain pickle (not torch.save): one line each, no warnings.
+    half = tmp_path / "half.pth"
+    half.write_bytes(p.read_bytes()[:3000])
+    with pytest.raises(OfficialCheckpointError, match=f"^{half}: truncated or corrupt"):
+        load_official(half)
+    plain = tmp_path / "plain.pth"
+    plain.write_bytes(pickle.dumps({"models": {}}, protocol=4))
+    assert "a pickle that torch.save did not write" in _cli_error(capsys, ["convert", str(plain), "--out",
+                                                                           str(tmp_path / "o2.pt")])
+
+
+def test_edit_takes_noise_mode(other_checkpoint, tmp_path):
+    # --noise-mode, which every --ckpt command takes, chooses edit's noise too (it was ignored;
+    # the official checkpoint's noise weights are not zero, so the noise shows).
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.tile(np.arange(128, dtype=np.uint8) * 2, (128, 1))).save(tmp_path / "x.png")
+    np.save(tmp_path / "d.npy", np.linspace(-1, 1, 24))
+    out = {}
+    for name, extra in (("zero", []), ("mode", ["--noise-mode", "random", "--seed", "3"]),
+                        ("old", ["--noise", "random", "--seed", "3"])):
+        path = tmp_path / f"{name}.png"
+        assert main(["edit", "--ckpt", str(other_checkpoint / "other.pth"), str(tmp_path / "x.png"),
+                     "--direction", f"{tmp_path / 'd.npy'}=1", "--steps", "2", "--out", str(path), *extra]) == 0
+        with Image.open(path) as im:
+            out[name] = np.asarray(im)
+    assert not np.array_equal(out["mode"], out["zero"])
+    assert np.array_equal(out["mode"], out["old"])
+
+
+def test_evaluate_on_a_small_folder_of_own_images(other_checkpoint, tmp_path, capsys):
+    # A folder of up to 14 images holds out one: FID needs two, so all the files are used
+    # (it failed with "features: expected [N, D] with N >= 2"); one image is one clear line.
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((40, 40), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    out = tmp_path / "ev.json"
+    assert main(["evaluate", "--ckpt", str(other_checkpoint / "other.pth"), "--data", str(folder),
+                 "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["reconstruction_images"] == 4  # all 5 files, at most --num-fid
+    for p in list(folder.iterdir())[1:]:
+        p.unlink()
+    capsys.readouterr()
+    err = _cli_error(capsys, ["evaluate", "--ckpt", str(other_checkpoint / "other.pth"), "--data", str(folder),
+                              "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)])
+    assert "FID needs at least 2 real images; found 1" in err and str(folder) in err
+
+
+def test_generate_help_names_every_noise_mode_and_the_cutoff_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for mode in ("const (default", "random:", "batch:", "zero or none:"):
+        assert mode in text, mode
+    assert "without --psi the config's, 8 for the paper presets and official checkpoints" in text
+
+
+def test_convert_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
+    # An alae_fast checkpoint is not relabelled as a converted official one; an unwritable
+    # --out is one line (it was a RuntimeError traceback from torch's writer).
+    converted = tmp_path / "c.pt"
+    assert main(["convert", str(PTH), "--out", str(converted)]) == 0
+    err = _cli_error(capsys, ["convert", str(converted), "--out", str(tmp_path / "again.pt")])
+    assert err.endswith("nothing to convert") and str(converted) in err and not (tmp_path / "again.pt").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    err = _cli_error(capsys, ["convert", str(PTH), "--out", str(blocker / "sub" / "o.pt")])
+    assert "cannot write the checkpoint" in err and str(blocker / "sub" / "o.pt") in err
+
+
+def test_no_ema_on_an_alae_fast_checkpoint_is_refused(tmp_path, capsys):
+    # As --config: it was silently ignored, giving the model the file holds.
+    converted = tmp_path / "c.pt"
+    assert main(["convert", str(PTH), "--out", str(converted)]) == 0
+    err = _cli_error(capsys, ["generate", "--ckpt", str(converted), "--no-ema", "--n", "1",
+                              "--out", str(tmp_path / "g.png")])
+    assert err.startswith("alae-fast generate: error: " + str(converted)) and "--no-ema" in err
+    assert not (tmp_path / "g.png").exists()

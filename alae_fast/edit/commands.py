@@ -23,7 +23,7 @@ import torch
 
 from .apply import EDIT_LAYERS, edit_w
 from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
-                         parse_digit_pair)
+                         official_direction_index, parse_digit_pair)
 
 __all__ = ["parse_direction_arg", "resolve_directions", "encode_images", "digit_directions", "edit_strip",
            "fit_run_directions", "images_by_class"]
@@ -106,7 +106,9 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
             elif parse_digit_pair(name) is not None and _is_digits_model(run):
                 pairs.append((name, parse_digit_pair(name)))
             else:
-                where = (f"no direction_{name}.npy in {str(directions_dir)!r}" if directions_dir
+                index = official_direction_index(name)
+                also = f" or direction_{index}.npy (the official {name})" if index is not None else ""
+                where = (f"no direction_{name}.npy{also} in {str(directions_dir)!r}" if directions_dir
                          else "no --directions folder")
                 builtin = ("built-in digit pairs are A-B, e.g. 3-8" if _is_digits_model(run)
                            else "built-in digit pairs exist only for 1-channel digit models")

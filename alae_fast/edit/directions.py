@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import UserError, first_line
 
-__all__ = ["OFFICIAL_DIRECTION_NAMES", "parse_direction", "load_direction", "save_direction", "find_direction_file",
+__all__ = ["OFFICIAL_DIRECTION_NAMES", "official_direction_index", "parse_direction", "load_direction", "save_direction", "find_direction_file",
            "fit_direction", "fit_class_directions", "parse_digit_pair", "DIGIT_PAIR", "not_numpy"]
 
 OFFICIAL_DIRECTION_NAMES = {"0": "gender", "1": "smile", "2": "attractive", "3": "wavy-hair", "4": "young",
@@ -103,11 +103,27 @@ def save_direction(direction: np.ndarray, folder: str | os.PathLike, name: str) 
     return path
 
 
+def official_direction_index(name: str) -> str | None:
+    """The official file number of an attribute name of :data:`OFFICIAL_DIRECTION_NAMES`
+    ("smile" -> "1"; "big-lips", "big_lips" and "big lips" -> "10"), else None."""
+    key = name.strip().lower().replace("_", "-").replace(" ", "-")
+    for index, official in OFFICIAL_DIRECTION_NAMES.items():
+        if official.replace(" ", "-") == key:
+            return index
+    return None
+
+
 def find_direction_file(name: str, folder: str | os.PathLike | None) -> Path | None:
-    """``folder/direction_<name>.npy`` (the official layout) or ``folder/<name>.npy``, if present."""
+    """``folder/direction_<name>.npy`` (the official layout) or ``folder/<name>.npy``, if present;
+    for an official attribute name (``smile``), the official file of its number
+    (``direction_1.npy``, :data:`OFFICIAL_DIRECTION_NAMES`)."""
     if folder is None:
         return None
-    for candidate in (Path(folder) / f"direction_{name}.npy", Path(folder) / f"{name}.npy"):
+    candidates = [Path(folder) / f"direction_{name}.npy", Path(folder) / f"{name}.npy"]
+    index = official_direction_index(name)
+    if index is not None:
+        candidates.append(Path(folder) / f"direction_{index}.npy")
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     return None

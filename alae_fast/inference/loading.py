@@ -133,6 +133,10 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
     if config is not None:
         raise ValueError(f"{file}: a config (--config) is only for checkpoints of the official ALAE code; "
                          f"this file is not one")
+    if not ema:
+        raise ValueError(f"{file}: --no-ema (ema=False) is only for checkpoints of the official ALAE code; this "
+                         f"file is not one (an alae_fast checkpoint opens its EMA model; `alae-fast convert "
+                         f"--no-ema` keeps an official file's training weights)")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{file}: not an alae_fast training checkpoint (format {CHECKPOINT_FORMAT!r})")
     config = ModelConfig.from_dict(state["model_config"])
@@ -175,16 +179,26 @@ def convert_official(path: str | os.PathLike, out: str | os.PathLike,
     Raises as ``load_run``; FileExistsError when ``out`` is a folder.
     """
     run = load_run(path, config=config, ema=ema)
+    if not (isinstance(run.state, dict) and run.state.get("format") == "official"):
+        raise UserError(f"{run.path}: not a checkpoint of the official ALAE code but an alae_fast one, which "
+                        f"every --ckpt command opens as it is; nothing to convert")
     out = Path(out)
     if out.is_dir():
         raise FileExistsError(f"--out {str(out)!r} is a folder; give a file name")
     state = {"format": CHECKPOINT_FORMAT, "model_config": run.config.to_dict(), "schedule": run.schedule.to_dict(),
              "setup": "official", "converted_from": str(Path(path).resolve()), "official_ema": ema,
              "trainer": {"ema": {"module": run.model.state_dict()}, "images_seen": run.images_seen}}
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, tmp)
+        os.replace(tmp, out)
+    except (OSError, RuntimeError) as e:  # torch's writer raises RuntimeError for an unwritable path
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise UserError(f"--out {str(out)!r}: cannot write the checkpoint ({first_line(e)})") from None
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..errors import UserError
 from ..models import ModelConfig, build_model
 from ..training.schedule import LODSchedule, Phase, images_for_lod
 from .loading import LoadedRun
@@ -38,6 +39,26 @@ def random_model(config: ModelConfig, seed: int, device) -> torch.nn.Module:
 def _labelled(ds) -> bool:
     labels = getattr(ds, "labels", None)
     return isinstance(labels, torch.Tensor) and labels.numel() > 0 and bool((labels >= 0).all())
+
+
+def _real_images(data: str | None, resolution: int, channels: int):
+    """The real images FID and the reconstruction error use: the held-out split, else the
+    training split; a folder that holds out fewer than the 2 images FID needs (one of up to 14
+    files) gives all its files. UserError naming ``data`` when there are fewer than 2 in all."""
+    from ..data import open_dataset
+
+    try:
+        ds = open_dataset(data, resolution, channels, split="test")
+    except (FileNotFoundError, ValueError):
+        ds = open_dataset(data, resolution, channels, split="train")
+    if len(ds) < 2:
+        try:
+            ds = open_dataset(data, resolution, channels, split="all")
+        except ValueError:  # a source without an 'all' split
+            pass
+    if len(ds) < 2:
+        raise UserError(f"--data {data!r}: FID needs at least 2 real images; found {len(ds)}")
+    return ds
 
 
 def _all_images(ds, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,7 +121,6 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     - ``ppl_full`` / ``ppl_end``: perceptual path length in W, ε = 1e-4, with the proxy-LPIPS
       distance, ``ppl_samples`` pairs each.
     """
-    from ..data import open_dataset
     from ..eval import (feature_network, fid_generated, fid_reconstructed, perceptual_path_length,
                         proxy_lpips_distance, reconstruction_mse)
 
@@ -111,10 +131,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         out["latent"] = latent_eval(m, run.config, schedule, phase, data, seed=seed, device=device)
-        try:
-            real_ds = open_dataset(data, res, schedule.channels, split="test")
-        except (FileNotFoundError, ValueError):
-            real_ds = open_dataset(data, res, schedule.channels, split="train")
+        real_ds = _real_images(data, res, schedule.channels)
         x_real, _ = _all_images(real_ds, num_fid)
         x_real = prepare_images(x_real, schedule, phase)
 

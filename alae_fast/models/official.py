@@ -314,25 +314,28 @@ def _ignored(model: str, key: str, config: ModelConfig) -> bool:
 
 # --- conversion -------------------------------------------------------------------------------
 
-def _check_shapes(models: dict, config: ModelConfig, suffix: str, source: str, entries: list[tuple]) -> None:
-    """Every tensor the config needs is there with its shape; nothing unknown is there."""
+def _check_shapes(models: dict, config: ModelConfig, suffix: str, source: str, entries: list[tuple],
+                  config_source: str | None = None) -> None:
+    """Every tensor the config needs is there with its shape; nothing unknown is there.
+    ``config_source`` (the YAML's path) is named in messages."""
+    the_config = f"the config {config_source}" if config_source else "the config"
     needed: dict[str, set] = {}
     for _, model, key, shape, _ in entries:
         sd = _model(models, model + suffix, source)
         needed.setdefault(model, set()).add(key)
         if key not in sd:
-            raise OfficialCheckpointError(f"{source}: {model}{suffix}.{key} is missing; the config "
+            raise OfficialCheckpointError(f"{source}: {model}{suffix}.{key} is missing; {the_config} "
                                           f"({_describe(config)}) needs it with shape {list(shape)}")
         got = tuple(sd[key].shape)
         if got != tuple(shape):
-            raise OfficialCheckpointError(f"{source}: {model}{suffix}.{key} has shape {list(got)}; the config "
+            raise OfficialCheckpointError(f"{source}: {model}{suffix}.{key} has shape {list(got)}; {the_config} "
                                           f"({_describe(config)}) gives {list(shape)}")
     for model, keys in needed.items():
         extra = sorted(k for k in models[model + suffix] if k not in keys and not _ignored(model, k, config))
         if extra:
             raise OfficialCheckpointError(f"{source}: {model}{suffix}.{extra[0]} (shape "
-                                          f"{list(models[model + suffix][extra[0]].shape)}) is not part of the "
-                                          f"config's architecture ({_describe(config)})")
+                                          f"{list(models[model + suffix][extra[0]].shape)}) is not part of "
+                                          f"{the_config}'s architecture ({_describe(config)})")
 
 
 def _describe(config: ModelConfig) -> str:
@@ -344,7 +347,7 @@ def _describe(config: ModelConfig) -> str:
 
 
 def official_state_dict(models: dict[str, dict], model: torch.nn.Module, ema: bool = True,
-                        source: str = "checkpoint") -> dict[str, torch.Tensor]:
+                        source: str = "checkpoint", config_source: str | None = None) -> dict[str, torch.Tensor]:
     """The state dict of alae_fast ``model`` (built from the right config) holding the
     official ``models``' weights, as new tensors in the model's dtypes (for
     ``model.load_state_dict(..., assign=True)``).
@@ -352,13 +355,14 @@ def official_state_dict(models: dict[str, dict], model: torch.nn.Module, ema: bo
     The rescaling runs in float64 for a float64 model (exact to the last bit of the official
     float32 weights), else in the model's dtype (one more rounding, ~6e-8 relative: half
     the work and memory on a 54 M-parameter model). Checks every shape first
-    (``OfficialCheckpointError`` naming the first mismatching key with both shapes).
+    (``OfficialCheckpointError`` naming the first mismatching key with both shapes, and
+    ``config_source``, the config's file, when given).
     Buffers without an official counterpart (resampling taps) keep the model's values.
     """
     config = model.config
     suffix = "_s" if ema else ""
     entries = _entries(config)
-    _check_shapes(models, config, suffix, source, entries)
+    _check_shapes(models, config, suffix, source, entries, config_source)
     state = model.state_dict()
     for ours, mname, key, _, how in entries:
         target = state[ours]
@@ -463,5 +467,6 @@ def official_model_from_state(state: Any, source: str, config=None, ema: bool = 
         model = build_model(cfg)
     if dtype is not None:
         model = model.to(dtype)
-    model.load_state_dict(official_state_dict(models, model, ema, source), assign=True)
+    config_source = str(config) if isinstance(config, (str, os.PathLike)) else None
+    model.load_state_dict(official_state_dict(models, model, ema, source, config_source), assign=True)
     return model.to(device).eval().requires_grad_(False), cfg

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,67 @@ def _placeholder(qualified: str) -> type:
 _BLOCKED_MODULES = frozenset(getattr(torch._weights_only_unpickler, "_blocklisted_modules", ("sys", "os", "posix", "nt")))
 
 
+# What torch.save's legacy (pre-1.6) format writes first: a pickled int.
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def _legacy_globals(path: Path) -> list[str]:
+    """The globals ("module.name") named by a legacy-format ``torch.save`` file, read with
+    ``pickletools.genops`` (which parses opcodes and runs nothing). That format is four pickles
+    (magic number, protocol version, system info, the object) followed by the raw storages.
+
+    Raises OfficialCheckpointError when the first pickle is not torch's magic number (a plain
+    pickle, not a checkpoint) or a pickle ends early (a truncated file).
+    """
+    import pickletools
+
+    found: list[str] = []
+    with open(path, "rb") as f:
+        for i in range(4):
+            strings: list[str] = []
+            magic = False
+            try:
+                for op, arg, _ in pickletools.genops(f):
+                    magic = magic or (op.name.startswith("LONG") and arg == _LEGACY_MAGIC)
+                    if op.name == "GLOBAL":  # protocols 0-3: the argument is "module name"
+                        found.append(_python3_name(*arg.split(" ", 1)))
+                    elif op.name == "STACK_GLOBAL" and len(strings) >= 2:  # protocol 4+: the last two strings
+                        found.append(f"{strings[-2]}.{strings[-1]}")
+                    elif isinstance(arg, str) and "UNICODE" in op.name:
+                        strings.append(arg)
+            except ValueError as e:  # genops: "pickle exhausted before seeing STOP", an unknown opcode
+                if i == 0:
+                    raise OfficialCheckpointError(f"{path}: not a PyTorch checkpoint (not a pickle torch.save "
+                                                  f"wrote)") from None
+                raise OfficialCheckpointError(f"{path}: truncated or corrupt checkpoint ({_one_line(e)})") from None
+            if i == 0 and not magic:
+                raise OfficialCheckpointError(f"{path}: not a PyTorch checkpoint (a pickle that torch.save did not "
+                                              f"write)")
+    return found
+
+
+def _python3_name(module: str, name: str) -> str:
+    """"module.name" as torch's weights_only unpickler reads a GLOBAL: Python 2 names mapped
+    to Python 3's (``__builtin__.exec`` is ``builtins.exec``), as ``pickle`` does."""
+    import _compat_pickle
+
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    return f"{module}.{name}"
+
+
+def _unsafe(names: list[str]) -> list[str]:
+    """The globals in ``names`` that torch's weights_only unpickler does not allow."""
+    allowed: set[str] = set()
+    for getter in ("_get_allowed_globals", "_get_user_allowed_globals"):
+        get = getattr(torch._weights_only_unpickler, getter, None)
+        if get is not None:
+            allowed |= set(get())
+    return sorted({n for n in names if n not in allowed})
+
+
 def _kind_of_file(path: Path) -> str:
     with open(path, "rb") as f:
         head = f.read(4)
@@ -99,8 +161,9 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The top-level dict of a checkpoint file, loaded without running pickled code.
 
     Args:
-        path: a file written by ``torch.save`` (zip format; torch >= 1.6 writes it by default;
-            the legacy format loads too when it names no non-torch globals).
+        path: a file written by ``torch.save``: the zip format (torch >= 1.6) or the legacy
+            format of torch < 1.6, in which the published official checkpoints were written
+            (its globals are listed by ``pickletools.genops``, which runs nothing).
 
     Returns: the unpickled object (a dict for any checkpoint), tensors on the CPU; every
     global torch does not allow is an ``InertObject`` placeholder.
@@ -118,7 +181,6 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise OfficialCheckpointError(f"{p}: truncated or corrupt checkpoint (its zip archive is incomplete)")
     if kind == "other":
         raise OfficialCheckpointError(f"{p}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
-    placeholders = []
     if kind == "zip":
         with zipfile.ZipFile(p) as z:
             names = z.namelist()
@@ -129,13 +191,16 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         except Exception as e:
             raise OfficialCheckpointError(f"{p}: unreadable checkpoint ({type(e).__name__}: "
                                           f"{_one_line(e)})") from None
-        blocked = [g for g in unsafe if g.split(".", 1)[0] in _BLOCKED_MODULES]
-        if blocked:
-            raise OfficialCheckpointError(f"{p}: refused: its pickle calls {blocked[0]}, which no checkpoint needs "
-                                          f"(the file may be malicious); nothing was run")
-        placeholders = [_placeholder(g) for g in unsafe]
+    else:  # the legacy format of torch < 1.6 (the official code names PyTorch 1.4; models published 2020)
+        unsafe = _unsafe(_legacy_globals(p))
+    blocked = [g for g in unsafe if g.split(".", 1)[0] in _BLOCKED_MODULES]
+    if blocked:
+        raise OfficialCheckpointError(f"{p}: refused: its pickle calls {blocked[0]}, which no checkpoint needs "
+                                      f"(the file may be malicious); nothing was run")
+    placeholders = [_placeholder(g) for g in unsafe]
     try:
-        with torch.serialization.safe_globals(placeholders):
+        with torch.serialization.safe_globals(placeholders), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on pickle protocols: one error line, no more
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise OfficialCheckpointError(f"{p}: not loadable without running pickled code ({_one_line(e)})") from None
