@@ -399,6 +399,36 @@ def test_style_mixing_on_a_style_alae(tmp_path):
         assert same["coarse"] == same["fine"] == b["image"]
 
 
+def test_edit_keeps_the_last_style_inputs_as_the_official_demo(tmp_path, monkeypatch):
+    """Style inputs from EDIT_LAYERS on keep the encoded w (at 1024² the last two of 18; here,
+    with 6 inputs, the limit is moved to 4), and the edit's styles as A or B of mixing and
+    interpolation decode to the picture shown as edited."""
+    from alae_fast.app import service as service_module
+    from alae_fast.app.service import ModelService
+
+    monkeypatch.setattr(service_module, "EDIT_LAYERS", 4)
+    svc = ModelService.open(alae_fast_load_run(S.train_toy_style_run(tmp_path / "toy")))
+    w = svc.generate(1, noise_mode="none")["w"]
+    amounts = [v + (2.0 if i == 3 else 0.0) for i, v in enumerate(svc.values(w))]
+    out = svc.edit(w, amounts)
+    ws = torch.tensor(out["ws"])
+    assert ws.shape == (6, len(w)) and torch.equal(torch.tensor(out["w"]), ws[0])
+    assert torch.equal(ws[4:], torch.tensor([w, w], dtype=ws.dtype))  # kept
+    assert not torch.allclose(ws[:4], torch.tensor(w).expand(4, -1))  # edited
+    assert torch.equal(ws[0], ws[3])
+    strip = svc.interpolate(out["ws"], out["ws"], 2)
+    assert strip[0] == strip[1] == out["image"]
+    assert svc.mix(out["ws"], w)["a"] == out["image"]
+    with pytest.raises(UserError, match="wa: expected 6 rows"):
+        svc.mix(out["ws"][:3], w)
+
+
+def alae_fast_load_run(path):
+    from alae_fast.inference.loading import load_run
+
+    return load_run(path)
+
+
 def test_no_digit_directions_for_a_run_on_other_data(digits_run):
     import alae_fast
     from alae_fast.app.service import ModelService

@@ -84,7 +84,7 @@ def test_upload_then_slider_changes_the_picture_as_the_api_says(page, server, tm
     assert "ms model" in page.inner_text("#edit-ms")
 
 
-def test_use_as_a_after_an_edit_takes_the_edited_picture_and_its_w(page, server):
+def test_use_as_a_after_an_edit_takes_the_edited_picture_and_its_styles(page, server):
     # the page holds the slider edit of the test above; "use as A" shows that picture, so A's w
     # must be the edited w (it was the unedited E(x): mixing and interpolation used another image)
     edited = _src(page, "#edited")
@@ -93,10 +93,10 @@ def test_use_as_a_after_an_edit_takes_the_edited_picture_and_its_w(page, server)
     assert status == 200 and api["image"] == edited
     page.click("#use-a")
     assert _src(page, "#slot-a") == edited
-    wa = page.evaluate("window.alae.a.w")
-    assert wa == api["w"] and wa != sent["w"]
+    wa = page.evaluate("window.alae.a.w")  # the edit's styles (style inputs from 16 on keep E(x))
+    assert wa == api["ws"] and wa[0] != sent["w"]
     _, strip = S.post(server.url + "api/interpolate", {"wa": wa, "wb": wa, "steps": 2})
-    assert strip["images"][0] == edited  # A's w decodes to A's picture
+    assert strip["images"][0] == edited  # A's styles decode to A's picture
 
 
 def test_an_error_is_shown_where_the_user_is_looking(page):

@@ -7,9 +7,10 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 - ``GET /api/info`` model and directions;
 - ``POST /api/encode`` body = the image's bytes -> w, original, reconstruction, error, values;
 - ``POST /api/values`` ``{w}`` -> the attribute value of w along each direction;
-- ``POST /api/edit`` ``{w, amounts}`` -> the edited picture and its w;
+- ``POST /api/edit`` ``{w, amounts}`` -> the edited picture, its styles ``ws`` (style inputs
+  from 16 on keep w, as the official demo) and ``w`` (style input 0);
   ``POST /api/generate`` ``{seed, psi, noise_mode}``; ``POST /api/mix`` ``{wa, wb}``;
-  ``POST /api/interpolate`` ``{wa, wb, steps}``;
+  ``POST /api/interpolate`` ``{wa, wb, steps}`` (wa, wb: one w, or an edit's ``ws``);
 - ``POST /api/directions?name=N`` body = a .npy file: adds a direction for this server's life.
 
 Each answer carries ``ms``, the server's time for the model work. Bad input gets a 4xx and
@@ -151,7 +152,7 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
     @app.post("/api/edit")
     def edit(req: EditRequest):
         r, ms = timed(service.edit, req.w, req.amounts)
-        return {"image": _data_url(r["image"]), "w": r["w"], "ms": ms}
+        return {"image": _data_url(r["image"]), "ws": r["ws"], "w": r["w"], "ms": ms}
 
     @app.post("/api/values")
     def values(req: ValuesRequest):

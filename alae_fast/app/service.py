@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..edit.apply import EDIT_LAYERS
 from ..errors import UserError
 from ..inference.loading import LoadedRun, recorded_data_spec
 from ..inference.pictures import png_bytes
@@ -150,6 +151,16 @@ class ModelService:
             raise UserError(f"{name}: contains NaN or infinity")
         return t.view(1, -1).to(self.device)
 
+    def _ws(self, w, name: str) -> torch.Tensor:
+        """A (or B) of mixing and interpolation: one w ``[latent]`` for every style input, or
+        the styles ``[num_ws][latent]`` an edit answered; returns ``[1, num_ws, latent]``."""
+        if isinstance(w, (list, tuple)) and len(w) == self.num_ws and all(isinstance(r, (list, tuple)) for r in w):
+            return torch.cat([self._w(r, name) for r in w]).unsqueeze(0)
+        if isinstance(w, (list, tuple)) and w and isinstance(w[0], (list, tuple)):
+            raise UserError(f"{name}: expected {self.num_ws} rows of {self.latent_size} numbers (this model's "
+                            f"styles) or one w of {self.latent_size}, got {len(w)} rows")
+        return self._w(w, name).unsqueeze(1).expand(-1, self.num_ws, -1)
+
     @staticmethod
     def _seed(seed) -> int:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
@@ -194,8 +205,10 @@ class ModelService:
     @torch.no_grad()
     def edit(self, w, amounts) -> dict:
         """``w`` moved to attribute values ``amounts`` (one per direction): ``{"image": PNG,
-        "w": the edited w}``. Every style input gets the same edited w, so that w alone (as A or B
-        of mixing and interpolation) decodes to the same picture."""
+        "ws": the styles decoded, [num_ws][latent], "w": style input 0}``. As the official demo
+        (and ``alae-fast edit``) does, style inputs from ``alae_fast.edit.EDIT_LAYERS`` (16) on
+        keep ``w``: at 1024² the last two; a model with fewer inputs has all of them edited.
+        ``ws`` given as A or B of mixing and interpolation decodes to the same picture."""
         wt = self._w(w)
         k = len(self.directions)
         if not isinstance(amounts, (list, tuple)) or len(amounts) != k:
@@ -209,12 +222,14 @@ class ModelService:
             raise UserError("amounts: contain NaN or infinity")
         d = torch.from_numpy(np.stack([d.vector for d in self.directions])) if k else torch.zeros(0, self.latent_size,
                                                                                                  dtype=torch.float64)
-        ws = editing.apply_directions(wt.double().cpu(), self.run.model.w_avg.double().cpu(), d, a.view(1, -1),
-                                      num_ws=self.num_ws)
+        w64 = wt.double().cpu()
+        ws = editing.apply_directions(w64, self.run.model.w_avg.double().cpu(), d, a.view(1, -1),
+                                      num_ws=self.num_ws, cutoff=EDIT_LAYERS,
+                                      ws_original=w64.unsqueeze(1).expand(-1, self.num_ws, -1))
         ws = ws.to(self.device, torch.float32)
         with self.lock:
             png = self._png(self._decode(ws))
-        return {"image": png, "w": ws[0, 0].tolist()}
+        return {"image": png, "ws": ws[0].tolist(), "w": ws[0, 0].tolist()}
 
     @torch.no_grad()
     def generate(self, seed, psi=1.0, noise_mode: str = "const") -> dict:
@@ -233,8 +248,7 @@ class ModelService:
         """B with A's coarse, middle and fine styles (:func:`style_ranges`), PNG each, plus A and B."""
         if self.num_ws < 2:
             raise UserError(f"style mixing needs a model with several style inputs; this one has {self.num_ws}")
-        a = self._w(wa, "wa").unsqueeze(1).expand(-1, self.num_ws, -1)
-        b = self._w(wb, "wb").unsqueeze(1).expand(-1, self.num_ws, -1)
+        a, b = self._ws(wa, "wa"), self._ws(wb, "wb")
         out = {}
         with self.lock:
             out["a"], out["b"] = self._png(self._decode(a)), self._png(self._decode(b))
@@ -247,8 +261,8 @@ class ModelService:
         """``steps`` images on the straight line from wa to wb (both ends included), PNG each."""
         if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= MAX_STEPS:
             raise UserError(f"steps: expected an integer in [2, {MAX_STEPS}], got {steps!r}")
-        a, b = self._w(wa, "wa"), self._w(wb, "wb")
-        t = torch.linspace(0.0, 1.0, steps, device=a.device).view(-1, 1)
+        a, b = self._ws(wa, "wa"), self._ws(wb, "wb")
+        t = torch.linspace(0.0, 1.0, steps, device=a.device).view(-1, 1, 1)
         with self.lock:
-            x = self._decode(torch.lerp(a.expand(steps, -1), b.expand(steps, -1), t))
+            x = self._decode(torch.lerp(a.expand(steps, -1, -1), b.expand(steps, -1, -1), t))
         return [self._png(x[i:i + 1]) for i in range(steps)]

@@ -108,7 +108,7 @@ async function runEdit() {
   const d = await call("/api/edit", body);
   if (seq !== state.editSeq) return;  // a newer slider position is on its way
   state.lastEdit = body;
-  state.current.edited = d.w;  // the w of the picture shown as "edited": what "use as A/B" takes
+  state.current.edited = d.ws;  // the styles of the picture shown as "edited": what "use as A/B" takes
   show("edited", d.image); latency("edit-ms", d, "edit"); state.edits++;
 }
 
