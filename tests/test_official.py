@@ -799,6 +799,10 @@ def test_evaluate_on_a_small_folder_of_own_images(other_checkpoint, tmp_path, ca
     err = _cli_error(capsys, ["evaluate", "--ckpt", str(other_checkpoint / "other.pth"), "--data", str(folder),
                               "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)])
     assert "FID needs at least 2 real images; found 1" in err and str(folder) in err
+    # without --data an official model is not scored on the embedded digits
+    for cmd in ("evaluate", "reconstruct"):
+        err = _cli_error(capsys, [cmd, "--ckpt", str(other_checkpoint / "other.pth"), "--out", str(out)])
+        assert "records no training data; pass --data FOLDER" in err, cmd
 
 
 def test_generate_help_names_every_noise_mode_and_the_cutoff_default(capsys):

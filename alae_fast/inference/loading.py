@@ -232,7 +232,13 @@ def run_data(run: LoadedRun, given: str | None = None) -> tuple[str | None, str 
     """The data a command on ``run`` uses: ``given`` (its ``--data``) when set, else the data the
     run was trained on (:func:`recorded_data_spec`). Returns ``(path or None for the digits,
     note)``, the note being what the command should print (None: nothing to say). Raises
-    :class:`~alae_fast.errors.UserError` when the recorded folder is gone."""
+    :class:`~alae_fast.errors.UserError` when the recorded folder is gone, and for an official
+    checkpoint (or one converted from it) without ``given``: it records no data, and the
+    embedded digits say nothing about a face, bedroom or MNIST model."""
     from ..data.spec import resolve_run_data
+    from ..errors import UserError
 
+    if given is None and run.setup == "official":
+        raise UserError(f"{run.path}: an official ALAE checkpoint records no training data; pass --data FOLDER "
+                        f"(images like those it was trained on, e.g. aligned faces for FFHQ)")
     return resolve_run_data(recorded_data_spec(run), given)
