@@ -276,9 +276,11 @@ def mnist_dir(tmp_path):
 def test_load_mnist_values_padding_and_labels(mnist_dir):
     root, imgs, labels = mnist_dir
     for split in ("train", "test"):
-        x, y = load_mnist(root, split)
+        x, y = load_mnist(root, split)  # [-1, 1] by default, as every model's encode takes
         assert x.shape == (len(imgs[split]), 1, 28, 28)
-        np.testing.assert_allclose(x[:, 0].numpy(), imgs[split] / 255.0, atol=1e-6)
+        np.testing.assert_allclose(x[:, 0].numpy(), imgs[split] / 127.5 - 1, atol=1e-6)
+        x01, _ = load_mnist(root, split, value_range=(0, 1))
+        np.testing.assert_allclose(x01[:, 0].numpy(), imgs[split] / 255.0, atol=1e-6)
         np.testing.assert_array_equal(y.numpy(), labels[split])
     x, _ = load_mnist(root, "train", value_range=(-1, 1), resolution=32)
     assert x.shape == (12, 1, 32, 32)

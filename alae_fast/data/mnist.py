@@ -140,15 +140,16 @@ def is_mnist_folder(root: str | os.PathLike) -> bool:
     return True
 
 
-def load_mnist(root: str | os.PathLike, split: str = "train", value_range: tuple[float, float] = (0.0, 1.0),
+def load_mnist(root: str | os.PathLike, split: str = "train", value_range: tuple[float, float] = (-1.0, 1.0),
                resolution: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Load MNIST images and labels from IDX files.
 
     Args:
         root: folder holding the files (see :func:`find_mnist_files`).
         split: ``"train"`` (60000 in the real data) or ``"test"`` (10000).
-        value_range: ``(lo, hi)`` that pixel 0 and 255 map to; ``(0, 1)`` (default) for
-            the paper's MLP recipe, ``(-1, 1)`` for StyleALAE.
+        value_range: ``(lo, hi)`` that pixel 0 and 255 map to; ``(-1, 1)`` (default) is what
+            every alae_fast model's ``encode`` takes, the official mnist_ref MLP included (it maps
+            to its own [0, 1], ``config.pixel_range``); ``(0, 1)`` gives x / 255.
         resolution: None keeps 28x28; an int >= 28 pads the background symmetrically
             (e.g. 32, as StyleALAE needs a power of 2).
 
@@ -182,7 +183,7 @@ class MNISTDataset(TensorImageDataset):
     """MNIST from IDX files as ``(image [1, R, R] float32, label int64)``; see :func:`load_mnist`."""
 
     def __init__(self, root: str | os.PathLike, split: str = "train",
-                 value_range: tuple[float, float] = (0.0, 1.0), resolution: int | None = None):
+                 value_range: tuple[float, float] = (-1.0, 1.0), resolution: int | None = None):
         images, labels = load_mnist(root, split, value_range, resolution)
         super().__init__(images, labels)
         self.split = split
