@@ -511,3 +511,17 @@ def test_synthesis_layer_nonlinearity_keeps_size_and_matches_reference():
     torch.testing.assert_close(y, want)
     y.sum().backward()
     assert layer.bias.grad is not None and layer.bias.grad.abs().sum() > 0
+
+
+@needs_kernel
+def test_empty_batch_gives_zero_bias_gradient_on_both_paths():
+    # Found by the fuzz: with N = 0 the reference's graph was cut (upfirdn2d_ref returned fresh
+    # zeros), so b got no gradient there while the kernel gave the exact one, zeros.
+    rng = torch.Generator().manual_seed(8)
+    x, fu, fd, b, kw = make_case(rng, n=0, c=3, h=5, w=6)
+    b.requires_grad_(True)
+    for impl in ("auto", "ref"):
+        y = filtered_lrelu(x.requires_grad_(True), fu, fd, b, impl=impl, **kw)
+        assert y.shape[0] == 0
+        gx, gb = torch.autograd.grad(y.sum(), [x, b])
+        assert gx.shape == x.shape and torch.equal(gb, torch.zeros_like(b)), impl

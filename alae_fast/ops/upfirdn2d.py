@@ -165,8 +165,8 @@ def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain):
     fw, fh = _filter_size(f)
     oh, ow = _out_size(H, uy, dy, py0, py1, fh), _out_size(W, ux, dx, px0, px1, fw)
     z = opmath(x)
-    if z.numel() == 0:
-        return x.new_zeros((N, C, oh, ow))
+    if z.numel() == 0:  # still attached to x, so what x came from gets its (zero) gradient
+        return x.new_zeros((N, C, oh, ow)) + z.sum().to(x.dtype)
     if ux > 1 or uy > 1:
         z = z.reshape(N, C, H, 1, W, 1)
         z = F.pad(z, [0, ux - 1, 0, 0, 0, uy - 1])
