@@ -315,7 +315,8 @@ def _add_convert(sub) -> None:
 
 def _add_serve(sub) -> None:
     """``serve``: the local web page."""
-    v = _ckpt_command(sub, "serve", dict(out=False),
+    # no --noise-mode: the page decodes without noise and its Generate tab has its own noise choice
+    v = _ckpt_command(sub, "serve", dict(out=False, noise=False),
                       help="a local web page to play with a trained run (needs the [app] extra)",
                       description="Serve a page to encode and reconstruct uploaded images, edit them along "
                                   "attribute directions, generate, mix styles and interpolate, with PNG downloads. "
@@ -357,7 +358,7 @@ def _load(args):
 
     try:
         return load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema,
-                        noise_mode=args.noise_mode or "zero")
+                        noise_mode=getattr(args, "noise_mode", None) or "zero")
     except ImportError as e:  # --config without PyYAML: say how to get it, in one line
         raise ValueError(str(e)) from None
 
@@ -578,7 +579,7 @@ def _cmd_serve(args) -> int:
         raise UserError(f"serve needs the [app] extra ({e.name or e} is missing): "
                         f"pip install 'alae_fast[app]'") from e
     return serve(args.ckpt, directions=args.directions, host=args.host, port=args.port, device=args.device,
-                 max_upload_mb=args.max_upload_mb)
+                 max_upload_mb=args.max_upload_mb, config=args.config, ema=not args.no_ema)
 
 
 def _cmd_presets(_args) -> int:

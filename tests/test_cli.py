@@ -510,3 +510,26 @@ def test_tensorboard_events_when_installed(tmp_path):
     acc.Reload()
     assert {"Loss/loss_d", "Progress/lod"} <= set(acc.Tags()["scalars"])
     assert acc.Scalars("Loss/loss_d")[0].step == 500 and acc.Scalars("Loss/loss_d")[0].value == 0.25
+
+
+def test_serve_applies_no_ema_and_config_and_has_no_noise_mode(mlp_run, tmp_path, capsys, monkeypatch):
+    # --config/--no-ema reach load_run (they were dropped: serve opened the file without them); the
+    # page decodes without noise and chooses noise per request, so --noise-mode is no option of serve
+    pytest.importorskip("fastapi")
+    import alae_fast.app.server as server
+    from alae_fast.errors import UserError
+
+    def no_port(*a, **k):
+        raise UserError("stub: no port bound")
+
+    monkeypatch.setattr(server, "check_port", no_port)
+    assert main(["serve", "--ckpt", str(mlp_run), "--no-ema"]) == 2
+    err = capsys.readouterr().err
+    assert "--no-ema" in err and "stub" not in err, err
+    (tmp_path / "c.yaml").write_text("{}")
+    assert main(["serve", "--ckpt", str(mlp_run), "--config", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "--config" in err and "stub" not in err, err
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--ckpt", str(mlp_run), "--noise-mode", "random"])
+    assert e.value.code == 2 and "unrecognized arguments: --noise-mode" in capsys.readouterr().err
