@@ -284,7 +284,8 @@ def _add_picture_commands(sub) -> None:
 
 def _add_evaluate(sub) -> None:
     """``evaluate``: every metric of a run."""
-    e = _ckpt_command(sub, "evaluate", help="metrics of a trained run (a report; --json for JSON)",
+    # no --noise-mode: each metric defines its noise (FID of generations: random; the rest: none)
+    e = _ckpt_command(sub, "evaluate", dict(noise=False), help="metrics of a trained run (a report; --json for JSON)",
                       description="Latent classification (1-NN and LinearSVC(C=0.02) on E(x) of the train split, "
                                   "scored on the test split, beside a random encoder and PCA of the same "
                                   "dimension), reconstruction MSE, FID of generations and reconstructions "

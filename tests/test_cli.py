@@ -533,3 +533,10 @@ def test_serve_applies_no_ema_and_config_and_has_no_noise_mode(mlp_run, tmp_path
     with pytest.raises(SystemExit) as e:
         main(["serve", "--ckpt", str(mlp_run), "--noise-mode", "random"])
     assert e.value.code == 2 and "unrecognized arguments: --noise-mode" in capsys.readouterr().err
+
+
+def test_evaluate_has_no_noise_mode(mlp_run, capsys):
+    # every metric fixes its own noise (evaluate_model never read it): the option was accepted and ignored
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--ckpt", str(mlp_run), "--noise-mode", "random", "--num-fid", "2", "--ppl-samples", "1"])
+    assert e.value.code == 2 and "unrecognized arguments: --noise-mode" in capsys.readouterr().err
