@@ -258,7 +258,7 @@ _PICTURE_COMMANDS = (
      ((("images",), dict(nargs="*", metavar="IMAGES", help="PNG/JPEG files (center-cropped and resized)")),
       (("--data",), dict(default=None, help="data to take images from when no IMAGES are given (default: the "
                                             "run's training data)")),
-      (("--n",), dict(type=_positive_int, default=16, help="images taken from --data (default 16)")))),
+      (("--n",), dict(type=_positive_int, default=None, help="images taken from --data (default 16)")))),
     ("interpolate", "a latent interpolation strip between two images",
      "Encode images A and B, decode points on the straight line between their latents, and save the strip "
      "A, ..., B (reconstructions) as a PNG.",
@@ -469,6 +469,9 @@ def _cmd_reconstruct(args) -> int:
     from .inference.pictures import save_pairs_grid
     from .inference.pixels import load_image_files, prepare_images, to_display
 
+    if args.images and (args.data is not None or args.n is not None):
+        raise UserError("--data and --n choose the images when no IMAGES are given; with IMAGES, those files "
+                        "are reconstructed")
     run = _load(args)
     if args.images:
         x = load_image_files(args.images, run.schedule)
@@ -476,7 +479,7 @@ def _cmd_reconstruct(args) -> int:
         data, note = run_data(run, args.data)
         if note:
             print(note)
-        x = _held_out(data, run, args.n)
+        x = _held_out(data, run, 16 if args.n is None else args.n)
     device = next(run.model.parameters()).device
     with torch.no_grad():
         x = prepare_images(x, run.schedule, run.phase).to(device)

@@ -540,3 +540,15 @@ def test_evaluate_has_no_noise_mode(mlp_run, capsys):
     with pytest.raises(SystemExit) as e:
         main(["evaluate", "--ckpt", str(mlp_run), "--noise-mode", "random", "--num-fid", "2", "--ppl-samples", "1"])
     assert e.value.code == 2 and "unrecognized arguments: --noise-mode" in capsys.readouterr().err
+
+
+def test_reconstruct_refuses_data_and_n_with_images(mlp_run, tmp_path, capsys):
+    from alae_fast.data import load_digits
+    x, _ = load_digits("test", 32)
+    f = tmp_path / "d.png"
+    Image.fromarray(((x[0, 0].numpy() + 1) * 127.5).round().astype(np.uint8)).save(f)
+    for extra in (["--n", "4"], ["--data", str(tmp_path)]):
+        assert main(["reconstruct", "--ckpt", str(mlp_run), str(f), *extra, "--out", str(tmp_path / "r.png")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--data and --n choose the images when no IMAGES" in err[0], err
+        assert not (tmp_path / "r.png").exists()
