@@ -632,8 +632,9 @@ def _add_edit_commands(sub) -> None:
     # older spelling here. Every image of the strip is decoded with the same draw (--seed).
     d.add_argument("--noise", dest="noise_mode", choices=("random", "batch", "const", "zero", "none"),
                    help=argparse.SUPPRESS)
-    d.add_argument("--seed", type=int, default=0,
-                   help="noise seed (default 0): every image of a strip gets the same noise draw")
+    d.add_argument("--seed", type=int, default=None,
+                   help="with --noise-mode random or batch: noise seed (default 0); every image of a strip gets "
+                        "the same noise draw")
     f = sub.add_parser("directions", help="fit attribute directions (official LinearSVC on w) for a run",
                        description="Encode labelled images with the EMA model and fit one direction per "
                                    "class, class vs rest, with LinearSVC(C=1, dual=False) on w, as the "
@@ -652,11 +653,14 @@ def _cmd_edit(args) -> int:
     from .inference.pictures import save_image_grid
     from .inference.pixels import load_image_files, to_display
 
+    if args.seed is not None and args.noise_mode not in ("random", "batch"):
+        raise UserError(f"--seed seeds G's noise, and noise mode {args.noise_mode or 'zero'} draws none; it goes "
+                        f"with --noise-mode random or batch")
     run = _load(args)
     vectors, amounts = resolve_directions(args.direction, run, args.directions)
     x = load_image_files(args.images, run.schedule)
     strip = edit_strip(run, x, vectors, amounts, steps=args.steps, edit_layers=args.edit_layers,
-                       noise=args.noise_mode or "zero", seed=args.seed)
+                       noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed)
     res = run.schedule.resolution
     path = save_image_grid(to_display(strip, res), _out(args, run, "edit.png"), nrow=args.steps,
                            scale=max(1, 128 // res))

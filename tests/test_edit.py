@@ -278,3 +278,17 @@ def test_official_attribute_names_find_the_official_files(toy_run, tmp_path):
     assert amounts == {"smile": 20.0, "big-lips": -3.0}
     with pytest.raises(ValueError, match=r"no direction_glasses\.npy or direction_19\.npy \(the official glasses\)"):
         resolve_directions(["glasses=1"], run, tmp_path)
+
+
+def test_edit_seed_goes_with_drawn_noise(toy_run, tmp_path, capsys):
+    # --seed seeds G's noise: with no noise drawn (zero, none, const) it changed nothing, silently
+    img = _digit_png(tmp_path / "x.png", 200)
+    base = ["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--steps", "2"]
+    for mode in ([], ["--noise-mode", "zero"], ["--noise-mode", "const"]):
+        assert main([*base, *mode, "--seed", "3", "--out", str(tmp_path / "e.png")]) == 2, mode
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--seed seeds G's noise" in err[0] and "random or batch" in err[0], err
+    assert not (tmp_path / "e.png").exists()
+    for mode in ("random", "batch"):  # where noise is drawn, it takes effect
+        assert main([*base, "--noise-mode", mode, "--seed", "1", "--out", str(tmp_path / f"{mode}.png")]) == 0
+
