@@ -630,7 +630,7 @@ def _add_edit_commands(sub) -> None:
                    help="style inputs below this are edited, the rest keep the encoded w (default 16, the demo's)")
     # --noise-mode (from _add_ckpt, as every --ckpt command) chooses G's noise; --noise is its
     # older spelling here. Every image of the strip is decoded with the same draw (--seed).
-    d.add_argument("--noise", dest="noise_mode", choices=("random", "batch", "const", "zero", "none"),
+    d.add_argument("--noise", dest="noise_old", choices=("random", "batch", "const", "zero", "none"),
                    help=argparse.SUPPRESS)
     d.add_argument("--seed", type=int, default=None,
                    help="with --noise-mode random or batch: noise seed (default 0); every image of a strip gets "
@@ -653,6 +653,11 @@ def _cmd_edit(args) -> int:
     from .inference.pictures import save_image_grid
     from .inference.pixels import load_image_files, to_display
 
+    if args.noise_old is not None:
+        if args.noise_mode is not None and args.noise_mode != args.noise_old:
+            raise UserError(f"--noise {args.noise_old} and --noise-mode {args.noise_mode}: --noise is the older "
+                            f"spelling of --noise-mode; give one")
+        args.noise_mode = args.noise_old
     if args.seed is not None and args.noise_mode not in ("random", "batch"):
         raise UserError(f"--seed seeds G's noise, and noise mode {args.noise_mode or 'zero'} draws none; it goes "
                         f"with --noise-mode random or batch")

@@ -292,3 +292,13 @@ def test_edit_seed_goes_with_drawn_noise(toy_run, tmp_path, capsys):
     for mode in ("random", "batch"):  # where noise is drawn, it takes effect
         assert main([*base, "--noise-mode", mode, "--seed", "1", "--out", str(tmp_path / f"{mode}.png")]) == 0
 
+
+def test_edit_noise_and_noise_mode_disagreeing_are_refused(toy_run, tmp_path, capsys):
+    img = _digit_png(tmp_path / "x.png", 200)
+    rc = main(["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--noise", "random",
+               "--noise-mode", "zero", "--out", str(tmp_path / "e.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--noise is the older spelling of --noise-mode" in err[0], err
+    assert main(["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--noise", "random",
+                 "--seed", "1", "--steps", "2", "--out", str(tmp_path / "e.png")]) == 0
+
