@@ -661,6 +661,9 @@ def _cmd_edit(args) -> int:
     if args.seed is not None and args.noise_mode not in ("random", "batch"):
         raise UserError(f"--seed seeds G's noise, and noise mode {args.noise_mode or 'zero'} draws none; it goes "
                         f"with --noise-mode random or batch")
+    if args.edit_layers < 1:
+        raise UserError(f"--edit-layers {args.edit_layers}: no style input would be edited (style inputs below "
+                        f"it are); expected >= 1")
     run = _load(args)
     vectors, amounts = resolve_directions(args.direction, run, args.directions)
     x = load_image_files(args.images, run.schedule)

@@ -302,3 +302,11 @@ def test_edit_noise_and_noise_mode_disagreeing_are_refused(toy_run, tmp_path, ca
     assert main(["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--noise", "random",
                  "--seed", "1", "--steps", "2", "--out", str(tmp_path / "e.png")]) == 0
 
+
+def test_edit_layers_below_one_is_refused(toy_run, tmp_path, capsys):
+    # --edit-layers 0 edited no style input: every picture of the strip was the reconstruction
+    img = _digit_png(tmp_path / "x.png", 200)
+    rc = main(["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--edit-layers", "0",
+               "--out", str(tmp_path / "e.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--edit-layers 0: no style input would be edited" in err[0], err
