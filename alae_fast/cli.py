@@ -406,6 +406,11 @@ def _cmd_generate(args) -> int:
     run = _load(args)
     res = run.schedule.resolution
     scale = max(1, 128 // res)
+    if args.cutoff is not None and (args.psi if args.psi is not None else run.config.truncation_psi) == 1:
+        # psi 1 truncates nothing, whatever the cutoff
+        raise UserError(f"--cutoff {args.cutoff} has no effect " + (
+            "with --psi 1 (no truncation); give another --psi" if args.psi is not None else
+            "without --psi: this run's truncation psi is 1 (no truncation); give --psi too"))
     if args.psi is None:  # the config's truncation: official 0.7 below style input 8 for the paper presets
         args.psi = run.config.truncation_psi
         args.cutoff = run.config.truncation_cutoff if args.cutoff is None else args.cutoff

@@ -552,3 +552,15 @@ def test_reconstruct_refuses_data_and_n_with_images(mlp_run, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--data and --n choose the images when no IMAGES" in err[0], err
         assert not (tmp_path / "r.png").exists()
+
+
+def test_generate_cutoff_without_truncation_is_refused(mlp_run, tmp_path, capsys):
+    # psi 1 truncates nothing, so a --cutoff changed nothing (the run's config psi is 1 here)
+    assert json.loads((mlp_run / "config.json").read_text())["model"]["truncation_psi"] == 1
+    for extra, says in ((["--cutoff", "4"], "give --psi too"), (["--psi", "1", "--cutoff", "4"], "with --psi 1")):
+        assert main(["generate", "--ckpt", str(mlp_run), *extra, "--out", str(tmp_path / "g.png")]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--cutoff 4 has no effect" in err[0] and says in err[0], err
+    assert not (tmp_path / "g.png").exists()
+    assert main(["generate", "--ckpt", str(mlp_run), "--psi", "0.5", "--cutoff", "4", "--n", "2",
+                 "--out", str(tmp_path / "g.png")]) == 0
