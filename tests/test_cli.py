@@ -564,3 +564,37 @@ def test_generate_cutoff_without_truncation_is_refused(mlp_run, tmp_path, capsys
     assert not (tmp_path / "g.png").exists()
     assert main(["generate", "--ckpt", str(mlp_run), "--psi", "0.5", "--cutoff", "4", "--n", "2",
                  "--out", str(tmp_path / "g.png")]) == 0
+
+
+def test_bench_refuses_options_its_mode_does_not_use(capsys, monkeypatch):
+    # --profile ignored --ops/--rounds/--no-compile/--strict/--list/--device; --list ignored --json,
+    # --strict and --rounds; --quick silently cut a given --rounds to 7
+    import alae_fast.bench.report as report
+
+    ran = []
+    monkeypatch.setattr(report, "run", lambda args: ran.append(args) or 0)
+    for argv, says in ((["--profile", "--ops", "bias_act"], "--ops: not used by --profile"),
+                       (["--profile", "--rounds", "3", "--strict"], "--rounds, --strict: not used by --profile"),
+                       (["--profile", "--device", "cuda"], "--device: not used by --profile"),
+                       (["--list", "--json", "x.json"], "--json: not used by --list"),
+                       (["--rounds", "0"], "expected an int >= 1")):
+        with pytest.raises(SystemExit) as e:
+            main(["bench", *argv])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and says in err, (argv, err)
+    assert not ran
+    assert main(["bench", "--profile", "--quick", "--json", "p.json"]) == 0
+    monkeypatch.undo()
+
+    class Measured(Exception):
+        pass
+
+    def measure(case, rounds):
+        raise Measured(rounds)
+
+    monkeypatch.setattr(report, "measure", measure)
+    for argv, rounds in ((["--quick", "--rounds", "20"], 20), (["--quick"], 7), ([], 15)):
+        with pytest.raises(Measured) as e:
+            report.run(report.build_parser().parse_args([*argv, "--ops", "bias_act", "--no-compile",
+                                                         "--device", "cpu"]))
+        assert e.value.args == (rounds,), argv  # a given --rounds is used as given, --quick or not
