@@ -116,6 +116,13 @@ def check_device(text: str):
     return dev
 
 
+def _fid_count(text: str) -> int:
+    v = int(text)
+    if v < 2:  # a Fréchet distance needs a covariance: evaluate_model would generate 2 anyway
+        raise argparse.ArgumentTypeError(f"expected an int >= 2 (FID compares sets of at least 2 images), got {text}")
+    return v
+
+
 def _add_ckpt(p: argparse.ArgumentParser, aliases: tuple[str, ...] = (), out: bool = True,
               noise: bool = True) -> None:
     p.add_argument("--ckpt", *aliases, dest="ckpt", required=True, metavar="C",
@@ -298,7 +305,7 @@ def _add_evaluate(sub) -> None:
                    help="evaluation data (default: the data the run was trained on, as its config records)")
     e.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="InceptionV3 state dict (pytorch-fid's pt_inception-2015-12-05 for real FIDs)")
-    e.add_argument("--num-fid", type=_positive_int, default=1000, help="images per FID set (default 1000)")
+    e.add_argument("--num-fid", type=_fid_count, default=1000, help="images per FID set, >= 2 (default 1000)")
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
     e.add_argument("--seed", type=int, default=0, help="seed of all evaluation draws (default 0)")
 

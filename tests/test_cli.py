@@ -598,3 +598,10 @@ def test_bench_refuses_options_its_mode_does_not_use(capsys, monkeypatch):
             report.run(report.build_parser().parse_args([*argv, "--ops", "bias_act", "--no-compile",
                                                          "--device", "cpu"]))
         assert e.value.args == (rounds,), argv  # a given --rounds is used as given, --quick or not
+
+
+def test_evaluate_num_fid_below_two_is_refused(mlp_run, capsys):
+    # --num-fid 1 was raised to 2 generated images (and 1 real one) without a word
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "1", "--ppl-samples", "1"])
+    assert e.value.code == 2 and "--num-fid: expected an int >= 2" in capsys.readouterr().err
