@@ -605,3 +605,13 @@ def test_evaluate_num_fid_below_two_is_refused(mlp_run, capsys):
     with pytest.raises(SystemExit) as e:
         main(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "1", "--ppl-samples", "1"])
     assert e.value.code == 2 and "--num-fid: expected an int >= 2" in capsys.readouterr().err
+
+
+def test_train_refuses_style_mixing_options_for_an_mlp(tmp_path, capsys):
+    # the MLP's G takes one style input: --mixing-prob and --style-mixing changed nothing
+    for extra in (["--mixing-prob", "0.5"], ["--style-mixing", "official"]):
+        assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "r"), "--kimg", "0.016",
+                     *extra, *TINY]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{extra[0]}: 'digits-mlp' is an MLP ALAE" in err[0], err
+        assert not (tmp_path / "r").exists()
