@@ -252,8 +252,8 @@ def _add_generate(sub) -> None:
     g.add_argument("--cutoff", type=int, default=None,
                    help="truncate only style inputs below this (default: without --psi the config's, 8 for the "
                         "paper presets and official checkpoints; with --psi all)")
-    g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default="const",
-                   help="G's noise inputs (default const; see below)")
+    g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default=None,
+                   help="G's noise inputs (default const; none for an MLP ALAE, which has none; see below)")
     g.add_argument("--seed", type=int, default=None, help="without --seeds: latent seed of the grid (default 0)")
 
 
@@ -365,11 +365,17 @@ def _out(args, run, default_name: str) -> Path:
 def _load(args):
     from .inference.loading import load_run
 
+    from .models import MLPALAEConfig
+
+    mode = getattr(args, "noise_mode", None)
     try:
-        return load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema,
-                        noise_mode=getattr(args, "noise_mode", None) or "zero")
+        run = load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema, noise_mode=mode or "zero")
     except ImportError as e:  # --config without PyYAML: say how to get it, in one line
         raise ValueError(str(e)) from None
+    if mode in ("random", "batch", "const") and isinstance(run.config, MLPALAEConfig):
+        raise UserError(f"--noise-mode {mode}: {run.path} is an MLP ALAE, whose G has no noise inputs "
+                        f"(its pictures are the same in every noise mode)")
+    return run
 
 
 def _cmd_convert(args) -> int:
@@ -411,7 +417,11 @@ def _cmd_generate(args) -> int:
     from .inference.pixels import to_display
     from .inference.sampling import generate_seeds, sample_images
 
+    from .models import MLPALAEConfig
+
     run = _load(args)
+    if args.noise_mode is None:
+        args.noise_mode = "none" if isinstance(run.config, MLPALAEConfig) else "const"
     res = run.schedule.resolution
     scale = max(1, 128 // res)
     if args.cutoff is not None and (args.psi if args.psi is not None else run.config.truncation_psi) == 1:

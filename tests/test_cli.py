@@ -242,29 +242,42 @@ def test_parse_seeds():
             parse_seeds(bad)
 
 
+def _toy_style_run(tmp_path: Path) -> Path:
+    """A StyleALAE run of a few steps (the toy-pg preset, 16x16): a model with noise inputs."""
+    toy()
+    out = tmp_path / "toy"
+    assert main(["train", "--preset", "toy-pg", "--out", str(out), "--kimg", "0.048", "--no-eval", "--no-progress",
+                 "--schedule", "lod_kimg=[0.016]", "--schedule", "lod_batch=[8]"]) == 0
+    return out
+
+
 def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
     out = tmp_path / "gen"
-    assert main(["generate", "--network", str(mlp_run), "--seeds", "0-2,5", "--trunc", "0.7", "--noise-mode", "const",
+    assert main(["generate", "--network", str(mlp_run), "--seeds", "0-2,5", "--trunc", "0.7",
                  "--outdir", str(out), "--grid", "--out", str(tmp_path / "grid.png")]) == 0
     text = capsys.readouterr().out
-    assert f"wrote 4 images seedNNNN.png (psi 0.7, noise const, 32x32) to {out}" in text
+    # an MLP ALAE has no noise inputs: noise none is what it does (--noise-mode const is refused for it)
+    assert f"wrote 4 images seedNNNN.png (psi 0.7, noise none, 32x32) to {out}" in text
     assert sorted(p.name for p in out.iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0005.png"]
     assert _png(out / "seed0005.png").shape == (32, 32) and (tmp_path / "grid.png").is_file()
-    # a seed gives the same picture whatever else is asked, for every noise mode
+    # a seed gives the same picture whatever else is asked, for every noise mode (a StyleALAE: it has noise)
+    style_run = _toy_style_run(tmp_path)
     for mode in ("const", "random", "none"):
-        assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "5", "--trunc", "0.7", "--noise-mode", mode,
+        assert main(["generate", "--ckpt", str(style_run), "--seeds", "5", "--trunc", "0.7", "--noise-mode", mode,
                      "--outdir", str(tmp_path / mode)]) == 0
-        assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "9,5", "--trunc", "0.7", "--noise-mode", mode,
+        assert main(["generate", "--ckpt", str(style_run), "--seeds", "9,5", "--trunc", "0.7", "--noise-mode", mode,
                      "--outdir", str(tmp_path / (mode + "2"))]) == 0
         assert np.array_equal(_png(tmp_path / mode / "seed0005.png"), _png(tmp_path / (mode + "2") / "seed0005.png"))
-    assert np.array_equal(_png(tmp_path / "const" / "seed0005.png"), _png(out / "seed0005.png"))
+    assert main(["generate", "--ckpt", str(style_run), "--seeds", "5", "--trunc", "0.7",
+                 "--outdir", str(tmp_path / "default")]) == 0
+    assert "noise const" in capsys.readouterr().out  # a StyleALAE's default
+    assert np.array_equal(_png(tmp_path / "const" / "seed0005.png"), _png(tmp_path / "default" / "seed0005.png"))
     # the file is the model's picture, quantised as documented
     import alae_fast
     from alae_fast.inference.pictures import to_uint8
     from alae_fast.inference.sampling import generate_seeds
     run = alae_fast.load(mlp_run)
-    assert np.array_equal(to_uint8(generate_seeds(run, [5], 0.7, "none"))[0, ..., 0],
-                          _png(tmp_path / "none" / "seed0005.png"))
+    assert np.array_equal(to_uint8(generate_seeds(run, [5], 0.7, "none"))[0, ..., 0], _png(out / "seed0005.png"))
     capsys.readouterr()
     for bad in (["--seeds", "1-x"], ["--trunc", "3"], ["--trunc", "nan"], ["--psi", "-1.5"], ["--noise-mode", "loud"]):
         with pytest.raises(SystemExit) as e:
@@ -615,3 +628,21 @@ def test_train_refuses_style_mixing_options_for_an_mlp(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"{extra[0]}: 'digits-mlp' is an MLP ALAE" in err[0], err
         assert not (tmp_path / "r").exists()
+
+
+def test_noise_mode_is_refused_for_an_mlp(mlp_run, tmp_path, capsys):
+    # the MLP's G has no noise inputs: a drawn noise mode changed nothing, in every command
+    from alae_fast.data import load_digits
+    x, _ = load_digits("test", 32)
+    f = tmp_path / "d.png"
+    Image.fromarray(((x[0, 0].numpy() + 1) * 127.5).round().astype(np.uint8)).save(f)
+    ck = ["--ckpt", str(mlp_run)]
+    for argv in (["generate", *ck], ["generate", *ck, "--seeds", "1"], ["reconstruct", *ck, str(f)],
+                 ["interpolate", *ck, str(f), str(f)], ["edit", *ck, str(f), "--direction", "3-8=1"]):
+        for mode in ("random", "batch", "const"):
+            out = ["--outdir", str(tmp_path / "g")] if "--seeds" in argv else ["--out", str(tmp_path / "o.png")]
+            assert main([*argv, "--noise-mode", mode, *out]) == 2, (argv, mode)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"--noise-mode {mode}: " in err[0] and "has no noise inputs" in err[0], err
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "g").exists()
+    assert main(["reconstruct", *ck, str(f), "--noise-mode", "none", "--out", str(tmp_path / "o.png")]) == 0
