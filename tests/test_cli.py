@@ -646,3 +646,12 @@ def test_noise_mode_is_refused_for_an_mlp(mlp_run, tmp_path, capsys):
             assert len(err) == 1 and f"--noise-mode {mode}: " in err[0] and "has no noise inputs" in err[0], err
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "g").exists()
     assert main(["reconstruct", *ck, str(f), "--noise-mode", "none", "--out", str(tmp_path / "o.png")]) == 0
+
+
+def test_train_refuses_schedule_entries_past_the_last_level(tmp_path, capsys):
+    # the MLP has one level: lod_batch=[16, 8] trained at 16 and never used the 8
+    assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "r"), *TINY,
+                 "--schedule", "lod_batch=[16,8]"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--schedule lod_batch: 2 entries, but this schedule has 1 level (lod 0-0)" in err[0], err
+    assert not (tmp_path / "r").exists()
