@@ -249,7 +249,7 @@ def _add_generate(sub) -> None:
                    help="truncation psi in [-1, 2]: w <- w_avg + psi (w - w_avg) (default: the config's, "
                         "0.7 with cutoff 8 for the paper presets and official checkpoints, else 1: none); "
                         "--trunc is NVlabs' spelling")
-    g.add_argument("--cutoff", type=int, default=None,
+    g.add_argument("--cutoff", type=_positive_int, default=None,
                    help="truncate only style inputs below this (default: without --psi the config's, 8 for the "
                         "paper presets and official checkpoints; with --psi all)")
     g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default=None,

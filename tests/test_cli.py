@@ -655,3 +655,10 @@ def test_train_refuses_schedule_entries_past_the_last_level(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--schedule lod_batch: 2 entries, but this schedule has 1 level (lod 0-0)" in err[0], err
     assert not (tmp_path / "r").exists()
+
+
+def test_generate_cutoff_zero_is_refused(mlp_run, tmp_path, capsys):
+    # --cutoff 0 truncated no style input: --psi then changed nothing
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--ckpt", str(mlp_run), "--psi", "0.5", "--cutoff", "0", "--out", str(tmp_path / "g.png")])
+    assert e.value.code == 2 and "--cutoff: expected an int >= 1" in capsys.readouterr().err
