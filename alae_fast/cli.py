@@ -186,7 +186,7 @@ def _add_train(sub) -> None:
     t.add_argument("--device", default="auto", help="auto (default: the GPU when present), cpu, cuda")
     t.add_argument("--amp", action="store_true", help="bfloat16 autocast of the forward passes")
     t.add_argument("--r1-gamma", type=float, default=10.0, help="R1 weight gamma (default 10)")
-    t.add_argument("--r1-interval", type=_positive_int, default=1,
+    t.add_argument("--r1-interval", type=_positive_int, default=None,
                    help="lazy R1: every N steps, weighted by N (default 1: every step)")
     t.add_argument("--mixing-prob", type=float, default=None,
                    help="style-mixing probability (default 0.9; StyleALAE only)")
@@ -399,9 +399,11 @@ def _cmd_train(args) -> int:
         except TypeError as e:
             raise UserError(f"--set/--schedule: {e}") from e
 
+    if args.r1_gamma == 0 and args.r1_interval is not None:
+        raise UserError(f"--r1-interval {args.r1_interval}: with --r1-gamma 0 there is no R1 term to space out")
     opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,
                         resume=args.resume, device=args.device, amp=args.amp, r1_gamma=args.r1_gamma,
-                        r1_interval=args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
+                        r1_interval=1 if args.r1_interval is None else args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
                         checkpoint_kimg=args.checkpoint_kimg, checkpoint_minutes=args.checkpoint_minutes,
                         image_kimg=args.image_kimg, keep=args.keep,
                         log_steps=args.log_steps, model_overrides=dict(args.model_overrides),

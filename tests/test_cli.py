@@ -662,3 +662,12 @@ def test_generate_cutoff_zero_is_refused(mlp_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["generate", "--ckpt", str(mlp_run), "--psi", "0.5", "--cutoff", "0", "--out", str(tmp_path / "g.png")])
     assert e.value.code == 2 and "--cutoff: expected an int >= 1" in capsys.readouterr().err
+
+
+def test_train_refuses_r1_interval_without_r1(tmp_path, capsys):
+    assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "r"), *TINY, "--kimg", "0.016", "--no-eval",
+                 "--r1-gamma", "0",
+                 "--r1-interval", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--r1-interval 4: with --r1-gamma 0 there is no R1 term" in err[0], err
+    assert not (tmp_path / "r").exists()
