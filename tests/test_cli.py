@@ -671,3 +671,16 @@ def test_train_refuses_r1_interval_without_r1(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--r1-interval 4: with --r1-gamma 0 there is no R1 term" in err[0], err
     assert not (tmp_path / "r").exists()
+
+
+def test_resume_to_a_kimg_already_reached_is_refused(mlp_run, tmp_path, capsys):
+    # it trained nothing, rewrote config.json with the shorter length and exited 0
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mlp_run, run)
+    before = (run / "config.json").read_text()
+    assert main(["train", "--resume", "--preset", "digits-mlp", "--out", str(run), "--kimg", "0.032", *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--kimg 0.032: the run is already at 0.064 kimg" in err[0], err
+    assert (run / "config.json").read_text() == before

@@ -423,6 +423,11 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
     if not total_kimg > 0:
         raise ValueError(f"kimg: expected > 0; got {total_kimg}")
+    if ckpt_state is not None and opts.kimg is not None:
+        seen = int(ckpt_state.get("trainer", {}).get("images_seen", 0))
+        if int(round(total_kimg * 1000)) <= seen:  # a resumed run cannot be shortened: nothing would train
+            raise UserError(f"--kimg {opts.kimg:g}: the run is already at {seen / 1000:g} kimg; --resume continues "
+                            f"a run to a longer --kimg")
     # The schedule is fitted to the length the run BEGAN with: a resume that extends --kimg
     # continues that schedule (its last level lasts until the end) instead of re-fitting it.
     # ("fit_kimg" is in a checkpoint only when its schedule was compressed.)
