@@ -235,7 +235,7 @@ def _add_generate(sub) -> None:
                       epilog="Noise modes: const (default, as NVlabs): the same noise maps for every image, "
                              "drawn once from a fixed seed; random: fresh noise per image, drawn from its "
                              "seed; batch: one draw shared by the images of a batch (the official "
-                             "'batch_constant'); zero or none: no noise. Every mode repeats exactly for the "
+                             "'batch_constant'; not with --seeds, which draws each image alone); zero or none: no noise. Every mode repeats exactly for the "
                              "same seed.")
     g.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST",
                    help="seeds as NVlabs writes them, e.g. 0-7,12: one seedNNNN.png each")
@@ -450,6 +450,9 @@ def _cmd_generate(args) -> int:
     if args.out is not None and not args.grid:
         raise UserError("with --seeds, the images go to --outdir; --out names their grid file and "
                         "goes with --grid")
+    if args.noise_mode == "batch":  # generate_seeds draws each image alone: batch would be random
+        raise UserError("--noise-mode batch shares one noise draw across a batch; with --seeds each image is drawn "
+                        "alone from its seed, so use random (or const, none)")
     import torch
 
     from .inference.pictures import save_image

@@ -684,3 +684,16 @@ def test_resume_to_a_kimg_already_reached_is_refused(mlp_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--kimg 0.032: the run is already at 0.064 kimg" in err[0], err
     assert (run / "config.json").read_text() == before
+
+
+def test_generate_seeds_refuses_batch_noise(tmp_path, capsys):
+    # with --seeds every image is drawn alone: batch gave exactly what random gives
+    run = _toy_style_run(tmp_path)
+    capsys.readouterr()
+    assert main(["generate", "--ckpt", str(run), "--seeds", "0-1", "--noise-mode", "batch",
+                 "--outdir", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--noise-mode batch shares one noise draw" in err[0], err
+    assert not (tmp_path / "g").exists()
+    assert main(["generate", "--ckpt", str(run), "--n", "2", "--noise-mode", "batch",
+                 "--out", str(tmp_path / "grid.png")]) == 0
