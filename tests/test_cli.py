@@ -697,3 +697,9 @@ def test_generate_seeds_refuses_batch_noise(tmp_path, capsys):
     assert not (tmp_path / "g").exists()
     assert main(["generate", "--ckpt", str(run), "--n", "2", "--noise-mode", "batch",
                  "--out", str(tmp_path / "grid.png")]) == 0
+
+
+def test_bench_unknown_ops_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--ops", "nonsense", "--list"])
+    assert e.value.code == 2 and "unknown --ops ['nonsense']" in capsys.readouterr().err

@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     unused = unused_options(args)
     if unused:
         parser.error(unused)
+    unknown = [o for o in args.ops or () if o not in SUITES]
+    if unknown:  # said here, by the parser, so that it exits 2 as every refused option does
+        parser.error(f"unknown --ops {unknown}; choose from {list(SUITES)}")
     return run(args)
 
 
