@@ -116,6 +116,13 @@ def check_device(text: str):
     return dev
 
 
+def _fid_count(text: str) -> int:
+    v = int(text)
+    if v < 2:  # a Fréchet distance needs a covariance: evaluate_model would generate 2 anyway
+        raise argparse.ArgumentTypeError(f"expected an int >= 2 (FID compares sets of at least 2 images), got {text}")
+    return v
+
+
 def _add_ckpt(p: argparse.ArgumentParser, aliases: tuple[str, ...] = (), out: bool = True,
               noise: bool = True) -> None:
     p.add_argument("--ckpt", *aliases, dest="ckpt", required=True, metavar="C",
@@ -179,9 +186,10 @@ def _add_train(sub) -> None:
     t.add_argument("--device", default="auto", help="auto (default: the GPU when present), cpu, cuda")
     t.add_argument("--amp", action="store_true", help="bfloat16 autocast of the forward passes")
     t.add_argument("--r1-gamma", type=float, default=10.0, help="R1 weight gamma (default 10)")
-    t.add_argument("--r1-interval", type=_positive_int, default=1,
+    t.add_argument("--r1-interval", type=_positive_int, default=None,
                    help="lazy R1: every N steps, weighted by N (default 1: every step)")
-    t.add_argument("--mixing-prob", type=float, default=0.9, help="style-mixing probability (default 0.9)")
+    t.add_argument("--mixing-prob", type=float, default=None,
+                   help="style-mixing probability (default 0.9; StyleALAE only)")
     t.add_argument("--ema-kimg", type=_positive_float, default=None,
                    help="EMA half-life in thousands of images (default: the preset's ema_kimg; "
                         "10 for the paper's presets)")
@@ -227,7 +235,7 @@ def _add_generate(sub) -> None:
                       epilog="Noise modes: const (default, as NVlabs): the same noise maps for every image, "
                              "drawn once from a fixed seed; random: fresh noise per image, drawn from its "
                              "seed; batch: one draw shared by the images of a batch (the official "
-                             "'batch_constant'); zero or none: no noise. Every mode repeats exactly for the "
+                             "'batch_constant'; not with --seeds, which draws each image alone); zero or none: no noise. Every mode repeats exactly for the "
                              "same seed.")
     g.add_argument("--seeds", type=parse_seeds, default=None, metavar="LIST",
                    help="seeds as NVlabs writes them, e.g. 0-7,12: one seedNNNN.png each")
@@ -241,11 +249,11 @@ def _add_generate(sub) -> None:
                    help="truncation psi in [-1, 2]: w <- w_avg + psi (w - w_avg) (default: the config's, "
                         "0.7 with cutoff 8 for the paper presets and official checkpoints, else 1: none); "
                         "--trunc is NVlabs' spelling")
-    g.add_argument("--cutoff", type=int, default=None,
+    g.add_argument("--cutoff", type=_positive_int, default=None,
                    help="truncate only style inputs below this (default: without --psi the config's, 8 for the "
                         "paper presets and official checkpoints; with --psi all)")
-    g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default="const",
-                   help="G's noise inputs (default const; see below)")
+    g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default=None,
+                   help="G's noise inputs (default const; none for an MLP ALAE, which has none; see below)")
     g.add_argument("--seed", type=int, default=None, help="without --seeds: latent seed of the grid (default 0)")
 
 
@@ -258,7 +266,7 @@ _PICTURE_COMMANDS = (
      ((("images",), dict(nargs="*", metavar="IMAGES", help="PNG/JPEG files (center-cropped and resized)")),
       (("--data",), dict(default=None, help="data to take images from when no IMAGES are given (default: the "
                                             "run's training data)")),
-      (("--n",), dict(type=_positive_int, default=16, help="images taken from --data (default 16)")))),
+      (("--n",), dict(type=_positive_int, default=None, help="images taken from --data (default 16)")))),
     ("interpolate", "a latent interpolation strip between two images",
      "Encode images A and B, decode points on the straight line between their latents, and save the strip "
      "A, ..., B (reconstructions) as a PNG.",
@@ -284,7 +292,8 @@ def _add_picture_commands(sub) -> None:
 
 def _add_evaluate(sub) -> None:
     """``evaluate``: every metric of a run."""
-    e = _ckpt_command(sub, "evaluate", help="metrics of a trained run (a report; --json for JSON)",
+    # no --noise-mode: each metric defines its noise (FID of generations: random; the rest: none)
+    e = _ckpt_command(sub, "evaluate", dict(noise=False), help="metrics of a trained run (a report; --json for JSON)",
                       description="Latent classification (1-NN and LinearSVC(C=0.02) on E(x) of the train split, "
                                   "scored on the test split, beside a random encoder and PCA of the same "
                                   "dimension), reconstruction MSE, FID of generations and reconstructions "
@@ -297,7 +306,7 @@ def _add_evaluate(sub) -> None:
                    help="evaluation data (default: the data the run was trained on, as its config records)")
     e.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="InceptionV3 state dict (pytorch-fid's pt_inception-2015-12-05 for real FIDs)")
-    e.add_argument("--num-fid", type=_positive_int, default=1000, help="images per FID set (default 1000)")
+    e.add_argument("--num-fid", type=_fid_count, default=1000, help="images per FID set, >= 2 (default 1000)")
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
     e.add_argument("--seed", type=int, default=0, help="seed of all evaluation draws (default 0)")
 
@@ -315,7 +324,8 @@ def _add_convert(sub) -> None:
 
 def _add_serve(sub) -> None:
     """``serve``: the local web page."""
-    v = _ckpt_command(sub, "serve", dict(out=False),
+    # no --noise-mode: the page decodes without noise and its Generate tab has its own noise choice
+    v = _ckpt_command(sub, "serve", dict(out=False, noise=False),
                       help="a local web page to play with a trained run (needs the [app] extra)",
                       description="Serve a page to encode and reconstruct uploaded images, edit them along "
                                   "attribute directions, generate, mix styles and interpolate, with PNG downloads. "
@@ -355,11 +365,17 @@ def _out(args, run, default_name: str) -> Path:
 def _load(args):
     from .inference.loading import load_run
 
+    from .models import MLPALAEConfig
+
+    mode = getattr(args, "noise_mode", None)
     try:
-        return load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema,
-                        noise_mode=args.noise_mode or "zero")
+        run = load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema, noise_mode=mode or "zero")
     except ImportError as e:  # --config without PyYAML: say how to get it, in one line
         raise ValueError(str(e)) from None
+    if mode in ("random", "batch", "const") and isinstance(run.config, MLPALAEConfig):
+        raise UserError(f"--noise-mode {mode}: {run.path} is an MLP ALAE, whose G has no noise inputs "
+                        f"(its pictures are the same in every noise mode)")
+    return run
 
 
 def _cmd_convert(args) -> int:
@@ -383,9 +399,11 @@ def _cmd_train(args) -> int:
         except TypeError as e:
             raise UserError(f"--set/--schedule: {e}") from e
 
+    if args.r1_gamma == 0 and args.r1_interval is not None:
+        raise UserError(f"--r1-interval {args.r1_interval}: with --r1-gamma 0 there is no R1 term to space out")
     opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,
                         resume=args.resume, device=args.device, amp=args.amp, r1_gamma=args.r1_gamma,
-                        r1_interval=args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
+                        r1_interval=1 if args.r1_interval is None else args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
                         checkpoint_kimg=args.checkpoint_kimg, checkpoint_minutes=args.checkpoint_minutes,
                         image_kimg=args.image_kimg, keep=args.keep,
                         log_steps=args.log_steps, model_overrides=dict(args.model_overrides),
@@ -401,9 +419,18 @@ def _cmd_generate(args) -> int:
     from .inference.pixels import to_display
     from .inference.sampling import generate_seeds, sample_images
 
+    from .models import MLPALAEConfig
+
     run = _load(args)
+    if args.noise_mode is None:
+        args.noise_mode = "none" if isinstance(run.config, MLPALAEConfig) else "const"
     res = run.schedule.resolution
     scale = max(1, 128 // res)
+    if args.cutoff is not None and (args.psi if args.psi is not None else run.config.truncation_psi) == 1:
+        # psi 1 truncates nothing, whatever the cutoff
+        raise UserError(f"--cutoff {args.cutoff} has no effect " + (
+            "with --psi 1 (no truncation); give another --psi" if args.psi is not None else
+            "without --psi: this run's truncation psi is 1 (no truncation); give --psi too"))
     if args.psi is None:  # the config's truncation: official 0.7 below style input 8 for the paper presets
         args.psi = run.config.truncation_psi
         args.cutoff = run.config.truncation_cutoff if args.cutoff is None else args.cutoff
@@ -423,6 +450,9 @@ def _cmd_generate(args) -> int:
     if args.out is not None and not args.grid:
         raise UserError("with --seeds, the images go to --outdir; --out names their grid file and "
                         "goes with --grid")
+    if args.noise_mode == "batch":  # generate_seeds draws each image alone: batch would be random
+        raise UserError("--noise-mode batch shares one noise draw across a batch; with --seeds each image is drawn "
+                        "alone from its seed, so use random (or const, none)")
     import torch
 
     from .inference.pictures import save_image
@@ -467,6 +497,9 @@ def _cmd_reconstruct(args) -> int:
     from .inference.pictures import save_pairs_grid
     from .inference.pixels import load_image_files, prepare_images, to_display
 
+    if args.images and (args.data is not None or args.n is not None):
+        raise UserError("--data and --n choose the images when no IMAGES are given; with IMAGES, those files "
+                        "are reconstructed")
     run = _load(args)
     if args.images:
         x = load_image_files(args.images, run.schedule)
@@ -474,7 +507,7 @@ def _cmd_reconstruct(args) -> int:
         data, note = run_data(run, args.data)
         if note:
             print(note)
-        x = _held_out(data, run, args.n)
+        x = _held_out(data, run, 16 if args.n is None else args.n)
     device = next(run.model.parameters()).device
     with torch.no_grad():
         x = prepare_images(x, run.schedule, run.phase).to(device)
@@ -578,7 +611,7 @@ def _cmd_serve(args) -> int:
         raise UserError(f"serve needs the [app] extra ({e.name or e} is missing): "
                         f"pip install 'alae_fast[app]'") from e
     return serve(args.ckpt, directions=args.directions, host=args.host, port=args.port, device=args.device,
-                 max_upload_mb=args.max_upload_mb)
+                 max_upload_mb=args.max_upload_mb, config=args.config, ema=not args.no_ema)
 
 
 def _cmd_presets(_args) -> int:
@@ -625,10 +658,11 @@ def _add_edit_commands(sub) -> None:
                    help="style inputs below this are edited, the rest keep the encoded w (default 16, the demo's)")
     # --noise-mode (from _add_ckpt, as every --ckpt command) chooses G's noise; --noise is its
     # older spelling here. Every image of the strip is decoded with the same draw (--seed).
-    d.add_argument("--noise", dest="noise_mode", choices=("random", "batch", "const", "zero", "none"),
+    d.add_argument("--noise", dest="noise_old", choices=("random", "batch", "const", "zero", "none"),
                    help=argparse.SUPPRESS)
-    d.add_argument("--seed", type=int, default=0,
-                   help="noise seed (default 0): every image of a strip gets the same noise draw")
+    d.add_argument("--seed", type=int, default=None,
+                   help="with --noise-mode random or batch: noise seed (default 0); every image of a strip gets "
+                        "the same noise draw")
     f = sub.add_parser("directions", help="fit attribute directions (official LinearSVC on w) for a run",
                        description="Encode labelled images with the EMA model and fit one direction per "
                                    "class, class vs rest, with LinearSVC(C=1, dual=False) on w, as the "
@@ -647,11 +681,22 @@ def _cmd_edit(args) -> int:
     from .inference.pictures import save_image_grid
     from .inference.pixels import load_image_files, to_display
 
+    if args.noise_old is not None:
+        if args.noise_mode is not None and args.noise_mode != args.noise_old:
+            raise UserError(f"--noise {args.noise_old} and --noise-mode {args.noise_mode}: --noise is the older "
+                            f"spelling of --noise-mode; give one")
+        args.noise_mode = args.noise_old
+    if args.seed is not None and args.noise_mode not in ("random", "batch"):
+        raise UserError(f"--seed seeds G's noise, and noise mode {args.noise_mode or 'zero'} draws none; it goes "
+                        f"with --noise-mode random or batch")
+    if args.edit_layers < 1:
+        raise UserError(f"--edit-layers {args.edit_layers}: no style input would be edited (style inputs below "
+                        f"it are); expected >= 1")
     run = _load(args)
     vectors, amounts = resolve_directions(args.direction, run, args.directions)
     x = load_image_files(args.images, run.schedule)
     strip = edit_strip(run, x, vectors, amounts, steps=args.steps, edit_layers=args.edit_layers,
-                       noise=args.noise_mode or "zero", seed=args.seed)
+                       noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed)
     res = run.schedule.resolution
     path = save_image_grid(to_display(strip, res), _out(args, run, "edit.png"), nrow=args.steps,
                            scale=max(1, 128 // res))

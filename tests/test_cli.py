@@ -242,29 +242,42 @@ def test_parse_seeds():
             parse_seeds(bad)
 
 
+def _toy_style_run(tmp_path: Path) -> Path:
+    """A StyleALAE run of a few steps (the toy-pg preset, 16x16): a model with noise inputs."""
+    toy()
+    out = tmp_path / "toy"
+    assert main(["train", "--preset", "toy-pg", "--out", str(out), "--kimg", "0.048", "--no-eval", "--no-progress",
+                 "--schedule", "lod_kimg=[0.016]", "--schedule", "lod_batch=[8]"]) == 0
+    return out
+
+
 def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
     out = tmp_path / "gen"
-    assert main(["generate", "--network", str(mlp_run), "--seeds", "0-2,5", "--trunc", "0.7", "--noise-mode", "const",
+    assert main(["generate", "--network", str(mlp_run), "--seeds", "0-2,5", "--trunc", "0.7",
                  "--outdir", str(out), "--grid", "--out", str(tmp_path / "grid.png")]) == 0
     text = capsys.readouterr().out
-    assert f"wrote 4 images seedNNNN.png (psi 0.7, noise const, 32x32) to {out}" in text
+    # an MLP ALAE has no noise inputs: noise none is what it does (--noise-mode const is refused for it)
+    assert f"wrote 4 images seedNNNN.png (psi 0.7, noise none, 32x32) to {out}" in text
     assert sorted(p.name for p in out.iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0005.png"]
     assert _png(out / "seed0005.png").shape == (32, 32) and (tmp_path / "grid.png").is_file()
-    # a seed gives the same picture whatever else is asked, for every noise mode
+    # a seed gives the same picture whatever else is asked, for every noise mode (a StyleALAE: it has noise)
+    style_run = _toy_style_run(tmp_path)
     for mode in ("const", "random", "none"):
-        assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "5", "--trunc", "0.7", "--noise-mode", mode,
+        assert main(["generate", "--ckpt", str(style_run), "--seeds", "5", "--trunc", "0.7", "--noise-mode", mode,
                      "--outdir", str(tmp_path / mode)]) == 0
-        assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "9,5", "--trunc", "0.7", "--noise-mode", mode,
+        assert main(["generate", "--ckpt", str(style_run), "--seeds", "9,5", "--trunc", "0.7", "--noise-mode", mode,
                      "--outdir", str(tmp_path / (mode + "2"))]) == 0
         assert np.array_equal(_png(tmp_path / mode / "seed0005.png"), _png(tmp_path / (mode + "2") / "seed0005.png"))
-    assert np.array_equal(_png(tmp_path / "const" / "seed0005.png"), _png(out / "seed0005.png"))
+    assert main(["generate", "--ckpt", str(style_run), "--seeds", "5", "--trunc", "0.7",
+                 "--outdir", str(tmp_path / "default")]) == 0
+    assert "noise const" in capsys.readouterr().out  # a StyleALAE's default
+    assert np.array_equal(_png(tmp_path / "const" / "seed0005.png"), _png(tmp_path / "default" / "seed0005.png"))
     # the file is the model's picture, quantised as documented
     import alae_fast
     from alae_fast.inference.pictures import to_uint8
     from alae_fast.inference.sampling import generate_seeds
     run = alae_fast.load(mlp_run)
-    assert np.array_equal(to_uint8(generate_seeds(run, [5], 0.7, "none"))[0, ..., 0],
-                          _png(tmp_path / "none" / "seed0005.png"))
+    assert np.array_equal(to_uint8(generate_seeds(run, [5], 0.7, "none"))[0, ..., 0], _png(out / "seed0005.png"))
     capsys.readouterr()
     for bad in (["--seeds", "1-x"], ["--trunc", "3"], ["--trunc", "nan"], ["--psi", "-1.5"], ["--noise-mode", "loud"]):
         with pytest.raises(SystemExit) as e:
@@ -510,3 +523,183 @@ def test_tensorboard_events_when_installed(tmp_path):
     acc.Reload()
     assert {"Loss/loss_d", "Progress/lod"} <= set(acc.Tags()["scalars"])
     assert acc.Scalars("Loss/loss_d")[0].step == 500 and acc.Scalars("Loss/loss_d")[0].value == 0.25
+
+
+def test_serve_applies_no_ema_and_config_and_has_no_noise_mode(mlp_run, tmp_path, capsys, monkeypatch):
+    # --config/--no-ema reach load_run (they were dropped: serve opened the file without them); the
+    # page decodes without noise and chooses noise per request, so --noise-mode is no option of serve
+    pytest.importorskip("fastapi")
+    import alae_fast.app.server as server
+    from alae_fast.errors import UserError
+
+    def no_port(*a, **k):
+        raise UserError("stub: no port bound")
+
+    monkeypatch.setattr(server, "check_port", no_port)
+    assert main(["serve", "--ckpt", str(mlp_run), "--no-ema"]) == 2
+    err = capsys.readouterr().err
+    assert "--no-ema" in err and "stub" not in err, err
+    (tmp_path / "c.yaml").write_text("{}")
+    assert main(["serve", "--ckpt", str(mlp_run), "--config", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "--config" in err and "stub" not in err, err
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--ckpt", str(mlp_run), "--noise-mode", "random"])
+    assert e.value.code == 2 and "unrecognized arguments: --noise-mode" in capsys.readouterr().err
+
+
+def test_evaluate_has_no_noise_mode(mlp_run, capsys):
+    # every metric fixes its own noise (evaluate_model never read it): the option was accepted and ignored
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--ckpt", str(mlp_run), "--noise-mode", "random", "--num-fid", "2", "--ppl-samples", "1"])
+    assert e.value.code == 2 and "unrecognized arguments: --noise-mode" in capsys.readouterr().err
+
+
+def test_reconstruct_refuses_data_and_n_with_images(mlp_run, tmp_path, capsys):
+    from alae_fast.data import load_digits
+    x, _ = load_digits("test", 32)
+    f = tmp_path / "d.png"
+    Image.fromarray(((x[0, 0].numpy() + 1) * 127.5).round().astype(np.uint8)).save(f)
+    for extra in (["--n", "4"], ["--data", str(tmp_path)]):
+        assert main(["reconstruct", "--ckpt", str(mlp_run), str(f), *extra, "--out", str(tmp_path / "r.png")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--data and --n choose the images when no IMAGES" in err[0], err
+        assert not (tmp_path / "r.png").exists()
+
+
+def test_generate_cutoff_without_truncation_is_refused(mlp_run, tmp_path, capsys):
+    # psi 1 truncates nothing, so a --cutoff changed nothing (the run's config psi is 1 here)
+    assert json.loads((mlp_run / "config.json").read_text())["model"]["truncation_psi"] == 1
+    for extra, says in ((["--cutoff", "4"], "give --psi too"), (["--psi", "1", "--cutoff", "4"], "with --psi 1")):
+        assert main(["generate", "--ckpt", str(mlp_run), *extra, "--out", str(tmp_path / "g.png")]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--cutoff 4 has no effect" in err[0] and says in err[0], err
+    assert not (tmp_path / "g.png").exists()
+    assert main(["generate", "--ckpt", str(mlp_run), "--psi", "0.5", "--cutoff", "4", "--n", "2",
+                 "--out", str(tmp_path / "g.png")]) == 0
+
+
+def test_bench_refuses_options_its_mode_does_not_use(capsys, monkeypatch):
+    # --profile ignored --ops/--rounds/--no-compile/--strict/--list/--device; --list ignored --json,
+    # --strict and --rounds; --quick silently cut a given --rounds to 7
+    import alae_fast.bench.report as report
+
+    ran = []
+    monkeypatch.setattr(report, "run", lambda args: ran.append(args) or 0)
+    for argv, says in ((["--profile", "--ops", "bias_act"], "--ops: not used by --profile"),
+                       (["--profile", "--rounds", "3", "--strict"], "--rounds, --strict: not used by --profile"),
+                       (["--profile", "--device", "cuda"], "--device: not used by --profile"),
+                       (["--list", "--json", "x.json"], "--json: not used by --list"),
+                       (["--rounds", "0"], "expected an int >= 1")):
+        with pytest.raises(SystemExit) as e:
+            main(["bench", *argv])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and says in err, (argv, err)
+    assert not ran
+    assert main(["bench", "--profile", "--quick", "--json", "p.json"]) == 0
+    monkeypatch.undo()
+
+    class Measured(Exception):
+        pass
+
+    def measure(case, rounds):
+        raise Measured(rounds)
+
+    monkeypatch.setattr(report, "measure", measure)
+    for argv, rounds in ((["--quick", "--rounds", "20"], 20), (["--quick"], 7), ([], 15)):
+        with pytest.raises(Measured) as e:
+            report.run(report.build_parser().parse_args([*argv, "--ops", "bias_act", "--no-compile",
+                                                         "--device", "cpu"]))
+        assert e.value.args == (rounds,), argv  # a given --rounds is used as given, --quick or not
+
+
+def test_evaluate_num_fid_below_two_is_refused(mlp_run, capsys):
+    # --num-fid 1 was raised to 2 generated images (and 1 real one) without a word
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "1", "--ppl-samples", "1"])
+    assert e.value.code == 2 and "--num-fid: expected an int >= 2" in capsys.readouterr().err
+
+
+def test_train_refuses_style_mixing_options_for_an_mlp(tmp_path, capsys):
+    # the MLP's G takes one style input: --mixing-prob and --style-mixing changed nothing
+    for extra in (["--mixing-prob", "0.5"], ["--style-mixing", "official"]):
+        assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "r"), "--kimg", "0.016",
+                     *extra, *TINY]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{extra[0]}: 'digits-mlp' is an MLP ALAE" in err[0], err
+        assert not (tmp_path / "r").exists()
+
+
+def test_noise_mode_is_refused_for_an_mlp(mlp_run, tmp_path, capsys):
+    # the MLP's G has no noise inputs: a drawn noise mode changed nothing, in every command
+    from alae_fast.data import load_digits
+    x, _ = load_digits("test", 32)
+    f = tmp_path / "d.png"
+    Image.fromarray(((x[0, 0].numpy() + 1) * 127.5).round().astype(np.uint8)).save(f)
+    ck = ["--ckpt", str(mlp_run)]
+    for argv in (["generate", *ck], ["generate", *ck, "--seeds", "1"], ["reconstruct", *ck, str(f)],
+                 ["interpolate", *ck, str(f), str(f)], ["edit", *ck, str(f), "--direction", "3-8=1"]):
+        for mode in ("random", "batch", "const"):
+            out = ["--outdir", str(tmp_path / "g")] if "--seeds" in argv else ["--out", str(tmp_path / "o.png")]
+            assert main([*argv, "--noise-mode", mode, *out]) == 2, (argv, mode)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and f"--noise-mode {mode}: " in err[0] and "has no noise inputs" in err[0], err
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "g").exists()
+    assert main(["reconstruct", *ck, str(f), "--noise-mode", "none", "--out", str(tmp_path / "o.png")]) == 0
+
+
+def test_train_refuses_schedule_entries_past_the_last_level(tmp_path, capsys):
+    # the MLP has one level: lod_batch=[16, 8] trained at 16 and never used the 8
+    assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "r"), *TINY,
+                 "--schedule", "lod_batch=[16,8]"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--schedule lod_batch: 2 entries, but this schedule has 1 level (lod 0-0)" in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_generate_cutoff_zero_is_refused(mlp_run, tmp_path, capsys):
+    # --cutoff 0 truncated no style input: --psi then changed nothing
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--ckpt", str(mlp_run), "--psi", "0.5", "--cutoff", "0", "--out", str(tmp_path / "g.png")])
+    assert e.value.code == 2 and "--cutoff: expected an int >= 1" in capsys.readouterr().err
+
+
+def test_train_refuses_r1_interval_without_r1(tmp_path, capsys):
+    assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "r"), *TINY, "--kimg", "0.016", "--no-eval",
+                 "--r1-gamma", "0",
+                 "--r1-interval", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--r1-interval 4: with --r1-gamma 0 there is no R1 term" in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_to_a_kimg_already_reached_is_refused(mlp_run, tmp_path, capsys):
+    # it trained nothing, rewrote config.json with the shorter length and exited 0
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mlp_run, run)
+    before = (run / "config.json").read_text()
+    assert main(["train", "--resume", "--preset", "digits-mlp", "--out", str(run), "--kimg", "0.032", *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--kimg 0.032: the run is already at 0.064 kimg" in err[0], err
+    assert (run / "config.json").read_text() == before
+
+
+def test_generate_seeds_refuses_batch_noise(tmp_path, capsys):
+    # with --seeds every image is drawn alone: batch gave exactly what random gives
+    run = _toy_style_run(tmp_path)
+    capsys.readouterr()
+    assert main(["generate", "--ckpt", str(run), "--seeds", "0-1", "--noise-mode", "batch",
+                 "--outdir", str(tmp_path / "g")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--noise-mode batch shares one noise draw" in err[0], err
+    assert not (tmp_path / "g").exists()
+    assert main(["generate", "--ckpt", str(run), "--n", "2", "--noise-mode", "batch",
+                 "--out", str(tmp_path / "grid.png")]) == 0
+
+
+def test_bench_unknown_ops_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--ops", "nonsense", "--list"])
+    assert e.value.code == 2 and "unknown --ops ['nonsense']" in capsys.readouterr().err

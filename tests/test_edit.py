@@ -278,3 +278,35 @@ def test_official_attribute_names_find_the_official_files(toy_run, tmp_path):
     assert amounts == {"smile": 20.0, "big-lips": -3.0}
     with pytest.raises(ValueError, match=r"no direction_glasses\.npy or direction_19\.npy \(the official glasses\)"):
         resolve_directions(["glasses=1"], run, tmp_path)
+
+
+def test_edit_seed_goes_with_drawn_noise(toy_run, tmp_path, capsys):
+    # --seed seeds G's noise: with no noise drawn (zero, none, const) it changed nothing, silently
+    img = _digit_png(tmp_path / "x.png", 200)
+    base = ["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--steps", "2"]
+    for mode in ([], ["--noise-mode", "zero"], ["--noise-mode", "const"]):
+        assert main([*base, *mode, "--seed", "3", "--out", str(tmp_path / "e.png")]) == 2, mode
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--seed seeds G's noise" in err[0] and "random or batch" in err[0], err
+    assert not (tmp_path / "e.png").exists()
+    for mode in ("random", "batch"):  # where noise is drawn, it takes effect
+        assert main([*base, "--noise-mode", mode, "--seed", "1", "--out", str(tmp_path / f"{mode}.png")]) == 0
+
+
+def test_edit_noise_and_noise_mode_disagreeing_are_refused(toy_run, tmp_path, capsys):
+    img = _digit_png(tmp_path / "x.png", 200)
+    rc = main(["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--noise", "random",
+               "--noise-mode", "zero", "--out", str(tmp_path / "e.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--noise is the older spelling of --noise-mode" in err[0], err
+    assert main(["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--noise", "random",
+                 "--seed", "1", "--steps", "2", "--out", str(tmp_path / "e.png")]) == 0
+
+
+def test_edit_layers_below_one_is_refused(toy_run, tmp_path, capsys):
+    # --edit-layers 0 edited no style input: every picture of the strip was the reconstruction
+    img = _digit_png(tmp_path / "x.png", 200)
+    rc = main(["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--edit-layers", "0",
+               "--out", str(tmp_path / "e.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--edit-layers 0: no style input would be edited" in err[0], err

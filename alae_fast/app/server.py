@@ -208,8 +208,9 @@ def check_port(host: str, port: int) -> socket.socket:
 
 
 def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", port: int = 7860,
-          device: str = "cpu", max_upload_mb: float = 8.0, ready=None) -> int:
-    """Load ``ckpt``, bind ``host:port`` (127.0.0.1 by default: this machine only), say where and
+          device: str = "cpu", max_upload_mb: float = 8.0, ready=None, *, config=None, ema: bool = True) -> int:
+    """Load ``ckpt`` (``config``, ``ema``: as :func:`~alae_fast.inference.loading.load_run`, for an
+    official checkpoint), bind ``host:port`` (127.0.0.1 by default: this machine only), say where and
     serve until interrupted. ``ready(url, stop)`` is called once the server accepts connections;
     ``stop()`` ends it (for running it in a thread). Returns 0; a taken port, a bad checkpoint or
     direction file raise :class:`~alae_fast.errors.UserError`."""
@@ -217,7 +218,7 @@ def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", por
 
     from ..inference.loading import load_run
 
-    run = load_run(ckpt, device)
+    run = load_run(ckpt, device, config=config, ema=ema)
     sock = check_port(host, port)  # before the slow part, so a taken port fails at once
     try:
         service = ModelService.open(run, directions, max_upload_bytes=int(max_upload_mb * 2 ** 20))

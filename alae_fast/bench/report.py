@@ -31,11 +31,37 @@ SUITES = {
 COLUMNS = ["fused", "ref", "compiled", "copy"]
 
 
+def _rounds(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text}")
+    return v
+
+
+def unused_options(args: argparse.Namespace) -> str | None:
+    """One line naming the options that the mode chosen (``--profile``, ``--list``) would not use, or None."""
+    if args.profile:
+        given = [flag for flag, on in (("--ops", args.ops is not None), ("--rounds", args.rounds is not None),
+                                       ("--no-compile", args.no_compile), ("--strict", args.strict),
+                                       ("--list", args.list), ("--device", args.device not in ("auto", "cpu")))
+                 if on]
+        if given:
+            return (f"{', '.join(given)}: not used by --profile (it profiles whole training iterations of fixed "
+                    f"presets on the CPU; --quick and --json apply)")
+    elif args.list:
+        given = [flag for flag, on in (("--rounds", args.rounds is not None), ("--json", args.json is not None),
+                                       ("--strict", args.strict)) if on]
+        if given:
+            return f"{', '.join(given)}: not used by --list (it prints the case names and times nothing)"
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alae-fast bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when present; default)")
     p.add_argument("--ops", nargs="*", default=None, help=f"subset of: {', '.join(SUITES)} (default all)")
-    p.add_argument("--rounds", type=int, default=15, help="interleaved rounds per case (default 15)")
+    p.add_argument("--rounds", type=_rounds, default=None,
+                   help="interleaved rounds per case (default 15; 7 with --quick)")
     p.add_argument("--quick", action="store_true", help="fewer shapes and rounds, for a smoke run")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile(reference) column")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -66,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"gpu: {torch.cuda.get_device_name(device)}")
     if args.profile:
         return _profile(args)
-    rounds = min(args.rounds, 7) if args.quick else args.rounds
+    rounds = args.rounds if args.rounds is not None else (7 if args.quick else 15)
     results = []
     for op in ops:
         module = importlib.import_module(SUITES[op])
@@ -112,7 +138,15 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    unused = unused_options(args)
+    if unused:
+        parser.error(unused)
+    unknown = [o for o in args.ops or () if o not in SUITES]
+    if unknown:  # said here, by the parser, so that it exits 2 as every refused option does
+        parser.error(f"unknown --ops {unknown}; choose from {list(SUITES)}")
+    return run(args)
 
 
 if __name__ == "__main__":

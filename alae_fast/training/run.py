@@ -41,7 +41,8 @@ import torch
 
 from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report, latent_eval,
                          prepare_images, sample_images, save_image_grid, save_pairs_grid, to_display)
-from ..models import ModelConfig, build_model, list_presets
+from ..errors import UserError
+from ..models import MLPALAEConfig, ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
 from .schedule import LODSchedule, fit_schedule
@@ -65,7 +66,8 @@ class TrainOptions:
     data: data path (None: the embedded digits); out: run folder (None: ``runs/<setup>``);
     kimg: training length in thousands of images (None: the setup's); seed; resume;
     device: 'auto', 'cpu', 'cuda'...; amp: bfloat16 autocast; r1_gamma, r1_interval,
-    mixing_prob, ema_half_life_kimg: see ``ALAETrainer`` (ema_half_life_kimg None: the model
+    mixing_prob, ema_half_life_kimg: see ``ALAETrainer`` (mixing_prob None: 0.9, the command's
+    default when ``--mixing-prob`` is not given; ema_half_life_kimg None: the model
     config's ``ema_kimg`` when it has one, else 10); checkpoint_kimg / image_kimg:
     intervals (None: a tenth of the run); checkpoint_minutes: also checkpoint when this
     many minutes of wall time passed since the last one (default 10; None: by images only);
@@ -90,7 +92,7 @@ class TrainOptions:
     amp: bool = False
     r1_gamma: float = 10.0
     r1_interval: int = 1
-    mixing_prob: float = 0.9
+    mixing_prob: float | None = 0.9
     ema_half_life_kimg: float | None = None
     checkpoint_kimg: float | None = None
     image_kimg: float | None = None
@@ -386,6 +388,20 @@ def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, 
     return opts, ckpt_path, ckpt_state
 
 
+MIXING_PROB = 0.9  # TrainOptions.mixing_prob None: the style-mixing probability
+
+
+def _check_style_mixing(opts: TrainOptions, setup: TrainSetup) -> None:
+    """UserError when ``--mixing-prob``/``--style-mixing`` are given (not None) for a model with one
+    style input (the MLP ALAE): there is nothing to mix, the trainer skips mixing there."""
+    if isinstance(setup.model_config, MLPALAEConfig):
+        given = [flag for flag, value in (("--mixing-prob", opts.mixing_prob), ("--style-mixing", opts.style_mixing))
+                 if value is not None]
+        if given:
+            raise UserError(f"{' and '.join(given)}: {setup.name!r} is an MLP ALAE, whose G takes one style input; "
+                            f"style mixing needs several (a StyleALAE)")
+
+
 def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     """The setup (the checkpoint's on a plain ``--resume``), matched to the data's channels and
     fitted to the run's length, with the notes said. Raises ValueError for a non-positive
@@ -396,6 +412,10 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     setup = first_setup
     if ckpt_state is not None:
         setup = _resolve(opts, ckpt_state)
+    _check_style_mixing(opts, setup)
+    if opts.mixing_prob is None:
+        opts = replace(opts, mixing_prob=MIXING_PROB)
+    if ckpt_state is not None:
         # a behaviour not given again continues as the checkpoint's run chose it
         saved = ckpt_state.get("options", {})
         opts = replace(opts, **{k: saved[k] for k in _BEHAVIOUR_DEFAULTS
@@ -403,6 +423,11 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
     if not total_kimg > 0:
         raise ValueError(f"kimg: expected > 0; got {total_kimg}")
+    if ckpt_state is not None and opts.kimg is not None:
+        seen = int(ckpt_state.get("trainer", {}).get("images_seen", 0))
+        if int(round(total_kimg * 1000)) <= seen:  # a resumed run cannot be shortened: nothing would train
+            raise UserError(f"--kimg {opts.kimg:g}: the run is already at {seen / 1000:g} kimg; --resume continues "
+                            f"a run to a longer --kimg")
     # The schedule is fitted to the length the run BEGAN with: a resume that extends --kimg
     # continues that schedule (its last level lasts until the end) instead of re-fitting it.
     # ("fit_kimg" is in a checkpoint only when its schedule was compressed.)

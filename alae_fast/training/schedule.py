@@ -258,7 +258,15 @@ def make_schedule(fields: dict[str, Any], overrides: dict[str, Any]) -> LODSched
     """``LODSchedule(**fields)`` with ``overrides`` (``--schedule``) replacing some of them,
     validated once. Unknown override names raise ValueError."""
     check_fields(LODSchedule, overrides, "LODSchedule")
-    return LODSchedule(**{**fields, **overrides})
+    schedule = LODSchedule(**{**fields, **overrides})
+    levels = schedule.max_lod + 1
+    for name in ("lod_kimg", "lod_batch", "lod_lr"):  # per-level lists: entries past the last level go unused
+        value = overrides.get(name)
+        if isinstance(value, (list, tuple)) and len(value) > levels:
+            raise ValueError(f"--schedule {name}: {len(value)} entries, but this schedule has {levels} level"
+                             f"{'s' * (levels > 1)} (lod 0-{schedule.max_lod}); the entries past it would never "
+                             f"be used")
+    return schedule
 
 
 def schedule_from_config(config, **overrides) -> LODSchedule:
