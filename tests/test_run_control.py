@@ -210,3 +210,26 @@ def test_colour_folder_trains_a_grey_preset_in_colour_and_reports_held_out(tmp_p
     summary = run_training(TrainOptions(out=str(tmp_path / "single"), **{**base, "data": str(one)}))
     assert summary["eval"]["reconstruction_split"] == "training"
     assert "TRAINING (no held-out split)" in capsys.readouterr().out
+
+
+# --- resuming runs written before a config field existed ------------------------------------------
+
+def test_resume_a_checkpoint_written_before_a_model_field_existed(tmp_path):
+    """A checkpoint whose stored model config lacks a field added since (pixel_range) resumes:
+    the field takes its default, what that run trained with. A real difference is still refused."""
+    toy()
+    base = dict(preset="toy-pg", progress=False, evaluate=False, checkpoint_kimg=1000.0, image_kimg=1000.0,
+                keep=100, seed=1, schedule_overrides={"lod_kimg": [0.016], "lod_batch": [8]})
+    out = tmp_path / "old"
+    run_training(TrainOptions(out=str(out), kimg=0.016, **base))
+    (step, path), = list_checkpoints(out / "checkpoints")
+    state = torch.load(path, weights_only=False)
+    del state["model_config"]["pixel_range"]  # as every checkpoint before the field existed
+    torch.save(state, path)
+    summary = run_training(TrainOptions(out=str(out), kimg=0.032, resume=True, **base))
+    assert summary["kimg"] >= 0.032
+    state = torch.load(list_checkpoints(out / "checkpoints")[-1][1], weights_only=False)
+    state["model_config"]["latent_size"] += 1
+    torch.save(state, list_checkpoints(out / "checkpoints")[-1][1])
+    with pytest.raises(ValueError, match="model config differs"):
+        run_training(TrainOptions(out=str(out), kimg=0.048, resume=True, **base))

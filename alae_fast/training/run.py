@@ -256,11 +256,21 @@ def _fit_to_length(setup: TrainSetup, total_kimg: float, explicit_lod_kimg: bool
     return replace(setup, schedule=fitted, description=setup.description + " [schedule compressed to --kimg]"), note
 
 
+def _same_model_config(saved, setup: TrainSetup) -> bool:
+    """Whether a checkpoint's model config is the run's. Read back through ``from_dict``, so a
+    field added since the checkpoint was written takes its default, which is what that run
+    trained with (e.g. ``pixel_range``)."""
+    try:
+        return ModelConfig.from_dict(saved) == setup.model_config
+    except (TypeError, ValueError):
+        return False
+
+
 def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
     problems = []
     if state.get("format") != CHECKPOINT_FORMAT:
         problems.append(f"format {state.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
-    if state.get("model_config") != setup.model_config.to_dict():
+    if not _same_model_config(state.get("model_config"), setup):
         problems.append("model config differs")
     if state.get("schedule") != setup.schedule.to_dict():
         problems.append("schedule differs")
