@@ -233,3 +233,26 @@ def test_resume_a_checkpoint_written_before_a_model_field_existed(tmp_path):
     torch.save(state, list_checkpoints(out / "checkpoints")[-1][1])
     with pytest.raises(ValueError, match="model config differs"):
         run_training(TrainOptions(out=str(out), kimg=0.048, resume=True, **base))
+
+
+def test_resume_on_other_data_is_refused(tmp_path):
+    """--resume --data OTHER is refused in one line: a resumed run continues its own data stream
+    (a different folder of the same size was read silently; another size failed deep in the stream)."""
+    import numpy as np
+    from PIL import Image
+
+    toy()
+    base = dict(preset="toy-pg", progress=False, evaluate=False, checkpoint_kimg=1000.0, image_kimg=1000.0,
+                keep=100, seed=1, schedule_overrides={"lod_kimg": [0.016], "lod_batch": [8]})
+    out = tmp_path / "run"
+    run_training(TrainOptions(out=str(out), kimg=0.016, **base))
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(folder / f"{i}.png")
+    from alae_fast.errors import UserError
+
+    with pytest.raises(UserError, match=f"the run was trained on the embedded digits, not the image folder '{folder}'"):
+        run_training(TrainOptions(out=str(out), kimg=0.032, resume=True, data=str(folder), **base))
+    run_training(TrainOptions(out=str(out), kimg=0.032, resume=True, **base))  # its own data: fine

@@ -395,6 +395,16 @@ def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, 
         opts = replace(opts, data=data)
         if data_note:
             say(data_note)
+    elif opts.data is not None and ckpt_state.get("data_spec"):
+        # A resumed run continues its exact data stream (epoch permutation, position, flips),
+        # which belongs to its own data: other data would be read with positions it never had.
+        from ..data.spec import data_spec, describe_spec
+
+        saved, now = ckpt_state["data_spec"], data_spec(opts.data)
+        if (saved.get("kind"), saved.get("path")) != (now.get("kind"), now.get("path")):
+            raise UserError(f"--resume --data: the run was trained on {describe_spec(saved)}, not "
+                            f"{describe_spec(now)}; a resumed run continues its own data stream (leave out --data, "
+                            f"or train a new run with --out)")
     return opts, ckpt_path, ckpt_state
 
 
