@@ -74,10 +74,10 @@ class TrainOptions:
     config / schedule; evaluate: run the latent-classification report at the end;
     progress: show the tqdm bar; num_workers: data-loading processes; threads: torch CPU
     threads (None: torch's default).
-    style_mixing, w_avg_update (see ``ALAETrainer``) and flip (mirror each real image with
-    probability 1/2, ``DataStream``): None takes the model config's field of that name
-    (the paper presets: 'official', 'every_generate', True), else 'per_sample',
-    'generator_step', False.
+    style_mixing, w_avg_update, mixing_prob (see ``ALAETrainer``) and flip (mirror each real
+    image with probability 1/2, ``DataStream``): None takes the model config's field of that
+    name (the paper presets: 'official', 'every_generate', 0.9, True), else 'per_sample',
+    'generator_step', 0.9, False.
     """
 
     preset: str | None = None
@@ -90,7 +90,7 @@ class TrainOptions:
     amp: bool = False
     r1_gamma: float = 10.0
     r1_interval: int = 1
-    mixing_prob: float = 0.9
+    mixing_prob: float | None = None
     ema_half_life_kimg: float | None = None
     checkpoint_kimg: float | None = None
     image_kimg: float | None = None
@@ -109,12 +109,14 @@ class TrainOptions:
 
 
 # What a run does when neither the options nor the model config say (alae_fast's own choices).
-_BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_step", "flip": False}
+_BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_step", "flip": False,
+                       "mixing_prob": 0.9}
 
 
 def training_behaviour(opts: TrainOptions, config) -> dict[str, Any]:
-    """``{"style_mixing", "w_avg_update", "flip"}`` for a run: the option when set, else the model
-    config's field of that name, else alae_fast's default (per_sample, generator_step, False)."""
+    """``{"style_mixing", "w_avg_update", "flip", "mixing_prob"}`` for a run: the option when set,
+    else the model config's field of that name, else alae_fast's default (per_sample,
+    generator_step, False, 0.9)."""
     out = {}
     for name, default in _BEHAVIOUR_DEFAULTS.items():
         value = getattr(opts, name)
@@ -258,7 +260,12 @@ def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
     problems = []
     if state.get("format") != CHECKPOINT_FORMAT:
         problems.append(f"format {state.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
-    if state.get("model_config") != setup.model_config.to_dict():
+    saved_config = state.get("model_config")
+    try:  # a checkpoint from before a config field was added: compare with that field's default
+        saved_config = ModelConfig.from_dict(saved_config).to_dict()
+    except (TypeError, ValueError):
+        pass
+    if saved_config != setup.model_config.to_dict():
         problems.append("model config differs")
     if state.get("schedule") != setup.schedule.to_dict():
         problems.append("schedule differs")
@@ -500,7 +507,7 @@ def _make_trainer(plan: _Plan, ctx: DistributedContext) -> ALAETrainer:
     model = build_model(config).to(ctx.device)
     behaviour = plan.behaviour
     return ALAETrainer(model, plan.schedule, ctx, seed=opts.seed, r1_gamma=opts.r1_gamma,
-                       r1_interval=opts.r1_interval, mixing_prob=opts.mixing_prob,
+                       r1_interval=opts.r1_interval, mixing_prob=behaviour["mixing_prob"],
                        ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp,
                        style_mixing=behaviour["style_mixing"], w_avg_update=behaviour["w_avg_update"])
 
