@@ -189,7 +189,8 @@ def _add_train(sub) -> None:
     t.add_argument("--r1-interval", type=_positive_int, default=None,
                    help="lazy R1: every N steps, weighted by N (default 1: every step)")
     t.add_argument("--mixing-prob", type=float, default=None,
-                   help="style-mixing probability (default 0.9; StyleALAE only)")
+                   help="style-mixing probability (default: the preset's mixing_prob; 0.9 for the paper's "
+                        "presets; StyleALAE only)")
     t.add_argument("--ema-kimg", type=_positive_float, default=None,
                    help="EMA half-life in thousands of images (default: the preset's ema_kimg; "
                         "10 for the paper's presets)")

@@ -1,10 +1,11 @@
 """The main job, exactly as the README runs it: `alae-fast train` with no argument.
 
-Slow (about a minute on 2 cores): run with `pytest -m slow`. It checks the figure the project
+Slow (about two minutes on 2 cores): run with `pytest -m slow`. It checks the figure the project
 states for the default run, that the trained EMA encoder beats the mean of the random
 encoders by at least 5 points of 1-NN accuracy on the held-out digits, and that the run
 wrote what the README says it writes. The run is deterministic for a machine and seed; on
-the CI machine seeds 0-3 gave +6.9, +8.6, +6.2 and +6.9 points.
+the CI machine seeds 0-3 gave +6.9, +8.6, +6.2 and +6.9 points with the former 24 kimg
+preset, and +8.6, +7.6, +5.2, +9.9 with the 54 kimg one (one thread, 2026-12-01).
 """
 
 import json
@@ -52,5 +53,5 @@ def test_default_run_writes_the_run_folder(default_run):
     assert list((out / "images").glob("reconstructions-*.png")) and list((out / "images").glob("samples-*.png"))
     assert list((out / "checkpoints").glob("ckpt-*.pt"))
     ev = json.loads((out / "eval.json").read_text())
-    assert ev["kimg"] == 24.0 and 0.0 < ev["reconstruction_mse"] < 1.0
+    assert ev["kimg"] == pytest.approx(54.0, abs=0.032) and 0.0 < ev["reconstruction_mse"] < 1.0
     assert f"wrote run folder {out}" in stdout

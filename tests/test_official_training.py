@@ -175,7 +175,7 @@ def test_paper_presets_train_as_the_official_code(name):
     assert official_lod_batch(name, 8, L) == tuple(config.per_lod("lod_batch", i) for i in range(L))
     assert official_lod_lr(name, L) == tuple(config.per_lod("lod_lr", i) for i in range(L))
     b = training_behaviour(TrainOptions(), config)
-    assert b == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": True}
+    assert b == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9}
     assert config.w_avg_beta == 0.995
 
 
@@ -194,14 +194,18 @@ def test_official_tables_as_the_yaml_files():
 def test_digits_keeps_its_behaviour_and_options_override():
     config = preset_config("digits-32")
     assert training_behaviour(TrainOptions(), config) == {"style_mixing": "per_sample",
-                                                          "w_avg_update": "generator_step", "flip": False}
-    opts = TrainOptions(style_mixing="official", flip=True)
+                                                          "w_avg_update": "generator_step", "flip": False,
+                                                          "mixing_prob": 0.0}
+    opts = TrainOptions(style_mixing="official", flip=True, mixing_prob=0.9)
     assert training_behaviour(opts, config) == {"style_mixing": "official", "w_avg_update": "generator_step",
-                                                "flip": True}
+                                                "flip": True, "mixing_prob": 0.9}
     # a config without the fields (the MLP ALAE) gets alae_fast's defaults
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["style_mixing"] == "per_sample"
+    assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["mixing_prob"] == 0.9
     with pytest.raises(ValueError, match="style_mixing"):
         config.replace(style_mixing="nope")
+    with pytest.raises(ValueError, match="mixing_prob"):
+        config.replace(mixing_prob=1.5)
 
 
 # --- a run ---------------------------------------------------------------------------------------
@@ -225,7 +229,7 @@ def test_run_uses_and_resumes_the_behaviour(tmp_path):
     run_training(TrainOptions(kimg=0.032, style_mixing="official", w_avg_update="every_generate", flip=True,
                               **common))
     assert json.loads((out / "config.json").read_text())["behaviour"] == {
-        "style_mixing": "official", "w_avg_update": "every_generate", "flip": True}
+        "style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9}
     run_training(TrainOptions(kimg=0.048, resume=True, **common))  # flags not repeated: the checkpoint's
     state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
     assert state["options"]["style_mixing"] == "official" and state["data"]["flip"] is True

@@ -76,6 +76,8 @@ class StyleALAEConfig(ALAEConfig):
         w_avg_update: 'every_generate' (w_avg moves at each of the three F(z) of an
             iteration, default) or 'generator_step' (once, after the generator step).
         flip: mirror real images horizontally with probability 1/2 (default True).
+        mixing_prob: probability of style mixing in the trainer's steps 1 and 2 (default 0.9,
+            the paper's), the trainer's default when ``--mixing-prob`` is not given.
 
     Defaults: the paper's FFHQ 1024 model and schedule (16 epochs of 60k images per level,
     300 epochs in all, the authors' 8-GPU batches and learning rates).
@@ -103,6 +105,7 @@ class StyleALAEConfig(ALAEConfig):
     style_mixing: str = "official"
     w_avg_update: str = "every_generate"
     flip: bool = True
+    mixing_prob: float = 0.9
 
     def validate(self) -> None:
         super().validate()
@@ -133,6 +136,7 @@ class StyleALAEConfig(ALAEConfig):
                              f"got {self.w_avg_update!r}")
         if not isinstance(self.flip, bool):
             raise TypeError(f"StyleALAEConfig: flip must be a bool; got {type(self.flip).__name__}")
+        check_real(self, "mixing_prob", 0.0, 1.0)
 
     # --- derived sizes -----------------------------------------------------------------------
     @property

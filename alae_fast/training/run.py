@@ -66,9 +66,8 @@ class TrainOptions:
     data: data path (None: the embedded digits); out: run folder (None: ``runs/<setup>``);
     kimg: training length in thousands of images (None: the setup's); seed; resume;
     device: 'auto', 'cpu', 'cuda'...; amp: bfloat16 autocast; r1_gamma, r1_interval,
-    mixing_prob, ema_half_life_kimg: see ``ALAETrainer`` (mixing_prob None: 0.9, the command's
-    default when ``--mixing-prob`` is not given; ema_half_life_kimg None: the model
-    config's ``ema_kimg`` when it has one, else 10); checkpoint_kimg / image_kimg:
+    mixing_prob, ema_half_life_kimg: see ``ALAETrainer`` (mixing_prob None: below;
+    ema_half_life_kimg None: the model config's ``ema_kimg`` when it has one, else 10); checkpoint_kimg / image_kimg:
     intervals (None: a tenth of the run); checkpoint_minutes: also checkpoint when this
     many minutes of wall time passed since the last one (default 10; None: by images only);
     keep: checkpoints kept; log_steps: iterations per
@@ -76,10 +75,10 @@ class TrainOptions:
     config / schedule; evaluate: run the latent-classification report at the end;
     progress: show the tqdm bar; num_workers: data-loading processes; threads: torch CPU
     threads (None: torch's default).
-    style_mixing, w_avg_update (see ``ALAETrainer``) and flip (mirror each real image with
-    probability 1/2, ``DataStream``): None takes the model config's field of that name
-    (the paper presets: 'official', 'every_generate', True), else 'per_sample',
-    'generator_step', False.
+    style_mixing, w_avg_update, mixing_prob (see ``ALAETrainer``) and flip (mirror each real
+    image with probability 1/2, ``DataStream``): None takes the model config's field of that
+    name (the paper presets: 'official', 'every_generate', 0.9, True), else 'per_sample',
+    'generator_step', 0.9, False.
     """
 
     preset: str | None = None
@@ -92,7 +91,7 @@ class TrainOptions:
     amp: bool = False
     r1_gamma: float = 10.0
     r1_interval: int = 1
-    mixing_prob: float | None = 0.9
+    mixing_prob: float | None = None
     ema_half_life_kimg: float | None = None
     checkpoint_kimg: float | None = None
     image_kimg: float | None = None
@@ -111,12 +110,14 @@ class TrainOptions:
 
 
 # What a run does when neither the options nor the model config say (alae_fast's own choices).
-_BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_step", "flip": False}
+_BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_step", "flip": False,
+                       "mixing_prob": 0.9}
 
 
 def training_behaviour(opts: TrainOptions, config) -> dict[str, Any]:
-    """``{"style_mixing", "w_avg_update", "flip"}`` for a run: the option when set, else the model
-    config's field of that name, else alae_fast's default (per_sample, generator_step, False)."""
+    """``{"style_mixing", "w_avg_update", "flip", "mixing_prob"}`` for a run: the option when set,
+    else the model config's field of that name, else alae_fast's default (per_sample,
+    generator_step, False, 0.9)."""
     out = {}
     for name, default in _BEHAVIOUR_DEFAULTS.items():
         value = getattr(opts, name)
@@ -408,9 +409,6 @@ def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, 
     return opts, ckpt_path, ckpt_state
 
 
-MIXING_PROB = 0.9  # TrainOptions.mixing_prob None: the style-mixing probability
-
-
 def _check_style_mixing(opts: TrainOptions, setup: TrainSetup) -> None:
     """UserError when ``--mixing-prob``/``--style-mixing`` are given (not None) for a model with one
     style input (the MLP ALAE): there is nothing to mix, the trainer skips mixing there."""
@@ -433,8 +431,6 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     if ckpt_state is not None:
         setup = _resolve(opts, ckpt_state)
     _check_style_mixing(opts, setup)
-    if opts.mixing_prob is None:
-        opts = replace(opts, mixing_prob=MIXING_PROB)
     if ckpt_state is not None:
         # a behaviour not given again continues as the checkpoint's run chose it
         saved = ckpt_state.get("options", {})
@@ -545,7 +541,7 @@ def _make_trainer(plan: _Plan, ctx: DistributedContext) -> ALAETrainer:
     model = build_model(config).to(ctx.device)
     behaviour = plan.behaviour
     return ALAETrainer(model, plan.schedule, ctx, seed=opts.seed, r1_gamma=opts.r1_gamma,
-                       r1_interval=opts.r1_interval, mixing_prob=opts.mixing_prob,
+                       r1_interval=opts.r1_interval, mixing_prob=behaviour["mixing_prob"],
                        ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp,
                        style_mixing=behaviour["style_mixing"], w_avg_update=behaviour["w_avg_update"])
 
