@@ -126,8 +126,8 @@ def _draw_panel(ax, key: str, pts: list[tuple[float, float]], color: tuple[int, 
             markersize=3, label=f"mean of {smooth}")
     ax.text(0.99, 0.97, f"last {_fmt(float(ys[-1]))}", transform=ax.transAxes, color=main, fontsize=8,
             ha="right", va="top")
-    if smooth > 1:  # legend: which line is which
-        ax.legend(loc="upper left", bbox_to_anchor=(legend_x, 1.0), ncol=2, frameon=False, fontsize=8,
+    if smooth > 1:  # legend: which line is which, in the title row (inside, it covered the lod labels)
+        ax.legend(loc="lower left", bbox_to_anchor=(legend_x, 1.0), ncol=2, frameon=False, fontsize=8,
                   borderpad=0.2, borderaxespad=0.0, handlelength=1.5, columnspacing=1.0)
 
 
