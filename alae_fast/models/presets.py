@@ -299,8 +299,8 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   (StyleGAN2-ADA's 'cifar' and 'auto' configurations use 2) gave lower reconstruction
 #   MSE in every pair of runs (0.14-0.18 against 0.19-0.28 at latent 16), and more
 #   reconstructions of the input's class (40-61% against 23-40%).
-# The default run takes about 1.4x the CPU time of the former 24 kimg one (46-53 s on the
-# idle 2-core CI machine): an estimate of 65-75 s there, not yet measured on an idle machine.
+# The default run takes 138-154 s on the idle 2-core CI machine (2 threads, seeds 0-3; the
+# former 24 kimg one 46-53 s), inside the 300 s budget; figures over seeds in the README.
 # - Training behaviour: alae_fast's per-sample style mixing machinery (off: mixing_prob 0)
 #   and one w_avg update per step, no flips (a mirrored digit is not a digit).
 DIGITS_32 = StyleALAEConfig(
