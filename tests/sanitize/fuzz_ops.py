@@ -267,8 +267,15 @@ def gen_modulated_conv2d(rng: random.Random) -> Call:
 
     return Call("modulated_conv2d", fn, t, dict(N=N, I=I, O=O, k=k, up=up, down=down, demodulate=demodulate,
                                                 fused_modconv=fused),
-                dtype, grads=("x", "weight", "styles"), layout=rng.choice(LAYOUTS), tol=4 + I * k,
+                dtype, grads=("x", "weight", "styles"), layout=rng.choice(LAYOUTS), tol=_modconv_tol(I, k, demodulate),
                 double=rng.random() < 0.3)
+
+
+def _modconv_tol(I, k, demodulate):
+    # One input tap demodulated is sign(w·s) times x: its weight and style gradients cancel
+    # analytically, and what remains of the double backward is rounding amplified by the
+    # 1/|w·s| of the normalisation (seed 0, call 495 of the sanitizer build: 0.4% in float32).
+    return 64.0 if demodulate and I * k * k == 1 else 4 + I * k
 
 
 # op name -> generator of one random call. New ops add one line here.
