@@ -438,6 +438,38 @@ def test_cuda_matches_cpu(dtype, sep, cl):
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("sep", [True, False])
+def test_cuda_fused_tiles_and_fallback_match_cpu_exactly(sep):
+    """Planes of several fused tiles (StyleGAN3-T's 36x36 layer; 70x45 with up 4) and one whose
+    1x1 tile does not fit in shared memory (an 80x81 2-D fd in float64, the unfused path): the
+    CUDA state must equal the CPU's byte for byte and the values match in float64, through the
+    gradient and the second-order op."""
+    rng = torch.Generator().manual_seed(10)
+    cases = [dict(n=2, c=3, h=38, w=38, up=2, down=2, tu=12, td=12, pad=(9, 8, 9, 8)),
+             dict(n=1, c=2, h=70, w=45, up=4, down=2, tu=24, td=12, pad=(13, 11, 13, 11))]
+    if not sep:
+        cases.append(dict(n=1, c=2, h=6, w=5, up=1, down=1, tu=3, td=80, pad=(40, 40, 40, 40)))
+    for case in cases:
+        x, fu, fd, b, kw = make_case(rng, sep=sep, dtype=torch.float64, cl=case["n"] == 1, **case)
+        want, want_state = torch.ops.alae_fast.filtered_lrelu(x, fu, fd, b, kw["up"], kw["down"], kw["padding"],
+                                                              1.4, 0.2, 0.9, False)
+        got, got_state = torch.ops.alae_fast.filtered_lrelu(x.cuda(), fu.cuda(), fd.cuda(), b.cuda(), kw["up"],
+                                                            kw["down"], kw["padding"], 1.4, 0.2, 0.9, False)
+        torch.testing.assert_close(got.cpu(), want)
+        assert torch.equal(got_state.cpu(), want_state)
+        gy = torch.randn(want.shape, generator=rng, dtype=torch.float64)
+        args = (list(x.shape[2:]), kw["up"], kw["down"], kw["padding"], 1.4, 0.2, False, True)
+        wdx, wdb = torch.ops.alae_fast.filtered_lrelu_grad(gy, want_state, fu, fd, *args)
+        gdx, gdb = torch.ops.alae_fast.filtered_lrelu_grad(gy.cuda(), got_state, fu.cuda(), fd.cuda(), *args)
+        torch.testing.assert_close(gdx.cpu(), wdx)
+        torch.testing.assert_close(gdb.cpu(), wdb)
+        margs = (kw["up"], kw["down"], kw["padding"], 1.4, 0.2, False)
+        wm = torch.ops.alae_fast.filtered_lrelu_masked(x, want_state, fu, fd, *margs)
+        gm = torch.ops.alae_fast.filtered_lrelu_masked(x.cuda(), got_state, fu.cuda(), fd.cuda(), *margs)
+        torch.testing.assert_close(gm.cpu(), wm)
+
+
+@pytest.mark.cuda
 def test_cuda_gradcheck_gradgradcheck():
     rng = torch.Generator().manual_seed(9)
     x, fu, fd, b, kw = make_case(rng, n=1, c=2, h=4, w=5, tu=3, td=4)

@@ -1,5 +1,6 @@
 // CUDA registration of filtered_lrelu and its gradient ops: checks and geometry on the host
-// (shared with the CPU kernels), the kernels in filtered_lrelu.cu.
+// (shared with the CPU kernels), the tile plan (filtered_lrelu_tile.h), the kernels in
+// filtered_lrelu.cu.
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -47,10 +48,46 @@ at::Tensor workspace(const at::Tensor& like, const FilteredLreluPlan& p) {
   return at::empty({p.N * p.C, p.geo.UH, p.geo.UW}, like.options().dtype(acc));
 }
 
-// in -> pass1 -> pointwise (mode) -> pass2 -> out.
+// Shared memory per block of the fused kernel: the 48 KiB every CUDA device gives without
+// opting in, so no launch depends on the device's larger limits.
+constexpr int64_t kFusedSmemBytes = 48 * 1024;
+
+FlTileAxis tile_axis(const FlAxisArgs& first, const FlAxisArgs& second) {
+  return FlTileAxis{first.n_in, first.n_out, second.n_out, first.up, first.p0, first.taps,
+                    second.down, second.p0, second.taps};
+}
+
+// The fused path (filtered_lrelu_tile.h); false when no tile's buffers fit in shared memory.
+bool run_fused(const FilteredLreluPlan& p, const at::Tensor& in, const at::Tensor& bias, const FlPassArgs& pass1,
+               int mode, at::Tensor& state, const FlPassArgs& pass2, at::Tensor& out, cudaStream_t stream) {
+  FlFusedArgs a{};
+  a.ax = tile_axis(pass1.ax, pass2.ax);
+  a.ay = tile_axis(pass1.ay, pass2.ay);
+  const int64_t acc_size = in.scalar_type() == at::kDouble ? 8 : 4;
+  a.plan = fl_choose_tile(a.ay, a.ax, pass1.separable, pass2.separable, mode == 0, acc_size, kFusedSmemBytes);
+  if (a.plan.th == 0) return false;
+  a.taps1 = pass1.taps, a.sep1 = pass1.separable, a.scale1 = pass1.scale;
+  a.taps2 = pass2.taps, a.sep2 = pass2.separable, a.scale2 = pass2.scale;
+  a.mode = mode, a.gain = p.gain, a.slope = p.slope, a.clamp = p.clamp, a.has_clamp = p.has_clamp;
+  a.dtype = dtype_code(in.scalar_type(), "filtered_lrelu");
+  a.in = in.const_data_ptr();
+  strides_of(in, a.in_st);
+  a.bias = bias.defined() ? bias.const_data_ptr() : nullptr;
+  a.out = out.mutable_data_ptr();
+  strides_of(out, a.out_st);
+  a.codes = state.mutable_data_ptr<unsigned char>();
+  a.state_bytes = p.geo.state_bytes;
+  a.N = p.N, a.C = p.C;
+  C10_CUDA_CHECK(filtered_lrelu_fused_launch(a, stream));
+  return true;
+}
+
+// in -> pass1 -> pointwise (mode) -> pass2 -> out: fused where the tile fits, else in two
+// stages through an upsampled-size workspace.
 void run(const FilteredLreluPlan& p, const at::Tensor& in, const at::Tensor& bias, const FlPassArgs& pass1,
          int mode, at::Tensor& state, const FlPassArgs& pass2, at::Tensor& out) {
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream(in.device().index()).stream();
+  if (run_fused(p, in, bias, pass1, mode, state, pass2, out, stream)) return;
   at::Tensor work = workspace(in, p);
   FlStage1Args a{};
   a.dtype = dtype_code(in.scalar_type(), "filtered_lrelu");
@@ -71,6 +108,15 @@ void run(const FilteredLreluPlan& p, const at::Tensor& in, const at::Tensor& bia
   C10_CUDA_CHECK(filtered_lrelu_stage2_launch(b, stream));
 }
 
+// The forward's state [N, C, state_bytes], zeroed: the fused kernel ORs codes into it as 32-bit
+// words, so its storage is padded to a multiple of 4 bytes (and starts 4-byte aligned, as
+// every fresh CUDA allocation does).
+at::Tensor zeroed_state(const at::Tensor& x, const FilteredLreluPlan& p) {
+  const int64_t n = p.N * p.C * p.geo.state_bytes;
+  at::Tensor buf = at::zeros({(n + 3) / 4 * 4}, x.options().dtype(at::kByte));
+  return buf.narrow(0, 0, n).view({p.N, p.C, p.geo.state_bytes});
+}
+
 std::tuple<at::Tensor, at::Tensor> filtered_lrelu_cuda(const at::Tensor& x, const std::optional<at::Tensor>& fu,
                                                        const std::optional<at::Tensor>& fd,
                                                        const std::optional<at::Tensor>& b, int64_t up, int64_t down,
@@ -80,7 +126,7 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu_cuda(const at::Tensor& x, cons
   const FilteredLreluPlan p =
       plan_filtered_lrelu_forward(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter);
   at::Tensor y = filtered_lrelu_empty(x, p.geo.OH, p.geo.OW);
-  at::Tensor state = at::empty({p.N, p.C, p.geo.state_bytes}, x.options().dtype(at::kByte));
+  at::Tensor state = zeroed_state(x, p);
   if (y.numel() == 0) return {y, state};
   const Axes ax = axes_of(p);
   const at::Tensor tu = device_taps(p.fu, p.fu_separable, p.flip_filter, false);

@@ -1,6 +1,12 @@
-// CUDA kernels of filtered_lrelu and its gradient ops: two passes through an accumulation-type
-// workspace of the upsampled size. Unlike the CPU engine, this version is not fused: the
-// upsampled plane goes through global memory once (written by stage 1, read by stage 2).
+// CUDA kernels of filtered_lrelu and its gradient ops.
+//
+// The fast path is fused: one block per output tile and plane runs the phases of
+// csrc/common/filtered_lrelu_tile.h in shared memory, so the upsampled plane never goes
+// through global memory (that header is also what tests/native/filtered_lrelu_tile_emulation.cpp
+// runs on the CPU, block by block, against the definition).
+//
+// Where the buffers of even a 1x1 tile exceed 48 KiB of shared memory (very long 2-D filters),
+// two unfused stages go through an accumulation-type workspace of the upsampled size instead.
 // Stage 1: one thread per four consecutive upsampled elements of a plane (one state byte, so
 // no two threads share a byte), each a direct polyphase sum over the taps that meet real
 // samples. Stage 2: one thread per output element. Indices are 64-bit, grid-stride loops.
@@ -10,6 +16,7 @@
 
 #include "../common/dispatch.h"
 #include "../common/filtered_lrelu.h"
+#include "../common/filtered_lrelu_tile.h"
 #include "cuda_convert.cuh"
 #include "filtered_lrelu.cuh"
 
@@ -99,6 +106,46 @@ __global__ void __launch_bounds__(kThreads) stage2_kernel(FlStage2Args a) {
   }
 }
 
+// Storage conversions of the tile phases.
+struct CudaConvert {
+  template <typename T>
+  __device__ static typename Acc<T>::type load(T v) { return to_acc(v); }
+  template <typename T, typename A>
+  __device__ static T store(A v) { return from_acc<T>(v); }
+};
+
+// Block (tile, plane): blockIdx.x is the tile, planes step by gridDim.y. The barriers follow
+// the phase order of filtered_lrelu_tile.h; the codes phase reads only the code bytes, which
+// no later phase of the same plane writes.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) fused_kernel(FlFusedArgs a) {
+  using A = typename Acc<T>::type;
+  extern __shared__ __align__(16) unsigned char fl_smem[];
+  A* sm = reinterpret_cast<A*>(fl_smem);
+  const unsigned char* codes = fl_smem + a.plan.acc_elems * int64_t(sizeof(A));
+  const FlTile t = fl_tile_of(a, blockIdx.x);
+  const int64_t tid = threadIdx.x, nt = blockDim.x;
+  for (int64_t plane = blockIdx.y; plane < a.N * a.C; plane += gridDim.y) {
+    fl_phase_load<T, A, CudaConvert>(a, t, plane, sm, tid, nt);
+    __syncthreads();
+    if (a.sep1) {
+      fl_phase_pass1_rows<A>(a, t, sm, tid, nt);
+      __syncthreads();
+    }
+    fl_phase_pass1<A>(a, t, sm, tid, nt);
+    __syncthreads();
+    fl_phase_pointwise<A>(a, t, plane, sm, tid, nt);
+    __syncthreads();
+    if (a.mode == 0) fl_phase_codes(a, t, plane, codes, tid, nt);
+    if (a.sep2) {
+      fl_phase_pass2_cols<A>(a, t, sm, tid, nt);
+      __syncthreads();
+    }
+    fl_phase_store<T, A, CudaConvert>(a, t, plane, sm, tid, nt);
+    __syncthreads();  // the next plane's load overwrites what this one's last phases read
+  }
+}
+
 int blocks_for(int64_t total) {
   const int64_t b = (total + kThreads - 1) / kThreads;
   return static_cast<int>(b < 65536 * 8 ? (b < 1 ? 1 : b) : 65536 * 8);
@@ -114,6 +161,16 @@ cudaError_t by_dtype(int dtype, Fn&& fn) {
 }
 
 }  // namespace
+
+cudaError_t filtered_lrelu_fused_launch(const FlFusedArgs& a, cudaStream_t stream) {
+  const int64_t tiles = a.plan.tiles_y * a.plan.tiles_x, planes = a.N * a.C;
+  if (tiles == 0 || planes == 0) return cudaSuccess;
+  if (tiles > 2147483647) return cudaErrorInvalidConfiguration;
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(planes < 65535 ? planes : 65535));
+  return by_dtype(a.dtype, [&](auto t) {
+    fused_kernel<decltype(t)><<<grid, kThreads, static_cast<size_t>(a.plan.bytes), stream>>>(a);
+  });
+}
 
 cudaError_t filtered_lrelu_stage1_launch(const FlStage1Args& a, cudaStream_t stream) {
   const int64_t n = a.pass.ay.n_out * a.pass.ax.n_out, total = a.N * a.C * ((n + 3) / 4);

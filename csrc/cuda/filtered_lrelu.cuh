@@ -6,6 +6,8 @@
 #include <cuda_runtime_api.h>
 #include <stdint.h>
 
+#include "../common/filtered_lrelu_tile.h"
+
 namespace alae_fast {
 
 // One axis of one upfirdn pass (as csrc/cpu/filtered_lrelu_kernels.h's Axis).
@@ -51,6 +53,10 @@ struct FlStage2Args {
   int64_t N, C;
   FlPassArgs pass;
 };
+
+// The fused kernel (csrc/common/filtered_lrelu_tile.h): a.plan from fl_choose_tile, a.plan.bytes
+// <= 48 KiB; for mode 0 the state zeroed and padded to a multiple of 4 bytes.
+cudaError_t filtered_lrelu_fused_launch(const FlFusedArgs& a, cudaStream_t stream);
 
 cudaError_t filtered_lrelu_stage1_launch(const FlStage1Args& a, cudaStream_t stream);
 cudaError_t filtered_lrelu_stage2_launch(const FlStage2Args& a, cudaStream_t stream);
