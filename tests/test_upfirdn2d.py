@@ -84,6 +84,19 @@ def test_kernel_matches_oracle_cpu(c):
     run_case(c, "cpu")
 
 
+@needs_kernel
+@settings(max_examples=60, deadline=None)
+@given(cases(), st.integers(2, 9), st.integers(8, 12))
+def test_many_small_planes_match_oracle_cpu(c, n, ch):
+    """NCHW batches of 16 or more planes of at most 64 pixels run planes-innermost on the CPU
+    (csrc/cpu/upfirdn2d_kernels.h, run_nchw_planes_last), in chunks with an 8-plane tail."""
+    h, w = min(c["shape"][2], 8), min(c["shape"][3], 8)
+    fw, fh = (1, 1) if c["fshape"] is None else (c["fshape"][-1], c["fshape"][0])
+    assume(out_size(w, c["up"][0], c["down"][0], c["pad"][0], c["pad"][1], fw) >= 1)
+    assume(out_size(h, c["up"][1], c["down"][1], c["pad"][2], c["pad"][3], fh) >= 1)
+    run_case(dict(c, shape=(n, ch, h, w), layout="contiguous"), "cpu")
+
+
 @settings(max_examples=25, deadline=None)
 @given(cases())
 def test_reference_matches_oracle(c):
