@@ -168,35 +168,61 @@ AF_HD float fl_tap(const float* taps, int64_t i) { return taps ? taps[i] : 1.0f;
 
 // Storage conversions: Cv::load(T) -> A and Cv::template store<T>(A); the GPU kernel passes
 // CUDA's half conversions, the emulation static_casts.
+//
+// Inside the phases, coordinates and shared-memory indices are 32-bit (64-bit division and
+// remainder cost tens of instructions on a GPU): fl_fits_32bit checks on the host that every
+// extent and pad is below 2^30. Offsets into global memory (planes, strides, state) stay 64-bit.
+inline bool fl_fits_32bit(const FlTileAxis& a) {
+  const int64_t lim = int64_t(1) << 30;
+  for (int64_t v : {a.n_in, a.n_mid, a.n_out, a.u1, a.p1, a.t1, a.d2, a.p2, a.t2}) {
+    if (v >= lim || v <= -lim) return false;
+  }
+  return true;
+}
+
+// The taps of an upsampling pass (up u, down 1, left pad p) that meet input samples, for output
+// m: taps t0, t0 + u, ... read inputs i0, i0 + 1, ... (phase_of in 32 bits).
+struct FlPhase32 {
+  int t0, i0;
+};
+
+AF_HD FlPhase32 fl_phase_up(int m, int u, int p) {
+  int t0 = (p - m) % u;
+  if (t0 < 0) t0 += u;
+  return FlPhase32{t0, (m + t0 - p) / u};  // exact: the numerator is a multiple of u
+}
 
 // Phase 1: the tile's input region, plus the bias, zeros outside the plane.
 template <typename T, typename A, typename Cv>
-AF_HD void fl_phase_load(const FlFusedArgs& a, const FlTile& t, int64_t plane, A* sm, int64_t tid, int64_t nt) {
+AF_HD void fl_phase_load(const FlFusedArgs& a, const FlTile& t, int64_t plane, A* sm, int tid, int nt) {
   const int64_t n = plane / a.C, c = plane % a.C;
   const T* base = static_cast<const T*>(a.in) + n * a.in_st[0] + c * a.in_st[1];
   const A b = (a.mode == 0 && a.bias) ? Cv::load(static_cast<const T*>(a.bias)[c]) : A(0);
-  const int64_t ih = t.y.i1 - t.y.i0, iw = t.x.i1 - t.x.i0;
+  const int ih = int(t.y.i1 - t.y.i0), iw = int(t.x.i1 - t.x.i0), y0 = int(t.y.i0), x0 = int(t.x.i0);
+  const int hy = int(a.ay.n_in), wx = int(a.ax.n_in);
   A* in = sm + a.plan.off_in;
-  for (int64_t e = tid; e < ih * iw; e += nt) {
-    const int64_t iy = t.y.i0 + e / iw, ix = t.x.i0 + e % iw;
-    const bool inside = iy >= 0 && iy < a.ay.n_in && ix >= 0 && ix < a.ax.n_in;
+  for (int e = tid; e < ih * iw; e += nt) {
+    const int iy = y0 + e / iw, ix = x0 + e % iw;
+    const bool inside = iy >= 0 && iy < hy && ix >= 0 && ix < wx;
     in[e] = inside ? Cv::load(base[iy * a.in_st[2] + ix * a.in_st[3]]) + b : A(0);
   }
 }
 
 // Phase 2 (separable pass 1 only): h1[r][c] = pass 1 along x of input row r at middle column c.
 template <typename A>
-AF_HD void fl_phase_pass1_rows(const FlFusedArgs& a, const FlTile& t, A* sm, int64_t tid, int64_t nt) {
-  const int64_t ih = t.y.i1 - t.y.i0, iw = t.x.i1 - t.x.i0, mw = t.x.m1 - t.x.m0;
+AF_HD void fl_phase_pass1_rows(const FlFusedArgs& a, const FlTile& t, A* sm, int tid, int nt) {
+  const int ih = int(t.y.i1 - t.y.i0), iw = int(t.x.i1 - t.x.i0), mw = int(t.x.m1 - t.x.m0);
+  const int m0 = int(t.x.m0), x0 = int(t.x.i0), n_mid = int(a.ax.n_mid);
+  const int u = int(a.ax.u1), p = int(a.ax.p1), taps = int(a.ax.t1);
   const A* in = sm + a.plan.off_in;
   A* h1 = sm + a.plan.off_h1;
-  for (int64_t e = tid; e < ih * mw; e += nt) {
-    const int64_t r = e / mw, m = t.x.m0 + e % mw;
+  for (int e = tid; e < ih * mw; e += nt) {
+    const int r = e / mw, m = m0 + e % mw;
     A acc = A(0);
-    if (m >= 0 && m < a.ax.n_mid) {
-      const Phase ph = phase_of(m, a.ax.u1, 1, a.ax.p1);
-      const A* row = in + r * iw - t.x.i0;  // row[i] for i in [i0, i1)
-      for (int64_t k = ph.t0, i = ph.i0; k < a.ax.t1; k += a.ax.u1, ++i) acc += A(fl_tap(a.taps1, k)) * row[i];
+    if (m >= 0 && m < n_mid) {
+      const FlPhase32 ph = fl_phase_up(m, u, p);
+      const A* row = in + r * iw - x0;  // row[i] for i in [i0, i1)
+      for (int k = ph.t0, i = ph.i0; k < taps; k += u, ++i) acc += A(fl_tap(a.taps1, k)) * row[i];
     }
     h1[e] = acc;
   }
@@ -205,26 +231,27 @@ AF_HD void fl_phase_pass1_rows(const FlFusedArgs& a, const FlTile& t, A* sm, int
 // Phase 3: mid = pass 1 (the column half of a separable one, or the whole 2-D one), times its
 // scale; zeros outside the middle plane.
 template <typename A>
-AF_HD void fl_phase_pass1(const FlFusedArgs& a, const FlTile& t, A* sm, int64_t tid, int64_t nt) {
-  const int64_t iw = t.x.i1 - t.x.i0, mh = t.y.m1 - t.y.m0, mw = t.x.m1 - t.x.m0;
+AF_HD void fl_phase_pass1(const FlFusedArgs& a, const FlTile& t, A* sm, int tid, int nt) {
+  const int iw = int(t.x.i1 - t.x.i0), mh = int(t.y.m1 - t.y.m0), mw = int(t.x.m1 - t.x.m0);
+  const int my0 = int(t.y.m0), mx0 = int(t.x.m0), y0 = int(t.y.i0), x0 = int(t.x.i0);
+  const int ny = int(a.ay.n_mid), nx = int(a.ax.n_mid);
+  const int uy = int(a.ay.u1), py = int(a.ay.p1), ty = int(a.ay.t1);
+  const int ux = int(a.ax.u1), px = int(a.ax.p1), tx = int(a.ax.t1);
   const A* in = sm + a.plan.off_in;
   const A* h1 = sm + a.plan.off_h1;
-  const int64_t tx1 = a.ax.t1;
-  for (int64_t e = tid; e < mh * mw; e += nt) {
-    const int64_t my = t.y.m0 + e / mw, c = e % mw, mx = t.x.m0 + c;
+  for (int e = tid; e < mh * mw; e += nt) {
+    const int my = my0 + e / mw, c = e % mw, mx = mx0 + c;
     A acc = A(0);
-    if (my >= 0 && my < a.ay.n_mid && mx >= 0 && mx < a.ax.n_mid) {
-      const Phase py = phase_of(my, a.ay.u1, 1, a.ay.p1);
+    if (my >= 0 && my < ny && mx >= 0 && mx < nx) {
+      const FlPhase32 phy = fl_phase_up(my, uy, py);
       if (a.sep1) {
-        for (int64_t k = py.t0, i = py.i0; k < a.ay.t1; k += a.ay.u1, ++i) {
-          acc += A(fl_tap(a.taps1, tx1 + k)) * h1[(i - t.y.i0) * mw + c];
-        }
+        for (int k = phy.t0, i = phy.i0; k < ty; k += uy, ++i) acc += A(fl_tap(a.taps1, tx + k)) * h1[(i - y0) * mw + c];
       } else {
-        const Phase px = phase_of(mx, a.ax.u1, 1, a.ax.p1);
-        for (int64_t ky = py.t0, i = py.i0; ky < a.ay.t1; ky += a.ay.u1, ++i) {
-          const A* row = in + (i - t.y.i0) * iw - t.x.i0;
+        const FlPhase32 phx = fl_phase_up(mx, ux, px);
+        for (int ky = phy.t0, i = phy.i0; ky < ty; ky += uy, ++i) {
+          const A* row = in + (i - y0) * iw - x0;
           A r = A(0);
-          for (int64_t kx = px.t0, j = px.i0; kx < tx1; kx += a.ax.u1, ++j) r += A(a.taps1[ky * tx1 + kx]) * row[j];
+          for (int kx = phx.t0, j = phx.i0; kx < tx; kx += ux, ++j) r += A(a.taps1[ky * tx + kx]) * row[j];
           acc += r;
         }
       }
@@ -237,14 +264,15 @@ AF_HD void fl_phase_pass1(const FlFusedArgs& a, const FlTile& t, A* sm, int64_t 
 // Phase 4: the pointwise step on the middle region. Mode 0 also leaves each element's code in
 // the byte buffer after the accumulators; mode 1 reads the codes from the state.
 template <typename A>
-AF_HD void fl_phase_pointwise(const FlFusedArgs& a, const FlTile& t, int64_t plane, A* sm, int64_t tid, int64_t nt) {
-  const int64_t mh = t.y.m1 - t.y.m0, mw = t.x.m1 - t.x.m0;
+AF_HD void fl_phase_pointwise(const FlFusedArgs& a, const FlTile& t, int64_t plane, A* sm, int tid, int nt) {
+  const int mh = int(t.y.m1 - t.y.m0), mw = int(t.x.m1 - t.x.m0), my0 = int(t.y.m0), mx0 = int(t.x.m0);
+  const int ny = int(a.ay.n_mid), nx = int(a.ax.n_mid);
   unsigned char* codes = reinterpret_cast<unsigned char*>(sm + a.plan.acc_elems);
   const unsigned char* state = a.codes + plane * a.state_bytes;
   const A gain = A(a.gain), slope = A(a.slope), c = A(a.clamp), gs = A(a.gain * a.slope);
-  for (int64_t e = tid; e < mh * mw; e += nt) {
-    const int64_t my = t.y.m0 + e / mw, mx = t.x.m0 + e % mw;
-    if (!(my >= 0 && my < a.ay.n_mid && mx >= 0 && mx < a.ax.n_mid)) {
+  for (int e = tid; e < mh * mw; e += nt) {
+    const int my = my0 + e / mw, mx = mx0 + e % mw;
+    if (!(my >= 0 && my < ny && mx >= 0 && mx < nx)) {
       if (a.mode == 0) codes[e] = 0;
       continue;  // a zero outside the plane stays zero
     }
@@ -260,7 +288,7 @@ AF_HD void fl_phase_pointwise(const FlFusedArgs& a, const FlTile& t, int64_t pla
       sm[e] = y;
       codes[e] = static_cast<unsigned char>(code);
     } else {
-      const int code = flrelu_code(state, my * a.ax.n_mid + mx);
+      const int code = flrelu_code(state, int64_t(my) * nx + mx);
       sm[e] = code == kFlClamped ? A(0) : v * (code == kFlPos ? gain : gs);
     }
   }
@@ -279,24 +307,27 @@ AF_HD void fl_or_word(unsigned char* codes, int64_t w, unsigned int bits) {
 // Phase 5 (mode 0): the codes of the owned middle elements into the state, one OR per 32-bit
 // word that a row of the owned region touches. Element i of a plane is bits 2*(i%4) of byte
 // plane*state_bytes + i/4 (little-endian words: byte b is bits 8*(b%4) of word b/4).
-AF_HD int64_t fl_words_per_row(const FlTile& t) { return (t.x.own1 - t.x.own0 + 15) / 16 + 1; }
+AF_HD int fl_words_per_row(const FlTile& t) { return int((t.x.own1 - t.x.own0 + 15) / 16 + 1); }
 
-AF_HD void fl_phase_codes(const FlFusedArgs& a, const FlTile& t, int64_t plane, const unsigned char* codes,
-                          int64_t tid, int64_t nt) {
-  const int64_t oh = t.y.own1 - t.y.own0, mw = t.x.m1 - t.x.m0, nx = a.ax.n_mid;
+AF_HD void fl_phase_codes(const FlFusedArgs& a, const FlTile& t, int64_t plane, const unsigned char* codes, int tid,
+                          int nt) {
+  const int oh = int(t.y.own1 - t.y.own0), mw = int(t.x.m1 - t.x.m0);
+  const int64_t nx = a.ax.n_mid;
   if (t.x.own1 <= t.x.own0) return;
-  const int64_t wpr = fl_words_per_row(t), plane_byte = plane * a.state_bytes;
-  for (int64_t e = tid; e < oh * wpr; e += nt) {
+  const int wpr = fl_words_per_row(t);
+  const int64_t plane_byte = plane * a.state_bytes;
+  for (int e = tid; e < oh * wpr; e += nt) {
     const int64_t my = t.y.own0 + e / wpr;
     const int64_t first = my * nx + t.x.own0, last = my * nx + t.x.own1 - 1;  // plane element indices
     const int64_t w = (plane_byte + first / 4) / 4 + e % wpr;
     if (w > (plane_byte + last / 4) / 4) continue;
+    const unsigned char* row = codes + (my - t.y.m0) * mw;  // the owned row's codes, local columns
+    const int64_t col0 = my * nx + t.x.m0;                     // element index of local column 0
     unsigned int bits = 0;
-    for (int64_t k = 0; k < 16; ++k) {  // the word's 16 elements: byte 4w + k/4, slot k%4
+    for (int k = 0; k < 16; ++k) {  // the word's 16 elements: byte 4w + k/4, slot k%4
       const int64_t i = 4 * (4 * w + k / 4 - plane_byte) + k % 4;
       if (i < first || i > last) continue;
-      const unsigned int code = codes[(my - t.y.m0) * mw + (i - my * nx) - t.x.m0];
-      bits |= code << (2 * k);
+      bits |= static_cast<unsigned int>(row[i - col0]) << (2 * k);
     }
     if (bits) fl_or_word(a.codes, w, bits);
   }
@@ -304,14 +335,15 @@ AF_HD void fl_phase_codes(const FlFusedArgs& a, const FlTile& t, int64_t plane, 
 
 // Phase 6 (separable pass 2 only): h2[r][c] = pass 2 along y at output row r, middle column c.
 template <typename A>
-AF_HD void fl_phase_pass2_cols(const FlFusedArgs& a, const FlTile& t, A* sm, int64_t tid, int64_t nt) {
-  const int64_t oh = t.y.o1 - t.y.o0, mw = t.x.m1 - t.x.m0, tx2 = a.ax.t2;
+AF_HD void fl_phase_pass2_cols(const FlFusedArgs& a, const FlTile& t, A* sm, int tid, int nt) {
+  const int oh = int(t.y.o1 - t.y.o0), mw = int(t.x.m1 - t.x.m0), tx2 = int(a.ax.t2), ty2 = int(a.ay.t2);
+  const int o0 = int(t.y.o0), d = int(a.ay.d2), p = int(a.ay.p2), m0 = int(t.y.m0);
   A* h2 = sm + a.plan.off_h2;
-  for (int64_t e = tid; e < oh * mw; e += nt) {
-    const int64_t r = e / mw, c = e % mw;
-    const int64_t base = (t.y.o0 + r) * a.ay.d2 - a.ay.p2 - t.y.m0;  // middle row of tap 0, local
+  for (int e = tid; e < oh * mw; e += nt) {
+    const int r = e / mw, c = e % mw;
+    const int base = (o0 + r) * d - p - m0;  // middle row of tap 0, local
     A acc = A(0);
-    for (int64_t k = 0; k < a.ay.t2; ++k) acc += A(fl_tap(a.taps2, tx2 + k)) * sm[(base + k) * mw + c];
+    for (int k = 0; k < ty2; ++k) acc += A(fl_tap(a.taps2, tx2 + k)) * sm[(base + k) * mw + c];
     h2[e] = acc;
   }
 }
@@ -319,22 +351,24 @@ AF_HD void fl_phase_pass2_cols(const FlFusedArgs& a, const FlTile& t, A* sm, int
 // Phase 7: the output tile = pass 2 (the row half of a separable one, or the whole 2-D one),
 // times its scale, stored with the output's strides.
 template <typename T, typename A, typename Cv>
-AF_HD void fl_phase_store(const FlFusedArgs& a, const FlTile& t, int64_t plane, const A* sm, int64_t tid,
-                          int64_t nt) {
-  const int64_t oh = t.y.o1 - t.y.o0, ow = t.x.o1 - t.x.o0, mw = t.x.m1 - t.x.m0, tx2 = a.ax.t2;
+AF_HD void fl_phase_store(const FlFusedArgs& a, const FlTile& t, int64_t plane, const A* sm, int tid, int nt) {
+  const int oh = int(t.y.o1 - t.y.o0), ow = int(t.x.o1 - t.x.o0), mw = int(t.x.m1 - t.x.m0);
+  const int tx2 = int(a.ax.t2), ty2 = int(a.ay.t2);
+  const int oy0 = int(t.y.o0), ox0 = int(t.x.o0), my0 = int(t.y.m0), mx0 = int(t.x.m0);
+  const int dx = int(a.ax.d2), px = int(a.ax.p2), dy = int(a.ay.d2), py = int(a.ay.p2);
   const A* h2 = sm + a.plan.off_h2;
   T* base = static_cast<T*>(a.out) + (plane / a.C) * a.out_st[0] + (plane % a.C) * a.out_st[1];
-  for (int64_t e = tid; e < oh * ow; e += nt) {
-    const int64_t r = e / ow, oy = t.y.o0 + r, ox = t.x.o0 + e % ow;
-    const int64_t bx = ox * a.ax.d2 - a.ax.p2 - t.x.m0;  // middle column of tap 0, local
+  for (int e = tid; e < oh * ow; e += nt) {
+    const int r = e / ow, oy = oy0 + r, ox = ox0 + e % ow;
+    const int bx = ox * dx - px - mx0;  // middle column of tap 0, local
     A acc = A(0);
     if (a.sep2) {
-      for (int64_t k = 0; k < tx2; ++k) acc += A(fl_tap(a.taps2, k)) * h2[r * mw + bx + k];
+      for (int k = 0; k < tx2; ++k) acc += A(fl_tap(a.taps2, k)) * h2[r * mw + bx + k];
     } else {
-      const int64_t by = oy * a.ay.d2 - a.ay.p2 - t.y.m0;
-      for (int64_t ky = 0; ky < a.ay.t2; ++ky) {
+      const int by = oy * dy - py - my0;
+      for (int ky = 0; ky < ty2; ++ky) {
         const A* row = sm + (by + ky) * mw + bx;
-        for (int64_t kx = 0; kx < tx2; ++kx) acc += A(a.taps2[ky * tx2 + kx]) * row[kx];
+        for (int kx = 0; kx < tx2; ++kx) acc += A(a.taps2[ky * tx2 + kx]) * row[kx];
       }
     }
     base[oy * a.out_st[2] + ox * a.out_st[3]] = Cv::template store<T>(acc * A(a.scale2));

@@ -57,12 +57,14 @@ FlTileAxis tile_axis(const FlAxisArgs& first, const FlAxisArgs& second) {
                     second.down, second.p0, second.taps};
 }
 
-// The fused path (filtered_lrelu_tile.h); false when no tile's buffers fit in shared memory.
+// The fused path (filtered_lrelu_tile.h); false when no tile's buffers fit in shared memory or
+// an extent needs more than the phases' 32-bit coordinates.
 bool run_fused(const FilteredLreluPlan& p, const at::Tensor& in, const at::Tensor& bias, const FlPassArgs& pass1,
                int mode, at::Tensor& state, const FlPassArgs& pass2, at::Tensor& out, cudaStream_t stream) {
   FlFusedArgs a{};
   a.ax = tile_axis(pass1.ax, pass2.ax);
   a.ay = tile_axis(pass1.ay, pass2.ay);
+  if (!fl_fits_32bit(a.ax) || !fl_fits_32bit(a.ay)) return false;
   const int64_t acc_size = in.scalar_type() == at::kDouble ? 8 : 4;
   a.plan = fl_choose_tile(a.ay, a.ax, pass1.separable, pass2.separable, mode == 0, acc_size, kFusedSmemBytes);
   if (a.plan.th == 0) return false;

@@ -124,7 +124,7 @@ __global__ void __launch_bounds__(kThreads) fused_kernel(FlFusedArgs a) {
   A* sm = reinterpret_cast<A*>(fl_smem);
   const unsigned char* codes = fl_smem + a.plan.acc_elems * int64_t(sizeof(A));
   const FlTile t = fl_tile_of(a, blockIdx.x);
-  const int64_t tid = threadIdx.x, nt = blockDim.x;
+  const int tid = threadIdx.x, nt = blockDim.x;
   for (int64_t plane = blockIdx.y; plane < a.N * a.C; plane += gridDim.y) {
     fl_phase_load<T, A, CudaConvert>(a, t, plane, sm, tid, nt);
     __syncthreads();

@@ -175,20 +175,20 @@ int main(int argc, char** argv) {
     } else {
       a.plan = fl_tile_plan(ay, ax, uni(1, 9), uni(1, 9), a.sep1, a.sep2, codes, sizeof(double));
     }
-    const int64_t nt = uni(1, 70);
+    const int nt = uni(1, 70);
     std::unique_ptr<unsigned char[]> smem(new unsigned char[a.plan.bytes]);
     double* sm = reinterpret_cast<double*>(smem.get());
     const unsigned char* sm_codes = reinterpret_cast<const unsigned char*>(sm + a.plan.acc_elems);
     for (int64_t tile = 0; tile < a.plan.tiles_y * a.plan.tiles_x; ++tile) {
       const FlTile t = fl_tile_of(a, tile);
       for (int64_t pl = 0; pl < P; ++pl) {
-        for (int64_t id = 0; id < nt; ++id) fl_phase_load<double, double, Cast>(a, t, pl, sm, id, nt);
-        if (a.sep1) for (int64_t id = 0; id < nt; ++id) fl_phase_pass1_rows<double>(a, t, sm, id, nt);
-        for (int64_t id = 0; id < nt; ++id) fl_phase_pass1<double>(a, t, sm, id, nt);
-        for (int64_t id = 0; id < nt; ++id) fl_phase_pointwise<double>(a, t, pl, sm, id, nt);
-        if (mode == 0) for (int64_t id = 0; id < nt; ++id) fl_phase_codes(a, t, pl, sm_codes, id, nt);
-        if (a.sep2) for (int64_t id = 0; id < nt; ++id) fl_phase_pass2_cols<double>(a, t, sm, id, nt);
-        for (int64_t id = 0; id < nt; ++id) fl_phase_store<double, double, Cast>(a, t, pl, sm, id, nt);
+        for (int id = 0; id < nt; ++id) fl_phase_load<double, double, Cast>(a, t, pl, sm, id, nt);
+        if (a.sep1) for (int id = 0; id < nt; ++id) fl_phase_pass1_rows<double>(a, t, sm, id, nt);
+        for (int id = 0; id < nt; ++id) fl_phase_pass1<double>(a, t, sm, id, nt);
+        for (int id = 0; id < nt; ++id) fl_phase_pointwise<double>(a, t, pl, sm, id, nt);
+        if (mode == 0) for (int id = 0; id < nt; ++id) fl_phase_codes(a, t, pl, sm_codes, id, nt);
+        if (a.sep2) for (int id = 0; id < nt; ++id) fl_phase_pass2_cols<double>(a, t, sm, id, nt);
+        for (int id = 0; id < nt; ++id) fl_phase_store<double, double, Cast>(a, t, pl, sm, id, nt);
       }
     }
     // Reference: the definition, plane by plane.
