@@ -298,10 +298,12 @@ DIGITS_32 = StyleALAEConfig(
 # The smallest colour preset: digits-32's recipe (same departures from the paper, for the same
 # reason: a few thousand steps on a CPU) for a folder of photos, with twice the feature maps
 # and latent, since natural images carry colour and texture where the digits carry strokes.
+# No style mixing, as digits-32: on the 150 photo tiles of the README (seed 0, 40 kimg) the
+# held-out reconstruction MSE went from 0.286 with the paper's 0.9 to 0.240 (one run each).
 PHOTOS_32 = StyleALAEConfig(
     latent_size=32, mapping_layers=4, layer_count=4, channels=3, start_features=16, max_features=64,
     to_rgb_gain=1.0, lod_kimg=(3.0, 5.0, 8.0, 24.0), lod_batch=(32,),
-    lod_lr=(0.002,), train_kimg=40.0, ema_kimg=1.0)
+    lod_lr=(0.002,), train_kimg=40.0, ema_kimg=1.0, mixing_prob=0.0)
 
 
 _builtin_presets()
