@@ -1,5 +1,6 @@
 """Benchmark cases of upfirdn2d at StyleGAN shapes: 2x up/down with the [1,3,3,1] filter,
-blur without resampling, an 8-tap separable filter, channels_last, bfloat16, fwd+bwd."""
+blur without resampling, an 8-tap separable filter, channels_last, bfloat16, fwd+bwd, and
+StyleALAE digits-32's small planes (its [1,2,1] blur and 2x2 box at 4x4 and 8x8, batch 32)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
     gen = torch.Generator(device="cpu").manual_seed(0)
     f4 = setup_filter([1, 3, 3, 1], device=device)  # 4x4, as StyleGAN2 uses it
     f8 = setup_filter([1, 3, 5, 7, 7, 5, 3, 1], device=device, separable=True)
+    f3, f2 = setup_filter([1, 2, 1], device=device), setup_filter([1, 1], device=device)
     # (op, filter name, filter, input shape, dtype, channels_last, fwd+bwd, is a target case)
     specs = [
         ("up2", "[1,3,3,1]", f4, (8, 256, 32, 32), torch.float32, False, False, True),
@@ -53,6 +55,11 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
         ("down2", "[1,3,3,1]", f4, (8, 256, 64, 64), torch.bfloat16, False, False, False),
         ("up2", "[1,3,3,1]", f4, (8, 256, 32, 32), torch.float32, False, True, False),
         ("down2", "[1,3,3,1]", f4, (8, 256, 64, 64), torch.float32, False, True, False),
+        # a few pixels a plane, many planes: the CPU runs these planes-innermost
+        ("blur", "[1,2,1]", f3, (32, 32, 4, 4), torch.float32, False, False, False),
+        ("blur", "[1,2,1]", f3, (32, 32, 8, 8), torch.float32, False, False, False),
+        ("down2", "[1,1]", f2, (32, 32, 8, 8), torch.float32, False, False, False),
+        ("up2", "[1,1]", f2, (32, 32, 4, 4), torch.float32, False, False, False),
     ]
     if quick:
         specs = [s for s in specs if s[-1]]
