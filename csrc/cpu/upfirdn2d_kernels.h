@@ -562,6 +562,23 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
 }
 
 // ---- NCHW, small planes: planes innermost ------------------------------------------------
+// dst[c * rows + r] = src[r * cols + c]: eight rows at a time, so eight strided reads become
+// one eight-wide contiguous write per column.
+template <typename scalar_t>
+void transpose_rows(const scalar_t* src, int64_t rows, int64_t cols, scalar_t* dst) {
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    for (int64_t c = 0; c < cols; ++c) {
+      scalar_t* d = dst + c * rows + r;
+#pragma GCC unroll 8
+      for (int64_t q = 0; q < 8; ++q) d[q] = src[(r + q) * cols + c];
+    }
+  }
+  for (; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+  }
+}
+
 // A plane of a few pixels (StyleGAN's 4x4 and 8x8 levels) costs the row engine of run_nchw
 // more in per-plane setup than in arithmetic. Here a chunk of planes is transposed, in
 // cache-resident buffers, to [H][W][planes], filtered by the NHWC engine with the planes as
@@ -581,36 +598,11 @@ void run_nchw_planes_last(const Geometry& g, const Taps<acc_t>& tp, const scalar
     std::vector<scalar_t> bin(static_cast<size_t>(plane_in * pc)), bout(static_cast<size_t>(plane_out * pc));
     for (int64_t c = c0; c < c1; ++c) {
       const int64_t p0 = c * pc, n = std::min<int64_t>(pc, g.P - p0);
-      // 8 planes at a time: 8 contiguous reads become one 8-wide contiguous write per pixel
-      int64_t p = 0;
-      for (; p + 8 <= n; p += 8) {
-        const scalar_t* src = x + (p0 + p) * plane_in;
-        for (int64_t i = 0; i < plane_in; ++i) {
-          scalar_t* d = bin.data() + i * n + p;
-#pragma GCC unroll 8
-          for (int64_t q = 0; q < 8; ++q) d[q] = src[q * plane_in + i];
-        }
-      }
-      for (; p < n; ++p) {
-        const scalar_t* src = x + (p0 + p) * plane_in;
-        for (int64_t i = 0; i < plane_in; ++i) bin[i * n + p] = src[i];
-      }
+      transpose_rows(x + p0 * plane_in, n, plane_in, bin.data());  // [n][HW] -> [HW][n]
       Geometry gc = g;
       gc.N = 1, gc.C = n, gc.P = n;
       run_nhwc<scalar_t, acc_t>(gc, tp, bin.data(), bout.data());
-      p = 0;
-      for (; p + 8 <= n; p += 8) {
-        scalar_t* dst = y + (p0 + p) * plane_out;
-        for (int64_t i = 0; i < plane_out; ++i) {
-          const scalar_t* s = bout.data() + i * n + p;
-#pragma GCC unroll 8
-          for (int64_t q = 0; q < 8; ++q) dst[q * plane_out + i] = s[q];
-        }
-      }
-      for (; p < n; ++p) {
-        scalar_t* dst = y + (p0 + p) * plane_out;
-        for (int64_t i = 0; i < plane_out; ++i) dst[i] = bout[i * n + p];
-      }
+      transpose_rows(bout.data(), plane_out, n, y + p0 * plane_out);  // [HoWo][n] -> [n][HoWo]
     }
   });
 }

@@ -158,10 +158,8 @@ int main(int argc, char** argv) {
     unsigned char* state = reinterpret_cast<unsigned char*>(words.get());
     std::vector<unsigned char> ref_codes(P * n_mid);
     for (unsigned char& k : ref_codes) k = static_cast<unsigned char>(uni(0, 2));
-    if (mode == 0) {
-      std::memset(state, 0, padded);
-    } else {
-      std::memset(state, 0, padded);
+    std::memset(state, 0, padded);
+    if (mode == 1) {
       for (int64_t pl = 0; pl < P; ++pl) {
         for (int64_t i = 0; i < n_mid; ++i) state[pl * a.state_bytes + i / 4] |= ref_codes[pl * n_mid + i] << (2 * (i % 4));
       }
