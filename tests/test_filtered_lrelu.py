@@ -441,7 +441,7 @@ def test_cuda_matches_cpu(dtype, sep, cl):
 @pytest.mark.parametrize("sep", [True, False])
 def test_cuda_fused_tiles_and_fallback_match_cpu_exactly(sep):
     """Planes of several fused tiles (StyleGAN3-T's 36x36 layer; 70x45 with up 4) and one whose
-    1x1 tile does not fit in shared memory (an 80x81 2-D fd in float64, the unfused path): the
+    1x1 tile does not fit in shared memory (an 80x80 2-D fd in float64, the unfused path): the
     CUDA state must equal the CPU's byte for byte and the values match in float64, through the
     gradient and the second-order op."""
     rng = torch.Generator().manual_seed(10)
