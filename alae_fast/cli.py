@@ -588,7 +588,7 @@ def _cmd_evaluate(args) -> int:
 
 def format_metrics(m: dict) -> str:
     """The human report of ``evaluate``: one line per metric, the latent table when there is one."""
-    from .inference.report import format_latent_report
+    from .inference.report import format_identification, format_latent_report
 
     fid_name = m.get("fid_network", "?") + (" - a PROXY, not comparable with published FIDs"
                                             if m.get("fid_is_proxy") else "")
@@ -597,8 +597,11 @@ def format_metrics(m: dict) -> str:
     if m.get("latent"):
         lines.append(format_latent_report(m["latent"]))
     lines += [f"reconstruction MSE (pixels in [-1, 1], {m.get('reconstruction_images')} images): "
-              f"{m['reconstruction_mse']:.4f}",
-              f"FID of generations:      {m['fid_generated']:.3f}   ({fid_name})",
+              f"{m['reconstruction_mse']:.4f}"]
+    if m.get("reconstruction_identification"):
+        lines.append(format_identification(m["reconstruction_identification"], m.get("reconstruction_images"),
+                                           "evaluated"))
+    lines += [f"FID of generations:      {m['fid_generated']:.3f}   ({fid_name})",
               f"FID of reconstructions:  {m['fid_reconstructed']:.3f}",
               f"PPL in W, full / end:    {m['ppl_full']:.3f} / {m['ppl_end']:.3f}   ({m.get('ppl_distance')})"]
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from alae_fast.eval import (InceptionV3Features, RandomConvFeatures, classify_fe
                             encode_all, feature_network, feature_statistics, fid, fid_from_features, fid_generated,
                             fid_reconstructed, frechet_distance, latent_report, mse_distance,
                             perceptual_path_length, proxy_lpips_distance, reconstruction_class_accuracy,
-                            reconstruction_mse)
+                            reconstruction_identification, reconstruction_mse)
 from alae_fast.eval.fid import _avg3
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")
@@ -339,6 +339,64 @@ def test_reconstruction_class_accuracy_bad_input():
         reconstruction_class_accuracy(lambda b: b, xtr[:0], ytr[:0], xte, yte)
     with pytest.raises(ValueError, match="batch_size"):
         reconstruction_class_accuracy(lambda b: b, xtr, ytr, xte, yte, batch_size=0)
+
+
+def _identified_by_loops(rec: np.ndarray, x: np.ndarray) -> float:
+    """Reference: image i is identified when its reconstruction is strictly nearer to x[i] than to every other x[j]."""
+    hits = 0
+    for i in range(len(x)):
+        d = [float(np.sqrt(((rec[i] - x[j]) ** 2).sum())) for j in range(len(x))]
+        hits += all(d[i] < d[j] for j in range(len(x)) if j != i)
+    return hits / len(x)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reconstruction_identification_against_loops(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(23, 3, 6, 5, generator=g) * 2 - 1
+    # each reconstruction drifts towards another image by its own amount, plus a fixed perturbation
+    mix = torch.rand(23, 1, 1, 1, generator=g)
+    other = x[torch.randperm(23, generator=g)]
+    wobble = 0.05 * torch.randn(x.shape, generator=g)
+    recs = (1 - mix) * x + mix * other + wobble
+
+    def rec(b):  # looks each batch item up by content, so batching cannot change the answer
+        idx = [int((x - bi).abs().flatten(1).sum(1).argmin()) for bi in b]
+        return recs[idx]
+
+    r = reconstruction_identification(rec, x, batch_size=7)
+    xn, rn = x.double().numpy().reshape(23, -1), recs.double().numpy().reshape(23, -1)
+    assert r["reconstructions"] == pytest.approx(_identified_by_loops(rn, xn))
+    assert 0 < r["reconstructions"] < 1
+    means = np.broadcast_to(x.double().numpy().mean(axis=(2, 3), keepdims=True), (23, 3, 6, 5))
+    assert r["mean_colour"] == pytest.approx(_identified_by_loops(means.reshape(23, -1), xn))
+    assert r["chance"] == pytest.approx(1 / 23)
+    assert r["mean_colour_mse"] == pytest.approx(float(((means - x.double().numpy()) ** 2).mean()))
+
+
+def test_reconstruction_identification_extremes():
+    x = torch.randn(9, 2, 4, 4, generator=torch.Generator().manual_seed(3))
+    assert reconstruction_identification(lambda b: b.clone(), x)["reconstructions"] == 1.0
+    # every reconstruction is another image's input: none is identified
+    assert reconstruction_identification(lambda b: b.roll(1, 0), x, batch_size=9)["reconstructions"] == 0.0
+    # one constant output for all: at most one image can be nearest, ties count against
+    assert reconstruction_identification(lambda b: torch.zeros_like(b), x)["reconstructions"] <= 1 / 9
+    same = x[:1].expand(4, -1, -1, -1).clone()  # identical inputs: a tie, never identified
+    assert reconstruction_identification(lambda b: b.clone(), same)["reconstructions"] == 0.0
+
+
+def test_reconstruction_identification_bad_input():
+    x = torch.randn(5, 3, 4, 4)
+    with pytest.raises(ValueError, match="M >= 2"):
+        reconstruction_identification(lambda b: b, x[:1])
+    with pytest.raises(ValueError, match="M >= 2"):
+        reconstruction_identification(lambda b: b, x[:, 0, 0])
+    with pytest.raises(ValueError, match="same shape"):
+        reconstruction_identification(lambda b: b[:, :2], x)
+    with pytest.raises(ValueError, match="NaN"):
+        reconstruction_identification(lambda b: b * float("inf"), x)
+    with pytest.raises(ValueError, match="batch_size"):
+        reconstruction_identification(lambda b: b, x, batch_size=0)
 
 
 # ---------------------------------------------------------------------------- PPL

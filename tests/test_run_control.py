@@ -201,6 +201,11 @@ def test_colour_folder_trains_a_grey_preset_in_colour_and_reports_held_out(tmp_p
     ev = summary["eval"]
     assert ev["reconstruction_split"] == "held-out" and ev["reconstruction_images"] == 3
     assert "on 3 held-out images" in out
+    ident = ev["reconstruction_identification"]
+    assert set(ident) == {"reconstructions", "mean_colour", "chance", "mean_colour_mse"}
+    assert ident["chance"] == pytest.approx(1 / 3) and ident["mean_colour_mse"] > 0
+    assert all(0.0 <= ident[k] <= 1.0 for k in ("reconstructions", "mean_colour"))
+    assert "matched back to their own input among the 3 held-out images" in out
     # the user's own channels win, with a warning that the images are converted
     run_training(TrainOptions(out=str(tmp_path / "grey"), model_overrides={"channels": 1}, **base))
     out = capsys.readouterr().out
@@ -209,6 +214,7 @@ def test_colour_folder_trains_a_grey_preset_in_colour_and_reports_held_out(tmp_p
     one = _folder(tmp_path / "one", 1, colour=False)
     summary = run_training(TrainOptions(out=str(tmp_path / "single"), **{**base, "data": str(one)}))
     assert summary["eval"]["reconstruction_split"] == "training"
+    assert summary["eval"]["reconstruction_identification"] is None  # one image: nothing to tell apart
     assert "TRAINING (no held-out split)" in capsys.readouterr().out
 
 

@@ -8,7 +8,7 @@ from .fid import (FeatureNet, InceptionTorchScript, InceptionV3Features, RandomC
                   feature_statistics, fid, fid_from_features, fid_generated, fid_reconstructed, frechet_distance)
 from .latent import classify_features, encode_all, latent_report, pca_features
 from .ppl import mse_distance, perceptual_path_length, proxy_lpips_distance
-from .recon import reconstruction_class_accuracy, reconstruction_mse
+from .recon import reconstruction_class_accuracy, reconstruction_identification, reconstruction_mse
 from .samples import sample_class_histogram
 
 __all__ = [
@@ -16,5 +16,5 @@ __all__ = [
     "feature_statistics", "fid", "fid_from_features", "fid_generated", "fid_reconstructed", "frechet_distance",
     "classify_features", "encode_all", "latent_report", "pca_features",
     "mse_distance", "perceptual_path_length", "proxy_lpips_distance",
-    "reconstruction_class_accuracy", "reconstruction_mse", "sample_class_histogram",
+    "reconstruction_class_accuracy", "reconstruction_identification", "reconstruction_mse", "sample_class_histogram",
 ]

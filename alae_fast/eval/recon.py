@@ -4,6 +4,9 @@ An autoencoder's MSE says how close the pixels come back, not whether a digit co
 the same digit: a blurred 3 and a sharp 8 can have similar errors.
 :func:`reconstruction_class_accuracy` asks the second question with a classifier that knows
 nothing about the model, 1-NN on the raw pixels of the labelled training images.
+Unlabelled images (a folder of photos) get :func:`reconstruction_identification`: can each
+reconstruction be matched to its own input among all the inputs, and how often does that
+succeed when only each image's mean colour comes back.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["reconstruction_mse", "reconstruction_class_accuracy"]
+__all__ = ["reconstruction_mse", "reconstruction_class_accuracy", "reconstruction_identification"]
 
 
 def _batches(reconstruct, images: torch.Tensor, batch_size: int):
@@ -100,3 +103,45 @@ def reconstruction_class_accuracy(reconstruct: Callable[[torch.Tensor], torch.Te
     knn = KNeighborsClassifier(n_neighbors=1).fit(_flat_numpy(train_images), ytr)
     return {"reconstructions": float(np.mean(knn.predict(rec) == yte)),
             "originals": float(np.mean(knn.predict(_flat_numpy(test_images)) == yte))}
+
+
+def reconstruction_identification(reconstruct: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                                  batch_size: int = 256) -> dict[str, float]:
+    """How often a reconstruction is nearer to its own input than to any other input.
+
+    For M images, each reconstruction is matched to the nearest (Euclidean, raw pixels) of the
+    M inputs; it is identified when that is its own input. The same is done for the baseline
+    that keeps only each image's mean colour (every pixel set to the image's per-channel mean),
+    so a score above the baseline's means the reconstructions carry the images' content, not
+    only their colour. Ties count against the reconstruction.
+
+    Args:
+        reconstruct: maps a batch ``[b, C, R, R]`` to the same shape, called without gradients.
+        images: ``[M, C, R, R]`` float tensor in the model's value range, M >= 2.
+        batch_size: images per ``reconstruct`` call (default 256).
+
+    Returns:
+        ``{"reconstructions": fraction, "mean_colour": fraction, "chance": 1 / M}``, in [0, 1],
+        and ``"mean_colour_mse"``: the baseline's mean squared error (the units of
+        :func:`reconstruction_mse`), for an MSE to be read against.
+
+    Raises:
+        ValueError: images not a ``[M, C, ...]`` tensor with M >= 2; reconstruct returns another
+            shape, NaN or infinity.
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() < 3 or images.shape[0] < 2:
+        raise ValueError("images: expected a [M, C, ...] tensor with M >= 2")
+    rec = torch.cat([y.detach().to("cpu", torch.float64) for _, y in _batches(reconstruct, images, batch_size)])
+    if not torch.isfinite(rec).all():
+        raise ValueError("reconstruct: returned NaN or infinity")
+    x = images.detach().to("cpu", torch.float64)
+    mean_colour = x.mean(dim=tuple(range(2, x.dim())), keepdim=True).expand_as(x)
+
+    def identified(y: torch.Tensor) -> float:
+        d = torch.cdist(y.reshape(y.shape[0], -1), x.reshape(x.shape[0], -1))
+        own = d.diagonal()
+        others = d + torch.diag(torch.full_like(own, float("inf")))
+        return float((own < others.min(dim=1).values).double().mean())
+
+    return {"reconstructions": identified(rec), "mean_colour": identified(mean_colour),
+            "chance": 1.0 / x.shape[0], "mean_colour_mse": float((mean_colour - x).square().mean())}

@@ -115,6 +115,9 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
 
     - ``latent``: 1-NN and LinearSVC accuracy of E(x) vs a random encoder vs PCA (labelled data only);
     - ``reconstruction_mse``: on the test split (or the first ``num_fid`` training images);
+    - ``reconstruction_identification``: for unlabelled data, how often a reconstruction is
+      matched back to its own input among those images, beside the mean-colour baseline
+      (``alae_fast.eval.reconstruction_identification``; None for labelled data);
     - ``fid_generated`` / ``fid_reconstructed``: Fréchet distance of ``num_fid`` generations and of
       the reconstructions against real images, with InceptionV3 when ``inception_weights`` is
       given, else the random-conv proxy (``fid_network`` names which; proxy values are not FIDs);
@@ -122,7 +125,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
       distance, ``ppl_samples`` pairs each.
     """
     from ..eval import (feature_network, fid_generated, fid_reconstructed, perceptual_path_length,
-                        proxy_lpips_distance, reconstruction_mse)
+                        proxy_lpips_distance, reconstruction_identification, reconstruction_mse)
 
     schedule, phase, m = run.schedule, run.phase, run.model
     res = schedule.resolution
@@ -140,6 +143,8 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
 
         out["reconstruction_mse"] = reconstruction_mse(recon, x_real)
         out["reconstruction_images"] = int(x_real.shape[0])
+        out["reconstruction_identification"] = (reconstruction_identification(recon, x_real)
+                                                if out["latent"] is None and x_real.shape[0] >= 2 else None)
         net = feature_network(inception_weights, device=device)
         out["fid_network"] = getattr(net, "name", type(net).__name__)
         out["fid_is_proxy"] = bool(getattr(net, "is_proxy", inception_weights is None))

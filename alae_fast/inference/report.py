@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["format_latent_report"]
+__all__ = ["format_latent_report", "format_identification"]
+
 
 def format_latent_report(report: dict) -> str:
     """The latent-classification report as a small table (accuracies in percent)."""
@@ -37,3 +38,11 @@ def format_latent_report(report: dict) -> str:
             f"{c}: {100 * f:.1f}%" for c, f in zip(sc["classes"], sc["fractions"]))
             + f" (least {100 * sc['min_fraction']:.1f}%)")
     return "\n".join(lines)
+
+
+def format_identification(ident: dict, n: int, split: str) -> str:
+    """One line for ``alae_fast.eval.reconstruction_identification``'s result on ``n`` ``split`` images."""
+    return (f"reconstructions matched back to their own input among the {n} {split} images (pixel 1-NN): "
+            f"{100 * ident['reconstructions']:.1f}% (keeping only each image's mean colour: "
+            f"{100 * ident['mean_colour']:.1f}%; chance {100 * ident['chance']:.1f}%); the mean colour's "
+            f"MSE: {ident['mean_colour_mse']:.4f}")

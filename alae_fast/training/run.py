@@ -760,7 +760,8 @@ def _evaluate(run: _Run) -> dict[str, Any]:
     """The EMA model's latent classification and reconstruction MSE (held-out split when the
     data have one), written to eval.json, printed and returned."""
     from ..data import open_dataset
-    from ..eval import reconstruction_mse
+    from ..eval import reconstruction_identification, reconstruction_mse
+    from ..inference.report import format_identification
 
     plan, ctx, trainer, say = run.plan, run.ctx, run.trainer, run.say
     opts, schedule = plan.opts, plan.schedule
@@ -773,13 +774,20 @@ def _evaluate(run: _Run) -> dict[str, Any]:
         except (FileNotFoundError, ValueError):
             test, mse_on = run.dataset, "TRAINING (no held-out split)"
         xt = prepare_images(test.get_batch(torch.arange(min(len(test), 2000)))[0], schedule, phase)
-        mse = reconstruction_mse(
-            lambda b: trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend,
-                                                     noise="zero").cpu(), xt)
+        def recon(b):
+            return trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend, noise="zero").cpu()
+
+        mse = reconstruction_mse(recon, xt)
+        # Unlabelled images have no class to keep; whether a reconstruction is still that image
+        # (rather than only its colour) is asked by matching it back to its input.
+        ident = reconstruction_identification(recon, xt) if report is None and xt.shape[0] >= 2 else None
     ev = {"kimg": trainer.images_seen / 1000.0, "latent": report, "reconstruction_mse": mse,
-          "reconstruction_images": int(xt.shape[0]), "reconstruction_split": mse_on.split()[0].lower()}
+          "reconstruction_images": int(xt.shape[0]), "reconstruction_split": mse_on.split()[0].lower(),
+          "reconstruction_identification": ident}
     _write_json(plan.out / "eval.json", ev)
     if report is not None:
         say(format_latent_report(report))
     say(f"reconstruction MSE (EMA, pixels in [-1, 1]) on {xt.shape[0]} {mse_on} images: {mse:.4f}")
+    if ident is not None:
+        say(format_identification(ident, int(xt.shape[0]), mse_on))
     return ev
