@@ -792,7 +792,13 @@ def test_evaluate_on_a_small_folder_of_own_images(other_checkpoint, tmp_path, ca
     out = tmp_path / "ev.json"
     assert main(["evaluate", "--ckpt", str(other_checkpoint / "other.pth"), "--data", str(folder),
                  "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)]) == 0
-    assert json.loads(out.read_text())["reconstruction_images"] == 4  # all 5 files, at most --num-fid
+    metrics = json.loads(out.read_text())
+    assert metrics["reconstruction_images"] == 4  # all 5 files, at most --num-fid
+    # unlabelled images: whether reconstructions can be told apart, beside the mean-colour baseline
+    ident = metrics["reconstruction_identification"]
+    assert ident["chance"] == 0.25 and 0.0 <= ident["reconstructions"] <= 1.0
+    assert ident["mean_colour"] == 1.0  # five flat grey levels: their mean colours tell them apart
+    assert "matched back to their own input among the 4 evaluated images" in capsys.readouterr().out
     for p in list(folder.iterdir())[1:]:
         p.unlink()
     capsys.readouterr()
