@@ -1,13 +1,13 @@
 """The main job, exactly as the README runs it: `alae-fast train` with no argument.
 
-Slow (about three and a half minutes on 2 cores): run with `pytest -m slow`. It checks the
+Slow (about five minutes on 2 cores): run with `pytest -m slow`. It checks the
 figures the README states for the default run (seed 0) with some room, since a run is
 deterministic only for a machine and thread count: reconstructions G(E(x)) of the input's
 class, the EMA encoder's latent 1-NN, its lead over the mean of five random encoders, every
 digit class among the EMA samples; and that the run wrote what the README says it writes. On
-the CI machine (2 threads, 2026-12-01) seeds 0-3 gave reconstructions 83.2 / 79.8 / 76.8 /
-79.8%, 1-NN 96.6 / 94.6 / 96.3 / 94.6%, +4.2 / +2.6 / +4.4 / +2.5 points over random encoders
-and a rarest sample class of 8.1 / 7.6 / 5.5 / 7.2%.
+the CI machine (2 threads, 2026-12-01) seeds 0-3 gave reconstructions 89.6 / 86.2 / 88.9 /
+85.5%, 1-NN 97.3 / 95.6 / 95.6 / 96.3%, +4.9 / +3.6 / +3.8 / +4.2 points over random encoders
+and a rarest sample class of 7.7 / 7.9 / 7.3 / 6.7%.
 """
 
 import json
@@ -45,8 +45,8 @@ def test_default_run_reaches_the_readme_figures(default_run):
     assert random["knn1"] == pytest.approx(sum(random["knn1_each"]) / 5)
     assert trained >= 0.93, trained
     assert trained - random["knn1"] >= 0.02, (trained, random)
-    assert latent["reconstruction_class"]["reconstructions"] >= 0.72, latent["reconstruction_class"]
-    assert latent["sample_classes"]["min_fraction"] >= 0.04, latent["sample_classes"]
+    assert latent["reconstruction_class"]["reconstructions"] >= 0.80, latent["reconstruction_class"]
+    assert latent["sample_classes"]["min_fraction"] >= 0.05, latent["sample_classes"]
     # the comparison with PCA is printed, not hidden
     assert "PCA (32 components)" in stdout and "trained - PCA:" in stdout and "trained - random:" in stdout
 
@@ -58,5 +58,5 @@ def test_default_run_writes_the_run_folder(default_run):
     assert list((out / "images").glob("reconstructions-*.png")) and list((out / "images").glob("samples-*.png"))
     assert list((out / "checkpoints").glob("ckpt-*.pt"))
     ev = json.loads((out / "eval.json").read_text())
-    assert ev["kimg"] == pytest.approx(80.0, abs=0.032) and 0.0 < ev["reconstruction_mse"] < 1.0
+    assert ev["kimg"] == pytest.approx(76.0, abs=0.032) and 0.0 < ev["reconstruction_mse"] < 1.0
     assert f"wrote run folder {out}" in stdout
