@@ -229,8 +229,7 @@ def _builtin_presets() -> None:
     register_preset("digits-32", DIGITS_32,
                     "small CPU StyleALAE for the embedded 32x32 digits: 1 channel, latent 32, "
                     "L 4, features 8..32, F 4 layers, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.003, "
-                    "76 kimg (40 at 8x8), "
-                    "no style mixing, EMA 1 kimg")
+                    "76 kimg (40 at 8x8), no style mixing, EMA 1 kimg")
     register_preset("photos-32", PHOTOS_32,
                     "small CPU StyleALAE for a folder of colour photos: 32x32x3, latent 64, L 4, "
                     "features 8..32, F 4 layers, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.004, "
@@ -311,12 +310,12 @@ DIGITS_32 = StyleALAEConfig(
 
 # The smallest colour preset: digits-32's recipe (same departures from the paper, for the same
 # reason: a few thousand steps on a CPU) for a folder of photos, with twice the latent, a higher
-# learning rate and mirrored images (the paper's flips). Measured on 150 tiles of scikit-learn's two sample photos
-# (135 trained on, 15 held out; benchmarks/results/photos-experiments.md), seed 0: the former
-# preset (features 16..64, latent 32, 40 kimg, batch 32, lr 0.002, ~7 min) brought
-# the held-out tiles back at MSE 0.240 and matched 16% of the training tiles' reconstructions
-# back to their own tile, as often as painting each tile its mean colour does (MSE 0.114,
-# 18%); digits-32's widths (8..32) cost a third as much per image, batch 16 below 32x32, latent
+# learning rate and mirrored images (the paper's flips). Measured on 150 tiles of scikit-learn's
+# two sample photos (135 trained on, 15 held out; benchmarks/results/photos-experiments.md),
+# seed 0: the former preset (features 16..64, latent 32, 40 kimg, batch 32, lr 0.002, ~7 min)
+# brought the held-out tiles back at MSE 0.240 and matched 16% of the training tiles'
+# reconstructions back to their own tile, as often as painting each tile its mean colour does
+# (MSE 0.114, 18%); digits-32's widths (8..32) cost a third as much per image, batch 16 below 32x32, latent
 # 64 and lr 0.004 each helped (lr 0.004: MSE 0.201, 33%); R1 gamma 1 or 30 did not. It is still
 # short of recognisable reconstructions: see the README.
 PHOTOS_32 = StyleALAEConfig(

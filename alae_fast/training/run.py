@@ -774,6 +774,7 @@ def _evaluate(run: _Run) -> dict[str, Any]:
         except (FileNotFoundError, ValueError):
             test, mse_on = run.dataset, "TRAINING (no held-out split)"
         xt = prepare_images(test.get_batch(torch.arange(min(len(test), 2000)))[0], schedule, phase)
+
         def recon(b):
             return trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend, noise="zero").cpu()
 
