@@ -229,11 +229,11 @@ def _builtin_presets() -> None:
     register_preset("digits-32", DIGITS_32,
                     "small CPU StyleALAE for the embedded 32x32 digits: 1 channel, latent 32, "
                     "L 4, features 8..32, F 4 layers, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.003, "
-                    "76 kimg (40 at 8x8), no style mixing, EMA 1 kimg")
+                    "68 kimg (34 at 8x8), no style mixing, EMA 1 kimg")
     register_preset("photos-32", PHOTOS_32,
                     "small CPU StyleALAE for a folder of colour photos: 32x32x3, latent 64, L 4, "
-                    "features 8..32, F 4 layers, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.004, "
-                    "104 kimg, flips, EMA 1 kimg")
+                    "features 8..32, F 4 layers, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.005, "
+                    "140 kimg, flips, EMA 1 kimg")
 
 
 # What podgorskiy/ALAE's StyleALAE does (net.py, model.py at 42bcf2e) where alae_fast's defaults
@@ -259,14 +259,14 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 # the paper's below 128 px (nearest x2 + conv, conv + 2x2 average pool, blurred with
 # upfirdn2d); transposed/strided convolutions (fused_scale_resolution=4) compute the same
 # function about 10% faster here, but leave less of the work to the fused ops.
-# Departures from the paper's settings, all because the whole run is ~4125 steps on 1500
+# Departures from the paper's settings, all because the whole run is ~3700 steps on 1500
 # images of 8x8 pixels:
 # - ToRGB gain 1 instead of 0.03: with 0.03 (and 8 feature maps) G's output grows by about
 #   0.03/sqrt(8) of each Adam step and after 22 kimg still spans a tenth of the pixel range
 #   (gray blobs).
 # - EMA half-life 1 kimg instead of 10: a 10 kimg average of a 22 kimg run is mostly the
 #   weights of earlier, lower levels of detail (reconstruction MSE 0.63 vs 0.26 un-averaged).
-# - Half of the images at 8x8 (lod_kimg 4, 40, 12, 20; 76 kimg) and no style mixing
+# - Half of the images at 8x8 (lod_kimg 4, 34, 12, 18; 68 kimg) and no style mixing
 #   (mixing_prob 0). The digits carry 8x8 pixels of information (bilinearly upscaled), and
 #   an 8x8 image costs about a quarter of a 32x32 one here, so the extra images go where the
 #   digit is and where they are cheap. Style mixing makes D accept chimeras of two digits,
@@ -276,8 +276,10 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   learnt lifted the reconstructions of the hard seeds (seed 2: 76.8% -> 85.9%); below 32x32
 #   an iteration is mostly fixed cost (8x8: 40 ms at batch 16, 44 ms at 32 on 2 cores), so
 #   those steps are cheap, while at 32x32 batch 16 would add a minute (330 s in all). lr 0.003
-#   added ~3 points on seeds 1-2 (lr 0.001 had lost 14); 20 kimg at 32x32 instead of 24 keeps
-#   the run inside five minutes when the machine is slow.
+#   added ~3 points on seeds 1-2 (lr 0.001 had lost 14). 68 kimg (34 at 8x8, 18 at 32x32)
+#   instead of 76 keep the run inside five minutes when the machine is slow: its speed drifts
+#   by 15-25% from hour to hour, and the 76 kimg run took 263-315 s; the cut cost 0.8 points of
+#   mean (seed 1: 86.2 -> 81.1%).
 # - Latent 32 and 4 mapping layers instead of 512 and 8.
 # How it got here (benchmarks/results/digits-experiments.md; reconstructions of the input's
 # class by a pixel 1-NN, the report's reconstruction_class, and the EMA encoder's latent 1-NN,
@@ -292,7 +294,8 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   latent 32, 72 kimg (16 at 32x32), batch 16, seeds 1-2:    recon 83.5, 85.5%
 #   latent 32, 80 kimg, batch 16 below 32x32, 32 there:       recon 85.5, 83.2, 85.9, 84.8%
 #   the same with lr 0.003, seeds 1-2:                        recon 86.5, 89.2%
-#   the same with 76 kimg (20 at 32x32):                      the preset (README: seeds 0-3)
+#   the same with 76 kimg (20 at 32x32):                      recon 89.6, 86.2, 88.9, 85.5%
+#   the same with 68 kimg (34 at 8x8, 18 at 32x32):           the preset (README: seeds 0-3)
 #   (seed 0 only: latent 20 54.2%; lr 0.001 42.8%; earlier, at latent 16, R1 gamma 1 or 30,
 #   features 16..64 and 60 kimg at 8x8 did not help). A larger latent keeps more of the digit
 #   through G(E(x)); its price is that random encoders of 32 dimensions already score ~92%
@@ -303,8 +306,8 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   and one w_avg update per step, no flips (a mirrored digit is not a digit).
 DIGITS_32 = StyleALAEConfig(
     latent_size=32, mapping_layers=4, layer_count=4, channels=1, start_features=8, max_features=32,
-    to_rgb_gain=1.0, lod_kimg=(4.0, 40.0, 12.0, 20.0), lod_batch=(16, 16, 16, 32),
-    lod_lr=(0.003,), train_kimg=76.0, ema_kimg=1.0,
+    to_rgb_gain=1.0, lod_kimg=(4.0, 34.0, 12.0, 18.0), lod_batch=(16, 16, 16, 32),
+    lod_lr=(0.003,), train_kimg=68.0, ema_kimg=1.0,
     style_mixing="per_sample", w_avg_update="generator_step", flip=False, mixing_prob=0.0)
 
 
@@ -315,13 +318,17 @@ DIGITS_32 = StyleALAEConfig(
 # seed 0: the former preset (features 16..64, latent 32, 40 kimg, batch 32, lr 0.002, ~7 min)
 # brought the held-out tiles back at MSE 0.240 and matched 16% of the training tiles'
 # reconstructions back to their own tile, as often as painting each tile its mean colour does
-# (MSE 0.114, 18%); digits-32's widths (8..32) cost a third as much per image, batch 16 below 32x32, latent
-# 64 and lr 0.004 each helped (lr 0.004: MSE 0.201, 33%); R1 gamma 1 or 30 did not. It is still
-# short of recognisable reconstructions: see the README.
+# (MSE 0.114, 18%); digits-32's widths (8..32) cost a third as much per image, batch 16 below
+# 32x32, latent 64 and lr 0.004 each helped (lr 0.004: MSE 0.201, 33%); R1 gamma 1 or 30 did not.
+# Length helped most: 104 kimg matched 28.9% at MSE 0.124, 140 kimg 45.9% at 0.110 (the first
+# below the mean colour's); with lr 0.005 46.7% at 0.095 in 8:39. Latent 128 (40.0%, 0.117) and
+# moving 17 kimg from 8x8 to 16x16 and 32x32 (41.5%, 0.101, but 9:51) did not pay. 140 kimg is
+# as long as the ten minutes allow: 140 kimg runs of this size took 8:39-9:24 on different
+# hours. It is still short of recognisable reconstructions: see the README.
 PHOTOS_32 = StyleALAEConfig(
     latent_size=64, mapping_layers=4, layer_count=4, channels=3, start_features=8, max_features=32,
-    to_rgb_gain=1.0, lod_kimg=(4.0, 50.0, 20.0, 30.0), lod_batch=(16, 16, 16, 32),
-    lod_lr=(0.004,), train_kimg=104.0, ema_kimg=1.0, mixing_prob=0.0, flip=True)
+    to_rgb_gain=1.0, lod_kimg=(5.0, 67.0, 27.0, 41.0), lod_batch=(16, 16, 16, 32),
+    lod_lr=(0.005,), train_kimg=140.0, ema_kimg=1.0, mixing_prob=0.0, flip=True)
 
 
 _builtin_presets()
