@@ -9,8 +9,8 @@ from hypothesis import given, settings, strategies as st
 from alae_fast.eval import (InceptionV3Features, RandomConvFeatures, classify_features, compute_features,
                             encode_all, feature_network, feature_statistics, fid, fid_from_features, fid_generated,
                             fid_reconstructed, frechet_distance, latent_report, mse_distance,
-                            perceptual_path_length, proxy_lpips_distance, reconstruction_class_accuracy,
-                            reconstruction_identification, reconstruction_mse)
+                            perceptual_path_length, proxy_lpips_distance, reconstruct_all,
+                            reconstruction_class_accuracy, reconstruction_identification, reconstruction_mse)
 from alae_fast.eval.fid import _avg3
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")
@@ -383,6 +383,49 @@ def test_reconstruction_identification_extremes():
     assert reconstruction_identification(lambda b: torch.zeros_like(b), x)["reconstructions"] <= 1 / 9
     same = x[:1].expand(4, -1, -1, -1).clone()  # identical inputs: a tie, never identified
     assert reconstruction_identification(lambda b: b.clone(), same)["reconstructions"] == 0.0
+
+
+def test_reconstructions_computed_once_score_as_the_callable():
+    """An evaluation runs the model over its images once (reconstruct_all) and gives every
+    metric that tensor: each metric must score it exactly as it scores the callable."""
+    _, (xtr, ytr, xte, yte) = _prototype_data(seed=4)
+    g = torch.Generator().manual_seed(5)
+    noisy = xte + 0.8 * torch.randn(xte.shape, generator=g)
+    calls = []
+
+    def model(b):
+        calls.append(b.shape[0])
+        idx = [int((xte - bi).abs().flatten(1).sum(1).argmin()) for bi in b]
+        return noisy[idx]
+
+    rec = reconstruct_all(model, xte, batch_size=6)
+    assert calls == [6] * 4 + [4] and rec.dtype == torch.float64 and torch.equal(rec, noisy.double())
+    calls.clear()
+    assert reconstruction_mse(rec, xte) == reconstruction_mse(model, xte)
+    assert torch.equal(reconstruction_mse(rec, xte, per_image=True), reconstruction_mse(model, xte, per_image=True))
+    assert reconstruction_identification(rec, xte) == reconstruction_identification(model, xte)
+    assert (reconstruction_class_accuracy(rec, xtr, ytr, xte, yte)
+            == reconstruction_class_accuracy(model, xtr, ytr, xte, yte))
+    assert len(calls) == 4  # only the callable runs called the model
+    net = RandomConvFeatures(seed=0)
+    img = torch.rand(12, 3, 16, 16, generator=g) * 2 - 1
+    shifted = (img.roll(1, -1) * 0.7).clamp(-1, 1)
+    assert fid_reconstructed(net, img, shifted) == pytest.approx(
+        fid_reconstructed(net, img, lambda b: (b.roll(1, -1) * 0.7).clamp(-1, 1), batch_size=5), rel=1e-9)
+
+
+def test_reconstructions_given_are_checked():
+    x = torch.randn(5, 3, 4, 4, generator=torch.Generator().manual_seed(6))
+    with pytest.raises(ValueError, match=r"reconstructions given have shape \(4, 3, 4, 4\)"):
+        reconstruction_mse(x[:4], x)
+    with pytest.raises(ValueError, match="reconstructions given have shape"):
+        reconstruction_identification(x[:, :2], x)
+    with pytest.raises(ValueError, match="NaN"):
+        reconstruction_identification(x * float("nan"), x)
+    with pytest.raises(ValueError, match="reconstructions given have shape"):
+        fid_reconstructed(RandomConvFeatures(seed=0), x, x[:, :1])
+    with pytest.raises(ValueError, match="images: expected"):
+        reconstruct_all(lambda b: b, torch.tensor(1.0))
 
 
 def test_reconstruction_identification_bad_input():

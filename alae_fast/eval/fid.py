@@ -532,9 +532,18 @@ def fid_generated(net: FeatureNet, real_images: Images, sample: Callable[[int], 
     return fid_from_features(compute_features(net, real_images, batch_size), compute_features(net, batches()))
 
 
-def fid_reconstructed(net: FeatureNet, real_images: torch.Tensor, reconstruct: Callable[[torch.Tensor], torch.Tensor],
-                      batch_size: int = 64) -> float:
-    """FID between ``real_images`` ``[N, C, H, W]`` and ``reconstruct(real_images)`` (applied per batch)."""
+def fid_reconstructed(net: FeatureNet, real_images: torch.Tensor,
+                      reconstruct: Callable[[torch.Tensor], torch.Tensor] | torch.Tensor, batch_size: int = 64) -> float:
+    """FID between ``real_images`` ``[N, C, H, W]`` and ``reconstruct(real_images)`` (applied per
+    batch), or the reconstructions already computed: a tensor of ``real_images``' shape.
+
+    Raises ValueError when given reconstructions of another shape."""
+    if isinstance(reconstruct, torch.Tensor):
+        if reconstruct.shape != real_images.shape:
+            raise ValueError(f"reconstruct: the reconstructions given have shape {tuple(reconstruct.shape)}; "
+                             f"expected the images' {tuple(real_images.shape)}")
+        return fid(net, real_images, reconstruct, batch_size)
+
     def batches():
         for i in range(0, real_images.shape[0], batch_size):
             with torch.no_grad():

@@ -15,7 +15,13 @@ from typing import Callable
 
 import torch
 
-__all__ = ["reconstruction_mse", "reconstruction_class_accuracy", "reconstruction_identification"]
+__all__ = ["reconstruct_all", "reconstruction_mse", "reconstruction_class_accuracy",
+           "reconstruction_identification"]
+
+# Each metric below takes either the model's reconstruct callable or the reconstructions it
+# already gave: an evaluation that reports several metrics of the same images runs the model
+# over them once (reconstruct_all) and hands every metric the same tensor.
+Reconstruct = Callable[[torch.Tensor], torch.Tensor] | torch.Tensor
 
 
 def _batches(reconstruct, images: torch.Tensor, batch_size: int):
@@ -32,13 +38,46 @@ def _batches(reconstruct, images: torch.Tensor, batch_size: int):
             yield x, y
 
 
-def reconstruction_mse(reconstruct: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+def reconstruct_all(reconstruct: Reconstruct, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """``reconstruct`` applied to every image, in batches, without gradients, on the CPU.
+
+    Args:
+        reconstruct: maps a batch ``[b, C, R, R]`` to a batch of the same shape (e.g.
+            ``lambda x: model.reconstruct(x, lod, 1.0)``); or a tensor of reconstructions
+            already computed, ``[N, C, R, R]`` like ``images``, returned checked (batch_size unused).
+        images: ``[N, C, R, R]`` float tensor (any value range; the model's).
+        batch_size: images per call (default 256).
+
+    Returns:
+        float64 CPU tensor ``[N, C, R, R]``.
+
+    Raises:
+        ValueError: images not a ``[N, ...]`` tensor; reconstructions of another shape, or
+            containing NaN or infinity.
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() < 2:
+        raise ValueError("images: expected a [N, ...] tensor")
+    if isinstance(reconstruct, torch.Tensor):
+        if reconstruct.shape != images.shape:
+            raise ValueError(f"reconstruct: the reconstructions given have shape {tuple(reconstruct.shape)}; "
+                             f"expected the images' {tuple(images.shape)}")
+        rec = reconstruct.detach().to("cpu", torch.float64)
+    else:
+        parts = [y.detach().to("cpu", torch.float64) for _, y in _batches(reconstruct, images, batch_size)]
+        rec = torch.cat(parts) if parts else images.new_zeros(images.shape, dtype=torch.float64, device="cpu")
+    if not torch.isfinite(rec).all():
+        raise ValueError("reconstruct: returned NaN or infinity")
+    return rec
+
+
+def reconstruction_mse(reconstruct: Reconstruct, images: torch.Tensor,
                        batch_size: int = 256, per_image: bool = False) -> float | torch.Tensor:
     """Mean of ``(reconstruct(x) - x) ** 2`` over every pixel of every image.
 
     Args:
         reconstruct: maps a batch ``[b, C, R, R]`` to a batch of the same shape (e.g.
-            ``lambda x: model.reconstruct(x, lod, 1.0)``); called without gradients.
+            ``lambda x: model.reconstruct(x, lod, 1.0)``); called without gradients; or the
+            reconstructions already computed (:func:`reconstruct_all`).
         images: ``[N, C, R, R]`` float tensor, in the value range the model uses (the
             error is in those units: for ``[-1, 1]`` images, 4.0 is the largest possible).
         batch_size: images per call (default 256).
@@ -46,14 +85,13 @@ def reconstruction_mse(reconstruct: Callable[[torch.Tensor], torch.Tensor], imag
 
     Returns:
         A Python float (accumulated in float64), or the per-image tensor.
+
+    Raises:
+        ValueError: as :func:`reconstruct_all`; no images (unless per_image).
     """
-    if not isinstance(images, torch.Tensor) or images.dim() < 2:
-        raise ValueError("images: expected a [N, ...] tensor")
-    per = []
-    for x, y in _batches(reconstruct, images, batch_size):
-        d = (y.detach().to("cpu", torch.float64) - x.to("cpu", torch.float64)).square()
-        per.append(d.reshape(d.shape[0], -1).mean(dim=1))
-    per_t = torch.cat(per) if per else torch.zeros(0, dtype=torch.float64)
+    rec = reconstruct_all(reconstruct, images, batch_size)
+    d = (rec - images.detach().to("cpu", torch.float64)).square()
+    per_t = d.flatten(1).mean(dim=1)
     if per_image:
         return per_t
     if per_t.numel() == 0:
@@ -65,7 +103,7 @@ def _flat_numpy(x: torch.Tensor):
     return x.detach().reshape(x.shape[0], -1).to("cpu", torch.float64).numpy()
 
 
-def reconstruction_class_accuracy(reconstruct: Callable[[torch.Tensor], torch.Tensor], train_images: torch.Tensor,
+def reconstruction_class_accuracy(reconstruct: Reconstruct, train_images: torch.Tensor,
                                   train_labels, test_images: torch.Tensor, test_labels,
                                   batch_size: int = 256) -> dict[str, float]:
     """How often a reconstruction is classified as its input's class, by a pixel-space 1-NN.
@@ -75,7 +113,8 @@ def reconstruction_class_accuracy(reconstruct: Callable[[torch.Tensor], torch.Te
     ceiling, to the test images themselves.
 
     Args:
-        reconstruct: maps a batch ``[b, C, R, R]`` to the same shape, called without gradients.
+        reconstruct: maps a batch ``[b, C, R, R]`` to the same shape, called without gradients;
+            or the reconstructions of ``test_images`` already computed (:func:`reconstruct_all`).
         train_images, test_images: ``[N, C, R, R]`` / ``[M, C, R, R]`` float tensors in the
             model's value range; train_labels, test_labels: ``[N]`` / ``[M]`` integer labels.
         batch_size: images per ``reconstruct`` call (default 256).
@@ -97,15 +136,13 @@ def reconstruction_class_accuracy(reconstruct: Callable[[torch.Tensor], torch.Te
     ytr, yte = _labels(train_labels), _labels(test_labels)
     if len(ytr) != train_images.shape[0] or len(yte) != test_images.shape[0]:
         raise ValueError("labels: need one label per image")
-    rec = np.concatenate([_flat_numpy(y) for _, y in _batches(reconstruct, test_images, batch_size)])
-    if not np.isfinite(rec).all():
-        raise ValueError("reconstruct: returned NaN or infinity")
+    rec = _flat_numpy(reconstruct_all(reconstruct, test_images, batch_size))
     knn = KNeighborsClassifier(n_neighbors=1).fit(_flat_numpy(train_images), ytr)
     return {"reconstructions": float(np.mean(knn.predict(rec) == yte)),
             "originals": float(np.mean(knn.predict(_flat_numpy(test_images)) == yte))}
 
 
-def reconstruction_identification(reconstruct: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+def reconstruction_identification(reconstruct: Reconstruct, images: torch.Tensor,
                                   batch_size: int = 256) -> dict[str, float]:
     """How often a reconstruction is nearer to its own input than to any other input.
 
@@ -116,7 +153,8 @@ def reconstruction_identification(reconstruct: Callable[[torch.Tensor], torch.Te
     only their colour. Ties count against the reconstruction.
 
     Args:
-        reconstruct: maps a batch ``[b, C, R, R]`` to the same shape, called without gradients.
+        reconstruct: maps a batch ``[b, C, R, R]`` to the same shape, called without gradients;
+            or the reconstructions already computed (:func:`reconstruct_all`).
         images: ``[M, C, R, R]`` float tensor in the model's value range, M >= 2.
         batch_size: images per ``reconstruct`` call (default 256).
 
@@ -131,9 +169,7 @@ def reconstruction_identification(reconstruct: Callable[[torch.Tensor], torch.Te
     """
     if not isinstance(images, torch.Tensor) or images.dim() < 3 or images.shape[0] < 2:
         raise ValueError("images: expected a [M, C, ...] tensor with M >= 2")
-    rec = torch.cat([y.detach().to("cpu", torch.float64) for _, y in _batches(reconstruct, images, batch_size)])
-    if not torch.isfinite(rec).all():
-        raise ValueError("reconstruct: returned NaN or infinity")
+    rec = reconstruct_all(reconstruct, images, batch_size)
     x = images.detach().to("cpu", torch.float64)
     mean_colour = x.mean(dim=tuple(range(2, x.dim())), keepdim=True).expand_as(x)
 

@@ -18,7 +18,7 @@ levels of detail with :mod:`alae_fast.training.schedule`, and never imports the 
 """
 
 from .loading import CHECKPOINT_FORMAT, LoadedRun, convert_official, load_run, recorded_data_spec, run_data
-from .metrics import evaluate_model, latent_eval, random_model
+from .metrics import evaluate_model, identification_if_unlabelled, latent_eval, random_model
 from .pictures import make_grid, png_bytes, save_image, save_image_grid, save_labelled_grid, save_pairs_grid, to_uint8
 from .pixels import load_image_files, prepare_images, to_display
 from .plots import draw_loss_curves, plot_loss_curves, read_jsonl
@@ -27,7 +27,7 @@ from .sampling import (NOISE_MODES, PSI_RANGE, generate_seeds, interpolate_laten
                        seed_latent, style_mix_grid, style_mix_tiles, style_ranges)
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "convert_official", "load_run", "recorded_data_spec", "run_data",
-           "evaluate_model", "latent_eval", "random_model", "format_latent_report",
+           "evaluate_model", "identification_if_unlabelled", "latent_eval", "random_model", "format_latent_report",
            "make_grid", "png_bytes", "save_image", "save_image_grid", "save_labelled_grid", "save_pairs_grid",
            "to_uint8", "load_image_files", "prepare_images", "to_display",
            "draw_loss_curves", "plot_loss_curves", "read_jsonl",

@@ -11,7 +11,7 @@ import torch
 
 from ..errors import UserError
 from ..models import ModelConfig, build_model
-from ..training.schedule import LODSchedule, Phase, images_for_lod
+from ..training.schedule import LODSchedule, Phase
 from .loading import LoadedRun
 from .pixels import prepare_images, to_display
 
@@ -109,6 +109,21 @@ def latent_eval(model, config: ModelConfig, schedule: LODSchedule, phase: Phase,
     return report
 
 
+def identification_if_unlabelled(reconstructions: torch.Tensor, images: torch.Tensor,
+                                 latent: dict | None) -> dict[str, float] | None:
+    """``alae_fast.eval.reconstruction_identification`` of ``reconstructions`` (``[M, C, R, R]``,
+    already computed) against ``images`` when the data have no labels (``latent``, what
+    :func:`latent_eval` returned, is None) and there are M >= 2 images; else None.
+
+    Unlabelled images have no class to keep; whether a reconstruction is still that image
+    (rather than only its colour) is asked by matching it back to its input."""
+    from ..eval import reconstruction_identification
+
+    if latent is not None or images.shape[0] < 2:
+        return None
+    return reconstruction_identification(reconstructions, images)
+
+
 def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: str | None = None,
                    num_fid: int = 1000, ppl_samples: int = 200, seed: int = 0, device="cpu") -> dict[str, Any]:
     """All metrics of issue 6 for a loaded run, as a JSON-ready dict.
@@ -125,7 +140,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
       distance, ``ppl_samples`` pairs each.
     """
     from ..eval import (feature_network, fid_generated, fid_reconstructed, perceptual_path_length,
-                        proxy_lpips_distance, reconstruction_identification, reconstruction_mse)
+                        proxy_lpips_distance, reconstruct_all, reconstruction_mse)
 
     schedule, phase, m = run.schedule, run.phase, run.model
     res = schedule.resolution
@@ -138,13 +153,11 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
         x_real, _ = _all_images(real_ds, num_fid)
         x_real = prepare_images(x_real, schedule, phase)
 
-        def recon(x):
-            return to_display(run.model.reconstruct(x.to(device), phase.lod, phase.blend, noise="zero"), x.shape[-1])
-
-        out["reconstruction_mse"] = reconstruction_mse(recon, x_real)
+        rec = reconstruct_all(lambda x: run.model.reconstruct(x.to(device), phase.lod, phase.blend, noise="zero"),
+                              x_real)
+        out["reconstruction_mse"] = reconstruction_mse(rec, x_real)
         out["reconstruction_images"] = int(x_real.shape[0])
-        out["reconstruction_identification"] = (reconstruction_identification(recon, x_real)
-                                                if out["latent"] is None and x_real.shape[0] >= 2 else None)
+        out["reconstruction_identification"] = identification_if_unlabelled(rec, x_real, out["latent"])
         net = feature_network(inception_weights, device=device)
         out["fid_network"] = getattr(net, "name", type(net).__name__)
         out["fid_is_proxy"] = bool(getattr(net, "is_proxy", inception_weights is None))
@@ -157,9 +170,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
             return to_display(m.generate(z, phase.lod, phase.blend, noise="random"), res)
 
         out["fid_generated"] = fid_generated(net, real_disp, sample, n_gen)
-        out["fid_reconstructed"] = fid_reconstructed(net, real_disp,
-                                                     lambda x: to_display(recon(
-                                                         images_for_lod(x, schedule, phase.lod)), res))
+        out["fid_reconstructed"] = fid_reconstructed(net, real_disp, to_display(rec.float(), res))
         out["fid_images"] = {"real": int(real_disp.shape[0]), "generated": n_gen}
         dist = proxy_lpips_distance()
 

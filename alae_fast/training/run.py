@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report, latent_eval,
-                         prepare_images, sample_images, save_image_grid, save_pairs_grid, to_display)
+from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report,
+                         identification_if_unlabelled, latent_eval, prepare_images, sample_images, save_image_grid,
+                         save_pairs_grid, to_display)
 from ..errors import UserError
 from ..models import MLPALAEConfig, ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
@@ -760,7 +761,7 @@ def _evaluate(run: _Run) -> dict[str, Any]:
     """The EMA model's latent classification and reconstruction MSE (held-out split when the
     data have one), written to eval.json, printed and returned."""
     from ..data import open_dataset
-    from ..eval import reconstruction_identification, reconstruction_mse
+    from ..eval import reconstruct_all, reconstruction_mse
     from ..inference.report import format_identification
 
     plan, ctx, trainer, say = run.plan, run.ctx, run.trainer, run.say
@@ -775,13 +776,10 @@ def _evaluate(run: _Run) -> dict[str, Any]:
             test, mse_on = run.dataset, "TRAINING (no held-out split)"
         xt = prepare_images(test.get_batch(torch.arange(min(len(test), 2000)))[0], schedule, phase)
 
-        def recon(b):
-            return trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend, noise="zero").cpu()
-
-        mse = reconstruction_mse(recon, xt)
-        # Unlabelled images have no class to keep; whether a reconstruction is still that image
-        # (rather than only its colour) is asked by matching it back to its input.
-        ident = reconstruction_identification(recon, xt) if report is None and xt.shape[0] >= 2 else None
+        rec = reconstruct_all(
+            lambda b: trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend, noise="zero").cpu(), xt)
+        mse = reconstruction_mse(rec, xt)
+        ident = identification_if_unlabelled(rec, xt, report)
     ev = {"kimg": trainer.images_seen / 1000.0, "latent": report, "reconstruction_mse": mse,
           "reconstruction_images": int(xt.shape[0]), "reconstruction_split": mse_on.split()[0].lower(),
           "reconstruction_identification": ident}
