@@ -76,8 +76,9 @@ def build_info() -> dict:
 
     Returns a dict: ``torch`` (version compiled against), ``torch_runtime`` (version running),
     ``cpu`` and ``cuda`` (bool: kernels built), ``cuda_archs`` (str, e.g. "90-real"),
-    ``openmp`` (bool), ``sanitize`` (bool: an ASan+UBSan test build), ``compiler``, ``loaded`` (bool), ``error`` (str or None),
-    ``default_impl`` ('auto' or 'ref', from ALAE_FAST_IMPL).
+    ``openmp`` (bool), ``libmvec`` (bool: the CPU activation loops call glibc's vectorised
+    exp/tanh), ``sanitize`` (bool: an ASan+UBSan test build), ``compiler``, ``loaded`` (bool),
+    ``error`` (str or None), ``default_impl`` ('auto' or 'ref', from ALAE_FAST_IMPL).
     """
     info = dict(_INFO) if _INFO else {"torch": None, "cpu": False, "cuda": False, "cuda_archs": "",
                                       "openmp": False, "compiler": None}

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import UserError
@@ -242,7 +243,8 @@ def _add_generate(sub) -> None:
                    help="seeds as NVlabs writes them, e.g. 0-7,12: one seedNNNN.png each")
     g.add_argument("--outdir", default=None, metavar="DIR",
                    help="folder for the seedNNNN.png files (default: <run folder>/generated)")
-    g.add_argument("--grid", action="store_true", help="with --seeds: also write the images as one grid")
+    g.add_argument("--grid", action="store_true",
+                   help="with --seeds: also write the images as one grid, grid.png beside them (or --out)")
     # --n and --seed default to None so that giving them with --seeds (where they mean nothing) is refused
     g.add_argument("--n", type=_positive_int, default=None, metavar="N",
                    help="without --seeds: number of images in the grid (default 32)")
@@ -472,7 +474,8 @@ def _cmd_generate(args) -> int:
           f"noise {args.noise_mode}, "
           f"{res}x{res}) to {outdir}")
     if args.grid:
-        path = save_image_grid(torch.cat(images), _out(args, run, "generated.png"), scale=scale)
+        # beside the images it shows, never over the run folder's generated.png of a plain generate
+        path = save_image_grid(torch.cat(images), Path(args.out) if args.out else outdir / "grid.png", scale=scale)
         print(f"wrote their grid to {path}")
     return 0
 
@@ -729,6 +732,28 @@ _COMMANDS = {"train": _cmd_train, "generate": _cmd_generate, "reconstruct": _cmd
              "serve": _cmd_serve}
 
 
+def _check_data(path: str) -> None:
+    """``--data`` as given, checked before any work, so that every command that takes it says a
+    missing path or a folder without images the same way, naming ``--data`` (directions reads
+    one sub-folder per class and checks its own)."""
+    from .data.folder import find_image_files
+    from .data.mnist import is_mnist_folder
+
+    p = Path(path)
+    if p.is_dir() and is_mnist_folder(p):
+        return
+    try:
+        find_image_files(p)
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+        raise UserError(f"--data: {e}") from e
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # a command's user reads what happened (a skipped file, an older checkpoint taken), not the
+    # line of our source that said it; ALAE_FAST_TRACEBACK=1 keeps Python's own form
+    print(f"alae-fast: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -746,7 +771,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "device", "auto") != "auto":
             check_device(args.device)
-        return _COMMANDS[args.command](args)
+        if getattr(args, "data", None) is not None and args.command != "directions":
+            _check_data(args.data)
+        with warnings.catch_warnings():
+            if not os.environ.get("ALAE_FAST_TRACEBACK"):
+                warnings.showwarning = _one_line_warning
+            return _COMMANDS[args.command](args)
     except (UserError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
         if os.environ.get("ALAE_FAST_TRACEBACK"):
             raise

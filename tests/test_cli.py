@@ -192,6 +192,17 @@ def test_errors_exit_2_with_a_clear_line(mlp_run, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--kimg", "-1"])
+    capsys.readouterr()
+    # every command that takes --data says a bad one the same way, in one line naming it
+    (tmp_path / "a.txt").write_text("x")
+    for cmd in (["train", "--preset", "digits-mlp", "--out", str(tmp_path / "r")], ["evaluate", "--ckpt", str(mlp_run)],
+                ["reconstruct", "--ckpt", str(mlp_run)]):
+        for data, said in ((missing, "does not exist"), (empty, "contains no PNG or JPEG files"),
+                           (tmp_path / "a.txt", "is not a folder")):
+            assert main([*cmd, "--data", str(data)]) == 2, (cmd, data)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and err[0].startswith(f"alae-fast {cmd[0]}: error: --data: ") and said in err[0], err
+    assert not (tmp_path / "r").exists()
 
 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
@@ -251,6 +262,25 @@ def _toy_style_run(tmp_path: Path) -> Path:
     return out
 
 
+def test_library_warnings_reach_the_user_as_one_line(mlp_run, tmp_path, capsys):
+    """A warning from the library (here: the newest checkpoint is damaged, an older one is
+    taken) prints as one line naming what happened, not Python's file:line and source line."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mlp_run, run)
+    (run / "checkpoints" / "ckpt-9999999999.pt").write_bytes(b"not a checkpoint")
+    assert main(["generate", "--ckpt", str(run), "--n", "2", "--out", str(tmp_path / "g.png")]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    warned = [ln for ln in err if "ckpt-9999999999.pt is unreadable" in ln]
+    assert len(warned) == 1 and warned[0].startswith("alae-fast: warning: checkpoint "), err
+    assert not any("warnings.warn" in ln or "RuntimeWarning" in ln for ln in err), err
+    # library users keep Python's warnings: the command restores them when it returns
+    import warnings
+
+    assert warnings.showwarning.__name__ != "_one_line_warning"
+
+
 def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
     out = tmp_path / "gen"
     assert main(["generate", "--network", str(mlp_run), "--seeds", "0-2,5", "--trunc", "0.7",
@@ -260,6 +290,13 @@ def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
     assert f"wrote 4 images seedNNNN.png (psi 0.7, noise none, 32x32) to {out}" in text
     assert sorted(p.name for p in out.iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0005.png"]
     assert _png(out / "seed0005.png").shape == (32, 32) and (tmp_path / "grid.png").is_file()
+    # without --out the grid goes beside the images, not over the run folder's generated.png
+    before = sorted(p.name for p in Path(mlp_run).iterdir())
+    assert main(["generate", "--network", str(mlp_run), "--seeds", "1,2", "--outdir", str(tmp_path / "g2"),
+                 "--grid"]) == 0
+    assert f"wrote their grid to {tmp_path / 'g2' / 'grid.png'}" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "g2").iterdir()) == ["grid.png", "seed0001.png", "seed0002.png"]
+    assert sorted(p.name for p in Path(mlp_run).iterdir()) == before
     # a seed gives the same picture whatever else is asked, for every noise mode (a StyleALAE: it has noise)
     style_run = _toy_style_run(tmp_path)
     for mode in ("const", "random", "none"):

@@ -79,7 +79,9 @@ def reconstruction_mse(reconstruct: Reconstruct, images: torch.Tensor,
             ``lambda x: model.reconstruct(x, lod, 1.0)``); called without gradients; or the
             reconstructions already computed (:func:`reconstruct_all`).
         images: ``[N, C, R, R]`` float tensor, in the value range the model uses (the
-            error is in those units: for ``[-1, 1]`` images, 4.0 is the largest possible).
+            error is in those units). Reconstructions are taken as given, not clamped: for
+            ``[-1, 1]`` images 4.0 bounds the error of outputs inside the range, and a model
+            early in training, whose outputs overshoot it, can score more.
         batch_size: images per call (default 256).
         per_image: if True, return the float64 ``[N]`` tensor of per-image means instead.
 
