@@ -51,6 +51,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .recon import Reconstruct, reconstruct_all
+
 __all__ = [
     "frechet_distance", "feature_statistics", "fid_from_features",
     "FeatureNet", "InceptionV3Features", "InceptionTorchScript", "RandomConvFeatures", "feature_network",
@@ -532,17 +534,15 @@ def fid_generated(net: FeatureNet, real_images: Images, sample: Callable[[int], 
     return fid_from_features(compute_features(net, real_images, batch_size), compute_features(net, batches()))
 
 
-def fid_reconstructed(net: FeatureNet, real_images: torch.Tensor,
-                      reconstruct: Callable[[torch.Tensor], torch.Tensor] | torch.Tensor, batch_size: int = 64) -> float:
+def fid_reconstructed(net: FeatureNet, real_images: torch.Tensor, reconstruct: Reconstruct,
+                      batch_size: int = 64) -> float:
     """FID between ``real_images`` ``[N, C, H, W]`` and ``reconstruct(real_images)`` (applied per
     batch), or the reconstructions already computed: a tensor of ``real_images``' shape.
 
-    Raises ValueError when given reconstructions of another shape."""
+    Raises ValueError when given reconstructions of another shape or with NaN or infinity
+    (checked by :func:`alae_fast.eval.reconstruct_all`)."""
     if isinstance(reconstruct, torch.Tensor):
-        if reconstruct.shape != real_images.shape:
-            raise ValueError(f"reconstruct: the reconstructions given have shape {tuple(reconstruct.shape)}; "
-                             f"expected the images' {tuple(real_images.shape)}")
-        return fid(net, real_images, reconstruct, batch_size)
+        return fid(net, real_images, reconstruct_all(reconstruct, real_images), batch_size)
 
     def batches():
         for i in range(0, real_images.shape[0], batch_size):

@@ -777,7 +777,7 @@ def _evaluate(run: _Run) -> dict[str, Any]:
         xt = prepare_images(test.get_batch(torch.arange(min(len(test), 2000)))[0], schedule, phase)
 
         rec = reconstruct_all(
-            lambda b: trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend, noise="zero").cpu(), xt)
+            lambda b: trainer.ema.module.reconstruct(b.to(ctx.device), phase.lod, phase.blend, noise="zero"), xt)
         mse = reconstruction_mse(rec, xt)
         ident = identification_if_unlabelled(rec, xt, report)
     ev = {"kimg": trainer.images_seen / 1000.0, "latent": report, "reconstruction_mse": mse,
