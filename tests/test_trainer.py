@@ -121,6 +121,44 @@ def test_ema_update_formula_and_buffers():
     assert torch.equal(ema.module.w_avg, model.w_avg)
 
 
+
+
+def test_ema_follows_a_second_update_and_another_model():
+    # the parameter lists are kept between updates: a second in-place change must still be
+    # averaged in, and another model object (same architecture) must be read, not the first
+    cfg = MLPALAEConfig(encoder_hidden=(8,), generator_hidden=(8,), latent_size=4, image_size=4)
+    model = build_model(cfg)
+    ema = EMA(model, half_life_images=100.0)
+    ema.update(model, 50)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    before = [p.detach().clone() for p in ema.module.parameters()]
+    beta = ema.update(model, 50)
+    for b, e, p in zip(before, ema.module.parameters(), model.parameters()):
+        torch.testing.assert_close(e, beta * b + (1 - beta) * p.detach())
+    other = build_model(cfg)
+    before = [p.detach().clone() for p in ema.module.parameters()]
+    ema.update(other, 50)
+    for b, e, p in zip(before, ema.module.parameters(), other.parameters()):
+        torch.testing.assert_close(e, beta * b + (1 - beta) * p.detach())
+    with pytest.raises(ValueError, match="different parameter list"):
+        ema.update(build_model(MLPALAEConfig(encoder_hidden=(8, 8), generator_hidden=(8,), latent_size=4,
+                                             image_size=4)), 50)
+
+
+def test_trainer_switches_requires_grad_per_net():
+    from alae_fast.training.trainer import _NETS
+
+    config = toy().ToyPGConfig(lod_kimg=(0.5,), lod_batch=(4,), lod_lr=(0.01,))
+    trainer = ALAETrainer(build_model(config), schedule_from_config(config), seed=0)
+    trainer._set_trainable("encoder", "discriminator")
+    for n in _NETS:
+        assert all(p.requires_grad == (n in ("encoder", "discriminator")) for p in getattr(trainer.model, n).parameters())
+    assert {id(p) for p in trainer._params("mapping", "generator")} == {
+        id(p) for n in ("mapping", "generator") for p in getattr(trainer.model, n).parameters()}
+    trainer._set_trainable(*_NETS)
+    assert all(p.requires_grad for p in trainer.model.parameters())
 # --- the iteration against an independent implementation --------------------------------------
 
 class _RefAdam:

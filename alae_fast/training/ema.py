@@ -41,15 +41,22 @@ class EMA:
             raise ValueError(f"half_life_images: expected > 0; got {half_life_images!r}")
         self.half_life_images = float(half_life_images)
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self._lists = None  # (model, module, model params, module params)
 
     @torch.no_grad()
     def update(self, model: nn.Module, batch: int) -> float:
         """Move the average towards ``model`` after a step of ``batch`` images; returns the β used."""
         beta = ema_beta(batch, self.half_life_images)
-        ema_p = list(self.module.parameters())
-        src_p = list(model.parameters())
-        if len(ema_p) != len(src_p):
-            raise ValueError("model: has a different parameter list than the EMA copy")
+        # The parameter lists are built once per (model, module) pair: walking the module trees
+        # every iteration costs more than the small models' update itself. (Parameters keep
+        # their identity through .to() and load_state_dict; buffers may not, so they are
+        # listed anew.)
+        if self._lists is None or self._lists[0] is not model or self._lists[1] is not self.module:
+            src_p, ema_p = list(model.parameters()), list(self.module.parameters())
+            if len(ema_p) != len(src_p):
+                raise ValueError("model: has a different parameter list than the EMA copy")
+            self._lists = (model, self.module, src_p, ema_p)
+        _, _, src_p, ema_p = self._lists
         # lerp(a, b, w) = a + w·(b − a) = β·a + (1 − β)·b for w = 1 − β
         torch._foreach_lerp_(ema_p, [p.detach() for p in src_p], 1.0 - beta)
         for b_ema, b in zip(self.module.buffers(), model.buffers()):

@@ -123,6 +123,11 @@ class ALAETrainer:
         self.device, self.dtype = param.device, param.dtype
         self.ctx = ctx if ctx is not None else DistributedContext(device=self.device)
         self.model = model
+        # Each net's parameters, listed once: the three steps switch requires_grad and gather
+        # gradients per net several times an iteration, and Module.parameters() walks the
+        # module tree every time (~2 ms of a 40 ms digits-32 iteration at 8x8). Parameters keep
+        # their identity for the trainer's life (optimisers and load_state_dict rely on it too).
+        self._net_params = {n: tuple(getattr(model, n).parameters()) for n in _NETS}
         self.schedule = schedule
         self.r1_gamma, self.r1_interval = float(r1_gamma), int(r1_interval)
         self.mixing_prob = float(mixing_prob)
@@ -140,7 +145,7 @@ class ALAETrainer:
 
     # --- optimisers ----------------------------------------------------------------------------
     def _params(self, *names: str) -> list[nn.Parameter]:
-        return [p for n in names for p in getattr(self.model, n).parameters()]
+        return [p for n in names for p in self._net_params[n]]
 
     def _make_optimizers(self, lr: float) -> None:
         # fresh optimisers: no Adam moments carried over from the previous level
@@ -149,7 +154,9 @@ class ALAETrainer:
 
     def _set_trainable(self, *names: str) -> None:
         for n in _NETS:
-            getattr(self.model, n).requires_grad_(n in names)
+            flag = n in names
+            for p in self._net_params[n]:
+                p.requires_grad_(flag)
 
     def _autocast(self):
         if not self.amp:
