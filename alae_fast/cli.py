@@ -182,11 +182,12 @@ def _add_train(sub) -> None:
     t.add_argument("--kimg", type=_positive_float, default=None, metavar="N",
                    help="training length in thousands of images (default: the preset's)")
     t.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its newest loadable checkpoint (bit-identical on the CPU)")
-    t.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+                   help="continue the run in --out from its newest loadable checkpoint (bit-identical on the CPU); "
+                        "the options below that are not given again continue as that run set them")
+    t.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (default 0)")
     t.add_argument("--device", default="auto", help="auto (default: the GPU when present), cpu, cuda")
-    t.add_argument("--amp", action="store_true", help="bfloat16 autocast of the forward passes")
-    t.add_argument("--r1-gamma", type=float, default=10.0, help="R1 weight gamma (default 10)")
+    t.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast of the forward passes")
+    t.add_argument("--r1-gamma", type=float, default=None, help="R1 weight gamma (default 10)")
     t.add_argument("--r1-interval", type=_positive_int, default=None,
                    help="lazy R1: every N steps, weighted by N (default 1: every step)")
     t.add_argument("--mixing-prob", type=float, default=None,
@@ -406,7 +407,7 @@ def _cmd_train(args) -> int:
         raise UserError(f"--r1-interval {args.r1_interval}: with --r1-gamma 0 there is no R1 term to space out")
     opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,
                         resume=args.resume, device=args.device, amp=args.amp, r1_gamma=args.r1_gamma,
-                        r1_interval=1 if args.r1_interval is None else args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
+                        r1_interval=args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
                         checkpoint_kimg=args.checkpoint_kimg, checkpoint_minutes=args.checkpoint_minutes,
                         image_kimg=args.image_kimg, keep=args.keep,
                         log_steps=args.log_steps, model_overrides=dict(args.model_overrides),

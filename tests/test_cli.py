@@ -710,6 +710,17 @@ def test_train_refuses_r1_interval_without_r1(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_train_resume_without_the_first_runs_flags_continues_them(tmp_path):
+    import json
+
+    out = str(tmp_path / "r")
+    flags = ["--seed", "5", "--r1-gamma", "3", "--r1-interval", "2", "--ema-kimg", "0.5"]
+    assert main(["train", "--preset", "digits-mlp", "--out", out, *TINY, "--kimg", "0.016", "--no-eval", *flags]) == 0
+    assert main(["train", "--resume", "--preset", "digits-mlp", "--out", out, *TINY, "--kimg", "0.032", "--no-eval"]) == 0
+    opts = json.loads((tmp_path / "r" / "config.json").read_text())["options"]
+    assert (opts["seed"], opts["r1_gamma"], opts["r1_interval"], opts["ema_half_life_kimg"]) == (5, 3.0, 2, 0.5)
+
+
 def test_resume_to_a_kimg_already_reached_is_refused(mlp_run, tmp_path, capsys):
     # it trained nothing, rewrote config.json with the shorter length and exited 0
     import shutil

@@ -389,3 +389,24 @@ def test_resume_is_bit_identical_across_a_level_switch(tmp_path):
     assert len(list((tmp_path / "a" / "checkpoints").glob("ckpt-*.pt"))) == 2
     assert list((tmp_path / "a" / "images").glob("samples-*.png"))
     assert list((tmp_path / "a" / "images").glob("reconstructions-*.png"))
+
+
+def test_resume_continues_the_options_not_given_again(tmp_path):
+    # a scheduler restarting `alae-fast train --resume --out DIR` without the first run's flags
+    # must continue that run (seed, R1, EMA), not train another one from its checkpoint
+    toy()
+    base = dict(preset="toy-pg", progress=False, evaluate=False, log_steps=2, checkpoint_kimg=0.016, keep=2,
+                schedule_overrides={"lod_kimg": [0.024], "lod_batch": [8, 8, 4]})
+    chosen = dict(seed=3, r1_gamma=5.0, r1_interval=2, ema_half_life_kimg=0.5)
+    run_training(TrainOptions(out=str(tmp_path / "a"), kimg=0.048, **base, **chosen))
+    run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.032, **base, **chosen))
+    run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.048, resume=True, **base))  # none given again
+    a, b = _latest(tmp_path / "a"), _latest(tmp_path / "b")
+    assert {k: b["options"][k] for k in chosen} == chosen
+    _compare(a, b)
+    with pytest.raises(ValueError, match="r1_gamma: checkpoint 5.0, now 10.0"):
+        run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.064, resume=True, r1_gamma=10.0, **base))
+    # a new run without them takes the defaults, and its checkpoint says so
+    run_training(TrainOptions(out=str(tmp_path / "c"), kimg=0.016, **base))
+    opts = _latest(tmp_path / "c")["options"]
+    assert (opts["seed"], opts["amp"], opts["r1_gamma"], opts["r1_interval"]) == (0, False, 10.0, 1)

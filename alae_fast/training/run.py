@@ -68,7 +68,10 @@ class TrainOptions:
     kimg: training length in thousands of images (None: the setup's); seed; resume;
     device: 'auto', 'cpu', 'cuda'...; amp: bfloat16 autocast; r1_gamma, r1_interval,
     mixing_prob, ema_half_life_kimg: see ``ALAETrainer`` (mixing_prob None: below;
-    ema_half_life_kimg None: the model config's ``ema_kimg`` when it has one, else 10); checkpoint_kimg / image_kimg:
+    ema_half_life_kimg None: the model config's ``ema_kimg`` when it has one, else 10).
+    seed, amp, r1_gamma, r1_interval None: 0, False, 10, 1 (``_RUN_DEFAULTS``). On ``resume``
+    every one of these options and the behaviours below that is None continues as the
+    checkpoint's run set it; a value given that differs is refused. checkpoint_kimg / image_kimg:
     intervals (None: a tenth of the run); checkpoint_minutes: also checkpoint when this
     many minutes of wall time passed since the last one (default 10; None: by images only);
     keep: checkpoints kept; log_steps: iterations per
@@ -86,12 +89,12 @@ class TrainOptions:
     data: str | None = None
     out: str | None = None
     kimg: float | None = None
-    seed: int = 0
+    seed: int | None = None
     resume: bool = False
     device: str = "auto"
-    amp: bool = False
-    r1_gamma: float = 10.0
-    r1_interval: int = 1
+    amp: bool | None = None
+    r1_gamma: float | None = None
+    r1_interval: int | None = None
     mixing_prob: float | None = None
     ema_half_life_kimg: float | None = None
     checkpoint_kimg: float | None = None
@@ -109,6 +112,9 @@ class TrainOptions:
     w_avg_update: str | None = None
     flip: bool | None = None
 
+
+# What a run uses when neither the options nor, on --resume, the checkpoint say.
+_RUN_DEFAULTS = {"seed": 0, "amp": False, "r1_gamma": 10.0, "r1_interval": 1}
 
 # What a run does when neither the options nor the model config say (alae_fast's own choices).
 _BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_step", "flip": False,
@@ -433,10 +439,11 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         setup = _resolve(opts, ckpt_state)
     _check_style_mixing(opts, setup)
     if ckpt_state is not None:
-        # a behaviour not given again continues as the checkpoint's run chose it
+        # an option or behaviour not given again continues as the checkpoint's run chose it
         saved = ckpt_state.get("options", {})
-        opts = replace(opts, **{k: saved[k] for k in _BEHAVIOUR_DEFAULTS
+        opts = replace(opts, **{k: saved[k] for k in _NUMERIC_OPTIONS
                                 if getattr(opts, k) is None and saved.get(k) is not None})
+    opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
     if not total_kimg > 0:
         raise ValueError(f"kimg: expected > 0; got {total_kimg}")
