@@ -180,7 +180,8 @@ def _add_train(sub) -> None:
                    help="image folder (PNG/JPEG, any size) or folder of MNIST IDX files (default: embedded digits)")
     t.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/<preset>)")
     t.add_argument("--kimg", type=_positive_float, default=None, metavar="N",
-                   help="training length in thousands of images (default: the preset's)")
+                   help="training length in thousands of images (default: the preset's; on --resume: the run's, "
+                        "which a longer --kimg extends)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest loadable checkpoint (bit-identical on the CPU); "
                         "the options below that are not given again continue as that run set them")

@@ -721,6 +721,19 @@ def test_train_resume_without_the_first_runs_flags_continues_them(tmp_path):
     assert (opts["seed"], opts["r1_gamma"], opts["r1_interval"], opts["ema_half_life_kimg"]) == (5, 3.0, 2, 0.5)
 
 
+def test_resume_naming_another_preset_is_refused_with_the_flag(mlp_run, capsys):
+    before = sorted(p.name for p in (mlp_run / "checkpoints").iterdir())
+    assert main(["train", "--resume", "--preset", "digits-32", "--out", str(mlp_run), "--kimg", "1",
+                 "--no-progress", "--threads", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--resume --preset digits-32: the run in --out trained 'digits-mlp'" in err[0], err
+    assert sorted(p.name for p in (mlp_run / "checkpoints").iterdir()) == before
+    assert main(["train", "--resume", "--preset", "digits-mlp", "--out", str(mlp_run), *TINY, "--kimg", "0.128",
+                 "--seed", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--seed: checkpoint 0, now 4" in err, err
+
+
 def test_resume_to_a_kimg_already_reached_is_refused(mlp_run, tmp_path, capsys):
     # it trained nothing, rewrote config.json with the shorter length and exited 0
     import shutil

@@ -404,7 +404,7 @@ def test_resume_continues_the_options_not_given_again(tmp_path):
     a, b = _latest(tmp_path / "a"), _latest(tmp_path / "b")
     assert {k: b["options"][k] for k in chosen} == chosen
     _compare(a, b)
-    with pytest.raises(ValueError, match="r1_gamma: checkpoint 5.0, now 10.0"):
+    with pytest.raises(ValueError, match="--r1-gamma: checkpoint 5.0, now 10.0"):
         run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.064, resume=True, r1_gamma=10.0, **base))
     # a new run without them takes the defaults, and its checkpoint says so
     run_training(TrainOptions(out=str(tmp_path / "c"), kimg=0.016, **base))

@@ -55,6 +55,10 @@ __all__ = ["TrainOptions", "run_training", "pick_setup", "training_behaviour"]
 
 _NUMERIC_OPTIONS = ("seed", "r1_gamma", "r1_interval", "mixing_prob", "ema_half_life_kimg", "amp",
                     "style_mixing", "w_avg_update", "flip")
+# the `alae-fast train` flag of each, for the messages that refuse a resume
+_FLAGS = {"seed": "--seed", "r1_gamma": "--r1-gamma", "r1_interval": "--r1-interval", "mixing_prob": "--mixing-prob",
+          "ema_half_life_kimg": "--ema-kimg", "amp": "--amp", "style_mixing": "--style-mixing",
+          "w_avg_update": "--w-avg-update", "flip": "--flip/--no-flip"}
 _clock = time.monotonic  # the checkpoint cadence's clock (a test replaces it)
 _LOSS_KEYS = ("loss_d", "loss_g", "loss_ae", "d_real", "d_fake", "r1")
 
@@ -188,7 +192,12 @@ def _truncate_log(path: Path, kimg: float) -> None:
 
 
 def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
-    """The setup a resumed run continues: the checkpoint's own when the command names none."""
+    """The setup a resumed run continues: the checkpoint's own when the command names none.
+    UserError when ``--preset`` names another setup than the checkpoint's."""
+    trained = ckpt_state.get("setup")
+    if opts.preset is not None and trained and opts.preset != trained:
+        raise UserError(f"--resume --preset {opts.preset}: the run in --out trained {trained!r}; leave out --preset "
+                        f"to continue it, or train {opts.preset!r} as a new run with another --out")
     if opts.preset is None and not opts.model_overrides and not opts.schedule_overrides:
         # resuming without naming the setup: continue exactly what the checkpoint trained
         config = ModelConfig.from_dict(ckpt_state["model_config"])
@@ -284,7 +293,7 @@ def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
         problems.append("schedule differs")
     for k in _NUMERIC_OPTIONS:
         if state.get("options", {}).get(k) != getattr(opts, k):
-            problems.append(f"{k}: checkpoint {state.get('options', {}).get(k)!r}, now {getattr(opts, k)!r}")
+            problems.append(f"{_FLAGS[k]}: checkpoint {state.get('options', {}).get(k)!r}, now {getattr(opts, k)!r}")
     if problems:
         raise ValueError("--resume: the checkpoint was made by a different run: " + "; ".join(problems))
 
