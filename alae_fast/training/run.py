@@ -53,12 +53,12 @@ from .trainer import ALAETrainer
 
 __all__ = ["TrainOptions", "run_training", "pick_setup", "training_behaviour"]
 
-_NUMERIC_OPTIONS = ("seed", "r1_gamma", "r1_interval", "mixing_prob", "ema_half_life_kimg", "amp",
-                    "style_mixing", "w_avg_update", "flip")
-# the `alae-fast train` flag of each, for the messages that refuse a resume
+# The options a checkpoint records and a resume must agree with, and the `alae-fast train` flag
+# of each (for the messages that refuse a resume).
 _FLAGS = {"seed": "--seed", "r1_gamma": "--r1-gamma", "r1_interval": "--r1-interval", "mixing_prob": "--mixing-prob",
           "ema_half_life_kimg": "--ema-kimg", "amp": "--amp", "style_mixing": "--style-mixing",
           "w_avg_update": "--w-avg-update", "flip": "--flip/--no-flip"}
+_NUMERIC_OPTIONS = tuple(_FLAGS)
 _clock = time.monotonic  # the checkpoint cadence's clock (a test replaces it)
 _LOSS_KEYS = ("loss_d", "loss_g", "loss_ae", "d_real", "d_fake", "r1")
 

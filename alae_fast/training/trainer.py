@@ -125,7 +125,7 @@ class ALAETrainer:
         self.model = model
         # Each net's parameters, listed once: the three steps switch requires_grad and gather
         # gradients per net several times an iteration, and Module.parameters() walks the
-        # module tree every time (~2 ms of a 40 ms digits-32 iteration at 8x8). Parameters keep
+        # module tree every time (~1 ms of a 40 ms digits-32 iteration at 8x8). Parameters keep
         # their identity for the trainer's life (optimisers and load_state_dict rely on it too).
         self._net_params = {n: tuple(getattr(model, n).parameters()) for n in _NETS}
         self.schedule = schedule
