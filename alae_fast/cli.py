@@ -397,7 +397,8 @@ def _cmd_convert(args) -> int:
 def _cmd_train(args) -> int:
     from .training.run import TrainOptions, pick_setup, run_training
 
-    if args.model_overrides or args.schedule_overrides:
+    if (args.model_overrides or args.schedule_overrides) and not (args.resume and args.preset is None):
+        # (a --resume without --preset checks them against the run's own preset, once it is read)
         # a wrong type in --set/--schedule (latent_size=abc) is the user's, not a bug: say so in one line
         try:
             pick_setup(args.preset, dict(args.model_overrides), dict(args.schedule_overrides))

@@ -764,3 +764,22 @@ def test_bench_unknown_ops_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["bench", "--ops", "nonsense", "--list"])
     assert e.value.code == 2 and "unknown --ops ['nonsense']" in capsys.readouterr().err
+
+
+def test_resume_applies_set_to_the_runs_own_preset(mlp_run, tmp_path, capsys):
+    # without --preset, --set/--schedule given again were applied to the default digits-32,
+    # which refused the MLP's fields (encoder_hidden) before the checkpoint was even read
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mlp_run, run)
+    assert main(["train", "--resume", "--out", str(run), *TINY, "--kimg", "0.08", "--no-eval"]) == 0
+    state = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], map_location="cpu", weights_only=False)
+    assert state["trainer"]["images_seen"] == 80
+    capsys.readouterr()
+    # a --set that changes the model is refused, naming the field and both values
+    changed = [a if a != "latent_size=8" else "latent_size=12" for a in TINY]
+    assert changed != list(TINY)
+    assert main(["train", "--resume", "--out", str(run), *changed, "--kimg", "0.12", "--no-eval"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model config differs (latent_size: checkpoint 8, now 12)" in err[0], err

@@ -204,7 +204,12 @@ def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
         schedule = LODSchedule.from_dict(ckpt_state["schedule"])
         return TrainSetup(ckpt_state.get("setup", "?"), config, schedule, float(ckpt_state["total_kimg"]),
                           "resumed")
-    return pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
+    # --set/--schedule given again apply to the preset the run trained, not to the default one
+    # (a run of another model family would not even accept them there)
+    try:
+        return pick_setup(opts.preset or trained, opts.model_overrides, opts.schedule_overrides)
+    except TypeError as e:  # a wrong type in --set/--schedule (latent_size=abc) is the user's
+        raise UserError(f"--set/--schedule: {e}") from e
 
 
 def _data_channels(data: str | None) -> int:
@@ -283,14 +288,33 @@ def _same_model_config(saved, setup: TrainSetup) -> bool:
         return False
 
 
+def _saved_config_dict(saved) -> dict | None:
+    """A checkpoint's model config with the fields added since it was written filled in, so
+    that only real differences are named."""
+    try:
+        return ModelConfig.from_dict(saved).to_dict()
+    except (TypeError, ValueError):
+        return saved if isinstance(saved, dict) else None
+
+
+def _differing(saved: dict | None, now: dict) -> str:
+    """' (field: checkpoint A, now B; ...)' for the fields that differ, '' when unknown."""
+    if not isinstance(saved, dict):
+        return ""
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
+             for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    return f" ({'; '.join(diffs)})" if diffs else ""
+
+
 def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
     problems = []
     if state.get("format") != CHECKPOINT_FORMAT:
         problems.append(f"format {state.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
     if not _same_model_config(state.get("model_config"), setup):
-        problems.append("model config differs")
+        problems.append("model config differs" + _differing(_saved_config_dict(state.get("model_config")),
+                                                            setup.model_config.to_dict()))
     if state.get("schedule") != setup.schedule.to_dict():
-        problems.append("schedule differs")
+        problems.append("schedule differs" + _differing(state.get("schedule"), setup.schedule.to_dict()))
     for k in _NUMERIC_OPTIONS:
         if state.get("options", {}).get(k) != getattr(opts, k):
             problems.append(f"{_FLAGS[k]}: checkpoint {state.get('options', {}).get(k)!r}, now {getattr(opts, k)!r}")
@@ -440,10 +464,14 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     """The setup (the checkpoint's on a plain ``--resume``), matched to the data's channels and
     fitted to the run's length, with the notes said. Raises ValueError for a non-positive
     length or a global batch the world size does not divide."""
-    first_setup = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
-    out = Path(opts.out) if opts.out else Path("runs") / first_setup.name
+    if opts.resume and opts.preset is None:
+        # the checkpoint names the preset; the overrides are checked against it in _resolve
+        out = Path(opts.out) if opts.out else Path("runs") / DEFAULT_PRESET
+        setup = None
+    else:  # checked before any folder is read
+        setup = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
+        out = Path(opts.out) if opts.out else Path("runs") / setup.name
     opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
-    setup = first_setup
     if ckpt_state is not None:
         setup = _resolve(opts, ckpt_state)
     _check_style_mixing(opts, setup)
