@@ -783,3 +783,16 @@ def test_resume_applies_set_to_the_runs_own_preset(mlp_run, tmp_path, capsys):
     assert main(["train", "--resume", "--out", str(run), *changed, "--kimg", "0.12", "--no-eval"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model config differs (latent_size: checkpoint 8, now 12)" in err[0], err
+
+
+def test_resume_of_a_finished_run_says_it_only_evaluates(mlp_run, tmp_path, capsys):
+    # it said "training ... for 0.064 kimg" and then trained nothing
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mlp_run, run)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--no-progress", "--threads", "1", "--no-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "'digits-mlp' already trained its 0.064 kimg: nothing left to train (a longer --kimg continues it)" in out
+    assert "training 'digits-mlp'" not in out

@@ -633,8 +633,14 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
         busy = _busy_note()
         if busy:
             say(busy)
-    say(f"training {setup.name!r} ({setup.description}) for {plan.total_kimg:g} kimg on {ctx.world_size} x "
-        f"{ctx.device}; run folder {plan.out}")
+    if run.trainer.images_seen >= plan.total:
+        # a resume of a finished run (killed while it evaluated, say) only evaluates
+        say(f"{setup.name!r} already trained its {plan.total_kimg:g} kimg: nothing left to train"
+            f"{', evaluating its last checkpoint' if opts.evaluate else ''} (a longer --kimg continues it); run "
+            f"folder {plan.out}")
+    else:
+        say(f"training {setup.name!r} ({setup.description}) for {plan.total_kimg:g} kimg on {ctx.world_size} x "
+            f"{ctx.device}; run folder {plan.out}")
     n_show = 16
     run.show_real = dataset.get_batch(torch.arange(min(n_show, len(dataset))))[0]
     return run
