@@ -777,12 +777,43 @@ def test_resume_applies_set_to_the_runs_own_preset(mlp_run, tmp_path, capsys):
     state = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], map_location="cpu", weights_only=False)
     assert state["trainer"]["images_seen"] == 80
     capsys.readouterr()
-    # a --set that changes the model is refused, naming the field and both values
-    changed = [a if a != "latent_size=8" else "latent_size=12" for a in TINY]
-    assert changed != list(TINY)
-    assert main(["train", "--resume", "--out", str(run), *changed, "--kimg", "0.12", "--no-eval"]) == 2
+    # one of them alone, or an untouched field at the run's value, is the run's own: accepted
+    assert main(["train", "--resume", "--out", str(run), "--set", "latent_size=8", "--set", "discriminator_layers=3",
+                 "--schedule", "lod_batch=[16]", "--kimg", "0.096", "--no-eval", "--no-progress", "--threads", "1"]) == 0
+    capsys.readouterr()
+    # another value is refused, naming just that field and both values
+    assert main(["train", "--resume", "--out", str(run), "--set", "latent_size=12", "--schedule", "lod_batch=[8]",
+                 "--kimg", "0.12", "--no-eval", "--no-progress", "--threads", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "model config differs (latent_size: checkpoint 8, now 12)" in err[0], err
+    assert len(err) == 1 and ("(--set latent_size: checkpoint 8, now 12; --schedule lod_batch: checkpoint (16,), "
+                              "now (8,))") in err[0], err
+
+
+def test_resume_accepts_the_values_a_run_used_given_explicitly(mlp_run, tmp_path, capsys):
+    # the first run left --ema-kimg, --no-flip and --w-avg-update to the config (None in the
+    # checkpoint); giving the values it used was refused as "checkpoint None, now ..."
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mlp_run, run)
+    behaviour = json.loads((run / "config.json").read_text())["behaviour"]
+    ema = json.loads((run / "config.json").read_text())["model"].get("ema_kimg", 10.0)
+    assert main(["train", "--resume", "--out", str(run), "--kimg", "0.08", "--no-eval", "--no-progress", "--threads",
+                 "1", "--ema-kimg", str(ema), "--no-flip" if not behaviour["flip"] else "--flip", "--w-avg-update",
+                 behaviour["w_avg_update"]]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--kimg", "0.1", "--no-eval", "--no-progress", "--threads",
+                 "1", "--ema-kimg", str(ema * 2)]) == 2
+    err = capsys.readouterr().err
+    assert f"--ema-kimg: checkpoint {float(ema)!r}, now {float(ema * 2)!r}" in err, err
+    # a --kimg equal to the length reached continues like a plain resume: nothing to train
+    assert main(["train", "--resume", "--out", str(run), "--kimg", "0.08", "--no-eval", "--no-progress",
+                 "--threads", "1"]) == 0
+    assert "already trained its 0.08 kimg: nothing left to train" in capsys.readouterr().out
+    # config.json still records the flags the run was made with
+    opts = json.loads((run / "config.json").read_text())["options"]
+    assert opts["preset"] == "digits-mlp" and opts["model_overrides"]["latent_size"] == 8, opts
 
 
 def test_resume_of_a_finished_run_says_it_only_evaluates(mlp_run, tmp_path, capsys):
@@ -796,3 +827,21 @@ def test_resume_of_a_finished_run_says_it_only_evaluates(mlp_run, tmp_path, caps
     out = capsys.readouterr().out
     assert "'digits-mlp' already trained its 0.064 kimg: nothing left to train (a longer --kimg continues it)" in out
     assert "training 'digits-mlp'" not in out
+
+
+def test_resume_keeps_the_runs_thread_count(mlp_run, tmp_path):
+    # a CPU run's course depends on its thread count: the printed continue-line
+    # (alae-fast train --resume --out DIR) must not switch a --threads 1 run to torch's default
+    import json
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mlp_run, run)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["train", "--resume", "--out", str(run), "--kimg", "0.08", "--no-eval", "--no-progress"]) == 0
+        assert torch.get_num_threads() == 1
+        assert json.loads((run / "config.json").read_text())["options"]["threads"] == 1
+    finally:
+        torch.set_num_threads(before)

@@ -5,6 +5,7 @@ folder's held-out split in the final report."""
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def _wait_for_training(proc: subprocess.Popen, out: Path, timeout: float = 180) 
 def test_signal_checkpoints_exits_0_and_resume_is_bit_identical(tmp_path, sig, straight_run):
     from alae_fast.cli import main
 
-    out = tmp_path / "signalled"
+    out = tmp_path / "signalled run"  # a space: the printed command must still be pasteable
     proc = _start(out)
     try:
         _wait_for_training(proc, out)
@@ -107,6 +108,7 @@ def test_signal_checkpoints_exits_0_and_resume_is_bit_identical(tmp_path, sig, s
     assert ckpts and 0 < ckpts[-1][0] < 960, (ckpts, stdout)
     line = [s for s in stdout.splitlines() if s.startswith("stopped by")]
     assert line and sig.name in line[0] and str(ckpts[-1][1]) in line[0] and "--resume" in line[0], stdout
+    assert shlex.split(line[0].split("continue with: ", 1)[1]) == ["alae-fast", "train", "--resume", "--out", str(out)]
     assert main([*_ARGS, "--out", str(out), "--resume"]) == 0
     _same_training_state(load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1]), straight_run)
 
@@ -222,7 +224,7 @@ def test_colour_folder_trains_a_grey_preset_in_colour_and_reports_held_out(tmp_p
 
 def test_resume_a_checkpoint_written_before_a_model_field_existed(tmp_path):
     """A checkpoint whose stored model config lacks a field added since (pixel_range) resumes:
-    the field takes its default, what that run trained with. A real difference is still refused."""
+    the field takes its default, what that run trained with. A --set of another value is refused."""
     toy()
     base = dict(preset="toy-pg", progress=False, evaluate=False, checkpoint_kimg=1000.0, image_kimg=1000.0,
                 keep=100, seed=1, schedule_overrides={"lod_kimg": [0.016], "lod_batch": [8]})
@@ -234,11 +236,12 @@ def test_resume_a_checkpoint_written_before_a_model_field_existed(tmp_path):
     torch.save(state, path)
     summary = run_training(TrainOptions(out=str(out), kimg=0.032, resume=True, **base))
     assert summary["kimg"] >= 0.032
-    state = torch.load(list_checkpoints(out / "checkpoints")[-1][1], weights_only=False)
-    state["model_config"]["latent_size"] += 1
-    torch.save(state, list_checkpoints(out / "checkpoints")[-1][1])
-    with pytest.raises(ValueError, match="model config differs"):
-        run_training(TrainOptions(out=str(out), kimg=0.048, resume=True, **base))
+    from alae_fast.errors import UserError
+
+    latent = state["model_config"]["latent_size"]
+    with pytest.raises(UserError, match=f"--set latent_size: checkpoint {latent}, now {latent + 1}"):
+        run_training(TrainOptions(out=str(out), kimg=0.048, resume=True, model_overrides={"latent_size": latent + 1},
+                                  **base))
 
 
 def test_resume_on_other_data_is_refused(tmp_path):

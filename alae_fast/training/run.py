@@ -29,6 +29,7 @@ import json
 import math
 import os
 import random
+import shlex
 import sys
 import time
 from collections import defaultdict
@@ -46,7 +47,7 @@ from ..errors import UserError
 from ..models import MLPALAEConfig, ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
-from .schedule import LODSchedule, fit_schedule
+from .schedule import LODSchedule, fit_schedule, make_schedule
 from .stop import StopRequest
 from .setups import DEFAULT_PRESET, TrainSetup, resolve_setup
 from .trainer import ALAETrainer
@@ -125,21 +126,27 @@ _BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_
                        "mixing_prob": 0.9}
 
 
+def _in_effect(name: str, value, config):
+    """The value option ``name`` has in a run of ``config`` when set to ``value`` (None: the
+    config's field, else alae_fast's default)."""
+    if value is not None:
+        return value
+    if name in _BEHAVIOUR_DEFAULTS:
+        return getattr(config, name, _BEHAVIOUR_DEFAULTS[name])
+    if name == "ema_half_life_kimg":
+        return float(getattr(config, "ema_kimg", 10.0))
+    return _RUN_DEFAULTS.get(name)
+
+
 def training_behaviour(opts: TrainOptions, config) -> dict[str, Any]:
     """``{"style_mixing", "w_avg_update", "flip", "mixing_prob"}`` for a run: the option when set,
     else the model config's field of that name, else alae_fast's default (per_sample,
     generator_step, False, 0.9)."""
-    out = {}
-    for name, default in _BEHAVIOUR_DEFAULTS.items():
-        value = getattr(opts, name)
-        out[name] = value if value is not None else getattr(config, name, default)
-    return out
+    return {name: _in_effect(name, getattr(opts, name), config) for name in _BEHAVIOUR_DEFAULTS}
 
 
 def _ema_kimg(opts: TrainOptions, config) -> float:
-    if opts.ema_half_life_kimg is not None:
-        return float(opts.ema_half_life_kimg)
-    return float(getattr(config, "ema_kimg", 10.0))
+    return float(_in_effect("ema_half_life_kimg", opts.ema_half_life_kimg, config))
 
 
 def pick_setup(preset: str | None, model_overrides=None, schedule_overrides=None) -> TrainSetup:
@@ -192,24 +199,32 @@ def _truncate_log(path: Path, kimg: float) -> None:
 
 
 def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
-    """The setup a resumed run continues: the checkpoint's own when the command names none.
-    UserError when ``--preset`` names another setup than the checkpoint's."""
+    """The setup a resumed run continues: the checkpoint's own model and schedule (matched to its
+    data and fitted to its length when it began). ``--set``/``--schedule`` given again are laid
+    over them: the run's own values pass, another value is refused (UserError naming each
+    field), as is a ``--preset`` naming another setup than the checkpoint's."""
     trained = ckpt_state.get("setup")
     if opts.preset is not None and trained and opts.preset != trained:
         raise UserError(f"--resume --preset {opts.preset}: the run in --out trained {trained!r}; leave out --preset "
                         f"to continue it, or train {opts.preset!r} as a new run with another --out")
-    if opts.preset is None and not opts.model_overrides and not opts.schedule_overrides:
-        # resuming without naming the setup: continue exactly what the checkpoint trained
-        config = ModelConfig.from_dict(ckpt_state["model_config"])
-        schedule = LODSchedule.from_dict(ckpt_state["schedule"])
-        return TrainSetup(ckpt_state.get("setup", "?"), config, schedule, float(ckpt_state["total_kimg"]),
-                          "resumed")
-    # --set/--schedule given again apply to the preset the run trained, not to the default one
-    # (a run of another model family would not even accept them there)
+    config = ModelConfig.from_dict(ckpt_state["model_config"])
+    schedule = LODSchedule.from_dict(ckpt_state["schedule"])
+    changed = []
     try:
-        return pick_setup(opts.preset or trained, opts.model_overrides, opts.schedule_overrides)
+        for name, value in opts.model_overrides.items():
+            now = getattr(config.replace(**{name: value}), name)
+            if now != getattr(config, name):
+                changed.append(f"--set {name}: checkpoint {getattr(config, name)!r}, now {now!r}")
+        if opts.schedule_overrides:
+            laid = make_schedule(schedule.to_dict(), opts.schedule_overrides)
+            changed += [f"--schedule {name}: checkpoint {getattr(schedule, name)!r}, now {getattr(laid, name)!r}"
+                        for name in opts.schedule_overrides if getattr(laid, name) != getattr(schedule, name)]
     except TypeError as e:  # a wrong type in --set/--schedule (latent_size=abc) is the user's
         raise UserError(f"--set/--schedule: {e}") from e
+    if changed:
+        raise UserError(f"--resume: a run keeps its model and schedule ({'; '.join(changed)}); leave those out to "
+                        f"continue it, or train a new run with another --out")
+    return TrainSetup(trained or "?", config, schedule, float(ckpt_state["total_kimg"]), "resumed")
 
 
 def _data_channels(data: str | None) -> int:
@@ -315,9 +330,12 @@ def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
                                                             setup.model_config.to_dict()))
     if state.get("schedule") != setup.schedule.to_dict():
         problems.append("schedule differs" + _differing(state.get("schedule"), setup.schedule.to_dict()))
+    saved = state.get("options", {})
     for k in _NUMERIC_OPTIONS:
-        if state.get("options", {}).get(k) != getattr(opts, k):
-            problems.append(f"{_FLAGS[k]}: checkpoint {state.get('options', {}).get(k)!r}, now {getattr(opts, k)!r}")
+        # None is "the config's (or alae_fast's) choice": compare what each run actually used
+        was, now = _in_effect(k, saved.get(k), setup.model_config), _in_effect(k, getattr(opts, k), setup.model_config)
+        if was != now:
+            problems.append(f"{_FLAGS[k]}: checkpoint {was!r}, now {now!r}")
     if problems:
         raise ValueError("--resume: the checkpoint was made by a different run: " + "; ".join(problems))
 
@@ -348,13 +366,14 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     say = _Say(ctx)
     _check_options(opts)
     plan = _plan(opts, ctx, say)
+    _apply_threads(plan.opts)
     run = _start(plan, ctx, say)
     stopped = _loop(run)
     return _report(run, stopped)
 
 
-def _check_options(opts: TrainOptions) -> None:
-    """Applies ``threads``; raises ValueError for a bad ``keep``, ``log_steps`` or ``checkpoint_minutes``."""
+def _apply_threads(opts: TrainOptions) -> None:
+    """Applies ``threads`` (None: torch's default)."""
     if opts.threads:
         torch.set_num_threads(int(opts.threads))
         try:  # the same cap for NumPy's BLAS (FID) and scikit-learn in the final report
@@ -362,6 +381,10 @@ def _check_options(opts: TrainOptions) -> None:
             threadpool_limits(int(opts.threads))
         except ImportError:
             pass
+
+
+def _check_options(opts: TrainOptions) -> None:
+    """Raises ValueError for a bad ``keep``, ``log_steps`` or ``checkpoint_minutes``."""
     if opts.keep < 1:
         raise ValueError(f"keep: expected >= 1; got {opts.keep}")
     if opts.log_steps < 1:
@@ -480,13 +503,16 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         saved = ckpt_state.get("options", {})
         opts = replace(opts, **{k: saved[k] for k in _NUMERIC_OPTIONS
                                 if getattr(opts, k) is None and saved.get(k) is not None})
+        if opts.threads is None and ckpt_state.get("threads"):
+            # the thread count sets a CPU run's course: the printed continue-line keeps it
+            opts = replace(opts, threads=int(ckpt_state["threads"]))
     opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
     if not total_kimg > 0:
         raise ValueError(f"kimg: expected > 0; got {total_kimg}")
     if ckpt_state is not None and opts.kimg is not None:
         seen = int(ckpt_state.get("trainer", {}).get("images_seen", 0))
-        if int(round(total_kimg * 1000)) <= seen:  # a resumed run cannot be shortened: nothing would train
+        if int(round(total_kimg * 1000)) < seen:  # a resumed run cannot be shortened
             raise UserError(f"--kimg {opts.kimg:g}: the run is already at {seen / 1000:g} kimg; --resume continues "
                             f"a run to a longer --kimg")
     # The schedule is fitted to the length the run BEGAN with: a resume that extends --kimg
@@ -568,7 +594,8 @@ class _Run:
                  "model_config": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
                  "total_kimg": plan.total_kimg,
                  **({"fit_kimg": plan.fit_kimg} if plan.compressed else {}),
-                 "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "world_size": ctx.world_size,
+                 "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "threads": opts.threads,
+                 "world_size": ctx.world_size,
                  "trainer": self.trainer.state_dict(), "data": self.stream.state_dict(), "data_spec": self.spec,
                  "rng": rng, "time_s": self.time_before + (time.perf_counter() - self.t_start)}
         return save_checkpoint(state, plan.out / "checkpoints", self.trainer.images_seen, keep=opts.keep)
@@ -646,6 +673,23 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     return run
 
 
+def _recorded_options(plan: _Plan) -> dict[str, Any]:
+    """The options config.json records. A resume that leaves out the flags the run was made with
+    (--preset, --set, --schedule) keeps those of the config.json it replaces, so the file still
+    says how the run was set up (its model and schedule are recorded beside them either way)."""
+    options = asdict(plan.opts)
+    previous = plan.out / "config.json"
+    if plan.ckpt_state is not None and previous.is_file():
+        try:
+            first = json.loads(previous.read_text()).get("options", {})
+        except (OSError, ValueError, AttributeError):
+            first = {}
+        for name in ("preset", "model_overrides", "schedule_overrides"):
+            if not options.get(name) and first.get(name):
+                options[name] = first[name]
+    return options
+
+
 def _write_run_config(run: _Run) -> None:
     """config.json (the resolved setup), and log.jsonl cut back to the checkpoint on a resume or
     removed for a new run; rank 0 writes, every rank waits for it."""
@@ -655,7 +699,7 @@ def _write_run_config(run: _Run) -> None:
     resolved = {"setup": plan.setup.name, "data_spec": run.spec, "description": plan.setup.description,
                 "model": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
                 "total_kimg": plan.total_kimg,
-                "options": asdict(plan.opts), "behaviour": plan.behaviour, "world_size": ctx.world_size,
+                "options": _recorded_options(plan), "behaviour": plan.behaviour, "world_size": ctx.world_size,
                 "backend": ctx.backend, "device": str(ctx.device), "parameters": counts, "torch": torch.__version__,
                 "checkpoint_kimg": plan.ckpt_every / 1000, "image_kimg": plan.image_every / 1000}
     if ctx.is_main:
@@ -773,7 +817,7 @@ def _loop(run: _Run) -> str | None:
     except KeyboardInterrupt:  # only where no handler could be installed (not the main thread)
         if ctx.world_size == 1 and trainer.images_seen != last_ckpt and trainer.images_seen > 0:
             path = run.write_checkpoint()
-            run.say(f"\ninterrupted: saved {path}; continue with --resume --out {plan.out}")
+            run.say(f"\ninterrupted: saved {path}; continue with --resume --out {shlex.quote(str(plan.out))}")
         raise
     finally:
         stop.__exit__(None, None, None)
@@ -792,7 +836,7 @@ def _report(run: _Run, stopped: str | None) -> dict[str, Any]:
                                "last_log": run.last_rec}
     if stopped:
         say(f"stopped by {stopped} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod}); checkpoint "
-            f"{run.last_path}; continue with: alae-fast train --resume --out {out}")
+            f"{run.last_path}; continue with: alae-fast train --resume --out {shlex.quote(str(out))}")
         return {**summary, "stopped": stopped}
     if ctx.is_main:
         newest = (max((out / "images").glob(f"{kind}-*.png"), default=None) for kind in ("samples", "reconstructions"))
