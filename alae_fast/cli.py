@@ -757,6 +757,20 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"alae-fast: warning: {message}", file=sys.stderr if file is None else file)
 
 
+def console_main() -> int:
+    """The ``alae-fast`` command: :func:`main` on ``sys.argv``. Once the command has returned,
+    SIGTERM and SIGINT are ignored for the rest of the interpreter's exit (torch's teardown takes
+    a moment), so a scheduler's signal then does not report a finished, saved run as killed."""
+    code = main()
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()

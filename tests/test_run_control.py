@@ -265,3 +265,61 @@ def test_resume_on_other_data_is_refused(tmp_path):
     with pytest.raises(UserError, match=f"the run was trained on the embedded digits, not the image folder '{folder}'"):
         run_training(TrainOptions(out=str(out), kimg=0.032, resume=True, data=str(folder), **base))
     run_training(TrainOptions(out=str(out), kimg=0.032, resume=True, **base))  # its own data: fine
+
+
+def test_signal_during_the_final_evaluation_abandons_it(tmp_path, monkeypatch, capsys):
+    # it killed the process (rc 143, no line): the training was complete and saved, but the
+    # scheduler's log said "killed"
+    import alae_fast.training.run as run_module
+    from alae_fast.cli import main
+
+    def evaluate_until_signalled(run):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the signal's exception ends this at once
+        raise AssertionError("the evaluation was not interrupted")
+
+    def uncaught(signum, frame):  # a regression fails this test instead of killing pytest
+        raise AssertionError("SIGTERM reached the handler outside the run")
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(run_module, "_evaluate", evaluate_until_signalled)
+    previous = signal.signal(signal.SIGTERM, uncaught)
+    try:
+        t0 = time.time()
+        assert main(["train", "--preset", "digits-mlp", "--kimg", "0.064", "--seed", "5", *TINY, "--out",
+                     str(out)]) == 0
+        # the handlers are back: the next signal would not be caught by a finished run
+        assert signal.getsignal(signal.SIGTERM) is uncaught
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert time.time() - t0 < 25
+    stdout = capsys.readouterr().out
+    line = [s for s in stdout.splitlines() if s.startswith("stopped by SIGTERM before the final evaluation")]
+    last = list_checkpoints(out / "checkpoints")[-1]
+    assert line and last[0] == 64 and str(last[1]) in line[0], stdout
+    assert shlex.split(line[0].split("evaluate with: ", 1)[1]) == ["alae-fast", "train", "--resume", "--out", str(out)]
+    assert not (out / "eval.json").exists() and "eval.json" not in stdout.splitlines()[-1]
+    # the printed command evaluates the finished run, training nothing
+    monkeypatch.undo()
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "eval.json").is_file() and list_checkpoints(out / "checkpoints")[-1][0] == 64
+
+
+def test_signal_while_a_finished_run_exits_keeps_exit_status_0(tmp_path):
+    # the run was complete and saved, but a SIGTERM during the interpreter's exit gave rc 143
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "alae_fast", "train", "--preset", "digits-mlp", "--kimg", "0.032",
+                             "--no-eval", *TINY, "--out", str(out)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("wrote run folder"):
+                break
+        time.sleep(0.2)  # into the exit
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0

@@ -48,7 +48,7 @@ from ..models import MLPALAEConfig, ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
 from .schedule import LODSchedule, fit_schedule, make_schedule
-from .stop import StopRequest
+from .stop import StopInterrupted, StopRequest
 from .setups import DEFAULT_PRESET, TrainSetup, resolve_setup
 from .trainer import ALAETrainer
 
@@ -557,6 +557,7 @@ class _Run:
     t_start: float = field(default_factory=time.perf_counter)
     last_rec: dict[str, Any] = field(default_factory=dict)
     show_real: torch.Tensor | None = None
+    late_signal: str | None = None  # a signal that came after the last iteration's stop check
 
     @property
     def log_path(self) -> Path:
@@ -814,6 +815,8 @@ def _loop(run: _Run) -> str | None:
                 break
             if ctx.is_main and (before // image_every != after // image_every or after >= total):
                 run.write_pictures()
+        if stopped is None:
+            run.late_signal = stop.requested
     except KeyboardInterrupt:  # only where no handler could be installed (not the main thread)
         if ctx.world_size == 1 and trainer.images_seen != last_ckpt and trainer.images_seen > 0:
             path = run.write_checkpoint()
@@ -841,12 +844,23 @@ def _report(run: _Run, stopped: str | None) -> dict[str, Any]:
     if ctx.is_main:
         newest = (max((out / "images").glob(f"{kind}-*.png"), default=None) for kind in ("samples", "reconstructions"))
         summary["images"] = [str(p) for p in newest if p is not None]
-        if plan.opts.evaluate:
-            summary["eval"] = _evaluate(run)
+        signalled = run.late_signal
+        if plan.opts.evaluate and signalled is None:
+            # the training is complete and checkpointed: a signal now abandons the evaluation
+            try:
+                with StopRequest("stopping the final evaluation; the training is complete and saved (signal again "
+                                 "to exit at once)", interrupt=True):
+                    summary["eval"] = _evaluate(run)
+            except StopInterrupted as e:
+                signalled = str(e)
+        if plan.opts.evaluate and signalled is not None:
+            say(f"stopped by {signalled} before the final evaluation: the training is complete (checkpoint "
+                f"{run.last_path}); evaluate with: alae-fast train --resume --out {shlex.quote(str(out))}")
+            summary["stopped"] = signalled
         plotted = "loss_curves.png, " if (out / "loss_curves.png").is_file() else ""  # none without matplotlib
         say(f"wrote run folder {out}: config.json, log.jsonl, {plotted}images/ "
             f"(latest {', '.join(Path(p).name for p in summary['images'])}), checkpoints/ "
-            f"(latest {Path(str(run.last_path)).name})" + (", eval.json" if plan.opts.evaluate else ""))
+            f"(latest {Path(str(run.last_path)).name})" + (", eval.json" if "eval" in summary else ""))
     ctx.barrier()
     return summary
 

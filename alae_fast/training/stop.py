@@ -19,9 +19,14 @@ import signal
 import sys
 import threading
 
-__all__ = ["StopRequest", "STOP_SIGNALS"]
+__all__ = ["StopRequest", "StopInterrupted", "STOP_SIGNALS"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopInterrupted(Exception):
+    """Raised in the main thread at the first signal inside ``StopRequest(interrupt=True)``;
+    its message is the signal's name."""
 
 
 class StopRequest:
@@ -29,12 +34,16 @@ class StopRequest:
 
     Inside ``with StopRequest() as stop:``, ``stop.requested`` is False until a signal
     arrives, then the signal's name (``"SIGTERM"``, ``"SIGINT"``). The previous handlers are
-    put back on exit. ``message`` is printed to stderr on the first signal.
+    put back on exit. ``message`` is printed to stderr on the first signal. With
+    ``interrupt=True`` the first signal also raises :class:`StopInterrupted` where the main
+    thread is (for work that is safe to abandon, such as the final evaluation; a long C call
+    finishes first).
     """
 
     def __init__(self, message: str = "stopping after this iteration; a checkpoint follows "
-                                      "(signal again to exit at once)"):
+                                      "(signal again to exit at once)", *, interrupt: bool = False):
         self.message = message
+        self.interrupt = interrupt
         self.requested: str | None = None
         self._previous: dict[int, object] = {}
 
@@ -46,6 +55,8 @@ class StopRequest:
             return
         self.requested = signal.Signals(signum).name
         print(f"\n{self.requested}: {self.message}", file=sys.stderr, flush=True)
+        if self.interrupt:
+            raise StopInterrupted(self.requested)
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
