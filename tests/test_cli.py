@@ -183,6 +183,9 @@ def test_errors_exit_2_with_a_clear_line(mlp_run, tmp_path, capsys):
     assert main(["train", "--preset", "digits-mlp", "--out", str(mlp_run), "--kimg", "0.1"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "fresh"), "--resume"]) == 2
+    assert f"--resume: no run folder {str(tmp_path / 'fresh')!r}" in capsys.readouterr().err
+    (tmp_path / "fresh").mkdir()
+    assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "fresh"), "--resume"]) == 2
     assert "no loadable checkpoint" in capsys.readouterr().err
     assert main(["train", "--preset", "no-such", "--out", str(tmp_path / "x")]) == 2
     assert "unknown preset 'no-such'" in capsys.readouterr().err
@@ -845,3 +848,15 @@ def test_resume_keeps_the_runs_thread_count(mlp_run, tmp_path):
         assert json.loads((run / "config.json").read_text())["options"]["threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_resume_to_a_shorter_kimg_than_the_run_was_started_for_says_so(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "digits-mlp", *TINY, "--kimg", "0.096", "--checkpoint-kimg", "0.032", "--keep",
+                 "10", "--no-eval", "--out", str(run)]) == 0
+    for path in (run / "checkpoints").glob("*.pt"):  # as if stopped at 0.032 kimg
+        if int(path.stem.split("-")[1]) > 32:
+            path.unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--kimg", "0.064", "--no-eval", "--no-progress"]) == 0
+    assert "note: --kimg 0.064 ends the run before the 0.096 kimg it was started for" in capsys.readouterr().out

@@ -451,6 +451,9 @@ def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, 
         return opts, None, None
     found = find_latest_checkpoint(ckdir) if existing else None
     if found is None:
+        if not out.is_dir():
+            raise FileNotFoundError(f"--resume: no run folder {str(out)!r} (--out names the folder of the run to "
+                                    f"continue)")
         raise FileNotFoundError(f"--resume: no loadable checkpoint in {str(ckdir)!r}")
     ckpt_path, ckpt_state = found
     if opts.data is None and ckpt_state.get("data_spec"):  # the run's own data unless --data is given
@@ -515,6 +518,9 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         if int(round(total_kimg * 1000)) < seen:  # a resumed run cannot be shortened
             raise UserError(f"--kimg {opts.kimg:g}: the run is already at {seen / 1000:g} kimg; --resume continues "
                             f"a run to a longer --kimg")
+        if total_kimg < float(ckpt_state.get("total_kimg", total_kimg)):
+            say(f"note: --kimg {opts.kimg:g} ends the run before the {float(ckpt_state['total_kimg']):g} kimg it was "
+                f"started for (its schedule stays the one fitted to that length)")
     # The schedule is fitted to the length the run BEGAN with: a resume that extends --kimg
     # continues that schedule (its last level lasts until the end) instead of re-fitting it.
     # ("fit_kimg" is in a checkpoint only when its schedule was compressed.)
