@@ -788,8 +788,8 @@ def test_resume_applies_set_to_the_runs_own_preset(mlp_run, tmp_path, capsys):
     assert main(["train", "--resume", "--out", str(run), "--set", "latent_size=12", "--schedule", "lod_batch=[8]",
                  "--kimg", "0.12", "--no-eval", "--no-progress", "--threads", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and ("(--set latent_size: checkpoint 8, now 12; --schedule lod_batch: checkpoint (16,), "
-                              "now (8,))") in err[0], err
+    assert len(err) == 1 and ("(--set latent_size: checkpoint 8, now 12; --schedule lod_batch: checkpoint [16], "
+                              "now [8])") in err[0], err
 
 
 def test_resume_accepts_the_values_a_run_used_given_explicitly(mlp_run, tmp_path, capsys):
@@ -860,3 +860,12 @@ def test_resume_to_a_shorter_kimg_than_the_run_was_started_for_says_so(tmp_path,
     capsys.readouterr()
     assert main(["train", "--resume", "--out", str(run), "--kimg", "0.064", "--no-eval", "--no-progress"]) == 0
     assert "note: --kimg 0.064 ends the run before the 0.096 kimg it was started for" in capsys.readouterr().out
+
+
+def test_the_installed_command_is_console_main():
+    # console_main ignores signals while a finished run's interpreter exits; an install whose
+    # script still called main killed saved runs with rc 143
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "alae-fast"]
+    assert script.value == "alae_fast.cli:console_main", (script.value, "reinstall: pip install -e .")

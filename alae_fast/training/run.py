@@ -198,6 +198,11 @@ def _truncate_log(path: Path, kimg: float) -> None:
     os.replace(tmp, path)
 
 
+def _as_typed(value) -> str:
+    """A config value as the user types it after --set/--schedule (JSON: lists, not tuples)."""
+    return json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
+
+
 def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
     """The setup a resumed run continues: the checkpoint's own model and schedule (matched to its
     data and fitted to its length when it began). ``--set``/``--schedule`` given again are laid
@@ -214,10 +219,11 @@ def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
         for name, value in opts.model_overrides.items():
             now = getattr(config.replace(**{name: value}), name)
             if now != getattr(config, name):
-                changed.append(f"--set {name}: checkpoint {getattr(config, name)!r}, now {now!r}")
+                changed.append(f"--set {name}: checkpoint {_as_typed(getattr(config, name))}, now {_as_typed(now)}")
         if opts.schedule_overrides:
             laid = make_schedule(schedule.to_dict(), opts.schedule_overrides)
-            changed += [f"--schedule {name}: checkpoint {getattr(schedule, name)!r}, now {getattr(laid, name)!r}"
+            changed += [f"--schedule {name}: checkpoint {_as_typed(getattr(schedule, name))}, now "
+                        f"{_as_typed(getattr(laid, name))}"
                         for name in opts.schedule_overrides if getattr(laid, name) != getattr(schedule, name)]
     except TypeError as e:  # a wrong type in --set/--schedule (latent_size=abc) is the user's
         raise UserError(f"--set/--schedule: {e}") from e
