@@ -395,15 +395,7 @@ def _cmd_convert(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .training.run import TrainOptions, pick_setup, run_training
-
-    if (args.model_overrides or args.schedule_overrides) and not (args.resume and args.preset is None):
-        # (a --resume without --preset checks them against the run's own preset, once it is read)
-        # a wrong type in --set/--schedule (latent_size=abc) is the user's, not a bug: say so in one line
-        try:
-            pick_setup(args.preset, dict(args.model_overrides), dict(args.schedule_overrides))
-        except TypeError as e:
-            raise UserError(f"--set/--schedule: {e}") from e
+    from .training.run import TrainOptions, run_training
 
     if args.r1_gamma == 0 and args.r1_interval is not None:
         raise UserError(f"--r1-interval {args.r1_interval}: with --r1-gamma 0 there is no R1 term to space out")

@@ -33,6 +33,7 @@ import shlex
 import sys
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,15 @@ def _truncate_log(path: Path, kimg: float) -> None:
     os.replace(tmp, path)
 
 
+@contextmanager
+def _override_types():
+    """A wrong type in --set/--schedule (latent_size=abc) is the user's: UserError, one line."""
+    try:
+        yield
+    except TypeError as e:
+        raise UserError(f"--set/--schedule: {e}") from e
+
+
 def _as_typed(value) -> str:
     """A config value as the user types it after --set/--schedule (JSON: lists, not tuples)."""
     return json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
@@ -215,7 +225,7 @@ def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
     config = ModelConfig.from_dict(ckpt_state["model_config"])
     schedule = LODSchedule.from_dict(ckpt_state["schedule"])
     changed = []
-    try:
+    with _override_types():
         for name, value in opts.model_overrides.items():
             now = getattr(config.replace(**{name: value}), name)
             if now != getattr(config, name):
@@ -225,8 +235,6 @@ def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
             changed += [f"--schedule {name}: checkpoint {_as_typed(getattr(schedule, name))}, now "
                         f"{_as_typed(getattr(laid, name))}"
                         for name in opts.schedule_overrides if getattr(laid, name) != getattr(schedule, name)]
-    except TypeError as e:  # a wrong type in --set/--schedule (latent_size=abc) is the user's
-        raise UserError(f"--set/--schedule: {e}") from e
     if changed:
         raise UserError(f"--resume: a run keeps its model and schedule ({'; '.join(changed)}); leave those out to "
                         f"continue it, or train a new run with another --out")
@@ -299,43 +307,12 @@ def _fit_to_length(setup: TrainSetup, total_kimg: float, explicit_lod_kimg: bool
     return replace(setup, schedule=fitted, description=setup.description + " [schedule compressed to --kimg]"), note
 
 
-def _same_model_config(saved, setup: TrainSetup) -> bool:
-    """Whether a checkpoint's model config is the run's. Read back through ``from_dict``, so a
-    field added since the checkpoint was written takes its default, which is what that run
-    trained with (e.g. ``pixel_range``)."""
-    try:
-        return ModelConfig.from_dict(saved) == setup.model_config
-    except (TypeError, ValueError):
-        return False
-
-
-def _saved_config_dict(saved) -> dict | None:
-    """A checkpoint's model config with the fields added since it was written filled in, so
-    that only real differences are named."""
-    try:
-        return ModelConfig.from_dict(saved).to_dict()
-    except (TypeError, ValueError):
-        return saved if isinstance(saved, dict) else None
-
-
-def _differing(saved: dict | None, now: dict) -> str:
-    """' (field: checkpoint A, now B; ...)' for the fields that differ, '' when unknown."""
-    if not isinstance(saved, dict):
-        return ""
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}"
-             for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
-    return f" ({'; '.join(diffs)})" if diffs else ""
-
-
 def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
     problems = []
     if state.get("format") != CHECKPOINT_FORMAT:
         problems.append(f"format {state.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
-    if not _same_model_config(state.get("model_config"), setup):
-        problems.append("model config differs" + _differing(_saved_config_dict(state.get("model_config")),
-                                                            setup.model_config.to_dict()))
-    if state.get("schedule") != setup.schedule.to_dict():
-        problems.append("schedule differs" + _differing(state.get("schedule"), setup.schedule.to_dict()))
+    # (the model and schedule are the checkpoint's own: _resolve refused any --set/--schedule
+    # that changes them)
     saved = state.get("options", {})
     for k in _NUMERIC_OPTIONS:
         # None is "the config's (or alae_fast's) choice": compare what each run actually used
@@ -496,12 +473,12 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     """The setup (the checkpoint's on a plain ``--resume``), matched to the data's channels and
     fitted to the run's length, with the notes said. Raises ValueError for a non-positive
     length or a global batch the world size does not divide."""
-    if opts.resume and opts.preset is None:
-        # the checkpoint names the preset; the overrides are checked against it in _resolve
-        out = Path(opts.out) if opts.out else Path("runs") / DEFAULT_PRESET
+    if opts.resume:  # the checkpoint holds the setup; _resolve lays the overrides over it
+        out = Path(opts.out) if opts.out else Path("runs") / (opts.preset or DEFAULT_PRESET)
         setup = None
     else:  # checked before any folder is read
-        setup = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
+        with _override_types():
+            setup = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
         out = Path(opts.out) if opts.out else Path("runs") / setup.name
     opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
     if ckpt_state is not None:
