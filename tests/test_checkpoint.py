@@ -57,6 +57,23 @@ def test_save_keeps_last_k_and_finds_latest(tmp_path):
     assert list_checkpoints(tmp_path / "other") == [] and len(list_checkpoints(tmp_path / "other", "ema")) == 1
 
 
+def test_unreadable_checkpoint_warning_says_why_in_one_line(tmp_path):
+    """An empty file (torch raises a bare EOFError) is named as one; another damage keeps the
+    error's type and only the first line of torch's long unpickling message."""
+    save_checkpoint(_state(1), tmp_path, 1)
+    (tmp_path / "ckpt-0000000002.pt").write_bytes(b"")
+    with pytest.warns(RuntimeWarning) as got:
+        path, obj = find_latest_checkpoint(tmp_path)
+    assert obj["step"] == 1 and path.name == "ckpt-0000000001.pt"
+    (msg,) = [str(w.message) for w in got]
+    assert msg == f"checkpoint {tmp_path / 'ckpt-0000000002.pt'} is unreadable (an empty file: 0 bytes); trying an older one"
+    (tmp_path / "ckpt-0000000002.pt").write_bytes(b"not a zip archive, not a pickle")
+    with pytest.warns(RuntimeWarning) as got:
+        find_latest_checkpoint(tmp_path)
+    (msg,) = [str(w.message) for w in got]
+    assert "\n" not in msg and "0 bytes" not in msg and "Error" in msg.split("(", 1)[1], msg
+
+
 def test_corrupt_newest_falls_back_and_stale_temps_are_removed(tmp_path):
     for step in (1, 2):
         save_checkpoint(_state(step), tmp_path, step)

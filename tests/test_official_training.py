@@ -199,9 +199,12 @@ def test_digits_keeps_its_behaviour_and_options_override():
     opts = TrainOptions(style_mixing="official", flip=True, mixing_prob=0.9)
     assert training_behaviour(opts, config) == {"style_mixing": "official", "w_avg_update": "generator_step",
                                                 "flip": True, "mixing_prob": 0.9}
-    # a config without the fields (the MLP ALAE) gets alae_fast's defaults
+    # a config without the fields (the MLP ALAE) gets alae_fast's defaults, except mixing: with one
+    # style input the trainer never mixes, so config.json records 0.0, not the StyleALAE default 0.9
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["style_mixing"] == "per_sample"
-    assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["mixing_prob"] == 0.9
+    assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["mixing_prob"] == 0.0
+    toy()  # a StyleALAE preset that leaves mixing to the default
+    assert training_behaviour(TrainOptions(), preset_config("toy-pg"))["mixing_prob"] == 0.9
     with pytest.raises(ValueError, match="style_mixing"):
         config.replace(style_mixing="nope")
     with pytest.raises(ValueError, match="mixing_prob"):

@@ -113,6 +113,48 @@ def test_signal_checkpoints_exits_0_and_resume_is_bit_identical(tmp_path, sig, s
     _same_training_state(load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1]), straight_run)
 
 
+def test_signal_while_starting_up_stops_before_the_first_iteration(tmp_path, monkeypatch, capsys):
+    """A signal during start-up (data, checkpoint, model) lets it finish, trains nothing, writes no
+    checkpoint and returns normally with a line: for a new run, that nothing was written; for a
+    resume, that its checkpoint is untouched and how to continue."""
+    import alae_fast.training.run as run_mod
+
+    toy()
+    base = dict(preset="toy-pg", progress=False, evaluate=False, checkpoint_kimg=1000.0, image_kimg=1000.0,
+                keep=100, seed=1, schedule_overrides={"lod_kimg": [0.016], "lod_batch": [8]})
+    real_start = run_mod._start
+    handler_before = signal.getsignal(signal.SIGTERM)
+
+    def start_then_signal(*a, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler's preemption notice would arrive
+        time.sleep(0.05)
+        return real_start(*a, **kw)
+
+    monkeypatch.setattr(run_mod, "_start", start_then_signal)
+    out = tmp_path / "new"
+    summary = run_training(TrainOptions(out=str(out), kimg=0.016, **base))
+    printed = capsys.readouterr()
+    assert summary["stopped"] == "SIGTERM" and summary["steps"] == 0
+    assert list_checkpoints(out / "checkpoints") == []
+    assert "stopped by SIGTERM before training began: nothing trained and no checkpoint written" in printed.out
+    assert "stopping before the first iteration" in printed.err  # the signal's own line, at once
+    # nothing was written that keeps the same command from starting the run afresh
+    monkeypatch.setattr(run_mod, "_start", real_start)
+    run_training(TrainOptions(out=str(out), kimg=0.016, **base))
+    (step, path), = list_checkpoints(out / "checkpoints")
+    before = path.read_bytes()
+    capsys.readouterr()
+    monkeypatch.setattr(run_mod, "_start", start_then_signal)
+    summary = run_training(TrainOptions(out=str(out), kimg=0.032, resume=True, **base))
+    printed = capsys.readouterr().out
+    assert summary["stopped"] == "SIGTERM" and summary["kimg"] == step / 1000
+    assert [p for _, p in list_checkpoints(out / "checkpoints")] == [path] and path.read_bytes() == before
+    line = [ln for ln in printed.splitlines() if ln.startswith("stopped by")]
+    assert line and f"nothing trained since checkpoint {path}" in line[0], printed
+    assert shlex.split(line[0].split("continue with: ", 1)[1]) == ["alae-fast", "train", "--resume", "--out", str(out)]
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # the run's handler is gone
+
+
 def test_second_signal_exits_at_once(tmp_path):
     script = textwrap.dedent("""
         import os, signal, sys, time

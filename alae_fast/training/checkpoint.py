@@ -141,6 +141,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", weights_
     return torch.load(p, map_location=map_location, weights_only=weights_only)
 
 
+def _why_unreadable(path: Path, exc: BaseException) -> str:
+    """One line on why ``path`` did not load: an empty file says so (torch's EOFError has no
+    message); otherwise the error's type and first line (torch's unpickling errors run long)."""
+    # imported here: tests load this file on its own (no package) to time a save in a fresh process
+    from ..errors import first_line
+
+    try:
+        if path.stat().st_size == 0:
+            return "an empty file: 0 bytes"
+    except OSError:
+        pass
+    return first_line(exc)
+
+
 def find_latest_checkpoint(directory: str | os.PathLike, prefix: str = "ckpt", map_location: Any = "cpu",
                            weights_only: bool = True) -> tuple[Path, Any] | None:
     """The newest checkpoint in ``directory`` that loads, as ``(path, state)``; None if none does.
@@ -152,7 +166,7 @@ def find_latest_checkpoint(directory: str | os.PathLike, prefix: str = "ckpt", m
         try:
             return p, torch.load(p, map_location=map_location, weights_only=weights_only)
         except Exception as e:  # damaged file: fall back to the previous one
-            warnings.warn(f"checkpoint {p} is unreadable ({type(e).__name__}: {e}); trying an older one",
+            warnings.warn(f"checkpoint {p} is unreadable ({_why_unreadable(p, e)}); trying an older one",
                           RuntimeWarning, stacklevel=2)
     return None
 

@@ -132,6 +132,8 @@ def _in_effect(name: str, value, config):
     config's field, else alae_fast's default)."""
     if value is not None:
         return value
+    if name == "mixing_prob" and isinstance(config, MLPALAEConfig):
+        return 0.0  # one style input: the trainer never mixes, and config.json should not say it does
     if name in _BEHAVIOUR_DEFAULTS:
         return getattr(config, name, _BEHAVIOUR_DEFAULTS[name])
     if name == "ema_half_life_kimg":
@@ -142,7 +144,7 @@ def _in_effect(name: str, value, config):
 def training_behaviour(opts: TrainOptions, config) -> dict[str, Any]:
     """``{"style_mixing", "w_avg_update", "flip", "mixing_prob"}`` for a run: the option when set,
     else the model config's field of that name, else alae_fast's default (per_sample,
-    generator_step, False, 0.9)."""
+    generator_step, False, 0.9; ``mixing_prob`` 0.0 for an MLP ALAE, which has nothing to mix)."""
     return {name: _in_effect(name, getattr(opts, name), config) for name in _BEHAVIOUR_DEFAULTS}
 
 
@@ -344,14 +346,31 @@ def run_training(opts: TrainOptions, ctx: DistributedContext | None = None) -> d
             shutdown_distributed(ctx)
 
 
+_STOP_STARTING = "stopping before the first iteration, once the run has started up (signal again to exit at once)"
+_STOP_TRAINING = "stopping after this iteration; a checkpoint follows (signal again to exit at once)"
+_STOP_TRAINED = ("the training is complete and saved; stopping before the final evaluation (signal again to exit "
+                 "at once)")
+
+
 def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
-    """One run: plan (what, where, how long) -> start (data, model, run folder) -> loop -> report."""
+    """One run: plan (what, where, how long) -> start (data, model, run folder) -> loop -> report.
+
+    SIGTERM/SIGINT are caught from the start: one that comes while the run starts up (a
+    scheduler's preemption, say) stops it before its first iteration, with a line; only the
+    interpreter's own start-up (imports) is left to the default action."""
     say = _Say(ctx)
     _check_options(opts)
-    plan = _plan(opts, ctx, say)
-    _apply_threads(plan.opts)
-    run = _start(plan, ctx, say)
-    stopped = _loop(run)
+    stop = StopRequest(_STOP_STARTING)
+    stop.__enter__()
+    try:
+        plan = _plan(opts, ctx, say)
+        _apply_threads(plan.opts)
+        run = _start(plan, ctx, say)
+        stopped = _loop(run, stop)
+    finally:
+        stop.__exit__(None, None, None)
+    if stopped is None and run.late_signal is None:
+        run.late_signal = stop.requested  # came between the last check and the handlers' removal
     return _report(run, stopped)
 
 
@@ -547,6 +566,7 @@ class _Run:
     last_rec: dict[str, Any] = field(default_factory=dict)
     show_real: torch.Tensor | None = None
     late_signal: str | None = None  # a signal that came after the last iteration's stop check
+    stopped_starting: bool = False  # a signal came while the run started up: it trained nothing
 
     @property
     def log_path(self) -> Path:
@@ -773,11 +793,17 @@ def _train_step(run: _Run) -> tuple[int, dict[str, Any]]:
     return before, run.trainer.step(x)
 
 
-def _loop(run: _Run) -> str | None:
+def _loop(run: _Run, stop: StopRequest) -> str | None:
     """Trains to the run's length: a log record every ``log_steps`` iterations, a checkpoint every
     ``ckpt_every`` images or ``checkpoint_minutes``, pictures every ``image_every`` images.
-    Returns the name of the signal that stopped it early (after a checkpoint), else None."""
+    ``stop`` (entered by the caller) carries a signal's request. Returns the name of the signal
+    that stopped it early (after a checkpoint, or before the first iteration), else None."""
     plan, ctx, trainer, opts = run.plan, run.ctx, run.trainer, run.plan.opts
+    stopped, _ = _agree(ctx, stop.requested, False)
+    if stopped:  # signalled while starting up: nothing trained, nothing to checkpoint
+        run.stopped_starting = True
+        return stopped
+    stop.message = _STOP_TRAINING
     total, ckpt_every, image_every = plan.total, plan.ckpt_every, plan.image_every
     bar = _progress(total, min(trainer.images_seen, total), opts.progress and ctx.is_main)
     run.t_start = time.perf_counter()
@@ -785,10 +811,7 @@ def _loop(run: _Run) -> str | None:
     ckpt_seconds = 60.0 * opts.checkpoint_minutes if opts.checkpoint_minutes else math.inf
     t_last_ckpt = _clock()
     log = _LossLog(run, bar)
-    stop = StopRequest()
-    stopped: str | None = None
     try:
-        stop.__enter__()
         while trainer.images_seen < total:
             before, metrics = _train_step(run)
             after = trainer.images_seen
@@ -805,6 +828,7 @@ def _loop(run: _Run) -> str | None:
             if ctx.is_main and (before // image_every != after // image_every or after >= total):
                 run.write_pictures()
         if stopped is None:
+            stop.message = _STOP_TRAINED
             run.late_signal = stop.requested
     except KeyboardInterrupt:  # only where no handler could be installed (not the main thread)
         if ctx.world_size == 1 and trainer.images_seen != last_ckpt and trainer.images_seen > 0:
@@ -812,7 +836,6 @@ def _loop(run: _Run) -> str | None:
             run.say(f"\ninterrupted: saved {path}; continue with --resume --out {shlex.quote(str(plan.out))}")
         raise
     finally:
-        stop.__exit__(None, None, None)
         log.close()
     return stopped
 
@@ -826,6 +849,15 @@ def _report(run: _Run, stopped: str | None) -> dict[str, Any]:
     summary: dict[str, Any] = {"out": str(out), "setup": plan.setup.name, "kimg": trainer.images_seen / 1000.0,
                                "steps": trainer.step_count, "lod": trainer.lod, "checkpoint": str(run.last_path),
                                "last_log": run.last_rec}
+    if stopped and run.stopped_starting:
+        if run.last_path is not None:
+            say(f"stopped by {stopped} before training began: nothing trained since checkpoint {run.last_path} "
+                f"({trainer.images_seen / 1000:.3f} kimg); continue with: alae-fast train --resume --out "
+                f"{shlex.quote(str(out))}")
+        else:
+            say(f"stopped by {stopped} before training began: nothing trained and no checkpoint written "
+                f"(run folder {out}); run the same command again to start it")
+        return {**summary, "stopped": stopped}
     if stopped:
         say(f"stopped by {stopped} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod}); checkpoint "
             f"{run.last_path}; continue with: alae-fast train --resume --out {shlex.quote(str(out))}")

@@ -32,9 +32,10 @@ class StopInterrupted(Exception):
 class StopRequest:
     """Context manager that turns the first SIGINT/SIGTERM into a request to stop.
 
-    Inside ``with StopRequest() as stop:``, ``stop.requested`` is False until a signal
+    Inside ``with StopRequest() as stop:``, ``stop.requested`` is None until a signal
     arrives, then the signal's name (``"SIGTERM"``, ``"SIGINT"``). The previous handlers are
-    put back on exit. ``message`` is printed to stderr on the first signal. With
+    put back on exit. ``message`` is printed to stderr on the first signal; it is read when the
+    signal comes, so the owner may change it as its work moves on. With
     ``interrupt=True`` the first signal also raises :class:`StopInterrupted` where the main
     thread is (for work that is safe to abandon, such as the final evaluation; a long C call
     finishes first).
