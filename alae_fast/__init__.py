@@ -16,32 +16,22 @@ each with a pure-PyTorch ``*_ref``), ``alae_fast.nn`` the layers built on them,
 
 from __future__ import annotations
 
-import importlib
 import os
 
 from ._omp import limit_spinning
 
 limit_spinning()  # before torch loads libgomp: see alae_fast/_omp.py
 
+from ._lazy import lazy_submodules  # noqa: E402
 from ._lib import build_info, load_error  # noqa: E402
 from . import ops, nn  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["build_info", "load_error", "load", "ops", "nn", "models", "training", "inference", "data", "eval", "compat",
-           "errors", "__version__"]
+           "edit", "errors", "__version__"]
 
-_LAZY = ("models", "training", "inference", "data", "eval", "compat", "bench", "errors", "app", "cli")
-
-
-def __getattr__(name: str):
-    # subpackages on first use: `import alae_fast` stays as cheap as the ops it always needs
-    if name in _LAZY:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'alae_fast' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+# subpackages on first use: `import alae_fast` stays as cheap as the ops it always needs
+__getattr__, __dir__ = lazy_submodules(__name__, __path__)
 
 
 def load(run_or_checkpoint: str | os.PathLike, device="cpu"):

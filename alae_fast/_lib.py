@@ -33,11 +33,44 @@ def _find_library() -> Path | None:
     return None
 
 
+def _installed_library() -> Path | None:
+    """The library of the installed distribution (site-packages), or None when none is installed."""
+    import importlib.metadata
+
+    try:
+        files = importlib.metadata.distribution("alae_fast").files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    dist = importlib.metadata.distribution("alae_fast")
+    for f in files:
+        if f.name.startswith("_C") and f.suffix == ".so" and f.parent.name == "alae_fast":
+            hit = Path(dist.locate_file(f))
+            if hit.is_file():
+                return hit
+    return None
+
+
+def _not_found_reason() -> str:
+    """Why no library was found: most often a source folder imported instead of the installed
+    package (Python puts the script's folder first on sys.path), which the advice to build
+    would not fix."""
+    here = Path(__file__).resolve().parent
+    installed = _installed_library()
+    if installed is not None and installed.parent.resolve() != here:
+        return (f"alae_fast was imported from {here}, a source folder without a built library, not from the "
+                f"installed package ({installed.parent}): Python looks in the script's folder (or the current "
+                f"one) first; run from another folder, or install with pip install --no-build-isolation -e .")
+    if (here.parent / "pyproject.toml").is_file():
+        return (f"alae_fast was imported from the source folder {here}, where no library was built: pip install "
+                f"--no-build-isolation . (then run from outside the source folder), or -e . to build it in place")
+    return "alae_fast/_C.so was not found: the package was not built (pip install --no-build-isolation .)"
+
+
 def _load() -> None:
     global _LOADED, _ERROR, _INFO
     path = _find_library()
     if path is None:
-        _ERROR = "alae_fast/_C.so was not found: the package was not built (pip install --no-build-isolation .)"
+        _ERROR = _not_found_reason()
     else:
         try:
             torch.ops.load_library(str(path))

@@ -38,7 +38,11 @@ def test_import_without_library_warns_and_falls_back(tmp_path):
             "sys.meta_path = [f for f in sys.meta_path if 'ScikitBuild' not in type(f).__name__]\n"
             "import torch, alae_fast\n"
             f"assert alae_fast.__file__.startswith({str(tmp_path)!r}), alae_fast.__file__\n"
-            "info = alae_fast.build_info(); assert not info['loaded'] and 'not found' in info['error']\n"
+            "info = alae_fast.build_info(); assert not info['loaded'], info\n"
+            # the installed package has the library: the reason names this folder and says how to
+            # reach the installed one, not "the package was not built"
+            f"assert 'imported from {src}, a source folder without a built library' in info['error'], info\n"
+            "assert 'not from the installed package' in info['error'] and 'not built' not in info['error']\n"
             "y = alae_fast.ops.bias_act(torch.tensor([-1.0, 2.0]), act='lrelu')\n"
             "print(round(y[0].item(), 4), round(y[1].item(), 4))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
@@ -46,3 +50,45 @@ def test_import_without_library_warns_and_falls_back(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["-0.2828", "2.8284"]
     assert out.stderr.count("compiled ops unavailable") == 1
+
+
+def test_library_not_found_reasons(tmp_path, monkeypatch):
+    """Without the library, the reason fits the case: a source checkout (pyproject.toml beside the
+    package) says to install it and run from elsewhere; a bare copy says the package was not built."""
+    from alae_fast import _lib
+
+    pkg = tmp_path / "alae_fast"
+    pkg.mkdir()
+    monkeypatch.setattr(_lib, "__file__", str(pkg / "_lib.py"))
+    monkeypatch.setattr(_lib, "_installed_library", lambda: None)
+    assert "the package was not built" in _lib._not_found_reason()
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'alae_fast'\n")
+    why = _lib._not_found_reason()
+    assert f"imported from the source folder {pkg}, where no library was built" in why and "-e ." in why
+    lib = tmp_path / "site" / "alae_fast" / "_C.so"
+    monkeypatch.setattr(_lib, "_installed_library", lambda: lib)
+    why = _lib._not_found_reason()
+    assert f"imported from {pkg}" in why and f"installed package ({lib.parent})" in why
+
+
+def test_every_submodule_is_an_attribute_on_first_use():
+    """`import alae_fast` imports no subpackage beyond the ops and layers, yet every public
+    subpackage and their submodules (as the README names them) are reachable as attributes."""
+    code = ("import sys, alae_fast\n"
+            "assert not any(m in sys.modules for m in ('alae_fast.training', 'alae_fast.edit', 'alae_fast.app'))\n"
+            "assert callable(alae_fast.training.official.official_lod_batch)\n"
+            "assert callable(alae_fast.edit.edit_w) and callable(alae_fast.inference.load_run)\n"
+            "assert alae_fast.compat.rosinality.__name__ == 'alae_fast.compat.rosinality'\n"
+            "assert alae_fast.bench.train_load.__name__ == 'alae_fast.bench.train_load'\n"
+            "assert alae_fast.app.uploads.__name__ == 'alae_fast.app.uploads'\n"
+            "assert {'edit', 'training', 'models'} <= set(dir(alae_fast)) and 'official' in dir(alae_fast.training)\n"
+            "for owner, name in ((alae_fast, 'nope'), (alae_fast, '_C'), (alae_fast.training, 'nope')):\n"
+            "    try:\n"
+            "        getattr(owner, name)\n"
+            "    except AttributeError as e:\n"
+            "        assert repr(name) in str(e), e\n"
+            "    else:\n"
+            "        raise AssertionError(name)\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

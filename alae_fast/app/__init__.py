@@ -8,3 +8,7 @@
 
 Importing this package imports neither FastAPI nor uvicorn; :mod:`.server` does.
 """
+
+from .._lazy import lazy_submodules  # noqa: E402
+
+__getattr__, __dir__ = lazy_submodules(__name__, __path__)
