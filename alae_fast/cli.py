@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 _DESCRIPTION = """\
 alae_fast: fused StyleGAN-family ops and the Adversarial Latent Autoencoder (ALAE).
@@ -44,16 +45,37 @@ def _kv(text: str) -> tuple[str, object]:
 
 def _positive_float(text: str) -> float:
     v = float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return v
 
 
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text}")
+def _nonnegative_float(text: str) -> float:
+    v = float(text)
+    if not (v >= 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
     return v
+
+
+def _probability(text: str) -> float:
+    v = float(text)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return v
+
+
+def _int_at_least(low: int):
+    """An argparse type: an int >= ``low`` (the message says which)."""
+    def parse(text: str) -> int:
+        v = int(text)
+        if v < low:
+            raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {text}")
+        return v
+    parse.__name__ = f"int >= {low}"  # what argparse's 'invalid ... value' names
+    return parse
+
+
+_positive_int = _int_at_least(1)
 
 
 def _add_official(p: argparse.ArgumentParser) -> None:
@@ -98,23 +120,19 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def check_device(text: str):
-    """A ``--device`` value as a ``torch.device`` this torch can use; UserError otherwise
-    (an unknown name, CUDA on a torch without CUDA or with no GPU, a GPU index that is not there)."""
-    import torch
+    """A ``--device`` value as a ``torch.device`` this torch can use; UserError naming --device
+    otherwise (:func:`alae_fast.inference.loading.check_device`, which the Python API runs too)."""
+    from .inference.loading import check_device as check
 
-    try:
-        dev = torch.device(text)
-    except (RuntimeError, ValueError) as e:
-        raise UserError(f"--device: {text!r} is not a device name (expected cpu, cuda, cuda:1 ...)") from e
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
-            raise UserError(f"--device {text}: {why}; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UserError(f"--device {text}: only {torch.cuda.device_count()} GPU(s) are visible")
-    elif dev.type not in ("cpu", "mps", "xpu"):
-        raise UserError(f"--device: {text!r} is not supported (expected cpu or cuda[:N])")
-    return dev
+    return check(text, "--device")
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a seed, an int in [0, 2**63) (what torch's generators take)."""
+    v = int(text)
+    if not 0 <= v < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**63), got {text}")
+    return v
 
 
 def _fid_count(text: str) -> int:
@@ -185,13 +203,13 @@ def _add_train(sub) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest loadable checkpoint (bit-identical on the CPU); "
                         "the options below that are not given again continue as that run set them")
-    t.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (default 0)")
+    t.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default 0)")
     t.add_argument("--device", default="auto", help="auto (default: the GPU when present), cpu, cuda")
     t.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast of the forward passes")
-    t.add_argument("--r1-gamma", type=float, default=None, help="R1 weight gamma (default 10)")
+    t.add_argument("--r1-gamma", type=_nonnegative_float, default=None, help="R1 weight gamma (default 10)")
     t.add_argument("--r1-interval", type=_positive_int, default=None,
                    help="lazy R1: every N steps, weighted by N (default 1: every step)")
-    t.add_argument("--mixing-prob", type=float, default=None,
+    t.add_argument("--mixing-prob", type=_probability, default=None,
                    help="style-mixing probability (default: the preset's mixing_prob; 0.9 for the paper's "
                         "presets; StyleALAE only)")
     t.add_argument("--ema-kimg", type=_positive_float, default=None,
@@ -259,7 +277,7 @@ def _add_generate(sub) -> None:
                         "paper presets and official checkpoints; with --psi all)")
     g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default=None,
                    help="G's noise inputs (default const; none for an MLP ALAE, which has none; see below)")
-    g.add_argument("--seed", type=int, default=None, help="without --seeds: latent seed of the grid (default 0)")
+    g.add_argument("--seed", type=_seed, default=None, help="without --seeds: latent seed of the grid (default 0)")
 
 
 # The commands that open a run and write one picture from it: name, help, description, and their
@@ -277,13 +295,14 @@ _PICTURE_COMMANDS = (
      "A, ..., B (reconstructions) as a PNG.",
      ((("a",), dict(metavar="A", help="first image (PNG/JPEG)")),
       (("b",), dict(metavar="B", help="second image (PNG/JPEG)")),
-      (("--steps",), dict(type=_positive_int, default=8, help="images in the strip (default 8)")))),
+      (("--steps",), dict(type=_int_at_least(2), default=8,
+                          help="images in the strip, A's and B's reconstructions included (default 8, at least 2)")))),
     ("style-mix", "coarse, middle and fine style-mixing grid",
      "Top row: sources A. Each further row: a destination B, then B with A's coarse, middle or fine styles "
      "(style inputs split in thirds, low resolutions first). Needs a model with several style inputs (StyleALAE).",
      ((("--rows",), dict(type=_positive_int, default=2, help="destinations per style range (default 2)")),
       (("--cols",), dict(type=_positive_int, default=4, help="sources (default 4)")),
-      (("--seed",), dict(type=int, default=0, help="latent seed (default 0)")))),
+      (("--seed",), dict(type=_seed, default=0, help="latent seed (default 0)")))),
 )
 
 
@@ -313,7 +332,7 @@ def _add_evaluate(sub) -> None:
                    help="InceptionV3 state dict (pytorch-fid's pt_inception-2015-12-05 for real FIDs)")
     e.add_argument("--num-fid", type=_fid_count, default=1000, help="images per FID set, >= 2 (default 1000)")
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
-    e.add_argument("--seed", type=int, default=0, help="seed of all evaluation draws (default 0)")
+    e.add_argument("--seed", type=_seed, default=0, help="seed of all evaluation draws (default 0)")
 
 
 def _add_convert(sub) -> None:
@@ -367,6 +386,57 @@ def _out(args, run, default_name: str) -> Path:
     return Path(args.out) if args.out else _run_folder(run.path) / default_name
 
 
+# What each command writes to --out / --outdir: a file of that suffix, or a folder (None).
+_OUT_KINDS = {"generate": ".png", "reconstruct": ".png", "interpolate": ".png", "style-mix": ".png",
+              "edit": ".png", "evaluate": ".json", "convert": "", "train": None, "directions": None}
+
+
+def _probe_writable(flag: str, path: Path, folder: Path) -> None:
+    """UserError naming ``flag`` unless ``folder`` could be made and written in: its nearest
+    existing ancestor is a folder that takes a file. Nothing is created (a temporary probe file
+    is removed at once), so a command refused later leaves no empty folders."""
+    import tempfile
+
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {str(path)!r}: {str(existing)!r} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".alae-fast-probe-"):
+            pass
+    except OSError as e:
+        raise UserError(f"{flag} {str(path)!r}: cannot write there ({e.strerror or first_line(e)})") from None
+
+
+def _check_outputs(args) -> None:
+    """Refuses, before any work, a --out/--outdir that cannot be written as the command writes
+    it: a folder where a file goes (or the reverse), a picture not named .png (PIL would write
+    PNG bytes under any name), a place that cannot be created or written."""
+    kind = _OUT_KINDS.get(args.command, "absent")
+    out = getattr(args, "out", None)
+    if out is not None and kind != "absent":
+        path = Path(out)
+        if kind is None:  # a folder
+            if path.exists() and not path.is_dir():
+                raise UserError(f"--out {out!r} is a file; {args.command} writes a folder there")
+            _probe_writable("--out", path, path)
+        else:
+            if path.is_dir():  # a symlink to a folder too: the write would replace the link
+                raise UserError(f"--out {out!r} is a folder; give a file name (e.g. "
+                                f"{str(path / ('output' + (kind or '.pt')))!r})")
+            if kind and path.suffix.lower() != kind:
+                what = "pictures are written as PNG" if kind == ".png" else "the metrics are written as JSON"
+                raise UserError(f"--out {out!r}: {what}; give a name ending in {kind}")
+            _probe_writable("--out", path, path.parent)
+    outdir = getattr(args, "outdir", None)
+    if outdir is not None:
+        path = Path(outdir)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--outdir {outdir!r} is a file; give a folder (it gets one seedNNNN.png per seed)")
+        _probe_writable("--outdir", path, path)
+
+
 def _load(args):
     from .inference.loading import load_run
 
@@ -386,6 +456,9 @@ def _load(args):
 def _cmd_convert(args) -> int:
     from .inference.loading import convert_official
 
+    if Path(args.official).is_dir():  # convert reads one official file, never a run folder
+        raise UserError(f"{args.official!r} is a folder; convert reads one checkpoint file of the official ALAE "
+                        f"code (e.g. model_157.pth)")
     try:
         out = convert_official(args.official, args.out, config=args.config, ema=not args.no_ema)
     except ImportError as e:
@@ -441,7 +514,7 @@ def _cmd_generate(args) -> int:
         x = sample_images(run, n, psi=args.psi, seed=0 if args.seed is None else args.seed, cutoff=args.cutoff,
                           noise=noise)
         path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
-        print(f"wrote {n} samples (psi {args.psi}, lod {run.phase.lod}) to {path}")
+        print(f"wrote {n} sample{'s' if n != 1 else ''} (psi {args.psi}, lod {run.phase.lod}) to {path}")
         return 0
     if args.n is not None or args.seed is not None:
         raise UserError("--n and --seed go without --seeds: with --seeds, each listed seed gives one image")
@@ -646,7 +719,8 @@ def _add_edit_commands(sub) -> None:
                        description="Encode each IMAGE with the EMA model, move its w along the directions "
                                    "(official ALAE demo arithmetic: w_avg subtracted, each direction's "
                                    "component replaced, style inputs below --edit-layers edited) and decode "
-                                   "--steps images from -AMOUNT to +AMOUNT (middle: the reconstruction). "
+                                   "--steps images from -AMOUNT to +AMOUNT (with an odd --steps the middle "
+                                   "one is the reconstruction). "
                                    "One row per image.")
     _add_ckpt(d)
     d.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG files")
@@ -655,14 +729,15 @@ def _add_edit_commands(sub) -> None:
                         "digit pair A-B (1-channel digit models); repeatable")
     d.add_argument("--directions", default=None, metavar="DIR",
                    help="folder of direction_<name>.npy files (official principal_directions layout)")
-    d.add_argument("--steps", type=_positive_int, default=7, help="images per strip (default 7)")
+    d.add_argument("--steps", type=_int_at_least(2), default=7,
+                   help="images per strip, from -AMOUNT to +AMOUNT (default 7, at least 2)")
     d.add_argument("--edit-layers", type=int, default=16,
                    help="style inputs below this are edited, the rest keep the encoded w (default 16, the demo's)")
     # --noise-mode (from _add_ckpt, as every --ckpt command) chooses G's noise; --noise is its
     # older spelling here. Every image of the strip is decoded with the same draw (--seed).
     d.add_argument("--noise", dest="noise_old", choices=("random", "batch", "const", "zero", "none"),
                    help=argparse.SUPPRESS)
-    d.add_argument("--seed", type=int, default=None,
+    d.add_argument("--seed", type=_seed, default=None,
                    help="with --noise-mode random or batch: noise seed (default 0); every image of a strip gets "
                         "the same noise draw")
     f = sub.add_parser("directions", help="fit attribute directions (official LinearSVC on w) for a run",
@@ -767,26 +842,34 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    from ._lib import default_impl
+    try:
+        default_impl()  # a bad ALAE_FAST_IMPL: one line here, before any command runs an op
+    except ValueError as e:
+        print(f"alae-fast {args.command}: error: {e}", file=sys.stderr)
+        return 2
     if args.command == "bench":
         from .bench.report import main as bench_main
         return bench_main(rest)
     if rest:  # said by the command's own parser, so the usage shown is that command's
         commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         commands.choices[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.command == "info":
-        from . import build_info
-        print(json.dumps(build_info(), indent=1))
-        return 0
     try:
+        if args.command == "info":
+            from . import build_info
+            print(json.dumps(build_info(), indent=1))
+            return 0
         if getattr(args, "device", "auto") != "auto":
             check_device(args.device)
         if getattr(args, "data", None) is not None and args.command != "directions":
             _check_data(args.data)
+        _check_outputs(args)
         with warnings.catch_warnings():
             if not os.environ.get("ALAE_FAST_TRACEBACK"):
                 warnings.showwarning = _one_line_warning
             return _COMMANDS[args.command](args)
-    except (UserError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
+    except (UserError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+            PermissionError) as e:
         if os.environ.get("ALAE_FAST_TRACEBACK"):
             raise
         print(f"alae-fast {args.command}: error: {e}", file=sys.stderr)

@@ -869,3 +869,97 @@ def test_the_installed_command_is_console_main():
 
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "alae-fast"]
     assert script.value == "alae_fast.cli:console_main", (script.value, "reinstall: pip install -e .")
+
+
+# --- where a command writes, and bad numbers: refused before any work, naming the flag ------------
+
+def _refused(capsys, argv) -> str:
+    """stderr of ``main(argv)``, which must exit 2 (argparse's SystemExit(2) or the error boundary's)."""
+    try:
+        rc = main(argv)
+    except SystemExit as e:
+        rc = e.code
+    assert rc == 2, argv
+    return capsys.readouterr().err
+
+
+def test_output_paths_are_checked_before_any_work(mlp_run, tmp_path, capsys, monkeypatch):
+    import alae_fast.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (tmp_path / "link").symlink_to(folder)
+    blocker = tmp_path / "blocker.png"
+    blocker.write_bytes(b"x")
+    loads = []
+    monkeypatch.setattr(cli, "_load", lambda args: loads.append(args) or pytest.fail("loaded a run"))
+    gen = ["generate", "--ckpt", str(mlp_run), "--n", "2", "--out"]
+    cases = [
+        (gen + ["folder"], "--out 'folder' is a folder; give a file name (e.g. 'folder/output.png')"),
+        (gen + ["link"], "--out 'link' is a folder"),  # the link would have been replaced by a PNG
+        (gen + ["x.jpg"], "--out 'x.jpg': pictures are written as PNG; give a name ending in .png"),
+        (gen + ["blocker.png/x.png"], f"--out 'blocker.png/x.png': '{blocker}' is a file, not a folder"),
+        (gen + ["/proc/nope.png"], "--out '/proc/nope.png': cannot write there"),
+        (["generate", "--ckpt", str(mlp_run), "--seeds", "0-1", "--outdir", "blocker.png"],
+         "--outdir 'blocker.png' is a file; give a folder"),
+        (["evaluate", "--ckpt", str(mlp_run), "--out", "metrics.txt"],
+         "--out 'metrics.txt': the metrics are written as JSON; give a name ending in .json"),
+        (["train", "--out", "blocker.png"], "--out 'blocker.png' is a file; train writes a folder there"),
+        (["train", "--out", "/proc/run"], "--out '/proc/run': cannot write there"),
+        (["directions", "--ckpt", str(mlp_run), "--out", "blocker.png"],
+         "--out 'blocker.png' is a file; directions writes a folder there"),
+    ]
+    for argv, said in cases:
+        err = _refused(capsys, argv)
+        assert said in err and "Traceback" not in err, (argv, err)
+    assert not loads and (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker.png", "folder", "link"]  # no temps, no folders
+
+
+def test_save_png_names_the_file_asked_for(tmp_path):
+    from alae_fast.inference.pictures import save_png
+
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        save_png(picture, tmp_path)
+    with pytest.raises(OSError) as e:  # /proc exists but takes no new files: the write itself fails
+        save_png(picture, "/proc/p.png")
+    assert e.value.filename == "/proc/p.png" and ".tmp-" not in str(e.value)
+
+
+def test_numbers_and_counts_are_refused_by_the_flag(mlp_run, capsys):
+    cases = [
+        (["train", "--r1-gamma", "nan"], "argument --r1-gamma: expected a finite number >= 0, got nan"),
+        (["train", "--mixing-prob", "1.5"], "argument --mixing-prob: expected a number in [0, 1], got 1.5"),
+        (["train", "--kimg", "inf"], "argument --kimg: expected a finite number > 0, got inf"),
+        (["train", "--seed", "-3"], "argument --seed: expected an int in [0, 2**63), got -3"),
+        (["generate", "--ckpt", str(mlp_run), "--seed", str(2 ** 63)], "argument --seed: expected an int in [0, 2**63)"),
+        (["interpolate", "--ckpt", str(mlp_run), "a.png", "b.png", "--steps", "1"],
+         "argument --steps: expected an int >= 2, got 1"),
+        (["edit", "--ckpt", str(mlp_run), "a.png", "--direction", "1-7=1", "--steps", "1"],
+         "argument --steps: expected an int >= 2, got 1"),
+        (["edit", "--ckpt", str(mlp_run), "a.png", "--direction", "1-7=1e9"], "--direction '1-7=1e9': the amount"),
+        (["convert", str(mlp_run), "--out", "x.pt"], "is a folder; convert reads one checkpoint file"),
+    ]
+    for argv, said in cases:
+        err = _refused(capsys, argv)
+        assert said in err and "Traceback" not in err, (argv, err)
+    assert main(["generate", "--ckpt", str(mlp_run), "--n", "1", "--out", str(mlp_run / "one.png")]) == 0
+    assert "wrote 1 sample " in capsys.readouterr().out
+
+
+def test_a_bad_alae_fast_impl_is_one_line_for_every_command():
+    env = {**os.environ, "ALAE_FAST_IMPL": "bogus"}
+    for command in (["info"], ["presets"], ["bench", "--list"]):
+        out = subprocess.run([sys.executable, "-m", "alae_fast", *command], capture_output=True, text=True, env=env,
+                             cwd="/")
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip() and "compiled ops" not in ln]
+        assert out.returncode == 2 and lines == [
+            f"alae-fast {command[0]}: error: ALAE_FAST_IMPL must be 'auto' or 'ref'; got 'bogus'"], out.stderr
+    code = ("import torch, alae_fast\n"
+            "try:\n    alae_fast.ops.bias_act(torch.randn(3))\n"
+            "except ValueError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/")
+    assert out.stdout.strip() == "ALAE_FAST_IMPL must be 'auto' or 'ref'; got 'bogus'", out.stderr

@@ -823,8 +823,8 @@ def test_evaluate_on_a_small_folder_of_own_images(other_checkpoint, tmp_path, ca
                               "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)])
     assert "FID needs at least 2 real images; found 1" in err and str(folder) in err
     # without --data an official model is not scored on the embedded digits
-    for cmd in ("evaluate", "reconstruct"):
-        err = _cli_error(capsys, [cmd, "--ckpt", str(other_checkpoint / "other.pth"), "--out", str(out)])
+    for cmd, name in (("evaluate", out), ("reconstruct", tmp_path / "rec.png")):
+        err = _cli_error(capsys, [cmd, "--ckpt", str(other_checkpoint / "other.pth"), "--out", str(name)])
         assert "records no training data; pass --data FOLDER" in err, cmd
 
 
@@ -847,7 +847,12 @@ def test_convert_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     err = _cli_error(capsys, ["convert", str(PTH), "--out", str(blocker / "sub" / "o.pt")])
-    assert "cannot write the checkpoint" in err and str(blocker / "sub" / "o.pt") in err
+    # refused before the checkpoint is read: the path, and the file in the way, named
+    assert f"--out '{blocker / 'sub' / 'o.pt'}': '{blocker}' is a file, not a folder" in err
+    from alae_fast.inference.loading import convert_official
+
+    with pytest.raises(ValueError, match="cannot write the checkpoint"):  # the library's own check, after reading
+        convert_official(PTH, blocker / "sub" / "o.pt")
 
 
 def test_no_ema_on_an_alae_fast_checkpoint_is_refused(tmp_path, capsys):

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..edit.apply import EDIT_LAYERS
+from ..edit.apply import EDIT_LAYERS, MAX_AMOUNT
 from ..errors import UserError
 from ..inference.loading import LoadedRun, recorded_data_spec
 from ..inference.pictures import png_bytes
 from ..inference.pixels import prepare_images, to_display
-from ..inference.sampling import NOISE_MODES, PSI_RANGE, generate_seeds, mix_ranges, seed_latent, style_ranges
+from ..inference.sampling import (NOISE_MODES, PSI_RANGE, check_psi, generate_seeds, mix_ranges, seed_latent,
+                                  style_ranges)
 from . import editing
 from .uploads import decode_image
 
@@ -169,9 +170,10 @@ class ModelService:
 
     @staticmethod
     def _psi(psi) -> float:
-        if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
-            raise UserError(f"psi: expected a number in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}], got {psi!r}")
-        return float(psi)
+        try:  # the one rule (PSI_RANGE, alae_fast.models.base.check_psi) as a UserError
+            return check_psi(psi, "psi")
+        except ValueError as e:
+            raise UserError(str(e)) from None
 
     # --- pictures -------------------------------------------------------------------------------
     def _png(self, x: torch.Tensor) -> bytes:
@@ -208,7 +210,12 @@ class ModelService:
         "ws": the styles decoded, [num_ws][latent], "w": style input 0}``. As the official demo
         (and ``alae-fast edit``) does, style inputs from ``alae_fast.edit.EDIT_LAYERS`` (16) on
         keep ``w``: at 1024² the last two; a model with fewer inputs has all of them edited.
-        ``ws`` given as A or B of mixing and interpolation decodes to the same picture."""
+        ``ws`` given as A or B of mixing and interpolation decodes to the same picture.
+
+        Raises UserError naming ``w`` or ``amounts``: amounts must be one finite number per
+        direction, each at most ``alae_fast.edit.MAX_AMOUNT`` (1e6) in magnitude (a finite 1e308
+        would overflow the styles into a NaN picture), and the edited styles must fit the
+        model's float32."""
         wt = self._w(w)
         k = len(self.directions)
         if not isinstance(amounts, (list, tuple)) or len(amounts) != k:
@@ -220,6 +227,9 @@ class ModelService:
             raise UserError("amounts: expected numbers only") from e
         if not torch.isfinite(a).all():
             raise UserError("amounts: contain NaN or infinity")
+        if k and a.abs().max() > MAX_AMOUNT:
+            raise UserError(f"amounts: expected values within ±{MAX_AMOUNT:g} (the edit's limit, "
+                            f"alae_fast.edit.MAX_AMOUNT); got {float(a.abs().max()):g}")
         d = torch.from_numpy(np.stack([d.vector for d in self.directions])) if k else torch.zeros(0, self.latent_size,
                                                                                                  dtype=torch.float64)
         w64 = wt.double().cpu()
@@ -227,6 +237,9 @@ class ModelService:
                                       num_ws=self.num_ws, cutoff=EDIT_LAYERS,
                                       ws_original=w64.unsqueeze(1).expand(-1, self.num_ws, -1))
         ws = ws.to(self.device, torch.float32)
+        if not torch.isfinite(ws).all():
+            raise UserError("amounts: the edited styles overflow float32 (an amount times its direction's length "
+                            "is too large); use smaller amounts")
         with self.lock:
             png = self._png(self._decode(ws))
         return {"image": png, "ws": ws[0].tolist(), "w": ws[0, 0].tolist()}

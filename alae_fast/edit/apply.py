@@ -19,15 +19,49 @@ Steps 1-5 are linear, so with the same δ: w' = w + Σ_k (s_k − c_k) d_k.
 
 from __future__ import annotations
 
+import math
+from numbers import Real
 from typing import Mapping
 
 import numpy as np
 import torch
 
-__all__ = ["EDIT_LAYERS", "direction_coefficients", "edit_w"]
+__all__ = ["EDIT_LAYERS", "MAX_AMOUNT", "check_amount", "direction_coefficients", "edit_w"]
 
 # The demo keeps the encoded w from style input 16 on: cur_layers = (7 + 1) * 2.
 EDIT_LAYERS = 16
+
+# The largest |amount| an edit takes (``edit_w``, ``alae-fast edit`` through it, the page's
+# ``/api/edit``). Amounts are in units of the direction's length: the official demo's sliders span
+# ±40 on directions of norm 0.6-1.2, digit-pair directions move far at 1-2. 1e6 is far past any
+# useful edit, yet small enough that amount × direction stays finite in float32 for any direction
+# shorter than 1e32, so a huge finite amount (1e308) is refused by name instead of overflowing
+# into NaN images. (The CLI checks amounts only for being finite; its edits go through here.)
+MAX_AMOUNT = 1e6
+
+
+def _mapping(value, name: str, what: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name}: expected a dict {what}; got {type(value).__name__}"
+                        + (" (give names, e.g. {'smile': ...})" if isinstance(value, (list, tuple)) else ""))
+    return value
+
+
+def _directions(directions) -> Mapping:
+    return _mapping(directions, "directions", "name -> direction vector [latent] (NumPy array or tensor)")
+
+
+def check_amount(value, name: str = "amount") -> float:
+    """One amount as a float: a real number (not a bool) with |value| <= :data:`MAX_AMOUNT`
+    (which also excludes NaN and infinity); ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{name}: expected a number; got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number; got {value!r}")
+    if abs(value) > MAX_AMOUNT:
+        raise ValueError(f"{name}: {value:g} is out of range; amounts are at most {MAX_AMOUNT:g} in magnitude "
+                         f"(in units of the direction's length; the official demo uses up to 40)")
+    return float(value)
 
 
 def _as_tensor(d, like: torch.Tensor, name: str) -> torch.Tensor:
@@ -43,34 +77,56 @@ def _as_tensor(d, like: torch.Tensor, name: str) -> torch.Tensor:
 def _check_w(w: torch.Tensor, w_avg) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(w, torch.Tensor) or w.dim() != 2 or not w.is_floating_point():
         raise ValueError(f"w: expected a floating tensor [N, latent]; got "
-                         f"{tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__}")
+                         f"{(tuple(w.shape), w.dtype) if isinstance(w, torch.Tensor) else type(w).__name__}")
+    if not torch.isfinite(w).all():
+        raise ValueError("w: contains NaN or infinity")
     avg = torch.as_tensor(w_avg).to(w.device, w.dtype)
     if avg.shape != (w.shape[1],):
         raise ValueError(f"w_avg: expected shape ({w.shape[1]},); got {tuple(avg.shape)}")
+    if not torch.isfinite(avg).all():
+        raise ValueError("w_avg: contains NaN or infinity")
     return w, avg
 
 
 def _amount(a, w: torch.Tensor, name) -> float | torch.Tensor:
-    """An amount as a float, or as a tensor ``[N]`` in w's dtype and device for one per image."""
-    if isinstance(a, torch.Tensor) and a.dim() == 1:
-        if a.shape[0] != w.shape[0]:
-            raise ValueError(f"amounts[{name!r}]: expected a number or {w.shape[0]} values (one per image); "
-                             f"got shape {tuple(a.shape)}")
-        return a.to(w.device, w.dtype)
-    return float(a)
+    """An amount as a float, or as a tensor ``[N]`` in w's dtype and device for one per image;
+    ValueError naming ``amounts[name]`` unless every value is a number within ±MAX_AMOUNT."""
+    label = f"amounts[{name!r}]"
+    if isinstance(a, (torch.Tensor, np.ndarray)) and a.ndim == 1:
+        t = torch.as_tensor(a)
+        if t.shape[0] != w.shape[0]:
+            raise ValueError(f"{label}: expected a number or {w.shape[0]} values (one per image); "
+                             f"got shape {tuple(t.shape)}")
+        if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype.is_signed or t.dtype == torch.uint8):
+            raise ValueError(f"{label}: expected numbers; got a tensor of {t.dtype}")
+        t64 = t.detach().to("cpu", torch.float64)
+        if not torch.isfinite(t64).all():
+            raise ValueError(f"{label}: contains NaN or infinity")
+        if t64.abs().max() > MAX_AMOUNT:
+            raise ValueError(f"{label}: {float(t64.abs().max()):g} is out of range; amounts are at most "
+                             f"{MAX_AMOUNT:g} in magnitude")
+        return t.to(w.device, w.dtype)
+    if isinstance(a, (torch.Tensor, np.ndarray)):
+        if a.ndim != 0:
+            raise ValueError(f"{label}: expected a number or {w.shape[0]} values (one per image); got shape "
+                             f"{tuple(a.shape)}")
+        a = a.item()
+    return check_amount(a, label)
 
 
 def direction_coefficients(w: torch.Tensor, directions: Mapping[str, object], w_avg) -> dict[str, torch.Tensor]:
     """c_k = (w − w_avg) · d_k for each direction (step 2 of the module docstring).
 
     Args:
-        w: ``[N, latent]`` floating tensor (encoded or mapped latents).
-        directions: name → vector ``[latent]`` (NumPy array or tensor, any float dtype).
-        w_avg: ``[latent]`` (the model's running mean of w).
+        w: ``[N, latent]`` floating tensor (encoded or mapped latents), finite.
+        directions: a dict name → vector ``[latent]`` (NumPy array or tensor, any float dtype).
+        w_avg: ``[latent]`` (the model's running mean of w), finite.
 
-    Returns name → ``[N]`` tensor in w's dtype. Raises ValueError naming a direction of the
-    wrong length or with non-finite values, and for a bad ``w`` or ``w_avg``.
+    Returns name → ``[N]`` tensor in w's dtype. Raises TypeError when ``directions`` is not a
+    dict (a list of vectors has no names), ValueError naming a direction of the wrong length or
+    with non-finite values, and for a bad ``w`` or ``w_avg`` (shape, dtype, NaN or infinity).
     """
+    directions = _directions(directions)
     w, avg = _check_w(w, w_avg)
     delta = w - avg
     return {name: delta @ _as_tensor(d, w, name) for name, d in directions.items()}
@@ -81,33 +137,41 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
     """The style inputs of G for ``w`` moved along attribute directions (the module docstring).
 
     Args:
-        w: ``[N, latent]`` floating tensor, e.g. ``model.encode(x, lod, blend)``.
-        directions: name → vector ``[latent]``. Only directions named in ``amounts`` are
-            removed and re-added; the others are ignored (the demo's untouched sliders).
-        amounts: name → amount: a float, or a tensor ``[N]`` (one amount per image, as the web
-            page's sliders give); every name must be in ``directions``.
-        w_avg: ``[latent]``, ``model.w_avg``.
-        num_ws: style inputs of G (``model.num_ws``; 1 for the MLP ALAE).
-        edit_layers: style inputs [0, edit_layers) get the edited w, the others keep ``w``
-            (default 16, the official demo's; None edits all).
+        w: ``[N, latent]`` floating tensor, e.g. ``model.encode(x, lod, blend)``; finite.
+        directions: a dict name → vector ``[latent]`` (NumPy array or tensor). Only directions
+            named in ``amounts`` are removed and re-added; the others are ignored (the demo's
+            untouched sliders).
+        amounts: a dict name → amount: a float, or a tensor ``[N]`` (one amount per image, as
+            the web page's sliders give), finite and at most ``MAX_AMOUNT`` (1e6) in magnitude;
+            every name must be in ``directions``.
+        w_avg: ``[latent]``, ``model.w_avg``; finite.
+        num_ws: style inputs of G (``model.num_ws``; 1 for the MLP ALAE), an int >= 1.
+        edit_layers: style inputs [0, edit_layers) get the edited w, the others keep ``w``: an
+            int >= 1 (default 16, the official demo's) or None (edits all).
         mode: 'offset' (default): amount added to the image's own coefficient, 0 gives back
             w; 'absolute': the coefficient is set to the amount, as the demo's sliders do.
 
     Returns ``ws [N, num_ws, latent]`` in w's dtype and device, for ``model.decode``.
-    Raises ValueError for an unknown direction name, a direction of the wrong length, a bad
-    mode, ``num_ws < 1`` or ``edit_layers < 0``.
+    Raises TypeError when ``directions`` or ``amounts`` is not a dict, and ValueError naming the
+    argument for an unknown direction name, a direction of the wrong length or not finite, an
+    amount that is not a number, NaN, infinite or beyond ±MAX_AMOUNT, an edit whose styles
+    overflow w's dtype, a bad ``w``/``w_avg``, a bad mode, ``num_ws < 1`` or ``edit_layers < 1``
+    (0 would edit no style input).
     """
+    directions = _directions(directions)
+    amounts = _mapping(amounts, "amounts", "name -> amount (a float, or a tensor [N] of one per image)")
     w, avg = _check_w(w, w_avg)
     if mode not in ("offset", "absolute"):
         raise ValueError(f"mode: expected 'offset' or 'absolute'; got {mode!r}")
     if isinstance(num_ws, bool) or not isinstance(num_ws, int) or num_ws < 1:
         raise ValueError(f"num_ws: expected an int >= 1; got {num_ws!r}")
     if edit_layers is not None and (isinstance(edit_layers, bool) or not isinstance(edit_layers, int)
-                                    or edit_layers < 0):
-        raise ValueError(f"edit_layers: expected an int >= 0 or None; got {edit_layers!r}")
-    unknown = sorted(set(amounts) - set(directions))
+                                    or edit_layers < 1):
+        raise ValueError(f"edit_layers: expected an int >= 1 or None (all); got {edit_layers!r}"
+                         + (": no style input would be edited" if edit_layers == 0 else ""))
+    unknown = sorted(set(amounts) - set(directions), key=str)
     if unknown:
-        raise ValueError(f"amounts: unknown direction(s) {unknown}; known: {sorted(directions)}")
+        raise ValueError(f"amounts: unknown direction(s) {unknown}; known: {sorted(directions, key=str)}")
     dirs = {name: _as_tensor(directions[name], w, name) for name in amounts}
     delta = w - avg
     coefs = {name: delta @ d for name, d in dirs.items()}
@@ -117,6 +181,9 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
         s = _amount(amounts[name], w, name) + (coefs[name] if mode == "offset" else 0.0)
         delta = delta + (s.unsqueeze(1) if isinstance(s, torch.Tensor) else s) * d
     edited = delta + avg
+    if not torch.isfinite(edited).all():
+        raise ValueError(f"amounts: the edited styles overflow {w.dtype} (an amount times its direction's "
+                         f"length is too large); use smaller amounts")
     ws = w.unsqueeze(1).repeat(1, num_ws, 1)
     stop = num_ws if edit_layers is None else min(edit_layers, num_ws)
     ws[:, :stop] = edited.unsqueeze(1)

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .apply import EDIT_LAYERS, edit_w
+from .apply import EDIT_LAYERS, MAX_AMOUNT, edit_w
 from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
                          official_direction_index, parse_digit_pair)
 
@@ -30,7 +30,9 @@ __all__ = ["parse_direction_arg", "resolve_directions", "encode_images", "digit_
 
 
 def parse_direction_arg(text: str) -> tuple[str, float]:
-    """``"NAME_OR_NPY=AMOUNT"`` → (name or path, amount); the split is at the last ``=``."""
+    """``"NAME_OR_NPY=AMOUNT"`` → (name or path, amount); the split is at the last ``=``. ValueError
+    naming --direction for a missing ``=``, an empty name, or an amount that is not a finite number
+    within ±``MAX_AMOUNT``."""
     if "=" not in text:
         raise ValueError(f"--direction: expected NAME_OR_NPY=AMOUNT; got {text!r}")
     spec, amount = text.rsplit("=", 1)
@@ -40,6 +42,9 @@ def parse_direction_arg(text: str) -> tuple[str, float]:
         raise ValueError(f"--direction {text!r}: amount {amount!r} is not a number") from None
     if not np.isfinite(value) or not spec:
         raise ValueError(f"--direction {text!r}: expected a name or file and a finite amount")
+    if abs(value) > MAX_AMOUNT:  # edit_w's bound, said here in the flag's terms
+        raise ValueError(f"--direction {text!r}: the amount must be within ±{MAX_AMOUNT:g} (the official demo moves "
+                         f"by up to ±40)")
     return spec, value
 
 

@@ -16,6 +16,7 @@ digits' training split.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import zipfile
@@ -32,6 +33,12 @@ __all__ = ["OFFICIAL_DIRECTION_NAMES", "official_direction_index", "parse_direct
 OFFICIAL_DIRECTION_NAMES = {"0": "gender", "1": "smile", "2": "attractive", "3": "wavy-hair", "4": "young",
                             "10": "big lips", "11": "big nose", "17": "chubby", "19": "glasses"}
 DIGIT_PAIR = re.compile(r"^([0-9])-([0-9])$")
+
+
+def _check_latent_size(latent_size) -> int:
+    if isinstance(latent_size, bool) or not isinstance(latent_size, (int, np.integer)) or latent_size < 1:
+        raise ValueError(f"latent_size: expected an int >= 1 (the model's, model.latent_size); got {latent_size!r}")
+    return int(latent_size)
 
 
 def not_numpy(head: bytes) -> str | None:
@@ -53,8 +60,9 @@ def parse_direction(data: bytes, latent_size: int, source: str) -> np.ndarray:
     ValueError) starting with ``source`` when the bytes are not a NumPy array (not ``.npy``,
     truncated, an ``.npz``, pickled objects: ``allow_pickle=False``), not numbers, not a
     vector of ``latent_size`` values, hold NaN or infinity, or are all zero (no direction:
-    an edit divides by its length).
+    an edit divides by its length); ValueError when ``latent_size`` is not an int >= 1.
     """
+    latent_size = _check_latent_size(latent_size)
     problem = not_numpy(data[:6])
     if problem:
         raise UserError(f"{source}: not a readable .npy direction file ({problem})")
@@ -83,7 +91,8 @@ def parse_direction(data: bytes, latent_size: int, source: str) -> np.ndarray:
 def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
     """A direction from a ``.npy`` file: :func:`parse_direction` of its bytes, messages starting
     with the path. Raises UserError (a ValueError) as that does, and when the file cannot be
-    read (missing, a folder, no permission)."""
+    read (missing, a folder, no permission); ValueError when ``latent_size`` is not an int >= 1."""
+    latent_size = _check_latent_size(latent_size)
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -93,9 +102,18 @@ def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
 
 
 def save_direction(direction: np.ndarray, folder: str | os.PathLike, name: str) -> Path:
-    """Writes ``folder/direction_<name>.npy`` (float64, the official layout); returns the path."""
-    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+    """Writes ``folder/direction_<name>.npy`` (float64, the official layout); returns the path.
+
+    ``direction``: a vector ``[latent]`` of finite numbers, not all zero (a file
+    :func:`load_direction` reads back); ``name``: letters, digits and ``_ . + -``. ValueError
+    naming the argument otherwise."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
         raise ValueError(f"name: use letters, digits and _ . + - only; got {name!r}")
+    arr = np.asarray(direction.detach().cpu() if hasattr(direction, "detach") else direction)
+    if arr.dtype.kind not in "fiu" or arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"direction: expected a vector [latent] of numbers; got {arr.dtype} of shape {arr.shape}")
+    if not np.isfinite(arr).all() or not arr.any():
+        raise ValueError("direction: holds NaN or infinity, or is all zeros (load_direction would refuse it)")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"direction_{name}.npy"
@@ -135,13 +153,16 @@ def fit_direction(w, labels, C: float = 1.0) -> np.ndarray:
     Args:
         w: ``[N, latent]`` latents (NumPy array or tensor), e.g. encoded images.
         labels: ``[N]`` binary labels (0/1 or bool); label 1 is the direction's positive side.
-        C: the SVM's regularisation (default 1.0, the official value).
+        C: the SVM's regularisation, a finite number > 0 (default 1.0, the official value).
 
     Returns ``coef_[0]``: float64 ``[latent]``, not normalised. Raises ValueError when the
-    shapes disagree, a label is not 0/1, or either class is empty.
+    shapes disagree, a label is not 0/1, either class is empty, w is not finite or C is not a
+    finite number > 0.
     """
     from sklearn.svm import LinearSVC
 
+    if isinstance(C, bool) or not isinstance(C, (int, float, np.number)) or not math.isfinite(C) or C <= 0:
+        raise ValueError(f"C: expected a finite number > 0; got {C!r}")
     x = np.asarray(w.detach().cpu() if hasattr(w, "detach") else w, dtype=np.float64)
     y = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
     if x.ndim != 2:
@@ -164,9 +185,12 @@ def fit_class_directions(w, classes, names: Mapping[int, str] | None = None) -> 
     """One direction per class, each fitted class-vs-rest with :func:`fit_direction`.
 
     ``w`` ``[N, latent]``; ``classes`` ``[N]`` integer class ids (at least two distinct);
-    ``names`` maps a class id to its direction name (default ``str(id)``).
+    ``names`` maps a class id to its direction name (default ``str(id)``). Raises ValueError
+    for fewer than two classes, ``classes`` of another length than w, and as :func:`fit_direction`.
     """
     y = np.asarray(classes.detach().cpu() if hasattr(classes, "detach") else classes)
+    if y.ndim != 1:
+        raise ValueError(f"classes: expected a vector [N] of class ids; got shape {y.shape}")
     ids = sorted(set(y.tolist()))
     if len(ids) < 2:
         raise ValueError(f"classes: need at least two classes; got {ids}")

@@ -19,15 +19,50 @@ import torch
 
 from ..errors import UserError, first_line
 from ..models import MLPALAEConfig, ModelConfig, build_model
+from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
+from ..models.base import check_images, check_psi
 from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import read_official_checkpoint
 from ..training.checkpoint import find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
-from .sampling import sample_images
+from .sampling import check_count, check_seed, sample_images
 
-__all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "convert_official", "recorded_data_spec", "run_data"]
+__all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
+           "run_data"]
 
 CHECKPOINT_FORMAT = "alae_fast.train/1"
+
+
+def check_device(device, name: str = "device") -> torch.device:
+    """``device`` (a name such as ``"cpu"``, ``"cuda:1"``, or a ``torch.device``) as a
+    ``torch.device`` this torch can use. Raises :class:`~alae_fast.errors.UserError` (a
+    ValueError) naming ``name`` for an unknown name, CUDA on a torch without CUDA or with no
+    GPU visible, a GPU index that is not there, a device type other than cpu, cuda, mps, xpu.
+    ``name="--device"`` gives the CLI's wording (``--device cuda: ...; use --device cpu``)."""
+    flag = name.startswith("--")
+    shown = f"{name} {device}" if flag else f"{name}={str(device)!r}"
+    cpu = f"{name} cpu" if flag else f"{name}='cpu'"
+    if not isinstance(device, (str, torch.device)):
+        raise UserError(f"{name}: expected a device name such as 'cpu' or 'cuda:0' or a torch.device; "
+                        f"got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise UserError(f"{name}: {str(device)!r} is not a device name (expected cpu, cuda, cuda:1 ...)") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise UserError(f"{shown}: {why}; use {cpu}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UserError(f"{shown}: only {torch.cuda.device_count()} GPU(s) are visible")
+    elif dev.type not in ("cpu", "mps", "xpu"):
+        raise UserError(f"{name}: {str(device)!r} is not supported (expected cpu or cuda[:N])")
+    return dev
+
+
+def _check_noise_mode(noise, op: str, name: str = "noise") -> None:
+    if noise not in DECODE_NOISE_MODES and not isinstance(noise, (list, tuple)):
+        raise ValueError(f"{op}: {name} must be one of {DECODE_NOISE_MODES}; got {noise!r}")
 
 
 @dataclass
@@ -39,6 +74,12 @@ class LoadedRun:
     setup: the setup name ('official' for a checkpoint of the official ALAE code);
     images_seen: training images consumed; path: the file read; noise_mode: G's noise in
     ``decode`` (default 'zero'; see ``ALAEModel.decode``).
+
+    Every method checks its arguments first and raises, naming the method and the argument:
+    TypeError for a non-tensor or a tensor of a non-float dtype (uint8 images included), ValueError
+    for a wrong shape, NaN or infinity, a tensor on another device than the model
+    (:attr:`device`), a count that is not an int >= 1, a seed outside [0, 2**63), a psi outside
+    ``PSI_RANGE`` [-1, 2], an unknown noise mode.
     """
 
     model: torch.nn.Module
@@ -51,32 +92,75 @@ class LoadedRun:
     state: dict
     noise_mode: str = "zero"
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's weights: where ``encode``/``decode`` want their tensors."""
+        return next(self.model.parameters()).device
+
+    def _check_tensor(self, t, op: str, name: str) -> None:
+        """A float tensor on the model's device, without NaN or infinity (shapes: the model's)."""
+        if name == "x":
+            check_images(t, op, name)  # a tensor of a float dtype
+        elif not isinstance(t, torch.Tensor):
+            raise TypeError(f"{op}: {name} must be a torch.Tensor; got {type(t).__name__}")
+        elif not t.is_floating_point():
+            raise TypeError(f"{op}: {name} must have a float dtype (float16, bfloat16, float32, float64); "
+                            f"got {t.dtype}")
+        if t.device != self.device:
+            raise ValueError(f"{op}: {name} is on {t.device} and the model on {self.device}; "
+                             f"move it with {name}.to(run.device)")
+        if t.numel() == 0:
+            raise ValueError(f"{op}: {name} is empty (shape {tuple(t.shape)}); give at least one")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{op}: {name} contains NaN or infinity")
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """E(x): images ``[N, C, r, r]`` with pixels in [-1, 1] at the level the run reached
         (``phase.resolution``; :func:`prepare_images` makes them from full-size images) ->
-        w ``[N, latent_size]``."""
+        w ``[N, latent_size]``. x: a float tensor (float16, bfloat16, float32, float64) on
+        :attr:`device`, finite, N >= 1 (errors: the class docstring)."""
+        self._check_tensor(x, "encode", "x")
         return self.model.encode(x, self.phase.lod, self.phase.blend)
 
     def decode(self, w: torch.Tensor, noise=None) -> torch.Tensor:
-        """G(w): w ``[N, latent_size]`` or ``[N, num_ws, latent_size]`` -> images ``[N, C, r, r]``
-        with pixels in about [-1, 1] (not clamped).
+        """G(w): w ``[N, latent_size]`` or ``[N, num_ws, latent_size]`` (a float tensor on
+        :attr:`device`, finite, N >= 1) -> images ``[N, C, r, r]`` with pixels in about [-1, 1]
+        (not clamped).
 
         ``noise=None`` takes ``self.noise_mode`` ("zero" unless the run was opened with another):
         with "zero" G's per-pixel noise inputs are off, so the same w always gives the same
         image; ``"random"`` draws fresh noise from torch's global generator on every call (seed
-        it with ``torch.manual_seed`` to repeat a picture); any other ``decode`` mode works too."""
-        return self.model.decode(w, self.phase.lod, self.phase.blend,
-                                 noise=self.noise_mode if noise is None else noise)
+        it with ``torch.manual_seed`` to repeat a picture); any other ``decode`` mode works too.
+        Errors: the class docstring."""
+        self._check_tensor(w, "decode", "w")
+        noise = self.noise_mode if noise is None else noise
+        _check_noise_mode(noise, "decode")
+        return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
 
     def reconstruct(self, x: torch.Tensor, noise: str = "zero") -> torch.Tensor:
-        """G(E(x)) (see :meth:`encode` and :meth:`decode`; deterministic with the default noise)."""
+        """G(E(x)) (see :meth:`encode` and :meth:`decode`; deterministic with the default noise).
+        Errors: the class docstring, naming ``reconstruct``."""
+        self._check_tensor(x, "reconstruct", "x")
+        _check_noise_mode(noise, "reconstruct")
         return self.decode(self.encode(x), noise=noise)
 
     def generate(self, n: int, seed: int = 0, psi: float = 1.0, noise: str = "zero") -> torch.Tensor:
         """``n`` samples G(F(z)), z ~ N(0, I) drawn from ``seed``, truncated by ``psi`` towards
         w_avg: images ``[n, C, r, r]`` in about [-1, 1]. With ``noise="zero"`` (default) a seed
         always gives the same images; ``"random"`` noise is seeded from ``seed`` too
-        (:func:`sample_images`), so it also repeats."""
+        (:func:`sample_images`), so it also repeats.
+
+        n: an int >= 1 (to decode latents of your own, use :meth:`decode` or
+        ``run.model.generate(z, ...)``); seed: an int in [0, 2**63); psi: a finite number in
+        ``PSI_RANGE`` [-1, 2]; noise: a ``decode`` mode. ValueError naming the argument otherwise."""
+        if isinstance(n, torch.Tensor):
+            raise ValueError(f"generate: n must be an int >= 1 (how many images); got a tensor of shape "
+                             f"{tuple(n.shape)}: to decode latents of your own use run.decode(w) or "
+                             f"run.model.generate(z, ...)")
+        n = check_count(n, "n", "generate")
+        seed = check_seed(seed, "seed", "generate")
+        psi = check_psi(psi, "psi", "generate")
+        _check_noise_mode(noise, "generate")
         return sample_images(self, n, psi=psi, seed=seed, noise=noise)
 
 
@@ -114,12 +198,19 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
     config: for an official checkpoint only: its YAML config or a ModelConfig (default None:
     the architecture is inferred from the shapes); ema: for an official checkpoint, load the
     ``_s`` copies (default) or the training weights (alae_fast checkpoints always give the
-    EMA model); noise_mode: ``LoadedRun.noise_mode``. Files are read without running pickled
-    code (``alae_fast.models.official_io``).
+    EMA model); noise_mode: ``LoadedRun.noise_mode``, one of ``ALAEModel.decode``'s modes.
+    device: a name or ``torch.device`` this torch can use (:func:`check_device`). Files are read
+    without running pickled code (``alae_fast.models.official_io``).
 
-    Raises FileNotFoundError when there is none and ValueError (one line naming the file)
-    when the file is not a checkpoint of this package or of the official code.
+    Raises FileNotFoundError when there is none, ValueError (one line naming the file) when the
+    file is not a checkpoint of this package or of the official code, and
+    :class:`~alae_fast.errors.UserError` (a ValueError) naming ``device`` or ``noise_mode`` for a
+    device this torch cannot use (CUDA without a GPU) or an unknown noise mode; both are checked
+    before the file is read.
     """
+    device = check_device(device, "device")
+    if noise_mode not in DECODE_NOISE_MODES:
+        raise UserError(f"noise_mode: expected one of {DECODE_NOISE_MODES}; got {noise_mode!r}")
     target = _resolve_checkpoint(path)
     if target.is_dir():
         found = find_latest_checkpoint(target)

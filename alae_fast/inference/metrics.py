@@ -5,6 +5,8 @@ on the EMA model at the level of detail the run reached.
 
 from __future__ import annotations
 
+import warnings
+
 from typing import Any
 
 import torch
@@ -163,6 +165,12 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
         out["fid_is_proxy"] = bool(getattr(net, "is_proxy", inception_weights is None))
         real_disp = to_display(x_real, res)
         n_gen = max(2, num_fid)
+        if real_disp.shape[0] < num_fid:
+            # FID's bias grows as the sample shrinks; a figure from a few real images is not one a
+            # reader would compare with others
+            warnings.warn(f"FID against {real_disp.shape[0]} real images (fewer than the {num_fid} asked by "
+                          f"num_fid / --num-fid): the estimate is strongly biased upward; compare it only with "
+                          f"runs measured on the same images", RuntimeWarning, stacklevel=2)
         g = torch.Generator().manual_seed(seed + 1)
 
         def sample(n):

@@ -62,15 +62,25 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, p
 
 def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a uint8 picture ``[H, W, C]`` (C in {1, 3, 4}) as a PNG, atomically: to a temporary
-    name in the same folder, then renamed (parent folders are made). Returns the path."""
+    name in the same folder, then renamed (parent folders are made). Returns the path.
+
+    Raises IsADirectoryError when ``path`` is a folder (or a link to one), and the OSError of a
+    failed write with ``path`` (not the temporary name) as its filename."""
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
+    if path.is_dir():  # os.replace would fail (a folder) or replace a symlink to one with a file
+        raise IsADirectoryError(f"{str(path)!r} is a folder; give a file name for the PNG")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        img.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as e:
+        # the error names the temporary file; the caller gave (and should see) the final name
+        tmp.unlink(missing_ok=True)
+        raise type(e)(e.errno, e.strerror, str(path)) from None
     return path
 
 

@@ -6,15 +6,49 @@ untouched (draws happen under ``torch.random.fork_rng`` or from their own genera
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import TYPE_CHECKING, Sequence
 
 import torch
 
+from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
+from ..models.base import PSI_RANGE, check_psi
+
 if TYPE_CHECKING:  # annotations only: loading imports this module
     from .loading import LoadedRun
 
-__all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "seed_latent", "generate_seeds", "interpolate_latents",
-           "style_ranges", "mix_ranges", "style_mix_tiles", "style_mix_grid"]
+__all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "SEED_LIMIT", "check_count", "check_seed", "check_psi",
+           "seed_latent", "generate_seeds", "interpolate_latents", "style_ranges", "mix_ranges", "style_mix_tiles",
+           "style_mix_grid"]
+
+# Seeds of the Python API: ints in [0, SEED_LIMIT), what torch's generators take as distinct seeds
+# without wrapping (the CLI's --seeds and the page keep to [0, 2**32), inside this).
+SEED_LIMIT = 2 ** 63
+
+
+def check_count(value, name: str, op: str, minimum: int = 1) -> int:
+    """``value`` as an int when it is an integer (not a bool, not a float) >= ``minimum``;
+    otherwise ValueError naming ``op: name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        got = f"a {type(value).__name__}" if isinstance(value, torch.Tensor) else repr(value)
+        raise ValueError(f"{op}: {name} must be an int >= {minimum}; got {got}")
+    return int(value)
+
+
+def check_seed(value, name: str = "seed", op: str | None = None) -> int:
+    """``value`` as an int when it is an integer in [0, :data:`SEED_LIMIT`) (not a bool);
+    otherwise ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{op + ': ' if op else ''}{name} must be an int in [0, 2**63); got {value!r}")
+    return int(value)
+
+
+def _check_noise(noise, op: str, name: str = "noise") -> None:
+    if isinstance(noise, (list, tuple)):
+        return  # per-layer tensors: the model checks them
+    if noise not in DECODE_NOISE_MODES:
+        raise ValueError(f"{op}: {name} must be one of {DECODE_NOISE_MODES}; got {noise!r}")
+
 
 @torch.no_grad()
 def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 0, cutoff: int | None = None,
@@ -24,10 +58,18 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
     ``truncation_psi`` and ``truncation_cutoff`` (the paper presets: the official 0.7 and 8;
     others 1, no truncation); noise: any ``decode`` mode. ``noise="random"`` (default) draws
     G's noise from torch's generator seeded with ``seed`` inside ``fork_rng``, so the same call
-    gives the same images and the caller's random state is untouched; pixels in about [-1, 1]."""
+    gives the same images and the caller's random state is untouched; pixels in about [-1, 1].
+
+    Raises ValueError naming the argument: ``n`` not an int >= 1, ``seed`` not an int in
+    [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode, a
+    bad cutoff."""
+    n = check_count(n, "n", "sample_images")
+    seed = check_seed(seed, "seed", "sample_images")
+    _check_noise(noise, "sample_images")
     if psi is None:
         psi = run.config.truncation_psi
         cutoff = run.config.truncation_cutoff if cutoff is None else cutoff
+    psi = check_psi(psi, "psi", "sample_images")
     device = next(run.model.parameters()).device
     z = torch.randn(n, run.model.latent_size, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.random.fork_rng(devices=[]):
@@ -40,16 +82,15 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
 # once from this fixed seed (NVlabs keeps fixed noise buffers in G; ours has none to keep).
 NOISE_MODES = ("const", "random", "batch", "zero", "none")
 CONST_NOISE_SEED = 0x5EED
-# Truncation psi the commands and the page accept: 0 gives w_avg, 1 no truncation, above 1
-# exaggerates, below 0 mirrors through w_avg; beyond [-1, 2] only artefacts remain.
-PSI_RANGE = (-1.0, 2.0)
+# PSI_RANGE (imported above, defined in alae_fast.models.base): the truncation psi that the models,
+# these functions, the commands and the page accept, [-1, 2].
 
 
 def seed_latent(seed: int, latent_size: int) -> torch.Tensor:
     """z ``[1, latent_size]`` ~ N(0, I) of one seed (torch's CPU generator seeded with it), so a
-    seed gives the same z whatever other seeds are drawn with it."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
-        raise ValueError(f"seed: expected an int in [0, 2**63), got {seed!r}")
+    seed gives the same z whatever other seeds are drawn with it. ValueError unless ``seed`` is
+    an int in [0, 2**63) (:func:`check_seed`)."""
+    seed = check_seed(seed)
     return torch.randn(1, latent_size, generator=torch.Generator().manual_seed(seed))
 
 
@@ -62,9 +103,16 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     ``noise_mode``: ``"const"`` (the same noise maps for every image, from a fixed seed),
     ``"random"`` or ``"batch"`` (noise drawn from the image's seed; one image per draw, so the
     two are the same here) or ``"none"``/``"zero"`` (no noise). Every mode gives
-    the same image for the same seed; torch's global random state is left untouched."""
+    the same image for the same seed; torch's global random state is left untouched.
+
+    Raises ValueError naming the argument: ``seeds`` not a non-empty sequence of ints in
+    [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode."""
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"noise_mode: expected one of {NOISE_MODES}, got {noise_mode!r}")
+    if isinstance(seeds, (str, bytes, torch.Tensor)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ValueError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {seeds!r}")
+    seeds = [check_seed(s, f"seeds[{i}]", "generate_seeds") for i, s in enumerate(seeds)]
+    psi = check_psi(psi, "psi", "generate_seeds")
     device = next(run.model.parameters()).device
     out = []
     for seed in seeds:
@@ -79,7 +127,10 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
 
 def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
     """Decodes ``steps`` points on the segment between E(a) and E(b) (images ``[1, C, R, R]``
-    each, prepared); returns ``[steps, C, r, r]`` with ``run.noise_mode`` (default no noise)."""
+    each, prepared); returns ``[steps, C, r, r]`` with ``run.noise_mode`` (default no noise).
+    ValueError unless ``steps`` is an int >= 2 (both ends: one step would be E(a) alone, not an
+    interpolation; the CLI and the web page ask the same); a and b are checked as ``run.encode`` does."""
+    steps = check_count(steps, "steps", "interpolate_latents", minimum=2)
     wa, wb = run.encode(a), run.encode(b)
     t = torch.linspace(0.0, 1.0, steps, device=wa.device, dtype=wa.dtype).view(-1, 1)
     return run.decode(torch.lerp(wa.expand(steps, -1), wb.expand(steps, -1), t))
@@ -107,7 +158,11 @@ def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
 
     Returns ``(sources [cols, C, r, r], destinations [3·rows, C, r, r],
     mixed [3·rows, cols, C, r, r], range name of each destination row)``. Needs a model with
-    more than one style input (ValueError otherwise)."""
+    more than one style input (ValueError otherwise); ValueError too unless ``rows`` and ``cols``
+    are ints >= 1 and ``seed`` an int in [0, 2**63)."""
+    rows = check_count(rows, "rows", "style_mix_tiles")
+    cols = check_count(cols, "cols", "style_mix_tiles")
+    seed = check_seed(seed, "seed", "style_mix_tiles")
     m = run.model
     num_ws = int(m.num_ws)
     if num_ws < 2:

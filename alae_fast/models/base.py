@@ -29,6 +29,39 @@ from .config import ALAEConfig
 # 'none' no noise. A list of per-layer tensors is also accepted (see StyleALAE.decode).
 NOISE_MODES = ("random", "batch", "const", "zero", "none")
 
+# Truncation psi, the one range for every place it is given (``ALAEModel.generate``/``truncate``,
+# ``alae_fast.load(...).generate``, ``alae_fast.inference.sample_images``/``generate_seeds``, the
+# CLI's ``--psi`` and the web page): 0 gives w_avg, 1 no truncation, above 1 exaggerates, below 0
+# mirrors through w_avg; beyond [-1, 2] only artefacts remain.
+PSI_RANGE = (-1.0, 2.0)
+
+# What E accepts as images (the ops' dtypes, alae_fast.ops): integer images (uint8) are refused.
+IMAGE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_psi(value, name: str = "psi", op: str | None = None) -> float:
+    """``value`` as a float when it is a finite real number in :data:`PSI_RANGE`; otherwise
+    ValueError naming ``name`` (as the caller spelled the parameter) and ``op``."""
+    where = f"{op}: " if op else ""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{where}{name} must be a finite number in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]; "
+                         f"got {value!r}")
+    if not PSI_RANGE[0] <= value <= PSI_RANGE[1]:
+        raise ValueError(f"{where}{name} must be in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}] (0: w_avg, 1: no "
+                         f"truncation); got {value!r}")
+    return float(value)
+
+
+def check_images(x, op: str, name: str = "x") -> None:
+    """TypeError unless ``x`` is a tensor of one of :data:`IMAGE_DTYPES` (shapes are the model's
+    to check): what every entry that takes images runs first."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor; got {type(x).__name__}")
+    if x.dtype not in IMAGE_DTYPES:
+        raise TypeError(f"{op}: {name} must have dtype float16, bfloat16, float32 or float64 (pixels in [-1, 1]); "
+                        f"got {x.dtype}" + (" (convert 0-255 images with x.float() / 127.5 - 1)"
+                                            if x.dtype == torch.uint8 else ""))
+
 
 class ALAEModel(nn.Module):
     """Base class of the ALAE models (see the module docstring).
@@ -38,6 +71,10 @@ class ALAEModel(nn.Module):
 
     Buffers: ``w_avg [latent_size]``, the running mean of F's output (zeros at first), which
     the trainer updates with ``update_w_avg`` and truncation pulls towards.
+
+    A subclass's ``encode`` checks ``x`` with :func:`check_images` first (a tensor of a float
+    dtype; TypeError naming ``encode: x`` otherwise), so a uint8 image is refused at the entry
+    rather than deep inside an op.
     """
 
     def __init__(self, config: ALAEConfig):
@@ -100,16 +137,19 @@ class ALAEModel(nn.Module):
             z: [N, latent_size] latent codes (any float dtype of the model).
             lod, blend, noise: passed to ``decode``.
             truncation_psi: w <- w_avg + psi * (w - w_avg) on the style inputs below the
-                cutoff (default 1.0: no truncation; 0 gives every sample w_avg).
+                cutoff, a finite number in ``PSI_RANGE`` [-1, 2] (default 1.0: no truncation; 0
+                gives every sample w_avg).
             truncation_cutoff: truncate style inputs [0, cutoff) only (default None: all).
             mixing_prob: probability, per sample, that a second w = F(z2), z2 ~ N(0, I), takes
                 over the style inputs from a cutoff drawn uniformly in [1, num_ws) (default 0).
                 A model with num_ws == 1 has no such cutoff, so mixing leaves it unchanged.
 
-        Returns: what ``decode`` returns for those styles.
+        Returns: what ``decode`` returns for those styles. Raises TypeError for a z that is not
+        a float tensor, ValueError naming the argument for a z of the wrong shape, a psi outside
+        ``PSI_RANGE``, a bad cutoff, mixing_prob, lod, blend or noise.
         """
         self._check_z(z, "generate")
-        psi = _finite(truncation_psi, "truncation_psi", "generate")
+        psi = check_psi(truncation_psi, "truncation_psi", "generate")
         if truncation_cutoff is not None and (isinstance(truncation_cutoff, bool)
                                               or not isinstance(truncation_cutoff, int) or truncation_cutoff < 0):
             raise ValueError(f"generate: truncation_cutoff must be None or an int >= 0; got {truncation_cutoff!r}")
@@ -125,14 +165,18 @@ class ALAEModel(nn.Module):
 
     def reconstruct(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0,
                     noise: str = "random") -> torch.Tensor:
-        """G(E(x)): the images' reconstructions, shaped like ``decode``'s output."""
+        """G(E(x)): the images' reconstructions, shaped like ``decode``'s output (x as ``encode``
+        takes it: a float tensor, TypeError naming ``reconstruct: x`` otherwise)."""
+        check_images(x, "reconstruct")
         return self.decode(self.encode(x, lod, blend), lod, blend, noise)
 
     def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
         """``w_avg + psi * (ws - w_avg)`` on style inputs [0, cutoff) (all when cutoff is None).
 
         ws: [N, latent_size] or [N, num_ws, latent_size]; returns a new tensor of that shape.
+        psi: a finite number in ``PSI_RANGE`` (ValueError otherwise).
         """
+        psi = check_psi(psi, "psi", "truncate")
         w_avg = self.w_avg.to(ws.dtype)
         truncated = torch.lerp(w_avg.expand_as(ws), ws, psi)
         if cutoff is None:
@@ -186,6 +230,8 @@ class ALAEModel(nn.Module):
     def _check_z(self, z, op: str) -> None:
         if not isinstance(z, torch.Tensor):
             raise TypeError(f"{op}: z must be a torch.Tensor; got {type(z).__name__}")
+        if not z.is_floating_point():
+            raise TypeError(f"{op}: z must have a float dtype (float16, bfloat16, float32, float64); got {z.dtype}")
         if z.ndim != 2 or z.shape[1] != self.latent_size:
             raise ValueError(f"{op}: z must have shape [N, {self.latent_size}]; got {tuple(z.shape)}")
 
@@ -193,6 +239,8 @@ class ALAEModel(nn.Module):
         """Validates w ([N, latent] or [N, num_ws, latent]); returns it as [N, num_ws, latent]."""
         if not isinstance(w, torch.Tensor):
             raise TypeError(f"{op}: w must be a torch.Tensor; got {type(w).__name__}")
+        if not w.is_floating_point():
+            raise TypeError(f"{op}: w must have a float dtype (float16, bfloat16, float32, float64); got {w.dtype}")
         if w.ndim == 2 and w.shape[1] == self.latent_size:
             return w.unsqueeze(1).expand(-1, self.num_ws, -1)
         if w.ndim == 3 and w.shape[1] == self.num_ws and w.shape[2] == self.latent_size:

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..nn.equalized import EqualizedLinear
 from ..nn.norm import PixelNorm
-from .base import ALAEModel
+from .base import ALAEModel, check_images
 from .config import MLPALAEConfig
 from .presets import register_model
 
@@ -148,8 +148,7 @@ class MLPALAE(ALAEModel):
         ``lod`` (None or int >= 0) and ``blend`` (in [0, 1]) are checked and ignored.
         """
         self._check_lod_blend_noise(lod, blend, "random", "encode")
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"encode: x must be a torch.Tensor; got {type(x).__name__}")
+        check_images(x, "encode")
         features = self.config.image_features
         if not (tuple(x.shape[1:]) == self.image_shape or (x.ndim == 2 and x.shape[1] == features)):
             raise ValueError(f"encode: x must have shape [N, {', '.join(map(str, self.image_shape))}] "

@@ -169,11 +169,13 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     global torch does not allow is an ``InertObject`` placeholder.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        FileNotFoundError: ``path`` does not exist; IsADirectoryError: it is a folder.
         OfficialCheckpointError: not a torch checkpoint, truncated or corrupt, or a
             TorchScript archive; the message starts with ``path``.
     """
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"checkpoint {str(p)!r} is a folder; give the checkpoint file (.pth)")
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
     kind = _kind_of_file(p)
@@ -217,10 +219,12 @@ def _one_line(e: BaseException, limit: int = 200) -> str:
 def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """An official ``configs/*.yaml`` as a dict of sections (``{'MODEL': {...}, 'TRAIN': ...}``).
 
-    Raises FileNotFoundError, ImportError (PyYAML missing: ``pip install
+    Raises FileNotFoundError, IsADirectoryError (a folder), ImportError (PyYAML missing: ``pip install
     'alae_fast[official]'``) or OfficialCheckpointError (not YAML, or not a mapping).
     """
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"config {str(p)!r} is a folder; give the YAML file (e.g. configs/ffhq.yaml)")
     if not p.is_file():
         raise FileNotFoundError(f"config {str(p)!r} does not exist")
     try:

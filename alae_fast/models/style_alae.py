@@ -56,7 +56,7 @@ from ..nn.equalized import EqualizedConv2d, EqualizedLinear
 from ..nn.resample import Blur, Downsample, Upsample
 from ..nn.style import StyleBlock
 from ..ops.instance_norm_stats import instance_norm_stats
-from .base import ALAEModel
+from .base import ALAEModel, check_images
 from .mlp_alae import MLPDiscriminator, MLPMapping
 from .presets import register_model
 from .style_config import StyleALAEConfig
@@ -394,8 +394,7 @@ class StyleALAE(ALAEModel):
         (default 1; see the module docstring).
         """
         lod, blend = self._lod(lod, blend, "random", "encode")
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"encode: x must be a torch.Tensor; got {type(x).__name__}")
+        check_images(x, "encode")
         r = self.config.resolution_at(lod)
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.channels, r, r):
             raise ValueError(f"encode: x must have shape [N, {self.config.channels}, {r}, {r}] at lod {lod}; "

@@ -9,8 +9,13 @@ import torch
 
 from .. import _lib
 
-# Read once, at import: the choice must be stable inside torch.compile'd graphs.
-_FORCE_REF = _lib.default_impl() == "ref"
+# Read once, at import: the choice must be stable inside torch.compile'd graphs. A bad value is
+# raised by every op call (and by `alae-fast` before any command, as one line), not by the import,
+# where a command could only show it as a traceback.
+try:
+    _FORCE_REF, _IMPL_ERROR = _lib.default_impl() == "ref", None
+except ValueError as e:
+    _FORCE_REF, _IMPL_ERROR = True, str(e)
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -21,9 +26,12 @@ def use_kernel(x: torch.Tensor, impl: str, op: str) -> bool:
 
     ``impl='auto'`` picks the kernel when one was built for ``x.device``, else the
     reference; ``impl='ref'`` (or ALAE_FAST_IMPL=ref at import) forces the reference.
+    ValueError for another ``impl``, or when ALAE_FAST_IMPL held neither 'auto' nor 'ref'.
     """
     if impl not in ("auto", "ref"):
         raise ValueError(f"{op}: impl must be 'auto' or 'ref'; got {impl!r}")
+    if _IMPL_ERROR is not None:
+        raise ValueError(_IMPL_ERROR)
     if impl == "ref" or _FORCE_REF:
         return False
     return _lib.has_kernel(x.device.type)

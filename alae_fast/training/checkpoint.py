@@ -136,6 +136,8 @@ def _cleanup(d: Path, prefix: str, keep: int) -> None:
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", weights_only: bool = True) -> Any:
     """``torch.load`` a checkpoint. ``weights_only=False`` allows arbitrary pickles: only for files you trust."""
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"checkpoint {str(p)!r} is a folder; give a ckpt-*.pt file")
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
     return torch.load(p, map_location=map_location, weights_only=weights_only)

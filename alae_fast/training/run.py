@@ -499,6 +499,8 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         with _override_types():
             setup = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
         out = Path(opts.out) if opts.out else Path("runs") / setup.name
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file; the run folder goes there")
     opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
     if ckpt_state is not None:
         setup = _resolve(opts, ckpt_state)
@@ -581,7 +583,7 @@ class _Run:
         res = schedule.resolution
         scale = max(1, 128 // res)
         with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []), torch.no_grad():
-            samples = sample_images(run, 32, seed=plan.opts.seed + 123456)
+            samples = sample_images(run, 32, seed=(plan.opts.seed + 123456) % 2 ** 63)  # a seed torch takes
             real = prepare_images(self.show_real, schedule, phase).to(ctx.device)
             rec = trainer.ema.module.reconstruct(real, phase.lod, phase.blend, noise="zero")
         tag = f"{trainer.images_seen:010d}"
@@ -915,7 +917,8 @@ def _evaluate(run: _Run) -> dict[str, Any]:
     _write_json(plan.out / "eval.json", ev)
     if report is not None:
         say(format_latent_report(report))
-    say(f"reconstruction MSE (EMA, pixels in [-1, 1]) on {xt.shape[0]} {mse_on} images: {mse:.4f}")
+    say(f"reconstruction MSE (EMA, output not clamped, pixels in [-1, 1]) on {xt.shape[0]} {mse_on} images: "
+        f"{mse:.4f}")
     if ident is not None:
         say(format_identification(ident, int(xt.shape[0]), mse_on))
     return ev

@@ -1,0 +1,348 @@
+"""Argument checks of the Python API a user meets first: ``alae_fast.load(...)`` and its run
+object, the models' entries, the sampling helpers, ``alae_fast.edit`` and the web page's
+service. Each bad input gives one error naming the argument as the user wrote it.
+
+The runs are checkpoints written by hand from freshly built (untrained) models: a small
+StyleALAE (the digits-32 preset) and a tiny MLP ALAE; nothing is trained here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import alae_fast
+from alae_fast.edit import direction_coefficients, edit_w, fit_direction, load_direction, save_direction
+from alae_fast.edit.apply import MAX_AMOUNT
+from alae_fast.errors import UserError
+from alae_fast.inference.loading import CHECKPOINT_FORMAT, _official_schedule, check_device
+from alae_fast.inference.sampling import (generate_seeds, interpolate_latents, sample_images, seed_latent,
+                                          style_mix_tiles)
+from alae_fast.models import MLPALAEConfig, build_model
+from alae_fast.models.base import PSI_RANGE
+from alae_fast.models.presets import DIGITS_32
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _write_checkpoint(path, config):
+    model = build_model(config)
+    schedule = _official_schedule(config)
+    images = sum(schedule.images_at(lod) for lod in range(schedule.start_lod, schedule.max_lod + 1))
+    torch.save({"format": CHECKPOINT_FORMAT, "model_config": config.to_dict(), "schedule": schedule.to_dict(),
+                "setup": "test", "trainer": {"ema": {"module": model.state_dict()}, "images_seen": images}}, path)
+    return path
+
+
+MLP = MLPALAEConfig(latent_size=8, mapping_layers=2, image_channels=1, image_size=8, encoder_hidden=(16,),
+                    generator_hidden=(16,))
+
+
+@pytest.fixture(scope="module", params=["style", "mlp"])
+def ckpt(request, tmp_path_factory):
+    config = DIGITS_32 if request.param == "style" else MLP
+    return _write_checkpoint(tmp_path_factory.mktemp("api") / f"ckpt-{request.param}.pt", config)
+
+
+@pytest.fixture(scope="module")
+def run(ckpt):
+    return alae_fast.load(ckpt)
+
+
+@pytest.fixture(scope="module")
+def style_run(tmp_path_factory):
+    return alae_fast.load(_write_checkpoint(tmp_path_factory.mktemp("api") / "ckpt-style.pt", DIGITS_32))
+
+
+def _images(run, n=2, **kw):
+    r, c = run.phase.resolution, run.schedule.channels
+    return torch.rand(n, c, r, r, generator=torch.Generator().manual_seed(3), **kw) * 2 - 1
+
+
+def _w(run, n=2):
+    return torch.randn(n, run.model.latent_size, generator=torch.Generator().manual_seed(4))
+
+
+# --- the run object: counts, seeds, psi, noise ---------------------------------------------------------
+
+def test_good_calls_still_work(run):
+    x = _images(run)
+    w = run.encode(x)
+    assert w.shape == (2, run.model.latent_size)
+    assert run.decode(w).shape == x.shape and run.reconstruct(x).shape == x.shape
+    assert run.decode(w.double()).shape == x.shape  # any float dtype
+    assert run.generate(np.int64(3), seed=2 ** 63 - 1, psi=PSI_RANGE[0]).shape == (3, *x.shape[1:])
+    assert torch.equal(run.generate(2, seed=5, psi=PSI_RANGE[1]), run.generate(2, seed=5, psi=2))
+
+
+@pytest.mark.parametrize("n", [-1, 0, 2.5, True, "3", None])
+def test_generate_count(run, n):
+    with pytest.raises(ValueError, match=r"^generate: n must be an int >= 1; got"):
+        run.generate(n)
+
+
+def test_generate_latents_instead_of_a_count(run):
+    with pytest.raises(ValueError, match=r"generate: n must be an int >= 1 .*tensor of shape \(4, 8\).*decode"):
+        run.generate(torch.randn(4, 8))
+
+
+@pytest.mark.parametrize("seed", [2 ** 70, 2 ** 63, -1, 1.5, True, "0"])
+def test_generate_seed(run, seed):
+    with pytest.raises(ValueError, match=r"^generate: seed must be an int in \[0, 2\*\*63\); got"):
+        run.generate(2, seed=seed)
+
+
+@pytest.mark.parametrize("psi", [float("nan"), float("inf"), 5.0, -1.5, 2.0001, "0.7", True, None])
+def test_generate_psi_names_psi(run, psi):
+    with pytest.raises(ValueError, match=r"^generate: psi must be .*\[-1, 2\]") as e:
+        run.generate(2, psi=psi)
+    assert "truncation_psi" not in str(e.value)
+
+
+def test_generate_noise(run):
+    with pytest.raises(ValueError, match="generate: noise must be one of"):
+        run.generate(2, noise="gaussian")
+
+
+def test_model_generate_psi_has_the_same_range(run):
+    z = torch.randn(3, run.model.latent_size)
+    for psi in (-5, 2.5, float("nan")):
+        with pytest.raises(ValueError, match=r"^generate: truncation_psi must be .*\[-1, 2\]"):
+            run.model.generate(z, truncation_psi=psi)
+    with pytest.raises(ValueError, match=r"^truncate: psi must be in \[-1, 2\]"):
+        run.model.truncate(run.model.mapping(z), 3.0)
+    with pytest.raises(TypeError, match="generate: z must have a float dtype"):
+        run.model.generate(torch.randint(0, 5, (3, run.model.latent_size)))
+
+
+def test_psi_range_has_one_definition():
+    from alae_fast.app import service
+    from alae_fast.inference import sampling
+    from alae_fast.models import base
+
+    assert sampling.PSI_RANGE is base.PSI_RANGE is service.PSI_RANGE == (-1.0, 2.0)
+
+
+def test_sampling_helpers(run, style_run):
+    with pytest.raises(ValueError, match=r"^sample_images: n must be an int >= 1"):
+        sample_images(run, 0)
+    with pytest.raises(ValueError, match=r"^sample_images: seed must be an int in \[0, 2\*\*63\)"):
+        sample_images(run, 2, seed=2 ** 70)
+    with pytest.raises(ValueError, match=r"^sample_images: psi must be in \[-1, 2\]"):
+        sample_images(run, 2, psi=5.0)
+    with pytest.raises(ValueError, match=r"^generate_seeds: psi must be in \[-1, 2\]"):
+        generate_seeds(run, [1, 2], psi=-3.0)
+    with pytest.raises(ValueError, match=r"^generate_seeds: seeds must be a non-empty list"):
+        generate_seeds(run, [])
+    with pytest.raises(ValueError, match=r"^generate_seeds: seeds\[1\] must be an int in \[0, 2\*\*63\)"):
+        generate_seeds(run, [3, 2 ** 70])
+    with pytest.raises(ValueError, match=r"^seed must be an int in \[0, 2\*\*63\)"):
+        seed_latent(-4, 8)
+    for steps in (0, 1):  # one step would be E(a) alone: not an interpolation
+        with pytest.raises(ValueError, match=r"^interpolate_latents: steps must be an int >= 2"):
+            interpolate_latents(run, _images(run, 1), _images(run, 1), steps)
+    for kw, name in ((dict(rows=0), "rows"), (dict(cols=1.5), "cols"), (dict(seed=-1), "seed")):
+        with pytest.raises(ValueError, match=rf"^style_mix_tiles: {name} must be an int"):
+            style_mix_tiles(style_run, **kw)
+
+
+# --- the run object: tensors ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
+def test_integer_images_are_refused_at_every_entry(run, dtype):
+    x = ((_images(run) + 1) * 127.5).to(dtype)
+    m, lod, blend = run.model, run.phase.lod, run.phase.blend
+    accepted = r"must have dtype float16, bfloat16, float32 or float64 \(pixels in \[-1, 1\]\)"
+    for call, op in ((lambda: run.encode(x), "encode"), (lambda: run.reconstruct(x), "reconstruct"),
+                     (lambda: m.encode(x, lod, blend), "encode"), (lambda: m.encode(x, lod, blend, native=True),
+                                                                   "encode"),
+                     (lambda: m.reconstruct(x, lod, blend), "reconstruct")):
+        with pytest.raises(TypeError, match=rf"^{op}: x {accepted}; got {dtype}"):
+            call()
+
+
+def test_images_wrong_shape_nan_empty_device(run):
+    x = _images(run)
+    with pytest.raises(ValueError, match="encode: x must have shape"):
+        run.encode(x[:, :, 1:])
+    for bad in (float("nan"), float("inf")):
+        y = x.clone()
+        y[1, 0, 2, 3] = bad
+        for call, op in ((run.encode, "encode"), (run.reconstruct, "reconstruct")):
+            with pytest.raises(ValueError, match=rf"^{op}: x contains NaN or infinity"):
+                call(y)
+    with pytest.raises(ValueError, match=r"^encode: x is empty"):
+        run.encode(x[:0])
+    with pytest.raises(ValueError, match=r"^encode: x is on meta and the model on cpu"):
+        run.encode(x.to("meta"))
+    with pytest.raises(TypeError, match=r"^encode: x must be a torch.Tensor; got list"):
+        run.encode(x.tolist())
+
+
+def test_latents(run):
+    w = _w(run)
+    with pytest.raises(ValueError, match="decode: w must have shape"):
+        run.decode(w[:, 1:])
+    with pytest.raises(ValueError, match="decode: w must have shape"):
+        run.decode(w.unsqueeze(0))
+    bad = w.clone()
+    bad[0, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"^decode: w contains NaN or infinity"):
+        run.decode(bad)
+    with pytest.raises(TypeError, match=r"^decode: w must have a float dtype"):
+        run.decode((w * 10).long())
+    with pytest.raises(TypeError, match=r"^decode: w must have a float dtype"):
+        run.model.decode((w * 10).long())
+    with pytest.raises(ValueError, match=r"^decode: w is on meta"):
+        run.decode(w.to("meta"))
+    with pytest.raises(ValueError, match="decode: noise must be one of"):
+        run.decode(w, noise="gaussian")
+    with pytest.raises(ValueError, match="reconstruct: noise must be one of"):
+        run.reconstruct(_images(run), noise="loud")
+
+
+# --- devices ------------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_load_on_cuda_without_a_gpu(ckpt):
+    with pytest.raises(UserError, match=r"^device='cuda': (this torch was built without CUDA|no GPU is visible); "
+                                        r"use device='cpu'$"):
+        alae_fast.load(ckpt, device="cuda")
+    # the CLI's wording from the same check
+    with pytest.raises(UserError, match=r"^--device cuda: .*; use --device cpu$"):
+        check_device("cuda", "--device")
+
+
+@pytest.mark.parametrize("device, match", [("tpu", "device: 'tpu' is not a device name"),
+                                           (3.5, "device: expected a device name"),
+                                           ("meta", "device: 'meta' is not supported")])
+def test_load_bad_device(ckpt, device, match):
+    with pytest.raises(UserError, match=match):
+        alae_fast.load(ckpt, device=device)
+
+
+def test_load_bad_noise_mode(ckpt):
+    from alae_fast.inference.loading import load_run
+
+    with pytest.raises(UserError, match="noise_mode: expected one of"):
+        load_run(ckpt, noise_mode="loud")
+
+
+# --- alae_fast.edit -----------------------------------------------------------------------------------
+
+def _edit_inputs(n=3, latent=6):
+    g = torch.Generator().manual_seed(7)
+    w = torch.randn(n, latent, generator=g)
+    avg = torch.randn(latent, generator=g) * 0.3
+    d = np.random.default_rng(8).normal(size=latent)
+    return w, avg, d
+
+
+def test_edit_w_wants_dicts():
+    w, avg, d = _edit_inputs()
+    with pytest.raises(TypeError, match=r"^directions: expected a dict name -> direction vector \[latent\].*list"):
+        edit_w(w, [d], [0.5], avg, 4)
+    with pytest.raises(TypeError, match=r"^amounts: expected a dict name -> amount.*got list"):
+        edit_w(w, {"a": d}, [0.5], avg, 4)
+    with pytest.raises(TypeError, match=r"^directions: expected a dict name -> direction vector"):
+        direction_coefficients(w, [d], avg)
+
+
+@pytest.mark.parametrize("amount, match", [
+    (float("nan"), r"amounts\['a'\]: expected a finite number; got nan"),
+    (float("inf"), r"amounts\['a'\]: expected a finite number; got inf"),
+    (1e308, r"amounts\['a'\]: 1e\+308 is out of range; amounts are at most 1e\+06"),
+    (-2 * MAX_AMOUNT, r"amounts\['a'\]: -2e\+06 is out of range"),
+    (True, r"amounts\['a'\]: expected a number; got True"),
+    ("2", r"amounts\['a'\]: expected a number; got '2'"),
+    (torch.tensor([0.5, float("nan"), 1.0]), r"amounts\['a'\]: contains NaN or infinity"),
+    (torch.tensor([0.5, 1e300, 1.0], dtype=torch.float64), r"amounts\['a'\]: 1e\+300 is out of range"),
+    (torch.ones(2, 3), r"amounts\['a'\]: expected a number or 3 values"),
+])
+def test_edit_w_amounts(amount, match):
+    w, avg, d = _edit_inputs()
+    with pytest.raises(ValueError, match=match):
+        edit_w(w, {"a": d}, {"a": amount}, avg, 4)
+
+
+def test_edit_w_overflow_names_amounts():
+    w, avg, _ = _edit_inputs()
+    long = np.random.default_rng(9).normal(size=6) * 1e35  # finite in float32, amount x it is not
+    with pytest.raises(ValueError, match=r"^amounts: the edited styles overflow torch.float32"):
+        edit_w(w, {"a": long}, {"a": 1e5}, avg, 4)
+
+
+def test_edit_w_other_arguments():
+    w, avg, d = _edit_inputs()
+    with pytest.raises(ValueError, match=r"^edit_layers: expected an int >= 1 or None \(all\); got 0: no style "
+                                         r"input would be edited"):
+        edit_w(w, {"a": d}, {"a": 0.5}, avg, 4, edit_layers=0)
+    assert edit_w(w, {"a": d}, {"a": 0.5}, avg, 4, edit_layers=None).shape == (3, 4, 6)
+    bad = w.clone()
+    bad[1, 2] = float("inf")
+    with pytest.raises(ValueError, match=r"^w: contains NaN or infinity"):
+        edit_w(bad, {"a": d}, {"a": 0.5}, avg, 4)
+    with pytest.raises(ValueError, match=r"^w_avg: contains NaN or infinity"):
+        direction_coefficients(w, {"a": d}, torch.full((6,), float("nan")))
+    with pytest.raises(ValueError, match=r"amounts: unknown direction\(s\) \['b'\]; known: \['a'\]"):
+        edit_w(w, {"a": d}, {"b": 0.5}, avg, 4)
+
+
+def test_direction_files_and_fits(tmp_path):
+    rng = np.random.default_rng(10)
+    with pytest.raises(ValueError, match=r"^latent_size: expected an int >= 1"):
+        load_direction(save_direction(rng.normal(size=4), tmp_path, "a"), 0)
+    with pytest.raises(ValueError, match=r"^direction: holds NaN or infinity"):
+        save_direction(np.array([0.5, math.nan, 1.0]), tmp_path, "b")
+    with pytest.raises(ValueError, match=r"^direction: expected a vector"):
+        save_direction(rng.normal(size=(2, 3)), tmp_path, "c")
+    w = rng.normal(size=(20, 4))
+    labels = np.arange(20) % 2
+    with pytest.raises(ValueError, match=r"^C: expected a finite number > 0"):
+        fit_direction(w, labels, C=0.0)
+    with pytest.raises(ValueError, match=r"^C: expected a finite number > 0"):
+        fit_direction(w, labels, C=float("nan"))
+
+
+# --- the web page ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def service(style_run):
+    from alae_fast.app.service import ModelService
+
+    svc = ModelService.open(style_run, fit_digits=False)
+    rng = np.random.default_rng(11)
+    for name in ("a", "b"):
+        v = rng.normal(size=style_run.model.latent_size)
+        svc.add_direction(name, v / np.linalg.norm(v), source="test")
+    return svc
+
+
+def test_service_amounts_and_psi(service):
+    w = torch.randn(service.latent_size, generator=torch.Generator().manual_seed(12)).tolist()
+    good = [0.5, -0.25]
+    assert service.edit(w, good)["image"][:4] == b"\x89PNG"
+    with pytest.raises(UserError, match=r"^amounts: expected values within ±1e\+06 .*; got 1e\+308"):
+        service.edit(w, [0.5, 1e308])
+    with pytest.raises(UserError, match=r"^amounts: contain NaN or infinity"):
+        service.edit(w, [float("nan"), 0.5])
+    with pytest.raises(UserError, match=r"^psi must be in \[-1, 2\]"):
+        service.generate(3, psi=5.0)
+
+
+def test_api_edit_names_amounts(service):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from alae_fast.app.server import create_app
+
+    w = torch.randn(service.latent_size, generator=torch.Generator().manual_seed(13)).tolist()
+    with TestClient(create_app(service), base_url="http://127.0.0.1") as client:
+        r = client.post("/api/edit", json={"w": w, "amounts": [1e308, 0.5]})
+        assert r.status_code == 400 and r.json()["error"].startswith("amounts: expected values within"), r.text
+        r = client.post("/api/edit", json={"w": w, "amounts": [1.5, -0.5]})
+        assert r.status_code == 200, r.text
