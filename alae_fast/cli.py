@@ -71,7 +71,7 @@ def _int_at_least(low: int):
         if v < low:
             raise argparse.ArgumentTypeError(f"expected an int >= {low}, got {text}")
         return v
-    parse.__name__ = f"int >= {low}"  # what argparse's 'invalid ... value' names
+    parse.__name__ = "int"  # what argparse's "invalid ... value" names
     return parse
 
 
@@ -140,6 +140,13 @@ def _fid_count(text: str) -> int:
     if v < 2:  # a Fréchet distance needs a covariance: evaluate_model would generate 2 anyway
         raise argparse.ArgumentTypeError(f"expected an int >= 2 (FID compares sets of at least 2 images), got {text}")
     return v
+
+
+# argparse says "invalid <__name__> value: 'x'" when a type's float()/int() fails: the kind of
+# value expected, not this module's private function names
+for _type, _kind in ((_positive_float, "number"), (_nonnegative_float, "number"), (_probability, "number"),
+                     (_psi, "number"), (_fid_count, "int"), (_seed, "int")):
+    _type.__name__ = _kind
 
 
 def _add_ckpt(p: argparse.ArgumentParser, aliases: tuple[str, ...] = (), out: bool = True,
@@ -386,6 +393,21 @@ def _out(args, run, default_name: str) -> Path:
     return Path(args.out) if args.out else _run_folder(run.path) / default_name
 
 
+# The most pixels one picture a command writes may hold (64 Mi: 65536 images of 32x32, 64 of
+# 1024x1024): the images are made in memory first, and a --n of ten million took 23 GB before the
+# kernel killed it.
+MAX_PICTURE_PIXELS = 2 ** 26
+
+
+def _check_picture_size(what: str, count: int, res: int, hint: str = "") -> None:
+    """UserError before any image is made when ``count`` images of ``res`` x ``res`` exceed
+    :data:`MAX_PICTURE_PIXELS` in one picture; ``what`` names the flags that set ``count``."""
+    if count * res * res > MAX_PICTURE_PIXELS:
+        most = MAX_PICTURE_PIXELS // (res * res)
+        raise UserError(f"{what}: {count} images of {res}x{res} in one picture; at most {most} at this resolution"
+                        + (f" ({hint})" if hint else ""))
+
+
 # What each command writes to --out / --outdir: a file of that suffix, or a folder (None).
 _OUT_KINDS = {"generate": ".png", "reconstruct": ".png", "interpolate": ".png", "style-mix": ".png",
               "edit": ".png", "evaluate": ".json", "convert": "", "train": None, "directions": None}
@@ -511,6 +533,7 @@ def _cmd_generate(args) -> int:
                             "generate writes one grid to --out")
         noise = "zero" if args.noise_mode == "none" else args.noise_mode
         n = 32 if args.n is None else args.n
+        _check_picture_size(f"--n {n}", n, res, "--seeds with --outdir writes one file per image")
         x = sample_images(run, n, psi=args.psi, seed=0 if args.seed is None else args.seed, cutoff=args.cutoff,
                           noise=noise)
         path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
@@ -528,6 +551,8 @@ def _cmd_generate(args) -> int:
 
     from .inference.pictures import save_image
 
+    if args.grid:
+        _check_picture_size(f"--grid of {len(args.seeds)} seeds", len(args.seeds), res, "leave out --grid")
     outdir = Path(args.outdir) if args.outdir else _run_folder(run.path) / "generated"
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"--outdir {str(outdir)!r} is a file; give a folder (it gets one seedNNNN.png per seed)")
@@ -574,12 +599,17 @@ def _cmd_reconstruct(args) -> int:
                         "are reconstructed")
     run = _load(args)
     if args.images:
+        _check_picture_size(f"{len(args.images)} IMAGES", 2 * len(args.images), run.schedule.resolution)
         x = load_image_files(args.images, run.schedule)
     else:
         data, note = run_data(run, args.data)
         if note:
             print(note)
-        x = _held_out(data, run, 16 if args.n is None else args.n)
+        n = 16 if args.n is None else args.n
+        _check_picture_size(f"--n {n}", 2 * n, run.schedule.resolution)
+        x = _held_out(data, run, n)
+        if x.shape[0] < n:
+            print(f"note: the data's held-out images number {x.shape[0]}, fewer than --n {n}: all of them are shown")
     device = next(run.model.parameters()).device
     with torch.no_grad():
         x = prepare_images(x, run.schedule, run.phase).to(device)
@@ -587,7 +617,8 @@ def _cmd_reconstruct(args) -> int:
     res = run.schedule.resolution
     path = save_pairs_grid(to_display(x, res), to_display(rec, res), _out(args, run, "reconstructions.png"),
                            scale=max(1, 128 // res))
-    print(f"wrote {x.shape[0]} originals beside their reconstructions to {path}")
+    print(f"wrote {x.shape[0]} original{'s' if x.shape[0] != 1 else ''} beside "
+          f"{'their reconstructions' if x.shape[0] != 1 else 'its reconstruction'} to {path}")
     return 0
 
 
@@ -599,6 +630,7 @@ def _cmd_interpolate(args) -> int:
     from .inference.sampling import interpolate_latents
 
     run = _load(args)
+    _check_picture_size(f"--steps {args.steps}", args.steps + 2, run.schedule.resolution)
     device = next(run.model.parameters()).device
     x = prepare_images(load_image_files([args.a, args.b], run.schedule), run.schedule, run.phase).to(device)
     with torch.no_grad():
@@ -619,6 +651,8 @@ def _cmd_style_mix(args) -> int:
     from .inference.sampling import style_mix_tiles, style_ranges
 
     run = _load(args)
+    _check_picture_size(f"--rows {args.rows} --cols {args.cols}", (3 * args.rows + 1) * (args.cols + 1),
+                        run.schedule.resolution)
     src, dst, mixed, names = style_mix_tiles(run, args.rows, args.cols, args.seed)
     res = run.schedule.resolution
     ranges = style_ranges(int(run.model.num_ws))
@@ -640,6 +674,10 @@ def _cmd_evaluate(args) -> int:
     from .inference.metrics import evaluate_model
 
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    weights = args.inception_weights
+    if weights is not None and not Path(weights).is_file():  # before the run is loaded and scored
+        raise UserError(f"--inception-weights {weights!r} " + ("is a folder; give the InceptionV3 weights file"
+                                                               if Path(weights).is_dir() else "does not exist"))
     run = _load(args)
     data, note = run_data(run, args.data)
     if note:
@@ -667,7 +705,7 @@ def format_metrics(m: dict) -> str:
              f"{m.get('resolution')}x{m.get('resolution')} (lod {m.get('lod')}, blend {m.get('blend', 1):g})"]
     if m.get("latent"):
         lines.append(format_latent_report(m["latent"]))
-    lines += [f"reconstruction MSE (pixels in [-1, 1], {m.get('reconstruction_images')} images): "
+    lines += [f"reconstruction MSE (output not clamped, pixels in [-1, 1], {m.get('reconstruction_images')} images): "
               f"{m['reconstruction_mse']:.4f}"]
     if m.get("reconstruction_identification"):
         lines.append(format_identification(m["reconstruction_identification"], m.get("reconstruction_images"),
@@ -770,6 +808,8 @@ def _cmd_edit(args) -> int:
         raise UserError(f"--edit-layers {args.edit_layers}: no style input would be edited (style inputs below "
                         f"it are); expected >= 1")
     run = _load(args)
+    _check_picture_size(f"--steps {args.steps} for {len(args.images)} image(s)", args.steps * len(args.images),
+                        run.schedule.resolution)
     vectors, amounts = resolve_directions(args.direction, run, args.directions)
     x = load_image_files(args.images, run.schedule)
     strip = edit_strip(run, x, vectors, amounts, steps=args.steps, edit_layers=args.edit_layers,

@@ -346,3 +346,58 @@ def test_api_edit_names_amounts(service):
         assert r.status_code == 400 and r.json()["error"].startswith("amounts: expected values within"), r.text
         r = client.post("/api/edit", json={"w": w, "amounts": [1.5, -0.5]})
         assert r.status_code == 200, r.text
+
+
+# --- pictures, metrics, conversion: the second trial's findings ------------------------------------
+
+def test_pictures_refuse_what_they_would_write_wrongly(tmp_path):
+    from alae_fast.inference.pictures import make_grid, png_bytes, save_image_grid
+
+    rng = torch.Generator().manual_seed(0)
+    images = torch.rand(3, 3, 8, 8, generator=rng) * 2 - 1
+    with pytest.raises(ValueError, match=r"pictures are written as PNG; give a name ending in \.png"):
+        save_image_grid(images, tmp_path / "grid.jpg")
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(TypeError, match=r"^images: expected a float tensor with pixels in \[-1, 1\]; got torch.uint8"):
+        save_image_grid(((images + 1) * 127.5).to(torch.uint8), tmp_path / "grid.png")
+    for bad in (float("nan"), 2.0, True):
+        with pytest.raises(ValueError, match=r"^pad_value: expected a number in \[-1, 1\]"):
+            make_grid(images, pad_value=bad)
+    with pytest.raises(ValueError, match=r"^image: expected one image \[C, H, W\], got \(3, 3, 8, 8\)"):
+        png_bytes(images)
+    assert png_bytes(images[0])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_model_names_its_arguments(style_run):
+    from alae_fast.inference.metrics import evaluate_model
+
+    for kw, said in ((dict(num_fid=1), r"evaluate_model: num_fid must be an int >= 2"),
+                     (dict(ppl_samples=0), r"evaluate_model: ppl_samples must be an int >= 1"),
+                     (dict(seed=-1), r"evaluate_model: seed must be an int in \[0, 2\*\*63\)"),
+                     (dict(device="tpu"), r"^device: 'tpu' is not a device name")):
+        with pytest.raises(ValueError, match=said):
+            evaluate_model(style_run, **kw)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"^device='cuda': this torch was built without CUDA|no GPU"):
+            evaluate_model(style_run, device="cuda")
+
+
+def test_cutoff_is_named_by_the_sampling_helpers(style_run):
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match=r"^sample_images: cutoff must be None or an int >= 0"):
+            sample_images(style_run, 2, psi=0.7, cutoff=bad)
+        with pytest.raises(ValueError, match=r"^generate_seeds: cutoff must be None or an int >= 0"):
+            generate_seeds(style_run, [1], psi=0.7, cutoff=bad)
+
+
+def test_convert_says_what_a_file_is_not(tmp_path, ckpt):
+    from alae_fast.inference.loading import convert_official
+
+    other = tmp_path / "v.pth"
+    torch.save({"weights": torch.randn(3)}, other)
+    with pytest.raises(UserError, match=r"not a checkpoint of the official ALAE code \(a torch file without its "
+                                        r"'models' dict"):
+        convert_official(other, tmp_path / "x.pt")
+    with pytest.raises(UserError, match="an alae_fast one, which every --ckpt command opens as it is"):
+        convert_official(ckpt, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()

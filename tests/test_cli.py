@@ -963,3 +963,59 @@ def test_a_bad_alae_fast_impl_is_one_line_for_every_command():
             "except ValueError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/")
     assert out.stdout.strip() == "ALAE_FAST_IMPL must be 'auto' or 'ref'; got 'bogus'", out.stderr
+
+
+def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, tmp_path, capsys, monkeypatch):
+    """A --n of ten million took 23 GB before the kernel killed it: every picture command refuses
+    one picture of more than MAX_PICTURE_PIXELS before generating anything."""
+    import alae_fast.cli as cli
+    import alae_fast.inference.sampling as sampling
+
+    res = 32  # the digits' resolution: at most 2**26 / 32**2 = 65536 images in one picture
+    assert cli.MAX_PICTURE_PIXELS // (res * res) == 65536
+    monkeypatch.setattr(sampling, "sample_images", lambda *a, **k: pytest.fail("generated images"))
+    img = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)).save(img)
+    ck = ["--ckpt", str(mlp_run)]
+    cases = [
+        (["generate", *ck, "--n", "65537"], "--n 65537: 65537 images of 32x32 in one picture; at most 65536"),
+        (["generate", *ck, "--seeds", "0-99999", "--grid"], "--grid of 100000 seeds: 100000 images"),
+        (["interpolate", *ck, str(img), str(img), "--steps", "100000000"], "--steps 100000000: 100000002 images"),
+        (["edit", *ck, str(img), str(img), "--direction", "1-7=1", "--steps", "40000"],
+         "--steps 40000 for 2 image(s): 80000 images"),
+        (["reconstruct", *ck, "--n", "40000"], "--n 40000: 80000 images"),
+        (["style-mix", *ck, "--rows", "100000", "--cols", "100000"], "--rows 100000 --cols 100000: 30000400001"),
+    ]
+    for argv, said in cases:
+        err = _refused(capsys, argv)
+        assert said in err and "at this resolution" in err, (argv, err)
+
+
+def test_reconstruct_says_when_the_data_hold_fewer_images_than_n(mlp_run, tmp_path, capsys):
+    folder = tmp_path / "few"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    from PIL import Image
+
+    for i in range(20):  # a folder holds out a tenth: 2 held-out images
+        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(folder / f"{i}.png")
+    capsys.readouterr()
+    assert main(["reconstruct", "--ckpt", str(mlp_run), "--data", str(folder), "--n", "16",
+                 "--out", str(tmp_path / "r.png")]) == 0
+    out = capsys.readouterr().out
+    assert "note: the data's held-out images number 2, fewer than --n 16: all of them are shown" in out, out
+    assert "wrote 2 originals beside their reconstructions" in out
+
+
+def test_argparse_names_the_kind_of_value_not_a_private_function(mlp_run, tmp_path, capsys):
+    cases = [(["train", "--seed", "2**70"], "argument --seed: invalid int value: '2**70'"),
+             (["evaluate", "--ckpt", str(mlp_run), "--num-fid", "nan"], "argument --num-fid: invalid int value"),
+             (["train", "--kimg", "lots"], "argument --kimg: invalid number value: 'lots'"),
+             (["interpolate", "--ckpt", str(mlp_run), "a", "b", "--steps", "x"], "argument --steps: invalid int value")]
+    for argv, said in cases:
+        err = _refused(capsys, argv)
+        assert said in err and "_" not in err.split("invalid", 1)[1].split("value")[0], (argv, err)
+    err = _refused(capsys, ["evaluate", "--ckpt", str(mlp_run), "--inception-weights", str(tmp_path)])
+    assert f"--inception-weights {str(tmp_path)!r} is a folder; give the InceptionV3 weights file" in err

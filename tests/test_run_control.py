@@ -205,6 +205,17 @@ def test_fit_schedule_reaches_the_final_level_at_the_asked_fraction():
             fit_schedule(s, **bad)
 
 
+def test_a_kimg_shorter_than_any_level_has_no_fade_to_divide_by():
+    """--kimg 0.001 fits every level to under one image: the run starts at the last level, fully
+    faded in (it divided by a level's zero length before)."""
+    s = LODSchedule(max_lod=3, base_resolution=4, lod_kimg=(4.0, 34.0, 12.0, 18.0), lod_batch=(16,), lod_lr=(0.003,))
+    tiny = fit_schedule(s, 0.001, 0.5)
+    assert [tiny.images_at(lod) for lod in range(4)] == [0, 0, 0, 0]
+    for seen in (0, 1, 32):
+        phase = tiny.phase(seen)
+        assert (phase.lod, phase.blend, phase.in_transition) == (3, 1.0, False)
+
+
 def test_short_kimg_compresses_the_preset_schedule_but_keeps_a_given_one(tmp_path, capsys):
     toy()
     base = dict(preset="toy-pg", progress=False, evaluate=False, seed=2, kimg=0.04)

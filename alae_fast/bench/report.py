@@ -54,6 +54,9 @@ def _rounds(text: str) -> int:
     return v
 
 
+_rounds.__name__ = "int"  # argparse's "invalid int value: 'x'", not the function's name
+
+
 def unused_options(args: argparse.Namespace) -> str | None:
     """One line naming the options that the mode chosen (``--profile``, ``--list``) would not use, or None."""
     if args.profile:

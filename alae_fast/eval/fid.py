@@ -350,6 +350,8 @@ def is_torchscript_file(path) -> bool:
 
 def _load_state_dict(path) -> dict:
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"weights: {str(p)!r} is a folder; give the InceptionV3 weights file")
     if not p.is_file():
         raise FileNotFoundError(f"weights: InceptionV3 weights file {str(p)!r} does not exist")
     if is_torchscript_file(p):

@@ -267,12 +267,20 @@ def convert_official(path: str | os.PathLike, out: str | os.PathLike,
     config, the preset's schedule at its end. Not resumable by ``alae-fast train`` (no
     optimiser state). Writes ``out`` atomically (temporary file, then rename) and returns it.
 
-    Raises as ``load_run``; FileExistsError when ``out`` is a folder.
+    Raises as ``load_run``; UserError when ``path`` is a folder or not an official checkpoint,
+    FileExistsError when ``out`` is a folder.
     """
-    run = load_run(path, config=config, ema=ema)
-    if not (isinstance(run.state, dict) and run.state.get("format") == "official"):
-        raise UserError(f"{run.path}: not a checkpoint of the official ALAE code but an alae_fast one, which "
-                        f"every --ckpt command opens as it is; nothing to convert")
+    target = _resolve_checkpoint(path)
+    if target.is_dir():
+        raise UserError(f"{str(path)!r} is a folder; convert reads one checkpoint file of the official ALAE code")
+    state = _read_checkpoint(target)
+    if not is_official_checkpoint(state):
+        if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+            raise UserError(f"{target}: not a checkpoint of the official ALAE code but an alae_fast one, which "
+                            f"every --ckpt command opens as it is; nothing to convert")
+        raise UserError(f"{target}: not a checkpoint of the official ALAE code (a torch file without its 'models' "
+                        f"dict of encoder, generator, mapping and discriminator weights); nothing to convert")
+    run = _official_run(state, target, config, ema, "cpu", "zero")
     out = Path(out)
     if out.is_dir():
         raise FileExistsError(f"--out {str(out)!r} is a folder; give a file name")

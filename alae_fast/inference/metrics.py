@@ -140,9 +140,19 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
       given, else the random-conv proxy (``fid_network`` names which; proxy values are not FIDs);
     - ``ppl_full`` / ``ppl_end``: perceptual path length in W, ε = 1e-4, with the proxy-LPIPS
       distance, ``ppl_samples`` pairs each.
+
+    num_fid: int >= 2; ppl_samples: int >= 1; seed: int in [0, 2**63); device: as
+    :func:`~alae_fast.inference.loading.check_device`. ValueError naming the argument otherwise.
     """
     from ..eval import (feature_network, fid_generated, fid_reconstructed, perceptual_path_length,
                         proxy_lpips_distance, reconstruct_all, reconstruction_mse)
+    from .loading import check_device
+    from .sampling import check_count, check_seed
+
+    num_fid = check_count(num_fid, "num_fid", "evaluate_model", minimum=2)  # a covariance needs 2 images
+    ppl_samples = check_count(ppl_samples, "ppl_samples", "evaluate_model")
+    seed = check_seed(seed, "seed", "evaluate_model")
+    device = check_device(device, "device")
 
     schedule, phase, m = run.schedule, run.phase, run.model
     res = schedule.resolution

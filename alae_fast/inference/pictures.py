@@ -26,8 +26,8 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, p
     """Tile images into one uint8 picture.
 
     Args:
-        images: ``[N, C, H, W]`` tensor, C in {1, 3}, values in ``[-1, 1]`` (clamped;
-            -1 -> 0, 1 -> 255, rounded).
+        images: ``[N, C, H, W]`` float tensor, C in {1, 3}, values in ``[-1, 1]`` (clamped;
+            -1 -> 0, 1 -> 255, rounded); TypeError for another dtype, ValueError for NaN/inf.
         nrow: images per row (default: ``ceil(sqrt(N))``).
         padding: pixels between and around images.
         pad_value: colour of the padding, in ``[-1, 1]`` (default 1.0, white).
@@ -41,10 +41,14 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, p
     n, c, h, w = images.shape
     if n == 0:
         raise ValueError("images: is empty")
+    if not images.is_floating_point():  # uint8 pixels would be read as [-1, 1] values: all white
+        raise TypeError(f"images: expected a float tensor with pixels in [-1, 1]; got {images.dtype}")
     if not torch.isfinite(images).all():
         raise ValueError("images: contain NaN or infinity")
     if padding < 0:
         raise ValueError(f"padding: expected >= 0, got {padding}")
+    if isinstance(pad_value, bool) or not isinstance(pad_value, (int, float)) or not -1.0 <= pad_value <= 1.0:
+        raise ValueError(f"pad_value: expected a number in [-1, 1]; got {pad_value!r}")
     nrow = int(nrow) if nrow is not None else math.ceil(math.sqrt(n))
     if nrow < 1:
         raise ValueError(f"nrow: expected >= 1, got {nrow}")
@@ -64,8 +68,9 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a uint8 picture ``[H, W, C]`` (C in {1, 3, 4}) as a PNG, atomically: to a temporary
     name in the same folder, then renamed (parent folders are made). Returns the path.
 
-    Raises IsADirectoryError when ``path`` is a folder (or a link to one), and the OSError of a
-    failed write with ``path`` (not the temporary name) as its filename."""
+    Raises IsADirectoryError when ``path`` is a folder (or a link to one), ValueError when it
+    does not end in ``.png``, and the OSError of a failed write with ``path`` (not the temporary
+    name) as its filename."""
     from PIL import Image
 
     path = Path(path)
@@ -73,6 +78,8 @@ def save_png(array: np.ndarray, path: str | os.PathLike) -> Path:
     img = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
     if path.is_dir():  # os.replace would fail (a folder) or replace a symlink to one with a file
         raise IsADirectoryError(f"{str(path)!r} is a folder; give a file name for the PNG")
+    if path.suffix.lower() != ".png":  # PNG bytes under another name mislead every viewer
+        raise ValueError(f"{str(path)!r}: pictures are written as PNG; give a name ending in .png")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         img.save(tmp, format="PNG")
@@ -115,10 +122,12 @@ def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """Images ``[N, C, H, W]`` (or one ``[C, H, W]``), C in {1, 3}, pixels in [-1, 1] -> uint8
     ``[N, H, W, C]`` (or ``[H, W, C]``): clamped, ``(x + 1) * 127.5`` rounded to nearest, as
-    :func:`make_grid` does. NaN or infinity raise ValueError."""
+    :func:`make_grid` does. NaN or infinity raise ValueError, a non-float dtype TypeError."""
     if not isinstance(images, torch.Tensor) or images.dim() not in (3, 4) or images.shape[-3] not in (1, 3):
         raise ValueError(f"images: expected [N, 1 or 3, H, W] or [1 or 3, H, W], got "
                          f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    if not images.is_floating_point():  # uint8 pixels would be read as [-1, 1] values: all white
+        raise TypeError(f"images: expected a float tensor with pixels in [-1, 1]; got {images.dtype}")
     x = images.detach().to("cpu", torch.float32)
     if not torch.isfinite(x).all():
         raise ValueError("images: contain NaN or infinity")
@@ -144,10 +153,14 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
 
 def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
     """One image ``[C, H, W]`` in [-1, 1] encoded as PNG bytes in memory, enlarged ``scale``
-    times by pixel repetition (default 1: its own pixels)."""
+    times by pixel repetition (default 1: its own pixels). ValueError for another shape (a
+    batch too: one image at a time) or NaN/inf pixels, TypeError for a non-float dtype."""
     import io
 
-    if not isinstance(scale, int) or scale < 1:
+    if not isinstance(image, torch.Tensor) or image.dim() != 3:
+        raise ValueError(f"image: expected one image [C, H, W], got "
+                         f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale: expected a positive int, got {scale!r}")
     img = _pil(image)
     if scale != 1:

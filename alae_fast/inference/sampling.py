@@ -43,6 +43,12 @@ def check_seed(value, name: str = "seed", op: str | None = None) -> int:
     return int(value)
 
 
+def _check_cutoff(cutoff, op: str) -> None:
+    """ValueError naming ``op: cutoff`` unless it is None or an int >= 0 (not a bool)."""
+    if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, Integral) or cutoff < 0):
+        raise ValueError(f"{op}: cutoff must be None or an int >= 0; got {cutoff!r}")
+
+
 def _check_noise(noise, op: str, name: str = "noise") -> None:
     if isinstance(noise, (list, tuple)):
         return  # per-layer tensors: the model checks them
@@ -70,6 +76,7 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
         psi = run.config.truncation_psi
         cutoff = run.config.truncation_cutoff if cutoff is None else cutoff
     psi = check_psi(psi, "psi", "sample_images")
+    _check_cutoff(cutoff, "sample_images")
     device = next(run.model.parameters()).device
     z = torch.randn(n, run.model.latent_size, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.random.fork_rng(devices=[]):
@@ -106,13 +113,15 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     the same image for the same seed; torch's global random state is left untouched.
 
     Raises ValueError naming the argument: ``seeds`` not a non-empty sequence of ints in
-    [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode."""
+    [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode, a
+    ``cutoff`` that is not None or an int >= 0."""
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"noise_mode: expected one of {NOISE_MODES}, got {noise_mode!r}")
     if isinstance(seeds, (str, bytes, torch.Tensor)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {seeds!r}")
     seeds = [check_seed(s, f"seeds[{i}]", "generate_seeds") for i, s in enumerate(seeds)]
     psi = check_psi(psi, "psi", "generate_seeds")
+    _check_cutoff(cutoff, "generate_seeds")
     device = next(run.model.parameters()).device
     out = []
     for seed in seeds:

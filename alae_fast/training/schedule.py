@@ -148,8 +148,8 @@ class LODSchedule:
             start += self.images_at(lod)
             lod += 1
         blend, in_transition = 1.0, False
-        if lod > self.start_lod:
-            half = self.images_at(lod) / 2.0
+        half = self.images_at(lod) / 2.0
+        if lod > self.start_lod and half > 0:  # a level of no images (a schedule fitted to a tiny --kimg) has no fade
             t = (images_seen - start) / half
             if t < 1.0:
                 blend, in_transition = blend_factor(t), True
