@@ -401,3 +401,27 @@ def test_convert_says_what_a_file_is_not(tmp_path, ckpt):
     with pytest.raises(UserError, match="an alae_fast one, which every --ckpt command opens as it is"):
         convert_official(ckpt, tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_service_names_a_w_too_large_for_the_model(service):
+    """A w finite in JSON but beyond float32 (1e308) or far beyond any encoded w (1e30, which G
+    turns into NaN) is refused naming the field, not as 'images: contain NaN'."""
+    rng = torch.Generator().manual_seed(14)
+    wa = torch.randn(service.latent_size, generator=rng).tolist()
+    for big in (1e308, 1e30):
+        wb = list(wa)
+        wb[3] = big
+        with pytest.raises(UserError, match=r"^wb: values must be within ±10000 \(an encoded w lies within"):
+            service.mix(wa, wb)
+        with pytest.raises(UserError, match=r"^w: values must be within ±10000"):
+            service.values(wb)
+    assert set(service.mix(wa, wa)) >= {"a", "b"}
+
+
+def test_edit_w_refuses_an_all_zero_direction(style_run):
+    w = torch.randn(2, style_run.model.latent_size, generator=torch.Generator().manual_seed(15))
+    with pytest.raises(ValueError, match=r"^directions\['flat'\]: is all zeros"):
+        edit_w(w, {"flat": np.zeros(style_run.model.latent_size)}, {"flat": 1.0}, style_run.model.w_avg,
+               style_run.model.num_ws)
+    with pytest.raises(ValueError, match=r"^directions\['flat'\]: is all zeros"):
+        direction_coefficients(w, {"flat": torch.zeros(style_run.model.latent_size)}, style_run.model.w_avg)

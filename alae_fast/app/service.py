@@ -16,6 +16,7 @@ methods in worker threads, so waiting for the lock never blocks it.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from .uploads import decode_image
 __all__ = ["ModelService", "Direction", "PSI_RANGE", "MAX_STEPS"]
 
 MAX_STEPS = 16
+# The largest |value| a w sent to the page's endpoints may hold: an encoded or mapped w lies within
+# about +-10; beyond this G's output overflows to NaN and the error would name the image, not w.
+MAX_W = 1e4
 DIGIT_NAMES = {c: f"digit {c}" for c in range(10)}
 
 
@@ -145,12 +149,16 @@ class ModelService:
             got = len(w) if isinstance(w, (list, tuple)) else type(w).__name__
             raise UserError(f"{name}: expected a list of {self.latent_size} numbers (this model's w), got {got}")
         try:
-            t = torch.tensor([float(v) for v in w], dtype=torch.float32)
+            values = [float(v) for v in w]
         except (TypeError, ValueError) as e:
             raise UserError(f"{name}: expected numbers only") from e
-        if not torch.isfinite(t).all():
+        if not all(math.isfinite(v) for v in values):
             raise UserError(f"{name}: contains NaN or infinity")
-        return t.view(1, -1).to(self.device)
+        big = max(abs(v) for v in values)
+        if big > MAX_W:  # finite in JSON, but it overflows float32 or G: the image would be NaN
+            raise UserError(f"{name}: values must be within ±{MAX_W:g} (an encoded w lies within about ±10); "
+                            f"got {big:g}")
+        return torch.tensor(values, dtype=torch.float32).view(1, -1).to(self.device)
 
     def _ws(self, w, name: str) -> torch.Tensor:
         """A (or B) of mixing and interpolation: one w ``[latent]`` for every style input, or
@@ -164,6 +172,7 @@ class ModelService:
 
     @staticmethod
     def _seed(seed) -> int:
+        # narrower than the CLI's [0, 2**63): the page's numbers are JavaScript doubles, exact to 2**53 only
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
             raise UserError(f"seed: expected an integer in [0, 2**32), got {seed!r}")
         return seed

@@ -71,6 +71,8 @@ def _as_tensor(d, like: torch.Tensor, name: str) -> torch.Tensor:
                          f"got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
         raise ValueError(f"directions[{name!r}]: has non-finite values")
+    if not t.abs().max() > 0:  # moves nothing: load_direction, the CLI and the page refuse it too
+        raise ValueError(f"directions[{name!r}]: is all zeros")
     return t.to(like.device, like.dtype)
 
 
