@@ -23,6 +23,7 @@ import torch
 
 from .. import build_info
 from ..cpu_allocator import keep_freed_memory
+from ..cli import _positive_int  # the CLI's one 'int >= 1' argparse type
 from ..errors import UserError, first_line
 from .harness import Result, format_table, format_targets, measure
 
@@ -47,16 +48,6 @@ HEAVY = {
 COLUMNS = ["fused", "ref", "compiled", "copy"]
 
 
-def _rounds(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text}")
-    return v
-
-
-_rounds.__name__ = "int"  # argparse's "invalid int value: 'x'", not the function's name
-
-
 def unused_options(args: argparse.Namespace) -> str | None:
     """One line naming the options that the mode chosen (``--profile``, ``--list``) would not use, or None."""
     if args.profile:
@@ -79,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alae-fast bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when present; default)")
     p.add_argument("--ops", nargs="*", default=None, help=f"subset of: {', '.join(SUITES)} (default all)")
-    p.add_argument("--rounds", type=_rounds, default=None,
+    p.add_argument("--rounds", type=_positive_int, default=None,
                    help="interleaved rounds per case (default 15; 7 with --quick)")
     p.add_argument("--quick", action="store_true",
                    help=f"fewer shapes and rounds, for a smoke run (a minute or two on a 2-core CPU); leaves out "
