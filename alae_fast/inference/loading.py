@@ -25,7 +25,7 @@ from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import read_official_checkpoint
 from ..training.checkpoint import find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
-from .sampling import check_count, check_seed, sample_images
+from .sampling import _check_noise, check_count, check_seed, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
            "run_data"]
@@ -58,11 +58,6 @@ def check_device(device, name: str = "device") -> torch.device:
     elif dev.type not in ("cpu", "mps", "xpu"):
         raise UserError(f"{name}: {str(device)!r} is not supported (expected cpu or cuda[:N])")
     return dev
-
-
-def _check_noise_mode(noise, op: str, name: str = "noise") -> None:
-    if noise not in DECODE_NOISE_MODES and not isinstance(noise, (list, tuple)):
-        raise ValueError(f"{op}: {name} must be one of {DECODE_NOISE_MODES}; got {noise!r}")
 
 
 @dataclass
@@ -134,14 +129,14 @@ class LoadedRun:
         Errors: the class docstring."""
         self._check_tensor(w, "decode", "w")
         noise = self.noise_mode if noise is None else noise
-        _check_noise_mode(noise, "decode")
+        _check_noise(noise, "decode")
         return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
 
     def reconstruct(self, x: torch.Tensor, noise: str = "zero") -> torch.Tensor:
         """G(E(x)) (see :meth:`encode` and :meth:`decode`; deterministic with the default noise).
         Errors: the class docstring, naming ``reconstruct``."""
         self._check_tensor(x, "reconstruct", "x")
-        _check_noise_mode(noise, "reconstruct")
+        _check_noise(noise, "reconstruct")
         return self.decode(self.encode(x), noise=noise)
 
     def generate(self, n: int, seed: int = 0, psi: float = 1.0, noise: str = "zero") -> torch.Tensor:
@@ -160,7 +155,7 @@ class LoadedRun:
         n = check_count(n, "n", "generate")
         seed = check_seed(seed, "seed", "generate")
         psi = check_psi(psi, "psi", "generate")
-        _check_noise_mode(noise, "generate")
+        _check_noise(noise, "generate")
         return sample_images(self, n, psi=psi, seed=seed, noise=noise)
 
 
