@@ -39,8 +39,15 @@ class BiasActFunction : public torch::autograd::Function<BiasActFunction> {
     const bool need_x = needs_grad(ctx, {true, b.has_value()}, 0), need_b = needs_grad(ctx, {true, b.has_value()}, 1);
     if (dy.defined() && (need_x || need_b)) {
       const c10::IValue& clamp = ctx->saved_data["clamp"];
+      const std::string& act = ctx->saved_data["act"].toStringRef();
+      // A linear activation's gradient is dy * gain (under clamp's mask): it does not depend on x
+      // or b, so a second-order backward must leave them no gradient (None, as PyTorch's own
+      // add/mul/clamp and NVlabs' bias_act do), not a zero one: Adam steps a parameter with a
+      // zero gradient and skips one with None. x and b enter only for the clamp mask.
+      const bool linear = act == "linear";
       auto [dz, dbias] = ops::bias_act_grad(
-          dy, x, b, ctx->saved_data["dim"].toInt(), ctx->saved_data["act"].toStringRef(),
+          dy, linear ? x.detach() : x, linear && b.has_value() ? ops::opt(b->detach()) : b,
+          ctx->saved_data["dim"].toInt(), act,
           ctx->saved_data["alpha"].toDouble(), ctx->saved_data["gain"].toDouble(),
           clamp.isNone() ? std::nullopt : std::optional<double>(clamp.toDouble()), 1);
       if (need_x) out[0] = dz;
