@@ -111,12 +111,16 @@ def build_info() -> dict:
     ``cpu`` and ``cuda`` (bool: kernels built), ``cuda_archs`` (str, e.g. "90-real"),
     ``openmp`` (bool), ``libmvec`` (bool: the CPU activation loops call glibc's vectorised
     exp/tanh), ``sanitize`` (bool: an ASan+UBSan test build), ``compiler``, ``loaded`` (bool),
-    ``error`` (str or None), ``default_impl`` ('auto' or 'ref', from ALAE_FAST_IMPL).
+    ``error`` (str or None), ``default_impl`` ('auto' or 'ref', from ALAE_FAST_IMPL; for any
+    other value of it, the message every op raises, so that this report still prints).
     """
     info = dict(_INFO) if _INFO else {"torch": None, "cpu": False, "cuda": False, "cuda_archs": "",
                                       "openmp": False, "compiler": None}
-    info.update(loaded=_LOADED, error=_ERROR, torch_runtime=torch.__version__,
-                default_impl=default_impl())
+    try:
+        impl = default_impl()
+    except ValueError as e:
+        impl = str(e)
+    info.update(loaded=_LOADED, error=_ERROR, torch_runtime=torch.__version__, default_impl=impl)
     return info
 
 

@@ -464,3 +464,9 @@ def test_style_block_without_conv_and_bad_configs():
         StyleBlock(4, 5, w_dim=3, conv=False)
     with pytest.raises(ValueError, match="up must be"):
         StyleBlock(4, 5, w_dim=3, up="bilinear")
+
+
+def test_registered_op_names_itself_for_a_bad_activation():
+    x = torch.randn(1, 2, 3, 3)
+    with pytest.raises(ValueError, match="^adain: act must be one of"):
+        torch.ops.alae_fast.adain(x, None, None, None, None, None, "gelu", 0.0, 1e-8)

@@ -212,7 +212,7 @@ def test_float16_cpu_rounds_ties_to_even():
 
 def test_second_order_zero_where_math_is_zero():
     x = torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True)
-    for act in ("linear", "relu", "lrelu"):
+    for act in ("relu", "lrelu"):  # linear: test_linear_second_order_leaves_x_and_b_none
         (gx,) = torch.autograd.grad(bias_act(x, act=act).sum(), x, create_graph=True)
         (ggx,) = torch.autograd.grad(gx.sum(), x, allow_unused=True, materialize_grads=True)
         assert torch.count_nonzero(ggx) == 0
@@ -223,6 +223,33 @@ def test_second_order_zero_where_math_is_zero():
     (ggx,) = torch.autograd.grad(gx.sum(), xc)
     assert torch.count_nonzero(ggx) == 0
 
+
+
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+@pytest.mark.parametrize("clamp", [None, 0.7])
+def test_linear_second_order_leaves_x_and_b_none(impl, clamp):
+    # A linear bias_act's gradient is the cotangent times gain (under clamp's mask): x and b get
+    # no second-order gradient at all, as from PyTorch's add/mul/clamp and NVlabs' bias_act. A
+    # zero tensor instead would make Adam step b (path-length regularisation of NVlabs' ToRGB).
+    x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    gain = 1.7
+    y = bias_act(x, b, act="linear", gain=gain, clamp=clamp, impl=impl)
+    gx, gb = torch.autograd.grad((y * u).sum(), (x, b), create_graph=True)
+    w = torch.randn(3, 5, 4, dtype=torch.float64)
+    ggx, ggb, ggu = torch.autograd.grad((gx * w).sum() + gb.sin().sum(), (x, b, u), allow_unused=True)
+    assert ggx is None and ggb is None
+    z = (x + b[:, None]).detach() * gain
+    mask = torch.ones_like(z) if clamp is None else (z.abs() <= clamp).to(z.dtype)
+    expected = (w + torch.cos(gb.detach())[:, None]) * gain * mask
+    torch.testing.assert_close(ggu, expected)
+    # and the second-order path of a whole step: b's .grad stays None
+    b.grad = None
+    y = bias_act(x, b, act="linear", impl=impl)
+    (gx,) = torch.autograd.grad((y * u).sum(), x, create_graph=True)
+    gx.square().sum().backward()
+    assert b.grad is None and u.grad is not None
 
 
 @pytest.mark.parametrize("act", ["relu", "lrelu"])
@@ -311,6 +338,27 @@ def test_env_var_forces_reference():
     assert out.stdout.split() == ["ref", "False"]
 
 
+def test_bad_env_var_stops_every_op_but_not_build_info():
+    # A bad ALAE_FAST_IMPL is raised by every op call, the ones made of other ops (conv2d_resample,
+    # modulated_conv2d in either order) too; build_info still reports, showing the message.
+    code = """
+import torch, alae_fast
+from alae_fast import ops
+print(alae_fast.build_info()['default_impl'])
+x, w, s = torch.randn(1, 2, 4, 4), torch.randn(3, 2, 1, 1), torch.randn(1, 2)
+for call in (lambda: ops.bias_act(x), lambda: ops.conv2d_resample(x, w),
+             lambda: ops.modulated_conv2d(x, w, s, fused_modconv=False), lambda: ops.modulated_conv2d(x, w, s)):
+    try:
+        call(); print('ran')
+    except ValueError as e:
+        print('refused:', e)
+"""
+    env = dict(os.environ, ALAE_FAST_IMPL="bogus")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    message = "ALAE_FAST_IMPL must be 'auto' or 'ref'; got 'bogus'"
+    assert out.stdout.splitlines() == [message] + [f"refused: {message}"] * 4, out.stdout + out.stderr
+
+
 def test_fused_leaky_relu_layer():
     layer = alae_fast.nn.FusedLeakyReLU(6, negative_slope=0.1, scale=1.5)
     with torch.no_grad():
@@ -369,3 +417,17 @@ def test_empty_and_scalar():
     assert bias_act(torch.empty(0, 3), torch.randn(3), act="lrelu").shape == (0, 3)
     y = bias_act(torch.tensor(-2.0), act="lrelu")
     torch.testing.assert_close(y, torch.tensor(-0.4 * math.sqrt(2)))
+
+
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+def test_identity_returns_a_new_tensor(impl):
+    # The defaults (linear, no b, gain 1, no clamp) compute the identity: still a new tensor on
+    # both paths, so an in-place op on the result never writes into x.
+    x = torch.randn(2, 3, 4)
+    y = bias_act(x, impl=impl)
+    assert y is not x and y.data_ptr() != x.data_ptr()
+    torch.testing.assert_close(y, x)
+    y.mul_(5)
+    assert not torch.equal(y, x)
+    leaf = torch.randn(2, 3, requires_grad=True)
+    bias_act(leaf, impl=impl).mul_(2)  # in place on the result, not on the leaf: no error

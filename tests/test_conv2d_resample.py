@@ -154,9 +154,49 @@ W = torch.randn(2, 4, 3, 3)
     (dict(f=torch.ones(2, 2, 2)), ValueError, "f must be 1-D"),
     (dict(f=torch.ones(2, dtype=torch.int64)), ValueError, "f must be a floating-point"),
     (dict(w=torch.randn(2, 4, 3, 3, dtype=torch.float64)), TypeError, "w must have x's dtype"),
+    (dict(w=torch.randn(2, 4, 3, 3, device="meta")), ValueError, "w must be on x's device"),
+    # too small for the kernel after the padding: named, not left to F.conv2d's kernel-size error
+    (dict(x=torch.randn(1, 4, 4, 5), w=torch.randn(2, 4, 4, 4), f=None, up=1, padding=-1), ValueError,
+     "conv2d_resample: padding leaves no output.*along H"),
+    (dict(x=torch.randn(1, 4, 4, 5), w=torch.randn(2, 4, 4, 4), f=setup_filter([1, 2, 1]), up=1, down=2),
+     ValueError, "padding leaves no output.*3 taps of the downsampling filter"),
 ])
 def test_bad_arguments(kwargs, exc, match):
     args = dict(x=X, w=W, f=setup_filter([1, 3, 3, 1]), up=2)
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         conv2d_resample(**args)
+
+
+def test_output_size_check_refuses_exactly_what_cannot_be_computed():
+    # The size check must not refuse a shape the convolutions can compute: near the edge, every
+    # accepted case has the documented size, and every refused one leaves the unchecked recipe
+    # (upfirdn2d_np, conv, upfirdn2d_np) with nothing to output.
+    rng = np.random.default_rng(3)
+    accepted = refused = 0
+    for _ in range(300):
+        h, w_ = (int(v) for v in rng.integers(1, 6, size=2))
+        k, up, down = int(rng.choice([1, 2, 3, 4])), int(rng.choice([1, 2])), int(rng.choice([1, 2]))
+        f = setup_filter([1.0] * int(rng.choice([1, 2, 4])))
+        pad = [int(v) for v in rng.integers(-3, 3, size=4)]
+        x, wt = torch.randn(1, 2, h, w_), torch.randn(3, 2, k, k)
+        try:
+            y = conv2d_resample(x, wt, f, up=up, down=down, padding=pad)
+        except ValueError as e:
+            assert "padding leaves no output" in str(e)
+            refused += 1
+            fh = f.shape[0]
+            size = h * up + pad[2] + pad[3]
+            size += ((fh + up - 1) // 2 + (fh - up) // 2 - (fh - 1)) if up > 1 else 0
+            size += ((fh - down + 1) // 2 + (fh - down) // 2) if down > 1 else 0
+            size -= k - 1
+            sizew = w_ * up + pad[0] + pad[1]
+            sizew += ((fh + up - 1) // 2 + (fh - up) // 2 - (fh - 1)) if up > 1 else 0
+            sizew += ((fh - down + 1) // 2 + (fh - down) // 2) if down > 1 else 0
+            sizew -= k - 1
+            final = [(n - fh + down) // down if down > 1 else n for n in (size, sizew)]
+            assert min(size, sizew, *final) < 1
+        else:
+            accepted += 1
+            assert y.shape[0] == 1 and y.shape[1] == 3 and min(y.shape[2:]) >= 1
+    assert accepted > 50 and refused > 50

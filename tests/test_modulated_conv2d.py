@@ -242,6 +242,9 @@ def test_torch_compile_fullgraph_forward_backward(fused):
     (dict(styles=torch.randn(2, 3, dtype=torch.float64)), TypeError, "styles must have weight's dtype"),
     (dict(demodulate=1), TypeError, "demodulate must be a bool"),
     (dict(impl="cuda"), ValueError, "impl must be"),
+    # named as this op's arguments, not as conv2d_resample's f and padding
+    (dict(up=2, resample_filter=torch.randn(2, 2, 2)), ValueError, "modulated_conv2d: resample_filter must be 1-D"),
+    (dict(padding=[1, 2, 3]), ValueError, "modulated_conv2d: padding must be"),
 ])
 def test_bad_arguments(kwargs, exc, match):
     args = dict(x=torch.randn(2, 3, 5, 5), weight=torch.randn(4, 3, 3, 3), styles=torch.randn(2, 3), padding=1)
@@ -338,3 +341,19 @@ def test_noise_broadcasts_as_nvlabs_adds_it():
     for bad in ((4, 5), (3, 1, 5, 5), (1, 1, 1, 5, 5), (2, 2, 5, 5)):
         with pytest.raises(ValueError, match="noise must broadcast"):
             modulated_conv2d(x, w, s, noise=torch.zeros(bad, dtype=torch.float64), padding=1)
+
+
+@pytest.mark.parametrize("fused_modconv", [True, False])
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+def test_empty_batch(fused_modconv, impl):
+    # N = 0: the fused order's grouped conv would need groups = 0; both orders give the empty
+    # output, and weight gets its (zero) gradient.
+    x = torch.randn(0, 4, 8, 8)
+    weight = torch.randn(3, 4, 3, 3, requires_grad=True)
+    styles = torch.randn(0, 4, requires_grad=True)
+    for fn in ((lambda *a, **k: modulated_conv2d(*a, impl=impl, **k)), modulated_conv2d_ref):
+        y = fn(x, weight, styles, padding=1, up=2, resample_filter=setup_filter([1, 3, 3, 1]),
+               fused_modconv=fused_modconv)
+        assert y.shape == (0, 3, 16, 16)
+        gw, gs = torch.autograd.grad(y.sum(), (weight, styles))
+        assert gw.shape == weight.shape and not gw.any() and gs.shape == (0, 4)

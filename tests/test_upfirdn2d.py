@@ -549,3 +549,40 @@ def test_empty_batch_and_empty_image():
     # only padding reaches the output of a 0-wide image
     y = upfirdn2d(torch.randn(1, 2, 3, 0), None, padding=[2, 1, 0, 0])
     assert y.shape == (1, 2, 3, 3) and (y == 0).all()
+
+
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+@pytest.mark.parametrize("shape", [(0, 4, 8, 8), (2, 0, 8, 8)])
+@pytest.mark.parametrize("taps", [(4,), (4, 4)])
+def test_filter_gradient_of_an_empty_batch(impl, shape, taps):
+    # No images: the filter still gets its gradient, zeros of its shape, whether or not x
+    # requires grad too, on both paths.
+    f = torch.rand(*taps, requires_grad=True)
+    for x_grad in (False, True):
+        x = torch.randn(*shape, requires_grad=x_grad)
+        y = upfirdn2d(x, f, up=2, padding=[2, 1, 2, 1], impl=impl)
+        assert y.requires_grad
+        grads = torch.autograd.grad(y.sum(), (f, x) if x_grad else (f,))
+        assert grads[0].shape == f.shape and not grads[0].any()
+        if x_grad:
+            assert grads[1].shape == x.shape
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(gain=float("nan")), ValueError, "setup_filter: gain must be a finite real number"),
+    (dict(gain=float("inf")), ValueError, "gain must be a finite"),
+    (dict(gain="2"), ValueError, "gain must be a finite"),
+    (dict(gain=-4.0, separable=True), ValueError, "separable filter carries sqrt.gain. per axis"),
+    (dict(f=list(range(1, 9)), gain=-1.0), ValueError, "gain must be >= 0"),  # 8 taps: separable by default
+    (dict(f="abc"), TypeError, "setup_filter: f must be a number"),
+])
+def test_setup_filter_bad_arguments(kwargs, exc, match):
+    args = dict(f=[1, 2, 1])
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        setup_filter(**args)
+
+
+def test_setup_filter_negative_gain_of_a_2d_filter():
+    # A 2-D result carries gain itself: a negative one is fine there.
+    torch.testing.assert_close(setup_filter([1, 2, 1], gain=-2.0), -2.0 * setup_filter([1, 2, 1]))

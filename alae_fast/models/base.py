@@ -14,13 +14,13 @@ broadcasts to the ``num_ws`` inputs before truncating and mixing.
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 
 import torch
 from torch import nn
 
 from ..nn.equalized import set_impl
+from ..ops._dispatch import is_finite
 from .config import ALAEConfig
 
 # G's noise inputs (``decode(..., noise=...)``): 'random' fresh N(0, 1) images per sample;
@@ -43,7 +43,7 @@ def check_psi(value, name: str = "psi", op: str | None = None) -> float:
     """``value`` as a float when it is a finite real number in :data:`PSI_RANGE`; otherwise
     ValueError naming ``name`` (as the caller spelled the parameter) and ``op``."""
     where = f"{op}: " if op else ""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, Real) or not is_finite(value):
         raise ValueError(f"{where}{name} must be a finite number in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]; "
                          f"got {value!r}")
     if not PSI_RANGE[0] <= value <= PSI_RANGE[1]:
@@ -267,6 +267,6 @@ class ALAEModel(nn.Module):
 
 
 def _finite(value, name: str, op: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, Real) or not is_finite(value):
         raise ValueError(f"{op}: {name} must be a finite number; got {value!r}")
     return float(value)

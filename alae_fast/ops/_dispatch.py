@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import math
 from numbers import Integral
 
 import torch
@@ -21,6 +22,22 @@ FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
+def is_finite(value) -> bool:
+    """``math.isfinite(value)`` written as comparisons (False for NaN too). Under
+    ``torch.compile(dynamic=True)`` a float argument traces as a SymFloat, which ``math.isfinite``
+    and ``math.isnan`` break the graph on and comparisons do not."""
+    return -math.inf < value < math.inf
+
+
+def check_impl(impl: str, op: str) -> None:
+    """ValueError unless ``impl`` is 'auto' or 'ref' and ALAE_FAST_IMPL held one of them. Ops made
+    of other ops call it too, so that a bad ALAE_FAST_IMPL stops every op, not only kernel ones."""
+    if impl not in ("auto", "ref"):
+        raise ValueError(f"{op}: impl must be 'auto' or 'ref'; got {impl!r}")
+    if _IMPL_ERROR is not None:
+        raise ValueError(_IMPL_ERROR)
+
+
 def use_kernel(x: torch.Tensor, impl: str, op: str) -> bool:
     """True when ``op`` should run its compiled kernel for tensors like ``x``.
 
@@ -28,10 +45,7 @@ def use_kernel(x: torch.Tensor, impl: str, op: str) -> bool:
     reference; ``impl='ref'`` (or ALAE_FAST_IMPL=ref at import) forces the reference.
     ValueError for another ``impl``, or when ALAE_FAST_IMPL held neither 'auto' nor 'ref'.
     """
-    if impl not in ("auto", "ref"):
-        raise ValueError(f"{op}: impl must be 'auto' or 'ref'; got {impl!r}")
-    if _IMPL_ERROR is not None:
-        raise ValueError(_IMPL_ERROR)
+    check_impl(impl, op)
     if impl == "ref" or _FORCE_REF:
         return False
     return _lib.has_kernel(x.device.type)

@@ -13,14 +13,14 @@ derivatives), so R1 and path-length penalties can differentiate through it.
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 from typing import NamedTuple
 
 import torch
 
 from .. import _lib
-from ._dispatch import check_same, check_tensor, op_arguments, opmath, save_arguments, saved_arguments, use_kernel
+from ._dispatch import (check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
+                        use_kernel)
 from .bias_act import ACTIVATIONS, _act_ref
 from .instance_norm_grad import MapGrads, MapInputs, channel_dot, dz_to_inputs, in_grad_map, in_grad_vjp
 
@@ -58,9 +58,9 @@ def _resolve(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, 
         raise ValueError(f"{op}: noise_weight was given without noise")
     if not isinstance(act, str) or act not in ACTIVATIONS:
         raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
-    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, Real) or not math.isfinite(alpha)):
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, Real) or not is_finite(alpha)):
         raise ValueError(f"{op}: alpha must be a finite number or None; got {alpha!r}")
-    if isinstance(eps, bool) or not isinstance(eps, Real) or not math.isfinite(eps) or eps < 0:
+    if isinstance(eps, bool) or not isinstance(eps, Real) or not is_finite(eps) or eps < 0:
         raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
     alpha = ACTIVATIONS[act][0] if alpha is None else float(alpha)
     return noise, alpha, float(eps)

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import check_same, check_tensor, op_arguments, opmath, save_arguments, saved_arguments, use_kernel
+from ._dispatch import (check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
+                        use_kernel)
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -61,7 +62,7 @@ def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
     for name, value in (("alpha", alpha), ("gain", gain), ("clamp", clamp)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
             raise TypeError(f"{op}: {name} must be a real number or None; got {type(value).__name__}")
-        if value is not None and not math.isfinite(value) and not (name == "clamp" and value == math.inf):
+        if value is not None and not is_finite(value) and not (name == "clamp" and value == math.inf):
             raise ValueError(f"{op}: {name} must be finite; got {value}")
     alpha = def_alpha if alpha is None else float(alpha)
     gain = def_gain if gain is None else float(gain)
@@ -138,7 +139,8 @@ def _bias_act_ref(x, b, dim, act, alpha, gain, clamp):
         y = y * gain
     if clamp is not None:
         y = y.clamp(-clamp, clamp)
-    return y.to(x.dtype)
+    y = y.to(x.dtype)
+    return y.clone() if y is x else y  # a new tensor, as the kernel's: the identity must not alias x
 
 
 # --- registration: fake kernels, and the autograd of bias_act_grad -------------------------

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import check_factors, check_tensor
+from ._dispatch import check_factors, check_impl, check_same, check_tensor
 from .upfirdn2d import _check_filter, _filter_size, _parse_padding, upfirdn2d
 
 
@@ -42,14 +42,14 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
 def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
     """Validates the arguments; returns f checked and padding as (x0, x1, y0, y1)."""
     op = "conv2d_resample"
+    check_impl("auto", op)
     check_tensor(x, "x", op)
     check_tensor(w, "w", op)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
     if w.ndim != 4:
         raise ValueError(f"{op}: w must be 4-D [C_out, C_in / groups, kh, kw]; got {w.ndim}-D of shape {tuple(w.shape)}")
-    if w.dtype != x.dtype:
-        raise TypeError(f"{op}: w must have x's dtype {x.dtype}; got {w.dtype}")
+    check_same(w, "w", x, op)
     check_factors(op, up=up, down=down, groups=groups)
     if not isinstance(flip_weight, bool) or not isinstance(flip_filter, bool):
         raise TypeError(f"{op}: flip_weight and flip_filter must be bools")
@@ -59,7 +59,20 @@ def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
                          f"{in_per_group * groups} channels and C_out divisible by groups; "
                          f"x has shape {tuple(x.shape)}")
     f = _check_filter(f, x, op)
-    return f, _parse_padding(padding, op)
+    padding = _parse_padding(padding, op)
+    # The sizes the docstring gives, checked here so that a too-small input is named as the other
+    # ops name it, not left to a convolution's error about its kernel.
+    kh, kw = w.shape[2:]
+    fw, fh = _filter_size(f)
+    px0, px1, py0, py1 = _centred(*padding, fw, fh, up, down)
+    for axis, n, p0, p1, k, taps in (("H", x.shape[2], py0, py1, kh, fh), ("W", x.shape[3], px0, px1, kw, fw)):
+        size = n * up + p0 + p1 - (taps - 1 if up > 1 else 0) - (k - 1)
+        if size < 1 or (down > 1 and (size - taps + down) // down < 1):
+            raise ValueError(
+                f"{op}: padding leaves no output: x of shape {tuple(x.shape)}, w {kh}x{kw}, filter {fh}x{fw}, "
+                f"up {up}, down {down}, padding {list(padding)} give a convolution output of {size} along "
+                f"{axis}" + (f", under the {taps} taps of the downsampling filter" if down > 1 else ""))
+    return f, padding
 
 
 def _centred(px0, px1, py0, py1, fw, fh, up, down):
@@ -93,7 +106,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
 
     Args:
         x: [N, C_in, H, W] input, any float dtype that ``F.conv2d`` takes on x's device.
-        w: [C_out, C_in / groups, kh, kw] weight, x's dtype and device.
+        w: [C_out, C_in / groups, kh, kw] weight, x's dtype and device (TypeError, ValueError).
         f: FIR filter for the resampling (1-D separable or 2-D float32, as for
             ``upfirdn2d``; e.g. from ``setup_filter``), or None for no filtering.
         up: integer upsampling factor (default 1), >= 1.

@@ -32,7 +32,7 @@ from numbers import Real
 import torch
 
 from .. import _lib
-from ._dispatch import check_factors, check_same, check_tensor, opmath, use_kernel
+from ._dispatch import check_factors, check_same, check_tensor, is_finite, opmath, use_kernel
 from .bias_act import _bias_act_ref
 from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
@@ -46,7 +46,7 @@ def _check_real(value, name: str, op: str, *, optional=False) -> float | None:
         raise TypeError(f"{op}: {name} must be a real number{' or None' if optional else ''}; "
                         f"got {type(value).__name__}")
     value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not (optional and value > 0)):
+    if value != value or (not is_finite(value) and not (optional and value > 0)):
         raise ValueError(f"{op}: {name} must be finite; got {value}")
     return value
 

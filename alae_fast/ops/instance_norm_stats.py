@@ -8,13 +8,13 @@ a linear activation), and all three are differentiable to second order.
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 
 import torch
 
 from .. import _lib
-from ._dispatch import check_same, check_tensor, op_arguments, opmath, save_arguments, saved_arguments, use_kernel
+from ._dispatch import (check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
+                        use_kernel)
 from .adain import _fake_adain, _like_plan
 from .bias_act import ACTIVATIONS, _act_ref
 from .instance_norm_grad import MapGrads, MapInputs, in_grad_vjp
@@ -25,7 +25,7 @@ def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stat
     check_tensor(x, "x", op)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got shape {tuple(x.shape)}")
-    if isinstance(eps, bool) or not isinstance(eps, Real) or not math.isfinite(eps) or eps < 0:
+    if isinstance(eps, bool) or not isinstance(eps, Real) or not is_finite(eps) or eps < 0:
         raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
     if bias is not None:
         check_tensor(bias, "bias", op)
@@ -34,7 +34,7 @@ def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stat
         check_same(bias, "bias", x, op)
     if not isinstance(act, str) or act not in ACTIVATIONS:
         raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
-    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, Real) or not math.isfinite(alpha)):
+    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, Real) or not is_finite(alpha)):
         raise ValueError(f"{op}: alpha must be a finite number or None; got {alpha!r}")
     return float(eps), ACTIVATIONS[act][0] if alpha is None else float(alpha)
 

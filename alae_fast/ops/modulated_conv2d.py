@@ -27,7 +27,8 @@ from numbers import Integral
 import torch
 
 from .. import _lib
-from ._dispatch import check_same, check_tensor, opmath, use_kernel
+from ._dispatch import check_impl, check_same, check_tensor, is_finite, opmath, use_kernel
+from .upfirdn2d import _check_filter, _parse_padding
 
 DEMOD_EPS = 1e-8
 
@@ -62,7 +63,7 @@ def modulate_weight(weight: torch.Tensor, styles: torch.Tensor, eps: float = DEM
         raise ValueError(f"{op}: styles must be on weight's device {weight.device}; got {styles.device}")
     if styles.dtype != weight.dtype:
         raise TypeError(f"{op}: styles must have weight's dtype {weight.dtype}; got {styles.dtype}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not is_finite(eps) or eps < 0:
         raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
     if use_kernel(weight, impl, op):
         return torch.ops.alae_fast.modulate_weight(weight, styles, float(eps))
@@ -156,7 +157,8 @@ def _is_int(v) -> bool:
     return isinstance(v, Integral) and not isinstance(v, bool)
 
 
-def _resolve(x, weight, styles, noise, up, down, demodulate, flip_weight, fused_modconv, op):
+def _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight,
+             fused_modconv, op):
     check_tensor(x, "x", op)
     check_tensor(weight, "weight", op)
     check_tensor(styles, "styles", op)
@@ -186,6 +188,9 @@ def _resolve(x, weight, styles, noise, up, down, demodulate, flip_weight, fused_
     for name, v in (("demodulate", demodulate), ("flip_weight", flip_weight), ("fused_modconv", fused_modconv)):
         if not isinstance(v, bool):
             raise TypeError(f"{op}: {name} must be a bool; got {type(v).__name__}")
+    # Checked here, under this op's names, before conv2d_resample checks them as its f and padding.
+    _check_filter(resample_filter, x, op, "resample_filter")
+    _parse_padding(padding, op)
 
 
 def _check_noise_size(y, noise, op):
@@ -258,13 +263,14 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     and noise. Spatial size as ``conv2d_resample``: H' = H + pads - kh + 1 without resampling.
     """
     op = "modulated_conv2d"
-    _resolve(x, weight, styles, noise, up, down, demodulate, flip_weight, fused_modconv, op)
-    if impl not in ("auto", "ref"):
-        raise ValueError(f"{op}: impl must be 'auto' or 'ref'; got {impl!r}")
+    _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv, op)
+    check_impl(impl, op)
     N, I, H, W = x.shape
     O = weight.shape[0]
     if x.dtype == torch.float16 and demodulate:
         weight, styles = _prescale_fp16(x, weight, styles)
+    if N == 0:  # a grouped conv needs groups >= 1; with no samples both orders give the same (empty) result
+        fused_modconv = False
 
     if not fused_modconv:
         y = _conv(x * styles.to(x.dtype).reshape(N, I, 1, 1), weight.to(x.dtype), resample_filter, up, down,
@@ -294,11 +300,13 @@ def modulated_conv2d_ref(x: torch.Tensor, weight: torch.Tensor, styles: torch.Te
     """Plain-PyTorch ``modulated_conv2d`` as StyleGAN2-ADA computes it: per-sample weights
     and their norms are formed with elementwise torch ops in both execution orders."""
     op = "modulated_conv2d_ref"
-    _resolve(x, weight, styles, noise, up, down, demodulate, flip_weight, fused_modconv, op)
+    _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv, op)
     N, I, H, W = x.shape
     O = weight.shape[0]
     if x.dtype == torch.float16 and demodulate:
         weight, styles = _prescale_fp16(x, weight, styles)
+    if N == 0:  # see modulated_conv2d
+        fused_modconv = False
     w = dcoefs = None
     if demodulate or fused_modconv:
         w = weight[None] * styles.reshape(N, 1, I, 1, 1)

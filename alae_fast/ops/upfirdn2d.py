@@ -19,14 +19,13 @@ correlation of the padded, zero-inserted x with the output gradient.
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 
 import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import check_tensor, opmath, use_kernel
+from ._dispatch import check_tensor, is_finite, opmath, use_kernel
 
 
 # --- argument parsing -------------------------------------------------------------------------
@@ -103,7 +102,7 @@ def _resolve(x, f, up, down, padding, flip_filter, gain, op):
     px0, px1, py0, py1 = _parse_padding(padding, op)
     if not isinstance(flip_filter, bool):
         raise TypeError(f"{op}: flip_filter must be a bool; got {type(flip_filter).__name__}")
-    if isinstance(gain, bool) or not isinstance(gain, Real) or not math.isfinite(gain):
+    if isinstance(gain, bool) or not isinstance(gain, Real) or not is_finite(gain):
         raise ValueError(f"{op}: gain must be a finite real number; got {gain!r}")
     fw, fh = _filter_size(f)
     ow = _out_size(x.shape[3], ux, dx, px0, px1, fw)
@@ -165,8 +164,9 @@ def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain):
     fw, fh = _filter_size(f)
     oh, ow = _out_size(H, uy, dy, py0, py1, fh), _out_size(W, ux, dx, px0, px1, fw)
     z = opmath(x)
-    if z.numel() == 0:  # still attached to x, so what x came from gets its (zero) gradient
-        return x.new_zeros((N, C, oh, ow)) + z.sum().to(x.dtype)
+    if z.numel() == 0:  # still attached to x and f, so each gets its (zero) gradient
+        tied = z.sum() if f is None else z.sum() + f.sum().to(z.dtype) * 0
+        return x.new_zeros((N, C, oh, ow)) + tied.to(x.dtype)
     if ux > 1 or uy > 1:
         z = z.reshape(N, C, H, 1, W, 1)
         z = F.pad(z, [0, ux - 1, 0, 0, 0, uy - 1])
@@ -199,19 +199,30 @@ def setup_filter(f, device=None, normalize: bool = True, flip_filter: bool = Fal
         normalize: divide by the sum of the taps (default True), so a constant image is
             kept as it is.
         flip_filter: reverse the taps along every axis (default False).
-        gain: overall scale (default 1); a separable result carries sqrt(gain) per axis.
+        gain: overall scale, a finite real number (default 1); a separable result carries
+            sqrt(gain) per axis, so it needs gain >= 0.
         separable: return 1-D taps applied along both axes (True) or their 2-D outer
             product (False). None (default): 1-D input with 8 or more taps stays 1-D,
             shorter 1-D input becomes 2-D, as NVlabs' setup_filter does.
 
     Returns:
         1-D [taps] (separable) or 2-D [taps_y, taps_x] float32 tensor.
+
+    Raises:
+        TypeError: f is not numbers; ValueError: f empty or more than 2-D, a non-finite gain, a
+        negative gain for a separable result, normalize=True with taps summing to 0.
     """
     if f is None:
         f = 1
     if device is None:
         device = f.device if isinstance(f, torch.Tensor) else torch.device("cpu")
-    f = torch.as_tensor(f, dtype=torch.float32)
+    if isinstance(gain, bool) or not isinstance(gain, Real) or not is_finite(gain):
+        raise ValueError(f"setup_filter: gain must be a finite real number; got {gain!r}")
+    try:
+        f = torch.as_tensor(f, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"setup_filter: f must be a number, a 1-D or 2-D sequence of numbers, a tensor "
+                        f"or None; got {type(f).__name__} ({e})") from None
     if f.ndim not in (0, 1, 2):
         raise ValueError(f"setup_filter: f must be a number or 1-D or 2-D taps; got {f.ndim}-D")
     if f.numel() == 0:
@@ -222,6 +233,9 @@ def setup_filter(f, device=None, normalize: bool = True, flip_filter: bool = Fal
         separable = f.ndim == 1 and f.numel() >= 8
     if separable and f.ndim != 1:
         raise ValueError("setup_filter: separable=True needs 1-D taps")
+    if separable and gain < 0:  # sqrt(gain) per axis: no real separable filter has a negative gain
+        raise ValueError(f"setup_filter: a separable filter carries sqrt(gain) per axis, so gain must be >= 0; "
+                         f"got {gain!r} (pass separable=False for a 2-D filter)")
     if f.ndim == 1 and not separable:
         f = torch.outer(f, f)
     if normalize:

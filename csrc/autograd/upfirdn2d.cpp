@@ -87,13 +87,19 @@ class UpFirDn2dFunction : public torch::autograd::Function<UpFirDn2dFunction> {
       };
       const at::Tensor z = acc(ops::upfirdn2d(x, std::nullopt, {ux, uy}, {1, 1}, pad, false, 1.0));
       const at::Tensor g = acc(dy).to(z.scalar_type());
-      const std::vector<int64_t> stride = {1, 1}, no_pad = {0, 0}, dilation = {dyf, dx};
-      at::Tensor G = at::conv2d(z.flatten(0, 1).unsqueeze(0), g.flatten(0, 1).unsqueeze(0), std::nullopt, stride,
-                                no_pad, dilation, 1)
-                         .select(0, 0)
-                         .select(0, 0)
-                         .slice(0, 0, fh)
-                         .slice(1, 0, fw);
+      at::Tensor G;
+      if (x.sym_size(0) * x.sym_size(1) == 0) {
+        // No images: nothing depends on the taps. (conv2d cannot take the zero-channel weight.)
+        G = (z.sum() * 0 + g.sum() * 0).expand({fh, fw});
+      } else {
+        const std::vector<int64_t> stride = {1, 1}, no_pad = {0, 0}, dilation = {dyf, dx};
+        G = at::conv2d(z.flatten(0, 1).unsqueeze(0), g.flatten(0, 1).unsqueeze(0), std::nullopt, stride, no_pad,
+                       dilation, 1)
+                .select(0, 0)
+                .select(0, 0)
+                .slice(0, 0, fh)
+                .slice(1, 0, fw);
+      }
       at::Tensor dk;
       if (f.dim() == 2) {
         dk = G * gain;

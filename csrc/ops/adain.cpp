@@ -47,7 +47,7 @@ AdainPlan plan_adain(std::string_view op, const at::Tensor& x, const std::option
   TORCH_CHECK_VALUE(x.dim() == 4, o, ": x must be 4-D [N, C, H, W]; got shape ", x.sizes());
   TORCH_CHECK_VALUE(eps >= 0 && std::isfinite(eps), o, ": eps must be finite and >= 0; got ", eps);
   AdainPlan p;
-  p.act = parse_act(act);
+  p.act = parse_act(act, o);
   p.alpha = alpha;
   p.eps = eps;
   p.N = x.size(0);

@@ -12,14 +12,14 @@
 
 namespace alae_fast {
 
-int parse_act(std::string_view act) {
+int parse_act(std::string_view act, std::string_view op) {
   static constexpr std::array<std::string_view, kNumActs> names = {
       "linear", "relu", "lrelu", "tanh", "sigmoid", "elu", "selu", "softplus", "swish"};
   for (int i = 0; i < kNumActs; ++i) {
     if (names[i] == act) return i;
   }
-  TORCH_CHECK_VALUE(false, "bias_act: act must be one of linear, relu, lrelu, tanh, sigmoid, elu, "
-                           "selu, softplus, swish; got '", std::string(act), "'");
+  TORCH_CHECK_VALUE(false, std::string(op), ": act must be one of linear, relu, lrelu, tanh, sigmoid, elu, "
+                    "selu, softplus, swish; got '", std::string(act), "'");
   return -1;
 }
 

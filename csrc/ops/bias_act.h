@@ -34,7 +34,7 @@ struct BiasActPlan {
 };
 
 // Maps an activation name to its id in csrc/common/activations.h; ValueError if unknown.
-int parse_act(std::string_view act);
+int parse_act(std::string_view act, std::string_view op = "bias_act");
 
 BiasActPlan plan_bias_act(const at::Tensor& x, const std::optional<at::Tensor>& b, int64_t dim,
                           std::string_view act, double alpha, double gain,

@@ -1,0 +1,41 @@
+"""Every public op traces under torch.compile(fullgraph=True) with dynamic=True too, where float
+arguments (the ops' own defaults included: eps, gain, alpha) arrive as SymFloats: the argument
+checks must not break the graph. Values against eager, over two input sizes."""
+
+import pytest
+import torch
+
+from alae_fast.ops import (adain, bias_act, conv2d_resample, downsample2d, filtered_lrelu, instance_norm_stats,
+                           modulate_weight, modulated_conv2d, setup_filter, upfirdn2d, upsample2d)
+
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
+
+F4 = setup_filter([1, 3, 3, 1])
+W = torch.randn(3, 4, 3, 3, generator=torch.Generator().manual_seed(1))
+
+CALLS = {
+    "bias_act": lambda x: bias_act(x, None, act="lrelu"),
+    "bias_act_gain": lambda x: bias_act(x, None, act="lrelu", gain=2.0, clamp=0.5),
+    "upfirdn2d": lambda x: upfirdn2d(x, F4, up=2, padding=[2, 1, 2, 1], gain=4.0),
+    "upsample2d": lambda x: upsample2d(x, F4),
+    "downsample2d": lambda x: downsample2d(x, F4),
+    "instance_norm_stats": lambda x: instance_norm_stats(x)[0],
+    "instance_norm_stats_eps": lambda x: instance_norm_stats(x, 1e-5, alpha=0.1, act="lrelu",
+                                                             bias=torch.ones(x.shape[1]))[2],
+    "adain": lambda x: adain(x, x.mean((2, 3)), x.std((2, 3))),
+    "filtered_lrelu": lambda x: filtered_lrelu(x, F4, F4, None, 2, 2, [2, 1, 2, 1]),
+    "conv2d_resample": lambda x: conv2d_resample(x, W, F4, up=2, padding=1),
+    "modulate_weight": lambda x: modulate_weight(W, x.mean((2, 3)))[0],
+    "modulated_conv2d": lambda x: modulated_conv2d(x, W, x.mean((2, 3)) + 1, padding=1),
+}
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_compile_dynamic_fullgraph(name):
+    fn = CALLS[name]
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, backend="eager", fullgraph=True, dynamic=True)
+    g = torch.Generator().manual_seed(0)
+    for shape in ((2, 4, 8, 8), (3, 4, 12, 10)):
+        x = torch.randn(*shape, generator=g)
+        torch.testing.assert_close(compiled(x), fn(x))
