@@ -697,6 +697,7 @@ def _cmd_evaluate(args) -> int:
 
 def format_metrics(m: dict) -> str:
     """The human report of ``evaluate``: one line per metric, the latent table when there is one."""
+    from .inference.metrics import SPLIT_LABELS
     from .inference.report import format_identification, format_latent_report
 
     fid_name = m.get("fid_network", "?") + (" - a PROXY, not comparable with published FIDs"
@@ -705,11 +706,12 @@ def format_metrics(m: dict) -> str:
              f"{m.get('resolution')}x{m.get('resolution')} (lod {m.get('lod')}, blend {m.get('blend', 1):g})"]
     if m.get("latent"):
         lines.append(format_latent_report(m["latent"]))
-    lines += [f"reconstruction MSE (output not clamped, pixels in [-1, 1], {m.get('reconstruction_images')} images): "
-              f"{m['reconstruction_mse']:.4f}"]
+    split = SPLIT_LABELS.get(m.get("reconstruction_split"), "evaluated")
+    lines += [f"reconstruction MSE (output not clamped, pixels in [-1, 1]) on {m.get('reconstruction_images')} "
+              f"{split} images: {m['reconstruction_mse']:.4f}"]
     if m.get("reconstruction_identification"):
         lines.append(format_identification(m["reconstruction_identification"], m.get("reconstruction_images"),
-                                           "evaluated"))
+                                           split))
     lines += [f"FID of generations:      {m['fid_generated']:.3f}   ({fid_name})",
               f"FID of reconstructions:  {m['fid_reconstructed']:.3f}",
               f"PPL in W, full / end:    {m['ppl_full']:.3f} / {m['ppl_end']:.3f}   ({m.get('ppl_distance')})"]

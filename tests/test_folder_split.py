@@ -66,3 +66,14 @@ def test_folder_channels_from_headers(tmp_path):
     assert folder_channels(tmp_path / "bad") == 1
     with pytest.raises(FileNotFoundError):
         folder_channels(tmp_path / "missing")
+    # colour photos sorted after many greyscale images still make the folder colour
+    late = _write(tmp_path / "late", [f"a{i:03d}.png" for i in range(70)], mode="L")
+    _write(late, ["z.jpg"])
+    assert folder_channels(late) == 3
+    assert folder_channels(late, max_files=64) == 1  # only when asked to look at fewer
+    # nothing readable: said, not called greyscale
+    (tmp_path / "allbad").mkdir()
+    for name in ("x.png", "y.jpg"):
+        (tmp_path / "allbad" / name).write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="none of its 2 image files could be read"):
+        folder_channels(tmp_path / "allbad")

@@ -270,7 +270,7 @@ def test_colour_folder_trains_a_grey_preset_in_colour_and_reports_held_out(tmp_p
     summary = run_training(TrainOptions(out=str(tmp_path / "single"), **{**base, "data": str(one)}))
     assert summary["eval"]["reconstruction_split"] == "training"
     assert summary["eval"]["reconstruction_identification"] is None  # one image: nothing to tell apart
-    assert "TRAINING (no held-out split)" in capsys.readouterr().out
+    assert "TRAINING (no usable held-out split)" in capsys.readouterr().out
 
 
 # --- resuming runs written before a config field existed ------------------------------------------

@@ -74,22 +74,33 @@ def split_files(files: list[Path], root: Path, split: str, fraction: float = HOL
     return [f for f in files if (f in held) == (split == "test")]
 
 
-def folder_channels(path: str | os.PathLike, max_files: int = 64) -> int:
-    """3 if any of the first ``max_files`` images under ``path`` (sorted) is a colour image, else 1.
+def folder_channels(path: str | os.PathLike, max_files: int | None = None) -> int:
+    """3 if any image under ``path`` is a colour image, else 1; every file is looked at unless
+    ``max_files`` (the first ones, sorted) is given, so that a few colour photos after many
+    greyscale ones still make the folder colour. Stops at the first colour image.
 
     Reads headers only (Pillow's mode): greyscale modes (L, LA, 1, I, I;16, F) count as 1
     channel, everything else (RGB, RGBA, P, CMYK, YCbCr...) as colour. Unreadable files are
-    skipped; errors as :func:`find_image_files`.
+    skipped; ValueError when none of the files looked at can be read; other errors as
+    :func:`find_image_files`.
     """
     from PIL import Image
 
-    for f in find_image_files(path)[:max_files]:
+    files = find_image_files(path)
+    if max_files is not None:
+        files = files[:max_files]
+    readable, first_error = 0, None
+    for f in files:
         try:
             with Image.open(f) as img:
                 if img.mode not in _GREY_MODES:
                     return 3
-        except Exception:  # an unreadable file says nothing about the others
-            continue
+            readable += 1
+        except Exception as e:  # an unreadable file says nothing about the others
+            first_error = first_error or f"{f.name}: {e}"
+    if not readable:
+        raise ValueError(f"data folder {str(path)!r}: none of its {len(files)} image files could be read "
+                         f"(first: {first_error})")
     return 1
 
 

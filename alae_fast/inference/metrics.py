@@ -43,24 +43,32 @@ def _labelled(ds) -> bool:
     return isinstance(labels, torch.Tensor) and labels.numel() > 0 and bool((labels >= 0).all())
 
 
+# What evaluate's reconstruction figures were computed on, as its report and JSON name it.
+SPLIT_LABELS = {"held-out": "held-out",
+                "training": "TRAINING (no usable held-out split)",
+                "all": "held-out and TRAINING (fewer than 2 held out)"}
+
+
 def _real_images(data: str | None, resolution: int, channels: int):
-    """The real images FID and the reconstruction error use: the held-out split, else the
-    training split; a folder that holds out fewer than the 2 images FID needs (one of up to 14
-    files) gives all its files. UserError naming ``data`` when there are fewer than 2 in all."""
+    """(dataset, split): the real images FID and the reconstruction error use, and which they
+    are (a key of :data:`SPLIT_LABELS`): the held-out split, else the training split (a source
+    with no held-out split, or whose held-out files cannot be read); a folder that holds out
+    fewer than the 2 images FID needs (one of up to 14 files) gives all its files. UserError
+    naming ``data`` when there are fewer than 2 in all."""
     from ..data import open_dataset
 
     try:
-        ds = open_dataset(data, resolution, channels, split="test")
+        ds, split = open_dataset(data, resolution, channels, split="test"), "held-out"
     except (FileNotFoundError, ValueError):
-        ds = open_dataset(data, resolution, channels, split="train")
+        ds, split = open_dataset(data, resolution, channels, split="train"), "training"
     if len(ds) < 2:
         try:
-            ds = open_dataset(data, resolution, channels, split="all")
+            ds, split = open_dataset(data, resolution, channels, split="all"), "all"
         except ValueError:  # a source without an 'all' split
             pass
     if len(ds) < 2:
         raise UserError(f"--data {data!r}: FID needs at least 2 real images; found {len(ds)}")
-    return ds
+    return ds, split
 
 
 def _all_images(ds, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,7 +139,9 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     """All metrics of issue 6 for a loaded run, as a JSON-ready dict.
 
     - ``latent``: 1-NN and LinearSVC accuracy of E(x) vs a random encoder vs PCA (labelled data only);
-    - ``reconstruction_mse``: on the test split (or the first ``num_fid`` training images);
+    - ``reconstruction_mse``: on up to ``num_fid`` held-out images, else training images (or
+      all, for a folder holding out fewer than 2), ``reconstruction_split`` saying which (a key
+      of :data:`SPLIT_LABELS`: "held-out", "training" or "all");
     - ``reconstruction_identification``: for unlabelled data, how often a reconstruction is
       matched back to its own input among those images, beside the mean-colour baseline
       (``alae_fast.eval.reconstruction_identification``; None for labelled data);
@@ -161,7 +171,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         out["latent"] = latent_eval(m, run.config, schedule, phase, data, seed=seed, device=device)
-        real_ds = _real_images(data, res, schedule.channels)
+        real_ds, split = _real_images(data, res, schedule.channels)
         x_real, _ = _all_images(real_ds, num_fid)
         x_real = prepare_images(x_real, schedule, phase)
 
@@ -169,6 +179,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
                               x_real)
         out["reconstruction_mse"] = reconstruction_mse(rec, x_real)
         out["reconstruction_images"] = int(x_real.shape[0])
+        out["reconstruction_split"] = split
         out["reconstruction_identification"] = identification_if_unlabelled(rec, x_real, out["latent"])
         net = feature_network(inception_weights, device=device)
         out["fid_network"] = getattr(net, "name", type(net).__name__)

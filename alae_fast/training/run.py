@@ -904,7 +904,7 @@ def _evaluate(run: _Run) -> dict[str, Any]:
         try:
             test, mse_on = open_dataset(opts.data, schedule.resolution, schedule.channels, split="test"), "held-out"
         except (FileNotFoundError, ValueError):
-            test, mse_on = run.dataset, "TRAINING (no held-out split)"
+            test, mse_on = run.dataset, "TRAINING (no usable held-out split)"
         xt = prepare_images(test.get_batch(torch.arange(min(len(test), 2000)))[0], schedule, phase)
 
         rec = reconstruct_all(
