@@ -418,14 +418,21 @@ def test_python_api(mlp_run):
         alae_fast.nope  # noqa: B018
 
 
-def test_readme_python_example_runs(mlp_run):
-    # the five lines of README.md's "Python API" section, on a small run
+def test_readme_python_example_runs(mlp_run, tmp_path):
+    # the lines of README.md's "Python API" section, on a small run, with the two image files it
+    # names (of other sizes than the run's, one colour, one grey) in the folder it runs in
+    import numpy as np
+    from PIL import Image
+
     readme = (HERE.parent / "README.md").read_text()
     start = readme.index("```python\nimport alae_fast\nrun = alae_fast.load(")
     block = readme[start + len("```python\n"):readme.index("```", start + 10)]
-    assert len(block.strip().splitlines()) == 5
-    proc = subprocess.run([sys.executable, "-c", block.replace('"runs/digits-32"', repr(str(mlp_run)))],
-                          capture_output=True, text=True, timeout=120, cwd=HERE.parent)
+    assert len(block.strip().splitlines()) == 10
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(tmp_path / "my_photo.jpg")
+    Image.fromarray(rng.integers(0, 256, (20, 30), dtype=np.uint8)).save(tmp_path / "other.png")
+    code = block.replace('"runs/digits-32"', repr(str(mlp_run))) + "\nassert x_rec.shape == x.shape == (2, 1, 32, 32)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
