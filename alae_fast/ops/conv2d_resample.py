@@ -40,7 +40,8 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
 
 
 def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
-    """Validates the arguments; returns f checked and padding as (x0, x1, y0, y1)."""
+    """Validates the arguments; returns f checked and the padding as (x0, x1, y0, y1) with the
+    centring terms added (:func:`_centred`)."""
     op = "conv2d_resample"
     check_impl("auto", op)
     check_tensor(x, "x", op)
@@ -72,7 +73,7 @@ def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
                 f"{op}: padding leaves no output: x of shape {tuple(x.shape)}, w {kh}x{kw}, filter {fh}x{fw}, "
                 f"up {up}, down {down}, padding {list(padding)} give a convolution output of {size} along "
                 f"{axis}" + (f", under the {taps} taps of the downsampling filter" if down > 1 else ""))
-    return f, padding
+    return f, (px0, px1, py0, py1)
 
 
 def _centred(px0, px1, py0, py1, fw, fh, up, down):
@@ -126,9 +127,6 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     """
     f, (px0, px1, py0, py1) = _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
     kh, kw = w.shape[2:]
-    fw, fh = _filter_size(f)
-
-    px0, px1, py0, py1 = _centred(px0, px1, py0, py1, fw, fh, up, down)
 
     if kw == 1 and kh == 1 and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)

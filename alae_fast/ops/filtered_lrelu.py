@@ -46,7 +46,7 @@ def _check_real(value, name: str, op: str, *, optional=False) -> float | None:
         raise TypeError(f"{op}: {name} must be a real number{' or None' if optional else ''}; "
                         f"got {type(value).__name__}")
     value = float(value)
-    if value != value or (not is_finite(value) and not (optional and value > 0)):
+    if not is_finite(value) and not (optional and value > 0):  # NaN: not finite, not > 0
         raise ValueError(f"{op}: {name} must be finite; got {value}")
     return value
 
