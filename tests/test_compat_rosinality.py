@@ -136,7 +136,7 @@ def test_rosinality_ops_semantics():
     up[:, :, ::2, ::2] = x
     padded = torch.nn.functional.pad(up, (2, 1, 2, 1))
     expected = torch.nn.functional.conv2d(padded.reshape(6, 1, 19, 19), k.flip([0, 1])[None, None]).reshape(2, 3, 16, 16)
-    torch.testing.assert_close(upfirdn2d(x, k, up=2, pad=(2, 1)), expected.float().double(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(upfirdn2d(x, k, up=2, pad=(2, 1)), expected, rtol=1e-12, atol=1e-12)
     assert Upsample([1, 3, 3, 1])(x).shape == (2, 3, 16, 16)
     assert Downsample([1, 3, 3, 1])(x).shape == (2, 3, 4, 4)
     with pytest.raises(ValueError, match="pad must be"):
@@ -164,12 +164,12 @@ def test_rosinality_upfirdn2d_accepts_its_spellings(pad, up, down):
     # pad: (x0, x1, y0, y1) or (before, after) for both axes; up/down: int or (x, y).
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 7, 6, generator=g, dtype=torch.float64)
-    k = torch.randn(3, 4, generator=g, dtype=torch.float64).float().double()
+    k = torch.randn(3, 4, generator=g, dtype=torch.float64)  # applied in float64, as rosinality's conv2d does
     p = [pad[0], pad[1], pad[0], pad[1]] if len(pad) == 2 else list(pad)
     u = (up, up) if isinstance(up, int) else tuple(up)
     d = (down, down) if isinstance(down, int) else tuple(down)
     expected = _rosinality_native(x, k, *u, *d, *p)
-    torch.testing.assert_close(upfirdn2d(x, k, up=up, down=down, pad=pad), expected)
+    torch.testing.assert_close(upfirdn2d(x, k, up=up, down=down, pad=pad), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_rosinality_upfirdn2d_kernel_gradient_and_bad_kernel():

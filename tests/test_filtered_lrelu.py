@@ -412,6 +412,33 @@ def test_op_checks_state():
                                                 False, False)
 
 
+@needs_kernel
+@pytest.mark.parametrize("sep", [True, False])
+@pytest.mark.parametrize("cl", [False, True])
+def test_float64_taps_are_applied_in_float64(sep, cl, device):
+    """A float64 x with float64 taps is float64 throughout, forward and backward: random taps,
+    which float32 cannot hold, would put the output ~1e-8 (relative) off the oracle if rounded.
+    Any other x gets the taps rounded to float32, exactly as if it had been given them."""
+    rng = torch.Generator().manual_seed(3)
+    x, _, _, b, kw = make_case(rng, n=2, c=3, h=7, w=8, tu=6, td=6, pad=(5, 4, 5, 4), cl=cl)
+    fu = torch.randn(6 if sep else (5, 6), generator=rng, dtype=torch.float64)
+    fd = torch.randn(6 if sep else (6, 4), generator=rng, dtype=torch.float64)
+    xd = x.to(device, copy=True).requires_grad_(True)
+    y = filtered_lrelu(xd, fu.to(device), fd.to(device), b.to(device), clamp=1.5, **kw)
+    assert_matches_oracle(y.cpu(), x, fu, fd, b, dict(kw, clamp=1.5))
+    xr = x.clone().requires_grad_(True)
+    yr = filtered_lrelu_ref(xr, fu, fd, b, clamp=1.5, **kw)
+    torch.testing.assert_close(y.cpu(), yr, rtol=1e-12, atol=1e-12)
+    gy = torch.randn(y.shape, generator=rng, dtype=torch.float64)
+    (gx,) = torch.autograd.grad(y, xd, gy.to(device))
+    (gxr,) = torch.autograd.grad(yr, xr, gy)
+    torch.testing.assert_close(gx.cpu(), gxr, rtol=1e-12, atol=1e-12)
+    x32 = x.float().to(device)
+    torch.testing.assert_close(filtered_lrelu(x32, fu.to(device), fd.to(device), clamp=1.5, **kw),
+                               filtered_lrelu(x32, fu.float().to(device), fd.float().to(device), clamp=1.5, **kw),
+                               rtol=0, atol=0)
+
+
 # --- CUDA ----------------------------------------------------------------------------------------
 
 @pytest.mark.cuda

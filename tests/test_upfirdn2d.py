@@ -57,22 +57,26 @@ def cases(draw):
                 up=up, down=down, pad=pad, shape=(draw(st.integers(1, 3)), draw(st.sampled_from([1, 3, 8])), h, w),
                 flip=draw(st.booleans()), gain=draw(st.sampled_from([1.0, 0.5, 4.0])),
                 layout=draw(st.sampled_from(["contiguous", "channels_last"])),
-                dtype=draw(st.sampled_from(DTYPES)), seed=draw(st.integers(0, 2**31 - 1)))
+                dtype=draw(st.sampled_from(DTYPES)), f64=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
 
 
 def run_case(c, device, impl="auto"):
     gen = torch.Generator().manual_seed(c["seed"])
     x = torch.randn(c["shape"], generator=gen).to(c["dtype"])
-    f = None if c["fshape"] is None else torch.randn(c["fshape"], generator=gen)
+    fdtype = torch.float64 if c.get("f64") else torch.float32
+    f = None if c["fshape"] is None else torch.randn(c["fshape"], generator=gen, dtype=fdtype)
     xd = x.to(device)
     if c["layout"] == "channels_last":
         xd = xd.contiguous(memory_format=torch.channels_last)
     y = upfirdn2d(xd, None if f is None else f.to(device), list(c["up"]), list(c["down"]), list(c["pad"]),
                   c["flip"], c["gain"], impl=impl)
     x64 = x.double().numpy()
-    expected = upfirdn2d_np(x64, None if f is None else f.double().numpy(), c["up"], c["down"], c["pad"], c["flip"], c["gain"])
+    # The taps the op applies: float64 ones to a float64 x (which float64's tolerance checks
+    # to the last bits), float32 ones to every other x.
+    fa = None if f is None else (f if c["dtype"] == torch.float64 else f.float()).double().numpy()
+    expected = upfirdn2d_np(x64, fa, c["up"], c["down"], c["pad"], c["flip"], c["gain"])
     assert y.dtype == c["dtype"] and y.device.type == torch.device(device).type
-    assert_matches(y, expected, c["dtype"], x64, None if f is None else f.numpy(), c["gain"])
+    assert_matches(y, expected, c["dtype"], x64, fa, c["gain"])
     if c["layout"] == "channels_last" and c["shape"][1] > 1 and impl == "auto":
         assert y.is_contiguous(memory_format=torch.channels_last)
 
@@ -112,6 +116,34 @@ def test_kernel_matches_oracle_cuda(c):
 
 # Shapes large enough to split planes into several row blocks (wide rows), to use many
 # planes per thread, and StyleGAN's own filters, through every CPU path.
+@needs_kernel
+@pytest.mark.parametrize("kind", ["2d", "separable", "outer"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("up,down", [((2, 2), (1, 1)), ((1, 1), (2, 2)), ((3, 1), (1, 2))])
+def test_float64_taps_are_applied_in_float64(kind, layout, up, down, device):
+    """A float64 x with float64 taps is float64 throughout: random taps, which float32 cannot
+    hold, would put the output ~1e-8 (relative) off the oracle if the kernel rounded them. The
+    outer product of two float64 rows goes through the rank-1 test of the CPU kernel."""
+    gen = torch.Generator().manual_seed(5)
+    row = torch.randn(5, generator=gen, dtype=torch.float64)
+    f = {"2d": torch.randn(4, 5, generator=gen, dtype=torch.float64),
+         "separable": torch.randn(6, generator=gen, dtype=torch.float64),
+         "outer": torch.outer(torch.randn(3, generator=gen, dtype=torch.float64), row)}[kind]
+    x = torch.randn(2, 3, 9, 11, generator=gen, dtype=torch.float64)
+    xd = x.to(device)
+    if layout == "channels_last":
+        xd = xd.contiguous(memory_format=torch.channels_last)
+    pad = [2, 1, 3, -1]
+    y = upfirdn2d(xd, f.to(device), list(up), list(down), pad, False, 1.5)
+    expected = upfirdn2d_np(x.numpy(), f.numpy(), up, down, pad, False, 1.5)
+    assert_matches(y, expected, torch.float64, x.numpy(), f.numpy(), 1.5)
+    # Any other x gets the taps rounded to float32, exactly as if it had been given them.
+    x32 = xd.float()
+    torch.testing.assert_close(upfirdn2d(x32, f.to(device), list(up), list(down), pad, False, 1.5),
+                               upfirdn2d(x32, f.float().to(device), list(up), list(down), pad, False, 1.5),
+                               rtol=0, atol=0)
+
+
 @needs_kernel
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
 @pytest.mark.parametrize("filt", ["binomial4", "sep8", "random2d", "none"])

@@ -38,10 +38,10 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=ma
                    clamp=None, flip_filter=False, impl="cuda"):
     """NVlabs ``filtered_lrelu.filtered_lrelu``; see :func:`alae_fast.ops.filtered_lrelu`.
 
-    x: [N, C, H, W]; fu, fd: 1-D or 2-D float32 filters or None; b: [C] or None; up, down:
-    ints >= 1; padding: int, [px, py] or [x0, x1, y0, y1] (entries ints or numpy integers, as
-    NVlabs accepts); gain (default sqrt(2)), slope (default 0.2), clamp (None or >= 0),
-    flip_filter; impl 'cuda' (kernel) or 'ref'.
+    x: [N, C, H, W]; fu, fd: 1-D or 2-D filters or None (float32 taps; float64 for float64
+    x); b: [C] or None; up, down: ints >= 1; padding: int, [px, py] or [x0, x1, y0, y1]
+    (entries ints or numpy integers, as NVlabs accepts); gain (default sqrt(2)), slope
+    (default 0.2), clamp (None or >= 0), flip_filter; impl 'cuda' (kernel) or 'ref'.
     Returns [N, C, OH, OW] of x's dtype. Raises ValueError/TypeError naming a bad argument.
     """
     return _filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=_padding(padding), gain=gain, slope=slope,

@@ -73,7 +73,8 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
 
     Args:
         input: [N, C, H, W], any float dtype.
-        kernel: 2-D [kh, kw] taps (cast to float32), applied as a true convolution.
+        kernel: 2-D [kh, kw] taps of any float dtype (applied in float64 for float64 input,
+            else float32), applied as a true convolution.
         up, down: int or (x, y) factors, each >= 1 (default 1).
         pad: (before, after), the same on both axes, or (x0, x1, y0, y1) (default (0, 0)).
 
@@ -88,7 +89,7 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
     if not isinstance(kernel, torch.Tensor) or kernel.ndim != 2:
         raise ValueError(f"upfirdn2d: kernel must be a 2-D [kh, kw] tensor (as rosinality's); "
                          f"got {getattr(kernel, 'shape', kernel)!r}")
-    return _upfirdn2d(input, kernel.to(torch.float32), up=_pair(up, "up"), down=_pair(down, "down"), padding=pad)
+    return _upfirdn2d(input, kernel, up=_pair(up, "up"), down=_pair(down, "down"), padding=pad)
 
 
 def make_kernel(k) -> torch.Tensor:

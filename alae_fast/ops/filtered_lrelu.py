@@ -64,8 +64,10 @@ def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, o
     check_tensor(x, "x", op)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
-    # The kernels take float32 taps: float64 ones are rounded here (upfirdn2d keeps them).
-    fu, fd = (None if f is None else _check_filter(f, x, op, name).to(torch.float32)
+    # Taps in x's accumulation dtype, as the kernels apply them: float64 for float64 x (a
+    # float64 call is float64 throughout), float32 for the others.
+    tap_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    fu, fd = (None if f is None else _check_filter(f, x, op, name).to(tap_dtype)
               for f, name in ((fu, "fu"), (fd, "fd")))
     if b is not None:
         check_tensor(b, "b", op)
@@ -103,7 +105,8 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
     Args:
         x: [N, C, H, W]; float16, bfloat16, float32 or float64 (half types computed in
             float32). Any strides; contiguous and channels_last run without a copy.
-        fu: upsampling filter, float32 (other float dtypes are converted), on x's device:
+        fu: upsampling filter, any float dtype, applied in x's accumulation dtype (float64
+            for float64 x, else float32), on x's device:
             1-D [taps] (the same taps along both axes), 2-D [taps_y, taps_x], or None (identity).
         fd: downsampling filter, as fu.
         b: optional bias [C], x's dtype and device, added before upsampling.

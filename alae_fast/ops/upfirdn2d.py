@@ -63,21 +63,22 @@ def _parse_padding(padding, op: str) -> tuple[int, int, int, int]:
 
 def _check_filter(f, x: torch.Tensor | None, op: str, name: str = "f"):
     """Validates filter ``name`` (None, or a 1-D/2-D floating tensor on x's device); returns it
-    as float32 (float64 kept)."""
+    as float32 (float64 kept: the kernels and the reference apply taps in x's accumulation
+    dtype, float64 for float64 x, so they round it only for other x)."""
     if f is None:
         return None
     if not isinstance(f, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor or None; got {type(f).__name__}")
     if not f.dtype.is_floating_point:
-        raise ValueError(f"{op}: {name} must be a floating-point tensor (float32 taps); got {f.dtype}")
+        raise ValueError(f"{op}: {name} must be a floating-point tensor; got {f.dtype}")
     if f.ndim not in (1, 2):
         raise ValueError(f"{op}: {name} must be 1-D (separable) or 2-D; got {f.ndim}-D of shape {tuple(f.shape)}")
     if f.numel() == 0:
         raise ValueError(f"{op}: {name} must not be empty; got shape {tuple(f.shape)}")
     if x is not None and f.device != x.device:
         raise ValueError(f"{op}: {name} must be on x's device {x.device}; got {f.device}")
-    # float64 taps stay float64 (the reference then computes a float64 x exactly, and
-    # gradcheck of the filter gradient sees no rounding); the kernels keep taps in float32.
+    # float64 taps stay float64: a float64 x is then computed in float64 throughout (and
+    # gradcheck of the filter gradient sees its own perturbations).
     return f if f.dtype == torch.float64 else f.to(torch.float32)
 
 
@@ -124,8 +125,8 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
     Args:
         x: [N, C, H, W] tensor; float16, bfloat16, float32 or float64 (half types accumulate
             in float32). Any strides; contiguous and channels_last run without a copy.
-        f: the filter, float32 or float64 (other float dtypes are converted to float32;
-            the kernels apply float32 taps), on x's device: 2-D
+        f: the filter, any float dtype, on x's device, applied in x's accumulation dtype
+            (float64 taps for float64 x, float32 for the others): 2-D
             [taps_y, taps_x], or 1-D [taps] meaning the same taps along both axes
             (separable), or None for the identity [[1]]. Differentiable: with the kernel,
             f's gradient is a correlation of the padded, zero-inserted x with the output

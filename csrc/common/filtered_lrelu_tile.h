@@ -129,14 +129,15 @@ inline FlTilePlan fl_choose_tile(const FlTileAxis& ay, const FlTileAxis& ax, boo
 }
 
 // One launch: the pass pair, the pointwise step and the tensors (raw pointers and strides).
-// Taps are float32 in correlation order: null for the identity (one tap of weight 1),
-// separable as [taps along x][taps along y] (the same 1-D filter twice), 2-D as [ty][tx].
+// Taps are in the accumulation type A of the phases (float64 for float64 data, else float32),
+// in correlation order: null for the identity (one tap of weight 1), separable as [taps along
+// x][taps along y] (the same 1-D filter twice), 2-D as [ty][tx].
 struct FlFusedArgs {
   FlTileAxis ax, ay;
-  const float* taps1;
+  const void* taps1;
   bool sep1;
   double scale1;
-  const float* taps2;
+  const void* taps2;
   bool sep2;
   double scale2;
   int mode;  // 0: leaky ReLU writing codes (forward), 1: times the derivative read from codes
@@ -164,7 +165,8 @@ AF_HD FlTile fl_tile_of(const FlFusedArgs& a, int64_t tile_index) {
   return FlTile{fl_tile_span(a.ay, a.plan.th, ky), fl_tile_span(a.ax, a.plan.tw, kx)};
 }
 
-AF_HD float fl_tap(const float* taps, int64_t i) { return taps ? taps[i] : 1.0f; }
+template <typename A>
+AF_HD A fl_tap(const void* taps, int64_t i) { return taps ? static_cast<const A*>(taps)[i] : A(1); }
 
 // Storage conversions: Cv::load(T) -> A and Cv::template store<T>(A); the GPU kernel passes
 // CUDA's half conversions, the emulation static_casts.
@@ -222,7 +224,7 @@ AF_HD void fl_phase_pass1_rows(const FlFusedArgs& a, const FlTile& t, A* sm, int
     if (m >= 0 && m < n_mid) {
       const FlPhase32 ph = fl_phase_up(m, u, p);
       const A* row = in + r * iw - x0;  // row[i] for i in [i0, i1)
-      for (int k = ph.t0, i = ph.i0; k < taps; k += u, ++i) acc += A(fl_tap(a.taps1, k)) * row[i];
+      for (int k = ph.t0, i = ph.i0; k < taps; k += u, ++i) acc += fl_tap<A>(a.taps1, k) * row[i];
     }
     h1[e] = acc;
   }
@@ -245,13 +247,13 @@ AF_HD void fl_phase_pass1(const FlFusedArgs& a, const FlTile& t, A* sm, int tid,
     if (my >= 0 && my < ny && mx >= 0 && mx < nx) {
       const FlPhase32 phy = fl_phase_up(my, uy, py);
       if (a.sep1) {
-        for (int k = phy.t0, i = phy.i0; k < ty; k += uy, ++i) acc += A(fl_tap(a.taps1, tx + k)) * h1[(i - y0) * mw + c];
+        for (int k = phy.t0, i = phy.i0; k < ty; k += uy, ++i) acc += fl_tap<A>(a.taps1, tx + k) * h1[(i - y0) * mw + c];
       } else {
         const FlPhase32 phx = fl_phase_up(mx, ux, px);
         for (int ky = phy.t0, i = phy.i0; ky < ty; ky += uy, ++i) {
           const A* row = in + (i - y0) * iw - x0;
           A r = A(0);
-          for (int kx = phx.t0, j = phx.i0; kx < tx; kx += ux, ++j) r += A(a.taps1[ky * tx + kx]) * row[j];
+          for (int kx = phx.t0, j = phx.i0; kx < tx; kx += ux, ++j) r += fl_tap<A>(a.taps1, ky * tx + kx) * row[j];
           acc += r;
         }
       }
@@ -343,7 +345,7 @@ AF_HD void fl_phase_pass2_cols(const FlFusedArgs& a, const FlTile& t, A* sm, int
     const int r = e / mw, c = e % mw;
     const int base = (o0 + r) * d - p - m0;  // middle row of tap 0, local
     A acc = A(0);
-    for (int k = 0; k < ty2; ++k) acc += A(fl_tap(a.taps2, tx2 + k)) * sm[(base + k) * mw + c];
+    for (int k = 0; k < ty2; ++k) acc += fl_tap<A>(a.taps2, tx2 + k) * sm[(base + k) * mw + c];
     h2[e] = acc;
   }
 }
@@ -363,12 +365,12 @@ AF_HD void fl_phase_store(const FlFusedArgs& a, const FlTile& t, int64_t plane, 
     const int bx = ox * dx - px - mx0;  // middle column of tap 0, local
     A acc = A(0);
     if (a.sep2) {
-      for (int k = 0; k < tx2; ++k) acc += A(fl_tap(a.taps2, k)) * h2[r * mw + bx + k];
+      for (int k = 0; k < tx2; ++k) acc += fl_tap<A>(a.taps2, k) * h2[r * mw + bx + k];
     } else {
       const int by = oy * dy - py - my0;
       for (int ky = 0; ky < ty2; ++ky) {
         const A* row = sm + (by + ky) * mw + bx;
-        for (int kx = 0; kx < tx2; ++kx) acc += A(a.taps2[ky * tx2 + kx]) * row[kx];
+        for (int kx = 0; kx < tx2; ++kx) acc += fl_tap<A>(a.taps2, ky * tx2 + kx) * row[kx];
       }
     }
     base[oy * a.out_st[2] + ox * a.out_st[3]] = Cv::template store<T>(acc * A(a.scale2));

@@ -66,8 +66,9 @@ bool cpu_has_avx2() {
 }
 
 // f in correlation order (reversed unless flip_filter), as doubles: [fw] for a 1-D filter,
-// [fh][fw] for a 2-D one.
-std::vector<double> corr_taps(const UpFirDn2dPlan& p, const float* fp) {
+// [fh][fw] for a 2-D one. fp: the plan's taps, float32, or float64 for float64 x.
+template <typename tap_t>
+std::vector<double> corr_taps(const UpFirDn2dPlan& p, const tap_t* fp) {
   if (p.separable) {
     std::vector<double> c(static_cast<size_t>(p.fw));
     for (int64_t j = 0; j < p.fw; ++j) c[j] = fp[p.flip_filter ? j : p.fw - 1 - j];
@@ -86,7 +87,9 @@ std::vector<double> corr_taps(const UpFirDn2dPlan& p, const float* fp) {
 // A 2-D filter that is exactly an outer product col x row runs on the separable path, which
 // does taps_x + taps_y multiplies per output instead of taps_x * taps_y. The products of
 // float32 taps are exact in double, so the test is exact: f[i][j] * f[p][q] == f[i][q] * f[p][j]
-// for a pivot (p, q). Binomial filters normalised by their (power of two) sum pass it.
+// for a pivot (p, q). Binomial filters normalised by their (power of two) sum pass it. Float64
+// taps pass it only where their products round alike (binomial ones do: their products are
+// exact too); the others run the 2-D path, which applies them as given.
 bool factor_rank1(const std::vector<double>& c, int64_t fh, int64_t fw, std::vector<double>& col,
                   std::vector<double>& row) {
   int64_t pi = 0, pj = 0;
@@ -121,7 +124,8 @@ Taps<acc_t> make_taps(const UpFirDn2dPlan& p, Geometry& g) {
     return t;
   }
   const at::Tensor f = p.f.cpu();
-  const std::vector<double> c = corr_taps(p, f.const_data_ptr<float>());
+  const std::vector<double> c = f.scalar_type() == at::kDouble ? corr_taps(p, f.const_data_ptr<double>())
+                                                                 : corr_taps(p, f.const_data_ptr<float>());
   if (p.separable) {
     for (double v : c) {
       t.wx.push_back(static_cast<acc_t>(v));

@@ -23,7 +23,7 @@ at::Tensor device_taps(const at::Tensor& f, bool separable, bool flip_filter, bo
 }
 
 FlPassArgs pass_args(FlAxisArgs ax, FlAxisArgs ay, const at::Tensor& taps, bool separable, double scale) {
-  return FlPassArgs{ax, ay, taps.defined() ? taps.const_data_ptr<float>() : nullptr, separable || !taps.defined(),
+  return FlPassArgs{ax, ay, taps.defined() ? taps.const_data_ptr() : nullptr, separable || !taps.defined(),
                     scale};
 }
 

@@ -37,13 +37,9 @@ __device__ A pass_sample(const FlPassArgs& p, int64_t oy, int64_t ox, In in) {
     A row = A(0);
     for (int64_t tx = px.t0, ix = px.i0; tx < p.ax.taps; tx += p.ax.up, ++ix) {
       if (ix < 0 || ix >= p.ax.n_in) continue;
-      A w;
-      if (p.taps == nullptr) w = A(1);
-      else if (p.separable) w = A(p.taps[tx]);
-      else w = A(p.taps[ty * p.ax.taps + tx]);
-      row += w * in(iy, ix);
+      row += fl_tap<A>(p.taps, p.separable ? tx : ty * p.ax.taps + tx) * in(iy, ix);
     }
-    acc += (p.taps != nullptr && p.separable ? A(p.taps[p.ax.taps + ty]) : A(1)) * row;
+    acc += (p.separable ? fl_tap<A>(p.taps, p.ax.taps + ty) : A(1)) * row;
   }
   return acc * A(p.scale);
 }

@@ -15,11 +15,12 @@ struct FlAxisArgs {
   int64_t n_in, n_out, up, down, p0, taps;
 };
 
-// One 2-D pass: taps in correlation order, float32 on the device (wx then wy for a separable
-// filter, [ty][tx] for a 2-D one, null for the identity), times `scale`.
+// One 2-D pass: taps in correlation order on the device, in the accumulation type (float64
+// for float64 data, else float32; wx then wy for a separable filter, [ty][tx] for a 2-D one,
+// null for the identity), times `scale`.
 struct FlPassArgs {
   FlAxisArgs ax, ay;
-  const float* taps;
+  const void* taps;
   bool separable;
   double scale;
 };

@@ -25,7 +25,7 @@ at::Tensor upfirdn2d_cuda(const at::Tensor& x, const std::optional<at::Tensor>& 
   a.dtype = dtype_code(p.x.scalar_type(), "upfirdn2d");
   a.x = p.x.const_data_ptr();
   a.y = y.mutable_data_ptr();
-  a.f = p.f.defined() ? p.f.const_data_ptr<float>() : nullptr;
+  a.f = p.f.defined() ? p.f.const_data_ptr() : nullptr;
   a.separable = p.separable;
   a.flip_filter = p.flip_filter;
   a.channels_last = p.channels_last;

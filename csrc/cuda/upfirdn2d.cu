@@ -39,9 +39,10 @@ struct Geo {
   int64_t cgroups;     // channels_last: ceil(C / kChannelsPerBlock)
 };
 
-// Tap (ty, tx) in correlation order with the gain folded in, from f as the caller gave it.
+// Tap (ty, tx) in correlation order with the gain folded in, from f as the caller gave it
+// (in the accumulation type A: float64 taps for float64 x).
 template <typename A>
-__device__ __forceinline__ A tap_at(const float* f, bool separable, bool flip, int64_t fh, int64_t fw,
+__device__ __forceinline__ A tap_at(const A* f, bool separable, bool flip, int64_t fh, int64_t fw,
                                     int64_t ty, int64_t tx, A gain) {
   if (f == nullptr) return gain;
   const int64_t sy = flip ? ty : fh - 1 - ty, sx = flip ? tx : fw - 1 - tx;
@@ -52,7 +53,7 @@ __device__ __forceinline__ A tap_at(const float* f, bool separable, bool flip, i
 // bound on the taps per axis (unrolled loops), or 0 for run-time loops.
 template <typename T, bool CL, int UP, int DOWN, int MAXT>
 __global__ void __launch_bounds__(kThreads)
-upfirdn2d_tiled(const T* __restrict__ x, T* __restrict__ y, const float* __restrict__ f,
+upfirdn2d_tiled(const T* __restrict__ x, T* __restrict__ y, const typename Acc<T>::type* __restrict__ f,
                 bool separable, bool flip, typename Acc<T>::type gain, Geo g) {
   using A = typename Acc<T>::type;
   constexpr int CC = CL ? kChannelsPerBlock : 1;
@@ -128,7 +129,7 @@ upfirdn2d_tiled(const T* __restrict__ x, T* __restrict__ y, const float* __restr
 // even one output's input region does not fit in shared memory.
 template <typename T, bool CL>
 __global__ void __launch_bounds__(kThreads)
-upfirdn2d_direct(const T* __restrict__ x, T* __restrict__ y, const float* __restrict__ f,
+upfirdn2d_direct(const T* __restrict__ x, T* __restrict__ y, const typename Acc<T>::type* __restrict__ f,
                  bool separable, bool flip, typename Acc<T>::type gain, Geo g) {
   using A = typename Acc<T>::type;
   const int64_t total = g.N * g.C * g.Ho * g.Wo;
@@ -176,7 +177,8 @@ void launch_tiled(const UpFirDn2dCudaArgs& a, const Geo& g, size_t smem, cudaStr
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>(g.tiles, kMaxGridX)),
                   static_cast<unsigned>(std::min<int64_t>(g.groups, kMaxGridYZ)));
   upfirdn2d_tiled<T, CL, UP, DOWN, MAXT><<<grid, kThreads, smem, stream>>>(
-      static_cast<const T*>(a.x), static_cast<T*>(a.y), a.f, a.separable, a.flip_filter,
+      static_cast<const T*>(a.x), static_cast<T*>(a.y),
+      static_cast<const typename Acc<T>::type*>(a.f), a.separable, a.flip_filter,
       static_cast<typename Acc<T>::type>(a.gain), g);
 }
 
@@ -203,8 +205,8 @@ void launch(const UpFirDn2dCudaArgs& a, Geo g, cudaStream_t stream) {
     const int64_t total = g.N * g.C * g.Ho * g.Wo;
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(ceil_div(total, kThreads), 1 << 20));
     upfirdn2d_direct<T, CL><<<blocks, kThreads, 0, stream>>>(
-        static_cast<const T*>(a.x), static_cast<T*>(a.y), a.f, a.separable, a.flip_filter,
-        static_cast<A>(a.gain), g);
+        static_cast<const T*>(a.x), static_cast<T*>(a.y), static_cast<const A*>(a.f), a.separable,
+        a.flip_filter, static_cast<A>(a.gain), g);
     return;
   }
   g.th = th, g.tw = tw;

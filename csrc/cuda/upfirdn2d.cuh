@@ -11,7 +11,8 @@ struct UpFirDn2dCudaArgs {
   int dtype;                // DType (csrc/common/dispatch.h) of x and y
   const void* x;            // [N, C, H, W], contiguous, or channels_last when channels_last
   void* y;                  // [N, C, Ho, Wo], same layout as x
-  const float* f;           // taps on the device as given (not flipped), or null: identity
+  const void* f;            // taps on the device as given (not flipped), in x's accumulation
+                            // type (float64 for float64 x, else float32), or null: identity
   bool separable;           // f is 1-D [fw] (fw == fh), applied along both axes
   bool flip_filter;         // apply f as a correlation rather than a convolution
   bool channels_last;

@@ -10,7 +10,7 @@ namespace alae_fast {
 namespace {
 
 void check_filter(const char* op, const char* name, const std::optional<at::Tensor>& f,
-                  const at::Device& device, at::Tensor& out, int64_t& w, int64_t& h, bool& separable) {
+                  const at::Device& device, at::ScalarType dtype, at::Tensor& out, int64_t& w, int64_t& h, bool& separable) {
   if (!f.has_value() || !f->defined()) return;
   const at::Tensor& t = *f;
   TORCH_CHECK_VALUE(at::isFloatingType(t.scalar_type()), op, ": ", name,
@@ -20,7 +20,8 @@ void check_filter(const char* op, const char* name, const std::optional<at::Tens
   TORCH_CHECK_VALUE(t.numel() > 0, op, ": ", name, " must not be empty; got shape ", t.sizes());
   TORCH_CHECK_VALUE(t.device() == device, op, ": ", name, " must be on x's device ", device, "; got ",
                     t.device());
-  out = t.to(at::kFloat).contiguous();
+  // Taps in the data's accumulation type: a float64 call is float64 throughout.
+  out = t.to(dtype == at::kDouble ? at::kDouble : at::kFloat).contiguous();
   separable = t.dim() == 1;
   w = t.size(-1);
   h = t.size(0);
@@ -43,7 +44,8 @@ void check_filtered_lrelu_input(const char* op, const at::Tensor& x, const std::
 }
 
 FilteredLreluPlan plan_filtered_lrelu(const char* op, int64_t N, int64_t C, int64_t in_h, int64_t in_w,
-                                      const at::Device& device, const std::optional<at::Tensor>& fu,
+                                      const at::Device& device, at::ScalarType dtype,
+                                      const std::optional<at::Tensor>& fu,
                                       const std::optional<at::Tensor>& fd, int64_t up, int64_t down,
                                       at::IntArrayRef padding, double gain, double slope,
                                       std::optional<double> clamp, bool flip_filter) {
@@ -62,8 +64,8 @@ FilteredLreluPlan plan_filtered_lrelu(const char* op, int64_t N, int64_t C, int6
     p.has_clamp = !std::isinf(*clamp);
     p.clamp = *clamp;
   }
-  check_filter(op, "fu", fu, device, p.fu, p.fu_w, p.fu_h, p.fu_separable);
-  check_filter(op, "fd", fd, device, p.fd, p.fd_w, p.fd_h, p.fd_separable);
+  check_filter(op, "fu", fu, device, dtype, p.fu, p.fu_w, p.fu_h, p.fu_separable);
+  check_filter(op, "fd", fd, device, dtype, p.fd, p.fd_w, p.fd_h, p.fd_separable);
   p.geo = flrelu_geometry(in_h, in_w, up, down, p.px0, p.px1, p.py0, p.py1, p.fu_w, p.fu_h, p.fd_w, p.fd_h);
   TORCH_CHECK_VALUE(p.geo.UH >= 1 && p.geo.UW >= 1 && p.geo.OH >= 1 && p.geo.OW >= 1, op,
                     ": padding leaves no output: the upsampled size (in*up + pad0 + pad1 - fu_taps + 1) is [",
@@ -96,8 +98,8 @@ FilteredLreluPlan plan_filtered_lrelu_forward(const at::Tensor& x, const std::op
                                               at::IntArrayRef padding, double gain, double slope,
                                               std::optional<double> clamp, bool flip_filter) {
   check_filtered_lrelu_input("filtered_lrelu", x, b);
-  return plan_filtered_lrelu("filtered_lrelu", x.size(0), x.size(1), x.size(2), x.size(3), x.device(), fu, fd, up,
-                             down, padding, gain, slope, clamp, flip_filter);
+  return plan_filtered_lrelu("filtered_lrelu", x.size(0), x.size(1), x.size(2), x.size(3), x.device(),
+                             x.scalar_type(), fu, fd, up, down, padding, gain, slope, clamp, flip_filter);
 }
 
 FilteredLreluPlan plan_filtered_lrelu_masked(const at::Tensor& v, const at::Tensor& state,
@@ -106,8 +108,8 @@ FilteredLreluPlan plan_filtered_lrelu_masked(const at::Tensor& v, const at::Tens
                                              at::IntArrayRef padding, double gain, double slope, bool flip_filter) {
   check_filtered_lrelu_input("filtered_lrelu_masked", v, std::nullopt);
   FilteredLreluPlan p =
-      plan_filtered_lrelu("filtered_lrelu_masked", v.size(0), v.size(1), v.size(2), v.size(3), v.device(), fu, fd,
-                          up, down, padding, gain, slope, std::nullopt, flip_filter);
+      plan_filtered_lrelu("filtered_lrelu_masked", v.size(0), v.size(1), v.size(2), v.size(3), v.device(),
+                          v.scalar_type(), fu, fd, up, down, padding, gain, slope, std::nullopt, flip_filter);
   check_filtered_lrelu_state("filtered_lrelu_masked", state, p, v.device());
   return p;
 }
@@ -120,8 +122,8 @@ FilteredLreluPlan plan_filtered_lrelu_grad(const at::Tensor& dy, const at::Tenso
   TORCH_CHECK_VALUE(in_size.size() == 2 && in_size[0] >= 0 && in_size[1] >= 0,
                     "filtered_lrelu_grad: in_size must be [H, W] >= 0; got ", in_size);
   FilteredLreluPlan p =
-      plan_filtered_lrelu("filtered_lrelu_grad", dy.size(0), dy.size(1), in_size[0], in_size[1], dy.device(), fu,
-                          fd, up, down, padding, gain, slope, std::nullopt, flip_filter);
+      plan_filtered_lrelu("filtered_lrelu_grad", dy.size(0), dy.size(1), in_size[0], in_size[1], dy.device(),
+                          dy.scalar_type(), fu, fd, up, down, padding, gain, slope, std::nullopt, flip_filter);
   TORCH_CHECK_VALUE(dy.size(2) == p.geo.OH && dy.size(3) == p.geo.OW, "filtered_lrelu_grad: dy must be [N, C, ",
                     p.geo.OH, ", ", p.geo.OW, "] for in_size ", in_size, "; got ", dy.sizes());
   check_filtered_lrelu_state("filtered_lrelu_grad", state, p, dy.device());

@@ -23,9 +23,11 @@ struct FilteredLreluPlan {
   FlreluGeometry geo{};
 };
 
-// Checks of the configuration shared by the three ops; `in_h`/`in_w` are x's plane size.
+// Checks of the configuration shared by the three ops; `in_h`/`in_w` are x's plane size, `dtype`
+// x's (the plan's taps take its accumulation type: float64 for float64, else float32).
 FilteredLreluPlan plan_filtered_lrelu(const char* op, int64_t N, int64_t C, int64_t in_h, int64_t in_w,
-                                      const at::Device& device, const std::optional<at::Tensor>& fu,
+                                      const at::Device& device, at::ScalarType dtype,
+                                      const std::optional<at::Tensor>& fu,
                                       const std::optional<at::Tensor>& fd, int64_t up, int64_t down,
                                       at::IntArrayRef padding, double gain, double slope,
                                       std::optional<double> clamp, bool flip_filter);

@@ -56,7 +56,10 @@ UpFirDn2dPlan plan_upfirdn2d(const at::Tensor& x, const std::optional<at::Tensor
                       kMaxTaps, " taps per axis; got shape ", ff.sizes());
     TORCH_CHECK_VALUE(ff.device() == x.device(), "upfirdn2d: f must be on x's device ", x.device(),
                       "; got ", ff.device());
-    p.f = ff.to(at::kFloat).contiguous();
+    // Taps in x's accumulation type: float64 for float64 x (so a float64 call is float64
+    // throughout, and the filter gradient's numerical check sees its own perturbations),
+    // float32 for the others.
+    p.f = ff.to(st == at::kDouble ? at::kDouble : at::kFloat).contiguous();
     p.separable = ff.dim() == 1;
     p.fw = ff.size(-1);
     p.fh = ff.size(0);
@@ -86,7 +89,8 @@ at::Tensor upfirdn2d_empty_output(const UpFirDn2dPlan& p) {
 TORCH_LIBRARY_FRAGMENT(alae_fast, m) {
   // y = downsample(FIR(pad(zero_insert(x, up), padding), f) * gain, down). up = [ux, uy],
   // down = [dx, dy], padding = [x0, x1, y0, y1] (negative = crop). f: 1-D (separable) or
-  // 2-D float32 taps applied as a convolution (a correlation when flip_filter), or None.
+  // 2-D taps applied as a convolution (a correlation when flip_filter), or None; the kernels
+  // apply them in x's accumulation type (float64 for float64 x, else float32).
   m.def(
       "upfirdn2d(Tensor x, Tensor? f, int[2] up, int[2] down, SymInt[4] padding, "
       "bool flip_filter, float gain) -> Tensor");

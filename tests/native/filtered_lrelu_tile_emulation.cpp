@@ -38,7 +38,7 @@ static bool tap_input(int64_t o, int64_t t, int64_t up, int64_t down, int64_t p0
 
 struct Pass {
   bool identity, sep;
-  std::vector<float> taps;  // as the kernel reads them
+  std::vector<double> taps;  // as the kernel reads them (the accumulation type, double here)
   int64_t tx, ty;
   double w(int64_t kx, int64_t ky) const {
     if (identity) return 1;
@@ -126,10 +126,10 @@ int main(int argc, char** argv) {
       if (p->identity) continue;
       const int64_t n = p->sep ? 2 * p->tx : p->tx * p->ty;
       if (p->sep) {
-        for (int64_t k = 0; k < p->tx; ++k) p->taps.push_back(float(val(rng)));
+        for (int64_t k = 0; k < p->tx; ++k) p->taps.push_back(val(rng));
         p->taps.insert(p->taps.end(), p->taps.begin(), p->taps.end());
       } else {
-        for (int64_t k = 0; k < n; ++k) p->taps.push_back(float(val(rng)));
+        for (int64_t k = 0; k < n; ++k) p->taps.push_back(val(rng));
       }
     }
     FlFusedArgs a{};

@@ -2,10 +2,10 @@
 parsers NVlabs' own ``conv2d_resample.py`` and layers import from this module.
 
 Semantics are NVlabs' and alae_fast's alike (see :mod:`alae_fast.ops.upfirdn2d`): up/down
-int or [x, y]; padding int, [px, py] or [x0, x1, y0, y1]; f 1-D (separable) or 2-D float32,
-or None; ``flip_filter=False`` convolves; ``gain`` scales the output. ``impl='cuda'``
-(default) runs the compiled kernel on CPU or CUDA tensors, ``impl='ref'`` the reference.
-f receives its gradient on both.
+int or [x, y]; padding int, [px, py] or [x0, x1, y0, y1]; f 1-D (separable) or 2-D (float32;
+a float64 x gets float64 taps), or None; ``flip_filter=False`` convolves; ``gain`` scales the
+output. ``impl='cuda'`` (default) runs the compiled kernel on CPU or CUDA tensors,
+``impl='ref'`` the reference. f receives its gradient on both.
 """
 
 from __future__ import annotations
