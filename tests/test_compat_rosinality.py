@@ -2,7 +2,6 @@
 only runs forward, backward and R1 double backward on the kernels and matches the same
 network on reference ops."""
 
-import math
 
 import pytest
 import torch

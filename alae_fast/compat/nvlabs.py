@@ -72,7 +72,7 @@ def _package(name: str) -> types.ModuleType:
     except ModuleNotFoundError as e:
         if e.name not in ("torch_utils", "torch_utils.ops"):
             raise
-    pkg = types.ModuleType(name, f"Stand-in package registered by alae_fast.compat.nvlabs.install().")
+    pkg = types.ModuleType(name, "Stand-in package registered by alae_fast.compat.nvlabs.install().")
     pkg.__path__ = []
     _saved_modules.setdefault(name, sys.modules.get(name))
     sys.modules[name] = pkg
