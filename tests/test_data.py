@@ -2,6 +2,7 @@
 
 import gzip
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -150,8 +151,10 @@ def test_folder_center_crop_and_value_mapping(mixed_folder):
 def test_folder_flip_preload_and_lazy_agree(mixed_folder):
     with pytest.warns(RuntimeWarning):
         eager = ImageFolderDataset(mixed_folder, resolution=8, flip=True, preload=True)
-    with pytest.warns(RuntimeWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same files of the same split are said once per process
         lazy = ImageFolderDataset(mixed_folder, resolution=8, flip=True, preload=False)
+    assert {p.name for p, _ in lazy.skipped} == {p.name for p, _ in eager.skipped} == {"f_garbage.png", "g_truncated.png"}
     assert eager.preloaded and not lazy.preloaded
     n = eager.num_images
     assert len(eager) == len(lazy) == 2 * n

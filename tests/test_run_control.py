@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ pytest.importorskip("PIL.Image")
 import torch
 from PIL import Image
 
+from alae_fast.data import find_image_files, split_files
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
 from alae_fast.training.run import TrainOptions, run_training
 from alae_fast.training.schedule import LODSchedule, fit_schedule
@@ -256,6 +258,7 @@ def test_colour_folder_trains_a_grey_preset_in_colour_and_reports_held_out(tmp_p
     ev = summary["eval"]
     assert ev["reconstruction_split"] == "held-out" and ev["reconstruction_images"] == 3
     assert "on 3 held-out images" in out
+    assert "data: 27 training images, 3 held out for the evaluation (10% of the files" in out
     ident = ev["reconstruction_identification"]
     assert set(ident) == {"reconstructions", "mean_colour", "chance", "mean_colour_mse"}
     assert ident["chance"] == pytest.approx(1 / 3) and ident["mean_colour_mse"] > 0
@@ -270,7 +273,37 @@ def test_colour_folder_trains_a_grey_preset_in_colour_and_reports_held_out(tmp_p
     summary = run_training(TrainOptions(out=str(tmp_path / "single"), **{**base, "data": str(one)}))
     assert summary["eval"]["reconstruction_split"] == "training"
     assert summary["eval"]["reconstruction_identification"] is None  # one image: nothing to tell apart
-    assert "TRAINING (no usable held-out split)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "TRAINING (no usable held-out split)" in out
+    assert "data: 1 training image(s) and none held out" in out
+
+
+def test_unreadable_files_of_both_splits_are_said_once_at_the_start(tmp_path, capsys):
+    toy()
+    data = _folder(tmp_path / "photos", 20, colour=True)
+    bad = {"broken.png": b"not a png", "empty.jpg": b""}
+    # names that put one unreadable file in each split (the split hashes the names)
+    for i in range(200):
+        names = [f"b{i}_broken.png", f"b{i}_empty.jpg"]
+        for n in names:
+            (data / n).write_bytes(bad[n.split("_", 1)[1]])
+        held = {f.name for f in split_files(find_image_files(data), data, "test")}
+        if len(held & set(names)) == 1:
+            break
+        for n in names:
+            (data / n).unlink()
+    else:
+        pytest.fail("no names split the two unreadable files")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_training(TrainOptions(out=str(tmp_path / "run"), preset="toy-pg", progress=False, data=str(data),
+                                  seed=0, kimg=0.016, schedule_overrides={"lod_batch": [8]}))
+    said = sorted(str(w.message) for w in caught if "unreadable" in str(w.message))
+    # once per split, though the run opens each split again to evaluate
+    assert len(said) == 2, said
+    assert "(training split)" in said[1] and "(held-out split)" in said[0]
+    out = capsys.readouterr().out
+    assert "1 held out for the evaluation" in out  # 2 of 22 files held out, one unreadable
 
 
 # --- resuming runs written before a config field existed ------------------------------------------

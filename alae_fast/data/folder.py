@@ -13,9 +13,10 @@ Lower resolutions for progressive growing are made from this full-resolution ten
 2x2 average pooling: :func:`alae_fast.data.lower_resolution`. Images of mixed sizes and
 aspect ratios are all handled by steps 3-4.
 
-Held-out split: ``split="train"`` (default) and ``split="test"`` divide the readable files
-into disjoint parts; the test part is ``round(HOLDOUT_FRACTION * N)`` files (10%, at least one
-when N >= 2; none when N = 1, where ``split="test"`` raises ``ValueError``). Which files are
+Held-out split: ``split="train"`` (default) and ``split="test"`` divide the N files found
+into disjoint parts (unreadable files are then skipped within each); the test part is
+``round(HOLDOUT_FRACTION * N)`` files (10%, at least one when N >= 2; none when N = 1, where
+``split="test"`` raises ``ValueError``). Which files are
 held out depends only on their paths relative to the folder (the files with the smallest MD5
 of that path), not on the order of listing, so adding a file moves at most a few others.
 ``split="all"`` takes every file.
@@ -24,8 +25,9 @@ Channels: :func:`folder_channels` says whether a folder holds colour images (3) 
 greyscale ones (1), from the files' headers, so a trainer can match its model to the data.
 
 Bad data: a file that cannot be decoded (truncated, not really an image, ...) is skipped;
-a single warning names how many were skipped and the first few, and ``dataset.skipped``
-lists ``(path, reason)`` for each. A missing path raises ``FileNotFoundError``, a folder
+a single warning names how many were skipped, of which split, and the first few (once per
+process for the same folder, split and files, however often the split is opened), and
+``dataset.skipped`` lists ``(path, reason)`` for each. A missing path raises ``FileNotFoundError``, a folder
 with no PNG/JPEG file (or only unreadable ones) ``ValueError``, both at construction, so a
 trainer fails before its first step.
 """
@@ -49,6 +51,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 HOLDOUT_FRACTION = 0.1
 _SPLITS = ("train", "test", "all")
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+_SPLIT_NAMES = {"train": "training split", "test": "held-out split", "all": "all files"}
+# (folder, split, skipped files) already warned about: a run opens its splits more than once
+# (training, then evaluation), and the same files need saying once.
+_warned_skips: set[tuple[str, str, tuple[str, ...]]] = set()
 
 
 def split_files(files: list[Path], root: Path, split: str, fraction: float = HOLDOUT_FRACTION) -> list[Path]:
@@ -210,11 +216,13 @@ class ImageFolderDataset(ImageDataset):
                 good.append(f)
             except Exception as e:  # any decode failure means: skip this file
                 self.skipped.append((f, _describe(e)))
-        if self.skipped:
+        key = (str(self.root.resolve()), split, tuple(str(p) for p, _ in self.skipped))
+        if self.skipped and key not in _warned_skips:
+            _warned_skips.add(key)
             names = ", ".join(p.name for p, _ in self.skipped[:5])
             more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
-            warnings.warn(f"{self.root}: skipped {len(self.skipped)} unreadable image file(s) of "
-                          f"{len(files)}: {names}{more}", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"{self.root}: skipped {len(self.skipped)} unreadable image file(s) of {len(files)} "
+                          f"({_SPLIT_NAMES[split]}): {names}{more}", RuntimeWarning, stacklevel=2)
         if not good:
             raise ValueError(f"data folder {str(self.root)!r}: none of its {len(files)} image files could be read "
                              f"(first error: {self.skipped[0][1]})")

@@ -272,6 +272,23 @@ def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, 
                    f"{have}: every image is converted to {kind(have)}")
 
 
+def _held_out_note(dataset) -> str | None:
+    """For an image folder: how many of its images train and how many are held out for the
+    evaluation, said at the start. Opening the held-out split here (headers only) also says at
+    the start which of its files are unreadable, not only when the evaluation reads them."""
+    from ..data import HOLDOUT_FRACTION, ImageFolderDataset
+
+    if not isinstance(dataset, ImageFolderDataset):
+        return None  # the digits and MNIST come with their own test split
+    try:
+        test = ImageFolderDataset(dataset.root, dataset.resolution, dataset.channels, preload=False, split="test")
+    except ValueError:
+        return (f"data: {len(dataset)} training image(s) and none held out (a folder of one image, or whose "
+                f"held-out files cannot be read): the evaluation reports on TRAINING images")
+    return (f"data: {len(dataset)} training images, {len(test)} held out for the evaluation "
+            f"({HOLDOUT_FRACTION:.0%} of the files, chosen by a hash of their names)")
+
+
 def _busy_note() -> str | None:
     """A hint when other work already fills the cores torch's threads would use (see alae_fast/_omp.py)."""
     try:
@@ -680,6 +697,9 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     else:
         say(f"training {setup.name!r} ({setup.description}) for {plan.total_kimg:g} kimg on {ctx.world_size} x "
             f"{ctx.device}; run folder {plan.out}")
+    held = _held_out_note(dataset)
+    if held:
+        say(held)
     n_show = 16
     run.show_real = dataset.get_batch(torch.arange(min(n_show, len(dataset))))[0]
     return run
