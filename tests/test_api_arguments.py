@@ -182,6 +182,49 @@ def test_images_wrong_shape_nan_empty_device(run):
         run.encode(x.tolist())
 
 
+def test_images_of_another_scale_are_refused_where_users_give_images(style_run):
+    """0..255 pixels given as floats are refused (encoded, they give nonsense without a word) by
+    the run's encode/reconstruct and by prepare_images; values within the +-4 margin pass (G's own
+    unclamped outputs go back through E), and the model's low-level encode takes any values."""
+    from alae_fast.inference.pixels import prepare_images
+
+    run = style_run
+    x = _images(run)
+    x255 = (x + 1) * 127.5
+    hint = r"\(convert 0-255 images with x / 127.5 - 1\)"
+    for call, op in ((run.encode, "encode"), (run.reconstruct, "reconstruct")):
+        with pytest.raises(ValueError, match=rf"^{op}: x must hold pixels in \[-1, 1\]; got values in \[.*\] {hint}"):
+            call(x255)
+    with pytest.raises(ValueError, match=r"^encode: x must hold pixels in \[-1, 1\].*run.model.encode"):
+        run.encode(x * 100)
+    R = run.schedule.resolution
+    full = torch.rand(2, run.schedule.channels, R, R, generator=torch.Generator().manual_seed(5)) * 255
+    with pytest.raises(ValueError, match=rf"^prepare_images: x must hold pixels in \[-1, 1\]; .* {hint}"):
+        prepare_images(full, run.schedule, run.phase)
+    # inside the margin: accepted, and the same as the model's own encode
+    m, lod, blend = run.model, run.phase.lod, run.phase.blend
+    torch.testing.assert_close(run.encode(x * 1.5), m.encode(x * 1.5, lod, blend))
+    m.encode(x255, lod, blend)  # the low-level entry does not look at values
+
+
+def test_prepare_images_bad_input(style_run):
+    from alae_fast.inference.pixels import prepare_images
+
+    run = style_run
+    R, C = run.schedule.resolution, run.schedule.channels
+    x = torch.rand(2, C, R, R) * 2 - 1
+    for bad, exc, match in ((x[:, :, 1:], ValueError, rf"must be images \[N, C, {R}, {R}\].*got shape"),
+                            (x[0], ValueError, r"must be images"), (x[:0], ValueError, r"holds no image"),
+                            (x.tolist(), TypeError, r"must be a torch.Tensor"),
+                            (((x + 1) * 127.5).to(torch.uint8), TypeError, r"must have dtype float16"),
+                            (x.masked_fill(x > 0.9, float("nan")), ValueError, r"contains NaN or infinity"),
+                            (torch.rand(2, 2, R, R), ValueError, rf"has 2 channels; the model takes {C}")):
+        with pytest.raises(exc, match=rf"^prepare_images: x {match}"):
+            prepare_images(bad, run.schedule, run.phase)
+    out = prepare_images(x, run.schedule, run.phase)
+    assert out.shape == (2, C, run.phase.resolution, run.phase.resolution) and out.dtype == x.dtype
+
+
 def test_latents(run):
     w = _w(run)
     with pytest.raises(ValueError, match="decode: w must have shape"):

@@ -20,7 +20,7 @@ import torch
 from ..errors import UserError, first_line
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
-from ..models.base import check_images, check_psi
+from ..models.base import check_images, check_pixel_values, check_psi
 from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import read_official_checkpoint
 from ..training.checkpoint import find_latest_checkpoint, list_checkpoints
@@ -72,7 +72,8 @@ class LoadedRun:
 
     Every method checks its arguments first and raises, naming the method and the argument:
     TypeError for a non-tensor or a tensor of a non-float dtype (uint8 images included), ValueError
-    for a wrong shape, NaN or infinity, a tensor on another device than the model
+    for a wrong shape, NaN or infinity, images with a value beyond +-``PIXEL_LIMIT`` (4: pixels
+    belong in [-1, 1], and 0..255 ones are refused rather than encoded into nonsense), a tensor on another device than the model
     (:attr:`device`), a count that is not an int >= 1, a seed outside [0, 2**63), a psi outside
     ``PSI_RANGE`` [-1, 2], an unknown noise mode.
     """
@@ -108,6 +109,8 @@ class LoadedRun:
             raise ValueError(f"{op}: {name} is empty (shape {tuple(t.shape)}); give at least one")
         if not torch.isfinite(t).all():
             raise ValueError(f"{op}: {name} contains NaN or infinity")
+        if name == "x":
+            check_pixel_values(t, op, name)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """E(x): images ``[N, C, r, r]`` with pixels in [-1, 1] at the level the run reached

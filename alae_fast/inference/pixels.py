@@ -16,18 +16,38 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError, first_line
+from ..models.base import check_images, check_pixel_values
 from ..training.schedule import LODSchedule, Phase, blend_real_images, images_for_lod
 
 __all__ = ["prepare_images", "to_display", "load_image_files"]
 
 def prepare_images(x: torch.Tensor, schedule: LODSchedule, phase: Phase) -> torch.Tensor:
-    """Full-resolution images ``[N, C, R, R]`` as the model sees them at ``phase``: pooled to the
-    level's resolution and faded with its blend. Grey images are repeated to 3 channels for a
-    colour model."""
+    """Full-resolution images as the model sees them at ``phase``: 2x2-average-pooled to the
+    level's resolution and faded with its blend, as in training (``images_for_lod``,
+    ``blend_real_images``).
+
+    x: ``[N, C, R, R]``, ``R = schedule.resolution``, C the model's channels (1 is repeated to 3
+    for a colour model), a float dtype, pixels in [-1, 1] (:func:`load_image_files` makes them
+    from files). Returns ``[N, C, r, r]`` of x's dtype and device, ``r = phase.resolution``.
+
+    TypeError for a non-tensor or a non-float dtype (uint8 images: ``x.float() / 127.5 - 1``);
+    ValueError for another shape, resolution or channel count, NaN or infinity, or a value
+    beyond +-``PIXEL_LIMIT`` (a 0..255 image given as floats), each naming ``prepare_images``.
+    """
+    check_images(x, "prepare_images")
+    R = schedule.resolution
+    if x.ndim != 4 or x.shape[-2:] != (R, R):
+        raise ValueError(f"prepare_images: x must be images [N, C, {R}, {R}] (the run's resolution; "
+                         f"load_image_files resizes files to it); got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError("prepare_images: x holds no image (shape [0, ...]); give at least one")
     if x.shape[1] == 1 and schedule.channels == 3:
         x = x.expand(-1, 3, -1, -1)
     if x.shape[1] != schedule.channels:
-        raise ValueError(f"images: have {x.shape[1]} channels; the model takes {schedule.channels}")
+        raise ValueError(f"prepare_images: x has {x.shape[1]} channels; the model takes {schedule.channels}")
+    if not torch.isfinite(x).all():
+        raise ValueError("prepare_images: x contains NaN or infinity")
+    check_pixel_values(x, "prepare_images")
     return blend_real_images(images_for_lod(x, schedule, phase.lod), phase.blend)
 
 

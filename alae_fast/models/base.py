@@ -38,6 +38,12 @@ PSI_RANGE = (-1.0, 2.0)
 # What E accepts as images (the ops' dtypes, alae_fast.ops): integer images (uint8) are refused.
 IMAGE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
+# Pixels are in [-1, 1]. The user-facing entries (alae_fast.load(...).encode/reconstruct,
+# prepare_images) refuse images with a value beyond +-PIXEL_LIMIT: the 0..255 (or 0..65535) scale
+# given as floats, which E would otherwise encode into nonsense without a word. The margin lets
+# G's own unclamped outputs (about [-1, 1], more at psi 2) go back through E.
+PIXEL_LIMIT = 4.0
+
 
 def check_psi(value, name: str = "psi", op: str | None = None) -> float:
     """``value`` as a float when it is a finite real number in :data:`PSI_RANGE`; otherwise
@@ -50,6 +56,18 @@ def check_psi(value, name: str = "psi", op: str | None = None) -> float:
         raise ValueError(f"{where}{name} must be in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}] (0: w_avg, 1: no "
                          f"truncation); got {value!r}")
     return float(value)
+
+
+def check_pixel_values(x: torch.Tensor, op: str, name: str = "x") -> None:
+    """ValueError naming ``op`` and ``name`` when a float image tensor ``x`` has a value beyond
+    +-:data:`PIXEL_LIMIT` (pixels belong in [-1, 1]); NaN is left to the caller's finite check."""
+    if x.numel() == 0:
+        return
+    lo, hi = (float(v) for v in torch.aminmax(x.detach().float()))
+    if lo < -PIXEL_LIMIT or hi > PIXEL_LIMIT:
+        hint = (" (convert 0-255 images with x / 127.5 - 1)" if lo >= 0 else
+                " (images of another scale; to encode such values anyway: run.model.encode(x, run.phase.lod, run.phase.blend))")
+        raise ValueError(f"{op}: {name} must hold pixels in [-1, 1]; got values in [{lo:g}, {hi:g}]{hint}")
 
 
 def check_images(x, op: str, name: str = "x") -> None:
