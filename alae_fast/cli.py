@@ -250,6 +250,11 @@ def _add_train(sub) -> None:
     t.add_argument("--flip", dest="flip", action="store_true", default=None,
                    help="mirror real images with probability 1/2 (default: the preset's; on for the paper presets)")
     t.add_argument("--no-flip", dest="flip", action="store_false", help="never mirror real images")
+    t.add_argument("--d-zero-grad-step", dest="d_zero_grad_step", action="store_true", default=None,
+                   help="also step D with a zero gradient in step 3, as the official code under torch 1.x "
+                        "(D's Adam steps ~1.4x larger; default: the preset's; on for the paper presets)")
+    t.add_argument("--no-d-zero-grad-step", dest="d_zero_grad_step", action="store_false",
+                   help="one Adam step of D an iteration")
 
 
 def _add_generate(sub) -> None:
@@ -502,7 +507,8 @@ def _cmd_train(args) -> int:
                         log_steps=args.log_steps, model_overrides=dict(args.model_overrides),
                         schedule_overrides=dict(args.schedule_overrides), evaluate=not args.no_eval,
                         progress=not args.no_progress, num_workers=args.workers, threads=args.threads,
-                        style_mixing=args.style_mixing, w_avg_update=args.w_avg_update, flip=args.flip)
+                        style_mixing=args.style_mixing, w_avg_update=args.w_avg_update, flip=args.flip,
+                        d_zero_grad_step=args.d_zero_grad_step)
     run_training(opts)
     return 0
 

@@ -175,7 +175,8 @@ def test_paper_presets_train_as_the_official_code(name):
     assert official_lod_batch(name, 8, L) == tuple(config.per_lod("lod_batch", i) for i in range(L))
     assert official_lod_lr(name, L) == tuple(config.per_lod("lod_lr", i) for i in range(L))
     b = training_behaviour(TrainOptions(), config)
-    assert b == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9}
+    assert b == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9,
+                 "d_zero_grad_step": True}
     assert config.w_avg_beta == 0.995
 
 
@@ -195,20 +196,23 @@ def test_digits_keeps_its_behaviour_and_options_override():
     config = preset_config("digits-32")
     assert training_behaviour(TrainOptions(), config) == {"style_mixing": "per_sample",
                                                           "w_avg_update": "generator_step", "flip": False,
-                                                          "mixing_prob": 0.0}
-    opts = TrainOptions(style_mixing="official", flip=True, mixing_prob=0.9)
+                                                          "mixing_prob": 0.0, "d_zero_grad_step": False}
+    opts = TrainOptions(style_mixing="official", flip=True, mixing_prob=0.9, d_zero_grad_step=True)
     assert training_behaviour(opts, config) == {"style_mixing": "official", "w_avg_update": "generator_step",
-                                                "flip": True, "mixing_prob": 0.9}
+                                                "flip": True, "mixing_prob": 0.9, "d_zero_grad_step": True}
     # a config without the fields (the MLP ALAE) gets alae_fast's defaults, except mixing: with one
     # style input the trainer never mixes, so config.json records 0.0, not the StyleALAE default 0.9
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["style_mixing"] == "per_sample"
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["mixing_prob"] == 0.0
+    assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["d_zero_grad_step"] is False
     toy()  # a StyleALAE preset that leaves mixing to the default
     assert training_behaviour(TrainOptions(), preset_config("toy-pg"))["mixing_prob"] == 0.9
     with pytest.raises(ValueError, match="style_mixing"):
         config.replace(style_mixing="nope")
     with pytest.raises(ValueError, match="mixing_prob"):
         config.replace(mixing_prob=1.5)
+    with pytest.raises(TypeError, match="d_zero_grad_step must be a bool"):
+        config.replace(d_zero_grad_step="yes")
 
 
 # --- a run ---------------------------------------------------------------------------------------
@@ -230,12 +234,15 @@ def test_run_uses_and_resumes_the_behaviour(tmp_path):
     out = tmp_path / "run"
     common = dict(preset="toy-pg", data=str(data), out=str(out), evaluate=False, progress=False, threads=1)
     run_training(TrainOptions(kimg=0.032, style_mixing="official", w_avg_update="every_generate", flip=True,
-                              **common))
+                              d_zero_grad_step=True, **common))
     assert json.loads((out / "config.json").read_text())["behaviour"] == {
-        "style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9}
+        "style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9,
+        "d_zero_grad_step": True}
     run_training(TrainOptions(kimg=0.048, resume=True, **common))  # flags not repeated: the checkpoint's
     state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
     assert state["options"]["style_mixing"] == "official" and state["data"]["flip"] is True
     assert json.loads((out / "config.json").read_text())["behaviour"]["w_avg_update"] == "every_generate"
     with pytest.raises(ValueError, match="flip"):
         run_training(TrainOptions(kimg=0.064, resume=True, flip=False, **common))
+    with pytest.raises(ValueError, match="--d-zero-grad-step/--no-d-zero-grad-step: checkpoint True, now False"):
+        run_training(TrainOptions(kimg=0.064, resume=True, d_zero_grad_step=False, **common))

@@ -183,13 +183,16 @@ class _RefAdam:
 
 
 def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_prob=0.9, gamma=10.0,
-                         style_mixing="per_sample", w_avg_update="generator_step", pixel_range=(-1.0, 1.0)):
+                         style_mixing="per_sample", w_avg_update="generator_step", pixel_range=(-1.0, 1.0),
+                         d_zero_grad_step=False):
     """One ALAE iteration written directly from the paper (no trainer code); with
     style_mixing='official' and w_avg_update='every_generate' as podgorskiy/ALAE's
     Model.generate: one mixing draw per batch, cutoff randint(1, 2(lod+1)), and w_avg moved by
     the batch mean of F(z) at each of the three generate calls. The networks see images in
     ``pixel_range`` (the official mnist_ref trains on x / 255): the real ones are mapped there
-    from the data's [-1, 1] before R1 takes its gradient."""
+    from the data's [-1, 1] before R1 takes its gradient. ``d_zero_grad_step``: step 3 hands D's
+    Adam a zero gradient, as train_alae.py's encoder_optimizer.step() does after torch 1.x's
+    in-place zero_grad (LREQAdam skips only None)."""
     ph = sched.phase(images_seen)
     lod, blend, n, lr = ph.lod, ph.blend, ph.batch, ph.lr
     x = torch.from_numpy(_pool_np(x_full.numpy(), sched.max_lod - lod))
@@ -254,7 +257,10 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
     if w_avg_update == "every_generate":
         track(w)
     grads = torch.autograd.grad(loss, ed + fg, allow_unused=True)
-    assert all(g is None for g in grads[len(list(m.encoder.parameters())):len(ed)])  # D untouched
+    n_e = len(list(m.encoder.parameters()))
+    assert all(g is None for g in grads[n_e:len(ed)])  # D untouched
+    if d_zero_grad_step:
+        grads = grads[:n_e] + tuple(torch.zeros_like(p) for p in ed[n_e:]) + grads[len(ed):]
     opts[0].step(grads[:len(ed)], lr)
     opts[1].step(grads[len(ed):], lr)
     beta = 0.5 ** (n / 10_000)
@@ -264,9 +270,9 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
         ema.w_avg.copy_(m.w_avg)
 
 
-@pytest.mark.parametrize("modes", [("per_sample", "generator_step", (-1.0, 1.0)),
-                                   ("official", "every_generate", (-1.0, 1.0)),
-                                   ("official", "every_generate", (0.0, 1.0))])
+@pytest.mark.parametrize("modes", [("per_sample", "generator_step", (-1.0, 1.0), False),
+                                   ("official", "every_generate", (-1.0, 1.0), True),
+                                   ("official", "every_generate", (0.0, 1.0), False)])
 def test_iteration_matches_independent_algorithm_1(modes):
     T = toy()
     config = T.ToyPGConfig(lod_kimg=(0.032,), lod_batch=(8,), lod_lr=(0.003, 0.002), pixel_range=modes[2])
@@ -274,7 +280,8 @@ def test_iteration_matches_independent_algorithm_1(modes):
     torch.manual_seed(1)
     model = build_model(config).double()
     ref, ref_ema = copy.deepcopy(model), copy.deepcopy(model)
-    trainer = ALAETrainer(model, sched, seed=5, style_mixing=modes[0], w_avg_update=modes[1])
+    trainer = ALAETrainer(model, sched, seed=5, style_mixing=modes[0], w_avg_update=modes[1],
+                          d_zero_grad_step=modes[3])
     gen = torch.Generator().manual_seed(5)
     ref_opts = lambda: (_RefAdam(list(ref.encoder.parameters()) + list(ref.discriminator.parameters())),  # noqa: E731
                         _RefAdam(list(ref.mapping.parameters()) + list(ref.generator.parameters())))
@@ -290,7 +297,7 @@ def test_iteration_matches_independent_algorithm_1(modes):
         model.calls.clear()
         out = trainer.step(x)
         _reference_iteration(ref, ref_ema, gen, x, sched, seen, opts, style_mixing=modes[0], w_avg_update=modes[1],
-                             pixel_range=modes[2])
+                             pixel_range=modes[2], d_zero_grad_step=modes[3])
         ph = sched.phase(seen)
         assert (out["lod"], out["blend"], out["batch"], out["lr"]) == (ph.lod, ph.blend, 8, ph.lr)
         assert {c[0][-1] for c in model.calls} == {ph.resolution} and {c[2] for c in model.calls} == {ph.blend}
@@ -317,6 +324,37 @@ def test_lod_switch_resets_optimisers_and_sets_lr():
     assert all(g["lr"] == 0.001 for o in (trainer.opt_ed, trainer.opt_fg) for g in o.param_groups)
     with pytest.raises(ValueError, match="x_real: expected this rank's 4 images"):
         trainer.step(x)
+
+
+def test_d_zero_grad_step_gives_d_a_second_adam_step_that_moves_nothing():
+    """As train_alae.py under torch 1.x: step 3 steps D's Adam with a zero gradient. D's weights
+    do not move in that step (the first iteration leaves them as without it), its step count and
+    second-moment decay double, and its later real steps grow (v is smaller)."""
+    T = toy()
+    config = T.ToyPGConfig(lod_kimg=(0.064,), lod_batch=(8,), lod_lr=(0.003,))
+    x = torch.rand(8, 1, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    trainers = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        trainers.append(ALAETrainer(build_model(config), schedule_from_config(config), seed=0, d_zero_grad_step=flag))
+    one, two = trainers
+    for t in trainers:
+        t.step(x)
+    for a, b in zip(one.model.parameters(), two.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    d, e = next(two.model.discriminator.parameters()), next(two.model.encoder.parameters())
+    # E has two real steps an iteration (steps 1 and 3), D one, and one more with the flag
+    assert int(two.opt_ed.state[d]["step"]) == 2 and int(two.opt_ed.state[e]["step"]) == 2
+    assert int(one.opt_ed.state[next(one.model.discriminator.parameters())]["step"]) == 1
+    v1, v2 = one.opt_ed.state[next(one.model.discriminator.parameters())]["exp_avg_sq"], two.opt_ed.state[d]["exp_avg_sq"]
+    torch.testing.assert_close(v2, 0.99 * v1)
+    for t in trainers:
+        t.step(x)
+    moved = [(a - b).abs().max().item() for a, b in zip(one.model.discriminator.parameters(),
+                                                        two.model.discriminator.parameters())]
+    assert max(moved) > 0
+    with pytest.raises(TypeError, match="d_zero_grad_step: expected a bool"):
+        ALAETrainer(build_model(config), schedule_from_config(config), d_zero_grad_step=1)
 
 
 def test_lazy_r1_interval():

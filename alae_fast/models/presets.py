@@ -236,11 +236,12 @@ def _builtin_presets() -> None:
                     "140 kimg, flips, EMA 1 kimg")
 
 
-# What podgorskiy/ALAE's StyleALAE does (net.py, model.py at 42bcf2e) where alae_fast's defaults
-# differ: see StyleALAEConfig's fidelity fields and ALAEConfig's truncation fields (official
-# TRUNCATIOM_PSI 0.7, TRUNCATIOM_CUTOFF 8, used by its figure and sampling scripts).
+# What podgorskiy/ALAE's StyleALAE does (net.py, model.py, train_alae.py at 42bcf2e) where
+# alae_fast's defaults differ: see StyleALAEConfig's fidelity fields, its d_zero_grad_step and
+# ALAEConfig's truncation fields (official TRUNCATIOM_PSI 0.7, TRUNCATIOM_CUTOFF 8, used by its
+# figure and sampling scripts).
 OFFICIAL_FIDELITY = dict(from_rgb_lrelus=2, encoder_norm_eps=1e-5, encoder_std_eps=0.0, first_noise_shared=True,
-                         truncation_psi=0.7, truncation_cutoff=8)
+                         truncation_psi=0.7, truncation_cutoff=8, d_zero_grad_step=True)
 
 # The MLP of the official mnist_ref branch (net.py EncoderFC, GeneratorFC,
 # MappingToLatentNoStyle, MappingFromLatent at 864890d; trained by Z_GAN.py on x / 255 with

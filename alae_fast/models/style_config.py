@@ -78,6 +78,10 @@ class StyleALAEConfig(ALAEConfig):
         flip: mirror real images horizontally with probability 1/2 (default True).
         mixing_prob: probability of style mixing in the trainer's steps 1 and 2 (default 0.9,
             the paper's), the trainer's default when ``--mixing-prob`` is not given.
+        d_zero_grad_step: in step 3 the E + D optimiser also steps D with a zero gradient, as
+            the official train_alae.py does under the torch 1.x its models were trained with
+            (see ``alae_fast.training.trainer``; True in the paper presets). Default False, so a
+            checkpoint written before this field existed resumes as it trained.
 
     Defaults: the paper's FFHQ 1024 model and schedule (16 epochs of 60k images per level,
     300 epochs in all, the authors' 8-GPU batches and learning rates).
@@ -106,6 +110,7 @@ class StyleALAEConfig(ALAEConfig):
     w_avg_update: str = "every_generate"
     flip: bool = True
     mixing_prob: float = 0.9
+    d_zero_grad_step: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -137,6 +142,8 @@ class StyleALAEConfig(ALAEConfig):
         if not isinstance(self.flip, bool):
             raise TypeError(f"StyleALAEConfig: flip must be a bool; got {type(self.flip).__name__}")
         check_real(self, "mixing_prob", 0.0, 1.0)
+        if not isinstance(self.d_zero_grad_step, bool):
+            raise TypeError(f"StyleALAEConfig: d_zero_grad_step must be a bool; got {self.d_zero_grad_step!r}")
 
     # --- derived sizes -----------------------------------------------------------------------
     @property

@@ -28,6 +28,15 @@ second draw:
 Two Adam optimisers, β = (0, 0.99), eps = 1e-8: one over E + D, one over F + G (step 3 steps
 both; D has no gradient there, and Adam skips parameters without one). Their learning rate
 follows the schedule's level; their state is dropped at every change of level, as ALAE does.
+
+``d_zero_grad_step=True`` steps D in step 3 as well, with a zero gradient, as the official
+train_alae.py does under the torch 1.x its models were trained with: its
+``encoder_optimizer.zero_grad()`` zeroed gradients in place (torch >= 2.0 sets them to None), so
+D, absent from the latent reconstruction loss, held a zero gradient that LREQAdam, which skips
+only ``grad is None``, stepped. Such a step leaves D's weights where they are (β1 = 0: the step
+is lr·g/√v̂ with g = 0) but counts a step and decays D's second moment by β2 once more, so in
+steady state v ≈ 0.5·g² and D's real steps are ≈ √2 = 1.41 times those of one Adam step an
+iteration.
 After the three steps the EMA copy (:mod:`alae_fast.training.ema`) moves by
 β = 0.5^(global batch / 10 000).
 
@@ -91,6 +100,8 @@ class ALAETrainer:
         w_avg_update: 'generator_step' (default) or 'every_generate' (see the module docstring).
         ema_half_life_kimg: EMA half-life in thousands of images (default 10).
         amp: bfloat16 autocast of the forward passes (default False).
+        d_zero_grad_step: also step D, with a zero gradient, in step 3 (default False; the
+            official code's behaviour, see the module docstring).
 
     Attributes: ``model``, ``ema`` (an :class:`EMA`; ``ema.module`` is the model to use for
     outputs), ``images_seen``, ``step_count``, ``lod`` (level the optimisers were made for),
@@ -100,7 +111,7 @@ class ALAETrainer:
     def __init__(self, model: nn.Module, schedule: LODSchedule, ctx: DistributedContext | None = None, *,
                  seed: int = 0, r1_gamma: float = 10.0, r1_interval: int = 1, mixing_prob: float = 0.9,
                  ema_half_life_kimg: float = 10.0, amp: bool = False, style_mixing: str = "per_sample",
-                 w_avg_update: str = "generator_step"):
+                 w_avg_update: str = "generator_step", d_zero_grad_step: bool = False):
         for name in _NETS:
             if not isinstance(getattr(model, name, None), nn.Module):
                 raise TypeError(f"model: must have an nn.Module attribute {name!r} (an ALAEModel); "
@@ -119,6 +130,9 @@ class ALAETrainer:
             raise ValueError(f"w_avg_update: expected one of {W_AVG_UPDATE_MODES}; got {w_avg_update!r}")
         if not (isinstance(ema_half_life_kimg, (int, float)) and ema_half_life_kimg > 0):
             raise ValueError(f"ema_half_life_kimg: expected a number > 0; got {ema_half_life_kimg!r}")
+        if not isinstance(d_zero_grad_step, bool):
+            raise TypeError(f"d_zero_grad_step: expected a bool; got {d_zero_grad_step!r}")
+        self.d_zero_grad_step = d_zero_grad_step
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.ctx = ctx if ctx is not None else DistributedContext(device=self.device)
@@ -306,6 +320,9 @@ class ALAETrainer:
         self.opt_fg.zero_grad(set_to_none=True)
         loss_ae.backward()
         self.ctx.average_gradients(self._params(*_NETS))
+        if self.d_zero_grad_step:  # zeros on every rank: nothing to average
+            for p in self._net_params["discriminator"]:
+                p.grad = torch.zeros_like(p)
         self.opt_ed.step()
         self.opt_fg.step()
         self._set_trainable(*_NETS)
