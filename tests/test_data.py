@@ -132,6 +132,25 @@ def test_folder_mixed_sizes_skips_corrupt_and_counts(mixed_folder):
     assert batch.shape == (3, 3, 16, 16) and torch.equal(batch[1], ds[0][0])
 
 
+def test_power_of_two_multiples_are_block_averaged_as_the_official_code(tmp_path):
+    """A 128-px image for a 32-px model: the 4x4 block means (the official code's repeated 2x2
+    average pooling, here rounded half up to a grey level), not Lanczos; 96 px (3x): Lanczos."""
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, (128, 160, 3), dtype=np.uint8)  # wide: the centre 128 columns
+    Image.fromarray(arr).save(tmp_path / "big.png")
+    got = load_image(tmp_path / "big.png", 32)
+    square = arr[:, 16:144].astype(np.float64)
+    pooled = square
+    for _ in range(2):  # the official way: 2x2 average pooling, twice, in float
+        pooled = pooled.reshape(pooled.shape[0] // 2, 2, pooled.shape[1] // 2, 2, 3).mean((1, 3))
+    assert np.abs(got.transpose(1, 2, 0) - pooled).max() <= 0.5
+    np.testing.assert_array_equal(got.transpose(1, 2, 0), np.floor(pooled + 0.5).astype(np.uint8))
+    three = rng.integers(0, 256, (96, 96), dtype=np.uint8)
+    Image.fromarray(three).save(tmp_path / "three.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "three.png", 32, channels=1)[0],
+                                  np.asarray(Image.fromarray(three).resize((32, 32), Image.Resampling.LANCZOS)))
+
+
 def test_folder_center_crop_and_value_mapping(mixed_folder):
     arr = np.asarray(Image.open(mixed_folder / "a_wide.png"))  # [16, 24, 3]
     with pytest.warns(RuntimeWarning):

@@ -10,7 +10,8 @@ Limits, each answered with :class:`UploadError` (carrying the HTTP status for th
 - the content: a truncated or corrupt file fails while decoding (400).
 
 The image is then prepared exactly as ``alae-fast reconstruct`` prepares files
-(:func:`alae_fast.data.load_image`: EXIF orientation, centre crop, Lanczos resize).
+(:func:`alae_fast.data.load_image`: EXIF orientation, centre crop, resize: a block mean for
+2^k times the resolution, as the official code, Lanczos otherwise).
 """
 
 from __future__ import annotations

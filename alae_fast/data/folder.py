@@ -5,8 +5,11 @@ Each image is prepared once, the same way every time:
 2. converted to RGB (``channels=3``) or greyscale (``channels=1``); an alpha channel is
    dropped; 16-bit greyscale is scaled to 8 bits;
 3. **center-cropped** to a square of side ``min(width, height)``;
-4. **resized** to ``resolution`` x ``resolution`` with Pillow's Lanczos filter (which
-   low-passes when shrinking, so no aliasing; also used when enlarging small images);
+4. **resized** to ``resolution`` x ``resolution``: a square of ``2^k`` times the resolution
+   is averaged over its ``2^k x 2^k`` blocks (what the official ALAE code does to bring its
+   1024-px images to a 256-px model, repeated 2x2 average pooling; here rounded once to the
+   nearest grey level); any other size with Pillow's Lanczos filter (which low-passes when
+   shrinking, so no aliasing; also used when enlarging small images);
 5. stored as uint8 and returned as float32 ``x / 127.5 - 1`` in ``[-1, 1]``.
 
 Lower resolutions for progressive growing are made from this full-resolution tensor by
@@ -149,7 +152,10 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3) -> n
         side = min(w, h)
         left, top = (w - side) // 2, (h - side) // 2
         img = img.crop((left, top, left + side, top + side))
-        if side != resolution:
+        k = side // resolution
+        if side == k * resolution and k > 1 and k & (k - 1) == 0:
+            img = img.reduce(k)  # the exact block mean, rounded half up
+        elif side != resolution:
             img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
         arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
