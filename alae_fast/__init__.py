@@ -34,21 +34,25 @@ __all__ = ["build_info", "load_error", "load", "ops", "nn", "models", "training"
 __getattr__, __dir__ = lazy_submodules(__name__, __path__)
 
 
-def load(run_or_checkpoint: str | os.PathLike, device="cpu"):
-    """Open a trained run for use: a run folder (its newest loadable checkpoint) or one
-    ``ckpt-*.pt`` file.
+def load(run_or_checkpoint: str | os.PathLike, device="cpu", *, config=None, ema: bool = True,
+         noise_mode: str = "zero"):
+    """Open a trained run for use: a run folder (its newest loadable checkpoint), one
+    ``ckpt-*.pt`` file, or a checkpoint of the official ALAE code. The same function as
+    :func:`alae_fast.inference.load_run`, with the same keyword arguments (``config`` and
+    ``ema`` for official checkpoints, ``noise_mode`` for ``decode``).
 
     Returns a :class:`~alae_fast.inference.LoadedRun`: ``.model`` is the EMA model (the
     one ALAE uses for all outputs) in eval mode with gradients off, on ``device``;
     ``.encode(x)``, ``.decode(w)``, ``.reconstruct(x)`` and ``.generate(n, seed, psi)`` run it at
-    the level of detail the run reached (``.phase.resolution`` pixels). Images are float
-    ``[N, C, R, R]`` with pixels in [-1, 1]; ``decode`` defaults to no noise, so results repeat
-    exactly. ``.config``, ``.schedule``, ``.setup`` and ``.images_seen`` describe the run.
+    the level of detail the run reached (``.phase.resolution`` pixels; ``encode`` and
+    ``reconstruct`` also take full-resolution images). Images are float ``[N, C, R, R]`` with
+    pixels in [-1, 1]; ``decode`` defaults to no noise, so results repeat exactly. ``.config``,
+    ``.schedule``, ``.setup`` and ``.images_seen`` describe the run.
 
-    Raises FileNotFoundError when there is no checkpoint and
-    :class:`~alae_fast.errors.UserError` (a ValueError) when the file is not a readable
-    alae_fast checkpoint.
+    Raises as ``load_run``: TypeError for a path that is not a str or os.PathLike,
+    FileNotFoundError when there is no checkpoint and :class:`~alae_fast.errors.UserError` (a
+    ValueError) when the file is not a readable checkpoint or its contents disagree.
     """
     from .inference.loading import load_run
 
-    return load_run(run_or_checkpoint, device)
+    return load_run(run_or_checkpoint, device, config=config, ema=ema, noise_mode=noise_mode)

@@ -95,8 +95,8 @@ def test_generate_seed(run, seed):
         run.generate(2, seed=seed)
 
 
-@pytest.mark.parametrize("psi", [float("nan"), float("inf"), 5.0, -1.5, 2.0001, "0.7", True, None])
-def test_generate_psi_names_psi(run, psi):
+@pytest.mark.parametrize("psi", [float("nan"), float("inf"), 5.0, -1.5, 2.0001, "0.7", True])
+def test_generate_psi_names_psi(run, psi):  # (None is the config's truncation: see below)
     with pytest.raises(ValueError, match=r"^generate: psi must be .*\[-1, 2\]") as e:
         run.generate(2, psi=psi)
     assert "truncation_psi" not in str(e.value)
@@ -468,3 +468,154 @@ def test_edit_w_refuses_an_all_zero_direction(style_run):
                style_run.model.num_ws)
     with pytest.raises(ValueError, match=r"^directions\['flat'\]: is all zeros"):
         direction_coefficients(w, {"flat": torch.zeros(style_run.model.latent_size)}, style_run.model.w_avg)
+
+
+# --- a run mid-growth, truncation defaults, loading keywords, contents that disagree -----------------
+
+def _checkpoint_at(path, config, images_seen, **changes):
+    state = torch.load(_write_checkpoint(path, config), weights_only=True)
+    state["trainer"]["images_seen"] = images_seen
+    state.update(changes)
+    torch.save(state, path)
+    return path
+
+
+def test_encode_and_reconstruct_take_full_resolution_images_mid_growth(tmp_path):
+    """A run that stopped at 16x16 of 32 (a run folder still training): images at the run's full
+    resolution, what load_image_files gives, are pooled and faded to the level as training does."""
+    from alae_fast.inference.pixels import prepare_images
+
+    sched = _official_schedule(DIGITS_32)
+    seen = sum(sched.images_at(lod) for lod in range(sched.max_lod - 1)) + sched.images_at(sched.max_lod - 1) // 4
+    run = alae_fast.load(_checkpoint_at(tmp_path / "ckpt-mid.pt", DIGITS_32, seen))
+    assert run.phase.resolution == 16 and run.schedule.resolution == 32 and run.phase.blend < 1
+    x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    small = prepare_images(x, run.schedule, run.phase)
+    assert small.shape == (3, 1, 16, 16)
+    torch.testing.assert_close(run.encode(x), run.encode(small), rtol=0, atol=0)
+    torch.testing.assert_close(run.reconstruct(x), run.reconstruct(small), rtol=0, atol=0)
+    assert run.reconstruct(x).shape == (3, 1, 16, 16)
+    for op, call in (("encode", run.encode), ("reconstruct", run.reconstruct)):
+        with pytest.raises(ValueError, match=rf"^{op}: x must have shape \[N, 1, 16, 16\] \(the level the run reached\) "
+                                             rf"or \[N, 1, 32, 32\] \(the run's full resolution\); got \(3, 1, 8, 8\)"):
+            call(x[:, :, :8, :8])
+
+
+def test_generate_truncates_as_the_config_and_the_cli_by_default(tmp_path):
+    config = DIGITS_32.replace(truncation_psi=0.7, truncation_cutoff=2)
+    run = alae_fast.load(_write_checkpoint(tmp_path / "ckpt-trunc.pt", config))
+    with torch.no_grad():
+        run.model.w_avg.copy_(torch.randn(run.model.latent_size, generator=torch.Generator().manual_seed(2)))
+    default = run.generate(2, seed=3)
+    torch.testing.assert_close(default, sample_images(run, 2, seed=3, noise="zero"), rtol=0, atol=0)
+    torch.testing.assert_close(default, run.generate(2, seed=3, psi=0.7, cutoff=2), rtol=0, atol=0)
+    assert not torch.equal(default, run.generate(2, seed=3, psi=1.0))
+    assert not torch.equal(default, run.generate(2, seed=3, psi=0.7))  # psi alone: every input
+    for bad in (-1, 1.5, "2"):
+        with pytest.raises(ValueError, match=r"^generate: cutoff must be None or an int >= 0"):
+            run.generate(2, psi=0.5, cutoff=bad)
+
+
+def test_load_takes_load_runs_keywords_and_refuses_a_non_path(ckpt):
+    assert alae_fast.load(ckpt, noise_mode="const").noise_mode == "const"
+    with pytest.raises(ValueError, match="only for checkpoints of the official ALAE code"):
+        alae_fast.load(ckpt, ema=False)
+    for bad in (None, 3, ["a"]):
+        with pytest.raises(TypeError, match=r"^load_run: path must be a run folder or checkpoint file"):
+            alae_fast.load(bad)
+
+
+def test_a_checkpoint_whose_contents_disagree_is_one_error(tmp_path):
+    path = _write_checkpoint(tmp_path / "ckpt-a.pt", DIGITS_32)
+    state = torch.load(path, weights_only=True)
+    state["model_config"]["latent_size"] = 64
+    torch.save(state, tmp_path / "ckpt-b.pt")
+    with pytest.raises(UserError, match=r"ckpt-b.pt: its weights do not fit its model_config \(.*size mismatch"):
+        alae_fast.load(tmp_path / "ckpt-b.pt")
+    state = torch.load(path, weights_only=True)
+    del state["schedule"]
+    torch.save(state, tmp_path / "ckpt-c.pt")
+    with pytest.raises(UserError, match=r"ckpt-c.pt: an alae_fast checkpoint without its 'schedule' entry"):
+        alae_fast.load(tmp_path / "ckpt-c.pt")
+    state = torch.load(path, weights_only=True)
+    state["model_config"]["layer_count"] = -2
+    torch.save(state, tmp_path / "ckpt-d.pt")
+    with pytest.raises(UserError, match=r"ckpt-d.pt: its model_config or schedule is not valid"):
+        alae_fast.load(tmp_path / "ckpt-d.pt")
+
+
+def test_load_image_files_takes_one_path_and_checks_the_schedule(style_run, tmp_path):
+    from PIL import Image
+
+    from alae_fast.inference.pixels import load_image_files
+
+    Image.fromarray(np.full((20, 20), 200, np.uint8)).save(tmp_path / "one.png")
+    for p in (str(tmp_path / "one.png"), tmp_path / "one.png"):
+        x = load_image_files(p, style_run.schedule)
+        assert x.shape == (1, 1, 32, 32)
+        torch.testing.assert_close(x, load_image_files([p], style_run.schedule), rtol=0, atol=0)
+    with pytest.raises(TypeError, match=r"^load_image_files: schedule must be the run's LODSchedule"):
+        load_image_files([tmp_path / "one.png"], 32)
+
+
+def test_const_noise_is_the_models_own_maps_in_grids_and_per_seed(style_run):
+    run = alae_fast.load(style_run.path)
+    with torch.no_grad():  # noise strengths start at 0: give the noise an effect
+        for name, p in run.model.named_parameters():
+            if "noise" in name:
+                p.fill_(0.5)
+    assert not torch.equal(generate_seeds(run, [5], psi=1.0, noise_mode="const"),
+                           generate_seeds(run, [5], psi=1.0, noise_mode="none"))
+    # one image of a seed: sample_images draws the same z as seed_latent, so only the noise could differ
+    for seed in (0, 5):
+        torch.testing.assert_close(generate_seeds(run, [seed], psi=1.0, noise_mode="const"),
+                                   sample_images(run, 1, psi=1.0, seed=seed, noise="const"), rtol=0, atol=0)
+
+
+def test_interpolate_latents_takes_one_image_each_end(style_run):
+    x = _images(style_run, n=4)
+    with pytest.raises(ValueError, match=r"^interpolate_latents: a must be one image \[1, C, R, R\]; got 2"):
+        interpolate_latents(style_run, x[:2], x[2:3], 5)
+    with pytest.raises(ValueError, match=r"^interpolate_latents: b must be one image"):
+        interpolate_latents(style_run, x[:1], x[1:4], 5)
+    assert interpolate_latents(style_run, x[:1], x[1:2], 3).shape[0] == 3
+
+
+def test_edit_w_refuses_a_w_avg_that_is_not_a_vector_of_numbers():
+    w = torch.randn(2, 8)
+    for bad, match in ((None, r"expected a tensor \[8\]"), ("0", r"expected a tensor \[8\]"),
+                       (np.array(["a"] * 8), "expected numbers"), (torch.zeros(8, dtype=torch.bool), "expected numbers")):
+        with pytest.raises(ValueError, match=rf"^w_avg: {match}"):
+            edit_w(w, {"a": torch.randn(8)}, {"a": 1.0}, bad, 4)
+
+
+def test_save_image_grid_refuses_a_picture_too_large_before_drawing(tmp_path):
+    from alae_fast.inference.pictures import MAX_PICTURE_PIXELS, save_image_grid
+
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    with pytest.raises(ValueError, match=rf"^save_image_grid: the picture would be .* more than {MAX_PICTURE_PIXELS}"):
+        save_image_grid(x, tmp_path / "big.png", scale=1000)
+    assert not (tmp_path / "big.png").exists()
+    for bad in (0, 2.0, True):
+        with pytest.raises(ValueError, match=r"^scale: expected a positive int"):
+            save_image_grid(x, tmp_path / "p.png", scale=bad)
+
+
+def test_class_directions_name_a_class_that_cannot_be_told_apart(tmp_path, style_run):
+    from PIL import Image
+
+    from alae_fast.edit.commands import images_by_class
+    from alae_fast.edit.directions import fit_class_directions
+
+    w = np.random.default_rng(0).normal(size=(12, 8))
+    w[6:] = w[:6]  # class 1's latents are class 0's
+    with pytest.raises(ValueError, match=r"^class 'a': its latents cannot be told apart"):
+        fit_class_directions(w, np.repeat([0, 1], 6), {0: "a", 1: "b"})
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.fromarray(np.full((8, 8), 40 * i + (100 if name == "a" else 0), np.uint8)).save(tmp_path / name / f"{i}.png")
+    (tmp_path / "empty").mkdir()
+    with pytest.warns(RuntimeWarning, match=r"--data: sub-folder 'empty' skipped: it is not a class"):
+        _, y, names = images_by_class(tmp_path, 32, 1)
+    assert names == ["a", "b"] and len(y) == 4

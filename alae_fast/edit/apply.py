@@ -82,6 +82,11 @@ def _check_w(w: torch.Tensor, w_avg) -> tuple[torch.Tensor, torch.Tensor]:
                          f"{(tuple(w.shape), w.dtype) if isinstance(w, torch.Tensor) else type(w).__name__}")
     if not torch.isfinite(w).all():
         raise ValueError("w: contains NaN or infinity")
+    if not isinstance(w_avg, (torch.Tensor, np.ndarray)):
+        raise ValueError(f"w_avg: expected a tensor [{w.shape[1]}] (the model's w_avg); got {type(w_avg).__name__}")
+    if w_avg.dtype == torch.bool or w_avg.dtype == np.bool_ or not (
+            w_avg.dtype.is_floating_point if isinstance(w_avg, torch.Tensor) else np.issubdtype(w_avg.dtype, np.number)):
+        raise ValueError(f"w_avg: expected numbers; got dtype {w_avg.dtype}")
     avg = torch.as_tensor(w_avg).to(w.device, w.dtype)
     if avg.shape != (w.shape[1],):
         raise ValueError(f"w_avg: expected shape ({w.shape[1]},); got {tuple(avg.shape)}")

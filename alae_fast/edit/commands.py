@@ -15,12 +15,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from ..errors import first_line
 from .apply import EDIT_LAYERS, MAX_AMOUNT, edit_w
 from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
                          official_direction_index, parse_digit_pair)
@@ -168,8 +170,10 @@ def images_by_class(folder: str | os.PathLike, resolution: int,
     for name in names:
         try:
             ds = ImageFolderDataset(root / name, resolution=resolution, channels=channels)
-        except ValueError:
-            continue  # a folder without readable images is not a class
+        except ValueError as e:  # a folder without readable images is not a class: said, not dropped unseen
+            warnings.warn(f"--data: sub-folder {name!r} skipped: it is not a class of images ({first_line(e)})",
+                          RuntimeWarning, stacklevel=2)
+            continue
         xs.append(ds.get_batch(torch.arange(len(ds)))[0])
         ys.append(np.full(len(ds), len(kept)))
         kept.append(name)

@@ -186,7 +186,9 @@ def fit_class_directions(w, classes, names: Mapping[int, str] | None = None) -> 
 
     ``w`` ``[N, latent]``; ``classes`` ``[N]`` integer class ids (at least two distinct);
     ``names`` maps a class id to its direction name (default ``str(id)``). Raises ValueError
-    for fewer than two classes, ``classes`` of another length than w, and as :func:`fit_direction`.
+    for fewer than two classes, ``classes`` of another length than w, a class the fit cannot
+    tell from the rest (a zero or non-finite direction: its latents are those of the others),
+    naming it, and as :func:`fit_direction`.
     """
     y = np.asarray(classes.detach().cpu() if hasattr(classes, "detach") else classes)
     if y.ndim != 1:
@@ -195,7 +197,15 @@ def fit_class_directions(w, classes, names: Mapping[int, str] | None = None) -> 
     if len(ids) < 2:
         raise ValueError(f"classes: need at least two classes; got {ids}")
     names = dict(names or {})
-    return {names.get(c, str(c)): fit_direction(w, (y == c).astype(np.int64)) for c in ids}
+    out = {}
+    for c in ids:
+        name = names.get(c, str(c))
+        out[name] = d = fit_direction(w, (y == c).astype(np.int64))
+        if not np.isfinite(d).all() or not d.any():
+            raise ValueError(f"class {name!r}: its latents cannot be told apart from the other classes' (the fitted "
+                             f"direction is {'all zeros' if np.isfinite(d).all() else 'not finite'}); are its images "
+                             f"the same as another class's?")
+    return out
 
 
 def parse_digit_pair(name: str) -> tuple[int, int] | None:

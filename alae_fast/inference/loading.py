@@ -25,7 +25,7 @@ from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import read_official_checkpoint
 from ..training.checkpoint import find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
-from .sampling import _check_noise, check_count, check_seed, sample_images
+from .sampling import _check_cutoff, _check_noise, check_count, check_seed, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
            "run_data"]
@@ -112,18 +112,37 @@ class LoadedRun:
         if name == "x":
             check_pixel_values(t, op, name)
 
+    def _level_images(self, x, op: str) -> torch.Tensor:
+        """x checked and at the level the run reached: images at the run's full resolution (what
+        ``load_image_files`` and the data give) are brought there as training does
+        (:func:`~alae_fast.inference.pixels.prepare_images`)."""
+        from .pixels import prepare_images
+
+        self._check_tensor(x, op, "x")
+        C, r, R = self.schedule.channels, self.phase.resolution, self.schedule.resolution
+        if x.ndim == 4 and x.shape[-2:] == (R, R) and r != R:
+            return prepare_images(x, self.schedule, self.phase)
+        if x.ndim != 4 or tuple(x.shape[1:]) != (C, r, r):
+            full = f" or [N, {C}, {R}, {R}] (the run's full resolution)" if r != R else ""
+            raise ValueError(f"{op}: x must have shape [N, {C}, {r}, {r}] (the level the run reached){full}; "
+                             f"got {tuple(x.shape)}")
+        return x
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """E(x): images ``[N, C, r, r]`` with pixels in [-1, 1] at the level the run reached
-        (``phase.resolution``; :func:`prepare_images` makes them from full-size images) ->
-        w ``[N, latent_size]``. x: a float tensor (float16, bfloat16, float32, float64) on
-        :attr:`device`, finite, N >= 1 (errors: the class docstring)."""
-        self._check_tensor(x, "encode", "x")
-        return self.model.encode(x, self.phase.lod, self.phase.blend)
+        """E(x): images with pixels in [-1, 1] -> w ``[N, latent_size]`` in x's dtype (the ops
+        compute in it; half types accumulate in float32).
+
+        x: ``[N, C, r, r]`` at the level the run reached (``phase.resolution``), or ``[N, C, R,
+        R]`` at the run's full resolution (``schedule.resolution``; what ``load_image_files``
+        gives), which is pooled and faded to the level as in training (:func:`prepare_images`);
+        the two are the same once the run is fully grown. A float tensor (float16, bfloat16,
+        float32, float64) on :attr:`device`, finite, N >= 1 (errors: the class docstring)."""
+        return self.model.encode(self._level_images(x, "encode"), self.phase.lod, self.phase.blend)
 
     def decode(self, w: torch.Tensor, noise=None) -> torch.Tensor:
         """G(w): w ``[N, latent_size]`` or ``[N, num_ws, latent_size]`` (a float tensor on
         :attr:`device`, finite, N >= 1) -> images ``[N, C, r, r]`` with pixels in about [-1, 1]
-        (not clamped).
+        (not clamped), in the model's dtype (float32; w of another float dtype is cast to it).
 
         ``noise=None`` takes ``self.noise_mode`` ("zero" unless the run was opened with another):
         with "zero" G's per-pixel noise inputs are off, so the same w always gives the same
@@ -136,30 +155,41 @@ class LoadedRun:
         return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
 
     def reconstruct(self, x: torch.Tensor, noise: str = "zero") -> torch.Tensor:
-        """G(E(x)) (see :meth:`encode` and :meth:`decode`; deterministic with the default noise).
-        Errors: the class docstring, naming ``reconstruct``."""
-        self._check_tensor(x, "reconstruct", "x")
+        """G(E(x)) (see :meth:`encode` and :meth:`decode`; deterministic with the default noise):
+        images ``[N, C, r, r]`` at the level the run reached, in the model's dtype (float32),
+        whichever of encode's two resolutions x has. Errors: the class docstring, naming
+        ``reconstruct``."""
+        x = self._level_images(x, "reconstruct")
         _check_noise(noise, "reconstruct")
-        return self.decode(self.encode(x), noise=noise)
+        return self.decode(self.model.encode(x, self.phase.lod, self.phase.blend), noise=noise)
 
-    def generate(self, n: int, seed: int = 0, psi: float = 1.0, noise: str = "zero") -> torch.Tensor:
+    def generate(self, n: int, seed: int = 0, psi: float | None = None, noise: str = "zero",
+                 cutoff: int | None = None) -> torch.Tensor:
         """``n`` samples G(F(z)), z ~ N(0, I) drawn from ``seed``, truncated by ``psi`` towards
-        w_avg: images ``[n, C, r, r]`` in about [-1, 1]. With ``noise="zero"`` (default) a seed
-        always gives the same images; ``"random"`` noise is seeded from ``seed`` too
-        (:func:`sample_images`), so it also repeats.
+        w_avg on the style inputs below ``cutoff``: images ``[n, C, r, r]`` in about [-1, 1].
+        With ``noise="zero"`` (default) a seed always gives the same images; ``"random"`` noise
+        is seeded from ``seed`` too (:func:`sample_images`), so it also repeats.
+
+        psi None (default) takes the config's ``truncation_psi`` and ``truncation_cutoff``, as
+        ``alae-fast generate`` does: the official 0.7 below style input 8 for the paper presets
+        and official checkpoints, no truncation (1) for alae_fast's own presets; a psi given
+        alone truncates every style input (cutoff None), as ``--psi`` does.
 
         n: an int >= 1 (to decode latents of your own, use :meth:`decode` or
-        ``run.model.generate(z, ...)``); seed: an int in [0, 2**63); psi: a finite number in
-        ``PSI_RANGE`` [-1, 2]; noise: a ``decode`` mode. ValueError naming the argument otherwise."""
+        ``run.model.generate(z, ...)``); seed: an int in [0, 2**63); psi: None or a finite number
+        in ``PSI_RANGE`` [-1, 2]; noise: a ``decode`` mode; cutoff: None or an int >= 0.
+        ValueError naming the argument otherwise."""
         if isinstance(n, torch.Tensor):
             raise ValueError(f"generate: n must be an int >= 1 (how many images); got a tensor of shape "
                              f"{tuple(n.shape)}: to decode latents of your own use run.decode(w) or "
                              f"run.model.generate(z, ...)")
         n = check_count(n, "n", "generate")
         seed = check_seed(seed, "seed", "generate")
-        psi = check_psi(psi, "psi", "generate")
+        if psi is not None:
+            psi = check_psi(psi, "psi", "generate")
+        _check_cutoff(cutoff, "generate")
         _check_noise(noise, "generate")
-        return sample_images(self, n, psi=psi, seed=seed, noise=noise)
+        return sample_images(self, n, psi=psi, seed=seed, noise=noise, cutoff=cutoff)
 
 
 def _resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -200,12 +230,17 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
     device: a name or ``torch.device`` this torch can use (:func:`check_device`). Files are read
     without running pickled code (``alae_fast.models.official_io``).
 
-    Raises FileNotFoundError when there is none, ValueError (one line naming the file) when the
-    file is not a checkpoint of this package or of the official code, and
+    Raises TypeError when ``path`` is not a str or os.PathLike, FileNotFoundError when there is
+    none, ValueError (one line naming the file) when the file is not a checkpoint of this
+    package or of the official code or its contents disagree (weights of another shape than its
+    config, a missing part), and
     :class:`~alae_fast.errors.UserError` (a ValueError) naming ``device`` or ``noise_mode`` for a
     device this torch cannot use (CUDA without a GPU) or an unknown noise mode; both are checked
     before the file is read.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load_run: path must be a run folder or checkpoint file (str or os.PathLike); "
+                        f"got {type(path).__name__}")
     device = check_device(device, "device")
     if noise_mode not in DECODE_NOISE_MODES:
         raise UserError(f"noise_mode: expected one of {DECODE_NOISE_MODES}; got {noise_mode!r}")
@@ -228,14 +263,25 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
                          f"--no-ema` keeps an official file's training weights)")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{file}: not an alae_fast training checkpoint (format {CHECKPOINT_FORMAT!r})")
-    config = ModelConfig.from_dict(state["model_config"])
-    schedule = LODSchedule.from_dict(state["schedule"])
-    with torch.random.fork_rng(devices=[]):
-        model = build_model(config)
+    try:
+        config = ModelConfig.from_dict(state["model_config"])
+        schedule = LODSchedule.from_dict(state["schedule"])
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(config)
+        weights = state["trainer"]["ema"]["module"]
+        images_seen = int(state["trainer"]["images_seen"])
+    except KeyError as e:
+        raise UserError(f"{file}: an alae_fast checkpoint without its {e.args[0]!r} entry (cut down or written "
+                        f"by hand?); nothing to open") from None
+    except (TypeError, ValueError) as e:  # a config or schedule field of the wrong type or out of range
+        raise UserError(f"{file}: its model_config or schedule is not valid ({first_line(e)})") from None
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:  # torch's first line only says "Error(s) in loading state_dict"
+        detail = "; ".join(line.strip() for line in str(e).splitlines()[1:3]) or first_line(e)
+        raise UserError(f"{file}: its weights do not fit its model_config ({detail})") from None
     model = model.to(device)
-    model.load_state_dict(state["trainer"]["ema"]["module"])
     model.eval().requires_grad_(False)
-    images_seen = int(state["trainer"]["images_seen"])
     return LoadedRun(model, config, schedule, schedule.phase(images_seen), state.get("setup", "?"), images_seen,
                      Path(file), state, noise_mode)
 

@@ -20,7 +20,11 @@ import numpy as np
 import torch
 
 __all__ = ["make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image", "png_bytes",
-           "to_uint8", "save_png"]
+           "to_uint8", "save_png", "MAX_PICTURE_PIXELS"]
+
+# The most pixels one picture may have (8192 x 8192): far beyond a useful grid, and refused
+# before anything is drawn rather than filling memory and disk (the CLI checks it too).
+MAX_PICTURE_PIXELS = 2 ** 26
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
     """Tile images into one uint8 picture.
@@ -96,12 +100,17 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | N
     """Save ``images`` ``[N, C, H, W]`` in ``[-1, 1]`` as one PNG grid (see :func:`make_grid`).
 
     ``scale`` > 1 enlarges the whole grid by pixel repetition (small images stay crisp).
-    Returns the path written.
+    Returns the path written. Raises as :func:`make_grid`, and ValueError naming ``scale`` for
+    a scale that is not an int >= 1 or a picture over :data:`MAX_PICTURE_PIXELS` (checked before
+    anything is drawn).
     """
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale: expected a positive int, got {scale!r}")
     grid = make_grid(images, nrow, padding, pad_value)
+    if grid.shape[0] * grid.shape[1] * scale * scale > MAX_PICTURE_PIXELS:
+        raise ValueError(f"save_image_grid: the picture would be {grid.shape[1] * scale}x{grid.shape[0] * scale} "
+                         f"pixels, more than {MAX_PICTURE_PIXELS} (scale {scale}); use a smaller scale or fewer images")
     if scale != 1:
-        if not isinstance(scale, int) or scale < 1:
-            raise ValueError(f"scale: expected a positive int, got {scale!r}")
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     return save_png(grid, path)
 

@@ -59,17 +59,25 @@ def to_display(x: torch.Tensor, resolution: int) -> torch.Tensor:
     return x
 
 
-def load_image_files(paths: Sequence[str | os.PathLike], schedule: LODSchedule) -> torch.Tensor:
-    """PNG/JPEG files center-cropped and resized to the run's resolution: ``[N, C, R, R]``
-    float32 with pixels in [-1, 1] (0 -> -1, 255 -> 1).
+def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, schedule: LODSchedule) -> torch.Tensor:
+    """Image files (PNG/JPEG, or anything else Pillow decodes) center-cropped and resized to the
+    run's resolution (:func:`alae_fast.data.load_image`): ``[N, C, R, R]`` float32 with pixels
+    in [-1, 1] (0 -> -1, 255 -> 1). ``paths``: a list of paths, or one path (N = 1);
+    ``schedule``: the run's (``run.schedule``).
 
-    Raises FileNotFoundError for a missing file and :class:`~alae_fast.errors.UserError` for
-    a folder, or a file Pillow cannot decode (not an image, truncated) or refuses as a
-    decompression bomb (``PIL.Image.MAX_IMAGE_PIXELS``, twice over), naming the file."""
+    Raises TypeError for a ``schedule`` that is not an LODSchedule, FileNotFoundError for a
+    missing file and :class:`~alae_fast.errors.UserError` for a folder, or a file Pillow cannot
+    decode (not an image, truncated) or refuses as a decompression bomb
+    (``PIL.Image.MAX_IMAGE_PIXELS``, twice over), naming the file."""
     from PIL import Image
 
     from ..data import load_image
 
+    if not isinstance(schedule, LODSchedule):
+        raise TypeError(f"load_image_files: schedule must be the run's LODSchedule (run.schedule); "
+                        f"got {type(schedule).__name__}")
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]  # one file, not the characters of its name
     if not paths:
         raise ValueError("images: give at least one image file")
     out = []

@@ -85,10 +85,10 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
                                   truncation_cutoff=cutoff, noise=noise)
 
 
-# NVlabs' spellings of G's noise inputs. "const" is the same noise maps for every image: drawn
-# once from this fixed seed (NVlabs keeps fixed noise buffers in G; ours has none to keep).
+# NVlabs' spellings of G's noise inputs. "const" is the same noise maps for every image: the
+# model's own fixed maps (ALAEModel.decode's 'const', as NVlabs' noise buffers), so a seed gives
+# the same picture here as in a grid of sample_images(noise="const").
 NOISE_MODES = ("const", "random", "batch", "zero", "none")
-CONST_NOISE_SEED = 0x5EED
 # PSI_RANGE (imported above, defined in alae_fast.models.base): the truncation psi that the models,
 # these functions, the commands and the page accept, [-1, 2].
 
@@ -107,7 +107,8 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     """One image per seed, ``[len(seeds), C, r, r]`` in about [-1, 1], as NVlabs' ``gen_images``:
     z from :func:`seed_latent`, truncated by ``psi`` (style inputs below ``cutoff``, default all).
 
-    ``noise_mode``: ``"const"`` (the same noise maps for every image, from a fixed seed),
+    ``noise_mode``: ``"const"`` (the same noise maps for every image: the model's fixed ones,
+    as :func:`sample_images` with ``noise="const"``),
     ``"random"`` or ``"batch"`` (noise drawn from the image's seed; one image per draw, so the
     two are the same here) or ``"none"``/``"zero"`` (no noise). Every mode gives
     the same image for the same seed; torch's global random state is left untouched.
@@ -127,19 +128,23 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     for seed in seeds:
         z = seed_latent(seed, run.model.latent_size).to(device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(CONST_NOISE_SEED if noise_mode == "const" else seed)
+            torch.manual_seed(seed)
+            noise = {"none": "zero", "zero": "zero", "const": "const"}.get(noise_mode, "random")
             out.append(run.model.generate(z, run.phase.lod, run.phase.blend, truncation_psi=psi,
-                                          truncation_cutoff=cutoff,
-                                          noise="zero" if noise_mode in ("none", "zero") else "random"))
+                                          truncation_cutoff=cutoff, noise=noise))
     return torch.cat(out)
 
 
 def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-    """Decodes ``steps`` points on the segment between E(a) and E(b) (images ``[1, C, R, R]``
-    each, prepared); returns ``[steps, C, r, r]`` with ``run.noise_mode`` (default no noise).
+    """Decodes ``steps`` points on the segment between E(a) and E(b) (one image ``[1, C, r, r]``
+    or ``[1, C, R, R]`` each, as ``run.encode`` takes); returns ``[steps, C, r, r]`` with ``run.noise_mode`` (default no noise).
     ValueError unless ``steps`` is an int >= 2 (both ends: one step would be E(a) alone, not an
     interpolation; the CLI and the web page ask the same); a and b are checked as ``run.encode`` does."""
     steps = check_count(steps, "steps", "interpolate_latents", minimum=2)
+    for name, img in (("a", a), ("b", b)):
+        if isinstance(img, torch.Tensor) and img.ndim == 4 and img.shape[0] != 1:
+            raise ValueError(f"interpolate_latents: {name} must be one image [1, C, R, R]; got {img.shape[0]} "
+                             f"(shape {tuple(img.shape)}): interpolate each pair on its own")
     wa, wb = run.encode(a), run.encode(b)
     t = torch.linspace(0.0, 1.0, steps, device=wa.device, dtype=wa.dtype).view(-1, 1)
     return run.decode(torch.lerp(wa.expand(steps, -1), wb.expand(steps, -1), t))
