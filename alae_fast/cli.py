@@ -13,6 +13,7 @@ for the traceback). Any other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -292,6 +293,9 @@ def _add_generate(sub) -> None:
     g.add_argument("--seed", type=_seed, default=None, help="without --seeds: latent seed of the grid (default 0)")
 
 
+_NOISE_SEED_HELP = ("with --noise-mode random or batch: seed of G's noise (default 0), so that a run repeats "
+                    "exactly")
+
 # The commands that open a run and write one picture from it: name, help, description, and their
 # own arguments as (flags, add_argument options), in the order --help lists them.
 _PICTURE_COMMANDS = (
@@ -301,20 +305,23 @@ _PICTURE_COMMANDS = (
      ((("images",), dict(nargs="*", metavar="IMAGES", help="PNG/JPEG files (center-cropped and resized)")),
       (("--data",), dict(default=None, help="data to take images from when no IMAGES are given (default: the "
                                             "run's training data)")),
-      (("--n",), dict(type=_positive_int, default=None, help="images taken from --data (default 16)")))),
+      (("--n",), dict(type=_positive_int, default=None, help="images taken from --data (default 16)")),
+      (("--seed",), dict(type=_seed, default=None, help=_NOISE_SEED_HELP)))),
     ("interpolate", "a latent interpolation strip between two images",
      "Encode images A and B, decode points on the straight line between their latents, and save the strip "
      "A, ..., B (reconstructions) as a PNG.",
      ((("a",), dict(metavar="A", help="first image (PNG/JPEG)")),
       (("b",), dict(metavar="B", help="second image (PNG/JPEG)")),
       (("--steps",), dict(type=_int_at_least(2), default=8,
-                          help="images in the strip, A's and B's reconstructions included (default 8, at least 2)")))),
+                          help="images in the strip, A's and B's reconstructions included (default 8, at least 2)")),
+      (("--seed",), dict(type=_seed, default=None, help=_NOISE_SEED_HELP)))),
     ("style-mix", "coarse, middle and fine style-mixing grid",
      "Top row: sources A. Each further row: a destination B, then B with A's coarse, middle or fine styles "
      "(style inputs split in thirds, low resolutions first). Needs a model with several style inputs (StyleALAE).",
      ((("--rows",), dict(type=_positive_int, default=2, help="destinations per style range (default 2)")),
       (("--cols",), dict(type=_positive_int, default=4, help="sources (default 4)")),
-      (("--seed",), dict(type=_seed, default=0, help="latent seed (default 0)")))),
+      (("--seed",), dict(type=_seed, default=0, help="seed of the latents and, with --noise-mode random or batch, "
+                                                     "of G's noise (default 0): the same seed, the same picture")))),
 )
 
 
@@ -341,8 +348,12 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--data", default=None,
                    help="evaluation data (default: the data the run was trained on, as its config records)")
     e.add_argument("--inception-weights", default=None, metavar="FILE",
-                   help="InceptionV3 state dict (pytorch-fid's pt_inception-2015-12-05 for real FIDs)")
-    e.add_argument("--num-fid", type=_fid_count, default=1000, help="images per FID set, >= 2 (default 1000)")
+                   help=f"InceptionV3 weights for real FIDs: {INCEPTION_FILES}")
+    # one set of real images serves both: FID of reconstructions compares those images with
+    # their reconstructions, whose error is the MSE
+    e.add_argument("--num-fid", type=_fid_count, default=1000,
+                   help="images per FID set, >= 2 (default 1000); also the real images (held-out first) that "
+                        "are reconstructed for the reconstruction MSE")
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
     e.add_argument("--seed", type=_seed, default=0, help="seed of all evaluation draws (default 0)")
 
@@ -401,7 +412,7 @@ def _out(args, run, default_name: str) -> Path:
 # The most pixels one picture a command writes may hold (64 Mi: 65536 images of 32x32, 64 of
 # 1024x1024): the images are made in memory first, and a --n of ten million took 23 GB before the
 # kernel killed it.
-MAX_PICTURE_PIXELS = 2 ** 26
+MAX_PICTURE_PIXELS = 2 ** 26  # alae_fast.inference.pictures' limit (not imported: --help stays torch-free)
 
 
 def _check_picture_size(what: str, count: int, res: int, hint: str = "") -> None:
@@ -464,6 +475,20 @@ def _check_outputs(args) -> None:
         _probe_writable("--outdir", path, path)
 
 
+def _say_older_checkpoint(given: str, run) -> None:
+    """One line on stderr naming the checkpoint used when ``given`` is a run folder whose newest
+    checkpoint did not load: the library warns of each one skipped ("trying an older one"), and
+    without this the user never learnt which one the pictures or metrics came from."""
+    from .training.checkpoint import list_checkpoints
+
+    if not Path(given).is_dir():
+        return
+    listed = list_checkpoints(run.path.parent)
+    if listed and Path(listed[-1][1]).resolve() != Path(run.path).resolve():
+        print(f"alae-fast: warning: using the older checkpoint {run.path} (the newest loadable one)",
+              file=sys.stderr)
+
+
 def _load(args):
     from .inference.loading import load_run
 
@@ -474,6 +499,7 @@ def _load(args):
         run = load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema, noise_mode=mode or "zero")
     except ImportError as e:  # --config without PyYAML: say how to get it, in one line
         raise ValueError(str(e)) from None
+    _say_older_checkpoint(args.ckpt, run)
     if mode in ("random", "batch", "const") and isinstance(run.config, MLPALAEConfig):
         raise UserError(f"--noise-mode {mode}: {run.path} is an MLP ALAE, whose G has no noise inputs "
                         f"(its pictures are the same in every noise mode)")
@@ -530,6 +556,13 @@ def _cmd_generate(args) -> int:
         raise UserError(f"--cutoff {args.cutoff} has no effect " + (
             "with --psi 1 (no truncation); give another --psi" if args.psi is not None else
             "without --psi: this run's truncation psi is 1 (no truncation); give --psi too"))
+    num_ws = int(run.model.num_ws)
+    if args.cutoff is not None and args.cutoff >= num_ws:
+        # style inputs below the cutoff are truncated: at or past the count, every one is, as
+        # without --cutoff, so the flag would change nothing
+        raise UserError(f"--cutoff {args.cutoff}: this model has {num_ws} style input{'s' if num_ws != 1 else ''}; "
+                        f"a cutoff of {num_ws} or more truncates all of them, as --psi alone does ("
+                        + (f"expected 1-{num_ws - 1})" if num_ws > 1 else "leave out --cutoff)"))
     if args.psi is None:  # the config's truncation: official 0.7 below style input 8 for the paper presets
         args.psi = run.config.truncation_psi
         args.cutoff = run.config.truncation_cutoff if args.cutoff is None else args.cutoff
@@ -540,10 +573,10 @@ def _cmd_generate(args) -> int:
         noise = "zero" if args.noise_mode == "none" else args.noise_mode
         n = 32 if args.n is None else args.n
         _check_picture_size(f"--n {n}", n, res, "--seeds with --outdir writes one file per image")
-        x = sample_images(run, n, psi=args.psi, seed=0 if args.seed is None else args.seed, cutoff=args.cutoff,
-                          noise=noise)
+        seed = 0 if args.seed is None else args.seed
+        x = sample_images(run, n, psi=args.psi, seed=seed, cutoff=args.cutoff, noise=noise)
         path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
-        print(f"wrote {n} sample{'s' if n != 1 else ''} (psi {args.psi}, lod {run.phase.lod}) to {path}")
+        print(f"wrote {n} sample{'s' if n != 1 else ''} (seed {seed}, {_settings(args, run)}) to {path}")
         return 0
     if args.n is not None or args.seed is not None:
         raise UserError("--n and --seed go without --seeds: with --seeds, each listed seed gives one image")
@@ -562,21 +595,60 @@ def _cmd_generate(args) -> int:
     outdir = Path(args.outdir) if args.outdir else _run_folder(run.path) / "generated"
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"--outdir {str(outdir)!r} is a file; give a folder (it gets one seedNNNN.png per seed)")
-    images = []
-    for seed in args.seeds:  # one at a time: files appear as they are made, memory stays flat
+    # a seed listed twice names one file, as in NVlabs' gen_images.py (which rewrites it): each is
+    # made and written once, and the count printed is that of the files; the grid shows the list
+    distinct = list(dict.fromkeys(args.seeds))
+    images = {}
+    for seed in distinct:  # one at a time: files appear as they are made, memory stays flat
         x = to_display(generate_seeds(run, [seed], psi=args.psi, noise_mode=args.noise_mode, cutoff=args.cutoff),
                        res)
         save_image(x[0], outdir / f"seed{seed:04d}.png")
         if args.grid:
-            images.append(x)
-    print(f"wrote {len(args.seeds)} image{'s' if len(args.seeds) != 1 else ''} seedNNNN.png (psi {args.psi}, "
-          f"noise {args.noise_mode}, "
-          f"{res}x{res}) to {outdir}")
+            images[seed] = x
+    repeats = (f"; --seeds lists {len(args.seeds)} seeds, {len(distinct)} distinct"
+               if len(distinct) < len(args.seeds) else "")
+    print(f"wrote {len(distinct)} image{'s' if len(distinct) != 1 else ''} seedNNNN.png "
+          f"({_settings(args, run)}, {res}x{res}) to {outdir}{repeats}")
     if args.grid:
         # beside the images it shows, never over the run folder's generated.png of a plain generate
-        path = save_image_grid(torch.cat(images), Path(args.out) if args.out else outdir / "grid.png", scale=scale)
+        path = save_image_grid(torch.cat([images[s] for s in args.seeds]),
+                               Path(args.out) if args.out else outdir / "grid.png", scale=scale)
         print(f"wrote their grid to {path}")
     return 0
+
+
+def _settings(args, run) -> str:
+    """What shaped generate's pictures, as its success line says them: psi, the cutoff when one
+    applies (psi 1 truncates nothing), the noise mode, the level of detail."""
+    cutoff = f", cutoff {args.cutoff}" if args.cutoff is not None and args.psi != 1 else ""
+    return f"psi {args.psi}{cutoff}, noise {args.noise_mode}, lod {run.phase.lod}"
+
+
+def _check_noise_seed(args) -> None:
+    """UserError when ``--seed`` (G's noise seed of reconstruct, interpolate, edit) is given with a
+    noise mode that draws no noise: it would change nothing."""
+    if args.seed is not None and args.noise_mode not in ("random", "batch"):
+        raise UserError(f"--seed seeds G's noise, and noise mode {args.noise_mode or 'zero'} draws none; it goes "
+                        f"with --noise-mode random or batch")
+
+
+@contextlib.contextmanager
+def _noise_seeded(seed: int | None, run):
+    """torch's generators seeded with ``seed`` (None: 0) inside the block and restored after it:
+    G's random noise is drawn from them, and an unseeded draw gave another picture each run."""
+    import torch
+
+    device = run.device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(0 if seed is None else seed)
+        yield
+
+
+def _noise_said(args) -> str:
+    """The noise of a picture command's success line: '' when none was drawn (the default)."""
+    if args.noise_mode not in ("random", "batch"):
+        return ""
+    return f" (noise {args.noise_mode}, seed {0 if args.seed is None else args.seed})"
 
 
 def _held_out(data, run, n: int):
@@ -603,6 +675,7 @@ def _cmd_reconstruct(args) -> int:
     if args.images and (args.data is not None or args.n is not None):
         raise UserError("--data and --n choose the images when no IMAGES are given; with IMAGES, those files "
                         "are reconstructed")
+    _check_noise_seed(args)
     run = _load(args)
     if args.images:
         _check_picture_size(f"{len(args.images)} IMAGES", 2 * len(args.images), run.schedule.resolution)
@@ -617,14 +690,14 @@ def _cmd_reconstruct(args) -> int:
         if x.shape[0] < n:
             print(f"note: the data's held-out images number {x.shape[0]}, fewer than --n {n}: all of them are shown")
     device = next(run.model.parameters()).device
-    with torch.no_grad():
+    with torch.no_grad(), _noise_seeded(args.seed, run):
         x = prepare_images(x, run.schedule, run.phase).to(device)
         rec = run.model.reconstruct(x, run.phase.lod, run.phase.blend, noise=run.noise_mode)
     res = run.schedule.resolution
     path = save_pairs_grid(to_display(x, res), to_display(rec, res), _out(args, run, "reconstructions.png"),
                            scale=max(1, 128 // res))
     print(f"wrote {x.shape[0]} original{'s' if x.shape[0] != 1 else ''} beside "
-          f"{'their reconstructions' if x.shape[0] != 1 else 'its reconstruction'} to {path}")
+          f"{'their reconstructions' if x.shape[0] != 1 else 'its reconstruction'}{_noise_said(args)} to {path}")
     return 0
 
 
@@ -635,18 +708,19 @@ def _cmd_interpolate(args) -> int:
     from .inference.pixels import load_image_files, prepare_images, to_display
     from .inference.sampling import interpolate_latents
 
+    _check_noise_seed(args)
     run = _load(args)
     _check_picture_size(f"--steps {args.steps}", args.steps + 2, run.schedule.resolution)
     device = next(run.model.parameters()).device
     x = prepare_images(load_image_files([args.a, args.b], run.schedule), run.schedule, run.phase).to(device)
-    with torch.no_grad():
+    with torch.no_grad(), _noise_seeded(args.seed, run):
         strip = interpolate_latents(run, x[:1], x[1:], args.steps)
     res = run.schedule.resolution
     # the inputs themselves at the ends: A, G(E(A)), ..., G(E(B)), B
     strip = torch.cat([to_display(x[:1], res), to_display(strip, res), to_display(x[1:], res)])
     path = save_image_grid(strip, _out(args, run, "interpolation.png"), nrow=args.steps + 2,
                            scale=max(1, 128 // res))
-    print(f"wrote a {args.steps}-image interpolation from {args.a} to {args.b} to {path} "
+    print(f"wrote a {args.steps}-image interpolation from {args.a} to {args.b}{_noise_said(args)} to {path} "
           f"(the two inputs at the ends)")
     return 0
 
@@ -659,7 +733,8 @@ def _cmd_style_mix(args) -> int:
     run = _load(args)
     _check_picture_size(f"--rows {args.rows} --cols {args.cols}", (3 * args.rows + 1) * (args.cols + 1),
                         run.schedule.resolution)
-    src, dst, mixed, names = style_mix_tiles(run, args.rows, args.cols, args.seed)
+    with _noise_seeded(args.seed, run):
+        src, dst, mixed, names = style_mix_tiles(run, args.rows, args.cols, args.seed)
     res = run.schedule.resolution
     ranges = style_ranges(int(run.model.num_ws))
     # ASCII only: Pillow's default font (Aileron) has no arrows, they came out as empty boxes
@@ -671,7 +746,9 @@ def _cmd_style_mix(args) -> int:
     path = save_labelled_grid(cells, _out(args, run, "style-mix.png"), row_labels, col_labels,
                               scale=max(1, 128 // res))
     text = ", ".join(f"{k} {a}-{b - 1}" for k, (a, b) in ranges.items())
-    print(f"wrote a style-mixing grid ({text} of {run.model.num_ws} style inputs; {args.rows} rows each) to {path}")
+    noise = f"; noise {args.noise_mode}" if args.noise_mode in ("random", "batch") else ""
+    print(f"wrote a style-mixing grid ({text} of {run.model.num_ws} style inputs; {args.rows} rows each; "
+          f"seed {args.seed}{noise}) to {path}")
     return 0
 
 
@@ -680,10 +757,8 @@ def _cmd_evaluate(args) -> int:
     from .inference.metrics import evaluate_model
 
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    weights = args.inception_weights
-    if weights is not None and not Path(weights).is_file():  # before the run is loaded and scored
-        raise UserError(f"--inception-weights {weights!r} " + ("is a folder; give the InceptionV3 weights file"
-                                                               if Path(weights).is_dir() else "does not exist"))
+    if args.inception_weights is not None:  # before the run is loaded and scored
+        check_inception_weights(args.inception_weights)
     run = _load(args)
     data, note = run_data(run, args.data)
     if note:
@@ -699,6 +774,50 @@ def _cmd_evaluate(args) -> int:
         print(format_metrics(metrics))
     say(f"wrote metrics to {path}")
     return 0
+
+
+# What --inception-weights takes (README, "evaluate --inception-weights FILE").
+INCEPTION_FILES = ("pytorch-fid's pt_inception-2015-12-05-*.pth, torchvision's inception_v3_google-*.pth or "
+                   "NVlabs' TorchScript inception-2015-12-05.pt")
+
+
+def check_inception_weights(path: str) -> None:
+    """Opens ``--inception-weights`` as ``evaluate`` will (:func:`alae_fast.eval.feature_network`),
+    so that a wrong file is refused before minutes of evaluation rather than after. Raises
+    :class:`UserError`, one line naming --inception-weights, the file, why and
+    :data:`INCEPTION_FILES`, for a missing path, a folder, a file torch cannot read as a state
+    dict or TorchScript, and a state dict of another network (names or shapes)."""
+    import torch
+
+    from .eval import feature_network
+
+    given = f"--inception-weights {path!r}"
+    if Path(path).is_dir():
+        raise UserError(f"{given} is a folder; give the InceptionV3 weights file ({INCEPTION_FILES})")
+    if not Path(path).is_file():
+        raise UserError(f"{given} does not exist; expected {INCEPTION_FILES}")
+    net = None
+    try:
+        with warnings.catch_warnings():
+            # torch's notes on pickle protocols of a file it then refuses: the line below says why
+            warnings.simplefilter("ignore")
+            net = feature_network(path)
+            # a TorchScript file loads whatever network it holds: only a call shows it is Inception
+            with torch.no_grad():
+                net(torch.zeros(1, 3, 32, 32))
+    except (ValueError, OSError, RuntimeError) as e:
+        if net is not None:
+            why = f" does not compute Inception features ({first_line(e)})"
+        elif e.__cause__ is not None:
+            # torch's own message runs to a dozen lines and advises weights_only=False, which
+            # would run the file's pickled code; its kind of error is what helps here
+            why = (f" could not be read as a torch state dict or TorchScript file "
+                   f"({type(e.__cause__).__name__})")
+        else:  # the library's one line: "weights: <file> is not an InceptionV3 state dict (...)"
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            why = why.removeprefix("weights: ").removeprefix(str(path)).removeprefix(str(Path(path)))
+            why = why if why.startswith(":") else " " + why.lstrip()
+        raise UserError(f"{given}{why}; expected {INCEPTION_FILES}") from None
 
 
 def format_metrics(m: dict) -> str:
@@ -800,7 +919,7 @@ def _add_edit_commands(sub) -> None:
 
 
 def _cmd_edit(args) -> int:
-    from .edit.commands import edit_strip, resolve_directions
+    from .edit.commands import edit_strip, parse_direction_arg, resolve_directions
     from .inference.pictures import save_image_grid
     from .inference.pixels import load_image_files, to_display
 
@@ -809,16 +928,21 @@ def _cmd_edit(args) -> int:
             raise UserError(f"--noise {args.noise_old} and --noise-mode {args.noise_mode}: --noise is the older "
                             f"spelling of --noise-mode; give one")
         args.noise_mode = args.noise_old
-    if args.seed is not None and args.noise_mode not in ("random", "batch"):
-        raise UserError(f"--seed seeds G's noise, and noise mode {args.noise_mode or 'zero'} draws none; it goes "
-                        f"with --noise-mode random or batch")
+    _check_noise_seed(args)
     if args.edit_layers < 1:
         raise UserError(f"--edit-layers {args.edit_layers}: no style input would be edited (style inputs below "
                         f"it are); expected >= 1")
+    # a strip runs from -AMOUNT to +AMOUNT: with every amount 0 its images were all the same
+    if all(parse_direction_arg(text)[1] == 0 for text in args.direction):
+        raise UserError(f"--direction {' '.join(args.direction)}: every amount is 0, so the {args.steps} images "
+                        f"of a strip (-AMOUNT to +AMOUNT) would be the same; give an amount other than 0")
     run = _load(args)
     _check_picture_size(f"--steps {args.steps} for {len(args.images)} image(s)", args.steps * len(args.images),
                         run.schedule.resolution)
     vectors, amounts = resolve_directions(args.direction, run, args.directions)
+    if len(amounts) < len(args.direction):  # the last amount of a name replaced the others unseen
+        raise UserError(f"--direction: {len(args.direction)} given, naming {len(amounts)} direction(s) "
+                        f"({', '.join(amounts)}); give each direction once")
     x = load_image_files(args.images, run.schedule)
     strip = edit_strip(run, x, vectors, amounts, steps=args.steps, edit_layers=args.edit_layers,
                        noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed)
@@ -826,7 +950,7 @@ def _cmd_edit(args) -> int:
     path = save_image_grid(to_display(strip, res), _out(args, run, "edit.png"), nrow=args.steps,
                            scale=max(1, 128 // res))
     moves = ", ".join(f"{k} {-a:+g}..{a:+g}" for k, a in amounts.items())
-    print(f"wrote {len(args.images)} strip(s) of {args.steps} ({moves}) to {path}")
+    print(f"wrote {len(args.images)} strip(s) of {args.steps} ({moves}){_noise_said(args)} to {path}")
     return 0
 
 
@@ -836,6 +960,7 @@ def _cmd_directions(args) -> int:
     from .inference.loading import load_run
 
     run = load_run(args.ckpt, args.device)
+    _say_older_checkpoint(args.ckpt, run)
     found = fit_run_directions(run, args.data)
     folder = Path(args.out) if args.out else _run_folder(run.path) / "directions"
     for name, vec in found.items():

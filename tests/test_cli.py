@@ -290,7 +290,7 @@ def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
                  "--outdir", str(out), "--grid", "--out", str(tmp_path / "grid.png")]) == 0
     text = capsys.readouterr().out
     # an MLP ALAE has no noise inputs: noise none is what it does (--noise-mode const is refused for it)
-    assert f"wrote 4 images seedNNNN.png (psi 0.7, noise none, 32x32) to {out}" in text
+    assert f"wrote 4 images seedNNNN.png (psi 0.7, noise none, lod 0, 32x32) to {out}" in text
     assert sorted(p.name for p in out.iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0005.png"]
     assert _png(out / "seed0005.png").shape == (32, 32) and (tmp_path / "grid.png").is_file()
     # without --out the grid goes beside the images, not over the run folder's generated.png
@@ -622,8 +622,13 @@ def test_generate_cutoff_without_truncation_is_refused(mlp_run, tmp_path, capsys
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--cutoff 4 has no effect" in err[0] and says in err[0], err
     assert not (tmp_path / "g.png").exists()
+    # with --psi: the MLP has 1 style input, which any cutoff (>= 1) truncates, as --psi alone does
+    # (a cutoff that takes effect: test_generate_cutoff_at_or_past_the_style_inputs_is_refused)
     assert main(["generate", "--ckpt", str(mlp_run), "--psi", "0.5", "--cutoff", "4", "--n", "2",
-                 "--out", str(tmp_path / "g.png")]) == 0
+                 "--out", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--cutoff 4: this model has 1 style input;" in err[0], err
+    assert not (tmp_path / "g.png").exists()
 
 
 def test_bench_refuses_options_its_mode_does_not_use(capsys, monkeypatch):
@@ -1026,3 +1031,248 @@ def test_argparse_names_the_kind_of_value_not_a_private_function(mlp_run, tmp_pa
         assert said in err and "_" not in err.split("invalid", 1)[1].split("value")[0], (argv, err)
     err = _refused(capsys, ["evaluate", "--ckpt", str(mlp_run), "--inception-weights", str(tmp_path)])
     assert f"--inception-weights {str(tmp_path)!r} is a folder; give the InceptionV3 weights file" in err
+
+
+# --- a new user's trial: honest counts and settings, seeded noise, refusals that name the flag ---------
+
+@pytest.fixture(scope="module")
+def noisy_style_run(tmp_path_factory):
+    """A digits-32 StyleALAE of a few steps (8 style inputs, noise inputs) whose EMA noise strengths
+    are set to 1: a few steps leave them near 0, where a noise draw changes no pixel of a PNG, and
+    a test of seeded noise would pass whether or not the noise was seeded."""
+    out = tmp_path_factory.mktemp("cli-noise") / "d32"
+    with one_thread():
+        assert main(["train", "--preset", "digits-32", "--out", str(out), "--kimg", "0.032", "--no-eval",
+                     "--no-progress", "--threads", "1", "--schedule", "lod_kimg=[0.008]",
+                     "--schedule", "lod_batch=[8]"]) == 0
+    path = list_checkpoints(out / "checkpoints")[-1][1]
+    state = load_checkpoint(path)
+    ema = state["trainer"]["ema"]["module"]
+    strengths = [k for k in ema if k.endswith("noise_weight")]
+    assert strengths
+    for k in strengths:
+        ema[k] = torch.ones_like(ema[k])
+    torch.save(state, path)
+    return out
+
+
+def _digit_files(tmp_path: Path, n: int = 2) -> list[str]:
+    from alae_fast.data import load_digits
+
+    x, _ = load_digits("test", 32)
+    files = []
+    for i in range(n):
+        p = tmp_path / f"digit{i}.png"
+        Image.fromarray(((x[i, 0].numpy() + 1) * 127.5).round().astype(np.uint8)).save(p)
+        files.append(str(p))
+    return files
+
+
+def test_generate_writes_a_repeated_seed_once_and_counts_the_files(mlp_run, tmp_path, capsys):
+    # --seeds 1,1,1 said "wrote 3 images" and wrote seed0001.png alone
+    out = tmp_path / "d"
+    assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "1,1,1", "--outdir", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["seed0001.png"]
+    assert f"wrote 1 image seedNNNN.png (psi 1.0, noise none, lod 0, 32x32) to {out}; --seeds lists 3 seeds, " \
+           f"1 distinct" in text, text
+    # the grid shows the seeds as listed, repeats included; each file is the seed's picture
+    assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "2,1,2", "--outdir", str(tmp_path / "g"),
+                 "--grid"]) == 0
+    text = capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["grid.png", "seed0001.png", "seed0002.png"]
+    assert "wrote 2 images seedNNNN.png" in text and "--seeds lists 3 seeds, 2 distinct" in text, text
+    grid = _png(tmp_path / "g" / "grid.png")
+    # 3 tiles, 2 a row (ceil(sqrt(3))), 32 px enlarged 4 times, 2 px (8 enlarged) apart
+    tile = lambda r, c: grid[8 + r * 136:8 + r * 136 + 128, 8 + c * 136:8 + c * 136 + 128]  # noqa: E731
+    big = lambda seed: np.repeat(np.repeat(_png(tmp_path / "g" / f"seed{seed:04d}.png"), 4, 0), 4, 1)  # noqa: E731
+    assert np.array_equal(tile(0, 0), big(2)) and np.array_equal(tile(0, 1), big(1))
+    assert np.array_equal(tile(1, 0), big(2))
+    # distinct seeds: no note
+    assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "1-2", "--outdir", str(tmp_path / "h")]) == 0
+    assert "distinct" not in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # torch's note on scripting the fake file
+def test_evaluate_refuses_a_wrong_inception_file_in_one_line_before_any_work(mlp_run, tmp_path, capsys,
+                                                                              monkeypatch):
+    # a PNG given as --inception-weights printed torch's 8 lines, advising weights_only=False
+    import alae_fast.cli as cli
+
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "some.png")
+    torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "other_net.pth")
+    (tmp_path / "pickled.pt").write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01.")
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / "linear_script.pt")
+    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("loaded the run before checking the file"))
+    cases = [("some.png", "could not be read as a torch state dict or TorchScript file"),
+             ("pickled.pt", "could not be read as a torch state dict or TorchScript file"),
+             ("missing.pth", "does not exist"),
+             ("other_net.pth", "is not an InceptionV3 state dict with torchvision's names"),
+             ("linear_script.pt", "does not compute Inception features")]
+    for name, said in cases:
+        path = str(tmp_path / name)
+        assert main(["evaluate", "--ckpt", str(mlp_run), "--inception-weights", path]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, (name, err)
+        assert err[0].startswith(f"alae-fast evaluate: error: --inception-weights {path!r}") and said in err[0], err
+        assert "pt_inception-2015-12-05" in err[0] and "weights_only" not in err[0], err
+    # the files the error asks for pass: an InceptionV3 state dict with torchvision's names
+    from alae_fast.eval import InceptionV3Features
+
+    torch.save(InceptionV3Features().state_dict(), tmp_path / "inception.pth")
+    assert cli.check_inception_weights(str(tmp_path / "inception.pth")) is None
+
+
+def test_evaluate_num_fid_help_says_it_also_sets_the_mse_images(mlp_run, tmp_path, capsys):
+    # the help said "images per FID set" while the reconstruction MSE was measured on as many images
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "images per FID set, >= 2 (default 1000); also the real images (held-out first) that are " \
+           "reconstructed for the reconstruction MSE" in help_text, help_text
+    assert main(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "5", "--ppl-samples", "1", "--json",
+                 "--out", str(tmp_path / "m.json")]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["reconstruction_images"] == 5 and m["fid_images"]["real"] == 5
+
+
+def test_picture_commands_seed_their_random_noise(noisy_style_run, tmp_path, capsys):
+    # reconstruct, interpolate and style-mix with --noise-mode random drew unseeded noise: another
+    # picture each run, and no --seed to repeat one
+    a, b = _digit_files(tmp_path)
+    commands = {"reconstruct": ["--n", "3"], "interpolate": [a, b, "--steps", "3"], "style-mix": ["--rows", "1",
+                                                                                                   "--cols", "2"]}
+    for name, extra in commands.items():
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert "--seed" in capsys.readouterr().out, name
+
+        def picture(*flags, tag):
+            path = tmp_path / f"{name}-{tag}.png"
+            assert main([name, "--ckpt", str(noisy_style_run), *extra, *flags, "--out", str(path)]) == 0, flags
+            return _png(path)
+
+        first = picture("--noise-mode", "random", tag="1")
+        assert np.array_equal(first, picture("--noise-mode", "random", tag="2")), name
+        assert np.array_equal(first, picture("--noise-mode", "random", "--seed", "0", tag="3")), name
+        other = picture("--noise-mode", "random", "--seed", "7", tag="4")
+        assert not np.array_equal(first, other), name  # the noise shows: the seed is what repeats it
+        assert np.array_equal(other, picture("--noise-mode", "random", "--seed", "7", tag="5")), name
+        batch = picture("--noise-mode", "batch", "--seed", "7", tag="6")
+        assert np.array_equal(batch, picture("--noise-mode", "batch", "--seed", "7", tag="7")), name
+        out = capsys.readouterr().out
+        assert "noise random" in out and "seed 7" in out, out
+    # like edit's, --seed of reconstruct and interpolate seeds only noise: without drawn noise it is refused
+    for name in ("reconstruct", "interpolate"):
+        for mode in ([], ["--noise-mode", "const"]):
+            assert main([name, "--ckpt", str(noisy_style_run), *commands[name], *mode, "--seed", "3",
+                         "--out", str(tmp_path / "x.png")]) == 2, (name, mode)
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "--seed seeds G's noise" in err[0], err
+    assert not (tmp_path / "x.png").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["reconstruct", "--ckpt", str(noisy_style_run), "--seed", "-1"])
+    assert e.value.code == 2 and "argument --seed: expected an int in [0, 2**63)" in capsys.readouterr().err
+
+
+def test_generate_says_every_setting_of_its_pictures(noisy_style_run, tmp_path, capsys):
+    # "(psi 0.7, lod 5)" left out the cutoff and the noise mode that shaped the picture
+    from alae_fast.inference.loading import load_run
+
+    lod = load_run(noisy_style_run).phase.lod
+    run = str(noisy_style_run)
+    assert main(["generate", "--ckpt", run, "--n", "4", "--psi", "0.5", "--cutoff", "2",
+                 "--out", str(tmp_path / "g.png")]) == 0
+    assert f"wrote 4 samples (seed 0, psi 0.5, cutoff 2, noise const, lod {lod}) to" in capsys.readouterr().out
+    assert main(["generate", "--ckpt", run, "--n", "4", "--psi", "0.5", "--seed", "3", "--noise-mode", "random",
+                 "--out", str(tmp_path / "g.png")]) == 0
+    assert f"wrote 4 samples (seed 3, psi 0.5, noise random, lod {lod}) to" in capsys.readouterr().out
+    assert main(["generate", "--ckpt", run, "--seeds", "4", "--psi", "0.5", "--cutoff", "3", "--noise-mode", "none",
+                 "--outdir", str(tmp_path / "s")]) == 0
+    assert f"wrote 1 image seedNNNN.png (psi 0.5, cutoff 3, noise none, lod {lod}, 32x32) to" in \
+           capsys.readouterr().out
+
+
+def test_every_command_on_a_run_folder_names_the_older_checkpoint_it_used(mlp_run, tmp_path, capsys):
+    # the newest checkpoint damaged: "trying an older one" was said, but never which one was used
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(mlp_run, run)
+    (run / "checkpoints" / "ckpt-9999999999.pt").write_bytes(b"not a checkpoint")
+    used = run / "checkpoints" / "ckpt-0000000064.pt"
+    a, b = _digit_files(tmp_path)
+    out = ["--out", str(tmp_path / "o.png")]
+    commands = [["generate", "--n", "2", *out], ["reconstruct", "--n", "2", *out], ["interpolate", a, b, *out],
+                ["edit", a, "--direction", "3-8=1", "--steps", "2", *out],
+                ["evaluate", "--num-fid", "2", "--ppl-samples", "1", "--json", "--out", str(tmp_path / "m.json")],
+                ["directions", "--out", str(tmp_path / "dirs")]]
+    for cmd in commands:
+        assert main([cmd[0], "--ckpt", str(run), *cmd[1:]]) == 0, cmd
+        cap = capsys.readouterr()
+        said = [ln for ln in cap.err.splitlines() if "using the older checkpoint" in ln]
+        assert said == [f"alae-fast: warning: using the older checkpoint {used} (the newest loadable one)"], \
+            (cmd, cap.err)
+        if cmd[0] == "evaluate":  # stdout stays the JSON alone
+            assert json.loads(cap.out)["checkpoint"] == str(used)
+    # a sound newest checkpoint, or a checkpoint file given: nothing said
+    for ckpt in (mlp_run, used):
+        assert main(["generate", "--ckpt", str(ckpt), "--n", "2", *out]) == 0
+        assert "older checkpoint" not in capsys.readouterr().err
+
+
+def test_generate_cutoff_at_or_past_the_style_inputs_is_refused(noisy_style_run, tmp_path, capsys):
+    # --cutoff 100 on a model of 8 style inputs truncated all of them, as no --cutoff, silently
+    from alae_fast.inference.loading import load_run
+
+    assert int(load_run(noisy_style_run).model.num_ws) == 8
+    for cutoff in ("8", "100"):
+        assert main(["generate", "--ckpt", str(noisy_style_run), "--psi", "0.5", "--cutoff", cutoff,
+                     "--out", str(tmp_path / "g.png")]) == 2, cutoff
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--cutoff {cutoff}: this model has 8 style inputs;" in err[0], err
+        assert "(expected 1-7)" in err[0], err
+    assert main(["generate", "--ckpt", str(noisy_style_run), "--seeds", "1", "--psi", "0.5", "--cutoff", "9",
+                 "--outdir", str(tmp_path / "s")]) == 2
+    assert "--cutoff 9: this model has 8 style inputs" in capsys.readouterr().err
+    assert not (tmp_path / "g.png").exists() and not (tmp_path / "s").exists()
+    # below the count the cutoff takes effect: the picture differs from truncating every input
+    pictures = []
+    for cutoff in (["--cutoff", "7"], []):
+        assert main(["generate", "--ckpt", str(noisy_style_run), "--psi", "0", *cutoff, "--n", "2",
+                     "--out", str(tmp_path / "g.png")]) == 0
+        pictures.append(_png(tmp_path / "g.png"))
+    assert not np.array_equal(*pictures)
+
+
+def test_edit_refuses_amounts_that_move_nothing(mlp_run, tmp_path, capsys):
+    # --direction 3-8=0 wrote 7 identical images labelled "-0..+0"
+    a, = _digit_files(tmp_path, 1)
+    base = ["edit", "--ckpt", str(mlp_run), a, "--out", str(tmp_path / "e.png")]
+    for directions, said in ((["3-8=0"], "--direction 3-8=0: every amount is 0"),
+                             (["3-8=0", "1-7=-0.0"], "--direction 3-8=0 1-7=-0.0: every amount is 0"),
+                             (["3-8=2", "3-8=0"], "--direction: 2 given, naming 1 direction(s) (3-8)")):
+        assert main([*base, *(x for d in directions for x in ("--direction", d))]) == 2, directions
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
+    assert not (tmp_path / "e.png").exists()
+    # one amount of 0 beside a moving one, and a negative amount, still edit: the strip's ends differ
+    for directions in (["3-8=0", "1-7=2"], ["3-8=-2"]):
+        assert main([*base, "--steps", "2", *(x for d in directions for x in ("--direction", d))]) == 0, directions
+        strip = _png(tmp_path / "e.png")
+        assert not np.array_equal(strip[8:136, 8:136], strip[8:136, 144:272]), directions
+
+
+def test_reconstruct_data_warns_of_unreadable_held_out_files(mlp_run, tmp_path, capsys):
+    # as evaluate and directions do; reconstruct reads only the held-out split, so an unreadable
+    # file of the training split is never opened by it (nothing is skipped there)
+    from alae_fast.data.folder import find_image_files, split_files
+
+    folder = _digit_folder(tmp_path / "photos", 40)
+    held_out = split_files(find_image_files(folder), folder, "test")
+    held_out[0].write_bytes(b"not an image")
+    capsys.readouterr()
+    assert main(["reconstruct", "--ckpt", str(mlp_run), "--data", str(folder), "--n", "2",
+                 "--out", str(tmp_path / "r.png")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "skipped 1 unreadable image file(s)" in err[0] and held_out[0].name in err[0], err

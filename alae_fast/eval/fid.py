@@ -51,6 +51,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..errors import first_line
 from .recon import Reconstruct, reconstruct_all
 
 __all__ = [
@@ -360,7 +361,7 @@ def _load_state_dict(path) -> dict:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"weights: {p} could not be read as a torch state dict ({type(e).__name__}: {e}); "
+        raise ValueError(f"weights: {p} could not be read as a torch state dict ({first_line(e)}); "
                          f"TensorFlow Inception files are not supported; use pytorch-fid's "
                          f"pt_inception-2015-12-05-*.pth, torchvision's inception_v3_google-*.pth or NVlabs' "
                          f"TorchScript inception-2015-12-05.pt") from e
