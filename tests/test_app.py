@@ -185,7 +185,9 @@ def test_endpoints_on_a_digits_run(server, digits_run, tmp_path, capsys):
     assert status == 200 and len(enc["w"]) == 8 and len(enc["values"]) == 10 and enc["ms"] >= 0
     orig, rec = _png_of(enc["original"]), _png_of(enc["reconstruction"])
     assert orig.shape == rec.shape == (32, 32)
+    # the MSE of the two pictures shown (the reconstruction clamped as its PNG): at most 4
     assert enc["mse"] == pytest.approx(np.mean(((orig / 127.5 - 1) - (rec / 127.5 - 1)) ** 2), abs=2e-2)
+    assert 0 <= enc["mse"] <= 4
 
     # the API's reconstruction is the library's: alae_fast.load + the same preparation
     import alae_fast
@@ -242,9 +244,26 @@ def test_bad_input_gets_4xx_and_the_server_keeps_serving(server):
         (S.post(url + "api/interpolate", {"wa": w, "wb": w, "steps": 100}), 400, "steps"),
         (S.post(url + "api/directions?name=short", _npy(np.ones(3)), raw=True), 400, "the model's latent size is 8"),
         (S.post(url + "api/directions?name=bad", b"garbage", raw=True), 400, "not a readable .npy"),
+        # JSON integers beyond a float, strings and booleans as numbers: 400, never a 500
+        (S.post(url + "api/values", {"w": [10 ** 400] + w[1:]}), 400, "within"),
+        (S.post(url + "api/edit", {"w": w, "amounts": [10 ** 400] + [0] * 9}), 400, "within"),
+        (S.post(url + "api/interpolate", {"wa": [10 ** 400] + w[1:], "wb": w}), 400, "within"),
+        (S.post(url + "api/edit", {"w": ["1.5"] + w[1:], "amounts": [0] * 10}), 400, "numbers only"),
+        (S.post(url + "api/edit", {"w": [True] + w[1:], "amounts": [0] * 10}), 400, "numbers only"),
+        (S.post(url + "api/edit", {"w": w, "amounts": [True] * 10}), 400, "numbers only"),
+        (S.post(url + "api/generate", {"seed": True}), 422, "seed"),
+        (S.post(url + "api/interpolate", {"wa": w, "wb": w, "steps": True}), 422, "steps"),
+        (S.post(url + "api/nowhere", {}), 404, "Not Found: POST /api/nowhere"),
+        # a JSON body far beyond any request of the page is refused before it is read
+        (S.post(url + "api/edit", {"w": w, "amounts": [0] * 10, "pad": "x" * (2 << 20)}), 413, "at most 1 MiB"),
     ]
     for (status, body), want_status, want_text in cases:
         assert status == want_status and want_text in body["error"], (status, body, want_text)
+    import json
+    import urllib.error
+    with pytest.raises(urllib.error.HTTPError) as e:  # the page reads "error" from every answer
+        S.get(url + "api/generate")
+    assert e.value.code == 405 and json.loads(e.value.read())["error"] == "Method Not Allowed: GET /api/generate"
     assert S.get(url + "api/info")[0] == 200
     status, _ = S.get(url + "static/index.html")
     assert status == 200
@@ -320,6 +339,15 @@ def test_direction_upload_adds_a_slider(digits_run):
         assert status == 200 and body["name"] == "mine" and len(body["directions"]) == 11
         enc = S.post(srv.url + "api/encode", S.digit_png(2), raw=True)[1]
         assert len(enc["values"]) == 11
+        # the same vector again, or one so long that its slider values exceed the edit's limit
+        # (every later edit of every image would be refused): refused, and editing still works
+        status, body = S.post(srv.url + "api/directions?name=again", _npy(np.linspace(-1, 1, 8)), raw=True)
+        assert status == 400 and "same vector as direction 'mine'" in body["error"]
+        status, body = S.post(srv.url + "api/directions?name=huge", _npy(np.full(8, 1e300)), raw=True)
+        assert status == 400 and "beyond the edit's limit" in body["error"]
+        assert len(S.get(srv.url + "api/info")[1]["directions"]) == 11
+        status, edited = S.post(srv.url + "api/edit", {"w": enc["w"], "amounts": enc["values"]})
+        assert status == 200
 
 
 def test_model_work_does_not_block_the_server(digits_run, monkeypatch):
@@ -384,6 +412,11 @@ def test_style_mixing_on_a_style_alae(tmp_path):
         b = S.post(srv.url + "api/generate", {"seed": 2, "noise_mode": "none"})[1]
         status, mix = S.post(srv.url + "api/mix", {"wa": a["w"], "wb": b["w"]})
         assert status == 200 and mix["a"] == a["image"] and mix["b"] == b["image"]
+        # a sample with noise: "plain" is the picture mixing (and interpolation, editing) make of
+        # its w, which the page shows in A and B
+        c = S.post(srv.url + "api/generate", {"seed": 1, "noise_mode": "const"})[1]
+        assert c["w"] == a["w"] and c["plain"] == a["image"]
+        assert S.post(srv.url + "api/mix", {"wa": c["w"], "wb": b["w"]})[1]["a"] == c["plain"]
         import alae_fast
         from alae_fast.inference.pictures import to_uint8
         from alae_fast.inference.sampling import mix_ranges

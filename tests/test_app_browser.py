@@ -62,7 +62,7 @@ def test_upload_then_slider_changes_the_picture_as_the_api_says(page, server, tm
     page.wait_for_function("document.getElementById('reconstruction').src.startsWith('data:image/png')")
     rec = _src(page, "#reconstruction")
     assert _src(page, "#original").startswith("data:image/png") and "MSE" in page.inner_text("#mse")
-    assert "ms model" in page.inner_text("#encode-ms")
+    assert "ms server" in page.inner_text("#encode-ms")
     # the page shows what the API answers for the same upload
     status, enc = S.post(server.url + "api/encode", digit.read_bytes(), raw=True)
     assert status == 200 and enc["reconstruction"] == rec and enc["original"] == _src(page, "#original")
@@ -81,7 +81,7 @@ def test_upload_then_slider_changes_the_picture_as_the_api_says(page, server, tm
     status, api = S.post(server.url + "api/edit", sent)
     assert status == 200 and api["image"] == edited  # exactly the API's picture
     assert page.get_attribute("a.dl[data-for=edited]", "href") == edited  # the PNG download is that picture
-    assert "ms model" in page.inner_text("#edit-ms")
+    assert "ms server" in page.inner_text("#edit-ms")
 
 
 def test_use_as_a_after_an_edit_takes_the_edited_picture_and_its_styles(page, server):
@@ -145,6 +145,9 @@ def test_generate_and_interpolate_on_the_page(page, server):
     page.fill("#steps", "4")
     page.click("#interpolate")
     page.wait_for_function("document.querySelectorAll('#strip img').length === 4")
+    # A and B show the pictures interpolation starts and ends on (samples without noise)
+    page.wait_for_function("document.getElementById('interp-3').src.startsWith('data:image/png')")
+    assert _src(page, "#interp-0") == _src(page, "#slot-a") and _src(page, "#interp-3") == _src(page, "#slot-b")
     assert page.locator("#mix-block").is_hidden()  # one style input: no mixing offered
 
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import UserError
@@ -57,7 +57,7 @@ class ValuesRequest(BaseModel):
 
 
 class GenerateRequest(BaseModel):
-    seed: int
+    seed: StrictInt  # strict: JSON true is not seed 1
     psi: float = 1.0
     noise_mode: str = "const"
 
@@ -65,7 +65,7 @@ class GenerateRequest(BaseModel):
 class PairRequest(BaseModel):
     wa: list
     wb: list
-    steps: int = 8
+    steps: StrictInt = 8
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -83,6 +83,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+# The largest JSON body a route reads (the framework reads it whole before any check): the
+# biggest legitimate one, a 1024² model's styles [18][512] as text, is about 200 kB.
+MAX_JSON_BYTES = 1 << 20
+_BODY_ROUTES = ("/api/encode", "/api/directions")  # raw uploads, with limits of their own
 
 
 def _host_name(host_header: str) -> str:
@@ -112,7 +117,20 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
         origin = request.headers.get("origin")
         if request.method not in ("GET", "HEAD") and origin is not None and urlsplit(origin).netloc != host:
             return JSONResponse({"error": f"cross-site request from {origin!r} refused"}, status_code=403)
+        declared = request.headers.get("content-length", "")
+        if (request.method == "POST" and request.url.path not in _BODY_ROUTES and declared.isdigit()
+                and int(declared) > MAX_JSON_BYTES):
+            return JSONResponse({"error": f"the request body is {int(declared) / 2**20:.1f} MiB; a JSON request "
+                                          f"of this page is at most {MAX_JSON_BYTES / 2**20:.0f} MiB"},
+                                status_code=413)
         return await call_next(request)
+
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)  # 404, 405: the page reads "error" as from every route
+    async def _http_error(request, exc: StarletteHTTPException):
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}"},
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(UserError)
     async def _user_error(_request, exc: UserError):
@@ -161,7 +179,8 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
     @app.post("/api/generate")
     def generate(req: GenerateRequest):
         r, ms = timed(service.generate, req.seed, req.psi, req.noise_mode)
-        return {"image": _data_url(r["image"]), "w": r["w"], "values": service.values(r["w"]), "ms": ms}
+        return {"image": _data_url(r["image"]), "plain": _data_url(r["plain"]), "w": r["w"],
+                "values": service.values(r["w"]), "ms": ms}
 
     @app.post("/api/mix")
     def mix(req: PairRequest):

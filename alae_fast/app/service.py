@@ -107,9 +107,19 @@ class ModelService:
         vector = np.asarray(vector, dtype=np.float64)
         if vector.shape != (self.latent_size,):
             raise UserError(f"direction {name!r} has {vector.size} values; this model's w has {self.latent_size}")
+        same = next((d.name for d in self.directions if np.array_equal(d.vector, vector)), None)
+        if same is not None:
+            raise UserError(f"direction {name!r} is the same vector as direction {same!r}, already on the page")
+        values = self._typical_values(vector) if values is None else values
+        # the sliders send these values back as amounts: beyond the edit's limit every edit of
+        # every image would be refused, so such a direction is refused here, once
+        reach = float(np.abs(values).max()) if np.size(values) else 0.0
+        if not np.isfinite(values).all() or reach > MAX_AMOUNT:
+            raise UserError(f"direction {name!r}: typical latents lie {reach:.3g} along it, beyond the edit's limit "
+                            f"±{MAX_AMOUNT:g}; its values are too large (scale it down)")
         if any(d.name == name for d in self.directions):
             name = f"{name} ({len(self.directions) + 1})"
-        lo, hi = editing.slider_ranges(self._typical_values(vector) if values is None else values)
+        lo, hi = editing.slider_ranges(values)
         d = Direction(name, vector, float(lo[0]), float(hi[0]), source)
         self.directions.append(d)
         return d
@@ -134,7 +144,9 @@ class ModelService:
     def info(self) -> dict:
         """What the page needs to draw itself."""
         r = self.run
-        return {"setup": r.setup, "kimg": r.images_seen / 1000.0, "resolution": r.phase.resolution,
+        # an official checkpoint does not record how long it trained (None: the page says so)
+        kimg = None if r.setup == "official" else r.images_seen / 1000.0
+        return {"setup": r.setup, "kimg": kimg, "resolution": r.phase.resolution,
                 "channels": r.schedule.channels, "latent_size": self.latent_size, "num_ws": self.num_ws,
                 "lod": r.phase.lod, "checkpoint": r.path.name,
                 "style_levels": {k: [a, b - 1] for k, (a, b) in style_ranges(self.num_ws).items()}
@@ -148,10 +160,13 @@ class ModelService:
         if not isinstance(w, (list, tuple)) or len(w) != self.latent_size:
             got = len(w) if isinstance(w, (list, tuple)) else type(w).__name__
             raise UserError(f"{name}: expected a list of {self.latent_size} numbers (this model's w), got {got}")
+        # JSON numbers only: a string or a boolean is a mistake of the caller, not a number
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in w):
+            raise UserError(f"{name}: expected numbers only")
         try:
             values = [float(v) for v in w]
-        except (TypeError, ValueError) as e:
-            raise UserError(f"{name}: expected numbers only") from e
+        except OverflowError:  # an integer of hundreds of digits: finite in JSON, not as a float
+            raise UserError(f"{name}: values must be within ±{MAX_W:g} (an encoded w lies within about ±10)") from None
         if not all(math.isfinite(v) for v in values):
             raise UserError(f"{name}: contains NaN or infinity")
         big = max(abs(v) for v in values)
@@ -193,15 +208,16 @@ class ModelService:
 
     @torch.no_grad()
     def encode_upload(self, data: bytes) -> dict:
-        """An uploaded image -> its w, the prepared original and its reconstruction (PNG), their
-        mean squared error (pixels in [-1, 1]) and the attribute values of w."""
+        """An uploaded image -> its w, the prepared original and its reconstruction (PNG), the
+        mean squared error of the two pictures shown (the reconstruction clamped to [-1, 1] as its
+        PNG is, so at most 4) and the attribute values of w."""
         x = decode_image(data, self.run.schedule.resolution, self.run.schedule.channels, self.max_upload_bytes,
                          self.max_pixels)
         with self.lock:
             x = prepare_images(x, self.run.schedule, self.run.phase).to(self.device)
             w = self.run.encode(x)
             rec = self._decode(w)
-        mse = float(torch.mean((to_display(rec, x.shape[-1]) - to_display(x, x.shape[-1])) ** 2))
+        mse = float(torch.mean((to_display(rec, x.shape[-1]).clamp(-1, 1) - to_display(x, x.shape[-1])) ** 2))
         return {"w": w[0].tolist(), "original": self._png(x), "reconstruction": self._png(rec), "mse": mse,
                 "values": self.values(w[0].tolist())}
 
@@ -230,10 +246,13 @@ class ModelService:
         if not isinstance(amounts, (list, tuple)) or len(amounts) != k:
             got = len(amounts) if isinstance(amounts, (list, tuple)) else type(amounts).__name__
             raise UserError(f"amounts: expected {k} numbers (one per direction), got {got}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in amounts):
+            raise UserError("amounts: expected numbers only")
         try:
             a = torch.tensor([float(v) for v in amounts], dtype=torch.float64)
-        except (TypeError, ValueError) as e:
-            raise UserError("amounts: expected numbers only") from e
+        except OverflowError:
+            raise UserError(f"amounts: expected values within ±{MAX_AMOUNT:g} (the edit's limit, "
+                            f"alae_fast.edit.MAX_AMOUNT)") from None
         if not torch.isfinite(a).all():
             raise UserError("amounts: contain NaN or infinity")
         if k and a.abs().max() > MAX_AMOUNT:
@@ -255,7 +274,9 @@ class ModelService:
 
     @torch.no_grad()
     def generate(self, seed, psi=1.0, noise_mode: str = "const") -> dict:
-        """The sample of ``seed`` (as ``alae-fast generate --seeds``), PNG, and its truncated w."""
+        """The sample of ``seed`` (as ``alae-fast generate --seeds``), PNG, its truncated w, and
+        ``plain``: G(w) without noise, the picture mixing, interpolation and editing decode from w
+        (the page shows that one once the sample is used there)."""
         seed, psi = self._seed(seed), self._psi(psi)
         if noise_mode not in NOISE_MODES:
             raise UserError(f"noise_mode: expected one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
@@ -263,7 +284,8 @@ class ModelService:
             x = generate_seeds(self.run, [seed], psi=psi, noise_mode=noise_mode)
             w = self.run.model.truncate(self.run.model.mapping(seed_latent(seed, self.latent_size).to(self.device)),
                                         psi)
-        return {"image": self._png(x), "w": w[0].tolist()}
+            plain = x if noise_mode == "none" else self._decode(w)
+        return {"image": self._png(x), "plain": self._png(plain), "w": w[0].tolist()}
 
     @torch.no_grad()
     def mix(self, wa, wb) -> dict[str, bytes]:

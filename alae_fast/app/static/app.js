@@ -17,20 +17,27 @@ async function call(path, body, raw) {
     opts.body = raw ? body : JSON.stringify(body);
     opts.headers = { "Content-Type": raw ? (body.type || "application/octet-stream") : "application/json" };
   }
-  let resp, data;
+  let resp, text;
   try {
     resp = await fetch(path, opts);
-    data = await resp.json();
+    text = await resp.text();
   } catch (e) {
     throw new Error("no answer from the server (" + e.message + ")");
   }
-  if (!resp.ok) throw new Error(data && data.error ? data.error : "the server answered " + resp.status);
+  let data = null;
+  try { data = JSON.parse(text); } catch (e) { /* a plain-text answer, e.g. a crash's "Internal Server Error" */ }
+  if (!resp.ok) {
+    throw new Error(data && data.error ? data.error
+      : `the server answered ${resp.status}` + (resp.status >= 500 ? " (a server error; its log says more)" : ""));
+  }
+  if (data === null) throw new Error(`the server answered ${resp.status} with something other than JSON`);
   data.roundTrip = performance.now() - t0;
   return data;
 }
 
 function latency(el, d, what) {
-  $(el).textContent = `${what ? what + ": " : ""}${d.ms.toFixed(0)} ms model, ${d.roundTrip.toFixed(0)} ms total`;
+  // "server": the request's time in the server, waiting for the model included
+  $(el).textContent = `${what ? what + ": " : ""}${d.ms.toFixed(0)} ms server, ${d.roundTrip.toFixed(0)} ms total`;
 }
 
 function show(id, url) {
@@ -45,7 +52,8 @@ async function guarded(fn) {
 // --- model and sliders ---------------------------------------------------------------------
 async function loadInfo() {
   const info = state.info = await call("/api/info");
-  $("model").textContent = `${info.setup} · ${info.kimg.toFixed(1)} kimg · ${info.resolution}×${info.resolution}` +
+  const kimg = info.kimg === null ? "length of training not recorded" : `${info.kimg.toFixed(1)} kimg`;
+  $("model").textContent = `${info.setup} · ${kimg} · ${info.resolution}×${info.resolution}` +
     ` · ${info.channels === 1 ? "grey" : "RGB"} · w ${info.latent_size}-d · ${info.num_ws} style input${info.num_ws > 1 ? "s" : ""}` +
     ` · ${info.checkpoint}`;
   $("psi").min = info.psi_range[0]; $("psi").max = info.psi_range[1];
@@ -70,7 +78,8 @@ function buildSliders() {
     const label = document.createElement("label");
     label.textContent = d.name; label.title = `${d.name} — ${d.source}`; label.htmlFor = `dir-${i}`;
     const input = document.createElement("input");
-    Object.assign(input, { type: "range", id: `dir-${i}`, min: d.lo, max: d.hi, step: (d.hi - d.lo) / 200 });
+    // step "any": a snapping step would move the image's own value, so "reset" would not give it back
+    Object.assign(input, { type: "range", id: `dir-${i}`, min: d.lo, max: d.hi, step: "any" });
     input.dataset.index = i;
     input.disabled = !state.current;
     const out = document.createElement("output"); out.id = `dir-${i}-out`;
@@ -128,7 +137,10 @@ async function encodeFile(file) {
   }
   $("encode-card").classList.add("busy");
   try {
-    const d = await call("/api/encode", file, true);
+    let d;
+    try { d = await call("/api/encode", file, true); } catch (e) {
+      throw new Error(e.message + (state.current ? " (the pictures shown are still those of the previous image)" : ""));
+    }
     show("original", d.original); show("reconstruction", d.reconstruction); show("edited", d.reconstruction);
     $("mse").textContent = `reconstruction G(E(x)): MSE ${d.mse.toFixed(4)} (pixels in [-1, 1])`;
     latency("encode-ms", d, "encode"); $("edit-ms").textContent = "";
@@ -137,7 +149,11 @@ async function encodeFile(file) {
   } finally { $("encode-card").classList.remove("busy"); }
 }
 
-$("file").addEventListener("change", (e) => guarded(() => encodeFile(e.target.files[0])));
+$("file").addEventListener("change", (e) => {
+  const f = e.target.files[0];
+  e.target.value = "";  // choosing the same file again encodes it again
+  guarded(() => encodeFile(f));
+});
 const drop = $("drop");
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
 ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
@@ -146,8 +162,8 @@ $("reset").addEventListener("click", () => { if (state.current) { setSliders(sta
 
 $("direction-file").addEventListener("change", (e) => guarded(async () => {
   const f = e.target.files[0]; if (!f) return;
+  e.target.value = "";  // cleared on failure too: the same file can be chosen again
   const d = await call("/api/directions?name=" + encodeURIComponent(f.name.replace(/\.npy$/, "")), f, true);
-  e.target.value = "";
   state.info.directions = d.directions;
   if (state.current) state.current.values = (await call("/api/values", { w: state.current.w })).values;
   buildSliders();
@@ -171,8 +187,9 @@ $("generate").addEventListener("click", () => guarded(async () => {
 $("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 100000); $("generate").click(); });
 $("gen-edit").addEventListener("click", () => {
   if (!state.generated) return say("generate a sample first");
-  show("original", state.generated.image); show("reconstruction", state.generated.image); show("edited", state.generated.image);
-  $("mse").textContent = "a generated sample (no reconstruction error)";
+  // without noise: the picture the edits (which decode without noise) start from
+  show("original", state.generated.plain); show("reconstruction", state.generated.plain); show("edited", state.generated.plain);
+  $("mse").textContent = "a generated sample, without noise (no reconstruction error)";
   setCurrent(state.generated.w, state.generated.values);
 });
 
@@ -181,11 +198,12 @@ function setSlot(which, w, image) { state[which] = { w }; show(`slot-${which}`, 
 // the picture shown as "edited" with its own w (the slider edit, or the image itself before any)
 $("use-a").addEventListener("click", () => state.current ? setSlot("a", state.current.edited, $("edited").src) : say("encode an image first"));
 $("use-b").addEventListener("click", () => state.current ? setSlot("b", state.current.edited, $("edited").src) : say("encode an image first"));
-$("gen-a").addEventListener("click", () => state.generated ? setSlot("a", state.generated.w, state.generated.image) : say("generate a sample first"));
-$("gen-b").addEventListener("click", () => state.generated ? setSlot("b", state.generated.w, state.generated.image) : say("generate a sample first"));
+// a sample goes to A or B without noise: mixing and interpolation decode its w without noise
+$("gen-a").addEventListener("click", () => state.generated ? setSlot("a", state.generated.w, state.generated.plain) : say("generate a sample first"));
+$("gen-b").addEventListener("click", () => state.generated ? setSlot("b", state.generated.w, state.generated.plain) : say("generate a sample first"));
 for (const which of ["a", "b"]) {
   $(`seed-${which}-go`).addEventListener("click", () => guarded(async () => {
-    const d = await generate($(`seed-${which}`).value); setSlot(which, d.w, d.image);
+    const d = await generate($(`seed-${which}`).value); setSlot(which, d.w, d.plain);
   }));
 }
 function needPair() { if (!state.a || !state.b) throw new Error("fill both A and B first"); }
