@@ -1,11 +1,14 @@
 """`alae-fast bench` (alae_fast.bench.report): what --quick selects, per-case progress and
-Ctrl-C, and the refusal of a bad --device or --json before anything is measured.
+Ctrl-C, the refusal of a bad --device or --json before anything is measured, targets printed in
+the table's units, the table's marks, and what the JSON report says about its run.
 
 Nothing here times a real case: the suites are replaced by one-case fakes and ``measure`` by a
 function that returns fixed figures, so every test runs in well under a second.
 """
 
+import datetime
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -13,8 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
+import alae_fast
 import alae_fast.bench.report as report
-from alae_fast.bench.harness import Case, Result
+from alae_fast.bench.context import cpu_model, kernel_isa
+from alae_fast.bench.harness import NO_COMPILE, Case, LeftOut, Result, Target, format_table, format_targets
 from alae_fast.cli import main as cli_main
 from alae_fast.errors import UserError
 
@@ -69,7 +74,6 @@ def test_quick_leaves_out_the_heavy_suites_unless_named():
     assert report.select_ops(["train_load"], quick=True) == (["train_load"], [])
     # without --quick nothing is left out
     assert report.select_ops(None, quick=False) == (list(report.SUITES), [])
-    assert report.select_ops([], quick=False) == (list(report.SUITES), [])
     with pytest.raises(UserError, match=r"unknown --ops \['nope'\]"):
         report.select_ops(["nope"], quick=True)
 
@@ -129,7 +133,10 @@ def test_ctrl_c_prints_what_was_measured_and_writes_it(fake_suites, monkeypatch,
     assert rc == 130 and "Traceback" not in cap.err and "interrupted" in cap.err
     rows = [line.split() for line in cap.out.splitlines() if line.startswith(("bias_act", "adain", "upfirdn2d"))]
     assert [r[:4] for r in rows] == [["bias_act", "case", "1.000", "2.00"]]
-    assert [r["op"] for r in json.loads(out_json.read_text())] == ["bias_act"]
+    data = json.loads(out_json.read_text())
+    # a partial report must say so: it was written as the whole of a 1-case run before
+    assert data["interrupted"] is True and [r["op"] for r in data["results"]] == ["bias_act"]
+    assert '"interrupted": true' in cap.out
 
 
 # bad --device ------------------------------------------------------------------------------------
@@ -199,6 +206,208 @@ def test_good_json_is_written_at_the_end(fake_suites, fake_measure, tmp_path, ca
     target = tmp_path / "r.json"
     assert report.main(["--device", "cpu", "--ops", "bias_act", "--json", str(target)]) == 0
     data = json.loads(target.read_text())
-    assert data == [{"op": "bias_act", "case": "case", "device": "cpu", "seconds": {"fused": 1e-3, "ref": 2e-3},
-                     "ratios": {"fused": 1.0, "ref": 2.0}}]
+    assert data["results"] == [{"op": "bias_act", "case": "case", "device": "cpu",
+                                "seconds": {"fused": 1e-3, "ref": 2e-3}, "ratios": {"fused": 1.0, "ref": 2.0},
+                                "left_out": {}}]
+    assert data["interrupted"] is False and data["schema"] == report.JSON_SCHEMA
     assert f"wrote {target}" in capsys.readouterr().out
+
+
+# the JSON report's context and the header -------------------------------------------------------
+
+def test_json_says_what_the_run_depends_on(fake_suites, fake_measure, tmp_path, capsys):
+    # the JSON was a bare list of timings: no versions, machine, load, settings, date or verdicts
+    target = tmp_path / "r.json"
+    argv = ["--device", "cpu", "--quick", "--no-compile", "--rounds", "3", "--ops", "bias_act", "--json", str(target)]
+    assert report.main(argv) == 0
+    data = json.loads(target.read_text())
+    ctx = data["context"]
+    assert ctx["torch"] == torch.__version__ and ctx["alae_fast"] == alae_fast.__version__
+    assert ctx["build_info"]["loaded"] == alae_fast.build_info()["loaded"]
+    assert ctx["cpu_model"] == cpu_model() and ctx["cpu_model"]
+    assert set(ctx["kernel_isa"]) == {"elementwise_loops", "upfirdn2d", "how"}
+    assert ctx["logical_cores"] == os.cpu_count() and ctx["torch_threads"] == torch.get_num_threads()
+    assert len(ctx["load_average"]) == 3
+    assert (ctx["rounds"], ctx["quick"], ctx["compile"], ctx["mode"]) == (3, True, False, "report")
+    date = datetime.datetime.fromisoformat(ctx["date_utc"])
+    assert date.utcoffset() == datetime.timedelta(0)
+    assert abs((datetime.datetime.now(datetime.timezone.utc) - date).total_seconds()) < 600
+    assert ctx["command"] == "alae-fast bench " + " ".join(argv)
+    assert data["interrupted"] is False and data["targets"] == [] and data["targets_passed"] is True
+    assert data["left_out_by_quick"] == {"suites": {}, "candidates": []}
+    # the stdout header names the machine and the settings the figures were measured under
+    head = capsys.readouterr().out.splitlines()[0]
+    assert f"cpu={cpu_model()!r}" in head and f"cores={os.cpu_count()}" in head
+    assert f"threads={torch.get_num_threads()}" in head and "rounds=3" in head and "load(1/5/15 min)=" in head
+
+
+def test_json_records_each_target_with_its_verdict(monkeypatch, tmp_path, capsys):
+    _one_case_suite(monkeypatch, [Target(">= 3x faster than eager ref", "fused", "ref", 1 / 3),
+                                  Target("fused <= compiled ref", "fused", "compiled", 1.0)],
+                    left_out={"compiled": NO_COMPILE})
+    _fixed_ratios(monkeypatch, {"fused": 1.0, "ref": 2.99})
+    target = tmp_path / "r.json"
+    assert report.main(["--device", "cpu", "--ops", "bias_act", "--json", str(target)]) == 0
+    recs = json.loads(target.read_text())["targets"]
+    assert [(r["status"], r["column"], r["relation"]) for r in recs] == [("FAIL", "ref/fused", ">="),
+                                                                          ("SKIP", None, None)]
+    assert recs[0]["measured"] == pytest.approx(2.99) and recs[0]["bound"] == pytest.approx(3.0)
+    assert recs[1]["why"] == "compiled left out by --no-compile"
+    assert json.loads(target.read_text())["targets_passed"] is False
+
+
+def test_kernel_isa_follows_the_builds_dispatch_rule():
+    gcc = {"compiler": "gcc 12.2", "sanitize": False}
+    v3 = {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3", "avx", "avx2", "bmi1", "bmi2", "f16c", "fma",
+          "abm", "movbe", "xsave"}
+    v4 = v3 | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+    isa = lambda info, flags, machine="x86_64": kernel_isa(info, flags, machine)
+    assert isa(gcc, v4)["elementwise_loops"] == "x86-64-v4 (AVX-512)" and isa(gcc, v4)["upfirdn2d"] == "AVX2+FMA"
+    assert isa(gcc, v3)["elementwise_loops"] == "x86-64-v3 (AVX2, FMA)"
+    assert isa(gcc, v4 - {"avx512vl"})["elementwise_loops"] == "x86-64-v3 (AVX2, FMA)"
+    assert isa(gcc, {"sse2"}) == {"elementwise_loops": "x86-64 baseline (SSE2)", "upfirdn2d": "x86-64 baseline (SSE2)",
+                                  "how": isa(gcc, v4)["how"]}
+    assert isa(dict(gcc, sanitize=True), v4)["elementwise_loops"].startswith("x86-64 baseline (a sanitizer build")
+    assert isa({"compiler": "clang 17"}, v4)["elementwise_loops"].startswith("x86-64 baseline (no target_clones")
+    assert isa(gcc, v4, "aarch64")["elementwise_loops"] == "aarch64: compiled once for the build target"
+    assert isa(gcc, set())["elementwise_loops"].startswith("unknown")
+    assert cpu_model("processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t: fpu\n") == "Some CPU 9000"
+
+
+# targets in the table's units ---------------------------------------------------------------------
+
+def _one_case_suite(monkeypatch, targets, name="fwd case", left_out=None, candidates=("fused", "ref")):
+    """bias_act replaced by a suite of one case with these targets and left-out candidates."""
+    module = types.ModuleType("_fake_bench_targets")
+
+    def cases(device, quick=False, compile=True):
+        return [Case("bias_act", name, {c: (lambda: None) for c in candidates}, device, targets=targets,
+                     left_out=dict(left_out or {}))]
+
+    module.cases = cases
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(report.SUITES, "bias_act", module.__name__)
+
+
+def _fixed_ratios(monkeypatch, ratios):
+    monkeypatch.setattr(report, "measure", lambda case, rounds: Result(
+        case, {k: v * 1e-3 for k, v in ratios.items()}, dict(ratios)))
+
+
+def _result(ratios, targets=(), name="fwd case", left_out=None):
+    case = Case("bias_act", name, {c: (lambda: None) for c in ratios}, targets=list(targets),
+                left_out=dict(left_out or {}))
+    return Result(case, {k: v * 1e-3 for k, v in ratios.items()}, dict(ratios))
+
+
+def test_a_missed_target_reads_as_missed_in_the_tables_units(monkeypatch, capsys):
+    # printed "FAIL ... >= 3x faster than eager ref (measured 0.33, bound 0.333333)" beside a table
+    # that said ref/fused 2.99: inverted, unrounded units that read like a pass
+    _one_case_suite(monkeypatch, [Target(">= 3x faster than eager ref", "fused", "ref", 1 / 3)])
+    _fixed_ratios(monkeypatch, {"fused": 1.0, "ref": 2.99})
+    assert report.main(["--device", "cpu", "--ops", "bias_act", "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  bias_act fwd case: >= 3x faster than eager ref: ref/fused 2.99x (target >= 3x)" in out
+    assert "bound 0.333" not in out and "measured 0.33" not in out
+
+
+@pytest.mark.parametrize("target,ratios,line", [
+    (Target(">= 3x faster than eager ref", "fused", "ref", 1 / 3), {"ref": 3.2}, "PASS", ),
+    (Target("fused <= 1.3x copy_", "fused", "copy", 1.3), {"copy": 0.61}, "FAIL"),
+    (Target(">= 1.2x faster than eager ref", "fused", "ref", 1 / 1.2), {"ref": 1.25}, "PASS"),
+    # 2.996 rounds to the bound: more digits, so that a FAIL cannot read 3.00 >= 3
+    (Target(">= 3x faster than eager ref", "fused", "ref", 1 / 3), {"ref": 2.996}, "FAIL"),
+    (Target("defaults <= 1.5x one thread", "fused", "threads1", 1.5), {"threads1": 0.7}, "PASS"),
+])
+def test_target_lines_use_the_table_column_and_rounding(target, ratios, line):
+    text, ok = format_targets([_result({"fused": 1.0, **ratios}, [target])])
+    expected = {"ref": {3.2: "ref/fused 3.20x (target >= 3x)", 1.25: "ref/fused 1.25x (target >= 1.2x)",
+                        2.996: "ref/fused 2.996x (target >= 3x)"},
+                "copy": {0.61: "copy/fused 0.61x (target >= 0.77x)"},
+                "threads1": {0.7: "threads1/fused 0.70x (target >= 0.67x)"}}
+    (col, value), = ratios.items()
+    assert text == f"{line}  bias_act fwd case: {target.text}: {expected[col][value]}"
+    assert ok == (line == "PASS")
+    # the figure printed is the table's cell for that column
+    assert f"{value:.2f}" in format_table([_result({"fused": 1.0, **ratios})], ["fused", col])
+
+
+def test_a_target_whose_candidate_was_left_out_is_said_not_checked():
+    text, ok = format_targets([_result({"fused": 1.0, "ref": 4.0}, [Target("fused <= compiled ref", "fused",
+                                                                          "compiled", 1.0)],
+                                       left_out={"compiled": NO_COMPILE})])
+    assert text == "SKIP  bias_act fwd case: fused <= compiled ref: not checked (compiled left out by --no-compile)"
+    assert ok
+
+
+def test_profile_goal_is_a_pass_fail_line_and_does_not_fail_the_command(monkeypatch, tmp_path, capsys):
+    # printed "79% (goal <= 20%)" with no verdict
+    import alae_fast.bench.profile as profile
+
+    def breakdown(preset, batch, iterations, warmup):
+        ratio = 0.79 if preset == "digits-32" else 0.15
+        ms = {c: 1.0 for c in profile.CATEGORIES}
+        return {"preset": preset, "batch": batch or 32, "lod": 3, "resolution": 32, "threads": 2,
+                "ms_per_iteration": 5.0, "ms": ms, "share": {c: 0.2 for c in ms}, "non_conv_over_conv": ratio,
+                "top": [("aten::mul", "other aten", 0.5)]}
+
+    monkeypatch.setattr(profile, "iteration_breakdown", breakdown)
+    target = tmp_path / "p.json"
+    assert report.main(["--profile", "--quick", "--json", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL  non-conv / conv 79% (target <= 20%) (a stretch goal" in out
+    assert "PASS  non-conv / conv 15% (target <= 20%)" in out
+    assert "FAIL  profile digits-32 batch 32: non-conv / conv <= 20% (stretch goal): non-conv / conv 79% " \
+           "(target <= 20%)" in out
+    assert "goal <= 20%" not in out
+    data = json.loads(target.read_text())
+    assert data["mode"] == "profile" and data["interrupted"] is False and data["context"]["quick"] is True
+    assert [(t["status"], t["stretch"]) for t in data["targets"]] == [("FAIL", True), ("PASS", True)]
+    assert [r["preset"] for r in data["results"]] == ["digits-32", "celeba-128"]
+
+
+# the table's marks: left out by --quick, not applicable ---------------------------------------------
+
+def test_a_candidate_left_out_by_quick_is_marked_and_listed(monkeypatch, capsys):
+    # modulated_conv2d's compiled candidate vanished under --quick: "-" in the table, as where
+    # compile cannot run, and not a word in the note
+    why = "a compile per case"
+    _one_case_suite(monkeypatch, [], left_out={"compiled": LeftOut("--quick", why)})
+    _fixed_ratios(monkeypatch, {"fused": 1.0, "ref": 2.0})
+    assert report.main(["--device", "cpu", "--quick", "--ops", "bias_act"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("bias_act"))
+    assert row.split()[-2:] == ["(--quick)", "\u2014"]  # compiled left out; copy: the case has none
+    assert "(--quick): a candidate of the case that this option left out" in out
+    assert (f"left out by --quick:\n  bias_act: the compiled candidate of 1 case ({why}); run "
+            f"`alae-fast bench --ops bias_act` without --quick for it") in out
+    assert report.main(["--device", "cpu", "--quick", "--list", "--ops", "bias_act"]) == 0
+    out = capsys.readouterr().out
+    assert "bias_act: fwd case [fused, ref; compiled left out by --quick]" in out and "the compiled candidate" in out
+
+
+def test_modulated_conv2d_records_what_quick_and_no_compile_leave_out():
+    from alae_fast.bench import modulated_conv2d
+
+    cpu = torch.device("cpu")
+    for quick, compile, option in ((True, True, "--quick"), (False, False, "--no-compile"), (True, False, "--no-compile")):
+        conv = [c for c in modulated_conv2d.cases(cpu, quick=quick, compile=compile) if c.op == "modulated_conv2d"]
+        assert len(conv) == 2 and all("compiled" not in c.candidates for c in conv)
+        assert all(c.left_out["compiled"].option == option for c in conv), (quick, compile)
+
+
+def test_copy_is_no_column_of_forward_backward_cases():
+    # copy/fused was printed for forward+backward rows (0.01): copy_ is one forward pass's roofline
+    from alae_fast.bench import adain, bias_act, filtered_lrelu, modulated_conv2d, upfirdn2d
+
+    cpu = torch.device("cpu")
+    cases = [c for m in (bias_act, adain, filtered_lrelu, modulated_conv2d)
+             for c in m.cases(cpu, quick=True, compile=False)]
+    cases += [c for c in upfirdn2d.cases(cpu, quick=False, compile=False) if c.name.startswith("fwd+bwd")]
+    backward = [c for c in cases if "bwd" in c.name]
+    forward = [c for c in cases if c.name.startswith("fwd ")]
+    assert len(backward) >= 8 and len(forward) >= 4
+    assert [c.name for c in backward if "copy" in c.candidates] == []
+    assert [c.name for c in forward if "copy" not in c.candidates] == []
+    table = format_table([_result({"fused": 1.0, "ref": 2.0}, name="fwd+bwd case")], report.COLUMNS)
+    assert table.splitlines()[-1].split()[-1] == "\u2014"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..ops.bias_act import bias_act, bias_act_ref
-from .harness import Case, Target
+from .harness import NO_COMPILE, Case, Target
 
 SHAPES = [(8, 512, 32, 32), (4, 256, 64, 64), (4, 64, 256, 256), (64, 512)]
 QUICK_SHAPES = [(8, 512, 32, 32), (64, 512)]
@@ -23,7 +23,8 @@ def _fwd_bwd(fn, x, b, gy):
 
 
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
-    """fwd and fwd+bwd cases in float32 and bfloat16; candidates fused, ref, compiled, copy."""
+    """fwd and fwd+bwd cases in float32 and bfloat16; candidates fused, ref, compiled (unless
+    not ``compile``) and, for fwd, copy."""
     out = []
     gen = torch.Generator(device="cpu").manual_seed(0)
     for shape in QUICK_SHAPES if quick else SHAPES:
@@ -46,17 +47,17 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
             if device.type == "cuda" and dtype == torch.float32:
                 # Same bytes as the copy: >= 80% of its bandwidth is <= 1.25x its time.
                 targets = [Target(">= 80% of copy_ bandwidth", "fused", "copy", 1.25)]
-            out.append(Case("bias_act", f"fwd {label}", cand, device, targets=targets))
+            left_out = {} if compile else {"compiled": NO_COMPILE}
+            out.append(Case("bias_act", f"fwd {label}", cand, device, targets=targets, left_out=left_out))
 
             xg = x.detach().clone().requires_grad_()
             bg = b.detach().clone().requires_grad_()
             gy = torch.randn(shape, generator=gen).to(device, dtype)
-            cand = {"fused": _fwd_bwd(bias_act, xg, bg, gy), "ref": _fwd_bwd(bias_act_ref, xg, bg, gy),
-                    "copy": copy}
+            cand = {"fused": _fwd_bwd(bias_act, xg, bg, gy), "ref": _fwd_bwd(bias_act_ref, xg, bg, gy)}
             if compiled is not None:
                 cand["compiled"] = _fwd_bwd(torch.compile(bias_act_ref, dynamic=False), xg, bg, gy)
             targets = []
             if main and device.type == "cpu":
                 targets = [Target(">= 2x faster than eager ref", "fused", "ref", 0.5)]
-            out.append(Case("bias_act", f"fwd+bwd {label}", cand, device, targets=targets))
+            out.append(Case("bias_act", f"fwd+bwd {label}", cand, device, targets=targets, left_out=left_out))
     return out

@@ -19,7 +19,7 @@ import torch
 
 from ..ops.filtered_lrelu import filtered_lrelu, filtered_lrelu_ref
 from ..ops.upfirdn2d import setup_filter
-from .harness import Case, Target
+from .harness import NO_COMPILE, Case, Target
 
 # (label, x shape, up, down, padding): the padding is StyleGAN3's for a 12-tap fu and fd,
 # which keeps the output the input's size (up 2 / down 2) or doubles it (up 4 / down 2).
@@ -52,8 +52,10 @@ def _ref_fn():
 
 
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
-    """Candidates fused, ref (eager reference), compiled (torch.compile of ref), copy (a copy_
-    of the input); forward and forward+backward (x and b)."""
+    """Candidates fused, ref (eager reference), compiled (torch.compile of ref; unless not
+    ``compile``), and for the forward cases copy (a copy_ of the input); forward and
+    forward+backward (x and b)."""
+    left_out = {} if compile else {"compiled": NO_COMPILE}
     gen = torch.Generator(device="cpu").manual_seed(0)
     fu, fd = _filters(device)
     specs = SHAPES[:1] if quick else SHAPES
@@ -74,19 +76,19 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
             targets = [Target(">= 5x faster than eager ref", "fused", "ref", 1 / 5),
                        Target(">= 2x faster than compiled ref", "fused", "compiled", 1 / 2)]
         out.append(Case("filtered_lrelu", f"fwd {label} {'x'.join(map(str, shape))} 12-tap sep", cand, device,
-                        targets=targets))
+                        targets=targets, left_out=left_out))
         xg, bg = x.clone().requires_grad_(), b.clone().requires_grad_()
         gy = torch.randn(fused(x, *args).shape, generator=gen).to(device)
 
         def fwd_bwd(fn, xg=xg, bg=bg, gy=gy, args=args):
             return lambda: torch.autograd.grad(fn(xg, args[0], args[1], bg, *args[3:]), [xg, bg], gy)
 
-        cand = {"fused": fwd_bwd(fused), "ref": fwd_bwd(ref), "copy": copy}
+        cand = {"fused": fwd_bwd(fused), "ref": fwd_bwd(ref)}
         if compiled is not None:
             cand["compiled"] = fwd_bwd(compiled)
         targets = [Target(">= 3x faster than eager ref", "fused", "ref", 1 / 3)] if device.type == "cpu" else []
         out.append(Case("filtered_lrelu", f"fwd+bwd {label} {'x'.join(map(str, shape))} 12-tap sep", cand, device,
-                        targets=targets))
+                        targets=targets, left_out=left_out))
     return out
 
 

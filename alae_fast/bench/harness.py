@@ -2,7 +2,9 @@
 
 Each case names candidates (callables with no arguments): typically ``fused`` (our kernel),
 ``ref`` (the eager PyTorch reference), ``compiled`` (``torch.compile`` of the reference)
-and ``copy`` (a ``copy_`` of the same bytes: the memory roofline). ``measure`` runs them
+and ``copy`` (a ``copy_`` of the same bytes: the memory roofline of one forward pass, which
+reads the input once and writes the output once; forward+backward cases have no such single
+pass, so they have no ``copy`` candidate). ``measure`` runs them
 interleaved, in a shuffled order each round, and reports per candidate the median over
 rounds of its time divided by the baseline's time in that same round, so slow phases of
 the machine hit numerator and denominator alike. CUDA candidates are timed with CUDA events.
@@ -23,7 +25,8 @@ import torch
 class Target:
     """A figure the case must reach: ``ratio(numerator/denominator) <= bound``.
 
-    ``text`` says it in words, e.g. "fused <= 1.3x copy".
+    ``text`` says it in words, e.g. "fused <= 1.3x copy". :meth:`verdict` restates it in the
+    units of the report's table (``t(column)/t(baseline)``), which is how it is printed.
     """
     text: str
     numerator: str
@@ -31,21 +34,93 @@ class Target:
     bound: float
 
     def check(self, ratios: dict[str, float]) -> tuple[float, bool] | None:
+        """``(ratios[numerator] / ratios[denominator], passed)``, or None when either was not measured."""
         if self.numerator not in ratios or self.denominator not in ratios:
             return None
         value = ratios[self.numerator] / ratios[self.denominator]
         return value, value <= self.bound
 
+    def verdict(self, ratios: dict[str, float], baseline: str = "fused") -> "Verdict | None":
+        """The target in the table's units, or None when a candidate it needs was not measured.
+
+        ratios: a :class:`Result`'s ratios (t(candidate)/t(baseline)); baseline: the case's.
+        A target ``fused <= b x other`` reads in the table as ``other/fused >= 1/b``, one on
+        ``other <= b x fused`` as ``other/fused <= b``; a target between two non-baseline
+        candidates keeps its own ratio. Pass/fail is :meth:`check`'s.
+        """
+        got = self.check(ratios)
+        if got is None:
+            return None
+        value, passed = got
+        if self.numerator == baseline:
+            return Verdict(self, f"{self.denominator}/{baseline}", 1 / value, ">=", 1 / self.bound, passed)
+        if self.denominator == baseline:
+            return Verdict(self, f"{self.numerator}/{baseline}", value, "<=", self.bound, passed)
+        return Verdict(self, f"{self.numerator}/{self.denominator}", value, "<=", self.bound, passed)
+
+
+def format_comparison(measured: float, relation: str, bound: float, passed: bool, digits: int = 2,
+                      unit: str = "x") -> str:
+    """``'<measured><unit> (target <relation> <bound><unit>)'``, e.g. ``'2.99x (target >= 3x)'``.
+
+    measured, bound: in the units shown; relation: ``'>='`` or ``'<='``; passed: the verdict.
+    digits: decimals (default 2, as the table prints ratios). When the rounded figures would
+    read as the other verdict (2.996 against >= 3 shows as 3.00), more decimals are shown, up
+    to 6, so a FAIL never reads like a pass. The bound drops trailing zeros. Raises ValueError
+    for another relation.
+    """
+    if relation not in (">=", "<="):
+        raise ValueError(f"relation: expected '>=' or '<='; got {relation!r}")
+    for d in range(digits, 7):
+        m, b = f"{measured:.{d}f}", f"{bound:.{d}f}"
+        looks = float(m) >= float(b) if relation == ">=" else float(m) <= float(b)
+        if looks == passed:
+            break
+    if "." in b:
+        b = b.rstrip("0").rstrip(".")
+    return f"{m}{unit} (target {relation} {b}{unit})"
+
+
+@dataclass
+class Verdict:
+    """A :class:`Target` checked against one result, in the table's units: ``column`` (e.g.
+    ``'ref/fused'``), ``measured`` (that column's figure), ``relation`` (``'>='``/``'<='``),
+    ``bound`` (the figure the column must reach), ``passed``."""
+    target: Target
+    column: str
+    measured: float
+    relation: str
+    bound: float
+    passed: bool
+
+    def text(self) -> str:
+        """E.g. ``'ref/fused 2.99x (target >= 3x)'``, rounded as the table rounds (see :func:`format_comparison`)."""
+        return f"{self.column} {format_comparison(self.measured, self.relation, self.bound, self.passed)}"
+
+
+@dataclass
+class LeftOut:
+    """A candidate that a case has but that an option left out of this run: ``option`` (e.g.
+    ``'--quick'``) and ``why`` (shown in the report's note)."""
+    option: str
+    why: str
+
 
 @dataclass
 class Case:
-    """One benchmark: ``op`` and ``name`` label it; ``candidates`` maps name -> callable."""
+    """One benchmark: ``op`` and ``name`` label it; ``candidates`` maps name -> callable.
+
+    ``left_out`` maps a candidate the case would have to the :class:`LeftOut` saying which
+    option dropped it from this run (the table marks it apart from a candidate the case
+    cannot have).
+    """
     op: str
     name: str
     candidates: dict[str, Callable[[], object]]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     baseline: str = "fused"
     targets: list[Target] = field(default_factory=list)
+    left_out: dict[str, LeftOut] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,8 +186,17 @@ def measure(case: Case, rounds: int = 15, min_seconds: float = 0.02, warmup: int
                   {k: statistics.median(v) for k, v in ratios.items()})
 
 
-def format_table(results: list[Result], columns: list[str]) -> str:
-    """A text table: per case the baseline's time and each column as t(column)/t(baseline)."""
+NOT_APPLICABLE = "\u2014"  # an em dash, as the README's tables print it
+
+
+def format_table(results: list[Result], columns: list[str], na: str = NOT_APPLICABLE) -> str:
+    """A text table: per case the baseline's time (ms) and each column as t(column)/t(baseline),
+    two decimals.
+
+    A column the case left out for an option shows that option in parentheses (e.g.
+    ``(--quick)``); one the case does not have (it cannot run there, or its ratio means nothing
+    there, as ``copy`` beside forward+backward) shows ``na`` (default an em dash).
+    """
     head = ["op", "case", "fused ms"] + [f"{c}/fused" for c in columns if c != "fused"]
     rows = []
     for r in results:
@@ -120,23 +204,55 @@ def format_table(results: list[Result], columns: list[str]) -> str:
         for c in columns:
             if c == "fused":
                 continue
-            row.append(f"{r.ratios[c]:.2f}" if c in r.ratios else "-")
+            if c in r.ratios:
+                row.append(f"{r.ratios[c]:.2f}")
+            elif c in r.case.left_out:
+                row.append(f"({r.case.left_out[c].option})")
+            else:
+                row.append(na)
         rows.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths))
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-def format_targets(results: list[Result]) -> tuple[str, bool]:
-    """Lines 'PASS/FAIL case: text (value)' for every target; and whether all passed."""
-    lines, ok = [], True
+def target_records(results: list[Result]) -> list[dict]:
+    """Every target of ``results`` checked, as dicts for JSON: ``op``, ``case``, ``target``
+    (its words), ``status`` (``'PASS'``, ``'FAIL'``, or ``'SKIP'`` when a candidate it needs
+    was not measured), ``column``, ``measured``, ``relation`` and ``bound`` in the table's units
+    (None for a SKIP), and ``why`` for a SKIP."""
+    out = []
     for r in results:
         for t in r.case.targets:
-            got = t.check(r.ratios)
-            if got is None:
-                continue
-            value, passed = got
-            ok &= passed
-            lines.append(f"{'PASS' if passed else 'FAIL'}  {r.case.op} {r.case.name}: {t.text} "
-                         f"(measured {value:.2f}, bound {t.bound:g})")
+            rec = {"op": r.case.op, "case": r.case.name, "target": t.text}
+            v = t.verdict(r.ratios, r.case.baseline)
+            if v is None:
+                missing = [c for c in (t.numerator, t.denominator) if c not in r.ratios]
+                why = [f"{c} left out by {r.case.left_out[c].option}" if c in r.case.left_out else f"{c} not measured"
+                       for c in missing]
+                rec.update(status="SKIP", column=None, measured=None, relation=None, bound=None, why="; ".join(why))
+            else:
+                rec.update(status="PASS" if v.passed else "FAIL", column=v.column, measured=v.measured,
+                           relation=v.relation, bound=v.bound, text=v.text())
+            out.append(rec)
+    return out
+
+
+def format_targets(results: list[Result]) -> tuple[str, bool]:
+    """Lines ``'PASS/FAIL  op case: target: column figure (target >= bound)'`` for every target,
+    in the table's units and rounding (see :meth:`Target.verdict`), ``'SKIP ...'`` for a target
+    whose candidate was not measured (left out by an option: it counts neither way); and
+    whether none failed."""
+    lines, ok = [], True
+    for rec in target_records(results):
+        head = f"{rec['status']}  {rec['op']} {rec['case']}: {rec['target']}: "
+        if rec["status"] == "SKIP":
+            lines.append(head + f"not checked ({rec['why']})")
+        else:
+            ok &= rec["status"] == "PASS"
+            lines.append(head + rec["text"])
     return "\n".join(lines), ok
+
+
+# What the suites record when --no-compile drops their compiled candidate.
+NO_COMPILE = LeftOut("--no-compile", "torch.compile of the reference")

@@ -5,7 +5,13 @@ Run ``alae-fast bench`` (or ``python benchmarks/report.py``); ``--help`` lists t
 Each case's figures go to stderr as soon as it is measured, so a run that is stopped keeps
 what it measured; Ctrl-C prints the table of the cases measured so far (exit 130). The
 suites in :data:`HEAVY` take minutes each on a 2-core CPU and are left out under ``--quick``
-unless ``--ops`` names them.
+unless ``--ops`` names them; a case may leave out a candidate under ``--quick`` too (it
+records a :class:`~alae_fast.bench.harness.LeftOut`), which the table marks and the note lists.
+
+``--json FILE`` writes ``{"schema": 2, "mode", "context", "interrupted", "results",
+"targets", "targets_passed", "left_out_by_quick"}`` (see :func:`report_json`); ``context``
+is :func:`alae_fast.bench.context.run_context`'s (versions, build, CPU model, the kernels'
+instruction set, cores, threads, load, settings, date, command line).
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from .. import build_info
 from ..cpu_allocator import keep_freed_memory
 from ..cli import _positive_int  # the CLI's one 'int >= 1' argparse type
 from ..errors import UserError, first_line
-from .harness import Result, format_table, format_targets, measure
+from .context import format_header, run_context
+from .harness import NOT_APPLICABLE, Case, Result, format_table, format_targets, measure, target_records
 
 # op name -> module with cases(device, quick, compile). New ops add themselves here.
 SUITES = {
@@ -46,6 +52,7 @@ HEAVY = {
     "train_load": "8 training processes a round, some beside 2 busy loops: over 15 minutes on a 2-core CPU",
 }
 COLUMNS = ["fused", "ref", "compiled", "copy"]
+JSON_SCHEMA = 2  # 1: a bare list of results, without context
 
 
 def unused_options(args: argparse.Namespace) -> str | None:
@@ -69,7 +76,8 @@ def unused_options(args: argparse.Namespace) -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alae-fast bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when present; default)")
-    p.add_argument("--ops", nargs="*", default=None, help=f"subset of: {', '.join(SUITES)} (default all)")
+    p.add_argument("--ops", nargs="*", default=None, help=f"subset of: {', '.join(SUITES)} (default all; given, it needs at least one name, and a name "
+                        f"given twice runs once)")
     p.add_argument("--rounds", type=_positive_int, default=None,
                    help="interleaved rounds per case (default 15; 7 with --quick)")
     p.add_argument("--quick", action="store_true",
@@ -88,28 +96,57 @@ def build_parser() -> argparse.ArgumentParser:
 def select_ops(ops: list[str] | None, quick: bool) -> tuple[list[str], list[str]]:
     """The suites a run times, and the ones ``--quick`` left out.
 
-    ops: the ``--ops`` names, or None/empty for every suite of :data:`SUITES`. quick: ``--quick``;
-    it leaves out the :data:`HEAVY` suites, except those that ``ops`` names (a name given is
-    always run). Returns ``(selected, left_out)``, both in :data:`SUITES` order for a default
-    selection and in the given order otherwise. Raises :class:`~alae_fast.errors.UserError`
-    naming ``--ops`` for a name that is not a suite.
+    ops: the ``--ops`` names, or None (no ``--ops``) for every suite of :data:`SUITES`; a name
+    given twice is timed once. quick: ``--quick``; it leaves out the :data:`HEAVY` suites,
+    except those that ``ops`` names (a name given is always run). Returns ``(selected,
+    left_out)``, both in :data:`SUITES` order for a default selection and in the given order
+    (first occurrences) otherwise. Raises :class:`~alae_fast.errors.UserError` naming ``--ops``
+    for an empty list (``--ops`` with no names) or a name that is not a suite.
     """
-    if ops:
+    if ops is not None:
+        if not ops:
+            raise UserError(f"--ops was given no names; expected one or more of: {', '.join(SUITES)} "
+                            f"(leave --ops out to run them all)")
         unknown = [o for o in ops if o not in SUITES]
         if unknown:
             raise UserError(f"unknown --ops {unknown}; choose from {list(SUITES)}")
-        return list(ops), []
+        return list(dict.fromkeys(ops)), []
     if not quick:
         return list(SUITES), []
     return [o for o in SUITES if o not in HEAVY], [o for o in SUITES if o in HEAVY]
 
 
-def left_out_note(left_out: list[str]) -> str:
-    """Lines saying which suites ``--quick`` left out, why, and the command that runs them ('' for none)."""
-    if not left_out:
+def quick_left_out_candidates(suite_cases: dict[str, list[Case]]) -> list[dict]:
+    """The candidates that ``--quick`` left out of the cases built, grouped: one dict per
+    (suite, op, candidate, why) with ``suite``, ``op``, ``candidate``, ``why`` and ``cases``
+    (the case names), in the order met. suite_cases: suite name -> its cases."""
+    groups: dict[tuple, dict] = {}
+    for suite, cases in suite_cases.items():
+        for case in cases:
+            for cand, lo in case.left_out.items():
+                if lo.option != "--quick":
+                    continue
+                key = (suite, case.op, cand, lo.why)
+                groups.setdefault(key, {"suite": suite, "op": case.op, "candidate": cand, "why": lo.why,
+                                        "cases": []})["cases"].append(case.name)
+    return list(groups.values())
+
+
+def left_out_note(left_out: list[str], candidates: list[dict] = ()) -> str:
+    """Lines saying what ``--quick`` left out, why, and the command that runs it ('' for
+    nothing): the suites ``left_out`` (names of :data:`HEAVY`) and the ``candidates`` of
+    :func:`quick_left_out_candidates`."""
+    if not left_out and not candidates:
         return ""
-    lines = [f"left out by --quick (run them with `alae-fast bench --ops {' '.join(left_out)}`):"]
-    lines += [f"  {op}: {HEAVY[op]}" for op in left_out]
+    if left_out:
+        lines = [f"left out by --quick (run them with `alae-fast bench --ops {' '.join(left_out)}`):"]
+        lines += [f"  {op}: {HEAVY[op]}" for op in left_out]
+    else:
+        lines = ["left out by --quick:"]
+    for c in candidates:
+        n = len(c["cases"])
+        lines.append(f"  {c['op']}: the {c['candidate']} candidate of {n} case{'s' if n != 1 else ''} ({c['why']}); "
+                     f"run `alae-fast bench --ops {c['suite']}` without --quick for it")
     return "\n".join(lines)
 
 
@@ -174,6 +211,67 @@ def write_json(path: str | os.PathLike, data) -> None:
         raise
 
 
+def _na_mark() -> str:
+    """The table's mark for "no figure here": an em dash where stdout can encode one."""
+    try:
+        NOT_APPLICABLE.encode(getattr(sys.stdout, "encoding", None) or "ascii")
+        return NOT_APPLICABLE
+    except (UnicodeEncodeError, LookupError):
+        return "--"
+
+
+def table_legend(results: list[Result], na: str) -> str:
+    """Lines explaining the marks that the table of ``results`` uses ('' for none)."""
+    lines = []
+    options = sorted({lo.option for r in results for c, lo in r.case.left_out.items() if c not in r.ratios})
+    if options:
+        lines.append(f"{', '.join(f'({o})' for o in options)}: a candidate of the case that this option left out "
+                     f"of the run")
+    if any(c not in r.ratios and c not in r.case.left_out for r in results for c in COLUMNS):
+        lines.append(f"{na}: the case has no such candidate, or its ratio does not apply there (copy_ is the "
+                     f"roofline of one forward pass: none beside forward+backward)")
+    return "\n".join(lines)
+
+
+def command_argv(args: argparse.Namespace) -> list[str]:
+    """The ``alae-fast bench`` arguments that give ``args`` (for a run started without a
+    command line, e.g. :func:`run` called directly)."""
+    out = [] if args.device == "auto" else ["--device", args.device]
+    if args.ops is not None:
+        out += ["--ops", *args.ops]
+    if args.rounds is not None:
+        out += ["--rounds", str(args.rounds)]
+    out += [flag for flag, on in (("--quick", args.quick), ("--no-compile", args.no_compile),
+                                  ("--profile", args.profile), ("--strict", args.strict), ("--list", args.list))
+            if on]
+    return out + (["--json", args.json] if args.json else [])
+
+
+def report_json(context: dict, results: list[Result], interrupted: bool, left_out: list[str],
+                candidates: list[dict]) -> dict:
+    """The ``--json`` document of a timed run (schema 2): ``schema``, ``mode`` ('report'),
+    ``context`` (:func:`~alae_fast.bench.context.run_context`'s), ``interrupted`` (True when
+    Ctrl-C stopped it: ``results`` then has the cases measured before), ``results`` (per case:
+    ``op``, ``case``, ``device``, ``seconds`` and ``ratios`` per candidate, ``left_out``:
+    candidate -> ``{"option", "why"}``), ``targets`` (see
+    :func:`~alae_fast.bench.harness.target_records`), ``targets_passed`` (no FAIL among them),
+    ``left_out_by_quick`` (``{"suites": {name: why}, "candidates": [...]}``)."""
+    targets = target_records(results)
+    return {
+        "schema": JSON_SCHEMA,
+        "mode": "report",
+        "context": context,
+        "interrupted": interrupted,
+        "results": [{"op": r.case.op, "case": r.case.name, "device": str(r.case.device), "seconds": r.seconds,
+                     "ratios": r.ratios,
+                     "left_out": {c: {"option": lo.option, "why": lo.why} for c, lo in r.case.left_out.items()}}
+                    for r in results],
+        "targets": targets,
+        "targets_passed": all(t["status"] != "FAIL" for t in targets),
+        "left_out_by_quick": {"suites": {op: HEAVY[op] for op in left_out}, "candidates": candidates},
+    }
+
+
 def format_progress(result: Result, done: int, total: int, seconds: float) -> str:
     """One line of a just-measured case, for stderr: ``[done/total] op case: fused ms and every
     other candidate as t(candidate)/t(fused), (seconds the case took)``."""
@@ -186,35 +284,46 @@ def format_progress(result: Result, done: int, total: int, seconds: float) -> st
 def run(args: argparse.Namespace) -> int:
     """Runs the report for parsed ``args`` (see :func:`build_parser`); returns the exit status:
     0, 1 for a missed target under ``--strict``, 130 when interrupted (what was measured is
-    printed first). Raises :class:`~alae_fast.errors.UserError` for a bad ``--device``,
-    ``--ops`` or ``--json``, before anything is measured."""
+    printed, and written to ``--json``, first). The report's context records
+    ``args.command_line`` (the arguments as typed; :func:`main` sets it) or, without it, the
+    arguments rebuilt from ``args`` (:func:`command_argv`). Raises
+    :class:`~alae_fast.errors.UserError` for a bad ``--device``, ``--ops`` or ``--json``,
+    before anything is measured."""
     device = resolve_device(args.device)
     ops, left_out = select_ops(args.ops, args.quick)
+    twice = [o for o in ops if args.ops and args.ops.count(o) > 1]
     if args.json:
         check_json_path(args.json)
-    info = build_info()
     # Every candidate, the copy_ baseline included, runs under the same allocator setting.
     kept = keep_freed_memory()
-    print(f"alae_fast bench: device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
-          f"kernels loaded={info['loaded']} cuda={info['cuda']} impl={info['default_impl']} "
-          f"malloc keeps freed memory={kept} (ALAE_FAST_KEEP_MEMORY)")
-    if device.type == "cuda":
-        print(f"gpu: {torch.cuda.get_device_name(device)}")
+    rounds = args.rounds if args.rounds is not None else (7 if args.quick else 15)
+    mode = "profile" if args.profile else "list" if args.list else "report"
+    settings = {"mode": mode, "quick": args.quick, "keep_freed_memory": kept}
+    if mode != "profile":
+        settings.update(rounds=None if args.list else rounds, compile=not args.no_compile, ops=ops)
+    typed = getattr(args, "command_line", None)
+    context = run_context(command_argv(args) if typed is None else list(typed), device, **settings)
+    print(format_header(context))
+    if twice:
+        print(f"alae-fast bench: --ops named {', '.join(twice)} more than once; each suite runs once",
+              file=sys.stderr, flush=True)
     if args.profile:
-        return _profile(args)
+        return _profile(args, context)
     note = left_out_note(left_out)
     if note:  # said first too, so that a user watching a smoke run knows what it will not cover
         print(note, file=sys.stderr, flush=True)
-    rounds = args.rounds if args.rounds is not None else (7 if args.quick else 15)
     results = []
+    suite_cases: dict[str, list[Case]] = {}
     interrupted = False
     try:
         for op in ops:
             module = importlib.import_module(SUITES[op])
             suite = module.cases(device, quick=args.quick, compile=not args.no_compile)
+            suite_cases[op] = suite
             for i, case in enumerate(suite, 1):
                 if args.list:
-                    print(f"  {case.op}: {case.name} [{', '.join(case.candidates)}]", flush=True)
+                    dropped = "".join(f"; {c} left out by {lo.option}" for c, lo in case.left_out.items())
+                    print(f"  {case.op}: {case.name} [{', '.join(case.candidates)}{dropped}]", flush=True)
                     continue
                 t0 = time.perf_counter()
                 results.append(measure(case, rounds=rounds))
@@ -224,6 +333,8 @@ def run(args: argparse.Namespace) -> int:
         interrupted = True
         print(f"\nalae-fast bench: interrupted; the table has the {len(results)} case(s) measured so far",
               file=sys.stderr, flush=True)
+    candidates = quick_left_out_candidates(suite_cases)
+    note = left_out_note(left_out, candidates)
     if args.list:
         if note:
             print(note)
@@ -233,51 +344,60 @@ def run(args: argparse.Namespace) -> int:
     print("t(column) / t(fused) measured in the same round (> 1 means fused is faster).")
     # cases with candidates of their own (train_load's thread settings) get their own columns
     extra = sorted({c for r in results for c in r.ratios} - set(COLUMNS))
-    print(format_table(results, COLUMNS + extra))
+    na = _na_mark()
+    print(format_table(results, COLUMNS + extra, na=na))
+    legend = table_legend(results, na)
+    if legend:
+        print(legend)
     text, ok = format_targets(results)
     if text:
-        print("\nTargets:")
+        print("\nTargets (in the table's units):")
         print(text)
     if note:
         print("\n" + note)
     if interrupted:
         print("\ninterrupted: the cases above are the ones measured before Ctrl-C")
     if args.json:
-        write_json(args.json, [{"op": r.case.op, "case": r.case.name, "device": str(device),
-                                "seconds": r.seconds, "ratios": r.ratios} for r in results])
-        print(f"\nwrote {args.json}" + (" (the cases measured before Ctrl-C)" if interrupted else ""))
+        write_json(args.json, report_json(context, results, interrupted, left_out, candidates))
+        print(f"\nwrote {args.json}" + (" (the cases measured before Ctrl-C; \"interrupted\": true)"
+                                       if interrupted else ""))
     sys.stdout.flush()
     if interrupted:
         return 130
     return 1 if (args.strict and not ok) else 0
 
 
-def _profile(args: argparse.Namespace) -> int:
-    from .profile import PROFILE_CASES, format_breakdown, iteration_breakdown
+def _profile(args: argparse.Namespace, context: dict) -> int:
+    from .profile import PROFILE_CASES, format_breakdown, goal_record, iteration_breakdown
 
     out = []
+    interrupted = False
     try:
         for preset, batch in PROFILE_CASES:
             r = iteration_breakdown(preset, batch, iterations=1 if args.quick else 3, warmup=1 if args.quick else 2)
             print(format_breakdown(r), flush=True)
             out.append(r)
     except KeyboardInterrupt:
+        interrupted = True
         print(f"\nalae-fast bench: interrupted after {len(out)} of {len(PROFILE_CASES)} profiles", file=sys.stderr)
-        if args.json and out:
-            write_json(args.json, out)
-            print(f"\nwrote {args.json} (the profiles made before Ctrl-C)")
-        return 130
-    if args.json:
-        write_json(args.json, out)
-        print(f"\nwrote {args.json}")
-    return 0
+    goals = [goal_record(r) for r in out]
+    if goals:
+        print("\nTargets (stretch goals: they do not set the exit status):")
+        print("\n".join(f"{g['status']}  {g['op']} {g['case']}: {g['target']}: {g['text']}" for g in goals))
+    if args.json and (out or not interrupted):
+        write_json(args.json, {"schema": JSON_SCHEMA, "mode": "profile", "context": context,
+                               "interrupted": interrupted, "results": out, "targets": goals,
+                               "targets_passed": all(g["status"] != "FAIL" for g in goals)})
+        print(f"\nwrote {args.json}" + (" (the profiles made before Ctrl-C; \"interrupted\": true)"
+                                       if interrupted else ""))
+    return 130 if interrupted else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """``alae-fast bench``: parses ``argv`` (default ``sys.argv[1:]``) and runs the report.
 
     Returns the exit status of :func:`run`; a refused option exits 2 through the parser
-    (SystemExit), a :class:`~alae_fast.errors.UserError` (bad --device, --json) returns 2 after
+    (SystemExit), a :class:`~alae_fast.errors.UserError` (bad --device, --ops, --json) returns 2 after
     one line on stderr (``ALAE_FAST_TRACEBACK=1`` re-raises it instead)."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -287,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [o for o in args.ops or () if o not in SUITES]
     if unknown:  # said here, by the parser, so that it exits 2 as every refused option does
         parser.error(f"unknown --ops {unknown}; choose from {list(SUITES)}")
+    args.command_line = sys.argv[1:] if argv is None else list(argv)
     try:
         return run(args)
     except UserError as e:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..ops.upfirdn2d import downsample2d, filter2d, setup_filter, upsample2d
-from .harness import Case, Target
+from .harness import NO_COMPILE, Case, Target
 
 _OPS = {"up2": upsample2d, "down2": downsample2d, "blur": filter2d}
 
@@ -36,8 +36,9 @@ def _fwd_bwd(fn, x, f, gy):
 
 
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
-    """Candidates fused, ref, compiled (torch.compile of ref) and copy (a copy_ of the larger
-    of input and output)."""
+    """Candidates fused, ref, compiled (torch.compile of ref; unless not ``compile``) and, for
+    forward cases, copy (a copy_ of the larger of input and output)."""
+    left_out = {} if compile else {"compiled": NO_COMPILE}
     gen = torch.Generator(device="cpu").manual_seed(0)
     f4 = setup_filter([1, 3, 3, 1], device=device)  # 4x4, as StyleGAN2 uses it
     f8 = setup_filter([1, 3, 5, 7, 7, 5, 3, 1], device=device, separable=True)
@@ -86,12 +87,12 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
             cand = {"fused": _fwd(fused, x, f), "ref": _fwd(ref, x, f), "copy": copy}
             if compiled is not None:
                 cand["compiled"] = _fwd(compiled, x, f)
-            out.append(Case("upfirdn2d", f"fwd {label}", cand, device, targets=targets))
+            out.append(Case("upfirdn2d", f"fwd {label}", cand, device, targets=targets, left_out=left_out))
         else:
             xg = x.detach().clone().requires_grad_()
             gy = torch.randn(y.shape, generator=gen).to(device, dtype)
-            cand = {"fused": _fwd_bwd(fused, xg, f, gy), "ref": _fwd_bwd(ref, xg, f, gy), "copy": copy}
+            cand = {"fused": _fwd_bwd(fused, xg, f, gy), "ref": _fwd_bwd(ref, xg, f, gy)}
             if compiled is not None:
                 cand["compiled"] = _fwd_bwd(compiled, xg, f, gy)
-            out.append(Case("upfirdn2d", f"fwd+bwd {label}", cand, device))
+            out.append(Case("upfirdn2d", f"fwd+bwd {label}", cand, device, left_out=left_out))
     return out
