@@ -43,6 +43,18 @@ MAX_W = 1e4
 DIGIT_NAMES = {c: f"digit {c}" for c in range(10)}
 
 
+def _json_floats(values, name: str, too_large: str) -> list[float]:
+    """The JSON numbers ``values`` as floats. UserError naming ``name``: "expected numbers only"
+    for a string or a boolean (a mistake of the caller, not a number), ``too_large`` for an
+    integer of hundreds of digits (finite in JSON, not as a float)."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise UserError(f"{name}: expected numbers only")
+    try:
+        return [float(v) for v in values]
+    except OverflowError:
+        raise UserError(f"{name}: {too_large}") from None
+
+
 @dataclass
 class Direction:
     """An attribute direction ``vector [D]`` with its slider limits and where it came from."""
@@ -160,13 +172,7 @@ class ModelService:
         if not isinstance(w, (list, tuple)) or len(w) != self.latent_size:
             got = len(w) if isinstance(w, (list, tuple)) else type(w).__name__
             raise UserError(f"{name}: expected a list of {self.latent_size} numbers (this model's w), got {got}")
-        # JSON numbers only: a string or a boolean is a mistake of the caller, not a number
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in w):
-            raise UserError(f"{name}: expected numbers only")
-        try:
-            values = [float(v) for v in w]
-        except OverflowError:  # an integer of hundreds of digits: finite in JSON, not as a float
-            raise UserError(f"{name}: values must be within ±{MAX_W:g} (an encoded w lies within about ±10)") from None
+        values = _json_floats(w, name, f"values must be within ±{MAX_W:g} (an encoded w lies within about ±10)")
         if not all(math.isfinite(v) for v in values):
             raise UserError(f"{name}: contains NaN or infinity")
         big = max(abs(v) for v in values)
@@ -246,13 +252,8 @@ class ModelService:
         if not isinstance(amounts, (list, tuple)) or len(amounts) != k:
             got = len(amounts) if isinstance(amounts, (list, tuple)) else type(amounts).__name__
             raise UserError(f"amounts: expected {k} numbers (one per direction), got {got}")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in amounts):
-            raise UserError("amounts: expected numbers only")
-        try:
-            a = torch.tensor([float(v) for v in amounts], dtype=torch.float64)
-        except OverflowError:
-            raise UserError(f"amounts: expected values within ±{MAX_AMOUNT:g} (the edit's limit, "
-                            f"alae_fast.edit.MAX_AMOUNT)") from None
+        a = torch.tensor(_json_floats(amounts, "amounts", f"expected values within ±{MAX_AMOUNT:g} (the edit's "
+                                                          f"limit, alae_fast.edit.MAX_AMOUNT)"), dtype=torch.float64)
         if not torch.isfinite(a).all():
             raise UserError("amounts: contain NaN or infinity")
         if k and a.abs().max() > MAX_AMOUNT:

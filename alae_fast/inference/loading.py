@@ -73,8 +73,8 @@ class LoadedRun:
     Every method checks its arguments first and raises, naming the method and the argument:
     TypeError for a non-tensor or a tensor of a non-float dtype (uint8 images included), ValueError
     for a wrong shape, NaN or infinity, images with a value beyond +-``PIXEL_LIMIT`` (4: pixels
-    belong in [-1, 1], and 0..255 ones are refused rather than encoded into nonsense), a tensor on another device than the model
-    (:attr:`device`), a count that is not an int >= 1, a seed outside [0, 2**63), a psi outside
+    belong in [-1, 1], and 0..255 ones are refused rather than encoded into nonsense), a tensor
+    on another device than the model (:attr:`device`), a count that is not an int >= 1, a seed outside [0, 2**63), a psi outside
     ``PSI_RANGE`` [-1, 2], an unknown noise mode.
     """
 

@@ -124,12 +124,12 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     psi = check_psi(psi, "psi", "generate_seeds")
     _check_cutoff(cutoff, "generate_seeds")
     device = next(run.model.parameters()).device
+    noise = {"none": "zero", "zero": "zero", "const": "const"}.get(noise_mode, "random")
     out = []
     for seed in seeds:
         z = seed_latent(seed, run.model.latent_size).to(device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
-            noise = {"none": "zero", "zero": "zero", "const": "const"}.get(noise_mode, "random")
             out.append(run.model.generate(z, run.phase.lod, run.phase.blend, truncation_psi=psi,
                                           truncation_cutoff=cutoff, noise=noise))
     return torch.cat(out)
