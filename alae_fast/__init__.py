@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 
-from ._omp import limit_spinning
+from ._omp import choose_wait
 
-limit_spinning()  # before torch loads libgomp: see alae_fast/_omp.py
+choose_wait()  # before torch loads libgomp: see alae_fast/_omp.py
 
 from ._lazy import lazy_submodules  # noqa: E402
 from ._lib import build_info, load_error  # noqa: E402

@@ -1,44 +1,117 @@
-"""How long OpenMP threads spin before they sleep: set before torch (and its libgomp) loads.
+"""How long OpenMP threads spin before they sleep: chosen before torch (and its libgomp) loads.
 
 torch's CPU kernels (and ours, through ``at::parallel_for``) run in OpenMP parallel regions.
 A thread that finishes its share waits for the others at the region's end, and then for
 the next region. GNU libgomp, which the torch CPU wheels use, spins busily for that wait:
-300,000 rounds by default (milliseconds) before it sleeps. On an idle machine this makes
-the next region start at once. On a machine where anything else runs (another training,
-a compiler, a data-loading worker) a waiting thread burns the time slice its preempted
-sibling needs, and every region ends only when the scheduler gets back to that sibling:
-``alae-fast train --kimg 2 --no-eval`` took 60-69 s under a load average of about 5 on 2
-cores, 12 s with ``OMP_WAIT_POLICY=PASSIVE`` and 8.7 s with one thread.
+300,000 rounds by default (up to milliseconds) before it sleeps. On an idle machine this
+makes the next region start at once. Where anything else runs (another training, a
+compiler, a data-loading worker) a waiting thread burns the time slice its preempted
+sibling needs, and every region ends only when the scheduler gets back to that sibling.
 
-:func:`limit_spinning` sets ``GOMP_SPINCOUNT`` (the spin rounds) to :data:`SPIN_COUNT`, about
-tens of microseconds: long enough to bridge the gap between two back-to-back regions of
-one training step, short enough that a thread waiting for a preempted sibling soon gives
-its core away. libgomp reads the variable once, when it is loaded (``import torch``), so
-this must run before that; ``import alae_fast`` does it first thing when torch is not
-imported yet. It changes nothing when the user set ``OMP_WAIT_POLICY`` or
-``GOMP_SPINCOUNT`` themselves, or when ``ALAE_FAST_OMP_SPIN=keep``. The benchmark case
-``alae-fast bench --ops train_load`` measures the effect with and without competing work.
+Measured on a 2-core machine, ``digits-32`` training iterations (ms each; 2 threads unless
+said; ``benchmarks/results/digits-experiments.md``, tenth round):
+
+- two ``python -c "while True: pass"`` running: 815-820 with libgomp's spinning, 640-1040
+  with 10,000 rounds, 425-455 sleeping at once (``GOMP_SPINCOUNT=0``), 375-467 on one thread;
+- idle: sleeping at once made an iteration 45% slower than libgomp's spinning at 8x8 and
+  14% at 32x32 (medians of five side-by-side rounds), 10,000 rounds 9% and 1%.
+
+No single setting is right for both, and libgomp reads its settings once, when it is loaded
+(``import torch``). :func:`choose_wait` therefore looks before that: when other work is
+runnable on this machine (``procs_running`` of ``/proc/stat``, sampled a few times over
+~10 ms) and would share the cores torch's threads use, it sets ``GOMP_SPINCOUNT=0`` (threads
+sleep as soon as they wait); on an idle machine it leaves libgomp's spinning as it is.
+``import alae_fast`` runs it first thing when torch is not imported yet. The wait policy
+changes no result (only how threads wait), so a run stopped and resumed under the other
+policy continues bit-identically; :class:`ContentionWatch` lets a long run say when work
+that started after it now competes for the cores. Nothing is changed when the user set
+``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``, or when ``ALAE_FAST_OMP_SPIN=keep``. The benchmark
+case ``alae-fast bench --ops train_load`` measures the defaults with and without competing
+work.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
+import time
 
-__all__ = ["SPIN_COUNT", "limit_spinning"]
+__all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "others_running", "cores_shared", "ContentionWatch"]
 
-# libgomp's own value for an oversubscribed machine ("throttled" spinning) is 1000; 10,000
-# rounds of its pause loop are roughly 10-100 us on current x86 CPUs.
-SPIN_COUNT = 10000
+# libgomp spins this many rounds of its pause loop when other work was found running
+SLEEP_SPIN_COUNT = 0
+
+# what choose_wait() found and did in this process, for the training's start-up note
+_CHOICE: dict | None = None
 
 
-def limit_spinning(environ=None) -> str | None:
-    """Set ``GOMP_SPINCOUNT`` to ``SPIN_COUNT`` in ``environ`` (default ``os.environ``) if the
-    OpenMP wait is not configured already and torch is not loaded yet.
+def others_running(samples: int = 5, interval_s: float = 0.002, stat_path: str = "/proc/stat") -> int | None:
+    """How many other threads are runnable on this machine: the median over ``samples``
+    readings of ``procs_running`` (Linux ``/proc/stat``), ``interval_s`` seconds apart, less
+    the reading thread itself. None where the file cannot be read (not Linux).
 
-    Returns the value set, or None when nothing was changed (torch already imported, the
-    user's own ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``, or ``ALAE_FAST_OMP_SPIN=keep``).
+    ``procs_running`` counts runnable threads at the moment of reading, machine-wide (a busy
+    loop always counts, an idle daemon does not); the median keeps one passing wake-up from
+    deciding."""
+    counts = []
+    for i in range(max(1, samples)):
+        if i:
+            time.sleep(interval_s)
+        try:
+            with open(stat_path, encoding="ascii") as f:
+                line = next((ln for ln in f if ln.startswith("procs_running ")), None)
+        except OSError:
+            return None
+        if line is None:
+            return None
+        counts.append(int(line.split()[1]))
+    return max(0, int(statistics.median(counts)) - 1)
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on this platform
+        return os.cpu_count() or 1
+
+
+def _expected_threads(env) -> int:
+    """The OpenMP threads torch will use: ``OMP_NUM_THREADS`` when set, else every usable CPU
+    (torch's default is the physical cores, at most that; counting all of them errs towards
+    calling a machine busy)."""
+    try:
+        n = int(str(env.get("OMP_NUM_THREADS", "")).split(",")[0])
+        if n >= 1:
+            return n
+    except ValueError:
+        pass
+    return _usable_cpus()
+
+
+def cores_shared(others: int | None, threads: int, cpus: int) -> bool:
+    """Whether ``others`` runnable threads and ``threads`` of ours need more than ``cpus``
+    cores (and ours are more than one: a single thread never waits for a sibling)."""
+    return others is not None and threads > 1 and others + threads > cpus
+
+
+def choose_wait(environ=None, others: int | None = -1) -> str | None:
+    """Set ``GOMP_SPINCOUNT`` in ``environ`` (default ``os.environ``) to ``SLEEP_SPIN_COUNT``
+    when other runnable work would share the cores torch's threads use; leave libgomp's own
+    spinning on an idle machine.
+
+    Args:
+        environ: the environment to change (default ``os.environ``; then only while torch is
+            not imported yet, since libgomp reads it when torch loads).
+        others: the other runnable threads (default -1: count them with
+            :func:`others_running`; None: unknown, nothing is changed).
+
+    Returns:
+        The value set, or None when nothing was changed (an idle machine, torch already
+        imported, the user's own ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``,
+        ``ALAE_FAST_OMP_SPIN=keep``, or no way to count runnable threads).
     """
+    global _CHOICE
     env = os.environ if environ is None else environ
     if "torch" in sys.modules and environ is None:
         return None
@@ -46,5 +119,58 @@ def limit_spinning(environ=None) -> str | None:
         return None
     if "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
         return None
-    env["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+    if others == -1:
+        others = others_running()
+    threads, cpus = _expected_threads(env), _usable_cpus()
+    busy = cores_shared(others, threads, cpus)
+    if environ is None:
+        _CHOICE = {"others": others, "threads": threads, "cpus": cpus, "sleep": busy}
+    if not busy:
+        return None
+    env["GOMP_SPINCOUNT"] = str(SLEEP_SPIN_COUNT)
     return env["GOMP_SPINCOUNT"]
+
+
+def choice() -> dict | None:
+    """What :func:`choose_wait` found when ``import alae_fast`` ran it: ``{"others", "threads",
+    "cpus", "sleep"}`` (``sleep``: threads were set to sleep at once), or None when it did
+    not look (torch was imported first, or the user configured the wait)."""
+    return None if _CHOICE is None else dict(_CHOICE)
+
+
+class ContentionWatch:
+    """Tells a long run, once, that work which started after it now competes for the cores
+    while libgomp's threads still spin (the wait was chosen for an idle machine).
+
+    :meth:`check` is cheap (one read of ``/proc/stat`` at most every ``every_s`` seconds); it
+    returns a note the first time ``needed`` readings in a row found the cores shared, else
+    None. ``threads`` is torch's thread count; ``read`` (tests) replaces :func:`others_running`.
+    """
+
+    def __init__(self, threads: int, every_s: float = 10.0, needed: int = 3, read=None, clock=time.monotonic):
+        self.threads, self.every_s, self.needed = threads, every_s, needed
+        self.read = read or (lambda: others_running(samples=3))
+        self.clock = clock
+        self.cpus = _usable_cpus()
+        self.streak, self.told, self.t_last = 0, False, None
+        chosen = choice()
+        # only when alae_fast chose the spinning wait; the user's or the sleeping one stays quiet
+        self.active = chosen is not None and not chosen["sleep"] and threads > 1
+
+    def check(self) -> str | None:
+        if not self.active or self.told:
+            return None
+        now = self.clock()
+        if self.t_last is not None and now - self.t_last < self.every_s:
+            return None
+        self.t_last = now
+        others = self.read()
+        self.streak = self.streak + 1 if cores_shared(others, self.threads, self.cpus) else 0
+        if self.streak < self.needed:
+            return None
+        self.told = True
+        return (f"note: {others} other runnable thread(s) now share the {self.cpus} cores with this run's "
+                f"{self.threads} threads, which still spin while they wait (the machine was idle when the run "
+                f"started), and that can make each iteration several times slower. Stopping (Ctrl-C writes a "
+                f"checkpoint) and continuing with --resume lets the new process choose threads that sleep "
+                f"instead; the results continue bit-identically")

@@ -1,29 +1,129 @@
-"""libgomp's spinning is limited before torch loads, unless the user configured it."""
+"""The OpenMP wait is chosen before torch loads: threads sleep at once when other work shares the
+cores, libgomp's spinning stays on an idle machine, and the user's settings win."""
 
 import os
 import subprocess
 import sys
 
-from alae_fast._omp import SPIN_COUNT, limit_spinning
+import pytest
+
+from alae_fast import _omp
+from alae_fast._omp import SLEEP_SPIN_COUNT, ContentionWatch, choose_wait, cores_shared, others_running
 
 
-def test_limit_spinning_respects_the_users_settings():
-    env = {}
-    assert limit_spinning(env) == str(SPIN_COUNT) and env == {"GOMP_SPINCOUNT": str(SPIN_COUNT)}
-    for mine in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "5"}, {"ALAE_FAST_OMP_SPIN": "keep"}):
+def test_choose_wait_sleeps_only_when_the_cores_are_shared():
+    cpus = _omp._usable_cpus()
+    env = {"OMP_NUM_THREADS": "2"}
+    assert choose_wait(env, others=cpus) == str(SLEEP_SPIN_COUNT)
+    assert env == {"OMP_NUM_THREADS": "2", "GOMP_SPINCOUNT": str(SLEEP_SPIN_COUNT)}
+    for others in (0, None):  # idle, or no /proc/stat to count from: libgomp's own spinning
+        env = {"OMP_NUM_THREADS": "2"}
+        assert choose_wait(env, others=others) is None and env == {"OMP_NUM_THREADS": "2"}
+    env = {"OMP_NUM_THREADS": "1"}  # one thread never waits for a sibling
+    assert choose_wait(env, others=cpus + 5) is None and "GOMP_SPINCOUNT" not in env
+
+
+def test_choose_wait_respects_the_users_settings():
+    for mine in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "5"}, {"ALAE_FAST_OMP_SPIN": "keep"},
+                 {"ALAE_FAST_OMP_SPIN": " KEEP "}):
         env = dict(mine)
-        assert limit_spinning(env) is None and env == mine
+        assert choose_wait(env, others=64) is None and env == mine
 
 
-def _child(code: str, **env) -> str:
+@pytest.mark.parametrize("others, threads, cpus, shared", [
+    (0, 2, 2, False), (1, 2, 2, True), (2, 2, 2, True), (1, 8, 16, False), (9, 8, 16, True),
+    (5, 1, 2, False), (None, 2, 2, False)])
+def test_cores_shared(others, threads, cpus, shared):
+    assert cores_shared(others, threads, cpus) is shared
+
+
+def test_others_running_reads_the_median_less_itself(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  1 2 3\nprocs_running 4\nprocs_blocked 0\n")
+    assert others_running(samples=3, interval_s=0, stat_path=str(stat)) == 3
+    stat.write_text("cpu  1 2 3\n")
+    assert others_running(samples=2, interval_s=0, stat_path=str(stat)) is None
+    assert others_running(stat_path=str(tmp_path / "missing")) is None
+    if os.path.exists("/proc/stat"):  # this process itself is running: never negative
+        assert others_running(samples=2, interval_s=0) >= 0
+
+
+def _child(code: str, busy: int = 0, **env) -> str:
     clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY",
-                                                              "ALAE_FAST_OMP_SPIN")}
-    return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
-                          check=True, timeout=300).stdout.strip().splitlines()[-1]
+                                                              "ALAE_FAST_OMP_SPIN", "OMP_NUM_THREADS")}
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+    try:
+        return subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True,
+                              check=True, timeout=300).stdout.strip().splitlines()[-1]
+    finally:
+        for p in loops:
+            p.kill()
+            p.wait()
 
 
-def test_import_sets_it_only_before_torch():
+_SHOW = ("import os; from alae_fast._omp import choice; c = choice(); "
+         "print(c and c['sleep'], c and c['others'], os.environ.get('GOMP_SPINCOUNT'))")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat") or _omp._usable_cpus() < 2,
+                    reason="needs Linux's /proc/stat and 2 CPUs")
+def test_import_under_busy_loops_makes_threads_sleep():
+    cpus = _omp._usable_cpus()
+    # as many busy loops as cores, and torch told to use them all: the cores are shared
+    sleep, others, spin = _child(f"import alae_fast; {_SHOW}", busy=cpus, OMP_NUM_THREADS=str(cpus)).split()
+    assert sleep == "True" and int(others) >= cpus and spin == str(SLEEP_SPIN_COUNT)
+
+
+def test_import_chooses_only_before_torch_and_when_not_configured():
     show = "import os; print(os.environ.get('GOMP_SPINCOUNT'))"
-    assert _child(f"import alae_fast; {show}") == str(SPIN_COUNT)
-    assert _child(f"import torch, alae_fast; {show}") == "None"
-    assert _child(f"import alae_fast; {show}", ALAE_FAST_OMP_SPIN="keep") == "None"
+    assert _child(f"import torch, alae_fast; {show}", busy=2) == "None"
+    assert _child(f"import alae_fast; {show}", busy=2, ALAE_FAST_OMP_SPIN="keep") == "None"
+    assert _child(f"import alae_fast; {show}", busy=2, GOMP_SPINCOUNT="77") == "77"
+    # whatever this machine's load: the decision and the environment agree
+    sleep, others, spin = _child(f"import alae_fast; {_SHOW}").split()
+    assert (sleep == "True") == (spin == str(SLEEP_SPIN_COUNT))
+    assert sleep == "None" or sleep == "False" or int(others) >= 1
+
+
+def test_contention_watch_tells_once_after_a_streak(monkeypatch):
+    monkeypatch.setattr(_omp, "_CHOICE", {"others": 0, "threads": 2, "cpus": 2, "sleep": False})
+    monkeypatch.setattr(_omp, "_usable_cpus", lambda: 2)
+    readings = iter([2, 2, 0, 2, 2, 2, 2, 2])
+    t = [0.0]
+    watch = ContentionWatch(2, every_s=10.0, needed=3, read=lambda: next(readings), clock=lambda: t[0])
+    notes = []
+    for step in range(12):
+        notes.append(watch.check())
+        t[0] += 5.0  # two checks per reading interval: every other one reads
+    said = [n for n in notes if n]
+    assert len(said) == 1 and "2 other runnable thread(s)" in said[0] and "--resume" in said[0]
+    assert notes.index(said[0]) == 10  # readings 2, 2, (0 resets), 2, 2, 2: the sixth reading, at t=50
+
+
+@pytest.mark.parametrize("chosen, threads", [
+    ({"others": 3, "threads": 2, "cpus": 2, "sleep": True}, 2),   # threads sleep already
+    (None, 2),                                                   # the user's own wait settings
+    ({"others": 0, "threads": 2, "cpus": 2, "sleep": False}, 1)])  # one thread: nothing to wait for
+def test_contention_watch_stays_quiet_where_it_cannot_help(monkeypatch, chosen, threads):
+    monkeypatch.setattr(_omp, "_CHOICE", chosen)
+    watch = ContentionWatch(threads, every_s=0.0, needed=1, read=lambda: 64)
+    assert all(watch.check() is None for _ in range(5))
+
+
+def test_the_training_start_note_says_what_was_chosen(monkeypatch):
+    import torch
+
+    from alae_fast.training import run
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(_omp, "_CHOICE", {"others": 3, "threads": 2, "cpus": 2, "sleep": True})
+    note = run._busy_note()
+    assert "3 other runnable thread(s)" in note and "GOMP_SPINCOUNT=0" in note and "changes no result" in note
+    monkeypatch.setattr(_omp, "_CHOICE", {"others": 0, "threads": 2, "cpus": 2, "sleep": False})
+    assert run._busy_note() is None
+    # not chosen (the user's settings): the load average decides, and the hint names the fixes
+    monkeypatch.setattr(_omp, "_CHOICE", None)
+    monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    assert "--threads 1 or OMP_WAIT_POLICY=PASSIVE" in run._busy_note()
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert run._busy_note() is None

@@ -44,6 +44,7 @@ import torch
 from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report,
                          identification_if_unlabelled, latent_eval, prepare_images, sample_images, save_image_grid,
                          save_pairs_grid, to_display)
+from .._omp import ContentionWatch
 from ..errors import UserError
 from ..models import MLPALAEConfig, ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
@@ -293,16 +294,27 @@ def _held_out_note(dataset) -> str | None:
 
 
 def _busy_note() -> str | None:
-    """A hint when other work already fills the cores torch's threads would use (see alae_fast/_omp.py)."""
+    """What ``import alae_fast`` chose for the OpenMP wait (alae_fast/_omp.py) when other work
+    shared the cores; without that choice (the user's own wait settings, or torch imported
+    first), a hint when the load average already fills the cores torch's threads would use."""
+    from .._omp import choice
+
+    threads = torch.get_num_threads()
+    chosen = choice()
+    if chosen is not None:
+        if not chosen["sleep"]:
+            return None
+        return (f"note: {chosen['others']} other runnable thread(s) shared the {chosen['cpus']} cores when this "
+                f"process started: torch's {threads} threads sleep as soon as they wait (GOMP_SPINCOUNT=0) "
+                f"instead of spinning, which is faster on a busy machine and changes no result")
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # not on this platform
         return None
-    threads = torch.get_num_threads()
     if threads > 1 and load >= threads:
         return (f"note: load average {load:.1f} on {threads} torch threads: other work competes for the CPU; "
-                f"--threads 1 avoids waiting for preempted threads (a thread count is part of what makes "
-                f"a run reproducible, so it is not changed for you)")
+                f"--threads 1 or OMP_WAIT_POLICY=PASSIVE avoid waiting for preempted threads (a thread count "
+                f"is part of what makes a run reproducible, so it is not changed for you)")
     return None
 
 
@@ -837,6 +849,7 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
     ckpt_seconds = 60.0 * opts.checkpoint_minutes if opts.checkpoint_minutes else math.inf
     t_last_ckpt = _clock()
     log = _LossLog(run, bar)
+    watch = ContentionWatch(torch.get_num_threads()) if ctx.is_main and ctx.device.type == "cpu" else None
     try:
         while trainer.images_seen < total:
             before, metrics = _train_step(run)
@@ -844,6 +857,9 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
             log.add(metrics, before, after)
             if trainer.step_count % opts.log_steps == 0 or after >= total:
                 log.write(metrics, after)
+                note = watch.check() if watch is not None else None
+                if note:
+                    run.say(note)
             # every rank must take the same decisions (a checkpoint gathers from all of them)
             stopped, late = _agree(ctx, stop.requested, _clock() - t_last_ckpt >= ckpt_seconds)
             if before // ckpt_every != after // ckpt_every or after >= total or late or stopped:
