@@ -44,7 +44,7 @@ import torch
 from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report,
                          identification_if_unlabelled, latent_eval, prepare_images, sample_images, save_image_grid,
                          save_pairs_grid, to_display)
-from .._omp import ContentionWatch
+from .._omp import ContentionWatch, choice as omp_wait_choice
 from ..errors import UserError
 from ..models import MLPALAEConfig, ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
@@ -297,10 +297,8 @@ def _busy_note() -> str | None:
     """What ``import alae_fast`` chose for the OpenMP wait (alae_fast/_omp.py) when other work
     shared the cores; without that choice (the user's own wait settings, or torch imported
     first), a hint when the load average already fills the cores torch's threads would use."""
-    from .._omp import choice
-
     threads = torch.get_num_threads()
-    chosen = choice()
+    chosen = omp_wait_choice()
     if chosen is not None:
         if not chosen["sleep"]:
             return None
