@@ -37,7 +37,7 @@ import statistics
 import sys
 import time
 
-__all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "others_running", "cores_shared", "ContentionWatch"]
+__all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "own_running", "others_running", "cores_shared", "ContentionWatch"]
 
 # libgomp spins this many rounds of its pause loop when other work was found running
 SLEEP_SPIN_COUNT = 0
@@ -46,14 +46,40 @@ SLEEP_SPIN_COUNT = 0
 _CHOICE: dict | None = None
 
 
-def others_running(samples: int = 5, interval_s: float = 0.002, stat_path: str = "/proc/stat") -> int | None:
-    """How many other threads are runnable on this machine: the median over ``samples``
-    readings of ``procs_running`` (Linux ``/proc/stat``), ``interval_s`` seconds apart, less
-    the reading thread itself. None where the file cannot be read (not Linux).
+def own_running(task_dir: str = "/proc/self/task") -> int | None:
+    """How many of this process's threads are runnable now (state ``R`` in each
+    ``/proc/self/task/<tid>/stat``), the calling thread included; None where the directory
+    cannot be read (not Linux)."""
+    try:
+        tids = os.listdir(task_dir)
+    except OSError:
+        return None
+    running = 0
+    for tid in tids:
+        try:
+            with open(os.path.join(task_dir, tid, "stat"), "rb") as f:
+                data = f.read()
+        except OSError:  # the thread ended between the listing and the read
+            continue
+        # "pid (comm) S ...": the state follows the last ')' (comm may hold spaces or parentheses)
+        end = data.rfind(b")")
+        if end >= 0 and data[end + 2:end + 3] == b"R":
+            running += 1
+    return running
+
+
+def others_running(samples: int = 5, interval_s: float = 0.002, stat_path: str = "/proc/stat",
+                   task_dir: str = "/proc/self/task") -> int | None:
+    """How many threads of other processes are runnable on this machine: the median over
+    ``samples`` readings of ``procs_running`` (Linux ``/proc/stat``), ``interval_s`` seconds
+    apart, each less this process's own runnable threads at that moment (:func:`own_running`;
+    at least the reading thread itself). None where ``stat_path`` cannot be read (not Linux).
 
     ``procs_running`` counts runnable threads at the moment of reading, machine-wide (a busy
     loop always counts, an idle daemon does not); the median keeps one passing wake-up from
-    deciding."""
+    deciding. This process's own threads are taken off because, during a run, torch's OpenMP
+    workers spin (runnable) between parallel regions: counting them would call an idle
+    machine shared."""
     counts = []
     for i in range(max(1, samples)):
         if i:
@@ -65,8 +91,9 @@ def others_running(samples: int = 5, interval_s: float = 0.002, stat_path: str =
             return None
         if line is None:
             return None
-        counts.append(int(line.split()[1]))
-    return max(0, int(statistics.median(counts)) - 1)
+        own = own_running(task_dir)
+        counts.append(int(line.split()[1]) - max(1, own or 0))
+    return max(0, int(statistics.median(counts)))
 
 
 def _usable_cpus() -> int:

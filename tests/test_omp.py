@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from alae_fast import _omp
-from alae_fast._omp import SLEEP_SPIN_COUNT, ContentionWatch, choose_wait, cores_shared, others_running
+from alae_fast._omp import SLEEP_SPIN_COUNT, ContentionWatch, choose_wait, cores_shared, others_running, own_running
 
 
 def test_choose_wait_sleeps_only_when_the_cores_are_shared():
@@ -37,10 +37,52 @@ def test_cores_shared(others, threads, cpus, shared):
     assert cores_shared(others, threads, cpus) is shared
 
 
-def test_others_running_reads_the_median_less_itself(tmp_path):
+def _tasks(tmp_path, states):
+    task = tmp_path / "task"
+    for tid, state in enumerate(states, 100):
+        (task / str(tid)).mkdir(parents=True)
+        (task / str(tid) / "stat").write_bytes(f"{tid} (pt_main (x) thr) {state} 1 2 3 4\n".encode())
+    return str(task)
+
+
+def test_own_running_counts_this_process_runnable_threads(tmp_path):
+    assert own_running(_tasks(tmp_path, "RSRD")) == 2  # comm with spaces and parentheses
+    assert own_running(str(tmp_path / "missing")) is None
+    if os.path.isdir("/proc/self/task"):
+        assert own_running() >= 1  # the calling thread
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="Linux /proc only")
+def test_own_running_sees_a_computing_thread_of_this_process():
+    # a thread in a long matrix product runs without the GIL: it and the reader are runnable
+    import threading
+    import torch
+    stop = threading.Event()
+
+    def work():
+        a = torch.randn(384, 384)
+        while not stop.is_set():
+            a = torch.tanh(a @ a)
+
+    t = threading.Thread(target=work)
+    t.start()
+    try:
+        seen = [own_running() for _ in range(200)]
+    finally:
+        stop.set()
+        t.join()
+    assert max(seen) >= 2 and min(seen) >= 1
+
+
+def test_others_running_reads_the_median_less_its_own_runnable_threads(tmp_path):
     stat = tmp_path / "stat"
     stat.write_text("cpu  1 2 3\nprocs_running 4\nprocs_blocked 0\n")
-    assert others_running(samples=3, interval_s=0, stat_path=str(stat)) == 3
+    # no task listing: only the reading thread is taken off
+    assert others_running(samples=3, interval_s=0, stat_path=str(stat), task_dir=str(tmp_path / "none")) == 3
+    # a training process between iterations: the reader and a spinning OpenMP worker are runnable,
+    # a third thread sleeps; an idle machine then reads 2 runnable threads, none of them another's
+    stat.write_text("cpu  1 2 3\nprocs_running 2\nprocs_blocked 0\n")
+    assert others_running(samples=3, interval_s=0, stat_path=str(stat), task_dir=_tasks(tmp_path, "RRS")) == 0
     stat.write_text("cpu  1 2 3\n")
     assert others_running(samples=2, interval_s=0, stat_path=str(stat)) is None
     assert others_running(stat_path=str(tmp_path / "missing")) is None
