@@ -208,7 +208,7 @@ def test_good_json_is_written_at_the_end(fake_suites, fake_measure, tmp_path, ca
     data = json.loads(target.read_text())
     assert data["results"] == [{"op": "bias_act", "case": "case", "device": "cpu",
                                 "seconds": {"fused": 1e-3, "ref": 2e-3}, "ratios": {"fused": 1.0, "ref": 2.0},
-                                "left_out": {}}]
+                                "notes": "", "left_out": {}}]
     assert data["interrupted"] is False and data["schema"] == report.JSON_SCHEMA
     assert f"wrote {target}" in capsys.readouterr().out
 
@@ -411,3 +411,63 @@ def test_copy_is_no_column_of_forward_backward_cases():
     assert [c.name for c in forward if "copy" not in c.candidates] == []
     table = format_table([_result({"fused": 1.0, "ref": 2.0}, name="fwd+bwd case")], report.COLUMNS)
     assert table.splitlines()[-1].split()[-1] == "\u2014"
+
+
+def test_case_warmup_and_reps_set_how_often_each_candidate_is_called():
+    from alae_fast.bench.harness import measure
+    calls = {"fused": 0, "other": 0}
+
+    def counter(name):
+        def call():
+            calls[name] += 1
+        return call
+
+    case = Case("op", "process case", {k: counter(k) for k in calls}, warmup=0, reps=1)
+    measure(case, rounds=4)
+    assert calls == {"fused": 4, "other": 4}  # every call is a timed round: no warm-up, no calibration
+    calls.update(fused=0, other=0)
+    measure(Case("op", "default case", {k: counter(k) for k in calls}, reps=3), rounds=2)
+    assert calls == {"fused": 2 + 3 * 2, "other": 2 + 3 * 2}  # measure's 2 warm-up calls, then 3 a timing
+
+
+def test_case_notes_are_printed_and_written_to_json(monkeypatch, tmp_path, capsys):
+    from alae_fast.bench import harness
+    seen = []
+    module = types.ModuleType("_fake_bench_notes")
+    module.cases = lambda device, quick=False, compile=True: [
+        Case("bias_act", "noted", {"fused": lambda: seen.append(1), "ref": lambda: None}, device,
+             warmup=0, reps=1, notes=lambda: f"saw {len(seen)} calls")]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(report.SUITES, "bias_act", module.__name__)
+    monkeypatch.setattr(report, "measure", harness.measure)
+    out = tmp_path / "r.json"
+    assert cli_main(["bench", "--device", "cpu", "--ops", "bias_act", "--rounds", "3", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "saw 3 calls" in captured.err  # the progress line
+    assert "What the cases saw:\n  bias_act noted: saw 3 calls" in captured.out
+    assert json.loads(out.read_text())["results"][0]["notes"] == "saw 3 calls"
+
+
+def test_train_load_summarises_the_wait_each_call_chose():
+    from alae_fast.bench.train_load import wait_summary
+    idle = {"others": 0, "threads": 2, "cpus": 2, "sleep": False}
+    busy = {"others": 2, "threads": 2, "cpus": 2, "sleep": True}
+    assert wait_summary([idle, idle]) == (
+        "libgomp's spinning in 2 of 2 calls (other runnable threads seen at start: 0)")
+    assert wait_summary([busy, idle, None]) == (
+        "libgomp's spinning in 1 of 3 calls, sleep at once (GOMP_SPINCOUNT=0) in 1 of 3 calls, "
+        "not chosen in 1 of 3 calls (other runnable threads seen at start: 0, 2)")
+    assert wait_summary([None]) == "not chosen in 1 of 1 calls (other runnable threads seen at start: none read)"
+
+
+@pytest.mark.slow
+def test_train_load_child_reports_the_wait_it_chose():
+    # one real call of the defaults' candidate: 1 iteration, no busy processes
+    from alae_fast.bench.train_load import _Child, _env
+    child = _Child(_env(), None, load=0, steps=1)
+    child()
+    (got,) = child.choices
+    assert set(got) == {"others", "threads", "cpus", "sleep"} and isinstance(got["sleep"], bool)
+    keep = _Child(_env(ALAE_FAST_OMP_SPIN="keep"), None, load=0, steps=1)
+    keep()
+    assert keep.choices == [None]  # the user's (here the bench's) setting: nothing chosen

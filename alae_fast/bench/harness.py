@@ -113,6 +113,12 @@ class Case:
     ``left_out`` maps a candidate the case would have to the :class:`LeftOut` saying which
     option dropped it from this run (the table marks it apart from a candidate the case
     cannot have).
+
+    ``warmup`` (calls per candidate before timing; None: :func:`measure`'s) and ``reps`` (calls
+    per timing; None: calibrated to ``min_seconds`` by one extra call) let a case whose every
+    call is a whole process of seconds spend its calls on rounds. ``notes`` (no arguments, called
+    after the rounds) returns what the case saw beside its timings, e.g. which OpenMP wait each
+    child process chose; the report prints it and writes it to ``--json``.
     """
     op: str
     name: str
@@ -121,6 +127,9 @@ class Case:
     baseline: str = "fused"
     targets: list[Target] = field(default_factory=list)
     left_out: dict[str, LeftOut] = field(default_factory=dict)
+    warmup: int | None = None
+    reps: int | None = None
+    notes: Callable[[], str] | None = None
 
 
 @dataclass
@@ -128,6 +137,7 @@ class Result:
     case: Case
     seconds: dict[str, float]       # median seconds per call
     ratios: dict[str, float]        # median over rounds of t(candidate) / t(baseline)
+    notes: str = ""                 # the case's notes (Case.notes), "" when it has none
 
 
 def _sync(device: torch.device) -> None:
@@ -155,7 +165,9 @@ def measure(case: Case, rounds: int = 15, min_seconds: float = 0.02, warmup: int
     """Times every candidate of ``case``; see the module docstring for the method.
 
     rounds: interleaved rounds (default 15). min_seconds: each timing repeats its call
-    until it lasts at least this long (default 20 ms), the repeat count fixed per candidate.
+    until it lasts at least this long (default 20 ms), the repeat count fixed per candidate
+    (``case.reps`` fixes it instead). warmup: calls per candidate before timing (default 2;
+    ``case.warmup`` overrides it).
     """
     dev = case.device
     reps = {}
@@ -163,10 +175,14 @@ def measure(case: Case, rounds: int = 15, min_seconds: float = 0.02, warmup: int
     # dynamo's recompile limit (8) silently turns later "compiled" candidates into eager code.
     if "compiled" in case.candidates:
         torch._dynamo.reset()
+    warmup = warmup if case.warmup is None else case.warmup
     for name, fn in case.candidates.items():
         for _ in range(warmup):  # first calls compile, allocate, fault pages in
             fn()
         _sync(dev)
+        if case.reps is not None:
+            reps[name] = case.reps
+            continue
         t = _time_once(fn, 1, dev)
         reps[name] = max(1, int(min_seconds / max(t, 1e-7)))
     times = {name: [] for name in case.candidates}
@@ -183,7 +199,8 @@ def measure(case: Case, rounds: int = 15, min_seconds: float = 0.02, warmup: int
         for name in order:
             ratios[name].append(this[name] / this[case.baseline])
     return Result(case, {k: statistics.median(v) for k, v in times.items()},
-                  {k: statistics.median(v) for k, v in ratios.items()})
+                  {k: statistics.median(v) for k, v in ratios.items()},
+                  case.notes() if case.notes else "")
 
 
 NOT_APPLICABLE = "\u2014"  # an em dash, as the README's tables print it

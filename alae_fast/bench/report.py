@@ -252,7 +252,8 @@ def report_json(context: dict, results: list[Result], interrupted: bool, left_ou
     """The ``--json`` document of a timed run (schema 2): ``schema``, ``mode`` ('report'),
     ``context`` (:func:`~alae_fast.bench.context.run_context`'s), ``interrupted`` (True when
     Ctrl-C stopped it: ``results`` then has the cases measured before), ``results`` (per case:
-    ``op``, ``case``, ``device``, ``seconds`` and ``ratios`` per candidate, ``left_out``:
+    ``op``, ``case``, ``device``, ``seconds`` and ``ratios`` per candidate, ``notes`` (the
+    case's own, "" when none), ``left_out``:
     candidate -> ``{"option", "why"}``), ``targets`` (see
     :func:`~alae_fast.bench.harness.target_records`), ``targets_passed`` (no FAIL among them),
     ``left_out_by_quick`` (``{"suites": {name: why}, "candidates": [...]}``)."""
@@ -263,7 +264,7 @@ def report_json(context: dict, results: list[Result], interrupted: bool, left_ou
         "context": context,
         "interrupted": interrupted,
         "results": [{"op": r.case.op, "case": r.case.name, "device": str(r.case.device), "seconds": r.seconds,
-                     "ratios": r.ratios,
+                     "ratios": r.ratios, "notes": r.notes,
                      "left_out": {c: {"option": lo.option, "why": lo.why} for c, lo in r.case.left_out.items()}}
                     for r in results],
         "targets": targets,
@@ -274,11 +275,13 @@ def report_json(context: dict, results: list[Result], interrupted: bool, left_ou
 
 def format_progress(result: Result, done: int, total: int, seconds: float) -> str:
     """One line of a just-measured case, for stderr: ``[done/total] op case: fused ms and every
-    other candidate as t(candidate)/t(fused), (seconds the case took)``."""
+    other candidate as t(candidate)/t(fused), (seconds the case took)``, then the case's notes
+    on a line of their own when it has any."""
     base = result.case.baseline
     figures = [f"{base} {result.seconds[base] * 1e3:.3f} ms"]
     figures += [f"{name}/{base} {ratio:.2f}" for name, ratio in result.ratios.items() if name != base]
-    return f"  [{done}/{total}] {result.case.op} {result.case.name}: {', '.join(figures)} ({seconds:.1f} s)"
+    line = f"  [{done}/{total}] {result.case.op} {result.case.name}: {', '.join(figures)} ({seconds:.1f} s)"
+    return line + (f"\n        {result.notes}" if result.notes else "")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -349,6 +352,11 @@ def run(args: argparse.Namespace) -> int:
     legend = table_legend(results, na)
     if legend:
         print(legend)
+    noted = [r for r in results if r.notes]
+    if noted:
+        print("\nWhat the cases saw:")
+        for r in noted:
+            print(f"  {r.case.op} {r.case.name}: {r.notes}")
     text, ok = format_targets(results)
     if text:
         print("\nTargets (in the table's units):")

@@ -18,10 +18,14 @@ target: the defaults lose nothing (<= 1.05x) against libgomp's spinning. A third
 the two processes 1.5 s after the training process, when its wait is chosen already (work
 that arrives during a run): it has no target, and shows what the run's note about it is for.
 The times include the child's start (importing torch, about 1 s), the same for every candidate.
+Every child prints the wait it chose (``alae_fast._omp.choice()``), and the report says what the
+defaults chose in each case's calls: an idle case whose defaults found other work running was
+not measured idle.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,25 +45,50 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _child(env: dict[str, str], threads: int | None, load: int, steps: int, late_s: float = 0.0):
-    cmd = [sys.executable, "-m", "alae_fast.bench.train_load", str(steps)] + ([str(threads)] if threads else [])
+class _Child:
+    """One candidate: a call runs the training process (``load`` busy processes beside it, from
+    its start or ``late_s`` seconds after) and keeps the OpenMP wait the child chose (the JSON
+    line it prints: ``alae_fast._omp.choice()``), so the report can say which wait the
+    defaults took in each call."""
 
-    def call():
-        busy = [] if late_s else [subprocess.Popen([sys.executable, "-c", _BUSY]) for _ in range(load)]
+    def __init__(self, env: dict[str, str], threads: int | None, load: int, steps: int, late_s: float = 0.0):
+        self.cmd = [sys.executable, "-m", "alae_fast.bench.train_load", str(steps)] + ([str(threads)] if threads else [])
+        self.env, self.load, self.late_s = env, load, late_s
+        self.choices: list[dict | None] = []
+
+    def _busy(self) -> list[subprocess.Popen]:
+        return [subprocess.Popen([sys.executable, "-c", _BUSY]) for _ in range(self.load)]
+
+    def __call__(self) -> None:
+        busy = [] if self.late_s else self._busy()
         try:
-            child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-            if late_s:
+            child = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, text=True)
+            if self.late_s:
                 try:
-                    child.wait(late_s)
+                    child.wait(self.late_s)
                 except subprocess.TimeoutExpired:
-                    busy = [subprocess.Popen([sys.executable, "-c", _BUSY]) for _ in range(load)]
-            if child.wait() != 0:
-                raise subprocess.CalledProcessError(child.returncode, cmd)
+                    busy = self._busy()
+            out, _ = child.communicate()
+            if child.returncode != 0:
+                raise subprocess.CalledProcessError(child.returncode, self.cmd)
+            self.choices.append(json.loads(out.strip().splitlines()[-1]) if out.strip() else None)
         finally:
             for p in busy:
                 p.kill()
                 p.wait()
-    return call
+
+
+def wait_summary(choices: list[dict | None]) -> str:
+    """How the calls' OpenMP waits were chosen, e.g. ``'libgomp's spinning in 8 of 8 calls
+    (others runnable at start: 0)'``; choices: ``alae_fast._omp.choice()`` of each call (None
+    where the child chose nothing: a wait set by the user, torch imported first)."""
+    spin = sum(1 for c in choices if c is not None and not c.get("sleep"))
+    sleep = sum(1 for c in choices if c is not None and c.get("sleep"))
+    unset = len(choices) - spin - sleep
+    others = sorted({c.get("others") for c in choices if c is not None}, key=lambda v: (v is None, v))
+    parts = [f"{what} in {k} of {len(choices)} calls" for what, k in
+             (("libgomp's spinning", spin), ("sleep at once (GOMP_SPINCOUNT=0)", sleep), ("not chosen", unset)) if k]
+    return ", ".join(parts) + f" (other runnable threads seen at start: {', '.join(map(str, others)) or 'none read'})"
 
 
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
@@ -69,10 +98,10 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
     steps = STEPS // 2 if quick else STEPS
     out = []
     for load, late_s in ((0, 0.0), (2, 0.0), (2, 1.5)):
-        cand = {"fused": _child(_env(), None, load, steps, late_s),
-                "spin": _child(_env(ALAE_FAST_OMP_SPIN="keep"), None, load, steps, late_s),
-                "passive": _child(_env(OMP_WAIT_POLICY="PASSIVE"), None, load, steps, late_s),
-                "threads1": _child(_env(), 1, load, steps, late_s)}
+        cand = {"fused": _Child(_env(), None, load, steps, late_s),
+                "spin": _Child(_env(ALAE_FAST_OMP_SPIN="keep"), None, load, steps, late_s),
+                "passive": _Child(_env(OMP_WAIT_POLICY="PASSIVE"), None, load, steps, late_s),
+                "threads1": _Child(_env(), 1, load, steps, late_s)}
         if late_s:
             targets = []
             name = f"digits-32 {steps} iterations (process), 2 busy processes started {late_s:g} s after it"
@@ -82,12 +111,17 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
         else:
             targets = [Target("defaults <= 1.05x libgomp's spinning, idle", "fused", "spin", 1.05)]
             name = f"digits-32 {steps} iterations (process), idle"
-        out.append(Case("train_load", name, cand, device, targets=targets))
+        defaults = cand["fused"]
+        # every call is a process of seconds: no warm-up calls and no calibration call, so the
+        # calls go to rounds (a round's order is shuffled; the machine's speed drifts between calls)
+        out.append(Case("train_load", name, cand, device, targets=targets, warmup=0, reps=1,
+                        notes=lambda d=defaults: "the defaults' wait: " + wait_summary(d.choices)))
     return out
 
 
 def _main(argv: list[str]) -> None:
     import alae_fast  # noqa: F401  (first: it chooses the OpenMP wait before torch is initialised)
+    from .._omp import choice
     from ..cpu_allocator import keep_freed_memory
     from ..training.setups import resolve_setup
     from ..models import build_model
@@ -107,6 +141,7 @@ def _main(argv: list[str]) -> None:
                    generator=torch.Generator().manual_seed(0)) * 2 - 1
     for _ in range(steps):
         trainer.step(x)
+    print(json.dumps(choice()), flush=True)  # read by _Child: the wait this process chose
 
 
 if __name__ == "__main__":
