@@ -244,3 +244,55 @@ def test_bad_inputs():
         PixelNorm(dim=3)(torch.randn(2, 3))
     with pytest.raises(ValueError, match="eps"):
         PixelNorm(eps=-1.0)
+
+
+@pytest.mark.parametrize("cin,cout,act", [(1, 8, "lrelu"), (8, 1, "linear"), (3, 16, "lrelu"), (32, 3, "linear")])
+def test_rgb_1x1_conv_is_a_product_with_conv_values_and_gradients(cin, cout, act, monkeypatch):
+    # FromRGB/ToRGB shapes take the product path (no F.conv2d call): values, gradients and
+    # R1-style double-backward gradients equal the convolution's, in float64
+    import alae_fast.nn.equalized as eq
+    torch.manual_seed(cin * 10 + cout)
+    layer = randomize_bias(EqualizedConv2d(cin, cout, 1, act=act, dtype=torch.float64), seed=cin)
+    x = torch.randn(3, cin, 5, 6, dtype=torch.float64, requires_grad=True)
+    calls = []
+    real_conv2d = F.conv2d
+    monkeypatch.setattr(eq.F, "conv2d", lambda *a, **k: calls.append(a[1].shape) or real_conv2d(*a, **k))
+    y = layer(x)
+    assert calls == [] and y.is_contiguous()
+
+    w = layer.weight * layer.weight_gain
+    expect = real_conv2d(x, w, layer.bias * layer.bias_lrmul)
+    if act == "lrelu":
+        expect = torch.where(expect > 0, expect, 0.2 * expect) * layer.act_gain
+    torch.testing.assert_close(y, expect, rtol=1e-12, atol=1e-12)
+
+    # first and second order against the convolution's own autograd
+    def r1_like(out_fn):
+        g, = torch.autograd.grad(out_fn(x).square().sum(), x, create_graph=True)
+        return torch.autograd.grad(g.square().sum(), [x, layer.weight, layer.bias])
+
+    def conv_layer(inp):
+        z = real_conv2d(inp, layer.weight * layer.weight_gain, layer.bias * layer.bias_lrmul)
+        return torch.where(z > 0, z, 0.2 * z) * layer.act_gain if act == "lrelu" else z
+
+    for got, want in zip(r1_like(layer), r1_like(conv_layer)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    w0 = layer.weight.detach().clone().requires_grad_(True)
+
+    def f(inp, weight):
+        return torch.func.functional_call(layer, {"weight": weight, "bias": layer.bias.detach()}, (inp,))
+
+    if act == "linear":  # away from the lrelu kink finite differences are only safe for a linear layer
+        assert torch.autograd.gradgradcheck(f, (x, w0))
+
+
+def test_1x1_conv_keeps_conv2d_where_the_product_is_not_faster_or_the_layout_differs(monkeypatch):
+    import alae_fast.nn.equalized as eq
+    calls = []
+    real_conv2d = F.conv2d
+    monkeypatch.setattr(eq.F, "conv2d", lambda *a, **k: calls.append(tuple(a[1].shape)) or real_conv2d(*a, **k))
+    EqualizedConv2d(3, 64, 1)(torch.randn(2, 3, 4, 4))                                      # wide: oneDNN
+    EqualizedConv2d(3, 8, 1)(torch.randn(2, 3, 4, 4).to(memory_format=torch.channels_last))  # layout kept
+    EqualizedConv2d(3, 8, 1, dtype=torch.bfloat16)(torch.randn(2, 3, 4, 4, dtype=torch.bfloat16))
+    EqualizedConv2d(3, 8, 3, padding=1)(torch.randn(2, 3, 4, 4))                              # not 1x1
+    assert calls == [(64, 3, 1, 1), (8, 3, 1, 1), (8, 3, 1, 1), (8, 3, 3, 3)]
