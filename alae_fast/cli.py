@@ -409,10 +409,7 @@ def _out(args, run, default_name: str) -> Path:
     return Path(args.out) if args.out else _run_folder(run.path) / default_name
 
 
-# The most pixels one picture a command writes may hold (64 Mi: 65536 images of 32x32, 64 of
-# 1024x1024): the images are made in memory first, and a --n of ten million took 23 GB before the
-# kernel killed it.
-MAX_PICTURE_PIXELS = 2 ** 26  # alae_fast.inference.pictures' limit (not imported: --help stays torch-free)
+from .limits import MAX_PICTURE_PIXELS  # noqa: E402  (torch-free; the same limit as alae_fast.inference.pictures)
 
 
 def _check_picture_size(what: str, count: int, res: int, hint: str = "") -> None:

@@ -22,9 +22,7 @@ import torch
 __all__ = ["make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image", "png_bytes",
            "to_uint8", "save_png", "MAX_PICTURE_PIXELS"]
 
-# The most pixels one picture may have (8192 x 8192): far beyond a useful grid, and refused
-# before anything is drawn rather than filling memory and disk (the CLI checks it too).
-MAX_PICTURE_PIXELS = 2 ** 26
+from ..limits import MAX_PICTURE_PIXELS  # noqa: E402  (refused before anything is drawn; the CLI checks it too)
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
     """Tile images into one uint8 picture.
