@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 from .errors import UserError, first_line
+from .limits import MAX_PICTURE_PIXELS  # torch-free: the same limit as alae_fast.inference.pictures
 
 _DESCRIPTION = """\
 alae_fast: fused StyleGAN-family ops and the Adversarial Latent Autoencoder (ALAE).
@@ -407,9 +408,6 @@ def _run_folder(ckpt_path: Path) -> Path:
 
 def _out(args, run, default_name: str) -> Path:
     return Path(args.out) if args.out else _run_folder(run.path) / default_name
-
-
-from .limits import MAX_PICTURE_PIXELS  # noqa: E402  (torch-free; the same limit as alae_fast.inference.pictures)
 
 
 def _check_picture_size(what: str, count: int, res: int, hint: str = "") -> None:

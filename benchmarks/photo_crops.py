@@ -31,7 +31,7 @@ SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field
                   "retina", "colorwheel")
 
 
-def load_photos() -> dict[str, "np.ndarray"]:
+def load_photos() -> dict:
     """The eleven colour photos by name, as uint8 arrays [H, W, 3]. Raises ImportError (saying
     what to install) without scikit-image."""
     try:
@@ -130,7 +130,7 @@ def main() -> None:
         paths = write_crops(a.out, a.n, a.size, a.seed)
     except (ImportError, ValueError) as e:
         ap.exit(2, f"photo_crops.py: {e}\n")
-    print(f"wrote {len(paths)} crops of {len(load_photos())} photos to {a.out}")
+    print(f"wrote {len(paths)} crops of {len({photo_of(p) for p in paths})} photos to {a.out}")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..limits import MAX_PICTURE_PIXELS  # refused before anything is drawn; the CLI checks it too
+
 __all__ = ["make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image", "png_bytes",
            "to_uint8", "save_png", "MAX_PICTURE_PIXELS"]
 
-from ..limits import MAX_PICTURE_PIXELS  # noqa: E402  (refused before anything is drawn; the CLI checks it too)
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
     """Tile images into one uint8 picture.
