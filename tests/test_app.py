@@ -183,6 +183,7 @@ def test_endpoints_on_a_digits_run(server, digits_run, tmp_path, capsys):
 
     status, enc = S.post(url + "api/encode", S.digit_png(3), raw=True, content_type="image/png")
     assert status == 200 and len(enc["w"]) == 8 and len(enc["values"]) == 10 and enc["ms"] >= 0
+    assert enc["notice"] == ""  # an opaque image: nothing beyond crop and resize to say
     orig, rec = _png_of(enc["original"]), _png_of(enc["reconstruction"])
     assert orig.shape == rec.shape == (32, 32)
     # the MSE of the two pictures shown (the reconstruction clamped as its PNG): at most 4

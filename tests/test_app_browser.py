@@ -151,6 +151,26 @@ def test_generate_and_interpolate_on_the_page(page, server):
     assert page.locator("#mix-block").is_hidden()  # one style input: no mixing offered
 
 
+def test_a_transparent_upload_is_encoded_and_the_page_says_how(page, server, tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    grey = np.asarray(Image.open(io.BytesIO(S.digit_png(4, (48, 48)))).convert("L"))
+    alpha = np.random.default_rng(0).integers(0, 256, grey.shape, dtype=np.uint8)
+    f = tmp_path / "sticker.png"
+    Image.fromarray(np.stack([grey, alpha], -1), "LA").save(f)
+    before = _src(page, "#original")
+    page.set_input_files("#file", str(f))
+    page.wait_for_function(f"document.getElementById('original').src !== {before!r}")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "sticker.png" in page.inner_text("#message") and "composited over black" in page.inner_text("#message")
+    assert page.get_attribute("#message", "class") == "message ok"  # a notice, not an error
+    status, enc = S.post(server.url + "api/encode", f.read_bytes(), raw=True)
+    assert status == 200 and "transparent pixels" in enc["notice"] and enc["original"] == _src(page, "#original")
+
+
 def test_a_bad_upload_shows_a_message_and_the_page_keeps_working(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")

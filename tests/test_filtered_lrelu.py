@@ -553,6 +553,29 @@ def test_compat_padding_takes_numpy_integers():
             nv_filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=padding)
 
 
+@pytest.mark.parametrize("impl", ["cuda", "ref"], ids=["nvlabs-default-impl", "ref"])
+def test_compat_refuses_what_nvlabs_asserts_against(impl):
+    # NVlabs asserts gain > 0 and slope >= 0 in both its implementations; alae_fast's own op
+    # computes any real gain and slope (checked here too), the NVlabs-signature shim must not.
+    from alae_fast.compat.nvlabs import filtered_lrelu as nv_filtered_lrelu
+    rng = torch.Generator().manual_seed(14)
+    x, fu, fd, b, kw = make_case(rng, tu=12, td=12, pad=(9, 8, 9, 8), h=8, w=8)
+    call = dict(up=2, down=2, padding=[9, 8, 9, 8], impl=impl)
+    for gain in (0, 0.0, -1.0, np.float64(-0.5), float("nan")):
+        with pytest.raises(ValueError, match=r"gain must be > 0 \(as NVlabs requires\)"):
+            nv_filtered_lrelu(x, fu, fd, b, gain=gain, **call)
+    for slope in (-0.2, np.float32(-1), float("nan")):
+        with pytest.raises(ValueError, match=r"slope must be >= 0 \(as NVlabs requires\)"):
+            nv_filtered_lrelu(x, fu, fd, b, slope=slope, **call)
+    # the edges NVlabs allows: slope 0 (a ReLU), numpy scalars, a tiny positive gain
+    for gain, slope in ((1.0, 0), (np.float64(0.5), np.float32(0.1)), (1e-3, 0.2)):
+        y = nv_filtered_lrelu(x, fu, fd, b, gain=gain, slope=slope, **call)
+        assert_matches_oracle(y, x, fu, fd, b, dict(kw, gain=float(gain), slope=float(slope)))
+    # alae_fast's op itself keeps its wider domain: a negative slope and gain are computed
+    y = filtered_lrelu(x, fu, fd, b, up=2, down=2, padding=[9, 8, 9, 8], gain=-1.5, slope=-0.3)
+    assert_matches_oracle(y, x, fu, fd, b, dict(kw, gain=-1.5, slope=-0.3))
+
+
 def test_synthesis_layer_nonlinearity_keeps_size_and_matches_reference():
     pytest.importorskip("scipy")
     from alae_fast.nn import FilteredLeakyReLU

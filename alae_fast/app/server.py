@@ -165,7 +165,7 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
         data = await _read_body(request, service.max_upload_bytes)
         r, ms = await run_in_threadpool(timed, service.encode_upload, data)
         return {"w": r["w"], "original": _data_url(r["original"]), "reconstruction": _data_url(r["reconstruction"]),
-                "mse": r["mse"], "values": r["values"], "ms": ms}
+                "mse": r["mse"], "values": r["values"], "notice": r["notice"], "ms": ms}
 
     @app.post("/api/edit")
     def edit(req: EditRequest):

@@ -216,16 +216,20 @@ class ModelService:
     def encode_upload(self, data: bytes) -> dict:
         """An uploaded image -> its w, the prepared original and its reconstruction (PNG), the
         mean squared error of the two pictures shown (the reconstruction clamped to [-1, 1] as its
-        PNG is, so at most 4) and the attribute values of w."""
+        PNG is, so at most 4), the attribute values of w and ``notice``: what was done to the
+        image beyond cropping and resizing (transparent pixels composited over black), or ""."""
+        transparent: list = []
         x = decode_image(data, self.run.schedule.resolution, self.run.schedule.channels, self.max_upload_bytes,
-                         self.max_pixels)
+                         self.max_pixels, transparent=transparent)
         with self.lock:
             x = prepare_images(x, self.run.schedule, self.run.phase).to(self.device)
             w = self.run.encode(x)
             rec = self._decode(w)
         mse = float(torch.mean((to_display(rec, x.shape[-1]).clamp(-1, 1) - to_display(x, x.shape[-1])) ** 2))
+        notice = ("the image has transparent pixels: they were composited over black (the model has no alpha "
+                  "channel); the original shown is what was encoded") if transparent else ""
         return {"w": w[0].tolist(), "original": self._png(x), "reconstruction": self._png(rec), "mse": mse,
-                "values": self.values(w[0].tolist())}
+                "values": self.values(w[0].tolist()), "notice": notice}
 
     def values(self, w) -> list[float]:
         """The attribute value of ``w`` along each direction (the sliders' starting points)."""

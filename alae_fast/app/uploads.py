@@ -37,9 +37,12 @@ class UploadError(UserError):
         self.status = status
 
 
-def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, max_pixels: int) -> torch.Tensor:
+def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, max_pixels: int,
+                 transparent: list | None = None) -> torch.Tensor:
     """The bytes of an uploaded image -> ``[1, channels, resolution, resolution]`` float32 with
-    pixels in [-1, 1]. Raises :class:`UploadError` (see the module docstring)."""
+    pixels in [-1, 1]. Raises :class:`UploadError` (see the module docstring). An image with
+    transparent pixels is composited over black (:func:`alae_fast.data.load_image`); then
+    ``"upload"`` is appended to ``transparent`` when that is a list."""
     from PIL import Image
 
     from ..data import load_image
@@ -61,7 +64,10 @@ def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, ma
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            arr = load_image(io.BytesIO(data), resolution, channels)
+            found: list = []
+            arr = load_image(io.BytesIO(data), resolution, channels, transparent=found)
     except Exception as e:  # OSError "image file is truncated", SyntaxError, broken PNG chunks ...
         raise UploadError(f"the image could not be decoded (truncated or corrupt?): {first_line(e)}") from e
+    if found and transparent is not None:
+        transparent.append("upload")
     return torch.from_numpy(np.array(arr, dtype=np.float32)).unsqueeze(0) / 127.5 - 1.0

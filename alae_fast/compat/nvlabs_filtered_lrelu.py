@@ -34,15 +34,27 @@ def _padding(padding):
     return padding
 
 
+def _check_nvlabs_range(gain, slope) -> None:
+    """NVlabs' filtered_lrelu asserts gain > 0 and slope >= 0 (both implementations);
+    alae_fast's op computes any real values, but code written for NVlabs' contract must not run
+    with values NVlabs refuses. Non-numbers are left to the op, which names them."""
+    if isinstance(gain, (int, float, np.number)) and not isinstance(gain, bool) and not gain > 0:
+        raise ValueError(f"filtered_lrelu: gain must be > 0 (as NVlabs requires); got {gain!r}")
+    if isinstance(slope, (int, float, np.number)) and not isinstance(slope, bool) and not slope >= 0:
+        raise ValueError(f"filtered_lrelu: slope must be >= 0 (as NVlabs requires); got {slope!r}")
+
+
 def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2,
                    clamp=None, flip_filter=False, impl="cuda"):
     """NVlabs ``filtered_lrelu.filtered_lrelu``; see :func:`alae_fast.ops.filtered_lrelu`.
 
     x: [N, C, H, W]; fu, fd: 1-D or 2-D filters or None (float32 taps; float64 for float64
     x); b: [C] or None; up, down: ints >= 1; padding: int, [px, py] or [x0, x1, y0, y1]
-    (entries ints or numpy integers, as NVlabs accepts); gain (default sqrt(2)), slope
-    (default 0.2), clamp (None or >= 0), flip_filter; impl 'cuda' (kernel) or 'ref'.
-    Returns [N, C, OH, OW] of x's dtype. Raises ValueError/TypeError naming a bad argument.
+    (entries ints or numpy integers, as NVlabs accepts); gain > 0 (default sqrt(2)), slope
+    >= 0 (default 0.2), clamp (None or >= 0), flip_filter; impl 'cuda' (kernel) or 'ref'.
+    Returns [N, C, OH, OW] of x's dtype. Raises ValueError/TypeError naming a bad argument
+    (gain <= 0 and slope < 0 included, which NVlabs refuses and alae_fast's op would compute).
     """
+    _check_nvlabs_range(gain, slope)
     return _filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=_padding(padding), gain=gain, slope=slope,
                            clamp=clamp, flip_filter=flip_filter, impl=_impl(impl))

@@ -2,8 +2,12 @@
 
 Each image is prepared once, the same way every time:
 1. EXIF orientation applied (photos taken sideways come out upright);
-2. converted to RGB (``channels=3``) or greyscale (``channels=1``); an alpha channel is
-   dropped; 16-bit greyscale is scaled to 8 bits;
+2. converted to RGB (``channels=3``) or greyscale (``channels=1``); 16-bit greyscale is
+   scaled to 8 bits; an image with transparent pixels (alpha < 255: RGBA, LA, or a palette or
+   colour key with transparency) is **composited over black** first (``TRANSPARENT_BACKGROUND``),
+   so what a transparent pixel hides never reaches the model, and whoever loads it is told (the
+   dataset warns once naming the files, ``alae_fast.inference.load_image_files`` warns, the web
+   app says so); alpha that is 255 everywhere changes nothing;
 3. **center-cropped** to a square of side ``min(width, height)``;
 4. **resized** to ``resolution`` x ``resolution``: a square of ``2^k`` times the resolution
    is averaged over its ``2^k x 2^k`` blocks (what the official ALAE code does to bring its
@@ -47,17 +51,29 @@ import torch
 
 from .base import ImageDataset, _gather
 
-__all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "ImageFolderDataset", "find_image_files", "folder_channels",
-           "load_image", "split_files"]
+__all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "TRANSPARENT_BACKGROUND", "ImageFolderDataset", "find_image_files",
+           "folder_channels", "load_image", "split_files", "transparency_note"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 HOLDOUT_FRACTION = 0.1
+# Black, i.e. -1 in the model's pixels: compositing over it is multiplying by alpha (what a
+# premultiplied image stores), the same for any hidden colour under a transparent pixel.
+TRANSPARENT_BACKGROUND = "black"
 _SPLITS = ("train", "test", "all")
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _SPLIT_NAMES = {"train": "training split", "test": "held-out split", "all": "all files"}
 # (folder, split, skipped files) already warned about: a run opens its splits more than once
 # (training, then evaluation), and the same files need saying once.
 _warned_skips: set[tuple[str, str, tuple[str, ...]]] = set()
+_warned_transparent: set[tuple[str, str, tuple[str, ...]]] = set()
+
+
+def transparency_note(names: list[str], total: int | None = None) -> str:
+    """The one sentence every loader says when images had transparent pixels."""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    of = f" of {total}" if total is not None else ""
+    return (f"{len(names)} image(s){of} have transparent pixels and were composited over "
+            f"{TRANSPARENT_BACKGROUND} (the model has no alpha channel): {shown}")
 
 
 def split_files(files: list[Path], root: Path, split: str, fraction: float = HOLDOUT_FRACTION) -> list[Path]:
@@ -131,14 +147,22 @@ def find_image_files(path: str | os.PathLike) -> list[Path]:
     return files
 
 
-def load_image(path: str | os.PathLike, resolution: int, channels: int = 3) -> np.ndarray:
+def _has_alpha(img) -> bool:
+    return img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info
+
+
+def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
+               transparent: list | None = None) -> np.ndarray:
     """Decode and prepare one image (steps 1-4 of the module docstring).
 
     Returns a uint8 array ``[channels, resolution, resolution]``. Raises whatever Pillow
     raises for an unreadable file (``OSError``, ``SyntaxError``, ``ValueError``, ...).
+    ``transparent``: if a list, ``path`` is appended to it when the image had transparent
+    pixels (and was composited over ``TRANSPARENT_BACKGROUND``), so the caller can say so.
     """
     from PIL import Image, ImageOps
 
+    composited = False
     with Image.open(path) as img:
         img.load()  # decode now: a truncated file fails here, not later
         img = ImageOps.exif_transpose(img)
@@ -147,6 +171,14 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3) -> n
             arr = np.asarray(img, dtype=np.float64)
             peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
             img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        if _has_alpha(img):
+            # convert("RGB") would drop alpha and keep whatever colour transparent pixels hide
+            rgba = img.convert("RGBA")
+            if rgba.getchannel("A").getextrema()[0] < 255:
+                img = Image.alpha_composite(Image.new("RGBA", rgba.size, TRANSPARENT_BACKGROUND), rgba)
+                composited = True
+            else:
+                img = rgba
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
         side = min(w, h)
@@ -158,6 +190,8 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3) -> n
         elif side != resolution:
             img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
         arr = np.asarray(img, dtype=np.uint8)
+    if composited and transparent is not None:  # only for an image that was prepared
+        transparent.append(path)
     if arr.ndim == 2:
         arr = arr[None]
     else:
@@ -185,7 +219,9 @@ class ImageFolderDataset(ImageDataset):
             construction and decodes on access; ``"auto"`` (default) preloads when that
             takes at most ``max_preload_bytes`` (default 1 GiB).
 
-    Unreadable files are skipped (see the module docstring). In lazy mode a file whose
+    Images with transparent pixels are composited over black, with one warning naming them
+    (see the module docstring); ``dataset.transparent`` lists them (in lazy mode, those decoded
+    so far). Unreadable files are skipped (see the module docstring). In lazy mode a file whose
     header looked fine but whose decode fails later is replaced by the next readable image
     (in file order), with a warning, so a training step never dies on one bad file.
     """
@@ -209,6 +245,7 @@ class ImageFolderDataset(ImageDataset):
             preload = len(files) * channels * resolution * resolution <= max_preload_bytes
         self.preloaded = bool(preload)
         self.skipped: list[tuple[Path, str]] = []
+        self.transparent: list[Path] = []
         self.images: torch.Tensor | None = None
 
         good: list[Path] = []
@@ -216,7 +253,7 @@ class ImageFolderDataset(ImageDataset):
         for f in files:
             try:
                 if self.preloaded:
-                    arrays.append(load_image(f, resolution, channels))
+                    arrays.append(load_image(f, resolution, channels, transparent=self.transparent))
                 else:
                     self._verify(f)
                 good.append(f)
@@ -234,9 +271,22 @@ class ImageFolderDataset(ImageDataset):
                              f"(first error: {self.skipped[0][1]})")
         self.files = good
         self.num_images = len(good)
+        if self.transparent:
+            self._warn_transparent()
         self.labels = torch.full((self.num_images,), -1, dtype=torch.int64)
         if self.preloaded:
             self.images = torch.from_numpy(np.stack(arrays))
+
+    def _warn_transparent(self) -> None:
+        key = (str(self.root.resolve()), self.split, tuple(str(p) for p in self.transparent))
+        if key in _warned_transparent:
+            return
+        _warned_transparent.add(key)
+        total = self.num_images if self.preloaded else None
+        note = transparency_note([p.name for p in self.transparent], total)
+        if not self.preloaded:
+            note += " (lazy loading: more may follow as they are decoded)"
+        warnings.warn(f"{self.root} ({_SPLIT_NAMES[self.split]}): {note}", RuntimeWarning, stacklevel=3)
 
     @property
     def num_skipped(self) -> int:
@@ -256,7 +306,12 @@ class ImageFolderDataset(ImageDataset):
         for step in range(self.num_images):
             f = self.files[(index + step) % self.num_images]
             try:
-                arr = load_image(f, self.resolution, self.channels)
+                seen = len(self.transparent)
+                arr = load_image(f, self.resolution, self.channels, transparent=self.transparent)
+                if len(self.transparent) > seen and f in self.transparent[:seen]:
+                    self.transparent.pop()  # decoded before: said already
+                elif len(self.transparent) > seen and len(self.transparent) == 1:
+                    self._warn_transparent()  # the first one; the rest are listed in .transparent
             except Exception as e:
                 if all(p != f for p, _ in self.skipped):
                     self.skipped.append((f, _describe(e)))

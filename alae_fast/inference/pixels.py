@@ -8,6 +8,7 @@ images back to full size for a picture.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -63,7 +64,8 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
     """Image files (PNG/JPEG, or anything else Pillow decodes) center-cropped and resized to the
     run's resolution (:func:`alae_fast.data.load_image`): ``[N, C, R, R]`` float32 with pixels
     in [-1, 1] (0 -> -1, 255 -> 1). ``paths``: a list of paths, or one path (N = 1);
-    ``schedule``: the run's (``run.schedule``).
+    ``schedule``: the run's (``run.schedule``). Images with transparent pixels are composited
+    over black, with a ``UserWarning`` naming them.
 
     Raises TypeError for a ``schedule`` that is not an LODSchedule, FileNotFoundError for a
     missing file and :class:`~alae_fast.errors.UserError` for a folder, or a file Pillow cannot
@@ -71,7 +73,7 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
     (``PIL.Image.MAX_IMAGE_PIXELS``, twice over), naming the file."""
     from PIL import Image
 
-    from ..data import load_image
+    from ..data.folder import load_image, transparency_note
 
     if not isinstance(schedule, LODSchedule):
         raise TypeError(f"load_image_files: schedule must be the run's LODSchedule (run.schedule); "
@@ -80,17 +82,19 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
         paths = [paths]  # one file, not the characters of its name
     if not paths:
         raise ValueError("images: give at least one image file")
-    out = []
+    out, transparent = [], []
     for p in paths:
         if Path(p).is_dir():
             raise UserError(f"image {str(p)!r} is a folder; give image files (e.g. {str(Path(p) / '*.png')})")
         if not Path(p).is_file():
             raise FileNotFoundError(f"image {str(p)!r} does not exist")
         try:
-            arr = load_image(p, schedule.resolution, schedule.channels)
+            arr = load_image(p, schedule.resolution, schedule.channels, transparent=transparent)
         except Image.DecompressionBombError as e:  # not an OSError: it would end in a traceback
             raise UserError(f"image {str(p)!r} is too large to decode safely ({first_line(e)})") from e
         except (OSError, SyntaxError, ValueError) as e:  # what Pillow raises for undecodable data
             raise UserError(f"image {str(p)!r} could not be read as a PNG/JPEG image ({first_line(e)})") from e
         out.append(torch.from_numpy(np.array(arr, dtype=np.float32)) / 127.5 - 1.0)
+    if transparent:
+        warnings.warn(transparency_note([str(p) for p in transparent], len(out)), UserWarning, stacklevel=2)
     return torch.stack(out)

@@ -146,6 +146,7 @@ async function encodeFile(file) {
     latency("encode-ms", d, "encode"); $("edit-ms").textContent = "";
     setCurrent(d.w, d.values);
     state.encoded = d;
+    if (d.notice) say(`${file.name}: ${d.notice}`, true);
   } finally { $("encode-card").classList.remove("busy"); }
 }
 

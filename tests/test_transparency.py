@@ -1,0 +1,139 @@
+"""Images with transparent pixels: composited over black by every loader (folder datasets, the
+Python API's load_image_files, the web app's uploads), each of which says so, never silently.
+The reference is numpy's straight-alpha "over" on random colours and alphas."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+Image = pytest.importorskip("PIL.Image")
+
+from alae_fast.data import ImageFolderDataset, load_image  # noqa: E402
+from alae_fast.data.folder import TRANSPARENT_BACKGROUND  # noqa: E402
+
+R = 16
+
+
+def _rgba(seed: int, alpha_low: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (R, R, 4), dtype=np.uint8)
+    arr[..., 3] = rng.integers(alpha_low, 256, (R, R))
+    arr[0, 0, 3], arr[0, 1, 3] = 0, 255  # a fully transparent and a fully opaque pixel, always
+    return arr
+
+
+def _over_black(arr: np.ndarray) -> np.ndarray:
+    a = arr[..., 3:4].astype(np.float64) / 255.0
+    return arr[..., :3].astype(np.float64) * a
+
+
+def test_background_is_black():
+    # the module docstring, the warnings and the reference below all say black
+    assert TRANSPARENT_BACKGROUND == "black"
+
+
+def test_rgba_is_composited_over_black_not_stripped(tmp_path):
+    arr = _rgba(0)
+    Image.fromarray(arr, "RGBA").save(tmp_path / "a.png")
+    found: list = []
+    got = load_image(tmp_path / "a.png", R, 3, transparent=found).transpose(1, 2, 0).astype(np.float64)
+    assert found == [tmp_path / "a.png"]
+    np.testing.assert_allclose(got, _over_black(arr), atol=1.0)  # Pillow's integer rounding
+    assert got[0, 0].tolist() == [0, 0, 0]  # alpha 0: nothing of the hidden colour
+    assert got[0, 1].tolist() == arr[0, 1, :3].tolist()  # alpha 255: the colour itself
+    # stripping alpha (the old behaviour) is far from it wherever alpha is low
+    assert np.abs(arr[..., :3].astype(np.float64) - _over_black(arr)).max() > 100
+
+
+def test_hidden_colour_under_transparent_pixels_does_not_matter(tmp_path):
+    a = _rgba(1)
+    b = a.copy()
+    clear = a[..., 3] == 0
+    b[clear, :3] = 255 - a[clear, :3]
+    Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(b, "RGBA").save(tmp_path / "b.png")
+    assert clear.sum() >= 1
+    np.testing.assert_array_equal(load_image(tmp_path / "a.png", R, 3), load_image(tmp_path / "b.png", R, 3))
+
+
+def test_opaque_alpha_changes_nothing_and_is_not_reported(tmp_path):
+    arr = _rgba(2)
+    arr[..., 3] = 255
+    Image.fromarray(arr, "RGBA").save(tmp_path / "a.png")
+    Image.fromarray(arr[..., :3], "RGB").save(tmp_path / "b.png")
+    found: list = []
+    for ch in (3, 1):
+        np.testing.assert_array_equal(load_image(tmp_path / "a.png", R, ch, transparent=found),
+                                      load_image(tmp_path / "b.png", R, ch))
+    assert found == []
+
+
+def test_grey_alpha_and_palette_transparency(tmp_path):
+    rng = np.random.default_rng(3)
+    la = np.stack([rng.integers(0, 256, (R, R)), rng.integers(0, 256, (R, R))], -1).astype(np.uint8)
+    la[0, 0, 1] = 0
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    found: list = []
+    got = load_image(tmp_path / "la.png", R, 1, transparent=found)[0].astype(np.float64)
+    np.testing.assert_allclose(got, la[..., 0] * (la[..., 1] / 255.0), atol=1.0)
+    # a palette image whose index 0 is transparent (GIF-style PNG): those pixels become black
+    idx = rng.integers(0, 4, (R, R)).astype(np.uint8)
+    idx[0, 0] = 0
+    pal = Image.fromarray(idx, "P")
+    pal.putpalette([255, 255, 255, 200, 10, 10, 10, 200, 10, 10, 10, 200] + [0] * 756)
+    pal.save(tmp_path / "p.png", transparency=0)
+    got = load_image(tmp_path / "p.png", R, 3, transparent=found).transpose(1, 2, 0)
+    assert found == [tmp_path / "la.png", tmp_path / "p.png"]
+    assert (got[idx == 0] == 0).all()
+    assert got[idx == 1].tolist() == [[200, 10, 10]] * int((idx == 1).sum())
+
+
+@pytest.mark.parametrize("preload", [True, False])
+def test_folder_dataset_warns_once_naming_the_files(tmp_path, preload):
+    Image.fromarray(_rgba(4), "RGBA").save(tmp_path / "clear.png")
+    Image.fromarray(_rgba(5)[..., :3], "RGB").save(tmp_path / "plain.png")
+    with pytest.warns(RuntimeWarning, match=r"transparent pixels.*composited over black.*clear\.png"):
+        ds = ImageFolderDataset(tmp_path, R, 3, preload=preload)
+        x, _ = ds[0]  # clear.png, sorted first; a lazy dataset decodes (and says) it here
+    assert [p.name for p in ds.transparent] == ["clear.png"]
+    expected = _over_black(_rgba(4)).transpose(2, 0, 1) / 127.5 - 1.0
+    np.testing.assert_allclose(x.numpy(), expected, atol=1.0 / 127.5 + 1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once for the same folder, split and files
+        again = ImageFolderDataset(tmp_path, R, 3, preload=preload)
+        again[0]
+        again[0]
+    assert [p.name for p in again.transparent] == ["clear.png"]
+
+
+def test_load_image_files_warns_naming_the_file(tmp_path):
+    from alae_fast.inference.pixels import load_image_files
+    from alae_fast.training.schedule import LODSchedule
+
+    Image.fromarray(_rgba(6), "RGBA").save(tmp_path / "clear.png")
+    Image.fromarray(_rgba(7)[..., :3], "RGB").save(tmp_path / "plain.png")
+    sched = LODSchedule(max_lod=2, base_resolution=4, lod_kimg=(1.0,), lod_batch=(8,), lod_lr=(0.002,), channels=3)
+    assert sched.resolution == R
+    with pytest.warns(UserWarning, match=r"1 image\(s\) of 2 have transparent pixels.*clear\.png"):
+        x = load_image_files([tmp_path / "clear.png", tmp_path / "plain.png"], sched)
+    np.testing.assert_allclose(x[0].numpy(), _over_black(_rgba(6)).transpose(2, 0, 1) / 127.5 - 1.0,
+                               atol=1.0 / 127.5 + 1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_image_files([tmp_path / "plain.png"], sched)
+
+
+def test_upload_decoder_reports_transparency():
+    pytest.importorskip("fastapi")
+    from alae_fast.app.uploads import decode_image
+
+    buf = io.BytesIO()
+    Image.fromarray(_rgba(8), "RGBA").save(buf, format="PNG")
+    found: list = []
+    x = decode_image(buf.getvalue(), R, 3, 1 << 20, 10 ** 7, transparent=found)
+    assert found == ["upload"]
+    np.testing.assert_allclose(x[0].numpy(), _over_black(_rgba(8)).transpose(2, 0, 1) / 127.5 - 1.0,
+                               atol=1.0 / 127.5 + 1e-6)
