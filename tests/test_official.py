@@ -106,7 +106,7 @@ def test_training_weights_differ_from_ema_and_load_too(io):
     assert torch.equal(ema.w_avg, train.w_avg)  # dlatent_avg has no _s copy
 
 
-_SCHEDULE_FIELDS = ("lod_kimg", "lod_batch", "lod_lr", "train_kimg", "flip")
+_SCHEDULE_FIELDS = ("lod_kimg", "lod_batch", "lod_lr", "train_kimg", "flip", "fade_fraction")
 
 
 def test_yaml_and_inferred_configs_agree():
@@ -164,9 +164,26 @@ def test_yaml_schedule_that_differs_from_the_preset_wins(tmp_path):
     assert c.lod_batch == (256, 128, 64, 32, 16, 8) and c.lod_lr == (0.001, 0.002) and c.flip is False
     assert c.replace(**{f: getattr(preset_config("celeba-128"), f) for f in _SCHEDULE_FIELDS}) == \
         preset_config("celeba-128")  # only the schedule differs
+    assert c.fade_fraction == 1 / 3  # EPOCHS_PER_LOD 3: the official code fades over 3 // 2 = 1 epoch
     (tmp_path / "bad.yaml").write_text("TRAIN: [1, 2]\n")
     with pytest.raises(OfficialCheckpointError, match="bad.yaml: TRAIN must be a mapping"):
         official_config_from_yaml(tmp_path / "bad.yaml")
+
+
+def test_yaml_without_epochs_per_lod_fades_as_the_official_default(tmp_path):
+    pytest.importorskip("yaml")
+    from alae_fast.training.schedule import schedule_from_config
+
+    # defaults.py: EPOCHS_PER_LOD 15, an odd count: the official fade lasts 7 epochs of 15
+    (tmp_path / "c.yaml").write_text("DATASET:\n  SIZE: 1000\nMODEL:\n  LAYER_COUNT: 3\n  LATENT_SPACE_SIZE: 32\n"
+                                     "  MAX_CHANNEL_COUNT: 32\n  START_CHANNEL_COUNT: 16\n")
+    c = official_config_from_yaml(tmp_path / "c.yaml")
+    assert c.lod_kimg == (15.0,) and c.fade_fraction == 7 / 15
+    sched = schedule_from_config(c)
+    assert sched.fade_fraction == 7 / 15 and sched.kimg_to_reach(1) == pytest.approx(22.0)
+    assert sched.phase(22_000).blend == 1.0 and sched.phase(21_999).in_transition
+    with pytest.raises(ValueError, match=r"fade_fraction must be a finite number in \[0.0, 1.0\]"):
+        c.replace(fade_fraction=1.5)
 
 
 def test_loaded_model_is_ready():

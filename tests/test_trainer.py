@@ -56,8 +56,48 @@ def test_schedule_phases():
     assert LODSchedule.from_dict(json.loads(json.dumps(s.to_dict()))) == s
 
 
+def _official_blend(epoch: int, iteration: int, epochs_per_lod: int, size: int, layer_count: int):
+    # podgorskiy/ALAE train_alae.py + lod_driver.py at 42bcf2e, written out: the level and
+    # in_transition are set per epoch, the blend per image within it
+    lod = min(layer_count - 1, epoch // epochs_per_lod)
+    in_transition = (epoch % epochs_per_lod) < (epochs_per_lod // 2) and lod > 0 and epoch // epochs_per_lod == lod
+    b = ((epoch % epochs_per_lod) * size + iteration) / (epochs_per_lod // 2 * size)
+    return lod, (math.sin(b * math.pi - 0.5 * math.pi) * 0.5 + 0.5) if in_transition else 1.0
+
+
+@pytest.mark.parametrize("epochs_per_lod", [15, 16, 3])
+def test_fade_fraction_follows_the_official_epoch_arithmetic(epochs_per_lod):
+    size, layers = 40, 3
+    fade = (epochs_per_lod // 2) / epochs_per_lod
+    s = LODSchedule(max_lod=layers - 1, base_resolution=4, lod_kimg=(epochs_per_lod * size / 1000,), lod_batch=(8,),
+                    lod_lr=(0.001,), fade_fraction=fade)
+    assert (fade == 0.5) == (epochs_per_lod % 2 == 0)
+    for epoch in range(layers * epochs_per_lod):
+        for iteration in (0, 7, 13, 39):
+            lod, blend = _official_blend(epoch, iteration, epochs_per_lod, size, layers)
+            p = s.phase(epoch * size + iteration)
+            assert p.lod == lod and p.blend == pytest.approx(blend, abs=1e-12), (epoch, iteration)
+    # the fade ends after E // 2 epochs of the level (7 of 15, not 7.5)
+    assert s.kimg_to_reach(1) == pytest.approx((epochs_per_lod + epochs_per_lod // 2) * size / 1000)
+    assert LODSchedule.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_fade_fraction_zero_and_one():
+    base = dict(max_lod=1, base_resolution=4, lod_kimg=(1.0,), lod_batch=(8,), lod_lr=(0.001,))
+    none = LODSchedule(**base, fade_fraction=0)
+    assert none.phase(1000).blend == 1.0 and not none.phase(1000).in_transition
+    assert none.kimg_to_reach(1) == pytest.approx(1.0)
+    whole = LODSchedule(**base, fade_fraction=1)
+    assert whole.phase(1500).blend == pytest.approx(blend_factor(0.5)) and whole.phase(1999).in_transition
+    assert whole.kimg_to_reach(1) == pytest.approx(2.0)
+    # the default is the half every existing run trained with
+    assert LODSchedule(**base).phase(1250).blend == pytest.approx(blend_factor(0.5))
+
+
 @pytest.mark.parametrize("bad", [dict(max_lod=-1), dict(start_lod=4), dict(lod_kimg=()), dict(lod_batch=(0,)),
-                                 dict(lod_lr=(float("nan"),)), dict(base_resolution=0), dict(lod_kimg=(-1.0,))])
+                                 dict(lod_lr=(float("nan"),)), dict(base_resolution=0), dict(lod_kimg=(-1.0,)),
+                                 dict(fade_fraction=1.5), dict(fade_fraction=-0.1), dict(fade_fraction=float("nan")),
+                                 dict(fade_fraction=True), dict(fade_fraction="half")])
 def test_schedule_rejects_bad_fields(bad):
     fields = dict(max_lod=3, base_resolution=4, lod_kimg=(1.0,), lod_batch=(8,), lod_lr=(0.001,))
     fields.update(bad)

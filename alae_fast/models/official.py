@@ -87,7 +87,7 @@ def _same_schedule(a: StyleALAEConfig, b: StyleALAEConfig) -> bool:
     levels = range(a.layer_count)
     return (all(per_level(getattr(a, f), lod) == per_level(getattr(b, f), lod)
                 for f in ("lod_kimg", "lod_batch", "lod_lr") for lod in levels)
-            and a.train_kimg == b.train_kimg and a.flip == b.flip)
+            and a.train_kimg == b.train_kimg and a.flip == b.flip and a.fade_fraction == b.fade_fraction)
 
 
 def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, Any]:
@@ -101,7 +101,12 @@ def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, An
             raise OfficialCheckpointError(f"{path}: {key} must be a mapping; got {type(section).__name__}")
     t, d = {**_TRAIN_DEFAULTS, **train}, {**_DATASET_DEFAULTS, **dataset}
     size = int(d["SIZE"])
-    return dict(lod_kimg=(float(t["EPOCHS_PER_LOD"]) * size / 1000.0,),
+    epochs = float(t["EPOCHS_PER_LOD"])
+    # lod_driver.get_blend_factor fades over EPOCHS_PER_LOD // 2 epochs: for an odd count (the
+    # defaults' 15) that is not half of the level (even counts give exactly 0.5). EPOCHS_PER_LOD
+    # 1 would divide by zero there; here it is a level without fade-in.
+    fade = (epochs // 2) / epochs if epochs > 0 else 0.5
+    return dict(lod_kimg=(float(t["EPOCHS_PER_LOD"]) * size / 1000.0,), fade_fraction=fade,
                 lod_batch=tuple(int(b) for b in list(t["LOD_2_BATCH_8GPU"])[:layer_count]),
                 lod_lr=tuple(float(r) for r in list(t["LEARNING_RATES"])[:layer_count]),
                 train_kimg=float(t["TRAIN_EPOCHS"]) * size / 1000.0, flip=bool(d["FLIP_IMAGES"]))

@@ -64,6 +64,9 @@ class StyleALAEConfig(ALAEConfig):
         lod_batch: global batch per level.
         lod_lr: Adam learning rate per level.
         start_lod: the first level trained (default 0).
+        fade_fraction: the share of each level's images over which it fades in, in [0, 1]
+            (default 0.5; an official YAML with an odd EPOCHS_PER_LOD E gets (E // 2) / E, as
+            its code fades over E // 2 epochs).
         train_kimg: the default training length in thousands of images (None: the sum of
             ``lod_kimg`` over the levels trained).
         ema_kimg: half-life of the weights' moving average in thousands of images (default
@@ -104,6 +107,7 @@ class StyleALAEConfig(ALAEConfig):
     lod_batch: tuple[int, ...] = (512, 256, 128, 64, 32, 32, 32, 32, 32)
     lod_lr: tuple[float, ...] = (0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003)
     start_lod: int = 0
+    fade_fraction: float = 0.5
     train_kimg: float | None = 18000.0
     ema_kimg: float = 10.0
     style_mixing: str = "official"
@@ -130,6 +134,7 @@ class StyleALAEConfig(ALAEConfig):
         check_int(self, "start_lod", 0)
         if self.start_lod > self.max_lod:
             raise ValueError(f"StyleALAEConfig: start_lod must be <= max_lod = {self.max_lod}; got {self.start_lod}")
+        check_real(self, "fade_fraction", 0.0, 1.0)
         if self.train_kimg is not None:
             check_real(self, "train_kimg", 0.0, low_open=True)
         check_real(self, "ema_kimg", 0.0, low_open=True)

@@ -4,7 +4,9 @@ Training walks the levels ``start_lod, start_lod + 1, ..., max_lod``; level ``lo
 images of side ``base_resolution * 2**lod`` (4·2^lod for StyleALAE; the MLP ALAE has one level).
 Each level except the last lasts a fixed number of images, ``lod_kimg[lod] * 1000``; the last
 one lasts until training ends. Every level after the first begins with a fade-in over the
-first half of its images: with t the fraction of that half done,
+first ``fade_fraction`` of its images (default 1/2; the official code fades over
+``EPOCHS_PER_LOD // 2`` of its ``EPOCHS_PER_LOD`` epochs, 7/15 for an odd 15): with t the
+fraction of the fade done,
 
     blend(t) = sin(t·π − π/2) / 2 + 1/2        (0 at t = 0, 1 at t = 1; then 1)
 
@@ -79,6 +81,8 @@ class LODSchedule:
         lod_lr: Adam learning rate per level (both optimisers).
         start_lod: first level trained (default 0).
         channels: image channels.
+        fade_fraction: the share of each level's images (after the first level) over which it
+            fades in, a number in [0, 1] (default 0.5; 0: no fade-in).
     """
 
     max_lod: int
@@ -88,6 +92,7 @@ class LODSchedule:
     lod_lr: tuple[float, ...]
     start_lod: int = 0
     channels: int = 3
+    fade_fraction: float = 0.5
 
     def __post_init__(self):
         for name in ("lod_kimg", "lod_batch", "lod_lr"):  # a number means the same at every level
@@ -109,6 +114,10 @@ class LODSchedule:
         check_real_tuple(self, "lod_kimg")
         check_int_tuple(self, "lod_batch", 1)
         check_real_tuple(self, "lod_lr")
+        f = self.fade_fraction
+        if isinstance(f, bool) or not isinstance(f, Real) or not 0.0 <= f <= 1.0:
+            raise ValueError(f"LODSchedule: fade_fraction must be a number in [0, 1]; got {f!r}")
+        object.__setattr__(self, "fade_fraction", float(f))
 
     # --- per-level lookups -------------------------------------------------------------------
 
@@ -131,12 +140,19 @@ class LODSchedule:
         """Images shown at level ``lod`` (all but the last level)."""
         return int(round(per_level(self.lod_kimg, lod) * 1000))
 
+    def fade_images(self, lod: int) -> float:
+        """Images over which level ``lod`` fades in (``fade_fraction`` of its images; 0 for
+        start_lod). A float: half of an odd count is kept exact, as the blend uses it."""
+        if lod <= self.start_lod:
+            return 0.0
+        return self.images_at(lod) * self.fade_fraction
+
     def kimg_to_reach(self, lod: int) -> float:
         """Thousands of images after which level ``lod`` is fully faded in (0 for start_lod)."""
         if lod <= self.start_lod:
             return 0.0
         total = sum(self.images_at(level) for level in range(self.start_lod, lod))
-        return (total + self.images_at(lod) // 2) / 1000.0
+        return (total + math.floor(self.fade_images(lod))) / 1000.0
 
     # --- where training stands ---------------------------------------------------------------
     def phase(self, images_seen: int) -> Phase:
@@ -148,9 +164,9 @@ class LODSchedule:
             start += self.images_at(lod)
             lod += 1
         blend, in_transition = 1.0, False
-        half = self.images_at(lod) / 2.0
-        if lod > self.start_lod and half > 0:  # a level of no images (a schedule fitted to a tiny --kimg) has no fade
-            t = (images_seen - start) / half
+        fade = self.fade_images(lod)
+        if fade > 0:  # the first level, a level of no images (a schedule fitted to a tiny --kimg) or fade_fraction 0: no fade
+            t = (images_seen - start) / fade
             if t < 1.0:
                 blend, in_transition = blend_factor(t), True
         return Phase(lod=lod, resolution=self.resolution_at(lod), blend=blend, batch=self.batch_at(lod),
@@ -251,7 +267,8 @@ def config_schedule_fields(config) -> dict[str, Any]:
                          f"= {2 ** max_lod}")
     return dict(max_lod=int(max_lod), base_resolution=resolution // (2 ** max_lod),
                 lod_kimg=config.lod_kimg, lod_batch=config.lod_batch, lod_lr=config.lod_lr,
-                start_lod=int(getattr(config, "start_lod", 0)), channels=int(config.channels))
+                start_lod=int(getattr(config, "start_lod", 0)), channels=int(config.channels),
+                fade_fraction=float(getattr(config, "fade_fraction", 0.5)))
 
 
 def make_schedule(fields: dict[str, Any], overrides: dict[str, Any]) -> LODSchedule:
