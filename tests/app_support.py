@@ -1,5 +1,5 @@
 """Shared by the app tests: a small trained digits run, the toy StyleALAE run, digit PNG bytes,
-and a server started on a free loopback port."""
+a server started on a free loopback port, and a gate holding a model call while a test looks."""
 
 from __future__ import annotations
 
@@ -21,13 +21,29 @@ def train_digits_run(out: Path, kimg: str = "0.064") -> Path:
     return out
 
 
-def train_toy_style_run(out: Path) -> Path:
+def train_toy_style_run(out: Path, *extra: str) -> Path:
+    """The toy StyleALAE (6 style inputs, 16x16, trained on the digits); ``extra``: more
+    ``alae-fast train`` arguments, e.g. ``--set truncation_cutoff=3``."""
     from alae_fast.cli import main
 
     toy()
     assert main(["train", "--preset", "toy-pg", "--out", str(out), "--kimg", "0.048", "--no-eval", "--no-progress",
-                 "--schedule", "lod_kimg=[0.016]", "--schedule", "lod_batch=[8]"]) == 0
+                 "--schedule", "lod_kimg=[0.016]", "--schedule", "lod_batch=[8]", *extra]) == 0
     return out
+
+
+# The toy StyleALAE with the official truncation rule scaled to its 6 style inputs: psi 0.7 on
+# inputs 0-2, so that a cutoff below the count is what the page and the CLI default to.
+TRUNCATED = ("--set", "truncation_psi=0.7", "--set", "truncation_cutoff=3")
+_RUNS: dict = {}
+
+
+def truncated_toy_run(tmp_path_factory) -> Path:
+    """:func:`train_toy_style_run` with :data:`TRUNCATED`, trained once per test process
+    (both app test modules use it; this module is loaded once, see ``sibling``)."""
+    if "truncated" not in _RUNS:
+        _RUNS["truncated"] = train_toy_style_run(tmp_path_factory.mktemp("truncated") / "toy", *TRUNCATED)
+    return _RUNS["truncated"]
 
 
 def digit_png(index: int = 0, size: tuple[int, int] = (40, 40), fmt: str = "PNG") -> bytes:
@@ -80,14 +96,16 @@ class ServerThread:
         self.stop()
 
 
-def post(url: str, body, raw: bool = False, content_type: str = "application/octet-stream", timeout=60):
-    """POST JSON (or raw bytes) with urllib; returns (status, decoded JSON answer)."""
+def post(url: str, body, raw: bool = False, content_type: str = "application/octet-stream", timeout=60,
+         method: str = "POST"):
+    """POST JSON (or raw bytes; ``body`` None: no body) with urllib; returns (status, decoded
+    JSON answer). ``method``: another one, e.g. DELETE."""
     import json
     import urllib.error
     import urllib.request
 
-    data = body if raw else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST",
+    data = None if body is None else body if raw else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
                                  headers={"Content-Type": content_type if raw else "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -104,3 +122,44 @@ def get(url: str, timeout=60):
         body = r.read()
         ctype = r.headers.get("content-type", "")
         return r.status, (json.loads(body) if "json" in ctype else body.decode())
+
+
+class Gate:
+    """Holds every call of ``ModelService.<method>`` (in any server of this process) until
+    :meth:`open`, so that a test sees what the page shows while a request runs. ``arrived`` is
+    set by the first call, ``calls`` counts them; with ``error``, a released call raises
+    ``UserError(error)`` (a 400) instead of answering. Use as a context manager: leaving it opens
+    the gate and puts the method back."""
+
+    def __init__(self, method: str, error: str | None = None, timeout: float = 60.0):
+        self.method, self.error, self.timeout = method, error, timeout
+        self.calls = 0
+        self.arrived, self._open = threading.Event(), threading.Event()
+
+    def open(self):
+        self._open.set()
+
+    def __enter__(self) -> "Gate":
+        from alae_fast.app.service import ModelService
+        from alae_fast.errors import UserError
+
+        self._real = real = getattr(ModelService, self.method)
+        gate = self
+
+        def held(service, *args, **kw):
+            gate.calls += 1
+            gate.arrived.set()
+            if not gate._open.wait(gate.timeout):
+                raise RuntimeError(f"Gate({gate.method!r}) was never opened")
+            if gate.error is not None:
+                raise UserError(gate.error)
+            return real(service, *args, **kw)
+
+        setattr(ModelService, self.method, held)
+        return self
+
+    def __exit__(self, *exc):
+        from alae_fast.app.service import ModelService
+
+        self.open()
+        setattr(ModelService, self.method, self._real)

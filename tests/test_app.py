@@ -72,9 +72,18 @@ def test_apply_directions_matches_the_official_demo_loop():
     own = editing.projections(w, w_avg, d)
     torch.testing.assert_close(editing.apply_directions(w, w_avg, d, own)[:, 0], w, rtol=1e-12, atol=1e-12)
     # only style inputs below the cutoff change; the others keep the image's own styles
+    broadcast = w.unsqueeze(1).expand(-1, 4, -1)
+    mixed = editing.apply_directions(w, w_avg, d, amounts, num_ws=4, ws_original=broadcast, cutoff=2)
+    assert torch.equal(mixed[:, :2], ws[:, :2]) and torch.equal(mixed[:, 2:], broadcast[:, 2:])
+    # styles that differ from w (a sample truncated on its first inputs only): each edited input
+    # moves by the edit of w, keeping its own difference from w; at w's own values, the identity
     original = torch.randn(3, 4, 12, generator=g, dtype=torch.float64)
-    mixed = editing.apply_directions(w, w_avg, d, amounts, num_ws=4, ws_original=original, cutoff=2)
-    assert torch.equal(mixed[:, :2], ws[:, :2]) and torch.equal(mixed[:, 2:], original[:, 2:])
+    original[:, 0] = w
+    mixed = editing.apply_directions(w, w_avg, d, amounts, num_ws=4, ws_original=original, cutoff=3)
+    torch.testing.assert_close(mixed[:, :3], ws[:, :3] + (original[:, :3] - w.unsqueeze(1)), rtol=1e-12, atol=1e-12)
+    assert torch.equal(mixed[:, 0], ws[:, 0]) and torch.equal(mixed[:, 3:], original[:, 3:])
+    same = editing.apply_directions(w, w_avg, d, own, num_ws=4, ws_original=original, cutoff=3)
+    torch.testing.assert_close(same, original, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="amounts"):
         editing.apply_directions(w, w_avg, d, amounts[:, :4])
     with pytest.raises(ValueError, match="directions"):
@@ -359,9 +368,9 @@ def test_model_work_does_not_block_the_server(digits_run, monkeypatch):
 
     real = ModelService.edit
 
-    def slow_edit(self, w, amounts):
+    def slow_edit(self, *args):
         time.sleep(3.0)
-        return real(self, w, amounts)
+        return real(self, *args)
 
     monkeypatch.setattr(ModelService, "edit", slow_edit)
     with S.ServerThread(digits_run) as srv:
@@ -474,3 +483,214 @@ def test_no_digit_directions_for_a_run_on_other_data(digits_run):
     assert len(ModelService.open(run).directions) == 10
     run.state["data_spec"] = {"kind": "folder", "path": "/photos"}  # as a run trained on a folder records
     assert ModelService.open(run).directions == []
+
+
+# --- truncation as `alae-fast generate` -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def truncated_run(tmp_path_factory):
+    return S.truncated_toy_run(tmp_path_factory)  # psi 0.7 on style inputs 0-2 of 6
+
+
+def test_generate_truncates_below_the_configs_cutoff_as_the_cli(truncated_run, tmp_path, capsys):
+    """The page's sample of a seed and psi is, pixel for pixel, what `alae-fast generate --seeds`
+    writes and what the Python API gives, with the CLI's truncation rule: by default the config's
+    psi on the style inputs below its cutoff; a psi alone keeps that cutoff (the CLI's --psi alone
+    truncates all inputs: cutoff = num_ws here)."""
+    import alae_fast
+    from alae_fast.cli import main
+    from alae_fast.inference.pictures import to_uint8
+    from alae_fast.inference.sampling import generate_seeds
+
+    lib = alae_fast.load(truncated_run)
+
+    def cli(*args) -> np.ndarray:
+        out = tmp_path / f"cli{len(list(tmp_path.iterdir()))}"
+        assert main(["generate", "--network", str(truncated_run), "--seeds", "5", "--outdir", str(out), *args]) == 0
+        with Image.open(out / "seed0005.png") as im:
+            return np.asarray(im)
+
+    def api(psi, cutoff, noise="const") -> np.ndarray:
+        with torch.no_grad():
+            return to_uint8(generate_seeds(lib, [5], psi=psi, noise_mode=noise, cutoff=cutoff))[0]
+
+    def same(page: np.ndarray, want: np.ndarray) -> bool:
+        return page.shape == want.reshape(page.shape).shape and np.array_equal(page, want.reshape(page.shape))
+
+    with S.ServerThread(truncated_run) as srv:
+        url = srv.url
+        info = S.get(url + "api/info")[1]
+        assert info["num_ws"] == 6 and info["truncation"] == {"psi": 0.7, "cutoff": 3}
+
+        default = S.post(url + "api/generate", {"seed": 5})[1]  # the config's psi and cutoff
+        assert default["psi"] == 0.7 and default["cutoff"] == 3
+        assert same(_png_of(default["image"]), cli()) and same(_png_of(default["image"]), api(0.7, 3))
+
+        half = S.post(url + "api/generate", {"seed": 5, "psi": 0.5, "noise_mode": "const"})[1]
+        assert half["psi"] == 0.5 and half["cutoff"] == 3
+        page = _png_of(half["image"])
+        assert same(page, cli("--psi", "0.5", "--cutoff", "3")) and same(page, api(0.5, 3))
+        every = S.post(url + "api/generate", {"seed": 5, "psi": 0.5, "cutoff": 6})[1]
+        assert same(_png_of(every["image"]), cli("--psi", "0.5")) and same(_png_of(every["image"]), api(0.5, None))
+        assert not np.array_equal(page, _png_of(every["image"]))  # the cutoff shows in the picture
+        noisy = S.post(url + "api/generate", {"seed": 5, "psi": 0.5, "noise_mode": "random"})[1]
+        assert same(_png_of(noisy["image"]), cli("--psi", "0.5", "--cutoff", "3", "--noise-mode", "random"))
+        capsys.readouterr()
+
+        # the styles answered: psi on inputs 0-2, F(z) itself on 3-5, w = input 0
+        ws = torch.tensor(half["ws"])
+        plain_w = torch.tensor(S.post(url + "api/generate", {"seed": 5, "psi": 1.0})[1]["ws"])
+        assert ws.shape == (6, 8) and torch.equal(ws[:3], ws[:1].expand(3, -1)) and torch.equal(ws[3:], plain_w[3:])
+        assert torch.equal(ws[0], lib.model.truncate(plain_w[:1], 0.5)[0]) and half["w"] == half["ws"][0]
+
+        # what "edit this sample" and "use as A/B" take decodes to the picture shown (plain)
+        assert S.post(url + "api/mix", {"wa": half["ws"], "wb": half["ws"]})[1]["a"] == half["plain"]
+        assert S.post(url + "api/interpolate", {"wa": half["ws"], "wb": half["ws"], "steps": 2})[1]["images"][0] == \
+            half["plain"]
+        assert S.post(url + "api/values", {"w": half["ws"]})[1]["values"] == half["values"]
+        same_edit = S.post(url + "api/edit", {"w": half["ws"], "amounts": half["values"]})[1]
+        assert same_edit["image"] == half["plain"]
+        moved = list(half["values"])
+        moved[2] += 2.0
+        edited = S.post(url + "api/edit", {"w": half["ws"], "amounts": moved})[1]
+        ews = torch.tensor(edited["ws"])  # every input moved alike: truncated inputs stay alike
+        assert edited["image"] != half["plain"] and torch.equal(ews[:3], ews[:1].expand(3, -1))
+        torch.testing.assert_close(ews[3:] - ews[0], ws[3:] - ws[0], rtol=0, atol=1e-5)
+        assert S.post(url + "api/mix", {"wa": edited["ws"], "wb": half["ws"]})[1]["a"] == edited["image"]
+
+        for cutoff, code in ((0, 400), (7, 400), (-1, 400), ("3", 422), (True, 422), (2.5, 422)):
+            status, body = S.post(url + "api/generate", {"seed": 5, "cutoff": cutoff})
+            assert status == code and "cutoff" in body["error"], (cutoff, status, body)
+            if code == 400:
+                assert "[1, 6]" in body["error"]
+
+
+def test_generate_without_psi_keeps_the_old_answer_on_an_untruncated_run(server):
+    # a config without truncation (psi 1): every input is the one w, as before this API had ws
+    info = S.get(server.url + "api/info")[1]
+    assert info["truncation"] == {"psi": 1.0, "cutoff": 1}
+    a = S.post(server.url + "api/generate", {"seed": 3})[1]
+    b = S.post(server.url + "api/generate", {"seed": 3, "psi": 1.0, "cutoff": 1})[1]
+    assert a["image"] == b["image"] and a["ws"] == [a["w"]] and (a["psi"], a["cutoff"]) == (1.0, 1)
+
+
+# --- removing uploaded directions -----------------------------------------------------------------
+
+def test_an_uploaded_direction_can_be_removed(digits_run):
+    digits = [f"digit {c}" for c in range(10)]
+    with S.ServerThread(digits_run) as srv:
+        url = srv.url
+        enc = S.post(url + "api/encode", S.digit_png(2), raw=True)[1]
+        moved = list(enc["values"])
+        moved[8] += 3.0
+        before = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved})[1]["image"]
+
+        status, body = S.post(url + "api/directions?name=mine", _npy(np.linspace(-1, 1, 8)), raw=True)
+        assert status == 200 and [d["removable"] for d in body["directions"]] == [False] * 10 + [True]
+        status, body = S.post(url + "api/directions?name=mine", None, method="DELETE")
+        assert status == 200 and body["name"] == "mine" and [d["name"] for d in body["directions"]] == digits
+        assert [d["name"] for d in S.get(url + "api/info")[1]["directions"]] == digits
+
+        # later edits use the remaining directions: the same picture as before the upload
+        assert S.post(url + "api/values", {"w": enc["w"]})[1]["values"] == enc["values"]
+        assert S.post(url + "api/edit", {"w": enc["w"], "amounts": moved})[1]["image"] == before
+        status, body = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved + [0.0]})
+        assert status == 400 and "expected 10 numbers" in body["error"]
+        # amounts of the right count meant for other directions: refused, not applied to these
+        status, body = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved, "names": digits[:9] + ["mine"]})
+        assert status == 409 and "names" in body["error"] and "'mine'" in body["error"]
+        assert S.post(url + "api/edit", {"w": enc["w"], "amounts": moved, "names": digits})[1]["image"] == before
+        status, body = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved, "names": "digit 0"})
+        assert status == 422 and "names" in body["error"]
+        status, body = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved, "names": list(range(10))})
+        assert status == 400 and "names: expected a list of direction names" in body["error"]
+
+        cases = [(S.post(url + "api/directions?name=mine", None, method="DELETE"), 404, "no direction 'mine'"),
+                 (S.post(url + "api/directions?name=digit%203", None, method="DELETE"), 409, "came with the server"),
+                 (S.post(url + "api/directions", None, method="DELETE"), 422, "name")]
+        for (status, body), want_status, want_text in cases:
+            assert status == want_status and want_text in body["error"], (status, body)
+
+        # the vector can come back; names stay unique with removals in between
+        names = [S.post(url + f"api/directions?name=a", _npy(np.linspace(-1, 1, 8) * s), raw=True)[1]["name"]
+                 for s in (1.0, 2.0, 3.0)]
+        assert names == ["a", "a (2)", "a (3)"]
+        assert S.post(url + "api/directions?name=a%20(2)", None, method="DELETE")[0] == 200
+        assert S.post(url + "api/directions?name=a", _npy(np.linspace(-1, 1, 8) * 4), raw=True)[1]["name"] == "a (2)"
+        assert [d["name"] for d in S.get(url + "api/info")[1]["directions"]][10:] == ["a", "a (3)", "a (2)"]
+
+
+# --- decoding uploads, a few at a time ------------------------------------------------------------
+
+def test_decode_slots():
+    from alae_fast.app.uploads import DecodeSlots
+
+    slots = DecodeSlots(2, 0.1)
+    with slots.hold(), slots.hold():
+        with pytest.raises(UploadError) as e:
+            with slots.hold():
+                pass
+        assert e.value.status == 503 and "busy" in str(e.value) and e.value.retry_after == 1
+    with slots.hold():  # the slots came back
+        pass
+    for bad, name in (((0, 1.0), "slots"), ((True, 1.0), "slots"), ((1, -1.0), "wait_s"),
+                      ((1, float("nan")), "wait_s")):
+        with pytest.raises(ValueError, match=name):
+            DecodeSlots(*bad)
+
+
+def _concurrent_encodes(url: str, n: int, raw: bool = False) -> list[tuple[int, dict | str]]:
+    """n uploads at once: (status, JSON answer), or with ``raw`` (status, the answer's head and
+    start as text, headers included)."""
+    out: list = [None] * n
+    png = S.digit_png(4, (64, 64))
+    head = (f"POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+            f"Content-Length: {len(png)}\r\nConnection: close\r\n\r\n")
+
+    def one(i):
+        out[i] = _raw_request(url, head, png) if raw else S.post(url + "api/encode", png, raw=True)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def test_concurrent_uploads_decode_two_at_a_time(digits_run, monkeypatch):
+    """N concurrent uploads never decode more than DECODE_SLOTS images at once; one that cannot
+    start within DECODE_WAIT_S gets 503 with Retry-After, and the server keeps serving."""
+    from alae_fast.app import service as service_module
+    from alae_fast.app import uploads
+
+    real, lock, state = service_module.decode_image, threading.Lock(), {"now": 0, "peak": 0, "hold": 0.3}
+
+    def slow_decode(*args, **kw):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        try:
+            time.sleep(state["hold"])
+            return real(*args, **kw)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(service_module, "decode_image", slow_decode)
+    with S.ServerThread(digits_run) as srv:  # the defaults: 2 slots, 5 s of waiting: all six get through
+        answers = _concurrent_encodes(srv.url, 6)
+        assert [a[0] for a in answers] == [200] * 6 and state["peak"] == 2, (answers, state)
+        assert len({tuple(a[1]["w"]) for a in answers}) == 1
+
+    monkeypatch.setattr(uploads, "DECODE_WAIT_S", 0.3)
+    state.update(peak=0, hold=2.5)  # the first two hold their slots far past the others' wait
+    with S.ServerThread(digits_run) as srv:
+        answers = _concurrent_encodes(srv.url, 4, raw=True)
+        assert sorted(a[0] for a in answers) == [200, 200, 503, 503] and state["peak"] == 2, (answers, state)
+        refused = [a[1] for a in answers if a[0] == 503]
+        assert all("the server is busy decoding other uploads (2 at a time" in e for e in refused), refused
+        assert all("\r\nretry-after: 1\r\n" in e.lower() for e in refused), refused
+        code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                                           "Content-Length: 0\r\nConnection: close\r\n\r\n")
+        assert code == 400 and "empty" in text  # serving again once the decodes ended

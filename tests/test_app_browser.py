@@ -1,6 +1,8 @@
 """The `alae-fast serve` page in a real browser: headless Chromium (Debian's /usr/bin/chromium)
 driven by Playwright. Upload a digit, move a slider, and check that the pictures shown change
-and are exactly what the API answers; bad uploads show a message and the page keeps working.
+and are exactly what the API answers; bad uploads show a message and the page keeps working;
+truncation as `alae-fast generate` (on a StyleALAE whose config truncates inputs 0-2 of 6);
+removing an uploaded direction; buttons disabled while their request runs.
 
 Marked `browser`; skipped when playwright or the chromium binary is missing (.ci/run installs both)."""
 
@@ -36,17 +38,43 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def style_server(tmp_path_factory):
+    with one_thread():
+        with S.ServerThread(S.truncated_toy_run(tmp_path_factory)) as srv:
+            yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(server.url)
-        pg.wait_for_function("window.alae && window.alae.info !== null")
-        yield pg
-        browser.close()
-        assert not errors, errors
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def _open(browser, url):
+    pg = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(url)
+    pg.wait_for_function("window.alae && window.alae.info !== null")
+    return pg, errors
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    pg, errors = _open(browser, server.url)
+    yield pg
+    pg.close()
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def style_page(browser, style_server):
+    pg, errors = _open(browser, style_server.url)
+    yield pg
+    pg.close()
+    assert not errors, errors
 
 
 def _src(page, sel: str) -> str:
@@ -182,3 +210,142 @@ def test_a_bad_upload_shows_a_message_and_the_page_keeps_working(page, tmp_path)
     before = _src(page, "#reconstruction")
     page.set_input_files("#file", str(good))
     page.wait_for_function(f"document.getElementById('reconstruction').src !== {before!r}")
+
+
+def _set_range(page, sel: str, value: float):
+    page.evaluate("""([sel, v]) => { const s = document.querySelector(sel); s.value = v;
+                     s.dispatchEvent(new Event('input', {bubbles: true})); }""", [sel, value])
+
+
+def test_an_uploaded_direction_can_be_removed_on_the_page(page, server, tmp_path):
+    import io
+
+    import numpy as np
+
+    digit = tmp_path / "digit.png"
+    digit.write_bytes(S.digit_png(7, (48, 48)))
+    before = _src(page, "#reconstruction")
+    page.set_input_files("#file", str(digit))
+    page.wait_for_function(f"document.getElementById('reconstruction').src !== {before!r}")
+    assert page.locator("#sliders button.remove").count() == 0  # the fitted ones stay
+    buf = io.BytesIO()
+    np.save(buf, np.linspace(-1, 1, 8))
+    npy = tmp_path / "mine.npy"
+    npy.write_bytes(buf.getvalue())
+    page.set_input_files("#direction-file", str(npy))
+    page.wait_for_function("document.querySelectorAll('#sliders input[type=range]').length === 11")
+    assert page.locator("#sliders button.remove").count() == 1 and page.is_visible("#dir-10-remove")
+
+    edits = page.evaluate("window.alae.edits")
+    _set_range(page, "#dir-10", float(page.get_attribute("#dir-10", "max")))
+    _set_range(page, "#dir-2", float(page.get_attribute("#dir-2", "max")))
+    page.wait_for_function(f"window.alae.edits > {edits} && window.alae.lastEdit.amounts.length === 11")
+    page.wait_for_timeout(200)  # both slider moves answered
+    kept = float(page.input_value("#dir-2"))
+    edits = page.evaluate("window.alae.edits")
+    page.click("#dir-10-remove")
+    page.wait_for_function("document.querySelectorAll('#sliders input[type=range]').length === 10")
+    assert page.locator("#sliders button.remove").count() == 0
+    assert "removed direction mine" in page.inner_text("#message")
+    assert float(page.input_value("#dir-2")) == pytest.approx(kept)  # the other sliders stay where they were
+    # the edit is made again with the remaining directions, and the picture is the API's
+    page.wait_for_function(f"window.alae.edits > {edits}")
+    sent = page.evaluate("window.alae.lastEdit")
+    assert sent["names"] == [f"digit {c}" for c in range(10)] and sent["amounts"][2] == pytest.approx(kept)
+    status, api = S.post(server.url + "api/edit", sent)
+    assert status == 200 and api["image"] == _src(page, "#edited")
+    assert len(S.get(server.url + "api/info")[1]["directions"]) == 10
+
+
+def _check_busy(page, button: str, card: str, method: str, path: str, done_js: str):
+    """``button`` (double-clicked) sends one request to ``path``; while ``method`` is held in the
+    server the button is disabled and ``card`` is busy; both come back once it answers, and once
+    it fails (the error shown)."""
+    for error in (None, f"{method} held and refused by the test"):
+        page.evaluate("document.getElementById('message').hidden = true")
+        seen: list = []
+
+        def on_request(r):
+            if r.url.split("?")[0].endswith(path):
+                seen.append(r.url)
+
+        page.on("request", on_request)
+        with S.Gate(method, error=error) as gate:
+            page.dblclick(f"#{button}")
+            assert gate.arrived.wait(30), f"no {method} call"
+            assert page.is_disabled(f"#{button}") and "busy" in page.get_attribute(f"#{card}", "class")
+            page.click(f"#{button}", force=True)  # a click on the disabled button sends nothing
+            gate.open()
+            page.wait_for_function(f"!document.getElementById({button!r}).disabled")
+        assert "busy" not in page.get_attribute(f"#{card}", "class")
+        assert page.get_attribute(f"#{card}", "aria-busy") is None
+        if error is None:
+            page.wait_for_function(done_js)
+        else:
+            page.wait_for_selector("#message:not([hidden])")
+            assert error in page.inner_text("#message")
+        page.wait_for_timeout(300)  # a second request, had one been sent, would be seen by now
+        page.remove_listener("request", on_request)
+        assert len(seen) == 1 and gate.calls == 1, (seen, gate.calls)
+
+
+def test_generate_is_busy_while_it_runs(page):
+    page.fill("#seed", "21")
+    page.evaluate("window.alae.generated = null")
+    _check_busy(page, "generate", "generate-card", "generate", "/api/generate", "window.alae.generated !== null")
+    assert not page.is_disabled("#random-seed")
+
+
+def test_truncation_on_the_page_is_the_clis(style_page, style_server):
+    pg, url = style_page, style_server.url
+    # the slider starts at the config's psi, and the page says which inputs it truncates
+    assert pg.input_value("#psi") == "0.7" and pg.inner_text("#psi-out") == "0.7"
+    assert pg.input_value("#cutoff") == "3" and pg.is_visible("#cutoff")
+    assert pg.inner_text("#trunc-scope") == "on styles 0-2 of 6 (the config's)"
+    pg.fill("#seed", "5")
+    pg.click("#generate")
+    pg.wait_for_function("window.alae.generated !== undefined && window.alae.generated !== null")
+    _, default = S.post(url + "api/generate", {"seed": 5})  # the CLI's defaults (test_app: the same pixels)
+    assert _src(pg, "#generated") == default["image"]
+    assert "ψ 0.7 on styles 0-2 of 6" in pg.inner_text("#gen-settings")
+
+    _set_range(pg, "#psi", 0.5)
+    assert pg.inner_text("#psi-out") == "0.5"
+    pg.click("#generate")
+    pg.wait_for_function("window.alae.generated.psi === 0.5")
+    _, half = S.post(url + "api/generate", {"seed": 5, "psi": 0.5, "noise_mode": "const"})
+    assert _src(pg, "#generated") == half["image"] and half["image"] != default["image"]
+
+    pg.fill("#cutoff", "6")
+    assert pg.inner_text("#trunc-scope") == "on all 6 styles"
+    pg.click("#generate")
+    pg.wait_for_function("window.alae.generated.cutoff === 6")
+    _, every = S.post(url + "api/generate", {"seed": 5, "psi": 0.5, "cutoff": 6})
+    assert _src(pg, "#generated") == every["image"] != half["image"]
+    pg.fill("#cutoff", "3")
+
+    # "edit this sample" and "use as A" take its styles: the picture shown, without noise
+    pg.click("#generate")
+    pg.wait_for_function("window.alae.generated.cutoff === 3")
+    pg.click("#gen-edit")
+    assert pg.evaluate("window.alae.current.w") == half["ws"] and _src(pg, "#edited") == half["plain"]
+    pg.click("#gen-a")
+    assert pg.evaluate("window.alae.a.w") == half["ws"] and _src(pg, "#slot-a") == half["plain"]
+    edits = pg.evaluate("window.alae.edits")
+    _set_range(pg, "#dir-4", float(pg.get_attribute("#dir-4", "max")))
+    pg.wait_for_function(f"window.alae.edits > {edits}")
+    status, api = S.post(url + "api/edit", pg.evaluate("window.alae.lastEdit"))
+    assert status == 200 and api["image"] == _src(pg, "#edited") != half["plain"]
+
+
+def test_mix_and_interpolate_are_busy_while_they_run(style_page):
+    pg = style_page
+    pg.evaluate("window.alae.a = window.alae.b = null")
+    pg.click("#seed-a-go")
+    pg.click("#seed-b-go")
+    pg.wait_for_function("window.alae.a && window.alae.b")
+    _check_busy(pg, "mix", "pair-card", "mix", "/api/mix",
+                "document.getElementById('mix-fine').src.startsWith('data:image/png')")
+    _check_busy(pg, "interpolate", "pair-card", "interpolate", "/api/interpolate",
+                "document.querySelectorAll('#strip img').length > 0")
+    _check_busy(pg, "seed-a-go", "pair-card", "generate", "/api/generate", "true")

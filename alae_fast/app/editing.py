@@ -17,6 +17,11 @@ w = E(x) and directions d_i (rows of ``directions``), the demo
 5. gives w' to the style inputs below a cutoff and keeps the image's own styles above it
    (``torch.where(layer < cutoff, w', ws_original)``; the demo uses 16 of FFHQ's 18).
 
+The demo's styles below the cutoff are all one w. Ours may differ (a sample truncated on its
+first style inputs only, as ``alae-fast generate`` makes them): each edited style input then
+moves by the vector w' - w of style input 0, keeping its own difference from it, so styles that
+equal w get exactly w' (the demo's result) and an edit at the image's own values is the identity.
+
 With ``a_i = v_i`` (the sliders where the image put them) the edit is the identity, whatever
 the directions (unit length or not, orthogonal or not). Official ``direction_*.npy`` files are
 LinearSVC normals of unit-free length, used as given; directions fitted here are unit length.
@@ -68,8 +73,9 @@ def apply_directions(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Ten
         amounts: ``[N, K]`` or ``[K]`` the attribute values wanted (``projections`` gives the
             image's own).
         num_ws: style inputs of G; the result is ``[N, num_ws, D]``.
-        ws_original: ``[N, num_ws, D]`` the image's own styles, kept at inputs >= ``cutoff``
-            (default: w broadcast, i.e. every input edited).
+        ws_original: ``[N, num_ws, D]`` the image's own styles (default: w broadcast), kept at
+            inputs >= ``cutoff``; inputs below it get w' plus their own difference from w
+            (zero where they equal w; the module docstring).
         cutoff: edit style inputs [0, cutoff) only (default None: all).
 
     Returns styles ``[N, num_ws, D]`` for ``decode``. Raises ValueError on shape mismatches,
@@ -87,12 +93,16 @@ def apply_directions(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Ten
         raise ValueError("amounts: contain NaN or infinity")
     ws = edit.edit_w(w, dict(enumerate(directions)), {i: amounts[:, i] for i in range(k)}, w_avg, num_ws,
                      edit_layers=None, mode="absolute")
-    if ws_original is None or cutoff is None:
+    if ws_original is None:
         return ws
     if ws_original.shape != ws.shape:
         raise ValueError(f"ws_original: expected {tuple(ws.shape)}, got {tuple(ws_original.shape)}")
+    # w' + (own - w), not own + (w' - w): a style equal to w then gets w' to the last bit
+    moved = ws + (ws_original - w.unsqueeze(1))
+    if cutoff is None:
+        return moved
     layer = torch.arange(num_ws, device=w.device).view(1, -1, 1)
-    return torch.where(layer < cutoff, ws, ws_original)
+    return torch.where(layer < cutoff, moved, ws_original)
 
 
 def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np.ndarray]:

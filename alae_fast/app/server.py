@@ -7,17 +7,25 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 - ``GET /api/info`` model and directions;
 - ``POST /api/encode`` body = the image's bytes -> w, original, reconstruction, error, values;
 - ``POST /api/values`` ``{w}`` -> the attribute value of w along each direction;
-- ``POST /api/edit`` ``{w, amounts}`` -> the edited picture, its styles ``ws`` (style inputs
-  from 16 on keep w, as the official demo) and ``w`` (style input 0);
-  ``POST /api/generate`` ``{seed, psi, noise_mode}``; ``POST /api/mix`` ``{wa, wb}``;
-  ``POST /api/interpolate`` ``{wa, wb, steps}`` (wa, wb: one w, or an edit's ``ws``);
-- ``POST /api/directions?name=N`` body = a .npy file: adds a direction for this server's life.
+- ``POST /api/edit`` ``{w, amounts, names?}`` -> the edited picture, its styles ``ws`` (style
+  inputs from 16 on keep w, as the official demo) and ``w`` (style input 0); ``names``, the
+  directions the amounts are for, gets 409 when they are no longer the server's;
+- ``POST /api/generate`` ``{seed, psi?, noise_mode?, cutoff?}`` -> the sample, ``plain`` (without
+  noise), its styles ``ws``, ``w`` (style input 0), the ``psi`` and ``cutoff`` used: psi on style
+  inputs [0, cutoff), both by default the config's, as ``alae-fast generate`` (cutoff: an int in
+  [1, num_ws], else 400/422 naming it);
+- ``POST /api/mix`` ``{wa, wb}``; ``POST /api/interpolate`` ``{wa, wb, steps}`` (wa, wb, and the
+  w of edit and values: one w, or styles ``ws`` as edit and generate answer them);
+- ``POST /api/directions?name=N`` body = a .npy file: adds a direction for this server's life;
+  ``DELETE /api/directions?name=N`` removes an uploaded one (404 for an unknown name, 409 for
+  one the server started with).
 
 Each answer carries ``ms``, the server's time for the model work. Bad input gets a 4xx and
 ``{"error": message}``, which the page shows; the server keeps serving. Model work runs in
 worker threads (FastAPI runs ``def`` routes in its thread pool), so a slow decode never
 blocks the event loop: the page, ``/api/info`` and uploads keep answering meanwhile.
-Uploads are read into memory up to the limit (never written to disk) and refused past it.
+Uploads are read into memory up to the limit (never written to disk) and refused past it;
+a few decode at a time (503 with ``Retry-After`` when none can start soon: :mod:`.uploads`).
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ def _data_url(png: bytes) -> str:
 class EditRequest(BaseModel):
     w: list
     amounts: list
+    names: list | None = None
 
 
 class ValuesRequest(BaseModel):
@@ -58,8 +67,9 @@ class ValuesRequest(BaseModel):
 
 class GenerateRequest(BaseModel):
     seed: StrictInt  # strict: JSON true is not seed 1
-    psi: float = 1.0
+    psi: float | None = None  # None: the config's, as the CLI without --psi
     noise_mode: str = "const"
+    cutoff: StrictInt | None = None
 
 
 class PairRequest(BaseModel):
@@ -134,7 +144,9 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
 
     @app.exception_handler(UserError)
     async def _user_error(_request, exc: UserError):
-        return JSONResponse({"error": str(exc)}, status_code=getattr(exc, "status", 400))
+        retry = getattr(exc, "retry_after", None)
+        return JSONResponse({"error": str(exc)}, status_code=getattr(exc, "status", 400),
+                            headers={"Retry-After": str(retry)} if retry is not None else None)
 
     @app.exception_handler(ValueError)  # the library's argument errors: bad input, not a crash
     async def _value_error(_request, exc: ValueError):
@@ -169,7 +181,7 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
 
     @app.post("/api/edit")
     def edit(req: EditRequest):
-        r, ms = timed(service.edit, req.w, req.amounts)
+        r, ms = timed(service.edit, req.w, req.amounts, req.names)
         return {"image": _data_url(r["image"]), "ws": r["ws"], "w": r["w"], "ms": ms}
 
     @app.post("/api/values")
@@ -178,9 +190,9 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
 
     @app.post("/api/generate")
     def generate(req: GenerateRequest):
-        r, ms = timed(service.generate, req.seed, req.psi, req.noise_mode)
-        return {"image": _data_url(r["image"]), "plain": _data_url(r["plain"]), "w": r["w"],
-                "values": service.values(r["w"]), "ms": ms}
+        r, ms = timed(service.generate, req.seed, req.psi, req.noise_mode, req.cutoff)
+        return {"image": _data_url(r["image"]), "plain": _data_url(r["plain"]), "w": r["w"], "ws": r["ws"],
+                "psi": r["psi"], "cutoff": r["cutoff"], "values": service.values(r["w"]), "ms": ms}
 
     @app.post("/api/mix")
     def mix(req: PairRequest):
@@ -199,7 +211,12 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
         data = await _read_body(request, 1 << 20)
         name = "".join(ch for ch in name if ch.isprintable())[:60] or "uploaded"
         vec = parse_direction(data, service.latent_size, f"direction {name!r}")
-        d = await run_in_threadpool(service.add_direction, name, vec, "uploaded from the page")
+        d = await run_in_threadpool(service.add_direction, name, vec, "uploaded from the page", None, True)
+        return {"name": d.name, "directions": service.info()["directions"]}
+
+    @app.delete("/api/directions")
+    def remove_direction(name: str):
+        d = service.remove_direction(name)
         return {"name": d.name, "directions": service.info()["directions"]}
 
     return app

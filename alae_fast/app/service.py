@@ -9,9 +9,20 @@ Pictures are decoded without noise (``noise="zero"``) except in :meth:`ModelServ
 whose ``noise_mode`` follows NVlabs (const / random / none; every mode repeats for a seed).
 Pixels are in [-1, 1] inside and 0-255 in the PNGs (clamped, rounded).
 
+Truncation follows ``alae-fast generate``: by default the config's ``truncation_psi`` on style
+inputs below its ``truncation_cutoff`` (official: 0.7 below 8), so a seed's sample here is the
+CLI's. Latents travel as one w ``[latent]`` or as styles ``[num_ws][latent]`` (a sample
+truncated on its first inputs only has two different rows); every method that takes a w takes
+either, and the styles a method answers decode to the picture it shows.
+
+Directions uploaded from the page can be removed again; those the server started with
+(``--directions``, or fitted on the digits' labels) stay: they are how it was started, and a
+removed one could only come back by restarting it.
+
 One model call runs at a time (``self.lock``): seeded noise uses torch's global generator,
-and two CPU-bound forward passes on 2 cores are no faster together. The server runs these
-methods in worker threads, so waiting for the lock never blocks it.
+and two CPU-bound forward passes on 2 cores are no faster together. Decoding uploads is bounded
+apart (:class:`~.uploads.DecodeSlots`), so an image decodes while the model works. The server
+runs these methods in worker threads, so waiting for the lock never blocks it.
 """
 
 from __future__ import annotations
@@ -32,9 +43,9 @@ from ..inference.pixels import prepare_images, to_display
 from ..inference.sampling import (NOISE_MODES, PSI_RANGE, check_psi, generate_seeds, mix_ranges, seed_latent,
                                   style_ranges)
 from . import editing
-from .uploads import decode_image
+from .uploads import DecodeSlots, decode_image
 
-__all__ = ["ModelService", "Direction", "PSI_RANGE", "MAX_STEPS"]
+__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS"]
 
 MAX_STEPS = 16
 # The largest |value| a w sent to the page's endpoints may hold: an encoded or mapped w lies within
@@ -55,14 +66,26 @@ def _json_floats(values, name: str, too_large: str) -> list[float]:
         raise UserError(f"{name}: {too_large}") from None
 
 
+class NotFound(UserError):
+    """A request names something the server does not hold (HTTP 404)."""
+    status = 404
+
+
+class Conflict(UserError):
+    """A request made for a state of the server that has changed since (HTTP 409)."""
+    status = 409
+
+
 @dataclass
 class Direction:
-    """An attribute direction ``vector [D]`` with its slider limits and where it came from."""
+    """An attribute direction ``vector [D]`` with its slider limits and where it came from;
+    ``uploaded``: added from the page, so it can be removed again."""
     name: str
     vector: np.ndarray
     lo: float
     hi: float
     source: str
+    uploaded: bool = False
 
 
 @dataclass
@@ -74,6 +97,9 @@ class ModelService:
     max_pixels: int = 40_000_000
     notes: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    decodes: DecodeSlots = field(default_factory=DecodeSlots)
+    # adding checks then appends, removing finds then deletes: two requests must not interleave
+    directions_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- set-up ---------------------------------------------------------------------------------
     @classmethod
@@ -105,6 +131,15 @@ class ModelService:
     def device(self) -> torch.device:
         return next(self.run.model.parameters()).device
 
+    @property
+    def truncation(self) -> tuple[float, int]:
+        """``(psi, cutoff)``: the config's ``truncation_psi`` and the number of style inputs it
+        applies to, ``truncation_cutoff`` within [0, num_ws] (None: all), as ``alae-fast generate``
+        uses them when given no --psi."""
+        cfg = self.run.config
+        cutoff = cfg.truncation_cutoff
+        return float(cfg.truncation_psi), self.num_ws if cutoff is None else min(int(cutoff), self.num_ws)
+
     def _typical_values(self, vector: np.ndarray) -> np.ndarray:
         # attribute values of 512 mapped samples F(z): the slider range of a direction
         with torch.no_grad():
@@ -113,28 +148,53 @@ class ModelService:
         d = torch.from_numpy(vector).view(1, -1)
         return editing.projections(w, self.run.model.w_avg.double().cpu(), d).numpy()
 
-    def add_direction(self, name: str, vector: np.ndarray, source: str, values: np.ndarray | None = None) -> Direction:
+    def add_direction(self, name: str, vector: np.ndarray, source: str, values: np.ndarray | None = None,
+                      uploaded: bool = False) -> Direction:
         """Adds a direction (``[latent_size]``) with slider limits from ``values`` (attribute values
-        of typical latents, ``[N, 1]``; default: of 512 mapped samples)."""
+        of typical latents, ``[N, 1]``; default: of 512 mapped samples); ``uploaded`` (default
+        False) lets :meth:`remove_direction` remove it. A name already taken gets the first free
+        `` (2)``, `` (3)``... suffix. UserError for a vector of another length, one already on the
+        page, or one whose slider values would pass the edit's limit."""
         vector = np.asarray(vector, dtype=np.float64)
         if vector.shape != (self.latent_size,):
             raise UserError(f"direction {name!r} has {vector.size} values; this model's w has {self.latent_size}")
+        values = self._typical_values(vector) if values is None else values
+        with self.directions_lock:
+            return self._append_direction(name, vector, source, values, uploaded)
+
+    def _append_direction(self, name, vector, source, values, uploaded) -> Direction:
         same = next((d.name for d in self.directions if np.array_equal(d.vector, vector)), None)
         if same is not None:
             raise UserError(f"direction {name!r} is the same vector as direction {same!r}, already on the page")
-        values = self._typical_values(vector) if values is None else values
         # the sliders send these values back as amounts: beyond the edit's limit every edit of
         # every image would be refused, so such a direction is refused here, once
         reach = float(np.abs(values).max()) if np.size(values) else 0.0
         if not np.isfinite(values).all() or reach > MAX_AMOUNT:
             raise UserError(f"direction {name!r}: typical latents lie {reach:.3g} along it, beyond the edit's limit "
                             f"±{MAX_AMOUNT:g}; its values are too large (scale it down)")
-        if any(d.name == name for d in self.directions):
-            name = f"{name} ({len(self.directions) + 1})"
+        taken = {d.name for d in self.directions}
+        if name in taken:  # the first free suffix: with removals, a count could name a taken one
+            name = next(f"{name} ({i})" for i in range(2, len(taken) + 3) if f"{name} ({i})" not in taken)
         lo, hi = editing.slider_ranges(values)
-        d = Direction(name, vector, float(lo[0]), float(hi[0]), source)
+        d = Direction(name, vector, float(lo[0]), float(hi[0]), source, uploaded)
         self.directions.append(d)
         return d
+
+    def remove_direction(self, name) -> Direction:
+        """Removes the uploaded direction called ``name`` and returns it. :class:`NotFound` (404)
+        when no direction has that name, :class:`Conflict` (409) for one the server started
+        with (``--directions`` or fitted): those stay (the module docstring)."""
+        with self.directions_lock:
+            i = next((i for i, d in enumerate(self.directions) if d.name == name), None)
+            if i is None:
+                known = ", ".join(repr(d.name) for d in self.directions) or "none"
+                raise NotFound(f"name: no direction {name!r} on this server (directions: {known})")
+            d = self.directions[i]
+            if not d.uploaded:
+                raise Conflict(f"name: direction {name!r} came with the server ({d.source}); only directions "
+                               f"uploaded from the page can be removed")
+            del self.directions[i]
+            return d
 
     def _fit_digit_directions(self) -> None:
         from ..data import open_dataset
@@ -163,7 +223,9 @@ class ModelService:
                 "lod": r.phase.lod, "checkpoint": r.path.name,
                 "style_levels": {k: [a, b - 1] for k, (a, b) in style_ranges(self.num_ws).items()}
                 if self.num_ws > 1 else {},
-                "directions": [{"name": d.name, "lo": d.lo, "hi": d.hi, "source": d.source} for d in self.directions],
+                "directions": [{"name": d.name, "lo": d.lo, "hi": d.hi, "source": d.source, "removable": d.uploaded}
+                               for d in self.directions],
+                "truncation": dict(zip(("psi", "cutoff"), self.truncation)),
                 "psi_range": list(PSI_RANGE), "noise_modes": list(NOISE_MODES), "max_steps": MAX_STEPS,
                 "max_upload_bytes": self.max_upload_bytes, "notes": self.notes}
 
@@ -198,12 +260,21 @@ class ModelService:
             raise UserError(f"seed: expected an integer in [0, 2**32), got {seed!r}")
         return seed
 
-    @staticmethod
-    def _psi(psi) -> float:
+    def _psi(self, psi) -> float:
+        if psi is None:
+            psi = self.truncation[0]
         try:  # the one rule (PSI_RANGE, alae_fast.models.base.check_psi) as a UserError
             return check_psi(psi, "psi")
         except ValueError as e:
             raise UserError(str(e)) from None
+
+    def _cutoff(self, cutoff) -> int:
+        if cutoff is None:
+            return self.truncation[1]
+        if isinstance(cutoff, bool) or not isinstance(cutoff, int) or not 1 <= cutoff <= self.num_ws:
+            raise UserError(f"cutoff: expected an integer in [1, {self.num_ws}] (psi applies to style inputs 0 to "
+                            f"cutoff-1 of this model's {self.num_ws}), got {cutoff!r}")
+        return cutoff
 
     # --- pictures -------------------------------------------------------------------------------
     def _png(self, x: torch.Tensor) -> bytes:
@@ -219,8 +290,9 @@ class ModelService:
         PNG is, so at most 4), the attribute values of w and ``notice``: what was done to the
         image beyond cropping and resizing (transparent pixels composited over black), or ""."""
         transparent: list = []
-        x = decode_image(data, self.run.schedule.resolution, self.run.schedule.channels, self.max_upload_bytes,
-                         self.max_pixels, transparent=transparent)
+        with self.decodes.hold():
+            x = decode_image(data, self.run.schedule.resolution, self.run.schedule.channels, self.max_upload_bytes,
+                             self.max_pixels, transparent=transparent)
         with self.lock:
             x = prepare_images(x, self.run.schedule, self.run.phase).to(self.device)
             w = self.run.encode(x)
@@ -232,27 +304,42 @@ class ModelService:
                 "values": self.values(w[0].tolist()), "notice": notice}
 
     def values(self, w) -> list[float]:
-        """The attribute value of ``w`` along each direction (the sliders' starting points)."""
-        if not self.directions:
+        """The attribute value of ``w`` (one w ``[latent]`` or styles ``[num_ws][latent]``: of style
+        input 0, where the edit reads them) along each direction: the sliders' starting points."""
+        dirs = list(self.directions)  # one list throughout, whatever another request adds or removes
+        wt = self._ws(w, "w")[:, 0].double().cpu()
+        if not dirs:
             return []
-        wt = self._w(w).double().cpu()
-        d = torch.from_numpy(np.stack([d.vector for d in self.directions]))
+        d = torch.from_numpy(np.stack([d.vector for d in dirs]))
         return editing.projections(wt, self.run.model.w_avg.double().cpu(), d)[0].tolist()
 
     @torch.no_grad()
-    def edit(self, w, amounts) -> dict:
+    def edit(self, w, amounts, names=None) -> dict:
         """``w`` moved to attribute values ``amounts`` (one per direction): ``{"image": PNG,
         "ws": the styles decoded, [num_ws][latent], "w": style input 0}``. As the official demo
         (and ``alae-fast edit``) does, style inputs from ``alae_fast.edit.EDIT_LAYERS`` (16) on
         keep ``w``: at 1024² the last two; a model with fewer inputs has all of them edited.
         ``ws`` given as A or B of mixing and interpolation decodes to the same picture.
 
-        Raises UserError naming ``w`` or ``amounts``: amounts must be one finite number per
-        direction, each at most ``alae_fast.edit.MAX_AMOUNT`` (1e6) in magnitude (a finite 1e308
-        would overflow the styles into a NaN picture), and the edited styles must fit the
-        model's float32."""
-        wt = self._w(w)
-        k = len(self.directions)
+        ``w`` may also be styles ``[num_ws][latent]`` (a sample truncated below a cutoff, an
+        earlier edit): the demo's edit is made on style input 0 (the values are read there) and
+        every edited style input moves by the same vector, keeping its difference from input 0.
+        ``names`` (optional): the directions the amounts are for, in order; when given and not
+        the server's directions (another page added or removed one), :class:`Conflict` (409)
+        rather than amounts applied to the wrong directions.
+
+        Raises UserError naming ``w``, ``amounts`` or ``names``: amounts must be one finite
+        number per direction, each at most ``alae_fast.edit.MAX_AMOUNT`` (1e6) in magnitude (a
+        finite 1e308 would overflow the styles into a NaN picture), and the edited styles must
+        fit the model's float32."""
+        styles = self._ws(w, "w")
+        dirs = list(self.directions)  # one list throughout, whatever another request adds or removes
+        if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
+            raise UserError(f"names: expected a list of direction names (strings), got {type(names).__name__}")
+        if names is not None and list(names) != [d.name for d in dirs]:
+            raise Conflict(f"names: the amounts are for directions {names!r}; this server now has "
+                           f"{[d.name for d in dirs]!r} (changed by another request): reload the directions")
+        k = len(dirs)
         if not isinstance(amounts, (list, tuple)) or len(amounts) != k:
             got = len(amounts) if isinstance(amounts, (list, tuple)) else type(amounts).__name__
             raise UserError(f"amounts: expected {k} numbers (one per direction), got {got}")
@@ -263,12 +350,11 @@ class ModelService:
         if k and a.abs().max() > MAX_AMOUNT:
             raise UserError(f"amounts: expected values within ±{MAX_AMOUNT:g} (the edit's limit, "
                             f"alae_fast.edit.MAX_AMOUNT); got {float(a.abs().max()):g}")
-        d = torch.from_numpy(np.stack([d.vector for d in self.directions])) if k else torch.zeros(0, self.latent_size,
-                                                                                                 dtype=torch.float64)
-        w64 = wt.double().cpu()
-        ws = editing.apply_directions(w64, self.run.model.w_avg.double().cpu(), d, a.view(1, -1),
-                                      num_ws=self.num_ws, cutoff=EDIT_LAYERS,
-                                      ws_original=w64.unsqueeze(1).expand(-1, self.num_ws, -1))
+        d = torch.from_numpy(np.stack([d.vector for d in dirs])) if k else torch.zeros(0, self.latent_size,
+                                                                                      dtype=torch.float64)
+        ws64 = styles.double().cpu()
+        ws = editing.apply_directions(ws64[:, 0], self.run.model.w_avg.double().cpu(), d, a.view(1, -1),
+                                      num_ws=self.num_ws, cutoff=EDIT_LAYERS, ws_original=ws64)
         ws = ws.to(self.device, torch.float32)
         if not torch.isfinite(ws).all():
             raise UserError("amounts: the edited styles overflow float32 (an amount times its direction's length "
@@ -278,19 +364,35 @@ class ModelService:
         return {"image": png, "ws": ws[0].tolist(), "w": ws[0, 0].tolist()}
 
     @torch.no_grad()
-    def generate(self, seed, psi=1.0, noise_mode: str = "const") -> dict:
-        """The sample of ``seed`` (as ``alae-fast generate --seeds``), PNG, its truncated w, and
-        ``plain``: G(w) without noise, the picture mixing, interpolation and editing decode from w
-        (the page shows that one once the sample is used there)."""
-        seed, psi = self._seed(seed), self._psi(psi)
+    def generate(self, seed, psi=None, noise_mode: str = "const", cutoff=None) -> dict:
+        """The sample of ``seed``: w = F(z of the seed) truncated by ``psi`` towards w_avg on style
+        inputs [0, ``cutoff``), exactly ``alae-fast generate --seeds SEED --psi PSI --cutoff CUTOFF
+        --noise-mode MODE`` (cutoff = num_ws: the CLI's ``--psi`` without ``--cutoff``; both None:
+        its defaults, :attr:`truncation`).
+
+        Args: ``seed`` an int in [0, 2**32); ``psi`` a number in ``PSI_RANGE`` [-1, 2] (default
+        None: the config's); ``noise_mode`` one of ``NOISE_MODES`` (default "const"); ``cutoff``
+        an int in [1, num_ws] (default None: the config's, within [0, num_ws]).
+
+        Returns ``{"image": PNG, "plain": PNG, "ws": the styles [num_ws][latent], "w": style
+        input 0, "psi": float, "cutoff": int}``: ``plain`` is G(ws) without noise, the picture
+        mixing, interpolation and editing decode from ws (the page shows that one once the
+        sample is used there). UserError naming the bad argument."""
+        seed, psi, cutoff = self._seed(seed), self._psi(psi), self._cutoff(cutoff)
         if noise_mode not in NOISE_MODES:
             raise UserError(f"noise_mode: expected one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
+        model = self.run.model
         with self.lock:
-            x = generate_seeds(self.run, [seed], psi=psi, noise_mode=noise_mode)
-            w = self.run.model.truncate(self.run.model.mapping(seed_latent(seed, self.latent_size).to(self.device)),
-                                        psi)
-            plain = x if noise_mode == "none" else self._decode(w)
-        return {"image": self._png(x), "plain": self._png(plain), "w": w[0].tolist()}
+            # None past the last input: the CLI's --psi without --cutoff, so the two are one call
+            x = generate_seeds(self.run, [seed], psi=psi, noise_mode=noise_mode,
+                               cutoff=None if cutoff >= self.num_ws else cutoff)
+            ws = model.mapping(seed_latent(seed, self.latent_size).to(self.device)).unsqueeze(1)
+            ws = ws.expand(-1, self.num_ws, -1)
+            if psi != 1.0:  # as model.generate: psi 1 leaves w untouched
+                ws = model.truncate(ws, psi, cutoff)
+            plain = x if noise_mode == "none" else self._decode(ws)
+        return {"image": self._png(x), "plain": self._png(plain), "ws": ws[0].tolist(), "w": ws[0, 0].tolist(),
+                "psi": psi, "cutoff": cutoff}
 
     @torch.no_grad()
     def mix(self, wa, wb) -> dict[str, bytes]:

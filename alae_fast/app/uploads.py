@@ -12,29 +12,70 @@ Limits, each answered with :class:`UploadError` (carrying the HTTP status for th
 The image is then prepared exactly as ``alae-fast reconstruct`` prepares files
 (:func:`alae_fast.data.load_image`: EXIF orientation, centre crop, resize: a block mean for
 2^k times the resolution, as the official code, Lanczos otherwise).
+
+Decoding is bounded (:class:`DecodeSlots`): a 40-megapixel RGB image is 120 MB decoded, and
+preparing it (orientation, mode, crop) copies it: about 450 MB at the peak, measured on a
+6300x6300 JPEG. N uploads decoded at once would take N times that.
+At most :data:`DECODE_SLOTS` (2) decodes run at once; a decode waits for a slot up to
+:data:`DECODE_WAIT_S` (5 s), then the upload is refused with 503 ("the server is busy",
+``Retry-After``) rather than queued without end: a page that asked several seconds ago is better
+told to try again than left waiting behind a pile of uploads, each holding a worker thread.
+Two slots, not one, so that one upload's decode overlaps another's model work on 2 cores.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from ..errors import UserError, first_line
 
-__all__ = ["UploadError", "decode_image", "FORMATS"]
+__all__ = ["UploadError", "DecodeSlots", "decode_image", "FORMATS", "DECODE_SLOTS", "DECODE_WAIT_S"]
 
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+DECODE_SLOTS = 2
+DECODE_WAIT_S = 5.0
 
 
 class UploadError(UserError):
     """An upload the app refuses; ``status`` is the HTTP status to answer with (4xx)."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds, sent as Retry-After (with 503)
+
+
+class DecodeSlots:
+    """At most ``slots`` decodes at once (default :data:`DECODE_SLOTS`, read when built); a
+    decode waits up to ``wait_s`` seconds (default :data:`DECODE_WAIT_S`) for a slot. ValueError
+    unless ``slots`` is an int >= 1 and ``wait_s`` a number >= 0."""
+
+    def __init__(self, slots: int | None = None, wait_s: float | None = None):
+        slots = DECODE_SLOTS if slots is None else slots
+        wait_s = DECODE_WAIT_S if wait_s is None else wait_s
+        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+            raise ValueError(f"slots: expected an int >= 1, got {slots!r}")
+        if isinstance(wait_s, bool) or not isinstance(wait_s, (int, float)) or not wait_s >= 0:
+            raise ValueError(f"wait_s: expected a number of seconds >= 0, got {wait_s!r}")
+        self.slots, self.wait_s = slots, float(wait_s)
+        self._free = threading.BoundedSemaphore(slots)
+
+    @contextmanager
+    def hold(self):
+        """One slot for the ``with`` block; :class:`UploadError` 503 when none frees within ``wait_s``."""
+        if not self._free.acquire(timeout=self.wait_s):
+            raise UploadError(f"the server is busy decoding other uploads ({self.slots} at a time; none finished "
+                              f"within {self.wait_s:g} s): try again in a moment", 503, retry_after=1)
+        try:
+            yield
+        finally:
+            self._free.release()
 
 
 def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, max_pixels: int,

@@ -10,9 +10,9 @@ function say(text, ok) {  // errors stay in view while scrolling (CSS: sticky); 
   m.textContent = text; m.className = "message" + (ok ? " ok" : ""); m.hidden = false;
 }
 
-async function call(path, body, raw) {
+async function call(path, body, raw, method) {
   const t0 = performance.now();
-  const opts = { method: body === undefined ? "GET" : "POST" };
+  const opts = { method: method || (body === undefined ? "GET" : "POST") };
   if (body !== undefined) {
     opts.body = raw ? body : JSON.stringify(body);
     opts.headers = { "Content-Type": raw ? (body.type || "application/octet-stream") : "application/json" };
@@ -49,6 +49,21 @@ async function guarded(fn) {
   try { await fn(); } catch (e) { say(e.message); }
 }
 
+// While a request runs its buttons are disabled (a double click sends one request) and its card
+// is marked busy; both come back however it ends. A card may hold several requests at once (B
+// from a seed while mixing): it stays marked until the last one ends.
+async function busy(card, buttons, fn) {
+  const c = $(card);
+  buttons.forEach((id) => { $(id).disabled = true; });
+  c.dataset.busy = Number(c.dataset.busy || 0) + 1;
+  c.classList.add("busy"); c.setAttribute("aria-busy", "true");
+  try { return await fn(); } finally {
+    buttons.forEach((id) => { $(id).disabled = false; });
+    c.dataset.busy = Number(c.dataset.busy) - 1;
+    if (c.dataset.busy === "0") { c.classList.remove("busy"); c.removeAttribute("aria-busy"); }
+  }
+}
+
 // --- model and sliders ---------------------------------------------------------------------
 async function loadInfo() {
   const info = state.info = await call("/api/info");
@@ -56,7 +71,13 @@ async function loadInfo() {
   $("model").textContent = `${info.setup} · ${kimg} · ${info.resolution}×${info.resolution}` +
     ` · ${info.channels === 1 ? "grey" : "RGB"} · w ${info.latent_size}-d · ${info.num_ws} style input${info.num_ws > 1 ? "s" : ""}` +
     ` · ${info.checkpoint}`;
-  $("psi").min = info.psi_range[0]; $("psi").max = info.psi_range[1];
+  const psi = $("psi"), t = info.truncation;
+  psi.min = info.psi_range[0]; psi.max = info.psi_range[1]; psi.value = t.psi;
+  if (Number(psi.value) !== t.psi) { psi.step = "any"; psi.value = t.psi; }  // off the 0.01 grid: kept exact
+  showPsi();
+  $("cutoff").max = info.num_ws; $("cutoff").value = t.cutoff;
+  $("cutoff-label").hidden = info.num_ws < 2;
+  showScope();
   $("mix-block").hidden = info.num_ws < 2;
   document.querySelectorAll(".levels").forEach((s) => {
     const r = info.style_levels[s.dataset.level]; if (r) s.textContent = `(inputs ${r[0]}-${r[1]})`;
@@ -66,13 +87,18 @@ async function loadInfo() {
   if (info.notes.length) say(info.notes.join("; "), true);
 }
 
+function sliders() { return Array.from(document.querySelectorAll("#sliders input[type=range]")); }
+
 function buildSliders() {
+  // a direction added or removed: the other sliders stay where they were, and the edit is made
+  // again with the directions now on the page (an edit still on its way is dropped)
+  const kept = new Map(sliders().map((s) => [s.dataset.name, Number(s.value)]));
+  state.editSeq++;
   const box = $("sliders");
   box.innerHTML = "";
   const dirs = state.info.directions;
   if (!dirs.length) {
     box.innerHTML = '<p class="hint">No directions: start the server with --directions DIR, or add a .npy below.</p>';
-    return;
   }
   dirs.forEach((d, i) => {
     const label = document.createElement("label");
@@ -80,17 +106,28 @@ function buildSliders() {
     const input = document.createElement("input");
     // step "any": a snapping step would move the image's own value, so "reset" would not give it back
     Object.assign(input, { type: "range", id: `dir-${i}`, min: d.lo, max: d.hi, step: "any" });
-    input.dataset.index = i;
+    input.dataset.index = i; input.dataset.name = d.name;
     input.disabled = !state.current;
     const out = document.createElement("output"); out.id = `dir-${i}-out`;
     input.addEventListener("input", () => { out.textContent = Number(input.value).toFixed(2); scheduleEdit(); });
-    box.append(label, input, out);
+    // only uploaded directions can go: those the server started with are how it was started
+    const rm = document.createElement(d.removable ? "button" : "span");
+    if (d.removable) {
+      Object.assign(rm, { type: "button", id: `dir-${i}-remove`, className: "remove", textContent: "×",
+                          title: `remove direction ${d.name}` });
+      rm.setAttribute("aria-label", `remove direction ${d.name}`);
+      rm.addEventListener("click", () => guarded(() => removeDirection(d.name, rm)));
+    }
+    box.append(label, input, out, rm);
   });
-  if (state.current) setSliders(state.current.values);
+  if (!state.current) return;
+  setSliders(state.current.values);
+  setSliders(sliders().map((s) => kept.has(s.dataset.name) ? kept.get(s.dataset.name) : undefined));
+  scheduleEdit();
 }
 
 function setSliders(values) {
-  document.querySelectorAll("#sliders input[type=range]").forEach((s) => {
+  sliders().forEach((s) => {
     const v = values[Number(s.dataset.index)];
     if (v === undefined) return;
     // widen the range when the image lies outside it, so its own value is reachable
@@ -100,8 +137,21 @@ function setSliders(values) {
   });
 }
 
-function amounts() {
-  return Array.from(document.querySelectorAll("#sliders input[type=range]")).map((s) => Number(s.value));
+function amounts() { return sliders().map((s) => Number(s.value)); }
+
+async function removeDirection(name, button) {
+  button.disabled = true;  // a second click would only be told the direction is gone
+  try {
+    const d = await call("/api/directions?name=" + encodeURIComponent(name), undefined, false, "DELETE");
+    await directionsChanged(d.directions);
+    say(`removed direction ${d.name}`, true);
+  } finally { button.disabled = false; }
+}
+
+async function directionsChanged(directions) {
+  state.info.directions = directions;
+  if (state.current) state.current.values = (await call("/api/values", { w: state.current.w })).values;
+  buildSliders();
 }
 
 let editTimer = null;
@@ -113,8 +163,13 @@ function scheduleEdit() {
 async function runEdit() {
   if (!state.current) return;
   const seq = ++state.editSeq;
-  const body = { w: state.current.w, amounts: amounts() };
-  const d = await call("/api/edit", body);
+  // names: the server refuses (409) amounts meant for directions it no longer has
+  const body = { w: state.current.w, amounts: amounts(), names: sliders().map((s) => s.dataset.name) };
+  let d;
+  try { d = await call("/api/edit", body); } catch (e) {
+    if (seq !== state.editSeq) return;  // superseded: its answer would have been dropped too
+    throw e;
+  }
   if (seq !== state.editSeq) return;  // a newer slider position is on its way
   state.lastEdit = body;
   state.current.edited = d.ws;  // the styles of the picture shown as "edited": what "use as A/B" takes
@@ -135,8 +190,7 @@ async function encodeFile(file) {
   if (file.size > limit) {  // the server refuses it too (413); saying so here spares the upload
     throw new Error(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MiB; the limit is ${(limit / 2 ** 20).toFixed(1)} MiB`);
   }
-  $("encode-card").classList.add("busy");
-  try {
+  await busy("encode-card", [], async () => {
     let d;
     try { d = await call("/api/encode", file, true); } catch (e) {
       throw new Error(e.message + (state.current ? " (the pictures shown are still those of the previous image)" : ""));
@@ -147,7 +201,7 @@ async function encodeFile(file) {
     setCurrent(d.w, d.values);
     state.encoded = d;
     if (d.notice) say(`${file.name}: ${d.notice}`, true);
-  } finally { $("encode-card").classList.remove("busy"); }
+  });
 }
 
 $("file").addEventListener("change", (e) => {
@@ -165,33 +219,50 @@ $("direction-file").addEventListener("change", (e) => guarded(async () => {
   const f = e.target.files[0]; if (!f) return;
   e.target.value = "";  // cleared on failure too: the same file can be chosen again
   const d = await call("/api/directions?name=" + encodeURIComponent(f.name.replace(/\.npy$/, "")), f, true);
-  state.info.directions = d.directions;
-  if (state.current) state.current.values = (await call("/api/values", { w: state.current.w })).values;
-  buildSliders();
+  await directionsChanged(d.directions);
   say(`added direction ${d.name}`, true);
 }));
 
 // --- generate ------------------------------------------------------------------------------
-$("psi").addEventListener("input", () => { $("psi-out").textContent = Number($("psi").value).toFixed(2); });
+// psi applies to style inputs [0, cutoff), by default the config's cutoff: `alae-fast generate`'s rule
+function fmtPsi(v) { return String(Math.round(Number(v) * 1e4) / 1e4); }
+function showPsi() { $("psi-out").textContent = fmtPsi($("psi").value); }
+function scope(cutoff, n) {
+  if (n === 1) return "its one style input";
+  if (cutoff >= n) return `all ${n} styles`;
+  return cutoff >= 1 ? `styles 0-${cutoff - 1} of ${n}` : `no style input (cutoff ${cutoff})`;
+}
+function showScope() {
+  const t = state.info.truncation, c = $("cutoff").value.trim();
+  const text = /^\d+$/.test(c) ? scope(Number(c), state.info.num_ws) : "(cutoff: enter a whole number)";
+  const configs = Number(c) === t.cutoff && state.info.num_ws > 1;
+  $("trunc-scope").textContent = `on ${text}` + (configs ? " (the config's)" : "");
+}
+$("psi").addEventListener("input", showPsi);
+$("cutoff").addEventListener("input", showScope);
 async function generate(seed) {
   // an empty field (or text a number input cannot hold) reads as "": refused, not taken as seed 0
   if (!/^\d+$/.test(String(seed).trim())) throw new Error("seed: enter a whole number, 0 or more");
   const body = { seed: Number(seed), psi: Number($("psi").value), noise_mode: $("noise").value };
-  const d = await call("/api/generate", body);
-  return d;
+  // left out at the config's: the server's default then, as the CLI's without --cutoff
+  const cutoff = $("cutoff").value.trim();
+  if (cutoff !== String(state.info.truncation.cutoff)) body.cutoff = /^\d+$/.test(cutoff) ? Number(cutoff) : cutoff;
+  return await call("/api/generate", body);
 }
-$("generate").addEventListener("click", () => guarded(async () => {
+$("generate").addEventListener("click", () => guarded(() => busy("generate-card", ["generate", "random-seed"], async () => {
   say("");
-  const d = await generate($("seed").value);
+  const seed = $("seed").value.trim(), noise = $("noise").value;  // as sent: the fields may change meanwhile
+  const d = await generate(seed);
   state.generated = d; show("generated", d.image); latency("generate-ms", d);
-}));
+  $("gen-settings").textContent = `seed ${seed}, ψ ${fmtPsi(d.psi)} on ${scope(d.cutoff, state.info.num_ws)}, noise ${noise}`;
+})));
 $("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 100000); $("generate").click(); });
 $("gen-edit").addEventListener("click", () => {
   if (!state.generated) return say("generate a sample first");
   // without noise: the picture the edits (which decode without noise) start from
   show("original", state.generated.plain); show("reconstruction", state.generated.plain); show("edited", state.generated.plain);
   $("mse").textContent = "a generated sample, without noise (no reconstruction error)";
-  setCurrent(state.generated.w, state.generated.values);
+  setCurrent(state.generated.ws, state.generated.values);  // styles: truncated below the cutoff only
 });
 
 // --- A, B: mixing and interpolation -------------------------------------------------------
@@ -200,21 +271,21 @@ function setSlot(which, w, image) { state[which] = { w }; show(`slot-${which}`, 
 $("use-a").addEventListener("click", () => state.current ? setSlot("a", state.current.edited, $("edited").src) : say("encode an image first"));
 $("use-b").addEventListener("click", () => state.current ? setSlot("b", state.current.edited, $("edited").src) : say("encode an image first"));
 // a sample goes to A or B without noise: mixing and interpolation decode its w without noise
-$("gen-a").addEventListener("click", () => state.generated ? setSlot("a", state.generated.w, state.generated.plain) : say("generate a sample first"));
-$("gen-b").addEventListener("click", () => state.generated ? setSlot("b", state.generated.w, state.generated.plain) : say("generate a sample first"));
+$("gen-a").addEventListener("click", () => state.generated ? setSlot("a", state.generated.ws, state.generated.plain) : say("generate a sample first"));
+$("gen-b").addEventListener("click", () => state.generated ? setSlot("b", state.generated.ws, state.generated.plain) : say("generate a sample first"));
 for (const which of ["a", "b"]) {
-  $(`seed-${which}-go`).addEventListener("click", () => guarded(async () => {
-    const d = await generate($(`seed-${which}`).value); setSlot(which, d.w, d.plain);
-  }));
+  $(`seed-${which}-go`).addEventListener("click", () => guarded(() => busy("pair-card", [`seed-${which}-go`], async () => {
+    const d = await generate($(`seed-${which}`).value); setSlot(which, d.ws, d.plain);
+  })));
 }
 function needPair() { if (!state.a || !state.b) throw new Error("fill both A and B first"); }
-$("mix").addEventListener("click", () => guarded(async () => {
+$("mix").addEventListener("click", () => guarded(() => busy("pair-card", ["mix"], async () => {
   needPair(); say("");
   const d = await call("/api/mix", { wa: state.a.w, wb: state.b.w });
   for (const k of ["coarse", "middle", "fine"]) show(`mix-${k}`, d[k]);
   latency("mix-ms", d);
-}));
-$("interpolate").addEventListener("click", () => guarded(async () => {
+})));
+$("interpolate").addEventListener("click", () => guarded(() => busy("pair-card", ["interpolate"], async () => {
   needPair(); say("");
   const d = await call("/api/interpolate", { wa: state.a.w, wb: state.b.w, steps: Number($("steps").value) });
   const strip = $("strip"); strip.innerHTML = "";
@@ -225,7 +296,7 @@ $("interpolate").addEventListener("click", () => guarded(async () => {
     strip.append(f); show(`interp-${i}`, url);
   });
   latency("interp-ms", d);
-}));
+})));
 
 $("message").addEventListener("click", () => say(""));
 guarded(loadInfo);
