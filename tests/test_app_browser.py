@@ -179,6 +179,47 @@ def test_generate_and_interpolate_on_the_page(page, server):
     assert page.locator("#mix-block").is_hidden()  # one style input: no mixing offered
 
 
+def test_an_earlier_upload_answering_late_does_not_replace_a_later_one(page, server, tmp_path):
+    import threading
+    import time
+
+    from alae_fast.app.service import ModelService
+
+    first, second = tmp_path / "first.png", tmp_path / "second.png"
+    first.write_bytes(S.digit_png(1, (48, 48)))
+    second.write_bytes(S.digit_png(2, (48, 48)))
+    real, calls = ModelService.encode_upload, []
+    held, second_done, first_done = threading.Event(), threading.Event(), threading.Event()
+
+    def encode(service, data):
+        calls.append(data)
+        if len(calls) == 1:  # the first upload answers only after the second has
+            held.set()
+            second_done.wait(30)
+            time.sleep(0.3)
+            try:
+                return real(service, data)
+            finally:
+                first_done.set()
+        try:
+            return real(service, data)
+        finally:
+            second_done.set()
+
+    ModelService.encode_upload = encode
+    try:
+        page.set_input_files("#file", str(first))
+        assert held.wait(30)
+        page.set_input_files("#file", str(second))
+        assert first_done.wait(30)
+        page.wait_for_function("!document.getElementById('encode-card').classList.contains('busy')")
+    finally:
+        ModelService.encode_upload = real
+    _, want = S.post(server.url + "api/encode", second.read_bytes(), raw=True)
+    assert len(calls) == 2 and _src(page, "#original") == want["original"]
+    assert page.evaluate("window.alae.current.w") == want["w"]
+
+
 def test_a_transparent_upload_is_encoded_and_the_page_says_how(page, server, tmp_path):
     import io
 

@@ -2,7 +2,7 @@
 // State lives here (window.alae, read by the browser test); the server holds none per user.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = window.alae = { info: null, current: null, a: null, b: null, editSeq: 0, edits: 0 };
+const state = window.alae = { info: null, current: null, a: null, b: null, editSeq: 0, edits: 0, encodeSeq: 0 };
 
 function say(text, ok) {  // errors stay in view while scrolling (CSS: sticky); a click closes the message
   const m = $("message");
@@ -190,11 +190,15 @@ async function encodeFile(file) {
   if (file.size > limit) {  // the server refuses it too (413); saying so here spares the upload
     throw new Error(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MiB; the limit is ${(limit / 2 ** 20).toFixed(1)} MiB`);
   }
+  const seq = ++state.encodeSeq;
   await busy("encode-card", [], async () => {
     let d;
     try { d = await call("/api/encode", file, true); } catch (e) {
+      if (seq !== state.encodeSeq) return;  // a newer upload is on its way: its outcome is what counts
       throw new Error(e.message + (state.current ? " (the pictures shown are still those of the previous image)" : ""));
     }
+    // two uploads in quick succession may answer out of order: the last one chosen is shown
+    if (seq !== state.encodeSeq) return;
     show("original", d.original); show("reconstruction", d.reconstruction); show("edited", d.reconstruction);
     $("mse").textContent = `reconstruction G(E(x)): MSE ${d.mse.toFixed(4)} (pixels in [-1, 1])`;
     latency("encode-ms", d, "encode"); $("edit-ms").textContent = "";
