@@ -514,6 +514,27 @@ def test_generate_truncates_as_the_config_and_the_cli_by_default(tmp_path):
     for bad in (-1, 1.5, "2"):
         with pytest.raises(ValueError, match=r"^generate: cutoff must be None or an int >= 0"):
             run.generate(2, psi=0.5, cutoff=bad)
+    # a cutoff that would change nothing is refused, as alae-fast generate refuses it: 0 (no input
+    # truncated), past the style inputs, or with psi 1 (the config's here: 0.7, so psi=1 given)
+    num_ws = int(run.model.num_ws)
+    torch.testing.assert_close(run.generate(2, seed=3, psi=0.7, cutoff=num_ws), run.generate(2, seed=3, psi=0.7),
+                               rtol=0, atol=0)  # num_ws itself: every input, allowed
+    for bad in (0, num_ws + 1, 100):
+        with pytest.raises(ValueError, match=rf"^generate: cutoff must be an int in \[1, {num_ws}\] .* got {bad}$"):
+            run.generate(2, psi=0.5, cutoff=bad)
+    with pytest.raises(ValueError, match=r"^generate: cutoff 3 has no effect with psi 1 \(no truncation\)$"):
+        run.generate(2, psi=1.0, cutoff=3)
+    plain = alae_fast.load(_write_checkpoint(tmp_path / "ckpt-plain.pt", DIGITS_32))  # config psi 1
+    with pytest.raises(ValueError, match=r"cutoff 3 has no effect with psi 1 .*: give psi too$"):
+        plain.generate(2, cutoff=3)
+    assert plain.generate(1, psi=0.5, cutoff=3).shape == (1, 1, 32, 32)
+
+
+def test_a_loaded_run_prints_as_a_summary(run):
+    text = repr(run)
+    assert len(text) < 400 and str(run) == text and text.startswith("LoadedRun(")
+    assert f"latent {run.config.latent_size}" in text and f"{int(run.model.num_ws)} style input" in text
+    assert str(run.path) in text
 
 
 def test_load_takes_load_runs_keywords_and_refuses_a_non_path(ckpt):

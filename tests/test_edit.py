@@ -88,8 +88,13 @@ def test_edit_w_bad_arguments():
         edit_w(w, {"x": np.array([1, np.nan, 0, 0])}, {"x": 1.0}, avg, 3)
     with pytest.raises(ValueError, match="mode"):
         edit_w(w, {"x": np.ones(4)}, {"x": 1.0}, avg, 3, mode="relative")
-    with pytest.raises(ValueError, match="w_avg"):
-        edit_w(w, {"x": np.ones(4)}, {"x": 1.0}, torch.zeros(3), 3)
+    # w_avg is the model's own: latents of another size are w's fault, not w_avg's
+    for call in (lambda w_, a_: edit_w(w_, {"x": np.ones(4)}, {"x": 1.0}, a_, 3),
+                 lambda w_, a_: direction_coefficients(w_, {"x": np.ones(4)}, a_)):
+        with pytest.raises(ValueError, match=r"^w: expected \[N, 4\] \(the latent size of w_avg\); got \(2, 3\)$"):
+            call(torch.randn(2, 3), avg)
+        with pytest.raises(ValueError, match=r"^w_avg: expected a vector \[latent\]"):
+            call(w, torch.zeros(1, 4))
     with pytest.raises(ValueError, match="num_ws"):
         edit_w(w, {"x": np.ones(4)}, {"x": 1.0}, avg, 0)
 
@@ -119,6 +124,8 @@ def test_fit_direction_separates_labelled_clusters():
         fit_direction(w, labels * 2)
     with pytest.raises(ValueError, match="labels: expected shape"):
         fit_direction(w, labels[:-1])
+    with pytest.raises(ValueError, match=r"^classes: expected 400 class ids \(one per row of w\); got 399$"):
+        fit_class_directions(w, labels[:-1])
 
 
 # --- direction files -------------------------------------------------------------------------------

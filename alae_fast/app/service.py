@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..data.folder import LoadNotes
 from ..edit.apply import EDIT_LAYERS, MAX_AMOUNT
 from ..errors import UserError
 from ..inference.loading import LoadedRun, recorded_data_spec
@@ -288,18 +289,23 @@ class ModelService:
         """An uploaded image -> its w, the prepared original and its reconstruction (PNG), the
         mean squared error of the two pictures shown (the reconstruction clamped to [-1, 1] as its
         PNG is, so at most 4), the attribute values of w and ``notice``: what was done to the
-        image beyond cropping and resizing (transparent pixels composited over black), or ""."""
-        transparent: list = []
+        image beyond cropping and resizing it down (transparent pixels composited over black, colour
+        converted to grey, a small image enlarged), or ""."""
+        notes, res = LoadNotes(), self.run.schedule.resolution
         with self.decodes.hold():
             x = decode_image(data, self.run.schedule.resolution, self.run.schedule.channels, self.max_upload_bytes,
-                             self.max_pixels, transparent=transparent)
+                             self.max_pixels, notes=notes)
         with self.lock:
             x = prepare_images(x, self.run.schedule, self.run.phase).to(self.device)
             w = self.run.encode(x)
             rec = self._decode(w)
         mse = float(torch.mean((to_display(rec, x.shape[-1]).clamp(-1, 1) - to_display(x, x.shape[-1])) ** 2))
-        notice = ("the image has transparent pixels: they were composited over black (the model has no alpha "
-                  "channel); the original shown is what was encoded") if transparent else ""
+        said = {"transparent": "it has transparent pixels: they were composited over black (the model has no alpha "
+                               "channel)",
+                "to_grey": "it is a colour image: it was converted to greyscale (the model has 1 channel)",
+                "enlarged": f"it is smaller than the model's {res}x{res} pixels: it was enlarged to it"}
+        notice = "; ".join(said[k] for k in LoadNotes.KINDS if getattr(notes, k))
+        notice = f"{notice}; the original shown is what was encoded" if notice else ""
         return {"w": w[0].tolist(), "original": self._png(x), "reconstruction": self._png(rec), "mse": mse,
                 "values": self.values(w[0].tolist()), "notice": notice}
 

@@ -79,11 +79,12 @@ class DecodeSlots:
 
 
 def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, max_pixels: int,
-                 transparent: list | None = None) -> torch.Tensor:
+                 notes=None) -> torch.Tensor:
     """The bytes of an uploaded image -> ``[1, channels, resolution, resolution]`` float32 with
     pixels in [-1, 1]. Raises :class:`UploadError` (see the module docstring). An image with
-    transparent pixels is composited over black (:func:`alae_fast.data.load_image`); then
-    ``"upload"`` is appended to ``transparent`` when that is a list."""
+    transparent pixels is composited over black, a colour one read by a greyscale model
+    converted, a small one enlarged (:func:`alae_fast.data.load_image`); ``notes``: a
+    :class:`alae_fast.data.LoadNotes` that records them, or None."""
     from PIL import Image
 
     from ..data import load_image
@@ -105,10 +106,7 @@ def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, ma
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            found: list = []
-            arr = load_image(io.BytesIO(data), resolution, channels, transparent=found)
+            arr = load_image(io.BytesIO(data), resolution, channels, notes=notes)
     except Exception as e:  # OSError "image file is truncated", SyntaxError, broken PNG chunks ...
         raise UploadError(f"the image could not be decoded (truncated or corrupt?): {first_line(e)}") from e
-    if found and transparent is not None:
-        transparent.append("upload")
     return torch.from_numpy(np.array(arr, dtype=np.float32)).unsqueeze(0) / 127.5 - 1.0

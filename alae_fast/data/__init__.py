@@ -11,8 +11,8 @@ from pathlib import Path
 
 from .base import ImageDataset, TensorImageDataset, lower_resolution
 from .digits import DIGITS_TEST_SIZE, DigitsDataset, load_digits
-from .folder import (HOLDOUT_FRACTION, IMAGE_EXTENSIONS, ImageFolderDataset, find_image_files, folder_channels,
-                     load_image, split_files)
+from .folder import (HOLDOUT_FRACTION, IMAGE_EXTENSIONS, ImageFolderDataset, LoadNotes, find_image_files,
+                     folder_channels, load_image, split_files)
 from .loader import DataStream, ShardedStreamSampler, stream_flips, stream_indices
 from .mnist import MNISTDataset, find_mnist_files, is_mnist_folder, load_mnist, read_idx, write_idx
 
@@ -20,7 +20,7 @@ __all__ = [
     "ImageDataset", "TensorImageDataset", "lower_resolution",
     "DIGITS_TEST_SIZE", "DigitsDataset", "load_digits",
     "HOLDOUT_FRACTION", "IMAGE_EXTENSIONS", "ImageFolderDataset", "find_image_files", "folder_channels",
-    "load_image", "split_files",
+    "LoadNotes", "load_image", "split_files",
     "DataStream", "ShardedStreamSampler", "stream_flips", "stream_indices",
     "MNISTDataset", "find_mnist_files", "is_mnist_folder", "load_mnist", "read_idx", "write_idx",
     "open_dataset",

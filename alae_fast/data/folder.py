@@ -5,9 +5,8 @@ Each image is prepared once, the same way every time:
 2. converted to RGB (``channels=3``) or greyscale (``channels=1``); 16-bit greyscale is
    scaled to 8 bits; an image with transparent pixels (alpha < 255: RGBA, LA, or a palette or
    colour key with transparency) is **composited over black** first (``TRANSPARENT_BACKGROUND``),
-   so what a transparent pixel hides never reaches the model, and whoever loads it is told (the
-   dataset warns once naming the files, ``alae_fast.inference.load_image_files`` warns, the web
-   app says so); alpha that is 255 everywhere changes nothing;
+   so what a transparent pixel hides never reaches the model; alpha that is 255 everywhere
+   changes nothing;
 3. **center-cropped** to a square of side ``min(width, height)``;
 4. **resized** to ``resolution`` x ``resolution``: a square of ``2^k`` times the resolution
    is averaged over its ``2^k x 2^k`` blocks (what the official ALAE code does to bring its
@@ -15,6 +14,12 @@ Each image is prepared once, the same way every time:
    nearest grey level); any other size with Pillow's Lanczos filter (which low-passes when
    shrinking, so no aliasing; also used when enlarging small images);
 5. stored as uint8 and returned as float32 ``x / 127.5 - 1`` in ``[-1, 1]``.
+
+Nothing of this is silent where it loses or invents information: images with transparent
+pixels (composited), colour images read as greyscale (``channels=1`` and a colour image whose
+channels differ somewhere) and images smaller than the resolution (enlarged) are collected in
+a :class:`LoadNotes`, and every loader says them: the dataset warns once per kind naming the
+files, ``alae_fast.inference.load_image_files`` warns, the web app answers a notice.
 
 Lower resolutions for progressive growing are made from this full-resolution tensor by
 2x2 average pooling: :func:`alae_fast.data.lower_resolution`. Images of mixed sizes and
@@ -44,6 +49,7 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +57,8 @@ import torch
 
 from .base import ImageDataset, _gather
 
-__all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "TRANSPARENT_BACKGROUND", "ImageFolderDataset", "find_image_files",
-           "folder_channels", "load_image", "split_files", "transparency_note"]
+__all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "TRANSPARENT_BACKGROUND", "ImageFolderDataset", "LoadNotes",
+           "find_image_files", "folder_channels", "load_image", "split_files"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 HOLDOUT_FRACTION = 0.1
@@ -65,15 +71,44 @@ _SPLIT_NAMES = {"train": "training split", "test": "held-out split", "all": "all
 # (folder, split, skipped files) already warned about: a run opens its splits more than once
 # (training, then evaluation), and the same files need saying once.
 _warned_skips: set[tuple[str, str, tuple[str, ...]]] = set()
-_warned_transparent: set[tuple[str, str, tuple[str, ...]]] = set()
+_warned_notes: set[tuple[str, str, str, tuple[str, ...]]] = set()
 
 
-def transparency_note(names: list[str], total: int | None = None) -> str:
-    """The one sentence every loader says when images had transparent pixels."""
-    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-    of = f" of {total}" if total is not None else ""
-    return (f"{len(names)} image(s){of} have transparent pixels and were composited over "
-            f"{TRANSPARENT_BACKGROUND} (the model has no alpha channel): {shown}")
+@dataclass
+class LoadNotes:
+    """What :func:`load_image` did to images beyond cropping and resizing them down, for the
+    caller to say: ``transparent`` (composited over ``TRANSPARENT_BACKGROUND``), ``to_grey``
+    (colour images read as greyscale) and ``enlarged`` (smaller than the resolution), each a
+    list of the images' paths (or names) in the order loaded."""
+
+    transparent: list = field(default_factory=list)
+    to_grey: list = field(default_factory=list)
+    enlarged: list = field(default_factory=list)
+
+    KINDS = ("transparent", "to_grey", "enlarged")
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, k) for k in self.KINDS)
+
+    def message(self, kind: str, resolution: int, total: int | None = None, names=None) -> str:
+        """The one sentence every loader says for ``kind`` (one of ``KINDS``): how many of
+        ``total`` images, what was done and why it matters, and the first five ``names``
+        (default: the paths' file names)."""
+        items = getattr(self, kind)
+        names = [Path(str(p)).name for p in items] if names is None else list(names)
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        of = f" of {total}" if total is not None else ""
+        what = {"transparent": f"have transparent pixels and were composited over {TRANSPARENT_BACKGROUND} "
+                               f"(the model has no alpha channel)",
+                "to_grey": "are colour images and were converted to greyscale (the model has 1 channel; colour "
+                           "differences that keep the brightness are lost)",
+                "enlarged": f"are smaller than {resolution}x{resolution} and were enlarged to it (Lanczos): they "
+                            f"hold less detail than the model's resolution"}[kind]
+        return f"{len(items)} image(s){of} {what}: {shown}"
+
+    def messages(self, resolution: int, total: int | None = None) -> list[str]:
+        """:meth:`message` for every kind that has images."""
+        return [self.message(k, resolution, total) for k in self.KINDS if getattr(self, k)]
 
 
 def split_files(files: list[Path], root: Path, split: str, fraction: float = HOLDOUT_FRACTION) -> list[Path]:
@@ -152,17 +187,18 @@ def _has_alpha(img) -> bool:
 
 
 def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
-               transparent: list | None = None) -> np.ndarray:
+               notes: LoadNotes | None = None) -> np.ndarray:
     """Decode and prepare one image (steps 1-4 of the module docstring).
 
     Returns a uint8 array ``[channels, resolution, resolution]``. Raises whatever Pillow
     raises for an unreadable file (``OSError``, ``SyntaxError``, ``ValueError``, ...).
-    ``transparent``: if a list, ``path`` is appended to it when the image had transparent
-    pixels (and was composited over ``TRANSPARENT_BACKGROUND``), so the caller can say so.
+    ``notes``: if given, ``path`` is appended to its ``transparent``, ``to_grey`` or
+    ``enlarged`` list when the image was composited, converted from colour or enlarged, so
+    the caller can say so (only for an image that was prepared).
     """
     from PIL import Image, ImageOps
 
-    composited = False
+    composited = to_grey = False
     with Image.open(path) as img:
         img.load()  # decode now: a truncated file fails here, not later
         img = ImageOps.exif_transpose(img)
@@ -179,6 +215,9 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
                 composited = True
             else:
                 img = rgba
+        if channels == 1 and img.mode not in _GREY_MODES:
+            rgb = np.asarray(img.convert("RGB"))
+            to_grey = bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
         img = img.convert("RGB" if channels == 3 else "L")
         w, h = img.size
         side = min(w, h)
@@ -190,8 +229,10 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
         elif side != resolution:
             img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
         arr = np.asarray(img, dtype=np.uint8)
-    if composited and transparent is not None:  # only for an image that was prepared
-        transparent.append(path)
+    if notes is not None:  # only for an image that was prepared
+        for kind, happened in (("transparent", composited), ("to_grey", to_grey), ("enlarged", side < resolution)):
+            if happened:
+                getattr(notes, kind).append(path)
     if arr.ndim == 2:
         arr = arr[None]
     else:
@@ -219,9 +260,10 @@ class ImageFolderDataset(ImageDataset):
             construction and decodes on access; ``"auto"`` (default) preloads when that
             takes at most ``max_preload_bytes`` (default 1 GiB).
 
-    Images with transparent pixels are composited over black, with one warning naming them
-    (see the module docstring); ``dataset.transparent`` lists them (in lazy mode, those decoded
-    so far). Unreadable files are skipped (see the module docstring). In lazy mode a file whose
+    Images with transparent pixels are composited over black, colour images read as greyscale
+    and small ones enlarged, with one warning per kind naming them (see the module docstring);
+    ``dataset.notes`` (a :class:`LoadNotes`) lists them (in lazy mode, those decoded so far).
+    Unreadable files are skipped (see the module docstring). In lazy mode a file whose
     header looked fine but whose decode fails later is replaced by the next readable image
     (in file order), with a warning, so a training step never dies on one bad file.
     """
@@ -245,7 +287,7 @@ class ImageFolderDataset(ImageDataset):
             preload = len(files) * channels * resolution * resolution <= max_preload_bytes
         self.preloaded = bool(preload)
         self.skipped: list[tuple[Path, str]] = []
-        self.transparent: list[Path] = []
+        self.notes = LoadNotes()
         self.images: torch.Tensor | None = None
 
         good: list[Path] = []
@@ -253,7 +295,7 @@ class ImageFolderDataset(ImageDataset):
         for f in files:
             try:
                 if self.preloaded:
-                    arrays.append(load_image(f, resolution, channels, transparent=self.transparent))
+                    arrays.append(load_image(f, resolution, channels, notes=self.notes))
                 else:
                     self._verify(f)
                 good.append(f)
@@ -271,19 +313,19 @@ class ImageFolderDataset(ImageDataset):
                              f"(first error: {self.skipped[0][1]})")
         self.files = good
         self.num_images = len(good)
-        if self.transparent:
-            self._warn_transparent()
+        for kind in LoadNotes.KINDS:
+            self._warn_notes(kind)
         self.labels = torch.full((self.num_images,), -1, dtype=torch.int64)
         if self.preloaded:
             self.images = torch.from_numpy(np.stack(arrays))
 
-    def _warn_transparent(self) -> None:
-        key = (str(self.root.resolve()), self.split, tuple(str(p) for p in self.transparent))
-        if key in _warned_transparent:
+    def _warn_notes(self, kind: str) -> None:
+        items = getattr(self.notes, kind)
+        key = (str(self.root.resolve()), self.split, kind, tuple(str(p) for p in items))
+        if not items or key in _warned_notes:
             return
-        _warned_transparent.add(key)
-        total = self.num_images if self.preloaded else None
-        note = transparency_note([p.name for p in self.transparent], total)
+        _warned_notes.add(key)
+        note = self.notes.message(kind, self.resolution, self.num_images if self.preloaded else None)
         if not self.preloaded:
             note += " (lazy loading: more may follow as they are decoded)"
         warnings.warn(f"{self.root} ({_SPLIT_NAMES[self.split]}): {note}", RuntimeWarning, stacklevel=3)
@@ -306,12 +348,14 @@ class ImageFolderDataset(ImageDataset):
         for step in range(self.num_images):
             f = self.files[(index + step) % self.num_images]
             try:
-                seen = len(self.transparent)
-                arr = load_image(f, self.resolution, self.channels, transparent=self.transparent)
-                if len(self.transparent) > seen and f in self.transparent[:seen]:
-                    self.transparent.pop()  # decoded before: said already
-                elif len(self.transparent) > seen and len(self.transparent) == 1:
-                    self._warn_transparent()  # the first one; the rest are listed in .transparent
+                found = LoadNotes()
+                arr = load_image(f, self.resolution, self.channels, notes=found)
+                for kind in LoadNotes.KINDS:
+                    have = getattr(self.notes, kind)
+                    if getattr(found, kind) and f not in have:  # an image decoded again was said already
+                        have.append(f)
+                        if len(have) == 1:
+                            self._warn_notes(kind)  # the first one; the rest are listed in .notes
             except Exception as e:
                 if all(p != f for p, _ in self.skipped):
                     self.skipped.append((f, _describe(e)))

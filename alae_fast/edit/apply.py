@@ -88,8 +88,11 @@ def _check_w(w: torch.Tensor, w_avg) -> tuple[torch.Tensor, torch.Tensor]:
             w_avg.dtype.is_floating_point if isinstance(w_avg, torch.Tensor) else np.issubdtype(w_avg.dtype, np.number)):
         raise ValueError(f"w_avg: expected numbers; got dtype {w_avg.dtype}")
     avg = torch.as_tensor(w_avg).to(w.device, w.dtype)
-    if avg.shape != (w.shape[1],):
-        raise ValueError(f"w_avg: expected shape ({w.shape[1]},); got {tuple(avg.shape)}")
+    if avg.dim() != 1:
+        raise ValueError(f"w_avg: expected a vector [latent] (the model's w_avg); got shape {tuple(avg.shape)}")
+    if w.shape[1] != avg.shape[0]:
+        # w_avg is the model's own: a disagreement is the latents' fault
+        raise ValueError(f"w: expected [N, {avg.shape[0]}] (the latent size of w_avg); got {tuple(w.shape)}")
     if not torch.isfinite(avg).all():
         raise ValueError("w_avg: contains NaN or infinity")
     return w, avg

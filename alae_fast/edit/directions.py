@@ -193,6 +193,9 @@ def fit_class_directions(w, classes, names: Mapping[int, str] | None = None) -> 
     y = np.asarray(classes.detach().cpu() if hasattr(classes, "detach") else classes)
     if y.ndim != 1:
         raise ValueError(f"classes: expected a vector [N] of class ids; got shape {y.shape}")
+    n = len(w) if hasattr(w, "__len__") else None
+    if n is not None and y.shape[0] != n:  # fit_direction would name its own argument, labels
+        raise ValueError(f"classes: expected {n} class ids (one per row of w); got {y.shape[0]}")
     ids = sorted(set(y.tolist()))
     if len(ids) < 2:
         raise ValueError(f"classes: need at least two classes; got {ids}")

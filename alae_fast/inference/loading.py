@@ -88,6 +88,15 @@ class LoadedRun:
     state: dict
     noise_mode: str = "zero"
 
+    def __repr__(self) -> str:
+        # the dataclass repr would print the whole checkpoint (weights, optimiser state, RNG
+        # states: ~600k characters for digits-32) where a notebook shows ``run``
+        return (f"LoadedRun({self.setup!r}, {type(self.config).__name__}, {self.schedule.resolution}x"
+                f"{self.schedule.resolution}x{self.schedule.channels}, lod {self.phase.lod} (blend "
+                f"{self.phase.blend:g}), {self.images_seen / 1000:g} kimg, {int(self.model.num_ws)} "
+                f"style input(s), latent {self.config.latent_size}, device {self.device}, noise_mode "
+                f"{self.noise_mode!r}, path {str(self.path)!r})")
+
     @property
     def device(self) -> torch.device:
         """The device of the model's weights: where ``encode``/``decode`` want their tensors."""
@@ -177,8 +186,10 @@ class LoadedRun:
 
         n: an int >= 1 (to decode latents of your own, use :meth:`decode` or
         ``run.model.generate(z, ...)``); seed: an int in [0, 2**63); psi: None or a finite number
-        in ``PSI_RANGE`` [-1, 2]; noise: a ``decode`` mode; cutoff: None or an int >= 0.
-        ValueError naming the argument otherwise."""
+        in ``PSI_RANGE`` [-1, 2]; noise: a ``decode`` mode; cutoff: None or an int in
+        [1, num_ws] given with a psi other than 1 (a cutoff of 0, past the model's style
+        inputs, or with no truncation to apply would change nothing, as ``alae-fast generate``
+        refuses too). ValueError naming the argument otherwise."""
         if isinstance(n, torch.Tensor):
             raise ValueError(f"generate: n must be an int >= 1 (how many images); got a tensor of shape "
                              f"{tuple(n.shape)}: to decode latents of your own use run.decode(w) or "
@@ -188,6 +199,14 @@ class LoadedRun:
         if psi is not None:
             psi = check_psi(psi, "psi", "generate")
         _check_cutoff(cutoff, "generate")
+        if cutoff is not None:
+            num_ws = int(self.model.num_ws)
+            if not 1 <= cutoff <= num_ws:
+                raise ValueError(f"generate: cutoff must be an int in [1, {num_ws}] (the style inputs below it "
+                                 f"are truncated; this model has {num_ws}); got {cutoff}")
+            if (self.config.truncation_psi if psi is None else psi) == 1:
+                raise ValueError(f"generate: cutoff {cutoff} has no effect with psi 1 (no truncation)" + (
+                    "; this run's truncation psi is 1: give psi too" if psi is None else ""))
         _check_noise(noise, "generate")
         return sample_images(self, n, psi=psi, seed=seed, noise=noise, cutoff=cutoff)
 

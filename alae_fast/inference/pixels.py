@@ -65,7 +65,8 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
     run's resolution (:func:`alae_fast.data.load_image`): ``[N, C, R, R]`` float32 with pixels
     in [-1, 1] (0 -> -1, 255 -> 1). ``paths``: a list of paths, or one path (N = 1);
     ``schedule``: the run's (``run.schedule``). Images with transparent pixels are composited
-    over black, with a ``UserWarning`` naming them.
+    over black, colour images given to a greyscale run are converted and images smaller than
+    the resolution enlarged, each kind with a ``UserWarning`` naming the files.
 
     Raises TypeError for a ``schedule`` that is not an LODSchedule, FileNotFoundError for a
     missing file and :class:`~alae_fast.errors.UserError` for a folder, or a file Pillow cannot
@@ -73,7 +74,7 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
     (``PIL.Image.MAX_IMAGE_PIXELS``, twice over), naming the file."""
     from PIL import Image
 
-    from ..data.folder import load_image, transparency_note
+    from ..data.folder import LoadNotes, load_image
 
     if not isinstance(schedule, LODSchedule):
         raise TypeError(f"load_image_files: schedule must be the run's LODSchedule (run.schedule); "
@@ -82,19 +83,21 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
         paths = [paths]  # one file, not the characters of its name
     if not paths:
         raise ValueError("images: give at least one image file")
-    out, transparent = [], []
+    out, notes = [], LoadNotes()
     for p in paths:
         if Path(p).is_dir():
             raise UserError(f"image {str(p)!r} is a folder; give image files (e.g. {str(Path(p) / '*.png')})")
         if not Path(p).is_file():
             raise FileNotFoundError(f"image {str(p)!r} does not exist")
         try:
-            arr = load_image(p, schedule.resolution, schedule.channels, transparent=transparent)
+            arr = load_image(p, schedule.resolution, schedule.channels, notes=notes)
         except Image.DecompressionBombError as e:  # not an OSError: it would end in a traceback
             raise UserError(f"image {str(p)!r} is too large to decode safely ({first_line(e)})") from e
         except (OSError, SyntaxError, ValueError) as e:  # what Pillow raises for undecodable data
-            raise UserError(f"image {str(p)!r} could not be read as a PNG/JPEG image ({first_line(e)})") from e
+            raise UserError(f"image {str(p)!r} could not be read as an image ({first_line(e)})") from e
         out.append(torch.from_numpy(np.array(arr, dtype=np.float32)) / 127.5 - 1.0)
-    if transparent:
-        warnings.warn(transparency_note([str(p) for p in transparent], len(out)), UserWarning, stacklevel=2)
+    for kind in LoadNotes.KINDS:
+        if getattr(notes, kind):
+            warnings.warn(notes.message(kind, schedule.resolution, len(out), [str(p) for p in getattr(notes, kind)]),
+                          UserWarning, stacklevel=2)
     return torch.stack(out)
