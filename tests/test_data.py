@@ -227,6 +227,11 @@ def test_folder_errors_before_training(tmp_path):
     (bad / "x.png").write_bytes(b"\x89PNG garbage")
     with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="none of its 1 image files could be read"):
         ImageFolderDataset(bad, resolution=8)
+    # a split's count is named as the split's, beside the folder's
+    (bad / "y.png").write_bytes(b"\x89PNG more garbage")
+    with pytest.warns(RuntimeWarning), pytest.raises(
+            ValueError, match=r"none of its 1 image files \(held-out split; the folder holds 2\) could be read"):
+        ImageFolderDataset(bad, resolution=8, split="test")
     f = tmp_path / "file.png"
     _rand_img(np.random.RandomState(0), 8, 8).save(f)
     with pytest.raises(NotADirectoryError, match="not a folder"):

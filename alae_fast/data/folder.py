@@ -278,7 +278,8 @@ class ImageFolderDataset(ImageDataset):
         if preload not in (True, False, "auto"):
             raise ValueError(f"preload: expected True, False or 'auto', got {preload!r}")
         self.root = Path(path)
-        files = split_files(find_image_files(self.root), self.root, split, holdout)
+        found = find_image_files(self.root)
+        files = split_files(found, self.root, split, holdout)
         self.split = split
         self.resolution = resolution
         self.channels = channels
@@ -309,7 +310,8 @@ class ImageFolderDataset(ImageDataset):
             warnings.warn(f"{self.root}: skipped {len(self.skipped)} unreadable image file(s) of {len(files)} "
                           f"({_SPLIT_NAMES[split]}): {names}{more}", RuntimeWarning, stacklevel=2)
         if not good:
-            raise ValueError(f"data folder {str(self.root)!r}: none of its {len(files)} image files could be read "
+            part = "" if split == "all" else f" ({_SPLIT_NAMES[split]}; the folder holds {len(found)})"
+            raise ValueError(f"data folder {str(self.root)!r}: none of its {len(files)} image files{part} could be read "
                              f"(first error: {self.skipped[0][1]})")
         self.files = good
         self.num_images = len(good)

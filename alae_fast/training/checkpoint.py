@@ -28,6 +28,7 @@ import os
 import random
 import re
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -144,14 +145,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", weights_
 
 
 def _why_unreadable(path: Path, exc: BaseException) -> str:
-    """One line on why ``path`` did not load: an empty file says so (torch's EOFError has no
-    message); otherwise the error's type and first line (torch's unpickling errors run long)."""
+    """One line on why ``path`` did not load: an empty file or a cut-off zip archive says so
+    (torch's EOFError has no message, and a truncated archive gives an OS error code);
+    otherwise the error's type and first line (torch's unpickling errors run long)."""
     # imported here: tests load this file on its own (no package) to time a save in a fresh process
     from ..errors import first_line
 
     try:
         if path.stat().st_size == 0:
             return "an empty file: 0 bytes"
+        with open(path, "rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"
+        if zipped and not zipfile.is_zipfile(path):
+            # torch says "[Errno 22] Invalid argument" or "failed finding central directory"
+            return "truncated or corrupt: its zip archive is incomplete"
     except OSError:
         pass
     return first_line(exc)
