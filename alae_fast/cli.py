@@ -80,6 +80,19 @@ def _int_at_least(low: int):
 _positive_int = _int_at_least(1)
 
 
+def _run_path(text: str) -> str:
+    """An argparse type for ``--ckpt``/``--network``: the text as given, refused when empty (a
+    path of '' would be read as the current folder and reported as a folder without checkpoints)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a checkpoint file or run folder; got an empty value")
+    return text
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    """``count`` and ``word`` as a line says them: "1 image", "2 images" (``plural``: when not word + s)."""
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
 def _add_official(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, metavar="YAML",
                    help="official checkpoints only: the official YAML config (default: the architecture is "
@@ -153,7 +166,7 @@ for _type, _kind in ((_positive_float, "number"), (_nonnegative_float, "number")
 
 def _add_ckpt(p: argparse.ArgumentParser, aliases: tuple[str, ...] = (), out: bool = True,
               noise: bool = True) -> None:
-    p.add_argument("--ckpt", *aliases, dest="ckpt", required=True, metavar="C",
+    p.add_argument("--ckpt", *aliases, dest="ckpt", required=True, metavar="C", type=_run_path,
                    help="a checkpoint file (ckpt-*.pt, or an official ALAE .pth) or a run folder (its newest "
                         "loadable checkpoint)"
                         + (f"; {', '.join(aliases)} is the same (NVlabs' spelling)" if aliases else ""))
@@ -294,6 +307,9 @@ def _add_generate(sub) -> None:
     g.add_argument("--seed", type=_seed, default=None, help="without --seeds: latent seed of the grid (default 0)")
 
 
+# What an IMAGE argument may be: alae_fast.inference.pixels.load_image_files opens it with Pillow
+_IMAGE_FILES = "any format Pillow decodes (PNG, JPEG, BMP, WebP, GIF, TIFF ...)"
+
 _NOISE_SEED_HELP = ("with --noise-mode random or batch: seed of G's noise (default 0), so that a run repeats "
                     "exactly")
 
@@ -303,7 +319,8 @@ _PICTURE_COMMANDS = (
     ("reconstruct", "images beside their reconstructions G(E(x))",
      "Encode and decode images with the EMA model; save originals beside their reconstructions as one PNG. "
      "Without IMAGES, the first --n held-out images of --data (default: the data the run was trained on) are used.",
-     ((("images",), dict(nargs="*", metavar="IMAGES", help="PNG/JPEG files (center-cropped and resized)")),
+     ((("images",), dict(nargs="*", metavar="IMAGES", help=f"image files: {_IMAGE_FILES} (center-cropped and "
+                                                             f"resized)")),
       (("--data",), dict(default=None, help="data to take images from when no IMAGES are given (default: the "
                                             "run's training data)")),
       (("--n",), dict(type=_positive_int, default=None, help="images taken from --data (default 16)")),
@@ -311,8 +328,8 @@ _PICTURE_COMMANDS = (
     ("interpolate", "a latent interpolation strip between two images",
      "Encode images A and B, decode points on the straight line between their latents, and save the strip "
      "A, ..., B (reconstructions) as a PNG.",
-     ((("a",), dict(metavar="A", help="first image (PNG/JPEG)")),
-      (("b",), dict(metavar="B", help="second image (PNG/JPEG)")),
+     ((("a",), dict(metavar="A", help=f"first image file: {_IMAGE_FILES}")),
+      (("b",), dict(metavar="B", help=f"second image file: {_IMAGE_FILES}")),
       (("--steps",), dict(type=_int_at_least(2), default=8,
                           help="images in the strip, A's and B's reconstructions included (default 8, at least 2)")),
       (("--seed",), dict(type=_seed, default=None, help=_NOISE_SEED_HELP)))),
@@ -410,13 +427,65 @@ def _out(args, run, default_name: str) -> Path:
     return Path(args.out) if args.out else _run_folder(run.path) / default_name
 
 
-def _check_picture_size(what: str, count: int, res: int, hint: str = "") -> None:
-    """UserError before any image is made when ``count`` images of ``res`` x ``res`` exceed
-    :data:`MAX_PICTURE_PIXELS` in one picture; ``what`` names the flags that set ``count``."""
-    if count * res * res > MAX_PICTURE_PIXELS:
-        most = MAX_PICTURE_PIXELS // (res * res)
-        raise UserError(f"{what}: {count} images of {res}x{res} in one picture; at most {most} at this resolution"
-                        + (f" ({hint})" if hint else ""))
+def _display_scale(res: int) -> int:
+    """How many times the picture commands enlarge images of ``res`` x ``res`` (by pixel
+    repetition), so that small ones are seen: to 128 pixels, never shrunk."""
+    return max(1, 128 // res)
+
+
+def _fits(size: tuple[int, int]) -> bool:
+    return size[0] * size[1] <= MAX_PICTURE_PIXELS
+
+
+def _largest_fitting(size_of, low: int, high: int) -> int | None:
+    """The largest ``v`` in ``[low, high]`` whose picture ``size_of(v)`` (width, height) fits in
+    :data:`MAX_PICTURE_PIXELS`, or None when not even ``low``'s does (or ``high < low``). A
+    picture grows with ``v``, so a bisection finds it in log2(high - low) sizes."""
+    if high < low or not _fits(size_of(low)):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if _fits(size_of(mid)) else (low, mid - 1)
+    return low
+
+
+def _check_picture_size(given: str, picture: str, size: tuple[int, int], ways=(), hint: str = "",
+                        exact: bool = True, otherwise=()) -> None:
+    """UserError, before any image is made or file written, when the picture a command is about
+    to write holds more than :data:`MAX_PICTURE_PIXELS`.
+
+    ``size`` is its (width, height) as the writer lays it out - from
+    :func:`alae_fast.inference.pictures.grid_size`, ``pairs_grid_size`` or ``labelled_grid_size``,
+    the writers' own arithmetic, enlargement and padding included - or, with ``exact=False``, a
+    lower bound already over the limit (said "at least"). ``given``: the flags as the user gave
+    them; ``picture``: what the picture is. ``ways``: ``(text, size_of, low, value)`` for each
+    flag that could be lowered: the line says ``text.format(v)`` for the largest ``v`` in
+    ``[low, value)`` whose picture ``size_of(v)`` fits (``text`` may be a function of ``v``
+    instead, for a plural); ``otherwise``: ways, as ``ways``, said when none of those fits (two
+    flags each too large for any value of the other). ``hint``: another way out."""
+    if _fits(size):
+        return
+
+    def said(options) -> list[str]:
+        found = []
+        for text, size_of, low, value in options:
+            most = _largest_fitting(size_of, low, value - 1)
+            if most is not None:
+                found.append(text(most) if callable(text) else text.format(most))
+        return found
+
+    fitting = said(ways) or said(otherwise)
+    width, height = size
+    raise UserError(f"{given}: {picture} would be {'' if exact else 'at least '}{width}x{height} pixels "
+                    f"({width * height:,}), more than the {MAX_PICTURE_PIXELS:,} (2**26) one picture may hold; "
+                    + (f"at most {', or '.join(fitting)}" if fitting else "no smaller value fits at this resolution")
+                    + (f" ({hint})" if hint else ""))
+
+
+def _tiles_said(count: int, res: int, scale: int, gap: int = 2) -> str:
+    """How the picture commands draw ``count`` images of ``res`` x ``res``, for a size refusal."""
+    larger = f", drawn {scale} times larger" if scale != 1 else ""
+    return f"{_plural(count, 'image')} of {res}x{res}{larger}, {gap} pixels apart"
 
 
 # What each command writes to --out / --outdir: a file of that suffix, or a folder (None).
@@ -535,7 +604,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from .inference.pictures import save_image_grid
+    from .inference.pictures import grid_size, save_image_grid
     from .inference.pixels import to_display
     from .inference.sampling import generate_seeds, sample_images
 
@@ -545,7 +614,7 @@ def _cmd_generate(args) -> int:
     if args.noise_mode is None:
         args.noise_mode = "none" if isinstance(run.config, MLPALAEConfig) else "const"
     res = run.schedule.resolution
-    scale = max(1, 128 // res)
+    scale = _display_scale(res)
     if args.cutoff is not None and (args.psi if args.psi is not None else run.config.truncation_psi) == 1:
         # psi 1 truncates nothing, whatever the cutoff
         raise UserError(f"--cutoff {args.cutoff} has no effect " + (
@@ -555,7 +624,7 @@ def _cmd_generate(args) -> int:
     if args.cutoff is not None and args.cutoff >= num_ws:
         # style inputs below the cutoff are truncated: at or past the count, every one is, as
         # without --cutoff, so the flag would change nothing
-        raise UserError(f"--cutoff {args.cutoff}: this model has {num_ws} style input{'s' if num_ws != 1 else ''}; "
+        raise UserError(f"--cutoff {args.cutoff}: this model has {_plural(num_ws, 'style input')}; "
                         f"a cutoff of {num_ws} or more truncates all of them, as --psi alone does ("
                         + (f"expected 1-{num_ws - 1})" if num_ws > 1 else "leave out --cutoff)"))
     if args.psi is None:  # the config's truncation: official 0.7 below style input 8 for the paper presets
@@ -567,11 +636,14 @@ def _cmd_generate(args) -> int:
                             "generate writes one grid to --out")
         noise = "zero" if args.noise_mode == "none" else args.noise_mode
         n = 32 if args.n is None else args.n
-        _check_picture_size(f"--n {n}", n, res, "--seeds with --outdir writes one file per image")
+        _check_picture_size(f"--n {n}", f"the grid ({_tiles_said(n, res, scale)})",
+                            grid_size(n, res, res, scale=scale),
+                            [("--n {}", lambda v: grid_size(v, res, res, scale=scale), 1, n)],
+                            "--seeds with --outdir writes one file per image")
         seed = 0 if args.seed is None else args.seed
         x = sample_images(run, n, psi=args.psi, seed=seed, cutoff=args.cutoff, noise=noise)
         path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
-        print(f"wrote {n} sample{'s' if n != 1 else ''} (seed {seed}, {_settings(args, run)}) to {path}")
+        print(f"wrote {_plural(n, 'sample')} (seed {seed}, {_settings(args, run)}) to {path}")
         return 0
     if args.n is not None or args.seed is not None:
         raise UserError("--n and --seed go without --seeds: with --seeds, each listed seed gives one image")
@@ -585,8 +657,13 @@ def _cmd_generate(args) -> int:
 
     from .inference.pictures import save_image
 
-    if args.grid:
-        _check_picture_size(f"--grid of {len(args.seeds)} seeds", len(args.seeds), res, "leave out --grid")
+    if args.grid:  # before the first seedNNNN.png: a grid refused after them left the command half done
+        count = len(args.seeds)
+        _check_picture_size(f"--seeds ({_plural(count, 'seed')}) --grid",
+                            f"their grid ({_tiles_said(count, res, scale)})", grid_size(count, res, res, scale=scale),
+                            [(lambda v: f"{_plural(v, 'seed')} with --grid",
+                              lambda v: grid_size(v, res, res, scale=scale), 1, count)],
+                            "or leave out --grid: --outdir gets one file per seed")
     outdir = Path(args.outdir) if args.outdir else _run_folder(run.path) / "generated"
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"--outdir {str(outdir)!r} is a file; give a folder (it gets one seedNNNN.png per seed)")
@@ -602,7 +679,7 @@ def _cmd_generate(args) -> int:
             images[seed] = x
     repeats = (f"; --seeds lists {len(args.seeds)} seeds, {len(distinct)} distinct"
                if len(distinct) < len(args.seeds) else "")
-    print(f"wrote {len(distinct)} image{'s' if len(distinct) != 1 else ''} seedNNNN.png "
+    print(f"wrote {_plural(len(distinct), 'image')} seedNNNN.png "
           f"({_settings(args, run)}, {res}x{res}) to {outdir}{repeats}")
     if args.grid:
         # beside the images it shows, never over the run folder's generated.png of a plain generate
@@ -646,25 +723,24 @@ def _noise_said(args) -> str:
     return f" (noise {args.noise_mode}, seed {0 if args.seed is None else args.seed})"
 
 
-def _held_out(data, run, n: int):
-    import torch
-
+def _held_out(data, run):
+    """The held-out split of ``data`` (None: the embedded digits) at the run's resolution and
+    channels; its images are read by ``get_batch``, not here. ValueError naming --data."""
     from .data import open_dataset
 
     try:
-        ds = open_dataset(data, run.schedule.resolution, run.schedule.channels, split="test")
+        return open_dataset(data, run.schedule.resolution, run.schedule.channels, split="test")
     except (FileNotFoundError, ValueError) as e:
         if data is None:
             raise
         raise ValueError(f"--data: {e}") from e
-    return ds.get_batch(torch.arange(min(n, len(ds))))[0]
 
 
 def _cmd_reconstruct(args) -> int:
     import torch
 
     from .inference.loading import run_data
-    from .inference.pictures import save_pairs_grid
+    from .inference.pictures import pairs_grid_size, save_pairs_grid
     from .inference.pixels import load_image_files, prepare_images, to_display
 
     if args.images and (args.data is not None or args.n is not None):
@@ -672,26 +748,37 @@ def _cmd_reconstruct(args) -> int:
                         "are reconstructed")
     _check_noise_seed(args)
     run = _load(args)
+    res = run.schedule.resolution
+    scale = _display_scale(res)
+
+    def check(given: str, count: int, way) -> None:
+        beside = "their reconstructions" if count != 1 else "its reconstruction"
+        _check_picture_size(given, f"the picture of {_plural(count, 'original')} beside {beside} "
+                                   f"({_tiles_said(2 * count, res, scale)})",
+                            pairs_grid_size(count, res, res, scale=scale),
+                            [(way, lambda v: pairs_grid_size(v, res, res, scale=scale), 1, count)])
+
     if args.images:
-        _check_picture_size(f"{len(args.images)} IMAGES", 2 * len(args.images), run.schedule.resolution)
+        check(_plural(len(args.images), "IMAGE", "IMAGES"), len(args.images), lambda v: _plural(v, "IMAGE", "IMAGES"))
         x = load_image_files(args.images, run.schedule)
     else:
         data, note = run_data(run, args.data)
         if note:
             print(note)
         n = 16 if args.n is None else args.n
-        _check_picture_size(f"--n {n}", 2 * n, run.schedule.resolution)
-        x = _held_out(data, run, n)
-        if x.shape[0] < n:
-            print(f"note: the data's held-out images number {x.shape[0]}, fewer than --n {n}: all of them are shown")
+        held_out = _held_out(data, run)
+        count = min(n, len(held_out))  # the picture shows the images there are
+        check(f"--n {n}", count, "--n {}")
+        x = held_out.get_batch(torch.arange(count))[0]
+        if count < n:
+            print(f"note: the data's held-out images number {count}, fewer than --n {n}: all of them are shown")
     device = next(run.model.parameters()).device
     with torch.no_grad(), _noise_seeded(args.seed, run):
         x = prepare_images(x, run.schedule, run.phase).to(device)
         rec = run.model.reconstruct(x, run.phase.lod, run.phase.blend, noise=run.noise_mode)
-    res = run.schedule.resolution
     path = save_pairs_grid(to_display(x, res), to_display(rec, res), _out(args, run, "reconstructions.png"),
-                           scale=max(1, 128 // res))
-    print(f"wrote {x.shape[0]} original{'s' if x.shape[0] != 1 else ''} beside "
+                           scale=scale)
+    print(f"wrote {_plural(x.shape[0], 'original')} beside "
           f"{'their reconstructions' if x.shape[0] != 1 else 'its reconstruction'}{_noise_said(args)} to {path}")
     return 0
 
@@ -699,50 +786,83 @@ def _cmd_reconstruct(args) -> int:
 def _cmd_interpolate(args) -> int:
     import torch
 
-    from .inference.pictures import save_image_grid
+    from .inference.pictures import grid_size, save_image_grid
     from .inference.pixels import load_image_files, prepare_images, to_display
     from .inference.sampling import interpolate_latents
 
     _check_noise_seed(args)
     run = _load(args)
-    _check_picture_size(f"--steps {args.steps}", args.steps + 2, run.schedule.resolution)
+    res = run.schedule.resolution
+    scale = _display_scale(res)
+    # one row: A, the --steps decoded points, B
+    strip_size = lambda steps: grid_size(steps + 2, res, res, nrow=steps + 2, scale=scale)  # noqa: E731
+    _check_picture_size(f"--steps {args.steps}", f"the strip of A, {args.steps} decoded images and B ("
+                                                 f"{_tiles_said(args.steps + 2, res, scale)})",
+                        strip_size(args.steps), [("--steps {}", strip_size, 2, args.steps)])
     device = next(run.model.parameters()).device
     x = prepare_images(load_image_files([args.a, args.b], run.schedule), run.schedule, run.phase).to(device)
     with torch.no_grad(), _noise_seeded(args.seed, run):
         strip = interpolate_latents(run, x[:1], x[1:], args.steps)
-    res = run.schedule.resolution
     # the inputs themselves at the ends: A, G(E(A)), ..., G(E(B)), B
     strip = torch.cat([to_display(x[:1], res), to_display(strip, res), to_display(x[1:], res)])
-    path = save_image_grid(strip, _out(args, run, "interpolation.png"), nrow=args.steps + 2,
-                           scale=max(1, 128 // res))
-    print(f"wrote a {args.steps}-image interpolation from {args.a} to {args.b}{_noise_said(args)} to {path} "
-          f"(the two inputs at the ends)")
+    path = save_image_grid(strip, _out(args, run, "interpolation.png"), nrow=args.steps + 2, scale=scale)
+    print(f"wrote an interpolation of {_plural(args.steps, 'image')} from {args.a} to {args.b}{_noise_said(args)} "
+          f"to {path} (the two inputs at the ends)")
     return 0
 
 
+def _style_mix_labels(rows: int, cols: int, num_ws: int) -> tuple[list[str], list[str]]:
+    """The row and column titles of style-mix's table: sources A, then ``rows`` destinations B
+    for each range of :func:`alae_fast.inference.sampling.style_ranges`, in the order of
+    ``style_mix_tiles``; columns B, A1 ... A``cols``. ASCII only: Pillow's default font (Aileron)
+    has no arrows, they came out as empty boxes."""
+    from .inference.sampling import style_ranges
+
+    ranges = style_ranges(num_ws)
+    names = [n for n in ranges for _ in range(rows)]
+    row_labels = ["sources A"] + [f"B{i + 1} with A's\n{n} styles ({ranges[n][0]}-{ranges[n][1] - 1})"
+                                  for i, n in enumerate(names)]
+    return row_labels, ["B"] + [f"A{k + 1}" for k in range(cols)]
+
+
 def _cmd_style_mix(args) -> int:
-    from .inference.pictures import save_labelled_grid
+    from .inference.pictures import labelled_grid_size, save_labelled_grid
     from .inference.pixels import to_display
     from .inference.sampling import style_mix_tiles, style_ranges
 
     run = _load(args)
-    _check_picture_size(f"--rows {args.rows} --cols {args.cols}", (3 * args.rows + 1) * (args.cols + 1),
-                        run.schedule.resolution)
-    with _noise_seeded(args.seed, run):
-        src, dst, mixed, names = style_mix_tiles(run, args.rows, args.cols, args.seed)
     res = run.schedule.resolution
-    ranges = style_ranges(int(run.model.num_ws))
-    # ASCII only: Pillow's default font (Aileron) has no arrows, they came out as empty boxes
+    scale = _display_scale(res)
+    num_ws = int(run.model.num_ws)
+
+    def size(rows: int, cols: int) -> tuple[tuple[int, int], bool]:
+        # measuring a title takes ~0.3 ms: past 4096 titles, a table whose tiles alone (under
+        # empty titles: a lower bound) are too large is refused unmeasured (--rows 100000: 300001)
+        bound = labelled_grid_size([""] * (3 * rows + 1), [""] * (cols + 1), res, res, scale)
+        if not _fits(bound) and 3 * rows + cols > 4096:
+            return bound, False
+        return labelled_grid_size(*_style_mix_labels(rows, cols, num_ws), res, res, scale), True
+
+    default_cols = 4  # style-mix's --cols default
+    if num_ws > 1:  # a model of one style input is refused by style_mix_tiles first, before any work
+        picture, exact = size(args.rows, args.cols)
+        _check_picture_size(f"--rows {args.rows} --cols {args.cols}",
+                            f"the table ({3 * args.rows + 1} rows of {_tiles_said(args.cols + 1, res, scale, 4)}, "
+                            f"beside and under their titles)", picture,
+                            [(f"--rows {{}} with --cols {args.cols}", lambda v: size(v, args.cols)[0], 1, args.rows),
+                             (f"--cols {{}} with --rows {args.rows}", lambda v: size(args.rows, v)[0], 1, args.cols)],
+                            exact=exact,
+                            otherwise=[(f"--rows {{}} with --cols {default_cols}", lambda v: size(v, default_cols)[0],
+                                        1, args.rows)])
+    row_labels, col_labels = _style_mix_labels(args.rows, args.cols, num_ws)
+    with _noise_seeded(args.seed, run):
+        src, dst, mixed, _ = style_mix_tiles(run, args.rows, args.cols, args.seed)
     cells = [["rows: destinations B\ncolumns: sources A", *to_display(src, res)]]
     cells += [[to_display(dst[i:i + 1], res)[0], *to_display(mixed[i], res)] for i in range(dst.shape[0])]
-    row_labels = ["sources A"] + [f"B{i + 1} with A's\n{n} styles ({ranges[n][0]}-{ranges[n][1] - 1})"
-                                  for i, n in enumerate(names)]
-    col_labels = ["B"] + [f"A{k + 1}" for k in range(src.shape[0])]
-    path = save_labelled_grid(cells, _out(args, run, "style-mix.png"), row_labels, col_labels,
-                              scale=max(1, 128 // res))
-    text = ", ".join(f"{k} {a}-{b - 1}" for k, (a, b) in ranges.items())
+    path = save_labelled_grid(cells, _out(args, run, "style-mix.png"), row_labels, col_labels, scale=scale)
+    text = ", ".join(f"{k} {a}-{b - 1}" for k, (a, b) in style_ranges(num_ws).items())
     noise = f"; noise {args.noise_mode}" if args.noise_mode in ("random", "batch") else ""
-    print(f"wrote a style-mixing grid ({text} of {run.model.num_ws} style inputs; {args.rows} rows each; "
+    print(f"wrote a style-mixing grid ({text} of {_plural(num_ws, 'style input')}; {_plural(args.rows, 'row')} each; "
           f"seed {args.seed}{noise}) to {path}")
     return 0
 
@@ -883,10 +1003,10 @@ def _add_edit_commands(sub) -> None:
                                    "one is the reconstruction). "
                                    "One row per image.")
     _add_ckpt(d)
-    d.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG files")
+    d.add_argument("images", nargs="+", metavar="IMAGE", help=f"image files: {_IMAGE_FILES}")
     d.add_argument("--direction", action="append", required=True, metavar="NAME_OR_NPY=AMOUNT",
                    help="a .npy file, a name found as direction_NAME.npy in --directions, or a built-in "
-                        "digit pair A-B (1-channel digit models); repeatable")
+                        "digit pair A-B, A and B two different digits 0-9 (1-channel digit models); repeatable")
     d.add_argument("--directions", default=None, metavar="DIR",
                    help="folder of direction_<name>.npy files (official principal_directions layout)")
     d.add_argument("--steps", type=_int_at_least(2), default=7,
@@ -907,7 +1027,7 @@ def _add_edit_commands(sub) -> None:
                                    "sub-folder of images per class (direction_<subfolder>.npy). Without "
                                    "--data on a digits model: every digit pair A-B (A<B) from the embedded "
                                    "digits' labels. Writes direction_<name>.npy (float64) into --out.")
-    f.add_argument("--ckpt", required=True, metavar="C", help="a checkpoint file or run folder")
+    f.add_argument("--ckpt", required=True, metavar="C", type=_run_path, help="a checkpoint file or run folder")
     f.add_argument("--device", default="cpu", help="device (default cpu)")
     f.add_argument("--data", default=None, metavar="DIR", help="folder with one sub-folder per class")
     f.add_argument("--out", default=None, metavar="DIR", help="output folder (default: <run>/directions)")
@@ -915,7 +1035,7 @@ def _add_edit_commands(sub) -> None:
 
 def _cmd_edit(args) -> int:
     from .edit.commands import edit_strip, parse_direction_arg, resolve_directions
-    from .inference.pictures import save_image_grid
+    from .inference.pictures import grid_size, save_image_grid
     from .inference.pixels import load_image_files, to_display
 
     if args.noise_old is not None:
@@ -932,20 +1052,28 @@ def _cmd_edit(args) -> int:
         raise UserError(f"--direction {' '.join(args.direction)}: every amount is 0, so the {args.steps} images "
                         f"of a strip (-AMOUNT to +AMOUNT) would be the same; give an amount other than 0")
     run = _load(args)
-    _check_picture_size(f"--steps {args.steps} for {len(args.images)} image(s)", args.steps * len(args.images),
-                        run.schedule.resolution)
+    res = run.schedule.resolution
+    scale = _display_scale(res)
+    count = len(args.images)
+    strips = lambda steps, images: grid_size(steps * images, res, res, nrow=steps, scale=scale)  # noqa: E731
+    _check_picture_size(f"--steps {args.steps} with {_plural(count, 'IMAGE', 'IMAGES')}",
+                        f"the picture ({_plural(count, 'strip')} of {_tiles_said(args.steps, res, scale)})",
+                        strips(args.steps, count),
+                        [(f"--steps {{}} with {_plural(count, 'IMAGE', 'IMAGES')}", lambda v: strips(v, count), 2,
+                          args.steps),
+                         (lambda v: f"{_plural(v, 'IMAGE', 'IMAGES')} with --steps {args.steps}",
+                          lambda v: strips(args.steps, v), 1, count)],
+                        otherwise=[("--steps {} with 1 IMAGE", lambda v: strips(v, 1), 2, args.steps)])
     vectors, amounts = resolve_directions(args.direction, run, args.directions)
     if len(amounts) < len(args.direction):  # the last amount of a name replaced the others unseen
-        raise UserError(f"--direction: {len(args.direction)} given, naming {len(amounts)} direction(s) "
+        raise UserError(f"--direction: {len(args.direction)} given, naming {_plural(len(amounts), 'direction')} "
                         f"({', '.join(amounts)}); give each direction once")
     x = load_image_files(args.images, run.schedule)
     strip = edit_strip(run, x, vectors, amounts, steps=args.steps, edit_layers=args.edit_layers,
                        noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed)
-    res = run.schedule.resolution
-    path = save_image_grid(to_display(strip, res), _out(args, run, "edit.png"), nrow=args.steps,
-                           scale=max(1, 128 // res))
+    path = save_image_grid(to_display(strip, res), _out(args, run, "edit.png"), nrow=args.steps, scale=scale)
     moves = ", ".join(f"{k} {-a:+g}..{a:+g}" for k, a in amounts.items())
-    print(f"wrote {len(args.images)} strip(s) of {args.steps} ({moves}){_noise_said(args)} to {path}")
+    print(f"wrote {_plural(count, 'strip')} of {args.steps} images ({moves}){_noise_said(args)} to {path}")
     return 0
 
 
@@ -960,7 +1088,7 @@ def _cmd_directions(args) -> int:
     folder = Path(args.out) if args.out else _run_folder(run.path) / "directions"
     for name, vec in found.items():
         save_direction(vec, folder, name)
-    print(f"wrote {len(found)} directions ({', '.join(found)}) to {folder}")
+    print(f"wrote {_plural(len(found), 'direction')} ({', '.join(found)}) to {folder}")
     return 0
 
 

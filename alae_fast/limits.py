@@ -3,8 +3,10 @@
 
 __all__ = ["MAX_PICTURE_PIXELS"]
 
-# The most pixels one picture may hold (2**26 = 64 Mi: 8192 x 8192, 65536 images of 32x32, 64 of
-# 1024x1024). Images are made in memory before a picture is written; a --n of ten million once
-# took 23 GB before the kernel killed it, so commands and alae_fast.inference.pictures refuse
-# larger pictures before drawing anything.
+# The most pixels one picture may hold, counted as written (enlargement and gaps included):
+# 2**26 = 64 Mi, 8192 x 8192; `alae-fast generate` draws 32x32 images 4 times larger 2 pixels
+# apart, so its grid holds at most 3600 of them, and 56 of 1024x1024. Images are made in memory
+# before a picture is written; a --n of ten million once took 23 GB before the kernel killed it,
+# so commands and alae_fast.inference.pictures refuse larger pictures before drawing anything,
+# sized by the writers' own layout (pictures.grid_size and its kin).
 MAX_PICTURE_PIXELS = 2 ** 26

@@ -111,7 +111,7 @@ def test_generate_reconstruct_interpolate_evaluate(mlp_run, tmp_path, capsys):
     assert "2 originals" in capsys.readouterr().out
     assert main(["interpolate", "--ckpt", str(mlp_run), files[0], files[1], "--steps", "5",
                  "--out", str(tmp_path / "lerp.png")]) == 0
-    assert "5-image interpolation" in capsys.readouterr().out
+    assert "wrote an interpolation of 5 images" in capsys.readouterr().out
     strip = _png(tmp_path / "lerp.png")
     # one row: A, 5 decoded points, B, tiles of 32 px enlarged 4 times with 2 px padding
     assert strip.shape[:2] == ((2 + 32 + 2) * 4, (2 + 7 * (32 + 2)) * 4)
@@ -462,7 +462,7 @@ def test_bad_input_is_one_line_and_exit_2(mlp_run, tmp_path, capsys, monkeypatch
     for bad in ("notes.png", "cut.jpg"):
         assert main(["reconstruct", "--ckpt", str(mlp_run), str(tmp_path / bad)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "could not be read as a PNG/JPEG image" in err[0] and bad in err[0], err
+        assert len(err) == 1 and "could not be read as an image" in err[0] and bad in err[0], err
     # a folder given as an image; an image past Pillow's decompression-bomb limit (lowered here:
     # a real one is 179 megapixels) - it was a DecompressionBombError traceback
     assert main(["reconstruct", "--ckpt", str(mlp_run), str(tmp_path)]) == 2
@@ -977,32 +977,108 @@ def test_a_bad_alae_fast_impl_is_one_line_for_every_command():
     assert out.stdout.strip() == "ALAE_FAST_IMPL must be 'auto' or 'ref'; got 'bogus'", out.stderr
 
 
-def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, tmp_path, capsys, monkeypatch):
-    """A --n of ten million took 23 GB before the kernel killed it: every picture command refuses
-    one picture of more than MAX_PICTURE_PIXELS before generating anything."""
+def _written_picture_sizes(monkeypatch) -> list[tuple[int, int]]:
+    """(width, height) of every picture the commands hand to save_png from now on; nothing is
+    encoded (a 67-Mpixel PNG takes seconds), the array is the picture that would be written."""
+    import alae_fast.inference.pictures as pictures
+
+    sizes = []
+
+    def record(array, path):
+        sizes.append((array.shape[1], array.shape[0]))
+        return Path(path)
+
+    monkeypatch.setattr(pictures, "save_png", record)
+    return sizes
+
+
+def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_run, tmp_path, capsys, monkeypatch):
+    """A --n of ten million took 23 GB before the kernel killed it, and --n 4096 passed a check
+    that forgot the 4x enlargement and the gaps, worked 9 s and failed in save_image_grid: every
+    picture command refuses, before any model work or file, a picture of more than
+    MAX_PICTURE_PIXELS as it would be written, naming the flag and the largest value that fits;
+    that value is accepted and its picture fits, one more is refused."""
     import alae_fast.cli as cli
+    import alae_fast.edit.commands as edit_commands
     import alae_fast.inference.sampling as sampling
+    from alae_fast.inference.pictures import MAX_PICTURE_PIXELS
 
-    res = 32  # the digits' resolution: at most 2**26 / 32**2 = 65536 images in one picture
-    assert cli.MAX_PICTURE_PIXELS // (res * res) == 65536
-    monkeypatch.setattr(sampling, "sample_images", lambda *a, **k: pytest.fail("generated images"))
-    img = tmp_path / "a.png"
-    from PIL import Image
-
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)).save(img)
+    real = {name: getattr(sampling, name) for name in ("sample_images", "interpolate_latents")}
+    for name in ("sample_images", "generate_seeds", "interpolate_latents", "style_mix_tiles"):
+        monkeypatch.setattr(sampling, name, lambda *a, **k: pytest.fail("made images before the size check"))
+    monkeypatch.setattr(edit_commands, "edit_strip", lambda *a, **k: pytest.fail("edited before the size check"))
+    monkeypatch.setattr(edit_commands, "resolve_directions",
+                        lambda *a, **k: pytest.fail("fitted directions before the size check"))
+    a, b = _digit_files(tmp_path, 2)
     ck = ["--ckpt", str(mlp_run)]
+    styled = ["--ckpt", str(noisy_style_run)]  # 8 style inputs: the titles say which
+    tail = "more than the 67,108,864 (2**26) one picture may hold; at most "
+    # 32x32 digits drawn 4 times larger, 2 pixels apart: 60x60 fit in 8192x8192 (8168), 61 columns do not
     cases = [
-        (["generate", *ck, "--n", "65537"], "--n 65537: 65537 images of 32x32 in one picture; at most 65536"),
-        (["generate", *ck, "--seeds", "0-99999", "--grid"], "--grid of 100000 seeds: 100000 images"),
-        (["interpolate", *ck, str(img), str(img), "--steps", "100000000"], "--steps 100000000: 100000002 images"),
-        (["edit", *ck, str(img), str(img), "--direction", "1-7=1", "--steps", "40000"],
-         "--steps 40000 for 2 image(s): 80000 images"),
-        (["reconstruct", *ck, "--n", "40000"], "--n 40000: 80000 images"),
-        (["style-mix", *ck, "--rows", "100000", "--cols", "100000"], "--rows 100000 --cols 100000: 30000400001"),
+        (["generate", *ck, "--n", "4096"], "--n 4096: the grid (4096 images of 32x32, drawn 4 times larger, 2 pixels "
+                                           "apart) would be 8712x8712 pixels (75,898,944), " + tail + "--n 3600 ("),
+        (["generate", *ck, "--n", "3601"], "would be 8304x8168 pixels (67,827,072), " + tail + "--n 3600"),
+        (["generate", *ck, "--n", "10000000"], tail + "--n 3600"),
+        (["generate", *ck, "--seeds", "0-3999", "--grid", "--outdir", str(tmp_path / "og")],
+         ("--seeds (4000 seeds) --grid: their grid (4000 images of 32x32", tail + "3600 seeds with --grid")),
+        (["interpolate", *ck, a, b, "--steps", "65000"],
+         "--steps 65000: the strip of A, 65000 decoded images and B (65002 images of 32x32, drawn 4 times larger, 2 "
+         "pixels apart) would be 8840280x144 pixels (1,273,000,320), " + tail + "--steps 3424"),
+        (["interpolate", *ck, a, b, "--steps", "3425"], tail + "--steps 3424"),
+        (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "40000"],
+         ("--steps 40000 with 2 IMAGES: the picture (2 strips of 40000 images of 32x32",
+          tail + "--steps 1762 with 2 IMAGES")),
+        (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "1763"], tail + "--steps 1762 with 2 IMAGES"),
+        (["edit", *ck, *[a] * 3000, "--direction", "1-7=1", "--steps", "4000"],
+         tail + "--steps 3426 with 1 IMAGE"),  # neither flag alone can be lowered enough: the other way
+        (["reconstruct", *ck, *[a] * 1807], ("1807 IMAGES: the picture of 1807 originals beside their "
+                                             "reconstructions (3614 images of 32x32", tail + "1806 IMAGES")),
+        (["style-mix", *styled, "--rows", "300", "--cols", "40"],
+         "--rows 300 --cols 40: the table (901 rows of 41 images of 32x32, drawn 4 times larger, 4 pixels apart, "
+         "beside and under their titles) would be 5527x118953 pixels (657,453,231), " + tail
+         + "--rows 30 with --cols 40, or --cols 2 with --rows 300"),
+        (["style-mix", *styled, "--rows", "31", "--cols", "40"], tail + "--rows 30 with --cols 40"),
+        (["style-mix", *styled, "--rows", "300", "--cols", "3"], (tail, ", or --cols 2 with --rows 300")),
+        (["style-mix", *styled, "--rows", "100000", "--cols", "100000"], "would be at least 13200144x39600144 pixels"),
+        (["style-mix", *styled, "--rows", "100000", "--cols", "100000"], tail + "--rows 218 with --cols 4"),
     ]
+
+    class HeldOut:  # reconstruct --n: as many held-out images as asked for, none of them read
+        def __len__(self):
+            return 10 ** 6
+
+        def get_batch(self, index):
+            pytest.fail("read held-out images before the size check")
+
+    monkeypatch.setattr(cli, "_held_out", lambda data, run: HeldOut())
+    cases += [(["reconstruct", *ck, "--n", "1807"], ("--n 1807: the picture of 1807 originals", tail + "--n 1806")),
+              (["reconstruct", *ck, "--n", "40000"], tail + "--n 1806")]
     for argv, said in cases:
-        err = _refused(capsys, argv)
-        assert said in err and "at this resolution" in err, (argv, err)
+        err = _refused(capsys, argv).strip().splitlines()
+        assert len(err) == 1 and all(part in err[0] for part in ((said,) if isinstance(said, str) else said)), \
+            (argv, err)
+    assert not (tmp_path / "og").exists()  # the grid was refused before the first seedNNNN.png
+
+    # the largest values said are accepted, and their pictures (as save_png gets them) fit
+    sizes = _written_picture_sizes(monkeypatch)
+    for name, fn in real.items():
+        monkeypatch.setattr(sampling, name, fn)
+    monkeypatch.setattr(sampling, "style_mix_tiles", lambda run, rows, cols, seed: (
+        torch.zeros(cols, 1, 32, 32), torch.zeros(3 * rows, 1, 32, 32), torch.zeros(3 * rows, cols, 1, 32, 32),
+        ["coarse"] * rows + ["middle"] * rows + ["fine"] * rows))
+    monkeypatch.setattr(edit_commands, "resolve_directions", lambda *a, **k: ({"x": np.ones(8)}, {"x": 1.0}))
+    monkeypatch.setattr(edit_commands, "edit_strip", lambda run, x, *a, steps, **k: torch.zeros(len(x) * steps, 1,
+                                                                                                     32, 32))
+    out = ["--out", str(tmp_path / "p.png")]
+    for argv, size in ((["generate", *ck, "--n", "3600", *out], (8168, 8168)),
+                       (["interpolate", *ck, a, b, "--steps", "3424", *out], (465944, 144)),
+                       (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "1762", *out], (239640, 280)),
+                       (["style-mix", *styled, "--rows", "30", "--cols", "40", *out], None),
+                       (["style-mix", *styled, "--rows", "300", "--cols", "2", *out], None)):
+        sizes.clear()
+        assert main(argv) == 0, argv
+        assert len(sizes) == 1 and sizes[0][0] * sizes[0][1] <= MAX_PICTURE_PIXELS, (argv, sizes)
+        assert size is None or sizes[0] == size, (argv, sizes)
 
 
 def test_reconstruct_says_when_the_data_hold_fewer_images_than_n(mlp_run, tmp_path, capsys):
@@ -1251,7 +1327,7 @@ def test_edit_refuses_amounts_that_move_nothing(mlp_run, tmp_path, capsys):
     base = ["edit", "--ckpt", str(mlp_run), a, "--out", str(tmp_path / "e.png")]
     for directions, said in ((["3-8=0"], "--direction 3-8=0: every amount is 0"),
                              (["3-8=0", "1-7=-0.0"], "--direction 3-8=0 1-7=-0.0: every amount is 0"),
-                             (["3-8=2", "3-8=0"], "--direction: 2 given, naming 1 direction(s) (3-8)")):
+                             (["3-8=2", "3-8=0"], "--direction: 2 given, naming 1 direction (3-8)")):
         assert main([*base, *(x for d in directions for x in ("--direction", d))]) == 2, directions
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], err
@@ -1276,3 +1352,67 @@ def test_reconstruct_data_warns_of_unreadable_held_out_files(mlp_run, tmp_path, 
                  "--out", str(tmp_path / "r.png")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "skipped 1 unreadable image file(s)" in err[0] and held_out[0].name in err[0], err
+
+
+def test_an_empty_checkpoint_path_is_refused_naming_the_flag(capsys):
+    # --ckpt '' was read as the current folder: "no checkpoint (ckpt-*.pt) in '.'"
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    commands = [name for name, p in sub.choices.items()
+                if any("--ckpt" in a.option_strings for a in p._actions)]
+    assert {"generate", "reconstruct", "interpolate", "style-mix", "evaluate", "edit", "directions",
+            "serve"} <= set(commands)
+    for name in commands:
+        flags = next(a.option_strings for a in sub.choices[name]._actions if "--ckpt" in a.option_strings)
+        for flag in flags:
+            for value in ("", "  "):
+                err = _refused(capsys, [name, flag, value]).strip().splitlines()[-1]
+                assert err == (f"alae-fast {name}: error: argument {'/'.join(flags)}: expected a checkpoint file "
+                               f"or run folder; got an empty value"), (name, flag, err)
+
+
+def test_counts_are_said_in_words_that_fit_them(mlp_run, noisy_style_run, tmp_path, capsys):
+    from alae_fast.cli import _plural
+
+    assert [_plural(n, "row") for n in (0, 1, 2)] == ["0 rows", "1 row", "2 rows"]
+    assert _plural(1, "IMAGE", "IMAGES") == "1 IMAGE" and _plural(3, "IMAGE", "IMAGES") == "3 IMAGES"
+    a, b = _digit_files(tmp_path, 2)
+    out = ["--out", str(tmp_path / "p.png")]
+    for argv, said in (
+            (["interpolate", "--ckpt", str(mlp_run), a, b, "--steps", "8"], "wrote an interpolation of 8 images from"),
+            (["interpolate", "--ckpt", str(mlp_run), a, b, "--steps", "2"], "wrote an interpolation of 2 images from"),
+            (["style-mix", "--ckpt", str(noisy_style_run), "--rows", "1", "--cols", "1"], "; 1 row each;"),
+            (["edit", "--ckpt", str(mlp_run), a, "--direction", "1-7=1", "--steps", "2"], "wrote 1 strip of 2 images"),
+            (["reconstruct", "--ckpt", str(mlp_run), a], "wrote 1 original beside its reconstruction")):
+        capsys.readouterr()
+        assert main([*argv, *out]) == 0, argv
+        assert said in capsys.readouterr().out, argv
+
+
+def test_image_arguments_take_any_format_pillow_decodes(mlp_run, tmp_path, capsys):
+    # the help said PNG/JPEG; BMP, GIF, WebP and TIFF were read all along
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, dests in (("reconstruct", ("images",)), ("interpolate", ("a", "b")), ("edit", ("images",))):
+        for action in sub.choices[name]._actions:
+            if action.dest in dests:
+                assert "any format Pillow decodes" in action.help and "PNG/JPEG" not in action.help, (name, action.help)
+    digit, = _digit_files(tmp_path, 1)
+    files = []
+    for ext in ("bmp", "gif", "webp", "tiff"):
+        files.append(str(tmp_path / f"digit.{ext}"))
+        Image.open(digit).save(files[-1])
+    assert main(["reconstruct", "--ckpt", str(mlp_run), *files, "--out", str(tmp_path / "r.png")]) == 0
+    assert "wrote 4 originals" in capsys.readouterr().out
+    assert main(["interpolate", "--ckpt", str(mlp_run), files[0], files[2], "--out", str(tmp_path / "i.png")]) == 0
+
+
+def test_edit_says_what_a_digit_pair_is(mlp_run, tmp_path, capsys):
+    # "3-3" has the form A-B: "built-in digit pairs are A-B, e.g. 3-8" did not say what was wrong
+    a, = _digit_files(tmp_path, 1)
+    for name in ("3-3", "3-10", "12-4"):
+        err = _refused(capsys, ["edit", "--ckpt", str(mlp_run), a, "--direction", f"{name}=1"]).strip().splitlines()
+        assert err == [f"alae-fast edit: error: --direction: {name!r} is not a built-in digit pair: A and B must be "
+                       f"two different digits 0-9, e.g. 3-8 (no --directions folder; not a file)"], err
+    err = _refused(capsys, ["edit", "--ckpt", str(mlp_run), a, "--direction", "smile=1"])
+    assert "built-in digit pairs are A-B with A and B two different digits 0-9, e.g. 3-8" in err

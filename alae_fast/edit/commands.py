@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -88,7 +89,8 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
     """(name → float64 vector, name → amount) for ``--direction`` arguments (module docstring).
 
     Raises ValueError with one line naming the argument or file: an unknown name (saying where
-    it was looked for), an unreadable or wrong-length file, a bad amount, or a folder that
+    it was looked for), a digit pair ``A-B`` whose A and B are not two different digits 0-9 (on
+    a digits model, where no file of that name was found), an unreadable or wrong-length file, a bad amount, or a folder that
     does not exist.
     """
     if not specs:
@@ -117,8 +119,11 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
                 also = f" or direction_{index}.npy (the official {name})" if index is not None else ""
                 where = (f"no direction_{name}.npy{also} in {str(directions_dir)!r}" if directions_dir
                          else "no --directions folder")
-                builtin = ("built-in digit pairs are A-B, e.g. 3-8" if _is_digits_model(run)
-                           else "built-in digit pairs exist only for 1-channel digit models")
+                if _is_digits_model(run) and re.fullmatch(r"\d+-\d+", name):  # the A-B form, but 3-3 or 3-10
+                    raise ValueError(f"--direction: {name!r} is not a built-in digit pair: A and B must be two "
+                                     f"different digits 0-9, e.g. 3-8 ({where}; not a file)")
+                builtin = ("built-in digit pairs are A-B with A and B two different digits 0-9, e.g. 3-8"
+                           if _is_digits_model(run) else "built-in digit pairs exist only for 1-channel digit models")
                 raise ValueError(f"--direction: unknown direction {name!r} ({where}; not a file; {builtin})")
         amounts[name] = amount
     if pairs:

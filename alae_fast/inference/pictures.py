@@ -3,7 +3,10 @@
 - :func:`save_image_grid` tiles a batch of images in ``[-1, 1]`` into one PNG;
 - :func:`save_pairs_grid` shows originals beside their reconstructions;
 - :func:`save_labelled_grid` draws a table of images with row and column titles;
-- :func:`save_image` / :func:`png_bytes` write one image (or a batch) at its own pixels.
+- :func:`save_image` / :func:`png_bytes` write one image (or a batch) at its own pixels;
+- :func:`grid_size`, :func:`pairs_grid_size` and :func:`labelled_grid_size` give the size of the
+  picture each writer makes, so that the command line refuses one over
+  :data:`MAX_PICTURE_PIXELS` before any image is made, with the writers' own arithmetic.
 
 PNG files are written to a temporary name and renamed, so a reader (or a kill) never
 sees half a picture.
@@ -11,6 +14,7 @@ sees half a picture.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -22,7 +26,54 @@ import torch
 from ..limits import MAX_PICTURE_PIXELS  # refused before anything is drawn; the CLI checks it too
 
 __all__ = ["make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image", "png_bytes",
-           "to_uint8", "save_png", "MAX_PICTURE_PIXELS"]
+           "to_uint8", "save_png", "grid_size", "pairs_grid_size", "labelled_grid_size", "MAX_PICTURE_PIXELS"]
+
+
+def _grid_columns(count: int, nrow: int | None) -> int:
+    """Images per row of a grid of ``count``: ``nrow``, by default ceil(sqrt(count)) (exact for any count)."""
+    if nrow is None:
+        root = math.isqrt(count)
+        return root + (root * root < count)
+    nrow = int(nrow)
+    if nrow < 1:
+        raise ValueError(f"nrow: expected >= 1, got {nrow}")
+    return nrow
+
+
+def grid_size(count: int, height: int, width: int, nrow: int | None = None, padding: int = 2,
+              scale: int = 1) -> tuple[int, int]:
+    """``(width, height)`` in pixels of the picture :func:`save_image_grid` writes for ``count``
+    images of ``height`` x ``width``: ``nrow`` per row (default ``ceil(sqrt(count))``), in
+    ``ceil(count / nrow)`` rows, ``padding`` pixels between and around them, the whole enlarged
+    ``scale`` times. :func:`make_grid` lays its grid out by it. It grows with ``count``.
+    ValueError for ``count`` < 1, ``nrow`` < 1 or ``padding`` < 0."""
+    if count < 1:
+        raise ValueError(f"count: expected >= 1 images, got {count}")
+    if padding < 0:
+        raise ValueError(f"padding: expected >= 0, got {padding}")
+    nrow = _grid_columns(count, nrow)
+    rows = -(-count // nrow)
+    return (padding + nrow * (width + padding)) * scale, (padding + rows * (height + padding)) * scale
+
+
+def _pairs_per_row(count: int, pairs_per_row: int | None) -> int:
+    return pairs_per_row or max(1, _grid_columns(count, None))
+
+
+def pairs_grid_size(count: int, height: int, width: int, pairs_per_row: int | None = None, padding: int = 2,
+                    scale: int = 1) -> tuple[int, int]:
+    """``(width, height)`` in pixels of the picture :func:`save_pairs_grid` writes for ``count``
+    originals of ``height`` x ``width`` and their reconstructions (``2 * count`` images,
+    ``pairs_per_row`` pairs a row, default ``ceil(sqrt(count))``). Raises as :func:`grid_size`."""
+    return grid_size(2 * count, height, width, 2 * _pairs_per_row(count, pairs_per_row), padding, scale)
+
+
+def _refuse_large(who: str, size: tuple[int, int], fewer: str) -> None:
+    """ValueError, before anything is drawn, for a picture of ``size`` (width, height) over
+    :data:`MAX_PICTURE_PIXELS`; ``fewer`` says what makes it smaller."""
+    if size[0] * size[1] > MAX_PICTURE_PIXELS:
+        raise ValueError(f"{who}: the picture would be {size[0]}x{size[1]} pixels ({size[0] * size[1]:,}), more than "
+                         f"{MAX_PICTURE_PIXELS} (2**26, MAX_PICTURE_PIXELS); {fewer}")
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
@@ -48,17 +99,13 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, p
         raise TypeError(f"images: expected a float tensor with pixels in [-1, 1]; got {images.dtype}")
     if not torch.isfinite(images).all():
         raise ValueError("images: contain NaN or infinity")
-    if padding < 0:
-        raise ValueError(f"padding: expected >= 0, got {padding}")
     if isinstance(pad_value, bool) or not isinstance(pad_value, (int, float)) or not -1.0 <= pad_value <= 1.0:
         raise ValueError(f"pad_value: expected a number in [-1, 1]; got {pad_value!r}")
-    nrow = int(nrow) if nrow is not None else math.ceil(math.sqrt(n))
-    if nrow < 1:
-        raise ValueError(f"nrow: expected >= 1, got {nrow}")
-    ncol_rows = math.ceil(n / nrow)
+    width, height = grid_size(n, h, w, nrow, padding)
+    nrow = _grid_columns(n, nrow)
     x = ((images.detach().to("cpu", torch.float32).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     pad = int(round((min(max(pad_value, -1.0), 1.0) + 1) * 127.5))
-    grid = np.full((padding + ncol_rows * (h + padding), padding + nrow * (w + padding), c), pad, dtype=np.uint8)
+    grid = np.full((height, width, c), pad, dtype=np.uint8)
     arr = x.permute(0, 2, 3, 1).numpy()
     for i in range(n):
         r, q = divmod(i, nrow)
@@ -98,17 +145,18 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | N
                     pad_value: float = 1.0, scale: int = 1) -> Path:
     """Save ``images`` ``[N, C, H, W]`` in ``[-1, 1]`` as one PNG grid (see :func:`make_grid`).
 
-    ``scale`` > 1 enlarges the whole grid by pixel repetition (small images stay crisp).
-    Returns the path written. Raises as :func:`make_grid`, and ValueError naming ``scale`` for
-    a scale that is not an int >= 1 or a picture over :data:`MAX_PICTURE_PIXELS` (checked before
-    anything is drawn).
+    ``scale`` > 1 enlarges the whole grid by pixel repetition (small images stay crisp); the
+    picture is :func:`grid_size` pixels. Returns the path written. Raises as :func:`make_grid`,
+    ValueError naming ``scale`` for a scale that is not an int >= 1, and ValueError
+    ("save_image_grid: the picture would be WxH pixels ...") for a picture over
+    :data:`MAX_PICTURE_PIXELS`, checked before anything is drawn.
     """
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale: expected a positive int, got {scale!r}")
+    if isinstance(images, torch.Tensor) and images.dim() == 4 and images.shape[0] > 0:  # else make_grid says why
+        _refuse_large("save_image_grid", grid_size(images.shape[0], images.shape[2], images.shape[3], nrow, padding,
+                                                   scale), "give fewer images or a smaller scale")
     grid = make_grid(images, nrow, padding, pad_value)
-    if grid.shape[0] * grid.shape[1] * scale * scale > MAX_PICTURE_PIXELS:
-        raise ValueError(f"save_image_grid: the picture would be {grid.shape[1] * scale}x{grid.shape[0] * scale} "
-                         f"pixels, more than {MAX_PICTURE_PIXELS} (scale {scale}); use a smaller scale or fewer images")
     if scale != 1:
         grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     return save_png(grid, path)
@@ -117,12 +165,18 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | N
 def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike,
                     pairs_per_row: int | None = None, padding: int = 2, scale: int = 1) -> Path:
     """Save originals and reconstructions side by side: each original is followed by its
-    reconstruction in the same row. Both ``[N, C, H, W]`` in ``[-1, 1]``, same shape."""
+    reconstruction in the same row, ``pairs_per_row`` pairs a row (default ``ceil(sqrt(N))``).
+    Both ``[N, C, H, W]`` in ``[-1, 1]``, same shape (ValueError otherwise). The picture is
+    :func:`pairs_grid_size` pixels; raises as :func:`save_image_grid`, before the images are
+    copied for a picture over :data:`MAX_PICTURE_PIXELS`."""
     if originals.shape != reconstructions.shape:
         raise ValueError(f"reconstructions: shape {tuple(reconstructions.shape)} differs from originals "
                          f"{tuple(originals.shape)}")
     n = originals.shape[0]
-    pairs_per_row = pairs_per_row or max(1, math.ceil(math.sqrt(n)))
+    if originals.dim() == 4 and n > 0:
+        _refuse_large("save_pairs_grid", pairs_grid_size(n, originals.shape[2], originals.shape[3], pairs_per_row,
+                                                         padding, scale), "give fewer images or a smaller scale")
+    pairs_per_row = _pairs_per_row(n, pairs_per_row)
     both = torch.stack([originals.detach().cpu(), reconstructions.detach().cpu()], dim=1).flatten(0, 1)
     return save_image_grid(both, path, nrow=2 * pairs_per_row, padding=padding, scale=scale)
 
@@ -179,6 +233,7 @@ def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
     return buf.getvalue()
 
 
+@functools.lru_cache(maxsize=None)  # one font object: loading it again for every label was most of the time
 def _font(size: int = 12):
     from PIL import ImageFont
 
@@ -186,6 +241,37 @@ def _font(size: int = 12):
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
         return ImageFont.load_default()
+
+
+@functools.lru_cache(maxsize=16384)  # a label is measured by the size check and again by the drawing
+def _text_size(text: str) -> tuple[int, int]:
+    """(width, height) of ``text`` (``\\n`` breaks lines) in the labels' font (12 px)."""
+    from PIL import Image, ImageDraw
+
+    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).multiline_textbbox((0, 0), text, font=_font(12))
+    return box[2] - box[0], box[3] - box[1]
+
+
+def _labelled_layout(row_labels: Sequence[str], col_labels: Sequence[str], height: int, width: int, scale: int,
+                     padding: int) -> tuple[int, int, int, int]:
+    """(picture width, picture height, labels' column width, titles' row height) of a labelled grid."""
+    left = max(_text_size(t)[0] for t in row_labels) + 2 * padding
+    top = max(_text_size(t)[1] for t in col_labels) + 2 * padding
+    return (left + len(col_labels) * (width * scale + padding) + padding,
+            top + len(row_labels) * (height * scale + padding) + padding, left, top)
+
+
+def labelled_grid_size(row_labels: Sequence[str], col_labels: Sequence[str], height: int, width: int,
+                       scale: int = 1, padding: int = 4) -> tuple[int, int]:
+    """``(width, height)`` in pixels of the picture :func:`save_labelled_grid` writes for a table
+    of ``len(row_labels)`` x ``len(col_labels)`` cells of ``height`` x ``width`` images enlarged
+    ``scale`` times, ``padding`` pixels apart, beside a column as wide as the widest row label
+    and under a row as tall as the tallest column title (each with ``padding`` on both sides).
+    It grows with the number of rows and of columns when their labels do not shrink. ValueError
+    for no labels."""
+    if not row_labels or not col_labels:
+        raise ValueError("row_labels/col_labels: expected at least one of each")
+    return _labelled_layout(row_labels, col_labels, height, width, scale, padding)[:2]
 
 
 def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str | os.PathLike,
@@ -202,7 +288,10 @@ def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str 
             punctuation only: other characters (arrows, Greek, accents) come out as boxes.
         scale: images enlarged by pixel repetition; padding: pixels between cells.
 
-    Returns the path written (RGB PNG, white background).
+    Returns the path written (RGB PNG, white background) of :func:`labelled_grid_size` pixels.
+    Raises ValueError for a ragged or empty table, label counts that do not match it, images of
+    different sizes, and a picture over :data:`MAX_PICTURE_PIXELS` ("save_labelled_grid: the
+    picture would be WxH pixels ..."), checked before anything is drawn.
     """
     from PIL import Image, ImageDraw
 
@@ -215,18 +304,12 @@ def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str 
     images = [c for r in rows for c in r if isinstance(c, torch.Tensor)]
     if not images:
         raise ValueError("cells: hold no image")
+    width, height, left, top = _labelled_layout(row_labels, col_labels, images[0].shape[-2], images[0].shape[-1],
+                                                scale, padding)
+    _refuse_large("save_labelled_grid", (width, height), "give fewer rows or columns or a smaller scale")
     h, w = images[0].shape[-2] * scale, images[0].shape[-1] * scale
     font = _font(12)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-
-    def size(text: str) -> tuple[int, int]:
-        box = probe.multiline_textbbox((0, 0), text, font=font)
-        return box[2] - box[0], box[3] - box[1]
-
-    left = max(size(t)[0] for t in row_labels) + 2 * padding
-    top = max(size(t)[1] for t in col_labels) + 2 * padding
-    width = left + len(rows[0]) * (w + padding) + padding
-    height = top + len(rows) * (h + padding) + padding
+    size = _text_size
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     for k, t in enumerate(col_labels):

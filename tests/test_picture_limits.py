@@ -1,0 +1,101 @@
+"""The size of a picture is known before it is drawn: grid_size, pairs_grid_size and
+labelled_grid_size are the writers' own layout (the command line refuses with them), and every
+writer refuses a picture over MAX_PICTURE_PIXELS before drawing it."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+Image = pytest.importorskip("PIL.Image")
+
+import alae_fast.inference.pictures as pictures  # noqa: E402
+from alae_fast.inference.pictures import (MAX_PICTURE_PIXELS, grid_size, labelled_grid_size,  # noqa: E402
+                                          make_grid, pairs_grid_size, save_image_grid, save_labelled_grid,
+                                          save_pairs_grid)
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def _size(path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+@pytest.mark.parametrize("n, nrow, padding, scale", [(1, None, 2, 1), (5, None, 2, 4), (9, None, 0, 1),
+                                                     (10, None, 1, 2), (7, 3, 2, 3), (3, 8, 2, 1), (17, 1, 5, 1)])
+def test_grid_size_is_the_size_written(tmp_path, n, nrow, padding, scale):
+    images = torch.rand(n, 1, 5, 3) * 2 - 1
+    width, height = grid_size(n, 5, 3, nrow, padding, scale)
+    g = make_grid(images, nrow, padding)
+    assert (g.shape[1] * scale, g.shape[0] * scale) == (width, height)
+    assert _size(save_image_grid(images, tmp_path / "g.png", nrow, padding, scale=scale)) == (width, height)
+    assert _size(save_pairs_grid(images, images, tmp_path / "p.png", nrow, padding, scale)) == \
+        pairs_grid_size(n, 5, 3, nrow, padding, scale)
+
+
+def test_grid_size_counts_rows_and_columns_exactly():
+    # ceil(sqrt(n)) columns even where float sqrt would round: 10**16 + 1 images need 10**8 + 1 columns
+    assert grid_size(10 ** 16 + 1, 1, 1, padding=0) == (10 ** 8 + 1, 10 ** 8)
+    assert grid_size(4, 32, 32, scale=4) == ((2 + 2 * 34) * 4, (2 + 2 * 34) * 4)
+    with pytest.raises(ValueError, match=r"^count: expected >= 1"):
+        grid_size(0, 32, 32)
+    with pytest.raises(ValueError, match=r"^nrow: expected >= 1, got 0$"):
+        grid_size(3, 32, 32, nrow=0)
+
+
+def test_writers_refuse_a_picture_over_the_limit_before_drawing(tmp_path, monkeypatch):
+    monkeypatch.setattr(pictures, "make_grid", lambda *a, **k: pytest.fail("drew the grid"))
+    x = torch.zeros(4, 1, 32, 32)
+    # 4 images of 32x32 shown 120 times larger: (2 + 2 x 34) x 120 = 8400 pixels a side
+    with pytest.raises(ValueError, match=r"^save_image_grid: the picture would be 8400x8400 pixels \(70,560,000\), "
+                                         r"more than 67108864 \(2\*\*26, MAX_PICTURE_PIXELS\); give fewer images or a "
+                                         r"smaller scale$"):
+        save_image_grid(x, tmp_path / "g.png", scale=120)
+    with pytest.raises(ValueError, match=r"^save_pairs_grid: the picture would be "):
+        save_pairs_grid(x, x, tmp_path / "p.png", scale=100)
+    assert not list(tmp_path.iterdir())
+
+
+def test_labelled_grid_size_is_the_size_written_and_capped(tmp_path, monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.rand(3, 4, 1, 8, 8, generator=g) * 2 - 1
+    cells = [["corner", *imgs[0, :3]], *[[*imgs[r]] for r in (1, 2)]]
+    rows, cols = ["sources A", "B1 with A's\ncoarse styles (0-2)", "B2"], ["B", "A1", "A2", "A3"]
+    for scale, padding in ((1, 4), (4, 4), (3, 0)):
+        path = save_labelled_grid(cells, tmp_path / "t.png", rows, cols, scale=scale, padding=padding)
+        assert _size(path) == labelled_grid_size(rows, cols, 8, 8, scale, padding)
+    # style-mix --rows 300 --cols 40 wrote a 5527x118953 PNG: the labelled grid had no limit
+    width, height = labelled_grid_size(rows, cols, 8, 8, 400)
+    assert width * height > MAX_PICTURE_PIXELS
+    monkeypatch.setattr(Image, "new", lambda *a, **k: pytest.fail("drew the picture"))
+    with pytest.raises(ValueError, match=rf"^save_labelled_grid: the picture would be {width}x{height} pixels "
+                                         rf"\({width * height:,}\), more than {MAX_PICTURE_PIXELS} \(2\*\*26, "
+                                         r"MAX_PICTURE_PIXELS\); give fewer rows or columns or a smaller scale$"):
+        save_labelled_grid(cells, tmp_path / "big.png", rows, cols, scale=400)
+    assert not (tmp_path / "big.png").exists()
+
+
+def test_readme_says_how_many_images_a_generate_grid_holds():
+    # "65,536 images of 32x32" counted neither the 4x enlargement nor the gaps
+    from alae_fast.cli import _display_scale, _largest_fitting
+
+    def most(res: int) -> int:
+        scale = _display_scale(res)
+        return _largest_fitting(lambda n: grid_size(n, res, res, scale=scale), 1, 10 ** 6)
+
+    n32, n1024 = most(32), most(1024)
+    assert (n32, n1024) == (3600, 56)
+    side = grid_size(n32, 32, 32, scale=4)
+    text = " ".join(README.read_text().split())
+    assert (f"a `generate` grid holds at most {n32:,} images of 32×32 ({side[0]:,}×{side[1]:,} pixels) and "
+            f"{n1024} of 1024×1024") in text
+    assert "65,536" not in text
+    for n in (n32, n1024):  # one more does not fit
+        res = 32 if n == n32 else 1024
+        w, h = grid_size(n + 1, res, res, scale=_display_scale(res))
+        assert w * h > MAX_PICTURE_PIXELS
+    assert re.search(r"2\^26 = 67,108,864 pixels", text) and 2 ** 26 == MAX_PICTURE_PIXELS
+    assert np.prod(grid_size(n32, 32, 32, scale=4)) <= MAX_PICTURE_PIXELS
