@@ -821,8 +821,8 @@ def test_evaluate_on_a_small_folder_of_own_images(other_checkpoint, tmp_path, ca
 
     folder = tmp_path / "mine"
     folder.mkdir()
-    for i in range(5):
-        Image.fromarray(np.full((40, 40), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    for i in range(5):  # the model's 128 px: no enlargement to warn about beside the error below
+        Image.fromarray(np.full((128, 128), 40 * i, np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "ev.json"
     assert main(["evaluate", "--ckpt", str(other_checkpoint / "other.pth"), "--data", str(folder),
                  "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)]) == 0
