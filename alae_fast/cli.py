@@ -428,9 +428,11 @@ def _out(args, run, default_name: str) -> Path:
 
 
 def _display_scale(res: int) -> int:
-    """How many times the picture commands enlarge images of ``res`` x ``res`` (by pixel
-    repetition), so that small ones are seen: to 128 pixels, never shrunk."""
-    return max(1, 128 // res)
+    """:func:`alae_fast.inference.pictures.display_scale` (imported when a command runs: the
+    CLI's module level stays torch-free)."""
+    from .inference.pictures import display_scale
+
+    return display_scale(res)
 
 
 def _fits(size: tuple[int, int]) -> bool:

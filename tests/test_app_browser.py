@@ -52,29 +52,26 @@ def browser():
         b.close()
 
 
-def _open(browser, url):
+def _opened(browser, url):
+    """The page at ``url`` once it has its model's info; closed after, failing on any page error."""
     pg = browser.new_page(viewport={"width": 1280, "height": 900})
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.goto(url)
     pg.wait_for_function("window.alae && window.alae.info !== null")
-    return pg, errors
+    yield pg
+    pg.close()
+    assert not errors, errors
 
 
 @pytest.fixture(scope="module")
 def page(browser, server):
-    pg, errors = _open(browser, server.url)
-    yield pg
-    pg.close()
-    assert not errors, errors
+    yield from _opened(browser, server.url)
 
 
 @pytest.fixture(scope="module")
 def style_page(browser, style_server):
-    pg, errors = _open(browser, style_server.url)
-    yield pg
-    pg.close()
-    assert not errors, errors
+    yield from _opened(browser, style_server.url)
 
 
 def _src(page, sel: str) -> str:

@@ -293,8 +293,8 @@ class ModelService:
         converted to grey, a small image enlarged), or ""."""
         notes, res = LoadNotes(), self.run.schedule.resolution
         with self.decodes.hold():
-            x = decode_image(data, self.run.schedule.resolution, self.run.schedule.channels, self.max_upload_bytes,
-                             self.max_pixels, notes=notes)
+            x = decode_image(data, res, self.run.schedule.channels, self.max_upload_bytes, self.max_pixels,
+                             notes=notes)
         with self.lock:
             x = prepare_images(x, self.run.schedule, self.run.phase).to(self.device)
             w = self.run.encode(x)

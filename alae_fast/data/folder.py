@@ -289,6 +289,7 @@ class ImageFolderDataset(ImageDataset):
         self.preloaded = bool(preload)
         self.skipped: list[tuple[Path, str]] = []
         self.notes = LoadNotes()
+        self._noted: set[tuple[str, Path]] = set()  # (kind, file) in self.notes: lazy decodes test it per image
         self.images: torch.Tensor | None = None
 
         good: list[Path] = []
@@ -353,8 +354,9 @@ class ImageFolderDataset(ImageDataset):
                 found = LoadNotes()
                 arr = load_image(f, self.resolution, self.channels, notes=found)
                 for kind in LoadNotes.KINDS:
-                    have = getattr(self.notes, kind)
-                    if getattr(found, kind) and f not in have:  # an image decoded again was said already
+                    if getattr(found, kind) and (kind, f) not in self._noted:  # decoded again: said already
+                        self._noted.add((kind, f))
+                        have = getattr(self.notes, kind)
                         have.append(f)
                         if len(have) == 1:
                             self._warn_notes(kind)  # the first one; the rest are listed in .notes

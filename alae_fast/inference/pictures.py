@@ -26,7 +26,14 @@ import torch
 from ..limits import MAX_PICTURE_PIXELS  # refused before anything is drawn; the CLI checks it too
 
 __all__ = ["make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image", "png_bytes",
-           "to_uint8", "save_png", "grid_size", "pairs_grid_size", "labelled_grid_size", "MAX_PICTURE_PIXELS"]
+           "to_uint8", "save_png", "display_scale", "grid_size", "pairs_grid_size", "labelled_grid_size", "MAX_PICTURE_PIXELS"]
+
+
+def display_scale(res: int) -> int:
+    """How many times pictures of ``res`` x ``res`` images are enlarged (by pixel repetition) so
+    that small ones are seen: towards 128 pixels, never shrunk (an int >= 1). The picture
+    commands and training's sample grids use it."""
+    return max(1, 128 // res)
 
 
 def _grid_columns(count: int, nrow: int | None) -> int:

@@ -106,7 +106,7 @@ def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, An
     # defaults' 15) that is not half of the level (even counts give exactly 0.5). EPOCHS_PER_LOD
     # 1 would divide by zero there; here it is a level without fade-in.
     fade = (epochs // 2) / epochs if epochs > 0 else 0.5
-    return dict(lod_kimg=(float(t["EPOCHS_PER_LOD"]) * size / 1000.0,), fade_fraction=fade,
+    return dict(lod_kimg=(epochs * size / 1000.0,), fade_fraction=fade,
                 lod_batch=tuple(int(b) for b in list(t["LOD_2_BATCH_8GPU"])[:layer_count]),
                 lod_lr=tuple(float(r) for r in list(t["LEARNING_RATES"])[:layer_count]),
                 train_kimg=float(t["TRAIN_EPOCHS"]) * size / 1000.0, flip=bool(d["FLIP_IMAGES"]))

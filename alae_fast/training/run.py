@@ -44,6 +44,7 @@ import torch
 from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report,
                          identification_if_unlabelled, latent_eval, prepare_images, sample_images, save_image_grid,
                          save_pairs_grid, to_display)
+from ..inference.pictures import display_scale
 from .._omp import ContentionWatch, choice as omp_wait_choice
 from ..errors import UserError
 from ..models import MLPALAEConfig, ModelConfig, build_model, list_presets
@@ -611,7 +612,7 @@ class _Run:
         run = LoadedRun(trainer.ema.module, plan.setup.model_config, schedule, phase, plan.setup.name,
                         trainer.images_seen, out, {})
         res = schedule.resolution
-        scale = max(1, 128 // res)
+        scale = display_scale(res)
         with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []), torch.no_grad():
             samples = sample_images(run, 32, seed=(plan.opts.seed + 123456) % 2 ** 63)  # a seed torch takes
             real = prepare_images(self.show_real, schedule, phase).to(ctx.device)
