@@ -862,6 +862,33 @@ def test_resume_keeps_the_runs_thread_count(mlp_run, tmp_path):
         torch.set_num_threads(before)
 
 
+def test_a_default_thread_run_records_its_count_and_a_resume_with_another_says_so(tmp_path, capsys):
+    # the checkpoint recorded threads None for a run on torch's default, so a resume on a
+    # machine with another default, or with another --threads, diverged without a word
+    import json
+
+    run = tmp_path / "run"
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        default_threads = TINY[:TINY.index("--threads")]  # torch's default: 2, set above
+        assert main(["train", "--preset", "digits-mlp", *default_threads, "--kimg", "0.032", "--no-eval",
+                     "--no-progress", "--out", str(run)]) == 0
+        ckpt = torch.load(sorted((run / "checkpoints").glob("*.pt"))[-1], map_location="cpu", weights_only=False)
+        assert ckpt["threads"] == 2
+        torch.set_num_threads(1)  # another machine's default: the run's own count is kept
+        assert main(["train", "--resume", "--out", str(run), "--kimg", "0.048", "--no-eval", "--no-progress"]) == 0
+        assert torch.get_num_threads() == 2 and "not bit-identically" not in capsys.readouterr().out
+        assert main(["train", "--resume", "--out", str(run), "--kimg", "0.064", "--no-eval", "--no-progress",
+                     "--threads", "1"]) == 0
+        out = capsys.readouterr().out
+        assert ("note: --threads 1: the run used 2 thread(s) until now; it continues, but not bit-identically "
+                "(another thread count sums in another order)") in out, out
+        assert json.loads((run / "config.json").read_text())["options"]["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_resume_to_a_shorter_kimg_than_the_run_was_started_for_says_so(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--preset", "digits-mlp", *TINY, "--kimg", "0.096", "--checkpoint-kimg", "0.032", "--keep",

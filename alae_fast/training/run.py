@@ -541,9 +541,14 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         saved = ckpt_state.get("options", {})
         opts = replace(opts, **{k: saved[k] for k in _NUMERIC_OPTIONS
                                 if getattr(opts, k) is None and saved.get(k) is not None})
-        if opts.threads is None and ckpt_state.get("threads"):
+        saved_threads = ckpt_state.get("threads")
+        if opts.threads is None and saved_threads:
             # the thread count sets a CPU run's course: the printed continue-line keeps it
-            opts = replace(opts, threads=int(ckpt_state["threads"]))
+            opts = replace(opts, threads=int(saved_threads))
+        elif saved_threads and int(opts.threads) != int(saved_threads) and ctx.device.type == "cpu":
+            # allowed (a resumed job may land on other cores), but said: the sums run in another order
+            say(f"note: --threads {opts.threads}: the run used {int(saved_threads)} thread(s) until now; it "
+                f"continues, but not bit-identically (another thread count sums in another order)")
     opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
     if not total_kimg > 0:
@@ -627,6 +632,11 @@ class _Run:
                                       keys=list(_LOSS_KEYS[:3]) + ["r1"], smooth=5)
         return paths
 
+    def _threads(self) -> int | None:
+        # the count in effect, torch's default included: a resume on a machine with another
+        # default then keeps this run's (None on a GPU, where it does not set the course)
+        return torch.get_num_threads() if self.ctx.device.type == "cpu" else self.plan.opts.threads
+
     def write_checkpoint(self) -> Path | None:
         """Every rank's random state gathered; rank 0 writes the checkpoint and returns its path."""
         plan, ctx, opts = self.plan, self.ctx, self.plan.opts
@@ -637,7 +647,7 @@ class _Run:
                  "model_config": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
                  "total_kimg": plan.total_kimg,
                  **({"fit_kimg": plan.fit_kimg} if plan.compressed else {}),
-                 "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "threads": opts.threads,
+                 "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "threads": self._threads(),
                  "world_size": ctx.world_size,
                  "trainer": self.trainer.state_dict(), "data": self.stream.state_dict(), "data_spec": self.spec,
                  "rng": rng, "time_s": self.time_before + (time.perf_counter() - self.t_start)}
