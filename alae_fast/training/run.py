@@ -702,8 +702,9 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
                          f"images; {setup.name!r} trains on {schedule.channels}x{schedule.resolution}"
                          f"x{schedule.resolution}")
     trainer = _make_trainer(plan, ctx)
-    # G's noise inputs come from the default generator: a different stream per rank
-    torch.manual_seed(opts.seed * 1009 + 1 + ctx.rank)
+    # G's noise inputs come from the default generator: one stream, the same on every rank,
+    # which draws the global batch's noise and takes its slice (ALAETrainer._noise)
+    torch.manual_seed(opts.seed * 1009 + 1)
     stream = DataStream(dataset, trainer.phase().batch, ctx.rank, ctx.world_size, seed=opts.seed,
                         num_workers=opts.num_workers, pin_memory=ctx.device.type == "cuda",
                         flip=bool(plan.behaviour["flip"]))

@@ -43,8 +43,9 @@ After the three steps the EMA copy (:mod:`alae_fast.training.ema`) moves by
 Randomness: every z (and the mixing draws) of a step is drawn for the GLOBAL batch from the
 trainer's own ``torch.Generator`` (same seed on every rank), and each rank takes its slice.
 A 2-process run therefore sees exactly the latents of a 1-process run with the same global
-batch. G's noise inputs, drawn inside the model from torch's default generator, are seeded
-per rank (``seed + rank``) and are the one thing that differs with the world size.
+batch. G's noise inputs come from torch's default generator, seeded alike on every rank: each
+rank draws the global batch's noise images, in a single process's order, and takes its slice
+(:meth:`ALAETrainer._noise`).
 
 ``amp=True`` runs the forward passes under ``torch.autocast(dtype=torch.bfloat16)``; weights,
 optimiser state and the EMA stay in the model's dtype.
@@ -221,6 +222,19 @@ class ALAETrainer:
         ws = torch.where(layer < cut.view(-1, 1, 1), ws, self.model.mapping(z2).unsqueeze(1))
         return ws, w
 
+    def _noise(self, n_global: int, lod: int):
+        """G's noise inputs for one decode of this rank's slice: 'random' in a single process;
+        with more, every rank draws the GLOBAL batch's noise images from torch's default
+        generator (seeded alike on every rank) in the order a single process draws them, and
+        takes its slice, so that a 2-process run sees the noise of a 1-process one."""
+        gen = getattr(self.model, "generator", None)
+        if self.ctx.world_size == 1 or not hasattr(gen, "noise_inputs"):
+            return "random"
+        n = n_global // self.ctx.world_size
+        lo = self.ctx.rank * n
+        noises = gen.noise_inputs("random", n_global, lod, gen.const.dtype, gen.const.device)
+        return [t if t is None or t.shape[0] == 1 else t[lo:lo + n] for t in noises]
+
     def _official_cutoff(self, lod: int, num_ws: int) -> int | None:
         """One draw for the whole global batch: None (no mixing, probability 1 − mixing_prob) or
         a cutoff uniform in [1, min(2·(lod + 1), num_ws)], both ends included. Drawn from the
@@ -279,7 +293,7 @@ class ALAETrainer:
             return m.encode(img, lod, blend, native=True)
 
         def decode(w):
-            return m.decode(w, lod, blend, noise="random", native=True)
+            return m.decode(w, lod, blend, noise=self._noise(phase.batch, lod), native=True)
 
         # 1. E, D: adversarial loss on real and generated images, R1 on real ones.
         with torch.no_grad(), self._autocast():
