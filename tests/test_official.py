@@ -170,6 +170,56 @@ def test_yaml_schedule_that_differs_from_the_preset_wins(tmp_path):
         official_config_from_yaml(tmp_path / "bad.yaml")
 
 
+# podgorskiy/ALAE configs/ffhq.yaml, whole (Apache-2.0): every key of it is an official one
+_FFHQ_YAML = """NAME: ffhq
+DATASET:
+  PART_COUNT: 16
+  SIZE: 60000
+  FFHQ_SOURCE: /data/datasets/ffhq-dataset/tfrecords/ffhq/ffhq-r%02d.tfrecords
+  PATH: /data/datasets/ffhq-dataset_new/tfrecords/ffhq/splitted/ffhq-r%02d.tfrecords.%03d
+  PART_COUNT_TEST: 2
+  PATH_TEST: /data/datasets/ffhq-dataset_new/tfrecords/ffhq-test/splitted/ffhq-r%02d.tfrecords.%03d
+  SAMPLES_PATH: dataset_samples/faces/realign1024x1024
+  STYLE_MIX_PATH: style_mixing/test_images/set_ffhq
+  MAX_RESOLUTION_LEVEL: 10
+MODEL:
+  LATENT_SPACE_SIZE: 512
+  LAYER_COUNT: 9
+  MAX_CHANNEL_COUNT: 512
+  START_CHANNEL_COUNT: 16
+  DLATENT_AVG_BETA: 0.995
+  MAPPING_LAYERS: 8
+OUTPUT_DIR: training_artifacts/ffhq
+TRAIN:
+  BASE_LEARNING_RATE: 0.002
+  EPOCHS_PER_LOD: 16
+  LEARNING_DECAY_RATE: 0.1
+  LEARNING_DECAY_STEPS: []
+  TRAIN_EPOCHS: 300
+  LOD_2_BATCH_8GPU: [512, 256, 128,   64,   32,    32,    32,       32,        32]
+  LOD_2_BATCH_4GPU: [512, 256, 128,   64,   32,    32,    32,       32,        16]
+  LOD_2_BATCH_2GPU: [512, 256, 128,   64,   32,    32,    16]
+  LOD_2_BATCH_1GPU: [512, 256, 128,   64,   32,    16]
+  LEARNING_RATES: [0.0015,  0.0015,   0.0015,   0.0015,  0.0015,   0.0015,     0.002,     0.003,    0.003]
+"""
+
+
+def test_yaml_with_a_key_the_official_code_does_not_define_is_refused(tmp_path):
+    # a misspelt EPOCHS_PER_LOD was ignored: the schedule silently took defaults.py's 15 epochs
+    pytest.importorskip("yaml")
+    (tmp_path / "ffhq.yaml").write_text(_FFHQ_YAML)
+    assert official_config_from_yaml(tmp_path / "ffhq.yaml") == preset_config("ffhq-1024")
+    (tmp_path / "typo.yaml").write_text(_FFHQ_YAML.replace("EPOCHS_PER_LOD", "EPOCH_PER_LOD") + "BOGUS: 1\n")
+    with pytest.raises(OfficialCheckpointError, match=r"typo.yaml: unknown keys TRAIN.EPOCH_PER_LOD \(did you mean "
+                                                      r"TRAIN.EPOCHS_PER_LOD\?\), BOGUS: the official defaults.py "
+                                                      r"defines no such key"):
+        official_config_from_yaml(tmp_path / "typo.yaml")
+    (tmp_path / "model.yaml").write_text("MODEL:\n  LAYER_COUNT: 3\n  MAPPING_LAYER: 4\n")
+    with pytest.raises(OfficialCheckpointError, match=r"unknown key MODEL.MAPPING_LAYER \(did you mean "
+                                                      r"MODEL.MAPPING_LAYERS\?\)"):
+        official_config_from_yaml(tmp_path / "model.yaml")
+
+
 def test_yaml_without_epochs_per_lod_fades_as_the_official_default(tmp_path):
     pytest.importorskip("yaml")
     from alae_fast.training.schedule import schedule_from_config

@@ -16,7 +16,9 @@ running. A file naming anything of the modules torch blocks outright (``os``, ``
 ``posix``, ``nt``: ``os.system``...) is refused with an error: no checkpoint needs them.
 
 ``read_official_yaml`` reads an official ``configs/*.yaml`` (yacs keys) with PyYAML's
-``safe_load`` (``pip install 'alae_fast[official]'``).
+``safe_load`` (``pip install 'alae_fast[official]'``) and refuses a key the official code does
+not define, as its yacs ``merge_from_file`` does ("Non-existent config key"): a misspelt key
+would otherwise leave its setting at the default without a word.
 """
 
 from __future__ import annotations
@@ -216,11 +218,50 @@ def _one_line(e: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+# The keys of the official yacs configs: the union of defaults.py over the branches of
+# podgorskiy/ALAE (master, mnist_ref, ...); sections map to their keys, None marks a plain key.
+OFFICIAL_YAML_KEYS: dict[str, frozenset[str] | None] = {
+    "NAME": None, "OUTPUT_DIR": None, "PPL_CELEBA_ADJUSTMENT": None,
+    "DATASET": frozenset({"PATH", "PATH_TEST", "FFHQ_SOURCE", "PART_COUNT", "PART_COUNT_TEST", "SIZE", "SIZE_TEST",
+                          "FLIP_IMAGES", "SAMPLES_PATH", "STYLE_MIX_PATH", "MAX_RESOLUTION_LEVEL"}),
+    "MODEL": frozenset({"LAYER_COUNT", "START_CHANNEL_COUNT", "MAX_CHANNEL_COUNT", "LATENT_SPACE_SIZE",
+                        "DLATENT_AVG_BETA", "TRUNCATIOM_PSI", "TRUNCATIOM_CUTOFF", "STYLE_MIXING_PROB",
+                        "MAPPING_LAYERS", "CHANNELS", "GENERATOR", "ENCODER", "MAPPING_D", "MAPPING_F",
+                        "MAPPING_TO_LATENT", "MAPPING_FROM_LATENT", "Z_REGRESSION"}),
+    "TRAIN": frozenset({"EPOCHS_PER_LOD", "BASE_LEARNING_RATE", "ADAM_BETA_0", "ADAM_BETA_1", "LEARNING_DECAY_RATE",
+                        "LEARNING_DECAY_STEPS", "TRAIN_EPOCHS", "LOD_2_BATCH_8GPU", "LOD_2_BATCH_4GPU",
+                        "LOD_2_BATCH_2GPU", "LOD_2_BATCH_1GPU", "SNAPSHOT_FREQ", "REPORT_FREQ", "LEARNING_RATES",
+                        "ALPHA", "BETTA", "M"}),
+}
+
+
+def _unknown_yaml_keys(data: dict) -> list[str]:
+    """The dotted keys of ``data`` that OFFICIAL_YAML_KEYS does not define, each with the
+    nearest defined one when there is a close one."""
+    import difflib
+
+    known = [k if v is None else f"{k}.{sub}" for k, v in OFFICIAL_YAML_KEYS.items() for sub in (v or [None])]
+    found = []
+    for key, value in data.items():
+        key = str(key)
+        subs = OFFICIAL_YAML_KEYS.get(key, False)
+        if subs is False:
+            found.append(key)
+        elif subs is not None and isinstance(value, dict):
+            found.extend(f"{key}.{sub}" for sub in map(str, value) if sub not in subs)
+    out = []
+    for key in found:
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        out.append(f"{key} (did you mean {near[0]}?)" if near else key)
+    return out
+
+
 def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """An official ``configs/*.yaml`` as a dict of sections (``{'MODEL': {...}, 'TRAIN': ...}``).
 
     Raises FileNotFoundError, IsADirectoryError (a folder), ImportError (PyYAML missing: ``pip install
-    'alae_fast[official]'``) or OfficialCheckpointError (not YAML, or not a mapping).
+    'alae_fast[official]'``) or OfficialCheckpointError (not YAML, not a mapping, or a key the
+    official ``defaults.py`` does not define: :data:`OFFICIAL_YAML_KEYS`).
     """
     p = Path(path)
     if p.is_dir():
@@ -239,4 +280,9 @@ def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise OfficialCheckpointError(f"{p}: an official config must be a YAML mapping of sections "
                                       f"(MODEL, TRAIN, ...); got {type(data).__name__}")
+    unknown = _unknown_yaml_keys(data)
+    if unknown:
+        raise OfficialCheckpointError(f"{p}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: the "
+                                      f"official defaults.py defines no such key (its yacs loader refuses it too), "
+                                      f"and a misspelt one would leave its setting at the default")
     return data
