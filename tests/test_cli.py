@@ -682,6 +682,17 @@ def test_train_refuses_style_mixing_options_for_an_mlp(tmp_path, capsys):
         assert not (tmp_path / "r").exists()
 
 
+def test_train_refuses_style_mixing_for_a_run_that_mixes_with_probability_0(tmp_path, capsys):
+    # digits-32 trains with mixing_prob 0: --style-mixing official was recorded and mixed nothing
+    for extra in (["--style-mixing", "official"], ["--style-mixing", "per_sample", "--mixing-prob", "0"]):
+        assert main(["train", "--out", str(tmp_path / "r"), "--kimg", "0.016", "--no-progress", *extra]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and (f"--style-mixing {extra[1]}: 'digits-32' trains with mixing_prob 0 (no style "
+                                  f"mixing), so it would mix nothing; give --mixing-prob too (the paper's: 0.9)"
+                                  ) in err[0], err
+        assert not (tmp_path / "r").exists()
+
+
 def test_noise_mode_is_refused_for_an_mlp(mlp_run, tmp_path, capsys):
     # the MLP's G has no noise inputs: a drawn noise mode changed nothing, in every command
     from alae_fast.data import load_digits

@@ -508,15 +508,28 @@ def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, 
     return opts, ckpt_path, ckpt_state
 
 
-def _check_style_mixing(opts: TrainOptions, setup: TrainSetup) -> None:
+def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict | None) -> None:
     """UserError when ``--mixing-prob``/``--style-mixing`` are given (not None) for a model with one
-    style input (the MLP ALAE): there is nothing to mix, the trainer skips mixing there."""
+    style input (the MLP ALAE): there is nothing to mix, the trainer skips mixing there; and when
+    ``--style-mixing`` is given to a run whose mixing probability is 0 (digits-32's): it would
+    mix nothing."""
     if isinstance(setup.model_config, MLPALAEConfig):
         given = [flag for flag, value in (("--mixing-prob", opts.mixing_prob), ("--style-mixing", opts.style_mixing))
                  if value is not None]
         if given:
             raise UserError(f"{' and '.join(given)}: {setup.name!r} is an MLP ALAE, whose G takes one style input; "
                             f"style mixing needs several (a StyleALAE)")
+        return
+    if opts.style_mixing is None:
+        return
+    prob = opts.mixing_prob
+    if prob is None and ckpt_state is not None:
+        prob = ckpt_state.get("options", {}).get("mixing_prob")
+    if prob is None:
+        prob = getattr(setup.model_config, "mixing_prob", None)
+    if prob == 0:
+        raise UserError(f"--style-mixing {opts.style_mixing}: {setup.name!r} trains with mixing_prob 0 (no style "
+                        f"mixing), so it would mix nothing; give --mixing-prob too (the paper's: 0.9)")
 
 
 def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
@@ -535,7 +548,7 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
     if ckpt_state is not None:
         setup = _resolve(opts, ckpt_state)
-    _check_style_mixing(opts, setup)
+    _check_style_mixing(opts, setup, ckpt_state)
     if ckpt_state is not None:
         # an option or behaviour not given again continues as the checkpoint's run chose it
         saved = ckpt_state.get("options", {})
