@@ -279,8 +279,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         if demodulate:
             d = _demod_coefs(weight, styles, DEMOD_EPS).to(x.dtype).reshape(N, O, 1, 1)
             # One fused pass for demodulation and noise.
-            return y * d if noise is None else torch.addcmul(noise.to(x.dtype), y, d)
-        return y if noise is None else y + noise.to(x.dtype)
+            return _layout_of(x, y * d if noise is None else torch.addcmul(noise.to(x.dtype), y, d))
+        return _layout_of(x, y if noise is None else y + noise.to(x.dtype))
 
     if demodulate:
         w, _ = modulate_weight(weight, styles, DEMOD_EPS, impl=impl)
@@ -290,7 +290,18 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
               up, down, padding, N, flip_weight)
     y = y.reshape(N, O, *y.shape[2:])
     _check_noise_size(y, noise, op)
-    return y if noise is None else y + noise.to(x.dtype)
+    return _layout_of(x, y if noise is None else y + noise.to(x.dtype))
+
+
+def _layout_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """y in x's memory format. The grouped convolution takes the batch into its channels
+    ([1, N·I, H, W]), which a channels_last x cannot be viewed as, so its output is NCHW, and a
+    noise tensor added to y can lend the sum its own layout: one copy, only then, gives the
+    result the input's layout back, as every other op keeps it."""
+    if (x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+            and not y.is_contiguous(memory_format=torch.channels_last)):
+        return y.contiguous(memory_format=torch.channels_last)
+    return y
 
 
 def modulated_conv2d_ref(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
@@ -320,9 +331,9 @@ def modulated_conv2d_ref(x: torch.Tensor, weight: torch.Tensor, styles: torch.Te
         _check_noise_size(y, noise, op)
         if demodulate:
             y = y * dcoefs.to(x.dtype).reshape(N, O, 1, 1)
-        return y if noise is None else y + noise.to(x.dtype)
+        return _layout_of(x, y if noise is None else y + noise.to(x.dtype))
     y = _conv(x.reshape(1, N * I, H, W), w.reshape(N * O, I, *weight.shape[2:]).to(x.dtype), resample_filter,
               up, down, padding, N, flip_weight)
     y = y.reshape(N, O, *y.shape[2:])
     _check_noise_size(y, noise, op)
-    return y if noise is None else y + noise.to(x.dtype)
+    return _layout_of(x, y if noise is None else y + noise.to(x.dtype))
