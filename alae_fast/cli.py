@@ -944,7 +944,8 @@ def format_metrics(m: dict) -> str:
 
     fid_name = m.get("fid_network", "?") + (" - a PROXY, not comparable with published FIDs"
                                             if m.get("fid_is_proxy") else "")
-    lines = [f"{m.get('checkpoint')}: setup {m.get('setup')}, {m.get('kimg', 0):g} kimg, "
+    kimg = "kimg not recorded" if m.get("kimg") is None else f"{m['kimg']:g} kimg"  # None: an official checkpoint
+    lines = [f"{m.get('checkpoint')}: setup {m.get('setup')}, {kimg}, "
              f"{m.get('resolution')}x{m.get('resolution')} (lod {m.get('lod')}, blend {m.get('blend', 1):g})"]
     if m.get("latent"):
         lines.append(format_latent_report(m["latent"]))

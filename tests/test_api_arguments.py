@@ -534,7 +534,7 @@ def test_a_loaded_run_prints_as_a_summary(run):
     text = repr(run)
     assert len(text) < 400 and str(run) == text and text.startswith("LoadedRun(")
     assert f"latent {run.config.latent_size}" in text and f"{int(run.model.num_ws)} style input" in text
-    assert str(run.path) in text
+    assert str(run.path) in text and f"{run.images_seen / 1000:g} kimg" in text and run.kimg == run.images_seen / 1000
 
 
 def test_load_takes_load_runs_keywords_and_refuses_a_non_path(ckpt):

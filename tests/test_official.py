@@ -90,14 +90,15 @@ def test_generator_encoder_discriminator_at_each_level(official_model, io, dtype
 
 
 def test_truncated_generation(official_model, io, dtype):
-    # The official code computed this one in float32: compare at float32's tolerance.
+    # The official code computed this one in float32, and its rounding bounds the agreement:
+    # measured 3.4e-6 in float64 and 3.6e-6 in float32 (the README's figure).
     t = io["truncated"]
     m = official_model
     assert torch.equal(m.w_avg.float(), t["dlatent_avg"].float())
     assert (m.config.truncation_psi, m.config.truncation_cutoff) == (t["psi"], t["cutoff"]) == (0.7, 8)
     image = m.generate(t["z"].to(dtype), 5, 1.0, truncation_psi=t["psi"], truncation_cutoff=t["cutoff"],
                        noise=[n.to(dtype) for n in t["noise"]])
-    assert rel(image, t["image"]) <= 1e-4
+    assert rel(image, t["image"]) <= 1e-5
 
 
 def test_training_weights_differ_from_ema_and_load_too(io):
@@ -527,6 +528,9 @@ def test_convert_round_trip(tmp_path, io):
         assert torch.equal(run.model.state_dict()[k], v), k
     official_run = load_run(PTH)
     assert official_run.setup == "official" and official_run.phase.lod == 5
+    # the official code does not record how long it trained: no invented kimg (was "5760 kimg")
+    assert run.kimg is None and official_run.kimg is None
+    assert "kimg not recorded" in repr(official_run) and "kimg not recorded" in repr(run)
     z = io["z"].float()
     assert torch.equal(run.model.generate(z, noise="const"), official_run.model.generate(z, noise="const"))
 

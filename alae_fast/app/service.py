@@ -218,8 +218,7 @@ class ModelService:
         """What the page needs to draw itself."""
         r = self.run
         # an official checkpoint does not record how long it trained (None: the page says so)
-        kimg = None if r.setup == "official" else r.images_seen / 1000.0
-        return {"setup": r.setup, "kimg": kimg, "resolution": r.phase.resolution,
+        return {"setup": r.setup, "kimg": r.kimg, "resolution": r.phase.resolution,
                 "channels": r.schedule.channels, "latent_size": self.latent_size, "num_ws": self.num_ws,
                 "lod": r.phase.lod, "checkpoint": r.path.name,
                 "style_levels": {k: [a, b - 1] for k, (a, b) in style_ranges(self.num_ws).items()}

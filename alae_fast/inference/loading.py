@@ -67,8 +67,9 @@ class LoadedRun:
     model: the EMA model (eval mode, no gradients) on the requested device; config: its
     model config; schedule: the run's schedule; phase: where training stood (level, blend);
     setup: the setup name ('official' for a checkpoint of the official ALAE code);
-    images_seen: training images consumed; path: the file read; noise_mode: G's noise in
-    ``decode`` (default 'zero'; see ``ALAEModel.decode``).
+    images_seen: training images consumed (for an official checkpoint, which does not record it,
+    the schedule's end: where its phase comes from; :attr:`kimg` is then None); path: the file
+    read; noise_mode: G's noise in ``decode`` (default 'zero'; see ``ALAEModel.decode``).
 
     Every method checks its arguments first and raises, naming the method and the argument:
     TypeError for a non-tensor or a tensor of a non-float dtype (uint8 images included), ValueError
@@ -91,11 +92,18 @@ class LoadedRun:
     def __repr__(self) -> str:
         # the dataclass repr would print the whole checkpoint (weights, optimiser state, RNG
         # states: ~600k characters for digits-32) where a notebook shows ``run``
+        trained = "kimg not recorded" if self.kimg is None else f"{self.kimg:g} kimg"
         return (f"LoadedRun({self.setup!r}, {type(self.config).__name__}, {self.schedule.resolution}x"
                 f"{self.schedule.resolution}x{self.schedule.channels}, lod {self.phase.lod} (blend "
-                f"{self.phase.blend:g}), {self.images_seen / 1000:g} kimg, {int(self.model.num_ws)} "
+                f"{self.phase.blend:g}), {trained}, {int(self.model.num_ws)} "
                 f"style input(s), latent {self.config.latent_size}, device {self.device}, noise_mode "
                 f"{self.noise_mode!r}, path {str(self.path)!r})")
+
+    @property
+    def kimg(self) -> float | None:
+        """Thousands of training images the run consumed; None for a checkpoint of the official
+        code (read or converted), which does not record it."""
+        return None if self.setup == "official" else self.images_seen / 1000.0
 
     @property
     def device(self) -> torch.device:

@@ -166,7 +166,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
 
     schedule, phase, m = run.schedule, run.phase, run.model
     res = schedule.resolution
-    out: dict[str, Any] = {"checkpoint": str(run.path), "setup": run.setup, "kimg": run.images_seen / 1000.0,
+    out: dict[str, Any] = {"checkpoint": str(run.path), "setup": run.setup, "kimg": run.kimg,
                            "lod": phase.lod, "blend": phase.blend, "resolution": phase.resolution}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
