@@ -69,6 +69,14 @@ def check_same(value: torch.Tensor, name: str, x: torch.Tensor, op: str, *, dtyp
         raise TypeError(f"{op}: {name} must have x's dtype {x.dtype}; got {value.dtype}")
 
 
+def kernel_layout(t: torch.Tensor) -> torch.memory_format:
+    """The layout the kernels give an output of ``t`` (csrc/ops/*.cpp): channels_last only where
+    it is ``t``'s actual layout (not merely compatible, as for a contiguous [N, C, 1, 1]), else
+    contiguous."""
+    cl = (not t.is_contiguous()) and t.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if cl else torch.contiguous_format
+
+
 def opmath(x: torch.Tensor) -> torch.Tensor:
     """x in its computation dtype: float32 for half types, else itself (strides kept)."""
     return x.float() if x.dtype in HALF_DTYPES else x

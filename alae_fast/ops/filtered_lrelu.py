@@ -32,7 +32,7 @@ from numbers import Real
 import torch
 
 from .. import _lib
-from ._dispatch import check_factors, check_same, check_tensor, is_finite, opmath, use_kernel
+from ._dispatch import check_factors, check_same, check_tensor, is_finite, kernel_layout, opmath, use_kernel
 from .bias_act import _bias_act_ref
 from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
@@ -169,10 +169,7 @@ def _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, fli
 
 # --- registration: fake kernels and the autograd of the three ops ----------------------------
 
-def _layout(t):
-    # The kernels' rule (csrc/ops/filtered_lrelu.cpp): channels_last only where it is t's layout.
-    cl = (not t.is_contiguous()) and t.is_contiguous(memory_format=torch.channels_last)
-    return torch.channels_last if cl else torch.contiguous_format
+_layout = kernel_layout  # the kernels' rule (csrc/ops/filtered_lrelu.cpp)
 
 
 def _fake_forward(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter):

@@ -27,7 +27,7 @@ from numbers import Integral
 import torch
 
 from .. import _lib
-from ._dispatch import check_impl, check_same, check_tensor, is_finite, opmath, use_kernel
+from ._dispatch import check_impl, check_same, check_tensor, is_finite, kernel_layout, opmath, use_kernel
 from .upfirdn2d import _check_filter, _parse_padding
 
 DEMOD_EPS = 1e-8
@@ -298,8 +298,7 @@ def _layout_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ([1, N·I, H, W]), which a channels_last x cannot be viewed as, so its output is NCHW, and a
     noise tensor added to y can lend the sum its own layout: one copy, only then, gives the
     result the input's layout back, as every other op keeps it."""
-    if (x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-            and not y.is_contiguous(memory_format=torch.channels_last)):
+    if kernel_layout(x) == torch.channels_last and not y.is_contiguous(memory_format=torch.channels_last):
         return y.contiguous(memory_format=torch.channels_last)
     return y
 

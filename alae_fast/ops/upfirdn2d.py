@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import check_tensor, is_finite, opmath, use_kernel
+from ._dispatch import check_tensor, is_finite, kernel_layout, opmath, use_kernel
 
 
 # --- argument parsing -------------------------------------------------------------------------
@@ -303,11 +303,8 @@ def _fake(x, f, up, down, padding, flip_filter, gain):
     oh = _out_size(H, up[1], down[1], padding[2], padding[3], fh)
     ow = _out_size(W, up[0], down[0], padding[0], padding[1], fw)
     torch._check(oh >= 1 and ow >= 1, lambda: "upfirdn2d: padding leaves no output")
-    # The kernel's layout rule (csrc/ops/upfirdn2d.cpp): channels_last only where it is x's
-    # actual layout, else contiguous.
-    cl = (not x.is_contiguous()) and x.is_contiguous(memory_format=torch.channels_last)
-    fmt = torch.channels_last if cl else torch.contiguous_format
-    return torch.empty((N, C, oh, ow), dtype=x.dtype, device=x.device, memory_format=fmt)
+    # the kernel's layout rule (csrc/ops/upfirdn2d.cpp)
+    return torch.empty((N, C, oh, ow), dtype=x.dtype, device=x.device, memory_format=kernel_layout(x))
 
 
 if _lib.loaded():

@@ -522,12 +522,9 @@ def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict 
         return
     if opts.style_mixing is None:
         return
-    prob = opts.mixing_prob
-    if prob is None and ckpt_state is not None:
-        prob = ckpt_state.get("options", {}).get("mixing_prob")
-    if prob is None:
-        prob = getattr(setup.model_config, "mixing_prob", None)
-    if prob == 0:
+    saved = ckpt_state.get("options", {}) if ckpt_state is not None else {}
+    prob = opts.mixing_prob if opts.mixing_prob is not None else saved.get("mixing_prob")
+    if _in_effect("mixing_prob", prob, setup.model_config) == 0:
         raise UserError(f"--style-mixing {opts.style_mixing}: {setup.name!r} trains with mixing_prob 0 (no style "
                         f"mixing), so it would mix nothing; give --mixing-prob too (the paper's: 0.9)")
 
