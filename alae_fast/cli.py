@@ -52,6 +52,15 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _kimg_amount(text: str) -> float:
+    """A length in kimg: finite and at least one image (a run, or an interval, counts whole
+    images; a smaller value would round to none)."""
+    v = _positive_float(text)
+    if v * 1000 < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 0.001 (one image), got {text}")
+    return v
+
+
 def _nonnegative_float(text: str) -> float:
     v = float(text)
     if not (v >= 0 and math.isfinite(v)):
@@ -219,7 +228,7 @@ def _add_train(sub) -> None:
     t.add_argument("--data", default=None, metavar="PATH",
                    help="image folder (PNG/JPEG, any size) or folder of MNIST IDX files (default: embedded digits)")
     t.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/<preset>)")
-    t.add_argument("--kimg", type=_positive_float, default=None, metavar="N",
+    t.add_argument("--kimg", type=_kimg_amount, default=None, metavar="N",
                    help="training length in thousands of images (default: the preset's; on --resume: the run's, "
                         "which a longer --kimg extends)")
     t.add_argument("--resume", action="store_true",
@@ -237,12 +246,13 @@ def _add_train(sub) -> None:
     t.add_argument("--ema-kimg", type=_positive_float, default=None,
                    help="EMA half-life in thousands of images (default: the preset's ema_kimg; "
                         "10 for the paper's presets)")
-    t.add_argument("--checkpoint-kimg", type=_positive_float, default=None,
+    t.add_argument("--checkpoint-kimg", type=_kimg_amount, default=None,
                    help="checkpoint interval in kimg (default: a tenth of the run)")
-    t.add_argument("--checkpoint-minutes", type=_positive_float, default=10.0, metavar="M",
-                   help="also checkpoint after M minutes of wall time without one (default 10). SIGTERM or "
+    t.add_argument("--checkpoint-minutes", type=_nonnegative_float, default=10.0, metavar="M",
+                   help="also checkpoint after M minutes of wall time without one (default 10; 0: by images "
+                        "only). SIGTERM or "
                         "Ctrl-C checkpoints after the current iteration and exits 0; a second one exits at once")
-    t.add_argument("--image-kimg", type=_positive_float, default=None,
+    t.add_argument("--image-kimg", type=_kimg_amount, default=None,
                    help="sample/reconstruction grid interval in kimg (default: a tenth of the run)")
     t.add_argument("--keep", type=_positive_int, default=3, help="checkpoints kept (default 3)")
     t.add_argument("--log-steps", type=_positive_int, default=20, help="iterations per log record (default 20)")
@@ -254,7 +264,7 @@ def _add_train(sub) -> None:
                         "--schedule lod_batch=[32]); repeatable")
     t.add_argument("--no-eval", action="store_true", help="skip the latent-classification report at the end")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
+    t.add_argument("--workers", type=_int_at_least(0), default=0, help="data-loading worker processes (default 0)")
     t.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
     t.add_argument("--style-mixing", choices=("official", "per_sample"), default=None,
                    help="official: one draw per batch over the active style inputs; per_sample: StyleGAN's "
@@ -594,7 +604,7 @@ def _cmd_train(args) -> int:
     opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,
                         resume=args.resume, device=args.device, amp=args.amp, r1_gamma=args.r1_gamma,
                         r1_interval=args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
-                        checkpoint_kimg=args.checkpoint_kimg, checkpoint_minutes=args.checkpoint_minutes,
+                        checkpoint_kimg=args.checkpoint_kimg, checkpoint_minutes=args.checkpoint_minutes or None,
                         image_kimg=args.image_kimg, keep=args.keep,
                         log_steps=args.log_steps, model_overrides=dict(args.model_overrides),
                         schedule_overrides=dict(args.schedule_overrides), evaluate=not args.no_eval,

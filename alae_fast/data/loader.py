@@ -30,6 +30,7 @@ only on (seed, position): not on the batch size, the world size or a resume.
 
 from __future__ import annotations
 
+import signal
 from functools import lru_cache
 from typing import Iterator
 
@@ -119,6 +120,15 @@ def _check_sharding(global_batch: int, rank: int, world_size: int) -> None:
         raise ValueError(f"batch_size: expected a positive multiple of world_size={world_size}, got {global_batch!r}")
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """A loading worker ignores SIGINT and SIGTERM: Ctrl-C and a scheduler's SIGTERM reach the
+    whole process group, and the main process owns the stop (it checkpoints, then shuts the
+    workers down). A forked worker would otherwise run the trainer's inherited handler (and
+    say "stopping" once per worker) or die, which the DataLoader reports as a crash."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+
+
 class DataStream:
     """Endless per-rank batches of ``dataset``, resumable from ``state_dict()``.
 
@@ -188,7 +198,8 @@ class DataStream:
                 sampler = ShardedStreamSampler(len(self.dataset), self.per_rank_batch, self.rank, self.world_size,
                                                self.seed, self.shuffle, start=self.position)
                 loader = DataLoader(self.dataset, batch_size=self.per_rank_batch, sampler=sampler,
-                                    num_workers=self.num_workers, pin_memory=self.pin_memory, drop_last=True)
+                                    num_workers=self.num_workers, pin_memory=self.pin_memory, drop_last=True,
+                                    worker_init_fn=_ignore_stop_signals)
                 self._iter = iter(loader)
             x, y = next(self._iter)
             batch = (x, y)

@@ -264,6 +264,11 @@ def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, 
     want = _data_channels(opts.data)
     if want == have:
         return setup, None
+    if have not in (1, 3):
+        # images convert between greyscale and colour only; any other count has no conversion
+        given = "--set channels" if "channels" in opts.model_overrides else f"{setup.name!r}'s channels"
+        raise UserError(f"{given}={have}: the data are images of {want} channel{'s' * (want > 1)}, which convert "
+                        f"only to 1 (greyscale) or 3 (colour) channels")
     def kind(c: int) -> str:
         return {1: "greyscale", 3: "colour"}.get(c, f"{c}-channel")
 
@@ -417,7 +422,15 @@ def _apply_threads(opts: TrainOptions) -> None:
 
 
 def _check_options(opts: TrainOptions) -> None:
-    """Raises ValueError for a bad ``keep``, ``log_steps`` or ``checkpoint_minutes``."""
+    """Raises ValueError for a bad ``keep``, ``log_steps``, ``checkpoint_minutes``, ``num_workers``,
+    or a ``kimg`` / ``checkpoint_kimg`` / ``image_kimg`` that is not a finite number of at least
+    one image (0.001 kimg: runs and intervals count whole images, and less rounds to none)."""
+    for name in ("kimg", "checkpoint_kimg", "image_kimg"):
+        v = getattr(opts, name)
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v * 1000 >= 1):
+            raise ValueError(f"{name}: expected None or a finite number >= 0.001 (one image); got {v!r}")
+    if not isinstance(opts.num_workers, int) or opts.num_workers < 0:
+        raise ValueError(f"num_workers: expected an int >= 0; got {opts.num_workers!r}")
     if opts.keep < 1:
         raise ValueError(f"keep: expected >= 1; got {opts.keep}")
     if opts.log_steps < 1:
