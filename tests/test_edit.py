@@ -88,11 +88,13 @@ def test_edit_w_bad_arguments():
         edit_w(w, {"x": np.array([1, np.nan, 0, 0])}, {"x": 1.0}, avg, 3)
     with pytest.raises(ValueError, match="mode"):
         edit_w(w, {"x": np.ones(4)}, {"x": 1.0}, avg, 3, mode="relative")
-    # w_avg is the model's own: latents of another size are w's fault, not w_avg's
+    # either w or w_avg may be another model's: a size disagreement names both
     for call in (lambda w_, a_: edit_w(w_, {"x": np.ones(4)}, {"x": 1.0}, a_, 3),
                  lambda w_, a_: direction_coefficients(w_, {"x": np.ones(4)}, a_)):
-        with pytest.raises(ValueError, match=r"^w: expected \[N, 4\] \(the latent size of w_avg\); got \(2, 3\)$"):
+        with pytest.raises(ValueError, match=r"^w, w_avg: latent sizes disagree: w is \(2, 3\), w_avg \(4,\) "):
             call(torch.randn(2, 3), avg)
+        with pytest.raises(ValueError, match=r"^w, w_avg: latent sizes disagree: w is \(2, 4\), w_avg \(3,\) "):
+            call(w, torch.zeros(3))
         with pytest.raises(ValueError, match=r"^w_avg: expected a vector \[latent\]"):
             call(w, torch.zeros(1, 4))
     with pytest.raises(ValueError, match="num_ws"):

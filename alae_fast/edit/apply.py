@@ -91,8 +91,9 @@ def _check_w(w: torch.Tensor, w_avg) -> tuple[torch.Tensor, torch.Tensor]:
     if avg.dim() != 1:
         raise ValueError(f"w_avg: expected a vector [latent] (the model's w_avg); got shape {tuple(avg.shape)}")
     if w.shape[1] != avg.shape[0]:
-        # w_avg is the model's own: a disagreement is the latents' fault
-        raise ValueError(f"w: expected [N, {avg.shape[0]}] (the latent size of w_avg); got {tuple(w.shape)}")
+        # either may be the wrong one (latents of another model, or another model's w_avg): name both
+        raise ValueError(f"w, w_avg: latent sizes disagree: w is {tuple(w.shape)}, w_avg {tuple(avg.shape)} "
+                         f"(expected w [N, latent] and w_avg [latent] of the same model)")
     if not torch.isfinite(avg).all():
         raise ValueError("w_avg: contains NaN or infinity")
     return w, avg
