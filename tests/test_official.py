@@ -896,7 +896,7 @@ def test_evaluate_on_a_small_folder_of_own_images(other_checkpoint, tmp_path, ca
     capsys.readouterr()
     err = _cli_error(capsys, ["evaluate", "--ckpt", str(other_checkpoint / "other.pth"), "--data", str(folder),
                               "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)])
-    assert "FID needs at least 2 real images; found 1" in err and str(folder) in err
+    assert f"the real images of {str(folder)!r}: FID needs at least 2 real images; found 1 (pass --data" in err
     # without --data an official model is not scored on the embedded digits
     for cmd, name in (("evaluate", out), ("reconstruct", tmp_path / "rec.png")):
         err = _cli_error(capsys, [cmd, "--ckpt", str(other_checkpoint / "other.pth"), "--out", str(name)])

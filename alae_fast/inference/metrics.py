@@ -67,7 +67,9 @@ def _real_images(data: str | None, resolution: int, channels: int):
         except ValueError:  # a source without an 'all' split
             pass
     if len(ds) < 2:
-        raise UserError(f"--data {data!r}: FID needs at least 2 real images; found {len(ds)}")
+        # data is --data or, without it, the run's own training data: name the folder, not a flag
+        raise UserError(f"the real images of {data!r}: FID needs at least 2 real images; found {len(ds)} "
+                        f"(pass --data with at least 2)")
     return ds, split
 
 
