@@ -168,8 +168,8 @@ def _fid_count(text: str) -> int:
 
 # argparse says "invalid <__name__> value: 'x'" when a type's float()/int() fails: the kind of
 # value expected, not this module's private function names
-for _type, _kind in ((_positive_float, "number"), (_nonnegative_float, "number"), (_probability, "number"),
-                     (_psi, "number"), (_fid_count, "int"), (_seed, "int")):
+for _type, _kind in ((_positive_float, "number"), (_kimg_amount, "number"), (_nonnegative_float, "number"),
+                     (_probability, "number"), (_psi, "number"), (_fid_count, "int"), (_seed, "int")):
     _type.__name__ = _kind
 
 
