@@ -47,6 +47,7 @@ trainer fails before its first step.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ import torch
 from .base import ImageDataset, _gather
 
 __all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "TRANSPARENT_BACKGROUND", "ImageFolderDataset", "LoadNotes",
-           "find_image_files", "folder_channels", "load_image", "split_files"]
+           "find_image_files", "folder_channels", "is_run_folder", "load_image", "split_files"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 HOLDOUT_FRACTION = 0.1
@@ -72,6 +73,8 @@ _SPLIT_NAMES = {"train": "training split", "test": "held-out split", "all": "all
 # (training, then evaluation), and the same files need saying once.
 _warned_skips: set[tuple[str, str, tuple[str, ...]]] = set()
 _warned_notes: set[tuple[str, str, str, tuple[str, ...]]] = set()
+# (folder, run folders skipped in it) already warned about: every command scans its data more than once.
+_warned_runs: set[tuple[str, tuple[str, ...]]] = set()
 
 
 @dataclass
@@ -164,8 +167,47 @@ def folder_channels(path: str | os.PathLike, max_files: int | None = None) -> in
     return 1
 
 
+def is_run_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an alae-fast run folder: it holds a ``config.json`` that is a JSON
+    object with the ``setup`` and ``schedule`` a run records, and a ``checkpoints/`` folder or
+    a ``log.jsonl`` (a run writes its config.json and log.jsonl before its first picture)."""
+    d = Path(path)
+    config = d / "config.json"
+    if not config.is_file() or not ((d / "checkpoints").is_dir() or (d / "log.jsonl").is_file()):
+        return False
+    try:
+        record = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "setup" in record and "schedule" in record
+
+
+def _outside_run_folders(root: Path, files: list[Path]) -> tuple[list[Path], dict[Path, int]]:
+    """``files`` (under ``root``) less those inside a run folder (``root`` or one below it), in
+    their order, and how many each skipped run folder (the outermost, relative to ``root``) held."""
+    verdict: dict[Path, bool] = {}
+    kept: list[Path] = []
+    skipped: dict[Path, int] = {}
+    for f in files:
+        rel = f.relative_to(root)
+        inside = None
+        for part in reversed(rel.parents):  # outermost first: root itself is Path(".")
+            if part not in verdict:
+                verdict[part] = is_run_folder(root / part)
+            if verdict[part]:
+                inside = part
+                break
+        if inside is None:
+            kept.append(f)
+        else:
+            skipped[inside] = skipped.get(inside, 0) + 1
+    return kept, skipped
+
+
 def find_image_files(path: str | os.PathLike) -> list[Path]:
-    """All files under ``path`` (recursively) ending in .png/.jpg/.jpeg (any case), sorted.
+    """All files under ``path`` (recursively) ending in .png/.jpg/.jpeg (any case), sorted,
+    except those inside an alae-fast run folder (:func:`is_run_folder`; ``path`` or one below
+    it: a run's own pictures are not data), which a warning names once per process.
 
     Raises ``FileNotFoundError`` if ``path`` does not exist, ``NotADirectoryError`` if it is
     not a folder, ``ValueError`` if it holds no such file.
@@ -176,8 +218,17 @@ def find_image_files(path: str | os.PathLike) -> list[Path]:
     if not root.is_dir():
         raise NotADirectoryError(f"data path {str(root)!r} is not a folder (expected a folder of PNG/JPEG images)")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files, runs = _outside_run_folders(root, files)
+    key = (str(root.resolve()), tuple(sorted(str(r) for r in runs)))
+    if runs and key not in _warned_runs:
+        _warned_runs.add(key)
+        shown = ", ".join(f"{r.as_posix()} ({n})" for r, n in list(runs.items())[:5])
+        more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
+        warnings.warn(f"{root}: skipped {sum(runs.values())} image file(s) of {len(runs)} alae-fast run folder(s) "
+                      f"(a run's own pictures are not data): {shown}{more}", RuntimeWarning, stacklevel=2)
     if not files:
-        raise ValueError(f"data folder {str(root)!r} contains no PNG or JPEG files "
+        beside = ", outside alae-fast run folders" if runs else ""
+        raise ValueError(f"data folder {str(root)!r} contains no PNG or JPEG files{beside} "
                          f"(searched recursively for {', '.join(IMAGE_EXTENSIONS)})")
     return files
 
@@ -248,7 +299,7 @@ class ImageFolderDataset(ImageDataset):
     """PNG/JPEG images under a folder as ``(image [C, R, R] float32 in [-1, 1], label -1)``.
 
     Args:
-        path: folder searched recursively for .png/.jpg/.jpeg files (any case).
+        path: folder searched recursively for .png/.jpg/.jpeg files (:func:`find_image_files`).
         resolution: output side length in pixels (any int >= 1; the presets use powers of 2).
         channels: 3 (RGB, default) or 1 (greyscale).
         split: "all" (default), "train" or "test" (the held-out files); see the module
@@ -259,6 +310,9 @@ class ImageFolderDataset(ImageDataset):
             uint8 (``N * C * R * R`` bytes); ``False`` checks each file's header at
             construction and decodes on access; ``"auto"`` (default) preloads when that
             takes at most ``max_preload_bytes`` (default 1 GiB).
+
+    ``dataset.found`` lists every image file the folder's scan found (all splits, unreadable
+    ones included), from which the split was chosen.
 
     Images with transparent pixels are composited over black, colour images read as greyscale
     and small ones enlarged, with one warning per kind naming them (see the module docstring);
@@ -279,6 +333,7 @@ class ImageFolderDataset(ImageDataset):
             raise ValueError(f"preload: expected True, False or 'auto', got {preload!r}")
         self.root = Path(path)
         found = find_image_files(self.root)
+        self.found = found
         files = split_files(found, self.root, split, holdout)
         self.split = split
         self.resolution = resolution

@@ -16,8 +16,9 @@ on every rank). The run folder (``--out``, default ``runs/<setup>``) receives:
   PCA, reconstruction MSE), also printed.
 
 A checkpoint holds the model, its EMA, both optimisers, the level and images seen, the
-trainer's latent generator, every rank's Python/NumPy/torch(/CUDA) random state and the data
-stream position. ``resume=True`` continues from the newest loadable one; on the CPU the
+trainer's latent generator, every rank's Python/NumPy/torch(/CUDA) random state, the data
+stream position and what the data are (``data_spec``, and for an image folder ``data_content``:
+:mod:`alae_fast.data.spec`). ``resume=True`` continues from the newest loadable one; on the CPU the
 continued run is bit-identical to one that never stopped (pictures and evaluations run
 under ``torch.random.fork_rng`` so they never disturb the training's random streams).
 """
@@ -465,6 +466,17 @@ class _Plan:
         return training_behaviour(self.opts, self.setup.model_config)
 
     @property
+    def data_moved(self) -> bool:
+        """Whether a resume reads its data from another place than the checkpoint records."""
+        from ..data.spec import data_spec
+
+        saved = self.ckpt_state.get("data_spec") if self.ckpt_state is not None else None
+        if not saved:
+            return False
+        now = data_spec(self.opts.data)
+        return (saved.get("kind"), saved.get("path")) != (now["kind"], now["path"])
+
+    @property
     def total(self) -> int:
         """The run's length in images."""
         return int(round(self.total_kimg * 1000))
@@ -485,9 +497,10 @@ class _Plan:
 
 def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, Path | None, dict | None]:
     """``(opts, path, state)`` of the checkpoint ``--resume`` continues (``opts.data`` then the
-    run's own unless given), or ``(opts, None, None)`` for a new run. Raises FileNotFoundError
-    on ``--resume`` without a loadable checkpoint, FileExistsError for a new run into a folder
-    that holds checkpoints."""
+    run's own unless given; given, it must name the run's data, possibly in a new place:
+    :func:`~alae_fast.data.spec.check_moved_data`), or ``(opts, None, None)`` for a new run.
+    Raises FileNotFoundError on ``--resume`` without a loadable checkpoint, FileExistsError for
+    a new run into a folder that holds checkpoints."""
     ckdir = out / "checkpoints"
     existing = list_checkpoints(ckdir)
     if not opts.resume:
@@ -511,14 +524,26 @@ def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, 
     elif opts.data is not None and ckpt_state.get("data_spec"):
         # A resumed run continues its exact data stream (epoch permutation, position, flips),
         # which belongs to its own data: other data would be read with positions it never had.
-        from ..data.spec import data_spec, describe_spec
+        # The same files elsewhere (a remounted disk) give the same positions.
+        from ..data.spec import check_moved_data
 
-        saved, now = ckpt_state["data_spec"], data_spec(opts.data)
-        if (saved.get("kind"), saved.get("path")) != (now.get("kind"), now.get("path")):
-            raise UserError(f"--resume --data: the run was trained on {describe_spec(saved)}, not "
-                            f"{describe_spec(now)}; a resumed run continues its own data stream (leave out --data, "
-                            f"or train a new run with --out)")
+        moved_note = check_moved_data(ckpt_state["data_spec"], ckpt_state.get("data_content"), opts.data)
+        if moved_note:
+            say(moved_note)
     return opts, ckpt_path, ckpt_state
+
+
+def _out_inside_data_note(opts: TrainOptions, out: Path) -> str | None:
+    """A line when the run folder ``out`` lies inside the image folder ``opts.data``."""
+    from ..data.spec import data_spec
+
+    spec = data_spec(opts.data)
+    if spec["kind"] != "folder" or not Path(spec["path"]).is_dir():
+        return None
+    if not out.resolve().is_relative_to(Path(spec["path"])):
+        return None
+    return (f"note: --out {str(out)!r} lies inside --data {opts.data!r}: the data's scan skips the run folder (its "
+            f"pictures are not training data)")
 
 
 def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict | None) -> None:
@@ -556,6 +581,9 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {str(out)!r} is a file; the run folder goes there")
     opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
+    inside = _out_inside_data_note(opts, out)
+    if inside:
+        say(inside)
     if ckpt_state is not None:
         setup = _resolve(opts, ckpt_state)
     _check_style_mixing(opts, setup, ckpt_state)
@@ -628,6 +656,7 @@ class _Run:
     show_real: torch.Tensor | None = None
     late_signal: str | None = None  # a signal that came after the last iteration's stop check
     stopped_starting: bool = False  # a signal came while the run started up: it trained nothing
+    content: dict | None = None  # data_content of an image folder (alae_fast.data.spec)
 
     @property
     def log_path(self) -> Path:
@@ -673,6 +702,7 @@ class _Run:
                  "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "threads": self._threads(),
                  "world_size": ctx.world_size,
                  "trainer": self.trainer.state_dict(), "data": self.stream.state_dict(), "data_spec": self.spec,
+                 **({"data_content": self.content} if self.content is not None else {}),
                  "rng": rng, "time_s": self.time_before + (time.perf_counter() - self.t_start)}
         return save_checkpoint(state, plan.out / "checkpoints", self.trainer.images_seen, keep=opts.keep)
 
@@ -712,11 +742,34 @@ def _restore(plan: _Plan, trainer: ALAETrainer, stream, ctx: DistributedContext,
     return float(state.get("time_s", 0.0))
 
 
+def _check_moved_length(plan: _Plan, length: int) -> None:
+    """UserError naming --data when data in a new place give another number of training images
+    than the checkpoint's stream was saved with (files that no longer decode, say)."""
+    saved = int(plan.ckpt_state["data"]["dataset_len"])
+    if saved != length:
+        raise UserError(f"--resume --data {plan.opts.data!r}: the run's data stream was saved for {saved} training "
+                        f"image(s), this data gives {length}; a resumed run continues its own data stream, so --data "
+                        f"may name its data in a new place, not other data")
+
+
+def _record_moved_data(plan: _Plan, spec: dict, content: dict | None) -> None:
+    """Rewrites the checkpoint the run resumes from with its data's new place: commands on the
+    run read the newest checkpoint's record, and the run may write no other (a finished run
+    only evaluates)."""
+    step = next(s for s, p in list_checkpoints(plan.ckpt_path.parent) if p == plan.ckpt_path)
+    state = torch.load(plan.ckpt_path, map_location="cpu", weights_only=True)  # as saved: nothing resumed into it
+    state["data_spec"] = spec
+    state.pop("data_content", None)
+    if content is not None:
+        state["data_content"] = content
+    save_checkpoint(state, plan.ckpt_path.parent, step, keep=len(list_checkpoints(plan.ckpt_path.parent)))
+
+
 def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     """Opens the data (checked before any training work), builds model, trainer and data stream
     (restored on a resume), writes config.json and prepares log.jsonl."""
     from ..data import DataStream, open_dataset
-    from ..data.spec import data_spec
+    from ..data.spec import data_content, data_spec
 
     opts, setup, schedule = plan.opts, plan.setup, plan.schedule
     dataset = open_dataset(opts.data, schedule.resolution, schedule.channels, split="train")
@@ -724,6 +777,8 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
         raise ValueError(f"data: {dataset!r} gives {dataset.channels}x{dataset.resolution}x{dataset.resolution} "
                          f"images; {setup.name!r} trains on {schedule.channels}x{schedule.resolution}"
                          f"x{schedule.resolution}")
+    if plan.data_moved:
+        _check_moved_length(plan, len(dataset))
     trainer = _make_trainer(plan, ctx)
     # G's noise inputs come from the default generator: one stream, the same on every rank,
     # which draws the global batch's noise and takes its slice (ALAETrainer._noise)
@@ -732,7 +787,10 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
                         num_workers=opts.num_workers, pin_memory=ctx.device.type == "cuda",
                         flip=bool(plan.behaviour["flip"]))
     time_before = _restore(plan, trainer, stream, ctx, say) if plan.ckpt_state is not None else 0.0
-    run = _Run(plan, ctx, say, dataset, trainer, stream, data_spec(opts.data), time_before, plan.ckpt_path)
+    run = _Run(plan, ctx, say, dataset, trainer, stream, data_spec(opts.data), time_before, plan.ckpt_path,
+               content=data_content(opts.data, getattr(dataset, "found", None)))
+    if plan.data_moved and ctx.is_main:
+        _record_moved_data(plan, run.spec, run.content)
     _write_run_config(run)
     if ctx.device.type == "cpu" and not opts.threads:
         busy = _busy_note()
@@ -777,7 +835,9 @@ def _write_run_config(run: _Run) -> None:
     plan, ctx = run.plan, run.ctx
     model = run.trainer.model
     counts = model.parameter_counts() if hasattr(model, "parameter_counts") else {}
-    resolved = {"setup": plan.setup.name, "data_spec": run.spec, "description": plan.setup.description,
+    resolved = {"setup": plan.setup.name, "data_spec": run.spec,
+                **({"data_content": run.content} if run.content is not None else {}),
+                "description": plan.setup.description,
                 "model": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
                 "total_kimg": plan.total_kimg,
                 "options": _recorded_options(plan), "behaviour": plan.behaviour, "world_size": ctx.world_size,
