@@ -62,6 +62,9 @@ __all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "TRANSPARENT_BACKGROUND", "Im
            "find_image_files", "folder_channels", "is_run_folder", "load_image", "split_files"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# Image formats a folder scan leaves out, with a warning (the CLI's image commands and serve read
+# some of them one file at a time).
+_OTHER_IMAGE_EXTENSIONS = (".webp", ".bmp", ".gif", ".tif", ".tiff")
 HOLDOUT_FRACTION = 0.1
 # Black, i.e. -1 in the model's pixels: compositing over it is multiplying by alpha (what a
 # premultiplied image stores), the same for any hidden colour under a transparent pixel.
@@ -75,6 +78,7 @@ _warned_skips: set[tuple[str, str, tuple[str, ...]]] = set()
 _warned_notes: set[tuple[str, str, str, tuple[str, ...]]] = set()
 # (folder, run folders skipped in it) already warned about: every command scans its data more than once.
 _warned_runs: set[tuple[str, tuple[str, ...]]] = set()
+_warned_formats: set[str] = set()  # folders whose other-format images were named once
 
 
 @dataclass
@@ -205,7 +209,8 @@ def _outside_run_folders(root: Path, files: list[Path]) -> tuple[list[Path], dic
 
 
 def find_image_files(path: str | os.PathLike) -> list[Path]:
-    """All files under ``path`` (recursively) ending in .png/.jpg/.jpeg (any case), sorted,
+    """All files under ``path`` (recursively) ending in .png/.jpg/.jpeg (any case), sorted (a
+    warning names, once per folder, the WebP/BMP/GIF/TIFF files it leaves out),
     except those inside an alae-fast run folder (:func:`is_run_folder`; ``path`` or one below
     it: a run's own pictures are not data), which a warning names once per process.
 
@@ -217,8 +222,25 @@ def find_image_files(path: str | os.PathLike) -> list[Path]:
         raise FileNotFoundError(f"data path {str(root)!r} does not exist")
     if not root.is_dir():
         raise NotADirectoryError(f"data path {str(root)!r} is not a folder (expected a folder of PNG/JPEG images)")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files, others = [], []
+    for p in root.rglob("*"):
+        suffix = p.suffix.lower()
+        if suffix in IMAGE_EXTENSIONS and p.is_file():
+            files.append(p)
+        elif suffix in _OTHER_IMAGE_EXTENSIONS and p.is_file():
+            others.append(p)
+    files.sort()
     files, runs = _outside_run_folders(root, files)
+    if others and str(root.resolve()) not in _warned_formats:
+        # Pillow could read them, but the split and a run's record are over PNG/JPEG files: say
+        # what is left out rather than pass over it in silence
+        _warned_formats.add(str(root.resolve()))
+        kinds = sorted({p.suffix.lower() for p in others})
+        shown = ", ".join(p.relative_to(root).as_posix() for p in sorted(others)[:3])
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        warnings.warn(f"{root}: left out {len(others)} image file(s) in {', '.join(kinds)}: training reads "
+                      f"{', '.join(IMAGE_EXTENSIONS)} only (convert them to PNG to use them): {shown}{more}",
+                      RuntimeWarning, stacklevel=2)
     key = (str(root.resolve()), tuple(sorted(str(r) for r in runs)))
     if runs and key not in _warned_runs:
         _warned_runs.add(key)

@@ -1,0 +1,55 @@
+"""A folder scan says which image files it leaves out for their format (a new-user trial's
+WebP, BMP and TIFF files were passed over in silence, while `reconstruct` and `serve` read
+WebP and BMP), and the files it takes are the same as before."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alae_fast.data.folder import find_image_files
+
+
+def _save(path, fmt):
+    rng = np.random.default_rng(len(str(path)))
+    Image.fromarray(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)).save(path, format=fmt)
+
+
+def test_other_formats_are_named_once_and_left_out(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name, fmt in (("a.png", "PNG"), ("b.JPG", "JPEG"), ("sub/c.jpeg", "JPEG")):
+        _save(tmp_path / name, fmt)
+    for name, fmt in (("d.webp", "WEBP"), ("e.BMP", "BMP"), ("sub/f.tif", "TIFF"), ("g.gif", "GIF"),
+                      ("h.tiff", "TIFF")):
+        _save(tmp_path / name, fmt)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files = find_image_files(tmp_path)
+        again = find_image_files(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in files] == ["a.png", "b.JPG", "sub/c.jpeg"]
+    assert again == files
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1, said
+    assert ("left out 5 image file(s) in .bmp, .gif, .tif, .tiff, .webp: training reads .png, .jpg, .jpeg only"
+            in said[0]), said
+    assert "d.webp, e.BMP, g.gif and 2 more" in said[0], said
+
+
+def test_a_folder_of_only_other_formats_is_refused_after_naming_them(tmp_path):
+    _save(tmp_path / "only.webp", "WEBP")
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ValueError, match="contains no PNG or JPEG"):
+        warnings.simplefilter("always")
+        find_image_files(tmp_path)
+    assert any("only.webp" in str(w.message) for w in caught)
+
+
+def test_png_and_jpeg_folders_say_nothing(tmp_path):
+    for i in range(3):
+        _save(tmp_path / f"{i}.png", "PNG")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(find_image_files(tmp_path)) == 3
