@@ -53,3 +53,17 @@ def test_png_and_jpeg_folders_say_nothing(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(find_image_files(tmp_path)) == 3
+
+
+def test_skipped_files_are_named_with_their_reason(tmp_path):
+    from alae_fast.data import ImageFolderDataset
+
+    for i in range(3):
+        _save(tmp_path / f"{i}.png", "PNG")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ImageFolderDataset(tmp_path, 8, 3, split="all")
+    said = [str(w.message) for w in caught if "unreadable" in str(w.message)]
+    assert len(said) == 1 and "skipped 1 unreadable image file(s) of 4" in said[0], said
+    assert "broken.png (" in said[0] and "Error" in said[0].split("broken.png (", 1)[1], said

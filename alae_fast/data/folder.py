@@ -317,6 +317,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _short(text: str, limit: int = 120) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
 class ImageFolderDataset(ImageDataset):
     """PNG/JPEG images under a folder as ``(image [C, R, R] float32 in [-1, 1], label -1)``.
 
@@ -383,7 +388,8 @@ class ImageFolderDataset(ImageDataset):
         key = (str(self.root.resolve()), split, tuple(str(p) for p, _ in self.skipped))
         if self.skipped and key not in _warned_skips:
             _warned_skips.add(key)
-            names = ", ".join(p.name for p, _ in self.skipped[:5])
+            # each with its reason: "unreadable" covers Pillow's decompression-bomb limit too
+            names = ", ".join(f"{p.name} ({_short(why)})" for p, why in self.skipped[:5])
             more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
             warnings.warn(f"{self.root}: skipped {len(self.skipped)} unreadable image file(s) of {len(files)} "
                           f"({_SPLIT_NAMES[split]}): {names}{more}", RuntimeWarning, stacklevel=2)
