@@ -81,6 +81,17 @@ def tensors_in(obj) -> list:
     return []
 
 
+def assert_same_training_state(a: dict, b: dict) -> None:
+    """Two checkpoints hold the same training state, tensor for tensor: images seen, model, EMA,
+    both optimisers, the latent generator and the data stream (a resumed run against one that
+    never stopped)."""
+    assert a["trainer"]["images_seen"] == b["trainer"]["images_seen"]
+    for key in ("model", "ema", "opt_ed", "opt_fg", "generator"):
+        ta, tb = tensors_in(a["trainer"][key]), tensors_in(b["trainer"][key])
+        assert len(ta) == len(tb) and all(torch.equal(u, v) for u, v in zip(ta, tb)), key
+    assert a["data"] == b["data"]
+
+
 class OpRecorder(TorchDispatchMode):
     """Records the ops dispatched below autograd while active (``with OpRecorder() as rec``):
     ``ops``, every op's name; ``calls``, (name, last argument) of each alae_fast op."""

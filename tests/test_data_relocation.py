@@ -21,7 +21,7 @@ from alae_fast.errors import UserError
 from alae_fast.inference.loading import load_run, run_data
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
 from alae_fast.training.run import TrainOptions, run_training
-from alae_fast_tests_support import TINY, one_thread, tensors_in, toy
+from alae_fast_tests_support import TINY, assert_same_training_state, one_thread, toy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,14 +37,6 @@ def _folder(path: Path, n: int = 20, sub: str | None = None) -> Path:
         where.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(where / f"img{i:03d}.png")
     return path
-
-
-def _tensors_equal(a: dict, b: dict) -> None:
-    assert a["trainer"]["images_seen"] == b["trainer"]["images_seen"]
-    for key in ("model", "ema", "opt_ed", "opt_fg", "generator"):
-        ta, tb = tensors_in(a["trainer"][key]), tensors_in(b["trainer"][key])
-        assert len(ta) == len(tb) and all(torch.equal(u, v) for u, v in zip(ta, tb)), key
-    assert a["data"] == b["data"]
 
 
 def _last(out: Path) -> dict:
@@ -96,7 +88,7 @@ def test_resume_from_a_moved_folder_continues_bit_identically_and_records_the_ne
     assert said == [f"note: --data: the run's data are now read from the image folder {str(new.resolve())!r}, which "
                     f"holds the same 20 image file(s) as {str(old.resolve())!r} where it was trained; the run now "
                     f"records this place"]
-    _tensors_equal(_last(out), _last(straight / "run"))
+    assert_same_training_state(_last(out), _last(straight / "run"))
     # the run records the new place: config.json, its checkpoints, the commands on it
     spec = {"kind": "folder", "path": str(new.resolve())}
     assert json.loads((out / "config.json").read_text())["data_spec"] == spec and _last(out)["data_spec"] == spec
@@ -118,7 +110,7 @@ def test_a_finished_run_resumed_from_a_moved_folder_records_it_in_its_checkpoint
     after = _last(out)
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [16, 32, 48]
     assert after["data_spec"] == {"kind": "folder", "path": str(new.resolve())}
-    _tensors_equal(after, before)
+    assert_same_training_state(after, before)
     assert run_data(load_run(out))[0] == str(new.resolve())
 
 

@@ -26,18 +26,10 @@ from alae_fast.data import find_image_files, split_files
 from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
 from alae_fast.training.run import TrainOptions, run_training
 from alae_fast.training.schedule import LODSchedule, fit_schedule
-from alae_fast_tests_support import TINY, one_thread, tensors_in, toy
+from alae_fast_tests_support import TINY, assert_same_training_state, one_thread, toy
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _same_training_state(a: dict, b: dict) -> None:
-    assert a["trainer"]["images_seen"] == b["trainer"]["images_seen"]
-    for key in ("model", "ema", "opt_ed", "opt_fg", "generator"):
-        ta, tb = tensors_in(a["trainer"][key]), tensors_in(b["trainer"][key])
-        assert len(ta) == len(tb) and all(torch.equal(u, v) for u, v in zip(ta, tb)), key
-    assert a["data"] == b["data"]
 
 
 # --- checkpoints by wall time ---------------------------------------------------------------------
@@ -112,7 +104,7 @@ def test_signal_checkpoints_exits_0_and_resume_is_bit_identical(tmp_path, sig, s
     assert line and sig.name in line[0] and str(ckpts[-1][1]) in line[0] and "--resume" in line[0], stdout
     assert shlex.split(line[0].split("continue with: ", 1)[1]) == ["alae-fast", "train", "--resume", "--out", str(out)]
     assert main([*_ARGS, "--out", str(out), "--resume"]) == 0
-    _same_training_state(load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1]), straight_run)
+    assert_same_training_state(load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1]), straight_run)
 
 
 def test_signal_while_starting_up_stops_before_the_first_iteration(tmp_path, monkeypatch, capsys):
