@@ -133,6 +133,25 @@ def test_direction_files(tmp_path):
         editing.load_directions(tmp_path / "empty", 8)
 
 
+def test_direction_files_are_named_as_the_cli_names_them(tmp_path):
+    # the page said "direction_cat" where `alae-fast edit --direction cat` finds direction_cat.npy,
+    # and "direction_1" where the official demo says "smile"
+    d = tmp_path / "d"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    vecs = {}
+    for stem in ("direction_cat", "direction_1", "direction_19", "direction_3-8", "plain", "direction_"):
+        vecs[stem] = rng.normal(size=8)
+        np.save(d / f"{stem}.npy", vecs[stem])
+    loaded = editing.load_directions(d, 8)
+    assert list(loaded) == ["plain", "direction_", "smile", "glasses", "3-8", "cat"]  # the files' order
+    assert np.array_equal(loaded["smile"], vecs["direction_1"]) and np.array_equal(loaded["cat"], vecs["direction_cat"])
+    np.save(d / "cat.npy", rng.normal(size=8))
+    with pytest.raises(UserError, match=r"direction_cat.npy and cat.npy both name the direction 'cat'|"
+                                        r"cat.npy and direction_cat.npy both name the direction 'cat'"):
+        editing.load_directions(d, 8)
+
+
 def _npy(arr) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=True)

@@ -106,10 +106,15 @@ def apply_directions(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Ten
 
 
 def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np.ndarray]:
-    """Every ``*.npy`` in ``folder`` (sorted by name) as ``{file stem: [latent_size]}``.
+    """Every ``*.npy`` in ``folder`` (sorted by name) as ``{name: [latent_size]}``, named as
+    ``alae-fast edit --direction NAME`` finds the file: ``direction_<name>.npy`` (the official
+    layout) is ``<name>``, an official CelebA-HQ index the label the official demo gives it
+    (``direction_1.npy`` is ``smile``, :data:`~alae_fast.edit.OFFICIAL_DIRECTION_NAMES`), any
+    other file its stem.
 
     Raises FileNotFoundError for a missing folder and UserError for a folder without .npy
-    files or with one that does not load (see :func:`alae_fast.edit.parse_direction`)."""
+    files, with one that does not load (see :func:`alae_fast.edit.parse_direction`), or with two
+    files that take the same name (``smile.npy`` beside ``direction_smile.npy``)."""
     root = Path(folder)
     if root.is_file():
         raise UserError(f"--directions: {str(root)!r} is a file; give the folder that holds the .npy files "
@@ -119,7 +124,23 @@ def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np
     files = sorted(root.glob("*.npy"), key=lambda p: (len(p.stem), p.stem))  # direction_2 before direction_10
     if not files:
         raise UserError(f"--directions: {str(root)!r} holds no .npy files")
-    return {p.stem: edit.load_direction(p, latent_size) for p in files}
+    out: dict[str, np.ndarray] = {}
+    named: dict[str, Path] = {}
+    for p in files:
+        name = _direction_name(p.stem)
+        if name in named:
+            raise UserError(f"--directions: {named[name].name} and {p.name} both name the direction {name!r}; "
+                            f"keep one of them")
+        named[name] = p
+        out[name] = edit.load_direction(p, latent_size)
+    return out
+
+
+def _direction_name(stem: str) -> str:
+    # the sliders carry the names the CLI's --direction takes for the same files
+    prefix = "direction_"
+    name = stem[len(prefix):] if stem.startswith(prefix) and len(stem) > len(prefix) else stem
+    return edit.OFFICIAL_DIRECTION_NAMES.get(name, name)
 
 
 def fit_class_directions(w: np.ndarray, labels: np.ndarray, names: dict[int, str] | None = None
