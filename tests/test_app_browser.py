@@ -150,6 +150,32 @@ def test_an_empty_seed_is_refused_not_read_as_0(page):
     assert page.evaluate("window.alae.generated ? window.alae.generated.image : null") == before
 
 
+def test_empty_steps_and_cutoff_are_refused_by_name(page, style_page):
+    # a number input holding text it cannot read gives "": it went out as 0 steps ("got 0") and as
+    # the cutoff "" (the server's "Input should be a valid integer")
+    page.fill("#seed-a", "3")
+    page.fill("#seed-b", "4")
+    page.click("#seed-a-go")
+    page.click("#seed-b-go")
+    page.wait_for_function("window.alae.a && window.alae.b")
+    page.evaluate("document.getElementById('message').hidden = true")
+    page.fill("#steps", "")
+    page.click("#interpolate")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "steps: enter a whole number from 2 to 16" in page.inner_text("#message")
+    page.fill("#steps", "8")
+
+    pg = style_page
+    pg.evaluate("document.getElementById('message').hidden = true")
+    before = pg.evaluate("window.alae.generated ? window.alae.generated.image : null")
+    pg.fill("#cutoff", "")
+    pg.click("#generate")
+    pg.wait_for_selector("#message:not([hidden])")
+    assert "cutoff: enter a whole number from 1 to 6" in pg.inner_text("#message")
+    assert pg.evaluate("window.alae.generated ? window.alae.generated.image : null") == before
+    pg.fill("#cutoff", "3")
+
+
 def test_a_phone_wide_window_does_not_scroll_sideways(page):
     page.set_viewport_size({"width": 390, "height": 844})  # the cards were 440 px at least
     try:

@@ -249,8 +249,10 @@ async function generate(seed) {
   if (!/^\d+$/.test(String(seed).trim())) throw new Error("seed: enter a whole number, 0 or more");
   const body = { seed: Number(seed), psi: Number($("psi").value), noise_mode: $("noise").value };
   // left out at the config's: the server's default then, as the CLI's without --cutoff
+  // (a number input holding text it cannot read gives "": said here, not as the server's type error)
   const cutoff = $("cutoff").value.trim();
-  if (cutoff !== String(state.info.truncation.cutoff)) body.cutoff = /^\d+$/.test(cutoff) ? Number(cutoff) : cutoff;
+  if (!/^\d+$/.test(cutoff)) throw new Error(`cutoff: enter a whole number from 1 to ${state.info.num_ws}`);
+  if (cutoff !== String(state.info.truncation.cutoff)) body.cutoff = Number(cutoff);
   return await call("/api/generate", body);
 }
 $("generate").addEventListener("click", () => guarded(() => busy("generate-card", ["generate", "random-seed"], async () => {
@@ -291,7 +293,9 @@ $("mix").addEventListener("click", () => guarded(() => busy("pair-card", ["mix"]
 })));
 $("interpolate").addEventListener("click", () => guarded(() => busy("pair-card", ["interpolate"], async () => {
   needPair(); say("");
-  const d = await call("/api/interpolate", { wa: state.a.w, wb: state.b.w, steps: Number($("steps").value) });
+  const steps = $("steps").value.trim();  // "" for text a number input cannot hold: not 0 steps
+  if (!/^\d+$/.test(steps)) throw new Error(`steps: enter a whole number from 2 to ${state.info.max_steps}`);
+  const d = await call("/api/interpolate", { wa: state.a.w, wb: state.b.w, steps: Number(steps) });
   const strip = $("strip"); strip.innerHTML = "";
   d.images.forEach((url, i) => {
     const f = document.createElement("figure");
