@@ -30,6 +30,7 @@ alae_fast: fused StyleGAN-family ops and the Adversarial Latent Autoencoder (ALA
   alae-fast train                       train the default preset on the embedded digits (CPU, minutes)
   alae-fast generate --ckpt runs/X      a grid of samples of a trained run
   alae-fast evaluate --ckpt runs/X      the metrics of a trained run (--json for JSON on stdout)
+  alae-fast encode --ckpt runs/X a.png  the latents w = E(x) of image files, as one .npy
   alae-fast serve --ckpt runs/X         a local web page to encode, edit, mix and generate
 """
 
@@ -502,7 +503,10 @@ def _tiles_said(count: int, res: int, scale: int, gap: int = 2) -> str:
 
 # What each command writes to --out / --outdir: a file of that suffix, or a folder (None).
 _OUT_KINDS = {"generate": ".png", "reconstruct": ".png", "interpolate": ".png", "style-mix": ".png",
-              "edit": ".png", "evaluate": ".json", "convert": "", "train": None, "directions": None}
+              "edit": ".png", "evaluate": ".json", "convert": "", "train": None, "directions": None,
+              "encode": ".npy"}
+_OUT_SAID = {".png": "pictures are written as PNG", ".json": "the metrics are written as JSON",
+             ".npy": "the latents are written in NumPy's .npy format"}
 
 
 def _probe_writable(flag: str, path: Path, folder: Path) -> None:
@@ -540,8 +544,7 @@ def _check_outputs(args) -> None:
                 raise UserError(f"--out {out!r} is a folder; give a file name (e.g. "
                                 f"{str(path / ('output' + (kind or '.pt')))!r})")
             if kind and path.suffix.lower() != kind:
-                what = "pictures are written as PNG" if kind == ".png" else "the metrics are written as JSON"
-                raise UserError(f"--out {out!r}: {what}; give a name ending in {kind}")
+                raise UserError(f"--out {out!r}: {_OUT_SAID[kind]}; give a name ending in {kind}")
             _probe_writable("--out", path, path.parent)
     outdir = getattr(args, "outdir", None)
     if outdir is not None:
@@ -1008,6 +1011,14 @@ def _cmd_presets(_args) -> int:
 
 # --- attribute editing (implementation: alae_fast/edit/commands.py) ---------------------------
 def _add_edit_commands(sub) -> None:
+    n = sub.add_parser("encode", help="the latents w = E(x) of image files, as one .npy",
+                       description="Encode each IMAGE with the EMA model (center-cropped and resized to the run's "
+                                   "resolution, as reconstruct does) and save w = E(x) as one float32 array "
+                                   "[N, latent_size] in NumPy's .npy format, a row per IMAGE in the order given: "
+                                   "what the Python API's LoadedRun.encode returns, for your own directions or "
+                                   "analyses.")
+    _add_ckpt(n, noise=False)
+    n.add_argument("images", nargs="+", metavar="IMAGE", help=f"image files: {_IMAGE_FILES}")
     d = sub.add_parser("edit", help="move images along attribute directions (a PNG strip per image)",
                        description="Encode each IMAGE with the EMA model, move its w along the directions "
                                    "(official ALAE demo arithmetic: w_avg subtracted, each direction's "
@@ -1090,6 +1101,24 @@ def _cmd_edit(args) -> int:
     return 0
 
 
+def _cmd_encode(args) -> int:
+    import numpy as np
+    import torch
+
+    from .inference.pixels import load_image_files
+
+    run = _load(args)
+    x = load_image_files(args.images, run.schedule)
+    with torch.no_grad():
+        w = run.encode(x.to(run.device))
+    path = _out(args, run, "latents.npy")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, w.float().cpu().numpy())
+    n, latent = w.shape
+    print(f"wrote the latents of {_plural(n, 'image')} ({n} x {latent}, float32, in the order given) to {path}")
+    return 0
+
+
 def _cmd_directions(args) -> int:
     from .edit import save_direction
     from .edit.commands import fit_run_directions
@@ -1107,7 +1136,8 @@ def _cmd_directions(args) -> int:
 
 _COMMANDS = {"train": _cmd_train, "generate": _cmd_generate, "reconstruct": _cmd_reconstruct,
              "interpolate": _cmd_interpolate, "style-mix": _cmd_style_mix, "evaluate": _cmd_evaluate,
-             "presets": _cmd_presets, "convert": _cmd_convert, "edit": _cmd_edit, "directions": _cmd_directions,
+             "presets": _cmd_presets, "convert": _cmd_convert, "edit": _cmd_edit, "encode": _cmd_encode,
+             "directions": _cmd_directions,
              "serve": _cmd_serve}
 
 
