@@ -284,3 +284,22 @@ def test_a_run_inside_its_data_never_trains_on_its_own_pictures(tmp_path, monkey
     capsys.readouterr()
     held = split_files(find_image_files(data), data, "test")
     assert all(f.parent == data for f in held)
+
+
+def test_resume_refuses_its_own_folder_changed_in_place(tmp_path):
+    # the same path with other files fell through to the stream's "dataset of N items" error,
+    # which named neither the folder nor what changed
+    data = _folder(tmp_path / "data")
+    out = tmp_path / "run"
+    run_training(TrainOptions(out=str(out), data=str(data), kimg=0.016, **_BASE))
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(data / "new.png")
+    with pytest.raises(UserError, match=r"--resume: the image folder .*data' changed since the run began "
+                                        r"\(20 image file\(s\) then, 21 now\)"):
+        run_training(TrainOptions(out=str(out), resume=True, kimg=0.032, **_BASE))
+    (data / "new.png").unlink()
+    (data / "img000.png").rename(data / "renamed.png")
+    with pytest.raises(UserError, match=r"\(20 image file\(s\) then and now, under other names\)"):
+        run_training(TrainOptions(out=str(out), resume=True, kimg=0.032, **_BASE))
+    (data / "renamed.png").rename(data / "img000.png")
+    run_training(TrainOptions(out=str(out), resume=True, kimg=0.032, **_BASE))  # as it was: it continues
+    assert _last(out)["trainer"]["images_seen"] == 32

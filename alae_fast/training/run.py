@@ -752,6 +752,22 @@ def _check_moved_length(plan: _Plan, length: int) -> None:
                         f"may name its data in a new place, not other data")
 
 
+def _check_unchanged_data(plan: _Plan, content: dict | None) -> None:
+    """UserError when a resume reads its data from the place the run records, but the image
+    files there are not those it recorded (added, removed or renamed since): the data stream and
+    the held-out split belong to the files the run began with. A run that recorded no content
+    (made before runs did) is left to the stream's own length check."""
+    saved = plan.ckpt_state.get("data_content")
+    if saved is None or content is None or saved == content:
+        return
+    where = plan.ckpt_state["data_spec"]["path"]
+    count = (f"{saved['files']} image file(s) then, {content['files']} now" if saved["files"] != content["files"]
+             else f"{content['files']} image file(s) then and now, under other names")
+    raise UserError(f"--resume: the image folder {where!r} changed since the run began ({count}); a resumed run "
+                    f"continues its own data stream and held-out split, so put the folder back as it was, or train "
+                    f"a new run with another --out")
+
+
 def _record_moved_data(plan: _Plan, spec: dict, content: dict | None) -> None:
     """Rewrites the checkpoint the run resumes from with its data's new place: commands on the
     run read the newest checkpoint's record, and the run may write no other (a finished run
@@ -779,6 +795,8 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
                          f"x{schedule.resolution}")
     if plan.data_moved:
         _check_moved_length(plan, len(dataset))
+    elif plan.ckpt_state is not None:
+        _check_unchanged_data(plan, data_content(opts.data, getattr(dataset, "found", None)))
     trainer = _make_trainer(plan, ctx)
     # G's noise inputs come from the default generator: one stream, the same on every rank,
     # which draws the global batch's noise and takes its slice (ALAETrainer._noise)
