@@ -140,14 +140,20 @@ def test_an_error_is_shown_where_the_user_is_looking(page):
         page.evaluate("window.scrollTo(0, 0)")
 
 
+def _refused_on_page(pg, field: str, value: str, button: str) -> str:
+    """Fills ``field`` with ``value``, clicks ``button`` and returns the message the page shows;
+    the generated picture stays what it was (nothing was sent as a default value)."""
+    pg.evaluate("document.getElementById('message').hidden = true")
+    before = pg.evaluate("window.alae.generated ? window.alae.generated.image : null")
+    pg.fill(field, value)
+    pg.click(button)
+    pg.wait_for_selector("#message:not([hidden])")
+    assert pg.evaluate("window.alae.generated ? window.alae.generated.image : null") == before
+    return pg.inner_text("#message")
+
+
 def test_an_empty_seed_is_refused_not_read_as_0(page):
-    page.evaluate("document.getElementById('message').hidden = true")
-    before = page.evaluate("window.alae.generated ? window.alae.generated.image : null")
-    page.fill("#seed", "")
-    page.click("#generate")
-    page.wait_for_selector("#message:not([hidden])")
-    assert "seed" in page.inner_text("#message")
-    assert page.evaluate("window.alae.generated ? window.alae.generated.image : null") == before
+    assert "seed" in _refused_on_page(page, "#seed", "", "#generate")
 
 
 def test_empty_steps_and_cutoff_are_refused_by_name(page, style_page):
@@ -158,22 +164,10 @@ def test_empty_steps_and_cutoff_are_refused_by_name(page, style_page):
     page.click("#seed-a-go")
     page.click("#seed-b-go")
     page.wait_for_function("window.alae.a && window.alae.b")
-    page.evaluate("document.getElementById('message').hidden = true")
-    page.fill("#steps", "")
-    page.click("#interpolate")
-    page.wait_for_selector("#message:not([hidden])")
-    assert "steps: enter a whole number from 2 to 16" in page.inner_text("#message")
+    assert "steps: enter a whole number from 2 to 16" in _refused_on_page(page, "#steps", "", "#interpolate")
     page.fill("#steps", "8")
-
-    pg = style_page
-    pg.evaluate("document.getElementById('message').hidden = true")
-    before = pg.evaluate("window.alae.generated ? window.alae.generated.image : null")
-    pg.fill("#cutoff", "")
-    pg.click("#generate")
-    pg.wait_for_selector("#message:not([hidden])")
-    assert "cutoff: enter a whole number from 1 to 6" in pg.inner_text("#message")
-    assert pg.evaluate("window.alae.generated ? window.alae.generated.image : null") == before
-    pg.fill("#cutoff", "3")
+    assert "cutoff: enter a whole number from 1 to 6" in _refused_on_page(style_page, "#cutoff", "", "#generate")
+    style_page.fill("#cutoff", "3")
 
 
 def test_a_phone_wide_window_does_not_scroll_sideways(page):
