@@ -793,10 +793,11 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
         raise ValueError(f"data: {dataset!r} gives {dataset.channels}x{dataset.resolution}x{dataset.resolution} "
                          f"images; {setup.name!r} trains on {schedule.channels}x{schedule.resolution}"
                          f"x{schedule.resolution}")
+    content = data_content(opts.data, getattr(dataset, "found", None))
     if plan.data_moved:
         _check_moved_length(plan, len(dataset))
     elif plan.ckpt_state is not None:
-        _check_unchanged_data(plan, data_content(opts.data, getattr(dataset, "found", None)))
+        _check_unchanged_data(plan, content)
     trainer = _make_trainer(plan, ctx)
     # G's noise inputs come from the default generator: one stream, the same on every rank,
     # which draws the global batch's noise and takes its slice (ALAETrainer._noise)
@@ -806,7 +807,7 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
                         flip=bool(plan.behaviour["flip"]))
     time_before = _restore(plan, trainer, stream, ctx, say) if plan.ckpt_state is not None else 0.0
     run = _Run(plan, ctx, say, dataset, trainer, stream, data_spec(opts.data), time_before, plan.ckpt_path,
-               content=data_content(opts.data, getattr(dataset, "found", None)))
+               content=content)
     if plan.data_moved and ctx.is_main:
         _record_moved_data(plan, run.spec, run.content)
     _write_run_config(run)
