@@ -90,8 +90,17 @@ class _SignalState(torch.utils.data.Dataset):
 
 
 def test_loading_workers_ignore_the_stop_signals_the_main_process_handles():
-    stream = DataStream(_SignalState(), batch_size=4, num_workers=1)
-    _, labels = stream.next()
-    assert labels.tolist() == [1, 1, 1, 1]
-    # in the main process nothing changed
-    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN
+    # the main process handles both signals (as training's StopRequest does), which a forked worker
+    # inherits; set here, because a suite started in the background may have SIGINT ignored already
+    def handler(signum, frame):
+        pass
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        stream = DataStream(_SignalState(), batch_size=4, num_workers=1)
+        _, labels = stream.next()
+        assert labels.tolist() == [1, 1, 1, 1]
+        assert all(signal.getsignal(s) is handler for s in previous)  # the main process keeps its own
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
