@@ -21,6 +21,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ._words import plural as _plural
 from .errors import UserError, first_line
 from .limits import MAX_PICTURE_PIXELS  # torch-free: the same limit as alae_fast.inference.pictures
 
@@ -56,9 +57,10 @@ def _positive_float(text: str) -> float:
 def _kimg_amount(text: str) -> float:
     """A length in kimg: finite and at least one image (a run, or an interval, counts whole
     images; a smaller value would round to none)."""
+    from .training.run import MIN_KIMG, is_kimg_amount
     v = _positive_float(text)
-    if v * 1000 < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 0.001 (one image), got {text}")
+    if not is_kimg_amount(v):
+        raise argparse.ArgumentTypeError(f"expected at least {MIN_KIMG} (one image), got {text}")
     return v
 
 
@@ -96,11 +98,6 @@ def _run_path(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a checkpoint file or run folder; got an empty value")
     return text
-
-
-def _plural(count: int, word: str, plural: str | None = None) -> str:
-    """``count`` and ``word`` as a line says them: "1 image", "2 images" (``plural``: when not word + s)."""
-    return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
 def _add_official(p: argparse.ArgumentParser) -> None:

@@ -121,9 +121,9 @@ def test_folder_mixed_sizes_skips_corrupt_and_counts(mixed_folder):
     with pytest.warns(RuntimeWarning) as said:
         ds = ImageFolderDataset(mixed_folder, resolution=16)
     messages = [str(w.message) for w in said]
-    assert any("skipped 2 unreadable image file(s) of 7" in m for m in messages), messages
+    assert any("skipped 2 unreadable image files of 7" in m for m in messages), messages
     # the random RGBA image is composited over black, and said so (tests/test_transparency.py)
-    assert any("1 image(s) of 5 have transparent pixels" in m and "c_alpha.PNG" in m for m in messages), messages
+    assert any("1 image of 5 has transparent pixels" in m and "c_alpha.PNG" in m for m in messages), messages
     assert [p.name for p in ds.notes.transparent] == ["c_alpha.PNG"]
     assert ds.num_skipped == 2 and {p.name for p, _ in ds.skipped} == {"f_garbage.png", "g_truncated.png"}
     assert len(ds) == 5

@@ -86,7 +86,7 @@ def test_resume_from_a_moved_folder_continues_bit_identically_and_records_the_ne
     run_training(TrainOptions(out=str(out), kimg=0.048, resume=True, data=str(new), **_BASE))
     said = [s for s in capsys.readouterr().out.splitlines() if "now read from" in s]
     assert said == [f"note: --data: the run's data are now read from the image folder {str(new.resolve())!r}, which "
-                    f"holds the same 20 image file(s) as {str(old.resolve())!r} where it was trained; the run now "
+                    f"holds the same 20 image files as {str(old.resolve())!r} where it was trained; the run now "
                     f"records this place"]
     assert_same_training_state(_last(out), _last(straight / "run"))
     # the run records the new place: config.json, its checkpoints, the commands on it
@@ -130,12 +130,12 @@ def test_resume_refuses_a_new_place_with_other_files(straight, tmp_path):
     fewer = tmp_path / "fewer"
     shutil.copytree(src, fewer)
     (fewer / "img004.png").unlink()
-    refused(fewer, "20 image file(s) there, 19 here", "missing here: img004.png")
+    refused(fewer, "20 image files there, 19 here", "missing here: img004.png")
     # as many files, one under another name; the old folder still there: both named
     renamed = tmp_path / "renamed"
     shutil.copytree(src, renamed)
     (renamed / "img004.png").rename(renamed / "other.png")
-    refused(renamed, "20 image file(s) in both, but under other paths relative to the folder",
+    refused(renamed, "20 image files in both, but under other paths relative to the folder",
             "missing here: img004.png", "not in the run's data: other.png")
     # a sub-folder flattened: the same names, other relative paths (the split hashes those)
     flat = tmp_path / "flat"
@@ -143,13 +143,13 @@ def test_resume_refuses_a_new_place_with_other_files(straight, tmp_path):
     for f in (flat / "more").iterdir():
         f.rename(flat / f.name)
     (flat / "more").rmdir()
-    refused(flat, "20 image file(s) in both", "missing here: more/img001.png")
+    refused(flat, "20 image files in both", "missing here: more/img001.png")
     # the old folder gone: the recorded file list still tells
     gone = straight / "photosA"
     hidden = straight / "photosA.hidden"
     gone.rename(hidden)
     try:
-        msg = refused(fewer, "20 image file(s) there, 19 here")
+        msg = refused(fewer, "20 image files there, 19 here")
         assert "missing here" not in msg
     finally:
         hidden.rename(gone)
@@ -183,7 +183,7 @@ def test_resume_refuses_a_new_place_whose_files_give_other_training_images(strai
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the unreadable file's own warning
         with pytest.raises(UserError, match=r"^--resume --data .*: the run's data stream was saved for 18 training "
-                                            r"image\(s\), this data gives 17"):
+                                            r"images, this data gives 17"):
             run_training(TrainOptions(out=str(out), kimg=0.048, resume=True, data=str(new), **_BASE))
 
 
@@ -207,7 +207,7 @@ def test_cli_resume_from_a_moved_folder(tmp_path, capsys):
     assert main(["train", "--resume", "--out", str(out), "--kimg", "0.064", "--data", str(tmp_path / "photosC"),
                  *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--resume --data" in err[0] and "20 image file(s) there, 19 here" in err[0], err
+    assert len(err) == 1 and "--resume --data" in err[0] and "20 image files there, 19 here" in err[0], err
 
 
 # --- defect 2: run folders inside the data ----------------------------------------------------------
@@ -254,13 +254,12 @@ def test_the_folder_scan_skips_run_folders_and_says_so_once(tmp_path):
     assert files == sorted(before + [data / "half" / "h.png", data / "notes" / "n.png"])
     assert split_files(before, data, "test") == held
     said = [str(w.message) for w in caught]
-    assert said == [f"{data}: skipped 6 image file(s) of 2 alae-fast run folder(s) (a run's own pictures are not "
+    assert said == [f"{data}: skipped 6 image files of 2 alae-fast run folders (a run's own pictures are not "
                     f"data): runs/a (3), sub/b (3)"], said
-    # the data folder itself a run folder: nothing of it is data
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with pytest.raises(ValueError, match="contains no PNG or JPEG files, outside alae-fast run folders"):
-            find_image_files(data / "runs" / "a")
+    # the data folder itself a run folder: refused as one, not as a folder without images
+    with pytest.raises(ValueError, match=r"data folder '.*a' is an alae-fast run folder: a run's own pictures are "
+                                         r"not data; give the folder of images to train on \(a run is read with --ckpt\)"):
+        find_image_files(data / "runs" / "a")
 
 
 def test_a_run_inside_its_data_never_trains_on_its_own_pictures(tmp_path, monkeypatch, capsys):
@@ -284,6 +283,10 @@ def test_a_run_inside_its_data_never_trains_on_its_own_pictures(tmp_path, monkey
     capsys.readouterr()
     held = split_files(find_image_files(data), data, "test")
     assert all(f.parent == data for f in held)
+    # the run folder given as --data is refused by name, with the data it was trained on
+    assert main(["train", "--preset", "digits-mlp", "--data", str(run), "--out", str(tmp_path / "again"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert f"is an alae-fast run folder, trained on {str(data)!r}" in err and "--data" in err, err
 
 
 def test_resume_refuses_its_own_folder_changed_in_place(tmp_path):
@@ -294,11 +297,11 @@ def test_resume_refuses_its_own_folder_changed_in_place(tmp_path):
     run_training(TrainOptions(out=str(out), data=str(data), kimg=0.016, **_BASE))
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(data / "new.png")
     with pytest.raises(UserError, match=r"--resume: the image folder .*data' changed since the run began "
-                                        r"\(20 image file\(s\) then, 21 now\)"):
+                                        r"\(20 image files then, 21 now\)"):
         run_training(TrainOptions(out=str(out), resume=True, kimg=0.032, **_BASE))
     (data / "new.png").unlink()
     (data / "img000.png").rename(data / "renamed.png")
-    with pytest.raises(UserError, match=r"\(20 image file\(s\) then and now, under other names\)"):
+    with pytest.raises(UserError, match=r"\(20 image files then and now, under other names\)"):
         run_training(TrainOptions(out=str(out), resume=True, kimg=0.032, **_BASE))
     (data / "renamed.png").rename(data / "img000.png")
     run_training(TrainOptions(out=str(out), resume=True, kimg=0.032, **_BASE))  # as it was: it continues

@@ -36,7 +36,7 @@ def test_other_formats_are_named_once_and_left_out(tmp_path):
     assert again == files
     said = [str(w.message) for w in caught]
     assert len(said) == 1, said
-    assert ("left out 5 image file(s) in .bmp, .gif, .tif, .tiff, .webp: training reads .png, .jpg, .jpeg only"
+    assert ("left out 5 image files in .bmp, .gif, .tif, .tiff, .webp: training reads .png, .jpg, .jpeg only"
             in said[0]), said
     assert "d.webp, e.BMP, g.gif and 2 more" in said[0], said
 
@@ -67,5 +67,5 @@ def test_skipped_files_are_named_with_their_reason(tmp_path):
         warnings.simplefilter("always")
         ImageFolderDataset(tmp_path, 8, 3, split="all")
     said = [str(w.message) for w in caught if "unreadable" in str(w.message)]
-    assert len(said) == 1 and "skipped 1 unreadable image file(s) of 4" in said[0], said
+    assert len(said) == 1 and "skipped 1 unreadable image file of 4" in said[0], said
     assert "broken.png (" in said[0] and "Error" in said[0].split("broken.png (", 1)[1], said

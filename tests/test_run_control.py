@@ -267,7 +267,7 @@ def test_colour_folder_trains_a_grey_preset_in_colour_and_reports_held_out(tmp_p
     assert summary["eval"]["reconstruction_identification"] is None  # one image: nothing to tell apart
     out = capsys.readouterr().out
     assert "TRAINING (no usable held-out split)" in out
-    assert "data: 1 training image(s) and none held out" in out
+    assert "data: 1 training image and none held out" in out
 
 
 def test_unreadable_files_of_both_splits_are_said_once_at_the_start(tmp_path, capsys):

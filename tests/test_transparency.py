@@ -118,7 +118,7 @@ def test_load_image_files_warns_naming_the_file(tmp_path):
     Image.fromarray(_rgba(7)[..., :3], "RGB").save(tmp_path / "plain.png")
     sched = LODSchedule(max_lod=2, base_resolution=4, lod_kimg=(1.0,), lod_batch=(8,), lod_lr=(0.002,), channels=3)
     assert sched.resolution == R
-    with pytest.warns(UserWarning, match=r"1 image\(s\) of 2 have transparent pixels.*clear\.png"):
+    with pytest.warns(UserWarning, match=r"1 image of 2 has transparent pixels.*clear\.png"):
         x = load_image_files([tmp_path / "clear.png", tmp_path / "plain.png"], sched)
     np.testing.assert_allclose(x[0].numpy(), _over_black(_rgba(6)).transpose(2, 0, 1) / 127.5 - 1.0,
                                atol=1.0 / 127.5 + 1e-6)
@@ -158,9 +158,13 @@ def test_colour_to_grey_is_noted_only_when_colour_is_lost(tmp_path):
     load_image(tmp_path / "grey.png", R, 1, notes=found)
     load_image(tmp_path / "colour.png", R, 3, notes=found)  # a colour model keeps the colour
     assert found == LoadNotes(to_grey=[tmp_path / "colour.png"])
-    assert found.message("to_grey", R, 4) == ("1 image(s) of 4 are colour images and were converted to greyscale "
+    assert found.message("to_grey", R, 4) == ("1 image of 4 is a colour image and was converted to greyscale "
                                               "(the model has 1 channel; colour differences that keep the "
                                               "brightness are lost): colour.png")
+    two = LoadNotes(to_grey=[tmp_path / "a.png", tmp_path / "b.png"], enlarged=[tmp_path / "c.png"])
+    assert two.message("to_grey", R).startswith("2 images are colour images and were converted to greyscale")
+    assert two.message("enlarged", R, 3).startswith(f"1 image of 3 is smaller than {R}x{R} and was enlarged to it "
+                                                    "(Lanczos): it holds less detail")
 
 
 def test_small_images_are_noted_as_enlarged(tmp_path):
@@ -171,7 +175,7 @@ def test_small_images_are_noted_as_enlarged(tmp_path):
     assert load_image(tmp_path / "strip.png", R, 3, notes=found).shape == (3, R, R)
     load_image(tmp_path / "wide.png", R, 3, notes=found)  # its short side is the resolution: cropped only
     assert found == LoadNotes(enlarged=[tmp_path / "strip.png"])
-    assert f"are smaller than {R}x{R} and were enlarged" in found.messages(R)[0]
+    assert f"1 image is smaller than {R}x{R} and was enlarged" in found.messages(R)[0]
 
 
 def test_every_loader_says_each_kind(tmp_path):
@@ -186,12 +190,12 @@ def test_every_loader_says_each_kind(tmp_path):
         load_image_files([tmp_path / "colour.png", tmp_path / "tiny.png"], grey)
     messages = sorted(str(w.message) for w in said)
     assert len(messages) == 2
-    assert "1 image(s) of 2 are colour images and were converted to greyscale" in messages[0]
+    assert "1 image of 2 is a colour image and was converted to greyscale" in messages[0]
     assert str(tmp_path / "colour.png") in messages[0]
-    assert "1 image(s) of 2 are smaller than 16x16 and were enlarged" in messages[1] and "tiny.png" in messages[1]
+    assert "1 image of 2 is smaller than 16x16 and was enlarged" in messages[1] and "tiny.png" in messages[1]
     with pytest.warns(RuntimeWarning) as said:
         ds = ImageFolderDataset(tmp_path, R, 1)
     assert {str(w.message).split(": ", 1)[1].split(" (")[0] for w in said} >= {
-        "1 image(s) of 2 are colour images and were converted to greyscale",
-        "1 image(s) of 2 are smaller than 16x16 and were enlarged to it"}
+        "1 image of 2 is a colour image and was converted to greyscale",
+        "1 image of 2 is smaller than 16x16 and was enlarged to it"}
     assert [p.name for p in ds.notes.to_grey] == ["colour.png"] and [p.name for p in ds.notes.enlarged] == ["tiny.png"]

@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._words import plural
 from .base import ImageDataset, _gather
 
 __all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "TRANSPARENT_BACKGROUND", "ImageFolderDataset", "LoadNotes",
@@ -105,13 +106,15 @@ class LoadNotes:
         names = [Path(str(p)).name for p in items] if names is None else list(names)
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         of = f" of {total}" if total is not None else ""
-        what = {"transparent": f"have transparent pixels and were composited over {TRANSPARENT_BACKGROUND} "
-                               f"(the model has no alpha channel)",
-                "to_grey": "are colour images and were converted to greyscale (the model has 1 channel; colour "
-                           "differences that keep the brightness are lost)",
-                "enlarged": f"are smaller than {resolution}x{resolution} and were enlarged to it (Lanczos): they "
-                            f"hold less detail than the model's resolution"}[kind]
-        return f"{len(items)} image(s){of} {what}: {shown}"
+        one = len(items) == 1
+        were, they = ("was", "it holds") if one else ("were", "they hold")
+        what = {"transparent": f"{'has' if one else 'have'} transparent pixels and {were} composited over "
+                               f"{TRANSPARENT_BACKGROUND} (the model has no alpha channel)",
+                "to_grey": f"{'is a colour image' if one else 'are colour images'} and {were} converted to greyscale "
+                           f"(the model has 1 channel; colour differences that keep the brightness are lost)",
+                "enlarged": f"{'is' if one else 'are'} smaller than {resolution}x{resolution} and {were} enlarged to "
+                            f"it (Lanczos): {they} less detail than the model's resolution"}[kind]
+        return f"{plural(len(items), 'image')}{of} {what}: {shown}"
 
     def messages(self, resolution: int, total: int | None = None) -> list[str]:
         """:meth:`message` for every kind that has images."""
@@ -136,7 +139,7 @@ def split_files(files: list[Path], root: Path, split: str, fraction: float = HOL
     key = {f: hashlib.md5(f.relative_to(root).as_posix().encode()).hexdigest() for f in files}
     held = set(sorted(files, key=lambda f: (key[f], str(f)))[:n_test])
     if split == "test" and not held:
-        raise ValueError(f"data folder {str(root)!r}: {len(files)} image(s) are too few to hold any out "
+        raise ValueError(f"data folder {str(root)!r}: {plural(len(files), 'image is', 'images are')} too few to hold any out "
                          f"(held-out fraction {fraction:g})")
     return [f for f in files if (f in held) == (split == "test")]
 
@@ -208,6 +211,15 @@ def _outside_run_folders(root: Path, files: list[Path]) -> tuple[list[Path], dic
     return kept, skipped
 
 
+def _trained_on(run: Path) -> str:
+    """", trained on 'PATH'" from a run folder's config.json, or "" when it names no folder."""
+    try:
+        spec = json.loads((run / "config.json").read_text(encoding="utf-8")).get("data_spec") or {}
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return f", trained on {spec['path']!r}" if isinstance(spec, dict) and spec.get("path") else ""
+
+
 def find_image_files(path: str | os.PathLike) -> list[Path]:
     """All files under ``path`` (recursively) ending in .png/.jpg/.jpeg (any case), sorted (a
     warning names, once per folder, the WebP/BMP/GIF/TIFF files it leaves out),
@@ -215,13 +227,16 @@ def find_image_files(path: str | os.PathLike) -> list[Path]:
     it: a run's own pictures are not data), which a warning names once per process.
 
     Raises ``FileNotFoundError`` if ``path`` does not exist, ``NotADirectoryError`` if it is
-    not a folder, ``ValueError`` if it holds no such file.
+    not a folder, ``ValueError`` if it is a run folder itself or holds no such file.
     """
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"data path {str(root)!r} does not exist")
     if not root.is_dir():
         raise NotADirectoryError(f"data path {str(root)!r} is not a folder (expected a folder of PNG/JPEG images)")
+    if is_run_folder(root):
+        raise ValueError(f"data folder {str(root)!r} is an alae-fast run folder{_trained_on(root)}: a run's own "
+                         f"pictures are not data; give the folder of images to train on (a run is read with --ckpt)")
     files, others = [], []
     for p in root.rglob("*"):
         suffix = p.suffix.lower()
@@ -238,7 +253,7 @@ def find_image_files(path: str | os.PathLike) -> list[Path]:
         kinds = sorted({p.suffix.lower() for p in others})
         shown = ", ".join(p.relative_to(root).as_posix() for p in sorted(others)[:3])
         more = f" and {len(others) - 3} more" if len(others) > 3 else ""
-        warnings.warn(f"{root}: left out {len(others)} image file(s) in {', '.join(kinds)}: training reads "
+        warnings.warn(f"{root}: left out {plural(len(others), 'image file')} in {', '.join(kinds)}: training reads "
                       f"{', '.join(IMAGE_EXTENSIONS)} only (convert them to PNG to use them): {shown}{more}",
                       RuntimeWarning, stacklevel=2)
     key = (str(root.resolve()), tuple(sorted(str(r) for r in runs)))
@@ -246,7 +261,8 @@ def find_image_files(path: str | os.PathLike) -> list[Path]:
         _warned_runs.add(key)
         shown = ", ".join(f"{r.as_posix()} ({n})" for r, n in list(runs.items())[:5])
         more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
-        warnings.warn(f"{root}: skipped {sum(runs.values())} image file(s) of {len(runs)} alae-fast run folder(s) "
+        warnings.warn(f"{root}: skipped {plural(sum(runs.values()), 'image file')} of "
+                      f"{plural(len(runs), 'alae-fast run folder')} "
                       f"(a run's own pictures are not data): {shown}{more}", RuntimeWarning, stacklevel=2)
     if not files:
         beside = ", outside alae-fast run folders" if runs else ""
@@ -391,7 +407,7 @@ class ImageFolderDataset(ImageDataset):
             # each with its reason: "unreadable" covers Pillow's decompression-bomb limit too
             names = ", ".join(f"{p.name} ({_short(why)})" for p, why in self.skipped[:5])
             more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
-            warnings.warn(f"{self.root}: skipped {len(self.skipped)} unreadable image file(s) of {len(files)} "
+            warnings.warn(f"{self.root}: skipped {plural(len(self.skipped), 'unreadable image file')} of {len(files)} "
                           f"({_SPLIT_NAMES[split]}): {names}{more}", RuntimeWarning, stacklevel=2)
         if not good:
             part = "" if split == "all" else f" ({_SPLIT_NAMES[split]}; the folder holds {len(found)})"

@@ -13,6 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from .._words import plural
 from ..errors import UserError
 
 __all__ = ["data_spec", "data_content", "check_moved_data", "resolve_run_data", "describe_spec"]
@@ -126,12 +127,12 @@ def check_moved_data(saved: dict, content: dict | None, given: str, flag: str = 
         return (f"{moved} (trained on {saved['path']!r}, which is gone; the run recorded no file list, so only "
                 f"its number of images is checked)")
     if _content_of(new) == recorded:
-        return (f"{moved}, which holds the same {len(new)} image file(s) as {saved['path']!r} where it was trained; "
+        return (f"{moved}, which holds the same {plural(len(new), 'image file')} as {saved['path']!r} where it was trained; "
                 f"the run now records this place")
     if len(new) != recorded["files"]:
-        differs = f"{recorded['files']} image file(s) there, {len(new)} here"
+        differs = f"{plural(recorded['files'], 'image file')} there, {len(new)} here"
     else:
-        differs = f"{len(new)} image file(s) in both, but under other paths relative to the folder"
+        differs = f"{plural(len(new), 'image file')} in both, but under other paths relative to the folder"
     if old is not None:
         missing, added = sorted(set(old) - set(new)), sorted(set(new) - set(old))
         differs += "".join(f"; {what}: {_listed(names)}" for what, names in

@@ -47,6 +47,7 @@ from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_
                          save_pairs_grid, to_display)
 from ..inference.pictures import display_scale
 from .._omp import ContentionWatch, choice as omp_wait_choice
+from .._words import plural
 from ..errors import UserError
 from ..models import MLPALAEConfig, ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
@@ -294,9 +295,9 @@ def _held_out_note(dataset) -> str | None:
     try:
         test = ImageFolderDataset(dataset.root, dataset.resolution, dataset.channels, preload=False, split="test")
     except ValueError:
-        return (f"data: {len(dataset)} training image(s) and none held out (a folder of one image, or whose "
+        return (f"data: {plural(len(dataset), 'training image')} and none held out (a folder of one image, or whose "
                 f"held-out files cannot be read): the evaluation reports on TRAINING images")
-    return (f"data: {len(dataset)} training images, {len(test)} held out for the evaluation "
+    return (f"data: {plural(len(dataset), 'training image')}, {len(test)} held out for the evaluation "
             f"({HOLDOUT_FRACTION:.0%} of the files, chosen by a hash of their names)")
 
 
@@ -422,14 +423,26 @@ def _apply_threads(opts: TrainOptions) -> None:
             pass
 
 
+MIN_KIMG = 0.001
+
+
+def is_kimg_amount(value) -> bool:
+    """Whether ``value`` is a usable length or interval in kimg: a finite real number of at
+    least one image (``MIN_KIMG``; runs and intervals count whole images, and less rounds to
+    none). The one rule for ``TrainOptions`` and the CLI's ``--kimg`` / ``--checkpoint-kimg`` /
+    ``--image-kimg``."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value * 1000 >= 1)
+
+
 def _check_options(opts: TrainOptions) -> None:
     """Raises ValueError for a bad ``keep``, ``log_steps``, ``checkpoint_minutes``, ``num_workers``,
     or a ``kimg`` / ``checkpoint_kimg`` / ``image_kimg`` that is not a finite number of at least
     one image (0.001 kimg: runs and intervals count whole images, and less rounds to none)."""
     for name in ("kimg", "checkpoint_kimg", "image_kimg"):
         v = getattr(opts, name)
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v * 1000 >= 1):
-            raise ValueError(f"{name}: expected None or a finite number >= 0.001 (one image); got {v!r}")
+        if v is not None and not is_kimg_amount(v):
+            raise ValueError(f"{name}: expected None or a finite number >= {MIN_KIMG} (one image); got {v!r}")
     if not isinstance(opts.num_workers, int) or opts.num_workers < 0:
         raise ValueError(f"num_workers: expected an int >= 0; got {opts.num_workers!r}")
     if opts.keep < 1:
@@ -747,8 +760,8 @@ def _check_moved_length(plan: _Plan, length: int) -> None:
     than the checkpoint's stream was saved with (files that no longer decode, say)."""
     saved = int(plan.ckpt_state["data"]["dataset_len"])
     if saved != length:
-        raise UserError(f"--resume --data {plan.opts.data!r}: the run's data stream was saved for {saved} training "
-                        f"image(s), this data gives {length}; a resumed run continues its own data stream, so --data "
+        raise UserError(f"--resume --data {plan.opts.data!r}: the run's data stream was saved for "
+                        f"{plural(saved, 'training image')}, this data gives {length}; a resumed run continues its own data stream, so --data "
                         f"may name its data in a new place, not other data")
 
 
@@ -761,8 +774,8 @@ def _check_unchanged_data(plan: _Plan, content: dict | None) -> None:
     if saved is None or content is None or saved == content:
         return
     where = plan.ckpt_state["data_spec"]["path"]
-    count = (f"{saved['files']} image file(s) then, {content['files']} now" if saved["files"] != content["files"]
-             else f"{content['files']} image file(s) then and now, under other names")
+    count = (f"{plural(saved['files'], 'image file')} then, {content['files']} now" if saved["files"] != content["files"]
+             else f"{plural(content['files'], 'image file')} then and now, under other names")
     raise UserError(f"--resume: the image folder {where!r} changed since the run began ({count}); a resumed run "
                     f"continues its own data stream and held-out split, so put the folder back as it was, or train "
                     f"a new run with another --out")
@@ -1069,7 +1082,7 @@ def _evaluate(run: _Run) -> dict[str, Any]:
     _write_json(plan.out / "eval.json", ev)
     if report is not None:
         say(format_latent_report(report))
-    say(f"reconstruction MSE (EMA, output not clamped, pixels in [-1, 1]) on {xt.shape[0]} {mse_on} images: "
+    say(f"reconstruction MSE (EMA, output not clamped, pixels in [-1, 1]) on {plural(int(xt.shape[0]), f'{mse_on} image')}: "
         f"{mse:.4f}")
     if ident is not None:
         say(format_identification(ident, int(xt.shape[0]), mse_on))
