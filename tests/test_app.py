@@ -713,3 +713,42 @@ def test_concurrent_uploads_decode_two_at_a_time(digits_run, monkeypatch):
         code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                                            "Content-Length: 0\r\nConnection: close\r\n\r\n")
         assert code == 400 and "empty" in text  # serving again once the decodes ended
+
+
+def test_bodies_held_at_once_are_bounded(digits_run, monkeypatch):
+    """Every upload is read whole into memory before it decodes: a slow upload that holds most of
+    the budget (BODY_BUDGET_UPLOADS uploads of the largest size) makes the next one that would pass
+    it get 503 with Retry-After, and the bytes come back when the slow one ends."""
+    from alae_fast.app import uploads
+
+    monkeypatch.setattr(uploads, "BODY_BUDGET_UPLOADS", 1)
+    with S.ServerThread(digits_run, max_upload_mb=1.0) as srv:  # budget: 1 MiB
+        host, port = srv.url.split("//")[1].strip("/").split(":")
+        slow = socket.create_connection((host, int(port)), timeout=30)
+        try:  # declares 900 kB and sends 700 kB of it, then waits
+            slow.sendall(b"POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                         b"Content-Length: 921600\r\nConnection: close\r\n\r\n" + bytes(716800))
+            time.sleep(1.0)
+            big = bytes(409600)  # 400 kB: within the upload limit, past what the budget has left
+            code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                                               f"image/png\r\nContent-Length: {len(big)}\r\nConnection: close\r\n\r\n",
+                                      big)
+            assert code == 503 and "the server is busy reading other uploads (1.0 MiB at a time)" in text, text
+            assert "\r\nretry-after: 1\r\n" in text.lower(), text
+        finally:
+            slow.close()
+        time.sleep(0.5)
+        png = S.digit_png(4, (64, 64))
+        assert S.post(srv.url + "api/encode", png, raw=True)[0] == 200  # the slow upload's bytes came back
+    from alae_fast.app.uploads import BodyBudget
+
+    budget = BodyBudget(10)
+    budget.take(6)
+    with pytest.raises(UploadError) as e:
+        budget.take(5)
+    assert e.value.status == 503 and e.value.retry_after == 1 and budget.used == 6
+    budget.give(6)
+    budget.take(10)
+    for bad in (0, True, 1.5, None):
+        with pytest.raises(ValueError, match="limit"):
+            BodyBudget(bad)

@@ -24,8 +24,8 @@ Each answer carries ``ms``, the server's time for the model work. Bad input gets
 ``{"error": message}``, which the page shows; the server keeps serving. Model work runs in
 worker threads (FastAPI runs ``def`` routes in its thread pool), so a slow decode never
 blocks the event loop: the page, ``/api/info`` and uploads keep answering meanwhile.
-Uploads are read into memory up to the limit (never written to disk) and refused past it;
-a few decode at a time (503 with ``Retry-After`` when none can start soon: :mod:`.uploads`).
+Uploads are read into memory up to the limit (never written to disk) and refused past it, as
+is one that would take the bodies held at once past a few uploads' worth (503); a few decode at a time (503 with ``Retry-After`` when none can start soon: :mod:`.uploads`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import errno
 import socket
 import sys
 import time
+from contextlib import asynccontextmanager
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -46,7 +47,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import UserError
 from .service import ModelService
-from .uploads import UploadError
+from .uploads import BodyBudget, UploadError
 
 __all__ = ["create_app", "serve", "check_port"]
 
@@ -78,18 +79,25 @@ class PairRequest(BaseModel):
     steps: StrictInt = 8
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+@asynccontextmanager
+async def _read_body(request: Request, limit: int, budget: BodyBudget):
+    """The request body (for the ``async with`` block), refused with 413 as soon as it passes
+    ``limit`` bytes, and with 503 when the bodies held at once would pass ``budget``, whose bytes
+    it holds until the block ends."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise UploadError(f"the upload is {int(declared) / 2**20:.1f} MiB; the limit is {limit / 2**20:.1f} MiB", 413)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise UploadError(f"the upload is larger than the limit of {limit / 2**20:.1f} MiB", 413)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.stream():
+            if size + len(chunk) > limit:
+                raise UploadError(f"the upload is larger than the limit of {limit / 2**20:.1f} MiB", 413)
+            budget.take(len(chunk))
+            size += len(chunk)
+            chunks.append(chunk)
+        yield b"".join(chunks)
+    finally:
+        budget.give(size)
 
 
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -97,6 +105,7 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 # The largest JSON body a route reads (the framework reads it whole before any check): the
 # biggest legitimate one, a 1024² model's styles [18][512] as text, is about 200 kB.
 MAX_JSON_BYTES = 1 << 20
+MAX_DIRECTION_BYTES = 1 << 20  # a direction's .npy: [latent] float64 is 4 kB at 512
 _BODY_ROUTES = ("/api/encode", "/api/directions")  # raw uploads, with limits of their own
 
 
@@ -115,6 +124,10 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
     server bound to 127.0.0.1/::1, the default), any request whose ``Host`` is not a loopback
     name (DNS rebinding: a foreign name resolved to 127.0.0.1 to read the answers)."""
     app = FastAPI(title="alae_fast", docs_url=None, redoc_url=None, openapi_url=None)
+    from . import uploads
+
+    bodies = app.state.bodies = BodyBudget(uploads.BODY_BUDGET_UPLOADS * max(service.max_upload_bytes,
+                                                                            MAX_DIRECTION_BYTES))
     static = resources.files("alae_fast.app") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
 
@@ -174,8 +187,8 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
 
     @app.post("/api/encode")
     async def encode(request: Request):
-        data = await _read_body(request, service.max_upload_bytes)
-        r, ms = await run_in_threadpool(timed, service.encode_upload, data)
+        async with _read_body(request, service.max_upload_bytes, bodies) as data:
+            r, ms = await run_in_threadpool(timed, service.encode_upload, data)
         return {"w": r["w"], "original": _data_url(r["original"]), "reconstruction": _data_url(r["reconstruction"]),
                 "mse": r["mse"], "values": r["values"], "notice": r["notice"], "ms": ms}
 
@@ -208,9 +221,9 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
     async def add_direction(request: Request, name: str = "uploaded"):
         from ..edit.directions import parse_direction
 
-        data = await _read_body(request, 1 << 20)
-        name = "".join(ch for ch in name if ch.isprintable())[:60] or "uploaded"
-        vec = parse_direction(data, service.latent_size, f"direction {name!r}")
+        async with _read_body(request, MAX_DIRECTION_BYTES, bodies) as data:
+            name = "".join(ch for ch in name if ch.isprintable())[:60] or "uploaded"
+            vec = parse_direction(data, service.latent_size, f"direction {name!r}")
         d = await run_in_threadpool(service.add_direction, name, vec, "uploaded from the page", None, True)
         return {"name": d.name, "directions": service.info()["directions"]}
 

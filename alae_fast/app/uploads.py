@@ -2,7 +2,9 @@
 
 Limits, each answered with :class:`UploadError` (carrying the HTTP status for the page):
 
-- the body: at most ``max_bytes`` (413 past it; the reader stops reading there);
+- the body: at most ``max_bytes`` (413 past it; the reader stops reading there), and all bodies
+  being read or decoded at once at most :data:`BODY_BUDGET_UPLOADS` times the largest upload
+  (:class:`BodyBudget`; 503 with ``Retry-After`` past it);
 - the format: PNG, JPEG, WebP, BMP or GIF as Pillow identifies it from the bytes (415 otherwise:
   a text file, a PDF, an image format outside that list);
 - the pixels: at most ``max_pixels`` (413), checked from the header before anything is decoded;
@@ -35,11 +37,15 @@ import torch
 
 from ..errors import UserError, first_line
 
-__all__ = ["UploadError", "DecodeSlots", "decode_image", "FORMATS", "DECODE_SLOTS", "DECODE_WAIT_S"]
+__all__ = ["UploadError", "BodyBudget", "DecodeSlots", "decode_image", "FORMATS", "DECODE_SLOTS", "DECODE_WAIT_S",
+           "BODY_BUDGET_UPLOADS"]
 
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 DECODE_SLOTS = 2
 DECODE_WAIT_S = 5.0
+# Bodies held in memory at once, in uploads of the largest size: each body is read whole before
+# it can be decoded, so without a bound N slow uploads hold N times the limit.
+BODY_BUDGET_UPLOADS = 4
 
 
 class UploadError(UserError):
@@ -49,6 +55,30 @@ class UploadError(UserError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after  # seconds, sent as Retry-After (with 503)
+
+
+class BodyBudget:
+    """The bytes of request bodies held in memory at once, at most ``limit`` (an int >= 1;
+    ValueError otherwise): :meth:`take` reserves a chunk's bytes as it arrives and refuses with
+    :class:`UploadError` 503 (``Retry-After``) past the limit; :meth:`give` returns them when the
+    request is done. Thread-safe."""
+
+    def __init__(self, limit: int):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit: expected an int >= 1 (bytes), got {limit!r}")
+        self.limit, self.used = limit, 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> None:
+        with self._lock:
+            if self.used + n > self.limit:
+                raise UploadError(f"the server is busy reading other uploads ({self.limit / 2**20:.1f} MiB at a "
+                                  f"time): try again in a moment", 503, retry_after=1)
+            self.used += n
+
+    def give(self, n: int) -> None:
+        with self._lock:
+            self.used -= n
 
 
 class DecodeSlots:
