@@ -719,16 +719,32 @@ def test_bodies_held_at_once_are_bounded(digits_run, monkeypatch):
     """Every upload is read whole into memory before it decodes: a slow upload that holds most of
     the budget (BODY_BUDGET_UPLOADS uploads of the largest size) makes the next one that would pass
     it get 503 with Retry-After, and the bytes come back when the slow one ends."""
+    from alae_fast.app import server as server_module
     from alae_fast.app import uploads
 
+    budgets = []
+
+    class Seen(uploads.BodyBudget):
+        def __init__(self, *a):
+            super().__init__(*a)
+            budgets.append(self)
+
+    def held(n: int, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while budgets[-1].used != n:
+            assert time.monotonic() < end, f"the server holds {budgets[-1].used} bytes of bodies, not {n}"
+            time.sleep(0.02)
+
+    monkeypatch.setattr(server_module, "BodyBudget", Seen)
     monkeypatch.setattr(uploads, "BODY_BUDGET_UPLOADS", 1)
     with S.ServerThread(digits_run, max_upload_mb=1.0) as srv:  # budget: 1 MiB
+        assert budgets[-1].limit == 2 ** 20
         host, port = srv.url.split("//")[1].strip("/").split(":")
         slow = socket.create_connection((host, int(port)), timeout=30)
         try:  # declares 900 kB and sends 700 kB of it, then waits
             slow.sendall(b"POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                          b"Content-Length: 921600\r\nConnection: close\r\n\r\n" + bytes(716800))
-            time.sleep(1.0)
+            held(716800)  # read by the server, not yet decodable
             big = bytes(409600)  # 400 kB: within the upload limit, past what the budget has left
             code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                                                f"image/png\r\nContent-Length: {len(big)}\r\nConnection: close\r\n\r\n",
@@ -737,7 +753,7 @@ def test_bodies_held_at_once_are_bounded(digits_run, monkeypatch):
             assert "\r\nretry-after: 1\r\n" in text.lower(), text
         finally:
             slow.close()
-        time.sleep(0.5)
+        held(0)
         png = S.digit_png(4, (64, 64))
         assert S.post(srv.url + "api/encode", png, raw=True)[0] == 200  # the slow upload's bytes came back
     from alae_fast.app.uploads import BodyBudget
