@@ -38,8 +38,15 @@ def test_bias_act_defaults_and_impl_names():
     torch.testing.assert_close(nvlabs.bias_act(x), x)  # act='linear', no bias
     # dim: the bias runs along another axis
     torch.testing.assert_close(nvlabs.bias_act(x, _rand(5, seed=2), dim=3), x + _rand(5, seed=2))
-    with pytest.raises(ValueError, match="impl must be"):
+    with pytest.raises(ValueError, match="^bias_act: impl must be"):
         nvlabs.bias_act(x, impl="cpp")
+    # every shim's refusal names its function, as the op's own argument errors do
+    for name, call in (("upfirdn2d", lambda: nvlabs.upfirdn2d(x, None, impl="cpp")),
+                       ("filter2d", lambda: nvlabs.filter2d(x, None, impl="cpp")),
+                       ("upsample2d", lambda: nvlabs.upsample2d(x, None, impl="cpp")),
+                       ("downsample2d", lambda: nvlabs.downsample2d(x, None, impl="cpp"))):
+        with pytest.raises(ValueError, match=f"^{name}: impl must be 'cuda' or 'ref'"):
+            call()
 
 
 def test_setup_filter_and_resampling_paddings():

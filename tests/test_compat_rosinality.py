@@ -3,6 +3,7 @@ only runs forward, backward and R1 double backward on the kernels and matches th
 network on reference ops."""
 
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -209,3 +210,52 @@ def test_rosinality_conv2d_gradfix():
     torch.testing.assert_close(y, torch.nn.functional.conv2d(x, w, padding=1, groups=2))
     yt = conv2d_gradfix.conv_transpose2d(x, w.transpose(0, 1).reshape(4, 2, 3, 3), stride=2, padding=0, groups=1)
     torch.testing.assert_close(yt, torch.nn.functional.conv_transpose2d(x, w.transpose(0, 1).reshape(4, 2, 3, 3), stride=2))
+
+
+@pytest.mark.parametrize("kwargs,kind,match", [
+    (dict(up=2.5), TypeError, r"^upfirdn2d: up must be an int or an \(x, y\) pair of ints; got 2.5"),
+    (dict(up=2.0), TypeError, r"^upfirdn2d: up must be an int"),
+    (dict(down=1.9), TypeError, r"^upfirdn2d: down must be an int"),
+    (dict(up="2"), TypeError, r"^upfirdn2d: up must be an int"),
+    (dict(up=(2, 1.5)), TypeError, r"^upfirdn2d: up must be an int"),
+    (dict(down=(1, 2, 3)), TypeError, r"^upfirdn2d: down must be an int or an \(x, y\) pair"),
+    (dict(up=True), TypeError, r"^upfirdn2d: up must be an int"),
+    (dict(down=0), ValueError, r"^upfirdn2d: down must be >= 1; got 0"),
+    (dict(up=(1, -2)), ValueError, r"^upfirdn2d: up must be >= 1"),
+    (dict(pad=(0.5, 1.7)), TypeError, r"^upfirdn2d: pad must hold ints; got \(0.5, 1.7\)"),
+    (dict(pad=(1, 1, 1, 1.0)), TypeError, r"^upfirdn2d: pad must hold ints"),
+    (dict(pad=3), ValueError, r"^upfirdn2d: pad must be \(before, after\) or \(x0, x1, y0, y1\)"),
+])
+def test_rosinality_upfirdn2d_refuses_what_is_not_an_int(kwargs, kind, match):
+    # these were truncated by int(): up=2.5 ran as 2, down=1.9 as no downsampling at all
+    x, k = torch.randn(1, 1, 4, 4), torch.ones(2, 2)
+    with pytest.raises(kind, match=match):
+        upfirdn2d(x, k, **kwargs)
+
+
+def test_rosinality_upfirdn2d_takes_numpy_ints_and_names_input():
+    g = torch.Generator().manual_seed(3)
+    x, k = torch.randn(1, 2, 5, 5, generator=g), torch.randn(3, 3, generator=g)
+    torch.testing.assert_close(upfirdn2d(x, k, up=np.int64(2), down=(np.int32(1), 2), pad=(np.int64(1), 1)),
+                               upfirdn2d(x, k, up=2, down=(1, 2), pad=(1, 1)), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"^upfirdn2d: input must be a 4-D tensor \[N, C, H, W\]; got \(2, 5, 5\)"):
+        upfirdn2d(x[0], k)
+
+
+def test_rosinality_fused_leaky_relu_names_its_arguments():
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.raises(ValueError, match=r"^fused_leaky_relu: bias must be 1-D of length input.shape\[1\] = 3; "
+                                         r"got \(4,\)"):
+        fused_leaky_relu(x, torch.zeros(4))
+    with pytest.raises(TypeError, match="^fused_leaky_relu: negative_slope must be a real number; got str"):
+        fused_leaky_relu(x, torch.zeros(3), negative_slope="a")
+    with pytest.raises(TypeError, match="^fused_leaky_relu: scale must be a real number; got NoneType"):
+        fused_leaky_relu(x, None, 0.2, None)
+    with pytest.raises(TypeError, match="^fused_leaky_relu: input must be a torch.Tensor; got list"):
+        fused_leaky_relu([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"^fused_leaky_relu: input must be \[N, C, \.\.\.\] \(at least 2-D\) with "
+                                         r"a bias; got \(3,\)"):
+        fused_leaky_relu(torch.randn(3), torch.zeros(3))
+    # without a bias any shape goes, as in rosinality's op
+    v = torch.randn(7, dtype=torch.float64)
+    torch.testing.assert_close(fused_leaky_relu(v), torch.nn.functional.leaky_relu(v, 0.2) * 2 ** 0.5)

@@ -14,16 +14,9 @@ import math
 import numpy as np
 
 from ..ops.filtered_lrelu import filtered_lrelu as _filtered_lrelu
+from .nvlabs_ops._impl import resolve_impl
 
 __all__ = ["filtered_lrelu"]
-
-
-def _impl(impl: str) -> str:
-    if impl in ("cuda", "auto"):
-        return "auto"
-    if impl == "ref":
-        return "ref"
-    raise ValueError(f"filtered_lrelu: impl must be 'cuda' or 'ref' (NVlabs names) or 'auto'; got {impl!r}")
 
 
 def _padding(padding):
@@ -57,4 +50,4 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=ma
     """
     _check_nvlabs_range(gain, slope)
     return _filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=_padding(padding), gain=gain, slope=slope,
-                           clamp=clamp, flip_filter=flip_filter, impl=_impl(impl))
+                           clamp=clamp, flip_filter=flip_filter, impl=resolve_impl(impl, "filtered_lrelu"))

@@ -21,11 +21,13 @@ Semantics kept from that code base:
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops._dispatch import is_int
 from ..ops.bias_act import bias_act
 from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
 from .nvlabs_ops import conv2d_gradfix  # rosinality's op/conv2d_gradfix.py has NVlabs' API
@@ -38,10 +40,24 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
                      scale: float = 2 ** 0.5) -> torch.Tensor:
     """``leaky_relu(input + bias, negative_slope) * scale``, bias broadcast along dim 1.
 
-    input [N, C, ...] any float dtype; bias [C] or None (cast to input's dtype, as rosinality does).
+    input [N, C, ...] (any shape without a bias) any float dtype; bias [C] or None (cast to input's dtype,
+    as rosinality does); negative_slope, scale real numbers. Raises TypeError / ValueError
+    naming ``input``, ``bias``, ``negative_slope`` or ``scale``, as rosinality's arguments are
+    called.
     """
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"fused_leaky_relu: input must be a torch.Tensor; got {type(input).__name__}")
     if bias is not None:
+        if input.ndim < 2:
+            raise ValueError(f"fused_leaky_relu: input must be [N, C, ...] (at least 2-D) with a bias; got "
+                             f"{tuple(input.shape)}")
+        if not isinstance(bias, torch.Tensor) or bias.shape != (input.shape[1],):
+            raise ValueError(f"fused_leaky_relu: bias must be 1-D of length input.shape[1] = {input.shape[1]}; got "
+                             f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__}")
         bias = bias.to(input.dtype)
+    for name, value in (("negative_slope", negative_slope), ("scale", scale)):
+        if not isinstance(value, Real) or isinstance(value, bool):
+            raise TypeError(f"fused_leaky_relu: {name} must be a real number; got {type(value).__name__}")
     return bias_act(input, bias, dim=1, act="lrelu", alpha=negative_slope, gain=scale)
 
 
@@ -59,12 +75,13 @@ class FusedLeakyReLU(nn.Module):
 
 
 def _pair(value, name: str) -> list[int]:
-    """rosinality's up/down: an int, or an (x, y) pair."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"upfirdn2d: {name} must be an int or an (x, y) pair; got {value!r}")
-        return [int(value[0]), int(value[1])]
-    return [int(value), int(value)]
+    """rosinality's up/down: an int, or an (x, y) pair of ints, each >= 1."""
+    pair = list(value) if isinstance(value, (tuple, list)) else [value, value]
+    if len(pair) != 2 or not all(is_int(v) for v in pair):
+        raise TypeError(f"upfirdn2d: {name} must be an int or an (x, y) pair of ints; got {value!r}")
+    if min(pair) < 1:
+        raise ValueError(f"upfirdn2d: {name} must be >= 1; got {value!r}")
+    return [int(v) for v in pair]
 
 
 def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0)) -> torch.Tensor:
@@ -76,13 +93,19 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
         kernel: 2-D [kh, kw] taps of any float dtype (applied in float64 for float64 input,
             else float32), applied as a true convolution.
         up, down: int or (x, y) factors, each >= 1 (default 1).
-        pad: (before, after), the same on both axes, or (x0, x1, y0, y1) (default (0, 0)).
+        pad: (before, after) ints, the same on both axes, or (x0, x1, y0, y1) (default (0, 0)).
 
     Returns [N, C, (H*uy + y0 + y1 - kh + dy) // dy, (W*ux + x0 + x1 - kw + dx) // dx] in
-    input's dtype. Raises ValueError naming ``pad``, ``up``, ``down`` or ``kernel`` when malformed.
+    input's dtype. Raises TypeError / ValueError naming ``input``, ``kernel``, ``up``, ``down``
+    or ``pad`` when malformed (a float factor or pad is refused, not truncated).
     """
+    if not isinstance(input, torch.Tensor) or input.ndim != 4:
+        raise ValueError(f"upfirdn2d: input must be a 4-D tensor [N, C, H, W]; got "
+                         f"{tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__}")
     if not (isinstance(pad, (tuple, list)) and len(pad) in (2, 4)):
         raise ValueError(f"upfirdn2d: pad must be (before, after) or (x0, x1, y0, y1); got {pad!r}")
+    if not all(is_int(p) for p in pad):
+        raise TypeError(f"upfirdn2d: pad must hold ints; got {pad!r}")
     pad = [int(p) for p in pad]
     if len(pad) == 2:
         pad = [pad[0], pad[1], pad[0], pad[1]]

@@ -12,11 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..ops._dispatch import is_int as _is_int
 from ..ops.upfirdn2d import upfirdn2d
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def make_kernel(kernel, layer: str) -> torch.Tensor:

@@ -29,6 +29,12 @@ def is_finite(value) -> bool:
     return -math.inf < value < math.inf
 
 
+def is_int(value) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy), not a bool: the test every integer
+    argument of the ops and their shims uses."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
 def check_impl(impl: str, op: str) -> None:
     """ValueError unless ``impl`` is 'auto' or 'ref' and ALAE_FAST_IMPL held one of them. Ops made
     of other ops call it too, so that a bad ALAE_FAST_IMPL stops every op, not only kernel ones."""
@@ -110,7 +116,7 @@ def saved_arguments(ctx, args_type: type):
 def check_factors(op: str, **factors) -> None:
     """Raises TypeError unless each keyword value is an int (not bool), ValueError unless >= 1."""
     for name, value in factors.items():
-        if not isinstance(value, Integral) or isinstance(value, bool):
+        if not is_int(value):
             raise TypeError(f"{op}: {name} must be an int; got {type(value).__name__}")
         if value < 1:
             raise ValueError(f"{op}: {name} must be >= 1; got {value}")

@@ -22,12 +22,12 @@ order (the backward of ``modulate_weight_grad`` is written in torch ops).
 from __future__ import annotations
 
 import math
-from numbers import Integral
 
 import torch
 
 from .. import _lib
-from ._dispatch import check_impl, check_same, check_tensor, is_finite, kernel_layout, opmath, use_kernel
+from ._dispatch import (check_impl, check_same, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath,
+                        use_kernel)
 from .upfirdn2d import _check_filter, _parse_padding
 
 DEMOD_EPS = 1e-8
@@ -152,10 +152,6 @@ if _lib.loaded():
 
 
 # --- the convolution ----------------------------------------------------------------------
-
-def _is_int(v) -> bool:
-    return isinstance(v, Integral) and not isinstance(v, bool)
-
 
 def _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight,
              fused_modconv, op):

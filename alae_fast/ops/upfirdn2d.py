@@ -25,14 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import check_tensor, is_finite, kernel_layout, opmath, use_kernel
+from ._dispatch import check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath, use_kernel
 
 
 # --- argument parsing -------------------------------------------------------------------------
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
 
 def _parse_scaling(value, name: str, op: str) -> tuple[int, int]:
     """int or [x, y] -> (x, y), each >= 1."""
@@ -58,7 +54,7 @@ def _parse_padding(padding, op: str) -> tuple[int, int, int, int]:
     if len(padding) == 2:
         px, py = padding
         padding = [px, px, py, py]
-    return tuple(padding)
+    return tuple(v if isinstance(v, torch.SymInt) else int(v) for v in padding)  # NumPy ints as ints
 
 
 def _check_filter(f, x: torch.Tensor | None, op: str, name: str = "f"):

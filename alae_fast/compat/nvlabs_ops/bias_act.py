@@ -72,4 +72,4 @@ def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, 
     """
     if act == "elu":
         alpha = 1.0  # NVlabs' elu has no shape parameter
-    return _bias_act(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, impl=resolve_impl(impl))
+    return _bias_act(x, b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, impl=resolve_impl(impl, "bias_act"))

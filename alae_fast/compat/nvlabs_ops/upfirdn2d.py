@@ -52,21 +52,21 @@ def setup_filter(f, device=torch.device("cpu"), normalize=True, flip_filter=Fals
 def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl="cuda"):
     """NVlabs ``upfirdn2d``; see :func:`alae_fast.ops.upfirdn2d`."""
     return _ops.upfirdn2d(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain,
-                          impl=resolve_impl(impl))
+                          impl=resolve_impl(impl, "upfirdn2d"))
 
 
 def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl="cuda"):
     """NVlabs ``filter2d``; see :func:`alae_fast.ops.filter2d`."""
-    return _ops.filter2d(x, f, padding=padding, flip_filter=flip_filter, gain=gain, impl=resolve_impl(impl))
+    return _ops.filter2d(x, f, padding=padding, flip_filter=flip_filter, gain=gain, impl=resolve_impl(impl, "filter2d"))
 
 
 def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl="cuda"):
     """NVlabs ``upsample2d`` (gain multiplied by ux * uy); see :func:`alae_fast.ops.upsample2d`."""
     return _ops.upsample2d(x, f, up=up, padding=padding, flip_filter=flip_filter, gain=gain,
-                           impl=resolve_impl(impl))
+                           impl=resolve_impl(impl, "upsample2d"))
 
 
 def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl="cuda"):
     """NVlabs ``downsample2d``; see :func:`alae_fast.ops.downsample2d`."""
     return _ops.downsample2d(x, f, down=down, padding=padding, flip_filter=flip_filter, gain=gain,
-                             impl=resolve_impl(impl))
+                             impl=resolve_impl(impl, "downsample2d"))
