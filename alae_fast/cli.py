@@ -1042,14 +1042,14 @@ def _add_edit_commands(sub) -> None:
                    help="with --noise-mode random or batch: noise seed (default 0); every image of a strip gets "
                         "the same noise draw")
     f = sub.add_parser("directions", help="fit attribute directions (official LinearSVC on w) for a run",
-                       description="Encode labelled images with the EMA model and fit one direction per "
+                       description="Encode labelled images with the EMA model (--no-ema: an official checkpoint's training "
+                                   "weights) and fit one direction per "
                                    "class, class vs rest, with LinearSVC(C=1, dual=False) on w, as the "
                                    "official principal_directions script. --data: a folder with one "
                                    "sub-folder of images per class (direction_<subfolder>.npy). Without "
                                    "--data on a digits model: every digit pair A-B (A<B) from the embedded "
                                    "digits' labels. Writes direction_<name>.npy (float64) into --out.")
-    f.add_argument("--ckpt", required=True, metavar="C", type=_run_path, help="a checkpoint file or run folder")
-    f.add_argument("--device", default="cpu", help="device (default cpu)")
+    _add_ckpt(f, out=False, noise=False)  # encoding only: G's noise plays no part
     f.add_argument("--data", default=None, metavar="DIR", help="folder with one sub-folder per class")
     f.add_argument("--out", default=None, metavar="DIR", help="output folder (default: <run>/directions)")
 
@@ -1119,10 +1119,7 @@ def _cmd_encode(args) -> int:
 def _cmd_directions(args) -> int:
     from .edit import save_direction
     from .edit.commands import fit_run_directions
-    from .inference.loading import load_run
-
-    run = load_run(args.ckpt, args.device)
-    _say_older_checkpoint(args.ckpt, run)
+    run = _load(args)
     found = fit_run_directions(run, args.data)
     folder = Path(args.out) if args.out else _run_folder(run.path) / "directions"
     for name, vec in found.items():

@@ -938,3 +938,30 @@ def test_no_ema_on_an_alae_fast_checkpoint_is_refused(tmp_path, capsys):
                               "--out", str(tmp_path / "g.png")])
     assert err.startswith("alae-fast generate: error: " + str(converted)) and "--no-ema" in err
     assert not (tmp_path / "g.png").exists()
+
+
+def test_directions_takes_no_ema_and_config_as_every_ckpt_command(tmp_path, capsys):
+    # `directions` had neither: the EMA weights only, and no way to name the official YAML
+    Image = pytest.importorskip("PIL.Image")
+    pytest.importorskip("yaml")
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    res = load_run(PTH).schedule.resolution
+    for label in ("smile", "plain"):
+        (tmp_path / "lab" / label).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (res, res, 3), dtype=np.uint8)).save(tmp_path / "lab" / label / f"{i}.png")
+    common = ["directions", "--ckpt", str(PTH), "--data", str(tmp_path / "lab")]
+    assert main([*common, "--out", str(tmp_path / "ema")]) == 0
+    assert main([*common, "--no-ema", "--out", str(tmp_path / "train")]) == 0
+    assert main([*common, "--config", str(YAML), "--out", str(tmp_path / "yaml")]) == 0
+    capsys.readouterr()
+    ema, train, yaml = (np.load(tmp_path / d / "direction_smile.npy") for d in ("ema", "train", "yaml"))
+    assert not np.allclose(ema, train)  # the training weights encode otherwise
+    np.testing.assert_array_equal(ema, yaml)  # the YAML describes the architecture inferred
+    converted = tmp_path / "c.pt"
+    assert main(["convert", str(PTH), "--out", str(converted)]) == 0
+    capsys.readouterr()
+    err = _cli_error(capsys, ["directions", "--ckpt", str(converted), "--no-ema", "--data", str(tmp_path / "lab")])
+    assert err.startswith("alae-fast directions: error: " + str(converted)) and "--no-ema" in err
