@@ -61,6 +61,27 @@ def test_ops_named_twice_runs_once(monkeypatch, capsys):
     assert capsys.readouterr().out.count("bias_act: a [") == 1
 
 
+def test_ops_takes_the_ops_whose_cases_live_in_another_suite(monkeypatch, capsys):
+    # the report's rows name instance_norm_stats and modulate_weight, which --ops refused as unknown
+    module = type(sys)("_fake_bench_adain")
+    module.cases = lambda device, quick=False, compile=True: [
+        Case(op, "c", {"fused": lambda: None, "ref": lambda: None}, device) for op in ("adain", "instance_norm_stats")]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(report.SUITES, "adain", module.__name__)
+    measured = _fixed_measure(monkeypatch)
+    assert report.select_ops(["instance_norm_stats", "adain", "modulate_weight"], quick=True) == (
+        ["adain", "modulated_conv2d"], [])
+    assert report.main(["--device", "cpu", "--ops", "instance_norm_stats"]) == 0
+    assert measured == [("adain", "c"), ("instance_norm_stats", "c")]
+    assert "instance_norm_stats's cases are in the adain suite, which runs whole" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        report.main(["--device", "cpu", "--ops", "instance_norm"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown --ops ['instance_norm']" in err and "(or instance_norm_stats, modulate_weight)" in err, err
+    assert set(report.PART_OF.values()) <= set(report.SUITES)
+
+
 # the pytest-benchmark suites' selections -----------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,8 @@ SUITES = {
     "official": "alae_fast.bench.official",
     "train_load": "alae_fast.bench.train_load",
 }
+# Ops whose cases live in another op's suite: --ops takes their names and runs that suite.
+PART_OF = {"instance_norm_stats": "adain", "modulate_weight": "modulated_conv2d"}
 # Suites that --quick leaves out unless --ops names them: op name -> why (shown to the user).
 # Their cost does not shrink with --quick (one full-size shape, or whole child processes).
 HEAVY = {
@@ -76,8 +78,10 @@ def unused_options(args: argparse.Namespace) -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="alae-fast bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when present; default)")
-    p.add_argument("--ops", nargs="*", default=None, help=f"subset of: {', '.join(SUITES)} (default all; given, it needs at least one name, and a name "
-                        f"given twice runs once)")
+    p.add_argument("--ops", nargs="*", default=None,
+                   help=f"subset of: {', '.join(SUITES)} (default all; given, it needs at least one name, and a name "
+                        f"given twice runs once; "
+                        + "; ".join(f"{op} runs in the {suite} suite" for op, suite in PART_OF.items()) + ")")
     p.add_argument("--rounds", type=_positive_int, default=None,
                    help="interleaved rounds per case (default 15; 7 with --quick)")
     p.add_argument("--quick", action="store_true",
@@ -107,10 +111,10 @@ def select_ops(ops: list[str] | None, quick: bool) -> tuple[list[str], list[str]
         if not ops:
             raise UserError(f"--ops was given no names; expected one or more of: {', '.join(SUITES)} "
                             f"(leave --ops out to run them all)")
-        unknown = [o for o in ops if o not in SUITES]
+        unknown = [o for o in ops if o not in SUITES and o not in PART_OF]
         if unknown:
-            raise UserError(f"unknown --ops {unknown}; choose from {list(SUITES)}")
-        return list(dict.fromkeys(ops)), []
+            raise UserError(f"unknown --ops {unknown}; choose from {list(SUITES)} (or {', '.join(PART_OF)})")
+        return list(dict.fromkeys(PART_OF.get(o, o) for o in ops)), []
     if not quick:
         return list(SUITES), []
     return [o for o in SUITES if o not in HEAVY], [o for o in SUITES if o in HEAVY]
@@ -310,6 +314,9 @@ def run(args: argparse.Namespace) -> int:
     if twice:
         print(f"alae-fast bench: --ops named {', '.join(twice)} more than once; each suite runs once",
               file=sys.stderr, flush=True)
+    for op in dict.fromkeys(o for o in args.ops or () if o in PART_OF):
+        print(f"alae-fast bench: {op}'s cases are in the {PART_OF[op]} suite, which runs whole",
+              file=sys.stderr, flush=True)
     if args.profile:
         return _profile(args, context)
     note = left_out_note(left_out)
@@ -412,9 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     unused = unused_options(args)
     if unused:
         parser.error(unused)
-    unknown = [o for o in args.ops or () if o not in SUITES]
+    unknown = [o for o in args.ops or () if o not in SUITES and o not in PART_OF]
     if unknown:  # said here, by the parser, so that it exits 2 as every refused option does
-        parser.error(f"unknown --ops {unknown}; choose from {list(SUITES)}")
+        parser.error(f"unknown --ops {unknown}; choose from {list(SUITES)} (or {', '.join(PART_OF)})")
     args.command_line = sys.argv[1:] if argv is None else list(argv)
     try:
         return run(args)
