@@ -196,10 +196,19 @@ def _ckpt_command(sub, name: str, ckpt: dict | None = None, **parser_options) ->
     return p
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose refusals are one line, as every other error of the CLI: "PROG: error:
+    MESSAGE (see PROG --help)" on stderr, exit status 2 (argparse prints the whole usage block
+    first, 16 lines for ``train``). Its subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``alae-fast`` argument parser: one subcommand per ``_add_*`` function, in the order of ``--help``."""
-    parser = argparse.ArgumentParser(prog="alae-fast", description=_DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="alae-fast", description=_DESCRIPTION,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_generate, _add_picture_commands, _add_evaluate, _add_convert, _add_edit_commands,
                 _add_serve, _add_info_commands):

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from ..cpu_allocator import keep_freed_memory
-from ..cli import _positive_int  # the CLI's one 'int >= 1' argparse type
+from ..cli import OneLineParser, _positive_int  # the CLI's parser and its one 'int >= 1' type
 from ..errors import UserError, first_line
 from .context import format_header, run_context
 from .harness import NOT_APPLICABLE, Case, Result, format_table, format_targets, measure, target_records
@@ -76,7 +76,7 @@ def unused_options(args: argparse.Namespace) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="alae-fast bench", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="alae-fast bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when present; default)")
     p.add_argument("--ops", nargs="*", default=None,
                    help=f"subset of: {', '.join(SUITES)} (default all; given, it needs at least one name, and a name "
