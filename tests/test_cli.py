@@ -738,6 +738,38 @@ def test_train_refuses_schedule_entries_past_the_last_level(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("argv,message", [
+    # trained levels 0-3, wrote checkpoints, then failed "decode: lod must be <= 3; got 4" and
+    # left a run folder nothing could open
+    (["--schedule", "max_lod=4"], "--schedule max_lod=4: the model of 'digits-32' is built for max_lod 3; a schedule "
+                                  "follows its model, so change the model instead (--set layer_count=5)"),
+    (["--schedule", "base_resolution=8"], "--schedule base_resolution=8: the model of 'digits-32' is built for "
+                                          "base_resolution 4; a schedule follows its model (its levels start at 4x4"),
+    (["--schedule", "channels=3"], "--schedule channels=3: the model of 'digits-32' is built for channels 1; a "
+                                   "schedule follows its model, so change the model instead (--set channels=3)"),
+    (["--preset", "digits-mlp", "--schedule", "max_lod=2"], "--schedule max_lod=2: the model of 'digits-mlp' is built "
+                                                            "for max_lod 0; a schedule follows its model (an MLP"),
+    (["--preset", "digits-mlp", "--set", "image_size=64"], "--set: the model of 'digits-mlp' is now built for "
+                                                           "base_resolution 64, but the preset's schedule has "
+                                                           "base_resolution 32; give --schedule base_resolution=64 too"),
+])
+def test_train_refuses_a_schedule_its_model_cannot_follow(argv, message, tmp_path, capsys):
+    assert main(["train", *argv, "--out", str(tmp_path / "r"), "--no-progress", "--threads", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_model_grown_by_set_takes_its_schedule_along(tmp_path, capsys):
+    # the other side of the rule: a StyleALAE's schedule follows its layer_count and channels
+    from alae_fast.training.setups import resolve_setup
+
+    setup = resolve_setup("digits-32", {"layer_count": 5, "channels": 3})
+    assert (setup.schedule.max_lod, setup.schedule.resolution, setup.schedule.channels) == (4, 64, 3)
+    mlp = resolve_setup("digits-mlp", {"image_size": 16}, {"base_resolution": 16})
+    assert (mlp.schedule.max_lod, mlp.schedule.resolution) == (0, 16)
+
+
 def test_generate_cutoff_zero_is_refused(mlp_run, tmp_path, capsys):
     # --cutoff 0 truncated no style input: --psi then changed nothing
     with pytest.raises(SystemExit) as e:

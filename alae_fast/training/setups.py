@@ -79,11 +79,48 @@ def _default_kimg(config, schedule: LODSchedule) -> float:
     return sum(schedule.images_at(lod) for lod in range(schedule.start_lod, schedule.max_lod + 1)) / 1000.0
 
 
+def _model_geometry(config: ModelConfig) -> dict[str, tuple[int, object]] | None:
+    """The schedule fields the model fixes: ``{field: (the model's value, how a model gets another
+    value v: a function v -> text)}`` for a StyleALAE-like config (``layer_count``,
+    ``resolution``, ``channels``) or an MLP one (``image_size``, ``image_channels``; one level);
+    None for a config of neither kind."""
+    fields = getattr(config, "__dataclass_fields__", {})
+    if all(hasattr(config, f) for f in ("layer_count", "resolution", "channels")):
+        levels = int(config.layer_count)
+        base = int(config.resolution) // 2 ** (levels - 1)
+        return {"max_lod": (levels - 1, lambda v: f"--set layer_count={v + 1}"),
+                "base_resolution": (base, lambda v: f"its levels start at {base}x{base} whatever its size"),
+                "channels": (int(config.channels), lambda v: f"--set channels={v}")}
+    if "image_size" in fields and "image_channels" in fields:
+        return {"max_lod": (0, lambda v: "an MLP model has one level"),
+                "base_resolution": (int(config.image_size), lambda v: f"--set image_size={v}"),
+                "channels": (int(config.image_channels), lambda v: f"--set image_channels={v}")}
+    return None
+
+
+def _check_geometry(name: str, config: ModelConfig, schedule: LODSchedule, schedule_overrides: dict) -> None:
+    """ValueError when the schedule's levels, first resolution or channels are not the model's:
+    a run would train, then fail where the model cannot follow (``--schedule max_lod`` past its
+    layers), so it is refused before anything is built, naming what to give."""
+    for field, (want, model_for) in (_model_geometry(config) or {}).items():
+        have = getattr(schedule, field)
+        if have == want:
+            continue
+        if field in schedule_overrides:
+            fix = model_for(have)
+            fix = f", so change the model instead ({fix})" if fix.startswith("--set") else f" ({fix})"
+            raise ValueError(f"--schedule {field}={have}: the model of {name!r} is built for {field} {want}; a "
+                             f"schedule follows its model{fix}")
+        raise ValueError(f"--set: the model of {name!r} is now built for {field} {want}, but the preset's schedule "
+                         f"has {field} {have}; give --schedule {field}={want} too")
+
+
 def resolve_setup(name: str, model_overrides: dict | None = None, schedule_overrides: dict | None = None) -> TrainSetup:
     """The setup of preset ``name`` (see the module docstring) with overrides applied.
 
     Raises ValueError for an unknown name (listing the trainable ones), for an unknown field in
-    the overrides, and for a preset without a schedule.
+    the overrides, for a preset without a schedule, and for a schedule whose levels, first
+    resolution or channels are not the model's (``--schedule max_lod`` past its layers).
     """
     model_overrides = dict(model_overrides or {})
     schedule_overrides = dict(schedule_overrides or {})
@@ -94,6 +131,7 @@ def resolve_setup(name: str, model_overrides: dict | None = None, schedule_overr
                          f"(model presets: {list_presets()})") from None
     config = preset.config.replace(**model_overrides) if model_overrides else preset.config
     schedule = make_schedule(_schedule_fields(preset, config), schedule_overrides)
+    _check_geometry(name, config, schedule, schedule_overrides)
     kimg = preset.kimg if preset.kimg is not None else _default_kimg(config, schedule)
     desc = preset.train_description or f"model preset {name!r} with its own schedule"
     if model_overrides or schedule_overrides:
