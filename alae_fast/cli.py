@@ -279,14 +279,17 @@ def _add_train(sub) -> None:
     t.add_argument("--w-avg-update", choices=("every_generate", "generator_step"), default=None,
                    help="w_avg moves at each of the 3 F(z) of an iteration (official) or once "
                         "(default: the preset's)")
-    t.add_argument("--flip", dest="flip", action="store_true", default=None,
-                   help="mirror real images with probability 1/2 (default: the preset's; on for the paper presets)")
-    t.add_argument("--no-flip", dest="flip", action="store_false", help="never mirror real images")
-    t.add_argument("--d-zero-grad-step", dest="d_zero_grad_step", action="store_true", default=None,
-                   help="also step D with a zero gradient in step 3, as the official code under torch 1.x "
-                        "(D's Adam steps ~1.4x larger; default: the preset's; on for the paper presets)")
-    t.add_argument("--no-d-zero-grad-step", dest="d_zero_grad_step", action="store_false",
-                   help="one Adam step of D an iteration")
+    # each pair exclusive: given both, the last one won silently
+    flip = t.add_mutually_exclusive_group()
+    flip.add_argument("--flip", dest="flip", action="store_true", default=None,
+                      help="mirror real images with probability 1/2 (default: the preset's; on for the paper presets)")
+    flip.add_argument("--no-flip", dest="flip", action="store_false", help="never mirror real images")
+    zero = t.add_mutually_exclusive_group()
+    zero.add_argument("--d-zero-grad-step", dest="d_zero_grad_step", action="store_true", default=None,
+                      help="also step D with a zero gradient in step 3, as the official code under torch 1.x "
+                           "(D's Adam steps ~1.4x larger; default: the preset's; on for the paper presets)")
+    zero.add_argument("--no-d-zero-grad-step", dest="d_zero_grad_step", action="store_false",
+                      help="one Adam step of D an iteration")
 
 
 def _add_generate(sub) -> None:

@@ -700,15 +700,69 @@ def test_train_refuses_style_mixing_options_for_an_mlp(tmp_path, capsys):
         assert not (tmp_path / "r").exists()
 
 
-def test_train_refuses_style_mixing_for_a_run_that_mixes_with_probability_0(tmp_path, capsys):
+@pytest.mark.parametrize("extra,message", [
     # digits-32 trains with mixing_prob 0: --style-mixing official was recorded and mixed nothing
-    for extra in (["--style-mixing", "official"], ["--style-mixing", "per_sample", "--mixing-prob", "0"]):
-        assert main(["train", "--out", str(tmp_path / "r"), "--kimg", "0.016", "--no-progress", *extra]) == 2, extra
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and (f"--style-mixing {extra[1]}: 'digits-32' trains with mixing_prob 0 (no style "
-                                  f"mixing), so it would mix nothing; give --mixing-prob too (the paper's: 0.9)"
-                                  ) in err[0], err
-        assert not (tmp_path / "r").exists()
+    (["--style-mixing", "official"], "--style-mixing official: 'digits-32' trains with mixing_prob 0 (no style "
+                                     "mixing), so it would mix nothing; give --mixing-prob too (the paper's: 0.9)"),
+    # the same through --set, which ran without a word
+    (["--set", 'style_mixing="official"'], "--set style_mixing=\"official\": 'digits-32' trains with mixing_prob 0"),
+    # given 0 itself: the advice to give --mixing-prob read as if it had not been
+    (["--style-mixing", "per_sample", "--mixing-prob", "0"],
+     "--style-mixing per_sample and --mixing-prob 0: a mixing probability of 0 mixes nothing; give a probability "
+     "> 0 (the paper's: 0.9) or leave the mode out"),
+    (["--style-mixing", "official", "--set", "mixing_prob=0"], "--style-mixing official and --set mixing_prob=0: "),
+])
+def test_train_refuses_style_mixing_for_a_run_that_mixes_with_probability_0(extra, message, tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "r"), "--kimg", "0.016", "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_with_style_mixing_on_a_run_without_it_says_to_leave_it_out(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--out", str(out), "--kimg", "0.016", "--no-progress", "--threads", "1", "--no-eval"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--kimg", "0.032", "--no-progress",
+                 "--style-mixing", "official"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("--style-mixing official: the run trains with mixing_prob 0 (no style mixing) and a "
+                              "resumed run keeps it, so the mode would mix nothing; leave it out") in err[0], err
+
+
+@pytest.mark.parametrize("extra,message", [
+    # the flag won silently while config.json's model recorded the --set value
+    (["--mixing-prob", "0.2", "--set", "mixing_prob=0.9"], "--mixing-prob 0.2 and --set mixing_prob=0.9: the same "
+                                                           "setting given twice with different values; give one"),
+    (["--set", "flip=true", "--no-flip"], "--no-flip and --set flip=true: the same setting"),
+    (["--set", "flip=false", "--flip"], "--flip and --set flip=false: the same setting"),
+    (["--set", "ema_kimg=3", "--ema-kimg", "0.5"], "--ema-kimg 0.5 and --set ema_kimg=3.0: the same setting"),
+    (["--set", 'w_avg_update="every_generate"', "--w-avg-update", "generator_step"],
+     '--w-avg-update generator_step and --set w_avg_update="every_generate": the same setting'),
+    (["--set", "d_zero_grad_step=true", "--no-d-zero-grad-step"], "--no-d-zero-grad-step and --set "
+                                                                 "d_zero_grad_step=true: the same setting"),
+    # a pair of opposite flags: the last one won
+    (["--flip", "--no-flip"], "argument --no-flip: not allowed with argument --flip"),
+    (["--no-d-zero-grad-step", "--d-zero-grad-step"], "argument --d-zero-grad-step: not allowed with argument "
+                                                      "--no-d-zero-grad-step"),
+])
+def test_train_refuses_a_setting_given_twice_differently(extra, message, tmp_path, capsys):
+    try:
+        code = main(["train", "--out", str(tmp_path / "r"), "--kimg", "0.016", "--no-progress", *extra])
+    except SystemExit as e:  # the parser's refusal
+        code = e.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_flag_and_set_that_agree_are_taken(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--out", str(out), "--kimg", "0.016", "--no-progress", "--threads", "1", "--no-eval",
+                 "--set", "flip=true", "--flip", "--set", "ema_kimg=0.5", "--ema-kimg", "0.5"]) == 0
+    record = json.loads((out / "config.json").read_text())
+    assert record["behaviour"]["flip"] is True and record["model"]["flip"] is True
+    assert record["model"]["ema_kimg"] == 0.5
 
 
 def test_noise_mode_is_refused_for_an_mlp(mlp_run, tmp_path, capsys):

@@ -559,11 +559,33 @@ def _out_inside_data_note(opts: TrainOptions, out: Path) -> str | None:
             f"pictures are not training data)")
 
 
+# A flag and the model config field it overrides for one run: given both, they must agree.
+_FLAG_FIELDS = {"mixing_prob": "mixing_prob", "style_mixing": "style_mixing", "w_avg_update": "w_avg_update",
+                "flip": "flip", "d_zero_grad_step": "d_zero_grad_step", "ema_half_life_kimg": "ema_kimg"}
+
+
+def _check_flags_against_set(opts: TrainOptions, setup: TrainSetup) -> None:
+    """UserError when a flag and ``--set`` of the config field it overrides are both given with
+    different values (``--mixing-prob 0.2 --set mixing_prob=0.9``): the flag won silently while
+    config.json's model said the other."""
+    config = setup.model_config
+    for option, name in _FLAG_FIELDS.items():
+        value = getattr(opts, option)
+        if value is None or name not in opts.model_overrides or not hasattr(config, name):
+            continue
+        set_to = getattr(config, name)
+        if value != set_to:
+            flag = _FLAGS[option].split("/")[0] if value is not False else _FLAGS[option].split("/")[-1]
+            shown = "" if isinstance(value, bool) else f" {value}"
+            raise UserError(f"{flag}{shown} and --set {name}={_as_typed(set_to)}: the same setting given twice with "
+                            f"different values; give one")
+
+
 def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict | None) -> None:
     """UserError when ``--mixing-prob``/``--style-mixing`` are given (not None) for a model with one
     style input (the MLP ALAE): there is nothing to mix, the trainer skips mixing there; and when
-    ``--style-mixing`` is given to a run whose mixing probability is 0 (digits-32's): it would
-    mix nothing."""
+    a style-mixing mode is given (``--style-mixing`` or ``--set style_mixing``) to a run whose
+    mixing probability is 0 (digits-32's, or one given as 0): it would mix nothing."""
     if isinstance(setup.model_config, MLPALAEConfig):
         given = [flag for flag, value in (("--mixing-prob", opts.mixing_prob), ("--style-mixing", opts.style_mixing))
                  if value is not None]
@@ -571,13 +593,25 @@ def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict 
             raise UserError(f"{' and '.join(given)}: {setup.name!r} is an MLP ALAE, whose G takes one style input; "
                             f"style mixing needs several (a StyleALAE)")
         return
-    if opts.style_mixing is None:
+    if opts.style_mixing is not None:
+        mode = f"--style-mixing {opts.style_mixing}"
+    elif "style_mixing" in opts.model_overrides:
+        mode = f"--set style_mixing={_as_typed(setup.model_config.style_mixing)}"
+    else:
         return
     saved = ckpt_state.get("options", {}) if ckpt_state is not None else {}
     prob = opts.mixing_prob if opts.mixing_prob is not None else saved.get("mixing_prob")
-    if _in_effect("mixing_prob", prob, setup.model_config) == 0:
-        raise UserError(f"--style-mixing {opts.style_mixing}: {setup.name!r} trains with mixing_prob 0 (no style "
-                        f"mixing), so it would mix nothing; give --mixing-prob too (the paper's: 0.9)")
+    if _in_effect("mixing_prob", prob, setup.model_config) != 0:
+        return
+    if opts.mixing_prob is not None or "mixing_prob" in opts.model_overrides:
+        given = "--mixing-prob 0" if opts.mixing_prob is not None else "--set mixing_prob=0"
+        raise UserError(f"{mode} and {given}: a mixing probability of 0 mixes nothing; give a probability > 0 "
+                        f"(the paper's: 0.9) or leave the mode out")
+    if ckpt_state is not None:
+        raise UserError(f"{mode}: the run trains with mixing_prob 0 (no style mixing) and a resumed run keeps it, "
+                        f"so the mode would mix nothing; leave it out")
+    raise UserError(f"{mode}: {setup.name!r} trains with mixing_prob 0 (no style mixing), so it would mix "
+                    f"nothing; give --mixing-prob too (the paper's: 0.9)")
 
 
 def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
@@ -599,6 +633,7 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         say(inside)
     if ckpt_state is not None:
         setup = _resolve(opts, ckpt_state)
+    _check_flags_against_set(opts, setup)
     _check_style_mixing(opts, setup, ckpt_state)
     if ckpt_state is not None:
         # an option or behaviour not given again continues as the checkpoint's run chose it
