@@ -401,3 +401,16 @@ def test_signal_while_a_finished_run_exits_keeps_exit_status_0(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
+
+
+def test_a_preset_made_for_other_data_says_it_trains_on_the_embedded_digits(tmp_path, capsys):
+    # mnist-mlp without --data trained on the embedded digits while its banner said "use --data
+    # with MNIST IDX files"
+    base = dict(progress=False, evaluate=False, kimg=0.016, threads=1, schedule_overrides={"lod_batch": [16]},
+                model_overrides={"encoder_hidden": [32], "generator_hidden": [32], "latent_size": 8})
+    run_training(TrainOptions(preset="mnist-mlp", out=str(tmp_path / "mnist"), **base))
+    out = capsys.readouterr().out
+    assert ("data: no --data, so 'mnist-mlp' trains on the embedded digits (scikit-learn's 1797 images of 8x8, "
+            "upscaled to 28x28), not on the data it is made for") in out, out
+    run_training(TrainOptions(preset="digits-mlp", out=str(tmp_path / "digits"), **base))
+    assert "data: no --data" not in capsys.readouterr().out  # the digits presets are made for them

@@ -284,6 +284,20 @@ def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, 
                    f"{have}: every image is converted to {kind(have)}")
 
 
+# The presets made for the embedded digits; any other trains on them only when --data is left out.
+_EMBEDDED_DIGITS_PRESETS = ("digits-32", "digits-mlp")
+
+
+def _embedded_digits_note(setup: TrainSetup, spec) -> str | None:
+    """For a preset made for other data (MNIST, photos, FFHQ) trained without --data: that it
+    trains on the embedded digits, said at the start rather than left to the banner's advice."""
+    if (spec or {}).get("kind") != "digits" or setup.name in _EMBEDDED_DIGITS_PRESETS:
+        return None
+    res = setup.schedule.resolution
+    return (f"data: no --data, so {setup.name!r} trains on the embedded digits (scikit-learn's 1797 images of 8x8, "
+            f"upscaled to {res}x{res}), not on the data it is made for")
+
+
 def _held_out_note(dataset) -> str | None:
     """For an image folder: how many of its images train and how many are held out for the
     evaluation, said at the start. Opening the held-out split here (headers only) also says at
@@ -871,7 +885,7 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     else:
         say(f"training {setup.name!r} ({setup.description}) for {plan.total_kimg:g} kimg on {ctx.world_size} x "
             f"{ctx.device}; run folder {plan.out}")
-    held = _held_out_note(dataset)
+    held = _held_out_note(dataset) or _embedded_digits_note(setup, run.spec)
     if held:
         say(held)
     n_show = 16
