@@ -390,8 +390,9 @@ def _add_evaluate(sub) -> None:
     # one set of real images serves both: FID of reconstructions compares those images with
     # their reconstructions, whose error is the MSE
     e.add_argument("--num-fid", type=_fid_count, default=1000,
-                   help="images per FID set, >= 2 (default 1000); also the real images (held-out first) that "
-                        "are reconstructed for the reconstruction MSE")
+                   help="images per FID set, >= 2 (default 1000; fewer where the real images are fewer, with a "
+                        "warning); the real images are the held-out split (the training split only where there is "
+                        "none), also reconstructed for the reconstruction MSE")
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
     e.add_argument("--seed", type=_seed, default=0, help="seed of all evaluation draws (default 0)")
 
