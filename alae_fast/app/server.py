@@ -25,7 +25,8 @@ Each answer carries ``ms``, the server's time for the model work. Bad input gets
 worker threads (FastAPI runs ``def`` routes in its thread pool), so a slow decode never
 blocks the event loop: the page, ``/api/info`` and uploads keep answering meanwhile.
 Uploads are read into memory up to the limit (never written to disk) and refused past it, as
-is one that would take the bodies held at once past a few uploads' worth (503); a few decode at a time (503 with ``Retry-After`` when none can start soon: :mod:`.uploads`).
+is one that would take the bodies held at once past a few uploads' worth (503); a few decode
+at a time (503 with ``Retry-After`` when none can start soon: :mod:`.uploads`).
 """
 
 from __future__ import annotations

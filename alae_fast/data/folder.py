@@ -139,8 +139,8 @@ def split_files(files: list[Path], root: Path, split: str, fraction: float = HOL
     key = {f: hashlib.md5(f.relative_to(root).as_posix().encode()).hexdigest() for f in files}
     held = set(sorted(files, key=lambda f: (key[f], str(f)))[:n_test])
     if split == "test" and not held:
-        raise ValueError(f"data folder {str(root)!r}: {plural(len(files), 'image is', 'images are')} too few to hold any out "
-                         f"(held-out fraction {fraction:g})")
+        raise ValueError(f"data folder {str(root)!r}: {plural(len(files), 'image is', 'images are')} too few to "
+                         f"hold any out (held-out fraction {fraction:g})")
     return [f for f in files if (f in held) == (split == "test")]
 
 

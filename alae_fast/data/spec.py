@@ -127,8 +127,8 @@ def check_moved_data(saved: dict, content: dict | None, given: str, flag: str = 
         return (f"{moved} (trained on {saved['path']!r}, which is gone; the run recorded no file list, so only "
                 f"its number of images is checked)")
     if _content_of(new) == recorded:
-        return (f"{moved}, which holds the same {plural(len(new), 'image file')} as {saved['path']!r} where it was trained; "
-                f"the run now records this place")
+        return (f"{moved}, which holds the same {plural(len(new), 'image file')} as {saved['path']!r} where it "
+                f"was trained; the run now records this place")
     if len(new) != recorded["files"]:
         differs = f"{plural(recorded['files'], 'image file')} there, {len(new)} here"
     else:

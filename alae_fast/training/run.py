@@ -810,8 +810,8 @@ def _check_moved_length(plan: _Plan, length: int) -> None:
     saved = int(plan.ckpt_state["data"]["dataset_len"])
     if saved != length:
         raise UserError(f"--resume --data {plan.opts.data!r}: the run's data stream was saved for "
-                        f"{plural(saved, 'training image')}, this data gives {length}; a resumed run continues its own data stream, so --data "
-                        f"may name its data in a new place, not other data")
+                        f"{plural(saved, 'training image')}, this data gives {length}; a resumed run continues its "
+                        f"own data stream, so --data may name its data in a new place, not other data")
 
 
 def _check_unchanged_data(plan: _Plan, content: dict | None) -> None:
@@ -1131,8 +1131,8 @@ def _evaluate(run: _Run) -> dict[str, Any]:
     _write_json(plan.out / "eval.json", ev)
     if report is not None:
         say(format_latent_report(report))
-    say(f"reconstruction MSE (EMA, output not clamped, pixels in [-1, 1]) on {plural(int(xt.shape[0]), f'{mse_on} image')}: "
-        f"{mse:.4f}")
+    say(f"reconstruction MSE (EMA, output not clamped, pixels in [-1, 1]) on "
+        f"{plural(int(xt.shape[0]), f'{mse_on} image')}: {mse:.4f}")
     if ident is not None:
         say(format_identification(ident, int(xt.shape[0]), mse_on))
     return ev
