@@ -1511,7 +1511,7 @@ def test_an_empty_checkpoint_path_is_refused_naming_the_flag(capsys):
             for value in ("", "  "):
                 err = _refused(capsys, [name, flag, value]).strip().splitlines()[-1]
                 assert err == (f"alae-fast {name}: error: argument {'/'.join(flags)}: expected a checkpoint file "
-                               f"or run folder; got an empty value"), (name, flag, err)
+                               f"or run folder; got an empty value (see alae-fast {name} --help)"), (name, flag, err)
 
 
 def test_counts_are_said_in_words_that_fit_them(mlp_run, noisy_style_run, tmp_path, capsys):
