@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def unknown_ops_message(ops) -> str | None:
+    """The refusal of the ``--ops`` names that are neither a suite nor an op of :data:`PART_OF`,
+    or None when every name is known."""
+    unknown = [o for o in ops if o not in SUITES and o not in PART_OF]
+    return f"unknown --ops {unknown}; choose from {list(SUITES)} (or {', '.join(PART_OF)})" if unknown else None
+
+
 def select_ops(ops: list[str] | None, quick: bool) -> tuple[list[str], list[str]]:
     """The suites a run times, and the ones ``--quick`` left out.
 
@@ -111,9 +118,9 @@ def select_ops(ops: list[str] | None, quick: bool) -> tuple[list[str], list[str]
         if not ops:
             raise UserError(f"--ops was given no names; expected one or more of: {', '.join(SUITES)} "
                             f"(leave --ops out to run them all)")
-        unknown = [o for o in ops if o not in SUITES and o not in PART_OF]
+        unknown = unknown_ops_message(ops)
         if unknown:
-            raise UserError(f"unknown --ops {unknown}; choose from {list(SUITES)} (or {', '.join(PART_OF)})")
+            raise UserError(unknown)
         return list(dict.fromkeys(PART_OF.get(o, o) for o in ops)), []
     if not quick:
         return list(SUITES), []
@@ -419,9 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     unused = unused_options(args)
     if unused:
         parser.error(unused)
-    unknown = [o for o in args.ops or () if o not in SUITES and o not in PART_OF]
+    unknown = unknown_ops_message(args.ops or ())
     if unknown:  # said here, by the parser, so that it exits 2 as every refused option does
-        parser.error(f"unknown --ops {unknown}; choose from {list(SUITES)} (or {', '.join(PART_OF)})")
+        parser.error(unknown)
     args.command_line = sys.argv[1:] if argv is None else list(argv)
     try:
         return run(args)
