@@ -1056,7 +1056,8 @@ def _add_edit_commands(sub) -> None:
                         "the same noise draw")
     f = sub.add_parser("directions", help="fit attribute directions (official LinearSVC on w) for a run",
                        description="Encode labelled images with the EMA model (--no-ema: an official "
-                                   "checkpoint's training weights) and fit one direction per class, class vs rest, with LinearSVC(C=1, dual=False) on w, as the "
+                                   "checkpoint's training weights) and fit one direction per class, class vs "
+                                   "rest, with LinearSVC(C=1, dual=False) on w, as the "
                                    "official principal_directions script. --data: a folder with one "
                                    "sub-folder of images per class (direction_<subfolder>.npy). Without "
                                    "--data on a digits model: every digit pair A-B (A<B) from the embedded "
