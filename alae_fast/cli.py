@@ -270,7 +270,8 @@ def _add_train(sub) -> None:
                    help="change a schedule field: lod_kimg, lod_batch, lod_lr, start_lod ... (e.g. "
                         "--schedule lod_batch=[32]); repeatable")
     t.add_argument("--no-eval", action="store_true", help="skip the latent-classification report at the end")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress display (a bar on a terminal; when stderr is a file or pipe, a plain line every 30 s)")
     t.add_argument("--workers", type=_int_at_least(0), default=0, help="data-loading worker processes (default 0)")
     t.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
     t.add_argument("--style-mixing", choices=("official", "per_sample"), default=None,

@@ -88,7 +88,7 @@ class TrainOptions:
     keep: checkpoints kept; log_steps: iterations per
     log record; model_overrides / schedule_overrides: fields changed in the setup's model
     config / schedule; evaluate: run the latent-classification report at the end;
-    progress: show the tqdm bar; num_workers: data-loading processes; threads: torch CPU
+    progress: show progress (tqdm's bar on a terminal, a plain line every 30 s elsewhere); num_workers: data-loading processes; threads: torch CPU
     threads (None: torch's default).
     style_mixing, w_avg_update, mixing_prob, d_zero_grad_step (see ``ALAETrainer``) and flip
     (mirror each real image with probability 1/2, ``DataStream``): None takes the model
@@ -174,15 +174,55 @@ class _Say:
             print(*args, **kw, flush=True)
 
 
-def _progress(total: int, initial: int, enabled: bool):
+class _PlainProgress:
+    """The progress of a run whose stderr is not a terminal (a log file, a pipe, a scheduler's
+    output): one plain line at most every ``every_s`` seconds and at the end, instead of tqdm's
+    carriage-return redraws (thousands of them in a 5-minute run, one unreadable line in a file).
+    Has the parts of tqdm's interface the loop uses: ``update``, ``set_postfix_str``, ``close``."""
+
+    def __init__(self, total: int, initial: int, file, every_s: float = 30.0, clock=time.monotonic):
+        self.total, self.n, self.file, self.every_s, self.clock = total, initial, file, every_s, clock
+        self.t0 = self.t_last = clock()
+        self.n0, self.postfix, self.closed = initial, "", False
+
+    def update(self, n: int) -> None:
+        self.n += n
+        if self.clock() - self.t_last >= self.every_s:
+            self._line()
+
+    def set_postfix_str(self, s: str) -> None:
+        self.postfix = s
+
+    def _line(self) -> None:
+        self.t_last = now = self.clock()
+        elapsed = now - self.t0
+        rate = (self.n - self.n0) / elapsed if elapsed > 0 else 0.0
+        left = f", {round((self.total - self.n) / rate)} s left" if rate > 0 and self.n < self.total else ""
+        tail = f": {self.postfix}" if self.postfix else ""
+        print(f"{self.n / 1000:.1f}/{self.total / 1000:.1f} kimg ({100 * self.n / max(self.total, 1):.0f}%), "
+              f"{round(elapsed)} s{left}{tail}", file=self.file, flush=True)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._line()
+
+
+def _progress(total: int, initial: int, enabled: bool, file=None):
+    """The progress display on ``file`` (default stderr): tqdm's bar on a terminal, plain lines
+    (:class:`_PlainProgress`) elsewhere, None when not ``enabled`` (``--no-progress``, other ranks)."""
     if not enabled:
         return None
+    file = sys.stderr if file is None else file
+    isatty = getattr(file, "isatty", None)
+    if not (callable(isatty) and isatty()):
+        return _PlainProgress(total, initial, file)
     # imported here, not at the top: tqdm is a dependency of training runs only, and the op and
     # model tests import this module on machines with just torch (the lent GPU's python)
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="img", unit_scale=True, dynamic_ncols=True, smoothing=0.1,
-                file=sys.stderr)
+                file=file)
 
 
 def _write_json(path: Path, obj) -> None:
