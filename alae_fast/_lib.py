@@ -110,12 +110,14 @@ def build_info() -> dict:
     Returns a dict: ``torch`` (version compiled against), ``torch_runtime`` (version running),
     ``cpu`` and ``cuda`` (bool: kernels built), ``cuda_archs`` (str, e.g. "90-real"),
     ``openmp`` (bool), ``libmvec`` (bool: the CPU activation loops call glibc's vectorised
-    exp/tanh), ``sanitize`` (bool: an ASan+UBSan test build), ``compiler``, ``loaded`` (bool),
+    exp/tanh), ``sanitize`` (bool: an ASan+UBSan test build), ``compiler``, ``cpu_kernels``
+    (str: the instruction set whose clones of the CPU loops run on this CPU, e.g.
+    "x86-64-v3 (AVX2)"; training figures are deterministic per machine because of it), ``loaded`` (bool),
     ``error`` (str or None), ``default_impl`` ('auto' or 'ref', from ALAE_FAST_IMPL; for any
     other value of it, the message every op raises, so that this report still prints).
     """
     info = dict(_INFO) if _INFO else {"torch": None, "cpu": False, "cuda": False, "cuda_archs": "",
-                                      "openmp": False, "compiler": None}
+                                      "openmp": False, "compiler": None, "cpu_kernels": None}
     try:
         impl = default_impl()
     except ValueError as e:

@@ -21,6 +21,32 @@ def test_library_loaded():
         assert info["cuda_archs"]
 
 
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def test_cpu_kernels_name_the_running_cpus_level():
+    # The level glibc's resolver picks, read independently from the kernel's CPU flags (the
+    # x86-64 psABI levels: v3 = AVX2, BMI1/2, F16C, FMA, LZCNT (abm), MOVBE; v4 = AVX-512 F, BW,
+    # CD, DQ, VL on top).
+    info = alae_fast.build_info()
+    flags = _cpu_flags()
+    if flags is None or info["sanitize"] or os.uname().machine != "x86_64":
+        assert isinstance(info["cpu_kernels"], str)
+        return
+    v3 = {"avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "avx", "sse4_2", "popcnt"} <= flags
+    v4 = v3 and {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+    expected = "x86-64-v4 (AVX-512)" if v4 else "x86-64-v3 (AVX2)" if v3 else "x86-64 (baseline)"
+    assert info["cpu_kernels"] == expected, flags
+
+
 def test_parallel_for_uses_threads():
     # Without OpenMP at build time, at::parallel_for in our code silently runs on one thread.
     if torch.get_num_threads() < 2:

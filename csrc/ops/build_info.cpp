@@ -19,6 +19,22 @@
 namespace alae_fast {
 namespace {
 
+// Which clone of the multiversioned CPU loops (csrc/cpu/multiversion.h) glibc's loader picks
+// on the running CPU: the same test GCC's target_clones resolver makes. The figures of a
+// training run are deterministic for a machine only because this choice is: an AVX-512
+// machine and an AVX2 one follow different trajectories, so `alae-fast info` says which.
+const char* cpu_kernels() {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(ALAE_FAST_SANITIZE)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
+  if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2)";
+  return "x86-64 (baseline)";
+#else
+  return "one build for the compiler's target (no multiversioning)";
+#endif
+}
+
 std::string build_info() {
   std::ostringstream s;
   s << "{\"torch\": \"" << ALAE_FAST_TORCH_VERSION << "\", \"cpu\": true, \"cuda\": "
@@ -51,7 +67,7 @@ std::string build_info() {
 #elif defined(__GNUC__)
     << "gcc " << __GNUC__ << "." << __GNUC_MINOR__
 #endif
-    << "\"}";
+    << "\", \"cpu_kernels\": \"" << cpu_kernels() << "\"}";
   return s.str();
 }
 
