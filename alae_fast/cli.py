@@ -54,6 +54,25 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _upload_mb(text: str) -> float:
+    """``--max-upload-mb``: MiB within ``alae_fast.app.uploads.UPLOAD_LIMIT_RANGE`` (64 KiB to
+    1 GiB: below, nearly every photo is refused, 1e-9 every upload; above, the limit and the
+    memory bound of the uploads held at once are gone), as ``serve(max_upload_mb=)`` checks it."""
+    from .app.uploads import check_upload_limit
+
+    v = float(text)
+    try:
+        check_upload_limit(v, "--max-upload-mb")
+    except ValueError as e:
+        # its words without the argument's name (argparse names the flag) and with the value as typed
+        said = str(e).split(": ", 1)[1].rsplit(", got ", 1)[0]
+        raise argparse.ArgumentTypeError(f"{said}, got {text}") from None
+    return v
+
+
+_upload_mb.__name__ = "number"  # argparse's "invalid number value: 'x'"
+
+
 def _kimg_amount(text: str) -> float:
     """A length in kimg: finite and at least one image (a run, or an interval, counts whole
     images; a smaller value would round to none)."""
@@ -381,8 +400,11 @@ def _add_evaluate(sub) -> None:
                                   "dimension), reconstruction MSE, FID of generations and reconstructions "
                                   "(InceptionV3 with --inception-weights, else a named random-conv PROXY), and "
                                   "PPL in W (full and end, eps 1e-4, proxy-LPIPS distance). Written as JSON to "
-                                  "--out (default <run>/evaluate.json); printed as a report, or with --json "
-                                  "as JSON alone on stdout (notes then go to stderr).")
+                                  "--out (default <run>/evaluate.json for the run's own data, "
+                                  "<run>/evaluate-<folder name>.json for other --data, so the run's own results "
+                                  "stay); printed as a report, or with --json as JSON alone on stdout (notes then "
+                                  "go to stderr). The report and JSON say what the images are to the run: held-out, "
+                                  "training, or unseen (other data).")
     e.add_argument("--json", action="store_true", help="print the metrics as JSON only (machine-readable stdout)")
     e.add_argument("--data", default=None,
                    help="evaluation data (default: the data the run was trained on, as its config records)")
@@ -392,8 +414,9 @@ def _add_evaluate(sub) -> None:
     # their reconstructions, whose error is the MSE
     e.add_argument("--num-fid", type=_fid_count, default=1000,
                    help="images per FID set, >= 2 (default 1000; fewer where the real images are fewer, with a "
-                        "warning); the real images are the held-out split (the training split only where there is "
-                        "none), also reconstructed for the reconstruction MSE")
+                        "warning); the real images are the held-out split of the run's own data (the training split "
+                        "only where there is none), or all images of other --data, also reconstructed for the "
+                        "reconstruction MSE")
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
     e.add_argument("--seed", type=_seed, default=0, help="seed of all evaluation draws (default 0)")
 
@@ -425,8 +448,8 @@ def _add_serve(sub) -> None:
     v.add_argument("--directions", default=None, metavar="DIR", help="folder of .npy attribute directions")
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     v.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free port)")
-    v.add_argument("--max-upload-mb", type=_positive_float, default=8.0,
-                   help="largest accepted upload in MiB (default 8)")
+    v.add_argument("--max-upload-mb", type=_upload_mb, default=8.0,
+                   help="largest accepted upload in MiB, 0.0625-1024 (64 KiB to 1 GiB; default 8)")
 
 
 def _add_info_commands(sub) -> None:
@@ -906,15 +929,60 @@ def _cmd_evaluate(args) -> int:
         say(note)
     metrics = evaluate_model(run, data=data, inception_weights=args.inception_weights, num_fid=args.num_fid,
                              ppl_samples=args.ppl_samples, seed=args.seed, device=args.device)
-    path = _out(args, run, "evaluate.json")
+    path, replaced = (Path(args.out), None) if args.out else _evaluation_file(args, run, metrics)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
         print(format_metrics(metrics))
-    say(f"wrote metrics to {path}")
+    say(f"wrote metrics to {path}" + (f" ({replaced})" if replaced else ""))
     return 0
+
+
+def _evaluation_file(args, run, metrics: dict) -> tuple[Path, str | None]:
+    """Where evaluate writes without --out, and what to say of a file it replaces there (None:
+    nothing replaced, or nothing worth saying).
+
+    ``<run>/evaluate.json`` holds the evaluation on the run's own data (no --data, or --data
+    naming them). Other data get ``<run>/evaluate-<name>.json``, named for the folder (or
+    ``digits``), so that the run's own results are never replaced by another folder's; when that
+    name already holds the evaluation of other data of the same name (another folder called so),
+    a short hash of the data's path is added."""
+    import hashlib
+    import re
+
+    from .data.spec import describe_spec
+
+    folder = _run_folder(run.path)
+    data = metrics.get("data") or {}
+    evaluated = data.get("evaluated") or {}
+    if args.data is None or data.get("relation") in ("own", "changed"):
+        path = folder / "evaluate.json"
+    else:
+        stem = "digits" if evaluated.get("kind") == "digits" else Path(evaluated.get("path") or "data").name
+        stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", stem).strip("._") or "data"
+        path = folder / f"evaluate-{stem}.json"
+        if _evaluated_data(path) not in (None, evaluated):
+            digest = hashlib.md5(str(evaluated.get("path")).encode()).hexdigest()[:8]
+            path = folder / f"evaluate-{stem}-{digest}.json"
+    if not path.exists():
+        return path, None
+    before = _evaluated_data(path)
+    if before is None:  # written before evaluations recorded their data: of which, unknown
+        return path, f"replacing the earlier {path.name}"
+    same = "the same data" if before == evaluated else describe_spec(before)
+    return path, f"replacing its earlier evaluation of {same}"
+
+
+def _evaluated_data(path: Path) -> dict | None:
+    """The data spec an evaluate JSON file records (``data.evaluated``); None when the file is
+    missing, unreadable or older than that record."""
+    try:
+        recorded = json.loads(path.read_text()).get("data", {}).get("evaluated")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 # What --inception-weights takes (README, "evaluate --inception-weights FILE").
@@ -966,13 +1034,15 @@ def format_metrics(m: dict) -> str:
     from .inference.metrics import SPLIT_LABELS
     from .inference.report import format_identification, format_latent_report
 
+    data = m.get("data") or {}
+
     fid_name = m.get("fid_network", "?") + (" - a PROXY, not comparable with published FIDs"
                                             if m.get("fid_is_proxy") else "")
     kimg = "kimg not recorded" if m.get("kimg") is None else f"{m['kimg']:g} kimg"  # None: an official checkpoint
     lines = [f"{m.get('checkpoint')}: setup {m.get('setup')}, {kimg}, "
              f"{m.get('resolution')}x{m.get('resolution')} (lod {m.get('lod')}, blend {m.get('blend', 1):g})"]
     if m.get("latent"):
-        lines.append(format_latent_report(m["latent"]))
+        lines.append(format_latent_report(m["latent"], run_data=data.get("relation") != "other"))
     split = SPLIT_LABELS.get(m.get("reconstruction_split"), "evaluated")
     lines += [f"reconstruction MSE (output not clamped, pixels in [-1, 1]) on {m.get('reconstruction_images')} "
               f"{split} images: {m['reconstruction_mse']:.4f}"]

@@ -180,7 +180,8 @@ def test_decode_image_guards():
     jpeg = S.digit_png(0, (64, 64), "JPEG")
     code, msg = status(jpeg[: len(jpeg) // 2])
     assert code == 400 and "decoded" in msg
-    assert status(png, max_bytes=100)[0] == 413
+    code, msg = status(png, max_bytes=100)
+    assert code == 413 and f"the upload is {len(png)} bytes; the limit is 100 bytes" in msg, msg
     code, msg = status(S.digit_png(0, (200, 200)))  # 40,000 pixels > 10,000
     assert code == 413 and "megapixels" in msg
     tiff = io.BytesIO()
@@ -290,7 +291,7 @@ def test_bad_input_gets_4xx_and_the_server_keeps_serving(server):
     # (declared, not sent: a client still writing 2 MiB could see the early answer as a reset)
     code, text = _raw_request(url, "POST /api/edit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                                    "Content-Length: 2097152\r\n\r\n")
-    assert code == 413 and "at most 1 MiB" in text
+    assert code == 413 and "the request body is 2.0 MiB; the limit is 1.0 MiB for a JSON request" in text, text
     import json
     import urllib.error
     with pytest.raises(urllib.error.HTTPError) as e:  # the page reads "error" from every answer
@@ -355,14 +356,110 @@ def test_upload_size_limit_declared_and_streamed(digits_run):
         # a declared size past the limit is refused before any byte of the body is read
         code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                                            "Content-Length: 9437184\r\n\r\n")
-        assert code == 413 and "limit is 0.1 MiB" in text
+        assert code == 413 and "the upload is 9.0 MiB; the limit is 102.4 KiB" in text, text  # not "0.1 MiB"
         # no size declared (chunked): reading stops at the limit
         chunk = b"\0" * 60000
         body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(3)) + b"0\r\n\r\n"
         code, text = _raw_request(srv.url, "POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
                                            "Transfer-Encoding: chunked\r\n\r\n", body)
-        assert code == 413 and "larger than the limit" in text
+        assert code == 413 and "larger than the limit of 102.4 KiB" in text, text
         assert S.get(srv.url + "api/info")[0] == 200
+
+
+class _Chunks:
+    """A request body sent chunked (no Content-Length) in ``size``-byte chunks, ``total`` bytes in
+    all; ``pulled`` counts the chunks the server asked for."""
+
+    def __init__(self, total: int, size: int = 1 << 16):
+        self.total, self.size, self.pulled = total, size, 0
+
+    async def __aiter__(self):
+        for _ in range(self.total // self.size):
+            self.pulled += 1
+            yield b"[" + b"0," * (self.size // 2 - 1) + b"0"  # JSON-like filler, never complete
+
+
+def test_every_body_stops_being_read_at_its_limit_whatever_the_framing(digits_run):
+    """A 60 MB chunked body to each route that reads one: 413 once the bytes read pass the route's
+    limit (1 MiB for the JSON routes and directions, the upload limit for images), the rest never
+    pulled; the bytes held come back; a JSON body that would pass the in-memory body budget gets
+    503 as an upload does. Driven in process (httpx's ASGI transport pulls the body chunk by chunk
+    as the app asks), so the count of chunks read is exact."""
+    import asyncio
+
+    import httpx
+
+    import alae_fast
+    from alae_fast.app.server import MAX_DIRECTION_BYTES, MAX_JSON_BYTES, create_app
+    from alae_fast.app.service import ModelService
+
+    service = ModelService.open(alae_fast.load(digits_run), max_upload_bytes=256 << 10, fit_digits=False)
+    app = create_app(service)
+    routes = [("POST", "/api/edit", MAX_JSON_BYTES), ("POST", "/api/values", MAX_JSON_BYTES),
+              ("POST", "/api/generate", MAX_JSON_BYTES), ("POST", "/api/mix", MAX_JSON_BYTES),
+              ("POST", "/api/interpolate", MAX_JSON_BYTES), ("DELETE", "/api/directions?name=x", MAX_JSON_BYTES),
+              ("POST", "/api/nowhere", MAX_JSON_BYTES), ("POST", "/api/encode", 256 << 10),
+              ("POST", "/api/directions?name=x", MAX_DIRECTION_BYTES)]
+
+    async def send(method, path, content, headers=None):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
+            return await c.request(method, path, content=content,
+                                   headers={"Content-Type": "application/json", **(headers or {})})
+
+    for method, path, limit in routes:
+        body = _Chunks(60_000_000)
+        r = asyncio.run(send(method, path, body))
+        assert r.request.headers.get("transfer-encoding") == "chunked" and "content-length" not in r.request.headers
+        assert r.status_code == 413 and "larger than" in r.json()["error"], (path, r.status_code, r.text)
+        # the chunk that passed the limit is the last one read
+        assert body.pulled == limit // body.size + 1, (path, body.pulled)
+        assert app.state.bodies.used == 0, path
+
+    # the JSON bodies count against the bodies held at once, as uploads do
+    budget = app.state.bodies
+    budget.take(budget.limit - 10)  # another request holds nearly all of it
+    r = asyncio.run(send("POST", "/api/values", b'{"w": [0, 0, 0, 0, 0, 0, 0, 0]}'))
+    assert r.status_code == 503 and "busy reading other uploads" in r.json()["error"] and \
+        r.headers["retry-after"] == "1", r.text
+    budget.give(budget.limit - 10)
+    r = asyncio.run(send("POST", "/api/values", b'{"w": [0, 0, 0, 0, 0, 0, 0, 0]}'))
+    assert r.status_code == 200 and r.json() == {"values": []} and budget.used == 0, r.text
+    # within the limit, chunked: read whole and answered as with a Content-Length
+    async def small():
+        yield b'{"w": [0, 0, 0, 0, '
+        yield b'0, 0, 0, 0]}'
+    r = asyncio.run(send("POST", "/api/values", small()))
+    assert r.status_code == 200 and r.json() == {"values": []}, r.text
+
+
+def test_a_chunked_json_body_is_refused_while_it_is_still_being_sent(server):
+    """Over a real connection (uvicorn): a chunked POST to /api/edit that would be 60 MB is answered
+    413 once the server has read past 1 MiB, while the client is still sending (before, the server
+    read and parsed all of it, then answered 400)."""
+    import select
+
+    host, port = server.url.split("//")[1].strip("/").split(":")
+    chunk = b"0," * (1 << 15)
+    frame = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+    sent, total = 0, 60_000_000
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"POST /api/edit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n1\r\n[\r\n")
+        while sent < total and not select.select([s], [], [], 0.002)[0]:
+            s.sendall(frame)
+            sent += len(chunk)
+        answered_at = sent
+        assert answered_at < total, "no answer before the whole body was sent"
+        data = b""
+        while b'"}' not in data:
+            part = s.recv(65536)
+            if not part:
+                break
+            data += part
+    assert answered_at <= 16 << 20, answered_at  # 1 MiB read, plus what the sockets' buffers held
+    text = data.decode(errors="replace")
+    assert text.startswith("HTTP/1.1 413") and "larger than 1.0 MiB, the limit of a JSON request" in text, text
+    assert S.get(server.url + "api/info")[0] == 200
 
 
 def test_direction_upload_adds_a_slider(digits_run):
@@ -375,7 +472,7 @@ def test_direction_upload_adds_a_slider(digits_run):
         # (every later edit of every image would be refused): refused, and editing still works
         status, body = S.post(srv.url + "api/directions?name=again", _npy(np.linspace(-1, 1, 8)), raw=True)
         assert status == 400 and "same vector as direction 'mine'" in body["error"]
-        status, body = S.post(srv.url + "api/directions?name=huge", _npy(np.full(8, 1e300)), raw=True)
+        status, body = S.post(srv.url + "api/directions?name=huge", _npy(np.full(8, 1e12)), raw=True)
         assert status == 400 and "beyond the edit's limit" in body["error"]
         assert len(S.get(srv.url + "api/info")[1]["directions"]) == 11
         status, edited = S.post(srv.url + "api/edit", {"w": enc["w"], "amounts": enc["values"]})
@@ -417,6 +514,46 @@ def test_serve_says_where_it_binds_and_refuses_a_taken_port(digits_run, capsys):
         assert main(["serve", "--ckpt", str(digits_run), "--port", str(port)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"port {port} on 127.0.0.1 is in use" in err[0]
+
+
+def test_size_texts():
+    from alae_fast.app.uploads import size_text, too_large
+
+    assert [size_text(n) for n in (0, 1, 1023, 1024, 65536, 104857, 2 ** 20 - 1, 2 ** 20, 8 * 2 ** 20)] == \
+        ["0 bytes", "1 byte", "1023 bytes", "1.0 KiB", "64.0 KiB", "102.4 KiB", "1024.0 KiB", "1.0 MiB", "8.0 MiB"]
+    assert too_large("the upload", 9 * 2 ** 20, 65536) == "the upload is 9.0 MiB; the limit is 64.0 KiB"
+    # one byte past the limit: exact counts, not "64.0 KiB; the limit is 64.0 KiB"
+    assert too_large("the upload", 65537, 65536) == "the upload is 65537 bytes; the limit is 65536 bytes"
+
+
+def test_the_upload_limit_is_refused_outside_its_range(digits_run, capsys):
+    """1e-9 MiB (0 bytes: every upload refused) and 1e12 MiB (no limit, no memory bound) are refused
+    by the CLI when parsing, in one line naming the flag and the range, and by serve() and
+    ModelService.open naming their argument; the ends of the range are taken."""
+    import alae_fast
+    from alae_fast.app import server
+    from alae_fast.app.service import ModelService
+    from alae_fast.cli import build_parser, main
+
+    for bad in ("1e-9", "0.06", "1025", "1e12", "nan", "inf", "0", "-8"):
+        with pytest.raises(SystemExit) as e:
+            main(["serve", "--ckpt", str(digits_run), "--max-upload-mb", bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "argument --max-upload-mb: expected a number in [0.0625, 1024] (64 KiB to 1 GiB" \
+            in err[0] and f"got {bad}" in err[0], err
+    for good, want in (("0.0625", 0.0625), ("1024", 1024.0), ("8", 8.0)):
+        args = build_parser().parse_args(["serve", "--ckpt", str(digits_run), "--max-upload-mb", good])
+        assert args.max_upload_mb == want
+    for bad in (1e-9, 1e12, float("nan"), True, "8"):
+        with pytest.raises(ValueError, match=r"^max_upload_mb: expected a number in \[0.0625, 1024\]"):
+            server.serve(str(digits_run), port=0, max_upload_mb=bad)
+    run = alae_fast.load(digits_run)
+    for bad in (0, 65535, 2 ** 30 + 1, 1e18):
+        with pytest.raises(ValueError, match=r"^max_upload_bytes: expected a number in \[65536, 1073741824\]"):
+            ModelService.open(run, max_upload_bytes=bad, fit_digits=False)
+    assert ModelService.open(run, max_upload_bytes=65536, fit_digits=False).max_upload_bytes == 65536
+    assert ModelService.open(run, max_upload_bytes=2 ** 30, fit_digits=False).max_upload_bytes == 2 ** 30
 
 
 def test_serve_bad_arguments_are_one_line(digits_run, tmp_path, capsys):
@@ -582,6 +719,45 @@ def test_generate_truncates_below_the_configs_cutoff_as_the_cli(truncated_run, t
             assert status == code and "cutoff" in body["error"], (cutoff, status, body)
             if code == 400:
                 assert "[1, 6]" in body["error"]
+        # psi 1 truncates nothing: a cutoff with it is refused, as `alae-fast generate` refuses it
+        status, body = S.post(url + "api/generate", {"seed": 5, "psi": 1, "cutoff": 3})
+        assert status == 400 and "cutoff: 3 has no effect with psi 1" in body["error"], body
+        assert main(["generate", "--network", str(truncated_run), "--seeds", "5", "--psi", "1", "--cutoff", "3",
+                     "--outdir", str(tmp_path / "refused")]) == 2
+        assert "--cutoff 3 has no effect with --psi 1" in capsys.readouterr().err
+        status, body = S.post(url + "api/generate", {"seed": 5, "psi": 1})  # without a cutoff: no truncation
+        assert status == 200 and same(_png_of(body["image"]), cli("--psi", "1")), body.get("error")
+        capsys.readouterr()
+
+
+def test_every_numeric_field_is_strict(truncated_run):
+    """No endpoint takes a string or a boolean for a number (nor a fraction for an integer), as
+    neither the CLI nor the Python API does: 422 naming the field for the request's own numbers,
+    400 naming the list for a latent's or the amounts' numbers; the same bodies with numbers pass."""
+    w = [0.1] * 8
+    good = {"generate": {"seed": 1, "psi": 0.5, "cutoff": 2}, "interpolate": {"wa": w, "wb": w, "steps": 2},
+            "mix": {"wa": w, "wb": w}, "edit": {"w": w, "amounts": [0.0] * 10}, "values": {"w": w}}
+    scalars = [("generate", "seed", ("1", True, 1.5, None)), ("generate", "psi", ("0.5", True, [0.5])),
+               ("generate", "cutoff", ("2", True, 2.5)), ("interpolate", "steps", ("2", True, 2.5))]
+    lists = [("interpolate", "wa"), ("interpolate", "wb"), ("mix", "wa"), ("mix", "wb"), ("edit", "w"),
+             ("edit", "amounts"), ("values", "w")]
+    with S.ServerThread(truncated_run) as srv:
+        for route, body in good.items():
+            status, answer = S.post(srv.url + "api/" + route, body)
+            assert status == 200, (route, answer)
+        for route, name, bads in scalars:
+            for bad in bads:
+                status, answer = S.post(srv.url + "api/" + route, {**good[route], name: bad})
+                assert status == 422 and f"bad request: {name}:" in answer["error"], (route, name, bad, answer)
+        for route, name in lists:
+            for bad in ("0.5", True):
+                values = [bad] + good[route][name][1:]
+                status, answer = S.post(srv.url + "api/" + route, {**good[route], name: values})
+                assert status == 400 and f"{name}: expected numbers only" in answer["error"], (route, name, answer)
+        # a style row of the styles [num_ws][latent] too
+        rows = [w] * 5 + [["0.5"] + w[1:]]
+        status, answer = S.post(srv.url + "api/values", {"w": rows})
+        assert status == 400 and "w: expected numbers only" in answer["error"], answer
 
 
 def test_generate_without_psi_keeps_the_old_answer_on_an_untruncated_run(server):
@@ -589,8 +765,14 @@ def test_generate_without_psi_keeps_the_old_answer_on_an_untruncated_run(server)
     info = S.get(server.url + "api/info")[1]
     assert info["truncation"] == {"psi": 1.0, "cutoff": 1}
     a = S.post(server.url + "api/generate", {"seed": 3})[1]
-    b = S.post(server.url + "api/generate", {"seed": 3, "psi": 1.0, "cutoff": 1})[1]
+    b = S.post(server.url + "api/generate", {"seed": 3, "psi": 1.0})[1]
     assert a["image"] == b["image"] and a["ws"] == [a["w"]] and (a["psi"], a["cutoff"]) == (1.0, 1)
+    # a cutoff with psi 1 (given, or the config's) would change nothing: refused, as the CLI does
+    for body, says in (({"seed": 3, "psi": 1.0, "cutoff": 1}, "with psi 1"),
+                       ({"seed": 3, "psi": 1, "cutoff": 1}, "with psi 1"),
+                       ({"seed": 3, "cutoff": 1}, "this run's truncation psi is 1")):
+        status, answer = S.post(server.url + "api/generate", body)
+        assert status == 400 and "cutoff: 1 has no effect" in answer["error"] and says in answer["error"], answer
 
 
 # --- removing uploaded directions -----------------------------------------------------------------
@@ -631,7 +813,7 @@ def test_an_uploaded_direction_can_be_removed(digits_run):
             assert status == want_status and want_text in body["error"], (status, body)
 
         # the vector can come back; names stay unique with removals in between
-        names = [S.post(url + f"api/directions?name=a", _npy(np.linspace(-1, 1, 8) * s), raw=True)[1]["name"]
+        names = [S.post(url + "api/directions?name=a", _npy(np.linspace(-1, 1, 8) * s), raw=True)[1]["name"]
                  for s in (1.0, 2.0, 3.0)]
         assert names == ["a", "a (2)", "a (3)"]
         assert S.post(url + "api/directions?name=a%20(2)", None, method="DELETE")[0] == 200

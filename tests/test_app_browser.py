@@ -156,6 +156,36 @@ def test_an_empty_seed_is_refused_not_read_as_0(page):
     assert "seed" in _refused_on_page(page, "#seed", "", "#generate")
 
 
+def test_numbers_are_read_as_the_number_fields_read_them(page, server):
+    # "1e3" is a number a number field accepts (1000), as "12.0" is 12: not refused for its spelling
+    for text, seed in (("1e3", 1000), ("1E2", 100), ("12.0", 12)):
+        page.evaluate("window.alae.generated = null")
+        page.fill("#seed", text)
+        page.click("#generate")
+        page.wait_for_function("window.alae.generated !== null")
+        _, api = S.post(server.url + "api/generate", {"seed": seed, "psi": 1.0, "noise_mode": "const"})
+        assert _src(page, "#generated") == api["image"] and f"seed {seed}," in page.inner_text("#gen-settings")
+    # what is not a whole number in range is refused with the page's message, nothing sent
+    for text in ("1.5", "-1", "4294967296", "1e10", "1e400"):
+        msg = _refused_on_page(page, "#seed", text, "#generate")
+        assert "seed: enter a whole number, 0 or more" in msg, (text, msg)
+    page.fill("#seed", "0")
+    # A and B from seeds, and the steps, read alike
+    page.fill("#seed-a", "3e0")
+    page.fill("#seed-b", "4.0")
+    page.evaluate("window.alae.a = window.alae.b = null")
+    page.click("#seed-a-go")
+    page.click("#seed-b-go")
+    page.wait_for_function("window.alae.a && window.alae.b")
+    assert page.evaluate("window.alae.a.w") == S.post(server.url + "api/generate", {"seed": 3, "psi": 1.0})[1]["ws"]
+    assert page.evaluate("window.alae.b.w") == S.post(server.url + "api/generate", {"seed": 4, "psi": 1.0})[1]["ws"]
+    page.fill("#steps", "3e0")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('#strip img').length === 3")
+    assert "steps: enter a whole number from 2 to 16" in _refused_on_page(page, "#steps", "2.5", "#interpolate")
+    page.fill("#steps", "8")
+
+
 def test_empty_steps_and_cutoff_are_refused_by_name(page, style_page):
     # a number input holding text it cannot read gives "": it went out as 0 steps ("got 0") and as
     # the cutoff "" (the server's "Input should be a valid integer")
@@ -394,6 +424,41 @@ def test_truncation_on_the_page_is_the_clis(style_page, style_server):
     pg.wait_for_function(f"window.alae.edits > {edits}")
     status, api = S.post(url + "api/edit", pg.evaluate("window.alae.lastEdit"))
     assert status == 200 and api["image"] == _src(pg, "#edited") != half["plain"]
+
+
+def test_psi_1_sends_no_cutoff(style_page, style_server):
+    """psi 1 truncates nothing: the server refuses a cutoff with it (as `alae-fast generate`), so the
+    page disables the cutoff field and sends none; another psi brings the cutoff back."""
+    pg, url = style_page, style_server.url
+    sent: list = []
+
+    def on_request(r):
+        if r.url.endswith("/api/generate"):
+            sent.append(r.post_data_json)
+
+    pg.fill("#seed", "5")
+    pg.fill("#cutoff", "2")  # not the config's: sent while psi truncates
+    pg.on("request", on_request)
+    try:
+        _set_range(pg, "#psi", 1)
+        assert pg.is_disabled("#cutoff") and pg.inner_text("#trunc-scope") == "(ψ 1: no truncation)"
+        pg.evaluate("window.alae.generated = null")
+        pg.click("#generate")
+        pg.wait_for_function("window.alae.generated !== null")
+        assert sent[-1] == {"seed": 5, "psi": 1, "noise_mode": "const"}, sent
+        _, api = S.post(url + "api/generate", {"seed": 5, "psi": 1})
+        assert _src(pg, "#generated") == api["image"] and "ψ 1 (no truncation)" in pg.inner_text("#gen-settings")
+        assert not pg.is_visible("#message")  # no refusal shown
+
+        _set_range(pg, "#psi", 0.5)
+        assert not pg.is_disabled("#cutoff") and pg.inner_text("#trunc-scope") == "on styles 0-1 of 6"
+        pg.click("#generate")
+        pg.wait_for_function("window.alae.generated.cutoff === 2")
+        assert sent[-1] == {"seed": 5, "psi": 0.5, "noise_mode": "const", "cutoff": 2}, sent
+        assert _src(pg, "#generated") == S.post(url + "api/generate", {"seed": 5, "psi": 0.5, "cutoff": 2})[1]["image"]
+    finally:
+        pg.remove_listener("request", on_request)
+        pg.fill("#cutoff", "3")
 
 
 def test_mix_and_interpolate_are_busy_while_they_run(style_page):

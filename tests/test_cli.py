@@ -1347,8 +1347,8 @@ def test_evaluate_num_fid_help_says_it_also_sets_the_mse_images(mlp_run, tmp_pat
         main(["evaluate", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert ("images per FID set, >= 2 (default 1000; fewer where the real images are fewer, with a warning); the "
-            "real images are the held-out split (the training split only where there is none), also reconstructed "
-            "for the reconstruction MSE") in help_text, help_text
+            "real images are the held-out split of the run's own data (the training split only where there is none), "
+            "or all images of other --data, also reconstructed for the reconstruction MSE") in help_text, help_text
     assert main(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "5", "--ppl-samples", "1", "--json",
                  "--out", str(tmp_path / "m.json")]) == 0
     m = json.loads(capsys.readouterr().out)

@@ -152,7 +152,8 @@ def test_direction_files(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match=r"obj\.npy: not a readable"):
         load_direction(tmp_path / "obj.npy", 8)  # pickled objects are never loaded
-    with pytest.raises(ValueError, match=r"missing\.npy: not a readable"):
+    # a missing file is said as a missing image or checkpoint is, without the system's errno
+    with pytest.raises(FileNotFoundError, match=r"^direction file '.*missing\.npy' does not exist$"):
         load_direction(tmp_path / "missing.npy", 8)
     np.save(tmp_path / "m.npy", np.ones((2, 4)))
     with pytest.raises(ValueError, match=r"shape \(2, 4\)"):
@@ -165,6 +166,108 @@ def test_direction_files(tmp_path):
     np.save(tmp_path / "inf.npy", np.r_[np.ones(7), np.inf])
     with pytest.raises(ValueError, match=r"inf\.npy: direction holds NaN or infinity"):
         load_direction(tmp_path / "inf.npy", 8)
+
+
+def test_direction_files_that_cannot_be_read_say_so_plainly(tmp_path, monkeypatch):
+    from alae_fast.errors import UserError
+
+    (tmp_path / "folder.npy").mkdir()
+    with pytest.raises(UserError, match=r"^direction file '.*folder\.npy' is a folder; give a \.npy file"):
+        load_direction(tmp_path / "folder.npy", 8)
+    np.save(tmp_path / "locked.npy", np.ones(8))
+    real = Path.read_bytes
+
+    def refuse(self):  # the tests may run as root, whom chmod 000 does not stop
+        if self.name == "locked.npy":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(UserError) as e:
+        load_direction(tmp_path / "locked.npy", 8)
+    assert str(e.value) == f"direction file {str(tmp_path / 'locked.npy')!r} cannot be read (Permission denied)"
+    assert "Errno" not in str(e.value) and "PermissionError" not in str(e.value)
+
+
+def _float32_length(v: np.ndarray) -> float:
+    """The reference: the length of v once stored in float32, in exact arithmetic (Python floats
+    of the float32 values, scaled so that their squares neither underflow nor overflow)."""
+    f = [float(x) for x in v.astype(np.float32)]
+    top = max(abs(x) for x in f)
+    return 0.0 if top == 0 else top * sum((x / top) ** 2 for x in f) ** 0.5
+
+
+@pytest.mark.parametrize("value, said", [
+    (1e-300, r"has length 5\.66e-300, which is 0 in float32 \(every value underflows\)"),
+    (1e-45, r"has length 7\.93e-45 in float32, too short to use"),
+    (1e-20, r"has length 5\.66e-20 in float32, too short to use"),
+    (1e39, r"has values beyond float32's range"),
+])
+def test_directions_unusable_in_float32_are_refused_everywhere(tmp_path, value, said):
+    # np.full(32, 1e-300) was taken: nonzero in float64, all zero in the model's float32
+    from alae_fast.edit.apply import direction_problem, shortest_direction
+    from alae_fast.edit.directions import parse_direction
+
+    v = np.full(32, value)
+    np.save(tmp_path / "d.npy", v)
+    with pytest.raises(ValueError, match=r"d\.npy: direction " + said):
+        load_direction(tmp_path / "d.npy", 32)
+    with pytest.raises(ValueError, match="direction " + said):  # the page's upload and --directions folder
+        parse_direction((tmp_path / "d.npy").read_bytes(), 32, "direction 'uploaded'")
+    with pytest.raises(ValueError, match=r"^directions\['d'\]: " + said):  # the Python API, w in float32
+        edit_w(torch.zeros(1, 32), {"d": v}, {"d": 1.0}, torch.zeros(32), 1)
+    with pytest.raises(ValueError, match="load_direction would refuse it"):
+        save_direction(v, tmp_path, "tiny")
+    if value < 1:
+        assert _float32_length(v) < shortest_direction(torch.float32) == np.finfo(np.float32).eps / 1e6
+    if value == 1e-20:  # float64 has the precision: the same vector moves a float64 w
+        assert direction_problem(v, torch.float64) is None
+        ws = edit_w(torch.zeros(1, 32, dtype=torch.float64), {"d": v}, {"d": 1e6}, torch.zeros(32, dtype=torch.float64),
+                    1)
+        assert float(ws.abs().max()) == pytest.approx(1e-14)
+
+
+def test_directions_of_usable_length_are_taken(tmp_path):
+    from alae_fast.edit.apply import direction_problem, shortest_direction
+
+    rng = np.random.default_rng(7)
+    for scale in (1.0, 1e-6, 2e-13, 1e30):
+        v = rng.normal(size=32) * scale
+        np.save(tmp_path / "d.npy", v)
+        assert np.array_equal(load_direction(tmp_path / "d.npy", 32), v), scale
+        assert direction_problem(v) is None and _float32_length(v) >= shortest_direction()
+    # just either side of the bound, judged on the float32 values, against the reference length
+    bound = shortest_direction()
+    for factor, ok in ((1.01, True), (0.99, False)):
+        v = rng.normal(size=32)
+        v *= factor * bound / _float32_length(v)
+        assert (_float32_length(v) >= bound) == ok
+        assert (direction_problem(v) is None) == ok, factor
+
+
+def test_edit_command_refuses_vanishing_and_missing_direction_files(toy_run, tmp_path, capsys):
+    img = _digit_png(tmp_path / "x.png", 200)
+    np.save(tmp_path / "tiny.npy", np.full(8, 1e-300))
+    np.save(tmp_path / "tiny45.npy", np.full(8, 1e-45))
+    np.save(tmp_path / "fine.npy", np.random.default_rng(1).normal(size=8))
+    (tmp_path / "folder.npy").mkdir()
+    out = tmp_path / "e.png"
+    cases = [(f"{tmp_path / 'tiny.npy'}=2", f"{tmp_path / 'tiny.npy'}: direction has length 2.83e-300, which is 0 "
+                                            f"in float32"),
+             (f"{tmp_path / 'tiny45.npy'}=2", f"{tmp_path / 'tiny45.npy'}: direction has length 3.96e-45 in "
+                                              f"float32, too short to use"),
+             (f"{tmp_path / 'missing.npy'}=2", f"direction file {str(tmp_path / 'missing.npy')!r} does not exist"),
+             (f"{tmp_path / 'gone' / 'd'}=2", f"direction file {str(tmp_path / 'gone' / 'd')!r} does not exist"),
+             (f"{tmp_path / 'folder.npy'}=2", f"direction file {str(tmp_path / 'folder.npy')!r} is a folder"),
+             (f"{tmp_path}=2", f"direction file {str(tmp_path)!r} is a folder")]
+    for direction, said in cases:
+        rc = main(["edit", "--ckpt", str(toy_run), str(img), "--direction", direction, "--out", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and said in err[0], (direction, err)
+        assert "Errno" not in err[0] and "Error:" not in err[0], err
+    assert not out.exists()
+    assert main(["edit", "--ckpt", str(toy_run), str(img), "--direction", f"{tmp_path / 'fine.npy'}=2",
+                 "--steps", "2", "--out", str(out)]) == 0 and out.is_file()
 
 
 def test_reads_an_official_direction_file(tmp_path):

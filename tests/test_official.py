@@ -882,15 +882,16 @@ def test_evaluate_on_a_small_folder_of_own_images(other_checkpoint, tmp_path, ca
                  "--num-fid", "4", "--ppl-samples", "2", "--out", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["reconstruction_images"] == 4  # all 5 files, at most --num-fid
-    # five files hold out fewer than FID's 2: the report says training images are among them
-    assert metrics["reconstruction_split"] == "all"
+    # an official checkpoint records no training data: the report cannot call the images
+    # held-out or unseen, and says so
+    assert metrics["reconstruction_split"] == "unrecorded" and metrics["data"]["split"] == "all"
     # unlabelled images: whether reconstructions can be told apart, beside the mean-colour baseline
     ident = metrics["reconstruction_identification"]
     assert ident["chance"] == 0.25 and 0.0 <= ident["reconstructions"] <= 1.0
     assert ident["mean_colour"] == 1.0  # five flat grey levels: their mean colours tell them apart
     printed = capsys.readouterr().out
-    assert "on 4 held-out and TRAINING (fewer than 2 held out) images:" in printed
-    assert "matched back to their own input among the 4 held-out and TRAINING (fewer than 2 held out) images" in printed
+    assert "on 4 possibly seen (the checkpoint records no training data) images:" in printed
+    assert "matched back to their own input among the 4 possibly seen (the checkpoint records no training data) images" in printed
     for p in list(folder.iterdir())[1:]:
         p.unlink()
     capsys.readouterr()

@@ -13,7 +13,7 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 - ``POST /api/generate`` ``{seed, psi?, noise_mode?, cutoff?}`` -> the sample, ``plain`` (without
   noise), its styles ``ws``, ``w`` (style input 0), the ``psi`` and ``cutoff`` used: psi on style
   inputs [0, cutoff), both by default the config's, as ``alae-fast generate`` (cutoff: an int in
-  [1, num_ws], else 400/422 naming it);
+  [1, num_ws], else 400/422 naming it; 400 with psi 1, where it would change nothing, as the CLI);
 - ``POST /api/mix`` ``{wa, wb}``; ``POST /api/interpolate`` ``{wa, wb, steps}`` (wa, wb, and the
   w of edit and values: one w, or styles ``ws`` as edit and generate answer them);
 - ``POST /api/directions?name=N`` body = a .npy file: adds a direction for this server's life;
@@ -26,7 +26,11 @@ worker threads (FastAPI runs ``def`` routes in its thread pool), so a slow decod
 blocks the event loop: the page, ``/api/info`` and uploads keep answering meanwhile.
 Uploads are read into memory up to the limit (never written to disk) and refused past it, as
 is one that would take the bodies held at once past a few uploads' worth (503); a few decode
-at a time (503 with ``Retry-After`` when none can start soon: :mod:`.uploads`).
+at a time (503 with ``Retry-After`` when none can start soon: :mod:`.uploads`). Every other
+request body (the JSON ones) is read the same way, up to :data:`MAX_JSON_BYTES`, before its
+route parses it (:class:`_BodyLimit`): a declared Content-Length or a chunked body, reading stops
+at the limit with 413. Numbers in the JSON bodies are strict, as the CLI and the Python API take
+them: a string ("0.5") or a boolean where a number goes gets 422 naming the field.
 """
 
 from __future__ import annotations
@@ -43,12 +47,12 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, StrictInt
+from pydantic import BaseModel, StrictFloat, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import UserError
 from .service import ModelService
-from .uploads import BodyBudget, UploadError
+from .uploads import BodyBudget, UploadError, check_upload_limit, size_text, too_large
 
 __all__ = ["create_app", "serve", "check_port"]
 
@@ -67,9 +71,11 @@ class ValuesRequest(BaseModel):
     w: list
 
 
+# Numbers are strict (StrictInt, StrictFloat): JSON true is not seed 1 nor "0.5" psi 0.5, as
+# neither is for `alae-fast generate` or run.generate; a JSON int is a valid StrictFloat (psi 1).
 class GenerateRequest(BaseModel):
-    seed: StrictInt  # strict: JSON true is not seed 1
-    psi: float | None = None  # None: the config's, as the CLI without --psi
+    seed: StrictInt
+    psi: StrictFloat | None = None  # None: the config's, as the CLI without --psi
     noise_mode: str = "const"
     cutoff: StrictInt | None = None
 
@@ -87,12 +93,12 @@ async def _read_body(request: Request, limit: int, budget: BodyBudget):
     it holds until the block ends."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise UploadError(f"the upload is {int(declared) / 2**20:.1f} MiB; the limit is {limit / 2**20:.1f} MiB", 413)
+        raise UploadError(too_large("the upload", int(declared), limit), 413)
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             if size + len(chunk) > limit:
-                raise UploadError(f"the upload is larger than the limit of {limit / 2**20:.1f} MiB", 413)
+                raise UploadError(f"the upload is larger than the limit of {size_text(limit)}", 413)
             budget.take(len(chunk))
             size += len(chunk)
             chunks.append(chunk)
@@ -103,11 +109,77 @@ async def _read_body(request: Request, limit: int, budget: BodyBudget):
 
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
-# The largest JSON body a route reads (the framework reads it whole before any check): the
-# biggest legitimate one, a 1024² model's styles [18][512] as text, is about 200 kB.
+# The largest JSON body a route reads (:class:`_BodyLimit` reads it before the framework parses it
+# whole): the biggest legitimate one, a 1024² model's styles [18][512] as text, is about 200 kB.
 MAX_JSON_BYTES = 1 << 20
 MAX_DIRECTION_BYTES = 1 << 20  # a direction's .npy: [latent] float64 is 4 kB at 512
-_BODY_ROUTES = ("/api/encode", "/api/directions")  # raw uploads, with limits of their own
+# raw uploads, read by their routes with limits of their own (_read_body)
+_UPLOAD_ROUTES = (("POST", "/api/encode"), ("POST", "/api/directions"))
+
+
+class _BodyLimit:
+    """ASGI middleware: the body of every request but a GET, a HEAD or a raw upload
+    (:data:`_UPLOAD_ROUTES`, which read theirs with :func:`_read_body`) is read here before the
+    route sees it, whatever its framing: 413 before any byte is read for a declared
+    Content-Length past :data:`MAX_JSON_BYTES`, and as soon as the bytes read pass it for a
+    chunked body (the rest is never read: the server drops it); 503 with ``Retry-After`` when the
+    bodies held at once would pass ``budget`` (the uploads' :class:`~.uploads.BodyBudget`, whose
+    bytes are held until the answer is sent). The route then reads the bytes held here.
+
+    A middleware, not a check in each route: FastAPI reads a JSON body whole before any code of
+    the route runs, so a check there would come after the memory is spent. GET and HEAD are
+    left alone: no route reads their body, and an unread one is dropped by the server."""
+
+    def __init__(self, app, budget: BodyBudget, limit: int = MAX_JSON_BYTES):
+        self.app, self.budget, self.limit = app, budget, limit
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] != "http" or scope["method"] in ("GET", "HEAD")
+                or (scope["method"], scope["path"]) in _UPLOAD_ROUTES):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"").decode("latin-1")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(scope, receive, send, too_large("the request body", int(declared), self.limit)
+                                      + " for a JSON request of this page", 413)
+        chunks, size = [], 0
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":  # the client went away: the server drops this
+                    # answer, but the middleware around (BaseHTTPMiddleware) must get one
+                    return await self._refuse(scope, receive, send, "the client disconnected before its request "
+                                              "body ended", 400)
+                chunk = message.get("body", b"")
+                if size + len(chunk) > self.limit:
+                    return await self._refuse(scope, receive, send, f"the request body is larger than "
+                                              f"{size_text(self.limit)}, the limit of a JSON request of this page",
+                                              413)
+                try:
+                    self.budget.take(len(chunk))
+                except UploadError as e:
+                    return await self._refuse(scope, receive, send, str(e), e.status, e.retry_after)
+                size += len(chunk)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            body, sent = b"".join(chunks), False
+            del chunks
+
+            async def replay():
+                nonlocal sent
+                if sent:  # after the body: what the server says next (a disconnect)
+                    return await receive()
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            await self.app(scope, replay, send)
+        finally:
+            self.budget.give(size)
+
+    @staticmethod
+    async def _refuse(scope, receive, send, message: str, status: int, retry_after: int | None = None):
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        await JSONResponse({"error": message}, status_code=status, headers=headers)(scope, receive, send)
 
 
 def _host_name(host_header: str) -> str:
@@ -128,9 +200,12 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
     from . import uploads
 
     bodies = app.state.bodies = BodyBudget(uploads.BODY_BUDGET_UPLOADS * max(service.max_upload_bytes,
-                                                                            MAX_DIRECTION_BYTES))
+                                                                            MAX_DIRECTION_BYTES, MAX_JSON_BYTES))
     static = resources.files("alae_fast.app") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    # added first, so it runs inside _same_site_only: a foreign request is refused before any of
+    # its body is read
+    app.add_middleware(_BodyLimit, budget=bodies)
 
     @app.middleware("http")
     async def _same_site_only(request: Request, call_next):
@@ -141,12 +216,6 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
         origin = request.headers.get("origin")
         if request.method not in ("GET", "HEAD") and origin is not None and urlsplit(origin).netloc != host:
             return JSONResponse({"error": f"cross-site request from {origin!r} refused"}, status_code=403)
-        declared = request.headers.get("content-length", "")
-        if (request.method == "POST" and request.url.path not in _BODY_ROUTES and declared.isdigit()
-                and int(declared) > MAX_JSON_BYTES):
-            return JSONResponse({"error": f"the request body is {int(declared) / 2**20:.1f} MiB; a JSON request "
-                                          f"of this page is at most {MAX_JSON_BYTES / 2**20:.0f} MiB"},
-                                status_code=413)
         return await call_next(request)
 
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -262,16 +331,19 @@ def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", por
     """Load ``ckpt`` (``config``, ``ema``: as :func:`~alae_fast.inference.loading.load_run`, for an
     official checkpoint), bind ``host:port`` (127.0.0.1 by default: this machine only), say where and
     serve until interrupted. ``ready(url, stop)`` is called once the server accepts connections;
-    ``stop()`` ends it (for running it in a thread). Returns 0; a taken port, a bad checkpoint or
-    direction file raise :class:`~alae_fast.errors.UserError`."""
+    ``stop()`` ends it (for running it in a thread). ``max_upload_mb``: the largest upload in MiB,
+    within [1/16, 1024] (64 KiB to 1 GiB, :data:`~.uploads.UPLOAD_LIMIT_RANGE`); ValueError naming
+    it otherwise, before anything loads. Returns 0; a taken port, a bad checkpoint or direction
+    file raise :class:`~alae_fast.errors.UserError`."""
     import uvicorn
 
     from ..inference.loading import load_run
 
+    max_upload_bytes = check_upload_limit(max_upload_mb, "max_upload_mb")
     run = load_run(ckpt, device, config=config, ema=ema)
     sock = check_port(host, port)  # before the slow part, so a taken port fails at once
     try:
-        service = ModelService.open(run, directions, max_upload_bytes=int(max_upload_mb * 2 ** 20))
+        service = ModelService.open(run, directions, max_upload_bytes=max_upload_bytes)
         app = create_app(service, loopback_only=host in _LOOPBACK_NAMES)
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host

@@ -44,7 +44,7 @@ from ..inference.pixels import prepare_images, to_display
 from ..inference.sampling import (NOISE_MODES, PSI_RANGE, check_psi, generate_seeds, mix_ranges, seed_latent,
                                   style_ranges)
 from . import editing
-from .uploads import DecodeSlots, decode_image
+from .uploads import DecodeSlots, check_upload_limit, decode_image
 
 __all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS"]
 
@@ -109,8 +109,10 @@ class ModelService:
         """The service of ``run``: directions from ``directions_dir`` (every .npy) when given, and
         for a run trained on the embedded digits (``fit_digits``; its recorded data, or for a run
         that recorded none, a ``digits*`` setup), one direction per digit class fitted on E(x) of
-        the labelled training digits (:func:`editing.fit_class_directions`)."""
-        svc = cls(run, max_upload_bytes=int(max_upload_bytes))
+        the labelled training digits (:func:`editing.fit_class_directions`). ``max_upload_bytes``:
+        the largest upload, within :data:`~.uploads.UPLOAD_LIMIT_RANGE` (64 KiB to 1 GiB);
+        ValueError naming it otherwise."""
+        svc = cls(run, max_upload_bytes=check_upload_limit(max_upload_bytes, "max_upload_bytes", unit=1))
         if directions_dir is not None:
             for name, vec in editing.load_directions(directions_dir, svc.latent_size).items():
                 svc.add_direction(name, vec, source=f"{directions_dir}")
@@ -268,12 +270,16 @@ class ModelService:
         except ValueError as e:
             raise UserError(str(e)) from None
 
-    def _cutoff(self, cutoff) -> int:
+    def _cutoff(self, cutoff, psi: float, psi_given: bool) -> int:
         if cutoff is None:
             return self.truncation[1]
         if isinstance(cutoff, bool) or not isinstance(cutoff, int) or not 1 <= cutoff <= self.num_ws:
             raise UserError(f"cutoff: expected an integer in [1, {self.num_ws}] (psi applies to style inputs 0 to "
                             f"cutoff-1 of this model's {self.num_ws}), got {cutoff!r}")
+        if psi == 1:  # psi 1 truncates nothing, whatever the cutoff: refused as the CLI and run.generate do
+            raise UserError(f"cutoff: {cutoff} has no effect " + (
+                "with psi 1 (no truncation); give another psi or leave out cutoff" if psi_given else
+                "without psi: this run's truncation psi is 1 (no truncation); give psi too or leave out cutoff"))
         return cutoff
 
     # --- pictures -------------------------------------------------------------------------------
@@ -377,13 +383,15 @@ class ModelService:
 
         Args: ``seed`` an int in [0, 2**32); ``psi`` a number in ``PSI_RANGE`` [-1, 2] (default
         None: the config's); ``noise_mode`` one of ``NOISE_MODES`` (default "const"); ``cutoff``
-        an int in [1, num_ws] (default None: the config's, within [0, num_ws]).
+        an int in [1, num_ws] (default None: the config's, within [0, num_ws]), refused with psi 1
+        (given, or the config's when psi is None), where it would change nothing.
 
         Returns ``{"image": PNG, "plain": PNG, "ws": the styles [num_ws][latent], "w": style
         input 0, "psi": float, "cutoff": int}``: ``plain`` is G(ws) without noise, the picture
         mixing, interpolation and editing decode from ws (the page shows that one once the
         sample is used there). UserError naming the bad argument."""
-        seed, psi, cutoff = self._seed(seed), self._psi(psi), self._cutoff(cutoff)
+        seed, psi_given, psi = self._seed(seed), psi is not None, self._psi(psi)
+        cutoff = self._cutoff(cutoff, psi, psi_given)
         if noise_mode not in NOISE_MODES:
             raise UserError(f"noise_mode: expected one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
         model = self.run.model

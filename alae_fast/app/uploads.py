@@ -38,7 +38,7 @@ import torch
 from ..errors import UserError, first_line
 
 __all__ = ["UploadError", "BodyBudget", "DecodeSlots", "decode_image", "FORMATS", "DECODE_SLOTS", "DECODE_WAIT_S",
-           "BODY_BUDGET_UPLOADS"]
+           "BODY_BUDGET_UPLOADS", "UPLOAD_LIMIT_RANGE", "check_upload_limit", "size_text", "too_large"]
 
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 DECODE_SLOTS = 2
@@ -46,6 +46,43 @@ DECODE_WAIT_S = 5.0
 # Bodies held in memory at once, in uploads of the largest size: each body is read whole before
 # it can be decoded, so without a bound N slow uploads hold N times the limit.
 BODY_BUDGET_UPLOADS = 4
+# The upload limits a server may be given, in bytes (``--max-upload-mb``, ``serve(max_upload_mb=)``,
+# ``ModelService.open(max_upload_bytes=)``). Below 64 KiB nearly every photo would be refused (a
+# small JPEG is tens of KiB), and below a few bytes every upload: a typo (1e-9) must not start a
+# server that refuses everything. At most 1 GiB: every upload is held in memory whole, up to
+# BODY_BUDGET_UPLOADS (4) at once, so 4 GiB at the top; and the largest image within the
+# 40-megapixel limit, a 16-bit RGBA PNG stored uncompressed, is 320 MB: more never helps, while a
+# value like 1e12 would remove the limit (and the memory bound with it).
+UPLOAD_LIMIT_RANGE = (64 * 2 ** 10, 2 ** 30)
+
+
+def size_text(n: int | float) -> str:
+    """A byte count for people: "512 bytes", "64.0 KiB" below 1 MiB, "8.0 MiB" from there (a small
+    limit is never shown as "0.0 MiB")."""
+    if n < 2 ** 10:
+        return f"{int(n)} byte{'' if n == 1 else 's'}"
+    return f"{n / 2 ** 10:.1f} KiB" if n < 2 ** 20 else f"{n / 2 ** 20:.1f} MiB"
+
+
+def too_large(what: str, size: int, limit: int) -> str:
+    """"the upload is 9.0 MiB; the limit is 8.0 MiB": exact byte counts where rounding would show
+    the two as equal (a body one byte past the limit)."""
+    a, b = size_text(size), size_text(limit)
+    if a == b:
+        a, b = f"{size} bytes", f"{limit} bytes"
+    return f"{what} is {a}; the limit is {b}"
+
+
+def check_upload_limit(value, name: str = "max_upload_mb", unit: int = 2 ** 20) -> int:
+    """The upload limit ``value`` (a number of ``unit`` bytes: MiB by default, 1 for bytes) in
+    bytes, within :data:`UPLOAD_LIMIT_RANGE` (64 KiB to 1 GiB). ValueError naming ``name``
+    otherwise (a bool, a string, NaN, a value outside the range)."""
+    lo, hi = UPLOAD_LIMIT_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value * unit <= hi:
+        span = f"[{lo / unit:g}, {hi / unit:g}]" if unit != 1 else f"[{lo}, {hi}]"
+        raise ValueError(f"{name}: expected a number in {span} ({lo >> 10} KiB to {hi >> 30} GiB: every upload is "
+                         f"held in memory, a few at once), got {value!r}")
+    return int(value * unit)
 
 
 class UploadError(UserError):
@@ -72,7 +109,7 @@ class BodyBudget:
     def take(self, n: int) -> None:
         with self._lock:
             if self.used + n > self.limit:
-                raise UploadError(f"the server is busy reading other uploads ({self.limit / 2**20:.1f} MiB at a "
+                raise UploadError(f"the server is busy reading other uploads ({size_text(self.limit)} at a "
                                   f"time): try again in a moment", 503, retry_after=1)
             self.used += n
 
@@ -122,7 +159,7 @@ def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, ma
     if not data:
         raise UploadError("the upload is empty: choose an image file (PNG, JPEG, WebP, BMP or GIF)")
     if len(data) > max_bytes:
-        raise UploadError(f"the upload is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.1f} MiB", 413)
+        raise UploadError(too_large("the upload", len(data), max_bytes), 413)
     try:
         with Image.open(io.BytesIO(data), formats=list(FORMATS)) as img:
             w, h = img.size

@@ -26,7 +26,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-__all__ = ["EDIT_LAYERS", "MAX_AMOUNT", "check_amount", "direction_coefficients", "edit_w"]
+__all__ = ["EDIT_LAYERS", "MAX_AMOUNT", "check_amount", "direction_problem", "shortest_direction",
+           "direction_coefficients", "edit_w"]
 
 # The demo keeps the encoded w from style input 16 on: cur_layers = (7 + 1) * 2.
 EDIT_LAYERS = 16
@@ -38,6 +39,57 @@ EDIT_LAYERS = 16
 # shorter than 1e32, so a huge finite amount (1e308) is refused by name instead of overflowing
 # into NaN images. (The CLI checks amounts only for being finite; its edits go through here.)
 MAX_AMOUNT = 1e6
+
+
+def shortest_direction(dtype: torch.dtype = torch.float32) -> float:
+    """The shortest length a direction may have to be used in ``dtype``: ``finfo(dtype).eps /
+    MAX_AMOUNT`` (float32: 1.19e-13; float64: 2.2e-22; float16: 9.8e-10).
+
+    Why this bound: an edit moves w by (amount - coefficient) x direction, amounts at most
+    :data:`MAX_AMOUNT`. Latents are of magnitude about 1, where one step of ``dtype`` is its eps;
+    a shorter direction cannot move any w by one step even at the largest amount, so its slider
+    or ``--direction`` would do nothing (and at float32's underflow, 1e-45 and below, it is 0)."""
+    return float(torch.finfo(dtype).eps) / MAX_AMOUNT
+
+
+def _length(t: torch.Tensor) -> float:
+    """The Euclidean length of ``t`` in float64, scaled by its largest magnitude first: the
+    squares of values below 1e-154 (or above 1e154) would underflow (overflow) float64."""
+    t = t.double()
+    largest = float(t.abs().max()) if t.numel() else 0.0
+    if largest == 0 or not math.isfinite(largest):
+        return largest
+    return largest * float(torch.linalg.vector_norm(t / largest))
+
+
+def direction_problem(values, dtype: torch.dtype = torch.float32) -> str | None:
+    """Why the direction ``values`` (a NumPy array or tensor of finite numbers, any float or
+    integer dtype) cannot be used once converted to ``dtype`` (the model's: float32), as the
+    end of a sentence; None when it can. Its length is taken of the converted values (in
+    float64, so that the length itself neither underflows nor overflows): a value past
+    ``dtype``'s range becomes infinity, a length of 0 (every value underflowed, or all zero)
+    moves nothing, a length below :func:`shortest_direction` moves no w by one step, and a
+    length past ``dtype``'s largest number overflows the edit."""
+    t = torch.as_tensor(np.asarray(values) if not isinstance(values, torch.Tensor) else values).detach()
+    converted = t.to("cpu", dtype)
+    name = str(dtype).removeprefix("torch.")
+    if not torch.isfinite(converted).all():
+        return (f"has values beyond {name}'s range (at most {torch.finfo(dtype).max:.3g} in magnitude), which "
+                f"become infinity there")
+    length = _length(converted)
+    if length == 0:
+        was = _length(t)
+        return ("is all zeros" if was == 0 else
+                f"has length {was:.3g}, which is 0 in {name} (every value underflows); expected a length of at "
+                f"least {shortest_direction(dtype):.3g}")
+    if length < shortest_direction(dtype):
+        return (f"has length {length:.3g} in {name}, too short to use: even the largest amount "
+                f"(±{MAX_AMOUNT:g}) would not move a latent by one {name} step; expected a length of at least "
+                f"{shortest_direction(dtype):.3g}")
+    if length > torch.finfo(dtype).max:
+        return (f"has length {length:.3g}, beyond {name}'s range ({torch.finfo(dtype).max:.3g}): the edit would "
+                f"overflow")
+    return None
 
 
 def _mapping(value, name: str, what: str) -> Mapping:
@@ -71,8 +123,10 @@ def _as_tensor(d, like: torch.Tensor, name: str) -> torch.Tensor:
                          f"got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
         raise ValueError(f"directions[{name!r}]: has non-finite values")
-    if not t.abs().max() > 0:  # moves nothing: load_direction, the CLI and the page refuse it too
-        raise ValueError(f"directions[{name!r}]: is all zeros")
+    # in w's dtype, as the edit uses it: load_direction, the CLI and the page refuse the same
+    problem = direction_problem(t, like.dtype)
+    if problem is not None:
+        raise ValueError(f"directions[{name!r}]: {problem}")
     return t.to(like.device, like.dtype)
 
 

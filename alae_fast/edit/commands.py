@@ -90,8 +90,11 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
 
     Raises ValueError with one line naming the argument or file: an unknown name (saying where
     it was looked for), a digit pair ``A-B`` whose A and B are not two different digits 0-9 (on
-    a digits model, where no file of that name was found), an unreadable or wrong-length file, a bad amount, or a folder that
-    does not exist.
+    a digits model, where no file of that name was found), a file that is a folder, unreadable,
+    of the wrong length or unusable in float32 (:func:`~.directions.parse_direction`), a bad
+    amount, or a --directions folder that does not exist; FileNotFoundError (``direction file
+    'P' does not exist``) for a file argument (ending in .npy, or a path with a slash) that is
+    not there.
     """
     if not specs:
         raise ValueError("--direction: give at least one NAME_OR_NPY=AMOUNT")
@@ -104,7 +107,9 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
     for text in specs:
         spec, amount = parse_direction_arg(text)
         path = Path(spec)
-        if spec.endswith(".npy") or path.is_file():
+        # a name holds no slash: with one, or ending in .npy, the argument names a file, and a
+        # missing one or a folder is said as such (load_direction), not as an unknown name
+        if spec.endswith(".npy") or path.is_file() or "/" in spec or os.sep in spec:
             name = path.stem.removeprefix("direction_")
             vectors[name] = load_direction(path, latent)
         else:

@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+import torch
 
 from ..errors import UserError, first_line
+from .apply import direction_problem
 
-__all__ = ["OFFICIAL_DIRECTION_NAMES", "official_direction_index", "parse_direction", "load_direction", "save_direction", "find_direction_file",
+__all__ = ["OFFICIAL_DIRECTION_NAMES", "official_direction_index", "parse_direction", "read_direction_file",
+           "load_direction", "save_direction", "find_direction_file",
            "fit_direction", "fit_class_directions", "parse_digit_pair", "DIGIT_PAIR", "not_numpy"]
 
 OFFICIAL_DIRECTION_NAMES = {"0": "gender", "1": "smile", "2": "attractive", "3": "wavy-hair", "4": "young",
@@ -59,8 +62,10 @@ def parse_direction(data: bytes, latent_size: int, source: str) -> np.ndarray:
     --directions``, the page's upload). Raises :class:`~alae_fast.errors.UserError` (a
     ValueError) starting with ``source`` when the bytes are not a NumPy array (not ``.npy``,
     truncated, an ``.npz``, pickled objects: ``allow_pickle=False``), not numbers, not a
-    vector of ``latent_size`` values, hold NaN or infinity, or are all zero (no direction:
-    an edit divides by its length); ValueError when ``latent_size`` is not an int >= 1.
+    vector of ``latent_size`` values, hold NaN or infinity, or cannot move a float32 w
+    (:func:`~alae_fast.edit.apply.direction_problem`: all zero, zero once in float32 as
+    ``np.full(n, 1e-300)`` is, shorter than :func:`~alae_fast.edit.apply.shortest_direction`
+    (1.19e-13), or past float32's range); ValueError when ``latent_size`` is not an int >= 1.
     """
     latent_size = _check_latent_size(latent_size)
     problem = not_numpy(data[:6])
@@ -83,37 +88,53 @@ def parse_direction(data: bytes, latent_size: int, source: str) -> np.ndarray:
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
         raise UserError(f"{source}: direction holds NaN or infinity")
-    if not arr.any():
-        raise UserError(f"{source}: direction is all zeros")
+    # judged in float32, the dtype of every model's w that the direction will move
+    problem = direction_problem(arr, torch.float32)
+    if problem is not None:
+        raise UserError(f"{source}: direction {problem}")
     return arr
+
+
+def read_direction_file(path: str | os.PathLike) -> bytes:
+    """The bytes of the direction file ``path``. Raises FileNotFoundError ``direction file 'P'
+    does not exist`` (as images and checkpoints say it), and UserError (a ValueError) in one
+    plain line for a folder, no permission, or another reason the system gives."""
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"direction file {str(p)!r} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"direction file {str(p)!r} is a folder; give a .npy file (written with numpy.save)") from None
+    except OSError as e:  # no permission, an I/O error, ...: the system's words without its errno
+        raise UserError(f"direction file {str(p)!r} cannot be read ({e.strerror or first_line(e)})") from None
 
 
 def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
     """A direction from a ``.npy`` file: :func:`parse_direction` of its bytes, messages starting
-    with the path. Raises UserError (a ValueError) as that does, and when the file cannot be
-    read (missing, a folder, no permission); ValueError when ``latent_size`` is not an int >= 1."""
+    with the path. Raises UserError (a ValueError) as that does; FileNotFoundError for a missing
+    file and UserError for a folder or one that cannot be read (:func:`read_direction_file`);
+    ValueError when ``latent_size`` is not an int >= 1."""
     latent_size = _check_latent_size(latent_size)
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise UserError(f"{p}: not a readable .npy direction file ({first_line(e)})") from None
-    return parse_direction(data, latent_size, str(p))
+    return parse_direction(read_direction_file(path), latent_size, str(Path(path)))
 
 
 def save_direction(direction: np.ndarray, folder: str | os.PathLike, name: str) -> Path:
     """Writes ``folder/direction_<name>.npy`` (float64, the official layout); returns the path.
 
-    ``direction``: a vector ``[latent]`` of finite numbers, not all zero (a file
-    :func:`load_direction` reads back); ``name``: letters, digits and ``_ . + -``. ValueError
+    ``direction``: a vector ``[latent]`` of finite numbers that a float32 w can be moved along
+    (:func:`~alae_fast.edit.apply.direction_problem`; a file :func:`load_direction` reads back); ``name``: letters, digits and ``_ . + -``. ValueError
     naming the argument otherwise."""
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
         raise ValueError(f"name: use letters, digits and _ . + - only; got {name!r}")
     arr = np.asarray(direction.detach().cpu() if hasattr(direction, "detach") else direction)
     if arr.dtype.kind not in "fiu" or arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"direction: expected a vector [latent] of numbers; got {arr.dtype} of shape {arr.shape}")
-    if not np.isfinite(arr).all() or not arr.any():
-        raise ValueError("direction: holds NaN or infinity, or is all zeros (load_direction would refuse it)")
+    if not np.isfinite(arr).all():
+        raise ValueError("direction: holds NaN or infinity (load_direction would refuse it)")
+    problem = direction_problem(arr, torch.float32)
+    if problem is not None:
+        raise ValueError(f"direction: {problem} (load_direction would refuse it)")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"direction_{name}.npy"

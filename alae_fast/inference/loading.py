@@ -28,7 +28,7 @@ from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .sampling import _check_cutoff, _check_noise, check_count, check_seed, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
-           "run_data"]
+           "recorded_data_content", "run_data"]
 
 CHECKPOINT_FORMAT = "alae_fast.train/1"
 
@@ -231,11 +231,85 @@ def _resolve_checkpoint(path: str | os.PathLike) -> Path:
     return p
 
 
-def _read_checkpoint(path: Path) -> Any:
+# What a file that is no checkpoint begins with, and what it then is (said in the refusal).
+_OTHER_FILES = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+                (b"GIF8", "a GIF image"), (b"BM", "a BMP image"), (b"\x93NUMPY", "a NumPy .npy array"),
+                (b"\x1f\x8b", "a gzip file"))
+# The keys by which a JSON file written by this package is recognised: a run's config.json
+# (alae_fast.training.run), the metrics of `alae-fast evaluate` and of training (eval.json).
+_RUN_CONFIG_KEYS = {"setup", "model", "schedule"}
+_METRICS_KEYS = {"reconstruction_mse", "latent"}
+_LOAD_RUN_WANTS = "pass the run folder or one checkpoint file (its checkpoints/ckpt-*.pt, or an official .pth)"
+_RUN_CONFIG = "a run's config (it describes the run; the weights are in the run's checkpoints)"
+
+
+def _json_kind(path: Path, text: str, complete: bool) -> str | None:
+    """What a JSON (or JSON lines) file is, by its keys (this package's run config and metrics
+    files by name); None when ``text`` is not JSON. ``complete``: ``text`` is the whole file."""
+    import json
+
+    if not complete:  # too long to parse here; no file this package writes next to a run is
+        return "a JSON file" if path.suffix.lower() in (".json", ".jsonl") else None
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if obj is None or path.suffix.lower() == ".jsonl":  # JSON lines (a training log of one line parses whole)
+        try:
+            first = json.loads(text.splitlines()[0]) if text.strip() else None
+        except (ValueError, IndexError):
+            return None
+        return "a JSON-lines file (a run's training log is one)" if isinstance(first, dict) else None
+    if isinstance(obj, dict) and _RUN_CONFIG_KEYS <= set(obj):
+        return _RUN_CONFIG
+    if isinstance(obj, dict) and _METRICS_KEYS <= set(obj):
+        return "a metrics file written by evaluate or by training (no weights)"
+    return "a JSON file"
+
+
+def _not_a_checkpoint(path: Path) -> str | None:
+    """What ``path`` is when its first bytes show it is no torch checkpoint (an image, a NumPy
+    array, a run's config.json, other JSON, text, another binary), as the rest of a sentence
+    ``"<path> is ..."``; None for torch's zip archive and its legacy pickle (first byte 0x80),
+    which are left to the reader."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return None
+    for magic, kind in _OTHER_FILES:
+        if head.startswith(magic):
+            return kind
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not merely a UTF-8 character cut by the 64 KiB read
+            return "a binary file of another kind (neither a torch.save zip archive nor a pickle)"
+        text = head[:e.start].decode("utf-8")
+    if path.suffix.lower() in (".json", ".jsonl") or text.lstrip().startswith(("{", "[")):
+        kind = _json_kind(path, text, complete=path.stat().st_size <= len(head))
+        if kind is not None:
+            return kind
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return "a YAML file (an official config goes to config= / --config, beside its .pth checkpoint)"
+    return "a text file"
+
+
+def _read_checkpoint(path: Path, wanted: str = _LOAD_RUN_WANTS) -> Any:
     """The file's top-level object, read without running pickled code; an empty file, or one
-    that is not a checkpoint (cut short, not a torch file), is one clear :class:`UserError`."""
+    that is not a checkpoint (cut short, not a torch file: an image, a run's config.json, text),
+    is one clear :class:`UserError` saying what the file is and ``wanted``, what to pass instead."""
     if path.is_file() and path.stat().st_size == 0:
         raise UserError(f"checkpoint {str(path)!r} is empty (0 bytes)")
+    if path.is_file():
+        try:
+            kind = _not_a_checkpoint(path)
+        except OSError as e:
+            raise UserError(f"checkpoint {str(path)!r} cannot be read ({e.strerror or first_line(e)})") from None
+        if kind == _RUN_CONFIG and wanted == _LOAD_RUN_WANTS:  # the folder beside it is what was meant
+            wanted = (f"pass the run folder {str(path.parent)!r} (its newest checkpoint) or one of its "
+                      f"checkpoints/ckpt-*.pt files")
+        if kind is not None:
+            raise UserError(f"{path} is {kind}, not a checkpoint; {wanted}")
     try:
         return read_official_checkpoint(path)
     except (FileNotFoundError, UserError):
@@ -259,7 +333,8 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
 
     Raises TypeError when ``path`` is not a str or os.PathLike, FileNotFoundError when there is
     none, ValueError (one line naming the file) when the file is not a checkpoint of this
-    package or of the official code or its contents disagree (weights of another shape than its
+    package or of the official code (a :class:`~alae_fast.errors.UserError` saying what it is
+    instead, e.g. the run's ``config.json``, an image, text, and what to pass) or its contents disagree (weights of another shape than its
     config, a missing part), and
     :class:`~alae_fast.errors.UserError` (a ValueError) naming ``device`` or ``noise_mode`` for a
     device this torch cannot use (CUDA without a GPU) or an unknown noise mode; both are checked
@@ -344,7 +419,7 @@ def convert_official(path: str | os.PathLike, out: str | os.PathLike,
     target = _resolve_checkpoint(path)
     if target.is_dir():
         raise UserError(f"{str(path)!r} is a folder; convert reads one checkpoint file of the official ALAE code")
-    state = _read_checkpoint(target)
+    state = _read_checkpoint(target, "convert reads a checkpoint file of the official ALAE code (e.g. model_157.pth)")
     if not is_official_checkpoint(state):
         if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
             raise UserError(f"{target}: not a checkpoint of the official ALAE code but an alae_fast one, which "
@@ -372,23 +447,29 @@ def convert_official(path: str | os.PathLike, out: str | os.PathLike,
     return out
 
 
-def recorded_data_spec(run: LoadedRun) -> dict | None:
-    """The ``data_spec`` a run recorded (see :mod:`alae_fast.data.spec`): from the checkpoint, else
-    from the run folder's ``config.json`` (for runs saved before checkpoints held it, read from
-    its ``options.data``); None when neither says."""
+def _run_config(run: LoadedRun) -> dict | None:
+    """The run folder's ``config.json`` as a dict; None when there is none or it does not parse."""
     import json
 
-    from ..data.spec import data_spec
-
-    spec = run.state.get("data_spec") if isinstance(run.state, dict) else None
-    if spec is not None:
-        return spec
     folder = run.path.parent.parent if run.path.parent.name == "checkpoints" else run.path.parent
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(config, dict):
+    return config if isinstance(config, dict) else None
+
+
+def recorded_data_spec(run: LoadedRun) -> dict | None:
+    """The ``data_spec`` a run recorded (see :mod:`alae_fast.data.spec`): from the checkpoint, else
+    from the run folder's ``config.json`` (for runs saved before checkpoints held it, read from
+    its ``options.data``); None when neither says."""
+    from ..data.spec import data_spec
+
+    spec = run.state.get("data_spec") if isinstance(run.state, dict) else None
+    if spec is not None:
+        return spec
+    config = _run_config(run)
+    if config is None:
         return None
     if config.get("data_spec") is not None:
         return config["data_spec"]
@@ -396,6 +477,17 @@ def recorded_data_spec(run: LoadedRun) -> dict | None:
     if isinstance(options, dict) and "data" in options:
         return data_spec(options["data"])
     return None
+
+
+def recorded_data_content(run: LoadedRun) -> dict | None:
+    """The ``data_content`` a run trained on an image folder recorded (which files its held-out
+    split was chosen from; :func:`alae_fast.data.spec.data_content`): from the checkpoint, else
+    from the run folder's ``config.json``; None when neither holds one (other data, older runs)."""
+    content = run.state.get("data_content") if isinstance(run.state, dict) else None
+    if content is not None:
+        return content
+    config = _run_config(run)
+    return config.get("data_content") if config is not None else None
 
 
 def run_data(run: LoadedRun, given: str | None = None) -> tuple[str | None, str | None]:

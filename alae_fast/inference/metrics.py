@@ -17,7 +17,8 @@ from ..training.schedule import LODSchedule, Phase
 from .loading import LoadedRun
 from .pixels import prepare_images, to_display
 
-__all__ = ["latent_eval", "evaluate_model", "random_model", "RANDOM_ENCODERS", "SAMPLE_COUNT", "SAMPLE_SEED"]
+__all__ = ["latent_eval", "evaluate_model", "data_relation", "random_model", "RANDOM_ENCODERS", "RELATIONS",
+           "SAMPLE_COUNT", "SAMPLE_SEED", "SPLIT_LABELS"]
 
 # Random-encoder baseline: the mean over this many initialisations. On the digits, single
 # draws of the digits-32 encoder score 78.1% to 89.6% 1-NN (latent 16; 87.9% to 94.9% at
@@ -43,34 +44,96 @@ def _labelled(ds) -> bool:
     return isinstance(labels, torch.Tensor) and labels.numel() > 0 and bool((labels >= 0).all())
 
 
-# What evaluate's reconstruction figures were computed on, as its report and JSON name it.
+# What evaluate's reconstruction figures were computed on, as its report and JSON name it (the
+# report says "on N <label> images"). The first three are the run's own data, whose held-out
+# split is known; the others say what the images are to THIS run (:func:`data_relation`).
 SPLIT_LABELS = {"held-out": "held-out",
                 "training": "TRAINING (no usable held-out split)",
-                "all": "held-out and TRAINING (fewer than 2 held out)"}
+                "all": "held-out and TRAINING (fewer than 2 held out)",
+                "unseen": "unseen (not from this run's training data)",
+                "changed": "possibly TRAINING (the run's training folder changed since training, so which files "
+                           "were held out is not known)",
+                "unrecorded": "possibly seen (the checkpoint records no training data)"}
+
+# How evaluated data relate to a run, as :func:`data_relation` says it.
+RELATIONS = ("own", "changed", "other", "unrecorded")
 
 
-def _real_images(data: str | None, resolution: int, channels: int):
-    """(dataset, split): the real images FID and the reconstruction error use, and which they
-    are (a key of :data:`SPLIT_LABELS`): the held-out split, else the training split (a source
-    with no held-out split, or whose held-out files cannot be read); a folder that holds out
-    fewer than the 2 images FID needs (one of up to 14 files) gives all its files. UserError
-    naming ``data`` when there are fewer than 2 in all."""
+def data_relation(run: LoadedRun, data: str | None) -> str:
+    """What the data ``data`` (a path, or None for the embedded digits) are to ``run``, from
+    what it recorded (:func:`~alae_fast.inference.loading.recorded_data_spec`, and for an image
+    folder :func:`~alae_fast.inference.loading.recorded_data_content`):
+
+    - ``"own"``: the data it trained on (the digits; the same MNIST folder; an image folder
+      holding the files it recorded, in its place or moved, as ``train --resume`` accepts),
+      whose held-out split the run never saw;
+    - ``"changed"``: its image folder, whose files have changed since (the held-out split, a
+      function of the file list, may now include training images);
+    - ``"other"``: any other data: none of its images is the run's (its held-out split means
+      nothing to this run);
+    - ``"unrecorded"``: the run records no data (an official checkpoint, a run older than the
+      record): nothing can be said.
+    """
+    from ..data.spec import KINDS, data_content, data_spec
+    from .loading import recorded_data_content, recorded_data_spec
+
+    saved = recorded_data_spec(run)
+    if not isinstance(saved, dict) or saved.get("kind") not in KINDS:
+        return "unrecorded"
+    now = data_spec(data)
+    if now["kind"] != saved["kind"]:
+        return "other"
+    if now["kind"] == "digits":
+        return "own"
+    same_place = now["path"] == saved.get("path")
+    recorded = recorded_data_content(run) if now["kind"] == "folder" else None
+    if recorded is None:  # an MNIST folder (its split is its files'), or a run that recorded no file list
+        return "own" if same_place else "other"
+    try:
+        current = data_content(now["path"])
+    except (OSError, ValueError):  # cannot be listed: the open that follows says why
+        current = None
+    if current == recorded:
+        return "own"
+    return "changed" if same_place else "other"
+
+
+def _real_images(data: str | None, resolution: int, channels: int, relation: str = "own"):
+    """(dataset, split key, split read): the real images FID and the reconstruction error use,
+    which they are to the run (a key of :data:`SPLIT_LABELS`), and the split of ``data`` read
+    ("test", "train" or "all").
+
+    Data of the run (``relation`` "own", and "changed" or "unrecorded", where it may be): the
+    held-out split, else the training split (a source with no held-out split, or whose held-out
+    files cannot be read); a folder that holds out fewer than the 2 images FID needs (one of up
+    to 14 files) gives all its files. Other data: all of it (none is the run's, so holding some
+    out would only shrink the sample), or the test split of a source without an "all" split
+    (MNIST: its standard 10000). UserError naming ``data`` when there are fewer than 2 in all."""
     from ..data import open_dataset
 
-    try:
-        ds, split = open_dataset(data, resolution, channels, split="test"), "held-out"
-    except (FileNotFoundError, ValueError):
-        ds, split = open_dataset(data, resolution, channels, split="train"), "training"
-    if len(ds) < 2:
+    if relation == "other":
         try:
-            ds, split = open_dataset(data, resolution, channels, split="all"), "all"
+            ds, read = open_dataset(data, resolution, channels, split="all"), "all"
         except ValueError:  # a source without an 'all' split
-            pass
+            ds, read = open_dataset(data, resolution, channels, split="test"), "test"
+        split = "unseen"
+    else:
+        try:
+            ds, read, split = open_dataset(data, resolution, channels, split="test"), "test", "held-out"
+        except (FileNotFoundError, ValueError):
+            ds, read, split = open_dataset(data, resolution, channels, split="train"), "train", "training"
+        if len(ds) < 2:
+            try:
+                ds, read, split = open_dataset(data, resolution, channels, split="all"), "all", "all"
+            except ValueError:  # a source without an 'all' split
+                pass
+        if relation in ("changed", "unrecorded"):  # which of them the run saw is not known
+            split = relation
     if len(ds) < 2:
         # data is --data or, without it, the run's own training data: name the folder, not a flag
         raise UserError(f"the real images of {data!r}: FID needs at least 2 real images; found {len(ds)} "
                         f"(pass --data with at least 2)")
-    return ds, split
+    return ds, split, read
 
 
 def _all_images(ds, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,9 +204,15 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     """All metrics of issue 6 for a loaded run, as a JSON-ready dict.
 
     - ``latent``: 1-NN and LinearSVC accuracy of E(x) vs a random encoder vs PCA (labelled data only);
-    - ``reconstruction_mse``: on up to ``num_fid`` held-out images, else training images (or
-      all, for a folder holding out fewer than 2), ``reconstruction_split`` saying which (a key
-      of :data:`SPLIT_LABELS`: "held-out", "training" or "all");
+    - ``data``: ``{"evaluated": data_spec(data), "trained_on": the run's recorded spec or None,
+      "relation": data_relation(run, data), "split": the split of data read ("test", "train" or
+      "all")}`` (:mod:`alae_fast.data.spec`, :func:`data_relation`);
+    - ``reconstruction_mse``: on up to ``num_fid`` images, ``reconstruction_split`` saying which
+      they are to this run (a key of :data:`SPLIT_LABELS`): of the run's own data, the held-out
+      ones ("held-out"), else training images ("training"), or all, for a folder holding out
+      fewer than 2 ("all"); of other data, all of it ("unseen"); of the run's folder changed
+      since training, or of a run that records no data, the held-out split as above, said
+      "changed" or "unrecorded";
     - ``reconstruction_identification``: for unlabelled data, how often a reconstruction is
       matched back to its own input among those images, beside the mean-colour baseline
       (``alae_fast.eval.reconstruction_identification``; None for labelled data);
@@ -158,7 +227,8 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     """
     from ..eval import (feature_network, fid_generated, fid_reconstructed, perceptual_path_length,
                         proxy_lpips_distance, reconstruct_all, reconstruction_mse)
-    from .loading import check_device
+    from ..data.spec import data_spec
+    from .loading import check_device, recorded_data_spec
     from .sampling import check_count, check_seed
 
     num_fid = check_count(num_fid, "num_fid", "evaluate_model", minimum=2)  # a covariance needs 2 images
@@ -173,7 +243,10 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         out["latent"] = latent_eval(m, run.config, schedule, phase, data, seed=seed, device=device)
-        real_ds, split = _real_images(data, res, schedule.channels)
+        relation = data_relation(run, data)
+        real_ds, split, read = _real_images(data, res, schedule.channels, relation)
+        out["data"] = {"evaluated": data_spec(data), "trained_on": recorded_data_spec(run), "relation": relation,
+                       "split": read}
         x_real, _ = _all_images(real_ds, num_fid)
         x_real = prepare_images(x_real, schedule, phase)
 

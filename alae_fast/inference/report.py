@@ -5,16 +5,22 @@ from __future__ import annotations
 __all__ = ["format_latent_report", "format_identification"]
 
 
-def format_latent_report(report: dict) -> str:
-    """The latent-classification report as a small table (accuracies in percent)."""
+def format_latent_report(report: dict, run_data: bool = True) -> str:
+    """The latent-classification report as a small table (accuracies in percent).
+
+    ``run_data``: whether the images are the run's own data (default), whose test split it
+    held out; for other data (False) the splits are named as the classifier uses them (fitted
+    on the train split, scored on the test split), none of them the run's."""
+    test = "held-out" if run_data else "test-split"
     rows = [("EMA encoder (trained)", report["encoder"])]
     rnd = report.get("random_encoder")
     if rnd is not None:
         rows.append((f"random encoder (mean of {rnd['count']})" if "count" in rnd else "random encoder", rnd))
     if "pca" in report:
         rows.append((f"PCA ({report['pca'].get('dim', report['dim'])} components)", report["pca"]))
-    lines = [f"latent classification, {report.get('train_images', '?')} train / {report.get('test_images', '?')} "
-             f"held-out images, latent dim {report['dim']}:",
+    where = "" if run_data else " on other data than the run's"
+    lines = [f"latent classification{where}, {report.get('train_images', '?')} train / "
+             f"{report.get('test_images', '?')} {test} images, latent dim {report['dim']}:",
              f"  {'':26s} {'1-NN':>7s} {'LinearSVC':>10s}"]
     for name, r in rows:
         lines.append(f"  {name:26s} {100 * r['knn1']:6.1f}% {100 * r['linear_svc']:9.1f}%")
@@ -31,7 +37,7 @@ def format_latent_report(report: dict) -> str:
     rc = report.get("reconstruction_class")
     if rc is not None:
         lines.append(f"reconstructions G(E(x)) given the input's class by a pixel 1-NN: "
-                     f"{100 * rc['reconstructions']:.1f}% (the held-out images themselves: {100 * rc['originals']:.1f}%)")
+                     f"{100 * rc['reconstructions']:.1f}% (the {test} images themselves: {100 * rc['originals']:.1f}%)")
     sc = report.get("sample_classes")
     if sc is not None:
         lines.append(f"{sc['n']} EMA samples G(F(z)) by class (same 1-NN): " + ", ".join(
@@ -41,7 +47,9 @@ def format_latent_report(report: dict) -> str:
 
 
 def format_identification(ident: dict, n: int, split: str) -> str:
-    """One line for ``alae_fast.eval.reconstruction_identification``'s result on ``n`` ``split`` images."""
+    """One line for ``alae_fast.eval.reconstruction_identification``'s result on ``n`` ``split``
+    images (``split``: what they are to the run, e.g. a value of
+    :data:`~alae_fast.inference.metrics.SPLIT_LABELS`)."""
     return (f"reconstructions matched back to their own input among the {n} {split} images (pixel 1-NN): "
             f"{100 * ident['reconstructions']:.1f}% (keeping only each image's mean colour: "
             f"{100 * ident['mean_colour']:.1f}%; chance {100 * ident['chance']:.1f}%); the mean colour's "

@@ -35,6 +35,20 @@ async function call(path, body, raw, method) {
   return data;
 }
 
+// A byte count as the server says it (alae_fast.app.uploads.size_text): KiB below 1 MiB, never "0.0 MiB"
+function sizeText(n) {
+  if (n < 1024) return `${n} byte${n === 1 ? "" : "s"}`;
+  return n < 2 ** 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
+// The whole number a number field holds, or null: its value is "" for text it cannot read, else
+// any valid floating-point number ("1e3", "12.0", "-0"), so the number is read, not the spelling
+function wholeNumber(text, lo, hi) {
+  const t = String(text).trim();
+  const v = t === "" ? NaN : Number(t);
+  return Number.isInteger(v) && v >= lo && v <= hi ? (v === 0 ? 0 : v) : null;  // -0 as 0
+}
+
 function latency(el, d, what) {
   // "server": the request's time in the server, waiting for the model included
   $(el).textContent = `${what ? what + ": " : ""}${d.ms.toFixed(0)} ms server, ${d.roundTrip.toFixed(0)} ms total`;
@@ -188,7 +202,9 @@ async function encodeFile(file) {
   say("");
   const limit = state.info ? state.info.max_upload_bytes : Infinity;
   if (file.size > limit) {  // the server refuses it too (413); saying so here spares the upload
-    throw new Error(`${file.name} is ${(file.size / 2 ** 20).toFixed(1)} MiB; the limit is ${(limit / 2 ** 20).toFixed(1)} MiB`);
+    let [size, max] = [sizeText(file.size), sizeText(limit)];
+    if (size === max) [size, max] = [`${file.size} bytes`, `${limit} bytes`];  // one byte past it
+    throw new Error(`${file.name} is ${size}; the limit is ${max}`);
   }
   const seq = ++state.encodeSeq;
   await busy("encode-card", [], async () => {
@@ -236,23 +252,31 @@ function scope(cutoff, n) {
   if (cutoff >= n) return `all ${n} styles`;
   return cutoff >= 1 ? `styles 0-${cutoff - 1} of ${n}` : `no style input (cutoff ${cutoff})`;
 }
+// psi 1 truncates nothing: the cutoff would change nothing (the server refuses one then, as
+// `alae-fast generate --cutoff` does), so its field is disabled and none is sent
+function untruncated() { return Number($("psi").value) === 1; }
 function showScope() {
-  const t = state.info.truncation, c = $("cutoff").value.trim();
-  const text = /^\d+$/.test(c) ? scope(Number(c), state.info.num_ws) : "(cutoff: enter a whole number)";
-  const configs = Number(c) === t.cutoff && state.info.num_ws > 1;
+  const t = state.info.truncation, c = wholeNumber($("cutoff").value, -Infinity, Infinity);
+  $("cutoff").disabled = untruncated();
+  if (untruncated()) { $("trunc-scope").textContent = "(ψ 1: no truncation)"; return; }
+  const text = c !== null ? scope(c, state.info.num_ws) : "(cutoff: enter a whole number)";
+  const configs = c === t.cutoff && state.info.num_ws > 1;
   $("trunc-scope").textContent = `on ${text}` + (configs ? " (the config's)" : "");
 }
-$("psi").addEventListener("input", showPsi);
+$("psi").addEventListener("input", () => { showPsi(); showScope(); });
 $("cutoff").addEventListener("input", showScope);
-async function generate(seed) {
+const MAX_SEED = 2 ** 32 - 1;  // the server's range: [0, 2**32)
+async function generate(seedText) {
   // an empty field (or text a number input cannot hold) reads as "": refused, not taken as seed 0
-  if (!/^\d+$/.test(String(seed).trim())) throw new Error("seed: enter a whole number, 0 or more");
-  const body = { seed: Number(seed), psi: Number($("psi").value), noise_mode: $("noise").value };
+  const seed = wholeNumber(seedText, 0, MAX_SEED);
+  if (seed === null) throw new Error(`seed: enter a whole number, 0 or more (at most ${MAX_SEED})`);
+  const body = { seed, psi: Number($("psi").value), noise_mode: $("noise").value };
+  if (untruncated()) return await call("/api/generate", body);
   // left out at the config's: the server's default then, as the CLI's without --cutoff
   // (a number input holding text it cannot read gives "": said here, not as the server's type error)
-  const cutoff = $("cutoff").value.trim();
-  if (!/^\d+$/.test(cutoff)) throw new Error(`cutoff: enter a whole number from 1 to ${state.info.num_ws}`);
-  if (cutoff !== String(state.info.truncation.cutoff)) body.cutoff = Number(cutoff);
+  const cutoff = wholeNumber($("cutoff").value, 1, state.info.num_ws);
+  if (cutoff === null) throw new Error(`cutoff: enter a whole number from 1 to ${state.info.num_ws}`);
+  if (cutoff !== state.info.truncation.cutoff) body.cutoff = cutoff;
   return await call("/api/generate", body);
 }
 $("generate").addEventListener("click", () => guarded(() => busy("generate-card", ["generate", "random-seed"], async () => {
@@ -260,7 +284,8 @@ $("generate").addEventListener("click", () => guarded(() => busy("generate-card"
   const seed = $("seed").value.trim(), noise = $("noise").value;  // as sent: the fields may change meanwhile
   const d = await generate(seed);
   state.generated = d; show("generated", d.image); latency("generate-ms", d);
-  $("gen-settings").textContent = `seed ${seed}, ψ ${fmtPsi(d.psi)} on ${scope(d.cutoff, state.info.num_ws)}, noise ${noise}`;
+  const on = d.psi === 1 ? "(no truncation)" : `on ${scope(d.cutoff, state.info.num_ws)}`;
+  $("gen-settings").textContent = `seed ${wholeNumber(seed, 0, MAX_SEED)}, ψ ${fmtPsi(d.psi)} ${on}, noise ${noise}`;
 })));
 $("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 100000); $("generate").click(); });
 $("gen-edit").addEventListener("click", () => {
@@ -293,9 +318,9 @@ $("mix").addEventListener("click", () => guarded(() => busy("pair-card", ["mix"]
 })));
 $("interpolate").addEventListener("click", () => guarded(() => busy("pair-card", ["interpolate"], async () => {
   needPair(); say("");
-  const steps = $("steps").value.trim();  // "" for text a number input cannot hold: not 0 steps
-  if (!/^\d+$/.test(steps)) throw new Error(`steps: enter a whole number from 2 to ${state.info.max_steps}`);
-  const d = await call("/api/interpolate", { wa: state.a.w, wb: state.b.w, steps: Number(steps) });
+  const steps = wholeNumber($("steps").value, 2, state.info.max_steps);  // "" (unreadable text): not 0 steps
+  if (steps === null) throw new Error(`steps: enter a whole number from 2 to ${state.info.max_steps}`);
+  const d = await call("/api/interpolate", { wa: state.a.w, wb: state.b.w, steps });
   const strip = $("strip"); strip.innerHTML = "";
   d.images.forEach((url, i) => {
     const f = document.createElement("figure");
