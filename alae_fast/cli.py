@@ -142,7 +142,10 @@ def _psi(text: str) -> float:
 
 def parse_seeds(text: str) -> list[int]:
     """NVlabs' seed lists: ``"0-7,12"`` -> ``[0, 1, ..., 7, 12]`` (ranges inclusive, seeds in
-    [0, 2**32), duplicates kept in order). Raises ``argparse.ArgumentTypeError`` naming the bad part."""
+    [0, 2**63) as ``--seed`` and ``run.generate(seed=)`` take them, duplicates kept in order).
+    Raises ``argparse.ArgumentTypeError`` naming the bad part."""
+    from .inference.sampling import SEED_LIMIT
+
     seeds: list[int] = []
     for part in text.split(","):
         part = part.strip()
@@ -152,8 +155,10 @@ def parse_seeds(text: str) -> list[int]:
             b = int(hi) if dash else a
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected seeds like 0-7,12; cannot read {part!r}") from None
-        if not (0 <= a <= b < 2 ** 32):
-            raise argparse.ArgumentTypeError(f"expected seeds in [0, 2**32) and ranges low-high; got {part!r}")
+        # NVlabs' scripts stop at 2**32 (numpy's RandomState); z here comes from torch's
+        # generator, so every seed --seed and the Python API take is one a list may name
+        if not (0 <= a <= b < SEED_LIMIT):
+            raise argparse.ArgumentTypeError(f"expected seeds in [0, 2**63) and ranges low-high; got {part!r}")
         if b - a >= 100_000 or len(seeds) + b - a >= 100_000:
             raise argparse.ArgumentTypeError(f"expected at most 100000 seeds; {text!r} has more")
         seeds.extend(range(a, b + 1))

@@ -251,7 +251,9 @@ def test_parse_seeds():
 
     assert parse_seeds("0-7,12") == [0, 1, 2, 3, 4, 5, 6, 7, 12]
     assert parse_seeds("5") == [5] and parse_seeds(" 3 , 1-2") == [3, 1, 2]
-    for bad in ("", "a", "1-", "-3", "5-2", "1,,2", "1.5", "0-100000000", str(2 ** 32)):
+    # the range run.generate(seed=) and --seed take: [0, 2**63)
+    assert parse_seeds(f"{2 ** 32},{2 ** 63 - 1}") == [2 ** 32, 2 ** 63 - 1]
+    for bad in ("", "a", "1-", "-3", "5-2", "1,,2", "1.5", "0-100000000", str(2 ** 63), f"{2 ** 63 - 1}-{2 ** 63}"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_seeds(bad)
 
