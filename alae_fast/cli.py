@@ -1,7 +1,7 @@
 """The ``alae-fast`` command (also ``python -m alae_fast``, and ``torchrun ... -m alae_fast.cli``).
 
 Subcommands: ``train``, ``generate``, ``reconstruct``, ``interpolate``, ``style-mix``,
-``evaluate``, ``convert``, ``edit``, ``directions``, ``serve``, ``presets``, ``bench``, ``info``;
+``evaluate``, ``convert``, ``edit``, ``encode``, ``directions``, ``serve``, ``presets``, ``bench``, ``info``;
 ``alae-fast <command> --help`` describes each. Every command prints the paths it wrote.
 
 Error boundary (:func:`main`): mistakes in what the user gave - :class:`alae_fast.errors.UserError`
