@@ -775,6 +775,58 @@ def test_generate_without_psi_keeps_the_old_answer_on_an_untruncated_run(server)
         assert status == 400 and "cutoff: 1 has no effect" in answer["error"] and says in answer["error"], answer
 
 
+def test_seeds_take_the_clis_range_exactly(server, digits_run, tmp_path, capsys):
+    """A seed is an int in [0, SEED_LIMIT) = [0, 2**63), as `alae-fast generate --seed(s)` and
+    run.generate take it: a JSON integer past 2**53 (where a JavaScript number rounds) is read
+    exactly and gives the CLI's and the Python API's picture of that seed; past the range, 400 in
+    one line giving it (the same constant); a fraction or a JSON float such as 1e20, 422 naming seed."""
+    import json
+    import urllib.request
+
+    import alae_fast
+    from alae_fast.app.service import seed_range_text
+    from alae_fast.cli import main
+    from alae_fast.inference.pictures import to_uint8
+    from alae_fast.inference.sampling import SEED_LIMIT
+
+    url = server.url
+    info = S.get(url + "api/info")[1]
+    assert info["seed_limit"] == str(SEED_LIMIT) and info["seed_range"] == seed_range_text() == "[0, 2**63)"
+    assert seed_range_text(1000) == "[0, 1000)"
+
+    big = 2 ** 53 + 1  # 9007199254740993: a JavaScript number reads it as 2**53
+    # the body as the page writes it: the seed's digits, a JSON integer
+    req = urllib.request.Request(url + "api/generate", data=b'{"seed":9007199254740993,"psi":1,"noise_mode":"const"}',
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        answer = json.loads(r.read())
+    run = alae_fast.load(digits_run)
+    with torch.no_grad():
+        lib = to_uint8(run.generate(1, seed=big, psi=1.0, noise="const"))[0, ..., 0]
+        rounded = to_uint8(run.generate(1, seed=2 ** 53, psi=1.0, noise="const"))[0, ..., 0]
+    assert np.array_equal(_png_of(answer["image"]), lib)
+    assert not np.array_equal(lib, rounded)  # the seed JavaScript would have made of it is another picture
+    assert main(["generate", "--network", str(digits_run), "--seeds", str(big), "--outdir", str(tmp_path)]) == 0
+    with Image.open(tmp_path / f"seed{big}.png") as im:
+        assert np.array_equal(np.asarray(im), lib)
+    capsys.readouterr()
+
+    for seed in (2 ** 32, SEED_LIMIT - 1):  # the page stopped at 2**32; the CLI's last seed
+        status, body = S.post(url + "api/generate", {"seed": seed, "psi": 1.0})
+        assert status == 200, (seed, body)
+        with torch.no_grad():
+            want = to_uint8(run.generate(1, seed=seed, psi=1.0, noise="const"))[0, ..., 0]
+        assert np.array_equal(_png_of(body["image"]), want), seed
+    for seed in (SEED_LIMIT, 10 ** 30, -1):
+        status, body = S.post(url + "api/generate", {"seed": seed})
+        assert status == 400 and body["error"] == (f"seed: expected an integer in [0, 2**63) (as alae-fast generate "
+                                                   f"--seed), got {seed}"), (seed, body)
+    for seed in (1e20, 1.5, 1.0, "9007199254740993", None):
+        status, body = S.post(url + "api/generate", {"seed": seed})
+        assert status == 422 and body["error"].startswith("bad request: seed: "), (seed, body)
+        assert "\n" not in body["error"]
+
+
 # --- removing uploaded directions -----------------------------------------------------------------
 
 def test_an_uploaded_direction_can_be_removed(digits_run):

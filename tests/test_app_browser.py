@@ -30,10 +30,15 @@ S = sibling("app_support.py")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def digits_run(tmp_path_factory):
     with one_thread():
-        run = S.train_digits_run(tmp_path_factory.mktemp("browser") / "digits")
-        with S.ServerThread(run) as srv:
+        return S.train_digits_run(tmp_path_factory.mktemp("browser") / "digits")
+
+
+@pytest.fixture(scope="module")
+def server(digits_run):
+    with one_thread():
+        with S.ServerThread(digits_run) as srv:
             yield srv
 
 
@@ -76,6 +81,31 @@ def style_page(browser, style_server):
 
 def _src(page, sel: str) -> str:
     return page.get_attribute(sel, "src") or ""
+
+
+def _error_shown(pg, says: str) -> str:
+    """The error the banner shows once it shows one (not a notice), checked to contain ``says``."""
+    pg.wait_for_selector("#message:not([hidden])")
+    text = pg.inner_text("#message")
+    assert says in text and pg.get_attribute("#message", "class") == "message", (says, text)
+    return text
+
+
+def _cleared(pg):
+    """The banner goes (soon after the answer that clears it is shown); fails if it stays."""
+    pg.wait_for_selector("#message", state="hidden", timeout=3000)
+
+
+def _pixels(data_url: str):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    assert data_url.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))) as im:
+        return np.asarray(im)
 
 
 def test_upload_then_slider_changes_the_picture_as_the_api_says(page, server, tmp_path):
@@ -153,7 +183,8 @@ def _refused_on_page(pg, field: str, value: str, button: str) -> str:
 
 
 def test_an_empty_seed_is_refused_not_read_as_0(page):
-    assert "seed" in _refused_on_page(page, "#seed", "", "#generate")
+    assert _refused_on_page(page, "#seed", "", "#generate") == (
+        "seed: expected an integer in [0, 2**63) (as alae-fast generate --seed), got an empty field")
 
 
 def test_numbers_are_read_as_the_number_fields_read_them(page, server):
@@ -166,9 +197,9 @@ def test_numbers_are_read_as_the_number_fields_read_them(page, server):
         _, api = S.post(server.url + "api/generate", {"seed": seed, "psi": 1.0, "noise_mode": "const"})
         assert _src(page, "#generated") == api["image"] and f"seed {seed}," in page.inner_text("#gen-settings")
     # what is not a whole number in range is refused with the page's message, nothing sent
-    for text in ("1.5", "-1", "4294967296", "1e10", "1e400"):
+    for text in ("1.5", "-1", "1e20", "1e400", "9223372036854775808", "abc", "0x10", "1 000"):
         msg = _refused_on_page(page, "#seed", text, "#generate")
-        assert "seed: enter a whole number, 0 or more" in msg, (text, msg)
+        assert f'seed: expected an integer in [0, 2**63) (as alae-fast generate --seed), got "{text}"' == msg, msg
     page.fill("#seed", "0")
     # A and B from seeds, and the steps, read alike
     page.fill("#seed-a", "3e0")
@@ -287,17 +318,19 @@ def test_a_transparent_upload_is_encoded_and_the_page_says_how(page, server, tmp
     assert status == 200 and "transparent pixels" in enc["notice"] and enc["original"] == _src(page, "#original")
 
 
-def test_a_bad_upload_shows_a_message_and_the_page_keeps_working(page, tmp_path):
+def test_a_bad_upload_shows_a_message_and_the_page_keeps_working(page, server, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
     page.set_input_files("#file", str(bad))
-    page.wait_for_selector("#message:not([hidden])")
-    assert "not an image" in page.inner_text("#message")
+    _error_shown(page, "not an image")
     good = tmp_path / "ok.png"
     good.write_bytes(S.digit_png(1))
     before = _src(page, "#reconstruction")
     page.set_input_files("#file", str(good))
     page.wait_for_function(f"document.getElementById('reconstruction').src !== {before!r}")
+    _cleared(page)  # the upload that succeeded clears the error of the one it replaced
+    _, want = S.post(server.url + "api/encode", good.read_bytes(), raw=True)
+    assert _src(page, "#original") == want["original"] and _src(page, "#reconstruction") == want["reconstruction"]
 
 
 def _set_range(page, sel: str, value: float):
@@ -472,3 +505,237 @@ def test_mix_and_interpolate_are_busy_while_they_run(style_page):
     _check_busy(pg, "interpolate", "pair-card", "interpolate", "/api/interpolate",
                 "document.querySelectorAll('#strip img').length > 0")
     _check_busy(pg, "seed-a-go", "pair-card", "generate", "/api/generate", "true")
+
+
+def test_a_success_clears_the_error_it_replaced(page, server, tmp_path):
+    """Every action of the page: an error stays until an action begun after it succeeds, which
+    clears it and shows its result; a new error replaces the one shown (one message, never two);
+    an action that began before an error and succeeds after it leaves that error in view."""
+    import io
+
+    import numpy as np
+
+    url = server.url
+    # generate: a seed that is not an integer, then one that is
+    page.fill("#seed", "1.5")
+    page.click("#generate")
+    _error_shown(page, 'seed: expected an integer in [0, 2**63) (as alae-fast generate --seed), got "1.5"')
+    page.fill("#seed", "3")
+    page.evaluate("window.alae.generated = null")
+    page.click("#generate")
+    page.wait_for_function("window.alae.generated !== null")
+    _cleared(page)
+    assert _src(page, "#generated") == S.post(url + "api/generate", {"seed": 3, "psi": 1.0})[1]["image"]
+
+    # A from a seed: refused, then taken (B filled first, for the interpolation below)
+    page.fill("#seed-b", "4")
+    page.evaluate("window.alae.b = null")
+    page.click("#seed-b-go")
+    page.wait_for_function("window.alae.b !== null")
+    page.fill("#seed-a", "-1")
+    page.click("#seed-a-go")
+    _error_shown(page, 'seed of A: expected an integer in [0, 2**63) (as alae-fast generate --seed), got "-1"')
+    page.fill("#seed-a", "5")
+    page.evaluate("window.alae.a = null")
+    page.click("#seed-a-go")
+    page.wait_for_function("window.alae.a !== null")
+    _cleared(page)
+    five = S.post(url + "api/generate", {"seed": 5, "psi": 1.0})[1]
+    assert page.evaluate("window.alae.a.w") == five["ws"] and _src(page, "#slot-a") == five["plain"]
+
+    # a new error replaces the one shown (the steps' replaces A's seed's), then interpolation clears it
+    page.fill("#seed-a", "-1")
+    page.click("#seed-a-go")
+    _error_shown(page, "seed of A")
+    page.fill("#steps", "2.5")
+    page.click("#interpolate")
+    page.wait_for_function("document.getElementById('message').textContent.startsWith('steps')")
+    assert _error_shown(page, "steps") == "steps: enter a whole number from 2 to 16"
+    assert page.locator(".message").count() == 1
+    page.fill("#seed-a", "5")
+    page.fill("#steps", "3")
+    page.click("#interpolate")
+    page.wait_for_function("document.querySelectorAll('#strip img').length === 3")
+    _cleared(page)
+    assert _src(page, "#interp-0") == _src(page, "#slot-a")
+
+    # upload: a file that is no image (415), then an image
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    page.set_input_files("#file", str(bad))
+    _error_shown(page, "not an image")
+    good = tmp_path / "six.png"
+    good.write_bytes(S.digit_png(6, (48, 48)))
+    before = _src(page, "#reconstruction")
+    page.set_input_files("#file", str(good))
+    page.wait_for_function(f"document.getElementById('reconstruction').src !== {before!r}")
+    _cleared(page)
+    enc = S.post(url + "api/encode", good.read_bytes(), raw=True)[1]
+    assert _src(page, "#reconstruction") == enc["reconstruction"]
+
+    # an edit the server refuses (400), then the next slider position
+    with S.Gate("edit", error="edit refused by the test") as gate:
+        _set_range(page, "#dir-3", float(page.get_attribute("#dir-3", "max")))
+        assert gate.arrived.wait(30)
+        gate.open()
+        _error_shown(page, "edit refused by the test")
+    edits = page.evaluate("window.alae.edits")
+    _set_range(page, "#dir-3", float(page.get_attribute("#dir-3", "min")))
+    page.wait_for_function(f"window.alae.edits > {edits}")
+    _cleared(page)
+    assert S.post(url + "api/edit", page.evaluate("window.alae.lastEdit"))[1]["image"] == _src(page, "#edited")
+
+    # "reset sliders" with an error shown: the reset succeeds and clears it
+    page.fill("#steps", "1")
+    page.click("#interpolate")
+    _error_shown(page, "steps: enter a whole number from 2 to 16")
+    page.click("#reset")
+    _cleared(page)
+    page.fill("#steps", "3")
+
+    # "use as A" and "edit this sample" with nothing to take: an error, gone once they can
+    page.evaluate("window.alae.generated = null")
+    page.click("#gen-a")
+    _error_shown(page, "use as A: generate a sample first")
+    page.click("#gen-edit")
+    assert _error_shown(page, "edit this sample: generate a sample first") == \
+        "edit this sample: generate a sample first"  # replaced, not added
+    page.click("#generate")
+    page.wait_for_function("window.alae.generated !== null")
+    _cleared(page)
+    page.click("#gen-a")
+    assert page.is_hidden("#message") and _src(page, "#slot-a") == page.evaluate("window.alae.generated.plain")
+    page.evaluate("window.alae.current = null")
+    page.click("#use-b")
+    _error_shown(page, "use as B: encode an image (or edit a sample) first")
+    page.click("#gen-edit")
+    _cleared(page)
+    page.click("#use-b")
+    assert page.is_hidden("#message") and page.evaluate("window.alae.b.w") == page.evaluate("window.alae.generated.ws")
+
+    # a direction the server refuses (400: its length), then one it takes: the notice replaces the error
+    short, vec = tmp_path / "short.npy", tmp_path / "extra.npy"
+    buf = io.BytesIO()
+    np.save(buf, np.ones(3))
+    short.write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    np.save(buf, np.arange(8.0) - 3.5)
+    vec.write_bytes(buf.getvalue())
+    page.set_input_files("#direction-file", str(short))
+    _error_shown(page, "the model's latent size is 8")
+    page.set_input_files("#direction-file", str(vec))
+    page.wait_for_function("document.querySelectorAll('#sliders input[type=range]').length === 11")
+    page.wait_for_selector("#message.ok:not([hidden])")
+    assert page.inner_text("#message") == "added direction extra"
+    page.click("#dir-10-remove")
+    page.wait_for_function("document.querySelectorAll('#sliders input[type=range]').length === 10")
+    page.wait_for_timeout(300)  # the edit made again without it has answered: the notice stays
+    assert page.inner_text("#message") == "removed direction extra" and page.is_visible("#message")
+    page.click("#message")  # a click closes it
+    assert page.is_hidden("#message")
+
+    # a generate that began before an error and succeeds after it leaves that error in view
+    with S.Gate("generate") as gate:
+        page.fill("#seed", "8")
+        page.click("#generate")
+        assert gate.arrived.wait(30)
+        page.fill("#steps", "")
+        page.click("#interpolate")
+        _error_shown(page, "steps: enter a whole number from 2 to 16")
+        gate.open()
+        page.wait_for_function("!document.getElementById('generate').disabled")
+    page.wait_for_timeout(200)
+    _error_shown(page, "steps: enter a whole number from 2 to 16")
+    assert _src(page, "#generated") == S.post(url + "api/generate", {"seed": 8, "psi": 1.0})[1]["image"]
+    page.fill("#steps", "3")
+    page.click("#interpolate")
+    _cleared(page)
+    page.fill("#steps", "8")
+
+
+def test_mixing_clears_the_error_it_replaced(style_page, style_server):
+    pg = style_page
+    pg.evaluate("window.alae.a = window.alae.b = null")
+    pg.click("#mix")
+    _error_shown(pg, "fill both A and B first")
+    pg.fill("#seed-a", "1")
+    pg.fill("#seed-b", "2")
+    pg.click("#seed-a-go")
+    pg.click("#seed-b-go")
+    pg.wait_for_function("window.alae.a && window.alae.b")
+    _cleared(pg)  # A's and B's samples are successes begun after it
+    with S.Gate("mix", error="mix refused by the test") as gate:  # a 400 from the server
+        pg.click("#mix")
+        assert gate.arrived.wait(30)
+        gate.open()
+        _error_shown(pg, "mix refused by the test")
+    pg.evaluate("document.getElementById('mix-fine').removeAttribute('src')")
+    pg.click("#mix")
+    pg.wait_for_function("document.getElementById('mix-fine').src.startsWith('data:image/png')")
+    _cleared(pg)
+    _, want = S.post(style_server.url + "api/mix", {"wa": pg.evaluate("window.alae.a.w"),
+                                                    "wb": pg.evaluate("window.alae.b.w")})
+    assert _src(pg, "#mix-fine") == want["fine"] and _src(pg, "#mix-coarse") == want["coarse"]
+
+
+def test_seeds_past_2_53_reach_the_server_exactly(page, server, digits_run):
+    """A seed is read as the digits typed (a BigInt), not as a JavaScript number (exact to 2**53
+    only), and sent as that JSON integer: 2**53 + 1 gives run.generate's picture of 2**53 + 1, not
+    of 2**53. The range is the CLI's, [0, 2**63); "1e3" is still 1000, "1e20" is past the range."""
+    import numpy as np
+    import torch
+
+    import alae_fast
+    from alae_fast.inference.pictures import to_uint8
+
+    url = server.url
+    assert page.get_attribute("#seed", "title") == "an integer in [0, 2**63), as alae-fast generate --seed"
+    # the page's reading of a seed's text: exact, whole, in range
+    table = page.evaluate("""() => ["1e3", "12.0", "120e-1", "0e9", "-0", "1e18", "9007199254740993",
+        "9223372036854775807", "9223372036854775808", "1e19", "1e20", "1.5", "-1", "", "e5", "1e999999999"]
+        .map((t) => String(wholeSeed(t, BigInt(window.alae.info.seed_limit))))""")
+    assert table == ["1000", "12", "12", "0", "0", "1000000000000000000", "9007199254740993", "9223372036854775807",
+                     "null", "null", "null", "null", "null", "null", "null", "null"]
+    sent: list = []
+
+    def on_request(r):
+        if r.url.endswith("/api/generate"):
+            sent.append(r.post_data)
+
+    page.on("request", on_request)
+    try:
+        big = 2 ** 53 + 1
+        page.fill("#seed", str(big))
+        page.evaluate("window.alae.generated = null")
+        page.click("#generate")
+        page.wait_for_function("window.alae.generated !== null")
+        assert sent[-1] == '{"seed":9007199254740993,"psi":1,"noise_mode":"const"}', sent
+        run = alae_fast.load(digits_run)
+        with torch.no_grad():
+            want = to_uint8(run.generate(1, seed=big, psi=1.0, noise="const"))[0, ..., 0]
+            rounded = to_uint8(run.generate(1, seed=2 ** 53, psi=1.0, noise="const"))[0, ..., 0]
+        shown = _pixels(_src(page, "#generated"))
+        assert np.array_equal(shown, want) and not np.array_equal(shown, rounded)
+        assert "seed 9007199254740993," in page.inner_text("#gen-settings")
+
+        last = 2 ** 63 - 1  # the CLI's last seed
+        page.fill("#seed", str(last))
+        page.click("#generate")
+        page.wait_for_function(f"document.getElementById('gen-settings').textContent.includes('seed {last},')")
+        assert sent[-1] == f'{{"seed":{last},"psi":1,"noise_mode":"const"}}'
+        assert _src(page, "#generated") == S.post(url + "api/generate", {"seed": last, "psi": 1.0})[1]["image"]
+
+        page.fill("#seed-a", str(big))
+        page.evaluate("window.alae.a = null")
+        page.click("#seed-a-go")
+        page.wait_for_function("window.alae.a !== null")
+        assert page.evaluate("window.alae.a.w") == S.post(url + "api/generate", {"seed": big, "psi": 1.0})[1]["ws"]
+
+        count = len(sent)
+        for text in ("9223372036854775808", "1e19", "1e20", "-1", "0.5"):
+            msg = _refused_on_page(page, "#seed", text, "#generate")
+            assert msg == f'seed: expected an integer in [0, 2**63) (as alae-fast generate --seed), got "{text}"'
+        assert len(sent) == count  # refused on the page: nothing sent
+    finally:
+        page.remove_listener("request", on_request)
+        page.fill("#seed", "0")

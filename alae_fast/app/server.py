@@ -10,7 +10,8 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 - ``POST /api/edit`` ``{w, amounts, names?}`` -> the edited picture, its styles ``ws`` (style
   inputs from 16 on keep w, as the official demo) and ``w`` (style input 0); ``names``, the
   directions the amounts are for, gets 409 when they are no longer the server's;
-- ``POST /api/generate`` ``{seed, psi?, noise_mode?, cutoff?}`` -> the sample, ``plain`` (without
+- ``POST /api/generate`` ``{seed, psi?, noise_mode?, cutoff?}`` (seed: a JSON integer in [0, 2**63),
+  ``alae_fast.inference.sampling.SEED_LIMIT``, as ``alae-fast generate --seed``) -> the sample, ``plain`` (without
   noise), its styles ``ws``, ``w`` (style input 0), the ``psi`` and ``cutoff`` used: psi on style
   inputs [0, cutoff), both by default the config's, as ``alae-fast generate`` (cutoff: an int in
   [1, num_ws], else 400/422 naming it; 400 with psi 1, where it would change nothing, as the CLI);
@@ -74,6 +75,9 @@ class ValuesRequest(BaseModel):
 # Numbers are strict (StrictInt, StrictFloat): JSON true is not seed 1 nor "0.5" psi 0.5, as
 # neither is for `alae-fast generate` or run.generate; a JSON int is a valid StrictFloat (psi 1).
 class GenerateRequest(BaseModel):
+    # a JSON integer of any size, read exactly (Python's json: 9007199254740993 stays itself, where a
+    # JavaScript number would round it); its range, [0, SEED_LIMIT) as the CLI's, is ModelService's check
+    # (400), a fraction or 1e20 (a JSON float) is not an integer (422)
     seed: StrictInt
     psi: StrictFloat | None = None  # None: the config's, as the CLI without --psi
     noise_mode: str = "const"

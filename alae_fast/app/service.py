@@ -41,18 +41,25 @@ from ..errors import UserError
 from ..inference.loading import LoadedRun, recorded_data_spec
 from ..inference.pictures import png_bytes
 from ..inference.pixels import prepare_images, to_display
-from ..inference.sampling import (NOISE_MODES, PSI_RANGE, check_psi, generate_seeds, mix_ranges, seed_latent,
-                                  style_ranges)
+from ..inference.sampling import (NOISE_MODES, PSI_RANGE, SEED_LIMIT, check_psi, generate_seeds, mix_ranges,
+                                  seed_latent, style_ranges)
 from . import editing
 from .uploads import DecodeSlots, check_upload_limit, decode_image
 
-__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS"]
+__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS", "seed_range_text"]
 
 MAX_STEPS = 16
 # The largest |value| a w sent to the page's endpoints may hold: an encoded or mapped w lies within
 # about +-10; beyond this G's output overflows to NaN and the error would name the image, not w.
 MAX_W = 1e4
 DIGIT_NAMES = {c: f"digit {c}" for c in range(10)}
+
+
+def seed_range_text(limit: int = SEED_LIMIT) -> str:
+    """The seeds' range as the CLI and the Python API say it: ``"[0, 2**63)"`` for
+    :data:`~alae_fast.inference.sampling.SEED_LIMIT` (a power of two), ``"[0, N)"`` otherwise."""
+    power = limit.bit_length() - 1
+    return f"[0, 2**{power})" if limit == 1 << power else f"[0, {limit})"
 
 
 def _json_floats(values, name: str, too_large: str) -> list[float]:
@@ -229,6 +236,9 @@ class ModelService:
                                for d in self.directions],
                 "truncation": dict(zip(("psi", "cutoff"), self.truncation)),
                 "psi_range": list(PSI_RANGE), "noise_modes": list(NOISE_MODES), "max_steps": MAX_STEPS,
+                # a string: JavaScript reads a JSON number as a double, exact only to 2**53; the page
+                # reads this as a BigInt, as it reads the seeds
+                "seed_limit": str(SEED_LIMIT), "seed_range": seed_range_text(),
                 "max_upload_bytes": self.max_upload_bytes, "notes": self.notes}
 
     # --- argument checks ----------------------------------------------------------------------------
@@ -257,9 +267,11 @@ class ModelService:
 
     @staticmethod
     def _seed(seed) -> int:
-        # narrower than the CLI's [0, 2**63): the page's numbers are JavaScript doubles, exact to 2**53 only
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
-            raise UserError(f"seed: expected an integer in [0, 2**32), got {seed!r}")
+        # the CLI's and the Python API's range (SEED_LIMIT): the page keeps a seed as its decimal digits
+        # (a BigInt) and sends them as a JSON integer, which Python's json reads exactly past 2**53
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+            raise UserError(f"seed: expected an integer in {seed_range_text()} (as alae-fast generate --seed), "
+                            f"got {seed!r}")
         return seed
 
     def _psi(self, psi) -> float:
@@ -381,8 +393,8 @@ class ModelService:
         --noise-mode MODE`` (cutoff = num_ws: the CLI's ``--psi`` without ``--cutoff``; both None:
         its defaults, :attr:`truncation`).
 
-        Args: ``seed`` an int in [0, 2**32); ``psi`` a number in ``PSI_RANGE`` [-1, 2] (default
-        None: the config's); ``noise_mode`` one of ``NOISE_MODES`` (default "const"); ``cutoff``
+        Args: ``seed`` an int in [0, ``SEED_LIMIT``) = [0, 2**63), as the CLI's; ``psi`` a number in
+        ``PSI_RANGE`` [-1, 2] (default None: the config's); ``noise_mode`` one of ``NOISE_MODES`` (default "const"); ``cutoff``
         an int in [1, num_ws] (default None: the config's, within [0, num_ws]), refused with psi 1
         (given, or the config's when psi is None), where it would change nothing.
 

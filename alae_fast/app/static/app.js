@@ -2,19 +2,40 @@
 // State lives here (window.alae, read by the browser test); the server holds none per user.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const state = window.alae = { info: null, current: null, a: null, b: null, editSeq: 0, edits: 0, encodeSeq: 0 };
+const state = window.alae = { info: null, current: null, a: null, b: null, editSeq: 0, edits: 0, encodeSeq: 0,
+                               actions: 0, shown: null };
 
-function say(text, ok) {  // errors stay in view while scrolling (CSS: sticky); a click closes the message
+// The message banner: one message at a time, a new one replaces the one shown. An error (an action that
+// failed) stays in view while scrolling (CSS: sticky) until an action begun after it succeeds (guarded),
+// another message replaces it or a click closes it; a notice (ok) goes as well when another generate,
+// upload, mix or interpolation begins (quiet). state.shown: what it shows, {text, ok, seq: the action
+// it came from}, or null.
+function say(text, ok, seq) {
   const m = $("message");
-  if (!text) { m.hidden = true; return; }
+  if (!text) { m.hidden = true; state.shown = null; return; }
   m.textContent = text; m.className = "message" + (ok ? " ok" : ""); m.hidden = false;
+  state.shown = { text, ok: Boolean(ok), seq: seq === undefined ? state.actions : seq };
+}
+function quiet() { if (state.shown && state.shown.ok) say(""); }  // an action begins: an old notice goes
+
+// JSON text of a request body, as JSON.stringify writes it, except that a BigInt (a seed: JavaScript
+// numbers are exact only to 2**53) is written as its exact decimal digits, a JSON integer the server
+// reads exactly; JSON.stringify refuses BigInts
+function jsonText(v) {
+  if (typeof v === "bigint") return v.toString();
+  if (Array.isArray(v)) return "[" + v.map((x) => (x === undefined ? "null" : jsonText(x))).join(",") + "]";
+  if (v !== null && typeof v === "object") {
+    return "{" + Object.entries(v).filter(([, x]) => x !== undefined)
+      .map(([k, x]) => JSON.stringify(k) + ":" + jsonText(x)).join(",") + "}";
+  }
+  return JSON.stringify(v);
 }
 
 async function call(path, body, raw, method) {
   const t0 = performance.now();
   const opts = { method: method || (body === undefined ? "GET" : "POST") };
   if (body !== undefined) {
-    opts.body = raw ? body : JSON.stringify(body);
+    opts.body = raw ? body : jsonText(body);
     opts.headers = { "Content-Type": raw ? (body.type || "application/octet-stream") : "application/json" };
   }
   let resp, text;
@@ -42,11 +63,32 @@ function sizeText(n) {
 }
 
 // The whole number a number field holds, or null: its value is "" for text it cannot read, else
-// any valid floating-point number ("1e3", "12.0", "-0"), so the number is read, not the spelling
+// any valid floating-point number ("1e3", "12.0", "-0"), so the number is read, not the spelling.
+// For small ranges (steps, cutoff): read as a JavaScript number, exact to 2**53
 function wholeNumber(text, lo, hi) {
   const t = String(text).trim();
   const v = t === "" ? NaN : Number(t);
   return Number.isInteger(v) && v >= lo && v <= hi ? (v === 0 ? 0 : v) : null;  // -0 as 0
+}
+
+// A seed: the whole number in [0, limit) (limit a BigInt) that the text spells, as a BigInt, or null.
+// Read as the decimal it is, never through a JavaScript number (exact only to 2**53), so that
+// "9007199254740993" stays itself; "1e3" and "12.0" are 1000 and 12, as wholeNumber reads them, and
+// "1e20", past the range, is refused as "100000000000000000000" is
+function wholeSeed(text, limit) {
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(String(text).trim());
+  if (!m || m[2] + (m[3] || "") === "") return null;  // "", ".", "e5", "abc"
+  const frac = m[3] || "";
+  let digits = (m[2] + frac).replace(/^0+/, ""), exp = Number(m[4] || 0) - frac.length;  // digits * 10**exp
+  if (digits === "") return 0n;  // zero: "0", "-0", "0.0", "0e9"
+  if (m[1] === "-") return null;
+  const zeros = digits.length - digits.replace(/0+$/, "").length;
+  digits = digits.slice(0, digits.length - zeros); exp += zeros;
+  if (exp < 0) return null;  // a fraction: its last digit is not 0
+  // more digits than the limit has: past it (and 10n ** 1e9n, from "1e999999999", is never computed)
+  if (digits.length + exp > limit.toString().length) return null;
+  const v = BigInt(digits) * 10n ** BigInt(exp);
+  return v < limit ? v : null;
 }
 
 function latency(el, d, what) {
@@ -59,8 +101,18 @@ function show(id, url) {
   document.querySelectorAll(`a.dl[data-for="${id}"]`).forEach((a) => { a.href = url; });
 }
 
+// An action whose answer was dropped for a newer one (a slider moved again, another upload chosen):
+// no outcome to show
+const DROPPED = Symbol("dropped");
+
+// Runs an action of the user's: its error replaces the message shown; its success clears an error of an
+// action begun before it (corrected input, or the page moved on), never one of an action begun after it
+// (still to be seen), nor a notice (ok) it said itself
 async function guarded(fn) {
-  try { await fn(); } catch (e) { say(e.message); }
+  const seq = ++state.actions;
+  let out;
+  try { out = await fn(); } catch (e) { say(e.message, false, seq); return; }
+  if (out !== DROPPED && state.shown && !state.shown.ok && state.shown.seq < seq) say("");
 }
 
 // While a request runs its buttons are disabled (a double click sends one request) and its card
@@ -97,6 +149,7 @@ async function loadInfo() {
     const r = info.style_levels[s.dataset.level]; if (r) s.textContent = `(inputs ${r[0]}-${r[1]})`;
   });
   $("steps").max = info.max_steps;
+  document.querySelectorAll("input.seed").forEach((f) => { f.title = `an integer in ${info.seed_range}, as alae-fast generate --seed`; });
   buildSliders();
   if (info.notes.length) say(info.notes.join("; "), true);
 }
@@ -175,16 +228,16 @@ function scheduleEdit() {
 }
 
 async function runEdit() {
-  if (!state.current) return;
+  if (!state.current) return DROPPED;
   const seq = ++state.editSeq;
   // names: the server refuses (409) amounts meant for directions it no longer has
   const body = { w: state.current.w, amounts: amounts(), names: sliders().map((s) => s.dataset.name) };
   let d;
   try { d = await call("/api/edit", body); } catch (e) {
-    if (seq !== state.editSeq) return;  // superseded: its answer would have been dropped too
+    if (seq !== state.editSeq) return DROPPED;  // superseded: its answer would have been dropped too
     throw e;
   }
-  if (seq !== state.editSeq) return;  // a newer slider position is on its way
+  if (seq !== state.editSeq) return DROPPED;  // a newer slider position is on its way
   state.lastEdit = body;
   state.current.edited = d.ws;  // the styles of the picture shown as "edited": what "use as A/B" takes
   show("edited", d.image); latency("edit-ms", d, "edit"); state.edits++;
@@ -198,8 +251,8 @@ function setCurrent(w, values) {
 
 // --- encode --------------------------------------------------------------------------------
 async function encodeFile(file) {
-  if (!file) return;
-  say("");
+  if (!file) return DROPPED;
+  quiet();
   const limit = state.info ? state.info.max_upload_bytes : Infinity;
   if (file.size > limit) {  // the server refuses it too (413); saying so here spares the upload
     let [size, max] = [sizeText(file.size), sizeText(limit)];
@@ -207,14 +260,14 @@ async function encodeFile(file) {
     throw new Error(`${file.name} is ${size}; the limit is ${max}`);
   }
   const seq = ++state.encodeSeq;
-  await busy("encode-card", [], async () => {
+  return await busy("encode-card", [], async () => {
     let d;
     try { d = await call("/api/encode", file, true); } catch (e) {
-      if (seq !== state.encodeSeq) return;  // a newer upload is on its way: its outcome is what counts
+      if (seq !== state.encodeSeq) return DROPPED;  // a newer upload is on its way: its outcome is what counts
       throw new Error(e.message + (state.current ? " (the pictures shown are still those of the previous image)" : ""));
     }
     // two uploads in quick succession may answer out of order: the last one chosen is shown
-    if (seq !== state.encodeSeq) return;
+    if (seq !== state.encodeSeq) return DROPPED;
     show("original", d.original); show("reconstruction", d.reconstruction); show("edited", d.reconstruction);
     $("mse").textContent = `reconstruction G(E(x)): MSE ${d.mse.toFixed(4)} (pixels in [-1, 1])`;
     latency("encode-ms", d, "encode"); $("edit-ms").textContent = "";
@@ -233,10 +286,13 @@ const drop = $("drop");
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
 ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
 drop.addEventListener("drop", (e) => guarded(() => encodeFile(e.dataTransfer.files[0])));
-$("reset").addEventListener("click", () => { if (state.current) { setSliders(state.current.values); scheduleEdit(); } });
+$("reset").addEventListener("click", () => guarded(() => {
+  if (!state.current) throw new Error("reset sliders: encode an image (or edit a sample) first");
+  setSliders(state.current.values); scheduleEdit();
+}));
 
 $("direction-file").addEventListener("change", (e) => guarded(async () => {
-  const f = e.target.files[0]; if (!f) return;
+  const f = e.target.files[0]; if (!f) return DROPPED;
   e.target.value = "";  // cleared on failure too: the same file can be chosen again
   const d = await call("/api/directions?name=" + encodeURIComponent(f.name.replace(/\.npy$/, "")), f, true);
   await directionsChanged(d.directions);
@@ -265,11 +321,19 @@ function showScope() {
 }
 $("psi").addEventListener("input", () => { showPsi(); showScope(); });
 $("cutoff").addEventListener("input", showScope);
-const MAX_SEED = 2 ** 32 - 1;  // the server's range: [0, 2**32)
-async function generate(seedText) {
-  // an empty field (or text a number input cannot hold) reads as "": refused, not taken as seed 0
-  const seed = wholeNumber(seedText, 0, MAX_SEED);
-  if (seed === null) throw new Error(`seed: enter a whole number, 0 or more (at most ${MAX_SEED})`);
+// A seed field's text as a BigInt in the server's range, [0, seed_limit) (the CLI's and the Python
+// API's: alae_fast.inference.sampling.SEED_LIMIT, 2**63), or the refusal the server would give. The
+// seed fields are text fields: a number field steps (and sanitizes) through doubles, exact to 2**53 only
+function readSeed(text, field) {
+  const t = String(text).trim(), seed = wholeSeed(t, BigInt(state.info.seed_limit));
+  if (seed === null) {  // an empty field is refused, not taken as seed 0
+    throw new Error(`${field}: expected an integer in ${state.info.seed_range} (as alae-fast generate --seed), ` +
+                    `got ${t === "" ? "an empty field" : JSON.stringify(t.length > 40 ? t.slice(0, 40) + "…" : t)}`);
+  }
+  return seed;
+}
+async function generate(seedText, field) {
+  const seed = readSeed(seedText, field || "seed");  // sent as its exact digits (jsonText)
   const body = { seed, psi: Number($("psi").value), noise_mode: $("noise").value };
   if (untruncated()) return await call("/api/generate", body);
   // left out at the config's: the server's default then, as the CLI's without --cutoff
@@ -280,44 +344,50 @@ async function generate(seedText) {
   return await call("/api/generate", body);
 }
 $("generate").addEventListener("click", () => guarded(() => busy("generate-card", ["generate", "random-seed"], async () => {
-  say("");
+  quiet();
   const seed = $("seed").value.trim(), noise = $("noise").value;  // as sent: the fields may change meanwhile
   const d = await generate(seed);
   state.generated = d; show("generated", d.image); latency("generate-ms", d);
   const on = d.psi === 1 ? "(no truncation)" : `on ${scope(d.cutoff, state.info.num_ws)}`;
-  $("gen-settings").textContent = `seed ${wholeNumber(seed, 0, MAX_SEED)}, ψ ${fmtPsi(d.psi)} ${on}, noise ${noise}`;
+  $("gen-settings").textContent = `seed ${readSeed(seed, "seed")}, ψ ${fmtPsi(d.psi)} ${on}, noise ${noise}`;
 })));
 $("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 100000); $("generate").click(); });
-$("gen-edit").addEventListener("click", () => {
-  if (!state.generated) return say("generate a sample first");
+$("gen-edit").addEventListener("click", () => guarded(() => {
+  if (!state.generated) throw new Error("edit this sample: generate a sample first");
   // without noise: the picture the edits (which decode without noise) start from
   show("original", state.generated.plain); show("reconstruction", state.generated.plain); show("edited", state.generated.plain);
   $("mse").textContent = "a generated sample, without noise (no reconstruction error)";
   setCurrent(state.generated.ws, state.generated.values);  // styles: truncated below the cutoff only
-});
+}));
 
 // --- A, B: mixing and interpolation -------------------------------------------------------
 function setSlot(which, w, image) { state[which] = { w }; show(`slot-${which}`, image); }
-// the picture shown as "edited" with its own w (the slider edit, or the image itself before any)
-$("use-a").addEventListener("click", () => state.current ? setSlot("a", state.current.edited, $("edited").src) : say("encode an image first"));
-$("use-b").addEventListener("click", () => state.current ? setSlot("b", state.current.edited, $("edited").src) : say("encode an image first"));
-// a sample goes to A or B without noise: mixing and interpolation decode its w without noise
-$("gen-a").addEventListener("click", () => state.generated ? setSlot("a", state.generated.ws, state.generated.plain) : say("generate a sample first"));
-$("gen-b").addEventListener("click", () => state.generated ? setSlot("b", state.generated.ws, state.generated.plain) : say("generate a sample first"));
 for (const which of ["a", "b"]) {
+  const slot = which.toUpperCase();
+  // the picture shown as "edited" with its own w (the slider edit, or the image itself before any)
+  $(`use-${which}`).addEventListener("click", () => guarded(() => {
+    if (!state.current) throw new Error(`use as ${slot}: encode an image (or edit a sample) first`);
+    setSlot(which, state.current.edited, $("edited").src);
+  }));
+  // a sample goes to A or B without noise: mixing and interpolation decode its w without noise
+  $(`gen-${which}`).addEventListener("click", () => guarded(() => {
+    if (!state.generated) throw new Error(`use as ${slot}: generate a sample first`);
+    setSlot(which, state.generated.ws, state.generated.plain);
+  }));
   $(`seed-${which}-go`).addEventListener("click", () => guarded(() => busy("pair-card", [`seed-${which}-go`], async () => {
-    const d = await generate($(`seed-${which}`).value); setSlot(which, d.ws, d.plain);
+    quiet();
+    const d = await generate($(`seed-${which}`).value, `seed of ${slot}`); setSlot(which, d.ws, d.plain);
   })));
 }
 function needPair() { if (!state.a || !state.b) throw new Error("fill both A and B first"); }
 $("mix").addEventListener("click", () => guarded(() => busy("pair-card", ["mix"], async () => {
-  needPair(); say("");
+  quiet(); needPair();
   const d = await call("/api/mix", { wa: state.a.w, wb: state.b.w });
   for (const k of ["coarse", "middle", "fine"]) show(`mix-${k}`, d[k]);
   latency("mix-ms", d);
 })));
 $("interpolate").addEventListener("click", () => guarded(() => busy("pair-card", ["interpolate"], async () => {
-  needPair(); say("");
+  quiet(); needPair();
   const steps = wholeNumber($("steps").value, 2, state.info.max_steps);  // "" (unreadable text): not 0 steps
   if (steps === null) throw new Error(`steps: enter a whole number from 2 to ${state.info.max_steps}`);
   const d = await call("/api/interpolate", { wa: state.a.w, wb: state.b.w, steps });
