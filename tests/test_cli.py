@@ -999,7 +999,7 @@ def test_a_default_thread_run_records_its_count_and_a_resume_with_another_says_s
         assert main(["train", "--resume", "--out", str(run), "--kimg", "0.064", "--no-eval", "--no-progress",
                      "--threads", "1"]) == 0
         out = capsys.readouterr().out
-        assert ("note: --threads 1: the run used 2 thread(s) until now; it continues, but not bit-identically "
+        assert ("note: --threads 1: the run used 2 threads until now; it continues, but not bit-identically "
                 "(another thread count sums in another order)") in out, out
         assert json.loads((run / "config.json").read_text())["options"]["threads"] == 1
     finally:

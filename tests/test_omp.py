@@ -138,8 +138,16 @@ def test_contention_watch_tells_once_after_a_streak(monkeypatch):
         notes.append(watch.check())
         t[0] += 5.0  # two checks per reading interval: every other one reads
     said = [n for n in notes if n]
-    assert len(said) == 1 and "2 other runnable thread(s)" in said[0] and "--resume" in said[0]
+    assert len(said) == 1 and "2 other runnable threads now share" in said[0] and "--resume" in said[0]
     assert notes.index(said[0]) == 10  # readings 2, 2, (0 resets), 2, 2, 2: the sixth reading, at t=50
+
+
+def test_contention_watch_counts_one_thread_as_one(monkeypatch):
+    monkeypatch.setattr(_omp, "_CHOICE", {"others": 0, "threads": 2, "cpus": 2, "sleep": False})
+    monkeypatch.setattr(_omp, "_usable_cpus", lambda: 2)
+    watch = ContentionWatch(2, every_s=0.0, needed=1, read=lambda: 1)
+    note = watch.check()
+    assert note.startswith("note: 1 other runnable thread now shares the 2 cores"), note
 
 
 @pytest.mark.parametrize("chosen, threads", [
@@ -160,7 +168,9 @@ def test_the_training_start_note_says_what_was_chosen(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 3, "threads": 2, "cpus": 2, "sleep": True})
     note = run._busy_note()
-    assert "3 other runnable thread(s)" in note and "GOMP_SPINCOUNT=0" in note and "changes no result" in note
+    assert "3 other runnable threads shared" in note and "GOMP_SPINCOUNT=0" in note and "changes no result" in note
+    monkeypatch.setattr(_omp, "_CHOICE", {"others": 1, "threads": 2, "cpus": 2, "sleep": True})
+    assert run._busy_note().startswith("note: 1 other runnable thread shared the 2 cores")
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 0, "threads": 2, "cpus": 2, "sleep": False})
     assert run._busy_note() is None
     # not chosen (the user's settings): the load average decides, and the hint names the fixes

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from .._words import plural
 from ..cpu_allocator import keep_freed_memory
 from ..cli import OneLineParser, _positive_int  # the CLI's parser and its one 'int >= 1' type
 from ..errors import UserError, first_line
@@ -348,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
                       file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         interrupted = True
-        print(f"\nalae-fast bench: interrupted; the table has the {len(results)} case(s) measured so far",
+        print(f"\nalae-fast bench: interrupted; the table has the {plural(len(results), 'case')} measured so far",
               file=sys.stderr, flush=True)
     candidates = quick_left_out_candidates(suite_cases)
     note = left_out_note(left_out, candidates)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .._words import plural
 from ..errors import UserError, first_line
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
@@ -54,7 +55,7 @@ def check_device(device, name: str = "device") -> torch.device:
             why = "this torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
             raise UserError(f"{shown}: {why}; use {cpu}")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UserError(f"{shown}: only {torch.cuda.device_count()} GPU(s) are visible")
+            raise UserError(f"{shown}: only {plural(torch.cuda.device_count(), 'GPU')} {'is' if torch.cuda.device_count() == 1 else 'are'} visible")
     elif dev.type not in ("cpu", "mps", "xpu"):
         raise UserError(f"{name}: {str(device)!r} is not supported (expected cpu or cuda[:N])")
     return dev
@@ -95,8 +96,8 @@ class LoadedRun:
         trained = "kimg not recorded" if self.kimg is None else f"{self.kimg:g} kimg"
         return (f"LoadedRun({self.setup!r}, {type(self.config).__name__}, {self.schedule.resolution}x"
                 f"{self.schedule.resolution}x{self.schedule.channels}, lod {self.phase.lod} (blend "
-                f"{self.phase.blend:g}), {trained}, {int(self.model.num_ws)} "
-                f"style input(s), latent {self.config.latent_size}, device {self.device}, noise_mode "
+                f"{self.phase.blend:g}), {trained}, "
+                f"{plural(int(self.model.num_ws), 'style input')}, latent {self.config.latent_size}, device {self.device}, noise_mode "
                 f"{self.noise_mode!r}, path {str(self.path)!r})")
 
     @property

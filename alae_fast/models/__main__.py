@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     names = sys.argv[1:] if argv is None else argv
     unknown = [n for n in names if n not in list_presets()]
     if unknown:
-        print(f"python -m alae_fast.models: unknown preset(s) {unknown}; known: {list_presets()}", file=sys.stderr)
+        print(f"python -m alae_fast.models: unknown {'preset' if len(unknown) == 1 else 'presets'} {unknown}; known: {list_presets()}", file=sys.stderr)
         return 2
     print(parameter_table(names or None))
     return 0

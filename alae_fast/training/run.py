@@ -364,8 +364,8 @@ def _busy_note() -> str | None:
     if chosen is not None:
         if not chosen["sleep"]:
             return None
-        return (f"note: {chosen['others']} other runnable thread(s) shared the {chosen['cpus']} cores when this "
-                f"process started: torch's {threads} threads sleep as soon as they wait (GOMP_SPINCOUNT=0) "
+        return (f"note: {plural(chosen['others'], 'other runnable thread')} shared the {chosen['cpus']} cores when "
+                f"this process started: torch's {threads} threads sleep as soon as they wait (GOMP_SPINCOUNT=0) "
                 f"instead of spinning, which is faster on a busy machine and changes no result")
     try:
         load = os.getloadavg()[0]
@@ -700,7 +700,7 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
             opts = replace(opts, threads=int(saved_threads))
         elif saved_threads and int(opts.threads) != int(saved_threads) and ctx.device.type == "cpu":
             # allowed (a resumed job may land on other cores), but said: the sums run in another order
-            say(f"note: --threads {opts.threads}: the run used {int(saved_threads)} thread(s) until now; it "
+            say(f"note: --threads {opts.threads}: the run used {plural(int(saved_threads), 'thread')} until now; it "
                 f"continues, but not bit-identically (another thread count sums in another order)")
     opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg

@@ -259,7 +259,7 @@ def config_schedule_fields(config) -> dict[str, Any]:
         else:
             max_lod = int(layers) - 1
     if missing:
-        raise ValueError(f"{type(config).__name__} carries no training schedule: missing field(s) {missing} "
+        raise ValueError(f"{type(config).__name__} carries no training schedule: missing {'field' if len(missing) == 1 else 'fields'} {missing} "
                          f"(see alae_fast.training.schedule.schedule_from_config)")
     resolution = int(config.resolution)
     if resolution % (2 ** max_lod):
