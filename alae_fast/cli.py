@@ -1121,8 +1121,10 @@ def _add_edit_commands(sub) -> None:
                    help="folder of direction_<name>.npy files (official principal_directions layout)")
     d.add_argument("--steps", type=_int_at_least(2), default=7,
                    help="images per strip, from -AMOUNT to +AMOUNT (default 7, at least 2)")
-    d.add_argument("--edit-layers", type=int, default=16,
-                   help="style inputs below this are edited, the rest keep the encoded w (default 16, the demo's)")
+    d.add_argument("--edit-layers", type=int, default=None, metavar="N",
+                   help="style inputs below N are edited, the rest keep the encoded w; N is 1 to the model's "
+                        "count of style inputs (default: the official demo's, those below 16, so all of them on a "
+                        "model with 16 or fewer)")
     # --noise-mode (from _add_ckpt, as every --ckpt command) chooses G's noise; --noise is its
     # older spelling here. Every image of the strip is decoded with the same draw (--seed).
     d.add_argument("--noise", dest="noise_old", choices=("random", "batch", "const", "zero", "none"),
@@ -1144,6 +1146,7 @@ def _add_edit_commands(sub) -> None:
 
 
 def _cmd_edit(args) -> int:
+    from .edit.apply import DEMO_LAYERS, EDIT_LAYERS
     from .edit.commands import edit_strip, parse_direction_arg, resolve_directions
     from .inference.pictures import grid_size, save_image_grid
     from .inference.pixels import load_image_files, to_display
@@ -1154,7 +1157,7 @@ def _cmd_edit(args) -> int:
                             f"spelling of --noise-mode; give one")
         args.noise_mode = args.noise_old
     _check_noise_seed(args)
-    if args.edit_layers < 1:
+    if args.edit_layers is not None and args.edit_layers < 1:
         raise UserError(f"--edit-layers {args.edit_layers}: no style input would be edited (style inputs below "
                         f"it are); expected >= 1")
     # a strip runs from -AMOUNT to +AMOUNT: with every amount 0 its images were all the same
@@ -1162,6 +1165,14 @@ def _cmd_edit(args) -> int:
         raise UserError(f"--direction {' '.join(args.direction)}: every amount is 0, so the {args.steps} images "
                         f"of a strip (-AMOUNT to +AMOUNT) would be the same; give an amount other than 0")
     run = _load(args)
+    num_ws = int(run.model.num_ws)
+    if args.edit_layers is not None and args.edit_layers > num_ws:
+        # said, not taken as "all": only the default (the demo's 16) is cut to the model's count
+        expected = "1" if num_ws == 1 else f"1-{num_ws}"
+        raise UserError(f"--edit-layers {args.edit_layers}: this model has {_plural(num_ws, 'style input')}; "
+                        f"expected {expected}, or leave it out to edit "
+                        + ("all of them" if num_ws <= EDIT_LAYERS else
+                           f"the first {EDIT_LAYERS} (the official demo's)"))
     res = run.schedule.resolution
     scale = _display_scale(res)
     count = len(args.images)
@@ -1179,7 +1190,8 @@ def _cmd_edit(args) -> int:
         raise UserError(f"--direction: {len(args.direction)} given, naming {_plural(len(amounts), 'direction')} "
                         f"({', '.join(amounts)}); give each direction once")
     x = load_image_files(args.images, run.schedule)
-    strip = edit_strip(run, x, vectors, amounts, steps=args.steps, edit_layers=args.edit_layers,
+    strip = edit_strip(run, x, vectors, amounts, steps=args.steps,
+                       edit_layers=DEMO_LAYERS if args.edit_layers is None else args.edit_layers,
                        noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed)
     path = save_image_grid(to_display(strip, res), _out(args, run, "edit.png"), nrow=args.steps, scale=scale)
     moves = ", ".join(f"{k} {-a:+g}..{a:+g}" for k, a in amounts.items())
@@ -1260,22 +1272,82 @@ def console_main() -> int:
     return code
 
 
+def _in_job() -> bool:
+    """Whether this process is one rank of a multi-process job (torchrun's ``WORLD_SIZE`` > 1)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
+
+
+def _end(error: BaseException, usage: bool, say) -> int | None:
+    """How this rank ends on ``error`` (see :func:`main`): the exit status, with the line said
+    once for the job; None when the exception is to be raised (a bug of this rank's, or no job)."""
+    if _in_job():
+        from .training.distributed import end_job_with_error
+
+        end = end_job_with_error(error, usage, say)
+        if end is not None:
+            return None if end.reraise else end.code
+    if not usage:
+        return None
+    say(str(error))
+    return 2
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]):
+    """``parser.parse_known_args(argv)``, the unrecognized arguments refused by the command's own
+    parser (so the usage shown is that command's); in a torchrun job, a refusal is said once and
+    every rank exits with status 2 (:func:`_end`), not once per rank."""
+    def parse():
+        args, rest = parser.parse_known_args(argv)
+        if rest and args.command != "bench":
+            commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            commands.choices[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
+        return args, rest
+
+    if not _in_job():
+        return parse()
+    import io
+
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            return parse()
+    except SystemExit as e:
+        if e.code != 2:
+            sys.stderr.write(said.getvalue())
+            raise
+        code = _end(UserError(said.getvalue().strip()), True, lambda m: print(m, file=sys.stderr))
+        raise SystemExit(2 if code is None else code) from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``alae-fast`` command on ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    Error boundary: the user's mistakes (:class:`UserError`, ``ValueError``, a missing, existing,
+    wrong-kind or unwritable file, argparse's refusals) are said as one line and give status 2;
+    any other exception is a bug and keeps its traceback (ALAE_FAST_TRACEBACK=1: every error
+    does). In a torchrun job (``WORLD_SIZE`` > 1) every rank that stops with an error meets the
+    others through the job's store (:func:`alae_fast.training.distributed.end_job_with_error`):
+    the line is said once (by rank 0) and every rank exits with the same status, 2 for a user's
+    mistake; a rank stopped by another rank's error says nothing more.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
+    args, rest = _parse(parser, argv)
+
+    def say(message: str) -> None:
+        print(f"alae-fast {args.command}: error: {message}", file=sys.stderr)
+
     from ._lib import default_impl
     try:
         default_impl()  # a bad ALAE_FAST_IMPL: one line here, before any command runs an op
     except ValueError as e:
-        print(f"alae-fast {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _end(e, True, say)
     if args.command == "bench":
         from .bench.report import main as bench_main
         return bench_main(rest)
-    if rest:  # said by the command's own parser, so the usage shown is that command's
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.command == "info":
             from . import build_info
@@ -1294,8 +1366,7 @@ def main(argv: list[str] | None = None) -> int:
             PermissionError) as e:
         if os.environ.get("ALAE_FAST_TRACEBACK"):
             raise
-        print(f"alae-fast {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _end(e, True, say)
     except KeyboardInterrupt:
         print(f"alae-fast {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -1304,6 +1375,16 @@ def main(argv: list[str] | None = None) -> int:
         # Python from reporting the pipe again when it flushes stdout at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as e:
+        # a bug keeps its traceback; in a torchrun job, first met with the other ranks: a rank
+        # stopped by another's error (PeerFailed, a collective broken by that rank's exit) ends
+        # with the job's status and says nothing
+        if os.environ.get("ALAE_FAST_TRACEBACK") or not _in_job():
+            raise
+        code = _end(e, False, say)
+        if code is None:
+            raise
+        return code
 
 
 if __name__ == "__main__":

@@ -423,3 +423,104 @@ def test_edit_layers_below_one_is_refused(toy_run, tmp_path, capsys):
                "--out", str(tmp_path / "e.png")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--edit-layers 0: no style input would be edited" in err[0], err
+
+
+def test_edit_layers_above_the_model_are_refused_and_the_default_fits_every_model(toy_run, tmp_path, capsys):
+    # an explicit --edit-layers above the model's count was taken as "all" without a word; only
+    # the default (the official demo's 16, which must work on a model with fewer) may be cut
+    from alae_fast.inference.loading import load_run
+
+    num_ws = int(load_run(toy_run).model.num_ws)
+    assert 1 < num_ws < EDIT_LAYERS  # this toy model has fewer style inputs than the demo's 16
+    img = _digit_png(tmp_path / "x.png", 200)
+    base = ["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--steps", "2"]
+    for n in (num_ws + 1, 20):
+        out = tmp_path / f"e{n}.png"
+        assert main([*base, "--edit-layers", str(n), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"alae-fast edit: error: --edit-layers {n}: this model has {num_ws} style inputs; "
+                       f"expected 1-{num_ws}, or leave it out to edit all of them"], err
+        assert not out.exists()
+    # left out: the demo's 16 cut to the model, i.e. all of them, the same picture as --edit-layers num_ws
+    pictures = {}
+    for name, flag in (("default", []), ("all", ["--edit-layers", str(num_ws)]), ("one", ["--edit-layers", "1"])):
+        out = tmp_path / f"{name}.png"
+        assert main([*base, *flag, "--out", str(out)]) == 0, capsys.readouterr().err
+        with Image.open(out) as im:
+            pictures[name] = np.asarray(im).copy()
+    assert np.array_equal(pictures["default"], pictures["all"])
+    assert not np.array_equal(pictures["default"], pictures["one"])  # the flag is taken, not ignored
+
+
+def test_edit_strip_edit_layers(toy_run, tmp_path):
+    from alae_fast.edit.commands import edit_strip, resolve_directions
+    from alae_fast.inference.loading import load_run
+    from alae_fast.inference.pixels import load_image_files
+
+    run = load_run(toy_run)
+    num_ws = int(run.model.num_ws)
+    x = load_image_files([_digit_png(tmp_path / "x.png", 200)], run.schedule)
+    vectors, amounts = resolve_directions(["3-8=2"], run)
+    default = edit_strip(run, x, vectors, amounts, steps=2)
+    torch.testing.assert_close(default, edit_strip(run, x, vectors, amounts, steps=2, edit_layers=None),
+                               rtol=0, atol=0)
+    torch.testing.assert_close(default, edit_strip(run, x, vectors, amounts, steps=2, edit_layers=num_ws),
+                               rtol=0, atol=0)
+    assert default.dtype == torch.float32 and default.shape[0] == 2
+    for bad, said in ((num_ws + 1, rf"^edit_layers: {num_ws + 1} is more than num_ws \({num_ws}, "),
+                      (EDIT_LAYERS, rf"^edit_layers: 16 is more than num_ws \({num_ws}, "),
+                      (0, r"^edit_layers: expected an int >= 1 or None \(all\); got 0: no style input"),
+                      ("all", r"^edit_layers: expected an int >= 1, None \(all\) or 'demo' \(the default")):
+        with pytest.raises(ValueError, match=said):
+            edit_strip(run, x, vectors, amounts, steps=2, edit_layers=bad)
+
+
+@pytest.mark.parametrize("num_ws", [1, 8, 16, 18])
+def test_edit_w_edit_layers_range(num_ws):
+    # default 'demo': the official demo's torch.where(layer_idx < 16, w', w); None: all; an int:
+    # 1..num_ws, above it a ValueError naming edit_layers and num_ws (not silently "all")
+    g = torch.Generator().manual_seed(3)
+    w, avg = torch.randn(2, 6, generator=g, dtype=torch.float64), torch.randn(6, generator=g, dtype=torch.float64)
+    d = {"x": np.random.default_rng(4).normal(size=6)}
+    ref, _ = _demo_edit(w.numpy(), avg.numpy(), [d["x"]],
+                        [[float(c) + 2.0] for c in direction_coefficients(w, d, avg)["x"]], num_ws, 16)
+    np.testing.assert_allclose(edit_w(w, d, {"x": 2.0}, avg, num_ws).numpy(), ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(edit_w(w, d, {"x": 2.0}, avg, num_ws, edit_layers="demo").numpy(), ref,
+                               rtol=1e-12, atol=1e-12)
+    every, _ = _demo_edit(w.numpy(), avg.numpy(), [d["x"]],
+                          [[float(c) + 2.0] for c in direction_coefficients(w, d, avg)["x"]], num_ws, num_ws)
+    np.testing.assert_allclose(edit_w(w, d, {"x": 2.0}, avg, num_ws, edit_layers=None).numpy(), every,
+                               rtol=1e-12, atol=1e-12)
+    assert torch.equal(edit_w(w, d, {"x": 2.0}, avg, num_ws, edit_layers=num_ws),
+                       edit_w(w, d, {"x": 2.0}, avg, num_ws, edit_layers=None))
+    for bad in (num_ws + 1, 20 if num_ws < 20 else 21):
+        with pytest.raises(ValueError, match=rf"^edit_layers: {bad} is more than num_ws \({num_ws}, the model's "
+                                             rf"style inputs\); expected 1\.\.{num_ws}, or None to edit all of them$"):
+            edit_w(w, d, {"x": 2.0}, avg, num_ws, edit_layers=bad)
+    for bad in (True, 2.0, "all", "16"):
+        with pytest.raises(ValueError, match=r"^edit_layers: expected an int >= 1, None \(all\) or 'demo'"):
+            edit_w(w, d, {"x": 2.0}, avg, num_ws, edit_layers=bad)
+
+
+def test_edit_layers_default_on_a_model_with_more_style_inputs_than_the_demo_edits(toy_run, tmp_path, capsys,
+                                                                                  monkeypatch):
+    # the 1024² case (18 inputs, the demo edits 16) on the toy model: the demo's count set to 2
+    import alae_fast.edit.apply as apply_module
+    from alae_fast.inference.loading import load_run
+
+    num_ws = int(load_run(toy_run).model.num_ws)
+    assert num_ws > 2
+    monkeypatch.setattr(apply_module, "EDIT_LAYERS", 2)
+    img = _digit_png(tmp_path / "x.png", 200)
+    base = ["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=1", "--steps", "2"]
+    assert main([*base, "--edit-layers", str(num_ws + 1), "--out", str(tmp_path / "e.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"alae-fast edit: error: --edit-layers {num_ws + 1}: this model has {num_ws} style inputs; "
+                   f"expected 1-{num_ws}, or leave it out to edit the first 2 (the official demo's)"], err
+    pictures = {}
+    for name, flag in (("default", []), ("two", ["--edit-layers", "2"]), ("all", ["--edit-layers", str(num_ws)])):
+        assert main([*base, *flag, "--out", str(tmp_path / f"{name}.png")]) == 0, capsys.readouterr().err
+        with Image.open(tmp_path / f"{name}.png") as im:
+            pictures[name] = np.asarray(im).copy()
+    assert np.array_equal(pictures["default"], pictures["two"])
+    assert not np.array_equal(pictures["default"], pictures["all"])

@@ -13,9 +13,9 @@ Typical use on an encoded image::
     img = model.decode(ws, lod, blend, noise="zero")
 """
 
-from .apply import EDIT_LAYERS, direction_coefficients, edit_w
+from .apply import DEMO_LAYERS, EDIT_LAYERS, direction_coefficients, edit_w
 from .directions import (OFFICIAL_DIRECTION_NAMES, find_direction_file, fit_class_directions, fit_direction,
                          load_direction, save_direction)
 
-__all__ = ["EDIT_LAYERS", "direction_coefficients", "edit_w", "OFFICIAL_DIRECTION_NAMES", "find_direction_file",
-           "fit_class_directions", "fit_direction", "load_direction", "save_direction"]
+__all__ = ["DEMO_LAYERS", "EDIT_LAYERS", "direction_coefficients", "edit_w", "OFFICIAL_DIRECTION_NAMES",
+           "find_direction_file", "fit_class_directions", "fit_direction", "load_direction", "save_direction"]

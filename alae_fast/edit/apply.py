@@ -12,7 +12,9 @@ the latent size, NOT unit-norm: ``LinearSVC.coef_[0]``):
    amount 0 gives back w);
 5. w' = δ'' + w_avg;
 6. the style inputs [0, edit_layers) of G get w', the rest keep the encoded w (the demo's
-   ``torch.where(layer_idx < 16, w, latents_original)``: at 1024² the last two of 18).
+   ``torch.where(layer_idx < 16, w, latents_original)``: at 1024² the last two of 18; a model
+   with 16 or fewer style inputs has all of them edited). ``edit_layers='demo'``, the default,
+   is exactly that; an explicit count must be 1..num_ws.
 
 Steps 1-5 are linear, so with the same δ: w' = w + Σ_k (s_k − c_k) d_k.
 """
@@ -26,11 +28,14 @@ from typing import Mapping
 import numpy as np
 import torch
 
-__all__ = ["EDIT_LAYERS", "MAX_AMOUNT", "check_amount", "direction_problem", "shortest_direction",
-           "direction_coefficients", "edit_w"]
+__all__ = ["EDIT_LAYERS", "DEMO_LAYERS", "MAX_AMOUNT", "edited_style_inputs", "check_amount", "direction_problem",
+           "shortest_direction", "direction_coefficients", "edit_w"]
 
-# The demo keeps the encoded w from style input 16 on: cur_layers = (7 + 1) * 2.
+# The demo keeps the encoded w from style input 16 on: cur_layers = (7 + 1) * 2. Its
+# torch.where(layer_idx < 16, ...) edits every style input of a model with 16 or fewer, which is
+# what edit_layers='demo' (the default of edit_w, edit_strip and `alae-fast edit`) does.
 EDIT_LAYERS = 16
+DEMO_LAYERS = "demo"
 
 # The largest |amount| an edit takes (``edit_w``, ``alae-fast edit`` through it, the page's
 # ``/api/edit``). Amounts are in units of the direction's length: the official demo's sliders span
@@ -116,6 +121,38 @@ def check_amount(value, name: str = "amount") -> float:
     return float(value)
 
 
+def edited_style_inputs(edit_layers: int | str | None, num_ws: int) -> int:
+    """How many style inputs an edit moves (inputs [0, count) get the edited w).
+
+    Args:
+        edit_layers: ``'demo'`` (:data:`DEMO_LAYERS`, the default of :func:`edit_w`): the
+            official demo's, min(:data:`EDIT_LAYERS` (16), num_ws); None: all ``num_ws``; an
+            int: that many, 1 <= edit_layers <= num_ws.
+        num_ws: style inputs of G (``model.num_ws``), an int >= 1.
+
+    Returns an int in [1, num_ws]. Raises ValueError naming ``num_ws`` unless it is an int >= 1,
+    and naming ``edit_layers`` for any other value: a bool, a float, another string, an int
+    below 1 (no style input would be edited) or above ``num_ws`` (the model has no such inputs;
+    the message names ``num_ws`` and says None edits all of them).
+    """
+    if isinstance(num_ws, bool) or not isinstance(num_ws, int) or num_ws < 1:
+        raise ValueError(f"num_ws: expected an int >= 1; got {num_ws!r}")
+    if edit_layers is None:
+        return num_ws
+    if isinstance(edit_layers, str) and edit_layers == DEMO_LAYERS:
+        return min(EDIT_LAYERS, num_ws)
+    if isinstance(edit_layers, bool) or not isinstance(edit_layers, int):
+        raise ValueError(f"edit_layers: expected an int >= 1, None (all) or {DEMO_LAYERS!r} (the default, the "
+                         f"official demo's); got {edit_layers!r}")
+    if edit_layers < 1:
+        raise ValueError(f"edit_layers: expected an int >= 1 or None (all); got {edit_layers!r}"
+                         + (": no style input would be edited" if edit_layers == 0 else ""))
+    if edit_layers > num_ws:
+        raise ValueError(f"edit_layers: {edit_layers} is more than num_ws ({num_ws}, the model's style inputs); "
+                         f"expected 1..{num_ws}, or None to edit all of them")
+    return edit_layers
+
+
 def _as_tensor(d, like: torch.Tensor, name: str) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(d) if not isinstance(d, torch.Tensor) else d)
     if t.dim() != 1 or t.shape[0] != like.shape[-1]:
@@ -198,7 +235,7 @@ def direction_coefficients(w: torch.Tensor, directions: Mapping[str, object], w_
 
 
 def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[str, float], w_avg, num_ws: int,
-           edit_layers: int | None = EDIT_LAYERS, mode: str = "offset") -> torch.Tensor:
+           edit_layers: int | str | None = DEMO_LAYERS, mode: str = "offset") -> torch.Tensor:
     """The style inputs of G for ``w`` moved along attribute directions (the module docstring).
 
     Args:
@@ -211,8 +248,10 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
             every name must be in ``directions``.
         w_avg: ``[latent]``, ``model.w_avg``; finite.
         num_ws: style inputs of G (``model.num_ws``; 1 for the MLP ALAE), an int >= 1.
-        edit_layers: style inputs [0, edit_layers) get the edited w, the others keep ``w``: an
-            int >= 1 (default 16, the official demo's) or None (edits all).
+        edit_layers: style inputs [0, edit_layers) get the edited w, the others keep ``w``:
+            an int 1..num_ws, None (all of them), or ``'demo'`` (the default,
+            :data:`DEMO_LAYERS`): the official demo's, inputs below 16 (:data:`EDIT_LAYERS`),
+            so all of them on a model with 16 or fewer (:func:`edited_style_inputs`).
         mode: 'offset' (default): amount added to the image's own coefficient, 0 gives back
             w; 'absolute': the coefficient is set to the amount, as the demo's sliders do.
 
@@ -220,20 +259,16 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
     Raises TypeError when ``directions`` or ``amounts`` is not a dict, and ValueError naming the
     argument for an unknown direction name, a direction of the wrong length or not finite, an
     amount that is not a number, NaN, infinite or beyond ±MAX_AMOUNT, an edit whose styles
-    overflow w's dtype, a bad ``w``/``w_avg``, a bad mode, ``num_ws < 1`` or ``edit_layers < 1``
-    (0 would edit no style input).
+    overflow w's dtype, a bad ``w``/``w_avg``, a bad mode, ``num_ws < 1``, or an
+    ``edit_layers`` that is not one of the above (below 1 would edit no style input, above
+    ``num_ws`` names inputs the model does not have).
     """
     directions = _directions(directions)
     amounts = _mapping(amounts, "amounts", "name -> amount (a float, or a tensor [N] of one per image)")
     w, avg = _check_w(w, w_avg)
     if mode not in ("offset", "absolute"):
         raise ValueError(f"mode: expected 'offset' or 'absolute'; got {mode!r}")
-    if isinstance(num_ws, bool) or not isinstance(num_ws, int) or num_ws < 1:
-        raise ValueError(f"num_ws: expected an int >= 1; got {num_ws!r}")
-    if edit_layers is not None and (isinstance(edit_layers, bool) or not isinstance(edit_layers, int)
-                                    or edit_layers < 1):
-        raise ValueError(f"edit_layers: expected an int >= 1 or None (all); got {edit_layers!r}"
-                         + (": no style input would be edited" if edit_layers == 0 else ""))
+    stop = edited_style_inputs(edit_layers, num_ws)
     unknown = sorted(set(amounts) - set(directions), key=str)
     if unknown:
         raise ValueError(f"amounts: unknown direction(s) {unknown}; known: {sorted(directions, key=str)}")
@@ -250,6 +285,5 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
         raise ValueError(f"amounts: the edited styles overflow {w.dtype} (an amount times its direction's "
                          f"length is too large); use smaller amounts")
     ws = w.unsqueeze(1).repeat(1, num_ws, 1)
-    stop = num_ws if edit_layers is None else min(edit_layers, num_ws)
     ws[:, :stop] = edited.unsqueeze(1)
     return ws

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import first_line
-from .apply import EDIT_LAYERS, MAX_AMOUNT, edit_w
+from .apply import DEMO_LAYERS, MAX_AMOUNT, edit_w, edited_style_inputs
 from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
                          official_direction_index, parse_digit_pair)
 
@@ -138,18 +138,24 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
 
 @torch.no_grad()
 def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts: dict[str, float],
-               steps: int = 7, edit_layers: int | None = EDIT_LAYERS, noise: str = "zero",
+               steps: int = 7, edit_layers: int | str | None = DEMO_LAYERS, noise: str = "zero",
                seed: int = 0) -> torch.Tensor:
     """Rows of edits: for each image of ``x`` (full resolution ``[N, C, R, R]``), ``steps`` images
     with every amount scaled by t in linspace(−1, 1, steps), as offsets (:func:`edit_w`,
     mode 'offset'). Each image is decoded with the same noise (``noise='random'`` reseeded
     with ``seed`` before each decode, as the demo with "Randomize noise" off; 'zero': none).
-    Returns ``[N·steps, C, r, r]`` on the CPU, row by row."""
+    ``steps``: an int >= 2 (default 7). ``edit_layers``: as :func:`edit_w`'s, checked against
+    the run's ``num_ws`` before any image is encoded: an int 1..num_ws, None (all), or
+    ``'demo'`` (default: the official demo's style inputs below 16, all of them on a model with
+    16 or fewer). Returns ``[N·steps, C, r, r]`` float32 on the CPU, row by row. Raises
+    ValueError naming ``steps`` or ``edit_layers`` (an int above ``num_ws`` names the model's
+    count), and :func:`edit_w`'s errors for the directions and amounts."""
     from ..inference.pixels import prepare_images
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps: expected an int >= 2; got {steps!r}")
     m = run.model
+    edited_style_inputs(edit_layers, int(m.num_ws))  # said before the work, not after the first encode
     device = next(m.parameters()).device
     w = run.encode(prepare_images(x, run.schedule, run.phase).to(device))
     rows = []
