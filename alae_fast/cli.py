@@ -174,10 +174,11 @@ def check_device(text: str):
 
 
 def _seed(text: str) -> int:
-    """An argparse type: a seed, an int in [0, 2**63) (what torch's generators take)."""
+    """An argparse type: a seed, an int in [0, SEED_LIMIT) = [0, 2**63) (what torch's generators take)."""
+    from .inference.sampling import SEED_LIMIT
     v = int(text)
-    if not 0 <= v < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**63), got {text}")
+    if not 0 <= v < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**{SEED_LIMIT.bit_length() - 1}), got {text}")
     return v
 
 

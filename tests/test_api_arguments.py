@@ -330,7 +330,7 @@ def test_edit_w_other_arguments():
         edit_w(bad, {"a": d}, {"a": 0.5}, avg, 4)
     with pytest.raises(ValueError, match=r"^w_avg: contains NaN or infinity"):
         direction_coefficients(w, {"a": d}, torch.full((6,), float("nan")))
-    with pytest.raises(ValueError, match=r"amounts: unknown direction\(s\) \['b'\]; known: \['a'\]"):
+    with pytest.raises(ValueError, match=r"amounts: unknown direction \['b'\]; known: \['a'\]"):
         edit_w(w, {"a": d}, {"b": 0.5}, avg, 4)
 
 

@@ -842,6 +842,17 @@ def test_train_refuses_r1_interval_without_r1(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_train_says_which_flag_placed_a_run_folder_it_cannot_make(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "images").write_text("a file where the run's pictures go")
+    assert main(["train", "--preset", "digits-mlp", "--out", str(out), *TINY, "--kimg", "0.016", "--no-eval"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"alae-fast train: error: --out {str(out)!r}: cannot make the folder {str(out / 'images')!r} "
+                   f"(File exists)"], err
+    assert not (out / "config.json").exists()
+
+
 def test_train_resume_without_the_first_runs_flags_continues_them(tmp_path):
     import json
 

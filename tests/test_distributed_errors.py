@@ -58,7 +58,7 @@ def test_an_error_only_rank_0_meets_ends_the_waiting_rank_too(tmp_path):
     out.mkdir()
     (out / "images").write_text("not a folder")
     proc, said = _torchrun("--out", str(out), cwd=tmp_path)
-    _check_said_once(proc, said, f"alae-fast train: error: [Errno 17] File exists: '{out / 'images'}'")
+    _check_said_once(proc, said, f"alae-fast train: error: --out '{out}': cannot make the folder '{out / 'images'}' (File exists)")
     assert not (out / "config.json").exists()
 
 

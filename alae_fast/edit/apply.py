@@ -271,7 +271,7 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
     stop = edited_style_inputs(edit_layers, num_ws)
     unknown = sorted(set(amounts) - set(directions), key=str)
     if unknown:
-        raise ValueError(f"amounts: unknown direction(s) {unknown}; known: {sorted(directions, key=str)}")
+        raise ValueError(f"amounts: unknown {'direction' if len(unknown) == 1 else 'directions'} {unknown}; known: {sorted(directions, key=str)}")
     dirs = {name: _as_tensor(directions[name], w, name) for name in amounts}
     delta = w - avg
     coefs = {name: delta @ d for name, d in dirs.items()}

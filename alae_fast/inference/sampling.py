@@ -22,8 +22,8 @@ __all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "SEED_LIMIT", "check_cou
            "style_mix_grid"]
 
 # Seeds of the Python API: ints in [0, SEED_LIMIT), what torch's generators take as distinct seeds
-# without wrapping, as the CLI's --seed and --seeds take them (the page keeps to [0, 2**32): its numbers
-# are JavaScript doubles).
+# without wrapping, as the CLI's --seed and --seeds and the web page take them (the page keeps a seed as
+# its decimal digits: a JavaScript number would round those past 2**53).
 SEED_LIMIT = 2 ** 63
 
 

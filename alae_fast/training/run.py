@@ -48,7 +48,7 @@ from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_
 from ..inference.pictures import display_scale
 from .._omp import ContentionWatch, choice as omp_wait_choice
 from .._words import plural
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..models import MLPALAEConfig, ModelConfig, build_model, list_presets
 from .checkpoint import capture_rng_state, find_latest_checkpoint, list_checkpoints, restore_rng_state, save_checkpoint
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
@@ -965,8 +965,12 @@ def _write_run_config(run: _Run) -> None:
                 "backend": ctx.backend, "device": str(ctx.device), "parameters": counts, "torch": torch.__version__,
                 "checkpoint_kimg": plan.ckpt_every / 1000, "image_kimg": plan.image_every / 1000}
     if ctx.is_main:
-        plan.out.mkdir(parents=True, exist_ok=True)
-        (plan.out / "images").mkdir(exist_ok=True)
+        for folder in (plan.out, plan.out / "images"):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:  # e.g. a file named images in the run folder: say which flag chose the place
+                raise UserError(f"--out {str(plan.out)!r}: cannot make the folder {str(folder)!r} "
+                                f"({e.strerror or first_line(e)})") from None
         try:
             from .. import build_info
             resolved["build"] = build_info()
