@@ -173,9 +173,13 @@ AF_HD A fl_tap(const void* taps, int64_t i) { return taps ? static_cast<const A*
 //
 // Inside the phases, coordinates and shared-memory indices are 32-bit (64-bit division and
 // remainder cost tens of instructions on a GPU): fl_fits_32bit checks on the host that every
-// extent and pad is below 2^30. Offsets into global memory (planes, strides, state) stay 64-bit.
+// extent and pad is below 2^28. The phases add a few such terms in int (fl_phase_up's
+// m + t0 - p rounds m - p1 up to a multiple of u1): with 2^30 per term a far left crop
+// (p1 ~ -2^30) of a row upsampled to n_mid ~ 2^30 took that sum past 2^31 - 1, and a fused
+// plan still fit. With 2^28 every intermediate stays below 2^30. Offsets into global memory
+// (planes, strides, state) stay 64-bit.
 inline bool fl_fits_32bit(const FlTileAxis& a) {
-  const int64_t lim = int64_t(1) << 30;
+  const int64_t lim = int64_t(1) << 28;
   for (int64_t v : {a.n_in, a.n_mid, a.n_out, a.u1, a.p1, a.t1, a.d2, a.p2, a.t2}) {
     if (v >= lim || v <= -lim) return false;
   }

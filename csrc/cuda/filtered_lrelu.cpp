@@ -10,6 +10,7 @@
 #include "../ops/filtered_lrelu.h"
 #include "dtype_code.h"
 #include "filtered_lrelu.cuh"
+#include "launch_limits.cuh"
 
 namespace alae_fast {
 namespace {
@@ -68,6 +69,9 @@ bool run_fused(const FilteredLreluPlan& p, const at::Tensor& in, const at::Tenso
   const int64_t acc_size = in.scalar_type() == at::kDouble ? 8 : 4;
   a.plan = fl_choose_tile(a.ay, a.ax, pass1.separable, pass2.separable, mode == 0, acc_size, kFusedSmemBytes);
   if (a.plan.th == 0) return false;
+  // One block per tile along grid x: more tiles than it holds (1x1 tiles of a huge plane)
+  // take the unfused path, whose grid-stride loops have no such limit.
+  if (a.plan.tiles_y * a.plan.tiles_x > kMaxGridX) return false;
   a.taps1 = pass1.taps, a.sep1 = pass1.separable, a.scale1 = pass1.scale;
   a.taps2 = pass2.taps, a.sep2 = pass2.separable, a.scale2 = pass2.scale;
   a.mode = mode, a.gain = p.gain, a.slope = p.slope, a.clamp = p.clamp, a.has_clamp = p.has_clamp;

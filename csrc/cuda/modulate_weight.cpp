@@ -42,6 +42,9 @@ std::tuple<at::Tensor, at::Tensor> modulate_weight_grad_cuda(const std::optional
   const c10::cuda::CUDAGuard guard(weight.device());
   const auto acc_opts = p.weight.options().dtype(opmath_of(weight.scalar_type()));
   at::Tensor gweight = at::empty_like(p.weight);
+  // No samples: the gradient is exactly zero, as on the CPU. The kernel would write
+  // 0 - W * 0, which is NaN wherever the weight is inf or NaN.
+  if (p.N == 0) return {gweight.zero_(), at::zeros({0, p.I}, p.weight.options())};
   at::Tensor gacc = at::empty({p.O, p.I, p.K}, acc_opts);
   at::Tensor part = at::empty({p.O, p.N, p.I}, acc_opts);
   C10_CUDA_CHECK(modulate_weight_grad_cuda_launch(

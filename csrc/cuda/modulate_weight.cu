@@ -47,7 +47,8 @@ __global__ void __launch_bounds__(kThreads) modulate_bwd(const T* __restrict__ g
                                                          typename Acc<T>::type* __restrict__ gacc,
                                                          typename Acc<T>::type* __restrict__ gs_part) {
   using A = typename Acc<T>::type;
-  extern __shared__ unsigned char smem_raw[];
+  // Aligned for the double workspace: an unsigned char array is only guaranteed byte alignment.
+  extern __shared__ __align__(16) unsigned char smem_raw[];
   A* wsq = reinterpret_cast<A*>(smem_raw);
   A* E = wsq + I;
   __shared__ A shared[32];
