@@ -600,6 +600,30 @@ def test_filter_gradient_of_an_empty_batch(impl, shape, taps):
             assert grads[1].shape == x.shape
 
 
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+@pytest.mark.parametrize("shape, kwargs", [
+    ((1, 2, 0, 5), dict(padding=[4, 4, 4, 4])),
+    ((2, 3, 3, 0), dict(up=2, padding=[3, 3, 3, 3])),
+    ((1, 1, 0, 0), dict(down=2, padding=[5, 5, 5, 5]))])
+@pytest.mark.parametrize("taps", [(4,), (4, 4)])
+def test_gradients_of_an_empty_plane_padded_into_an_output(impl, shape, kwargs, taps):
+    # An empty plane whose padding alone makes the output: x's gradient is the empty tensor of its
+    # shape (its adjoint upfirdn2d would have to make an empty plane, which upfirdn2d refuses),
+    # the filter's and the second order as the reference's, in float64.
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    f = (torch.rand(*taps, dtype=torch.float64) + 0.1).requires_grad_(True)
+    y = upfirdn2d(x, f, impl=impl, **kwargs)
+    assert y.shape[2] > 0 and y.shape[3] > 0 and not y.any()
+    g = torch.randn_like(y)
+    gx, gf = torch.autograd.grad(y, (x, f), g, create_graph=True)
+    gx_ref, gf_ref = torch.autograd.grad(upfirdn2d_ref(x, f, **kwargs), (x, f), g, create_graph=True)
+    assert gx.shape == x.shape and gf.shape == f.shape
+    torch.testing.assert_close(gf, gf_ref)
+    assert torch.autograd.gradcheck(lambda a, b: upfirdn2d(a, b, impl=impl, **kwargs), (x, f))
+    assert torch.autograd.gradgradcheck(lambda a, b: upfirdn2d(a, b, impl=impl, **kwargs), (x, f))
+
+
 @pytest.mark.parametrize("kwargs,exc,match", [
     (dict(gain=float("nan")), ValueError, "setup_filter: gain must be a finite real number"),
     (dict(gain=float("inf")), ValueError, "gain must be a finite"),

@@ -74,10 +74,17 @@ class UpFirDn2dFunction : public torch::autograd::Function<UpFirDn2dFunction> {
     if (ctx->needs_input_grad(0)) {
       const c10::SymInt ih = ctx->saved_data["ih"].toSymInt(), iw = ctx->saved_data["iw"].toSymInt();
       const c10::SymInt oh = dy.sym_size(2), ow = dy.sym_size(3);
-      const std::vector<c10::SymInt> pad = {
-          c10::SymInt(fw - 1) - p(0), iw * ux - ow * dx + p(0) - (ux - 1),
-          c10::SymInt(fh - 1) - p(2), ih * uy - oh * dyf + p(2) - (uy - 1)};
-      out[0] = ops::upfirdn2d(dy, ops::opt(f), {dx, dyf}, {ux, uy}, pad, !flip, gain);
+      if (ih == 0 || iw == 0) {
+        // An empty plane padded into a non-empty output: the adjoint would have to make an
+        // empty plane, which upfirdn2d refuses ("padding leaves no output"). Its gradient is
+        // the empty tensor of x's shape. (torch.compile specialises sizes 0 anyway.)
+        out[0] = at::zeros_symint({dy.sym_size(0), dy.sym_size(1), ih, iw}, dy.options());
+      } else {
+        const std::vector<c10::SymInt> pad = {
+            c10::SymInt(fw - 1) - p(0), iw * ux - ow * dx + p(0) - (ux - 1),
+            c10::SymInt(fh - 1) - p(2), ih * uy - oh * dyf + p(2) - (uy - 1)};
+        out[0] = ops::upfirdn2d(dy, ops::opt(f), {dx, dyf}, {ux, uy}, pad, !flip, gain);
+      }
     }
     if (f.defined() && needs_grad(ctx, {true, true}, 1)) {
       const at::Tensor& x = saved[1];
