@@ -150,15 +150,15 @@ def parse_seeds(text: str) -> list[int]:
     for part in text.split(","):
         part = part.strip()
         lo, dash, hi = part.partition("-")
-        try:
-            a = int(lo)
-            b = int(hi) if dash else a
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected seeds like 0-7,12; cannot read {part!r}") from None
+        a, b = _decimal(lo), (_decimal(hi) if dash else _decimal(lo))
+        if a is None or b is None:
+            raise argparse.ArgumentTypeError(f"expected seeds like 0-7,12 (decimal digits); cannot read {part!r}")
         # NVlabs' scripts stop at 2**32 (numpy's RandomState); z here comes from torch's
         # generator, so every seed --seed and the Python API take is one a list may name
-        if not (0 <= a <= b < SEED_LIMIT):
-            raise argparse.ArgumentTypeError(f"expected seeds in [0, 2**63) and ranges low-high; got {part!r}")
+        if not b < SEED_LIMIT:
+            raise argparse.ArgumentTypeError(f"expected seeds in [0, 2**63); got {part!r}")
+        if a > b:
+            raise argparse.ArgumentTypeError(f"the range {part!r} runs backwards; write it low-high ({b}-{a})")
         if b - a >= 100_000 or len(seeds) + b - a >= 100_000:
             raise argparse.ArgumentTypeError(f"expected at most 100000 seeds; {text!r} has more")
         seeds.extend(range(a, b + 1))
@@ -173,11 +173,19 @@ def check_device(text: str):
     return check(text, "--device")
 
 
+def _decimal(text: str) -> int | None:
+    """``text`` as a whole number written in ASCII decimal digits only (what the web page reads
+    too), else None: Python's int() would also take "1_000", "+5" and other scripts' digits."""
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def _seed(text: str) -> int:
-    """An argparse type: a seed, an int in [0, SEED_LIMIT) = [0, 2**63) (what torch's generators take)."""
+    """An argparse type: a seed, an int in [0, SEED_LIMIT) = [0, 2**63) (what torch's generators
+    take), in decimal digits."""
     from .inference.sampling import SEED_LIMIT
-    v = int(text)
-    if not 0 <= v < SEED_LIMIT:
+    v = _decimal(text)
+    if v is None or not v < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"expected an int in [0, 2**{SEED_LIMIT.bit_length() - 1}), got {text}")
     return v
 
@@ -701,7 +709,9 @@ def _cmd_generate(args) -> int:
         print(f"wrote {_plural(n, 'sample')} (seed {seed}, {_settings(args, run)}) to {path}")
         return 0
     if args.n is not None or args.seed is not None:
-        raise UserError("--n and --seed go without --seeds: with --seeds, each listed seed gives one image")
+        given = " and ".join(f for f, v in (("--n", args.n), ("--seed", args.seed)) if v is not None)
+        raise UserError(f"{given} {'go' if ' and ' in given else 'goes'} without --seeds: with --seeds, each "
+                        f"listed seed gives one image")
     if args.out is not None and not args.grid:
         raise UserError("with --seeds, the images go to --outdir; --out names their grid file and "
                         "goes with --grid")
@@ -1159,8 +1169,8 @@ def _cmd_edit(args) -> int:
         args.noise_mode = args.noise_old
     _check_noise_seed(args)
     if args.edit_layers is not None and args.edit_layers < 1:
-        raise UserError(f"--edit-layers {args.edit_layers}: no style input would be edited (style inputs below "
-                        f"it are); expected >= 1")
+        raise UserError(f"--edit-layers {args.edit_layers}: no style input would be edited (those below "
+                        f"{args.edit_layers}); expected 1 up to the model's count of style inputs")
     # a strip runs from -AMOUNT to +AMOUNT: with every amount 0 its images were all the same
     if all(parse_direction_arg(text)[1] == 0 for text in args.direction):
         raise UserError(f"--direction {' '.join(args.direction)}: every amount is 0, so the {args.steps} images "
@@ -1311,13 +1321,15 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]):
         return parse()
     import io
 
-    said = io.StringIO()
+    said, shown = io.StringIO(), io.StringIO()
     try:
-        with contextlib.redirect_stderr(said):
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(shown):
             return parse()
     except SystemExit as e:
-        if e.code != 2:
-            sys.stderr.write(said.getvalue())
+        if e.code != 2:  # --help or --version: shown once, by the job's first rank
+            if os.environ.get("RANK", "0") == "0":
+                sys.stdout.write(shown.getvalue())
+                sys.stderr.write(said.getvalue())
             raise
         code = _end(UserError(said.getvalue().strip()), True, lambda m: print(m, file=sys.stderr))
         raise SystemExit(2 if code is None else code) from None

@@ -186,6 +186,9 @@ def test_errors_exit_2_with_a_clear_line(mlp_run, tmp_path, capsys):
     assert f"--resume: no run folder {str(tmp_path / 'fresh')!r}" in capsys.readouterr().err
     (tmp_path / "fresh").mkdir()
     assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "fresh"), "--resume"]) == 2
+    assert "has no checkpoints/ folder" in capsys.readouterr().err
+    (tmp_path / "fresh" / "checkpoints").mkdir()
+    assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "fresh"), "--resume"]) == 2
     assert "no loadable checkpoint" in capsys.readouterr().err
     assert main(["train", "--preset", "no-such", "--out", str(tmp_path / "x")]) == 2
     assert "unknown preset 'no-such'" in capsys.readouterr().err
@@ -253,9 +256,17 @@ def test_parse_seeds():
     assert parse_seeds("5") == [5] and parse_seeds(" 3 , 1-2") == [3, 1, 2]
     # the range run.generate(seed=) and --seed take: [0, 2**63)
     assert parse_seeds(f"{2 ** 32},{2 ** 63 - 1}") == [2 ** 32, 2 ** 63 - 1]
-    for bad in ("", "a", "1-", "-3", "5-2", "1,,2", "1.5", "0-100000000", str(2 ** 63), f"{2 ** 63 - 1}-{2 ** 63}"):
+    for bad in ("", "a", "1-", "-3", "5-2", "1,,2", "1.5", "0-100000000", str(2 ** 63), f"{2 ** 63 - 1}-{2 ** 63}",
+                "1_000", "+5", "\u0663", "1e3"):  # decimal digits only, as the web page reads them
         with pytest.raises(argparse.ArgumentTypeError):
             parse_seeds(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^the range '5-3' runs backwards; write it low-high \(3-5\)$"):
+        parse_seeds("0,5-3")
+    from alae_fast.cli import _seed
+    assert _seed(" 12 ") == 12 and _seed(str(2 ** 63 - 1)) == 2 ** 63 - 1
+    for bad in ("1_000", "+5", "\u0663", "-1", "1e3", str(2 ** 63), ""):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"expected an int in \[0, 2\*\*63\)"):
+            _seed(bad)
 
 
 def _toy_style_run(tmp_path: Path) -> Path:
@@ -333,9 +344,10 @@ def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
     assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "0-1", "--out", str(tmp_path / "g.png")]) == 2
     assert "--out names their grid file and goes with --grid" in capsys.readouterr().err
     assert not (tmp_path / "g.png").exists()
-    for extra in (["--n", "4"], ["--seed", "3"]):
+    for extra, said in ((["--n", "4"], "--n goes"), (["--seed", "3"], "--seed goes"),
+                        (["--n", "4", "--seed", "3"], "--n and --seed go")):
         assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "0-1", *extra]) == 2
-        assert "--n and --seed go without --seeds" in capsys.readouterr().err
+        assert f"{said} without --seeds" in capsys.readouterr().err
     (tmp_path / "afile").write_text("x")
     assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "0", "--outdir", str(tmp_path / "afile")]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err
@@ -842,15 +854,43 @@ def test_train_refuses_r1_interval_without_r1(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("name, kind", [("images", "file"), ("checkpoints", "file"), ("config.json", "folder"),
+                                        ("log.jsonl", "folder"), ("loss_curves.png", "folder"),
+                                        ("eval.json", "folder")])
+def test_train_refuses_a_run_folder_entry_of_the_wrong_kind_before_any_work(tmp_path, capsys, name, kind):
+    # each fixed name of the run folder, the wrong kind: refused at start, not at the first
+    # checkpoint, picture or the end (where a run used to meet them)
+    out = tmp_path / "r"
+    out.mkdir()
+    if kind == "file":
+        (out / name).write_text("in the way")
+    else:
+        (out / name).mkdir()
+    assert main(["train", "--preset", "digits-mlp", "--out", str(out), *TINY, "--kimg", "0.016", "--no-eval"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"alae-fast train: error: --out {str(out)!r}: {str(out / name)!r} is a {kind}, where the run "), err
+    assert sorted(p.name for p in out.iterdir()) == [name]  # nothing written
+
+
 def test_train_says_which_flag_placed_a_run_folder_it_cannot_make(tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()
-    (out / "images").write_text("a file where the run's pictures go")
+    (out / "images").symlink_to(tmp_path / "gone")  # a dangling link: exists() is False, mkdir fails
     assert main(["train", "--preset", "digits-mlp", "--out", str(out), *TINY, "--kimg", "0.016", "--no-eval"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"alae-fast train: error: --out {str(out)!r}: cannot make the folder {str(out / 'images')!r} "
                    f"(File exists)"], err
     assert not (out / "config.json").exists()
+
+
+def test_train_resume_of_a_folder_without_checkpoints_says_so(tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    assert main(["train", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"alae-fast train: error: --resume: {str(out)!r} has no checkpoints/ folder: not a run folder, "
+                   f"or a run stopped before its first checkpoint"], err
 
 
 def test_train_resume_without_the_first_runs_flags_continues_them(tmp_path):

@@ -53,10 +53,12 @@ def test_bad_data_is_said_once_and_every_rank_exits_2(tmp_path):
 
 def test_an_error_only_rank_0_meets_ends_the_waiting_rank_too(tmp_path):
     # rank 0 alone makes the run folder (run.py's _write_run_config) while rank 1 waits at the
-    # barrier after it: "images" there is a file, so rank 0 fails; rank 1 must not wait on
+    # barrier after it: "images" there is a dangling link, which the start-up check of every rank
+    # (_check_run_folder: exists() follows the link) lets pass and rank 0's mkdir then meets;
+    # rank 1 must not wait on
     out = tmp_path / "run"
     out.mkdir()
-    (out / "images").write_text("not a folder")
+    (out / "images").symlink_to(tmp_path / "gone")
     proc, said = _torchrun("--out", str(out), cwd=tmp_path)
     _check_said_once(proc, said, f"alae-fast train: error: --out '{out}': cannot make the folder '{out / 'images'}' (File exists)")
     assert not (out / "config.json").exists()
@@ -73,3 +75,9 @@ def test_an_error_only_rank_0_meets_ends_the_waiting_rank_too(tmp_path):
 def test_refused_flags_are_said_once_and_every_rank_exits_2(tmp_path, args, line):
     proc, out = _torchrun(*args, "--out", str(tmp_path / "run"), cwd=tmp_path)
     _check_said_once(proc, out, line)
+
+
+def test_help_is_shown_once_and_every_rank_exits_0(tmp_path):
+    proc, out = _torchrun("--help", cwd=tmp_path)
+    assert proc.returncode == 0, out
+    assert proc.stdout.count("usage: alae-fast train") == 1, out

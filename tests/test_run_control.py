@@ -414,3 +414,21 @@ def test_a_preset_made_for_other_data_says_it_trains_on_the_embedded_digits(tmp_
             "upscaled to 28x28), not on the data it is made for") in out, out
     run_training(TrainOptions(preset="digits-mlp", out=str(tmp_path / "digits"), **base))
     assert "data: no --data" not in capsys.readouterr().out  # the digits presets are made for them
+
+
+def test_the_continue_line_repeats_how_the_run_was_launched(monkeypatch, tmp_path):
+    # A torchrun run's stop line must continue it with as many processes: `alae-fast train
+    # --resume` alone would reseed its random streams (another world size).
+    from alae_fast.training.distributed import DistributedContext
+    from alae_fast.training.run import _continue_command
+
+    out = tmp_path / "a run"
+    assert shlex.split(_continue_command(DistributedContext(), out)) == [
+        "alae-fast", "train", "--resume", "--out", str(out)]
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    two = DistributedContext(rank=1, world_size=2, local_rank=1, backend="gloo")
+    assert shlex.split(_continue_command(two, out)) == [
+        "torchrun", "--standalone", "--nproc_per_node", "2", "-m", "alae_fast.cli", "train", "--resume", "--out", str(out)]
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # one process on each of two machines
+    line = _continue_command(two, out)
+    assert line.startswith("torchrun <the same torchrun options, 2 processes in all> -m alae_fast.cli train --resume")

@@ -562,6 +562,27 @@ class _Plan:
         return self._every(self.opts.image_kimg)
 
 
+# What a run folder holds under fixed names (the module docstring): folders, then files.
+RUN_FOLDERS = {"images": "the pictures", "checkpoints": "the checkpoints"}
+RUN_FILES = {"config.json": "the setup", "log.jsonl": "the losses", "loss_curves.png": "the loss curves",
+             "eval.json": "the evaluation"}
+
+
+def _check_run_folder(out: Path) -> None:
+    """UserError naming --out, before any work, when an entry of the run folder ``out`` has the
+    wrong kind: a file where the run keeps a folder (images/, checkpoints/), or a folder where it
+    writes a file (config.json, log.jsonl, loss_curves.png, eval.json). Without this check a run
+    trained up to its first checkpoint or its end before it met the entry."""
+    for name, what in RUN_FOLDERS.items():
+        if (out / name).exists() and not (out / name).is_dir():
+            raise UserError(f"--out {str(out)!r}: {str(out / name)!r} is a file, where the run keeps {what} "
+                            f"(a folder); move it, or choose another --out")
+    for name, what in RUN_FILES.items():
+        if (out / name).is_dir():
+            raise UserError(f"--out {str(out)!r}: {str(out / name)!r} is a folder, where the run writes {what} "
+                            f"(a file); move it, or choose another --out")
+
+
 def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, Path | None, dict | None]:
     """``(opts, path, state)`` of the checkpoint ``--resume`` continues (``opts.data`` then the
     run's own unless given; given, it must name the run's data, possibly in a new place:
@@ -580,6 +601,9 @@ def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, 
         if not out.is_dir():
             raise FileNotFoundError(f"--resume: no run folder {str(out)!r} (--out names the folder of the run to "
                                     f"continue)")
+        if not ckdir.is_dir():
+            raise FileNotFoundError(f"--resume: {str(out)!r} has no checkpoints/ folder: not a run folder, or a run "
+                                    f"stopped before its first checkpoint")
         raise FileNotFoundError(f"--resume: no loadable checkpoint in {str(ckdir)!r}")
     ckpt_path, ckpt_state = found
     if opts.data is None and ckpt_state.get("data_spec"):  # the run's own data unless --data is given
@@ -681,6 +705,7 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         out = Path(opts.out) if opts.out else Path("runs") / setup.name
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {str(out)!r} is a file; the run folder goes there")
+    _check_run_folder(out)
     opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
     inside = _out_inside_data_note(opts, out)
     if inside:
@@ -968,7 +993,7 @@ def _write_run_config(run: _Run) -> None:
         for folder in (plan.out, plan.out / "images"):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:  # e.g. a file named images in the run folder: say which flag chose the place
+            except OSError as e:  # _check_run_folder saw none; this is what came since, or a permission
                 raise UserError(f"--out {str(plan.out)!r}: cannot make the folder {str(folder)!r} "
                                 f"({e.strerror or first_line(e)})") from None
         try:
@@ -1102,6 +1127,20 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
 
 # --- 4. report ----------------------------------------------------------------------------------------
 
+def _continue_command(ctx: DistributedContext, out: Path) -> str:
+    """The command that continues the run in ``out`` as it ran: ``alae-fast train --resume --out
+    OUT`` for one process; under torchrun the same number of processes (another number continues,
+    but reseeds the random streams), spelled out for one machine, and with a placeholder for the
+    rendezvous options of several."""
+    resume = f"train --resume --out {shlex.quote(str(out))}"
+    if ctx.world_size == 1:
+        return f"alae-fast {resume}"
+    local = os.environ.get("LOCAL_WORLD_SIZE")
+    if local is not None and local == str(ctx.world_size):
+        return f"torchrun --standalone --nproc_per_node {ctx.world_size} -m alae_fast.cli {resume}"
+    return f"torchrun <the same torchrun options, {ctx.world_size} processes in all> -m alae_fast.cli {resume}"
+
+
 def _report(run: _Run, stopped: str | None) -> dict[str, Any]:
     """The summary dict; after a complete run (rank 0) the end-of-training evaluation and the
     list of what the run folder holds are printed too."""
@@ -1112,15 +1151,14 @@ def _report(run: _Run, stopped: str | None) -> dict[str, Any]:
     if stopped and run.stopped_starting:
         if run.last_path is not None:
             say(f"stopped by {stopped} before training began: nothing trained since checkpoint {run.last_path} "
-                f"({trainer.images_seen / 1000:.3f} kimg); continue with: alae-fast train --resume --out "
-                f"{shlex.quote(str(out))}")
+                f"({trainer.images_seen / 1000:.3f} kimg); continue with: {_continue_command(ctx, out)}")
         else:
             say(f"stopped by {stopped} before training began: nothing trained and no checkpoint written "
                 f"(run folder {out}); run the same command again to start it")
         return {**summary, "stopped": stopped}
     if stopped:
         say(f"stopped by {stopped} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod}); checkpoint "
-            f"{run.last_path}; continue with: alae-fast train --resume --out {shlex.quote(str(out))}")
+            f"{run.last_path}; continue with: {_continue_command(ctx, out)}")
         return {**summary, "stopped": stopped}
     if ctx.is_main:
         newest = (max((out / "images").glob(f"{kind}-*.png"), default=None) for kind in ("samples", "reconstructions"))
