@@ -1293,8 +1293,9 @@ def test_reconstruct_says_when_the_data_hold_fewer_images_than_n(mlp_run, tmp_pa
 
 
 def test_argparse_names_the_kind_of_value_not_a_private_function(mlp_run, tmp_path, capsys):
-    cases = [(["train", "--seed", "2**70"], "argument --seed: invalid int value: '2**70'"),
-             (["evaluate", "--ckpt", str(mlp_run), "--num-fid", "nan"], "argument --num-fid: invalid int value"),
+    # --seed says its range itself (decimal digits, [0, 2**63)), not argparse's "invalid int value"
+    assert "argument --seed: expected an int in [0, 2**63), got 2**70" in _refused(capsys, ["train", "--seed", "2**70"])
+    cases = [(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "nan"], "argument --num-fid: invalid int value"),
              (["train", "--kimg", "lots"], "argument --kimg: invalid number value: 'lots'"),
              (["interpolate", "--ckpt", str(mlp_run), "a", "b", "--steps", "x"], "argument --steps: invalid int value")]
     for argv, said in cases:
