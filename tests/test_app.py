@@ -1002,3 +1002,17 @@ def test_bodies_held_at_once_are_bounded(digits_run, monkeypatch):
     for bad in (0, True, 1.5, None):
         with pytest.raises(ValueError, match="limit"):
             BodyBudget(bad)
+
+
+def test_unknown_fields_and_bodies_that_are_not_json_are_refused_by_name(server):
+    """A misspelt field ("psy") would otherwise be dropped and the default's picture given; a body
+    that is not JSON says so, not "0: JSON decode error"."""
+    url = server.url
+    for route, body, field in (("api/generate", {"seed": 3, "psy": 0.5}, "psy"),
+                               ("api/generate", {"seed": 3, "noisemode": "random"}, "noisemode"),
+                               ("api/interpolate", {"wa": [0.0], "wb": [0.0], "step": 4}, "step")):
+        status, answer = S.post(url + route, body)
+        assert status == 422 and answer["error"] == f"bad request: {field}: unknown field", (route, answer)
+    status, answer = S.post(url + "api/generate", b'{"seed": 3,', raw=True, content_type="application/json")
+    assert status == 422 and answer["error"].startswith("bad request: the body is not JSON ("), answer
+    assert S.post(url + "api/generate", {"seed": 3})[0] == 200  # the known fields alone still pass

@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import UserError
@@ -62,19 +62,25 @@ def _data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-class EditRequest(BaseModel):
+class _Request(BaseModel):
+    # a field the endpoint does not know (a typo: "psy", "noisemode") is refused with 422 naming
+    # it, not ignored: an ignored field would silently give the default's picture
+    model_config = ConfigDict(extra="forbid")
+
+
+class EditRequest(_Request):
     w: list
     amounts: list
     names: list | None = None
 
 
-class ValuesRequest(BaseModel):
+class ValuesRequest(_Request):
     w: list
 
 
 # Numbers are strict (StrictInt, StrictFloat): JSON true is not seed 1 nor "0.5" psi 0.5, as
 # neither is for `alae-fast generate` or run.generate; a JSON int is a valid StrictFloat (psi 1).
-class GenerateRequest(BaseModel):
+class GenerateRequest(_Request):
     # a JSON integer of any size, read exactly (Python's json: 9007199254740993 stays itself, where a
     # JavaScript number would round it); its range, [0, SEED_LIMIT) as the CLI's, is ModelService's check
     # (400), a fraction or 1e20 (a JSON float) is not an integer (422)
@@ -84,7 +90,7 @@ class GenerateRequest(BaseModel):
     cutoff: StrictInt | None = None
 
 
-class PairRequest(BaseModel):
+class PairRequest(_Request):
     wa: list
     wb: list
     steps: StrictInt = 8
@@ -243,7 +249,15 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request, exc: RequestValidationError):
-        parts = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg')}" for e in exc.errors()]
+        def part(e) -> str:
+            where = ".".join(str(p) for p in e.get("loc", ())[1:]) or "body"
+            if e.get("type") == "json_invalid":  # its location is a byte offset, which says nothing here
+                return f"the body is not JSON ({e.get('ctx', {}).get('error', e.get('msg'))})"
+            if e.get("type") == "extra_forbidden":
+                return f"{where}: unknown field"
+            return f"{where}: {e.get('msg')}"
+
+        parts = [part(e) for e in exc.errors()]
         return JSONResponse({"error": "bad request: " + "; ".join(parts)}, status_code=422)
 
     def timed(fn, *args):
