@@ -76,6 +76,8 @@ def test_edit_w_float32_layers_and_identity():
     torch.testing.assert_close(moved[:, :2], (w + step).unsqueeze(1).expand(-1, 2, -1), rtol=1e-5, atol=1e-5)
     assert torch.equal(moved[:, 2:], w.unsqueeze(1).expand(-1, 3, -1))
     assert torch.equal(edit_w(w, d, {"x": 3.0}, avg, 5, edit_layers=None)[:, 4], moved[:, 0])
+    # NumPy's ints are ints here too (as seeds and counts are in the rest of the API)
+    assert torch.equal(edit_w(w, d, {"x": 3.0}, avg, np.int64(5), edit_layers=np.int32(2)), moved)
 
 
 def test_edit_w_bad_arguments():

@@ -22,7 +22,7 @@ Steps 1-5 are linear, so with the same δ: w' = w + Σ_k (s_k − c_k) d_k.
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 from typing import Mapping
 
 import numpy as np
@@ -135,15 +135,18 @@ def edited_style_inputs(edit_layers: int | str | None, num_ws: int) -> int:
     below 1 (no style input would be edited) or above ``num_ws`` (the model has no such inputs;
     the message names ``num_ws`` and says None edits all of them).
     """
-    if isinstance(num_ws, bool) or not isinstance(num_ws, int) or num_ws < 1:
+    # NumPy's ints count as ints (as seeds and counts do elsewhere in the API), bools do not
+    if isinstance(num_ws, bool) or not isinstance(num_ws, Integral) or num_ws < 1:
         raise ValueError(f"num_ws: expected an int >= 1; got {num_ws!r}")
+    num_ws = int(num_ws)
     if edit_layers is None:
         return num_ws
     if isinstance(edit_layers, str) and edit_layers == DEMO_LAYERS:
         return min(EDIT_LAYERS, num_ws)
-    if isinstance(edit_layers, bool) or not isinstance(edit_layers, int):
+    if isinstance(edit_layers, bool) or not isinstance(edit_layers, Integral):
         raise ValueError(f"edit_layers: expected an int >= 1, None (all) or {DEMO_LAYERS!r} (the default, the "
                          f"official demo's); got {edit_layers!r}")
+    edit_layers = int(edit_layers)
     if edit_layers < 1:
         raise ValueError(f"edit_layers: expected an int >= 1 or None (all); got {edit_layers!r}"
                          + (": no style input would be edited" if edit_layers == 0 else ""))
