@@ -42,6 +42,15 @@ def test_plain_progress_after_resume_counts_rate_from_its_start():
     assert out.getvalue().splitlines() == ["10.0/10.0 kimg (100%), 40 s"]
 
 
+def test_plain_progress_of_a_short_run_reads_in_images():
+    # under 10 kimg, tenths of a kimg would print a 100-image run as 0.0/0.1
+    clock, out = _Clock(), io.StringIO()
+    p = _PlainProgress(total=100, initial=0, file=out, every_s=30.0, clock=clock)
+    clock.t += 31.0
+    p.update(16)
+    assert out.getvalue().splitlines() == ["0.016/0.100 kimg (16%), 31 s, 163 s left"]
+
+
 class _Tty(io.StringIO):
     def isatty(self):
         return True

@@ -199,7 +199,8 @@ class _PlainProgress:
         rate = (self.n - self.n0) / elapsed if elapsed > 0 else 0.0
         left = f", {round((self.total - self.n) / rate)} s left" if rate > 0 and self.n < self.total else ""
         tail = f": {self.postfix}" if self.postfix else ""
-        print(f"{self.n / 1000:.1f}/{self.total / 1000:.1f} kimg ({100 * self.n / max(self.total, 1):.0f}%), "
+        digits = 1 if self.total >= 10_000 else 3  # a short run in tenths of a kimg would read 0.0/0.1
+        print(f"{self.n / 1000:.{digits}f}/{self.total / 1000:.{digits}f} kimg ({100 * self.n / max(self.total, 1):.0f}%), "
               f"{round(elapsed)} s{left}{tail}", file=self.file, flush=True)
 
     def close(self) -> None:
