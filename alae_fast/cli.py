@@ -144,7 +144,7 @@ def parse_seeds(text: str) -> list[int]:
     """NVlabs' seed lists: ``"0-7,12"`` -> ``[0, 1, ..., 7, 12]`` (ranges inclusive, seeds in
     [0, 2**63) as ``--seed`` and ``run.generate(seed=)`` take them, duplicates kept in order).
     Raises ``argparse.ArgumentTypeError`` naming the bad part."""
-    from .inference.sampling import SEED_LIMIT
+    from .inference.sampling import SEED_LIMIT, seed_range_text
 
     seeds: list[int] = []
     for part in text.split(","):
@@ -156,7 +156,7 @@ def parse_seeds(text: str) -> list[int]:
         # NVlabs' scripts stop at 2**32 (numpy's RandomState); z here comes from torch's
         # generator, so every seed --seed and the Python API take is one a list may name
         if not b < SEED_LIMIT:
-            raise argparse.ArgumentTypeError(f"expected seeds in [0, 2**63); got {part!r}")
+            raise argparse.ArgumentTypeError(f"expected seeds in {seed_range_text()}; got {part!r}")
         if a > b:
             raise argparse.ArgumentTypeError(f"the range {part!r} runs backwards; write it low-high ({b}-{a})")
         if b - a >= 100_000 or len(seeds) + b - a >= 100_000:
@@ -183,10 +183,10 @@ def _decimal(text: str) -> int | None:
 def _seed(text: str) -> int:
     """An argparse type: a seed, an int in [0, SEED_LIMIT) = [0, 2**63) (what torch's generators
     take), in decimal digits."""
-    from .inference.sampling import SEED_LIMIT
+    from .inference.sampling import SEED_LIMIT, seed_range_text
     v = _decimal(text)
     if v is None or not v < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"expected an int in [0, 2**{SEED_LIMIT.bit_length() - 1}), got {text}")
+        raise argparse.ArgumentTypeError(f"expected an int in {seed_range_text()}, got {text}")
     return v
 
 

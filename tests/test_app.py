@@ -784,7 +784,7 @@ def test_seeds_take_the_clis_range_exactly(server, digits_run, tmp_path, capsys)
     import urllib.request
 
     import alae_fast
-    from alae_fast.app.service import seed_range_text
+    from alae_fast.inference.sampling import seed_range_text
     from alae_fast.cli import main
     from alae_fast.inference.pictures import to_uint8
     from alae_fast.inference.sampling import SEED_LIMIT

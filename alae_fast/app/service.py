@@ -42,24 +42,17 @@ from ..inference.loading import LoadedRun, recorded_data_spec
 from ..inference.pictures import png_bytes
 from ..inference.pixels import prepare_images, to_display
 from ..inference.sampling import (NOISE_MODES, PSI_RANGE, SEED_LIMIT, check_psi, generate_seeds, mix_ranges,
-                                  seed_latent, style_ranges)
+                                  seed_latent, seed_range_text, style_ranges)
 from . import editing
 from .uploads import DecodeSlots, check_upload_limit, decode_image
 
-__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS", "seed_range_text"]
+__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS"]
 
 MAX_STEPS = 16
 # The largest |value| a w sent to the page's endpoints may hold: an encoded or mapped w lies within
 # about +-10; beyond this G's output overflows to NaN and the error would name the image, not w.
 MAX_W = 1e4
 DIGIT_NAMES = {c: f"digit {c}" for c in range(10)}
-
-
-def seed_range_text(limit: int = SEED_LIMIT) -> str:
-    """The seeds' range as the CLI and the Python API say it: ``"[0, 2**63)"`` for
-    :data:`~alae_fast.inference.sampling.SEED_LIMIT` (a power of two), ``"[0, N)"`` otherwise."""
-    power = limit.bit_length() - 1
-    return f"[0, 2**{power})" if limit == 1 << power else f"[0, {limit})"
 
 
 def _json_floats(values, name: str, too_large: str) -> list[float]:

@@ -17,7 +17,7 @@ from ..models.base import PSI_RANGE, check_psi
 if TYPE_CHECKING:  # annotations only: loading imports this module
     from .loading import LoadedRun
 
-__all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "SEED_LIMIT", "check_count", "check_seed", "check_psi",
+__all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "SEED_LIMIT", "seed_range_text", "check_count", "check_seed", "check_psi",
            "seed_latent", "generate_seeds", "interpolate_latents", "style_ranges", "mix_ranges", "style_mix_tiles",
            "style_mix_grid"]
 
@@ -25,6 +25,13 @@ __all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "SEED_LIMIT", "check_cou
 # without wrapping, as the CLI's --seed and --seeds and the web page take them (the page keeps a seed as
 # its decimal digits: a JavaScript number would round those past 2**53).
 SEED_LIMIT = 2 ** 63
+
+
+def seed_range_text(limit: int = SEED_LIMIT) -> str:
+    """The seeds' range as the messages of the CLI, the Python API and the web app say it:
+    ``"[0, 2**63)"`` for :data:`SEED_LIMIT` (a power of two), ``"[0, N)"`` otherwise."""
+    power = limit.bit_length() - 1
+    return f"[0, 2**{power})" if limit == 1 << power else f"[0, {limit})"
 
 
 def check_count(value, name: str, op: str, minimum: int = 1) -> int:
@@ -40,7 +47,7 @@ def check_seed(value, name: str = "seed", op: str | None = None) -> int:
     """``value`` as an int when it is an integer in [0, :data:`SEED_LIMIT`) (not a bool);
     otherwise ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= value < SEED_LIMIT:
-        raise ValueError(f"{op + ': ' if op else ''}{name} must be an int in [0, 2**63); got {value!r}")
+        raise ValueError(f"{op + ': ' if op else ''}{name} must be an int in {seed_range_text()}; got {value!r}")
     return int(value)
 
 
