@@ -37,7 +37,7 @@ import statistics
 import sys
 import time
 
-from ._words import plural
+from ._words import plural, word_for
 
 __all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "own_running", "others_running", "cores_shared", "ContentionWatch"]
 
@@ -198,7 +198,7 @@ class ContentionWatch:
         if self.streak < self.needed:
             return None
         self.told = True
-        return (f"note: {plural(others, 'other runnable thread')} now share{'s' if others == 1 else ''} the {self.cpus} cores with this run's "
+        return (f"note: {plural(others, 'other runnable thread')} now {word_for(others, 'shares', 'share')} the {self.cpus} cores with this run's "
                 f"{self.threads} threads, which still spin while they wait (the machine was idle when the run "
                 f"started), and that can make each iteration several times slower. Stopping (Ctrl-C writes a "
                 f"checkpoint) and continuing with --resume lets the new process choose threads that sleep "

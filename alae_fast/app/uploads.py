@@ -35,6 +35,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from .._words import plural
 from ..errors import UserError, first_line
 
 __all__ = ["UploadError", "BodyBudget", "DecodeSlots", "decode_image", "FORMATS", "DECODE_SLOTS", "DECODE_WAIT_S",
@@ -60,7 +61,7 @@ def size_text(n: int | float) -> str:
     """A byte count for people: "512 bytes", "64.0 KiB" below 1 MiB, "8.0 MiB" from there (a small
     limit is never shown as "0.0 MiB")."""
     if n < 2 ** 10:
-        return f"{int(n)} byte{'' if n == 1 else 's'}"
+        return plural(int(n), "byte")
     return f"{n / 2 ** 10:.1f} KiB" if n < 2 ** 20 else f"{n / 2 ** 20:.1f} MiB"
 
 

@@ -28,6 +28,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from .._words import word_for
+
 __all__ = ["EDIT_LAYERS", "DEMO_LAYERS", "MAX_AMOUNT", "edited_style_inputs", "check_amount", "direction_problem",
            "shortest_direction", "direction_coefficients", "edit_w"]
 
@@ -274,7 +276,7 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
     stop = edited_style_inputs(edit_layers, num_ws)
     unknown = sorted(set(amounts) - set(directions), key=str)
     if unknown:
-        raise ValueError(f"amounts: unknown {'direction' if len(unknown) == 1 else 'directions'} {unknown}; known: {sorted(directions, key=str)}")
+        raise ValueError(f"amounts: unknown {word_for(len(unknown), 'direction')} {unknown}; known: {sorted(directions, key=str)}")
     dirs = {name: _as_tensor(directions[name], w, name) for name in amounts}
     delta = w - avg
     coefs = {name: delta @ d for name, d in dirs.items()}

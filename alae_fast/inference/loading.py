@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .._words import plural
+from .._words import plural, word_for
 from ..errors import UserError, first_line
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
@@ -54,8 +54,9 @@ def check_device(device, name: str = "device") -> torch.device:
         if not torch.cuda.is_available():
             why = "this torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
             raise UserError(f"{shown}: {why}; use {cpu}")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UserError(f"{shown}: only {plural(torch.cuda.device_count(), 'GPU')} {'is' if torch.cuda.device_count() == 1 else 'are'} visible")
+        visible = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= visible:
+            raise UserError(f"{shown}: only {plural(visible, 'GPU')} {word_for(visible, 'is', 'are')} visible")
     elif dev.type not in ("cpu", "mps", "xpu"):
         raise UserError(f"{name}: {str(device)!r} is not supported (expected cpu or cuda[:N])")
     return dev

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any, ClassVar
 
+from .._words import word_for
+
 _CONFIG_KINDS: dict[str, type[ModelConfig]] = {}
 
 
@@ -130,7 +132,7 @@ def check_fields(cls, data, where: str) -> None:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"{where}: unknown {'field' if len(unknown) == 1 else 'fields'} {unknown}; expected some of {sorted(names)}")
+        raise ValueError(f"{where}: unknown {word_for(len(unknown), 'field')} {unknown}; expected some of {sorted(names)}")
 
 
 def check_int(cfg: ModelConfig, name: str, minimum: int = 1) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .._words import word_for
 from ..models.config import check_fields, check_int_tuple, check_real_tuple, per_level
 
 __all__ = ["LODSchedule", "Phase", "blend_factor", "blend_real_images", "config_schedule_fields", "fit_schedule",
@@ -259,7 +260,7 @@ def config_schedule_fields(config) -> dict[str, Any]:
         else:
             max_lod = int(layers) - 1
     if missing:
-        raise ValueError(f"{type(config).__name__} carries no training schedule: missing {'field' if len(missing) == 1 else 'fields'} {missing} "
+        raise ValueError(f"{type(config).__name__} carries no training schedule: missing {word_for(len(missing), 'field')} {missing} "
                          f"(see alae_fast.training.schedule.schedule_from_config)")
     resolution = int(config.resolution)
     if resolution % (2 ** max_lod):
