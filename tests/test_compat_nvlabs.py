@@ -109,3 +109,57 @@ def test_module_shaped_namespace():
     f = ops.upfirdn2d.setup_filter([1, 2, 1])
     assert ops.upfirdn2d.upsample2d(x, f).shape == (1, 2, 8, 8)
     assert ops.conv2d_resample.conv2d_resample(x, _rand(3, 2, 1, 1), f=f, down=2).shape == (1, 3, 2, 2)
+
+
+# --- what a port from NVlabs' code passes besides the plain calls ------------------------------
+
+@pytest.mark.parametrize("impl", ["cuda", "ref"])
+@pytest.mark.parametrize("f1", [[1.0, 3.0, 3.0, 1.0], [1.0, 2.0, 1.0]])
+def test_negative_gain_with_a_separable_filter(impl, f1):
+    # the reference once scaled each of its two passes by sqrt(gain): complex for a negative gain
+    x = _rand(2, 3, 5, 6)
+    f = torch.tensor(f1, dtype=torch.float64) / sum(f1)
+    f2 = f[:, None] * f[None, :]
+    for fn, args in ((nvlabs.upfirdn2d, dict(padding=2, gain=-2.0)), (nvlabs.upsample2d, dict(gain=-1.0)),
+                     (nvlabs.downsample2d, dict(gain=-0.5)), (nvlabs.filter2d, dict(gain=-3.0))):
+        torch.testing.assert_close(fn(x, f, impl=impl, **args), fn(x, f2, impl="ref", **args))
+    y = nvlabs.upfirdn2d(x, f, padding=1, gain=-2.0, impl=impl)
+    torch.testing.assert_close(y, -2.0 * nvlabs.upfirdn2d(x, f, padding=1, impl="ref"))
+
+
+def test_flags_take_numpy_bools_and_refuse_the_rest():
+    x, w, s = _rand(2, 3, 8, 8), _rand(4, 3, 3, 3, seed=1), _rand(2, 3, seed=2)
+    f = nvlabs.setup_filter([1, 3, 3, 1]).double()
+    torch.testing.assert_close(nvlabs.upfirdn2d(x, f, padding=2, flip_filter=np.bool_(True)),
+                               nvlabs.upfirdn2d(x, f, padding=2, flip_filter=True), rtol=0, atol=0)
+    torch.testing.assert_close(nvlabs.conv2d_resample(x, w, f, up=2, flip_weight=np.bool_(False)),
+                               nvlabs.conv2d_resample(x, w, f, up=2, flip_weight=False), rtol=0, atol=0)
+    torch.testing.assert_close(nvlabs.modulated_conv2d(x, w, s, padding=1, demodulate=np.bool_(False)),
+                               nvlabs.modulated_conv2d(x, w, s, padding=1, demodulate=False), rtol=0, atol=0)
+    torch.testing.assert_close(nvlabs.filtered_lrelu(x, f, f, up=2, down=2, padding=1, flip_filter=np.bool_(True)),
+                               nvlabs.filtered_lrelu(x, f, f, up=2, down=2, padding=1, flip_filter=True),
+                               rtol=0, atol=0)
+    with pytest.raises(TypeError, match=r"^upfirdn2d: flip_filter must be a bool \(True or False\); got 1 of type int$"):
+        nvlabs.upfirdn2d(x, f, flip_filter=1)
+    with pytest.raises(TypeError, match=r"^conv2d_resample: flip_weight must be a bool \(True or False\); got 'yes'"):
+        nvlabs.conv2d_resample(x, w, flip_weight="yes")
+    with pytest.raises(TypeError, match=r"^conv2d_resample: flip_filter must be a bool .* of type numpy\.int64$"):
+        nvlabs.conv2d_resample(x, w, f, up=2, flip_filter=np.int64(0))
+    with pytest.raises(TypeError, match=r"^filtered_lrelu: flip_filter must be a bool"):
+        nvlabs.filtered_lrelu(x, f, f, flip_filter=None)
+    with pytest.raises(TypeError, match=r"^modulated_conv2d: fused_modconv must be a bool"):
+        nvlabs.modulated_conv2d(x, w, s, fused_modconv=0)
+
+
+@pytest.mark.parametrize("op", ["filter2d", "upsample2d", "downsample2d"])
+def test_resampling_wrappers_name_themselves(op):
+    fn, f = getattr(nvlabs, op), nvlabs.setup_filter([1, 3, 3, 1])
+    with pytest.raises(TypeError, match=rf"^{op}: x must have dtype in"):
+        fn(torch.ones(1, 1, 8, 8, dtype=torch.int32), f)
+    with pytest.raises(ValueError, match=rf"^{op}: x must be 4-D \[N, C, H, W\]; got 3-D"):
+        fn(torch.ones(1, 8, 8), f)
+    with pytest.raises(ValueError, match=rf"^{op}: gain must be a finite real number; got nan"):
+        fn(torch.ones(1, 1, 8, 8), f, gain=float("nan"))
+    with pytest.raises(ValueError, match=rf"^{op}: padding leaves no output: .*\(the padding given plus the "
+                                         r"filter's centring\)$"):
+        fn(torch.ones(1, 1, 4, 4), f, padding=-4)

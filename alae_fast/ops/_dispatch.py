@@ -35,6 +35,30 @@ def is_int(value) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
+def static_sizes(t: torch.Tensor, *dims: int) -> tuple[int, ...]:
+    """``t``'s sizes along ``dims`` as Python ints. Under ``torch.jit.trace`` a size is a traced
+    tensor, which the ops' integer arguments (paddings, groups) refuse; a weight's or a batch's
+    size is a constant of a traced graph, as the NVlabs and rosinality code trace it, so it is
+    taken as an int without the tracer's warning about exactly that."""
+    if not torch.jit.is_tracing():
+        return tuple(int(t.shape[d]) for d in dims)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        return tuple(int(t.shape[d]) for d in dims)
+
+
+def check_bool(value, name: str, op: str) -> bool:
+    """``value`` as a bool: Python's or NumPy's (a flag read from an array or a config); TypeError
+    naming ``name`` for anything else, ints included (1 for True is refused, not guessed)."""
+    t = type(value)
+    if isinstance(value, bool) or (t.__module__ == "numpy" and t.__name__ in ("bool", "bool_")):  # NumPy 2 / 1
+        return bool(value)
+    kind = t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+    raise TypeError(f"{op}: {name} must be a bool (True or False); got {value!r} of type {kind}")
+
+
 def check_impl(impl: str, op: str) -> None:
     """ValueError unless ``impl`` is 'auto' or 'ref' and ALAE_FAST_IMPL held one of them. Ops made
     of other ops call it too, so that a bad ALAE_FAST_IMPL stops every op, not only kernel ones."""
@@ -67,12 +91,13 @@ def check_tensor(value, name: str, op: str, *, dtypes=FLOAT_DTYPES) -> torch.Ten
     return value
 
 
-def check_same(value: torch.Tensor, name: str, x: torch.Tensor, op: str, *, dtype=True) -> None:
-    """Raises unless ``value`` is on x's device (ValueError) and, if asked, of x's dtype (TypeError)."""
+def check_same(value: torch.Tensor, name: str, x: torch.Tensor, op: str, *, dtype=True, x_name: str = "x") -> None:
+    """Raises unless ``value`` is on x's device (ValueError) and, if asked, of x's dtype (TypeError);
+    ``x_name`` is what the caller's API calls x (rosinality's ``input``)."""
     if value.device != x.device:
-        raise ValueError(f"{op}: {name} must be on x's device {x.device}; got {value.device}")
+        raise ValueError(f"{op}: {name} must be on {x_name}'s device {x.device}; got {value.device}")
     if dtype and value.dtype != x.dtype:
-        raise TypeError(f"{op}: {name} must have x's dtype {x.dtype}; got {value.dtype}")
+        raise TypeError(f"{op}: {name} must have {x_name}'s dtype {x.dtype}; got {value.dtype}")
 
 
 def kernel_layout(t: torch.Tensor) -> torch.memory_format:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import check_factors, check_impl, check_same, check_tensor
+from ._dispatch import check_bool, check_factors, check_impl, check_same, check_tensor, static_sizes
 from .upfirdn2d import _check_filter, _filter_size, _parse_padding, upfirdn2d
 
 
@@ -52,8 +52,7 @@ def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
         raise ValueError(f"{op}: w must be 4-D [C_out, C_in / groups, kh, kw]; got {w.ndim}-D of shape {tuple(w.shape)}")
     check_same(w, "w", x, op)
     check_factors(op, up=up, down=down, groups=groups)
-    if not isinstance(flip_weight, bool) or not isinstance(flip_filter, bool):
-        raise TypeError(f"{op}: flip_weight and flip_filter must be bools")
+    flip_weight, flip_filter = check_bool(flip_weight, "flip_weight", op), check_bool(flip_filter, "flip_filter", op)
     out_channels, in_per_group = w.shape[:2]
     if x.shape[1] != in_per_group * groups or out_channels % groups != 0:
         raise ValueError(f"{op}: w of shape {tuple(w.shape)} with groups={groups} needs x with "
@@ -63,7 +62,7 @@ def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
     padding = _parse_padding(padding, op)
     # The sizes the docstring gives, checked here so that a too-small input is named as the other
     # ops name it, not left to a convolution's error about its kernel.
-    kh, kw = w.shape[2:]
+    kh, kw = static_sizes(w, 2, 3)
     fw, fh = _filter_size(f)
     px0, px1, py0, py1 = _centred(*padding, fw, fh, up, down)
     for axis, n, p0, p1, k, taps in (("H", x.shape[2], py0, py1, kh, fh), ("W", x.shape[3], px0, px1, kw, fw)):
@@ -93,7 +92,7 @@ def _centred(px0, px1, py0, py1, fw, fh, up, down):
 
 def _transposed_weight(w, groups):
     """w [C_out, C_in / groups, kh, kw] as conv_transpose2d's [C_in, C_out / groups, kh, kw]."""
-    out_channels, in_per_group, kh, kw = w.shape
+    out_channels, in_per_group, kh, kw = static_sizes(w, 0, 1, 2, 3)
     if groups == 1:
         return w.transpose(0, 1)
     wt = w.reshape(groups, out_channels // groups, in_per_group, kh, kw).transpose(1, 2)
@@ -126,7 +125,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         down`` when down > 1. Differentiable in x and w to any order.
     """
     f, (px0, px1, py0, py1) = _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
-    kh, kw = w.shape[2:]
+    kh, kw = static_sizes(w, 2, 3)
 
     if kw == 1 and kh == 1 and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)

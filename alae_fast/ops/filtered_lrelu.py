@@ -32,7 +32,7 @@ from numbers import Real
 import torch
 
 from .. import _lib
-from ._dispatch import check_factors, check_same, check_tensor, is_finite, kernel_layout, opmath, use_kernel
+from ._dispatch import check_bool, check_factors, check_same, check_tensor, is_finite, kernel_layout, opmath, use_kernel
 from .bias_act import _bias_act_ref
 from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
@@ -81,15 +81,14 @@ def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, o
     clamp = _check_real(clamp, "clamp", op, optional=True)
     if clamp is not None and clamp < 0:
         raise ValueError(f"{op}: clamp must be >= 0 or None; got {clamp}")
-    if not isinstance(flip_filter, bool):
-        raise TypeError(f"{op}: flip_filter must be a bool; got {type(flip_filter).__name__}")
+    flip_filter = check_bool(flip_filter, "flip_filter", op)
     (uh, uw), (oh, ow) = _geometry(x.shape[2], x.shape[3], fu, fd, up, down, padding)
     if min(uh, uw, oh, ow) < 1:
         raise ValueError(
             f"{op}: padding leaves no output: the upsampled size (in*up + pad0 + pad1 - fu_taps + 1) is "
             f"[{uh}, {uw}] and the output size (upsampled - fd_taps + down) // down is [{oh}, {ow}] for x of "
             f"shape {tuple(x.shape)}, up {up}, down {down}, padding {list(padding)}; each must be >= 1")
-    return fu, fd, list(padding), gain, slope, clamp
+    return fu, fd, list(padding), gain, slope, clamp, flip_filter
 
 
 def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Tensor | None = None,
@@ -132,8 +131,8 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
         (the kernels give none to the filters: use impl='ref' to train filters).
     """
     op = "filtered_lrelu"
-    fu, fd, padding, gain, slope, clamp = _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp,
-                                                   flip_filter, op)
+    fu, fd, padding, gain, slope, clamp, flip_filter = _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp,
+                                                                flip_filter, op)
     if use_kernel(x, impl, op):
         if torch.is_grad_enabled():
             for name, f in (("fu", fu), ("fd", fd)):
@@ -152,8 +151,8 @@ def filtered_lrelu_ref(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torc
     """Plain-PyTorch ``filtered_lrelu`` (same arguments and result), composed of the
     references of bias_act and upfirdn2d, computed in float32 for half types and rounded once
     at the end. Autograd by PyTorch, including gradients for fu and fd."""
-    fu, fd, padding, gain, slope, clamp = _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp,
-                                                   flip_filter, "filtered_lrelu_ref")
+    fu, fd, padding, gain, slope, clamp, flip_filter = _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp,
+                                                                flip_filter, "filtered_lrelu_ref")
     return _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter)
 
 

@@ -26,8 +26,8 @@ import math
 import torch
 
 from .. import _lib
-from ._dispatch import (check_impl, check_same, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath,
-                        use_kernel)
+from ._dispatch import (check_bool, check_impl, check_same, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath,
+                        static_sizes, use_kernel)
 from .upfirdn2d import _check_filter, _parse_padding
 
 DEMOD_EPS = 1e-8
@@ -182,8 +182,7 @@ def _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demod
         if not _is_int(v) or v < 1:
             raise ValueError(f"{op}: {name} must be an int >= 1; got {v!r}")
     for name, v in (("demodulate", demodulate), ("flip_weight", flip_weight), ("fused_modconv", fused_modconv)):
-        if not isinstance(v, bool):
-            raise TypeError(f"{op}: {name} must be a bool; got {type(v).__name__}")
+        check_bool(v, name, op)
     # Checked here, under this op's names, before conv2d_resample checks them as its f and padding.
     _check_filter(resample_filter, x, op, "resample_filter")
     _parse_padding(padding, op)
@@ -261,8 +260,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     op = "modulated_conv2d"
     _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv, op)
     check_impl(impl, op)
-    N, I, H, W = x.shape
-    O = weight.shape[0]
+    N, I, H, W = static_sizes(x, 0, 1, 2, 3)
+    O = static_sizes(weight, 0)[0]
     if x.dtype == torch.float16 and demodulate:
         weight, styles = _prescale_fp16(x, weight, styles)
     if N == 0:  # a grouped conv needs groups >= 1; with no samples both orders give the same (empty) result
@@ -307,8 +306,8 @@ def modulated_conv2d_ref(x: torch.Tensor, weight: torch.Tensor, styles: torch.Te
     and their norms are formed with elementwise torch ops in both execution orders."""
     op = "modulated_conv2d_ref"
     _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv, op)
-    N, I, H, W = x.shape
-    O = weight.shape[0]
+    N, I, H, W = static_sizes(x, 0, 1, 2, 3)
+    O = static_sizes(weight, 0)[0]
     if x.dtype == torch.float16 and demodulate:
         weight, styles = _prescale_fp16(x, weight, styles)
     if N == 0:  # see modulated_conv2d

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath, use_kernel
+from ._dispatch import check_bool, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath, static_sizes, use_kernel
 
 
 # --- argument parsing -------------------------------------------------------------------------
@@ -57,10 +57,11 @@ def _parse_padding(padding, op: str) -> tuple[int, int, int, int]:
     return tuple(v if isinstance(v, torch.SymInt) else int(v) for v in padding)  # NumPy ints as ints
 
 
-def _check_filter(f, x: torch.Tensor | None, op: str, name: str = "f"):
-    """Validates filter ``name`` (None, or a 1-D/2-D floating tensor on x's device); returns it
-    as float32 (float64 kept: the kernels and the reference apply taps in x's accumulation
-    dtype, float64 for float64 x, so they round it only for other x)."""
+def _check_filter(f, x: torch.Tensor | None, op: str, name: str = "f", x_name: str = "x"):
+    """Validates filter ``name`` (None, or a 1-D/2-D floating tensor on x's device; ``x_name``
+    is what the caller calls x); returns it as float32 (float64 kept: the kernels and the
+    reference apply taps in x's accumulation dtype, float64 for float64 x, so they round it
+    only for other x)."""
     if f is None:
         return None
     if not isinstance(f, torch.Tensor):
@@ -72,7 +73,7 @@ def _check_filter(f, x: torch.Tensor | None, op: str, name: str = "f"):
     if f.numel() == 0:
         raise ValueError(f"{op}: {name} must not be empty; got shape {tuple(f.shape)}")
     if x is not None and f.device != x.device:
-        raise ValueError(f"{op}: {name} must be on x's device {x.device}; got {f.device}")
+        raise ValueError(f"{op}: {name} must be on {x_name}'s device {x.device}; got {f.device}")
     # float64 taps stay float64: a float64 x is then computed in float64 throughout (and
     # gradcheck of the filter gradient sees its own perturbations).
     return f if f.dtype == torch.float64 else f.to(torch.float32)
@@ -82,23 +83,26 @@ def _filter_size(f) -> tuple[int, int]:
     """(taps along x, taps along y) of a filter; (1, 1) for None."""
     if f is None:
         return 1, 1
-    return int(f.shape[-1]), int(f.shape[0])
+    return static_sizes(f, -1)[0], static_sizes(f, 0)[0]
 
 
 def _out_size(n, up, down, p0, p1, taps):
     return (n * up + p0 + p1 - taps + down) // down
 
 
-def _resolve(x, f, up, down, padding, flip_filter, gain, op):
+def _check_x(x, op: str) -> None:
     check_tensor(x, "x", op)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
+
+
+def _resolve(x, f, up, down, padding, flip_filter, gain, op):
+    _check_x(x, op)
     f = _check_filter(f, x, op)
     ux, uy = _parse_scaling(up, "up", op)
     dx, dy = _parse_scaling(down, "down", op)
     px0, px1, py0, py1 = _parse_padding(padding, op)
-    if not isinstance(flip_filter, bool):
-        raise TypeError(f"{op}: flip_filter must be a bool; got {type(flip_filter).__name__}")
+    flip_filter = check_bool(flip_filter, "flip_filter", op)
     if isinstance(gain, bool) or not isinstance(gain, Real) or not is_finite(gain):
         raise ValueError(f"{op}: gain must be a finite real number; got {gain!r}")
     fw, fh = _filter_size(f)
@@ -108,8 +112,9 @@ def _resolve(x, f, up, down, padding, flip_filter, gain, op):
         raise ValueError(
             f"{op}: padding leaves no output: output size (in*up + pad0 + pad1 - taps + down) // down "
             f"is [{oh}, {ow}] for x of shape {tuple(x.shape)}, filter {fh}x{fw}, up {[ux, uy]}, "
-            f"down {[dx, dy]}, padding {[px0, px1, py0, py1]}")
-    return f, [ux, uy], [dx, dy], [px0, px1, py0, py1], float(gain)
+            f"down {[dx, dy]}, padding {[px0, px1, py0, py1]}"
+            + ("" if op.startswith("upfirdn2d") else " (the padding given plus the filter's centring)"))
+    return f, [ux, uy], [dx, dy], [px0, px1, py0, py1], flip_filter, float(gain)
 
 
 # --- public ops ---------------------------------------------------------------------------------
@@ -141,8 +146,13 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
         x's dtype, channels_last when x is. Differentiable in x to any order and in f to
         second order (the filter gradient is made of differentiable ops).
     """
-    f, up, down, padding, gain = _resolve(x, f, up, down, padding, flip_filter, gain, "upfirdn2d")
-    if use_kernel(x, impl, "upfirdn2d"):
+    return _run(x, f, up, down, padding, flip_filter, gain, impl, "upfirdn2d")
+
+
+def _run(x, f, up, down, padding, flip_filter, gain, impl, op):
+    """upfirdn2d with its arguments checked and named as ``op`` (upfirdn2d or a wrapper of it)."""
+    f, up, down, padding, flip_filter, gain = _resolve(x, f, up, down, padding, flip_filter, gain, op)
+    if use_kernel(x, impl, op):
         return torch.ops.alae_fast.upfirdn2d(x, f, up, down, padding, flip_filter, gain)
     return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
 
@@ -151,7 +161,7 @@ def upfirdn2d_ref(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding
                   flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
     """Plain-PyTorch ``upfirdn2d`` (same arguments and result), the literal recipe:
     zero-insert, pad, depthwise conv2d, strided slice. Autograd by PyTorch."""
-    f, up, down, padding, gain = _resolve(x, f, up, down, padding, flip_filter, gain, "upfirdn2d_ref")
+    f, up, down, padding, flip_filter, gain = _resolve(x, f, up, down, padding, flip_filter, gain, "upfirdn2d_ref")
     return _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain)
 
 
@@ -172,13 +182,14 @@ def _upfirdn2d_ref(x, f, up, down, padding, flip_filter, gain):
     z = z[:, :, max(-py0, 0): z.shape[2] - max(-py1, 0), max(-px0, 0): z.shape[3] - max(-px1, 0)]
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    f = f.to(z.dtype) * (gain ** (f.ndim / 2))
+    f = f.to(z.dtype)
     if not flip_filter:  # conv2d correlates: reverse the taps to convolve
         f = f.flip(list(range(f.ndim)))
+    # the gain goes on one pass only: sqrt(gain) per pass would be complex for a negative gain
     if f.ndim == 2:
-        z = F.conv2d(z, f[None, None].expand(C, 1, fh, fw), groups=C)
+        z = F.conv2d(z, (f * gain)[None, None].expand(C, 1, fh, fw), groups=C)
     else:
-        z = F.conv2d(z, f.reshape(1, 1, 1, fw).expand(C, 1, 1, fw), groups=C)
+        z = F.conv2d(z, (f * gain).reshape(1, 1, 1, fw).expand(C, 1, 1, fw), groups=C)
         z = F.conv2d(z, f.reshape(1, 1, fh, 1).expand(C, 1, fh, 1), groups=C)
     z = z[:, :, ::dy, ::dx]
     return z.to(x.dtype)
@@ -253,11 +264,19 @@ def filter2d(x: torch.Tensor, f: torch.Tensor | None, padding=0, flip_filter: bo
     x: [N, C, H, W]; f as for ``upfirdn2d``; padding (int, [px, py] or [x0, x1, y0, y1],
     default 0) is extra padding on top of the centring. Output [N, C, H + y0 + y1, W + x0 + x1].
     """
-    f = _check_filter(f, x if isinstance(x, torch.Tensor) else None, "filter2d")
+    _check_x(x, "filter2d")
+    f = _check_filter(f, x, "filter2d")
     px0, px1, py0, py1 = _parse_padding(padding, "filter2d")
     fw, fh = _filter_size(f)
     p = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
-    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+    return _run(x, f, 1, 1, p, flip_filter, gain, impl, "filter2d")
+
+
+def _scaled_gain(gain, factor: int, op: str) -> float:
+    """gain * factor, with gain checked first (a bad gain named as given, not as the product)."""
+    if isinstance(gain, bool) or not isinstance(gain, Real) or not is_finite(gain):
+        raise ValueError(f"{op}: gain must be a finite real number; got {gain!r}")
+    return float(gain) * factor
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor | None, up=2, padding=0, flip_filter: bool = False,
@@ -268,12 +287,13 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor | None, up=2, padding=0, flip_fi
     image keeps its mean. x: [N, C, H, W]; padding is extra padding as for ``filter2d``.
     Output [N, C, H*uy + y0 + y1, W*ux + x0 + x1].
     """
-    f = _check_filter(f, x if isinstance(x, torch.Tensor) else None, "upsample2d")
+    _check_x(x, "upsample2d")
+    f = _check_filter(f, x, "upsample2d")
     ux, uy = _parse_scaling(up, "up", "upsample2d")
     px0, px1, py0, py1 = _parse_padding(padding, "upsample2d")
     fw, fh = _filter_size(f)
     p = [px0 + (fw + ux - 1) // 2, px1 + (fw - ux) // 2, py0 + (fh + uy - 1) // 2, py1 + (fh - uy) // 2]
-    return upfirdn2d(x, f, up=[ux, uy], padding=p, flip_filter=flip_filter, gain=gain * ux * uy, impl=impl)
+    return _run(x, f, [ux, uy], 1, p, flip_filter, _scaled_gain(gain, ux * uy, "upsample2d"), impl, "upsample2d")
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor | None, down=2, padding=0, flip_filter: bool = False,
@@ -283,12 +303,13 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor | None, down=2, padding=0, fli
     The padding keeps pixel centres aligned. x: [N, C, H, W]; padding is extra padding as
     for ``filter2d``. Output [N, C, (H + y0 + y1) // dy, (W + x0 + x1) // dx].
     """
-    f = _check_filter(f, x if isinstance(x, torch.Tensor) else None, "downsample2d")
+    _check_x(x, "downsample2d")
+    f = _check_filter(f, x, "downsample2d")
     dx, dy = _parse_scaling(down, "down", "downsample2d")
     px0, px1, py0, py1 = _parse_padding(padding, "downsample2d")
     fw, fh = _filter_size(f)
     p = [px0 + (fw - dx + 1) // 2, px1 + (fw - dx) // 2, py0 + (fh - dy + 1) // 2, py1 + (fh - dy) // 2]
-    return upfirdn2d(x, f, down=[dx, dy], padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+    return _run(x, f, 1, [dx, dy], p, flip_filter, gain, impl, "downsample2d")
 
 
 # --- registration: fake kernel (the autograd is C++, csrc/autograd/upfirdn2d.cpp) -----------------
