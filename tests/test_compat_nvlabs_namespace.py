@@ -190,3 +190,17 @@ def test_nvlabs_networks_and_augment_run_unchanged(checkout, tmp_path):
         proc = subprocess.run([sys.executable, str(script), checkout, *args], capture_output=True, text=True, env=env,
                               timeout=1800)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_init_and_filtered_lrelu_parsers_as_training_loops_call_them(installed, monkeypatch):
+    # StyleGAN3-derived training loops call each module's _init() before the first step, and
+    # import filtered_lrelu's own padding / filter-size parsers.
+    from torch_utils.ops import bias_act, filtered_lrelu, upfirdn2d
+
+    import alae_fast._lib as lib
+    for module in (bias_act, upfirdn2d, filtered_lrelu):
+        assert module._init() is lib.loaded()
+    monkeypatch.setenv("ALAE_FAST_IMPL", "ref")  # the ops then run their references: no kernel
+    assert not bias_act._init() and not filtered_lrelu._init()
+    assert filtered_lrelu._parse_padding([1, 2]) == (1, 1, 2, 2)
+    assert filtered_lrelu._get_filter_size(torch.ones(6)) == (6, 6)

@@ -259,3 +259,32 @@ def test_rosinality_fused_leaky_relu_names_its_arguments():
     # without a bias any shape goes, as in rosinality's op
     v = torch.randn(7, dtype=torch.float64)
     torch.testing.assert_close(fused_leaky_relu(v), torch.nn.functional.leaky_relu(v, 0.2) * 2 ** 0.5)
+
+
+def test_rosinality_errors_name_rosinality_arguments():
+    # every refusal names the shim and rosinality's argument names, never bias_act's or
+    # upfirdn2d's own (x, b, f, alpha, gain, padding)
+    x, k = torch.randn(2, 3, 5, 5), torch.ones(3, 3)
+    cases = [
+        (lambda: fused_leaky_relu(torch.randint(0, 5, (2, 3))), TypeError, r"^fused_leaky_relu: input must have dtype"),
+        (lambda: fused_leaky_relu(x, None, 0.2, float("nan")), ValueError, r"^fused_leaky_relu: scale must be finite; got nan"),
+        (lambda: fused_leaky_relu(x, None, float("inf")), ValueError, r"^fused_leaky_relu: negative_slope must be finite; got inf"),
+        (lambda: fused_leaky_relu(x, torch.zeros(3, device="meta")), ValueError,
+         r"^fused_leaky_relu: bias must be on input's device cpu; got meta"),
+        (lambda: upfirdn2d(torch.ones(1, 1, 4, 4, dtype=torch.int32), k), TypeError, r"^upfirdn2d: input must have dtype"),
+        (lambda: upfirdn2d(x, torch.ones(3, 3, dtype=torch.int32)), ValueError,
+         r"^upfirdn2d: kernel must be a floating-point tensor; got torch.int32"),
+        (lambda: upfirdn2d(x, torch.ones(3, 3, device="meta")), ValueError,
+         r"^upfirdn2d: kernel must be on input's device cpu; got meta"),
+        (lambda: upfirdn2d(x, torch.ones(0, 3)), ValueError, r"^upfirdn2d: kernel must not be empty"),
+        (lambda: upfirdn2d(x, k, pad=(-5, -5)), ValueError,
+         r"^upfirdn2d: pad \[-5, -5, -5, -5\] leaves no output: .* is \[-7, -7\] for input of shape \(2, 3, 5, 5\)"),
+        (lambda: upfirdn2d(x, k, down=4, pad=(-2, -2)), ValueError, r"^upfirdn2d: pad \[-2, -2, -2, -2\] leaves no output"),
+    ]
+    for call, kind, match in cases:
+        with pytest.raises(kind, match=match):
+            call()
+    # an integer bias is cast to input's dtype, as rosinality's op casts it
+    torch.testing.assert_close(fused_leaky_relu(x, torch.arange(3)), fused_leaky_relu(x, torch.arange(3.0)))
+    # the output-size rule is the one the shim documents: the smallest pad that leaves one sample
+    assert upfirdn2d(x, k, down=4, pad=(0, 0)).shape == (2, 3, 1, 1)

@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import is_int
+from ..ops._dispatch import check_same, check_tensor, is_finite, is_int
 from ..ops.bias_act import bias_act
+from ..ops.upfirdn2d import _check_filter
 from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
 from .nvlabs_ops import conv2d_gradfix  # rosinality's op/conv2d_gradfix.py has NVlabs' API
 
@@ -45,19 +46,23 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
     naming ``input``, ``bias``, ``negative_slope`` or ``scale``, as rosinality's arguments are
     called.
     """
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"fused_leaky_relu: input must be a torch.Tensor; got {type(input).__name__}")
+    op = "fused_leaky_relu"
+    # every argument checked here, so that no error names bias_act's own arguments (x, b, alpha, gain)
+    check_tensor(input, "input", op)
     if bias is not None:
         if input.ndim < 2:
-            raise ValueError(f"fused_leaky_relu: input must be [N, C, ...] (at least 2-D) with a bias; got "
+            raise ValueError(f"{op}: input must be [N, C, ...] (at least 2-D) with a bias; got "
                              f"{tuple(input.shape)}")
         if not isinstance(bias, torch.Tensor) or bias.shape != (input.shape[1],):
-            raise ValueError(f"fused_leaky_relu: bias must be 1-D of length input.shape[1] = {input.shape[1]}; got "
+            raise ValueError(f"{op}: bias must be 1-D of length input.shape[1] = {input.shape[1]}; got "
                              f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__}")
+        check_same(bias, "bias", input, op, dtype=False, x_name="input")
         bias = bias.to(input.dtype)
     for name, value in (("negative_slope", negative_slope), ("scale", scale)):
         if not isinstance(value, Real) or isinstance(value, bool):
-            raise TypeError(f"fused_leaky_relu: {name} must be a real number; got {type(value).__name__}")
+            raise TypeError(f"{op}: {name} must be a real number; got {type(value).__name__}")
+        if not is_finite(value):
+            raise ValueError(f"{op}: {name} must be finite; got {value!r}")
     return bias_act(input, bias, dim=1, act="lrelu", alpha=negative_slope, gain=scale)
 
 
@@ -99,9 +104,10 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
     input's dtype. Raises TypeError / ValueError naming ``input``, ``kernel``, ``up``, ``down``
     or ``pad`` when malformed (a float factor or pad is refused, not truncated).
     """
-    if not isinstance(input, torch.Tensor) or input.ndim != 4:
-        raise ValueError(f"upfirdn2d: input must be a 4-D tensor [N, C, H, W]; got "
-                         f"{tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__}")
+    op = "upfirdn2d"
+    check_tensor(input, "input", op)
+    if input.ndim != 4:
+        raise ValueError(f"{op}: input must be a 4-D tensor [N, C, H, W]; got {tuple(input.shape)}")
     if not (isinstance(pad, (tuple, list)) and len(pad) in (2, 4)):
         raise ValueError(f"upfirdn2d: pad must be (before, after) or (x0, x1, y0, y1); got {pad!r}")
     if not all(is_int(p) for p in pad):
@@ -112,7 +118,16 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
     if not isinstance(kernel, torch.Tensor) or kernel.ndim != 2:
         raise ValueError(f"upfirdn2d: kernel must be a 2-D [kh, kw] tensor (as rosinality's); "
                          f"got {getattr(kernel, 'shape', kernel)!r}")
-    return _upfirdn2d(input, kernel, up=_pair(up, "up"), down=_pair(down, "down"), padding=pad)
+    _check_filter(kernel, input, op, name="kernel", x_name="input")
+    (ux, uy), (dx, dy) = up, down = _pair(up, "up"), _pair(down, "down")
+    kh, kw = kernel.shape
+    oh = (input.shape[2] * uy + pad[2] + pad[3] - kh + dy) // dy
+    ow = (input.shape[3] * ux + pad[0] + pad[1] - kw + dx) // dx
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{op}: pad {pad} leaves no output: (in * up + pad0 + pad1 - k + down) // down is "
+                         f"[{oh}, {ow}] for input of shape {tuple(input.shape)}, kernel {kh}x{kw}, "
+                         f"up {up}, down {down}")
+    return _upfirdn2d(input, kernel, up=up, down=down, padding=pad)
 
 
 def make_kernel(k) -> torch.Tensor:

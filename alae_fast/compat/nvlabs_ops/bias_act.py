@@ -15,9 +15,12 @@ import math
 
 from ...ops.bias_act import ACTIVATIONS, _act_ref
 from ...ops.bias_act import bias_act as _bias_act
+from . import _impl
 from ._impl import resolve_impl
 
 __all__ = ["activation_funcs", "bias_act"]
+
+_init = _impl.init  # NVlabs' module API: training loops call <module>._init() first
 
 
 class AttrDict(dict):

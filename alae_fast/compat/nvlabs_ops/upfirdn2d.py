@@ -14,12 +14,15 @@ import importlib
 
 import torch
 
+from . import _impl
 from ._impl import resolve_impl
 
 # The module: the name alae_fast.ops.upfirdn2d is also the function's, re-exported by alae_fast.ops.
 _ops = importlib.import_module("alae_fast.ops.upfirdn2d")
 
 __all__ = ["upfirdn2d", "setup_filter", "filter2d", "upsample2d", "downsample2d"]
+
+_init = _impl.init  # NVlabs' module API: training loops call <module>._init() first
 
 
 def _parse_scaling(scaling) -> tuple[int, int]:
