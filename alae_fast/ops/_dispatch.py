@@ -36,12 +36,14 @@ def is_int(value) -> bool:
 
 
 def static_sizes(t: torch.Tensor, *dims: int) -> tuple[int, ...]:
-    """``t``'s sizes along ``dims`` as Python ints. Under ``torch.jit.trace`` a size is a traced
-    tensor, which the ops' integer arguments (paddings, groups) refuse; a weight's or a batch's
-    size is a constant of a traced graph, as the NVlabs and rosinality code trace it, so it is
-    taken as an int without the tracer's warning about exactly that."""
+    """``t``'s sizes along ``dims``. Under ``torch.jit.trace`` a size is a traced tensor, which
+    the ops' integer arguments (paddings, groups) refuse; a weight's or a batch's size is a
+    constant of a traced graph, as the NVlabs and rosinality code trace it, so there it is taken
+    as an int without the tracer's warning about exactly that. Elsewhere the sizes are returned
+    as they are: ints in eager mode, and symbolic under ``torch.compile(dynamic=True)``, where an
+    int would specialise the graph to one batch size."""
     if not torch.jit.is_tracing():
-        return tuple(int(t.shape[d]) for d in dims)
+        return tuple(t.shape[d] for d in dims)
     import warnings
 
     with warnings.catch_warnings():
