@@ -121,8 +121,9 @@ def _run_path(text: str) -> str:
 
 def _add_official(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, metavar="YAML",
-                   help="official checkpoints only: the official YAML config (default: the architecture is "
-                        "inferred from the checkpoint)")
+                   help="official checkpoints only: the official YAML config, e.g. configs/ffhq.yaml (default: "
+                        "the architecture is inferred from the checkpoint); not a run's config.json, an alae-fast "
+                        "checkpoint carries its own config")
     p.add_argument("--no-ema", action="store_true",
                    help="official checkpoints only: the training weights instead of the EMA copies (*_s)")
 
@@ -432,7 +433,10 @@ def _add_evaluate(sub) -> None:
                         "only where there is none), or all images of other --data, also reconstructed for the "
                         "reconstruction MSE")
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
-    e.add_argument("--seed", type=_seed, default=0, help="seed of all evaluation draws (default 0)")
+    e.add_argument("--seed", type=_seed, default=None,
+                   help="seed of all evaluation draws (default: the seed the run was trained with, as its "
+                        "checkpoint records it, so that evaluate repeats the figures of the run's eval.json; 0 "
+                        "for a checkpoint that records none, such as an official ALAE one)")
 
 
 def _add_convert(sub) -> None:
@@ -943,8 +947,10 @@ def _cmd_evaluate(args) -> int:
     data, note = run_data(run, args.data)
     if note:
         say(note)
+    seed = _training_seed(run) if args.seed is None else args.seed
     metrics = evaluate_model(run, data=data, inception_weights=args.inception_weights, num_fid=args.num_fid,
-                             ppl_samples=args.ppl_samples, seed=args.seed, device=args.device)
+                             ppl_samples=args.ppl_samples, seed=seed, device=args.device)
+    metrics["seed"] = seed  # which draws the figures came from: another seed gives other figures
     path, replaced = (Path(args.out), None) if args.out else _evaluation_file(args, run, metrics)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics, indent=2) + "\n")
@@ -954,6 +960,29 @@ def _cmd_evaluate(args) -> int:
         print(format_metrics(metrics))
     say(f"wrote metrics to {path}" + (f" ({replaced})" if replaced else ""))
     return 0
+
+
+def _training_seed(run) -> int:
+    """The seed ``run`` was trained with: its checkpoint's ``options.seed``, else (a checkpoint
+    written before checkpoints held it) its run folder's config.json's; 0 when neither records
+    one (an official ALAE checkpoint, converted or not). Training's own evaluation (eval.json)
+    draws from that seed, so evaluate repeats its figures."""
+    from .inference.sampling import SEED_LIMIT
+
+    def seed_in(record) -> int | None:
+        options = record.get("options") if isinstance(record, dict) else None
+        seed = options.get("seed") if isinstance(options, dict) else None
+        # bool is an int; a record edited by hand may hold anything
+        ok = isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < SEED_LIMIT
+        return seed if ok else None
+
+    seed = seed_in(run.state)
+    if seed is None:
+        try:
+            seed = seed_in(json.loads((_run_folder(run.path) / "config.json").read_text()))
+        except (OSError, ValueError):
+            seed = None
+    return 0 if seed is None else seed
 
 
 def _evaluation_file(args, run, metrics: dict) -> tuple[Path, str | None]:
@@ -1055,8 +1084,9 @@ def format_metrics(m: dict) -> str:
     fid_name = m.get("fid_network", "?") + (" - a PROXY, not comparable with published FIDs"
                                             if m.get("fid_is_proxy") else "")
     kimg = "kimg not recorded" if m.get("kimg") is None else f"{m['kimg']:g} kimg"  # None: an official checkpoint
+    seed = f", evaluation seed {m['seed']}" if m.get("seed") is not None else ""
     lines = [f"{m.get('checkpoint')}: setup {m.get('setup')}, {kimg}, "
-             f"{m.get('resolution')}x{m.get('resolution')} (lod {m.get('lod')}, blend {m.get('blend', 1):g})"]
+             f"{m.get('resolution')}x{m.get('resolution')} (lod {m.get('lod')}, blend {m.get('blend', 1):g}){seed}"]
     if m.get("latent"):
         lines.append(format_latent_report(m["latent"], run_data=data.get("relation") != "other"))
     split = SPLIT_LABELS.get(m.get("reconstruction_split"), "evaluated")
@@ -1196,10 +1226,7 @@ def _cmd_edit(args) -> int:
                          (lambda v: f"{_plural(v, 'IMAGE', 'IMAGES')} with --steps {args.steps}",
                           lambda v: strips(args.steps, v), 1, count)],
                         otherwise=[("--steps {} with 1 IMAGE", lambda v: strips(v, 1), 2, args.steps)])
-    vectors, amounts = resolve_directions(args.direction, run, args.directions)
-    if len(amounts) < len(args.direction):  # the last amount of a name replaced the others unseen
-        raise UserError(f"--direction: {len(args.direction)} given, naming {_plural(len(amounts), 'direction')} "
-                        f"({', '.join(amounts)}); give each direction once")
+    vectors, amounts = resolve_directions(args.direction, run, args.directions)  # each direction once
     x = load_image_files(args.images, run.schedule)
     strip = edit_strip(run, x, vectors, amounts, steps=args.steps,
                        edit_layers=DEMO_LAYERS if args.edit_layers is None else args.edit_layers,
@@ -1247,10 +1274,11 @@ _COMMANDS = {"train": _cmd_train, "generate": _cmd_generate, "reconstruct": _cmd
              "serve": _cmd_serve}
 
 
-def _check_data(path: str) -> None:
+def _check_data(path: str, command: str) -> None:
     """``--data`` as given, checked before any work, so that every command that takes it says a
     missing path or a folder without images the same way, naming ``--data`` (directions reads
-    one sub-folder per class and checks its own)."""
+    one sub-folder per class and checks its own). The files the scan leaves out for their
+    format are said (once) as what ``command`` reads."""
     from .data.folder import find_image_files
     from .data.mnist import is_mnist_folder
 
@@ -1258,9 +1286,28 @@ def _check_data(path: str) -> None:
     if p.is_dir() and is_mnist_folder(p):
         return
     try:
-        find_image_files(p)
+        find_image_files(p, reader=f"{command} --data")
     except (FileNotFoundError, NotADirectoryError, ValueError) as e:
         raise UserError(f"--data: {e}") from e
+
+
+def _check_config(path: str) -> None:
+    """UserError when ``--config`` names an alae-fast run's own config.json (a JSON object with
+    the ``setup`` and ``schedule`` a run records): --config takes the official ALAE code's YAML
+    config, and such a file was refused as a list of unknown official keys. Other files are
+    read (and refused) by the loader."""
+    p = Path(path)
+    if p.suffix.lower() != ".json" or not p.is_file():
+        return
+    try:
+        record = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(record, dict) and "setup" in record and "schedule" in record:
+        raise UserError(f"--config {path!r} is an alae-fast run's config.json (the record of how the run "
+                        f"{record.get('setup')!r} was trained); --config takes the official ALAE code's YAML "
+                        f"config (e.g. configs/ffhq.yaml) for an official checkpoint, and an alae-fast "
+                        f"checkpoint carries its own config: leave out --config")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -1351,7 +1398,9 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = _parse(parser, argv)
 
     def say(message: str) -> None:
-        print(f"alae-fast {args.command}: error: {message}", file=sys.stderr)
+        # the library names the operation its message is about; when that is this command
+        # ("style-mix: this model ..."), the prefix already said it
+        print(f"alae-fast {args.command}: error: {message.removeprefix(args.command + ': ')}", file=sys.stderr)
 
     from ._lib import default_impl
     try:
@@ -1366,14 +1415,17 @@ def main(argv: list[str] | None = None) -> int:
             from . import build_info
             print(json.dumps(build_info(), indent=1))
             return 0
-        if getattr(args, "device", "auto") != "auto":
-            check_device(args.device)
-        if getattr(args, "data", None) is not None and args.command != "directions":
-            _check_data(args.data)
-        _check_outputs(args)
         with warnings.catch_warnings():
+            # before the checks too: _check_data's scan warns of the files it leaves out
             if not os.environ.get("ALAE_FAST_TRACEBACK"):
                 warnings.showwarning = _one_line_warning
+            if getattr(args, "device", "auto") != "auto":
+                check_device(args.device)
+            if getattr(args, "data", None) is not None and args.command != "directions":
+                _check_data(args.data, args.command)
+            if getattr(args, "config", None) is not None:
+                _check_config(args.config)
+            _check_outputs(args)
             return _COMMANDS[args.command](args)
     except (UserError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
             PermissionError) as e:

@@ -1524,7 +1524,8 @@ def test_edit_refuses_amounts_that_move_nothing(mlp_run, tmp_path, capsys):
     base = ["edit", "--ckpt", str(mlp_run), a, "--out", str(tmp_path / "e.png")]
     for directions, said in ((["3-8=0"], "--direction 3-8=0: every amount is 0"),
                              (["3-8=0", "1-7=-0.0"], "--direction 3-8=0 1-7=-0.0: every amount is 0"),
-                             (["3-8=2", "3-8=0"], "--direction: 2 given, naming 1 direction (3-8)")):
+                             (["3-8=2", "3-8=0"], "--direction '3-8=2' and '3-8=0' both give the direction '3-8'; give each "
+                                                 "direction once")):
         assert main([*base, *(x for d in directions for x in ("--direction", d))]) == 2, directions
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], err

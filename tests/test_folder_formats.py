@@ -36,7 +36,7 @@ def test_other_formats_are_named_once_and_left_out(tmp_path):
     assert again == files
     said = [str(w.message) for w in caught]
     assert len(said) == 1, said
-    assert ("left out 5 image files in .bmp, .gif, .tif, .tiff, .webp: training reads .png, .jpg, .jpeg only"
+    assert ("left out 5 image files in .bmp, .gif, .tif, .tiff, .webp: the image-folder dataset reads .png, .jpg, .jpeg only"
             in said[0]), said
     assert "d.webp, e.BMP, g.gif and 2 more" in said[0], said
 

@@ -2,8 +2,10 @@
 
 Each image is prepared once, the same way every time:
 1. EXIF orientation applied (photos taken sideways come out upright);
-2. converted to RGB (``channels=3``) or greyscale (``channels=1``); 16-bit greyscale is
-   scaled to 8 bits; an image with transparent pixels (alpha < 255: RGBA, LA, or a palette or
+2. converted to RGB (``channels=3``) or greyscale (``channels=1``); greyscale of more than
+   8 bits is scaled to 8 bits (:func:`load_image` states the rule: 16-bit images by 255/65535,
+   32-bit integer ones likewise when a value exceeds 255, float ones read as 0 black to 1
+   white, values outside those ranges refused naming the file); an image with transparent pixels (alpha < 255: RGBA, LA, or a palette or
    colour key with transparency) is **composited over black** first (``TRANSPARENT_BACKGROUND``),
    so what a transparent pixel hides never reaches the model; alpha that is 255 everywhere
    changes nothing;
@@ -18,8 +20,10 @@ Each image is prepared once, the same way every time:
 Nothing of this is silent where it loses or invents information: images with transparent
 pixels (composited), colour images read as greyscale (``channels=1`` and a colour image whose
 channels differ somewhere) and images smaller than the resolution (enlarged) are collected in
-a :class:`LoadNotes`, and every loader says them: the dataset warns once per kind naming the
-files, ``alae_fast.inference.load_image_files`` warns, the web app answers a notice.
+a :class:`LoadNotes`, and every loader says them: the dataset warns once per folder, kind,
+resolution and channels in a process, naming the files of the split that met them first (a
+command that opens several splits of one folder says it once; each dataset's ``notes`` lists
+its own files), ``alae_fast.inference.load_image_files`` warns, the web app answers a notice.
 
 Lower resolutions for progressive growing are made from this full-resolution tensor by
 2x2 average pooling: :func:`alae_fast.data.lower_resolution`. Images of mixed sizes and
@@ -36,9 +40,11 @@ of that path), not on the order of listing, so adding a file moves at most a few
 Channels: :func:`folder_channels` says whether a folder holds colour images (3) or only
 greyscale ones (1), from the files' headers, so a trainer can match its model to the data.
 
-Bad data: a file that cannot be decoded (truncated, not really an image, ...) is skipped;
-a single warning names how many were skipped, of which split, and the first few (once per
-process for the same folder, split and files, however often the split is opened), and
+Bad data: a file that cannot be decoded (truncated, not really an image, ...), or whose
+values :func:`load_image` refuses (a float image outside [0, 1]), is skipped;
+a single warning names how many were skipped, of which split, and the first few (each file
+is named once per process: a split opened again, or the "all" split after the others, names
+only files not named before, and says nothing when there are none), and
 ``dataset.skipped`` lists ``(path, reason)`` for each. A missing path raises ``FileNotFoundError``, a folder
 with no PNG/JPEG file (or only unreadable ones) ``ValueError``, both at construction, so a
 trainer fails before its first step.
@@ -72,11 +78,18 @@ HOLDOUT_FRACTION = 0.1
 TRANSPARENT_BACKGROUND = "black"
 _SPLITS = ("train", "test", "all")
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+# Greyscale modes of more than 8 bits, which Pillow's convert("L") clips instead of scaling
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+_WIDE_MODES = _SIXTEEN_BIT_MODES + ("I", "F")
 _SPLIT_NAMES = {"train": "training split", "test": "held-out split", "all": "all files"}
-# (folder, split, skipped files) already warned about: a run opens its splits more than once
-# (training, then evaluation), and the same files need saying once.
-_warned_skips: set[tuple[str, str, tuple[str, ...]]] = set()
-_warned_notes: set[tuple[str, str, str, tuple[str, ...]]] = set()
+# (folder, skipped file) already named: a command opens a folder's splits more than once
+# (training, then evaluation; evaluate's training, held-out and all files), and a file needs
+# naming once.
+_warned_skips: set[tuple[str, str]] = set()
+# (folder, kind, resolution, channels) already said: what loading does to a folder's images
+# (colour to greyscale, ...) is one fact about the folder and the model, said once a process,
+# not again for each split opened.
+_warned_notes: set[tuple[str, str, int, int]] = set()
 # (folder, run folders skipped in it) already warned about: every command scans its data more than once.
 _warned_runs: set[tuple[str, tuple[str, ...]]] = set()
 _warned_formats: set[str] = set()  # folders whose other-format images were named once
@@ -220,11 +233,13 @@ def _trained_on(run: Path) -> str:
     return f", trained on {spec['path']!r}" if isinstance(spec, dict) and spec.get("path") else ""
 
 
-def find_image_files(path: str | os.PathLike) -> list[Path]:
+def find_image_files(path: str | os.PathLike, reader: str = "the image-folder dataset") -> list[Path]:
     """All files under ``path`` (recursively) ending in .png/.jpg/.jpeg (any case), sorted (a
-    warning names, once per folder, the WebP/BMP/GIF/TIFF files it leaves out),
-    except those inside an alae-fast run folder (:func:`is_run_folder`; ``path`` or one below
-    it: a run's own pictures are not data), which a warning names once per process.
+    warning names, once per folder and process, the WebP/BMP/GIF/TIFF files it leaves out,
+    saying "``reader`` reads .png, .jpg, .jpeg only": ``reader`` is what reads the folder, e.g.
+    ``"evaluate --data"``; default ``"the image-folder dataset"``), except those inside an
+    alae-fast run folder (:func:`is_run_folder`; ``path`` or one below it: a run's own pictures
+    are not data), which a warning names once per process.
 
     Raises ``FileNotFoundError`` if ``path`` does not exist, ``NotADirectoryError`` if it is
     not a folder, ``ValueError`` if it is a run folder itself or holds no such file.
@@ -253,7 +268,7 @@ def find_image_files(path: str | os.PathLike) -> list[Path]:
         kinds = sorted({p.suffix.lower() for p in others})
         shown = ", ".join(p.relative_to(root).as_posix() for p in sorted(others)[:3])
         more = f" and {len(others) - 3} more" if len(others) > 3 else ""
-        warnings.warn(f"{root}: left out {plural(len(others), 'image file')} in {', '.join(kinds)}: training reads "
+        warnings.warn(f"{root}: left out {plural(len(others), 'image file')} in {', '.join(kinds)}: {reader} reads "
                       f"{', '.join(IMAGE_EXTENSIONS)} only (convert them to PNG to use them): {shown}{more}",
                       RuntimeWarning, stacklevel=2)
     key = (str(root.resolve()), tuple(sorted(str(r) for r in runs)))
@@ -271,6 +286,47 @@ def find_image_files(path: str | os.PathLike) -> list[Path]:
     return files
 
 
+def _source_name(path) -> str:
+    """The file name of ``path`` for a message; "the image" for bytes read from memory (an upload)."""
+    return Path(path).name if isinstance(path, (str, os.PathLike)) else "the image"
+
+
+class PixelRangeError(ValueError):
+    """A decoded image whose pixel values :func:`load_image`'s rule refuses (a float image
+    outside [0, 1], ...): the file is an image, its values are what is wrong."""
+
+
+def _wide_to_eight_bits(img, path):
+    """A greyscale image of mode 'I;16*', 'I' or 'F' as an 8-bit 'L' image, by the rule of
+    :func:`load_image`; ValueError naming the file and its values outside that rule's range."""
+    from PIL import Image
+
+    arr = np.asarray(img, dtype=np.float64)
+    name = _source_name(path)
+    if img.mode == "F":
+        if not np.isfinite(arr).all():
+            raise PixelRangeError(f"{name}: a float image (mode F) holding NaN or infinity; a float image is read "
+                             f"with 0 as black and 1 as white, so its values must be finite numbers in [0, 1]")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0 or hi > 1:
+            # a float image has no agreed full scale (Pillow takes 255, most tools 1): reading
+            # one of another range by a guess would darken or wash it out without a word
+            raise PixelRangeError(f"{name}: float pixel values in [{lo:.6g}, {hi:.6g}]; a float image (mode F) is read "
+                             f"with 0 as black and 1 as white, so its values must lie in [0, 1]: scale it to "
+                             f"[0, 1], or save it with 8- or 16-bit integers")
+        peak = 1.0
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        if img.mode == "I" and (lo < 0 or hi > 65535):
+            raise PixelRangeError(f"{name}: 32-bit integer pixel values (mode I) in [{lo:.0f}, {hi:.0f}]; an integer "
+                             f"image is read as 8-bit (0-255) or, when a value exceeds 255, 16-bit (0-65535) grey "
+                             f"levels, so its values must lie in [0, 65535]: save it with 8- or 16-bit integers")
+        # mode I holds 16-bit grey levels (a 16-bit PNG under older Pillow) when any value
+        # exceeds 255, else 8-bit ones
+        peak = 65535.0 if img.mode in _SIXTEEN_BIT_MODES or hi > 255 else 255.0
+    return Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+
+
 def _has_alpha(img) -> bool:
     return img.mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in img.info
 
@@ -279,11 +335,23 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
                notes: LoadNotes | None = None) -> np.ndarray:
     """Decode and prepare one image (steps 1-4 of the module docstring).
 
-    Returns a uint8 array ``[channels, resolution, resolution]``. Raises whatever Pillow
-    raises for an unreadable file (``OSError``, ``SyntaxError``, ``ValueError``, ...).
-    ``notes``: if given, ``path`` is appended to its ``transparent``, ``to_grey`` or
-    ``enlarged`` list when the image was composited, converted from colour or enlarged, so
-    the caller can say so (only for an image that was prepared).
+    ``path``: a file path, or a binary file object (an upload's bytes); ``resolution``: the
+    output side, an int >= 1; ``channels``: 3 (RGB, default) or 1 (greyscale).
+
+    Greyscale images of more than 8 bits are scaled to 8-bit grey levels (rounded), never
+    clipped: 16-bit ones (modes I;16*) by 255/65535; 32-bit integer ones (mode I) likewise when
+    any value exceeds 255, else taken as 0-255 levels, and refused when a value lies outside
+    [0, 65535]; 32-bit float ones (mode F, e.g. a float TIFF) read with 0 as black and 1 as
+    white, and refused when a value lies outside [0, 1] or is NaN or infinite (a float image
+    has no agreed full scale: Pillow's convert takes 255, most tools 1).
+
+    Returns a uint8 array ``[channels, resolution, resolution]``. Raises ``PixelRangeError`` (a
+    ``ValueError``) naming
+    the file and its value range for a mode I or F image outside the ranges above, and
+    whatever Pillow raises for an unreadable file (``OSError``, ``SyntaxError``,
+    ``ValueError``, ...). ``notes``: if given, ``path`` is appended to its ``transparent``,
+    ``to_grey`` or ``enlarged`` list when the image was composited, converted from colour or
+    enlarged, so the caller can say so (only for an image that was prepared).
     """
     from PIL import Image, ImageOps
 
@@ -291,11 +359,10 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
     with Image.open(path) as img:
         img.load()  # decode now: a truncated file fails here, not later
         img = ImageOps.exif_transpose(img)
-        if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-            # Pillow's convert("L") clips 16-bit values instead of scaling them
-            arr = np.asarray(img, dtype=np.float64)
-            peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-            img = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+        if img.mode in _WIDE_MODES:
+            # Pillow's convert("L") clips these instead of scaling them (a [0, 1] float image
+            # came out black)
+            img = _wide_to_eight_bits(img, path)
         if _has_alpha(img):
             # convert("RGB") would drop alpha and keep whatever colour transparent pixels hide
             rgba = img.convert("RGBA")
@@ -358,7 +425,8 @@ class ImageFolderDataset(ImageDataset):
     ones included), from which the split was chosen.
 
     Images with transparent pixels are composited over black, colour images read as greyscale
-    and small ones enlarged, with one warning per kind naming them (see the module docstring);
+    and small ones enlarged, with one warning per kind naming them, once per folder in a
+    process (see the module docstring);
     ``dataset.notes`` (a :class:`LoadNotes`) lists them (in lazy mode, those decoded so far).
     Unreadable files are skipped (see the module docstring). In lazy mode a file whose
     header looked fine but whose decode fails later is replaced by the next readable image
@@ -401,14 +469,17 @@ class ImageFolderDataset(ImageDataset):
                 good.append(f)
             except Exception as e:  # any decode failure means: skip this file
                 self.skipped.append((f, _describe(e)))
-        key = (str(self.root.resolve()), split, tuple(str(p) for p, _ in self.skipped))
-        if self.skipped and key not in _warned_skips:
-            _warned_skips.add(key)
+        folder = str(self.root.resolve())
+        unsaid = [(p, why) for p, why in self.skipped if (folder, str(p)) not in _warned_skips]
+        if unsaid:
+            _warned_skips.update((folder, str(p)) for p, _ in unsaid)
             # each with its reason: "unreadable" covers Pillow's decompression-bomb limit too
-            names = ", ".join(f"{p.name} ({_short(why)})" for p, why in self.skipped[:5])
-            more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            names = ", ".join(f"{p.name} ({_short(why)})" for p, why in unsaid[:5])
+            more = f" and {len(unsaid) - 5} more" if len(unsaid) > 5 else ""
+            before = len(self.skipped) - len(unsaid)
+            named = f" (and {before} named before)" if before else ""
             warnings.warn(f"{self.root}: skipped {plural(len(self.skipped), 'unreadable image file')} of {len(files)} "
-                          f"({_SPLIT_NAMES[split]}): {names}{more}", RuntimeWarning, stacklevel=2)
+                          f"({_SPLIT_NAMES[split]}): {names}{more}{named}", RuntimeWarning, stacklevel=2)
         if not good:
             part = "" if split == "all" else f" ({_SPLIT_NAMES[split]}; the folder holds {len(found)})"
             raise ValueError(f"data folder {str(self.root)!r}: none of its {len(files)} image files{part} could be read "
@@ -423,13 +494,15 @@ class ImageFolderDataset(ImageDataset):
 
     def _warn_notes(self, kind: str) -> None:
         items = getattr(self.notes, kind)
-        key = (str(self.root.resolve()), self.split, kind, tuple(str(p) for p in items))
+        key = (str(self.root.resolve()), kind, self.resolution, self.channels)
         if not items or key in _warned_notes:
             return
         _warned_notes.add(key)
         note = self.notes.message(kind, self.resolution, self.num_images if self.preloaded else None)
         if not self.preloaded:
             note += " (lazy loading: more may follow as they are decoded)"
+        if self.split != "all":
+            note += "; said once for the folder: its other split is not named again"
         warnings.warn(f"{self.root} ({_SPLIT_NAMES[self.split]}): {note}", RuntimeWarning, stacklevel=3)
 
     @property

@@ -16,7 +16,16 @@ the latent size, NOT unit-norm: ``LinearSVC.coef_[0]``):
    with 16 or fewer style inputs has all of them edited). ``edit_layers='demo'``, the default,
    is exactly that; an explicit count must be 1..num_ws.
 
-Steps 1-5 are linear, so with the same δ: w' = w + Σ_k (s_k − c_k) d_k.
+Steps 1-5 are linear, so with the same δ: w' = w + Σ_k (s_k − c_k) d_k. The coefficient read
+back from the edited w, c'_j = (w' − w_avg) · d_j, is therefore c_j + Σ_k (s_k − c_k) d_k · d_j;
+for one direction d (or directions orthogonal to each other):
+
+- ``mode='offset'``: w' = w + amount · d, and c' = c + amount · |d|²;
+- ``mode='absolute'``: w' = w + (amount − c) · d, and c' = c (1 − |d|²) + amount · |d|²,
+
+so an absolute edit reads back its amount only for a unit-length d. The official demo uses the
+``LinearSVC`` normals as they are (its sliders set the amount, not the coefficient read back),
+and so does this module; scale a direction to unit length (d / |d|) for c' to be the amount.
 """
 
 from __future__ import annotations
@@ -257,8 +266,13 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
             an int 1..num_ws, None (all of them), or ``'demo'`` (the default,
             :data:`DEMO_LAYERS`): the official demo's, inputs below 16 (:data:`EDIT_LAYERS`),
             so all of them on a model with 16 or fewer (:func:`edited_style_inputs`).
-        mode: 'offset' (default): amount added to the image's own coefficient, 0 gives back
-            w; 'absolute': the coefficient is set to the amount, as the demo's sliders do.
+        mode: 'offset' (default): w moves by amount · d (the amount is added to the image's
+            own coefficient c = (w − w_avg) · d, as ``make_traversarls.py``); 0 gives back w.
+            'absolute' (the demo's sliders): w's component c · d along d is replaced by
+            amount · d. The coefficient read back from the result is c + amount · |d|²
+            ('offset') or c (1 − |d|²) + amount · |d|² ('absolute'): the amount itself only
+            for a unit-length d (not ``fit_direction``'s raw normals); with several directions
+            that are not orthogonal, each also moves the others' (module docstring).
 
     Returns ``ws [N, num_ws, latent]`` in w's dtype and device, for ``model.decode``.
     Raises TypeError when ``directions`` or ``amounts`` is not a dict, and ValueError naming the

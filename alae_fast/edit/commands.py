@@ -88,7 +88,9 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
                        ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """(name → float64 vector, name → amount) for ``--direction`` arguments (module docstring).
 
-    Raises ValueError with one line naming the argument or file: an unknown name (saying where
+    Raises ValueError with one line naming the argument or file: one direction given twice (the
+    same name twice, or two names or paths that find the same file, e.g. ``smile`` and ``1``
+    for ``direction_1.npy``: its amounts would add up, unseen), an unknown name (saying where
     it was looked for), a digit pair ``A-B`` whose A and B are not two different digits 0-9 (on
     a digits model, where no file of that name was found), a file that is a folder, unreadable,
     of the wrong length or unusable in float32 (:func:`~.directions.parse_direction`), a bad
@@ -104,6 +106,23 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
     vectors: dict[str, np.ndarray] = {}
     amounts: dict[str, float] = {}
     pairs: list[tuple[str, tuple[int, int]]] = []
+    given: dict[str, str] = {}  # name -> the argument that gave it
+    read: dict[Path, str] = {}  # direction file (resolved) -> the argument that read it
+
+    def once(name: str, text: str, file: Path | None = None) -> None:
+        # edit_w removes and re-adds each named direction from the same w: one vector under two
+        # names moved w by the sum of their amounts, as one --direction of that sum would
+        if name in given:
+            raise ValueError(f"--direction {given[name]!r} and {text!r} both give the direction {name!r}; give "
+                             f"each direction once")
+        given[name] = text
+        if file is not None:
+            key = file.resolve()
+            if key in read:
+                raise ValueError(f"--direction {read[key]!r} and {text!r} both name the direction file "
+                                 f"{str(file)!r} (their amounts would add up); give each direction once")
+            read[key] = text
+
     for text in specs:
         spec, amount = parse_direction_arg(text)
         path = Path(spec)
@@ -111,10 +130,12 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
         # missing one or a folder is said as such (load_direction), not as an unknown name
         if spec.endswith(".npy") or path.is_file() or "/" in spec or os.sep in spec:
             name = path.stem.removeprefix("direction_")
+            once(name, text, path if path.is_file() else None)
             vectors[name] = load_direction(path, latent)
         else:
             name = spec
             found = find_direction_file(name, directions_dir)
+            once(name, text, found)
             if found is not None:
                 vectors[name] = load_direction(found, latent)
             elif parse_digit_pair(name) is not None and _is_digits_model(run):
@@ -176,7 +197,7 @@ def images_by_class(folder: str | os.PathLike, resolution: int,
     """Images of ``folder/<class>/*`` (PNG/JPEG, center-cropped and resized, [-1, 1]) with their
     class ids and the sorted class names. Raises ValueError for fewer than two non-empty
     class folders."""
-    from ..data import ImageFolderDataset
+    from ..data import ImageFolderDataset, find_image_files
 
     root = Path(folder)
     if not root.is_dir():
@@ -185,6 +206,7 @@ def images_by_class(folder: str | os.PathLike, resolution: int,
     xs, ys, kept = [], [], []
     for name in names:
         try:
+            find_image_files(root / name, reader="directions --data")  # says what it leaves out in these words
             ds = ImageFolderDataset(root / name, resolution=resolution, channels=channels)
         except ValueError as e:  # a folder without readable images is not a class: said, not dropped unseen
             warnings.warn(f"--data: sub-folder {name!r} skipped: it is not a class of images ({first_line(e)})",

@@ -74,7 +74,7 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
     (``PIL.Image.MAX_IMAGE_PIXELS``, twice over), naming the file."""
     from PIL import Image
 
-    from ..data.folder import LoadNotes, load_image
+    from ..data.folder import LoadNotes, PixelRangeError, load_image
 
     if not isinstance(schedule, LODSchedule):
         raise TypeError(f"load_image_files: schedule must be the run's LODSchedule (run.schedule); "
@@ -82,7 +82,7 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # one file, not the characters of its name
     if not paths:
-        raise ValueError("images: give at least one image file")
+        raise ValueError("load_image_files: paths must name at least one image file; got none")
     out, notes = [], LoadNotes()
     for p in paths:
         if Path(p).is_dir():
@@ -91,6 +91,8 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
             raise FileNotFoundError(f"image {str(p)!r} does not exist")
         try:
             arr = load_image(p, schedule.resolution, schedule.channels, notes=notes)
+        except PixelRangeError as e:  # an image whose values the loading rule refuses: say why, as it is
+            raise UserError(f"image {str(p)!r}: {first_line(e)}") from e
         except Image.DecompressionBombError as e:  # not an OSError: it would end in a traceback
             raise UserError(f"image {str(p)!r} is too large to decode safely ({first_line(e)})") from e
         except (OSError, SyntaxError, ValueError) as e:  # what Pillow raises for undecodable data
