@@ -11,6 +11,7 @@ says which data the run was trained on. Checkpoint files are found and read with
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
 from ..models.base import check_images, check_pixel_values, check_psi
 from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import read_official_checkpoint
-from ..training.checkpoint import find_latest_checkpoint, list_checkpoints
+from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .sampling import _check_cutoff, _check_noise, check_count, check_seed, sample_images
 
@@ -34,11 +35,32 @@ __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "conver
 CHECKPOINT_FORMAT = "alae_fast.train/1"
 
 
+# The accelerators this package runs on besides the CPU (ops without a kernel of theirs use
+# their PyTorch references): each device type with what to call it in a message.
+_ACCELERATORS = {"cuda": "CUDA", "mps": "MPS (Apple GPU)", "xpu": "XPU (Intel GPU)"}
+_DEVICES_SAID = "cpu, cuda[:N], mps or xpu[:N]"
+
+
+def _accelerator(kind: str) -> tuple[bool, int]:
+    """(whether this torch was built with ``kind``, how many such devices it can use now), asked
+    so that nothing raises: ``torch.xpu`` and ``torch.mps`` of a torch without them raise
+    rather than answer when used."""
+    if kind == "cuda":
+        return torch.backends.cuda.is_built(), torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if kind == "mps":
+        return torch.backends.mps.is_built(), 1 if torch.backends.mps.is_available() else 0
+    xpu = getattr(torch, "xpu", None)
+    available = xpu is not None and xpu.is_available()
+    built = available or bool(getattr(xpu, "_is_compiled", lambda: False)())
+    return built, xpu.device_count() if available else 0
+
+
 def check_device(device, name: str = "device") -> torch.device:
-    """``device`` (a name such as ``"cpu"``, ``"cuda:1"``, or a ``torch.device``) as a
+    """``device`` (a name such as ``"cpu"``, ``"cuda:1"``, ``"mps"``, or a ``torch.device``) as a
     ``torch.device`` this torch can use. Raises :class:`~alae_fast.errors.UserError` (a
-    ValueError) naming ``name`` for an unknown name, CUDA on a torch without CUDA or with no
-    GPU visible, a GPU index that is not there, a device type other than cpu, cuda, mps, xpu.
+    ValueError), one line naming ``name``, for a value that is no device name, a device type
+    other than cpu, cuda, mps, xpu (e.g. meta), an accelerator this torch was built without or
+    that has no device visible (CUDA, MPS, XPU alike), and an index past the devices there are.
     ``name="--device"`` gives the CLI's wording (``--device cuda: ...; use --device cpu``)."""
     flag = name.startswith("--")
     shown = f"{name} {device}" if flag else f"{name}={str(device)!r}"
@@ -47,18 +69,24 @@ def check_device(device, name: str = "device") -> torch.device:
         raise UserError(f"{name}: expected a device name such as 'cpu' or 'cuda:0' or a torch.device; "
                         f"got {device!r}")
     try:
-        dev = torch.device(device)
+        with warnings.catch_warnings():  # torch warns of names it will drop ('mkldnn'): refused below anyway
+            warnings.simplefilter("ignore")
+            dev = torch.device(device)
     except (RuntimeError, ValueError) as e:
-        raise UserError(f"{name}: {str(device)!r} is not a device name (expected cpu, cuda, cuda:1 ...)") from e
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this torch was built without CUDA" if torch.version.cuda is None else "no GPU is visible"
-            raise UserError(f"{shown}: {why}; use {cpu}")
-        visible = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= visible:
-            raise UserError(f"{shown}: only {plural(visible, 'GPU')} {word_for(visible, 'is', 'are')} visible")
-    elif dev.type not in ("cpu", "mps", "xpu"):
-        raise UserError(f"{name}: {str(device)!r} is not supported (expected cpu or cuda[:N])")
+        raise UserError(f"{name}: {str(device)!r} is not a device name (expected {_DEVICES_SAID})") from e
+    if dev.type == "cpu":
+        return dev
+    if dev.type not in _ACCELERATORS:
+        raise UserError(f"{name}: {str(device)!r} is not supported (expected {_DEVICES_SAID})")
+    what = _ACCELERATORS[dev.type]
+    built, visible = _accelerator(dev.type)
+    if not visible:
+        why = f"this torch was built without {what}" if not built else (
+            "no GPU is visible" if dev.type == "cuda" else f"no {what} device is available")
+        raise UserError(f"{shown}: {why}; use {cpu}")
+    if dev.index is not None and dev.index >= visible:
+        device_word = "GPU" if dev.type == "cuda" else f"{what.split()[0]} device"
+        raise UserError(f"{shown}: only {plural(visible, device_word)} {word_for(visible, 'is', 'are')} visible")
     return dev
 
 
@@ -71,13 +99,22 @@ class LoadedRun:
     setup: the setup name ('official' for a checkpoint of the official ALAE code);
     images_seen: training images consumed (for an official checkpoint, which does not record it,
     the schedule's end: where its phase comes from; :attr:`kimg` is then None); path: the file
-    read; noise_mode: G's noise in ``decode`` (default 'zero'; see ``ALAEModel.decode``).
+    read; noise_mode: G's noise wherever a method's ``noise`` is None, its default (``decode``,
+    ``reconstruct``, ``generate``, and the functions of :mod:`.sampling` that decode through
+    them); 'zero' (no noise) unless the run was opened with another (see ``ALAEModel.decode``).
+
+    Images are ``[N, C, ...]`` with C the model's channels (``schedule.channels``), at every
+    level alike: a colour run also takes grey ``[N, 1, ...]`` images, their channel repeated to
+    R, G and B (lossless, as ``load_image_files`` and :func:`prepare_images` read grey files); a
+    greyscale run refuses colour ones (converting them loses colour: ``load_image_files``
+    converts colour files, with a warning).
 
     Every method checks its arguments first and raises, naming the method and the argument:
     TypeError for a non-tensor or a tensor of a non-float dtype (uint8 images included), ValueError
-    for a wrong shape, NaN or infinity, images with a value beyond +-``PIXEL_LIMIT`` (4: pixels
-    belong in [-1, 1], and 0..255 ones are refused rather than encoded into nonsense), a tensor
-    on another device than the model (:attr:`device`), a count that is not an int >= 1, a seed outside [0, 2**63), a psi outside
+    for a wrong shape or channel count, NaN or infinity (in images, latents and noise tensors
+    alike), images with a value beyond +-``PIXEL_LIMIT`` (4: pixels belong in [-1, 1], and 0..255
+    ones are refused rather than encoded into nonsense), a tensor on another device than the model
+    (:attr:`device`), a count that is not an int >= 1, a seed outside [0, 2**63), a psi outside
     ``PSI_RANGE`` [-1, 2], an unknown noise mode.
     """
 
@@ -139,6 +176,14 @@ class LoadedRun:
 
         self._check_tensor(x, op, "x")
         C, r, R = self.schedule.channels, self.phase.resolution, self.schedule.resolution
+        if x.ndim == 4 and x.shape[1] == 1 and C == 3:
+            # a grey image is the colour one with R = G = B: repeated at every level, as
+            # prepare_images (the full-resolution path) and the image loaders read grey files
+            x = x.expand(-1, 3, -1, -1)
+        if x.ndim == 4 and x.shape[1] != C and x.shape[-2:] in ((r, r), (R, R)):
+            how = (" (greyscale): convert colour images to grey first (load_image_files does, with a warning)"
+                   if (x.shape[1], C) == (3, 1) else "")
+            raise ValueError(f"{op}: x has {plural(x.shape[1], 'channel')}; this run's model takes {C}{how}")
         if x.ndim == 4 and x.shape[-2:] == (R, R) and r != R:
             return prepare_images(x, self.schedule, self.phase)
         if x.ndim != 4 or tuple(x.shape[1:]) != (C, r, r):
@@ -154,8 +199,10 @@ class LoadedRun:
         x: ``[N, C, r, r]`` at the level the run reached (``phase.resolution``), or ``[N, C, R,
         R]`` at the run's full resolution (``schedule.resolution``; what ``load_image_files``
         gives), which is pooled and faded to the level as in training (:func:`prepare_images`);
-        the two are the same once the run is fully grown. A float tensor (float16, bfloat16,
-        float32, float64) on :attr:`device`, finite, N >= 1 (errors: the class docstring)."""
+        the two are the same once the run is fully grown. C is the model's channel count, or 1
+        for a colour run (grey images, repeated: see the class docstring). A float tensor
+        (float16, bfloat16, float32, float64) on :attr:`device`, finite, N >= 1 (errors: the
+        class docstring)."""
         return self.model.encode(self._level_images(x, "encode"), self.phase.lod, self.phase.blend)
 
     def decode(self, w: torch.Tensor, noise=None) -> torch.Tensor:
@@ -163,31 +210,36 @@ class LoadedRun:
         :attr:`device`, finite, N >= 1) -> images ``[N, C, r, r]`` with pixels in about [-1, 1]
         (not clamped), in the model's dtype (float32; w of another float dtype is cast to it).
 
-        ``noise=None`` takes ``self.noise_mode`` ("zero" unless the run was opened with another):
-        with "zero" G's per-pixel noise inputs are off, so the same w always gives the same
-        image; ``"random"`` draws fresh noise from torch's global generator on every call (seed
-        it with ``torch.manual_seed`` to repeat a picture); any other ``decode`` mode works too.
-        Errors: the class docstring."""
+        ``noise=None`` (default) takes ``self.noise_mode`` ("zero" unless the run was opened
+        with another): with "zero" G's per-pixel noise inputs are off, so the same w always gives
+        the same image; ``"random"`` draws fresh noise from torch's global generator on every call
+        (seed it with ``torch.manual_seed`` to repeat a picture); any other ``decode`` mode works
+        too, and so does a list of per-layer noise tensors (``StyleGenerator.noise_inputs``: float
+        tensors ``[N or 1, 1, r_k, r_k]`` or None, on :attr:`device`, finite). Errors: the class
+        docstring."""
         self._check_tensor(w, "decode", "w")
         noise = self.noise_mode if noise is None else noise
-        _check_noise(noise, "decode")
+        _check_noise(noise, "decode", device=self.device)
         return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
 
-    def reconstruct(self, x: torch.Tensor, noise: str = "zero") -> torch.Tensor:
-        """G(E(x)) (see :meth:`encode` and :meth:`decode`; deterministic with the default noise):
-        images ``[N, C, r, r]`` at the level the run reached, in the model's dtype (float32),
-        whichever of encode's two resolutions x has. Errors: the class docstring, naming
-        ``reconstruct``."""
+    def reconstruct(self, x: torch.Tensor, noise=None) -> torch.Tensor:
+        """G(E(x)) (see :meth:`encode` and :meth:`decode`): images ``[N, C, r, r]`` at the level
+        the run reached, in the model's dtype (float32), whichever of encode's two resolutions x
+        has. ``noise``: as :meth:`decode`; None (default) takes ``self.noise_mode``, so the result
+        is ``decode(encode(x))`` (deterministic with the default 'zero'). Errors: the class
+        docstring, naming ``reconstruct``."""
         x = self._level_images(x, "reconstruct")
-        _check_noise(noise, "reconstruct")
+        noise = self.noise_mode if noise is None else noise
+        _check_noise(noise, "reconstruct", device=self.device)
         return self.decode(self.model.encode(x, self.phase.lod, self.phase.blend), noise=noise)
 
-    def generate(self, n: int, seed: int = 0, psi: float | None = None, noise: str = "zero",
+    def generate(self, n: int, seed: int = 0, psi: float | None = None, noise=None,
                  cutoff: int | None = None) -> torch.Tensor:
         """``n`` samples G(F(z)), z ~ N(0, I) drawn from ``seed``, truncated by ``psi`` towards
         w_avg on the style inputs below ``cutoff``: images ``[n, C, r, r]`` in about [-1, 1].
-        With ``noise="zero"`` (default) a seed always gives the same images; ``"random"`` noise
-        is seeded from ``seed`` too (:func:`sample_images`), so it also repeats.
+        ``noise``: a ``decode`` mode, or None (default) for ``self.noise_mode`` ('zero' unless
+        the run was opened with another). Every mode repeats for a seed: "zero" and "const" draw
+        nothing, "random" and "batch" are seeded from ``seed`` (:func:`sample_images`).
 
         psi None (default) takes the config's ``truncation_psi`` and ``truncation_cutoff``, as
         ``alae-fast generate`` does: the official 0.7 below style input 8 for the paper presets
@@ -196,7 +248,7 @@ class LoadedRun:
 
         n: an int >= 1 (to decode latents of your own, use :meth:`decode` or
         ``run.model.generate(z, ...)``); seed: an int in [0, 2**63); psi: None or a finite number
-        in ``PSI_RANGE`` [-1, 2]; noise: a ``decode`` mode; cutoff: None or an int in
+        in ``PSI_RANGE`` [-1, 2]; noise: None or a ``decode`` mode; cutoff: None or an int in
         [1, num_ws] given with a psi other than 1 (a cutoff of 0, past the model's style
         inputs, or with no truncation to apply would change nothing, as ``alae-fast generate``
         refuses too). ValueError naming the argument otherwise."""
@@ -217,7 +269,8 @@ class LoadedRun:
             if (self.config.truncation_psi if psi is None else psi) == 1:
                 raise ValueError(f"generate: cutoff {cutoff} has no effect with psi 1 (no truncation)" + (
                     "; this run's truncation psi is 1: give psi too" if psi is None else ""))
-        _check_noise(noise, "generate")
+        noise = self.noise_mode if noise is None else noise
+        _check_noise(noise, "generate", device=self.device)
         return sample_images(self, n, psi=psi, seed=seed, noise=noise, cutoff=cutoff)
 
 
@@ -273,10 +326,13 @@ def _not_a_checkpoint(path: Path) -> str | None:
     """What ``path`` is when its first bytes show it is no torch checkpoint (an image, a NumPy
     array, a run's config.json, other JSON, text, another binary), as the rest of a sentence
     ``"<path> is ..."``; None for torch's zip archive and its legacy pickle (first byte 0x80),
-    which are left to the reader."""
+    which are left to the reader (a file of 1-3 bytes that begin like the archive, what a cut
+    checkpoint leaves, too)."""
     with open(path, "rb") as f:
         head = f.read(1 << 16)
-    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+    zip_magic = b"PK\x03\x04"
+    # a zip archive, or the first 1-3 bytes of one (a cut file: checkpoint_damage says so)
+    if head.startswith(zip_magic) or (head and zip_magic.startswith(head)) or head[:1] == b"\x80":
         return None
     for magic, kind in _OTHER_FILES:
         if head.startswith(magic):
@@ -296,10 +352,31 @@ def _not_a_checkpoint(path: Path) -> str | None:
     return "a text file"
 
 
+def _check_intact(path: Path) -> None:
+    """One-line :class:`UserError` naming ``path`` when its zip archive is damaged
+    (:func:`~alae_fast.training.checkpoint.checkpoint_damage`: cut short, or an entry whose bytes
+    no longer match their CRC-32, which torch would load as other weights or NaN), saying it is
+    an alae_fast checkpoint when its first bytes (the pickle, where the format is named) show it."""
+    try:
+        damage = checkpoint_damage(path)
+        if damage is None:
+            return
+        with open(path, "rb") as f:
+            ours = CHECKPOINT_FORMAT.encode() in f.read(1 << 16)
+    except OSError as e:
+        raise UserError(f"checkpoint {str(path)!r} cannot be read ({e.strerror or first_line(e)})") from None
+    what = "a damaged alae_fast checkpoint" if ours else "a damaged checkpoint"
+    others = [p for _, p in list_checkpoints(path.parent) if p.name != path.name]
+    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    older = f"; the run folder {str(folder)!r} opens its newest undamaged one" if others else ""
+    raise UserError(f"{path} is {what} ({damage}){older}")
+
+
 def _read_checkpoint(path: Path, wanted: str = _LOAD_RUN_WANTS) -> Any:
-    """The file's top-level object, read without running pickled code; an empty file, or one
-    that is not a checkpoint (cut short, not a torch file: an image, a run's config.json, text),
-    is one clear :class:`UserError` saying what the file is and ``wanted``, what to pass instead."""
+    """The file's top-level object, read without running pickled code; an empty file, one that
+    is not a checkpoint (not a torch file: an image, a run's config.json, text), or a damaged
+    one (cut short, bytes that no longer match their CRC-32: :func:`_check_intact`) is one clear
+    :class:`UserError` saying what the file is and ``wanted``, what to pass instead."""
     if path.is_file() and path.stat().st_size == 0:
         raise UserError(f"checkpoint {str(path)!r} is empty (0 bytes)")
     if path.is_file():
@@ -312,6 +389,7 @@ def _read_checkpoint(path: Path, wanted: str = _LOAD_RUN_WANTS) -> Any:
                       f"checkpoints/ckpt-*.pt files")
         if kind is not None:
             raise UserError(f"{path} is {kind}, not a checkpoint; {wanted}")
+        _check_intact(path)
     try:
         return read_official_checkpoint(path)
     except (FileNotFoundError, UserError):

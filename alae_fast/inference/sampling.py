@@ -57,11 +57,30 @@ def _check_cutoff(cutoff, op: str) -> None:
         raise ValueError(f"{op}: cutoff must be None or an int >= 0; got {cutoff!r}")
 
 
-def _check_noise(noise, op: str, name: str = "noise") -> None:
+def _check_noise(noise, op: str, name: str = "noise", device: torch.device | None = None) -> None:
+    """Raises, naming ``op: name``, unless ``noise`` is one of ``ALAEModel.decode``'s modes or a
+    list/tuple of per-layer noise tensors (``StyleGenerator.noise_inputs``), whose entries are
+    None or float tensors without NaN or infinity, on ``device`` when one is given: TypeError for
+    an entry that is no tensor or of another dtype, ValueError otherwise. The entries' count and
+    shapes are the model's to check (it knows its layers)."""
     if isinstance(noise, (list, tuple)):
-        return  # per-layer tensors: the model checks them
-    if noise not in DECODE_NOISE_MODES:
-        raise ValueError(f"{op}: {name} must be one of {DECODE_NOISE_MODES}; got {noise!r}")
+        for k, t in enumerate(noise):
+            if t is None:
+                continue
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{op}: {name}[{k}] must be a tensor or None; got {type(t).__name__}")
+            if not t.is_floating_point():
+                raise TypeError(f"{op}: {name}[{k}] must have a float dtype; got {t.dtype}")
+            if device is not None and t.device != device:
+                raise ValueError(f"{op}: {name}[{k}] is on {t.device} and the model on {device}; move it with "
+                                 f".to(run.device)")
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{op}: {name}[{k}] contains NaN or infinity")
+        return
+    if not isinstance(noise, str) or noise not in DECODE_NOISE_MODES:
+        got = f"a {type(noise).__name__}" if isinstance(noise, torch.Tensor) else repr(noise)
+        raise ValueError(f"{op}: {name} must be one of {DECODE_NOISE_MODES} or a list of per-layer noise tensors; "
+                         f"got {got}")
 
 
 @torch.no_grad()
@@ -75,8 +94,9 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
     gives the same images and the caller's random state is untouched; pixels in about [-1, 1].
 
     Raises ValueError naming the argument: ``n`` not an int >= 1, ``seed`` not an int in
-    [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode, a
-    bad cutoff."""
+    [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode or a
+    noise list with NaN or infinity (TypeError for an entry that is no float tensor), a bad
+    cutoff."""
     n = check_count(n, "n", "sample_images")
     seed = check_seed(seed, "seed", "sample_images")
     _check_noise(noise, "sample_images")
@@ -124,8 +144,8 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     Raises ValueError naming the argument: ``seeds`` not a non-empty sequence of ints in
     [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode, a
     ``cutoff`` that is not None or an int >= 0."""
-    if noise_mode not in NOISE_MODES:
-        raise ValueError(f"noise_mode: expected one of {NOISE_MODES}, got {noise_mode!r}")
+    if not isinstance(noise_mode, str) or noise_mode not in NOISE_MODES:
+        raise ValueError(f"generate_seeds: noise_mode must be one of {NOISE_MODES}; got {noise_mode!r}")
     if isinstance(seeds, (str, bytes, torch.Tensor)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {seeds!r}")
     seeds = [check_seed(s, f"seeds[{i}]", "generate_seeds") for i, s in enumerate(seeds)]
@@ -144,16 +164,24 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
 
 
 def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-    """Decodes ``steps`` points on the segment between E(a) and E(b) (one image ``[1, C, r, r]``
-    or ``[1, C, R, R]`` each, as ``run.encode`` takes); returns ``[steps, C, r, r]`` with ``run.noise_mode`` (default no noise).
-    ValueError unless ``steps`` is an int >= 2 (both ends: one step would be E(a) alone, not an
-    interpolation; the CLI and the web page ask the same); a and b are checked as ``run.encode`` does."""
+    """Decodes ``steps`` points on the segment between E(a) and E(b); returns ``[steps, C, r, r]``
+    decoded with ``run.noise_mode`` (default no noise), in the model's dtype (float32).
+
+    a, b: one image each, ``[1, C, r, r]`` or ``[1, C, R, R]`` as ``run.encode`` takes them, and
+    checked as it does; each may have any float dtype (float16, bfloat16, float32, float64) and
+    the two need not agree: the latents are interpolated in the wider of their dtypes
+    (``torch.promote_types``). ValueError for a or b holding more than one image, and unless
+    ``steps`` is an int >= 2 (both ends: one step would be E(a) alone, not an interpolation; the
+    CLI and the web page ask the same)."""
     steps = check_count(steps, "steps", "interpolate_latents", minimum=2)
     for name, img in (("a", a), ("b", b)):
         if isinstance(img, torch.Tensor) and img.ndim == 4 and img.shape[0] != 1:
             raise ValueError(f"interpolate_latents: {name} must be one image [1, C, R, R]; got {img.shape[0]} "
                              f"(shape {tuple(img.shape)}): interpolate each pair on its own")
     wa, wb = run.encode(a), run.encode(b)
+    # encode answers in its input's dtype, and torch.lerp wants one dtype
+    dtype = torch.promote_types(wa.dtype, wb.dtype)
+    wa, wb = wa.to(dtype), wb.to(dtype)
     t = torch.linspace(0.0, 1.0, steps, device=wa.device, dtype=wa.dtype).view(-1, 1)
     return run.decode(torch.lerp(wa.expand(steps, -1), wb.expand(steps, -1), t))
 
@@ -176,7 +204,8 @@ def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
     """The pictures of a style-mixing figure: ``cols`` sources A, and for each of coarse, middle
     and fine (:func:`style_ranges`) ``rows`` destinations B, each mixed with every A's styles of
-    that range. z of A then B drawn from ``seed``; no noise.
+    that range. z of A then B drawn from ``seed``; decoded with ``run.noise_mode`` (default no
+    noise).
 
     Returns ``(sources [cols, C, r, r], destinations [3·rows, C, r, r],
     mixed [3·rows, cols, C, r, r], range name of each destination row)``. Needs a model with
