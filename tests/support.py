@@ -28,6 +28,17 @@ TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set
         "--set", "mapping_layers=2", "--schedule", "lod_batch=[16]", "--no-progress", "--threads", "1"]
 
 
+def train_tiny_run(out: Path) -> Path:
+    """``out``: a run folder of the digits-mlp preset made tiny (TINY), trained on 32 images
+    without evaluation, one thread: what tests of the commands that read a run start from."""
+    from alae_fast.cli import main  # here, not at the top: the GPU machines' tests import this file bare
+
+    with one_thread():
+        assert main(["train", "--preset", "digits-mlp", "--out", str(out), "--kimg", "0.032", "--no-eval",
+                     *TINY]) == 0
+    return out
+
+
 def sibling(filename: str):
     """tests/<filename> as a module, loaded once per process under the fixed name
     ``alae_fast_tests_<stem>`` (a fixed name, so that a subprocess loading the same file by path

@@ -15,15 +15,13 @@ from alae_fast.cli import main  # noqa: E402
 from alae_fast.data import load_digits  # noqa: E402
 from alae_fast.inference.loading import load_run  # noqa: E402
 from alae_fast.inference.pixels import load_image_files  # noqa: E402
-from alae_fast_tests_support import TINY, one_thread  # noqa: E402
+from alae_fast_tests_support import one_thread, train_tiny_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def run_and_images(tmp_path_factory):
     root = tmp_path_factory.mktemp("encode")
-    with one_thread():
-        assert main(["train", "--preset", "digits-mlp", "--out", str(root / "run"), "--kimg", "0.032", "--no-eval",
-                     *TINY]) == 0
+    train_tiny_run(root / "run")
     x, _ = load_digits("test", 32)
     files = []
     for i, size in enumerate((32, 48, 20)):  # other sizes: center-cropped and resized as everywhere

@@ -16,7 +16,7 @@ import pytest
 Image = pytest.importorskip("PIL.Image")
 
 from alae_fast.cli import main  # noqa: E402
-from alae_fast_tests_support import TINY, one_thread  # noqa: E402
+from alae_fast_tests_support import TINY, train_tiny_run  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 QUICK = ["--num-fid", "40", "--ppl-samples", "2"]
@@ -26,11 +26,7 @@ RAW_WARNING = re.compile(r"\.py:\d+: \w*Warning")  # Python's own format: "FILE.
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A greyscale digits MLP of a few steps."""
-    out = tmp_path_factory.mktemp("cli-warnings") / "mlp"
-    with one_thread():
-        assert main(["train", "--preset", "digits-mlp", "--out", str(out), "--kimg", "0.032", "--no-eval",
-                     *TINY]) == 0
-    return out
+    return train_tiny_run(tmp_path_factory.mktemp("cli-warnings") / "mlp")
 
 
 def _folder(path: Path, n: int, colour: bool, gif: bool = True) -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from alae_fast.cli import main
 from alae_fast.edit.commands import resolve_directions
-from alae_fast_tests_support import TINY, one_thread
+from alae_fast_tests_support import train_tiny_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 LATENT = 8
@@ -72,11 +72,7 @@ def test_a_symlinked_copy_is_the_same_file(folder, tmp_path):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("edit-names") / "mlp"
-    with one_thread():
-        assert main(["train", "--preset", "digits-mlp", "--out", str(out), "--kimg", "0.032", "--no-eval",
-                     *TINY]) == 0
-    return out
+    return train_tiny_run(tmp_path_factory.mktemp("edit-names") / "mlp")
 
 
 def test_edit_refuses_it_before_any_picture(run, folder, tmp_path, capsys):
