@@ -68,9 +68,12 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
         compiled = torch.compile(_ref_fn(), dynamic=False) if compile else None
         src, dst = x.clone(), torch.empty_like(x)
         copy = lambda src=src, dst=dst: dst.copy_(src)
-        cand = {"fused": lambda f=fused: f(x, *args), "ref": lambda: ref(x, *args), "copy": copy}
+        # every name a lambda reads is bound now, as a default: read at call time, x and args
+        # would be the loop's last shape's, and every forward case would time that one
+        cand = {"fused": lambda f=fused, x=x, args=args: f(x, *args),
+                "ref": lambda f=ref, x=x, args=args: f(x, *args), "copy": copy}
         if compiled is not None:
-            cand["compiled"] = lambda c=compiled: c(x, *args)
+            cand["compiled"] = lambda f=compiled, x=x, args=args: f(x, *args)
         targets = []
         if device.type == "cpu":
             targets = [Target(">= 5x faster than eager ref", "fused", "ref", 1 / 5),

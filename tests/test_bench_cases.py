@@ -1,0 +1,37 @@
+"""The benchmark cases time what their names say. filtered_lrelu's full case list once built its
+forward candidates as lambdas that read the loop's x and args when called, so all three forward
+cases timed the last shape (up 4 / down 2 at 36x36): the README's three forward rows were one
+configuration. Here each case is built at small shapes of the same kinds and run once."""
+
+import pytest
+import torch
+
+import alae_fast.bench.filtered_lrelu as bench_flrelu
+from alae_fast.ops import filtered_lrelu
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = [  # the suite's three kinds of layer, at sizes a test can run
+    ("12x12 up2 down2", (1, 3, 12, 12), 2, 2, [9, 8, 9, 8]),
+    ("20x16 up2 down2", (2, 2, 20, 16), 2, 2, [9, 8, 9, 8]),
+    ("12x12 up4 down2", (1, 3, 12, 12), 4, 2, [23, 20, 23, 20]),
+]
+
+
+def test_each_filtered_lrelu_case_runs_its_own_shape(monkeypatch):
+    monkeypatch.setattr(bench_flrelu, "SHAPES", SMALL)
+    cases = bench_flrelu.cases(torch.device("cpu"), quick=False, compile=False)
+    assert len(cases) == 2 * len(SMALL)
+    fu, fd = bench_flrelu._filters(torch.device("cpu"))
+    for (label, shape, up, down, padding), fwd, fwd_bwd in zip(SMALL, cases[0::2], cases[1::2]):
+        assert label in fwd.name and fwd.name.startswith("fwd ") and fwd_bwd.name.startswith("fwd+bwd ")
+        out = fwd.candidates["fused"]()
+        assert out.shape[:2] == shape[:2]
+        # the output of this case's own input shape through this case's own resampling
+        expected = filtered_lrelu(torch.zeros(shape), fu, fd, torch.zeros(shape[1]), up=up, down=down,
+                                  padding=padding).shape
+        assert out.shape == expected, (label, tuple(out.shape), tuple(expected))
+        torch.testing.assert_close(fwd.candidates["ref"](), out, rtol=1e-4, atol=1e-4)
+        assert fwd.candidates["copy"]().shape == shape
+        gx, gb = fwd_bwd.candidates["fused"]()
+        assert gx.shape == shape and gb.shape == (shape[1],)
