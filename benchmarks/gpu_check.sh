@@ -16,6 +16,9 @@
 #   GPU_CHECK_STAGES="tests sanitize bench"   stages after the build, in order
 #   SANITIZER_TIMEOUT=300          seconds for the compute-sanitizer stage
 #   FUZZ_CALLS=300                 CUDA fuzz calls under compute-sanitizer
+# Exit status: 1 when no GPU is usable (checked before the build), the build or the import
+# fails, a test stage fails or runs no test at all (every one skipped), or the benchmark
+# report fails (its stderr is kept in $OUT/bench_cuda.log); 0 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,8 +34,17 @@ if [ "$dry" = 1 ]; then export ALAE_FAST_CUDA=AUTO; else export ALAE_FAST_CUDA=O
 export PYTHONUNBUFFERED=1
 # A system python (PEP 668) refuses pip installs without this; a venv ignores it.
 export PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-[ "$dry" = 1 ] || nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+if [ "$dry" = 0 ]; then
+  # Without a usable GPU every CUDA test skips and pytest exits 0: stop before minutes of build.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
+    || { echo "NO USABLE GPU: nvidia-smi failed (exit $?); nothing built"; exit 1; }
+  "$py" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' \
+    || { echo "NO USABLE GPU: torch.cuda.is_available() is not True in $py; nothing built"; exit 1; }
+fi
 tests_rc=0
+bench_rc=0
+# A stage whose pytest exits 0 ran nothing if its summary has no "N passed" (all skipped).
+ran_tests() { grep -Eq '[0-9]+ passed.* in [0-9.]+s' "$1"; }
 
 echo "== build (torch $("$py" -c 'import torch; print(torch.__version__)')) =="
 "$py" -m pip install -q --no-build-isolation --no-deps --no-index -Cbuild-dir=build/gpu . 2>&1 | tail -20
@@ -73,6 +85,9 @@ for stage in $stages; do
     "$py" -m pytest "${pytest_args[@]}" -m cuda -q 2>&1 | tee "$out/cuda_tests.log" | tail -40
     rc=${PIPESTATUS[0]}
     [ "$rc" -eq 0 ] || tests_rc=$rc
+    if [ "$rc" -eq 0 ] && ! ran_tests "$out/cuda_tests.log"; then
+      echo "CUDA TESTS RAN NOTHING (every test skipped; see $out/cuda_tests.log)"; tests_rc=1
+    fi
     ;;
   sanitize)
     san="$CUDA_HOME/bin/compute-sanitizer"
@@ -97,6 +112,9 @@ for stage in $stages; do
       rc=${PIPESTATUS[0]}
     fi
     unset PYTORCH_NO_CUDA_MEMORY_CACHING
+    if [ "$rc" -eq 0 ] && ! ran_tests "$out/compute_sanitizer_tests.log"; then
+      echo "COMPUTE-SANITIZER TESTS RAN NOTHING (every test skipped; see $out/compute_sanitizer_tests.log)"; rc=1
+    fi
     case "$rc" in
       0) echo "compute-sanitizer: no errors" ;;
       124) echo "compute-sanitizer: stopped after ${SANITIZER_TIMEOUT:-300} s (no error before that; raise SANITIZER_TIMEOUT)" ;;
@@ -105,10 +123,18 @@ for stage in $stages; do
     ;;
   bench)
     echo "== GPU benchmark report =="
-    "$py" -m alae_fast bench --device cuda --json "$out/bench_cuda.json" 2>/dev/null | tee "$out/bench_cuda.txt"
+    # stderr has a progress line per case: kept in a log, shown only when the report fails
+    "$py" -m alae_fast bench --device cuda --json "$out/bench_cuda.json" 2>"$out/bench_cuda.log" \
+      | tee "$out/bench_cuda.txt"
+    bench_rc=${PIPESTATUS[0]}
+    grep "^alae-fast bench: warning:" "$out/bench_cuda.log"  # e.g. the fused kernels not measured
+    if [ "$bench_rc" -ne 0 ]; then
+      tail -5 "$out/bench_cuda.log"
+      echo "GPU BENCHMARK FAILED (exit $bench_rc; stderr in $out/bench_cuda.log)"
+    fi
     ;;
   *) echo "unknown stage '$stage' in GPU_CHECK_STAGES"; exit 2 ;;
   esac
 done
-echo "cuda tests exit code: $tests_rc"
-exit "$tests_rc"
+echo "cuda tests exit code: $tests_rc; benchmark exit code: $bench_rc"
+[ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ] || exit 1

@@ -194,3 +194,82 @@ def test_pytest_selections_run_as_documented(tmp_path):
     assert "test_bias_act[cpu-small-fused] PASSED" in quick.stdout and "big" not in quick.stdout.split("deselected")[0]
     slow = pytest_run("-m", "slow")
     assert slow.returncode == 0 and "4 passed, 4 deselected" in slow.stdout, slow.stdout
+
+
+# benchmarks/gpu_check.sh without a GPU -------------------------------------------------------------
+# A fake python (every stage's command answered from the environment) and a fake nvidia-smi run the
+# script's control flow here in a second; nothing is built or installed.
+
+_FAKE_PYTHON = r"""#!/usr/bin/env bash
+echo "$*" >> "$FAKE_LOG"
+case "$1" in
+  -m) case "$2" in
+        pip) exit 0 ;;
+        pytest) printf '%s\n' "$FAKE_PYTEST"; exit 0 ;;
+        alae_fast) echo "bench stderr: boom" >&2; echo "alae-fast bench: warning: w" >&2; echo "bench table"
+                   exit "$FAKE_BENCH_RC" ;;
+      esac ;;
+  -c) case "$2" in *cuda.is_available*) exit "$FAKE_NO_CUDA" ;; esac; echo 2.13.0; exit 0 ;;
+esac
+exit 0
+"""
+
+
+def _gpu_check(tmp_path, *args, smi_rc=0, no_cuda=0, pytest_says="488 passed in 9.00s", bench_rc=0):
+    import os
+    import subprocess
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "nvidia-smi").write_text(f"#!/bin/sh\necho 'NVIDIA H200, 143771 MiB, 570.00'\nexit {smi_rc}\n")
+    (bin_dir / "python").write_text(_FAKE_PYTHON)
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    log = tmp_path / "calls.log"
+    out = tmp_path / "out"
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", PYTHON=str(bin_dir / "python"), OUT=str(out),
+               FAKE_LOG=str(log), FAKE_NO_CUDA=str(no_cuda), FAKE_PYTEST=pytest_says, FAKE_BENCH_RC=str(bench_rc),
+               GPU_CHECK_STAGES="tests bench")
+    run = subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh"), *args], capture_output=True, text=True,
+                         env=env, timeout=60)
+    return run, (log.read_text() if log.exists() else ""), out
+
+
+def test_gpu_check_stops_before_building_when_nvidia_smi_fails(tmp_path):
+    # `nvidia-smi ... || true`: the script built for minutes, then every CUDA test skipped
+    run, calls, _ = _gpu_check(tmp_path, smi_rc=9)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "NO USABLE GPU: nvidia-smi failed (exit 9); nothing built"
+    assert "== build" not in run.stdout and "-m pip" not in calls
+
+
+def test_gpu_check_stops_before_building_when_torch_sees_no_gpu(tmp_path):
+    run, calls, _ = _gpu_check(tmp_path, no_cuda=1)
+    assert run.returncode == 1, run.stdout + run.stderr
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("NO USABLE GPU: torch.cuda.is_available() is not True in ") and "nothing built" in last
+    assert "-m pip" not in calls
+
+
+def test_gpu_check_fails_when_every_cuda_test_skipped_and_when_the_bench_fails(tmp_path):
+    # printed "cuda tests exit code: 0" after 488 skips, and dropped the bench's stderr and status
+    run, _, out = _gpu_check(tmp_path, pytest_says="488 skipped in 3.10s", bench_rc=3)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"CUDA TESTS RAN NOTHING (every test skipped; see {out}/cuda_tests.log)" in run.stdout
+    assert f"GPU BENCHMARK FAILED (exit 3; stderr in {out}/bench_cuda.log)" in run.stdout
+    assert "bench stderr: boom" in (out / "bench_cuda.log").read_text()
+    assert run.stdout.strip().splitlines()[-1] == "cuda tests exit code: 1; benchmark exit code: 3"
+
+
+def test_gpu_check_passes_when_tests_ran_and_the_bench_succeeded(tmp_path):
+    run, calls, out = _gpu_check(tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "cuda tests exit code: 0; benchmark exit code: 0"
+    assert "bench table" in (out / "bench_cuda.txt").read_text() and "-m pip" in calls
+    assert "alae-fast bench: warning: w" in run.stdout and "boom" not in run.stdout  # warnings are shown
+
+
+def test_gpu_check_dry_run_needs_no_gpu(tmp_path):
+    run, calls, _ = _gpu_check(tmp_path, "--dry-run", smi_rc=9, no_cuda=1)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "== dry run passed ==" in run.stdout and "NO USABLE GPU" not in run.stdout

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["cpu_model", "cpu_flags", "kernel_isa", "run_context", "format_header"]
+from .._words import plural
+
+__all__ = ["cpu_model", "cpu_flags", "kernel_isa", "omp_wait", "fused_kernels", "run_context", "format_header"]
 
 # GCC's x86-64 micro-architecture levels in /proc/cpuinfo's flag names (lzcnt is "abm"): what
 # target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default") tests to pick a clone.
@@ -92,6 +94,82 @@ def kernel_isa(info: dict, flags: set[str] | None = None, machine: str | None = 
     return {"elementwise_loops": loops, "upfirdn2d": ufd, "how": how}
 
 
+_UNSET = object()
+
+
+def omp_wait(environ=None, chosen=_UNSET) -> dict:
+    """How libgomp's threads wait in this process, and who decided it.
+
+    ``import alae_fast`` picks the wait before torch loads libgomp (see :mod:`alae_fast._omp`),
+    and the two waits change small cases' times several-fold, so a report must say which one
+    it ran under; ``GOMP_SPINCOUNT`` alone cannot tell alae_fast's choice from a user's.
+    environ: the environment (default ``os.environ``); chosen: what the import found
+    (default :func:`alae_fast._omp.choice`; None when it did not look).
+
+    Returns ``{"wait", "set_by", "why", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "import_check"}``:
+    ``wait`` in words (e.g. "sleep at once (GOMP_SPINCOUNT=0)"), ``set_by`` one of
+    ``'alae_fast'``, ``'environment'`` (set before alae_fast was imported: the user's, or a
+    parent process's), ``'ALAE_FAST_OMP_SPIN=keep'``, ``'torch imported first'``; ``why`` a
+    sentence; the two variables as set (None when not); ``import_check``: ``chosen``.
+    """
+    from .._omp import choice
+
+    env = os.environ if environ is None else environ
+    chosen = choice() if chosen is _UNSET else chosen
+    spin, policy = env.get("GOMP_SPINCOUNT"), env.get("OMP_WAIT_POLICY")
+    # libgomp takes GOMP_SPINCOUNT over OMP_WAIT_POLICY when both are set
+    if spin is not None:
+        wait = "sleep at once (GOMP_SPINCOUNT=0)" if spin.strip() == "0" else \
+            f"spin {spin} rounds, then sleep (GOMP_SPINCOUNT={spin})"
+    elif policy is not None:
+        wait = {"passive": "sleep at once", "active": "spin"}.get(policy.strip().lower(), "as libgomp reads it")
+        wait += f" (OMP_WAIT_POLICY={policy})"
+    else:
+        wait = "libgomp's default: spin up to 300,000 rounds, then sleep"
+    if chosen is not None:
+        set_by = "alae_fast"
+        seen = ("runnable threads could not be counted (no /proc/stat)" if chosen["others"] is None else
+                f"{plural(chosen['others'], 'other runnable thread')} seen beside {chosen['threads']} OpenMP "
+                f"threads on {chosen['cpus']} usable cores")
+        why = f"chosen by alae_fast at import: {seen}" + ("" if chosen["sleep"] else
+                                                          ", so the cores did not look shared")
+    elif spin is not None or policy is not None:
+        set_by = "environment"
+        why = "set in the environment before alae_fast was imported (the user's or a parent process's; alae_fast keeps it)"
+    elif env.get("ALAE_FAST_OMP_SPIN", "").strip().lower() == "keep":
+        set_by = "ALAE_FAST_OMP_SPIN=keep"
+        why = "ALAE_FAST_OMP_SPIN=keep: alae_fast left libgomp's default as it is"
+    else:
+        set_by = "torch imported first"
+        why = "torch was imported before alae_fast, so alae_fast did not choose (libgomp had read its settings)"
+    return {"wait": wait, "set_by": set_by, "why": why, "GOMP_SPINCOUNT": spin, "OMP_WAIT_POLICY": policy,
+            "import_check": chosen}
+
+
+def fused_kernels(device: torch.device, info: dict) -> str | None:
+    """Why the ``fused`` candidates do not time alae_fast's kernels on ``device``, as one line,
+    or None when they do. info: :func:`alae_fast.build_info`'s dict.
+
+    The ops fall back to their PyTorch references when ALAE_FAST_IMPL=ref was set at import,
+    when the compiled library did not load, or when it has no kernels for the device; a run
+    then times the reference against itself under the labels "fused" and "ref/fused".
+    """
+    from ..ops import _dispatch
+
+    consequence = ("every fused candidate runs the PyTorch reference, so 'fused' and 'ref/fused' time the "
+                   "reference against itself and the targets say nothing about the kernels")
+    if _dispatch._FORCE_REF:  # what the ops read, once, at import (not the environment now)
+        return f"the fused kernels are not being measured because ALAE_FAST_IMPL=ref: {consequence} " \
+               f"(unset ALAE_FAST_IMPL to time them)"
+    if not info.get("loaded"):
+        return f"the fused kernels are not being measured because the compiled library did not load " \
+               f"({info.get('error')}): {consequence}"
+    if device.type == "cuda" and not info.get("cuda"):
+        return f"the fused kernels are not being measured on {device} because this build has no CUDA kernels: " \
+               f"{consequence}"
+    return None
+
+
 def run_context(argv: list[str], device: torch.device, **settings) -> dict:
     """Everything a reader of a report needs to trust and compare it, as a JSON-able dict.
 
@@ -102,7 +180,10 @@ def run_context(argv: list[str], device: torch.device, **settings) -> dict:
     :func:`kernel_isa`), ``torch_cpu_capability``, ``logical_cores``, ``usable_cores`` (this
     process's affinity), ``torch_threads``, ``load_average`` (1, 5, 15 min; None where the
     OS has none), ``device``, ``gpu`` (name or None), ``python``, ``platform``, ``env`` (the
-    variables of :data:`_ENV` that are set), then ``settings``.
+    variables of :data:`_ENV` that are set), ``omp_wait`` (see :func:`omp_wait`),
+    ``fused_kernels_measured`` (bool; see :func:`fused_kernels`), ``warnings`` (lines the
+    report says before its figures: why the fused kernels are not measured; [] when none),
+    then ``settings``.
     """
     from .. import __version__, build_info
 
@@ -138,14 +219,19 @@ def run_context(argv: list[str], device: torch.device, **settings) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "env": {k: os.environ[k] for k in _ENV if k in os.environ},
+        "omp_wait": omp_wait(),
     }
+    not_fused = fused_kernels(device, info)
+    ctx["fused_kernels_measured"] = not_fused is None
+    ctx["warnings"] = [not_fused] if not_fused else []
     ctx.update(settings)
     return ctx
 
 
 def format_header(ctx: dict) -> str:
     """The stdout header of a run: device, CPU model, cores, threads, load, rounds (when the
-    context has them), the kernels' instruction set and the build, from :func:`run_context`'s dict."""
+    context has them), the kernels' instruction set, the build, and the OpenMP wait with who
+    chose it (when the context has it), from :func:`run_context`'s dict."""
     info = ctx["build_info"]
     load = "/".join(f"{x:.2f}" for x in ctx["load_average"]) if ctx["load_average"] else "unknown"
     first = (f"alae_fast bench: device={ctx['device']} cpu={ctx['cpu_model']!r} cores={ctx['logical_cores']} "
@@ -165,6 +251,9 @@ def format_header(ctx: dict) -> str:
                 if "keep_freed_memory" in ctx else ""),
              f"  kernel instruction set: loops {isa['elementwise_loops']}, upfirdn2d {isa['upfirdn2d']} "
              f"(inferred from the CPU flags)"]
+    wait = ctx.get("omp_wait")
+    if wait:
+        lines.append(f"  openmp wait: {wait['wait']}; {wait['why']}")
     if ctx.get("gpu"):
         lines.append(f"  gpu: {ctx['gpu']}")
     cores = ctx["usable_cores"] or ctx["logical_cores"]

@@ -9,9 +9,11 @@ unless ``--ops`` names them; a case may leave out a candidate under ``--quick`` 
 records a :class:`~alae_fast.bench.harness.LeftOut`), which the table marks and the note lists.
 
 ``--json FILE`` writes ``{"schema": 2, "mode", "context", "interrupted", "results",
-"targets", "targets_passed", "left_out_by_quick"}`` (see :func:`report_json`); ``context``
-is :func:`alae_fast.bench.context.run_context`'s (versions, build, CPU model, the kernels'
-instruction set, cores, threads, load, settings, date, command line).
+"targets", "targets_passed", "left_out_by_quick"}`` (see :func:`report_json`; ``targets_passed``
+is null when no target was checked); ``context`` is
+:func:`alae_fast.bench.context.run_context`'s (versions, build, CPU model, the kernels'
+instruction set, cores, threads, load, the OpenMP wait and who chose it, whether the fused
+kernels are measured, settings, date, command line).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from .._lib import default_impl
 from .._words import plural
 from ..cpu_allocator import keep_freed_memory
 from ..cli import OneLineParser, _positive_int  # the CLI's parser and its one 'int >= 1' type
@@ -177,11 +180,14 @@ def resolve_device(text: str) -> torch.device:
 def check_json_path(text: str) -> Path:
     """The ``--json`` value as a Path, checked before anything is measured.
 
-    Raises :class:`~alae_fast.errors.UserError` naming ``--json`` when the path is a folder,
-    its parent folder does not exist or is not a folder, or a file cannot be created there
-    (tried for real: permission bits do not tell for root, /proc or a read-only mount).
+    Raises :class:`~alae_fast.errors.UserError` naming ``--json`` when the path is empty, is
+    a folder, its parent folder does not exist or is not a folder, or a file cannot be created
+    there (tried for real: permission bits do not tell for root, /proc or a read-only mount).
     Nothing is left behind by the check.
     """
+    if not text:
+        # Path("") is ".", a folder: said as what the user typed, not as "'' is a folder"
+        raise UserError("--json '' is empty; expected the path of a file to write")
     path = Path(text)
     if path.is_dir():
         raise UserError(f"--json {text!r} is a folder; expected the path of a file to write")
@@ -256,7 +262,7 @@ def command_argv(args: argparse.Namespace) -> list[str]:
     out += [flag for flag, on in (("--quick", args.quick), ("--no-compile", args.no_compile),
                                   ("--profile", args.profile), ("--strict", args.strict), ("--list", args.list))
             if on]
-    return out + (["--json", args.json] if args.json else [])
+    return out + (["--json", args.json] if args.json is not None else [])
 
 
 def report_json(context: dict, results: list[Result], interrupted: bool, left_out: list[str],
@@ -267,8 +273,8 @@ def report_json(context: dict, results: list[Result], interrupted: bool, left_ou
     ``op``, ``case``, ``device``, ``seconds`` and ``ratios`` per candidate, ``notes`` (the
     case's own, "" when none), ``left_out``:
     candidate -> ``{"option", "why"}``), ``targets`` (see
-    :func:`~alae_fast.bench.harness.target_records`), ``targets_passed`` (no FAIL among them),
-    ``left_out_by_quick`` (``{"suites": {name: why}, "candidates": [...]}``)."""
+    :func:`~alae_fast.bench.harness.target_records`), ``targets_passed`` (see
+    :func:`targets_passed`), ``left_out_by_quick`` (``{"suites": {name: why}, "candidates": [...]}``)."""
     targets = target_records(results)
     return {
         "schema": JSON_SCHEMA,
@@ -280,9 +286,19 @@ def report_json(context: dict, results: list[Result], interrupted: bool, left_ou
                      "left_out": {c: {"option": lo.option, "why": lo.why} for c, lo in r.case.left_out.items()}}
                     for r in results],
         "targets": targets,
-        "targets_passed": all(t["status"] != "FAIL" for t in targets),
+        "targets_passed": targets_passed(targets),
         "left_out_by_quick": {"suites": {op: HEAVY[op] for op in left_out}, "candidates": candidates},
     }
+
+
+def targets_passed(records: list[dict]) -> bool | None:
+    """The JSON's verdict over target ``records`` (dicts with a ``status``): True when some were
+    checked and none failed, False when one failed, None when none was checked (no target, or
+    every one a SKIP, as in a run stopped before its first case): no claim either way."""
+    checked = [r["status"] for r in records if r["status"] != "SKIP"]
+    if not checked:
+        return None
+    return "FAIL" not in checked
 
 
 def format_progress(result: Result, done: int, total: int, seconds: float) -> str:
@@ -302,12 +318,18 @@ def run(args: argparse.Namespace) -> int:
     printed, and written to ``--json``, first). The report's context records
     ``args.command_line`` (the arguments as typed; :func:`main` sets it) or, without it, the
     arguments rebuilt from ``args`` (:func:`command_argv`). Raises
-    :class:`~alae_fast.errors.UserError` for a bad ``--device``, ``--ops`` or ``--json``,
-    before anything is measured."""
+    :class:`~alae_fast.errors.UserError` for a bad ``--device``, ``--ops``, ``--json`` (an empty
+    one too) or ``ALAE_FAST_IMPL``, before anything is measured. The context's warnings (the
+    fused kernels not measured, see :func:`~alae_fast.bench.context.fused_kernels`) go to
+    stderr, one line each, right after the header."""
+    try:
+        default_impl()  # `alae-fast` checks it too; `python benchmarks/report.py` comes here directly
+    except ValueError as e:
+        raise UserError(str(e)) from None
     device = resolve_device(args.device)
     ops, left_out = select_ops(args.ops, args.quick)
     twice = [o for o in ops if args.ops and args.ops.count(o) > 1]
-    if args.json:
+    if args.json is not None:  # "" too: it is refused, not taken for "no --json"
         check_json_path(args.json)
     # Every candidate, the copy_ baseline included, runs under the same allocator setting.
     kept = keep_freed_memory()
@@ -319,6 +341,8 @@ def run(args: argparse.Namespace) -> int:
     typed = getattr(args, "command_line", None)
     context = run_context(command_argv(args) if typed is None else list(typed), device, **settings)
     print(format_header(context))
+    for line in context["warnings"]:  # said before any figure, which they change the meaning of
+        print(f"alae-fast bench: warning: {line}", file=sys.stderr, flush=True)
     if twice:
         print(f"alae-fast bench: --ops named {', '.join(twice)} more than once; each suite runs once",
               file=sys.stderr, flush=True)
@@ -349,24 +373,26 @@ def run(args: argparse.Namespace) -> int:
                       file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         interrupted = True
-        print(f"\nalae-fast bench: interrupted; the table has the {plural(len(results), 'case')} measured so far",
-              file=sys.stderr, flush=True)
+        print(f"\nalae-fast bench: interrupted; the table has the {plural(len(results), 'case')} measured so far"
+              if results else "\nalae-fast bench: interrupted before any case was measured", file=sys.stderr, flush=True)
     candidates = quick_left_out_candidates(suite_cases)
     note = left_out_note(left_out, candidates)
     if args.list:
         if note:
             print(note)
         return 130 if interrupted else 0
-    print()
-    print("Times: median ms per call of the fused kernel; other columns: median over rounds of")
-    print("t(column) / t(fused) measured in the same round (> 1 means fused is faster).")
-    # cases with candidates of their own (train_load's thread settings) get their own columns
-    extra = sorted({c for r in results for c in r.ratios} - set(COLUMNS))
-    na = _na_mark()
-    print(format_table(results, COLUMNS + extra, na=na))
-    legend = table_legend(results, na)
-    if legend:
-        print(legend)
+    # an empty table above "the cases measured" read as if some had been: none is printed then
+    if results or not interrupted:
+        print()
+        print("Times: median ms per call of the fused kernel; other columns: median over rounds of")
+        print("t(column) / t(fused) measured in the same round (> 1 means fused is faster).")
+        # cases with candidates of their own (train_load's thread settings) get their own columns
+        extra = sorted({c for r in results for c in r.ratios} - set(COLUMNS))
+        na = _na_mark()
+        print(format_table(results, COLUMNS + extra, na=na))
+        legend = table_legend(results, na)
+        if legend:
+            print(legend)
     noted = [r for r in results if r.notes]
     if noted:
         print("\nWhat the cases saw:")
@@ -379,11 +405,15 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print("\n" + note)
     if interrupted:
-        print("\ninterrupted: the cases above are the ones measured before Ctrl-C")
-    if args.json:
+        print("\ninterrupted: the cases above are the ones measured before Ctrl-C" if results else
+              "\ninterrupted before the first case was measured: nothing was measured and no target checked")
+    if args.json is not None:
         write_json(args.json, report_json(context, results, interrupted, left_out, candidates))
-        print(f"\nwrote {args.json}" + (" (the cases measured before Ctrl-C; \"interrupted\": true)"
-                                       if interrupted else ""))
+        said = ""
+        if interrupted:
+            said = (" (the cases measured before Ctrl-C; \"interrupted\": true)" if results else
+                    " (nothing measured before Ctrl-C: no results, \"targets_passed\": null, \"interrupted\": true)")
+        print(f"\nwrote {args.json}{said}")
     sys.stdout.flush()
     if interrupted:
         return 130
@@ -407,12 +437,14 @@ def _profile(args: argparse.Namespace, context: dict) -> int:
     if goals:
         print("\nTargets (stretch goals: they do not set the exit status):")
         print("\n".join(f"{g['status']}  {g['op']} {g['case']}: {g['target']}: {g['text']}" for g in goals))
-    if args.json and (out or not interrupted):
+    if args.json is not None and (out or not interrupted):
         write_json(args.json, {"schema": JSON_SCHEMA, "mode": "profile", "context": context,
                                "interrupted": interrupted, "results": out, "targets": goals,
-                               "targets_passed": all(g["status"] != "FAIL" for g in goals)})
+                               "targets_passed": targets_passed(goals)})
         print(f"\nwrote {args.json}" + (" (the profiles made before Ctrl-C; \"interrupted\": true)"
                                        if interrupted else ""))
+    elif args.json is not None:
+        print(f"\n{args.json} not written: Ctrl-C came before the first profile was made")
     return 130 if interrupted else 0
 
 
