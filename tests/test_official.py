@@ -966,3 +966,24 @@ def test_directions_takes_no_ema_and_config_as_every_ckpt_command(tmp_path, caps
     capsys.readouterr()
     err = _cli_error(capsys, ["directions", "--ckpt", str(converted), "--no-ema", "--data", str(tmp_path / "lab")])
     assert err.startswith("alae-fast directions: error: " + str(converted)) and "--no-ema" in err
+
+
+def test_a_damaged_official_checkpoint_is_refused(other_checkpoint, tmp_path):
+    # torch.load reads bytes flipped inside a tensor as other weights; the stored CRC-32 shows it
+    import shutil
+    import zipfile
+
+    p = tmp_path / "flipped.pth"
+    shutil.copy(other_checkpoint / "other.pth", p)
+    z = zipfile.ZipFile(p)
+    info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    with open(p, "r+b") as f:  # the entry's data follow its 30-byte local header, name and extra field
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = int.from_bytes(f.read(2), "little"), int.from_bytes(f.read(2), "little")
+        f.seek(info.header_offset + 30 + name_len + extra_len + 8)
+        f.write(b"\xff\xff\xff\xff")
+    with pytest.raises(OfficialCheckpointError, match=rf"damaged checkpoint \(corrupt: entry '{info.filename}' "
+                                                       r"does not match its stored CRC-32\)"):
+        read_official_checkpoint(p)
+    with pytest.raises(OfficialCheckpointError, match="damaged checkpoint"):
+        load_official(p)

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from ..zip_integrity import checkpoint_damage
 
 __all__ = ["OfficialCheckpointError", "InertObject", "read_official_checkpoint", "read_official_yaml"]
 
@@ -186,6 +187,9 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if kind == "other":
         raise OfficialCheckpointError(f"{p}: not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)")
     if kind == "zip":
+        damage = checkpoint_damage(p)  # torch's reader would load flipped bytes as other weights
+        if damage is not None:
+            raise OfficialCheckpointError(f"{p}: damaged checkpoint ({damage})")
         with zipfile.ZipFile(p) as z:
             names = z.namelist()
         if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
