@@ -96,6 +96,13 @@ def _check_x(x, op: str) -> None:
         raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got {x.ndim}-D of shape {tuple(x.shape)}")
 
 
+def _check_gain(gain, op: str) -> float:
+    """``gain`` as a float; ValueError naming ``op`` unless it is a finite real number (not a bool)."""
+    if isinstance(gain, bool) or not isinstance(gain, Real) or not is_finite(gain):
+        raise ValueError(f"{op}: gain must be a finite real number; got {gain!r}")
+    return float(gain)
+
+
 def _resolve(x, f, up, down, padding, flip_filter, gain, op):
     _check_x(x, op)
     f = _check_filter(f, x, op)
@@ -103,8 +110,7 @@ def _resolve(x, f, up, down, padding, flip_filter, gain, op):
     dx, dy = _parse_scaling(down, "down", op)
     px0, px1, py0, py1 = _parse_padding(padding, op)
     flip_filter = check_bool(flip_filter, "flip_filter", op)
-    if isinstance(gain, bool) or not isinstance(gain, Real) or not is_finite(gain):
-        raise ValueError(f"{op}: gain must be a finite real number; got {gain!r}")
+    gain = _check_gain(gain, op)
     fw, fh = _filter_size(f)
     ow = _out_size(x.shape[3], ux, dx, px0, px1, fw)
     oh = _out_size(x.shape[2], uy, dy, py0, py1, fh)
@@ -114,7 +120,7 @@ def _resolve(x, f, up, down, padding, flip_filter, gain, op):
             f"is [{oh}, {ow}] for x of shape {tuple(x.shape)}, filter {fh}x{fw}, up {[ux, uy]}, "
             f"down {[dx, dy]}, padding {[px0, px1, py0, py1]}"
             + ("" if op.startswith("upfirdn2d") else " (the padding given plus the filter's centring)"))
-    return f, [ux, uy], [dx, dy], [px0, px1, py0, py1], flip_filter, float(gain)
+    return f, [ux, uy], [dx, dy], [px0, px1, py0, py1], flip_filter, gain
 
 
 # --- public ops ---------------------------------------------------------------------------------
@@ -224,8 +230,7 @@ def setup_filter(f, device=None, normalize: bool = True, flip_filter: bool = Fal
         f = 1
     if device is None:
         device = f.device if isinstance(f, torch.Tensor) else torch.device("cpu")
-    if isinstance(gain, bool) or not isinstance(gain, Real) or not is_finite(gain):
-        raise ValueError(f"setup_filter: gain must be a finite real number; got {gain!r}")
+    _check_gain(gain, "setup_filter")
     try:
         f = torch.as_tensor(f, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError) as e:
@@ -272,13 +277,6 @@ def filter2d(x: torch.Tensor, f: torch.Tensor | None, padding=0, flip_filter: bo
     return _run(x, f, 1, 1, p, flip_filter, gain, impl, "filter2d")
 
 
-def _scaled_gain(gain, factor: int, op: str) -> float:
-    """gain * factor, with gain checked first (a bad gain named as given, not as the product)."""
-    if isinstance(gain, bool) or not isinstance(gain, Real) or not is_finite(gain):
-        raise ValueError(f"{op}: gain must be a finite real number; got {gain!r}")
-    return float(gain) * factor
-
-
 def upsample2d(x: torch.Tensor, f: torch.Tensor | None, up=2, padding=0, flip_filter: bool = False,
                gain: float = 1, impl: str = "auto") -> torch.Tensor:
     """Upsamples x by ``up`` (int or [ux, uy], default 2) with the FIR filter f.
@@ -293,7 +291,8 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor | None, up=2, padding=0, flip_fi
     px0, px1, py0, py1 = _parse_padding(padding, "upsample2d")
     fw, fh = _filter_size(f)
     p = [px0 + (fw + ux - 1) // 2, px1 + (fw - ux) // 2, py0 + (fh + uy - 1) // 2, py1 + (fh - uy) // 2]
-    return _run(x, f, [ux, uy], 1, p, flip_filter, _scaled_gain(gain, ux * uy, "upsample2d"), impl, "upsample2d")
+    return _run(x, f, [ux, uy], 1, p, flip_filter, _check_gain(gain, "upsample2d") * ux * uy, impl,
+                "upsample2d")  # gain checked as given, before the product
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor | None, down=2, padding=0, flip_filter: bool = False,
