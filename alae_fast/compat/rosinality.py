@@ -29,7 +29,7 @@ from torch import nn
 
 from ..ops._dispatch import check_same, check_tensor, is_finite, is_int
 from ..ops.bias_act import bias_act
-from ..ops.upfirdn2d import _check_filter
+from ..ops.upfirdn2d import _check_filter, _out_size
 from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
 from .nvlabs_ops import conv2d_gradfix  # rosinality's op/conv2d_gradfix.py has NVlabs' API
 
@@ -121,8 +121,8 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
     _check_filter(kernel, input, op, name="kernel", x_name="input")
     (ux, uy), (dx, dy) = up, down = _pair(up, "up"), _pair(down, "down")
     kh, kw = kernel.shape
-    oh = (input.shape[2] * uy + pad[2] + pad[3] - kh + dy) // dy
-    ow = (input.shape[3] * ux + pad[0] + pad[1] - kw + dx) // dx
+    oh = _out_size(input.shape[2], uy, dy, pad[2], pad[3], kh)
+    ow = _out_size(input.shape[3], ux, dx, pad[0], pad[1], kw)
     if oh < 1 or ow < 1:
         raise ValueError(f"{op}: pad {pad} leaves no output: (in * up + pad0 + pad1 - k + down) // down is "
                          f"[{oh}, {ow}] for input of shape {tuple(input.shape)}, kernel {kh}x{kw}, "
