@@ -967,6 +967,7 @@ def _training_seed(run) -> int:
     written before checkpoints held it) its run folder's config.json's; 0 when neither records
     one (an official ALAE checkpoint, converted or not). Training's own evaluation (eval.json)
     draws from that seed, so evaluate repeats its figures."""
+    from .inference.loading import _run_config
     from .inference.sampling import SEED_LIMIT
 
     def seed_in(record) -> int | None:
@@ -978,10 +979,7 @@ def _training_seed(run) -> int:
 
     seed = seed_in(run.state)
     if seed is None:
-        try:
-            seed = seed_in(json.loads((_run_folder(run.path) / "config.json").read_text()))
-        except (OSError, ValueError):
-            seed = None
+        seed = seed_in(_run_config(run))  # None when the folder has no config.json that parses
     return 0 if seed is None else seed
 
 
