@@ -270,6 +270,35 @@ def test_state_is_two_bits_per_upsampled_element():
 
 
 @needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("h,w", [(7, 9), (8, 8), (9, 16), (17, 15), (4, 25), (25, 3)])
+def test_plane_sizes_around_register_blocks(dtype, h, w):
+    # The separable engine transposes float planes in 8x8 register blocks (4x4 for double),
+    # plus a scalar remainder, and activates/masks the whole padded upsampled plane at once:
+    # sizes below, at and past one block, for the output, the saved codes and the gradient.
+    rng = torch.Generator().manual_seed(h * 100 + w)
+    x, fu, fd, b, kw = make_case(rng, n=2, c=3, h=h, w=w, tu=12, td=12, pad=(9, 8, 9, 8), dtype=dtype)
+    x.requires_grad_(True)
+    b.requires_grad_(True)
+    y, state = torch.ops.alae_fast.filtered_lrelu(x.detach(), fu, fd, b.detach(), 2, 2, kw["padding"],
+                                                   math.sqrt(2), 0.2, 1.0, False)
+    assert_matches_oracle(y, x.detach(), fu, fd, b.detach(), dict(kw, clamp=1.0))
+    from alae_fast.ops.upfirdn2d import upfirdn2d_ref
+    z = upfirdn2d_ref(x.detach().double() + b.detach().double().reshape(1, -1, 1, 1), fu, up=2,
+                      padding=kw["padding"], gain=4)
+    uh, uw = z.shape[2:]
+    a = torch.where(z > 0, z, z * 0.2) * math.sqrt(2)
+    want = torch.where(a.abs() > 1.0, 2, (z > 0).long()).reshape(2, 3, -1)
+    got = torch.stack([(state.long() >> (2 * k)) & 3 for k in range(4)], -1).reshape(2, 3, -1)[:, :, :uh * uw]
+    torch.testing.assert_close(got, want)
+    gy = torch.randn(y.shape, generator=rng, dtype=dtype)
+    got = _grads(lambda x, b: filtered_lrelu(x, fu, fd, b, clamp=1.0, **kw), x, b, gy)
+    want = _grads(lambda x, b: filtered_lrelu_ref(x, fu, fd, b, clamp=1.0, **kw), x, b, gy)
+    for g, w_ in zip(got, want):
+        torch.testing.assert_close(g, w_)
+
+
+@needs_kernel
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("clamp", [None, 1.0])
 def test_nan_and_inf_propagate_as_in_reference(dtype, clamp):

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../ops/filtered_lrelu.h"
@@ -93,12 +95,29 @@ void store_plane(const acc_t* in, int64_t h, int64_t w, const PlaneView<scalar_t
 }
 
 // load_plane and store_plane for the separable path, which holds planes transposed:
-// out[x * ld + y] = plane[y][x] + bias, with zeros in rows' padding y in [h, ld).
+// out[x * ld + y] = plane[y][x] + bias, with zeros in rows' padding y in [h, ld). A plane of
+// acc_t values with unit x stride goes in register blocks (transpose_block.h), whole blocks of
+// x only, so that no block reads past a row's end.
 template <typename scalar_t, typename acc_t>
 AF_FL_INLINE void load_plane_t(const PlaneView<const scalar_t>& v, int64_t n, int64_t c, int64_t h, int64_t w,
                                acc_t bias, acc_t* out, int64_t ld) {
   const scalar_t* p = v.plane(n, c);
-  for (int64_t x = 0; x < w; ++x) {
+  int64_t x = 0;
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    constexpr int64_t B = cpu_block::Block<acc_t>::B;
+    if (v.st[3] == 1) {
+      for (; x + B <= w; x += B) {
+        for (int64_t y = 0; y < h; y += B) {
+          cpu_block::transpose_block<acc_t, true>(p + y * v.st[2] + x, v.st[2], std::min(B, h - y), bias,
+                                                  out + x * ld + y, ld, B);
+        }
+        for (int64_t k = 0; k < B; ++k) {
+          for (int64_t y = padded(h, B); y < ld; ++y) out[(x + k) * ld + y] = acc_t(0);
+        }
+      }
+    }
+  }
+  for (; x < w; ++x) {
     const scalar_t* col = p + x * v.st[3];
     acc_t* o = out + x * ld;
     for (int64_t y = 0; y < h; ++y) o[y] = static_cast<acc_t>(col[y * v.st[2]]) + bias;
@@ -106,15 +125,39 @@ AF_FL_INLINE void load_plane_t(const PlaneView<const scalar_t>& v, int64_t n, in
   }
 }
 
-// plane[y][x] = in[x * ld + y] for y < h, x < w.
+// plane[y][x] = in[x * ld + y] for y < h, x < w (register blocks as load_plane_t).
 template <typename scalar_t, typename acc_t>
 AF_FL_INLINE void store_plane_t(const acc_t* in, int64_t ld, int64_t h, int64_t w, const PlaneView<scalar_t>& v,
                                 int64_t n, int64_t c) {
   scalar_t* p = v.plane(n, c);
+  int64_t x = 0;
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    constexpr int64_t B = cpu_block::Block<acc_t>::B;
+    if (v.st[3] == 1) {
+      for (; x + B <= w; x += B) {
+        for (int64_t y = 0; y < h; y += B) {
+          cpu_block::transpose_block<acc_t, false>(in + x * ld + y, ld, B, acc_t(0), p + y * v.st[2] + x, v.st[2],
+                                                   std::min(B, h - y));
+        }
+      }
+    }
+  }
   for (int64_t y = 0; y < h; ++y) {
     scalar_t* row = p + y * v.st[2];
-    for (int64_t x = 0; x < w; ++x) row[x * v.st[3]] = static_cast<scalar_t>(in[x * ld + y]);
+    for (int64_t xx = x; xx < w; ++xx) row[xx * v.st[3]] = static_cast<scalar_t>(in[xx * ld + y]);
   }
+}
+
+// The upsampled plane's codes live padded, [h][ld], while the state packs them [h][w]:
+// compact_rows moves row y from y * ld to y * w (in place, front to back), spread_rows back
+// (back to front); the padding bytes spread_rows leaves are stale codes, which act on the
+// zeros of the plane's padding columns only.
+inline void compact_rows(uint8_t* codes, int64_t h, int64_t w, int64_t ld) {
+  for (int64_t y = 1; y < h; ++y) std::memmove(codes + y * w, codes + y * ld, size_t(w));
+}
+
+inline void spread_rows(uint8_t* codes, int64_t h, int64_t w, int64_t ld) {
+  for (int64_t y = h - 1; y >= 1; --y) std::memmove(codes + y * ld, codes + y * w, size_t(w));
 }
 
 // The axes of the forward's two passes and of their adjoints (the adjoint of an axis with
@@ -143,24 +186,26 @@ struct Work {
 };
 
 // Planes [begin, end) of the forward on the separable path (one multiversioned function, the
-// whole plane pipeline inlined into it).
+// whole plane pipeline inlined into it: its lambdas too, which would otherwise be compiled
+// for the baseline instruction set, as functions of their own).
 template <typename scalar_t, typename acc_t, bool CLAMP>
 AF_FL_CLONES void forward_planes_separable(const SeparablePlan<acc_t>& s, const FilteredLreluPlan& p,
                                            const PlaneView<const scalar_t>& xv, const scalar_t* bp,
                                            const PlaneView<scalar_t>& yv, uint8_t* sp, int64_t begin, int64_t end) {
   std::vector<acc_t> P(s.p_size()), Q(s.q_size());
-  std::vector<uint8_t> codes(s.h_m * s.w_m);
+  std::vector<uint8_t> codes(s.h_m * padded(s.w_m, kLanes<acc_t>));
   const acc_t gain = acc_t(p.gain), slope = acc_t(p.slope), c = acc_t(p.clamp);
   for (int64_t plane = begin; plane < end; ++plane) {
     const int64_t n = plane / p.C, ch = plane % p.C;
     const acc_t bias = bp ? static_cast<acc_t>(bp[ch]) : acc_t(0);
     separable_plane(
         s, P.data(), Q.data(),
-        [&](acc_t* dst, int64_t ld) { load_plane_t(xv, n, ch, s.h_in, s.w_in, bias, dst, ld); },
-        [&](acc_t* row, int64_t r) {
-          activate_values<acc_t, CLAMP>(row, codes.data() + r * s.w_m, s.w_m, gain, slope, c);
+        [&](acc_t* dst, int64_t ld) __attribute__((always_inline)) { load_plane_t(xv, n, ch, s.h_in, s.w_in, bias, dst, ld); },
+        [&](acc_t* up, int64_t ld) __attribute__((always_inline)) {
+          activate_values<acc_t, CLAMP>(up, codes.data(), s.h_m * ld, gain, slope, c);
+          compact_rows(codes.data(), s.h_m, s.w_m, ld);
         },
-        [&](const acc_t* src, int64_t ld) { store_plane_t(src, ld, s.h_o, s.w_o, yv, n, ch); });
+        [&](const acc_t* src, int64_t ld) __attribute__((always_inline)) { store_plane_t(src, ld, s.h_o, s.w_o, yv, n, ch); });
     pack_codes(codes.data(), s.h_m * s.w_m, sp + plane * p.geo.state_bytes);
   }
 }
@@ -225,7 +270,7 @@ AF_FL_CLONES void masked_planes_separable(const SeparablePlan<acc_t>& s, const F
                                           const PlaneView<scalar_t>& ov, double* plane_sums, int64_t begin,
                                           int64_t end) {
   std::vector<acc_t> P(s.p_size()), Q(s.q_size());
-  std::vector<uint8_t> codes(s.h_m * s.w_m);
+  std::vector<uint8_t> codes(s.h_m * padded(s.w_m, kLanes<acc_t>));
   const acc_t gain = acc_t(p.gain), gs = acc_t(p.gain * p.slope);
   for (int64_t plane = begin; plane < end; ++plane) {
     const int64_t n = plane / p.C, ch = plane % p.C;
@@ -233,9 +278,12 @@ AF_FL_CLONES void masked_planes_separable(const SeparablePlan<acc_t>& s, const F
     double sum = 0;
     separable_plane(
         s, P.data(), Q.data(),
-        [&](acc_t* dst, int64_t ld) { load_plane_t(iv, n, ch, s.h_in, s.w_in, acc_t(0), dst, ld); },
-        [&](acc_t* row, int64_t r) { mask_values(row, codes.data() + r * s.w_m, s.w_m, gain, gs); },
-        [&](const acc_t* src, int64_t ld) {
+        [&](acc_t* dst, int64_t ld) __attribute__((always_inline)) { load_plane_t(iv, n, ch, s.h_in, s.w_in, acc_t(0), dst, ld); },
+        [&](acc_t* up, int64_t ld) __attribute__((always_inline)) {
+          spread_rows(codes.data(), s.h_m, s.w_m, ld);
+          mask_values(up, codes.data(), s.h_m * ld, gain, gs);
+        },
+        [&](const acc_t* src, int64_t ld) __attribute__((always_inline)) {
           store_plane_t(src, ld, s.h_o, s.w_o, ov, n, ch);
           if (plane_sums) {
             for (int64_t x = 0; x < s.w_o; ++x) {

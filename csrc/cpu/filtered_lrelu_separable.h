@@ -17,9 +17,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "filtered_lrelu_kernels.h"
+#include "transpose_block.h"
 
 namespace alae_fast {
 namespace flrelu_cpu {
@@ -60,44 +62,73 @@ TapTable<acc_t> tap_table(const Axis& a, const std::vector<acc_t>& w) {
 }
 
 // out row o (stride out_ld) = sum of the table's taps times input rows (stride in_ld), over
-// `width` columns, a multiple of kLanes that both strides cover.
+// `width` columns, a multiple of kLanes that both strides cover. The accumulators are two
+// 32-byte vector-extension values (kLanes lanes), so the loop is vector code in every clone
+// whatever the inliner decides (left to the auto-vectorizer, one inlining change turned a pass scalar).
 template <typename acc_t>
 AF_FL_INLINE void row_pass(const acc_t* __restrict__ in, int64_t in_ld, const TapTable<acc_t>& t, int64_t width,
                            acc_t* __restrict__ out, int64_t out_ld) {
-  constexpr int64_t V = kLanes<acc_t>;
+  constexpr int64_t V = kLanes<acc_t>, L = 32 / int64_t(sizeof(acc_t));
+  static_assert(V == 2 * L, "a block of kLanes is two 32-byte vectors");
+  typedef acc_t vec __attribute__((vector_size(32)));
   const int64_t* start = t.start.data();
   const int64_t* idx = t.idx.data();
   const acc_t* w = t.w.data();
   for (int64_t o = 0; o < t.n_out; ++o) {
     acc_t* orow = out + o * out_ld;
-    for (int64_t c = 0; c < width; c += V) {
-      acc_t v[V] = {};
+    int64_t c = 0;
+    // Two blocks a tap where the row has them: half the tap-table reads per multiply-add.
+    for (; c + 2 * V <= width; c += 2 * V) {
+      vec v0 = {}, v1 = {}, v2 = {}, v3 = {};
       for (int64_t k = start[o]; k < start[o + 1]; ++k) {
+        const acc_t* src = in + idx[k] * in_ld + c;
         const acc_t wk = w[k];
-        const acc_t* s = in + idx[k] * in_ld + c;
-        for (int64_t j = 0; j < V; ++j) v[j] += wk * s[j];
+        vec s0, s1, s2, s3;
+        std::memcpy(&s0, src, sizeof(s0));
+        std::memcpy(&s1, src + L, sizeof(s1));
+        std::memcpy(&s2, src + 2 * L, sizeof(s2));
+        std::memcpy(&s3, src + 3 * L, sizeof(s3));
+        v0 += wk * s0;
+        v1 += wk * s1;
+        v2 += wk * s2;
+        v3 += wk * s3;
       }
-      for (int64_t j = 0; j < V; ++j) orow[c + j] = v[j];
+      std::memcpy(orow + c, &v0, sizeof(v0));
+      std::memcpy(orow + c + L, &v1, sizeof(v1));
+      std::memcpy(orow + c + 2 * L, &v2, sizeof(v2));
+      std::memcpy(orow + c + 3 * L, &v3, sizeof(v3));
+    }
+    for (; c < width; c += V) {
+      vec v0 = {}, v1 = {};
+      for (int64_t k = start[o]; k < start[o + 1]; ++k) {
+        const acc_t* src = in + idx[k] * in_ld + c;
+        vec s0, s1;
+        std::memcpy(&s0, src, sizeof(s0));
+        std::memcpy(&s1, src + L, sizeof(s1));
+        v0 += w[k] * s0;
+        v1 += w[k] * s1;
+      }
+      std::memcpy(orow + c, &v0, sizeof(v0));
+      std::memcpy(orow + c + L, &v1, sizeof(v1));
     }
   }
 }
 
-// dst[c][r] = src[r][c] for r < rows, c < cols; dst's columns rows..dst_ld are zeroed.
+// dst[c][r] = src[r][c] for r < rows, c < cols; dst's columns rows..dst_ld are zeroed. In
+// register blocks (transpose_block.h): reads src's columns up to padded(cols, B), which src_ld
+// covers (every buffer here pads its rows to kLanes, a multiple of B); dst_ld >= padded(rows, B).
 template <typename acc_t>
 AF_FL_INLINE void transpose_into(const acc_t* __restrict__ src, int64_t src_ld, int64_t rows, int64_t cols,
                                  acc_t* __restrict__ dst, int64_t dst_ld) {
-  constexpr int64_t B = 16;  // tiles that stay in L1 on both sides
+  constexpr int64_t B = cpu_block::Block<acc_t>::B;
   for (int64_t r0 = 0; r0 < rows; r0 += B) {
-    const int64_t r1 = std::min(rows, r0 + B);
     for (int64_t c0 = 0; c0 < cols; c0 += B) {
-      const int64_t c1 = std::min(cols, c0 + B);
-      for (int64_t c = c0; c < c1; ++c) {
-        for (int64_t r = r0; r < r1; ++r) dst[c * dst_ld + r] = src[r * src_ld + c];
-      }
+      cpu_block::transpose_block<acc_t, false>(src + r0 * src_ld + c0, src_ld, std::min(B, rows - r0), acc_t(0),
+                                               dst + c0 * dst_ld + r0, dst_ld, std::min(B, cols - c0));
     }
   }
   for (int64_t c = 0; c < cols; ++c) {
-    for (int64_t r = rows; r < dst_ld; ++r) dst[c * dst_ld + r] = acc_t(0);
+    for (int64_t r = padded(rows, B); r < dst_ld; ++r) dst[c * dst_ld + r] = acc_t(0);
   }
 }
 
@@ -129,7 +160,8 @@ SeparablePlan<acc_t> separable_plan(const Axis& fx, const Axis& fy, const std::v
 }
 
 // One plane: `load(dst, ld)` writes the input transposed, [w_in][ld] with ld >= h_in (zeros
-// in the padding); `pointwise(row, y)` acts on row y of the upsampled plane (w_m values);
+// in the padding); `pointwise(plane, ld)` acts on the whole upsampled plane, [h_m][ld] with
+// ld >= w_m, whose padding columns hold zeros (one call, so no row has a scalar tail);
 // `store(src, ld)` reads the output transposed, [w_o][ld].
 template <typename acc_t, typename Load, typename Pointwise, typename Store>
 AF_FL_INLINE void separable_plane(const SeparablePlan<acc_t>& s, acc_t* __restrict__ P, acc_t* __restrict__ Q,
@@ -140,7 +172,7 @@ AF_FL_INLINE void separable_plane(const SeparablePlan<acc_t>& s, acc_t* __restri
   row_pass(P, ld_in, s.first_x, ld_in, Q, ld_in);   // Q: [w_m][ld_in]
   transpose_into(Q, ld_in, s.w_m, s.h_in, P, ld_m); // P: [h_in][ld_m]
   row_pass(P, ld_m, s.first_y, ld_m, Q, ld_m);      // Q: [h_m][ld_m], the upsampled plane
-  for (int64_t y = 0; y < s.h_m; ++y) pointwise(Q + y * ld_m, y);
+  pointwise(Q, ld_m);
   row_pass(Q, ld_m, s.second_y, ld_m, P, ld_m);     // P: [h_o][ld_m]
   transpose_into(P, ld_m, s.h_o, s.w_m, Q, ld_o);   // Q: [w_m][ld_o]
   row_pass(Q, ld_o, s.second_x, ld_o, P, ld_o);     // P: [w_o][ld_o]
