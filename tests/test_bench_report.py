@@ -19,7 +19,8 @@ import torch
 import alae_fast
 import alae_fast.bench.report as report
 from alae_fast.bench.context import cpu_model, kernel_isa
-from alae_fast.bench.harness import NO_COMPILE, Case, LeftOut, Result, Target, format_table, format_targets
+from alae_fast.bench.harness import (NO_COMPILE, Case, LeftOut, Result, Target, format_table, format_targets,
+                                     target_records)
 from alae_fast.cli import main as cli_main
 from alae_fast.errors import UserError
 
@@ -208,7 +209,7 @@ def test_good_json_is_written_at_the_end(fake_suites, fake_measure, tmp_path, ca
     data = json.loads(target.read_text())
     assert data["results"] == [{"op": "bias_act", "case": "case", "device": "cpu",
                                 "seconds": {"fused": 1e-3, "ref": 2e-3}, "ratios": {"fused": 1.0, "ref": 2.0},
-                                "notes": "", "left_out": {}}]
+                                "ratio_quartiles": {}, "notes": "", "left_out": {}}]
     assert data["interrupted"] is False and data["schema"] == report.JSON_SCHEMA
     assert f"wrote {target}" in capsys.readouterr().out
 
@@ -471,3 +472,71 @@ def test_train_load_child_reports_the_wait_it_chose():
     keep = _Child(_env(ALAE_FAST_OMP_SPIN="keep"), None, load=0, steps=1)
     keep()
     assert keep.choices == [None]  # the user's (here the bench's) setting: nothing chosen
+
+
+# --- the spread of a verdict over rounds -------------------------------------------------------
+
+def test_quartiles_are_numpys_linear_percentiles():
+    import numpy as np
+
+    from alae_fast.bench.harness import quartiles
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 5, 15, 16):
+        v = list(rng.lognormal(size=n))
+        assert quartiles(v) == pytest.approx(tuple(np.percentile(v, [25, 75])))
+    assert quartiles([2.5]) == (2.5, 2.5)
+
+
+def _rounds_result(ref_rounds, target):
+    case = Case("bias_act", "fwd case", {"fused": lambda: None, "ref": lambda: None}, targets=[target])
+    med = sorted(ref_rounds)[len(ref_rounds) // 2]
+    return Result(case, {"fused": 1e-3, "ref": med * 1e-3}, {"fused": 1.0, "ref": med},
+                  round_ratios={"fused": [1.0] * len(ref_rounds), "ref": list(ref_rounds)})
+
+
+@pytest.mark.parametrize("rounds,marginal", [([4.7, 4.8, 4.9, 5.1, 5.2], True),    # the bound inside the middle half
+                                             ([5.3, 5.5, 5.6, 5.8, 6.0], False),   # every round past it
+                                             ([3.9, 4.0, 4.1, 4.2, 4.95], False)])  # a fail all the way
+def test_a_verdict_whose_bound_lies_in_the_middle_half_of_the_rounds_says_marginal(rounds, marginal):
+    # a forward case read 4.92x against ">= 5x" one hour and 5.38x the next, with nothing saying
+    # how close to the bound each reading was
+    target = Target(">= 5x faster than eager ref", "fused", "ref", 1 / 5)
+    r = _rounds_result(rounds, target)
+    text, _ = format_targets([r])
+    assert ("marginal: the middle half of the rounds spans" in text) == marginal
+    rec, = target_records([r])
+    assert rec["marginal"] is marginal
+    import numpy as np
+    assert rec["spread"] == pytest.approx(list(np.percentile(rounds, [25, 75])))
+
+
+def test_a_target_between_two_candidates_takes_its_spread_round_by_round():
+    # "defaults <= 1.5x one thread": neither side is the baseline; each round's figure is that
+    # round's t(fused)/t(threads1), not a ratio of medians
+    target = Target("defaults <= 1.5x one thread", "fused", "threads1", 1.5)
+    case = Case("bias_act", "load case", {"fused": lambda: None, "threads1": lambda: None}, targets=[target])
+    threads1 = [0.5, 0.6, 0.7, 0.8, 0.9]
+    r = Result(case, {"fused": 1e-3, "threads1": 0.7e-3}, {"fused": 1.0, "threads1": 0.7},
+               round_ratios={"fused": [1.0] * 5, "threads1": threads1})
+    v = target.verdict(r.ratios, "fused", r.round_ratios)
+    import numpy as np
+    assert v.column == "threads1/fused" and v.relation == ">="
+    assert v.spread == pytest.approx(tuple(np.percentile(threads1, [25, 75])))
+    assert v.marginal is True  # the bound 0.667 lies between 0.6 and 0.8
+
+
+def test_measure_keeps_every_rounds_ratio_and_the_json_their_quartiles(fake_suites, monkeypatch, tmp_path):
+    from alae_fast.bench.harness import measure
+    case = Case("op", "case", {"fused": lambda: None, "ref": lambda: sum(range(2000))}, warmup=0, reps=1)
+    r = measure(case, rounds=5)
+    assert [len(v) for v in r.round_ratios.values()] == [5, 5]
+    assert r.round_ratios["fused"] == [1.0] * 5
+    import statistics
+    assert r.ratios["ref"] == statistics.median(r.round_ratios["ref"])
+    monkeypatch.setattr(report, "measure", lambda case, rounds: Result(
+        case, {"fused": 1e-3, "ref": 2e-3}, {"fused": 1.0, "ref": 2.0},
+        round_ratios={"fused": [1.0] * 3, "ref": [1.0, 2.0, 4.0]}))
+    target = tmp_path / "r.json"
+    assert report.main(["--device", "cpu", "--ops", "bias_act", "--json", str(target)]) == 0
+    res, = json.loads(target.read_text())["results"]
+    assert res["ratio_quartiles"] == {"fused": [1.0, 1.0], "ref": [1.5, 3.0]}

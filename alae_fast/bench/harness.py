@@ -40,23 +40,43 @@ class Target:
         value = ratios[self.numerator] / ratios[self.denominator]
         return value, value <= self.bound
 
-    def verdict(self, ratios: dict[str, float], baseline: str = "fused") -> "Verdict | None":
+    def verdict(self, ratios: dict[str, float], baseline: str = "fused",
+                round_ratios: dict[str, list[float]] | None = None) -> "Verdict | None":
         """The target in the table's units, or None when a candidate it needs was not measured.
 
         ratios: a :class:`Result`'s ratios (t(candidate)/t(baseline)); baseline: the case's.
         A target ``fused <= b x other`` reads in the table as ``other/fused >= 1/b``, one on
         ``other <= b x fused`` as ``other/fused <= b``; a target between two non-baseline
-        candidates keeps its own ratio. Pass/fail is :meth:`check`'s.
+        candidates keeps its own ratio. Pass/fail is :meth:`check`'s. round_ratios (a
+        :class:`Result`'s, per round; optional) give the verdict's ``spread``: the quartiles of
+        the same figure taken round by round.
         """
         got = self.check(ratios)
         if got is None:
             return None
         value, passed = got
         if self.numerator == baseline:
-            return Verdict(self, f"{self.denominator}/{baseline}", 1 / value, ">=", 1 / self.bound, passed)
-        if self.denominator == baseline:
-            return Verdict(self, f"{self.numerator}/{baseline}", value, "<=", self.bound, passed)
-        return Verdict(self, f"{self.numerator}/{self.denominator}", value, "<=", self.bound, passed)
+            column, relation, measured, bound = f"{self.denominator}/{baseline}", ">=", 1 / value, 1 / self.bound
+            per_round = lambda num, den: den / num
+        else:
+            column = f"{self.numerator}/{baseline}" if self.denominator == baseline else \
+                f"{self.numerator}/{self.denominator}"
+            relation, measured, bound = "<=", value, self.bound
+            per_round = lambda num, den: num / den
+        spread = None
+        rr = round_ratios or {}
+        if rr.get(self.numerator) and rr.get(self.denominator):
+            spread = quartiles([per_round(n, d) for n, d in zip(rr[self.numerator], rr[self.denominator])])
+        return Verdict(self, column, measured, relation, bound, passed, spread)
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """The lower and upper quartiles of ``values`` (at least one; one value is both), by
+    :func:`statistics.quantiles`' inclusive method: the middle half of the values lies between them."""
+    if len(values) == 1:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
 
 
 def format_comparison(measured: float, relation: str, bound: float, passed: bool, digits: int = 2,
@@ -84,18 +104,31 @@ def format_comparison(measured: float, relation: str, bound: float, passed: bool
 @dataclass
 class Verdict:
     """A :class:`Target` checked against one result, in the table's units: ``column`` (e.g.
-    ``'ref/fused'``), ``measured`` (that column's figure), ``relation`` (``'>='``/``'<='``),
-    ``bound`` (the figure the column must reach), ``passed``."""
+    ``'ref/fused'``), ``measured`` (that column's figure, a median over rounds), ``relation``
+    (``'>='``/``'<='``), ``bound`` (the figure the column must reach), ``passed``, and
+    ``spread``: the lower and upper quartiles of the figure over rounds (None when the rounds
+    were not kept). A verdict is ``marginal`` when the bound lies inside that middle half of
+    the rounds: another run on the same machine may well give the other verdict."""
     target: Target
     column: str
     measured: float
     relation: str
     bound: float
     passed: bool
+    spread: tuple[float, float] | None = None
+
+    @property
+    def marginal(self) -> bool:
+        return self.spread is not None and self.spread[0] <= self.bound <= self.spread[1]
 
     def text(self) -> str:
-        """E.g. ``'ref/fused 2.99x (target >= 3x)'``, rounded as the table rounds (see :func:`format_comparison`)."""
-        return f"{self.column} {format_comparison(self.measured, self.relation, self.bound, self.passed)}"
+        """E.g. ``'ref/fused 2.99x (target >= 3x)'``, rounded as the table rounds (see
+        :func:`format_comparison`), then, for a marginal verdict, ``'; marginal: the middle half of
+        the rounds spans 2.90-3.08x'``."""
+        out = f"{self.column} {format_comparison(self.measured, self.relation, self.bound, self.passed)}"
+        if self.marginal:
+            out += f"; marginal: the middle half of the rounds spans {self.spread[0]:.2f}-{self.spread[1]:.2f}x"
+        return out
 
 
 @dataclass
@@ -138,6 +171,7 @@ class Result:
     seconds: dict[str, float]       # median seconds per call
     ratios: dict[str, float]        # median over rounds of t(candidate) / t(baseline)
     notes: str = ""                 # the case's notes (Case.notes), "" when it has none
+    round_ratios: dict[str, list[float]] = field(default_factory=dict)  # t(candidate) / t(baseline), round by round
 
 
 def _sync(device: torch.device) -> None:
@@ -200,7 +234,7 @@ def measure(case: Case, rounds: int = 15, min_seconds: float = 0.02, warmup: int
             ratios[name].append(this[name] / this[case.baseline])
     return Result(case, {k: statistics.median(v) for k, v in times.items()},
                   {k: statistics.median(v) for k, v in ratios.items()},
-                  case.notes() if case.notes else "")
+                  case.notes() if case.notes else "", ratios)
 
 
 NOT_APPLICABLE = "\u2014"  # an em dash, as the README's tables print it
@@ -237,20 +271,24 @@ def target_records(results: list[Result]) -> list[dict]:
     """Every target of ``results`` checked, as dicts for JSON: ``op``, ``case``, ``target``
     (its words), ``status`` (``'PASS'``, ``'FAIL'``, or ``'SKIP'`` when a candidate it needs
     was not measured), ``column``, ``measured``, ``relation`` and ``bound`` in the table's units
-    (None for a SKIP), and ``why`` for a SKIP."""
+    (None for a SKIP), ``spread`` (the figure's lower and upper quartiles over rounds, None
+    when the rounds were not kept) and ``marginal`` (the bound inside that spread), and ``why``
+    for a SKIP."""
     out = []
     for r in results:
         for t in r.case.targets:
             rec = {"op": r.case.op, "case": r.case.name, "target": t.text}
-            v = t.verdict(r.ratios, r.case.baseline)
+            v = t.verdict(r.ratios, r.case.baseline, r.round_ratios)
             if v is None:
                 missing = [c for c in (t.numerator, t.denominator) if c not in r.ratios]
                 why = [f"{c} left out by {r.case.left_out[c].option}" if c in r.case.left_out else f"{c} not measured"
                        for c in missing]
-                rec.update(status="SKIP", column=None, measured=None, relation=None, bound=None, why="; ".join(why))
+                rec.update(status="SKIP", column=None, measured=None, relation=None, bound=None, spread=None,
+                           marginal=None, why="; ".join(why))
             else:
                 rec.update(status="PASS" if v.passed else "FAIL", column=v.column, measured=v.measured,
-                           relation=v.relation, bound=v.bound, text=v.text())
+                           relation=v.relation, bound=v.bound, spread=list(v.spread) if v.spread else None,
+                           marginal=v.marginal, text=v.text())
             out.append(rec)
     return out
 

@@ -35,7 +35,7 @@ from ..cpu_allocator import keep_freed_memory
 from ..cli import OneLineParser, _positive_int  # the CLI's parser and its one 'int >= 1' type
 from ..errors import UserError, first_line
 from .context import format_header, run_context
-from .harness import NOT_APPLICABLE, Case, Result, format_table, format_targets, measure, target_records
+from .harness import NOT_APPLICABLE, Case, Result, format_table, format_targets, measure, quartiles, target_records
 
 # op name -> module with cases(device, quick, compile). New ops add themselves here.
 SUITES = {
@@ -270,7 +270,8 @@ def report_json(context: dict, results: list[Result], interrupted: bool, left_ou
     """The ``--json`` document of a timed run (schema 2): ``schema``, ``mode`` ('report'),
     ``context`` (:func:`~alae_fast.bench.context.run_context`'s), ``interrupted`` (True when
     Ctrl-C stopped it: ``results`` then has the cases measured before), ``results`` (per case:
-    ``op``, ``case``, ``device``, ``seconds`` and ``ratios`` per candidate, ``notes`` (the
+    ``op``, ``case``, ``device``, ``seconds`` and ``ratios`` per candidate, ``ratio_quartiles``
+    per candidate (``[lower, upper]`` quartile of its ratio over rounds), ``notes`` (the
     case's own, "" when none), ``left_out``:
     candidate -> ``{"option", "why"}``), ``targets`` (see
     :func:`~alae_fast.bench.harness.target_records`), ``targets_passed`` (see
@@ -282,7 +283,9 @@ def report_json(context: dict, results: list[Result], interrupted: bool, left_ou
         "context": context,
         "interrupted": interrupted,
         "results": [{"op": r.case.op, "case": r.case.name, "device": str(r.case.device), "seconds": r.seconds,
-                     "ratios": r.ratios, "notes": r.notes,
+                     "ratios": r.ratios,
+                     "ratio_quartiles": {c: list(quartiles(v)) for c, v in r.round_ratios.items() if v},
+                     "notes": r.notes,
                      "left_out": {c: {"option": lo.option, "why": lo.why} for c, lo in r.case.left_out.items()}}
                     for r in results],
         "targets": targets,
