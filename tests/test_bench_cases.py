@@ -20,8 +20,18 @@ SMALL = [  # the suite's three kinds of layer, at sizes a test can run
 
 def test_each_filtered_lrelu_case_runs_its_own_shape(monkeypatch):
     monkeypatch.setattr(bench_flrelu, "SHAPES", SMALL)
+    monkeypatch.setattr(bench_flrelu, "SHAPES_2D", SMALL[1:2])
     cases = bench_flrelu.cases(torch.device("cpu"), quick=False, compile=False)
-    assert len(cases) == 2 * len(SMALL)
+    assert len(cases) == 2 * len(SMALL) + 1
+    two_d = cases.pop()
+    label, shape, up, down, padding = SMALL[1]
+    assert label in two_d.name and "2-D fd" in two_d.name
+    fu, fd = bench_flrelu._filters(torch.device("cpu"))
+    out = two_d.candidates["fused"]()
+    assert out.shape == filtered_lrelu(torch.zeros(shape), fu, torch.outer(fd, fd), up=up, down=down,
+                                       padding=padding).shape
+    torch.testing.assert_close(two_d.candidates["ref"](), out, rtol=1e-4, atol=1e-4)
+    assert len(bench_flrelu.cases(torch.device("cpu"), quick=True, compile=False)) == 2  # quick: no 2-D case
     fu, fd = bench_flrelu._filters(torch.device("cpu"))
     for (label, shape, up, down, padding), fwd, fwd_bwd in zip(SMALL, cases[0::2], cases[1::2]):
         assert label in fwd.name and fwd.name.startswith("fwd ") and fwd_bwd.name.startswith("fwd+bwd ")

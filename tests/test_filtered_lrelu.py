@@ -271,13 +271,15 @@ def test_state_is_two_bits_per_upsampled_element():
 
 @needs_kernel
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("h,w", [(7, 9), (8, 8), (9, 16), (17, 15), (4, 25), (25, 3)])
-def test_plane_sizes_around_register_blocks(dtype, h, w):
+@pytest.mark.parametrize("h,w", [(7, 9), (8, 8), (9, 16), (17, 15), (4, 25), (25, 4), (4, 40)])
+@pytest.mark.parametrize("sep", [True, False])
+def test_plane_sizes_around_register_blocks(dtype, h, w, sep):
     # The separable engine transposes float planes in 8x8 register blocks (4x4 for double),
-    # plus a scalar remainder, and activates/masks the whole padded upsampled plane at once:
+    # plus a scalar remainder, and activates/masks the whole padded upsampled plane at once;
+    # the 2-D engine sums blocks of 16 (float) or 8 (double) outputs of a row in registers:
     # sizes below, at and past one block, for the output, the saved codes and the gradient.
     rng = torch.Generator().manual_seed(h * 100 + w)
-    x, fu, fd, b, kw = make_case(rng, n=2, c=3, h=h, w=w, tu=12, td=12, pad=(9, 8, 9, 8), dtype=dtype)
+    x, fu, fd, b, kw = make_case(rng, n=2, c=3, h=h, w=w, tu=12, td=12, pad=(9, 8, 9, 8), dtype=dtype, sep=sep)
     x.requires_grad_(True)
     b.requires_grad_(True)
     y, state = torch.ops.alae_fast.filtered_lrelu(x.detach(), fu, fd, b.detach(), 2, 2, kw["padding"],
