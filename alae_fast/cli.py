@@ -483,7 +483,11 @@ def _add_info_commands(sub) -> None:
 
 
 def _run_folder(ckpt_path: Path) -> Path:
-    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+    """:func:`alae_fast.inference.loading._run_folder`, where a command's outputs go by default
+    (imported when a command runs: the CLI's module level stays torch-free)."""
+    from .inference.loading import _run_folder as run_folder
+
+    return run_folder(ckpt_path)
 
 
 def _out(args, run, default_name: str) -> Path:

@@ -9,6 +9,7 @@ StyleALAE (the digits-32 preset) and a tiny MLP ALAE; nothing is trained here.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -642,3 +643,36 @@ def test_class_directions_name_a_class_that_cannot_be_told_apart(tmp_path, style
     with pytest.warns(RuntimeWarning, match=r"--data: sub-folder 'empty' skipped: it is not a class"):
         _, y, names = images_by_class(tmp_path, 32, 1)
     assert names == ["a", "b"] and len(y) == 4
+
+
+def test_class_folders_are_scanned_once_and_left_out_formats_said_as_what_directions_reads(tmp_path, monkeypatch):
+    # each class folder was scanned twice: once for the wording of the left-out formats' warning,
+    # once by the dataset
+    from collections import Counter
+
+    from PIL import Image
+
+    import alae_fast.data
+    import alae_fast.data.folder
+    from alae_fast.edit.commands import images_by_class
+
+    real, scans = alae_fast.data.folder.find_image_files, Counter()
+
+    def counted(path, *args, **kwargs):
+        scans[Path(path).name] += 1
+        return real(path, *args, **kwargs)
+
+    for module in (alae_fast.data, alae_fast.data.folder):  # the package's name for it and the dataset's
+        monkeypatch.setattr(module, "find_image_files", counted)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 30 * i + (100 if name == "a" else 0), np.uint8)).save(tmp_path / name / f"{i}.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a" / "x.gif")
+    with pytest.warns(RuntimeWarning) as said:
+        x, y, names = images_by_class(tmp_path, 16, 1)
+    assert scans == {"a": 1, "b": 1}
+    assert names == ["a", "b"] and y.tolist() == [0, 0, 0, 1, 1, 1] and tuple(x.shape) == (6, 1, 16, 16)
+    (left_out,) = [str(w.message) for w in said if "left out" in str(w.message)]
+    assert left_out.startswith(f"{tmp_path / 'a'}: left out 1 image file in .gif: directions --data reads .png, "
+                               f".jpg, .jpeg only"), left_out

@@ -204,6 +204,40 @@ def test_a_cut_checkpoint_is_said_to_be_one(tmp_path, grey_ckpt):
         assert str(e.value) == f"{p} is {what} (truncated or corrupt: its zip archive is incomplete)", cut
 
 
+def test_a_load_compares_each_files_crcs_once(tmp_path, grey_ckpt, monkeypatch):
+    """Comparing the stored CRC-32s reads the whole file; load_run compared a single file's twice
+    (its own check, then the official reader's). Counted where every reader looks the check up:
+    zip_integrity (training.checkpoint imports it when called) and official_io (bound at import)."""
+    from collections import Counter
+    from pathlib import Path
+
+    from alae_fast import zip_integrity
+    from alae_fast.models import official_io
+
+    real, calls = zip_integrity.checkpoint_damage, Counter()
+
+    def counted(path, *args, **kwargs):
+        calls[Path(path).resolve()] += 1
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(zip_integrity, "checkpoint_damage", counted)
+    monkeypatch.setattr(official_io, "checkpoint_damage", counted)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    ckpt = Path(shutil.copy(grey_ckpt, tmp_path / "run" / "checkpoints" / "ckpt-0000000001.pt"))
+    official = Path(__file__).parent / "data" / "official-alae" / "alae-small.pth"
+    converted = tmp_path / "converted.pt"
+    cases = [("run folder", tmp_path / "run", ckpt, alae_fast.load), ("checkpoint", ckpt, ckpt, alae_fast.load),
+             ("official .pth", official, official, alae_fast.load),
+             ("convert", official, official, lambda p: loading.convert_official(p, converted)),
+             ("converted", converted, converted, alae_fast.load),
+             # the official reader on its own still compares them
+             ("read_official_checkpoint", official, official, official_io.read_official_checkpoint)]
+    for what, given, file, load in cases:
+        calls.clear()
+        load(given)
+        assert calls == {file.resolve(): 1}, what
+
+
 def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--preset", "digits-mlp", "--out", str(out), "--kimg", "0.048", "--no-eval", *TINY]) == 0

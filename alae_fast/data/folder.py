@@ -420,6 +420,8 @@ class ImageFolderDataset(ImageDataset):
             uint8 (``N * C * R * R`` bytes); ``False`` checks each file's header at
             construction and decodes on access; ``"auto"`` (default) preloads when that
             takes at most ``max_preload_bytes`` (default 1 GiB).
+        reader: what reads the folder, as the scan's warning of the files it leaves out for
+            their format names it (:func:`find_image_files`; default "the image-folder dataset").
 
     ``dataset.found`` lists every image file the folder's scan found (all splits, unreadable
     ones included), from which the split was chosen.
@@ -435,7 +437,7 @@ class ImageFolderDataset(ImageDataset):
 
     def __init__(self, path: str | os.PathLike, resolution: int, channels: int = 3, flip: bool = False,
                  preload: bool | str = "auto", max_preload_bytes: int = 1 << 30, split: str = "all",
-                 holdout: float = HOLDOUT_FRACTION):
+                 holdout: float = HOLDOUT_FRACTION, reader: str = "the image-folder dataset"):
         if not isinstance(resolution, int) or resolution < 1:
             raise ValueError(f"resolution: expected a positive int, got {resolution!r}")
         if channels not in (1, 3):
@@ -443,7 +445,7 @@ class ImageFolderDataset(ImageDataset):
         if preload not in (True, False, "auto"):
             raise ValueError(f"preload: expected True, False or 'auto', got {preload!r}")
         self.root = Path(path)
-        found = find_image_files(self.root)
+        found = find_image_files(self.root, reader=reader)
         self.found = found
         files = split_files(found, self.root, split, holdout)
         self.split = split

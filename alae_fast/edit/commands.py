@@ -195,9 +195,10 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
 def images_by_class(folder: str | os.PathLike, resolution: int,
                     channels: int) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """Images of ``folder/<class>/*`` (PNG/JPEG, center-cropped and resized, [-1, 1]) with their
-    class ids and the sorted class names. Raises ValueError for fewer than two non-empty
-    class folders."""
-    from ..data import ImageFolderDataset, find_image_files
+    class ids and the sorted class names. Each class folder is scanned once; a sub-folder
+    without readable images is skipped with a RuntimeWarning. Raises ValueError when ``folder``
+    is not a folder or holds fewer than two class folders of images."""
+    from ..data import ImageFolderDataset
 
     root = Path(folder)
     if not root.is_dir():
@@ -206,8 +207,8 @@ def images_by_class(folder: str | os.PathLike, resolution: int,
     xs, ys, kept = [], [], []
     for name in names:
         try:
-            find_image_files(root / name, reader="directions --data")  # says what it leaves out in these words
-            ds = ImageFolderDataset(root / name, resolution=resolution, channels=channels)
+            # one scan a class, its left-out formats said as what this command reads
+            ds = ImageFolderDataset(root / name, resolution=resolution, channels=channels, reader="directions --data")
         except ValueError as e:  # a folder without readable images is not a class: said, not dropped unseen
             warnings.warn(f"--data: sub-folder {name!r} skipped: it is not a class of images ({first_line(e)})",
                           RuntimeWarning, stacklevel=2)

@@ -24,7 +24,7 @@ from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
 from ..models.base import check_images, check_pixel_values, check_psi
 from ..models.official import is_official_checkpoint, official_model_from_state
-from ..models.official_io import read_official_checkpoint
+from ..models.official_io import _read_checkpoint_file
 from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .sampling import _check_cutoff, _check_noise, check_count, check_seed, sample_images
@@ -367,8 +367,7 @@ def _check_intact(path: Path) -> None:
         raise UserError(f"checkpoint {str(path)!r} cannot be read ({e.strerror or first_line(e)})") from None
     what = "a damaged alae_fast checkpoint" if ours else "a damaged checkpoint"
     others = [p for _, p in list_checkpoints(path.parent) if p.name != path.name]
-    folder = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    older = f"; the run folder {str(folder)!r} opens its newest undamaged one" if others else ""
+    older = f"; the run folder {str(_run_folder(path))!r} opens its newest undamaged one" if others else ""
     raise UserError(f"{path} is {what} ({damage}){older}")
 
 
@@ -376,10 +375,13 @@ def _read_checkpoint(path: Path, wanted: str = _LOAD_RUN_WANTS) -> Any:
     """The file's top-level object, read without running pickled code; an empty file, one that
     is not a checkpoint (not a torch file: an image, a run's config.json, text), or a damaged
     one (cut short, bytes that no longer match their CRC-32: :func:`_check_intact`) is one clear
-    :class:`UserError` saying what the file is and ``wanted``, what to pass instead."""
+    :class:`UserError` saying what the file is and ``wanted``, what to pass instead. The file's
+    CRC-32s are compared once, by :func:`_check_intact` (in its words); the reader is told so,
+    as ``read_official_checkpoint`` would read the whole file a second time to compare them."""
     if path.is_file() and path.stat().st_size == 0:
         raise UserError(f"checkpoint {str(path)!r} is empty (0 bytes)")
-    if path.is_file():
+    checked = path.is_file()
+    if checked:
         try:
             kind = _not_a_checkpoint(path)
         except OSError as e:
@@ -391,7 +393,7 @@ def _read_checkpoint(path: Path, wanted: str = _LOAD_RUN_WANTS) -> Any:
             raise UserError(f"{path} is {kind}, not a checkpoint; {wanted}")
         _check_intact(path)
     try:
-        return read_official_checkpoint(path)
+        return _read_checkpoint_file(path, crcs_compared=checked)
     except (FileNotFoundError, UserError):
         raise
     except Exception as e:  # whatever torch's reader raises on a corrupt archive
@@ -527,13 +529,19 @@ def convert_official(path: str | os.PathLike, out: str | os.PathLike,
     return out
 
 
+def _run_folder(checkpoint: Path) -> Path:
+    """The run folder a checkpoint file belongs to: the folder above a ``checkpoints/`` folder
+    (where training writes), else the file's own folder (a converted or copied file). The CLI
+    writes a command's default outputs there."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
 def _run_config(run: LoadedRun) -> dict | None:
     """The run folder's ``config.json`` as a dict; None when there is none or it does not parse."""
     import json
 
-    folder = run.path.parent.parent if run.path.parent.name == "checkpoints" else run.path.parent
     try:
-        config = json.loads((folder / "config.json").read_text())
+        config = json.loads((_run_folder(run.path) / "config.json").read_text())
     except (OSError, ValueError):
         return None
     return config if isinstance(config, dict) else None
