@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ..ops._dispatch import as_real
 from ..ops.filtered_lrelu import filtered_lrelu as _filtered_lrelu
 from .nvlabs_ops._impl import resolve_impl
 
@@ -31,9 +32,10 @@ def _check_nvlabs_range(gain, slope) -> None:
     """NVlabs' filtered_lrelu asserts gain > 0 and slope >= 0 (both implementations);
     alae_fast's op computes any real values, but code written for NVlabs' contract must not run
     with values NVlabs refuses. Non-numbers are left to the op, which names them."""
-    if isinstance(gain, (int, float, np.number)) and not isinstance(gain, bool) and not gain > 0:
+    g, s = as_real(gain), as_real(slope)
+    if g is not None and not g > 0:
         raise ValueError(f"filtered_lrelu: gain must be > 0 (as NVlabs requires); got {gain!r}")
-    if isinstance(slope, (int, float, np.number)) and not isinstance(slope, bool) and not slope >= 0:
+    if s is not None and not s >= 0:
         raise ValueError(f"filtered_lrelu: slope must be >= 0 (as NVlabs requires); got {slope!r}")
 
 

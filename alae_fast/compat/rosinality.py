@@ -21,13 +21,12 @@ Semantics kept from that code base:
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import check_same, check_tensor, is_finite, is_int
+from ..ops._dispatch import as_real, check_same, check_tensor, is_finite, is_int
 from ..ops.bias_act import bias_act
 from ..ops.upfirdn2d import _check_filter, _out_size
 from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
@@ -59,11 +58,11 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
         check_same(bias, "bias", input, op, dtype=False, x_name="input")
         bias = bias.to(input.dtype)
     for name, value in (("negative_slope", negative_slope), ("scale", scale)):
-        if not isinstance(value, Real) or isinstance(value, bool):
+        if as_real(value) is None:
             raise TypeError(f"{op}: {name} must be a real number; got {type(value).__name__}")
-        if not is_finite(value):
+        if not is_finite(as_real(value)):
             raise ValueError(f"{op}: {name} must be finite; got {value!r}")
-    return bias_act(input, bias, dim=1, act="lrelu", alpha=negative_slope, gain=scale)
+    return bias_act(input, bias, dim=1, act="lrelu", alpha=as_real(negative_slope), gain=as_real(scale))
 
 
 class FusedLeakyReLU(nn.Module):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import collections
 import math
-from numbers import Integral
+from numbers import Integral, Real
 
+import numpy as np
 import torch
 
 from .. import _lib
@@ -27,6 +28,23 @@ def is_finite(value) -> bool:
     ``torch.compile(dynamic=True)`` a float argument traces as a SymFloat, which ``math.isfinite``
     and ``math.isnan`` break the graph on and comparisons do not."""
     return -math.inf < value < math.inf
+
+
+def as_real(value):
+    """``value`` when it is a real number (an int or float, a NumPy real scalar, a SymFloat;
+    not a bool), its float when it is a 0-d NumPy array of a real dtype, else None: the test
+    every float argument of the ops, shims and layers takes. A 0-d array is what
+    ``torch.compile`` makes of a NumPy scalar while it traces (StyleGAN3's ``gain=np.sqrt(2)``),
+    where ``isinstance(value, numbers.Real)`` is False and ``ndarray.dtype`` cannot be read: there
+    its dtype is taken on trust (a 0-d bool array reads as 0.0 or 1.0)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, Real):
+        return value
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        if torch.compiler.is_compiling() or value.dtype.kind in "fiu":
+            return float(value)
+    return None
 
 
 def is_int(value) -> bool:

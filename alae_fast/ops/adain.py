@@ -13,13 +13,12 @@ derivatives), so R1 and path-length penalties can differentiate through it.
 
 from __future__ import annotations
 
-from numbers import Real
 from typing import NamedTuple
 
 import torch
 
 from .. import _lib
-from ._dispatch import (check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
+from ._dispatch import (as_real, check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
                         use_kernel)
 from .bias_act import ACTIVATIONS, _act_ref
 from .instance_norm_grad import MapGrads, MapInputs, channel_dot, dz_to_inputs, in_grad_map, in_grad_vjp
@@ -58,12 +57,14 @@ def _resolve(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, 
         raise ValueError(f"{op}: noise_weight was given without noise")
     if not isinstance(act, str) or act not in ACTIVATIONS:
         raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
-    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, Real) or not is_finite(alpha)):
+    alpha_ = None if alpha is None else as_real(alpha)
+    if alpha is not None and (alpha_ is None or not is_finite(alpha_)):
         raise ValueError(f"{op}: alpha must be a finite number or None; got {alpha!r}")
-    if isinstance(eps, bool) or not isinstance(eps, Real) or not is_finite(eps) or eps < 0:
+    eps_ = as_real(eps)
+    if eps_ is None or not is_finite(eps_) or eps_ < 0:
         raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
-    alpha = ACTIVATIONS[act][0] if alpha is None else float(alpha)
-    return noise, alpha, float(eps)
+    alpha = ACTIVATIONS[act][0] if alpha is None else float(alpha_)
+    return noise, alpha, float(eps_)
 
 
 def adain(x: torch.Tensor, style_scale: torch.Tensor | None, style_bias: torch.Tensor | None, *,

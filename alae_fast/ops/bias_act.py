@@ -9,13 +9,12 @@ differentiable, so R1-style double backward runs on kernels too.
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import (check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
+from ._dispatch import (as_real, check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
                         use_kernel)
 
 _SQRT2 = math.sqrt(2.0)
@@ -59,13 +58,17 @@ def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
                              f"got shape {tuple(b.shape)}")
         check_same(b, "b", x, op)
     def_alpha, def_gain = ACTIVATIONS[act]
+    reals = {}
     for name, value in (("alpha", alpha), ("gain", gain), ("clamp", clamp)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, Real)):
+        real = None if value is None else as_real(value)
+        if value is not None and real is None:
             raise TypeError(f"{op}: {name} must be a real number or None; got {type(value).__name__}")
-        if value is not None and not is_finite(value) and not (name == "clamp" and value == math.inf):
-            raise ValueError(f"{op}: {name} must be finite; got {value}")
-    alpha = def_alpha if alpha is None else float(alpha)
-    gain = def_gain if gain is None else float(gain)
+        if real is not None and not is_finite(real) and not (name == "clamp" and real == math.inf):
+            raise ValueError(f"{op}: {name} must be finite; got {real}")
+        reals[name] = real
+    alpha = def_alpha if alpha is None else float(reals["alpha"])
+    gain = def_gain if gain is None else float(reals["gain"])
+    clamp = reals["clamp"]
     if clamp is not None:
         if clamp < 0:
             raise ValueError(f"{op}: clamp must be >= 0 or None; got {clamp}")

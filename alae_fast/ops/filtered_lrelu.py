@@ -27,12 +27,11 @@ so every order of derivative runs on the kernels.
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 
 from .. import _lib
-from ._dispatch import check_bool, check_factors, check_same, check_tensor, is_finite, kernel_layout, opmath, use_kernel
+from ._dispatch import as_real, check_bool, check_factors, check_same, check_tensor, is_finite, kernel_layout, opmath, use_kernel
 from .bias_act import _bias_act_ref
 from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
@@ -42,10 +41,11 @@ _SQRT2 = math.sqrt(2.0)
 def _check_real(value, name: str, op: str, *, optional=False) -> float | None:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, Real):
+    real = as_real(value)
+    if real is None:
         raise TypeError(f"{op}: {name} must be a real number{' or None' if optional else ''}; "
                         f"got {type(value).__name__}")
-    value = float(value)
+    value = float(real)
     if not is_finite(value) and not (optional and value > 0):  # NaN: not finite, not > 0
         raise ValueError(f"{op}: {name} must be finite; got {value}")
     return value

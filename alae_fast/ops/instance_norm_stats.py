@@ -8,12 +8,11 @@ a linear activation), and all three are differentiable to second order.
 
 from __future__ import annotations
 
-from numbers import Real
 
 import torch
 
 from .. import _lib
-from ._dispatch import (check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
+from ._dispatch import (as_real, check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
                         use_kernel)
 from .adain import _fake_adain, _like_plan
 from .bias_act import ACTIVATIONS, _act_ref
@@ -25,7 +24,8 @@ def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stat
     check_tensor(x, "x", op)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got shape {tuple(x.shape)}")
-    if isinstance(eps, bool) or not isinstance(eps, Real) or not is_finite(eps) or eps < 0:
+    eps_ = as_real(eps)
+    if eps_ is None or not is_finite(eps_) or eps_ < 0:
         raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
     if bias is not None:
         check_tensor(bias, "bias", op)
@@ -34,9 +34,10 @@ def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stat
         check_same(bias, "bias", x, op)
     if not isinstance(act, str) or act not in ACTIVATIONS:
         raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
-    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, Real) or not is_finite(alpha)):
+    alpha_ = None if alpha is None else as_real(alpha)
+    if alpha is not None and (alpha_ is None or not is_finite(alpha_)):
         raise ValueError(f"{op}: alpha must be a finite number or None; got {alpha!r}")
-    return float(eps), ACTIVATIONS[act][0] if alpha is None else float(alpha)
+    return float(eps_), ACTIVATIONS[act][0] if alpha is None else float(alpha_)
 
 
 def instance_norm_stats(x: torch.Tensor, eps: float = 1e-8, impl: str = "auto", *,

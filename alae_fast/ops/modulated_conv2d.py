@@ -26,8 +26,8 @@ import math
 import torch
 
 from .. import _lib
-from ._dispatch import (check_bool, check_impl, check_same, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath,
-                        static_sizes, use_kernel)
+from ._dispatch import (as_real, check_bool, check_impl, check_same, check_tensor, is_finite, is_int as _is_int,
+                        kernel_layout, opmath, static_sizes, use_kernel)
 from .upfirdn2d import _check_filter, _parse_padding
 
 DEMOD_EPS = 1e-8
@@ -63,11 +63,12 @@ def modulate_weight(weight: torch.Tensor, styles: torch.Tensor, eps: float = DEM
         raise ValueError(f"{op}: styles must be on weight's device {weight.device}; got {styles.device}")
     if styles.dtype != weight.dtype:
         raise TypeError(f"{op}: styles must have weight's dtype {weight.dtype}; got {styles.dtype}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not is_finite(eps) or eps < 0:
+    eps_ = as_real(eps)
+    if eps_ is None or not is_finite(eps_) or eps_ < 0:
         raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
     if use_kernel(weight, impl, op):
-        return torch.ops.alae_fast.modulate_weight(weight, styles, float(eps))
-    return _modulate_weight_ref(weight, styles, float(eps))
+        return torch.ops.alae_fast.modulate_weight(weight, styles, float(eps_))
+    return _modulate_weight_ref(weight, styles, float(eps_))
 
 
 def _modulate_weight_ref(weight, styles, eps):

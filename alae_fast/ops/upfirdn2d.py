@@ -19,13 +19,12 @@ correlation of the padded, zero-inserted x with the output gradient.
 
 from __future__ import annotations
 
-from numbers import Real
 
 import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import check_bool, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath, static_sizes, use_kernel
+from ._dispatch import as_real, check_bool, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath, static_sizes, use_kernel
 
 
 # --- argument parsing -------------------------------------------------------------------------
@@ -98,9 +97,10 @@ def _check_x(x, op: str) -> None:
 
 def _check_gain(gain, op: str) -> float:
     """``gain`` as a float; ValueError naming ``op`` unless it is a finite real number (not a bool)."""
-    if isinstance(gain, bool) or not isinstance(gain, Real) or not is_finite(gain):
+    value = as_real(gain)
+    if value is None or not is_finite(value):
         raise ValueError(f"{op}: gain must be a finite real number; got {gain!r}")
-    return float(gain)
+    return float(value)
 
 
 def _resolve(x, f, up, down, padding, flip_filter, gain, op):
