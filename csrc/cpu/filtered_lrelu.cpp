@@ -94,30 +94,43 @@ void store_plane(const acc_t* in, int64_t h, int64_t w, const PlaneView<scalar_t
   }
 }
 
+// A plane of acc_t values with unit x stride is transposed in register blocks
+// (transpose_block.h): block(x, y, rows) for x in whole blocks only (so that no block reads or
+// writes past a row's end) and y in steps of B, rows = min(B, h - y). Returns the first x left
+// to the scalar loop (0 for other planes).
+template <typename scalar_t, typename acc_t, typename BlockFn>
+AF_FL_INLINE int64_t whole_x_blocks(int64_t x_stride, int64_t h, int64_t w, BlockFn&& block) {
+  int64_t x = 0;
+  if constexpr (std::is_same_v<scalar_t, acc_t>) {
+    constexpr int64_t B = cpu_block::Block<acc_t>::B;
+    if (x_stride == 1) {
+      for (; x + B <= w; x += B) {
+        for (int64_t y = 0; y < h; y += B) block(x, y, std::min(B, h - y));
+      }
+    }
+  }
+  return x;
+}
+
 // load_plane and store_plane for the separable path, which holds planes transposed:
-// out[x * ld + y] = plane[y][x] + bias, with zeros in rows' padding y in [h, ld). A plane of
-// acc_t values with unit x stride goes in register blocks (transpose_block.h), whole blocks of
-// x only, so that no block reads past a row's end.
+// out[x * ld + y] = plane[y][x] + bias, with zeros in rows' padding y in [h, ld).
 template <typename scalar_t, typename acc_t>
 AF_FL_INLINE void load_plane_t(const PlaneView<const scalar_t>& v, int64_t n, int64_t c, int64_t h, int64_t w,
                                acc_t bias, acc_t* out, int64_t ld) {
   const scalar_t* p = v.plane(n, c);
-  int64_t x = 0;
-  if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    constexpr int64_t B = cpu_block::Block<acc_t>::B;
-    if (v.st[3] == 1) {
-      for (; x + B <= w; x += B) {
-        for (int64_t y = 0; y < h; y += B) {
-          cpu_block::transpose_block<acc_t, true>(p + y * v.st[2] + x, v.st[2], std::min(B, h - y), bias,
-                                                  out + x * ld + y, ld, B);
+  const int64_t x0 = whole_x_blocks<scalar_t, acc_t>(
+      v.st[3], h, w, [&](int64_t x, int64_t y, int64_t rows) __attribute__((always_inline)) {
+        if constexpr (std::is_same_v<scalar_t, acc_t>) {
+          cpu_block::transpose_block<acc_t, true>(p + y * v.st[2] + x, v.st[2], rows, bias, out + x * ld + y, ld,
+                                                  cpu_block::Block<acc_t>::B);
         }
-        for (int64_t k = 0; k < B; ++k) {
-          for (int64_t y = padded(h, B); y < ld; ++y) out[(x + k) * ld + y] = acc_t(0);
-        }
-      }
+      });
+  if (x0 > 0) {  // the blocks wrote zeros up to padded(h, B); the rest of each row's padding
+    for (int64_t x = 0; x < x0; ++x) {
+      for (int64_t y = padded(h, cpu_block::Block<acc_t>::B); y < ld; ++y) out[x * ld + y] = acc_t(0);
     }
   }
-  for (; x < w; ++x) {
+  for (int64_t x = x0; x < w; ++x) {
     const scalar_t* col = p + x * v.st[3];
     acc_t* o = out + x * ld;
     for (int64_t y = 0; y < h; ++y) o[y] = static_cast<acc_t>(col[y * v.st[2]]) + bias;
@@ -125,26 +138,21 @@ AF_FL_INLINE void load_plane_t(const PlaneView<const scalar_t>& v, int64_t n, in
   }
 }
 
-// plane[y][x] = in[x * ld + y] for y < h, x < w (register blocks as load_plane_t).
+// plane[y][x] = in[x * ld + y] for y < h, x < w.
 template <typename scalar_t, typename acc_t>
 AF_FL_INLINE void store_plane_t(const acc_t* in, int64_t ld, int64_t h, int64_t w, const PlaneView<scalar_t>& v,
                                 int64_t n, int64_t c) {
   scalar_t* p = v.plane(n, c);
-  int64_t x = 0;
-  if constexpr (std::is_same_v<scalar_t, acc_t>) {
-    constexpr int64_t B = cpu_block::Block<acc_t>::B;
-    if (v.st[3] == 1) {
-      for (; x + B <= w; x += B) {
-        for (int64_t y = 0; y < h; y += B) {
-          cpu_block::transpose_block<acc_t, false>(in + x * ld + y, ld, B, acc_t(0), p + y * v.st[2] + x, v.st[2],
-                                                   std::min(B, h - y));
+  const int64_t x0 = whole_x_blocks<scalar_t, acc_t>(
+      v.st[3], h, w, [&](int64_t x, int64_t y, int64_t rows) __attribute__((always_inline)) {
+        if constexpr (std::is_same_v<scalar_t, acc_t>) {
+          cpu_block::transpose_block<acc_t, false>(in + x * ld + y, ld, cpu_block::Block<acc_t>::B, acc_t(0),
+                                                   p + y * v.st[2] + x, v.st[2], rows);
         }
-      }
-    }
-  }
+      });
   for (int64_t y = 0; y < h; ++y) {
     scalar_t* row = p + y * v.st[2];
-    for (int64_t xx = x; xx < w; ++xx) row[xx * v.st[3]] = static_cast<scalar_t>(in[xx * ld + y]);
+    for (int64_t x = x0; x < w; ++x) row[x * v.st[3]] = static_cast<scalar_t>(in[x * ld + y]);
   }
 }
 
