@@ -221,10 +221,23 @@ def test_set_impl_switches_nested_layers():
     (dict(in_features=2, out_features=3, bias_lrmul=float("nan")), "bias_lrmul"),
     (dict(in_features=2, out_features=3, clamp=-1.0), "clamp"),
     (dict(in_features=2, out_features=3, impl="fast"), "impl"),
+    (dict(in_features=2, out_features=3, lrmul=np.array(True)), "lrmul"),
+    (dict(in_features=2, out_features=3, gain=np.array([1.0])), "gain"),
 ])
 def test_linear_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EqualizedLinear(**kwargs)
+
+
+def test_numpy_numbers_are_numbers():
+    # as the ops take them (StyleGAN code passes np.sqrt(2) and 0-d arrays of a config's values)
+    a = EqualizedLinear(2, 3, lrmul=np.array(0.01), gain=np.sqrt(2), bias_lrmul=np.float32(0.5))
+    b = EqualizedLinear(2, 3, lrmul=0.01, gain=math.sqrt(2), bias_lrmul=0.5)
+    assert (a.lrmul, a.gain, a.bias_lrmul) == (b.lrmul, b.gain, b.bias_lrmul)
+    assert all(type(v) is float for v in (a.lrmul, a.gain, a.bias_lrmul))
+    assert PixelNorm(eps=np.array(1e-6)).eps == 1e-6
+    with pytest.raises(ValueError, match="PixelNorm: eps"):
+        PixelNorm(eps=np.array(True))
 
 
 def test_bad_inputs():

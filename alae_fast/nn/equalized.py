@@ -21,12 +21,12 @@ ALAE_FAST_IMPL=ref in the environment at import forces the references process-wi
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops._dispatch import as_real
 from ..ops.bias_act import ACTIVATIONS, bias_act
 
 _SQRT2 = math.sqrt(2.0)
@@ -57,15 +57,17 @@ def _positive_int(value, name: str, layer: str) -> int:
 
 
 def _positive_real(value, name: str, layer: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
+    real = as_real(value)
+    if real is None or not math.isfinite(real) or real <= 0:
         raise ValueError(f"{layer}: {name} must be a finite number > 0; got {value!r}")
-    return float(value)
+    return float(real)
 
 
 def _real(value, name: str, layer: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+    real = as_real(value)
+    if real is None or not math.isfinite(real):
         raise ValueError(f"{layer}: {name} must be a finite number; got {value!r}")
-    return float(value)
+    return float(real)
 
 
 class _Equalized(nn.Module):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import torch
 from torch import nn
 
-from ..ops._dispatch import opmath
+from ..ops._dispatch import as_real, opmath
 
 
 class PixelNorm(nn.Module):
@@ -30,10 +29,11 @@ class PixelNorm(nn.Module):
         super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, int):
             raise TypeError(f"PixelNorm: dim must be an int; got {type(dim).__name__}")
-        if isinstance(eps, bool) or not isinstance(eps, Real) or not math.isfinite(eps) or eps < 0:
+        eps_ = as_real(eps)
+        if eps_ is None or not math.isfinite(eps_) or eps_ < 0:
             raise ValueError(f"PixelNorm: eps must be a finite number >= 0; got {eps!r}")
         self.dim = dim
-        self.eps = float(eps)
+        self.eps = float(eps_)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
