@@ -119,7 +119,7 @@ AF_FL_INLINE void load_plane_t(const PlaneView<const scalar_t>& v, int64_t n, in
                                acc_t bias, acc_t* out, int64_t ld) {
   const scalar_t* p = v.plane(n, c);
   const int64_t x0 = whole_x_blocks<scalar_t, acc_t>(
-      v.st[3], h, w, [&](int64_t x, int64_t y, int64_t rows) __attribute__((always_inline)) {
+      v.st[3], h, w, [&](int64_t x, int64_t y, int64_t rows) AF_FL_INLINE_LAMBDA {
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
           cpu_block::transpose_block<acc_t, true>(p + y * v.st[2] + x, v.st[2], rows, bias, out + x * ld + y, ld,
                                                   cpu_block::Block<acc_t>::B);
@@ -144,7 +144,7 @@ AF_FL_INLINE void store_plane_t(const acc_t* in, int64_t ld, int64_t h, int64_t 
                                 int64_t n, int64_t c) {
   scalar_t* p = v.plane(n, c);
   const int64_t x0 = whole_x_blocks<scalar_t, acc_t>(
-      v.st[3], h, w, [&](int64_t x, int64_t y, int64_t rows) __attribute__((always_inline)) {
+      v.st[3], h, w, [&](int64_t x, int64_t y, int64_t rows) AF_FL_INLINE_LAMBDA {
         if constexpr (std::is_same_v<scalar_t, acc_t>) {
           cpu_block::transpose_block<acc_t, false>(in + x * ld + y, ld, cpu_block::Block<acc_t>::B, acc_t(0),
                                                    p + y * v.st[2] + x, v.st[2], rows);
@@ -208,12 +208,16 @@ AF_FL_CLONES void forward_planes_separable(const SeparablePlan<acc_t>& s, const 
     const acc_t bias = bp ? static_cast<acc_t>(bp[ch]) : acc_t(0);
     separable_plane(
         s, P.data(), Q.data(),
-        [&](acc_t* dst, int64_t ld) __attribute__((always_inline)) { load_plane_t(xv, n, ch, s.h_in, s.w_in, bias, dst, ld); },
-        [&](acc_t* up, int64_t ld) __attribute__((always_inline)) {
+        [&](acc_t* dst, int64_t ld) AF_FL_INLINE_LAMBDA {
+          load_plane_t(xv, n, ch, s.h_in, s.w_in, bias, dst, ld);
+        },
+        [&](acc_t* up, int64_t ld) AF_FL_INLINE_LAMBDA {
           activate_values<acc_t, CLAMP>(up, codes.data(), s.h_m * ld, gain, slope, c);
           compact_rows(codes.data(), s.h_m, s.w_m, ld);
         },
-        [&](const acc_t* src, int64_t ld) __attribute__((always_inline)) { store_plane_t(src, ld, s.h_o, s.w_o, yv, n, ch); });
+        [&](const acc_t* src, int64_t ld) AF_FL_INLINE_LAMBDA {
+          store_plane_t(src, ld, s.h_o, s.w_o, yv, n, ch);
+        });
     pack_codes(codes.data(), s.h_m * s.w_m, sp + plane * p.geo.state_bytes);
   }
 }
@@ -286,12 +290,14 @@ AF_FL_CLONES void masked_planes_separable(const SeparablePlan<acc_t>& s, const F
     double sum = 0;
     separable_plane(
         s, P.data(), Q.data(),
-        [&](acc_t* dst, int64_t ld) __attribute__((always_inline)) { load_plane_t(iv, n, ch, s.h_in, s.w_in, acc_t(0), dst, ld); },
-        [&](acc_t* up, int64_t ld) __attribute__((always_inline)) {
+        [&](acc_t* dst, int64_t ld) AF_FL_INLINE_LAMBDA {
+          load_plane_t(iv, n, ch, s.h_in, s.w_in, acc_t(0), dst, ld);
+        },
+        [&](acc_t* up, int64_t ld) AF_FL_INLINE_LAMBDA {
           spread_rows(codes.data(), s.h_m, s.w_m, ld);
           mask_values(up, codes.data(), s.h_m * ld, gain, gs);
         },
-        [&](const acc_t* src, int64_t ld) __attribute__((always_inline)) {
+        [&](const acc_t* src, int64_t ld) AF_FL_INLINE_LAMBDA {
           store_plane_t(src, ld, s.h_o, s.w_o, ov, n, ch);
           if (plane_sums) {
             for (int64_t x = 0; x < s.w_o; ++x) {

@@ -16,6 +16,7 @@
 
 #include "../common/upfirdn2d.h"
 #include "multiversion.h"
+#include "transpose_block.h"
 
 #define AF_FL_CLONES AF_CPU_MULTIVERSION __attribute__((noinline))
 
@@ -168,23 +169,26 @@ void vertical_pass(const acc_t* in, const Axis& a, const acc_t* w, int64_t width
   }
 }
 
-// The 2-D pass's block: two 32-byte vectors of outputs summed over every tap in registers.
-// Before it, each tap was an out-of-line axpy over the row (a call, a short loop and a scalar
-// tail per tap: 144 of them per output row for a 12 x 12 filter).
+// A block of outputs: 64 bytes (an AVX-512 register, two AVX2 ones), summed in 32-byte
+// vector-extension values (transpose_block.h's), so the loops are vector code in every clone
+// whatever the inliner decides (left to the auto-vectorizer, one inlining change had turned a
+// pass scalar).
 template <typename acc_t>
-constexpr int64_t k2dBlock = int64_t(64 / sizeof(acc_t));
+constexpr int64_t kLanes = int64_t(64 / sizeof(acc_t));
+template <typename acc_t>
+using Vec = typename cpu_block::Block<acc_t>::vec;
 
 // out [ay.n_out][ax.n_out] from the expanded rows (input row i's phase p at
 // ph + i * down * stride + p * stride): out[o][x] = sum over valid tap rows (t, i) and taps tx
 // of w2[t][tx] * z_i[x * down + tx], z_i[x * down + tx] = ph_i[(tx % down) * stride + x + tx / down].
-// A block of outputs x in [c, c + k2dBlock) reads up to index c + k2dBlock - 1 + (taps - 1) / down
-// < phase_len + k2dBlock = stride (phase_len = n_out + (taps - 1) / down), and only its first
+// A block of outputs x in [c, c + kLanes) reads up to index c + kLanes - 1 + (taps - 1) / down
+// < phase_len + kLanes = stride (phase_len = n_out + (taps - 1) / down), and only its first
 // n_out - c values are stored.
 template <typename acc_t>
 AF_FL_CLONES void pass_2d(const acc_t* __restrict__ ph, const Axis& ax, const Axis& ay, const acc_t* __restrict__ w2,
                           int64_t stride, acc_t* __restrict__ out) {
-  constexpr int64_t V = k2dBlock<acc_t>, L = V / 2;
-  typedef acc_t vec __attribute__((vector_size(32)));
+  constexpr int64_t V = kLanes<acc_t>, L = cpu_block::Block<acc_t>::B;
+  using vec = Vec<acc_t>;
   const int64_t n = ax.n_out, d = ax.down, rowp = d * stride;
   std::vector<int64_t> off(ax.taps);  // where tap tx reads, relative to the block's first output
   for (int64_t tx = 0; tx < ax.taps; ++tx) off[tx] = (tx % d) * stride + tx / d;
@@ -260,7 +264,7 @@ void run_pass(const acc_t* in, const Axis& ax, const Axis& ay, const Filter<acc_
   }
   // 2-D taps: every input row expanded once into its down phases, then the output rows summed
   // block by block in registers (pass_2d).
-  const int64_t len = ax.phase_len(), lenp = len + k2dBlock<acc_t>, rowp = ax.down * lenp;
+  const int64_t len = ax.phase_len(), lenp = len + kLanes<acc_t>, rowp = ax.down * lenp;
   s.phase.resize(ay.n_in * rowp);
   for (int64_t r = 0; r < ay.n_in; ++r) expand_row(in + r * ax.n_in, ax, s.phase.data() + r * rowp, lenp);
   pass_2d(s.phase.data(), ax, ay, f.w2.data(), lenp, out);

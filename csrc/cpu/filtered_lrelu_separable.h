@@ -27,10 +27,9 @@ namespace alae_fast {
 namespace flrelu_cpu {
 
 #define AF_FL_INLINE inline __attribute__((always_inline))
-
-// One vector of accumulators: 64 bytes (an AVX-512 register, two AVX2 ones).
-template <typename acc_t>
-constexpr int64_t kLanes = int64_t(64 / sizeof(acc_t));
+// The same for a lambda inside a multiversioned function: out of line it would be a function
+// of its own, compiled for the baseline instruction set.
+#define AF_FL_INLINE_LAMBDA __attribute__((always_inline))
 
 inline int64_t padded(int64_t n, int64_t lanes) { return (n + lanes - 1) / lanes * lanes; }
 
@@ -61,56 +60,42 @@ TapTable<acc_t> tap_table(const Axis& a, const std::vector<acc_t>& w) {
   return t;
 }
 
+// NV vectors of out row `orow` from column c: the sum over taps k in [k0, k1) of w[k] times
+// input row idx[k] (stride in_ld), in NV accumulators (Vec, kernels.h).
+template <int NV, typename acc_t>
+AF_FL_INLINE void row_block(const acc_t* __restrict__ in, int64_t in_ld, const int64_t* idx, const acc_t* w,
+                            int64_t k0, int64_t k1, int64_t c, acc_t* __restrict__ orow) {
+  constexpr int64_t L = cpu_block::Block<acc_t>::B;
+  Vec<acc_t> v[NV] = {};
+  for (int64_t k = k0; k < k1; ++k) {
+    const acc_t* src = in + idx[k] * in_ld + c;
+    const acc_t wk = w[k];
+#pragma GCC unroll 8
+    for (int j = 0; j < NV; ++j) {
+      Vec<acc_t> s;
+      std::memcpy(&s, src + j * L, sizeof(s));
+      v[j] += wk * s;
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < NV; ++j) std::memcpy(orow + c + j * L, &v[j], sizeof(v[j]));
+}
+
 // out row o (stride out_ld) = sum of the table's taps times input rows (stride in_ld), over
-// `width` columns, a multiple of kLanes that both strides cover. The accumulators are two
-// 32-byte vector-extension values (kLanes lanes), so the loop is vector code in every clone
-// whatever the inliner decides (left to the auto-vectorizer, one inlining change turned a pass scalar).
+// `width` columns, a multiple of kLanes that both strides cover.
 template <typename acc_t>
 AF_FL_INLINE void row_pass(const acc_t* __restrict__ in, int64_t in_ld, const TapTable<acc_t>& t, int64_t width,
                            acc_t* __restrict__ out, int64_t out_ld) {
-  constexpr int64_t V = kLanes<acc_t>, L = 32 / int64_t(sizeof(acc_t));
-  static_assert(V == 2 * L, "a block of kLanes is two 32-byte vectors");
-  typedef acc_t vec __attribute__((vector_size(32)));
-  const int64_t* start = t.start.data();
-  const int64_t* idx = t.idx.data();
+  constexpr int64_t V = kLanes<acc_t>;
+  static_assert(V == 2 * cpu_block::Block<acc_t>::B, "a block of kLanes is two 32-byte vectors");
+  const int64_t *start = t.start.data(), *idx = t.idx.data();
   const acc_t* w = t.w.data();
   for (int64_t o = 0; o < t.n_out; ++o) {
     acc_t* orow = out + o * out_ld;
     int64_t c = 0;
     // Two blocks a tap where the row has them: half the tap-table reads per multiply-add.
-    for (; c + 2 * V <= width; c += 2 * V) {
-      vec v0 = {}, v1 = {}, v2 = {}, v3 = {};
-      for (int64_t k = start[o]; k < start[o + 1]; ++k) {
-        const acc_t* src = in + idx[k] * in_ld + c;
-        const acc_t wk = w[k];
-        vec s0, s1, s2, s3;
-        std::memcpy(&s0, src, sizeof(s0));
-        std::memcpy(&s1, src + L, sizeof(s1));
-        std::memcpy(&s2, src + 2 * L, sizeof(s2));
-        std::memcpy(&s3, src + 3 * L, sizeof(s3));
-        v0 += wk * s0;
-        v1 += wk * s1;
-        v2 += wk * s2;
-        v3 += wk * s3;
-      }
-      std::memcpy(orow + c, &v0, sizeof(v0));
-      std::memcpy(orow + c + L, &v1, sizeof(v1));
-      std::memcpy(orow + c + 2 * L, &v2, sizeof(v2));
-      std::memcpy(orow + c + 3 * L, &v3, sizeof(v3));
-    }
-    for (; c < width; c += V) {
-      vec v0 = {}, v1 = {};
-      for (int64_t k = start[o]; k < start[o + 1]; ++k) {
-        const acc_t* src = in + idx[k] * in_ld + c;
-        vec s0, s1;
-        std::memcpy(&s0, src, sizeof(s0));
-        std::memcpy(&s1, src + L, sizeof(s1));
-        v0 += w[k] * s0;
-        v1 += w[k] * s1;
-      }
-      std::memcpy(orow + c, &v0, sizeof(v0));
-      std::memcpy(orow + c + L, &v1, sizeof(v1));
-    }
+    for (; c + 2 * V <= width; c += 2 * V) row_block<4>(in, in_ld, idx, w, start[o], start[o + 1], c, orow);
+    for (; c < width; c += V) row_block<2>(in, in_ld, idx, w, start[o], start[o + 1], c, orow);
   }
 }
 

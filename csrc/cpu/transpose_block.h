@@ -45,8 +45,10 @@ struct Block<double> {
   static constexpr int64_t B = 4;
   typedef double vec __attribute__((vector_size(32)));
   static inline __attribute__((always_inline)) void transpose(vec (&r)[4]) {
-    const vec t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6), t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
-    const vec t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6), t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+    const vec t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6);
+    const vec t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+    const vec t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6);
+    const vec t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
     r[0] = __builtin_shufflevector(t0, t2, 0, 1, 4, 5), r[2] = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
     r[1] = __builtin_shufflevector(t1, t3, 0, 1, 4, 5), r[3] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
   }
