@@ -9,10 +9,12 @@ function that returns fixed figures, so every test runs in well under a second.
 import datetime
 import json
 import os
+import statistics
 import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,7 +22,7 @@ import alae_fast
 import alae_fast.bench.report as report
 from alae_fast.bench.context import cpu_model, kernel_isa
 from alae_fast.bench.harness import (NO_COMPILE, Case, LeftOut, Result, Target, format_table, format_targets,
-                                     target_records)
+                                     measure, quartiles, target_records)
 from alae_fast.cli import main as cli_main
 from alae_fast.errors import UserError
 
@@ -415,7 +417,6 @@ def test_copy_is_no_column_of_forward_backward_cases():
 
 
 def test_case_warmup_and_reps_set_how_often_each_candidate_is_called():
-    from alae_fast.bench.harness import measure
     calls = {"fused": 0, "other": 0}
 
     def counter(name):
@@ -477,9 +478,6 @@ def test_train_load_child_reports_the_wait_it_chose():
 # --- the spread of a verdict over rounds -------------------------------------------------------
 
 def test_quartiles_are_numpys_linear_percentiles():
-    import numpy as np
-
-    from alae_fast.bench.harness import quartiles
     rng = np.random.default_rng(3)
     for n in (2, 3, 5, 15, 16):
         v = list(rng.lognormal(size=n))
@@ -506,7 +504,6 @@ def test_a_verdict_whose_bound_lies_in_the_middle_half_of_the_rounds_says_margin
     assert ("marginal: the middle half of the rounds spans" in text) == marginal
     rec, = target_records([r])
     assert rec["marginal"] is marginal
-    import numpy as np
     assert rec["spread"] == pytest.approx(list(np.percentile(rounds, [25, 75])))
 
 
@@ -519,19 +516,16 @@ def test_a_target_between_two_candidates_takes_its_spread_round_by_round():
     r = Result(case, {"fused": 1e-3, "threads1": 0.7e-3}, {"fused": 1.0, "threads1": 0.7},
                round_ratios={"fused": [1.0] * 5, "threads1": threads1})
     v = target.verdict(r.ratios, "fused", r.round_ratios)
-    import numpy as np
     assert v.column == "threads1/fused" and v.relation == ">="
     assert v.spread == pytest.approx(tuple(np.percentile(threads1, [25, 75])))
     assert v.marginal is True  # the bound 0.667 lies between 0.6 and 0.8
 
 
 def test_measure_keeps_every_rounds_ratio_and_the_json_their_quartiles(fake_suites, monkeypatch, tmp_path):
-    from alae_fast.bench.harness import measure
     case = Case("op", "case", {"fused": lambda: None, "ref": lambda: sum(range(2000))}, warmup=0, reps=1)
     r = measure(case, rounds=5)
     assert [len(v) for v in r.round_ratios.values()] == [5, 5]
     assert r.round_ratios["fused"] == [1.0] * 5
-    import statistics
     assert r.ratios["ref"] == statistics.median(r.round_ratios["ref"])
     monkeypatch.setattr(report, "measure", lambda case, rounds: Result(
         case, {"fused": 1e-3, "ref": 2e-3}, {"fused": 1.0, "ref": 2.0},

@@ -53,6 +53,18 @@ def _ref_fn():
     return ref
 
 
+def _forward_candidates(x, args, fused, ref, compiled) -> dict:
+    """fused, ref, copy (a copy_ of x) and, when ``compiled`` is not None, compiled: each called
+    on x and args. Built in a function of their own, so that each case's lambdas close over its
+    own x and args: lambdas written in the cases' loop read the loop's last shape when called,
+    and every forward case timed that one."""
+    src, dst = x.clone(), torch.empty_like(x)
+    cand = {"fused": lambda: fused(x, *args), "ref": lambda: ref(x, *args), "copy": lambda: dst.copy_(src)}
+    if compiled is not None:
+        cand["compiled"] = lambda: compiled(x, *args)
+    return cand
+
+
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
     """Candidates fused, ref (eager reference), compiled (torch.compile of ref; unless not
     ``compile``), and for the forward cases copy (a copy_ of the input); forward and
@@ -69,14 +81,7 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
         args = (fu, fd, b, up, down, padding)
         fused, ref = _fn("auto"), _ref_fn()
         compiled = torch.compile(_ref_fn(), dynamic=False) if compile else None
-        src, dst = x.clone(), torch.empty_like(x)
-        copy = lambda src=src, dst=dst: dst.copy_(src)
-        # every name a lambda reads is bound now, as a default: read at call time, x and args
-        # would be the loop's last shape's, and every forward case would time that one
-        cand = {"fused": lambda f=fused, x=x, args=args: f(x, *args),
-                "ref": lambda f=ref, x=x, args=args: f(x, *args), "copy": copy}
-        if compiled is not None:
-            cand["compiled"] = lambda f=compiled, x=x, args=args: f(x, *args)
+        cand = _forward_candidates(x, args, fused, ref, compiled)
         targets = []
         if device.type == "cpu":
             targets = [Target(">= 5x faster than eager ref", "fused", "ref", 1 / 5),
@@ -102,12 +107,8 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
         x = torch.randn(shape, generator=gen).to(device)
         b = torch.randn(shape[1], generator=gen).to(device)
         args = (fu, fd2, b, up, down, padding)
-        fused, ref = _fn("auto"), _ref_fn()
-        src, dst = x.clone(), torch.empty_like(x)
-        cand = {"fused": lambda f=fused, x=x, args=args: f(x, *args),
-                "ref": lambda f=ref, x=x, args=args: f(x, *args), "copy": lambda src=src, dst=dst: dst.copy_(src)}
-        if compile:
-            cand["compiled"] = lambda f=torch.compile(_ref_fn(), dynamic=False), x=x, args=args: f(x, *args)
+        compiled = torch.compile(_ref_fn(), dynamic=False) if compile else None
+        cand = _forward_candidates(x, args, _fn("auto"), _ref_fn(), compiled)
         out.append(Case("filtered_lrelu", f"fwd {label} {'x'.join(map(str, shape))} 12-tap sep fu, 12x12 2-D fd",
                         cand, device, left_out=left_out))
     return out

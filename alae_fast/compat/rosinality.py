@@ -57,12 +57,17 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
                              f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__}")
         check_same(bias, "bias", input, op, dtype=False, x_name="input")
         bias = bias.to(input.dtype)
-    for name, value in (("negative_slope", negative_slope), ("scale", scale)):
-        if as_real(value) is None:
+
+    def real(name, value):  # rosinality's own words: no "or None", the value as given
+        r = as_real(value)
+        if r is None:
             raise TypeError(f"{op}: {name} must be a real number; got {type(value).__name__}")
-        if not is_finite(as_real(value)):
+        if not is_finite(r):
             raise ValueError(f"{op}: {name} must be finite; got {value!r}")
-    return bias_act(input, bias, dim=1, act="lrelu", alpha=as_real(negative_slope), gain=as_real(scale))
+        return r
+
+    alpha = real("negative_slope", negative_slope)
+    return bias_act(input, bias, dim=1, act="lrelu", alpha=alpha, gain=real("scale", scale))
 
 
 class FusedLeakyReLU(nn.Module):

@@ -47,6 +47,41 @@ def as_real(value):
     return None
 
 
+def check_real(value, name: str, op: str, *, none_ok: bool = False, inf_ok: bool = False) -> float | None:
+    """``value`` as a float (None for None when ``none_ok``): TypeError naming ``op`` and
+    ``name`` unless :func:`as_real` takes it, ValueError unless it is finite (+inf allowed when
+    ``inf_ok``, e.g. a clamp)."""
+    if value is None and none_ok:
+        return None
+    real = as_real(value)
+    if real is None:
+        raise TypeError(f"{op}: {name} must be a real number{' or None' if none_ok else ''}; "
+                        f"got {type(value).__name__}")
+    real = float(real)
+    if not is_finite(real) and not (inf_ok and real > 0):  # NaN: not finite, not > 0
+        raise ValueError(f"{op}: {name} must be finite; got {real}")
+    return real
+
+
+def check_eps(eps, op: str) -> float:
+    """An eps as a float; ValueError naming ``op`` unless it is a finite real number >= 0."""
+    real = as_real(eps)
+    if real is None or not is_finite(real) or real < 0:
+        raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
+    return float(real)
+
+
+def check_alpha(alpha, default: float, op: str) -> float:
+    """A leaky ReLU slope as a float, ``default`` for None; ValueError naming ``op`` unless it
+    is a finite real number."""
+    if alpha is None:
+        return default
+    real = as_real(alpha)
+    if real is None or not is_finite(real):
+        raise ValueError(f"{op}: alpha must be a finite number or None; got {alpha!r}")
+    return float(real)
+
+
 def is_int(value) -> bool:
     """Whether ``value`` is an integer (Python or NumPy), not a bool: the test every integer
     argument of the ops and their shims uses."""

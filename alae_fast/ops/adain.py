@@ -18,8 +18,8 @@ from typing import NamedTuple
 import torch
 
 from .. import _lib
-from ._dispatch import (as_real, check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
-                        use_kernel)
+from ._dispatch import (check_alpha, check_eps, check_same, check_tensor, op_arguments, opmath, save_arguments,
+                        saved_arguments, use_kernel)
 from .bias_act import ACTIVATIONS, _act_ref
 from .instance_norm_grad import MapGrads, MapInputs, channel_dot, dz_to_inputs, in_grad_map, in_grad_vjp
 
@@ -57,14 +57,8 @@ def _resolve(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, 
         raise ValueError(f"{op}: noise_weight was given without noise")
     if not isinstance(act, str) or act not in ACTIVATIONS:
         raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
-    alpha_ = None if alpha is None else as_real(alpha)
-    if alpha is not None and (alpha_ is None or not is_finite(alpha_)):
-        raise ValueError(f"{op}: alpha must be a finite number or None; got {alpha!r}")
-    eps_ = as_real(eps)
-    if eps_ is None or not is_finite(eps_) or eps_ < 0:
-        raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
-    alpha = ACTIVATIONS[act][0] if alpha is None else float(alpha_)
-    return noise, alpha, float(eps_)
+    alpha = check_alpha(alpha, ACTIVATIONS[act][0], op)
+    return noise, alpha, check_eps(eps, op)
 
 
 def adain(x: torch.Tensor, style_scale: torch.Tensor | None, style_bias: torch.Tensor | None, *,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import (as_real, check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
+from ._dispatch import (check_real, check_same, check_tensor, op_arguments, opmath, save_arguments, saved_arguments,
                         use_kernel)
 
 _SQRT2 = math.sqrt(2.0)
@@ -58,22 +58,12 @@ def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
                              f"got shape {tuple(b.shape)}")
         check_same(b, "b", x, op)
     def_alpha, def_gain = ACTIVATIONS[act]
-    reals = {}
-    for name, value in (("alpha", alpha), ("gain", gain), ("clamp", clamp)):
-        real = None if value is None else as_real(value)
-        if value is not None and real is None:
-            raise TypeError(f"{op}: {name} must be a real number or None; got {type(value).__name__}")
-        if real is not None and not is_finite(real) and not (name == "clamp" and real == math.inf):
-            raise ValueError(f"{op}: {name} must be finite; got {real}")
-        reals[name] = real
-    alpha = def_alpha if alpha is None else float(reals["alpha"])
-    gain = def_gain if gain is None else float(reals["gain"])
-    clamp = reals["clamp"]
-    if clamp is not None:
-        if clamp < 0:
-            raise ValueError(f"{op}: clamp must be >= 0 or None; got {clamp}")
-        clamp = float(clamp)
-    return dim, alpha, gain, clamp
+    alpha = check_real(alpha, "alpha", op, none_ok=True)
+    gain = check_real(gain, "gain", op, none_ok=True)
+    clamp = check_real(clamp, "clamp", op, none_ok=True, inf_ok=True)
+    if clamp is not None and clamp < 0:
+        raise ValueError(f"{op}: clamp must be >= 0 or None; got {clamp}")
+    return dim, def_alpha if alpha is None else alpha, def_gain if gain is None else gain, clamp
 
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: str = "linear",

@@ -31,24 +31,11 @@ import math
 import torch
 
 from .. import _lib
-from ._dispatch import as_real, check_bool, check_factors, check_same, check_tensor, is_finite, kernel_layout, opmath, use_kernel
+from ._dispatch import check_bool, check_factors, check_real, check_same, check_tensor, kernel_layout, opmath, use_kernel
 from .bias_act import _bias_act_ref
 from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
 _SQRT2 = math.sqrt(2.0)
-
-
-def _check_real(value, name: str, op: str, *, optional=False) -> float | None:
-    if value is None and optional:
-        return None
-    real = as_real(value)
-    if real is None:
-        raise TypeError(f"{op}: {name} must be a real number{' or None' if optional else ''}; "
-                        f"got {type(value).__name__}")
-    value = float(real)
-    if not is_finite(value) and not (optional and value > 0):  # NaN: not finite, not > 0
-        raise ValueError(f"{op}: {name} must be finite; got {value}")
-    return value
 
 
 def _geometry(H, W, fu, fd, up, down, padding):
@@ -76,9 +63,9 @@ def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, o
         check_same(b, "b", x, op)
     check_factors(op, up=up, down=down)
     padding = _parse_padding(padding, op)
-    gain = _check_real(gain, "gain", op)
-    slope = _check_real(slope, "slope", op)
-    clamp = _check_real(clamp, "clamp", op, optional=True)
+    gain = check_real(gain, "gain", op)
+    slope = check_real(slope, "slope", op)
+    clamp = check_real(clamp, "clamp", op, none_ok=True, inf_ok=True)
     if clamp is not None and clamp < 0:
         raise ValueError(f"{op}: clamp must be >= 0 or None; got {clamp}")
     flip_filter = check_bool(flip_filter, "flip_filter", op)

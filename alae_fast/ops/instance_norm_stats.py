@@ -8,12 +8,11 @@ a linear activation), and all three are differentiable to second order.
 
 from __future__ import annotations
 
-
 import torch
 
 from .. import _lib
-from ._dispatch import (as_real, check_same, check_tensor, is_finite, op_arguments, opmath, save_arguments, saved_arguments,
-                        use_kernel)
+from ._dispatch import (check_alpha, check_eps, check_same, check_tensor, op_arguments, opmath, save_arguments,
+                        saved_arguments, use_kernel)
 from .adain import _fake_adain, _like_plan
 from .bias_act import ACTIVATIONS, _act_ref
 from .instance_norm_grad import MapGrads, MapInputs, in_grad_vjp
@@ -24,9 +23,7 @@ def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stat
     check_tensor(x, "x", op)
     if x.ndim != 4:
         raise ValueError(f"{op}: x must be 4-D [N, C, H, W]; got shape {tuple(x.shape)}")
-    eps_ = as_real(eps)
-    if eps_ is None or not is_finite(eps_) or eps_ < 0:
-        raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
+    eps = check_eps(eps, op)
     if bias is not None:
         check_tensor(bias, "bias", op)
         if bias.ndim != 1 or bias.shape[0] != x.shape[1]:
@@ -34,10 +31,7 @@ def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stat
         check_same(bias, "bias", x, op)
     if not isinstance(act, str) or act not in ACTIVATIONS:
         raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
-    alpha_ = None if alpha is None else as_real(alpha)
-    if alpha is not None and (alpha_ is None or not is_finite(alpha_)):
-        raise ValueError(f"{op}: alpha must be a finite number or None; got {alpha!r}")
-    return float(eps_), ACTIVATIONS[act][0] if alpha is None else float(alpha_)
+    return eps, check_alpha(alpha, ACTIVATIONS[act][0], op)
 
 
 def instance_norm_stats(x: torch.Tensor, eps: float = 1e-8, impl: str = "auto", *,

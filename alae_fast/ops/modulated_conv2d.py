@@ -26,7 +26,7 @@ import math
 import torch
 
 from .. import _lib
-from ._dispatch import (as_real, check_bool, check_impl, check_same, check_tensor, is_finite, is_int as _is_int,
+from ._dispatch import (check_bool, check_eps, check_impl, check_same, check_tensor, is_int as _is_int,
                         kernel_layout, opmath, static_sizes, use_kernel)
 from .upfirdn2d import _check_filter, _parse_padding
 
@@ -63,12 +63,10 @@ def modulate_weight(weight: torch.Tensor, styles: torch.Tensor, eps: float = DEM
         raise ValueError(f"{op}: styles must be on weight's device {weight.device}; got {styles.device}")
     if styles.dtype != weight.dtype:
         raise TypeError(f"{op}: styles must have weight's dtype {weight.dtype}; got {styles.dtype}")
-    eps_ = as_real(eps)
-    if eps_ is None or not is_finite(eps_) or eps_ < 0:
-        raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
+    eps = check_eps(eps, op)
     if use_kernel(weight, impl, op):
-        return torch.ops.alae_fast.modulate_weight(weight, styles, float(eps_))
-    return _modulate_weight_ref(weight, styles, float(eps_))
+        return torch.ops.alae_fast.modulate_weight(weight, styles, eps)
+    return _modulate_weight_ref(weight, styles, eps)
 
 
 def _modulate_weight_ref(weight, styles, eps):

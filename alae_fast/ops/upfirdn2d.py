@@ -19,12 +19,12 @@ correlation of the padded, zero-inserted x with the output gradient.
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import as_real, check_bool, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath, static_sizes, use_kernel
+from ._dispatch import (as_real, check_bool, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath,
+                        static_sizes, use_kernel)
 
 
 # --- argument parsing -------------------------------------------------------------------------
