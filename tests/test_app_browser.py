@@ -241,8 +241,11 @@ def test_a_phone_wide_window_does_not_scroll_sideways(page):
 
 def test_generate_and_interpolate_on_the_page(page, server):
     page.fill("#seed", "11")
+    # the page is the module's: an earlier test's sample may still be shown, so wait for this one
+    # (a loaded CI machine compared the earlier picture)
+    page.evaluate("window.alae.generated = null")
     page.click("#generate")
-    page.wait_for_function("document.getElementById('generated').src.startsWith('data:image/png')")
+    page.wait_for_function("window.alae.generated !== null")
     _, api = S.post(server.url + "api/generate", {"seed": 11, "psi": 1.0, "noise_mode": "const"})
     assert _src(page, "#generated") == api["image"]
     page.click("#seed-a-go")
