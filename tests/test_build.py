@@ -118,3 +118,36 @@ def test_every_submodule_is_an_attribute_on_first_use():
             "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def _configure(tmp_path, name, env_extra):
+    """Runs CMake's configure step of this source tree (CPU only) in tmp_path/name; returns
+    the completed process. Skips where cmake or a GNU g++ is missing."""
+    import shutil
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    cmake = shutil.which("cmake", path=os.path.dirname(sys.executable)) or shutil.which("cmake")
+    if cmake is None or shutil.which("g++") is None or not (root / "CMakeLists.txt").is_file():
+        import pytest
+        pytest.skip("needs cmake, g++ and the source tree")
+    env = {k: v for k, v in os.environ.items() if k not in ("CXX", "CXXFLAGS", "LDFLAGS")}
+    env.update(env_extra)
+    return subprocess.run([cmake, "-S", str(root), "-B", str(tmp_path / name), f"-DPython_EXECUTABLE={sys.executable}",
+                           "-DALAE_FAST_CUDA=OFF"], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_configure_refuses_a_compiler_that_links_libstdcxx_statically(tmp_path):
+    # The lent GPU machines' image sets CXX to a g++ wrapper that links libstdc++ statically:
+    # the library it built segfaulted at import, beside torch's shared libstdc++. Configure
+    # must stop first, naming the compiler and the remedy, for a wrapper and for LDFLAGS alike.
+    wrapper = tmp_path / "g++-static"
+    wrapper.write_text('#!/bin/sh\nexec g++ "$@" -static-libstdc++\n')
+    wrapper.chmod(0o755)
+    for name, extra in (("wrapper", {"CXX": str(wrapper)}), ("ldflags", {"LDFLAGS": "-static-libstdc++"})):
+        r = _configure(tmp_path, name, extra)
+        assert r.returncode != 0, (name, r.stdout[-2000:])
+        err = " ".join(r.stderr.split())
+        assert "links libstdc++ statically" in err and "CXX=/usr/bin/g++" in err, (name, err[-2000:])
+    ok = _configure(tmp_path, "plain", {})
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "links libstdc++ statically" not in ok.stderr
