@@ -189,7 +189,7 @@ def test_filtered_lrelu_row_of_2_30_upsampled_samples():
     fu = torch.tensor([1.0, 2.0, 3.0, 4.0])
     g = torch.Generator(device="cuda").manual_seed(11)
     x = torch.randn(1, 1, 1, W, device="cuda", generator=g)
-    y = filtered_lrelu(x, fu, None, None, up=4, down=1, padding=[px0, px1, 0, 0], slope=0.3)
+    y = filtered_lrelu(x, fu.cuda(), None, None, up=4, down=1, padding=[px0, px1, 0, 0], slope=0.3)
     assert y.shape == (1, 1, 1, 2 ** 30 - 1)
     tail = y[..., -(4 * K - 8):].cpu()
     # The tail of x with no left padding gives the same middle columns, shifted by

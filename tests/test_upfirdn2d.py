@@ -247,14 +247,14 @@ def check_against_ref(x, f, up, down, pad, layout, dtype, flip=False, gain=1.0, 
     assert yk.dtype == dtype and yk.shape == yr.shape
     if orders < 1:
         return
-    v = torch.randn(yr.shape, generator=gen, dtype=torch.float64).to(dtype)
+    v = torch.randn(yr.shape, generator=gen, dtype=torch.float64).to(x.device, dtype)
     vk, vr = v.clone().requires_grad_(), v.double().requires_grad_()
     (gk,) = torch.autograd.grad(yk, xk, vk, create_graph=orders >= 2)
     (gr,) = torch.autograd.grad(yr, xr, vr, create_graph=orders >= 2)
     close(gk, gr, "backward")
     if orders < 2:
         return
-    w = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(dtype)
+    w = torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.device, dtype)
     (ggk,) = torch.autograd.grad(gk, vk, w)
     (ggr,) = torch.autograd.grad(gr, vr, w.double())
     close(ggk, ggr, "double backward")
