@@ -47,8 +47,14 @@ out=${OUT:-/tmp/alae_fast_gpu}
 mkdir -p "$out"
 stages=${GPU_CHECK_STAGES:-tests bench sanitize}
 deadline=${GPU_CHECK_DEADLINE:-540}
-# seconds a bounded stage may run: its own limit, cut to what is left before the deadline
-budget() { local left=$((deadline - SECONDS)); [ "$1" -gt 0 ] && [ "$1" -lt "$left" ] && left=$1; echo "$left"; }
+# seconds a bounded stage may run: its own limit (0: none), cut to what is left before the
+# deadline; 0 when under 20 s are left (the stage is then skipped)
+budget() {
+  local left=$((deadline - SECONDS))
+  [ "$left" -lt 20 ] && { echo 0; return; }
+  [ "$1" -gt 0 ] && [ "$1" -lt "$left" ] && left=$1
+  echo "$left"
+}
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 # The lent machines' image sets CXX/CUDAHOSTCXX to /opt/gcc/bin/g++, a wrapper that links
 # libstdc++ statically: the library it built segfaulted at import (2026-12-04), and CMake now
@@ -124,7 +130,7 @@ for stage in $stages; do
       continue
     fi
     t=$(budget "${SANITIZER_TIMEOUT:-120}")
-    if [ "$t" -lt 20 ]; then echo "== compute-sanitizer: skipped, ${t} s left before GPU_CHECK_DEADLINE =="; continue; fi
+    if [ "$t" -eq 0 ]; then echo "== compute-sanitizer: skipped, under 20 s left before GPU_CHECK_DEADLINE =="; continue; fi
     echo "== compute-sanitizer memcheck: a CUDA fuzz of every op (${FUZZ_CALLS:-200} calls, at most ${t} s) =="
     # Without torch's caching allocator every tensor is its own cudaMalloc, so an access past
     # a tensor's end leaves the allocation instead of landing in a pooled neighbour.
@@ -143,7 +149,7 @@ for stage in $stages; do
     echo "== GPU benchmark report =="
     # stderr has a progress line per case: kept in a log, shown only when the report fails
     t=$(budget "${BENCH_TIMEOUT:-200}")
-    if [ "$t" -lt 20 ]; then echo "${t} s left before GPU_CHECK_DEADLINE: no benchmark"; bench_rc=1; continue; fi
+    if [ "$t" -eq 0 ]; then echo "GPU BENCHMARK NOT RUN: under 20 s left before GPU_CHECK_DEADLINE"; bench_rc=1; continue; fi
     # shellcheck disable=SC2086  # BENCH_ARGS is a word list on purpose
     timeout -s INT -k 30 "$t" "$py" -m alae_fast bench --device cuda \
       ${BENCH_ARGS:---ops bias_act upfirdn2d filtered_lrelu adain modulated_conv2d alae_models alae_train} \
@@ -152,8 +158,13 @@ for stage in $stages; do
     grep "^alae-fast bench: warning:" "$out/bench_cuda.log"  # e.g. the fused kernels not measured
     if [ "$bench_rc" -eq 124 ]; then
       # timeout's status: Ctrl-C came at BENCH_TIMEOUT and the table above is partial by choice
-      echo "GPU BENCHMARK STOPPED AFTER ${t} s (BENCH_TIMEOUT or GPU_CHECK_DEADLINE): the table has the cases measured before"
-      bench_rc=0
+      if grep -q "^interrupted before the first case was measured" "$out/bench_cuda.txt"; then
+        echo "GPU BENCHMARK STOPPED AFTER ${t} s BEFORE ITS FIRST CASE: no table (raise BENCH_TIMEOUT)"
+        bench_rc=1
+      else
+        echo "GPU BENCHMARK STOPPED AFTER ${t} s (BENCH_TIMEOUT or GPU_CHECK_DEADLINE): the table has the cases measured before"
+        bench_rc=0
+      fi
     fi
     if [ "$bench_rc" -ne 0 ]; then
       tail -5 "$out/bench_cuda.log"
