@@ -251,6 +251,30 @@ def test_filter_requiring_grad_raises_on_kernel_path_and_ref_computes_it():
         filtered_lrelu(x, fu, fd, b, **kw)
 
 
+@needs_kernel
+def test_registered_ops_refuse_a_filter_requiring_grad():
+    # The ops' own autograd (C++) gives the filters no gradient: called directly through
+    # torch.ops with a filter that requires one, each op refuses rather than leave it without.
+    rng = torch.Generator().manual_seed(3)
+    x, fu, fd, b, kw = make_case(rng, dtype=torch.float32)
+    cfg = (kw["up"], kw["down"], kw["padding"], math.sqrt(2), 0.2)
+    y, state = torch.ops.alae_fast.filtered_lrelu(x, fu, fd, b, *cfg, None, False)
+    for name in ("fu", "fd"):
+        f = {"fu": fu, "fd": fd}
+        f[name] = f[name].detach().clone().requires_grad_()
+        calls = [
+            lambda: torch.ops.alae_fast.filtered_lrelu(x, f["fu"], f["fd"], b, *cfg, None, False),
+            lambda: torch.ops.alae_fast.filtered_lrelu_grad(torch.ones_like(y), state, f["fu"], f["fd"],
+                                                            list(x.shape[2:]), *cfg, False, True),
+            lambda: torch.ops.alae_fast.filtered_lrelu_masked(torch.ones_like(x), state, f["fu"], f["fd"], *cfg, False),
+        ]
+        for call in calls:
+            with pytest.raises(ValueError, match=f"{name} requires a gradient, which the kernel does not compute"):
+                call()
+            with torch.no_grad():
+                call()
+
+
 # --- the saved state, NaN, the contract ---------------------------------------------------------
 
 @needs_kernel

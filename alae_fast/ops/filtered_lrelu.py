@@ -47,6 +47,10 @@ def _geometry(H, W, fu, fd, up, down, padding):
     return (uh, uw), (_out_size(uh, 1, down, 0, 0, fdh), _out_size(uw, 1, down, 0, 0, fdw))
 
 
+def _as_taps(f: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return f if f.dtype == dtype else f.to(dtype)  # a no-op .to still costs a call into C++
+
+
 def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, op):
     check_tensor(x, "x", op)
     if x.ndim != 4:
@@ -54,7 +58,7 @@ def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, o
     # Taps in x's accumulation dtype, as the kernels apply them: float64 for float64 x (a
     # float64 call is float64 throughout), float32 for the others.
     tap_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    fu, fd = (None if f is None else _check_filter(f, x, op, name).to(tap_dtype)
+    fu, fd = (None if f is None else _as_taps(_check_filter(f, x, op, name), tap_dtype)
               for f, name in ((fu, "fu"), (fd, "fd")))
     if b is not None:
         check_tensor(b, "b", op)
@@ -153,7 +157,7 @@ def _filtered_lrelu_ref(x, fu, fd, b, up, down, padding, gain, slope, clamp, fli
     return z.to(x.dtype)
 
 
-# --- registration: fake kernels and the autograd of the three ops ----------------------------
+# --- registration: fake kernels (the three ops' autograd is C++: csrc/autograd/filtered_lrelu.cpp) --
 
 _layout = kernel_layout  # the kernels' rule (csrc/ops/filtered_lrelu.cpp)
 
@@ -179,78 +183,7 @@ def _fake_grad(dy, state, fu, fd, in_size, up, down, padding, gain, slope, flip_
     return dx, dy.new_empty((C if bias_grad else 0,))
 
 
-class _Config:
-    """The non-tensor arguments shared by the three ops, by name."""
-
-    def __init__(self, fu, fd, up, down, padding, gain, slope, flip_filter, in_size):
-        self.fu, self.fd, self.up, self.down, self.padding = fu, fd, up, down, padding
-        self.gain, self.slope, self.flip_filter, self.in_size = gain, slope, flip_filter, in_size
-
-    def grad(self, dy, state, bias_grad):
-        return torch.ops.alae_fast.filtered_lrelu_grad(dy, state, self.fu, self.fd, self.in_size, self.up,
-                                                       self.down, self.padding, self.gain, self.slope,
-                                                       self.flip_filter, bias_grad)
-
-    def masked(self, v, state):
-        return torch.ops.alae_fast.filtered_lrelu_masked(v, state, self.fu, self.fd, self.up, self.down,
-                                                         self.padding, self.gain, self.slope, self.flip_filter)
-
-
-def _setup_forward(ctx, inputs, output):
-    x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter = inputs
-    ctx.cfg = _Config(fu, fd, up, down, padding, gain, slope, flip_filter, [x.shape[2], x.shape[3]])
-    ctx.has_bias = b is not None
-    ctx.save_for_backward(output[1])
-
-
-def _backward_forward(ctx, dy, _dstate):
-    (state,) = ctx.saved_tensors
-    need_b = ctx.has_bias and ctx.needs_input_grad[3]
-    if dy is None or not (ctx.needs_input_grad[0] or need_b):
-        return (None,) * 11
-    dx, db = ctx.cfg.grad(dy, state, need_b)
-    return (dx if ctx.needs_input_grad[0] else None, None, None, db if need_b else None) + (None,) * 7
-
-
-def _setup_masked(ctx, inputs, output):
-    v, state, fu, fd, up, down, padding, gain, slope, flip_filter = inputs
-    ctx.cfg = _Config(fu, fd, up, down, padding, gain, slope, flip_filter, [v.shape[2], v.shape[3]])
-    ctx.save_for_backward(state)
-
-
-def _backward_masked(ctx, dout):
-    (state,) = ctx.saved_tensors
-    if dout is None or not ctx.needs_input_grad[0]:
-        return (None,) * 10
-    return (ctx.cfg.grad(dout, state, False)[0],) + (None,) * 9
-
-
-def _setup_grad(ctx, inputs, output):
-    dy, state, fu, fd, in_size, up, down, padding, gain, slope, flip_filter, bias_grad = inputs
-    ctx.cfg = _Config(fu, fd, up, down, padding, gain, slope, flip_filter, list(in_size))
-    ctx.save_for_backward(state)
-
-
-def _backward_grad(ctx, ddx, ddb):
-    # (dx, db) = (G(dy), sum of G(dy)) with G linear: the cotangent of db joins ddx broadcast
-    # over n, h, w, and both go through G's adjoint, filtered_lrelu_masked.
-    (state,) = ctx.saved_tensors
-    if not ctx.needs_input_grad[0]:
-        return (None,) * 12
-    v = ddx
-    if ddb is not None and ddb.numel() > 0:
-        v = ddb.reshape(1, -1, 1, 1).expand(state.shape[0], -1, *ctx.cfg.in_size) if v is None \
-            else v + ddb.reshape(1, -1, 1, 1)
-    if v is None:
-        return (None,) * 12
-    return (ctx.cfg.masked(v, state),) + (None,) * 11
-
-
 if _lib.loaded():
     torch.library.register_fake("alae_fast::filtered_lrelu")(_fake_forward)
     torch.library.register_fake("alae_fast::filtered_lrelu_masked")(_fake_masked)
     torch.library.register_fake("alae_fast::filtered_lrelu_grad")(_fake_grad)
-    torch.library.register_autograd("alae_fast::filtered_lrelu", _backward_forward, setup_context=_setup_forward)
-    torch.library.register_autograd("alae_fast::filtered_lrelu_masked", _backward_masked,
-                                    setup_context=_setup_masked)
-    torch.library.register_autograd("alae_fast::filtered_lrelu_grad", _backward_grad, setup_context=_setup_grad)

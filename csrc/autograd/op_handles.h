@@ -12,6 +12,7 @@
 
 #include "../ops/adain.h"
 #include "../ops/bias_act.h"
+#include "../ops/filtered_lrelu.h"
 #include "../ops/instance_norm_stats.h"
 #include "../ops/modulate_weight.h"
 #include "../ops/upfirdn2d.h"
@@ -53,6 +54,9 @@ inline const Op<AdainGradFn> adain_grad("alae_fast::adain_grad");
 inline const Op<InstanceNormStatsFn> instance_norm_stats("alae_fast::instance_norm_stats");
 inline const Op<InstanceNormStatsGradFn> instance_norm_stats_grad("alae_fast::instance_norm_stats_grad");
 inline const Op<ModulateWeightFn> modulate_weight("alae_fast::modulate_weight");
+inline const Op<FilteredLreluFn> filtered_lrelu("alae_fast::filtered_lrelu");
+inline const Op<FilteredLreluGradFn> filtered_lrelu_grad("alae_fast::filtered_lrelu_grad");
+inline const Op<FilteredLreluMaskedFn> filtered_lrelu_masked("alae_fast::filtered_lrelu_masked");
 inline const Op<ModulateWeightGradFn> modulate_weight_grad("alae_fast::modulate_weight_grad");
 
 // An optional tensor from a saved variable (undefined = absent) or a gradient (undefined = zero).

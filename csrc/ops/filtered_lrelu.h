@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <optional>
+#include <tuple>
 
 #include "../common/filtered_lrelu.h"
 
@@ -54,6 +55,20 @@ FilteredLreluPlan plan_filtered_lrelu_grad(const at::Tensor& dy, const at::Tenso
                                            const std::optional<at::Tensor>& fu, const std::optional<at::Tensor>& fd,
                                            at::IntArrayRef in_size, int64_t up, int64_t down,
                                            at::IntArrayRef padding, double gain, double slope, bool flip_filter);
+
+// The three ops' signatures (csrc/ops/filtered_lrelu.cpp's schemas), as the C++ autograd calls them.
+using FilteredLreluFn = std::tuple<at::Tensor, at::Tensor>(
+    const at::Tensor& x, const std::optional<at::Tensor>& fu, const std::optional<at::Tensor>& fd,
+    const std::optional<at::Tensor>& b, int64_t up, int64_t down, at::IntArrayRef padding, double gain, double slope,
+    std::optional<double> clamp, bool flip_filter);
+using FilteredLreluGradFn = std::tuple<at::Tensor, at::Tensor>(
+    const at::Tensor& dy, const at::Tensor& state, const std::optional<at::Tensor>& fu,
+    const std::optional<at::Tensor>& fd, at::IntArrayRef in_size, int64_t up, int64_t down, at::IntArrayRef padding,
+    double gain, double slope, bool flip_filter, bool bias_grad);
+using FilteredLreluMaskedFn = at::Tensor(const at::Tensor& v, const at::Tensor& state,
+                                         const std::optional<at::Tensor>& fu, const std::optional<at::Tensor>& fd,
+                                         int64_t up, int64_t down, at::IntArrayRef padding, double gain, double slope,
+                                         bool flip_filter);
 
 // An empty [N, C, h, w] tensor with like's dtype and device, channels_last when like is.
 at::Tensor filtered_lrelu_empty(const at::Tensor& like, int64_t h, int64_t w);
