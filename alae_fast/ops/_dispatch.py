@@ -37,7 +37,10 @@ def as_real(value):
     ``torch.compile`` makes of a NumPy scalar while it traces (StyleGAN3's ``gain=np.sqrt(2)``),
     where ``isinstance(value, numbers.Real)`` is False and ``ndarray.dtype`` cannot be read: there
     its dtype is taken on trust (a 0-d bool array reads as 0.0 or 1.0)."""
-    if isinstance(value, bool):
+    t = type(value)
+    if t is float or t is int:  # the common case, before the slow abstract-class checks
+        return value
+    if t is bool:
         return None
     if isinstance(value, Real):
         return value
@@ -85,7 +88,10 @@ def check_alpha(alpha, default: float, op: str) -> float:
 def is_int(value) -> bool:
     """Whether ``value`` is an integer (Python or NumPy), not a bool: the test every integer
     argument of the ops and their shims uses."""
-    return isinstance(value, Integral) and not isinstance(value, bool)
+    t = type(value)
+    if t is int:  # the common case: isinstance against the abstract Integral costs ~1 us a call
+        return True
+    return t is not bool and isinstance(value, Integral)
 
 
 def static_sizes(t: torch.Tensor, *dims: int) -> tuple[int, ...]:

@@ -75,14 +75,14 @@ def _check_filter(f, x: torch.Tensor | None, op: str, name: str = "f", x_name: s
         raise ValueError(f"{op}: {name} must be on {x_name}'s device {x.device}; got {f.device}")
     # float64 taps stay float64: a float64 x is then computed in float64 throughout (and
     # gradcheck of the filter gradient sees its own perturbations).
-    return f if f.dtype == torch.float64 else f.to(torch.float32)
+    return f if f.dtype == torch.float64 or f.dtype == torch.float32 else f.to(torch.float32)
 
 
 def _filter_size(f) -> tuple[int, int]:
     """(taps along x, taps along y) of a filter; (1, 1) for None."""
     if f is None:
         return 1, 1
-    return static_sizes(f, -1)[0], static_sizes(f, 0)[0]
+    return static_sizes(f, -1, 0)
 
 
 def _out_size(n, up, down, p0, p1, taps):
