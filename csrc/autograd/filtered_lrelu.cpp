@@ -53,7 +53,19 @@ struct FlreluConfig {
 
 at::Tensor or_undefined(const ops::OptTensor& t) { return t.has_value() ? *t : at::Tensor(); }
 
-// Saved: state, fu, fd (undefined when absent); returns them as (state, fu, fd).
+// What every backward here reads: the state, the filters (undefined when absent) and the
+// configuration.
+void save_common(AutogradContext* ctx, const at::Tensor& state, const ops::OptTensor& fu, const ops::OptTensor& fd,
+                 const FlreluConfig& c) {
+  ctx->save_for_backward({state, or_undefined(fu), or_undefined(fd)});
+  c.save(ctx);
+  ctx->saved_data["has_fu"] = fu.has_value();
+  ctx->saved_data["has_fd"] = fd.has_value();
+}
+
+bool saved_flag(AutogradContext* ctx, const char* name) { return ctx->saved_data[name].toBool(); }
+
+// Saved by save_common: state, fu, fd (undefined when absent); returns them as (state, fu, fd).
 std::tuple<at::Tensor, ops::OptTensor, ops::OptTensor> load_tensors(AutogradContext* ctx) {
   const auto s = ctx->get_saved_variables();
   return {s[0], ops::opt(s[1]), ops::opt(s[2])};
@@ -90,10 +102,7 @@ class FilteredLreluFunction : public torch::autograd::Function<FilteredLreluFunc
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [y, state] = ops::filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter);
     ctx->mark_non_differentiable({state});
-    ctx->save_for_backward({state, or_undefined(fu), or_undefined(fd)});
-    FlreluConfig{x.sym_size(2), x.sym_size(3), padding.vec(), up, down, gain, slope, flip_filter}.save(ctx);
-    ctx->saved_data["has_fu"] = fu.has_value();
-    ctx->saved_data["has_fd"] = fd.has_value();
+    save_common(ctx, state, fu, fd, {x.sym_size(2), x.sym_size(3), padding.vec(), up, down, gain, slope, flip_filter});
     ctx->saved_data["has_b"] = b.has_value();
     return {y, state};
   }
@@ -101,8 +110,8 @@ class FilteredLreluFunction : public torch::autograd::Function<FilteredLreluFunc
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     SkipAutogradUnlessRecording skip;
     variable_list out = input_grads<FilteredLreluFn>();  // x, fu, fd, b, then the configuration
-    const std::initializer_list<bool> given = {true, ctx->saved_data["has_fu"].toBool(),
-                                               ctx->saved_data["has_fd"].toBool(), ctx->saved_data["has_b"].toBool()};
+    const std::initializer_list<bool> given = {true, saved_flag(ctx, "has_fu"), saved_flag(ctx, "has_fd"),
+                                               saved_flag(ctx, "has_b")};
     const bool need_x = needs_grad(ctx, given, 0), need_b = needs_grad(ctx, given, 3);
     if (!grads[0].defined() || !(need_x || need_b)) return out;
     auto [state, fu, fd] = load_tensors(ctx);
@@ -123,10 +132,7 @@ class FilteredLreluGradFunction : public torch::autograd::Function<FilteredLrelu
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [dx, db] = ops::filtered_lrelu_grad(dy, state, fu, fd, in_size, up, down, padding, gain, slope,
                                              flip_filter, bias_grad);
-    ctx->save_for_backward({state, or_undefined(fu), or_undefined(fd)});
-    FlreluConfig{in_size[0], in_size[1], padding.vec(), up, down, gain, slope, flip_filter}.save(ctx);
-    ctx->saved_data["has_fu"] = fu.has_value();
-    ctx->saved_data["has_fd"] = fd.has_value();
+    save_common(ctx, state, fu, fd, {in_size[0], in_size[1], padding.vec(), up, down, gain, slope, flip_filter});
     return {dx, db};
   }
 
@@ -135,8 +141,7 @@ class FilteredLreluGradFunction : public torch::autograd::Function<FilteredLrelu
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     SkipAutogradUnlessRecording skip;
     variable_list out = input_grads<FilteredLreluGradFn>();  // dy, state, fu, fd, then the configuration
-    const std::initializer_list<bool> given = {true, true, ctx->saved_data["has_fu"].toBool(),
-                                               ctx->saved_data["has_fd"].toBool()};
+    const std::initializer_list<bool> given = {true, true, saved_flag(ctx, "has_fu"), saved_flag(ctx, "has_fd")};
     if (!needs_grad(ctx, given, 0)) return out;
     auto [state, fu, fd] = load_tensors(ctx);
     const FlreluConfig c = FlreluConfig::load(ctx);
@@ -159,18 +164,14 @@ class FilteredLreluMaskedFunction : public torch::autograd::Function<FilteredLre
                             at::IntArrayRef padding, double gain, double slope, bool flip_filter) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor out = ops::filtered_lrelu_masked(v, state, fu, fd, up, down, padding, gain, slope, flip_filter);
-    ctx->save_for_backward({state, or_undefined(fu), or_undefined(fd)});
-    FlreluConfig{v.sym_size(2), v.sym_size(3), padding.vec(), up, down, gain, slope, flip_filter}.save(ctx);
-    ctx->saved_data["has_fu"] = fu.has_value();
-    ctx->saved_data["has_fd"] = fd.has_value();
+    save_common(ctx, state, fu, fd, {v.sym_size(2), v.sym_size(3), padding.vec(), up, down, gain, slope, flip_filter});
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     SkipAutogradUnlessRecording skip;
     variable_list out = input_grads<FilteredLreluMaskedFn>();  // v, state, fu, fd, then the configuration
-    const std::initializer_list<bool> given = {true, true, ctx->saved_data["has_fu"].toBool(),
-                                               ctx->saved_data["has_fd"].toBool()};
+    const std::initializer_list<bool> given = {true, true, saved_flag(ctx, "has_fu"), saved_flag(ctx, "has_fd")};
     if (!grads[0].defined() || !needs_grad(ctx, given, 0)) return out;
     auto [state, fu, fd] = load_tensors(ctx);
     out[0] = apply_grad(FlreluConfig::load(ctx), grads[0], state, fu, fd, false, nullptr);
