@@ -40,9 +40,9 @@ class AdainFunction : public torch::autograd::Function<AdainFunction> {
                                c10::string_view act, double alpha, double eps) {
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [y, mean, std] = ops::adain(x, noise, noise_weight, bias, style_scale, style_bias, act, alpha, eps);
-    auto or_none = [](const ops::OptTensor& t) { return t.has_value() ? *t : at::Tensor(); };
     ctx->set_materialize_grads(false);
-    ctx->save_for_backward({x, or_none(noise), or_none(noise_weight), or_none(bias), or_none(style_scale), mean, std});
+    ctx->save_for_backward({x, ops::or_undefined(noise), ops::or_undefined(noise_weight), ops::or_undefined(bias),
+                            ops::or_undefined(style_scale), mean, std});
     ctx->saved_data["act"] = std::string(act.data(), act.size());
     ctx->saved_data["alpha"] = alpha;
     ctx->saved_data["style_bias"] = style_bias.has_value();

@@ -20,7 +20,7 @@ class BiasActFunction : public torch::autograd::Function<BiasActFunction> {
                             std::optional<double> clamp) {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor y = ops::bias_act(x, b, dim, act, alpha, gain, clamp);
-    ctx->save_for_backward({x, b.has_value() ? *b : at::Tensor()});
+    ctx->save_for_backward({x, ops::or_undefined(b)});
     ctx->saved_data["dim"] = dim;
     ctx->saved_data["act"] = std::string(act.data(), act.size());
     ctx->saved_data["alpha"] = alpha;

@@ -51,13 +51,11 @@ struct FlreluConfig {
   }
 };
 
-at::Tensor or_undefined(const ops::OptTensor& t) { return t.has_value() ? *t : at::Tensor(); }
-
 // What every backward here reads: the state, the filters (undefined when absent) and the
 // configuration.
 void save_common(AutogradContext* ctx, const at::Tensor& state, const ops::OptTensor& fu, const ops::OptTensor& fd,
                  const FlreluConfig& c) {
-  ctx->save_for_backward({state, or_undefined(fu), or_undefined(fd)});
+  ctx->save_for_backward({state, ops::or_undefined(fu), ops::or_undefined(fd)});
   c.save(ctx);
   ctx->saved_data["has_fu"] = fu.has_value();
   ctx->saved_data["has_fd"] = fd.has_value();

@@ -62,5 +62,8 @@ inline const Op<ModulateWeightGradFn> modulate_weight_grad("alae_fast::modulate_
 // An optional tensor from a saved variable (undefined = absent) or a gradient (undefined = zero).
 inline OptTensor opt(const at::Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
 
+// The inverse, for save_for_backward: an absent optional tensor as an undefined one.
+inline at::Tensor or_undefined(const OptTensor& t) { return t.has_value() ? *t : at::Tensor(); }
+
 }  // namespace ops
 }  // namespace alae_fast

@@ -47,7 +47,7 @@ class UpFirDn2dFunction : public torch::autograd::Function<UpFirDn2dFunction> {
     at::Tensor y = ops::upfirdn2d(x, f, up, down, padding, flip_filter, gain);
     // x is kept only for the filter gradient.
     const bool f_grad = f.has_value() && f->defined() && f->requires_grad();
-    ctx->save_for_backward({f.has_value() ? *f : at::Tensor(), f_grad ? x : at::Tensor()});
+    ctx->save_for_backward({ops::or_undefined(f), f_grad ? x : at::Tensor()});
     ctx->saved_data["up"] = up.vec();
     ctx->saved_data["down"] = down.vec();
     for (int i = 0; i < 4; ++i) ctx->saved_data["p" + std::to_string(i)] = padding[i];
