@@ -83,6 +83,19 @@ def _kimg_amount(text: str) -> float:
     return v
 
 
+def _augment_policies(text: str) -> str:
+    """DiffAugment policies as the trainer records them: 'translation,cutout' (spaces dropped),
+    '' for 'none'."""
+    from .training.augment import parse_augment
+    try:
+        return ",".join(parse_augment(text, "--augment"))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1]) from None
+
+
+_augment_policies.__name__ = "policy list"
+
+
 def _nonnegative_float(text: str) -> float:
     v = float(text)
     if not (v >= 0 and math.isfinite(v)):
@@ -325,6 +338,10 @@ def _add_train(sub) -> None:
                            "(D's Adam steps ~1.4x larger; default: the preset's; on for the paper presets)")
     zero.add_argument("--no-d-zero-grad-step", dest="d_zero_grad_step", action="store_false",
                       help="one Adam step of D an iteration")
+    t.add_argument("--augment", type=_augment_policies, default=None, metavar="POLICIES",
+                   help="DiffAugment in front of E in the adversarial steps, real and generated images alike: "
+                        "comma-separated translation, cutout, color, or none (default: the preset's; none for "
+                        "the paper presets)")
 
 
 def _add_generate(sub) -> None:
@@ -669,7 +686,7 @@ def _cmd_train(args) -> int:
                         schedule_overrides=dict(args.schedule_overrides), evaluate=not args.no_eval,
                         progress=not args.no_progress, num_workers=args.workers, threads=args.threads,
                         style_mixing=args.style_mixing, w_avg_update=args.w_avg_update, flip=args.flip,
-                        d_zero_grad_step=args.d_zero_grad_step)
+                        d_zero_grad_step=args.d_zero_grad_step, augment=args.augment)
     run_training(opts)
     return 0
 

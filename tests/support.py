@@ -144,3 +144,55 @@ def assert_r1_matches(loss, grads, loss_ref, grads_ref, grad_rtol: float) -> Non
     assert all(n.startswith(("encoder.", "discriminator.")) for n in grads)
     for n in grads:
         torch.testing.assert_close(grads[n], grads_ref[n], rtol=grad_rtol, atol=1e-9, msg=n)
+
+
+def augment_ref(img: torch.Tensor, policies, gen: torch.Generator) -> torch.Tensor:
+    """DiffAugment written out image by image (Zhao et al. 2020), independently of
+    ``alae_fast.training.augment``: the same draws, in the documented order (per policy, one
+    float64 U[0, 1) per image for each random quantity, from ``gen``): translation dy then dx,
+    each floor(u (2s + 1)) - s with s = side // 8, vacated pixels 0; cutout a ceil(side/2)
+    square centred at floor(u side) (row, then column), clipped, set to 0; color brightness
+    + u - 0.5, saturation (C > 1) x 2u about the channel mean, contrast x (u + 0.5) about the
+    image mean. Differentiable (slicing and arithmetic only)."""
+    n, c, h, w = img.shape
+    for policy in policies:
+        if policy == "translation":
+            sy, sx = h // 8, w // 8
+            if sy == 0 and sx == 0:
+                continue
+            dy = torch.rand(n, generator=gen, dtype=torch.float64)
+            dx = torch.rand(n, generator=gen, dtype=torch.float64)
+            out = []
+            for i in range(n):
+                ty = int(dy[i] * (2 * sy + 1)) - sy
+                tx = int(dx[i] * (2 * sx + 1)) - sx
+                shifted = torch.zeros_like(img[i])
+                # out[y, x] = img[y - ty, x - tx] where that pixel exists
+                ys, ye = max(0, ty), min(h, h + ty)
+                xs, xe = max(0, tx), min(w, w + tx)
+                shifted[:, ys:ye, xs:xe] = img[i, :, ys - ty:ye - ty, xs - tx:xe - tx]
+                out.append(shifted)
+            img = torch.stack(out)
+        elif policy == "cutout":
+            ch, cw = (h + 1) // 2, (w + 1) // 2
+            cy = torch.rand(n, generator=gen, dtype=torch.float64)
+            cx = torch.rand(n, generator=gen, dtype=torch.float64)
+            out = []
+            for i in range(n):
+                y0 = int(cy[i] * h) - ch // 2
+                x0 = int(cx[i] * w) - cw // 2
+                keep = torch.ones(h, w, dtype=img.dtype)
+                keep[max(0, y0):max(0, y0 + ch), max(0, x0):max(0, x0 + cw)] = 0
+                out.append(img[i] * keep)
+            img = torch.stack(out)
+        elif policy == "color":
+            b = torch.rand(n, generator=gen, dtype=torch.float64)
+            img = torch.stack([img[i] + (float(b[i]) - 0.5) for i in range(n)])
+            if c > 1:
+                s = torch.rand(n, generator=gen, dtype=torch.float64)
+                img = torch.stack([(img[i] - img[i].mean(0)) * (2 * float(s[i])) + img[i].mean(0) for i in range(n)])
+            k = torch.rand(n, generator=gen, dtype=torch.float64)
+            img = torch.stack([(img[i] - img[i].mean()) * (float(k[i]) + 0.5) + img[i].mean() for i in range(n)])
+        else:
+            raise ValueError(policy)
+    return img

@@ -755,6 +755,11 @@ def test_resume_with_style_mixing_on_a_run_without_it_says_to_leave_it_out(tmp_p
      '--w-avg-update generator_step and --set w_avg_update="every_generate": the same setting'),
     (["--set", "d_zero_grad_step=true", "--no-d-zero-grad-step"], "--no-d-zero-grad-step and --set "
                                                                  "d_zero_grad_step=true: the same setting"),
+    (["--set", 'augment="cutout"', "--augment", "translation"],
+     '--augment translation and --set augment="cutout": the same setting'),
+    (["--augment", "translation,flip"], "argument --augment: unknown augmentation 'flip'; expected a "
+                                        "comma-separated list of translation, cutout, color (or 'none')"),
+    (["--augment", "cutout,cutout"], "argument --augment: each augmentation may be named once"),
     # a pair of opposite flags: the last one won
     (["--flip", "--no-flip"], "argument --no-flip: not allowed with argument --flip"),
     (["--no-d-zero-grad-step", "--d-zero-grad-step"], "argument --d-zero-grad-step: not allowed with argument "
@@ -893,15 +898,22 @@ def test_train_resume_of_a_folder_without_checkpoints_says_so(tmp_path, capsys):
                    f"or a run stopped before its first checkpoint"], err
 
 
-def test_train_resume_without_the_first_runs_flags_continues_them(tmp_path):
+def test_train_resume_without_the_first_runs_flags_continues_them(tmp_path, capsys):
     import json
 
     out = str(tmp_path / "r")
-    flags = ["--seed", "5", "--r1-gamma", "3", "--r1-interval", "2", "--ema-kimg", "0.5"]
+    flags = ["--seed", "5", "--r1-gamma", "3", "--r1-interval", "2", "--ema-kimg", "0.5", "--augment", "cutout, color"]
     assert main(["train", "--preset", "digits-mlp", "--out", out, *TINY, "--kimg", "0.016", "--no-eval", *flags]) == 0
     assert main(["train", "--resume", "--preset", "digits-mlp", "--out", out, *TINY, "--kimg", "0.032", "--no-eval"]) == 0
-    opts = json.loads((tmp_path / "r" / "config.json").read_text())["options"]
+    record = json.loads((tmp_path / "r" / "config.json").read_text())
+    opts = record["options"]
     assert (opts["seed"], opts["r1_gamma"], opts["r1_interval"], opts["ema_half_life_kimg"]) == (5, 3.0, 2, 0.5)
+    assert opts["augment"] == record["behaviour"]["augment"] == "cutout,color"
+    # another augmentation would continue the run with other images in front of E
+    capsys.readouterr()
+    assert main(["train", "--resume", "--preset", "digits-mlp", "--out", out, *TINY, "--kimg", "0.048", "--no-eval",
+                 "--augment", "none"]) == 2
+    assert "--augment: checkpoint 'cutout,color', now ''" in capsys.readouterr().err
 
 
 def test_resume_naming_another_preset_is_refused_with_the_flag(mlp_run, capsys):

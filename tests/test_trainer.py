@@ -19,7 +19,7 @@ from alae_fast.training.schedule import (LODSchedule, blend_factor, blend_real_i
                                          schedule_from_config)
 from alae_fast.training.setups import resolve_setup
 from alae_fast.training.trainer import ALAETrainer
-from alae_fast_tests_support import toy
+from alae_fast_tests_support import augment_ref, toy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -224,7 +224,7 @@ class _RefAdam:
 
 def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_prob=0.9, gamma=10.0,
                          style_mixing="per_sample", w_avg_update="generator_step", pixel_range=(-1.0, 1.0),
-                         d_zero_grad_step=False):
+                         d_zero_grad_step=False, augment=()):
     """One ALAE iteration written directly from the paper (no trainer code); with
     style_mixing='official' and w_avg_update='every_generate' as podgorskiy/ALAE's
     Model.generate: one mixing draw per batch, cutoff randint(1, 2(lod+1)), and w_avg moved by
@@ -232,7 +232,9 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
     ``pixel_range`` (the official mnist_ref trains on x / 255): the real ones are mapped there
     from the data's [-1, 1] before R1 takes its gradient. ``d_zero_grad_step``: step 3 hands D's
     Adam a zero gradient, as train_alae.py's encoder_optimizer.step() does after torch 1.x's
-    in-place zero_grad (LREQAdam skips only None)."""
+    in-place zero_grad (LREQAdam skips only None). ``augment``: DiffAugment policies, applied
+    (``augment_ref``, image by image) to every image D∘E reads in steps 1 and 2, R1 taken
+    through them with respect to the untransformed reals."""
     ph = sched.phase(images_seen)
     lod, blend, n, lr = ph.lod, ph.blend, ph.batch, ph.lr
     x = torch.from_numpy(_pool_np(x_full.numpy(), sched.max_lod - lod))
@@ -281,14 +283,15 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
         x_fake = G(ws)
     if w_avg_update == "every_generate":
         track(w)
+    T = lambda img: augment_ref(img, augment, gen)  # noqa: E731
     xr = x.clone().requires_grad_(True)
-    s_real = D(E(xr))
+    s_real = D(E(T(xr)))
     (gx,) = torch.autograd.grad(s_real.sum(), xr, create_graph=True)
-    loss = F.softplus(-s_real).mean() + F.softplus(D(E(x_fake))).mean() + gamma / 2 * gx.pow(2).sum((1, 2, 3)).mean()
+    loss = F.softplus(-s_real).mean() + F.softplus(D(E(T(x_fake)))).mean() + gamma / 2 * gx.pow(2).sum((1, 2, 3)).mean()
     opts[0].step(torch.autograd.grad(loss, ed, allow_unused=True), lr)
     # step 2: F, G
     ws, w = styles(True)
-    loss = F.softplus(-D(E(G(ws)))).mean()
+    loss = F.softplus(-D(E(T(G(ws))))).mean()
     opts[1].step(torch.autograd.grad(loss, fg, allow_unused=True), lr)
     track(w)
     # step 3: E, G, F through G
@@ -310,9 +313,11 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
         ema.w_avg.copy_(m.w_avg)
 
 
-@pytest.mark.parametrize("modes", [("per_sample", "generator_step", (-1.0, 1.0), False),
-                                   ("official", "every_generate", (-1.0, 1.0), True),
-                                   ("official", "every_generate", (0.0, 1.0), False)])
+@pytest.mark.parametrize("modes", [("per_sample", "generator_step", (-1.0, 1.0), False, ()),
+                                   ("official", "every_generate", (-1.0, 1.0), True, ()),
+                                   ("official", "every_generate", (0.0, 1.0), False, ()),
+                                   ("per_sample", "generator_step", (-1.0, 1.0), False,
+                                    ("color", "translation", "cutout"))])
 def test_iteration_matches_independent_algorithm_1(modes):
     T = toy()
     config = T.ToyPGConfig(lod_kimg=(0.032,), lod_batch=(8,), lod_lr=(0.003, 0.002), pixel_range=modes[2])
@@ -321,7 +326,7 @@ def test_iteration_matches_independent_algorithm_1(modes):
     model = build_model(config).double()
     ref, ref_ema = copy.deepcopy(model), copy.deepcopy(model)
     trainer = ALAETrainer(model, sched, seed=5, style_mixing=modes[0], w_avg_update=modes[1],
-                          d_zero_grad_step=modes[3])
+                          d_zero_grad_step=modes[3], augment=",".join(modes[4]))
     gen = torch.Generator().manual_seed(5)
     ref_opts = lambda: (_RefAdam(list(ref.encoder.parameters()) + list(ref.discriminator.parameters())),  # noqa: E731
                         _RefAdam(list(ref.mapping.parameters()) + list(ref.generator.parameters())))
@@ -337,7 +342,7 @@ def test_iteration_matches_independent_algorithm_1(modes):
         model.calls.clear()
         out = trainer.step(x)
         _reference_iteration(ref, ref_ema, gen, x, sched, seen, opts, style_mixing=modes[0], w_avg_update=modes[1],
-                             pixel_range=modes[2], d_zero_grad_step=modes[3])
+                             pixel_range=modes[2], d_zero_grad_step=modes[3], augment=modes[4])
         ph = sched.phase(seen)
         assert (out["lod"], out["blend"], out["batch"], out["lr"]) == (ph.lod, ph.blend, 8, ph.lr)
         assert {c[0][-1] for c in model.calls} == {ph.resolution} and {c[2] for c in model.calls} == {ph.blend}

@@ -85,6 +85,9 @@ class StyleALAEConfig(ALAEConfig):
             the official train_alae.py does under the torch 1.x its models were trained with
             (see ``alae_fast.training.trainer``; True in the paper presets). Default False, so a
             checkpoint written before this field existed resumes as it trained.
+        augment: DiffAugment policies in front of E in the adversarial steps, comma-separated
+            ('translation', 'cutout', 'color'; ``alae_fast.training.augment``). Default '': none,
+            the paper's.
 
     Defaults: the paper's FFHQ 1024 model and schedule (16 epochs of 60k images per level,
     300 epochs in all, the authors' 8-GPU batches and learning rates).
@@ -115,6 +118,7 @@ class StyleALAEConfig(ALAEConfig):
     flip: bool = True
     mixing_prob: float = 0.9
     d_zero_grad_step: bool = False
+    augment: str = ""
 
     def validate(self) -> None:
         super().validate()
@@ -149,6 +153,11 @@ class StyleALAEConfig(ALAEConfig):
         check_real(self, "mixing_prob", 0.0, 1.0)
         if not isinstance(self.d_zero_grad_step, bool):
             raise TypeError(f"StyleALAEConfig: d_zero_grad_step must be a bool; got {self.d_zero_grad_step!r}")
+        if not isinstance(self.augment, str):
+            raise TypeError(f"StyleALAEConfig: augment must be a str; got {type(self.augment).__name__}")
+        from ..training.augment import parse_augment  # here: training imports the models
+
+        parse_augment(self.augment, "StyleALAEConfig: augment")
 
     # --- derived sizes -----------------------------------------------------------------------
     @property

@@ -61,6 +61,7 @@ import torch
 from torch import nn
 
 from .distributed import DistributedContext
+from .augment import augment_images, parse_augment
 from .ema import EMA
 from .losses import discriminator_loss, generator_loss, latent_reconstruction_loss
 from .schedule import LODSchedule, Phase, blend_real_images, images_for_lod
@@ -103,6 +104,9 @@ class ALAETrainer:
         amp: bfloat16 autocast of the forward passes (default False).
         d_zero_grad_step: also step D, with a zero gradient, in step 3 (default False; the
             official code's behaviour, see the module docstring).
+        augment: DiffAugment policies applied to every image D∘E reads in steps 1 and 2, real
+            and generated (:mod:`alae_fast.training.augment`; a comma-separated str or a
+            sequence; default (): none, the paper's).
 
     Attributes: ``model``, ``ema`` (an :class:`EMA`; ``ema.module`` is the model to use for
     outputs), ``images_seen``, ``step_count``, ``lod`` (level the optimisers were made for),
@@ -112,7 +116,7 @@ class ALAETrainer:
     def __init__(self, model: nn.Module, schedule: LODSchedule, ctx: DistributedContext | None = None, *,
                  seed: int = 0, r1_gamma: float = 10.0, r1_interval: int = 1, mixing_prob: float = 0.9,
                  ema_half_life_kimg: float = 10.0, amp: bool = False, style_mixing: str = "per_sample",
-                 w_avg_update: str = "generator_step", d_zero_grad_step: bool = False):
+                 w_avg_update: str = "generator_step", d_zero_grad_step: bool = False, augment=()):
         for name in _NETS:
             if not isinstance(getattr(model, name, None), nn.Module):
                 raise TypeError(f"model: must have an nn.Module attribute {name!r} (an ALAEModel); "
@@ -134,6 +138,7 @@ class ALAETrainer:
         if not isinstance(d_zero_grad_step, bool):
             raise TypeError(f"d_zero_grad_step: expected a bool; got {d_zero_grad_step!r}")
         self.d_zero_grad_step = d_zero_grad_step
+        self.augment = parse_augment(augment, "augment")
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.ctx = ctx if ctx is not None else DistributedContext(device=self.device)
@@ -295,6 +300,12 @@ class ALAETrainer:
         def decode(w):
             return m.decode(w, lod, blend, noise=self._noise(phase.batch, lod), native=True)
 
+        def encode_augmented(img):  # what D∘E reads in the adversarial steps (DiffAugment)
+            if not self.augment:
+                return encode(img)
+            return encode(augment_images(img, self.augment, self.generator, phase.batch,
+                                         self.ctx.rank * img.shape[0]))
+
         # 1. E, D: adversarial loss on real and generated images, R1 on real ones.
         with torch.no_grad(), self._autocast():
             ws, w = self._styles(phase.batch, mixing=True, lod=lod)
@@ -305,7 +316,7 @@ class ALAETrainer:
         lazy = self.step_count % self.r1_interval == 0
         gamma = self.r1_gamma * self.r1_interval if lazy else 0.0
         with self._autocast():
-            loss_d, terms = discriminator_loss(encode, m.discriminator, x, x_fake.to(x.dtype), gamma,
+            loss_d, terms = discriminator_loss(encode_augmented, m.discriminator, x, x_fake.to(x.dtype), gamma,
                                                return_terms=True)
         self.opt_ed.zero_grad(set_to_none=True)
         loss_d.backward()
@@ -316,7 +327,7 @@ class ALAETrainer:
         self._set_trainable("mapping", "generator")
         with self._autocast():
             ws, w = self._styles(phase.batch, mixing=True, lod=lod)
-            loss_g = generator_loss(encode, m.discriminator, decode(ws))
+            loss_g = generator_loss(encode_augmented, m.discriminator, decode(ws))
         self.opt_fg.zero_grad(set_to_none=True)
         loss_g.backward()
         self.ctx.average_gradients(self._params("mapping", "generator"))

@@ -1,0 +1,123 @@
+"""Differentiable augmentation of the images D∘E reads in ALAE's adversarial steps.
+
+DiffAugment (Zhao, Liu, Lin, Zhu and Han, "Differentiable Augmentation for Data-Efficient GAN
+Training", NeurIPS 2020): the same random, differentiable transform T is applied to real and
+generated images wherever the discriminator reads them, in its own step and in the generator's,
+so D cannot memorise a small training set while G still learns the untransformed images (T
+is applied to both sides alike, and G's gradient flows through T). In ALAE the discriminator
+of images is D∘E, so T sits in front of E in steps 1 and 2; step 3 (E(G(w)) ≈ w) reads G's
+images as they are. R1 is taken with respect to the untransformed real images, through T, as
+StyleGAN2-ADA does.
+
+Policies (``AUGMENT_POLICIES``), applied in the order given, each with its own draw per image:
+
+- ``translation``: an integer shift in each axis, uniform in [-s, s] with
+  s = floor(side / 8) pixels (0 below 8x8), the vacated pixels 0;
+- ``cutout``: a square of side ceil(side / 2) set to 0, its centre uniform over the image
+  (clipped at the borders);
+- ``color``: brightness + U(-0.5, 0.5); saturation (colour images only) × U(0, 2) about each
+  pixel's channel mean; contrast × U(0.5, 1.5) about each image's mean.
+
+0 and the brightness step are in the model's pixel units ([-1, 1] for alae_fast's models: 0
+is mid grey). Every draw comes from the ``torch.Generator`` given (the trainer's, identical on
+every rank, drawn for the global batch and sliced), so runs are reproducible and resume
+bit-identically.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["AUGMENT_POLICIES", "parse_augment", "augment_images"]
+
+AUGMENT_POLICIES = ("translation", "cutout", "color")
+
+
+def parse_augment(spec, where: str = "augment") -> tuple[str, ...]:
+    """The policies named in ``spec``: a comma-separated str ('' or 'none': none) or a
+    sequence of names, each one of ``AUGMENT_POLICIES`` at most once. Raises ValueError
+    naming ``where`` otherwise."""
+    if spec is None:
+        return ()
+    if isinstance(spec, str):
+        names = [s.strip() for s in spec.split(",") if s.strip()]
+        if names == ["none"]:
+            return ()
+    elif isinstance(spec, (tuple, list)):
+        names = list(spec)
+    else:
+        raise ValueError(f"{where}: expected a comma-separated list of {', '.join(AUGMENT_POLICIES)} "
+                         f"(or 'none'); got {spec!r}")
+    for name in names:
+        if name not in AUGMENT_POLICIES:
+            raise ValueError(f"{where}: unknown augmentation {name!r}; expected a comma-separated list of "
+                             f"{', '.join(AUGMENT_POLICIES)} (or 'none')")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where}: each augmentation may be named once; got {spec!r}")
+    return tuple(names)
+
+
+def _uniform(n_global: int, lo: int, hi: int, generator: torch.Generator, device) -> torch.Tensor:
+    return torch.rand(n_global, generator=generator, device=device, dtype=torch.float64)[lo:hi]
+
+
+def augment_images(x: torch.Tensor, policies: tuple[str, ...], generator: torch.Generator,
+                   n_global: int | None = None, offset: int = 0) -> torch.Tensor:
+    """T(x): ``policies`` applied to a batch of images, differentiable to any order in x.
+
+    Args:
+        x: [n, C, H, W] float images, this rank's slice ``[offset, offset + n)`` of a global
+            batch of ``n_global`` (default n, offset 0: a single process).
+        policies: from :func:`parse_augment`; () returns x itself.
+        generator: draws every random number (on x's device), for the global batch.
+
+    Returns: a new [n, C, H, W] tensor (x unchanged). Raises ValueError for a non-4-D x or a
+    slice outside the global batch.
+    """
+    if not policies:
+        return x
+    if x.ndim != 4:
+        raise ValueError(f"augment_images: x must be [N, C, H, W]; got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    n_global = n if n_global is None else int(n_global)
+    lo, hi = int(offset), int(offset) + n
+    if lo < 0 or hi > n_global:
+        raise ValueError(f"augment_images: slice [{lo}, {hi}) lies outside the global batch of {n_global}")
+    dev = x.device
+
+    def u():  # one U[0, 1) per image of the global batch, this rank's slice, as x's dtype
+        return _uniform(n_global, lo, hi, generator, dev).to(x.dtype).view(n, 1, 1, 1)
+
+    for policy in policies:
+        if policy == "translation":
+            sy, sx = h // 8, w // 8
+            if sy == 0 and sx == 0:
+                continue
+            # shifts uniform over the 2s + 1 integers of [-s, s]
+            dy = (_uniform(n_global, lo, hi, generator, dev) * (2 * sy + 1)).floor().long() - sy
+            dx = (_uniform(n_global, lo, hi, generator, dev) * (2 * sx + 1)).floor().long() - sx
+            padded = torch.nn.functional.pad(x, (sx, sx, sy, sy))
+            rows = (torch.arange(h, device=dev).view(1, h) - dy.view(n, 1) + sy)  # [n, h]
+            cols = (torch.arange(w, device=dev).view(1, w) - dx.view(n, 1) + sx)  # [n, w]
+            idx_n = torch.arange(n, device=dev).view(n, 1, 1, 1)
+            idx_c = torch.arange(c, device=dev).view(1, c, 1, 1)
+            x = padded[idx_n, idx_c, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
+        elif policy == "cutout":
+            ch, cw = (h + 1) // 2, (w + 1) // 2
+            cy = (_uniform(n_global, lo, hi, generator, dev) * h).floor().long().view(n, 1, 1)
+            cx = (_uniform(n_global, lo, hi, generator, dev) * w).floor().long().view(n, 1, 1)
+            yy = torch.arange(h, device=dev).view(1, h, 1)
+            xx = torch.arange(w, device=dev).view(1, 1, w)
+            inside = ((yy - cy + ch // 2) >= 0) & ((yy - cy + ch // 2) < ch) \
+                & ((xx - cx + cw // 2) >= 0) & ((xx - cx + cw // 2) < cw)
+            x = x * (~inside).to(x.dtype).unsqueeze(1)
+        elif policy == "color":
+            x = x + (u() - 0.5)
+            if c > 1:
+                mean = x.mean(1, keepdim=True)
+                x = (x - mean) * (u() * 2) + mean
+            mean = x.mean((1, 2, 3), keepdim=True)
+            x = (x - mean) * (u() + 0.5) + mean
+        else:
+            raise ValueError(f"augment_images: unknown policy {policy!r}; expected one of {AUGMENT_POLICIES}")
+    return x
