@@ -12,8 +12,9 @@ OPTIONS = dict(preset="toy-pg", kimg=0.064, device="cpu", progress=False, evalua
                checkpoint_kimg=0.032, seed=11, threads=1,
                schedule_overrides={"lod_kimg": [0.024], "lod_batch": [8, 8, 4]})
 # digits-32 cut to 16x16 and a few feature maps: G draws noise images at every level, which a
-# 2-process run must draw as one process does (the toy ALAE has none)
-STYLE_OPTIONS = dict(OPTIONS, preset="digits-32",
+# 2-process run must draw as one process does (the toy ALAE has none); and every DiffAugment
+# policy, whose draws each rank takes its slice of
+STYLE_OPTIONS = dict(OPTIONS, preset="digits-32", augment="translation,cutout,color",
                      model_overrides={"layer_count": 3, "start_features": 4, "max_features": 8, "latent_size": 8,
                                       "mapping_layers": 2})
 CASES = {"toy": OPTIONS, "style": STYLE_OPTIONS}
