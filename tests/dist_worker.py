@@ -3,7 +3,7 @@
 argv: OUT_DIR [CASE]. Trains, with the options the test also uses for its single-process run
 (imported by the test by path): CASE "toy" (default), the toy progressive ALAE
 (tests/toy_alae.py, ``OPTIONS``); "style", a tiny StyleALAE whose G draws noise inputs
-(``STYLE_OPTIONS``).
+(``STYLE_OPTIONS``); "style-aug", that one with DiffAugment from 8x8 on (``STYLE_AUG_OPTIONS``).
 """
 
 import sys
@@ -12,12 +12,15 @@ OPTIONS = dict(preset="toy-pg", kimg=0.064, device="cpu", progress=False, evalua
                checkpoint_kimg=0.032, seed=11, threads=1,
                schedule_overrides={"lod_kimg": [0.024], "lod_batch": [8, 8, 4]})
 # digits-32 cut to 16x16 and a few feature maps: G draws noise images at every level, which a
-# 2-process run must draw as one process does (the toy ALAE has none); and every DiffAugment
-# policy, whose draws each rank takes its slice of
-STYLE_OPTIONS = dict(OPTIONS, preset="digits-32", augment="translation,cutout,color",
+# 2-process run must draw as one process does (the toy ALAE has none)
+STYLE_OPTIONS = dict(OPTIONS, preset="digits-32",
                      model_overrides={"layer_count": 3, "start_features": 4, "max_features": 8, "latent_size": 8,
                                       "mapping_layers": 2})
-CASES = {"toy": OPTIONS, "style": STYLE_OPTIONS}
+# the same with every DiffAugment policy, whose draws each rank takes its slice of, from 8x8 on
+# (the first step is compared, and translation shifts nothing at 4x4)
+STYLE_AUG_OPTIONS = dict(STYLE_OPTIONS, augment="translation,cutout,color",
+                         schedule_overrides={**OPTIONS["schedule_overrides"], "start_lod": 1})
+CASES = {"toy": OPTIONS, "style": STYLE_OPTIONS, "style-aug": STYLE_AUG_OPTIONS}
 
 
 if __name__ == "__main__":

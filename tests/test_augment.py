@@ -108,21 +108,47 @@ def test_parse_augment(spec, want):
     assert parse_augment(spec) == want
 
 
-@pytest.mark.parametrize("spec, match", [("flip", "unknown augmentation 'flip'"), ("cutout,cutout", "named once"),
-                                         (3, "expected a comma-separated list"), ("none,color", "unknown augmentation 'none'")])
+@pytest.mark.parametrize("spec, match", [("flip", "--augment: unknown augmentation 'flip'"),
+                                         ("cutout,cutout", "--augment: each augmentation may be named once"),
+                                         ("none,color", "unknown augmentation 'none'")])
 def test_parse_augment_refuses(spec, match):
     with pytest.raises(ValueError, match=match):
         parse_augment(spec, "--augment")
-    assert set(AUGMENT_POLICIES) == {"translation", "cutout", "color"}
+    with pytest.raises(TypeError, match="--augment: expected a comma-separated list"):
+        parse_augment(3, "--augment")
+    assert parse_augment(["none"]) == () and set(AUGMENT_POLICIES) == {"translation", "cutout", "color"}
 
 
 def test_augment_images_refuses_bad_shapes_and_slices():
     with pytest.raises(ValueError, match=r"x must be \[N, C, H, W\]"):
         augment_images(torch.randn(2, 8, 8), ("cutout",), torch.Generator())
-    with pytest.raises(ValueError, match="outside the global batch"):
+    with pytest.raises(ValueError, match=r"offset 4 and x's 4 images make the slice \[4, 8\), outside the global "
+                                         r"batch of n_global = 6"):
         augment_images(torch.randn(4, 1, 8, 8), ("cutout",), torch.Generator(), 6, 4)
-    with pytest.raises(ValueError, match="unknown policy"):
-        augment_images(torch.randn(4, 1, 8, 8), ("blur",), torch.Generator())
+    with pytest.raises(TypeError, match="n_global must be an int; got 6.5"):
+        augment_images(torch.randn(4, 1, 8, 8), ("cutout",), torch.Generator(), 6.5, 0)
+    with pytest.raises(TypeError, match="offset must be an int"):
+        augment_images(torch.randn(4, 1, 8, 8), ("cutout",), torch.Generator(), 8, True)
+    with pytest.raises(TypeError, match="x must be a floating-point tensor; got torch.uint8"):
+        augment_images(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), ("color",), torch.Generator())
+    with pytest.raises(ValueError, match="generator must be a torch.Generator on x's device"):
+        augment_images(torch.randn(4, 1, 8, 8), ("cutout",), None)
+    # a str would be read letter by letter; an unknown name is refused before anything is drawn
+    with pytest.raises(TypeError, match="policies must be a tuple or list"):
+        augment_images(torch.randn(4, 1, 8, 8), "translation", torch.Generator())
+    gen = torch.Generator().manual_seed(0)
+    state = gen.get_state()
+    with pytest.raises(ValueError, match="unknown policy 'blur' in policies"):
+        augment_images(torch.randn(4, 1, 16, 16), ("translation", "blur"), gen)
+    assert torch.equal(gen.get_state(), state)
+
+
+def test_bfloat16_images_stay_bfloat16_with_gradients():
+    x = torch.randn(4, 3, 16, 16, dtype=torch.bfloat16, requires_grad=True)
+    y = augment_images(x, ("color", "translation", "cutout"), torch.Generator().manual_seed(0))
+    assert y.dtype == torch.bfloat16
+    y.float().square().sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16 and bool(x.grad.abs().sum() > 0)
 
 
 def test_an_augmented_trainer_resumes_bit_identically():
@@ -176,3 +202,8 @@ def test_trainer_and_config_refuse_an_unknown_augmentation():
         StyleALAEConfig(augment="blur").validate()
     with pytest.raises(TypeError, match="StyleALAEConfig: augment must be a str"):
         StyleALAEConfig(augment=["cutout"]).validate()
+    # one spelling per setting, so a flag and --set (or a resume) compare what the run does
+    for typed, kept in (("none", ""), (" translation , cutout", "translation,cutout"), ("", "")):
+        cfg = StyleALAEConfig(augment=typed)
+        cfg.validate()
+        assert cfg.augment == kept

@@ -36,7 +36,7 @@ def _final(out: Path) -> dict:
     return load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
 
 
-@pytest.mark.parametrize("case", ["toy", "style"])
+@pytest.mark.parametrize("case", ["toy", "style", "style-aug"])
 def test_two_gloo_processes_match_one_process(tmp_path, case):
     # "style": G's noise inputs were drawn per rank (seed + rank), so a StyleALAE's 2-process
     # run followed another course than its 1-process one (loss_ae differed at step 1)
@@ -60,7 +60,7 @@ def test_two_gloo_processes_match_one_process(tmp_path, case):
         assert first[0][k] == pytest.approx(first[1][k], rel=2e-6), (k, first)
     assert ddp["world_size"] == 2 and len(ddp["rng"]) == 2 and single["world_size"] == 1
     assert ddp["trainer"]["images_seen"] == single["trainer"]["images_seen"] == 64
-    assert ddp["trainer"]["lod"] == 2  # crossed two level switches, batch 8 -> 4 (2 per rank)
+    assert ddp["trainer"]["lod"] == 2  # ended at 16x16, batch 8 -> 4 (2 per rank) on the way
     assert ddp["data"] == single["data"]
     # A StyleALAE's course is chaotic: after 16 steps of Adam (beta1 0) the float32 summation
     # order has moved its weights apart (biases near 0 flip the sign of their steps), so its

@@ -283,7 +283,8 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
         x_fake = G(ws)
     if w_avg_update == "every_generate":
         track(w)
-    T = lambda img: augment_ref(img, augment, gen)  # noqa: E731
+    # transformed in the data's [-1, 1] whatever range E reads
+    T = lambda img: lo + (augment_ref((img - lo) * (2 / (hi - lo)) - 1, augment, gen) + 1) * ((hi - lo) / 2)  # noqa: E731
     xr = x.clone().requires_grad_(True)
     s_real = D(E(T(xr)))
     (gx,) = torch.autograd.grad(s_real.sum(), xr, create_graph=True)
@@ -317,7 +318,8 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
                                    ("official", "every_generate", (-1.0, 1.0), True, ()),
                                    ("official", "every_generate", (0.0, 1.0), False, ()),
                                    ("per_sample", "generator_step", (-1.0, 1.0), False,
-                                    ("color", "translation", "cutout"))])
+                                    ("color", "translation", "cutout")),
+                                   ("official", "every_generate", (0.0, 1.0), True, ("cutout", "color"))])
 def test_iteration_matches_independent_algorithm_1(modes):
     T = toy()
     config = T.ToyPGConfig(lod_kimg=(0.032,), lod_batch=(8,), lod_lr=(0.003, 0.002), pixel_range=modes[2])

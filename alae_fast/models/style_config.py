@@ -157,7 +157,9 @@ class StyleALAEConfig(ALAEConfig):
             raise TypeError(f"StyleALAEConfig: augment must be a str; got {type(self.augment).__name__}")
         from ..training.augment import parse_augment  # here: training imports the models
 
-        parse_augment(self.augment, "StyleALAEConfig: augment")
+        # one spelling of a setting ('none', ' cutout,color ' -> '', 'cutout,color'), so that
+        # a flag and --set, or a resume, compare what the run does, not how it was typed
+        object.__setattr__(self, "augment", ",".join(parse_augment(self.augment, "StyleALAEConfig: augment")))
 
     # --- derived sizes -----------------------------------------------------------------------
     @property

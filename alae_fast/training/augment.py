@@ -1,27 +1,32 @@
 """Differentiable augmentation of the images D∘E reads in ALAE's adversarial steps.
 
 DiffAugment (Zhao, Liu, Lin, Zhu and Han, "Differentiable Augmentation for Data-Efficient GAN
-Training", NeurIPS 2020): the same random, differentiable transform T is applied to real and
-generated images wherever the discriminator reads them, in its own step and in the generator's,
+Training", NeurIPS 2020): random, differentiable transforms T of one family (each image its own
+draw) are applied to real and generated images alike wherever the discriminator reads them, in its own step and in the generator's,
 so D cannot memorise a small training set while G still learns the untransformed images (T
 is applied to both sides alike, and G's gradient flows through T). In ALAE the discriminator
 of images is D∘E, so T sits in front of E in steps 1 and 2; step 3 (E(G(w)) ≈ w) reads G's
 images as they are. R1 is taken with respect to the untransformed real images, through T, as
 StyleGAN2-ADA does.
 
-Policies (``AUGMENT_POLICIES``), applied in the order given, each with its own draw per image:
+Policies (``AUGMENT_POLICIES``), applied in the order given, each image with its own draws:
 
 - ``translation``: an integer shift in each axis, uniform in [-s, s] with
   s = floor(side / 8) pixels (0 below 8x8), the vacated pixels 0;
-- ``cutout``: a square of side ceil(side / 2) set to 0, its centre uniform over the image
+- ``cutout``: a square of side ceil(side / 2) set to 0, its centre uniform over the pixels
   (clipped at the borders);
 - ``color``: brightness + U(-0.5, 0.5); saturation (colour images only) × U(0, 2) about each
   pixel's channel mean; contrast × U(0.5, 1.5) about each image's mean.
 
-0 and the brightness step are in the model's pixel units ([-1, 1] for alae_fast's models: 0
-is mid grey). Every draw comes from the ``torch.Generator`` given (the trainer's, identical on
-every rank, drawn for the global batch and sliced), so runs are reproducible and resume
-bit-identically.
+Images are in the data pipeline's [-1, 1] (0 is mid grey); the trainer maps a model that reads
+another ``pixel_range`` there and back around the transform. Departures from the authors'
+DiffAugment_pytorch.py (mit-han-lab/data-efficient-gans), each measured with: the shift bound
+is floor(side / 8) where theirs rounds side / 8 (so 1 pixel at 4x4, where a shift of a quarter
+of the image would change what a 4x4 image is); cutout's centre is a pixel of the image where
+theirs may also lie one past the last row or column; saturation is not drawn for one-channel
+images (a no-op there). Every draw comes from the ``torch.Generator`` given (the trainer's,
+identical on every rank, drawn for the global batch and sliced), so runs are reproducible and
+resume bit-identically.
 """
 
 from __future__ import annotations
@@ -34,20 +39,27 @@ AUGMENT_POLICIES = ("translation", "cutout", "color")
 
 
 def parse_augment(spec, where: str = "augment") -> tuple[str, ...]:
-    """The policies named in ``spec``: a comma-separated str ('' or 'none': none) or a
-    sequence of names, each one of ``AUGMENT_POLICIES`` at most once. Raises ValueError
-    naming ``where`` otherwise."""
+    """The policies named in ``spec``, as a tuple of names in the order given (() for none).
+
+    Args:
+        spec: None, a comma-separated str ('', 'none': none; spaces around names ignored) or
+            a tuple/list of names; each one of ``AUGMENT_POLICIES`` at most once.
+        where: what the messages name (the argument or flag).
+
+    Raises: TypeError for another type; ValueError naming ``where`` for an unknown or
+    repeated name.
+    """
     if spec is None:
         return ()
     if isinstance(spec, str):
         names = [s.strip() for s in spec.split(",") if s.strip()]
-        if names == ["none"]:
-            return ()
     elif isinstance(spec, (tuple, list)):
         names = list(spec)
     else:
-        raise ValueError(f"{where}: expected a comma-separated list of {', '.join(AUGMENT_POLICIES)} "
-                         f"(or 'none'); got {spec!r}")
+        raise TypeError(f"{where}: expected a comma-separated list of {', '.join(AUGMENT_POLICIES)} "
+                        f"(or 'none'); got {spec!r}")
+    if names == ["none"]:
+        return ()
     for name in names:
         if name not in AUGMENT_POLICIES:
             raise ValueError(f"{where}: unknown augmentation {name!r}; expected a comma-separated list of "
@@ -66,24 +78,48 @@ def augment_images(x: torch.Tensor, policies: tuple[str, ...], generator: torch.
     """T(x): ``policies`` applied to a batch of images, differentiable to any order in x.
 
     Args:
-        x: [n, C, H, W] float images, this rank's slice ``[offset, offset + n)`` of a global
-            batch of ``n_global`` (default n, offset 0: a single process).
-        policies: from :func:`parse_augment`; () returns x itself.
-        generator: draws every random number (on x's device), for the global batch.
+        x: [n, C, H, W] floating-point images (any float dtype; pixels in [-1, 1], see the
+            module docstring), this rank's slice ``[offset, offset + n)`` of a global batch of
+            ``n_global`` images (default: n and 0, a single process).
+        policies: a tuple or list of names from ``AUGMENT_POLICIES`` (:func:`parse_augment`
+            makes one); () returns x itself and draws nothing.
+        generator: a ``torch.Generator`` on x's device; for each random quantity of each policy
+            (translation: 2, none under 8x8; cutout: 2; color: 2, or 3 for colour
+            images) it draws ``n_global`` float64 values and x's slice takes its own.
+        n_global, offset: ints, 0 <= offset, offset + n <= n_global.
 
-    Returns: a new [n, C, H, W] tensor (x unchanged). Raises ValueError for a non-4-D x or a
-    slice outside the global batch.
+    Returns: a new [n, C, H, W] tensor of x's dtype (x unchanged).
+
+    Raises: TypeError for a non-float x, policies that are not a tuple or list, or a
+    non-int n_global/offset; ValueError for a non-4-D x, an unknown policy (before any draw),
+    a slice outside the global batch, or a generator on another device than x.
     """
+    if not isinstance(policies, (tuple, list)):
+        raise TypeError(f"augment_images: policies must be a tuple or list of {AUGMENT_POLICIES}; got {policies!r}")
+    for policy in policies:
+        if policy not in AUGMENT_POLICIES:
+            raise ValueError(f"augment_images: unknown policy {policy!r} in policies; expected names from "
+                             f"{AUGMENT_POLICIES}")
     if not policies:
         return x
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"augment_images: x must be a floating-point tensor; got {got}")
     if x.ndim != 4:
         raise ValueError(f"augment_images: x must be [N, C, H, W]; got shape {tuple(x.shape)}")
     n, c, h, w = x.shape
-    n_global = n if n_global is None else int(n_global)
-    lo, hi = int(offset), int(offset) + n
+    for name, value in (("n_global", n_global), ("offset", offset)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"augment_images: {name} must be an int; got {value!r}")
+    n_global = n if n_global is None else n_global
+    lo, hi = offset, offset + n
     if lo < 0 or hi > n_global:
-        raise ValueError(f"augment_images: slice [{lo}, {hi}) lies outside the global batch of {n_global}")
+        raise ValueError(f"augment_images: offset {offset} and x's {n} images make the slice [{lo}, {hi}), "
+                         f"outside the global batch of n_global = {n_global}")
     dev = x.device
+    if not isinstance(generator, torch.Generator) or generator.device.type != dev.type:
+        where = generator.device if isinstance(generator, torch.Generator) else type(generator).__name__
+        raise ValueError(f"augment_images: generator must be a torch.Generator on x's device ({dev}); got {where}")
 
     def u():  # one U[0, 1) per image of the global batch, this rank's slice, as x's dtype
         return _uniform(n_global, lo, hi, generator, dev).to(x.dtype).view(n, 1, 1, 1)
@@ -118,6 +154,4 @@ def augment_images(x: torch.Tensor, policies: tuple[str, ...], generator: torch.
                 x = (x - mean) * (u() * 2) + mean
             mean = x.mean((1, 2, 3), keepdim=True)
             x = (x - mean) * (u() + 0.5) + mean
-        else:
-            raise ValueError(f"augment_images: unknown policy {policy!r}; expected one of {AUGMENT_POLICIES}")
     return x

@@ -109,7 +109,7 @@ class ALAETrainer:
             sequence; default (): none, the paper's).
 
     Attributes: ``model``, ``ema`` (an :class:`EMA`; ``ema.module`` is the model to use for
-    outputs), ``images_seen``, ``step_count``, ``lod`` (level the optimisers were made for),
+    outputs), ``augment`` (the policies, a tuple), ``images_seen``, ``step_count``, ``lod`` (level the optimisers were made for),
     ``opt_ed``, ``opt_fg``, ``generator`` (the latent ``torch.Generator``).
     """
 
@@ -303,8 +303,10 @@ class ALAETrainer:
         def encode_augmented(img):  # what D∘E reads in the adversarial steps (DiffAugment)
             if not self.augment:
                 return encode(img)
-            return encode(augment_images(img, self.augment, self.generator, phase.batch,
-                                         self.ctx.rank * img.shape[0]))
+            # transformed in the pipeline's [-1, 1] (0 mid grey) whatever range E reads
+            out = augment_images(m.from_native(img), self.augment, self.generator, phase.batch,
+                                 self.ctx.rank * img.shape[0])
+            return encode(m.to_native(out))
 
         # 1. E, D: adversarial loss on real and generated images, R1 on real ones.
         with torch.no_grad(), self._autocast():
