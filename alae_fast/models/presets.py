@@ -334,9 +334,10 @@ DIGITS_32 = StyleALAEConfig(
 # moving 17 kimg from 8x8 to 16x16 and 32x32 (41.5%, 0.101, but 9:51) did not pay. 140 kimg is
 # as long as the ten minutes allow: 140 kimg runs of this size took 8:39-9:24 on different
 # hours. DiffAugment's translation in front of E (not in the paper; 135 tiles are the small-data
-# case it was made for) brought the held-out tiles back at MSE 0.139 and 0.120 on seeds 0 and 1
-# against 0.143 and 0.149 without it, 80.0 and 86.7% matched back against 73.3 and 80.0%, at
-# the same CPU time; colour, translation and cutout together did worse (0.158). It is still
+# case it was made for) brought the held-out tiles back at MSE 0.139, 0.120 and 0.126 on seeds
+# 0-2 (seed 2 on one thread) against 0.143, 0.149 and 0.159 without it, at the same CPU time;
+# matched back moved by one tile either way; colour, translation and cutout together did worse
+# (0.158). It is still
 # short of recognisable reconstructions: see the README.
 PHOTOS_32 = StyleALAEConfig(
     latent_size=64, mapping_layers=4, layer_count=4, channels=3, start_features=8, max_features=32,
