@@ -2,8 +2,8 @@
 
 DiffAugment (Zhao, Liu, Lin, Zhu and Han, "Differentiable Augmentation for Data-Efficient GAN
 Training", NeurIPS 2020): random, differentiable transforms T of one family (each image its own
-draw) are applied to real and generated images alike wherever the discriminator reads them, in its own step and in the generator's,
-so D cannot memorise a small training set while G still learns the untransformed images (T
+draw) are applied to real and generated images alike wherever the discriminator reads them, in
+its own step and in the generator's, so D cannot memorise a small training set while G still learns the untransformed images (T
 is applied to both sides alike, and G's gradient flows through T). In ALAE the discriminator
 of images is D∘E, so T sits in front of E in steps 1 and 2; step 3 (E(G(w)) ≈ w) reads G's
 images as they are. R1 is taken with respect to the untransformed real images, through T, as
@@ -69,10 +69,6 @@ def parse_augment(spec, where: str = "augment") -> tuple[str, ...]:
     return tuple(names)
 
 
-def _uniform(n_global: int, lo: int, hi: int, generator: torch.Generator, device) -> torch.Tensor:
-    return torch.rand(n_global, generator=generator, device=device, dtype=torch.float64)[lo:hi]
-
-
 def augment_images(x: torch.Tensor, policies: tuple[str, ...], generator: torch.Generator,
                    n_global: int | None = None, offset: int = 0) -> torch.Tensor:
     """T(x): ``policies`` applied to a batch of images, differentiable to any order in x.
@@ -121,8 +117,11 @@ def augment_images(x: torch.Tensor, policies: tuple[str, ...], generator: torch.
         where = generator.device if isinstance(generator, torch.Generator) else type(generator).__name__
         raise ValueError(f"augment_images: generator must be a torch.Generator on x's device ({dev}); got {where}")
 
-    def u():  # one U[0, 1) per image of the global batch, this rank's slice, as x's dtype
-        return _uniform(n_global, lo, hi, generator, dev).to(x.dtype).view(n, 1, 1, 1)
+    def draw():  # one float64 U[0, 1) per image of the global batch; this rank's slice [n]
+        return torch.rand(n_global, generator=generator, device=dev, dtype=torch.float64)[lo:hi]
+
+    def u():  # draw() as x's dtype, broadcast over an image
+        return draw().to(x.dtype).view(n, 1, 1, 1)
 
     for policy in policies:
         if policy == "translation":
@@ -130,8 +129,8 @@ def augment_images(x: torch.Tensor, policies: tuple[str, ...], generator: torch.
             if sy == 0 and sx == 0:
                 continue
             # shifts uniform over the 2s + 1 integers of [-s, s]
-            dy = (_uniform(n_global, lo, hi, generator, dev) * (2 * sy + 1)).floor().long() - sy
-            dx = (_uniform(n_global, lo, hi, generator, dev) * (2 * sx + 1)).floor().long() - sx
+            dy = (draw() * (2 * sy + 1)).floor().long() - sy
+            dx = (draw() * (2 * sx + 1)).floor().long() - sx
             padded = torch.nn.functional.pad(x, (sx, sx, sy, sy))
             rows = (torch.arange(h, device=dev).view(1, h) - dy.view(n, 1) + sy)  # [n, h]
             cols = (torch.arange(w, device=dev).view(1, w) - dx.view(n, 1) + sx)  # [n, w]
@@ -140,8 +139,8 @@ def augment_images(x: torch.Tensor, policies: tuple[str, ...], generator: torch.
             x = padded[idx_n, idx_c, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
         elif policy == "cutout":
             ch, cw = (h + 1) // 2, (w + 1) // 2
-            cy = (_uniform(n_global, lo, hi, generator, dev) * h).floor().long().view(n, 1, 1)
-            cx = (_uniform(n_global, lo, hi, generator, dev) * w).floor().long().view(n, 1, 1)
+            cy = (draw() * h).floor().long().view(n, 1, 1)
+            cx = (draw() * w).floor().long().view(n, 1, 1)
             yy = torch.arange(h, device=dev).view(1, h, 1)
             xx = torch.arange(w, device=dev).view(1, 1, w)
             inside = ((yy - cy + ch // 2) >= 0) & ((yy - cy + ch // 2) < ch) \

@@ -109,8 +109,9 @@ class ALAETrainer:
             sequence; default (): none, the paper's).
 
     Attributes: ``model``, ``ema`` (an :class:`EMA`; ``ema.module`` is the model to use for
-    outputs), ``augment`` (the policies, a tuple), ``images_seen``, ``step_count``, ``lod`` (level the optimisers were made for),
-    ``opt_ed``, ``opt_fg``, ``generator`` (the latent ``torch.Generator``).
+    outputs), ``augment`` (the policies, a tuple), ``images_seen``, ``step_count``, ``lod``
+    (level the optimisers were made for), ``opt_ed``, ``opt_fg``, ``generator`` (the latent
+    ``torch.Generator``).
     """
 
     def __init__(self, model: nn.Module, schedule: LODSchedule, ctx: DistributedContext | None = None, *,
