@@ -342,6 +342,10 @@ def _add_train(sub) -> None:
                    help="DiffAugment in front of E in the adversarial steps, real and generated images alike: "
                         "comma-separated translation, cutout, color, or none (default: the preset's; none for "
                         "the paper presets)")
+    t.add_argument("--lae-weight", type=_positive_float, default=None, metavar="W",
+                   help="weight of step 3's latent reconstruction loss, mean((E(G(w)) - w)^2), beside the "
+                        "adversarial losses that share its Adam optimisers (default: the preset's; 1, the paper's, "
+                        "for the paper presets)")
 
 
 def _add_generate(sub) -> None:
@@ -686,7 +690,8 @@ def _cmd_train(args) -> int:
                         schedule_overrides=dict(args.schedule_overrides), evaluate=not args.no_eval,
                         progress=not args.no_progress, num_workers=args.workers, threads=args.threads,
                         style_mixing=args.style_mixing, w_avg_update=args.w_avg_update, flip=args.flip,
-                        d_zero_grad_step=args.d_zero_grad_step, augment=args.augment)
+                        d_zero_grad_step=args.d_zero_grad_step, augment=args.augment,
+                        lae_weight=args.lae_weight)
     run_training(opts)
     return 0
 

@@ -760,6 +760,11 @@ def test_resume_with_style_mixing_on_a_run_without_it_says_to_leave_it_out(tmp_p
     (["--augment", "translation,flip"], "argument --augment: unknown augmentation 'flip'; expected a "
                                         "comma-separated list of translation, cutout, color (or 'none')"),
     (["--augment", "cutout,cutout"], "argument --augment: each augmentation may be named once"),
+    (["--set", "lae_weight=0.5", "--lae-weight", "0.25"],
+     "--lae-weight 0.25 and --set lae_weight=0.5: the same setting"),
+    (["--lae-weight", "0"], "argument --lae-weight: expected a finite number > 0, got 0"),
+    (["--lae-weight", "nan"], "argument --lae-weight: expected a finite number > 0, got nan"),
+    (["--set", "lae_weight=-1"], "lae_weight must be a finite number in (0.0, inf]; got -1.0"),
     # a pair of opposite flags: the last one won
     (["--flip", "--no-flip"], "argument --no-flip: not allowed with argument --flip"),
     (["--no-d-zero-grad-step", "--d-zero-grad-step"], "argument --d-zero-grad-step: not allowed with argument "
@@ -902,13 +907,15 @@ def test_train_resume_without_the_first_runs_flags_continues_them(tmp_path, caps
     import json
 
     out = str(tmp_path / "r")
-    flags = ["--seed", "5", "--r1-gamma", "3", "--r1-interval", "2", "--ema-kimg", "0.5", "--augment", "cutout, color"]
+    flags = ["--seed", "5", "--r1-gamma", "3", "--r1-interval", "2", "--ema-kimg", "0.5", "--augment", "cutout, color",
+             "--lae-weight", "0.25"]
     assert main(["train", "--preset", "digits-mlp", "--out", out, *TINY, "--kimg", "0.016", "--no-eval", *flags]) == 0
     assert main(["train", "--resume", "--preset", "digits-mlp", "--out", out, *TINY, "--kimg", "0.032", "--no-eval"]) == 0
     record = json.loads((tmp_path / "r" / "config.json").read_text())
     opts = record["options"]
     assert (opts["seed"], opts["r1_gamma"], opts["r1_interval"], opts["ema_half_life_kimg"]) == (5, 3.0, 2, 0.5)
     assert opts["augment"] == record["behaviour"]["augment"] == "cutout,color"
+    assert opts["lae_weight"] == record["behaviour"]["lae_weight"] == 0.25
     # another augmentation would continue the run with other images in front of E
     capsys.readouterr()
     assert main(["train", "--resume", "--preset", "digits-mlp", "--out", out, *TINY, "--kimg", "0.048", "--no-eval",

@@ -176,7 +176,7 @@ def test_paper_presets_train_as_the_official_code(name):
     assert official_lod_lr(name, L) == tuple(config.per_lod("lod_lr", i) for i in range(L))
     b = training_behaviour(TrainOptions(), config)
     assert b == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9,
-                 "d_zero_grad_step": True, "augment": ""}  # the paper augments nothing
+                 "d_zero_grad_step": True, "augment": "", "lae_weight": 1.0}  # the paper augments nothing
     assert config.w_avg_beta == 0.995
 
 
@@ -197,12 +197,12 @@ def test_digits_keeps_its_behaviour_and_options_override():
     assert training_behaviour(TrainOptions(), config) == {"style_mixing": "per_sample",
                                                           "w_avg_update": "generator_step", "flip": False,
                                                           "mixing_prob": 0.0, "d_zero_grad_step": False,
-                                                          "augment": ""}
+                                                          "augment": "", "lae_weight": 0.25}
     opts = TrainOptions(style_mixing="official", flip=True, mixing_prob=0.9, d_zero_grad_step=True,
-                        augment="translation")
+                        augment="translation", lae_weight=0.5)
     assert training_behaviour(opts, config) == {"style_mixing": "official", "w_avg_update": "generator_step",
                                                 "flip": True, "mixing_prob": 0.9, "d_zero_grad_step": True,
-                                                "augment": "translation"}
+                                                "augment": "translation", "lae_weight": 0.5}
     # a config without the fields (the MLP ALAE) gets alae_fast's defaults, except mixing: with one
     # style input the trainer never mixes, so config.json records 0.0, not the StyleALAE default 0.9
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["style_mixing"] == "per_sample"
@@ -216,6 +216,11 @@ def test_digits_keeps_its_behaviour_and_options_override():
         config.replace(mixing_prob=1.5)
     with pytest.raises(TypeError, match="d_zero_grad_step must be a bool"):
         config.replace(d_zero_grad_step="yes")
+    for bad in (0.0, -0.5, float("nan")):
+        with pytest.raises(ValueError, match="lae_weight must be a finite number in \\(0.0, inf\\]"):
+            config.replace(lae_weight=bad)
+    with pytest.raises(TypeError, match="lae_weight must be a number"):
+        config.replace(lae_weight="1")
 
 
 # --- a run ---------------------------------------------------------------------------------------
@@ -237,16 +242,18 @@ def test_run_uses_and_resumes_the_behaviour(tmp_path):
     out = tmp_path / "run"
     common = dict(preset="toy-pg", data=str(data), out=str(out), evaluate=False, progress=False, threads=1)
     run_training(TrainOptions(kimg=0.032, style_mixing="official", w_avg_update="every_generate", flip=True,
-                              d_zero_grad_step=True, augment="cutout", **common))
+                              d_zero_grad_step=True, augment="cutout", lae_weight=0.5, **common))
     assert json.loads((out / "config.json").read_text())["behaviour"] == {
         "style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9,
-        "d_zero_grad_step": True, "augment": "cutout"}
+        "d_zero_grad_step": True, "augment": "cutout", "lae_weight": 0.5}
     run_training(TrainOptions(kimg=0.048, resume=True, **common))  # flags not repeated: the checkpoint's
     state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
     assert state["options"]["style_mixing"] == "official" and state["data"]["flip"] is True
-    assert state["options"]["augment"] == "cutout"
+    assert state["options"]["augment"] == "cutout" and state["options"]["lae_weight"] == 0.5
     assert json.loads((out / "config.json").read_text())["behaviour"]["w_avg_update"] == "every_generate"
     with pytest.raises(ValueError, match="flip"):
         run_training(TrainOptions(kimg=0.064, resume=True, flip=False, **common))
     with pytest.raises(ValueError, match="--d-zero-grad-step/--no-d-zero-grad-step: checkpoint True, now False"):
         run_training(TrainOptions(kimg=0.064, resume=True, d_zero_grad_step=False, **common))
+    with pytest.raises(ValueError, match="--lae-weight: checkpoint 0.5, now 1.0"):
+        run_training(TrainOptions(kimg=0.064, resume=True, lae_weight=1.0, **common))

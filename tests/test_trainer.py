@@ -224,7 +224,7 @@ class _RefAdam:
 
 def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_prob=0.9, gamma=10.0,
                          style_mixing="per_sample", w_avg_update="generator_step", pixel_range=(-1.0, 1.0),
-                         d_zero_grad_step=False, augment=()):
+                         d_zero_grad_step=False, augment=(), lae_weight=1.0):
     """One ALAE iteration written directly from the paper (no trainer code); with
     style_mixing='official' and w_avg_update='every_generate' as podgorskiy/ALAE's
     Model.generate: one mixing draw per batch, cutoff randint(1, 2(lod+1)), and w_avg moved by
@@ -234,7 +234,8 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
     Adam a zero gradient, as train_alae.py's encoder_optimizer.step() does after torch 1.x's
     in-place zero_grad (LREQAdam skips only None). ``augment``: DiffAugment policies, applied
     (``augment_ref``, image by image) to every image D∘E reads in steps 1 and 2, R1 taken
-    through them with respect to the untransformed reals."""
+    through them with respect to the untransformed reals. ``lae_weight`` scales step 3's loss
+    in its gradients. Returns step 3's unweighted loss."""
     ph = sched.phase(images_seen)
     lod, blend, n, lr = ph.lod, ph.blend, ph.batch, ph.lr
     x = torch.from_numpy(_pool_np(x_full.numpy(), sched.max_lod - lod))
@@ -300,7 +301,7 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
     loss = ((E(G(w)) - w.detach()) ** 2).mean()
     if w_avg_update == "every_generate":
         track(w)
-    grads = torch.autograd.grad(loss, ed + fg, allow_unused=True)
+    grads = torch.autograd.grad(loss * lae_weight, ed + fg, allow_unused=True)
     n_e = len(list(m.encoder.parameters()))
     assert all(g is None for g in grads[n_e:len(ed)])  # D untouched
     if d_zero_grad_step:
@@ -312,14 +313,17 @@ def _reference_iteration(m, ema, gen, x_full, sched, images_seen, opts, mixing_p
         for pe, p in zip(ema.parameters(), m.parameters()):
             pe.copy_(beta * pe + (1 - beta) * p)
         ema.w_avg.copy_(m.w_avg)
+    return loss.detach()
 
 
-@pytest.mark.parametrize("modes", [("per_sample", "generator_step", (-1.0, 1.0), False, ()),
-                                   ("official", "every_generate", (-1.0, 1.0), True, ()),
-                                   ("official", "every_generate", (0.0, 1.0), False, ()),
+@pytest.mark.parametrize("modes", [("per_sample", "generator_step", (-1.0, 1.0), False, (), 1.0),
+                                   ("official", "every_generate", (-1.0, 1.0), True, (), 1.0),
+                                   ("official", "every_generate", (0.0, 1.0), False, (), 1.0),
                                    ("per_sample", "generator_step", (-1.0, 1.0), False,
-                                    ("color", "translation", "cutout")),
-                                   ("official", "every_generate", (0.0, 1.0), True, ("cutout", "color"))])
+                                    ("color", "translation", "cutout"), 1.0),
+                                   ("official", "every_generate", (0.0, 1.0), True, ("cutout", "color"), 1.0),
+                                   ("per_sample", "generator_step", (-1.0, 1.0), False, (), 0.25),
+                                   ("official", "every_generate", (0.0, 1.0), True, ("translation",), 3.0)])
 def test_iteration_matches_independent_algorithm_1(modes):
     T = toy()
     config = T.ToyPGConfig(lod_kimg=(0.032,), lod_batch=(8,), lod_lr=(0.003, 0.002), pixel_range=modes[2])
@@ -328,7 +332,7 @@ def test_iteration_matches_independent_algorithm_1(modes):
     model = build_model(config).double()
     ref, ref_ema = copy.deepcopy(model), copy.deepcopy(model)
     trainer = ALAETrainer(model, sched, seed=5, style_mixing=modes[0], w_avg_update=modes[1],
-                          d_zero_grad_step=modes[3], augment=",".join(modes[4]))
+                          d_zero_grad_step=modes[3], augment=",".join(modes[4]), lae_weight=modes[5])
     gen = torch.Generator().manual_seed(5)
     ref_opts = lambda: (_RefAdam(list(ref.encoder.parameters()) + list(ref.discriminator.parameters())),  # noqa: E731
                         _RefAdam(list(ref.mapping.parameters()) + list(ref.generator.parameters())))
@@ -343,8 +347,10 @@ def test_iteration_matches_independent_algorithm_1(modes):
         x = data[8 * it:8 * it + 8]
         model.calls.clear()
         out = trainer.step(x)
-        _reference_iteration(ref, ref_ema, gen, x, sched, seen, opts, style_mixing=modes[0], w_avg_update=modes[1],
-                             pixel_range=modes[2], d_zero_grad_step=modes[3], augment=modes[4])
+        loss_ae = _reference_iteration(ref, ref_ema, gen, x, sched, seen, opts, style_mixing=modes[0],
+                                       w_avg_update=modes[1], pixel_range=modes[2], d_zero_grad_step=modes[3],
+                                       augment=modes[4], lae_weight=modes[5])
+        torch.testing.assert_close(out["loss_ae"], loss_ae, rtol=1e-9, atol=1e-12)  # reported unweighted
         ph = sched.phase(seen)
         assert (out["lod"], out["blend"], out["batch"], out["lr"]) == (ph.lod, ph.blend, 8, ph.lr)
         assert {c[0][-1] for c in model.calls} == {ph.resolution} and {c[2] for c in model.calls} == {ph.blend}
@@ -415,6 +421,14 @@ def test_lazy_r1_interval():
         ALAETrainer(build_model(config), schedule_from_config(config), r1_interval=0)
     with pytest.raises(TypeError, match="ALAEModel"):
         ALAETrainer(torch.nn.Linear(2, 2), schedule_from_config(config))
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -1.0, float("nan"), float("inf"), True, "1"])
+def test_lae_weight_refuses_bad_values(bad):
+    T = toy()
+    config = T.ToyPGConfig(layer_count=1, resolution=4, lod_batch=(4,))
+    with pytest.raises(ValueError, match="lae_weight: expected a finite number > 0"):
+        ALAETrainer(build_model(config), schedule_from_config(config), lae_weight=bad)
 
 
 def test_bf16_autocast_trains():

@@ -88,6 +88,9 @@ class StyleALAEConfig(ALAEConfig):
         augment: DiffAugment policies in front of E in the adversarial steps, comma-separated
             ('translation', 'cutout', 'color'; ``alae_fast.training.augment``). Default '': none,
             the paper's.
+        lae_weight: weight of the trainer's step 3, the latent reconstruction loss
+            ``mean((E(G(w)) - w)^2)``, a finite number > 0 (default 1.0: the paper's and the
+            official code's unweighted loss; ``alae_fast.training.trainer``).
 
     Defaults: the paper's FFHQ 1024 model and schedule (16 epochs of 60k images per level,
     300 epochs in all, the authors' 8-GPU batches and learning rates).
@@ -119,6 +122,7 @@ class StyleALAEConfig(ALAEConfig):
     mixing_prob: float = 0.9
     d_zero_grad_step: bool = False
     augment: str = ""
+    lae_weight: float = 1.0
 
     def validate(self) -> None:
         super().validate()
@@ -151,6 +155,7 @@ class StyleALAEConfig(ALAEConfig):
         if not isinstance(self.flip, bool):
             raise TypeError(f"StyleALAEConfig: flip must be a bool; got {type(self.flip).__name__}")
         check_real(self, "mixing_prob", 0.0, 1.0)
+        check_real(self, "lae_weight", 0.0, low_open=True)
         if not isinstance(self.d_zero_grad_step, bool):
             raise TypeError(f"StyleALAEConfig: d_zero_grad_step must be a bool; got {self.d_zero_grad_step!r}")
         if not isinstance(self.augment, str):

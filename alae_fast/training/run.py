@@ -64,7 +64,8 @@ __all__ = ["TrainOptions", "run_training", "pick_setup", "training_behaviour"]
 _FLAGS = {"seed": "--seed", "r1_gamma": "--r1-gamma", "r1_interval": "--r1-interval", "mixing_prob": "--mixing-prob",
           "ema_half_life_kimg": "--ema-kimg", "amp": "--amp", "style_mixing": "--style-mixing",
           "w_avg_update": "--w-avg-update", "flip": "--flip/--no-flip",
-          "d_zero_grad_step": "--d-zero-grad-step/--no-d-zero-grad-step", "augment": "--augment"}
+          "d_zero_grad_step": "--d-zero-grad-step/--no-d-zero-grad-step", "augment": "--augment",
+          "lae_weight": "--lae-weight"}
 _NUMERIC_OPTIONS = tuple(_FLAGS)
 _clock = time.monotonic  # the checkpoint cadence's clock (a test replaces it)
 _LOSS_KEYS = ("loss_d", "loss_g", "loss_ae", "d_real", "d_fake", "r1")
@@ -90,11 +91,11 @@ class TrainOptions:
     config / schedule; evaluate: run the latent-classification report at the end;
     progress: show progress (tqdm's bar on a terminal, a plain line every 30 s elsewhere); num_workers: data-loading processes; threads: torch CPU
     threads (None: torch's default).
-    style_mixing, w_avg_update, mixing_prob, d_zero_grad_step, augment (see ``ALAETrainer``;
-    augment: comma-separated DiffAugment policies, '' for none) and flip (mirror each real
-    image with probability 1/2, ``DataStream``): None takes the model config's field of that
-    name (the paper presets: 'official', 'every_generate', 0.9, True, '', True), else
-    'per_sample', 'generator_step', 0.9, False, '', False.
+    style_mixing, w_avg_update, mixing_prob, d_zero_grad_step, augment, lae_weight (see
+    ``ALAETrainer``; augment: comma-separated DiffAugment policies, '' for none) and flip
+    (mirror each real image with probability 1/2, ``DataStream``): None takes the model
+    config's field of that name (the paper presets: 'official', 'every_generate', 0.9, True, '',
+    1.0, True), else 'per_sample', 'generator_step', 0.9, False, '', 1.0, False.
     """
 
     preset: str | None = None
@@ -125,6 +126,7 @@ class TrainOptions:
     flip: bool | None = None
     d_zero_grad_step: bool | None = None
     augment: str | None = None
+    lae_weight: float | None = None
 
 
 # What a run uses when neither the options nor, on --resume, the checkpoint say.
@@ -132,7 +134,7 @@ _RUN_DEFAULTS = {"seed": 0, "amp": False, "r1_gamma": 10.0, "r1_interval": 1}
 
 # What a run does when neither the options nor the model config say (alae_fast's own choices).
 _BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_step", "flip": False,
-                       "mixing_prob": 0.9, "d_zero_grad_step": False, "augment": ""}
+                       "mixing_prob": 0.9, "d_zero_grad_step": False, "augment": "", "lae_weight": 1.0}
 
 
 def _in_effect(name: str, value, config):
@@ -150,10 +152,10 @@ def _in_effect(name: str, value, config):
 
 
 def training_behaviour(opts: TrainOptions, config) -> dict[str, Any]:
-    """``{"style_mixing", "w_avg_update", "flip", "mixing_prob", "d_zero_grad_step", "augment"}``
-    for a run: the option when set, else the model config's field of that name, else
-    alae_fast's default (per_sample, generator_step, False, 0.9, False, ''; ``mixing_prob`` 0.0
-    for an MLP ALAE, which has nothing to mix)."""
+    """``{"style_mixing", "w_avg_update", "flip", "mixing_prob", "d_zero_grad_step", "augment",
+    "lae_weight"}`` for a run: the option when set, else the model config's field of that name,
+    else alae_fast's default (per_sample, generator_step, False, 0.9, False, '', 1.0;
+    ``mixing_prob`` 0.0 for an MLP ALAE, which has nothing to mix)."""
     return {name: _in_effect(name, getattr(opts, name), config) for name in _BEHAVIOUR_DEFAULTS}
 
 
@@ -643,7 +645,7 @@ def _out_inside_data_note(opts: TrainOptions, out: Path) -> str | None:
 # A flag and the model config field it overrides for one run: given both, they must agree.
 _FLAG_FIELDS = {"mixing_prob": "mixing_prob", "style_mixing": "style_mixing", "w_avg_update": "w_avg_update",
                 "flip": "flip", "d_zero_grad_step": "d_zero_grad_step", "ema_half_life_kimg": "ema_kimg",
-                "augment": "augment"}
+                "augment": "augment", "lae_weight": "lae_weight"}
 
 
 def _check_flags_against_set(opts: TrainOptions, setup: TrainSetup) -> None:
@@ -854,7 +856,7 @@ def _make_trainer(plan: _Plan, ctx: DistributedContext) -> ALAETrainer:
                        ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp,
                        style_mixing=behaviour["style_mixing"], w_avg_update=behaviour["w_avg_update"],
                        d_zero_grad_step=bool(behaviour["d_zero_grad_step"]),
-                       augment=behaviour["augment"])
+                       augment=behaviour["augment"], lae_weight=float(behaviour["lae_weight"]))
 
 
 def _restore(plan: _Plan, trainer: ALAETrainer, stream, ctx: DistributedContext, say) -> float:

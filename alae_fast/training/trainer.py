@@ -8,7 +8,10 @@ Each call of :meth:`ALAETrainer.step` runs, on this rank's share of one global b
    fakes are made under ``torch.no_grad``, with style mixing.
 2. **F and G** minimise ``softplus(−D(E(G(F(z)))))``, with style mixing; E and D are frozen.
 3. **E and G** (and F, through G's input) minimise ``mean((E(G(w)) − w.detach())²)`` with
-   w = F(z) and no mixing; D is frozen.
+   w = F(z) and no mixing; D is frozen. ``lae_weight`` (default 1, the paper's and the official
+   code's) scales this loss before its backward. Steps 1 and 3 share E's Adam and steps 2 and 3
+   share G's, so the weight sets how large step 3's updates are beside the adversarial ones
+   (Adam divides each step by the running RMS of both losses' gradients).
 
 ``w_avg`` moves towards the batch mean of the unmixed F(z) with β = ``config.w_avg_beta``
 (0.995): after step 2 only (``w_avg_update='generator_step'``), or after F runs on fresh z in
@@ -107,9 +110,12 @@ class ALAETrainer:
         augment: DiffAugment policies applied to every image D∘E reads in steps 1 and 2, real
             and generated (:mod:`alae_fast.training.augment`; a comma-separated str or a
             sequence; default (): none, the paper's).
+        lae_weight: weight of step 3's latent reconstruction loss in its backward, a finite
+            number > 0 (default 1.0: the paper's unweighted loss). The ``loss_ae`` that
+            :meth:`step` returns is the unweighted loss.
 
     Attributes: ``model``, ``ema`` (an :class:`EMA`; ``ema.module`` is the model to use for
-    outputs), ``augment`` (the policies, a tuple), ``images_seen``, ``step_count``, ``lod``
+    outputs), ``augment`` (the policies, a tuple), ``lae_weight``, ``images_seen``, ``step_count``, ``lod``
     (level the optimisers were made for), ``opt_ed``, ``opt_fg``, ``generator`` (the latent
     ``torch.Generator``).
     """
@@ -117,7 +123,8 @@ class ALAETrainer:
     def __init__(self, model: nn.Module, schedule: LODSchedule, ctx: DistributedContext | None = None, *,
                  seed: int = 0, r1_gamma: float = 10.0, r1_interval: int = 1, mixing_prob: float = 0.9,
                  ema_half_life_kimg: float = 10.0, amp: bool = False, style_mixing: str = "per_sample",
-                 w_avg_update: str = "generator_step", d_zero_grad_step: bool = False, augment=()):
+                 w_avg_update: str = "generator_step", d_zero_grad_step: bool = False, augment=(),
+                 lae_weight: float = 1.0):
         for name in _NETS:
             if not isinstance(getattr(model, name, None), nn.Module):
                 raise TypeError(f"model: must have an nn.Module attribute {name!r} (an ALAEModel); "
@@ -140,6 +147,10 @@ class ALAETrainer:
             raise TypeError(f"d_zero_grad_step: expected a bool; got {d_zero_grad_step!r}")
         self.d_zero_grad_step = d_zero_grad_step
         self.augment = parse_augment(augment, "augment")
+        if isinstance(lae_weight, bool) or not (isinstance(lae_weight, (int, float)) and math.isfinite(lae_weight)
+                                                and lae_weight > 0):
+            raise ValueError(f"lae_weight: expected a finite number > 0; got {lae_weight!r}")
+        self.lae_weight = float(lae_weight)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
         self.ctx = ctx if ctx is not None else DistributedContext(device=self.device)
@@ -346,7 +357,7 @@ class ALAETrainer:
             self._track_w_avg(w)
         self.opt_ed.zero_grad(set_to_none=True)
         self.opt_fg.zero_grad(set_to_none=True)
-        loss_ae.backward()
+        (loss_ae * self.lae_weight if self.lae_weight != 1.0 else loss_ae).backward()
         self.ctx.average_gradients(self._params(*_NETS))
         if self.d_zero_grad_step:  # zeros on every rank: nothing to average
             for p in self._net_params["discriminator"]:
