@@ -225,13 +225,23 @@ def test_digits_keeps_its_behaviour_and_options_override():
 
 # --- a run ---------------------------------------------------------------------------------------
 
-def test_run_uses_and_resumes_the_behaviour(tmp_path):
+def test_run_uses_and_resumes_the_behaviour(tmp_path, monkeypatch):
     import json
 
     from PIL import Image
 
+    import alae_fast.training.run as run_module
     from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
     from alae_fast.training.run import run_training
+
+    made = []  # the lae_weight of each trainer a run makes: what it trains with, not only what it records
+
+    class Recording(run_module.ALAETrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.lae_weight)
+
+    monkeypatch.setattr(run_module, "ALAETrainer", Recording)
 
     toy()
     data = tmp_path / "data"
@@ -247,6 +257,7 @@ def test_run_uses_and_resumes_the_behaviour(tmp_path):
         "style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9,
         "d_zero_grad_step": True, "augment": "cutout", "lae_weight": 0.5}
     run_training(TrainOptions(kimg=0.048, resume=True, **common))  # flags not repeated: the checkpoint's
+    assert made == [0.5, 0.5]
     state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
     assert state["options"]["style_mixing"] == "official" and state["data"]["flip"] is True
     assert state["options"]["augment"] == "cutout" and state["options"]["lae_weight"] == 0.5
@@ -257,3 +268,6 @@ def test_run_uses_and_resumes_the_behaviour(tmp_path):
         run_training(TrainOptions(kimg=0.064, resume=True, d_zero_grad_step=False, **common))
     with pytest.raises(ValueError, match="--lae-weight: checkpoint 0.5, now 1.0"):
         run_training(TrainOptions(kimg=0.064, resume=True, lae_weight=1.0, **common))
+    for bad, error in (("0.5", TypeError), (True, TypeError), (-1.0, ValueError)):
+        with pytest.raises(error, match="lae_weight: expected"):
+            run_training(TrainOptions(kimg=0.032, lae_weight=bad, **dict(common, out=str(tmp_path / "bad"))))

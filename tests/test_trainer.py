@@ -423,12 +423,18 @@ def test_lazy_r1_interval():
         ALAETrainer(torch.nn.Linear(2, 2), schedule_from_config(config))
 
 
-@pytest.mark.parametrize("bad", [0, 0.0, -1.0, float("nan"), float("inf"), True, "1"])
-def test_lae_weight_refuses_bad_values(bad):
+@pytest.mark.parametrize("bad,error,message", [
+    (0, ValueError, "a finite number > 0"), (0.0, ValueError, "a finite number > 0"),
+    (-1.0, ValueError, "a finite number > 0"), (float("nan"), ValueError, "a finite number > 0"),
+    (float("inf"), ValueError, "a finite number > 0"), (True, TypeError, "a number; got bool"),
+    ("1", TypeError, "a number; got str"), (None, TypeError, "a number; got NoneType")])
+def test_lae_weight_refuses_bad_values(bad, error, message):
     T = toy()
     config = T.ToyPGConfig(layer_count=1, resolution=4, lod_batch=(4,))
-    with pytest.raises(ValueError, match="lae_weight: expected a finite number > 0"):
+    with pytest.raises(error, match=f"lae_weight: expected {message}"):
         ALAETrainer(build_model(config), schedule_from_config(config), lae_weight=bad)
+    # a NumPy scalar is a number (e.g. read from an array of settings)
+    assert ALAETrainer(build_model(config), schedule_from_config(config), lae_weight=np.float32(0.5)).lae_weight == 0.5
 
 
 def test_bf16_autocast_trains():

@@ -856,7 +856,7 @@ def _make_trainer(plan: _Plan, ctx: DistributedContext) -> ALAETrainer:
                        ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp,
                        style_mixing=behaviour["style_mixing"], w_avg_update=behaviour["w_avg_update"],
                        d_zero_grad_step=bool(behaviour["d_zero_grad_step"]),
-                       augment=behaviour["augment"], lae_weight=float(behaviour["lae_weight"]))
+                       augment=behaviour["augment"], lae_weight=behaviour["lae_weight"])
 
 
 def _restore(plan: _Plan, trainer: ALAETrainer, stream, ctx: DistributedContext, say) -> float:

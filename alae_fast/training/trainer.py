@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
+from numbers import Real
 from typing import Any
 
 import torch
@@ -111,8 +112,9 @@ class ALAETrainer:
             and generated (:mod:`alae_fast.training.augment`; a comma-separated str or a
             sequence; default (): none, the paper's).
         lae_weight: weight of step 3's latent reconstruction loss in its backward, a finite
-            number > 0 (default 1.0: the paper's unweighted loss). The ``loss_ae`` that
-            :meth:`step` returns is the unweighted loss.
+            number > 0 (default 1.0: the paper's unweighted loss; TypeError for a non-number
+            or a bool, ValueError outside the range). The ``loss_ae`` that :meth:`step` returns
+            is the unweighted loss.
 
     Attributes: ``model``, ``ema`` (an :class:`EMA`; ``ema.module`` is the model to use for
     outputs), ``augment`` (the policies, a tuple), ``lae_weight``, ``images_seen``, ``step_count``, ``lod``
@@ -147,8 +149,9 @@ class ALAETrainer:
             raise TypeError(f"d_zero_grad_step: expected a bool; got {d_zero_grad_step!r}")
         self.d_zero_grad_step = d_zero_grad_step
         self.augment = parse_augment(augment, "augment")
-        if isinstance(lae_weight, bool) or not (isinstance(lae_weight, (int, float)) and math.isfinite(lae_weight)
-                                                and lae_weight > 0):
+        if isinstance(lae_weight, bool) or not isinstance(lae_weight, Real):
+            raise TypeError(f"lae_weight: expected a number; got {type(lae_weight).__name__}")
+        if not (math.isfinite(lae_weight) and lae_weight > 0):
             raise ValueError(f"lae_weight: expected a finite number > 0; got {lae_weight!r}")
         self.lae_weight = float(lae_weight)
         param = next(model.parameters())
