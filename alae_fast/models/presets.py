@@ -317,7 +317,8 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   lifted the EMA encoder's lead over random encoders on every seed (+3.6/+3.9/+5.1/+3.8 ->
 #   +4.6/+5.6/+5.8/+4.2; 1-NN 96.3% -> 97.1% on the mean) for a point of reconstructions
 #   (88.0% -> 86.9%) and a higher MSE (0.066 -> 0.077); 0.1 cost the reconstructions 5 points
-#   (82.8%), 4 lowered the lead (nineteenth round of the experiments file).
+#   (82.8%), 4 lowered the lead. On one thread (four other trajectories) it raised three seeds
+#   of four (+3.7 -> +4.35 on the mean; nineteenth round of the experiments file).
 # - Training behaviour: alae_fast's per-sample style mixing machinery (off: mixing_prob 0)
 #   and one w_avg update per step, no flips (a mirrored digit is not a digit).
 DIGITS_32 = StyleALAEConfig(
