@@ -519,3 +519,30 @@ def test_ppl_distances_and_errors():
         perceptual_path_length(ident, ident, lambda a, b: a, 4, num_samples=2)
     with pytest.raises(ValueError, match="epsilon"):
         perceptual_path_length(ident, ident, mse_distance, 4, epsilon=0)
+
+
+def _report_with_random(knn1_each):
+    return {"dim": 4, "train_images": 10, "test_images": 5, "encoder": {"knn1": 0.97, "linear_svc": 0.9},
+            "random_encoder": {"knn1": float(np.mean(knn1_each)), "linear_svc": 0.8, "count": len(knn1_each),
+                               "knn1_each": list(knn1_each)}}
+
+
+def test_latent_report_text_summarises_many_random_encoders():
+    from alae_fast.inference.report import format_latent_report
+
+    rng = np.random.default_rng(3)
+    each = list(rng.uniform(0.86, 0.97, 20))
+    text = format_latent_report(_report_with_random(each))
+    # twenty draws: their range, spread and how far their mean may be off, not twenty numbers
+    pct = [100 * a for a in each]
+    sd = float(np.std(pct, ddof=1))
+    line = next(s for s in text.splitlines() if "one by one" in s)
+    assert f"{min(pct):.1f}% to {max(pct):.1f}%" in line
+    assert f"standard deviation {sd:.1f} points" in line
+    assert f"uncertain by about {sd / np.sqrt(20):.1f}" in line
+    assert "random encoder (mean of 20)" in text
+    assert f"trained - random: {97 - 100 * np.mean(each):+.1f} points 1-NN" in text
+    # a few draws are still listed one by one
+    few = format_latent_report(_report_with_random([0.9, 0.925, 0.95]))
+    assert "1-NN: 90.0%, 92.5%, 95.0%)" in few
+

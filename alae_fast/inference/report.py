@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import statistics
+
 __all__ = ["format_latent_report", "format_identification"]
 
 
@@ -21,13 +24,20 @@ def format_latent_report(report: dict, run_data: bool = True) -> str:
     where = "" if run_data else " on other data than the run's"
     lines = [f"latent classification{where}, {report.get('train_images', '?')} train / "
              f"{report.get('test_images', '?')} {test} images, latent dim {report['dim']}:",
-             f"  {'':26s} {'1-NN':>7s} {'LinearSVC':>10s}"]
+             f"  {'':27s} {'1-NN':>7s} {'LinearSVC':>10s}"]
     for name, r in rows:
-        lines.append(f"  {name:26s} {100 * r['knn1']:6.1f}% {100 * r['linear_svc']:9.1f}%")
+        lines.append(f"  {name:27s} {100 * r['knn1']:6.1f}% {100 * r['linear_svc']:9.1f}%")
     enc = report["encoder"]
     if rnd is not None and "knn1_each" in rnd:
-        lines.append(f"  (random encoders one by one, 1-NN: "
-                     f"{', '.join(f'{100 * a:.1f}%' for a in rnd['knn1_each'])})")
+        each = [100 * a for a in rnd["knn1_each"]]
+        if len(each) <= 5:
+            lines.append(f"  (random encoders one by one, 1-NN: {', '.join(f'{a:.1f}%' for a in each)})")
+        else:
+            # one draw varies by points, so how far the mean itself may be off is worth a line
+            sd = statistics.stdev(each)
+            lines.append(f"  (random encoders one by one, 1-NN: {min(each):.1f}% to {max(each):.1f}%, standard "
+                         f"deviation {sd:.1f} points, so their mean is uncertain by about "
+                         f"{sd / math.sqrt(len(each)):.1f})")
     if rnd is not None:
         lines.append(f"  trained - random: {100 * (enc['knn1'] - rnd['knn1']):+.1f} points 1-NN, "
                      f"{100 * (enc['linear_svc'] - rnd['linear_svc']):+.1f} LinearSVC")
