@@ -455,9 +455,10 @@ def _add_evaluate(sub) -> None:
                         "reconstruction MSE")
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")
     e.add_argument("--seed", type=_seed, default=None,
-                   help="seed of all evaluation draws (default: the seed the run was trained with, as its "
-                        "checkpoint records it, so that evaluate repeats the figures of the run's eval.json; 0 "
-                        "for a checkpoint that records none, such as an official ALAE one)")
+                   help="seed of the evaluation's draws (samples, FID generations, PPL pairs; the random-encoder "
+                        "baseline is the same fixed draws for every seed) (default: the seed the run was trained "
+                        "with, as its checkpoint records it, so that evaluate repeats the figures of the run's "
+                        "eval.json; 0 for a checkpoint that records none, such as an official ALAE one)")
 
 
 def _add_convert(sub) -> None:

@@ -5,9 +5,9 @@ figures the README states for the default run (seed 0) with some room, since a r
 deterministic only for a machine and thread count: reconstructions G(E(x)) of the input's
 class, the EMA encoder's latent 1-NN, its lead over the mean of twenty random encoders, every
 digit class among the EMA samples; and that the run wrote what the README says it writes. On
-the CI machine (2 threads, 2026-12-01) seeds 0-3 gave reconstructions 88.6 / 81.1 / 87.9 /
-89.6%, 1-NN 97.3 / 96.0 / 95.6 / 97.3%, +4.9 / +3.9 / +3.8 / +5.2 points over random encoders
-and a rarest sample class of 8.3 / 7.0 / 7.5 / 8.0%.
+an AMD Zen 4 (2 threads, 2026-12-05) seeds 0-3 gave reconstructions 89.6 / 90.2 / 90.9 /
+90.9%, 1-NN 96.6 / 95.3 / 97.6 / 96.6%, +6.9 / +5.6 / +7.9 / +6.9 points over random encoders
+and a rarest sample class of 7.8 / 8.3 / 7.8 / 8.0%.
 """
 
 import json
