@@ -273,7 +273,7 @@ def _add_train(sub) -> None:
                     "loss_curves.png, images/samples-*.png and images/reconstructions-*.png, checkpoints/ckpt-*.pt\n"
                     "(atomic, the newest --keep kept) and eval.json. With no arguments it trains 'digits-32' on\n"
                     "scikit-learn's bundled digits and prints the EMA encoder's 1-NN and LinearSVC accuracy\n"
-                    "beside a random encoder and PCA.\n\n"
+                    "beside twenty random encoders and PCA.\n\n"
                     "Multi-GPU / multi-process: torchrun --nproc_per_node N -m alae_fast.cli train ...\n"
                     "(NCCL on GPUs, gloo on CPUs; the global batch is split across processes; rank 0 writes).",
         epilog="`alae-fast presets` lists the trainable presets.")
@@ -432,7 +432,7 @@ def _add_evaluate(sub) -> None:
     # no --noise-mode: each metric defines its noise (FID of generations: random; the rest: none)
     e = _ckpt_command(sub, "evaluate", dict(noise=False), help="metrics of a trained run (a report; --json for JSON)",
                       description="Latent classification (1-NN and LinearSVC(C=0.02) on E(x) of the train split, "
-                                  "scored on the test split, beside a random encoder and PCA of the same "
+                                  "scored on the test split, beside twenty random encoders and PCA of the same "
                                   "dimension), reconstruction MSE, FID of generations and reconstructions "
                                   "(InceptionV3 with --inception-weights, else a named random-conv PROXY), and "
                                   "PPL in W (full and end, eps 1e-4, proxy-LPIPS distance). Written as JSON to "
@@ -458,7 +458,8 @@ def _add_evaluate(sub) -> None:
                    help="seed of the evaluation's draws (samples, FID generations, PPL pairs; the random-encoder "
                         "baseline is the same fixed draws for every seed) (default: the seed the run was trained "
                         "with, as its checkpoint records it, so that evaluate repeats the figures of the run's "
-                        "eval.json; 0 for a checkpoint that records none, such as an official ALAE one)")
+                        "eval.json, except the random encoders of runs trained before 2026-12-05, which drew five "
+                        "from the run's seed; 0 for a checkpoint that records none, such as an official ALAE one)")
 
 
 def _add_convert(sub) -> None:

@@ -45,9 +45,9 @@ def test_default_run_reaches_the_readme_figures(default_run):
     trained, random = latent["encoder"]["knn1"], latent["random_encoder"]
     assert random["count"] == RANDOM_ENCODERS == 20 and len(random["knn1_each"]) == 20
     assert random["knn1"] == pytest.approx(sum(random["knn1_each"]) / 20)
-    assert trained >= 0.93, trained
-    assert trained - random["knn1"] >= 0.02, (trained, random)
-    assert latent["reconstruction_class"]["reconstructions"] >= 0.80, latent["reconstruction_class"]
+    assert trained >= 0.94, trained
+    assert trained - random["knn1"] >= 0.04, (trained, random)
+    assert latent["reconstruction_class"]["reconstructions"] >= 0.85, latent["reconstruction_class"]
     assert latent["sample_classes"]["min_fraction"] >= 0.05, latent["sample_classes"]
     # the comparison with PCA is printed, not hidden
     assert "PCA (24 components)" in stdout and "trained - PCA:" in stdout and "trained - random:" in stdout

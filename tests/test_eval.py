@@ -536,10 +536,16 @@ def test_latent_report_text_summarises_many_random_encoders():
     # twenty draws: their range, spread and how far their mean may be off, not twenty numbers
     pct = [100 * a for a in each]
     sd = float(np.std(pct, ddof=1))
-    line = next(s for s in text.splitlines() if "one by one" in s)
+    line = next(s for s in text.splitlines() if "the 20 random encoders" in s)
     assert f"{min(pct):.1f}% to {max(pct):.1f}%" in line
     assert f"standard deviation {sd:.1f} points" in line
-    assert f"uncertain by about {sd / np.sqrt(20):.1f}" in line
+    assert f"uncertain by about {sd / np.sqrt(20):.1f} points" in line
+    # the accuracies stay in one column under the header, whatever the row's name
+    rows = text.splitlines()
+    col = rows[1].index("1-NN") + len("1-NN")
+    for name in ("EMA encoder (trained)", "random encoder (mean of 20)"):
+        row = next(r for r in rows if r.strip().startswith(name))
+        assert row.index("%") + 1 == col, (row, rows[1])
     assert "random encoder (mean of 20)" in text
     assert f"trained - random: {97 - 100 * np.mean(each):+.1f} points 1-NN" in text
     # a few draws are still listed one by one

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from alae_fast.cli import _training_seed, build_parser, main
+from alae_fast.inference.metrics import RANDOM_ENCODER_SEED, RANDOM_ENCODERS
 from alae_fast_tests_support import TINY, one_thread
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -50,8 +51,13 @@ def test_seed_overrides_the_runs(run, capsys):
     assert metrics["seed"] == 0
     # other samples: the draws did change
     assert metrics["latent"]["sample_classes"] != trained["latent"]["sample_classes"]
-    # the random-encoder baseline is the architecture's: the same draws whatever the seed
-    assert metrics["latent"]["random_encoder"] == trained["latent"]["random_encoder"]
+    # the random-encoder baseline is the config's: the same twenty different draws whatever the seed
+    rnd = metrics["latent"]["random_encoder"]
+    assert rnd == trained["latent"]["random_encoder"]
+    assert rnd["count"] == RANDOM_ENCODERS == 20 and len(rnd["knn1_each"]) == 20
+    assert rnd["seed"] == RANDOM_ENCODER_SEED
+    assert len(set(rnd["knn1_each"])) > 5, rnd["knn1_each"]  # twenty draws, not one draw twenty times
+    assert rnd["knn1"] == pytest.approx(sum(rnd["knn1_each"]) / 20)
 
 
 def test_the_report_says_the_seed(run, capsys):

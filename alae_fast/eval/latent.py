@@ -119,8 +119,9 @@ def latent_report(encode: EncodeFn, train_images: torch.Tensor, train_labels, te
         train_images, test_images: ``[N, C, R, R]`` / ``[M, C, R, R]`` float tensors, as
             the encoder expects them (e.g. in ``[-1, 1]``).
         train_labels, test_labels: ``[N]`` / ``[M]`` integer labels.
-        random_encode: the same architecture, randomly initialised (None skips it); or a
-            sequence of such encoders (several initialisations), reported as the mean of
+        random_encode: the same architecture, randomly initialised (None skips it); or an
+            iterable of such encoders (several initialisations; a generator lets the caller
+            build each one only when it is reached), reported as the mean of
             their accuracies, with each one's under ``knn1_each`` / ``linear_svc_each``: one
             random draw's 1-NN accuracy varies by several points from seed to seed.
         pca: also report PCA of the raw pixels with the encoder's feature dimension.

@@ -35,9 +35,9 @@ def format_latent_report(report: dict, run_data: bool = True) -> str:
         else:
             # one draw varies by points, so how far the mean itself may be off is worth a line
             sd = statistics.stdev(each)
-            lines.append(f"  (random encoders one by one, 1-NN: {min(each):.1f}% to {max(each):.1f}%, standard "
-                         f"deviation {sd:.1f} points, so their mean is uncertain by about "
-                         f"{sd / math.sqrt(len(each)):.1f})")
+            lines.append(f"  (the {len(each)} random encoders, 1-NN: {min(each):.1f}% to {max(each):.1f}%, "
+                         f"standard deviation {sd:.1f} points; their mean is uncertain by about "
+                         f"{sd / math.sqrt(len(each)):.1f} points)")
     if rnd is not None:
         lines.append(f"  trained - random: {100 * (enc['knn1'] - rnd['knn1']):+.1f} points 1-NN, "
                      f"{100 * (enc['linear_svc'] - rnd['linear_svc']):+.1f} LinearSVC")

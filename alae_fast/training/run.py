@@ -12,7 +12,7 @@ on every rank). The run folder (``--out``, default ``runs/<setup>``) receives:
 - ``images/samples-<images>.png`` and ``images/reconstructions-<images>.png``: EMA samples of
   fixed latents and fixed training images beside their EMA reconstructions;
 - ``checkpoints/ckpt-<images>.pt``: written atomically, the newest ``keep`` kept;
-- ``eval.json``: the end-of-training metrics (latent classification beside a random encoder and
+- ``eval.json``: the end-of-training metrics (latent classification beside random encoders and
   PCA, reconstruction MSE), also printed.
 
 A checkpoint holds the model, its EMA, both optimisers, the level and images seen, the
