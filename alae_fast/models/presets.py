@@ -332,8 +332,9 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   lower (89.7% against 92.6-93.0% at 32): reconstructions 89.6/90.2/90.9/90.9%, 1-NN
 #   96.6/95.3/97.6/96.6%, +6.9/+5.6/+7.9/+6.9 over random encoders, least sample class
 #   7.8-8.3%, MSE 0.055-0.058. (Latent 24 with the 4-layer F had cost the reconstructions:
-#   83.8/83.2/80.1/86.5%, +4.8/+7.7/+4.3/+4.7 over its own baselines.) Twentieth round of the
-#   experiments file.
+#   83.8/83.2/80.1/86.5%, +4.8/+7.7/+4.3/+4.7 over its own baselines.) On one thread (four
+#   other trajectories): reconstructions 90.4% mean, leads +4.9/+5.9/+7.6/+6.2 (the 4-layer
+#   preset's: +4.7/+2.7/+4.0/+4.0). Twentieth round of the experiments file.
 # - Training behaviour: alae_fast's per-sample style mixing machinery (off: mixing_prob 0)
 #   and one w_avg update per step, no flips (a mirrored digit is not a digit).
 DIGITS_32 = StyleALAEConfig(
