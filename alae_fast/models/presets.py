@@ -362,7 +362,8 @@ DIGITS_32 = StyleALAEConfig(
 # 0-2 (seed 2 on one thread) against 0.143, 0.149 and 0.159 without it, at the same CPU time;
 # matched back moved by one tile either way; colour, translation and cutout together did worse
 # (0.158). It is still short of recognisable reconstructions: see the README. It keeps the 4-layer
-# F digits-32 had until 2026-12-05; a 1-layer F was run on one seed only (photos-experiments.md).
+# F digits-32 had until 2026-12-05: a 1-layer F was worse here over three seeds (held-out MSE 0.158
+# against 0.135 on the mean; photos-experiments.md).
 PHOTOS_32 = StyleALAEConfig(
     latent_size=64, mapping_layers=4, layer_count=4, channels=3, start_features=8, max_features=32,
     to_rgb_gain=1.0, lod_kimg=(5.0, 67.0, 27.0, 41.0), lod_batch=(16, 16, 16, 32),
