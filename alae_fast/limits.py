@@ -1,7 +1,7 @@
 """Limits shared by the command line (which must stay importable without torch, so that
 ``alae-fast --help`` is instant) and the library modules that enforce them."""
 
-__all__ = ["MAX_PICTURE_PIXELS"]
+__all__ = ["MAX_PICTURE_PIXELS", "MAX_REFINE_STEPS"]
 
 # The most pixels one picture may hold, counted as written (enlargement and gaps included):
 # 2**26 = 64 Mi, 8192 x 8192; `alae-fast generate` draws 32x32 images 4 times larger 2 pixels
@@ -10,3 +10,8 @@ __all__ = ["MAX_PICTURE_PIXELS"]
 # so commands and alae_fast.inference.pictures refuse larger pictures before drawing anything,
 # sized by the writers' own layout (pictures.grid_size and its kin).
 MAX_PICTURE_PIXELS = 2 ** 26
+
+# The most descent steps a projection (alae_fast.inference.projection, --refine-steps) may take:
+# 100 steps reach most of the gain on photos-32; 100000 is past any use and refuses a typo's
+# extra zeros before hours of work start.
+MAX_REFINE_STEPS = 100_000

@@ -34,6 +34,19 @@ def test_grid_size_is_the_size_written(tmp_path, n, nrow, padding, scale):
     assert _size(save_image_grid(images, tmp_path / "g.png", nrow, padding, scale=scale)) == (width, height)
     assert _size(save_pairs_grid(images, images, tmp_path / "p.png", nrow, padding, scale)) == \
         pairs_grid_size(n, 5, 3, nrow, padding, scale)
+    assert _size(save_pairs_grid(images, images, tmp_path / "t.png", nrow, padding, scale, refined=images)) == \
+        pairs_grid_size(n, 5, 3, nrow, padding, scale, per_pair=3)
+
+
+def test_pairs_with_refined_reconstructions_are_triples_in_order(tmp_path):
+    a, b, c = (torch.full((2, 1, 1, 1), v) for v in (-1.0, 0.0, 1.0))
+    with Image.open(save_pairs_grid(a, b, tmp_path / "t.png", padding=0, refined=c)) as im:
+        assert list(im.convert("L").getdata()) == [0, 128, 255, 0, 128, 255]  # original, G(E(x)), refined
+    with pytest.raises(ValueError, match=r"^refined: shape \(1, 1, 1, 1\) differs from originals \(2, 1, 1, 1\)"):
+        save_pairs_grid(a, b, tmp_path / "u.png", refined=c[:1])
+    with pytest.raises(ValueError, match=r"^per_pair: expected 2 \(original, reconstruction\) or 3"):
+        pairs_grid_size(2, 1, 1, per_pair=4)
+    assert not (tmp_path / "u.png").exists()
 
 
 def test_grid_size_counts_rows_and_columns_exactly():

@@ -222,16 +222,51 @@ class LoadedRun:
         _check_noise(noise, "decode", device=self.device)
         return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
 
-    def reconstruct(self, x: torch.Tensor, noise=None) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, noise=None, refine_steps: int = 0, space: str = "w") -> torch.Tensor:
         """G(E(x)) (see :meth:`encode` and :meth:`decode`): images ``[N, C, r, r]`` at the level
         the run reached, in the model's dtype (float32), whichever of encode's two resolutions x
         has. ``noise``: as :meth:`decode`; None (default) takes ``self.noise_mode``, so the result
-        is ``decode(encode(x))`` (deterministic with the default 'zero'). Errors: the class
-        docstring, naming ``reconstruct``."""
+        is ``decode(encode(x))`` (deterministic with the default 'zero').
+
+        refine_steps: an int in [0, 100000]; default 0 is ALAE's own reconstruction. Above 0,
+        G(w) with w = :meth:`project` ``(x, refine_steps, space=space)``: E(x) refined by descent
+        on the pixel error (not in the ALAE paper; :mod:`.projection`). space: "w" (default) or
+        "w+", as :meth:`project`. Errors: the class docstring, naming ``reconstruct``."""
+        from .projection import check_refine_steps, check_space
+
+        check_refine_steps(refine_steps, "reconstruct", "refine_steps")
+        check_space(space, "reconstruct", "space")
         x = self._level_images(x, "reconstruct")
         noise = self.noise_mode if noise is None else noise
         _check_noise(noise, "reconstruct", device=self.device)
+        if refine_steps:
+            return self.decode(self.project(x, refine_steps, space=space, noise=noise), noise=noise)
         return self.decode(self.model.encode(x, self.phase.lod, self.phase.blend), noise=noise)
+
+    def project(self, x: torch.Tensor, steps: int = 100, lr: float = 0.05, space: str = "w",
+                noise=None) -> torch.Tensor:
+        """The latents of x found by descent on G's pixel error from E(x)
+        (:func:`~alae_fast.inference.projection.project_latents`, whose docstring gives the
+        arithmetic and the papers it follows; not in the ALAE paper or the official code).
+
+        x: as :meth:`encode` (either resolution); steps: an int in [0, 100000] (default 100; 0
+        gives E(x)); lr: a finite number > 0 (default 0.05, Adam's, in w's units); space: "w"
+        (default: ``[N, latent_size]``, what :meth:`encode` gives and the editing directions act
+        on) or "w+" (``[N, num_ws, latent_size]``, one w per style input: closer, less like G's
+        own latents); noise: as :meth:`decode` (None: ``self.noise_mode``; the default 'zero'
+        makes the result deterministic). Returns w (float32, detached) for :meth:`decode`.
+        Errors: the class docstring, naming ``project``; FloatingPointError when the descent
+        diverges (an lr too large)."""
+        from .projection import check_refine_lr, check_refine_steps, check_space, project_latents
+
+        check_refine_steps(steps, "project", "steps")
+        check_refine_lr(lr, "project", "lr")
+        check_space(space, "project", "space")
+        x = self._level_images(x, "project")
+        noise = self.noise_mode if noise is None else noise
+        _check_noise(noise, "project", device=self.device)
+        return project_latents(self.model, x, self.phase.lod, self.phase.blend, steps=steps, lr=lr, space=space,
+                               noise=noise)
 
     def generate(self, n: int, seed: int = 0, psi: float | None = None, noise=None,
                  cutoff: int | None = None) -> torch.Tensor:

@@ -68,11 +68,15 @@ def _pairs_per_row(count: int, pairs_per_row: int | None) -> int:
 
 
 def pairs_grid_size(count: int, height: int, width: int, pairs_per_row: int | None = None, padding: int = 2,
-                    scale: int = 1) -> tuple[int, int]:
+                    scale: int = 1, per_pair: int = 2) -> tuple[int, int]:
     """``(width, height)`` in pixels of the picture :func:`save_pairs_grid` writes for ``count``
-    originals of ``height`` x ``width`` and their reconstructions (``2 * count`` images,
-    ``pairs_per_row`` pairs a row, default ``ceil(sqrt(count))``). Raises as :func:`grid_size`."""
-    return grid_size(2 * count, height, width, 2 * _pairs_per_row(count, pairs_per_row), padding, scale)
+    originals of ``height`` x ``width`` and their reconstructions (``per_pair * count`` images:
+    2, or 3 with ``refined``; ``pairs_per_row`` groups a row, default ``ceil(sqrt(count))``).
+    Raises as :func:`grid_size`, and ValueError for a ``per_pair`` other than 2 or 3."""
+    if per_pair not in (2, 3):
+        raise ValueError(f"per_pair: expected 2 (original, reconstruction) or 3 (and the refined one); got {per_pair!r}")
+    return grid_size(per_pair * count, height, width, per_pair * _pairs_per_row(count, pairs_per_row), padding,
+                     scale)
 
 
 def _refuse_large(who: str, size: tuple[int, int], fewer: str) -> None:
@@ -170,22 +174,28 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | N
 
 
 def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike,
-                    pairs_per_row: int | None = None, padding: int = 2, scale: int = 1) -> Path:
+                    pairs_per_row: int | None = None, padding: int = 2, scale: int = 1,
+                    refined: torch.Tensor | None = None) -> Path:
     """Save originals and reconstructions side by side: each original is followed by its
-    reconstruction in the same row, ``pairs_per_row`` pairs a row (default ``ceil(sqrt(N))``).
-    Both ``[N, C, H, W]`` in ``[-1, 1]``, same shape (ValueError otherwise). The picture is
-    :func:`pairs_grid_size` pixels; raises as :func:`save_image_grid`, before the images are
-    copied for a picture over :data:`MAX_PICTURE_PIXELS`."""
+    reconstruction in the same row (and by its refined reconstruction when ``refined`` is given,
+    e.g. G of :meth:`~alae_fast.inference.LoadedRun.project`'s w), ``pairs_per_row`` groups a row
+    (default ``ceil(sqrt(N))``). All ``[N, C, H, W]`` in ``[-1, 1]``, same shape (ValueError
+    otherwise). The picture is :func:`pairs_grid_size` pixels; raises as :func:`save_image_grid`,
+    before the images are copied for a picture over :data:`MAX_PICTURE_PIXELS`."""
     if originals.shape != reconstructions.shape:
         raise ValueError(f"reconstructions: shape {tuple(reconstructions.shape)} differs from originals "
                          f"{tuple(originals.shape)}")
+    if refined is not None and refined.shape != originals.shape:
+        raise ValueError(f"refined: shape {tuple(refined.shape)} differs from originals {tuple(originals.shape)}")
+    groups = [originals, reconstructions] + ([] if refined is None else [refined])
     n = originals.shape[0]
     if originals.dim() == 4 and n > 0:
         _refuse_large("save_pairs_grid", pairs_grid_size(n, originals.shape[2], originals.shape[3], pairs_per_row,
-                                                         padding, scale), "give fewer images or a smaller scale")
+                                                         padding, scale, len(groups)),
+                      "give fewer images or a smaller scale")
     pairs_per_row = _pairs_per_row(n, pairs_per_row)
-    both = torch.stack([originals.detach().cpu(), reconstructions.detach().cpu()], dim=1).flatten(0, 1)
-    return save_image_grid(both, path, nrow=2 * pairs_per_row, padding=padding, scale=scale)
+    both = torch.stack([g.detach().cpu() for g in groups], dim=1).flatten(0, 1)
+    return save_image_grid(both, path, nrow=len(groups) * pairs_per_row, padding=padding, scale=scale)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 
-__all__ = ["format_latent_report", "format_identification"]
+__all__ = ["format_latent_report", "format_identification", "format_refined"]
 
 
 def format_latent_report(report: dict, run_data: bool = True) -> str:
@@ -64,3 +64,17 @@ def format_identification(ident: dict, n: int, split: str) -> str:
             f"{100 * ident['reconstructions']:.1f}% (keeping only each image's mean colour: "
             f"{100 * ident['mean_colour']:.1f}%; chance {100 * ident['chance']:.1f}%); the mean colour's "
             f"MSE: {ident['mean_colour_mse']:.4f}")
+
+
+def format_refined(refined: dict, split: str) -> str:
+    """Lines for :func:`~alae_fast.inference.projection.refined_reconstruction`'s result on
+    ``split`` images (what they are to the run), said as what it is: not ALAE's G(E(x))."""
+    n = refined["images"]
+    line = (f"reconstruction MSE after refining E(x) by {refined['steps']} steps of descent on the pixel error "
+            f"in {refined['space']} (not ALAE's G(E(x)): StyleGAN2's projector from the encoder) on {n} {split} "
+            f"images: {refined['mse']:.4f}")
+    ident = refined.get("identification")
+    if ident is None:
+        return line
+    return (line + f"\n  refined, matched back to their own input (pixel 1-NN): {100 * ident['reconstructions']:.1f}% "
+            f"(mean colour {100 * ident['mean_colour']:.1f}%, chance {100 * ident['chance']:.1f}%)")

@@ -1,0 +1,141 @@
+"""Encoder-initialised projection: E(x) refined by gradient descent on G's pixel error.
+
+ALAE's reconstruction is G(E(x)). Step 3 trains E only on G's own images, so on real images E
+inverts G loosely, and after a short run the loose inverse, not G, is what limits the
+reconstructions: on ``photos-32``'s held-out tiles G(E(x)) scored MSE 0.159 while a w found by
+100 steps of descent from E(x) scored 0.028 (``benchmarks/results/photos-experiments.md``).
+:func:`project_latents` takes E(x) as the start and minimises ``mean((G(w) − x)²)`` over w, as
+StyleGAN2's projector does over W (Karras et al. 2020, "Analyzing and Improving the Image
+Quality of StyleGAN", Appendix D) and Image2StyleGAN over W+ (Abdal et al. 2019), starting from
+the encoder as In-Domain GAN Inversion does (Zhu et al. 2020). Nothing of it is in the ALAE paper
+or the official code; ``alae-fast`` applies it only when asked (``--refine-steps``), and reports
+it beside, never instead of, ALAE's own G(E(x)).
+
+The arithmetic (what a caller may reproduce): Adam (betas 0.9, 0.999, eps 1e-8) on w alone, the
+learning rate ``lr · ½(1 + cos(π t / steps))`` at step t = 0 … steps − 1, the loss the sum over
+images of each image's mean squared pixel error, so every image follows its own path: an image's
+result does not depend on the others in its batch (up to float rounding). The networks' weights
+get no gradient and are not changed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..limits import MAX_REFINE_STEPS
+from ..models.base import check_images
+
+PROJECTION_SPACES = ("w", "w+")
+DEFAULT_REFINE_STEPS = 100
+DEFAULT_REFINE_LR = 0.05
+
+
+def check_refine_steps(steps, op: str, name: str = "steps") -> int:
+    """``steps`` as an int in [0, MAX_REFINE_STEPS]; ValueError naming ``op`` and ``name`` otherwise."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_REFINE_STEPS:
+        raise ValueError(f"{op}: {name} must be an int in [0, {MAX_REFINE_STEPS}] (descent steps from E(x); "
+                         f"0: E(x) itself); got {steps!r}")
+    return steps
+
+
+def check_refine_lr(lr, op: str, name: str = "lr") -> float:
+    """``lr`` as a finite float > 0; ValueError naming ``op`` and ``name`` otherwise."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"{op}: {name} must be a finite number > 0 (Adam's learning rate, in w's units); "
+                         f"got {lr!r}")
+    return float(lr)
+
+
+def check_space(space, op: str, name: str = "space") -> str:
+    """``space`` as one of :data:`PROJECTION_SPACES`; ValueError naming ``op`` and ``name`` otherwise."""
+    if space not in PROJECTION_SPACES:
+        raise ValueError(f"{op}: {name} must be one of {PROJECTION_SPACES} ('w': one w for every style input, "
+                         f"'w+': one per style input); got {space!r}")
+    return space
+
+
+def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
+                    steps: int = DEFAULT_REFINE_STEPS, lr: float = DEFAULT_REFINE_LR, space: str = "w",
+                    noise="zero", batch_size: int = 256) -> torch.Tensor:
+    """The latents of ``x`` refined from E(x): see the module docstring for the arithmetic.
+
+    model: an ALAE model (``ALAEModel``: ``encode``, ``decode``, ``num_ws``); x: images
+    ``[N, C, r, r]`` at level ``lod`` with ``blend``, pixels in [-1, 1], a float tensor on the
+    model's device; steps: int in [0, MAX_REFINE_STEPS] (default 100; 0 returns E(x)); lr: a finite
+    number > 0 (default 0.05, in w's units: photos-32's w has a per-dimension standard deviation of
+    about 0.9); space: "w" (default; one w ``[N, latent_size]``, G's own latent space, where the
+    editing directions live) or "w+" (``[N, num_ws, latent_size]``, one w per style input:
+    closer reconstructions, further from what G was trained on); noise: a ``decode`` noise mode or
+    per-layer noise list (default "zero": deterministic); batch_size: int >= 1, images refined at
+    a time (each image's path does not depend on it).
+
+    Returns w detached, float32 or x's dtype as E gives it, on x's device. Raises ValueError
+    naming the argument for a bad steps, lr, space or batch_size, what ``encode``/``decode``
+    raise for a bad x or noise, and FloatingPointError when the descent leaves finite numbers
+    (an lr too large for this model)."""
+    steps = check_refine_steps(steps, "project_latents")
+    lr = check_refine_lr(lr, "project_latents")
+    space = check_space(space, "project_latents")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"project_latents: batch_size must be an int >= 1; got {batch_size!r}")
+    check_images(x, "project_latents")
+    if not torch.isfinite(x).all():
+        raise ValueError("project_latents: x contains NaN or infinity")
+    parts = [_project_batch(model, x[i:i + batch_size], lod, blend, steps, lr, space, noise)
+             for i in range(0, x.shape[0], batch_size)]
+    return torch.cat(parts) if parts else x.new_zeros((0, model.latent_size))
+
+
+def _project_batch(model, x, lod, blend, steps, lr, space, noise) -> torch.Tensor:
+    with torch.no_grad():
+        w0 = model.encode(x, lod, blend)
+    if space == "w+":
+        w0 = w0.unsqueeze(1).repeat(1, int(model.num_ws), 1)
+    if steps == 0:
+        return w0
+    w = w0.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    target = x.detach()
+    with torch.enable_grad():
+        for t in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * t / steps))
+            err = (model.decode(w, lod, blend, noise) - target).float()
+            loss = err.square().mean(dim=tuple(range(1, err.ndim))).sum()
+            # the gradient of w alone: the networks' .grad stay as they are (None in inference)
+            (grad,) = torch.autograd.grad(loss, [w])
+            w.grad = grad
+            opt.step()
+    out = w.detach()
+    if not torch.isfinite(out).all():
+        raise FloatingPointError(f"project_latents: the descent reached NaN or infinity within {steps} steps at lr "
+                                 f"{lr:g}; use a smaller lr")
+    return out
+
+
+def refined_reconstruction(model, x: torch.Tensor, lod: int | None, blend: float, *,
+                           steps: int = DEFAULT_REFINE_STEPS, space: str = "w", labelled: bool,
+                           limit: int | None = None) -> dict:
+    """The reconstruction figures of G(w), w refined from E(x) (:func:`project_latents`, noise
+    off), as the reports print them beside ALAE's own G(E(x)).
+
+    x: images ``[M, C, r, r]`` in [-1, 1] at ``lod``/``blend``; steps: an int in [1,
+    MAX_REFINE_STEPS]; labelled: whether the data have classes (unlabelled data also get the
+    matched-back figure, ``alae_fast.eval.reconstruction_identification``); limit: refine only the
+    first ``limit`` images (None: all; the figures say how many). Returns ``{"steps", "space",
+    "lr", "images", "mse", "identification"}`` (identification None for labelled data or fewer
+    than 2 images). Raises as :func:`project_latents`, and ValueError for steps 0 (nothing to
+    report beside G(E(x)))."""
+    from ..eval import reconstruction_identification
+
+    if check_refine_steps(steps, "refined_reconstruction") == 0:
+        raise ValueError("refined_reconstruction: steps must be >= 1 (0 is G(E(x)) itself)")
+    x = x if limit is None else x[:limit]
+    w = project_latents(model, x, lod, blend, steps=steps, space=space, noise="zero")
+    with torch.no_grad():
+        rec = model.decode(w, lod, blend, "zero")
+    ident = None if labelled or x.shape[0] < 2 else reconstruction_identification(rec, x)
+    return {"steps": steps, "space": space, "lr": DEFAULT_REFINE_LR, "images": int(x.shape[0]),
+            "mse": float((rec - x).double().square().mean()), "identification": ident}

@@ -1,0 +1,133 @@
+"""--refine-steps: E(x) refined by descent on G's pixel error in `encode`, `reconstruct`,
+`evaluate` and the end-of-training report of a folder of images, each figure checked against the
+public API (``LoadedRun.project`` / ``reconstruct``) on the same files, and the flags' refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+Image = pytest.importorskip("PIL.Image")
+
+from alae_fast.cli import main  # noqa: E402
+from alae_fast.inference.loading import load_run  # noqa: E402
+from alae_fast.inference.pictures import pairs_grid_size  # noqa: E402
+from alae_fast.inference.pixels import load_image_files, prepare_images  # noqa: E402
+from alae_fast_tests_support import TINY, one_thread, sibling  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+evaluate_folder = sibling("test_evaluate_folder.py")
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    """A tiny run of a folder of 24 digit images (2 held out), with its end-of-training report."""
+    root = tmp_path_factory.mktemp("refine")
+    folder = evaluate_folder._digit_folder(root / "photos", 24)
+    import contextlib
+    import io
+    out = io.StringIO()
+    with one_thread(), contextlib.redirect_stdout(out):
+        assert main(["train", "--preset", "digits-mlp", "--out", str(root / "run"), "--kimg", "0.064",
+                     "--data", str(folder), *TINY]) == 0
+    return {"run": root / "run", "folder": folder, "held_out": evaluate_folder._held_out(folder),
+            "printed": out.getvalue()}
+
+
+def _refined_mse(run_dir: Path, files, steps: int, space: str = "w") -> float:
+    run = load_run(run_dir)
+    x = prepare_images(load_image_files(files, run.schedule), run.schedule, run.phase)
+    rec = run.reconstruct(x, refine_steps=steps, space=space)
+    return float((rec.double() - x.double()).square().mean())
+
+
+def test_the_training_report_of_a_folder_adds_the_refined_reconstructions(folder_run):
+    ev = json.loads((folder_run["run"] / "eval.json").read_text())
+    refined = ev["reconstruction_refined"]
+    held = folder_run["held_out"]
+    assert refined["steps"] == 100 and refined["space"] == "w" and refined["images"] == len(held) == 2
+    assert refined["mse"] == pytest.approx(_refined_mse(folder_run["run"], held, 100), rel=1e-5)
+    assert refined["identification"]["chance"] == pytest.approx(0.5)
+    assert (f"reconstruction MSE after refining E(x) by 100 steps of descent on the pixel error in w (not "
+            f"ALAE's G(E(x)): StyleGAN2's projector from the encoder) on 2 held-out images: {refined['mse']:.4f}"
+            in folder_run["printed"])
+
+
+def test_the_training_report_of_labelled_digits_has_no_refined_line(tmp_path, capsys):
+    with one_thread():
+        assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "run"), "--kimg", "0.032",
+                     *TINY]) == 0
+    assert "refining" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["reconstruction_refined"] is None
+
+
+@pytest.mark.parametrize("space", [None, "w+"])
+def test_encode_saves_the_refined_latents(folder_run, tmp_path, capsys, space):
+    files = [str(f) for f in folder_run["held_out"]]
+    out = tmp_path / "w.npy"
+    argv = ["encode", "--ckpt", str(folder_run["run"]), *files, "--refine-steps", "7", "--out", str(out)]
+    assert main(argv + ([] if space is None else ["--space", space])) == 0
+    run = load_run(folder_run["run"])
+    want = run.project(load_image_files(files, run.schedule), steps=7, space=space or "w").numpy()
+    got = np.load(out)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    shape = " x ".join(str(d) for d in want.shape)
+    assert (f"({shape}, float32, in the order given, E(x) refined by 7 steps of descent on G's pixel error in "
+            f"{space or 'w'})" in capsys.readouterr().out)
+    with torch.no_grad():
+        assert not np.array_equal(got.reshape(len(files), -1, got.shape[-1])[:, 0],
+                                  run.encode(load_image_files(files, run.schedule)).numpy())
+
+
+def test_reconstruct_shows_the_refined_beside_g_of_e(folder_run, tmp_path, capsys):
+    out = tmp_path / "r.png"
+    assert main(["reconstruct", "--ckpt", str(folder_run["run"]), "--refine-steps", "5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    run = load_run(folder_run["run"])
+    res = run.schedule.resolution
+    from alae_fast.inference.pictures import display_scale
+    with Image.open(out) as im:
+        assert im.size == pairs_grid_size(2, res, res, scale=display_scale(res), per_pair=3)
+    want = _refined_mse(folder_run["run"], folder_run["held_out"], 5)
+    assert "and G(w) of w refined by 5 steps of descent from E(x) in w (MSE " in printed
+    assert f"-> {want:.4f}; pixels in [-1, 1])" in printed, printed
+
+
+def test_evaluate_reports_the_refined_reconstructions_only_when_asked(folder_run, capsys):
+    quick = ["--num-fid", "40", "--ppl-samples", "2"]
+    assert main(["evaluate", "--ckpt", str(folder_run["run"]), *quick, "--json", "--refine-steps", "4",
+                 "--space", "w+", "--out", str(folder_run["run"] / "e.json")]) == 0
+    m = json.loads(capsys.readouterr().out)
+    r = m["reconstruction_refined"]
+    assert (r["steps"], r["space"], r["images"]) == (4, "w+", 2)
+    assert r["mse"] == pytest.approx(_refined_mse(folder_run["run"], folder_run["held_out"], 4, "w+"), rel=1e-5)
+    assert main(["evaluate", "--ckpt", str(folder_run["run"]), *quick, "--out",
+                 str(folder_run["run"] / "e2.json")]) == 0
+    assert "refining" not in capsys.readouterr().out
+    assert "reconstruction_refined" not in json.loads((folder_run["run"] / "e2.json").read_text())
+
+
+@pytest.mark.parametrize("argv,said", [
+    (["reconstruct", "--refine-steps", "-1"], "argument --refine-steps: expected an int in [0, 100000], got -1"),
+    (["reconstruct", "--refine-steps", "100001"], "expected an int in [0, 100000], got 100001"),
+    (["encode", "{file}", "--refine-steps", "two"], "argument --refine-steps: invalid int value: 'two'"),
+    (["reconstruct", "--space", "w+"], "--space w+ applies only with --refine-steps N (N >= 1)"),
+    (["encode", "{file}", "--space", "w"], "--space w applies only with --refine-steps N (N >= 1)"),
+    (["evaluate", "--space", "w+", "--refine-steps", "0"], "--space w+ applies only with --refine-steps"),
+    (["encode", "{file}", "--refine-steps", "3", "--space", "z"], "argument --space: invalid choice: 'z'"),
+])
+def test_bad_refine_flags_are_refused(folder_run, tmp_path, capsys, argv, said):
+    argv = [a.format(file=folder_run["held_out"][0]) for a in argv]
+    out = tmp_path / ("o" + {"encode": ".npy", "evaluate": ".json"}.get(argv[0], ".png"))
+    try:
+        code = main([argv[0], "--ckpt", str(folder_run["run"]), *argv[1:], "--out", str(out)])
+    except SystemExit as e:  # argparse's own refusals exit from the parser
+        code = e.code
+    assert code == 2
+    assert said in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,211 @@
+"""Encoder-initialised projection (alae_fast.inference.projection): the descent against Adam and
+the cosine schedule written out by hand in float64, E(x) at 0 steps, lower pixel error after,
+each image on its own path whatever its batch, the networks untouched, every bad argument, and
+the LoadedRun methods that wrap it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from alae_fast.inference.loading import load_run
+from alae_fast.inference.projection import (DEFAULT_REFINE_LR, MAX_REFINE_STEPS, project_latents,
+                                            refined_reconstruction)
+from alae_fast.models import MLPALAE, MLPALAEConfig, StyleALAE, StyleALAEConfig
+from alae_fast_tests_support import train_tiny_run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SMALL = dict(latent_size=6, mapping_layers=2, layer_count=3, channels=3, start_features=4, max_features=8)
+LOD, BLEND = 2, 1.0  # the small model's last level, 16x16
+
+
+def small_model(seed: int = 0) -> StyleALAE:
+    torch.manual_seed(seed)
+    m = StyleALAE(StyleALAEConfig(**SMALL)).double().eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # non-zero biases and noise weights: every term of G and E takes part
+        for name, p in m.named_parameters():
+            if name.endswith(("bias", "noise_weight")):
+                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.3)
+    return m
+
+
+def images(n: int, seed: int = 1, dtype=torch.float64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 3, 16, 16, generator=g, dtype=torch.float64) * 2 - 1).to(dtype)
+
+
+def hand_written(model, x, steps, lr, space):
+    """Adam (betas 0.9/0.999, eps 1e-8, bias-corrected) and lr·½(1 + cos(πt/steps)), as the
+    docstring states them, on the sum of per-image mean squared pixel errors."""
+    with torch.no_grad():
+        w = model.encode(x, LOD, BLEND)
+    if space == "w+":
+        w = w[:, None].repeat(1, model.num_ws, 1)
+    m, v = torch.zeros_like(w), torch.zeros_like(w)
+    for t in range(steps):
+        wt = w.clone().requires_grad_(True)
+        loss = (model.decode(wt, LOD, BLEND, "zero") - x).square().mean(dim=(1, 2, 3)).sum()
+        (g,) = torch.autograd.grad(loss, [wt])
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        m_hat, v_hat = m / (1 - 0.9 ** (t + 1)), v / (1 - 0.999 ** (t + 1))
+        w = w - lr * 0.5 * (1 + math.cos(math.pi * t / steps)) * m_hat / (v_hat.sqrt() + 1e-8)
+    return w
+
+
+def pixel_error(model, w, x) -> float:
+    with torch.no_grad():
+        return float((model.decode(w, LOD, BLEND, "zero") - x).square().mean())
+
+
+@pytest.mark.parametrize("space", ["w", "w+"])
+def test_the_descent_is_adam_on_a_cosine_schedule(space):
+    model, x = small_model(), images(3)
+    got = project_latents(model, x, LOD, BLEND, steps=12, lr=0.03, space=space)
+    want = hand_written(model, x, 12, 0.03, space)
+    assert got.shape == want.shape == ((3, 6) if space == "w" else (3, model.num_ws, 6))
+    assert got.dtype == torch.float64 and not got.requires_grad
+    # Adam divides by the root of the squared gradients' average, so rounding in near-zero
+    # gradients is amplified: the same arithmetic in another order agrees to ~1e-8, not 1e-15
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("space", ["w", "w+"])
+def test_zero_steps_give_the_encoder_and_steps_lower_the_pixel_error(space):
+    model = small_model(2)
+    # images G can draw (from random w), which an untrained E inverts only loosely
+    w_true = torch.randn(4, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    with torch.no_grad():
+        x = model.decode(w_true, LOD, BLEND, "zero")
+        e = model.encode(x, LOD, BLEND)
+    w0 = project_latents(model, x, LOD, BLEND, steps=0, space=space)
+    assert torch.equal(w0, e if space == "w" else e[:, None].expand(-1, model.num_ws, -1))
+    w = project_latents(model, x, LOD, BLEND, steps=40, lr=0.05, space=space)
+    before, after = pixel_error(model, e, x), pixel_error(model, w, x)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_each_image_follows_its_own_path_whatever_its_batch():
+    model, x = small_model(4), images(5, seed=5)
+    together = project_latents(model, x, LOD, BLEND, steps=15)
+    alone = torch.cat([project_latents(model, x[i:i + 1], LOD, BLEND, steps=15) for i in range(5)])
+    in_twos = project_latents(model, x, LOD, BLEND, steps=15, batch_size=2)
+    torch.testing.assert_close(together, alone, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(together, in_twos, rtol=1e-7, atol=1e-9)
+    assert not torch.allclose(together[0], together[1])
+
+
+def test_the_networks_are_untouched_and_get_no_gradient():
+    model, x = small_model(6), images(2, seed=7)
+    model.train()  # whatever mode the caller left it in stays
+    model.encoder.requires_grad_(True)
+    model.generator.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    with torch.no_grad():  # a caller inside no_grad still gets the descent
+        w = project_latents(model, x, LOD, BLEND, steps=5)
+    assert not torch.equal(w, model.encode(x, LOD, BLEND).detach())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
+    assert model.training
+
+
+def test_float32_and_the_mlp_alae():
+    model, x = small_model(8).float(), images(2, seed=9, dtype=torch.float32)
+    assert project_latents(model, x, LOD, BLEND, steps=3).dtype == torch.float32
+    torch.manual_seed(0)
+    mlp = MLPALAE(MLPALAEConfig(latent_size=4, encoder_hidden=(16,), generator_hidden=(16,), mapping_layers=2))
+    xm = images(3, seed=10, dtype=torch.float32)[:, :1, :, :].repeat(1, 1, 2, 2)[:, :, :28, :28]
+    with torch.no_grad():
+        before = float((mlp.reconstruct(xm, noise="zero") - xm).square().mean())
+    w = project_latents(mlp, xm, steps=30, lr=0.05)
+    with torch.no_grad():
+        after = float((mlp.decode(w, noise="zero") - xm).square().mean())
+    assert w.shape == (3, 4) and after < before
+    assert project_latents(mlp, xm, steps=2, space="w+").shape == (3, mlp.num_ws, 4)
+
+
+@pytest.mark.parametrize("kwargs,error,said", [
+    (dict(steps=-1), ValueError, "steps must be an int in [0, 100000]"),
+    (dict(steps=MAX_REFINE_STEPS + 1), ValueError, "steps must be an int in [0, 100000]"),
+    (dict(steps=2.0), ValueError, "steps must be an int"),
+    (dict(steps=True), ValueError, "steps must be an int"),
+    (dict(lr=0), ValueError, "lr must be a finite number > 0"),
+    (dict(lr=-0.1), ValueError, "lr must be a finite number > 0"),
+    (dict(lr=float("nan")), ValueError, "lr must be a finite number > 0"),
+    (dict(lr=float("inf")), ValueError, "lr must be a finite number > 0"),
+    (dict(lr="0.1"), ValueError, "lr must be a finite number > 0"),
+    (dict(space="z"), ValueError, "space must be one of ('w', 'w+')"),
+    (dict(batch_size=0), ValueError, "batch_size must be an int >= 1"),
+])
+def test_bad_arguments_are_named(kwargs, error, said):
+    with pytest.raises(error, match=f"project_latents: {__import__('re').escape(said)}"):
+        project_latents(small_model(), images(1), LOD, BLEND, **kwargs)
+
+
+def test_bad_images_and_a_diverging_descent_are_refused():
+    model = small_model()
+    with pytest.raises(TypeError, match="project_latents: x must have dtype"):
+        project_latents(model, (images(1) * 127 + 128).to(torch.uint8), LOD, BLEND)
+    bad = images(2)
+    bad[1, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="project_latents: x contains NaN"):
+        project_latents(model, bad, LOD, BLEND)
+    with pytest.raises(FloatingPointError, match="use a smaller lr"):
+        project_latents(model.float(), images(1, dtype=torch.float32), LOD, BLEND, steps=3, lr=1e30)
+
+
+def test_refined_reconstruction_reports_what_it_measured():
+    model, x = small_model(11), images(6, seed=12)
+    r = refined_reconstruction(model, x, LOD, BLEND, steps=10, labelled=False, limit=4)
+    w = project_latents(model, x[:4], LOD, BLEND, steps=10)
+    assert r["images"] == 4 and r["steps"] == 10 and r["space"] == "w" and r["lr"] == DEFAULT_REFINE_LR
+    assert r["mse"] == pytest.approx(pixel_error(model, w, x[:4]), rel=1e-12)
+    assert set(r["identification"]) >= {"reconstructions", "mean_colour", "chance", "mean_colour_mse"}
+    assert refined_reconstruction(model, x, LOD, BLEND, steps=2, labelled=True)["identification"] is None
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        refined_reconstruction(model, x, LOD, BLEND, steps=0, labelled=True)
+
+
+# --- LoadedRun.project and LoadedRun.reconstruct(refine_steps=...) --------------------------------
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return load_run(train_tiny_run(tmp_path_factory.mktemp("projection") / "run"))
+
+
+def digits(run, n=3):
+    from alae_fast.data import load_digits
+    return load_digits("test", run.schedule.resolution)[0][:n]
+
+
+def test_loaded_run_project_is_the_descent_at_the_runs_level(run):
+    x = digits(run)
+    w = run.project(x, steps=6, lr=0.02)
+    ref = project_latents(run.model, x, run.phase.lod, run.phase.blend, steps=6, lr=0.02)
+    assert torch.equal(w, ref)
+    assert torch.equal(run.project(x, steps=0), run.encode(x))
+    with torch.no_grad():
+        plain = run.reconstruct(x)
+    assert torch.equal(run.reconstruct(x, refine_steps=0), plain)
+    refined = run.reconstruct(x, refine_steps=6, space="w+")
+    assert torch.equal(refined, run.decode(run.project(x, steps=6, space="w+")))
+    assert float((refined - x).square().mean()) < float((plain - x).square().mean())
+
+
+@pytest.mark.parametrize("call,said", [
+    (lambda r, x: r.project(x, steps=-2), "project: steps must be an int"),
+    (lambda r, x: r.project(x, lr=0.0), "project: lr must be a finite number > 0"),
+    (lambda r, x: r.project(x, space="W"), "project: space must be one of"),
+    (lambda r, x: r.project(x, noise="loud"), "noise"),
+    (lambda r, x: r.project(x[:, :, :5]), "project: x must have shape"),
+    (lambda r, x: r.reconstruct(x, refine_steps=1.5), "reconstruct: refine_steps must be an int"),
+    (lambda r, x: r.reconstruct(x, refine_steps=2, space="w++"), "reconstruct: space must be one of"),
+])
+def test_loaded_run_refuses_bad_arguments(run, call, said):
+    with pytest.raises((ValueError, TypeError), match=__import__("re").escape(said)):
+        call(run, digits(run, 2))
