@@ -257,6 +257,64 @@ def test_endpoints_on_a_digits_run(server, digits_run, tmp_path, capsys):
     assert status == 400 and "several style inputs" in mix["error"]  # the MLP ALAE has one
 
 
+def test_encode_refines_e_of_x_when_asked(server, digits_run):
+    """refine_steps 0 (or none) is ALAE's own E(x), the answer as before; N > 0 is
+    ``run.project(x, steps=N)`` in W on the same prepared image, and the picture is G of that w;
+    bad values are refused naming refine_steps, and the server keeps serving."""
+    import alae_fast
+    from alae_fast.app.service import MAX_PAGE_REFINE_STEPS
+    from alae_fast.app.uploads import decode_image as dec
+    from alae_fast.inference.pictures import to_uint8
+    from alae_fast.limits import MAX_REFINE_STEPS
+
+    url, png = server.url, S.digit_png(6)
+    assert S.get(url + "api/info")[1]["max_refine_steps"] == MAX_PAGE_REFINE_STEPS == 1000
+    status, plain = S.post(url + "api/encode", png, raw=True)
+    status0, zero = S.post(url + "api/encode?refine_steps=0", png, raw=True)
+    assert status == status0 == 200 and plain["refine_steps"] == zero["refine_steps"] == 0
+    assert {k: v for k, v in plain.items() if k != "ms"} == {k: v for k, v in zero.items() if k != "ms"}
+
+    # the references through the public API alone: alae_fast.load, the upload's decoding, project
+    run = alae_fast.load(digits_run)
+    x = dec(png, 32, 1, 1 << 20, 10 ** 7)
+    with torch.no_grad():
+        assert plain["w"] == run.encode(x)[0].tolist()  # E(x) itself, exactly
+    w5 = run.project(x, steps=5)
+    status, five = S.post(url + "api/encode?refine_steps=5", png, raw=True)
+    assert status == 200 and five["refine_steps"] == 5 and five["original"] == plain["original"]
+    np.testing.assert_allclose(five["w"], w5[0].numpy(), rtol=1e-6, atol=1e-6)
+    assert five["w"] != plain["w"]
+    with torch.no_grad():
+        assert np.array_equal(_png_of(five["reconstruction"]), to_uint8(run.decode(w5))[0, ..., 0])
+    assert five["reconstruction"] != plain["reconstruction"]
+    assert five["values"] == S.post(url + "api/values", {"w": five["w"]})[1]["values"]
+    # the refined w is what the page edits: at its own values, its own reconstruction
+    same = S.post(url + "api/edit", {"w": five["w"], "amounts": five["values"]})[1]
+    assert same["image"] == five["reconstruction"]
+
+    for bad, code, says in (("-1", 400, "refine_steps: expected an integer in [0, 1000]"),
+                            (str(MAX_PAGE_REFINE_STEPS + 1), 400, "refine_steps: expected an integer in [0, 1000]"),
+                            (str(MAX_REFINE_STEPS + 1), 400, "refine_steps: expected an integer in [0, 1000]"),
+                            ("1.5", 422, "bad request: refine_steps:"), ("x", 422, "bad request: refine_steps:"),
+                            ("true", 422, "bad request: refine_steps:"), ("True", 422, "bad request: refine_steps:"),
+                            ("", 422, "bad request: refine_steps:")):
+        status, answer = S.post(url + "api/encode?refine_steps=" + bad, png, raw=True)
+        assert status == code and says in answer["error"], (bad, status, answer)
+    # a misspelt parameter would give E(x) as if refined: refused by name
+    for query in ("refine-steps=5", "steps=5", "refine_steps=5&space=w%2B"):
+        status, answer = S.post(url + "api/encode?" + query, png, raw=True)
+        name = query.split("&")[-1].split("=")[0]
+        assert status == 422 and answer["error"] == f"bad request: {name}: unknown field", (query, answer)
+    assert S.post(url + "api/encode", png, raw=True)[1]["w"] == plain["w"]
+    # the service's own check, as the Python values a caller of it could pass: a bool is not a count
+    from alae_fast.app.service import ModelService
+    svc = ModelService(run)
+    for bad in (True, False, 1.5, "5", None, -1, MAX_PAGE_REFINE_STEPS + 1):
+        with pytest.raises(UserError, match=r"refine_steps: expected an integer in \[0, 1000\]"):
+            svc.encode_upload(png, bad)
+    assert svc.encode_upload(png, 5)["w"] == five["w"]
+
+
 def test_bad_input_gets_4xx_and_the_server_keeps_serving(server):
     url = server.url
     w = [0.1] * 8

@@ -2,7 +2,8 @@
 driven by Playwright. Upload a digit, move a slider, and check that the pictures shown change
 and are exactly what the API answers; bad uploads show a message and the page keeps working;
 truncation as `alae-fast generate` (on a StyleALAE whose config truncates inputs 0-2 of 6);
-removing an uploaded direction; buttons disabled while their request runs.
+removing an uploaded direction; buttons disabled while their request runs; an upload's E(x)
+refined by the steps the page's field asks for.
 
 Marked `browser`; skipped when playwright or the chromium binary is missing (.ci/run installs both)."""
 
@@ -272,18 +273,18 @@ def test_an_earlier_upload_answering_late_does_not_replace_a_later_one(page, ser
     real, calls = ModelService.encode_upload, []
     held, second_done, first_done = threading.Event(), threading.Event(), threading.Event()
 
-    def encode(service, data):
+    def encode(service, data, *rest):
         calls.append(data)
         if len(calls) == 1:  # the first upload answers only after the second has
             held.set()
             second_done.wait(30)
             time.sleep(0.3)
             try:
-                return real(service, data)
+                return real(service, data, *rest)
             finally:
                 first_done.set()
         try:
-            return real(service, data)
+            return real(service, data, *rest)
         finally:
             second_done.set()
 
@@ -334,6 +335,67 @@ def test_a_bad_upload_shows_a_message_and_the_page_keeps_working(page, server, t
     _cleared(page)  # the upload that succeeded clears the error of the one it replaced
     _, want = S.post(server.url + "api/encode", good.read_bytes(), raw=True)
     assert _src(page, "#original") == want["original"] and _src(page, "#reconstruction") == want["reconstruction"]
+
+
+def test_the_refine_field_refines_the_upload_and_the_page_says_so(page, server, tmp_path):
+    """With the refine field at N the page sends refine_steps N, says what runs while the server
+    refines (the card busy), then shows the API's G(w) of E(x) refined by N steps (another picture
+    than G(E(x))), labelled so, and edits that w; a field it cannot read is refused by name with
+    nothing sent; 0 gives G(E(x)) again."""
+    digit = tmp_path / "eight.png"
+    digit.write_bytes(S.digit_png(8, (48, 48)))
+    _, plain = S.post(server.url + "api/encode", digit.read_bytes(), raw=True)
+    _, refined = S.post(server.url + "api/encode?refine_steps=20", digit.read_bytes(), raw=True)
+    assert refined["reconstruction"] != plain["reconstruction"] and refined["w"] != plain["w"]
+    sent: list = []
+
+    def on_request(r):
+        if "/api/encode" in r.url:
+            sent.append(r.url)
+
+    page.on("request", on_request)
+    try:
+        assert page.get_attribute("#refine-steps", "max") == "1000" and page.input_value("#refine-steps") == "0"
+        page.fill("#refine-steps", "20")
+        with S.Gate("encode_upload") as gate:
+            page.set_input_files("#file", str(digit))
+            assert gate.arrived.wait(30)
+            assert "busy" in page.get_attribute("#encode-card", "class")
+            assert page.text_content("#encode-status") == "refining E(x) by 20 steps of descent…"
+            gate.open()
+            page.wait_for_function("!document.getElementById('encode-card').classList.contains('busy')")
+        assert page.text_content("#encode-status") == ""
+        assert sent[-1].endswith("/api/encode?refine_steps=20"), sent
+        assert _src(page, "#reconstruction") == refined["reconstruction"] == _src(page, "#edited")
+        assert _src(page, "#reconstruction") != plain["reconstruction"]
+        assert page.inner_text("#rec-label") == "reconstruction G(w), E(x) refined by 20 steps"
+        assert page.inner_text("#mse").startswith("reconstruction G(w), E(x) refined by 20 steps: MSE ")
+        assert page.evaluate("window.alae.current.w") == refined["w"]
+        edits = page.evaluate("window.alae.edits")
+        _set_range(page, "#dir-1", float(page.get_attribute("#dir-1", "max")))
+        page.wait_for_function(f"window.alae.edits > {edits}")
+        assert page.evaluate("window.alae.lastEdit.w") == refined["w"]  # the edit starts from the refined w
+
+        count = len(sent)
+        for text in ("2.5", "1001", "-1"):
+            page.evaluate("document.getElementById('message').hidden = true")
+            page.fill("#refine-steps", text)
+            page.set_input_files("#file", str(digit))
+            assert _error_shown(page, "refine steps") == \
+                "refine steps: enter a whole number from 0 to 1000 (0: ALAE's own E(x))"
+        assert len(sent) == count and _src(page, "#reconstruction") == refined["reconstruction"]
+
+        page.fill("#refine-steps", "0")
+        page.evaluate("window.alae.encoded = null")
+        page.set_input_files("#file", str(digit))
+        page.wait_for_function("window.alae.encoded !== null")
+        assert sent[-1].endswith("/api/encode") and _src(page, "#reconstruction") == plain["reconstruction"]
+        assert page.inner_text("#rec-label") == "reconstruction G(E(x))"
+        assert page.inner_text("#mse").startswith("reconstruction G(E(x)): MSE ")
+        assert page.evaluate("window.alae.current.w") == plain["w"]
+    finally:
+        page.remove_listener("request", on_request)
+        page.fill("#refine-steps", "0")
 
 
 def _set_range(page, sel: str, value: float):

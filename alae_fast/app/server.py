@@ -5,7 +5,11 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 - ``GET /`` the page, ``GET /static/*`` its script and style (from the package, never a path
   named by a request: StaticFiles refuses anything outside that folder);
 - ``GET /api/info`` model and directions;
-- ``POST /api/encode`` body = the image's bytes -> w, original, reconstruction, error, values;
+- ``POST /api/encode?refine_steps=N`` body = the image's bytes -> w, original, reconstruction,
+  error, values, ``refine_steps``; N (optional, default 0: w = E(x), ALAE's own) an integer in
+  [0, ``service.MAX_PAGE_REFINE_STEPS``] = [0, 1000]: w is E(x) refined by N steps of descent on
+  G's pixel error (``LoadedRun.project`` in W); not an integer: 422, out of range: 400, naming
+  it; any other query parameter: 422 naming it;
 - ``POST /api/values`` ``{w}`` -> the attribute value of w along each direction;
 - ``POST /api/edit`` ``{w, amounts, names?}`` -> the edited picture, its styles ``ws`` (style
   inputs from 16 on keep w, as the official demo) and ``w`` (style input 0); ``names``, the
@@ -46,6 +50,7 @@ from importlib import resources
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt
@@ -94,6 +99,16 @@ class PairRequest(_Request):
     wa: list
     wb: list
     steps: StrictInt = 8
+
+
+def _known_query(request: Request, known: tuple[str, ...]) -> None:
+    """RequestValidationError (422, "name: unknown field") for a query parameter not in ``known``:
+    a misspelt one ("refine-steps") would be ignored and the default's answer given, as an unknown
+    JSON field would (:class:`_Request`)."""
+    unknown = [k for k in request.query_params if k not in known]
+    if unknown:
+        raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", k), "msg": "unknown field"}
+                                      for k in unknown])
 
 
 @asynccontextmanager
@@ -245,8 +260,6 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
     async def _value_error(_request, exc: ValueError):
         return JSONResponse({"error": str(exc)}, status_code=400)
 
-    from fastapi.exceptions import RequestValidationError
-
     @app.exception_handler(RequestValidationError)
     async def _validation(_request, exc: RequestValidationError):
         def part(e) -> str:
@@ -274,11 +287,15 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
         return service.info()
 
     @app.post("/api/encode")
-    async def encode(request: Request):
+    async def encode(request: Request, refine_steps: int = 0):
+        # a query parameter, not a JSON field: the body is the image's own bytes. Its text is read
+        # as an integer (422 otherwise: "1.5", "true"); its range is ModelService's check (400)
+        _known_query(request, ("refine_steps",))
         async with _read_body(request, service.max_upload_bytes, bodies) as data:
-            r, ms = await run_in_threadpool(timed, service.encode_upload, data)
+            r, ms = await run_in_threadpool(timed, service.encode_upload, data, refine_steps)
         return {"w": r["w"], "original": _data_url(r["original"]), "reconstruction": _data_url(r["reconstruction"]),
-                "mse": r["mse"], "values": r["values"], "notice": r["notice"], "ms": ms}
+                "mse": r["mse"], "values": r["values"], "notice": r["notice"], "refine_steps": r["refine_steps"],
+                "ms": ms}
 
     @app.post("/api/edit")
     def edit(req: EditRequest):

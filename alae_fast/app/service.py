@@ -15,6 +15,10 @@ CLI's. Latents travel as one w ``[latent]`` or as styles ``[num_ws][latent]`` (a
 truncated on its first inputs only has two different rows); every method that takes a w takes
 either, and the styles a method answers decode to the picture it shows.
 
+An upload's w is ALAE's own E(x) unless the request asks for ``refine_steps`` > 0: then E(x)
+refined by that many steps of descent on G's pixel error (``LoadedRun.project``, not in the ALAE
+paper; :mod:`alae_fast.inference.projection`), in W only, up to :data:`MAX_PAGE_REFINE_STEPS`.
+
 Directions uploaded from the page can be removed again; those the server started with
 (``--directions``, or fitted on the digits' labels) stay: they are how it was started, and a
 removed one could only come back by restarting it.
@@ -39,16 +43,26 @@ from ..data.folder import LoadNotes
 from ..edit.apply import EDIT_LAYERS, MAX_AMOUNT
 from ..errors import UserError
 from ..inference.loading import LoadedRun, recorded_data_spec
+from ..inference.projection import DEFAULT_REFINE_LR
 from ..inference.pictures import png_bytes
 from ..inference.pixels import prepare_images, to_display
 from ..inference.sampling import (NOISE_MODES, PSI_RANGE, SEED_LIMIT, check_psi, generate_seeds, mix_ranges,
                                   seed_latent, seed_range_text, style_ranges)
+from ..limits import MAX_REFINE_STEPS
 from . import editing
 from .uploads import DecodeSlots, check_upload_limit, decode_image
 
-__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS"]
+__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS", "MAX_PAGE_REFINE_STEPS"]
 
 MAX_STEPS = 16
+# The most descent steps an upload's refinement may take on the page, below the CLI's and the
+# API's MAX_REFINE_STEPS (100000), as MAX_STEPS bounds an interpolation: the descent holds the
+# model (self.lock) from start to end, so every other request of every page waits for it. 100
+# steps reach most of the gain on photos-32, and took 1-2 s there for 15 tiles at once on 2 CPU
+# threads (benchmarks/results/photos-experiments.md); 1000 allow ten times that, seconds of
+# waiting. Longer ones are for `alae-fast encode --refine-steps`, where no page waits. A step
+# costs a forward and a backward pass of G: a large model takes far longer per step.
+MAX_PAGE_REFINE_STEPS = 1000
 # The largest |value| a w sent to the page's endpoints may hold: an encoded or mapped w lies within
 # about +-10; beyond this G's output overflows to NaN and the error would name the image, not w.
 MAX_W = 1e4
@@ -229,6 +243,7 @@ class ModelService:
                                for d in self.directions],
                 "truncation": dict(zip(("psi", "cutoff"), self.truncation)),
                 "psi_range": list(PSI_RANGE), "noise_modes": list(NOISE_MODES), "max_steps": MAX_STEPS,
+                "max_refine_steps": MAX_PAGE_REFINE_STEPS,
                 # a string: JavaScript reads a JSON number as a double, exact only to 2**53; the page
                 # reads this as a BigInt, as it reads the seeds
                 "seed_limit": str(SEED_LIMIT), "seed_range": seed_range_text(),
@@ -267,6 +282,14 @@ class ModelService:
                             f"got {seed!r}")
         return seed
 
+    @staticmethod
+    def _refine_steps(steps) -> int:
+        if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_PAGE_REFINE_STEPS:
+            raise UserError(f"refine_steps: expected an integer in [0, {MAX_PAGE_REFINE_STEPS}] (steps of descent on "
+                            f"the pixels from E(x); 0: E(x) itself; this page's limit, longer ones with alae-fast "
+                            f"encode --refine-steps, up to {MAX_REFINE_STEPS}), got {steps!r}")
+        return steps
+
     def _psi(self, psi) -> float:
         if psi is None:
             psi = self.truncation[0]
@@ -295,19 +318,32 @@ class ModelService:
         return self.run.decode(ws, noise="zero")
 
     @torch.no_grad()
-    def encode_upload(self, data: bytes) -> dict:
-        """An uploaded image -> its w, the prepared original and its reconstruction (PNG), the
-        mean squared error of the two pictures shown (the reconstruction clamped to [-1, 1] as its
-        PNG is, so at most 4), the attribute values of w and ``notice``: what was done to the
-        image beyond cropping and resizing it down (transparent pixels composited over black, colour
-        converted to grey, a small image enlarged), or ""."""
+    def encode_upload(self, data: bytes, refine_steps: int = 0) -> dict:
+        """An uploaded image (``data``: its file's bytes) -> ``{"w": [latent], "original": PNG,
+        "reconstruction": PNG, "mse", "values", "notice", "refine_steps"}``: its w, the prepared
+        original and G(w) (noise off), the mean squared error of the two pictures shown (the
+        reconstruction clamped to [-1, 1] as its PNG is, so at most 4), the attribute values of w,
+        ``notice``: what was done to the image beyond cropping and resizing it down (transparent
+        pixels composited over black, colour converted to grey, a small image enlarged), or "",
+        and the ``refine_steps`` taken.
+
+        refine_steps: an int in [0, :data:`MAX_PAGE_REFINE_STEPS`] (1000); default 0: w = E(x),
+        ALAE's own. Above 0, w = ``run.project(x, refine_steps, space="w")``: E(x) refined by
+        descent on G's pixel error (module docstring), then decoded as every w here.
+
+        Raises UserError naming ``refine_steps`` for a bad one (before the image is decoded) and
+        for a descent that left finite numbers, and :class:`~.uploads.UploadError` for a bad
+        upload."""
+        refine_steps = self._refine_steps(refine_steps)
         notes, res = LoadNotes(), self.run.schedule.resolution
         with self.decodes.hold():
             x = decode_image(data, res, self.run.schedule.channels, self.max_upload_bytes, self.max_pixels,
                              notes=notes)
         with self.lock:
             x = prepare_images(x, self.run.schedule, self.run.phase).to(self.device)
-            w = self.run.encode(x)
+            # W only, never W+: the page edits, mixes and interpolates one w [latent], which the
+            # directions act on; noise off, as every picture here is decoded
+            w = self._refined(x, refine_steps) if refine_steps else self.run.encode(x)
             rec = self._decode(w)
         mse = float(torch.mean((to_display(rec, x.shape[-1]).clamp(-1, 1) - to_display(x, x.shape[-1])) ** 2))
         said = {"transparent": "it has transparent pixels: they were composited over black (the model has no alpha "
@@ -317,7 +353,15 @@ class ModelService:
         notice = "; ".join(said[k] for k in LoadNotes.KINDS if getattr(notes, k))
         notice = f"{notice}; the original shown is what was encoded" if notice else ""
         return {"w": w[0].tolist(), "original": self._png(x), "reconstruction": self._png(rec), "mse": mse,
-                "values": self.values(w[0].tolist()), "notice": notice}
+                "values": self.values(w[0].tolist()), "notice": notice, "refine_steps": refine_steps}
+
+    def _refined(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        try:
+            return self.run.project(x, steps, space="w", noise="zero")
+        except FloatingPointError:  # the page cannot change the lr: said as a 400, not a crash's 500
+            raise UserError(f"refine_steps: the descent from E(x) reached NaN or infinity within {steps} steps "
+                            f"(Adam's lr {DEFAULT_REFINE_LR:g} is too large for this model and image); encode "
+                            f"it with refine_steps 0") from None
 
     def values(self, w) -> list[float]:
         """The attribute value of ``w`` (one w ``[latent]`` or styles ``[num_ws][latent]``: of style

@@ -149,6 +149,7 @@ async function loadInfo() {
     const r = info.style_levels[s.dataset.level]; if (r) s.textContent = `(inputs ${r[0]}-${r[1]})`;
   });
   $("steps").max = info.max_steps;
+  $("refine-steps").max = info.max_refine_steps;
   document.querySelectorAll("input.seed").forEach((f) => { f.title = `an integer in ${info.seed_range}, as alae-fast generate --seed`; });
   buildSliders();
   if (info.notes.length) say(info.notes.join("; "), true);
@@ -250,6 +251,19 @@ function setCurrent(w, values) {
 }
 
 // --- encode --------------------------------------------------------------------------------
+// The descent steps the refine field asks for (0: ALAE's own E(x)), read before anything is sent: a
+// field it cannot read ("" from a number input) is refused by name, not sent as 0
+function refineSteps() {
+  const max = state.info ? state.info.max_refine_steps : Infinity;
+  const n = wholeNumber($("refine-steps").value, 0, max);
+  if (n === null) {
+    throw new Error(`refine steps: enter a whole number ${Number.isFinite(max) ? `from 0 to ${max}` : "of 0 or more"}` +
+                    " (0: ALAE's own E(x))");
+  }
+  return n;
+}
+function stepsText(n) { return `${n} step${n === 1 ? "" : "s"}`; }
+
 async function encodeFile(file) {
   if (!file) return DROPPED;
   quiet();
@@ -259,21 +273,32 @@ async function encodeFile(file) {
     if (size === max) [size, max] = [`${file.size} bytes`, `${limit} bytes`];  // one byte past it
     throw new Error(`${file.name} is ${size}; the limit is ${max}`);
   }
+  const steps = refineSteps();
   const seq = ++state.encodeSeq;
+  // a refinement takes seconds where an encoding takes milliseconds: besides the busy card, say which
+  // is running (the latest upload's; an older one answering late leaves it)
+  $("encode-status").textContent = steps ? `refining E(x) by ${stepsText(steps)} of descent…` : "encoding…";
   return await busy("encode-card", [], async () => {
-    let d;
-    try { d = await call("/api/encode", file, true); } catch (e) {
-      if (seq !== state.encodeSeq) return DROPPED;  // a newer upload is on its way: its outcome is what counts
-      throw new Error(e.message + (state.current ? " (the pictures shown are still those of the previous image)" : ""));
+    try {
+      let d;
+      try { d = await call(steps ? `/api/encode?refine_steps=${steps}` : "/api/encode", file, true); } catch (e) {
+        if (seq !== state.encodeSeq) return DROPPED;  // a newer upload is on its way: its outcome is what counts
+        throw new Error(e.message + (state.current ? " (the pictures shown are still those of the previous image)" : ""));
+      }
+      // two uploads in quick succession may answer out of order: the last one chosen is shown
+      if (seq !== state.encodeSeq) return DROPPED;
+      show("original", d.original); show("reconstruction", d.reconstruction); show("edited", d.reconstruction);
+      // what the server did (d.refine_steps), not what the field says now: it may have changed meanwhile
+      const how = d.refine_steps ? `G(w), E(x) refined by ${stepsText(d.refine_steps)}` : "G(E(x))";
+      $("rec-label").textContent = `reconstruction ${how}`;
+      $("mse").textContent = `reconstruction ${how}: MSE ${d.mse.toFixed(4)} (pixels in [-1, 1])`;
+      latency("encode-ms", d, d.refine_steps ? "encode and refine" : "encode"); $("edit-ms").textContent = "";
+      setCurrent(d.w, d.values);  // the refined w, when refined: edits, A and B start from it
+      state.encoded = d;
+      if (d.notice) say(`${file.name}: ${d.notice}`, true);
+    } finally {
+      if (seq === state.encodeSeq) $("encode-status").textContent = "";
     }
-    // two uploads in quick succession may answer out of order: the last one chosen is shown
-    if (seq !== state.encodeSeq) return DROPPED;
-    show("original", d.original); show("reconstruction", d.reconstruction); show("edited", d.reconstruction);
-    $("mse").textContent = `reconstruction G(E(x)): MSE ${d.mse.toFixed(4)} (pixels in [-1, 1])`;
-    latency("encode-ms", d, "encode"); $("edit-ms").textContent = "";
-    setCurrent(d.w, d.values);
-    state.encoded = d;
-    if (d.notice) say(`${file.name}: ${d.notice}`, true);
   });
 }
 
@@ -356,6 +381,7 @@ $("gen-edit").addEventListener("click", () => guarded(() => {
   if (!state.generated) throw new Error("edit this sample: generate a sample first");
   // without noise: the picture the edits (which decode without noise) start from
   show("original", state.generated.plain); show("reconstruction", state.generated.plain); show("edited", state.generated.plain);
+  $("rec-label").textContent = "reconstruction";
   $("mse").textContent = "a generated sample, without noise (no reconstruction error)";
   setCurrent(state.generated.ws, state.generated.values);  // styles: truncated below the cutoff only
 }));
