@@ -126,14 +126,15 @@ _positive_int = _int_at_least(1)
 
 
 def _refine_steps(text: str) -> int:
-    """An argparse type: descent steps of a projection, an int in [0, MAX_REFINE_STEPS]."""
-    v = int(text)
-    if not 0 <= v <= MAX_REFINE_STEPS:
+    """An argparse type: descent steps of a projection, an int in [0, MAX_REFINE_STEPS] (the
+    range said for a text that is no int too: "2.5" is as wrong as "-1")."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = None
+    if v is None or not 0 <= v <= MAX_REFINE_STEPS:
         raise argparse.ArgumentTypeError(f"expected an int in [0, {MAX_REFINE_STEPS}], got {text}")
     return v
-
-
-_refine_steps.__name__ = "int"
 
 
 def _run_path(text: str) -> str:
@@ -403,6 +404,9 @@ _REFINE_HELP = ("steps of descent on the pixel error of G(w) from w = E(x) (defa
                 "from the encoder)")
 _SPACE_HELP = ("with --refine-steps: w (default; one w, G's latent space, where directions act) or w+ (one w per "
                "style input: closer to the image, further from G's own latents)")
+_REFINE_LR_HELP = ("with --refine-steps: Adam's first learning rate, in w's units, a finite number > 0 (default 0.05; "
+                   "each image keeps its step of lowest pixel error, E(x) included, so a rate too large cannot make "
+                   "it worse than E(x))")
 
 _NOISE_SEED_HELP = ("with --noise-mode random or batch: seed of G's noise (default 0), so that a run repeats "
                     "exactly")
@@ -422,6 +426,7 @@ _PICTURE_COMMANDS = (
                                  help=_REFINE_HELP + "; the picture then shows each original, G(E(x)) and G(w) "
                                                      "of the refined w")),
       (("--space",), dict(choices=("w", "w+"), default=None, help=_SPACE_HELP)),
+      (("--refine-lr",), dict(type=_positive_float, default=None, metavar="LR", help=_REFINE_LR_HELP)),
       (("--seed",), dict(type=_seed, default=None, help=_NOISE_SEED_HELP)))),
     ("interpolate", "a latent interpolation strip between two images",
      "Encode images A and B, decode points on the straight line between their latents, and save the strip "
@@ -480,6 +485,7 @@ def _add_evaluate(sub) -> None:
                    help=_REFINE_HELP + "; with N >= 1 the report adds the MSE (and, for unlabelled images, the "
                                        "matched-back fraction) of the refined reconstructions, beside G(E(x))'s")
     e.add_argument("--space", choices=("w", "w+"), default=None, help=_SPACE_HELP)
+    e.add_argument("--refine-lr", type=_positive_float, default=None, metavar="LR", help=_REFINE_LR_HELP)
     e.add_argument("--seed", type=_seed, default=None,
                    help="seed of the evaluation's draws (samples, FID generations, PPL pairs; the random-encoder "
                         "baseline is the same fixed draws for every seed) (default: the seed the run was trained "
@@ -869,7 +875,7 @@ def _cmd_reconstruct(args) -> int:
     if args.images and (args.data is not None or args.n is not None):
         raise UserError("--data and --n choose the images when no IMAGES are given; with IMAGES, those files "
                         "are reconstructed")
-    space = _refine_space(args)
+    space, lr = _refine_options(args)
     _check_noise_seed(args)
     run = _load(args)
     res = run.schedule.resolution
@@ -903,8 +909,9 @@ def _cmd_reconstruct(args) -> int:
         rec = run.model.reconstruct(x, run.phase.lod, run.phase.blend, noise=run.noise_mode)
     refined, said = None, ""
     if args.refine_steps:
+        _say_refining(args, x.shape[0], space, lr)
         with _noise_seeded(args.seed, run):
-            refined = run.reconstruct(x, refine_steps=args.refine_steps, space=space).detach()
+            refined = run.reconstruct(x, refine_steps=args.refine_steps, space=space, refine_lr=lr).detach()
         said = (f" and G(w) of w refined by {_plural(args.refine_steps, 'step')} of descent from E(x) in {space} "
                 f"(MSE {_mse(rec, x):.4f} -> {_mse(refined, x):.4f}; pixels in [-1, 1])")
         refined = to_display(refined, res)
@@ -916,12 +923,26 @@ def _cmd_reconstruct(args) -> int:
     return 0
 
 
-def _refine_space(args) -> str:
-    """``--space`` checked against ``--refine-steps`` (it has no effect without): the space, "w" by default."""
-    if args.space is not None and not args.refine_steps:
-        raise UserError(f"--space {args.space} applies only with --refine-steps N (N >= 1): without it the "
-                        f"latents are E(x), in w")
-    return args.space or "w"
+def _refine_options(args) -> tuple[str, float]:
+    """(space, lr) of ``--space`` and ``--refine-lr``, checked against ``--refine-steps``: without
+    steps, ``--space w+`` and ``--refine-lr`` would change nothing, and are refused (``--space w``
+    is what E(x) already is, and is taken, so a sweep over steps may keep it)."""
+    from .inference.projection import DEFAULT_REFINE_LR
+
+    if not args.refine_steps:
+        if args.space == "w+":
+            raise UserError("--space w+ applies only with --refine-steps N (N >= 1): without it the latents are "
+                            "E(x), one w")
+        if args.refine_lr is not None:
+            raise UserError(f"--refine-lr {args.refine_lr:g} applies only with --refine-steps N (N >= 1)")
+    return args.space or "w", DEFAULT_REFINE_LR if args.refine_lr is None else args.refine_lr
+
+
+def _say_refining(args, count: int, space: str, lr: float) -> None:
+    """One line before a descent starts: 100000 steps are minutes of silence otherwise."""
+    if args.refine_steps:
+        print(f"refining E(x) of {_plural(count, 'image')} by {_plural(args.refine_steps, 'step')} of descent on "
+              f"the pixel error in {space} (Adam, lr {lr:g})", flush=True)
 
 
 def _mse(a, b) -> float:
@@ -1017,7 +1038,7 @@ def _cmd_evaluate(args) -> int:
     from .inference.metrics import evaluate_model
 
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
-    space = _refine_space(args)
+    space, lr = _refine_options(args)
     if args.inception_weights is not None:  # before the run is loaded and scored
         check_inception_weights(args.inception_weights)
     run = _load(args)
@@ -1027,7 +1048,7 @@ def _cmd_evaluate(args) -> int:
     seed = _training_seed(run) if args.seed is None else args.seed
     metrics = evaluate_model(run, data=data, inception_weights=args.inception_weights, num_fid=args.num_fid,
                              ppl_samples=args.ppl_samples, seed=seed, device=args.device,
-                             refine_steps=args.refine_steps, refine_space=space)
+                             refine_steps=args.refine_steps, refine_space=space, refine_lr=lr)
     metrics["seed"] = seed  # which draws the figures came from: another seed gives other figures
     path, replaced = (Path(args.out), None) if args.out else _evaluation_file(args, run, metrics)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1228,6 +1249,7 @@ def _add_edit_commands(sub) -> None:
     n.add_argument("--refine-steps", type=_refine_steps, default=0, metavar="N", help=_REFINE_HELP)
     n.add_argument("--space", choices=("w", "w+"), default=None,
                    help=_SPACE_HELP + "; w+ latents are saved as [N, num_ws, latent_size]")
+    n.add_argument("--refine-lr", type=_positive_float, default=None, metavar="LR", help=_REFINE_LR_HELP)
     d = sub.add_parser("edit", help="move images along attribute directions (a PNG strip per image)",
                        description="Encode each IMAGE with the EMA model, move its w along the directions "
                                    "(official ALAE demo arithmetic: w_avg subtracted, each direction's "
@@ -1325,11 +1347,12 @@ def _cmd_encode(args) -> int:
 
     from .inference.pixels import load_image_files
 
-    space = _refine_space(args)
+    space, lr = _refine_options(args)
     run = _load(args)
     x = load_image_files(args.images, run.schedule)
     if args.refine_steps:
-        w = run.project(x.to(run.device), steps=args.refine_steps, space=space)
+        _say_refining(args, x.shape[0], space, lr)
+        w = run.project(x.to(run.device), steps=args.refine_steps, lr=lr, space=space)
         how = f", E(x) refined by {_plural(args.refine_steps, 'step')} of descent on G's pixel error in {space}"
     else:
         with torch.no_grad():

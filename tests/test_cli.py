@@ -441,11 +441,14 @@ def test_readme_python_example_runs(mlp_run, tmp_path):
     readme = (HERE.parent / "README.md").read_text()
     start = readme.index("```python\nimport alae_fast\nrun = alae_fast.load(")
     block = readme[start + len("```python\n"):readme.index("```", start + 10)]
-    assert len(block.strip().splitlines()) == 10
+    assert len(block.strip().splitlines()) == 12
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(tmp_path / "my_photo.jpg")
     Image.fromarray(rng.integers(0, 256, (20, 30), dtype=np.uint8)).save(tmp_path / "other.png")
-    code = block.replace('"runs/digits-32"', repr(str(mlp_run))) + "\nassert x_rec.shape == x.shape == (2, 1, 32, 32)"
+    code = block.replace('"runs/digits-32"', repr(str(mlp_run))) + (
+        "\nassert x_rec.shape == x.shape == x_ref.shape == (2, 1, 32, 32)"
+        "\nassert w.shape == (2, run.model.latent_size)"
+        "\nassert ((x_ref - x) ** 2).mean() <= ((x_rec - x) ** 2).mean()")  # the refined never worse
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
 

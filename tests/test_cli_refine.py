@@ -38,10 +38,10 @@ def folder_run(tmp_path_factory):
             "printed": out.getvalue()}
 
 
-def _refined_mse(run_dir: Path, files, steps: int, space: str = "w") -> float:
+def _refined_mse(run_dir: Path, files, steps: int, space: str = "w", lr: float = 0.05) -> float:
     run = load_run(run_dir)
     x = prepare_images(load_image_files(files, run.schedule), run.schedule, run.phase)
-    rec = run.reconstruct(x, refine_steps=steps, space=space)
+    rec = run.reconstruct(x, refine_steps=steps, space=space, refine_lr=lr)
     return float((rec.double() - x.double()).square().mean())
 
 
@@ -84,6 +84,18 @@ def test_encode_saves_the_refined_latents(folder_run, tmp_path, capsys, space):
                                   run.encode(load_image_files(files, run.schedule)).numpy())
 
 
+def test_space_w_without_steps_is_what_e_gives(folder_run, tmp_path, capsys):
+    # w is E(x)'s own space: a sweep over --refine-steps 0,50,100 may keep --space w
+    files = [str(f) for f in folder_run["held_out"]]
+    out = tmp_path / "w.npy"
+    assert main(["encode", "--ckpt", str(folder_run["run"]), *files, "--space", "w", "--refine-steps", "0",
+                 "--out", str(out)]) == 0
+    assert "refining" not in capsys.readouterr().out
+    run = load_run(folder_run["run"])
+    with torch.no_grad():
+        np.testing.assert_array_equal(np.load(out), run.encode(load_image_files(files, run.schedule)).numpy())
+
+
 def test_reconstruct_shows_the_refined_beside_g_of_e(folder_run, tmp_path, capsys):
     out = tmp_path / "r.png"
     assert main(["reconstruct", "--ckpt", str(folder_run["run"]), "--refine-steps", "5", "--out", str(out)]) == 0
@@ -94,6 +106,7 @@ def test_reconstruct_shows_the_refined_beside_g_of_e(folder_run, tmp_path, capsy
     with Image.open(out) as im:
         assert im.size == pairs_grid_size(2, res, res, scale=display_scale(res), per_pair=3)
     want = _refined_mse(folder_run["run"], folder_run["held_out"], 5)
+    assert "\nrefining E(x) of 2 images by 5 steps of descent on the pixel error in w (Adam, lr 0.05)\n" in printed
     assert "and G(w) of w refined by 5 steps of descent from E(x) in w (MSE " in printed
     assert f"-> {want:.4f}; pixels in [-1, 1])" in printed, printed
 
@@ -104,8 +117,14 @@ def test_evaluate_reports_the_refined_reconstructions_only_when_asked(folder_run
                  "--space", "w+", "--out", str(folder_run["run"] / "e.json")]) == 0
     m = json.loads(capsys.readouterr().out)
     r = m["reconstruction_refined"]
-    assert (r["steps"], r["space"], r["images"]) == (4, "w+", 2)
+    assert (r["steps"], r["space"], r["images"], r["lr"]) == (4, "w+", 2, 0.05)
     assert r["mse"] == pytest.approx(_refined_mse(folder_run["run"], folder_run["held_out"], 4, "w+"), rel=1e-5)
+    assert main(["evaluate", "--ckpt", str(folder_run["run"]), *quick, "--refine-steps", "4", "--refine-lr", "0.2",
+                 "--out", str(folder_run["run"] / "e1.json")]) == 0
+    r = json.loads((folder_run["run"] / "e1.json").read_text())["reconstruction_refined"]
+    assert r["lr"] == 0.2
+    assert r["mse"] == pytest.approx(_refined_mse(folder_run["run"], folder_run["held_out"], 4, lr=0.2), rel=1e-5)
+    assert "in w, lr 0.2 (not ALAE's G(E(x))" in capsys.readouterr().out
     assert main(["evaluate", "--ckpt", str(folder_run["run"]), *quick, "--out",
                  str(folder_run["run"] / "e2.json")]) == 0
     assert "refining" not in capsys.readouterr().out
@@ -115,10 +134,13 @@ def test_evaluate_reports_the_refined_reconstructions_only_when_asked(folder_run
 @pytest.mark.parametrize("argv,said", [
     (["reconstruct", "--refine-steps", "-1"], "argument --refine-steps: expected an int in [0, 100000], got -1"),
     (["reconstruct", "--refine-steps", "100001"], "expected an int in [0, 100000], got 100001"),
-    (["encode", "{file}", "--refine-steps", "two"], "argument --refine-steps: invalid int value: 'two'"),
+    (["encode", "{file}", "--refine-steps", "two"], "argument --refine-steps: expected an int in [0, 100000], got two"),
+    (["encode", "{file}", "--refine-steps", "2.5"], "argument --refine-steps: expected an int in [0, 100000], got 2.5"),
     (["reconstruct", "--space", "w+"], "--space w+ applies only with --refine-steps N (N >= 1)"),
-    (["encode", "{file}", "--space", "w"], "--space w applies only with --refine-steps N (N >= 1)"),
     (["evaluate", "--space", "w+", "--refine-steps", "0"], "--space w+ applies only with --refine-steps"),
+    (["encode", "{file}", "--refine-lr", "0.1"], "--refine-lr 0.1 applies only with --refine-steps N (N >= 1)"),
+    (["encode", "{file}", "--refine-steps", "3", "--refine-lr", "0"], "argument --refine-lr: expected a finite number > 0"),
+    (["evaluate", "--refine-steps", "3", "--refine-lr", "nan"], "argument --refine-lr: expected a finite number > 0"),
     (["encode", "{file}", "--refine-steps", "3", "--space", "z"], "argument --space: invalid choice: 'z'"),
 ])
 def test_bad_refine_flags_are_refused(folder_run, tmp_path, capsys, argv, said):

@@ -40,12 +40,14 @@ def images(n: int, seed: int = 1, dtype=torch.float64) -> torch.Tensor:
 
 def hand_written(model, x, steps, lr, space):
     """Adam (betas 0.9/0.999, eps 1e-8, bias-corrected) and lr·½(1 + cos(πt/steps)), as the
-    docstring states them, on the sum of per-image mean squared pixel errors."""
+    docstring states them, on the sum of per-image mean squared pixel errors; each image keeps
+    its iterate of lowest error, E(x) and the final one included."""
     with torch.no_grad():
         w = model.encode(x, LOD, BLEND)
     if space == "w+":
         w = w[:, None].repeat(1, model.num_ws, 1)
     m, v = torch.zeros_like(w), torch.zeros_like(w)
+    trajectory = [w]
     for t in range(steps):
         wt = w.clone().requires_grad_(True)
         loss = (model.decode(wt, LOD, BLEND, "zero") - x).square().mean(dim=(1, 2, 3)).sum()
@@ -54,7 +56,12 @@ def hand_written(model, x, steps, lr, space):
         v = 0.999 * v + 0.001 * g * g
         m_hat, v_hat = m / (1 - 0.9 ** (t + 1)), v / (1 - 0.999 ** (t + 1))
         w = w - lr * 0.5 * (1 + math.cos(math.pi * t / steps)) * m_hat / (v_hat.sqrt() + 1e-8)
-    return w
+        trajectory.append(w)
+    with torch.no_grad():
+        errors = torch.stack([(model.decode(u, LOD, BLEND, "zero") - x).square().mean(dim=(1, 2, 3))
+                              for u in trajectory])  # [steps + 1, N]
+    best = errors.argmin(dim=0)
+    return torch.stack([trajectory[int(k)][i] for i, k in enumerate(best)])
 
 
 def pixel_error(model, w, x) -> float:
@@ -87,6 +94,20 @@ def test_zero_steps_give_the_encoder_and_steps_lower_the_pixel_error(space):
     w = project_latents(model, x, LOD, BLEND, steps=40, lr=0.05, space=space)
     before, after = pixel_error(model, e, x), pixel_error(model, w, x)
     assert after < 0.7 * before, (before, after)
+
+
+def test_an_lr_too_large_never_returns_worse_than_the_encoder():
+    model = small_model(3)
+    w_true = torch.randn(3, 6, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    with torch.no_grad():
+        x = model.decode(w_true, LOD, BLEND, "zero")
+        e = model.encode(x, LOD, BLEND)
+    for lr in (1e3, 1e6):  # Adam's steps of ~lr throw w far from anything G draws
+        w = project_latents(model, x, LOD, BLEND, steps=10, lr=lr)
+        for i in range(3):
+            assert pixel_error(model, w[i:i + 1], x[i:i + 1]) <= pixel_error(model, e[i:i + 1], x[i:i + 1])
+    torch.testing.assert_close(hand_written(model, x, 10, 1e3, "w"), project_latents(model, x, LOD, BLEND,
+                                                                                    steps=10, lr=1e3))
 
 
 def test_each_image_follows_its_own_path_whatever_its_batch():

@@ -8,8 +8,8 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 - ``POST /api/encode?refine_steps=N`` body = the image's bytes -> w, original, reconstruction,
   error, values, ``refine_steps``; N (optional, default 0: w = E(x), ALAE's own) an integer in
   [0, ``service.MAX_PAGE_REFINE_STEPS``] = [0, 1000]: w is E(x) refined by N steps of descent on
-  G's pixel error (``LoadedRun.project`` in W); not an integer: 422, out of range: 400, naming
-  it; any other query parameter: 422 naming it;
+  G's pixel error (``LoadedRun.project`` in W); anything else (not an integer, out of range):
+  400 naming it and the range; any other query parameter: 422 naming it;
 - ``POST /api/values`` ``{w}`` -> the attribute value of w along each direction;
 - ``POST /api/edit`` ``{w, amounts, names?}`` -> the edited picture, its styles ``ws`` (style
   inputs from 16 on keep w, as the official demo) and ``w`` (style input 0); ``names``, the
@@ -287,10 +287,13 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
         return service.info()
 
     @app.post("/api/encode")
-    async def encode(request: Request, refine_steps: int = 0):
+    async def encode(request: Request, refine_steps: str = "0"):
         # a query parameter, not a JSON field: the body is the image's own bytes. Its text is read
-        # as an integer (422 otherwise: "1.5", "true"); its range is ModelService's check (400)
+        # here (decimal digits, an optional sign) and ModelService refuses what is no integer in
+        # its range with one message saying the range (400), for "1.5" as for "-1"
         _known_query(request, ("refine_steps",))
+        text = refine_steps.strip()
+        refine_steps = int(text) if text.lstrip("+-").isdigit() and text.isascii() else refine_steps
         async with _read_body(request, service.max_upload_bytes, bodies) as data:
             r, ms = await run_in_threadpool(timed, service.encode_upload, data, refine_steps)
         return {"w": r["w"], "original": _data_url(r["original"]), "reconstruction": _data_url(r["reconstruction"]),

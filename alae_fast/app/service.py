@@ -332,7 +332,7 @@ class ModelService:
         descent on G's pixel error (module docstring), then decoded as every w here.
 
         Raises UserError naming ``refine_steps`` for a bad one (before the image is decoded) and
-        for a descent that left finite numbers, and :class:`~.uploads.UploadError` for a bad
+        for a descent that reached NaN or infinity, and :class:`~.uploads.UploadError` for a bad
         upload."""
         refine_steps = self._refine_steps(refine_steps)
         notes, res = LoadNotes(), self.run.schedule.resolution

@@ -222,25 +222,28 @@ class LoadedRun:
         _check_noise(noise, "decode", device=self.device)
         return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
 
-    def reconstruct(self, x: torch.Tensor, noise=None, refine_steps: int = 0, space: str = "w") -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, noise=None, refine_steps: int = 0, space: str = "w",
+                    refine_lr: float = 0.05) -> torch.Tensor:
         """G(E(x)) (see :meth:`encode` and :meth:`decode`): images ``[N, C, r, r]`` at the level
         the run reached, in the model's dtype (float32), whichever of encode's two resolutions x
         has. ``noise``: as :meth:`decode`; None (default) takes ``self.noise_mode``, so the result
         is ``decode(encode(x))`` (deterministic with the default 'zero').
 
         refine_steps: an int in [0, 100000]; default 0 is ALAE's own reconstruction. Above 0,
-        G(w) with w = :meth:`project` ``(x, refine_steps, space=space)``: E(x) refined by descent
-        on the pixel error (not in the ALAE paper; :mod:`.projection`). space: "w" (default) or
-        "w+", as :meth:`project`. Errors: the class docstring, naming ``reconstruct``."""
-        from .projection import check_refine_steps, check_space
+        G(w) with w = :meth:`project` ``(x, refine_steps, refine_lr, space)``: E(x) refined by
+        descent on the pixel error (not in the ALAE paper; :mod:`.projection`). space: "w"
+        (default) or "w+"; refine_lr: a finite number > 0 (default 0.05), as :meth:`project`'s
+        lr. Errors: the class docstring, naming ``reconstruct``."""
+        from .projection import check_refine_lr, check_refine_steps, check_space
 
         check_refine_steps(refine_steps, "reconstruct", "refine_steps")
         check_space(space, "reconstruct", "space")
+        check_refine_lr(refine_lr, "reconstruct", "refine_lr")
         x = self._level_images(x, "reconstruct")
         noise = self.noise_mode if noise is None else noise
         _check_noise(noise, "reconstruct", device=self.device)
         if refine_steps:
-            return self.decode(self.project(x, refine_steps, space=space, noise=noise), noise=noise)
+            return self.decode(self.project(x, refine_steps, refine_lr, space=space, noise=noise), noise=noise)
         return self.decode(self.model.encode(x, self.phase.lod, self.phase.blend), noise=noise)
 
     def project(self, x: torch.Tensor, steps: int = 100, lr: float = 0.05, space: str = "w",

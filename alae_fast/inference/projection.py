@@ -14,7 +14,8 @@ it beside, never instead of, ALAE's own G(E(x)).
 The arithmetic (what a caller may reproduce): Adam (betas 0.9, 0.999, eps 1e-8) on w alone, the
 learning rate ``lr · ½(1 + cos(π t / steps))`` at step t = 0 … steps − 1, the loss the sum over
 images of each image's mean squared pixel error, so every image follows its own path: an image's
-result does not depend on the others in its batch (up to float rounding). The networks' weights
+result does not depend on the others in its batch (up to float rounding). Each image keeps the
+iterate of lowest error seen (E(x) and the steps + 1 iterates after it). The networks' weights
 get no gradient and are not changed.
 """
 
@@ -71,7 +72,10 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     per-layer noise list (default "zero": deterministic); batch_size: int >= 1, images refined at
     a time (each image's path does not depend on it).
 
-    Returns w detached, float32 or x's dtype as E gives it, on x's device. Raises ValueError
+    Returns w detached, in the dtype E gives (x's), on x's device: for each image the iterate of
+    lowest pixel error among E(x) and the steps' iterates, so never worse than E(x) by that error
+    (StyleGAN2's projector returns the last iterate, which an lr too large for the model leaves
+    far worse than where it started). Raises ValueError
     naming the argument for a bad steps, lr, space or batch_size, what ``encode``/``decode``
     raise for a bad x or noise, and FloatingPointError when the descent leaves finite numbers
     (an lr too large for this model)."""
@@ -98,31 +102,46 @@ def _project_batch(model, x, lod, blend, steps, lr, space, noise) -> torch.Tenso
     w = w0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=lr, betas=(0.9, 0.999), eps=1e-8)
     target = x.detach()
+    best_w, best = w0.detach().clone(), None
+
+    def errors(w_now):  # each image's mean squared pixel error; half types accumulate in float32
+        err = model.decode(w_now, lod, blend, noise) - target
+        err = err.float() if err.dtype in (torch.float16, torch.bfloat16) else err
+        return err.square().mean(dim=tuple(range(1, err.ndim)))
+
+    def keep(per, w_now):  # the best iterate so far, per image
+        nonlocal best
+        per = per.detach()
+        better = torch.ones_like(per, dtype=torch.bool) if best is None else per < best
+        best = per if best is None else torch.where(better, per, best)
+        best_w[better] = w_now.detach()[better]
+
     with torch.enable_grad():
         for t in range(steps):
             for group in opt.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * t / steps))
-            err = (model.decode(w, lod, blend, noise) - target).float()
-            loss = err.square().mean(dim=tuple(range(1, err.ndim))).sum()
+            per = errors(w)
             # the gradient of w alone: the networks' .grad stay as they are (None in inference)
-            (grad,) = torch.autograd.grad(loss, [w])
+            (grad,) = torch.autograd.grad(per.sum(), [w])
+            keep(per, w)  # the error of w before this step: E(x)'s at t = 0
             w.grad = grad
             opt.step()
-    out = w.detach()
-    if not torch.isfinite(out).all():
+    if not torch.isfinite(w).all():
         raise FloatingPointError(f"project_latents: the descent reached NaN or infinity within {steps} steps at lr "
                                  f"{lr:g}; use a smaller lr")
-    return out
+    with torch.no_grad():
+        keep(errors(w), w)
+    return best_w
 
 
 def refined_reconstruction(model, x: torch.Tensor, lod: int | None, blend: float, *,
-                           steps: int = DEFAULT_REFINE_STEPS, space: str = "w", labelled: bool,
-                           limit: int | None = None) -> dict:
+                           steps: int = DEFAULT_REFINE_STEPS, space: str = "w", lr: float = DEFAULT_REFINE_LR,
+                           labelled: bool, limit: int | None = None) -> dict:
     """The reconstruction figures of G(w), w refined from E(x) (:func:`project_latents`, noise
     off), as the reports print them beside ALAE's own G(E(x)).
 
     x: images ``[M, C, r, r]`` in [-1, 1] at ``lod``/``blend``; steps: an int in [1,
-    MAX_REFINE_STEPS]; labelled: whether the data have classes (unlabelled data also get the
+    MAX_REFINE_STEPS]; space, lr: as :func:`project_latents`'s; labelled: whether the data have classes (unlabelled data also get the
     matched-back figure, ``alae_fast.eval.reconstruction_identification``); limit: refine only the
     first ``limit`` images (None: all; the figures say how many). Returns ``{"steps", "space",
     "lr", "images", "mse", "identification"}`` (identification None for labelled data or fewer
@@ -133,9 +152,9 @@ def refined_reconstruction(model, x: torch.Tensor, lod: int | None, blend: float
     if check_refine_steps(steps, "refined_reconstruction") == 0:
         raise ValueError("refined_reconstruction: steps must be >= 1 (0 is G(E(x)) itself)")
     x = x if limit is None else x[:limit]
-    w = project_latents(model, x, lod, blend, steps=steps, space=space, noise="zero")
+    w = project_latents(model, x, lod, blend, steps=steps, lr=lr, space=space, noise="zero")
     with torch.no_grad():
         rec = model.decode(w, lod, blend, "zero")
     ident = None if labelled or x.shape[0] < 2 else reconstruction_identification(rec, x)
-    return {"steps": steps, "space": space, "lr": DEFAULT_REFINE_LR, "images": int(x.shape[0]),
+    return {"steps": steps, "space": space, "lr": float(lr), "images": int(x.shape[0]),
             "mse": float((rec - x).double().square().mean()), "identification": ident}

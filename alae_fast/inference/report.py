@@ -70,8 +70,10 @@ def format_refined(refined: dict, split: str) -> str:
     """Lines for :func:`~alae_fast.inference.projection.refined_reconstruction`'s result on
     ``split`` images (what they are to the run), said as what it is: not ALAE's G(E(x))."""
     n = refined["images"]
+    # the default lr (0.05) is the help's and the README's; another one is said in the line
+    lr = "" if refined.get("lr", 0.05) == 0.05 else f", lr {refined['lr']:g}"
     line = (f"reconstruction MSE after refining E(x) by {refined['steps']} steps of descent on the pixel error "
-            f"in {refined['space']} (not ALAE's G(E(x)): StyleGAN2's projector from the encoder) on {n} {split} "
+            f"in {refined['space']}{lr} (not ALAE's G(E(x)): StyleGAN2's projector from the encoder) on {n} {split} "
             f"images: {refined['mse']:.4f}")
     ident = refined.get("identification")
     if ident is None:
