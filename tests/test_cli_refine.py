@@ -49,7 +49,7 @@ def test_the_training_report_of_a_folder_adds_the_refined_reconstructions(folder
     ev = json.loads((folder_run["run"] / "eval.json").read_text())
     refined = ev["reconstruction_refined"]
     held = folder_run["held_out"]
-    assert refined["steps"] == 100 and refined["space"] == "w" and refined["images"] == len(held) == 2
+    assert refined["steps"] == 100 and refined["space"] == "w" and refined["images"] == refined["of"] == len(held) == 2
     assert refined["mse"] == pytest.approx(_refined_mse(folder_run["run"], held, 100), rel=1e-5)
     assert refined["identification"]["chance"] == pytest.approx(0.5)
     assert (f"reconstruction MSE after refining E(x) by 100 steps of descent on the pixel error in w (not "
@@ -111,6 +111,34 @@ def test_reconstruct_shows_the_refined_beside_g_of_e(folder_run, tmp_path, capsy
     assert f"-> {want:.4f}; pixels in [-1, 1])" in printed, printed
 
 
+def test_evaluate_refines_the_first_refine_images(folder_run, capsys):
+    quick = ["--num-fid", "40", "--ppl-samples", "2"]
+    assert main(["evaluate", "--ckpt", str(folder_run["run"]), *quick, "--refine-steps", "3", "--refine-images", "1",
+                 "--out", str(folder_run["run"] / "e3.json")]) == 0
+    r = json.loads((folder_run["run"] / "e3.json").read_text())["reconstruction_refined"]
+    assert (r["images"], r["of"], r["identification"]) == (1, 2, None)
+    assert r["mse"] == pytest.approx(_refined_mse(folder_run["run"], folder_run["held_out"][:1], 3), rel=1e-5)
+    run = load_run(folder_run["run"])
+    x = prepare_images(load_image_files(folder_run["held_out"][:1], run.schedule), run.schedule, run.phase)
+    with torch.no_grad():
+        assert r["encoder_mse"] == pytest.approx(float((run.reconstruct(x).double() - x.double()).square().mean()),
+                                                 rel=1e-5)
+    assert f"on the first 1 of 2 held-out images: {r['mse']:.4f} (G(E(x)) on the same 1: " in capsys.readouterr().out
+
+
+def test_the_training_report_says_how_to_refine_a_model_too_large_for_it(tmp_path, capsys, monkeypatch):
+    import alae_fast.training.run as training_run
+    monkeypatch.setattr(training_run, "REPORT_REFINE_RESOLUTION", 16)  # the tiny run's 32x32 counts as large
+    folder = evaluate_folder._digit_folder(tmp_path / "photos", 24)
+    with one_thread():
+        assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "run"), "--kimg", "0.032",
+                     "--data", str(folder), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert (f"(E(x) refined by descent is not computed here for a 32x32 model, above 16x16: each step is a pass of "
+            f"G; alae-fast evaluate --ckpt {tmp_path / 'run'} --refine-steps 100 computes it)") in printed
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["reconstruction_refined"] is None
+
+
 def test_evaluate_reports_the_refined_reconstructions_only_when_asked(folder_run, capsys):
     quick = ["--num-fid", "40", "--ppl-samples", "2"]
     assert main(["evaluate", "--ckpt", str(folder_run["run"]), *quick, "--json", "--refine-steps", "4",
@@ -141,6 +169,8 @@ def test_evaluate_reports_the_refined_reconstructions_only_when_asked(folder_run
     (["encode", "{file}", "--refine-lr", "0.1"], "--refine-lr 0.1 applies only with --refine-steps N (N >= 1)"),
     (["encode", "{file}", "--refine-steps", "3", "--refine-lr", "0"], "argument --refine-lr: expected a finite number > 0"),
     (["evaluate", "--refine-steps", "3", "--refine-lr", "nan"], "argument --refine-lr: expected a finite number > 0"),
+    (["evaluate", "--refine-images", "5"], "--refine-images 5 applies only with --refine-steps N (N >= 1)"),
+    (["evaluate", "--refine-steps", "3", "--refine-images", "0"], "argument --refine-images: expected an int >= 1"),
     (["encode", "{file}", "--refine-steps", "3", "--space", "z"], "argument --space: invalid choice: 'z'"),
 ])
 def test_bad_refine_flags_are_refused(folder_run, tmp_path, capsys, argv, said):

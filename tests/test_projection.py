@@ -188,9 +188,30 @@ def test_refined_reconstruction_reports_what_it_measured():
     assert r["images"] == 4 and r["steps"] == 10 and r["space"] == "w" and r["lr"] == DEFAULT_REFINE_LR
     assert r["mse"] == pytest.approx(pixel_error(model, w, x[:4]), rel=1e-12)
     assert set(r["identification"]) >= {"reconstructions", "mean_colour", "chance", "mean_colour_mse"}
-    assert refined_reconstruction(model, x, LOD, BLEND, steps=2, labelled=True)["identification"] is None
+    assert r["of"] == 6 and r["encoder_mse"] == pytest.approx(pixel_error(model, model.encode(x[:4], LOD, BLEND),
+                                                                           x[:4]), rel=1e-12)
+    assert r["mse"] <= r["encoder_mse"]
+    whole = refined_reconstruction(model, x, LOD, BLEND, steps=2, labelled=True)
+    assert whole["identification"] is None and whole["images"] == whole["of"] == 6
     with pytest.raises(ValueError, match="steps must be >= 1"):
         refined_reconstruction(model, x, LOD, BLEND, steps=0, labelled=True)
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match="limit must be None or an int >= 1"):
+            refined_reconstruction(model, x, LOD, BLEND, steps=2, labelled=True, limit=bad)
+
+
+def test_the_refined_line_says_which_images_and_what_to_compare():
+    from alae_fast.inference.report import format_refined
+    r = {"steps": 100, "space": "w", "lr": 0.05, "images": 15, "of": 15, "mse": 0.02836, "encoder_mse": 0.1587,
+         "identification": {"reconstructions": 1.0, "mean_colour": 0.5333, "chance": 1 / 15}}
+    assert format_refined(r, "held-out") == (
+        "reconstruction MSE after refining E(x) by 100 steps of descent on the pixel error in w (not ALAE's "
+        "G(E(x)): StyleGAN2's projector from the encoder) on 15 held-out images: 0.0284\n"
+        "  refined, matched back to their own input (pixel 1-NN): 100.0% (mean colour 53.3%, chance 6.7%)")
+    part = format_refined({**r, "of": 40, "lr": 0.2, "identification": None}, "held-out")
+    assert part == ("reconstruction MSE after refining E(x) by 100 steps of descent on the pixel error in w, lr 0.2 "
+                    "(not ALAE's G(E(x)): StyleGAN2's projector from the encoder) on the first 15 of 40 held-out "
+                    "images: 0.0284 (G(E(x)) on the same 15: 0.1587)")
 
 
 # --- LoadedRun.project and LoadedRun.reconstruct(refine_steps=...) --------------------------------

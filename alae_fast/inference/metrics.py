@@ -214,7 +214,8 @@ def identification_if_unlabelled(reconstructions: torch.Tensor, images: torch.Te
 
 def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: str | None = None,
                    num_fid: int = 1000, ppl_samples: int = 200, seed: int = 0, device="cpu",
-                   refine_steps: int = 0, refine_space: str = "w", refine_lr: float = 0.05) -> dict[str, Any]:
+                   refine_steps: int = 0, refine_space: str = "w", refine_lr: float = 0.05,
+                   refine_images: int = 256) -> dict[str, Any]:
     """All metrics of issue 6 for a loaded run, as a JSON-ready dict.
 
     - ``latent``: 1-NN and LinearSVC accuracy of E(x) vs random encoders (the mean of
@@ -245,8 +246,9 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
 
     num_fid: int >= 2; ppl_samples: int >= 1; seed: int in [0, 2**63); device: as
     :func:`~alae_fast.inference.loading.check_device`; refine_steps: int in [0, 100000] (default
-    0); refine_space: "w" (default) or "w+"; refine_lr: a finite number > 0 (default 0.05, Adam's).
-    ValueError naming the argument otherwise.
+    0); refine_space: "w" (default) or "w+"; refine_lr: a finite number > 0 (default 0.05, Adam's);
+    refine_images: an int >= 1, the first that many of the reconstructed images are refined
+    (default 256). ValueError naming the argument otherwise.
     """
     from ..eval import (feature_network, fid_generated, fid_reconstructed, perceptual_path_length,
                         proxy_lpips_distance, reconstruct_all, reconstruction_mse)
@@ -262,6 +264,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     refine_steps = check_refine_steps(refine_steps, "evaluate_model", "refine_steps")
     refine_space = check_space(refine_space, "evaluate_model", "refine_space")
     refine_lr = check_refine_lr(refine_lr, "evaluate_model", "refine_lr")
+    refine_images = check_count(refine_images, "refine_images", "evaluate_model")
 
     schedule, phase, m = run.schedule, run.phase, run.model
     res = schedule.resolution
@@ -286,7 +289,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
         if refine_steps:
             out["reconstruction_refined"] = refined_reconstruction(
                 m, x_real.to(device), phase.lod, phase.blend, steps=refine_steps, space=refine_space, lr=refine_lr,
-                labelled=out["latent"] is not None)
+                labelled=out["latent"] is not None, limit=refine_images)
         net = feature_network(inception_weights, device=device)
         out["fid_network"] = getattr(net, "name", type(net).__name__)
         out["fid_is_proxy"] = bool(getattr(net, "is_proxy", inception_weights is None))

@@ -143,18 +143,26 @@ def refined_reconstruction(model, x: torch.Tensor, lod: int | None, blend: float
     x: images ``[M, C, r, r]`` in [-1, 1] at ``lod``/``blend``; steps: an int in [1,
     MAX_REFINE_STEPS]; space, lr: as :func:`project_latents`'s; labelled: whether the data have classes (unlabelled data also get the
     matched-back figure, ``alae_fast.eval.reconstruction_identification``); limit: refine only the
-    first ``limit`` images (None: all; the figures say how many). Returns ``{"steps", "space",
-    "lr", "images", "mse", "identification"}`` (identification None for labelled data or fewer
-    than 2 images). Raises as :func:`project_latents`, and ValueError for steps 0 (nothing to
-    report beside G(E(x)))."""
+    first ``limit`` images (None: all; an int >= 1; a step costs a forward and a backward pass of
+    G per image: 1.2 ms for photos-32 on two cores, 150 ms for celeba-128). Returns ``{"steps",
+    "space", "lr", "images", "of", "mse", "encoder_mse", "identification"}``: ``images`` refined
+    of the ``of`` given, their refined MSE, G(E(x))'s MSE on the same images (the figure to read
+    it against when not all were refined) and the matched-back figure among them (None for
+    labelled data or fewer than 2 images). Raises as :func:`project_latents`, and ValueError for
+    steps 0 (nothing to report beside G(E(x))) or a limit < 1."""
     from ..eval import reconstruction_identification
 
     if check_refine_steps(steps, "refined_reconstruction") == 0:
         raise ValueError("refined_reconstruction: steps must be >= 1 (0 is G(E(x)) itself)")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"refined_reconstruction: limit must be None or an int >= 1; got {limit!r}")
+    given = int(x.shape[0])
     x = x if limit is None else x[:limit]
     w = project_latents(model, x, lod, blend, steps=steps, lr=lr, space=space, noise="zero")
     with torch.no_grad():
         rec = model.decode(w, lod, blend, "zero")
+        plain = model.reconstruct(x, lod, blend, "zero")
     ident = None if labelled or x.shape[0] < 2 else reconstruction_identification(rec, x)
-    return {"steps": steps, "space": space, "lr": float(lr), "images": int(x.shape[0]),
-            "mse": float((rec - x).double().square().mean()), "identification": ident}
+    return {"steps": steps, "space": space, "lr": float(lr), "images": int(x.shape[0]), "of": given,
+            "mse": float((rec - x).double().square().mean()),
+            "encoder_mse": float((plain - x).double().square().mean()), "identification": ident}

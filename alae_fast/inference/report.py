@@ -69,12 +69,15 @@ def format_identification(ident: dict, n: int, split: str) -> str:
 def format_refined(refined: dict, split: str) -> str:
     """Lines for :func:`~alae_fast.inference.projection.refined_reconstruction`'s result on
     ``split`` images (what they are to the run), said as what it is: not ALAE's G(E(x))."""
-    n = refined["images"]
+    n, of = refined["images"], refined.get("of", refined["images"])
     # the default lr (0.05) is the help's and the README's; another one is said in the line
     lr = "" if refined.get("lr", 0.05) == 0.05 else f", lr {refined['lr']:g}"
+    which = f"{n}" if n == of else f"the first {n} of {of}"
     line = (f"reconstruction MSE after refining E(x) by {refined['steps']} steps of descent on the pixel error "
-            f"in {refined['space']}{lr} (not ALAE's G(E(x)): StyleGAN2's projector from the encoder) on {n} {split} "
-            f"images: {refined['mse']:.4f}")
+            f"in {refined['space']}{lr} (not ALAE's G(E(x)): StyleGAN2's projector from the encoder) on {which} "
+            f"{split} images: {refined['mse']:.4f}")
+    if n != of:  # the G(E(x)) line above is over all of them: the figure to compare is on these
+        line += f" (G(E(x)) on the same {n}: {refined['encoder_mse']:.4f})"
     ident = refined.get("identification")
     if ident is None:
         return line

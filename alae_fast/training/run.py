@@ -1191,16 +1191,20 @@ def _report(run: _Run, stopped: str | None) -> dict[str, Any]:
     return summary
 
 
-# The most held-out images the end-of-training report refines (100 descent steps each; 256 of
-# photos-32's 32x32 tiles take about 10 s on two cores)
-REPORT_REFINE_LIMIT = 256
+# The end-of-training report refines (100 descent steps each) at most this many held-out images,
+# and only for models of at most REPORT_REFINE_RESOLUTION: a step is a forward and a backward pass
+# of G, 1.2 ms an image for photos-32 on two CPU cores (64 images: 8 s) but 150 ms for celeba-128
+# (64 images: 16 minutes). Larger models are refined by `alae-fast evaluate --refine-steps`, when
+# asked.
+REPORT_REFINE_LIMIT = 64
+REPORT_REFINE_RESOLUTION = 64
 
 
 def _evaluate(run: _Run) -> dict[str, Any]:
     """The EMA model's latent classification and reconstruction MSE (held-out split when the
     data have one) and, for unlabelled data, the matched-back fraction and the reconstructions
-    from E(x) refined by descent (up to REPORT_REFINE_LIMIT images), written to eval.json,
-    printed and returned."""
+    from E(x) refined by descent (up to REPORT_REFINE_LIMIT images, for models up to
+    REPORT_REFINE_RESOLUTION), written to eval.json, printed and returned."""
     from ..data import open_dataset
     from ..eval import reconstruct_all, reconstruction_mse
     from ..inference.projection import DEFAULT_REFINE_STEPS, refined_reconstruction
@@ -1224,7 +1228,8 @@ def _evaluate(run: _Run) -> dict[str, Any]:
         ident = identification_if_unlabelled(rec, xt, report)
         # Unlabelled images (a folder of photos) have no class for a loose inverse to land in, so
         # their report adds what G can do from a w near E(x): the projection a user would run next
-        refined = None if ident is None else refined_reconstruction(
+        refine = ident is not None and phase.resolution <= REPORT_REFINE_RESOLUTION
+        refined = None if not refine else refined_reconstruction(
             trainer.ema.module, xt.to(ctx.device), phase.lod, phase.blend, steps=DEFAULT_REFINE_STEPS,
             labelled=False, limit=REPORT_REFINE_LIMIT)
     ev = {"kimg": trainer.images_seen / 1000.0, "latent": report, "reconstruction_mse": mse,
@@ -1239,4 +1244,9 @@ def _evaluate(run: _Run) -> dict[str, Any]:
         say(format_identification(ident, int(xt.shape[0]), mse_on))
     if refined is not None:
         say(format_refined(refined, mse_on))
+    elif ident is not None:
+        r = phase.resolution
+        say(f"(E(x) refined by descent is not computed here for a {r}x{r} model, above "
+            f"{REPORT_REFINE_RESOLUTION}x{REPORT_REFINE_RESOLUTION}: each step is a pass of G; "
+            f"alae-fast evaluate --ckpt {plan.out} --refine-steps {DEFAULT_REFINE_STEPS} computes it)")
     return ev
