@@ -192,6 +192,12 @@ class LoadedRun:
                              f"got {tuple(x.shape)}")
         return x
 
+    def _noise(self, noise, op: str):
+        """``noise`` checked for ``op``, None taking :attr:`noise_mode`."""
+        noise = self.noise_mode if noise is None else noise
+        _check_noise(noise, op, device=self.device)
+        return noise
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """E(x): images with pixels in [-1, 1] -> w ``[N, latent_size]`` in x's dtype (the ops
         compute in it; half types accumulate in float32).
@@ -234,14 +240,10 @@ class LoadedRun:
         descent on the pixel error (not in the ALAE paper; :mod:`.projection`). space: "w"
         (default) or "w+"; refine_lr: a finite number > 0 (default 0.05), as :meth:`project`'s
         lr. Errors: the class docstring, naming ``reconstruct``."""
-        from .projection import check_refine_lr, check_refine_steps, check_space
+        from .projection import check_refinement
 
-        check_refine_steps(refine_steps, "reconstruct", "refine_steps")
-        check_space(space, "reconstruct", "space")
-        check_refine_lr(refine_lr, "reconstruct", "refine_lr")
-        x = self._level_images(x, "reconstruct")
-        noise = self.noise_mode if noise is None else noise
-        _check_noise(noise, "reconstruct", device=self.device)
+        check_refinement("reconstruct", refine_steps, refine_lr, space, ("refine_steps", "refine_lr", "space"))
+        x, noise = self._level_images(x, "reconstruct"), self._noise(noise, "reconstruct")
         if refine_steps:
             return self.decode(self.project(x, refine_steps, refine_lr, space=space, noise=noise), noise=noise)
         return self.decode(self.model.encode(x, self.phase.lod, self.phase.blend), noise=noise)
@@ -260,14 +262,10 @@ class LoadedRun:
         makes the result deterministic). Returns w (float32, detached) for :meth:`decode`.
         Errors: the class docstring, naming ``project``; FloatingPointError when the descent
         diverges (an lr too large)."""
-        from .projection import check_refine_lr, check_refine_steps, check_space, project_latents
+        from .projection import check_refinement, project_latents
 
-        check_refine_steps(steps, "project", "steps")
-        check_refine_lr(lr, "project", "lr")
-        check_space(space, "project", "space")
-        x = self._level_images(x, "project")
-        noise = self.noise_mode if noise is None else noise
-        _check_noise(noise, "project", device=self.device)
+        check_refinement("project", steps, lr, space)
+        x, noise = self._level_images(x, "project"), self._noise(noise, "project")
         return project_latents(self.model, x, self.phase.lod, self.phase.blend, steps=steps, lr=lr, space=space,
                                noise=noise)
 

@@ -57,6 +57,13 @@ def check_space(space, op: str, name: str = "space") -> str:
     return space
 
 
+def check_refinement(op: str, steps, lr, space, names: tuple[str, str, str] = ("steps", "lr", "space")) -> None:
+    """The three checks above, in that order, each error naming ``op`` and its own of ``names``."""
+    check_refine_steps(steps, op, names[0])
+    check_refine_lr(lr, op, names[1])
+    check_space(space, op, names[2])
+
+
 def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
                     steps: int = DEFAULT_REFINE_STEPS, lr: float = DEFAULT_REFINE_LR, space: str = "w",
                     noise="zero", batch_size: int = 256) -> torch.Tensor:
