@@ -23,8 +23,7 @@ from pathlib import Path
 
 from ._words import plural as _plural
 from .errors import UserError, first_line
-from .limits import MAX_PICTURE_PIXELS  # torch-free: the same limit as alae_fast.inference.pictures
-from .limits import MAX_REFINE_STEPS
+from .limits import MAX_PICTURE_PIXELS, MAX_REFINE_STEPS  # torch-free: the limits the library enforces
 
 _DESCRIPTION = """\
 alae_fast: fused StyleGAN-family ops and the Adversarial Latent Autoencoder (ALAE).
@@ -872,6 +871,7 @@ def _held_out(data, run):
 def _cmd_reconstruct(args) -> int:
     import torch
 
+    from .eval import reconstruction_mse
     from .inference.loading import run_data
     from .inference.pictures import pairs_grid_size, save_pairs_grid
     from .inference.pixels import load_image_files, prepare_images, to_display
@@ -917,7 +917,7 @@ def _cmd_reconstruct(args) -> int:
         with _noise_seeded(args.seed, run):
             refined = run.reconstruct(x, refine_steps=args.refine_steps, space=space, refine_lr=lr).detach()
         said = (f" and G(w) of w refined by {_plural(args.refine_steps, 'step')} of descent from E(x) in {space} "
-                f"(MSE {_mse(rec, x):.4f} -> {_mse(refined, x):.4f}; pixels in [-1, 1])")
+                f"(MSE {reconstruction_mse(rec, x):.4f} -> {reconstruction_mse(refined, x):.4f}; pixels in [-1, 1])")
         refined = to_display(refined, res)
     path = save_pairs_grid(to_display(x, res), to_display(rec, res), _out(args, run, "reconstructions.png"),
                            scale=scale, refined=refined)
@@ -949,10 +949,6 @@ def _say_refining(args, count: int, space: str, lr: float) -> None:
     if args.refine_steps:
         print(f"refining E(x) of {_plural(count, 'image')} by {_plural(args.refine_steps, 'step')} of descent on "
               f"the pixel error in {space} (Adam, lr {lr:g})", flush=True)
-
-
-def _mse(a, b) -> float:
-    return float((a.float() - b.float()).square().mean())
 
 
 def _cmd_interpolate(args) -> int:
@@ -1042,6 +1038,7 @@ def _cmd_style_mix(args) -> int:
 def _cmd_evaluate(args) -> int:
     from .inference.loading import run_data
     from .inference.metrics import evaluate_model
+    from .inference.projection import DEFAULT_REFINE_IMAGES
 
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     space, lr = _refine_options(args)
@@ -1055,7 +1052,7 @@ def _cmd_evaluate(args) -> int:
     metrics = evaluate_model(run, data=data, inception_weights=args.inception_weights, num_fid=args.num_fid,
                              ppl_samples=args.ppl_samples, seed=seed, device=args.device,
                              refine_steps=args.refine_steps, refine_space=space, refine_lr=lr,
-                             refine_images=256 if args.refine_images is None else args.refine_images)
+                             refine_images=DEFAULT_REFINE_IMAGES if args.refine_images is None else args.refine_images)
     metrics["seed"] = seed  # which draws the figures came from: another seed gives other figures
     path, replaced = (Path(args.out), None) if args.out else _evaluation_file(args, run, metrics)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import _read_checkpoint_file
 from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
+from .projection import DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS
 from .sampling import _check_cutoff, _check_noise, check_count, check_seed, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
@@ -229,7 +230,7 @@ class LoadedRun:
         return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
 
     def reconstruct(self, x: torch.Tensor, noise=None, refine_steps: int = 0, space: str = "w",
-                    refine_lr: float = 0.05) -> torch.Tensor:
+                    refine_lr: float = DEFAULT_REFINE_LR) -> torch.Tensor:
         """G(E(x)) (see :meth:`encode` and :meth:`decode`): images ``[N, C, r, r]`` at the level
         the run reached, in the model's dtype (float32), whichever of encode's two resolutions x
         has. ``noise``: as :meth:`decode`; None (default) takes ``self.noise_mode``, so the result
@@ -248,8 +249,8 @@ class LoadedRun:
             return self.decode(self.project(x, refine_steps, refine_lr, space=space, noise=noise), noise=noise)
         return self.decode(self.model.encode(x, self.phase.lod, self.phase.blend), noise=noise)
 
-    def project(self, x: torch.Tensor, steps: int = 100, lr: float = 0.05, space: str = "w",
-                noise=None) -> torch.Tensor:
+    def project(self, x: torch.Tensor, steps: int = DEFAULT_REFINE_STEPS, lr: float = DEFAULT_REFINE_LR,
+                space: str = "w", noise=None) -> torch.Tensor:
         """The latents of x found by descent on G's pixel error from E(x)
         (:func:`~alae_fast.inference.projection.project_latents`, whose docstring gives the
         arithmetic and the papers it follows; not in the ALAE paper or the official code).

@@ -16,6 +16,7 @@ from ..models import ModelConfig, build_model
 from ..training.schedule import LODSchedule, Phase
 from .loading import LoadedRun
 from .pixels import prepare_images, to_display
+from .projection import DEFAULT_REFINE_IMAGES, DEFAULT_REFINE_LR
 
 __all__ = ["latent_eval", "evaluate_model", "data_relation", "random_model", "RANDOM_ENCODERS",
            "RANDOM_ENCODER_SEED", "RELATIONS",
@@ -214,8 +215,8 @@ def identification_if_unlabelled(reconstructions: torch.Tensor, images: torch.Te
 
 def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: str | None = None,
                    num_fid: int = 1000, ppl_samples: int = 200, seed: int = 0, device="cpu",
-                   refine_steps: int = 0, refine_space: str = "w", refine_lr: float = 0.05,
-                   refine_images: int = 256) -> dict[str, Any]:
+                   refine_steps: int = 0, refine_space: str = "w", refine_lr: float = DEFAULT_REFINE_LR,
+                   refine_images: int = DEFAULT_REFINE_IMAGES) -> dict[str, Any]:
     """All metrics of issue 6 for a loaded run, as a JSON-ready dict.
 
     - ``latent``: 1-NN and LinearSVC accuracy of E(x) vs random encoders (the mean of
@@ -260,10 +261,9 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     ppl_samples = check_count(ppl_samples, "ppl_samples", "evaluate_model")
     seed = check_seed(seed, "seed", "evaluate_model")
     device = check_device(device, "device")
-    from .projection import check_refine_lr, check_refine_steps, check_space, refined_reconstruction
-    refine_steps = check_refine_steps(refine_steps, "evaluate_model", "refine_steps")
-    refine_space = check_space(refine_space, "evaluate_model", "refine_space")
-    refine_lr = check_refine_lr(refine_lr, "evaluate_model", "refine_lr")
+    from .projection import check_refinement, refined_reconstruction
+    check_refinement("evaluate_model", refine_steps, refine_lr, refine_space,
+                     ("refine_steps", "refine_lr", "refine_space"))
     refine_images = check_count(refine_images, "refine_images", "evaluate_model")
 
     schedule, phase, m = run.schedule, run.phase, run.model

@@ -31,6 +31,7 @@ from ..models.base import check_images
 PROJECTION_SPACES = ("w", "w+")
 DEFAULT_REFINE_STEPS = 100
 DEFAULT_REFINE_LR = 0.05
+DEFAULT_REFINE_IMAGES = 256  # what `evaluate --refine-steps` refines unless --refine-images says
 
 
 def check_refine_steps(steps, op: str, name: str = "steps") -> int:
@@ -84,17 +85,16 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     (StyleGAN2's projector returns the last iterate, which an lr too large for the model leaves
     far worse than where it started). Raises ValueError
     naming the argument for a bad steps, lr, space or batch_size, what ``encode``/``decode``
-    raise for a bad x or noise, and FloatingPointError when the descent leaves finite numbers
+    raise for a bad x or noise, and FloatingPointError when the descent reaches NaN or infinity
     (an lr too large for this model)."""
-    steps = check_refine_steps(steps, "project_latents")
-    lr = check_refine_lr(lr, "project_latents")
-    space = check_space(space, "project_latents")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"project_latents: batch_size must be an int >= 1; got {batch_size!r}")
+    from .sampling import check_count
+
+    check_refinement("project_latents", steps, lr, space)
+    check_count(batch_size, "batch_size", "project_latents")
     check_images(x, "project_latents")
     if not torch.isfinite(x).all():
         raise ValueError("project_latents: x contains NaN or infinity")
-    parts = [_project_batch(model, x[i:i + batch_size], lod, blend, steps, lr, space, noise)
+    parts = [_project_batch(model, x[i:i + batch_size], lod, blend, steps, float(lr), space, noise)
              for i in range(0, x.shape[0], batch_size)]
     return torch.cat(parts) if parts else x.new_zeros((0, model.latent_size))
 
@@ -157,7 +157,7 @@ def refined_reconstruction(model, x: torch.Tensor, lod: int | None, blend: float
     it against when not all were refined) and the matched-back figure among them (None for
     labelled data or fewer than 2 images). Raises as :func:`project_latents`, and ValueError for
     steps 0 (nothing to report beside G(E(x))) or a limit < 1."""
-    from ..eval import reconstruction_identification
+    from ..eval import reconstruction_identification, reconstruction_mse
 
     if check_refine_steps(steps, "refined_reconstruction") == 0:
         raise ValueError("refined_reconstruction: steps must be >= 1 (0 is G(E(x)) itself)")
@@ -171,5 +171,4 @@ def refined_reconstruction(model, x: torch.Tensor, lod: int | None, blend: float
         plain = model.reconstruct(x, lod, blend, "zero")
     ident = None if labelled or x.shape[0] < 2 else reconstruction_identification(rec, x)
     return {"steps": steps, "space": space, "lr": float(lr), "images": int(x.shape[0]), "of": given,
-            "mse": float((rec - x).double().square().mean()),
-            "encoder_mse": float((plain - x).double().square().mean()), "identification": ident}
+            "mse": reconstruction_mse(rec, x), "encoder_mse": reconstruction_mse(plain, x), "identification": ident}

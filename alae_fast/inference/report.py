@@ -70,8 +70,10 @@ def format_refined(refined: dict, split: str) -> str:
     """Lines for :func:`~alae_fast.inference.projection.refined_reconstruction`'s result on
     ``split`` images (what they are to the run), said as what it is: not ALAE's G(E(x))."""
     n, of = refined["images"], refined.get("of", refined["images"])
-    # the default lr (0.05) is the help's and the README's; another one is said in the line
-    lr = "" if refined.get("lr", 0.05) == 0.05 else f", lr {refined['lr']:g}"
+    from .projection import DEFAULT_REFINE_LR
+
+    # the default lr is the help's and the README's; another one is said in the line
+    lr = "" if refined.get("lr", DEFAULT_REFINE_LR) == DEFAULT_REFINE_LR else f", lr {refined['lr']:g}"
     which = f"{n}" if n == of else f"the first {n} of {of}"
     line = (f"reconstruction MSE after refining E(x) by {refined['steps']} steps of descent on the pixel error "
             f"in {refined['space']}{lr} (not ALAE's G(E(x)): StyleGAN2's projector from the encoder) on {which} "
