@@ -300,7 +300,9 @@ def test_encode_refines_e_of_x_when_asked(server, digits_run):
                             ("true", 400, "refine_steps: expected an integer in [0, 1000]"),
                             ("True", 400, "refine_steps: expected an integer in [0, 1000]"),
                             ("", 400, "refine_steps: expected an integer in [0, 1000]"),
-                            ("%EF%BC%95", 400, "refine_steps: expected an integer in [0, 1000]")):  # a full-width 5
+                            ("%EF%BC%95", 400, "refine_steps: expected an integer in [0, 1000]"),  # a full-width 5
+                            ("%2B-5", 400, "refine_steps: expected an integer in [0, 1000]"),  # "+-5": was a 500
+                            ("5-", 400, "refine_steps: expected an integer in [0, 1000]")):
         status, answer = S.post(url + "api/encode?refine_steps=" + bad, png, raw=True)
         assert status == code and says in answer["error"], (bad, status, answer)
     # a misspelt parameter would give E(x) as if refined: refused by name

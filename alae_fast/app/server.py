@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import re
 import socket
 import sys
 import time
@@ -293,7 +294,8 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
         # its range with one message saying the range (400), for "1.5" as for "-1"
         _known_query(request, ("refine_steps",))
         text = refine_steps.strip()
-        refine_steps = int(text) if text.lstrip("+-").isdigit() and text.isascii() else refine_steps
+        # fullmatch, not lstrip + isdigit: "+-5" passed that test and int() then raised (a 500)
+        refine_steps = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else refine_steps
         async with _read_body(request, service.max_upload_bytes, bodies) as data:
             r, ms = await run_in_threadpool(timed, service.encode_upload, data, refine_steps)
         return {"w": r["w"], "original": _data_url(r["original"]), "reconstruction": _data_url(r["reconstruction"]),
