@@ -125,13 +125,11 @@ _positive_int = _int_at_least(1)
 
 
 def _refine_steps(text: str) -> int:
-    """An argparse type: descent steps of a projection, an int in [0, MAX_REFINE_STEPS] (the
-    range said for a text that is no int too: "2.5" is as wrong as "-1")."""
-    try:
-        v = int(text)
-    except ValueError:
-        v = None
-    if v is None or not 0 <= v <= MAX_REFINE_STEPS:
+    """An argparse type: descent steps of a projection, an int in [0, MAX_REFINE_STEPS] in decimal
+    digits, as seeds are read (the range said for a text that is no such int too: "2.5" is as
+    wrong as "-1")."""
+    v = _decimal(text)
+    if v is None or not v <= MAX_REFINE_STEPS:
         raise argparse.ArgumentTypeError(f"expected an int in [0, {MAX_REFINE_STEPS}], got {text}")
     return v
 

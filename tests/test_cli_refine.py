@@ -164,6 +164,7 @@ def test_evaluate_reports_the_refined_reconstructions_only_when_asked(folder_run
     (["reconstruct", "--refine-steps", "100001"], "expected an int in [0, 100000], got 100001"),
     (["encode", "{file}", "--refine-steps", "two"], "argument --refine-steps: expected an int in [0, 100000], got two"),
     (["encode", "{file}", "--refine-steps", "2.5"], "argument --refine-steps: expected an int in [0, 100000], got 2.5"),
+    (["encode", "{file}", "--refine-steps", "1_000"], "argument --refine-steps: expected an int in [0, 100000], got 1_000"),
     (["reconstruct", "--space", "w+"], "--space w+ applies only with --refine-steps N (N >= 1)"),
     (["evaluate", "--space", "w+", "--refine-steps", "0"], "--space w+ applies only with --refine-steps"),
     (["encode", "{file}", "--refine-lr", "0.1"], "--refine-lr 0.1 applies only with --refine-steps N (N >= 1)"),
