@@ -1079,3 +1079,28 @@ def test_unknown_fields_and_bodies_that_are_not_json_are_refused_by_name(server)
     status, answer = S.post(url + "api/generate", b'{"seed": 3,', raw=True, content_type="application/json")
     assert status == 422 and answer["error"].startswith("bad request: the body is not JSON ("), answer
     assert S.post(url + "api/generate", {"seed": 3})[0] == 200  # the known fields alone still pass
+
+
+def test_query_parameters_a_route_does_not_take_are_refused_by_name(server):
+    """"?seed=5" beside a JSON body, or "?nam=x" for an upload, would otherwise be dropped and the
+    answer given for the body's seed or the default name: every POST and DELETE route refuses a
+    query parameter it does not take with 422 naming it, and takes the ones it does."""
+    url = server.url
+    seed = S.post(url + "api/generate", {"seed": 3})[1]
+    wa = seed["w"]
+    amounts = [0.0] * len(S.get(url + "api/info")[1]["directions"])
+    for route, body, query in (("api/generate", {"seed": 3}, "seed=5"),
+                               ("api/edit", {"w": wa, "amounts": amounts}, "psi=0.5"),
+                               ("api/values", {"w": wa}, "w=1"),
+                               ("api/mix", {"wa": wa, "wb": wa}, "alpha=0.5"),
+                               ("api/interpolate", {"wa": wa, "wb": wa}, "steps=4")):
+        status, answer = S.post(url + route + "?" + query, body)
+        name = query.split("=")[0]
+        assert status == 422 and answer["error"] == f"bad request: {name}: unknown field", (route, answer)
+        status, answer = S.post(url + route, body)  # the route itself answers without the query
+        assert status == 200 or (route == "api/mix" and "several style inputs" in answer["error"]), (route, answer)
+    status, answer = S.post(url + "api/directions?name=q&nam=x", _npy(np.linspace(-1, 1, 8)), raw=True)
+    assert status == 422 and answer["error"] == "bad request: nam: unknown field", answer
+    status, answer = S.post(url + "api/directions?nme=q", None, method="DELETE")
+    assert status == 422 and answer["error"] == "bad request: nme: unknown field", answer
+    assert "q" not in [d["name"] for d in S.get(url + "api/info")[1]["directions"]]

@@ -9,7 +9,7 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
   error, values, ``refine_steps``; N (optional, default 0: w = E(x), ALAE's own) an integer in
   [0, ``service.MAX_PAGE_REFINE_STEPS``] = [0, 1000]: w is E(x) refined by N steps of descent on
   G's pixel error (``LoadedRun.project`` in W); anything else (not an integer, out of range):
-  400 naming it and the range; any other query parameter: 422 naming it;
+  400 naming it and the range;
 - ``POST /api/values`` ``{w}`` -> the attribute value of w along each direction;
 - ``POST /api/edit`` ``{w, amounts, names?}`` -> the edited picture, its styles ``ws`` (style
   inputs from 16 on keep w, as the official demo) and ``w`` (style input 0); ``names``, the
@@ -26,8 +26,9 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
   one the server started with).
 
 Each answer carries ``ms``, the server's time for the model work. Bad input gets a 4xx and
-``{"error": message}``, which the page shows; the server keeps serving. Model work runs in
-worker threads (FastAPI runs ``def`` routes in its thread pool), so a slow decode never
+``{"error": message}``, which the page shows; the server keeps serving. A query parameter that a
+POST or DELETE route does not take (``name`` and ``refine_steps`` are the only ones) gets 422
+naming it, never the default's answer. Model work runs in worker threads (FastAPI runs ``def`` routes in its thread pool), so a slow decode never
 blocks the event loop: the page, ``/api/info`` and uploads keep answering meanwhile.
 Uploads are read into memory up to the limit (never written to disk) and refused past it, as
 is one that would take the bodies held at once past a few uploads' worth (503); a few decode
@@ -50,7 +51,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -102,14 +103,16 @@ class PairRequest(_Request):
     steps: StrictInt = 8
 
 
-def _known_query(request: Request, known: tuple[str, ...]) -> None:
-    """RequestValidationError (422, "name: unknown field") for a query parameter not in ``known``:
-    a misspelt one ("refine-steps") would be ignored and the default's answer given, as an unknown
-    JSON field would (:class:`_Request`)."""
-    unknown = [k for k in request.query_params if k not in known]
-    if unknown:
-        raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", k), "msg": "unknown field"}
-                                      for k in unknown])
+def _query(*known: str):
+    """A route dependency refusing (422, "name: unknown field") any query parameter not in ``known``:
+    a misspelt one ("refine-steps", "?seed=5" beside a JSON body) would otherwise be ignored and
+    the default's answer given, as an unknown JSON field would (:class:`_Request`)."""
+    def check(request: Request) -> None:
+        unknown = [k for k in request.query_params if k not in known]
+        if unknown:
+            raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", k), "msg": "unknown field"}
+                                          for k in unknown])
+    return [Depends(check)]
 
 
 @asynccontextmanager
@@ -287,12 +290,11 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
     def info():
         return service.info()
 
-    @app.post("/api/encode")
+    @app.post("/api/encode", dependencies=_query("refine_steps"))
     async def encode(request: Request, refine_steps: str = "0"):
         # a query parameter, not a JSON field: the body is the image's own bytes. Its text is read
         # here (decimal digits, an optional sign) and ModelService refuses what is no integer in
         # its range with one message saying the range (400), for "1.5" as for "-1"
-        _known_query(request, ("refine_steps",))
         text = refine_steps.strip()
         # fullmatch, not lstrip + isdigit: "+-5" passed that test and int() then raised (a 500)
         refine_steps = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else refine_steps
@@ -302,32 +304,32 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
                 "mse": r["mse"], "values": r["values"], "notice": r["notice"], "refine_steps": r["refine_steps"],
                 "ms": ms}
 
-    @app.post("/api/edit")
+    @app.post("/api/edit", dependencies=_query())
     def edit(req: EditRequest):
         r, ms = timed(service.edit, req.w, req.amounts, req.names)
         return {"image": _data_url(r["image"]), "ws": r["ws"], "w": r["w"], "ms": ms}
 
-    @app.post("/api/values")
+    @app.post("/api/values", dependencies=_query())
     def values(req: ValuesRequest):
         return {"values": service.values(req.w)}
 
-    @app.post("/api/generate")
+    @app.post("/api/generate", dependencies=_query())
     def generate(req: GenerateRequest):
         r, ms = timed(service.generate, req.seed, req.psi, req.noise_mode, req.cutoff)
         return {"image": _data_url(r["image"]), "plain": _data_url(r["plain"]), "w": r["w"], "ws": r["ws"],
                 "psi": r["psi"], "cutoff": r["cutoff"], "values": service.values(r["w"]), "ms": ms}
 
-    @app.post("/api/mix")
+    @app.post("/api/mix", dependencies=_query())
     def mix(req: PairRequest):
         r, ms = timed(service.mix, req.wa, req.wb)
         return {**{k: _data_url(v) for k, v in r.items()}, "ms": ms}
 
-    @app.post("/api/interpolate")
+    @app.post("/api/interpolate", dependencies=_query())
     def interpolate(req: PairRequest):
         r, ms = timed(service.interpolate, req.wa, req.wb, req.steps)
         return {"images": [_data_url(p) for p in r], "ms": ms}
 
-    @app.post("/api/directions")
+    @app.post("/api/directions", dependencies=_query("name"))
     async def add_direction(request: Request, name: str = "uploaded"):
         from ..edit.directions import parse_direction
 
@@ -337,7 +339,7 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
         d = await run_in_threadpool(service.add_direction, name, vec, "uploaded from the page", None, True)
         return {"name": d.name, "directions": service.info()["directions"]}
 
-    @app.delete("/api/directions")
+    @app.delete("/api/directions", dependencies=_query("name"))
     def remove_direction(name: str):
         d = service.remove_direction(name)
         return {"name": d.name, "directions": service.info()["directions"]}
