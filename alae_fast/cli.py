@@ -21,6 +21,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ._extras import install_hint
 from ._words import plural as _plural
 from .errors import UserError, first_line
 from .limits import MAX_PICTURE_PIXELS, MAX_REFINE_STEPS  # torch-free: the limits the library enforces
@@ -514,7 +515,7 @@ def _add_serve(sub) -> None:
                       description="Serve a page to encode and reconstruct uploaded images, edit them along "
                                   "attribute directions, generate, mix styles and interpolate, with PNG downloads. "
                                   "Binds to 127.0.0.1 (this machine only) unless --host says otherwise. Needs "
-                                  "pip install 'alae_fast[app]' (FastAPI, uvicorn).",
+                                  "FastAPI and uvicorn, the [app] extra.",
                       epilog="Directions: --directions DIR loads every *.npy in DIR (one [latent_size] vector "
                              "each, e.g. the official ALAE principal_directions). For a run trained on the "
                              "digits, one direction per digit class is fitted at start from the embedded "
@@ -1207,8 +1208,7 @@ def _cmd_serve(args) -> int:
         from .app.server import serve
     except ImportError as e:
         _load(args)  # a bad checkpoint is reported first: it would still be bad with the extra installed
-        raise UserError(f"serve needs the [app] extra ({e.name or e} is missing): "
-                        f"pip install 'alae_fast[app]'") from e
+        raise UserError(f"the web page needs the [app] extra ({e.name or e} is missing): {install_hint('app')}") from e
     return serve(args.ckpt, directions=args.directions, host=args.host, port=args.port, device=args.device,
                  max_upload_mb=args.max_upload_mb, config=args.config, ema=not args.no_ema)
 

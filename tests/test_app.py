@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import socket
+import sys
 import threading
 import time
 
@@ -565,6 +566,20 @@ def test_model_work_does_not_block_the_server(digits_run, monkeypatch):
         assert t.is_alive() and waited < 2.0, waited  # answered while the slow edit was still running
         t.join(30)
         assert done["r"][0] == 200
+
+
+def test_serve_without_the_app_extra_says_how_to_install_it(digits_run, capsys, monkeypatch):
+    """Not "pip install 'alae_fast[app]'": the package is installed from its source folder, and pip
+    would look for one of that name on an index. The hint is the extra's own requirements."""
+    from alae_fast._extras import install_hint
+    from alae_fast.cli import main
+
+    monkeypatch.delitem(sys.modules, "alae_fast.app.server", raising=False)
+    monkeypatch.setitem(sys.modules, "fastapi", None)
+    assert main(["serve", "--ckpt", str(digits_run), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"alae-fast serve: error: the web page needs the [app] extra (fastapi is missing): {install_hint('app')}"], err
+    assert "'fastapi>=" in err[0]
 
 
 def test_serve_says_where_it_binds_and_refuses_a_taken_port(digits_run, capsys):

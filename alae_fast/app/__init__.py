@@ -1,4 +1,4 @@
-"""``alae-fast serve``: a local web page to play with a trained run (needs ``pip install '.[app]'``).
+"""``alae-fast serve``: a local web page to play with a trained run (needs the ``[app]`` extra: FastAPI, uvicorn).
 
 - :mod:`.editing` - attribute editing in W (the official ALAE demo's math) and direction fitting;
 - :mod:`.uploads` - decoding an uploaded image safely (size and pixel limits, in memory);

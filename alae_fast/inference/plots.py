@@ -5,7 +5,7 @@
 - :func:`draw_loss_curves` is what training calls: no plot (and one line saying why) instead of
   an error when matplotlib is missing or the log has nothing to draw yet.
 
-matplotlib is the ``[plot]`` extra (``pip install 'alae_fast[plot]'``; ``[test]`` includes it). It
+matplotlib is the ``[plot]`` extra (``[test]`` includes it). It
 is imported only inside these functions, with the Agg renderer on a bare ``Figure`` (no pyplot,
 no display, no global backend switch). The PNG is written atomically like every other picture.
 """
@@ -20,11 +20,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .._extras import install_hint
 from .pictures import save_png
 
-__all__ = ["read_jsonl", "plot_loss_curves", "draw_loss_curves", "PLOT_EXTRA_HINT"]
+__all__ = ["read_jsonl", "plot_loss_curves", "draw_loss_curves"]
 
-PLOT_EXTRA_HINT = "pip install 'alae_fast[plot]'"
 # matplotlib's tab10 colours, in the order the panels take them (first panel blue, second red)
 _COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14),
            (23, 190, 207), (140, 86, 75), (227, 119, 194)]
@@ -160,7 +160,7 @@ def plot_loss_curves(log_path: str | os.PathLike, png_path: str | os.PathLike, k
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as e:
-        raise ImportError(f"the loss-curve plot needs matplotlib ({PLOT_EXTRA_HINT})", name=e.name) from e
+        raise ImportError(f"the loss-curve plot needs matplotlib ({install_hint('plot')})", name=e.name) from e
 
     height = len(keys) * panel_height + _XLABEL_HEIGHT
     fig = Figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI, facecolor="white")
@@ -193,5 +193,5 @@ def draw_loss_curves(log_path: str | os.PathLike, png_path: str | os.PathLike, s
         if "matplotlib" not in _told_missing:
             _told_missing.add("matplotlib")
             say(f"note: no {Path(png_path).name}: the loss-curve plot needs matplotlib, which is not installed; "
-                f"training goes on without it. For the plot: {PLOT_EXTRA_HINT}")
+                f"training goes on without it. For the plot: {install_hint('plot')}")
         return []

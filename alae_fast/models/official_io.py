@@ -16,7 +16,7 @@ running. A file naming anything of the modules torch blocks outright (``os``, ``
 ``posix``, ``nt``: ``os.system``...) is refused with an error: no checkpoint needs them.
 
 ``read_official_yaml`` reads an official ``configs/*.yaml`` (yacs keys) with PyYAML's
-``safe_load`` (``pip install 'alae_fast[official]'``) and refuses a key the official code does
+``safe_load`` (the ``[official]`` extra) and refuses a key the official code does
 not define, as its yacs ``merge_from_file`` does ("Non-existent config key"): a misspelt key
 would otherwise leave its setting at the default without a word.
 """
@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from .._extras import install_hint
 from ..errors import UserError
 from ..zip_integrity import checkpoint_damage
 
@@ -272,8 +273,8 @@ def _unknown_yaml_keys(data: dict) -> list[str]:
 def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """An official ``configs/*.yaml`` as a dict of sections (``{'MODEL': {...}, 'TRAIN': ...}``).
 
-    Raises FileNotFoundError, IsADirectoryError (a folder), ImportError (PyYAML missing: ``pip install
-    'alae_fast[official]'``) or OfficialCheckpointError (not YAML, not a mapping, or a key the
+    Raises FileNotFoundError, IsADirectoryError (a folder), ImportError (PyYAML missing: the
+    ``[official]`` extra) or OfficialCheckpointError (not YAML, not a mapping, or a key the
     official ``defaults.py`` does not define: :data:`OFFICIAL_YAML_KEYS`).
     """
     p = Path(path)
@@ -284,7 +285,7 @@ def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
     try:
         import yaml
     except ImportError:
-        raise ImportError("reading an official YAML config needs PyYAML: pip install 'alae_fast[official]' "
+        raise ImportError(f"reading an official YAML config needs PyYAML: {install_hint('official')} "
                           "(or load without --config: the architecture is inferred from the checkpoint)") from None
     try:
         data = yaml.safe_load(p.read_text())
