@@ -28,15 +28,16 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 Each answer carries ``ms``, the server's time for the model work. Bad input gets a 4xx and
 ``{"error": message}``, which the page shows; the server keeps serving. A query parameter that a
 POST or DELETE route does not take (``name`` and ``refine_steps`` are the only ones) gets 422
-naming it, never the default's answer. Model work runs in worker threads (FastAPI runs ``def`` routes in its thread pool), so a slow decode never
-blocks the event loop: the page, ``/api/info`` and uploads keep answering meanwhile.
-Uploads are read into memory up to the limit (never written to disk) and refused past it, as
-is one that would take the bodies held at once past a few uploads' worth (503); a few decode
-at a time (503 with ``Retry-After`` when none can start soon: :mod:`.uploads`). Every other
-request body (the JSON ones) is read the same way, up to :data:`MAX_JSON_BYTES`, before its
-route parses it (:class:`_BodyLimit`): a declared Content-Length or a chunked body, reading stops
-at the limit with 413. Numbers in the JSON bodies are strict, as the CLI and the Python API take
-them: a string ("0.5") or a boolean where a number goes gets 422 naming the field.
+naming it, never the default's answer. Model work runs in worker threads (FastAPI runs ``def``
+routes in its thread pool), so a slow decode never blocks the event loop: the page, ``/api/info``
+and uploads keep answering meanwhile. Uploads are read into memory up to the limit (never written
+to disk) and refused past it, as is one that would take the bodies held at once past a few
+uploads' worth (503); a few decode at a time (503 with ``Retry-After`` when none can start soon:
+:mod:`.uploads`). Every other request body (the JSON ones) is read the same way, up to
+:data:`MAX_JSON_BYTES`, before its route parses it (:class:`_BodyLimit`): a declared
+Content-Length or a chunked body, reading stops at the limit with 413. Numbers in the JSON bodies
+are strict, as the CLI and the Python API take them: a string ("0.5") or a boolean where a number
+goes gets 422 naming the field.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import _read_checkpoint_file
 from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
-from .projection import DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS
+from .projection import DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS, check_refinement, project_latents
 from .sampling import _check_cutoff, _check_noise, check_count, check_seed, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
@@ -241,8 +241,6 @@ class LoadedRun:
         descent on the pixel error (not in the ALAE paper; :mod:`.projection`). space: "w"
         (default) or "w+"; refine_lr: a finite number > 0 (default 0.05), as :meth:`project`'s
         lr. Errors: the class docstring, naming ``reconstruct``."""
-        from .projection import check_refinement
-
         check_refinement("reconstruct", refine_steps, refine_lr, space, ("refine_steps", "refine_lr", "space"))
         x, noise = self._level_images(x, "reconstruct"), self._noise(noise, "reconstruct")
         if refine_steps:
@@ -263,8 +261,6 @@ class LoadedRun:
         makes the result deterministic). Returns w (float32, detached) for :meth:`decode`.
         Errors: the class docstring, naming ``project``; FloatingPointError when the descent
         diverges (an lr too large)."""
-        from .projection import check_refinement, project_latents
-
         check_refinement("project", steps, lr, space)
         x, noise = self._level_images(x, "project"), self._noise(noise, "project")
         return project_latents(self.model, x, self.phase.lod, self.phase.blend, steps=steps, lr=lr, space=space,

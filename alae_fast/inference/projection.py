@@ -27,6 +27,7 @@ import torch
 
 from ..limits import MAX_REFINE_STEPS
 from ..models.base import check_images
+from .sampling import check_count
 
 PROJECTION_SPACES = ("w", "w+")
 DEFAULT_REFINE_STEPS = 100
@@ -87,8 +88,6 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     naming the argument for a bad steps, lr, space or batch_size, what ``encode``/``decode``
     raise for a bad x or noise, and FloatingPointError when the descent reaches NaN or infinity
     (an lr too large for this model)."""
-    from .sampling import check_count
-
     check_refinement("project_latents", steps, lr, space)
     check_count(batch_size, "batch_size", "project_latents")
     check_images(x, "project_latents")
