@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 
 import numpy as np
 import pytest
@@ -338,6 +339,13 @@ def test_bad_input_gets_4xx_and_the_server_keeps_serving(server):
         (S.post(url + "api/interpolate", {"wa": w, "wb": w, "steps": 100}), 400, "steps"),
         (S.post(url + "api/directions?name=short", _npy(np.ones(3)), raw=True), 400, "the model's latent size is 8"),
         (S.post(url + "api/directions?name=bad", b"garbage", raw=True), 400, "not a readable .npy"),
+        # a name is refused, never trimmed (a DELETE naming what was sent would then miss)
+        (S.post(url + "api/directions?name=" + "n" * 61, _npy(np.ones(8)), raw=True), 400,
+         "name: expected 1 to 60 printable characters, got 61 characters"),
+        (S.post(url + "api/directions?name=a%0Ab", _npy(np.ones(8)), raw=True), 400, "got character '\\n' at 1"),
+        (S.post(url + "api/directions?name=a%E2%80%8Bb", _npy(np.ones(8)), raw=True), 400,
+         "got character '\\u200b' at 1"),
+        (S.post(url + "api/directions?name=", _npy(np.ones(8)), raw=True), 400, "got an empty name"),
         # JSON integers beyond a float, strings and booleans as numbers: 400, never a 500
         (S.post(url + "api/values", {"w": [10 ** 400] + w[1:]}), 400, "within"),
         (S.post(url + "api/edit", {"w": w, "amounts": [10 ** 400] + [0] * 9}), 400, "within"),
@@ -541,6 +549,14 @@ def test_direction_upload_adds_a_slider(digits_run):
         assert len(S.get(srv.url + "api/info")[1]["directions"]) == 11
         status, edited = S.post(srv.url + "api/edit", {"w": enc["w"], "amounts": enc["values"]})
         assert status == 200
+        # 60 printable characters, spaces included, are a name as sent; no name is "uploaded"
+        long_name = "ä direction " + "x" * 48
+        status, body = S.post(srv.url + "api/directions?name=" + urllib.parse.quote(long_name),
+                              _npy(np.linspace(2, 3, 8)), raw=True)
+        assert status == 200 and body["name"] == long_name
+        status, body = S.post(srv.url + "api/directions", _npy(np.linspace(3, 2, 8)), raw=True)
+        assert status == 200 and body["name"] == "uploaded"
+        assert len(S.get(srv.url + "api/info")[1]["directions"]) == 13
 
 
 def test_model_work_does_not_block_the_server(digits_run, monkeypatch):

@@ -2,7 +2,7 @@
 driven by Playwright. Upload a digit, move a slider, and check that the pictures shown change
 and are exactly what the API answers; bad uploads show a message and the page keeps working;
 truncation as `alae-fast generate` (on a StyleALAE whose config truncates inputs 0-2 of 6);
-removing an uploaded direction; buttons disabled while their request runs; an upload's E(x)
+removing an uploaded direction, and the name a file's name gives it; buttons disabled while their request runs; an upload's E(x)
 refined by the steps the page's field asks for.
 
 Marked `browser`; skipped when playwright or the chromium binary is missing (.ci/run installs both)."""
@@ -473,6 +473,29 @@ def _check_busy(page, button: str, card: str, method: str, path: str, done_js: s
         page.wait_for_timeout(300)  # a second request, had one been sent, would be seen by now
         page.remove_listener("request", on_request)
         assert len(seen) == 1 and gate.calls == 1, (seen, gate.calls)
+
+
+def test_an_uploaded_direction_file_name_becomes_a_name_the_server_takes(page, server):
+    """The server refuses a name that is not 1-60 printable characters (test_app); the page makes
+    one of any file's name (control and invisible characters dropped, 60 code points kept),
+    shows it, and removes it again under that name."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.linspace(1, -1, 8))
+    odd = "tab\there\u200b " + "é" * 70 + ".NPY"
+    want = ("tabhere " + "é" * 70)[:60]
+    page.set_input_files("#direction-file", {"name": odd, "mimeType": "application/octet-stream",
+                                             "buffer": buf.getvalue()})
+    page.wait_for_function("document.querySelectorAll('#sliders input[type=range]').length === 11")
+    assert f"added direction {want}" in page.inner_text("#message")
+    names = [d["name"] for d in S.get(server.url + "api/info")[1]["directions"]]
+    assert names[-1] == want
+    page.click("#dir-10-remove")
+    page.wait_for_function("document.querySelectorAll('#sliders input[type=range]').length === 10")
+    assert f"removed direction {want}" in page.inner_text("#message")
 
 
 def test_generate_is_busy_while_it_runs(page):

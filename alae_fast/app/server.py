@@ -22,6 +22,7 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 - ``POST /api/mix`` ``{wa, wb}``; ``POST /api/interpolate`` ``{wa, wb, steps}`` (wa, wb, and the
   w of edit and values: one w, or styles ``ws`` as edit and generate answer them);
 - ``POST /api/directions?name=N`` body = a .npy file: adds a direction for this server's life;
+  N (default "uploaded") 1 to 60 printable characters, else 400 naming it (never trimmed);
   ``DELETE /api/directions?name=N`` removes an uploaded one (404 for an unknown name, 409 for
   one the server started with).
 
@@ -102,6 +103,20 @@ class PairRequest(_Request):
     wa: list
     wb: list
     steps: StrictInt = 8
+
+
+MAX_DIRECTION_NAME = 60
+
+
+def check_direction_name(name: str) -> None:
+    """UserError (400) unless ``name`` is 1 to :data:`MAX_DIRECTION_NAME` printable characters
+    (``str.isprintable``: no control, format or line-break characters; the page shows it as a
+    slider's label). Refused, never trimmed: a trimmed name would silently differ from the one
+    sent, and a DELETE naming the sent one would then miss."""
+    if not name or len(name) > MAX_DIRECTION_NAME or not name.isprintable():
+        bad = next((f"character {ch!r} at {i}" for i, ch in enumerate(name) if not ch.isprintable()), None)
+        got = bad or (f"{len(name)} characters" if name else "an empty name")
+        raise UserError(f"name: expected 1 to {MAX_DIRECTION_NAME} printable characters, got {got}")
 
 
 def _query(*known: str):
@@ -334,8 +349,8 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
     async def add_direction(request: Request, name: str = "uploaded"):
         from ..edit.directions import parse_direction
 
+        check_direction_name(name)
         async with _read_body(request, MAX_DIRECTION_BYTES, bodies) as data:
-            name = "".join(ch for ch in name if ch.isprintable())[:60] or "uploaded"
             vec = parse_direction(data, service.latent_size, f"direction {name!r}")
         d = await run_in_threadpool(service.add_direction, name, vec, "uploaded from the page", None, True)
         return {"name": d.name, "directions": service.info()["directions"]}

@@ -316,10 +316,19 @@ $("reset").addEventListener("click", () => guarded(() => {
   setSliders(state.current.values); scheduleEdit();
 }));
 
+// The server takes 1 to 60 printable characters (str.isprintable: no \p{C} or \p{Z} but the
+// space) and refuses others by name; a file's name is made one here, where the user sees the
+// result in the slider's label and in "added direction ...". Array.from counts code points, as
+// Python's len does.
+function directionName(fileName) {
+  const kept = Array.from(fileName.replace(/\.npy$/i, "").replace(/[\p{C}\p{Z}]/gu, (c) => (c === " " ? c : "")));
+  return kept.slice(0, 60).join("") || "uploaded";
+}
+
 $("direction-file").addEventListener("change", (e) => guarded(async () => {
   const f = e.target.files[0]; if (!f) return DROPPED;
   e.target.value = "";  // cleared on failure too: the same file can be chosen again
-  const d = await call("/api/directions?name=" + encodeURIComponent(f.name.replace(/\.npy$/, "")), f, true);
+  const d = await call("/api/directions?name=" + encodeURIComponent(directionName(f.name)), f, true);
   await directionsChanged(d.directions);
   say(`added direction ${d.name}`, true);
 }));
