@@ -82,10 +82,12 @@ def photo_of(path: Path) -> str:
     return path.stem.rsplit("-", 1)[0]
 
 
-def score(folder: Path, run: Path) -> dict:
+def score(folder: Path, run: Path, refine_steps: int = 0) -> dict:
     """How often the EMA reconstruction of a held-out crop of ``folder`` shows the crop's photo,
     by a pixel 1-NN fitted on the training crops (``alae_fast.eval.reconstruction_class_accuracy``
-    at the run's level; the folder's held-out split is ``alae_fast.data``'s). Returns
+    at the run's level; the folder's held-out split is ``alae_fast.data``'s). refine_steps
+    (default 0: ALAE's G(E(x))): above 0, G(w) of E(x) refined by that many steps in W
+    (``LoadedRun.reconstruct``'s ``refine_steps``; not ALAE's own). Returns
     ``{"reconstructions", "originals"}`` (fractions in [0, 1]), ``"held_out"`` and ``"train"``
     (counts), ``"photos"`` (the photo names, in label order)."""
     import torch
@@ -103,11 +105,10 @@ def score(folder: Path, run: Path) -> dict:
     for split, ds in sets.items():
         images[split] = prepare_images(ds.get_batch(torch.arange(len(ds.files)))[0], sched, phase)
         labels[split] = [photos.index(photo_of(f)) for f in ds.files]
-    model = loaded.model
-    with torch.no_grad():
-        got = reconstruction_class_accuracy(
-            lambda x: model.reconstruct(x, phase.lod, phase.blend, noise="zero"),
-            images["train"], labels["train"], images["test"], labels["test"])
+    # the descent needs gradients through G; G(E(x)) alone needs none
+    with torch.set_grad_enabled(refine_steps > 0):
+        rec = loaded.reconstruct(images["test"], refine_steps=refine_steps).detach()
+    got = reconstruction_class_accuracy(rec, images["train"], labels["train"], images["test"], labels["test"])
     return {**got, "held_out": len(labels["test"]), "train": len(labels["train"]), "photos": photos}
 
 
@@ -119,10 +120,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the crops' positions and sizes (default 0)")
     ap.add_argument("--score", type=Path, metavar="RUN",
                     help="instead of writing crops: score RUN's reconstructions of the held-out crops in OUT")
+    ap.add_argument("--refine-steps", type=int, default=0, metavar="N",
+                    help="with --score: score G(w) of E(x) refined by N steps in W (default 0: ALAE's G(E(x)))")
     a = ap.parse_args()
+    if a.refine_steps and a.score is None:
+        ap.error("--refine-steps: only with --score RUN")
     if a.score is not None:
-        r = score(a.out, a.score)
-        print(f"held-out crops whose reconstruction a pixel 1-NN over the {r['train']} training crops gives "
+        try:
+            r = score(a.out, a.score, a.refine_steps)
+        except ValueError as e:  # a refine_steps out of range, named by LoadedRun.reconstruct
+            ap.exit(2, f"photo_crops.py: {e}\n")
+        what = f"E(x) refined by {a.refine_steps} steps" if a.refine_steps else "G(E(x))"
+        print(f"held-out crops whose reconstruction ({what}) a pixel 1-NN over the {r['train']} training crops gives "
               f"their own photo: {100 * r['reconstructions']:.1f}% of {r['held_out']} (the crops themselves: "
               f"{100 * r['originals']:.1f}%; chance {100 / len(r['photos']):.1f}%)")
         return

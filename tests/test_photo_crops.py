@@ -57,3 +57,8 @@ def test_score_reads_each_held_out_crops_photo_from_its_name(tmp_path):
     got = crops.score(folder, tmp_path / "run")
     assert got["held_out"] == 2 and got["train"] == 20 and len(got["photos"]) == 11
     assert 0 <= got["reconstructions"] <= 1 and got["originals"] in (0.0, 0.5, 1.0)
+    # E(x) refined: another reconstruction of the same crops, scored against the same 1-NN
+    refined = crops.score(folder, tmp_path / "run", refine_steps=3)
+    assert refined["originals"] == got["originals"] and 0 <= refined["reconstructions"] <= 1
+    with pytest.raises(ValueError, match="refine_steps"):
+        crops.score(folder, tmp_path / "run", refine_steps=-1)
