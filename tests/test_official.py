@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -169,6 +170,50 @@ def test_yaml_schedule_that_differs_from_the_preset_wins(tmp_path):
     (tmp_path / "bad.yaml").write_text("TRAIN: [1, 2]\n")
     with pytest.raises(OfficialCheckpointError, match="bad.yaml: TRAIN must be a mapping"):
         official_config_from_yaml(tmp_path / "bad.yaml")
+
+
+def _edited_yaml(tmp_path, preset, section, key, value):
+    import yaml
+
+    data = yaml.safe_load(_published_yaml(*_PUBLISHED[preset]))
+    data.setdefault(section, {})[key] = value
+    path = tmp_path / f"{key.lower()}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_yaml_style_mixing_prob_is_the_configs_mixing_prob(tmp_path):
+    # the official trainer mixes with MODEL.STYLE_MIXING_PROB (train_alae.py); defaults.py: 0.9
+    pytest.importorskip("yaml")
+    assert official_config_from_yaml(_edited_yaml(tmp_path, "celeba-128", "MODEL", "STYLE_MIXING_PROB", 0.0)) == \
+        preset_config("celeba-128").replace(mixing_prob=0.0)
+    assert official_config_from_yaml(_edited_yaml(tmp_path, "celeba-128", "MODEL", "STYLE_MIXING_PROB", 0.9)) == \
+        preset_config("celeba-128")
+    with pytest.raises(OfficialCheckpointError, match="mixing_prob"):
+        official_config_from_yaml(_edited_yaml(tmp_path, "celeba-128", "MODEL", "STYLE_MIXING_PROB", 1.5))
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("MODEL", "Z_REGRESSION", True), ("MODEL", "MAPPING_D", "MappingToLatent"), ("MODEL", "MAPPING_F", "Other"),
+    ("TRAIN", "ADAM_BETA_0", 0.5), ("TRAIN", "ADAM_BETA_1", 0.999), ("TRAIN", "LEARNING_DECAY_STEPS", [5, 10])])
+def test_yaml_settings_alae_fast_does_not_implement_are_refused_by_name(tmp_path, section, key, value):
+    # read past, each would give a config that computes or trains otherwise than the official run
+    pytest.importorskip("yaml")
+    path = _edited_yaml(tmp_path, "ffhq-1024", section, key, value)
+    with pytest.raises(OfficialCheckpointError, match=rf"{section}\.{key} {re.escape(repr(value))} is not implemented"):
+        official_config_from_yaml(path)
+    # the official default given explicitly is the default
+    default = {"Z_REGRESSION": False, "MAPPING_D": "MappingD", "MAPPING_F": "MappingF", "ADAM_BETA_0": 0.0,
+               "ADAM_BETA_1": 0.99, "LEARNING_DECAY_STEPS": []}[key]
+    assert official_config_from_yaml(_edited_yaml(tmp_path, "ffhq-1024", section, key, default)) == \
+        preset_config("ffhq-1024")
+
+
+def test_yaml_epochs_per_lod_0_is_refused_saying_what_it_means(tmp_path):
+    pytest.importorskip("yaml")
+    with pytest.raises(OfficialCheckpointError, match=r"TRAIN.EPOCHS_PER_LOD 0 \(the official driver then trains "
+                                                      r"at the last level"):
+        official_config_from_yaml(_edited_yaml(tmp_path, "ffhq-1024", "TRAIN", "EPOCHS_PER_LOD", 0))
 
 
 # podgorskiy/ALAE configs/ffhq.yaml, whole (Apache-2.0): every key of it is an official one

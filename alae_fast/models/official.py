@@ -54,12 +54,20 @@ _NAMES = {"encoder": "discriminator", "generator": "generator", "mapping": "mapp
           "discriminator": "mapping_tl"}
 # The official defaults.py (master, 42bcf2e) for the MODEL keys this loader reads.
 _MODEL_DEFAULTS = {"LAYER_COUNT": 6, "START_CHANNEL_COUNT": 64, "MAX_CHANNEL_COUNT": 512, "LATENT_SPACE_SIZE": 256,
-                   "MAPPING_LAYERS": 5, "CHANNELS": 3, "DLATENT_AVG_BETA": 0.995, "TRUNCATIOM_PSI": 0.7,
+                   "MAPPING_LAYERS": 5, "CHANNELS": 3, "DLATENT_AVG_BETA": 0.995, "STYLE_MIXING_PROB": 0.9,
+                   "TRUNCATIOM_PSI": 0.7,
                    "TRUNCATIOM_CUTOFF": 8, "GENERATOR": "GeneratorDefault", "ENCODER": "EncoderDefault"}
 # ... and for the TRAIN and DATASET keys that make the schedule (defaults.py's values).
 _TRAIN_DEFAULTS = {"EPOCHS_PER_LOD": 15, "TRAIN_EPOCHS": 110, "LOD_2_BATCH_8GPU": [512, 256, 128, 64, 32, 32],
                    "LEARNING_RATES": [0.002]}
 _DATASET_DEFAULTS = {"SIZE": 70000, "FLIP_IMAGES": True}
+# Official settings (key, defaults.py's value) that alae_fast does not implement: a YAML giving
+# another value is refused by name, never loaded as a config that would compute or train otherwise
+# than the official run (Z_REGRESSION: E regresses z and reconstructs G(F(E(x))); MAPPING_D/F:
+# other network classes; the Adam betas and the step decay of the official scheduler).
+_UNSUPPORTED_SETTINGS = (("MODEL", "Z_REGRESSION", False), ("MODEL", "MAPPING_D", "MappingD"),
+                         ("MODEL", "MAPPING_F", "MappingF"), ("TRAIN", "ADAM_BETA_0", 0.0),
+                         ("TRAIN", "ADAM_BETA_1", 0.99), ("TRAIN", "LEARNING_DECAY_STEPS", []))
 _PAPER_PRESETS = ("ffhq-1024", "celeba-hq-256", "bedroom-256", "celeba-128")
 _STYLE_ARCH = ("latent_size", "mapping_layers", "layer_count", "channels", "start_features", "max_features")
 
@@ -102,6 +110,11 @@ def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, An
     t, d = {**_TRAIN_DEFAULTS, **train}, {**_DATASET_DEFAULTS, **dataset}
     size = int(d["SIZE"])
     epochs = float(t["EPOCHS_PER_LOD"])
+    if epochs == 0:
+        raise OfficialCheckpointError(
+            f"{path}: TRAIN.EPOCHS_PER_LOD 0 (the official driver then trains at the last level from the first "
+            f"image, without growing) has no alae_fast schedule; give the epochs per level, or load without the "
+            f"YAML (the architecture is then read from the checkpoint's shapes)")
     # lod_driver.get_blend_factor fades over EPOCHS_PER_LOD // 2 epochs: for an odd count (the
     # defaults' 15) that is not half of the level (even counts give exactly 0.5). EPOCHS_PER_LOD
     # 1 would divide by zero there; here it is a level without fade-in.
@@ -112,12 +125,26 @@ def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, An
                 train_kimg=float(t["TRAIN_EPOCHS"]) * size / 1000.0, flip=bool(d["FLIP_IMAGES"]))
 
 
+def _refuse_unsupported(data: dict[str, Any], path) -> None:
+    """OfficialCheckpointError naming the first of :data:`_UNSUPPORTED_SETTINGS` that ``data`` sets
+    to another value than the official default."""
+    for section, key, default in _UNSUPPORTED_SETTINGS:
+        part = data.get(section)
+        value = part.get(key, default) if isinstance(part, dict) else default
+        if value != default:
+            raise OfficialCheckpointError(
+                f"{path}: {section}.{key} {value!r} is not implemented by alae_fast (only the official default "
+                f"{default!r}); a config read past it would compute or train otherwise than the official run. "
+                f"Load without the YAML to read the architecture from the checkpoint's shapes")
+
+
 def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
     """The alae_fast config of an official YAML config (``configs/*.yaml``, yacs keys).
 
     Reads MODEL.LATENT_SPACE_SIZE, LAYER_COUNT, START_CHANNEL_COUNT, MAX_CHANNEL_COUNT,
-    MAPPING_LAYERS, CHANNELS, DLATENT_AVG_BETA, TRUNCATIOM_PSI, TRUNCATIOM_CUTOFF (missing
-    keys take the official defaults.py values), GENERATOR/ENCODER and, for the MLP,
+    MAPPING_LAYERS, CHANNELS, DLATENT_AVG_BETA, STYLE_MIXING_PROB (``mixing_prob``),
+    TRUNCATIOM_PSI, TRUNCATIOM_CUTOFF (missing keys take the official defaults.py values),
+    GENERATOR/ENCODER and, for the MLP,
     MAPPING_TO_LATENT / MAPPING_FROM_LATENT. A StyleALAE's schedule is the YAML's: per-level
     images TRAIN.EPOCHS_PER_LOD x DATASET.SIZE, length TRAIN.TRAIN_EPOCHS x DATASET.SIZE,
     batch TRAIN.LOD_2_BATCH_8GPU (the global batch of the recommended 8-GPU run), rates
@@ -126,7 +153,11 @@ def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
     configs do); others get the official fidelity fields.
 
     Raises FileNotFoundError, ImportError (no PyYAML) or OfficialCheckpointError (an
-    architecture this loader does not support, or bad values).
+    architecture this loader does not support, bad values, TRAIN.EPOCHS_PER_LOD 0, or a
+    StyleALAE setting alae_fast does not implement set to another value than the official
+    default: MODEL.Z_REGRESSION, MAPPING_D, MAPPING_F, TRAIN.ADAM_BETA_0, ADAM_BETA_1,
+    LEARNING_DECAY_STEPS). TRAIN.BASE_LEARNING_RATE is not read: the official scheduler sets
+    every level's rate from LEARNING_RATES before the first step.
     """
     data = read_official_yaml(path)
     model = data.get("MODEL") or {}
@@ -148,11 +179,12 @@ def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
             raise OfficialCheckpointError(
                 f"{path}: unsupported architecture GENERATOR {m['GENERATOR']!r}, ENCODER {m['ENCODER']!r} "
                 f"(supported: GeneratorDefault + EncoderDefault, or the mnist_ref MLP)")
+        _refuse_unsupported(data, path)
         arch = dict(latent_size=int(m["LATENT_SPACE_SIZE"]), mapping_layers=int(m["MAPPING_LAYERS"]),
                     layer_count=int(m["LAYER_COUNT"]), channels=int(m["CHANNELS"]),
                     start_features=int(m["START_CHANNEL_COUNT"]), max_features=int(m["MAX_CHANNEL_COUNT"]))
         extra = dict(w_avg_beta=float(m["DLATENT_AVG_BETA"]), truncation_psi=float(m["TRUNCATIOM_PSI"]),
-                     truncation_cutoff=int(m["TRUNCATIOM_CUTOFF"]))
+                     truncation_cutoff=int(m["TRUNCATIOM_CUTOFF"]), mixing_prob=float(m["STYLE_MIXING_PROB"]))
         return _style_config(arch, extra, _yaml_schedule(data, arch["layer_count"], path))
     except (TypeError, ValueError) as e:
         if isinstance(e, OfficialCheckpointError):
