@@ -141,6 +141,22 @@ def _undrawable(text: str) -> set[str]:
     return {c for c in text if not c.isspace() and bytes(font.getmask(c)) == box}
 
 
+@pytest.mark.parametrize("num_ws,want", [
+    # 1024² (18 inputs), 256² and 128²: StyleGAN's Fig. 3 and the official stylemix.py's
+    # range(0, 4), range(4, 8), range(8, 2 * layer_count)
+    (18, {"coarse": (0, 4), "middle": (4, 8), "fine": (8, 18)}),
+    (14, {"coarse": (0, 4), "middle": (4, 8), "fine": (8, 14)}),
+    (12, {"coarse": (0, 4), "middle": (4, 8), "fine": (8, 12)}),
+    (10, {"coarse": (0, 4), "middle": (4, 8), "fine": (8, 10)}),
+    # below 64²: no 64² inputs, thirds
+    (8, {"coarse": (0, 3), "middle": (3, 5), "fine": (5, 8)}),
+    (6, {"coarse": (0, 2), "middle": (2, 4), "fine": (4, 6)})])
+def test_style_ranges_are_the_official_figures_from_64_px_up(num_ws, want):
+    from alae_fast.inference.sampling import style_ranges
+
+    assert style_ranges(num_ws) == want
+
+
 def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys, monkeypatch):
     import alae_fast.inference.pictures as pictures
 

@@ -187,7 +187,14 @@ def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps:
 
 
 def style_ranges(num_ws: int) -> dict[str, tuple[int, int]]:
-    """Coarse, middle and fine style inputs: ``num_ws`` split in thirds, low resolutions first."""
+    """Coarse, middle and fine style inputs ``{name: (first, end)}`` of a StyleALAE with ``num_ws``
+    inputs (two per level, 4x4 first). From 64x64 up (``num_ws`` > 8) they are StyleGAN's
+    (Karras et al. 2019, Fig. 3) and the official ALAE figure's (style_mixing/stylemix.py:
+    ``range(0, 4)``, ``range(4, 8)``, ``range(8, 2 * layer_count)``): 4²-8², 16²-32², 64² and
+    up. A smaller model has no 64² inputs: its ``num_ws`` are split in thirds, low resolutions
+    first."""
+    if num_ws > 8:
+        return {"coarse": (0, 4), "middle": (4, 8), "fine": (8, num_ws)}
     a, b = round(num_ws / 3), round(2 * num_ws / 3)
     return {"coarse": (0, a), "middle": (a, b), "fine": (b, num_ws)}
 
