@@ -436,11 +436,18 @@ _PICTURE_COMMANDS = (
       (("--seed",), dict(type=_seed, default=None, help=_NOISE_SEED_HELP)))),
     ("style-mix", "coarse, middle and fine style-mixing grid",
      "Top row: sources A. Each further row: a destination B, then B with A's coarse, middle or fine styles "
-     "(style inputs split in thirds, low resolutions first). Needs a model with several style inputs (StyleALAE).",
-     ((("--rows",), dict(type=_positive_int, default=2, help="destinations per style range (default 2)")),
-      (("--cols",), dict(type=_positive_int, default=4, help="sources (default 4)")),
-      (("--seed",), dict(type=_seed, default=0, help="seed of the latents and, with --noise-mode random or batch, "
-                                                     "of G's noise (default 0): the same seed, the same picture")))),
+     "(from 64x64 up the 4-8, 16-32 and 64+ px style inputs, as StyleGAN and the official figure; smaller "
+     "models in thirds). A and B are samples G(F(z)), or with --sources and --destinations your images, "
+     "encoded (the official style_mixing/stylemix.py figure). Needs a model with several style inputs (StyleALAE).",
+     ((("--rows",), dict(type=_positive_int, default=None, help="sampled destinations per style range (default 2)")),
+      (("--cols",), dict(type=_positive_int, default=None, help="sampled sources (default 4)")),
+      (("--sources",), dict(nargs="+", metavar="A", default=None,
+                            help=f"source images A, with --destinations (instead of samples): {_IMAGE_FILES}")),
+      (("--destinations",), dict(nargs="+", metavar="B", default=None,
+                                 help="destination images B, with --sources; each is mixed in all three ranges")),
+      (("--seed",), dict(type=_seed, default=None,
+                         help="seed of the sampled latents and, with --noise-mode random or batch, of G's noise "
+                              "(default 0): the same seed, the same picture")))),
 )
 
 
@@ -978,17 +985,18 @@ def _cmd_interpolate(args) -> int:
     return 0
 
 
-def _style_mix_labels(rows: int, cols: int, num_ws: int) -> tuple[list[str], list[str]]:
+def _style_mix_labels(rows: int, cols: int, num_ws: int, same_b: bool = False) -> tuple[list[str], list[str]]:
     """The row and column titles of style-mix's table: sources A, then ``rows`` destinations B
     for each range of :func:`alae_fast.inference.sampling.style_ranges`, in the order of
-    ``style_mix_tiles``; columns B, A1 ... A``cols``. ASCII only: Pillow's default font (Aileron)
-    has no arrows, they came out as empty boxes."""
+    ``style_mix_tiles`` (``same_b``: the same ``rows`` images B in every range, B1 ... B``rows``
+    each time, as ``style_mix_images`` mixes them); columns B, A1 ... A``cols``. ASCII only:
+    Pillow's default font (Aileron) has no arrows, they came out as empty boxes."""
     from .inference.sampling import style_ranges
 
     ranges = style_ranges(num_ws)
     names = [n for n in ranges for _ in range(rows)]
-    row_labels = ["sources A"] + [f"B{i + 1} with A's\n{n} styles ({ranges[n][0]}-{ranges[n][1] - 1})"
-                                  for i, n in enumerate(names)]
+    row_labels = ["sources A"] + [f"B{(i % rows if same_b else i) + 1} with A's\n{n} styles "
+                                  f"({ranges[n][0]}-{ranges[n][1] - 1})" for i, n in enumerate(names)]
     return row_labels, ["B"] + [f"A{k + 1}" for k in range(cols)]
 
 
@@ -997,10 +1005,16 @@ def _cmd_style_mix(args) -> int:
     from .inference.pixels import to_display
     from .inference.sampling import style_mix_tiles, style_ranges
 
+    images = _style_mix_images_given(args)
     run = _load(args)
     res = run.schedule.resolution
     scale = _display_scale(res)
     num_ws = int(run.model.num_ws)
+    if images:
+        return _style_mix_of_images(args, run)
+    args.rows = 2 if args.rows is None else args.rows
+    args.cols = 4 if args.cols is None else args.cols
+    args.seed = 0 if args.seed is None else args.seed
 
     def size(rows: int, cols: int) -> tuple[tuple[int, int], bool]:
         # measuring a title takes ~0.3 ms: past 4096 titles, a table whose tiles alone (under
@@ -1031,6 +1045,61 @@ def _cmd_style_mix(args) -> int:
     noise = f"; noise {args.noise_mode}" if args.noise_mode in ("random", "batch") else ""
     print(f"wrote a style-mixing grid ({text} of {_plural(num_ws, 'style input')}; {_plural(args.rows, 'row')} each; "
           f"seed {args.seed}{noise}) to {path}")
+    return 0
+
+
+def _style_mix_images_given(args) -> bool:
+    """Whether style-mix mixes image files (--sources and --destinations); UserError for one
+    without the other, or with the options of sampled latents (--rows, --cols; --seed without
+    noise to seed), which would change nothing."""
+    given = [f for f, v in (("--sources", args.sources), ("--destinations", args.destinations)) if v]
+    if len(given) == 1:
+        other = "--destinations" if given[0] == "--sources" else "--sources"
+        raise UserError(f"{given[0]} needs {other}: A and B are both images or both samples")
+    if not given:
+        return False
+    for flag, value in (("--rows", args.rows), ("--cols", args.cols)):
+        if value is not None:
+            raise UserError(f"{flag} counts sampled latents; with --sources and --destinations the images given "
+                            f"are the table")
+    if args.seed is not None and args.noise_mode not in ("random", "batch"):
+        raise UserError(f"--seed: with --sources and --destinations the latents are the images' E(x); --seed then "
+                        f"seeds only G's noise, and noise mode {args.noise_mode or 'zero'} draws none (it goes with "
+                        f"--noise-mode random or batch)")
+    return True
+
+
+def _style_mix_of_images(args, run) -> int:
+    """style-mix of image files: the official stylemix.py figure, the originals at the margins."""
+    from .inference.pictures import labelled_grid_size, save_labelled_grid
+    from .inference.pixels import load_image_files, prepare_images, to_display
+    from .inference.sampling import style_mix_images, style_ranges
+
+    res, num_ws = run.schedule.resolution, int(run.model.num_ws)
+    if num_ws < 2:  # before any image is read
+        raise UserError(f"style-mix: this model has {num_ws} style input; style mixing needs a model with several "
+                        f"(a StyleALAE)")
+    scale = _display_scale(res)
+    rows, cols = len(args.destinations), len(args.sources)
+    row_labels, col_labels = _style_mix_labels(rows, cols, num_ws, same_b=True)
+    _check_picture_size(f"{rows} destinations and {cols} sources",
+                        f"the table ({3 * rows + 1} rows of {_tiles_said(cols + 1, res, scale, 4)}, beside and "
+                        f"under their titles)", labelled_grid_size(row_labels, col_labels, res, res, scale),
+                        [])
+    device = next(run.model.parameters()).device
+    load = lambda files: prepare_images(load_image_files(files, run.schedule), run.schedule, run.phase).to(device)  # noqa: E731
+    src, dst = load(args.sources), load(args.destinations)
+    with _noise_seeded(args.seed, run):
+        mixed, _ = style_mix_images(run, src, dst)
+    cells = [["rows: destinations B\ncolumns: sources A", *to_display(src, res)]]
+    b_tiles = to_display(dst, res)
+    cells += [[b_tiles[i % rows], *to_display(mixed[i], res)] for i in range(mixed.shape[0])]
+    path = save_labelled_grid(cells, _out(args, run, "style-mix.png"), row_labels, col_labels, scale=scale)
+    text = ", ".join(f"{k} {a}-{b - 1}" for k, (a, b) in style_ranges(num_ws).items())
+    names = "; ".join([f"A{i + 1} {f}" for i, f in enumerate(args.sources)] +
+                      [f"B{i + 1} {f}" for i, f in enumerate(args.destinations)])
+    print(f"wrote a style-mixing grid of your images ({text} of {_plural(num_ws, 'style input')}; {names}"
+          f"{_noise_said(args)}) to {path}")
     return 0
 
 

@@ -188,6 +188,64 @@ def test_style_mix_needs_several_styles(mlp_run, tmp_path, capsys, monkeypatch):
     assert main(["generate", "--ckpt", str(out), "--n", "4"]) == 0
 
 
+def test_style_mix_of_your_images_is_the_official_figure(mlp_run, tmp_path, capsys):
+    """--sources/--destinations: each B's E(x) takes each A's E(x) in one range of style inputs,
+    decoded without noise, checked against the model's own encode/decode; the picture's B
+    tiles are the inputs, and the options of sampled latents are refused with images."""
+    from PIL import Image
+
+    from alae_fast.inference.loading import load_run
+    from alae_fast.inference.pixels import load_image_files, prepare_images
+    from alae_fast.inference.sampling import style_mix_images, style_ranges
+
+    toy()
+    out = tmp_path / "toy"
+    with one_thread():
+        assert main(["train", "--preset", "toy-pg", "--out", str(out), "--kimg", "0.048", "--no-eval", "--no-progress",
+                     "--schedule", "lod_kimg=[0.016]", "--schedule", "lod_batch=[8]"]) == 0
+    rng = np.random.default_rng(5)
+    files = []
+    for name in ("a1", "a2", "b1", "b2"):
+        files.append(str(tmp_path / f"{name}.png"))
+        Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8)).save(files[-1])
+    capsys.readouterr()
+    assert main(["style-mix", "--ckpt", str(out), "--sources", *files[:2], "--destinations", *files[2:]]) == 0
+    text = capsys.readouterr().out
+    assert f"A1 {files[0]}; A2 {files[1]}; B1 {files[2]}; B2 {files[3]}" in text and "coarse 0-1" in text
+    assert _png(out / "style-mix.png").ndim in (2, 3)
+
+    run = load_run(out)
+    x = prepare_images(load_image_files(files, run.schedule), run.schedule, run.phase)
+    mixed, names = style_mix_images(run, x[:2], x[2:])
+    assert mixed.shape[:2] == (6, 2) and names == ["coarse"] * 2 + ["middle"] * 2 + ["fine"] * 2
+    with torch.no_grad():
+        w = run.model.encode(x, run.phase.lod, run.phase.blend)  # [4, latent]
+        num_ws = int(run.model.num_ws)
+        for r, (lo, hi) in enumerate(style_ranges(num_ws).values()):
+            for j in range(2):
+                for i in range(2):
+                    ws = w[2 + j].repeat(num_ws, 1).clone()
+                    ws[lo:hi] = w[i]
+                    want = run.model.decode(ws[None], run.phase.lod, run.phase.blend, noise="zero")
+                    torch.testing.assert_close(mixed[2 * r + j, i:i + 1], want, rtol=1e-5, atol=1e-5)
+
+    for extra, message in ((["--sources", files[0]], "--sources needs --destinations"),
+                           (["--destinations", files[0]], "--destinations needs --sources"),
+                           (["--sources", files[0], "--destinations", files[1], "--cols", "3"],
+                            "--cols counts sampled latents"),
+                           (["--sources", files[0], "--destinations", files[1], "--seed", "3"],
+                            "--seed: with --sources and --destinations the latents are the images' E(x)"),
+                           (["--sources", str(tmp_path / "gone.png"), "--destinations", files[1]], "does not exist")):
+        assert main(["style-mix", "--ckpt", str(out), *extra]) == 2
+        assert message in capsys.readouterr().err
+    # with noise to seed, --seed is taken
+    assert main(["style-mix", "--ckpt", str(out), "--sources", files[0], "--destinations", files[1],
+                 "--noise-mode", "random", "--seed", "3"]) == 0
+    assert "(noise random, seed 3)" in capsys.readouterr().out
+    assert main(["style-mix", "--ckpt", str(mlp_run), "--sources", files[0], "--destinations", files[1]]) == 2
+    assert "style mixing needs a model with several" in capsys.readouterr().err
+
+
 def test_errors_exit_2_with_a_clear_line(mlp_run, tmp_path, capsys):
     missing = tmp_path / "nope"
     assert main(["train", "--preset", "digits-mlp", "--data", str(missing), "--out", str(tmp_path / "r"), *TINY]) == 2

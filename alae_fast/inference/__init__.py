@@ -24,7 +24,7 @@ from .pixels import load_image_files, prepare_images, to_display
 from .plots import draw_loss_curves, plot_loss_curves, read_jsonl
 from .report import format_latent_report
 from .sampling import (NOISE_MODES, PSI_RANGE, generate_seeds, interpolate_latents, mix_ranges, sample_images,
-                       seed_latent, style_mix_grid, style_mix_tiles, style_ranges)
+                       seed_latent, style_mix_grid, style_mix_images, style_mix_tiles, style_ranges)
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "convert_official", "load_run", "recorded_data_spec", "run_data",
            "evaluate_model", "identification_if_unlabelled", "latent_eval", "random_model", "format_latent_report",
@@ -32,4 +32,4 @@ __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "convert_official", "load_run", "re
            "to_uint8", "load_image_files", "prepare_images", "to_display",
            "draw_loss_curves", "plot_loss_curves", "read_jsonl",
            "NOISE_MODES", "PSI_RANGE", "generate_seeds", "interpolate_latents", "mix_ranges", "sample_images",
-           "seed_latent", "style_mix_grid", "style_mix_tiles", "style_ranges"]
+           "seed_latent", "style_mix_grid", "style_mix_images", "style_mix_tiles", "style_ranges"]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # annotations only: loading imports this module
 
 __all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "SEED_LIMIT", "seed_range_text", "check_count", "check_seed", "check_psi",
            "seed_latent", "generate_seeds", "interpolate_latents", "style_ranges", "mix_ranges", "style_mix_tiles",
-           "style_mix_grid"]
+           "style_mix_images", "style_mix_grid"]
 
 # Seeds of the Python API: ints in [0, SEED_LIMIT), what torch's generators take as distinct seeds
 # without wrapping, as the CLI's --seed and --seeds and the web page take them (the page keeps a seed as
@@ -232,14 +232,41 @@ def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
     zb = torch.randn(3 * rows, m.latent_size, generator=g).to(device)
     wa = m.mapping(za).unsqueeze(1).expand(-1, num_ws, -1)
     wb = m.mapping(zb).unsqueeze(1).expand(-1, num_ws, -1)
-    img_a, img_b = run.decode(wa), run.decode(wb)
+    mixed, names = _mixed_rows(run, wa, wb, rows)
+    return run.decode(wa), run.decode(wb), mixed, names
+
+
+@torch.no_grad()
+def style_mix_images(run: LoadedRun, sources: torch.Tensor, destinations: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """The official style-mixing figure of real images (podgorskiy/ALAE style_mixing/stylemix.py):
+    each destination B's E(x) with each source A's coarse, middle or fine styles
+    (:func:`style_ranges`), decoded with ``run.noise_mode`` (default no noise). Each destination is
+    mixed in all three ranges (the official figure gives each of its six one range).
+
+    sources ``[S, C, r, r]``, destinations ``[D, C, r, r]``: images as ``run.encode`` takes them
+    (S, D >= 1). Returns ``(mixed [3·D, S, C, r, r], range name of each row)``, the rows coarse
+    for every B, then middle, then fine. ValueError for a model with one style input or images
+    ``run.encode`` refuses."""
+    num_ws = int(run.model.num_ws)
+    if num_ws < 2:
+        raise ValueError(f"style-mix: this model has {num_ws} style input; style mixing needs a model "
+                         f"with several (a StyleALAE)")
+    wa = run.encode(sources).unsqueeze(1).expand(-1, num_ws, -1)
+    wd = run.encode(destinations).unsqueeze(1).expand(-1, num_ws, -1)
+    return _mixed_rows(run, wa, wd.repeat(3, 1, 1), destinations.shape[0])
+
+
+def _mixed_rows(run: LoadedRun, wa: torch.Tensor, wb: torch.Tensor, rows: int) -> tuple[torch.Tensor, list[str]]:
+    """Row ``r·rows + j`` of the table: B = ``wb[r·rows + j]`` with every A's (``wa``) styles of range
+    r of :func:`style_ranges`, decoded; ``wa`` ``[S, num_ws, latent]``, ``wb`` ``[3·rows, ...]``."""
     mixed, names = [], []
-    for r_i, (name, (lo, hi)) in enumerate(style_ranges(num_ws).items()):
+    for r_i, (name, (lo, hi)) in enumerate(style_ranges(wa.shape[1]).items()):
         for j in range(rows):
-            b = wb[r_i * rows + j:r_i * rows + j + 1].expand(cols, -1, -1)
+            b = wb[r_i * rows + j:r_i * rows + j + 1].expand(wa.shape[0], -1, -1)
             mixed.append(run.decode(mix_ranges(wa, b, lo, hi)))
             names.append(name)
-    return img_a, img_b, torch.stack(mixed), names
+    return torch.stack(mixed), names
 
 
 @torch.no_grad()
