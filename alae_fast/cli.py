@@ -402,9 +402,9 @@ _REFINE_HELP = ("steps of descent on the pixel error of G(w) from w = E(x) (defa
                 "from the encoder)")
 _SPACE_HELP = ("with --refine-steps: w (default; one w, G's latent space, where directions act) or w+ (one w per "
                "style input: closer to the image, further from G's own latents)")
-_REFINE_LR_HELP = ("with --refine-steps: Adam's first learning rate, in w's units, a finite number > 0 (default 0.05; "
-                   "each image keeps its step of lowest pixel error, E(x) included, so a rate too large cannot make "
-                   "it worse than E(x))")
+_REFINE_LR_HELP = ("with --refine-steps: Adam's first learning rate, in w's units, a number in (0, 1000] (default "
+                   "0.05; each image keeps its step of lowest pixel error, E(x) included, and a warning says how many "
+                   "no step improved; a descent that reaches NaN or infinity ends the command naming the rate)")
 
 _NOISE_SEED_HELP = ("with --noise-mode random or batch: seed of G's noise (default 0), so that a run repeats "
                     "exactly")
@@ -920,7 +920,7 @@ def _cmd_reconstruct(args) -> int:
     refined, said = None, ""
     if args.refine_steps:
         _say_refining(args, x.shape[0], space, lr)
-        with _noise_seeded(args.seed, run):
+        with _noise_seeded(args.seed, run), _refine_lr_named(lr):
             refined = run.reconstruct(x, refine_steps=args.refine_steps, space=space, refine_lr=lr).detach()
         said = (f" and G(w) of w refined by {_plural(args.refine_steps, 'step')} of descent from E(x) in {space} "
                 f"(MSE {reconstruction_mse(rec, x):.4f} -> {reconstruction_mse(refined, x):.4f}; pixels in [-1, 1])")
@@ -937,8 +937,11 @@ def _refine_options(args) -> tuple[str, float]:
     """(space, lr) of ``--space`` and ``--refine-lr``, checked against ``--refine-steps``: without
     steps, ``--space w+`` and ``--refine-lr`` would change nothing, and are refused (``--space w``
     is what E(x) already is, and is taken, so a sweep over steps may keep it)."""
-    from .inference.projection import DEFAULT_REFINE_LR
+    from .inference.projection import DEFAULT_REFINE_LR, MAX_REFINE_LR
 
+    if args.refine_lr is not None and args.refine_lr > MAX_REFINE_LR:
+        raise UserError(f"--refine-lr: expected a number in (0, {MAX_REFINE_LR:g}] (Adam's rate in w's units; default "
+                        f"{DEFAULT_REFINE_LR:g}); got {args.refine_lr:g}")
     if not args.refine_steps:
         if args.space == "w+":
             raise UserError("--space w+ applies only with --refine-steps N (N >= 1): without it the latents are "
@@ -948,6 +951,16 @@ def _refine_options(args) -> tuple[str, float]:
         if getattr(args, "refine_images", None) is not None:
             raise UserError(f"--refine-images {args.refine_images} applies only with --refine-steps N (N >= 1)")
     return args.space or "w", DEFAULT_REFINE_LR if args.refine_lr is None else args.refine_lr
+
+
+@contextlib.contextmanager
+def _refine_lr_named(lr: float):
+    """A descent that reached NaN or infinity (``project_latents``' FloatingPointError) said as
+    one line naming --refine-lr, not a traceback."""
+    try:
+        yield
+    except FloatingPointError as e:
+        raise UserError(f"--refine-lr {lr:g}: {str(e).removeprefix('project_latents: ')}") from e
 
 
 def _say_refining(args, count: int, space: str, lr: float) -> None:
@@ -1117,10 +1130,12 @@ def _cmd_evaluate(args) -> int:
     if note:
         say(note)
     seed = _training_seed(run) if args.seed is None else args.seed
-    metrics = evaluate_model(run, data=data, inception_weights=args.inception_weights, num_fid=args.num_fid,
-                             ppl_samples=args.ppl_samples, seed=seed, device=args.device,
-                             refine_steps=args.refine_steps, refine_space=space, refine_lr=lr,
-                             refine_images=DEFAULT_REFINE_IMAGES if args.refine_images is None else args.refine_images)
+    with _refine_lr_named(lr):
+        metrics = evaluate_model(run, data=data, inception_weights=args.inception_weights, num_fid=args.num_fid,
+                                 ppl_samples=args.ppl_samples, seed=seed, device=args.device,
+                                 refine_steps=args.refine_steps, refine_space=space, refine_lr=lr,
+                                 refine_images=DEFAULT_REFINE_IMAGES if args.refine_images is None
+                                 else args.refine_images)
     metrics["seed"] = seed  # which draws the figures came from: another seed gives other figures
     path, replaced = (Path(args.out), None) if args.out else _evaluation_file(args, run, metrics)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1423,7 +1438,8 @@ def _cmd_encode(args) -> int:
     x = load_image_files(args.images, run.schedule)
     if args.refine_steps:
         _say_refining(args, x.shape[0], space, lr)
-        w = run.project(x.to(run.device), steps=args.refine_steps, lr=lr, space=space)
+        with _refine_lr_named(lr):
+            w = run.project(x.to(run.device), steps=args.refine_steps, lr=lr, space=space)
         how = f", E(x) refined by {_plural(args.refine_steps, 'step')} of descent on G's pixel error in {space}"
     else:
         with torch.no_grad():

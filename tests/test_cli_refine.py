@@ -170,6 +170,8 @@ def test_evaluate_reports_the_refined_reconstructions_only_when_asked(folder_run
     (["encode", "{file}", "--refine-lr", "0.1"], "--refine-lr 0.1 applies only with --refine-steps N (N >= 1)"),
     (["encode", "{file}", "--refine-steps", "3", "--refine-lr", "0"], "argument --refine-lr: expected a finite number > 0"),
     (["evaluate", "--refine-steps", "3", "--refine-lr", "nan"], "argument --refine-lr: expected a finite number > 0"),
+    (["reconstruct", "--refine-steps", "3", "--refine-lr", "1e39"], "--refine-lr: expected a number in (0, 1000]"),
+    (["encode", "{file}", "--refine-steps", "3", "--refine-lr", "1001"], "--refine-lr: expected a number in (0, 1000]"),
     (["evaluate", "--refine-images", "5"], "--refine-images 5 applies only with --refine-steps N (N >= 1)"),
     (["evaluate", "--refine-steps", "3", "--refine-images", "0"], "argument --refine-images: expected an int >= 1"),
     (["encode", "{file}", "--refine-steps", "3", "--space", "z"], "argument --space: invalid choice: 'z'"),
@@ -184,3 +186,25 @@ def test_bad_refine_flags_are_refused(folder_run, tmp_path, capsys, argv, said):
     assert code == 2
     assert said in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "encode", "evaluate"])
+def test_a_descent_reaching_nan_is_one_line_naming_the_rate(folder_run, tmp_path, capsys, monkeypatch, command):
+    # project_latents raises FloatingPointError when w becomes NaN or infinite; each command
+    # that refines says it as its --refine-lr, never as a traceback
+    import alae_fast.inference.loading as loading
+    import alae_fast.inference.projection as projection
+
+    def diverging(*args, **kwargs):
+        raise FloatingPointError("project_latents: the descent reached NaN or infinity within 3 steps at lr 0.5; "
+                                 "use a smaller lr")
+
+    monkeypatch.setattr(projection, "project_latents", diverging)
+    monkeypatch.setattr(loading, "project_latents", diverging)
+    extra = {"encode": [str(folder_run["held_out"][0])], "evaluate": ["--num-fid", "40", "--ppl-samples", "2"]}
+    out = tmp_path / ("o" + {"encode": ".npy", "evaluate": ".json"}.get(command, ".png"))
+    assert main([command, "--ckpt", str(folder_run["run"]), *extra.get(command, []), "--refine-steps", "3",
+                 "--refine-lr", "0.5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"alae-fast {command}: error: --refine-lr 0.5: the descent reached NaN or infinity within 3 steps at lr "
+            f"0.5; use a smaller lr") in err and "Traceback" not in err

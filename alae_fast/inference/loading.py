@@ -239,7 +239,7 @@ class LoadedRun:
         refine_steps: an int in [0, 100000]; default 0 is ALAE's own reconstruction. Above 0,
         G(w) with w = :meth:`project` ``(x, refine_steps, refine_lr, space)``: E(x) refined by
         descent on the pixel error (not in the ALAE paper; :mod:`.projection`). space: "w"
-        (default) or "w+"; refine_lr: a finite number > 0 (default 0.05), as :meth:`project`'s
+        (default) or "w+"; refine_lr: a number in (0, 1000] (default 0.05), as :meth:`project`'s
         lr. Errors: the class docstring, naming ``reconstruct``."""
         check_refinement("reconstruct", refine_steps, refine_lr, space, ("refine_steps", "refine_lr", "space"))
         x, noise = self._level_images(x, "reconstruct"), self._noise(noise, "reconstruct")
@@ -254,7 +254,7 @@ class LoadedRun:
         arithmetic and the papers it follows; not in the ALAE paper or the official code).
 
         x: as :meth:`encode` (either resolution); steps: an int in [0, 100000] (default 100; 0
-        gives E(x)); lr: a finite number > 0 (default 0.05, Adam's, in w's units); space: "w"
+        gives E(x)); lr: a number in (0, 1000] (default 0.05, Adam's, in w's units); space: "w"
         (default: ``[N, latent_size]``, what :meth:`encode` gives and the editing directions act
         on) or "w+" (``[N, num_ws, latent_size]``, one w per style input: closer, less like G's
         own latents); noise: as :meth:`decode` (None: ``self.noise_mode``; the default 'zero'

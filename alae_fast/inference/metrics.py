@@ -247,7 +247,7 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
 
     num_fid: int >= 2; ppl_samples: int >= 1; seed: int in [0, 2**63); device: as
     :func:`~alae_fast.inference.loading.check_device`; refine_steps: int in [0, 100000] (default
-    0); refine_space: "w" (default) or "w+"; refine_lr: a finite number > 0 (default 0.05, Adam's);
+    0); refine_space: "w" (default) or "w+"; refine_lr: a number in (0, 1000] (default 0.05, Adam's);
     refine_images: an int >= 1, the first that many of the reconstructed images are refined
     (default 256). ValueError naming the argument otherwise.
     """

@@ -22,6 +22,7 @@ get no gradient and are not changed.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
@@ -32,6 +33,9 @@ from .sampling import check_count
 PROJECTION_SPACES = ("w", "w+")
 DEFAULT_REFINE_STEPS = 100
 DEFAULT_REFINE_LR = 0.05
+# Adam moves each coordinate of w by about lr a step, and w's coordinates are of order 1: a rate
+# past this only overflows (1e39 is not a float32) or leaves every image at E(x)
+MAX_REFINE_LR = 1000.0
 DEFAULT_REFINE_IMAGES = 256  # what `evaluate --refine-steps` refines unless --refine-images says
 
 
@@ -44,10 +48,11 @@ def check_refine_steps(steps, op: str, name: str = "steps") -> int:
 
 
 def check_refine_lr(lr, op: str, name: str = "lr") -> float:
-    """``lr`` as a finite float > 0; ValueError naming ``op`` and ``name`` otherwise."""
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"{op}: {name} must be a finite number > 0 (Adam's learning rate, in w's units); "
-                         f"got {lr!r}")
+    """``lr`` as a float in (0, :data:`MAX_REFINE_LR`]; ValueError naming ``op`` and ``name`` otherwise."""
+    if (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0
+            or lr > MAX_REFINE_LR):
+        raise ValueError(f"{op}: {name} must be a number in (0, {MAX_REFINE_LR:g}] (Adam's learning rate, in w's "
+                         f"units; default {DEFAULT_REFINE_LR:g}); got {lr!r}")
     return float(lr)
 
 
@@ -73,9 +78,9 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
 
     model: an ALAE model (``ALAEModel``: ``encode``, ``decode``, ``num_ws``); x: images
     ``[N, C, r, r]`` at level ``lod`` with ``blend``, pixels in [-1, 1], a float tensor on the
-    model's device; steps: int in [0, MAX_REFINE_STEPS] (default 100; 0 returns E(x)); lr: a finite
-    number > 0 (default 0.05, in w's units: photos-32's w has a per-dimension standard deviation of
-    about 0.9); space: "w" (default; one w ``[N, latent_size]``, G's own latent space, where the
+    model's device; steps: int in [0, MAX_REFINE_STEPS] (default 100; 0 returns E(x)); lr: a number
+    in (0, MAX_REFINE_LR] = (0, 1000] (default 0.05, in w's units: photos-32's w has a
+    per-dimension standard deviation of about 0.9); space: "w" (default; one w ``[N, latent_size]``, G's own latent space, where the
     editing directions live) or "w+" (``[N, num_ws, latent_size]``, one w per style input:
     closer reconstructions, further from what G was trained on); noise: a ``decode`` noise mode or
     per-layer noise list (default "zero": deterministic); batch_size: int >= 1, images refined at
@@ -84,7 +89,8 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     Returns w detached, in the dtype E gives (x's), on x's device: for each image the iterate of
     lowest pixel error among E(x) and the steps' iterates, so never worse than E(x) by that error
     (StyleGAN2's projector returns the last iterate, which an lr too large for the model leaves
-    far worse than where it started). Raises ValueError
+    far worse than where it started). Warns (RuntimeWarning) when, with steps >= 1, some images
+    kept E(x) because no step lowered their error. Raises ValueError
     naming the argument for a bad steps, lr, space or batch_size, what ``encode``/``decode``
     raise for a bad x or noise, and FloatingPointError when the descent reaches NaN or infinity
     (an lr too large for this model)."""
@@ -93,8 +99,16 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     check_images(x, "project_latents")
     if not torch.isfinite(x).all():
         raise ValueError("project_latents: x contains NaN or infinity")
-    parts = [_project_batch(model, x[i:i + batch_size], lod, blend, steps, float(lr), space, noise)
-             for i in range(0, x.shape[0], batch_size)]
+    parts, kept = [], 0
+    for i in range(0, x.shape[0], batch_size):
+        w, moved = _project_batch(model, x[i:i + batch_size], lod, blend, steps, float(lr), space, noise)
+        parts.append(w)
+        kept += int((~moved).sum())
+    if steps and kept:
+        # never worse than E(x), but a descent that changed nothing must say so, not pass as a refinement
+        warnings.warn(f"project_latents: {kept} of {x.shape[0]} images kept E(x): no step of the descent lowered "
+                      f"their pixel error (lr {lr:g}; a rate far too large, or too small, for this model does that)",
+                      RuntimeWarning, stacklevel=2)
     return torch.cat(parts) if parts else x.new_zeros((0, model.latent_size))
 
 
@@ -103,8 +117,9 @@ def _project_batch(model, x, lod, blend, steps, lr, space, noise) -> torch.Tenso
         w0 = model.encode(x, lod, blend)
     if space == "w+":
         w0 = w0.unsqueeze(1).repeat(1, int(model.num_ws), 1)
+    moved = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)  # an iterate beat E(x)
     if steps == 0:
-        return w0
+        return w0, moved
     w = w0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=lr, betas=(0.9, 0.999), eps=1e-8)
     target = x.detach()
@@ -119,6 +134,8 @@ def _project_batch(model, x, lod, blend, steps, lr, space, noise) -> torch.Tenso
         nonlocal best
         per = per.detach()
         better = torch.ones_like(per, dtype=torch.bool) if best is None else per < best
+        if best is not None:
+            moved.logical_or_(better)
         best = per if best is None else torch.where(better, per, best)
         best_w[better] = w_now.detach()[better]
 
@@ -137,7 +154,7 @@ def _project_batch(model, x, lod, blend, steps, lr, space, noise) -> torch.Tenso
                                  f"{lr:g}; use a smaller lr")
     with torch.no_grad():
         keep(errors(w), w)
-    return best_w
+    return best_w, moved
 
 
 def refined_reconstruction(model, x: torch.Tensor, lod: int | None, blend: float, *,
