@@ -414,7 +414,8 @@ _NOISE_SEED_HELP = ("with --noise-mode random or batch: seed of G's noise (defau
 _PICTURE_COMMANDS = (
     ("reconstruct", "images beside their reconstructions G(E(x))",
      "Encode and decode images with the EMA model; save originals beside their reconstructions as one PNG. "
-     "Without IMAGES, the first --n held-out images of --data (default: the data the run was trained on) are used.",
+     "Without IMAGES, the first --n held-out images of --data (default: the data the run was trained on) are used; "
+     "of data the run was not trained on, the first --n of all its images.",
      ((("images",), dict(nargs="*", metavar="IMAGES", help=f"image files: {_IMAGE_FILES} (center-cropped and "
                                                              f"resized)")),
       (("--data",), dict(default=None, help="data to take images from when no IMAGES are given (default: the "
@@ -861,13 +862,23 @@ def _noise_said(args) -> str:
     return f" (noise {args.noise_mode}, seed {0 if args.seed is None else args.seed})"
 
 
-def _held_out(data, run):
-    """The held-out split of ``data`` (None: the embedded digits) at the run's resolution and
-    channels; its images are read by ``get_batch``, not here. ValueError naming --data."""
+def _images_to_reconstruct(data, run):
+    """``(dataset, what)``: the images ``reconstruct`` shows of ``data`` (None: the embedded
+    digits) at the run's resolution and channels, read by ``get_batch``, not here. Of the run's
+    own data its held-out split (``what`` "held-out"); of other data (``data_relation`` "other")
+    all of it, none being the run's ("unseen"; an MNIST folder: its test split). ValueError
+    naming --data."""
     from .data import open_dataset
+    from .inference.metrics import data_relation
 
+    res, channels = run.schedule.resolution, run.schedule.channels
     try:
-        return open_dataset(data, run.schedule.resolution, run.schedule.channels, split="test")
+        if data is not None and data_relation(run, data) == "other":
+            try:
+                return open_dataset(data, res, channels, split="all"), "unseen"
+            except ValueError:  # a source without an 'all' split (MNIST)
+                return open_dataset(data, res, channels, split="test"), "unseen"
+        return open_dataset(data, res, channels, split="test"), "held-out"
     except (FileNotFoundError, ValueError) as e:
         if data is None:
             raise
@@ -899,6 +910,7 @@ def _cmd_reconstruct(args) -> int:
                             pairs_grid_size(count, res, res, scale=scale, per_pair=per),
                             [(way, lambda v: pairs_grid_size(v, res, res, scale=scale, per_pair=per), 1, count)])
 
+    what = ""
     if args.images:
         check(_plural(len(args.images), "IMAGE", "IMAGES"), len(args.images), lambda v: _plural(v, "IMAGE", "IMAGES"))
         x = load_image_files(args.images, run.schedule)
@@ -907,12 +919,12 @@ def _cmd_reconstruct(args) -> int:
         if note:
             print(note)
         n = 16 if args.n is None else args.n
-        held_out = _held_out(data, run)
-        count = min(n, len(held_out))  # the picture shows the images there are
+        shown, what = _images_to_reconstruct(data, run)
+        count = min(n, len(shown))  # the picture shows the images there are
         check(f"--n {n}", count, "--n {}")
-        x = held_out.get_batch(torch.arange(count))[0]
+        x = shown.get_batch(torch.arange(count))[0]
         if count < n:
-            print(f"note: the data's held-out images number {count}, fewer than --n {n}: all of them are shown")
+            print(f"note: the data's {what} images number {count}, fewer than --n {n}: all of them are shown")
     device = next(run.model.parameters()).device
     with torch.no_grad(), _noise_seeded(args.seed, run):
         x = prepare_images(x, run.schedule, run.phase).to(device)
@@ -927,7 +939,7 @@ def _cmd_reconstruct(args) -> int:
         refined = to_display(refined, res)
     path = save_pairs_grid(to_display(x, res), to_display(rec, res), _out(args, run, "reconstructions.png"),
                            scale=scale, refined=refined)
-    print(f"wrote {_plural(x.shape[0], 'original')} beside "
+    print(f"wrote {_plural(x.shape[0], (what + ' ' if what else '') + 'original')} beside "
           f"{'their reconstructions' if x.shape[0] != 1 else 'its reconstruction'} G(E(x)){said}"
           f"{_noise_said(args)} to {path}")
     return 0

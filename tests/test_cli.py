@@ -1341,7 +1341,7 @@ def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_
         def get_batch(self, index):
             pytest.fail("read held-out images before the size check")
 
-    monkeypatch.setattr(cli, "_held_out", lambda data, run: HeldOut())
+    monkeypatch.setattr(cli, "_images_to_reconstruct", lambda data, run: (HeldOut(), "held-out"))
     cases += [(["reconstruct", *ck, "--n", "1807"], ("--n 1807: the picture of 1807 originals", tail + "--n 1806")),
               (["reconstruct", *ck, "--n", "40000"], tail + "--n 1806")]
     for argv, said in cases:
@@ -1381,11 +1381,17 @@ def test_reconstruct_says_when_the_data_hold_fewer_images_than_n(mlp_run, tmp_pa
     for i in range(20):  # a folder holds out a tenth: 2 held-out images
         Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(folder / f"{i}.png")
     capsys.readouterr()
-    assert main(["reconstruct", "--ckpt", str(mlp_run), "--data", str(folder), "--n", "16",
+    # the folder is not the run's (it trained on the digits): all 20 are unseen, not its 2 held out
+    assert main(["reconstruct", "--ckpt", str(mlp_run), "--data", str(folder), "--n", "30",
                  "--out", str(tmp_path / "r.png")]) == 0
     out = capsys.readouterr().out
-    assert "note: the data's held-out images number 2, fewer than --n 16: all of them are shown" in out, out
-    assert "wrote 2 originals beside their reconstructions" in out
+    assert "note: the data's unseen images number 20, fewer than --n 30: all of them are shown" in out, out
+    assert "wrote 20 unseen originals beside their reconstructions" in out
+    # the run's own data: its held-out split (the digits hold out 297)
+    assert main(["reconstruct", "--ckpt", str(mlp_run), "--n", "300", "--out", str(tmp_path / "d.png")]) == 0
+    out = capsys.readouterr().out
+    assert "note: the data's held-out images number 297, fewer than --n 300" in out, out
+    assert "wrote 297 held-out originals beside" in out
 
 
 def test_argparse_names_the_kind_of_value_not_a_private_function(mlp_run, tmp_path, capsys):
@@ -1634,8 +1640,7 @@ def test_edit_refuses_amounts_that_move_nothing(mlp_run, tmp_path, capsys):
 
 
 def test_reconstruct_data_warns_of_unreadable_held_out_files(mlp_run, tmp_path, capsys):
-    # as evaluate and directions do; reconstruct reads only the held-out split, so an unreadable
-    # file of the training split is never opened by it (nothing is skipped there)
+    # as evaluate and directions do (the folder is not the run's: reconstruct reads all of it)
     from alae_fast.data.folder import find_image_files, split_files
 
     folder = _digit_folder(tmp_path / "photos", 40)

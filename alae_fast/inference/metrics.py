@@ -164,8 +164,11 @@ def latent_eval(model, config: ModelConfig, schedule: LODSchedule, phase: Phase,
     under ``"sample_classes"``, the classes that 1-NN gives ``SAMPLE_COUNT`` EMA samples
     (:func:`alae_fast.eval.sample_class_histogram`). None when the data has no labelled test split (an image folder)."""
     from ..data import open_dataset
+    from ..data.spec import data_spec
     from ..eval import latent_report, reconstruction_class_accuracy, sample_class_histogram
 
+    if data_spec(data)["kind"] == "folder":  # no labels: opened, its training split would be read for nothing
+        return None
     train = open_dataset(data, schedule.resolution, schedule.channels, split="train")
     try:
         test = open_dataset(data, schedule.resolution, schedule.channels, split="test")
