@@ -16,10 +16,16 @@ from pathlib import Path
 
 
 def write_tiles(out: Path, n: int = 150, tile: int = 96, stride: int = 32) -> list[Path]:
-    """Write ``n`` tiles (PNG, ``tile`` x ``tile``) of scikit-learn's sample photos to ``out``; returns the paths."""
+    """Write ``n`` tiles (PNG, ``tile`` x ``tile``) of scikit-learn's sample photos to ``out``
+    (created), evenly spaced over all the tiles there are; returns the paths. Raises ValueError,
+    before anything is written, for ``n`` < 1 or more tiles than the photos hold, ``tile`` < 4
+    or ``stride`` < 1."""
     from PIL import Image
     from sklearn.datasets import load_sample_images
 
+    for name, value, least in (("n", n, 1), ("tile", tile, 4), ("stride", stride, 1)):
+        if value < least:
+            raise ValueError(f"{name}: expected at least {least}; got {value}")
     photos = load_sample_images()
     tiles = []
     for name, img in zip(photos.filenames, photos.images):
@@ -43,11 +49,14 @@ def write_tiles(out: Path, n: int = 150, tile: int = 96, stride: int = 32) -> li
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
-    ap.add_argument("--n", type=int, default=150)
-    ap.add_argument("--tile", type=int, default=96)
-    ap.add_argument("--stride", type=int, default=32)
+    ap.add_argument("--n", type=int, default=150, help="tiles to write (default 150; at most what the photos hold)")
+    ap.add_argument("--tile", type=int, default=96, help="side of a tile in pixels (default 96, at least 4)")
+    ap.add_argument("--stride", type=int, default=32, help="pixels between tiles (default 32, at least 1)")
     a = ap.parse_args()
-    paths = write_tiles(a.out, a.n, a.tile, a.stride)
+    try:
+        paths = write_tiles(a.out, a.n, a.tile, a.stride)
+    except ValueError as e:
+        ap.exit(2, f"photo_tiles.py: --{e}\n")
     print(f"wrote {len(paths)} tiles to {a.out}")
 
 
