@@ -24,7 +24,7 @@ from pathlib import Path
 from ._extras import install_hint
 from ._words import plural as _plural
 from .errors import UserError, first_line
-from .limits import MAX_PICTURE_PIXELS, MAX_REFINE_STEPS  # torch-free: the limits the library enforces
+from .limits import DEFAULT_NUM_FID, MAX_PICTURE_PIXELS, MAX_REFINE_STEPS  # torch-free: the limits the library enforces
 
 _DESCRIPTION = """\
 alae_fast: fused StyleGAN-family ops and the Adversarial Latent Autoencoder (ALAE).
@@ -481,7 +481,7 @@ def _add_evaluate(sub) -> None:
                    help=f"InceptionV3 weights for real FIDs: {INCEPTION_FILES}")
     # one set of real images serves both: FID of reconstructions compares those images with
     # their reconstructions, whose error is the MSE
-    e.add_argument("--num-fid", type=_fid_count, default=1000,
+    e.add_argument("--num-fid", type=_fid_count, default=DEFAULT_NUM_FID,
                    help="images per FID set, >= 2 (default 1000; fewer where the real images are fewer, with a "
                         "warning); the real images are the held-out split of the run's own data (the training split "
                         "only where there is none), or all images of other --data, also reconstructed for the "

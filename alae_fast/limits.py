@@ -1,7 +1,7 @@
-"""Limits shared by the command line (which must stay importable without torch, so that
-``alae-fast --help`` is instant) and the library modules that enforce them."""
+"""Limits and defaults shared by the command line (which must stay importable without torch, so
+that ``alae-fast --help`` is instant) and the library modules that enforce them."""
 
-__all__ = ["MAX_PICTURE_PIXELS", "MAX_REFINE_STEPS"]
+__all__ = ["MAX_PICTURE_PIXELS", "MAX_REFINE_STEPS", "DEFAULT_NUM_FID"]
 
 # The most pixels one picture may hold, counted as written (enlargement and gaps included):
 # 2**26 = 64 Mi, 8192 x 8192; `alae-fast generate` draws 32x32 images 4 times larger 2 pixels
@@ -15,3 +15,7 @@ MAX_PICTURE_PIXELS = 2 ** 26
 # 100 steps reach most of the gain on photos-32; 100000 is past any use and refuses a typo's
 # extra zeros before hours of work start.
 MAX_REFINE_STEPS = 100_000
+
+# Images per FID set of `evaluate` (--num-fid, evaluate_model's num_fid): fewer where the real
+# images are fewer, with a warning saying so.
+DEFAULT_NUM_FID = 1000

@@ -267,7 +267,11 @@ def test_errors_exit_2_with_a_clear_line(mlp_run, tmp_path, capsys):
     assert main(["train", "--preset", "no-such", "--out", str(tmp_path / "x")]) == 2
     assert "unknown preset 'no-such'" in capsys.readouterr().err
     assert main(["train", "--preset", "digits-mlp", "--set", "bogus_field=1", "--out", str(tmp_path / "x")]) == 2
-    assert "bogus_field" in capsys.readouterr().err
+    assert "error: --set: MLPALAEConfig: unknown field ['bogus_field']" in capsys.readouterr().err
+    assert main(["train", "--set", "latent_size=-3", "--out", str(tmp_path / "x")]) == 2
+    assert "error: --set: StyleALAEConfig: latent_size must be >= 1; got -3" in capsys.readouterr().err
+    assert main(["train", "--schedule", "bogus=1", "--out", str(tmp_path / "x")]) == 2
+    assert "error: --schedule: LODSchedule: unknown field ['bogus']" in capsys.readouterr().err
     assert main(["generate", "--ckpt", str(tmp_path / "none.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):

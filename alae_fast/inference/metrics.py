@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from ..limits import DEFAULT_NUM_FID
 from ..models import ModelConfig, build_model
 from ..training.schedule import LODSchedule, Phase
 from .loading import LoadedRun
@@ -217,7 +218,7 @@ def identification_if_unlabelled(reconstructions: torch.Tensor, images: torch.Te
 
 
 def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: str | None = None,
-                   num_fid: int = 1000, ppl_samples: int = 200, seed: int = 0, device="cpu",
+                   num_fid: int = DEFAULT_NUM_FID, ppl_samples: int = 200, seed: int = 0, device="cpu",
                    refine_steps: int = 0, refine_space: str = "w", refine_lr: float = DEFAULT_REFINE_LR,
                    refine_images: int = DEFAULT_REFINE_IMAGES) -> dict[str, Any]:
     """All metrics of issue 6 for a loaded run, as a JSON-ready dict.
@@ -301,9 +302,10 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
         if real_disp.shape[0] < num_fid:
             # FID's bias grows as the sample shrinks; a figure from a few real images is not one a
             # reader would compare with others
-            warnings.warn(f"FID against {real_disp.shape[0]} real images (fewer than the {num_fid} asked by "
-                          f"num_fid / --num-fid): the estimate is strongly biased upward; compare it only with "
-                          f"runs measured on the same images", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"FID against the {real_disp.shape[0]} real images there are, fewer than num_fid / "
+                          f"--num-fid ({num_fid}{', the default' if num_fid == DEFAULT_NUM_FID else ''}): the estimate is "
+                          f"strongly biased upward; compare it only with runs measured on the same images",
+                          RuntimeWarning, stacklevel=2)
         g = torch.Generator().manual_seed(seed + 1)
 
         def sample(n):

@@ -129,8 +129,16 @@ def resolve_setup(name: str, model_overrides: dict | None = None, schedule_overr
     except ValueError:
         raise ValueError(f"unknown preset {name!r}; trainable: {list_setups()} "
                          f"(model presets: {list_presets()})") from None
-    config = preset.config.replace(**model_overrides) if model_overrides else preset.config
-    schedule = make_schedule(_schedule_fields(preset, config), schedule_overrides)
+    try:
+        config = preset.config.replace(**model_overrides) if model_overrides else preset.config
+    except ValueError as e:  # an unknown field or a bad value, from --set: said as its flag
+        raise ValueError(f"--set: {e}") from None
+    try:
+        schedule = make_schedule(_schedule_fields(preset, config), schedule_overrides)
+    except ValueError as e:
+        if not schedule_overrides:  # the preset's own schedule: not the user's to fix
+            raise
+        raise ValueError(f"--schedule: {e}") from None
     _check_geometry(name, config, schedule, schedule_overrides)
     kimg = preset.kimg if preset.kimg is not None else _default_kimg(config, schedule)
     desc = preset.train_description or f"model preset {name!r} with its own schedule"
