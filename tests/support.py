@@ -39,17 +39,22 @@ def train_tiny_run(out: Path) -> Path:
     return out
 
 
-def sibling(filename: str):
-    """tests/<filename> as a module, loaded once per process under the fixed name
-    ``alae_fast_tests_<stem>`` (a fixed name, so that a subprocess loading the same file by path
-    agrees on it). Later calls return the module already loaded."""
+def sibling(filename: str, folder: Path = HERE):
+    """<folder>/<filename> (default tests/) as a module, loaded once per process under the fixed
+    name ``alae_fast_tests_<stem>`` (a fixed name, so that a subprocess loading the same file by
+    path agrees on it). Later calls return the module already loaded."""
     name = "alae_fast_tests_" + Path(filename).stem
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / filename)
+        spec = importlib.util.spec_from_file_location(name, folder / filename)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def benchmark_script(filename: str):
+    """benchmarks/<filename> (a script, not a package module) as a module: :func:`sibling`'s."""
+    return sibling(filename, HERE.parent / "benchmarks")
 
 
 def toy():

@@ -1,6 +1,5 @@
 """benchmarks/photo_crops.py: the colour photo folder of the README's `--data` example."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -9,14 +8,10 @@ import pytest
 pytest.importorskip("skimage", reason="benchmarks/photo_crops.py needs scikit-image ([photos] extra)")
 from PIL import Image  # noqa: E402
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "photo_crops.py"
-
+from alae_fast_tests_support import benchmark_script  # noqa: E402
 
 def _module():
-    spec = importlib.util.spec_from_file_location("photo_crops", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("photo_crops.py")
 
 
 def test_crops_cover_every_photo_as_rgb_squares_and_repeat_for_a_seed(tmp_path):

@@ -1,6 +1,5 @@
 """benchmarks/photo_tiles.py: the tiles of the README's `--data photos` example."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,14 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from alae_fast_tests_support import benchmark_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "photo_tiles.py"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("photo_tiles", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("photo_tiles.py")
 
 
 def test_tiles_are_cut_from_the_photos_evenly_and_repeat(tmp_path):
