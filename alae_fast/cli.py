@@ -1032,11 +1032,11 @@ def _cmd_style_mix(args) -> int:
 
     images = _style_mix_images_given(args)
     run = _load(args)
+    if images:
+        return _style_mix_of_images(args, run)
     res = run.schedule.resolution
     scale = _display_scale(res)
     num_ws = int(run.model.num_ws)
-    if images:
-        return _style_mix_of_images(args, run)
     args.rows = 2 if args.rows is None else args.rows
     args.cols = 4 if args.cols is None else args.cols
     args.seed = 0 if args.seed is None else args.seed
