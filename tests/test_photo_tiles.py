@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from alae_fast_tests_support import benchmark_script
+pytest.importorskip("sklearn", reason="benchmarks/photo_tiles.py cuts scikit-learn's sample photos")
+Image = pytest.importorskip("PIL.Image")
+
+from alae_fast_tests_support import benchmark_script  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "photo_tiles.py"
 
