@@ -869,15 +869,12 @@ def _images_to_reconstruct(data, run):
     all of it, none being the run's ("unseen"; an MNIST folder: its test split). ValueError
     naming --data."""
     from .data import open_dataset
-    from .inference.metrics import data_relation
+    from .inference.metrics import data_relation, open_unseen
 
     res, channels = run.schedule.resolution, run.schedule.channels
     try:
         if data is not None and data_relation(run, data) == "other":
-            try:
-                return open_dataset(data, res, channels, split="all"), "unseen"
-            except ValueError:  # a source without an 'all' split (MNIST)
-                return open_dataset(data, res, channels, split="test"), "unseen"
+            return open_unseen(data, res, channels)[0], "unseen"
         return open_dataset(data, res, channels, split="test"), "held-out"
     except (FileNotFoundError, ValueError) as e:
         if data is None:
@@ -1098,12 +1095,9 @@ def _style_mix_of_images(args, run) -> int:
     """style-mix of image files: the official stylemix.py figure, the originals at the margins."""
     from .inference.pictures import labelled_grid_size, save_labelled_grid
     from .inference.pixels import load_image_files, prepare_images, to_display
-    from .inference.sampling import style_mix_images, style_ranges
+    from .inference.sampling import check_style_mixable, style_mix_images, style_ranges
 
-    res, num_ws = run.schedule.resolution, int(run.model.num_ws)
-    if num_ws < 2:  # before any image is read
-        raise UserError(f"style-mix: this model has {num_ws} style input; style mixing needs a model with several "
-                        f"(a StyleALAE)")
+    res, num_ws = run.schedule.resolution, check_style_mixable(run)  # before any image is read
     scale = _display_scale(res)
     rows, cols = len(args.destinations), len(args.sources)
     row_labels, col_labels = _style_mix_labels(rows, cols, num_ws, same_b=True)

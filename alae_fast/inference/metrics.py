@@ -109,6 +109,18 @@ def data_relation(run: LoadedRun, data: str | None) -> str:
     return "changed" if same_place else "other"
 
 
+def open_unseen(data: str, resolution: int, channels: int):
+    """(dataset, split read) of data a run did not train on (:func:`data_relation` "other"): all
+    of it ("all"; none of it is the run's, so holding some out would only shrink it), or the
+    "test" split of a source without an "all" one (MNIST: its standard 10000)."""
+    from ..data import open_dataset
+
+    try:
+        return open_dataset(data, resolution, channels, split="all"), "all"
+    except ValueError:  # a source without an 'all' split
+        return open_dataset(data, resolution, channels, split="test"), "test"
+
+
 def _real_images(data: str | None, resolution: int, channels: int, relation: str = "own"):
     """(dataset, split key, split read): the real images FID and the reconstruction error use,
     which they are to the run (a key of :data:`SPLIT_LABELS`), and the split of ``data`` read
@@ -123,11 +135,7 @@ def _real_images(data: str | None, resolution: int, channels: int, relation: str
     from ..data import open_dataset
 
     if relation == "other":
-        try:
-            ds, read = open_dataset(data, resolution, channels, split="all"), "all"
-        except ValueError:  # a source without an 'all' split
-            ds, read = open_dataset(data, resolution, channels, split="test"), "test"
-        split = "unseen"
+        (ds, read), split = open_unseen(data, resolution, channels), "unseen"
     else:
         try:
             ds, read, split = open_dataset(data, resolution, channels, split="test"), "test", "held-out"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # annotations only: loading imports this module
     from .loading import LoadedRun
 
 __all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "SEED_LIMIT", "seed_range_text", "check_count", "check_seed", "check_psi",
-           "seed_latent", "generate_seeds", "interpolate_latents", "style_ranges", "mix_ranges", "style_mix_tiles",
+           "seed_latent", "generate_seeds", "interpolate_latents", "style_ranges", "check_style_mixable", "mix_ranges", "style_mix_tiles",
            "style_mix_images", "style_mix_grid"]
 
 # Seeds of the Python API: ints in [0, SEED_LIMIT), what torch's generators take as distinct seeds
@@ -199,6 +199,16 @@ def style_ranges(num_ws: int) -> dict[str, tuple[int, int]]:
     return {"coarse": (0, a), "middle": (a, b), "fine": (b, num_ws)}
 
 
+def check_style_mixable(run: LoadedRun) -> int:
+    """The run's count of style inputs; ValueError (said as style-mix's) for a model with one
+    (an MLP ALAE), which has no styles to mix."""
+    num_ws = int(run.model.num_ws)
+    if num_ws < 2:
+        raise ValueError(f"style-mix: this model has {num_ws} style input; style mixing needs a model "
+                         f"with several (a StyleALAE)")
+    return num_ws
+
+
 def mix_ranges(wa: torch.Tensor, wb: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
     """Styles ``[N, num_ws, latent]`` taking style inputs [lo, hi) from ``wa`` and the rest from
     ``wb`` (both ``[N, num_ws, latent]``)."""
@@ -222,10 +232,7 @@ def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
     cols = check_count(cols, "cols", "style_mix_tiles")
     seed = check_seed(seed, "seed", "style_mix_tiles")
     m = run.model
-    num_ws = int(m.num_ws)
-    if num_ws < 2:
-        raise ValueError(f"style-mix: this model has {num_ws} style input; style mixing needs a model "
-                         f"with several (a StyleALAE)")
+    num_ws = check_style_mixable(run)
     device = next(m.parameters()).device
     g = torch.Generator().manual_seed(seed)
     za = torch.randn(cols, m.latent_size, generator=g).to(device)
@@ -238,7 +245,7 @@ def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
 
 @torch.no_grad()
 def style_mix_images(run: LoadedRun, sources: torch.Tensor, destinations: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+                     ) -> tuple[torch.Tensor, list[str]]:
     """The official style-mixing figure of real images (podgorskiy/ALAE style_mixing/stylemix.py):
     each destination B's E(x) with each source A's coarse, middle or fine styles
     (:func:`style_ranges`), decoded with ``run.noise_mode`` (default no noise). Each destination is
@@ -248,10 +255,7 @@ def style_mix_images(run: LoadedRun, sources: torch.Tensor, destinations: torch.
     (S, D >= 1). Returns ``(mixed [3·D, S, C, r, r], range name of each row)``, the rows coarse
     for every B, then middle, then fine. ValueError for a model with one style input or images
     ``run.encode`` refuses."""
-    num_ws = int(run.model.num_ws)
-    if num_ws < 2:
-        raise ValueError(f"style-mix: this model has {num_ws} style input; style mixing needs a model "
-                         f"with several (a StyleALAE)")
+    num_ws = check_style_mixable(run)
     wa = run.encode(sources).unsqueeze(1).expand(-1, num_ws, -1)
     wd = run.encode(destinations).unsqueeze(1).expand(-1, num_ws, -1)
     return _mixed_rows(run, wa, wd.repeat(3, 1, 1), destinations.shape[0])
