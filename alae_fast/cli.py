@@ -616,6 +616,19 @@ def _check_picture_size(given: str, picture: str, size: tuple[int, int], ways=()
                     + (f" ({hint})" if hint else ""))
 
 
+def _labelled_size(rows: int, cols: int, titles, res: int, scale: int) -> tuple[tuple[int, int], bool]:
+    """((width, height), exact) of a ``save_labelled_grid`` table of ``rows`` x ``cols`` images of
+    ``res`` x ``res`` enlarged ``scale`` times, its titles ``titles()`` (row, column). Measuring
+    a title takes ~0.3 ms: past 4096 titles, a table whose tiles alone are too large is sized by
+    that lower bound (exact False), its titles never made (--steps 10**9 would need gigabytes)."""
+    from .inference.pictures import labelled_grid_bound, labelled_grid_size
+
+    bound = labelled_grid_bound(rows, cols, res, res, scale)
+    if not _fits(bound) and rows + cols > 4096:
+        return bound, False
+    return labelled_grid_size(*titles(), res, res, scale), True
+
+
 def _tiles_said(count: int, res: int, scale: int, gap: int = 2) -> str:
     """How the picture commands draw ``count`` images of ``res`` x ``res``, for a size refusal."""
     larger = f", drawn {scale} times larger" if scale != 1 else ""
@@ -903,7 +916,7 @@ def _cmd_reconstruct(args) -> int:
     def check(given: str, count: int, way) -> None:
         beside = "their reconstructions" if count != 1 else "its reconstruction"
         _check_picture_size(given, f"the picture of {_plural(count, 'original')} beside {beside} "
-                                   f"({_tiles_said(per * count, res, scale)})",
+                                   f"({_tiles_said(per * count, res, scale)}, under their titles)",
                             pairs_grid_size(count, res, res, scale=scale, per_pair=per),
                             [(way, lambda v: pairs_grid_size(v, res, res, scale=scale, per_pair=per), 1, count)])
 
@@ -979,10 +992,16 @@ def _say_refining(args, count: int, space: str, lr: float) -> None:
               f"the pixel error in {space} (Adam, lr {lr:g})", flush=True)
 
 
+def _interpolation_titles(steps: int) -> list[str]:
+    """Column titles of interpolate's strip: A, each decoded point's t in [0, 1], B."""
+    digits = max(2, len(str(steps - 1)))  # distinct titles past 101 steps
+    return ["A"] + [f"t={k / (steps - 1):.{digits}f}" for k in range(steps)] + ["B"]
+
+
 def _cmd_interpolate(args) -> int:
     import torch
 
-    from .inference.pictures import grid_size, save_image_grid
+    from .inference.pictures import save_labelled_grid
     from .inference.pixels import load_image_files, prepare_images, to_display
     from .inference.sampling import interpolate_latents
 
@@ -990,20 +1009,23 @@ def _cmd_interpolate(args) -> int:
     run = _load(args)
     res = run.schedule.resolution
     scale = _display_scale(res)
-    # one row: A, the --steps decoded points, B
-    strip_size = lambda steps: grid_size(steps + 2, res, res, nrow=steps + 2, scale=scale)  # noqa: E731
+    # one row: A, the --steps decoded points, B, each titled
+    strip_size = lambda steps: _labelled_size(1, steps + 2, lambda: ([""], _interpolation_titles(steps)),  # noqa: E731
+                                              res, scale)
+    picture, exact = strip_size(args.steps)
     _check_picture_size(f"--steps {args.steps}", f"the strip of A, {args.steps} decoded images and B ("
-                                                 f"{_tiles_said(args.steps + 2, res, scale)})",
-                        strip_size(args.steps), [("--steps {}", strip_size, 2, args.steps)])
+                                                 f"{_tiles_said(args.steps + 2, res, scale, gap=4)})",
+                        picture, [("--steps {}", lambda v: strip_size(v)[0], 2, args.steps)], exact=exact)
     device = next(run.model.parameters()).device
     x = prepare_images(load_image_files([args.a, args.b], run.schedule), run.schedule, run.phase).to(device)
     with torch.no_grad(), _noise_seeded(args.seed, run):
         strip = interpolate_latents(run, x[:1], x[1:], args.steps)
     # the inputs themselves at the ends: A, G(E(A)), ..., G(E(B)), B
     strip = torch.cat([to_display(x[:1], res), to_display(strip, res), to_display(x[1:], res)])
-    path = save_image_grid(strip, _out(args, run, "interpolation.png"), nrow=args.steps + 2, scale=scale)
+    path = save_labelled_grid([list(strip)], _out(args, run, "interpolation.png"), [""],
+                              _interpolation_titles(args.steps), scale=scale)
     print(f"wrote an interpolation of {_plural(args.steps, 'image')} from {args.a} to {args.b}{_noise_said(args)} "
-          f"to {path} (the two inputs at the ends)")
+          f"to {path} (the two inputs at the ends; t=0 is G(E(A)), t=1 G(E(B)))")
     return 0
 
 
@@ -1023,7 +1045,7 @@ def _style_mix_labels(rows: int, cols: int, num_ws: int, same_b: bool = False) -
 
 
 def _cmd_style_mix(args) -> int:
-    from .inference.pictures import labelled_grid_size, save_labelled_grid
+    from .inference.pictures import save_labelled_grid
     from .inference.pixels import to_display
     from .inference.sampling import style_mix_tiles, style_ranges
 
@@ -1039,12 +1061,7 @@ def _cmd_style_mix(args) -> int:
     args.seed = 0 if args.seed is None else args.seed
 
     def size(rows: int, cols: int) -> tuple[tuple[int, int], bool]:
-        # measuring a title takes ~0.3 ms: past 4096 titles, a table whose tiles alone (under
-        # empty titles: a lower bound) are too large is refused unmeasured (--rows 100000: 300001)
-        bound = labelled_grid_size([""] * (3 * rows + 1), [""] * (cols + 1), res, res, scale)
-        if not _fits(bound) and 3 * rows + cols > 4096:
-            return bound, False
-        return labelled_grid_size(*_style_mix_labels(rows, cols, num_ws), res, res, scale), True
+        return _labelled_size(3 * rows + 1, cols + 1, lambda: _style_mix_labels(rows, cols, num_ws), res, scale)
 
     default_cols = 4  # style-mix's --cols default
     if num_ws > 1:  # a model of one style input is refused by style_mix_tiles first, before any work
@@ -1382,10 +1399,26 @@ def _add_edit_commands(sub) -> None:
     f.add_argument("--out", default=None, metavar="DIR", help="output folder (default: <run>/directions)")
 
 
+def _edit_titles(amounts: dict[str, float], steps: int) -> list[str]:
+    """Column titles of edit's strips: each column's amount of every direction (t * AMOUNT, t in
+    linspace(-1, 1, steps)), one line a direction."""
+    import numpy as np
+
+    # + 0.0: the middle column of a negative amount is +0, not -0
+    return ["\n".join(f"{k} {float(t) * a + 0.0:+.3g}" for k, a in amounts.items())
+            for t in np.linspace(-1.0, 1.0, steps)]
+
+
+def _edit_row_titles(images: list[str], width: int = 20) -> list[str]:
+    """Row titles of edit's strips: each IMAGE's file name, its middle cut to ``width`` chars."""
+    names = [Path(i).name for i in images]
+    return [n if len(n) <= width else n[:width // 2 - 1] + "..." + n[-(width // 2 - 2):] for n in names]
+
+
 def _cmd_edit(args) -> int:
     from .edit.apply import DEMO_LAYERS, EDIT_LAYERS
-    from .edit.commands import edit_strip, parse_direction_arg, resolve_directions
-    from .inference.pictures import grid_size, save_image_grid
+    from .edit.commands import direction_name, edit_strip, parse_direction_arg, resolve_directions
+    from .inference.pictures import save_labelled_grid
     from .inference.pixels import load_image_files, to_display
 
     if args.noise_old is not None:
@@ -1413,21 +1446,31 @@ def _cmd_edit(args) -> int:
     res = run.schedule.resolution
     scale = _display_scale(res)
     count = len(args.images)
-    strips = lambda steps, images: grid_size(steps * images, res, res, nrow=steps, scale=scale)  # noqa: E731
+    # the titles' amounts as resolve_directions will key them; directions are fitted after the check
+    amounts = {direction_name(spec): a for spec, a in map(parse_direction_arg, args.direction)}
+    rows = _edit_row_titles(args.images)
+    # a smaller picture suggested has fewer steps, or the first IMAGES only
+    sized = lambda steps, images: _labelled_size(  # noqa: E731
+        images, steps, lambda: (rows[:images], _edit_titles(amounts, steps)), res, scale)
+    strips = lambda steps, images: sized(steps, images)[0]  # noqa: E731
+    picture, exact = sized(args.steps, count)
     _check_picture_size(f"--steps {args.steps} with {_plural(count, 'IMAGE', 'IMAGES')}",
-                        f"the picture ({_plural(count, 'strip')} of {_tiles_said(args.steps, res, scale)})",
-                        strips(args.steps, count),
+                        f"the picture ({_plural(count, 'strip')} of {_tiles_said(args.steps, res, scale, gap=4)})",
+                        picture,
                         [(f"--steps {{}} with {_plural(count, 'IMAGE', 'IMAGES')}", lambda v: strips(v, count), 2,
                           args.steps),
                          (lambda v: f"{_plural(v, 'IMAGE', 'IMAGES')} with --steps {args.steps}",
                           lambda v: strips(args.steps, v), 1, count)],
-                        otherwise=[("--steps {} with 1 IMAGE", lambda v: strips(v, 1), 2, args.steps)])
+                        otherwise=[("--steps {} with 1 IMAGE", lambda v: strips(v, 1), 2, args.steps)],
+                        exact=exact)
     vectors, amounts = resolve_directions(args.direction, run, args.directions)  # each direction once
     x = load_image_files(args.images, run.schedule)
     strip = edit_strip(run, x, vectors, amounts, steps=args.steps,
                        edit_layers=DEMO_LAYERS if args.edit_layers is None else args.edit_layers,
                        noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed)
-    path = save_image_grid(to_display(strip, res), _out(args, run, "edit.png"), nrow=args.steps, scale=scale)
+    strip = to_display(strip, res)
+    path = save_labelled_grid([list(strip[i:i + args.steps]) for i in range(0, strip.shape[0], args.steps)],
+                              _out(args, run, "edit.png"), rows, _edit_titles(amounts, args.steps), scale=scale)
     moves = ", ".join(f"{k} {-a:+g}..{a:+g}" for k, a in amounts.items())
     print(f"wrote {_plural(count, 'strip')} of {args.steps} images ({moves}){_noise_said(args)} to {path}")
     return 0

@@ -113,13 +113,17 @@ def test_generate_reconstruct_interpolate_evaluate(mlp_run, tmp_path, capsys):
                  "--out", str(tmp_path / "lerp.png")]) == 0
     assert "wrote an interpolation of 5 images" in capsys.readouterr().out
     strip = _png(tmp_path / "lerp.png")
-    # one row: A, 5 decoded points, B, tiles of 32 px enlarged 4 times with 2 px padding
-    assert strip.shape[:2] == ((2 + 32 + 2) * 4, (2 + 7 * (32 + 2)) * 4)
-    tile = lambda k: strip[8:136, 8 + k * 34 * 4:8 + k * 34 * 4 + 128]  # noqa: E731
+    # one row under its titles (A, t=0.00 ... t=1.00, B): tiles of 32 px enlarged 4 times, 4 px apart,
+    # after an 8 px margin (an empty row label), under a title row 8 px taller than its text
+    from alae_fast.inference.pictures import _text_size
+    top = max(_text_size(t)[1] for t in ["A", "t=0.50", "B"]) + 8
+    assert strip.shape[:2] == (top + 128 + 8, 8 + 7 * (128 + 4) + 4)
+    assert (strip[:top - 4] < 128).any() and (strip[top:, :8] == 255).all()
+    tile = lambda k: strip[top:top + 128, 8 + k * 132:8 + k * 132 + 128]  # noqa: E731
     from alae_fast.data import load_image
     for k, f in ((0, files[0]), (6, files[1])):  # the ends are the inputs themselves
         want = np.repeat(np.repeat(load_image(f, 32, 1)[0], 4, 0), 4, 1)
-        assert np.array_equal(tile(k), want), k
+        assert np.array_equal(tile(k), np.repeat(want[..., None], 3, 2)), k  # grey, drawn in RGB
 
     assert main(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "32", "--ppl-samples", "8"]) == 0
     out = capsys.readouterr().out
@@ -1316,18 +1320,20 @@ def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_
         (["generate", *ck, "--n", "10000000"], tail + "--n 3600"),
         (["generate", *ck, "--seeds", "0-3999", "--grid", "--outdir", str(tmp_path / "og")],
          ("--seeds (4000 seeds) --grid: their grid (4000 images of 32x32", tail + "3600 seeds with --grid")),
-        (["interpolate", *ck, a, b, "--steps", "65000"],
-         "--steps 65000: the strip of A, 65000 decoded images and B (65002 images of 32x32, drawn 4 times larger, 2 "
-         "pixels apart) would be 8840280x144 pixels (1,273,000,320), " + tail + "--steps 3424"),
-        (["interpolate", *ck, a, b, "--steps", "3425"], tail + "--steps 3424"),
+        (["interpolate", *ck, a, b, "--steps", "65000"],  # 65002 titles unmeasured: the tiles alone are too large
+         "--steps 65000: the strip of A, 65000 decoded images and B (65002 images of 32x32, drawn 4 times larger, 4 "
+         "pixels apart) would be at least 8580276x144 pixels (1,235,559,744), " + tail + "--steps 3320"),
+        (["interpolate", *ck, a, b, "--steps", "3321"], "would be 438648x153 pixels (67,113,144), " + tail
+         + "--steps 3320"),
         (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "40000"],
          ("--steps 40000 with 2 IMAGES: the picture (2 strips of 40000 images of 32x32",
-          tail + "--steps 1762 with 2 IMAGES")),
-        (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "1763"], tail + "--steps 1762 with 2 IMAGES"),
+          tail + "--steps 1783 with 2 IMAGES")),
+        (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "1784"], tail + "--steps 1783 with 2 IMAGES"),
         (["edit", *ck, *[a] * 3000, "--direction", "1-7=1", "--steps", "4000"],
-         tail + "--steps 3426 with 1 IMAGE"),  # neither flag alone can be lowered enough: the other way
-        (["reconstruct", *ck, *[a] * 1807], ("1807 IMAGES: the picture of 1807 originals beside their "
-                                             "reconstructions (3614 images of 32x32", tail + "1806 IMAGES")),
+         tail + "--steps 3322 with 1 IMAGE"),  # neither flag alone can be lowered enough: the other way
+        (["reconstruct", *ck, *[a] * 1765], ("1765 IMAGES: the picture of 1765 originals beside their "
+                                             "reconstructions (3530 images of 32x32", "would be 11720x5748 pixels "
+                                             "(67,366,560), " + tail + "1764 IMAGES")),
         (["style-mix", *styled, "--rows", "300", "--cols", "40"],
          "--rows 300 --cols 40: the table (901 rows of 41 images of 32x32, drawn 4 times larger, 4 pixels apart, "
          "beside and under their titles) would be 5527x118953 pixels (657,453,231), " + tail
@@ -1346,8 +1352,8 @@ def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_
             pytest.fail("read held-out images before the size check")
 
     monkeypatch.setattr(cli, "_images_to_reconstruct", lambda data, run: (HeldOut(), "held-out"))
-    cases += [(["reconstruct", *ck, "--n", "1807"], ("--n 1807: the picture of 1807 originals", tail + "--n 1806")),
-              (["reconstruct", *ck, "--n", "40000"], tail + "--n 1806")]
+    cases += [(["reconstruct", *ck, "--n", "1765"], ("--n 1765: the picture of 1765 originals", tail + "--n 1764")),
+              (["reconstruct", *ck, "--n", "40000"], tail + "--n 1764")]
     for argv, said in cases:
         err = _refused(capsys, argv).strip().splitlines()
         assert len(err) == 1 and all(part in err[0] for part in ((said,) if isinstance(said, str) else said)), \
@@ -1366,8 +1372,8 @@ def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_
                                                                                                      32, 32))
     out = ["--out", str(tmp_path / "p.png")]
     for argv, size in ((["generate", *ck, "--n", "3600", *out], (8168, 8168)),
-                       (["interpolate", *ck, a, b, "--steps", "3424", *out], (465944, 144)),
-                       (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "1762", *out], (239640, 280)),
+                       (["interpolate", *ck, a, b, "--steps", "3320", *out], (438516, 153)),
+                       (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "1783", *out], (235426, 285)),
                        (["style-mix", *styled, "--rows", "30", "--cols", "40", *out], None),
                        (["style-mix", *styled, "--rows", "300", "--cols", "2", *out], None)):
         sizes.clear()

@@ -328,6 +328,24 @@ def test_edit_and_directions_commands(toy_run, tmp_path, capsys):
         strip = np.asarray(im)
     assert strip.shape[0] > strip.shape[1] / 5 * 1.5  # two rows of five
     assert "3-8 -4..+4" in capsys.readouterr().out
+    # each column is titled with its amounts, each row with its image's file name
+    import alae_fast.inference.pictures as pictures
+
+    titled = []
+    real = pictures.save_labelled_grid
+
+    def recording(cells, path, row_labels, col_labels, **kw):
+        titled.append((list(row_labels), list(col_labels), [len(r) for r in cells]))
+        return real(cells, path, row_labels, col_labels, **kw)
+
+    long_name = _digit_png(tmp_path / ("a" * 30 + ".png"), 200)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pictures, "save_labelled_grid", recording)
+        assert main(["edit", "--ckpt", str(toy_run), str(img), str(long_name), "--direction", "3-8=4",
+                     "--direction", f"{d / 'direction_0-1.npy'}=-1.5", "--steps", "5", "--out", str(out)]) == 0
+    assert titled == [(["one.png", "aaaaaaaaa...aaaa.png"],
+                       ["3-8 -4\n0-1 +1.5", "3-8 -2\n0-1 +0.75", "3-8 +0\n0-1 +0", "3-8 +2\n0-1 -0.75",
+                        "3-8 +4\n0-1 -1.5"], [5, 5])]
     # the built-in pair and the written file are the same fit
     from alae_fast.edit.commands import resolve_directions
     from alae_fast.inference.loading import load_run

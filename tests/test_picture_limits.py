@@ -2,6 +2,7 @@
 labelled_grid_size are the writers' own layout (the command line refuses with them), and every
 writer refuses a picture over MAX_PICTURE_PIXELS before drawing it."""
 
+import math
 import re
 from pathlib import Path
 
@@ -36,16 +37,50 @@ def test_grid_size_is_the_size_written(tmp_path, n, nrow, padding, scale):
         pairs_grid_size(n, 5, 3, nrow, padding, scale)
     assert _size(save_pairs_grid(images, images, tmp_path / "t.png", nrow, padding, scale, refined=images)) == \
         pairs_grid_size(n, 5, 3, nrow, padding, scale, per_pair=3)
+    assert _size(save_pairs_grid(images, images, tmp_path / "u.png", nrow, padding, scale, titles=False)) == \
+        pairs_grid_size(n, 5, 3, nrow, padding, scale, titles=False) == \
+        grid_size(2 * n, 5, 3, 2 * (nrow or math.isqrt(n - 1) + 1), padding, scale)
 
 
 def test_pairs_with_refined_reconstructions_are_triples_in_order(tmp_path):
     a, b, c = (torch.full((2, 1, 1, 1), v) for v in (-1.0, 0.0, 1.0))
-    with Image.open(save_pairs_grid(a, b, tmp_path / "t.png", padding=0, refined=c)) as im:
-        assert list(im.convert("L").getdata()) == [0, 128, 255, 0, 128, 255]  # original, G(E(x)), refined
+    with Image.open(save_pairs_grid(a, b, tmp_path / "t.png", padding=0, refined=c, titles=False)) as im:
+        assert np.asarray(im.convert("L")).ravel().tolist() == [0, 128, 255, 0, 128, 255]  # x, G(E(x)), refined
     with pytest.raises(ValueError, match=r"^refined: shape \(1, 1, 1, 1\) differs from originals \(2, 1, 1, 1\)"):
         save_pairs_grid(a, b, tmp_path / "u.png", refined=c[:1])
     with pytest.raises(ValueError, match=r"^per_pair: expected 2 \(original, reconstruction\) or 3"):
         pairs_grid_size(2, 1, 1, per_pair=4)
+    assert not (tmp_path / "u.png").exists()
+
+
+@pytest.mark.parametrize("n, per_row, refined", [(5, None, True), (4, 1, False), (7, 3, False)])
+def test_pairs_grid_titles_each_column_and_keeps_every_pixel(tmp_path, n, per_row, refined):
+    from alae_fast.inference.pictures import PAIR_TITLES, _text_size
+
+    torch.manual_seed(n)
+    groups = [torch.rand(n, 3, 6, 5) * 2 - 1 for _ in range(3 if refined else 2)]
+    scale, padding = 3, 2
+    path = save_pairs_grid(*groups[:2], tmp_path / "t.png", per_row, padding, scale,
+                           refined=groups[2] if refined else None)
+    arr = np.asarray(Image.open(path).convert("RGB"))
+    assert (arr.shape[1], arr.shape[0]) == pairs_grid_size(n, 6, 5, per_row, padding, scale, len(groups))
+    per_row = per_row or math.isqrt(n - 1) + 1
+    gap = padding * scale  # the gaps are enlarged with the images, as in the untitled grid
+    top = max(_text_size(t)[1] for t in PAIR_TITLES[:len(groups)]) + 2 * gap
+    left = 2 * gap
+    for i in range(n):  # pair i sits in row i // per_row, its images side by side, each enlarged 3 times
+        r, q = divmod(i, per_row)
+        for g, images in enumerate(groups):
+            y, x = top + r * (6 * scale + gap), left + (q * len(groups) + g) * (5 * scale + gap)
+            want = ((images[i].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            assert np.array_equal(arr[y:y + 6 * scale:scale, x:x + 5 * scale:scale], want)
+    assert (arr[:top] < 128).any()  # the titles are drawn over the columns
+    r, q = divmod(n, per_row)  # the cells after the last pair, in a short last row, stay white
+    if q:
+        x = left + q * len(groups) * (5 * scale + gap)
+        assert (arr[top + r * (6 * scale + gap):, x:] == 255).all()
+    with pytest.raises(ValueError, match=r"^titles: expected True, False or 2 strings"):
+        save_pairs_grid(*groups[:2], tmp_path / "u.png", titles=["only one"])
     assert not (tmp_path / "u.png").exists()
 
 

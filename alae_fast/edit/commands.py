@@ -51,6 +51,19 @@ def parse_direction_arg(text: str) -> tuple[str, float]:
     return spec, value
 
 
+def _names_file(spec: str) -> bool:
+    """Whether a --direction's NAME_OR_NPY names a file: a name holds no slash, so with one, or
+    ending in .npy, a missing file or a folder is said as such (load_direction), not as an
+    unknown name."""
+    return spec.endswith(".npy") or Path(spec).is_file() or "/" in spec or os.sep in spec
+
+
+def direction_name(spec: str) -> str:
+    """The name a --direction's NAME_OR_NPY goes by (as :func:`resolve_directions` keys it): a
+    file's stem without ``direction_`` (``dirs/direction_3.npy`` -> ``3``), else the name."""
+    return Path(spec).stem.removeprefix("direction_") if _names_file(spec) else spec
+
+
 @torch.no_grad()
 def encode_images(run, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """E(x) of the run's EMA model for full-resolution images ``[N, C, R, R]``: ``[N, latent]`` on the CPU."""
@@ -126,10 +139,8 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
     for text in specs:
         spec, amount = parse_direction_arg(text)
         path = Path(spec)
-        # a name holds no slash: with one, or ending in .npy, the argument names a file, and a
-        # missing one or a folder is said as such (load_direction), not as an unknown name
-        if spec.endswith(".npy") or path.is_file() or "/" in spec or os.sep in spec:
-            name = path.stem.removeprefix("direction_")
+        if _names_file(spec):
+            name = direction_name(spec)
             once(name, text, path if path.is_file() else None)
             vectors[name] = load_direction(path, latent)
         else:

@@ -25,8 +25,9 @@ import torch
 
 from ..limits import MAX_PICTURE_PIXELS  # refused before anything is drawn; the CLI checks it too
 
-__all__ = ["make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image", "png_bytes",
-           "to_uint8", "save_png", "display_scale", "grid_size", "pairs_grid_size", "labelled_grid_size", "MAX_PICTURE_PIXELS"]
+__all__ = ["PAIR_TITLES", "make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image", "png_bytes",
+           "to_uint8", "save_png", "display_scale", "grid_size", "pairs_grid_size", "labelled_grid_size",
+           "labelled_grid_bound", "MAX_PICTURE_PIXELS"]
 
 
 def display_scale(res: int) -> int:
@@ -67,16 +68,39 @@ def _pairs_per_row(count: int, pairs_per_row: int | None) -> int:
     return pairs_per_row or max(1, _grid_columns(count, None))
 
 
+PAIR_TITLES = ("input x", "G(E(x))", "refined G(w)")  # over the columns of save_pairs_grid
+
+
+def _pair_titles(titles, per_pair: int) -> list[str] | None:
+    """The column titles of one pair (``per_pair`` of them), or None for an untitled grid."""
+    if titles is True:
+        return list(PAIR_TITLES[:per_pair])
+    if titles is False or titles is None:
+        return None
+    titles = list(titles)
+    if len(titles) != per_pair or not all(isinstance(t, str) for t in titles):
+        raise ValueError(f"titles: expected True, False or {per_pair} strings (one a column of a pair); got {titles!r}")
+    return titles
+
+
 def pairs_grid_size(count: int, height: int, width: int, pairs_per_row: int | None = None, padding: int = 2,
-                    scale: int = 1, per_pair: int = 2) -> tuple[int, int]:
+                    scale: int = 1, per_pair: int = 2, titles: bool | Sequence[str] = True) -> tuple[int, int]:
     """``(width, height)`` in pixels of the picture :func:`save_pairs_grid` writes for ``count``
     originals of ``height`` x ``width`` and their reconstructions (``per_pair * count`` images:
-    2, or 3 with ``refined``; ``pairs_per_row`` groups a row, default ``ceil(sqrt(count))``).
-    Raises as :func:`grid_size`, and ValueError for a ``per_pair`` other than 2 or 3."""
+    2, or 3 with ``refined``; ``pairs_per_row`` groups a row, default ``ceil(sqrt(count))``):
+    with ``titles`` (default) a :func:`labelled_grid_size` table with a title over each column
+    and ``padding * scale`` pixels between images, else a :func:`grid_size` grid. Raises as :func:`grid_size`, and ValueError for a
+    ``per_pair`` other than 2 or 3."""
     if per_pair not in (2, 3):
         raise ValueError(f"per_pair: expected 2 (original, reconstruction) or 3 (and the refined one); got {per_pair!r}")
-    return grid_size(per_pair * count, height, width, per_pair * _pairs_per_row(count, pairs_per_row), padding,
-                     scale)
+    cols = per_pair * _pairs_per_row(count, pairs_per_row)
+    pair_titles = _pair_titles(titles, per_pair)
+    if pair_titles is None:
+        return grid_size(per_pair * count, height, width, cols, padding, scale)
+    grid_size(per_pair * count, height, width, cols, padding, scale)  # the same argument checks
+    # save_labelled_grid's layout under empty row labels, measured without a list of count labels
+    return _table_size(-(-count * per_pair // cols), cols, 0, max(_text_size(t)[1] for t in pair_titles), height,
+                       width, scale, padding * scale)[:2]
 
 
 def _refuse_large(who: str, size: tuple[int, int], fewer: str) -> None:
@@ -175,27 +199,41 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | N
 
 def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike,
                     pairs_per_row: int | None = None, padding: int = 2, scale: int = 1,
-                    refined: torch.Tensor | None = None) -> Path:
+                    refined: torch.Tensor | None = None, titles: bool | Sequence[str] = True) -> Path:
     """Save originals and reconstructions side by side: each original is followed by its
     reconstruction in the same row (and by its refined reconstruction when ``refined`` is given,
     e.g. G of :meth:`~alae_fast.inference.LoadedRun.project`'s w), ``pairs_per_row`` groups a row
     (default ``ceil(sqrt(N))``). All ``[N, C, H, W]`` in ``[-1, 1]``, same shape (ValueError
-    otherwise). The picture is :func:`pairs_grid_size` pixels; raises as :func:`save_image_grid`,
-    before the images are copied for a picture over :data:`MAX_PICTURE_PIXELS`."""
+    otherwise).
+
+    ``titles``: True (default) draws :data:`PAIR_TITLES` ("input x", "G(E(x))", "refined G(w)")
+    over the columns (a :func:`save_labelled_grid` table, RGB); a sequence of 2 (3 with
+    ``refined``) strings draws those; False draws the plain :func:`save_image_grid` grid. The
+    picture is :func:`pairs_grid_size` pixels; raises as :func:`save_image_grid` (ValueError
+    naming ``titles`` for a wrong count), before the images are copied for a picture over
+    :data:`MAX_PICTURE_PIXELS`."""
     if originals.shape != reconstructions.shape:
         raise ValueError(f"reconstructions: shape {tuple(reconstructions.shape)} differs from originals "
                          f"{tuple(originals.shape)}")
     if refined is not None and refined.shape != originals.shape:
         raise ValueError(f"refined: shape {tuple(refined.shape)} differs from originals {tuple(originals.shape)}")
     groups = [originals, reconstructions] + ([] if refined is None else [refined])
+    pair_titles = _pair_titles(titles, len(groups))
     n = originals.shape[0]
     if originals.dim() == 4 and n > 0:
         _refuse_large("save_pairs_grid", pairs_grid_size(n, originals.shape[2], originals.shape[3], pairs_per_row,
-                                                         padding, scale, len(groups)),
+                                                         padding, scale, len(groups), titles),
                       "give fewer images or a smaller scale")
     pairs_per_row = _pairs_per_row(n, pairs_per_row)
     both = torch.stack([g.detach().cpu() for g in groups], dim=1).flatten(0, 1)
-    return save_image_grid(both, path, nrow=len(groups) * pairs_per_row, padding=padding, scale=scale)
+    cols = len(groups) * pairs_per_row
+    if pair_titles is None or both.dim() != 4 or n == 0 or both.shape[1] not in (1, 3):  # make_grid says why
+        return save_image_grid(both, path, nrow=cols, padding=padding, scale=scale)
+    cells = [list(both[i:i + cols]) for i in range(0, both.shape[0], cols)]
+    cells[-1] += [None] * (cols - len(cells[-1]))
+    # the gaps enlarged with the images, as in the untitled grid
+    return save_labelled_grid(cells, path, [""] * len(cells), pair_titles * pairs_per_row, scale=scale,
+                              padding=padding * scale)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -269,13 +307,21 @@ def _text_size(text: str) -> tuple[int, int]:
     return box[2] - box[0], box[3] - box[1]
 
 
+def _table_size(rows: int, cols: int, label_width: int, title_height: int, height: int, width: int, scale: int,
+                padding: int) -> tuple[int, int, int, int]:
+    """(picture width, picture height, labels' column width, titles' row height) of a labelled
+    grid of ``rows`` x ``cols`` cells whose widest row label and tallest column title measure
+    ``label_width`` and ``title_height`` pixels."""
+    left, top = label_width + 2 * padding, title_height + 2 * padding
+    return (left + cols * (width * scale + padding) + padding, top + rows * (height * scale + padding) + padding,
+            left, top)
+
+
 def _labelled_layout(row_labels: Sequence[str], col_labels: Sequence[str], height: int, width: int, scale: int,
                      padding: int) -> tuple[int, int, int, int]:
     """(picture width, picture height, labels' column width, titles' row height) of a labelled grid."""
-    left = max(_text_size(t)[0] for t in row_labels) + 2 * padding
-    top = max(_text_size(t)[1] for t in col_labels) + 2 * padding
-    return (left + len(col_labels) * (width * scale + padding) + padding,
-            top + len(row_labels) * (height * scale + padding) + padding, left, top)
+    return _table_size(len(row_labels), len(col_labels), max(_text_size(t)[0] for t in set(row_labels)),
+                       max(_text_size(t)[1] for t in set(col_labels)), height, width, scale, padding)
 
 
 def labelled_grid_size(row_labels: Sequence[str], col_labels: Sequence[str], height: int, width: int,
@@ -291,6 +337,14 @@ def labelled_grid_size(row_labels: Sequence[str], col_labels: Sequence[str], hei
     return _labelled_layout(row_labels, col_labels, height, width, scale, padding)[:2]
 
 
+def labelled_grid_bound(rows: int, cols: int, height: int, width: int, scale: int = 1,
+                        padding: int = 4) -> tuple[int, int]:
+    """A lower bound of :func:`labelled_grid_size` for ``rows`` x ``cols`` cells whatever their
+    titles (the tiles and padding alone, as under empty titles), in O(1): a table whose bound is
+    over :data:`MAX_PICTURE_PIXELS` is refused without measuring a million titles."""
+    return _table_size(rows, cols, 0, 0, height, width, scale, padding)[:2]
+
+
 def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str | os.PathLike,
                        row_labels: Sequence[str], col_labels: Sequence[str], scale: int = 1,
                        padding: int = 4) -> Path:
@@ -298,8 +352,8 @@ def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str 
 
     Args:
         cells: rows of equal length; each cell an image ``[C, H, W]`` in [-1, 1] (all the same
-            shape) or a string, drawn as text in a cell of the same size (for a corner that would
-            otherwise be an empty tile).
+            shape), a string, drawn as text in a cell of the same size (for a corner that would
+            otherwise be an empty tile), or None, left white (the end of a last row).
         row_labels / col_labels: one title per row / column (``\\n`` breaks lines).
             Text is drawn in Pillow's default font, which has Latin letters, digits and ASCII
             punctuation only: other characters (arrows, Greek, accents) come out as boxes.
@@ -339,6 +393,8 @@ def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str 
         draw.multiline_text((padding, y + (h - th) // 2), t, fill="black", font=font)
         for k, cell in enumerate(row):
             x = left + k * (w + padding)
+            if cell is None:
+                continue
             if isinstance(cell, str):
                 draw.rectangle([x, y, x + w - 1, y + h - 1], outline=(180, 180, 180))
                 cw, ch = size(cell)
