@@ -1427,20 +1427,18 @@ def _cmd_edit(args) -> int:
                             f"spelling of --noise-mode; give one")
         args.noise_mode = args.noise_old
     _check_noise_seed(args)
-    if args.edit_layers is not None and args.edit_layers < 1:
-        raise UserError(f"--edit-layers {args.edit_layers}: no style input would be edited (those below "
-                        f"{args.edit_layers}); expected 1 up to the model's count of style inputs")
     # a strip runs from -AMOUNT to +AMOUNT: with every amount 0 its images were all the same
     if all(parse_direction_arg(text)[1] == 0 for text in args.direction):
         raise UserError(f"--direction {' '.join(args.direction)}: every amount is 0, so the {args.steps} images "
                         f"of a strip (-AMOUNT to +AMOUNT) would be the same; give an amount other than 0")
     run = _load(args)
     num_ws = int(run.model.num_ws)
-    if args.edit_layers is not None and args.edit_layers > num_ws:
+    if args.edit_layers is not None and not 1 <= args.edit_layers <= num_ws:
         # said, not taken as "all": only the default (the demo's 16) is cut to the model's count
         expected = "1" if num_ws == 1 else f"1-{num_ws}"
-        raise UserError(f"--edit-layers {args.edit_layers}: this model has {_plural(num_ws, 'style input')}; "
-                        f"expected {expected}, or leave it out to edit "
+        why = (f"no style input would be edited (those below {args.edit_layers})" if args.edit_layers < 1
+               else f"this model has {_plural(num_ws, 'style input')}")
+        raise UserError(f"--edit-layers {args.edit_layers}: {why}; expected {expected}, or leave it out to edit "
                         + ("all of them" if num_ws <= EDIT_LAYERS else
                            f"the first {EDIT_LAYERS} (the official demo's)"))
     res = run.schedule.resolution
