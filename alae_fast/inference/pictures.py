@@ -1,7 +1,7 @@
 """PNG pictures of images, drawn with Pillow: grids, labelled tables, single images.
 
 - :func:`save_image_grid` tiles a batch of images in ``[-1, 1]`` into one PNG;
-- :func:`save_pairs_grid` shows originals beside their reconstructions;
+- :func:`save_pairs_grid` shows originals beside their reconstructions, each column titled;
 - :func:`save_labelled_grid` draws a table of images with row and column titles;
 - :func:`save_image` / :func:`png_bytes` write one image (or a batch) at its own pixels;
 - :func:`grid_size`, :func:`pairs_grid_size` and :func:`labelled_grid_size` give the size of the
@@ -25,8 +25,8 @@ import torch
 
 from ..limits import MAX_PICTURE_PIXELS  # refused before anything is drawn; the CLI checks it too
 
-__all__ = ["PAIR_TITLES", "make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image", "png_bytes",
-           "to_uint8", "save_png", "display_scale", "grid_size", "pairs_grid_size", "labelled_grid_size",
+__all__ = ["PAIR_TITLES", "make_grid", "save_image_grid", "save_pairs_grid", "save_labelled_grid", "save_image",
+           "png_bytes", "to_uint8", "save_png", "display_scale", "grid_size", "pairs_grid_size", "labelled_grid_size",
            "labelled_grid_bound", "MAX_PICTURE_PIXELS"]
 
 
@@ -89,8 +89,9 @@ def pairs_grid_size(count: int, height: int, width: int, pairs_per_row: int | No
     originals of ``height`` x ``width`` and their reconstructions (``per_pair * count`` images:
     2, or 3 with ``refined``; ``pairs_per_row`` groups a row, default ``ceil(sqrt(count))``):
     with ``titles`` (default) a :func:`labelled_grid_size` table with a title over each column
-    and ``padding * scale`` pixels between images, else a :func:`grid_size` grid. Raises as :func:`grid_size`, and ValueError for a
-    ``per_pair`` other than 2 or 3."""
+    and ``padding * scale`` pixels between images, else a :func:`grid_size` grid. Raises as
+    :func:`grid_size`, and ValueError for a ``per_pair`` other than 2 or 3 or ``titles`` of
+    another count."""
     if per_pair not in (2, 3):
         raise ValueError(f"per_pair: expected 2 (original, reconstruction) or 3 (and the refined one); got {per_pair!r}")
     cols = per_pair * _pairs_per_row(count, pairs_per_row)
