@@ -288,3 +288,45 @@ def test_rosinality_errors_name_rosinality_arguments():
     torch.testing.assert_close(fused_leaky_relu(x, torch.arange(3)), fused_leaky_relu(x, torch.arange(3.0)))
     # the output-size rule is the one the shim documents: the smallest pad that leaves one sample
     assert upfirdn2d(x, k, down=4, pad=(0, 0)).shape == (2, 3, 1, 1)
+
+
+@pytest.mark.parametrize("upsample, downsample, demodulate", [(False, False, True), (True, False, True),
+                                                              (False, True, True), (False, False, False),
+                                                              (True, False, False)])
+def test_unfused_modulated_conv_is_the_fused_function(upsample, downsample, demodulate, monkeypatch):
+    """rosinality's fused=False path (style on the input, demodulation on the output) was stored
+    and ignored; it computes the fused path's function, and its gradients to second order. The
+    independent reference: one conv2d per sample with that sample's modulated weight."""
+    torch.manual_seed(3)
+    kw = dict(demodulate=demodulate, upsample=upsample, downsample=downsample)
+    fused = ModulatedConv2d(3, 5, 3, 4, **kw).double()
+    unfused = ModulatedConv2d(3, 5, 3, 4, fused=False, **kw).double()
+    unfused.load_state_dict(fused.state_dict())
+    assert "fused=False" in repr(unfused)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    s = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    import alae_fast.compat.rosinality as ros
+
+    groups = []  # the unfused path convolves with one shared weight: no per-sample groups
+    for name in ("conv2d", "conv_transpose2d"):
+        real = getattr(torch.nn.functional, name)
+        monkeypatch.setattr(ros.F, name, lambda *a, _real=real, **k: groups.append(k.get("groups", 1)) or _real(*a, **k))
+    out = unfused(x, s)
+    assert groups == [1]
+    monkeypatch.undo()
+    torch.testing.assert_close(out, fused(x, s), rtol=1e-12, atol=1e-12)
+    if not (upsample or downsample):  # per-sample conv2d with w * style * demod, written out
+        style = fused.modulation(s)
+        for n in range(2):
+            w = fused.scale * fused.weight[0] * style[n].view(1, 3, 1, 1)
+            if demodulate:
+                w = w * torch.rsqrt(w.square().sum([1, 2, 3]) + 1e-8).view(5, 1, 1, 1)
+            torch.testing.assert_close(out[n:n + 1], torch.nn.functional.conv2d(x[n:n + 1], w, padding=1),
+                                       rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad((out * g).sum(), [x, s, *unfused.parameters()])
+    ref = torch.autograd.grad((fused(x, s) * g).sum(), [x, s, *fused.parameters()])
+    for a, b in zip(grads, ref):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    xs, ss = x[:1, :, :6, :6].detach().requires_grad_(), s[:1].detach().requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda a, b: unfused(a, b), (xs, ss))

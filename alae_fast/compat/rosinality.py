@@ -228,11 +228,14 @@ class EqualConv2d(nn.Module):
 
 class ModulatedConv2d(nn.Module):
     """rosinality's ``ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim,
-    demodulate=True, upsample=False, downsample=False, blur_kernel=[1, 3, 3, 1])``.
+    demodulate=True, upsample=False, downsample=False, blur_kernel=[1, 3, 3, 1], fused=True)``.
 
     forward(input [N, in, H, W], style [N, style_dim]) -> [N, out, H', W'] (H' = 2H when
-    upsampling, H/2 when downsampling). Per-sample weights run as one grouped convolution;
-    the blur around the resampling is alae_fast's upfirdn2d kernel.
+    upsampling, H/2 when downsampling). ``fused=True`` (default) runs per-sample weights as one
+    grouped convolution; ``fused=False`` is rosinality's other path, the same function: the
+    input is scaled by the style, convolved with the shared weight (one weight for the batch,
+    less memory for large batches), and the output scaled by the demodulation coefficients.
+    The blur around the resampling is alae_fast's upfirdn2d kernel either way.
     """
 
     def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
@@ -261,6 +264,8 @@ class ModulatedConv2d(nn.Module):
         self.fused = fused
 
     def forward(self, input: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if not self.fused:
+            return self._forward_unfused(input, style)
         batch, in_channel, height, width = input.shape
         style = self.modulation(style).view(batch, 1, in_channel, 1, 1)
         weight = self.scale * self.weight * style
@@ -286,6 +291,25 @@ class ModulatedConv2d(nn.Module):
         out = F.conv2d(x, weight, padding=self.padding, groups=batch)
         return out.view(batch, self.out_channel, *out.shape[2:])
 
+    def _forward_unfused(self, input: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        # conv(x * s, w) * d equals conv(x, w * s * d): the style scales input channels, the
+        # demodulation coefficients d (computed from w * s as in the fused path) output channels
+        batch, in_channel = input.shape[:2]
+        weight = self.scale * self.weight.squeeze(0)  # [out, in, k, k], shared by the batch
+        style = self.modulation(style)
+        if self.demodulate:
+            demod = torch.rsqrt((weight.unsqueeze(0) * style.view(batch, 1, in_channel, 1, 1)).pow(2).sum([2, 3, 4])
+                                + self.eps)
+        x = input * style.view(batch, in_channel, 1, 1)
+        if self.upsample:
+            out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2))
+        elif self.downsample:
+            out = F.conv2d(self.blur(x), weight, padding=0, stride=2)
+        else:
+            out = F.conv2d(x, weight, padding=self.padding)
+        return out * demod.view(batch, self.out_channel, 1, 1) if self.demodulate else out
+
     def __repr__(self):
         return (f"{self.__class__.__name__}({self.in_channel}, {self.out_channel}, {self.kernel_size}, "
-                f"upsample={self.upsample}, downsample={self.downsample})")
+                f"upsample={self.upsample}, downsample={self.downsample}"
+                + (", fused=False)" if not self.fused else ")"))
