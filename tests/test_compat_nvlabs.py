@@ -163,3 +163,35 @@ def test_resampling_wrappers_name_themselves(op):
     with pytest.raises(ValueError, match=rf"^{op}: padding leaves no output: .*\(the padding given plus the "
                                          r"filter's centring\)$"):
         fn(torch.ones(1, 1, 4, 4), f, padding=-4)
+
+
+def test_scalar_tensors_are_taken_as_nvlabs_takes_them():
+    """NVlabs' ops read gain, alpha, clamp and slope with float() (upfirdn2d folds gain into the
+    filter), so a 0-d tensor works there; ours refused it. It is now read as its float, in every
+    op and shim; a 0-d tensor that requires grad is refused saying its gradient would be dropped."""
+    from alae_fast.compat import rosinality
+    from alae_fast.compat.nvlabs_filtered_lrelu import filtered_lrelu
+
+    x, b = _rand(2, 4, 8, 8), _rand(4, seed=1)
+    f = nvlabs.setup_filter([1, 3, 3, 1]).double()
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    # the documented semantics: a [1,3,3,1] blur of x (a true convolution) scaled by the gain 2
+    want = 2.0 * _depthwise(F.pad(x, (1, 2, 1, 2)), f.flip([0, 1]))  # setup_filter makes 4 taps 2-D
+    torch.testing.assert_close(nvlabs.upfirdn2d(x, f, padding=[1, 2, 1, 2], gain=t(2.0)), want)
+    lrelu = lambda v, a, g, c: (F.leaky_relu(v, a) * g).clamp(-c, c)  # noqa: E731
+    torch.testing.assert_close(nvlabs.bias_act(x, b, act="lrelu", alpha=t(0.1), gain=t(1.5), clamp=t(0.5)),
+                               lrelu(x + b.view(1, -1, 1, 1), 0.1, 1.5, 0.5))
+    torch.testing.assert_close(rosinality.fused_leaky_relu(x, b, t(0.3), torch.tensor(2)),
+                               F.leaky_relu(x + b.view(1, -1, 1, 1), 0.3) * 2)
+    torch.testing.assert_close(filtered_lrelu(x, f, f, up=2, down=2, padding=3, gain=t(1.2), slope=t(0.1)),
+                               filtered_lrelu(x, f, f, up=2, down=2, padding=3, gain=1.2, slope=0.1))
+    needs_grad = torch.tensor(2.0, requires_grad=True)
+    said = r"tensor\(2\., requires_grad=True\), a tensor that requires grad: it is taken as a number, so its gradient"
+    for call in (lambda: nvlabs.upfirdn2d(x, f, gain=needs_grad), lambda: nvlabs.bias_act(x, gain=needs_grad),
+                 lambda: filtered_lrelu(x, f, f, up=2, down=2, padding=3, gain=needs_grad),
+                 lambda: rosinality.fused_leaky_relu(x, b, 0.2, needs_grad)):
+        with pytest.raises((TypeError, ValueError), match=said):
+            call()
+    for bad, said in ((torch.tensor([2.0, 3.0]), r"a tensor of shape \(2,\)"), (torch.tensor(True), r"tensor\(True\)")):
+        with pytest.raises(ValueError, match=f"^upfirdn2d: gain must be a finite real number; got {said}$"):
+            nvlabs.upfirdn2d(x, f, gain=bad)

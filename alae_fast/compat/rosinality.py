@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import as_real, check_same, check_tensor, is_finite, is_int
+from ..ops._dispatch import as_real, check_same, said_real, check_tensor, is_finite, is_int
 from ..ops.bias_act import bias_act
 from ..ops.upfirdn2d import _check_filter, _out_size
 from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
@@ -61,7 +61,8 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
     def real(name, value):  # rosinality's own words: no "or None", the value as given
         r = as_real(value)
         if r is None:
-            raise TypeError(f"{op}: {name} must be a real number; got {type(value).__name__}")
+            raise TypeError(f"{op}: {name} must be a real number; got "
+                            f"{said_real(value) if isinstance(value, torch.Tensor) else type(value).__name__}")
         if not is_finite(r):
             raise ValueError(f"{op}: {name} must be finite; got {value!r}")
         return r

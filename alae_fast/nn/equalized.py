@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import as_real
+from ..ops._dispatch import as_real, said_real
 from ..ops.bias_act import ACTIVATIONS, bias_act
 
 _SQRT2 = math.sqrt(2.0)
@@ -59,14 +59,14 @@ def _positive_int(value, name: str, layer: str) -> int:
 def _positive_real(value, name: str, layer: str) -> float:
     real = as_real(value)
     if real is None or not math.isfinite(real) or real <= 0:
-        raise ValueError(f"{layer}: {name} must be a finite number > 0; got {value!r}")
+        raise ValueError(f"{layer}: {name} must be a finite number > 0; got {said_real(value)}")
     return float(real)
 
 
 def _real(value, name: str, layer: str) -> float:
     real = as_real(value)
     if real is None or not math.isfinite(real):
-        raise ValueError(f"{layer}: {name} must be a finite number; got {value!r}")
+        raise ValueError(f"{layer}: {name} must be a finite number; got {said_real(value)}")
     return float(real)
 
 

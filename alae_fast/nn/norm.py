@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ..ops._dispatch import as_real, opmath
+from ..ops._dispatch import as_real, opmath, said_real
 
 
 class PixelNorm(nn.Module):
@@ -31,7 +31,7 @@ class PixelNorm(nn.Module):
             raise TypeError(f"PixelNorm: dim must be an int; got {type(dim).__name__}")
         eps_ = as_real(eps)
         if eps_ is None or not math.isfinite(eps_) or eps_ < 0:
-            raise ValueError(f"PixelNorm: eps must be a finite number >= 0; got {eps!r}")
+            raise ValueError(f"PixelNorm: eps must be a finite number >= 0; got {said_real(eps)}")
         self.dim = dim
         self.eps = float(eps_)
 

@@ -32,11 +32,14 @@ def is_finite(value) -> bool:
 
 def as_real(value):
     """``value`` when it is a real number (an int or float, a NumPy real scalar, a SymFloat;
-    not a bool), its float when it is a 0-d NumPy array of a real dtype, else None: the test
-    every float argument of the ops, shims and layers takes. A 0-d array is what
-    ``torch.compile`` makes of a NumPy scalar while it traces (StyleGAN3's ``gain=np.sqrt(2)``),
-    where ``isinstance(value, numbers.Real)`` is False and ``ndarray.dtype`` cannot be read: there
-    its dtype is taken on trust (a 0-d bool array reads as 0.0 or 1.0)."""
+    not a bool), its float when it is a 0-d NumPy array or a 0-d torch tensor of a real dtype
+    (not bool; a tensor that does not require grad), else None: the test every float argument
+    of the ops, shims and layers takes. A 0-d array is what ``torch.compile`` makes of a NumPy
+    scalar while it traces (StyleGAN3's ``gain=np.sqrt(2)``), where ``isinstance(value,
+    numbers.Real)`` is False and ``ndarray.dtype`` cannot be read: there its dtype is taken on
+    trust (a 0-d bool array reads as 0.0 or 1.0). A 0-d tensor is read as NVlabs' ops read one
+    (``float(gain)``; on a GPU that waits for the device); one that requires grad is refused,
+    since taking it as a number would drop its gradient (:func:`said_real` says so)."""
     t = type(value)
     if t is float or t is int:  # the common case, before the slow abstract-class checks
         return value
@@ -47,7 +50,22 @@ def as_real(value):
     if isinstance(value, np.ndarray) and value.ndim == 0:
         if torch.compiler.is_compiling() or value.dtype.kind in "fiu":
             return float(value)
+    if (isinstance(value, torch.Tensor) and value.ndim == 0 and not value.requires_grad
+            and not value.is_complex() and value.dtype is not torch.bool):
+        return float(value)
     return None
+
+
+def said_real(value) -> str:
+    """How an error names a value :func:`as_real` refused: its repr, shortened for a tensor of
+    more than one element, with why for a 0-d tensor that requires grad."""
+    if isinstance(value, torch.Tensor):
+        if value.ndim == 0 and value.requires_grad:
+            return (f"{value!r}, a tensor that requires grad: it is taken as a number, so its gradient would "
+                    f"be dropped; pass a float or a detached tensor")
+        if value.ndim > 0:
+            return f"a tensor of shape {tuple(value.shape)}"
+    return repr(value)
 
 
 def check_real(value, name: str, op: str, *, none_ok: bool = False, inf_ok: bool = False) -> float | None:
@@ -59,7 +77,7 @@ def check_real(value, name: str, op: str, *, none_ok: bool = False, inf_ok: bool
     real = as_real(value)
     if real is None:
         raise TypeError(f"{op}: {name} must be a real number{' or None' if none_ok else ''}; "
-                        f"got {type(value).__name__}")
+                        f"got {said_real(value) if isinstance(value, torch.Tensor) else type(value).__name__}")
     real = float(real)
     if not is_finite(real) and not (inf_ok and real > 0):  # NaN: not finite, not > 0
         raise ValueError(f"{op}: {name} must be finite; got {real}")
@@ -70,7 +88,7 @@ def check_eps(eps, op: str) -> float:
     """An eps as a float; ValueError naming ``op`` unless it is a finite real number >= 0."""
     real = as_real(eps)
     if real is None or not is_finite(real) or real < 0:
-        raise ValueError(f"{op}: eps must be a finite number >= 0; got {eps!r}")
+        raise ValueError(f"{op}: eps must be a finite number >= 0; got {said_real(eps)}")
     return float(real)
 
 
@@ -81,7 +99,7 @@ def check_alpha(alpha, default: float, op: str) -> float:
         return default
     real = as_real(alpha)
     if real is None or not is_finite(real):
-        raise ValueError(f"{op}: alpha must be a finite number or None; got {alpha!r}")
+        raise ValueError(f"{op}: alpha must be a finite number or None; got {said_real(alpha)}")
     return float(real)
 
 

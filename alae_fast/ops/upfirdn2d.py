@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from .. import _lib
 from ._dispatch import (as_real, check_bool, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath,
-                        static_sizes, use_kernel)
+                        said_real, static_sizes, use_kernel)
 
 
 # --- argument parsing -------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def _check_gain(gain, op: str) -> float:
     """``gain`` as a float; ValueError naming ``op`` unless it is a finite real number (not a bool)."""
     value = as_real(gain)
     if value is None or not is_finite(value):
-        raise ValueError(f"{op}: gain must be a finite real number; got {gain!r}")
+        raise ValueError(f"{op}: gain must be a finite real number; got {said_real(gain)}")
     return float(value)
 
 
