@@ -916,7 +916,7 @@ def _cmd_reconstruct(args) -> int:
     def check(given: str, count: int, way) -> None:
         beside = "their reconstructions" if count != 1 else "its reconstruction"
         _check_picture_size(given, f"the picture of {_plural(count, 'original')} beside {beside} "
-                                   f"({_tiles_said(per * count, res, scale)}, under their titles)",
+                                   f"({_tiles_said(per * count, res, scale, gap=2 * scale)}, under their titles)",
                             pairs_grid_size(count, res, res, scale=scale, per_pair=per),
                             [(way, lambda v: pairs_grid_size(v, res, res, scale=scale, per_pair=per), 1, count)])
 
@@ -1399,20 +1399,35 @@ def _add_edit_commands(sub) -> None:
     f.add_argument("--out", default=None, metavar="DIR", help="output folder (default: <run>/directions)")
 
 
-def _edit_titles(amounts: dict[str, float], steps: int) -> list[str]:
-    """Column titles of edit's strips: each column's amount of every direction (t * AMOUNT, t in
-    linspace(-1, 1, steps)), one line a direction."""
-    import numpy as np
+def _edit_titles(amounts: dict[str, float], steps: int, width: int = 12) -> list[str]:
+    """Column titles of edit's strips: each column's amount of every direction (t * AMOUNT, t
+    from :func:`alae_fast.edit.commands.strip_fractions`), one line a direction, its name cut
+    in the middle past ``width`` characters (a title wider than its tile would run into the
+    next). Enough significant digits that no two columns read alike."""
+    from .edit.commands import strip_fractions
 
+    digits = max(3, len(str(steps - 1)) + 1)
+    names = {k: _cut_middle(k, width) for k in amounts}
     # + 0.0: the middle column of a negative amount is +0, not -0
-    return ["\n".join(f"{k} {float(t) * a + 0.0:+.3g}" for k, a in amounts.items())
-            for t in np.linspace(-1.0, 1.0, steps)]
+    return ["\n".join(f"{names[k]} {t * a + 0.0:+.{digits}g}" for k, a in amounts.items())
+            for t in strip_fractions(steps)]
+
+
+def _cut_middle(text: str, width: int) -> str:
+    """``text``, or its first and last characters around "..." in ``width`` characters."""
+    return text if len(text) <= width else text[:width // 2 - 1] + "..." + text[-(width - width // 2 - 2):]
 
 
 def _edit_row_titles(images: list[str], width: int = 20) -> list[str]:
-    """Row titles of edit's strips: each IMAGE's file name, its middle cut to ``width`` chars."""
-    names = [Path(i).name for i in images]
-    return [n if len(n) <= width else n[:width // 2 - 1] + "..." + n[-(width // 2 - 2):] for n in names]
+    """Row titles of edit's strips: each IMAGE's file name, its middle cut past ``width``
+    characters; a title two IMAGES share (the same name in two folders) is numbered."""
+    titles = [_cut_middle(Path(i).name, width) for i in images]
+    seen: dict[str, int] = {}
+    for i, t in enumerate(titles):
+        seen[t] = seen.get(t, 0) + 1
+        if seen[t] > 1 or titles.count(t) > 1:
+            titles[i] = f"{t} ({seen[t]})"
+    return titles
 
 
 def _cmd_edit(args) -> int:

@@ -186,7 +186,7 @@ def test_scalar_tensors_are_taken_as_nvlabs_takes_them():
     torch.testing.assert_close(filtered_lrelu(x, f, f, up=2, down=2, padding=3, gain=t(1.2), slope=t(0.1)),
                                filtered_lrelu(x, f, f, up=2, down=2, padding=3, gain=1.2, slope=0.1))
     needs_grad = torch.tensor(2.0, requires_grad=True)
-    said = r"tensor\(2\., requires_grad=True\), a tensor that requires grad: it is taken as a number, so its gradient"
+    said = r"tensor\(2\.0, requires_grad=True\), a tensor that requires grad: it is taken as a number, so its gradient"
     for call in (lambda: nvlabs.upfirdn2d(x, f, gain=needs_grad), lambda: nvlabs.bias_act(x, gain=needs_grad),
                  lambda: filtered_lrelu(x, f, f, up=2, down=2, padding=3, gain=needs_grad),
                  lambda: rosinality.fused_leaky_relu(x, b, 0.2, needs_grad)):
@@ -195,3 +195,19 @@ def test_scalar_tensors_are_taken_as_nvlabs_takes_them():
     for bad, said in ((torch.tensor([2.0, 3.0]), r"a tensor of shape \(2,\)"), (torch.tensor(True), r"tensor\(True\)")):
         with pytest.raises(ValueError, match=f"^upfirdn2d: gain must be a finite real number; got {said}$"):
             nvlabs.upfirdn2d(x, f, gain=bad)
+    # a learnable gain (an nn.Parameter, whose repr spans two lines) is said on one line
+    with pytest.raises(ValueError, match=r"^upfirdn2d: gain must be a finite real number; got tensor\(2\.0, "
+                                         r"requires_grad=True\), a tensor that requires grad: [^\n]*$"):
+        nvlabs.upfirdn2d(x, f, gain=torch.nn.Parameter(torch.tensor(2.0)))
+    # setup_filter folds the gain it checked (a float), not the tensor given
+    torch.testing.assert_close(nvlabs.setup_filter([1, 3, 3, 1], gain=t(4.0)), nvlabs.setup_filter([1, 3, 3, 1]) * 4)
+    # the layers take their scalars as the ops do, and refuse what is not one
+    from alae_fast.nn import AdaIN, FilteredLeakyReLU, FusedLeakyReLU
+
+    assert FusedLeakyReLU(4, negative_slope=t(0.1), scale=t(2.0)).scale == 2.0
+    with pytest.raises(TypeError, match=r"^FusedLeakyReLU: negative_slope must be a real number; got bool$"):
+        FusedLeakyReLU(4, negative_slope=True)
+    with pytest.raises(ValueError, match=r"^AdaIN: eps must be a finite number >= 0; got '1e-3'$"):
+        AdaIN(4, 8, eps="1e-3")
+    with pytest.raises(TypeError, match=r"^FilteredLeakyReLU: gain must be a real number; got a tensor of shape \(1,\)$"):
+        FilteredLeakyReLU(4, None, None, gain=torch.tensor([2.0]))

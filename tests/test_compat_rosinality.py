@@ -292,7 +292,7 @@ def test_rosinality_errors_name_rosinality_arguments():
 
 @pytest.mark.parametrize("upsample, downsample, demodulate", [(False, False, True), (True, False, True),
                                                               (False, True, True), (False, False, False),
-                                                              (True, False, False)])
+                                                              (True, False, False), (False, True, False)])
 def test_unfused_modulated_conv_is_the_fused_function(upsample, downsample, demodulate, monkeypatch):
     """rosinality's fused=False path (style on the input, demodulation on the output) was stored
     and ignored; it computes the fused path's function, and its gradients to second order. The
@@ -307,10 +307,16 @@ def test_unfused_modulated_conv_is_the_fused_function(upsample, downsample, demo
     s = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
     import alae_fast.compat.rosinality as ros
 
-    groups = []  # the unfused path convolves with one shared weight: no per-sample groups
+    groups = []  # the unfused path convolves with one shared weight [5, 3, 3, 3]: no per-sample groups
+
+    def recording(*a, _real, **k):
+        if tuple(a[1].shape[:2]) in ((5, 3), (3, 5)):  # not the reference blur's [C, 1, k, k] filters
+            groups.append(k.get("groups", 1))
+        return _real(*a, **k)
+
     for name in ("conv2d", "conv_transpose2d"):
-        real = getattr(torch.nn.functional, name)
-        monkeypatch.setattr(ros.F, name, lambda *a, _real=real, **k: groups.append(k.get("groups", 1)) or _real(*a, **k))
+        monkeypatch.setattr(ros.F, name, lambda *a, _real=getattr(torch.nn.functional, name), **k:
+                            recording(*a, _real=_real, **k))
     out = unfused(x, s)
     assert groups == [1]
     monkeypatch.undo()

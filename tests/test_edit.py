@@ -549,3 +549,19 @@ def test_edit_layers_default_on_a_model_with_more_style_inputs_than_the_demo_edi
             pictures[name] = np.asarray(im).copy()
     assert np.array_equal(pictures["default"], pictures["two"])
     assert not np.array_equal(pictures["default"], pictures["all"])
+
+
+def test_edit_titles_are_exact_distinct_and_fit():
+    from alae_fast.cli import _edit_row_titles, _edit_titles
+    from alae_fast.edit.commands import strip_fractions
+
+    # linspace(-1, 1, 99)'s middle is -1.1e-16: the middle column said "-4.44e-16"
+    assert strip_fractions(99)[49] == 0.0 and strip_fractions(2) == [-1.0, 1.0]
+    assert strip_fractions(7) == [-t for t in reversed(strip_fractions(7))]
+    assert _edit_titles({"3-8": 4.0, "x": -1.5}, 99)[49] == "3-8 +0\nx +0"
+    for steps in (2, 7, 101, 1001):  # amount 40 at 1001 steps gave 851 distinct titles of 1001
+        titles = _edit_titles({"a": 40.0}, steps)
+        assert len(set(titles)) == steps, steps
+    assert _edit_titles({"a_long_direction_name": 1.0}, 3) == ["a_lon...name -1", "a_lon...name +0", "a_lon...name +1"]
+    # the same file name in two folders: numbered, not two rows of the same title
+    assert _edit_row_titles(["a/img.png", "b/img.png", "c.png"]) == ["img.png (1)", "img.png (2)", "c.png"]

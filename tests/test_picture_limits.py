@@ -147,3 +147,19 @@ def test_readme_says_how_many_images_a_generate_grid_holds():
         assert w * h > MAX_PICTURE_PIXELS
     assert re.search(r"2\^26 = 67,108,864 pixels", text) and 2 ** 26 == MAX_PICTURE_PIXELS
     assert np.prod(grid_size(n32, 32, 32, scale=4)) <= MAX_PICTURE_PIXELS
+
+
+@pytest.mark.parametrize("titles", [True, False])
+def test_every_writer_checks_scale_and_titles(tmp_path, titles):
+    # the titled pairs grid (the default) had lost save_image_grid's scale check: scale 0 was a
+    # Pillow error, scale True a picture
+    x = torch.rand(2, 1, 4, 4) * 2 - 1
+    for scale in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"^scale: expected a positive int, got {re.escape(repr(scale))}$"):
+            save_pairs_grid(x, x, tmp_path / "p.png", scale=scale, titles=titles)
+        with pytest.raises(ValueError, match=r"^scale: expected a positive int"):
+            save_labelled_grid([[x[0]]], tmp_path / "l.png", ["r"], ["c"], scale=scale)
+    with pytest.raises(ValueError, match=r"^titles: expected True, False or 2 strings \(one a column of a pair\); "
+                                         r"got 'ab'$"):
+        save_pairs_grid(x, x, tmp_path / "p.png", titles="ab")  # not the titles 'a' and 'b'
+    assert not list(tmp_path.iterdir())

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..ops._dispatch import as_real
+from ..ops._dispatch import as_real, said_real
 from ..ops.filtered_lrelu import filtered_lrelu as _filtered_lrelu
 from .nvlabs_ops._impl import resolve_impl
 
@@ -34,9 +34,9 @@ def _check_nvlabs_range(gain, slope) -> None:
     with values NVlabs refuses. Non-numbers are left to the op, which names them."""
     g, s = as_real(gain), as_real(slope)
     if g is not None and not g > 0:
-        raise ValueError(f"filtered_lrelu: gain must be > 0 (as NVlabs requires); got {gain!r}")
+        raise ValueError(f"filtered_lrelu: gain must be > 0 (as NVlabs requires); got {said_real(gain)}")
     if s is not None and not s >= 0:
-        raise ValueError(f"filtered_lrelu: slope must be >= 0 (as NVlabs requires); got {slope!r}")
+        raise ValueError(f"filtered_lrelu: slope must be >= 0 (as NVlabs requires); got {said_real(slope)}")
 
 
 def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2,

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import as_real, check_same, said_real, check_tensor, is_finite, is_int
+from ..ops._dispatch import as_real, check_same, check_tensor, is_finite, is_int, said_kind
 from ..ops.bias_act import bias_act
 from ..ops.upfirdn2d import _check_filter, _out_size
 from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
@@ -41,7 +41,8 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
     """``leaky_relu(input + bias, negative_slope) * scale``, bias broadcast along dim 1.
 
     input [N, C, ...] (any shape without a bias) any float dtype; bias [C] or None (cast to input's dtype,
-    as rosinality does); negative_slope, scale real numbers. Raises TypeError / ValueError
+    as rosinality does); negative_slope, scale real numbers (Python, NumPy or 0-d tensors that
+    do not require grad: :func:`alae_fast.ops._dispatch.as_real`). Raises TypeError / ValueError
     naming ``input``, ``bias``, ``negative_slope`` or ``scale``, as rosinality's arguments are
     called.
     """
@@ -61,8 +62,7 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
     def real(name, value):  # rosinality's own words: no "or None", the value as given
         r = as_real(value)
         if r is None:
-            raise TypeError(f"{op}: {name} must be a real number; got "
-                            f"{said_real(value) if isinstance(value, torch.Tensor) else type(value).__name__}")
+            raise TypeError(f"{op}: {name} must be a real number; got {said_kind(value)}")
         if not is_finite(r):
             raise ValueError(f"{op}: {name} must be finite; got {value!r}")
         return r

@@ -28,8 +28,8 @@ from .apply import DEMO_LAYERS, MAX_AMOUNT, edit_w, edited_style_inputs
 from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
                          official_direction_index, parse_digit_pair)
 
-__all__ = ["parse_direction_arg", "resolve_directions", "encode_images", "digit_directions", "edit_strip",
-           "fit_run_directions", "images_by_class"]
+__all__ = ["parse_direction_arg", "direction_name", "resolve_directions", "encode_images", "digit_directions",
+           "edit_strip", "strip_fractions", "fit_run_directions", "images_by_class"]
 
 
 def parse_direction_arg(text: str) -> tuple[str, float]:
@@ -60,8 +60,12 @@ def _names_file(spec: str) -> bool:
 
 def direction_name(spec: str) -> str:
     """The name a --direction's NAME_OR_NPY goes by (as :func:`resolve_directions` keys it): a
-    file's stem without ``direction_`` (``dirs/direction_3.npy`` -> ``3``), else the name."""
-    return Path(spec).stem.removeprefix("direction_") if _names_file(spec) else spec
+    file's stem without ``direction_`` (``dirs/direction_3.npy`` -> ``3``; ``direction_.npy``
+    keeps its stem, as the web page's sliders name it), else the name itself."""
+    if not _names_file(spec):
+        return spec
+    stem = Path(spec).stem
+    return stem.removeprefix("direction_") or stem
 
 
 @torch.no_grad()
@@ -169,12 +173,20 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
 
 
 @torch.no_grad()
+def strip_fractions(steps: int) -> list[float]:
+    """The ``steps`` (an int >= 2) fractions t of each amount along an edit strip: -1 to 1
+    evenly, as ``np.linspace(-1, 1, steps)`` but computed as ``(2k - (steps - 1)) / (steps - 1)``,
+    so that the middle of an odd strip is exactly 0 (linspace gives -1.1e-16 there for 99
+    steps) and each t is symmetric about it."""
+    return [(2 * k - (steps - 1)) / (steps - 1) for k in range(steps)]
+
+
 def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts: dict[str, float],
                steps: int = 7, edit_layers: int | str | None = DEMO_LAYERS, noise: str = "zero",
                seed: int = 0) -> torch.Tensor:
     """Rows of edits: for each image of ``x`` (full resolution ``[N, C, R, R]``), ``steps`` images
     with every amount scaled by t in linspace(−1, 1, steps), as offsets (:func:`edit_w`,
-    mode 'offset'). Each image is decoded with the same noise (``noise='random'`` reseeded
+    mode 'offset'; t from :func:`strip_fractions`). Each image is decoded with the same noise (``noise='random'`` reseeded
     with ``seed`` before each decode, as the demo with "Randomize noise" off; 'zero': none).
     ``steps``: an int >= 2 (default 7). ``edit_layers``: as :func:`edit_w`'s, checked against
     the run's ``num_ws`` before any image is encoded: an int 1..num_ws, None (all), or
@@ -191,7 +203,7 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
     device = next(m.parameters()).device
     w = run.encode(prepare_images(x, run.schedule, run.phase).to(device))
     rows = []
-    for t in np.linspace(-1.0, 1.0, steps):
+    for t in strip_fractions(steps):
         ws = edit_w(w, directions, {k: float(t) * a for k, a in amounts.items()}, m.w_avg, int(m.num_ws),
                     edit_layers=edit_layers, mode="offset")
         imgs = []

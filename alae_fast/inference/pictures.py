@@ -37,6 +37,12 @@ def display_scale(res: int) -> int:
     return max(1, 128 // res)
 
 
+def _check_scale(scale) -> None:
+    """ValueError naming ``scale`` unless it is an int >= 1 (not a bool)."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale: expected a positive int, got {scale!r}")
+
+
 def _grid_columns(count: int, nrow: int | None) -> int:
     """Images per row of a grid of ``count``: ``nrow``, by default ceil(sqrt(count)) (exact for any count)."""
     if nrow is None:
@@ -77,6 +83,8 @@ def _pair_titles(titles, per_pair: int) -> list[str] | None:
         return list(PAIR_TITLES[:per_pair])
     if titles is False or titles is None:
         return None
+    if isinstance(titles, str):  # list() would make each character a title
+        raise ValueError(f"titles: expected True, False or {per_pair} strings (one a column of a pair); got {titles!r}")
     titles = list(titles)
     if len(titles) != per_pair or not all(isinstance(t, str) for t in titles):
         raise ValueError(f"titles: expected True, False or {per_pair} strings (one a column of a pair); got {titles!r}")
@@ -187,8 +195,7 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | N
     ("save_image_grid: the picture would be WxH pixels ...") for a picture over
     :data:`MAX_PICTURE_PIXELS`, checked before anything is drawn.
     """
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale: expected a positive int, got {scale!r}")
+    _check_scale(scale)
     if isinstance(images, torch.Tensor) and images.dim() == 4 and images.shape[0] > 0:  # else make_grid says why
         _refuse_large("save_image_grid", grid_size(images.shape[0], images.shape[2], images.shape[3], nrow, padding,
                                                    scale), "give fewer images or a smaller scale")
@@ -220,6 +227,7 @@ def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path
         raise ValueError(f"refined: shape {tuple(refined.shape)} differs from originals {tuple(originals.shape)}")
     groups = [originals, reconstructions] + ([] if refined is None else [refined])
     pair_titles = _pair_titles(titles, len(groups))
+    _check_scale(scale)
     n = originals.shape[0]
     if originals.dim() == 4 and n > 0:
         _refuse_large("save_pairs_grid", pairs_grid_size(n, originals.shape[2], originals.shape[3], pairs_per_row,
@@ -278,8 +286,7 @@ def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
     if not isinstance(image, torch.Tensor) or image.dim() != 3:
         raise ValueError(f"image: expected one image [C, H, W], got "
                          f"{tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__}")
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale: expected a positive int, got {scale!r}")
+    _check_scale(scale)
     img = _pil(image)
     if scale != 1:
         from PIL import Image
@@ -340,13 +347,16 @@ def labelled_grid_size(row_labels: Sequence[str], col_labels: Sequence[str], hei
 
 def labelled_grid_bound(rows: int, cols: int, height: int, width: int, scale: int = 1,
                         padding: int = 4) -> tuple[int, int]:
-    """A lower bound of :func:`labelled_grid_size` for ``rows`` x ``cols`` cells whatever their
-    titles (the tiles and padding alone, as under empty titles), in O(1): a table whose bound is
-    over :data:`MAX_PICTURE_PIXELS` is refused without measuring a million titles."""
+    """``(width, height)``, a lower bound of :func:`labelled_grid_size` for ``rows`` x ``cols``
+    cells of ``height`` x ``width`` images enlarged ``scale`` times (default 1), ``padding``
+    pixels apart (default 4, as :func:`save_labelled_grid`), whatever their titles (the tiles and
+    padding alone, as under empty titles), in O(1): a table whose bound is over
+    :data:`MAX_PICTURE_PIXELS` is refused without measuring a million titles. Plain arithmetic
+    on ints >= 0; raises nothing."""
     return _table_size(rows, cols, 0, 0, height, width, scale, padding)[:2]
 
 
-def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str | os.PathLike,
+def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str | None]], path: str | os.PathLike,
                        row_labels: Sequence[str], col_labels: Sequence[str], scale: int = 1,
                        padding: int = 4) -> Path:
     """A table of images with a title over each column and beside each row, as one PNG.
@@ -361,12 +371,13 @@ def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str]], path: str 
         scale: images enlarged by pixel repetition; padding: pixels between cells.
 
     Returns the path written (RGB PNG, white background) of :func:`labelled_grid_size` pixels.
-    Raises ValueError for a ragged or empty table, label counts that do not match it, images of
+    Raises ValueError for a ``scale`` that is not an int >= 1, a ragged or empty table, label counts that do not match it, images of
     different sizes, and a picture over :data:`MAX_PICTURE_PIXELS` ("save_labelled_grid: the
     picture would be WxH pixels ..."), checked before anything is drawn.
     """
     from PIL import Image, ImageDraw
 
+    _check_scale(scale)
     rows = [list(r) for r in cells]
     if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
         raise ValueError("cells: expected a non-empty table with rows of equal length")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..ops._dispatch import check_real
 from ..ops.bias_act import bias_act
 
 
@@ -18,6 +19,8 @@ class FusedLeakyReLU(nn.Module):
         scale: output gain (default sqrt(2), which keeps unit variance for lrelu).
 
     Input [N, C, ...] of any float dtype; output of the same shape and memory format.
+    negative_slope and scale are finite real numbers (Python, NumPy or 0-d tensors that do not
+    require grad); TypeError / ValueError naming them otherwise.
     """
 
     def __init__(self, channels: int, bias: bool = True, negative_slope: float = 0.2,
@@ -26,8 +29,8 @@ class FusedLeakyReLU(nn.Module):
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
             raise ValueError(f"FusedLeakyReLU: channels must be a positive int; got {channels!r}")
         self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
-        self.negative_slope = float(negative_slope)
-        self.scale = float(scale)
+        self.negative_slope = check_real(negative_slope, "negative_slope", "FusedLeakyReLU")
+        self.scale = check_real(scale, "scale", "FusedLeakyReLU")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = None if self.bias is None else self.bias.to(x.dtype)

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from ..ops._dispatch import check_real
 from ..ops.filtered_lrelu import filtered_lrelu
 
 
@@ -53,6 +54,9 @@ class FilteredLeakyReLU(nn.Module):
         clamp: None (default) or >= 0, applied after the gain.
         bias: learn a per-channel bias, initialised to zero (default True).
 
+    gain, slope and clamp are real numbers (Python, NumPy or 0-d tensors that do not require
+    grad; clamp may be +inf); TypeError / ValueError naming them otherwise, and filtered_lrelu's
+    own errors at the first call.
     Output [N, C, OH, OW] as filtered_lrelu gives it, in x's dtype and memory format.
     ``for_synthesis_layer`` builds one with StyleGAN3's filter design and padding.
     """
@@ -68,7 +72,9 @@ class FilteredLeakyReLU(nn.Module):
         self.register_buffer("down_filter",
                              None if down_filter is None else torch.as_tensor(down_filter, dtype=torch.float32))
         self.up, self.down, self.padding = up, down, padding
-        self.gain, self.slope, self.clamp = float(gain), float(slope), clamp
+        name = "FilteredLeakyReLU"
+        self.gain, self.slope = check_real(gain, "gain", name), check_real(slope, "slope", name)
+        self.clamp = check_real(clamp, "clamp", name, none_ok=True, inf_ok=True)
 
     @classmethod
     def for_synthesis_layer(cls, channels: int, in_size: int, out_size: int, in_sampling_rate: float,

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops._dispatch import check_eps, check_real
 from ..ops.adain import adain
 from ..ops.bias_act import ACTIVATIONS, bias_act
 from ..ops.modulated_conv2d import modulated_conv2d
@@ -98,7 +99,7 @@ class AdaIN(nn.Module):
         super().__init__()
         self.channels = _positive_int(channels, "channels", "AdaIN")
         self.w_dim = _positive_int(w_dim, "w_dim", "AdaIN")
-        self.eps = float(eps)
+        self.eps = check_eps(eps, "AdaIN")
         self.impl = _check_impl(impl, "AdaIN")
         self.style = EqualizedLinear(w_dim, 2 * channels, gain=1.0, impl=impl, device=device, dtype=dtype)
 
@@ -280,7 +281,7 @@ class ToRGB(nn.Module):
         self.in_channels = _positive_int(in_channels, "in_channels", name)
         self.out_channels = _positive_int(out_channels, "out_channels", name)
         self.kernel_size = _positive_int(kernel_size, "kernel_size", name)
-        self.clamp = clamp
+        self.clamp = check_real(clamp, "clamp", name, none_ok=True, inf_ok=True)
         self.impl = _check_impl(impl, name)
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size, **factory))

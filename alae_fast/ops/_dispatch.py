@@ -39,7 +39,9 @@ def as_real(value):
     numbers.Real)`` is False and ``ndarray.dtype`` cannot be read: there its dtype is taken on
     trust (a 0-d bool array reads as 0.0 or 1.0). A 0-d tensor is read as NVlabs' ops read one
     (``float(gain)``; on a GPU that waits for the device); one that requires grad is refused,
-    since taking it as a number would drop its gradient (:func:`said_real` says so)."""
+    since taking it as a number would drop its gradient (:func:`said_real` says why). Inside
+    ``torch.compile`` reading a tensor breaks the graph (its value is unknown while dynamo
+    traces), so ``fullgraph=True`` refuses it there: pass a float."""
     t = type(value)
     if t is float or t is int:  # the common case, before the slow abstract-class checks
         return value
@@ -52,20 +54,31 @@ def as_real(value):
             return float(value)
     if (isinstance(value, torch.Tensor) and value.ndim == 0 and not value.requires_grad
             and not value.is_complex() and value.dtype is not torch.bool):
+        if torch.compiler.is_compiling():
+            # a tensor's value is unknown while dynamo traces: break the graph here and read it
+            # eagerly (fullgraph=True stops at this line: pass the scalar as a float there)
+            torch._dynamo.graph_break()
         return float(value)
     return None
 
 
 def said_real(value) -> str:
-    """How an error names a value :func:`as_real` refused: its repr, shortened for a tensor of
-    more than one element, with why for a 0-d tensor that requires grad."""
+    """How an error names a value :func:`as_real` refused, on one line: its repr, a tensor by
+    its shape when it has more than one element, and why for a 0-d tensor that requires grad."""
     if isinstance(value, torch.Tensor):
-        if value.ndim == 0 and value.requires_grad:
-            return (f"{value!r}, a tensor that requires grad: it is taken as a number, so its gradient would "
-                    f"be dropped; pass a float or a detached tensor")
         if value.ndim > 0:
             return f"a tensor of shape {tuple(value.shape)}"
+        if value.requires_grad:  # an nn.Parameter's repr spans two lines
+            return (f"tensor({value.detach().item()!r}, requires_grad=True), a tensor that requires grad: it is taken "
+                    f"as a number, so its gradient would be dropped; pass a float or a detached tensor")
+        return repr(value.detach())
     return repr(value)
+
+
+def said_kind(value) -> str:
+    """A refused argument for a "must be a real number" error: :func:`said_real` for a tensor,
+    else the type's name."""
+    return said_real(value) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def check_real(value, name: str, op: str, *, none_ok: bool = False, inf_ok: bool = False) -> float | None:
@@ -76,8 +89,7 @@ def check_real(value, name: str, op: str, *, none_ok: bool = False, inf_ok: bool
         return None
     real = as_real(value)
     if real is None:
-        raise TypeError(f"{op}: {name} must be a real number{' or None' if none_ok else ''}; "
-                        f"got {said_real(value) if isinstance(value, torch.Tensor) else type(value).__name__}")
+        raise TypeError(f"{op}: {name} must be a real number{' or None' if none_ok else ''}; got {said_kind(value)}")
     real = float(real)
     if not is_finite(real) and not (inf_ok and real > 0):  # NaN: not finite, not > 0
         raise ValueError(f"{op}: {name} must be finite; got {real}")

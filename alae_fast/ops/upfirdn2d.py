@@ -230,7 +230,7 @@ def setup_filter(f, device=None, normalize: bool = True, flip_filter: bool = Fal
         f = 1
     if device is None:
         device = f.device if isinstance(f, torch.Tensor) else torch.device("cpu")
-    _check_gain(gain, "setup_filter")
+    gain = _check_gain(gain, "setup_filter")
     try:
         f = torch.as_tensor(f, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError) as e:
