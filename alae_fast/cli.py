@@ -1421,11 +1421,14 @@ def _cut_middle(text: str, width: int) -> str:
 def _edit_row_titles(images: list[str], width: int = 20) -> list[str]:
     """Row titles of edit's strips: each IMAGE's file name, its middle cut past ``width``
     characters; a title two IMAGES share (the same name in two folders) is numbered."""
+    import collections
+
     titles = [_cut_middle(Path(i).name, width) for i in images]
-    seen: dict[str, int] = {}
+    shared = collections.Counter(titles)
+    seen: collections.Counter[str] = collections.Counter()
     for i, t in enumerate(titles):
-        seen[t] = seen.get(t, 0) + 1
-        if seen[t] > 1 or titles.count(t) > 1:
+        seen[t] += 1
+        if shared[t] > 1:
             titles[i] = f"{t} ({seen[t]})"
     return titles
 
