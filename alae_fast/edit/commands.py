@@ -172,7 +172,6 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
     return vectors, amounts
 
 
-@torch.no_grad()
 def strip_fractions(steps: int) -> list[float]:
     """The ``steps`` (an int >= 2) fractions t of each amount along an edit strip: -1 to 1
     evenly, as ``np.linspace(-1, 1, steps)`` but computed as ``(2k - (steps - 1)) / (steps - 1)``,
@@ -181,12 +180,13 @@ def strip_fractions(steps: int) -> list[float]:
     return [(2 * k - (steps - 1)) / (steps - 1) for k in range(steps)]
 
 
+@torch.no_grad()
 def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts: dict[str, float],
                steps: int = 7, edit_layers: int | str | None = DEMO_LAYERS, noise: str = "zero",
                seed: int = 0) -> torch.Tensor:
     """Rows of edits: for each image of ``x`` (full resolution ``[N, C, R, R]``), ``steps`` images
-    with every amount scaled by t in linspace(−1, 1, steps), as offsets (:func:`edit_w`,
-    mode 'offset'; t from :func:`strip_fractions`). Each image is decoded with the same noise (``noise='random'`` reseeded
+    with every amount scaled by t from -1 to 1 (:func:`strip_fractions`), as offsets
+    (:func:`edit_w`, mode 'offset'). Each image is decoded with the same noise (``noise='random'`` reseeded
     with ``seed`` before each decode, as the demo with "Randomize noise" off; 'zero': none).
     ``steps``: an int >= 2 (default 7). ``edit_layers``: as :func:`edit_w`'s, checked against
     the run's ``num_ws`` before any image is encoded: an int 1..num_ws, None (all), or
