@@ -28,15 +28,18 @@ def _padding(padding):
     return padding
 
 
-def _check_nvlabs_range(gain, slope) -> None:
-    """NVlabs' filtered_lrelu asserts gain > 0 and slope >= 0 (both implementations);
-    alae_fast's op computes any real values, but code written for NVlabs' contract must not run
-    with values NVlabs refuses. Non-numbers are left to the op, which names them."""
+def _check_nvlabs_range(gain, slope) -> tuple:
+    """(gain, slope) as read, for the op: NVlabs' filtered_lrelu asserts gain > 0 and slope >= 0
+    (both implementations); alae_fast's op computes any real values, but code written for
+    NVlabs' contract must not run with values NVlabs refuses. A number is passed on as read
+    (a 0-d tensor is read once, not again by the op); non-numbers are left to the op, which
+    names them."""
     g, s = as_real(gain), as_real(slope)
     if g is not None and not g > 0:
         raise ValueError(f"filtered_lrelu: gain must be > 0 (as NVlabs requires); got {said_real(gain)}")
     if s is not None and not s >= 0:
         raise ValueError(f"filtered_lrelu: slope must be >= 0 (as NVlabs requires); got {said_real(slope)}")
+    return (gain if g is None else g), (slope if s is None else s)
 
 
 def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=math.sqrt(2), slope=0.2,
@@ -50,6 +53,6 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=ma
     Returns [N, C, OH, OW] of x's dtype. Raises ValueError/TypeError naming a bad argument
     (gain <= 0 and slope < 0 included, which NVlabs refuses and alae_fast's op would compute).
     """
-    _check_nvlabs_range(gain, slope)
+    gain, slope = _check_nvlabs_range(gain, slope)
     return _filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=_padding(padding), gain=gain, slope=slope,
                            clamp=clamp, flip_filter=flip_filter, impl=resolve_impl(impl, "filtered_lrelu"))
