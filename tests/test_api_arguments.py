@@ -618,8 +618,8 @@ def test_save_image_grid_refuses_a_picture_too_large_before_drawing(tmp_path):
     with pytest.raises(ValueError, match=rf"^save_image_grid: the picture would be .* more than {MAX_PICTURE_PIXELS}"):
         save_image_grid(x, tmp_path / "big.png", scale=1000)
     assert not (tmp_path / "big.png").exists()
-    from alae_fast import cli
-    assert cli.MAX_PICTURE_PIXELS == MAX_PICTURE_PIXELS  # one limit for the commands and the API
+    from alae_fast.cli import pictures
+    assert pictures.MAX_PICTURE_PIXELS == MAX_PICTURE_PIXELS  # one limit for the commands and the API
     for bad in (0, 2.0, True):
         with pytest.raises(ValueError, match=r"^scale: expected a positive int"):
             save_image_grid(x, tmp_path / "p.png", scale=bad)

@@ -331,7 +331,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
 # --- issue 14: NVlabs' spellings, run data, JSON, the Python API, pictures, bad input -----------------
 
 def test_parse_seeds():
-    from alae_fast.cli import parse_seeds
+    from alae_fast.cli.arguments import parse_seeds
     import argparse
 
     assert parse_seeds("0-7,12") == [0, 1, 2, 3, 4, 5, 6, 7, 12]
@@ -344,7 +344,7 @@ def test_parse_seeds():
             parse_seeds(bad)
     with pytest.raises(argparse.ArgumentTypeError, match=r"^the range '5-3' runs backwards; write it low-high \(3-5\)$"):
         parse_seeds("0,5-3")
-    from alae_fast.cli import _seed
+    from alae_fast.cli.arguments import _seed
     assert _seed(" 12 ") == 12 and _seed(str(2 ** 63 - 1)) == 2 ** 63 - 1
     for bad in ("1_000", "+5", "\u0663", "-1", "1e3", str(2 ** 63), ""):
         with pytest.raises(argparse.ArgumentTypeError, match=r"expected an int in \[0, 2\*\*63\)"):
@@ -1204,7 +1204,7 @@ def test_output_paths_are_checked_before_any_work(mlp_run, tmp_path, capsys, mon
     blocker = tmp_path / "blocker.png"
     blocker.write_bytes(b"x")
     loads = []
-    monkeypatch.setattr(cli, "_load", lambda args: loads.append(args) or pytest.fail("loaded a run"))
+    monkeypatch.setattr(cli.runs, "open_run", lambda args: loads.append(args) or pytest.fail("loaded a run"))
     gen = ["generate", "--ckpt", str(mlp_run), "--n", "2", "--out"]
     cases = [
         (gen + ["folder"], "--out 'folder' is a folder; give a file name (e.g. 'folder/output.png')"),
@@ -1351,7 +1351,7 @@ def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_
         def get_batch(self, index):
             pytest.fail("read held-out images before the size check")
 
-    monkeypatch.setattr(cli, "_images_to_reconstruct", lambda data, run: (HeldOut(), "held-out"))
+    monkeypatch.setattr(cli.image_commands, "_images_to_reconstruct", lambda data, run: (HeldOut(), "held-out"))
     cases += [(["reconstruct", *ck, "--n", "1765"], ("--n 1765: the picture of 1765 originals", tail + "--n 1764")),
               (["reconstruct", *ck, "--n", "40000"], tail + "--n 1764")]
     for argv, said in cases:
@@ -1487,7 +1487,7 @@ def test_evaluate_refuses_a_wrong_inception_file_in_one_line_before_any_work(mlp
     torch.save({"conv.weight": torch.zeros(3, 3)}, tmp_path / "other_net.pth")
     (tmp_path / "pickled.pt").write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01.")
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / "linear_script.pt")
-    monkeypatch.setattr(cli, "_load", lambda args: pytest.fail("loaded the run before checking the file"))
+    monkeypatch.setattr(cli.runs, "open_run", lambda args: pytest.fail("loaded the run before checking the file"))
     cases = [("some.png", "could not be read as a torch state dict or TorchScript file"),
              ("pickled.pt", "could not be read as a torch state dict or TorchScript file"),
              ("missing.pth", "does not exist"),
@@ -1504,7 +1504,7 @@ def test_evaluate_refuses_a_wrong_inception_file_in_one_line_before_any_work(mlp
     from alae_fast.eval import InceptionV3Features
 
     torch.save(InceptionV3Features().state_dict(), tmp_path / "inception.pth")
-    assert cli.check_inception_weights(str(tmp_path / "inception.pth")) is None
+    assert cli.evaluate.check_inception_weights(str(tmp_path / "inception.pth")) is None
 
 
 def test_evaluate_num_fid_help_says_it_also_sets_the_mse_images(mlp_run, tmp_path, capsys):
@@ -1681,7 +1681,7 @@ def test_an_empty_checkpoint_path_is_refused_naming_the_flag(capsys):
 
 
 def test_counts_are_said_in_words_that_fit_them(mlp_run, noisy_style_run, tmp_path, capsys):
-    from alae_fast.cli import _plural
+    from alae_fast._words import plural as _plural
 
     assert [_plural(n, "row") for n in (0, 1, 2)] == ["0 rows", "1 row", "2 rows"]
     assert _plural(1, "IMAGE", "IMAGES") == "1 IMAGE" and _plural(3, "IMAGE", "IMAGES") == "3 IMAGES"

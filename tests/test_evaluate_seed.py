@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from alae_fast.cli import _training_seed, build_parser, main
+from alae_fast.cli import build_parser, main
+from alae_fast.cli.evaluate import _training_seed
 from alae_fast.inference.metrics import RANDOM_ENCODER_SEED, RANDOM_ENCODERS
 from alae_fast_tests_support import TINY, one_thread
 

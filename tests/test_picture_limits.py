@@ -128,7 +128,7 @@ def test_labelled_grid_size_is_the_size_written_and_capped(tmp_path, monkeypatch
 
 def test_readme_says_how_many_images_a_generate_grid_holds():
     # "65,536 images of 32x32" counted neither the 4x enlargement nor the gaps
-    from alae_fast.cli import _display_scale, _largest_fitting
+    from alae_fast.cli.pictures import _display_scale, _largest_fitting
 
     def most(res: int) -> int:
         scale = _display_scale(res)

@@ -32,7 +32,8 @@ import torch
 from .._lib import default_impl
 from .._words import plural
 from ..cpu_allocator import keep_freed_memory
-from ..cli import OneLineParser, _positive_int  # the CLI's parser and its one 'int >= 1' type
+from ..cli.arguments import _positive_int  # the CLI's one 'int >= 1' type
+from ..cli.parser import OneLineParser  # and its one-line refusals
 from ..errors import UserError, first_line
 from .context import format_header, run_context
 from .harness import NOT_APPLICABLE, Case, Result, format_table, format_targets, measure, quartiles, target_records
@@ -167,12 +168,12 @@ def left_out_note(left_out: list[str], candidates: list[dict] = ()) -> str:
 
 def resolve_device(text: str) -> torch.device:
     """The ``--device`` value as a ``torch.device``: ``auto`` is CUDA when this torch sees a GPU,
-    else the CPU; any other value goes through :func:`alae_fast.cli.check_device`, which raises
+    else the CPU; any other value goes through :func:`alae_fast.cli.arguments.check_device`, which raises
     :class:`~alae_fast.errors.UserError` naming ``--device`` for a name torch does not know or a
     device this torch cannot use (CUDA on a CPU-only build, a GPU index that is not there)."""
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    from ..cli import check_device  # the CLI's one check, so bench refuses exactly what train/generate refuse
+    from ..cli.arguments import check_device  # the CLI's one check, so bench refuses exactly what train/generate refuse
 
     return check_device(text)
 

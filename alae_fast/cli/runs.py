@@ -1,0 +1,107 @@
+"""Opening a run for a command (``--ckpt``), and where and whether its outputs can be written
+(``--out``, ``--outdir``), checked before any work."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import UserError, first_line
+
+
+def _run_folder(ckpt_path: Path) -> Path:
+    """:func:`alae_fast.inference.loading._run_folder`, where a command's outputs go by default
+    (imported when a command runs: the CLI's module level stays torch-free)."""
+    from ..inference.loading import _run_folder as run_folder
+
+    return run_folder(ckpt_path)
+
+
+def _out(args, run, default_name: str) -> Path:
+    return Path(args.out) if args.out else _run_folder(run.path) / default_name
+
+
+# What each command writes to --out / --outdir: a file of that suffix, or a folder (None).
+_OUT_KINDS = {"generate": ".png", "reconstruct": ".png", "interpolate": ".png", "style-mix": ".png",
+              "edit": ".png", "evaluate": ".json", "convert": "", "train": None, "directions": None,
+              "encode": ".npy"}
+
+
+_OUT_SAID = {".png": "pictures are written as PNG", ".json": "the metrics are written as JSON",
+             ".npy": "the latents are written in NumPy's .npy format"}
+
+
+def _probe_writable(flag: str, path: Path, folder: Path) -> None:
+    """UserError naming ``flag`` unless ``folder`` could be made and written in: its nearest
+    existing ancestor is a folder that takes a file. Nothing is created (a temporary probe file
+    is removed at once), so a command refused later leaves no empty folders."""
+    import tempfile
+
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {str(path)!r}: {str(existing)!r} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".alae-fast-probe-"):
+            pass
+    except OSError as e:
+        raise UserError(f"{flag} {str(path)!r}: cannot write there ({e.strerror or first_line(e)})") from None
+
+
+def _check_outputs(args) -> None:
+    """Refuses, before any work, a --out/--outdir that cannot be written as the command writes
+    it: a folder where a file goes (or the reverse), a picture not named .png (PIL would write
+    PNG bytes under any name), a place that cannot be created or written."""
+    kind = _OUT_KINDS.get(args.command, "absent")
+    out = getattr(args, "out", None)
+    if out is not None and kind != "absent":
+        path = Path(out)
+        if kind is None:  # a folder
+            if path.exists() and not path.is_dir():
+                raise UserError(f"--out {out!r} is a file; {args.command} writes a folder there")
+            _probe_writable("--out", path, path)
+        else:
+            if path.is_dir():  # a symlink to a folder too: the write would replace the link
+                raise UserError(f"--out {out!r} is a folder; give a file name (e.g. "
+                                f"{str(path / ('output' + (kind or '.pt')))!r})")
+            if kind and path.suffix.lower() != kind:
+                raise UserError(f"--out {out!r}: {_OUT_SAID[kind]}; give a name ending in {kind}")
+            _probe_writable("--out", path, path.parent)
+    outdir = getattr(args, "outdir", None)
+    if outdir is not None:
+        path = Path(outdir)
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--outdir {outdir!r} is a file; give a folder (it gets one seedNNNN.png per seed)")
+        _probe_writable("--outdir", path, path)
+
+
+def _say_older_checkpoint(given: str, run) -> None:
+    """One line on stderr naming the checkpoint used when ``given`` is a run folder whose newest
+    checkpoint did not load: the library warns of each one skipped ("trying an older one"), and
+    without this the user never learnt which one the pictures or metrics came from."""
+    from ..training.checkpoint import list_checkpoints
+
+    if not Path(given).is_dir():
+        return
+    listed = list_checkpoints(run.path.parent)
+    if listed and Path(listed[-1][1]).resolve() != Path(run.path).resolve():
+        print(f"alae-fast: warning: using the older checkpoint {run.path} (the newest loadable one)",
+              file=sys.stderr)
+
+
+def open_run(args):
+    from ..inference.loading import load_run
+
+    from ..models import MLPALAEConfig
+
+    mode = getattr(args, "noise_mode", None)
+    try:
+        run = load_run(args.ckpt, args.device, config=args.config, ema=not args.no_ema, noise_mode=mode or "zero")
+    except ImportError as e:  # --config without PyYAML: say how to get it, in one line
+        raise ValueError(str(e)) from None
+    _say_older_checkpoint(args.ckpt, run)
+    if mode in ("random", "batch", "const") and isinstance(run.config, MLPALAEConfig):
+        raise UserError(f"--noise-mode {mode}: {run.path} is an MLP ALAE, whose G has no noise inputs "
+                        f"(its pictures are the same in every noise mode)")
+    return run
