@@ -163,19 +163,19 @@ def test_contention_watch_stays_quiet_where_it_cannot_help(monkeypatch, chosen, 
 def test_the_training_start_note_says_what_was_chosen(monkeypatch):
     import torch
 
-    from alae_fast.training import run
+    from alae_fast.training import plan
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 3, "threads": 2, "cpus": 2, "sleep": True})
-    note = run._busy_note()
+    note = plan._busy_note()
     assert "3 other runnable threads shared" in note and "GOMP_SPINCOUNT=0" in note and "changes no result" in note
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 1, "threads": 2, "cpus": 2, "sleep": True})
-    assert run._busy_note().startswith("note: 1 other runnable thread shared the 2 cores")
+    assert plan._busy_note().startswith("note: 1 other runnable thread shared the 2 cores")
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 0, "threads": 2, "cpus": 2, "sleep": False})
-    assert run._busy_note() is None
+    assert plan._busy_note() is None
     # not chosen (the user's settings): the load average decides, and the hint names the fixes
     monkeypatch.setattr(_omp, "_CHOICE", None)
     monkeypatch.setattr(os, "getloadavg", lambda: (5.0, 5.0, 5.0))
-    assert "--threads 1 or OMP_WAIT_POLICY=PASSIVE" in run._busy_note()
+    assert "--threads 1 or OMP_WAIT_POLICY=PASSIVE" in plan._busy_note()
     monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
-    assert run._busy_note() is None
+    assert plan._busy_note() is None

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from alae_fast.training.run import _PlainProgress, _progress
+from alae_fast.training.progress import _PlainProgress, _progress
 
 
 class _Clock:

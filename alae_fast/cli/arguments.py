@@ -50,7 +50,7 @@ _upload_mb.__name__ = "number"  # argparse's "invalid number value: 'x'"
 def _kimg_amount(text: str) -> float:
     """A length in kimg: finite and at least one image (a run, or an interval, counts whole
     images; a smaller value would round to none)."""
-    from ..training.run import MIN_KIMG, is_kimg_amount
+    from ..training.options import MIN_KIMG, is_kimg_amount
     v = _positive_float(text)
     if not is_kimg_amount(v):
         raise argparse.ArgumentTypeError(f"expected at least {MIN_KIMG} (one image), got {text}")

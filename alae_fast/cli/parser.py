@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train(sub) -> None:
-    """``train``: every option of :class:`alae_fast.training.run.TrainOptions`."""
+    """``train``: every option of :class:`alae_fast.training.options.TrainOptions`."""
     t = sub.add_parser(
         "train", help="train an ALAE (default: StyleALAE 'digits-32' on the embedded digits)",
         formatter_class=argparse.RawDescriptionHelpFormatter,

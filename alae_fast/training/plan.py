@@ -1,0 +1,448 @@
+"""A run's plan before its first step: the setup resolved from the preset, the data and a
+checkpoint (channels taken from the data, the schedule fitted to ``--kimg``), the run folder
+checked, the checkpoint to resume found and checked against the options, and the notes the run
+prints about what it chose."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._omp import choice as omp_wait_choice
+from .._words import plural
+from ..errors import UserError
+from ..inference import CHECKPOINT_FORMAT
+from ..models import MLPALAEConfig, ModelConfig, list_presets
+from .checkpoint import find_latest_checkpoint, list_checkpoints
+from .distributed import DistributedContext
+from .options import TrainOptions, _FLAGS, _FLAG_FIELDS, _NUMERIC_OPTIONS, _RUN_DEFAULTS, _in_effect, training_behaviour
+from .schedule import LODSchedule, fit_schedule, make_schedule
+from .setups import DEFAULT_PRESET, TrainSetup, resolve_setup
+
+
+def pick_setup(preset: str | None, model_overrides=None, schedule_overrides=None) -> TrainSetup:
+    """The setup ``preset`` names (None: ``DEFAULT_PRESET``, 'digits-32') with the overrides
+    applied. Raises ValueError like ``resolve_setup``."""
+    return resolve_setup(preset or DEFAULT_PRESET, model_overrides, schedule_overrides)
+
+
+@contextmanager
+def _override_types():
+    """A wrong type in --set/--schedule (latent_size=abc) is the user's: UserError, one line."""
+    try:
+        yield
+    except TypeError as e:
+        raise UserError(f"--set/--schedule: {e}") from e
+
+
+def _as_typed(value) -> str:
+    """A config value as the user types it after --set/--schedule (JSON: lists, not tuples)."""
+    return json.dumps(list(value) if isinstance(value, tuple) else value, default=str)
+
+
+def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
+    """The setup a resumed run continues: the checkpoint's own model and schedule (matched to its
+    data and fitted to its length when it began). ``--set``/``--schedule`` given again are laid
+    over them: the run's own values pass, another value is refused (UserError naming each
+    field), as is a ``--preset`` naming another setup than the checkpoint's."""
+    trained = ckpt_state.get("setup")
+    if opts.preset is not None and trained and opts.preset != trained:
+        raise UserError(f"--resume --preset {opts.preset}: the run in --out trained {trained!r}; leave out --preset "
+                        f"to continue it, or train {opts.preset!r} as a new run with another --out")
+    config = ModelConfig.from_dict(ckpt_state["model_config"])
+    schedule = LODSchedule.from_dict(ckpt_state["schedule"])
+    changed = []
+    with _override_types():
+        for name, value in opts.model_overrides.items():
+            now = getattr(config.replace(**{name: value}), name)
+            if now != getattr(config, name):
+                changed.append(f"--set {name}: checkpoint {_as_typed(getattr(config, name))}, now {_as_typed(now)}")
+        if opts.schedule_overrides:
+            laid = make_schedule(schedule.to_dict(), opts.schedule_overrides)
+            changed += [f"--schedule {name}: checkpoint {_as_typed(getattr(schedule, name))}, now "
+                        f"{_as_typed(getattr(laid, name))}"
+                        for name in opts.schedule_overrides if getattr(laid, name) != getattr(schedule, name)]
+    if changed:
+        raise UserError(f"--resume: a run keeps its model and schedule ({'; '.join(changed)}); leave those out to "
+                        f"continue it, or train a new run with another --out")
+    return TrainSetup(trained or "?", config, schedule, float(ckpt_state["total_kimg"]), "resumed")
+
+
+def _data_channels(data: str | None) -> int:
+    """Channels of the images ``--data`` names: 1 for the embedded digits and MNIST, else the folder's."""
+    from ..data import folder_channels, is_mnist_folder
+
+    if data is None or (Path(data).is_dir() and is_mnist_folder(Path(data))):
+        return 1
+    return folder_channels(data)
+
+
+def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, str | None]:
+    """The setup with the data's channels (a model preset whose ``channels`` the user did not
+    set), or unchanged with a warning when the model cannot follow the data. Never silent."""
+    have = setup.schedule.channels
+    want = _data_channels(opts.data)
+    if want == have:
+        return setup, None
+    if have not in (1, 3):
+        # images convert between greyscale and colour only; any other count has no conversion
+        given = "--set channels" if "channels" in opts.model_overrides else f"{setup.name!r}'s channels"
+        raise UserError(f"{given}={have}: the data are images of {want} channel{'s' * (want > 1)}, which convert "
+                        f"only to 1 (greyscale) or 3 (colour) channels")
+    def kind(c: int) -> str:
+        return {1: "greyscale", 3: "colour"}.get(c, f"{c}-channel")
+
+    fields = {f.name for f in dataclasses.fields(setup.model_config)}
+    if "channels" in fields and "channels" not in opts.model_overrides and setup.name in list_presets():
+        matched = resolve_setup(setup.name, {**opts.model_overrides, "channels": want}, opts.schedule_overrides)
+        return matched, (f"note: the data are {kind(want)} ({want} channel{'s' * (want > 1)}); {setup.name!r} is a "
+                         f"{kind(have)} preset: training it with channels={want}, taken from the data "
+                         f"(--set channels={have} keeps the preset's and converts the images)")
+    return setup, (f"warning: the data are {kind(want)} ({want} channel{'s' * (want > 1)}) but {setup.name!r} takes "
+                   f"{have}: every image is converted to {kind(have)}")
+
+
+# The presets made for the embedded digits; any other trains on them only when --data is left out.
+_EMBEDDED_DIGITS_PRESETS = ("digits-32", "digits-mlp")
+
+
+def _embedded_digits_note(setup: TrainSetup, spec) -> str | None:
+    """For a preset made for other data (MNIST, photos, FFHQ) trained without --data: that it
+    trains on the embedded digits, said at the start rather than left to the banner's advice."""
+    if (spec or {}).get("kind") != "digits" or setup.name in _EMBEDDED_DIGITS_PRESETS:
+        return None
+    res = setup.schedule.resolution
+    return (f"data: no --data, so {setup.name!r} trains on the embedded digits (scikit-learn's 1797 images of 8x8, "
+            f"upscaled to {res}x{res}), not on the data it is made for")
+
+
+def _held_out_note(dataset) -> str | None:
+    """For an image folder: how many of its images train and how many are held out for the
+    evaluation, said at the start. Opening the held-out split here (headers only) also says at
+    the start which of its files are unreadable, not only when the evaluation reads them."""
+    from ..data import HOLDOUT_FRACTION, ImageFolderDataset
+
+    if not isinstance(dataset, ImageFolderDataset):
+        return None  # the digits and MNIST come with their own test split
+    try:
+        test = ImageFolderDataset(dataset.root, dataset.resolution, dataset.channels, preload=False, split="test")
+    except ValueError:
+        return (f"data: {plural(len(dataset), 'training image')} and none held out (a folder of one image, or whose "
+                f"held-out files cannot be read): the evaluation reports on TRAINING images")
+    return (f"data: {plural(len(dataset), 'training image')}, {len(test)} held out for the evaluation "
+            f"({HOLDOUT_FRACTION:.0%} of the files, chosen by a hash of their names)")
+
+
+def _busy_note() -> str | None:
+    """What ``import alae_fast`` chose for the OpenMP wait (alae_fast/_omp.py) when other work
+    shared the cores; without that choice (the user's own wait settings, or torch imported
+    first), a hint when the load average already fills the cores torch's threads would use."""
+    threads = torch.get_num_threads()
+    chosen = omp_wait_choice()
+    if chosen is not None:
+        if not chosen["sleep"]:
+            return None
+        return (f"note: {plural(chosen['others'], 'other runnable thread')} shared the {chosen['cpus']} cores when "
+                f"this process started: torch's {threads} threads sleep as soon as they wait (GOMP_SPINCOUNT=0) "
+                f"instead of spinning, which is faster on a busy machine and changes no result")
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform
+        return None
+    if threads > 1 and load >= threads:
+        return (f"note: load average {load:.1f} on {threads} torch threads: other work competes for the CPU; "
+                f"--threads 1 or OMP_WAIT_POLICY=PASSIVE avoid waiting for preempted threads (a thread count "
+                f"is part of what makes a run reproducible, so it is not changed for you)")
+    return None
+
+
+def _fit_to_length(setup: TrainSetup, total_kimg: float, explicit_lod_kimg: bool) -> tuple[TrainSetup, str | None]:
+    """A run shorter than the schedule's way to the final resolution: the preset's schedule is
+    compressed to reach it (:func:`fit_schedule`, at the same fraction of the run as the
+    preset's own length); a ``lod_kimg`` the user gave is kept, with a note saying where the
+    run will end."""
+    sched = setup.schedule
+    reach = sched.kimg_to_reach(sched.max_lod)
+    if total_kimg >= reach or sched.max_lod == sched.start_lod:
+        return setup, None
+    res = f"{sched.resolution}x{sched.resolution}"
+    if explicit_lod_kimg:
+        end = sched.phase(int(round(total_kimg * 1000)))
+        where = f"lod {end.lod} ({end.resolution}x{end.resolution}" + (", mid fade-in)" if end.in_transition else ")")
+        return setup, (f"note: --kimg {total_kimg:g} ends at {where}: the given lod_kimg reaches {res} only at "
+                       f"{reach:g} kimg")
+    fraction = min(1.0, reach / setup.kimg) if setup.kimg > 0 else 1.0
+    fitted = fit_schedule(sched, total_kimg, fraction)
+    note = (f"note: --kimg {total_kimg:g} is shorter than the {reach:g} kimg that {setup.name!r} takes to reach "
+            f"{res}; its schedule is compressed to lod_kimg [{', '.join(f'{k:.4g}' for k in fitted.lod_kimg)}] "
+            f"so that {res} is fully faded in at {fitted.kimg_to_reach(fitted.max_lod):.4g} kimg")
+    return replace(setup, schedule=fitted, description=setup.description + " [schedule compressed to --kimg]"), note
+
+
+def _check_resume(state: dict, setup: TrainSetup, opts: TrainOptions) -> None:
+    problems = []
+    if state.get("format") != CHECKPOINT_FORMAT:
+        problems.append(f"format {state.get('format')!r} (expected {CHECKPOINT_FORMAT!r})")
+    # (the model and schedule are the checkpoint's own: _resolve refused any --set/--schedule
+    # that changes them)
+    saved = state.get("options", {})
+    for k in _NUMERIC_OPTIONS:
+        # None is "the config's (or alae_fast's) choice": compare what each run actually used
+        was, now = _in_effect(k, saved.get(k), setup.model_config), _in_effect(k, getattr(opts, k), setup.model_config)
+        if was != now:
+            problems.append(f"{_FLAGS[k]}: checkpoint {was!r}, now {now!r}")
+    if problems:
+        raise ValueError("--resume: the checkpoint was made by a different run: " + "; ".join(problems))
+
+
+@dataclass
+class _Plan:
+    """What a run trains and where. ``opts`` are the resolved options (the checkpoint's data and
+    behaviour on a resume); ``total_kimg`` the run's length, ``fit_kimg`` the length its schedule
+    was fitted to (the length the run began with), ``compressed`` whether it was."""
+
+    opts: TrainOptions
+    setup: TrainSetup
+    out: Path
+    ckpt_path: Path | None
+    ckpt_state: dict | None
+    total_kimg: float
+    fit_kimg: float
+    compressed: bool
+
+    @property
+    def schedule(self) -> LODSchedule:
+        return self.setup.schedule
+
+    @property
+    def behaviour(self) -> dict[str, Any]:
+        return training_behaviour(self.opts, self.setup.model_config)
+
+    @property
+    def data_moved(self) -> bool:
+        """Whether a resume reads its data from another place than the checkpoint records."""
+        from ..data.spec import data_spec
+
+        saved = self.ckpt_state.get("data_spec") if self.ckpt_state is not None else None
+        if not saved:
+            return False
+        now = data_spec(self.opts.data)
+        return (saved.get("kind"), saved.get("path")) != (now["kind"], now["path"])
+
+    @property
+    def total(self) -> int:
+        """The run's length in images."""
+        return int(round(self.total_kimg * 1000))
+
+    def _every(self, kimg: float | None) -> int:
+        return int(round((kimg if kimg else max(self.total_kimg / 10, 1e-3)) * 1000))
+
+    @property
+    def ckpt_every(self) -> int:
+        """Images between checkpoints (default a tenth of the run)."""
+        return self._every(self.opts.checkpoint_kimg)
+
+    @property
+    def image_every(self) -> int:
+        """Images between pictures (default a tenth of the run)."""
+        return self._every(self.opts.image_kimg)
+
+
+# What a run folder holds under fixed names (the module docstring): folders, then files.
+RUN_FOLDERS = {"images": "the pictures", "checkpoints": "the checkpoints"}
+
+
+RUN_FILES = {"config.json": "the setup", "log.jsonl": "the losses", "loss_curves.png": "the loss curves",
+             "eval.json": "the evaluation"}
+
+
+def _check_run_folder(out: Path) -> None:
+    """UserError naming --out, before any work, when an entry of the run folder ``out`` has the
+    wrong kind: a file where the run keeps a folder (images/, checkpoints/), or a folder where it
+    writes a file (config.json, log.jsonl, loss_curves.png, eval.json). Without this check a run
+    trained up to its first checkpoint or its end before it met the entry."""
+    for name, what in RUN_FOLDERS.items():
+        if (out / name).exists() and not (out / name).is_dir():
+            raise UserError(f"--out {str(out)!r}: {str(out / name)!r} is a file, where the run keeps {what} "
+                            f"(a folder); move it, or choose another --out")
+    for name, what in RUN_FILES.items():
+        if (out / name).is_dir():
+            raise UserError(f"--out {str(out)!r}: {str(out / name)!r} is a folder, where the run writes {what} "
+                            f"(a file); move it, or choose another --out")
+
+
+def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, Path | None, dict | None]:
+    """``(opts, path, state)`` of the checkpoint ``--resume`` continues (``opts.data`` then the
+    run's own unless given; given, it must name the run's data, possibly in a new place:
+    :func:`~alae_fast.data.spec.check_moved_data`), or ``(opts, None, None)`` for a new run.
+    Raises FileNotFoundError on ``--resume`` without a loadable checkpoint, FileExistsError for
+    a new run into a folder that holds checkpoints."""
+    ckdir = out / "checkpoints"
+    existing = list_checkpoints(ckdir)
+    if not opts.resume:
+        if existing:
+            raise FileExistsError(f"{str(out)!r} already holds checkpoints: pass --resume to continue that run, "
+                                  f"or choose another --out")
+        return opts, None, None
+    found = find_latest_checkpoint(ckdir) if existing else None
+    if found is None:
+        if not out.is_dir():
+            raise FileNotFoundError(f"--resume: no run folder {str(out)!r} (--out names the folder of the run to "
+                                    f"continue)")
+        if not ckdir.is_dir():
+            raise FileNotFoundError(f"--resume: {str(out)!r} has no checkpoints/ folder: not a run folder, or a run "
+                                    f"stopped before its first checkpoint")
+        raise FileNotFoundError(f"--resume: no loadable checkpoint in {str(ckdir)!r}")
+    ckpt_path, ckpt_state = found
+    if opts.data is None and ckpt_state.get("data_spec"):  # the run's own data unless --data is given
+        from ..data.spec import resolve_run_data
+        data, data_note = resolve_run_data(ckpt_state["data_spec"], None)
+        opts = replace(opts, data=data)
+        if data_note:
+            say(data_note)
+    elif opts.data is not None and ckpt_state.get("data_spec"):
+        # A resumed run continues its exact data stream (epoch permutation, position, flips),
+        # which belongs to its own data: other data would be read with positions it never had.
+        # The same files elsewhere (a remounted disk) give the same positions.
+        from ..data.spec import check_moved_data
+
+        moved_note = check_moved_data(ckpt_state["data_spec"], ckpt_state.get("data_content"), opts.data)
+        if moved_note:
+            say(moved_note)
+    return opts, ckpt_path, ckpt_state
+
+
+def _out_inside_data_note(opts: TrainOptions, out: Path) -> str | None:
+    """A line when the run folder ``out`` lies inside the image folder ``opts.data``."""
+    from ..data.spec import data_spec
+
+    spec = data_spec(opts.data)
+    if spec["kind"] != "folder" or not Path(spec["path"]).is_dir():
+        return None
+    if not out.resolve().is_relative_to(Path(spec["path"])):
+        return None
+    return (f"note: --out {str(out)!r} lies inside --data {opts.data!r}: the data's scan skips the run folder (its "
+            f"pictures are not training data)")
+
+
+def _check_flags_against_set(opts: TrainOptions, setup: TrainSetup) -> None:
+    """UserError when a flag and ``--set`` of the config field it overrides are both given with
+    different values (``--mixing-prob 0.2 --set mixing_prob=0.9``): the flag won silently while
+    config.json's model said the other."""
+    config = setup.model_config
+    for option, name in _FLAG_FIELDS.items():
+        value = getattr(opts, option)
+        if value is None or name not in opts.model_overrides or not hasattr(config, name):
+            continue
+        set_to = getattr(config, name)
+        if value != set_to:
+            flag = _FLAGS[option].split("/")[0] if value is not False else _FLAGS[option].split("/")[-1]
+            shown = "" if isinstance(value, bool) else f" {value}"
+            raise UserError(f"{flag}{shown} and --set {name}={_as_typed(set_to)}: the same setting given twice with "
+                            f"different values; give one")
+
+
+def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict | None) -> None:
+    """UserError when ``--mixing-prob``/``--style-mixing`` are given (not None) for a model with one
+    style input (the MLP ALAE): there is nothing to mix, the trainer skips mixing there; and when
+    a style-mixing mode is given (``--style-mixing`` or ``--set style_mixing``) to a run whose
+    mixing probability is 0 (digits-32's, or one given as 0): it would mix nothing."""
+    if isinstance(setup.model_config, MLPALAEConfig):
+        given = [flag for flag, value in (("--mixing-prob", opts.mixing_prob), ("--style-mixing", opts.style_mixing))
+                 if value is not None]
+        if given:
+            raise UserError(f"{' and '.join(given)}: {setup.name!r} is an MLP ALAE, whose G takes one style input; "
+                            f"style mixing needs several (a StyleALAE)")
+        return
+    if opts.style_mixing is not None:
+        mode = f"--style-mixing {opts.style_mixing}"
+    elif "style_mixing" in opts.model_overrides:
+        mode = f"--set style_mixing={_as_typed(setup.model_config.style_mixing)}"
+    else:
+        return
+    saved = ckpt_state.get("options", {}) if ckpt_state is not None else {}
+    prob = opts.mixing_prob if opts.mixing_prob is not None else saved.get("mixing_prob")
+    if _in_effect("mixing_prob", prob, setup.model_config) != 0:
+        return
+    if opts.mixing_prob is not None or "mixing_prob" in opts.model_overrides:
+        given = "--mixing-prob 0" if opts.mixing_prob is not None else "--set mixing_prob=0"
+        raise UserError(f"{mode} and {given}: a mixing probability of 0 mixes nothing; give a probability > 0 "
+                        f"(the paper's: 0.9) or leave the mode out")
+    if ckpt_state is not None:
+        raise UserError(f"{mode}: the run trains with mixing_prob 0 (no style mixing) and a resumed run keeps it, "
+                        f"so the mode would mix nothing; leave it out")
+    raise UserError(f"{mode}: {setup.name!r} trains with mixing_prob 0 (no style mixing), so it would mix "
+                    f"nothing; give --mixing-prob too (the paper's: 0.9)")
+
+
+def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
+    """The setup (the checkpoint's on a plain ``--resume``), matched to the data's channels and
+    fitted to the run's length, with the notes said. Raises ValueError for a non-positive
+    length or a global batch the world size does not divide."""
+    if opts.resume:  # the checkpoint holds the setup; _resolve lays the overrides over it
+        out = Path(opts.out) if opts.out else Path("runs") / (opts.preset or DEFAULT_PRESET)
+        setup = None
+    else:  # checked before any folder is read
+        with _override_types():
+            setup = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
+        out = Path(opts.out) if opts.out else Path("runs") / setup.name
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file; the run folder goes there")
+    _check_run_folder(out)
+    opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
+    inside = _out_inside_data_note(opts, out)
+    if inside:
+        say(inside)
+    if ckpt_state is not None:
+        setup = _resolve(opts, ckpt_state)
+    _check_flags_against_set(opts, setup)
+    _check_style_mixing(opts, setup, ckpt_state)
+    if ckpt_state is not None:
+        # an option or behaviour not given again continues as the checkpoint's run chose it
+        saved = ckpt_state.get("options", {})
+        opts = replace(opts, **{k: saved[k] for k in _NUMERIC_OPTIONS
+                                if getattr(opts, k) is None and saved.get(k) is not None})
+        saved_threads = ckpt_state.get("threads")
+        if opts.threads is None and saved_threads:
+            # the thread count sets a CPU run's course: the printed continue-line keeps it
+            opts = replace(opts, threads=int(saved_threads))
+        elif saved_threads and int(opts.threads) != int(saved_threads) and ctx.device.type == "cpu":
+            # allowed (a resumed job may land on other cores), but said: the sums run in another order
+            say(f"note: --threads {opts.threads}: the run used {plural(int(saved_threads), 'thread')} until now; it "
+                f"continues, but not bit-identically (another thread count sums in another order)")
+    opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
+    total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
+    if not total_kimg > 0:
+        raise ValueError(f"kimg: expected > 0; got {total_kimg}")
+    if ckpt_state is not None and opts.kimg is not None:
+        seen = int(ckpt_state.get("trainer", {}).get("images_seen", 0))
+        if int(round(total_kimg * 1000)) < seen:  # a resumed run cannot be shortened
+            raise UserError(f"--kimg {opts.kimg:g}: the run is already at {seen / 1000:g} kimg; --resume continues "
+                            f"a run to a longer --kimg")
+        if total_kimg < float(ckpt_state.get("total_kimg", total_kimg)):
+            say(f"note: --kimg {opts.kimg:g} ends the run before the {float(ckpt_state['total_kimg']):g} kimg it was "
+                f"started for (its schedule stays the one fitted to that length)")
+    # The schedule is fitted to the length the run BEGAN with: a resume that extends --kimg
+    # continues that schedule (its last level lasts until the end) instead of re-fitting it.
+    # ("fit_kimg" is in a checkpoint only when its schedule was compressed.)
+    fit_kimg = float(ckpt_state.get("fit_kimg", total_kimg)) if ckpt_state is not None else total_kimg
+    compressed = False
+    if setup.description != "resumed":  # a checkpoint's setup was matched and fitted when it began
+        setup, channel_note = _match_channels(setup, opts)
+        if channel_note:
+            say(channel_note)
+        setup, fit_note = _fit_to_length(setup, fit_kimg, "lod_kimg" in opts.schedule_overrides)
+        compressed = setup.description.endswith("[schedule compressed to --kimg]")
+        if fit_note:
+            say(fit_note)
+    for b in set(setup.schedule.lod_batch):
+        if b % ctx.world_size:
+            raise ValueError(f"schedule: global batch {b} is not a multiple of the world size {ctx.world_size}")
+    return _Plan(opts, setup, out, ckpt_path, ckpt_state, total_kimg, fit_kimg, compressed)
