@@ -552,7 +552,7 @@ def test_edit_layers_default_on_a_model_with_more_style_inputs_than_the_demo_edi
 
 
 def test_edit_titles_are_exact_distinct_and_fit():
-    from alae_fast.cli import _edit_row_titles, _edit_titles
+    from alae_fast.cli.pictures import _edit_row_titles, _edit_titles
     from alae_fast.edit.commands import strip_fractions
 
     # linspace(-1, 1, 99)'s middle is -1.1e-16: the middle column said "-4.44e-16"

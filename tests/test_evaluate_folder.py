@@ -147,7 +147,7 @@ def test_a_folder_run_on_another_folder_and_on_the_digits(runs, tmp_path, capsys
     assert m["reconstruction_mse"] == pytest.approx(_mse(runs["folder"], sorted(other.glob("*.png"))), rel=1e-5)
     # the digits are other data to a folder run: the classifier's splits are not called the run's
     import alae_fast
-    from alae_fast.cli import format_metrics
+    from alae_fast.cli.evaluate import format_metrics
     from alae_fast.inference.metrics import evaluate_model
 
     metrics = evaluate_model(alae_fast.load(runs["folder"]), data=None, num_fid=40, ppl_samples=2)

@@ -48,7 +48,7 @@ from ..inference.pictures import png_bytes
 from ..inference.pixels import prepare_images, to_display
 from ..inference.sampling import (NOISE_MODES, PSI_RANGE, SEED_LIMIT, check_psi, generate_seeds, mix_ranges,
                                   seed_latent, seed_range_text, style_ranges)
-from ..limits import MAX_REFINE_STEPS
+from ..limits import MAX_ABS_W, MAX_REFINE_STEPS
 from . import editing
 from .uploads import DecodeSlots, check_upload_limit, decode_image
 
@@ -63,9 +63,6 @@ MAX_STEPS = 16
 # waiting. Longer ones are for `alae-fast encode --refine-steps`, where no page waits. A step
 # costs a forward and a backward pass of G: a large model takes far longer per step.
 MAX_PAGE_REFINE_STEPS = 1000
-# The largest |value| a w sent to the page's endpoints may hold: an encoded or mapped w lies within
-# about +-10; beyond this G's output overflows to NaN and the error would name the image, not w.
-MAX_W = 1e4
 DIGIT_NAMES = {c: f"digit {c}" for c in range(10)}
 
 
@@ -254,12 +251,12 @@ class ModelService:
         if not isinstance(w, (list, tuple)) or len(w) != self.latent_size:
             got = len(w) if isinstance(w, (list, tuple)) else type(w).__name__
             raise UserError(f"{name}: expected a list of {self.latent_size} numbers (this model's w), got {got}")
-        values = _json_floats(w, name, f"values must be within ±{MAX_W:g} (an encoded w lies within about ±10)")
+        values = _json_floats(w, name, f"values must be within ±{MAX_ABS_W:g} (an encoded w lies within about ±10)")
         if not all(math.isfinite(v) for v in values):
             raise UserError(f"{name}: contains NaN or infinity")
         big = max(abs(v) for v in values)
-        if big > MAX_W:  # finite in JSON, but it overflows float32 or G: the image would be NaN
-            raise UserError(f"{name}: values must be within ±{MAX_W:g} (an encoded w lies within about ±10); "
+        if big > MAX_ABS_W:  # finite in JSON, but it overflows float32 or G: the image would be NaN
+            raise UserError(f"{name}: values must be within ±{MAX_ABS_W:g} (an encoded w lies within about ±10); "
                             f"got {big:g}")
         return torch.tensor(values, dtype=torch.float32).view(1, -1).to(self.device)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 
 from .._words import plural, word_for
 from ..errors import UserError, first_line
+from ..limits import MAX_ABS_W
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
 from ..models.base import check_images, check_pixel_values, check_psi
@@ -27,6 +28,7 @@ from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import _read_checkpoint_file
 from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
+from .memory import check_images_fit
 from .projection import DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS, check_refinement, project_latents
 from .sampling import _check_cutoff, _check_noise, check_count, check_seed, sample_images
 
@@ -116,7 +118,11 @@ class LoadedRun:
     alike), images with a value beyond +-``PIXEL_LIMIT`` (4: pixels belong in [-1, 1], and 0..255
     ones are refused rather than encoded into nonsense), a tensor on another device than the model
     (:attr:`device`), a count that is not an int >= 1, a seed outside [0, 2**63), a psi outside
-    ``PSI_RANGE`` [-1, 2], an unknown noise mode.
+    ``PSI_RANGE`` [-1, 2], an unknown noise mode; ValueError too for a w with a value beyond
+    +-``MAX_ABS_W`` (10000: an encoded or mapped w lies within about +-10, and G's output
+    overflows to NaN or 1e27 long before float32 does) and for more images at once than the
+    memory free now holds (:func:`alae_fast.inference.memory.check_images_fit`, naming the most
+    that fit).
     """
 
     model: torch.nn.Module
@@ -128,6 +134,8 @@ class LoadedRun:
     path: Path
     state: dict
     noise_mode: str = "zero"
+    # bytes one image's decode needs, per (lod, blend): alae_fast.inference.memory
+    _decode_bytes: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
         # the dataclass repr would print the whole checkpoint (weights, optimiser state, RNG
@@ -225,6 +233,12 @@ class LoadedRun:
         tensors ``[N or 1, 1, r_k, r_k]`` or None, on :attr:`device`, finite). Errors: the class
         docstring."""
         self._check_tensor(w, "decode", "w")
+        big = float(w.detach().abs().max())
+        if big > MAX_ABS_W:
+            raise ValueError(f"decode: w must have values within ±{MAX_ABS_W:g} (an encoded or mapped w lies within "
+                             f"about ±10); got {big:g}")
+        if w.ndim in (2, 3):  # else the model names the shape it wants
+            check_images_fit(self, w.shape[0], "decode", f"w of {w.shape[0]} latents")
         noise = self.noise_mode if noise is None else noise
         _check_noise(noise, "decode", device=self.device)
         return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
@@ -291,6 +305,7 @@ class LoadedRun:
                              f"run.model.generate(z, ...)")
         n = check_count(n, "n", "generate")
         seed = check_seed(seed, "seed", "generate")
+        check_images_fit(self, n, "generate", f"n {n}")
         if psi is not None:
             psi = check_psi(psi, "psi", "generate")
         _check_cutoff(cutoff, "generate")

@@ -14,6 +14,8 @@ import torch
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
 from ..models.base import PSI_RANGE, check_psi
 
+from .memory import check_images_fit
+
 if TYPE_CHECKING:  # annotations only: loading imports this module
     from .loading import LoadedRun
 
@@ -99,6 +101,7 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
     cutoff."""
     n = check_count(n, "n", "sample_images")
     seed = check_seed(seed, "seed", "sample_images")
+    check_images_fit(run, n, "sample_images", f"n {n}")
     _check_noise(noise, "sample_images")
     if psi is None:
         psi = run.config.truncation_psi
@@ -149,6 +152,7 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     if isinstance(seeds, (str, bytes, torch.Tensor)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {seeds!r}")
     seeds = [check_seed(s, f"seeds[{i}]", "generate_seeds") for i, s in enumerate(seeds)]
+    check_images_fit(run, len(seeds), "generate_seeds", f"{len(seeds)} seeds")
     psi = check_psi(psi, "psi", "generate_seeds")
     _check_cutoff(cutoff, "generate_seeds")
     device = next(run.model.parameters()).device
@@ -174,6 +178,7 @@ def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps:
     ``steps`` is an int >= 2 (both ends: one step would be E(a) alone, not an interpolation; the
     CLI and the web page ask the same)."""
     steps = check_count(steps, "steps", "interpolate_latents", minimum=2)
+    check_images_fit(run, steps, "interpolate_latents", f"steps {steps}")
     for name, img in (("a", a), ("b", b)):
         if isinstance(img, torch.Tensor) and img.ndim == 4 and img.shape[0] != 1:
             raise ValueError(f"interpolate_latents: {name} must be one image [1, C, R, R]; got {img.shape[0]} "
@@ -233,6 +238,8 @@ def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
     seed = check_seed(seed, "seed", "style_mix_tiles")
     m = run.model
     num_ws = check_style_mixable(run)
+    count = cols + 3 * rows * (cols + 1)  # sources, destinations and the mixed table
+    check_images_fit(run, count, "style_mix_tiles", f"rows {rows} and cols {cols} ({count} images)")
     device = next(m.parameters()).device
     g = torch.Generator().manual_seed(seed)
     za = torch.randn(cols, m.latent_size, generator=g).to(device)
@@ -256,6 +263,10 @@ def style_mix_images(run: LoadedRun, sources: torch.Tensor, destinations: torch.
     for every B, then middle, then fine. ValueError for a model with one style input or images
     ``run.encode`` refuses."""
     num_ws = check_style_mixable(run)
+    if all(isinstance(t, torch.Tensor) and t.ndim for t in (sources, destinations)):  # else encode says what is wrong
+        count = 3 * sources.shape[0] * destinations.shape[0]
+        check_images_fit(run, count, "style_mix_images", f"{sources.shape[0]} sources and {destinations.shape[0]} "
+                                                          f"destinations ({count} mixed images)")
     wa = run.encode(sources).unsqueeze(1).expand(-1, num_ws, -1)
     wd = run.encode(destinations).unsqueeze(1).expand(-1, num_ws, -1)
     return _mixed_rows(run, wa, wd.repeat(3, 1, 1), destinations.shape[0])
