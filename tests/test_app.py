@@ -1135,3 +1135,37 @@ def test_query_parameters_a_route_does_not_take_are_refused_by_name(server):
     status, answer = S.post(url + "api/directions?nme=q", None, method="DELETE")
     assert status == 422 and answer["error"] == "bad request: nme: unknown field", answer
     assert "q" not in [d["name"] for d in S.get(url + "api/info")[1]["directions"]]
+
+
+def test_serve_and_edit_read_the_directions_alae_fast_directions_wrote(digits_run, tmp_path, capsys):
+    """`alae-fast directions` writes RUN/directions; serve and edit read it when no --directions is
+    given, and say so (they had ignored it: the page showed only its built-in directions)."""
+    import shutil
+
+    import numpy as np
+
+    from alae_fast.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)
+    import alae_fast
+
+    latent = alae_fast.load(run).model.latent_size
+    (run / "directions").mkdir()
+    np.save(run / "directions" / "direction_thick.npy", np.linspace(-1.0, 1.0, latent))
+    capsys.readouterr()
+    with S.ServerThread(run) as srv:
+        names = [d["name"] for d in S.get(srv.url + "api/info")[1]["directions"]]
+    out = capsys.readouterr().out
+    assert "thick" in names and f"directions from {run / 'directions'}" in out, (names, out)
+    img = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.fromarray((np.arange(64, dtype=np.uint8).reshape(8, 8) * 4)).save(img)
+    assert main(["edit", "--ckpt", str(run), str(img), "--direction", "thick=2", "--steps", "3"]) == 0
+    err = capsys.readouterr().err
+    assert f"directions are looked for in {run / 'directions'}" in err, err
+    # an empty folder is not one: the built-in directions, and no note
+    (run / "directions" / "direction_thick.npy").unlink()
+    assert main(["edit", "--ckpt", str(run), str(img), "--direction", "thick=2"]) == 2
+    assert "unknown direction 'thick'" in capsys.readouterr().err

@@ -386,7 +386,10 @@ def test_edit_bad_input_one_line(toy_run, tmp_path, capsys):
         (["--direction", "smile=1", "--directions", str(tmp_path)], r"no direction_smile\.npy or direction_1\.npy \(the official smile\) in"),
         (["--direction", f"{tmp_path / 'bad.npy'}=1"], r"bad\.npy: not a readable \.npy"),
         (["--direction", "3-8=lots"], r"amount 'lots' is not a number"),
+        # a folder given but empty: 3-8 had fallen through to the built-in pair, the folder unused
+        (["--direction", "3-8=1", "--directions", str(tmp_path / "empty")], r"--directions: '.*empty' holds no \.npy"),
     ]
+    (tmp_path / "empty").mkdir()
     import re
 
     for extra, pattern in cases:

@@ -395,11 +395,16 @@ def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", por
     file raise :class:`~alae_fast.errors.UserError`."""
     import uvicorn
 
+    from ..edit.commands import saved_directions_folder
     from ..inference.loading import load_run
 
     max_upload_bytes = check_upload_limit(max_upload_mb, "max_upload_mb")
     run = load_run(ckpt, device, config=config, ema=ema)
     sock = check_port(host, port)  # before the slow part, so a taken port fails at once
+    if directions is None and (saved := saved_directions_folder(run)) is not None:
+        directions = saved
+        print(f"directions from {saved}, where alae-fast directions wrote them for this run (--directions DIR for "
+              f"another folder)", flush=True)
     try:
         service = ModelService.open(run, directions, max_upload_bytes=max_upload_bytes)
         app = create_app(service, loopback_only=host in _LOOPBACK_NAMES)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .._words import plural as _plural
@@ -15,7 +16,8 @@ from .runs import _out, _run_folder
 
 def _cmd_edit(args) -> int:
     from ..edit.apply import DEMO_LAYERS, EDIT_LAYERS
-    from ..edit.commands import direction_name, edit_strip, parse_direction_arg, resolve_directions
+    from ..edit.commands import (direction_name, edit_strip, parse_direction_arg, resolve_directions,
+                                 saved_directions_folder)
     from ..inference.pictures import save_labelled_grid
     from ..inference.pixels import load_image_files, to_display
 
@@ -59,6 +61,10 @@ def _cmd_edit(args) -> int:
                           lambda v: strips(args.steps, v), 1, count)],
                         otherwise=[("--steps {} with 1 IMAGE", lambda v: strips(v, 1), 2, args.steps)],
                         exact=exact)
+    if args.directions is None and (saved := saved_directions_folder(run)) is not None:
+        args.directions = saved
+        print(f"alae-fast edit: note: directions are looked for in {saved}, where alae-fast directions wrote "
+              f"them for this run (--directions DIR for another folder)", file=sys.stderr)
     vectors, amounts = resolve_directions(args.direction, run, args.directions)  # each direction once
     x = load_image_files(args.images, run.schedule)
     strip = edit_strip(run, x, vectors, amounts, steps=args.steps,

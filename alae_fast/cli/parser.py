@@ -338,7 +338,9 @@ def _add_serve(sub) -> None:
                              "each, e.g. the official ALAE principal_directions). For a run trained on the "
                              "digits, one direction per digit class is fitted at start from the embedded "
                              "labels (LinearSVC on E(x)).")
-    v.add_argument("--directions", default=None, metavar="DIR", help="folder of .npy attribute directions")
+    v.add_argument("--directions", default=None, metavar="DIR",
+                   help="folder of .npy attribute directions (default: the run's directions/ folder when alae-fast "
+                        "directions wrote one)")
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     v.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free port)")
     v.add_argument("--max-upload-mb", type=_upload_mb, default=8.0,
@@ -384,7 +386,8 @@ def _add_edit_commands(sub) -> None:
                    help="a .npy file, a name found as direction_NAME.npy in --directions, or a built-in "
                         "digit pair A-B, A and B two different digits 0-9 (1-channel digit models); repeatable")
     d.add_argument("--directions", default=None, metavar="DIR",
-                   help="folder of direction_<name>.npy files (official principal_directions layout)")
+                   help="folder of direction_<name>.npy files (official principal_directions layout; default: "
+                        "the run's directions/ folder when alae-fast directions wrote one)")
     d.add_argument("--steps", type=_int_at_least(2), default=7,
                    help="images per strip, from -AMOUNT to +AMOUNT (default 7, at least 2)")
     d.add_argument("--edit-layers", type=int, default=None, metavar="N",

@@ -101,6 +101,16 @@ def digit_directions(run, pairs: Sequence[tuple[int, int]]) -> dict[str, np.ndar
     return out
 
 
+def saved_directions_folder(run) -> Path | None:
+    """The folder ``alae-fast directions`` writes by default for ``run`` (``directions/`` in its
+    run folder) when it holds a .npy file, else None. ``alae-fast edit`` and ``serve`` read it
+    when no ``--directions`` is given, and say so."""
+    from ..inference.loading import _run_folder
+
+    folder = _run_folder(Path(run.path)) / "directions"
+    return folder if folder.is_dir() and any(folder.glob("*.npy")) else None
+
+
 def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathLike | None = None
                        ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """(name → float64 vector, name → amount) for ``--direction`` arguments (module docstring).
@@ -111,7 +121,7 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
     it was looked for), a digit pair ``A-B`` whose A and B are not two different digits 0-9 (on
     a digits model, where no file of that name was found), a file that is a folder, unreadable,
     of the wrong length or unusable in float32 (:func:`~.directions.parse_direction`), a bad
-    amount, or a --directions folder that does not exist; FileNotFoundError (``direction file
+    amount, or a --directions folder that does not exist or holds no .npy file; FileNotFoundError (``direction file
     'P' does not exist``) for a file argument (ending in .npy, or a path with a slash) that is
     not there.
     """
@@ -119,6 +129,10 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
         raise ValueError("--direction: give at least one NAME_OR_NPY=AMOUNT")
     if directions_dir is not None and not Path(directions_dir).is_dir():
         raise ValueError(f"--directions: {str(directions_dir)!r} is not a folder")
+    if directions_dir is not None and not any(Path(directions_dir).glob("*.npy")):
+        # as `alae-fast serve --directions` refuses it: a name not found there fell through to a
+        # built-in digit pair, so the folder given was silently not used
+        raise ValueError(f"--directions: {str(directions_dir)!r} holds no .npy files")
     latent = int(run.model.latent_size)
     vectors: dict[str, np.ndarray] = {}
     amounts: dict[str, float] = {}
