@@ -1512,8 +1512,8 @@ def test_evaluate_num_fid_help_says_it_also_sets_the_mse_images(mlp_run, tmp_pat
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert ("images per FID set, >= 2 (default 1000; fewer where the real images are fewer, with a warning); the "
-            "real images are the held-out split of the run's own data (the training split only where there is none), "
+    assert ("images per FID set, >= 2 (default 1000, or all the real images where they are fewer, as the report "
+            "says; a number given above them is warned of); the real images are the held-out split of the run's own data (the training split only where there is none), "
             "or all images of other --data, also reconstructed for the reconstruction MSE") in help_text, help_text
     assert main(["evaluate", "--ckpt", str(mlp_run), "--num-fid", "5", "--ppl-samples", "1", "--json",
                  "--out", str(tmp_path / "m.json")]) == 0
@@ -1725,3 +1725,21 @@ def test_edit_says_what_a_digit_pair_is(mlp_run, tmp_path, capsys):
                        f"two different digits 0-9, e.g. 3-8 (no --directions folder; not a file)"], err
     err = _refused(capsys, ["edit", "--ckpt", str(mlp_run), a, "--direction", "smile=1"])
     assert "built-in digit pairs are A-B with A and B two different digits 0-9, e.g. 3-8" in err
+
+
+def test_evaluate_warns_of_few_real_images_only_when_more_were_asked(mlp_run, capsys):
+    import re
+
+    # the default job's evaluate warned on every run that its 297 held-out digits were fewer than
+    # "1000, the default": the counts now stand in the FID line, and a warning needs a number given
+    assert main(["evaluate", "--ckpt", str(mlp_run), "--ppl-samples", "1"]) == 0
+    out, err = capsys.readouterr()
+    real = int(re.search(r"; (\d+) real, 1000 generated images: so few real images bias it upward", out).group(1))
+    assert 2 <= real < 1000 and "biased upward" not in err, (out, err)
+    assert main(["evaluate", "--ckpt", str(mlp_run), "--ppl-samples", "1", "--num-fid", "5000"]) == 0
+    out, err = capsys.readouterr()
+    assert f"FID against the {real} real images there are, fewer than num_fid / --num-fid (5000)" in err, err
+    assert f"; {real} real, 5000 generated images: so few" in out
+    assert main(["evaluate", "--ckpt", str(mlp_run), "--ppl-samples", "1", "--num-fid", "5"]) == 0
+    out, err = capsys.readouterr()
+    assert "; 5 real, 5 generated images)" in out and "biased upward" not in err, (out, err)

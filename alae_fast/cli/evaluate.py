@@ -178,6 +178,12 @@ def format_metrics(m: dict) -> str:
                                            split))
     if m.get("reconstruction_refined"):
         lines.append(format_refined(m["reconstruction_refined"], split))
+    counts = m.get("fid_images") or {}
+    real, generated = counts.get("real"), counts.get("generated")
+    if real is not None and generated is not None:
+        fid_name += f"; {real} real, {generated} generated images" + (
+            ": so few real images bias it upward, compare it only with FIDs on the same images"
+            if real < generated else "")
     lines += [f"FID of generations:      {m['fid_generated']:.3f}   ({fid_name})",
               f"FID of reconstructions:  {m['fid_reconstructed']:.3f}",
               f"PPL in W, full / end:    {m['ppl_full']:.3f} / {m['ppl_end']:.3f}   ({m.get('ppl_distance')})"]

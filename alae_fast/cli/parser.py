@@ -291,9 +291,9 @@ def _add_evaluate(sub) -> None:
                    help=f"InceptionV3 weights for real FIDs: {INCEPTION_FILES}")
     # one set of real images serves both: FID of reconstructions compares those images with
     # their reconstructions, whose error is the MSE
-    e.add_argument("--num-fid", type=_fid_count, default=DEFAULT_NUM_FID,
-                   help="images per FID set, >= 2 (default 1000; fewer where the real images are fewer, with a "
-                        "warning); the real images are the held-out split of the run's own data (the training split "
+    e.add_argument("--num-fid", type=_fid_count, default=None,
+                   help=f"images per FID set, >= 2 (default {DEFAULT_NUM_FID}, or all the real images where they are "
+                        "fewer, as the report says; a number given above them is warned of); the real images are the held-out split of the run's own data (the training split "
                         "only where there is none), or all images of other --data, also reconstructed for the "
                         "reconstruction MSE")
     e.add_argument("--ppl-samples", type=_positive_int, default=200, help="PPL pairs per sampling (default 200)")

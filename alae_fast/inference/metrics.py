@@ -226,7 +226,7 @@ def identification_if_unlabelled(reconstructions: torch.Tensor, images: torch.Te
 
 
 def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: str | None = None,
-                   num_fid: int = DEFAULT_NUM_FID, ppl_samples: int = 200, seed: int = 0, device="cpu",
+                   num_fid: int | None = None, ppl_samples: int = 200, seed: int = 0, device="cpu",
                    refine_steps: int = 0, refine_space: str = "w", refine_lr: float = DEFAULT_REFINE_LR,
                    refine_images: int = DEFAULT_REFINE_IMAGES) -> dict[str, Any]:
     """All metrics of issue 6 for a loaded run, as a JSON-ready dict.
@@ -257,7 +257,9 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
       :func:`~alae_fast.inference.projection.refined_reconstruction` gives them (not ALAE's own
       reconstruction: reported beside it).
 
-    num_fid: int >= 2; ppl_samples: int >= 1; seed: int in [0, 2**63); device: as
+    num_fid: None (default: ``DEFAULT_NUM_FID``, 1000, and where the real images are fewer, all of
+    them, as ``fid_images`` records and the report's FID line says) or an int >= 2 (a RuntimeWarning
+    when the real images are fewer than asked); ppl_samples: int >= 1; seed: int in [0, 2**63); device: as
     :func:`~alae_fast.inference.loading.check_device`; refine_steps: int in [0, 100000] (default
     0); refine_space: "w" (default) or "w+"; refine_lr: a number in (0, 1000] (default 0.05, Adam's);
     refine_images: an int >= 1, the first that many of the reconstructed images are refined
@@ -269,7 +271,9 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     from .loading import check_device, recorded_data_spec
     from .sampling import check_count, check_seed
 
-    num_fid = check_count(num_fid, "num_fid", "evaluate_model", minimum=2)  # a covariance needs 2 images
+    asked_fid = num_fid is not None
+    num_fid = DEFAULT_NUM_FID if num_fid is None else check_count(num_fid, "num_fid", "evaluate_model",
+                                                                  minimum=2)  # a covariance needs 2 images
     ppl_samples = check_count(ppl_samples, "ppl_samples", "evaluate_model")
     seed = check_seed(seed, "seed", "evaluate_model")
     device = check_device(device, "device")
@@ -307,13 +311,14 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
         out["fid_is_proxy"] = bool(getattr(net, "is_proxy", inception_weights is None))
         real_disp = to_display(x_real, res)
         n_gen = max(2, num_fid)
-        if real_disp.shape[0] < num_fid:
+        if asked_fid and real_disp.shape[0] < num_fid:
             # FID's bias grows as the sample shrinks; a figure from a few real images is not one a
-            # reader would compare with others
+            # reader would compare with others. The default asks for nothing: the report's FID
+            # line says the counts instead (a warning on every run of the default job said only
+            # that the default was the default)
             warnings.warn(f"FID against the {real_disp.shape[0]} real images there are, fewer than num_fid / "
-                          f"--num-fid ({num_fid}{', the default' if num_fid == DEFAULT_NUM_FID else ''}): the estimate is "
-                          f"strongly biased upward; compare it only with runs measured on the same images",
-                          RuntimeWarning, stacklevel=2)
+                          f"--num-fid ({num_fid}): the estimate is strongly biased upward; compare it only with "
+                          f"runs measured on the same images", RuntimeWarning, stacklevel=2)
         g = torch.Generator().manual_seed(seed + 1)
 
         def sample(n):
