@@ -827,3 +827,94 @@ def test_seeds_past_2_53_reach_the_server_exactly(page, server, digits_run):
     finally:
         page.remove_listener("request", on_request)
         page.fill("#seed", "0")
+
+
+def test_a_and_b_say_where_their_pictures_came_from(page, server, tmp_path):
+    """The seed fields of A and B read 1 and 2 beside an edited upload and a sample of seed 3: a
+    slot filled by "use as" now says where its picture came from, its seed field holds the
+    sample's seed or nothing, and "from seed" says the seed and psi it drew with."""
+    digit = tmp_path / "six.png"
+    digit.write_bytes(S.digit_png(6, (48, 48)))
+    page.evaluate("window.alae.encoded = null")
+    page.set_input_files("#file", str(digit))
+    page.wait_for_function("window.alae.encoded !== null")
+    page.click("#use-a")
+    assert page.input_value("#seed-a") == "" and page.inner_text("#from-a") == "the edited picture above"
+    page.fill("#seed", "3")
+    page.evaluate("window.alae.generated = null")
+    page.click("#generate")
+    page.wait_for_function("window.alae.generated !== null")
+    page.click("#gen-b")
+    assert page.input_value("#seed-b") == "3"
+    assert page.inner_text("#from-b") == "the sample of seed 3, ψ 1, without noise"
+    _, api = S.post(server.url + "api/generate", {"seed": 3, "psi": 1.0})
+    assert _src(page, "#slot-b") == api["plain"] and page.evaluate("window.alae.b.w") == api["ws"]
+    page.fill("#seed-a", "5")
+    page.evaluate("window.alae.a = null")
+    page.click("#seed-a-go")
+    page.wait_for_function("window.alae.a !== null")
+    assert page.inner_text("#from-a") == "seed 5, ψ 1" and page.input_value("#seed-a") == "5"
+
+
+def test_edit_this_sample_clears_the_upload_timings(page, server, tmp_path):
+    # "encode and refine: 2337 ms server" stayed under a sample being edited
+    digit = tmp_path / "two.png"
+    digit.write_bytes(S.digit_png(2, (48, 48)))
+    page.evaluate("window.alae.encoded = null")
+    page.set_input_files("#file", str(digit))
+    page.wait_for_function("window.alae.encoded !== null")
+    assert "ms server" in page.inner_text("#encode-ms")
+    page.evaluate("window.alae.generated = null")
+    page.click("#generate")
+    page.wait_for_function("window.alae.generated !== null")
+    page.click("#gen-edit")
+    assert page.inner_text("#encode-ms") == "" and page.inner_text("#edit-ms") == ""
+    assert page.inner_text("#mse") == "a generated sample, without noise (no reconstruction error)"
+
+
+def test_a_request_sent_during_a_refinement_says_it_waits(page, server, tmp_path):
+    """The server takes one request at a time and a refinement holds it for seconds: a generate
+    clicked meanwhile said nothing for 5 s. Its status says it waits, until its answer replaces it;
+    a request sent with no refinement running says nothing of the kind."""
+    waiting = "waiting for the model: the server is refining an upload and takes one request at a time…"
+    digit = tmp_path / "four.png"
+    digit.write_bytes(S.digit_png(4, (48, 48)))
+    try:
+        page.fill("#refine-steps", "5")
+        with S.Gate("encode_upload") as upload, S.Gate("generate") as gen:
+            page.set_input_files("#file", str(digit))
+            assert upload.arrived.wait(30)
+            page.fill("#seed", "7")
+            page.evaluate("window.alae.generated = null")
+            page.click("#generate")
+            assert gen.arrived.wait(30)
+            assert page.inner_text("#generate-ms") == waiting
+            gen.open()
+            page.wait_for_function("window.alae.generated !== null")
+            assert "ms server" in page.inner_text("#generate-ms")
+            upload.open()
+            page.wait_for_function("!document.getElementById('encode-card').classList.contains('busy')")
+        assert page.evaluate("window.alae.refining") == 0
+        with S.Gate("generate") as gen:
+            page.evaluate("window.alae.generated = null")
+            page.click("#generate")
+            assert gen.arrived.wait(30)
+            assert page.inner_text("#generate-ms") != waiting
+            gen.open()
+            page.wait_for_function("window.alae.generated !== null")
+    finally:
+        page.fill("#refine-steps", "0")
+
+
+def test_an_upload_too_large_says_the_pictures_shown_are_the_previous_ones(page, server, tmp_path):
+    digit = tmp_path / "one.png"
+    digit.write_bytes(S.digit_png(1, (48, 48)))
+    page.evaluate("window.alae.encoded = null")
+    page.set_input_files("#file", str(digit))
+    page.wait_for_function("window.alae.encoded !== null")
+    limit = page.evaluate("window.alae.info.max_upload_bytes")
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * limit)
+    page.set_input_files("#file", str(big))
+    assert _error_shown(page, "big.png is ").endswith("(the pictures shown are still those of the previous image)")
+    page.evaluate("document.getElementById('message').hidden = true")

@@ -3,7 +3,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const state = window.alae = { info: null, current: null, a: null, b: null, editSeq: 0, edits: 0, encodeSeq: 0,
-                               actions: 0, shown: null };
+                               actions: 0, shown: null, refining: 0 };
 
 // The message banner: one message at a time, a new one replaces the one shown. An error (an action that
 // failed) stays in view while scrolling (CSS: sticky) until an action begun after it succeeds (guarded),
@@ -89,6 +89,16 @@ function wholeSeed(text, limit) {
   if (digits.length + exp > limit.toString().length) return null;
   const v = BigInt(digits) * 10n ** BigInt(exp);
   return v < limit ? v : null;
+}
+
+// The server runs one request at a time, and a refinement holds it for seconds: a request sent
+// meanwhile says that it waits, in its own status span, until its answer (or error) comes
+const WAITING = "waiting for the model: the server is refining an upload and takes one request at a time…";
+async function waiting(el, fn) {
+  if (!state.refining) return await fn();
+  const span = $(el), before = span.textContent;
+  span.textContent = WAITING;
+  try { return await fn(); } finally { if (span.textContent === WAITING) span.textContent = before; }
 }
 
 function latency(el, d, what) {
@@ -234,7 +244,7 @@ async function runEdit() {
   // names: the server refuses (409) amounts meant for directions it no longer has
   const body = { w: state.current.w, amounts: amounts(), names: sliders().map((s) => s.dataset.name) };
   let d;
-  try { d = await call("/api/edit", body); } catch (e) {
+  try { d = await waiting("edit-ms", () => call("/api/edit", body)); } catch (e) {
     if (seq !== state.editSeq) return DROPPED;  // superseded: its answer would have been dropped too
     throw e;
   }
@@ -271,13 +281,15 @@ async function encodeFile(file) {
   if (file.size > limit) {  // the server refuses it too (413); saying so here spares the upload
     let [size, max] = [sizeText(file.size), sizeText(limit)];
     if (size === max) [size, max] = [`${file.size} bytes`, `${limit} bytes`];  // one byte past it
-    throw new Error(`${file.name} is ${size}; the limit is ${max}`);
+    throw new Error(`${file.name} is ${size}; the limit is ${max}` +
+                    (state.current ? " (the pictures shown are still those of the previous image)" : ""));
   }
   const steps = refineSteps();
   const seq = ++state.encodeSeq;
   // a refinement takes seconds where an encoding takes milliseconds: besides the busy card, say which
   // is running (the latest upload's; an older one answering late leaves it)
   $("encode-status").textContent = steps ? `refining E(x) by ${stepsText(steps)} of descent…` : "encoding…";
+  if (steps) state.refining++;
   return await busy("encode-card", [], async () => {
     try {
       let d;
@@ -298,6 +310,7 @@ async function encodeFile(file) {
       if (d.notice) say(`${file.name}: ${d.notice}`, true);
     } finally {
       if (seq === state.encodeSeq) $("encode-status").textContent = "";
+      if (steps) state.refining--;
     }
   });
 }
@@ -380,8 +393,8 @@ async function generate(seedText, field) {
 $("generate").addEventListener("click", () => guarded(() => busy("generate-card", ["generate", "random-seed"], async () => {
   quiet();
   const seed = $("seed").value.trim(), noise = $("noise").value;  // as sent: the fields may change meanwhile
-  const d = await generate(seed);
-  state.generated = d; show("generated", d.image); latency("generate-ms", d);
+  const d = await waiting("generate-ms", () => generate(seed));
+  state.generated = d; d.seed = readSeed(seed, "seed"); show("generated", d.image); latency("generate-ms", d);
   const on = d.psi === 1 ? "(no truncation)" : `on ${scope(d.cutoff, state.info.num_ws)}`;
   $("gen-settings").textContent = `seed ${readSeed(seed, "seed")}, ψ ${fmtPsi(d.psi)} ${on}, noise ${noise}`;
 })));
@@ -392,32 +405,43 @@ $("gen-edit").addEventListener("click", () => guarded(() => {
   show("original", state.generated.plain); show("reconstruction", state.generated.plain); show("edited", state.generated.plain);
   $("rec-label").textContent = "reconstruction";
   $("mse").textContent = "a generated sample, without noise (no reconstruction error)";
+  $("encode-ms").textContent = $("edit-ms").textContent = "";  // they timed the previous upload
   setCurrent(state.generated.ws, state.generated.values);  // styles: truncated below the cutoff only
 }));
 
 // --- A, B: mixing and interpolation -------------------------------------------------------
-function setSlot(which, w, image) { state[which] = { w }; show(`slot-${which}`, image); }
+// A slot's seed field and caption say where its picture came from: a seed field left at another
+// seed beside a picture that is not that seed's would be read as the picture's
+function setSlot(which, w, image, seed, from) {
+  state[which] = { w }; show(`slot-${which}`, image);
+  $(`seed-${which}`).value = seed === null ? "" : String(seed);
+  $(`from-${which}`).textContent = from;
+}
 for (const which of ["a", "b"]) {
   const slot = which.toUpperCase();
   // the picture shown as "edited" with its own w (the slider edit, or the image itself before any)
   $(`use-${which}`).addEventListener("click", () => guarded(() => {
     if (!state.current) throw new Error(`use as ${slot}: encode an image (or edit a sample) first`);
-    setSlot(which, state.current.edited, $("edited").src);
+    setSlot(which, state.current.edited, $("edited").src, null, "the edited picture above");
   }));
   // a sample goes to A or B without noise: mixing and interpolation decode its w without noise
   $(`gen-${which}`).addEventListener("click", () => guarded(() => {
     if (!state.generated) throw new Error(`use as ${slot}: generate a sample first`);
-    setSlot(which, state.generated.ws, state.generated.plain);
+    const g = state.generated;
+    setSlot(which, g.ws, g.plain, g.seed, `the sample of seed ${g.seed}, ψ ${fmtPsi(g.psi)}, without noise`);
   }));
   $(`seed-${which}-go`).addEventListener("click", () => guarded(() => busy("pair-card", [`seed-${which}-go`], async () => {
     quiet();
-    const d = await generate($(`seed-${which}`).value, `seed of ${slot}`); setSlot(which, d.ws, d.plain);
+    const text = $(`seed-${which}`).value;
+    const d = await waiting("pair-ms", () => generate(text, `seed of ${slot}`));
+    const seed = readSeed(text, `seed of ${slot}`);
+    setSlot(which, d.ws, d.plain, seed, `seed ${seed}, ψ ${fmtPsi(d.psi)}`);
   })));
 }
 function needPair() { if (!state.a || !state.b) throw new Error("fill both A and B first"); }
 $("mix").addEventListener("click", () => guarded(() => busy("pair-card", ["mix"], async () => {
   quiet(); needPair();
-  const d = await call("/api/mix", { wa: state.a.w, wb: state.b.w });
+  const d = await waiting("mix-ms", () => call("/api/mix", { wa: state.a.w, wb: state.b.w }));
   for (const k of ["coarse", "middle", "fine"]) show(`mix-${k}`, d[k]);
   latency("mix-ms", d);
 })));
@@ -425,7 +449,7 @@ $("interpolate").addEventListener("click", () => guarded(() => busy("pair-card",
   quiet(); needPair();
   const steps = wholeNumber($("steps").value, 2, state.info.max_steps);  // "" (unreadable text): not 0 steps
   if (steps === null) throw new Error(`steps: enter a whole number from 2 to ${state.info.max_steps}`);
-  const d = await call("/api/interpolate", { wa: state.a.w, wb: state.b.w, steps });
+  const d = await waiting("interp-ms", () => call("/api/interpolate", { wa: state.a.w, wb: state.b.w, steps }));
   const strip = $("strip"); strip.innerHTML = "";
   d.images.forEach((url, i) => {
     const f = document.createElement("figure");
