@@ -65,3 +65,97 @@ def test_progress_chooses_by_terminal():
         assert isinstance(bar, tqdm.tqdm)
     finally:
         bar.close()
+
+
+# --- the time left, level by level (alae_fast.training.eta) -----------------------------------------
+
+def _three_levels():
+    from alae_fast.training.schedule import LODSchedule
+
+    # levels of 1000 and 2000 images, then the last level to the end (6000 in all)
+    return LODSchedule(max_lod=2, base_resolution=4, lod_kimg=(1.0, 2.0, 3.0), lod_batch=(10,), lod_lr=(0.001,),
+                       channels=1)
+
+
+def test_remaining_time_uses_each_levels_pace_and_scales_the_unreached_ones():
+    from alae_fast.training.eta import RemainingTime
+
+    clock = _Clock()
+    cost = {0: 1.0, 1: 3.0, 2: 6.0}
+    eta = RemainingTime(_three_levels(), 6000, cost, 0, clock=clock)
+    assert eta.seconds_left() is None  # no pace yet
+    for _ in range(50):  # level 0 at 2 ms an image: 500 images in 1 s
+        clock.t += 0.02
+        eta.update(eta.n + 10)
+    # level 0: 500 images left at 2 ms; level 1: 2000 at 2 ms x 3; level 2: 3000 at 2 ms x 6
+    assert eta.seconds_left() == pytest.approx(500 * 0.002 + 2000 * 0.006 + 3000 * 0.012)
+    for _ in range(50):
+        clock.t += 0.02
+        eta.update(eta.n + 10)
+    for _ in range(100):  # level 1 measured at 5 ms an image, less than the arithmetic's 6 ms
+        clock.t += 0.05
+        eta.update(eta.n + 10)
+    # 1000 images of level 1 left at its own pace; level 2 scaled from level 1, the nearest measured
+    assert eta.n == 2000 and eta.seconds_left() == pytest.approx(1000 * 0.005 + 3000 * 0.005 * 2)
+
+
+def test_remaining_time_of_a_resumed_run_counts_from_where_it_resumed():
+    from alae_fast.training.eta import RemainingTime
+
+    clock = _Clock()
+    eta = RemainingTime(_three_levels(), 6000, {0: 1.0, 1: 3.0, 2: 6.0}, 4000, clock=clock)
+    clock.t += 1.0
+    eta.update(4100)  # 10 ms an image at the last level: 1900 left
+    assert eta.seconds_left() == pytest.approx(1900 * 0.01)
+    # a run longer than its schedule trains the extra images at the last level
+    eta = RemainingTime(_three_levels(), 10000, {0: 1.0, 1: 3.0, 2: 6.0}, 500, clock=clock)
+    clock.t += 1.0
+    eta.update(1000)  # 2 ms an image at level 0
+    assert eta.seconds_left() == pytest.approx(2000 * 0.006 + 7000 * 0.012)
+
+
+def test_the_plain_line_says_the_level_by_level_time_left():
+    from alae_fast.training.eta import RemainingTime
+
+    clock, out = _Clock(), io.StringIO()
+    eta = RemainingTime(_three_levels(), 6000, {0: 1.0, 1: 3.0, 2: 6.0}, 0, clock=clock)
+    p = _PlainProgress(total=6000, initial=0, file=out, every_s=30.0, clock=clock, eta=eta)
+    clock.t += 31.0
+    p.update(500)  # 62 ms an image at level 0; the speed so far would say 5500 x 62 ms = 341 s
+    assert out.getvalue().splitlines() == ["0.500/6.000 kimg (8%), 31 s, 1519 s left"]  # 31 + 372 + 1116
+    tqdm = pytest.importorskip("tqdm")
+    eta = RemainingTime(_three_levels(), 6000, {0: 1.0, 1: 3.0, 2: 6.0}, 0, clock=clock)
+    bar = _progress(6000, 0, enabled=True, file=_Tty(), eta=eta)
+    try:
+        clock.t += 31.0
+        bar.update(500)
+        assert bar.format_dict["rate"] == pytest.approx(5500 / 1519, rel=1e-3)  # tqdm shows 5500 / rate
+        assert "25:19" in str(bar)  # 1519 s
+    finally:
+        bar.close()
+
+
+@pytest.mark.parametrize("preset", ["digits-32", "photos-32", "digits-mlp", "celeba-128"])
+def test_flops_per_image_grow_with_the_level_and_leave_the_model_and_random_state_alone(preset):
+    import torch
+
+    from alae_fast.training.eta import flops_per_image
+    from alae_fast.training.setups import resolve_setup
+
+    from alae_fast.models import build_model
+
+    setup = resolve_setup(preset)
+    model = build_model(setup.model_config)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = torch.random.get_rng_state()
+    cost = flops_per_image(model, setup.schedule)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+    s = setup.schedule
+    assert sorted(cost) == list(range(s.start_lod, s.max_lod + 1))
+    values = [cost[lod] for lod in sorted(cost)]
+    assert all(v > 0 for v in values) and values == sorted(values), values
+    if preset == "digits-32":  # the 32x32 level: G's and E's convolutions, 2 multiply-adds each
+        assert 15e6 < cost[3] < 30e6, cost

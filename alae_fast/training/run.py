@@ -54,6 +54,7 @@ from .checkpoint import capture_rng_state, list_checkpoints, restore_rng_state, 
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
 from .options import TrainOptions, _NUMERIC_OPTIONS, _check_options, _ema_kimg, training_behaviour
 from .plan import _Plan, _busy_note, _check_resume, _embedded_digits_note, _held_out_note, _plan, pick_setup
+from .eta import RemainingTime, flops_per_image
 from .progress import _Say, _progress
 from .stop import StopInterrupted, StopRequest
 from .trainer import ALAETrainer
@@ -480,7 +481,10 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
         return stopped
     stop.message = _STOP_TRAINING
     total, ckpt_every, image_every = plan.total, plan.ckpt_every, plan.image_every
-    bar = _progress(total, min(trainer.images_seen, total), opts.progress and ctx.is_main)
+    shown = opts.progress and ctx.is_main
+    eta = (RemainingTime(plan.schedule, total, flops_per_image(trainer.model, plan.schedule),
+                         min(trainer.images_seen, total)) if shown else None)
+    bar = _progress(total, min(trainer.images_seen, total), shown, eta=eta)
     run.t_start = time.perf_counter()
     last_ckpt = trainer.images_seen if plan.ckpt_state is not None else -1
     ckpt_seconds = 60.0 * opts.checkpoint_minutes if opts.checkpoint_minutes else math.inf
