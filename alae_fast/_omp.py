@@ -24,9 +24,10 @@ sleep as soon as they wait); on an idle machine it leaves libgomp's spinning as 
 ``import alae_fast`` runs it first thing when torch is not imported yet. The wait policy
 changes no result (only how threads wait), so a run stopped and resumed under the other
 policy continues bit-identically; :class:`ContentionWatch` lets a long run say when work
-that started after it now competes for the cores. Nothing is changed when the user set
-``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``, or when ``ALAE_FAST_OMP_SPIN=keep``. The benchmark
-case ``alae-fast bench --ops train_load`` measures the defaults with and without competing
+that started after it now competes for the cores, or when the work that made it choose sleeping
+threads has ended (idle, sleeping at once made a 4 kimg ``digits-32`` run's training 1.7x
+slower). Nothing is changed when the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``, or
+when ``ALAE_FAST_OMP_SPIN=keep``. The benchmark case ``alae-fast bench --ops train_load`` measures the defaults with and without competing
 work.
 """
 
@@ -168,12 +169,16 @@ def choice() -> dict | None:
 
 
 class ContentionWatch:
-    """Tells a long run, once, that work which started after it now competes for the cores
-    while libgomp's threads still spin (the wait was chosen for an idle machine).
+    """Tells a long run, once, that the wait chosen when it started no longer suits the machine:
+    work which started after it now competes for the cores while libgomp's threads still spin
+    (the wait was chosen for an idle machine), or the work that competed when it started has
+    ended while its threads still sleep at once (idle, that made ``digits-32``'s 8x8 iterations
+    45% slower). libgomp reads the wait once, at start: the note says how to get the other one.
 
     :meth:`check` is cheap (one read of ``/proc/stat`` at most every ``every_s`` seconds); it
-    returns a note the first time ``needed`` readings in a row found the cores shared, else
-    None. ``threads`` is torch's thread count; ``read`` (tests) replaces :func:`others_running`.
+    returns a note the first time ``needed`` readings in a row found the cores shared (or free,
+    for a sleeping wait), else None. ``threads`` is torch's thread count; ``read`` (tests)
+    replaces :func:`others_running`.
     """
 
     def __init__(self, threads: int, every_s: float = 10.0, needed: int = 3, read=None, clock=time.monotonic):
@@ -183,8 +188,9 @@ class ContentionWatch:
         self.cpus = _usable_cpus()
         self.streak, self.told, self.t_last = 0, False, None
         chosen = choice()
-        # only when alae_fast chose the spinning wait; the user's or the sleeping one stays quiet
-        self.active = chosen is not None and not chosen["sleep"] and threads > 1
+        # only a wait alae_fast chose: the user's own settings stay as they are, unremarked
+        self.active = chosen is not None and threads > 1
+        self.sleeping = bool(chosen and chosen["sleep"])
 
     def check(self) -> str | None:
         if not self.active or self.told:
@@ -194,10 +200,17 @@ class ContentionWatch:
             return None
         self.t_last = now
         others = self.read()
-        self.streak = self.streak + 1 if cores_shared(others, self.threads, self.cpus) else 0
+        shared = cores_shared(others, self.threads, self.cpus)
+        self.streak = self.streak + 1 if shared != self.sleeping and others is not None else 0
         if self.streak < self.needed:
             return None
         self.told = True
+        if self.sleeping:
+            return (f"note: the cores are free now, and this run's {self.threads} threads still sleep as soon as they "
+                    f"wait (other work shared the {self.cpus} cores when the run started), which makes iterations "
+                    f"up to 1.7x slower on idle cores (the small levels most). Stopping (Ctrl-C writes a "
+                    f"checkpoint) and continuing with --resume lets the new process choose threads that spin; "
+                    f"the results continue bit-identically")
         return (f"note: {plural(others, 'other runnable thread')} now {word_for(others, 'shares', 'share')} the {self.cpus} cores with this run's "
                 f"{self.threads} threads, which still spin while they wait (the machine was idle when the run "
                 f"started), and that can make each iteration several times slower. Stopping (Ctrl-C writes a "

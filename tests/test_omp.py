@@ -169,6 +169,7 @@ def test_the_training_start_note_says_what_was_chosen(monkeypatch):
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 3, "threads": 2, "cpus": 2, "sleep": True})
     note = plan._busy_note()
     assert "3 other runnable threads shared" in note and "GOMP_SPINCOUNT=0" in note and "changes no result" in note
+    assert "ALAE_FAST_OMP_SPIN=keep" in note  # how to keep spinning when the other work was a passing one
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 1, "threads": 2, "cpus": 2, "sleep": True})
     assert plan._busy_note().startswith("note: 1 other runnable thread shared the 2 cores")
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 0, "threads": 2, "cpus": 2, "sleep": False})
@@ -179,3 +180,18 @@ def test_the_training_start_note_says_what_was_chosen(monkeypatch):
     assert "--threads 1 or OMP_WAIT_POLICY=PASSIVE" in plan._busy_note()
     monkeypatch.setattr(os, "getloadavg", lambda: (0.5, 0.5, 0.5))
     assert plan._busy_note() is None
+
+
+def test_contention_watch_says_when_a_sleeping_run_finds_the_cores_free(monkeypatch):
+    # a run started beside passing work (a build, a test suite) slept at once for its whole length,
+    # up to 1.7x slower once the cores were free, and nothing said so
+    monkeypatch.setattr(_omp, "_CHOICE", {"others": 1, "threads": 2, "cpus": 2, "sleep": True})
+    monkeypatch.setattr(_omp, "_usable_cpus", lambda: 2)
+    readings = iter([0, 0, 1, 0, 0, None, 0, 0, 0, 0])
+    watch = ContentionWatch(2, every_s=0.0, needed=3, read=lambda: next(readings))
+    notes = [watch.check() for _ in range(10)]
+    said = [n for n in notes if n]
+    # 0, 0, (shared: reset), 0, 0, (unknown: reset), 0, 0, 0: the ninth reading
+    assert len(said) == 1 and notes.index(said[0]) == 8
+    assert said[0].startswith("note: the cores are free now, and this run's 2 threads still sleep") and \
+        "--resume" in said[0] and "bit-identically" in said[0]
