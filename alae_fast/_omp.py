@@ -27,8 +27,8 @@ policy continues bit-identically; :class:`ContentionWatch` lets a long run say w
 that started after it now competes for the cores, or when the work that made it choose sleeping
 threads has ended (idle, sleeping at once made a 4 kimg ``digits-32`` run's training 1.7x
 slower). Nothing is changed when the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``, or
-when ``ALAE_FAST_OMP_SPIN=keep``. The benchmark case ``alae-fast bench --ops train_load`` measures the defaults with and without competing
-work.
+when ``ALAE_FAST_OMP_SPIN=keep``. The benchmark case ``alae-fast bench --ops train_load``
+measures the defaults with and without competing work.
 """
 
 from __future__ import annotations
