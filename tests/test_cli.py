@@ -1606,17 +1606,27 @@ def test_every_command_on_a_run_folder_names_the_older_checkpoint_it_used(mlp_ru
         assert "older checkpoint" not in capsys.readouterr().err
 
 
-def test_generate_cutoff_at_or_past_the_style_inputs_is_refused(noisy_style_run, tmp_path, capsys):
-    # --cutoff 100 on a model of 8 style inputs truncated all of them, as no --cutoff, silently
+def test_generate_cutoff_past_the_style_inputs_is_refused(noisy_style_run, tmp_path, capsys):
+    # --cutoff 100 on a model of 8 style inputs truncated all of them, as no --cutoff, silently;
+    # 8 itself is taken (every input truncated, as --psi alone), as the API and the page take it
     from alae_fast.inference.loading import load_run
 
-    assert int(load_run(noisy_style_run).model.num_ws) == 8
-    for cutoff in ("8", "100"):
+    run = load_run(noisy_style_run)
+    assert int(run.model.num_ws) == 8
+    for cutoff in ("9", "100"):
         assert main(["generate", "--ckpt", str(noisy_style_run), "--psi", "0.5", "--cutoff", cutoff,
                      "--out", str(tmp_path / "g.png")]) == 2, cutoff
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"--cutoff {cutoff}: this model has 8 style inputs;" in err[0], err
-        assert "(expected 1-7)" in err[0], err
+        assert "expected 1-8 (8: all of them, as --psi alone)" in err[0], err
+    both = []
+    for cutoff in (["--cutoff", "8"], []):
+        assert main(["generate", "--ckpt", str(noisy_style_run), "--psi", "0.5", *cutoff, "--n", "2",
+                     "--out", str(tmp_path / "all.png")]) == 0
+        both.append(_png(tmp_path / "all.png"))
+    assert np.array_equal(*both)
+    x = run.generate(2, seed=0, psi=0.5, cutoff=8, noise="const")
+    assert torch.equal(x, run.generate(2, seed=0, psi=0.5, noise="const"))
     assert main(["generate", "--ckpt", str(noisy_style_run), "--seeds", "1", "--psi", "0.5", "--cutoff", "9",
                  "--outdir", str(tmp_path / "s")]) == 2
     assert "--cutoff 9: this model has 8 style inputs" in capsys.readouterr().err

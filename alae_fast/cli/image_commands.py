@@ -33,12 +33,12 @@ def _cmd_generate(args) -> int:
             "with --psi 1 (no truncation); give another --psi" if args.psi is not None else
             "without --psi: this run's truncation psi is 1 (no truncation); give --psi too"))
     num_ws = int(run.model.num_ws)
-    if args.cutoff is not None and args.cutoff >= num_ws:
-        # style inputs below the cutoff are truncated: at or past the count, every one is, as
-        # without --cutoff, so the flag would change nothing
+    if args.cutoff is not None and args.cutoff > num_ws:
+        # style inputs below the cutoff are truncated: past the count there are none to add. The
+        # count itself truncates every input, as --psi alone does, and is taken, as the Python
+        # API's generate(cutoff=) and the page take it
         raise UserError(f"--cutoff {args.cutoff}: this model has {_plural(num_ws, 'style input')}; "
-                        f"a cutoff of {num_ws} or more truncates all of them, as --psi alone does ("
-                        + (f"expected 1-{num_ws - 1})" if num_ws > 1 else "leave out --cutoff)"))
+                        f"expected 1-{num_ws} ({num_ws}: all of them, as --psi alone)")
     if args.psi is None:  # the config's truncation: official 0.7 below style input 8 for the paper presets
         args.psi = run.config.truncation_psi
         args.cutoff = run.config.truncation_cutoff if args.cutoff is None else args.cutoff

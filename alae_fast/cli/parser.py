@@ -190,8 +190,9 @@ def _add_generate(sub) -> None:
                         "0.7 with cutoff 8 for the paper presets and official checkpoints, else 1: none); "
                         "--trunc is NVlabs' spelling")
     g.add_argument("--cutoff", type=_positive_int, default=None,
-                   help="truncate only style inputs below this (default: without --psi the config's, 8 for the "
-                        "paper presets and official checkpoints; with --psi all)")
+                   help="truncate only style inputs below this, 1 to the model's count of style inputs (default: "
+                        "without --psi the config's, 8 for the paper presets and official checkpoints; with --psi "
+                        "all)")
     g.add_argument("--noise-mode", choices=("const", "random", "batch", "zero", "none"), default=None,
                    help="G's noise inputs (default const; none for an MLP ALAE, which has none; see below)")
     g.add_argument("--seed", type=_seed, default=None, help="without --seeds: latent seed of the grid (default 0)")
