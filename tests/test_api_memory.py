@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 
 import alae_fast
 import alae_fast.inference.memory as memory
+from alae_fast.edit.commands import edit_strip
 from alae_fast.inference.loading import CHECKPOINT_FORMAT, _official_schedule
 from alae_fast.inference.sampling import (generate_seeds, interpolate_latents, sample_images, style_mix_images,
                                           style_mix_tiles)
@@ -79,6 +81,8 @@ def test_a_count_past_the_free_memory_is_refused_naming_it_and_the_most_that_fit
         (lambda: generate_seeds(run, list(range(11))), "generate_seeds: 11 seeds would need"),
         (lambda: style_mix_tiles(run, 1, 2), r"style_mix_tiles: rows 1 and cols 2 \(11 images\) would need"),
         (lambda: style_mix_images(run, x, x), r"style_mix_images: 2 sources and 2 destinations \(12 mixed images\)"),
+        (lambda: edit_strip(run, x, {"a": np.ones(run.model.latent_size)}, {"a": 1.0}, steps=6),
+         r"edit_strip: steps 6 with 2 images \(12 images\) would need"),
     ]
     for call, said in cases:
         with pytest.raises(ValueError, match="^" + said) as e:

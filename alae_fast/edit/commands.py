@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import first_line
+from ..inference.memory import check_images_fit
 from .apply import DEMO_LAYERS, MAX_AMOUNT, edit_w, edited_style_inputs
 from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
                          official_direction_index, parse_digit_pair)
@@ -207,11 +208,16 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
     ``'demo'`` (default: the official demo's style inputs below 16, all of them on a model with
     16 or fewer). Returns ``[N·steps, C, r, r]`` float32 on the CPU, row by row. Raises
     ValueError naming ``steps`` or ``edit_layers`` (an int above ``num_ws`` names the model's
-    count), and :func:`edit_w`'s errors for the directions and amounts."""
+    count), or naming the most that fit when the strips' images would not fit the memory free now
+    (:func:`~alae_fast.inference.memory.check_images_fit`), and :func:`edit_w`'s errors for the
+    directions and amounts."""
     from ..inference.pixels import prepare_images
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps: expected an int >= 2; got {steps!r}")
+    if isinstance(x, torch.Tensor) and x.ndim == 4:  # else encode says what is wrong with x
+        count = x.shape[0] * steps
+        check_images_fit(run, count, "edit_strip", f"steps {steps} with {x.shape[0]} images ({count} images)")
     m = run.model
     edited_style_inputs(edit_layers, int(m.num_ws))  # said before the work, not after the first encode
     device = next(m.parameters()).device
