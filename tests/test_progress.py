@@ -95,8 +95,34 @@ def test_remaining_time_uses_each_levels_pace_and_scales_the_unreached_ones():
     for _ in range(100):  # level 1 measured at 5 ms an image, less than the arithmetic's 6 ms
         clock.t += 0.05
         eta.update(eta.n + 10)
-    # 1000 images of level 1 left at its own pace; level 2 scaled from level 1, the nearest measured
-    assert eta.n == 2000 and eta.seconds_left() == pytest.approx(1000 * 0.005 + 3000 * 0.005 * 2)
+    # 1000 images of level 1 left at its own pace; level 2 on the line through the two levels measured
+    # (the same batch: 2 ms at cost 1, 5 ms at cost 3, so 9.5 ms at cost 6), not 5 ms x 6 / 3
+    assert eta.n == 2000 and eta.seconds_left() == pytest.approx(1000 * 0.005 + 3000 * 0.0095)
+
+
+def test_the_fitted_line_shares_an_iterations_overhead_by_the_levels_batch():
+    from alae_fast.training.eta import RemainingTime
+    from alae_fast.training.schedule import LODSchedule
+
+    # 10 ms an iteration plus 1 ms per unit of cost and image; the last level's batch is twice
+    schedule = LODSchedule(max_lod=2, base_resolution=4, lod_kimg=(1.0, 1.0, 1.0), lod_batch=(10, 10, 20),
+                           lod_lr=(0.001,), channels=1)
+    cost = {0: 1.0, 1: 2.0, 2: 4.0}
+    clock = _Clock()
+    eta = RemainingTime(schedule, 3000, cost, 0, clock=clock)
+    for lod in (0, 1):
+        for _ in range(100):
+            clock.t += 0.010 + 10 * 0.001 * cost[lod]
+            eta.update(eta.n + 10)
+    assert eta.n == 2000 and eta.seconds_left() == pytest.approx(1000 * (0.010 / 20 + 0.001 * 4))
+    # a line that would not grow with the arithmetic is not used: the nearest level's pace, scaled
+    clock = _Clock()
+    eta = RemainingTime(schedule, 3000, cost, 0, clock=clock)
+    for lod, ms in ((0, 3.0), (1, 2.0)):
+        for _ in range(100):
+            clock.t += ms / 1000 * 10
+            eta.update(eta.n + 10)
+    assert eta.seconds_left() == pytest.approx(1000 * 0.002 * 2)
 
 
 def test_remaining_time_of_a_resumed_run_counts_from_where_it_resumed():

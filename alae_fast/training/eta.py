@@ -4,12 +4,14 @@ A progressive run slows down as it grows: ``digits-32`` trained 348 images/s at 
 32x32 (2 threads), so a remaining time taken from the speed so far (tqdm's, and the plain
 progress line's) said "160 s left" after 30 s of a run that took 325 s in all. :class:`RemainingTime`
 keeps the seconds each level took per image and counts the images the schedule still has at
-each level: at a level already trained, at its measured pace; at one not reached yet, at the
-pace of the nearest level measured, scaled by the ratio of the two levels' arithmetic
-(:func:`flops_per_image`, G's forward and E's for one image). Arithmetic alone overstates the
-larger levels on a small model, whose small levels are dominated by per-call costs (digits-32,
-measured at 8x8: 16x16 by 16% too slow, 32x32 by 50%), so an early estimate errs long, then
-settles as each level is reached; the speed-so-far estimate had erred short by half.
+each level: at a level already trained, at its measured pace; at one not reached yet, by a
+line fitted to the levels measured: an iteration's fixed cost shared by its batch, plus a cost
+per unit of arithmetic (:func:`flops_per_image`, G's forward and E's for one image), so
+``seconds per image = overhead / batch + rate * flops``. With one level measured it takes that
+level's pace scaled by the arithmetic alone, which overstates the larger levels of a small
+model, whose small levels are mostly per-call costs. The default ``digits-32`` run (2026-12-05,
+idle, 202 s of training): the fitted line said 259 s left at 30 s (172 s in truth; the
+arithmetic alone said more, the speed so far 102 s), and from 150 s on to the second.
 """
 
 from __future__ import annotations
@@ -79,17 +81,40 @@ class RemainingTime:
             start = end
         return left
 
+    def _line(self, pace: dict[int, float]) -> tuple[float, float] | None:
+        """``(overhead, rate)`` of ``pace = overhead / batch + rate * cost`` fitted by least squares
+        to the measured levels (cost scaled to at most 1), or None: fewer than two levels, or a
+        fit that is not two positive numbers (the line would not grow with the arithmetic)."""
+        top = max(self.cost.values(), default=0.0)
+        points = [(1.0 / self.schedule.batch_at(lod), self.cost.get(lod, 0.0) / top if top else 0.0, p)
+                  for lod, p in pace.items()]
+        if len(points) < 2:
+            return None
+        s11 = sum(u * u for u, _, _ in points)
+        s12 = sum(u * c for u, c, _ in points)
+        s22 = sum(c * c for _, c, _ in points)
+        r1 = sum(u * p for u, _, p in points)
+        r2 = sum(c * p for _, c, p in points)
+        det = s11 * s22 - s12 * s12
+        if det <= 1e-12 * s11 * s22:
+            return None
+        overhead, rate = (r1 * s22 - r2 * s12) / det, (s11 * r2 - s12 * r1) / det
+        return (overhead, rate / top) if overhead >= 0 and rate > 0 else None
+
     def seconds_left(self) -> float | None:
         pace = {lod: self.seconds[lod] / n for lod, n in self.images.items() if n > 0}
         if not pace:
             return None
+        line = self._line(pace)
         total = 0.0
         for lod, count in self._left_by_level().items():
             if lod in pace:
                 total += count * pace[lod]
-                continue
-            # the nearest level measured, the higher one on a tie (the closer in size)
-            ref = min(pace, key=lambda m: (abs(m - lod), -m))
-            scale = self.cost[lod] / self.cost[ref] if self.cost.get(ref) else 1.0
-            total += count * pace[ref] * scale
+            elif line is not None:
+                total += count * (line[0] / self.schedule.batch_at(lod) + line[1] * self.cost[lod])
+            else:
+                # the nearest level measured, the higher one on a tie (the closer in size)
+                ref = min(pace, key=lambda m: (abs(m - lod), -m))
+                scale = self.cost[lod] / self.cost[ref] if self.cost.get(ref) else 1.0
+                total += count * pace[ref] * scale
         return total
