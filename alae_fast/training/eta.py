@@ -10,8 +10,9 @@ per unit of arithmetic (:func:`flops_per_image`, G's forward and E's for one ima
 ``seconds per image = overhead / batch + rate * flops``. With one level measured it takes that
 level's pace scaled by the arithmetic alone, which overstates the larger levels of a small
 model, whose small levels are mostly per-call costs. The default ``digits-32`` run (2026-12-05,
-idle, 202 s of training): the fitted line said 259 s left at 30 s (172 s in truth; the
-arithmetic alone said more, the speed so far 102 s), and from 150 s on to the second.
+idle, 191 s of training): 194 s left at 30 s (161 s in truth), 122 at 90 s (101), 41 at 150 s
+(exact); replayed on the same log, the arithmetic alone had said about 1.5 times the truth at
+first, the speed so far about half.
 """
 
 from __future__ import annotations
