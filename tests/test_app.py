@@ -1169,3 +1169,13 @@ def test_serve_and_edit_read_the_directions_alae_fast_directions_wrote(digits_ru
     (run / "directions" / "direction_thick.npy").unlink()
     assert main(["edit", "--ckpt", str(run), str(img), "--direction", "thick=2"]) == 2
     assert "unknown direction 'thick'" in capsys.readouterr().err
+    # a checkpoint file outside a run's checkpoints/ (an official .pth in a downloads folder) has no
+    # run folder: a directions/ beside it may be another model's, and is not read unasked
+    loose = tmp_path / "loose"
+    (loose / "directions").mkdir(parents=True)
+    ckpt = next((run / "checkpoints").glob("ckpt-*.pt"))
+    shutil.copy(ckpt, loose / ckpt.name)
+    np.save(loose / "directions" / "direction_thick.npy", np.linspace(-1.0, 1.0, latent))
+    assert main(["edit", "--ckpt", str(loose / ckpt.name), str(img), "--direction", "thick=2"]) == 2
+    out = capsys.readouterr()
+    assert "unknown direction 'thick'" in out.err and "looked for in" not in out.err

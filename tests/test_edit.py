@@ -387,7 +387,8 @@ def test_edit_bad_input_one_line(toy_run, tmp_path, capsys):
         (["--direction", f"{tmp_path / 'bad.npy'}=1"], r"bad\.npy: not a readable \.npy"),
         (["--direction", "3-8=lots"], r"amount 'lots' is not a number"),
         # a folder given but empty: 3-8 had fallen through to the built-in pair, the folder unused
-        (["--direction", "3-8=1", "--directions", str(tmp_path / "empty")], r"--directions: '.*empty' holds no \.npy"),
+        (["--direction", "3-8=1", "--directions", str(tmp_path / "empty")],
+         r"--directions: '.*empty' holds no \.npy files, where '3-8' would be looked for"),
     ]
     (tmp_path / "empty").mkdir()
     import re
@@ -399,6 +400,10 @@ def test_edit_bad_input_one_line(toy_run, tmp_path, capsys):
         assert rc == 2, extra
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert re.search(pattern, err), (pattern, err)
+    # an empty --directions is only refused where a NAME would be looked for in it
+    np.save(tmp_path / "ok.npy", np.linspace(-1.0, 1.0, 8))
+    assert main(["edit", "--ckpt", str(toy_run), str(img), "--direction", f"{tmp_path / 'ok.npy'}=1",
+                 "--directions", str(tmp_path / "empty"), "--out", str(tmp_path / "e.png")]) == 0
 
 
 def test_official_attribute_names_find_the_official_files(toy_run, tmp_path):

@@ -77,9 +77,11 @@ def _three_levels():
                        channels=1)
 
 
-def test_remaining_time_uses_each_levels_pace_and_scales_the_unreached_ones():
+def test_remaining_time_uses_each_levels_pace_and_scales_the_unreached_ones(monkeypatch):
+    import alae_fast.training.eta as eta_module
     from alae_fast.training.eta import RemainingTime
 
+    monkeypatch.setattr(eta_module, "SETTLING", 0)
     clock = _Clock()
     cost = {0: 1.0, 1: 3.0, 2: 6.0}
     eta = RemainingTime(_three_levels(), 6000, cost, 0, clock=clock)
@@ -100,8 +102,26 @@ def test_remaining_time_uses_each_levels_pace_and_scales_the_unreached_ones():
     assert eta.n == 2000 and eta.seconds_left() == pytest.approx(1000 * 0.005 + 3000 * 0.0095)
 
 
-def test_the_fitted_line_shares_an_iterations_overhead_by_the_levels_batch():
+def test_the_first_iterations_of_a_level_are_left_out_of_its_pace():
+    from alae_fast.training.eta import SETTLING, RemainingTime
+
+    clock = _Clock()
+    eta = RemainingTime(_three_levels(), 6000, {0: 1.0, 1: 3.0, 2: 6.0}, 0, clock=clock)
+    for _ in range(SETTLING):  # warming up: 50 ms an image
+        clock.t += 0.5
+        eta.update(eta.n + 10)
+    assert eta.seconds_left() is None
+    for _ in range(20):  # then 2 ms an image
+        clock.t += 0.02
+        eta.update(eta.n + 10)
+    assert eta.seconds_left() == pytest.approx((1000 - eta.n) * 0.002 + 2000 * 0.006 + 3000 * 0.012)
+
+
+def test_the_fitted_line_shares_an_iterations_overhead_by_the_levels_batch(monkeypatch):
+    import alae_fast.training.eta as eta_module
     from alae_fast.training.eta import RemainingTime
+
+    monkeypatch.setattr(eta_module, "SETTLING", 0)
     from alae_fast.training.schedule import LODSchedule
 
     # 10 ms an iteration plus 1 ms per unit of cost and image; the last level's batch is twice
@@ -125,8 +145,11 @@ def test_the_fitted_line_shares_an_iterations_overhead_by_the_levels_batch():
     assert eta.seconds_left() == pytest.approx(1000 * 0.002 * 2)
 
 
-def test_remaining_time_of_a_resumed_run_counts_from_where_it_resumed():
+def test_remaining_time_of_a_resumed_run_counts_from_where_it_resumed(monkeypatch):
+    import alae_fast.training.eta as eta_module
     from alae_fast.training.eta import RemainingTime
+
+    monkeypatch.setattr(eta_module, "SETTLING", 0)  # one update each: every iteration counts
 
     clock = _Clock()
     eta = RemainingTime(_three_levels(), 6000, {0: 1.0, 1: 3.0, 2: 6.0}, 4000, clock=clock)
@@ -140,8 +163,11 @@ def test_remaining_time_of_a_resumed_run_counts_from_where_it_resumed():
     assert eta.seconds_left() == pytest.approx(2000 * 0.006 + 7000 * 0.012)
 
 
-def test_the_plain_line_says_the_level_by_level_time_left():
+def test_the_plain_line_says_the_level_by_level_time_left(monkeypatch):
+    import alae_fast.training.eta as eta_module
     from alae_fast.training.eta import RemainingTime
+
+    monkeypatch.setattr(eta_module, "SETTLING", 0)  # one update each: every iteration counts
 
     clock, out = _Clock(), io.StringIO()
     eta = RemainingTime(_three_levels(), 6000, {0: 1.0, 1: 3.0, 2: 6.0}, 0, clock=clock)
@@ -185,3 +211,21 @@ def test_flops_per_image_grow_with_the_level_and_leave_the_model_and_random_stat
     assert all(v > 0 for v in values) and values == sorted(values), values
     if preset == "digits-32":  # the 32x32 level: G's and E's convolutions, 2 multiply-adds each
         assert 15e6 < cost[3] < 30e6, cost
+
+
+def test_a_run_with_its_progress_shown_trains_bit_identically_to_one_without(tmp_path):
+    """The progress display counts each level's FLOPs on the training model (on the meta device)
+    and times every iteration: the weights, optimisers and random states it ends with are those of
+    a run with --no-progress."""
+    from alae_fast.cli import main
+    from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
+    from alae_fast_tests_support import assert_same_training_state, one_thread, toy
+
+    toy()
+    args = ["train", "--preset", "toy-pg", "--kimg", "0.048", "--no-eval", "--threads", "1",
+            "--schedule", "lod_kimg=[0.016]", "--schedule", "lod_batch=[8]"]
+    with one_thread():
+        assert main([*args, "--out", str(tmp_path / "shown")]) == 0  # stderr is no terminal: plain lines
+        assert main([*args, "--out", str(tmp_path / "quiet"), "--no-progress"]) == 0
+    last = [load_checkpoint(list_checkpoints(tmp_path / name / "checkpoints")[-1][1]) for name in ("shown", "quiet")]
+    assert_same_training_state(*last)

@@ -103,12 +103,16 @@ def digit_directions(run, pairs: Sequence[tuple[int, int]]) -> dict[str, np.ndar
 
 
 def saved_directions_folder(run) -> Path | None:
-    """The folder ``alae-fast directions`` writes by default for ``run`` (``directions/`` in its
-    run folder) when it holds a .npy file, else None. ``alae-fast edit`` and ``serve`` read it
-    when no ``--directions`` is given, and say so."""
-    from ..inference.loading import _run_folder
-
-    folder = _run_folder(Path(run.path)) / "directions"
+    """The folder ``alae-fast directions`` writes by default for ``run`` (a ``LoadedRun``):
+    ``directions/`` in its run folder, when the checkpoint is a training run's (in its
+    ``checkpoints/``) and the folder holds a .npy file; else None. ``alae-fast edit`` and
+    ``serve`` read it when no ``--directions`` is given, and say so. A checkpoint file elsewhere
+    (an official .pth in a downloads folder) has no run folder, and a ``directions/`` beside it
+    may be another model's: it is not read unasked."""
+    path = Path(run.path)
+    if path.parent.name != "checkpoints":
+        return None
+    folder = path.parent.parent / "directions"
     return folder if folder.is_dir() and any(folder.glob("*.npy")) else None
 
 
@@ -130,10 +134,12 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
         raise ValueError("--direction: give at least one NAME_OR_NPY=AMOUNT")
     if directions_dir is not None and not Path(directions_dir).is_dir():
         raise ValueError(f"--directions: {str(directions_dir)!r} is not a folder")
-    if directions_dir is not None and not any(Path(directions_dir).glob("*.npy")):
-        # as `alae-fast serve --directions` refuses it: a name not found there fell through to a
-        # built-in digit pair, so the folder given was silently not used
-        raise ValueError(f"--directions: {str(directions_dir)!r} holds no .npy files")
+    names = [spec for spec, _ in map(parse_direction_arg, specs) if not _names_file(spec)]
+    if directions_dir is not None and names and not any(Path(directions_dir).glob("*.npy")):
+        # a name not found there fell through to a built-in digit pair, so the folder given was
+        # silently not used (`alae-fast serve --directions` refuses such a folder too)
+        raise ValueError(f"--directions: {str(directions_dir)!r} holds no .npy files, where "
+                         f"{', '.join(repr(n) for n in names)} would be looked for")
     latent = int(run.model.latent_size)
     vectors: dict[str, np.ndarray] = {}
     amounts: dict[str, float] = {}
@@ -216,8 +222,10 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps: expected an int >= 2; got {steps!r}")
     if isinstance(x, torch.Tensor) and x.ndim == 4:  # else encode says what is wrong with x
+        # x encoded at once, then one image decoded at a time, every strip kept on the CPU
         count = x.shape[0] * steps
-        check_images_fit(run, count, "edit_strip", f"steps {steps} with {x.shape[0]} images ({count} images)")
+        check_images_fit(run, "edit_strip", f"steps {steps} with {x.shape[0]} images ({count} images)",
+                         batch=x.shape[0], kept=count, kept_on="cpu")
     m = run.model
     edited_style_inputs(edit_layers, int(m.num_ws))  # said before the work, not after the first encode
     device = next(m.parameters()).device

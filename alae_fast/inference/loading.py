@@ -218,7 +218,10 @@ class LoadedRun:
         for a colour run (grey images, repeated: see the class docstring). A float tensor
         (float16, bfloat16, float32, float64) on :attr:`device`, finite, N >= 1 (errors: the
         class docstring)."""
-        return self.model.encode(self._level_images(x, "encode"), self.phase.lod, self.phase.blend)
+        x = self._level_images(x, "encode")
+        # E mirrors G level by level: G's bound stands for E's
+        check_images_fit(self, "encode", f"x of {x.shape[0]} images", batch=x.shape[0])
+        return self.model.encode(x, self.phase.lod, self.phase.blend)
 
     def decode(self, w: torch.Tensor, noise=None) -> torch.Tensor:
         """G(w): w ``[N, latent_size]`` or ``[N, num_ws, latent_size]`` (a float tensor on
@@ -238,7 +241,7 @@ class LoadedRun:
             raise ValueError(f"decode: w must have values within ±{MAX_ABS_W:g} (an encoded or mapped w lies within "
                              f"about ±10); got {big:g}")
         if w.ndim in (2, 3):  # else the model names the shape it wants
-            check_images_fit(self, w.shape[0], "decode", f"w of {w.shape[0]} latents")
+            check_images_fit(self, "decode", f"w of {w.shape[0]} latents", batch=w.shape[0])
         noise = self.noise_mode if noise is None else noise
         _check_noise(noise, "decode", device=self.device)
         return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
@@ -257,6 +260,8 @@ class LoadedRun:
         lr. Errors: the class docstring, naming ``reconstruct``."""
         check_refinement("reconstruct", refine_steps, refine_lr, space, ("refine_steps", "refine_lr", "space"))
         x, noise = self._level_images(x, "reconstruct"), self._noise(noise, "reconstruct")
+        # before a refinement's minutes: its result is decoded at once too
+        check_images_fit(self, "reconstruct", f"x of {x.shape[0]} images", batch=x.shape[0])
         if refine_steps:
             return self.decode(self.project(x, refine_steps, refine_lr, space=space, noise=noise), noise=noise)
         return self.decode(self.model.encode(x, self.phase.lod, self.phase.blend), noise=noise)
@@ -305,7 +310,6 @@ class LoadedRun:
                              f"run.model.generate(z, ...)")
         n = check_count(n, "n", "generate")
         seed = check_seed(seed, "seed", "generate")
-        check_images_fit(self, n, "generate", f"n {n}")
         if psi is not None:
             psi = check_psi(psi, "psi", "generate")
         _check_cutoff(cutoff, "generate")
@@ -319,6 +323,7 @@ class LoadedRun:
                     "; this run's truncation psi is 1: give psi too" if psi is None else ""))
         noise = self.noise_mode if noise is None else noise
         _check_noise(noise, "generate", device=self.device)
+        check_images_fit(self, "generate", f"n {n}", batch=n)  # the arguments first: a bad psi is said as such
         return sample_images(self, n, psi=psi, seed=seed, noise=noise, cutoff=cutoff)
 
 

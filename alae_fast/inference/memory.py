@@ -1,17 +1,20 @@
-"""Whether a batch of images a run is asked to decode fits the memory free now.
+"""Whether the images a run is asked to decode can fit the memory free now.
 
-The API's counts (``run.generate(n)``, ``sample_images``, ``interpolate_latents``' steps, a
-style-mixing figure's rows and columns, the N of a ``decode``d w) decode in one batch. A count
-of 10**9 asked the allocator for 96 GB and failed in its own words (``[enforce fail at
-alloc_cpu.cpp:127]``), or on Linux could take the machine into swap before the kernel killed
-the process. :func:`check_images_fit` refuses such a count first, in one line naming the
-argument, the memory it would need and the most that fit, as the commands refuse a picture
-too large (:data:`alae_fast.limits.MAX_PICTURE_PIXELS`).
+The API's counts (``run.generate(n)``, ``sample_images``, ``interpolate_latents``' steps, the
+N of a ``decode``d or ``encode``d batch, a style-mixing table, ``generate_seeds``,
+``edit_strip``) decode in batches or one image at a time. A count of 10**9 asked the
+allocator for 96 GB and failed in its own words (``[enforce fail at alloc_cpu.cpp:127]``), or
+on Linux could take the machine into swap before the kernel killed the process.
+:func:`check_images_fit` refuses such a count first, in one line naming the argument, the
+memory it needs at least and the most that fit.
 
-The need is an estimate, per image: the image itself, and three times the largest activation
-any module of G outputs for one image at the run's level (measured once per level by forward
-hooks on a one-image decode): a layer's input and output are alive together, with room for a
-temporary. It errs towards refusing only where the batch would not have fitted anyway.
+The need is a lower bound, so that nothing that fits is refused: the images kept (the result)
+plus, for the largest batch decoded at once, each image's largest tensor, which must exist at
+some moment of its decode. The largest tensor is measured once per level on a one-image decode,
+over every op's output (torch's dispatch: an upsampled map before its blur is twice any layer's
+output). What else is alive then (the op's input, other layers' outputs, the allocator's slack)
+is not counted, so a count just under the limit can still fail in the allocator; one above it
+cannot succeed.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ import torch
 
 __all__ = ["available_bytes", "decode_bytes_per_image", "check_images_fit"]
 
-# a layer's input, its output and one temporary of that size are alive together in a forward pass
-_ACTIVATIONS_ALIVE = 3
+# a cgroup v1 memory limit this large (PAGE_COUNTER_MAX pages) means none
+_NO_LIMIT = 2 ** 60
 
 
 def _read_int(path: Path) -> int | None:
@@ -31,24 +34,67 @@ def _read_int(path: Path) -> int | None:
         text = path.read_text(encoding="ascii").strip()
     except (OSError, ValueError):
         return None
-    return int(text) if text.isdigit() else None
+    return int(text) if text.isdigit() else None  # v2 "max" (no limit) reads as None
 
 
-def _cgroup_room() -> int | None:
-    """Bytes the process's cgroup (v2) still allows, or None without a limit: a container's
-    limit can be far below the machine's free memory."""
-    limit = _read_int(Path("/sys/fs/cgroup/memory.max"))  # "max" (no limit) reads as None
-    used = _read_int(Path("/sys/fs/cgroup/memory.current"))
-    if limit is None or used is None:
+def _stat_value(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text(encoding="ascii").splitlines():
+            name, _, value = line.partition(" ")
+            if name == key and value.strip().isdigit():
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def cgroup_room(proc_cgroup: str | Path = "/proc/self/cgroup", root: str | Path = "/sys/fs/cgroup") -> int | None:
+    """Bytes the memory cgroups holding this process still allow, or None where none limits it:
+    for each level from the process's cgroup up to the hierarchy's root, its limit less its usage
+    with the inactive page cache taken back (the kernel reclaims that first; a container that has
+    just read its data set would otherwise look full), the least over the levels. Reads cgroup v2
+    (``memory.max``, ``memory.current``, ``inactive_file``; mounted at ``root`` or its
+    ``unified/``) and v1 (``memory/``: ``memory.limit_in_bytes``, ``memory.usage_in_bytes``,
+    ``total_inactive_file``), as ``/proc/self/cgroup`` names the process's paths."""
+    try:
+        lines = Path(proc_cgroup).read_text(encoding="utf-8").splitlines()
+    except OSError:
         return None
-    return max(0, limit - used)
+    root = Path(root)
+    rooms = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == "0" and controllers == "":
+            base = root if (root / "cgroup.controllers").exists() else root / "unified"
+            files = ("memory.max", "memory.current", "memory.stat", "inactive_file")
+        elif "memory" in controllers.split(","):
+            base = root / "memory"
+            files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "memory.stat", "total_inactive_file")
+        else:
+            continue
+        # a cgroup namespace shows the process's own cgroup as the mount's root
+        d = base / path.lstrip("/")
+        if not d.is_dir():
+            d = base
+        while True:
+            limit, used = _read_int(d / files[0]), _read_int(d / files[1])
+            if limit is not None and limit < _NO_LIMIT and used is not None:
+                rooms.append(max(0, limit - used + _stat_value(d / files[2], files[3])))
+            if d == base or d.parent == d:
+                break
+            d = d.parent
+    return min(rooms) if rooms else None
 
 
 def available_bytes(device: torch.device) -> int | None:
-    """Memory free for new tensors on ``device``, in bytes: on the CPU Linux's ``MemAvailable``
-    (``/proc/meminfo``), lowered to what a cgroup v2 limit leaves; on CUDA the driver's free
-    memory plus what torch's caching allocator holds unused. None where it cannot be read (another
-    OS or device type): then nothing is refused."""
+    """Memory free for new tensors on ``device`` (a ``torch.device`` or its name), in bytes: on
+    the CPU Linux's ``MemAvailable`` (``/proc/meminfo``), lowered to what the process's memory
+    cgroups allow (:func:`cgroup_room`); on CUDA the driver's free memory plus what torch's
+    caching allocator holds unused. None where it cannot be read (another OS or device type):
+    then nothing is refused."""
     device = torch.device(device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -63,35 +109,40 @@ def available_bytes(device: torch.device) -> int | None:
     if line is None:
         return None
     free = int(line.split()[1]) * 1024  # the file counts kB
-    room = _cgroup_room()
+    room = cgroup_room()
     return free if room is None else min(free, room)
 
 
 @torch.no_grad()
-def decode_bytes_per_image(run) -> int:
-    """The memory one image's decode needs at ``run.phase``, in bytes (the module docstring's
-    estimate), measured once per level and blend and kept on ``run``."""
+def decode_bytes_per_image(run) -> tuple[int, int]:
+    """``(image, batch)``: the bytes of one decoded image of ``run`` (a
+    :class:`~alae_fast.inference.loading.LoadedRun`) at its level, and the least one more image
+    in a batched decode needs (the module docstring's bound), measured once per level and blend
+    and kept on ``run``."""
     key = (run.phase.lod, float(run.phase.blend))
     if key in run._decode_bytes:
         return run._decode_bytes[key]
+    from torch.utils._python_dispatch import TorchDispatchMode
+
     largest = 0
 
-    def hook(_module, _inputs, out):
-        nonlocal largest
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                largest = max(largest, t.numel() * t.element_size())
+    class Largest(TorchDispatchMode):
+        # every op's output, temporaries inside a layer included (an upsampled map before its
+        # blur is twice the layer's output): module hooks saw half of digits-32's largest
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            nonlocal largest
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):
+                    largest = max(largest, t.numel() * t.element_size())
+            return out
 
     model = run.model
     w = torch.zeros(1, model.latent_size, device=run.device, dtype=next(model.parameters()).dtype)
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    try:
+    with Largest():
         image = model.decode(w, run.phase.lod, run.phase.blend, noise="zero")
-    finally:
-        for h in handles:
-            h.remove()
-    need = image.numel() * image.element_size() + _ACTIVATIONS_ALIVE * largest
-    run._decode_bytes[key] = need
+    image_bytes = image.numel() * image.element_size()
+    run._decode_bytes[key] = need = (image_bytes, max(largest, image_bytes))
     return need
 
 
@@ -102,18 +153,28 @@ def _size(n: float) -> str:
     return f"{int(n)} bytes"
 
 
-def check_images_fit(run, count: int, op: str, said: str) -> None:
-    """ValueError when decoding ``count`` images of ``run`` in one batch needs more memory than
-    :func:`available_bytes` finds free now (nothing where that cannot be read), said as
-    ``"{op}: {said} would need about ..."``: ``said`` names the argument and its value."""
-    free = available_bytes(run.device)
-    if free is None:
-        return
-    per = decode_bytes_per_image(run)
-    if count * per <= free:
-        return
-    most = free // per
-    r = run.phase.resolution
-    raise ValueError(f"{op}: {said} would need about {_size(count * per)} at once ({_size(per)} an image "
-                     f"at {r}x{r}: the image and G's largest activations), more than the {_size(free)} free on "
-                     f"{run.device}; about {most} images fit: make them in batches")
+def check_images_fit(run, op: str, said: str, batch: int, kept: int = 0, kept_on=None) -> None:
+    """ValueError when ``run`` (a :class:`~alae_fast.inference.loading.LoadedRun`) cannot make
+    what ``op`` is asked: ``batch`` images (an int >= 0) decoded at once, and ``kept`` (an int
+    >= 0) decoded images held besides (the result of a call that decodes a few at a time), on
+    ``kept_on`` (a device; None: the model's). Said as ``"{op}: {said} would need at least
+    ..."``, ``said`` naming the argument and its value, with the most that fit. Nothing is
+    refused where :func:`available_bytes` cannot read the free memory."""
+    image, per = decode_bytes_per_image(run)
+    kept_on = run.device if kept_on is None else torch.device(kept_on)
+    needs = {}  # device -> bytes
+    needs[run.device] = batch * per
+    needs[kept_on] = needs.get(kept_on, 0) + kept * image
+    for device, need in needs.items():
+        free = available_bytes(device)
+        if free is None or need <= free:
+            continue
+        at_once = batch * per if device == run.device else 0
+        if at_once > free:
+            most = f"about {free // per} images fit at once: make them in batches"
+        else:  # what is kept grows with the count; the batch decoded at once fits
+            most = f"about {(free - at_once) // image} images fit"
+        r = run.phase.resolution
+        raise ValueError(f"{op}: {said} would need at least {_size(need)} on {device} ({_size(image)} an image at "
+                         f"{r}x{r}" + (f", {_size(per)} for G's largest tensor of each decoded at once"
+                                       if batch else "") + f"), more than the {_size(free)} free there; {most}")

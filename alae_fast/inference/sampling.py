@@ -98,16 +98,17 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
     Raises ValueError naming the argument: ``n`` not an int >= 1, ``seed`` not an int in
     [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode or a
     noise list with NaN or infinity (TypeError for an entry that is no float tensor), a bad
-    cutoff."""
+    cutoff, or an ``n`` whose images the memory free now cannot hold
+    (:func:`~alae_fast.inference.memory.check_images_fit`)."""
     n = check_count(n, "n", "sample_images")
     seed = check_seed(seed, "seed", "sample_images")
-    check_images_fit(run, n, "sample_images", f"n {n}")
     _check_noise(noise, "sample_images")
     if psi is None:
         psi = run.config.truncation_psi
         cutoff = run.config.truncation_cutoff if cutoff is None else cutoff
     psi = check_psi(psi, "psi", "sample_images")
     _check_cutoff(cutoff, "sample_images")
+    check_images_fit(run, "sample_images", f"n {n}", batch=n)
     device = next(run.model.parameters()).device
     z = torch.randn(n, run.model.latent_size, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.random.fork_rng(devices=[]):
@@ -152,7 +153,7 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     if isinstance(seeds, (str, bytes, torch.Tensor)) or not isinstance(seeds, Sequence) or not seeds:
         raise ValueError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {seeds!r}")
     seeds = [check_seed(s, f"seeds[{i}]", "generate_seeds") for i, s in enumerate(seeds)]
-    check_images_fit(run, len(seeds), "generate_seeds", f"{len(seeds)} seeds")
+    check_images_fit(run, "generate_seeds", f"{len(seeds)} seeds", batch=1, kept=len(seeds))  # one at a time
     psi = check_psi(psi, "psi", "generate_seeds")
     _check_cutoff(cutoff, "generate_seeds")
     device = next(run.model.parameters()).device
@@ -178,7 +179,7 @@ def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps:
     ``steps`` is an int >= 2 (both ends: one step would be E(a) alone, not an interpolation; the
     CLI and the web page ask the same)."""
     steps = check_count(steps, "steps", "interpolate_latents", minimum=2)
-    check_images_fit(run, steps, "interpolate_latents", f"steps {steps}")
+    check_images_fit(run, "interpolate_latents", f"steps {steps}", batch=steps)
     for name, img in (("a", a), ("b", b)):
         if isinstance(img, torch.Tensor) and img.ndim == 4 and img.shape[0] != 1:
             raise ValueError(f"interpolate_latents: {name} must be one image [1, C, R, R]; got {img.shape[0]} "
@@ -238,8 +239,9 @@ def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
     seed = check_seed(seed, "seed", "style_mix_tiles")
     m = run.model
     num_ws = check_style_mixable(run)
-    count = cols + 3 * rows * (cols + 1)  # sources, destinations and the mixed table
-    check_images_fit(run, count, "style_mix_tiles", f"rows {rows} and cols {cols} ({count} images)")
+    count = cols + 3 * rows * (cols + 1)  # sources, destinations and the mixed table, kept
+    check_images_fit(run, "style_mix_tiles", f"rows {rows} and cols {cols} ({count} images)",
+                     batch=max(cols, 3 * rows), kept=count)  # A and B decoded at once, then a row at a time
     device = next(m.parameters()).device
     g = torch.Generator().manual_seed(seed)
     za = torch.randn(cols, m.latent_size, generator=g).to(device)
@@ -264,9 +266,10 @@ def style_mix_images(run: LoadedRun, sources: torch.Tensor, destinations: torch.
     ``run.encode`` refuses."""
     num_ws = check_style_mixable(run)
     if all(isinstance(t, torch.Tensor) and t.ndim for t in (sources, destinations)):  # else encode says what is wrong
-        count = 3 * sources.shape[0] * destinations.shape[0]
-        check_images_fit(run, count, "style_mix_images", f"{sources.shape[0]} sources and {destinations.shape[0]} "
-                                                          f"destinations ({count} mixed images)")
+        s, d = sources.shape[0], destinations.shape[0]
+        # each set encoded at once, then a row of S decoded at a time, the table kept
+        check_images_fit(run, "style_mix_images", f"{s} sources and {d} destinations ({3 * s * d} mixed images)",
+                         batch=max(s, d), kept=3 * s * d)
     wa = run.encode(sources).unsqueeze(1).expand(-1, num_ws, -1)
     wd = run.encode(destinations).unsqueeze(1).expand(-1, num_ws, -1)
     return _mixed_rows(run, wa, wd.repeat(3, 1, 1), destinations.shape[0])
