@@ -103,6 +103,7 @@ def test_a_batch_past_the_free_memory_is_refused_naming_it_and_the_most_that_fit
         (lambda: run.decode(w), "decode: w of 11 latents would need"),
         (lambda: run.encode(x), "encode: x of 11 images would need"),
         (lambda: run.reconstruct(x, refine_steps=5), "reconstruct: x of 11 images would need"),
+        (lambda: run.project(x, steps=5), "project: x of 11 images would need"),
         (lambda: interpolate_latents(run, x[:1], x[1:2], 11), "interpolate_latents: steps 11 would need"),
         (lambda: style_mix_tiles(run, 1, 11), r"style_mix_tiles: rows 1 and cols 11 \(47 images\) would need"),
         (lambda: style_mix_images(run, x, x[:2]), r"style_mix_images: 11 sources and 2 destinations \(66 mixed "),

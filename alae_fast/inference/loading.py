@@ -29,7 +29,8 @@ from ..models.official_io import _read_checkpoint_file
 from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .memory import check_images_fit
-from .projection import DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS, check_refinement, project_latents
+from .projection import (DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS, PROJECT_BATCH, check_refinement,
+                         project_latents)
 from .sampling import _check_cutoff, _check_noise, check_count, check_seed, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
@@ -282,6 +283,8 @@ class LoadedRun:
         diverges (an lr too large)."""
         check_refinement("project", steps, lr, space)
         x, noise = self._level_images(x, "project"), self._noise(noise, "project")
+        # the descent decodes (and differentiates) its batches at once
+        check_images_fit(self, "project", f"x of {x.shape[0]} images", batch=min(x.shape[0], PROJECT_BATCH))
         return project_latents(self.model, x, self.phase.lod, self.phase.blend, steps=steps, lr=lr, space=space,
                                noise=noise)
 

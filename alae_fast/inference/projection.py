@@ -71,9 +71,13 @@ def check_refinement(op: str, steps, lr, space, names: tuple[str, str, str] = ("
     check_space(space, op, names[2])
 
 
+# Images refined at once by default: each holds G's graph for its backward pass
+PROJECT_BATCH = 256
+
+
 def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
                     steps: int = DEFAULT_REFINE_STEPS, lr: float = DEFAULT_REFINE_LR, space: str = "w",
-                    noise="zero", batch_size: int = 256) -> torch.Tensor:
+                    noise="zero", batch_size: int = PROJECT_BATCH) -> torch.Tensor:
     """The latents of ``x`` refined from E(x): see the module docstring for the arithmetic.
 
     model: an ALAE model (``ALAEModel``: ``encode``, ``decode``, ``num_ws``); x: images
