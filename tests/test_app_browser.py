@@ -829,15 +829,21 @@ def test_seeds_past_2_53_reach_the_server_exactly(page, server, digits_run):
         page.fill("#seed", "0")
 
 
+def _encoded(page, tmp_path, digit: int, name: str):
+    """Uploads a digit as ``name`` and waits until the page shows its encoding."""
+    path = tmp_path / name
+    path.write_bytes(S.digit_png(digit, (48, 48)))
+    page.evaluate("window.alae.encoded = null")
+    page.set_input_files("#file", str(path))
+    page.wait_for_function("window.alae.encoded !== null")
+    return path
+
+
 def test_a_and_b_say_where_their_pictures_came_from(page, server, tmp_path):
     """The seed fields of A and B read 1 and 2 beside an edited upload and a sample of seed 3: a
     slot filled by "use as" now says where its picture came from, its seed field holds the
     sample's seed or nothing, and "from seed" says the seed and psi it drew with."""
-    digit = tmp_path / "six.png"
-    digit.write_bytes(S.digit_png(6, (48, 48)))
-    page.evaluate("window.alae.encoded = null")
-    page.set_input_files("#file", str(digit))
-    page.wait_for_function("window.alae.encoded !== null")
+    _encoded(page, tmp_path, 6, "six.png")
     page.click("#use-a")
     assert page.input_value("#seed-a") == "" and page.inner_text("#from-a") == "the edited picture above"
     page.fill("#seed", "3")
@@ -858,11 +864,7 @@ def test_a_and_b_say_where_their_pictures_came_from(page, server, tmp_path):
 
 def test_edit_this_sample_clears_the_upload_timings(page, server, tmp_path):
     # "encode and refine: 2337 ms server" stayed under a sample being edited
-    digit = tmp_path / "two.png"
-    digit.write_bytes(S.digit_png(2, (48, 48)))
-    page.evaluate("window.alae.encoded = null")
-    page.set_input_files("#file", str(digit))
-    page.wait_for_function("window.alae.encoded !== null")
+    _encoded(page, tmp_path, 2, "two.png")
     assert "ms server" in page.inner_text("#encode-ms")
     page.evaluate("window.alae.generated = null")
     page.click("#generate")
@@ -907,11 +909,7 @@ def test_a_request_sent_during_a_refinement_says_it_waits(page, server, tmp_path
 
 
 def test_an_upload_too_large_says_the_pictures_shown_are_the_previous_ones(page, server, tmp_path):
-    digit = tmp_path / "one.png"
-    digit.write_bytes(S.digit_png(1, (48, 48)))
-    page.evaluate("window.alae.encoded = null")
-    page.set_input_files("#file", str(digit))
-    page.wait_for_function("window.alae.encoded !== null")
+    _encoded(page, tmp_path, 1, "one.png")
     limit = page.evaluate("window.alae.info.max_upload_bytes")
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * limit)
