@@ -10,9 +10,9 @@ per unit of arithmetic (:func:`flops_per_image`, G's forward and E's for one ima
 ``seconds per image = overhead / batch + rate * flops``. With one level measured it takes that
 level's pace scaled by the arithmetic alone, which overstates the larger levels of a small
 model, whose small levels are mostly per-call costs. The default ``digits-32`` run (2026-12-05,
-idle, 191 s of training): 194 s left at 30 s (161 s in truth), 122 at 90 s (101), 41 at 150 s
-(exact); replayed on the same log, the arithmetic alone had said about 1.5 times the truth at
-first, the speed so far about half.
+idle, 199 s of training): 225 s left at 30 s (169 s in truth), 124 at 90 s (109), 52 at 150 s
+(49); replayed on a run's log, the arithmetic alone had said about 1.5 times the truth at first,
+the speed so far about half.
 """
 
 from __future__ import annotations
