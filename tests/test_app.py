@@ -1179,3 +1179,5 @@ def test_serve_and_edit_read_the_directions_alae_fast_directions_wrote(digits_ru
     assert main(["edit", "--ckpt", str(loose / ckpt.name), str(img), "--direction", "thick=2"]) == 2
     out = capsys.readouterr()
     assert "unknown direction 'thick'" in out.err and "looked for in" not in out.err
+    # where `alae-fast directions` wrote them for that file, the refusal says how to use them
+    assert f"{str(loose / 'directions')!r} holds .npy directions: give --directions {loose / 'directions'}" in out.err

@@ -116,6 +116,17 @@ def saved_directions_folder(run) -> Path | None:
     return folder if folder.is_dir() and any(folder.glob("*.npy")) else None
 
 
+def _beside_hint(run) -> str:
+    """For a checkpoint outside a run's checkpoints/ (whose directions/ is not read unasked): where
+    ``alae-fast directions`` wrote them for it, as a flag to give, when that folder holds any."""
+    from ..inference.loading import _run_folder
+
+    folder = _run_folder(Path(run.path)) / "directions"
+    if saved_directions_folder(run) is None and folder.is_dir() and any(folder.glob("*.npy")):
+        return f"; {str(folder)!r} holds .npy directions: give --directions {folder}"
+    return ""
+
+
 def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathLike | None = None
                        ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """(name → float64 vector, name → amount) for ``--direction`` arguments (module docstring).
@@ -180,7 +191,7 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
                 index = official_direction_index(name)
                 also = f" or direction_{index}.npy (the official {name})" if index is not None else ""
                 where = (f"no direction_{name}.npy{also} in {str(directions_dir)!r}" if directions_dir
-                         else "no --directions folder")
+                         else "no --directions folder" + _beside_hint(run))
                 if _is_digits_model(run) and re.fullmatch(r"\d+-\d+", name):  # the A-B form, but 3-3 or 3-10
                     raise ValueError(f"--direction: {name!r} is not a built-in digit pair: A and B must be two "
                                      f"different digits 0-9, e.g. 3-8 ({where}; not a file)")

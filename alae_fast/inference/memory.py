@@ -8,13 +8,16 @@ on Linux could take the machine into swap before the kernel killed the process.
 :func:`check_images_fit` refuses such a count first, in one line naming the argument, the
 memory it needs at least and the most that fit.
 
-The need is a lower bound, so that nothing that fits is refused: the images kept (the result)
-plus, for the largest batch decoded at once, each image's largest tensor, which must exist at
-some moment of its decode. The largest tensor is measured once per level on a one-image decode,
-over every op's output (torch's dispatch: an upsampled map before its blur is twice any layer's
-output). What else is alive then (the op's input, other layers' outputs, the allocator's slack)
-is not counted: a batched decode grew the process's peak resident memory by 3.0 to 3.7 times
-this bound (digits-32 x 2048, celeba-128 x 64, ffhq-1024 x 4, one thread, 2026-12-05). So a
+The need is a lower bound, so that nothing that fits is refused: the larger of the images
+kept (the result) and, for the largest batch decoded at once, what one op's output grows by per
+image, which must exist at some moment of the decode. That growth is measured once per level
+from a one-image and a two-image decode, over every op's output (torch's dispatch: an upsampled
+map before its blur is twice any layer's output; a weight scaled for the equalized learning
+rate, which does not grow with the batch, is not counted: it had made an MLP ALAE's bound 2 MiB
+an image, 320 times its need). What else is alive then (the op's input, other layers' outputs, the allocator's slack)
+is not counted: a batched decode grew the process's peak resident memory by 1.5 to 4 times this
+bound (digits-mlp x 20000, digits-32 x 2048, celeba-128 x 64, ffhq-1024 x 4, one thread,
+2026-12-05). So a
 count up to a few times under the limit can still fail in the allocator; one above it cannot
 succeed.
 """
@@ -126,25 +129,32 @@ def decode_bytes_per_image(run) -> tuple[int, int]:
         return run._decode_bytes[key]
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    largest = 0
+    class Sizes(TorchDispatchMode):
+        # every op's output in order, temporaries inside a layer included (an upsampled map
+        # before its blur is twice the layer's output: module hooks saw half of it)
+        def __init__(self):
+            super().__init__()
+            self.bytes = []
 
-    class Largest(TorchDispatchMode):
-        # every op's output, temporaries inside a layer included (an upsampled map before its
-        # blur is twice the layer's output): module hooks saw half of digits-32's largest
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            nonlocal largest
             out = func(*args, **(kwargs or {}))
-            for t in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(t, torch.Tensor):
-                    largest = max(largest, t.numel() * t.element_size())
+            self.bytes.append(sum(t.numel() * t.element_size() for t in (out if isinstance(out, (tuple, list))
+                                                                         else (out,)) if isinstance(t, torch.Tensor)))
             return out
 
     model = run.model
-    w = torch.zeros(1, model.latent_size, device=run.device, dtype=next(model.parameters()).dtype)
-    with Largest():
-        image = model.decode(w, run.phase.lod, run.phase.blend, noise="zero")
-    image_bytes = image.numel() * image.element_size()
-    run._decode_bytes[key] = need = (image_bytes, max(largest, image_bytes))
+    dtype = next(model.parameters()).dtype
+    sizes = []
+    for n in (1, 2):  # what grows by one image: a weight scaled for the equalized learning rate does not
+        w = torch.zeros(n, model.latent_size, device=run.device, dtype=dtype)
+        with Sizes() as seen:
+            image = model.decode(w, run.phase.lod, run.phase.blend, noise="zero")
+        sizes.append(seen.bytes)
+    image_bytes = image[:1].numel() * image.element_size()
+    # noise off, the two decodes run the same ops in the same order; were they not, the image
+    # alone is still a lower bound
+    grown = max((b - a for a, b in zip(*sizes)), default=0) if len(sizes[0]) == len(sizes[1]) else 0
+    run._decode_bytes[key] = need = (image_bytes, max(grown, image_bytes))
     return need
 
 
@@ -164,18 +174,18 @@ def check_images_fit(run, op: str, said: str, batch: int, kept: int = 0, kept_on
     refused where :func:`available_bytes` cannot read the free memory."""
     image, per = decode_bytes_per_image(run)
     kept_on = run.device if kept_on is None else torch.device(kept_on)
-    needs = {}  # device -> bytes
-    needs[run.device] = batch * per
-    needs[kept_on] = needs.get(kept_on, 0) + kept * image
+    # both must exist at some moment, not necessarily together (an encode before the images kept):
+    # the larger of the two is the bound
+    needs = {run.device: batch * per}  # device -> bytes
+    needs[kept_on] = max(needs.get(kept_on, 0), kept * image)
     for device, need in needs.items():
         free = available_bytes(device)
         if free is None or need <= free:
             continue
-        at_once = batch * per if device == run.device else 0
-        if at_once > free:
+        if device == run.device and batch * per > free:
             most = f"about {free // per} images fit at once: make them in batches"
         else:  # what is kept grows with the count; the batch decoded at once fits
-            most = f"about {(free - at_once) // image} images fit"
+            most = f"about {free // image} images fit"
         r = run.phase.resolution
         raise ValueError(f"{op}: {said} would need at least {_size(need)} on {device} ({_size(image)} an image at "
                          f"{r}x{r}" + (f", {_size(per)} for G's largest tensor of each decoded at once"

@@ -265,7 +265,7 @@ def style_mix_images(run: LoadedRun, sources: torch.Tensor, destinations: torch.
     for every B, then middle, then fine. ValueError for a model with one style input or images
     ``run.encode`` refuses."""
     num_ws = check_style_mixable(run)
-    if all(isinstance(t, torch.Tensor) and t.ndim for t in (sources, destinations)):  # else encode says what is wrong
+    if all(isinstance(t, torch.Tensor) and t.ndim == 4 for t in (sources, destinations)):  # else encode says why
         s, d = sources.shape[0], destinations.shape[0]
         # each set encoded at once, then a row of S decoded at a time, the table kept
         check_images_fit(run, "style_mix_images", f"{s} sources and {d} destinations ({3 * s * d} mixed images)",
