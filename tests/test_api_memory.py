@@ -26,6 +26,9 @@ from alae_fast.models.presets import DIGITS_32
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+# cgroup v1's "no limit": PAGE_COUNTER_MAX pages of 4 KiB, as memory.limit_in_bytes reads it
+PAGE_COUNTER_MAX = 9223372036854771712
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
@@ -216,6 +219,103 @@ def test_cgroup_room_takes_the_least_over_the_hierarchy_with_the_page_cache_back
     _cgroup_tree(tmp_path / "free", {"cgroup.controllers": "", "memory.max": "max", "memory.current": "7"})
     assert memory.cgroup_room(tmp_path / "self2", tmp_path / "free") is None
     assert memory.cgroup_room(tmp_path / "missing", root) is None
+
+
+def _mountinfo(path, *mounts) -> None:
+    """A ``/proc/self/mountinfo`` of ``(root, mount point, fstype, super options)`` mounts, after
+    the system's own lines (proc(5)'s layout; a space in a path written as ``\\040``)."""
+    lines = ["22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
+             "31 22 0:28 / /sys/fs/cgroup ro,nosuid shared:9 - tmpfs tmpfs ro,mode=755"]
+    for i, (root, point, fstype, supers) in enumerate(mounts):
+        point = str(point).replace("\\", "\\134").replace(" ", "\\040")
+        lines.append(f"{40 + i} 31 0:{40 + i} {root} {point} rw,nosuid,relatime shared:{20 + i} - {fstype} "
+                     f"{fstype} {supers}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _v1_level(limit, used, cache=0) -> dict:
+    return {"memory.limit_in_bytes": str(limit), "memory.usage_in_bytes": str(used),
+            "memory.stat": f"cache 9\ntotal_inactive_file {cache}\n"}
+
+
+def _under(folder: str, files: dict) -> dict:
+    return {f"{folder}/{name}" if folder else name: text for name, text in files.items()}
+
+
+@pytest.mark.parametrize("controllers, point", [
+    ("cpu,memory", "cpu,memory"),        # co-mounted, at the name systemd gives it
+    ("memory,cpuset", "cg mem/box"),     # co-mounted, at a mount point of another name (with a space)
+])
+def test_cgroup_room_finds_a_v1_memory_hierarchy_wherever_mountinfo_says(tmp_path, controllers, point):
+    # v1 mounted with other controllers, not at .../memory: the limit was missed (no refusal
+    # before the allocator or the OOM killer)
+    g = 2 ** 30
+    mount = tmp_path / point
+    _cgroup_tree(mount, {**_v1_level(PAGE_COUNTER_MAX, 5), **_under("job", _v1_level(2 * g, g, 4096)),
+                         **_under("job/step", _v1_level(8 * g, g))})
+    (tmp_path / "cgroup").write_text(f"7:{controllers}:/job/step\n3:pids:/\n0::/\n")
+    _mountinfo(tmp_path / "mountinfo", ("/", mount, "cgroup", f"rw,{controllers}"),
+               ("/", tmp_path / "pids", "cgroup", "rw,pids"))
+    room = memory.cgroup_room(tmp_path / "cgroup", mountinfo=tmp_path / "mountinfo")
+    assert room == 2 * g - g + 4096  # the job's, the least of the step's and its ancestors'
+    # the same tree read in the usual layout (root=): the mount is not at root/memory, so not found
+    assert memory.cgroup_room(tmp_path / "cgroup", tmp_path) is None
+
+
+def test_cgroup_room_reads_a_mount_whose_root_is_the_containers_own_cgroup(tmp_path):
+    # Docker without a cgroup namespace: /proc/self/cgroup names the host's path, while the
+    # container's mount shows that cgroup itself at its mount point
+    g = 2 ** 30
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    _cgroup_tree(v1, {**_v1_level(3 * g, g), **_under("worker", _v1_level(PAGE_COUNTER_MAX, g // 2))})
+    _cgroup_tree(v2, {"cgroup.controllers": "cpu memory", "memory.max": str(4 * g), "memory.current": str(g),
+                      "memory.stat": f"anon 7\ninactive_file {g}\n"})
+    # a mount of another cgroup (a sibling, not an ancestor) with a small limit: not the process's
+    other = tmp_path / "other"
+    _cgroup_tree(other, _v1_level(1024, 0))
+    (tmp_path / "cgroup").write_text("4:memory:/docker/abc/worker\n0::/system.slice/docker-abc.scope\n")
+    _mountinfo(tmp_path / "mountinfo", ("/docker/abc", v1, "cgroup", "rw,memory"),
+               ("/docker/other", other, "cgroup", "rw,memory"),
+               ("/system.slice/docker-abc.scope", v2, "cgroup2", "rw,nsdelegate"))
+    assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=tmp_path / "mountinfo") == 2 * g  # v1's 3 - 1
+    (tmp_path / "cgroup").write_text("0::/system.slice/docker-abc.scope\n")  # v2 alone: its 4 - 1 + 1
+    assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=tmp_path / "mountinfo") == 4 * g
+    # a cgroup namespace: the process's cgroup is "/", and so is the mount's root
+    _mountinfo(tmp_path / "mountinfo", ("/", v2, "cgroup2", "rw,nsdelegate"))
+    (tmp_path / "cgroup").write_text("0::/\n")
+    assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=tmp_path / "mountinfo") == 4 * g
+
+
+def test_cgroup_room_without_a_memory_controller_is_none(tmp_path):
+    limited = tmp_path / "cpu"
+    _cgroup_tree(limited, _v1_level(1024, 0))  # files that look limiting, in a hierarchy without memory
+    _mountinfo(tmp_path / "mountinfo", ("/", limited, "cgroup", "rw,cpu,cpuacct"),
+               ("/", tmp_path / "systemd", "cgroup", "rw,xattr,name=systemd"))
+    (tmp_path / "cgroup").write_text("2:cpu,cpuacct:/\n1:name=systemd:/\n0::/\n")
+    assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=tmp_path / "mountinfo") is None
+    # the memory controller named, but its hierarchy mounted nowhere; no mountinfo at all
+    (tmp_path / "cgroup").write_text("4:memory:/\n0::/\n")
+    assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=tmp_path / "mountinfo") is None
+    assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=tmp_path / "missing") is None
+
+
+def test_cgroup_room_on_a_hybrid_machine_reads_v1_and_v2_and_keeps_unlimited_unlimited(tmp_path):
+    g = 2 ** 30
+    v1, v2 = tmp_path / "memory", tmp_path / "unified"
+    _cgroup_tree(v1, {**_v1_level(PAGE_COUNTER_MAX, 9 * g), **_under("user.slice", _v1_level(6 * g, 2 * g, 1024))})
+    # the unified hierarchy has no memory controller here: no memory.* files at all
+    _cgroup_tree(v2, {"cgroup.controllers": "", "user.slice/cgroup.procs": "1\n"})
+    (tmp_path / "cgroup").write_text("12:memory:/user.slice\n1:name=systemd:/user.slice\n0::/user.slice\n")
+    _mountinfo(tmp_path / "mountinfo", ("/", v1, "cgroup", "rw,memory"), ("/", v2, "cgroup2", "rw,nsdelegate"))
+    info = tmp_path / "mountinfo"
+    assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=info) == 6 * g - 2 * g + 1024
+    # a v2 limit beside it (a hierarchy with memory on both sides, as a test can make it): the least
+    _cgroup_tree(v2, {"user.slice/memory.max": str(3 * g), "user.slice/memory.current": str(2 * g)})
+    assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=info) == g
+    # no limit anywhere: v1's PAGE_COUNTER_MAX pages and v2's "max" stay unlimited, at every level
+    _cgroup_tree(v1, _under("user.slice", _v1_level(PAGE_COUNTER_MAX, 2 * g)))
+    _cgroup_tree(v2, {"user.slice/memory.max": "max", "memory.max": "max", "memory.current": "5"})
+    assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=info) is None
 
 
 def test_free_memory_is_read_on_linux():

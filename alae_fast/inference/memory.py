@@ -24,7 +24,9 @@ succeed.
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import torch
 
@@ -53,44 +55,143 @@ def _stat_value(path: Path, key: str) -> int:
     return 0
 
 
-def cgroup_room(proc_cgroup: str | Path = "/proc/self/cgroup", root: str | Path = "/sys/fs/cgroup") -> int | None:
-    """Bytes the memory cgroups holding this process still allow, or None where none limits it:
-    for each level from the process's cgroup up to the hierarchy's root, its limit less its usage
-    with the inactive page cache taken back (the kernel reclaims that first; a container that has
-    just read its data set would otherwise look full), the least over the levels. Reads cgroup v2
-    (``memory.max``, ``memory.current``, ``inactive_file``; mounted at ``root`` or its
-    ``unified/``) and v1 (``memory/``: ``memory.limit_in_bytes``, ``memory.usage_in_bytes``,
-    ``total_inactive_file``), as ``/proc/self/cgroup`` names the process's paths."""
+# what each cgroup version calls a level's limit, its usage, its statistics file and, in that
+# file, the page cache the kernel can drop (v1 counts it over the level and its descendants)
+_FILES = {1: ("memory.limit_in_bytes", "memory.usage_in_bytes", "memory.stat", "total_inactive_file"),
+          2: ("memory.max", "memory.current", "memory.stat", "inactive_file")}
+
+
+@dataclass(frozen=True)
+class _Mount:
+    """A mounted cgroup hierarchy that can limit memory: ``version`` 1 or 2, the hierarchy's
+    path it shows at its mount point (``root``; None where unknown), and that ``point``."""
+    version: int
+    root: str | None
+    point: Path
+
+
+def _unescape(field: str) -> str:
+    # mountinfo writes a space, tab, newline and backslash in a path as \040, \011, \012, \134
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _memory_mounts(mountinfo: Path) -> list[_Mount]:
+    """The cgroup2 mounts and the cgroup v1 mounts of the memory controller in ``mountinfo``
+    (proc(5): mount ID, parent ID, major:minor, root, mount point, options, optional fields up to
+    a ``-``, then file system type, source and super options, where v1 names its controllers:
+    ``rw,memory`` or, co-mounted, ``rw,cpu,memory``). [] where it cannot be read."""
     try:
-        lines = Path(proc_cgroup).read_text(encoding="utf-8").splitlines()
+        lines = mountinfo.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
-        return None
-    root = Path(root)
-    rooms = []
+        return []
+    mounts = []
     for line in lines:
+        fields = line.split(" ")
+        try:
+            dash = fields.index("-", 6)
+        except ValueError:
+            continue
+        fstype = fields[dash + 1] if len(fields) > dash + 1 else ""
+        supers = fields[dash + 3].split(",") if len(fields) > dash + 3 else []
+        if fstype == "cgroup2":
+            version = 2
+        elif fstype == "cgroup" and "memory" in supers:
+            version = 1
+        else:
+            continue
+        mounts.append(_Mount(version, _unescape(fields[3]), Path(_unescape(fields[4]))))
+    return mounts
+
+
+def _usual_mounts(root: Path) -> list[_Mount]:
+    # systemd's and Docker's layout: v2 at root (unified) or root/unified (hybrid), v1 at root/memory
+    v2 = root if (root / "cgroup.controllers").exists() else root / "unified"
+    return [_Mount(2, None, v2), _Mount(1, None, root / "memory")]
+
+
+def _process_cgroups(text: str) -> dict[int, str]:
+    """``{version: the process's cgroup path}`` from ``/proc/self/cgroup`` (cgroups(7): lines
+    ``hierarchy-ID:controllers:path``; v2's is ``0::path``; v1's memory controller is named in its
+    hierarchy's list, alone or with others: ``4:cpu,memory:/path``)."""
+    paths = {}
+    for line in text.splitlines():
         parts = line.split(":", 2)
         if len(parts) != 3:
             continue
         hierarchy, controllers, path = parts
         if hierarchy == "0" and controllers == "":
-            base = root if (root / "cgroup.controllers").exists() else root / "unified"
-            files = ("memory.max", "memory.current", "memory.stat", "inactive_file")
+            paths[2] = path
         elif "memory" in controllers.split(","):
-            base = root / "memory"
-            files = ("memory.limit_in_bytes", "memory.usage_in_bytes", "memory.stat", "total_inactive_file")
-        else:
-            continue
-        # a cgroup namespace shows the process's own cgroup as the mount's root
-        d = base / path.lstrip("/")
-        if not d.is_dir():
-            d = base
-        while True:
-            limit, used = _read_int(d / files[0]), _read_int(d / files[1])
-            if limit is not None and limit < _NO_LIMIT and used is not None:
-                rooms.append(max(0, limit - used + _stat_value(d / files[2], files[3])))
-            if d == base or d.parent == d:
-                break
-            d = d.parent
+            paths[1] = path
+    return paths
+
+
+def _cgroup_folder(mount: _Mount, path: str) -> Path | None:
+    """The folder under ``mount`` of the cgroup at hierarchy path ``path``, or None where the
+    mount does not show it: the mount shows the hierarchy from its root down, so ``path`` is
+    taken relative to that root (a container's mount often has its own cgroup as root, shown at
+    the mount point itself); a cgroup outside the root is not the process's ancestor there."""
+    if mount.root is None:
+        # a mount of unknown root: the path when it exists below the mount point, else its top
+        # (as a container's own cgroup is mounted)
+        folder = mount.point / path.lstrip("/")
+        return folder if folder.is_dir() else mount.point
+    at, root = PurePosixPath(path).parts, PurePosixPath(mount.root).parts
+    if at[:len(root)] != root:
+        return None
+    folder = mount.point.joinpath(*at[len(root):])
+    return folder if folder.is_dir() else None
+
+
+def _level_rooms(folder: Path, top: Path, files: tuple[str, str, str, str]) -> list[int]:
+    """The room of each limited level from ``folder`` up to ``top``: its limit less its usage,
+    the inactive page cache taken back. Unlimited levels (v2's ``max``, v1's PAGE_COUNTER_MAX)
+    and unreadable ones give none."""
+    limit_file, used_file, stat_file, cache_key = files
+    rooms = []
+    while True:
+        limit, used = _read_int(folder / limit_file), _read_int(folder / used_file)
+        if limit is not None and limit < _NO_LIMIT and used is not None:
+            rooms.append(max(0, limit - used + _stat_value(folder / stat_file, cache_key)))
+        if folder == top or folder.parent == folder:
+            return rooms
+        folder = folder.parent
+
+
+def cgroup_room(proc_cgroup: str | Path = "/proc/self/cgroup", root: str | Path | None = None,
+                mountinfo: str | Path = "/proc/self/mountinfo") -> int | None:
+    """Bytes the memory cgroups holding this process still allow, or None where none limits it:
+    for each level from the process's cgroup up to the top its mount shows, its limit less its
+    usage with the inactive page cache taken back (the kernel reclaims that first; a container
+    that has just read its data set would otherwise look full), the least over the levels and
+    over the hierarchies. Reads cgroup v2 (``memory.max``, ``memory.current``, ``inactive_file``)
+    and v1's memory controller (``memory.limit_in_bytes``, ``memory.usage_in_bytes``,
+    ``total_inactive_file``), both where a hybrid machine has both. No limit is ``max`` (v2) or
+    9223372036854771712 (v1's PAGE_COUNTER_MAX pages) at every level.
+
+    Args:
+        proc_cgroup: the process's cgroups file (default ``/proc/self/cgroup``): its ``0::``
+            line (v2) and the line of the hierarchy whose controllers include ``memory`` (v1).
+        root: None (default) to find the hierarchies where ``mountinfo`` says they are mounted,
+            as the kernel documents it (any mount point, v1 controllers mounted together as
+            ``cpu,memory``, a mount whose root is the container's own cgroup); or a folder to
+            read instead, laid out as systemd mounts them (v2 at ``root`` or ``root/unified``, v1
+            at ``root/memory``), the process's path below it where present, else its top.
+        mountinfo: the process's mount table (default ``/proc/self/mountinfo``), read when
+            ``root`` is None.
+
+    Files that are missing or unreadable count as no limit: None where nothing could be read."""
+    try:
+        paths = _process_cgroups(Path(proc_cgroup).read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    mounts = _memory_mounts(Path(mountinfo)) if root is None else _usual_mounts(Path(root))
+    rooms = []
+    for mount in mounts:
+        path = paths.get(mount.version)
+        folder = None if path is None else _cgroup_folder(mount, path)
+        if folder is not None:
+            rooms += _level_rooms(folder, mount.point, _FILES[mount.version])
     return min(rooms) if rooms else None
 
 
