@@ -731,6 +731,52 @@ def test_reconstruct_refuses_data_and_n_with_images(mlp_run, tmp_path, capsys):
         assert not (tmp_path / "r.png").exists()
 
 
+def test_reconstruct_titles_each_pair_with_its_file_name(mlp_run, tmp_path, capsys, monkeypatch):
+    """reconstruct of IMAGES laid out two pairs a row under the column titles alone: a user could
+    not tell which pair was which file. Each pair of a file now has its row, titled with the
+    file's name as edit's strips are (cut in the middle past 20 characters, numbered when two
+    folders hold the same name), with or without --refine-steps; held-out images (--n), which
+    have no file names, keep their rows of untitled pairs."""
+    import shutil
+
+    import alae_fast.inference.pictures as pictures
+    from alae_fast.inference.pictures import display_scale, pairs_grid_size
+
+    digit, = _digit_files(tmp_path, 1)
+    files = []
+    for name in ("x/seven.png", "y/seven.png", "p/photo_of_my_handwritten_seven.png",
+                 "q/photo_of_my_handwritten_seven.png", "digit_from_my_phone_camera_01.png", "z.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        files.append(shutil.copy(digit, tmp_path / name))
+    titles = ["seven.png (1)", "seven.png (2)", "photo_of_...even.png (1)", "photo_of_...even.png (2)",
+              "digit_fro...a_01.png", "z.png"]
+    drawn = []
+    real = pictures.save_labelled_grid
+
+    def record(cells, path, row_labels, col_labels, **kw):
+        drawn.append((len(cells), len(cells[0]), list(row_labels), list(col_labels)))
+        return real(cells, path, row_labels, col_labels, **kw)
+
+    monkeypatch.setattr(pictures, "save_labelled_grid", record)
+    out = tmp_path / "r.png"
+    for extra, columns in (([], ["input x", "G(E(x))"]),
+                           (["--refine-steps", "2"], ["input x", "G(E(x))", "refined G(w)"])):
+        drawn.clear()
+        capsys.readouterr()
+        assert main(["reconstruct", "--ckpt", str(mlp_run), *map(str, files), *extra, "--out", str(out)]) == 0
+        assert drawn == [(6, len(columns), titles, columns)], drawn  # a pair a row, beside its file's name
+        said = capsys.readouterr().out
+        assert "wrote 6 originals beside their reconstructions" in said and \
+            "(a row each, titled with its file's name)" in said, said
+        with Image.open(out) as im:
+            assert im.size == pairs_grid_size(6, 32, 32, scale=display_scale(32), per_pair=len(columns),
+                                              row_titles=titles)
+    drawn.clear()
+    assert main(["reconstruct", "--ckpt", str(mlp_run), "--n", "4", "--out", str(tmp_path / "h.png")]) == 0
+    assert drawn == [(2, 4, ["", ""], ["input x", "G(E(x))"] * 2)], drawn
+    assert "titled with its file's name" not in capsys.readouterr().out
+
+
 def test_generate_cutoff_without_truncation_is_refused(mlp_run, tmp_path, capsys):
     # psi 1 truncates nothing, so a --cutoff changed nothing (the run's config psi is 1 here)
     assert json.loads((mlp_run / "config.json").read_text())["model"]["truncation_psi"] == 1
@@ -1331,9 +1377,12 @@ def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_
         (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "1784"], tail + "--steps 1783 with 2 IMAGES"),
         (["edit", *ck, *[a] * 3000, "--direction", "1-7=1", "--steps", "4000"],
          tail + "--steps 3322 with 1 IMAGE"),  # neither flag alone can be lowered enough: the other way
+        # IMAGES: a pair a row beside its file's name (here 'digit0.png (k)'), 393 pixels wide
         (["reconstruct", *ck, *[a] * 1765], ("1765 IMAGES: the picture of 1765 originals beside their "
-                                             "reconstructions (3530 images of 32x32", "would be 11720x5748 pixels "
-                                             "(67,366,560), " + tail + "1764 IMAGES")),
+                                             "reconstructions (3530 images of 32x32, drawn 4 times larger, 8 pixels "
+                                             "apart, a pair a row beside its file's name, under their titles) would "
+                                             "be 393x240076 pixels (94,349,868), " + tail + "1255 IMAGES")),
+        (["reconstruct", *ck, *[a] * 1256], "would be 393x170852 pixels (67,144,836), " + tail + "1255 IMAGES"),
         (["style-mix", *styled, "--rows", "300", "--cols", "40"],
          "--rows 300 --cols 40: the table (901 rows of 41 images of 32x32, drawn 4 times larger, 4 pixels apart, "
          "beside and under their titles) would be 5527x118953 pixels (657,453,231), " + tail
@@ -1374,6 +1423,7 @@ def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_
     for argv, size in ((["generate", *ck, "--n", "3600", *out], (8168, 8168)),
                        (["interpolate", *ck, a, b, "--steps", "3320", *out], (438516, 153)),
                        (["edit", *ck, a, b, "--direction", "1-7=1", "--steps", "1783", *out], (235426, 285)),
+                       (["reconstruct", *ck, *[a] * 1255, *out], (393, 170716)),
                        (["style-mix", *styled, "--rows", "30", "--cols", "40", *out], None),
                        (["style-mix", *styled, "--rows", "300", "--cols", "2", *out], None)):
         sizes.clear()

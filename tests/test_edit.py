@@ -560,7 +560,7 @@ def test_edit_layers_default_on_a_model_with_more_style_inputs_than_the_demo_edi
 
 
 def test_edit_titles_are_exact_distinct_and_fit():
-    from alae_fast.cli.pictures import _edit_row_titles, _edit_titles
+    from alae_fast.cli.pictures import _edit_titles, _file_titles
     from alae_fast.edit.commands import strip_fractions
 
     # linspace(-1, 1, 99)'s middle is -1.1e-16: the middle column said "-4.44e-16"
@@ -572,4 +572,4 @@ def test_edit_titles_are_exact_distinct_and_fit():
         assert len(set(titles)) == steps, steps
     assert _edit_titles({"a_long_direction_name": 1.0}, 3) == ["a_lon...name -1", "a_lon...name +0", "a_lon...name +1"]
     # the same file name in two folders: numbered, not two rows of the same title
-    assert _edit_row_titles(["a/img.png", "b/img.png", "c.png"]) == ["img.png (1)", "img.png (2)", "c.png"]
+    assert _file_titles(["a/img.png", "b/img.png", "c.png"]) == ["img.png (1)", "img.png (2)", "c.png"]

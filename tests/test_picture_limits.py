@@ -84,6 +84,43 @@ def test_pairs_grid_titles_each_column_and_keeps_every_pixel(tmp_path, n, per_ro
     assert not (tmp_path / "u.png").exists()
 
 
+@pytest.mark.parametrize("refined", [False, True])
+def test_pairs_grid_with_row_titles_puts_one_named_pair_a_row(tmp_path, refined):
+    # reconstruct of a user's files laid two pairs a row under column titles alone: which pair was
+    # which file could not be told; with row_titles each pair has a row beside its name
+    from alae_fast.inference.pictures import PAIR_TITLES, _text_size
+
+    n, scale, padding = 3, 3, 2
+    groups = [torch.rand(n, 1, 6, 5) * 2 - 1 for _ in range(3 if refined else 2)]
+    names = ["a.png", "a much longer name.png", "b.png"]
+    path = save_pairs_grid(*groups[:2], tmp_path / "t.png", padding=padding, scale=scale,
+                           refined=groups[2] if refined else None, row_titles=names)
+    arr = np.asarray(Image.open(path).convert("L"))
+    assert (arr.shape[1], arr.shape[0]) == pairs_grid_size(n, 6, 5, padding=padding, scale=scale,
+                                                           per_pair=len(groups), row_titles=names)
+    gap = padding * scale
+    top = max(_text_size(t)[1] for t in PAIR_TITLES[:len(groups)]) + 2 * gap
+    left = _text_size(names[1])[0] + 2 * gap  # as wide as the widest name
+    assert arr.shape[1] == left + len(groups) * (5 * scale + gap) + gap  # one pair a row
+    assert arr.shape[0] == top + n * (6 * scale + gap) + gap
+    for i in range(n):
+        for g, images in enumerate(groups):
+            y, x = top + i * (6 * scale + gap), left + g * (5 * scale + gap)
+            want = ((images[i, 0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+            assert np.array_equal(arr[y:y + 6 * scale:scale, x:x + 5 * scale:scale], want)
+        assert (arr[top + i * (6 * scale + gap):top + (i + 1) * (6 * scale + gap), :left - gap] < 128).any()  # named
+    for bad, said in (({"row_titles": names[:2]}, r"^row_titles: expected 3 strings \(one a pair\); got 2$"),
+                      ({"row_titles": "abc"}, r"^row_titles: expected 3 strings"),
+                      ({"row_titles": names, "pairs_per_row": 2},
+                       r"^pairs_per_row: expected None or 1 with row_titles"),
+                      ({"row_titles": names, "titles": False}, r"^titles: row_titles go with column titles")):
+        with pytest.raises(ValueError, match=said):
+            save_pairs_grid(*groups[:2], tmp_path / "u.png", **bad)
+        with pytest.raises(ValueError, match=said):
+            pairs_grid_size(n, 6, 5, **bad)
+    assert not (tmp_path / "u.png").exists()
+
+
 def test_grid_size_counts_rows_and_columns_exactly():
     # ceil(sqrt(n)) columns even where float sqrt would round: 10**16 + 1 images need 10**8 + 1 columns
     assert grid_size(10 ** 16 + 1, 1, 1, padding=0) == (10 ** 8 + 1, 10 ** 8)

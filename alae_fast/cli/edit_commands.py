@@ -10,7 +10,7 @@ from .._words import plural as _plural
 from ..errors import UserError
 from . import runs
 from .options import _check_noise_seed, _noise_said, _refine_lr_named, _refine_options, _say_refining
-from .pictures import _check_picture_size, _display_scale, _edit_row_titles, _edit_titles, _labelled_size, _tiles_said
+from .pictures import _check_picture_size, _display_scale, _edit_titles, _file_titles, _labelled_size, _tiles_said
 from .runs import _out, _run_folder
 
 
@@ -46,7 +46,7 @@ def _cmd_edit(args) -> int:
     count = len(args.images)
     # the titles' amounts as resolve_directions will key them; directions are fitted after the check
     amounts = {direction_name(spec): a for spec, a in map(parse_direction_arg, args.direction)}
-    rows = _edit_row_titles(args.images)
+    rows = _file_titles(args.images)
     # a smaller picture suggested has fewer steps, or the first IMAGES only
     sized = lambda steps, images: _labelled_size(  # noqa: E731
         images, steps, lambda: (rows[:images], _edit_titles(amounts, steps)), res, scale)

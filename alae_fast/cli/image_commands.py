@@ -10,8 +10,8 @@ from ..errors import UserError
 from . import runs
 from .options import (_check_noise_seed, _noise_said, _noise_seeded, _refine_lr_named, _refine_options,
                       _say_refining)
-from .pictures import (_check_picture_size, _display_scale, _interpolation_titles, _labelled_size, _style_mix_labels,
-                       _tiles_said)
+from .pictures import (_check_picture_size, _display_scale, _file_titles, _interpolation_titles, _labelled_size,
+                       _style_mix_labels, _tiles_said)
 from .runs import _out, _run_folder
 
 
@@ -135,7 +135,7 @@ def _cmd_reconstruct(args) -> int:
 
     from ..eval import reconstruction_mse
     from ..inference.loading import run_data
-    from ..inference.pictures import pairs_grid_size, save_pairs_grid
+    from ..inference.pictures import PAIR_TITLES, pairs_grid_size, save_pairs_grid
     from ..inference.pixels import load_image_files, prepare_images, to_display
 
     if args.images and (args.data is not None or args.n is not None):
@@ -147,13 +147,24 @@ def _cmd_reconstruct(args) -> int:
     res = run.schedule.resolution
     scale = _display_scale(res)
     per = 3 if args.refine_steps else 2
+    # files: a pair a row beside its file's name, as edit's strips, so that each can be told apart
+    names = _file_titles(args.images) if args.images else None
+
+    def size(count: int) -> tuple[tuple[int, int], bool]:
+        """((width, height), exact) of the picture of ``count`` pairs (the first IMAGES' when named):
+        save_pairs_grid's table, whose gaps grow with the images."""
+        if names is None:
+            return pairs_grid_size(count, res, res, scale=scale, per_pair=per), True
+        return _labelled_size(count, per, lambda: (names[:count], PAIR_TITLES[:per]), res, scale, padding=2 * scale)
 
     def check(given: str, count: int, way) -> None:
         beside = "their reconstructions" if count != 1 else "its reconstruction"
+        rows = ", a pair a row beside its file's name" if names is not None else ""
+        picture, exact = size(count)
         _check_picture_size(given, f"the picture of {_plural(count, 'original')} beside {beside} "
-                                   f"({_tiles_said(per * count, res, scale, gap=2 * scale)}, under their titles)",
-                            pairs_grid_size(count, res, res, scale=scale, per_pair=per),
-                            [(way, lambda v: pairs_grid_size(v, res, res, scale=scale, per_pair=per), 1, count)])
+                                   f"({_tiles_said(per * count, res, scale, gap=2 * scale)}{rows}, under their "
+                                   f"titles)",
+                            picture, [(way, lambda v: size(v)[0], 1, count)], exact=exact)
 
     what = ""
     if args.images:
@@ -183,10 +194,10 @@ def _cmd_reconstruct(args) -> int:
                 f"(MSE {reconstruction_mse(rec, x):.4f} -> {reconstruction_mse(refined, x):.4f}; pixels in [-1, 1])")
         refined = to_display(refined, res)
     path = save_pairs_grid(to_display(x, res), to_display(rec, res), _out(args, run, "reconstructions.png"),
-                           scale=scale, refined=refined)
+                           scale=scale, refined=refined, row_titles=names)
     print(f"wrote {_plural(x.shape[0], (what + ' ' if what else '') + 'original')} beside "
           f"{'their reconstructions' if x.shape[0] != 1 else 'its reconstruction'} G(E(x)){said}"
-          f"{_noise_said(args)} to {path}")
+          f"{_noise_said(args)} to {path}" + (" (a row each, titled with its file's name)" if names else ""))
     return 0
 
 

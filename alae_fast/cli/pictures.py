@@ -1,6 +1,6 @@
 """The size and titles of the pictures the image commands write: the largest picture that fits
 :data:`alae_fast.limits.MAX_PICTURE_PIXELS`, checked from the writers' own layout before any work,
-and the column and row titles of ``interpolate``, ``style-mix`` and ``edit``."""
+and the column and row titles of ``interpolate``, ``style-mix``, ``edit`` and ``reconstruct``."""
 
 from __future__ import annotations
 
@@ -68,17 +68,19 @@ def _check_picture_size(given: str, picture: str, size: tuple[int, int], ways=()
                     + (f" ({hint})" if hint else ""))
 
 
-def _labelled_size(rows: int, cols: int, titles, res: int, scale: int) -> tuple[tuple[int, int], bool]:
+def _labelled_size(rows: int, cols: int, titles, res: int, scale: int,
+                   padding: int = 4) -> tuple[tuple[int, int], bool]:
     """((width, height), exact) of a ``save_labelled_grid`` table of ``rows`` x ``cols`` images of
-    ``res`` x ``res`` enlarged ``scale`` times, its titles ``titles()`` (row, column). Measuring
-    a title takes ~0.3 ms: past 4096 titles, a table whose tiles alone are too large is sized by
-    that lower bound (exact False), its titles never made (--steps 10**9 would need gigabytes)."""
+    ``res`` x ``res`` enlarged ``scale`` times, ``padding`` pixels apart (default 4, the
+    writer's), its titles ``titles()`` (row, column). Measuring a title takes ~0.3 ms: past 4096
+    titles, a table whose tiles alone are too large is sized by that lower bound (exact False),
+    its titles never made (--steps 10**9 would need gigabytes)."""
     from ..inference.pictures import labelled_grid_bound, labelled_grid_size
 
-    bound = labelled_grid_bound(rows, cols, res, res, scale)
+    bound = labelled_grid_bound(rows, cols, res, res, scale, padding)
     if not _fits(bound) and rows + cols > 4096:
         return bound, False
-    return labelled_grid_size(*titles(), res, res, scale), True
+    return labelled_grid_size(*titles(), res, res, scale, padding), True
 
 
 def _tiles_said(count: int, res: int, scale: int, gap: int = 2) -> str:
@@ -127,9 +129,10 @@ def _cut_middle(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width // 2 - 1] + "..." + text[-(width - width // 2 - 2):]
 
 
-def _edit_row_titles(images: list[str], width: int = 20) -> list[str]:
-    """Row titles of edit's strips: each IMAGE's file name, its middle cut past ``width``
-    characters; a title two IMAGES share (the same name in two folders) is numbered."""
+def _file_titles(images: list[str], width: int = 20) -> list[str]:
+    """Row titles of the pictures of IMAGES (``edit``'s strips, ``reconstruct``'s pairs): each
+    file's name, its middle cut past ``width`` characters; a title two IMAGES share (the same
+    name in two folders) is numbered."""
     import collections
 
     titles = [_cut_middle(Path(i).name, width) for i in images]

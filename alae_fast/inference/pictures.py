@@ -1,7 +1,8 @@
 """PNG pictures of images, drawn with Pillow: grids, labelled tables, single images.
 
 - :func:`save_image_grid` tiles a batch of images in ``[-1, 1]`` into one PNG;
-- :func:`save_pairs_grid` shows originals beside their reconstructions, each column titled;
+- :func:`save_pairs_grid` shows originals beside their reconstructions, each column titled (and
+  each row, one pair a row, when the pairs have names);
 - :func:`save_labelled_grid` draws a table of images with row and column titles;
 - :func:`save_image` / :func:`png_bytes` write one image (or a batch) at its own pixels;
 - :func:`grid_size`, :func:`pairs_grid_size` and :func:`labelled_grid_size` give the size of the
@@ -91,25 +92,49 @@ def _pair_titles(titles, per_pair: int) -> list[str] | None:
     return titles
 
 
+def _pair_row_titles(row_titles, count: int, pairs_per_row: int | None, titles) -> list[str] | None:
+    """``row_titles`` as a list of ``count`` strings, or None; ValueError naming ``row_titles`` for
+    another count or kind, or naming ``pairs_per_row`` / ``titles`` where they cannot go with it
+    (a row title names one pair; a table of titled rows titles its columns too)."""
+    if row_titles is None:
+        return None
+    if isinstance(row_titles, str) or not all(isinstance(t, str) for t in row_titles):
+        raise ValueError(f"row_titles: expected {count} strings (one a pair), or None; got {row_titles!r}")
+    row_titles = list(row_titles)
+    if len(row_titles) != count:
+        raise ValueError(f"row_titles: expected {count} strings (one a pair); got {len(row_titles)}")
+    if pairs_per_row not in (None, 1):
+        raise ValueError(f"pairs_per_row: expected None or 1 with row_titles (a title names one pair's row); "
+                         f"got {pairs_per_row!r}")
+    if titles is False or titles is None:
+        raise ValueError("titles: row_titles go with column titles (True or strings); got "
+                         f"{titles!r}")
+    return row_titles
+
+
 def pairs_grid_size(count: int, height: int, width: int, pairs_per_row: int | None = None, padding: int = 2,
-                    scale: int = 1, per_pair: int = 2, titles: bool | Sequence[str] = True) -> tuple[int, int]:
+                    scale: int = 1, per_pair: int = 2, titles: bool | Sequence[str] = True,
+                    row_titles: Sequence[str] | None = None) -> tuple[int, int]:
     """``(width, height)`` in pixels of the picture :func:`save_pairs_grid` writes for ``count``
     originals of ``height`` x ``width`` and their reconstructions (``per_pair * count`` images:
     2, or 3 with ``refined``; ``pairs_per_row`` groups a row, default ``ceil(sqrt(count))``):
     with ``titles`` (default) a :func:`labelled_grid_size` table with a title over each column
-    and ``padding * scale`` pixels between images, else a :func:`grid_size` grid. Raises as
-    :func:`grid_size`, and ValueError for a ``per_pair`` other than 2 or 3 or ``titles`` of
-    another count."""
+    and ``padding * scale`` pixels between images, else a :func:`grid_size` grid. With
+    ``row_titles`` (``count`` strings, e.g. the inputs' file names) one pair a row, each beside
+    its title. Raises as :func:`grid_size`, and ValueError for a ``per_pair`` other than 2 or 3,
+    ``titles`` of another count, or ``row_titles`` as :func:`save_pairs_grid` refuses them."""
     if per_pair not in (2, 3):
         raise ValueError(f"per_pair: expected 2 (original, reconstruction) or 3 (and the refined one); got {per_pair!r}")
-    cols = per_pair * _pairs_per_row(count, pairs_per_row)
+    named = _pair_row_titles(row_titles, count, pairs_per_row, titles)
+    cols = per_pair * (1 if named is not None else _pairs_per_row(count, pairs_per_row))
     pair_titles = _pair_titles(titles, per_pair)
     if pair_titles is None:
         return grid_size(per_pair * count, height, width, cols, padding, scale)
     grid_size(per_pair * count, height, width, cols, padding, scale)  # the same argument checks
-    # save_labelled_grid's layout under empty row labels, measured without a list of count labels
-    return _table_size(-(-count * per_pair // cols), cols, 0, max(_text_size(t)[1] for t in pair_titles), height,
-                       width, scale, padding * scale)[:2]
+    # save_labelled_grid's layout (empty row labels: none wide), measured without a list of count labels
+    label_width = max(_text_size(t)[0] for t in set(named)) if named is not None else 0
+    return _table_size(-(-count * per_pair // cols), cols, label_width, max(_text_size(t)[1] for t in pair_titles),
+                       height, width, scale, padding * scale)[:2]
 
 
 def _refuse_large(who: str, size: tuple[int, int], fewer: str) -> None:
@@ -207,7 +232,8 @@ def save_image_grid(images: torch.Tensor, path: str | os.PathLike, nrow: int | N
 
 def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path: str | os.PathLike,
                     pairs_per_row: int | None = None, padding: int = 2, scale: int = 1,
-                    refined: torch.Tensor | None = None, titles: bool | Sequence[str] = True) -> Path:
+                    refined: torch.Tensor | None = None, titles: bool | Sequence[str] = True,
+                    row_titles: Sequence[str] | None = None) -> Path:
     """Save originals and reconstructions side by side: each original is followed by its
     reconstruction in the same row (and by its refined reconstruction when ``refined`` is given,
     e.g. G of :meth:`~alae_fast.inference.LoadedRun.project`'s w), ``pairs_per_row`` groups a row
@@ -216,10 +242,12 @@ def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path
 
     ``titles``: True (default) draws :data:`PAIR_TITLES` ("input x", "G(E(x))", "refined G(w)")
     over the columns (a :func:`save_labelled_grid` table, RGB); a sequence of 2 (3 with
-    ``refined``) strings draws those; False draws the plain :func:`save_image_grid` grid. The
-    picture is :func:`pairs_grid_size` pixels; raises as :func:`save_image_grid` (ValueError
-    naming ``titles`` for a wrong count), before the images are copied for a picture over
-    :data:`MAX_PICTURE_PIXELS`."""
+    ``refined``) strings draws those; False draws the plain :func:`save_image_grid` grid.
+    ``row_titles``: None (default), or N strings (the inputs' file names, say): one pair a row,
+    each beside its title, so that a pair can be told from the others; with it ``pairs_per_row``
+    must be None or 1 and ``titles`` not False. The picture is :func:`pairs_grid_size` pixels;
+    raises as :func:`save_image_grid` (ValueError naming ``titles`` or ``row_titles`` for a wrong
+    count), before the images are copied for a picture over :data:`MAX_PICTURE_PIXELS`."""
     if originals.shape != reconstructions.shape:
         raise ValueError(f"reconstructions: shape {tuple(reconstructions.shape)} differs from originals "
                          f"{tuple(originals.shape)}")
@@ -229,11 +257,12 @@ def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path
     pair_titles = _pair_titles(titles, len(groups))
     _check_scale(scale)
     n = originals.shape[0]
+    named = _pair_row_titles(row_titles, n, pairs_per_row, titles)
     if originals.dim() == 4 and n > 0:
         _refuse_large("save_pairs_grid", pairs_grid_size(n, originals.shape[2], originals.shape[3], pairs_per_row,
-                                                         padding, scale, len(groups), titles),
+                                                         padding, scale, len(groups), titles, named),
                       "give fewer images or a smaller scale")
-    pairs_per_row = _pairs_per_row(n, pairs_per_row)
+    pairs_per_row = 1 if named is not None else _pairs_per_row(n, pairs_per_row)
     both = torch.stack([g.detach().cpu() for g in groups], dim=1).flatten(0, 1)
     cols = len(groups) * pairs_per_row
     if pair_titles is None or both.dim() != 4 or n == 0 or both.shape[1] not in (1, 3):  # make_grid says why
@@ -241,8 +270,8 @@ def save_pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor, path
     cells = [list(both[i:i + cols]) for i in range(0, both.shape[0], cols)]
     cells[-1] += [None] * (cols - len(cells[-1]))
     # the gaps enlarged with the images, as in the untitled grid
-    return save_labelled_grid(cells, path, [""] * len(cells), pair_titles * pairs_per_row, scale=scale,
-                              padding=padding * scale)
+    return save_labelled_grid(cells, path, named if named is not None else [""] * len(cells),
+                              pair_titles * pairs_per_row, scale=scale, padding=padding * scale)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
