@@ -274,6 +274,16 @@ def test_presets():
         assert from_preset("test-tiny-mlp").latent_size == 4
     finally:
         presets_module._PRESETS.pop("test-tiny-mlp", None)
+    # the data a preset's schedule was made for: what a run of it on the embedded digits is warned of
+    assert (presets_module.get_preset("mnist-mlp").data, presets_module.get_preset("mnist-mlp").data_images) == \
+        ("MNIST's IDX files", 60000)
+    for bad, error, said in (({"data": 3}, TypeError, "data must be a str or None; got int"),
+                             ({"data_images": 1.5}, TypeError, "data_images must be an int or None; got float"),
+                             ({"data_images": True}, TypeError, "data_images must be an int or None; got bool"),
+                             ({"data_images": 0}, ValueError, "data_images must be >= 1; got 0")):
+        with pytest.raises(error, match=f"^register_preset: {said}$"):
+            register_preset("test-bad-data", MLPALAEConfig(), **bad)
+        assert "test-bad-data" not in presets_module._PRESETS
     with torch.device("meta"):
         meta = from_preset("mnist-mlp")
     assert all(p.is_meta for p in meta.parameters())

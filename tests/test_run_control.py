@@ -405,15 +405,99 @@ def test_signal_while_a_finished_run_exits_keeps_exit_status_0(tmp_path):
 
 def test_a_preset_made_for_other_data_says_it_trains_on_the_embedded_digits(tmp_path, capsys):
     # mnist-mlp without --data trained on the embedded digits while its banner said "use --data
-    # with MNIST IDX files"
+    # with MNIST IDX files"; with a length of the user's (--kimg) a note says so
     base = dict(progress=False, evaluate=False, kimg=0.016, threads=1, schedule_overrides={"lod_batch": [16]},
                 model_overrides={"encoder_hidden": [32], "generator_hidden": [32], "latent_size": 8})
-    run_training(TrainOptions(preset="mnist-mlp", out=str(tmp_path / "mnist"), **base))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the note is no warning: the length is the user's
+        run_training(TrainOptions(preset="mnist-mlp", out=str(tmp_path / "mnist"), **base))
     out = capsys.readouterr().out
     assert ("data: no --data, so 'mnist-mlp' trains on the embedded digits (scikit-learn's 1797 images of 8x8, "
-            "upscaled to 28x28), not on the data it is made for") in out, out
+            "upscaled to 28x28), not on the data it is made for (MNIST's IDX files); 0.016 kimg: 0.011 passes over "
+            "the 1500 digits trained on\n") in out, out
     run_training(TrainOptions(preset="digits-mlp", out=str(tmp_path / "digits"), **base))
     assert "data: no --data" not in capsys.readouterr().out  # the digits presets are made for them
+
+
+def test_every_preset_made_for_other_data_warns_of_its_schedule_on_the_digits(tmp_path):
+    # `train --preset mnist-mlp` without --data started 6000 kimg, 100 epochs of MNIST's 60,000
+    # images, on the 1500 embedded digits (4000 passes over them), said only by a "data:" note
+    from alae_fast.data.spec import data_spec
+    from alae_fast.models import MLPALAEConfig
+    from alae_fast.models.presets import EMBEDDED_DIGITS, get_preset
+    from alae_fast.training.distributed import DistributedContext
+    from alae_fast.training.plan import _embedded_digits_said, _plan
+    from alae_fast.training.setups import list_setups
+
+    ctx, digits = DistributedContext(), data_spec(None)
+    warned = set()
+    for name in list_setups():
+        plan = _plan(TrainOptions(preset=name, out=str(tmp_path / name)), ctx, lambda *a, **k: None)
+        said = _embedded_digits_said(plan, digits, 1500)
+        preset = get_preset(name)
+        if preset.data == EMBEDDED_DIGITS:
+            assert said is None, name
+            continue
+        line, warn = said
+        assert warn, name
+        warned.add(name)
+        if preset.data is None:  # a preset a test registered, which says no data: said as such
+            assert "but its schedule was made for other data: its " in line and \
+                line.endswith(", or --data DIR with the data it was made for"), line
+            continue
+        here = f"{plan.total / 1500:,.0f} passes over the 1500 digits trained on here"
+        assert f"its {plan.total_kimg:g} kimg are " in line and here in line, line
+        like, kimg = ("digits-mlp", 120) if isinstance(plan.setup.model_config, MLPALAEConfig) else ("digits-32", 68)
+        assert line.endswith(f"give --kimg N (--preset {like}, made for them, trains {kimg} kimg), or --data DIR "
+                             f"with {preset.data}"), line
+        # the official configs' data set sizes: the passes over them are their epochs
+        assert f"made for {preset.data} ({preset.data_images:,} training images)" in line, line
+        # a length given, or a resumed run's: the note alone
+        plan = _plan(TrainOptions(preset=name, out=str(tmp_path / name), kimg=1.5), ctx, lambda *a, **k: None)
+        line, warn = _embedded_digits_said(plan, digits, 1500)
+        assert not warn and line.startswith(f"data: no --data, so {name!r} trains on the embedded digits") and \
+            line.endswith("; 1.5 kimg: 1 pass over the 1500 digits trained on"), line
+        assert _embedded_digits_said(plan, data_spec(str(tmp_path)), 1500) is None  # other data
+    assert {"mnist-mlp", "mnist-ref", "ffhq-1024", "celeba-hq-256", "bedroom-256", "celeba-128",
+            "photos-32"} <= warned
+    plan = _plan(TrainOptions(preset="mnist-mlp", out=str(tmp_path / "m")), ctx, lambda *a, **k: None)
+    assert _embedded_digits_said(plan, digits, 1500) == (
+        "no --data, so 'mnist-mlp' trains on the embedded digits (scikit-learn's 1797 images of 8x8, upscaled to "
+        "28x28), but its schedule was made for MNIST's IDX files (60,000 training images): its 6000 kimg are 100 "
+        "passes over those and 4,000 passes over the 1500 digits trained on here; for a run sized to these digits "
+        "give --kimg N (--preset digits-mlp, made for them, trains 120 kimg), or --data DIR with MNIST's IDX files",
+        True)
+
+
+class _Started(Exception):
+    """Raised in place of the training loop: what a run says before its first step is all a test reads."""
+
+
+def test_train_warns_at_the_start_of_a_preset_schedule_made_for_other_data(tmp_path, capsys, monkeypatch):
+    import alae_fast.training.run as run_module
+    from alae_fast.cli import main
+
+    def started(*a, **k):
+        raise _Started
+
+    monkeypatch.setattr(run_module, "_loop", started)
+    tiny = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--no-progress", "--threads", "1"]
+    with pytest.raises(_Started):
+        main(["train", "--preset", "mnist-mlp", "--out", str(tmp_path / "m"), *tiny])
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.startswith("alae-fast: warning: ")]
+    assert len(lines) == 1 and "'mnist-mlp' trains on the embedded digits" in lines[0], err
+    assert "its 6000 kimg are 100 passes over those and 4,000 passes over the 1500 digits" in lines[0]
+    assert "data: no --data" not in out, out  # one line says it, not two
+    with pytest.raises(_Started):
+        main(["train", "--preset", "mnist-mlp", "--kimg", "150", "--out", str(tmp_path / "k"), *tiny])
+    out, err = capsys.readouterr()
+    assert "warning" not in err and "(MNIST's IDX files); 150 kimg: 100 passes over the 1500 digits" in out, (out, err)
+    # the default run (digits-32) is made for the embedded digits: neither line
+    with pytest.raises(_Started):
+        main(["train", "--out", str(tmp_path / "d"), "--no-progress", "--threads", "1"])
+    out, err = capsys.readouterr()
+    assert "warning" not in err and "no --data" not in out and "training 'digits-32'" in out, (out, err)
 
 
 def test_the_continue_line_repeats_how_the_run_was_launched(monkeypatch, tmp_path):

@@ -38,7 +38,13 @@ class Preset:
     kimg: float | None = None
     train_description: str | None = None
     listed: bool = True
+    data: str | None = None
+    data_images: int | None = None
 
+
+# The ``data`` of the presets made for the images ``alae-fast train`` reads without --data
+# (alae_fast.data's embedded digits); a run of any other preset on them is warned of its schedule
+EMBEDDED_DIGITS = "the embedded digits"
 
 _MODELS: dict[type, type] = {}
 _PRESETS: dict[str, Preset] = {}
@@ -76,7 +82,7 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 def register_preset(name: str, config: ModelConfig, description: str = "", *, schedule: Mapping[str, Any] | None = None,
                     kimg: float | None = None, train_description: str | None = None, listed: bool = True,
-                    overwrite: bool = False) -> None:
+                    data: str | None = None, data_images: int | None = None, overwrite: bool = False) -> None:
     """Registers ``config`` under ``name``; ``overwrite=True`` replaces an existing preset.
 
     Args:
@@ -93,9 +99,16 @@ def register_preset(name: str, config: ModelConfig, description: str = "", *, sc
             its own schedule").
         listed: False keeps a training-only preset (``digits-mlp``) out of ``list_presets()``
             and the parameter table; ``alae-fast train --preset`` still finds it.
+        data: the data its schedule was made for, in words (``"MNIST's IDX files"``;
+            :data:`EMBEDDED_DIGITS` for the digits ``alae-fast train`` reads without --data).
+            None: not said. A run of it on the embedded digits is warned that its schedule was
+            made for this, unless it is :data:`EMBEDDED_DIGITS`.
+        data_images: how many training images ``data`` holds (an int >= 1; None: not said),
+            for the warning's count of passes over them.
 
-    Raises ValueError for a bad or taken name, TypeError for a config that is no ModelConfig
-    or a description that is no str.
+    Raises ValueError for a bad or taken name or a ``data_images`` < 1, TypeError for a config
+    that is no ModelConfig, a description or ``data`` that is no str, or a ``data_images`` that
+    is no int.
     """
     if not isinstance(name, str) or not name or name != name.strip():
         raise ValueError(f"register_preset: name must be a non-empty string without surrounding spaces; got {name!r}")
@@ -103,10 +116,18 @@ def register_preset(name: str, config: ModelConfig, description: str = "", *, sc
         raise TypeError(f"register_preset: config must be a ModelConfig; got {type(config).__name__}")
     if not isinstance(description, str):
         raise TypeError(f"register_preset: description must be a str; got {type(description).__name__}")
+    if data is not None and not isinstance(data, str):
+        raise TypeError(f"register_preset: data must be a str or None; got {type(data).__name__}")
+    if data_images is not None:
+        if isinstance(data_images, bool) or not isinstance(data_images, int):
+            raise TypeError(f"register_preset: data_images must be an int or None; got {type(data_images).__name__}")
+        if data_images < 1:
+            raise ValueError(f"register_preset: data_images must be >= 1; got {data_images}")
     if name in _PRESETS and not overwrite:
         raise ValueError(f"register_preset: preset {name!r} already exists (pass overwrite=True to replace it)")
     _PRESETS[name] = Preset(config, description, None if schedule is None else MappingProxyType(dict(schedule)),
-                            None if kimg is None else float(kimg), train_description, bool(listed))
+                            None if kimg is None else float(kimg), train_description, bool(listed), data,
+                            data_images)
 
 
 def list_presets() -> list[str]:
@@ -180,13 +201,13 @@ def _builtin_presets() -> None:
     register_preset("mnist-mlp", MLPALAEConfig(),
                     "MLP ALAE of the paper's MNIST experiment: 28x28x1, latent 50, E/G 1024-1024, "
                     "F 6 layers, D 3 layers",
-                    schedule=_mlp_schedule(28, 6000.0, 128), kimg=6000.0,
+                    schedule=_mlp_schedule(28, 6000.0, 128), kimg=6000.0, data="MNIST's IDX files", data_images=60000,
                     train_description="the paper's MNIST MLP ALAE; use --data with MNIST IDX files (100 epochs of 60k)")
     # The official mnist_ref branch's MLP (Z_GAN.py: batch 128, lr 0.002, pixels x / 255).
     register_preset("mnist-ref", MNIST_REF,
                     "the MLP of the official mnist_ref branch: 28x28x1 in [0, 1], latent 50, F the "
                     "identity, E ends in lrelu 0.01, G lrelu 0.01; loads its checkpoints",
-                    schedule=_mlp_schedule(28, 6000.0, 128), kimg=6000.0,
+                    schedule=_mlp_schedule(28, 6000.0, 128), kimg=6000.0, data="MNIST's IDX files", data_images=60000,
                     train_description="the MLP of the official mnist_ref branch (loads its checkpoints); use --data "
                                       "with MNIST IDX files")
     # The MLP ALAE on the embedded digits, sized to train inside 5 minutes on 2 CPU cores
@@ -202,7 +223,7 @@ def _builtin_presets() -> None:
     # 1-NN 97.6% / 97.3% vs random 93.8% / 93.3% (seeds 0 / 1). 0.015 is no better (seed 0:
     # 92.6%, MSE 0.061) and 0.03 diverges (G's outputs past +-100 by 24 kimg).
     register_preset("digits-mlp", DIGITS_MLP, "MLP ALAE on the embedded 32x32 digits",
-                    schedule=_mlp_schedule(32, 120.0, 64, lr=0.01), kimg=120.0,
+                    schedule=_mlp_schedule(32, 120.0, 64, lr=0.01), kimg=120.0, data=EMBEDDED_DIGITS,
                     train_description="MLP ALAE (latent 32, E/G 512-512) on the embedded 32x32 digits; one level, "
                                       "batch 64, lr 0.01", listed=False)
     # The paper's StyleALAE models (Table 3 and its configs): per-lod images are the authors'
@@ -217,31 +238,33 @@ def _builtin_presets() -> None:
     # per-sample noise), and it has no official counterpart to match.
     register_preset("ffhq-1024", StyleALAEConfig(**OFFICIAL_FIDELITY),
                     "StyleALAE on FFHQ: 1024x1024x3, latent 512, L 9, features 16..512; "
-                    "960 kimg per lod, 18000 kimg in all")
+                    "960 kimg per lod, 18000 kimg in all", data="FFHQ at 1024x1024", data_images=60000)
     register_preset("celeba-hq-256", StyleALAEConfig(**OFFICIAL_FIDELITY,
         layer_count=7, start_features=64, max_features=512, lod_kimg=(870.0,),
         lod_batch=(512, 256, 128, 64, 32, 32, 32), lod_lr=(0.0015,), train_kimg=8120.0),
         "StyleALAE on CelebA-HQ: 256x256x3, latent 512, L 7, features 64..512; "
-        "870 kimg per lod, 8120 kimg in all")
+        "870 kimg per lod, 8120 kimg in all", data="CelebA-HQ at 256x256", data_images=29000)
     register_preset("bedroom-256", StyleALAEConfig(**OFFICIAL_FIDELITY,
         layer_count=7, start_features=32, max_features=512, lod_kimg=(1516.52,),
         lod_batch=(512, 256, 128, 64, 32, 32, 32),
         lod_lr=(0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002), train_kimg=84925.12),
         "StyleALAE on LSUN Bedroom: 256x256x3, latent 512, L 7, features 32..512; "
-        "1516.52 kimg per lod, 84925 kimg in all")
+        "1516.52 kimg per lod, 84925 kimg in all", data="LSUN Bedroom at 256x256", data_images=758260)
     register_preset("celeba-128", StyleALAEConfig(**OFFICIAL_FIDELITY,
         latent_size=256, layer_count=6, start_features=64, max_features=256, lod_kimg=(1095.822,),
         lod_batch=(512, 256, 128, 64, 32, 32), lod_lr=(0.0015,), train_kimg=14610.96),
         "StyleALAE on CelebA: 128x128x3, latent 256, L 6, features 64..256; "
-        "1095.8 kimg per lod, 14611 kimg in all")
+        "1095.8 kimg per lod, 14611 kimg in all", data="CelebA at 128x128", data_images=182637)
     register_preset("digits-32", DIGITS_32,
                     "small CPU StyleALAE for the embedded 32x32 digits: 1 channel, latent 24, "
                     "L 4, features 8..32, F 1 layer, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.003, "
-                    "68 kimg (34 at 8x8), no style mixing, EMA 1 kimg, latent reconstruction weight 0.25")
+                    "68 kimg (34 at 8x8), no style mixing, EMA 1 kimg, latent reconstruction weight 0.25",
+                    data=EMBEDDED_DIGITS)
     register_preset("photos-32", PHOTOS_32,
                     "small CPU StyleALAE for a folder of colour photos: 32x32x3, latent 64, L 4, "
                     "features 8..32, F 4 layers, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.005, "
-                    "140 kimg, flips, DiffAugment translation, EMA 1 kimg")
+                    "140 kimg, flips, DiffAugment translation, EMA 1 kimg",
+                    data="a folder of colour photos", data_images=135)
 
 
 # What podgorskiy/ALAE's StyleALAE does (net.py, model.py, train_alae.py at 42bcf2e) where

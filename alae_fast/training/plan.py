@@ -20,6 +20,7 @@ from .._words import plural
 from ..errors import UserError
 from ..inference import CHECKPOINT_FORMAT
 from ..models import MLPALAEConfig, ModelConfig, list_presets
+from ..models.presets import EMBEDDED_DIGITS, all_presets, get_preset
 from .checkpoint import find_latest_checkpoint, list_checkpoints
 from .distributed import DistributedContext
 from .options import TrainOptions, _FLAGS, _FLAG_FIELDS, _NUMERIC_OPTIONS, _RUN_DEFAULTS, _in_effect, training_behaviour
@@ -109,18 +110,54 @@ def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, 
                    f"{have}: every image is converted to {kind(have)}")
 
 
-# The presets made for the embedded digits; any other trains on them only when --data is left out.
-_EMBEDDED_DIGITS_PRESETS = ("digits-32", "digits-mlp")
+def _passes(images: float, count: int) -> str:
+    """``images`` trained on ``count`` images, as passes over them: "4,000 passes", "1 pass",
+    "0.011 passes" (two significant digits below 10)."""
+    passes = images / count
+    text = f"{passes:,.0f}" if passes >= 10 else f"{passes:.2g}"
+    return f"{text} pass" if text == "1" else f"{text} passes"
 
 
-def _embedded_digits_note(setup: TrainSetup, spec) -> str | None:
-    """For a preset made for other data (MNIST, photos, FFHQ) trained without --data: that it
-    trains on the embedded digits, said at the start rather than left to the banner's advice."""
-    if (spec or {}).get("kind") != "digits" or setup.name in _EMBEDDED_DIGITS_PRESETS:
+def _digits_preset_like(config: ModelConfig) -> str | None:
+    """The preset made for the embedded digits whose model is of ``config``'s kind (digits-mlp for
+    an MLP ALAE, digits-32 for a StyleALAE), or None."""
+    return next((name for name, p in all_presets().items()
+                 if p.data == EMBEDDED_DIGITS and type(p.config) is type(config)), None)
+
+
+def _embedded_digits_said(plan: _Plan, spec, trained: int) -> tuple[str, bool] | None:
+    """What a run says when a preset not made for the embedded digits (``Preset.data``: MNIST,
+    photos, FFHQ, ...; any preset that does not say) trains on them, ``--data`` left out: ``(line,
+    True)``, a warning, for a new run of the preset's own length, whose schedule was made for
+    other data (the passes over those and over these ``trained`` digits, and the flags of a run
+    sized to them); ``(line, False)``, a note, when the length is the user's (``--kimg``) or a
+    resumed run's. None for other data (``spec``: the run's :func:`~alae_fast.data.spec.data_spec`)
+    or a preset made for the digits."""
+    if (spec or {}).get("kind") != "digits":
         return None
-    res = setup.schedule.resolution
-    return (f"data: no --data, so {setup.name!r} trains on the embedded digits (scikit-learn's 1797 images of 8x8, "
-            f"upscaled to {res}x{res}), not on the data it is made for")
+    name, res = plan.setup.name, plan.schedule.resolution
+    try:
+        preset = get_preset(name)
+    except ValueError:  # a resumed run of a preset this install does not have
+        preset = None
+    if preset is not None and preset.data == EMBEDDED_DIGITS:
+        return None
+    data = preset.data if preset is not None else None
+    digits = f"the embedded digits (scikit-learn's 1797 images of 8x8, upscaled to {res}x{res})"
+    here = f"{_passes(plan.total, trained)} over the {trained} digits trained on"
+    if plan.opts.kimg is not None or plan.ckpt_state is not None:
+        return (f"data: no --data, so {name!r} trains on {digits}, not on the data it is made for"
+                f"{f' ({data})' if data else ''}; {plan.total_kimg:g} kimg: {here}"), False
+    made = data or "other data"
+    if preset is not None and preset.data_images:
+        made += (f" ({preset.data_images:,} training images): its {plan.total_kimg:g} kimg are "
+                 f"{_passes(plan.total, preset.data_images)} over those and {here} here")
+    else:
+        made += f": its {plan.total_kimg:g} kimg are {here} here"
+    like = _digits_preset_like(plan.setup.model_config)
+    sized = f" (--preset {like}, made for them, trains {pick_setup(like).kimg:g} kimg)" if like is not None else ""
+    return (f"no --data, so {name!r} trains on {digits}, but its schedule was made for {made}; for a run sized to "
+            f"these digits give --kimg N{sized}, or --data DIR with {data or 'the data it was made for'}"), True
 
 
 def _held_out_note(dataset) -> str | None:

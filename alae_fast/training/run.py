@@ -34,6 +34,7 @@ import os
 import random
 import shlex
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,7 +54,7 @@ from ..models import build_model
 from .checkpoint import capture_rng_state, list_checkpoints, restore_rng_state, save_checkpoint
 from .distributed import DistributedContext, init_distributed, shutdown_distributed
 from .options import TrainOptions, _NUMERIC_OPTIONS, _check_options, _ema_kimg, training_behaviour
-from .plan import _Plan, _busy_note, _check_resume, _embedded_digits_note, _held_out_note, _plan, pick_setup
+from .plan import _Plan, _busy_note, _check_resume, _embedded_digits_said, _held_out_note, _plan, pick_setup
 from .eta import RemainingTime, flops_per_image
 from .progress import _Say, _progress
 from .stop import StopInterrupted, StopRequest
@@ -347,9 +348,17 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     else:
         say(f"training {setup.name!r} ({setup.description}) for {plan.total_kimg:g} kimg on {ctx.world_size} x "
             f"{ctx.device}; run folder {plan.out}")
-    held = _held_out_note(dataset) or _embedded_digits_note(setup, run.spec)
+    held = _held_out_note(dataset)
     if held:
         say(held)
+    digits = _embedded_digits_said(plan, run.spec, len(dataset))
+    if digits is not None:
+        line, warn = digits
+        if not warn:
+            say(line)
+        elif ctx.is_main:  # a line for the run, not one a rank (say speaks on rank 0 only)
+            # on stderr through the CLI ("alae-fast: warning: ..."), catchable from the Python API
+            warnings.warn(line, RuntimeWarning, stacklevel=2)
     n_show = 16
     run.show_real = dataset.get_batch(torch.arange(min(n_show, len(dataset))))[0]
     return run
