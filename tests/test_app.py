@@ -540,15 +540,22 @@ def test_direction_upload_adds_a_slider(digits_run):
         assert status == 200 and body["name"] == "mine" and len(body["directions"]) == 11
         enc = S.post(srv.url + "api/encode", S.digit_png(2), raw=True)[1]
         assert len(enc["values"]) == 11
-        # the same vector again, or one so long that its slider values exceed the edit's limit
-        # (every later edit of every image would be refused): refused, and editing still works
-        status, body = S.post(srv.url + "api/directions?name=again", _npy(np.linspace(-1, 1, 8)), raw=True)
-        assert status == 400 and "same vector as direction 'mine'" in body["error"]
-        status, body = S.post(srv.url + "api/directions?name=huge", _npy(np.full(8, 1e12)), raw=True)
-        assert status == 400 and "beyond the edit's limit" in body["error"]
+        # the same vector again, or a multiple of it (the same slider once scaled to unit length):
+        # refused, and editing still works
+        for again in (np.linspace(-1, 1, 8), np.linspace(-1, 1, 8) * 3.5):
+            status, body = S.post(srv.url + "api/directions?name=again", _npy(again), raw=True)
+            assert status == 400 and "same vector as direction 'mine'" in body["error"]
         assert len(S.get(srv.url + "api/info")[1]["directions"]) == 11
         status, edited = S.post(srv.url + "api/edit", {"w": enc["w"], "amounts": enc["values"]})
         assert status == 200
+        # a long vector is scaled to unit length like any other (its slider values had passed the
+        # edit's limit, and it was refused): its length is reported, its values are unit components
+        status, body = S.post(srv.url + "api/directions?name=long", _npy(np.full(8, 1e12)), raw=True)
+        assert status == 200 and body["directions"][-1]["norm"] == pytest.approx(1e12 * 8 ** 0.5)
+        assert body["directions"][-1]["kind"] == "attribute"
+        values = S.post(srv.url + "api/values", {"w": enc["w"]})[1]["values"]
+        assert abs(values[-1]) < 100  # a component of w - w_avg: an encoded w lies within about ±10
+        assert S.post(srv.url + "api/directions?name=long", None, method="DELETE")[0] == 200
         # 60 printable characters, spaces included, are a name as sent; no name is "uploaded"
         long_name = "ä direction " + "x" * 48
         status, body = S.post(srv.url + "api/directions?name=" + urllib.parse.quote(long_name),
@@ -959,11 +966,11 @@ def test_an_uploaded_direction_can_be_removed(digits_run):
             assert status == want_status and want_text in body["error"], (status, body)
 
         # the vector can come back; names stay unique with removals in between
-        names = [S.post(url + "api/directions?name=a", _npy(np.linspace(-1, 1, 8) * s), raw=True)[1]["name"]
-                 for s in (1.0, 2.0, 3.0)]
+        names = [S.post(url + "api/directions?name=a", _npy(np.linspace(-1, 1, 8) + s), raw=True)[1]["name"]
+                 for s in (0.0, 2.0, 3.0)]
         assert names == ["a", "a (2)", "a (3)"]
         assert S.post(url + "api/directions?name=a%20(2)", None, method="DELETE")[0] == 200
-        assert S.post(url + "api/directions?name=a", _npy(np.linspace(-1, 1, 8) * 4), raw=True)[1]["name"] == "a (2)"
+        assert S.post(url + "api/directions?name=a", _npy(np.linspace(-1, 1, 8) + 4), raw=True)[1]["name"] == "a (2)"
         assert [d["name"] for d in S.get(url + "api/info")[1]["directions"]][10:] == ["a", "a (3)", "a (2)"]
 
 
@@ -1181,3 +1188,54 @@ def test_serve_and_edit_read_the_directions_alae_fast_directions_wrote(digits_ru
     assert "unknown direction 'thick'" in out.err and "looked for in" not in out.err
     # where `alae-fast directions` wrote them for that file, the refusal says how to use them
     assert f"{str(loose / 'directions')!r} holds .npy directions: give --directions {loose / 'directions'}" in out.err
+
+
+def test_class_and_pair_directions_come_grouped_and_a_unit_means_the_same_for_both(digits_run, tmp_path, capsys):
+    """`alae-fast directions` writes the 45 digit pairs (raw SVM normals, not unit length) into the
+    run; serve reads them beside the 10 fitted class directions. Each direction says its kind and
+    its length as given, and every one is used scaled to unit length: a slider's value is the
+    component of w - w_avg along it, and one unit moves w by 1 in W, for a pair as for a class
+    (a pair had moved w by its own length, ~1.5, per unit, beside classes of length 1)."""
+    import shutil
+
+    import alae_fast
+    from alae_fast.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run, run)  # the module's run is read by other servers: no directions/ there
+    assert main(["directions", "--ckpt", str(run)]) == 0
+    raw = {p.stem.removeprefix("direction_"): np.load(p) for p in (run / "directions").glob("*.npy")}
+    pairs = [f"{a}-{b}" for a in range(10) for b in range(a + 1, 10)]
+    assert sorted(raw) == sorted(pairs)
+    capsys.readouterr()
+    w_avg = alae_fast.load(run).model.w_avg.double().numpy()
+    with S.ServerThread(run) as srv:
+        dirs = S.get(srv.url + "api/info")[1]["directions"]
+        assert [d["name"] for d in dirs if d["kind"] == "class"] == [f"digit {c}" for c in range(10)]
+        assert [d["name"] for d in dirs if d["kind"] == "pair"] == pairs
+        assert len(dirs) == 55 and {d["kind"] for d in dirs} == {"class", "pair"}
+        for d in dirs:
+            want = np.linalg.norm(raw[d["name"]]) if d["kind"] == "pair" else 1.0
+            assert d["norm"] == pytest.approx(want, rel=1e-9) and d["lo"] < d["hi"]
+        assert max(abs(d["norm"] - 1) for d in dirs) > 0.05, "the pairs' raw lengths should differ from 1"
+
+        enc = S.post(srv.url + "api/encode", S.digit_png(3), raw=True)[1]
+        w = np.asarray(enc["w"], dtype=np.float64)
+        index = {d["name"]: i for i, d in enumerate(dirs)}
+        for name in ("3-8", "digit 8"):
+            i = index[name]
+            unit = raw[name] / np.linalg.norm(raw[name]) if name in raw else None
+            if unit is not None:  # the value is the component along the unit vector, not along the file's
+                assert enc["values"][i] == pytest.approx((w - w_avg) @ unit, abs=1e-5)
+            moved = list(enc["values"])
+            moved[i] += 1.0
+            status, out = S.post(srv.url + "api/edit", {"w": enc["w"], "amounts": moved,
+                                                        "names": [d["name"] for d in dirs]})
+            assert status == 200
+            step = np.asarray(out["w"], dtype=np.float64) - w
+            assert np.linalg.norm(step) == pytest.approx(1.0, abs=1e-4), name  # one unit: a distance of 1
+            if unit is not None:
+                np.testing.assert_allclose(step, unit, atol=1e-4)
+        # a pair direction uploaded again at another length is the same slider: refused
+        status, body = S.post(srv.url + "api/directions?name=again", _npy(raw["3-8"] * 2), raw=True)
+        assert status == 400 and "same vector as direction '3-8'" in body["error"]

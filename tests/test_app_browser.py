@@ -2,7 +2,8 @@
 driven by Playwright. Upload a digit, move a slider, and check that the pictures shown change
 and are exactly what the API answers; bad uploads show a message and the page keeps working;
 truncation as `alae-fast generate` (on a StyleALAE whose config truncates inputs 0-2 of 6);
-removing an uploaded direction, and the name a file's name gives it; buttons disabled while their request runs; an upload's E(x)
+removing an uploaded direction, and the name a file's name gives it; class and digit-pair
+directions in their own groups, a slider's unit the same for both; buttons disabled while their request runs; an upload's E(x)
 refined by the steps the page's field asks for.
 
 Marked `browser`; skipped when playwright or the chromium binary is missing (.ci/run installs both)."""
@@ -916,3 +917,85 @@ def test_an_upload_too_large_says_the_pictures_shown_are_the_previous_ones(page,
     page.set_input_files("#file", str(big))
     assert _error_shown(page, "big.png is ").endswith("(the pictures shown are still those of the previous image)")
     page.evaluate("document.getElementById('message').hidden = true")
+
+
+@pytest.fixture(scope="module")
+def pairs_server(digits_run, tmp_path_factory):
+    """The digits run with the 45 digit-pair directions `alae-fast directions` writes into it
+    (a copy: the module's run is served without them), served beside its 10 fitted classes."""
+    import shutil
+
+    from alae_fast.cli import main
+
+    run = tmp_path_factory.mktemp("pairs") / "digits"
+    shutil.copytree(digits_run, run)
+    with one_thread():
+        assert main(["directions", "--ckpt", str(run)]) == 0
+        with S.ServerThread(run) as srv:
+            yield srv
+
+
+@pytest.fixture(scope="module")
+def pairs_page(browser, pairs_server):
+    yield from _opened(browser, pairs_server.url)
+
+
+def test_class_and_pair_directions_are_grouped_on_the_page(pairs_page, pairs_server, tmp_path):
+    """The 10 class directions first, in their own group; the 45 pairs A -> B folded under one
+    heading that counts them and the moved ones; the page says what one unit of a slider is, and
+    a unit moves w by 1 for a pair as for a class (the server scales both to unit length)."""
+    import io
+
+    import numpy as np
+
+    pg, url = pairs_page, pairs_server.url
+    dirs = S.get(url + "api/info")[1]["directions"]
+    index = {d["name"]: i for i, d in enumerate(dirs)}
+    groups_js = """() => Array.from(document.querySelectorAll('#sliders .group')).map((g) => [g.dataset.kind,
+        g.tagName, Array.from(g.querySelectorAll('label')).map((l) => l.textContent)])"""
+    pairs = [f"{a} → {b}" for a in range(10) for b in range(a + 1, 10)]
+    classes = [f"digit {c}" for c in range(10)]
+    assert pg.evaluate(groups_js) == [["class", "SECTION", classes], ["pair", "DETAILS", pairs]]
+    head = pg.inner_text("#sliders details.group > summary")
+    assert "Pairs A → B" in head and "(45)" in head and "moved" not in head
+    assert "one unit moves w by a distance of 1 in W" in pg.inner_text("#slider-unit")
+    assert pg.is_visible(f"#dir-{index['digit 3']}") and not pg.is_visible(f"#dir-{index['3-8']}")
+    title = pg.get_attribute(f"label[for=dir-{index['3-8']}]", "title")
+    assert f"length {dirs[index['3-8']]['norm']:.3g} as given, scaled to 1 here" in title, title
+
+    digit = tmp_path / "digit.png"
+    digit.write_bytes(S.digit_png(3, (48, 48)))
+    pg.set_input_files("#file", str(digit))
+    pg.wait_for_function("window.alae.current !== null")
+    pg.click("#sliders details.group > summary")
+    pair = f"#dir-{index['3-8']}"
+    assert pg.is_visible(pair)
+    own = float(pg.input_value(pair))
+    edits = pg.evaluate("window.alae.edits")
+    _set_range(pg, pair, own + 1.0)
+    pg.wait_for_function(f"window.alae.edits > {edits}")
+    assert "· 1 moved" in pg.inner_text("#sliders details.group > summary")
+    sent = pg.evaluate("window.alae.lastEdit")
+    # the amounts go in the server's order (the pairs came first, from the folder), not the page's
+    assert sent["names"] == [d["name"] for d in dirs] and sent["amounts"][index["3-8"]] == pytest.approx(own + 1)
+    status, api = S.post(url + "api/edit", sent)
+    assert status == 200 and api["image"] == _src(pg, "#edited")
+    step = np.asarray(api["w"]) - np.asarray(pg.evaluate("window.alae.current.w"))
+    assert np.linalg.norm(step) == pytest.approx(1.0, abs=1e-4)  # one unit: a distance of 1 in W
+
+    # a direction added rebuilds the sliders: it goes between the classes and the pairs, the
+    # moved pair keeps its value and the pairs stay unfolded, as the user left them
+    buf = io.BytesIO()
+    np.save(buf, np.linspace(-1, 1, 8))
+    pg.set_input_files("#direction-file", {"name": "thick.npy", "mimeType": "application/octet-stream",
+                                           "buffer": buf.getvalue()})
+    pg.wait_for_function("document.querySelectorAll('#sliders input[type=range]').length === 56")
+    assert [g[:2] + [g[2] if g[0] != "pair" else len(g[2])] for g in pg.evaluate(groups_js)] == [
+        ["class", "SECTION", classes], ["attribute", "SECTION", ["thick"]], ["pair", "DETAILS", 45]]
+    assert pg.evaluate("document.querySelector('#sliders details.group').open")
+    assert float(pg.input_value(pair)) == pytest.approx(own + 1.0)
+    assert "· 1 moved" in pg.inner_text("#sliders details.group > summary")
+    pg.click("#reset")
+    pg.wait_for_function("!document.querySelector('#sliders details.group > summary').textContent.includes('moved')")
+    pg.click(f"#dir-{len(dirs)}-remove")
+    pg.wait_for_function("document.querySelectorAll('#sliders input[type=range]').length === 55")

@@ -23,8 +23,10 @@ moves by the vector w' - w of style input 0, keeping its own difference from it,
 equal w get exactly w' (the demo's result) and an edit at the image's own values is the identity.
 
 With ``a_i = v_i`` (the sliders where the image put them) the edit is the identity, whatever
-the directions (unit length or not, orthogonal or not). Official ``direction_*.npy`` files are
-LinearSVC normals of unit-free length, used as given; directions fitted here are unit length.
+the directions (unit length or not, orthogonal or not). The functions here take the vectors as
+given (official ``direction_*.npy`` files are LinearSVC normals of unit-free length; those fitted
+here are unit length); the page's service scales every direction to unit length before it uses
+them (:meth:`~.service.ModelService.add_direction`), so that a slider's unit is the same for all.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 
 - ``GET /`` the page, ``GET /static/*`` its script and style (from the package, never a path
   named by a request: StaticFiles refuses anything outside that folder);
-- ``GET /api/info`` model and directions;
+- ``GET /api/info`` model and directions (each: name, slider limits ``lo``/``hi``, ``source``,
+  ``removable``, ``kind``: class / pair / attribute, ``norm``: its length as given; every
+  direction is used scaled to unit length, so values and amounts are components of w - w_avg);
 - ``POST /api/encode?refine_steps=N`` body = the image's bytes -> w, original, reconstruction,
   error, values, ``refine_steps``; N (optional, default 0: w = E(x), ALAE's own) an integer in
   [0, ``service.MAX_PAGE_REFINE_STEPS``] = [0, 1000]: w is E(x) refined by N steps of descent on

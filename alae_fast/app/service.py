@@ -19,6 +19,13 @@ An upload's w is ALAE's own E(x) unless the request asks for ``refine_steps`` > 
 refined by that many steps of descent on G's pixel error (``LoadedRun.project``, not in the ALAE
 paper; :mod:`alae_fast.inference.projection`), in W only, up to :data:`MAX_PAGE_REFINE_STEPS`.
 
+Every direction is scaled to unit length when it is added (:meth:`ModelService.add_direction`, the
+one place): a slider's value is then the component of ``w - w_avg`` along it, and one unit moves w
+by a distance of 1 in W, whatever the direction's kind (:data:`DIRECTION_KINDS`: a class vs the
+rest; a digit pair A -> B, whose raw SVM normals had lengths of 0.76 to 3.7 on a digits-32 run; an
+official attribute file, of length 0.63 to 1.19). ``alae-fast edit`` keeps the official code's raw
+vectors instead.
+
 Directions uploaded from the page can be removed again; those the server started with
 (``--directions``, or fitted on the digits' labels) stay: they are how it was started, and a
 removed one could only come back by restarting it.
@@ -41,6 +48,7 @@ import torch
 
 from ..data.folder import LoadNotes
 from ..edit.apply import EDIT_LAYERS, MAX_AMOUNT
+from ..edit.directions import parse_digit_pair
 from ..errors import UserError
 from ..inference.loading import LoadedRun, recorded_data_spec
 from ..inference.projection import DEFAULT_REFINE_LR
@@ -52,7 +60,8 @@ from ..limits import MAX_ABS_W, MAX_REFINE_STEPS
 from . import editing
 from .uploads import DecodeSlots, check_upload_limit, decode_image
 
-__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS", "MAX_PAGE_REFINE_STEPS"]
+__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS", "MAX_PAGE_REFINE_STEPS",
+           "DIRECTION_KINDS"]
 
 MAX_STEPS = 16
 # The most descent steps an upload's refinement may take on the page, below the CLI's and the
@@ -64,6 +73,11 @@ MAX_STEPS = 16
 # costs a forward and a backward pass of G: a large model takes far longer per step.
 MAX_PAGE_REFINE_STEPS = 1000
 DIGIT_NAMES = {c: f"digit {c}" for c in range(10)}
+# What a direction moves between, as the page groups its sliders: "class", towards one class and
+# away from the rest (the digit classes fitted at start); "pair", from class A towards class B
+# (``alae-fast directions``' digit pairs, named "A-B"); "attribute", any other (an official
+# attribute file, one fitted with ``directions --data``, an upload).
+DIRECTION_KINDS = ("class", "pair", "attribute")
 
 
 def _json_floats(values, name: str, too_large: str) -> list[float]:
@@ -90,14 +104,18 @@ class Conflict(UserError):
 
 @dataclass
 class Direction:
-    """An attribute direction ``vector [D]`` with its slider limits and where it came from;
-    ``uploaded``: added from the page, so it can be removed again."""
+    """An attribute direction: ``vector [D]`` float64 of unit length, its slider limits ``lo``,
+    ``hi`` (values along the vector), where it came from, ``uploaded`` (added from the page, so it
+    can be removed again), ``kind`` (one of :data:`DIRECTION_KINDS`) and ``norm``, the length of
+    the vector as it was given (a file's, a fit's) before it was scaled to 1."""
     name: str
     vector: np.ndarray
     lo: float
     hi: float
     source: str
     uploaded: bool = False
+    kind: str = "attribute"
+    norm: float = 1.0
 
 
 @dataclass
@@ -163,34 +181,58 @@ class ModelService:
         return editing.projections(w, self.run.model.w_avg.double().cpu(), d).numpy()
 
     def add_direction(self, name: str, vector: np.ndarray, source: str, values: np.ndarray | None = None,
-                      uploaded: bool = False) -> Direction:
-        """Adds a direction (``[latent_size]``) with slider limits from ``values`` (attribute values
-        of typical latents, ``[N, 1]``; default: of 512 mapped samples); ``uploaded`` (default
-        False) lets :meth:`remove_direction` remove it. A name already taken gets the first free
-        `` (2)``, `` (3)``... suffix. UserError for a vector of another length, one already on the
-        page, or one whose slider values would pass the edit's limit."""
+                      uploaded: bool = False, kind: str | None = None) -> Direction:
+        """Adds a direction, scaled to unit length (the module docstring: every direction on the
+        page is, here), and returns it.
+
+        Args:
+            name: the slider's name; one already taken gets the first free `` (2)``, `` (3)``...
+            vector: ``[latent_size]`` numbers of any non-zero finite length, as given (a file's
+                raw SVM normal); ``Direction.norm`` keeps that length.
+            source: where it came from, as the page's tooltip says it.
+            values: ``[N, 1]`` attribute values of typical latents along ``vector`` as given
+                (:func:`editing.projections`), for the slider's limits; default None: of 512
+                mapped samples F(z).
+            uploaded: added from the page, so :meth:`remove_direction` may remove it (default False).
+            kind: one of :data:`DIRECTION_KINDS`; default None: ``"pair"`` for a name ``"A-B"``
+                (two different digits, as ``alae-fast directions`` names its pairs), else
+                ``"attribute"``.
+
+        Raises UserError for a vector of another length, zero or not finite, one along the same
+        line as a direction already on the page, or one whose slider values would pass the edit's
+        limit (±``MAX_AMOUNT``); ValueError for another ``kind``."""
         vector = np.asarray(vector, dtype=np.float64)
         if vector.shape != (self.latent_size,):
             raise UserError(f"direction {name!r} has {vector.size} values; this model's w has {self.latent_size}")
-        values = self._typical_values(vector) if values is None else values
+        if kind is None:
+            kind = "pair" if parse_digit_pair(name) else "attribute"
+        if kind not in DIRECTION_KINDS:
+            raise ValueError(f"kind: expected one of {DIRECTION_KINDS}; got {kind!r}")
+        norm = float(np.linalg.norm(vector))
+        if not math.isfinite(norm) or norm == 0:
+            raise UserError(f"direction {name!r} has length {norm:g}; expected a finite, non-zero vector")
+        unit = vector / norm
+        values = self._typical_values(unit) if values is None else np.asarray(values, dtype=np.float64) / norm
         with self.directions_lock:
-            return self._append_direction(name, vector, source, values, uploaded)
+            return self._append_direction(Direction(name, unit, 0.0, 0.0, source, uploaded, kind, norm), values)
 
-    def _append_direction(self, name, vector, source, values, uploaded) -> Direction:
-        same = next((d.name for d in self.directions if np.array_equal(d.vector, vector)), None)
+    def _append_direction(self, d: Direction, values: np.ndarray) -> Direction:
+        # unit vectors: a multiple of a direction on the page would be a second slider doing the same
+        same = next((o.name for o in self.directions if np.allclose(o.vector, d.vector, rtol=0, atol=1e-12)), None)
         if same is not None:
-            raise UserError(f"direction {name!r} is the same vector as direction {same!r}, already on the page")
+            raise UserError(f"direction {d.name!r} is the same vector as direction {same!r} once both are scaled to "
+                            f"unit length, already on the page")
         # the sliders send these values back as amounts: beyond the edit's limit every edit of
         # every image would be refused, so such a direction is refused here, once
         reach = float(np.abs(values).max()) if np.size(values) else 0.0
         if not np.isfinite(values).all() or reach > MAX_AMOUNT:
-            raise UserError(f"direction {name!r}: typical latents lie {reach:.3g} along it, beyond the edit's limit "
-                            f"±{MAX_AMOUNT:g}; its values are too large (scale it down)")
-        taken = {d.name for d in self.directions}
-        if name in taken:  # the first free suffix: with removals, a count could name a taken one
-            name = next(f"{name} ({i})" for i in range(2, len(taken) + 3) if f"{name} ({i})" not in taken)
+            raise UserError(f"direction {d.name!r}: this model's typical latents lie {reach:.3g} along it (unit "
+                            f"length), beyond the edit's limit ±{MAX_AMOUNT:g}")
+        taken = {o.name for o in self.directions}
+        if d.name in taken:  # the first free suffix: with removals, a count could name a taken one
+            d.name = next(f"{d.name} ({i})" for i in range(2, len(taken) + 3) if f"{d.name} ({i})" not in taken)
         lo, hi = editing.slider_ranges(values)
-        d = Direction(name, vector, float(lo[0]), float(hi[0]), source, uploaded)
+        d.lo, d.hi = float(lo[0]), float(hi[0])
         self.directions.append(d)
         return d
 
@@ -223,7 +265,7 @@ class ModelService:
         w_avg = self.run.model.w_avg.double().cpu()
         for name, vec in fitted.items():
             vals = editing.projections(w, w_avg, torch.from_numpy(vec).view(1, -1)).numpy()
-            self.add_direction(name, vec, source="fitted on the embedded digits' labels", values=vals)
+            self.add_direction(name, vec, source="fitted on the embedded digits' labels", values=vals, kind="class")
         self.notes.append(f"fitted {len(fitted)} digit-class directions (LinearSVC on E(x) of {len(ds)} labelled "
                           f"training digits) in {time.perf_counter() - t:.1f} s")
 
@@ -236,8 +278,9 @@ class ModelService:
                 "lod": r.phase.lod, "checkpoint": r.path.name,
                 "style_levels": {k: [a, b - 1] for k, (a, b) in style_ranges(self.num_ws).items()}
                 if self.num_ws > 1 else {},
-                "directions": [{"name": d.name, "lo": d.lo, "hi": d.hi, "source": d.source, "removable": d.uploaded}
-                               for d in self.directions],
+                # kind and norm: the page groups the sliders by kind and says each one's own length
+                "directions": [{"name": d.name, "lo": d.lo, "hi": d.hi, "source": d.source, "removable": d.uploaded,
+                                "kind": d.kind, "norm": d.norm} for d in self.directions],
                 "truncation": dict(zip(("psi", "cutoff"), self.truncation)),
                 "psi_range": list(PSI_RANGE), "noise_modes": list(NOISE_MODES), "max_steps": MAX_STEPS,
                 "max_refine_steps": MAX_PAGE_REFINE_STEPS,

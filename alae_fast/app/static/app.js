@@ -3,7 +3,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const state = window.alae = { info: null, current: null, a: null, b: null, editSeq: 0, edits: 0, encodeSeq: 0,
-                               actions: 0, shown: null, refining: 0 };
+                               actions: 0, shown: null, refining: 0, unfolded: {} };
 
 // The message banner: one message at a time, a new one replaces the one shown. An error (an action that
 // failed) stays in view while scrolling (CSS: sticky) until an action begun after it succeeds (guarded),
@@ -165,7 +165,27 @@ async function loadInfo() {
   if (info.notes.length) say(info.notes.join("; "), true);
 }
 
-function sliders() { return Array.from(document.querySelectorAll("#sliders input[type=range]")); }
+// The sliders in the server's order (the order of /api/edit's amounts and names), whatever group
+// each is drawn in
+function sliders() {
+  return Array.from(document.querySelectorAll("#sliders input[type=range]"))
+    .sort((a, b) => Number(a.dataset.index) - Number(b.dataset.index));
+}
+
+// The groups the sliders are drawn in, by the kind /api/info gives each direction (a kind this page
+// does not know goes with the attributes). Pairs are many (45 for the digits) and fold away while
+// another group is on the page.
+const GROUPS = [
+  { kind: "class", title: "Classes", hint: "towards the class, away from all the others (one vs the rest)" },
+  { kind: "attribute", title: "Attributes", hint: "from direction files (--directions, the run's directions/) or added here" },
+  { kind: "pair", title: "Pairs A → B", hint: "from class A towards class B (alae-fast directions)", fold: true },
+];
+function groupOf(d) { return GROUPS.some((g) => g.kind === d.kind) ? d.kind : "attribute"; }
+// "3-8" of a pair reads "3 → 8"; a suffix the server gave a second one ("3-8 (2)") stays
+function label(d) { return d.kind === "pair" ? d.name.replace("-", " → ") : d.name; }
+function lengthText(d) {
+  return Math.abs(d.norm - 1) < 5e-4 ? "unit length" : `length ${d.norm.toPrecision(3)} as given, scaled to 1 here`;
+}
 
 function buildSliders() {
   // a direction added or removed: the other sliders stay where they were, and the edit is made
@@ -178,30 +198,69 @@ function buildSliders() {
   if (!dirs.length) {
     box.innerHTML = '<p class="hint">No directions: start the server with --directions DIR, or add a .npy below.</p>';
   }
-  dirs.forEach((d, i) => {
-    const label = document.createElement("label");
-    label.textContent = d.name; label.title = `${d.name} — ${d.source}`; label.htmlFor = `dir-${i}`;
-    const input = document.createElement("input");
-    // step "any": a snapping step would move the image's own value, so "reset" would not give it back
-    Object.assign(input, { type: "range", id: `dir-${i}`, min: d.lo, max: d.hi, step: "any" });
-    input.dataset.index = i; input.dataset.name = d.name;
-    input.disabled = !state.current;
-    const out = document.createElement("output"); out.id = `dir-${i}-out`;
-    input.addEventListener("input", () => { out.textContent = Number(input.value).toFixed(2); scheduleEdit(); });
-    // only uploaded directions can go: those the server started with are how it was started
-    const rm = document.createElement(d.removable ? "button" : "span");
-    if (d.removable) {
-      Object.assign(rm, { type: "button", id: `dir-${i}-remove`, className: "remove", textContent: "×",
-                          title: `remove direction ${d.name}` });
-      rm.setAttribute("aria-label", `remove direction ${d.name}`);
-      rm.addEventListener("click", () => guarded(() => removeDirection(d.name, rm)));
+  const shown = GROUPS.filter((g) => dirs.some((d) => groupOf(d) === g.kind));
+  for (const g of shown) {
+    // a folded group is a <details>, whose summary says how many of its sliders are off the image's own value
+    const fold = g.fold && shown.length > 1;
+    const group = document.createElement(fold ? "details" : "section");
+    group.className = "group"; group.dataset.kind = g.kind;
+    const head = document.createElement(fold ? "summary" : "div");
+    head.className = "group-head";
+    const members = dirs.map((d, i) => [d, i]).filter(([d]) => groupOf(d) === g.kind);
+    head.innerHTML = `<b></b> <span class="count"></span><span class="scope"></span> <span class="moved"></span>`;
+    head.querySelector("b").textContent = g.title;
+    head.querySelector(".count").textContent = `(${members.length})`;
+    head.querySelector(".scope").textContent = ` ${g.hint}`;
+    if (fold) {
+      group.open = Boolean(state.unfolded[g.kind]);  // as the user left it before a rebuild
+      group.addEventListener("toggle", () => { state.unfolded[g.kind] = group.open; });
     }
-    box.append(label, input, out, rm);
-  });
+    const grid = document.createElement("div"); grid.className = "grid";
+    group.append(head, grid);
+    members.forEach(([d, i]) => grid.append(...sliderRow(d, i)));
+    box.append(group);
+  }
   if (!state.current) return;
   setSliders(state.current.values);
   setSliders(sliders().map((s) => kept.has(s.dataset.name) ? kept.get(s.dataset.name) : undefined));
   scheduleEdit();
+}
+
+function sliderRow(d, i) {
+  const label_ = document.createElement("label");
+  label_.textContent = label(d); label_.htmlFor = `dir-${i}`;
+  label_.title = `${label(d)} (${d.kind}) — ${d.source}; ${lengthText(d)}`;
+  const input = document.createElement("input");
+  // step "any": a snapping step would move the image's own value, so "reset" would not give it back
+  Object.assign(input, { type: "range", id: `dir-${i}`, min: d.lo, max: d.hi, step: "any" });
+  input.dataset.index = i; input.dataset.name = d.name;
+  input.disabled = !state.current;
+  const out = document.createElement("output"); out.id = `dir-${i}-out`;
+  input.addEventListener("input", () => { out.textContent = Number(input.value).toFixed(2); countMoved(); scheduleEdit(); });
+  // only uploaded directions can go: those the server started with are how it was started
+  const rm = document.createElement(d.removable ? "button" : "span");
+  if (d.removable) {
+    Object.assign(rm, { type: "button", id: `dir-${i}-remove`, className: "remove", textContent: "×",
+                        title: `remove direction ${d.name}` });
+    rm.setAttribute("aria-label", `remove direction ${d.name}`);
+    rm.addEventListener("click", () => guarded(() => removeDirection(d.name, rm)));
+  }
+  return [label_, input, out, rm];
+}
+
+// How many sliders of each folded group sit off the image's own value: an edit along a folded
+// group's directions is said in its summary, not made unseen
+function countMoved() {
+  document.querySelectorAll("#sliders .group").forEach((g) => {
+    const own = state.current ? state.current.values : [];
+    let n = 0;
+    g.querySelectorAll("input[type=range]").forEach((s) => {
+      const v = own[Number(s.dataset.index)];
+      const moved = v !== undefined && Math.abs(Number(s.value) - v) > 1e-9;
+      s.labels[0].classList.toggle("moved", moved); n += moved;
+    });
+    g.querySelector(".moved").textContent = n ? `· ${n} moved` : "";
+  });
 }
 
 function setSliders(values) {
@@ -213,6 +272,7 @@ function setSliders(values) {
     s.value = v; s.disabled = false;
     $(`${s.id}-out`).textContent = Number(v).toFixed(2);
   });
+  countMoved();
 }
 
 function amounts() { return sliders().map((s) => Number(s.value)); }
