@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..inference.projection import DEFAULT_REFINE_LR
 from ..limits import DEFAULT_NUM_FID
 from .arguments import (_augment_policies, _fid_count, _int_at_least, _kimg_amount, _kv, _nonnegative_float,
                         _positive_float, _positive_int, _probability, _psi, _refine_steps, _run_path, _seed,
@@ -203,7 +204,7 @@ _IMAGE_FILES = "any format Pillow decodes (PNG, JPEG, BMP, WebP, GIF, TIFF ...)"
 
 
 _REFINE_HELP = ("steps of descent on the pixel error of G(w) from w = E(x) (default 0: ALAE's own E(x); "
-                "Adam, lr 0.05 falling to 0 on a cosine; not in the ALAE paper: StyleGAN2's projector started "
+                f"Adam, lr {DEFAULT_REFINE_LR:g} falling to 0 on a cosine; not in the ALAE paper: StyleGAN2's projector started "
                 "from the encoder)")
 
 
@@ -212,7 +213,7 @@ _SPACE_HELP = ("with --refine-steps: w (default; one w, G's latent space, where 
 
 
 _REFINE_LR_HELP = ("with --refine-steps: Adam's first learning rate, in w's units, a number in (0, 1000] (default "
-                   "0.05; each image keeps its step of lowest pixel error, E(x) included, and a warning says how many "
+                   f"{DEFAULT_REFINE_LR:g}; each image keeps its step of lowest pixel error, E(x) included, and a warning says how many "
                    "no step improved; a descent that reaches NaN or infinity ends the command naming the rate)")
 
 
