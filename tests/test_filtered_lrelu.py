@@ -134,6 +134,37 @@ def test_dtypes_and_layouts(dtype, cl):
 
 
 @needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sep", [True, False])
+def test_channels_last_runs_on_transposed_copies_bit_for_bit(dtype, sep):
+    # 70 channels and 9 x 11 = 99 pixels: the CPU kernel's layout transposes (8 x 64 tiles) have
+    # whole and partial tiles on both axes; forward, the masked op (the double backward) and the
+    # gradient each read and write channels_last, and must equal the contiguous computation.
+    rng = torch.Generator().manual_seed(7)
+    x, fu, fd, b, kw = make_case(rng, n=3, c=70, h=9, w=11, tu=6, td=6, sep=sep, pad=(3, 2, 4, 1), dtype=dtype)
+    xl = x.contiguous(memory_format=torch.channels_last)
+    cfg = (b, kw["up"], kw["down"], kw["padding"], math.sqrt(2), 0.2, 2.0, False)
+    y, state = torch.ops.alae_fast.filtered_lrelu(x, fu, fd, *cfg)
+    yl, state_l = torch.ops.alae_fast.filtered_lrelu(xl, fu, fd, *cfg)
+    assert yl.is_contiguous(memory_format=torch.channels_last) and torch.equal(y, yl)
+    assert torch.equal(state, state_l)
+    dy = torch.randn(y.shape, generator=rng, dtype=dtype)
+    dyl = dy.contiguous(memory_format=torch.channels_last)
+    rest = (kw["up"], kw["down"], kw["padding"], math.sqrt(2), 0.2, False)
+    dx, db = torch.ops.alae_fast.filtered_lrelu_grad(dy, state, fu, fd, list(x.shape[2:]), *rest, True)
+    dxl, dbl = torch.ops.alae_fast.filtered_lrelu_grad(dyl, state, fu, fd, list(x.shape[2:]), *rest, True)
+    assert dxl.is_contiguous(memory_format=torch.channels_last) and torch.equal(dx, dxl) and torch.equal(db, dbl)
+    v = torch.randn(x.shape, generator=rng, dtype=dtype)
+    m = torch.ops.alae_fast.filtered_lrelu_masked(v, state, fu, fd, *rest)
+    ml = torch.ops.alae_fast.filtered_lrelu_masked(v.contiguous(memory_format=torch.channels_last), state, fu, fd,
+                                                   *rest)
+    assert ml.is_contiguous(memory_format=torch.channels_last) and torch.equal(m, ml)
+    # and the contiguous result is the reference's
+    torch.testing.assert_close(y, filtered_lrelu_ref(x, fu, fd, b, clamp=2.0, **kw),
+                               **({} if dtype in (torch.float32, torch.float64) else dict(rtol=2e-2, atol=2e-2)))
+
+
+@needs_kernel
 @pytest.mark.parametrize("up,down", [(1, 1), (2, 2), (4, 2), (2, 1), (1, 3), (3, 4)])
 @pytest.mark.parametrize("sep", [True, False])
 def test_stylegan3_like_configs(up, down, sep):

@@ -69,7 +69,8 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
     """Candidates fused, ref (eager reference), compiled (torch.compile of ref; unless not
     ``compile``), and for the forward cases copy (a copy_ of the input); forward and
     forward+backward (x and b) of SHAPES, and (unless ``quick``) the forward of SHAPES_2D with a
-    2-D fd."""
+    2-D fd and the forward of SHAPES[0] on a channels_last x (fused and ref on it; contiguous:
+    fused on the same values contiguous)."""
     left_out = {} if compile else {"compiled": NO_COMPILE}
     gen = torch.Generator(device="cpu").manual_seed(0)
     fu, fd = _filters(device)
@@ -111,6 +112,18 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
         cand = _forward_candidates(x, args, _fn("auto"), _ref_fn(), compiled)
         out.append(Case("filtered_lrelu", f"fwd {label} {'x'.join(map(str, shape))} 12-tap sep fu, 12x12 2-D fd",
                         cand, device, left_out=left_out))
+    # No target: what a channels_last input costs against the same values contiguous (the CPU
+    # kernel transposes it to planes and back), beside the reference on that layout.
+    for label, shape, up, down, padding in ([] if quick else SHAPES[:1]):
+        x = torch.randn(shape, generator=gen).to(device)
+        xl = x.contiguous(memory_format=torch.channels_last)
+        b = torch.randn(shape[1], generator=gen).to(device)
+        args = (fu, fd, b, up, down, padding)
+        fused, ref = _fn("auto"), _ref_fn()
+        cand = {"fused": lambda xl=xl, args=args: fused(xl, *args), "ref": lambda xl=xl, args=args: ref(xl, *args),
+                "contiguous": lambda x=x, args=args: fused(x, *args)}
+        out.append(Case("filtered_lrelu", f"fwd {label} {'x'.join(map(str, shape))} 12-tap sep, channels_last",
+                        cand, device))
     return out
 
 
