@@ -976,6 +976,25 @@ def test_convert_refuses_what_it_cannot_do_in_one_line(tmp_path, capsys):
         convert_official(PTH, blocker / "sub" / "o.pt")
 
 
+def test_convert_says_it_replaces_an_existing_out_and_its_help_drops_official_only(tmp_path, capsys):
+    # it replaced --out silently; and its help called --config/--no-ema "official checkpoints only"
+    # in a command that reads nothing else
+    out = tmp_path / "c.pt"
+    assert main(["convert", str(PTH), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    first = out.read_bytes()
+    assert main(["convert", str(PTH), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out} (replacing the earlier file)"
+    assert out.read_bytes() == first
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "official checkpoints only" not in text and "an existing file there is replaced" in text
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    assert "official checkpoints only" in capsys.readouterr().out
+
+
 def test_no_ema_on_an_alae_fast_checkpoint_is_refused(tmp_path, capsys):
     # As --config: it was silently ignored, giving the model the file holds.
     converted = tmp_path / "c.pt"

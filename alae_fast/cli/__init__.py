@@ -43,11 +43,13 @@ def _cmd_convert(args) -> int:
     if Path(args.official).is_dir():  # convert reads one official file, never a run folder
         raise UserError(f"{args.official!r} is a folder; convert reads one checkpoint file of the official ALAE "
                         f"code (e.g. model_157.pth)")
+    # no command refuses an existing --out (evaluate says what it replaced): convert says so too
+    replacing = Path(args.out).exists()
     try:
         out = convert_official(args.official, args.out, config=args.config, ema=not args.no_ema)
     except ImportError as e:
         raise ValueError(str(e)) from None
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (" (replacing the earlier file)" if replacing else ""))
     return 0
 
 

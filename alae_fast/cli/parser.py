@@ -24,13 +24,16 @@ alae_fast: fused StyleGAN-family ops and the Adversarial Latent Autoencoder (ALA
 """
 
 
-def _add_official(p: argparse.ArgumentParser) -> None:
+def _add_official(p: argparse.ArgumentParser, only: bool = True) -> None:
+    """--config and --no-ema; ``only``: the command also opens alae-fast checkpoints, so the help
+    says these apply to official ones only (convert reads nothing else: False)."""
+    said = "official checkpoints only: " if only else ""
     p.add_argument("--config", default=None, metavar="YAML",
-                   help="official checkpoints only: the official YAML config, e.g. configs/ffhq.yaml (default: "
-                        "the architecture is inferred from the checkpoint); not a run's config.json, an alae-fast "
-                        "checkpoint carries its own config")
+                   help=said + "the official YAML config, e.g. configs/ffhq.yaml (default: "
+                        "the architecture is inferred from the checkpoint); not a run's config.json"
+                        + (", an alae-fast checkpoint carries its own config" if only else ""))
     p.add_argument("--no-ema", action="store_true",
-                   help="official checkpoints only: the training weights instead of the EMA copies (*_s)")
+                   help=said + "the training weights instead of the EMA copies (*_s)")
 
 
 def _add_ckpt(p: argparse.ArgumentParser, aliases: tuple[str, ...] = (), out: bool = True,
@@ -323,8 +326,10 @@ def _add_convert(sub) -> None:
                                    "StyleALAE configs, the mnist_ref MLP) into an alae_fast checkpoint that every "
                                    "--ckpt command opens. No pickled code runs while reading it.")
     c.add_argument("official", metavar="OFFICIAL", help="the official .pth file")
-    _add_official(c)
-    c.add_argument("--out", required=True, metavar="FILE", help="the alae_fast checkpoint to write")
+    _add_official(c, only=False)
+    c.add_argument("--out", required=True, metavar="FILE",
+                   help="the alae_fast checkpoint to write (an existing file there is replaced, and the "
+                        "'wrote' line says so)")
 
 
 def _add_serve(sub) -> None:
