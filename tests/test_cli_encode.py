@@ -39,7 +39,7 @@ def test_encode_writes_what_the_api_encodes(run_and_images, tmp_path, capsys):
     assert f"wrote the latents of 3 images (3 x 8, float32, in the order given) to {out}" in capsys.readouterr().out
     w = np.load(out)
     run = load_run(run_dir)
-    with torch.no_grad(), one_thread(), pytest.warns(UserWarning, match="enlarged"):  # the 20 px file, as the CLI said
+    with torch.no_grad(), one_thread(), pytest.warns(RuntimeWarning, match="enlarged"):  # the 20 px file, as the CLI said
         expected = run.encode(load_image_files(files[::-1], run.schedule)).numpy()
     assert w.dtype == np.float32 and w.shape == (3, 8)
     assert np.array_equal(w, expected)

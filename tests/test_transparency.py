@@ -118,7 +118,7 @@ def test_load_image_files_warns_naming_the_file(tmp_path):
     Image.fromarray(_rgba(7)[..., :3], "RGB").save(tmp_path / "plain.png")
     sched = LODSchedule(max_lod=2, base_resolution=4, lod_kimg=(1.0,), lod_batch=(8,), lod_lr=(0.002,), channels=3)
     assert sched.resolution == R
-    with pytest.warns(UserWarning, match=r"1 image of 2 has transparent pixels.*clear\.png"):
+    with pytest.warns(RuntimeWarning, match=r"1 image of 2 has transparent pixels.*clear\.png"):
         x = load_image_files([tmp_path / "clear.png", tmp_path / "plain.png"], sched)
     np.testing.assert_allclose(x[0].numpy(), _over_black(_rgba(6)).transpose(2, 0, 1) / 127.5 - 1.0,
                                atol=1.0 / 127.5 + 1e-6)
@@ -186,15 +186,19 @@ def test_every_loader_says_each_kind(tmp_path):
     Image.fromarray(rng.integers(0, 256, (R, R, 3), dtype=np.uint8)).save(tmp_path / "colour.png")
     Image.fromarray(rng.integers(0, 256, (4, 4), dtype=np.uint8), "L").save(tmp_path / "tiny.png")
     grey = LODSchedule(max_lod=2, base_resolution=4, lod_kimg=(1.0,), lod_batch=(8,), lod_lr=(0.002,), channels=1)
-    with pytest.warns(UserWarning) as said:
+    with pytest.warns(RuntimeWarning) as said:
         load_image_files([tmp_path / "colour.png", tmp_path / "tiny.png"], grey)
     messages = sorted(str(w.message) for w in said)
     assert len(messages) == 2
+    # one category for these notes, from a list of files and from a data folder (directions --data):
+    # load_image_files gave UserWarning, the folder RuntimeWarning
+    assert {w.category for w in said} == {RuntimeWarning}
     assert "1 image of 2 is a colour image and was converted to greyscale" in messages[0]
     assert str(tmp_path / "colour.png") in messages[0]
     assert "1 image of 2 is smaller than 16x16 and was enlarged" in messages[1] and "tiny.png" in messages[1]
     with pytest.warns(RuntimeWarning) as said:
         ds = ImageFolderDataset(tmp_path, R, 1)
+    assert {w.category for w in said if "enlarged" in str(w.message)} == {RuntimeWarning}
     assert {str(w.message).split(": ", 1)[1].split(" (")[0] for w in said} >= {
         "1 image of 2 is a colour image and was converted to greyscale",
         "1 image of 2 is smaller than 16x16 and was enlarged to it"}

@@ -66,7 +66,7 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
     in [-1, 1] (0 -> -1, 255 -> 1). ``paths``: a list of paths, or one path (N = 1);
     ``schedule``: the run's (``run.schedule``). Images with transparent pixels are composited
     over black, colour images given to a greyscale run are converted and images smaller than
-    the resolution enlarged, each kind with a ``UserWarning`` naming the files.
+    the resolution enlarged, each kind with a ``RuntimeWarning`` naming the files.
 
     Raises TypeError for a ``schedule`` that is not an LODSchedule, FileNotFoundError for a
     missing file and :class:`~alae_fast.errors.UserError` for a folder, or a file Pillow cannot
@@ -100,6 +100,8 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
         out.append(torch.from_numpy(np.array(arr, dtype=np.float32)) / 127.5 - 1.0)
     for kind in LoadNotes.KINDS:
         if getattr(notes, kind):
+            # RuntimeWarning: the category of the same notes from a data folder (ImageFolderDataset,
+            # directions --data), so that one filter catches both
             warnings.warn(notes.message(kind, schedule.resolution, len(out), [str(p) for p in getattr(notes, kind)]),
-                          UserWarning, stacklevel=2)
+                          RuntimeWarning, stacklevel=2)
     return torch.stack(out)
