@@ -21,8 +21,8 @@ import torch
 import alae_fast
 import alae_fast.bench.report as report
 from alae_fast.bench.context import cpu_model, kernel_isa
-from alae_fast.bench.harness import (NO_COMPILE, Case, LeftOut, Result, Target, format_table, format_targets,
-                                     measure, quartiles, target_records)
+from alae_fast.bench.harness import (NO_COMPILE, Case, LeftOut, Result, Target, TimeTarget, format_table,
+                                     format_targets, measure, quartiles, target_records)
 from alae_fast.cli import main as cli_main
 from alae_fast.errors import UserError
 
@@ -534,3 +534,50 @@ def test_measure_keeps_every_rounds_ratio_and_the_json_their_quartiles(fake_suit
     assert report.main(["--device", "cpu", "--ops", "bias_act", "--json", str(target)]) == 0
     res, = json.loads(target.read_text())["results"]
     assert res["ratio_quartiles"] == {"fused": [1.0, 1.0], "ref": [1.5, 3.0]}
+
+
+@pytest.mark.parametrize("seconds,status,code", [(3.5, "PASS", 0), (12.25, "FAIL", 1), (None, "SKIP", 0)])
+def test_a_time_target_is_checked_printed_and_counted_by_strict(monkeypatch, tmp_path, capsys, seconds, status, code):
+    # the official load case stated "<= 10 s" in its docstring but printed no verdict and --strict ignored it
+    # None: the target's candidate was left out of the run
+    target = TimeTarget("<= 10 s on the 2-core CPU", "fused" if seconds is not None else "compiled", 10.0)
+    _one_case_suite(monkeypatch, [target], name="load case", candidates=("fused",),
+                    left_out={"compiled": NO_COMPILE})
+    monkeypatch.setattr(report, "measure", lambda case, rounds: Result(
+        case, {c: seconds or 1.0 for c in case.candidates}, {c: 1.0 for c in case.candidates},
+        round_seconds={c: [seconds or 1.0] * 3 for c in case.candidates}))
+    out_json = tmp_path / "r.json"
+    assert report.main(["--device", "cpu", "--ops", "bias_act", "--strict", "--json", str(out_json)]) == code
+    out = capsys.readouterr().out
+    rec, = json.loads(out_json.read_text())["targets"]
+    assert rec["status"] == status
+    head = f"{status}  bias_act load case: <= 10 s on the 2-core CPU: "
+    if status == "SKIP":
+        assert head + "not checked (compiled left out by --no-compile)" in out
+        assert rec["measured"] is None
+    else:
+        assert head + f"fused time {seconds:.2f} s (target <= 10 s)" in out
+        assert rec["measured"] == pytest.approx(seconds) and rec["bound"] == 10.0 and rec["column"] == "fused time"
+        assert rec["marginal"] is False
+
+
+def test_a_time_target_takes_its_spread_from_the_rounds_times():
+    target = TimeTarget("<= 10 s", "fused", 10.0)
+    v = target.verdict({"fused": 9.5}, {"fused": [8.0, 9.0, 9.5, 10.5, 11.0]})
+    assert v.passed and v.spread == (9.0, 10.5) and v.marginal
+    assert v.text() == "fused time 9.50 s (target <= 10 s); marginal: the middle half of the rounds spans 9.00-10.50 s"
+    assert target.verdict({"ref": 1.0}) is None
+
+
+def test_measure_keeps_every_rounds_time():
+    case = Case("op", "case", {"fused": lambda: None, "ref": lambda: None}, warmup=0, reps=1)
+    r = measure(case, rounds=5)
+    assert [len(v) for v in r.round_seconds.values()] == [5, 5]
+    assert r.seconds["ref"] == statistics.median(r.round_seconds["ref"])
+
+
+def test_the_official_load_case_has_its_time_target():
+    from alae_fast.bench import official
+
+    load, decode = official.cases(torch.device("cpu"))
+    assert load.targets == [TimeTarget("<= 10 s on the 2-core CPU", "fused", 10.0)] and not decode.targets

@@ -70,6 +70,33 @@ class Target:
         return Verdict(self, column, measured, relation, bound, passed, spread)
 
 
+@dataclass
+class TimeTarget:
+    """An absolute figure the case must reach: ``seconds[candidate] <= bound`` seconds per call.
+
+    ``text`` says it in words, e.g. "load <= 10 s on the 2-core CPU". The measured figure is
+    the candidate's median time per call (a :class:`Result`'s ``seconds``), printed in seconds
+    beside the ratios of the other targets; a :class:`Target` compares two candidates instead.
+    """
+    text: str
+    candidate: str
+    bound: float
+
+    def verdict(self, seconds: dict[str, float],
+                round_seconds: dict[str, list[float]] | None = None) -> "Verdict | None":
+        """The target checked, or None when ``candidate`` was not measured.
+
+        seconds: a :class:`Result`'s median seconds per call; round_seconds (a
+        :class:`Result`'s, per round; optional) give the verdict's ``spread``.
+        """
+        if self.candidate not in seconds:
+            return None
+        value = seconds[self.candidate]
+        rs = (round_seconds or {}).get(self.candidate)
+        return Verdict(self, f"{self.candidate} time", value, "<=", self.bound, value <= self.bound,
+                       quartiles(rs) if rs else None, unit=" s")
+
+
 def quartiles(values: list[float]) -> tuple[float, float]:
     """The lower and upper quartiles of ``values`` (at least one; one value is both), by
     :func:`statistics.quantiles`' inclusive method: the middle half of the values lies between them."""
@@ -103,19 +130,22 @@ def format_comparison(measured: float, relation: str, bound: float, passed: bool
 
 @dataclass
 class Verdict:
-    """A :class:`Target` checked against one result, in the table's units: ``column`` (e.g.
-    ``'ref/fused'``), ``measured`` (that column's figure, a median over rounds), ``relation``
-    (``'>='``/``'<='``), ``bound`` (the figure the column must reach), ``passed``, and
+    """A :class:`Target` or :class:`TimeTarget` checked against one result, in the table's
+    units: ``column`` (e.g. ``'ref/fused'``, or ``'fused time'`` for a time target),
+    ``measured`` (that column's figure, a median over rounds), ``relation``
+    (``'>='``/``'<='``), ``bound`` (the figure the column must reach), ``passed``,
     ``spread``: the lower and upper quartiles of the figure over rounds (None when the rounds
-    were not kept). A verdict is ``marginal`` when the bound lies inside that middle half of
-    the rounds: another run on the same machine may well give the other verdict."""
-    target: Target
+    were not kept), and ``unit`` (``'x'`` for a ratio, ``' s'`` for seconds). A verdict is
+    ``marginal`` when the bound lies inside that middle half of the rounds: another run on
+    the same machine may well give the other verdict."""
+    target: "Target | TimeTarget"
     column: str
     measured: float
     relation: str
     bound: float
     passed: bool
     spread: tuple[float, float] | None = None
+    unit: str = "x"
 
     @property
     def marginal(self) -> bool:
@@ -125,9 +155,11 @@ class Verdict:
         """E.g. ``'ref/fused 2.99x (target >= 3x)'``, rounded as the table rounds (see
         :func:`format_comparison`), then, for a marginal verdict, ``'; marginal: the middle half of
         the rounds spans 2.90-3.08x'``."""
-        out = f"{self.column} {format_comparison(self.measured, self.relation, self.bound, self.passed)}"
+        figure = format_comparison(self.measured, self.relation, self.bound, self.passed, unit=self.unit)
+        out = f"{self.column} {figure}"
         if self.marginal:
-            out += f"; marginal: the middle half of the rounds spans {self.spread[0]:.2f}-{self.spread[1]:.2f}x"
+            out += (f"; marginal: the middle half of the rounds spans "
+                    f"{self.spread[0]:.2f}-{self.spread[1]:.2f}{self.unit}")
         return out
 
 
@@ -158,7 +190,7 @@ class Case:
     candidates: dict[str, Callable[[], object]]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     baseline: str = "fused"
-    targets: list[Target] = field(default_factory=list)
+    targets: list[Target | TimeTarget] = field(default_factory=list)
     left_out: dict[str, LeftOut] = field(default_factory=dict)
     warmup: int | None = None
     reps: int | None = None
@@ -172,6 +204,7 @@ class Result:
     ratios: dict[str, float]        # median over rounds of t(candidate) / t(baseline)
     notes: str = ""                 # the case's notes (Case.notes), "" when it has none
     round_ratios: dict[str, list[float]] = field(default_factory=dict)  # t(candidate) / t(baseline), round by round
+    round_seconds: dict[str, list[float]] = field(default_factory=dict)  # seconds per call, round by round
 
 
 def _sync(device: torch.device) -> None:
@@ -234,7 +267,7 @@ def measure(case: Case, rounds: int = 15, min_seconds: float = 0.02, warmup: int
             ratios[name].append(this[name] / this[case.baseline])
     return Result(case, {k: statistics.median(v) for k, v in times.items()},
                   {k: statistics.median(v) for k, v in ratios.items()},
-                  case.notes() if case.notes else "", ratios)
+                  case.notes() if case.notes else "", ratios, times)
 
 
 NOT_APPLICABLE = "\u2014"  # an em dash, as the README's tables print it
@@ -271,16 +304,19 @@ def target_records(results: list[Result]) -> list[dict]:
     """Every target of ``results`` checked, as dicts for JSON: ``op``, ``case``, ``target``
     (its words), ``status`` (``'PASS'``, ``'FAIL'``, or ``'SKIP'`` when a candidate it needs
     was not measured), ``column``, ``measured``, ``relation`` and ``bound`` in the table's units
-    (None for a SKIP), ``spread`` (the figure's lower and upper quartiles over rounds, None
-    when the rounds were not kept) and ``marginal`` (the bound inside that spread), and ``why``
-    for a SKIP."""
+    (seconds for a :class:`TimeTarget`; None for a SKIP), ``spread`` (the figure's lower and
+    upper quartiles over rounds, None when the rounds were not kept) and ``marginal`` (the
+    bound inside that spread), and ``why`` for a SKIP."""
     out = []
     for r in results:
         for t in r.case.targets:
             rec = {"op": r.case.op, "case": r.case.name, "target": t.text}
-            v = t.verdict(r.ratios, r.case.baseline, r.round_ratios)
+            if isinstance(t, TimeTarget):
+                v, needs = t.verdict(r.seconds, r.round_seconds), (t.candidate,)
+            else:
+                v, needs = t.verdict(r.ratios, r.case.baseline, r.round_ratios), (t.numerator, t.denominator)
             if v is None:
-                missing = [c for c in (t.numerator, t.denominator) if c not in r.ratios]
+                missing = [c for c in needs if c not in r.ratios]
                 why = [f"{c} left out by {r.case.left_out[c].option}" if c in r.case.left_out else f"{c} not measured"
                        for c in missing]
                 rec.update(status="SKIP", column=None, measured=None, relation=None, bound=None, spread=None,
