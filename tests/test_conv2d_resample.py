@@ -152,7 +152,7 @@ W = torch.randn(2, 4, 3, 3)
     (dict(up=[2, 2]), TypeError, "up must be an int"),
     (dict(padding=[1, 2, 3]), ValueError, "padding must be"),
     (dict(f=torch.ones(2, 2, 2)), ValueError, "f must be 1-D"),
-    (dict(f=torch.ones(2, dtype=torch.int64)), ValueError, "f must be a floating-point"),
+    (dict(f=torch.ones(2, dtype=torch.int64)), TypeError, "f must be a floating-point"),
     (dict(w=torch.randn(2, 4, 3, 3, dtype=torch.float64)), TypeError, "w must have x's dtype"),
     (dict(w=torch.randn(2, 4, 3, 3, device="meta")), ValueError, "w must be on x's device"),
     # too small for the kernel after the padding: named, not left to F.conv2d's kernel-size error

@@ -240,7 +240,7 @@ def test_torch_compile_fullgraph_forward_backward(fused):
     (dict(noise=torch.randn(2, 1, 4, 5)), ValueError, "noise must broadcast"),
     (dict(noise=torch.randn(2, 5, 5)), ValueError, "noise must broadcast"),
     (dict(up=0), ValueError, "up must be an int >= 1"),
-    (dict(down=1.5), ValueError, "down must be an int >= 1"),
+    (dict(down=1.5), TypeError, "down must be an int >= 1"),
     (dict(styles=torch.randn(2, 3, dtype=torch.float64)), TypeError, "styles must have weight's dtype"),
     (dict(demodulate=1), TypeError, "demodulate must be a bool"),
     (dict(impl="cuda"), ValueError, "impl must be"),

@@ -50,8 +50,9 @@ def filtered_lrelu(x, fu=None, fd=None, b=None, up=1, down=1, padding=0, gain=ma
     x); b: [C] or None; up, down: ints >= 1; padding: int, [px, py] or [x0, x1, y0, y1]
     (entries ints or numpy integers, as NVlabs accepts); gain > 0 (default sqrt(2)), slope
     >= 0 (default 0.2), clamp (None or >= 0), flip_filter; impl 'cuda' (kernel) or 'ref'.
-    Returns [N, C, OH, OW] of x's dtype. Raises ValueError/TypeError naming a bad argument
-    (gain <= 0 and slope < 0 included, which NVlabs refuses and alae_fast's op would compute).
+    Returns [N, C, OH, OW] of x's dtype. Raises TypeError naming an argument of the wrong
+    type, ValueError naming one of the right type with a bad value (gain <= 0 and slope < 0
+    included, which NVlabs refuses and alae_fast's op would compute).
     """
     gain, slope = _check_nvlabs_range(gain, slope)
     return _filtered_lrelu(x, fu, fd, b, up=up, down=down, padding=_padding(padding), gain=gain, slope=slope,

@@ -42,9 +42,10 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
 
     input [N, C, ...] (any shape without a bias) any float dtype; bias [C] or None (cast to input's dtype,
     as rosinality does); negative_slope, scale real numbers (Python, NumPy or 0-d tensors that
-    do not require grad: :func:`alae_fast.ops._dispatch.as_real`). Raises TypeError / ValueError
-    naming ``input``, ``bias``, ``negative_slope`` or ``scale``, as rosinality's arguments are
-    called.
+    do not require grad: :func:`alae_fast.ops._dispatch.as_real`). Raises TypeError for an
+    argument of the wrong type (a string, None or bool for a number), ValueError for one of the
+    right type with a bad value (NaN, inf, a wrong shape), naming ``input``, ``bias``,
+    ``negative_slope`` or ``scale``, as rosinality's arguments are called.
     """
     op = "fused_leaky_relu"
     # every argument checked here, so that no error names bias_act's own arguments (x, b, alpha, gain)
@@ -85,9 +86,12 @@ class FusedLeakyReLU(nn.Module):
 
 
 def _pair(value, name: str) -> list[int]:
-    """rosinality's up/down: an int, or an (x, y) pair of ints, each >= 1."""
+    """rosinality's up/down: an int, or an (x, y) pair of ints, each >= 1 (TypeError for another
+    type or non-int entries, ValueError for a sequence of another length or a factor < 1)."""
     pair = list(value) if isinstance(value, (tuple, list)) else [value, value]
-    if len(pair) != 2 or not all(is_int(v) for v in pair):
+    if len(pair) != 2:
+        raise ValueError(f"upfirdn2d: {name} must be an int or an (x, y) pair of ints; got {value!r}")
+    if not all(is_int(v) for v in pair):
         raise TypeError(f"upfirdn2d: {name} must be an int or an (x, y) pair of ints; got {value!r}")
     if min(pair) < 1:
         raise ValueError(f"upfirdn2d: {name} must be >= 1; got {value!r}")
@@ -106,23 +110,31 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
         pad: (before, after) ints, the same on both axes, or (x0, x1, y0, y1) (default (0, 0)).
 
     Returns [N, C, (H*uy + y0 + y1 - kh + dy) // dy, (W*ux + x0 + x1 - kw + dx) // dx] in
-    input's dtype. Raises TypeError / ValueError naming ``input``, ``kernel``, ``up``, ``down``
-    or ``pad`` when malformed (a float factor or pad is refused, not truncated).
+    input's dtype. Raises TypeError naming ``input``, ``kernel``, ``up``, ``down`` or ``pad``
+    when of the wrong type (a float, bool, string or None factor or pad is refused, not
+    truncated; a kernel that is not a tensor), ValueError when of the right type with a bad
+    value (a factor < 1, a pad of another length or that leaves no output, a kernel not 2-D).
     """
     op = "upfirdn2d"
     check_tensor(input, "input", op)
     if input.ndim != 4:
         raise ValueError(f"{op}: input must be a 4-D tensor [N, C, H, W]; got {tuple(input.shape)}")
-    if not (isinstance(pad, (tuple, list)) and len(pad) in (2, 4)):
+    if not isinstance(pad, (tuple, list)):
+        raise TypeError(f"upfirdn2d: pad must be (before, after) or (x0, x1, y0, y1); got {pad!r} "
+                        f"of type {type(pad).__name__}")
+    if len(pad) not in (2, 4):
         raise ValueError(f"upfirdn2d: pad must be (before, after) or (x0, x1, y0, y1); got {pad!r}")
     if not all(is_int(p) for p in pad):
         raise TypeError(f"upfirdn2d: pad must hold ints; got {pad!r}")
     pad = [int(p) for p in pad]
     if len(pad) == 2:
         pad = [pad[0], pad[1], pad[0], pad[1]]
-    if not isinstance(kernel, torch.Tensor) or kernel.ndim != 2:
+    if not isinstance(kernel, torch.Tensor):
+        raise TypeError(f"upfirdn2d: kernel must be a 2-D [kh, kw] tensor (as rosinality's); "
+                        f"got {kernel!r:.80} of type {type(kernel).__name__}")
+    if kernel.ndim != 2:
         raise ValueError(f"upfirdn2d: kernel must be a 2-D [kh, kw] tensor (as rosinality's); "
-                         f"got {getattr(kernel, 'shape', kernel)!r}")
+                         f"got {tuple(kernel.shape)!r}")
     _check_filter(kernel, input, op, name="kernel", x_name="input")
     (ux, uy), (dx, dy) = up, down = _pair(up, "up"), _pair(down, "down")
     kh, kw = kernel.shape

@@ -3,6 +3,12 @@
 Every public op takes ``impl='auto'`` (the compiled kernel for the tensor's device when it
 was built, else the reference) or ``impl='ref'``; ALAE_FAST_IMPL=ref in the environment at
 import forces the references everywhere.
+
+Bad arguments follow Python's convention, in every op and in the NVlabs and rosinality shims:
+an argument of the wrong type (a string or None where a number is expected, a float or bool
+where an int is, a tensor where a scalar is, a non-float tensor) raises TypeError; one of the
+right type with a bad value (NaN or inf, negative, out of range, a wrong shape or length)
+raises ValueError. Either message names the op and the argument.
 """
 
 from .bias_act import ACTIVATIONS, bias_act, bias_act_ref

@@ -75,6 +75,13 @@ def said_real(value) -> str:
     return repr(value)
 
 
+def said_typed(value) -> str:
+    """A value refused for its type, on one line: :func:`said_real` and, unless it is a tensor
+    (named by its shape), its type's name."""
+    said = said_real(value)
+    return said if isinstance(value, torch.Tensor) else f"{said} of type {type(value).__name__}"
+
+
 def said_kind(value) -> str:
     """A refused argument for a "must be a real number" error: :func:`said_real` for a tensor,
     else the type's name."""
@@ -97,22 +104,39 @@ def check_real(value, name: str, op: str, *, none_ok: bool = False, inf_ok: bool
 
 
 def check_eps(eps, op: str) -> float:
-    """An eps as a float; ValueError naming ``op`` unless it is a finite real number >= 0."""
+    """An eps as a float: TypeError naming ``op`` unless :func:`as_real` takes it (a string,
+    None, a bool, a tensor of more than one element), ValueError unless it is finite and >= 0."""
     real = as_real(eps)
-    if real is None or not is_finite(real) or real < 0:
+    if real is None:
+        raise TypeError(f"{op}: eps must be a finite number >= 0; got {said_typed(eps)}")
+    if not is_finite(real) or real < 0:
         raise ValueError(f"{op}: eps must be a finite number >= 0; got {said_real(eps)}")
     return float(real)
 
 
 def check_alpha(alpha, default: float, op: str) -> float:
-    """A leaky ReLU slope as a float, ``default`` for None; ValueError naming ``op`` unless it
-    is a finite real number."""
+    """A leaky ReLU slope as a float, ``default`` for None: TypeError naming ``op`` unless
+    :func:`as_real` takes it, ValueError unless it is finite."""
     if alpha is None:
         return default
     real = as_real(alpha)
-    if real is None or not is_finite(real):
+    if real is None:
+        raise TypeError(f"{op}: alpha must be a finite number or None; got {said_typed(alpha)}")
+    if not is_finite(real):
         raise ValueError(f"{op}: alpha must be a finite number or None; got {said_real(alpha)}")
     return float(real)
+
+
+def check_choice(value, name: str, choices, op: str, *, said=None) -> str:
+    """``value`` when it is one of the strings ``choices``: TypeError naming ``op`` and ``name``
+    when it is not a string (None, a number), ValueError for another string. ``said`` is how the
+    error lists the choices (default: comma-separated)."""
+    said = ", ".join(choices) if said is None else said
+    if not isinstance(value, str):
+        raise TypeError(f"{op}: {name} must be one of {said}; got {value!r} of type {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"{op}: {name} must be one of {said}; got {value!r}")
+    return value
 
 
 def is_int(value) -> bool:
@@ -151,8 +175,11 @@ def check_bool(value, name: str, op: str) -> bool:
 
 
 def check_impl(impl: str, op: str) -> None:
-    """ValueError unless ``impl`` is 'auto' or 'ref' and ALAE_FAST_IMPL held one of them. Ops made
-    of other ops call it too, so that a bad ALAE_FAST_IMPL stops every op, not only kernel ones."""
+    """TypeError unless ``impl`` is a string, ValueError unless it is 'auto' or 'ref' and
+    ALAE_FAST_IMPL held one of them. Ops made of other ops call it too, so that a bad
+    ALAE_FAST_IMPL stops every op, not only kernel ones."""
+    if not isinstance(impl, str):
+        raise TypeError(f"{op}: impl must be 'auto' or 'ref'; got {impl!r} of type {type(impl).__name__}")
     if impl not in ("auto", "ref"):
         raise ValueError(f"{op}: impl must be 'auto' or 'ref'; got {impl!r}")
     if _IMPL_ERROR is not None:
@@ -164,7 +191,8 @@ def use_kernel(x: torch.Tensor, impl: str, op: str) -> bool:
 
     ``impl='auto'`` picks the kernel when one was built for ``x.device``, else the
     reference; ``impl='ref'`` (or ALAE_FAST_IMPL=ref at import) forces the reference.
-    ValueError for another ``impl``, or when ALAE_FAST_IMPL held neither 'auto' nor 'ref'.
+    TypeError for an ``impl`` that is not a string, ValueError for another string, or when
+    ALAE_FAST_IMPL held neither 'auto' nor 'ref'.
     """
     check_impl(impl, op)
     if impl == "ref" or _FORCE_REF:

@@ -18,8 +18,8 @@ from typing import NamedTuple
 import torch
 
 from .. import _lib
-from ._dispatch import (check_alpha, check_eps, check_same, check_tensor, op_arguments, opmath, save_arguments,
-                        saved_arguments, use_kernel)
+from ._dispatch import (check_alpha, check_choice, check_eps, check_same, check_tensor, op_arguments, opmath,
+                        save_arguments, saved_arguments, use_kernel)
 from .bias_act import ACTIVATIONS, _act_ref
 from .instance_norm_grad import MapGrads, MapInputs, channel_dot, dz_to_inputs, in_grad_map, in_grad_vjp
 
@@ -55,8 +55,7 @@ def _resolve(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, 
             noise = noise.expand(N, 1, H, W)
     elif noise_weight is not None:
         raise ValueError(f"{op}: noise_weight was given without noise")
-    if not isinstance(act, str) or act not in ACTIVATIONS:
-        raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+    check_choice(act, "act", ACTIVATIONS, op)
     alpha = check_alpha(alpha, ACTIVATIONS[act][0], op)
     return noise, alpha, check_eps(eps, op)
 

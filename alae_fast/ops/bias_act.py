@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import (check_real, check_same, check_tensor, op_arguments, opmath, save_arguments, saved_arguments,
-                        use_kernel)
+from ._dispatch import (check_choice, check_real, check_same, check_tensor, op_arguments, opmath, save_arguments,
+                        saved_arguments, use_kernel)
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -39,8 +39,7 @@ _PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
 def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
     """Validates the arguments; returns (dim, alpha, gain, clamp) normalised for the op."""
     check_tensor(x, "x", op)
-    if not isinstance(act, str) or act not in ACTIVATIONS:
-        raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+    check_choice(act, "act", ACTIVATIONS, op)
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise TypeError(f"{op}: dim must be an int; got {type(dim).__name__}")
     if b is None:

@@ -117,9 +117,12 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
         in x and b. NaN and inf propagate as in the reference.
 
     Raises:
-        TypeError / ValueError naming the argument for a bad argument or a padding that
-        leaves no output; ValueError on the kernel path when fu or fd requires a gradient
-        (the kernels give none to the filters: use impl='ref' to train filters).
+        TypeError naming an argument of the wrong type (a float, bool, string or None for up,
+        down or padding; a string, bool, None or multi-element tensor for gain or slope; a
+        tensor of a non-float dtype); ValueError naming an argument of the right type with a
+        bad value (NaN or inf, a factor < 1, a negative clamp, a wrong shape, a padding that
+        leaves no output), and on the kernel path when fu or fd requires a gradient (the
+        kernels give none to the filters: use impl='ref' to train filters).
     """
     op = "filtered_lrelu"
     fu, fd, padding, gain, slope, clamp, flip_filter = _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp,

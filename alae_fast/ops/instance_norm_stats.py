@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 
 from .. import _lib
-from ._dispatch import (check_alpha, check_eps, check_same, check_tensor, op_arguments, opmath, save_arguments,
-                        saved_arguments, use_kernel)
+from ._dispatch import (check_alpha, check_choice, check_eps, check_same, check_tensor, op_arguments, opmath,
+                        save_arguments, saved_arguments, use_kernel)
 from .adain import _fake_adain, _like_plan
 from .bias_act import ACTIVATIONS, _act_ref
 from .instance_norm_grad import MapGrads, MapInputs, in_grad_vjp
@@ -29,8 +29,7 @@ def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stat
         if bias.ndim != 1 or bias.shape[0] != x.shape[1]:
             raise ValueError(f"{op}: bias must have shape [C] = [{x.shape[1]}]; got {tuple(bias.shape)}")
         check_same(bias, "bias", x, op)
-    if not isinstance(act, str) or act not in ACTIVATIONS:
-        raise ValueError(f"{op}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+    check_choice(act, "act", ACTIVATIONS, op)
     return eps, check_alpha(alpha, ACTIVATIONS[act][0], op)
 
 

@@ -178,7 +178,9 @@ def _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demod
             raise ValueError(f"{op}: noise must broadcast to the output [N, O, H_out, W_out] (at most 4-D, "
                              f"e.g. [H_out, W_out] or [N, 1, H_out, W_out]); got shape {tuple(noise.shape)}")
     for name, v in (("up", up), ("down", down)):
-        if not _is_int(v) or v < 1:
+        if not _is_int(v):
+            raise TypeError(f"{op}: {name} must be an int >= 1; got {v!r} of type {type(v).__name__}")
+        if v < 1:
             raise ValueError(f"{op}: {name} must be an int >= 1; got {v!r}")
     for name, v in (("demodulate", demodulate), ("flip_weight", flip_weight), ("fused_modconv", fused_modconv)):
         check_bool(v, name, op)

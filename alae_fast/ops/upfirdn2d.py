@@ -24,16 +24,21 @@ import torch.nn.functional as F
 
 from .. import _lib
 from ._dispatch import (as_real, check_bool, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath,
-                        said_real, static_sizes, use_kernel)
+                        said_real, said_typed, static_sizes, use_kernel)
 
 
 # --- argument parsing -------------------------------------------------------------------------
 
 def _parse_scaling(value, name: str, op: str) -> tuple[int, int]:
-    """int or [x, y] -> (x, y), each >= 1."""
+    """int or [x, y] -> (x, y), each >= 1: TypeError for another type (a float, a bool, a
+    string, None) or entries that are not ints, ValueError for a list of another length or a
+    factor < 1."""
     if _is_int(value):
         value = [value, value]
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{op}: {name} must be an int or a list of 2 ints [{name}x, {name}y]; got {value!r} "
+                        f"of type {type(value).__name__}")
+    if len(value) != 2:
         raise ValueError(f"{op}: {name} must be an int or a list of 2 ints [{name}x, {name}y]; got {value!r}")
     if not all(_is_int(v) for v in value):
         raise TypeError(f"{op}: {name} must hold ints; got {value!r}")
@@ -43,10 +48,15 @@ def _parse_scaling(value, name: str, op: str) -> tuple[int, int]:
 
 
 def _parse_padding(padding, op: str) -> tuple[int, int, int, int]:
-    """int, [px, py] or [x0, x1, y0, y1] -> (x0, x1, y0, y1); negative entries crop."""
+    """int, [px, py] or [x0, x1, y0, y1] -> (x0, x1, y0, y1); negative entries crop. TypeError
+    for another type (a float, a bool, a string, None) or entries that are not ints, ValueError
+    for a list of another length."""
     if _is_int(padding):
         padding = [padding, padding]
-    if not isinstance(padding, (list, tuple)) or len(padding) not in (2, 4):
+    if not isinstance(padding, (list, tuple)):
+        raise TypeError(f"{op}: padding must be an int, [px, py] or [x0, x1, y0, y1]; got {padding!r} "
+                        f"of type {type(padding).__name__}")
+    if len(padding) not in (2, 4):
         raise ValueError(f"{op}: padding must be an int, [px, py] or [x0, x1, y0, y1]; got {padding!r}")
     if not all(_is_int(v) or isinstance(v, torch.SymInt) for v in padding):
         raise TypeError(f"{op}: padding must hold ints; got {padding!r}")
@@ -66,7 +76,7 @@ def _check_filter(f, x: torch.Tensor | None, op: str, name: str = "f", x_name: s
     if not isinstance(f, torch.Tensor):
         raise TypeError(f"{op}: {name} must be a torch.Tensor or None; got {type(f).__name__}")
     if not f.dtype.is_floating_point:
-        raise ValueError(f"{op}: {name} must be a floating-point tensor; got {f.dtype}")
+        raise TypeError(f"{op}: {name} must be a floating-point tensor; got {f.dtype}")
     if f.ndim not in (1, 2):
         raise ValueError(f"{op}: {name} must be 1-D (separable) or 2-D; got {f.ndim}-D of shape {tuple(f.shape)}")
     if f.numel() == 0:
@@ -96,9 +106,12 @@ def _check_x(x, op: str) -> None:
 
 
 def _check_gain(gain, op: str) -> float:
-    """``gain`` as a float; ValueError naming ``op`` unless it is a finite real number (not a bool)."""
+    """``gain`` as a float: TypeError naming ``op`` unless :func:`as_real` takes it (a string,
+    None, a bool, a tensor of more than one element), ValueError unless it is finite."""
     value = as_real(gain)
-    if value is None or not is_finite(value):
+    if value is None:
+        raise TypeError(f"{op}: gain must be a finite real number; got {said_typed(gain)}")
+    if not is_finite(value):
         raise ValueError(f"{op}: gain must be a finite real number; got {said_real(gain)}")
     return float(value)
 
@@ -223,7 +236,8 @@ def setup_filter(f, device=None, normalize: bool = True, flip_filter: bool = Fal
         1-D [taps] (separable) or 2-D [taps_y, taps_x] float32 tensor.
 
     Raises:
-        TypeError: f is not numbers; ValueError: f empty or more than 2-D, a non-finite gain, a
+        TypeError: f is not numbers, gain is not a real number (a string, None, a bool);
+        ValueError: f empty or more than 2-D, a non-finite gain, a
         negative gain for a separable result, normalize=True with taps summing to 0.
     """
     if f is None:

@@ -3,7 +3,11 @@
 
 def resolve_impl(impl: str, op: str) -> str:
     """'cuda' (NVlabs' default: the compiled kernel, which alae_fast also has for CPU) or
-    'auto' -> 'auto'; 'ref' -> 'ref'. Raises ValueError otherwise, naming ``op``."""
+    'auto' -> 'auto'; 'ref' -> 'ref'. Raises TypeError for an ``impl`` that is not a string,
+    ValueError for another string, naming ``op``."""
+    if not isinstance(impl, str):
+        raise TypeError(f"{op}: impl must be 'cuda' or 'ref' (NVlabs names) or 'auto'; got {impl!r} "
+                        f"of type {type(impl).__name__}")
     if impl in ("cuda", "auto"):
         return "auto"
     if impl == "ref":

@@ -71,7 +71,8 @@ def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, 
     ``activation_funcs`` (default 'linear'). alpha, gain: None for ``def_alpha``/``def_gain``.
     clamp: None (default) or >= 0. impl: 'cuda' (default: the compiled kernel, CPU or CUDA)
     or 'ref'. Returns x's shape and dtype; differentiable to second order in x and b.
-    Raises ValueError/TypeError naming a bad argument; see :func:`alae_fast.ops.bias_act`.
+    Raises TypeError naming an argument of the wrong type, ValueError naming one of the right
+    type with a bad value; see :func:`alae_fast.ops.bias_act`.
     """
     if act == "elu":
         alpha = 1.0  # NVlabs' elu has no shape parameter

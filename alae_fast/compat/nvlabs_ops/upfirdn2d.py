@@ -26,18 +26,22 @@ _init = _impl.init  # NVlabs' module API: training loops call <module>._init() f
 
 
 def _parse_scaling(scaling) -> tuple[int, int]:
-    """int or [sx, sy] -> (sx, sy), each >= 1 (ValueError/TypeError otherwise)."""
+    """int or [sx, sy] -> (sx, sy), each >= 1 (TypeError for another type or non-int entries,
+    ValueError for another length or a factor < 1)."""
     return _ops._parse_scaling(scaling, "scaling", "upfirdn2d")
 
 
 def _parse_padding(padding) -> tuple[int, int, int, int]:
-    """int, [px, py] or [x0, x1, y0, y1] -> (x0, x1, y0, y1) (ValueError/TypeError otherwise)."""
+    """int, [px, py] or [x0, x1, y0, y1] -> (x0, x1, y0, y1) (TypeError for another type or
+    non-int entries, ValueError for another length)."""
     return _ops._parse_padding(padding, "upfirdn2d")
 
 
 def _get_filter_size(f) -> tuple[int, int]:
     """(taps along x, taps along y) of a 1-D or 2-D filter; (1, 1) for None."""
-    if f is not None and (not isinstance(f, torch.Tensor) or f.ndim not in (1, 2)):
+    if f is not None and not isinstance(f, torch.Tensor):
+        raise TypeError(f"upfirdn2d: f must be None or a 1-D or 2-D tensor; got {f!r:.80} of type {type(f).__name__}")
+    if f is not None and f.ndim not in (1, 2):
         raise ValueError(f"upfirdn2d: f must be None or a 1-D or 2-D tensor; got {f!r:.80}")
     fw, fh = _ops._filter_size(f)
     if fw < 1 or fh < 1:
