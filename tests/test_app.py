@@ -99,8 +99,12 @@ def test_fit_class_directions_point_towards_their_class():
     w = means[labels] + rng.randn(200, 6)
     dirs = editing.fit_class_directions(w, labels, {c: f"c{c}" for c in range(4)})
     assert list(dirs) == ["c0", "c1", "c2", "c3"]
+    # the fit's own normals, not scaled to unit length (ModelService.add_direction does that, and
+    # keeps this length as the direction's norm)
+    from alae_fast import edit
+    raw = edit.fit_class_directions(w, labels, {c: f"c{c}" for c in range(4)})
     for c, (name, d) in enumerate(dirs.items()):
-        assert np.linalg.norm(d) == pytest.approx(1.0)
+        assert np.array_equal(d, raw[name])
         proj = w @ d
         assert proj[labels == c].mean() > proj[labels != c].max() - 1e-9 or \
             (proj[labels == c].mean() > proj[labels != c].mean() + 2)
@@ -544,7 +548,8 @@ def test_direction_upload_adds_a_slider(digits_run):
         # refused, and editing still works
         for again in (np.linspace(-1, 1, 8), np.linspace(-1, 1, 8) * 3.5):
             status, body = S.post(srv.url + "api/directions?name=again", _npy(again), raw=True)
-            assert status == 400 and "same vector as direction 'mine'" in body["error"]
+            assert status == 400 and "lies along direction 'mine'" in body["error"]
+            assert "the same direction" in body["error"]
         assert len(S.get(srv.url + "api/info")[1]["directions"]) == 11
         status, edited = S.post(srv.url + "api/edit", {"w": enc["w"], "amounts": enc["values"]})
         assert status == 200
@@ -1215,9 +1220,12 @@ def test_class_and_pair_directions_come_grouped_and_a_unit_means_the_same_for_bo
         assert [d["name"] for d in dirs if d["kind"] == "pair"] == pairs
         assert len(dirs) == 55 and {d["kind"] for d in dirs} == {"class", "pair"}
         for d in dirs:
-            want = np.linalg.norm(raw[d["name"]]) if d["kind"] == "pair" else 1.0
-            assert d["norm"] == pytest.approx(want, rel=1e-9) and d["lo"] < d["hi"]
-        assert max(abs(d["norm"] - 1) for d in dirs) > 0.05, "the pairs' raw lengths should differ from 1"
+            if d["kind"] == "pair":
+                assert d["norm"] == pytest.approx(np.linalg.norm(raw[d["name"]]), rel=1e-9)
+            assert d["norm"] > 0 and d["lo"] < d["hi"]
+        # a class's norm is its fit's own length too (it was 1: the fit had been scaled before)
+        assert max(abs(d["norm"] - 1) for d in dirs if d["kind"] == "class") > 0.05
+        assert max(abs(d["norm"] - 1) for d in dirs if d["kind"] == "pair") > 0.05
 
         enc = S.post(srv.url + "api/encode", S.digit_png(3), raw=True)[1]
         w = np.asarray(enc["w"], dtype=np.float64)
@@ -1238,4 +1246,125 @@ def test_class_and_pair_directions_come_grouped_and_a_unit_means_the_same_for_bo
                 np.testing.assert_allclose(step, unit, atol=1e-4)
         # a pair direction uploaded again at another length is the same slider: refused
         status, body = S.post(srv.url + "api/directions?name=again", _npy(raw["3-8"] * 2), raw=True)
-        assert status == 400 and "same vector as direction '3-8'" in body["error"]
+        assert status == 400 and "lies along direction '3-8'" in body["error"]
+
+
+# --- directions scaled to unit length: what lies along one, what can be scaled --------------------
+
+@pytest.fixture(scope="module")
+def plain_service(digits_run):
+    import alae_fast
+    from alae_fast.app.service import ModelService
+
+    return ModelService.open(alae_fast.load(digits_run), fit_digits=False)
+
+
+def _fresh(svc):
+    from alae_fast.app.service import ModelService
+
+    return ModelService(svc.run)
+
+
+def test_a_direction_along_one_on_the_page_is_refused_whichever_way_and_however_stored(plain_service):
+    """The same line once scaled to unit length is one slider: a negative multiple (the opposite
+    direction), a float32 copy (as an upload of a float32 file gives), a copy with tiny noise; a
+    clearly different direction is still added. (Exact equality of the unit vectors had let all
+    of these through but a positive multiple.)"""
+    from alae_fast.app.service import SameLine
+
+    svc = _fresh(plain_service)
+    v = np.random.default_rng(3).normal(size=8)
+    svc.add_direction("v", v, source="test")
+    noise = np.random.default_rng(4).normal(size=8)
+    cases = {"minus": (-v, "opposite"), "minus 2.5": (-2.5 * v, "opposite"), "times 3": (3 * v, "same"),
+             "float32": (v.astype(np.float32), "same"), "noise": (v + 1e-9 * noise, "same"),
+             "float32 file": (parse_direction(_npy(v.astype(np.float32)), 8, "f32", scaled=True), "same")}
+    for name, (vec, how) in cases.items():
+        with pytest.raises(SameLine, match=f"lies along direction 'v'.*points in the {how} direction") as e:
+            svc.add_direction(name, vec, source="test")
+        assert e.value.other == "v" and e.value.how == f"the {how}", name
+    assert [d.name for d in svc.directions] == ["v"]
+    other = svc.add_direction("other", v + 0.5 * np.linalg.norm(v) * noise / np.linalg.norm(noise), source="test")
+    assert other.name == "other" and [d.name for d in svc.directions] == ["v", "other"]
+
+
+def test_any_finite_non_zero_length_is_scaled_to_one_without_under_or_overflow(plain_service):
+    """A direction's length does not matter on the page: 1e-170 and 1e170 times a vector give its
+    unit vector and their own length (np.linalg.norm had given 0 and infinity, with a
+    RuntimeWarning); only what cannot be scaled is refused."""
+    import warnings
+
+    v = np.random.default_rng(5).normal(size=8)
+    unit = v / np.linalg.norm(v)
+    for scale in (1e-170, 1e-14, 1e170, 1e300):
+        svc = _fresh(plain_service)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            d = svc.add_direction("d", v * scale, source="test")
+        np.testing.assert_allclose(d.vector, unit, rtol=1e-12, atol=1e-15)
+        assert d.norm == pytest.approx(np.linalg.norm(v) * scale, rel=1e-12) and d.lo < d.hi
+    svc = _fresh(plain_service)
+    for bad, said in ((np.zeros(8), "all zeros"), (np.full(8, np.nan), "NaN or infinity"),
+                      (np.full(8, 1.5e308), "length past float64's range")):
+        with pytest.raises(UserError, match=f"direction 'bad' .*{said}"):
+            svc.add_direction("bad", bad, source="test")
+    assert svc.directions == []
+
+
+def test_given_values_are_taken_along_the_vector_as_given_and_scaled_to_unit_length(plain_service):
+    """``values`` are projections on the vector as given (a fit's, of length 3 here): the
+    slider's limits are in units of the unit vector, a third of them."""
+    svc = _fresh(plain_service)
+    run = svc.run
+    v = np.random.default_rng(6).normal(size=8)
+    v *= 3 / np.linalg.norm(v)
+    with torch.no_grad():
+        w = run.model.mapping(torch.randn(300, 8, generator=torch.Generator().manual_seed(0))).double()
+    raw_values = editing.projections(w, run.model.w_avg.double().cpu(), torch.from_numpy(v).view(1, -1)).numpy()
+    d = svc.add_direction("fit", v, source="test", values=raw_values)
+    lo, hi = editing.slider_ranges(raw_values / 3)
+    assert (d.lo, d.hi) == (pytest.approx(float(lo[0])), pytest.approx(float(hi[0])))
+    raw_lo, raw_hi = editing.slider_ranges(raw_values)
+    assert abs(d.hi - d.lo) == pytest.approx(abs(float(raw_hi[0] - raw_lo[0])) / 3)
+
+
+def test_a_page_upload_is_refused_only_when_it_cannot_be_scaled(server):
+    """An upload is scaled to unit length: a short one (1e-14) or a long one (1e30) is a slider
+    like any other; `alae-fast edit`, which uses the raw vector, still refuses them."""
+    v = np.linspace(-1, 1, 8) + 0.3
+    for name, scale in (("tiny", 1e-14), ("vast", 1e30)):
+        status, body = S.post(server.url + f"api/directions?name={name}", _npy(v * scale), raw=True)
+        assert status == 200, body
+        assert body["directions"][-1]["norm"] == pytest.approx(np.linalg.norm(v) * scale, rel=1e-12)
+        assert S.post(server.url + f"api/directions?name={name}", None, method="DELETE")[0] == 200
+        v = v[::-1].copy()  # not along the first, so that both are added
+    with pytest.raises(UserError, match="too short to use"):
+        parse_direction(_npy(v * 1e-14), 8, "tiny")
+    with pytest.raises(UserError, match="overflow|beyond float32's range"):
+        parse_direction(_npy(v * 1e300), 8, "vast")
+    status, body = S.post(server.url + "api/directions?name=zero", _npy(np.zeros(8)), raw=True)
+    assert status == 400 and "all zeros" in body["error"]
+    status, body = S.post(server.url + "api/directions?name=inf", _npy(np.full(8, np.inf)), raw=True)
+    assert status == 400 and "NaN or infinity" in body["error"]
+
+
+def test_serve_skips_a_direction_file_along_an_earlier_one_and_says_which(digits_run, tmp_path, capsys):
+    """thick.npy = v and thick_x2.npy = 2v are one slider on the page: serve starts with the
+    first and prints which file it skipped, beside which, and why (it had refused to start,
+    naming neither file nor folder)."""
+    folder = tmp_path / "dirs"
+    folder.mkdir()
+    v = np.random.default_rng(7).normal(size=8)
+    np.save(folder / "thick.npy", v)
+    np.save(folder / "thick_x2.npy", 2 * v)
+    np.save(folder / "thick_neg.npy", -v)
+    np.save(folder / "other.npy", np.random.default_rng(8).normal(size=8))
+    with S.ServerThread(digits_run, directions=str(folder)) as srv:
+        info = S.get(srv.url + "api/info")[1]
+    out = capsys.readouterr().out
+    names = [d["name"] for d in info["directions"]]
+    assert names[:2] == ["other", "thick"] and "thick_x2" not in names and "thick_neg" not in names
+    assert f"--directions {folder}: skipped thick_x2.npy: it lies along thick.npy (the same direction" in out
+    assert f"--directions {folder}: skipped thick_neg.npy: it lies along thick.npy (the opposite direction" in out
+    assert "one slider does what both would" in out
+    assert any("skipped thick_x2.npy" in n for n in info["notes"])

@@ -3,9 +3,9 @@
 The arithmetic is :mod:`alae_fast.edit`'s (``alae-fast edit`` / ``alae-fast directions`` run the
 same): :func:`projections` is :func:`~alae_fast.edit.direction_coefficients`,
 :func:`apply_directions` is :func:`~alae_fast.edit.edit_w` in its 'absolute' mode (the demo's
-sliders) and :func:`fit_class_directions` is :func:`alae_fast.edit.fit_class_directions`, unit
-length. This module adds what the page needs around them: [K, D] matrices instead of named
-vectors, per-image amounts, the image's own styles above a cutoff, uploads, slider limits.
+sliders) and :func:`fit_class_directions` is :func:`alae_fast.edit.fit_class_directions`. This
+module adds what the page needs around them: [K, D] matrices instead of named vectors,
+per-image amounts, the image's own styles above a cutoff, uploads, slider limits.
 
 Official reference: podgorskiy/ALAE ``interactive_demo.py`` (Apache-2.0). For one image with
 w = E(x) and directions d_i (rows of ``directions``), the demo
@@ -24,8 +24,8 @@ equal w get exactly w' (the demo's result) and an edit at the image's own values
 
 With ``a_i = v_i`` (the sliders where the image put them) the edit is the identity, whatever
 the directions (unit length or not, orthogonal or not). The functions here take the vectors as
-given (official ``direction_*.npy`` files are LinearSVC normals of unit-free length; those fitted
-here are unit length); the page's service scales every direction to unit length before it uses
+given (official ``direction_*.npy`` files are LinearSVC normals of unit-free length, as are those
+fitted here); the page's service scales every direction to unit length before it uses
 them (:meth:`~.service.ModelService.add_direction`), so that a slider's unit is the same for all.
 """
 
@@ -40,7 +40,7 @@ import torch
 from .. import edit
 from ..errors import UserError
 
-__all__ = ["projections", "apply_directions", "load_directions",
+__all__ = ["projections", "apply_directions", "load_directions", "direction_files",
            "fit_class_directions", "slider_ranges"]
 
 
@@ -107,16 +107,24 @@ def apply_directions(w: torch.Tensor, w_avg: torch.Tensor, directions: torch.Ten
     return torch.where(layer < cutoff, moved, ws_original)
 
 
-def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np.ndarray]:
+def load_directions(folder: str | os.PathLike, latent_size: int, scaled: bool = False) -> dict[str, np.ndarray]:
     """Every ``*.npy`` in ``folder`` (sorted by name) as ``{name: [latent_size]}``, named as
     ``alae-fast edit --direction NAME`` finds the file: ``direction_<name>.npy`` (the official
     layout) is ``<name>``, an official CelebA-HQ index the label the official demo gives it
     (``direction_1.npy`` is ``smile``, :data:`~alae_fast.edit.OFFICIAL_DIRECTION_NAMES`), any
-    other file its stem.
+    other file its stem. ``scaled``: the vectors will be scaled to unit length (the page's), so
+    only what cannot be (all zero) is refused for its length (:func:`~alae_fast.edit.parse_direction`).
 
     Raises FileNotFoundError for a missing folder and UserError for a folder without .npy
     files, with one that does not load (see :func:`alae_fast.edit.parse_direction`), or with two
     files that take the same name (``smile.npy`` beside ``direction_smile.npy``)."""
+    return {name: vec for name, _, vec in direction_files(folder, latent_size, scaled)}
+
+
+def direction_files(folder: str | os.PathLike, latent_size: int, scaled: bool = False
+                    ) -> list[tuple[str, Path, np.ndarray]]:
+    """:func:`load_directions` with each direction's file: ``[(name, path, vector)]`` in the
+    files' order. Raises as that does."""
     root = Path(folder)
     if root.is_file():
         raise UserError(f"--directions: {str(root)!r} is a file; give the folder that holds the .npy files "
@@ -126,7 +134,7 @@ def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np
     files = sorted(root.glob("*.npy"), key=lambda p: (len(p.stem), p.stem))  # direction_2 before direction_10
     if not files:
         raise UserError(f"--directions: {str(root)!r} holds no .npy files")
-    out: dict[str, np.ndarray] = {}
+    out: list[tuple[str, Path, np.ndarray]] = []
     named: dict[str, Path] = {}
     for p in files:
         name = _direction_name(p.stem)
@@ -134,7 +142,7 @@ def load_directions(folder: str | os.PathLike, latent_size: int) -> dict[str, np
             raise UserError(f"--directions: {named[name].name} and {p.name} both name the direction {name!r}; "
                             f"keep one of them")
         named[name] = p
-        out[name] = edit.load_direction(p, latent_size)
+        out.append((name, p, edit.load_direction(p, latent_size, scaled=scaled)))
     return out
 
 
@@ -149,8 +157,9 @@ def fit_class_directions(w: np.ndarray, labels: np.ndarray, names: dict[int, str
                          ) -> dict[str, np.ndarray]:
     """One direction per class: :func:`alae_fast.edit.fit_class_directions` (one-vs-rest
     ``LinearSVC(C=1, dual=False)`` on latents ``w [N, D]`` with integer ``labels [N]``, as the
-    official ``find_principal_directions.py`` does per attribute, on W), each normal scaled to
-    unit length. Moving along it makes the image more like that class. Returns
+    official ``find_principal_directions.py`` does per attribute, on W), each normal at the
+    fit's own length (the page's service scales it to unit length, keeping that length as the
+    direction's ``norm``). Moving along it makes the image more like that class. Returns
     ``{name: [D] float64}`` in class order, named by ``names`` (default ``"class <id>"``)."""
     w = np.asarray(w, dtype=np.float64)
     labels = np.asarray(labels)
@@ -160,7 +169,7 @@ def fit_class_directions(w: np.ndarray, labels: np.ndarray, names: dict[int, str
     if classes.size < 2:
         raise ValueError(f"labels: need at least 2 classes, got {classes.tolist()}")
     named = {int(c): (names or {}).get(int(c), f"class {c}") for c in classes}
-    return {name: d / np.linalg.norm(d) for name, d in edit.fit_class_directions(w, labels, named).items()}
+    return dict(edit.fit_class_directions(w, labels, named))
 
 
 def slider_ranges(values: np.ndarray, widen: float = 0.5) -> tuple[np.ndarray, np.ndarray]:

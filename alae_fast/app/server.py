@@ -353,7 +353,8 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
 
         check_direction_name(name)
         async with _read_body(request, MAX_DIRECTION_BYTES, bodies) as data:
-            vec = parse_direction(data, service.latent_size, f"direction {name!r}")
+            # scaled: the page scales it to unit length, so its own length does not matter
+            vec = parse_direction(data, service.latent_size, f"direction {name!r}", scaled=True)
         d = await run_in_threadpool(service.add_direction, name, vec, "uploaded from the page", None, True)
         return {"name": d.name, "directions": service.info()["directions"]}
 

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from ..data.folder import LoadNotes
-from ..edit.apply import EDIT_LAYERS, MAX_AMOUNT
+from ..edit.apply import EDIT_LAYERS, MAX_AMOUNT, _length
 from ..edit.directions import parse_digit_pair
 from ..errors import UserError
 from ..inference.loading import LoadedRun, recorded_data_spec
@@ -60,8 +60,8 @@ from ..limits import MAX_ABS_W, MAX_REFINE_STEPS
 from . import editing
 from .uploads import DecodeSlots, check_upload_limit, decode_image
 
-__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "PSI_RANGE", "MAX_STEPS", "MAX_PAGE_REFINE_STEPS",
-           "DIRECTION_KINDS"]
+__all__ = ["ModelService", "Direction", "NotFound", "Conflict", "SameLine", "PSI_RANGE", "MAX_STEPS",
+           "MAX_PAGE_REFINE_STEPS", "DIRECTION_KINDS"]
 
 MAX_STEPS = 16
 # The most descent steps an upload's refinement may take on the page, below the CLI's and the
@@ -95,6 +95,15 @@ def _json_floats(values, name: str, too_large: str) -> list[float]:
 class NotFound(UserError):
     """A request names something the server does not hold (HTTP 404)."""
     status = 404
+
+
+class SameLine(UserError):
+    """A direction lies along one already on the page (:meth:`ModelService.add_direction`):
+    ``other``, that one's name; ``how``, ``"the same"`` or ``"the opposite"``."""
+
+    def __init__(self, message: str, other: str, how: str):
+        super().__init__(message)
+        self.other, self.how = other, how
 
 
 class Conflict(UserError):
@@ -143,8 +152,14 @@ class ModelService:
         ValueError naming it otherwise."""
         svc = cls(run, max_upload_bytes=check_upload_limit(max_upload_bytes, "max_upload_bytes", unit=1))
         if directions_dir is not None:
-            for name, vec in editing.load_directions(directions_dir, svc.latent_size).items():
-                svc.add_direction(name, vec, source=f"{directions_dir}")
+            files: dict[str, str] = {}  # a direction's name -> its file
+            for name, path, vec in editing.direction_files(directions_dir, svc.latent_size, scaled=True):
+                try:
+                    files[svc.add_direction(name, vec, source=f"{directions_dir}").name] = path.name
+                except SameLine as e:  # thick.npy beside thick_x2.npy: the page shows one slider, not two
+                    svc.notes.append(f"--directions {directions_dir}: skipped {path.name}: it lies along "
+                                     f"{files[e.other]} ({e.how} direction once both are scaled to unit length), so "
+                                     f"one slider does what both would")  # serve prints the notes
         spec = recorded_data_spec(run)
         trained_on_digits = spec.get("kind") == "digits" if spec else str(run.setup).startswith("digits")
         if fit_digits and trained_on_digits:
@@ -198,9 +213,11 @@ class ModelService:
                 (two different digits, as ``alae-fast directions`` names its pairs), else
                 ``"attribute"``.
 
-        Raises UserError for a vector of another length, zero or not finite, one along the same
-        line as a direction already on the page, or one whose slider values would pass the edit's
-        limit (±``MAX_AMOUNT``); ValueError for another ``kind``."""
+        Raises UserError for a vector of another size, or that cannot be scaled to unit length
+        (all zero, NaN or infinity, a length past float64's range), :class:`SameLine` (a
+        UserError) for one along the same line as a direction already on the page (the same or
+        the opposite direction: ``|cos| > 1 - 1e-6``), UserError for one whose slider values
+        would pass the edit's limit (±``MAX_AMOUNT``); ValueError for another ``kind``."""
         vector = np.asarray(vector, dtype=np.float64)
         if vector.shape != (self.latent_size,):
             raise UserError(f"direction {name!r} has {vector.size} values; this model's w has {self.latent_size}")
@@ -208,20 +225,34 @@ class ModelService:
             kind = "pair" if parse_digit_pair(name) else "attribute"
         if kind not in DIRECTION_KINDS:
             raise ValueError(f"kind: expected one of {DIRECTION_KINDS}; got {kind!r}")
-        norm = float(np.linalg.norm(vector))
-        if not math.isfinite(norm) or norm == 0:
-            raise UserError(f"direction {name!r} has length {norm:g}; expected a finite, non-zero vector")
-        unit = vector / norm
+        if not np.isfinite(vector).all():
+            raise UserError(f"direction {name!r} holds NaN or infinity; expected finite numbers")
+        # scaled by its largest value first (edit.apply._length): np.linalg.norm squares the values,
+        # which underflow to 0 for a vector of 1e-170s and overflow to infinity for one of 1e170s
+        largest = float(np.abs(vector).max())
+        if largest == 0:
+            raise UserError(f"direction {name!r} is all zeros; expected a vector of non-zero length")
+        scaled = vector / largest
+        unit = scaled / np.linalg.norm(scaled)
+        norm = _length(torch.from_numpy(vector))
+        if not math.isfinite(norm):  # /api/info reports it: JSON has no infinity
+            raise UserError(f"direction {name!r} has a length past float64's range (its largest value is "
+                            f"{largest:.3g}); expected a length below {np.finfo(np.float64).max:.3g}")
         values = self._typical_values(unit) if values is None else np.asarray(values, dtype=np.float64) / norm
         with self.directions_lock:
             return self._append_direction(Direction(name, unit, 0.0, 0.0, source, uploaded, kind, norm), values)
 
     def _append_direction(self, d: Direction, values: np.ndarray) -> Direction:
-        # unit vectors: a multiple of a direction on the page would be a second slider doing the same
-        same = next((o.name for o in self.directions if np.allclose(o.vector, d.vector, rtol=0, atol=1e-12)), None)
-        if same is not None:
-            raise UserError(f"direction {d.name!r} is the same vector as direction {same!r} once both are scaled to "
-                            f"unit length, already on the page")
+        # unit vectors: a multiple of a direction on the page, negative ones included, would be a
+        # second slider doing what that one does (the opposite way for a negative one); a float32
+        # copy or a vector plus tiny noise differs in the last bits, hence a cosine, not equality
+        for o in self.directions:
+            cos = float(o.vector @ d.vector)
+            if abs(cos) > 1 - 1e-6:
+                how = "the same" if cos > 0 else "the opposite"
+                raise SameLine(f"direction {d.name!r} lies along direction {o.name!r}, already on the page: it points "
+                               f"in {how} direction once both are scaled to unit length (cosine {cos:.7f}), so "
+                               f"{o.name!r}'s slider already does what it would", o.name, how)
         # the sliders send these values back as amounts: beyond the edit's limit every edit of
         # every image would be refused, so such a direction is refused here, once
         reach = float(np.abs(values).max()) if np.size(values) else 0.0

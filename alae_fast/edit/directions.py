@@ -54,16 +54,20 @@ def not_numpy(head: bytes) -> str | None:
     return "not a NumPy file: it does not begin with the .npy header; write directions with numpy.save"
 
 
-def parse_direction(data: bytes, latent_size: int, source: str) -> np.ndarray:
+def parse_direction(data: bytes, latent_size: int, source: str, scaled: bool = False) -> np.ndarray:
     """A direction from the bytes of a ``.npy`` file: float64 ``[latent_size]``. A ``[1,
     latent_size]`` row (what ``LinearSVC.coef_`` holds) is taken as that vector.
 
     The one set of rules for every way a direction comes in (``alae-fast edit``, ``serve
-    --directions``, the page's upload). Raises :class:`~alae_fast.errors.UserError` (a
-    ValueError) starting with ``source`` when the bytes are not a NumPy array (not ``.npy``,
-    truncated, an ``.npz``, pickled objects: ``allow_pickle=False``), not numbers, not a
-    vector of ``latent_size`` values, hold NaN or infinity, or cannot move a float32 w
-    (:func:`~alae_fast.edit.apply.direction_problem`: all zero, zero once in float32 as
+    --directions``, the page's upload). ``scaled`` (default False): the vector will be scaled to
+    unit length before use (the page's, ``serve``), so its length does not matter; False: it is
+    used as given (``alae-fast edit``), so it must move a float32 w as it is.
+
+    Raises :class:`~alae_fast.errors.UserError` (a ValueError) starting with ``source`` when
+    the bytes are not a NumPy array (not ``.npy``, truncated, an ``.npz``, pickled objects:
+    ``allow_pickle=False``), not numbers, not a vector of ``latent_size`` values, hold NaN or
+    infinity (in float64), are all zero, or, unless ``scaled``, cannot move a float32 w
+    (:func:`~alae_fast.edit.apply.direction_problem`: zero once in float32 as
     ``np.full(n, 1e-300)`` is, shorter than :func:`~alae_fast.edit.apply.shortest_direction`
     (1.19e-13), or past float32's range); ValueError when ``latent_size`` is not an int >= 1.
     """
@@ -88,6 +92,10 @@ def parse_direction(data: bytes, latent_size: int, source: str) -> np.ndarray:
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
         raise UserError(f"{source}: direction holds NaN or infinity")
+    if scaled:  # only its direction counts: all it needs is a length to divide by
+        if not arr.any():
+            raise UserError(f"{source}: direction is all zeros; expected a vector of non-zero length")
+        return arr
     # judged in float32, the dtype of every model's w that the direction will move
     problem = direction_problem(arr, torch.float32)
     if problem is not None:
@@ -110,13 +118,14 @@ def read_direction_file(path: str | os.PathLike) -> bytes:
         raise UserError(f"direction file {str(p)!r} cannot be read ({e.strerror or first_line(e)})") from None
 
 
-def load_direction(path: str | os.PathLike, latent_size: int) -> np.ndarray:
-    """A direction from a ``.npy`` file: :func:`parse_direction` of its bytes, messages starting
-    with the path. Raises UserError (a ValueError) as that does; FileNotFoundError for a missing
-    file and UserError for a folder or one that cannot be read (:func:`read_direction_file`);
+def load_direction(path: str | os.PathLike, latent_size: int, scaled: bool = False) -> np.ndarray:
+    """A direction from a ``.npy`` file: :func:`parse_direction` of its bytes (``scaled`` as
+    there), messages starting with the path. Raises UserError (a ValueError) as that does;
+    FileNotFoundError for a missing file and UserError for a folder or one that cannot be read
+    (:func:`read_direction_file`);
     ValueError when ``latent_size`` is not an int >= 1."""
     latent_size = _check_latent_size(latent_size)
-    return parse_direction(read_direction_file(path), latent_size, str(Path(path)))
+    return parse_direction(read_direction_file(path), latent_size, str(Path(path)), scaled=scaled)
 
 
 def save_direction(direction: np.ndarray, folder: str | os.PathLike, name: str) -> Path:
