@@ -415,6 +415,15 @@ def test_a_preset_made_for_other_data_says_it_trains_on_the_embedded_digits(tmp_
     assert ("data: no --data, so 'mnist-mlp' trains on the embedded digits (scikit-learn's 1797 images of 8x8, "
             "upscaled to 28x28), not on the data it is made for (MNIST's IDX files); 0.016 kimg: 0.011 passes over "
             "the 1500 digits trained on\n") in out, out
+    # a resumed run (no --kimg: the checkpoint's length) says the note too, and warns of nothing;
+    # its length is the run's, chosen when it began
+    resume = dict(progress=False, evaluate=False, threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_training(TrainOptions(out=str(tmp_path / "mnist"), resume=True, **resume))
+    out = capsys.readouterr().out
+    assert "data: no --data, so 'mnist-mlp' trains on the embedded digits" in out, out
+    assert "0.016 kimg: 0.011 passes over the 1500 digits trained on\n" in out, out
     run_training(TrainOptions(preset="digits-mlp", out=str(tmp_path / "digits"), **base))
     assert "data: no --data" not in capsys.readouterr().out  # the digits presets are made for them
 
@@ -498,6 +507,31 @@ def test_train_warns_at_the_start_of_a_preset_schedule_made_for_other_data(tmp_p
         main(["train", "--out", str(tmp_path / "d"), "--no-progress", "--threads", "1"])
     out, err = capsys.readouterr()
     assert "warning" not in err and "no --data" not in out and "training 'digits-32'" in out, (out, err)
+
+
+def test_every_run_of_a_preset_made_for_other_data_warns_through_the_python_api(tmp_path, monkeypatch):
+    # run_training(preset="mnist-mlp") twice in one process: the default filter shows a message
+    # from one line once, so the second run warned of nothing
+    import alae_fast.training.run as run_module
+
+    def started(*a, **k):
+        raise _Started
+
+    monkeypatch.setattr(run_module, "_loop", started)
+    tiny = dict(progress=False, threads=1, model_overrides={"encoder_hidden": [32], "generator_hidden": [32]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()
+        warnings.simplefilter("default")  # Python's own, once for each message and line
+        for name in ("a", "b"):
+            with pytest.raises(_Started):
+                run_training(TrainOptions(preset="mnist-mlp", out=str(tmp_path / name), **tiny))
+    said = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(said) == 2 and all("'mnist-mlp' trains on the embedded digits" in line for line in said), said
+    assert said[0] == said[1]
+    with warnings.catch_warnings():  # the user's filters still apply: "error" raises it
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(RuntimeWarning, match="'mnist-mlp' trains on the embedded digits"):
+            run_training(TrainOptions(preset="mnist-mlp", out=str(tmp_path / "c"), **tiny))
 
 
 def test_the_continue_line_repeats_how_the_run_was_launched(monkeypatch, tmp_path):

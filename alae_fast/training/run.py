@@ -33,6 +33,7 @@ import math
 import os
 import random
 import shlex
+import sys
 import time
 import warnings
 from collections import defaultdict
@@ -357,8 +358,14 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
         if not warn:
             say(line)
         elif ctx.is_main:  # a line for the run, not one a rank (say speaks on rank 0 only)
-            # on stderr through the CLI ("alae-fast: warning: ..."), catchable from the Python API
-            warnings.warn(line, RuntimeWarning, stacklevel=2)
+            # on stderr through the CLI ("alae-fast: warning: ..."), catchable from the Python API.
+            # warnings.warn's registry shows a message from one line once a process (the default
+            # filter), so a second run_training of the preset said nothing: with no registry
+            # every run warns, and the user's filters ("error", "ignore", "once") still apply
+            caller = sys._getframe(1)
+            warnings.warn_explicit(line, RuntimeWarning, caller.f_code.co_filename, caller.f_lineno,
+                                   module=caller.f_globals.get("__name__"), registry=None,
+                                   module_globals=caller.f_globals)
     n_show = 16
     run.show_real = dataset.get_batch(torch.arange(min(n_show, len(dataset))))[0]
     return run
