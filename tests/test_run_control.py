@@ -450,17 +450,17 @@ def test_every_preset_made_for_other_data_warns_of_its_schedule_on_the_digits(tm
         line, warn = said
         assert warn, name
         warned.add(name)
-        if preset.data is None:  # a preset a test registered, which says no data: said as such
-            assert "but its schedule was made for other data: its " in line and \
-                line.endswith(", or --data DIR with the data it was made for"), line
+        if preset.data is None:  # a preset another test registered, which says no data: checked below
             continue
         here = f"{plan.total / 1500:,.0f} passes over the 1500 digits trained on here"
         assert f"its {plan.total_kimg:g} kimg are " in line and here in line, line
         like, kimg = ("digits-mlp", 120) if isinstance(plan.setup.model_config, MLPALAEConfig) else ("digits-32", 68)
         assert line.endswith(f"give --kimg N (--preset {like}, made for them, trains {kimg} kimg), or --data DIR "
                              f"with {preset.data}"), line
-        # the official configs' data set sizes: the passes over them are their epochs
-        assert f"made for {preset.data} ({preset.data_images:,} training images)" in line, line
+        # the official configs' data set sizes (the passes over them are their epochs), photos-32's
+        # tuning folder's: the count the schedule was sized to, not one of any folder of the data
+        assert f"made for {preset.data} and sized to the {preset.data_images:,} training images it was tuned " \
+               f"on: its " in line, line
         # a length given, or a resumed run's: the note alone
         plan = _plan(TrainOptions(preset=name, out=str(tmp_path / name), kimg=1.5), ctx, lambda *a, **k: None)
         line, warn = _embedded_digits_said(plan, digits, 1500)
@@ -472,10 +472,31 @@ def test_every_preset_made_for_other_data_warns_of_its_schedule_on_the_digits(tm
     plan = _plan(TrainOptions(preset="mnist-mlp", out=str(tmp_path / "m")), ctx, lambda *a, **k: None)
     assert _embedded_digits_said(plan, digits, 1500) == (
         "no --data, so 'mnist-mlp' trains on the embedded digits (scikit-learn's 1797 images of 8x8, upscaled to "
-        "28x28), but its schedule was made for MNIST's IDX files (60,000 training images): its 6000 kimg are 100 "
-        "passes over those and 4,000 passes over the 1500 digits trained on here; for a run sized to these digits "
-        "give --kimg N (--preset digits-mlp, made for them, trains 120 kimg), or --data DIR with MNIST's IDX files",
-        True)
+        "28x28), but its schedule was made for MNIST's IDX files and sized to the 60,000 training images it was "
+        "tuned on: its 6000 kimg are 100 passes over those and 4,000 passes over the 1500 digits trained on here; for "
+        "a run sized to these digits give --kimg N (--preset digits-mlp, made for them, trains 120 kimg), or --data "
+        "DIR with MNIST's IDX files", True)
+    plan = _plan(TrainOptions(preset="photos-32", out=str(tmp_path / "p")), ctx, lambda *a, **k: None)
+    line, _ = _embedded_digits_said(plan, digits, 1500)
+    assert ("but its schedule was made for a folder of colour photos and sized to the 135 training images it was "
+            "tuned on: its 140 kimg are 1,037 passes over those") in line, line
+    # a preset registered without data: the code does not know what data it was made for, and says so
+    from alae_fast.models.presets import _PRESETS, register_preset
+    mnist = get_preset("mnist-mlp")
+    register_preset("test-no-data", mnist.config, "mnist-mlp's model and schedule, no data said",
+                    schedule=mnist.schedule, kimg=3)
+    try:
+        plan = _plan(TrainOptions(preset="test-no-data", out=str(tmp_path / "n")), ctx, lambda *a, **k: None)
+        line, warn = _embedded_digits_said(plan, digits, 1500)
+        assert warn and ("upscaled to 28x28), but this preset does not say what data its schedule was made for: its "
+                         "3 kimg are 2 passes over the 1500 digits trained on here; ") in line, line
+        assert line.endswith("trains 120 kimg), or --data DIR") and "other data" not in line, line
+        plan = _plan(TrainOptions(preset="test-no-data", out=str(tmp_path / "n"), kimg=1.5), ctx, lambda *a, **k: None)
+        line, warn = _embedded_digits_said(plan, digits, 1500)
+        assert not warn and line.startswith("data: no --data, so 'test-no-data' trains on the embedded digits (") and \
+            "(this preset does not say what data it was made for); 1.5 kimg" in line, line
+    finally:
+        _PRESETS.pop("test-no-data", None)
 
 
 class _Started(Exception):

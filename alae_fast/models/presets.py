@@ -103,8 +103,9 @@ def register_preset(name: str, config: ModelConfig, description: str = "", *, sc
             :data:`EMBEDDED_DIGITS` for the digits ``alae-fast train`` reads without --data).
             None: not said. A run of it on the embedded digits is warned that its schedule was
             made for this, unless it is :data:`EMBEDDED_DIGITS`.
-        data_images: how many training images ``data`` holds (an int >= 1; None: not said),
-            for the warning's count of passes over them.
+        data_images: how many training images its schedule was sized to, those of ``data`` or
+            those it was tuned on where ``data`` is any folder (an int >= 1; None: not said), for
+            the warning's count of passes over them.
 
     Raises ValueError for a bad or taken name or a ``data_images`` < 1, TypeError for a config
     that is no ModelConfig, a description or ``data`` that is no str, or a ``data_images`` that

@@ -146,18 +146,26 @@ def _embedded_digits_said(plan: _Plan, spec, trained: int) -> tuple[str, bool] |
     digits = f"the embedded digits (scikit-learn's 1797 images of 8x8, upscaled to {res}x{res})"
     here = f"{_passes(plan.total, trained)} over the {trained} digits trained on"
     if plan.opts.kimg is not None or plan.ckpt_state is not None:
-        return (f"data: no --data, so {name!r} trains on {digits}, not on the data it is made for"
-                f"{f' ({data})' if data else ''}; {plan.total_kimg:g} kimg: {here}"), False
-    made = data or "other data"
+        made = (f", not on the data it is made for ({data})" if data
+                else " (this preset does not say what data it was made for)")
+        return f"data: no --data, so {name!r} trains on {digits}{made}; {plan.total_kimg:g} kimg: {here}", False
+    # a preset that names no data (data=None, one a user registered) may still have been made for
+    # the digits, for all this code knows: said as not known, not as "other data"
+    made = (f"its schedule was made for {data}" if data
+            else "this preset does not say what data its schedule was made for")
     if preset is not None and preset.data_images:
-        made += (f" ({preset.data_images:,} training images): its {plan.total_kimg:g} kimg are "
-                 f"{_passes(plan.total, preset.data_images)} over those and {here} here")
+        # the count its schedule was sized to, which need not be the count of the data named
+        # (photos-32: any folder of photos, tuned on the repository's 135 tiles)
+        made += (f" and sized to the {preset.data_images:,} training images it was tuned on: its "
+                 f"{plan.total_kimg:g} kimg are {_passes(plan.total, preset.data_images)} over those and {here} "
+                 f"here")
     else:
         made += f": its {plan.total_kimg:g} kimg are {here} here"
     like = _digits_preset_like(plan.setup.model_config)
     sized = f" (--preset {like}, made for them, trains {pick_setup(like).kimg:g} kimg)" if like is not None else ""
-    return (f"no --data, so {name!r} trains on {digits}, but its schedule was made for {made}; for a run sized to "
-            f"these digits give --kimg N{sized}, or --data DIR with {data or 'the data it was made for'}"), True
+    data_flag = f"--data DIR with {data}" if data else "--data DIR"
+    return (f"no --data, so {name!r} trains on {digits}, but {made}; for a run sized to these digits give "
+            f"--kimg N{sized}, or {data_flag}"), True
 
 
 def _held_out_note(dataset) -> str | None:
