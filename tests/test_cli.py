@@ -748,8 +748,9 @@ def test_reconstruct_titles_each_pair_with_its_file_name(mlp_run, tmp_path, caps
                  "q/photo_of_my_handwritten_seven.png", "digit_from_my_phone_camera_01.png", "z.png"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         files.append(shutil.copy(digit, tmp_path / name))
-    titles = ["seven.png (1)", "seven.png (2)", "photo_of_...even.png (1)", "photo_of_...even.png (2)",
-              "digit_fro...a_01.png", "z.png"]
+    # the same names in two folders: told apart by their folders (numbers said nothing of which)
+    titles = ["x/seven.png", "y/seven.png", "p/photo_o...even.png", "q/photo_o...even.png", "digit_fro...a_01.png",
+              "z.png"]
     drawn = []
     real = pictures.save_labelled_grid
 
@@ -768,6 +769,9 @@ def test_reconstruct_titles_each_pair_with_its_file_name(mlp_run, tmp_path, caps
         said = capsys.readouterr().out
         assert "wrote 6 originals beside their reconstructions" in said and \
             "(a row each, titled with its file's name)" in said, said
+        # and each row's file in full, in one line below
+        assert said.splitlines()[-1] == "rows, top to bottom: " + "; ".join(
+            f"{k} {t!r}: {f}" for k, (t, f) in enumerate(zip(titles, files), 1)), said
         with Image.open(out) as im:
             assert im.size == pairs_grid_size(6, 32, 32, scale=display_scale(32), per_pair=len(columns),
                                               row_titles=titles)

@@ -346,6 +346,12 @@ def test_edit_and_directions_commands(toy_run, tmp_path, capsys):
     assert titled == [(["one.png", "aaaaaaaaa...aaaa.png"],
                        ["3-8 -4\n0-1 +1.5", "3-8 -2\n0-1 +0.75", "3-8 +0\n0-1 +0", "3-8 +2\n0-1 -0.75",
                         "3-8 +4\n0-1 -1.5"], [5, 5])]
+    # the rows' files in full on stdout, once, below the wrote line: a cut title, or one the
+    # picture's font cannot draw (日本語.png came out as empty boxes), still names its file
+    said = capsys.readouterr().out.splitlines()
+    legend = [line for line in said if line.startswith("rows, top to bottom: ")]
+    assert legend == [f"rows, top to bottom: 1 'one.png': {img}; 2 'aaaaaaaaa...aaaa.png': {long_name}"], said
+    assert said[-1] == legend[0] and said[-2].startswith("wrote 2 strips of 5 images")
     # the built-in pair and the written file are the same fit
     from alae_fast.edit.commands import resolve_directions
     from alae_fast.inference.loading import load_run
@@ -571,5 +577,21 @@ def test_edit_titles_are_exact_distinct_and_fit():
         titles = _edit_titles({"a": 40.0}, steps)
         assert len(set(titles)) == steps, steps
     assert _edit_titles({"a_long_direction_name": 1.0}, 3) == ["a_lon...name -1", "a_lon...name +0", "a_lon...name +1"]
-    # the same file name in two folders: numbered, not two rows of the same title
-    assert _file_titles(["a/img.png", "b/img.png", "c.png"]) == ["img.png (1)", "img.png (2)", "c.png"]
+    # the same file name in two folders: told apart by the folders, as few as do it
+    assert _file_titles(["a/img.png", "b/img.png", "c.png"]) == ["a/img.png", "b/img.png", "c.png"]
+    assert _file_titles(["r/a/b/img.png", "r/c/b/img.png", "d/img.png", "e.png"]) == \
+        ["a/b/img.png", "c/b/img.png", "d/img.png", "e.png"]
+    assert _file_titles(["/abs/x/img.png", "img.png"]) == ["x/img.png", "img.png"]  # no "//"
+    # a title that is another file's name: the folders still tell them apart ('a.png (1)' was twice)
+    assert _file_titles(["x/a.png", "y/a.png", "a.png (1)"]) == ["x/a.png", "y/a.png", "a.png (1)"]
+    # nothing to tell them apart (one file twice, or a cut that makes two alike): numbers no
+    # title has, until every title is unique
+    for images in (["a.png", "a.png", "a.png (1)"], ["a.png", "./a.png", "a.png (1)", "a.png (2)"],
+                   ["a" * 30 + "1.png", "a" * 30 + "2.png", "b/" + "a" * 30 + "1.png"],
+                   [f"{k}/{'x' * 25}.png" for k in range(12)] + ["x.png (1)", "x.png", "x.png"]):
+        titles = _file_titles(images)
+        assert len(set(titles)) == len(titles), titles
+    assert _file_titles(["a.png", "a.png", "a.png (1)"]) == ["a.png (2)", "a.png (3)", "a.png (1)"]
+    # one file twice beside another of its name: the folder tells the other, a number the twice
+    assert _file_titles(["x/a.png", "x/a.png", "y/a.png"]) == ["x/a.png (1)", "x/a.png (2)", "y/a.png"]
+    assert _file_titles(["/r/x/a.png"] * 3) == ["a.png (1)", "a.png (2)", "a.png (3)"]

@@ -200,3 +200,42 @@ def test_every_writer_checks_scale_and_titles(tmp_path, titles):
                                          r"got 'ab'$"):
         save_pairs_grid(x, x, tmp_path / "p.png", titles="ab")  # not the titles 'a' and 'b'
     assert not list(tmp_path.iterdir())
+
+
+def test_row_titles_may_be_any_iterable_of_strings(tmp_path):
+    # a generator was used up by the check of its items, then refused as "got 0" titles
+    from alae_fast.inference.pictures import save_pairs_grid
+
+    x = torch.zeros(2, 1, 6, 5)
+    sizes = []
+    for titles in (["a", "b"], (t for t in ["a", "b"]), iter(("a", "b"))):
+        assert pairs_grid_size(2, 6, 5, row_titles=(t for t in ["a", "b"])) == pairs_grid_size(2, 6, 5, row_titles=["a", "b"])
+        path = save_pairs_grid(x, x, tmp_path / "p.png", row_titles=titles)
+        with Image.open(path) as im:
+            sizes.append(im.size)
+    assert sizes[0] == sizes[1] == sizes[2] == pairs_grid_size(2, 6, 5, row_titles=["a", "b"])
+    for bad in ((t for t in ["a", 3]), 5, "ab"):
+        with pytest.raises(ValueError, match=r"^row_titles: expected 2 strings \(one a pair\), or None; got "):
+            pairs_grid_size(2, 6, 5, row_titles=bad)
+
+
+def test_reconstructs_titled_size_is_pairs_grid_size_and_its_bound_past_4096_titles():
+    # reconstruct sized its file-titled picture through _labelled_size, a second copy of
+    # save_pairs_grid's layout; now pairs_grid_size itself, skipped past 4096 titles where the
+    # tiles alone are too large (each title is measured, ~0.3 ms)
+    from alae_fast.cli.pictures import _bounded_size, _fits
+    from alae_fast.inference.pictures import display_scale
+
+    res, scale = 32, display_scale(32)
+    for per in (2, 3):
+        for count in (1, 7, 4094 - per, 4096 - per, 4097 - per, 5000):
+            names = [f"file_{k:05d}.png" for k in range(count)]
+            exact = pairs_grid_size(count, res, res, scale=scale, per_pair=per, row_titles=names)
+            size, is_exact = _bounded_size(count, per, res, scale, 2 * scale,
+                                           lambda: pairs_grid_size(count, res, res, scale=scale, per_pair=per,
+                                                                   row_titles=names))
+            if count + per <= 4096:
+                assert is_exact and size == exact, (per, count)
+            else:  # the lower bound: as refused as the exact size, and no larger
+                assert not is_exact and not _fits(size) and not _fits(exact), (per, count)
+                assert size[0] <= exact[0] and size[1] <= exact[1], (per, count, size, exact)

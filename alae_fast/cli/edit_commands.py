@@ -10,7 +10,8 @@ from .._words import plural as _plural
 from ..errors import UserError
 from . import runs
 from .options import _check_noise_seed, _noise_said, _refine_lr_named, _refine_options, _say_refining
-from .pictures import _check_picture_size, _display_scale, _edit_titles, _file_titles, _labelled_size, _tiles_said
+from .pictures import (_check_picture_size, _display_scale, _edit_titles, _file_titles, _labelled_size,
+                       _rows_legend, _tiles_said)
 from .runs import _out, _run_folder
 
 
@@ -75,6 +76,9 @@ def _cmd_edit(args) -> int:
                               _out(args, run, "edit.png"), rows, _edit_titles(amounts, args.steps), scale=scale)
     moves = ", ".join(f"{k} {-a:+g}..{a:+g}" for k, a in amounts.items())
     print(f"wrote {_plural(count, 'strip')} of {args.steps} images ({moves}){_noise_said(args)} to {path}")
+    legend = _rows_legend(rows, args.images)
+    if legend:
+        print(legend)
     return 0
 
 

@@ -10,8 +10,8 @@ from ..errors import UserError
 from . import runs
 from .options import (_check_noise_seed, _noise_said, _noise_seeded, _refine_lr_named, _refine_options,
                       _say_refining)
-from .pictures import (_check_picture_size, _display_scale, _file_titles, _interpolation_titles, _labelled_size,
-                       _style_mix_labels, _tiles_said)
+from .pictures import (_bounded_size, _check_picture_size, _display_scale, _file_titles, _interpolation_titles,
+                       _labelled_size, _rows_legend, _style_mix_labels, _tiles_said)
 from .runs import _out, _run_folder
 
 
@@ -135,7 +135,7 @@ def _cmd_reconstruct(args) -> int:
 
     from ..eval import reconstruction_mse
     from ..inference.loading import run_data
-    from ..inference.pictures import PAIR_TITLES, pairs_grid_size, save_pairs_grid
+    from ..inference.pictures import pairs_grid_size, save_pairs_grid
     from ..inference.pixels import load_image_files, prepare_images, to_display
 
     if args.images and (args.data is not None or args.n is not None):
@@ -155,7 +155,11 @@ def _cmd_reconstruct(args) -> int:
         save_pairs_grid's table, whose gaps grow with the images."""
         if names is None:
             return pairs_grid_size(count, res, res, scale=scale, per_pair=per), True
-        return _labelled_size(count, per, lambda: (names[:count], PAIR_TITLES[:per]), res, scale, padding=2 * scale)
+        # save_pairs_grid's own measure (padding 2, times scale), skipped past 4096 file titles
+        # whose tiles alone are too large, as other titled tables are (_bounded_size)
+        return _bounded_size(count, per, res, scale, 2 * scale,
+                             lambda: pairs_grid_size(count, res, res, scale=scale, per_pair=per,
+                                                     row_titles=names[:count]))
 
     def check(given: str, count: int, way) -> None:
         beside = "their reconstructions" if count != 1 else "its reconstruction"
@@ -198,6 +202,9 @@ def _cmd_reconstruct(args) -> int:
     print(f"wrote {_plural(x.shape[0], (what + ' ' if what else '') + 'original')} beside "
           f"{'their reconstructions' if x.shape[0] != 1 else 'its reconstruction'} G(E(x)){said}"
           f"{_noise_said(args)} to {path}" + (" (a row each, titled with its file's name)" if names else ""))
+    legend = _rows_legend(names, args.images) if names else None
+    if legend:
+        print(legend)
     return 0
 
 

@@ -72,15 +72,27 @@ def _labelled_size(rows: int, cols: int, titles, res: int, scale: int,
                    padding: int = 4) -> tuple[tuple[int, int], bool]:
     """((width, height), exact) of a ``save_labelled_grid`` table of ``rows`` x ``cols`` images of
     ``res`` x ``res`` enlarged ``scale`` times, ``padding`` pixels apart (default 4, the
-    writer's), its titles ``titles()`` (row, column). Measuring a title takes ~0.3 ms: past 4096
-    titles, a table whose tiles alone are too large is sized by that lower bound (exact False),
-    its titles never made (--steps 10**9 would need gigabytes)."""
-    from ..inference.pictures import labelled_grid_bound, labelled_grid_size
+    writer's), its titles ``titles()`` (row, column): past 4096 titles, a table whose tiles alone
+    are too large is sized by that lower bound (exact False, :func:`_bounded_size`), its titles
+    never made (--steps 10**9 would need gigabytes)."""
+    from ..inference.pictures import labelled_grid_size
+
+    return _bounded_size(rows, cols, res, scale, padding,
+                         lambda: labelled_grid_size(*titles(), res, res, scale, padding))
+
+
+def _bounded_size(rows: int, cols: int, res: int, scale: int, padding: int,
+                  exact) -> tuple[tuple[int, int], bool]:
+    """((width, height), exact) of a titled table of ``rows`` x ``cols`` tiles: ``exact()``, the
+    writer's own measure, or past 4096 titles, where its tiles alone are too large, their lower
+    bound (exact False). Each title is measured (~0.3 ms, Pillow), and a refusal sizes many
+    counts in its search for one that fits: 10**6 titles would take minutes to refuse."""
+    from ..inference.pictures import labelled_grid_bound
 
     bound = labelled_grid_bound(rows, cols, res, res, scale, padding)
     if not _fits(bound) and rows + cols > 4096:
         return bound, False
-    return labelled_grid_size(*titles(), res, res, scale, padding), True
+    return exact(), True
 
 
 def _tiles_said(count: int, res: int, scale: int, gap: int = 2) -> str:
@@ -130,16 +142,47 @@ def _cut_middle(text: str, width: int) -> str:
 
 
 def _file_titles(images: list[str], width: int = 20) -> list[str]:
-    """Row titles of the pictures of IMAGES (``edit``'s strips, ``reconstruct``'s pairs): each
-    file's name, its middle cut past ``width`` characters; a title two IMAGES share (the same
-    name in two folders) is numbered."""
+    """Row titles of the pictures of IMAGES (``edit``'s strips, ``reconstruct``'s pairs), one
+    for each and no two alike: each file's name, with as many of its parent folders as tell it
+    from the others of that name (``x/a.png``, ``y/a.png``), its middle cut past ``width``
+    characters; titles still alike (a file given twice, a cut that made two alike) are numbered
+    ``(1)``, ``(2)``, ... with numbers no other title has."""
     import collections
 
-    titles = [_cut_middle(Path(i).name, width) for i in images]
-    shared = collections.Counter(titles)
-    seen: collections.Counter[str] = collections.Counter()
+    # the folders below the anchor ("/" of an absolute path, which a join would double)
+    parts = [tuple(p for p in Path(i).parts if p != Path(i).anchor) or (i,) for i in images]
+    depth = [1] * len(images)
+    while True:
+        # the shortest tail of each path that no other path of the same title shares: the
+        # folders of files of one name, not a number that says nothing of which file it is
+        titles = ["/".join(p[-d:]) for p, d in zip(parts, depth)]
+        paths: dict[str, set] = collections.defaultdict(set)
+        for t, p in zip(titles, parts):
+            paths[t].add(p)
+        # only where another path has the title: one file given twice is not told apart by folders
+        longer = [i for i, t in enumerate(titles) if len(paths[t]) > 1 and depth[i] < len(parts[i])]
+        if not longer:
+            break
+        for i in longer:
+            depth[i] += 1
+    titles = [_cut_middle(t, width) for t in titles]
+    shared, taken = collections.Counter(titles), set(titles)
     for i, t in enumerate(titles):
-        seen[t] += 1
         if shared[t] > 1:
-            titles[i] = f"{t} ({seen[t]})"
+            # a number no title has yet ("a.png (1)" may be a file's own name)
+            k = 1
+            while f"{t} ({k})" in taken:
+                k += 1
+            titles[i] = f"{t} ({k})"
+            taken.add(titles[i])
     return titles
+
+
+def _rows_legend(titles: list[str], images: list[str]) -> str | None:
+    """A line that gives each file-titled row's file, top to bottom, where a title does not say it
+    in full: one cut, numbered or shortened to its name, or one with characters beyond ASCII,
+    which the picture's font may lack (CJK, emoji: empty boxes). None where every title is its
+    file's path as given, in ASCII."""
+    if all(t == i and t.isascii() for t, i in zip(titles, images)):
+        return None
+    return "rows, top to bottom: " + "; ".join(f"{k} {t!r}: {i}" for k, (t, i) in enumerate(zip(titles, images), 1))

@@ -98,9 +98,14 @@ def _pair_row_titles(row_titles, count: int, pairs_per_row: int | None, titles) 
     (a row title names one pair; a table of titled rows titles its columns too)."""
     if row_titles is None:
         return None
-    if isinstance(row_titles, str) or not all(isinstance(t, str) for t in row_titles):
+    if not isinstance(row_titles, str):
+        try:
+            # a list first: a generator's titles would be used up by the check below
+            row_titles = list(row_titles)
+        except TypeError:
+            pass
+    if not isinstance(row_titles, list) or not all(isinstance(t, str) for t in row_titles):
         raise ValueError(f"row_titles: expected {count} strings (one a pair), or None; got {row_titles!r}")
-    row_titles = list(row_titles)
     if len(row_titles) != count:
         raise ValueError(f"row_titles: expected {count} strings (one a pair); got {len(row_titles)}")
     if pairs_per_row not in (None, 1):
