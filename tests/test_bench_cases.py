@@ -22,7 +22,15 @@ def test_each_filtered_lrelu_case_runs_its_own_shape(monkeypatch):
     monkeypatch.setattr(bench_flrelu, "SHAPES", SMALL)
     monkeypatch.setattr(bench_flrelu, "SHAPES_2D", SMALL[1:2])
     cases = bench_flrelu.cases(torch.device("cpu"), quick=False, compile=False)
-    assert len(cases) == 2 * len(SMALL) + 1
+    assert len(cases) == 2 * len(SMALL) + 2
+    layout = cases.pop()
+    label, shape, up, down, padding = SMALL[0]
+    assert label in layout.name and layout.name.endswith("channels_last")
+    out = layout.candidates["fused"]()
+    assert out.is_contiguous(memory_format=torch.channels_last) and out.shape[:2] == shape[:2]
+    contiguous = layout.candidates["contiguous"]()
+    assert contiguous.is_contiguous() and torch.equal(contiguous, out)  # the same values, another layout
+    torch.testing.assert_close(layout.candidates["ref"](), out, rtol=1e-4, atol=1e-4)
     two_d = cases.pop()
     label, shape, up, down, padding = SMALL[1]
     assert label in two_d.name and "2-D fd" in two_d.name
