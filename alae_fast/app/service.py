@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from ..data.folder import LoadNotes
-from ..edit.apply import EDIT_LAYERS, MAX_AMOUNT, _length
+from ..edit.apply import EDIT_LAYERS, MAX_AMOUNT
 from ..edit.directions import parse_digit_pair
 from ..errors import UserError
 from ..inference.loading import LoadedRun, recorded_data_spec
@@ -227,14 +227,15 @@ class ModelService:
             raise ValueError(f"kind: expected one of {DIRECTION_KINDS}; got {kind!r}")
         if not np.isfinite(vector).all():
             raise UserError(f"direction {name!r} holds NaN or infinity; expected finite numbers")
-        # scaled by its largest value first (edit.apply._length): np.linalg.norm squares the values,
-        # which underflow to 0 for a vector of 1e-170s and overflow to infinity for one of 1e170s
+        # scaled by its largest value first, as edit.apply._length measures: np.linalg.norm squares
+        # the values, which underflow to 0 for a vector of 1e-170s and overflow for one of 1e170s
         largest = float(np.abs(vector).max())
         if largest == 0:
             raise UserError(f"direction {name!r} is all zeros; expected a vector of non-zero length")
         scaled = vector / largest
-        unit = scaled / np.linalg.norm(scaled)
-        norm = _length(torch.from_numpy(vector))
+        scaled_norm = float(np.linalg.norm(scaled))
+        unit = scaled / scaled_norm
+        norm = largest * scaled_norm
         if not math.isfinite(norm):  # /api/info reports it: JSON has no infinity
             raise UserError(f"direction {name!r} has a length past float64's range (its largest value is "
                             f"{largest:.3g}); expected a length below {np.finfo(np.float64).max:.3g}")
