@@ -211,6 +211,7 @@ def test_endpoints_on_a_digits_run(server, digits_run, tmp_path, capsys):
     status, js = S.get(url + "static/app.js")
     assert status == 200 and "api/encode" in js
     info = S.get(url + "api/info")[1]
+    assert info["api_version"] == 2  # unit-length directions: scripts built for raw amounts can tell
     assert info["resolution"] == 32 and info["channels"] == 1 and info["latent_size"] == 8
     names = [d["name"] for d in info["directions"]]
     assert names == [f"digit {c}" for c in range(10)]  # fitted from the embedded labels

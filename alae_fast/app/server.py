@@ -4,7 +4,8 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 
 - ``GET /`` the page, ``GET /static/*`` its script and style (from the package, never a path
   named by a request: StaticFiles refuses anything outside that folder);
-- ``GET /api/info`` model and directions (each: name, slider limits ``lo``/``hi``, ``source``,
+- ``GET /api/info`` ``api_version`` (``service.API_VERSION``, 2: raised when a route's numbers
+  change meaning), model and directions (each: name, slider limits ``lo``/``hi``, ``source``,
   ``removable``, ``kind``: class / pair / attribute, ``norm``: its length as given; every
   direction is used scaled to unit length, so values and amounts are components of w - w_avg);
 - ``POST /api/encode?refine_steps=N`` body = the image's bytes -> w, original, reconstruction,

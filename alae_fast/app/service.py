@@ -61,9 +61,15 @@ from . import editing
 from .uploads import DecodeSlots, check_upload_limit, decode_image
 
 __all__ = ["ModelService", "Direction", "NotFound", "Conflict", "SameLine", "PSI_RANGE", "MAX_STEPS",
-           "MAX_PAGE_REFINE_STEPS", "DIRECTION_KINDS"]
+           "MAX_PAGE_REFINE_STEPS", "DIRECTION_KINDS", "API_VERSION"]
 
 MAX_STEPS = 16
+# What /api/info reports as "api_version", for scripts that drive the routes: 2 since every
+# direction is scaled to unit length (2026-12-05, 6385c2d), so the amounts of /api/edit and the
+# values of /api/values are components of w - w_avg along unit vectors; 1 (no field) before,
+# when they were multiples of each direction as given. Raised whenever a route's numbers change
+# meaning.
+API_VERSION = 2
 # The most descent steps an upload's refinement may take on the page, below the CLI's and the
 # API's MAX_REFINE_STEPS (100000), as MAX_STEPS bounds an interpolation: the descent holds the
 # model (self.lock) from start to end, so every other request of every page waits for it. 100
@@ -305,7 +311,7 @@ class ModelService:
         """What the page needs to draw itself."""
         r = self.run
         # an official checkpoint does not record how long it trained (None: the page says so)
-        return {"setup": r.setup, "kimg": r.kimg, "resolution": r.phase.resolution,
+        return {"api_version": API_VERSION, "setup": r.setup, "kimg": r.kimg, "resolution": r.phase.resolution,
                 "channels": r.schedule.channels, "latent_size": self.latent_size, "num_ws": self.num_ws,
                 "lod": r.phase.lod, "checkpoint": r.path.name,
                 "style_levels": {k: [a, b - 1] for k, (a, b) in style_ranges(self.num_ws).items()}
