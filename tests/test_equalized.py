@@ -212,21 +212,23 @@ def test_set_impl_switches_nested_layers():
         set_impl(3, "ref")
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(in_features=0, out_features=3), "in_features"),
-    (dict(in_features=2, out_features=True), "out_features"),
-    (dict(in_features=2, out_features=3, act="gelu"), "act"),
-    (dict(in_features=2, out_features=3, lrmul=0.0), "lrmul"),
-    (dict(in_features=2, out_features=3, gain=-1.0), "gain"),
-    (dict(in_features=2, out_features=3, bias_lrmul=float("nan")), "bias_lrmul"),
-    (dict(in_features=2, out_features=3, clamp=-1.0), "clamp"),
-    (dict(in_features=2, out_features=3, impl="fast"), "impl"),
-    (dict(in_features=2, out_features=3, lrmul=np.array(True)), "lrmul"),
-    (dict(in_features=2, out_features=3, gain=np.array([1.0])), "gain"),
+@pytest.mark.parametrize("kwargs, match, exc", [
+    (dict(in_features=0, out_features=3), "in_features", ValueError),
+    (dict(in_features=2, out_features=True), "out_features", TypeError),
+    (dict(in_features=2, out_features=3, act="gelu"), "act", ValueError),
+    (dict(in_features=2, out_features=3, lrmul=0.0), "lrmul", ValueError),
+    (dict(in_features=2, out_features=3, gain=-1.0), "gain", ValueError),
+    (dict(in_features=2, out_features=3, bias_lrmul=float("nan")), "bias_lrmul", ValueError),
+    (dict(in_features=2, out_features=3, clamp=-1.0), "clamp", ValueError),
+    (dict(in_features=2, out_features=3, impl="fast"), "impl", ValueError),
+    (dict(in_features=2, out_features=3, lrmul=np.array(True)), "lrmul", TypeError),
+    (dict(in_features=2, out_features=3, gain=np.array([1.0])), "gain", TypeError),
 ])
-def test_linear_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_linear_bad_arguments(kwargs, match, exc):
+    # the ops' rule: the wrong type is a TypeError, a bad value of the right type a ValueError
+    with pytest.raises(exc, match=match) as e:
         EqualizedLinear(**kwargs)
+    assert e.type is exc
 
 
 def test_numpy_numbers_are_numbers():
@@ -236,7 +238,7 @@ def test_numpy_numbers_are_numbers():
     assert (a.lrmul, a.gain, a.bias_lrmul) == (b.lrmul, b.gain, b.bias_lrmul)
     assert all(type(v) is float for v in (a.lrmul, a.gain, a.bias_lrmul))
     assert PixelNorm(eps=np.array(1e-6)).eps == 1e-6
-    with pytest.raises(ValueError, match="PixelNorm: eps"):
+    with pytest.raises(TypeError, match="PixelNorm: eps"):
         PixelNorm(eps=np.array(True))
 
 

@@ -78,6 +78,14 @@ def _rows():
     for op, mod in (("setup_filter", ops), ("nvlabs.setup_filter", nvlabs)):
         add(op, "gain", lambda v, mod=mod: mod.setup_filter([1, 2], gain=v), REAL)
         add(op, "f", lambda v, mod=mod: mod.setup_filter(v), [("str", "ab", T), ("3-d", [[[1.0]]], V)])
+        add(op, "normalize", lambda v, mod=mod: mod.setup_filter([1, 2], normalize=v), BOOL)
+        add(op, "flip_filter", lambda v, mod=mod: mod.setup_filter([1, 2], flip_filter=v), BOOL)
+        add(op, "separable", lambda v, mod=mod: mod.setup_filter([1, 2], separable=v), [c for c in BOOL if c[0] != "None"])
+        add(op, "device", lambda v, mod=mod: mod.setup_filter([1, 2], device=v), [("int", 3, T), ("unknown", "nope", V)])
+    for op, mod in (("filter2d", ops), ("upsample2d", ops), ("downsample2d", ops)):
+        add(op, "flip_filter", lambda v, op=op: getattr(ops, op)(X, F4, flip_filter=v), BOOL)
+    add("no_weight_gradients", "disable", lambda v: nvlabs.torch_utils_ops.conv2d_gradfix.no_weight_gradients(v).__enter__(),
+        BOOL)
     for op, fn in (("filtered_lrelu", ops.filtered_lrelu), ("nvlabs.filtered_lrelu", nvlabs.filtered_lrelu)):
         add(op, "up", lambda v, fn=fn: fn(X, F4, F4, up=v, padding=8), INT_FACTOR)
         add(op, "down", lambda v, fn=fn: fn(X, F4, F4, down=v, padding=8), INT_FACTOR)
@@ -101,8 +109,7 @@ def _rows():
     for op, fn in (("modulated_conv2d", ops.modulated_conv2d), ("nvlabs.modulated_conv2d", nvlabs.modulated_conv2d)):
         add(op, "up", lambda v, fn=fn: fn(X, W, S, up=v, resample_filter=F4), INT_FACTOR)
         add(op, "down", lambda v, fn=fn: fn(X, W, S, down=v, resample_filter=F4), INT_FACTOR)
-        # (a padding that crops everything is refused by conv2d_resample, under its name)
-        add(op, "padding", lambda v, fn=fn: fn(X, W, S, padding=v), PADDING[:-1])
+        add(op, "padding", lambda v, fn=fn: fn(X, W, S, padding=v), PADDING)
         add(op, "demodulate", lambda v, fn=fn: fn(X, W, S, demodulate=v), BOOL)
         add(op, "fused_modconv", lambda v, fn=fn: fn(X, W, S, fused_modconv=v), BOOL)
     add("modulated_conv2d", "impl", lambda v: ops.modulated_conv2d(X, W, S, impl=v), CHOICE)
@@ -161,3 +168,153 @@ def test_scalar_kinds_are_accepted(gain):
         assert ops.conv2d_resample(X, W, F4, up=factor).shape == ops.conv2d_resample(X, W, F4, up=2).shape
         assert ops.filtered_lrelu(X, F4, F4, up=factor, padding=np.int64(8)).shape == \
             ops.filtered_lrelu(X, F4, F4, up=2, padding=8).shape
+
+
+# --- the layers: alae_fast.nn and the rosinality layers --------------------------------------------
+
+def _layer_rows():
+    from alae_fast import nn as ann
+
+    rows = []
+
+    def add(layer, arg, call, cases):
+        for case, value, exc in cases:
+            rows.append(pytest.param(call, value, exc, layer, arg, id=f"{layer}-{arg}-{case}"))
+
+    count = [("str", "4", T), ("None", None, T), ("bool", True, T), ("float", 4.0, T), ("zero", 0, V),
+             ("negative", -2, V)]
+    impl = CHOICE
+    add("FusedLeakyReLU", "channels", lambda v: ann.FusedLeakyReLU(v), count)
+    add("FusedLeakyReLU", "bias", lambda v: ann.FusedLeakyReLU(4, bias=v), BOOL)
+    add("EqualizedLinear", "in_features", lambda v: ann.EqualizedLinear(v, 3), count)
+    add("EqualizedLinear", "bias", lambda v: ann.EqualizedLinear(2, 3, bias=v), BOOL)
+    add("EqualizedLinear", "lrmul", lambda v: ann.EqualizedLinear(2, 3, lrmul=v), REAL + [("zero", 0.0, V)])
+    add("EqualizedLinear", "act", lambda v: ann.EqualizedLinear(2, 3, act=v), CHOICE)
+    add("EqualizedLinear", "impl", lambda v: ann.EqualizedLinear(2, 3, impl=v), impl)
+    add("EqualizedConv2d", "kernel_size", lambda v: ann.EqualizedConv2d(2, 3, v),
+        count + [("float-entry", (3, 3.0), T), ("length-3", (3, 3, 3), V)])
+    add("EqualizedConv2d", "padding", lambda v: ann.EqualizedConv2d(2, 3, 3, padding=v),
+        [("str", "1", T), ("None", None, T), ("float", 1.0, T), ("negative", -1, V)])
+    add("EqualizedConv2d", "stride", lambda v: ann.EqualizedConv2d(2, 3, 3, stride=v), count)
+    add("set_impl", "impl", lambda v: ann.set_impl(torch.nn.Linear(1, 1), v), CHOICE)
+    add("PixelNorm", "dim", lambda v: ann.PixelNorm(dim=v), [("str", "1", T), ("float", 1.0, T), ("bool", True, T)])
+    add("PixelNorm", "eps", lambda v: ann.PixelNorm(eps=v), EPS)
+    add("Blur", "kernel", lambda v: ann.Blur(kernel=v), [("str", "ab", T), ("3-d", [[[1.0]]], V), ("zero-sum", [1, -1], V)])
+    add("Blur", "pad", lambda v: ann.Blur(pad=v), [("str", "1", T), ("int", 1, T), ("float-entry", (1.5, 0), T),
+                                                   ("length-3", (1, 1, 1), V)])
+    add("Blur", "upsample_factor", lambda v: ann.Blur(upsample_factor=v), count)
+    add("Upsample", "factor", lambda v: ann.Upsample(factor=v), count)
+    add("Downsample", "factor", lambda v: ann.Downsample(factor=v), count)
+    add("NoiseInjection", "channels", lambda v: ann.NoiseInjection(v), count)
+    add("AdaIN", "channels", lambda v: ann.AdaIN(v, 8), count)
+    add("AdaIN", "w_dim", lambda v: ann.AdaIN(4, v), count)
+    add("AdaIN", "eps", lambda v: ann.AdaIN(4, 8, eps=v), EPS)
+    add("AdaIN", "impl", lambda v: ann.AdaIN(4, 8, impl=v), impl)
+    add("StyleBlock", "w_dim", lambda v: ann.StyleBlock(4, 4, v), count)
+    add("StyleBlock", "up", lambda v: ann.StyleBlock(4, 4, 8, up=v), [("int", 2, T), ("bool", True, T),
+                                                                      ("unknown", "bilinear", V)])
+    for flag in ("conv", "blur", "noise"):
+        add("StyleBlock", flag, lambda v, flag=flag: ann.StyleBlock(4, 4, 8, **{flag: v}), BOOL)
+    add("StyleBlock", "act", lambda v: ann.StyleBlock(4, 4, 8, act=v), CHOICE)
+    add("StyleBlock", "alpha", lambda v: ann.StyleBlock(4, 4, 8, alpha=v), REAL_OR_NONE)
+    add("StyleBlock", "eps", lambda v: ann.StyleBlock(4, 4, 8, eps=v), EPS)
+    add("StyleBlock", "impl", lambda v: ann.StyleBlock(4, 4, 8, impl=v), impl)
+    add("ModulatedConv2d", "kernel_size", lambda v: ann.ModulatedConv2d(4, 4, v, 8), count)
+    add("ModulatedConv2d", "up", lambda v: ann.ModulatedConv2d(4, 4, 3, 8, up=v), count)
+    add("ModulatedConv2d", "demodulate", lambda v: ann.ModulatedConv2d(4, 4, 3, 8, demodulate=v), BOOL)
+    add("ModulatedConv2d", "fused_modconv", lambda v: ann.ModulatedConv2d(4, 4, 3, 8, fused_modconv=v), BOOL)
+    add("ModulatedConv2d", "resample_filter", lambda v: ann.ModulatedConv2d(4, 4, 3, 8, up=2, resample_filter=v),
+        [("str", "ab", T), ("3-d", [[[1.0]]], V), ("zero-sum", [1, -1], V)])
+    add("ModulatedConv2d", "impl", lambda v: ann.ModulatedConv2d(4, 4, 3, 8, impl=v), impl)
+    add("ToRGB", "clamp", lambda v: ann.ToRGB(4, 8, clamp=v), CLAMP)
+    add("ToRGB", "resample_filter", lambda v: ann.ToRGB(4, 8, resample_filter=v), [("str", "ab", T),
+                                                                                    ("zero-sum", [1, -1], V)])
+    add("ToRGB", "out_channels", lambda v: ann.ToRGB(4, 8, out_channels=v), count)
+    add("FilteredLeakyReLU", "channels", lambda v: ann.FilteredLeakyReLU(v, None, None), count)
+    add("FilteredLeakyReLU", "bias", lambda v: ann.FilteredLeakyReLU(4, None, None, bias=v), BOOL)
+    add("FilteredLeakyReLU", "up", lambda v: ann.FilteredLeakyReLU(4, None, None, up=v), INT_FACTOR)
+    add("FilteredLeakyReLU", "padding", lambda v: ann.FilteredLeakyReLU(4, None, None, padding=v), PADDING[:-1])
+    add("FilteredLeakyReLU", "up_filter", lambda v: ann.FilteredLeakyReLU(4, v, None),
+        [("str", "ab", T), ("3-d", [[[1.0]]], V)])
+    add("FilteredLeakyReLU", "clamp", lambda v: ann.FilteredLeakyReLU(4, None, None, clamp=v), CLAMP)
+    add("rosinality.FusedLeakyReLU", "channel", lambda v: ros.FusedLeakyReLU(v), count)
+    add("rosinality.FusedLeakyReLU", "bias", lambda v: ros.FusedLeakyReLU(4, bias=v), BOOL)
+    add("rosinality.FusedLeakyReLU", "negative_slope", lambda v: ros.FusedLeakyReLU(4, negative_slope=v), REAL)
+    add("rosinality.make_kernel", "kernel", lambda v: ros.make_kernel(v), [("str", "ab", T), ("zero-sum", [1, -1], V)])
+    add("rosinality.Blur", "pad", lambda v: ros.Blur([1, 3, 3, 1], v), [("int", 1, T), ("length-3", (1, 1, 1), V),
+                                                                        ("float-entry", (1.5, 1), T)])
+    add("rosinality.Blur", "upsample_factor", lambda v: ros.Blur([1, 3, 3, 1], (1, 1), upsample_factor=v), count)
+    add("rosinality.Upsample", "factor", lambda v: ros.Upsample([1, 3, 3, 1], factor=v), count)
+    add("rosinality.Downsample", "factor", lambda v: ros.Downsample([1, 3, 3, 1], factor=v), count)
+    add("rosinality.EqualLinear", "in_dim", lambda v: ros.EqualLinear(v, 3), count)
+    add("rosinality.EqualLinear", "bias", lambda v: ros.EqualLinear(2, 3, bias=v), BOOL)
+    add("rosinality.EqualLinear", "lr_mul", lambda v: ros.EqualLinear(2, 3, lr_mul=v), REAL + [("zero", 0.0, V)])
+    add("rosinality.EqualConv2d", "kernel_size", lambda v: ros.EqualConv2d(2, 3, v), count)
+    add("rosinality.EqualConv2d", "padding", lambda v: ros.EqualConv2d(2, 3, 3, padding=v),
+        [("str", "1", T), ("float", 1.0, T), ("negative", -1, V)])
+    add("rosinality.EqualConv2d", "bias", lambda v: ros.EqualConv2d(2, 3, 3, bias=v), BOOL)
+    for flag in ("demodulate", "upsample", "downsample", "fused"):
+        add("rosinality.ModulatedConv2d", flag, lambda v, flag=flag: ros.ModulatedConv2d(4, 4, 3, 8, **{flag: v}), BOOL)
+    add("rosinality.ModulatedConv2d", "style_dim", lambda v: ros.ModulatedConv2d(4, 4, 3, v), count)
+    add("rosinality.ModulatedConv2d", "blur_kernel", lambda v: ros.ModulatedConv2d(4, 4, 3, 8, upsample=True,
+                                                                                    blur_kernel=v),
+        [("int", 3, T), ("str", "ab", T), ("zero-sum", [1, -1], V)])
+    return rows
+
+
+@pytest.mark.parametrize("call, value, exc, op, arg", _layer_rows())
+def test_layer_constructor_argument_type_or_value(call, value, exc, op, arg):
+    test_bad_argument_type_or_value(call, value, exc, op, arg)
+
+
+@pytest.mark.parametrize("flag", [np.True_, np.False_])
+def test_numpy_bools_are_bools(flag):
+    # a flag read from an array or a config: NumPy's bool is a bool, as torch's own arguments take it
+    torch.testing.assert_close(ops.setup_filter([1, 2], normalize=flag), ops.setup_filter([1, 2], normalize=bool(flag)))
+    torch.testing.assert_close(ops.upfirdn2d(X, F4, flip_filter=flag), ops.upfirdn2d(X, F4, flip_filter=bool(flag)))
+
+
+def test_setup_filter_flags_take_effect():
+    # what the refused strings would have done silently: "False" is truthy
+    f = [1.0, 2.0]
+    torch.testing.assert_close(ops.setup_filter(f, normalize=False), torch.tensor([[1.0, 2.0], [2.0, 4.0]]))
+    torch.testing.assert_close(ops.setup_filter(f, normalize=True, flip_filter=True),
+                               torch.tensor([[4.0, 2.0], [2.0, 1.0]]) / 9)
+    assert ops.setup_filter(f, separable=True).shape == (2,)
+    assert ops.setup_filter(f, device="cpu").device.type == "cpu"
+
+
+# Every argument combination below is refused by the composite op itself, under its own name:
+# none of its inner calls (conv2d_resample, upfirdn2d) may be the one to refuse it.
+_INNER = ("conv2d_resample", "upfirdn2d")
+
+
+def _composite_calls():
+    w1, w3 = torch.randn(4, 4, 1, 1), W
+    for up in (1, 2):
+        for down in (1, 2):
+            for w in (w1, w3):
+                for pad in (-9, -6, -5, -4, -3, -2, -1, [0, -7, 0, 0], [-6, 0, 1, 1], [0, 0, -8, 0]):
+                    yield ("modulated_conv2d", lambda w=w, up=up, down=down, pad=pad: ops.modulated_conv2d(
+                        X, w, S, up=up, down=down, padding=pad, resample_filter=F4))
+                    yield ("modulated_conv2d", lambda w=w, up=up, down=down, pad=pad: ops.modulated_conv2d(
+                        X, w, S, up=up, down=down, padding=pad, resample_filter=F4, fused_modconv=False))
+                    yield ("modulated_conv2d", lambda w=w, up=up, down=down, pad=pad: nvlabs.modulated_conv2d(
+                        X, w, S, up=up, down=down, padding=pad, resample_filter=F4))
+                    yield ("conv2d_resample", lambda w=w, up=up, down=down, pad=pad: ops.conv2d_resample(
+                        X, w, F4, up=up, down=down, padding=pad))
+    for pad in (-9, -5, -4, -3, [-8, 0], [0, -6, 0, 0]):
+        for name in ("filter2d", "upsample2d", "downsample2d"):
+            yield (name, lambda name=name, pad=pad: getattr(ops, name)(X, F4, padding=pad))
+            yield (name, lambda name=name, pad=pad: getattr(nvlabs, name)(X, F4, padding=pad))
+
+
+@pytest.mark.parametrize("op, call", list(_composite_calls()))
+def test_composite_ops_name_themselves(op, call):
+    try:
+        call()
+    except (TypeError, ValueError) as e:
+        message = str(e)
+        assert message.startswith(f"{op}: "), message
+        if op not in _INNER:
+            assert not any(message.startswith(f"{inner}:") for inner in _INNER), message

@@ -16,6 +16,13 @@ Semantics kept from that code base:
 - ``make_kernel`` normalises to sum 1; ``Upsample`` multiplies the kernel by factor**2.
 - ``EqualLinear`` stores weights divided by ``lr_mul`` and scales by ``lr_mul/sqrt(in_dim)``;
   with ``activation`` it runs ``fused_leaky_relu`` (slope 0.2, gain sqrt(2)) on the output.
+
+The layers check their constructor arguments as the ops do (:mod:`alae_fast.ops`): TypeError
+naming the layer and the argument for one of the wrong type (a float, bool or string where a
+size or factor is an int; a flag such as ``bias``, ``demodulate`` or ``upsample`` that is not a
+bool: rosinality's model.py passes bools; a string or None for a number; taps that are not
+numbers), ValueError for one of the right type with a bad value (a size or factor < 1, NaN or
+inf, ``lr_mul`` <= 0, a pad of another length, taps empty or summing to 0).
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import as_real, check_same, check_tensor, is_finite, is_int, said_kind
+from ..ops._dispatch import (as_real, check_bool, check_int, check_real, check_same, check_tensor, is_finite, is_int,
+                             said_kind, said_typed)
 from ..ops.bias_act import bias_act
 from ..ops.upfirdn2d import _check_filter, _out_size
 from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
@@ -54,9 +62,11 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
         if input.ndim < 2:
             raise ValueError(f"{op}: input must be [N, C, ...] (at least 2-D) with a bias; got "
                              f"{tuple(input.shape)}")
-        if not isinstance(bias, torch.Tensor) or bias.shape != (input.shape[1],):
+        if not isinstance(bias, torch.Tensor):
+            raise TypeError(f"{op}: bias must be a tensor [C] or None; got {type(bias).__name__}")
+        if bias.shape != (input.shape[1],):
             raise ValueError(f"{op}: bias must be 1-D of length input.shape[1] = {input.shape[1]}; got "
-                             f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__}")
+                             f"{tuple(bias.shape)}")
         check_same(bias, "bias", input, op, dtype=False, x_name="input")
         bias = bias.to(input.dtype)
 
@@ -72,12 +82,21 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
     return bias_act(input, bias, dim=1, act="lrelu", alpha=alpha, gain=real("scale", scale))
 
 
+def _size(value, name: str, layer: str) -> int:
+    return check_int(value, name, layer, minimum=1, what="a positive int")
+
+
 class FusedLeakyReLU(nn.Module):
     """rosinality's ``FusedLeakyReLU(channel, bias=True, negative_slope=0.2, scale=2**0.5)``."""
 
     def __init__(self, channel: int, bias: bool = True, negative_slope: float = 0.2, scale: float = 2 ** 0.5):
         super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channel)) if bias else None
+        name = "FusedLeakyReLU"
+        channel = _size(channel, "channel", name)
+        self.bias = nn.Parameter(torch.zeros(channel)) if check_bool(bias, "bias", name) else None
+        # checked as given, kept as given: fused_leaky_relu reads them at each call
+        check_real(negative_slope, "negative_slope", name)
+        check_real(scale, "scale", name)
         self.negative_slope = negative_slope
         self.scale = scale
 
@@ -147,12 +166,32 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
     return _upfirdn2d(input, kernel, up=up, down=down, padding=pad)
 
 
-def make_kernel(k) -> torch.Tensor:
-    """A 2-D FIR kernel normalised to sum 1 from 1-D taps (outer product) or 2-D taps."""
-    k = torch.as_tensor(k, dtype=torch.float32)
+def make_kernel(k, op: str = "make_kernel", name: str = "kernel") -> torch.Tensor:
+    """A 2-D FIR kernel normalised to sum 1 from 1-D taps (outer product) or 2-D taps.
+    TypeError for taps that are not numbers, ValueError for taps empty, more than 2-D or
+    summing to 0, naming ``op`` (the layer that was given them) and ``name`` (its argument)."""
+    try:
+        k = torch.as_tensor(k, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{op}: {name} must be 1-D or 2-D taps (numbers); got {type(k).__name__} ({e})") from None
+    if k.ndim not in (1, 2) or k.numel() == 0:
+        raise ValueError(f"{op}: {name} must be non-empty 1-D or 2-D taps; got shape {tuple(k.shape)}")
     if k.ndim == 1:
         k = k[None, :] * k[:, None]
+    if k.sum() == 0:
+        raise ValueError(f"{op}: {name} taps must not sum to 0 (they are normalised to sum 1)")
     return k / k.sum()
+
+
+def _pad(pad, layer: str) -> tuple:
+    """Blur's pad as rosinality's upfirdn2d takes it: (before, after) or (x0, x1, y0, y1) ints."""
+    if not isinstance(pad, (tuple, list)):
+        raise TypeError(f"{layer}: pad must be (before, after) or (x0, x1, y0, y1) ints; got {said_typed(pad)}")
+    if len(pad) not in (2, 4):
+        raise ValueError(f"{layer}: pad must be (before, after) or (x0, x1, y0, y1) ints; got {pad!r}")
+    if not all(is_int(p) for p in pad):
+        raise TypeError(f"{layer}: pad must hold ints; got {pad!r}")
+    return tuple(int(p) for p in pad)
 
 
 class Blur(nn.Module):
@@ -160,11 +199,12 @@ class Blur(nn.Module):
 
     def __init__(self, kernel, pad, upsample_factor: int = 1):
         super().__init__()
-        kernel = make_kernel(kernel)
+        kernel = make_kernel(kernel, "Blur")
+        upsample_factor = _size(upsample_factor, "upsample_factor", "Blur")
         if upsample_factor > 1:
             kernel = kernel * (upsample_factor ** 2)
         self.register_buffer("kernel", kernel)
-        self.pad = tuple(pad)
+        self.pad = _pad(pad, "Blur")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return upfirdn2d(input, self.kernel, pad=self.pad)
@@ -175,8 +215,8 @@ class Upsample(nn.Module):
 
     def __init__(self, kernel, factor: int = 2):
         super().__init__()
-        self.factor = factor
-        kernel = make_kernel(kernel) * (factor ** 2)
+        self.factor = factor = _size(factor, "factor", "Upsample")
+        kernel = make_kernel(kernel, "Upsample") * (factor ** 2)
         self.register_buffer("kernel", kernel)
         p = kernel.shape[0] - factor
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
@@ -190,8 +230,8 @@ class Downsample(nn.Module):
 
     def __init__(self, kernel, factor: int = 2):
         super().__init__()
-        self.factor = factor
-        kernel = make_kernel(kernel)
+        self.factor = factor = _size(factor, "factor", "Downsample")
+        kernel = make_kernel(kernel, "Downsample")
         self.register_buffer("kernel", kernel)
         p = kernel.shape[0] - factor
         self.pad = ((p + 1) // 2, p // 2)
@@ -206,6 +246,13 @@ class EqualLinear(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0, lr_mul: float = 1,
                  activation=None):
         super().__init__()
+        name = "EqualLinear"
+        in_dim, out_dim = _size(in_dim, "in_dim", name), _size(out_dim, "out_dim", name)
+        bias = check_bool(bias, "bias", name)
+        bias_init = check_real(bias_init, "bias_init", name)
+        lr_mul = check_real(lr_mul, "lr_mul", name)
+        if lr_mul <= 0:  # the weight is stored divided by it
+            raise ValueError(f"{name}: lr_mul must be > 0; got {lr_mul}")
         self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
         self.bias = nn.Parameter(torch.zeros(out_dim).fill_(bias_init)) if bias else None
         self.activation = activation
@@ -229,6 +276,11 @@ class EqualConv2d(nn.Module):
     def __init__(self, in_channel: int, out_channel: int, kernel_size: int, stride: int = 1, padding: int = 0,
                  bias: bool = True):
         super().__init__()
+        name = "EqualConv2d"
+        in_channel, out_channel = _size(in_channel, "in_channel", name), _size(out_channel, "out_channel", name)
+        kernel_size, stride = _size(kernel_size, "kernel_size", name), _size(stride, "stride", name)
+        padding = check_int(padding, "padding", name, minimum=0)
+        bias = check_bool(bias, "bias", name)
         self.weight = nn.Parameter(torch.randn(out_channel, in_channel, kernel_size, kernel_size))
         self.scale = 1 / math.sqrt(in_channel * kernel_size ** 2)
         self.stride = stride
@@ -255,6 +307,15 @@ class ModulatedConv2d(nn.Module):
                  demodulate: bool = True, upsample: bool = False, downsample: bool = False,
                  blur_kernel=(1, 3, 3, 1), fused: bool = True):
         super().__init__()
+        name = "ModulatedConv2d"
+        in_channel, out_channel = _size(in_channel, "in_channel", name), _size(out_channel, "out_channel", name)
+        kernel_size, style_dim = _size(kernel_size, "kernel_size", name), _size(style_dim, "style_dim", name)
+        demodulate, upsample, downsample, fused = (
+            check_bool(v, k, name) for k, v in (("demodulate", demodulate), ("upsample", upsample),
+                                                ("downsample", downsample), ("fused", fused)))
+        if not isinstance(blur_kernel, (tuple, list, torch.Tensor)):
+            raise TypeError(f"{name}: blur_kernel must be a sequence of taps; got {said_typed(blur_kernel)}")
+        make_kernel(blur_kernel, name, "blur_kernel")  # its taps refused under this layer's name, not Blur's
         self.eps = 1e-8
         self.kernel_size = kernel_size
         self.in_channel = in_channel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops._dispatch import check_real
+from ..ops._dispatch import check_bool, check_int, check_real
 from ..ops.bias_act import bias_act
 
 
@@ -20,15 +20,16 @@ class FusedLeakyReLU(nn.Module):
 
     Input [N, C, ...] of any float dtype; output of the same shape and memory format.
     negative_slope and scale are finite real numbers (Python, NumPy or 0-d tensors that do not
-    require grad); TypeError / ValueError naming them otherwise.
+    require grad). TypeError naming the argument for a channels that is not an int, a bias that
+    is not a bool, a negative_slope or scale that is not a real number; ValueError for channels
+    < 1, a NaN or infinite negative_slope or scale.
     """
 
     def __init__(self, channels: int, bias: bool = True, negative_slope: float = 0.2,
                  scale: float = 2 ** 0.5):
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"FusedLeakyReLU: channels must be a positive int; got {channels!r}")
-        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        channels = check_int(channels, "channels", "FusedLeakyReLU", minimum=1, what="a positive int")
+        self.bias = nn.Parameter(torch.zeros(channels)) if check_bool(bias, "bias", "FusedLeakyReLU") else None
         self.negative_slope = check_real(negative_slope, "negative_slope", "FusedLeakyReLU")
         self.scale = check_real(scale, "scale", "FusedLeakyReLU")
 

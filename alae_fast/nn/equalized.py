@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import as_real, said_real
+from ..ops._dispatch import as_real, check_bool, check_choice, check_int, is_int, said_real, said_typed
 from ..ops.bias_act import ACTIVATIONS, bias_act
 
 _SQRT2 = math.sqrt(2.0)
@@ -39,9 +39,10 @@ def set_impl(module: nn.Module, impl: str) -> nn.Module:
     The layers of ``alae_fast.nn`` read ``self.impl`` at each call, so this switches a whole
     model between the compiled kernels ('auto') and the PyTorch references ('ref') in place,
     e.g. ``set_impl(copy.deepcopy(model), 'ref')`` to compare the two. Returns ``module``.
+    TypeError for an ``impl`` that is not a string or a ``module`` that is not an nn.Module,
+    ValueError for another string.
     """
-    if impl not in IMPLS:
-        raise ValueError(f"set_impl: impl must be one of {IMPLS}; got {impl!r}")
+    check_choice(impl, "impl", IMPLS, "set_impl")
     if not isinstance(module, nn.Module):
         raise TypeError(f"set_impl: module must be a torch.nn.Module; got {type(module).__name__}")
     for m in module.modules():
@@ -50,22 +51,28 @@ def set_impl(module: nn.Module, impl: str) -> nn.Module:
     return module
 
 
+# The layers' argument checks follow the ops' rule (alae_fast.ops): TypeError for a value of the
+# wrong type (a float, bool or string for a count, a string or None for a number, a non-bool flag),
+# ValueError for one of the right type out of range, each naming the layer and the argument.
+
 def _positive_int(value, name: str, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive int; got {value!r}")
-    return value
+    return check_int(value, name, layer, minimum=1, what="a positive int")
 
 
 def _positive_real(value, name: str, layer: str) -> float:
     real = as_real(value)
-    if real is None or not math.isfinite(real) or real <= 0:
+    if real is None:
+        raise TypeError(f"{layer}: {name} must be a finite number > 0; got {said_typed(value)}")
+    if not math.isfinite(real) or real <= 0:
         raise ValueError(f"{layer}: {name} must be a finite number > 0; got {said_real(value)}")
     return float(real)
 
 
 def _real(value, name: str, layer: str) -> float:
     real = as_real(value)
-    if real is None or not math.isfinite(real):
+    if real is None:
+        raise TypeError(f"{layer}: {name} must be a finite number; got {said_typed(value)}")
+    if not math.isfinite(real):
         raise ValueError(f"{layer}: {name} must be a finite number; got {said_real(value)}")
     return float(real)
 
@@ -79,8 +86,8 @@ class _Equalized(nn.Module):
         lrmul = _positive_real(lrmul, "lrmul", layer)
         bias_lrmul = lrmul if bias_lrmul is None else _positive_real(bias_lrmul, "bias_lrmul", layer)
         bias_init = _real(bias_init, "bias_init", layer)
-        if not isinstance(act, str) or act not in ACTIVATIONS:
-            raise ValueError(f"{layer}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+        bias = check_bool(bias, "bias", layer)
+        check_choice(act, "act", ACTIVATIONS, layer)
         if act_alpha is not None:
             act_alpha = _real(act_alpha, "act_alpha", layer)
         if act_gain is not None:
@@ -89,8 +96,7 @@ class _Equalized(nn.Module):
             clamp = _real(clamp, "clamp", layer)
             if clamp < 0:
                 raise ValueError(f"{layer}: clamp must be >= 0 or None; got {clamp}")
-        if impl not in IMPLS:
-            raise ValueError(f"{layer}: impl must be one of {IMPLS}; got {impl!r}")
+        check_choice(impl, "impl", IMPLS, layer)
         self.gain, self.lrmul, self.bias_lrmul = gain, lrmul, bias_lrmul
         self.weight_gain = gain * lrmul / math.sqrt(fan_in)
         self.act, self.act_alpha, self.act_gain, self.clamp = act, act_alpha, act_gain, clamp
@@ -173,6 +179,11 @@ class EqualizedLinear(_Equalized):
     its dtype); output ``[..., out_features]`` of the same dtype.
     Parameters: ``weight [out_features, in_features]`` ~ N(0, 1/lrmul^2) and
     ``bias [out_features]`` = bias_init / bias_lrmul (or None).
+
+    Raises TypeError, naming the argument, for one of the wrong type (a float, bool or string
+    feature count; a string, None or bool for a number; a bias that is not a bool; an act or impl
+    that is not a string), ValueError for one of the right type with a bad value (a count < 1,
+    gain or lrmul <= 0, NaN or inf, a negative clamp, an unknown act or impl).
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
@@ -203,10 +214,20 @@ class EqualizedLinear(_Equalized):
 
 
 def _pair(value, name: str, layer: str, minimum: int) -> tuple[int, int]:
-    items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items):
-        raise ValueError(f"{layer}: {name} must be an int >= {minimum} or a pair of them; got {value!r}")
-    return int(items[0]), int(items[1])
+    """An int or a pair of ints, each >= ``minimum``: TypeError for another type or entries that
+    are not ints, ValueError for another length or an entry below ``minimum``."""
+    what = f"an int >= {minimum} or a pair of them"
+    if is_int(value):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{layer}: {name} must be {what}; got {said_typed(value)}")
+    if len(value) != 2:
+        raise ValueError(f"{layer}: {name} must be {what}; got {value!r}")
+    if not all(is_int(v) for v in value):
+        raise TypeError(f"{layer}: {name} must be {what}; got {value!r}")
+    if min(value) < minimum:
+        raise ValueError(f"{layer}: {name} must be {what}; got {value!r}")
+    return int(value[0]), int(value[1])
 
 
 def _conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: tuple[int, int],
@@ -252,6 +273,8 @@ class EqualizedConv2d(_Equalized):
     channels_last; output ``[N, out_channels, (H + 2*ph - kh)//sh + 1, (W + 2*pw - kw)//sw + 1]``
     of the same dtype, channels_last when the input is.
     Parameters: ``weight [out_channels, in_channels, kh, kw]`` ~ N(0, 1/lrmul^2), ``bias [out_channels]``.
+    Errors as ``EqualizedLinear``'s; kernel_size and stride (>= 1) and padding (>= 0) are an int or
+    a pair of ints (TypeError for another type, ValueError for another length or a smaller entry).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,

@@ -7,8 +7,9 @@ import math
 import torch
 from torch import nn
 
-from ..ops._dispatch import check_real
+from ..ops._dispatch import check_bool, check_int, check_real
 from ..ops.filtered_lrelu import filtered_lrelu
+from ..ops.upfirdn2d import _parse_padding
 
 
 def lowpass_filter(numtaps: int, cutoff: float, width: float, fs: float) -> torch.Tensor | None:
@@ -40,6 +41,21 @@ def synthesis_padding(in_size: int, out_size: int, up: int, down: int, up_taps: 
     return [lo, total - lo, lo, total - lo]
 
 
+def _taps(f, name: str, layer: str) -> torch.Tensor | None:
+    """Filter taps as a float32 tensor (None kept): TypeError naming ``layer`` and ``name`` for
+    taps that are not numbers, ValueError for taps empty or more than 2-D."""
+    if f is None:
+        return None
+    try:
+        t = torch.as_tensor(f, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{layer}: {name} must be 1-D or 2-D taps (numbers) or None; got {type(f).__name__} "
+                        f"({e})") from None
+    if t.ndim not in (1, 2) or t.numel() == 0:
+        raise ValueError(f"{layer}: {name} must be non-empty 1-D or 2-D taps or None; got shape {tuple(t.shape)}")
+    return t
+
+
 class FilteredLeakyReLU(nn.Module):
     """Bias, FIR upsampling, leaky ReLU and FIR downsampling: the nonlinearity of a
     StyleGAN3 synthesis layer (Karras et al., NeurIPS 2021), one ``filtered_lrelu`` call.
@@ -55,8 +71,12 @@ class FilteredLeakyReLU(nn.Module):
         bias: learn a per-channel bias, initialised to zero (default True).
 
     gain, slope and clamp are real numbers (Python, NumPy or 0-d tensors that do not require
-    grad; clamp may be +inf); TypeError / ValueError naming them otherwise, and filtered_lrelu's
-    own errors at the first call.
+    grad; clamp may be +inf). TypeError naming the argument for one of the wrong type (a
+    channels, up or down that is not an int, a padding that is not an int or a list of them,
+    filter taps that are not numbers, a bias that is not a bool, a gain, slope or clamp that is
+    not a real number), ValueError for one of the right type with a bad value (a count or factor
+    < 1, a padding of another length, filters empty or more than 2-D, NaN or inf, a negative
+    clamp); filtered_lrelu's own errors (naming filtered_lrelu) at a call with an x too small.
     Output [N, C, OH, OW] as filtered_lrelu gives it, in x's dtype and memory format.
     ``for_synthesis_layer`` builds one with StyleGAN3's filter design and padding.
     """
@@ -65,16 +85,18 @@ class FilteredLeakyReLU(nn.Module):
                  up: int = 2, down: int = 2, padding=0, gain: float = math.sqrt(2), slope: float = 0.2,
                  clamp: float | None = None, bias: bool = True):
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"FilteredLeakyReLU: channels must be a positive int; got {channels!r}")
-        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
-        self.register_buffer("up_filter", None if up_filter is None else torch.as_tensor(up_filter, dtype=torch.float32))
-        self.register_buffer("down_filter",
-                             None if down_filter is None else torch.as_tensor(down_filter, dtype=torch.float32))
-        self.up, self.down, self.padding = up, down, padding
         name = "FilteredLeakyReLU"
+        channels = check_int(channels, "channels", name, minimum=1, what="a positive int")
+        self.bias = nn.Parameter(torch.zeros(channels)) if check_bool(bias, "bias", name) else None
+        self.register_buffer("up_filter", _taps(up_filter, "up_filter", name))
+        self.register_buffer("down_filter", _taps(down_filter, "down_filter", name))
+        self.up, self.down = check_int(up, "up", name, minimum=1), check_int(down, "down", name, minimum=1)
+        _parse_padding(padding, name)  # checked here; kept as given, as filtered_lrelu takes it
+        self.padding = padding
         self.gain, self.slope = check_real(gain, "gain", name), check_real(slope, "slope", name)
         self.clamp = check_real(clamp, "clamp", name, none_ok=True, inf_ok=True)
+        if self.clamp is not None and self.clamp < 0:
+            raise ValueError(f"{name}: clamp must be >= 0 or None; got {self.clamp}")
 
     @classmethod
     def for_synthesis_layer(cls, channels: int, in_size: int, out_size: int, in_sampling_rate: float,
@@ -83,7 +105,9 @@ class FilteredLeakyReLU(nn.Module):
                             conv_kernel: int = 3, conv_clamp: float | None = 256, is_torgb: bool = False):
         """The nonlinearity of a StyleGAN3 synthesis layer from its sampling rates, cutoffs
         and transition half-widths (separable Kaiser lowpass filters; needs scipy). The
-        intermediate rate is max(in, out) rate times lrelu_upsampling (1 for ToRGB)."""
+        intermediate rate is max(in, out) rate times lrelu_upsampling (1 for ToRGB). TypeError
+        for an is_torgb that is not a bool; the constructor's errors otherwise."""
+        is_torgb = check_bool(is_torgb, "is_torgb", "FilteredLeakyReLU.for_synthesis_layer")
         tmp_rate = max(in_sampling_rate, out_sampling_rate) * (1 if is_torgb else lrelu_upsampling)
         up, down = int(round(tmp_rate / in_sampling_rate)), int(round(tmp_rate / out_sampling_rate))
         up_taps = filter_size * up if up > 1 and not is_torgb else 1

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
 
-from ..ops._dispatch import as_real, opmath, said_real
+from ..ops._dispatch import check_eps, check_int, opmath
 
 
 class PixelNorm(nn.Module):
@@ -23,17 +22,15 @@ class PixelNorm(nn.Module):
 
     Input of any shape with ``dim`` in range, float16/bfloat16/float32/float64 (half types are
     computed in float32); output of the same shape and dtype. No parameters.
+
+    TypeError for a dim that is not an int, an eps that is not a real number, an x that is not a
+    tensor; ValueError for a negative or non-finite eps, a dim out of x's range.
     """
 
     def __init__(self, dim: int = 1, eps: float = 1e-8):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int):
-            raise TypeError(f"PixelNorm: dim must be an int; got {type(dim).__name__}")
-        eps_ = as_real(eps)
-        if eps_ is None or not math.isfinite(eps_) or eps_ < 0:
-            raise ValueError(f"PixelNorm: eps must be a finite number >= 0; got {said_real(eps)}")
-        self.dim = dim
-        self.eps = float(eps_)
+        self.dim = check_int(dim, "dim", "PixelNorm")
+        self.eps = check_eps(eps, "PixelNorm")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):

@@ -5,6 +5,11 @@ Each layer holds its filter as a buffer named ``kernel``: the 2-D taps, normalis
 ``make_kernel`` builds them, so those state dicts load. The filter is applied as a
 convolution (NVlabs' ``flip_filter=False``). Inputs are [N, C, H, W] of any float dtype;
 outputs keep x's dtype and memory format.
+
+Constructor arguments follow the ops' rule: TypeError naming the layer and the argument for one of
+the wrong type (taps that are not numbers, a factor that is not an int, a pad that is not a pair
+of ints), ValueError for one of the right type with a bad value (taps empty, more than 2-D or
+summing to 0, a factor < 1, a pad of another length).
 """
 
 from __future__ import annotations
@@ -12,14 +17,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops._dispatch import is_int as _is_int
+from ..ops._dispatch import check_int, is_int as _is_int, said_typed
 from ..ops.upfirdn2d import upfirdn2d
 
 
 def make_kernel(kernel, layer: str) -> torch.Tensor:
     """2-D float32 taps normalised to sum 1: the outer product of 1-D ``kernel`` with itself,
-    or ``kernel`` itself when it is 2-D."""
-    k = torch.as_tensor(kernel, dtype=torch.float32)
+    or ``kernel`` itself when it is 2-D. TypeError naming ``layer`` for taps that are not
+    numbers, ValueError for taps empty, more than 2-D or summing to 0."""
+    try:
+        k = torch.as_tensor(kernel, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise TypeError(f"{layer}: kernel must be 1-D or 2-D taps (numbers); got {type(kernel).__name__} "
+                        f"({e})") from None
     if k.ndim == 1:
         k = torch.outer(k, k)
     if k.ndim != 2 or k.numel() == 0:
@@ -30,10 +40,8 @@ def make_kernel(kernel, layer: str) -> torch.Tensor:
     return k / total
 
 
-def _check_factor(factor, layer: str) -> int:
-    if not _is_int(factor) or factor < 1:
-        raise ValueError(f"{layer}: factor must be a positive int; got {factor!r}")
-    return factor
+def _check_factor(factor, layer: str, name: str = "factor") -> int:
+    return check_int(factor, name, layer, minimum=1, what="a positive int")
 
 
 class Blur(nn.Module):
@@ -52,15 +60,19 @@ class Blur(nn.Module):
     def __init__(self, kernel=(1, 3, 3, 1), pad=None, upsample_factor: int = 1):
         super().__init__()
         k = make_kernel(kernel, "Blur")
-        factor = _check_factor(upsample_factor, "Blur")
+        factor = _check_factor(upsample_factor, "Blur", "upsample_factor")
         if factor > 1:
             k = k * factor ** 2
         self.register_buffer("kernel", k)
         if pad is None:
             self.pad = None
         else:
-            if not isinstance(pad, (list, tuple)) or len(pad) != 2 or not all(_is_int(p) for p in pad):
+            if not isinstance(pad, (list, tuple)):
+                raise TypeError(f"Blur: pad must be (pad0, pad1) ints or None; got {said_typed(pad)}")
+            if len(pad) != 2:
                 raise ValueError(f"Blur: pad must be (pad0, pad1) ints or None; got {pad!r}")
+            if not all(_is_int(p) for p in pad):
+                raise TypeError(f"Blur: pad must be (pad0, pad1) ints or None; got {pad!r}")
             self.pad = (int(pad[0]), int(pad[1]))
         self.impl = "auto"
 

@@ -18,21 +18,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import check_eps, check_real
+from ..ops._dispatch import check_alpha, check_bool, check_choice, check_eps, check_real
 from ..ops.adain import adain
 from ..ops.bias_act import ACTIVATIONS, bias_act
 from ..ops.modulated_conv2d import modulated_conv2d
-from ..ops.upfirdn2d import filter2d, setup_filter, upsample2d
+from ..ops.upfirdn2d import _setup_filter, filter2d, upsample2d
 from .equalized import EqualizedConv2d, EqualizedLinear, _positive_int
 
 _SQRT2 = math.sqrt(2.0)
 IMPLS = ("auto", "ref")
 
 
+# Constructor arguments follow the ops' rule (alae_fast.ops): TypeError for the wrong type,
+# ValueError for a bad value of the right type, each naming the layer and the argument, also for
+# the arguments a layer hands on to the layers it builds (an AdaIN's eps is StyleBlock's eps).
+
 def _check_impl(impl, layer):
-    if impl not in IMPLS:
-        raise ValueError(f"{layer}: impl must be one of {IMPLS}; got {impl!r}")
-    return impl
+    return check_choice(impl, "impl", IMPLS, layer)
+
+
+def _filter(taps, device, layer: str) -> torch.Tensor:
+    """``resample_filter`` taps as setup_filter makes them, its errors naming ``layer``."""
+    return _setup_filter(taps, device, True, False, 1, None, layer, "resample_filter")
+
+
+def _check_clamp(clamp, layer: str) -> float | None:
+    clamp = check_real(clamp, "clamp", layer, none_ok=True, inf_ok=True)
+    if clamp is not None and clamp < 0:
+        raise ValueError(f"{layer}: clamp must be >= 0 or None; got {clamp}")
+    return clamp
+
+
+def _check_x(x, channels: int, layer: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{layer}: x must be a torch.Tensor [N, {channels}, H, W]; got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"{layer}: x must have shape [N, {channels}, H, W]; got {tuple(x.shape)}")
 
 
 def make_noise(x: torch.Tensor, noise, layer: str) -> torch.Tensor | None:
@@ -57,6 +78,9 @@ class NoiseInjection(nn.Module):
 
     ``forward(x, noise='random')``: x [N, C, H, W]; noise 'random' (fresh N(0, 1) of shape
     [N, 1, H, W]), None (identity) or a tensor [N or 1, 1, H, W]. Output like x.
+
+    TypeError for a channels that is not an int, an x or noise of the wrong type; ValueError for
+    channels < 1, an x of the wrong shape, another noise string.
     """
 
     def __init__(self, channels: int, *, device=None, dtype=None):
@@ -65,9 +89,7 @@ class NoiseInjection(nn.Module):
         self.weight = nn.Parameter(torch.zeros(self.channels, device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor, noise="random") -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.channels:
-            raise ValueError(f"NoiseInjection: x must have shape [N, {self.channels}, H, W]; got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        _check_x(x, self.channels, "NoiseInjection")
         n = make_noise(x, noise, "NoiseInjection")
         if n is None:
             return x
@@ -91,7 +113,11 @@ class AdaIN(nn.Module):
     zero-initialised bias, so ``1 + scale`` starts around 1 and the bias around 0.
     ``forward(x, w, *, bias=None, noise=None, noise_weight=None, act='linear', alpha=None)``:
     x [N, C, H, W], w [N, w_dim]; the keyword arguments are fused in before the norm, as
-    ``alae_fast.ops.adain`` takes them. Output like x.
+    ``alae_fast.ops.adain`` takes them (and refuses them, naming adain). Output like x.
+
+    TypeError for a channels or w_dim that is not an int, an eps that is not a real number, an
+    impl that is not a string; ValueError for a count < 1, a negative or non-finite eps, an
+    unknown impl.
     """
 
     def __init__(self, channels: int, w_dim: int, *, eps: float = 1e-8, impl: str = "auto",
@@ -105,9 +131,10 @@ class AdaIN(nn.Module):
 
     def styles(self, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, bias), each [N, C] in x's dtype."""
-        if not isinstance(w, torch.Tensor) or w.ndim != 2 or w.shape[1] != self.w_dim:
-            raise ValueError(f"AdaIN: w must have shape [N, {self.w_dim}]; got "
-                             f"{tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__}")
+        if not isinstance(w, torch.Tensor):
+            raise TypeError(f"AdaIN: w must be a torch.Tensor [N, {self.w_dim}]; got {type(w).__name__}")
+        if w.ndim != 2 or w.shape[1] != self.w_dim:
+            raise ValueError(f"AdaIN: w must have shape [N, {self.w_dim}]; got {tuple(w.shape)}")
         s = self.style(w).to(x.dtype)
         return s[:, :self.channels], s[:, self.channels:]
 
@@ -139,6 +166,11 @@ class StyleBlock(nn.Module):
         eps: instance-norm epsilon (default 1e-8).
         impl: 'auto' or 'ref'.
 
+    TypeError, naming the argument, for a channel count or w_dim that is not an int, an up or
+    act or impl that is not a string (up may be None), conv/blur/noise that are not bools, an
+    alpha or eps that is not a real number; ValueError for a count < 1, an unknown up, act or
+    impl, a NaN or infinite alpha, a negative eps, conv=False with up or unequal channels.
+
     Equalized learning rate: the conv weight is N(0, 1) scaled by sqrt(2 / fan_in) at run
     time. The bias [out] and noise weight [out] start at 0.
 
@@ -154,18 +186,22 @@ class StyleBlock(nn.Module):
         name = "StyleBlock"
         self.in_channels = _positive_int(in_channels, "in_channels", name)
         self.out_channels = _positive_int(out_channels, "out_channels", name)
-        if up not in (None, "nearest", "fused"):
-            raise ValueError(f"{name}: up must be None, 'nearest' or 'fused'; got {up!r}")
+        _positive_int(w_dim, "w_dim", name)
+        if up is not None:
+            check_choice(up, "up", ("nearest", "fused"), name, said="None, 'nearest' or 'fused'")
+        conv, blur, noise = (check_bool(v, k, name) for k, v in (("conv", conv), ("blur", blur), ("noise", noise)))
         if not conv and (up is not None or in_channels != out_channels):
             raise ValueError(f"{name}: conv=False needs up=None and in_channels == out_channels")
-        if act not in ACTIVATIONS:
-            raise ValueError(f"{name}: act must be one of {', '.join(ACTIVATIONS)}; got {act!r}")
+        check_choice(act, "act", ACTIVATIONS, name)
+        check_alpha(alpha, 0.0, name)  # kept as given: None means adain's default for the act
+        check_eps(eps, name)
         self.up, self.act, self.alpha = up, act, alpha
         self.impl = _check_impl(impl, name)
         factory = {"device": device, "dtype": dtype}
         self.conv = (EqualizedConv2d(in_channels, out_channels, 3, padding=1, bias=False, impl=impl, **factory)
                      if conv else None)
-        self.register_buffer("blur_filter", setup_filter([1, 2, 1], device=device) if conv and blur else None)
+        self.register_buffer("blur_filter", _setup_filter([1, 2, 1], device, True, False, 1, None, name)
+                             if conv and blur else None)
         self.noise_weight = nn.Parameter(torch.zeros(out_channels, **factory)) if noise else None
         self.bias = nn.Parameter(torch.zeros(out_channels, **factory))
         self.adain = AdaIN(out_channels, w_dim, eps=eps, impl=impl, **factory)
@@ -184,9 +220,7 @@ class StyleBlock(nn.Module):
         return F.conv_transpose2d(x, w.flip([2, 3]).transpose(0, 1), stride=2, padding=1)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise="random") -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"StyleBlock: x must have shape [N, {self.in_channels}, H, W]; got "
-                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        _check_x(x, self.in_channels, "StyleBlock")
         if self.conv is not None:
             x = self._conv(x)
             if self.blur_filter is not None:
@@ -214,6 +248,11 @@ class ModulatedConv2d(nn.Module):
             activation-scaling order (False); see ``alae_fast.ops.modulated_conv2d``.
         impl: 'auto' or 'ref'.
 
+    TypeError, naming the argument, for a count or factor that is not an int, demodulate or
+    fused_modconv not a bool, impl not a string, resample_filter taps that are not numbers;
+    ValueError for a count or factor < 1, an unknown impl, resample_filter taps that are empty,
+    more than 2-D or sum to 0 (they are normalised).
+
     Parameters: ``weight [O, I, k, k]`` ~ N(0, 1), used times 1/sqrt(I*k*k) (equalized
     learning rate); the affine w -> styles [I] is an equalized linear layer with gain 1 and
     bias initialised to 1 (styles start around 1).
@@ -234,14 +273,14 @@ class ModulatedConv2d(nn.Module):
         self.w_dim = _positive_int(w_dim, "w_dim", name)
         self.up = _positive_int(up, "up", name)
         self.down = _positive_int(down, "down", name)
-        self.demodulate, self.fused_modconv = bool(demodulate), bool(fused_modconv)
+        self.demodulate = check_bool(demodulate, "demodulate", name)
+        self.fused_modconv = check_bool(fused_modconv, "fused_modconv", name)
         self.impl = _check_impl(impl, name)
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size, **factory))
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
         self.affine = EqualizedLinear(w_dim, in_channels, gain=1.0, bias_init=1.0, impl=impl, **factory)
-        self.register_buffer("resample_filter", setup_filter(resample_filter, device=device)
-                             if up > 1 or down > 1 else None)
+        self.register_buffer("resample_filter", _filter(resample_filter, device, name) if up > 1 or down > 1 else None)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         styles = self.affine(w)
@@ -268,6 +307,10 @@ class ToRGB(nn.Module):
         resample_filter: FIR taps used to upsample ``skip`` (default (1, 3, 3, 1)).
         impl: 'auto' or 'ref'.
 
+    TypeError, naming the argument, for a count that is not an int, a clamp that is not a real
+    number or None, impl not a string, resample_filter taps that are not numbers; ValueError for
+    a count < 1, a negative or NaN clamp, an unknown impl, bad resample_filter taps.
+
     ``forward(x, w, skip=None)``: x [N, in, H, W], w [N, w_dim]; skip, the previous
     resolution's image [N, out, H/2, W/2] (upsampled here with the filter) or [N, out, H, W],
     is added to the result. Output [N, out, H, W].
@@ -281,14 +324,14 @@ class ToRGB(nn.Module):
         self.in_channels = _positive_int(in_channels, "in_channels", name)
         self.out_channels = _positive_int(out_channels, "out_channels", name)
         self.kernel_size = _positive_int(kernel_size, "kernel_size", name)
-        self.clamp = check_real(clamp, "clamp", name, none_ok=True, inf_ok=True)
+        self.clamp = _check_clamp(clamp, name)
         self.impl = _check_impl(impl, name)
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size, **factory))
         self.bias = nn.Parameter(torch.zeros(out_channels, **factory))
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
         self.affine = EqualizedLinear(w_dim, in_channels, gain=1.0, bias_init=1.0, impl=impl, **factory)
-        self.register_buffer("resample_filter", setup_filter(resample_filter, device=device))
+        self.register_buffer("resample_filter", _filter(resample_filter, device, name))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         # Without demodulation the equalized-lr gain must scale something: the styles, as in ADA.

@@ -6,9 +6,12 @@ import forces the references everywhere.
 
 Bad arguments follow Python's convention, in every op and in the NVlabs and rosinality shims:
 an argument of the wrong type (a string or None where a number is expected, a float or bool
-where an int is, a tensor where a scalar is, a non-float tensor) raises TypeError; one of the
-right type with a bad value (NaN or inf, negative, out of range, a wrong shape or length)
-raises ValueError. Either message names the op and the argument.
+where an int is, a tensor where a scalar is, a non-float tensor, anything but a Python or NumPy
+bool where a bool is: an int, None, a string such as "False", as torch's own bool arguments
+refuse them) raises TypeError; one of the right type with a bad value (NaN or inf, negative,
+out of range, a wrong shape or length) raises ValueError. Either message names the op and the
+argument: the op the caller called, also where a composite op (modulated_conv2d, filter2d) runs
+others. The layers of alae_fast.nn and the Python API of alae_fast.inference take the same rule.
 """
 
 from .bias_act import ACTIVATIONS, bias_act, bias_act_ref

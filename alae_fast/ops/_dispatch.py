@@ -164,9 +164,23 @@ def static_sizes(t: torch.Tensor, *dims: int) -> tuple[int, ...]:
         return tuple(int(t.shape[d]) for d in dims)
 
 
+def check_int(value, name: str, op: str, *, minimum: int | None = None, what: str | None = None) -> int:
+    """``value`` as an int: TypeError naming ``op`` and ``name`` unless :func:`is_int` takes it (a
+    float, a bool, a string, None, a tensor), ValueError when it is below ``minimum``. ``what`` is
+    how the message says what is expected (default "an int" or "an int >= minimum")."""
+    what = what or ("an int" if minimum is None else f"an int >= {minimum}")
+    if not is_int(value):
+        raise TypeError(f"{op}: {name} must be {what}; got {said_typed(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{op}: {name} must be {what}; got {value!r}")
+    return int(value)
+
+
 def check_bool(value, name: str, op: str) -> bool:
     """``value`` as a bool: Python's or NumPy's (a flag read from an array or a config); TypeError
-    naming ``name`` for anything else, ints included (1 for True is refused, not guessed)."""
+    naming ``op`` and ``name`` for anything else: a string (``"False"`` is truthy), None, a tensor,
+    and ints too (1 for True is refused, not guessed), as torch's own bool arguments refuse them
+    (``torch.sum(x, 0, keepdim=1)``). NVlabs' and rosinality's code pass Python bools."""
     t = type(value)
     if isinstance(value, bool) or (t.__module__ == "numpy" and t.__name__ in ("bool", "bool_")):  # NumPy 2 / 1
         return bool(value)

@@ -88,6 +88,11 @@ def adain(x: torch.Tensor, style_scale: torch.Tensor | None, style_bias: torch.T
 
     All tensors share x's dtype and device. Returns y of x's shape, dtype and memory format,
     differentiable to second order in every tensor argument.
+
+    Raises TypeError naming the argument for one of the wrong type (a tensor argument that is
+    not a float tensor or of another dtype, act or impl not a string, alpha or eps not a real
+    number), ValueError for one of the right type with a bad value (a wrong shape or device,
+    noise_weight without noise, an unknown act or impl, NaN or inf, a negative eps).
     """
     noise, alpha, eps = _resolve(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, eps)
     if use_kernel(x, impl, "adain"):

@@ -87,6 +87,12 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
     Returns:
         Tensor of x's shape, dtype and memory format. Differentiable to second order in
         x and b (third order where the activation's third derivative is needed).
+
+    Raises:
+        TypeError naming the argument for one of the wrong type (x or b not a float tensor, b of
+        another dtype, dim not an int, act or impl not a string, alpha, gain or clamp not a real
+        number or None), ValueError for one of the right type with a bad value (b of the wrong
+        shape or device, dim out of range, an unknown act or impl, NaN or inf, a negative clamp).
     """
     dim, alpha, gain, clamp = _resolve(x, b, dim, act, alpha, gain, clamp)
     if use_kernel(x, impl, "bias_act"):

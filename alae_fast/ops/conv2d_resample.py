@@ -60,19 +60,27 @@ def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
                          f"x has shape {tuple(x.shape)}")
     f = _check_filter(f, x, op)
     padding = _parse_padding(padding, op)
-    # The sizes the docstring gives, checked here so that a too-small input is named as the other
-    # ops name it, not left to a convolution's error about its kernel.
-    kh, kw = static_sizes(w, 2, 3)
+    return f, check_output_size(x.shape, static_sizes(w, 2, 3), f, up, down, padding, op)
+
+
+def check_output_size(x_shape, kernel_size, f, up: int, down: int, padding, op: str,
+                      w_name: str = "w") -> tuple[int, int, int, int]:
+    """The padding (x0, x1, y0, y1) with the centring terms added (:func:`_centred`); ValueError
+    naming ``op``'s padding when it leaves no output for x of ``x_shape`` [N, C, H, W] and a
+    ``kernel_size`` (kh, kw) weight (called ``w_name``). Checked before any convolution, so that a too-small input is
+    named as the other ops name it, not left to a convolution's error about its kernel; composite
+    ops (modulated_conv2d) call it with their own name and their caller's shapes."""
+    kh, kw = kernel_size
     fw, fh = _filter_size(f)
     px0, px1, py0, py1 = _centred(*padding, fw, fh, up, down)
-    for axis, n, p0, p1, k, taps in (("H", x.shape[2], py0, py1, kh, fh), ("W", x.shape[3], px0, px1, kw, fw)):
+    for axis, n, p0, p1, k, taps in (("H", x_shape[2], py0, py1, kh, fh), ("W", x_shape[3], px0, px1, kw, fw)):
         size = n * up + p0 + p1 - (taps - 1 if up > 1 else 0) - (k - 1)
         if size < 1 or (down > 1 and (size - taps + down) // down < 1):
             raise ValueError(
-                f"{op}: padding leaves no output: x of shape {tuple(x.shape)}, w {kh}x{kw}, filter {fh}x{fw}, "
+                f"{op}: padding leaves no output: x of shape {tuple(x_shape)}, {w_name} {kh}x{kw}, filter {fh}x{fw}, "
                 f"up {up}, down {down}, padding {list(padding)} give a convolution output of {size} along "
                 f"{axis}" + (f", under the {taps} taps of the downsampling filter" if down > 1 else ""))
-    return f, (px0, px1, py0, py1)
+    return px0, px1, py0, py1
 
 
 def _centred(px0, px1, py0, py1, fw, fh, up, down):
@@ -123,6 +131,13 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         plus the centring terms), ``up`` upsampled size ``H*up + P - fh + 1`` (filter
         only when up > 1), minus ``kh - 1`` for the conv, then ``(size - fh + down) //
         down`` when down > 1. Differentiable in x and w to any order.
+
+    Raises:
+        TypeError naming the argument for one of the wrong type (x, w or f not a float tensor,
+        w of another dtype than x; up, down or groups not an int; padding as ``upfirdn2d``'s;
+        flip_weight or flip_filter not a bool), ValueError for one of the right type with a bad
+        value (a factor or groups < 1, shapes that do not fit, a tensor on another device, a
+        padding that leaves no output).
     """
     f, (px0, px1, py0, py1) = _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter)
     kh, kw = static_sizes(w, 2, 3)

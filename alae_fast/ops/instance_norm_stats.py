@@ -56,6 +56,12 @@ def instance_norm_stats(x: torch.Tensor, eps: float = 1e-8, impl: str = "auto", 
     Returns:
         y: x's shape, dtype and memory format; mean, std: [N, C] in x's dtype. Each is
         differentiable to second order.
+
+    Raises:
+        TypeError naming the argument for one of the wrong type (x or bias not a float tensor,
+        act or impl not a string, eps or alpha not a real number), ValueError for one of the
+        right type with a bad value (a wrong shape or device, an unknown act or impl, NaN or
+        inf, a negative eps).
     """
     eps, alpha = _resolve(x, eps, bias, act, alpha)
     if use_kernel(x, impl, "instance_norm_stats"):

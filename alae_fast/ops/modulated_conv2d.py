@@ -26,8 +26,9 @@ import math
 import torch
 
 from .. import _lib
-from ._dispatch import (check_bool, check_eps, check_impl, check_same, check_tensor, is_int as _is_int,
-                        kernel_layout, opmath, static_sizes, use_kernel)
+from ._dispatch import (check_bool, check_eps, check_impl, check_int, check_same, check_tensor, kernel_layout, opmath,
+                        static_sizes, use_kernel)
+from .conv2d_resample import check_output_size, conv2d_resample
 from .upfirdn2d import _check_filter, _parse_padding
 
 DEMOD_EPS = 1e-8
@@ -50,6 +51,10 @@ def modulate_weight(weight: torch.Tensor, styles: torch.Tensor, eps: float = DEM
         ``w`` [N, O, I, kh, kw] = weight * styles[n, i] * d[n, o] and ``d`` [N, O] =
         rsqrt(sum over i, kh, kw of (weight * styles)^2 + eps), both in weight's dtype and
         differentiable to any order in weight and styles.
+
+    Raises TypeError for a weight or styles that is not a float tensor (or of another dtype than
+    weight), an eps that is not a real number, an impl that is not a string; ValueError for
+    shapes that do not fit, another device, a negative or non-finite eps, another impl string.
     """
     op = "modulate_weight"
     check_tensor(weight, "weight", op)
@@ -177,16 +182,14 @@ def _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demod
         if noise.ndim > 4:
             raise ValueError(f"{op}: noise must broadcast to the output [N, O, H_out, W_out] (at most 4-D, "
                              f"e.g. [H_out, W_out] or [N, 1, H_out, W_out]); got shape {tuple(noise.shape)}")
-    for name, v in (("up", up), ("down", down)):
-        if not _is_int(v):
-            raise TypeError(f"{op}: {name} must be an int >= 1; got {v!r} of type {type(v).__name__}")
-        if v < 1:
-            raise ValueError(f"{op}: {name} must be an int >= 1; got {v!r}")
+    up, down = check_int(up, "up", op, minimum=1), check_int(down, "down", op, minimum=1)
     for name, v in (("demodulate", demodulate), ("flip_weight", flip_weight), ("fused_modconv", fused_modconv)):
         check_bool(v, name, op)
-    # Checked here, under this op's names, before conv2d_resample checks them as its f and padding.
-    _check_filter(resample_filter, x, op, "resample_filter")
-    _parse_padding(padding, op)
+    # Checked here, under this op's names and with the caller's x (not the grouped convolution's
+    # [1, N*I, H, W]), so that conv2d_resample, which checks them as its f and padding, finds
+    # nothing to refuse.
+    f = _check_filter(resample_filter, x, op, "resample_filter")
+    check_output_size(x.shape, static_sizes(weight, 2, 3), f, up, down, _parse_padding(padding, op), op, "weight")
 
 
 def _check_noise_size(y, noise, op):
@@ -218,7 +221,6 @@ def _prescale_fp16(x, weight, styles):
 
 
 def _conv(x, w, f, up, down, padding, groups, flip_weight):
-    from .conv2d_resample import conv2d_resample  # resampling lives in its own module
     return conv2d_resample(x, w, f=f, up=up, down=down, padding=padding, groups=groups, flip_weight=flip_weight)
 
 
@@ -257,6 +259,13 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 
     Returns [N, O, H', W'] in x's dtype, differentiable to any order in x, weight, styles
     and noise. Spatial size as ``conv2d_resample``: H' = H + pads - kh + 1 without resampling.
+
+    Raises TypeError naming the argument for one of the wrong type (a tensor argument that is not
+    a float tensor, styles of another dtype than weight, up or down not an int, padding as
+    ``upfirdn2d``'s, a flag not a bool, impl not a string), ValueError for one of the right type
+    with a bad value (shapes that do not fit, another device, a factor < 1, a padding that leaves
+    no output, a noise that does not broadcast to the output, another impl string), each naming
+    modulated_conv2d, never the conv2d_resample it runs on.
     """
     op = "modulated_conv2d"
     _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight, fused_modconv, op)

@@ -164,6 +164,14 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
         [N, C, (H*uy + y0 + y1 - taps_y + dy) // dy, (W*ux + x0 + x1 - taps_x + dx) // dx],
         x's dtype, channels_last when x is. Differentiable in x to any order and in f to
         second order (the filter gradient is made of differentiable ops).
+
+    Raises:
+        TypeError naming the argument for one of the wrong type: x or f not a tensor of a float
+        dtype; up, down or padding (or an entry) a float, bool, string or None; flip_filter not
+        a bool; gain not a real number; impl not a string. ValueError for one of the right type
+        with a bad value: x not 4-D, f empty, more than 2-D or on another device, a factor < 1,
+        a list of the wrong length, a padding that leaves no output, a NaN or infinite gain, an
+        impl other than 'auto' or 'ref'.
     """
     return _run(x, f, up, down, padding, flip_filter, gain, impl, "upfirdn2d")
 
@@ -222,7 +230,8 @@ def setup_filter(f, device=None, normalize: bool = True, flip_filter: bool = Fal
 
     Args:
         f: taps: a number, a 1-D or 2-D sequence or tensor, or None (meaning [1]).
-        device: where to put the result; None keeps a tensor's device (CPU for the rest).
+        device: where to put the result (a torch.device or its name); None keeps a tensor's
+            device (CPU for the rest).
         normalize: divide by the sum of the taps (default True), so a constant image is
             kept as it is.
         flip_filter: reverse the taps along every axis (default False).
@@ -236,39 +245,59 @@ def setup_filter(f, device=None, normalize: bool = True, flip_filter: bool = Fal
         1-D [taps] (separable) or 2-D [taps_y, taps_x] float32 tensor.
 
     Raises:
-        TypeError: f is not numbers, gain is not a real number (a string, None, a bool);
-        ValueError: f empty or more than 2-D, a non-finite gain, a
-        negative gain for a separable result, normalize=True with taps summing to 0.
+        TypeError: f is not numbers, gain is not a real number (a string, None, a bool),
+        normalize or flip_filter is not a bool (a string such as "False", None, an int),
+        separable is neither None nor a bool, device is neither None, a string nor a
+        torch.device; ValueError: f empty or more than 2-D, a non-finite gain, a negative gain
+        for a separable result, normalize=True with taps summing to 0, a device name torch
+        does not know.
     """
+    return _setup_filter(f, device, normalize, flip_filter, gain, separable, "setup_filter")
+
+
+def _setup_filter(f, device, normalize, flip_filter, gain, separable, op: str, name: str = "f") -> torch.Tensor:
+    """:func:`setup_filter` with its errors naming ``op`` and calling the taps ``name``: a layer
+    that builds its filter here names itself and its own argument."""
     if f is None:
         f = 1
     if device is None:
         device = f.device if isinstance(f, torch.Tensor) else torch.device("cpu")
-    gain = _check_gain(gain, "setup_filter")
+    elif isinstance(device, str):
+        try:
+            device = torch.device(device)
+        except RuntimeError as e:
+            raise ValueError(f"{op}: device {device!r} is not a device name ({e})") from None
+    elif not isinstance(device, torch.device):
+        raise TypeError(f"{op}: device must be None, a device name or a torch.device; got {said_typed(device)}")
+    gain = _check_gain(gain, op)
+    normalize = check_bool(normalize, "normalize", op)
+    flip_filter = check_bool(flip_filter, "flip_filter", op)
+    if separable is not None:
+        separable = check_bool(separable, "separable", op)
     try:
         f = torch.as_tensor(f, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError) as e:
-        raise TypeError(f"setup_filter: f must be a number, a 1-D or 2-D sequence of numbers, a tensor "
+        raise TypeError(f"{op}: {name} must be a number, a 1-D or 2-D sequence of numbers, a tensor "
                         f"or None; got {type(f).__name__} ({e})") from None
     if f.ndim not in (0, 1, 2):
-        raise ValueError(f"setup_filter: f must be a number or 1-D or 2-D taps; got {f.ndim}-D")
+        raise ValueError(f"{op}: {name} must be a number or 1-D or 2-D taps; got {f.ndim}-D")
     if f.numel() == 0:
-        raise ValueError("setup_filter: f must not be empty")
+        raise ValueError(f"{op}: {name} must not be empty")
     if f.ndim == 0:
         f = f.reshape(1)
     if separable is None:
         separable = f.ndim == 1 and f.numel() >= 8
     if separable and f.ndim != 1:
-        raise ValueError("setup_filter: separable=True needs 1-D taps")
+        raise ValueError(f"{op}: separable=True needs 1-D taps")
     if separable and gain < 0:  # sqrt(gain) per axis: no real separable filter has a negative gain
-        raise ValueError(f"setup_filter: a separable filter carries sqrt(gain) per axis, so gain must be >= 0; "
+        raise ValueError(f"{op}: a separable filter carries sqrt(gain) per axis, so gain must be >= 0; "
                          f"got {gain!r} (pass separable=False for a 2-D filter)")
     if f.ndim == 1 and not separable:
         f = torch.outer(f, f)
     if normalize:
         total = f.sum()
         if total == 0:
-            raise ValueError("setup_filter: normalize=True needs taps with a non-zero sum")
+            raise ValueError(f"{op}: normalize=True needs taps ({name}) with a non-zero sum")
         f = f / total
     if flip_filter:
         f = f.flip(list(range(f.ndim)))
@@ -282,6 +311,8 @@ def filter2d(x: torch.Tensor, f: torch.Tensor | None, padding=0, flip_filter: bo
 
     x: [N, C, H, W]; f as for ``upfirdn2d``; padding (int, [px, py] or [x0, x1, y0, y1],
     default 0) is extra padding on top of the centring. Output [N, C, H + y0 + y1, W + x0 + x1].
+    Errors as ``upfirdn2d``'s, naming filter2d (a padding that leaves no output counts the
+    centring too).
     """
     _check_x(x, "filter2d")
     f = _check_filter(f, x, "filter2d")
@@ -297,7 +328,7 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor | None, up=2, padding=0, flip_fi
 
     The padding keeps pixel centres aligned and the gain is multiplied by ux * uy so the
     image keeps its mean. x: [N, C, H, W]; padding is extra padding as for ``filter2d``.
-    Output [N, C, H*uy + y0 + y1, W*ux + x0 + x1].
+    Output [N, C, H*uy + y0 + y1, W*ux + x0 + x1]. Errors as ``upfirdn2d``'s, naming upsample2d.
     """
     _check_x(x, "upsample2d")
     f = _check_filter(f, x, "upsample2d")
@@ -314,7 +345,8 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor | None, down=2, padding=0, fli
     """Downsamples x by ``down`` (int or [dx, dy], default 2) after FIR-filtering with f.
 
     The padding keeps pixel centres aligned. x: [N, C, H, W]; padding is extra padding as
-    for ``filter2d``. Output [N, C, (H + y0 + y1) // dy, (W + x0 + x1) // dx].
+    for ``filter2d``. Output [N, C, (H + y0 + y1) // dy, (W + x0 + x1) // dx]. Errors as
+    ``upfirdn2d``'s, naming downsample2d.
     """
     _check_x(x, "downsample2d")
     f = _check_filter(f, x, "downsample2d")

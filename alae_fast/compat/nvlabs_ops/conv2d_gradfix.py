@@ -15,6 +15,8 @@ import contextlib
 
 import torch.nn.functional as F
 
+from ...ops._dispatch import check_bool
+
 __all__ = ["enabled", "weight_gradients_disabled", "no_weight_gradients", "conv2d", "conv_transpose2d"]
 
 enabled = False
@@ -24,8 +26,10 @@ weight_gradients_disabled = False
 @contextlib.contextmanager
 def no_weight_gradients(disable=True):
     """Sets ``weight_gradients_disabled`` inside the block (a speed hint NVlabs' custom op
-    used; the result and the gradients are the same without it)."""
+    used; the result and the gradients are the same without it). TypeError unless ``disable``
+    is a bool (a string such as "False" would have switched it on)."""
     global weight_gradients_disabled
+    disable = check_bool(disable, "disable", "no_weight_gradients")
     old = weight_gradients_disabled
     if disable:
         weight_gradients_disabled = True
