@@ -21,7 +21,7 @@ from alae_fast.edit.apply import MAX_AMOUNT
 from alae_fast.errors import UserError
 from alae_fast.inference.loading import CHECKPOINT_FORMAT, _official_schedule, check_device
 from alae_fast.inference.sampling import (generate_seeds, interpolate_latents, sample_images, seed_latent,
-                                          style_mix_tiles)
+                                          style_mix_grid, style_mix_images, style_mix_tiles)
 from alae_fast.models import MLPALAEConfig, build_model
 from alae_fast.models.base import PSI_RANGE
 from alae_fast.models.presets import DIGITS_32
@@ -79,33 +79,80 @@ def test_good_calls_still_work(run):
     assert torch.equal(run.generate(2, seed=5, psi=PSI_RANGE[1]), run.generate(2, seed=5, psi=2))
 
 
-@pytest.mark.parametrize("n", [-1, 0, 2.5, True, "3", None])
-def test_generate_count(run, n):
-    with pytest.raises(ValueError, match=r"^generate: n must be an int >= 1; got"):
+# The ops' rule (alae_fast.ops) holds here too: the wrong TYPE raises TypeError, a bad VALUE of the
+# right type ValueError, each naming the method and the argument.
+T, V = TypeError, ValueError
+
+
+@pytest.mark.parametrize("n, exc", [(-1, V), (0, V), (2.5, T), (True, T), ("3", T), (None, T), (np.float64(3), T)])
+def test_generate_count(run, n, exc):
+    with pytest.raises(exc, match=r"^generate: n must be an int >= 1; got") as e:
         run.generate(n)
+    assert e.type is exc
 
 
 def test_generate_latents_instead_of_a_count(run):
-    with pytest.raises(ValueError, match=r"generate: n must be an int >= 1 .*tensor of shape \(4, 8\).*decode"):
+    with pytest.raises(TypeError, match=r"generate: n must be an int >= 1 .*tensor of shape \(4, 8\).*decode"):
         run.generate(torch.randn(4, 8))
 
 
-@pytest.mark.parametrize("seed", [2 ** 70, 2 ** 63, -1, 1.5, True, "0"])
-def test_generate_seed(run, seed):
-    with pytest.raises(ValueError, match=r"^generate: seed must be an int in \[0, 2\*\*63\); got"):
+@pytest.mark.parametrize("seed, exc", [(2 ** 70, V), (2 ** 63, V), (-1, V), (1.5, T), (True, T), ("0", T), (None, T)])
+def test_generate_seed(run, seed, exc):
+    with pytest.raises(exc, match=r"^generate: seed must be an int in \[0, 2\*\*63\); got") as e:
         run.generate(2, seed=seed)
+    assert e.type is exc
 
 
-@pytest.mark.parametrize("psi", [float("nan"), float("inf"), 5.0, -1.5, 2.0001, "0.7", True])
-def test_generate_psi_names_psi(run, psi):  # (None is the config's truncation: see below)
-    with pytest.raises(ValueError, match=r"^generate: psi must be .*\[-1, 2\]") as e:
+@pytest.mark.parametrize("psi, exc", [(float("nan"), V), (float("inf"), V), (5.0, V), (-1.5, V), (2.0001, V),
+                                      ("0.7", T), (True, T), (torch.tensor(0.5), T)])
+def test_generate_psi_names_psi(run, psi, exc):  # (None is the config's truncation: see below)
+    with pytest.raises(exc, match=r"^generate: psi must be .*\[-1, 2\]") as e:
         run.generate(2, psi=psi)
+    assert e.type is exc
     assert "truncation_psi" not in str(e.value)
 
 
-def test_generate_noise(run):
-    with pytest.raises(ValueError, match="generate: noise must be one of"):
-        run.generate(2, noise="gaussian")
+@pytest.mark.parametrize("noise, exc", [("gaussian", V), (3, T), (torch.zeros(2), T), (True, T)])
+def test_generate_noise(run, noise, exc):
+    with pytest.raises(exc, match="generate: noise must be one of") as e:
+        run.generate(2, noise=noise)
+    assert e.type is exc
+
+
+@pytest.mark.parametrize("cutoff, exc", [(-1, V), (0, V), (1.5, T), ("2", T), (True, T)])
+def test_generate_cutoff(style_run, cutoff, exc):
+    with pytest.raises(exc, match="^generate: cutoff must be") as e:
+        style_run.generate(2, psi=0.7, cutoff=cutoff)
+    assert e.type is exc
+
+
+@pytest.mark.parametrize("method", ["reconstruct", "project"])
+@pytest.mark.parametrize("arg, value, exc", [
+    ("steps", "10", T), ("steps", 2.0, T), ("steps", True, T), ("steps", None, T), ("steps", -1, V),
+    ("lr", "0.1", T), ("lr", True, T), ("lr", None, T), ("lr", 0.0, V), ("lr", float("nan"), V),
+    ("space", None, T), ("space", 1, T), ("space", "z", V)])
+def test_refinement_arguments(run, method, arg, value, exc):
+    names = {"reconstruct": {"steps": "refine_steps", "lr": "refine_lr", "space": "space"},
+             "project": {"steps": "steps", "lr": "lr", "space": "space"}}[method]
+    kw = {names[arg]: value}
+    if method == "reconstruct" and arg != "steps":
+        kw["refine_steps"] = 1
+    with pytest.raises(exc, match=rf"^{method}: {names[arg]} must be") as e:
+        getattr(run, method)(_images(run, 1), **kw)
+    assert e.type is exc
+
+
+def test_refinement_takes_numpy_numbers(run):
+    x = _images(run, 1)
+    assert torch.equal(run.project(x, steps=np.int64(1), lr=np.float32(0.05)), run.project(x, steps=1, lr=0.05))
+
+
+def test_decode_noise_type(run):
+    w = _w(run)
+    with pytest.raises(TypeError, match="^decode: noise must be one of"):
+        run.decode(w, noise=1.0)
+    with pytest.raises(ValueError, match="^decode: noise must be one of"):
+        run.decode(w, noise="loud")
 
 
 def test_model_generate_psi_has_the_same_range(run):
@@ -145,9 +192,42 @@ def test_sampling_helpers(run, style_run):
     for steps in (0, 1):  # one step would be E(a) alone: not an interpolation
         with pytest.raises(ValueError, match=r"^interpolate_latents: steps must be an int >= 2"):
             interpolate_latents(run, _images(run, 1), _images(run, 1), steps)
-    for kw, name in ((dict(rows=0), "rows"), (dict(cols=1.5), "cols"), (dict(seed=-1), "seed")):
-        with pytest.raises(ValueError, match=rf"^style_mix_tiles: {name} must be an int"):
-            style_mix_tiles(style_run, **kw)
+    with pytest.raises(TypeError, match=r"^interpolate_latents: steps must be an int >= 2; got 2.0 of type float"):
+        interpolate_latents(run, _images(run, 1), _images(run, 1), 2.0)
+    for kw, name, exc in ((dict(rows=0), "rows", V), (dict(cols=1.5), "cols", T), (dict(seed=-1), "seed", V),
+                          (dict(seed="1"), "seed", T), (dict(rows=True), "rows", T)):
+        for fn in (style_mix_tiles, style_mix_grid):
+            with pytest.raises(exc, match=rf"^{fn.__name__}: {name} must be an int") as e:
+                fn(style_run, **kw)
+            assert e.type is exc
+    for call in (lambda v: sample_images(run, v), lambda v: generate_seeds(run, [v])):
+        with pytest.raises(TypeError, match=r"(n|seeds\[0\]) must be an int"):
+            call("2")
+    with pytest.raises(TypeError, match=r"^sample_images: psi must be a finite number in \[-1, 2\]; got '1' of type str"):
+        sample_images(run, 2, psi="1")
+    with pytest.raises(TypeError, match=r"^sample_images: noise must be one of"):
+        sample_images(run, 2, noise=None)
+    with pytest.raises(TypeError, match=r"^generate_seeds: seeds must be a non-empty list"):
+        generate_seeds(run, 3)
+    with pytest.raises(TypeError, match=r"^generate_seeds: noise_mode must be one of"):
+        generate_seeds(run, [3], noise_mode=None)
+    with pytest.raises(TypeError, match=r"^seed_latent: latent_size must be an int >= 1"):
+        seed_latent(3, 8.0)
+    with pytest.raises(TypeError, match=r"^seed must be an int in \[0, 2\*\*63\); got '4' of type str"):
+        seed_latent("4", 8)
+
+
+def test_sampling_helpers_name_themselves_for_their_images(style_run):
+    # the images a helper encodes are its own arguments: an error names the helper and them, not encode's x
+    x = _images(style_run, 2)
+    with pytest.raises(TypeError, match=r"^interpolate_latents: b must have dtype float16"):
+        interpolate_latents(style_run, x[:1], x[1:].to(torch.uint8), 3)
+    with pytest.raises(ValueError, match=r"^interpolate_latents: a must hold pixels in \[-1, 1\]"):
+        interpolate_latents(style_run, x[:1] * 100, x[1:], 3)
+    with pytest.raises(ValueError, match=r"^style_mix_images: destinations must have shape"):
+        style_mix_images(style_run, x, x[:, :, :5])
+    with pytest.raises(TypeError, match=r"^style_mix_images: sources must be a torch.Tensor"):
+        style_mix_images(style_run, [1.0], x)
 
 
 # --- the run object: tensors ------------------------------------------------------------------------
@@ -427,11 +507,13 @@ def test_evaluate_model_names_its_arguments(style_run):
 
 
 def test_cutoff_is_named_by_the_sampling_helpers(style_run):
-    for bad in (-1, 1.5, True):
-        with pytest.raises(ValueError, match=r"^sample_images: cutoff must be None or an int >= 0"):
+    for bad, exc in ((-1, ValueError), (1.5, TypeError), (True, TypeError), ("2", TypeError)):
+        with pytest.raises(exc, match=r"^sample_images: cutoff must be None or an int >= 0") as e:
             sample_images(style_run, 2, psi=0.7, cutoff=bad)
-        with pytest.raises(ValueError, match=r"^generate_seeds: cutoff must be None or an int >= 0"):
+        assert e.type is exc
+        with pytest.raises(exc, match=r"^generate_seeds: cutoff must be None or an int >= 0") as e:
             generate_seeds(style_run, [1], psi=0.7, cutoff=bad)
+        assert e.type is exc
 
 
 def test_convert_says_what_a_file_is_not(tmp_path, ckpt):
@@ -512,8 +594,8 @@ def test_generate_truncates_as_the_config_and_the_cli_by_default(tmp_path):
     torch.testing.assert_close(default, run.generate(2, seed=3, psi=0.7, cutoff=2), rtol=0, atol=0)
     assert not torch.equal(default, run.generate(2, seed=3, psi=1.0))
     assert not torch.equal(default, run.generate(2, seed=3, psi=0.7))  # psi alone: every input
-    for bad in (-1, 1.5, "2"):
-        with pytest.raises(ValueError, match=r"^generate: cutoff must be None or an int >= 0"):
+    for bad, exc in ((-1, ValueError), (1.5, TypeError), ("2", TypeError)):
+        with pytest.raises(exc, match=r"^generate: cutoff must be None or an int >= 0"):
             run.generate(2, psi=0.5, cutoff=bad)
     # a cutoff that would change nothing is refused, as alae-fast generate refuses it: 0 (no input
     # truncated), past the style inputs, or with psi 1 (the config's here: 0.7, so psi=1 given)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from numbers import Integral, Real
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ..errors import UserError, first_line
 from ..limits import MAX_ABS_W
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
-from ..models.base import check_images, check_pixel_values, check_psi
+from ..models.base import check_images, check_pixel_values
 from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import _read_checkpoint_file
 from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, list_checkpoints
@@ -31,7 +32,7 @@ from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .memory import check_images_fit
 from .projection import (DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS, PROJECT_BATCH, check_refinement,
                          project_latents)
-from .sampling import _check_cutoff, _check_noise, check_count, check_seed, sample_images
+from .sampling import _check_cutoff, _check_noise, _check_psi, _said, check_count, check_seed, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
            "recorded_data_content", "run_data"]
@@ -114,12 +115,15 @@ class LoadedRun:
     converts colour files, with a warning).
 
     Every method checks its arguments first and raises, naming the method and the argument:
-    TypeError for a non-tensor or a tensor of a non-float dtype (uint8 images included), ValueError
-    for a wrong shape or channel count, NaN or infinity (in images, latents and noise tensors
+    TypeError for an argument of the wrong type (a non-tensor or a tensor of a non-float dtype,
+    uint8 images included; a count, seed, cutoff or step count that is not an int: a float, a
+    bool, a string, None, a tensor; a psi or lr that is not a real number; a noise or space that
+    is neither a string nor, for noise, a list), ValueError for one of the right type with a bad
+    value: a wrong shape or channel count, NaN or infinity (in images, latents and noise tensors
     alike), images with a value beyond +-``PIXEL_LIMIT`` (4: pixels belong in [-1, 1], and 0..255
     ones are refused rather than encoded into nonsense), a tensor on another device than the model
-    (:attr:`device`), a count that is not an int >= 1, a seed outside [0, 2**63), a psi outside
-    ``PSI_RANGE`` [-1, 2], an unknown noise mode; ValueError too for a w with a value beyond
+    (:attr:`device`), a count < 1, a seed outside [0, 2**63), a psi outside ``PSI_RANGE`` [-1, 2],
+    an unknown noise mode or space; ValueError too for a w with a value beyond
     +-``MAX_ABS_W`` (10000: an encoded or mapped w lies within about +-10, and G's output
     overflows to NaN or 1e27 long before float32 does) and for more images at once than the
     memory free now holds (:func:`alae_fast.inference.memory.check_images_fit`, naming the most
@@ -159,9 +163,11 @@ class LoadedRun:
         """The device of the model's weights: where ``encode``/``decode`` want their tensors."""
         return next(self.model.parameters()).device
 
-    def _check_tensor(self, t, op: str, name: str) -> None:
-        """A float tensor on the model's device, without NaN or infinity (shapes: the model's)."""
-        if name == "x":
+    def _check_tensor(self, t, op: str, name: str, images: bool | None = None) -> None:
+        """A float tensor on the model's device, without NaN or infinity (shapes: the model's);
+        ``images`` (default: ``name == "x"``) adds the image checks."""
+        images = name == "x" if images is None else images
+        if images:
             check_images(t, op, name)  # a tensor of a float dtype
         elif not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: {name} must be a torch.Tensor; got {type(t).__name__}")
@@ -175,16 +181,17 @@ class LoadedRun:
             raise ValueError(f"{op}: {name} is empty (shape {tuple(t.shape)}); give at least one")
         if not torch.isfinite(t).all():
             raise ValueError(f"{op}: {name} contains NaN or infinity")
-        if name == "x":
+        if images:
             check_pixel_values(t, op, name)
 
-    def _level_images(self, x, op: str) -> torch.Tensor:
+    def _level_images(self, x, op: str, name: str = "x") -> torch.Tensor:
         """x checked and at the level the run reached: images at the run's full resolution (what
         ``load_image_files`` and the data give) are brought there as training does
-        (:func:`~alae_fast.inference.pixels.prepare_images`)."""
+        (:func:`~alae_fast.inference.pixels.prepare_images`). Errors name ``op`` and ``name``
+        (the function the caller called and its argument: interpolate_latents' a and b)."""
         from .pixels import prepare_images
 
-        self._check_tensor(x, op, "x")
+        self._check_tensor(x, op, name, images=True)
         C, r, R = self.schedule.channels, self.phase.resolution, self.schedule.resolution
         if x.ndim == 4 and x.shape[1] == 1 and C == 3:
             # a grey image is the colour one with R = G = B: repeated at every level, as
@@ -193,12 +200,12 @@ class LoadedRun:
         if x.ndim == 4 and x.shape[1] != C and x.shape[-2:] in ((r, r), (R, R)):
             how = (" (greyscale): convert colour images to grey first (load_image_files does, with a warning)"
                    if (x.shape[1], C) == (3, 1) else "")
-            raise ValueError(f"{op}: x has {plural(x.shape[1], 'channel')}; this run's model takes {C}{how}")
+            raise ValueError(f"{op}: {name} has {plural(x.shape[1], 'channel')}; this run's model takes {C}{how}")
         if x.ndim == 4 and x.shape[-2:] == (R, R) and r != R:
             return prepare_images(x, self.schedule, self.phase)
         if x.ndim != 4 or tuple(x.shape[1:]) != (C, r, r):
             full = f" or [N, {C}, {R}, {R}] (the run's full resolution)" if r != R else ""
-            raise ValueError(f"{op}: x must have shape [N, {C}, {r}, {r}] (the level the run reached){full}; "
+            raise ValueError(f"{op}: {name} must have shape [N, {C}, {r}, {r}] (the level the run reached){full}; "
                              f"got {tuple(x.shape)}")
         return x
 
@@ -219,9 +226,14 @@ class LoadedRun:
         for a colour run (grey images, repeated: see the class docstring). A float tensor
         (float16, bfloat16, float32, float64) on :attr:`device`, finite, N >= 1 (errors: the
         class docstring)."""
-        x = self._level_images(x, "encode")
+        return self._encode(x, "encode")
+
+    def _encode(self, x, op: str, name: str = "x") -> torch.Tensor:
+        """:meth:`encode`, its errors naming ``op`` and ``name``: a function of :mod:`.sampling`
+        that encodes its own arguments names itself and them."""
+        x = self._level_images(x, op, name)
         # E mirrors G level by level: G's bound stands for E's
-        check_images_fit(self, "encode", f"x of {x.shape[0]} images", batch=x.shape[0])
+        check_images_fit(self, op, f"{name} of {x.shape[0]} images", batch=x.shape[0])
         return self.model.encode(x, self.phase.lod, self.phase.blend)
 
     def decode(self, w: torch.Tensor, noise=None) -> torch.Tensor:
@@ -259,7 +271,8 @@ class LoadedRun:
         descent on the pixel error (not in the ALAE paper; :mod:`.projection`). space: "w"
         (default) or "w+"; refine_lr: a number in (0, 1000] (default 0.05), as :meth:`project`'s
         lr. Errors: the class docstring, naming ``reconstruct``."""
-        check_refinement("reconstruct", refine_steps, refine_lr, space, ("refine_steps", "refine_lr", "space"))
+        refine_steps, refine_lr, space = _check_refinement("reconstruct", refine_steps, refine_lr, space,
+                                                           ("refine_steps", "refine_lr", "space"))
         x, noise = self._level_images(x, "reconstruct"), self._noise(noise, "reconstruct")
         # before a refinement's minutes: its result is decoded at once too
         check_images_fit(self, "reconstruct", f"x of {x.shape[0]} images", batch=x.shape[0])
@@ -281,7 +294,7 @@ class LoadedRun:
         makes the result deterministic). Returns w (float32, detached) for :meth:`decode`.
         Errors: the class docstring, naming ``project``; FloatingPointError when the descent
         diverges (an lr too large)."""
-        check_refinement("project", steps, lr, space)
+        steps, lr, space = _check_refinement("project", steps, lr, space)
         x, noise = self._level_images(x, "project"), self._noise(noise, "project")
         # the descent decodes (and differentiates) its batches at once
         check_images_fit(self, "project", f"x of {x.shape[0]} images", batch=min(x.shape[0], PROJECT_BATCH))
@@ -306,15 +319,17 @@ class LoadedRun:
         in ``PSI_RANGE`` [-1, 2]; noise: None or a ``decode`` mode; cutoff: None or an int in
         [1, num_ws] given with a psi other than 1 (a cutoff of 0, past the model's style
         inputs, or with no truncation to apply would change nothing, as ``alae-fast generate``
-        refuses too). ValueError naming the argument otherwise."""
+        refuses too). TypeError naming the argument for one of the wrong type (a float, bool,
+        string, None or tensor n, seed or cutoff; a psi that is not a real number; a noise
+        neither a string nor a list), ValueError for one of the right type with a bad value."""
         if isinstance(n, torch.Tensor):
-            raise ValueError(f"generate: n must be an int >= 1 (how many images); got a tensor of shape "
-                             f"{tuple(n.shape)}: to decode latents of your own use run.decode(w) or "
-                             f"run.model.generate(z, ...)")
+            raise TypeError(f"generate: n must be an int >= 1 (how many images); got a tensor of shape "
+                            f"{tuple(n.shape)}: to decode latents of your own use run.decode(w) or "
+                            f"run.model.generate(z, ...)")
         n = check_count(n, "n", "generate")
         seed = check_seed(seed, "seed", "generate")
         if psi is not None:
-            psi = check_psi(psi, "psi", "generate")
+            psi = _check_psi(psi, "psi", "generate")
         _check_cutoff(cutoff, "generate")
         if cutoff is not None:
             num_ws = int(self.model.num_ws)
@@ -328,6 +343,24 @@ class LoadedRun:
         _check_noise(noise, "generate", device=self.device)
         check_images_fit(self, "generate", f"n {n}", batch=n)  # the arguments first: a bad psi is said as such
         return sample_images(self, n, psi=psi, seed=seed, noise=noise, cutoff=cutoff)
+
+
+def _check_refinement(op: str, steps, lr, space,
+                      names: tuple[str, str, str] = ("steps", "lr", "space")) -> tuple[int, float, str]:
+    """(steps, lr, space) as an int, a float and a string, checked by
+    :func:`~alae_fast.inference.projection.check_refinement` (the ranges) after a TypeError
+    naming ``op`` and the argument for a steps that is not an int, an lr that is not a real
+    number, a space that is not a string. NumPy numbers are taken, as the ops take them."""
+    if isinstance(steps, bool) or not isinstance(steps, Integral):
+        raise TypeError(f"{op}: {names[0]} must be an int (descent steps from E(x); 0: E(x) itself); "
+                        f"got {_said(steps)}")
+    if isinstance(lr, bool) or not isinstance(lr, Real):
+        raise TypeError(f"{op}: {names[1]} must be a number (Adam's learning rate, in w's units); got {_said(lr)}")
+    if not isinstance(space, str):
+        raise TypeError(f"{op}: {names[2]} must be 'w' or 'w+'; got {_said(space)}")
+    steps, lr = int(steps), float(lr)
+    check_refinement(op, steps, lr, space, names)
+    return steps, lr, space
 
 
 def _resolve_checkpoint(path: str | os.PathLike) -> Path:

@@ -6,7 +6,7 @@ untouched (draws happen under ``torch.random.fork_rng`` or from their own genera
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 from typing import TYPE_CHECKING, Sequence
 
 import torch
@@ -36,26 +36,59 @@ def seed_range_text(limit: int = SEED_LIMIT) -> str:
     return f"[0, 2**{power})" if limit == 1 << power else f"[0, {limit})"
 
 
+# The arguments of the Python API follow the ops' rule (alae_fast.ops): a value of the wrong type
+# (a string, float, bool, None or tensor where an int is wanted; a string or bool where a number
+# is) raises TypeError, one of the right type with a bad value ValueError, each naming the
+# function and the argument.
+
+def _is_int(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, Integral)
+
+
+def _said(value) -> str:
+    """A refused value on one line: a tensor by its type and shape (its repr can be pages)."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return f"{value!r} of type {type(value).__name__}"
+
+
 def check_count(value, name: str, op: str, minimum: int = 1) -> int:
-    """``value`` as an int when it is an integer (not a bool, not a float) >= ``minimum``;
-    otherwise ValueError naming ``op: name``."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        got = f"a {type(value).__name__}" if isinstance(value, torch.Tensor) else repr(value)
-        raise ValueError(f"{op}: {name} must be an int >= {minimum}; got {got}")
+    """``value`` as an int when it is an integer (Python's or NumPy's) >= ``minimum``: TypeError
+    naming ``op: name`` for another type (a bool, a float, a string, None, a tensor), ValueError
+    for a smaller int."""
+    if not _is_int(value):
+        raise TypeError(f"{op}: {name} must be an int >= {minimum}; got {_said(value)}")
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be an int >= {minimum}; got {value!r}")
     return int(value)
 
 
 def check_seed(value, name: str = "seed", op: str | None = None) -> int:
-    """``value`` as an int when it is an integer in [0, :data:`SEED_LIMIT`) (not a bool);
-    otherwise ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, Integral) or not 0 <= value < SEED_LIMIT:
-        raise ValueError(f"{op + ': ' if op else ''}{name} must be an int in {seed_range_text()}; got {value!r}")
+    """``value`` as an int when it is an integer in [0, :data:`SEED_LIMIT`): TypeError naming it
+    for another type (a bool, a float, a string, None), ValueError for an int outside."""
+    where = f"{op}: " if op else ""
+    if not _is_int(value):
+        raise TypeError(f"{where}{name} must be an int in {seed_range_text()}; got {_said(value)}")
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{where}{name} must be an int in {seed_range_text()}; got {value!r}")
     return int(value)
 
 
+def _check_psi(value, name: str, op: str) -> float:
+    """:func:`check_psi` (the range, its one definition), after a TypeError naming ``op: name``
+    for a value that is no real number (a string, a bool, a tensor)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{op}: {name} must be a finite number in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]; "
+                        f"got {_said(value)}")
+    return check_psi(value, name, op)
+
+
 def _check_cutoff(cutoff, op: str) -> None:
-    """ValueError naming ``op: cutoff`` unless it is None or an int >= 0 (not a bool)."""
-    if cutoff is not None and (isinstance(cutoff, bool) or not isinstance(cutoff, Integral) or cutoff < 0):
+    """TypeError naming ``op: cutoff`` unless it is None or an int (not a bool), ValueError for
+    an int < 0."""
+    if cutoff is not None and not _is_int(cutoff):
+        raise TypeError(f"{op}: cutoff must be None or an int >= 0; got {_said(cutoff)}")
+    if cutoff is not None and cutoff < 0:
         raise ValueError(f"{op}: cutoff must be None or an int >= 0; got {cutoff!r}")
 
 
@@ -63,8 +96,9 @@ def _check_noise(noise, op: str, name: str = "noise", device: torch.device | Non
     """Raises, naming ``op: name``, unless ``noise`` is one of ``ALAEModel.decode``'s modes or a
     list/tuple of per-layer noise tensors (``StyleGenerator.noise_inputs``), whose entries are
     None or float tensors without NaN or infinity, on ``device`` when one is given: TypeError for
-    an entry that is no tensor or of another dtype, ValueError otherwise. The entries' count and
-    shapes are the model's to check (it knows its layers)."""
+    a ``noise`` that is neither a string nor a list/tuple, or an entry that is no tensor or of
+    another dtype; ValueError for another string and for an entry on another device or with NaN
+    or infinity. The entries' count and shapes are the model's to check (it knows its layers)."""
     if isinstance(noise, (list, tuple)):
         for k, t in enumerate(noise):
             if t is None:
@@ -79,10 +113,11 @@ def _check_noise(noise, op: str, name: str = "noise", device: torch.device | Non
             if not torch.isfinite(t).all():
                 raise ValueError(f"{op}: {name}[{k}] contains NaN or infinity")
         return
-    if not isinstance(noise, str) or noise not in DECODE_NOISE_MODES:
-        got = f"a {type(noise).__name__}" if isinstance(noise, torch.Tensor) else repr(noise)
-        raise ValueError(f"{op}: {name} must be one of {DECODE_NOISE_MODES} or a list of per-layer noise tensors; "
-                         f"got {got}")
+    said = f"{op}: {name} must be one of {DECODE_NOISE_MODES} or a list of per-layer noise tensors"
+    if not isinstance(noise, str):
+        raise TypeError(f"{said}; got {_said(noise)}")
+    if noise not in DECODE_NOISE_MODES:
+        raise ValueError(f"{said}; got {noise!r}")
 
 
 @torch.no_grad()
@@ -95,18 +130,20 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
     G's noise from torch's generator seeded with ``seed`` inside ``fork_rng``, so the same call
     gives the same images and the caller's random state is untouched; pixels in about [-1, 1].
 
-    Raises ValueError naming the argument: ``n`` not an int >= 1, ``seed`` not an int in
-    [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode or a
-    noise list with NaN or infinity (TypeError for an entry that is no float tensor), a bad
-    cutoff, or an ``n`` whose images the memory free now cannot hold
-    (:func:`~alae_fast.inference.memory.check_images_fit`)."""
+    Raises, naming the argument, TypeError for one of the wrong type (an ``n``, ``seed`` or
+    ``cutoff`` that is not an int: a float, a bool, a string, None; a ``psi`` that is not a real
+    number; a ``noise`` neither a string nor a list, or an entry of it that is no float tensor),
+    ValueError for one of the right type with a bad value: ``n`` < 1, ``seed`` outside [0,
+    2**63), ``psi`` NaN, infinite or outside ``PSI_RANGE`` [-1, 2], an unknown noise mode or a
+    noise entry with NaN or infinity, a cutoff < 0, or an ``n`` whose images the memory free now
+    cannot hold (:func:`~alae_fast.inference.memory.check_images_fit`)."""
     n = check_count(n, "n", "sample_images")
     seed = check_seed(seed, "seed", "sample_images")
     _check_noise(noise, "sample_images")
     if psi is None:
         psi = run.config.truncation_psi
         cutoff = run.config.truncation_cutoff if cutoff is None else cutoff
-    psi = check_psi(psi, "psi", "sample_images")
+    psi = _check_psi(psi, "psi", "sample_images")
     _check_cutoff(cutoff, "sample_images")
     check_images_fit(run, "sample_images", f"n {n}", batch=n)
     device = next(run.model.parameters()).device
@@ -127,8 +164,10 @@ NOISE_MODES = ("const", "random", "batch", "zero", "none")
 
 def seed_latent(seed: int, latent_size: int) -> torch.Tensor:
     """z ``[1, latent_size]`` ~ N(0, I) of one seed (torch's CPU generator seeded with it), so a
-    seed gives the same z whatever other seeds are drawn with it. ValueError unless ``seed`` is
-    an int in [0, 2**63) (:func:`check_seed`)."""
+    seed gives the same z whatever other seeds are drawn with it. TypeError unless ``seed`` is an
+    int, ValueError unless it is in [0, 2**63) (:func:`check_seed`); TypeError for a
+    ``latent_size`` that is not an int, ValueError for one < 1."""
+    latent_size = check_count(latent_size, "latent_size", "seed_latent")
     seed = check_seed(seed)
     return torch.randn(1, latent_size, generator=torch.Generator().manual_seed(seed))
 
@@ -145,16 +184,22 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     two are the same here) or ``"none"``/``"zero"`` (no noise). Every mode gives
     the same image for the same seed; torch's global random state is left untouched.
 
-    Raises ValueError naming the argument: ``seeds`` not a non-empty sequence of ints in
-    [0, 2**63), ``psi`` not a finite number in ``PSI_RANGE`` [-1, 2], an unknown noise mode, a
-    ``cutoff`` that is not None or an int >= 0."""
-    if not isinstance(noise_mode, str) or noise_mode not in NOISE_MODES:
+    Raises, naming the argument, TypeError for one of the wrong type (``seeds`` not a sequence
+    or holding a non-int, ``psi`` not a real number, ``noise_mode`` not a string, ``cutoff`` not
+    None or an int), ValueError for one of the right type with a bad value (no seeds, a seed
+    outside [0, 2**63), ``psi`` NaN, infinite or outside ``PSI_RANGE`` [-1, 2], an unknown noise
+    mode, a cutoff < 0)."""
+    if not isinstance(noise_mode, str):
+        raise TypeError(f"generate_seeds: noise_mode must be one of {NOISE_MODES}; got {_said(noise_mode)}")
+    if noise_mode not in NOISE_MODES:
         raise ValueError(f"generate_seeds: noise_mode must be one of {NOISE_MODES}; got {noise_mode!r}")
-    if isinstance(seeds, (str, bytes, torch.Tensor)) or not isinstance(seeds, Sequence) or not seeds:
+    if isinstance(seeds, (str, bytes, torch.Tensor)) or not isinstance(seeds, Sequence):
+        raise TypeError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {_said(seeds)}")
+    if not seeds:
         raise ValueError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {seeds!r}")
     seeds = [check_seed(s, f"seeds[{i}]", "generate_seeds") for i, s in enumerate(seeds)]
     check_images_fit(run, "generate_seeds", f"{len(seeds)} seeds", batch=1, kept=len(seeds))  # one at a time
-    psi = check_psi(psi, "psi", "generate_seeds")
+    psi = _check_psi(psi, "psi", "generate_seeds")
     _check_cutoff(cutoff, "generate_seeds")
     device = next(run.model.parameters()).device
     noise = {"none": "zero", "zero": "zero", "const": "const"}.get(noise_mode, "random")
@@ -175,16 +220,17 @@ def interpolate_latents(run: LoadedRun, a: torch.Tensor, b: torch.Tensor, steps:
     a, b: one image each, ``[1, C, r, r]`` or ``[1, C, R, R]`` as ``run.encode`` takes them, and
     checked as it does; each may have any float dtype (float16, bfloat16, float32, float64) and
     the two need not agree: the latents are interpolated in the wider of their dtypes
-    (``torch.promote_types``). ValueError for a or b holding more than one image, and unless
-    ``steps`` is an int >= 2 (both ends: one step would be E(a) alone, not an interpolation; the
-    CLI and the web page ask the same)."""
+    (``torch.promote_types``). ValueError for a or b holding more than one image; TypeError unless
+    ``steps`` is an int, ValueError unless it is >= 2 (both ends: one step would be E(a) alone,
+    not an interpolation; the CLI and the web page ask the same); ``run.encode``'s errors, naming
+    interpolate_latents and a or b."""
     steps = check_count(steps, "steps", "interpolate_latents", minimum=2)
     check_images_fit(run, "interpolate_latents", f"steps {steps}", batch=steps)
     for name, img in (("a", a), ("b", b)):
         if isinstance(img, torch.Tensor) and img.ndim == 4 and img.shape[0] != 1:
             raise ValueError(f"interpolate_latents: {name} must be one image [1, C, R, R]; got {img.shape[0]} "
                              f"(shape {tuple(img.shape)}): interpolate each pair on its own")
-    wa, wb = run.encode(a), run.encode(b)
+    wa, wb = run._encode(a, "interpolate_latents", "a"), run._encode(b, "interpolate_latents", "b")
     # encode answers in its input's dtype, and torch.lerp wants one dtype
     dtype = torch.promote_types(wa.dtype, wb.dtype)
     wa, wb = wa.to(dtype), wb.to(dtype)
@@ -232,15 +278,22 @@ def style_mix_tiles(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0
 
     Returns ``(sources [cols, C, r, r], destinations [3·rows, C, r, r],
     mixed [3·rows, cols, C, r, r], range name of each destination row)``. Needs a model with
-    more than one style input (ValueError otherwise); ValueError too unless ``rows`` and ``cols``
-    are ints >= 1 and ``seed`` an int in [0, 2**63)."""
-    rows = check_count(rows, "rows", "style_mix_tiles")
-    cols = check_count(cols, "cols", "style_mix_tiles")
-    seed = check_seed(seed, "seed", "style_mix_tiles")
+    more than one style input (ValueError otherwise); TypeError unless ``rows``, ``cols`` and
+    ``seed`` are ints, ValueError unless ``rows`` and ``cols`` are >= 1 and ``seed`` is in
+    [0, 2**63)."""
+    return _style_mix_tiles(run, rows, cols, seed, "style_mix_tiles")
+
+
+@torch.no_grad()
+def _style_mix_tiles(run, rows, cols, seed, op: str):
+    """:func:`style_mix_tiles`, its errors naming ``op`` (the function the caller called)."""
+    rows = check_count(rows, "rows", op)
+    cols = check_count(cols, "cols", op)
+    seed = check_seed(seed, "seed", op)
     m = run.model
     num_ws = check_style_mixable(run)
     count = cols + 3 * rows * (cols + 1)  # sources, destinations and the mixed table, kept
-    check_images_fit(run, "style_mix_tiles", f"rows {rows} and cols {cols} ({count} images)",
+    check_images_fit(run, op, f"rows {rows} and cols {cols} ({count} images)",
                      batch=max(cols, 3 * rows), kept=count)  # A and B decoded at once, then a row at a time
     device = next(m.parameters()).device
     g = torch.Generator().manual_seed(seed)
@@ -270,8 +323,8 @@ def style_mix_images(run: LoadedRun, sources: torch.Tensor, destinations: torch.
         # each set encoded at once, then a row of S decoded at a time, the table kept
         check_images_fit(run, "style_mix_images", f"{s} sources and {d} destinations ({3 * s * d} mixed images)",
                          batch=max(s, d), kept=3 * s * d)
-    wa = run.encode(sources).unsqueeze(1).expand(-1, num_ws, -1)
-    wd = run.encode(destinations).unsqueeze(1).expand(-1, num_ws, -1)
+    wa = run._encode(sources, "style_mix_images", "sources").unsqueeze(1).expand(-1, num_ws, -1)
+    wd = run._encode(destinations, "style_mix_images", "destinations").unsqueeze(1).expand(-1, num_ws, -1)
     return _mixed_rows(run, wa, wd.repeat(3, 1, 1), destinations.shape[0])
 
 
@@ -292,8 +345,8 @@ def style_mix_grid(run: LoadedRun, rows: int = 3, cols: int = 4, seed: int = 0) 
     """:func:`style_mix_tiles` as one unlabelled tensor: a top row of the sources A after a blank
     corner, then each destination B followed by its mixes. Returns (images
     ``[(1 + 3·rows)·(cols + 1), C, r, r]``, nrow = cols + 1). The CLI draws the labelled figure
-    instead (``save_labelled_grid``)."""
-    img_a, img_b, mixed, _ = style_mix_tiles(run, rows, cols, seed)
+    instead (``save_labelled_grid``). Errors as :func:`style_mix_tiles`'s, naming style_mix_grid."""
+    img_a, img_b, mixed, _ = _style_mix_tiles(run, rows, cols, seed, "style_mix_grid")
     tiles = [torch.full_like(img_a[:1], -1.0), *img_a.split(1)]
     for i in range(img_b.shape[0]):
         tiles += [img_b[i:i + 1], *mixed[i].split(1)]
