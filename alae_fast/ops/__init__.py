@@ -12,6 +12,8 @@ refuse them) raises TypeError; one of the right type with a bad value (NaN or in
 out of range, a wrong shape or length) raises ValueError. Either message names the op and the
 argument: the op the caller called, also where a composite op (modulated_conv2d, filter2d) runs
 others. The layers of alae_fast.nn and the Python API of alae_fast.inference take the same rule.
+
+Each op has a FLOP formula for ``torch.utils.flop_counter`` (:mod:`alae_fast.ops.flops`).
 """
 
 from .bias_act import ACTIVATIONS, bias_act, bias_act_ref
@@ -32,3 +34,6 @@ __all__ += ["modulate_weight", "modulated_conv2d", "modulated_conv2d_ref"]
 
 from .filtered_lrelu import filtered_lrelu, filtered_lrelu_ref  # noqa: E402
 __all__ += ["filtered_lrelu", "filtered_lrelu_ref"]
+
+# FLOP formulas for torch.utils.flop_counter, registered at import (the rule: alae_fast.ops.flops)
+from . import flops  # noqa: E402,F401
