@@ -203,7 +203,7 @@ def test_sampling_helpers(run, style_run):
     for call in (lambda v: sample_images(run, v), lambda v: generate_seeds(run, [v])):
         with pytest.raises(TypeError, match=r"(n|seeds\[0\]) must be an int"):
             call("2")
-    with pytest.raises(TypeError, match=r"^sample_images: psi must be a finite number in \[-1, 2\]; got '1' of type str"):
+    with pytest.raises(TypeError, match=r"^sample_images: psi must be a finite number in \[-1, 2\]; got '1' of type"):
         sample_images(run, 2, psi="1")
     with pytest.raises(TypeError, match=r"^sample_images: noise must be one of"):
         sample_images(run, 2, noise=None)
@@ -340,12 +340,23 @@ def test_load_on_cuda_without_a_gpu(ckpt):
         check_device("cuda", "--device")
 
 
-@pytest.mark.parametrize("device, match", [("tpu", "device: 'tpu' is not a device name"),
-                                           (3.5, "device: expected a device name"),
-                                           ("meta", "device: 'meta' is not supported")])
-def test_load_bad_device(ckpt, device, match):
-    with pytest.raises(UserError, match=match):
+@pytest.mark.parametrize("device, match, exc", [("tpu", "device: 'tpu' is not a device name", UserError),
+                                                (3.5, "device: expected a device name", TypeError),
+                                                (None, "device: expected a device name", TypeError),
+                                                ("meta", "device: 'meta' is not supported", UserError)])
+def test_load_bad_device(ckpt, device, match, exc):
+    with pytest.raises(exc, match=match):
         alae_fast.load(ckpt, device=device)
+
+
+@pytest.mark.parametrize("ema", ["False", 0, None])
+def test_load_ema_must_be_a_bool(ckpt, ema, tmp_path):
+    from alae_fast.inference.loading import convert_official, load_run
+
+    with pytest.raises(TypeError, match=r"^load_run: ema must be a bool"):
+        load_run(ckpt, ema=ema)
+    with pytest.raises(TypeError, match=r"^convert_official: ema must be a bool"):
+        convert_official(ckpt, tmp_path / "out.pt", ema=ema)
 
 
 def test_load_bad_noise_mode(ckpt):
@@ -353,6 +364,8 @@ def test_load_bad_noise_mode(ckpt):
 
     with pytest.raises(UserError, match="noise_mode: expected one of"):
         load_run(ckpt, noise_mode="loud")
+    with pytest.raises(TypeError, match="noise_mode: expected one of"):
+        load_run(ckpt, noise_mode=None)
 
 
 # --- alae_fast.edit -----------------------------------------------------------------------------------

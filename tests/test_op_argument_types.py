@@ -80,12 +80,14 @@ def _rows():
         add(op, "f", lambda v, mod=mod: mod.setup_filter(v), [("str", "ab", T), ("3-d", [[[1.0]]], V)])
         add(op, "normalize", lambda v, mod=mod: mod.setup_filter([1, 2], normalize=v), BOOL)
         add(op, "flip_filter", lambda v, mod=mod: mod.setup_filter([1, 2], flip_filter=v), BOOL)
-        add(op, "separable", lambda v, mod=mod: mod.setup_filter([1, 2], separable=v), [c for c in BOOL if c[0] != "None"])
-        add(op, "device", lambda v, mod=mod: mod.setup_filter([1, 2], device=v), [("int", 3, T), ("unknown", "nope", V)])
+        add(op, "separable", lambda v, mod=mod: mod.setup_filter([1, 2], separable=v),
+            [c for c in BOOL if c[0] != "None"])
+        add(op, "device", lambda v, mod=mod: mod.setup_filter([1, 2], device=v),
+            [("int", 3, T), ("unknown", "nope", V)])
     for op, mod in (("filter2d", ops), ("upsample2d", ops), ("downsample2d", ops)):
         add(op, "flip_filter", lambda v, op=op: getattr(ops, op)(X, F4, flip_filter=v), BOOL)
-    add("no_weight_gradients", "disable", lambda v: nvlabs.torch_utils_ops.conv2d_gradfix.no_weight_gradients(v).__enter__(),
-        BOOL)
+    gradfix = nvlabs.torch_utils_ops.conv2d_gradfix
+    add("no_weight_gradients", "disable", lambda v: gradfix.no_weight_gradients(v).__enter__(), BOOL)
     for op, fn in (("filtered_lrelu", ops.filtered_lrelu), ("nvlabs.filtered_lrelu", nvlabs.filtered_lrelu)):
         add(op, "up", lambda v, fn=fn: fn(X, F4, F4, up=v, padding=8), INT_FACTOR)
         add(op, "down", lambda v, fn=fn: fn(X, F4, F4, down=v, padding=8), INT_FACTOR)
@@ -199,7 +201,8 @@ def _layer_rows():
     add("set_impl", "impl", lambda v: ann.set_impl(torch.nn.Linear(1, 1), v), CHOICE)
     add("PixelNorm", "dim", lambda v: ann.PixelNorm(dim=v), [("str", "1", T), ("float", 1.0, T), ("bool", True, T)])
     add("PixelNorm", "eps", lambda v: ann.PixelNorm(eps=v), EPS)
-    add("Blur", "kernel", lambda v: ann.Blur(kernel=v), [("str", "ab", T), ("3-d", [[[1.0]]], V), ("zero-sum", [1, -1], V)])
+    add("Blur", "kernel", lambda v: ann.Blur(kernel=v),
+        [("str", "ab", T), ("3-d", [[[1.0]]], V), ("zero-sum", [1, -1], V)])
     add("Blur", "pad", lambda v: ann.Blur(pad=v), [("str", "1", T), ("int", 1, T), ("float-entry", (1.5, 0), T),
                                                    ("length-3", (1, 1, 1), V)])
     add("Blur", "upsample_factor", lambda v: ann.Blur(upsample_factor=v), count)

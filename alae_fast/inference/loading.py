@@ -27,6 +27,7 @@ from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
 from ..models.base import check_images, check_pixel_values
 from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import _read_checkpoint_file
+from ..ops._dispatch import check_bool
 from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .memory import check_images_fit
@@ -62,8 +63,9 @@ def _accelerator(kind: str) -> tuple[bool, int]:
 
 def check_device(device, name: str = "device") -> torch.device:
     """``device`` (a name such as ``"cpu"``, ``"cuda:1"``, ``"mps"``, or a ``torch.device``) as a
-    ``torch.device`` this torch can use. Raises :class:`~alae_fast.errors.UserError` (a
-    ValueError), one line naming ``name``, for a value that is no device name, a device type
+    ``torch.device`` this torch can use. Raises TypeError naming ``name`` for a value that is
+    neither a string nor a torch.device, and :class:`~alae_fast.errors.UserError` (a
+    ValueError), one line naming ``name``, for a string that is no device name, a device type
     other than cpu, cuda, mps, xpu (e.g. meta), an accelerator this torch was built without or
     that has no device visible (CUDA, MPS, XPU alike), and an index past the devices there are.
     ``name="--device"`` gives the CLI's wording (``--device cuda: ...; use --device cpu``)."""
@@ -71,8 +73,8 @@ def check_device(device, name: str = "device") -> torch.device:
     shown = f"{name} {device}" if flag else f"{name}={str(device)!r}"
     cpu = f"{name} cpu" if flag else f"{name}='cpu'"
     if not isinstance(device, (str, torch.device)):
-        raise UserError(f"{name}: expected a device name such as 'cpu' or 'cuda:0' or a torch.device; "
-                        f"got {device!r}")
+        raise TypeError(f"{name}: expected a device name such as 'cpu' or 'cuda:0' or a torch.device; "
+                        f"got {_said(device)}")
     try:
         with warnings.catch_warnings():  # torch warns of names it will drop ('mkldnn'): refused below anyway
             warnings.simplefilter("ignore")
@@ -502,8 +504,9 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
     device: a name or ``torch.device`` this torch can use (:func:`check_device`). Files are read
     without running pickled code (``alae_fast.models.official_io``).
 
-    Raises TypeError when ``path`` is not a str or os.PathLike, FileNotFoundError when there is
-    none, ValueError (one line naming the file) when the file is not a checkpoint of this
+    Raises TypeError when ``path`` is not a str or os.PathLike, ``device`` neither a string nor a
+    torch.device, ``ema`` not a bool (a string such as "False" would have been taken as True) or
+    ``noise_mode`` not a string, FileNotFoundError when there is none, ValueError (one line naming the file) when the file is not a checkpoint of this
     package or of the official code (a :class:`~alae_fast.errors.UserError` saying what it is
     instead, e.g. the run's ``config.json``, an image, text, and what to pass) or its contents disagree (weights of another shape than its
     config, a missing part), and
@@ -515,6 +518,9 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
         raise TypeError(f"load_run: path must be a run folder or checkpoint file (str or os.PathLike); "
                         f"got {type(path).__name__}")
     device = check_device(device, "device")
+    ema = check_bool(ema, "ema", "load_run")
+    if not isinstance(noise_mode, str):
+        raise TypeError(f"noise_mode: expected one of {DECODE_NOISE_MODES}; got {_said(noise_mode)}")
     if noise_mode not in DECODE_NOISE_MODES:
         raise UserError(f"noise_mode: expected one of {DECODE_NOISE_MODES}; got {noise_mode!r}")
     target = _resolve_checkpoint(path)
@@ -584,9 +590,10 @@ def convert_official(path: str | os.PathLike, out: str | os.PathLike,
     config, the preset's schedule at its end. Not resumable by ``alae-fast train`` (no
     optimiser state). Writes ``out`` atomically (temporary file, then rename) and returns it.
 
-    Raises as ``load_run``; UserError when ``path`` is a folder or not an official checkpoint,
-    FileExistsError when ``out`` is a folder.
+    Raises as ``load_run`` (TypeError for an ``ema`` that is not a bool); UserError when ``path``
+    is a folder or not an official checkpoint, FileExistsError when ``out`` is a folder.
     """
+    ema = check_bool(ema, "ema", "convert_official")
     target = _resolve_checkpoint(path)
     if target.is_dir():
         raise UserError(f"{str(path)!r} is a folder; convert reads one checkpoint file of the official ALAE code")
