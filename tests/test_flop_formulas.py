@@ -219,3 +219,21 @@ def test_the_registry_is_filled_once_on_import():
 
     importlib.reload(flops)  # a second registration would raise "duplicate registrations"
     assert flop_registry[torch.ops.alae_fast.upfirdn2d] is not None
+
+
+def test_symbolic_sizes_are_counted_without_asking_their_values():
+    # inductor estimates a node's run time from its formula, with sizes that may be symbols whose
+    # values cannot be asked (an unbacked one raises when compared or made an int)
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    s = ShapeEnv().create_unbacked_symint()
+    for count in (flops.upfirdn2d_flops((2, 3, s, s), (4, 4), [2, 2], [1, 1], [2, 1, 2, 1]),
+                  flops.upfirdn2d_flops((2, 3, s, s), (4,), [1, 1], [2, 2], [1, 1, 1, 1]),
+                  flops.filtered_lrelu_flops((2, 3, s, s), (12,), (12,), 2, 2, [10, 10, 10, 10]),
+                  flops.filtered_lrelu_grad_flops((2, 3, s, s), (12,), (12,), (s, s), 2, 2, [10, 10, 10, 10])):
+        assert isinstance(count, torch.SymInt)
+    # with up = 1 the symbolic count is the exact one
+    t = ShapeEnv().create_unbacked_symint()
+    exact = flops.upfirdn2d_flops((2, 3, 9, 9), (3, 3), [1, 1], [2, 2], [1, 0, 1, 0])
+    symbolic = flops.upfirdn2d_flops((2, 3, t, t), (3, 3), [1, 1], [2, 2], [1, 0, 1, 0])
+    assert symbolic.node.expr.subs(t.node.expr, 9) == exact

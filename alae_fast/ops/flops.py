@@ -30,6 +30,11 @@ beside it were counted. The rule, stated here once:
   is the adjoints of those passes (``D^T`` then ``U^T``: upfirdn2d with up and down swapped and
   the padding that gives the forward's input size), each counted the same way.
 
+Under ``torch.compile`` with dynamic shapes (inductor estimates a node's run time from its
+formula) the sizes may be symbols, whose values a formula must not ask for: there an axis with
+``up > 1`` is counted as ``ceil(taps / up)`` taps per output and its rows as ``in + pad0 +
+pad1`` (exact up to the borders); ``up = 1`` stays exact.
+
 The other gradients are ops counted above (upfirdn2d's backward is upfirdn2d; its filter
 gradient and conv2d_resample and modulated_conv2d's convolutions are torch's own ``conv2d``).
 """
@@ -54,9 +59,18 @@ def _counted(n: int, up: int, pad0: int, length: int) -> list[int]:
     return [1 if (q < 0 or q >= size or q % up == 0) else 0 for q in range(-pad0, length - pad0)]
 
 
+def _symbolic(*values) -> bool:
+    return not all(isinstance(v, int) for v in values)
+
+
 def _axis(n: int, up: int, down: int, pad0: int, pad1: int, taps: int) -> tuple[int, int, int]:
     """(counted (output, tap) pairs, counted positions, outputs) of one axis."""
     length = n * up + pad0 + pad1
+    if _symbolic(n, up, down, pad0, pad1, taps):  # sizes as symbols: no comparison, no loop
+        out = (length - taps + down) // down
+        if up == 1:
+            return out * taps, length, out
+        return out * ((taps + up - 1) // up), n + pad0 + pad1, out
     out = max((length - taps + down) // down, 0)
     if up == 1:  # every position is an input sample or padding
         return out * taps, max(length, 0), out
@@ -71,13 +85,13 @@ def upfirdn2d_flops(x_shape, f_shape, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 
     and ``down`` are [x, y], ``padding`` [x0, x1, y0, y1], as the op's schema takes them."""
     if f_shape is None:
         return 0
-    N, C, H, W = (int(s) for s in x_shape)
+    N, C, H, W = x_shape
     if len(f_shape) == 2:
-        fh, fw = (int(s) for s in f_shape)
+        fh, fw = f_shape
     else:
-        fh = fw = int(f_shape[0])
+        fh = fw = f_shape[0]
     (ux, uy), (dx, dy) = up, down
-    px0, px1, py0, py1 = (int(p) for p in padding)
+    px0, px1, py0, py1 = padding
     ax, _, ow = _axis(W, ux, dx, px0, px1, fw)
     ay, rows, _ = _axis(H, uy, dy, py0, py1, fh)
     macs = ax * ay if len(f_shape) == 2 else rows * ax + ow * ay
@@ -90,7 +104,7 @@ def _taps(f_shape) -> tuple[int, int]:
     """(taps along x, taps along y), (1, 1) without a filter."""
     if f_shape is None:
         return 1, 1
-    return (int(f_shape[-1]), int(f_shape[0]))
+    return f_shape[-1], f_shape[0]
 
 
 def _upsampled(x_shape, fu_shape, up: int, padding) -> tuple[int, int]:
@@ -103,7 +117,7 @@ def _upsampled(x_shape, fu_shape, up: int, padding) -> tuple[int, int]:
 def filtered_lrelu_flops(x_shape, fu_shape, fd_shape, up: int, down: int, padding) -> int:
     """FLOPs of ``filtered_lrelu`` (and ``filtered_lrelu_masked``) on an x of ``x_shape``: its
     upsampling pass (fu, up, padding) and its downsampling pass (fd, down), each as upfirdn2d."""
-    N, C = int(x_shape[0]), int(x_shape[1])
+    N, C = x_shape[0], x_shape[1]
     uh, uw = _upsampled(x_shape, fu_shape, up, padding)
     return (upfirdn2d_flops(x_shape, fu_shape, [up, up], [1, 1], padding)
             + upfirdn2d_flops((N, C, uh, uw), fd_shape, [1, 1], [down, down], [0, 0, 0, 0]))
@@ -120,9 +134,8 @@ def _adjoint_padding(n: int, m: int, up: int, down: int, pad0: int, taps: int) -
 def filtered_lrelu_grad_flops(dy_shape, fu_shape, fd_shape, in_size, up: int, down: int, padding) -> int:
     """FLOPs of ``filtered_lrelu_grad``: ``D^T`` (dy [N, C, OH, OW] back to the upsampled plane)
     then ``U^T`` (back to ``in_size`` [H, W]), each the upfirdn2d adjoint of the forward's pass."""
-    N, C = int(dy_shape[0]), int(dy_shape[1])
-    H, W = (int(s) for s in in_size)
-    OH, OW = int(dy_shape[2]), int(dy_shape[3])
+    N, C, OH, OW = dy_shape
+    H, W = in_size
     uh, uw = _upsampled((N, C, H, W), fu_shape, up, padding)
     (fdw, fdh), (fuw, fuh) = _taps(fd_shape), _taps(fu_shape)
     px0, _, py0, _ = padding
