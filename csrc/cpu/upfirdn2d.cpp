@@ -21,6 +21,7 @@
 
 #include "../common/upfirdn2d.h"
 #include "../ops/upfirdn2d.h"
+#include "half_convert.h"
 
 namespace alae_fast {
 namespace upfirdn2d_cpu {
