@@ -162,6 +162,10 @@ def test_model_generate_psi_has_the_same_range(run):
             run.model.generate(z, truncation_psi=psi)
     with pytest.raises(ValueError, match=r"^truncate: psi must be in \[-1, 2\]"):
         run.model.truncate(run.model.mapping(z), 3.0)
+    for psi in ("0.7", None, True, torch.tensor(0.7)):  # the type rule of the ops and LoadedRun
+        with pytest.raises(TypeError, match=r"^generate: truncation_psi must be a finite number"):
+            run.model.generate(z, truncation_psi=psi)
+    assert run.model.generate(z, truncation_psi=np.float32(0.5), noise="zero").shape[0] == 3
     with pytest.raises(TypeError, match="generate: z must have a float dtype"):
         run.model.generate(torch.randint(0, 5, (3, run.model.latent_size)))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import numpy as np
 import torch
 
 from alae_fast.inference.loading import load_run
@@ -156,21 +157,30 @@ def test_float32_and_the_mlp_alae():
 @pytest.mark.parametrize("kwargs,error,said", [
     (dict(steps=-1), ValueError, "steps must be an int in [0, 100000]"),
     (dict(steps=MAX_REFINE_STEPS + 1), ValueError, "steps must be an int in [0, 100000]"),
-    (dict(steps=2.0), ValueError, "steps must be an int"),
-    (dict(steps=True), ValueError, "steps must be an int"),
+    (dict(steps=2.0), TypeError, "steps must be an int"),
+    (dict(steps=True), TypeError, "steps must be an int"),
     (dict(lr=0), ValueError, "lr must be a number in (0, 1000]"),
     (dict(lr=-0.1), ValueError, "lr must be a number in (0, 1000]"),
     (dict(lr=float("nan")), ValueError, "lr must be a number in (0, 1000]"),
     (dict(lr=float("inf")), ValueError, "lr must be a number in (0, 1000]"),
-    (dict(lr="0.1"), ValueError, "lr must be a number in (0, 1000]"),
+    (dict(lr="0.1"), TypeError, "lr must be a number in (0, 1000]"),
     (dict(lr=1000.5), ValueError, "lr must be a number in (0, 1000]"),
     (dict(lr=1e39), ValueError, "lr must be a number in (0, 1000]"),
     (dict(space="z"), ValueError, "space must be one of ('w', 'w+')"),
+    (dict(space=None), TypeError, "space must be one of ('w', 'w+')"),
+    (dict(lr=None), TypeError, "lr must be a number in (0, 1000]"),
     (dict(batch_size=0), ValueError, "batch_size must be an int >= 1"),
 ])
 def test_bad_arguments_are_named(kwargs, error, said):
     with pytest.raises(error, match=f"project_latents: {__import__('re').escape(said)}"):
         project_latents(small_model(), images(1), LOD, BLEND, **kwargs)
+
+
+def test_numpy_numbers_are_taken():
+    x, model = images(2), small_model()
+    a = project_latents(model, x, LOD, BLEND, steps=3, lr=0.05)
+    b = project_latents(model, x, LOD, BLEND, steps=np.int64(3), lr=np.float64(0.05))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_bad_images_and_a_diverging_descent_are_refused():

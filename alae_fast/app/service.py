@@ -373,7 +373,7 @@ class ModelService:
             psi = self.truncation[0]
         try:  # the one rule (PSI_RANGE, alae_fast.models.base.check_psi) as a UserError
             return check_psi(psi, "psi")
-        except ValueError as e:
+        except (TypeError, ValueError) as e:
             raise UserError(str(e)) from None
 
     def _cutoff(self, cutoff, psi: float, psi_given: bool) -> int:

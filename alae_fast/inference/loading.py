@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from numbers import Integral, Real
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .memory import check_images_fit
 from .projection import (DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS, PROJECT_BATCH, check_refinement,
                          project_latents)
-from .sampling import _check_cutoff, _check_noise, _check_psi, _said, check_count, check_seed, sample_images
+from .sampling import _check_cutoff, _check_noise, _said, check_psi, check_count, check_seed, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
            "recorded_data_content", "run_data"]
@@ -273,7 +272,7 @@ class LoadedRun:
         descent on the pixel error (not in the ALAE paper; :mod:`.projection`). space: "w"
         (default) or "w+"; refine_lr: a number in (0, 1000] (default 0.05), as :meth:`project`'s
         lr. Errors: the class docstring, naming ``reconstruct``."""
-        refine_steps, refine_lr, space = _check_refinement("reconstruct", refine_steps, refine_lr, space,
+        refine_steps, refine_lr, space = check_refinement("reconstruct", refine_steps, refine_lr, space,
                                                            ("refine_steps", "refine_lr", "space"))
         x, noise = self._level_images(x, "reconstruct"), self._noise(noise, "reconstruct")
         # before a refinement's minutes: its result is decoded at once too
@@ -296,7 +295,7 @@ class LoadedRun:
         makes the result deterministic). Returns w (float32, detached) for :meth:`decode`.
         Errors: the class docstring, naming ``project``; FloatingPointError when the descent
         diverges (an lr too large)."""
-        steps, lr, space = _check_refinement("project", steps, lr, space)
+        steps, lr, space = check_refinement("project", steps, lr, space)
         x, noise = self._level_images(x, "project"), self._noise(noise, "project")
         # the descent decodes (and differentiates) its batches at once
         check_images_fit(self, "project", f"x of {x.shape[0]} images", batch=min(x.shape[0], PROJECT_BATCH))
@@ -331,7 +330,7 @@ class LoadedRun:
         n = check_count(n, "n", "generate")
         seed = check_seed(seed, "seed", "generate")
         if psi is not None:
-            psi = _check_psi(psi, "psi", "generate")
+            psi = check_psi(psi, "psi", "generate")
         _check_cutoff(cutoff, "generate")
         if cutoff is not None:
             num_ws = int(self.model.num_ws)
@@ -345,24 +344,6 @@ class LoadedRun:
         _check_noise(noise, "generate", device=self.device)
         check_images_fit(self, "generate", f"n {n}", batch=n)  # the arguments first: a bad psi is said as such
         return sample_images(self, n, psi=psi, seed=seed, noise=noise, cutoff=cutoff)
-
-
-def _check_refinement(op: str, steps, lr, space,
-                      names: tuple[str, str, str] = ("steps", "lr", "space")) -> tuple[int, float, str]:
-    """(steps, lr, space) as an int, a float and a string, checked by
-    :func:`~alae_fast.inference.projection.check_refinement` (the ranges) after a TypeError
-    naming ``op`` and the argument for a steps that is not an int, an lr that is not a real
-    number, a space that is not a string. NumPy numbers are taken, as the ops take them."""
-    if isinstance(steps, bool) or not isinstance(steps, Integral):
-        raise TypeError(f"{op}: {names[0]} must be an int (descent steps from E(x); 0: E(x) itself); "
-                        f"got {_said(steps)}")
-    if isinstance(lr, bool) or not isinstance(lr, Real):
-        raise TypeError(f"{op}: {names[1]} must be a number (Adam's learning rate, in w's units); got {_said(lr)}")
-    if not isinstance(space, str):
-        raise TypeError(f"{op}: {names[2]} must be 'w' or 'w+'; got {_said(space)}")
-    steps, lr = int(steps), float(lr)
-    check_refinement(op, steps, lr, space, names)
-    return steps, lr, space
 
 
 def _resolve_checkpoint(path: str | os.PathLike) -> Path:

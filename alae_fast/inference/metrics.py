@@ -263,7 +263,8 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     :func:`~alae_fast.inference.loading.check_device`; refine_steps: int in [0, 100000] (default
     0); refine_space: "w" (default) or "w+"; refine_lr: a number in (0, 1000] (default 0.05, Adam's);
     refine_images: an int >= 1, the first that many of the reconstructed images are refined
-    (default 256). ValueError naming the argument otherwise.
+    (default 256). TypeError naming the argument for one of the wrong type (a float or string
+    count, a non-number lr), ValueError for a bad value.
     """
     from ..eval import (feature_network, fid_generated, fid_reconstructed, perceptual_path_length,
                         proxy_lpips_distance, reconstruct_all, reconstruction_mse)
@@ -278,8 +279,8 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     seed = check_seed(seed, "seed", "evaluate_model")
     device = check_device(device, "device")
     from .projection import check_refinement, refined_reconstruction
-    check_refinement("evaluate_model", refine_steps, refine_lr, refine_space,
-                     ("refine_steps", "refine_lr", "refine_space"))
+    refine_steps, refine_lr, refine_space = check_refinement(
+        "evaluate_model", refine_steps, refine_lr, refine_space, ("refine_steps", "refine_lr", "refine_space"))
     refine_images = check_count(refine_images, "refine_images", "evaluate_model")
 
     schedule, phase, m = run.schedule, run.phase, run.model

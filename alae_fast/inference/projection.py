@@ -22,12 +22,14 @@ get no gradient and are not changed.
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 import warnings
 
 import torch
 
 from ..limits import MAX_REFINE_STEPS
 from ..models.base import check_images
+from ..ops._dispatch import said_typed
 from .sampling import check_count
 
 PROJECTION_SPACES = ("w", "w+")
@@ -40,35 +42,47 @@ DEFAULT_REFINE_IMAGES = 256  # what `evaluate --refine-steps` refines unless --r
 
 
 def check_refine_steps(steps, op: str, name: str = "steps") -> int:
-    """``steps`` as an int in [0, MAX_REFINE_STEPS]; ValueError naming ``op`` and ``name`` otherwise."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_REFINE_STEPS:
-        raise ValueError(f"{op}: {name} must be an int in [0, {MAX_REFINE_STEPS}] (descent steps from E(x); "
-                         f"0: E(x) itself); got {steps!r}")
-    return steps
+    """``steps`` as an int when it is an integer (Python's or NumPy's) in [0, MAX_REFINE_STEPS];
+    TypeError naming ``op`` and ``name`` for another type (a bool, a float, a string, None),
+    ValueError for an int outside."""
+    what = f"{op}: {name} must be an int in [0, {MAX_REFINE_STEPS}] (descent steps from E(x); 0: E(x) itself)"
+    if isinstance(steps, bool) or not isinstance(steps, Integral):
+        raise TypeError(f"{what}; got {said_typed(steps)}")
+    if not 0 <= steps <= MAX_REFINE_STEPS:
+        raise ValueError(f"{what}; got {steps!r}")
+    return int(steps)
 
 
 def check_refine_lr(lr, op: str, name: str = "lr") -> float:
-    """``lr`` as a float in (0, :data:`MAX_REFINE_LR`]; ValueError naming ``op`` and ``name`` otherwise."""
-    if (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0
-            or lr > MAX_REFINE_LR):
-        raise ValueError(f"{op}: {name} must be a number in (0, {MAX_REFINE_LR:g}] (Adam's learning rate, in w's "
-                         f"units; default {DEFAULT_REFINE_LR:g}); got {lr!r}")
+    """``lr`` as a float when it is a real number (Python's or NumPy's) in (0,
+    :data:`MAX_REFINE_LR`]; TypeError naming ``op`` and ``name`` for another type, ValueError for
+    NaN, infinity or a number outside."""
+    what = (f"{op}: {name} must be a number in (0, {MAX_REFINE_LR:g}] (Adam's learning rate, in w's units; "
+            f"default {DEFAULT_REFINE_LR:g})")
+    if isinstance(lr, bool) or not isinstance(lr, Real):
+        raise TypeError(f"{what}; got {said_typed(lr)}")
+    if not math.isfinite(lr) or lr <= 0 or lr > MAX_REFINE_LR:
+        raise ValueError(f"{what}; got {lr!r}")
     return float(lr)
 
 
 def check_space(space, op: str, name: str = "space") -> str:
-    """``space`` as one of :data:`PROJECTION_SPACES`; ValueError naming ``op`` and ``name`` otherwise."""
+    """``space`` when it is one of :data:`PROJECTION_SPACES`; TypeError naming ``op`` and ``name``
+    for a non-string, ValueError for another string."""
+    what = (f"{op}: {name} must be one of {PROJECTION_SPACES} ('w': one w for every style input, "
+            f"'w+': one per style input)")
+    if not isinstance(space, str):
+        raise TypeError(f"{what}; got {said_typed(space)}")
     if space not in PROJECTION_SPACES:
-        raise ValueError(f"{op}: {name} must be one of {PROJECTION_SPACES} ('w': one w for every style input, "
-                         f"'w+': one per style input); got {space!r}")
+        raise ValueError(f"{what}; got {space!r}")
     return space
 
 
-def check_refinement(op: str, steps, lr, space, names: tuple[str, str, str] = ("steps", "lr", "space")) -> None:
-    """The three checks above, in that order, each error naming ``op`` and its own of ``names``."""
-    check_refine_steps(steps, op, names[0])
-    check_refine_lr(lr, op, names[1])
-    check_space(space, op, names[2])
+def check_refinement(op: str, steps, lr, space,
+                     names: tuple[str, str, str] = ("steps", "lr", "space")) -> tuple[int, float, str]:
+    """The three checks above, in that order, each error naming ``op`` and its own of ``names``;
+    returns (steps, lr, space) as an int, a float and a string."""
+    return check_refine_steps(steps, op, names[0]), check_refine_lr(lr, op, names[1]), check_space(space, op, names[2])
 
 
 # Images refined at once by default: each holds G's graph for its backward pass
@@ -94,11 +108,11 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     lowest pixel error among E(x) and the steps' iterates, so never worse than E(x) by that error
     (StyleGAN2's projector returns the last iterate, which an lr too large for the model leaves
     far worse than where it started). Warns (RuntimeWarning) when, with steps >= 1, some images
-    kept E(x) because no step lowered their error. Raises ValueError
-    naming the argument for a bad steps, lr, space or batch_size, what ``encode``/``decode``
+    kept E(x) because no step lowered their error. Raises TypeError naming the argument
+    for a steps, lr, space or batch_size of the wrong type, ValueError for a bad value, what ``encode``/``decode``
     raise for a bad x or noise, and FloatingPointError when the descent reaches NaN or infinity
     (an lr too large for this model)."""
-    check_refinement("project_latents", steps, lr, space)
+    steps, lr, space = check_refinement("project_latents", steps, lr, space)
     check_count(batch_size, "batch_size", "project_latents")
     check_images(x, "project_latents")
     if not torch.isfinite(x).all():

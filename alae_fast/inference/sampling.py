@@ -6,7 +6,7 @@ untouched (draws happen under ``torch.random.fork_rng`` or from their own genera
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 from typing import TYPE_CHECKING, Sequence
 
 import torch
@@ -74,15 +74,6 @@ def check_seed(value, name: str = "seed", op: str | None = None) -> int:
     return int(value)
 
 
-def _check_psi(value, name: str, op: str) -> float:
-    """:func:`check_psi` (the range, its one definition), after a TypeError naming ``op: name``
-    for a value that is no real number (a string, a bool, a tensor)."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{op}: {name} must be a finite number in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]; "
-                        f"got {_said(value)}")
-    return check_psi(value, name, op)
-
-
 def _check_cutoff(cutoff, op: str) -> None:
     """TypeError naming ``op: cutoff`` unless it is None or an int (not a bool), ValueError for
     an int < 0."""
@@ -143,7 +134,7 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
     if psi is None:
         psi = run.config.truncation_psi
         cutoff = run.config.truncation_cutoff if cutoff is None else cutoff
-    psi = _check_psi(psi, "psi", "sample_images")
+    psi = check_psi(psi, "psi", "sample_images")
     _check_cutoff(cutoff, "sample_images")
     check_images_fit(run, "sample_images", f"n {n}", batch=n)
     device = next(run.model.parameters()).device
@@ -199,7 +190,7 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
         raise ValueError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {seeds!r}")
     seeds = [check_seed(s, f"seeds[{i}]", "generate_seeds") for i, s in enumerate(seeds)]
     check_images_fit(run, "generate_seeds", f"{len(seeds)} seeds", batch=1, kept=len(seeds))  # one at a time
-    psi = _check_psi(psi, "psi", "generate_seeds")
+    psi = check_psi(psi, "psi", "generate_seeds")
     _check_cutoff(cutoff, "generate_seeds")
     device = next(run.model.parameters()).device
     noise = {"none": "zero", "zero": "zero", "const": "const"}.get(noise_mode, "random")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..nn.equalized import set_impl
-from ..ops._dispatch import is_finite
+from ..ops._dispatch import is_finite, said_typed
 from .config import ALAEConfig
 
 # G's noise inputs (``decode(..., noise=...)``): 'random' fresh N(0, 1) images per sample;
@@ -46,10 +46,15 @@ PIXEL_LIMIT = 4.0
 
 
 def check_psi(value, name: str = "psi", op: str | None = None) -> float:
-    """``value`` as a float when it is a finite real number in :data:`PSI_RANGE`; otherwise
-    ValueError naming ``name`` (as the caller spelled the parameter) and ``op``."""
+    """``value`` as a float when it is a finite real number (Python's or NumPy's) in
+    :data:`PSI_RANGE`; otherwise TypeError for another type (a bool, a string, None, a tensor) or
+    ValueError for NaN, infinity or a number outside, naming ``name`` (as the caller spelled the
+    parameter) and ``op``."""
     where = f"{op}: " if op else ""
-    if isinstance(value, bool) or not isinstance(value, Real) or not is_finite(value):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{where}{name} must be a finite number in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]; "
+                        f"got {said_typed(value)}")
+    if not is_finite(value):
         raise ValueError(f"{where}{name} must be a finite number in [{PSI_RANGE[0]:g}, {PSI_RANGE[1]:g}]; "
                          f"got {value!r}")
     if not PSI_RANGE[0] <= value <= PSI_RANGE[1]:

@@ -36,9 +36,10 @@ SETTLING = 3
 
 class _Count(TorchDispatchMode):
     """Sums the FLOPs of the ops ``torch.utils.flop_counter`` has formulas for (convolutions and
-    matrix products; this package's own ops have none and count 0: the blur, AdaIN and bias_act
-    passes are memory-bound, which FLOPs do not measure). Without FlopCounterMode's module
-    tracking, which wants an autograd graph to hook."""
+    matrix products, and this package's FIR filtering by :mod:`alae_fast.ops.flops`; elementwise
+    work such as AdaIN and bias_act counts 0: memory-bound, which FLOPs do not measure). On the
+    meta device the ops run their references, so the filters are counted as torch counts those.
+    Without FlopCounterMode's module tracking, which wants an autograd graph to hook."""
 
     def __init__(self):
         super().__init__()
