@@ -24,7 +24,9 @@ def _fwd_bwd(fn, x, b, gy):
 
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
     """fwd and fwd+bwd cases in float32 and bfloat16; candidates fused, ref, compiled (unless
-    not ``compile``) and, for fwd, copy."""
+    not ``compile``) and, for fwd, copy: ``dst.copy_(x)`` into one destination allocated here,
+    written again every call, where the other candidates allocate their output each call (the
+    README's Benchmarks section says what that difference costs on the CPU)."""
     out = []
     gen = torch.Generator(device="cpu").manual_seed(0)
     for shape in QUICK_SHAPES if quick else SHAPES:

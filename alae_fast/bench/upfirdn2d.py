@@ -37,7 +37,9 @@ def _fwd_bwd(fn, x, f, gy):
 
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
     """Candidates fused, ref, compiled (torch.compile of ref; unless not ``compile``) and, for
-    forward cases, copy (a copy_ of the larger of input and output)."""
+    forward cases, copy (a copy_ of the larger of input and output, into one destination
+    allocated here and written again every call, where the other candidates allocate their
+    output each call)."""
     left_out = {} if compile else {"compiled": NO_COMPILE}
     gen = torch.Generator(device="cpu").manual_seed(0)
     f4 = setup_filter([1, 3, 3, 1], device=device)  # 4x4, as StyleGAN2 uses it
