@@ -133,6 +133,28 @@ class Direction:
     norm: float = 1.0
 
 
+def _names_differ(names: list[str], have: list[str]) -> str:
+    """The 409 message of an edit whose ``names`` are not the server's directions ``have``: what
+    differs (names it does not have, names left out, another order), so that a script with a
+    misspelt name is told which, and a page that another request changed knows to reload."""
+    unknown = [n for n in dict.fromkeys(names) if n not in have]
+    missing = [n for n in have if n not in names]
+    repeated = [n for n in dict.fromkeys(names) if names.count(n) > 1]
+    said = []
+    if unknown:
+        said.append(f"{unknown!r} {'is not a direction' if len(unknown) == 1 else 'are not directions'} "
+                    f"of this server (misspelt, or removed by another request)")
+    if missing:
+        said.append(f"{missing!r} of this server's {'is' if len(missing) == 1 else 'are'} left out "
+                    f"(added by another request?)")
+    if repeated:
+        said.append(f"{repeated!r} {'is' if len(repeated) == 1 else 'are'} given more than once")
+    if not said:
+        said.append("the same directions in another order")
+    return (f"names: {'; '.join(said)}. The amounts must be for this server's directions, in its order: "
+            f"{have!r} (GET /api/info lists them)")
+
+
 @dataclass
 class ModelService:
     """See the module docstring. Build with :meth:`open`."""
@@ -475,8 +497,7 @@ class ModelService:
         if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
             raise UserError(f"names: expected a list of direction names (strings), got {type(names).__name__}")
         if names is not None and list(names) != [d.name for d in dirs]:
-            raise Conflict(f"names: the amounts are for directions {names!r}; this server now has "
-                           f"{[d.name for d in dirs]!r} (changed by another request): reload the directions")
+            raise Conflict(_names_differ(list(names), [d.name for d in dirs]))
         k = len(dirs)
         if not isinstance(amounts, (list, tuple)) or len(amounts) != k:
             got = len(amounts) if isinstance(amounts, (list, tuple)) else type(amounts).__name__
