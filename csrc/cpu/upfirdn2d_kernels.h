@@ -330,6 +330,21 @@ void vertical_first_block(const Geometry& g, const Taps<acc_t>& tp, const scalar
   }
 }
 
+// The vertical pass of the separable horizontal-first path (up > down), tabled once per call:
+// phase s of block blk (output rows oy0 + s + j*per) takes nk taps, weights w[s][0..nk), on
+// rows hoff + j*step + k of h, the block's horizontal results (row 0 = input row ra).
+struct VPhase {
+  int64_t nk, hoff;
+};
+
+template <typename acc_t>
+struct VTable {
+  int64_t per, max_ky;
+  std::vector<VPhase> ph;  // [nblocks][per]
+  std::vector<acc_t> w;    // [nblocks][per][max_ky]
+  std::vector<int> same_k;  // [nblocks]: the taps every phase of the block takes, or -1
+};
+
 // One output row: o[i] = cast(sum_k w[k] * r[k*rs + i]), the same sum in the same order as
 // combine_rows_k, inlined so that a row of a few dozen values pays no call.
 template <typename acc_t, typename out_t, int K>
@@ -361,44 +376,62 @@ inline void sum_rows_k(int64_t k, const acc_t* r, int64_t rs, const acc_t* w, ou
   }
 }
 
-// The vertical pass of the separable horizontal-first path (up > down): output rows
-// [oy0, oy1) of one plane, each a weighted sum of rows of h (the horizontal results of input
-// rows ra, ra + 1, ..., stride wos), written in memory order. Output row oy0 + s + j*per
-// takes phase s's taps on rows i0(s) + j*step + k.
+// Output row oy of the block, phase s, j-th row of that phase, into o (scalar_t, or acc_t for
+// float16: see below). K >= 0: every phase takes K taps; K < 0: phase s's own count.
+template <int K, typename acc_t, typename out_t>
+__attribute__((always_inline)) inline void vertical_row(const acc_t* r, int64_t wos, int64_t nk,
+                                                        const acc_t* w, out_t* o, int64_t n,
+                                                        const acc_t** ptrs, acc_t* scratch,
+                                                        int64_t scratch_len) {
+  if constexpr (K >= 0) sum_row<acc_t, out_t, K>(r, wos, w, o, n);
+  else sum_rows_k<acc_t, out_t>(nk, r, wos, w, o, n, ptrs, scratch, scratch_len);
+}
+
+// Output rows [oy0, oy1) of one plane in memory order, block blk of the table.
 // Why in memory order, one row at a time: the output is the op's largest stream (4x its input
 // at up 2) and the time goes to storing it. Written phase by phase (every other row, then the
 // rows between, as combine_rows did) 8x256x32x32 up 2 took 4.5-4.8 ms at one thread against
-// 2.5 ms for a copy_ of its output; in memory order 3.0-3.2 ms. The phases and weights are
-// tabled once per block, so a row of a few dozen values pays no division and no call.
-template <typename scalar_t, typename acc_t>
-void vertical_rows_in_order(const Geometry& g, const Taps<acc_t>& tp, const acc_t* h, int64_t ra,
-                            int64_t wos, int64_t oy0, int64_t oy1, int64_t per, int64_t step,
-                            scalar_t* dst, acc_t* scratch, int64_t scratch_len,
-                            const acc_t** ptrs, acc_t* phase_w, const acc_t** phase_row,
-                            int64_t* phase_nk, acc_t* rowbuf) {
-  const int64_t max_ky = (g.ty + g.uy - 1) / g.uy;
-  const int64_t np = std::min(per, oy1 - oy0);
-  for (int64_t s = 0; s < np; ++s) {
-    const Phase ph = phase_of(oy0 + s, g.uy, g.dy, g.py0);
-    phase_nk[s] = phase_taps(ph.t0, g.uy, g.ty);
-    phase_row[s] = h + (ph.i0 - ra) * wos;
-    for (int64_t k = 0; k < phase_nk[s]; ++k) phase_w[s * max_ky + k] = tp.wy[ph.t0 + k * g.uy];
-  }
-  const int64_t Wo = g.Wo, hs = step * wos;
+// 2.5 ms for a copy_ of its output; in memory order 3.0-3.2 ms. The phases are tabled once per
+// call and a common tap count is a template argument, so a short row (16 values at 8x8 -> 16x16)
+// pays no division, no call and no switch.
+template <int K, typename scalar_t, typename acc_t>
+void vertical_rows_in_order(const VTable<acc_t>& vt, int64_t blk, const acc_t* h, int64_t wos,
+                            int64_t step, int64_t oy0, int64_t oy1, int64_t Wo, scalar_t* dst,
+                            const acc_t** ptrs, acc_t* scratch, int64_t scratch_len, acc_t* rowbuf) {
+  const int64_t per = vt.per, hs = step * wos;
+  const VPhase* ph = vt.ph.data() + blk * per;
+  const acc_t* wt = vt.w.data() + blk * per * vt.max_ky;
   int64_t s = 0, j = 0;
   for (int64_t oy = oy0; oy < oy1; ++oy) {
-    const acc_t* r = phase_row[s] + j * hs;
-    const acc_t* w = phase_w + s * max_ky;
+    const acc_t* r = h + ph[s].hoff * wos + j * hs;
+    const acc_t* w = wt + s * vt.max_ky;
     scalar_t* o = dst + oy * Wo;
     if constexpr (std::is_same_v<scalar_t, c10::Half>) {
       // c10::Half's own narrowing is integer code in these kernels (half_convert.h); F16C
       // took 8x256x32x32 up 2 float16 from 4.05 to 2.7-2.8 ms at one thread (bfloat16: 2.4).
-      sum_rows_k<acc_t, acc_t>(phase_nk[s], r, wos, w, rowbuf, Wo, ptrs, scratch, scratch_len);
+      vertical_row<K>(r, wos, ph[s].nk, w, rowbuf, Wo, ptrs, scratch, scratch_len);
       half_convert::narrow(rowbuf, o, Wo);
     } else {
-      sum_rows_k<acc_t, scalar_t>(phase_nk[s], r, wos, w, o, Wo, ptrs, scratch, scratch_len);
+      vertical_row<K>(r, wos, ph[s].nk, w, o, Wo, ptrs, scratch, scratch_len);
     }
     if (++s == per) s = 0, ++j;
+  }
+}
+
+template <typename scalar_t, typename acc_t>
+void vertical_rows(const VTable<acc_t>& vt, int64_t blk, const acc_t* h, int64_t wos, int64_t step,
+                   int64_t oy0, int64_t oy1, int64_t Wo, scalar_t* dst, const acc_t** ptrs,
+                   acc_t* scratch, int64_t scratch_len, acc_t* rowbuf) {
+  switch (vt.same_k[blk]) {
+#define AF_E(K)                                                                                 \
+  case K:                                                                                       \
+    return vertical_rows_in_order<K>(vt, blk, h, wos, step, oy0, oy1, Wo, dst, ptrs, scratch, \
+                                     scratch_len, rowbuf);
+    AF_E(1) AF_E(2) AF_E(3) AF_E(4)
+#undef AF_E
+    default:
+      vertical_rows_in_order<-1>(vt, blk, h, wos, step, oy0, oy1, Wo, dst, ptrs, scratch,
+                                 scratch_len, rowbuf);
   }
 }
 
@@ -452,6 +485,27 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
   // sizing it by the output width overran it (issue 17).
   const int64_t scratch_len = std::max<int64_t>(vfirst ? cx1 - cx0 + 1 : g.Wo, 1);
 
+  VTable<acc_t> vt{per, max_ky, {}, {}, {}};
+  if (g.separable && !vfirst) {
+    vt.ph.resize(static_cast<size_t>(nblocks * per));
+    vt.w.assign(static_cast<size_t>(nblocks * per * max_ky), acc_t(0));
+    vt.same_k.resize(static_cast<size_t>(nblocks));
+    for (int64_t blk = 0; blk < nblocks; ++blk) {
+      const int64_t oy0 = blk * bo, oy1 = std::min(g.Ho, oy0 + bo);
+      int64_t ra, rb;
+      axis_reads(oy0, oy1, g.uy, g.dy, g.py0, g.ty, ra, rb);
+      int same = -2;
+      for (int64_t s = 0; s < per && oy0 + s < oy1; ++s) {
+        const Phase ph = phase_of(oy0 + s, g.uy, g.dy, g.py0);
+        const int64_t nk = phase_taps(ph.t0, g.uy, g.ty);
+        vt.ph[blk * per + s] = VPhase{nk, ph.i0 - ra};
+        for (int64_t k = 0; k < nk; ++k) vt.w[(blk * per + s) * max_ky + k] = tp.wy[ph.t0 + k * g.uy];
+        same = same == -2 || same == nk ? static_cast<int>(nk) : -1;
+      }
+      vt.same_k[blk] = same >= 1 && same <= 4 ? same : -1;
+    }
+  }
+
   at::parallel_for(0, units, grain, [&](int64_t u0, int64_t u1) {
     std::vector<acc_t> xbuf(static_cast<size_t>(ls * max_rows + tail), acc_t(0));
     std::vector<acc_t> hbuf(static_cast<size_t>(wos * std::max(max_rows, bo)));
@@ -459,9 +513,6 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
     std::vector<const acc_t*> ptrs(static_cast<size_t>(max_ky));
     std::vector<const scalar_t*> xptrs(static_cast<size_t>(max_ky));
     std::vector<acc_t> wts(static_cast<size_t>(max_ky));
-    std::vector<acc_t> phase_w(static_cast<size_t>(per * max_ky));
-    std::vector<const acc_t*> phase_row(static_cast<size_t>(per));
-    std::vector<int64_t> phase_nk(static_cast<size_t>(per));
     std::vector<acc_t> rowbuf(static_cast<size_t>(std::is_same_v<scalar_t, c10::Half> ? g.Wo : 0));
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t plane = u / nblocks, blk = u % nblocks;
@@ -496,9 +547,8 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
         if (cb >= ca) {
           hset(xbuf.data() + (ca - ra) * ls, tp.wx.data(), h + (ca - ra) * wos, wo_ext, cb - ca + 1, ls, wos);
         }
-        vertical_rows_in_order(g, tp, hbuf.data(), ra, wos, oy0, oy1, per, step, dst, scratch.data(),
-                               scratch_len, ptrs.data(), phase_w.data(), phase_row.data(),
-                               phase_nk.data(), rowbuf.data());
+        vertical_rows(vt, blk, h, wos, step, oy0, oy1, g.Wo, dst, ptrs.data(), scratch.data(),
+                      scratch_len, rowbuf.data());
       } else {
         // 2-D taps: for each phase, one horizontal pass per filter row over all the block's
         // output rows of that phase; rows outside the image are zero rows of xbuf.
