@@ -344,8 +344,8 @@ def test_edit_and_directions_commands(toy_run, tmp_path, capsys):
         assert main(["edit", "--ckpt", str(toy_run), str(img), str(long_name), "--direction", "3-8=4",
                      "--direction", f"{d / 'direction_0-1.npy'}=-1.5", "--steps", "5", "--out", str(out)]) == 0
     assert titled == [(["one.png", "aaaaaaaaa...aaaa.png"],
-                       ["3-8 -4\n0-1 +1.5", "3-8 -2\n0-1 +0.75", "3-8 +0\n0-1 +0", "3-8 +2\n0-1 -0.75",
-                        "3-8 +4\n0-1 -1.5"], [5, 5])]
+                       ["input", "3-8: -4\n0-1: +1.5", "3-8: -2\n0-1: +0.75", "3-8: +0\n0-1: +0",
+                        "3-8: +2\n0-1: -0.75", "3-8: +4\n0-1: -1.5"], [6, 6])]
     # the rows' files in full on stdout, once, below the wrote line: a cut title, or one the
     # picture's font cannot draw (日本語.png came out as empty boxes), still names its file
     said = capsys.readouterr().out.splitlines()
@@ -572,11 +572,14 @@ def test_edit_titles_are_exact_distinct_and_fit():
     # linspace(-1, 1, 99)'s middle is -1.1e-16: the middle column said "-4.44e-16"
     assert strip_fractions(99)[49] == 0.0 and strip_fractions(2) == [-1.0, 1.0]
     assert strip_fractions(7) == [-t for t in reversed(strip_fractions(7))]
-    assert _edit_titles({"3-8": 4.0, "x": -1.5}, 99)[49] == "3-8 +0\nx +0"
+    assert _edit_titles({"3-8": 4.0, "x": -1.5}, 99)[49] == "3-8: +0\nx: +0"
     for steps in (2, 7, 101, 1001):  # amount 40 at 1001 steps gave 851 distinct titles of 1001
         titles = _edit_titles({"a": 40.0}, steps)
         assert len(set(titles)) == steps, steps
-    assert _edit_titles({"a_long_direction_name": 1.0}, 3) == ["a_lon...name -1", "a_lon...name +0", "a_lon...name +1"]
+    assert _edit_titles({"a_long_direction_name": 1.0}, 3) == ["a_lon...name: -1", "a_lon...name: +0",
+                                                               "a_lon...name: +1"]
+    # a digit pair's amount is not read as a third digit ("3-8 -2" read as "3-8-2")
+    assert _edit_titles({"3-8": 2.0}, 3, first="input") == ["input", "3-8: -2", "3-8: +0", "3-8: +2"]
     # the same file name in two folders: told apart by the folders, as few as do it
     assert _file_titles(["a/img.png", "b/img.png", "c.png"]) == ["a/img.png", "b/img.png", "c.png"]
     assert _file_titles(["r/a/b/img.png", "r/c/b/img.png", "d/img.png", "e.png"]) == \
@@ -595,3 +598,148 @@ def test_edit_titles_are_exact_distinct_and_fit():
     # one file twice beside another of its name: the folder tells the other, a number the twice
     assert _file_titles(["x/a.png", "x/a.png", "y/a.png"]) == ["x/a.png (1)", "x/a.png (2)", "y/a.png"]
     assert _file_titles(["/r/x/a.png"] * 3) == ["a.png (1)", "a.png (2)", "a.png (3)"]
+
+
+# --- edit from a refined w, from latents given, beside its input ------------------------------------
+
+def _recording_grid(mp):
+    """save_labelled_grid recorded: each call's (rows, columns, cells) in the returned list."""
+    import alae_fast.inference.pictures as pictures
+
+    calls, real = [], pictures.save_labelled_grid
+
+    def recording(cells, path, row_labels, col_labels, **kw):
+        calls.append((list(row_labels), list(col_labels), [list(r) for r in cells]))
+        return real(cells, path, row_labels, col_labels, **kw)
+
+    mp.setattr(pictures, "save_labelled_grid", recording)
+    return calls
+
+
+def test_edit_strip_starts_with_its_input(toy_run, tmp_path, capsys):
+    # the middle column is G(E(x)): without the image itself an edit could not be compared with it
+    from alae_fast.inference.loading import load_run
+    from alae_fast.inference.pixels import load_image_files, prepare_images, to_display
+
+    img = _digit_png(tmp_path / "one.png", 255)
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _recording_grid(mp)
+        assert main(["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=2", "--steps", "3",
+                     "--out", str(tmp_path / "e.png")]) == 0
+    (rows, cols, cells), = calls
+    assert rows == ["one.png"] and cols == ["input", "3-8: -2", "3-8: +0", "3-8: +2"]
+    run = load_run(toy_run)
+    x = load_image_files([img], run.schedule)
+    res = run.schedule.resolution
+    torch.testing.assert_close(cells[0][0], to_display(prepare_images(x, run.schedule, run.phase), res)[0])
+    out = capsys.readouterr().out
+    assert "each after its input, from w = E(x))" in out, out
+
+
+def test_edit_refine_steps_edits_the_refined_w(toy_run, tmp_path, capsys):
+    # edit could only move the raw E(x); --refine-steps / --refine-lr as encode's and reconstruct's
+    from alae_fast.edit.commands import edit_strip
+    from alae_fast.inference.loading import load_run
+    from alae_fast.inference.pixels import load_image_files, prepare_images
+
+    img = _digit_png(tmp_path / "one.png", 255)
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _recording_grid(mp)
+        assert main(["edit", "--ckpt", str(toy_run), str(img), "--direction", "3-8=2", "--steps", "3",
+                     "--refine-steps", "5", "--refine-lr", "0.1", "--out", str(tmp_path / "e.png")]) == 0
+    (rows, cols, cells), = calls
+    assert rows == ["one.png\nw: E(x) refined,\n5 steps"] and cols[0] == "input"
+    out = capsys.readouterr().out
+    assert "refining E(x) of 1 image by 5 steps" in out
+    assert "from w = E(x) refined by 5 steps of descent on G's pixel error" in out, out
+    # the middle column is G of the refined w, not G(E(x))
+    run = load_run(toy_run)
+    x = load_image_files([img], run.schedule)
+    xl = prepare_images(x, run.schedule, run.phase)
+    with torch.no_grad():
+        refined = run.decode(run.project(xl, 5, 0.1))
+        raw = run.decode(run.encode(xl))
+    torch.testing.assert_close(cells[0][2], refined[0], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(refined, raw, atol=1e-4)
+    # the API: edit_strip(refine_steps=...) is the same strip
+    from alae_fast.edit.commands import resolve_directions
+
+    vectors, amounts = resolve_directions(["3-8=2"], run)
+    s = edit_strip(run, x, vectors, amounts, steps=3, refine_steps=5, refine_lr=0.1)
+    torch.testing.assert_close(s[1], refined[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="refine_steps"):
+        edit_strip(run, x, vectors, amounts, steps=3, refine_steps=-1)
+    # the flags parse as encode's: the same ranges and words
+    import re
+
+    for flags, pattern in ((["--refine-steps", "-1"], r"--refine-steps: expected an int in \[0, 100000\], got -1"),
+                           (["--refine-steps", "2.5"], r"--refine-steps: expected an int in \[0, 100000\]"),
+                           (["--refine-lr", "0.1"], r"--refine-lr 0.1 applies only with --refine-steps N"),
+                           (["--refine-steps", "1", "--refine-lr", "2000"], r"--refine-lr: expected a number in "
+                                                                            r"\(0, 1000\]"),
+                           (["--space", "w+"], r"unrecognized arguments: --space")):
+        for command in (["encode"], ["edit", "--direction", "3-8=1"]):
+            if command == ["encode"] and flags == ["--space", "w+"]:
+                continue
+            capsys.readouterr()
+            try:
+                out = tmp_path / ("o.npy" if command == ["encode"] else "o.png")
+                rc = main([*command, "--ckpt", str(toy_run), str(img), *flags, "--out", str(out)])
+            except SystemExit as e:  # argparse's refusals
+                rc = e.code
+            err = capsys.readouterr().err
+            assert rc == 2 and re.search(pattern, err), (command, flags, err)
+    from alae_fast.cli.parser import build_parser
+
+    def helps(name):
+        sub = next(a for a in build_parser()._actions if a.dest == "command").choices[name]
+        return {a.dest: (a.type, a.default, a.help) for a in sub._actions if a.dest in ("refine_steps", "refine_lr")}
+
+    enc, ed = helps("encode"), helps("edit")
+    assert enc["refine_lr"] == ed["refine_lr"]
+    assert enc["refine_steps"][:2] == ed["refine_steps"][:2] and ed["refine_steps"][2].startswith(enc["refine_steps"][2])
+
+
+def test_edit_latents_from_encode(toy_run, tmp_path, capsys):
+    # latents a user computed (encode's .npy): one strip a row, no input column, the same pictures
+    img = _digit_png(tmp_path / "one.png", 255)
+    img2 = _digit_png(tmp_path / "two.png", 120)
+    npy = tmp_path / "w.npy"
+    assert main(["encode", "--ckpt", str(toy_run), str(img), str(img2), "--out", str(npy)]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _recording_grid(mp)
+        base = ["edit", "--ckpt", str(toy_run), "--direction", "3-8=2", "--steps", "3"]
+        assert main([*base, "--latents", str(npy), "--out", str(tmp_path / "l.png")]) == 0
+        assert main([*base, str(img), str(img2), "--out", str(tmp_path / "i.png")]) == 0
+    (rows, cols, cells), (_, icols, icells) = calls
+    assert rows == ["w.npy [0]", "w.npy [1]"] and cols == icols[1:] == ["3-8: -2", "3-8: +0", "3-8: +2"]
+    for r in range(2):
+        for a, b in zip(cells[r], icells[r][1:]):
+            torch.testing.assert_close(a, b)
+    assert "from the latents of" in capsys.readouterr().out
+    # what the file must hold, each said in one line naming --latents
+    w = np.load(npy)
+    bad = {"wplus.npy": np.stack([w, w], 1), "short.npy": w[:, :5], "int.npy": w.astype(np.int64),
+           "nan.npy": np.where(np.arange(8) == 3, np.nan, w).astype(np.float32), "big.npy": w * 1e6,
+           "none.npy": w[:0], "vector.npy": w[0]}
+    patterns = {"wplus.npy": r"w\+ latents", "short.npy": r"shape \(2, 5\)", "int.npy": r"dtype int64",
+                "nan.npy": r"row 0 holds NaN or infinity", "big.npy": r"within ±10000",
+                "none.npy": r"shape \(0, 8\)", "vector.npy": r"shape \(8,\)"}
+    import re
+
+    for name, a in bad.items():
+        np.save(tmp_path / name, a)
+        capsys.readouterr()
+        rc = main([*base, "--latents", str(tmp_path / name), "--out", str(tmp_path / "x.png")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and "--latents" in err[0] and re.search(patterns[name], err[0]), (name, err)
+    (tmp_path / "garbage.npy").write_bytes(b"not numpy")
+    for extra, pattern in (([], r"give IMAGE files to edit, or --latents"),
+                           (["--latents", str(npy), str(img)], r"give one or the other"),
+                           (["--latents", str(npy), "--refine-steps", "3"], r"rows of --latents are edited as they are"),
+                           (["--latents", str(tmp_path / "garbage.npy")], r"could not be read as a NumPy array"),
+                           (["--latents", str(tmp_path / "missing.npy")], r"does not exist")):
+        capsys.readouterr()
+        rc = main([*base, *extra, "--out", str(tmp_path / "x.png")])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and re.search(pattern, err[0]), (extra, err)

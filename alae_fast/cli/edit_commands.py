@@ -10,17 +10,17 @@ from .._words import plural as _plural
 from ..errors import UserError
 from . import runs
 from .options import _check_noise_seed, _noise_said, _refine_lr_named, _refine_options, _say_refining
-from .pictures import (_check_picture_size, _display_scale, _edit_titles, _file_titles, _labelled_size,
-                       _rows_legend, _tiles_said)
+from .pictures import (_check_picture_size, _cut_middle, _display_scale, _edit_titles, _file_titles,
+                       _labelled_size, _rows_legend, _tiles_said)
 from .runs import _out, _run_folder
 
 
 def _cmd_edit(args) -> int:
     from ..edit.apply import DEMO_LAYERS, EDIT_LAYERS
-    from ..edit.commands import (direction_name, edit_strip, parse_direction_arg, resolve_directions,
-                                 saved_directions_folder)
+    from ..edit.commands import (direction_name, edit_latents_strip, edit_strip, load_latents, parse_direction_arg,
+                                 resolve_directions, saved_directions_folder)
     from ..inference.pictures import save_labelled_grid
-    from ..inference.pixels import load_image_files, to_display
+    from ..inference.pixels import load_image_files, prepare_images, to_display
 
     if args.noise_old is not None:
         if args.noise_mode is not None and args.noise_mode != args.noise_old:
@@ -28,6 +28,8 @@ def _cmd_edit(args) -> int:
                             f"spelling of --noise-mode; give one")
         args.noise_mode = args.noise_old
     _check_noise_seed(args)
+    _check_edit_sources(args)
+    space, lr = _refine_options(args)
     # a strip runs from -AMOUNT to +AMOUNT: with every amount 0 its images were all the same
     if all(parse_direction_arg(text)[1] == 0 for text in args.direction):
         raise UserError(f"--direction {' '.join(args.direction)}: every amount is 0, so the {args.steps} images "
@@ -44,42 +46,89 @@ def _cmd_edit(args) -> int:
                            f"the first {EDIT_LAYERS} (the official demo's)"))
     res = run.schedule.resolution
     scale = _display_scale(res)
-    count = len(args.images)
+    w = None if args.latents is None else load_latents(args.latents, int(run.model.latent_size))
+    count = len(args.images) if w is None else w.shape[0]
+    given = _plural(count, "IMAGE", "IMAGES") if w is None else f"--latents of {_plural(count, 'row')}"
+    # an image's strip starts with the image itself, so that each edit can be told from it
+    first = "input" if w is None else None
+    rows = _edit_row_titles(args, count)
     # the titles' amounts as resolve_directions will key them; directions are fitted after the check
     amounts = {direction_name(spec): a for spec, a in map(parse_direction_arg, args.direction)}
-    rows = _file_titles(args.images)
-    # a smaller picture suggested has fewer steps, or the first IMAGES only
+    # a smaller picture suggested has fewer steps, or the first IMAGES (rows) only
     sized = lambda steps, images: _labelled_size(  # noqa: E731
-        images, steps, lambda: (rows[:images], _edit_titles(amounts, steps)), res, scale)
+        images, steps + (first is not None), lambda: (rows[:images], _edit_titles(amounts, steps, first=first)),
+        res, scale)
     strips = lambda steps, images: sized(steps, images)[0]  # noqa: E731
     picture, exact = sized(args.steps, count)
-    _check_picture_size(f"--steps {args.steps} with {_plural(count, 'IMAGE', 'IMAGES')}",
-                        f"the picture ({_plural(count, 'strip')} of {_tiles_said(args.steps, res, scale, gap=4)})",
+    inputs = ", each after its input" if first else ""
+    fewer = ((lambda v: f"{_plural(v, 'IMAGE', 'IMAGES')} with --steps {args.steps}") if w is None else
+             (lambda v: f"{_plural(v, 'row')} of --latents with --steps {args.steps}"))
+    _check_picture_size(f"--steps {args.steps} with {given}",
+                        f"the picture ({_plural(count, 'strip')} of "
+                        f"{_tiles_said(args.steps, res, scale, gap=4)}{inputs})",
                         picture,
-                        [(f"--steps {{}} with {_plural(count, 'IMAGE', 'IMAGES')}", lambda v: strips(v, count), 2,
-                          args.steps),
-                         (lambda v: f"{_plural(v, 'IMAGE', 'IMAGES')} with --steps {args.steps}",
-                          lambda v: strips(args.steps, v), 1, count)],
-                        otherwise=[("--steps {} with 1 IMAGE", lambda v: strips(v, 1), 2, args.steps)],
+                        [(f"--steps {{}} with {given}", lambda v: strips(v, count), 2, args.steps),
+                         (fewer, lambda v: strips(args.steps, v), 1, count)],
+                        otherwise=[(f"--steps {{}} with 1 {'IMAGE' if w is None else 'row'}", lambda v: strips(v, 1),
+                                    2, args.steps)],
                         exact=exact)
     if args.directions is None and (saved := saved_directions_folder(run)) is not None:
         args.directions = saved
         print(f"alae-fast edit: note: directions are looked for in {saved}, where alae-fast directions wrote "
               f"them for this run (--directions DIR for another folder)", file=sys.stderr)
     vectors, amounts = resolve_directions(args.direction, run, args.directions)  # each direction once
-    x = load_image_files(args.images, run.schedule)
-    strip = edit_strip(run, x, vectors, amounts, steps=args.steps,
-                       edit_layers=DEMO_LAYERS if args.edit_layers is None else args.edit_layers,
-                       noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed)
+    options = dict(steps=args.steps, edit_layers=DEMO_LAYERS if args.edit_layers is None else args.edit_layers,
+                   noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed)
+    shown = None
+    if w is None:
+        x = load_image_files(args.images, run.schedule)
+        _say_refining(args, count, space, lr)
+        with _refine_lr_named(lr):
+            strip = edit_strip(run, x, vectors, amounts, refine_steps=args.refine_steps, refine_lr=lr, **options)
+        # what was encoded: the images at the level the run reached, as reconstruct shows them
+        shown = to_display(prepare_images(x, run.schedule, run.phase), res)
+    else:
+        strip = edit_latents_strip(run, w, vectors, amounts, **options)
     strip = to_display(strip, res)
-    path = save_labelled_grid([list(strip[i:i + args.steps]) for i in range(0, strip.shape[0], args.steps)],
-                              _out(args, run, "edit.png"), rows, _edit_titles(amounts, args.steps), scale=scale)
+    cells = [([] if shown is None else [shown[i // args.steps]]) + list(strip[i:i + args.steps])
+             for i in range(0, strip.shape[0], args.steps)]
+    path = save_labelled_grid(cells, _out(args, run, "edit.png"), rows, _edit_titles(amounts, args.steps, first=first),
+                              scale=scale)
     moves = ", ".join(f"{k} {-a:+g}..{a:+g}" for k, a in amounts.items())
-    print(f"wrote {_plural(count, 'strip')} of {args.steps} images ({moves}){_noise_said(args)} to {path}")
-    legend = _rows_legend(rows, args.images)
+    start = (f"from the latents of {args.latents}" if w is not None else
+             f"each after its input, from w = E(x) refined by {_plural(args.refine_steps, 'step')} of descent on "
+             f"G's pixel error" if args.refine_steps else "each after its input, from w = E(x)")
+    print(f"wrote {_plural(count, 'strip')} of {args.steps} images ({moves}; {start}){_noise_said(args)} to {path}")
+    legend = _rows_legend(_file_titles(args.images), args.images) if w is None else None
     if legend:
         print(legend)
     return 0
+
+
+def _check_edit_sources(args) -> None:
+    """UserError unless edit is given either IMAGES or --latents (not both), and for a
+    refinement asked of latents given: they are decoded as they are."""
+    if args.latents is None and not args.images:
+        raise UserError("give IMAGE files to edit, or --latents NPY (the latents alae-fast encode wrote)")
+    if args.latents is not None and args.images:
+        raise UserError(f"--latents {args.latents} and IMAGES {' '.join(args.images)}: give one or the other")
+    if args.latents is not None and (args.refine_steps or args.refine_lr is not None):
+        given = f"--refine-steps {args.refine_steps}" if args.refine_steps else f"--refine-lr {args.refine_lr:g}"
+        raise UserError(f"{given} refines E(x) of IMAGES; the rows of --latents are edited as they are (alae-fast "
+                        f"encode --refine-steps N writes refined ones)")
+
+
+def _edit_row_titles(args, count: int) -> list[str]:
+    """The row titles of edit's strips: each IMAGE's (:func:`_file_titles`), with a second line
+    when its w was refined (the strip is not ALAE's own E(x)); with --latents, the file's name
+    and the row: ``w.npy [3]``."""
+    if args.latents is not None:
+        name = _cut_middle(Path(args.latents).name, 20)
+        return [f"{name} [{i}]" for i in range(count)]
+    titles = _file_titles(args.images)
+    if args.refine_steps:
+        titles = [f"{t}\nw: E(x) refined,\n{_plural(args.refine_steps, 'step')}" for t in titles]
+    return titles
 
 
 def _cmd_encode(args) -> int:

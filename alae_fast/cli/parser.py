@@ -381,14 +381,24 @@ def _add_edit_commands(sub) -> None:
                    help=_SPACE_HELP + "; w+ latents are saved as [N, num_ws, latent_size]")
     n.add_argument("--refine-lr", type=_positive_float, default=None, metavar="LR", help=_REFINE_LR_HELP)
     d = sub.add_parser("edit", help="move images along attribute directions (a PNG strip per image)",
-                       description="Encode each IMAGE with the EMA model, move its w along the directions "
-                                   "(official ALAE demo arithmetic: w_avg subtracted, each direction's "
-                                   "component replaced, style inputs below --edit-layers edited) and decode "
-                                   "--steps images from -AMOUNT to +AMOUNT (with an odd --steps the middle "
-                                   "one is the reconstruction). "
-                                   "One row per image.")
+                       description="Encode each IMAGE with the EMA model (with --refine-steps N: E(x) refined by "
+                                   "N steps of descent on G's pixel error, as encode and reconstruct do), move "
+                                   "its w along the directions (official ALAE demo arithmetic: w_avg subtracted, "
+                                   "each direction's component replaced, style inputs below --edit-layers "
+                                   "edited) and decode --steps images from -AMOUNT to +AMOUNT (with an odd "
+                                   "--steps the middle one is the reconstruction G(w)). One row per image, the "
+                                   "input first; with --latents, one row per latent of the file.")
     _add_ckpt(d)
-    d.add_argument("images", nargs="+", metavar="IMAGE", help=f"image files: {_IMAGE_FILES}")
+    d.add_argument("images", nargs="*", metavar="IMAGE",
+                   help=f"image files: {_IMAGE_FILES} (or --latents instead)")
+    d.add_argument("--latents", default=None, metavar="NPY",
+                   help="instead of IMAGES: a .npy of latents w [N, latent_size], float, one strip a row (what "
+                        "alae-fast encode writes, refined or not)")
+    d.add_argument("--refine-steps", type=_refine_steps, default=0, metavar="N",
+                   help=_REFINE_HELP + "; the edits then start from the refined w, as the rows' titles say")
+    d.add_argument("--refine-lr", type=_positive_float, default=None, metavar="LR", help=_REFINE_LR_HELP)
+    # directions act on one w: no --space w+ (options._refine_options reads args.space)
+    d.set_defaults(space=None)
     d.add_argument("--direction", action="append", required=True, metavar="NAME_OR_NPY=AMOUNT",
                    help="a .npy file, a name found as direction_NAME.npy in --directions, or a built-in "
                         "digit pair A-B, A and B two different digits 0-9 (1-channel digit models); repeatable")

@@ -122,18 +122,22 @@ def _style_mix_labels(rows: int, cols: int, num_ws: int, same_b: bool = False) -
     return row_labels, ["B"] + [f"A{k + 1}" for k in range(cols)]
 
 
-def _edit_titles(amounts: dict[str, float], steps: int, width: int = 12) -> list[str]:
+def _edit_titles(amounts: dict[str, float], steps: int, width: int = 12, first: str | None = None) -> list[str]:
     """Column titles of edit's strips: each column's amount of every direction (t * AMOUNT, t
-    from :func:`alae_fast.edit.commands.strip_fractions`), one line a direction, its name cut
-    in the middle past ``width`` characters (a title wider than its tile would run into the
-    next). Enough significant digits that no two columns read alike."""
+    from :func:`alae_fast.edit.commands.strip_fractions`), one line a direction, ``NAME: AMOUNT``
+    (a colon, so that a digit pair's amount does not read as part of it: ``3-8: -2``, not
+    ``3-8 -2``; ASCII, as the picture's font has no arrow), its name cut in the middle past
+    ``width`` characters (a title wider than its tile would run into the next). Enough
+    significant digits that no two columns read alike. ``first``: the title of a column before
+    the strip's (``"input"``, the image edited), or None."""
     from ..edit.commands import strip_fractions
 
     digits = max(3, len(str(steps - 1)) + 1)
     names = {k: _cut_middle(k, width) for k in amounts}
     # + 0.0: the middle column of a negative amount is +0, not -0
-    return ["\n".join(f"{names[k]} {t * a + 0.0:+.{digits}g}" for k, a in amounts.items())
-            for t in strip_fractions(steps)]
+    return ([] if first is None else [first]) + [
+        "\n".join(f"{names[k]}: {t * a + 0.0:+.{digits}g}" for k, a in amounts.items())
+        for t in strip_fractions(steps)]
 
 
 def _cut_middle(text: str, width: int) -> str:

@@ -6,7 +6,9 @@
   model), a built-in digit pair ``"A-B"`` fitted on the spot.
 - :func:`edit_strip` decodes one row per image, amounts from −AMOUNT to +AMOUNT (offsets from the
   image's own coefficient, as the official traversal figures; the middle column is the
-  reconstruction).
+  reconstruction), from w = E(x) or E(x) refined by descent (``refine_steps``);
+  :func:`edit_latents_strip` does it for latents given (:func:`load_latents`: the .npy of
+  ``alae-fast encode``).
 - :func:`fit_run_directions` fits directions from a folder with one sub-folder per class
   (class-vs-rest, one direction per class), or, without data on a digits model, every digit
   pair A-B with A < B.
@@ -25,12 +27,13 @@ import torch
 
 from ..errors import first_line
 from ..inference.memory import check_images_fit
+from ..inference.projection import DEFAULT_REFINE_LR, check_refinement
 from .apply import DEMO_LAYERS, MAX_AMOUNT, edit_w, edited_style_inputs
 from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
                          official_direction_index, parse_digit_pair)
 
 __all__ = ["parse_direction_arg", "direction_name", "resolve_directions", "encode_images", "digit_directions",
-           "edit_strip", "strip_fractions", "fit_run_directions", "images_by_class"]
+           "edit_strip", "edit_latents_strip", "load_latents", "strip_fractions", "fit_run_directions", "images_by_class"]
 
 
 def parse_direction_arg(text: str) -> tuple[str, float]:
@@ -215,32 +218,71 @@ def strip_fractions(steps: int) -> list[float]:
 @torch.no_grad()
 def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts: dict[str, float],
                steps: int = 7, edit_layers: int | str | None = DEMO_LAYERS, noise: str = "zero",
-               seed: int = 0) -> torch.Tensor:
+               seed: int = 0, refine_steps: int = 0, refine_lr: float = DEFAULT_REFINE_LR) -> torch.Tensor:
     """Rows of edits: for each image of ``x`` (full resolution ``[N, C, R, R]``), ``steps`` images
     with every amount scaled by t from -1 to 1 (:func:`strip_fractions`), as offsets
-    (:func:`edit_w`, mode 'offset'). Each image is decoded with the same noise (``noise='random'`` reseeded
-    with ``seed`` before each decode, as the demo with "Randomize noise" off; 'zero': none).
-    ``steps``: an int >= 2 (default 7). ``edit_layers``: as :func:`edit_w`'s, checked against
-    the run's ``num_ws`` before any image is encoded: an int 1..num_ws, None (all), or
-    ``'demo'`` (default: the official demo's style inputs below 16, all of them on a model with
-    16 or fewer). Returns ``[N·steps, C, r, r]`` float32 on the CPU, row by row. Raises
-    ValueError naming ``steps`` or ``edit_layers`` (an int above ``num_ws`` names the model's
-    count), or naming the most that fit when the strips' images would not fit the memory free now
-    (:func:`~alae_fast.inference.memory.check_images_fit`), and :func:`edit_w`'s errors for the
-    directions and amounts."""
+    (:func:`edit_w`, mode 'offset'), from w = E(x), or with ``refine_steps`` >= 1 from E(x)
+    refined by that many steps of descent on G's pixel error (``run.project`` in W, Adam's
+    first rate ``refine_lr``; noise as the decodes', seeded with ``seed``), then as
+    :func:`edit_latents_strip`. ``steps``: an int >= 2 (default 7). ``edit_layers``: as
+    :func:`edit_w`'s, checked against the run's ``num_ws`` before any image is encoded: an int
+    1..num_ws, None (all), or ``'demo'`` (default: the official demo's style inputs below 16, all
+    of them on a model with 16 or fewer). ``refine_steps`` / ``refine_lr``: as ``run.project``'s
+    steps and lr (default 0: ALAE's own E(x)). Returns ``[N·steps, C, r, r]`` float32 on the
+    CPU, row by row. Raises ValueError naming ``steps``, ``edit_layers``, ``refine_steps`` or
+    ``refine_lr`` (an ``edit_layers`` above ``num_ws`` names the model's count; a wrong type of
+    refinement argument is a TypeError), or naming the most that fit when the strips' images
+    would not fit the memory free now (:func:`~alae_fast.inference.memory.check_images_fit`),
+    :func:`edit_w`'s errors for the directions and amounts, and FloatingPointError for a descent
+    that reached NaN or infinity."""
     from ..inference.pixels import prepare_images
 
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps: expected an int >= 2; got {steps!r}")
+    _check_steps(steps)
+    refine_steps, refine_lr, _ = check_refinement("edit_strip", refine_steps, refine_lr, "w",
+                                                  ("refine_steps", "refine_lr", "space"))
     if isinstance(x, torch.Tensor) and x.ndim == 4:  # else encode says what is wrong with x
         # x encoded at once, then one image decoded at a time, every strip kept on the CPU
         count = x.shape[0] * steps
         check_images_fit(run, "edit_strip", f"steps {steps} with {x.shape[0]} images ({count} images)",
                          batch=x.shape[0], kept=count, kept_on="cpu")
+    edited_style_inputs(edit_layers, int(run.model.num_ws))  # said before the work, not after the first encode
+    device = next(run.model.parameters()).device
+    x = prepare_images(x, run.schedule, run.phase).to(device)
+    if refine_steps:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)  # the descent's noise, when drawn, repeats as the decodes' does
+            w = run.project(x, refine_steps, refine_lr, space="w", noise=noise)
+    else:
+        w = run.encode(x)
+    return edit_latents_strip(run, w, directions, amounts, steps=steps, edit_layers=edit_layers, noise=noise,
+                              seed=seed)
+
+
+def _check_steps(steps) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps: expected an int >= 2; got {steps!r}")
+
+
+@torch.no_grad()
+def edit_latents_strip(run, w: torch.Tensor, directions: dict[str, np.ndarray], amounts: dict[str, float],
+                       steps: int = 7, edit_layers: int | str | None = DEMO_LAYERS, noise: str = "zero",
+                       seed: int = 0) -> torch.Tensor:
+    """:func:`edit_strip` from latents: for each w of ``w`` (``[N, latent]``, a float tensor, e.g.
+    ``run.encode`` or ``run.project``'s, or :func:`load_latents`'), ``steps`` images with every
+    amount scaled by t from -1 to 1 (:func:`strip_fractions`) as offsets (:func:`edit_w`, mode
+    'offset': an odd strip's middle image is G(w)). Each image is decoded with the same noise
+    (``noise='random'`` reseeded with ``seed`` before each decode, as the demo with "Randomize
+    noise" off; 'zero': none). Returns ``[N·steps, C, r, r]`` float32 on the CPU, row by row.
+    Raises as :func:`edit_strip` (and ``run.decode`` for a w beyond ±MAX_ABS_W)."""
+    _check_steps(steps)
     m = run.model
-    edited_style_inputs(edit_layers, int(m.num_ws))  # said before the work, not after the first encode
+    edited_style_inputs(edit_layers, int(m.num_ws))
     device = next(m.parameters()).device
-    w = run.encode(prepare_images(x, run.schedule, run.phase).to(device))
+    if isinstance(w, torch.Tensor) and w.ndim == 2:  # else edit_w says what is wrong with w
+        count = w.shape[0] * steps
+        check_images_fit(run, "edit_strip", f"steps {steps} with {w.shape[0]} latents ({count} images)",
+                         batch=1, kept=count, kept_on="cpu")
+        w = w.to(device, torch.float32)
     rows = []
     for t in strip_fractions(steps):
         ws = edit_w(w, directions, {k: float(t) * a for k, a in amounts.items()}, m.w_avg, int(m.num_ws),
@@ -252,6 +294,48 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
                 imgs.append(run.decode(ws[i:i + 1], noise=noise).float().cpu())
         rows.append(torch.cat(imgs))
     return torch.stack(rows, 1).flatten(0, 1)
+
+
+def load_latents(path: str | os.PathLike, latent_size: int) -> torch.Tensor:
+    """The latents of a ``.npy`` file as ``alae-fast encode`` writes them (a float array ``[N,
+    latent_size]``, one w a row) as a float32 tensor, for :func:`edit_latents_strip`. Raises
+    FileNotFoundError for a missing file and ValueError naming the file (as ``--latents``) for a
+    folder, a file NumPy cannot read without pickles, another shape (w+ latents ``[N, num_ws,
+    latent]`` included: an edit moves one w), no rows, a dtype other than a float one, values
+    that are NaN or infinite, or beyond ±``MAX_ABS_W`` (what ``LoadedRun.decode`` and the web
+    service refuse: an encoded w lies within about ±10)."""
+    from ..limits import MAX_ABS_W
+
+    p = Path(path)
+    said = f"--latents {str(p)!r}"
+    if p.is_dir():
+        raise ValueError(f"{said} is a folder; give the .npy file alae-fast encode wrote")
+    if not p.exists():
+        raise FileNotFoundError(f"{said} does not exist")
+    try:
+        a = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{said} could not be read as a NumPy array ({first_line(e)}); expected the .npy file "
+                         f"alae-fast encode writes") from e
+    if not isinstance(a, np.ndarray):  # an .npz archive
+        raise ValueError(f"{said} is an .npz archive; expected one array [N, {latent_size}] (.npy)")
+    expected = f"expected float latents [N, {latent_size}] (one w a row, as alae-fast encode writes them)"
+    if a.ndim == 3 and a.shape[-1] == latent_size:
+        raise ValueError(f"{said}: shape {a.shape} holds w+ latents (one w per style input, encode --space w+); "
+                         f"an edit moves one w per image: {expected}")
+    if a.ndim != 2 or a.shape[1] != latent_size or a.shape[0] < 1:
+        raise ValueError(f"{said}: shape {a.shape}; {expected}")
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"{said}: dtype {a.dtype}; {expected}")
+    a = a.astype(np.float32)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        raise ValueError(f"{said}: row {int(np.nonzero(bad.any(1))[0][0])} holds NaN or infinity (in float32)")
+    big = float(np.abs(a).max())
+    if big > MAX_ABS_W:
+        raise ValueError(f"{said}: values must be within ±{MAX_ABS_W:g} (an encoded w lies within about ±10); "
+                         f"got {big:g}")
+    return torch.from_numpy(a)
 
 
 def images_by_class(folder: str | os.PathLike, resolution: int,
