@@ -69,3 +69,32 @@ def test_skipped_files_are_named_with_their_reason(tmp_path):
     said = [str(w.message) for w in caught if "unreadable" in str(w.message)]
     assert len(said) == 1 and "skipped 1 unreadable image file of 4" in said[0], said
     assert "broken.png (" in said[0] and "Error" in said[0].split("broken.png (", 1)[1], said
+
+
+def test_greyscale_images_in_a_colour_folder_are_said_once(tmp_path):
+    # a trial's folder held 21 greyscale files among 203: they became 3-channel without a word,
+    # while colour images in a greyscale model's folder are named
+    from alae_fast.data.folder import ImageFolderDataset
+
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / f"c{k}.png")
+    for k in range(7):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / f"g{k}.png")  # mode L
+    # a grey image stored as RGB is colour data already: nothing to say of it
+    grey = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "rgb-grey.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = ImageFolderDataset(tmp_path, resolution=8, channels=3, split="all")
+        ImageFolderDataset(tmp_path, resolution=8, channels=3, split="all")  # once per folder
+    said = [(w.category, str(w.message)) for w in caught]
+    assert said == [(RuntimeWarning, f"{tmp_path} (all files): 7 images of 12 are greyscale and were converted to "
+                                     f"colour (the model has 3 channels; each repeats its grey level in R, G and B): "
+                                     f"g0.png, g1.png, g2.png, g3.png, g4.png and 2 more")], said
+    assert [p.name for p in ds.notes.to_colour] == [f"g{k}.png" for k in range(7)]
+    # a greyscale model's folder: grey images are what it takes
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ImageFolderDataset(tmp_path, resolution=8, channels=1, split="all")
+    assert not any("converted to colour" in str(w.message) for w in caught)

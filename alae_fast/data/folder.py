@@ -99,14 +99,19 @@ _warned_formats: set[str] = set()  # folders whose other-format images were name
 class LoadNotes:
     """What :func:`load_image` did to images beyond cropping and resizing them down, for the
     caller to say: ``transparent`` (composited over ``TRANSPARENT_BACKGROUND``), ``to_grey``
-    (colour images read as greyscale) and ``enlarged`` (smaller than the resolution), each a
-    list of the images' paths (or names) in the order loaded."""
+    (colour images read as greyscale), ``enlarged`` (smaller than the resolution) and
+    ``to_colour`` (greyscale images read as colour), each a list of the images' paths (or names)
+    in the order loaded. ``to_colour`` is said of a folder only (``FOLDER_KINDS``): a grey file
+    among colour ones is worth a word, while a grey image given alone to a colour model (a
+    command's IMAGE, an upload) is an ordinary request."""
 
     transparent: list = field(default_factory=list)
     to_grey: list = field(default_factory=list)
     enlarged: list = field(default_factory=list)
+    to_colour: list = field(default_factory=list)
 
     KINDS = ("transparent", "to_grey", "enlarged")
+    FOLDER_KINDS = KINDS + ("to_colour",)
 
     def __bool__(self) -> bool:
         return any(getattr(self, k) for k in self.KINDS)
@@ -126,7 +131,10 @@ class LoadNotes:
                 "to_grey": f"{'is a colour image' if one else 'are colour images'} and {were} converted to greyscale "
                            f"(the model has 1 channel; colour differences that keep the brightness are lost)",
                 "enlarged": f"{'is' if one else 'are'} smaller than {resolution}x{resolution} and {were} enlarged to "
-                            f"it (Lanczos): {they} less detail than the model's resolution"}[kind]
+                            f"it (Lanczos): {they} less detail than the model's resolution",
+                "to_colour": f"{'is' if one else 'are'} greyscale and {were} converted to colour (the model has 3 "
+                             f"channels; {'it repeats its' if one else 'each repeats its'} grey level in R, G and B)"
+                }[kind]
         return f"{plural(len(items), 'image')}{of} {what}: {shown}"
 
     def messages(self, resolution: int, total: int | None = None) -> list[str]:
@@ -350,14 +358,16 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
     the file and its value range for a mode I or F image outside the ranges above, and
     whatever Pillow raises for an unreadable file (``OSError``, ``SyntaxError``,
     ``ValueError``, ...). ``notes``: if given, ``path`` is appended to its ``transparent``,
-    ``to_grey`` or ``enlarged`` list when the image was composited, converted from colour or
-    enlarged, so the caller can say so (only for an image that was prepared).
+    ``to_grey``, ``enlarged`` or ``to_colour`` list when the image was composited, converted from
+    colour, enlarged or converted from greyscale to colour, so the caller can say so (only for
+    an image that was prepared).
     """
     from PIL import Image, ImageOps
 
     composited = to_grey = False
     with Image.open(path) as img:
         img.load()  # decode now: a truncated file fails here, not later
+        to_colour = channels == 3 and img.mode in _GREY_MODES
         img = ImageOps.exif_transpose(img)
         if img.mode in _WIDE_MODES:
             # Pillow's convert("L") clips these instead of scaling them (a [0, 1] float image
@@ -386,7 +396,8 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
             img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
         arr = np.asarray(img, dtype=np.uint8)
     if notes is not None:  # only for an image that was prepared
-        for kind, happened in (("transparent", composited), ("to_grey", to_grey), ("enlarged", side < resolution)):
+        for kind, happened in (("transparent", composited), ("to_grey", to_grey), ("enlarged", side < resolution),
+                               ("to_colour", to_colour)):
             if happened:
                 getattr(notes, kind).append(path)
     if arr.ndim == 2:
@@ -488,7 +499,7 @@ class ImageFolderDataset(ImageDataset):
                              f"(first error: {self.skipped[0][1]})")
         self.files = good
         self.num_images = len(good)
-        for kind in LoadNotes.KINDS:
+        for kind in LoadNotes.FOLDER_KINDS:
             self._warn_notes(kind)
         self.labels = torch.full((self.num_images,), -1, dtype=torch.int64)
         if self.preloaded:
@@ -527,7 +538,7 @@ class ImageFolderDataset(ImageDataset):
             try:
                 found = LoadNotes()
                 arr = load_image(f, self.resolution, self.channels, notes=found)
-                for kind in LoadNotes.KINDS:
+                for kind in LoadNotes.FOLDER_KINDS:
                     if getattr(found, kind) and (kind, f) not in self._noted:  # decoded again: said already
                         self._noted.add((kind, f))
                         have = getattr(self.notes, kind)
