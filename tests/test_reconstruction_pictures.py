@@ -75,6 +75,9 @@ def test_embedded_digits_show_their_held_out_split():
 def test_training_picture_shows_the_held_out_split(tmp_path, monkeypatch):
     import alae_fast.training.run as training_run
     from alae_fast.cli import main
+    from alae_fast_tests_support import toy
+
+    toy()
 
     titled = []
     real = training_run.save_pairs_grid
