@@ -40,7 +40,7 @@ import time
 
 from ._words import plural, word_for
 
-__all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "own_running", "others_running", "cores_shared", "ContentionWatch"]
+__all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "own_running", "others_running", "cores_shared", "usable_cpus", "ContentionWatch"]
 
 # libgomp spins this many rounds of its pause loop when other work was found running
 SLEEP_SPIN_COUNT = 0
@@ -99,7 +99,8 @@ def others_running(samples: int = 5, interval_s: float = 0.002, stat_path: str =
     return max(0, int(statistics.median(counts)))
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; every CPU where that is unknown)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on this platform
@@ -116,7 +117,7 @@ def _expected_threads(env) -> int:
             return n
     except ValueError:
         pass
-    return _usable_cpus()
+    return usable_cpus()
 
 
 def cores_shared(others: int | None, threads: int, cpus: int) -> bool:
@@ -151,7 +152,7 @@ def choose_wait(environ=None, others: int | None = -1) -> str | None:
         return None
     if others == -1:
         others = others_running()
-    threads, cpus = _expected_threads(env), _usable_cpus()
+    threads, cpus = _expected_threads(env), usable_cpus()
     busy = cores_shared(others, threads, cpus)
     if environ is None:
         _CHOICE = {"others": others, "threads": threads, "cpus": cpus, "sleep": busy}
@@ -185,7 +186,7 @@ class ContentionWatch:
         self.threads, self.every_s, self.needed = threads, every_s, needed
         self.read = read or (lambda: others_running(samples=3))
         self.clock = clock
-        self.cpus = _usable_cpus()
+        self.cpus = usable_cpus()
         self.streak, self.told, self.t_last = 0, False, None
         chosen = choice()
         # only a wait alae_fast chose: the user's own settings stay as they are, unremarked

@@ -4,8 +4,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,3 +105,105 @@ def test_each_rank_decodes_with_its_slice_of_the_global_batchs_noise():
         for k, (a, b) in enumerate(zip(got, whole)):
             expected = b if b.shape[0] == 1 else b[4 * rank:4 * rank + 4]
             assert a.shape == expected.shape and torch.equal(a, expected), (rank, k)
+
+
+def _data_folder(path: Path) -> Path:
+    """24 grey 32x32 PNGs, one file that is no image under a .png name (skipped, with a warning)
+    and one GIF (left out for its format, with a warning): every rank scans the same folder."""
+    from PIL import Image
+
+    path.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (32, 32), dtype=np.uint8)).save(path / f"{i:02d}.png")
+    (path / "broken.png").write_bytes(b"not a png")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(path / "other.gif")
+    return path
+
+
+def _torchrun_cli(*args, cwd: Path, env_extra: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "ALAE_FAST_TRACEBACK",
+                "OMP_NUM_THREADS"):  # as a user's shell: torchrun sets OMP_NUM_THREADS=1 itself
+        env.pop(var, None)
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "alae_fast.cli", "train", *args], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_resume_under_torchrun_chooses_threads_anew_and_says_each_line_once(tmp_path, monkeypatch, capsys):
+    # A 1-process run on 2 threads resumed by 2 torchrun processes kept 2 threads a process on 2
+    # cores (9 img/s against 136 with --threads 1), saying nothing of it; and each rank printed
+    # the data's warnings and the signal notice (2 processes: every line twice).
+    import signal
+
+    from alae_fast.cli import main
+    from alae_fast.training import plan
+
+    data = _data_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    tiny = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set", "latent_size=8",
+            "--schedule", "lod_batch=[16]", "--no-progress", "--no-eval", "--device", "cpu"]
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", "--preset", "digits-mlp", "--data", str(data), *tiny, "--threads", "2", "--kimg",
+                     "0.032", "--out", str(run)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert _final(run)["threads"] == 2
+    # stopped by SIGTERM to torchrun once the job has written a checkpoint: every line said once
+    proc = _torchrun_cli("--resume", "--out", str(run), "--kimg", "4", "--checkpoint-kimg", "0.016", "--no-progress",
+                         "--no-eval", cwd=tmp_path)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("training 'digits-mlp'"):
+                break
+        deadline = time.time() + 120
+        while list_checkpoints(run / "checkpoints")[-1][0] <= 32 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        lines += proc.communicate(timeout=240)[0].splitlines(keepends=True)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert out.count("note: threads per process: 2 -> 1 (OMP_NUM_THREADS=1, as torchrun sets it for several "
+                     "processes a machine): the run used 2 as 1 process on ") == 1, out
+    assert out.count("note: the checkpoint was written by 1 process, this run has 2: random streams") == 1, out
+    assert out.count("broken.png (") == 1 and out.count("left out 1 image file in .gif") == 1, out
+    assert sum(s.startswith("SIGTERM: ") for s in out.splitlines()) == 1, out
+    assert out.count("stopped by SIGTERM ") == 1, out
+    assert "rank 1" not in out, out
+    assert json.loads((run / "config.json").read_text())["options"]["threads"] == 1
+    # and back: that run's 1 thread a process, resumed by one process, is chosen anew (2 here)
+    saved = _final(run)
+    assert saved["world_size"] == 2 and saved["threads"] == 1
+    monkeypatch.setattr(plan, "_FRESH_THREADS", 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    capsys.readouterr()
+    try:
+        assert main(["train", "--resume", "--out", str(run), "--kimg", str(saved["trainer"]["images_seen"] / 1000 +
+                                                                          0.016), "--no-progress", "--no-eval"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    said = capsys.readouterr().out
+    assert "note: threads per process: 1 -> 2 (torch's default on " in said, said
+    assert _final(run)["threads"] == 2
+
+
+def test_a_global_batch_the_processes_cannot_share_names_the_flag_and_the_level(tmp_path):
+    # "error: schedule: global batch 5 is not a multiple of the world size 2": no flag is named schedule
+    toy()
+    ctx = DistributedContext(rank=0, world_size=2)  # refused before any collective: no process group needed
+    options = dict(preset="toy-pg", kimg=0.016, progress=False, evaluate=False, threads=1)
+    with pytest.raises(ValueError) as e:
+        run_training(TrainOptions(out=str(tmp_path / "a"), schedule_overrides={"lod_batch": [8, 5]}, **options), ctx)
+    assert str(e.value) == ("--schedule lod_batch: the global batch 5 of level 1 (8x8) is not a multiple of the world "
+                            "size 2 (each process takes an equal share)")
+    ctx = DistributedContext(rank=0, world_size=3)
+    with pytest.raises(ValueError, match=r"^'toy-pg''s lod_batch \(its schedule; --schedule lod_batch=\[\.\.\.\] sets "
+                                         r"another\): the global batch 8 of level 0 \(4x4\)"):
+        run_training(TrainOptions(out=str(tmp_path / "b"), **options), ctx)

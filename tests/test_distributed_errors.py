@@ -71,6 +71,10 @@ def test_an_error_only_rank_0_meets_ends_the_waiting_rank_too(tmp_path):
     pytest.param(["--r1-gamma", "0", "--r1-interval", "4"],
                  "alae-fast train: error: --r1-interval 4: with --r1-gamma 0 there is no R1 term to space out",
                  marks=pytest.mark.slow),
+    # the flag the user typed and the level, not "schedule: global batch 5 ..."
+    pytest.param(["--schedule", "lod_batch=[5]"],
+                 "alae-fast train: error: --schedule lod_batch: the global batch 5 of level 0 (32x32) is not a multiple "
+                 "of the world size 2 (each process takes an equal share)", marks=pytest.mark.slow),
 ])
 def test_refused_flags_are_said_once_and_every_rank_exits_2(tmp_path, args, line):
     proc, out = _torchrun(*args, "--out", str(tmp_path / "run"), cwd=tmp_path)

@@ -113,3 +113,22 @@ def test_the_all_split_names_only_files_not_named_before(tmp_path):
     assert said[1].startswith(f"{root}: skipped 4 unreadable image files of 34 (all files): ")
     assert said[1].endswith(f" (and {first_named} named before)"), said[1]
     assert all(name not in said[1] for name in train & set(broken))
+
+
+def test_a_jobs_warnings_are_said_by_rank_0_and_a_ranks_own_decoding_by_that_rank(recwarn):
+    # under torchrun every rank scanned the same folder and warned of the same files: each line
+    # came once per rank ("said once for the folder", twice)
+    from alae_fast.training.distributed import warnings_said_once
+
+    shown = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, *rest, **kw: shown.append(str(message))
+        with warnings_said_once(0):
+            warnings.warn("the folder: left out 1 image file", RuntimeWarning)
+        with warnings_said_once(1), warnings_said_once(1):  # nested: one
+            warnings.warn("the folder: left out 1 image file", RuntimeWarning)
+            warnings.warn("x.png: unreadable; using the next image instead", folder.DecodeWarning)
+        warnings.warn("after: said again", RuntimeWarning)
+    assert shown == ["the folder: left out 1 image file", "rank 1: x.png: unreadable; using the next image instead",
+                     "after: said again"]

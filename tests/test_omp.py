@@ -12,7 +12,7 @@ from alae_fast._omp import SLEEP_SPIN_COUNT, ContentionWatch, choose_wait, cores
 
 
 def test_choose_wait_sleeps_only_when_the_cores_are_shared():
-    cpus = _omp._usable_cpus()
+    cpus = _omp.usable_cpus()
     env = {"OMP_NUM_THREADS": "2"}
     assert choose_wait(env, others=cpus) == str(SLEEP_SPIN_COUNT)
     assert env == {"OMP_NUM_THREADS": "2", "GOMP_SPINCOUNT": str(SLEEP_SPIN_COUNT)}
@@ -107,10 +107,10 @@ _SHOW = ("import os; from alae_fast._omp import choice; c = choice(); "
          "print(c and c['sleep'], c and c['others'], os.environ.get('GOMP_SPINCOUNT'))")
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/stat") or _omp._usable_cpus() < 2,
+@pytest.mark.skipif(not os.path.exists("/proc/stat") or _omp.usable_cpus() < 2,
                     reason="needs Linux's /proc/stat and 2 CPUs")
 def test_import_under_busy_loops_makes_threads_sleep():
-    cpus = _omp._usable_cpus()
+    cpus = _omp.usable_cpus()
     # as many busy loops as cores, and torch told to use them all: the cores are shared
     sleep, others, spin = _child(f"import alae_fast; {_SHOW}", busy=cpus, OMP_NUM_THREADS=str(cpus)).split()
     assert sleep == "True" and int(others) >= cpus and spin == str(SLEEP_SPIN_COUNT)
@@ -129,7 +129,7 @@ def test_import_chooses_only_before_torch_and_when_not_configured():
 
 def test_contention_watch_tells_once_after_a_streak(monkeypatch):
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 0, "threads": 2, "cpus": 2, "sleep": False})
-    monkeypatch.setattr(_omp, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(_omp, "usable_cpus", lambda: 2)
     readings = iter([2, 2, 0, 2, 2, 2, 2, 2])
     t = [0.0]
     watch = ContentionWatch(2, every_s=10.0, needed=3, read=lambda: next(readings), clock=lambda: t[0])
@@ -144,7 +144,7 @@ def test_contention_watch_tells_once_after_a_streak(monkeypatch):
 
 def test_contention_watch_counts_one_thread_as_one(monkeypatch):
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 0, "threads": 2, "cpus": 2, "sleep": False})
-    monkeypatch.setattr(_omp, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(_omp, "usable_cpus", lambda: 2)
     watch = ContentionWatch(2, every_s=0.0, needed=1, read=lambda: 1)
     note = watch.check()
     assert note.startswith("note: 1 other runnable thread now shares the 2 cores"), note
@@ -186,7 +186,7 @@ def test_contention_watch_says_when_a_sleeping_run_finds_the_cores_free(monkeypa
     # a run started beside passing work (a build, a test suite) slept at once for its whole length,
     # up to 1.7x slower once the cores were free, and nothing said so
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 1, "threads": 2, "cpus": 2, "sleep": True})
-    monkeypatch.setattr(_omp, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(_omp, "usable_cpus", lambda: 2)
     readings = iter([0, 0, 1, 0, 0, None, 0, 0, 0, 0])
     watch = ContentionWatch(2, every_s=0.0, needed=3, read=lambda: next(readings))
     notes = [watch.check() for _ in range(10)]

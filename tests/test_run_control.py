@@ -571,3 +571,58 @@ def test_the_continue_line_repeats_how_the_run_was_launched(monkeypatch, tmp_pat
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # one process on each of two machines
     line = _continue_command(two, out)
     assert line.startswith("torchrun <the same torchrun options, 2 processes in all> -m alae_fast.cli train --resume")
+
+
+# --- the thread count on a resume, where the machine or the process layout changed --------------
+
+def test_a_resume_on_other_cores_chooses_its_thread_count_anew_and_says_so(tmp_path, monkeypatch, capsys):
+    # the thread count is the machine's and the process layout's, not the run's: a run resumed
+    # where the cores differ (or the number of processes) kept the count it recorded, silently
+    from alae_fast import _omp
+    from alae_fast.training import plan
+
+    base = dict(preset="digits-mlp", progress=False, evaluate=False, schedule_overrides={"lod_batch": [16]},
+                model_overrides={"encoder_hidden": [32], "generator_hidden": [32], "latent_size": 8})
+    run = tmp_path / "run"
+    before = torch.get_num_threads()
+    try:
+        run_training(TrainOptions(out=str(run), kimg=0.016, threads=2, **base))
+        ckpt = load_checkpoint(list_checkpoints(run / "checkpoints")[-1][1])
+        assert (ckpt["threads"], ckpt["world_size"], ckpt["cpus"]) == (2, 1, _omp.usable_cpus())
+        # the same machine and layout: the run's count, silently (bit-identical: the resume tests)
+        monkeypatch.setattr(plan, "_FRESH_THREADS", 1)
+        capsys.readouterr()
+        run_training(TrainOptions(out=str(run), resume=True, kimg=0.032, progress=False, evaluate=False))
+        assert torch.get_num_threads() == 2 and "threads per process" not in capsys.readouterr().out
+        # a machine with other cores: chosen as a new run there would (1 here), said once
+        monkeypatch.setattr(plan, "usable_cpus", lambda: 7)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        run_training(TrainOptions(out=str(run), resume=True, kimg=0.048, progress=False, evaluate=False))
+        out = capsys.readouterr().out
+        assert out.count("note: threads per process:") == 1, out
+        assert (f"note: threads per process: 2 -> 1 (torch's default on 7 cores): the run used 2 as 1 process on "
+                f"{_omp.usable_cpus()} cores, this run is 1 process on 7 cores; a thread count not given again is "
+                f"chosen as for a new run there (--threads 2 keeps the run's)") in out, out
+        assert torch.get_num_threads() == 1
+        assert load_checkpoint(list_checkpoints(run / "checkpoints")[-1][1])["threads"] == 1
+        # --threads given again is the user's: taken, with the note it always had
+        run_training(TrainOptions(out=str(run), resume=True, kimg=0.064, threads=2, progress=False, evaluate=False))
+        out = capsys.readouterr().out
+        assert "threads per process" not in out and "note: --threads 2: the run used 1 thread until now" in out, out
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_folder_without_one_readable_image_is_named_as_data(tmp_path, capsys):
+    # "error: data folder ...: none of its 2 image files could be read", where every other
+    # --data error says "error: --data: ..."
+    from alae_fast.cli import main
+
+    bad = tmp_path / "onlybad"
+    bad.mkdir()
+    for name in ("a.png", "b.png"):
+        (bad / name).write_bytes(b"not a png")
+    assert main(["train", "--preset", "digits-mlp", "--data", str(bad), "--kimg", "0.016", "--no-progress",
+                 "--no-eval", "--threads", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"alae-fast train: error: --data: data folder {str(bad)!r}: none of its 2 image files could be read" in err, err

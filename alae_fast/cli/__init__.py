@@ -255,10 +255,13 @@ def main(argv: list[str] | None = None) -> int:
             from .. import build_info
             print(json.dumps(build_info(), indent=1))
             return 0
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.ExitStack() as job:
             # before the checks too: _check_data's scan warns of the files it leaves out
             if not os.environ.get("ALAE_FAST_TRACEBACK"):
                 warnings.showwarning = _one_line_warning
+            if _in_job():  # every rank scans the same folder: rank 0 says what it found
+                from ..training.distributed import warnings_said_once
+                job.enter_context(warnings_said_once())
             if getattr(args, "device", "auto") != "auto":
                 check_device(args.device)
             if getattr(args, "data", None) is not None and args.command != "directions":
@@ -273,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _end(e, True, say)
     except KeyboardInterrupt:
-        print(f"alae-fast {args.command}: interrupted", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # in a torchrun job, said for the job by rank 0
+            print(f"alae-fast {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # the reader went away (`alae-fast presets | head`): stop quietly, as Unix tools do, and keep

@@ -66,6 +66,7 @@ from .._words import plural
 from .base import ImageDataset, _gather
 
 __all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "TRANSPARENT_BACKGROUND", "ImageFolderDataset", "LoadNotes",
+           "DecodeWarning",
            "find_image_files", "folder_channels", "is_run_folder", "load_image", "split_files"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -93,6 +94,13 @@ _warned_notes: set[tuple[str, str, int, int]] = set()
 # (folder, run folders skipped in it) already warned about: every command scans its data more than once.
 _warned_runs: set[tuple[str, tuple[str, ...]]] = set()
 _warned_formats: set[str] = set()  # folders whose other-format images were named once
+
+
+class DecodeWarning(RuntimeWarning):
+    """A warning about an image met while a lazily loading dataset decodes it for a batch (an
+    unreadable file, the first of a kind of note): under torchrun each rank decodes its own
+    slice, so each rank says its own (the warnings every rank meets alike, from the folder's
+    scan, are said by rank 0 alone: :func:`alae_fast.training.distributed.warnings_said_once`)."""
 
 
 @dataclass
@@ -505,7 +513,7 @@ class ImageFolderDataset(ImageDataset):
         if self.preloaded:
             self.images = torch.from_numpy(np.stack(arrays))
 
-    def _warn_notes(self, kind: str) -> None:
+    def _warn_notes(self, kind: str, category: type[Warning] = RuntimeWarning) -> None:
         items = getattr(self.notes, kind)
         key = (str(self.root.resolve()), kind, self.resolution, self.channels)
         if not items or key in _warned_notes:
@@ -516,7 +524,7 @@ class ImageFolderDataset(ImageDataset):
             note += " (lazy loading: more may follow as they are decoded)"
         if self.split != "all":
             note += "; said once for the folder: its other split is not named again"
-        warnings.warn(f"{self.root} ({_SPLIT_NAMES[self.split]}): {note}", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"{self.root} ({_SPLIT_NAMES[self.split]}): {note}", category, stacklevel=3)
 
     @property
     def num_skipped(self) -> int:
@@ -544,12 +552,12 @@ class ImageFolderDataset(ImageDataset):
                         have = getattr(self.notes, kind)
                         have.append(f)
                         if len(have) == 1:
-                            self._warn_notes(kind)  # the first one; the rest are listed in .notes
+                            self._warn_notes(kind, DecodeWarning)  # the first; the rest are listed in .notes
             except Exception as e:
                 if all(p != f for p, _ in self.skipped):
                     self.skipped.append((f, _describe(e)))
                     warnings.warn(f"{f}: unreadable ({_describe(e)}); using the next image instead",
-                                  RuntimeWarning, stacklevel=2)
+                                  DecodeWarning, stacklevel=2)
                 continue
             return torch.from_numpy(arr).to(torch.float32) / 127.5 - 1.0, self.labels[index]
         raise RuntimeError(f"data folder {str(self.root)!r}: no image could be decoded")

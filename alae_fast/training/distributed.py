@@ -33,12 +33,14 @@ alone writes files do not wait for a rank that is gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Callable, Iterable
@@ -48,7 +50,7 @@ import torch.distributed as dist
 from torch import nn
 
 __all__ = ["DistributedContext", "init_distributed", "shutdown_distributed", "pick_device", "PeerFailed",
-           "JobEnd", "end_job_with_error", "job_rank", "ERROR_WAIT_SECONDS"]
+           "JobEnd", "end_job_with_error", "job_rank", "warnings_said_once", "ERROR_WAIT_SECONDS"]
 
 # How long a rank that stops with an error waits for the others to stop too (they meet the same
 # error a moment later when it comes from what every rank reads: the command line, --data, --out).
@@ -60,6 +62,41 @@ ERROR_WAIT_SECONDS = 15.0
 # error path uses it after shutdown_distributed has destroyed the group.
 _store: Any = None
 _barriers = 0
+
+
+_QUIET = False  # warnings_said_once is in effect in this process
+
+
+@contextlib.contextmanager
+def warnings_said_once(rank: int | None = None):
+    """Inside it, a job's warnings are said once: by rank 0 (``rank``; default :func:`job_rank`'s).
+
+    Every rank scans the same data folder and reads the same checkpoint, so their warnings (files
+    left out, notes on the images, an older checkpoint taken) were said once per rank. Ranks
+    other than 0 say only warnings of the class :class:`~alae_fast.data.folder.DecodeWarning`,
+    about images they decode themselves, prefixed ``rank R:``. Nested uses are one."""
+    global _QUIET
+    if rank is None:
+        rank = (job_rank() or (0, 1))[0]
+    if rank == 0 or _QUIET:
+        yield
+        return
+    from ..data.folder import DecodeWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        shown(f"rank {rank}: {message}", category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore")
+        warnings.filterwarnings("default", category=DecodeWarning)
+        warnings.showwarning = show
+        _QUIET = True
+        try:
+            yield
+        finally:
+            _QUIET = False
 
 
 def job_rank() -> tuple[int, int] | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .._omp import choice as omp_wait_choice
+from .._omp import choice as omp_wait_choice, usable_cpus
 from .._words import plural
 from ..errors import UserError
 from ..inference import CHECKPOINT_FORMAT
@@ -82,7 +82,20 @@ def _data_channels(data: str | None) -> int:
 
     if data is None or (Path(data).is_dir() and is_mnist_folder(Path(data))):
         return 1
-    return folder_channels(data)
+    with data_errors():
+        return folder_channels(data)
+
+
+@contextmanager
+def data_errors():
+    """A ValueError about the data (a folder without one readable image) named as the CLI's
+    own checks of ``--data`` name theirs: ``--data: data folder ...``."""
+    try:
+        yield
+    except ValueError as e:
+        if str(e).startswith("--data"):
+            raise
+        raise UserError(f"--data: {e}") from e
 
 
 def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, str | None]:
@@ -429,6 +442,76 @@ def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict 
                     f"nothing; give --mixing-prob too (the paper's: 0.9)")
 
 
+# torch's thread count in this process before a run set one: what a new run gets (OMP_NUM_THREADS,
+# which torchrun sets to 1 for several processes a machine, else torch's count of the cores)
+_FRESH_THREADS = torch.get_num_threads()
+
+
+def fresh_threads() -> tuple[int, str]:
+    """The thread count a new run of this process takes when ``--threads`` is not given, and why:
+    torch's default (``OMP_NUM_THREADS`` when set, else torch's count of the cores)."""
+    given = os.environ.get("OMP_NUM_THREADS")
+    if given:
+        why = f"OMP_NUM_THREADS={given}" + (", as torchrun sets it for several processes a machine"
+                                            if os.environ.get("TORCHELASTIC_RUN_ID") else "")
+    else:
+        why = f"torch's default on {plural(usable_cpus(), 'core')}"
+    return _FRESH_THREADS, why
+
+
+def _resume_threads(opts: TrainOptions, ckpt_state: dict, ctx: DistributedContext, say) -> TrainOptions:
+    """The thread count of a resumed run.
+
+    ``--threads`` given again is taken (a note when it differs from the run's: the sums run in
+    another order). Not given, the checkpoint's count is kept where the run ran as this one
+    does (as many processes, on a machine with as many usable cores), so it continues
+    bit-identically; elsewhere the count is a property of the machine and the process layout,
+    not of the run: it is chosen as a new run chooses it (:func:`fresh_threads`; 2 threads kept
+    by each of 2 torchrun processes on 2 cores made a run 15x slower), with a note when that
+    differs from the run's. A checkpoint without the machine's cores (before 2026-12-06) is
+    compared by its number of processes only."""
+    saved = ckpt_state.get("threads")
+    if not saved:  # a GPU run on torch's default
+        return opts
+    saved = int(saved)
+    if opts.threads is not None:
+        if int(opts.threads) != saved and ctx.device.type == "cpu":
+            # allowed (a resumed job may land on other cores), but said: the sums run in another order
+            say(f"note: --threads {opts.threads}: the run used {plural(saved, 'thread')} until now; it "
+                f"continues, but not bit-identically (another thread count sums in another order)")
+        return opts
+    saved_world = int(ckpt_state.get("world_size", len(ckpt_state.get("rng", [])) or 1))
+    saved_cpus, cpus = ckpt_state.get("cpus"), usable_cpus()
+    if saved_world == ctx.world_size and (saved_cpus is None or int(saved_cpus) == cpus):
+        # the thread count sets a CPU run's course: the printed continue-line keeps it
+        return replace(opts, threads=saved)
+    threads, why = fresh_threads()
+    if threads != saved:
+        before = f"{plural(saved_world, 'process', 'processes')}" + (f" on {plural(int(saved_cpus), 'core')}" if saved_cpus else "")
+        say(f"note: threads per process: {saved} -> {threads} ({why}): the run used {saved} as {before}, this run "
+            f"is {plural(ctx.world_size, 'process', 'processes')} on {plural(cpus, 'core')}; a thread count not given again is "
+            f"chosen as for a new run there (--threads {saved} keeps the run's)")
+    return replace(opts, threads=threads)
+
+
+def _check_batches(opts: TrainOptions, setup: TrainSetup, world_size: int) -> None:
+    """ValueError naming the level whose global batch ``world_size`` processes cannot share
+    equally, and where the batch came from (``--schedule lod_batch``, the preset, the run)."""
+    schedule = setup.schedule
+    for lod in range(schedule.start_lod, schedule.max_lod + 1):
+        batch = schedule.batch_at(lod)
+        if batch % world_size:
+            if "lod_batch" in opts.schedule_overrides:
+                source = "--schedule lod_batch"
+            elif setup.description == "resumed":
+                source = "the run's lod_batch (its schedule)"
+            else:
+                source = f"{setup.name!r}'s lod_batch (its schedule; --schedule lod_batch=[...] sets another)"
+            res = schedule.resolution_at(lod)
+            raise ValueError(f"{source}: the global batch {batch} of level {lod} ({res}x{res}) is not a multiple "
+                             f"of the world size {world_size} (each process takes an equal share)")
+
+
 def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     """The setup (the checkpoint's on a plain ``--resume``), matched to the data's channels and
     fitted to the run's length, with the notes said. Raises ValueError for a non-positive
@@ -456,14 +539,7 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         saved = ckpt_state.get("options", {})
         opts = replace(opts, **{k: saved[k] for k in _NUMERIC_OPTIONS
                                 if getattr(opts, k) is None and saved.get(k) is not None})
-        saved_threads = ckpt_state.get("threads")
-        if opts.threads is None and saved_threads:
-            # the thread count sets a CPU run's course: the printed continue-line keeps it
-            opts = replace(opts, threads=int(saved_threads))
-        elif saved_threads and int(opts.threads) != int(saved_threads) and ctx.device.type == "cpu":
-            # allowed (a resumed job may land on other cores), but said: the sums run in another order
-            say(f"note: --threads {opts.threads}: the run used {plural(int(saved_threads), 'thread')} until now; it "
-                f"continues, but not bit-identically (another thread count sums in another order)")
+        opts = _resume_threads(opts, ckpt_state, ctx, say)
     opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
     if not total_kimg > 0:
@@ -489,7 +565,5 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         compressed = setup.description.endswith("[schedule compressed to --kimg]")
         if fit_note:
             say(fit_note)
-    for b in set(setup.schedule.lod_batch):
-        if b % ctx.world_size:
-            raise ValueError(f"schedule: global batch {b} is not a multiple of the world size {ctx.world_size}")
+    _check_batches(opts, setup, ctx.world_size)
     return _Plan(opts, setup, out, ckpt_path, ckpt_state, total_kimg, fit_kimg, compressed)

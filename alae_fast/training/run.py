@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._omp import ContentionWatch
+from .._omp import ContentionWatch, usable_cpus
 from .._words import plural
 from ..errors import UserError, first_line
 from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_latent_report,
@@ -53,9 +53,9 @@ from ..inference import (CHECKPOINT_FORMAT, LoadedRun, draw_loss_curves, format_
 from ..inference.pictures import display_scale
 from ..models import build_model
 from .checkpoint import capture_rng_state, list_checkpoints, restore_rng_state, save_checkpoint
-from .distributed import DistributedContext, init_distributed, shutdown_distributed
+from .distributed import DistributedContext, init_distributed, shutdown_distributed, warnings_said_once
 from .options import TrainOptions, _NUMERIC_OPTIONS, _check_options, _ema_kimg, training_behaviour
-from .plan import _Plan, _busy_note, _check_resume, _embedded_digits_said, _held_out_note, _plan, pick_setup
+from .plan import _Plan, _busy_note, data_errors, _check_resume, _embedded_digits_said, _held_out_note, _plan, pick_setup
 from .eta import RemainingTime, flops_per_image
 from .progress import _Say, _progress
 from .stop import StopInterrupted, StopRequest
@@ -109,7 +109,8 @@ def run_training(opts: TrainOptions, ctx: DistributedContext | None = None) -> d
     own = ctx is None
     ctx = ctx if ctx is not None else init_distributed(opts.device)
     try:
-        return _run(opts, ctx)
+        with warnings_said_once(ctx.rank):
+            return _run(opts, ctx)
     finally:
         if own:
             shutdown_distributed(ctx)
@@ -133,7 +134,7 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     interpreter's own start-up (imports) is left to the default action."""
     say = _Say(ctx)
     _check_options(opts)
-    stop = StopRequest(_STOP_STARTING)
+    stop = StopRequest(_STOP_STARTING, announce=ctx.is_main)  # the job's notice, from rank 0
     stop.__enter__()
     try:
         plan = _plan(opts, ctx, say)
@@ -225,7 +226,7 @@ class _Run:
                  "total_kimg": plan.total_kimg,
                  **({"fit_kimg": plan.fit_kimg} if plan.compressed else {}),
                  "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "threads": self._threads(),
-                 "world_size": ctx.world_size,
+                 "world_size": ctx.world_size, "cpus": usable_cpus(),
                  "trainer": self.trainer.state_dict(), "data": self.stream.state_dict(), "data_spec": self.spec,
                  **({"data_content": self.content} if self.content is not None else {}),
                  "rng": rng, "time_s": self.time_before + (time.perf_counter() - self.t_start)}
@@ -262,7 +263,8 @@ def _restore(plan: _Plan, trainer: ALAETrainer, stream, ctx: DistributedContext,
     if len(rng) == ctx.world_size:
         restore_rng_state(rng[ctx.rank])
     else:
-        say(f"note: the checkpoint was written by {len(rng)} processes, this run has {ctx.world_size}: "
+        say(f"note: the checkpoint was written by {plural(len(rng), 'process', 'processes')}, this run has "
+            f"{ctx.world_size}: "
             f"random streams are reseeded (the run continues, but not bit-identically)")
     say(f"resuming from {plan.ckpt_path} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod})")
     return float(state.get("time_s", 0.0))
@@ -314,9 +316,10 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     from ..data.spec import data_content, data_spec
 
     opts, setup, schedule = plan.opts, plan.setup, plan.schedule
-    dataset = open_dataset(opts.data, schedule.resolution, schedule.channels, split="train")
+    with data_errors():  # a folder without one readable image, say: named as the CLI's own --data checks do
+        dataset = open_dataset(opts.data, schedule.resolution, schedule.channels, split="train")
     if dataset.resolution != schedule.resolution or dataset.channels not in (1, schedule.channels):
-        raise ValueError(f"data: {dataset!r} gives {dataset.channels}x{dataset.resolution}x{dataset.resolution} "
+        raise ValueError(f"--data: {dataset!r} gives {dataset.channels}x{dataset.resolution}x{dataset.resolution} "
                          f"images; {setup.name!r} trains on {schedule.channels}x{schedule.resolution}"
                          f"x{schedule.resolution}")
     content = data_content(opts.data, getattr(dataset, "found", None))

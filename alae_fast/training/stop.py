@@ -42,8 +42,10 @@ class StopRequest:
     """
 
     def __init__(self, message: str = "stopping after this iteration; a checkpoint follows "
-                                      "(signal again to exit at once)", *, interrupt: bool = False):
+                                      "(signal again to exit at once)", *, interrupt: bool = False,
+                 announce: bool = True):
         self.message = message
+        self.announce = announce  # False: say nothing (a torchrun rank other than 0: rank 0 says it for the job)
         self.interrupt = interrupt
         self.requested: str | None = None
         self._previous: dict[int, object] = {}
@@ -55,7 +57,8 @@ class StopRequest:
             os.kill(os.getpid(), signum)
             return
         self.requested = signal.Signals(signum).name
-        print(f"\n{self.requested}: {self.message}", file=sys.stderr, flush=True)
+        if self.announce:
+            print(f"\n{self.requested}: {self.message}", file=sys.stderr, flush=True)
         if self.interrupt:
             raise StopInterrupted(self.requested)
 
