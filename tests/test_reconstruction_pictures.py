@@ -69,9 +69,6 @@ def test_embedded_digits_show_their_held_out_split():
     torch.testing.assert_close(x, test.get_batch(torch.tensor(spread_indices(len(test))))[0])
 
 
-@pytest.mark.xfail(strict=True, reason="the selection is to be called from alae_fast/training/run.py (_start and "
-                                       "_Run.write_pictures), which another helper edits; strict: remove this "
-                                       "mark once it is wired")
 def test_training_picture_shows_the_held_out_split(tmp_path, monkeypatch):
     import alae_fast.training.run as training_run
     from alae_fast.cli import main

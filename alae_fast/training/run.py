@@ -55,6 +55,7 @@ from ..models import build_model
 from .checkpoint import capture_rng_state, list_checkpoints, restore_rng_state, save_checkpoint
 from .distributed import DistributedContext, init_distributed, shutdown_distributed, warnings_said_once
 from .options import TrainOptions, _NUMERIC_OPTIONS, _check_options, _ema_kimg, training_behaviour
+from .pictures import reconstruction_images, reconstruction_titles
 from .plan import _Plan, _busy_note, data_errors, _check_resume, _embedded_digits_said, _held_out_note, _plan, pick_setup
 from .eta import RemainingTime, flops_per_image
 from .progress import _Say, _progress
@@ -180,6 +181,7 @@ class _Run:
     t_start: float = field(default_factory=time.perf_counter)
     last_rec: dict[str, Any] = field(default_factory=dict)
     show_real: torch.Tensor | None = None
+    show_split: str = "training"  # which split show_real is from (the picture's titles)
     late_signal: str | None = None  # a signal that came after the last iteration's stop check
     stopped_starting: bool = False  # a signal came while the run started up: it trained nothing
     content: dict | None = None  # data_content of an image folder (alae_fast.data.spec)
@@ -203,7 +205,7 @@ class _Run:
         tag = f"{trainer.images_seen:010d}"
         p1 = save_image_grid(to_display(samples, res), out / "images" / f"samples-{tag}.png", nrow=8, scale=scale)
         p2 = save_pairs_grid(to_display(real, res), to_display(rec, res), out / "images" / f"reconstructions-{tag}.png",
-                             pairs_per_row=4, scale=scale)
+                             pairs_per_row=4, scale=scale, titles=reconstruction_titles(self.show_split))
         paths = [p1, p2]
         if self.log_path.exists() and self.log_path.stat().st_size:
             paths += draw_loss_curves(self.log_path, out / "loss_curves.png", self.say,
@@ -369,8 +371,7 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
             warnings.warn_explicit(line, RuntimeWarning, caller.f_code.co_filename, caller.f_lineno,
                                    module=caller.f_globals.get("__name__"), registry=None,
                                    module_globals=caller.f_globals)
-    n_show = 16
-    run.show_real = dataset.get_batch(torch.arange(min(n_show, len(dataset))))[0]
+    run.show_real, run.show_split = reconstruction_images(opts.data, schedule.resolution, schedule.channels, dataset)
     return run
 
 
