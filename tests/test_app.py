@@ -1186,6 +1186,10 @@ def test_serve_and_edit_read_the_directions_alae_fast_directions_wrote(digits_ru
     assert main(["edit", "--ckpt", str(run), str(img), "--direction", "thick=2", "--steps", "3"]) == 0
     err = capsys.readouterr().err
     assert f"directions are looked for in {run / 'directions'}" in err, err
+    # a direction given as a file is read as given: the run's folder is not consulted, nor said
+    assert main(["edit", "--ckpt", str(run), str(img), "--direction", f"{run / 'directions' / 'direction_thick.npy'}=2",
+                 "--steps", "3"]) == 0
+    assert "looked for" not in capsys.readouterr().err
     # an empty folder is not one: the built-in directions, and no note
     (run / "directions" / "direction_thick.npy").unlink()
     assert main(["edit", "--ckpt", str(run), str(img), "--direction", "thick=2"]) == 2

@@ -18,7 +18,7 @@ from .runs import _out, _run_folder
 def _cmd_edit(args) -> int:
     from ..edit.apply import DEMO_LAYERS, EDIT_LAYERS
     from ..edit.commands import (direction_name, edit_latents_strip, edit_strip, load_latents, parse_direction_arg,
-                                 resolve_directions, saved_directions_folder)
+                                 resolve_directions, saved_directions_folder, _names_file)
     from ..inference.pictures import save_labelled_grid
     from ..inference.pixels import load_image_files, prepare_images, to_display
 
@@ -72,7 +72,9 @@ def _cmd_edit(args) -> int:
                         otherwise=[(f"--steps {{}} with 1 {'IMAGE' if w is None else 'row'}", lambda v: strips(v, 1),
                                     2, args.steps)],
                         exact=exact)
-    if args.directions is None and (saved := saved_directions_folder(run)) is not None:
+    # the run's folder matters only for a direction given by name (a file is read as given)
+    by_name = any(not _names_file(spec) for spec, _ in map(parse_direction_arg, args.direction))
+    if args.directions is None and by_name and (saved := saved_directions_folder(run)) is not None:
         args.directions = saved
         print(f"alae-fast edit: note: directions are looked for in {saved}, where alae-fast directions wrote "
               f"them for this run (--directions DIR for another folder)", file=sys.stderr)
