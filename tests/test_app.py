@@ -961,12 +961,12 @@ def test_an_uploaded_direction_can_be_removed(digits_run):
         assert status == 409 and "names" in body["error"] and "'mine'" in body["error"]
         # each way of differing is said as itself (a script's misspelt name is told which)
         assert "['mine'] is not a direction of this server" in body["error"]
-        assert "['digit 9'] of this server's is left out" in body["error"]
+        assert "['digit 9'] is a direction of this server left out" in body["error"]
         status, body = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved, "names": digits[::-1]})
         assert status == 409 and "the same directions in another order" in body["error"]
         status, body = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved, "names": digits[:9] + ["digit 0"]})
         assert status == 409 and "['digit 0'] is given more than once" in body["error"]
-        assert "['digit 9'] of this server's is left out" in body["error"]
+        assert "['digit 9'] is a direction of this server left out" in body["error"]
         assert S.post(url + "api/edit", {"w": enc["w"], "amounts": moved, "names": digits})[1]["image"] == before
         status, body = S.post(url + "api/edit", {"w": enc["w"], "amounts": moved, "names": "digit 0"})
         assert status == 422 and "names" in body["error"]

@@ -391,6 +391,13 @@ def test_bad_arguments(kwargs, exc, match):
         bias_act(x, **kwargs)
 
 
+def test_numpy_dim_is_an_int():
+    # every int argument of the ops takes NumPy ints (alae_fast.ops' rule); dim did not
+    x, b = torch.randn(2, 3, 4), torch.randn(3)
+    torch.testing.assert_close(bias_act(x, b, dim=np.int64(1), act="lrelu"), bias_act(x, b, dim=1, act="lrelu"),
+                               rtol=0, atol=0)
+
+
 def test_bad_x():
     with pytest.raises(TypeError, match="x must be a torch.Tensor"):
         bias_act([1.0, 2.0])

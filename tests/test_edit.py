@@ -512,6 +512,14 @@ def test_edit_strip_edit_layers(toy_run, tmp_path):
                       ("all", r"^edit_layers: expected an int >= 1, None \(all\) or 'demo' \(the default")):
         with pytest.raises(ValueError, match=said):
             edit_strip(run, x, vectors, amounts, steps=2, edit_layers=bad)
+    # steps: the type rule of the ops and the API, each error naming the function called
+    from alae_fast.edit.commands import edit_latents_strip
+    w = run.encode(x)
+    for fn, arg in ((edit_strip, x), (edit_latents_strip, w)):
+        for bad, error in (("7", TypeError), (2.0, TypeError), (True, TypeError), (1, ValueError)):
+            with pytest.raises(error, match=rf"^{fn.__name__}: steps must be an int >= 2; got "):
+                fn(run, arg, vectors, amounts, steps=bad)
+    torch.testing.assert_close(edit_strip(run, x, vectors, amounts, steps=np.int64(2)), default, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("num_ws", [1, 8, 16, 18])

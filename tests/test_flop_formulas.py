@@ -237,3 +237,10 @@ def test_symbolic_sizes_are_counted_without_asking_their_values():
     exact = flops.upfirdn2d_flops((2, 3, 9, 9), (3, 3), [1, 1], [2, 2], [1, 0, 1, 0])
     symbolic = flops.upfirdn2d_flops((2, 3, t, t), (3, 3), [1, 1], [2, 2], [1, 0, 1, 0])
     assert symbolic.node.expr.subs(t.node.expr, 9) == exact
+    # with up > 1 it is taps / up per output: within the borders of the exact count where down and
+    # up share no factor (3 taps at up 2: 1.5 a pixel, where ceil(3 / 2) = 2 counted a third too many)
+    for taps, up in ((3, 2), (4, 3), (4, 2), (12, 4)):
+        n = 64
+        exact = flops.upfirdn2d_flops((1, 1, n, n), (taps,), [up, up], [1, 1], [1, 1, 1, 1])
+        symbolic = flops.upfirdn2d_flops((1, 1, t, t), (taps,), [up, up], [1, 1], [1, 1, 1, 1])
+        assert abs(int(symbolic.node.expr.subs(t.node.expr, n)) / exact - 1) < 0.05, (taps, up)

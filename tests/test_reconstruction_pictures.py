@@ -36,17 +36,27 @@ def _same_states(a, b):
 def test_held_out_images_spread_over_the_folder_without_a_random_draw(tmp_path):
     from alae_fast.data import open_dataset
 
-    # 64 files named so that the first 16 by name are crops of one photo
-    for k in range(64):
-        Image.fromarray(np.full((8, 8, 3), 4 * k, np.uint8)).save(tmp_path / f"img{k:03d}.png")
+    # 200 files (20 held out) named so that the first 16 by name are crops of one photo
+    for k in range(200):
+        Image.fromarray(np.full((8, 8, 3), k, np.uint8)).save(tmp_path / f"img{k:03d}.png")
     train = open_dataset(str(tmp_path), 8, 3, split="train")
     before = _states()
     x, split = reconstruction_images(str(tmp_path), 8, 3, train)
     assert _same_states(before, _states())  # the training's random streams untouched
     test = open_dataset(str(tmp_path), 8, 3, split="test")
-    assert split == "held-out" and x.shape[0] == min(16, len(test))
+    assert split == "held-out" and len(test) >= 16 and x.shape[0] == 16
     torch.testing.assert_close(x, test.get_batch(torch.tensor(spread_indices(len(test))))[0])
     assert reconstruction_titles(split) == ("held-out x", "G(E(x))")
+    # a folder of 60 holds out 6, under two rows: 16 training images instead, said so
+    few = tmp_path / "few"
+    few.mkdir()
+    for k in range(60):
+        Image.fromarray(np.full((8, 8, 3), 4 * k, np.uint8)).save(few / f"img{k:03d}.png")
+    train = open_dataset(str(few), 8, 3, split="train")
+    assert 0 < len(open_dataset(str(few), 8, 3, split="test")) < 8
+    x, split = reconstruction_images(str(few), 8, 3, train)
+    assert split == "training" and x.shape[0] == 16
+    torch.testing.assert_close(x, train.get_batch(torch.tensor(spread_indices(len(train))))[0])
     # a folder too small to hold any image out: the training images, said so
     small = tmp_path / "small"
     small.mkdir()

@@ -145,8 +145,8 @@ def _names_differ(names: list[str], have: list[str]) -> str:
         said.append(f"{unknown!r} {'is not a direction' if len(unknown) == 1 else 'are not directions'} "
                     f"of this server (misspelt, or removed by another request)")
     if missing:
-        said.append(f"{missing!r} of this server's {'is' if len(missing) == 1 else 'are'} left out "
-                    f"(added by another request?)")
+        said.append(f"{missing!r} {'is a direction' if len(missing) == 1 else 'are directions'} of this server "
+                    f"left out (added by another request?)")
     if repeated:
         said.append(f"{repeated!r} {'is' if len(repeated) == 1 else 'are'} given more than once")
     if not said:

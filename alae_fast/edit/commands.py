@@ -28,6 +28,7 @@ import torch
 from ..errors import first_line
 from ..inference.memory import check_images_fit
 from ..inference.projection import DEFAULT_REFINE_LR, check_refinement
+from ..ops._dispatch import check_int
 from .apply import DEMO_LAYERS, MAX_AMOUNT, edit_w, edited_style_inputs
 from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
                          official_direction_index, parse_digit_pair)
@@ -229,15 +230,15 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
     1..num_ws, None (all), or ``'demo'`` (default: the official demo's style inputs below 16, all
     of them on a model with 16 or fewer). ``refine_steps`` / ``refine_lr``: as ``run.project``'s
     steps and lr (default 0: ALAE's own E(x)). Returns ``[N·steps, C, r, r]`` float32 on the
-    CPU, row by row. Raises ValueError naming ``steps``, ``edit_layers``, ``refine_steps`` or
-    ``refine_lr`` (an ``edit_layers`` above ``num_ws`` names the model's count; a wrong type of
-    refinement argument is a TypeError), or naming the most that fit when the strips' images
+    CPU, row by row. Raises TypeError naming ``edit_strip`` and the argument for a ``steps``,
+    ``refine_steps`` or ``refine_lr`` of the wrong type, ValueError for a bad value of those or of
+    ``edit_layers`` (one above ``num_ws`` names the model's count), or naming the most that fit when the strips' images
     would not fit the memory free now (:func:`~alae_fast.inference.memory.check_images_fit`),
     :func:`edit_w`'s errors for the directions and amounts, and FloatingPointError for a descent
     that reached NaN or infinity."""
     from ..inference.pixels import prepare_images
 
-    _check_steps(steps)
+    steps = _check_steps(steps, "edit_strip")
     refine_steps, refine_lr, _ = check_refinement("edit_strip", refine_steps, refine_lr, "w",
                                                   ("refine_steps", "refine_lr", "space"))
     if isinstance(x, torch.Tensor) and x.ndim == 4:  # else encode says what is wrong with x
@@ -258,9 +259,10 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
                               seed=seed)
 
 
-def _check_steps(steps) -> None:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps: expected an int >= 2; got {steps!r}")
+def _check_steps(steps, op: str) -> int:
+    """``steps`` as an int >= 2 (a strip's images): TypeError naming ``op`` for another type,
+    ValueError for a smaller int."""
+    return check_int(steps, "steps", op, minimum=2)
 
 
 @torch.no_grad()
@@ -273,14 +275,15 @@ def edit_latents_strip(run, w: torch.Tensor, directions: dict[str, np.ndarray], 
     'offset': an odd strip's middle image is G(w)). Each image is decoded with the same noise
     (``noise='random'`` reseeded with ``seed`` before each decode, as the demo with "Randomize
     noise" off; 'zero': none). Returns ``[N·steps, C, r, r]`` float32 on the CPU, row by row.
-    Raises as :func:`edit_strip` (and ``run.decode`` for a w beyond ±MAX_ABS_W)."""
-    _check_steps(steps)
+    Raises as :func:`edit_strip`, naming ``edit_latents_strip`` (and ``run.decode`` for a w beyond
+    ±MAX_ABS_W)."""
+    steps = _check_steps(steps, "edit_latents_strip")
     m = run.model
     edited_style_inputs(edit_layers, int(m.num_ws))
     device = next(m.parameters()).device
     if isinstance(w, torch.Tensor) and w.ndim == 2:  # else edit_w says what is wrong with w
         count = w.shape[0] * steps
-        check_images_fit(run, "edit_strip", f"steps {steps} with {w.shape[0]} latents ({count} images)",
+        check_images_fit(run, "edit_latents_strip", f"steps {steps} with {w.shape[0]} latents ({count} images)",
                          batch=1, kept=count, kept_on="cpu")
         w = w.to(device, torch.float32)
     rows = []

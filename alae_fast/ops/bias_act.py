@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import (check_choice, check_real, check_same, check_tensor, op_arguments, opmath, save_arguments,
+from ._dispatch import (check_choice, check_int, check_real, check_same, check_tensor, op_arguments, opmath, save_arguments,
                         saved_arguments, use_kernel)
 
 _SQRT2 = math.sqrt(2.0)
@@ -40,8 +40,7 @@ def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
     """Validates the arguments; returns (dim, alpha, gain, clamp) normalised for the op."""
     check_tensor(x, "x", op)
     check_choice(act, "act", ACTIVATIONS, op)
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        raise TypeError(f"{op}: dim must be an int; got {type(dim).__name__}")
+    dim = check_int(dim, "dim", op)
     if b is None:
         dim = 0  # dim only says where b goes: without b any dim is accepted, as NVlabs does
     elif x.ndim == 0:

@@ -32,8 +32,10 @@ beside it were counted. The rule, stated here once:
 
 Under ``torch.compile`` with dynamic shapes (inductor estimates a node's run time from its
 formula) the sizes may be symbols, whose values a formula must not ask for: there an axis with
-``up > 1`` is counted as ``ceil(taps / up)`` taps per output and its rows as ``in + pad0 +
-pad1`` (exact up to the borders); ``up = 1`` stays exact.
+``up > 1`` is counted as ``taps / up`` taps per output (``out * taps // up`` in all: each output
+meets one phase of the zero-inserted axis, and the phases hold ``taps / up`` input taps on
+average; exact up to the borders when ``down`` shares no factor with ``up``, within one tap per
+output otherwise) and its rows as ``in + pad0 + pad1``; ``up = 1`` stays exact.
 
 The other gradients are ops counted above (upfirdn2d's backward is upfirdn2d; its filter
 gradient and conv2d_resample and modulated_conv2d's convolutions are torch's own ``conv2d``).
@@ -70,7 +72,7 @@ def _axis(n: int, up: int, down: int, pad0: int, pad1: int, taps: int) -> tuple[
         out = (length - taps + down) // down
         if up == 1:
             return out * taps, length, out
-        return out * ((taps + up - 1) // up), n + pad0 + pad1, out
+        return out * taps // up, n + pad0 + pad1, out
     out = max((length - taps + down) // down, 0)
     if up == 1:  # every position is an input sample or padding
         return out * taps, max(length, 0), out

@@ -3,7 +3,7 @@ show, and how the picture says where they come from.
 
 The picture is a look at how well E and G invert each other on images they did not learn from:
 the held-out split when the data have one (:func:`alae_fast.data.open_dataset`'s
-``split="test"``), else the training images, said in the picture's column titles either way.
+``split="test"``) of at least 8 images (a folder of 80 files or more), else the training images, said in the picture's column titles either way.
 Its images are spread evenly over that split's order (``spread_indices``), not its first ones:
 an image folder is in file-name order, and the first 16 files of a folder of crops were all
 crops of one photo. The choice is a function of the data alone: it draws no random number
@@ -17,9 +17,11 @@ from typing import Any
 
 import torch
 
-__all__ = ["SHOWN_IMAGES", "spread_indices", "reconstruction_images", "reconstruction_titles"]
+__all__ = ["SHOWN_IMAGES", "MIN_HELD_OUT_SHOWN", "spread_indices", "reconstruction_images", "reconstruction_titles"]
 
 SHOWN_IMAGES = 16  # the reconstruction picture's originals (4 pairs a row)
+# The fewest held-out images the picture shows (two rows); with fewer, it shows training images
+MIN_HELD_OUT_SHOWN = 8
 
 
 def spread_indices(n: int, count: int = SHOWN_IMAGES) -> list[int]:
@@ -38,13 +40,19 @@ def reconstruction_images(data: str | None, resolution: int, channels: int, trai
     """(images ``[min(count, N), C, R, R]`` in [-1, 1], ``"held-out"`` or ``"training"``): the
     originals of the training's reconstruction pictures, :func:`spread_indices` of the held-out
     split of ``data`` (the run's ``--data``: None for the embedded digits) when it has one, else
-    of ``training`` (the run's training dataset, opened by the caller). ``resolution`` and
+    of ``training`` (the run's training dataset, opened by the caller); also the training images
+    when the held-out split holds fewer than :data:`MIN_HELD_OUT_SHOWN` (8) and the training set
+    more. ``resolution`` and
     ``channels``: as the training dataset was opened with. Draws no random number."""
     from ..data import open_dataset
 
     try:
         shown, split = open_dataset(data, resolution, channels, split="test"), "held-out"
     except (FileNotFoundError, ValueError):  # no held-out split (a folder too small to hold one out)
+        shown, split = training, "training"
+    if split == "held-out" and len(shown) < MIN_HELD_OUT_SHOWN <= len(training):
+        # a folder holds out a tenth: under 80 files that is a row or less, where 16 training
+        # images say more about the run than 1-7 held-out ones
         shown, split = training, "training"
     index = torch.tensor(spread_indices(len(shown), count), dtype=torch.int64)
     return shown.get_batch(index)[0], split
