@@ -12,6 +12,9 @@ refuse them) raises TypeError; one of the right type with a bad value (NaN or in
 out of range, a wrong shape or length) raises ValueError. Either message names the op and the
 argument: the op the caller called, also where a composite op (modulated_conv2d, filter2d) runs
 others. The layers of alae_fast.nn and the Python API of alae_fast.inference take the same rule.
+NumPy bools and ints are taken in eager mode; under ``torch.compile`` dynamo traces a NumPy
+scalar as an array whose value it does not know, so ``fullgraph=True`` refuses a NumPy bool or
+int argument (a NumPy float is read, as StyleGAN3's ``gain=np.sqrt(2)``): pass Python's there.
 
 Each op has a FLOP formula for ``torch.utils.flop_counter`` (:mod:`alae_fast.ops.flops`).
 """
