@@ -496,6 +496,28 @@ def test_resume_is_bit_identical_across_a_level_switch(tmp_path):
     assert list((tmp_path / "a" / "images").glob("reconstructions-*.png"))
 
 
+def test_a_resume_mid_record_logs_what_a_straight_run_logs(tmp_path):
+    # a checkpoint between two log records (a signal's, or an interval's): the resumed run's
+    # first record averages the same iterations as the straight run's, not only those after it
+    import shutil
+
+    toy()
+    base = dict(preset="toy-pg", progress=False, evaluate=False, log_steps=3, checkpoint_kimg=0.016, keep=10,
+                seed=3, kimg=0.072, schedule_overrides={"lod_kimg": [0.024], "lod_batch": [8, 8, 4]})
+    run_training(TrainOptions(out=str(tmp_path / "a"), **base))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for step, path in list_checkpoints(tmp_path / "b" / "checkpoints"):
+        if step > 32:  # keep the one after 4 iterations: mid-record (records at 3, 6, 9)
+            path.unlink()
+    assert load_checkpoint(list_checkpoints(tmp_path / "b" / "checkpoints")[-1][1])["log_window"][0]["loss_d"]
+    run_training(TrainOptions(out=str(tmp_path / "b"), resume=True, **base))
+    recs = {name: [json.loads(line) for line in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+            for name in "ab"}
+    keys = ("kimg", "step", "loss_d", "loss_g", "loss_ae", "d_real", "d_fake", "r1")
+    assert [[r[k] for k in keys] for r in recs["a"]] == [[r[k] for k in keys] for r in recs["b"]]
+    assert [r["step"] for r in recs["a"]][:2] == [3, 6]  # the resumed one's first record is at 6
+
+
 def test_resume_continues_the_options_not_given_again(tmp_path):
     # a scheduler restarting `alae-fast train --resume --out DIR` without the first run's flags
     # must continue that run (seed, R1, EMA), not train another one from its checkpoint

@@ -185,6 +185,9 @@ class _Run:
     late_signal: str | None = None  # a signal that came after the last iteration's stop check
     stopped_starting: bool = False  # a signal came while the run started up: it trained nothing
     content: dict | None = None  # data_content of an image folder (alae_fast.data.spec)
+    # the losses of the log record not yet written (_LossLog's window): a checkpoint keeps them,
+    # so a resumed run's first record averages the same iterations as one that ran straight on
+    loss_window: dict[str, list] = field(default_factory=lambda: defaultdict(list))
 
     @property
     def log_path(self) -> Path:
@@ -221,6 +224,7 @@ class _Run:
         """Every rank's random state gathered; rank 0 writes the checkpoint and returns its path."""
         plan, ctx, opts = self.plan, self.ctx, self.plan.opts
         rng = ctx.all_gather_object(capture_rng_state())
+        window = ctx.all_gather_object({k: [v.detach().cpu() for v in vs] for k, vs in self.loss_window.items()})
         if not ctx.is_main:
             return None
         state = {"format": CHECKPOINT_FORMAT, "setup": plan.setup.name,
@@ -231,7 +235,7 @@ class _Run:
                  "world_size": ctx.world_size, "cpus": usable_cpus(),
                  "trainer": self.trainer.state_dict(), "data": self.stream.state_dict(), "data_spec": self.spec,
                  **({"data_content": self.content} if self.content is not None else {}),
-                 "rng": rng, "time_s": self.time_before + (time.perf_counter() - self.t_start)}
+                 "rng": rng, "log_window": window, "time_s": self.time_before + (time.perf_counter() - self.t_start)}
         return save_checkpoint(state, plan.out / "checkpoints", self.trainer.images_seen, keep=opts.keep)
 
 
@@ -339,6 +343,9 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     time_before = _restore(plan, trainer, stream, ctx, say) if plan.ckpt_state is not None else 0.0
     run = _Run(plan, ctx, say, dataset, trainer, stream, data_spec(opts.data), time_before, plan.ckpt_path,
                content=content)
+    window = (plan.ckpt_state or {}).get("log_window")  # absent in checkpoints before 2026-12-06
+    if window is not None and len(window) == ctx.world_size:  # else the first record starts afresh
+        run.loss_window.update({k: [v.to(ctx.device) for v in vs] for k, vs in window[ctx.rank].items()})
     if plan.data_moved and ctx.is_main:
         _record_moved_data(plan, run.spec, run.content)
     _write_run_config(run)
@@ -432,7 +439,7 @@ class _LossLog:
 
     def __init__(self, run: _Run, bar):
         self.run, self.bar = run, bar
-        self.window: dict[str, list] = defaultdict(list)
+        self.window = run.loss_window  # the run's, so that a checkpoint keeps an unfinished record
         self.t_window, self.images = time.perf_counter(), 0
         from .tensorboard import open_event_writer
         self.file = open(run.log_path, "a", encoding="utf-8") if run.ctx.is_main else None
