@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import (as_real, check_bool, check_int, check_real, check_same, check_tensor, is_finite, is_int,
+from ..ops._dispatch import (as_real, check_bool, check_int, check_positive_int, check_real, check_same, check_tensor, is_finite, is_int,
                              said_kind, said_typed)
 from ..ops.bias_act import bias_act
 from ..ops.upfirdn2d import _check_filter, _out_size
@@ -82,17 +82,13 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
     return bias_act(input, bias, dim=1, act="lrelu", alpha=alpha, gain=real("scale", scale))
 
 
-def _size(value, name: str, layer: str) -> int:
-    return check_int(value, name, layer, minimum=1, what="a positive int")
-
-
 class FusedLeakyReLU(nn.Module):
     """rosinality's ``FusedLeakyReLU(channel, bias=True, negative_slope=0.2, scale=2**0.5)``."""
 
     def __init__(self, channel: int, bias: bool = True, negative_slope: float = 0.2, scale: float = 2 ** 0.5):
         super().__init__()
         name = "FusedLeakyReLU"
-        channel = _size(channel, "channel", name)
+        channel = check_positive_int(channel, "channel", name)
         self.bias = nn.Parameter(torch.zeros(channel)) if check_bool(bias, "bias", name) else None
         # checked as given, kept as given: fused_leaky_relu reads them at each call
         check_real(negative_slope, "negative_slope", name)
@@ -200,7 +196,7 @@ class Blur(nn.Module):
     def __init__(self, kernel, pad, upsample_factor: int = 1):
         super().__init__()
         kernel = make_kernel(kernel, "Blur")
-        upsample_factor = _size(upsample_factor, "upsample_factor", "Blur")
+        upsample_factor = check_positive_int(upsample_factor, "upsample_factor", "Blur")
         if upsample_factor > 1:
             kernel = kernel * (upsample_factor ** 2)
         self.register_buffer("kernel", kernel)
@@ -215,7 +211,7 @@ class Upsample(nn.Module):
 
     def __init__(self, kernel, factor: int = 2):
         super().__init__()
-        self.factor = factor = _size(factor, "factor", "Upsample")
+        self.factor = factor = check_positive_int(factor, "factor", "Upsample")
         kernel = make_kernel(kernel, "Upsample") * (factor ** 2)
         self.register_buffer("kernel", kernel)
         p = kernel.shape[0] - factor
@@ -230,7 +226,7 @@ class Downsample(nn.Module):
 
     def __init__(self, kernel, factor: int = 2):
         super().__init__()
-        self.factor = factor = _size(factor, "factor", "Downsample")
+        self.factor = factor = check_positive_int(factor, "factor", "Downsample")
         kernel = make_kernel(kernel, "Downsample")
         self.register_buffer("kernel", kernel)
         p = kernel.shape[0] - factor
@@ -247,7 +243,7 @@ class EqualLinear(nn.Module):
                  activation=None):
         super().__init__()
         name = "EqualLinear"
-        in_dim, out_dim = _size(in_dim, "in_dim", name), _size(out_dim, "out_dim", name)
+        in_dim, out_dim = check_positive_int(in_dim, "in_dim", name), check_positive_int(out_dim, "out_dim", name)
         bias = check_bool(bias, "bias", name)
         bias_init = check_real(bias_init, "bias_init", name)
         lr_mul = check_real(lr_mul, "lr_mul", name)
@@ -277,8 +273,8 @@ class EqualConv2d(nn.Module):
                  bias: bool = True):
         super().__init__()
         name = "EqualConv2d"
-        in_channel, out_channel = _size(in_channel, "in_channel", name), _size(out_channel, "out_channel", name)
-        kernel_size, stride = _size(kernel_size, "kernel_size", name), _size(stride, "stride", name)
+        in_channel, out_channel = check_positive_int(in_channel, "in_channel", name), check_positive_int(out_channel, "out_channel", name)
+        kernel_size, stride = check_positive_int(kernel_size, "kernel_size", name), check_positive_int(stride, "stride", name)
         padding = check_int(padding, "padding", name, minimum=0)
         bias = check_bool(bias, "bias", name)
         self.weight = nn.Parameter(torch.randn(out_channel, in_channel, kernel_size, kernel_size))
@@ -308,8 +304,8 @@ class ModulatedConv2d(nn.Module):
                  blur_kernel=(1, 3, 3, 1), fused: bool = True):
         super().__init__()
         name = "ModulatedConv2d"
-        in_channel, out_channel = _size(in_channel, "in_channel", name), _size(out_channel, "out_channel", name)
-        kernel_size, style_dim = _size(kernel_size, "kernel_size", name), _size(style_dim, "style_dim", name)
+        in_channel, out_channel = check_positive_int(in_channel, "in_channel", name), check_positive_int(out_channel, "out_channel", name)
+        kernel_size, style_dim = check_positive_int(kernel_size, "kernel_size", name), check_positive_int(style_dim, "style_dim", name)
         demodulate, upsample, downsample, fused = (
             check_bool(v, k, name) for k, v in (("demodulate", demodulate), ("upsample", upsample),
                                                 ("downsample", downsample), ("fused", fused)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops._dispatch import check_bool, check_int, check_real
+from ..ops._dispatch import check_bool, check_positive_int, check_real
 from ..ops.bias_act import bias_act
 
 
@@ -28,7 +28,7 @@ class FusedLeakyReLU(nn.Module):
     def __init__(self, channels: int, bias: bool = True, negative_slope: float = 0.2,
                  scale: float = 2 ** 0.5):
         super().__init__()
-        channels = check_int(channels, "channels", "FusedLeakyReLU", minimum=1, what="a positive int")
+        channels = check_positive_int(channels, "channels", "FusedLeakyReLU")
         self.bias = nn.Parameter(torch.zeros(channels)) if check_bool(bias, "bias", "FusedLeakyReLU") else None
         self.negative_slope = check_real(negative_slope, "negative_slope", "FusedLeakyReLU")
         self.scale = check_real(scale, "scale", "FusedLeakyReLU")

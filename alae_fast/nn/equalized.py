@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import as_real, check_bool, check_choice, check_int, is_int, said_real, said_typed
+from ..ops._dispatch import as_real, check_bool, check_choice, check_positive_int, is_int, said_real, said_typed
 from ..ops.bias_act import ACTIVATIONS, bias_act
 
 _SQRT2 = math.sqrt(2.0)
@@ -54,10 +54,6 @@ def set_impl(module: nn.Module, impl: str) -> nn.Module:
 # The layers' argument checks follow the ops' rule (alae_fast.ops): TypeError for a value of the
 # wrong type (a float, bool or string for a count, a string or None for a number, a non-bool flag),
 # ValueError for one of the right type out of range, each naming the layer and the argument.
-
-def _positive_int(value, name: str, layer: str) -> int:
-    return check_int(value, name, layer, minimum=1, what="a positive int")
-
 
 def _positive_real(value, name: str, layer: str) -> float:
     real = as_real(value)
@@ -193,8 +189,8 @@ class EqualizedLinear(_Equalized):
                  device=None, dtype=None):
         super().__init__()
         name = "EqualizedLinear"
-        self.in_features = _positive_int(in_features, "in_features", name)
-        self.out_features = _positive_int(out_features, "out_features", name)
+        self.in_features = check_positive_int(in_features, "in_features", name)
+        self.out_features = check_positive_int(out_features, "out_features", name)
         self._setup(name, (out_features, in_features), in_features, bias, gain, lrmul, bias_init,
                     bias_lrmul, act, act_alpha, act_gain, clamp, impl, device, dtype)
 
@@ -284,8 +280,8 @@ class EqualizedConv2d(_Equalized):
                  device=None, dtype=None):
         super().__init__()
         name = "EqualizedConv2d"
-        self.in_channels = _positive_int(in_channels, "in_channels", name)
-        self.out_channels = _positive_int(out_channels, "out_channels", name)
+        self.in_channels = check_positive_int(in_channels, "in_channels", name)
+        self.out_channels = check_positive_int(out_channels, "out_channels", name)
         self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
         self.stride = _pair(stride, "stride", name, 1)
         self.padding = _pair(padding, "padding", name, 0)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ..ops._dispatch import check_bool, check_int, check_real
+from ..ops._dispatch import check_bool, check_int, check_positive_int, check_real
 from ..ops.filtered_lrelu import filtered_lrelu
 from ..ops.upfirdn2d import _parse_padding
 
@@ -86,7 +86,7 @@ class FilteredLeakyReLU(nn.Module):
                  clamp: float | None = None, bias: bool = True):
         super().__init__()
         name = "FilteredLeakyReLU"
-        channels = check_int(channels, "channels", name, minimum=1, what="a positive int")
+        channels = check_positive_int(channels, "channels", name)
         self.bias = nn.Parameter(torch.zeros(channels)) if check_bool(bias, "bias", name) else None
         self.register_buffer("up_filter", _taps(up_filter, "up_filter", name))
         self.register_buffer("down_filter", _taps(down_filter, "down_filter", name))

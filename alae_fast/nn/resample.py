@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..ops._dispatch import check_int, is_int as _is_int, said_typed
+from ..ops._dispatch import check_positive_int, is_int as _is_int, said_typed
 from ..ops.upfirdn2d import upfirdn2d
 
 
@@ -41,7 +41,7 @@ def make_kernel(kernel, layer: str) -> torch.Tensor:
 
 
 def _check_factor(factor, layer: str, name: str = "factor") -> int:
-    return check_int(factor, name, layer, minimum=1, what="a positive int")
+    return check_positive_int(factor, name, layer)
 
 
 class Blur(nn.Module):

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import check_alpha, check_bool, check_choice, check_eps, check_real
+from ..ops._dispatch import check_alpha, check_bool, check_choice, check_eps, check_positive_int, check_real
 from ..ops.adain import adain
 from ..ops.bias_act import ACTIVATIONS, bias_act
 from ..ops.modulated_conv2d import modulated_conv2d
 from ..ops.upfirdn2d import _setup_filter, filter2d, upsample2d
-from .equalized import EqualizedConv2d, EqualizedLinear, _positive_int
+from .equalized import EqualizedConv2d, EqualizedLinear
 
 _SQRT2 = math.sqrt(2.0)
 IMPLS = ("auto", "ref")
@@ -85,7 +85,7 @@ class NoiseInjection(nn.Module):
 
     def __init__(self, channels: int, *, device=None, dtype=None):
         super().__init__()
-        self.channels = _positive_int(channels, "channels", "NoiseInjection")
+        self.channels = check_positive_int(channels, "channels", "NoiseInjection")
         self.weight = nn.Parameter(torch.zeros(self.channels, device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor, noise="random") -> torch.Tensor:
@@ -123,8 +123,8 @@ class AdaIN(nn.Module):
     def __init__(self, channels: int, w_dim: int, *, eps: float = 1e-8, impl: str = "auto",
                  device=None, dtype=None):
         super().__init__()
-        self.channels = _positive_int(channels, "channels", "AdaIN")
-        self.w_dim = _positive_int(w_dim, "w_dim", "AdaIN")
+        self.channels = check_positive_int(channels, "channels", "AdaIN")
+        self.w_dim = check_positive_int(w_dim, "w_dim", "AdaIN")
         self.eps = check_eps(eps, "AdaIN")
         self.impl = _check_impl(impl, "AdaIN")
         self.style = EqualizedLinear(w_dim, 2 * channels, gain=1.0, impl=impl, device=device, dtype=dtype)
@@ -184,9 +184,9 @@ class StyleBlock(nn.Module):
                  dtype=None):
         super().__init__()
         name = "StyleBlock"
-        self.in_channels = _positive_int(in_channels, "in_channels", name)
-        self.out_channels = _positive_int(out_channels, "out_channels", name)
-        _positive_int(w_dim, "w_dim", name)
+        self.in_channels = check_positive_int(in_channels, "in_channels", name)
+        self.out_channels = check_positive_int(out_channels, "out_channels", name)
+        check_positive_int(w_dim, "w_dim", name)
         if up is not None:
             check_choice(up, "up", ("nearest", "fused"), name, said="None, 'nearest' or 'fused'")
         conv, blur, noise = (check_bool(v, k, name) for k, v in (("conv", conv), ("blur", blur), ("noise", noise)))
@@ -267,12 +267,12 @@ class ModulatedConv2d(nn.Module):
                  fused_modconv: bool = True, impl: str = "auto", device=None, dtype=None):
         super().__init__()
         name = "ModulatedConv2d"
-        self.in_channels = _positive_int(in_channels, "in_channels", name)
-        self.out_channels = _positive_int(out_channels, "out_channels", name)
-        self.kernel_size = _positive_int(kernel_size, "kernel_size", name)
-        self.w_dim = _positive_int(w_dim, "w_dim", name)
-        self.up = _positive_int(up, "up", name)
-        self.down = _positive_int(down, "down", name)
+        self.in_channels = check_positive_int(in_channels, "in_channels", name)
+        self.out_channels = check_positive_int(out_channels, "out_channels", name)
+        self.kernel_size = check_positive_int(kernel_size, "kernel_size", name)
+        self.w_dim = check_positive_int(w_dim, "w_dim", name)
+        self.up = check_positive_int(up, "up", name)
+        self.down = check_positive_int(down, "down", name)
         self.demodulate = check_bool(demodulate, "demodulate", name)
         self.fused_modconv = check_bool(fused_modconv, "fused_modconv", name)
         self.impl = _check_impl(impl, name)
@@ -321,9 +321,9 @@ class ToRGB(nn.Module):
                  device=None, dtype=None):
         super().__init__()
         name = "ToRGB"
-        self.in_channels = _positive_int(in_channels, "in_channels", name)
-        self.out_channels = _positive_int(out_channels, "out_channels", name)
-        self.kernel_size = _positive_int(kernel_size, "kernel_size", name)
+        self.in_channels = check_positive_int(in_channels, "in_channels", name)
+        self.out_channels = check_positive_int(out_channels, "out_channels", name)
+        self.kernel_size = check_positive_int(kernel_size, "kernel_size", name)
         self.clamp = _check_clamp(clamp, name)
         self.impl = _check_impl(impl, name)
         factory = {"device": device, "dtype": dtype}

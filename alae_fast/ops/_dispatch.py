@@ -176,6 +176,12 @@ def check_int(value, name: str, op: str, *, minimum: int | None = None, what: st
     return int(value)
 
 
+def check_positive_int(value, name: str, op: str) -> int:
+    """:func:`check_int` for a size or factor (channels, dimensions, up/down factors): an int >= 1,
+    said as "a positive int"."""
+    return check_int(value, name, op, minimum=1, what="a positive int")
+
+
 def check_bool(value, name: str, op: str) -> bool:
     """``value`` as a bool: Python's or NumPy's (a flag read from an array or a config); TypeError
     naming ``op`` and ``name`` for anything else: a string (``"False"`` is truthy), None, a tensor,
