@@ -171,6 +171,37 @@ def test_large_and_blocked(layout, filt, up, down, device):
 
 
 @needs_kernel
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [2, 3, 8])
+def test_channels_last_few_channels_runs_on_planes_bit_for_bit(c, dtype):
+    # A channels_last tensor of at most 8 channels, planes of more than 64 pixels, is transposed
+    # to NCHW, filtered by the row engine and transposed back (csrc/cpu/upfirdn2d.cpp,
+    # few_channels): bit for bit the contiguous computation, for up, down and blur, separable and
+    # 2-D taps, in the output's layout, through the gradient too. 13 x 11 = 143 pixels: the
+    # transposes' 8 x 64 tiles have whole and partial edges.
+    gen = torch.Generator().manual_seed(c)
+    x = torch.randn(3, c, 13, 11, generator=gen).to(dtype)
+    xl = x.contiguous(memory_format=torch.channels_last)
+    filters = {"separable": setup_filter([1, 3, 3, 1]), "2d": torch.rand(3, 4, generator=gen) + 0.1}
+    for (name, f), (up, down, pad) in zip(list(filters.items()) * 3,
+                                          [(2, 1, [2, 1, 2, 1]), (2, 1, [1, 2, 1, 1]), (1, 2, [1, 1, 1, 1]),
+                                           (1, 2, [2, 1, 0, 2]), (1, 1, [1, 2, 1, 1]), (1, 1, [2, 1, 2, 1])]):
+        y = upfirdn2d(x, f, up, down, pad)
+        yl = upfirdn2d(xl, f, up, down, pad)
+        assert yl.is_contiguous(memory_format=torch.channels_last), (name, up, down)
+        assert torch.equal(y, yl), (name, up, down, dtype)
+    xg, xlg = x.detach().requires_grad_(), xl.detach().requires_grad_()
+    f = filters["separable"]
+    v = torch.randn(3, c, 26, 22, generator=gen).to(dtype)
+    (g,) = torch.autograd.grad(upsample2d(xg, f), xg, v)
+    (gl,) = torch.autograd.grad(upsample2d(xlg, f), xlg, v.contiguous(memory_format=torch.channels_last))
+    assert gl.is_contiguous(memory_format=torch.channels_last) and torch.equal(g, gl)
+    # and the contiguous result is the reference's
+    if dtype == torch.float64:
+        torch.testing.assert_close(upsample2d(xl, f), upfirdn2d_ref(x, f, 2, 1, [2, 1, 2, 1], gain=4.0))
+
+
+@needs_kernel
 def test_thread_count_does_not_change_result():
     x = torch.randn(3, 5, 33, 31)
     f = setup_filter([1, 3, 3, 1])
@@ -270,7 +301,9 @@ def test_every_taps_factor_layout(taps, kind, dtype, device):
     # them only in the conversions, checked forward. The slow test below runs every combination.
     gen = torch.Generator().manual_seed(taps)
     f = grid_filter(kind, taps, gen).to(device)
-    shape = (1, 3, 13 + taps % 5, 19 - taps % 4)
+    # 3 or 9 channels: the CPU runs a channels_last tensor of at most 8 through NCHW planes,
+    # one of more in its NHWC engine; odd and even tap counts share the grid between the two.
+    shape = (1, 3 if taps % 2 else 9, 13 + taps % 5, 19 - taps % 4)
     x = torch.randn(shape, generator=gen, dtype=torch.float64).to(device)
     half = dtype in (torch.float16, torch.bfloat16)
     for n, (up, down, pad, layout) in enumerate(grid_settings(f.shape[-1], f.shape[0], shape, layouts=("one",))):
@@ -313,7 +346,7 @@ def test_every_taps_factor_layout_exhaustive(taps, kind, dtype, device):
     # Every (up, down) pair on x times every pair on y, both layouts, two paddings each.
     gen = torch.Generator().manual_seed(100 + taps)
     f = grid_filter(kind, taps, gen).to(device)
-    shape = (2, 3, 12 + taps % 7, 17 + taps % 3)
+    shape = (2, 3 if taps % 2 else 9, 12 + taps % 7, 17 + taps % 3)  # both channels_last routes, as above
     x = torch.randn(shape, generator=gen, dtype=torch.float64).to(device)
     for n, ((ux, dx), (uy, dy), layout, p) in enumerate(
             (a, b, l, p) for a in UD_PAIRS for b in UD_PAIRS for l in ("contiguous", "channels_last") for p in range(2)):

@@ -1,6 +1,6 @@
 """Benchmark cases of upfirdn2d at StyleGAN shapes: 2x up/down with the [1,3,3,1] filter,
-blur without resampling, an 8-tap separable filter, channels_last, bfloat16, fwd+bwd, and
-StyleALAE digits-32's small planes (its [1,2,1] blur and 2x2 box at 4x4 and 8x8, batch 32)."""
+blur without resampling, an 8-tap separable filter, channels_last (against the same values
+contiguous, too), bfloat16, fwd+bwd, and StyleALAE digits-32's small planes (its [1,2,1] blur and 2x2 box at 4x4 and 8x8, batch 32)."""
 
 from __future__ import annotations
 
@@ -97,4 +97,15 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
             if compiled is not None:
                 cand["compiled"] = _fwd_bwd(compiled, xg, f, gy)
             out.append(Case("upfirdn2d", f"fwd+bwd {label}", cand, device, left_out=left_out))
+    # No target: what channels_last costs against the same values contiguous, for an RGB image
+    # (a skip generator's upsampled output) and StyleALAE's 8 maps at 32x32 (the CPU kernel runs
+    # up to 8 channels through NCHW planes and more in its NHWC engine), beside the reference.
+    for op, shape in ([] if quick else [("up2", (8, 3, 256, 256)), ("blur", (32, 8, 32, 32)),
+                                        ("down2", (8, 32, 64, 64))]):
+        x = torch.randn(shape, generator=gen).to(device)
+        xl = x.contiguous(memory_format=torch.channels_last)
+        fused = lambda x, f, op=op: _call(op, x, f, "auto")
+        cand = {"fused": _fwd(fused, xl, f4), "ref": _fwd(_ref_fn(op), xl, f4), "contiguous": _fwd(fused, x, f4)}
+        out.append(Case("upfirdn2d", f"fwd {op} [1,3,3,1] {'x'.join(map(str, shape))} float32 channels_last, "
+                        "vs contiguous", cand, device))
     return out

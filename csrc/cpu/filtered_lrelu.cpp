@@ -17,6 +17,7 @@
 #include "../ops/filtered_lrelu.h"
 #include "filtered_lrelu_kernels.h"
 #include "filtered_lrelu_separable.h"
+#include "transpose_tiles.h"
 
 namespace alae_fast {
 namespace flrelu_cpu {
@@ -376,44 +377,13 @@ void grad_impl(const FilteredLreluPlan& p, const at::Tensor& dy, const at::Tenso
 // (4x512x36x36, up 2, one thread). So a tensor whose rows are strided is read from a
 // contiguous copy and written to a contiguous buffer that is then copied into the output,
 // which keeps x's layout (filtered_lrelu_empty). A dense channels_last tensor is converted by
-// transpose_tiles: torch's own copy between the layouts took 6.7 ms for that 10.6 MB tensor,
-// 16x a contiguous copy (0.4 ms).
+// cpu_layout::transpose_dense (transpose_tiles.h), not by torch's own copy.
 bool strided_rows(const at::Tensor& t) { return t.size(3) > 1 && t.stride(3) != 1; }
 
-// dst[n][k][r] = src[n][r][k] for [N, R, K] -> [N, K, R], in tiles of TR source rows by TK
-// columns (elements moved as their bytes: any dtype of that size). Few rows a tile: K is often
-// a power of two (512 channels), so the rows of a tile fall in few cache sets, and 32 x 32
-// tiles had evicted each other (4.7 ms for the 10.6 MB above; 8 x 64 tiles 1.3-1.8 ms each way).
-template <typename E>
-void transpose_tiles(const E* src, E* dst, int64_t N, int64_t R, int64_t K) {
-  constexpr int64_t TR = 8, TK = 64;
-  const int64_t tr = (R + TR - 1) / TR, tk = (K + TK - 1) / TK;
-  at::parallel_for(0, N * tr * tk, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t n = t / (tr * tk), r0 = (t / tk) % tr * TR, k0 = t % tk * TK;
-      const int64_t r1 = std::min(R, r0 + TR), k1 = std::min(K, k0 + TK);
-      const E* s = src + n * R * K;
-      E* d = dst + n * R * K;
-      for (int64_t k = k0; k < k1; ++k) {
-        for (int64_t r = r0; r < r1; ++r) d[k * R + r] = s[r * K + k];
-      }
-    }
-  });
-}
+using cpu_layout::dense_channels_last;
 
-// [N, R, K] -> [N, K, R] of dense tensors' bytes, by element size.
 void transpose_dense(const at::Tensor& src, at::Tensor& dst, int64_t R, int64_t K) {
-  const int64_t N = src.size(0);
-  switch (src.element_size()) {
-    case 2: transpose_tiles(static_cast<const uint16_t*>(src.const_data_ptr()), static_cast<uint16_t*>(dst.data_ptr()), N, R, K); break;
-    case 4: transpose_tiles(static_cast<const uint32_t*>(src.const_data_ptr()), static_cast<uint32_t*>(dst.data_ptr()), N, R, K); break;
-    case 8: transpose_tiles(static_cast<const uint64_t*>(src.const_data_ptr()), static_cast<uint64_t*>(dst.data_ptr()), N, R, K); break;
-    default: TORCH_CHECK(false, "filtered_lrelu: no transpose for elements of ", src.element_size(), " bytes");
-  }
-}
-
-bool dense_channels_last(const at::Tensor& t) {
-  return t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous();
+  cpu_layout::transpose_dense(src, dst, R, K, "filtered_lrelu");
 }
 
 at::Tensor contiguous_rows(const at::Tensor& t) {
