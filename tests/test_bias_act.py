@@ -95,7 +95,10 @@ def test_matches_oracle(c, device):
 @pytest.mark.parametrize("act", ACTS)
 def test_large_tensor_all_paths(act, device):
     # Large enough for several parallel chunks, and each inner-size branch of the CPU kernel.
-    for shape, dim in [((3, 64, 33, 17), 1), ((3, 17, 16, 64), 3), ((5000, 3), 1), ((2, 7, 4096), 1)]:
+    # channels_last runs of k pixels share a bias pattern of about 1024 elements: 7 channels (a
+    # pattern of 146 pixels, a partial last run) and 1500 (more channels than the pattern).
+    for shape, dim in [((3, 64, 33, 17), 1), ((3, 17, 16, 64), 3), ((5000, 3), 1), ((2, 7, 4096), 1),
+                       ((4, 7, 37, 29), 1), ((2, 1500, 3, 5), 1)]:
         x = torch.randn(shape, device=device) * 3
         b = torch.randn(shape[dim], device=device)
         # A storage offset of one element: not 16-byte aligned, so the CUDA kernel's scalar path.
@@ -103,6 +106,26 @@ def test_large_tensor_all_paths(act, device):
         for xl in (x, make_layout(x, "channels_last"), make_layout(x, "permuted"), misaligned):
             y = bias_act(xl, b, dim=dim, act=act, clamp=1.5)
             assert_close_to_oracle(y, oracle(x.double().cpu().numpy(), b.double().cpu().numpy(), dim, act, None, None, 1.5))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [1, 3, 8, 200])
+def test_channels_last_equals_contiguous_bit_for_bit(c, dtype):
+    # The same elementwise arithmetic in either layout: channels_last runs many pixels per call
+    # with the bias repeated (csrc/cpu/bias_act.cpp), gradients included. Piecewise-linear
+    # activations only: a vectorized exp (swish) may round differently in the two loops.
+    g = torch.Generator().manual_seed(c)
+    x = (torch.randn(3, c, 19, 23, generator=g) * 2).to(dtype)
+    b = torch.randn(c, generator=g).to(dtype)
+    xl = x.contiguous(memory_format=torch.channels_last)
+    for act, clamp in (("lrelu", None), ("relu", 0.8), ("linear", None)):
+        y, yl = bias_act(x, b, act=act, clamp=clamp), bias_act(xl, b, act=act, clamp=clamp)
+        assert yl.is_contiguous(memory_format=torch.channels_last) and torch.equal(y, yl), act
+    xg, xlg = x.detach().requires_grad_(), xl.detach().requires_grad_()
+    v = torch.randn(x.shape, generator=g).to(dtype)
+    (gx,) = torch.autograd.grad(bias_act(xg, b, act="lrelu"), xg, v)
+    (gxl,) = torch.autograd.grad(bias_act(xlg, b, act="lrelu"), xlg, v.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(gx, gxl)
 
 
 @pytest.mark.cuda

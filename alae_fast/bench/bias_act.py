@@ -1,4 +1,5 @@
-"""Benchmark cases of bias_act at StyleGAN training shapes (lrelu, with bias)."""
+"""Benchmark cases of bias_act at StyleGAN training shapes (lrelu, with bias), and channels_last
+against the same values contiguous."""
 
 from __future__ import annotations
 
@@ -62,4 +63,13 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
             if main and device.type == "cpu":
                 targets = [Target(">= 2x faster than eager ref", "fused", "ref", 0.5)]
             out.append(Case("bias_act", f"fwd+bwd {label}", cand, device, targets=targets, left_out=left_out))
+    # No target: channels_last against the same values contiguous, for ToRGB's bias on an RGB
+    # image (a call per pixel had made it 45x the contiguous time on the CPU) and 512 channels.
+    for shape in ([] if quick else [(8, 3, 256, 256), (8, 512, 32, 32)]):
+        x = torch.randn(shape, generator=gen).to(device)
+        xl = x.contiguous(memory_format=torch.channels_last)
+        b = torch.randn(shape[1], generator=gen).to(device)
+        cand = {"fused": _fwd(bias_act, xl, b), "ref": _fwd(bias_act_ref, xl, b), "contiguous": _fwd(bias_act, x, b)}
+        out.append(Case("bias_act", f"fwd {'x'.join(map(str, shape))} float32 channels_last, vs contiguous", cand,
+                        device))
     return out

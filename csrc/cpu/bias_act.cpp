@@ -131,6 +131,9 @@ double row_sum(const c10::Half* v, int64_t n) {
   return s;
 }
 
+// Elements of the bias pattern of a channels_last run (b repeated over its pixels): L1-sized.
+constexpr int64_t kPatternLen = 1024;
+
 // Fills y; when db is given (gradient ops with a bias), also db[c] = sum of y over channel c
 // where the layout lets one pass do it, and returns whether it did.
 template <typename scalar_t, int ACT, int ORDER>
@@ -150,21 +153,18 @@ bool bias_act_cpu_impl(const BiasActPlan& p, const scalar_t* x, const scalar_t* 
   const int64_t C = p.channels, inner = p.inner;
   if (inner == 1) {
     // channels_last with dim=1 (or bias on the last dim): each block of C elements takes b whole.
+    // Runs of k pixels share one bias pattern, b repeated k times: with b alone, a call per pixel
+    // of an RGB image ran 45x slower than the contiguous tensor (8x3x256x256, one thread).
     using bias_t = typename BiasActRow<scalar_t, ACT, ORDER>::bias_t;
-    std::vector<float> b_wide;
-    const bias_t* bb;
-    if constexpr (std::is_same_v<scalar_t, c10::Half>) {
-      b_wide.resize(C);
-      half_convert::widen(b, b_wide.data(), C);
-      bb = b_wide.data();
-    } else {
-      bb = b;
-    }
-    const int64_t outer = n / C;
-    const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / C);
-    at::parallel_for(0, outer, grain, [&](int64_t lo, int64_t hi) {
-      for (int64_t o = lo; o < hi; ++o) {
-        row.per_elem_bias(x + o * C, g ? g + o * C : nullptr, bb, y + o * C, C);
+    const int64_t k = std::max<int64_t>(1, kPatternLen / C);
+    std::vector<bias_t> pattern(static_cast<size_t>(C * k));
+    for (int64_t j = 0; j < C * k; ++j) pattern[j] = static_cast<bias_t>(b[j % C]);
+    const int64_t pixels = n / C, runs = (pixels + k - 1) / k;
+    const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / (C * k));
+    at::parallel_for(0, runs, grain, [&](int64_t lo, int64_t hi) {
+      for (int64_t r = lo; r < hi; ++r) {
+        const int64_t off = r * k * C, len = std::min(k, pixels - r * k) * C;
+        row.per_elem_bias(x + off, g ? g + off : nullptr, pattern.data(), y + off, len);
       }
     });
     return false;
