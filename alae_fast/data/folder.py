@@ -38,7 +38,10 @@ of that path), not on the order of listing, so adding a file moves at most a few
 ``split="all"`` takes every file.
 
 Channels: :func:`folder_channels` says whether a folder holds colour images (3) or only
-greyscale ones (1), from the files' headers, so a trainer can match its model to the data.
+greyscale ones (1), so a trainer can match its model to the data: greyscale modes from the
+files' headers, an image saved in colour from its pixels (greyscale when R, G and B are equal
+everywhere; at most ``PIXEL_CHECK_BUDGET`` pixels decoded); :func:`read_folder_channels` also
+names the files that decided it.
 
 Bad data: a file that cannot be decoded (truncated, not really an image, ...), or whose
 values :func:`load_image` refuses (a float image outside [0, 1]), is skipped;
@@ -65,9 +68,9 @@ import torch
 from .._words import plural
 from .base import ImageDataset, _gather
 
-__all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "TRANSPARENT_BACKGROUND", "ImageFolderDataset", "LoadNotes",
-           "DecodeWarning",
-           "find_image_files", "folder_channels", "is_run_folder", "load_image", "split_files"]
+__all__ = ["IMAGE_EXTENSIONS", "HOLDOUT_FRACTION", "PIXEL_CHECK_BUDGET", "TRANSPARENT_BACKGROUND",
+           "ImageFolderDataset", "LoadNotes", "DecodeWarning", "FolderChannels",
+           "find_image_files", "folder_channels", "read_folder_channels", "is_run_folder", "load_image", "split_files"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 # Image formats a folder scan leaves out, with a warning (the CLI's image commands and serve read
@@ -173,34 +176,146 @@ def split_files(files: list[Path], root: Path, split: str, fraction: float = HOL
     return [f for f in files if (f in held) == (split == "test")]
 
 
-def folder_channels(path: str | os.PathLike, max_files: int | None = None) -> int:
-    """3 if any image under ``path`` is a colour image, else 1; every file is looked at unless
-    ``max_files`` (the first ones, sorted) is given, so that a few colour photos after many
-    greyscale ones still make the folder colour. Stops at the first colour image.
+# Pixels folder_channels decodes, at most, to learn whether images saved in a colour mode hold
+# colour: about a second of decoding (a megapixel takes 10-20 ms), so that a folder of RGB-saved
+# grey scans does not decode every file at start-up. Past it, such files count as colour by
+# their mode, and FolderChannels.why() says so. Each file is charged _PIXELS_PER_FILE besides
+# its own pixels: opening and checking a small file costs ~0.2-0.4 ms whatever its size, so
+# that 60000 RGB-saved 28x28 digits would otherwise take a minute within the budget.
+PIXEL_CHECK_BUDGET = 1 << 26
+_PIXELS_PER_FILE = 1 << 14
+# Colour images folder_channels names before it stops looking: enough to show the user which
+# files made the folder colour without reading a large colour folder whole.
+_COLOUR_NAMED = 5
 
-    Reads headers only (Pillow's mode): greyscale modes (L, LA, 1, I, I;16, F) count as 1
-    channel, everything else (RGB, RGBA, P, CMYK, YCbCr...) as colour. Unreadable files are
-    skipped; ValueError when none of the files looked at can be read; other errors as
-    :func:`find_image_files`.
+
+def _shown(paths, limit: int = 5) -> str:
+    names = [Path(str(p)).name for p in paths]
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+@dataclass
+class FolderChannels:
+    """What :func:`read_folder_channels` found: ``channels`` (3 or 1), the ``colour`` images
+    (up to ``_COLOUR_NAMED``, where it stopped looking), ``grey`` (how many greyscale images),
+    ``rgb_grey`` (images saved in a colour mode whose R, G and B are equal everywhere: counted
+    greyscale), ``unread`` (images of a colour mode counted colour without reading their pixels,
+    past ``PIXEL_CHECK_BUDGET``; also in ``colour``), ``looked_at`` (files opened, unreadable
+    ones included) and ``total`` (the folder's image files)."""
+
+    channels: int
+    colour: list = field(default_factory=list)
+    grey: int = 0
+    rgb_grey: list = field(default_factory=list)
+    unread: list = field(default_factory=list)
+    looked_at: int = 0
+    total: int = 0
+
+    def why(self) -> str:
+        """Which files decided ``channels``, for a line beside it: "" for a folder whose images
+        were all of one kind by their mode (nothing to explain), else "colour because N images of
+        M are: (a few names)", the greyscale ones beside them, and those saved in colour counted
+        greyscale or counted colour unread, each named."""
+        if (not self.colour or not self.grey) and not self.rgb_grey:
+            return ""
+        read = len(self.colour) + self.grey
+        of = f"{read}" if self.looked_at == self.total else f"the first {read} read (of {self.total} files)"
+        rgb = len(self.rgb_grey)
+        saved = (f"{rgb} of them saved in colour with R, G and B equal everywhere: {_shown(self.rgb_grey)}"
+                 if rgb else "")
+        if self.colour:
+            n = len(self.colour)
+            text = f"colour because {plural(n, 'image')} of {of} {'is' if n == 1 else 'are'}: {_shown(self.colour)}"
+            if self.grey:
+                text += (f" (the other {self.grey} {'is' if self.grey == 1 else 'are'} greyscale"
+                         f"{', ' + saved if saved else ''})")
+        elif self.looked_at == self.total:
+            text = f"greyscale: all {read} images are, {saved}"
+        else:  # max_files
+            text = f"greyscale: the first {read} images read (of {self.total} files) all are, {saved}"
+        if self.unread:
+            n = len(self.unread)
+            text += (f"; {plural(n, 'image')} saved in colour {'was' if n == 1 else 'were'} counted colour by "
+                     f"{'its' if n == 1 else 'their'} mode, pixels unread (the start-up check decodes at most "
+                     f"{PIXEL_CHECK_BUDGET / 2**20:g} megapixels, PIXEL_CHECK_BUDGET, a file counting "
+                     f"{_PIXELS_PER_FILE} besides its own): {_shown(self.unread)}")
+        return text
+
+
+def _holds_colour(img) -> bool:
+    """Whether an opened image of a colour mode (RGB, RGBA, P, CMYK, ...) holds colour as
+    :func:`load_image` reads it: its channels differ somewhere once transparent pixels are
+    composited over ``TRANSPARENT_BACKGROUND`` (what a fully transparent pixel hides is no colour
+    the model sees)."""
+    from PIL import Image
+
+    if _has_alpha(img):
+        rgba = img.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[0] < 255:
+            img = Image.alpha_composite(Image.new("RGBA", rgba.size, TRANSPARENT_BACKGROUND), rgba)
+        else:
+            img = rgba
+    rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+
+
+def read_folder_channels(path: str | os.PathLike, max_files: int | None = None) -> FolderChannels:
+    """Whether the folder ``path`` holds colour images, and which (:class:`FolderChannels`;
+    ``channels`` as :func:`folder_channels` says it, ``why()`` naming the files that decided it).
+
+    Every file is looked at unless ``max_files`` (the first ones, sorted) is given, so that a few
+    colour photos after many greyscale ones still make the folder colour; it stops at the
+    ``_COLOUR_NAMED``-th colour image. A file of a greyscale mode (L, LA, 1, I, I;16, F) is
+    greyscale from its header alone; one of a colour mode (RGB, RGBA, P, CMYK, YCbCr...) is
+    decoded, and is greyscale when its R, G and B are equal everywhere (a grey scan or digit
+    saved as RGB: :func:`load_image` loses nothing reading it as greyscale), until
+    ``PIXEL_CHECK_BUDGET`` pixels have been decoded (each file charged ``_PIXELS_PER_FILE``
+    more); past it, colour by its mode. Unreadable files are skipped; ValueError when none of
+    the files looked at can be read; other errors as :func:`find_image_files`.
     """
     from PIL import Image
 
     files = find_image_files(path)
+    total = len(files)
     if max_files is not None:
         files = files[:max_files]
-    readable, first_error = 0, None
+    found = FolderChannels(1, total=total)
+    decoded, first_error = 0, None
     for f in files:
+        found.looked_at += 1
         try:
             with Image.open(f) as img:
-                if img.mode not in _GREY_MODES:
-                    return 3
-            readable += 1
+                if img.mode in _GREY_MODES:
+                    found.grey += 1
+                    continue
+                size = img.width * img.height + _PIXELS_PER_FILE
+                if decoded + size > PIXEL_CHECK_BUDGET:
+                    found.unread.append(f)
+                    found.colour.append(f)
+                else:
+                    decoded += size
+                    if _holds_colour(img):
+                        found.colour.append(f)
+                    else:
+                        found.grey += 1
+                        found.rgb_grey.append(f)
         except Exception as e:  # an unreadable file says nothing about the others
             first_error = first_error or f"{f.name}: {e}"
-    if not readable:
+            continue
+        if len(found.colour) >= _COLOUR_NAMED:
+            break
+    if not found.colour and not found.grey:
         raise ValueError(f"data folder {str(path)!r}: none of its {len(files)} image files could be read "
                          f"(first: {first_error})")
-    return 1
+    found.channels = 3 if found.colour else 1
+    return found
+
+
+def folder_channels(path: str | os.PathLike, max_files: int | None = None) -> int:
+    """3 if any image under ``path`` holds colour, else 1: ``read_folder_channels(path,
+    max_files).channels`` (see there: greyscale modes from the header, colour modes from their
+    pixels, within a budget)."""
+    return read_folder_channels(path, max_files).channels
 
 
 def is_run_folder(path: str | os.PathLike) -> bool:

@@ -76,14 +76,18 @@ def _resolve(opts: TrainOptions, ckpt_state: dict) -> TrainSetup:
     return TrainSetup(trained or "?", config, schedule, float(ckpt_state["total_kimg"]), "resumed")
 
 
-def _data_channels(data: str | None) -> int:
-    """Channels of the images ``--data`` names: 1 for the embedded digits and MNIST, else the folder's."""
-    from ..data import folder_channels, is_mnist_folder
+def _data_channels(data: str | None) -> tuple[int, str]:
+    """Channels of the images ``--data`` names, and which files decided them ("" when nothing
+    needs saying): 1 for the embedded digits and MNIST, else the folder's
+    (:func:`~alae_fast.data.folder.read_folder_channels`)."""
+    from ..data import is_mnist_folder
+    from ..data.folder import read_folder_channels
 
     if data is None or (Path(data).is_dir() and is_mnist_folder(Path(data))):
-        return 1
+        return 1, ""
     with data_errors():
-        return folder_channels(data)
+        found = read_folder_channels(data)
+    return found.channels, found.why()
 
 
 @contextmanager
@@ -102,7 +106,9 @@ def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, 
     """The setup with the data's channels (a model preset whose ``channels`` the user did not
     set), or unchanged with a warning when the model cannot follow the data. Never silent."""
     have = setup.schedule.channels
-    want = _data_channels(opts.data)
+    want, why = _data_channels(opts.data)
+    # a mixed folder's channels come from a few of its files: the note names them
+    why = f"\n  {opts.data}: {why}" if why else ""
     if want == have:
         return setup, None
     if have not in (1, 3):
@@ -118,9 +124,9 @@ def _match_channels(setup: TrainSetup, opts: TrainOptions) -> tuple[TrainSetup, 
         matched = resolve_setup(setup.name, {**opts.model_overrides, "channels": want}, opts.schedule_overrides)
         return matched, (f"note: the data are {kind(want)} ({want} channel{'s' * (want > 1)}); {setup.name!r} is a "
                          f"{kind(have)} preset: training it with channels={want}, taken from the data "
-                         f"(--set channels={have} keeps the preset's and converts the images)")
+                         f"(--set channels={have} keeps the preset's and converts the images){why}")
     return setup, (f"warning: the data are {kind(want)} ({want} channel{'s' * (want > 1)}) but {setup.name!r} takes "
-                   f"{have}: every image is converted to {kind(have)}")
+                   f"{have}: every image is converted to {kind(have)}{why}")
 
 
 def _passes(images: float, count: int) -> str:
