@@ -110,8 +110,9 @@ def data_relation(run: LoadedRun, data: str | None) -> str:
 
 
 def open_unseen(data: str, resolution: int, channels: int):
-    """(dataset, split read) of data a run did not train on (:func:`data_relation` "other"): all
-    of it ("all"; none of it is the run's, so holding some out would only shrink it), or the
+    """(dataset, split read) of data a run did not train on (:func:`data_relation` "other"), or
+    of any data of a run that records none ("unrecorded"): all of it ("all"; no part of it is
+    held out from the run, so holding some out would only shrink it), or the
     "test" split of a source without an "all" one (MNIST: its standard 10000)."""
     from ..data import open_dataset
 
@@ -126,16 +127,22 @@ def _real_images(data: str | None, resolution: int, channels: int, relation: str
     which they are to the run (a key of :data:`SPLIT_LABELS`), and the split of ``data`` read
     ("test", "train" or "all").
 
-    Data of the run (``relation`` "own", and "changed" or "unrecorded", where it may be): the
-    held-out split, else the training split (a source with no held-out split, or whose held-out
-    files cannot be read); a folder that holds out fewer than the 2 images FID needs (one of up
-    to 14 files) gives all its files. Other data: all of it (none is the run's, so holding some
-    out would only shrink the sample), or the test split of a source without an "all" split
-    (MNIST: its standard 10000). UserError naming ``data`` when there are fewer than 2 in all."""
+    Data of the run (``relation`` "own", and "changed", its folder since changed): the held-out
+    split, else the training split (a source with no held-out split, or whose held-out files
+    cannot be read); a folder that holds out fewer than the 2 images FID needs (one of up to 14
+    files) gives all its files. Other data, and any data of a run that records none
+    ("unrecorded", an official checkpoint): all of it, or the test split of a source without an
+    "all" split (MNIST: its standard 10000). UserError naming ``data`` when there are fewer than
+    2 in all."""
     from ..data import open_dataset
 
-    if relation == "other":
-        (ds, read), split = open_unseen(data, resolution, channels), "unseen"
+    if relation in ("other", "unrecorded"):
+        # Our held-out split is a hash of this folder's file names: it is held out from a run
+        # that trained on this folder with alae-fast and recorded it, from nothing else. A run
+        # that records no data (an official checkpoint) may have seen any of the images or none;
+        # a tenth of them would be no more unseen than the rest, only fewer.
+        (ds, read) = open_unseen(data, resolution, channels)
+        split = "unseen" if relation == "other" else "unrecorded"
     else:
         try:
             ds, read, split = open_dataset(data, resolution, channels, split="test"), "test", "held-out"
@@ -146,7 +153,7 @@ def _real_images(data: str | None, resolution: int, channels: int, relation: str
                 ds, read, split = open_dataset(data, resolution, channels, split="all"), "all", "all"
             except ValueError:  # a source without an 'all' split
                 pass
-        if relation in ("changed", "unrecorded"):  # which of them the run saw is not known
+        if relation == "changed":  # which of them the run saw is not known
             split = relation
     if len(ds) < 2:
         # data is --data or, without it, the run's own training data: name the folder, not a flag
@@ -240,8 +247,8 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
       they are to this run (a key of :data:`SPLIT_LABELS`): of the run's own data, the held-out
       ones ("held-out"), else training images ("training"), or all, for a folder holding out
       fewer than 2 ("all"); of other data, all of it ("unseen"); of the run's folder changed
-      since training, or of a run that records no data, the held-out split as above, said
-      "changed" or "unrecorded";
+      since training, the held-out split as above, said "changed"; of a run that records no
+      data (an official checkpoint), all of it, said "unrecorded";
     - ``reconstruction_identification``: for unlabelled data, how often a reconstruction is
       matched back to its own input among those images, beside the mean-colour baseline
       (``alae_fast.eval.reconstruction_identification``; None for labelled data);
