@@ -16,7 +16,7 @@ from PIL import Image
 import alae_fast.data.folder as folder_mod
 from alae_fast.data.folder import folder_channels, read_folder_channels
 
-OFFICIAL = Path("/work/shared/fixtures/official-alae/alae-small.pth")
+OFFICIAL = Path(__file__).parent / "data" / "official-alae" / "alae-small.pth"
 
 
 def _digit(i: int, side: int = 16) -> np.ndarray:
@@ -211,3 +211,16 @@ def test_max_files_says_how_many_were_read(tmp_path):
                            "R, G and B equal everywhere: a.png")
     assert read_folder_channels(folder).why() == ("colour because 1 image of 5 is: z.png (the other 4 are greyscale, "
                                                   "1 of them saved in colour with R, G and B equal everywhere: a.png)")
+
+
+@pytest.mark.skipif(not OFFICIAL.is_file(), reason="the official-ALAE fixture is not on this machine")
+def test_an_official_checkpoint_reconstructs_from_the_whole_folder(tmp_path, capsys):
+    # as evaluate: no tenth of the folder is held out from a checkpoint that records no data
+    from alae_fast.cli import main
+
+    folder = _photos(tmp_path / "photos", 30)
+    assert main(["reconstruct", "--ckpt", str(OFFICIAL), "--data", str(folder), "--n", "20",
+                 "--out", str(tmp_path / "rec.png")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 20 possibly seen originals beside" in out, out
+    assert "held-out" not in out

@@ -114,15 +114,17 @@ def _images_to_reconstruct(data, run):
     """``(dataset, what)``: the images ``reconstruct`` shows of ``data`` (None: the embedded
     digits) at the run's resolution and channels, read by ``get_batch``, not here. Of the run's
     own data its held-out split (``what`` "held-out"); of other data (``data_relation`` "other")
-    all of it, none being the run's ("unseen"; an MNIST folder: its test split). ValueError
-    naming --data."""
+    all of it, none being the run's ("unseen"; an MNIST folder: its test split); of any data of
+    a run that records none (an official checkpoint: "unrecorded"), all of it, any of which it
+    may have seen ("possibly seen"), as ``evaluate`` reads it. ValueError naming --data."""
     from ..data import open_dataset
     from ..inference.metrics import data_relation, open_unseen
 
     res, channels = run.schedule.resolution, run.schedule.channels
     try:
-        if data is not None and data_relation(run, data) == "other":
-            return open_unseen(data, res, channels)[0], "unseen"
+        relation = data_relation(run, data) if data is not None else None
+        if relation in ("other", "unrecorded"):
+            return open_unseen(data, res, channels)[0], "unseen" if relation == "other" else "possibly seen"
         return open_dataset(data, res, channels, split="test"), "held-out"
     except (FileNotFoundError, ValueError) as e:
         if data is None:
