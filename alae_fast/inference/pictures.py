@@ -330,8 +330,26 @@ def png_bytes(image: torch.Tensor, scale: int = 1) -> bytes:
     return buf.getvalue()
 
 
+def _latin_font_files() -> list[str]:
+    """TrueType files of DejaVu Sans to try, best first: the one inside matplotlib's package,
+    then the system's by name (Pillow searches the system's font folders)."""
+    import importlib.util
+
+    files = []
+    # find_spec locates matplotlib (the `plot` extra) without importing it: importing it would
+    # cost every picture-writing command a second or so, and only its font file is wanted
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if bundled.is_file():
+            files.append(str(bundled))
+    files.append("DejaVuSans.ttf")
+    return files
+
+
 @functools.lru_cache(maxsize=None)  # one font object: loading it again for every label was most of the time
 def _font(size: int = 12):
+    """Pillow's own font: Aileron (a bitmap font before Pillow 10.1), ASCII only."""
     from PIL import ImageFont
 
     try:
@@ -340,12 +358,54 @@ def _font(size: int = 12):
         return ImageFont.load_default()
 
 
+@functools.lru_cache(maxsize=None)
+def _wide_font(size: int = 12):
+    """DejaVu Sans, which has Latin-1 and far more (Greek, arrows; no CJK nor emoji), or None
+    where none is found or Pillow has no FreeType."""
+    from PIL import ImageFont
+
+    for file in _latin_font_files():
+        try:
+            return ImageFont.truetype(file, size)
+        except (OSError, ImportError):  # not there, or a Pillow built without FreeType
+            continue
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _missing_mask(font) -> bytes:
+    # a private-use code point: no font has it, so this is the font's missing-glyph box
+    return bytes(font.getmask("\ue000"))
+
+
+@functools.lru_cache(maxsize=65536)
+def _draws(font, char: str) -> bool:
+    """Whether ``font`` has a glyph for ``char`` (its mask is not the missing-glyph box)."""
+    return char.isspace() or bytes(font.getmask(char)) != _missing_mask(font)
+
+
+@functools.lru_cache(maxsize=16384)
+def _label_font(text: str):
+    """The font ``text`` is measured and drawn in: Pillow's own where it has every character,
+    else DejaVu Sans where that has one Pillow's lacks (ünïcødé.png was titled □n□c□d□.png).
+
+    Per title, not one font for all: the pictures' sizes, and so the most files or steps a
+    picture holds that the command line tells, are those of Pillow's font for every ASCII title,
+    whatever fonts a machine has."""
+    font = _font(12)
+    missing = {c for c in text if not _draws(font, c)}
+    wide = _wide_font(12) if missing else None
+    if wide is not None and any(_draws(wide, c) for c in missing):
+        return wide
+    return font
+
+
 @functools.lru_cache(maxsize=16384)  # a label is measured by the size check and again by the drawing
 def _text_size(text: str) -> tuple[int, int]:
-    """(width, height) of ``text`` (``\\n`` breaks lines) in the labels' font (12 px)."""
+    """(width, height) of ``text`` (``\\n`` breaks lines) in its labels' font (12 px)."""
     from PIL import Image, ImageDraw
 
-    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).multiline_textbbox((0, 0), text, font=_font(12))
+    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).multiline_textbbox((0, 0), text, font=_label_font(text))
     return box[2] - box[0], box[3] - box[1]
 
 
@@ -400,8 +460,10 @@ def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str | None]], pat
             shape), a string, drawn as text in a cell of the same size (for a corner that would
             otherwise be an empty tile), or None, left white (the end of a last row).
         row_labels / col_labels: one title per row / column (``\\n`` breaks lines).
-            Text is drawn in Pillow's default font, which has Latin letters, digits and ASCII
-            punctuation only: other characters (arrows, Greek, accents) come out as boxes.
+            Text is drawn in Pillow's default font, which has ASCII only; a title with a
+            character it lacks (accents, Greek, arrows) in DejaVu Sans where one is found
+            (matplotlib's copy, or the system's). Characters neither has (CJK, emoji) come
+            out as boxes.
         scale: images enlarged by pixel repetition; padding: pixels between cells.
 
     Returns the path written (RGB PNG, white background) of :func:`labelled_grid_size` pixels.
@@ -425,18 +487,17 @@ def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str | None]], pat
                                                 scale, padding)
     _refuse_large("save_labelled_grid", (width, height), "give fewer rows or columns or a smaller scale")
     h, w = images[0].shape[-2] * scale, images[0].shape[-1] * scale
-    font = _font(12)
     size = _text_size
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     for k, t in enumerate(col_labels):
         tw, th = size(t)
         draw.multiline_text((left + k * (w + padding) + (w - tw) // 2, (top - th) // 2), t, fill="black",
-                            font=font, align="center")
+                            font=_label_font(t), align="center")
     for r, (t, row) in enumerate(zip(row_labels, rows)):
         y = top + r * (h + padding)
         tw, th = size(t)
-        draw.multiline_text((padding, y + (h - th) // 2), t, fill="black", font=font)
+        draw.multiline_text((padding, y + (h - th) // 2), t, fill="black", font=_label_font(t))
         for k, cell in enumerate(row):
             x = left + k * (w + padding)
             if cell is None:
@@ -444,8 +505,8 @@ def save_labelled_grid(cells: Sequence[Sequence[torch.Tensor | str | None]], pat
             if isinstance(cell, str):
                 draw.rectangle([x, y, x + w - 1, y + h - 1], outline=(180, 180, 180))
                 cw, ch = size(cell)
-                draw.multiline_text((x + (w - cw) // 2, y + (h - ch) // 2), cell, fill=(90, 90, 90), font=font,
-                                    align="center")
+                draw.multiline_text((x + (w - cw) // 2, y + (h - ch) // 2), cell, fill=(90, 90, 90),
+                                    font=_label_font(cell), align="center")
             else:
                 if tuple(cell.shape[-2:]) != tuple(images[0].shape[-2:]):
                     raise ValueError(f"cells: images differ in size ({tuple(cell.shape)} vs {tuple(images[0].shape)})")
