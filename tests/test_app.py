@@ -1381,3 +1381,36 @@ def test_serve_skips_a_direction_file_along_an_earlier_one_and_says_which(digits
     assert f"--directions {folder}: skipped thick_neg.npy: it lies along thick.npy (the opposite direction" in out
     assert "one slider does what both would" in out
     assert any("skipped thick_x2.npy" in n for n in info["notes"])
+
+
+
+def _untrained_style_checkpoint(path):
+    """A checkpoint written by hand from a freshly built StyleALAE (digits-32 cut to 16x16 and a
+    few feature maps): a model whose G has noise inputs, without training one (the toy ALAE of
+    these tests has none)."""
+    from alae_fast.inference.loading import CHECKPOINT_FORMAT, _official_schedule
+    from alae_fast.models import build_model
+    from alae_fast.models.presets import DIGITS_32
+
+    cfg = DIGITS_32.replace(layer_count=3, start_features=4, max_features=8, latent_size=8, mapping_layers=2)
+    schedule = _official_schedule(cfg)
+    images = sum(schedule.images_at(lod) for lod in range(schedule.start_lod, schedule.max_lod + 1))
+    torch.save({"format": CHECKPOINT_FORMAT, "model_config": cfg.to_dict(), "schedule": schedule.to_dict(),
+                "setup": "test", "trainer": {"ema": {"module": build_model(cfg).state_dict()}, "images_seen": images}},
+               path)
+    return path
+
+
+def test_info_says_whether_the_model_has_noise_inputs(server, tmp_path):
+    """An MLP ALAE's G takes no noise (the CLI refuses --noise-mode random there): /api/info says
+    so, and the page offers no noise mode; a StyleALAE's G has noise inputs. A new field: the
+    numbers of every route mean what they meant, so api_version stays 2."""
+    info = S.get(server.url + "api/info")[1]
+    assert info["noise_inputs"] is False and info["api_version"] == 2
+    # every mode is the same picture on the MLP: nothing the page hides would change it
+    images = {S.post(server.url + "api/generate", {"seed": 4, "psi": 1.0, "noise_mode": m})[1]["image"]
+              for m in ("const", "random", "none")}
+    assert len(images) == 1
+    with S.ServerThread(_untrained_style_checkpoint(tmp_path / "style.pt")) as srv:
+        info = S.get(srv.url + "api/info")[1]
+    assert info["noise_inputs"] is True and info["api_version"] == 2 and info["num_ws"] == 6

@@ -999,3 +999,76 @@ def test_class_and_pair_directions_are_grouped_on_the_page(pairs_page, pairs_ser
     pg.wait_for_function("!document.querySelector('#sliders details.group > summary').textContent.includes('moved')")
     pg.click(f"#dir-{len(dirs)}-remove")
     pg.wait_for_function("document.querySelectorAll('#sliders input[type=range]').length === 55")
+
+
+
+@pytest.fixture(scope="module")
+def noisy_page(browser, tmp_path_factory):
+    """The page of a freshly built StyleALAE (digits-32 cut to 16x16), whose G has noise inputs
+    (the toy ALAE's and the MLP's have none), from a checkpoint written by hand: nothing trained."""
+    import torch
+
+    from alae_fast.inference.loading import CHECKPOINT_FORMAT, _official_schedule
+    from alae_fast.models import build_model
+    from alae_fast.models.presets import DIGITS_32
+
+    cfg = DIGITS_32.replace(layer_count=3, start_features=4, max_features=8, latent_size=8, mapping_layers=2)
+    schedule = _official_schedule(cfg)
+    images = sum(schedule.images_at(lod) for lod in range(schedule.start_lod, schedule.max_lod + 1))
+    path = tmp_path_factory.mktemp("noisy") / "style.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "model_config": cfg.to_dict(), "schedule": schedule.to_dict(),
+                "setup": "test", "trainer": {"ema": {"module": build_model(cfg).state_dict()}, "images_seen": images}},
+               path)
+    with one_thread():
+        with S.ServerThread(path) as srv:
+            yield from _opened(browser, srv.url)
+
+
+def test_a_model_without_noise_inputs_offers_no_noise_mode(page, noisy_page, tmp_path):
+    """The digits MLP has no noise inputs (/api/info's noise_inputs: false): the page showed the
+    noise select all the same, and said "noise const" of a sample no mode changes. A StyleALAE
+    has noise inputs: the select is there, and the sample says its mode."""
+    assert page.evaluate("window.alae.info.noise_inputs") is False
+    assert page.locator("#noise-label").is_hidden() and page.locator("#noise").is_hidden()
+    page.fill("#seed", "6")
+    page.evaluate("window.alae.generated = null")
+    page.click("#generate")
+    page.wait_for_function("window.alae.generated !== null")
+    said = page.inner_text("#gen-settings")
+    assert said.startswith("seed 6,") and said.endswith(", no noise inputs") and "noise const" not in said, said
+
+    pg = noisy_page
+    assert pg.evaluate("window.alae.info.noise_inputs") is True
+    assert pg.is_visible("#noise-label") and pg.is_visible("#noise")
+    pg.select_option("#noise", "random")
+    pg.fill("#seed", "6")
+    pg.click("#generate")
+    pg.wait_for_function("window.alae.generated")
+    assert pg.inner_text("#gen-settings").endswith(", noise random")
+
+def test_the_pair_cards_title_names_what_it_holds(page, style_page):
+    # one style input: no mixing (the server answers /api/mix 400), so the title does not offer it
+    assert page.inner_text("#pair-title") == "Two images: interpolation"
+    assert page.locator("#mix-block").is_hidden()
+    assert style_page.inner_text("#pair-title") == "Two images: style mixing and interpolation"
+    assert style_page.is_visible("#mix-block")
+
+
+def test_a_cutoff_generate_refuses_reads_as_a_refusal(style_page):
+    """A cutoff of 0 read "on no style input (cutoff 0)", as if generate took it, while an empty
+    one read "(cutoff: enter a whole number)": both, and every other cutoff generate refuses,
+    now read as the refusal generate gives."""
+    pg = style_page
+    _set_range(pg, "#psi", 0.5)
+    try:
+        for text in ("", "0", "-1", "7", "1.5"):
+            pg.fill("#cutoff", text)
+            assert pg.inner_text("#trunc-scope") == "(cutoff: enter a whole number from 1 to 6)", text
+            assert "cutoff: enter a whole number from 1 to 6" in _refused_on_page(pg, "#cutoff", text, "#generate")
+        for text, scope in (("1", "on styles 0-0 of 6"), ("3", "on styles 0-2 of 6 (the config's)"),
+                            ("6", "on all 6 styles")):
+            pg.fill("#cutoff", text)
+            assert pg.inner_text("#trunc-scope") == scope, text
+    finally:
+        pg.evaluate("document.getElementById('message').hidden = true")
+        pg.fill("#cutoff", "3")

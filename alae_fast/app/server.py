@@ -7,7 +7,9 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
 - ``GET /api/info`` ``api_version`` (``service.API_VERSION``, 2: raised when a route's numbers
   change meaning), model and directions (each: name, slider limits ``lo``/``hi``, ``source``,
   ``removable``, ``kind``: class / pair / attribute, ``norm``: its length as given; every
-  direction is used scaled to unit length, so values and amounts are components of w - w_avg);
+  direction is used scaled to unit length, so values and amounts are components of w - w_avg),
+  ``noise_inputs`` (false for an MLP ALAE, whose G takes no noise: every ``noise_mode`` gives the
+  same picture);
 - ``POST /api/encode?refine_steps=N`` body = the image's bytes -> w, original, reconstruction,
   error, values, ``refine_steps``; N (optional, default 0: w = E(x), ALAE's own) an integer in
   [0, ``service.MAX_PAGE_REFINE_STEPS``] = [0, 1000]: w is E(x) refined by N steps of descent on

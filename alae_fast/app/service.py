@@ -203,6 +203,12 @@ class ModelService:
         return int(self.run.model.num_ws)
 
     @property
+    def has_noise(self) -> bool:
+        # the generator's own capability, as the trainer asks it: a StyleALAE's G has
+        # noise_inputs, an MLP's has none
+        return hasattr(self.run.model.generator, "noise_inputs")
+
+    @property
     def device(self) -> torch.device:
         return next(self.run.model.parameters()).device
 
@@ -342,7 +348,11 @@ class ModelService:
                 "directions": [{"name": d.name, "lo": d.lo, "hi": d.hi, "source": d.source, "removable": d.uploaded,
                                 "kind": d.kind, "norm": d.norm} for d in self.directions],
                 "truncation": dict(zip(("psi", "cutoff"), self.truncation)),
-                "psi_range": list(PSI_RANGE), "noise_modes": list(NOISE_MODES), "max_steps": MAX_STEPS,
+                "psi_range": list(PSI_RANGE), "noise_modes": list(NOISE_MODES),
+                # False where G takes no noise (an MLP ALAE): every noise mode gives the same
+                # picture, so the page offers none (a new field: api_version stays, as no number
+                # changes meaning)
+                "noise_inputs": self.has_noise, "max_steps": MAX_STEPS,
                 "max_refine_steps": MAX_PAGE_REFINE_STEPS,
                 # a string: JavaScript reads a JSON number as a double, exact only to 2**53; the page
                 # reads this as a BigInt, as it reads the seeds

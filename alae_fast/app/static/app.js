@@ -154,7 +154,14 @@ async function loadInfo() {
   $("cutoff").max = info.num_ws; $("cutoff").value = t.cutoff;
   $("cutoff-label").hidden = info.num_ws < 2;
   showScope();
-  $("mix-block").hidden = info.num_ws < 2;
+  // an MLP ALAE's G has no noise inputs: every mode draws the same picture, so there is no
+  // choice to offer (the CLI refuses --noise-mode there). A server without the field has noise.
+  $("noise-label").hidden = info.noise_inputs === false;
+  // mixing swaps style inputs between A and B: with one input there is nothing to swap (the
+  // server refuses /api/mix), and the card's title names only what the card holds
+  const mixes = info.num_ws >= 2;
+  $("mix-block").hidden = !mixes;
+  $("pair-title").textContent = mixes ? "Two images: style mixing and interpolation" : "Two images: interpolation";
   document.querySelectorAll(".levels").forEach((s) => {
     const r = info.style_levels[s.dataset.level]; if (r) s.textContent = `(inputs ${r[0]}-${r[1]})`;
   });
@@ -413,18 +420,20 @@ function showPsi() { $("psi-out").textContent = fmtPsi($("psi").value); }
 function scope(cutoff, n) {
   if (n === 1) return "its one style input";
   if (cutoff >= n) return `all ${n} styles`;
-  return cutoff >= 1 ? `styles 0-${cutoff - 1} of ${n}` : `no style input (cutoff ${cutoff})`;
+  return `styles 0-${cutoff - 1} of ${n}`;  // cutoff >= 1: the server's answer, or showScope's check
 }
 // psi 1 truncates nothing: the cutoff would change nothing (the server refuses one then, as
 // `alae-fast generate --cutoff` does), so its field is disabled and none is sent
 function untruncated() { return Number($("psi").value) === 1; }
+// A cutoff generate would refuse (0, past num_ws, 1.5, empty) reads as the refusal does, not as
+// a scope: 0 read "on no style input", as if generate would take it
 function showScope() {
-  const t = state.info.truncation, c = wholeNumber($("cutoff").value, -Infinity, Infinity);
+  const t = state.info.truncation, n = state.info.num_ws, c = wholeNumber($("cutoff").value, 1, n);
   $("cutoff").disabled = untruncated();
   if (untruncated()) { $("trunc-scope").textContent = "(ψ 1: no truncation)"; return; }
-  const text = c !== null ? scope(c, state.info.num_ws) : "(cutoff: enter a whole number)";
-  const configs = c === t.cutoff && state.info.num_ws > 1;
-  $("trunc-scope").textContent = `on ${text}` + (configs ? " (the config's)" : "");
+  if (c === null) { $("trunc-scope").textContent = `(cutoff: enter a whole number from 1 to ${n})`; return; }
+  const configs = c === t.cutoff && n > 1;
+  $("trunc-scope").textContent = `on ${scope(c, n)}` + (configs ? " (the config's)" : "");
 }
 $("psi").addEventListener("input", () => { showPsi(); showScope(); });
 $("cutoff").addEventListener("input", showScope);
@@ -441,6 +450,8 @@ function readSeed(text, field) {
 }
 async function generate(seedText, field) {
   const seed = readSeed(seedText, field || "seed");  // sent as its exact digits (jsonText)
+  // without noise inputs the select is hidden at "const", the server's default: sent all the same,
+  // a picture no mode changes
   const body = { seed, psi: Number($("psi").value), noise_mode: $("noise").value };
   if (untruncated()) return await call("/api/generate", body);
   // left out at the config's: the server's default then, as the CLI's without --cutoff
@@ -456,7 +467,8 @@ $("generate").addEventListener("click", () => guarded(() => busy("generate-card"
   const d = await waiting("generate-ms", () => generate(seed));
   state.generated = d; d.seed = readSeed(seed, "seed"); show("generated", d.image); latency("generate-ms", d);
   const on = d.psi === 1 ? "(no truncation)" : `on ${scope(d.cutoff, state.info.num_ws)}`;
-  $("gen-settings").textContent = `seed ${readSeed(seed, "seed")}, ψ ${fmtPsi(d.psi)} ${on}, noise ${noise}`;
+  const noiseText = state.info.noise_inputs === false ? "no noise inputs" : `noise ${noise}`;
+  $("gen-settings").textContent = `seed ${readSeed(seed, "seed")}, ψ ${fmtPsi(d.psi)} ${on}, ${noiseText}`;
 })));
 $("random-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 100000); $("generate").click(); });
 $("gen-edit").addEventListener("click", () => guarded(() => {
