@@ -745,7 +745,7 @@ def test_edit_latents_from_encode(toy_run, tmp_path, capsys):
     for extra, pattern in (([], r"give IMAGE files to edit, or --latents"),
                            (["--latents", str(npy), str(img)], r"give one or the other"),
                            (["--latents", str(npy), "--refine-steps", "3"], r"rows of --latents are edited as they are"),
-                           (["--latents", str(tmp_path / "garbage.npy")], r"could not be read as a NumPy array"),
+                           (["--latents", str(tmp_path / "garbage.npy")], r"is a text file, not a NumPy \.npy array"),
                            (["--latents", str(tmp_path / "missing.npy")], r"does not exist")):
         capsys.readouterr()
         rc = main([*base, *extra, "--out", str(tmp_path / "x.png")])

@@ -83,6 +83,12 @@ def _cmd_serve(args) -> int:
                  max_upload_mb=args.max_upload_mb, config=args.config, ema=not args.no_ema)
 
 
+def _kimg_said(kimg: float) -> str:
+    """A run's length as the model presets' descriptions round it ("84925 kimg in all" of
+    84925.12): whole kimg from 1000 up, where {:g} would say 84925.1 on the line above them."""
+    return f"{kimg:.0f}" if kimg >= 1000 else f"{kimg:g}"
+
+
 def _cmd_presets(_args) -> int:
     import torch
 
@@ -98,7 +104,8 @@ def _cmd_presets(_args) -> int:
     print("trainable (alae-fast train --preset NAME):")
     for name in list_setups():
         s = resolve_setup(name)
-        print(f"  {name:16s} {s.schedule.channels}x{s.schedule.resolution}px, {s.kimg:g} kimg - {s.description}")
+        print(f"  {name:16s} {s.schedule.channels}x{s.schedule.resolution}px, {_kimg_said(s.kimg)} kimg - "
+              f"{s.description}")
         print(f"  {'':16s} {counts(s.model_config)}")
     print("model presets (alae_fast.models.from_preset):")
     for name, desc in describe_presets().items():
@@ -120,11 +127,20 @@ def _check_data(path: str, command: str) -> None:
     one sub-folder per class and checks its own). The files the scan leaves out for their
     format are said (once) as what ``command`` reads."""
     from ..data.folder import find_image_files
-    from ..data.mnist import is_mnist_folder
+    from ..data.mnist import find_mnist_files, is_mnist_folder
 
     p = Path(path)
     if p.is_dir() and is_mnist_folder(p):
-        return
+        # train reads the train split; the other commands may read either (reconstruct: the
+        # test split), so one complete split is enough for them and the rest is said when read
+        missing = []
+        for split in ("train",) if command == "train" else ("train", "test"):
+            try:
+                find_mnist_files(p, split)
+                return
+            except FileNotFoundError as e:
+                missing.append(e)
+        raise UserError(f"--data: {missing[0]}")
     try:
         find_image_files(p, reader=f"{command} --data")
     except (FileNotFoundError, NotADirectoryError, ValueError) as e:

@@ -57,6 +57,28 @@ def _kimg_amount(text: str) -> float:
     return v
 
 
+def _run_kimg(text: str) -> float:
+    """``--kimg``: a :func:`_kimg_amount` of at most ``MAX_KIMG``, the bound ``TrainOptions.kimg``
+    has (the intervals keep none: one longer than the run only never comes)."""
+    from ..training.options import MAX_KIMG, MAX_KIMG_SAID
+    v = _kimg_amount(text)
+    if v > MAX_KIMG:
+        raise argparse.ArgumentTypeError(f"expected {MAX_KIMG_SAID}, got {text}")
+    return v
+
+
+def _refine_lr(text: str) -> float:
+    """``--refine-lr``: a finite number > 0 of at most ``MAX_REFINE_LR``, the bound
+    ``check_refine_lr`` puts on the API's ``refine_lr``; refused here, in the parser's words
+    and as typed, not after the run is opened."""
+    from ..inference.projection import DEFAULT_REFINE_LR, MAX_REFINE_LR
+    v = _positive_float(text)
+    if v > MAX_REFINE_LR:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, {MAX_REFINE_LR:g}] (Adam's rate in w's units; "
+                                         f"default {DEFAULT_REFINE_LR:g}), got {text}")
+    return v
+
+
 def _augment_policies(text: str) -> str:
     """DiffAugment policies as the trainer records them: 'translation,cutout' (spaces dropped),
     '' for 'none'."""
@@ -188,6 +210,7 @@ def _fid_count(text: str) -> int:
 
 # argparse says "invalid <__name__> value: 'x'" when a type's float()/int() fails: the kind of
 # value expected, not this module's private function names
-for _type, _kind in ((_positive_float, "number"), (_kimg_amount, "number"), (_nonnegative_float, "number"),
+for _type, _kind in ((_positive_float, "number"), (_kimg_amount, "number"), (_run_kimg, "number"),
+                     (_refine_lr, "number"), (_nonnegative_float, "number"),
                      (_probability, "number"), (_psi, "number"), (_fid_count, "int"), (_seed, "int")):
     _type.__name__ = _kind

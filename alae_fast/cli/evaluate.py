@@ -125,12 +125,15 @@ def check_inception_weights(path: str) -> None:
     import torch
 
     from ..eval import feature_network
+    from ..inference.pixels import check_regular_file
 
     given = f"--inception-weights {path!r}"
     if Path(path).is_dir():
         raise UserError(f"{given} is a folder; give the InceptionV3 weights file ({INCEPTION_FILES})")
-    if not Path(path).is_file():
-        raise UserError(f"{given} does not exist; expected {INCEPTION_FILES}")
+    try:
+        check_regular_file(path, given, f"; expected {INCEPTION_FILES}")
+    except FileNotFoundError as e:
+        raise UserError(f"{e}; expected {INCEPTION_FILES}") from None
     net = None
     try:
         with warnings.catch_warnings():

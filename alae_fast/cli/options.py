@@ -40,11 +40,9 @@ def _refine_options(args) -> tuple[str, float]:
     """(space, lr) of ``--space`` and ``--refine-lr``, checked against ``--refine-steps``: without
     steps, ``--space w+`` and ``--refine-lr`` would change nothing, and are refused (``--space w``
     is what E(x) already is, and is taken, so a sweep over steps may keep it)."""
-    from ..inference.projection import DEFAULT_REFINE_LR, MAX_REFINE_LR
+    from ..inference.projection import DEFAULT_REFINE_LR
 
-    if args.refine_lr is not None and args.refine_lr > MAX_REFINE_LR:
-        raise UserError(f"--refine-lr: expected a number in (0, {MAX_REFINE_LR:g}] (Adam's rate in w's units; default "
-                        f"{DEFAULT_REFINE_LR:g}); got {args.refine_lr:g}")
+    # the value's range is the parser's (arguments._refine_lr)
     if not args.refine_steps:
         if args.space == "w+":
             raise UserError("--space w+ applies only with --refine-steps N (N >= 1): without it the latents are "

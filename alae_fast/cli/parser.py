@@ -8,8 +8,8 @@ import argparse
 from ..inference.projection import DEFAULT_REFINE_LR
 from ..limits import DEFAULT_NUM_FID
 from .arguments import (_augment_policies, _fid_count, _int_at_least, _kimg_amount, _kv, _nonnegative_float,
-                        _positive_float, _positive_int, _probability, _psi, _refine_steps, _run_path, _seed,
-                        _upload_mb, parse_seeds)
+                        _positive_float, _positive_int, _probability, _psi, _refine_lr, _refine_steps, _run_kimg,
+                        _run_path, _seed, _upload_mb, parse_seeds)
 from .evaluate import INCEPTION_FILES
 
 
@@ -100,7 +100,7 @@ def _add_train(sub) -> None:
     t.add_argument("--data", default=None, metavar="PATH",
                    help="image folder (PNG/JPEG, any size) or folder of MNIST IDX files (default: embedded digits)")
     t.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/<preset>)")
-    t.add_argument("--kimg", type=_kimg_amount, default=None, metavar="N",
+    t.add_argument("--kimg", type=_run_kimg, default=None, metavar="N",
                    help="training length in thousands of images (default: the preset's; on --resume: the run's, "
                         "which a longer --kimg extends)")
     t.add_argument("--resume", action="store_true",
@@ -240,7 +240,7 @@ _PICTURE_COMMANDS = (
                                  help=_REFINE_HELP + "; the picture then shows each original, G(E(x)) and G(w) "
                                                      "of the refined w")),
       (("--space",), dict(choices=("w", "w+"), default=None, help=_SPACE_HELP)),
-      (("--refine-lr",), dict(type=_positive_float, default=None, metavar="LR", help=_REFINE_LR_HELP)),
+      (("--refine-lr",), dict(type=_refine_lr, default=None, metavar="LR", help=_REFINE_LR_HELP)),
       (("--seed",), dict(type=_seed, default=None, help=_NOISE_SEED_HELP)))),
     ("interpolate", "a latent interpolation strip between two images",
      "Encode images A and B, decode points on the straight line between their latents, and save the strip "
@@ -306,7 +306,7 @@ def _add_evaluate(sub) -> None:
                    help=_REFINE_HELP + "; with N >= 1 the report adds the MSE (and, for unlabelled images, the "
                                        "matched-back fraction) of the refined reconstructions, beside G(E(x))'s")
     e.add_argument("--space", choices=("w", "w+"), default=None, help=_SPACE_HELP)
-    e.add_argument("--refine-lr", type=_positive_float, default=None, metavar="LR", help=_REFINE_LR_HELP)
+    e.add_argument("--refine-lr", type=_refine_lr, default=None, metavar="LR", help=_REFINE_LR_HELP)
     e.add_argument("--refine-images", type=_positive_int, default=None, metavar="N",
                    help="with --refine-steps: refine the first N of the images reconstructed (default 256; a step "
                         "is a forward and a backward pass of G per image: 1.2 ms for photos-32 on two CPU cores, "
@@ -379,7 +379,7 @@ def _add_edit_commands(sub) -> None:
     n.add_argument("--refine-steps", type=_refine_steps, default=0, metavar="N", help=_REFINE_HELP)
     n.add_argument("--space", choices=("w", "w+"), default=None,
                    help=_SPACE_HELP + "; w+ latents are saved as [N, num_ws, latent_size]")
-    n.add_argument("--refine-lr", type=_positive_float, default=None, metavar="LR", help=_REFINE_LR_HELP)
+    n.add_argument("--refine-lr", type=_refine_lr, default=None, metavar="LR", help=_REFINE_LR_HELP)
     d = sub.add_parser("edit", help="move images along attribute directions (a PNG strip per image)",
                        description="Encode each IMAGE with the EMA model (with --refine-steps N: E(x) refined by "
                                    "N steps of descent on G's pixel error, as encode and reconstruct do), move "
@@ -396,7 +396,7 @@ def _add_edit_commands(sub) -> None:
                         "alae-fast encode writes, refined or not)")
     d.add_argument("--refine-steps", type=_refine_steps, default=0, metavar="N",
                    help=_REFINE_HELP + "; the edits then start from the refined w, as the rows' titles say")
-    d.add_argument("--refine-lr", type=_positive_float, default=None, metavar="LR", help=_REFINE_LR_HELP)
+    d.add_argument("--refine-lr", type=_refine_lr, default=None, metavar="LR", help=_REFINE_LR_HELP)
     # directions act on one w: no --space w+ (options._refine_options reads args.space)
     d.set_defaults(space=None)
     d.add_argument("--direction", action="append", required=True, metavar="NAME_OR_NPY=AMOUNT",

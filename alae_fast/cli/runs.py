@@ -56,6 +56,10 @@ def _check_outputs(args) -> None:
     kind = _OUT_KINDS.get(args.command, "absent")
     out = getattr(args, "out", None)
     if out is not None and kind != "absent":
+        if not out.strip():  # Path('') is '.', the current folder: refused as "a folder", or trained into
+            raise UserError(f"--out {out!r} is {'empty' if not out else 'only spaces'}; give "
+                            f"{'a folder' if kind is None else 'a file name'}, or omit --out for the "
+                            f"default")
         path = Path(out)
         if kind is None:  # a folder
             if path.exists() and not path.is_dir():
@@ -70,6 +74,9 @@ def _check_outputs(args) -> None:
             _probe_writable("--out", path, path.parent)
     outdir = getattr(args, "outdir", None)
     if outdir is not None:
+        if not outdir.strip():
+            raise UserError(f"--outdir {outdir!r} is {'empty' if not outdir else 'only spaces'}; give a folder, or "
+                            f"omit --outdir for the default")
         path = Path(outdir)
         if path.exists() and not path.is_dir():
             raise UserError(f"--outdir {outdir!r} is a file; give a folder (it gets one seedNNNN.png per seed)")

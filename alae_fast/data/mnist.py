@@ -54,12 +54,15 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (raw or gzip) into a numpy array of its stored shape and type.
 
     Multi-byte types come back in native byte order. Raises ``FileNotFoundError`` for a
-    missing file and ``ValueError`` naming the file for a bad magic number, unknown type
-    code, zero dimensions, or a payload shorter or longer than the header announces.
+    missing file and ``ValueError`` naming the file for a folder, device or FIFO, a bad magic
+    number, unknown type code, zero dimensions, or a payload shorter or longer than the header
+    announces.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"IDX file {str(path)!r} does not exist")
+        from ..inference.pixels import check_regular_file  # here: inference imports the data package
+
+        check_regular_file(path, f"IDX file {str(path)!r}")
     data = _read_bytes(path)
     if len(data) < 4:
         raise ValueError(f"{path}: too short for an IDX header ({len(data)} bytes)")
@@ -132,12 +135,13 @@ def find_mnist_files(root: str | os.PathLike, split: str = "train") -> tuple[Pat
 
 
 def is_mnist_folder(root: str | os.PathLike) -> bool:
-    """True when ``root`` holds the MNIST training IDX files (see :func:`find_mnist_files`)."""
-    try:
-        find_mnist_files(root, "train")
-    except (FileNotFoundError, ValueError):
-        return False
-    return True
+    """True when ``root`` holds any MNIST IDX file under a name :func:`find_mnist_files` looks
+    for, a complete set or not. A folder with the images but not the labels is MNIST missing a
+    file, and the MNIST loader's error names that file; read as an image folder it was refused
+    for holding no PNG or JPEG files, which points the user the wrong way."""
+    root = Path(root)
+    return any((d / (n + gz)).is_file() for d in (root, root / "raw", root / "MNIST" / "raw")
+               for names in _MNIST_NAMES.values() for n in names for gz in ("", ".gz"))
 
 
 def load_mnist(root: str | os.PathLike, split: str = "train", value_range: tuple[float, float] = (-1.0, 1.0),

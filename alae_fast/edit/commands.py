@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -145,6 +146,8 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
     'P' does not exist``) for a file argument (ending in .npy, or a path with a slash) that is
     not there.
     """
+    from ..inference.pixels import check_regular_file
+
     if not specs:
         raise ValueError("--direction: give at least one NAME_OR_NPY=AMOUNT")
     if directions_dir is not None and not Path(directions_dir).is_dir():
@@ -181,6 +184,10 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
         path = Path(spec)
         if _names_file(spec):
             name = direction_name(spec)
+            if path.exists() and not path.is_dir():  # else read_direction_file says which
+                # read whole, /dev/zero would fill the memory and a FIFO wait for a writer
+                check_regular_file(path, f"direction file {str(path)!r}", "; give a .npy file (written with "
+                                                                          "numpy.save)")
             once(name, text, path if path.is_file() else None)
             vectors[name] = load_direction(path, latent)
         else:
@@ -299,28 +306,67 @@ def edit_latents_strip(run, w: torch.Tensor, directions: dict[str, np.ndarray], 
     return torch.stack(rows, 1).flatten(0, 1)
 
 
+def _refuse_zip(p: Path, said: str, wanted: str, latent_size: int) -> None:
+    """ValueError saying what the zip archive ``p`` is: an .npz (several arrays), a torch
+    checkpoint (torch.save writes a zip whose entries end in data.pkl) or another archive."""
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = z.namelist()
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{said} is a damaged zip archive ({first_line(e)}); {wanted}") from None
+    if names and all(n.endswith(".npy") for n in names):
+        raise ValueError(f"{said} is an .npz archive; expected one array [N, {latent_size}] (.npy)")
+    what = "a torch checkpoint" if any(n.endswith("data.pkl") for n in names) else "a zip archive"
+    raise ValueError(f"{said} is {what}, not a NumPy .npy array; {wanted}")
+
+
 def load_latents(path: str | os.PathLike, latent_size: int) -> torch.Tensor:
     """The latents of a ``.npy`` file as ``alae-fast encode`` writes them (a float array ``[N,
     latent_size]``, one w a row) as a float32 tensor, for :func:`edit_latents_strip`. Raises
     FileNotFoundError for a missing file and ValueError naming the file (as ``--latents``) for a
-    folder, a file NumPy cannot read without pickles, another shape (w+ latents ``[N, num_ws,
-    latent]`` included: an edit moves one w), no rows, a dtype other than a float one, values
-    that are NaN or infinite, or beyond ±``MAX_ABS_W`` (what ``LoadedRun.decode`` and the web
-    service refuse: an encoded w lies within about ±10)."""
+    folder, a device or FIFO, an empty file, a file that is no .npy (saying what it is: an image,
+    text, a pickle, a torch checkpoint, an .npz ...), an array of Python objects (never
+    unpickled), another shape (w+ latents ``[N, num_ws, latent]`` included: an edit moves one
+    w), no rows, a dtype other than a float one, values that are NaN or infinite, or beyond
+    ±``MAX_ABS_W`` (what ``LoadedRun.decode`` and the web service refuse: an encoded w lies
+    within about ±10)."""
+    from ..inference.loading import _not_a_checkpoint
+    from ..inference.pixels import check_regular_file
     from ..limits import MAX_ABS_W
 
     p = Path(path)
     said = f"--latents {str(p)!r}"
+    wanted = "expected the .npy file alae-fast encode writes"
     if p.is_dir():
         raise ValueError(f"{said} is a folder; give the .npy file alae-fast encode wrote")
-    if not p.exists():
-        raise FileNotFoundError(f"{said} does not exist")
+    check_regular_file(p, said, f"; {wanted}")
+    # By its first bytes, before NumPy: for anything but a .npy, np.load's refusal is "contains
+    # pickled (object) data" with advice to load it unsafely, wrong for an image or text and unsafe.
+    try:
+        with open(p, "rb") as f:
+            head = f.read(6)
+        if not head:
+            raise ValueError(f"{said} is empty (0 bytes); {wanted}")
+        if head[:1] == b"\x80":
+            raise ValueError(f"{said} is a Python pickle (a legacy torch checkpoint is one), not a NumPy .npy "
+                             f"array; {wanted}")
+        if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):  # a zip's first entry, or an empty zip
+            _refuse_zip(p, said, wanted, latent_size)
+        # a .npy, or the start of one cut short (np.load says where it ends)
+        kind = None if b"\x93NUMPY".startswith(head[:6]) else _not_a_checkpoint(p)
+    except OSError as e:
+        raise ValueError(f"{said} cannot be read ({e.strerror or first_line(e)})") from None
+    if kind is not None:  # an image, JSON, text, another binary: said as --ckpt says it
+        raise ValueError(f"{said} is {kind}, not a NumPy .npy array; {wanted}")
     try:
         a = np.load(p, allow_pickle=False)
     except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"{said} could not be read as a NumPy array ({first_line(e)}); expected the .npy file "
-                         f"alae-fast encode writes") from e
-    if not isinstance(a, np.ndarray):  # an .npz archive
+        if "allow_pickle" in str(e):  # NumPy's advice would have the file's objects unpickled
+            raise ValueError(f"{said} holds an array of Python objects, which is not loaded (unpickling could "
+                             f"run code the file carries); {wanted}") from None
+        raise ValueError(f"{said} could not be read as a NumPy array ({first_line(e)}); {wanted}") from e
+    if not isinstance(a, np.ndarray):  # an .npz NumPy knew by a zip signature the checks above do not
+        a.close()
         raise ValueError(f"{said} is an .npz archive; expected one array [N, {latent_size}] (.npy)")
     expected = f"expected float latents [N, {latent_size}] (one w a row, as alae-fast encode writes them)"
     if a.ndim == 3 and a.shape[-1] == latent_size:

@@ -8,6 +8,7 @@ images back to full size for a picture.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +21,36 @@ from ..errors import UserError, first_line
 from ..models.base import check_images, check_pixel_values
 from ..training.schedule import LODSchedule, Phase, blend_real_images, images_for_lod
 
-__all__ = ["prepare_images", "to_display", "load_image_files"]
+__all__ = ["prepare_images", "to_display", "load_image_files", "check_regular_file"]
+
+# What a path that exists but is no regular file is, by its stat mode: said instead of "does not
+# exist", which sent the user looking for a file that is there (/dev/zero, a FIFO).
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_regular_file(path: str | os.PathLike, said: str, expected: str = "") -> None:
+    """Returns when ``path`` is a regular file (a symbolic link to one included). Else raises
+    FileNotFoundError ``"<said> does not exist"`` when nothing is there (a link to nothing:
+    ``"<said> is a symbolic link to 'T', which does not exist"``), and UserError (a ValueError)
+    ``"<said> is not a regular file (a character device)<expected>"`` for a device, FIFO,
+    socket or folder, or ``"<said> cannot be read (<reason>)"`` when the system will not say.
+    ``expected`` (e.g. ``"; give an image file"``) ends the refusal of what exists. A FIFO is
+    never opened: reading one waits for a writer that may never come."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileNotFoundError(f"{said} is a symbolic link to {os.readlink(path)!r}, which does not "
+                                    f"exist") from None
+        raise FileNotFoundError(f"{said} does not exist") from None
+    except OSError as e:  # no permission on a folder above it, a name too long, a loop of links ...
+        raise UserError(f"{said} cannot be read ({e.strerror or first_line(e)})") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((k for test, k in _NOT_REGULAR if test(mode)), "a special file of another kind")
+    raise UserError(f"{said} is not a regular file ({kind}){expected}")
+
 
 def prepare_images(x: torch.Tensor, schedule: LODSchedule, phase: Phase) -> torch.Tensor:
     """Full-resolution images as the model sees them at ``phase``: 2x2-average-pooled to the
@@ -87,8 +117,7 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
     for p in paths:
         if Path(p).is_dir():
             raise UserError(f"image {str(p)!r} is a folder; give image files (e.g. {str(Path(p) / '*.png')})")
-        if not Path(p).is_file():
-            raise FileNotFoundError(f"image {str(p)!r} does not exist")
+        check_regular_file(p, f"image {str(p)!r}", "; give an image file")
         try:
             arr = load_image(p, schedule.resolution, schedule.channels, notes=notes)
         except PixelRangeError as e:  # an image whose values the loading rule refuses: say why, as it is

@@ -3,6 +3,7 @@
 Options: preset names to restrict the table to (default: all).
 """
 
+import os
 import sys
 
 from .._words import word_for
@@ -15,7 +16,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"python -m alae_fast.models: unknown {word_for(len(unknown), 'preset')} {unknown}; known: {list_presets()}", file=sys.stderr)
         return 2
-    print(parameter_table(names or None))
+    try:
+        print(parameter_table(names or None), flush=True)
+    except BrokenPipeError:
+        # the reader went away (`python -m alae_fast.models | head`): stop quietly, as Unix tools
+        # and `alae-fast presets` do, and keep Python from reporting the pipe again when it flushes
+        # stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0
 
 

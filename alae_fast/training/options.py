@@ -116,6 +116,12 @@ def _ema_kimg(opts: TrainOptions, config) -> float:
 
 
 MIN_KIMG = 0.001
+# The longest run TrainOptions.kimg and --kimg take: 10 billion images, over 100x the longest
+# preset schedule (bedroom-256, about 85,000 kimg). Beyond it a number is a typo, not a run: 1e12
+# trained and promised to finish in 450,000 years.
+MAX_KIMG = 10_000_000.0
+# What a refusal of a longer run says it expected (the CLI's --kimg and TrainOptions.kimg alike).
+MAX_KIMG_SAID = f"at most {MAX_KIMG:,.0f} ({MAX_KIMG / 1e6:g} billion images, far beyond any real run)"
 
 
 def is_kimg_amount(value) -> bool:
@@ -129,12 +135,16 @@ def is_kimg_amount(value) -> bool:
 
 def _check_options(opts: TrainOptions) -> None:
     """Raises ValueError for a bad ``keep``, ``log_steps``, ``checkpoint_minutes``, ``num_workers``,
-    or a ``kimg`` / ``checkpoint_kimg`` / ``image_kimg`` that is not a finite number of at least
-    one image (0.001 kimg: runs and intervals count whole images, and less rounds to none)."""
+    a ``kimg`` / ``checkpoint_kimg`` / ``image_kimg`` that is not a finite number of at least
+    one image (0.001 kimg: runs and intervals count whole images, and less rounds to none), or a
+    ``kimg`` above ``MAX_KIMG``."""
     for name in ("kimg", "checkpoint_kimg", "image_kimg"):
         v = getattr(opts, name)
         if v is not None and not is_kimg_amount(v):
             raise ValueError(f"{name}: expected None or a finite number >= {MIN_KIMG} (one image); got {v!r}")
+    # the intervals have no upper bound: one longer than the run only never comes
+    if opts.kimg is not None and opts.kimg > MAX_KIMG:
+        raise ValueError(f"kimg: expected {MAX_KIMG_SAID}; got {opts.kimg!r}")
     if not isinstance(opts.num_workers, int) or opts.num_workers < 0:
         raise ValueError(f"num_workers: expected an int >= 0; got {opts.num_workers!r}")
     if opts.keep < 1:
