@@ -270,7 +270,8 @@ def test_images_wrong_shape_nan_empty_device(run):
 def test_images_of_another_scale_are_refused_where_users_give_images(style_run):
     """0..255 pixels given as floats are refused (encoded, they give nonsense without a word) by
     the run's encode/reconstruct and by prepare_images; values within the +-4 margin pass (G's own
-    unclamped outputs go back through E), and the model's low-level encode takes any values."""
+    unclamped outputs go back through E), and the model's encode refuses them too (native=True
+    takes any values)."""
     from alae_fast.inference.pixels import prepare_images
 
     run = style_run
@@ -289,7 +290,9 @@ def test_images_of_another_scale_are_refused_where_users_give_images(style_run):
     # inside the margin: accepted, and the same as the model's own encode
     m, lod, blend = run.model, run.phase.lod, run.phase.blend
     torch.testing.assert_close(run.encode(x * 1.5), m.encode(x * 1.5, lod, blend))
-    m.encode(x255, lod, blend)  # the low-level entry does not look at values
+    with pytest.raises(ValueError, match=r"^encode: x must hold pixels in \[-1, 1\]"):
+        m.encode(x255, lod, blend)  # the model's own encode refuses them too
+    m.encode(x255, lod, blend, native=True)  # the native entry (the trainer's) does not look at values
 
 
 def test_prepare_images_bad_input(style_run):

@@ -322,7 +322,7 @@ def test_fused_vs_ref_whole_model(dtype):
     z = torch.randn(4, m.latent_size, dtype=dtype)
     levels = [(0, 1.0), (1, 0.5), (2, 1.0), (3, 0.5), (3, 1.0)]
     for lod, blend in levels if dtype == torch.float64 else levels[-2:]:
-        x = torch.randn(4, 1, 4 * 2 ** lod, 4 * 2 ** lod, dtype=dtype)
+        x = torch.randn(4, 1, 4 * 2 ** lod, 4 * 2 ** lod, dtype=dtype).clamp(-4, 4)  # pixels within encode's margin
         torch.testing.assert_close(m.encode(x, lod, blend), ref.encode(x, lod, blend), **tol)
         out = []
         for model in (m, ref):
@@ -331,10 +331,10 @@ def test_fused_vs_ref_whole_model(dtype):
         torch.testing.assert_close(out[0], out[1], **tol)
         torch.testing.assert_close(m.reconstruct(x, lod, blend, "zero"), ref.reconstruct(x, lod, blend, "zero"), **tol)
     with OpRecorder() as rec:
-        ref.reconstruct(torch.randn(2, 1, 32, 32, dtype=dtype))
+        ref.reconstruct(torch.randn(2, 1, 32, 32, dtype=dtype).clamp(-4, 4))
     assert rec.calls == []
     with OpRecorder() as rec:
-        m.reconstruct(torch.randn(2, 1, 32, 32, dtype=dtype))
+        m.reconstruct(torch.randn(2, 1, 32, 32, dtype=dtype).clamp(-4, 4))
     if _lib.has_kernel("cpu"):
         names = {n for n, _ in rec.calls}
         # The encoder's bias + lrelu + statistics run as the adain engine (instance_norm_stats

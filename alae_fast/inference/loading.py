@@ -20,10 +20,9 @@ import torch
 
 from .._words import plural, word_for
 from ..errors import UserError, first_line
-from ..limits import MAX_ABS_W
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
-from ..models.base import check_images, check_pixel_values
+from ..models.base import check_cutoff_range, check_finite, check_images, check_latent_values, check_pixel_values
 from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import _read_checkpoint_file
 from ..ops._dispatch import check_bool
@@ -180,8 +179,7 @@ class LoadedRun:
                              f"move it with {name}.to(run.device)")
         if t.numel() == 0:
             raise ValueError(f"{op}: {name} is empty (shape {tuple(t.shape)}); give at least one")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{op}: {name} contains NaN or infinity")
+        check_finite(t, op, name)
         if images:
             check_pixel_values(t, op, name)
 
@@ -250,10 +248,7 @@ class LoadedRun:
         tensors ``[N or 1, 1, r_k, r_k]`` or None, on :attr:`device`, finite). Errors: the class
         docstring."""
         self._check_tensor(w, "decode", "w")
-        big = float(w.detach().abs().max())
-        if big > MAX_ABS_W:
-            raise ValueError(f"decode: w must have values within ±{MAX_ABS_W:g} (an encoded or mapped w lies within "
-                             f"about ±10); got {big:g}")
+        check_latent_values(w, "decode", "w")
         if w.ndim in (2, 3):  # else the model names the shape it wants
             check_images_fit(self, "decode", f"w of {w.shape[0]} latents", batch=w.shape[0])
         noise = self.noise_mode if noise is None else noise
@@ -333,10 +328,7 @@ class LoadedRun:
             psi = check_psi(psi, "psi", "generate")
         _check_cutoff(cutoff, "generate")
         if cutoff is not None:
-            num_ws = int(self.model.num_ws)
-            if not 1 <= cutoff <= num_ws:
-                raise ValueError(f"generate: cutoff must be an int in [1, {num_ws}] (the style inputs below it "
-                                 f"are truncated; this model has {num_ws}); got {cutoff}")
+            check_cutoff_range(cutoff, int(self.model.num_ws), "generate", "cutoff")
             if (self.config.truncation_psi if psi is None else psi) == 1:
                 raise ValueError(f"generate: cutoff {cutoff} has no effect with psi 1 (no truncation)" + (
                     "; this run's truncation psi is 1: give psi too" if psi is None else ""))
@@ -354,7 +346,9 @@ def _resolve_checkpoint(path: str | os.PathLike) -> Path:
             raise FileNotFoundError(f"no checkpoint (ckpt-*.pt) in {str(folder)!r}")
         return folder
     if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+        from .pixels import check_regular_file  # "does not exist" only when nothing is there
+
+        check_regular_file(p, f"checkpoint {str(p)!r}", f"; {_LOAD_RUN_WANTS}")
     return p
 
 

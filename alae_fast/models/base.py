@@ -14,11 +14,13 @@ broadcasts to the ``num_ws`` inputs before truncating and mixing.
 
 from __future__ import annotations
 
-from numbers import Real
+import math
+from numbers import Integral, Real
 
 import torch
 from torch import nn
 
+from ..limits import MAX_ABS_W
 from ..nn.equalized import set_impl
 from ..ops._dispatch import is_finite, said_typed
 from .config import ALAEConfig
@@ -63,16 +65,64 @@ def check_psi(value, name: str = "psi", op: str | None = None) -> float:
     return float(value)
 
 
-def check_pixel_values(x: torch.Tensor, op: str, name: str = "x") -> None:
-    """ValueError naming ``op`` and ``name`` when a float image tensor ``x`` has a value beyond
-    +-:data:`PIXEL_LIMIT` (pixels belong in [-1, 1]); NaN is left to the caller's finite check."""
-    if x.numel() == 0:
+# How the refusals of out-of-range pixels say to encode such values anyway: the model's own
+# encode checks them as well, so the way round is its native entry, which reads no values.
+RUN_ENCODE_ANYWAY = "run.model.encode(x, run.phase.lod, run.phase.blend, native=True)"
+MODEL_ENCODE_ANYWAY = "model.encode(x, lod, blend, native=True)"
+
+
+def _values_readable(t: torch.Tensor) -> bool:
+    """Whether ``t``'s values can be looked at: not on the meta device (``flops_per_image``
+    counts the ops on stand-ins without data) nor a stand-in traced by ``torch.compile``
+    (reading a value there breaks the graph)."""
+    return t.numel() > 0 and t.device.type != "meta" and not torch.compiler.is_compiling()
+
+
+def check_finite(t: torch.Tensor, op: str, name: str) -> None:
+    """ValueError ``"<op>: <name> contains NaN or infinity"`` when the tensor ``t`` holds one
+    (an empty tensor, or one without values to read, passes: see :func:`_values_readable`)."""
+    if _values_readable(t) and not bool(torch.isfinite(t.detach()).all()):
+        raise ValueError(f"{op}: {name} contains NaN or infinity")
+
+
+def check_latent_values(w: torch.Tensor, op: str, name: str = "w",
+                        usual: str = "an encoded or mapped w lies within about ±10") -> None:
+    """ValueError naming ``op`` and ``name`` when the float tensor ``w`` holds NaN or infinity,
+    or a value beyond ±:data:`~alae_fast.limits.MAX_ABS_W` (1e4): finite, but G's pixels then
+    overflow to 1e27 or NaN. ``usual`` says where such values normally lie (the message's
+    parenthesis). One reduction, read once: a single host sync on an accelerator."""
+    if not _values_readable(w):
+        return
+    big = float(w.detach().abs().amax())
+    if not math.isfinite(big):  # amax propagates NaN; inf is its own maximum
+        raise ValueError(f"{op}: {name} contains NaN or infinity")
+    if big > MAX_ABS_W:
+        raise ValueError(f"{op}: {name} must have values within ±{MAX_ABS_W:g} ({usual}); got {big:g}")
+
+
+def check_pixel_values(x: torch.Tensor, op: str, name: str = "x", anyway: str = RUN_ENCODE_ANYWAY) -> None:
+    """ValueError naming ``op`` and ``name`` when a float image tensor ``x`` holds NaN or
+    infinity (``"<op>: <name> contains NaN or infinity"``) or a value beyond
+    ±:data:`PIXEL_LIMIT` (pixels belong in [-1, 1]): a 0..255 image is told how to convert,
+    values of another scale how to encode them anyway (``anyway``: the call to name)."""
+    if not _values_readable(x):
         return
     lo, hi = (float(v) for v in torch.aminmax(x.detach().float()))
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # aminmax propagates NaN
+        raise ValueError(f"{op}: {name} contains NaN or infinity")
     if lo < -PIXEL_LIMIT or hi > PIXEL_LIMIT:
         hint = (" (convert 0-255 images with x / 127.5 - 1)" if lo >= 0 else
-                " (images of another scale; to encode such values anyway: run.model.encode(x, run.phase.lod, run.phase.blend))")
+                f" (images of another scale; to encode such values anyway: {anyway})")
         raise ValueError(f"{op}: {name} must hold pixels in [-1, 1]; got values in [{lo:g}, {hi:g}]{hint}")
+
+
+def check_cutoff_range(cutoff: int, num_ws: int, op: str, name: str = "cutoff") -> None:
+    """ValueError naming ``op`` and ``name`` unless the int ``cutoff`` is in [1, ``num_ws``]:
+    truncation applies to the style inputs below it, so 0 would truncate none and a cutoff past
+    ``num_ws`` names inputs the model does not have (``num_ws`` itself truncates them all)."""
+    if not 1 <= cutoff <= num_ws:
+        raise ValueError(f"{op}: {name} must be an int in [1, {num_ws}] (the style inputs below it are truncated; "
+                         f"this model has {num_ws}); got {cutoff}")
 
 
 def check_images(x, op: str, name: str = "x") -> None:
@@ -98,6 +148,20 @@ class ALAEModel(nn.Module):
     A subclass's ``encode`` checks ``x`` with :func:`check_images` first (a tensor of a float
     dtype; TypeError naming ``encode: x`` otherwise), so a uint8 image is refused at the entry
     rather than deep inside an op.
+
+    Values. ``encode``, ``decode``, ``generate`` and ``reconstruct`` refuse input that would
+    give NaN or nonsense without a word, with a ValueError naming the method and the argument,
+    as ``alae_fast.load(...)``'s methods do (the same checks and words): NaN or infinity in x,
+    w, z or a noise tensor; pixels beyond ±:data:`PIXEL_LIMIT` (4; pixels belong in [-1, 1]: a
+    0..255 image is refused rather than encoded into nonsense); a w or z value beyond
+    ±:data:`~alae_fast.limits.MAX_ABS_W` (1e4: an encoded or mapped w lies within about ±10,
+    and G's output overflows to NaN long before float32 does); a truncation cutoff outside
+    [1, num_ws]. Reading the values costs one reduction and, on an accelerator, one host sync
+    per call, so they are read only on the user-facing path: ``native=True`` (the trainer's
+    path, which feeds E and G its own values every step) checks types and shapes only, and so
+    does ``decode`` of a w that requires grad while autograd records (a descent's iterate,
+    e.g. ``project_latents``, which says its own divergence). Tensors on the meta device and
+    tensors traced by ``torch.compile`` have no values to read and pass unread.
     """
 
     def __init__(self, config: ALAEConfig):
@@ -126,12 +190,14 @@ class ALAEModel(nn.Module):
 
     def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
                native: bool = False) -> torch.Tensor:
-        """E(x); x in [-1, 1], or in ``config.pixel_range`` with ``native=True``."""
+        """E(x); x in [-1, 1], or in ``config.pixel_range`` with ``native=True`` (values then
+        unchecked: see the class docstring)."""
         raise NotImplementedError
 
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
                noise: str = "random", *, native: bool = False) -> torch.Tensor:
-        """G(w); images in about [-1, 1], or in ``config.pixel_range`` with ``native=True``."""
+        """G(w); images in about [-1, 1], or in ``config.pixel_range`` with ``native=True``
+        (values then unchecked: see the class docstring)."""
         raise NotImplementedError
 
     # --- pixel range -----------------------------------------------------------------------
@@ -157,41 +223,61 @@ class ALAEModel(nn.Module):
         """Images G(F(z)), with optional style mixing and truncation.
 
         Args:
-            z: [N, latent_size] latent codes (any float dtype of the model).
-            lod, blend, noise: passed to ``decode``.
+            z: [N, latent_size] latent codes (any float dtype of the model), finite, within
+                ±``MAX_ABS_W`` (1e4; z ~ N(0, I) lies within about ±6).
+            lod, blend, noise: passed to ``decode`` (a list of noise tensors: finite).
             truncation_psi: w <- w_avg + psi * (w - w_avg) on the style inputs below the
                 cutoff, a finite number in ``PSI_RANGE`` [-1, 2] (default 1.0: no truncation; 0
                 gives every sample w_avg).
-            truncation_cutoff: truncate style inputs [0, cutoff) only (default None: all).
+            truncation_cutoff: None (default: truncate every style input) or an int >= 0:
+                truncate style inputs [0, cutoff) only; a cutoff of num_ws or more truncates them
+                all, as the official code's fixed cutoff 8 does on a model of fewer inputs, and 0
+                none (``LoadedRun.generate``, the user's entry, takes [1, num_ws] only).
             mixing_prob: probability, per sample, that a second w = F(z2), z2 ~ N(0, I), takes
                 over the style inputs from a cutoff drawn uniformly in [1, num_ws) (default 0).
                 A model with num_ws == 1 has no such cutoff, so mixing leaves it unchanged.
 
-        Returns: what ``decode`` returns for those styles. Raises TypeError for a z that is not
-        a float tensor, ValueError naming the argument for a z of the wrong shape, a psi outside
-        ``PSI_RANGE``, a bad cutoff, mixing_prob, lod, blend or noise.
+        Returns: what ``decode`` returns for those styles: images [N, C, r, r] in about [-1, 1].
+
+        Raises, naming ``generate`` and the argument: TypeError for a z that is not a float
+        tensor, a truncation_psi that is not a real number, a truncation_cutoff neither None
+        nor an int (a bool, a float); ValueError for a z of the wrong shape, with NaN or
+        infinity or a value beyond ±1e4, a psi outside ``PSI_RANGE``, a negative cutoff, a
+        mixing_prob outside [0, 1], a bad lod, blend or noise (see the class docstring).
         """
         self._check_z(z, "generate")
+        check_latent_values(z, "generate", "z", usual="z ~ N(0, I) lies within about ±6")
         psi = check_psi(truncation_psi, "truncation_psi", "generate")
-        if truncation_cutoff is not None and (isinstance(truncation_cutoff, bool)
-                                              or not isinstance(truncation_cutoff, int) or truncation_cutoff < 0):
-            raise ValueError(f"generate: truncation_cutoff must be None or an int >= 0; got {truncation_cutoff!r}")
+        if truncation_cutoff is not None:
+            # Any int >= 0, as the official code: its fixed cutoff 8 truncates every input of a
+            # model with fewer, and sample_images passes a config's cutoff to any model.
+            if isinstance(truncation_cutoff, bool) or not isinstance(truncation_cutoff, Integral):
+                raise TypeError(f"generate: truncation_cutoff must be None or an int >= 0; got "
+                                f"{said_typed(truncation_cutoff)}")
+            if truncation_cutoff < 0:
+                raise ValueError(f"generate: truncation_cutoff must be None or an int >= 0; got {truncation_cutoff}")
         p = _finite(mixing_prob, "mixing_prob", "generate")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"generate: mixing_prob must be in [0, 1]; got {mixing_prob}")
+        self._check_noise_values(noise, "generate")
         ws = self.mapping(z).unsqueeze(1).expand(-1, self.num_ws, -1)
         if p > 0 and self.num_ws > 1:
             ws = self.mix_styles(ws, self.mapping(torch.randn_like(z)), p)
         if psi != 1.0:
             ws = self.truncate(ws, psi, truncation_cutoff)
-        return self.decode(ws, lod, blend, noise)
+        # the styles are F's, not the caller's: decode's value checks would blame a "w" the
+        # caller never gave (and cost a sync for nothing)
+        return self.from_native(self.decode(ws, lod, blend, noise, native=True))
 
     def reconstruct(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0,
                     noise: str = "random") -> torch.Tensor:
-        """G(E(x)): the images' reconstructions, shaped like ``decode``'s output (x as ``encode``
-        takes it: a float tensor, TypeError naming ``reconstruct: x`` otherwise)."""
+        """G(E(x)): the images' reconstructions, shaped like ``decode``'s output. x as ``encode``
+        takes it (a float tensor, finite, pixels in [-1, 1]); TypeError naming ``reconstruct: x``
+        for a non-float one, and ``encode``'s and ``decode``'s errors (see the class docstring)."""
         check_images(x, "reconstruct")
-        return self.decode(self.encode(x, lod, blend), lod, blend, noise)
+        # E's w goes to G unchecked: it is no input of the caller's, and a run's evaluation
+        # reconstructs through this at every snapshot
+        return self.from_native(self.decode(self.encode(x, lod, blend), lod, blend, noise, native=True))
 
     def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
         """``w_avg + psi * (ws - w_avg)`` on style inputs [0, cutoff) (all when cutoff is None).
@@ -257,6 +343,20 @@ class ALAEModel(nn.Module):
             raise TypeError(f"{op}: z must have a float dtype (float16, bfloat16, float32, float64); got {z.dtype}")
         if z.ndim != 2 or z.shape[1] != self.latent_size:
             raise ValueError(f"{op}: z must have shape [N, {self.latent_size}]; got {tuple(z.shape)}")
+
+    def _check_noise_values(self, noise, op: str) -> None:
+        """NaN or infinity in a list of per-layer noise tensors refused, naming ``noise[k]``."""
+        if isinstance(noise, (list, tuple)):
+            for k, t in enumerate(noise):
+                if isinstance(t, torch.Tensor):
+                    check_finite(t, op, f"noise[{k}]")
+
+    def _check_decode_values(self, w: torch.Tensor, noise, native: bool) -> None:
+        """``decode``'s value checks, on the path the class docstring says they run on."""
+        if native or (w.requires_grad and torch.is_grad_enabled()):
+            return
+        check_latent_values(w, "decode", "w")
+        self._check_noise_values(noise, "decode")
 
     def _check_ws(self, w, op: str) -> torch.Tensor:
         """Validates w ([N, latent] or [N, num_ws, latent]); returns it as [N, num_ws, latent]."""

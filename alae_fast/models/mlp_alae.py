@@ -30,7 +30,7 @@ from torch import nn
 
 from ..nn.equalized import EqualizedLinear
 from ..nn.norm import PixelNorm
-from .base import ALAEModel, check_images
+from .base import MODEL_ENCODE_ANYWAY, ALAEModel, check_images, check_pixel_values
 from .config import MLPALAEConfig
 from .presets import register_model
 
@@ -145,7 +145,14 @@ class MLPALAE(ALAEModel):
         """E(x): images [N, C, H, W] or flattened [N, C*H*W] -> w [N, latent_size]; pixels in
         [-1, 1] (``native=True``: in ``config.pixel_range``, what E reads; see the module docstring).
 
-        ``lod`` (None or int >= 0) and ``blend`` (in [0, 1]) are checked and ignored.
+        x: a float tensor (float16, bfloat16, float32, float64) without NaN or infinity, its
+        values within ±``PIXEL_LIMIT`` (4; 0..255 images are refused). ``lod`` (None or int
+        >= 0) and ``blend`` (in [0, 1]) are checked and ignored. ``native=True`` reads no values
+        (the trainer's path; ``ALAEModel``'s docstring).
+
+        Raises, naming ``encode`` and the argument: TypeError for an x that is no tensor or of
+        a non-float dtype (uint8 included); ValueError for an x of another shape, with NaN or
+        infinity or with values beyond ±4, a bad lod or blend.
         """
         self._check_lod_blend_noise(lod, blend, "random", "encode")
         check_images(x, "encode")
@@ -153,6 +160,8 @@ class MLPALAE(ALAEModel):
         if not (tuple(x.shape[1:]) == self.image_shape or (x.ndim == 2 and x.shape[1] == features)):
             raise ValueError(f"encode: x must have shape [N, {', '.join(map(str, self.image_shape))}] "
                              f"or [N, {features}]; got {tuple(x.shape)}")
+        if not native:
+            check_pixel_values(x, "encode", "x", anyway=MODEL_ENCODE_ANYWAY)
         return self.encoder(x if native else self.to_native(x))
 
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
@@ -161,7 +170,17 @@ class MLPALAE(ALAEModel):
         [-1, 1], unbounded (``native=True``: in ``config.pixel_range``, what G writes). ``lod``,
         ``blend`` and ``noise`` (any mode of ``ALAEModel.decode``) are checked and ignored: the
         MLP has one resolution and no noise inputs.
+
+        w: a float tensor without NaN or infinity, its values within ±``MAX_ABS_W`` (1e4: an
+        encoded or mapped w lies within about ±10). ``native=True``, and a w that requires grad
+        while autograd records, read no values (``ALAEModel``'s docstring).
+
+        Raises, naming ``decode`` and the argument: TypeError for a w that is no tensor or of a
+        non-float dtype; ValueError for a w of another shape, with NaN or infinity or a value
+        beyond ±1e4, a noise tensor with NaN or infinity, an unknown noise mode, a bad lod or blend.
         """
         self._check_lod_blend_noise(lod, blend, noise, "decode")
-        y = self.generator(self._check_ws(w, "decode")[:, 0])
+        ws = self._check_ws(w, "decode")
+        self._check_decode_values(w, noise, native)
+        y = self.generator(ws[:, 0])
         return y if native else self.from_native(y)

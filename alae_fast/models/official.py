@@ -435,6 +435,32 @@ def is_official_checkpoint(state: Any) -> bool:
             and any(k in state["models"] for k in ("generator", "generator_s")))
 
 
+# The parameter dtypes a model may have: those the ops compute in (alae_fast.models.base.IMAGE_DTYPES).
+_MODEL_DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32",
+                 torch.float64: "float64"}
+_DTYPES_SAID = "None or torch.float16, torch.bfloat16, torch.float32 or torch.float64"
+
+
+def _check_dtype_device(dtype, device, op: str = "load_official") -> tuple[torch.dtype | None, torch.device]:
+    """``(dtype, device)`` checked for ``op``: TypeError for a dtype that is no ``torch.dtype``
+    (a string names the one it meant) or a device neither a string nor a ``torch.device``;
+    ValueError for a dtype that is not floating, or a device this torch cannot use (the
+    wording of :func:`~alae_fast.inference.loading.check_device`, which the CLI's --device and
+    ``alae_fast.load`` use too, with ``op`` in front)."""
+    from ..inference.loading import check_device  # the inference package imports this module
+
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        meant = f": use torch.{dtype}" if isinstance(dtype, str) and dtype in _MODEL_DTYPES.values() else ""
+        raise TypeError(f"{op}: dtype must be {_DTYPES_SAID}; got {dtype!r} of type {type(dtype).__name__}{meant}")
+    if dtype is not None and dtype not in _MODEL_DTYPES:
+        raise ValueError(f"{op}: dtype must be {_DTYPES_SAID} (a floating dtype); got {dtype}")
+    try:
+        device = check_device(device, "device")
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{op}: {e}") from None
+    return dtype, device
+
+
 def load_official(path: str | os.PathLike, config: str | os.PathLike | ModelConfig | None = None,
                   ema: bool = True, *, dtype: torch.dtype | None = None,
                   device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -446,9 +472,13 @@ def load_official(path: str | os.PathLike, config: str | os.PathLike | ModelConf
             the official YAML config it was trained with, or an alae_fast ``ModelConfig``.
         ema: True (default) loads the ``*_s`` copies (the moving average the official demo
             and figures use); False the training weights.
-        dtype: the model's parameter dtype (default: torch's default dtype). float64 keeps
-            the official float32 weights exactly after the rescaling.
-        device: where the model lives (default 'cpu').
+        dtype: None (default: torch's default dtype) or the model's parameter dtype, a
+            floating ``torch.dtype``: torch.float16, torch.bfloat16, torch.float32 or
+            torch.float64. float64 keeps the official float32 weights exactly after the
+            rescaling.
+        device: where the model lives (default 'cpu'): a ``torch.device`` or a name torch
+            accepts ('cpu', 'cuda', 'cuda:1', 'mps', 'xpu') of a device this torch can use now
+            (:func:`alae_fast.inference.loading.check_device`).
 
     Returns: a ``StyleALAE`` or ``MLPALAE`` in eval mode without gradients, ``w_avg`` = the
     official ``dlatent_avg``; ``model.mapping(z)``, ``decode(ws, lod, blend, noise=...)``,
@@ -456,7 +486,17 @@ def load_official(path: str | os.PathLike, config: str | os.PathLike | ModelConf
     [-1, 1]. The mnist_ref MLP's networks work in [0, 1] (``config.pixel_range``), which
     ``encode``/``decode`` map to and from; ``native=True`` takes and gives [0, 1] directly.
 
+    The model's ``encode``, ``decode`` and ``generate`` check their input as any alae_fast
+    model's do (``ALAEModel``'s docstring): NaN, infinity, |w| or |z| beyond 1e4, pixels
+    beyond ±4 and a truncation cutoff outside [1, num_ws] are refused with a ValueError.
+
     Raises:
+        TypeError, naming ``load_official`` and the argument: ``dtype`` neither None nor a
+            ``torch.dtype`` (e.g. the string 'float64'), ``device`` neither a string nor a
+            ``torch.device``, ``ema`` not a bool, ``config`` of another type.
+        ValueError, naming ``load_official`` and the argument: ``dtype`` a torch.dtype that
+            is not floating (torch.int64); ``device`` no device name, or one this torch was
+            built without or cannot see (``cuda`` on a CPU-only torch).
         FileNotFoundError: ``path`` (or the YAML) does not exist.
         OfficialCheckpointError (a ValueError), one line starting with the file: not a
             checkpoint, truncated, not the official format, no ``_s`` copies with ema=True,
@@ -469,6 +509,7 @@ def load_official(path: str | os.PathLike, config: str | os.PathLike | ModelConf
 
 def load_official_with_config(path, config=None, ema: bool = True, *, dtype=None, device="cpu"):
     """``load_official``, also returning the config used: ``(model, config)``."""
+    _check_dtype_device(dtype, device)  # before the file is read: a typo is said at once
     return official_model_from_state(read_official_checkpoint(path), str(path), config, ema, dtype=dtype,
                                      device=device)
 
@@ -476,6 +517,7 @@ def load_official_with_config(path, config=None, ema: bool = True, *, dtype=None
 def official_model_from_state(state: Any, source: str, config=None, ema: bool = True, *, dtype=None, device="cpu"):
     """``(model, config)`` from an already read checkpoint ``state`` (``read_official_checkpoint``);
     ``source`` names the file in messages. Arguments and errors as ``load_official``."""
+    dtype, device = _check_dtype_device(dtype, device)
     if not is_official_checkpoint(state):
         what = ("an alae_fast checkpoint (load it with alae_fast.inference.load_run)"
                 if isinstance(state, dict) and str(state.get("format", "")).startswith("alae_fast")

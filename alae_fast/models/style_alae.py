@@ -56,7 +56,7 @@ from ..nn.equalized import EqualizedConv2d, EqualizedLinear
 from ..nn.resample import Blur, Downsample, Upsample
 from ..nn.style import StyleBlock
 from ..ops.instance_norm_stats import instance_norm_stats
-from .base import ALAEModel, check_images
+from .base import MODEL_ENCODE_ANYWAY, ALAEModel, check_images, check_pixel_values
 from .mlp_alae import MLPDiscriminator, MLPMapping
 from .presets import register_model
 from .style_config import StyleALAEConfig
@@ -388,10 +388,17 @@ class StyleALAE(ALAEModel):
     def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
                native: bool = False) -> torch.Tensor:
         """E(x): images [N, channels, 4·2^lod, 4·2^lod], pixels in [-1, 1] (``native=True``: in
-        ``config.pixel_range``) -> w [N, latent_size].
+        ``config.pixel_range``) -> w [N, latent_size] in x's dtype.
 
-        lod: level, None (default) for the last; blend in [0, 1]: fade-in of that level
-        (default 1; see the module docstring).
+        x: a float tensor (float16, bfloat16, float32, float64) without NaN or infinity, its
+        values within ±``PIXEL_LIMIT`` (4: pixels belong in [-1, 1]; 0..255 images are
+        refused). lod: level, None (default) for the last; blend in [0, 1]: fade-in of that
+        level (default 1; see the module docstring). ``native=True`` reads no values (the
+        trainer's path; ``ALAEModel``'s docstring).
+
+        Raises, naming ``encode`` and the argument: TypeError for an x that is no tensor or of
+        a non-float dtype (uint8 included); ValueError for an x of another shape, with NaN or
+        infinity or with values beyond ±4, a lod outside [0, max_lod] or a blend outside [0, 1].
         """
         lod, blend = self._lod(lod, blend, "random", "encode")
         check_images(x, "encode")
@@ -399,6 +406,8 @@ class StyleALAE(ALAEModel):
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.channels, r, r):
             raise ValueError(f"encode: x must have shape [N, {self.config.channels}, {r}, {r}] at lod {lod}; "
                              f"got {tuple(x.shape)}")
+        if not native:
+            check_pixel_values(x, "encode", "x", anyway=MODEL_ENCODE_ANYWAY)
         return self.encoder(x if native else self.to_native(x), lod, blend)
 
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
@@ -407,12 +416,22 @@ class StyleALAE(ALAEModel):
         latent_size] -> images [N, channels, 4·2^lod, 4·2^lod], pixels in about [-1, 1]
         (``native=True``: in ``config.pixel_range``).
 
-        lod: level, None (default) for the last; blend in [0, 1] (default 1); noise:
-        'random' (fresh N(0, 1) noise images, default), 'batch' (one draw per layer shared
-        by the batch), 'const' (fixed per-layer images), 'zero'/'none' (no noise), or a list
-        of per-layer tensors [N or 1, 1, r, r] (see ``StyleGenerator.noise_inputs``).
+        w: a float tensor without NaN or infinity, its values within ±``MAX_ABS_W`` (1e4: an
+        encoded or mapped w lies within about ±10). lod: level, None (default) for the last;
+        blend in [0, 1] (default 1); noise: 'random' (fresh N(0, 1) noise images, default),
+        'batch' (one draw per layer shared by the batch), 'const' (fixed per-layer images),
+        'zero'/'none' (no noise), or a list of per-layer tensors [N or 1, 1, r, r] without NaN
+        or infinity (see ``StyleGenerator.noise_inputs``). ``native=True``, and a w that
+        requires grad while autograd records, read no values (``ALAEModel``'s docstring).
+
+        Raises, naming ``decode`` and the argument: TypeError for a w that is no tensor or of
+        a non-float dtype; ValueError for a w of another shape, with NaN or infinity or a value
+        beyond ±1e4, a noise tensor with NaN or infinity, an unknown noise mode, a lod outside
+        [0, max_lod] or a blend outside [0, 1].
         """
         lod, blend = self._lod(lod, blend, noise, "decode")
-        y = self.generator(self._check_ws(w, "decode"), lod, blend, noise)
+        ws = self._check_ws(w, "decode")
+        self._check_decode_values(w, noise, native)
+        y = self.generator(ws, lod, blend, noise)
         return y if native else self.from_native(y)
 
