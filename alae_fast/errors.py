@@ -12,7 +12,10 @@ It subclasses ``ValueError`` so code that catches the library's argument errors
 
 from __future__ import annotations
 
-__all__ = ["UserError", "first_line"]
+import os
+import stat
+
+__all__ = ["UserError", "first_line", "check_regular_file"]
 
 # The start of torch.load's refusal of a file holding pickled objects under weights_only=True;
 # its message goes on to advise weights_only=False, which would run the file's code.
@@ -34,3 +37,32 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     if len(msg) > limit:
         msg = msg[:limit - 3] + "..."
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+# What a path that exists but is no regular file is, by its stat mode: said instead of "does not
+# exist", which sent the user looking for a file that is there (/dev/zero, a FIFO).
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_regular_file(path: str | os.PathLike, said: str, expected: str = "") -> None:
+    """Returns when ``path`` is a regular file (a symbolic link to one included). Else raises
+    FileNotFoundError ``"<said> does not exist"`` when nothing is there (a link to nothing:
+    ``"<said> is a symbolic link to 'T', which does not exist"``), and UserError (a ValueError)
+    ``"<said> is not a regular file (a character device)<expected>"`` for a device, FIFO,
+    socket or folder, or ``"<said> cannot be read (<reason>)"`` when the system will not say.
+    ``expected`` (e.g. ``"; give an image file"``) ends the refusal of what exists. A FIFO is
+    never opened: reading one waits for a writer that may never come."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileNotFoundError(f"{said} is a symbolic link to {os.readlink(path)!r}, which does not "
+                                    f"exist") from None
+        raise FileNotFoundError(f"{said} does not exist") from None
+    except OSError as e:  # no permission on a folder above it, a name too long, a loop of links ...
+        raise UserError(f"{said} cannot be read ({e.strerror or first_line(e)})") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = next((k for test, k in _NOT_REGULAR if test(mode)), "a special file of another kind")
+    raise UserError(f"{said} is not a regular file ({kind}){expected}")

@@ -29,7 +29,7 @@ from alae_fast.data.mnist import find_mnist_files, is_mnist_folder, read_idx, wr
 from alae_fast.edit.commands import load_latents
 from alae_fast.errors import UserError
 from alae_fast.inference.loading import load_run
-from alae_fast.inference.pixels import check_regular_file
+from alae_fast.errors import check_regular_file
 from alae_fast.inference.projection import MAX_REFINE_LR
 from alae_fast.training.options import MAX_KIMG
 from alae_fast.training.run import TrainOptions, run_training
@@ -314,3 +314,28 @@ def test_presets_say_a_run_length_as_its_description_does(capsys):
     for name, total in described.items():
         assert trained[name] == total, name
     assert trained["digits-32"] == "68"
+
+
+@pytest.mark.parametrize("call", ["load_checkpoint", "official_checkpoint", "official_config", "inception",
+                                  "torchscript"])
+def test_every_file_argument_says_not_a_regular_file(call):
+    # the kind of D8 everywhere a file is read: a character device exists, and is not a file
+    from alae_fast.errors import UserError
+
+    dev = "/dev/zero"
+    with pytest.raises(UserError, match=r"'/dev/zero' is not a regular file \(a character device\)"):
+        if call == "load_checkpoint":
+            from alae_fast.training.checkpoint import load_checkpoint
+            load_checkpoint(dev)
+        elif call == "official_checkpoint":
+            from alae_fast.models.official_io import read_official_checkpoint
+            read_official_checkpoint(dev)
+        elif call == "official_config":
+            from alae_fast.models.official_io import read_official_yaml
+            read_official_yaml(dev)
+        elif call == "inception":
+            from alae_fast.eval.fid import _load_state_dict
+            _load_state_dict(dev)
+        else:
+            from alae_fast.eval.fid import InceptionTorchScript
+            InceptionTorchScript(dev)

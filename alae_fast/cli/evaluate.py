@@ -125,7 +125,7 @@ def check_inception_weights(path: str) -> None:
     import torch
 
     from ..eval import feature_network
-    from ..inference.pixels import check_regular_file
+    from ..errors import check_regular_file
 
     given = f"--inception-weights {path!r}"
     if Path(path).is_dir():

@@ -60,7 +60,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        from ..inference.pixels import check_regular_file  # here: inference imports the data package
+        from ..errors import check_regular_file
 
         check_regular_file(path, f"IDX file {str(path)!r}")
     data = _read_bytes(path)

@@ -146,7 +146,7 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
     'P' does not exist``) for a file argument (ending in .npy, or a path with a slash) that is
     not there.
     """
-    from ..inference.pixels import check_regular_file
+    from ..errors import check_regular_file
 
     if not specs:
         raise ValueError("--direction: give at least one NAME_OR_NPY=AMOUNT")
@@ -331,7 +331,7 @@ def load_latents(path: str | os.PathLike, latent_size: int) -> torch.Tensor:
     ±``MAX_ABS_W`` (what ``LoadedRun.decode`` and the web service refuse: an encoded w lies
     within about ±10)."""
     from ..inference.loading import _not_a_checkpoint
-    from ..inference.pixels import check_regular_file
+    from ..errors import check_regular_file
     from ..limits import MAX_ABS_W
 
     p = Path(path)

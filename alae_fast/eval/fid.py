@@ -51,7 +51,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import first_line
+from ..errors import check_regular_file, first_line
 from .recon import Reconstruct, reconstruct_all
 
 __all__ = [
@@ -353,8 +353,7 @@ def _load_state_dict(path) -> dict:
     p = Path(path)
     if p.is_dir():
         raise IsADirectoryError(f"weights: {str(p)!r} is a folder; give the InceptionV3 weights file")
-    if not p.is_file():
-        raise FileNotFoundError(f"weights: InceptionV3 weights file {str(p)!r} does not exist")
+    check_regular_file(p, f"weights: InceptionV3 weights file {str(p)!r}")
     if is_torchscript_file(p):
         raise ValueError(f"weights: {p} is a TorchScript file (such as NVlabs' inception-2015-12-05.pt), not a "
                          f"state dict: open it with feature_network() or InceptionTorchScript")
@@ -398,8 +397,7 @@ class InceptionTorchScript(FeatureNet):
     def __init__(self, path: str | os.PathLike, device: torch.device | str = "cpu"):
         super().__init__()
         p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"weights: Inception file {str(p)!r} does not exist")
+        check_regular_file(p, f"weights: Inception file {str(p)!r}")
         try:
             self.net = torch.jit.load(str(p), map_location=device).eval()
         except Exception as e:

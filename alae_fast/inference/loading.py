@@ -346,7 +346,7 @@ def _resolve_checkpoint(path: str | os.PathLike) -> Path:
             raise FileNotFoundError(f"no checkpoint (ckpt-*.pt) in {str(folder)!r}")
         return folder
     if not p.is_file():
-        from .pixels import check_regular_file  # "does not exist" only when nothing is there
+        from ..errors import check_regular_file  # "does not exist" only when nothing is there
 
         check_regular_file(p, f"checkpoint {str(p)!r}", f"; {_LOAD_RUN_WANTS}")
     return p

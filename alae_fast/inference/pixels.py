@@ -8,7 +8,6 @@ images back to full size for a picture.
 from __future__ import annotations
 
 import os
-import stat
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -17,40 +16,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError, first_line
+from ..errors import UserError, check_regular_file, first_line
 from ..models.base import check_images, check_pixel_values
 from ..training.schedule import LODSchedule, Phase, blend_real_images, images_for_lod
 
-__all__ = ["prepare_images", "to_display", "load_image_files", "check_regular_file"]
-
-# What a path that exists but is no regular file is, by its stat mode: said instead of "does not
-# exist", which sent the user looking for a file that is there (/dev/zero, a FIFO).
-_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
-
-
-def check_regular_file(path: str | os.PathLike, said: str, expected: str = "") -> None:
-    """Returns when ``path`` is a regular file (a symbolic link to one included). Else raises
-    FileNotFoundError ``"<said> does not exist"`` when nothing is there (a link to nothing:
-    ``"<said> is a symbolic link to 'T', which does not exist"``), and UserError (a ValueError)
-    ``"<said> is not a regular file (a character device)<expected>"`` for a device, FIFO,
-    socket or folder, or ``"<said> cannot be read (<reason>)"`` when the system will not say.
-    ``expected`` (e.g. ``"; give an image file"``) ends the refusal of what exists. A FIFO is
-    never opened: reading one waits for a writer that may never come."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise FileNotFoundError(f"{said} is a symbolic link to {os.readlink(path)!r}, which does not "
-                                    f"exist") from None
-        raise FileNotFoundError(f"{said} does not exist") from None
-    except OSError as e:  # no permission on a folder above it, a name too long, a loop of links ...
-        raise UserError(f"{said} cannot be read ({e.strerror or first_line(e)})") from None
-    if stat.S_ISREG(mode):
-        return
-    kind = next((k for test, k in _NOT_REGULAR if test(mode)), "a special file of another kind")
-    raise UserError(f"{said} is not a regular file ({kind}){expected}")
-
+__all__ = ["prepare_images", "to_display", "load_image_files"]
 
 def prepare_images(x: torch.Tensor, schedule: LODSchedule, phase: Phase) -> torch.Tensor:
     """Full-resolution images as the model sees them at ``phase``: 2x2-average-pooled to the

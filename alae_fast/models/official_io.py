@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from .._extras import install_hint
-from ..errors import UserError
+from ..errors import UserError, check_regular_file
 from ..zip_integrity import checkpoint_damage
 
 __all__ = ["OfficialCheckpointError", "InertObject", "read_official_checkpoint", "read_official_yaml"]
@@ -188,8 +188,7 @@ def _read_checkpoint_file(path: str | os.PathLike, crcs_compared: bool) -> dict[
     p = Path(path)
     if p.is_dir():
         raise IsADirectoryError(f"checkpoint {str(p)!r} is a folder; give the checkpoint file (.pth)")
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    check_regular_file(p, f"checkpoint {str(p)!r}", "; give the checkpoint file (.pth)")
     kind = _kind_of_file(p)
     if kind == "broken-zip":
         raise OfficialCheckpointError(f"{p}: truncated or corrupt checkpoint (its zip archive is incomplete)")
@@ -280,8 +279,7 @@ def read_official_yaml(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if p.is_dir():
         raise IsADirectoryError(f"config {str(p)!r} is a folder; give the YAML file (e.g. configs/ffhq.yaml)")
-    if not p.is_file():
-        raise FileNotFoundError(f"config {str(p)!r} does not exist")
+    check_regular_file(p, f"config {str(p)!r}", "; give the YAML file (e.g. configs/ffhq.yaml)")
     try:
         import yaml
     except ImportError:

@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import check_regular_file
+
 __all__ = ["save_checkpoint", "list_checkpoints", "find_latest_checkpoint", "load_checkpoint", "checkpoint_damage",
            "capture_rng_state", "restore_rng_state"]
 
@@ -154,15 +156,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", weights_
     """``torch.load`` a checkpoint after :func:`checkpoint_damage` found it intact.
 
     ``weights_only=False`` allows arbitrary pickles: only for files you trust. Raises
-    IsADirectoryError for a folder, FileNotFoundError for a missing file,
+    IsADirectoryError for a folder, FileNotFoundError for a missing file, UserError for a path
+    that is no regular file (a device, a FIFO: :func:`~alae_fast.errors.check_regular_file`),
     :class:`~alae_fast.errors.UserError` (a ValueError) naming the file when it is damaged (cut
     short, or an entry whose bytes no longer match their stored CRC-32), and whatever
     ``torch.load`` raises for a file that is no checkpoint."""
     p = Path(path)
     if p.is_dir():
         raise IsADirectoryError(f"checkpoint {str(p)!r} is a folder; give a ckpt-*.pt file")
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    check_regular_file(p, f"checkpoint {str(p)!r}", "; give a ckpt-*.pt file")
     damage = checkpoint_damage(p)
     if damage is not None:
         from ..errors import UserError  # imported here: see _why_unreadable
