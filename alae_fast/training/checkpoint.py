@@ -41,8 +41,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import check_regular_file
-
 __all__ = ["save_checkpoint", "list_checkpoints", "find_latest_checkpoint", "load_checkpoint", "checkpoint_damage",
            "capture_rng_state", "restore_rng_state"]
 
@@ -164,6 +162,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", weights_
     p = Path(path)
     if p.is_dir():
         raise IsADirectoryError(f"checkpoint {str(p)!r} is a folder; give a ckpt-*.pt file")
+    from ..errors import check_regular_file  # imported here: see _why_unreadable
+
     check_regular_file(p, f"checkpoint {str(p)!r}", "; give a ckpt-*.pt file")
     damage = checkpoint_damage(p)
     if damage is not None:
