@@ -155,8 +155,8 @@ class ALAEModel(nn.Module):
     w, z or a noise tensor; pixels beyond ±:data:`PIXEL_LIMIT` (4; pixels belong in [-1, 1]: a
     0..255 image is refused rather than encoded into nonsense); a w or z value beyond
     ±:data:`~alae_fast.limits.MAX_ABS_W` (1e4: an encoded or mapped w lies within about ±10,
-    and G's output overflows to NaN long before float32 does); a truncation cutoff outside
-    [1, num_ws]. Reading the values costs one reduction and, on an accelerator, one host sync
+    and G's output overflows to NaN long before float32 does); a negative truncation cutoff
+    (one of num_ws or more truncates every input, as the official code's fixed 8). Reading the values costs one reduction and, on an accelerator, one host sync
     per call, so they are read only on the user-facing path: ``native=True`` (the trainer's
     path, which feeds E and G its own values every step) checks types and shapes only, and so
     does ``decode`` of a w that requires grad while autograd records (a descent's iterate,
