@@ -337,3 +337,20 @@ def test_unfused_modulated_conv_is_the_fused_function(upsample, downsample, demo
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     xs, ss = x[:1, :, :6, :6].detach().requires_grad_(), s[:1].detach().requires_grad_()
     assert torch.autograd.gradgradcheck(lambda a, b: unfused(a, b), (xs, ss))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("upsample,downsample", [(False, False), (True, False), (False, True)])
+def test_modulated_conv_keeps_channels_last(fused, upsample, downsample):
+    # A channels_last generator stays channels_last through the layer, with the same values: the
+    # fused grouped convolution had returned a contiguous tensor, so every later layer ran
+    # contiguous (a trial's finding).
+    torch.manual_seed(4)
+    conv = ModulatedConv2d(8, 4, 3, 6, upsample=upsample, downsample=downsample, fused=fused).double()
+    x = torch.randn(2, 8, 16, 16, dtype=torch.float64)
+    s = torch.randn(2, 6, dtype=torch.float64)
+    xl = x.contiguous(memory_format=torch.channels_last)
+    y, yl = conv(x, s), conv(xl, s)
+    assert yl.is_contiguous(memory_format=torch.channels_last) and not yl.is_contiguous()
+    assert y.is_contiguous()
+    torch.testing.assert_close(yl, y, rtol=1e-12, atol=1e-12)

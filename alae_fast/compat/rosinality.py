@@ -292,7 +292,8 @@ class ModulatedConv2d(nn.Module):
     demodulate=True, upsample=False, downsample=False, blur_kernel=[1, 3, 3, 1], fused=True)``.
 
     forward(input [N, in, H, W], style [N, style_dim]) -> [N, out, H', W'] (H' = 2H when
-    upsampling, H/2 when downsampling). ``fused=True`` (default) runs per-sample weights as one
+    upsampling, H/2 when downsampling), in the input's memory format (contiguous or
+    channels_last). ``fused=True`` (default) runs per-sample weights as one
     grouped convolution; ``fused=False`` is rosinality's other path, the same function: the
     input is scaled by the style, convolved with the shared weight (one weight for the batch,
     less memory for large batches), and the output scaled by the demodulation coefficients.
@@ -336,6 +337,15 @@ class ModulatedConv2d(nn.Module):
     def forward(self, input: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         if not self.fused:
             return self._forward_unfused(input, style)
+        out = self._forward_fused(input, style)
+        # The grouped convolution needs the batch in its channels, which a channels_last input
+        # does not keep: without this every later layer of a channels_last generator would run
+        # contiguous (the unfused path, and ops.modulated_conv2d, keep the input's layout).
+        if input.is_contiguous(memory_format=torch.channels_last) and not input.is_contiguous():
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out
+
+    def _forward_fused(self, input: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         batch, in_channel, height, width = input.shape
         style = self.modulation(style).view(batch, 1, in_channel, 1, 1)
         weight = self.scale * self.weight * style
