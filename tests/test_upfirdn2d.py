@@ -362,6 +362,9 @@ def test_every_taps_factor_layout_exhaustive(taps, kind, dtype, device):
     (dict(down=[1, 2**40]), "down must be >= 1 and <= 65536"),
     (dict(padding=[0, 2**31, 0, 0]), "padding must be within"),
     (dict(padding=[-(2**62), 2**62, 0, 0]), "padding must be within"),
+    # each entry within its bound, the output past what a tensor can address
+    (dict(padding=[10**9] * 4), r"would take more bytes than a tensor can address"),
+    (dict(up=[65536, 65536], padding=[2**30] * 4), r"would take more bytes than a tensor can address"),
 ])
 @needs_kernel
 def test_absurd_arguments_are_rejected_not_overflowed(kwargs, match):
@@ -369,6 +372,19 @@ def test_absurd_arguments_are_rejected_not_overflowed(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         torch.ops.alae_fast.upfirdn2d(X, args["f"], args["up"], args["down"], args["padding"], False, 1.0)
+
+
+@pytest.mark.parametrize("call", ["upfirdn2d", "upsample2d", "filter2d"])
+def test_a_padding_whose_output_overflows_names_the_op(call):
+    # a trial's case: padding 10**9 is within the kernel's bound, its output is not addressable;
+    # refused before any kernel runs, naming the function called (torch had said "Storage size
+    # calculation overflowed" and nothing else)
+    x, f = torch.randn(2, 3, 8, 8), setup_filter([1, 3, 3, 1])
+    fn = {"upfirdn2d": lambda: upfirdn2d(x, f, padding=10**9), "upsample2d": lambda: upsample2d(x, f, padding=10**9),
+          "filter2d": lambda: filter2d(x, f, padding=10**9)}[call]
+    with pytest.raises(ValueError, match=rf"^{call}: the output \[2, 3, .*\] .* would take .* bytes, past what a "
+                                         rf"tensor can address \(2\*\*63\)$"):
+        fn()
 
 
 # --- gradients -------------------------------------------------------------------------------------

@@ -133,6 +133,13 @@ def _resolve(x, f, up, down, padding, flip_filter, gain, op):
             f"is [{oh}, {ow}] for x of shape {tuple(x.shape)}, filter {fh}x{fw}, up {[ux, uy]}, "
             f"down {[dx, dy]}, padding {[px0, px1, py0, py1]}"
             + ("" if op.startswith("upfirdn2d") else " (the padding given plus the filter's centring)"))
+    if isinstance(ow, int) and isinstance(oh, int) and not isinstance(x.shape[0], torch.SymInt):
+        # torch's own refusal of such a size is a RuntimeError about storage that names no argument
+        nbytes = x.shape[0] * x.shape[1] * oh * ow * x.element_size()
+        if nbytes >= 2 ** 63:
+            raise ValueError(f"{op}: the output [{x.shape[0]}, {x.shape[1]}, {oh}, {ow}] of up {[ux, uy]}, down "
+                             f"{[dx, dy]} and padding {[px0, px1, py0, py1]} would take {nbytes:.3g} bytes, past "
+                             f"what a tensor can address (2**63)")
     return f, [ux, uy], [dx, dy], [px0, px1, py0, py1], flip_filter, gain
 
 

@@ -72,6 +72,14 @@ UpFirDn2dPlan plan_upfirdn2d(const at::Tensor& x, const std::optional<at::Tensor
                     "(in*up + pad0 + pad1 - taps + down) // down, which is [", p.Ho, ", ", p.Wo,
                     "] for x of shape ", x.sizes(), ", filter ", p.fh, "x", p.fw, ", up ", up,
                     ", down ", down, ", padding ", padding);
+  // A padding within its bound can still make an output no tensor can address: said here, with
+  // the argument, rather than as torch's storage-size overflow.
+  int64_t nbytes = static_cast<int64_t>(x.element_size());
+  bool overflows = false;
+  for (const int64_t d : {p.N, p.C, p.Ho, p.Wo}) overflows |= __builtin_mul_overflow(nbytes, d, &nbytes);
+  TORCH_CHECK_VALUE(!overflows, "upfirdn2d: the output [", p.N, ", ", p.C, ", ", p.Ho, ", ", p.Wo, "] of up ", up,
+                    ", down ", down, " and padding ", padding, " would take more bytes than a tensor can address "
+                    "(2**63)");
   // channels_last is kept only where it is the tensor's real layout; everything else that is
   // not plain contiguous is copied to contiguous. alae_fast/ops/upfirdn2d.py's fake kernel
   // mirrors this rule.
