@@ -381,7 +381,7 @@ def test_a_candidate_left_out_by_quick_is_marked_and_listed(monkeypatch, capsys)
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("bias_act"))
     assert row.split()[-2:] == ["(--quick)", "\u2014"]  # compiled left out; copy: the case has none
-    assert "(--quick): a candidate of the case that this option left out" in out
+    assert "(--quick): that candidate was left out of this run by the option" in out
     assert (f"left out by --quick:\n  bias_act: the compiled candidate of 1 case ({why}); run "
             f"`alae-fast bench --ops bias_act` without --quick for it") in out
     assert report.main(["--device", "cpu", "--quick", "--list", "--ops", "bias_act"]) == 0
@@ -581,3 +581,15 @@ def test_the_official_load_case_has_its_time_target():
 
     load, decode = official.cases(torch.device("cpu"))
     assert load.targets == [TimeTarget("<= 10 s on the 2-core CPU", "fused", 10.0)] and not decode.targets
+
+
+def test_the_legend_says_which_way_the_contiguous_column_reads():
+    # a trial read contiguous/fused 0.42 as channels_last being faster: the legend says the way
+    from alae_fast.bench.harness import Case, Result
+    from alae_fast.bench.report import table_legend
+
+    case = Case("upfirdn2d", "fwd up2 channels_last, vs contiguous", {"fused": lambda: None}, torch.device("cpu"))
+    legend = table_legend([Result(case, {"fused": 1e-3}, {"contiguous": 0.5})], "-")
+    assert "contiguous/fused: the same op on the same values stored contiguous; below 1, the case's layout costs " \
+           "1/x the contiguous time (0.5: twice as long)" in legend
+    assert "contiguous/fused" not in table_legend([Result(case, {"fused": 1e-3}, {})], "-")

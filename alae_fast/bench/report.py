@@ -244,11 +244,15 @@ def table_legend(results: list[Result], na: str) -> str:
     lines = []
     options = sorted({lo.option for r in results for c, lo in r.case.left_out.items() if c not in r.ratios})
     if options:
-        lines.append(f"{', '.join(f'({o})' for o in options)}: a candidate of the case that this option left out "
-                     f"of the run")
+        lines.append(f"{', '.join(f'({o})' for o in options)}: that candidate was left out of this run by the "
+                     f"option")
     if any(c not in r.ratios and c not in r.case.left_out for r in results for c in COLUMNS):
         lines.append(f"{na}: the case has no such candidate, or its ratio does not apply there (copy_ is the "
                      f"roofline of one forward pass: none beside forward+backward)")
+    if any("contiguous" in r.ratios for r in results):
+        # a ratio of another op's time to the fused one reads the other way round here
+        lines.append("contiguous/fused: the same op on the same values stored contiguous; below 1, the case's "
+                     "layout costs 1/x the contiguous time (0.5: twice as long)")
     return "\n".join(lines)
 
 
