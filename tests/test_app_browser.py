@@ -1030,6 +1030,7 @@ def test_a_model_without_noise_inputs_offers_no_noise_mode(page, noisy_page, tmp
     has noise inputs: the select is there, and the sample says its mode."""
     assert page.evaluate("window.alae.info.noise_inputs") is False
     assert page.locator("#noise-label").is_hidden() and page.locator("#noise").is_hidden()
+    assert "noise mode" not in page.inner_text("footer")  # nor does the footer speak of one
     page.fill("#seed", "6")
     page.evaluate("window.alae.generated = null")
     page.click("#generate")
@@ -1040,6 +1041,7 @@ def test_a_model_without_noise_inputs_offers_no_noise_mode(page, noisy_page, tmp
     pg = noisy_page
     assert pg.evaluate("window.alae.info.noise_inputs") is True
     assert pg.is_visible("#noise-label") and pg.is_visible("#noise")
+    assert "(per its noise mode)" in pg.inner_text("footer")
     pg.select_option("#noise", "random")
     pg.fill("#seed", "6")
     pg.click("#generate")

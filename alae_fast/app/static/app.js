@@ -157,6 +157,7 @@ async function loadInfo() {
   // an MLP ALAE's G has no noise inputs: every mode draws the same picture, so there is no
   // choice to offer (the CLI refuses --noise-mode there). A server without the field has noise.
   $("noise-label").hidden = info.noise_inputs === false;
+  $("footer-noise").hidden = info.noise_inputs === false;
   // mixing swaps style inputs between A and B: with one input there is nothing to swap (the
   // server refuses /api/mix), and the card's title names only what the card holds
   const mixes = info.num_ws >= 2;
