@@ -82,7 +82,9 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
         cfg = models["fused"].config
         lod, batch = cfg.max_lod, 32
         ws = torch.randn(batch, cfg.latent_size, generator=gen).to(device)
-        x = torch.randn(batch, cfg.channels, cfg.resolution, cfg.resolution, generator=gen).to(device)
+        # pixels in [-1, 1], as images are: the model's encode refuses values beyond ±4, which
+        # a randn batch of this size holds
+        x = (torch.rand(batch, cfg.channels, cfg.resolution, cfg.resolution, generator=gen) * 2 - 1).to(device)
         label = f"{tag} lod {lod} batch {batch}"
         out.append(Case(OP, f"G fwd {label}", {k: _g_forward(m, ws, lod) for k, m in models.items()}, device))
         out.append(Case(OP, f"E fwd {label}", {k: _e_forward(m, x, lod) for k, m in models.items()}, device))
