@@ -53,3 +53,26 @@ def test_each_filtered_lrelu_case_runs_its_own_shape(monkeypatch):
         assert fwd.candidates["copy"]().shape == shape
         gx, gb = fwd_bwd.candidates["fused"]()
         assert gx.shape == shape and gb.shape == (shape[1],)
+
+
+def test_every_candidate_of_the_quick_model_cases_runs():
+    # The model cases feed E images; when the models began refusing pixels beyond ±4, the E and
+    # R1 cases (fed torch.randn images) raised, and only running them shows it.
+    import alae_fast.bench.alae_models as bench_models
+    import alae_fast.bench.upfirdn2d as bench_upfirdn2d
+    import alae_fast.bench.bias_act as bench_bias_act
+
+    cases = bench_models.cases(torch.device("cpu"), quick=True, compile=False)
+    assert len(cases) == 3
+    for case in cases:
+        for name, run in case.candidates.items():
+            run()
+    # and the channels_last cases added with a contiguous column: the same values either way
+    for module in (bench_upfirdn2d, bench_bias_act):
+        layout = [c for c in module.cases(torch.device("cpu"), quick=False, compile=False)
+                  if c.name.endswith("vs contiguous")]
+        assert layout
+        for case in layout[:1]:
+            out, contiguous = case.candidates["fused"](), case.candidates["contiguous"]()
+            assert out.is_contiguous(memory_format=torch.channels_last) and contiguous.is_contiguous()
+            torch.testing.assert_close(out, contiguous)
