@@ -335,6 +335,31 @@ def test_empty_batch():
     assert adain(x, torch.randn(0, 3), torch.randn(0, 3)).shape == x.shape
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 0, 4), (2, 3, 4, 0)])
+def test_empty_planes_double_backward_matches_reference(shape):
+    # H or W = 0: the statistics are NaN (the mean of no values), but every gradient of a row
+    # input (style_scale, style_bias, bias, noise_weight) is a sum over no values: 0 at first and
+    # second order, as PyTorch's autograd gives it on adain_ref. The double backward's row
+    # gradients had been 0 * NaN = NaN for style_scale.
+    N, C, H, W = shape
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(s, generator=g, dtype=torch.float64) for s in
+              (shape, (N, C), (N, C), (C,), (N, 1, H, W), (C,))]
+    results = []
+    for fn in (adain, adain_ref):
+        ts = [t.clone().requires_grad_() for t in inputs]
+        y = fn(ts[0], ts[1], ts[2], bias=ts[3], noise=ts[4], noise_weight=ts[5])
+        first = torch.autograd.grad(y.square().sum(), ts, create_graph=True)
+        second = torch.autograd.grad(sum(t.square().sum() for t in first if t.requires_grad), ts, allow_unused=True)
+        results.append((first, second))
+    for got, want in zip(results[0], results[1]):
+        for a, b in zip(got, want):
+            if b is None:
+                assert a is None or not a.any()
+            else:
+                torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(x=torch.randn(2, 3, 4)), "x must be 4-D"),
     (dict(style_scale=torch.randn(3, 3)), "style_scale must have shape"),

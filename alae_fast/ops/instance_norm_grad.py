@@ -207,6 +207,13 @@ def in_grad_vjp(m: MapInputs, dz_cot, sum_gy_cot, sum_gy_xhat_cot, act: str, alp
         MapGrads of the gradients (computation dtype; None where not needed).
     """
     L = m.z.shape[2] * m.z.shape[3]
+    if L == 0:
+        # Planes of no values: every sum over a plane is 0 and every per-element gradient empty.
+        # The statistics are NaN there (the mean of no values), and 0 * NaN or 0 / L would turn
+        # the row gradients (style_scale's, the statistics') NaN where PyTorch's autograd gives 0.
+        zero_row, zero_el = torch.zeros_like(m.mean), torch.zeros_like(m.z)
+        return MapGrads(**{f: (zero_el if f in ("gy", "z") else zero_row) if need else None
+                           for f, need in needs._asdict().items()})
     inv_std = 1.0 / m.std
     scale = inv_std if m.sigma is None else m.sigma * inv_std
     xhat = (_act_ref(m.z, act, alpha) - _row(m.mean)) * _row(inv_std)
