@@ -200,3 +200,13 @@ def test_output_size_check_refuses_exactly_what_cannot_be_computed():
             accepted += 1
             assert y.shape[0] == 1 and y.shape[1] == 3 and min(y.shape[2:]) >= 1
     assert accepted > 50 and refused > 50
+
+
+@pytest.mark.parametrize("up, down", [(1, 1), (2, 1), (1, 2)])
+@pytest.mark.parametrize("x_channels, w_shape", [(0, (2, 0, 3, 3)), (4, (0, 4, 3, 3))])
+def test_zero_channels_are_named(up, down, x_channels, w_shape):
+    # F.conv2d gives x without channels 0 output channels (not C_out channels of zeros), and
+    # refuses a w without output channels with a RuntimeError about groups: both named here.
+    x = torch.randn(1, x_channels, 8, 8)
+    with pytest.raises(ValueError, match=r"conv2d_resample: w must have at least one output and one input channel"):
+        conv2d_resample(x, torch.randn(w_shape), f=setup_filter([1, 3, 3, 1]), up=up, down=down, padding=1)

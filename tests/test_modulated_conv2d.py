@@ -359,3 +359,17 @@ def test_empty_batch(fused_modconv, impl):
         assert y.shape == (0, 3, 16, 16)
         gw, gs = torch.autograd.grad(y.sum(), (weight, styles))
         assert gw.shape == weight.shape and not gw.any() and gs.shape == (0, 4)
+
+
+@pytest.mark.parametrize("fused_modconv", [True, False])
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+@pytest.mark.parametrize("x_shape, w_shape, match", [
+    ((2, 0, 8, 8), (3, 0, 3, 3), r"x must have at least one input channel"),   # torch: a RuntimeError about a view
+    ((2, 4, 8, 8), (0, 4, 3, 3), r"weight must have at least one output channel"),  # torch: one about groups
+])
+def test_zero_channels_are_named(fused_modconv, impl, x_shape, w_shape, match):
+    x, weight = torch.randn(x_shape), torch.randn(w_shape)
+    styles = torch.randn(x_shape[0], x_shape[1])
+    for fn in ((lambda *a, **k: modulated_conv2d(*a, impl=impl, **k)), modulated_conv2d_ref):
+        with pytest.raises(ValueError, match=match):
+            fn(x, weight, styles, padding=1, fused_modconv=fused_modconv)

@@ -54,6 +54,11 @@ def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
     check_factors(op, up=up, down=down, groups=groups)
     flip_weight, flip_filter = check_bool(flip_weight, "flip_weight", op), check_bool(flip_filter, "flip_filter", op)
     out_channels, in_per_group = w.shape[:2]
+    # Without channels torch's convolutions either refuse (no output channels: a RuntimeError about
+    # groups) or silently return 0 channels instead of C_out channels of zeros (no input channels).
+    if out_channels == 0 or in_per_group == 0:
+        raise ValueError(f"{op}: w must have at least one output and one input channel; got w of shape "
+                         f"{tuple(w.shape)} for x of shape {tuple(x.shape)}")
     if x.shape[1] != in_per_group * groups or out_channels % groups != 0:
         raise ValueError(f"{op}: w of shape {tuple(w.shape)} with groups={groups} needs x with "
                          f"{in_per_group * groups} channels and C_out divisible by groups; "

@@ -172,6 +172,14 @@ def _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demod
                          f"got weight of shape {tuple(weight.shape)}")
     if styles.ndim != 2 or styles.shape[0] != N or styles.shape[1] != I:
         raise ValueError(f"{op}: styles must have shape [N, I] = [{N}, {I}] to match x; got {tuple(styles.shape)}")
+    # torch's convolutions refuse a weight without output channels (a RuntimeError about "groups"),
+    # and give no channel to an input without input channels where zeros are due: named here instead.
+    if I == 0:
+        raise ValueError(f"{op}: x must have at least one input channel (x.shape[1] = I >= 1); got x of shape "
+                         f"{tuple(x.shape)}")
+    if weight.shape[0] == 0:
+        raise ValueError(f"{op}: weight must have at least one output channel (weight.shape[0] = O >= 1); got "
+                         f"weight of shape {tuple(weight.shape)}")
     check_same(weight, "weight", x, op, dtype=False)
     check_same(styles, "styles", x, op, dtype=False)
     if styles.dtype != weight.dtype:
