@@ -354,3 +354,19 @@ def test_modulated_conv_keeps_channels_last(fused, upsample, downsample):
     assert yl.is_contiguous(memory_format=torch.channels_last) and not yl.is_contiguous()
     assert y.is_contiguous()
     torch.testing.assert_close(yl, y, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("upsample,downsample", [(False, False), (True, False), (False, True)])
+def test_modulated_conv_empty_batch(fused, upsample, downsample):
+    # N = 0: the fused path's grouped convolution would take groups=0, which torch refuses
+    # ("non-positive groups is not supported"); the layer gives the empty output, and its
+    # parameters their (zero) gradients, as the unfused path does.
+    conv = ModulatedConv2d(3, 4, 3, 5, upsample=upsample, downsample=downsample, fused=fused)
+    x, s = torch.randn(0, 3, 8, 8, requires_grad=True), torch.randn(0, 5, requires_grad=True)
+    y = conv(x, s)
+    side = 16 if upsample else 4 if downsample else 8
+    assert y.shape == (0, 4, side, side)
+    grads = torch.autograd.grad(y.sum(), [x, s, conv.weight], allow_unused=True)
+    assert grads[0].shape == x.shape and grads[1].shape == s.shape
+    assert grads[2] is None or not grads[2].any()

@@ -335,7 +335,9 @@ class ModulatedConv2d(nn.Module):
         self.fused = fused
 
     def forward(self, input: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        if not self.fused:
+        if not self.fused or input.shape[0] == 0:
+            # a batch of 0 would make the fused path's grouped convolution groups=0, which torch
+            # refuses ("non-positive groups"); the unfused path computes the same (empty) result
             return self._forward_unfused(input, style)
         out = self._forward_fused(input, style)
         # The grouped convolution needs the batch in its channels, which a channels_last input
