@@ -481,6 +481,35 @@ def test_bad_arguments(impl, kwargs, exc, match):
         fn(**args)
 
 
+@pytest.mark.parametrize("impl", ["auto", "ref"])
+@pytest.mark.parametrize("kwargs,match", [
+    # past upfirdn2d's bounds the kernels' int64 geometry overflowed: a padding of 2**62 was refused
+    # as one that "leaves no output", one of 2**40 and an up of 2**40 by torch ("Storage size
+    # calculation overflowed"), naming no argument
+    (dict(padding=[0, 0, 2 ** 62, 2 ** 62]), r"padding must be within \[-1073741824, 1073741824\]"),
+    (dict(padding=2 ** 40), r"padding must be within"),
+    (dict(up=2 ** 40), r"up and down must be <= 65536"),
+    (dict(down=2 ** 17), r"up and down must be <= 65536"),
+    # within them, an output no tensor can address is named too
+    (dict(padding=2 ** 30), r"the output of x of shape \(2, 2, 4, 4\).*past what a tensor can address"),
+])
+def test_sizes_past_the_bounds_are_named(impl, kwargs, match):
+    args = dict(x=torch.randn(2, 2, 4, 4), up=1, down=1, padding=0)
+    args.update(kwargs)
+    fn = filtered_lrelu if impl == "auto" else filtered_lrelu_ref
+    with pytest.raises(ValueError, match=match):
+        fn(**args)
+
+
+@needs_kernel
+def test_op_checks_the_bounds():
+    x = torch.randn(1, 1, 4, 4)
+    with pytest.raises(ValueError, match=r"filtered_lrelu: padding must be within"):
+        torch.ops.alae_fast.filtered_lrelu(x, None, None, None, 1, 1, [0, 0, 2 ** 62, 2 ** 62], 1.0, 0.2, None, False)
+    with pytest.raises(ValueError, match=r"filtered_lrelu: up must be >= 1 and <= 65536"):
+        torch.ops.alae_fast.filtered_lrelu(x, None, None, None, 2 ** 40, 1, [0, 0, 0, 0], 1.0, 0.2, None, False)
+
+
 def test_bad_impl():
     with pytest.raises(ValueError, match="impl must be"):
         filtered_lrelu(torch.randn(1, 1, 2, 2), impl="cuda")

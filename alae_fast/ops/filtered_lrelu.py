@@ -36,6 +36,8 @@ from .bias_act import _bias_act_ref
 from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
 _SQRT2 = math.sqrt(2.0)
+_MAX_FACTOR = 2 ** 16  # as upfirdn2d's kMaxFactor and kMaxPad (csrc/ops/upfirdn2d.cpp)
+_MAX_PAD = 2 ** 30
 
 
 def _geometry(H, W, fu, fd, up, down, padding):
@@ -67,6 +69,13 @@ def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, o
         check_same(b, "b", x, op)
     check_factors(op, up=up, down=down)
     padding = _parse_padding(padding, op)
+    # upfirdn2d's bounds (csrc/ops/upfirdn2d.cpp), far beyond any use: past them the kernels'
+    # int64 geometry overflowed (a padding of 2**62 was refused as one that "leaves no output")
+    # and torch's allocator, not this op, refused the rest without naming an argument.
+    if up > _MAX_FACTOR or down > _MAX_FACTOR:
+        raise ValueError(f"{op}: up and down must be <= {_MAX_FACTOR}; got up {up}, down {down}")
+    if any(isinstance(p, int) and abs(p) > _MAX_PAD for p in padding):
+        raise ValueError(f"{op}: padding must be within [-{_MAX_PAD}, {_MAX_PAD}]; got {list(padding)}")
     gain = check_real(gain, "gain", op)
     slope = check_real(slope, "slope", op)
     clamp = check_real(clamp, "clamp", op, none_ok=True, inf_ok=True)
@@ -79,6 +88,15 @@ def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, o
             f"{op}: padding leaves no output: the upsampled size (in*up + pad0 + pad1 - fu_taps + 1) is "
             f"[{uh}, {uw}] and the output size (upsampled - fd_taps + down) // down is [{oh}, {ow}] for x of "
             f"shape {tuple(x.shape)}, up {up}, down {down}, padding {list(padding)}; each must be >= 1")
+    if all(isinstance(v, int) for v in (uh, uw, oh, ow, *x.shape)):
+        # the output, and the 2-bit state of every upsampled sample: torch's own refusal of such a
+        # size is a RuntimeError about storage that names no argument
+        for what, nbytes in (("output", x.shape[0] * x.shape[1] * oh * ow * x.element_size()),
+                             ("upsampled plane's 2-bit state", x.shape[0] * x.shape[1] * ((uh * uw + 3) // 4))):
+            if nbytes >= 2 ** 63:
+                raise ValueError(f"{op}: the {what} of x of shape {tuple(x.shape)} with up {up}, down {down} and "
+                                 f"padding {list(padding)} would take {nbytes:.3g} bytes, past what a tensor can "
+                                 f"address (2**63)")
     return fu, fd, list(padding), gain, slope, clamp, flip_filter
 
 

@@ -49,10 +49,16 @@ FilteredLreluPlan plan_filtered_lrelu(const char* op, int64_t N, int64_t C, int6
                                       const std::optional<at::Tensor>& fd, int64_t up, int64_t down,
                                       at::IntArrayRef padding, double gain, double slope,
                                       std::optional<double> clamp, bool flip_filter) {
-  TORCH_CHECK_VALUE(up >= 1, op, ": up must be >= 1; got ", up);
-  TORCH_CHECK_VALUE(down >= 1, op, ": down must be >= 1; got ", down);
+  // upfirdn2d's bounds (csrc/ops/upfirdn2d.cpp): within them the int64 geometry below cannot overflow
+  constexpr int64_t kMaxFactor = int64_t(1) << 16, kMaxPad = int64_t(1) << 30;
+  TORCH_CHECK_VALUE(up >= 1 && up <= kMaxFactor, op, ": up must be >= 1 and <= ", kMaxFactor, "; got ", up);
+  TORCH_CHECK_VALUE(down >= 1 && down <= kMaxFactor, op, ": down must be >= 1 and <= ", kMaxFactor, "; got ", down);
   TORCH_CHECK_VALUE(padding.size() == 4, op, ": padding must be [x0, x1, y0, y1]; got ", padding.size(),
                     " values");
+  for (const int64_t v : padding) {
+    TORCH_CHECK_VALUE(v >= -kMaxPad && v <= kMaxPad, op, ": padding must be within [-", kMaxPad, ", ", kMaxPad,
+                      "]; got ", padding);
+  }
   TORCH_CHECK_VALUE(std::isfinite(gain), op, ": gain must be finite; got ", gain);
   TORCH_CHECK_VALUE(std::isfinite(slope), op, ": slope must be finite; got ", slope);
   FilteredLreluPlan p;
