@@ -37,7 +37,8 @@ def _fwd_bwd(fn, ins, gy):
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
     """adain fwd and fwd+bwd (contiguous and channels_last float32, plus bfloat16) and
     instance_norm_stats fwd+bwd; candidates fused, ref, compiled (unless not ``compile``) and,
-    for fwd, copy."""
+    for fwd, copy. Unless ``quick``, channels_last cases at few channels whose third candidate,
+    ``contiguous``, is the fused op on the same values stored contiguous."""
     out = []
     left_out = {} if compile else {"compiled": NO_COMPILE}
     gen = torch.Generator(device="cpu").manual_seed(0)
@@ -94,4 +95,23 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
             cand["compiled"] = ins_fb(torch.compile(instance_norm_stats_ref, dynamic=False))
         out.append(Case("instance_norm_stats", f"fwd+bwd {'x'.join(map(str, shape))} float32", cand, device,
                         left_out=left_out))
+    # No target: channels_last against the same values contiguous at few channels: an RGB image
+    # and photos-32's 8 feature maps at 32x32, where the CPU kernels' loop over a pixel's
+    # channels had run scalar (31-42x the contiguous time for RGB, 2.5-3x for 8 maps), and 32
+    # maps at 64x64.
+    for shape in ([] if quick else [(8, 3, 256, 256), (32, 8, 32, 32), (16, 32, 64, 64)]):
+        ins = _inputs(shape, device, torch.float32, gen, requires_grad=True)
+        cl = [ins[0].detach().contiguous(memory_format=torch.channels_last).requires_grad_(), *ins[1:]]
+        gy = torch.randn(shape, generator=gen).to(device)
+        gyl = gy.contiguous(memory_format=torch.channels_last)
+        label = f"{'x'.join(map(str, shape))} float32 channels_last, vs contiguous"
+        cand = {"fused": _fwd(adain, cl), "ref": _fwd(adain_ref, cl), "contiguous": _fwd(adain, ins)}
+        out.append(Case("adain", f"fwd {label}", cand, device))
+        cand = {"fused": _fwd_bwd(adain, cl, gyl), "ref": _fwd_bwd(adain_ref, cl, gyl),
+                "contiguous": _fwd_bwd(adain, ins, gy)}
+        out.append(Case("adain", f"fwd+bwd {label}", cand, device))
+        xl = cl[0]
+        cand = {"fused": lambda xl=xl: instance_norm_stats(xl), "ref": lambda xl=xl: instance_norm_stats_ref(xl),
+                "contiguous": lambda x=ins[0]: instance_norm_stats(x)}
+        out.append(Case("instance_norm_stats", f"fwd {label}", cand, device))
     return out

@@ -32,18 +32,21 @@ struct RowOutputs {
   acc_t* szn;  // sum(dz * noise); written only with noise
 };
 
-// Rows [lo, hi) of NCHW x. buf holds 2L values: act(z) - mean, then act'(z) (pass 1 computes
-// both, pass 2 only reads them); a linear activation needs only the first half.
+// Rows [lo, hi) of NCHW x, in blocks of at most kRowBlock values (adain_engine.h) whose sums
+// are added in double. buf holds two blocks: act(z) - mean, then act'(z) (pass 1 computes both;
+// pass 2 reads them when the row is one block and recomputes them block by block otherwise);
+// a linear activation needs only the first.
 template <typename scalar_t, int ACT, bool NOISE>
 AF_ALWAYS_INLINE void bwd_nchw_body(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g,
                                     int64_t lo, int64_t hi, scalar_t* dz,
                                     const RowOutputs<at::opmath_type<scalar_t>>& out,
                                     at::opmath_type<scalar_t>* buf) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t L = in.L, C = in.C;
+  const int64_t L = in.L, C = in.C, B = std::min(L, kRowBlock);
   const acc_t Lf = static_cast<acc_t>(L), alpha = in.alpha;
+  const bool one_block = L <= kRowBlock;
   acc_t* AF_RESTRICT xc_buf = buf;
-  acc_t* AF_RESTRICT d1_buf = buf + L;
+  acc_t* AF_RESTRICT d1_buf = buf + B;
   int64_t n = lo / C, c = lo % C;
   for (int64_t r = lo; r < hi; ++r, (++c == C ? (c = 0, ++n) : 0)) {
     const scalar_t* AF_RESTRICT xr = in.x + r * L;
@@ -51,100 +54,164 @@ AF_ALWAYS_INLINE void bwd_nchw_body(const Inputs<scalar_t>& in, const GradInputs
     const scalar_t* AF_RESTRICT gr = g.gy + r * L;
     const acc_t nw = in.nw_of(c), b = in.bias_of(c);
     const acc_t mu = g.mean[r], rstd = acc_t(1) / g.std[r];
-    for (int64_t i = 0; i < L; ++i) {
-      const acc_t z = z_of<NOISE>(xr[i], NOISE ? nr[i] : scalar_t(0), nw, b);
-      xc_buf[i] = act_eval<ACT, 0>(z, alpha) - mu;
-      if constexpr (ACT != kLinear) d1_buf[i] = act_eval<ACT, 1>(z, alpha);
+    // One block: the old plain loops over the whole row, from 0 (the blocked form, used for
+    // every row, had made 256 x 256 planes slower). Longer rows: block by block, recomputed in
+    // the second pass, sums added in double.
+    const int64_t nb = one_block ? 1 : (L + kRowBlock - 1) / kRowBlock;
+    double wg = 0, wgx = 0, wz = 0, wzn = 0;
+    for (int64_t q = 0; q < nb; ++q) {
+      const int64_t b0 = q * kRowBlock, e = std::min(kRowBlock, L - b0);
+      const scalar_t* AF_RESTRICT xq = xr + b0;
+      const scalar_t* AF_RESTRICT nq = NOISE ? nr + b0 : nullptr;
+      for (int64_t i = 0; i < e; ++i) {
+        const acc_t z = z_of<NOISE>(xq[i], NOISE ? nq[i] : scalar_t(0), nw, b);
+        xc_buf[i] = act_eval<ACT, 0>(z, alpha) - mu;
+        if constexpr (ACT != kLinear) d1_buf[i] = act_eval<ACT, 1>(z, alpha);
+      }
+      acc_t sgb, sgxcb;
+      sum_and_dot_as(gr + b0, xc_buf, e, sgb, sgxcb);
+      wg += sgb;
+      wgx += sgxcb;
     }
-    acc_t sg, sgxc;
-    sum_and_dot_as(gr, xc_buf, L, sg, sgxc);
-    const acc_t sgx = sgxc * rstd;
+    const acc_t sg = static_cast<acc_t>(wg), sgx = static_cast<acc_t>(wgx) * rstd;
     const RowGradCoefs<acc_t> k = row_grad_coefs(rstd, in.sigma_of(r), sg, sgx, g.gm_of(r), g.gs_of(r), Lf);
     const acc_t A = k.A, Br = k.B * rstd, D = k.D;
-    scalar_t* AF_RESTRICT dr = dz + r * L;
-    // dz in the computation dtype replaces xc in the buffer, for the sums below.
-    for (int64_t i = 0; i < L; ++i) {
-      acc_t d = A * static_cast<acc_t>(gr[i]) + Br * xc_buf[i] + D;
-      if constexpr (ACT != kLinear) d = chain_d1<ACT>(d1_buf[i], d);
-      xc_buf[i] = d;
-      dr[i] = static_cast<scalar_t>(d);
+    for (int64_t q = 0; q < nb; ++q) {
+      const int64_t b0 = q * kRowBlock, e = std::min(kRowBlock, L - b0);
+      const scalar_t* AF_RESTRICT xq = xr + b0;
+      const scalar_t* AF_RESTRICT nq = NOISE ? nr + b0 : nullptr;
+      const scalar_t* AF_RESTRICT gq = gr + b0;
+      scalar_t* AF_RESTRICT dq = dz + r * L + b0;
+      if (!one_block) {
+        for (int64_t i = 0; i < e; ++i) {
+          const acc_t z = z_of<NOISE>(xq[i], NOISE ? nq[i] : scalar_t(0), nw, b);
+          xc_buf[i] = act_eval<ACT, 0>(z, alpha) - mu;
+          if constexpr (ACT != kLinear) d1_buf[i] = act_eval<ACT, 1>(z, alpha);
+        }
+      }
+      // dz in the computation dtype replaces xc in the buffer, for the sums below.
+      for (int64_t i = 0; i < e; ++i) {
+        acc_t d = A * static_cast<acc_t>(gq[i]) + Br * xc_buf[i] + D;
+        if constexpr (ACT != kLinear) d = chain_d1<ACT>(d1_buf[i], d);
+        xc_buf[i] = d;
+        dq[i] = static_cast<scalar_t>(d);
+      }
+      acc_t sz, szn = 0;
+      if constexpr (NOISE) sum_and_dot_as(xc_buf, nq, e, sz, szn);
+      else sum_and_dot_as(xc_buf, xc_buf, e, sz, szn);
+      wz += sz;
+      wzn += szn;
     }
-    acc_t sz, szn = 0;
-    if constexpr (NOISE) sum_and_dot_as(xc_buf, nr, L, sz, szn);
-    else sum_and_dot_as(xc_buf, xc_buf, L, sz, szn);
     out.sg[r] = sg;
     out.sgx[r] = sgx;
-    out.sz[r] = sz;
-    if constexpr (NOISE) out.szn[r] = szn;
+    out.sz[r] = static_cast<acc_t>(wz);
+    if constexpr (NOISE) out.szn[r] = static_cast<acc_t>(wzn);
   }
 }
 
-// channels_last x, streamed in memory order as in the forward: pixels [p0, p1) of sample n.
-// Pass 1 adds the chunk's sum(gy), sum(gy * (a - mean)) into sg, sgxc ([C]); pass 2 writes dz
-// (recomputing z) and adds the chunk's sum(dz), sum(dz * noise) into sz, szn. mu, A, Br, D are
-// sample n's [C] coefficients; nw, b are [C].
-template <typename scalar_t, int ACT, bool NOISE>
+// The loops of one group of m pixels (adain_engine.h), as in the forward (adain.cpp): with SP
+// one flat loop over m * C lanes, else m loops over the C channels with the pixel's noise;
+// functions with restrict parameters, not lambdas, so that they vectorize.
+template <int ACT, bool NOISE, bool SP, typename acc_t>
+AF_ALWAYS_INLINE void bwd_group_sums(int64_t m, int64_t C, const acc_t* AF_RESTRICT xg, const acc_t* AF_RESTRICT ng,
+                                     const acc_t* AF_RESTRICT gg, const acc_t* AF_RESTRICT nwr,
+                                     const acc_t* AF_RESTRICT br, const acc_t* AF_RESTRICT mur, acc_t alpha,
+                                     acc_t* AF_RESTRICT a1, acc_t* AF_RESTRICT a2) {
+  auto one = [alpha](acc_t x, acc_t nv, acc_t g, acc_t nw, acc_t b, acc_t mu, acc_t& s1, acc_t& s2) AF_LAMBDA_INLINE {
+    const acc_t a = act_eval<ACT, 0>(z_of<NOISE>(x, nv, nw, b), alpha);
+    s1 += g;
+    s2 += g * (a - mu);
+  };
+  if constexpr (SP) {
+    const int64_t e = m * C;
+    for (int64_t i = 0; i < e; ++i) one(xg[i], NOISE ? ng[i] : acc_t(0), gg[i], nwr[i], br[i], mur[i], a1[i], a2[i]);
+  } else {
+    for (int64_t q = 0; q < m; ++q) {
+      const acc_t nv = NOISE ? ng[q] : acc_t(0);
+      const acc_t* AF_RESTRICT xq = xg + q * C;
+      const acc_t* AF_RESTRICT gq = gg + q * C;
+      for (int64_t c = 0; c < C; ++c) one(xq[c], nv, gq[c], nwr[c], br[c], mur[c], a1[c], a2[c]);
+    }
+  }
+}
+
+template <int ACT, bool NOISE, bool SP, typename acc_t>
+AF_ALWAYS_INLINE void bwd_group_dz(int64_t m, int64_t C, const acc_t* AF_RESTRICT xg, const acc_t* AF_RESTRICT ng,
+                                   const acc_t* AF_RESTRICT gg, const acc_t* AF_RESTRICT nwr,
+                                   const acc_t* AF_RESTRICT br, const acc_t* AF_RESTRICT mur,
+                                   const acc_t* AF_RESTRICT Ar, const acc_t* AF_RESTRICT Brr,
+                                   const acc_t* AF_RESTRICT Dr, acc_t alpha, acc_t* AF_RESTRICT dg,
+                                   acc_t* AF_RESTRICT a1, acc_t* AF_RESTRICT a2) {
+  auto one = [alpha](acc_t x, acc_t nv, acc_t g, acc_t nw, acc_t b, acc_t mu, acc_t A, acc_t B, acc_t D, acc_t& out,
+                     acc_t& s1, acc_t& s2) AF_LAMBDA_INLINE {
+    const acc_t z = z_of<NOISE>(x, nv, nw, b);
+    const acc_t da = A * g + B * (act_eval<ACT, 0>(z, alpha) - mu) + D;
+    const acc_t d = chain_d1<ACT>(act_eval<ACT, 1>(z, alpha), da);
+    out = d;
+    s1 += d;
+    if constexpr (NOISE) s2 += d * nv;
+  };
+  if constexpr (SP) {
+    const int64_t e = m * C;
+    for (int64_t i = 0; i < e; ++i)
+      one(xg[i], NOISE ? ng[i] : acc_t(0), gg[i], nwr[i], br[i], mur[i], Ar[i], Brr[i], Dr[i], dg[i], a1[i], a2[i]);
+  } else {
+    for (int64_t q = 0; q < m; ++q) {
+      const acc_t nv = NOISE ? ng[q] : acc_t(0);
+      const acc_t* AF_RESTRICT xq = xg + q * C;
+      const acc_t* AF_RESTRICT gq = gg + q * C;
+      acc_t* AF_RESTRICT dq = dg + q * C;
+      for (int64_t c = 0; c < C; ++c)
+        one(xq[c], nv, gq[c], nwr[c], br[c], mur[c], Ar[c], Brr[c], Dr[c], dq[c], a1[c], a2[c]);
+    }
+  }
+}
+
+// channels_last x, streamed in memory order as in the forward, a group of pixels at a time:
+// pixels [p0, p1) of sample n. Pass 1 adds the chunk's sum(gy), sum(gy * (a - mean)) into sg,
+// sgxc ([C]); pass 2 writes dz (recomputing z) and adds the chunk's sum(dz), sum(dz * noise)
+// into sz, szn. nwr, br and sample n's mur, Ar, Brr, Dr are [lg.lanes]: per-channel values,
+// repeated over a group when spread. acc holds 2 * lanes partial sums; xb, gb, nb (span each)
+// a group's x, gy and noise in the computation dtype, db its dz before narrowing.
+template <typename scalar_t, int ACT, bool NOISE, typename acc_t = at::opmath_type<scalar_t>>
 AF_ALWAYS_INLINE void bwd_nhwc_pass1(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g,
-                                     int64_t n, int64_t p0, int64_t p1,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT nw,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT b,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT mu,
-                                     at::opmath_type<scalar_t>* AF_RESTRICT sg,
-                                     at::opmath_type<scalar_t>* AF_RESTRICT sgxc) {
-  using acc_t = at::opmath_type<scalar_t>;
-  const int64_t C = in.C, L = in.L;
+                                     const LaneGroups& lg, int64_t n, int64_t p0, int64_t p1, const acc_t* nwr,
+                                     const acc_t* br, const acc_t* mur, acc_t* acc, acc_t* xb, acc_t* gb,
+                                     acc_t* nb, acc_t* sg, acc_t* sgxc) {
+  const int64_t C = in.C, L = in.L, lanes = lg.lanes;
   const acc_t alpha = in.alpha;
-  const scalar_t* AF_RESTRICT xn = in.x + n * L * C;
-  const scalar_t* AF_RESTRICT gn = g.gy + n * L * C;
-  const scalar_t* AF_RESTRICT nn = NOISE ? in.noise + n * L : nullptr;
-  for (int64_t c = 0; c < C; ++c) sg[c] = sgxc[c] = 0;
-  for (int64_t p = p0; p < p1; ++p) {
-    const scalar_t* AF_RESTRICT xp = xn + p * C;
-    const scalar_t* AF_RESTRICT gp = gn + p * C;
-    const scalar_t nv = NOISE ? nn[p] : scalar_t(0);
-    for (int64_t c = 0; c < C; ++c) {
-      const acc_t gv = static_cast<acc_t>(gp[c]);
-      const acc_t a = act_eval<ACT, 0>(z_of<NOISE>(xp[c], nv, nw[c], b[c]), alpha);
-      sg[c] += gv;
-      sgxc[c] += gv * (a - mu[c]);
-    }
-  }
+  const scalar_t* gn = g.gy + n * L * C;
+  for (int64_t j = 0; j < 2 * lanes; ++j) acc[j] = 0;
+  for_each_group<NOISE>(lg, C, p0, p1, in.x + n * L * C, NOISE ? in.noise + n * L : nullptr, xb, nb,
+                        [&](auto spread, int64_t p, int64_t m, const acc_t* xg, const acc_t* ng) AF_LAMBDA_INLINE {
+    const acc_t* gg = lanes_as<acc_t>(gn + p * C, m * C, gb);
+    bwd_group_sums<ACT, NOISE, decltype(spread)::value>(m, C, xg, ng, gg, nwr, br, mur, alpha, acc, acc + lanes);
+  });
+  fold_lanes(acc, C, lanes, sg, sgxc);
 }
 
-template <typename scalar_t, int ACT, bool NOISE>
+template <typename scalar_t, int ACT, bool NOISE, typename acc_t = at::opmath_type<scalar_t>>
 AF_ALWAYS_INLINE void bwd_nhwc_pass2(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g,
-                                     int64_t n, int64_t p0, int64_t p1,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT nw,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT b,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT mu,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT A,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT Br,
-                                     const at::opmath_type<scalar_t>* AF_RESTRICT D,
-                                     scalar_t* AF_RESTRICT dz,
-                                     at::opmath_type<scalar_t>* AF_RESTRICT sz,
-                                     at::opmath_type<scalar_t>* AF_RESTRICT szn) {
-  using acc_t = at::opmath_type<scalar_t>;
-  const int64_t C = in.C, L = in.L;
+                                     const LaneGroups& lg, int64_t n, int64_t p0, int64_t p1, const acc_t* nwr,
+                                     const acc_t* br, const acc_t* mur, const acc_t* Ar, const acc_t* Brr,
+                                     const acc_t* Dr, acc_t* acc, acc_t* xb, acc_t* gb, acc_t* nb, acc_t* db,
+                                     scalar_t* dz, acc_t* sz, acc_t* szn) {
+  const int64_t C = in.C, L = in.L, lanes = lg.lanes;
   const acc_t alpha = in.alpha;
-  const scalar_t* AF_RESTRICT xn = in.x + n * L * C;
-  const scalar_t* AF_RESTRICT gn = g.gy + n * L * C;
-  const scalar_t* AF_RESTRICT nn = NOISE ? in.noise + n * L : nullptr;
-  scalar_t* AF_RESTRICT dn = dz + n * L * C;
-  for (int64_t c = 0; c < C; ++c) sz[c] = szn[c] = 0;
-  for (int64_t p = p0; p < p1; ++p) {
-    const scalar_t* AF_RESTRICT xp = xn + p * C;
-    const scalar_t* AF_RESTRICT gp = gn + p * C;
-    scalar_t* AF_RESTRICT dp = dn + p * C;
-    const scalar_t nv = NOISE ? nn[p] : scalar_t(0);
-    for (int64_t c = 0; c < C; ++c) {
-      const acc_t z = z_of<NOISE>(xp[c], nv, nw[c], b[c]);
-      const acc_t da = A[c] * static_cast<acc_t>(gp[c]) + Br[c] * (act_eval<ACT, 0>(z, alpha) - mu[c]) + D[c];
-      const acc_t d = chain_d1<ACT>(act_eval<ACT, 1>(z, alpha), da);
-      dp[c] = static_cast<scalar_t>(d);
-      sz[c] += d;
-      if constexpr (NOISE) szn[c] += d * static_cast<acc_t>(nv);
-    }
-  }
+  const scalar_t* gn = g.gy + n * L * C;
+  scalar_t* dn = dz + n * L * C;
+  for (int64_t j = 0; j < 2 * lanes; ++j) acc[j] = 0;
+  for_each_group<NOISE>(lg, C, p0, p1, in.x + n * L * C, NOISE ? in.noise + n * L : nullptr, xb, nb,
+                        [&](auto spread, int64_t p, int64_t m, const acc_t* xg, const acc_t* ng) AF_LAMBDA_INLINE {
+    const acc_t* gg = lanes_as<acc_t>(gn + p * C, m * C, gb);
+    acc_t* dg;
+    if constexpr (std::is_same_v<scalar_t, acc_t>) dg = dn + p * C;
+    else dg = db;
+    bwd_group_dz<ACT, NOISE, decltype(spread)::value>(m, C, xg, ng, gg, nwr, br, mur, Ar, Brr, Dr, alpha, dg, acc,
+                                                      acc + lanes);
+    if constexpr (!std::is_same_v<scalar_t, acc_t>) narrow_into(db, dn + p * C, m * C);
+  });
+  fold_lanes(acc, C, lanes, sz, szn);
 }
 
 // The multiversioned entry points (multiversion.h) of the row kernels above, one per dtype.
@@ -158,18 +225,20 @@ AF_CPU_MULTIVERSION void bwd_nchw_mv(const Inputs<scalar_t>& in, const GradInput
 
 template <typename scalar_t, int ACT, bool NOISE, typename acc_t = at::opmath_type<scalar_t>>
 AF_CPU_MULTIVERSION void bwd_nhwc_pass1_mv(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g,
-                                           int64_t n, int64_t p0, int64_t p1, const acc_t* nw,
-                                           const acc_t* b, const acc_t* mu, acc_t* sg, acc_t* sgxc) {
-  bwd_nhwc_pass1<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw, b, mu, sg, sgxc);
+                                           const LaneGroups& lg, int64_t n, int64_t p0, int64_t p1,
+                                           const acc_t* nwr, const acc_t* br, const acc_t* mur, acc_t* acc,
+                                           acc_t* xb, acc_t* gb, acc_t* nb, acc_t* sg, acc_t* sgxc) {
+  bwd_nhwc_pass1<scalar_t, ACT, NOISE>(in, g, lg, n, p0, p1, nwr, br, mur, acc, xb, gb, nb, sg, sgxc);
 }
 
 template <typename scalar_t, int ACT, bool NOISE, typename acc_t = at::opmath_type<scalar_t>>
 AF_CPU_MULTIVERSION void bwd_nhwc_pass2_mv(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g,
-                                           int64_t n, int64_t p0, int64_t p1, const acc_t* nw,
-                                           const acc_t* b, const acc_t* mu, const acc_t* A,
-                                           const acc_t* Br, const acc_t* D, scalar_t* dz, acc_t* sz,
-                                           acc_t* szn) {
-  bwd_nhwc_pass2<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw, b, mu, A, Br, D, dz, sz, szn);
+                                           const LaneGroups& lg, int64_t n, int64_t p0, int64_t p1,
+                                           const acc_t* nwr, const acc_t* br, const acc_t* mur, const acc_t* Ar,
+                                           const acc_t* Brr, const acc_t* Dr, acc_t* acc, acc_t* xb, acc_t* gb,
+                                           acc_t* nb, acc_t* db, scalar_t* dz, acc_t* sz, acc_t* szn) {
+  bwd_nhwc_pass2<scalar_t, ACT, NOISE>(in, g, lg, n, p0, p1, nwr, br, mur, Ar, Brr, Dr, acc, xb, gb, nb, db, dz,
+                                       sz, szn);
 }
 
 template <typename scalar_t, int ACT, bool NOISE>
@@ -177,20 +246,34 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
                    const RowOutputs<at::opmath_type<scalar_t>>& out) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t N = in.N, C = in.C, L = in.L;
-  const NhwcChunks ch = nhwc_chunks(L, C);
+  const LaneGroups lg = lane_groups(C, L, NOISE);
+  const int64_t lanes = lg.lanes;
+  const NhwcChunks ch = nhwc_chunks(L, C, lg);
   const int64_t tasks = N * ch.count;
-  std::vector<acc_t> nw(C), b(C), mu(N * C), A(N * C), Br(N * C), D(N * C), part(2 * tasks * C);
+  std::vector<acc_t> nw(C), b(C), A(N * C), Br(N * C), D(N * C), part(2 * tasks * C);
   for (int64_t c = 0; c < C; ++c) {
     nw[c] = in.nw_of(c);
     b[c] = in.bias_of(c);
   }
-  for (int64_t r = 0; r < N * C; ++r) mu[r] = g.mean[r];
+  std::vector<acc_t> nwr(lanes), br(lanes);
+  repeat_lanes(nw.data(), C, lanes, nwr.data());
+  repeat_lanes(b.data(), C, lanes, br.data());
+  // Sample n's [C] values are repeated over a group by each thread when its tasks reach n, as
+  // in the forward.
   at::parallel_for(0, tasks, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<acc_t> scratch(3 * lanes + 3 * lg.span);
+    acc_t *mur = scratch.data(), *acc = mur + lanes, *xb = mur + 3 * lanes;
+    int64_t filled = -1;
     for (int64_t task = lo; task < hi; ++task) {
       int64_t n, p0, p1;
       ch.task(task, L, n, p0, p1);
+      if (n != filled) {
+        repeat_lanes(g.mean + n * C, C, lanes, mur);
+        filled = n;
+      }
       acc_t* s = part.data() + 2 * task * C;
-      bwd_nhwc_pass1_mv<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + n * C, s, s + C);
+      bwd_nhwc_pass1_mv<scalar_t, ACT, NOISE>(in, g, lg, n, p0, p1, nwr.data(), br.data(), mur, acc, xb,
+                                              xb + lg.span, xb + 2 * lg.span, s, s + C);
     }
   });
   const acc_t Lf = static_cast<acc_t>(L);
@@ -210,13 +293,24 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
     }
   }
   at::parallel_for(0, tasks, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<acc_t> scratch(6 * lanes + 4 * lg.span);
+    acc_t *mur = scratch.data(), *Ar = mur + lanes, *Brr = mur + 2 * lanes, *Dr = mur + 3 * lanes;
+    acc_t *acc = mur + 4 * lanes, *xb = mur + 6 * lanes;
+    int64_t filled = -1;
     for (int64_t task = lo; task < hi; ++task) {
       int64_t n, p0, p1;
       ch.task(task, L, n, p0, p1);
-      const int64_t o = n * C;
+      if (n != filled) {
+        const int64_t o = n * C;
+        repeat_lanes(g.mean + o, C, lanes, mur);
+        repeat_lanes(A.data() + o, C, lanes, Ar);
+        repeat_lanes(Br.data() + o, C, lanes, Brr);
+        repeat_lanes(D.data() + o, C, lanes, Dr);
+        filled = n;
+      }
       acc_t* s = part.data() + 2 * task * C;
-      bwd_nhwc_pass2_mv<scalar_t, ACT, NOISE>(in, g, n, p0, p1, nw.data(), b.data(), mu.data() + o, A.data() + o,
-                                              Br.data() + o, D.data() + o, dz, s, s + C);
+      bwd_nhwc_pass2_mv<scalar_t, ACT, NOISE>(in, g, lg, n, p0, p1, nwr.data(), br.data(), mur, Ar, Brr, Dr, acc,
+                                              xb, xb + lg.span, xb + 2 * lg.span, xb + 3 * lg.span, dz, s, s + C);
     }
   });
   for (int64_t n = 0; n < N; ++n) {
@@ -239,7 +333,7 @@ void backward_impl(const AdainPlan& p, const GradInputs<scalar_t>& g, scalar_t* 
     return;
   }
   at::parallel_for(0, p.N * p.C, grain_for(p.L), [&](int64_t lo, int64_t hi) {
-    std::vector<acc_t> scratch(2 * p.L);
+    std::vector<acc_t> scratch(2 * std::min(p.L, kRowBlock));
     bwd_nchw_mv<scalar_t, ACT, NOISE>(in, g, lo, hi, dz, out, scratch.data());
   });
 }
