@@ -168,7 +168,7 @@ AF_ALWAYS_INLINE void fwd_nhwc_pass2(const Inputs<scalar_t>& in, const LaneGroup
     if constexpr (std::is_same_v<scalar_t, acc_t>) yg = yn + p * C;
     else yg = yb;
     fwd_group_y<ACT, NOISE, decltype(spread)::value>(m, C, xg, ng, nwr, br, Kr, m1r, kr, tr, alpha, yg);
-    if constexpr (!std::is_same_v<scalar_t, acc_t>) narrow_into(yb, yn + p * C, m * C);
+    if constexpr (!std::is_same_v<scalar_t, acc_t>) convert_into(yb, yn + p * C, m * C);
   });
 }
 
@@ -239,12 +239,13 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
     }
   });
   const acc_t Lf = static_cast<acc_t>(L);
+  std::vector<double> t1(C), t2(C);
   for (int64_t n = 0; n < N; ++n) {
+    ch.totals(part, n, C, t1, t2);
     for (int64_t c = 0; c < C; ++c) {
-      acc_t s1, s2;
-      ch.totals(part, n, c, C, s1, s2);
       const int64_t r = n * C + c;
-      const RowStats<acc_t> st = row_stats(K[r], s1, s2, Lf, in.eps);
+      const RowStats<acc_t> st =
+          row_stats(K[r], static_cast<acc_t>(t1[c]), static_cast<acc_t>(t2[c]), Lf, in.eps);
       k[r] = st.rstd * in.sigma_of(r);
       t[r] = in.shift_of(r);
       m1[r] = st.offset;

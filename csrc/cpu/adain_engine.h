@@ -100,14 +100,17 @@ AF_ALWAYS_INLINE void sum_and_dot(const T* AF_RESTRICT a, const T* AF_RESTRICT b
   s_ab = sd;
 }
 
-// dst[i] = T(src[i]) for i < n: float16 through F16C where the CPU has it (half_convert.h;
-// c10::Half's own conversion is integer code here), other types by a loop that vectorizes.
-template <typename T, typename S>
-AF_ALWAYS_INLINE void widen_into(const S* AF_RESTRICT src, T* AF_RESTRICT dst, int64_t n) {
-  if constexpr (std::is_same_v<S, c10::Half> && std::is_same_v<T, float>) {
+// dst[i] = To(src[i]) for i < n: float16 to and from float32 through F16C where the CPU has
+// it (half_convert.h; c10::Half's own conversion is integer code here, and both round to
+// nearest-even), other types by a loop that vectorizes.
+template <typename From, typename To>
+AF_ALWAYS_INLINE void convert_into(const From* AF_RESTRICT src, To* AF_RESTRICT dst, int64_t n) {
+  if constexpr (std::is_same_v<From, c10::Half> && std::is_same_v<To, float>) {
     half_convert::widen(src, dst, n);
+  } else if constexpr (std::is_same_v<From, float> && std::is_same_v<To, c10::Half>) {
+    half_convert::narrow(src, dst, n);
   } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<To>(src[i]);
   }
 }
 
@@ -132,12 +135,12 @@ AF_ALWAYS_INLINE void sum_and_dot_as(const A* AF_RESTRICT a, const B* AF_RESTRIC
       if constexpr (std::is_same_v<A, T>) {
         pa = a + i0;
       } else {
-        widen_into(a + i0, wa, n);
+        convert_into(a + i0, wa, n);
       }
       if constexpr (std::is_same_v<B, T>) {
         pb = b + i0;
       } else {
-        widen_into(b + i0, wb, n);
+        convert_into(b + i0, wb, n);
       }
       T ba, bd;
       sum_and_dot(pa, pb, n, ba, bd);
@@ -186,13 +189,14 @@ AF_ALWAYS_INLINE acc_t z_of(scalar_t xv, scalar_t nv, acc_t nw, acc_t b) {
 }
 
 // channels_last work. A chunk of pixels (one task, about 32K elements) is walked in groups of
-// `group` pixels (span = group * C elements, about 512 to 2048, L1-resident), in memory order:
+// `group` pixels (span = group * C elements, about 512 to 2048, or one pixel), in memory order:
 // - spread: a group is one flat loop over its span, lane j holding channel j % C. Per-channel
 //   values (bias, shift, scale, ...) are laid out once repeated over a group (lanes = span),
 //   each pixel's noise is spread over its C lanes, and partial sums are kept per lane and folded
 //   to [C] once per chunk. (A loop over a pixel's 3 or 8 channels ran scalar: 30-40x slower than
-//   the same values contiguous.) Used below 16 channels, and at any count without noise.
-// - nested, with noise from 16 channels on: a group loops over its pixels and, inside, over
+//   the same values contiguous.) Used below 16 channels, and without noise while 16 pixels'
+//   channels are at most 2048 values (odd counts of 33 or more would repeat 16 * C values).
+// - nested, otherwise (16 channels or more): a group loops over its pixels and, inside, over
 //   the C channels (lanes = C), a vector loop already, with the pixel's noise as a scalar
 //   (spreading it would cost a loop per pixel again).
 struct LaneGroups {
@@ -202,15 +206,15 @@ struct LaneGroups {
 inline LaneGroups lane_groups(int64_t C, int64_t L, bool noise) {
   C = std::max<int64_t>(C, 1);
   L = std::max<int64_t>(L, 1);
-  if (noise && C >= 16) {
-    // Several pixels a group even at 512 channels: the per-group setup, paid per pixel, had
-    // cost 15-20% at 8x512x8x8.
-    const int64_t group = std::min(L, std::max<int64_t>(4, 2048 / C));
+  const int64_t unit = 16 / std::gcd<int64_t>(C, 16);
+  if (C >= 16 && (noise || unit * C > 2048)) {
+    // Several pixels a group up to 1024 channels (the per-group setup, paid per pixel, had
+    // cost 15-20% at 8x512x8x8), one pixel past 2048 (the buffers hold a group).
+    const int64_t group = std::min(L, std::max<int64_t>(1, 2048 / C));
     return {group, group * C, C, false};
   }
   // unit pixels make a multiple of 16 lanes (a float32 AVX-512 vector), so that every group
   // starts on the same lane phase; never more pixels than a plane has.
-  const int64_t unit = 16 / std::gcd<int64_t>(C, 16);
   const int64_t group = std::min(L, unit * std::max<int64_t>(1, 512 / (unit * C)));
   return {group, group * C, group * C, true};
 }
@@ -225,18 +229,22 @@ struct NhwcChunks {
     p1 = std::min(L, p0 + pixels);
   }
 
-  // Row (n, c)'s totals of the two [C] partial sums that each task t wrote at part + 2 * t * C,
-  // added in task order.
-  // (In double: a plane of 2^31 pixels has 2^17 chunks or more.)
+  // Sample n's totals of the two [C] partial sums that each task t wrote at part + 2 * t * C,
+  // added in task order into first[0..C), second[0..C). Chunks outer, channels inner, in
+  // double (a plane of 2^31 pixels has 2^17 chunks or more; walking the chunks inside the
+  // channel loop strode 2C values a step, 4x the NCHW time at 65536 channels).
   template <typename acc_t>
-  void totals(const std::vector<acc_t>& part, int64_t n, int64_t c, int64_t C, acc_t& first, acc_t& second) const {
-    double f = 0, s = 0;
+  void totals(const std::vector<acc_t>& part, int64_t n, int64_t C, std::vector<double>& first,
+              std::vector<double>& second) const {
+    std::fill(first.begin(), first.end(), 0.0);
+    std::fill(second.begin(), second.end(), 0.0);
     for (int64_t q = 0; q < count; ++q) {
-      f += part[(2 * (n * count + q)) * C + c];
-      s += part[(2 * (n * count + q) + 1) * C + c];
+      const acc_t* s = part.data() + 2 * (n * count + q) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        first[c] += s[c];
+        second[c] += s[C + c];
+      }
     }
-    first = static_cast<acc_t>(f);
-    second = static_cast<acc_t>(s);
   }
 };
 inline NhwcChunks nhwc_chunks(int64_t L, int64_t C, const LaneGroups& lg) {
@@ -274,7 +282,7 @@ AF_ALWAYS_INLINE const T* lanes_as(const S* src, int64_t e, T* buf) {
   if constexpr (std::is_same_v<S, T>) {
     return src;
   } else {
-    widen_into(src, buf, e);
+    convert_into(src, buf, e);
     return buf;
   }
 }
@@ -329,16 +337,6 @@ AF_ALWAYS_INLINE void for_each_group(const LaneGroups& lg, int64_t C, int64_t p0
   }
 }
 
-// dst[i] = S(src[i]) for i < n, rounded to nearest-even: float16 through F16C where the CPU
-// has it (half_convert.h), other types by a loop that vectorizes.
-template <typename T, typename S>
-AF_ALWAYS_INLINE void narrow_into(const T* AF_RESTRICT src, S* AF_RESTRICT dst, int64_t n) {
-  if constexpr (std::is_same_v<S, c10::Half> && std::is_same_v<T, float>) {
-    half_convert::narrow(src, dst, n);
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<S>(src[i]);
-  }
-}
 
 // The longest stretch of an NCHW row the kernels buffer and reduce at once (values; 512 x 512
 // pixels, 1 MB of float32): longer rows are reduced in blocks whose sums are added in double,

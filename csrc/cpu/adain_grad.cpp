@@ -66,7 +66,9 @@ AF_ALWAYS_INLINE void bwd_nchw_body(const Inputs<scalar_t>& in, const GradInputs
       for (int64_t i = 0; i < e; ++i) {
         const acc_t z = z_of<NOISE>(xq[i], NOISE ? nq[i] : scalar_t(0), nw, b);
         xc_buf[i] = act_eval<ACT, 0>(z, alpha) - mu;
-        if constexpr (ACT != kLinear) d1_buf[i] = act_eval<ACT, 1>(z, alpha);
+        // (rows of several blocks recompute act'(z) in pass 2)
+        if constexpr (ACT != kLinear)
+          if (one_block) d1_buf[i] = act_eval<ACT, 1>(z, alpha);
       }
       acc_t sgb, sgxcb;
       sum_and_dot_as(gr + b0, xc_buf, e, sgb, sgxcb);
@@ -209,7 +211,7 @@ AF_ALWAYS_INLINE void bwd_nhwc_pass2(const Inputs<scalar_t>& in, const GradInput
     else dg = db;
     bwd_group_dz<ACT, NOISE, decltype(spread)::value>(m, C, xg, ng, gg, nwr, br, mur, Ar, Brr, Dr, alpha, dg, acc,
                                                       acc + lanes);
-    if constexpr (!std::is_same_v<scalar_t, acc_t>) narrow_into(db, dn + p * C, m * C);
+    if constexpr (!std::is_same_v<scalar_t, acc_t>) convert_into(db, dn + p * C, m * C);
   });
   fold_lanes(acc, C, lanes, sz, szn);
 }
@@ -277,10 +279,11 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
     }
   });
   const acc_t Lf = static_cast<acc_t>(L);
+  std::vector<double> t1(C), t2(C);
   for (int64_t n = 0; n < N; ++n) {
+    ch.totals(part, n, C, t1, t2);
     for (int64_t c = 0; c < C; ++c) {
-      acc_t sg, sgxc;
-      ch.totals(part, n, c, C, sg, sgxc);
+      const acc_t sg = static_cast<acc_t>(t1[c]), sgxc = static_cast<acc_t>(t2[c]);
       const int64_t r = n * C + c;
       const acc_t rstd = acc_t(1) / g.std[r];
       const acc_t sgx = sgxc * rstd;
@@ -314,11 +317,10 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
     }
   });
   for (int64_t n = 0; n < N; ++n) {
+    ch.totals(part, n, C, t1, t2);
     for (int64_t c = 0; c < C; ++c) {
-      acc_t sz, szn;
-      ch.totals(part, n, c, C, sz, szn);
-      out.sz[n * C + c] = sz;
-      if constexpr (NOISE) out.szn[n * C + c] = szn;
+      out.sz[n * C + c] = static_cast<acc_t>(t1[c]);
+      if constexpr (NOISE) out.szn[n * C + c] = static_cast<acc_t>(t2[c]);
     }
   }
 }
