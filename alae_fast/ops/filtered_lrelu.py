@@ -11,7 +11,9 @@ Per (n, c) plane, following NVlabs stylegan3 ``torch_utils/ops/filtered_lrelu.py
 Output size per axis: ``(in*up + pad0 + pad1 - (fu_taps - 1) - (fd_taps - 1) + (down - 1)) // down``.
 
 The kernel runs the four steps plane by plane in per-thread buffers, so the upsampled
-intermediate is never a full-size tensor, and it saves for the backward only which branch of
+intermediate is never a full-size tensor (each thread holds one upsampled plane in the
+computation dtype: for one very large plane, e.g. float16 at up 2, that is several times the
+input's bytes), and it saves for the backward only which branch of
 the activation each upsampled element took (2 bits, vs 32 for a float32 copy). Derivation of
 the gradients, with U and D the linear steps 2 and 4 and m = act'(U(x + b)) (gain, gain*slope,
 or 0 where the clamp cut):
