@@ -38,7 +38,7 @@ from .bias_act import _bias_act_ref
 from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
 _SQRT2 = math.sqrt(2.0)
-_MAX_FACTOR = 2 ** 16  # as upfirdn2d's kMaxFactor and kMaxPad (csrc/ops/upfirdn2d.cpp)
+_MAX_FACTOR = 2 ** 16  # kMaxFactor and kMaxPad of csrc/ops/upfirdn2d.h
 _MAX_PAD = 2 ** 30
 
 

@@ -1,5 +1,6 @@
 // Schema and argument checks of filtered_lrelu and its two gradient ops.
 #include "filtered_lrelu.h"
+#include "upfirdn2d.h"
 
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -49,8 +50,7 @@ FilteredLreluPlan plan_filtered_lrelu(const char* op, int64_t N, int64_t C, int6
                                       const std::optional<at::Tensor>& fd, int64_t up, int64_t down,
                                       at::IntArrayRef padding, double gain, double slope,
                                       std::optional<double> clamp, bool flip_filter) {
-  // upfirdn2d's bounds (csrc/ops/upfirdn2d.cpp): within them the int64 geometry below cannot overflow
-  constexpr int64_t kMaxFactor = int64_t(1) << 16, kMaxPad = int64_t(1) << 30;
+  // upfirdn2d's bounds (upfirdn2d.h): within them the int64 geometry below cannot overflow
   TORCH_CHECK_VALUE(up >= 1 && up <= kMaxFactor, op, ": up must be >= 1 and <= ", kMaxFactor, "; got ", up);
   TORCH_CHECK_VALUE(down >= 1 && down <= kMaxFactor, op, ": down must be >= 1 and <= ", kMaxFactor, "; got ", down);
   TORCH_CHECK_VALUE(padding.size() == 4, op, ": padding must be [x0, x1, y0, y1]; got ", padding.size(),

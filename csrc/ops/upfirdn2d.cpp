@@ -10,11 +10,6 @@
 namespace alae_fast {
 
 namespace {
-// Bounds that keep every size and index the kernels form within int64 (CPU) and the tile
-// arithmetic within int32 (CUDA), far beyond any meaningful resampling: a factor of 2^16 or
-// a padding of 2^30 already makes outputs of 2^16 or 2^30 samples per input sample.
-constexpr int64_t kMaxFactor = int64_t(1) << 16;
-constexpr int64_t kMaxPad = int64_t(1) << 30;
 constexpr int64_t kMaxTaps = int64_t(1) << 20;  // per axis
 }  // namespace
 

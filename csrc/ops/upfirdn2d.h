@@ -8,6 +8,13 @@
 
 namespace alae_fast {
 
+// Bounds that keep every size and index the kernels form within int64 (CPU) and the tile
+// arithmetic within int32 (CUDA), far beyond any meaningful resampling: a factor of 2^16 or
+// a padding of 2^30 already makes outputs of 2^16 or 2^30 samples per input sample. Shared by
+// upfirdn2d and filtered_lrelu (whose up/down passes are upfirdn2d's geometry).
+constexpr int64_t kMaxFactor = int64_t(1) << 16;
+constexpr int64_t kMaxPad = int64_t(1) << 30;
+
 // The registered op's C++ signature (schema in upfirdn2d.cpp), as csrc/autograd/op_handles.h
 // calls it.
 using UpFirDn2dFn = at::Tensor(const at::Tensor& x, const std::optional<at::Tensor>& f, at::IntArrayRef up,
