@@ -173,32 +173,64 @@ def test_large_and_blocked(layout, filt, up, down, device):
 @needs_kernel
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("c", [2, 3, 8])
-def test_channels_last_few_channels_runs_on_planes_bit_for_bit(c, dtype):
-    # A channels_last tensor of at most 8 channels, planes of more than 64 pixels, is transposed
-    # to NCHW, filtered by the row engine and transposed back (csrc/cpu/upfirdn2d.cpp,
-    # few_channels): bit for bit the contiguous computation, for up, down and blur, separable and
-    # 2-D taps, in the output's layout, through the gradient too. 13 x 11 = 143 pixels: the
-    # transposes' 8 x 64 tiles have whole and partial edges.
+def test_channels_last_few_channels_routes(c, dtype):
+    # A channels_last tensor of at most 8 channels, planes of more than 64 pixels, whose rows the
+    # NHWC engine cannot filter by polyphase class (a 2-D filter that is no outer product, up or
+    # down 3) is transposed to NCHW, filtered by the row engine and transposed back
+    # (csrc/cpu/upfirdn2d.cpp, few_channels): bit for bit the contiguous computation. Separable
+    # filters with factors 1 and 2 stay in the NHWC engine (vertical pass first, so they round
+    # differently from the contiguous result): against the float64 oracle, in the output's layout,
+    # through the gradient too. 13 x 11 = 143 pixels: the transposes' 8 x 64 tiles have whole and
+    # partial edges.
     gen = torch.Generator().manual_seed(c)
     x = torch.randn(3, c, 13, 11, generator=gen).to(dtype)
     xl = x.contiguous(memory_format=torch.channels_last)
+    x64 = x.double().numpy()
     filters = {"separable": setup_filter([1, 3, 3, 1]), "2d": torch.rand(3, 4, generator=gen) + 0.1}
-    for (name, f), (up, down, pad) in zip(list(filters.items()) * 3,
-                                          [(2, 1, [2, 1, 2, 1]), (2, 1, [1, 2, 1, 1]), (1, 2, [1, 1, 1, 1]),
-                                           (1, 2, [2, 1, 0, 2]), (1, 1, [1, 2, 1, 1]), (1, 1, [2, 1, 2, 1])]):
+    settings_ = [(2, 1, [2, 1, 2, 1]), (2, 1, [1, 2, 1, 1]), (1, 2, [1, 1, 1, 1]), (1, 2, [2, 1, 0, 2]),
+                 (1, 1, [1, 2, 1, 1]), (1, 1, [2, 1, 2, 1]), (3, 1, [1, 2, 1, 1]), (1, 3, [2, 1, 2, 1])]
+    for (name, f), (up, down, pad) in zip(list(filters.items()) * 4, settings_):
         y = upfirdn2d(x, f, up, down, pad)
         yl = upfirdn2d(xl, f, up, down, pad)
         assert yl.is_contiguous(memory_format=torch.channels_last), (name, up, down)
-        assert torch.equal(y, yl), (name, up, down, dtype)
-    xg, xlg = x.detach().requires_grad_(), xl.detach().requires_grad_()
+        if name == "2d" or 3 in (up, down):
+            assert torch.equal(y, yl), (name, up, down, dtype)
+        else:
+            assert_matches(yl, upfirdn2d_np(x64, f.double().numpy(), (up, up), (down, down), pad), dtype, x64,
+                           f.numpy(), 1.0)
+    xlg = xl.detach().requires_grad_()
     f = filters["separable"]
     v = torch.randn(3, c, 26, 22, generator=gen).to(dtype)
-    (g,) = torch.autograd.grad(upsample2d(xg, f), xg, v)
     (gl,) = torch.autograd.grad(upsample2d(xlg, f), xlg, v.contiguous(memory_format=torch.channels_last))
-    assert gl.is_contiguous(memory_format=torch.channels_last) and torch.equal(g, gl)
-    # and the contiguous result is the reference's
+    assert gl.is_contiguous(memory_format=torch.channels_last)
+    # the gradient of upsample2d is a 2x2 down-sampling of v by the flipped, gain-4 filter
+    grad64 = upfirdn2d_ref(v.double(), f.double(), 1, 2, [1, 2, 1, 2], gain=4.0)
+    assert_matches(gl, grad64.numpy(), dtype, v.double().numpy(), f.numpy(), 4.0)
     if dtype == torch.float64:
         torch.testing.assert_close(upsample2d(xl, f), upfirdn2d_ref(x, f, 2, 1, [2, 1, 2, 1], gain=4.0))
+
+
+@needs_kernel
+@pytest.mark.parametrize("c", [1, 3, 7, 8, 9, 16, 17])
+@pytest.mark.parametrize("up,down", [(1, 1), (2, 1), (1, 2)])
+def test_channels_last_rows_by_class(c, up, down):
+    # The NHWC engine's per-class horizontal pass (csrc/cpu/upfirdn2d_kernels.h, hpass_pixels):
+    # one loop over a row's W*C values for up = down = 1, pixel by pixel along C from 8 channels
+    # on, flat into a buffer and copied out below 8; every tap count a class takes (up to 8, so
+    # 16 for up 2), paddings that cut into the input and that reach past it, and margins past
+    # 64 pixels, where the engine keeps its per-pixel sums. Float64 against the oracle, float32
+    # within its rounding.
+    gen = torch.Generator().manual_seed(100 * c + 10 * up + down)
+    x = torch.randn(2, c, 7, 23, generator=gen, dtype=torch.float64)
+    xl = x.contiguous(memory_format=torch.channels_last)
+    for taps in range(1, 8 * up + 1):
+        f = torch.rand(taps, generator=gen, dtype=torch.float64) + 0.1
+        for pad in ([taps // 2, (taps - 1) // 2, taps, 1], [-3, taps + 2, 0, taps], [70, 2, taps, 0], [1, 66, 1, taps]):
+            expected = upfirdn2d_np(x.numpy(), f.numpy(), (up, up), (down, down), pad)
+            for dtype in (torch.float64, torch.float32):
+                y = upfirdn2d(xl.to(dtype), f, up, down, pad)
+                assert y.is_contiguous(memory_format=torch.channels_last)
+                assert_matches(y, expected, dtype, x.numpy(), f.numpy(), 1.0)
 
 
 @needs_kernel

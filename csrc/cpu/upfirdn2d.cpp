@@ -156,17 +156,32 @@ bool small_planes(const Geometry& g) {
   return g.P >= 16 && g.H * g.W <= kSmallPlane && g.Ho * g.Wo <= kSmallPlane;
 }
 
-// A channels_last tensor of at most kFewChannels channels whose planes are not small is
-// transposed to NCHW, run by the row engine and transposed back. The NHWC engine's inner loops
-// run along C, so with few channels it pays its per-pixel setup for a few values: one thread,
-// float32, [1,3,3,1], against the NCHW engine on the same values: 8x3x256x256 up 2 took 8.7x its
-// time, down 2 12x; 32x8x32x32 blur 5.6x, up 2 6.2x. Through planes: 2.8x, 6.2x (the
-// transposes are most of it), 2.9x, 3.6x. At 16 channels the transposes cost more than they
-// save (8x16x128x128 down 2: 2.9x the NCHW time in the NHWC engine, 8.4x through planes).
+// Whether the NHWC engine filters rows by polyphase class (hpass_pixels in
+// upfirdn2d_kernels.h): a separable filter, up and down factors of 1 or 2 along x (not both 2),
+// at most 8 taps a class, and zero margins of at most kMaxMargin pixels beyond the input.
+// Must agree with the engine's own test (run_nhwc), which it mirrors.
+bool nhwc_by_class(const Geometry& g) {
+  if (!g.separable || g.ux > 2 || g.dx > 2 || (g.ux == 2 && g.dx == 2)) return false;
+  if ((g.tx + g.ux - 1) / g.ux > 8) return false;
+  int64_t xa = 0, xb = 0;
+  base::axis_reads(0, g.Wo, g.ux, g.dx, g.px0, g.tx, xa, xb);
+  const int64_t xlo = std::max<int64_t>(xa, 0), xhi = std::min<int64_t>(xb, g.W - 1);
+  return xhi >= xlo && xlo - xa <= base::kMaxMargin && xb - xhi <= base::kMaxMargin;
+}
+
+// A channels_last tensor of at most kFewChannels channels whose planes are not small and whose
+// rows the NHWC engine cannot filter by class (a 2-D filter that is not an outer product, other
+// factors, longer filters) is transposed to NCHW, run by the row engine and transposed back:
+// the per-pixel sums along C pay their setup for a few values. One thread, float32, against
+// the NCHW engine on the same values: 8x3x256x256 [1,3,3,1] up 2 took 8.7x its time, down 2
+// 12x; through planes 2.8x and 6.2x (the transposes are most of it). Filtered by class, the
+// rows run at 0.7-1.4x the NCHW time at 3 to 32 channels (2026-12-06: 32x8x32x32 3x3 blur
+// 1.08x, 8x3x128x128 up 2 1.35x, 8x3x256x256 2x2 down 2 1.29x, against 3.35x, 4.46x, 8.19x
+// through planes). At 16 channels the transposes cost more than they save.
 constexpr int64_t kFewChannels = 8;
 
 bool few_channels(const Geometry& g) {
-  return g.C <= kFewChannels && !(g.H * g.W <= kSmallPlane && g.Ho * g.Wo <= kSmallPlane);
+  return g.C <= kFewChannels && !(g.H * g.W <= kSmallPlane && g.Ho * g.Wo <= kSmallPlane) && !nhwc_by_class(g);
 }
 
 at::Tensor upfirdn2d_cpu(const at::Tensor& x, const std::optional<at::Tensor>& f,
@@ -178,6 +193,11 @@ at::Tensor upfirdn2d_cpu(const at::Tensor& x, const std::optional<at::Tensor>& f
   if (p.x.numel() == 0) return y.zero_();  // H or W is 0: only padding reaches the output
   Geometry g{p.N, p.C, p.H, p.W, p.Ho, p.Wo, p.N * p.C, p.upx, p.upy, p.downx, p.downy,
                    p.padx0, p.pady0, p.fw, p.fh, p.separable};
+  if (p.channels_last) {  // the route depends on whether a 2-D filter factors (make_taps sets it)
+    Geometry gs = g;
+    (void)make_taps<double>(p, gs);
+    g.separable = gs.separable;
+  }
   const bool via_planes = p.channels_last && few_channels(g);
   at::Tensor xin = p.x, yout = y;
   if (via_planes) {

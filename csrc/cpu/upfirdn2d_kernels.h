@@ -590,6 +590,120 @@ void run_nchw(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
 
 // ---- NHWC (channels_last) --------------------------------------------------------------
 
+// Zero margins the NHWC engine's per-class pass allows on each side of a row, in pixels: a
+// filter's reach. Larger padding keeps the per-pixel sums (the margins would be allocated).
+constexpr int64_t kMaxMargin = 64;
+
+// Horizontal pass of the separable NHWC engine over a zero-margined row of pixel vectors
+// (C values a pixel), without per-pixel setup. The taps of an output pixel are K
+// consecutive input pixels (one polyphase class), so each pixel is K vector multiply-adds
+// along C. FLAT: consecutive outputs read consecutive pixels and are written consecutively
+// (up = down = 1), and the whole row is one loop over n * C values, vectorized whatever C
+// is; else n pixels, the input advancing src_step and the output out_step values a pixel.
+template <typename acc_t, typename out_t, int K, bool FLAT>
+void hpass_pixels(const acc_t* __restrict src, const acc_t* __restrict w, out_t* __restrict out,
+                  int64_t n, int64_t C, int64_t src_step, int64_t out_step) {
+  acc_t wk[K];
+  for (int k = 0; k < K; ++k) wk[k] = w[k];
+  if constexpr (FLAT) {
+    const int64_t len = n * C;
+#pragma GCC ivdep
+    for (int64_t i = 0; i < len; ++i) {
+      acc_t a = wk[0] * src[i];
+#pragma GCC unroll 8
+      for (int k = 1; k < K; ++k) a += wk[k] * src[i + k * C];
+      out[i] = static_cast<out_t>(a);
+    }
+  } else {
+    for (int64_t q = 0; q < n; ++q) {
+      const acc_t* s = src + q * src_step;
+      out_t* d = out + q * out_step;
+#pragma GCC ivdep
+      for (int64_t c = 0; c < C; ++c) {
+        acc_t a = wk[0] * s[c];
+#pragma GCC unroll 8
+        for (int k = 1; k < K; ++k) a += wk[k] * s[c + k * C];
+        d[c] = static_cast<out_t>(a);
+      }
+    }
+  }
+}
+
+// dst[q * ds + i] = src[q * ss + i] for q < n, i < C (C < kFlatBelow), cast to out_t; the
+// channel loop has a compile-time length, so a pixel is a few moves rather than a loop.
+template <typename acc_t, typename out_t, int CC>
+void copy_pixels_c(const acc_t* __restrict src, int64_t ss, out_t* __restrict dst, int64_t ds, int64_t n) {
+  for (int64_t q = 0; q < n; ++q) {
+#pragma GCC unroll 8
+    for (int i = 0; i < CC; ++i) dst[q * ds + i] = static_cast<out_t>(src[q * ss + i]);
+  }
+}
+
+template <typename acc_t, typename out_t>
+void copy_pixels(const acc_t* src, int64_t ss, out_t* dst, int64_t ds, int64_t n, int64_t C) {
+  switch (C) {
+    case 1: return copy_pixels_c<acc_t, out_t, 1>(src, ss, dst, ds, n);
+    case 2: return copy_pixels_c<acc_t, out_t, 2>(src, ss, dst, ds, n);
+    case 3: return copy_pixels_c<acc_t, out_t, 3>(src, ss, dst, ds, n);
+    case 4: return copy_pixels_c<acc_t, out_t, 4>(src, ss, dst, ds, n);
+    case 5: return copy_pixels_c<acc_t, out_t, 5>(src, ss, dst, ds, n);
+    case 6: return copy_pixels_c<acc_t, out_t, 6>(src, ss, dst, ds, n);
+    case 7: return copy_pixels_c<acc_t, out_t, 7>(src, ss, dst, ds, n);
+    default:
+      for (int64_t q = 0; q < n; ++q)
+        for (int64_t i = 0; i < C; ++i) dst[q * ds + i] = static_cast<out_t>(src[q * ss + i]);
+  }
+}
+
+template <typename acc_t, typename out_t>
+using HPassFn = void (*)(const acc_t*, const acc_t*, out_t*, int64_t, int64_t, int64_t, int64_t);
+
+template <typename acc_t, typename out_t>
+HPassFn<acc_t, out_t> pick_hpass(int64_t k, bool flat) {
+#define AF_E(K) (flat ? &hpass_pixels<acc_t, out_t, K, true> : &hpass_pixels<acc_t, out_t, K, false>)
+  switch (k) { AF_UFD_TAPS_CASES(AF_E) default: return nullptr; }
+#undef AF_E
+}
+
+// One polyphase class of a row's outputs: outputs first, first + step, ... (count of them),
+// reading K = taps pixels from input pixel i0 on (advancing `down / up` pixels an output),
+// with the taps w[t0], w[t0 + up], ... gathered in order.
+template <typename acc_t, typename out_t>
+struct HClass {
+  int64_t first, count, i0, step_in;  // step_in: input pixels per output of this class
+  std::vector<acc_t> w;
+  HPassFn<acc_t, out_t> fn;
+  // Below kFlatBelow channels a strided class (down 2, or up 2's interleaved outputs) runs
+  // flat over every input step into a buffer of acc_t (flat_fn; down 2 computes the pixels it
+  // then drops) and is copied out pixel by pixel: the per-pixel loop along C would run scalar.
+  HPassFn<acc_t, acc_t> flat_fn;
+};
+constexpr int64_t kFlatBelow = 8;
+
+// The classes of a separable NHWC row (ux, dx in {1, 2}, at most 8 taps a class), read from
+// a row buffer whose pixel 0 is input column xa; empty when the row does not fit this form.
+template <typename acc_t, typename out_t>
+std::vector<HClass<acc_t, out_t>> nhwc_hclasses(const Geometry& g, const Taps<acc_t>& tp, int64_t xa) {
+  std::vector<HClass<acc_t, out_t>> cls;
+  if (g.ux > 2 || g.dx > 2 || (g.ux == 2 && g.dx == 2)) return cls;
+  const int64_t nclass = std::min<int64_t>(g.ux, g.Wo);
+  for (int64_t r = 0; r < nclass; ++r) {
+    const Phase ph = phase_of(r, g.ux, g.dx, g.px0);
+    const int64_t k = phase_taps(ph.t0, g.ux, g.tx);
+    HClass<acc_t, out_t> c;
+    c.first = r;
+    c.count = (g.Wo - r + g.ux - 1) / g.ux;
+    c.i0 = ph.i0 - xa;
+    c.step_in = g.dx;  // up = 1: down pixels an output; up = 2 (down 1): one pixel per two outputs
+    for (int64_t j = 0; j < k; ++j) c.w.push_back(tp.wx[ph.t0 + j * g.ux]);
+    c.fn = k == 0 ? nullptr : pick_hpass<acc_t, out_t>(k, g.ux == 1 && g.dx == 1);
+    c.flat_fn = k == 0 ? nullptr : pick_hpass<acc_t, acc_t>(k, true);
+    if (k > 0 && c.fn == nullptr) return {};
+    cls.push_back(std::move(c));
+  }
+  return cls;
+}
+
 template <typename scalar_t, typename acc_t>
 void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scalar_t* y) {
   const int64_t C = g.C;
@@ -600,17 +714,26 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
     xph[ox] = phase_of(ox, g.ux, g.dx, g.px0);
     xnk[ox] = phase_taps(xph[ox].t0, g.ux, g.tx);
   }
-  int64_t xlo, xhi;
-  axis_reads(0, g.Wo, g.ux, g.dx, g.px0, g.tx, xlo, xhi);
-  xlo = std::max<int64_t>(xlo, 0);
-  xhi = std::min<int64_t>(xhi, g.W - 1);
+  int64_t xa, xb;  // input columns the outputs read, unclipped
+  axis_reads(0, g.Wo, g.ux, g.dx, g.px0, g.tx, xa, xb);
+  const int64_t xlo = std::max<int64_t>(xa, 0), xhi = std::min<int64_t>(xb, g.W - 1);
   const int64_t span = std::max<int64_t>(xhi - xlo + 1, 0);
+  // The per-class horizontal pass (hpass_pixels) reads a row with zero margins out to xa and
+  // xb, so every output pixel is a fixed number of taps (upfirdn2d.cpp's nhwc_by_class mirrors
+  // this test).
+  const auto hcls = (g.separable && span > 0 && xlo - xa <= kMaxMargin && xb - xhi <= kMaxMargin)
+                        ? nhwc_hclasses<acc_t, scalar_t>(g, tp, xa)
+                        : std::vector<HClass<acc_t, scalar_t>>();
+  const bool by_class = !hcls.empty();
+  const int64_t row_px = by_class ? xb - xa + 1 : span;  // pixels in vbuf
+  const int64_t lead = by_class ? (xlo - xa) * C : 0;    // where the vertical pass writes in vbuf
   const int64_t max_kx = (g.tx + g.ux - 1) / g.ux, max_ky = (g.ty + g.uy - 1) / g.uy;
   const int64_t units = g.N * g.Ho;
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.Wo * C));
 
   at::parallel_for(0, units, grain, [&](int64_t u0, int64_t u1) {
-    std::vector<acc_t> vbuf(static_cast<size_t>(g.separable ? span * C : 0));
+    std::vector<acc_t> vbuf(static_cast<size_t>(g.separable ? row_px * C : 0));  // margins stay 0
+    std::vector<acc_t> hbuf(static_cast<size_t>(by_class && C < kFlatBelow ? row_px * C : 0));
     // Sums of more than 8 pixel vectors accumulate here: span * C values (the vertical pass
     // over the row span) or C (one output pixel).
     const int64_t scratch_len = std::max<int64_t>(span, 1) * C;
@@ -645,7 +768,25 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
           wts[k] = tp.wy[ys[k]];
         }
         combine<scalar_t, acc_t, acc_t>(xptr.data(), wts.data(), ky, scratch.data(), scratch_len,
-                                        vbuf.data(), span * C);
+                                        vbuf.data() + lead, span * C);
+        if (by_class) {
+          for (const auto& c : hcls) {
+            if (c.fn == nullptr) {  // a class with no taps: zeros
+              for (int64_t q = 0; q < c.count; ++q)
+                for (int64_t i = 0; i < C; ++i) out[(c.first + q * g.ux) * C + i] = static_cast<scalar_t>(acc_t(0));
+              continue;
+            }
+            const acc_t* src = vbuf.data() + c.i0 * C;
+            if (C >= kFlatBelow || (g.ux == 1 && g.dx == 1)) {
+              c.fn(src, c.w.data(), out + c.first * C, c.count, C, c.step_in * C, g.ux * C);
+              continue;
+            }
+            const int64_t m = (c.count - 1) * c.step_in + 1;  // input steps the class spans
+            c.flat_fn(src, c.w.data(), hbuf.data(), m, C, C, C);
+            copy_pixels<acc_t, scalar_t>(hbuf.data(), c.step_in * C, out + c.first * C, g.ux * C, c.count, C);
+          }
+          continue;
+        }
         for (int64_t ox = 0; ox < g.Wo; ++ox) {
           int64_t k = 0;
           for (int64_t j = 0; j < xnk[ox]; ++j) {
