@@ -840,8 +840,9 @@ def test_evaluate_num_fid_below_two_is_refused(mlp_run, capsys):
 
 
 def test_train_refuses_style_mixing_options_for_an_mlp(tmp_path, capsys):
-    # the MLP's G takes one style input: --mixing-prob and --style-mixing changed nothing
-    for extra in (["--mixing-prob", "0.5"], ["--style-mixing", "official"]):
+    # the MLP's G takes one style input: --mixing-prob and --style-mixing changed nothing; it has
+    # no feature maps either, for --channels-last to lay out
+    for extra in (["--mixing-prob", "0.5"], ["--style-mixing", "official"], ["--channels-last"]):
         assert main(["train", "--preset", "digits-mlp", "--out", str(tmp_path / "r"), "--kimg", "0.016",
                      *extra, *TINY]) == 2, extra
         err = capsys.readouterr().err.strip().splitlines()

@@ -247,6 +247,59 @@ def test_channels_last_and_autocast():
     assert (img.float() - ref).abs().max() < 0.1 * ref.abs().max()
 
 
+def _same_grads(expected, got):
+    # some are zero in exact arithmetic (biases under an instance norm) and come out as rounding
+    # noise: compared on the scale of the largest gradient
+    assert [u is None for u in expected] == [v is None for v in got]
+    scale = max(float(u.abs().max()) for u in expected if u is not None)
+    for u, v in zip(expected, got):
+        if u is not None:
+            assert float((v - u).abs().max()) <= 1e-9 * scale
+
+
+@pytest.mark.parametrize("name", ["digits-32", "photos-32"])
+def test_model_to_channels_last_runs_channels_last_with_the_same_values(name):
+    # model.to(memory_format=channels_last): G's activations from the const on, E's from FromRGB
+    # on (an image's layout is ambiguous at one channel, and contiguous images are accepted), in
+    # every level and fade; float64 values equal the contiguous model's, through R1's double
+    # backward (E) and G's backward.
+    torch.manual_seed(0)
+    ref = from_preset(name).double()
+    m = copy.deepcopy(ref).to(memory_format=torch.channels_last)
+    assert m.generator.const.is_contiguous(memory_format=torch.channels_last)
+    seen = []
+    names = {mod: n for n, mod in m.named_modules()}
+    hooks = [mod.register_forward_hook(lambda mod, inp, out: seen.append(
+        (names[mod], out.is_contiguous(memory_format=torch.channels_last))))
+        for mod in m.modules() if type(mod).__name__ in ("EqualizedConv2d", "StyleBlock")]
+    c = ref.config.channels
+    for lod, blend in [(0, 1.0), (1, 0.5), (3, 1.0)]:
+        r = 4 * 2 ** lod
+        x = torch.rand(3, c, r, r, dtype=torch.float64) * 2 - 1
+        for xin in (x, x.contiguous(memory_format=torch.channels_last)):
+            xa, xb = x.clone().requires_grad_(), xin.clone().requires_grad_()
+            wa, wb = ref.encode(xa, lod, blend), m.encode(xb, lod, blend)
+            torch.testing.assert_close(wb, wa, rtol=1e-10, atol=1e-12)
+            (ga,) = torch.autograd.grad(wa.square().sum(), xa, create_graph=True)  # R1's gradient
+            (gb,) = torch.autograd.grad(wb.square().sum(), xb, create_graph=True)
+            torch.testing.assert_close(gb, ga, rtol=1e-9, atol=1e-12)
+            pa = torch.autograd.grad(ga.square().sum(), list(ref.encoder.parameters()), allow_unused=True)
+            pb = torch.autograd.grad(gb.square().sum(), list(m.encoder.parameters()), allow_unused=True)
+            _same_grads(pa, pb)
+        w = torch.randn(3, ref.config.latent_size, dtype=torch.float64)
+        ya, yb = ref.decode(w, lod, blend, noise="const"), m.decode(w, lod, blend, noise="const")
+        torch.testing.assert_close(yb, ya, rtol=1e-10, atol=1e-12)
+        gpa = torch.autograd.grad(ya.square().sum(), list(ref.generator.parameters()), allow_unused=True)
+        gpb = torch.autograd.grad(yb.square().sum(), list(m.generator.parameters()), allow_unused=True)
+        _same_grads(gpa, gpb)
+    for h in hooks:
+        h.remove()
+    # every feature map is channels_last but FromRGB's (a product in the image's layout, which
+    # E lays out before its first 3x3 convolution)
+    assert len(seen) > 30 and any(n.startswith("generator.blocks") for n, _ in seen)
+    assert all(cl for n, cl in seen if not n.startswith("encoder.from_rgb")), seen
+
+
 # --- progressive growing, styles --------------------------------------------------------------
 
 def test_fade_in_identities():
@@ -448,6 +501,7 @@ def test_model_from_round_tripped_config_loads_state():
     (dict(lod_batch=(32, 0)), ValueError, "lod_batch"),
     (dict(start_lod=9), ValueError, "start_lod"),
     (dict(train_kimg=0.0), ValueError, "train_kimg"),
+    (dict(channels_last=1), TypeError, "channels_last must be a bool"),
     (dict(resolution=256), ValueError, "unknown field"),
 ])
 def test_config_validation(changes, exc, match):

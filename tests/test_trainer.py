@@ -537,3 +537,27 @@ def test_resume_continues_the_options_not_given_again(tmp_path):
     run_training(TrainOptions(out=str(tmp_path / "c"), kimg=0.016, **base))
     opts = _latest(tmp_path / "c")["options"]
     assert (opts["seed"], opts["amp"], opts["r1_gamma"], opts["r1_interval"]) == (0, False, 10.0, 1)
+
+
+def test_channels_last_run_resumes_bit_identically_and_keeps_its_layout(tmp_path):
+    # --channels-last trains a StyleALAE with its weights and feature maps channels_last; a
+    # resume that does not say it again continues in that layout, bit for bit, and one that
+    # asks for the other layout is refused (it would be another trajectory)
+    base = dict(preset="digits-32", progress=False, evaluate=False, log_steps=2, checkpoint_kimg=0.016, keep=2,
+                seed=3, schedule_overrides={"lod_kimg": [0.016], "lod_batch": [8]})
+    full = run_training(TrainOptions(out=str(tmp_path / "a"), kimg=0.064, channels_last=True, **base))
+    assert full["lod"] >= 1
+    run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.032, channels_last=True, **base))
+    with pytest.raises(ValueError, match="--channels-last/--no-channels-last: checkpoint True, now False"):
+        run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.064, resume=True, channels_last=False, **base))
+    run_training(TrainOptions(out=str(tmp_path / "b"), kimg=0.064, resume=True, **base))
+    a, b = _latest(tmp_path / "a"), _latest(tmp_path / "b")
+    assert b["options"]["channels_last"] is True
+    _compare(a, b)
+    model = b["trainer"]["model"]
+    assert model["generator.const"].is_contiguous(memory_format=torch.channels_last)
+    assert not model["generator.const"].is_contiguous()
+    # the contiguous run of the same seed trains the same model in the other layout
+    run_training(TrainOptions(out=str(tmp_path / "c"), kimg=0.016, **base))
+    c = _latest(tmp_path / "c")
+    assert c["options"]["channels_last"] is None and c["trainer"]["model"]["generator.const"].is_contiguous()

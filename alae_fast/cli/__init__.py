@@ -68,7 +68,7 @@ def _cmd_train(args) -> int:
                         progress=not args.no_progress, num_workers=args.workers, threads=args.threads,
                         style_mixing=args.style_mixing, w_avg_update=args.w_avg_update, flip=args.flip,
                         d_zero_grad_step=args.d_zero_grad_step, augment=args.augment,
-                        lae_weight=args.lae_weight)
+                        lae_weight=args.lae_weight, channels_last=args.channels_last)
     run_training(opts)
     return 0
 

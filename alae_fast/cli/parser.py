@@ -156,6 +156,13 @@ def _add_train(sub) -> None:
                            "(D's Adam steps ~1.4x larger; default: the preset's; on for the paper presets)")
     zero.add_argument("--no-d-zero-grad-step", dest="d_zero_grad_step", action="store_false",
                       help="one Adam step of D an iteration")
+    layout = t.add_mutually_exclusive_group()
+    layout.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
+                        help="train a StyleALAE with its weights and feature maps channels_last (on the CPU "
+                             "8-16-map convolutions run about twice as fast; another trajectory than "
+                             "contiguous; default: the preset's, on for photos-32)")
+    layout.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                        help="train in the contiguous (NCHW) layout")
     t.add_argument("--augment", type=_augment_policies, default=None, metavar="POLICIES",
                    help="DiffAugment in front of E in the adversarial steps, real and generated images alike: "
                         "comma-separated translation, cutout, color, or none (default: the preset's; none for "

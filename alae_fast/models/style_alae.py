@@ -89,6 +89,15 @@ def _built_on_cpu(factory):
     return layer.to(device)
 
 
+def layout_of(param: torch.Tensor) -> torch.memory_format:
+    """The memory format a module's activations follow: ``torch.channels_last`` when its 4-D
+    parameter ``param`` is stored channels_last (``model.to(memory_format=torch.channels_last)``),
+    else ``torch.contiguous_format``. ``param`` must have more than one channel and more than
+    one pixel, where the two formats differ."""
+    cl = param.is_contiguous(memory_format=torch.channels_last) and not param.is_contiguous()
+    return torch.channels_last if cl else torch.contiguous_format
+
+
 def nearest_up() -> Upsample:
     """Nearest-neighbour x2 upsampling: the box filter (1, 1) with gain 4."""
     return _built_on_cpu(lambda: Upsample(kernel=(1, 1), factor=2))
@@ -243,6 +252,9 @@ class StyleGenerator(nn.Module):
 
     def forward(self, ws: torch.Tensor, lod: int, blend: float = 1.0, noise="random") -> torch.Tensor:
         x = self.const.expand(ws.shape[0], -1, -1, -1)
+        if layout_of(self.const) is torch.channels_last:
+            # every later activation follows this one's layout (convolutions, alae_fast ops)
+            x = x.contiguous(memory_format=torch.channels_last)
         noises = self.noise_inputs(noise, ws.shape[0], lod, x.dtype, x.device)
         previous = None
         for i in range(lod + 1):
@@ -337,10 +349,13 @@ class StyleEncoder(nn.Module):
         self.pool = average_down()  # the input of the previous level during a fade-in
 
     def forward(self, x: torch.Tensor, lod: int, blend: float = 1.0) -> torch.Tensor:
-        h, w = self.blocks[lod](self.from_rgb[lod](x))
+        # FromRGB's output takes the layout of the 3x3 convolutions' weights: an image's layout
+        # is ambiguous at one channel (and DiffAugment's indexing returns contiguous images)
+        layout = layout_of(self.blocks[lod].conv_1.weight)
+        h, w = self.blocks[lod](self.from_rgb[lod](x).contiguous(memory_format=layout))
         if lod > 0 and blend < 1.0:
             w = w * blend
-            h = torch.lerp(self.from_rgb[lod - 1](self.pool(x)), h, blend)
+            h = torch.lerp(self.from_rgb[lod - 1](self.pool(x)).contiguous(memory_format=layout), h, blend)
         for i in range(lod - 1, -1, -1):
             h, wi = self.blocks[i](h)
             w = w + wi

@@ -229,7 +229,7 @@ def _pair(value, name: str, layer: str, minimum: int) -> tuple[int, int]:
 def _conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: tuple[int, int],
             padding: tuple[int, int]) -> torch.Tensor:
     """``F.conv2d(x, w, b, stride, padding)``; a 1x1 convolution from or to a few channels
-    (FromRGB, ToRGB: at most 3 on one side and 32 on the other) of a contiguous float32/float64
+    (FromRGB, ToRGB: at most 3 on one side and 32 on the other) of a contiguous or channels_last float32/float64
     CPU tensor is computed as a product instead (from one channel: the broadcast product, exact;
     else a matrix product over channels; then ``+ b``), which autograd differentiates to any
     order.
@@ -237,18 +237,23 @@ def _conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: tu
     Why: oneDNN spends about 1 ms on the 1x1 convolution of a digits-32 batch (32 x 1 x 32 x 32
     to 8 channels), whose arithmetic takes microseconds; forward, backward and R1's double
     backward of FromRGB/ToRGB at that level took 14-24 ms against 7-8 ms as products (2 threads).
-    Larger channel counts (3 -> 64 at 128 px) are as fast or faster through oneDNN, and
-    channels_last, half types and other devices keep ``F.conv2d``."""
+    Larger channel counts (3 -> 64 at 128 px) are as fast or faster through oneDNN, and half
+    types and other devices keep ``F.conv2d``. A channels_last x gives a channels_last result,
+    as ``F.conv2d`` does."""
     o, i, kh, kw = w.shape
+    nchw = x.is_contiguous()
     if not ((kh, kw) == (1, 1) and stride == (1, 1) and padding == (0, 0) and min(i, o) <= 3 and max(i, o) <= 32
             and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.dtype == w.dtype
-            and x.is_contiguous()):
+            and (nchw or x.is_contiguous(memory_format=torch.channels_last))):
         return F.conv2d(x, w, b, stride, padding)
+    w2 = w.reshape(o, i)
     if i == 1:
-        y = x * w.view(1, o, 1, 1)
-    else:
+        y = x * w2.view(1, o, 1, 1)
+    elif nchw:
         n = x.shape[0]
-        y = torch.matmul(w.view(o, i), x.view(n, i, -1)).view(n, o, x.shape[2], x.shape[3])
+        y = torch.matmul(w2, x.view(n, i, -1)).view(n, o, x.shape[2], x.shape[3])
+    else:  # channels_last: the product over the trailing channels, and a channels_last result
+        y = torch.matmul(x.permute(0, 2, 3, 1), w2.t()).permute(0, 3, 1, 2)
     return y if b is None else y + b.view(1, o, 1, 1)
 
 

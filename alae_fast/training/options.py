@@ -16,7 +16,7 @@ _FLAGS = {"seed": "--seed", "r1_gamma": "--r1-gamma", "r1_interval": "--r1-inter
           "ema_half_life_kimg": "--ema-kimg", "amp": "--amp", "style_mixing": "--style-mixing",
           "w_avg_update": "--w-avg-update", "flip": "--flip/--no-flip",
           "d_zero_grad_step": "--d-zero-grad-step/--no-d-zero-grad-step", "augment": "--augment",
-          "lae_weight": "--lae-weight"}
+          "lae_weight": "--lae-weight", "channels_last": "--channels-last/--no-channels-last"}
 
 
 _NUMERIC_OPTIONS = tuple(_FLAGS)
@@ -43,10 +43,11 @@ class TrainOptions:
     progress: show progress (tqdm's bar on a terminal, a plain line every 30 s elsewhere); num_workers: data-loading processes; threads: torch CPU
     threads (None: torch's default).
     style_mixing, w_avg_update, mixing_prob, d_zero_grad_step, augment, lae_weight (see
-    ``ALAETrainer``; augment: comma-separated DiffAugment policies, '' for none) and flip
-    (mirror each real image with probability 1/2, ``DataStream``): None takes the model
+    ``ALAETrainer``; augment: comma-separated DiffAugment policies, '' for none), flip
+    (mirror each real image with probability 1/2, ``DataStream``) and channels_last (train a
+    StyleALAE in that memory format, ``StyleALAEConfig.channels_last``): None takes the model
     config's field of that name (the paper presets: 'official', 'every_generate', 0.9, True, '',
-    1.0, True), else 'per_sample', 'generator_step', 0.9, False, '', 1.0, False.
+    1.0, True, False), else 'per_sample', 'generator_step', 0.9, False, '', 1.0, False, False.
     """
 
     preset: str | None = None
@@ -78,6 +79,7 @@ class TrainOptions:
     d_zero_grad_step: bool | None = None
     augment: str | None = None
     lae_weight: float | None = None
+    channels_last: bool | None = None
 
 
 # What a run uses when neither the options nor, on --resume, the checkpoint say.
@@ -86,7 +88,8 @@ _RUN_DEFAULTS = {"seed": 0, "amp": False, "r1_gamma": 10.0, "r1_interval": 1}
 
 # What a run does when neither the options nor the model config say (alae_fast's own choices).
 _BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_step", "flip": False,
-                       "mixing_prob": 0.9, "d_zero_grad_step": False, "augment": "", "lae_weight": 1.0}
+                       "mixing_prob": 0.9, "d_zero_grad_step": False, "augment": "", "lae_weight": 1.0,
+                       "channels_last": False}
 
 
 def _in_effect(name: str, value, config):
@@ -105,8 +108,8 @@ def _in_effect(name: str, value, config):
 
 def training_behaviour(opts: TrainOptions, config) -> dict[str, Any]:
     """``{"style_mixing", "w_avg_update", "flip", "mixing_prob", "d_zero_grad_step", "augment",
-    "lae_weight"}`` for a run: the option when set, else the model config's field of that name,
-    else alae_fast's default (per_sample, generator_step, False, 0.9, False, '', 1.0;
+    "lae_weight", "channels_last"}`` for a run: the option when set, else the model config's field
+    of that name, else alae_fast's default (per_sample, generator_step, False, 0.9, False, '', 1.0, False;
     ``mixing_prob`` 0.0 for an MLP ALAE, which has nothing to mix)."""
     return {name: _in_effect(name, getattr(opts, name), config) for name in _BEHAVIOUR_DEFAULTS}
 
@@ -158,4 +161,4 @@ def _check_options(opts: TrainOptions) -> None:
 # A flag and the model config field it overrides for one run: given both, they must agree.
 _FLAG_FIELDS = {"mixing_prob": "mixing_prob", "style_mixing": "style_mixing", "w_avg_update": "w_avg_update",
                 "flip": "flip", "d_zero_grad_step": "d_zero_grad_step", "ema_half_life_kimg": "ema_kimg",
-                "augment": "augment", "lae_weight": "lae_weight"}
+                "augment": "augment", "lae_weight": "lae_weight", "channels_last": "channels_last"}

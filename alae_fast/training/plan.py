@@ -417,10 +417,14 @@ def _check_flags_against_set(opts: TrainOptions, setup: TrainSetup) -> None:
 
 def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict | None) -> None:
     """UserError when ``--mixing-prob``/``--style-mixing`` are given (not None) for a model with one
-    style input (the MLP ALAE): there is nothing to mix, the trainer skips mixing there; and when
+    style input (the MLP ALAE): there is nothing to mix, the trainer skips mixing there (and
+    ``--channels-last`` there: it has no feature maps); and when
     a style-mixing mode is given (``--style-mixing`` or ``--set style_mixing``) to a run whose
     mixing probability is 0 (digits-32's, or one given as 0): it would mix nothing."""
     if isinstance(setup.model_config, MLPALAEConfig):
+        if opts.channels_last:
+            raise UserError(f"--channels-last: {setup.name!r} is an MLP ALAE, which has no feature maps to lay out "
+                            f"(a StyleALAE has)")
         given = [flag for flag, value in (("--mixing-prob", opts.mixing_prob), ("--style-mixing", opts.style_mixing))
                  if value is not None]
         if given:

@@ -250,6 +250,8 @@ def _make_trainer(plan: _Plan, ctx: DistributedContext) -> ALAETrainer:
         keep_freed_memory()  # big activations are reused, not page-faulted anew every step
     model = build_model(config).to(ctx.device)
     behaviour = plan.behaviour
+    if behaviour["channels_last"]:  # the StyleALAE's activations follow its 4-D parameters' layout
+        model = model.to(memory_format=torch.channels_last)
     return ALAETrainer(model, plan.schedule, ctx, seed=opts.seed, r1_gamma=opts.r1_gamma,
                        r1_interval=opts.r1_interval, mixing_prob=behaviour["mixing_prob"],
                        ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp,
