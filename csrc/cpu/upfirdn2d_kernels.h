@@ -600,32 +600,28 @@ constexpr int64_t kMaxMargin = 64;
 // along C. FLAT: consecutive outputs read consecutive pixels and are written consecutively
 // (up = down = 1), and the whole row is one loop over n * C values, vectorized whatever C
 // is; else n pixels, the input advancing src_step and the output out_step values a pixel.
+// d[i] = sum_k wk[k] * s[i + k * C] for i < len, cast to out_t.
+template <typename acc_t, typename out_t, int K>
+inline __attribute__((always_inline)) void taps_along(const acc_t* __restrict s, const acc_t* wk,
+                                                      int64_t C, out_t* __restrict d, int64_t len) {
+#pragma GCC ivdep
+  for (int64_t i = 0; i < len; ++i) {
+    acc_t a = wk[0] * s[i];
+#pragma GCC unroll 8
+    for (int k = 1; k < K; ++k) a += wk[k] * s[i + k * C];
+    d[i] = static_cast<out_t>(a);
+  }
+}
+
 template <typename acc_t, typename out_t, int K, bool FLAT>
 void hpass_pixels(const acc_t* __restrict src, const acc_t* __restrict w, out_t* __restrict out,
                   int64_t n, int64_t C, int64_t src_step, int64_t out_step) {
   acc_t wk[K];
   for (int k = 0; k < K; ++k) wk[k] = w[k];
   if constexpr (FLAT) {
-    const int64_t len = n * C;
-#pragma GCC ivdep
-    for (int64_t i = 0; i < len; ++i) {
-      acc_t a = wk[0] * src[i];
-#pragma GCC unroll 8
-      for (int k = 1; k < K; ++k) a += wk[k] * src[i + k * C];
-      out[i] = static_cast<out_t>(a);
-    }
+    taps_along<acc_t, out_t, K>(src, wk, C, out, n * C);
   } else {
-    for (int64_t q = 0; q < n; ++q) {
-      const acc_t* s = src + q * src_step;
-      out_t* d = out + q * out_step;
-#pragma GCC ivdep
-      for (int64_t c = 0; c < C; ++c) {
-        acc_t a = wk[0] * s[c];
-#pragma GCC unroll 8
-        for (int k = 1; k < K; ++k) a += wk[k] * s[c + k * C];
-        d[c] = static_cast<out_t>(a);
-      }
-    }
+    for (int64_t q = 0; q < n; ++q) taps_along<acc_t, out_t, K>(src + q * src_step, wk, C, out + q * out_step, C);
   }
 }
 
