@@ -98,8 +98,8 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
                 cand["compiled"] = _fwd_bwd(compiled, xg, f, gy)
             out.append(Case("upfirdn2d", f"fwd+bwd {label}", cand, device, left_out=left_out))
     # No target: what channels_last costs against the same values contiguous, for an RGB image
-    # (a skip generator's upsampled output) and StyleALAE's 8 maps at 32x32 (the CPU kernel runs
-    # up to 8 channels through NCHW planes and more in its NHWC engine), beside the reference.
+    # (a skip generator's upsampled output) and StyleALAE's 8 maps at 32x32 (the CPU kernel's
+    # NHWC engine filters rows by polyphase class at any channel count), beside the reference.
     for op, shape in ([] if quick else [("up2", (8, 3, 256, 256)), ("blur", (32, 8, 32, 32)),
                                         ("down2", (8, 32, 64, 64))]):
         x = torch.randn(shape, generator=gen).to(device)
