@@ -176,7 +176,8 @@ def test_paper_presets_train_as_the_official_code(name):
     assert official_lod_lr(name, L) == tuple(config.per_lod("lod_lr", i) for i in range(L))
     b = training_behaviour(TrainOptions(), config)
     assert b == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9,
-                 "d_zero_grad_step": True, "augment": "", "lae_weight": 1.0}  # the paper augments nothing
+                 "d_zero_grad_step": True, "augment": "", "lae_weight": 1.0,
+                 "channels_last": False}  # the paper augments nothing; the official code trains NCHW
     assert config.w_avg_beta == 0.995
 
 
@@ -197,12 +198,17 @@ def test_digits_keeps_its_behaviour_and_options_override():
     assert training_behaviour(TrainOptions(), config) == {"style_mixing": "per_sample",
                                                           "w_avg_update": "generator_step", "flip": False,
                                                           "mixing_prob": 0.0, "d_zero_grad_step": False,
-                                                          "augment": "", "lae_weight": 0.25}
+                                                          "augment": "", "lae_weight": 0.25,
+                                                          "channels_last": False}
     opts = TrainOptions(style_mixing="official", flip=True, mixing_prob=0.9, d_zero_grad_step=True,
-                        augment="translation", lae_weight=0.5)
+                        augment="translation", lae_weight=0.5, channels_last=True)
     assert training_behaviour(opts, config) == {"style_mixing": "official", "w_avg_update": "generator_step",
                                                 "flip": True, "mixing_prob": 0.9, "d_zero_grad_step": True,
-                                                "augment": "translation", "lae_weight": 0.5}
+                                                "augment": "translation", "lae_weight": 0.5,
+                                                "channels_last": True}
+    # photos-32 trains channels_last; an option given says otherwise
+    assert training_behaviour(TrainOptions(), preset_config("photos-32"))["channels_last"] is True
+    assert training_behaviour(TrainOptions(channels_last=False), preset_config("photos-32"))["channels_last"] is False
     # a config without the fields (the MLP ALAE) gets alae_fast's defaults, except mixing: with one
     # style input the trainer never mixes, so config.json records 0.0, not the StyleALAE default 0.9
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["style_mixing"] == "per_sample"
@@ -216,6 +222,8 @@ def test_digits_keeps_its_behaviour_and_options_override():
         config.replace(mixing_prob=1.5)
     with pytest.raises(TypeError, match="d_zero_grad_step must be a bool"):
         config.replace(d_zero_grad_step="yes")
+    with pytest.raises(TypeError, match="channels_last must be a bool"):
+        config.replace(channels_last="yes")
     for bad in (0.0, -0.5, float("nan")):
         with pytest.raises(ValueError, match="lae_weight must be a finite number in \\(0.0, inf\\]"):
             config.replace(lae_weight=bad)
@@ -255,7 +263,7 @@ def test_run_uses_and_resumes_the_behaviour(tmp_path, monkeypatch):
                               d_zero_grad_step=True, augment="cutout", lae_weight=0.5, **common))
     assert json.loads((out / "config.json").read_text())["behaviour"] == {
         "style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9,
-        "d_zero_grad_step": True, "augment": "cutout", "lae_weight": 0.5}
+        "d_zero_grad_step": True, "augment": "cutout", "lae_weight": 0.5, "channels_last": False}
     run_training(TrainOptions(kimg=0.048, resume=True, **common))  # flags not repeated: the checkpoint's
     assert made == [0.5, 0.5]
     state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
