@@ -307,7 +307,20 @@ def test_1x1_conv_keeps_conv2d_where_the_product_is_not_faster_or_the_layout_dif
     real_conv2d = F.conv2d
     monkeypatch.setattr(eq.F, "conv2d", lambda *a, **k: calls.append(tuple(a[1].shape)) or real_conv2d(*a, **k))
     EqualizedConv2d(3, 64, 1)(torch.randn(2, 3, 4, 4))                                      # wide: oneDNN
-    EqualizedConv2d(3, 8, 1)(torch.randn(2, 3, 4, 4).to(memory_format=torch.channels_last))  # layout kept
     EqualizedConv2d(3, 8, 1, dtype=torch.bfloat16)(torch.randn(2, 3, 4, 4, dtype=torch.bfloat16))
     EqualizedConv2d(3, 8, 3, padding=1)(torch.randn(2, 3, 4, 4))                              # not 1x1
-    assert calls == [(64, 3, 1, 1), (8, 3, 1, 1), (8, 3, 1, 1), (8, 3, 3, 3)]
+    assert calls == [(64, 3, 1, 1), (8, 3, 1, 1), (8, 3, 3, 3)]
+    # a channels_last input takes the product too, over its trailing channels, and keeps its layout
+    # (FromRGB and ToRGB of a model trained channels_last), with conv2d's values and gradients
+    calls.clear()
+    for cin, cout in ((3, 8), (8, 3), (1, 8)):
+        layer = EqualizedConv2d(cin, cout, 1, act="lrelu", dtype=torch.float64)
+        x = torch.randn(2, cin, 5, 6, dtype=torch.float64).to(memory_format=torch.channels_last).requires_grad_()
+        y = layer(x)
+        assert calls == [] and (cin == 1 or y.is_contiguous(memory_format=torch.channels_last))
+        w, b = layer._scaled(x)
+        xr = x.detach().contiguous().requires_grad_()
+        ref = F.leaky_relu(real_conv2d(xr, w.detach(), None) + b.detach().view(1, -1, 1, 1), 0.2)
+        torch.testing.assert_close(y, ref)
+        g = torch.randn(y.shape, dtype=torch.float64)
+        torch.testing.assert_close(torch.autograd.grad(y, x, g)[0], torch.autograd.grad(ref, xr, g)[0])

@@ -91,11 +91,14 @@ class StyleALAEConfig(ALAEConfig):
         lae_weight: weight of the trainer's step 3, the latent reconstruction loss
             ``mean((E(G(w)) - w)^2)``, a finite number > 0 (default 1.0: the paper's and the
             official code's unweighted loss; ``alae_fast.training.trainer``).
-        channels_last: train with every 4-D parameter and activation channels_last
-            (``model.to(memory_format=torch.channels_last)``; the same arithmetic in another
-            order, so another trajectory). On the CPU the convolutions of 8-16 feature maps run
-            about twice as fast in that layout. Default False (contiguous), so a checkpoint
-            written before this field existed resumes as it trained.
+        channels_last: a training behaviour: ``alae-fast train`` (``run_training``) moves the
+            model to ``torch.channels_last`` before training, so every 4-D parameter and
+            activation has that layout (the same arithmetic in another order, so another
+            trajectory). On the CPU the convolutions of 8-16 feature maps run about twice as fast
+            in that layout. ``build_model`` and the loaded runs of ``load_run`` (reconstruct,
+            encode, evaluate) stay contiguous, which gives the same values up to rounding.
+            Default False (contiguous), so a checkpoint written before this field existed
+            resumes as it trained.
 
     Defaults: the paper's FFHQ 1024 model and schedule (16 epochs of 60k images per level,
     300 epochs in all, the authors' 8-GPU batches and learning rates).

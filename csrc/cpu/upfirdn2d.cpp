@@ -156,19 +156,6 @@ bool small_planes(const Geometry& g) {
   return g.P >= 16 && g.H * g.W <= kSmallPlane && g.Ho * g.Wo <= kSmallPlane;
 }
 
-// Whether the NHWC engine filters rows by polyphase class (hpass_pixels in
-// upfirdn2d_kernels.h): a separable filter, up and down factors of 1 or 2 along x (not both 2),
-// at most 8 taps a class, and zero margins of at most kMaxMargin pixels beyond the input.
-// Must agree with the engine's own test (run_nhwc), which it mirrors.
-bool nhwc_by_class(const Geometry& g) {
-  if (!g.separable || g.ux > 2 || g.dx > 2 || (g.ux == 2 && g.dx == 2)) return false;
-  if ((g.tx + g.ux - 1) / g.ux > 8) return false;
-  int64_t xa = 0, xb = 0;
-  base::axis_reads(0, g.Wo, g.ux, g.dx, g.px0, g.tx, xa, xb);
-  const int64_t xlo = std::max<int64_t>(xa, 0), xhi = std::min<int64_t>(xb, g.W - 1);
-  return xhi >= xlo && xlo - xa <= base::kMaxMargin && xb - xhi <= base::kMaxMargin;
-}
-
 // A channels_last tensor of at most kFewChannels channels whose planes are not small and whose
 // rows the NHWC engine cannot filter by class (a 2-D filter that is not an outer product, other
 // factors, longer filters) is transposed to NCHW, run by the row engine and transposed back:
@@ -181,7 +168,7 @@ bool nhwc_by_class(const Geometry& g) {
 constexpr int64_t kFewChannels = 8;
 
 bool few_channels(const Geometry& g) {
-  return g.C <= kFewChannels && !(g.H * g.W <= kSmallPlane && g.Ho * g.Wo <= kSmallPlane) && !nhwc_by_class(g);
+  return g.C <= kFewChannels && !(g.H * g.W <= kSmallPlane && g.Ho * g.Wo <= kSmallPlane) && !base::nhwc_by_class(g);
 }
 
 at::Tensor upfirdn2d_cpu(const at::Tensor& x, const std::optional<at::Tensor>& f,
@@ -193,7 +180,7 @@ at::Tensor upfirdn2d_cpu(const at::Tensor& x, const std::optional<at::Tensor>& f
   if (p.x.numel() == 0) return y.zero_();  // H or W is 0: only padding reaches the output
   Geometry g{p.N, p.C, p.H, p.W, p.Ho, p.Wo, p.N * p.C, p.upx, p.upy, p.downx, p.downy,
                    p.padx0, p.pady0, p.fw, p.fh, p.separable};
-  if (p.channels_last) {  // the route depends on whether a 2-D filter factors (make_taps sets it)
+  if (p.channels_last && g.C <= kFewChannels) {  // few_channels asks whether a 2-D filter factors
     Geometry gs = g;
     (void)make_taps<double>(p, gs);
     g.separable = gs.separable;

@@ -676,12 +676,25 @@ struct HClass {
 };
 constexpr int64_t kFlatBelow = 8;
 
-// The classes of a separable NHWC row (ux, dx in {1, 2}, at most 8 taps a class), read from
-// a row buffer whose pixel 0 is input column xa; empty when the row does not fit this form.
+// Whether the NHWC engine's rows run by class: a separable filter, x factors of 1 or 2 (not
+// both 2), at most 8 taps in each class the row has, some input read and zero margins of at
+// most kMaxMargin pixels a side. The one test for the engine (run_nhwc) and for upfirdn2d.cpp's
+// choice of route, which must agree.
+inline bool nhwc_by_class(const Geometry& g) {
+  if (!g.separable || g.ux > 2 || g.dx > 2 || (g.ux == 2 && g.dx == 2) || g.Wo < 1) return false;
+  for (int64_t r = 0; r < std::min<int64_t>(g.ux, g.Wo); ++r)
+    if (phase_taps(phase_of(r, g.ux, g.dx, g.px0).t0, g.ux, g.tx) > 8) return false;
+  int64_t xa = 0, xb = 0;
+  axis_reads(0, g.Wo, g.ux, g.dx, g.px0, g.tx, xa, xb);
+  const int64_t xlo = std::max<int64_t>(xa, 0), xhi = std::min<int64_t>(xb, g.W - 1);
+  return xhi >= xlo && xlo - xa <= kMaxMargin && xb - xhi <= kMaxMargin;
+}
+
+// The classes of a row that nhwc_by_class accepts, read from a row buffer whose pixel 0 is
+// input column xa.
 template <typename acc_t, typename out_t>
 std::vector<HClass<acc_t, out_t>> nhwc_hclasses(const Geometry& g, const Taps<acc_t>& tp, int64_t xa) {
   std::vector<HClass<acc_t, out_t>> cls;
-  if (g.ux > 2 || g.dx > 2 || (g.ux == 2 && g.dx == 2)) return cls;
   const int64_t nclass = std::min<int64_t>(g.ux, g.Wo);
   for (int64_t r = 0; r < nclass; ++r) {
     const Phase ph = phase_of(r, g.ux, g.dx, g.px0);
@@ -694,7 +707,7 @@ std::vector<HClass<acc_t, out_t>> nhwc_hclasses(const Geometry& g, const Taps<ac
     for (int64_t j = 0; j < k; ++j) c.w.push_back(tp.wx[ph.t0 + j * g.ux]);
     c.fn = k == 0 ? nullptr : pick_hpass<acc_t, out_t>(k, g.ux == 1 && g.dx == 1);
     c.flat_fn = k == 0 ? nullptr : pick_hpass<acc_t, acc_t>(k, true);
-    if (k > 0 && c.fn == nullptr) return {};
+    TORCH_INTERNAL_ASSERT(k == 0 || c.fn != nullptr, "upfirdn2d: a class of ", k, " taps");
     cls.push_back(std::move(c));
   }
   return cls;
@@ -715,11 +728,9 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
   const int64_t xlo = std::max<int64_t>(xa, 0), xhi = std::min<int64_t>(xb, g.W - 1);
   const int64_t span = std::max<int64_t>(xhi - xlo + 1, 0);
   // The per-class horizontal pass (hpass_pixels) reads a row with zero margins out to xa and
-  // xb, so every output pixel is a fixed number of taps (upfirdn2d.cpp's nhwc_by_class mirrors
-  // this test).
-  const auto hcls = (g.separable && span > 0 && xlo - xa <= kMaxMargin && xb - xhi <= kMaxMargin)
-                        ? nhwc_hclasses<acc_t, scalar_t>(g, tp, xa)
-                        : std::vector<HClass<acc_t, scalar_t>>();
+  // xb, so every output pixel is a fixed number of taps.
+  const auto hcls = nhwc_by_class(g) ? nhwc_hclasses<acc_t, scalar_t>(g, tp, xa)
+                                     : std::vector<HClass<acc_t, scalar_t>>();
   const bool by_class = !hcls.empty();
   const int64_t row_px = by_class ? xb - xa + 1 : span;  // pixels in vbuf
   const int64_t lead = by_class ? (xlo - xa) * C : 0;    // where the vertical pass writes in vbuf
@@ -729,7 +740,8 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
 
   at::parallel_for(0, units, grain, [&](int64_t u0, int64_t u1) {
     std::vector<acc_t> vbuf(static_cast<size_t>(g.separable ? row_px * C : 0));  // margins stay 0
-    std::vector<acc_t> hbuf(static_cast<size_t>(by_class && C < kFlatBelow ? row_px * C : 0));
+    const bool strided = g.ux == 2 || g.dx == 2;  // the classes a flat pass cannot write in place
+    std::vector<acc_t> hbuf(static_cast<size_t>(by_class && strided && C < kFlatBelow ? row_px * C : 0));
     // Sums of more than 8 pixel vectors accumulate here: span * C values (the vertical pass
     // over the row span) or C (one output pixel).
     const int64_t scratch_len = std::max<int64_t>(span, 1) * C;
