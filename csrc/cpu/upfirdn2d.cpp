@@ -180,22 +180,19 @@ at::Tensor upfirdn2d_cpu(const at::Tensor& x, const std::optional<at::Tensor>& f
   if (p.x.numel() == 0) return y.zero_();  // H or W is 0: only padding reaches the output
   Geometry g{p.N, p.C, p.H, p.W, p.Ho, p.Wo, p.N * p.C, p.upx, p.upy, p.downx, p.downy,
                    p.padx0, p.pady0, p.fw, p.fh, p.separable};
-  if (p.channels_last && g.C <= kFewChannels) {  // few_channels asks whether a 2-D filter factors
-    Geometry gs = g;
-    (void)make_taps<double>(p, gs);
-    g.separable = gs.separable;
-  }
-  const bool via_planes = p.channels_last && few_channels(g);
-  at::Tensor xin = p.x, yout = y;
-  if (via_planes) {
-    xin = at::empty(p.x.sizes(), p.x.options().memory_format(at::MemoryFormat::Contiguous));
-    cpu_layout::transpose_dense(p.x, xin, g.H * g.W, g.C, "upfirdn2d");
-    yout = at::empty(y.sizes(), y.options().memory_format(at::MemoryFormat::Contiguous));
-  }
-  const bool nhwc = p.channels_last && !via_planes;
+  bool via_planes = false;
+  at::Tensor yout = y;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.x.scalar_type(), "upfirdn2d_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const Taps<acc_t> taps = make_taps<acc_t>(p, g);
+    const Taps<acc_t> taps = make_taps<acc_t>(p, g);  // sets g.separable, which the route reads
+    via_planes = p.channels_last && few_channels(g);
+    at::Tensor xin = p.x;
+    if (via_planes) {
+      xin = at::empty(p.x.sizes(), p.x.options().memory_format(at::MemoryFormat::Contiguous));
+      cpu_layout::transpose_dense(p.x, xin, g.H * g.W, g.C, "upfirdn2d");
+      yout = at::empty(y.sizes(), y.options().memory_format(at::MemoryFormat::Contiguous));
+    }
+    const bool nhwc = p.channels_last && !via_planes;
     const scalar_t* xp = xin.const_data_ptr<scalar_t>();
     scalar_t* yp = yout.mutable_data_ptr<scalar_t>();
     const bool planes_last = !nhwc && small_planes(g);

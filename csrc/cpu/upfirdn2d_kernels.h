@@ -785,7 +785,7 @@ void run_nhwc(const Geometry& g, const Taps<acc_t>& tp, const scalar_t* x, scala
               continue;
             }
             const acc_t* src = vbuf.data() + c.i0 * C;
-            if (C >= kFlatBelow || (g.ux == 1 && g.dx == 1)) {
+            if (C >= kFlatBelow || !strided) {
               c.fn(src, c.w.data(), out + c.first * C, c.count, C, c.step_in * C, g.ux * C);
               continue;
             }
