@@ -27,27 +27,37 @@ def _iteration(trainer: ALAETrainer, x: torch.Tensor):
     return lambda: trainer.step(x)
 
 
+def _last_level(name: str, device: torch.device):
+    """Preset ``name``'s model (seed 0), schedule, the image count at the start of its last
+    level's stable half (kimg_to_reach is where the fade-in ends), that phase, and a batch of
+    images for it: the same setting for every candidate of a case."""
+    setup = resolve_setup(name)
+    gen = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(setup.model_config).to(device)
+    sched = setup.schedule
+    at = int(round(sched.kimg_to_reach(sched.max_lod) * 1000))
+    phase = sched.phase(at)
+    x = (torch.rand(phase.batch, sched.channels, sched.resolution, sched.resolution, generator=gen) * 2 - 1)
+    return setup, model, sched, at, phase, x.to(device)
+
+
+def _trainer_at(model, sched, at: int, **kwargs) -> ALAETrainer:
+    trainer = ALAETrainer(model, sched, seed=0, **kwargs)
+    trainer.images_seen = at  # the first step() switches to the last level
+    return trainer
+
+
 def cases(device: torch.device, quick: bool = False, compile: bool = True) -> list[Case]:
     """One case per preset; candidates fused and ref (no compiled column: torch.compile
     cannot run the R1 double backward)."""
     out = []
     for name in PRESETS:
-        setup = resolve_setup(name)
-        gen = torch.Generator().manual_seed(0)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = build_model(setup.model_config).to(device)
-        sched = setup.schedule
-        # the start of the last level's stable half: kimg_to_reach is where its fade-in ends
-        at = int(round(sched.kimg_to_reach(sched.max_lod) * 1000))
-        phase = sched.phase(at)
-        x = (torch.rand(phase.batch, sched.channels, sched.resolution, sched.resolution, generator=gen) * 2 - 1)
-        cand = {}
-        for impl in ("fused", "ref"):
-            m = copy.deepcopy(model).set_impl("auto" if impl == "fused" else "ref")
-            trainer = ALAETrainer(m, sched, seed=0)
-            trainer.images_seen = at  # the first step() switches to the last level
-            cand[impl] = _iteration(trainer, x.to(device))
+        _, model, sched, at, phase, x = _last_level(name, device)
+        cand = {impl: _iteration(_trainer_at(copy.deepcopy(model).set_impl("auto" if impl == "fused" else "ref"),
+                                             sched, at), x)
+                for impl in ("fused", "ref")}
         targets = [Target(">= 1.5x faster than ref", "fused", "ref", 1 / 1.5)] if name == "digits-32" else []
         out.append(Case("alae_train", f"{name} iteration, batch {phase.batch}, lod {phase.lod}", cand, device,
                         targets=targets))
@@ -59,20 +69,9 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
 def _layout_case(device: torch.device) -> Case:
     """photos-32 at its last level, batch 32, DiffAugment's translation as the preset: the
     iteration with the model channels_last ('fused') and contiguous ('contiguous')."""
-    setup = resolve_setup("photos-32")
-    sched = setup.schedule
-    at = int(round(sched.kimg_to_reach(sched.max_lod) * 1000))
-    phase = sched.phase(at)
-    gen = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model(setup.model_config).to(device)
-    x = (torch.rand(phase.batch, sched.channels, sched.resolution, sched.resolution, generator=gen) * 2 - 1).to(device)
-    cand = {}
-    for name, layout in (("fused", torch.channels_last), ("contiguous", torch.contiguous_format)):
-        m = copy.deepcopy(model).to(memory_format=layout)
-        trainer = ALAETrainer(m, sched, seed=0, augment=setup.model_config.augment)
-        trainer.images_seen = at
-        cand[name] = _iteration(trainer, x)
+    setup, model, sched, at, phase, x = _last_level("photos-32", device)
+    cand = {name: _iteration(_trainer_at(copy.deepcopy(model).to(memory_format=layout), sched, at,
+                                         augment=setup.model_config.augment), x)
+            for name, layout in (("fused", torch.channels_last), ("contiguous", torch.contiguous_format))}
     return Case("alae_train", f"photos-32 iteration, batch {phase.batch}, lod {phase.lod}, channels_last, "
                 "vs contiguous", cand, device)
