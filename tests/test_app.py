@@ -25,7 +25,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from alae_fast.app import editing  # noqa: E402
-from alae_fast.app.uploads import UploadError, decode_image  # noqa: E402
+from alae_fast.app.uploads import FORMATS, UploadError, decode_image, signature_format  # noqa: E402
 from alae_fast.edit.directions import parse_direction  # noqa: E402
 from alae_fast.errors import UserError  # noqa: E402
 from alae_fast_tests_support import sibling  # noqa: E402
@@ -195,6 +195,55 @@ def test_decode_image_guards():
     assert status(tiff.getvalue())[0] == 415  # a format outside the list
 
 
+def _upload_status(data: bytes) -> tuple[int, str]:
+    with pytest.raises(UploadError) as e:
+        decode_image(data, 32, 1, max_bytes=1 << 20, max_pixels=1 << 20)
+    return e.value.status, str(e.value)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_supported_format_cut_short_is_400_never_415(fmt):
+    """A file that starts with a supported format's signature but cannot be read is a truncated or
+    corrupt image of that format (400, naming it), however early it was cut: a JPEG cut to its
+    first 200 bytes answers as one cut at 60% (Pillow cannot even identify the first: 415 before)."""
+    rng = np.random.default_rng(0)
+    img = Image.fromarray((rng.random((96, 96)) * 255).astype(np.uint8))  # noise: no format compresses it small
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    data = buf.getvalue()
+    assert len(data) > 2000 and signature_format(data) == fmt
+    # down to the signature alone (WebP's: "RIFF", 4 bytes of size, "WEBP")
+    signature = {"PNG": 8, "JPEG": 3, "GIF": 6, "BMP": 2, "WEBP": 12}[fmt]
+    for n in (len(data) * 6 // 10, 200, 100, 30, 12, signature):
+        code, msg = _upload_status(data[:n])
+        assert code == 400 and f"could not be decoded (truncated or corrupt {fmt}?)" in msg, (n, code, msg)
+
+
+def test_bytes_of_no_supported_format_are_415():
+    # random bytes, a text file (whatever its name: the bytes decide), a PDF, a TIFF, and the
+    # first bytes of a signature too short to be one
+    noise = np.random.default_rng(1).bytes(4096)
+    tiff = io.BytesIO()
+    Image.new("L", (8, 8)).save(tiff, format="TIFF")
+    for data in (noise, b"hello, not an image\n" * 50, b"%PDF-1.4\n...", tiff.getvalue(), b"\x89PN", b"\xff\xd8",
+                 b"GIF8", b"RIFF\x00\x00\x00\x00WAVE"):
+        assert signature_format(data) is None, data[:12]
+        code, msg = _upload_status(data)
+        assert code == 415 and "not an image in a supported format (PNG, JPEG, WEBP, BMP, GIF)" in msg, (data[:12], msg)
+
+
+def test_signatures_take_every_file_pillow_takes():
+    """Every file that Pillow's own plugin accepts as one of FORMATS matches that format's signature
+    here, so a readable image is never told 415 by the signature check."""
+    Image.init()
+    for fmt in FORMATS:
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 16), (200, 30, 90)).save(buf, format=fmt)
+        data = buf.getvalue()
+        assert Image.OPEN[fmt][1](data[:16]) and signature_format(data) == fmt
+        assert decode_image(data, 32, 3, max_bytes=1 << 20, max_pixels=1 << 20).shape == (1, 3, 32, 32)
+
+
 # --- the server over HTTP -------------------------------------------------------------------------
 
 def _png_of(data_url: str) -> np.ndarray:
@@ -333,6 +382,12 @@ def test_bad_input_gets_4xx_and_the_server_keeps_serving(server):
     cases = [
         (S.post(url + "api/encode", b"not an image at all", raw=True), 415, "not an image"),
         (S.post(url + "api/encode", S.digit_png(1)[:80], raw=True), 400, "could not be decoded"),
+        # a JPEG or a PNG cut to 200 bytes: truncated (400), not an unsupported format (415)
+        (S.post(url + "api/encode", S.digit_png(1, (128, 128), "JPEG")[:200], raw=True), 400,
+         "could not be decoded (truncated or corrupt JPEG?)"),
+        (S.post(url + "api/encode", S.digit_png(1, (128, 128))[:200], raw=True), 400,
+         "could not be decoded (truncated or corrupt PNG?)"),
+        (S.post(url + "api/encode", np.random.default_rng(2).bytes(2048), raw=True), 415, "not an image"),
         (S.post(url + "api/encode", b"", raw=True), 400, "empty"),
         (S.post(url + "api/edit", {"w": w[:5], "amounts": [0] * 10}), 400, "8 numbers"),
         (S.post(url + "api/edit", {"w": w, "amounts": [0] * 3}), 400, "10 numbers"),

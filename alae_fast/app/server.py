@@ -14,7 +14,12 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
   error, values, ``refine_steps``; N (optional, default 0: w = E(x), ALAE's own) an integer in
   [0, ``service.MAX_PAGE_REFINE_STEPS``] = [0, 1000]: w is E(x) refined by N steps of descent on
   G's pixel error (``LoadedRun.project`` in W); anything else (not an integer, out of range):
-  400 naming it and the range;
+  400 naming it and the range. The body is told by its first bytes, never a file name
+  (:func:`.uploads.signature_format`): 415 when they match no supported format's signature
+  (PNG, JPEG, GIF, BMP, WebP; a text file, a PDF, a TIFF), 400 "could not be decoded (truncated
+  or corrupt JPEG?)" naming the format when they match one but the file cannot be read, its
+  header or its pixels (cut short or damaged), 400 for an empty body, 413 past the upload or
+  pixel limit (:mod:`.uploads`);
 - ``POST /api/values`` ``{w}`` -> the attribute value of w along each direction;
 - ``POST /api/edit`` ``{w, amounts, names?}`` -> the edited picture, its styles ``ws`` (style
   inputs from 16 on keep w, as the official demo) and ``w`` (style input 0); ``names``, the
@@ -31,10 +36,11 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
   ``DELETE /api/directions?name=N`` removes an uploaded one (404 for an unknown name, 409 for
   one the server started with).
 
-Each answer carries ``ms``, the server's time for the model work. Bad input gets a 4xx and
-``{"error": message}``, which the page shows; the server keeps serving. A query parameter that a
-POST or DELETE route does not take (``name`` and ``refine_steps`` are the only ones) gets 422
-naming it, never the default's answer. Model work runs in worker threads (FastAPI runs ``def``
+Each answer carries ``ms``, the server's time for the model work. Bad input gets a 4xx (400,
+404, 409, 413, 415 for an upload in no supported format, 422; 403 for a foreign host or origin,
+405 for a wrong method) or a 503 with ``Retry-After``, and ``{"error": message}``, which the page
+shows; the server keeps serving. A query parameter that a POST or DELETE route does not take
+(``name`` and ``refine_steps`` are the only ones) gets 422 naming it, never the default's answer. Model work runs in worker threads (FastAPI runs ``def``
 routes in its thread pool), so a slow decode never blocks the event loop: the page, ``/api/info``
 and uploads keep answering meanwhile. Uploads are read into memory up to the limit (never written
 to disk) and refused past it, as is one that would take the bodies held at once past a few

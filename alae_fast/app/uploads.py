@@ -5,11 +5,15 @@ Limits, each answered with :class:`UploadError` (carrying the HTTP status for th
 - the body: at most ``max_bytes`` (413 past it; the reader stops reading there), and all bodies
   being read or decoded at once at most :data:`BODY_BUDGET_UPLOADS` times the largest upload
   (:class:`BodyBudget`; 503 with ``Retry-After`` past it);
-- the format: PNG, JPEG, WebP, BMP or GIF as Pillow identifies it from the bytes (415 otherwise:
-  a text file, a PDF, an image format outside that list);
+- the format: PNG, JPEG, WebP, BMP or GIF, told by the signature its bytes start with
+  (:func:`signature_format`: PNG ``\\x89PNG\\r\\n\\x1a\\n``, JPEG ``\\xff\\xd8\\xff``, GIF ``GIF87a`` or
+  ``GIF89a``, BMP ``BM``, WebP ``RIFF`` + 4 bytes + ``WEBP``). Bytes that start with none of them
+  get 415 (a text file, a PDF, an image format outside that list, whatever the file is named);
 - the pixels: at most ``max_pixels`` (413), checked from the header before anything is decoded;
   Pillow's own decompression-bomb check is also turned into an error;
-- the content: a truncated or corrupt file fails while decoding (400).
+- the content: a file that starts with one of those signatures but cannot be read, whether its
+  header (a JPEG cut to its first 200 bytes) or its pixels (one cut at 60%) is missing or damaged,
+  is a truncated or corrupt image of that format: 400, naming the format, never 415.
 
 The image is then prepared exactly as ``alae-fast reconstruct`` prepares files
 (:func:`alae_fast.data.load_image`: EXIF orientation, centre crop, resize: a block mean for
@@ -38,10 +42,15 @@ import torch
 from .._words import plural
 from ..errors import UserError, first_line
 
-__all__ = ["UploadError", "BodyBudget", "DecodeSlots", "decode_image", "FORMATS", "DECODE_SLOTS", "DECODE_WAIT_S",
-           "BODY_BUDGET_UPLOADS", "UPLOAD_LIMIT_RANGE", "check_upload_limit", "size_text", "too_large"]
+__all__ = ["UploadError", "BodyBudget", "DecodeSlots", "decode_image", "signature_format", "FORMATS", "DECODE_SLOTS",
+           "DECODE_WAIT_S", "BODY_BUDGET_UPLOADS", "UPLOAD_LIMIT_RANGE", "check_upload_limit", "size_text", "too_large"]
 
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
+# Pillow's names (FORMATS) -> the first bytes of a file of that format. Each is as loose as or
+# looser than the test of Pillow's own plugin (WebP's also checks the chunk after "WEBP"), so every
+# file Pillow identifies as one of FORMATS matches its signature here.
+_SIGNATURES = {"PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "GIF": (b"GIF87a", b"GIF89a"),
+               "BMP": (b"BM",)}
 DECODE_SLOTS = 2
 DECODE_WAIT_S = 5.0
 # Bodies held in memory at once, in uploads of the largest size: each body is read whole before
@@ -84,6 +93,17 @@ def check_upload_limit(value, name: str = "max_upload_mb", unit: int = 2 ** 20) 
         raise ValueError(f"{name}: expected a number in {span} ({lo >> 10} KiB to {hi >> 30} GiB: every upload is "
                          f"held in memory, a few at once), got {value!r}")
     return int(value * unit)
+
+
+def signature_format(data: bytes) -> str | None:
+    """The name in :data:`FORMATS` of the supported format whose signature (magic bytes) ``data``
+    starts with, or None: PNG ``\\x89PNG\\r\\n\\x1a\\n``, JPEG ``\\xff\\xd8\\xff``, GIF ``GIF87a`` /
+    ``GIF89a``, BMP ``BM``, WebP ``RIFF`` + 4 bytes (its size) + ``WEBP``. Only the first bytes
+    are looked at: a match says what the file claims to be, not that it decodes."""
+    data = bytes(data[:12])
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for fmt, sigs in _SIGNATURES.items() if data.startswith(sigs)), None)
 
 
 class UploadError(UserError):
@@ -164,10 +184,17 @@ def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, ma
     try:
         with Image.open(io.BytesIO(data), formats=list(FORMATS)) as img:
             w, h = img.size
+            fmt = img.format
     except Image.DecompressionBombError as e:
         raise UploadError(f"the image is too large to decode safely ({first_line(e)})", 413) from e
-    except Exception as e:  # UnidentifiedImageError for text, PDFs, other formats
-        raise UploadError(f"the upload is not an image in a supported format ({', '.join(FORMATS)})", 415) from e
+    except Exception as e:  # UnidentifiedImageError: text, PDFs, other formats, a header cut short
+        fmt = signature_format(data)
+        if fmt is None:
+            raise UploadError(f"the upload is not an image in a supported format ({', '.join(FORMATS)})", 415) from e
+        # a supported format's signature, then a header Pillow cannot read (a JPEG cut to 200
+        # bytes): a truncated or corrupt file of that format, as one cut later (400, not 415)
+        raise UploadError(f"the image could not be decoded (truncated or corrupt {fmt}?): it starts as a {fmt} "
+                          f"file but could not be opened") from e
     if w * h > max_pixels:
         raise UploadError(f"the image is {w}x{h} = {w * h / 1e6:.1f} megapixels; the limit is "
                           f"{max_pixels / 1e6:.1f} megapixels", 413)
@@ -176,5 +203,5 @@ def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, ma
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             arr = load_image(io.BytesIO(data), resolution, channels, notes=notes)
     except Exception as e:  # OSError "image file is truncated", SyntaxError, broken PNG chunks ...
-        raise UploadError(f"the image could not be decoded (truncated or corrupt?): {first_line(e)}") from e
+        raise UploadError(f"the image could not be decoded (truncated or corrupt {fmt}?): {first_line(e)}") from e
     return torch.from_numpy(np.array(arr, dtype=np.float32)).unsqueeze(0) / 127.5 - 1.0
