@@ -38,9 +38,10 @@ import statistics
 import sys
 import time
 
-from ._words import plural, word_for
+from ._words import plural
 
-__all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "own_running", "others_running", "cores_shared", "usable_cpus", "ContentionWatch"]
+__all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "own_running", "others_running", "OthersBusy", "cores_shared",
+           "usable_cpus", "ContentionWatch"]
 
 # libgomp spins this many rounds of its pause loop when other work was found running
 SLEEP_SPIN_COUNT = 0
@@ -97,6 +98,54 @@ def others_running(samples: int = 5, interval_s: float = 0.002, stat_path: str =
         own = own_running(task_dir)
         counts.append(int(line.split()[1]) - max(1, own or 0))
     return max(0, int(statistics.median(counts)))
+
+
+class OthersBusy:
+    """How many cores other processes kept busy since the previous call, time-averaged: the
+    machine's busy CPU time (``/proc/stat``'s ``cpu`` line: user, nice, system, irq, softirq)
+    less this process's own (``time.process_time``, every thread; its spinning waits included),
+    over the wall time between the calls, rounded up from 0.3 of a core (a competitor that gets
+    two thirds of a core beside two spinning threads is one thread that wants a core). Unlike
+    :func:`others_running`, which sees the instant it reads, it counts work that comes and goes
+    between readings: a new user's run of ~40 short commands one after another, beside a
+    training that went 25x slower, fell between 2 ms samples. Data-loading worker processes
+    (``--num-workers``) count as other work. ``None`` where ``/proc/stat`` cannot be read, and for a
+    call less than ``min_s`` seconds after the previous one (too short a window to say)."""
+
+    def __init__(self, stat_path: str = "/proc/stat", clock=time.monotonic, own=time.process_time,
+                 min_s: float = 1.0):
+        self.stat_path, self.clock, self.own, self.min_s = stat_path, clock, own, min_s
+        try:
+            self.hz = os.sysconf("SC_CLK_TCK")
+        except (AttributeError, ValueError, OSError):
+            self.hz = 100
+        self.prev = self._sample()
+
+    def _sample(self):
+        try:
+            with open(self.stat_path, encoding="ascii") as f:
+                line = next((ln for ln in f if ln.startswith("cpu ")), None)
+        except OSError:
+            return None
+        if line is None:
+            return None
+        v = [int(x) for x in line.split()[1:8]]
+        # user nice system idle iowait irq softirq: idle and iowait are not busy; steal (8th) is
+        # the hypervisor's, not this machine's processes'; guest time is inside user already
+        busy = v[0] + v[1] + v[2] + v[5] + v[6]
+        return self.clock(), busy / self.hz, self.own()
+
+    def __call__(self) -> int | None:
+        cur = self._sample()
+        if cur is None or self.prev is None:
+            self.prev = cur
+            return None
+        dt = cur[0] - self.prev[0]
+        if dt < self.min_s:
+            return None
+        cores = ((cur[1] - self.prev[1]) - (cur[2] - self.prev[2])) / dt
+        self.prev = cur
+        return max(0, int(cores + 0.7))
 
 
 def usable_cpus() -> int:
@@ -176,15 +225,16 @@ class ContentionWatch:
     ended while its threads still sleep at once (idle, that made ``digits-32``'s 8x8 iterations
     45% slower). libgomp reads the wait once, at start: the note says how to get the other one.
 
-    :meth:`check` is cheap (one read of ``/proc/stat`` at most every ``every_s`` seconds); it
-    returns a note the first time ``needed`` readings in a row found the cores shared (or free,
-    for a sleeping wait), else None. ``threads`` is torch's thread count; ``read`` (tests)
-    replaces :func:`others_running`.
+    :meth:`check` is cheap (one read of ``/proc/stat`` at most every ``every_s`` seconds; the loop
+    calls it after every iteration); it returns a note the first time ``needed`` readings in a row
+    found the cores shared (or free, for a sleeping wait), else None. A reading is the other
+    processes' CPU time over the seconds since the last (:class:`OthersBusy`). ``threads`` is
+    torch's thread count; ``read`` (tests) replaces :class:`OthersBusy`.
     """
 
     def __init__(self, threads: int, every_s: float = 10.0, needed: int = 3, read=None, clock=time.monotonic):
         self.threads, self.every_s, self.needed = threads, every_s, needed
-        self.read = read or (lambda: others_running(samples=3))
+        self.read = read or OthersBusy()
         self.clock = clock
         self.cpus = usable_cpus()
         self.streak, self.told, self.t_last = 0, False, None
@@ -212,7 +262,7 @@ class ContentionWatch:
                     f"up to 1.7x slower on idle cores (the small levels most). Stopping (Ctrl-C writes a "
                     f"checkpoint) and continuing with --resume lets the new process choose threads that spin; "
                     f"the results continue bit-identically")
-        return (f"note: {plural(others, 'other runnable thread')} now {word_for(others, 'shares', 'share')} the {self.cpus} cores with this run's "
+        return (f"note: other work now keeps about {plural(others, 'core')} of {self.cpus} busy beside this run's "
                 f"{self.threads} threads, which still spin while they wait (the machine was idle when the run "
                 f"started), and that can make each iteration several times slower. Stopping (Ctrl-C writes a "
                 f"checkpoint) and continuing with --resume lets the new process choose threads that sleep "

@@ -4,6 +4,7 @@ cores, libgomp's spinning stays on an idle machine, and the user's settings win.
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -138,16 +139,16 @@ def test_contention_watch_tells_once_after_a_streak(monkeypatch):
         notes.append(watch.check())
         t[0] += 5.0  # two checks per reading interval: every other one reads
     said = [n for n in notes if n]
-    assert len(said) == 1 and "2 other runnable threads now share" in said[0] and "--resume" in said[0]
+    assert len(said) == 1 and "other work now keeps about 2 cores of 2 busy" in said[0] and "--resume" in said[0]
     assert notes.index(said[0]) == 10  # readings 2, 2, (0 resets), 2, 2, 2: the sixth reading, at t=50
 
 
-def test_contention_watch_counts_one_thread_as_one(monkeypatch):
+def test_contention_watch_counts_one_core_as_one(monkeypatch):
     monkeypatch.setattr(_omp, "_CHOICE", {"others": 0, "threads": 2, "cpus": 2, "sleep": False})
     monkeypatch.setattr(_omp, "usable_cpus", lambda: 2)
     watch = ContentionWatch(2, every_s=0.0, needed=1, read=lambda: 1)
     note = watch.check()
-    assert note.startswith("note: 1 other runnable thread now shares the 2 cores"), note
+    assert note.startswith("note: other work now keeps about 1 core of 2 busy beside this run's 2 threads"), note
 
 
 @pytest.mark.parametrize("chosen, threads", [
@@ -195,3 +196,39 @@ def test_contention_watch_says_when_a_sleeping_run_finds_the_cores_free(monkeypa
     assert len(said) == 1 and notes.index(said[0]) == 8
     assert said[0].startswith("note: the cores are free now, and this run's 2 threads still sleep") and \
         "--resume" in said[0] and "bit-identically" in said[0]
+
+
+def _stat(path, busy_jiffies):
+    # /proc/stat's cpu line: user nice system idle iowait irq softirq steal
+    user = busy_jiffies - 3
+    path.write_text(f"cpu  {user} 0 1 900000 50 1 1 70 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\nprocs_running 1\n")
+
+
+def test_others_busy_counts_work_between_readings_less_this_process(tmp_path):
+    # other work that came and went between two readings counts by the CPU time it took (a
+    # reading of procs_running at one instant had missed a string of short commands)
+    stat, t, own = tmp_path / "stat", [0.0], [0.0]
+    hz = os.sysconf("SC_CLK_TCK")
+    _stat(stat, 1000)
+    reader = _omp.OthersBusy(str(stat), clock=lambda: t[0], own=lambda: own[0])
+    t[0], own[0] = 10.0, 20.0  # 10 s: this process used 2 cores' worth (spinning), others 0.5 core
+    _stat(stat, 1000 + int(25.0 * hz))
+    assert reader() == 1
+    t[0], own[0] = 20.0, 40.0  # the next 10 s: others 0.2 of a core (daemons): not a thread
+    _stat(stat, 1000 + int(47.0 * hz))
+    assert reader() == 0
+    t[0], own[0] = 30.0, 50.0  # two busy loops took the cores from this process's threads
+    _stat(stat, 1000 + int(77.0 * hz))
+    assert reader() == 2
+    t[0] = 30.5  # too short a window to say
+    assert reader() is None
+    assert _omp.OthersBusy(str(tmp_path / "missing"))() is None
+
+
+def test_others_busy_reads_this_machine(tmp_path):
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("no /proc/stat")
+    reader = _omp.OthersBusy(min_s=0.0)
+    time.sleep(0.05)
+    value = reader()
+    assert value is None or value >= 0

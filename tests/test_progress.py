@@ -187,6 +187,52 @@ def test_the_plain_line_says_the_level_by_level_time_left(monkeypatch):
         bar.close()
 
 
+def test_a_slow_stretch_counts_while_it_lasts_and_leaves_the_estimate_when_it_ends():
+    # A new user's default run shared the cores for about a minute (img/s 10 against 261) and a
+    # minute after that still said 1199 s left for 159: the mean over a level had kept the slow
+    # stretch. Level 0 at 2 ms an image, level 1 at 5 ms, then 25 times slower for 500 images, then
+    # at 5 ms again; level 2 is on the line (2 ms at cost 1, 5 ms at cost 3: 9.5 ms at cost 6).
+    from alae_fast.training.eta import RECENT_S, RemainingTime
+    from alae_fast.training.schedule import LODSchedule
+
+    schedule = LODSchedule(max_lod=2, base_resolution=4, lod_kimg=(1.0, 6.0, 3.0), lod_batch=(10,),
+                           lod_lr=(0.001,), channels=1)  # 1000, 6000 and 3000 images
+    clock = _Clock()
+    eta = RemainingTime(schedule, 10000, {0: 1.0, 1: 3.0, 2: 6.0}, 0, clock=clock)
+
+    def run(iterations, seconds_per_image):
+        for _ in range(iterations):
+            clock.t += 10 * seconds_per_image
+            eta.update(eta.n + 10)
+
+    run(100, 0.002)
+    run(50, 0.005)
+    assert eta.seconds_left() == pytest.approx(5500 * 0.005 + 3000 * 0.0095)
+    assert eta.slowdown() == pytest.approx(1.0)
+    run(50, 0.125)  # other work takes the cores: the estimate follows at once
+    assert eta.slowdown() == pytest.approx(25.0)
+    assert eta.seconds_left() == pytest.approx(25.0 * (5000 * 0.005 + 3000 * 0.0095))
+    run(int(RECENT_S / 0.05) + 1, 0.005)  # a little more than RECENT_S seconds undisturbed again
+    assert eta.n == 4010 and eta.slowdown() == pytest.approx(1.0)
+    assert eta.seconds_left() == pytest.approx(2990 * 0.005 + 3000 * 0.0095)
+    # the mean over level 1, which the estimate used before, holds the slow stretch: 4.5 times
+    # the level's own pace, and the line through it would put level 2 at 47 ms an image
+    assert eta.seconds[1] / eta.images[1] > 4.5 * 0.005
+
+
+def test_a_run_slow_from_its_start_is_estimated_at_its_own_pace():
+    # shared cores all along, 20 and 30 ms an image in turn: the estimate is the run's own pace
+    # (25 ms at level 0, scaled by the arithmetic for the levels not reached), not its best moments
+    from alae_fast.training.eta import RemainingTime
+
+    clock = _Clock()
+    eta = RemainingTime(_three_levels(), 6000, {0: 1.0, 1: 3.0, 2: 6.0}, 0, clock=clock)
+    for i in range(90):
+        clock.t += 10 * (0.020 if i % 2 else 0.030)
+        eta.update(eta.n + 10)
+    assert eta.seconds_left() == pytest.approx(100 * 0.025 + 2000 * 0.075 + 3000 * 0.15, rel=0.03)
+
+
 @pytest.mark.parametrize("preset", ["digits-32", "photos-32", "digits-mlp", "celeba-128"])
 def test_flops_per_image_grow_with_the_level_and_leave_the_model_and_random_state_alone(preset):
     import torch

@@ -13,12 +13,19 @@ model, whose small levels are mostly per-call costs. The default ``digits-32`` r
 idle, 199 s of training): 225 s left at 30 s (169 s in truth), 124 at 90 s (109), 52 at 150 s
 (49); replayed on a run's log, the arithmetic alone had said about 1.5 times the truth at first,
 the speed so far about half.
+
+A level's pace is the lower quartile of its blocks (stretches of at least ``BLOCK_S`` seconds), and
+the whole estimate is scaled by how the last ``RECENT_S`` seconds compare with their level's pace:
+a slow stretch (other work on the cores) counts while it lasts and is gone from the estimate
+seconds after it ends. The mean over a level, used before, had kept it: a new user's default run
+that shared the cores for about a minute said 1199 s left, 7.5 times the truth, a minute after
+the other work had ended.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -32,6 +39,12 @@ __all__ = ["flops_per_image", "RemainingTime", "SETTLING"]
 # buffers and warm its kernels, and a pace taken from them, applied to the rest of the level,
 # made the estimate jump at each level change
 SETTLING = 3
+
+# A level's pace is taken over blocks of at least this many seconds (short ones would be mostly noise)
+BLOCK_S = 2.0
+
+# The current pace: the iterations of the current level that ended within this many seconds
+RECENT_S = 10.0
 
 
 class _Count(TorchDispatchMode):
@@ -89,7 +102,8 @@ class RemainingTime:
     """Seconds left in a run of ``total`` images on ``schedule`` (see the module docstring).
 
     ``update(images_seen)`` after each iteration charges the time since the previous call to
-    the level the iteration trained at; :meth:`seconds_left` is None until one level has a pace.
+    the level the iteration trained at; :meth:`seconds_left` is None until one level has a pace;
+    :meth:`slowdown` says how much slower the last seconds ran than their level's pace.
     ``cost``: :func:`flops_per_image` (or any per-level relative cost); ``clock``: seconds."""
 
     def __init__(self, schedule: LODSchedule, total: int, cost: dict[int, float], images_seen: int,
@@ -98,6 +112,12 @@ class RemainingTime:
         self.seconds: dict[int, float] = defaultdict(float)
         self.images: dict[int, int] = defaultdict(int)
         self.calls: dict[int, int] = defaultdict(int)
+        self.blocks: dict[int, list] = defaultdict(list)  # (seconds per image, images) of closed blocks
+        self.block: dict[int, list] = defaultdict(lambda: [0.0, 0])  # the open block: seconds, images
+        self._quartile: dict[int, float] = {}
+        self.recent: deque = deque()  # (end time, seconds, images) of the current level's last iterations
+        self.recent_lod: int | None = None
+        self.factor = 1.0  # the current pace over its level's (kept while a new level settles)
         self.n, self.t = images_seen, clock()
 
     def update(self, images_seen: int) -> None:
@@ -107,9 +127,53 @@ class RemainingTime:
         lod = self.schedule.phase(self.n).lod  # the iteration that began at self.n trained here
         self.calls[lod] += 1
         if self.calls[lod] > SETTLING:
-            self.seconds[lod] += now - self.t
-            self.images[lod] += images_seen - self.n
+            dt, images = now - self.t, images_seen - self.n
+            self.seconds[lod] += dt
+            self.images[lod] += images
+            block = self.block[lod]
+            block[0] += dt
+            block[1] += images
+            if block[0] >= BLOCK_S and block[1] > 0:
+                self.blocks[lod].append((block[0] / block[1], block[1]))
+                self._quartile.pop(lod, None)
+                block[0], block[1] = 0.0, 0
+            if lod != self.recent_lod:
+                self.recent.clear()
+                self.recent_lod = lod
+            self.recent.append((now, dt, images))
+            while len(self.recent) > 1 and now - self.recent[0][0] > RECENT_S:
+                self.recent.popleft()
+            seconds, count = sum(r[1] for r in self.recent), sum(r[2] for r in self.recent)
+            ref = self._pace(lod)
+            if count > 0 and ref:
+                self.factor = seconds / count / ref
         self.n, self.t = images_seen, now
+
+    def _pace(self, lod: int) -> float | None:
+        """Seconds per image at ``lod`` as the machine runs it undisturbed: the lower quartile, by
+        images, of its closed blocks' paces (a slow stretch spans many blocks of few images: by
+        blocks it would soon be the quartile), or its mean before a block has closed; None before
+        it has a pace."""
+        blocks = self.blocks.get(lod)
+        if blocks:
+            # cached until the level's next block closes: tqdm asks on every redraw, and a
+            # days-long level holds tens of thousands of blocks
+            if lod not in self._quartile:
+                blocks = sorted(blocks)
+                quarter, seen = 0.25 * sum(n for _, n in blocks), 0
+                for pace, n in blocks:
+                    seen += n
+                    if seen >= quarter:
+                        self._quartile[lod] = pace
+                        break
+            return self._quartile[lod]
+        n = self.images.get(lod, 0)
+        return self.seconds[lod] / n if n > 0 else None
+
+    def slowdown(self) -> float:
+        """The last ``RECENT_S`` seconds' pace over their level's pace (1.0: as fast as that level
+        has run; 25: other work takes most of the cores); 1.0 before a level has a pace."""
+        return self.factor
 
     def _left_by_level(self) -> dict[int, int]:
         """Images still to train at each level, from ``self.n`` to ``total``."""
@@ -145,7 +209,7 @@ class RemainingTime:
 
     def seconds_left(self) -> float | None:
         """Seconds the run has left (a float), or None before a level has a pace."""
-        pace = {lod: self.seconds[lod] / n for lod, n in self.images.items() if n > 0}
+        pace = {lod: p for lod in list(self.images) if (p := self._pace(lod)) is not None}
         if not pace:
             return None
         line = self._line(pace)
@@ -160,4 +224,4 @@ class RemainingTime:
                 ref = min(pace, key=lambda m: (abs(m - lod), -m))
                 scale = self.cost[lod] / self.cost[ref] if self.cost.get(ref) else 1.0
                 total += count * pace[ref] * scale
-        return total
+        return total * self.factor

@@ -527,9 +527,11 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
             log.add(metrics, before, after)
             if trainer.step_count % opts.log_steps == 0 or after >= total:
                 log.write(metrics, after)
-                note = watch.check() if watch is not None else None
-                if note:
-                    run.say(note)
+            # every iteration (the watch reads at most every 10 s): at log steps only, a run slowed
+            # 25x by other work read once in minutes
+            note = watch.check() if watch is not None else None
+            if note:
+                run.say(note)
             # every rank must take the same decisions (a checkpoint gathers from all of them)
             stopped, late = _agree(ctx, stop.requested, _clock() - t_last_ckpt >= ckpt_seconds)
             if before // ckpt_every != after // ckpt_every or after >= total or late or stopped:
