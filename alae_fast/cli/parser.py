@@ -4,6 +4,7 @@ in the order ``--help`` lists them."""
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from ..inference.projection import DEFAULT_REFINE_LR
 from ..limits import DEFAULT_NUM_FID
@@ -61,13 +62,60 @@ def _ckpt_command(sub, name: str, ckpt: dict | None = None, **parser_options) ->
     return p
 
 
+# the attribute of a namespace under which _StoreOnce keeps what each option was given while
+# one command line is parsed (OneLineParser.parse_known_args takes it out of the result)
+_GIVEN = "_alae_fast_given"
+
+
+def _said(option_string: str | None, raw: list[str] | None) -> str:
+    """An option as the command line gave it: ``--psi 0.5`` (``raw``: its argument strings)."""
+    return " ".join([option_string or "", shlex.join(raw or [])]).strip()
+
+
+class _StoreOnce(argparse._StoreAction):
+    """argparse's ``store`` (the default action), but an option given a second time with another
+    value - under another of its spellings (``--psi 0.5 --trunc 0.7``, ``--ckpt A --network B``)
+    or the same one (``--seed 1 --seed 2``) - is refused in one line naming both, where argparse
+    kept the last silently; given again with the same value (after its type: ``--psi 0.5 --trunc
+    .5``) it is taken. ``append`` options (``--set``, ``--direction``) repeat as before, and the
+    store_true/store_false pairs (``--flip``/``--no-flip``) are refused by their exclusive groups."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if self.option_strings:  # a positional argument is given once
+            given = vars(namespace).setdefault(_GIVEN, {})
+            said = _said(option_string, getattr(parser, "_raw_values", None))
+            if self.dest not in given:
+                given[self.dest] = (said, values)
+            elif given[self.dest][1] != values:
+                name = self.option_strings[0].lstrip("-")
+                parser.error(f"{given[self.dest][0]} and {said} give {name} two different values; give one")
+        setattr(namespace, self.dest, values)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose refusals are one line, as every other error of the CLI: "PROG: error:
     MESSAGE (see PROG --help)" on stderr, exit status 2 (argparse prints the whole usage block
-    first, 16 lines for ``train``). Its subcommands' parsers are of this class too."""
+    first, 16 lines for ``train``). Its subcommands' parsers are of this class too. An option that
+    takes a value is stored by :class:`_StoreOnce`: given twice with two different values, under
+    one spelling or two, it is refused (argparse kept the last one silently)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, rest = super().parse_known_args(args, namespace)
+        vars(parsed).pop(_GIVEN, None)
+        return parsed, rest
+
+    def _get_values(self, action, arg_strings):
+        # the strings as typed, for _StoreOnce's refusal (it is called with the converted values)
+        self._raw_values = list(arg_strings)
+        return super()._get_values(action, arg_strings)
 
 
 def build_parser() -> argparse.ArgumentParser:
