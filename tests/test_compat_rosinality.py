@@ -370,3 +370,116 @@ def test_modulated_conv_empty_batch(fused, upsample, downsample):
     grads = torch.autograd.grad(y.sum(), [x, s, conv.weight], allow_unused=True)
     assert grads[0].shape == x.shape and grads[1].shape == s.shape
     assert grads[2] is None or not grads[2].any()
+
+
+# --- the layers' forwards name what they were given ------------------------------------------
+# A trial's finding: ModulatedConv2d(3, 4, 3, 8)(x, style [2, 7]) raised torch's "mat1 and mat2
+# shapes cannot be multiplied (2x7 and 8x3)", and a wrong channel count "shape '[2, 1, 3, 1, 1]' is
+# invalid for input of size 10": neither named the argument. Every layer now says which of its
+# arguments does not fit, what it expected and what it got.
+_X = torch.randn(2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("call,kind,match", [
+    (lambda: ModulatedConv2d(3, 4, 3, 8)(_X, torch.randn(2, 7)), ValueError,
+     r"^ModulatedConv2d: style must have shape \[N, style_dim\] = \[2, 8\] to match input; got \(2, 7\)$"),
+    (lambda: ModulatedConv2d(5, 4, 3, 8)(_X, torch.randn(2, 8)), ValueError,
+     r"^ModulatedConv2d: input must be 4-D \[N, in_channel, H, W\] with in_channel = 5; got shape \(2, 3, 8, 8\)$"),
+    (lambda: ModulatedConv2d(3, 4, 3, 8, fused=False)(_X, torch.randn(3, 8)), ValueError,
+     r"^ModulatedConv2d: style must have shape \[N, style_dim\] = \[2, 8\] to match input; got \(3, 8\)$"),
+    (lambda: ModulatedConv2d(3, 4, 3, 8)(_X, torch.randn(8)), ValueError,
+     r"^ModulatedConv2d: style must have shape \[N, style_dim\] = \[2, 8\] to match input; got \(8,\)$"),
+    (lambda: ModulatedConv2d(3, 4, 3, 8)(_X, torch.randn(2, 1, 8)), ValueError, r"^ModulatedConv2d: style must have shape"),
+    (lambda: ModulatedConv2d(3, 4, 3, 8)(_X[0], torch.randn(2, 8)), ValueError,
+     r"^ModulatedConv2d: input must be 4-D \[N, in_channel, H, W\] with in_channel = 3; got shape \(3, 8, 8\)$"),
+    (lambda: ModulatedConv2d(3, 4, 3, 8, upsample=True)(_X[:, :, :0], torch.randn(2, 8)), ValueError,
+     r"^ModulatedConv2d: input must be 4-D \[N, in_channel, H, W\] with in_channel = 3 and H, W >= 1; "
+     r"got shape \(2, 3, 0, 8\)$"),
+    (lambda: ModulatedConv2d(3, 4, 3, 8, downsample=True)(_X[:, :, :1], torch.randn(2, 8)), ValueError,
+     r"^ModulatedConv2d: input must be 4-D .* and H, W >= 2; got shape \(2, 3, 1, 8\)$"),
+    (lambda: ModulatedConv2d(3, 4, 3, 8)(_X, [0.0] * 8), TypeError, r"^ModulatedConv2d: style must be a torch.Tensor; got list"),
+    (lambda: ModulatedConv2d(3, 4, 3, 8)(_X.numpy(), torch.randn(2, 8)), TypeError,
+     r"^ModulatedConv2d: input must be a torch.Tensor; got ndarray"),
+    (lambda: ModulatedConv2d(3, 4, 3, 8)(_X.long(), torch.randn(2, 8)), TypeError,
+     r"^ModulatedConv2d: input must have dtype in"),
+    (lambda: EqualLinear(8, 4)(torch.randn(2, 7)), ValueError,
+     r"^EqualLinear: input must have shape \[\.\.\., in_dim\] with in_dim = 8 \(usually \[N, 8\]\); got shape \(2, 7\)$"),
+    (lambda: EqualLinear(8, 4, activation="fused_lrelu")(torch.randn(8)), ValueError,
+     r"^EqualLinear: input must be \[N, in_dim\] = \[N, 8\] with activation .*; got shape \(8,\)$"),
+    (lambda: EqualLinear(8, 4, activation="fused_lrelu")(torch.randn(2, 3, 8)), ValueError,
+     r"^EqualLinear: input must be \[N, in_dim\] = \[N, 8\] with activation .*; got shape \(2, 3, 8\)$"),
+    (lambda: EqualLinear(8, 4)("x"), TypeError, r"^EqualLinear: input must be a torch.Tensor; got str"),
+    (lambda: EqualConv2d(5, 4, 3)(_X), ValueError,
+     r"^EqualConv2d: input must be \[N, in_channel, H, W\] \(or unbatched \[in_channel, H, W\]\) with in_channel = 5; "
+     r"got shape \(2, 3, 8, 8\)$"),
+    (lambda: EqualConv2d(3, 4, 3)(_X[0, 0]), ValueError, r"^EqualConv2d: input must be \[N, in_channel, H, W\]"),
+    (lambda: EqualConv2d(3, 4, 3)(_X[:, :, :2]), ValueError,
+     r"^EqualConv2d: input's H and W must be >= 1 and, padded by padding = 0 on each side, >= kernel_size = 3; "
+     r"got shape \(2, 3, 2, 8\)$"),
+    (lambda: EqualConv2d(3, 4, 3, padding=1)(_X[:, :, :0]), ValueError, r"^EqualConv2d: input's H and W must be >= 1"),
+    (lambda: FusedLeakyReLU(4)(_X), ValueError,
+     r"^FusedLeakyReLU: input must be \[N, channel, \.\.\.\] with channel = 4 \(its bias is added along dim 1\); "
+     r"got shape \(2, 3, 8, 8\)$"),
+    (lambda: FusedLeakyReLU(4)(torch.randn(4)), ValueError, r"^FusedLeakyReLU: input must be \[N, channel, \.\.\.\]"),
+    (lambda: Blur([1, 3, 3, 1], (2, 1))(_X[0]), ValueError, r"^Blur: input must be 4-D \[N, C, H, W\]; got shape \(3, 8, 8\)$"),
+    (lambda: Upsample([1, 3, 3, 1])(_X[:, :, :, :0]), ValueError,
+     r"^Upsample: input must be 4-D \[N, C, H, W\] with H, W >= 1; got shape \(2, 3, 8, 0\)$"),
+    (lambda: Downsample([1, 3, 3, 1])(_X[:, :, :1]), ValueError,
+     r"^Downsample: input must be 4-D \[N, C, H, W\] with H, W >= 2; got shape \(2, 3, 1, 8\)$"),
+    (lambda: Downsample([1, 3, 3, 1], factor=4)(_X[:, :, :3]), ValueError, r"^Downsample: .* with H, W >= 4"),
+])
+def test_rosinality_layers_name_what_does_not_fit(call, kind, match):
+    with pytest.raises(kind, match=match):
+        call()
+
+
+def test_rosinality_layers_take_what_they_took():
+    # the checks refuse only what torch (or fused_leaky_relu) refused: the smallest sizes each
+    # layer can take, unbatched EqualConv2d input, any leading dims of EqualLinear without
+    # activation, any shape for FusedLeakyReLU without a bias, and the values are the same
+    torch.manual_seed(5)
+    s = torch.randn(2, 8)
+    for kw, side, out in ((dict(), 1, 1), (dict(upsample=True), 1, 2), (dict(downsample=True), 2, 1)):
+        for fused in (True, False):
+            y = ModulatedConv2d(3, 4, 3, 8, fused=fused, **kw)(_X[:, :, :side, :side], s)
+            assert y.shape == (2, 4, out, out)
+    lin = EqualLinear(8, 4)
+    v = torch.randn(5, 2, 8)
+    torch.testing.assert_close(lin(v), torch.nn.functional.linear(v, lin.weight * lin.scale, lin.bias))
+    assert lin(torch.randn(8)).shape == (4,)
+    act = EqualLinear(8, 4, activation="fused_lrelu")
+    assert act(torch.randn(2, 4, 8)).shape == (2, 4, 4)  # bias along dim 1, as rosinality's fused_leaky_relu
+    assert EqualLinear(8, 4, bias=False, activation="fused_lrelu")(torch.randn(8)).shape == (4,)
+    conv = EqualConv2d(3, 4, 3, padding=1)
+    torch.testing.assert_close(conv(_X[0]), conv(_X)[0])
+    assert EqualConv2d(3, 4, 3, padding=1)(_X[:, :, :1, :1]).shape == (2, 4, 1, 1)
+    assert EqualConv2d(3, 4, 3)(_X[:, :, :3, :3]).shape == (2, 4, 1, 1)
+    assert FusedLeakyReLU(4, bias=False)(torch.randn(3)).shape == (3,)
+    assert FusedLeakyReLU(3)(torch.randn(2, 3)).shape == (2, 3)
+    assert Downsample([1, 3, 3, 1])(_X[:, :, :2, :2]).shape == (2, 3, 1, 1)
+    assert Upsample([1, 3, 3, 1])(_X[:, :, :1, :1]).shape == (2, 3, 2, 2)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("upsample,downsample", [(False, False), (True, False), (False, True)])
+def test_rosinality_layers_compile_fullgraph(fused, upsample, downsample):
+    # the forwards' checks compare shapes only: the layers trace whole under torch.compile, with
+    # dynamic sizes, and a new batch and image size reuse the graph
+    torch.manual_seed(6)
+    conv = ModulatedConv2d(3, 4, 3, 8, upsample=upsample, downsample=downsample, fused=fused)
+    lin, econv, act = EqualLinear(8, 8, activation="fused_lrelu"), EqualConv2d(4, 4, 3, padding=1), FusedLeakyReLU(4)
+    blur, up, down = Blur([1, 3, 3, 1], (2, 1)), Upsample([1, 3, 3, 1]), Downsample([1, 3, 3, 1])
+
+    def fn(x, z):
+        y = act(econv(conv(x, lin(z))))
+        return down(up(blur(y)))
+
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, backend="eager", fullgraph=True, dynamic=True)
+    # sizes distinct from each other and from the layers' own (8, 4, 3): an equal one is duck-sized
+    # with it (a style of length 8 and an image 8 high share one symbol) and recompiles anyway
+    for k, (n, h, w) in enumerate(((2, 9, 7), (5, 13, 11))):
+        x, z = torch.randn(n, 3, h, w), torch.randn(n, 8)
+        with torch.compiler.set_stance("fail_on_recompile" if k else "default"):
+            y = compiled(x, z)
+        torch.testing.assert_close(y, fn(x, z))

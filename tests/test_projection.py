@@ -295,3 +295,24 @@ def test_loaded_run_project_is_the_descent_at_the_runs_level(run):
 def test_loaded_run_refuses_bad_arguments(run, call, said):
     with pytest.raises((ValueError, TypeError), match=__import__("re").escape(said)):
         call(run, digits(run, 2))
+
+
+def test_loaded_run_project_gives_xs_dtype_and_warns_at_the_callers_line(run):
+    # the docstring said "float32"; w comes in the dtype E gives for x, x's, as project_latents says
+    x = digits(run, 2)
+    assert run.project(x, steps=2).dtype == torch.float32
+    assert run.project(x.double(), steps=2).dtype == torch.float64
+    # the "kept E(x)" warning names the line that called run.project (or reconstruct, or
+    # project_latents), not alae_fast/inference/loading.py's call of project_latents
+    import warnings
+
+    calls = [lambda: run.project(x, steps=3, lr=1000),
+             lambda: run.reconstruct(x, refine_steps=3, refine_lr=1000),
+             lambda: project_latents(run.model, x, run.phase.lod, run.phase.blend, steps=3, lr=1000.0)]
+    for call in calls:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        kept = [w for w in caught if issubclass(w.category, RuntimeWarning) and "kept E(x)" in str(w.message)]
+        assert len(kept) == 1, [str(w.message) for w in caught]
+        assert kept[0].filename == __file__, kept[0].filename

@@ -22,7 +22,13 @@ naming the layer and the argument for one of the wrong type (a float, bool or st
 size or factor is an int; a flag such as ``bias``, ``demodulate`` or ``upsample`` that is not a
 bool: rosinality's model.py passes bools; a string or None for a number; taps that are not
 numbers), ValueError for one of the right type with a bad value (a size or factor < 1, NaN or
-inf, ``lr_mul`` <= 0, a pad of another length, taps empty or summing to 0).
+inf, ``lr_mul`` <= 0, a pad of another length, taps empty or summing to 0). Their forwards check
+the tensors they are given before torch sees them: TypeError naming the layer and ``input`` (or
+``style``) for one that is not a float tensor, ValueError for one of a shape the layer cannot take
+(another ndim, another channel count or style length than the layer was built for, a style batch
+other than input's, an image too small for the layer's kernel or resampling), saying the shape
+expected and the shape given. Shape comparisons only: no tensor is read, and the layers still trace
+whole under ``torch.compile(fullgraph=True)``.
 """
 
 from __future__ import annotations
@@ -97,6 +103,11 @@ class FusedLeakyReLU(nn.Module):
         self.scale = scale
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.bias is not None:  # without one any shape goes, as in fused_leaky_relu
+            check_tensor(input, "input", "FusedLeakyReLU")
+            if input.ndim < 2 or input.shape[1] != self.bias.shape[0]:
+                raise ValueError(f"FusedLeakyReLU: input must be [N, channel, ...] with channel = {self.bias.shape[0]} "
+                                 f"(its bias is added along dim 1); got shape {tuple(input.shape)}")
         return fused_leaky_relu(input, self.bias, self.negative_slope, self.scale)
 
 
@@ -190,6 +201,20 @@ def _pad(pad, layer: str) -> tuple:
     return tuple(int(p) for p in pad)
 
 
+def _check_image(input, layer: str, channels: int | None = None, least: int = 1) -> None:
+    """A layer's ``input``: a float tensor [N, C, H, W] (C = ``channels`` when given) with H, W >=
+    ``least``; TypeError or ValueError naming ``layer`` and ``input`` otherwise (shapes compared, no
+    tensor read)."""
+    check_tensor(input, "input", layer)
+    c = "C" if channels is None else "in_channel"
+    said = f"[N, {c}, H, W]" + ("" if channels is None else f" with in_channel = {channels}")
+    if input.ndim != 4 or (channels is not None and input.shape[1] != channels):
+        raise ValueError(f"{layer}: input must be 4-D {said}; got shape {tuple(input.shape)}")
+    if input.shape[2] < least or input.shape[3] < least:
+        raise ValueError(f"{layer}: input must be 4-D {said}{' and' if channels else ' with'} H, W >= {least}; got "
+                         f"shape {tuple(input.shape)}")
+
+
 class Blur(nn.Module):
     """rosinality's ``Blur(kernel, pad, upsample_factor=1)``."""
 
@@ -203,6 +228,7 @@ class Blur(nn.Module):
         self.pad = _pad(pad, "Blur")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        _check_image(input, "Blur")  # an image too small for the pad is upfirdn2d's to say (it names pad)
         return upfirdn2d(input, self.kernel, pad=self.pad)
 
 
@@ -218,6 +244,7 @@ class Upsample(nn.Module):
         self.pad = ((p + 1) // 2 + factor - 1, p // 2)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        _check_image(input, "Upsample")
         return upfirdn2d(input, self.kernel, up=self.factor, down=1, pad=self.pad)
 
 
@@ -233,6 +260,7 @@ class Downsample(nn.Module):
         self.pad = ((p + 1) // 2, p // 2)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        _check_image(input, "Downsample", least=self.factor)  # the output is [H // factor, W // factor]
         return upfirdn2d(input, self.kernel, up=1, down=self.factor, pad=self.pad)
 
 
@@ -256,6 +284,16 @@ class EqualLinear(nn.Module):
         self.lr_mul = lr_mul
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        check_tensor(input, "input", "EqualLinear")
+        in_dim, out_dim = self.weight.shape[1], self.weight.shape[0]
+        if input.ndim < 1 or input.shape[-1] != in_dim:
+            raise ValueError(f"EqualLinear: input must have shape [..., in_dim] with in_dim = {in_dim} (usually "
+                             f"[N, {in_dim}]); got shape {tuple(input.shape)}")
+        if self.activation and self.bias is not None and (input.ndim < 2 or (input.ndim > 2 and input.shape[1] != out_dim)):
+            # what fused_leaky_relu refuses, said of this layer's input rather than of F.linear's output
+            raise ValueError(f"EqualLinear: input must be [N, in_dim] = [N, {in_dim}] with activation (fused_leaky_relu "
+                             f"adds the bias [out_dim = {out_dim}] along dim 1 of the output, as rosinality's does); "
+                             f"got shape {tuple(input.shape)}")
         bias = None if self.bias is None else self.bias * self.lr_mul
         if self.activation:
             out = F.linear(input, self.weight * self.scale)
@@ -284,6 +322,15 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channel)) if bias else None
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        check_tensor(input, "input", "EqualConv2d")
+        in_channel, k, p = self.weight.shape[1], self.weight.shape[2], self.padding
+        if input.ndim not in (3, 4) or input.shape[-3] != in_channel:  # F.conv2d takes an unbatched [C, H, W] too
+            raise ValueError(f"EqualConv2d: input must be [N, in_channel, H, W] (or unbatched [in_channel, H, W]) with "
+                             f"in_channel = {in_channel}; got shape {tuple(input.shape)}")
+        h, w = input.shape[-2], input.shape[-1]
+        if h < 1 or w < 1 or h + 2 * p < k or w + 2 * p < k:
+            raise ValueError(f"EqualConv2d: input's H and W must be >= 1 and, padded by padding = {p} on each side, "
+                             f">= kernel_size = {k}; got shape {tuple(input.shape)}")
         return F.conv2d(input, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding)
 
 
@@ -335,6 +382,14 @@ class ModulatedConv2d(nn.Module):
         self.fused = fused
 
     def forward(self, input: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        name = "ModulatedConv2d"
+        # downsampling's blur gives [H + k - 2, W + k - 2], which its stride-2 k x k convolution needs >= k
+        _check_image(input, name, self.in_channel, least=2 if self.downsample else 1)
+        check_tensor(style, "style", name)
+        style_dim = self.modulation.weight.shape[1]
+        if style.ndim != 2 or style.shape[0] != input.shape[0] or style.shape[1] != style_dim:
+            raise ValueError(f"{name}: style must have shape [N, style_dim] = [{input.shape[0]}, {style_dim}] to match "
+                             f"input; got {tuple(style.shape)}")
         if not self.fused or input.shape[0] == 0:
             # a batch of 0 would make the fused path's grouped convolution groups=0, which torch
             # refuses ("non-positive groups"); the unfused path computes the same (empty) result

@@ -287,9 +287,11 @@ class LoadedRun:
         (default: ``[N, latent_size]``, what :meth:`encode` gives and the editing directions act
         on) or "w+" (``[N, num_ws, latent_size]``, one w per style input: closer, less like G's
         own latents); noise: as :meth:`decode` (None: ``self.noise_mode``; the default 'zero'
-        makes the result deterministic). Returns w (float32, detached) for :meth:`decode`.
+        makes the result deterministic). Returns w detached, on x's device, in the dtype the encoder
+        gives for x (x's: float64 for float64 images, float32 for float32 ones), for :meth:`decode`.
         Errors: the class docstring, naming ``project``; FloatingPointError when the descent
-        diverges (an lr too large)."""
+        diverges (an lr too large). Warns (RuntimeWarning, attributed to the caller's line) when
+        some images kept E(x): no step lowered their pixel error."""
         steps, lr, space = check_refinement("project", steps, lr, space)
         x, noise = self._level_images(x, "project"), self._noise(noise, "project")
         # the descent decodes (and differentiates) its batches at once

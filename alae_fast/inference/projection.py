@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
+import os
+import sys
 import warnings
 
 import torch
@@ -85,6 +87,21 @@ def check_refinement(op: str, steps, lr, space,
     return check_refine_steps(steps, op, names[0]), check_refine_lr(lr, op, names[1]), check_space(space, op, names[2])
 
 
+# this package's files: the frames a warning of project_latents passes over to reach its caller's line
+_INFERENCE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` at which a warning raised by the function that calls this one names the
+    first frame outside ``alae_fast/inference``: the user's line whether they called
+    :func:`project_latents` or ``LoadedRun.project``/``reconstruct`` (which call it), as Python
+    3.12's ``skip_file_prefixes`` would (not in 3.10 and 3.11)."""
+    frame, level = sys._getframe(2), 2  # 0: here, 1: the warning function, 2: its caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INFERENCE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level if frame is not None else 2
+
+
 # Images refined at once by default: each holds G's graph for its backward pass
 PROJECT_BATCH = 256
 
@@ -108,10 +125,11 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     lowest pixel error among E(x) and the steps' iterates, so never worse than E(x) by that error
     (StyleGAN2's projector returns the last iterate, which an lr too large for the model leaves
     far worse than where it started). Warns (RuntimeWarning) when, with steps >= 1, some images
-    kept E(x) because no step lowered their error. Raises TypeError naming the argument
-    for a steps, lr, space or batch_size of the wrong type, ValueError for a bad value, what ``encode``/``decode``
-    raise for a bad x or noise, and FloatingPointError when the descent reaches NaN or infinity
-    (an lr too large for this model)."""
+    kept E(x) because no step lowered their error, attributed to the caller's line (the first
+    outside ``alae_fast.inference``: through ``LoadedRun.project``, the line that called it).
+    Raises TypeError naming the argument for a steps, lr, space or batch_size of the wrong type,
+    ValueError for a bad value, what ``encode``/``decode`` raise for a bad x or noise, and
+    FloatingPointError when the descent reaches NaN or infinity (an lr too large for this model)."""
     steps, lr, space = check_refinement("project_latents", steps, lr, space)
     check_count(batch_size, "batch_size", "project_latents")
     check_images(x, "project_latents")
@@ -126,7 +144,7 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
         # never worse than E(x), but a descent that changed nothing must say so, not pass as a refinement
         warnings.warn(f"project_latents: {kept} of {x.shape[0]} images kept E(x): no step of the descent lowered "
                       f"their pixel error (lr {lr:g}; a rate far too large, or too small, for this model does that)",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=_caller_stacklevel())
     return torch.cat(parts) if parts else x.new_zeros((0, model.latent_size))
 
 
