@@ -9,10 +9,10 @@ line fitted to the levels measured: an iteration's fixed cost shared by its batc
 per unit of arithmetic (:func:`flops_per_image`, G's forward and E's for one image), so
 ``seconds per image = overhead / batch + rate * flops``. With one level measured it takes that
 level's pace scaled by the arithmetic alone, which overstates the larger levels of a small
-model, whose small levels are mostly per-call costs. The default ``digits-32`` run (2026-12-05,
-idle, 199 s of training): 225 s left at 30 s (169 s in truth), 124 at 90 s (109), 52 at 150 s
-(49); replayed on a run's log, the arithmetic alone had said about 1.5 times the truth at first,
-the speed so far about half.
+model, whose small levels are mostly per-call costs. The default ``digits-32`` run (2026-12-06,
+idle, 192 s of training): 220 s left at 30 s (162 s in truth), 123 at 60 s (132), 74 at 120 s
+(72), 40 at 150 s (42); replayed on a run's log, the arithmetic alone had said about 1.5 times
+the truth at first, the speed so far about half.
 
 A level's pace is the lower quartile of its blocks (stretches of at least ``BLOCK_S`` seconds), and
 the whole estimate is scaled by how the last ``RECENT_S`` seconds compare with their level's pace:
