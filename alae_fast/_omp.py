@@ -108,31 +108,46 @@ class OthersBusy:
     two thirds of a core beside two spinning threads is one thread that wants a core). Unlike
     :func:`others_running`, which sees the instant it reads, it counts work that comes and goes
     between readings: a new user's run of ~40 short commands one after another, beside a
-    training that went 25x slower, fell between 2 ms samples. Data-loading worker processes
-    (``--num-workers``) count as other work. ``None`` where ``/proc/stat`` cannot be read, and for a
-    call less than ``min_s`` seconds after the previous one (too short a window to say)."""
+    training that went 25x slower, fell between 2 ms samples. Only the CPUs this process may run
+    on are read (``cpus``: CPU numbers, default its affinity mask; "all", or an unknown mask: the
+    machine's total line). Data-loading worker processes (``--num-workers``) count as other work. ``None``
+    where ``/proc/stat`` cannot be read, and for a call less than ``min_s`` seconds after the
+    previous one (too short a window to say)."""
 
     def __init__(self, stat_path: str = "/proc/stat", clock=time.monotonic, own=time.process_time,
-                 min_s: float = 1.0):
+                 min_s: float = 1.0, cpus=None):
         self.stat_path, self.clock, self.own, self.min_s = stat_path, clock, own, min_s
         try:
             self.hz = os.sysconf("SC_CLK_TCK")
         except (AttributeError, ValueError, OSError):
             self.hz = 100
+        if cpus is None:
+            try:
+                cpus = os.sched_getaffinity(0)
+            except (AttributeError, OSError):
+                cpus = "all"
+        # the per-CPU lines of the CPUs this process may run on: work on the others (a container's
+        # neighbours on a large host, whose /proc/stat is the host's) does not compete for its cores
+        self.lines = None if cpus == "all" else {f"cpu{c}" for c in cpus}
         self.prev = self._sample()
 
     def _sample(self):
         try:
             with open(self.stat_path, encoding="ascii") as f:
-                line = next((ln for ln in f if ln.startswith("cpu ")), None)
+                text = f.read()
         except OSError:
             return None
-        if line is None:
+        busy, seen = 0, False
+        for line in text.splitlines():
+            head = line.split(" ", 1)[0]
+            if (head in self.lines) if self.lines is not None else head == "cpu":
+                v = [int(x) for x in line.split()[1:8]]
+                # user nice system idle iowait irq softirq: idle and iowait are not busy; steal
+                # (8th) is the hypervisor's, not this machine's processes'; guest is inside user
+                busy += v[0] + v[1] + v[2] + v[5] + v[6]
+                seen = True
+        if not seen:
             return None
-        v = [int(x) for x in line.split()[1:8]]
-        # user nice system idle iowait irq softirq: idle and iowait are not busy; steal (8th) is
-        # the hypervisor's, not this machine's processes'; guest time is inside user already
-        busy = v[0] + v[1] + v[2] + v[5] + v[6]
         return self.clock(), busy / self.hz, self.own()
 
     def __call__(self) -> int | None:

@@ -198,10 +198,12 @@ def test_contention_watch_says_when_a_sleeping_run_finds_the_cores_free(monkeypa
         "--resume" in said[0] and "bit-identically" in said[0]
 
 
-def _stat(path, busy_jiffies):
-    # /proc/stat's cpu line: user nice system idle iowait irq softirq steal
+def _stat(path, busy_jiffies, far=0):
+    # /proc/stat: the total line, then per CPU (user nice system idle iowait irq softirq steal);
+    # cpu0 and cpu1 hold busy_jiffies between them, cpu2 (not this process's) holds far
     user = busy_jiffies - 3
-    path.write_text(f"cpu  {user} 0 1 900000 50 1 1 70 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\nprocs_running 1\n")
+    path.write_text(f"cpu  {user + far} 0 1 900000 50 1 1 70 0 0\ncpu0 {user - 7} 0 1 450000 25 1 1 35 0 0\n"
+                    f"cpu1 7 0 0 450000 25 0 0 35 0 0\ncpu2 {far} 0 0 9 0 0 0 0 0 0\nprocs_running 1\n")
 
 
 def test_others_busy_counts_work_between_readings_less_this_process(tmp_path):
@@ -210,7 +212,7 @@ def test_others_busy_counts_work_between_readings_less_this_process(tmp_path):
     stat, t, own = tmp_path / "stat", [0.0], [0.0]
     hz = os.sysconf("SC_CLK_TCK")
     _stat(stat, 1000)
-    reader = _omp.OthersBusy(str(stat), clock=lambda: t[0], own=lambda: own[0])
+    reader = _omp.OthersBusy(str(stat), clock=lambda: t[0], own=lambda: own[0], cpus={0, 1})
     t[0], own[0] = 10.0, 20.0  # 10 s: this process used 2 cores' worth (spinning), others 0.5 core
     _stat(stat, 1000 + int(25.0 * hz))
     assert reader() == 1
@@ -223,6 +225,20 @@ def test_others_busy_counts_work_between_readings_less_this_process(tmp_path):
     t[0] = 30.5  # too short a window to say
     assert reader() is None
     assert _omp.OthersBusy(str(tmp_path / "missing"))() is None
+
+
+def test_others_busy_reads_only_the_cpus_this_process_may_use(tmp_path):
+    # a container pinned to 2 CPUs of a large host reads the host's /proc/stat: work on the other
+    # CPUs does not compete for its cores
+    stat, t, own = tmp_path / "stat", [0.0], [0.0]
+    hz = os.sysconf("SC_CLK_TCK")
+    _stat(stat, 1000)
+    pinned = _omp.OthersBusy(str(stat), clock=lambda: t[0], own=lambda: own[0], cpus={0, 1})
+    whole = _omp.OthersBusy(str(stat), clock=lambda: t[0], own=lambda: own[0], cpus="all")
+    t[0], own[0] = 10.0, 20.0  # this process used its 2 cores; 30 cores' worth ran elsewhere
+    _stat(stat, 1000 + int(20.0 * hz), far=int(300.0 * hz))
+    assert pinned() == 0
+    assert whole() == 30
 
 
 def test_others_busy_reads_this_machine(tmp_path):
