@@ -220,6 +220,26 @@ def test_a_slow_stretch_counts_while_it_lasts_and_leaves_the_estimate_when_it_en
     assert eta.seconds[1] / eta.images[1] > 4.5 * 0.005
 
 
+def test_a_slow_stretch_at_a_levels_end_is_not_carried_into_the_next_level():
+    # the review's case: level 0 ends 25 times slower; level 1's settling iterations had been
+    # estimated with that slowdown (1798 s left for about 58)
+    from alae_fast.training.eta import SETTLING, RemainingTime
+
+    clock = _Clock()
+    eta = RemainingTime(_three_levels(), 6000, {0: 1.0, 1: 3.0, 2: 6.0}, 0, clock=clock)
+    for spi in [0.002] * 60 + [0.05] * 40:
+        clock.t += 10 * spi
+        eta.update(eta.n + 10)
+    assert eta.n == 1000 and eta.slowdown() > 10
+    clock.t += 0.03
+    eta.update(eta.n + 10)  # level 1's first iteration
+    assert eta.slowdown() == 1.0
+    for _ in range(SETTLING):
+        clock.t += 10 * 0.005
+        eta.update(eta.n + 10)
+    assert eta.slowdown() == pytest.approx(1.0)
+
+
 def test_a_run_slow_from_its_start_is_estimated_at_its_own_pace():
     # shared cores all along, 20 and 30 ms an image in turn: the estimate is the run's own pace
     # (25 ms at level 0, scaled by the arithmetic for the levels not reached), not its best moments

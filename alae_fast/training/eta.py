@@ -116,8 +116,9 @@ class RemainingTime:
         self.block: dict[int, list] = defaultdict(lambda: [0.0, 0])  # the open block: seconds, images
         self._quartile: dict[int, float] = {}
         self.recent: deque = deque()  # (end time, seconds, images) of the current level's last iterations
+        self.recent_sums = [0.0, 0]  # their seconds and images
         self.recent_lod: int | None = None
-        self.factor = 1.0  # the current pace over its level's (kept while a new level settles)
+        self.factor = 1.0  # the current pace over its level's
         self.n, self.t = images_seen, clock()
 
     def update(self, images_seen: int) -> None:
@@ -125,6 +126,13 @@ class RemainingTime:
         that trained from the last call's ``images_seen`` to this one's (an int)."""
         now = self.clock()
         lod = self.schedule.phase(self.n).lod  # the iteration that began at self.n trained here
+        if lod != self.recent_lod:
+            # a new level: its own pace decides, from its first counted iteration on; until then
+            # no slowdown (one carried over from a slow stretch at the level's end had said 1798 s
+            # left for 58 through the new level's settling, minutes where an iteration takes 20 s)
+            self.recent.clear()
+            self.recent_sums = [0.0, 0]
+            self.recent_lod, self.factor = lod, 1.0
         self.calls[lod] += 1
         if self.calls[lod] > SETTLING:
             dt, images = now - self.t, images_seen - self.n
@@ -137,16 +145,17 @@ class RemainingTime:
                 self.blocks[lod].append((block[0] / block[1], block[1]))
                 self._quartile.pop(lod, None)
                 block[0], block[1] = 0.0, 0
-            if lod != self.recent_lod:
-                self.recent.clear()
-                self.recent_lod = lod
             self.recent.append((now, dt, images))
+            self.recent_sums[0] += dt
+            self.recent_sums[1] += images
+            # running sums: at 0.5 ms an iteration the window holds 20,000 of them
             while len(self.recent) > 1 and now - self.recent[0][0] > RECENT_S:
-                self.recent.popleft()
-            seconds, count = sum(r[1] for r in self.recent), sum(r[2] for r in self.recent)
+                _, d, k = self.recent.popleft()
+                self.recent_sums[0] -= d
+                self.recent_sums[1] -= k
             ref = self._pace(lod)
-            if count > 0 and ref:
-                self.factor = seconds / count / ref
+            if self.recent_sums[1] > 0 and ref:
+                self.factor = self.recent_sums[0] / self.recent_sums[1] / ref
         self.n, self.t = images_seen, now
 
     def _pace(self, lod: int) -> float | None:
@@ -158,21 +167,22 @@ class RemainingTime:
         if blocks:
             # cached until the level's next block closes: tqdm asks on every redraw, and a
             # days-long level holds tens of thousands of blocks
-            if lod not in self._quartile:
+            pace = self._quartile.get(lod)  # (get: tqdm's monitor thread may ask during update)
+            if pace is None:
                 blocks = sorted(blocks)
                 quarter, seen = 0.25 * sum(n for _, n in blocks), 0
                 for pace, n in blocks:
                     seen += n
                     if seen >= quarter:
-                        self._quartile[lod] = pace
                         break
-            return self._quartile[lod]
+                self._quartile[lod] = pace
+            return pace
         n = self.images.get(lod, 0)
         return self.seconds[lod] / n if n > 0 else None
 
     def slowdown(self) -> float:
         """The last ``RECENT_S`` seconds' pace over their level's pace (1.0: as fast as that level
-        has run; 25: other work takes most of the cores); 1.0 before a level has a pace."""
+        has run; 25: other work takes most of the cores); 1.0 before the current level has a pace."""
         return self.factor
 
     def _left_by_level(self) -> dict[int, int]:
