@@ -100,23 +100,51 @@ def others_running(samples: int = 5, interval_s: float = 0.002, stat_path: str =
     return max(0, int(statistics.median(counts)))
 
 
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process (every thread) and of its live child processes (data-loading
+    workers; ``/proc/<pid>/stat`` utime + stime, which ``os.times`` gives only for children that
+    ended)."""
+    total = time.process_time()
+    try:
+        import multiprocessing
+
+        children = multiprocessing.active_children()
+    except Exception:  # no multiprocessing support here
+        children = []
+    if children:
+        hz = os.sysconf("SC_CLK_TCK")
+        for child in children:
+            try:
+                with open(f"/proc/{child.pid}/stat", "rb") as f:
+                    data = f.read()
+            except (OSError, TypeError):
+                continue
+            fields = data[data.rfind(b")") + 2:].split()  # from the state, field 3
+            total += (int(fields[11]) + int(fields[12])) / hz  # utime and stime, fields 14 and 15
+    return total
+
+
 class OthersBusy:
     """How many cores other processes kept busy since the previous call, time-averaged: the
     machine's busy CPU time (``/proc/stat``'s ``cpu`` line: user, nice, system, irq, softirq)
-    less this process's own (``time.process_time``, every thread; its spinning waits included),
-    over the wall time between the calls, rounded up from 0.3 of a core (a competitor that gets
-    two thirds of a core beside two spinning threads is one thread that wants a core). Unlike
+    less this run's own (``time.process_time``, every thread, its spinning waits included, and its
+    live child processes: ``--workers`` data loaders), less ``siblings`` cores (the other ranks of
+    a torchrun job on this machine: their threads times their count), over the wall time between
+    the calls, rounded to the nearest core (a competitor that gets two thirds of a core beside two
+    spinning threads is one thread that wants a core; softirq time of a job's own traffic is
+    not). Unlike
     :func:`others_running`, which sees the instant it reads, it counts work that comes and goes
     between readings: a new user's run of ~40 short commands one after another, beside a
     training that went 25x slower, fell between 2 ms samples. Only the CPUs this process may run
     on are read (``cpus``: CPU numbers, default its affinity mask; "all", or an unknown mask: the
-    machine's total line). Data-loading worker processes (``--num-workers``) count as other work. ``None``
+    machine's total line). ``None``
     where ``/proc/stat`` cannot be read, and for a call less than ``min_s`` seconds after the
     previous one (too short a window to say)."""
 
-    def __init__(self, stat_path: str = "/proc/stat", clock=time.monotonic, own=time.process_time,
-                 min_s: float = 1.0, cpus=None):
-        self.stat_path, self.clock, self.own, self.min_s = stat_path, clock, own, min_s
+    def __init__(self, stat_path: str = "/proc/stat", clock=time.monotonic, own=None,
+                 min_s: float = 1.0, cpus=None, siblings: float = 0.0):
+        self.stat_path, self.clock, self.min_s, self.siblings = stat_path, clock, min_s, siblings
+        self.own = own if own is not None else _own_cpu_seconds
         try:
             self.hz = os.sysconf("SC_CLK_TCK")
         except (AttributeError, ValueError, OSError):
@@ -158,9 +186,9 @@ class OthersBusy:
         dt = cur[0] - self.prev[0]
         if dt < self.min_s:
             return None
-        cores = ((cur[1] - self.prev[1]) - (cur[2] - self.prev[2])) / dt
+        cores = ((cur[1] - self.prev[1]) - (cur[2] - self.prev[2])) / dt - self.siblings
         self.prev = cur
-        return max(0, int(cores + 0.7))
+        return max(0, int(cores + 0.5))
 
 
 def usable_cpus() -> int:
@@ -244,12 +272,18 @@ class ContentionWatch:
     calls it after every iteration); it returns a note the first time ``needed`` readings in a row
     found the cores shared (or free, for a sleeping wait), else None. A reading is the other
     processes' CPU time over the seconds since the last (:class:`OthersBusy`). ``threads`` is
-    torch's thread count; ``read`` (tests) replaces :class:`OthersBusy`.
+    torch's thread count; ``ranks``: this job's processes on this machine (torchrun's
+    ``LOCAL_WORLD_SIZE``), whose threads are not other work; ``resume``: the command that
+    continues the run, which the note prefixes with the wait to take (``GOMP_SPINCOUNT=0``, or
+    ``ALAE_FAST_OMP_SPIN=keep``), so that the next process takes it whatever it sees at its start
+    (which reads the machine for ~10 ms: work that comes and goes may be missed then too);
+    ``read`` (tests) replaces :class:`OthersBusy`.
     """
 
-    def __init__(self, threads: int, every_s: float = 10.0, needed: int = 3, read=None, clock=time.monotonic):
-        self.threads, self.every_s, self.needed = threads, every_s, needed
-        self.read = read or OthersBusy()
+    def __init__(self, threads: int, every_s: float = 10.0, needed: int = 3, read=None, clock=time.monotonic,
+                 resume: str = "alae-fast train --resume --out RUN", ranks: int = 1):
+        self.threads, self.every_s, self.needed, self.resume = threads, every_s, needed, resume
+        self.read = read or OthersBusy(siblings=float((ranks - 1) * threads))
         self.clock = clock
         self.cpus = usable_cpus()
         self.streak, self.told, self.t_last = 0, False, None
@@ -275,10 +309,10 @@ class ContentionWatch:
             return (f"note: the cores are free now, and this run's {self.threads} threads still sleep as soon as they "
                     f"wait (other work shared the {self.cpus} cores when the run started), which makes iterations "
                     f"up to 1.7x slower on idle cores (the small levels most). Stopping (Ctrl-C writes a "
-                    f"checkpoint) and continuing with --resume lets the new process choose threads that spin; "
-                    f"the results continue bit-identically")
+                    f"checkpoint) and continuing with `ALAE_FAST_OMP_SPIN=keep {self.resume}` gives threads that "
+                    f"spin; the results continue bit-identically")
         return (f"note: other work now keeps about {plural(others, 'core')} of {self.cpus} busy beside this run's "
                 f"{self.threads} threads, which still spin while they wait (the machine was idle when the run "
                 f"started), and that can make each iteration several times slower. Stopping (Ctrl-C writes a "
-                f"checkpoint) and continuing with --resume lets the new process choose threads that sleep "
-                f"instead; the results continue bit-identically")
+                f"checkpoint) and continuing with `GOMP_SPINCOUNT=0 {self.resume}` gives threads that sleep "
+                f"as soon as they wait; the results continue bit-identically")

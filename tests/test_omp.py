@@ -139,7 +139,9 @@ def test_contention_watch_tells_once_after_a_streak(monkeypatch):
         notes.append(watch.check())
         t[0] += 5.0  # two checks per reading interval: every other one reads
     said = [n for n in notes if n]
-    assert len(said) == 1 and "other work now keeps about 2 cores of 2 busy" in said[0] and "--resume" in said[0]
+    assert len(said) == 1 and "other work now keeps about 2 cores of 2 busy" in said[0]
+    # the command that makes the next process sleep whatever it sees at its start
+    assert "`GOMP_SPINCOUNT=0 alae-fast train --resume --out RUN`" in said[0]
     assert notes.index(said[0]) == 10  # readings 2, 2, (0 resets), 2, 2, 2: the sixth reading, at t=50
 
 
@@ -195,7 +197,7 @@ def test_contention_watch_says_when_a_sleeping_run_finds_the_cores_free(monkeypa
     # 0, 0, (shared: reset), 0, 0, (unknown: reset), 0, 0, 0: the ninth reading
     assert len(said) == 1 and notes.index(said[0]) == 8
     assert said[0].startswith("note: the cores are free now, and this run's 2 threads still sleep") and \
-        "--resume" in said[0] and "bit-identically" in said[0]
+        "`ALAE_FAST_OMP_SPIN=keep alae-fast train --resume --out RUN`" in said[0] and "bit-identically" in said[0]
 
 
 def _stat(path, busy_jiffies, far=0):
@@ -222,7 +224,14 @@ def test_others_busy_counts_work_between_readings_less_this_process(tmp_path):
     t[0], own[0] = 30.0, 50.0  # two busy loops took the cores from this process's threads
     _stat(stat, 1000 + int(77.0 * hz))
     assert reader() == 2
-    t[0] = 30.5  # too short a window to say
+    t[0], own[0] = 40.0, 70.0  # a second rank of this job on the machine (2 threads) is not other work
+    _stat(stat, 1000 + int(97.0 * hz))
+    ranks = _omp.OthersBusy(str(stat), clock=lambda: t[0], own=lambda: own[0], cpus={0, 1}, siblings=2.0)
+    t[0], own[0] = 50.0, 80.0  # this rank 1 core, its sibling 2, others 0.4: rounds to 0
+    _stat(stat, 1000 + int(131.0 * hz))
+    assert ranks() == 0
+    assert reader() == 1  # its last reading was at 30 s: 24 s of others' CPU in 20 s, siblings not known
+    t[0] = 50.5  # too short a window to say
     assert reader() is None
     assert _omp.OthersBusy(str(tmp_path / "missing"))() is None
 
@@ -248,3 +257,25 @@ def test_others_busy_reads_this_machine(tmp_path):
     time.sleep(0.05)
     value = reader()
     assert value is None or value >= 0
+
+
+def test_own_cpu_counts_live_child_processes():
+    # data-loading workers (--workers) are the run's own work, not other work
+    import multiprocessing
+
+    before = _omp._own_cpu_seconds()
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_spin_for, args=(1.0,))
+    child.start()
+    try:
+        time.sleep(0.9)
+        during = _omp._own_cpu_seconds()
+    finally:
+        child.join()
+    assert during - before >= 0.5  # the child's CPU time, though this process mostly slept
+
+
+def _spin_for(seconds):
+    t = time.monotonic()
+    while time.monotonic() - t < seconds:
+        pass

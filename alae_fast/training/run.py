@@ -519,7 +519,8 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
     ckpt_seconds = 60.0 * opts.checkpoint_minutes if opts.checkpoint_minutes else math.inf
     t_last_ckpt = _clock()
     log = _LossLog(run, bar)
-    watch = ContentionWatch(torch.get_num_threads()) if ctx.is_main and ctx.device.type == "cpu" else None
+    watch = (ContentionWatch(torch.get_num_threads(), resume=_continue_command(ctx, plan.out), ranks=_local_ranks())
+             if ctx.is_main and ctx.device.type == "cpu" else None)
     try:
         while trainer.images_seen < total:
             before, metrics = _train_step(run)
@@ -552,6 +553,14 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
     finally:
         log.close()
     return stopped
+
+
+def _local_ranks() -> int:
+    """This job's processes on this machine: torchrun's ``LOCAL_WORLD_SIZE`` (1 without torchrun)."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
 
 
 def _continue_command(ctx: DistributedContext, out: Path) -> str:
