@@ -483,3 +483,23 @@ def test_rosinality_layers_compile_fullgraph(fused, upsample, downsample):
         with torch.compiler.set_stance("fail_on_recompile" if k else "default"):
             y = compiled(x, z)
         torch.testing.assert_close(y, fn(x, z))
+
+
+@pytest.mark.parametrize("resample", [{}, {"upsample": True}, {"downsample": True}])
+def test_the_input_checks_add_no_tracer_warnings(monkeypatch, resample):
+    # under torch.jit.trace a size is a traced tensor: the checks had made a traced ModulatedConv2d
+    # print 14 TracerWarnings where it printed 2 (a review of the change that added them)
+    import warnings
+
+    from alae_fast.compat import rosinality as R
+
+    def traced_warnings():
+        m = R.ModulatedConv2d(4, 5, 3, 8, **resample)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.jit.trace(m, (torch.randn(2, 4, 8, 8), torch.randn(2, 8)), check_trace=False)
+        return sum(issubclass(w.category, torch.jit.TracerWarning) for w in caught)
+
+    with_checks = traced_warnings()
+    monkeypatch.setattr(R, "_shapes_checked", lambda: False)
+    assert with_checks == traced_warnings()

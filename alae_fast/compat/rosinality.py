@@ -105,7 +105,7 @@ class FusedLeakyReLU(nn.Module):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.bias is not None:  # without one any shape goes, as in fused_leaky_relu
             check_tensor(input, "input", "FusedLeakyReLU")
-            if input.ndim < 2 or input.shape[1] != self.bias.shape[0]:
+            if _shapes_checked() and (input.ndim < 2 or input.shape[1] != self.bias.shape[0]):
                 raise ValueError(f"FusedLeakyReLU: input must be [N, channel, ...] with channel = {self.bias.shape[0]} "
                                  f"(its bias is added along dim 1); got shape {tuple(input.shape)}")
         return fused_leaky_relu(input, self.bias, self.negative_slope, self.scale)
@@ -201,11 +201,21 @@ def _pad(pad, layer: str) -> tuple:
     return tuple(int(p) for p in pad)
 
 
+def _shapes_checked() -> bool:
+    """Whether the forwards compare their inputs' sizes: not under ``torch.jit.trace``, where a
+    size is a traced tensor and each comparison printed a TracerWarning (14 a traced
+    ModulatedConv2d, where it had printed 2); a traced graph is fixed to its example's shapes
+    anyway. ``torch.compile`` and eager mode check."""
+    return not torch.jit.is_tracing()
+
+
 def _check_image(input, layer: str, channels: int | None = None, least: int = 1) -> None:
     """A layer's ``input``: a float tensor [N, C, H, W] (C = ``channels`` when given) with H, W >=
     ``least``; TypeError or ValueError naming ``layer`` and ``input`` otherwise (shapes compared, no
     tensor read)."""
     check_tensor(input, "input", layer)
+    if not _shapes_checked():
+        return
     c = "C" if channels is None else "in_channel"
     said = f"[N, {c}, H, W]" + ("" if channels is None else f" with in_channel = {channels}")
     if input.ndim != 4 or (channels is not None and input.shape[1] != channels):
@@ -286,14 +296,16 @@ class EqualLinear(nn.Module):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         check_tensor(input, "input", "EqualLinear")
         in_dim, out_dim = self.weight.shape[1], self.weight.shape[0]
-        if input.ndim < 1 or input.shape[-1] != in_dim:
-            raise ValueError(f"EqualLinear: input must have shape [..., in_dim] with in_dim = {in_dim} (usually "
-                             f"[N, {in_dim}]); got shape {tuple(input.shape)}")
-        if self.activation and self.bias is not None and (input.ndim < 2 or (input.ndim > 2 and input.shape[1] != out_dim)):
-            # what fused_leaky_relu refuses, said of this layer's input rather than of F.linear's output
-            raise ValueError(f"EqualLinear: input must be [N, in_dim] = [N, {in_dim}] with activation (fused_leaky_relu "
-                             f"adds the bias [out_dim = {out_dim}] along dim 1 of the output, as rosinality's does); "
-                             f"got shape {tuple(input.shape)}")
+        if _shapes_checked():
+            if input.ndim < 1 or input.shape[-1] != in_dim:
+                raise ValueError(f"EqualLinear: input must have shape [..., in_dim] with in_dim = {in_dim} (usually "
+                                 f"[N, {in_dim}]); got shape {tuple(input.shape)}")
+            if self.activation and self.bias is not None and (
+                    input.ndim < 2 or (input.ndim > 2 and input.shape[1] != out_dim)):
+                # what fused_leaky_relu refuses, said of this layer's input rather than of F.linear's output
+                raise ValueError(f"EqualLinear: input must be [N, in_dim] = [N, {in_dim}] with activation "
+                                 f"(fused_leaky_relu adds the bias [out_dim = {out_dim}] along dim 1 of the output, as "
+                                 f"rosinality's does); got shape {tuple(input.shape)}")
         bias = None if self.bias is None else self.bias * self.lr_mul
         if self.activation:
             out = F.linear(input, self.weight * self.scale)
@@ -324,13 +336,14 @@ class EqualConv2d(nn.Module):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         check_tensor(input, "input", "EqualConv2d")
         in_channel, k, p = self.weight.shape[1], self.weight.shape[2], self.padding
-        if input.ndim not in (3, 4) or input.shape[-3] != in_channel:  # F.conv2d takes an unbatched [C, H, W] too
-            raise ValueError(f"EqualConv2d: input must be [N, in_channel, H, W] (or unbatched [in_channel, H, W]) with "
-                             f"in_channel = {in_channel}; got shape {tuple(input.shape)}")
-        h, w = input.shape[-2], input.shape[-1]
-        if h < 1 or w < 1 or h + 2 * p < k or w + 2 * p < k:
-            raise ValueError(f"EqualConv2d: input's H and W must be >= 1 and, padded by padding = {p} on each side, "
-                             f">= kernel_size = {k}; got shape {tuple(input.shape)}")
+        if _shapes_checked():
+            if input.ndim not in (3, 4) or input.shape[-3] != in_channel:  # F.conv2d takes an unbatched [C, H, W] too
+                raise ValueError(f"EqualConv2d: input must be [N, in_channel, H, W] (or unbatched [in_channel, H, W]) "
+                                 f"with in_channel = {in_channel}; got shape {tuple(input.shape)}")
+            h, w = input.shape[-2], input.shape[-1]
+            if h < 1 or w < 1 or h + 2 * p < k or w + 2 * p < k:
+                raise ValueError(f"EqualConv2d: input's H and W must be >= 1 and, padded by padding = {p} on each "
+                                 f"side, >= kernel_size = {k}; got shape {tuple(input.shape)}")
         return F.conv2d(input, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding)
 
 
@@ -387,7 +400,7 @@ class ModulatedConv2d(nn.Module):
         _check_image(input, name, self.in_channel, least=2 if self.downsample else 1)
         check_tensor(style, "style", name)
         style_dim = self.modulation.weight.shape[1]
-        if style.ndim != 2 or style.shape[0] != input.shape[0] or style.shape[1] != style_dim:
+        if _shapes_checked() and (style.ndim != 2 or style.shape[0] != input.shape[0] or style.shape[1] != style_dim):
             raise ValueError(f"{name}: style must have shape [N, style_dim] = [{input.shape[0]}, {style_dim}] to match "
                              f"input; got {tuple(style.shape)}")
         if not self.fused or input.shape[0] == 0:
