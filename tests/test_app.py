@@ -1469,3 +1469,30 @@ def test_info_says_whether_the_model_has_noise_inputs(server, tmp_path):
     with S.ServerThread(_untrained_style_checkpoint(tmp_path / "style.pt")) as srv:
         info = S.get(srv.url + "api/info")[1]
     assert info["noise_inputs"] is True and info["api_version"] == 2 and info["num_ws"] == 6
+
+
+def test_a_whole_image_of_an_unsupported_variant_is_415_with_pillows_reason():
+    # a BMP whose header says compression 4 (BI_JPEG) is complete, not truncated: a variant Pillow
+    # does not decode (a review had found it answered 400 "truncated or corrupt BMP?")
+    import struct
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(buf, "BMP")
+    data = bytearray(buf.getvalue())
+    data[30:34] = struct.pack("<I", 4)  # BITMAPINFOHEADER's biCompression
+    with pytest.raises(UploadError, match=r"a BMP file of a kind that cannot be read \(.*Unsupported BMP "
+                                          r"compression") as e:
+        decode_image(bytes(data), 32, 3, max_bytes=1 << 20, max_pixels=10_000)
+    assert e.value.status == 415
+
+
+def test_text_that_starts_with_bm_is_not_taken_for_a_bmp():
+    # "BM" is two letters of any text: from 18 bytes on, a BMP's info-header size decides
+    assert signature_format(b"BMW is a car maker, not an image") is None
+    with pytest.raises(UploadError, match="not an image in a supported format") as e:
+        decode_image(b"BMW is a car maker, not an image", 32, 3, max_bytes=1 << 20, max_pixels=10_000)
+    assert e.value.status == 415
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, "BMP")
+    assert signature_format(buf.getvalue()) == "BMP"
+    assert signature_format(b"BM12") == "BMP"  # too short to tell: a BMP cut short

@@ -8,12 +8,13 @@ Limits, each answered with :class:`UploadError` (carrying the HTTP status for th
 - the format: PNG, JPEG, WebP, BMP or GIF, told by the signature its bytes start with
   (:func:`signature_format`: PNG ``\\x89PNG\\r\\n\\x1a\\n``, JPEG ``\\xff\\xd8\\xff``, GIF ``GIF87a`` or
   ``GIF89a``, BMP ``BM``, WebP ``RIFF`` + 4 bytes + ``WEBP``). Bytes that start with none of them
-  get 415 (a text file, a PDF, an image format outside that list, whatever the file is named);
+  get 415 (a text file, a PDF, an image format outside that list, whatever the file is named),
+  as does a whole file of a variant Pillow does not decode (415 with Pillow's "Unsupported ...");
 - the pixels: at most ``max_pixels`` (413), checked from the header before anything is decoded;
   Pillow's own decompression-bomb check is also turned into an error;
 - the content: a file that starts with one of those signatures but cannot be read, whether its
   header (a JPEG cut to its first 200 bytes) or its pixels (one cut at 60%) is missing or damaged,
-  is a truncated or corrupt image of that format: 400, naming the format, never 415.
+  is a truncated or corrupt image of that format: 400, naming the format.
 
 The image is then prepared exactly as ``alae-fast reconstruct`` prepares files
 (:func:`alae_fast.data.load_image`: EXIF orientation, centre crop, resize: a block mean for
@@ -51,6 +52,9 @@ FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 # file Pillow identifies as one of FORMATS matches its signature here.
 _SIGNATURES = {"PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "GIF": (b"GIF87a", b"GIF89a"),
                "BMP": (b"BM",)}
+# the sizes of a BMP's info header (BITMAPCOREHEADER 12, BITMAPINFOHEADER 40, its V2/V3 extensions
+# 52 and 56, OS/2 2.x 64, V4 108, V5 124)
+_BMP_INFO_SIZES = (12, 40, 52, 56, 64, 108, 124)
 DECODE_SLOTS = 2
 DECODE_WAIT_S = 5.0
 # Bodies held in memory at once, in uploads of the largest size: each body is read whole before
@@ -98,12 +102,18 @@ def check_upload_limit(value, name: str = "max_upload_mb", unit: int = 2 ** 20) 
 def signature_format(data: bytes) -> str | None:
     """The name in :data:`FORMATS` of the supported format whose signature (magic bytes) ``data``
     starts with, or None: PNG ``\\x89PNG\\r\\n\\x1a\\n``, JPEG ``\\xff\\xd8\\xff``, GIF ``GIF87a`` /
-    ``GIF89a``, BMP ``BM``, WebP ``RIFF`` + 4 bytes (its size) + ``WEBP``. Only the first bytes
-    are looked at: a match says what the file claims to be, not that it decodes."""
-    data = bytes(data[:12])
+    ``GIF89a``, BMP ``BM`` (and, from 18 bytes on, a known info-header size at byte 14), WebP
+    ``RIFF`` + 4 bytes (its size) + ``WEBP``. Only the first bytes are looked at: a match says
+    what the file claims to be, not that it decodes."""
+    data = bytes(data[:18])
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
-    return next((fmt for fmt, sigs in _SIGNATURES.items() if data.startswith(sigs)), None)
+    fmt = next((fmt for fmt, sigs in _SIGNATURES.items() if data.startswith(sigs)), None)
+    # "BM" alone is two letters of any text ("BMW ..."): past the file header, a BMP's info header
+    # starts with its own size, one of a few
+    if fmt == "BMP" and len(data) >= 18 and int.from_bytes(data[14:18], "little") not in _BMP_INFO_SIZES:
+        return None
+    return fmt
 
 
 class UploadError(UserError):
@@ -187,14 +197,19 @@ def decode_image(data: bytes, resolution: int, channels: int, max_bytes: int, ma
             fmt = img.format
     except Image.DecompressionBombError as e:
         raise UploadError(f"the image is too large to decode safely ({first_line(e)})", 413) from e
-    except Exception as e:  # UnidentifiedImageError: text, PDFs, other formats, a header cut short
+    except Exception as e:  # UnidentifiedImageError (text, PDFs, a header cut short), OSError
         fmt = signature_format(data)
         if fmt is None:
             raise UploadError(f"the upload is not an image in a supported format ({', '.join(FORMATS)})", 415) from e
+        if not isinstance(e, Image.UnidentifiedImageError) and "unsupported" in str(e).lower():
+            # a whole header of a kind Pillow does not decode ("Unsupported BMP compression (4)",
+            # 64 bits a pixel): a valid file, of a variant outside what is supported
+            raise UploadError(f"the upload is a {fmt} file of a kind that cannot be read ({first_line(e)})", 415) from e
         # a supported format's signature, then a header Pillow cannot read (a JPEG cut to 200
         # bytes): a truncated or corrupt file of that format, as one cut later (400, not 415)
+        why = "" if isinstance(e, Image.UnidentifiedImageError) else f" ({first_line(e)})"
         raise UploadError(f"the image could not be decoded (truncated or corrupt {fmt}?): it starts as a {fmt} "
-                          f"file but could not be opened") from e
+                          f"file but could not be opened{why}") from e
     if w * h > max_pixels:
         raise UploadError(f"the image is {w}x{h} = {w * h / 1e6:.1f} megapixels; the limit is "
                           f"{max_pixels / 1e6:.1f} megapixels", 413)
