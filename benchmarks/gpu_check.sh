@@ -26,7 +26,9 @@
 #   GPU_CHECK_DEADLINE=540         seconds from the start after which no bounded stage runs on
 #   BENCH_ARGS="--ops bias_act upfirdn2d filtered_lrelu adain modulated_conv2d alae_models alae_train"
 #                                  arguments for `alae-fast bench` (train_load measures CPU
-#                                  training under load, official writes 215 MB: both left out)
+#                                  training under load, official writes 215 MB: both left out);
+#                                  not --device or --json, which this script gives (the CLI
+#                                  refuses an option given twice with two values)
 #   BENCH_TIMEOUT=200              seconds after which the benchmark gets Ctrl-C (SIGINT) and
 #                                  prints the table of the cases measured so far; 0: no limit
 #   SANITIZER_TIMEOUT=120          seconds for the compute-sanitizer stage
