@@ -50,6 +50,27 @@ SLEEP_SPIN_COUNT = 0
 _CHOICE: dict | None = None
 
 
+def _stat_fields(path: str) -> list[bytes] | None:
+    """The fields of a ``/proc/<pid>[/task/<tid>]/stat`` file from the state (field 3) on, or None
+    where it cannot be read (the process or thread ended). They follow the last ')': the command
+    name before it may hold spaces or parentheses."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    end = data.rfind(b")")
+    return data[end + 2:].split() if end >= 0 else None
+
+
+def _clock_ticks() -> int:
+    """Clock ticks a second, the unit of ``/proc``'s CPU times (100 where it cannot be asked)."""
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):
+        return 100
+
+
 def own_running(task_dir: str = "/proc/self/task") -> int | None:
     """How many of this process's threads are runnable now (state ``R`` in each
     ``/proc/self/task/<tid>/stat``), the calling thread included; None where the directory
@@ -60,14 +81,8 @@ def own_running(task_dir: str = "/proc/self/task") -> int | None:
         return None
     running = 0
     for tid in tids:
-        try:
-            with open(os.path.join(task_dir, tid, "stat"), "rb") as f:
-                data = f.read()
-        except OSError:  # the thread ended between the listing and the read
-            continue
-        # "pid (comm) S ...": the state follows the last ')' (comm may hold spaces or parentheses)
-        end = data.rfind(b")")
-        if end >= 0 and data[end + 2:end + 3] == b"R":
+        fields = _stat_fields(os.path.join(task_dir, tid, "stat"))  # None: the thread ended meanwhile
+        if fields and fields[0] == b"R":
             running += 1
     return running
 
@@ -111,16 +126,10 @@ def _own_cpu_seconds() -> float:
         children = multiprocessing.active_children()
     except Exception:  # no multiprocessing support here
         children = []
-    if children:
-        hz = os.sysconf("SC_CLK_TCK")
-        for child in children:
-            try:
-                with open(f"/proc/{child.pid}/stat", "rb") as f:
-                    data = f.read()
-            except (OSError, TypeError):
-                continue
-            fields = data[data.rfind(b")") + 2:].split()  # from the state, field 3
-            total += (int(fields[11]) + int(fields[12])) / hz  # utime and stime, fields 14 and 15
+    for child in children:
+        fields = _stat_fields(f"/proc/{child.pid}/stat") if child.pid is not None else None
+        if fields:
+            total += (int(fields[11]) + int(fields[12])) / _clock_ticks()  # utime and stime, fields 14 and 15
     return total
 
 
@@ -145,10 +154,7 @@ class OthersBusy:
                  min_s: float = 1.0, cpus=None, siblings: float = 0.0):
         self.stat_path, self.clock, self.min_s, self.siblings = stat_path, clock, min_s, siblings
         self.own = own if own is not None else _own_cpu_seconds
-        try:
-            self.hz = os.sysconf("SC_CLK_TCK")
-        except (AttributeError, ValueError, OSError):
-            self.hz = 100
+        self.hz = _clock_ticks()
         if cpus is None:
             try:
                 cpus = os.sched_getaffinity(0)
