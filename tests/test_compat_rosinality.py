@@ -485,6 +485,37 @@ def test_rosinality_layers_compile_fullgraph(fused, upsample, downsample):
         torch.testing.assert_close(y, fn(x, z))
 
 
+def test_make_kernel_inside_a_compiled_forward():
+    # rosinality's blocks build kernels in __init__, but a user's may build one in forward: the
+    # zero-sum check must not break the graph (a new user's trial found fullgraph=True failing at
+    # it), nor be dropped there (taps summing to 0 would give a kernel of NaN)
+    torch.manual_seed(7)
+
+    def fn(x, taps):
+        return upfirdn2d(x, make_kernel(taps), up=2, down=1, pad=(2, 1))
+
+    x = torch.randn(2, 3, 6, 5)
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, fullgraph=True)
+    taps = [1.0, 3.0, 3.0, 1.0]
+    torch.testing.assert_close(compiled(x, taps), fn(x, taps))
+    k = torch.tensor(taps)
+    # rosinality's upfirdn2d_native: zero-stuff, pad, correlate with the flipped kernel
+    padded = torch.nn.functional.pad(_zero_stuff(x, 2), (2, 1, 2, 1)).reshape(6, 1, 15, 13)
+    ref = torch.nn.functional.conv2d(padded, (k[:, None] * k[None, :] / 64).flip(0, 1)[None, None])
+    torch.testing.assert_close(fn(x, taps), ref.reshape(2, 3, 12, 10))
+    with pytest.raises(RuntimeError, match="make_kernel: kernel taps must not sum to 0"):
+        compiled(x, [1.0, -1.0])
+    with pytest.raises(ValueError, match="make_kernel: kernel taps must not sum to 0"):
+        fn(x, [1.0, -1.0])
+
+
+def _zero_stuff(x, up):
+    y = x.new_zeros(*x.shape[:2], x.shape[2] * up, x.shape[3] * up)
+    y[:, :, ::up, ::up] = x
+    return y
+
+
 @pytest.mark.parametrize("resample", [{}, {"upsample": True}, {"downsample": True}])
 def test_the_input_checks_add_no_tracer_warnings(monkeypatch, resample):
     # under torch.jit.trace a size is a traced tensor: the checks had made a traced ModulatedConv2d

@@ -176,7 +176,10 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
 def make_kernel(k, op: str = "make_kernel", name: str = "kernel") -> torch.Tensor:
     """A 2-D FIR kernel normalised to sum 1 from 1-D taps (outer product) or 2-D taps.
     TypeError for taps that are not numbers, ValueError for taps empty, more than 2-D or
-    summing to 0, naming ``op`` (the layer that was given them) and ``name`` (its argument)."""
+    summing to 0, naming ``op`` (the layer that was given them) and ``name`` (its argument).
+    Inside ``torch.compile`` the sum is checked in the graph instead (``torch._assert_async``), so a
+    forward that builds its kernel traces whole under ``fullgraph=True``; taps summing to 0 then
+    raise RuntimeError with the same message when the graph runs."""
     try:
         k = torch.as_tensor(k, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError) as e:
@@ -185,9 +188,15 @@ def make_kernel(k, op: str = "make_kernel", name: str = "kernel") -> torch.Tenso
         raise ValueError(f"{op}: {name} must be non-empty 1-D or 2-D taps; got shape {tuple(k.shape)}")
     if k.ndim == 1:
         k = k[None, :] * k[:, None]
-    if k.sum() == 0:
-        raise ValueError(f"{op}: {name} taps must not sum to 0 (they are normalised to sum 1)")
-    return k / k.sum()
+    total = k.sum()
+    said = f"{op}: {name} taps must not sum to 0 (they are normalised to sum 1)"
+    if torch.compiler.is_compiling():
+        # a Python branch on the sum would break the graph: rosinality's blocks may build their
+        # kernels in forward as well as in __init__
+        torch._assert_async(total != 0, said)
+    elif total == 0:
+        raise ValueError(said)
+    return k / total
 
 
 def _pad(pad, layer: str) -> tuple:
