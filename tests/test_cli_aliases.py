@@ -88,6 +88,22 @@ def test_values_are_compared_after_their_type():
     assert args.ckpt == "r" and args.psi == 1.0
 
 
+def test_one_path_spelt_two_ways_is_one_value(tmp_path, monkeypatch, capsys):
+    # a new user's trial: --ckpt runs/x --network runs/x/ was refused as two values
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    for a, b in (("runs/x", "runs/x/"), ("runs/x", str(tmp_path / "runs" / "x")), ("./runs/x", "runs//x")):
+        args = build_parser().parse_args(["generate", "--ckpt", a, "--network", b])
+        assert args.ckpt == b
+        args = build_parser().parse_args(["train", "--out", a, "--out", b])
+        assert args.out == b
+    # a folder's name elsewhere is not the same path, nor is a path's spelling taken for another option
+    line = _refused(capsys, ["generate", "--ckpt", "runs/x", "--network", "runs/y"])
+    assert "--ckpt runs/x and --network runs/y give ckpt two different values" in line
+    line = _refused(capsys, ["train", "--data", "digits", "--data", "./digits"])
+    assert "--data digits and --data ./digits give data two different values" in line
+
+
 @pytest.mark.parametrize("argv,said", [
     (["train", "--seed", "1", "--seed", "2"], "--seed 1 and --seed 2 give seed two different values"),
     (["train", "--kimg", "1", "--kimg", "2"], "--kimg 1 and --kimg 2 give kimg two different values"),

@@ -4,6 +4,7 @@ in the order ``--help`` lists them."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 
 from ..inference.projection import DEFAULT_REFINE_LR
@@ -77,7 +78,8 @@ class _StoreOnce(argparse._StoreAction):
     value - under another of its spellings (``--psi 0.5 --trunc 0.7``, ``--ckpt A --network B``)
     or the same one (``--seed 1 --seed 2``) - is refused in one line naming both, where argparse
     kept the last silently; given again with the same value (after its type: ``--psi 0.5 --trunc
-    .5``) it is taken. ``append`` options (``--set``, ``--direction``) repeat as before, and the
+    .5``; for ``--ckpt`` and ``--out``, the same path however spelt: ``runs/x`` and ``runs/x/``) it
+    is taken. ``append`` options (``--set``, ``--direction``) repeat as before, and the
     store_true/store_false pairs (``--flip``/``--no-flip``) are refused by their exclusive groups."""
 
     def __call__(self, parser, namespace, values, option_string=None):
@@ -86,10 +88,21 @@ class _StoreOnce(argparse._StoreAction):
             said = _said(option_string, getattr(parser, "_raw_values", None))
             if self.dest not in given:
                 given[self.dest] = (said, values)
-            elif given[self.dest][1] != values:
+            elif not self._same(given[self.dest][1], values):
                 name = self.option_strings[0].lstrip("-")
                 parser.error(f"{given[self.dest][0]} and {said} give {name} two different values; give one")
         setattr(namespace, self.dest, values)
+
+    # options whose values are paths: two spellings of one file or folder (runs/x and runs/x/, or
+    # its absolute path) are one value, where a string compare had refused them
+    _PATH_DESTS = frozenset({"ckpt", "out"})
+
+    def _same(self, a, b) -> bool:
+        if a == b:
+            return True
+        if self.dest in self._PATH_DESTS and isinstance(a, str) and isinstance(b, str):
+            return os.path.realpath(a) == os.path.realpath(b)
+        return False
 
 
 class OneLineParser(argparse.ArgumentParser):
