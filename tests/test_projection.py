@@ -204,8 +204,11 @@ def test_bad_images_and_a_diverging_descent_are_refused():
             y = self.inner.decode(w, lod, blend, noise)
             return y * torch.where(w.abs().max() > 50, torch.tensor(float("inf"), dtype=y.dtype), 1.0)
 
-    with pytest.raises(FloatingPointError, match="reached NaN or infinity within 3 steps at lr 1000; use a smaller lr"):
+    with pytest.raises(FloatingPointError, match="^project_latents: the descent reached NaN or infinity within 3 "
+                                                 "steps at lr 1000; use a smaller lr"):
         project_latents(Overflowing(model), images(1), LOD, BLEND, steps=3, lr=1000.0)
+    with pytest.raises(FloatingPointError, match="^project: the descent reached NaN"):
+        project_latents(Overflowing(model), images(1), LOD, BLEND, steps=3, lr=1000.0, op="project")
 
 
 def test_a_descent_that_changes_nothing_says_so():
@@ -309,10 +312,12 @@ def test_loaded_run_project_gives_xs_dtype_and_warns_at_the_callers_line(run):
     calls = [lambda: run.project(x, steps=3, lr=1000),
              lambda: run.reconstruct(x, refine_steps=3, refine_lr=1000),
              lambda: project_latents(run.model, x, run.phase.lod, run.phase.blend, steps=3, lr=1000.0)]
-    for call in calls:
+    # and begins with the name the caller used (it had said "project_latents" for run.project)
+    for call, said in zip(calls, ("project", "project", "project_latents")):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             call()
         kept = [w for w in caught if issubclass(w.category, RuntimeWarning) and "kept E(x)" in str(w.message)]
         assert len(kept) == 1, [str(w.message) for w in caught]
         assert kept[0].filename == __file__, kept[0].filename
+        assert str(kept[0].message).startswith(f"{said}: 2 of 2 images kept E(x)"), str(kept[0].message)

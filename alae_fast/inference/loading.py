@@ -297,7 +297,7 @@ class LoadedRun:
         # the descent decodes (and differentiates) its batches at once
         check_images_fit(self, "project", f"x of {x.shape[0]} images", batch=min(x.shape[0], PROJECT_BATCH))
         return project_latents(self.model, x, self.phase.lod, self.phase.blend, steps=steps, lr=lr, space=space,
-                               noise=noise)
+                               noise=noise, op="project")
 
     def generate(self, n: int, seed: int = 0, psi: float | None = None, noise=None,
                  cutoff: int | None = None) -> torch.Tensor:

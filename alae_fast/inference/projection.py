@@ -108,7 +108,7 @@ PROJECT_BATCH = 256
 
 def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
                     steps: int = DEFAULT_REFINE_STEPS, lr: float = DEFAULT_REFINE_LR, space: str = "w",
-                    noise="zero", batch_size: int = PROJECT_BATCH) -> torch.Tensor:
+                    noise="zero", batch_size: int = PROJECT_BATCH, op: str = "project_latents") -> torch.Tensor:
     """The latents of ``x`` refined from E(x): see the module docstring for the arithmetic.
 
     model: an ALAE model (``ALAEModel``: ``encode``, ``decode``, ``num_ws``); x: images
@@ -119,7 +119,9 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     editing directions live) or "w+" (``[N, num_ws, latent_size]``, one w per style input:
     closer reconstructions, further from what G was trained on); noise: a ``decode`` noise mode or
     per-layer noise list (default "zero": deterministic); batch_size: int >= 1, images refined at
-    a time (each image's path does not depend on it).
+    a time (each image's path does not depend on it); op: the name the errors and the warning
+    begin with (default "project_latents"; ``LoadedRun.project`` gives "project", the name its
+    caller used).
 
     Returns w detached, in the dtype E gives (x's), on x's device: for each image the iterate of
     lowest pixel error among E(x) and the steps' iterates, so never worse than E(x) by that error
@@ -130,25 +132,25 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     Raises TypeError naming the argument for a steps, lr, space or batch_size of the wrong type,
     ValueError for a bad value, what ``encode``/``decode`` raise for a bad x or noise, and
     FloatingPointError when the descent reaches NaN or infinity (an lr too large for this model)."""
-    steps, lr, space = check_refinement("project_latents", steps, lr, space)
-    check_count(batch_size, "batch_size", "project_latents")
-    check_images(x, "project_latents")
+    steps, lr, space = check_refinement(op, steps, lr, space)
+    check_count(batch_size, "batch_size", op)
+    check_images(x, op)
     if not torch.isfinite(x).all():
-        raise ValueError("project_latents: x contains NaN or infinity")
+        raise ValueError(f"{op}: x contains NaN or infinity")
     parts, kept = [], 0
     for i in range(0, x.shape[0], batch_size):
-        w, moved = _project_batch(model, x[i:i + batch_size], lod, blend, steps, float(lr), space, noise)
+        w, moved = _project_batch(model, x[i:i + batch_size], lod, blend, steps, float(lr), space, noise, op)
         parts.append(w)
         kept += int((~moved).sum())
     if steps and kept:
         # never worse than E(x), but a descent that changed nothing must say so, not pass as a refinement
-        warnings.warn(f"project_latents: {kept} of {x.shape[0]} images kept E(x): no step of the descent lowered "
+        warnings.warn(f"{op}: {kept} of {x.shape[0]} images kept E(x): no step of the descent lowered "
                       f"their pixel error (lr {lr:g}; a rate far too large, or too small, for this model does that)",
                       RuntimeWarning, stacklevel=_caller_stacklevel())
     return torch.cat(parts) if parts else x.new_zeros((0, model.latent_size))
 
 
-def _project_batch(model, x, lod, blend, steps, lr, space, noise) -> torch.Tensor:
+def _project_batch(model, x, lod, blend, steps, lr, space, noise, op) -> torch.Tensor:
     with torch.no_grad():
         w0 = model.encode(x, lod, blend)
     if space == "w+":
@@ -186,7 +188,7 @@ def _project_batch(model, x, lod, blend, steps, lr, space, noise) -> torch.Tenso
             w.grad = grad
             opt.step()
     if not torch.isfinite(w).all():
-        raise FloatingPointError(f"project_latents: the descent reached NaN or infinity within {steps} steps at lr "
+        raise FloatingPointError(f"{op}: the descent reached NaN or infinity within {steps} steps at lr "
                                  f"{lr:g}; use a smaller lr")
     with torch.no_grad():
         keep(errors(w), w)
