@@ -613,6 +613,43 @@ def test_a_resume_on_other_cores_chooses_its_thread_count_anew_and_says_so(tmp_p
         torch.set_num_threads(before)
 
 
+def test_a_run_under_a_cpu_quota_takes_the_quotas_threads(tmp_path, monkeypatch, capsys):
+    # docker run --cpus 1.5 on a large host: torch starts a thread per host core; the run takes
+    # 2 (the quota rounded up) and says so, --threads and OMP_NUM_THREADS are the user's
+    import alae_fast._cpu_quota as quota
+    from alae_fast._cpu_quota import threads_for_quota
+    from alae_fast.training import plan, run as run_module
+
+    monkeypatch.setattr(quota, "quota_threads", lambda proc_self="/proc/self": 1)
+    for module in (plan, run_module):
+        monkeypatch.setattr(module, "cpu_quota", lambda: 0.5)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    base = dict(preset="digits-mlp", progress=False, evaluate=False, schedule_overrides={"lod_batch": [16]},
+                model_overrides={"encoder_hidden": [32], "generator_hidden": [32], "latent_size": 8})
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert threads_for_quota(2) == 1
+        run_training(TrainOptions(out=str(tmp_path / "a"), kimg=0.016, **base))
+        out = capsys.readouterr().out
+        assert ("note: 1 thread, not torch's 2 (one a core): the CPU quota of this process's cgroup allows "
+                "0.5 CPUs, and more threads would wait for each other's turns (--threads or OMP_NUM_THREADS sets "
+                "another count)") in out, out
+        assert torch.get_num_threads() == 1
+        assert load_checkpoint(list_checkpoints(tmp_path / "a" / "checkpoints")[-1][1])["threads"] == 1
+        # a resume elsewhere chooses as a new run there: the quota's count, and why
+        monkeypatch.setattr(plan, "_FRESH_THREADS", 2)
+        assert plan.fresh_threads() == (1, "the CPU quota of this process's cgroup allows 0.5 CPUs")
+        for given in (dict(threads=2), dict()):
+            torch.set_num_threads(2)
+            if not given:
+                monkeypatch.setenv("OMP_NUM_THREADS", "2")
+            run_training(TrainOptions(out=str(tmp_path / f"b{len(given)}"), kimg=0.016, **given, **base))
+            assert "CPU quota" not in capsys.readouterr().out and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_folder_without_one_readable_image_is_named_as_data(tmp_path, capsys):
     # "error: data folder ...: none of its 2 image files could be read", where every other
     # --data error says "error: --data: ..."

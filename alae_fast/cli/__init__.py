@@ -26,6 +26,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .._cpu_quota import threads_for_quota
 from .._extras import install_hint
 from ..errors import UserError
 from . import runs
@@ -238,6 +239,17 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]):
         raise SystemExit(2 if code is None else code) from None
 
 
+def _threads_for_quota() -> None:
+    """Under a CPU quota below torch's thread count (``docker run --cpus 2`` on a large host, where
+    torch starts a thread per host core), torch's threads become the quota rounded up, unless
+    ``OMP_NUM_THREADS`` is set (:mod:`alae_fast._cpu_quota`)."""
+    import torch
+
+    limit = threads_for_quota(torch.get_num_threads())
+    if limit is not None:
+        torch.set_num_threads(limit)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``alae-fast`` command on ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
@@ -263,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         default_impl()  # a bad ALAE_FAST_IMPL: one line here, before any command runs an op
     except ValueError as e:
         return _end(e, True, say)
+    if args.command != "train":  # train applies it with a note among its start-up lines
+        _threads_for_quota()
     if args.command == "bench":
         from ..bench.report import main as bench_main
         return bench_main(rest)

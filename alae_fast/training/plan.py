@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .._cpu_quota import cpu_quota, said_cpus as _cpus, threads_for_quota
 from .._omp import choice as omp_wait_choice, usable_cpus
 from .._words import plural
 from ..errors import UserError
@@ -459,14 +460,18 @@ _FRESH_THREADS = torch.get_num_threads()
 
 def fresh_threads() -> tuple[int, str]:
     """The thread count a new run of this process takes when ``--threads`` is not given, and why:
-    torch's default (``OMP_NUM_THREADS`` when set, else torch's count of the cores)."""
+    torch's default (``OMP_NUM_THREADS`` when set, else torch's count of the cores), or under a
+    CPU quota below that (a container's ``--cpus``) the quota rounded up
+    (:mod:`alae_fast._cpu_quota`)."""
     given = os.environ.get("OMP_NUM_THREADS")
     if given:
         why = f"OMP_NUM_THREADS={given}" + (", as torchrun sets it for several processes a machine"
                                             if os.environ.get("TORCHELASTIC_RUN_ID") else "")
-    else:
-        why = f"torch's default on {plural(usable_cpus(), 'core')}"
-    return _FRESH_THREADS, why
+        return _FRESH_THREADS, why
+    limit = threads_for_quota(_FRESH_THREADS)
+    if limit is not None:
+        return limit, f"the CPU quota of this process's cgroup allows {_cpus(cpu_quota())}"
+    return _FRESH_THREADS, f"torch's default on {plural(usable_cpus(), 'core')}"
 
 
 def _resume_threads(opts: TrainOptions, ckpt_state: dict, ctx: DistributedContext, say) -> TrainOptions:

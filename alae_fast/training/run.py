@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._cpu_quota import cpu_quota, said_cpus as _cpus, threads_for_quota
 from .._omp import ContentionWatch, usable_cpus
 from .._words import plural
 from ..errors import UserError, first_line
@@ -139,7 +140,7 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     stop.__enter__()
     try:
         plan = _plan(opts, ctx, say)
-        _apply_threads(plan.opts)
+        _apply_threads(plan.opts, say)
         run = _start(plan, ctx, say)
         stopped = _loop(run, stop)
     finally:
@@ -149,15 +150,24 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     return _report(run, stopped)
 
 
-def _apply_threads(opts: TrainOptions) -> None:
-    """Applies ``threads`` (None: torch's default)."""
-    if opts.threads:
-        torch.set_num_threads(int(opts.threads))
-        try:  # the same cap for NumPy's BLAS (FID) and scikit-learn in the final report
-            from threadpoolctl import threadpool_limits
-            threadpool_limits(int(opts.threads))
-        except ImportError:
-            pass
+def _apply_threads(opts: TrainOptions, say) -> None:
+    """Applies ``threads``; None: torch's count as it is, or under a CPU quota below it (a
+    container's ``--cpus``) the quota rounded up, with a note, as
+    :func:`alae_fast.training.plan.fresh_threads` counts for a resume."""
+    threads = opts.threads
+    if not threads:
+        threads = threads_for_quota(torch.get_num_threads())
+        if threads is None:
+            return
+        say(f"note: {plural(threads, 'thread')}, not torch's {torch.get_num_threads()} (one a core): the CPU quota "
+            f"of this process's cgroup allows {_cpus(cpu_quota())}, and more threads would wait for each other's "
+            f"turns (--threads or OMP_NUM_THREADS sets another count)")
+    torch.set_num_threads(int(threads))
+    try:  # the same cap for NumPy's BLAS (FID) and scikit-learn in the final report
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(int(threads))
+    except ImportError:
+        pass
 
 
 @dataclass
