@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import alae_fast
+import alae_fast._cgroup as _cgroup
 import alae_fast.inference.memory as memory
 from alae_fast.edit.commands import edit_strip
 from alae_fast.inference.loading import CHECKPOINT_FORMAT, _official_schedule
@@ -289,7 +290,7 @@ def test_cgroup_room_reads_a_mount_whose_root_is_the_containers_own_cgroup(tmp_p
 
 
 def test_cgroup_room_without_a_memory_controller_is_none(tmp_path, monkeypatch):
-    monkeypatch.setattr(memory, "_SYS_FS_CGROUP", tmp_path / "no-sys")  # the fallback of a missing mountinfo
+    monkeypatch.setattr(_cgroup, "_SYS_FS_CGROUP", tmp_path / "no-sys")  # the fallback of a missing mountinfo
     limited = tmp_path / "cpu"
     _cgroup_tree(limited, _v1_level(1024, 0))  # files that look limiting, in a hierarchy without memory
     _mountinfo(tmp_path / "mountinfo", ("/", limited, "cgroup", "rw,cpu,cpuacct"),
@@ -354,7 +355,7 @@ def test_cgroup_room_without_mountinfo_reads_the_usual_layout(tmp_path, monkeypa
     # out, v1 at memory/, v2 at the root or at unified/, as before mountinfo was read
     g = 2 ** 30
     sys_cgroup = tmp_path / "sys-fs-cgroup"
-    monkeypatch.setattr(memory, "_SYS_FS_CGROUP", sys_cgroup)
+    monkeypatch.setattr(_cgroup, "_SYS_FS_CGROUP", sys_cgroup)
     _cgroup_tree(sys_cgroup, {"unified/cgroup.procs": "",
                               **_under("memory", {**_v1_level(PAGE_COUNTER_MAX, 5),
                                                   **_under("box", _v1_level(2 * g, g, 1024))})})
@@ -366,7 +367,7 @@ def test_cgroup_room_without_mountinfo_reads_the_usual_layout(tmp_path, monkeypa
     # v2 at the root (a unified machine)
     _cgroup_tree(tmp_path / "v2only", {"cgroup.controllers": "memory", "box/memory.max": str(3 * g),
                                        "box/memory.current": str(g)})
-    monkeypatch.setattr(memory, "_SYS_FS_CGROUP", tmp_path / "v2only")
+    monkeypatch.setattr(_cgroup, "_SYS_FS_CGROUP", tmp_path / "v2only")
     (tmp_path / "cgroup").write_text("0::/box\n")
     assert memory.cgroup_room(tmp_path / "cgroup", mountinfo=unreadable) == 2 * g
     # a readable mountinfo without a memory hierarchy is believed: no fallback

@@ -24,9 +24,9 @@ def _mountinfo(*mounts: tuple[str, str, str, str]) -> str:
                    for i, (root, point, fs, opts) in enumerate(mounts))
 
 
-def _tree(tmp_path: Path, cgroup: str, mounts, files: dict[str, str]) -> str:
-    """A /proc/self folder and a cgroup file system under tmp_path; mount points in ``mounts``
-    and keys of ``files`` are relative to tmp_path."""
+def _tree(tmp_path: Path, cgroup: str, mounts, files: dict[str, str]) -> dict:
+    """A /proc/self folder and a cgroup file system under tmp_path, as cpu_quota's arguments;
+    mount points in ``mounts`` and keys of ``files`` are relative to tmp_path."""
     proc = tmp_path / "proc"
     proc.mkdir(parents=True)
     (proc / "cgroup").write_text(cgroup)
@@ -35,7 +35,7 @@ def _tree(tmp_path: Path, cgroup: str, mounts, files: dict[str, str]) -> str:
         f = tmp_path / rel
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_text(text + "\n")
-    return str(proc)
+    return dict(proc_cgroup=proc / "cgroup", mountinfo=proc / "mountinfo")
 
 
 def test_cgroup_v2_takes_the_tightest_of_the_cgroup_and_its_ancestors(tmp_path):
@@ -45,8 +45,7 @@ def test_cgroup_v2_takes_the_tightest_of_the_cgroup_and_its_ancestors(tmp_path):
         "cg/user.slice/job/cpu.max": "150000 100000",  # the parent binds the child
         "cg/user.slice/job/step/cpu.max": "max 100000",
     })
-    assert cpu_quota(proc) == 1.5
-    assert quota_threads(proc) == 2
+    assert cpu_quota(**proc) == 1.5
 
 
 def test_cgroup_v1_reads_the_cpu_hierarchy_among_the_others(tmp_path):
@@ -59,8 +58,7 @@ def test_cgroup_v1_reads_the_cpu_hierarchy_among_the_others(tmp_path):
                      # a memory limit, or cpu.max of a v2 hierarchy without the cpu controller, is no CPU quota
                      "cg/memory/docker/abc/cpu.cfs_quota_us": "50000", "cg/memory/docker/abc/cpu.cfs_period_us": "100000",
                  })
-    assert cpu_quota(proc) == 3.0
-    assert quota_threads(proc) == 3
+    assert cpu_quota(**proc) == 3.0
 
 
 def test_a_container_sees_its_own_cgroup_as_the_mount_root(tmp_path):
@@ -68,10 +66,10 @@ def test_a_container_sees_its_own_cgroup_as_the_mount_root(tmp_path):
     # cgroup is mounted at the mount point (mountinfo's root field says which)
     proc = _tree(tmp_path, "0::/system.slice/docker-1.scope\n",
                  [("/system.slice/docker-1.scope", "cg", "cgroup2", "rw")], {"cg/cpu.max": "200000 100000"})
-    assert cpu_quota(proc) == 2.0
+    assert cpu_quota(**proc) == 2.0
     # with a namespace the path is "/" and the same folder holds it
     proc2 = _tree(tmp_path / "ns", "0::/\n", [("/", "cg", "cgroup2", "rw")], {"cg/cpu.max": "50000 100000"})
-    assert cpu_quota(proc2) == 0.5 and quota_threads(proc2) == 1
+    assert cpu_quota(**proc2) == 0.5
 
 
 @pytest.mark.parametrize("files", [
@@ -83,21 +81,29 @@ def test_a_container_sees_its_own_cgroup_as_the_mount_root(tmp_path):
 ])
 def test_no_quota_or_an_unreadable_one_is_none(tmp_path, files):
     proc = _tree(tmp_path, "0::/\n", [("/", "cg", "cgroup2", "rw")], files)
-    assert cpu_quota(proc) is None and quota_threads(proc) is None
+    assert cpu_quota(**proc) is None
 
 
 def test_no_proc_files_is_none(tmp_path):
-    assert cpu_quota(str(tmp_path / "absent")) is None
+    assert cpu_quota(tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize("quota,threads", [(0.5, 1), (1.0, 1), (1.5, 2), (2.0, 2), (None, None)])
+def test_quota_threads_rounds_up(monkeypatch, quota, threads):
+    import alae_fast._cpu_quota as q
+
+    monkeypatch.setattr(q, "cpu_quota", lambda: quota)
+    assert quota_threads() == threads
 
 
 def test_threads_for_quota_keeps_torchs_count_and_the_users(monkeypatch):
     import alae_fast._cpu_quota as q
 
-    monkeypatch.setattr(q, "quota_threads", lambda proc_self="/proc/self": 2)
+    monkeypatch.setattr(q, "quota_threads", lambda: 2)
     assert threads_for_quota(32, environ={}) == 2
     assert threads_for_quota(2, environ={}) is None  # torch's count is within the quota already
     assert threads_for_quota(32, environ={"OMP_NUM_THREADS": "8"}) is None  # the user's (or torchrun's) count
-    monkeypatch.setattr(q, "quota_threads", lambda proc_self="/proc/self": None)
+    monkeypatch.setattr(q, "quota_threads", lambda: None)
     assert threads_for_quota(32, environ={}) is None
     assert said_cpus(1.0) == "1 CPU" and said_cpus(1.5) == "1.5 CPUs"
 
@@ -145,3 +151,13 @@ def test_the_kernels_own_quota_sets_the_cli_threads():
         assert out.stdout.split()[1:] == ["2", "2"]  # the user's count is kept
     finally:
         group.rmdir()  # its processes have exited
+
+
+def test_the_usual_layout_without_a_mount_table(tmp_path):
+    # systemd's hybrid layout (v1 cpu at root/cpu, v2 at root/unified without the cpu controller)
+    (tmp_path / "cgroup").write_text("4:cpu,cpuacct:/svc\n0::/svc\n")
+    for rel, text in {"cpu/svc/cpu.cfs_quota_us": "50000", "cpu/svc/cpu.cfs_period_us": "100000",
+                      "cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}.items():
+        (tmp_path / "sys" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "sys" / rel).write_text(text)
+    assert cpu_quota(tmp_path / "cgroup", root=tmp_path / "sys") == 0.5

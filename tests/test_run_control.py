@@ -620,7 +620,7 @@ def test_a_run_under_a_cpu_quota_takes_the_quotas_threads(tmp_path, monkeypatch,
     from alae_fast._cpu_quota import threads_for_quota
     from alae_fast.training import plan, run as run_module
 
-    monkeypatch.setattr(quota, "quota_threads", lambda proc_self="/proc/self": 1)
+    monkeypatch.setattr(quota, "quota_threads", lambda: 1)
     for module in (plan, run_module):
         monkeypatch.setattr(module, "cpu_quota", lambda: 0.5)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

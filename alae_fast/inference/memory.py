@@ -24,12 +24,11 @@ succeed.
 
 from __future__ import annotations
 
-import os
-import re
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import torch
+
+from .._cgroup import cgroup_levels
 
 __all__ = ["available_bytes", "decode_bytes_per_image", "check_images_fit"]
 
@@ -62,117 +61,6 @@ _FILES = {1: ("memory.limit_in_bytes", "memory.usage_in_bytes", "memory.stat", "
           2: ("memory.max", "memory.current", "memory.stat", "inactive_file")}
 
 
-@dataclass(frozen=True)
-class _Mount:
-    """A mounted cgroup hierarchy that can limit memory: ``version`` 1 or 2, the hierarchy's
-    path it shows at its mount point (``root``; None where unknown), and that ``point``."""
-    version: int
-    root: str | None
-    point: Path
-
-
-def _unescape(field: bytes) -> str:
-    # mountinfo writes a space, tab, newline and backslash in a path as \040, \011, \012, \134 and
-    # every other byte as it is; a name need not be UTF-8, so the bytes are decoded as the file
-    # system's names are (os.fsdecode: undecodable bytes kept as surrogates, the same path back)
-    return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field))
-
-
-def _memory_mounts(mountinfo: Path) -> list[_Mount] | None:
-    """The cgroup2 mounts and the cgroup v1 mounts of the memory controller in ``mountinfo``
-    (proc(5): mount ID, parent ID, major:minor, root, mount point, options, optional fields up to
-    a ``-``, then file system type, source and super options, where v1 names its controllers:
-    ``rw,memory`` or, co-mounted, ``rw,cpu,memory``). None where it cannot be read."""
-    try:
-        lines = mountinfo.read_bytes().splitlines()
-    except OSError:
-        return None
-    mounts = []
-    for line in lines:
-        fields = line.split(b" ")
-        try:
-            dash = fields.index(b"-", 6)
-        except ValueError:
-            continue
-        fstype = fields[dash + 1] if len(fields) > dash + 1 else b""
-        supers = fields[dash + 3].split(b",") if len(fields) > dash + 3 else []
-        if fstype == b"cgroup2":
-            version = 2
-        elif fstype == b"cgroup" and b"memory" in supers:
-            version = 1
-        else:
-            continue
-        mounts.append(_Mount(version, _unescape(fields[3]), Path(_unescape(fields[4]))))
-    return mounts
-
-
-# where systemd and Docker mount the hierarchies, read when mountinfo cannot be
-_SYS_FS_CGROUP = Path("/sys/fs/cgroup")
-
-
-def _usual_mounts(root: Path) -> list[_Mount]:
-    # systemd's and Docker's layout: v2 at root (unified) or root/unified (hybrid), v1 at root/memory
-    v2 = root if (root / "cgroup.controllers").exists() else root / "unified"
-    return [_Mount(2, None, v2), _Mount(1, None, root / "memory")]
-
-
-def _process_cgroups(text: str) -> dict[int, str]:
-    """``{version: the process's cgroup path}`` from ``/proc/self/cgroup`` (cgroups(7): lines
-    ``hierarchy-ID:controllers:path``; v2's is ``0::path``; v1's memory controller is named in its
-    hierarchy's list, alone or with others: ``4:cpu,memory:/path``)."""
-    paths = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        hierarchy, controllers, path = parts
-        if hierarchy == "0" and controllers == "":
-            paths[2] = path
-        elif "memory" in controllers.split(","):
-            paths[1] = path
-    return paths
-
-
-def _nearest_folder(point: Path, parts: tuple[str, ...]) -> Path:
-    # the cgroup's folder or, where it is gone (a job step that has ended, a folder this mount
-    # namespace does not show), its nearest ancestor below ``point`` that exists: that ancestor's
-    # limit and those above it still hold the process
-    folder = point.joinpath(*parts)
-    while folder != point and not folder.is_dir():
-        folder = folder.parent
-    return folder
-
-
-def _cgroup_folder(mount: _Mount, path: str) -> Path | None:
-    """The folder under ``mount`` of the cgroup at hierarchy path ``path`` (or of its nearest
-    ancestor there that exists), or None where the mount does not show it: the mount shows the
-    hierarchy from its root down, so ``path`` is taken relative to that root (a container's mount
-    often has its own cgroup as root, shown at the mount point itself); a cgroup outside the root
-    is not the process's ancestor there."""
-    at = PurePosixPath(path).parts
-    if mount.root is None:
-        # a mount of unknown root: the path below the mount point, else its top (as a
-        # container's own cgroup is mounted); a path above the namespace's root (``/../x``)
-        # cannot be placed below it
-        return mount.point if ".." in at else _nearest_folder(mount.point, at[1:])
-    root = PurePosixPath(mount.root).parts
-    if at[:len(root)] == root:
-        below = at[len(root):]
-        # a ".." left below the root climbs out of the mount: the cgroup is not shown there
-        return None if ".." in below else _nearest_folder(mount.point, below)
-    # cgroup_namespaces(7): a mount made outside the process's cgroup namespace shows its root
-    # relative to the namespace's root, one ".." for each level above it ("/.." is the parent of
-    # the namespace's root), and /proc/self/cgroup gives the process's path relative to the
-    # namespace's root too. The folder between the two is not named in either file, so the
-    # process's own levels cannot be found below the mount point; the mount point itself is an
-    # ancestor of them, the nearest one that can be found, and its limit (and none below it) is
-    # read. A root that goes down again after its ".." ("/../other") is another branch.
-    ups = root[1:]
-    if ups and all(part == ".." for part in ups):
-        return mount.point
-    return None
-
-
 def _level_rooms(folder: Path, top: Path, files: tuple[str, str, str, str]) -> list[int]:
     """The room of each limited level from ``folder`` up to ``top``: its limit less its usage,
     the inactive page cache taken back. Unlimited levels (v2's ``max``, v1's PAGE_COUNTER_MAX)
@@ -200,34 +88,13 @@ def cgroup_room(proc_cgroup: str | Path = "/proc/self/cgroup", root: str | Path 
     9223372036854771712 (v1's PAGE_COUNTER_MAX pages) at every level. A cgroup whose folder is
     gone (a job step that has ended) is read from its nearest ancestor that exists.
 
-    Args:
-        proc_cgroup: the process's cgroups file (default ``/proc/self/cgroup``): its ``0::``
-            line (v2) and the line of the hierarchy whose controllers include ``memory`` (v1).
-        root: None (default) to find the hierarchies where ``mountinfo`` says they are mounted,
-            as the kernel documents it (any mount point, v1 controllers mounted together as
-            ``cpu,memory``, a mount whose root is the container's own cgroup); or a folder to
-            read instead, laid out as systemd mounts them (v2 at ``root`` or ``root/unified``, v1
-            at ``root/memory``), the process's path below it where present, else its top.
-        mountinfo: the process's mount table (default ``/proc/self/mountinfo``), read when
-            ``root`` is None; where it cannot be read, ``/sys/fs/cgroup`` is read as ``root``.
+    ``proc_cgroup``, ``root``, ``mountinfo``: where the cgroups are found, as
+    :func:`alae_fast._cgroup.cgroup_levels` takes them for the ``memory`` controller.
 
     Files that are missing or unreadable count as no limit: None where nothing could be read."""
-    try:
-        # a cgroup's name need not be UTF-8: decoded as mountinfo's paths are, to match them
-        paths = _process_cgroups(os.fsdecode(Path(proc_cgroup).read_bytes()))
-    except OSError:
-        return None
-    mounts = None if root is None else _usual_mounts(Path(root))
-    if mounts is None:
-        mounts = _memory_mounts(Path(mountinfo))
-    if mounts is None:  # no mount table (a /proc without it): the usual layout
-        mounts = _usual_mounts(_SYS_FS_CGROUP)
     rooms = []
-    for mount in mounts:
-        path = paths.get(mount.version)
-        folder = None if path is None else _cgroup_folder(mount, path)
-        if folder is not None:
-            rooms += _level_rooms(folder, mount.point, _FILES[mount.version])
+    for version, folder, top in cgroup_levels("memory", proc_cgroup, root, mountinfo) or []:
+        rooms += _level_rooms(folder, top, _FILES[version])
     return min(rooms) if rooms else None
 
 
