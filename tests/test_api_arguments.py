@@ -8,6 +8,7 @@ StyleALAE (the digits-32 preset) and a tiny MLP ALAE; nothing is trained here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -124,6 +125,69 @@ def test_generate_cutoff(style_run, cutoff, exc):
     with pytest.raises(exc, match="^generate: cutoff must be") as e:
         style_run.generate(2, psi=0.7, cutoff=cutoff)
     assert e.type is exc
+
+
+@pytest.mark.parametrize("call", ["generate", "sample_images", "generate_seeds"])
+def test_every_sampling_entry_checks_the_truncation_alike(style_run, call):
+    # a new user's trial: generate_seeds took cutoff=0 (the untruncated image), 99 and a cutoff
+    # with psi 1 silently, where run.generate and `alae-fast generate` refuse each
+    num_ws = int(style_run.model.num_ws)
+    fn = {"generate": lambda **kw: style_run.generate(1, **kw),
+          "sample_images": lambda **kw: sample_images(style_run, 1, **kw),
+          "generate_seeds": lambda **kw: generate_seeds(style_run, [0], **kw)}[call]
+    for cutoff in (0, num_ws + 1, 99):
+        with pytest.raises(ValueError, match=rf"^{call}: cutoff must be an int in \[1, {num_ws}\]"):
+            fn(psi=0.5, cutoff=cutoff)
+    with pytest.raises(ValueError, match=rf"^{call}: cutoff 2 has no effect with psi 1 \(no truncation\)$"):
+        fn(psi=1.0, cutoff=2)
+    # digits-32's own truncation psi is 1: a cutoff without psi says so
+    with pytest.raises(ValueError, match=rf"^{call}: cutoff 2 has no effect .*this run's truncation psi is 1"):
+        fn(cutoff=2)
+    with pytest.raises(TypeError, match=rf"^{call}: cutoff must be None or an int"):
+        fn(psi=0.5, cutoff=1.5)
+    # num_ws itself truncates every input, as psi alone does
+    torch.testing.assert_close(fn(psi=0.5, cutoff=num_ws), fn(psi=0.5))
+
+
+def test_generate_seeds_takes_arrays_of_seeds_and_the_configs_psi(style_run, monkeypatch):
+    want = generate_seeds(style_run, [0, 1, 2])
+    torch.testing.assert_close(generate_seeds(style_run, np.arange(3)), want, rtol=0, atol=0)
+    torch.testing.assert_close(generate_seeds(style_run, torch.arange(3)), want, rtol=0, atol=0)
+    torch.testing.assert_close(generate_seeds(style_run, range(3)), want, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"^generate_seeds: seeds must be .*\(a 1-D array\); got an array of shape"):
+        generate_seeds(style_run, np.zeros((2, 2), dtype=np.int64))
+    with pytest.raises(TypeError, match=r"^generate_seeds: seeds\[0\] must be an int"):
+        generate_seeds(style_run, np.array([0.5]))
+    # psi None is the config's truncation, as run.generate: a run made to truncate by default does
+    cfg = dataclasses.replace(style_run.config, truncation_psi=0.5, truncation_cutoff=2)
+    monkeypatch.setattr(style_run, "config", cfg)
+    torch.testing.assert_close(generate_seeds(style_run, [4]), generate_seeds(style_run, [4], psi=0.5, cutoff=2),
+                               rtol=0, atol=0)
+    assert not torch.equal(generate_seeds(style_run, [4]), generate_seeds(style_run, [4], psi=1.0))
+
+
+def test_a_noise_list_is_refused_in_the_name_of_the_method_called(style_run):
+    # "decode: noise list must have ..." had answered run.generate(noise=[...])
+    lod = style_run.phase.lod
+    count = 2 * lod + 2
+    x = _images(style_run, 2)
+    calls = {"generate": lambda noise: style_run.generate(2, noise=noise),
+             "reconstruct": lambda noise: style_run.reconstruct(x, noise=noise),
+             "project": lambda noise: style_run.project(x, steps=1, noise=noise),
+             "decode": lambda noise: style_run.decode(_w(style_run), noise=noise)}
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"^{name}: noise list must have between {count} \(2·lod \+ 2\) and"):
+            call([torch.zeros(1, 1, 4, 4)])
+        bad = [torch.zeros(1, 1, 4 * 2 ** (k // 2), 4 * 2 ** (k // 2)) for k in range(count)]
+        bad[3] = torch.zeros(3, 1, 8, 8)  # neither 1 nor the batch of 2
+        with pytest.raises(ValueError, match=rf"^{name}: noise\[3\] must have shape \[2 or 1, 1, 8, 8\]; got"):
+            call(bad)
+        bad[3] = "x"
+        with pytest.raises(TypeError, match=rf"^{name}: noise\[3\] must be a tensor or None"):
+            call(bad)
+    # a right list of zeros is no noise
+    zeros = [torch.zeros(1, 1, 4 * 2 ** (k // 2), 4 * 2 ** (k // 2)) for k in range(count)]
+    torch.testing.assert_close(style_run.generate(2, noise=zeros), style_run.generate(2, noise="zero"))
 
 
 @pytest.mark.parametrize("method", ["reconstruct", "project"])

@@ -39,6 +39,8 @@ def _cmd_generate(args) -> int:
         # API's generate(cutoff=) and the page take it
         raise UserError(f"--cutoff {args.cutoff}: this model has {_plural(num_ws, 'style input')}; "
                         f"expected 1-{num_ws} ({num_ws}: all of them, as --psi alone)")
+    # the functions below take these as given, and a psi None as the config's truncation
+    psi, cutoff = args.psi, args.cutoff
     if args.psi is None:  # the config's truncation: official 0.7 below style input 8 for the paper presets
         args.psi = run.config.truncation_psi
         args.cutoff = run.config.truncation_cutoff if args.cutoff is None else args.cutoff
@@ -53,7 +55,7 @@ def _cmd_generate(args) -> int:
                             [("--n {}", lambda v: grid_size(v, res, res, scale=scale), 1, n)],
                             "--seeds with --outdir writes one file per image")
         seed = 0 if args.seed is None else args.seed
-        x = sample_images(run, n, psi=args.psi, seed=seed, cutoff=args.cutoff, noise=noise)
+        x = sample_images(run, n, psi=psi, seed=seed, cutoff=cutoff, noise=noise)
         path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
         print(f"wrote {_plural(n, 'sample')} (seed {seed}, {_settings(args, run)}) to {path}")
         return 0
@@ -86,7 +88,7 @@ def _cmd_generate(args) -> int:
     distinct = list(dict.fromkeys(args.seeds))
     images = {}
     for seed in distinct:  # one at a time: files appear as they are made, memory stays flat
-        x = to_display(generate_seeds(run, [seed], psi=args.psi, noise_mode=args.noise_mode, cutoff=args.cutoff),
+        x = to_display(generate_seeds(run, [seed], psi=psi, noise_mode=args.noise_mode, cutoff=cutoff),
                        res)
         save_image(x[0], outdir / f"seed{seed:04d}.png")
         if args.grid:

@@ -22,7 +22,7 @@ from .._words import plural, word_for
 from ..errors import UserError, first_line
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
-from ..models.base import check_cutoff_range, check_finite, check_images, check_latent_values, check_pixel_values
+from ..models.base import check_finite, check_images, check_latent_values, check_pixel_values
 from ..models.official import is_official_checkpoint, official_model_from_state
 from ..models.official_io import _read_checkpoint_file
 from ..ops._dispatch import check_bool
@@ -31,7 +31,7 @@ from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .memory import check_images_fit
 from .projection import (DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS, PROJECT_BATCH, check_refinement,
                          project_latents)
-from .sampling import _check_cutoff, _check_noise, _said, check_psi, check_count, check_seed, sample_images
+from .sampling import _check_noise, _said, check_count, check_seed, check_truncation, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
            "recorded_data_content", "run_data"]
@@ -208,10 +208,15 @@ class LoadedRun:
                              f"got {tuple(x.shape)}")
         return x
 
-    def _noise(self, noise, op: str):
-        """``noise`` checked for ``op``, None taking :attr:`noise_mode`."""
+    def _noise(self, noise, op: str, n: int | None = None):
+        """``noise`` checked for ``op``, None taking :attr:`noise_mode`; a list's count and shapes
+        too when ``n`` (the images it is for) is given, so that its errors name ``op`` rather
+        than the ``decode`` inside it."""
         noise = self.noise_mode if noise is None else noise
         _check_noise(noise, op, device=self.device)
+        check_list = getattr(getattr(self.model, "generator", None), "check_noise_list", None)
+        if n is not None and isinstance(noise, (list, tuple)) and check_list is not None:
+            check_list(noise, n, self.phase.lod, op)
         return noise
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -251,8 +256,7 @@ class LoadedRun:
         check_latent_values(w, "decode", "w")
         if w.ndim in (2, 3):  # else the model names the shape it wants
             check_images_fit(self, "decode", f"w of {w.shape[0]} latents", batch=w.shape[0])
-        noise = self.noise_mode if noise is None else noise
-        _check_noise(noise, "decode", device=self.device)
+        noise = self._noise(noise, "decode")
         return self.model.decode(w, self.phase.lod, self.phase.blend, noise=noise)
 
     def reconstruct(self, x: torch.Tensor, noise=None, refine_steps: int = 0, space: str = "w",
@@ -269,7 +273,8 @@ class LoadedRun:
         lr. Errors: the class docstring, naming ``reconstruct``."""
         refine_steps, refine_lr, space = check_refinement("reconstruct", refine_steps, refine_lr, space,
                                                            ("refine_steps", "refine_lr", "space"))
-        x, noise = self._level_images(x, "reconstruct"), self._noise(noise, "reconstruct")
+        x = self._level_images(x, "reconstruct")
+        noise = self._noise(noise, "reconstruct", x.shape[0])
         # before a refinement's minutes: its result is decoded at once too
         check_images_fit(self, "reconstruct", f"x of {x.shape[0]} images", batch=x.shape[0])
         if refine_steps:
@@ -293,7 +298,8 @@ class LoadedRun:
         diverges (an lr too large). Warns (RuntimeWarning, attributed to the caller's line) when
         some images kept E(x): no step lowered their pixel error."""
         steps, lr, space = check_refinement("project", steps, lr, space)
-        x, noise = self._level_images(x, "project"), self._noise(noise, "project")
+        x = self._level_images(x, "project")
+        noise = self._noise(noise, "project", x.shape[0])
         # the descent decodes (and differentiates) its batches at once
         check_images_fit(self, "project", f"x of {x.shape[0]} images", batch=min(x.shape[0], PROJECT_BATCH))
         return project_latents(self.model, x, self.phase.lod, self.phase.blend, steps=steps, lr=lr, space=space,
@@ -326,16 +332,8 @@ class LoadedRun:
                             f"run.model.generate(z, ...)")
         n = check_count(n, "n", "generate")
         seed = check_seed(seed, "seed", "generate")
-        if psi is not None:
-            psi = check_psi(psi, "psi", "generate")
-        _check_cutoff(cutoff, "generate")
-        if cutoff is not None:
-            check_cutoff_range(cutoff, int(self.model.num_ws), "generate", "cutoff")
-            if (self.config.truncation_psi if psi is None else psi) == 1:
-                raise ValueError(f"generate: cutoff {cutoff} has no effect with psi 1 (no truncation)" + (
-                    "; this run's truncation psi is 1: give psi too" if psi is None else ""))
-        noise = self.noise_mode if noise is None else noise
-        _check_noise(noise, "generate", device=self.device)
+        check_truncation(self, psi, cutoff, "generate")  # passed on as given: the config's pair is not the caller's
+        noise = self._noise(noise, "generate", n)
         check_images_fit(self, "generate", f"n {n}", batch=n)  # the arguments first: a bad psi is said as such
         return sample_images(self, n, psi=psi, seed=seed, noise=noise, cutoff=cutoff)
 

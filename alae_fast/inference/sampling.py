@@ -9,17 +9,18 @@ from __future__ import annotations
 from numbers import Integral
 from typing import TYPE_CHECKING, Sequence
 
+import numpy as np
 import torch
 
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
-from ..models.base import PSI_RANGE, check_psi
+from ..models.base import PSI_RANGE, check_cutoff_range, check_psi
 
 from .memory import check_images_fit
 
 if TYPE_CHECKING:  # annotations only: loading imports this module
     from .loading import LoadedRun
 
-__all__ = ["sample_images", "NOISE_MODES", "PSI_RANGE", "SEED_LIMIT", "seed_range_text", "check_count", "check_seed", "check_psi",
+__all__ = ["sample_images", "check_truncation", "NOISE_MODES", "PSI_RANGE", "SEED_LIMIT", "seed_range_text", "check_count", "check_seed", "check_psi",
            "seed_latent", "generate_seeds", "interpolate_latents", "style_ranges", "check_style_mixable", "mix_ranges", "style_mix_tiles",
            "style_mix_images", "style_mix_grid"]
 
@@ -83,6 +84,26 @@ def _check_cutoff(cutoff, op: str) -> None:
         raise ValueError(f"{op}: cutoff must be None or an int >= 0; got {cutoff!r}")
 
 
+def check_truncation(run: LoadedRun, psi, cutoff, op: str) -> tuple[float, int | None]:
+    """``(psi, cutoff)`` of a sampling call, checked and resolved as ``alae-fast generate`` does
+    it: psi None takes the config's ``truncation_psi`` and, for a cutoff None, its
+    ``truncation_cutoff``. Raises, naming ``op``, TypeError for a psi that is not a real number
+    or a cutoff neither None nor an int, ValueError for a psi outside ``PSI_RANGE``, a cutoff
+    outside [1, num_ws] (0 would truncate nothing, a larger one names inputs the model lacks)
+    or one with psi 1 (given, or the config's for psi None), which truncates nothing."""
+    if psi is not None:
+        psi = check_psi(psi, "psi", op)
+    _check_cutoff(cutoff, op)
+    if cutoff is not None:
+        check_cutoff_range(cutoff, int(run.model.num_ws), op, "cutoff")
+        if (run.config.truncation_psi if psi is None else psi) == 1:
+            raise ValueError(f"{op}: cutoff {cutoff} has no effect with psi 1 (no truncation)" + (
+                "; this run's truncation psi is 1: give psi too" if psi is None else ""))
+    if psi is None:  # the config's own pair is the run's to be right about, not checked as the caller's
+        return run.config.truncation_psi, run.config.truncation_cutoff if cutoff is None else cutoff
+    return psi, cutoff
+
+
 def _check_noise(noise, op: str, name: str = "noise", device: torch.device | None = None) -> None:
     """Raises, naming ``op: name``, unless ``noise`` is one of ``ALAEModel.decode``'s modes or a
     list/tuple of per-layer noise tensors (``StyleGenerator.noise_inputs``), whose entries are
@@ -126,16 +147,13 @@ def sample_images(run: LoadedRun, n: int, psi: float | None = None, seed: int = 
     number; a ``noise`` neither a string nor a list, or an entry of it that is no float tensor),
     ValueError for one of the right type with a bad value: ``n`` < 1, ``seed`` outside [0,
     2**63), ``psi`` NaN, infinite or outside ``PSI_RANGE`` [-1, 2], an unknown noise mode or a
-    noise entry with NaN or infinity, a cutoff < 0, or an ``n`` whose images the memory free now
-    cannot hold (:func:`~alae_fast.inference.memory.check_images_fit`)."""
+    noise entry with NaN or infinity, a cutoff that changes nothing (:func:`check_truncation`:
+    outside [1, num_ws], or with psi 1), or an ``n`` whose images the memory free now cannot hold
+    (:func:`~alae_fast.inference.memory.check_images_fit`)."""
     n = check_count(n, "n", "sample_images")
     seed = check_seed(seed, "seed", "sample_images")
     _check_noise(noise, "sample_images")
-    if psi is None:
-        psi = run.config.truncation_psi
-        cutoff = run.config.truncation_cutoff if cutoff is None else cutoff
-    psi = check_psi(psi, "psi", "sample_images")
-    _check_cutoff(cutoff, "sample_images")
+    psi, cutoff = check_truncation(run, psi, cutoff, "sample_images")
     check_images_fit(run, "sample_images", f"n {n}", batch=n)
     device = next(run.model.parameters()).device
     z = torch.randn(n, run.model.latent_size, generator=torch.Generator().manual_seed(seed)).to(device)
@@ -164,10 +182,13 @@ def seed_latent(seed: int, latent_size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise_mode: str = "const",
+def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float | None = None, noise_mode: str = "const",
                    cutoff: int | None = None) -> torch.Tensor:
     """One image per seed, ``[len(seeds), C, r, r]`` in about [-1, 1], as NVlabs' ``gen_images``:
     z from :func:`seed_latent`, truncated by ``psi`` (style inputs below ``cutoff``, default all).
+    ``seeds``: a list, tuple, range or 1-D integer NumPy array or tensor (``np.arange(8)``) of
+    ints. psi None (default) takes the config's truncation, as :meth:`LoadedRun.generate` and
+    ``alae-fast generate`` do (NVlabs' ``gen_images`` defaults to 1: give ``psi=1`` for that).
 
     ``noise_mode``: ``"const"`` (the same noise maps for every image: the model's fixed ones,
     as :func:`sample_images` with ``noise="const"``),
@@ -176,22 +197,27 @@ def generate_seeds(run: LoadedRun, seeds: Sequence[int], psi: float = 1.0, noise
     the same image for the same seed; torch's global random state is left untouched.
 
     Raises, naming the argument, TypeError for one of the wrong type (``seeds`` not a sequence
-    or holding a non-int, ``psi`` not a real number, ``noise_mode`` not a string, ``cutoff`` not
+    or array of ints, ``psi`` not a real number, ``noise_mode`` not a string, ``cutoff`` not
     None or an int), ValueError for one of the right type with a bad value (no seeds, a seed
-    outside [0, 2**63), ``psi`` NaN, infinite or outside ``PSI_RANGE`` [-1, 2], an unknown noise
-    mode, a cutoff < 0)."""
+    outside [0, 2**63), a seeds array of another ndim, ``psi`` NaN, infinite or outside
+    ``PSI_RANGE`` [-1, 2], an unknown noise mode, a cutoff that changes nothing:
+    :func:`check_truncation`)."""
     if not isinstance(noise_mode, str):
         raise TypeError(f"generate_seeds: noise_mode must be one of {NOISE_MODES}; got {_said(noise_mode)}")
     if noise_mode not in NOISE_MODES:
         raise ValueError(f"generate_seeds: noise_mode must be one of {NOISE_MODES}; got {noise_mode!r}")
-    if isinstance(seeds, (str, bytes, torch.Tensor)) or not isinstance(seeds, Sequence):
-        raise TypeError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {_said(seeds)}")
+    said = "seeds must be a non-empty list of ints in [0, 2**63)"
+    if isinstance(seeds, (np.ndarray, torch.Tensor)):  # np.arange(8): ints of the array's own kind
+        if seeds.ndim != 1:
+            raise ValueError(f"generate_seeds: {said} (a 1-D array); got an array of shape {tuple(seeds.shape)}")
+        seeds = seeds.tolist()
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
+        raise TypeError(f"generate_seeds: {said}; got {_said(seeds)}")
     if not seeds:
-        raise ValueError(f"generate_seeds: seeds must be a non-empty list of ints in [0, 2**63); got {seeds!r}")
+        raise ValueError(f"generate_seeds: {said}; got {seeds!r}")
     seeds = [check_seed(s, f"seeds[{i}]", "generate_seeds") for i, s in enumerate(seeds)]
     check_images_fit(run, "generate_seeds", f"{len(seeds)} seeds", batch=1, kept=len(seeds))  # one at a time
-    psi = check_psi(psi, "psi", "generate_seeds")
-    _check_cutoff(cutoff, "generate_seeds")
+    psi, cutoff = check_truncation(run, psi, cutoff, "generate_seeds")
     device = next(run.model.parameters()).device
     noise = {"none": "zero", "zero": "zero", "const": "const"}.get(noise_mode, "random")
     out = []

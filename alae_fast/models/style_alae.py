@@ -200,6 +200,25 @@ class StyleGenerator(nn.Module):
         self.first_noise_shared = c.first_noise_shared
         self._const_noise: dict = {}
 
+    def check_noise_list(self, noise, n: int, lod: int, op: str = "decode") -> None:
+        """A list/tuple of per-input noise for ``n`` images at ``lod``, as :meth:`noise_inputs`
+        takes it: between 2·lod + 2 and 2·L entries, each None or a tensor ``[n or 1, 1, r, r]``
+        (r = 4·2^(k // 2) for input k; entries past 2·lod + 2 are not read). Raises ValueError
+        (count, shape) or TypeError (an entry that is no tensor) naming ``op`` (the method the
+        caller called) and the entry."""
+        count = 2 * (lod + 1)
+        if not count <= len(noise) <= 2 * self.layer_count:
+            raise ValueError(f"{op}: noise list must have between {count} (2·lod + 2) and "
+                             f"{2 * self.layer_count} entries; got {len(noise)}")
+        for k in range(count):
+            t, r = noise[k], 4 * 2 ** (k // 2)
+            if t is None:
+                continue
+            if not isinstance(t, torch.Tensor):
+                raise TypeError(f"{op}: noise[{k}] must be a tensor or None; got {type(t).__name__}")
+            if t.ndim != 4 or t.shape[0] not in (1, n) or t.shape[1] != 1 or tuple(t.shape[2:]) != (r, r):
+                raise ValueError(f"{op}: noise[{k}] must have shape [{n} or 1, 1, {r}, {r}]; got {tuple(t.shape)}")
+
     def noise_inputs(self, noise, n: int, lod: int, dtype: torch.dtype, device) -> list:
         """The noise images of style inputs [0, 2·lod + 2): a list of tensors [N or 1, 1, r, r]
         (r = 4·2^(k // 2) for input k) or None where there is no noise.
@@ -213,24 +232,10 @@ class StyleGenerator(nn.Module):
         generator takes them. Raises ValueError/TypeError naming the bad entry.
         """
         count = 2 * (lod + 1)
-        res = [4 * 2 ** (k // 2) for k in range(count)]
         if isinstance(noise, (list, tuple)):
-            if not count <= len(noise) <= 2 * self.layer_count:
-                raise ValueError(f"decode: noise list must have between {count} (2·lod + 2) and "
-                                 f"{2 * self.layer_count} entries; got {len(noise)}")
-            out = []
-            for k in range(count):
-                t = noise[k]
-                if t is None:
-                    out.append(None)
-                    continue
-                if not isinstance(t, torch.Tensor):
-                    raise TypeError(f"decode: noise[{k}] must be a tensor or None; got {type(t).__name__}")
-                if t.ndim != 4 or t.shape[0] not in (1, n) or t.shape[1] != 1 or tuple(t.shape[2:]) != (res[k], res[k]):
-                    raise ValueError(f"decode: noise[{k}] must have shape [{n} or 1, 1, {res[k]}, {res[k]}]; "
-                                     f"got {tuple(t.shape)}")
-                out.append(t.to(device=device, dtype=dtype))
-            return out
+            self.check_noise_list(noise, n, lod)
+            return [None if t is None else t.to(device=device, dtype=dtype) for t in noise[:count]]
+        res = [4 * 2 ** (k // 2) for k in range(count)]
         if noise in ("zero", "none"):
             return [None] * count
         if noise == "random":
