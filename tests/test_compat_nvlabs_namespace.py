@@ -73,6 +73,45 @@ def test_install_keeps_a_real_torch_utils_package(tmp_path, monkeypatch):
     assert "torch_utils.ops.bias_act" not in sys.modules
 
 
+def test_checkout_put_on_sys_path_after_install(tmp_path, monkeypatch):
+    # A notebook calls install() first and adds the checkout later: the stand-in must then
+    # serve the checkout's torch_utils modules, and still alae_fast's ops.
+    pkg = tmp_path / "torch_utils"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("# licence only, as in NVlabs' repositories\n")
+    (pkg / "misc.py").write_text("def where():\n    return 'checkout misc'\n")
+    (pkg / "persistence.py").write_text("from . import misc\n")
+    (tmp_path / "dnnlib").mkdir()
+    (tmp_path / "dnnlib" / "__init__.py").write_text("")
+    for key in [k for k in sys.modules if k.split(".")[0] in ("torch_utils", "dnnlib")]:
+        monkeypatch.delitem(sys.modules, key)
+    try:
+        nvlabs.install()
+        monkeypatch.syspath_prepend(str(tmp_path))
+        import torch_utils.misc
+        from torch_utils import misc, persistence
+        from torch_utils.ops import bias_act
+        import dnnlib
+        assert misc is torch_utils.misc and misc.where() == "checkout misc"
+        assert Path(misc.__file__) == pkg / "misc.py" and Path(persistence.__file__) == pkg / "persistence.py"
+        assert persistence.misc is misc
+        assert Path(dnnlib.__file__) == tmp_path / "dnnlib" / "__init__.py"
+        assert bias_act is nvlabs.torch_utils_ops.bias_act
+    finally:
+        nvlabs.uninstall()
+        sys.modules.pop("dnnlib", None)  # monkeypatch puts back only what was there before
+    assert not [k for k in sys.modules if k.split(".")[0] == "torch_utils"]
+
+
+def test_stand_in_without_checkout_says_where_torch_utils_comes_from(installed):
+    import torch_utils
+    with pytest.raises(ImportError, match=r"stand-in .* checkout whose root is on sys.path") as info:
+        from torch_utils import misc  # noqa: F401
+    assert "alae_fast.compat.nvlabs" in str(info.value) and "torch_utils.misc" in str(info.value)
+    # Only the import says so: attribute probes (pickle.whichmodule scans every module) stay plain.
+    assert getattr(torch_utils, "misc", None) is None and not hasattr(torch_utils.ops, "misc")
+
+
 def test_activation_funcs_as_nvlabs_layers_read_them(installed):
     from torch_utils.ops import bias_act
     af = bias_act.activation_funcs

@@ -16,6 +16,8 @@ PyTorch reference. Behaviour was written from the documented semantics; no NVlab
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import sys
 import types
 
@@ -62,19 +64,70 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, down=1, padding=0, res
 # and the attributes it set on the torch_utils.ops package.
 _saved_modules: dict[str, types.ModuleType | None] = {}
 _saved_attrs: list[tuple[types.ModuleType, str, object]] = []
+# The stand-in packages install() registered: modules a checkout served through them go with them.
+_stand_ins: list[str] = []
 _MISSING = object()
 
 
+class _CheckoutPath:
+    """``__path__`` of a stand-in package: its folder in the first ``sys.path`` entry that holds
+    ``torch_utils/__init__.py``, looked up anew at each import, so a checkout put on the path
+    after install() serves its modules as its own package would have."""
+
+    def __init__(self, name: str):
+        self._parts = name.split(".")
+
+    def _folders(self) -> list[str]:
+        for entry in sys.path:
+            # The first checkout wins, as with a real package: two checkouts' modules never mix.
+            if isinstance(entry, str) and os.path.isfile(os.path.join(entry or ".", self._parts[0], "__init__.py")):
+                folder = os.path.join(os.path.abspath(entry), *self._parts)
+                return [folder] if os.path.isfile(os.path.join(folder, "__init__.py")) else []
+        return []
+
+    def __iter__(self):
+        return iter(self._folders())
+
+    def __len__(self) -> int:
+        return len(self._folders())
+
+    def __getitem__(self, index):
+        return self._folders()[index]
+
+    def __repr__(self) -> str:
+        return f"_CheckoutPath({self._folders()!r})"
+
+
 def _package(name: str) -> types.ModuleType:
-    """Imports package ``name``, or registers an empty one when no such package is installed."""
+    """Imports package ``name``, or registers a stand-in for it when no such package is installed."""
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
         if e.name not in ("torch_utils", "torch_utils.ops"):
             raise
     pkg = types.ModuleType(name, "Stand-in package registered by alae_fast.compat.nvlabs.install().")
-    pkg.__path__ = []
+    pkg.__path__ = _CheckoutPath(name)
+
+    def __getattr__(attr):
+        # ``from torch_utils import misc`` asks hasattr() in importlib's _handle_fromlist before
+        # importing the submodule, and a failed import then ends in a bare "cannot import name ...
+        # (unknown location)". So that one caller gets the ImportError, and only when no finder
+        # has the submodule (else the AttributeError lets the import load it from the checkout);
+        # any other getattr(pkg, name, default) (pickle.whichmodule scans every module) must keep
+        # getting an AttributeError.
+        full = f"{name}.{attr}"
+        if (attr.startswith("__") or sys._getframe(1).f_code.co_name != "_handle_fromlist"
+                or full in sys.modules or importlib.util.find_spec(full) is not None):
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+        raise ImportError(
+            f"cannot import name {attr!r} from {name!r}: {name} is alae_fast.compat.nvlabs' stand-in "
+            f"package, which holds only the ops install() serves, and no checkout on sys.path has {full}; "
+            f"NVlabs' own torch_utils modules (misc, persistence, ...) come from a stylegan2-ada-pytorch "
+            f"or stylegan3 checkout whose root is on sys.path", name=name)
+
+    pkg.__getattr__ = __getattr__
     _saved_modules.setdefault(name, sys.modules.get(name))
+    _stand_ins.append(name)
     sys.modules[name] = pkg
     parent, _, child = name.rpartition(".")
     if parent:
@@ -91,10 +144,13 @@ def install() -> types.ModuleType:
 
     If an NVlabs checkout is importable (its root on ``sys.path``), its ``torch_utils`` and
     ``torch_utils.ops`` packages are used and only those modules are replaced: ``misc``,
-    ``persistence`` and the rest stay NVlabs'. Otherwise empty stand-in packages are
-    registered. Call it before NVlabs' training modules are imported (they bind the modules
-    at import). Idempotent; :func:`uninstall` puts everything back. Returns the
-    ``torch_utils.ops`` package.
+    ``persistence`` and the rest stay NVlabs'. Otherwise stand-in packages are registered
+    that load those other modules from the first checkout on ``sys.path`` at their import, so
+    the checkout may be put on the path before or after this call; while none has the module,
+    ``from torch_utils import misc`` raises an ImportError that says so. Call it before
+    NVlabs' training modules are imported (they bind the modules at import). Idempotent;
+    :func:`uninstall` puts everything back, dropping the modules loaded through the stand-ins.
+    Returns the ``torch_utils.ops`` package.
     """
     _package("torch_utils")
     ops_pkg = _package("torch_utils.ops")
@@ -118,6 +174,10 @@ def uninstall() -> None:
         else:
             setattr(pkg, name, old)
     _saved_attrs.clear()
+    for name in _stand_ins:
+        for key in [k for k in sys.modules if k.startswith(f"{name}.") and k not in _saved_modules]:
+            del sys.modules[key]
+    _stand_ins.clear()
     for key, old in _saved_modules.items():
         if old is None:
             sys.modules.pop(key, None)
