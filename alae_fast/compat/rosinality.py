@@ -40,7 +40,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops._dispatch import (as_real, check_bool, check_int, check_positive_int, check_real, check_same, check_tensor, is_finite, is_int,
-                             said_kind, said_typed)
+                             said_kind, said_typed, static_sizes)
+# whether the forwards compare their inputs' sizes: not under torch.jit.trace (14 TracerWarnings a
+# traced ModulatedConv2d, where it had printed 2)
+from ..ops._dispatch import shapes_checked as _shapes_checked
 from ..ops.bias_act import bias_act
 from ..ops.upfirdn2d import _check_filter, _out_size
 from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
@@ -70,7 +73,7 @@ def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, nega
                              f"{tuple(input.shape)}")
         if not isinstance(bias, torch.Tensor):
             raise TypeError(f"{op}: bias must be a tensor [C] or None; got {type(bias).__name__}")
-        if bias.shape != (input.shape[1],):
+        if _shapes_checked() and bias.shape != (input.shape[1],):
             raise ValueError(f"{op}: bias must be 1-D of length input.shape[1] = {input.shape[1]}; got "
                              f"{tuple(bias.shape)}")
         check_same(bias, "bias", input, op, dtype=False, x_name="input")
@@ -166,7 +169,7 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
     kh, kw = kernel.shape
     oh = _out_size(input.shape[2], uy, dy, pad[2], pad[3], kh)
     ow = _out_size(input.shape[3], ux, dx, pad[0], pad[1], kw)
-    if oh < 1 or ow < 1:
+    if _shapes_checked() and (oh < 1 or ow < 1):
         raise ValueError(f"{op}: pad {pad} leaves no output: (in * up + pad0 + pad1 - k + down) // down is "
                          f"[{oh}, {ow}] for input of shape {tuple(input.shape)}, kernel {kh}x{kw}, "
                          f"up {up}, down {down}")
@@ -190,9 +193,9 @@ def make_kernel(k, op: str = "make_kernel", name: str = "kernel") -> torch.Tenso
         k = k[None, :] * k[:, None]
     total = k.sum()
     said = f"{op}: {name} taps must not sum to 0 (they are normalised to sum 1)"
-    if torch.compiler.is_compiling():
-        # a Python branch on the sum would break the graph: rosinality's blocks may build their
-        # kernels in forward as well as in __init__
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        # a Python branch on the sum would break the graph (fix a trace to its taps): rosinality's
+        # blocks may build their kernels in forward as well as in __init__
         torch._assert_async(total != 0, said)
     elif total == 0:
         raise ValueError(said)
@@ -208,14 +211,6 @@ def _pad(pad, layer: str) -> tuple:
     if not all(is_int(p) for p in pad):
         raise TypeError(f"{layer}: pad must hold ints; got {pad!r}")
     return tuple(int(p) for p in pad)
-
-
-def _shapes_checked() -> bool:
-    """Whether the forwards compare their inputs' sizes: not under ``torch.jit.trace``, where a
-    size is a traced tensor and each comparison printed a TracerWarning (14 a traced
-    ModulatedConv2d, where it had printed 2); a traced graph is fixed to its example's shapes
-    anyway. ``torch.compile`` and eager mode check."""
-    return not torch.jit.is_tracing()
 
 
 def _check_image(input, layer: str, channels: int | None = None, least: int = 1) -> None:
@@ -412,7 +407,8 @@ class ModulatedConv2d(nn.Module):
         if _shapes_checked() and (style.ndim != 2 or style.shape[0] != input.shape[0] or style.shape[1] != style_dim):
             raise ValueError(f"{name}: style must have shape [N, style_dim] = [{input.shape[0]}, {style_dim}] to match "
                              f"input; got {tuple(style.shape)}")
-        if not self.fused or input.shape[0] == 0:
+        # a traced fused path is fixed to its batch anyway (groups = N)
+        if not self.fused or static_sizes(input, 0)[0] == 0:
             # a batch of 0 would make the fused path's grouped convolution groups=0, which torch
             # refuses ("non-positive groups"); the unfused path computes the same (empty) result
             return self._forward_unfused(input, style)

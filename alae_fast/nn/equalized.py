@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import as_real, check_bool, check_choice, check_positive_int, is_int, said_real, said_typed
+from ..ops._dispatch import as_real, check_bool, check_choice, check_positive_int, is_int, said_real, said_typed, shapes_checked
 from ..ops.bias_act import ACTIVATIONS, bias_act
 
 _SQRT2 = math.sqrt(2.0)
@@ -197,7 +197,7 @@ class EqualizedLinear(_Equalized):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"EqualizedLinear: x must be a torch.Tensor; got {type(x).__name__}")
-        if x.ndim < 1 or x.shape[-1] != self.in_features:
+        if shapes_checked() and (x.ndim < 1 or x.shape[-1] != self.in_features):
             raise ValueError(f"EqualizedLinear: x must have shape [..., {self.in_features}]; "
                              f"got {tuple(x.shape)}")
         w, b = self._scaled(x)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import functools
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -148,6 +150,29 @@ def is_int(value) -> bool:
     return t is not bool and isinstance(value, Integral)
 
 
+def shapes_checked() -> bool:
+    """Whether argument checks written inline compare sizes: not under ``torch.jit.trace``,
+    where a size is a traced tensor and each comparison printed a TracerWarning (a traced graph
+    is fixed to its example's shapes anyway). ``torch.compile`` and eager mode check."""
+    return not torch.jit.is_tracing()
+
+
+def quiet_under_trace(fn):
+    """``fn`` (an op's argument check, whose comparisons of sizes only refuse bad input) with
+    ``torch.jit.trace``'s TracerWarnings ignored while it runs under a trace, as NVlabs' code
+    wraps its shape asserts in ``misc.suppress_tracer_warnings()``: a traced module printed
+    dozens of them (82 for a small generator) where the ops themselves trace correctly. The
+    warnings of the ops' own arithmetic stay."""
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        if not torch.jit.is_tracing():
+            return fn(*args, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            return fn(*args, **kwargs)
+    return checked
+
+
 def static_sizes(t: torch.Tensor, *dims: int) -> tuple[int, ...]:
     """``t``'s sizes along ``dims``. Under ``torch.jit.trace`` a size is a traced tensor, which
     the ops' integer arguments (paddings, groups) refuse; a weight's or a batch's size is a
@@ -157,8 +182,6 @@ def static_sizes(t: torch.Tensor, *dims: int) -> tuple[int, ...]:
     int would specialise the graph to one batch size."""
     if not torch.jit.is_tracing():
         return tuple(t.shape[d] for d in dims)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         return tuple(int(t.shape[d]) for d in dims)

@@ -18,12 +18,13 @@ from typing import NamedTuple
 import torch
 
 from .. import _lib
-from ._dispatch import (check_alpha, check_choice, check_eps, check_same, check_tensor, op_arguments, opmath,
+from ._dispatch import (quiet_under_trace, check_alpha, check_choice, check_eps, check_same, check_tensor, op_arguments, opmath,
                         save_arguments, saved_arguments, use_kernel)
 from .bias_act import ACTIVATIONS, _act_ref
 from .instance_norm_grad import MapGrads, MapInputs, channel_dot, dz_to_inputs, in_grad_map, in_grad_vjp
 
 
+@quiet_under_trace
 def _resolve(x, style_scale, style_bias, bias, noise, noise_weight, act, alpha, eps, op="adain"):
     """Validates the arguments; returns (noise, alpha, eps) normalised for the op."""
     check_tensor(x, "x", op)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import (check_choice, check_int, check_real, check_same, check_tensor, op_arguments, opmath, save_arguments,
+from ._dispatch import (quiet_under_trace, check_choice, check_int, check_real, check_same, check_tensor, op_arguments, opmath, save_arguments,
                         saved_arguments, use_kernel)
 
 _SQRT2 = math.sqrt(2.0)
@@ -36,6 +36,7 @@ ACTIVATIONS = {
 _PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
 
 
+@quiet_under_trace
 def _resolve(x, b, dim, act, alpha, gain, clamp, op="bias_act"):
     """Validates the arguments; returns (dim, alpha, gain, clamp) normalised for the op."""
     check_tensor(x, "x", op)

@@ -25,13 +25,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._dispatch import check_bool, check_factors, check_impl, check_same, check_tensor, static_sizes
+from ._dispatch import quiet_under_trace, check_bool, check_factors, check_impl, check_same, check_tensor, static_sizes
 from .upfirdn2d import _check_filter, _filter_size, _parse_padding, upfirdn2d
 
 
 def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True):
     # conv2d correlates; flip_weight=False asks for a true convolution.
-    kh, kw = w.shape[2], w.shape[3]
+    kh, kw = static_sizes(w, 2, 3)  # a weight's size is a constant of a traced module
     if not flip_weight and (kw > 1 or kh > 1):
         w = w.flip([2, 3])
     if transpose:
@@ -39,6 +39,7 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
     return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
 
 
+@quiet_under_trace
 def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
     """Validates the arguments; returns f checked and the padding as (x0, x1, y0, y1) with the
     centring terms added (:func:`_centred`)."""
@@ -68,6 +69,7 @@ def _resolve(x, w, f, up, down, padding, groups, flip_weight, flip_filter):
     return f, check_output_size(x.shape, static_sizes(w, 2, 3), f, up, down, padding, op)
 
 
+@quiet_under_trace
 def check_output_size(x_shape, kernel_size, f, up: int, down: int, padding, op: str,
                       w_name: str = "w") -> tuple[int, int, int, int]:
     """The padding (x0, x1, y0, y1) with the centring terms added (:func:`_centred`); ValueError

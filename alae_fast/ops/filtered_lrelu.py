@@ -33,7 +33,7 @@ import math
 import torch
 
 from .. import _lib
-from ._dispatch import check_bool, check_factors, check_real, check_same, check_tensor, kernel_layout, opmath, use_kernel
+from ._dispatch import quiet_under_trace, check_bool, check_factors, check_real, check_same, check_tensor, kernel_layout, opmath, use_kernel
 from .bias_act import _bias_act_ref
 from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
@@ -55,6 +55,7 @@ def _as_taps(f: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return f if f.dtype == dtype else f.to(dtype)  # a no-op .to still costs a call into C++
 
 
+@quiet_under_trace
 def _resolve(x, fu, fd, b, up, down, padding, gain, slope, clamp, flip_filter, op):
     check_tensor(x, "x", op)
     if x.ndim != 4:

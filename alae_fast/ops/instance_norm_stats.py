@@ -11,13 +11,14 @@ from __future__ import annotations
 import torch
 
 from .. import _lib
-from ._dispatch import (check_alpha, check_choice, check_eps, check_same, check_tensor, op_arguments, opmath,
+from ._dispatch import (quiet_under_trace, check_alpha, check_choice, check_eps, check_same, check_tensor, op_arguments, opmath,
                         save_arguments, saved_arguments, use_kernel)
 from .adain import _fake_adain, _like_plan
 from .bias_act import ACTIVATIONS, _act_ref
 from .instance_norm_grad import MapGrads, MapInputs, in_grad_vjp
 
 
+@quiet_under_trace
 def _resolve(x, eps, bias=None, act="linear", alpha=None, op="instance_norm_stats"):
     """Validates the arguments; returns (eps, alpha) normalised for the op."""
     check_tensor(x, "x", op)

@@ -26,7 +26,7 @@ import math
 import torch
 
 from .. import _lib
-from ._dispatch import (check_bool, check_eps, check_impl, check_int, check_same, check_tensor, kernel_layout, opmath,
+from ._dispatch import (quiet_under_trace, shapes_checked, check_bool, check_eps, check_impl, check_int, check_same, check_tensor, kernel_layout, opmath,
                         static_sizes, use_kernel)
 from .conv2d_resample import check_output_size, conv2d_resample
 from .upfirdn2d import _check_filter, _parse_padding
@@ -61,7 +61,7 @@ def modulate_weight(weight: torch.Tensor, styles: torch.Tensor, eps: float = DEM
     check_tensor(styles, "styles", op)
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D [O, I, kh, kw]; got shape {tuple(weight.shape)}")
-    if styles.ndim != 2 or styles.shape[1] != weight.shape[1]:
+    if shapes_checked() and (styles.ndim != 2 or styles.shape[1] != weight.shape[1]):
         raise ValueError(f"{op}: styles must have shape [N, I] with I = weight.shape[1] = {weight.shape[1]}; "
                          f"got {tuple(styles.shape)}")
     if styles.device != weight.device:
@@ -157,6 +157,7 @@ if _lib.loaded():
 
 # --- the convolution ----------------------------------------------------------------------
 
+@quiet_under_trace
 def _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demodulate, flip_weight,
              fused_modconv, op):
     check_tensor(x, "x", op)

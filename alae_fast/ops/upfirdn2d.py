@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _lib
-from ._dispatch import (as_real, check_bool, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath,
+from ._dispatch import (quiet_under_trace, as_real, check_bool, check_tensor, is_finite, is_int as _is_int, kernel_layout, opmath,
                         said_real, said_typed, static_sizes, use_kernel)
 
 
@@ -66,6 +66,7 @@ def _parse_padding(padding, op: str) -> tuple[int, int, int, int]:
     return tuple(v if isinstance(v, torch.SymInt) else int(v) for v in padding)  # NumPy ints as ints
 
 
+@quiet_under_trace
 def _check_filter(f, x: torch.Tensor | None, op: str, name: str = "f", x_name: str = "x"):
     """Validates filter ``name`` (None, or a 1-D/2-D floating tensor on x's device; ``x_name``
     is what the caller calls x); returns it as float32 (float64 kept: the kernels and the
@@ -116,6 +117,7 @@ def _check_gain(gain, op: str) -> float:
     return float(value)
 
 
+@quiet_under_trace
 def _resolve(x, f, up, down, padding, flip_filter, gain, op):
     _check_x(x, op)
     f = _check_filter(f, x, op)
