@@ -534,3 +534,12 @@ def test_the_input_checks_add_no_tracer_warnings(monkeypatch, resample):
     with_checks = traced_warnings()
     monkeypatch.setattr(R, "_shapes_checked", lambda: False)
     assert with_checks == traced_warnings()
+
+
+def test_layers_print_as_rosinalitys_do():
+    # rosinality's model.py prints its layers this way; EqualConv2d had printed "EqualConv2d()"
+    assert repr(EqualConv2d(3, 4, 3)) == "EqualConv2d(3, 4, 3, stride=1, padding=0)"
+    assert repr(EqualConv2d(8, 16, 1, stride=2, padding=1, bias=False)) == "EqualConv2d(8, 16, 1, stride=2, padding=1)"
+    assert repr(EqualLinear(8, 4)) == "EqualLinear(8, 4)"
+    assert repr(ModulatedConv2d(3, 5, 3, 4, upsample=True)) == \
+        "ModulatedConv2d(3, 5, 3, upsample=True, downsample=False)"

@@ -350,6 +350,10 @@ class EqualConv2d(nn.Module):
                                  f"side, >= kernel_size = {k}; got shape {tuple(input.shape)}")
         return F.conv2d(input, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding)
 
+    def __repr__(self):
+        return (f"{self.__class__.__name__}({self.weight.shape[1]}, {self.weight.shape[0]}, {self.weight.shape[2]}, "
+                f"stride={self.stride}, padding={self.padding})")
+
 
 class ModulatedConv2d(nn.Module):
     """rosinality's ``ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim,
