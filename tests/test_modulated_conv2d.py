@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alae_fast.nn import ModulatedConv2d, ToRGB, set_impl
-from alae_fast.ops import (conv2d_resample, modulate_weight, modulated_conv2d, modulated_conv2d_ref,
-                           setup_filter)
+from alae_fast.ops import (bias_act, conv2d_resample, modulate_weight, modulated_conv2d, modulated_conv2d_ref,
+                           setup_filter, upsample2d)
 
 
 def oracle(x, weight, styles, noise=None, up=1, down=1, padding=0, f=None, demodulate=True, flip_weight=True):
@@ -373,3 +373,268 @@ def test_zero_channels_are_named(fused_modconv, impl, x_shape, w_shape, match):
     for fn in ((lambda *a, **k: modulated_conv2d(*a, impl=impl, **k)), modulated_conv2d_ref):
         with pytest.raises(ValueError, match=match):
             fn(x, weight, styles, padding=1, fused_modconv=fused_modconv)
+
+
+# --- the layers under autocast and with half inputs ------------------------------------------
+
+def _layer_reference(layer, x, w, skip=None):
+    """The layer's function in float64 from its parameters, by the per-sample ``oracle``, with
+    float64 leaves for its parameters (returned in order) so that the gradients compare."""
+    params = [p.detach().double().requires_grad_() for p in (layer.weight, layer.affine.weight, layer.affine.bias)]
+    weight, a_weight, a_bias = params
+    styles = w.detach().double() @ (a_weight * layer.affine.weight_gain).t() + a_bias
+    x = x.detach().double().requires_grad_()
+    if isinstance(layer, ToRGB):
+        params.append(layer.bias.detach().double().requires_grad_())
+        y = oracle(x, weight, styles * layer.weight_gain, padding=layer.kernel_size // 2, demodulate=False)
+        y = y + params[-1][None, :, None, None]
+        if skip is not None:
+            skip = skip.detach().double().requires_grad_()
+            up = skip.shape[-1] != y.shape[-1]
+            y = y + (upsample2d(skip, layer.resample_filter.double()) if up else skip)
+        return y, x, params, skip
+    y = oracle(x, weight * layer.weight_gain, styles, up=layer.up, down=layer.down,
+               padding=layer.kernel_size // 2, f=layer.resample_filter, demodulate=layer.demodulate,
+               flip_weight=layer.up == 1)
+    return y, x, params, None
+
+
+def _rel_err(a, b):
+    return ((a.double() - b).norm() / b.norm()).item()
+
+
+# float32 x under autocast (cast to bfloat16 there), and explicit half x and w.
+HALF_MODES = [("autocast", torch.bfloat16), ("bfloat16", torch.bfloat16), ("float16", torch.float16)]
+HALF_BOUND = {torch.bfloat16: 3e-2, torch.float16: 5e-3}  # relative L2 error, forward and gradients
+
+
+def _run_half(layer, x, w, mode, skip=None):
+    if mode == "autocast":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return layer(x, w) if skip is None else layer(x, w, skip)
+    dt = dict(HALF_MODES)[mode]
+    return layer(x.to(dt), w.to(dt)) if skip is None else layer(x.to(dt), w.to(dt), skip.to(dt))
+
+
+@pytest.mark.parametrize("mode, dtype", HALF_MODES)
+@pytest.mark.parametrize("k, up, down", [(3, 1, 1), (1, 1, 1), (3, 2, 1), (3, 1, 2), (2, 1, 1)])
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modulated_conv2d_layer_half_and_autocast(mode, dtype, k, up, down, fused, demodulate):
+    # A trial's finding: the affine gave half styles for the float32 weight, which the op
+    # refuses. Modulation is float32 (StyleGAN2-ADA), the output in the convolution's dtype.
+    torch.manual_seed(k * 100 + up * 10 + down)
+    layer = ModulatedConv2d(6, 5, k, 8, up=up, down=down, fused_modconv=fused, demodulate=demodulate)
+    x, w = torch.randn(2, 6, 8, 8), torch.randn(2, 8)
+    if mode != "autocast":  # the reference sees the input as rounded
+        x, w = x.to(dtype).float(), w.to(dtype).float()
+    x.requires_grad_()
+    y = _run_half(layer, x, w, mode)
+    assert y.dtype == dtype
+    ref, x64, params, _ = _layer_reference(layer, x, w)
+    assert y.shape == ref.shape
+    assert _rel_err(y, ref) < HALF_BOUND[dtype]
+    g = torch.randn(ref.shape, dtype=torch.float64)
+    (y.double() * g).sum().backward()
+    grads64 = torch.autograd.grad((ref * g).sum(), [x64] + params)
+    got = [x.grad, layer.weight.grad, layer.affine.weight.grad, layer.affine.bias.grad]
+    for name, a, b in zip(("x", "weight", "affine.weight", "affine.bias"), got, grads64):
+        assert a is not None and a.dtype == torch.float32, name
+        assert _rel_err(a, b) < HALF_BOUND[dtype], name
+
+
+@pytest.mark.parametrize("mode, dtype", HALF_MODES)
+@pytest.mark.parametrize("skip_size", [None, 4, 8])
+@pytest.mark.parametrize("k", [1, 3])
+def test_torgb_half_and_autocast(mode, dtype, skip_size, k):
+    torch.manual_seed(skip_size or 0)
+    layer = ToRGB(6, 8, kernel_size=k)
+    with torch.no_grad():
+        layer.bias.normal_()
+    x, w = torch.randn(2, 6, 8, 8), torch.randn(2, 8)
+    skip = None if skip_size is None else torch.randn(2, 3, skip_size, skip_size)
+    if mode != "autocast":
+        x, w = x.to(dtype).float(), w.to(dtype).float()
+        skip = None if skip is None else skip.to(dtype).float()
+    x.requires_grad_()
+    if skip is not None:
+        skip.requires_grad_()
+    y = _run_half(layer, x, w, mode, skip)
+    assert y.dtype == dtype and y.shape == (2, 3, 8, 8)
+    ref, x64, params, skip64 = _layer_reference(layer, x, w, skip)
+    assert _rel_err(y, ref) < HALF_BOUND[dtype]
+    g = torch.randn(ref.shape, dtype=torch.float64)
+    (y.double() * g).sum().backward()
+    leaves = [x64] + params + ([] if skip is None else [skip64])
+    grads64 = torch.autograd.grad((ref * g).sum(), leaves)
+    got = [x.grad, layer.weight.grad, layer.affine.weight.grad, layer.affine.bias.grad, layer.bias.grad]
+    names = ["x", "weight", "affine.weight", "affine.bias", "bias"]
+    if skip is not None:
+        got.append(skip.grad)
+        names.append("skip")
+    for name, a, b in zip(names, got, grads64):
+        assert a is not None, name
+        assert _rel_err(a, b) < HALF_BOUND[dtype], name
+
+
+@pytest.mark.parametrize("layer_fn", [lambda: ModulatedConv2d(4, 5, 3, 8), lambda: ModulatedConv2d(4, 5, 3, 8, up=2),
+                                      lambda: ModulatedConv2d(4, 5, 3, 8, fused_modconv=False), lambda: ToRGB(4, 8)])
+def test_layers_float32_path_is_the_op_with_float32_parameters(layer_fn):
+    # The float32 path is the op on the parameters as they are, bit for bit (the README's
+    # training figures were made with it); the casts for half inputs do not touch it.
+    torch.manual_seed(3)
+    layer = layer_fn()
+    x, w, skip = torch.randn(2, 4, 8, 8), torch.randn(2, 8), torch.randn(2, 3, 4, 4)
+    if isinstance(layer, ToRGB):
+        y = modulated_conv2d(x, layer.weight, layer.affine(w) * layer.weight_gain, demodulate=False)
+        expected = bias_act(y, layer.bias, act="linear") + upsample2d(skip, layer.resample_filter)
+        assert torch.equal(layer(x, w, skip), expected)
+    else:
+        expected = modulated_conv2d(x, layer.weight * layer.weight_gain, layer.affine(w), up=layer.up, padding=1,
+                                    resample_filter=layer.resample_filter, flip_weight=layer.up == 1,
+                                    fused_modconv=layer.fused_modconv)
+        assert torch.equal(layer(x, w), expected)
+
+
+def test_layers_float64_input_modulates_in_float64():
+    # A float64 x with float32 parameters is computed in float64, as EqualizedConv2d casts its
+    # parameters to x's dtype (styles of w's float64 used to be refused for the float32 weight).
+    torch.manual_seed(4)
+    layer = ModulatedConv2d(4, 5, 3, 8)
+    x, w = torch.randn(2, 4, 8, 8, dtype=torch.float64), torch.randn(2, 8, dtype=torch.float64)
+    ref = _layer_reference(layer, x, w)[0]
+    for ww in (w, w.float()):
+        y = layer(x, ww)
+        assert y.dtype == torch.float64
+        torch.testing.assert_close(y, ref, rtol=1e-5 if ww is w else 1e-4, atol=1e-6 if ww is w else 1e-4)
+
+
+def test_noise_under_autocast_keeps_the_output_dtype():
+    layer = ModulatedConv2d(4, 5, 3, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(torch.randn(2, 4, 8, 8), torch.randn(2, 8), noise=torch.randn(2, 1, 8, 8))
+    assert y.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("layer", [ModulatedConv2d, ToRGB])
+def test_layers_name_a_non_tensor_x(layer):
+    m = layer(4, 5, 3, 8) if layer is ModulatedConv2d else layer(4, 8)
+    with pytest.raises(TypeError, match=rf"^{layer.__name__}: x must be a torch.Tensor; got list$"):
+        m([[0.0]], torch.randn(2, 8))
+
+
+# --- output shapes -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+@pytest.mark.parametrize("up, down", [(1, 1), (2, 1), (1, 2), (2, 2), (3, 1), (1, 3)])
+@pytest.mark.parametrize("fused", [True, False])
+def test_modulated_conv2d_layer_output_shape(k, up, down, fused):
+    # The docstring's H' = (H * up + 1 - k % 2) // down: padding k // 2 on each side adds one
+    # row for an even kernel.
+    layer = ModulatedConv2d(3, 5, k, 8, up=up, down=down, fused_modconv=fused)
+    for H, W in ((9, 7), (8, 6)):
+        y = layer(torch.randn(2, 3, H, W), torch.randn(2, 8))
+        assert y.shape == (2, 5, (H * up + 1 - k % 2) // down, (W * up + 1 - k % 2) // down)
+
+
+def test_modulated_conv2d_even_kernel_shape_from_the_trial():
+    assert ModulatedConv2d(4, 5, 2, 8)(torch.randn(2, 4, 9, 7), torch.randn(2, 8)).shape == (2, 5, 10, 8)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_torgb_output_shape(k):
+    H = 9 + 1 - k % 2
+    y = ToRGB(4, 8, kernel_size=k)(torch.randn(2, 4, 9, 9), torch.randn(2, 8))
+    assert y.shape == (2, 3, H, H)
+
+
+# --- ToRGB's skip --------------------------------------------------------------------------
+
+_SKIP_8 = (r"\[N, out, H'/2, W'/2\] = \[2, 3, 4, 4\] or \[N, out, H', W'\] = \[2, 3, 8, 8\] "
+           r"for the output of shape \(2, 3, 8, 8\)")
+
+
+@pytest.mark.parametrize("x_size, k, skip_shape, match", [
+    # the trial's: one channel, not three; batch 1, not 2 (both had been broadcast silently)
+    ((8, 8), 1, (2, 1, 4, 4), rf"^ToRGB: skip must have shape {_SKIP_8}; got \(2, 1, 4, 4\)$"),
+    ((8, 8), 1, (1, 3, 8, 8), rf"^ToRGB: skip must have shape {_SKIP_8}; got \(1, 3, 8, 8\)$"),
+    ((8, 8), 1, (2, 3, 8), rf"^ToRGB: skip must have shape {_SKIP_8}; got \(2, 3, 8\)$"),
+    ((8, 8), 1, (2, 3, 4, 8), rf"^ToRGB: skip must have shape {_SKIP_8}; got \(2, 3, 4, 8\)$"),
+    ((8, 8), 1, (2, 3, 16, 16), rf"^ToRGB: skip must have shape {_SKIP_8}; got \(2, 3, 16, 16\)$"),
+    # the trial's raw torch RuntimeError: 5 upsamples to 10, 4 to 8; an odd output has no half
+    ((9, 9), 1, (2, 3, 5, 5), r"^ToRGB: skip must have shape \[N, out, H', W'\] = \[2, 3, 9, 9\] \(an odd H' or "
+                              r"W' has no half size\) for the output of shape \(2, 3, 9, 9\); got \(2, 3, 5, 5\)$"),
+    ((9, 9), 1, (2, 3, 4, 4), r"^ToRGB: skip must have shape \[N, out, H', W'\] = \[2, 3, 9, 9\] "),
+    ((8, 9), 1, (2, 3, 4, 4), r"^ToRGB: skip must have shape \[N, out, H', W'\] = \[2, 3, 8, 9\] "),
+    # an even kernel adds a row: 9 -> 10, whose half is 5
+    ((9, 9), 2, (2, 3, 9, 9), r"^ToRGB: skip must have shape \[N, out, H'/2, W'/2\] = \[2, 3, 5, 5\] or "
+                              r"\[N, out, H', W'\] = \[2, 3, 10, 10\] "),
+])
+def test_torgb_refuses_a_skip_of_another_shape(x_size, k, skip_shape, match):
+    layer = ToRGB(4, 8, kernel_size=k)
+    with pytest.raises(ValueError, match=match):
+        layer(torch.randn(2, 4, *x_size), torch.randn(2, 8), skip=torch.randn(skip_shape))
+
+
+@pytest.mark.parametrize("skip, match", [
+    ([0.0], r"^ToRGB: skip must be a torch.Tensor; got list$"),
+    (torch.zeros(2, 3, 4, 4, dtype=torch.long), r"^ToRGB: skip must have dtype in"),
+])
+def test_torgb_refuses_a_skip_of_another_type(skip, match):
+    with pytest.raises(TypeError, match=match):
+        ToRGB(4, 8)(torch.randn(2, 4, 8, 8), torch.randn(2, 8), skip=skip)
+
+
+@pytest.mark.parametrize("x_size, k, skip_size", [((8, 8), 1, (4, 4)), ((8, 8), 1, (8, 8)), ((9, 9), 1, (9, 9)),
+                                                  ((8, 6), 1, (4, 3)), ((9, 9), 2, (5, 5)), ((9, 9), 2, (10, 10))])
+def test_torgb_takes_the_skip_sizes_it_can_add(x_size, k, skip_size):
+    layer = ToRGB(4, 8, kernel_size=k)
+    x, w, skip = torch.randn(2, 4, *x_size), torch.randn(2, 8), torch.randn(2, 3, *skip_size)
+    y = layer(x, w, skip=skip)
+    base = layer(x, w)
+    added = skip if skip.shape == base.shape else upsample2d(skip, layer.resample_filter)
+    torch.testing.assert_close(y, base + added)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_torgb_skip_check_compiles_whole(dynamic):
+    # The check compares sizes only: torch.compile traces forward and backward in one graph,
+    # and with dynamic sizes another batch and image size reuse it.
+    torch.manual_seed(6)
+    layer = ToRGB(4, 8, clamp=4.0)
+
+    def loss(x, w, skip):
+        return layer(x, w, skip=skip).square().sum()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(loss, fullgraph=True, dynamic=dynamic, backend="aot_eager")
+    for k, (n, h) in enumerate(((2, 10), (5, 14))):
+        x, w = torch.randn(n, 4, h, h, requires_grad=True), torch.randn(n, 8)
+        for skip in (torch.randn(n, 3, h // 2, h // 2), torch.randn(n, 3, h, h)):
+            with torch.compiler.set_stance("fail_on_recompile" if dynamic and k else "default"):
+                got = compiled(x, w, skip)
+            (g,) = torch.autograd.grad(got, x)
+            want = loss(x, w, skip)
+            (g_want,) = torch.autograd.grad(want, x)
+            torch.testing.assert_close(got, want)
+            torch.testing.assert_close(g, g_want)
+    # Where the graph may break, the error is the eager one.
+    with pytest.raises(ValueError, match=r"^ToRGB: skip must have shape"):
+        torch.compile(loss, backend="aot_eager")(x, w, torch.randn(n, 1, h // 2, h // 2))
+
+
+def test_torgb_and_modulated_conv2d_trace_without_warnings_of_their_own():
+    # Under torch.jit.trace a size is a traced tensor; the layers compare none (the ops' own
+    # warnings are theirs), and the traced graph computes what the layer does.
+    import warnings
+
+    torch.manual_seed(7)
+    x, w, skip = torch.randn(2, 4, 8, 8), torch.randn(2, 8), torch.randn(2, 3, 4, 4)
+    for layer, args in ((ToRGB(4, 8), (x, w, skip)), (ModulatedConv2d(4, 5, 3, 8), (x, w))):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            traced = torch.jit.trace(layer, args)
+        ours = [str(c.message) for c in caught
+                if issubclass(c.category, torch.jit.TracerWarning) and c.filename.endswith("nn/style.py")]
+        assert ours == []
+        torch.testing.assert_close(traced(*args), layer(*args))

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops._dispatch import check_alpha, check_bool, check_choice, check_eps, check_positive_int, check_real
+from ..ops._dispatch import (check_alpha, check_bool, check_choice, check_eps, check_positive_int, check_real,
+                             check_tensor, shapes_checked, static_sizes)
 from ..ops.adain import adain
 from ..ops.bias_act import ACTIVATIONS, bias_act
 from ..ops.modulated_conv2d import modulated_conv2d
@@ -54,6 +55,25 @@ def _check_x(x, channels: int, layer: str) -> None:
         raise TypeError(f"{layer}: x must be a torch.Tensor [N, {channels}, H, W]; got {type(x).__name__}")
     if x.ndim != 4 or x.shape[1] != channels:
         raise ValueError(f"{layer}: x must have shape [N, {channels}, H, W]; got {tuple(x.shape)}")
+
+
+def _modulation_input(x, layer: str) -> torch.Tensor:
+    """x as the modulated convolution takes it: under torch.autocast a float32 or half x is cast to
+    the autocast dtype, as autocast casts a convolution's input (EqualizedConv2d's), so that the
+    output, and the noise the op casts to x's dtype, have that dtype, and float16 gets the op's
+    overflow guard (it pre-scales weight and styles for a float16 x only)."""
+    check_tensor(x, "x", layer)
+    dev = x.device.type
+    if x.dtype != torch.float64 and torch.amp.is_autocast_available(dev) and torch.is_autocast_enabled(dev):
+        return x.to(torch.get_autocast_dtype(dev))
+    return x
+
+
+def _modulation_dtype(weight: torch.Tensor, x: torch.Tensor) -> torch.dtype:
+    # modulated_conv2d takes styles in the weight's dtype. StyleGAN2-ADA keeps weight and styles
+    # in float32 and casts only the modulated weight to a float16 x; a float64 x gets its own
+    # dtype, as EqualizedConv2d casts its parameters to it.
+    return torch.promote_types(weight.dtype, x.dtype)
 
 
 def make_noise(x: torch.Tensor, noise, layer: str) -> torch.Tensor | None:
@@ -257,9 +277,15 @@ class ModulatedConv2d(nn.Module):
     learning rate); the affine w -> styles [I] is an equalized linear layer with gain 1 and
     bias initialised to 1 (styles start around 1).
 
-    ``forward(x, w, noise=None)``: x [N, I, H, W], w [N, w_dim], noise broadcastable to
-    the output ([N or 1, 1 or O, H', W']) or None. Output [N, O, H', W'] with padding k // 2
-    (H' = H * up / down).
+    ``forward(x, w, noise=None)``: x [N, I, H, W] of float16/bfloat16/float32/float64, w [N, w_dim],
+    noise broadcastable to the output ([N or 1, 1 or O, H', W']) or None. Output [N, O, H', W']
+    in x's dtype, where the convolution pads the (upsampled) image by k // 2 on each side:
+    ``H' = (H * up + 1 - k % 2) // down`` (H * up // down for odd k), W' alike. Weight and
+    styles are used in the wider of the weight's and x's dtypes (float32 for a half x, as
+    StyleGAN2-ADA modulates; the convolution runs in x's dtype). Under torch.autocast a float32
+    or half x is first cast to the autocast dtype, as EqualizedConv2d's convolution is, and the
+    output has that dtype. TypeError naming this layer for an x that is not a float tensor; other
+    errors in x, w and noise are the affine's (EqualizedLinear) and ``modulated_conv2d``'s.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, w_dim: int, *,
@@ -283,9 +309,11 @@ class ModulatedConv2d(nn.Module):
         self.register_buffer("resample_filter", _filter(resample_filter, device, name) if up > 1 or down > 1 else None)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        styles = self.affine(w)
+        x = _modulation_input(x, "ModulatedConv2d")
+        dtype = _modulation_dtype(self.weight, x)
+        styles = self.affine(w).to(dtype)
         # Like StyleGAN2-ADA, transposed convs (up > 1) skip the weight flip: same family, cheaper.
-        return modulated_conv2d(x, self.weight * self.weight_gain, styles, noise=noise, up=self.up,
+        return modulated_conv2d(x, self.weight.to(dtype) * self.weight_gain, styles, noise=noise, up=self.up,
                                 down=self.down, padding=self.kernel_size // 2,
                                 resample_filter=self.resample_filter, demodulate=self.demodulate,
                                 flip_weight=self.up == 1, fused_modconv=self.fused_modconv, impl=self.impl)
@@ -311,9 +339,13 @@ class ToRGB(nn.Module):
     number or None, impl not a string, resample_filter taps that are not numbers; ValueError for
     a count < 1, a negative or NaN clamp, an unknown impl, bad resample_filter taps.
 
-    ``forward(x, w, skip=None)``: x [N, in, H, W], w [N, w_dim]; skip, the previous
-    resolution's image [N, out, H/2, W/2] (upsampled here with the filter) or [N, out, H, W],
-    is added to the result. Output [N, out, H, W].
+    ``forward(x, w, skip=None)``: x [N, in, H, W], w [N, w_dim]; output [N, out, H', W'] with
+    H' = H + 1 - k % 2 (padding k // 2; H' = H for the default k = 1), W' alike. skip, the
+    previous resolution's image, is added to the result: [N, out, H', W'] as it is, or
+    [N, out, H'/2, W'/2] (both H' and W' even), which the filter upsamples to exactly twice its
+    size; an odd H' or W' takes only the full size. Dtypes and autocast as ``ModulatedConv2d``'s,
+    skip cast to the output's dtype. TypeError for a skip that is not a float tensor, ValueError
+    for another shape (naming ToRGB, skip, the shapes expected and the one given).
     """
 
     def __init__(self, in_channels: int, w_dim: int, out_channels: int = 3, *, kernel_size: int = 1,
@@ -334,16 +366,35 @@ class ToRGB(nn.Module):
         self.register_buffer("resample_filter", _filter(resample_filter, device, name))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        x = _modulation_input(x, "ToRGB")
+        dtype = _modulation_dtype(self.weight, x)
         # Without demodulation the equalized-lr gain must scale something: the styles, as in ADA.
-        styles = self.affine(w) * self.weight_gain
-        y = modulated_conv2d(x, self.weight, styles, padding=self.kernel_size // 2, demodulate=False,
+        styles = self.affine(w).to(dtype) * self.weight_gain
+        y = modulated_conv2d(x, self.weight.to(dtype), styles, padding=self.kernel_size // 2, demodulate=False,
                              impl=self.impl)
         y = bias_act(y, self.bias.to(y.dtype), act="linear", clamp=self.clamp, impl=self.impl)
         if skip is not None:
-            if skip.shape[-2:] != y.shape[-2:]:
+            self._check_skip(skip, y)
+            if static_sizes(skip, -2, -1) != static_sizes(y, -2, -1):
                 skip = upsample2d(skip, self.resample_filter, impl=self.impl)
             y = y + skip.to(y.dtype)
         return y
+
+    def _check_skip(self, skip, y: torch.Tensor) -> None:
+        # Sizes only, no values read: torch.compile traces the check whole.
+        check_tensor(skip, "skip", "ToRGB")
+        if not shapes_checked():
+            return
+        n, c, h, w = y.shape
+        full = (n, c, h, w)
+        # upsample2d gives exactly twice the size (its padding is the filter's taps - 1), so only
+        # an even output has a half size.
+        half = (n, c, h // 2, w // 2) if h % 2 == 0 and w % 2 == 0 else None
+        if tuple(skip.shape) not in (full, half):
+            said = (f"[N, out, H', W'] = {list(full)} (an odd H' or W' has no half size)" if half is None
+                    else f"[N, out, H'/2, W'/2] = {list(half)} or [N, out, H', W'] = {list(full)}")
+            raise ValueError(f"ToRGB: skip must have shape {said} for the output of shape {tuple(y.shape)}; "
+                             f"got {tuple(skip.shape)}")
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, clamp={self.clamp}"
