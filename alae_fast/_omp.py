@@ -38,7 +38,6 @@ import statistics
 import sys
 import time
 
-from ._cpu_quota import quota_threads
 from ._words import plural
 
 __all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "own_running", "others_running", "OthersBusy", "cores_shared",
@@ -209,16 +208,15 @@ def usable_cpus() -> int:
 def _expected_threads(env) -> int:
     """The OpenMP threads torch will use: ``OMP_NUM_THREADS`` when set, else every usable CPU
     (torch's default is the physical cores, at most that; counting all of them errs towards
-    calling a machine busy), or fewer under a CPU quota, which the CLI's commands take
-    (:mod:`alae_fast._cpu_quota`)."""
+    calling a machine busy; also under a CPU quota, whose fewer threads the CLI's commands take
+    but the Python API does not: :mod:`alae_fast._cpu_quota`)."""
     try:
         n = int(str(env.get("OMP_NUM_THREADS", "")).split(",")[0])
         if n >= 1:
             return n
     except ValueError:
         pass
-    cpus = usable_cpus()
-    return min(cpus, quota_threads() or cpus)
+    return usable_cpus()
 
 
 def cores_shared(others: int | None, threads: int, cpus: int) -> bool:

@@ -1496,3 +1496,23 @@ def test_text_that_starts_with_bm_is_not_taken_for_a_bmp():
     Image.new("RGB", (4, 4)).save(buf, "BMP")
     assert signature_format(buf.getvalue()) == "BMP"
     assert signature_format(b"BM12") == "BMP"  # too short to tell: a BMP cut short
+
+
+@pytest.mark.parametrize("psi, cutoff", [(0.7, 0), (1.0, 4), (0.7, 4), (0.7, 99)])
+def test_generate_takes_every_truncation_a_config_may_hold(digits_run, psi, cutoff, monkeypatch):
+    # a config's cutoff of 0 (which truncates nothing) had made every sample a 400 once the
+    # sampling functions refused a cutoff of 0 from their callers
+    import dataclasses
+
+    import alae_fast
+    from alae_fast.app.service import ModelService
+    from alae_fast.inference.sampling import generate_seeds
+
+    run = alae_fast.load(digits_run)
+    monkeypatch.setattr(run, "config", dataclasses.replace(run.config, truncation_psi=psi, truncation_cutoff=cutoff))
+    svc = ModelService(run)
+    answer = svc.generate(3)
+    truncates = psi != 1 and cutoff != 0
+    want = generate_seeds(run, [3], psi=psi if truncates else 1.0,
+                          cutoff=cutoff if truncates and cutoff < run.model.num_ws else None)
+    assert answer["image"] == svc._png(want)

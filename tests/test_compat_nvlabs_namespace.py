@@ -103,6 +103,35 @@ def test_checkout_put_on_sys_path_after_install(tmp_path, monkeypatch):
     assert not [k for k in sys.modules if k.split(".")[0] == "torch_utils"]
 
 
+def test_a_second_checkout_does_not_mix_with_the_first(tmp_path, monkeypatch):
+    # the stand-in's path is looked up until a checkout serves it, then kept, as a real package's:
+    # a second checkout put first on the path later had served the modules imported after it
+    for name in ("a", "b"):
+        pkg = tmp_path / name / "torch_utils"
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "misc.py").write_text(f"WHO = {name!r}\n")
+        (pkg / "persistence.py").write_text(f"WHO = {name!r}\nfrom . import misc\n")
+    for key in [k for k in sys.modules if k.split(".")[0] == "torch_utils"]:
+        monkeypatch.delitem(sys.modules, key)
+    try:
+        nvlabs.install()
+        monkeypatch.syspath_prepend(str(tmp_path / "a"))
+        from torch_utils import misc
+        monkeypatch.syspath_prepend(str(tmp_path / "b"))
+        from torch_utils import persistence
+        assert (misc.WHO, persistence.WHO) == ("a", "a") and persistence.misc is misc
+    finally:
+        nvlabs.uninstall()
+    # a new install() looks again
+    try:
+        nvlabs.install()
+        from torch_utils import misc
+        assert misc.WHO == "b"
+    finally:
+        nvlabs.uninstall()
+
+
 def test_stand_in_without_checkout_says_where_torch_utils_comes_from(installed):
     import torch_utils
     with pytest.raises(ImportError, match=r"stand-in .* checkout whose root is on sys.path") as info:

@@ -41,11 +41,15 @@ CASES = [
                                                                        resample_filter=F4), [(2, 3, 6, 6), (2, 3)]),
     ("modulated_conv2d not fused", lambda x, s: nvlabs.modulated_conv2d(x, W, s, padding=1, fused_modconv=False),
      [(2, 3, 6, 6), (2, 3)]),
+    ("modulated_conv2d noise", lambda x, s, n: nvlabs.modulated_conv2d(x, W, s, noise=n, padding=1),
+     [(2, 3, 6, 6), (2, 3), (2, 1, 6, 6)]),
     ("filtered_lrelu", lambda x: nvlabs.filtered_lrelu(x, F4, F4, B, up=2, down=2, padding=2), [(2, 3, 8, 8)]),
     ("adain", lambda x, s, b: ops.adain(x, s, b, bias=B), [(2, 3, 5, 5), (2, 3), (2, 3)]),
     ("instance_norm_stats", lambda x: ops.instance_norm_stats(x)[0], [(2, 3, 5, 5)]),
     ("rosinality upfirdn2d", lambda x: rosi.upfirdn2d(x, K, up=2, pad=(2, 1)), [(2, 3, 5, 6)]),
     ("rosinality fused_leaky_relu", lambda x: rosi.fused_leaky_relu(x, B), [(2, 3, 5, 6)]),
+    ("rosinality kernel made in forward", lambda x: rosi.upfirdn2d(x, rosi.make_kernel([1, 3, 3, 1]), up=2, pad=(2, 1)),
+     [(2, 3, 5, 6)]),
 ]
 
 
@@ -84,3 +88,6 @@ def test_the_checks_still_refuse_in_eager_mode_after_a_trace():
         ops.upfirdn2d(_rand(1, 1, 2, 2), F4, padding=-2)
     with pytest.raises(ValueError, match="pad .* leaves no output"):
         rosi.upfirdn2d(_rand(1, 1, 2, 2), K, pad=(-2, -2))
+    # taps summing to 0 in a traced forward are refused as the trace is made (they are its constants)
+    with pytest.raises(ValueError, match="kernel taps must not sum to 0"):
+        torch.jit.trace(lambda x: rosi.upfirdn2d(x, rosi.make_kernel([1.0, -1.0])), (_rand(1, 1, 4, 4),))

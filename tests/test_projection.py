@@ -113,6 +113,21 @@ def test_an_lr_too_large_never_returns_worse_than_the_encoder():
                                                                                         steps=10, lr=1e3))
 
 
+def test_per_image_noise_follows_its_images_into_their_batches():
+    # a list of per-image noise for more images than a batch had reached decode whole: "decode:
+    # noise[0] must have shape [256 or 1, ...]" for 260 images
+    model, x = small_model(4), images(5, seed=5)
+    g = torch.Generator().manual_seed(3)
+    noise = [torch.randn(5 if k % 2 else 1, 1, 4 * 2 ** (k // 2), 4 * 2 ** (k // 2), generator=g, dtype=torch.float64)
+             for k in range(2 * LOD + 2)]
+    together = project_latents(model, x, LOD, BLEND, steps=6, noise=noise)
+    in_twos = project_latents(model, x, LOD, BLEND, steps=6, noise=noise, batch_size=2)
+    torch.testing.assert_close(together, in_twos, rtol=1e-7, atol=1e-9)
+    third = project_latents(model, x[2:3], LOD, BLEND, steps=6,
+                            noise=[t[2:3] if t.shape[0] == 5 else t for t in noise])
+    torch.testing.assert_close(together[2:3], third, rtol=1e-7, atol=1e-9)
+
+
 def test_each_image_follows_its_own_path_whatever_its_batch():
     model, x = small_model(4), images(5, seed=5)
     together = project_latents(model, x, LOD, BLEND, steps=15)
@@ -313,7 +328,7 @@ def test_loaded_run_project_gives_xs_dtype_and_warns_at_the_callers_line(run):
              lambda: run.reconstruct(x, refine_steps=3, refine_lr=1000),
              lambda: project_latents(run.model, x, run.phase.lod, run.phase.blend, steps=3, lr=1000.0)]
     # and begins with the name the caller used (it had said "project_latents" for run.project)
-    for call, said in zip(calls, ("project", "project", "project_latents")):
+    for call, said in zip(calls, ("project", "reconstruct", "project_latents")):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             call()

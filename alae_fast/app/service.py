@@ -554,10 +554,11 @@ class ModelService:
             raise UserError(f"noise_mode: expected one of {', '.join(NOISE_MODES)}, got {noise_mode!r}")
         model = self.run.model
         with self.lock:
-            # None past the last input (the CLI's --psi without --cutoff, so the two are one call)
-            # and for psi 1, which truncates nothing whatever the config's cutoff says
-            x = generate_seeds(self.run, [seed], psi=psi, noise_mode=noise_mode,
-                               cutoff=None if cutoff >= self.num_ws or psi == 1 else cutoff)
+            # generate_seeds takes the CLI's spellings: None past the last input (--psi without
+            # --cutoff) and for psi 1, which truncates nothing whatever the config's cutoff says,
+            # and psi 1 for a config's cutoff of 0, which truncates no input either
+            x = generate_seeds(self.run, [seed], psi=1.0 if cutoff == 0 else psi, noise_mode=noise_mode,
+                               cutoff=None if cutoff == 0 or cutoff >= self.num_ws or psi == 1 else cutoff)
             ws = model.mapping(seed_latent(seed, self.latent_size).to(self.device)).unsqueeze(1)
             ws = ws.expand(-1, self.num_ws, -1)
             if psi != 1.0:  # as model.generate: psi 1 leaves w untouched

@@ -248,6 +248,11 @@ def _threads_for_quota() -> None:
     limit = threads_for_quota(torch.get_num_threads())
     if limit is not None:
         torch.set_num_threads(limit)
+        try:  # NumPy's BLAS too (evaluate's FID takes a matrix square root), as train caps it
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(limit)
+        except ImportError:
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

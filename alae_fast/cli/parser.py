@@ -78,8 +78,8 @@ class _StoreOnce(argparse._StoreAction):
     value - under another of its spellings (``--psi 0.5 --trunc 0.7``, ``--ckpt A --network B``)
     or the same one (``--seed 1 --seed 2``) - is refused in one line naming both, where argparse
     kept the last silently; given again with the same value (after its type: ``--psi 0.5 --trunc
-    .5``; for ``--ckpt`` and ``--out``, the same path however spelt: ``runs/x`` and ``runs/x/``) it
-    is taken. ``append`` options (``--set``, ``--direction``) repeat as before, and the
+    .5``; for ``--ckpt``, ``--out``, ``--outdir`` and ``--config``, the same path however spelt:
+    ``runs/x`` and ``runs/x/``) it is taken. ``append`` options (``--set``, ``--direction``) repeat as before, and the
     store_true/store_false pairs (``--flip``/``--no-flip``) are refused by their exclusive groups."""
 
     def __call__(self, parser, namespace, values, option_string=None):
@@ -95,7 +95,7 @@ class _StoreOnce(argparse._StoreAction):
 
     # options whose values are paths: two spellings of one file or folder (runs/x and runs/x/, or
     # its absolute path) are one value, where a string compare had refused them
-    _PATH_DESTS = frozenset({"ckpt", "out"})
+    _PATH_DESTS = frozenset({"ckpt", "out", "outdir", "config"})
 
     def _same(self, a, b) -> bool:
         if a == b:

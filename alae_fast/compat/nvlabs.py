@@ -71,18 +71,23 @@ _MISSING = object()
 
 class _CheckoutPath:
     """``__path__`` of a stand-in package: its folder in the first ``sys.path`` entry that holds
-    ``torch_utils/__init__.py``, looked up anew at each import, so a checkout put on the path
-    after install() serves its modules as its own package would have."""
+    ``torch_utils/__init__.py``, looked up at each import until one is found, so a checkout put
+    on the path after install() serves its modules as its own package would have; then kept, as
+    a real package's path is fixed when it is imported, so that two checkouts' modules never mix
+    (a second checkout put first on the path later serves none of them)."""
 
     def __init__(self, name: str):
         self._parts = name.split(".")
+        self._found: list[str] | None = None
 
     def _folders(self) -> list[str]:
+        if self._found is not None:
+            return self._found
         for entry in sys.path:
-            # The first checkout wins, as with a real package: two checkouts' modules never mix.
             if isinstance(entry, str) and os.path.isfile(os.path.join(entry or ".", self._parts[0], "__init__.py")):
                 folder = os.path.join(os.path.abspath(entry), *self._parts)
-                return [folder] if os.path.isfile(os.path.join(folder, "__init__.py")) else []
+                self._found = [folder] if os.path.isfile(os.path.join(folder, "__init__.py")) else []
+                return self._found
         return []
 
     def __iter__(self):

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops._dispatch import (as_real, check_bool, check_int, check_positive_int, check_real, check_same, check_tensor, is_finite, is_int,
-                             said_kind, said_typed, static_sizes)
+                             quiet_under_trace, said_kind, said_typed, static_sizes)
 # whether the forwards compare their inputs' sizes: not under torch.jit.trace (14 TracerWarnings a
 # traced ModulatedConv2d, where it had printed 2)
 from ..ops._dispatch import shapes_checked as _shapes_checked
@@ -176,6 +176,8 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
     return _upfirdn2d(input, kernel, up=up, down=down, padding=pad)
 
 
+# taps built inside a traced forward are constants of the trace, checked once as it is made
+@quiet_under_trace
 def make_kernel(k, op: str = "make_kernel", name: str = "kernel") -> torch.Tensor:
     """A 2-D FIR kernel normalised to sum 1 from 1-D taps (outer product) or 2-D taps.
     TypeError for taps that are not numbers, ValueError for taps empty, more than 2-D or
@@ -193,9 +195,9 @@ def make_kernel(k, op: str = "make_kernel", name: str = "kernel") -> torch.Tenso
         k = k[None, :] * k[:, None]
     total = k.sum()
     said = f"{op}: {name} taps must not sum to 0 (they are normalised to sum 1)"
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        # a Python branch on the sum would break the graph (fix a trace to its taps): rosinality's
-        # blocks may build their kernels in forward as well as in __init__
+    if torch.compiler.is_compiling():
+        # a Python branch on the sum would break the graph: rosinality's blocks may build their
+        # kernels in forward as well as in __init__
         torch._assert_async(total != 0, said)
     elif total == 0:
         raise ValueError(said)

@@ -277,8 +277,10 @@ class LoadedRun:
         noise = self._noise(noise, "reconstruct", x.shape[0])
         # before a refinement's minutes: its result is decoded at once too
         check_images_fit(self, "reconstruct", f"x of {x.shape[0]} images", batch=x.shape[0])
-        if refine_steps:
-            return self.decode(self.project(x, refine_steps, refine_lr, space=space, noise=noise), noise=noise)
+        if refine_steps:  # project()'s work on what was checked here, its words naming reconstruct
+            w = project_latents(self.model, x, self.phase.lod, self.phase.blend, steps=refine_steps, lr=refine_lr,
+                                space=space, noise=noise, op="reconstruct")
+            return self.decode(w, noise=noise)
         return self.decode(self.model.encode(x, self.phase.lod, self.phase.blend), noise=noise)
 
     def project(self, x: torch.Tensor, steps: int = DEFAULT_REFINE_STEPS, lr: float = DEFAULT_REFINE_LR,

@@ -139,7 +139,8 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
         raise ValueError(f"{op}: x contains NaN or infinity")
     parts, kept = [], 0
     for i in range(0, x.shape[0], batch_size):
-        w, moved = _project_batch(model, x[i:i + batch_size], lod, blend, steps, float(lr), space, noise, op)
+        w, moved = _project_batch(model, x[i:i + batch_size], lod, blend, steps, float(lr), space,
+                                  _noise_rows(noise, i, i + batch_size, x.shape[0]), op)
         parts.append(w)
         kept += int((~moved).sum())
     if steps and kept:
@@ -148,6 +149,14 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
                       f"their pixel error (lr {lr:g}; a rate far too large, or too small, for this model does that)",
                       RuntimeWarning, stacklevel=_caller_stacklevel())
     return torch.cat(parts) if parts else x.new_zeros((0, model.latent_size))
+
+
+def _noise_rows(noise, start: int, stop: int, n: int):
+    """A noise list's entries of one image each ([n, 1, r, r]) cut to the images of a batch
+    ``start:stop``; shared entries ([1, 1, r, r], None) and modes as they are."""
+    if not isinstance(noise, (list, tuple)) or n == 1:
+        return noise
+    return [t[start:stop] if isinstance(t, torch.Tensor) and t.ndim >= 1 and t.shape[0] == n else t for t in noise]
 
 
 def _project_batch(model, x, lod, blend, steps, lr, space, noise, op) -> torch.Tensor:

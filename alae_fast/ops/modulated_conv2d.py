@@ -201,6 +201,7 @@ def _resolve(x, weight, styles, noise, up, down, padding, resample_filter, demod
     check_output_size(x.shape, static_sizes(weight, 2, 3), f, up, down, _parse_padding(padding, op), op, "weight")
 
 
+@quiet_under_trace
 def _check_noise_size(y, noise, op):
     # Any shape that broadcasts to the output without enlarging it, as NVlabs adds noise
     # (its SynthesisLayer passes [H, W] with noise_mode='const', [N, 1, H, W] with 'random').
