@@ -25,6 +25,7 @@ from ..models.presets import EMBEDDED_DIGITS, all_presets, get_preset
 from .checkpoint import find_latest_checkpoint, list_checkpoints
 from .distributed import DistributedContext
 from .options import TrainOptions, _FLAGS, _FLAG_FIELDS, _NUMERIC_OPTIONS, _RUN_DEFAULTS, _in_effect, training_behaviour
+from .level_steps import said_lods, shortest_stepped, unstepped
 from .schedule import LODSchedule, fit_schedule, make_schedule
 from .setups import DEFAULT_PRESET, TrainSetup, resolve_setup
 
@@ -234,7 +235,8 @@ def _fit_to_length(setup: TrainSetup, total_kimg: float, explicit_lod_kimg: bool
     """A run shorter than the schedule's way to the final resolution: the preset's schedule is
     compressed to reach it (:func:`fit_schedule`, at the same fraction of the run as the
     preset's own length); a ``lod_kimg`` the user gave is kept, with a note saying where the
-    run will end."""
+    run will end. Where a global batch then steps over whole compressed levels or fade-ins, the
+    note names them and the shortest ``--kimg`` from which every one gets an iteration."""
     sched = setup.schedule
     reach = sched.kimg_to_reach(sched.max_lod)
     if total_kimg >= reach or sched.max_lod == sched.start_lod:
@@ -250,6 +252,17 @@ def _fit_to_length(setup: TrainSetup, total_kimg: float, explicit_lod_kimg: bool
     note = (f"note: --kimg {total_kimg:g} is shorter than the {reach:g} kimg that {setup.name!r} takes to reach "
             f"{res}; its schedule is compressed to lod_kimg [{', '.join(f'{k:.4g}' for k in fitted.lod_kimg)}] "
             f"so that {res} is fully faded in at {fitted.kimg_to_reach(fitted.max_lod):.4g} kimg")
+    levels, fades = unstepped(fitted, int(round(total_kimg * 1000)))
+    if levels or fades:  # a global batch longer than a compressed level steps over it
+        skipped = " and ".join([f"{said_lods(levels)} get{'s' * (len(levels) == 1)} no iteration"] * bool(levels) +
+                               [f"the fade-in{'s' * (len(fades) > 1)} of {said_lods(fades)} get{'s' * (len(fades) == 1)} "
+                                f"no iteration"] * bool(fades))
+        shortest = shortest_stepped(sched, fraction)
+        batches = [fitted.batch_at(lod) for lod in range(fitted.max_lod + 1)]
+        note += (f"; but at its global batches (lod_batch {batches}) {skipped}: " +
+                 (f"--kimg {f'{shortest / 1000:.3f}'.rstrip('0').rstrip('.')} or more gives every level and fade-in "
+                  f"at least one iteration" if shortest is not None else
+                  f"no --kimg under {reach:g} gives every level and fade-in an iteration"))
     return replace(setup, schedule=fitted, description=setup.description + " [schedule compressed to --kimg]"), note
 
 
@@ -368,6 +381,15 @@ def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, 
                                     f"stopped before its first checkpoint")
         raise FileNotFoundError(f"--resume: no loadable checkpoint in {str(ckdir)!r}")
     ckpt_path, ckpt_state = found
+    if "converted_from" in ckpt_state or "total_kimg" not in ckpt_state:
+        # a model without its training (optimisers, schedule position, data stream): a KeyError
+        # deep in the plan had answered a converted official checkpoint put in checkpoints/
+        origin = (f"converted by `alae-fast convert` from {ckpt_state['converted_from']}"
+                  if "converted_from" in ckpt_state else "not written by `alae-fast train`")
+        raise UserError(f"--resume: {str(ckpt_path)!r} holds a model but no training state ({origin}); --resume "
+                        f"continues runs of `alae-fast train`, and training on from an official ALAE checkpoint "
+                        f"is not supported. Every --ckpt command (generate, reconstruct, encode, edit, evaluate, "
+                        f"serve) opens it")
     if opts.data is None and ckpt_state.get("data_spec"):  # the run's own data unless --data is given
         from ..data.spec import resolve_run_data
         data, data_note = resolve_run_data(ckpt_state["data_spec"], None)
