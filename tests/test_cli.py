@@ -1291,6 +1291,28 @@ def test_save_png_names_the_file_asked_for(tmp_path):
     assert e.value.filename == "/proc/p.png" and ".tmp-" not in str(e.value)
 
 
+def test_convert_out_must_be_named_as_a_checkpoint(tmp_path, capsys, monkeypatch):
+    # a user's trial: convert --out o.png wrote a torch checkpoint under a picture's name,
+    # replacing the picture; refused now as encode's --out o.png is, before the file is read
+    import alae_fast.inference.loading as loading
+
+    official = HERE / "data" / "official-alae" / "alae-small.pth"
+    monkeypatch.setattr(loading, "convert_official", lambda *a, **k: pytest.fail("read the checkpoint"))
+    picture = tmp_path / "o.png"
+    picture.write_bytes(b"a picture")
+    for out in (picture, tmp_path / "o", tmp_path / "o.pt.png", tmp_path / "o.npy"):
+        err = _refused(capsys, ["convert", str(official), "--out", str(out)]).strip().splitlines()
+        assert err == [f"alae-fast convert: error: --out {str(out)!r}: the checkpoint is written with torch.save; "
+                       f"give a name ending in .pt or .pth"], err
+    assert picture.read_bytes() == b"a picture" and sorted(p.name for p in tmp_path.iterdir()) == ["o.png"]
+    err = _refused(capsys, ["convert", str(official), "--out", str(tmp_path)])
+    assert f"--out {str(tmp_path)!r} is a folder; give a file name (e.g. {str(tmp_path / 'output.pt')!r})" in err
+    monkeypatch.undo()
+    for name in ("c.pt", "c.pth", "C.PTH"):
+        assert main(["convert", str(official), "--out", str(tmp_path / name)]) == 0
+        assert capsys.readouterr().out.strip() == f"wrote {tmp_path / name}"
+
+
 def test_numbers_and_counts_are_refused_by_the_flag(mlp_run, capsys):
     cases = [
         (["train", "--r1-gamma", "nan"], "argument --r1-gamma: expected a finite number >= 0, got nan"),

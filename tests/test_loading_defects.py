@@ -6,6 +6,7 @@ import random
 import shutil
 import struct
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -416,3 +417,39 @@ def test_generate_seeds_noise_mode_error_names_the_function(grey_ckpt):
     run = alae_fast.load(grey_ckpt)
     with pytest.raises(ValueError, match=r"^generate_seeds: noise_mode must be one of \('const', .*\); got 'loud'$"):
         generate_seeds(run, [1], noise_mode="loud")
+
+
+def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, capsys):
+    # a user's trial: a NaN bias loaded silently and every picture came out NaN
+    path = _write_run(tmp_path / "ckpt-nan.pt", DIGITS_32)
+    state = torch.load(path, weights_only=True)
+    name = next(k for k in state["trainer"]["ema"]["module"] if k.endswith("bias"))
+    state["trainer"]["ema"]["module"][name][0] = float("nan")
+    torch.save(state, path)
+    with pytest.raises(UserError, match=rf"its EMA weight {name} holds NaN or infinity"):
+        alae_fast.load(path)
+    assert main(["generate", "--ckpt", str(path), "--n", "1"]) == 2
+    assert f"its EMA weight {name} holds NaN or infinity" in capsys.readouterr().err
+
+
+def _official_with(tmp_path, change):
+    from alae_fast.models.official_io import read_official_checkpoint
+
+    state = read_official_checkpoint(Path(__file__).parent / "data" / "official-alae" / "alae-small.pth")
+    change(state["models"])
+    out = tmp_path / "changed.pth"
+    torch.save({"models": state["models"]}, out)
+    return out
+
+
+@pytest.mark.parametrize("change, said", [
+    (lambda m: m["generator_s"]["decode_block.0.bias_1"].fill_(float("nan")),
+     r"generator_s\.decode_block\.0\.bias_1 holds NaN or infinity"),
+    (lambda m: m["dlatent_avg"].__setitem__("buff", torch.zeros(7, 32)),
+     r"dlatent_avg\.buff has shape \[7, 32\]; the config gives \[12, 32\] \(one row per style input\)"),
+    (lambda m: m["dlatent_avg"]["buff"][5].add_(1.0), r"dlatent_avg\.buff's rows differ \(by up to 1\)"),
+    (lambda m: m["dlatent_avg"]["buff"][0].fill_(float("inf")), r"dlatent_avg\.buff holds NaN or infinity"),
+])
+def test_an_official_checkpoint_of_non_finite_weights_or_another_w_average_is_refused(tmp_path, change, said):
+    with pytest.raises(OfficialCheckpointError, match=said):
+        alae_fast.load(_official_with(tmp_path, change))

@@ -17,6 +17,7 @@ import os
 import pickle
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,21 @@ def test_yaml_schedule_that_differs_from_the_preset_wins(tmp_path):
     (tmp_path / "bad.yaml").write_text("TRAIN: [1, 2]\n")
     with pytest.raises(OfficialCheckpointError, match="bad.yaml: TRAIN must be a mapping"):
         official_config_from_yaml(tmp_path / "bad.yaml")
+
+
+def test_yaml_mlp_refusal_names_the_official_default_of_a_key_not_given(tmp_path):
+    # a user's trial: MODEL.GENERATOR GeneratorFC alone was refused as "MAPPING_TO_LATENT None",
+    # where defaults.py's value, which the official code would use, is MappingToLatent
+    pytest.importorskip("yaml")
+    (tmp_path / "fc.yaml").write_text("MODEL:\n  GENERATOR: GeneratorFC\n")
+    with pytest.raises(OfficialCheckpointError) as e:
+        official_config_from_yaml(tmp_path / "fc.yaml")
+    assert str(e.value).endswith("got ENCODER 'EncoderDefault', MAPPING_TO_LATENT 'MappingToLatent', "
+                                 "MAPPING_FROM_LATENT 'MappingFromLatent'"), e.value
+    (tmp_path / "mlp.yaml").write_text("MODEL:\n  GENERATOR: GeneratorFC\n  ENCODER: EncoderFC\n"
+                                       "  MAPPING_TO_LATENT: MappingToLatentNoStyle\n"
+                                       "  LATENT_SPACE_SIZE: 50\n  CHANNELS: 1\n")
+    assert official_config_from_yaml(tmp_path / "mlp.yaml") == preset_config("mnist-ref")
 
 
 def _edited_yaml(tmp_path, preset, section, key, value):
@@ -890,6 +906,59 @@ def test_legacy_format_checkpoints_load_with_the_tracker_inert(tmp_path, monkeyp
                                                                            str(tmp_path / "o2.pt")])
 
 
+class _Call:
+    """Pickles as a call of subprocess.call (protocol 2 writes the GLOBAL as Python 2's
+    commands.call): unpickling it with pickle.load would create the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return subprocess.call, (["touch", str(self.marker)],)
+
+
+class _Exec:
+    """Pickles as a call of builtins.exec, which torch's refusal names without "builtins."."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w')",)
+
+
+def test_subprocess_call_is_inert_in_both_formats_and_refusals_name_the_global(tmp_path, capsys, monkeypatch):
+    # A user's trial: subprocess.call in a legacy-format file was refused with torch's raw message
+    # (terminal escapes, cut off before the global, advising weights_only=False). The legacy
+    # listing read the GLOBAL as pickle does (subprocess.call), torch as commands.call, so the
+    # placeholder had another name than the one torch looked up.
+    marker = tmp_path / "pwned"
+    for name, zip_format in (("call.pth", True), ("call_legacy.pth", False)):
+        p = tmp_path / name
+        torch.save(read_official_checkpoint(PTH) | {"auxiliary": {"tracker": _Call(marker)}}, p,
+                   _use_new_zipfile_serialization=zip_format)
+        assert b"commands\ncall" in p.read_bytes()  # not vacuous: the file calls it (torch's zip stores, not deflates)
+        assert type(read_official_checkpoint(p)["auxiliary"]["tracker"]).pickled_as == "commands.call"
+        assert main(["convert", str(p), "--out", str(tmp_path / "o.pt")]) == 0
+    # What torch's unpickler refuses (here: as if the file's globals had not been listed) is one
+    # line naming the global, in either format, with no advice to load with weights_only=False.
+    import alae_fast.models.official_io as official_io
+
+    state = read_official_checkpoint(PTH)
+    monkeypatch.setattr(official_io, "_unsafe", lambda names: [])
+    monkeypatch.setattr(torch.serialization, "get_unsafe_globals_in_checkpoint", lambda f: [])
+    for obj, named in ((_Call(marker), "commands.call"), (_Exec(marker), "builtins.exec")):
+        for zip_format in (True, False):
+            p = tmp_path / f"refused_{zip_format}.pth"
+            torch.save(state | {"auxiliary": {"tracker": obj}}, p, _use_new_zipfile_serialization=zip_format)
+            with pytest.raises(OfficialCheckpointError, match=f"^{p}: refused: its pickle calls {re.escape(named)}, "
+                                                              f"which no checkpoint needs"):
+                load_official(p)
+            err = _cli_error(capsys, ["convert", str(p), "--out", str(tmp_path / "o2.pt")])
+            assert named in err and "\x1b" not in err and "weights_only" not in err, err
+    assert not marker.exists() and not (tmp_path / "o2.pt").exists()
+
+
 def test_edit_takes_noise_mode(other_checkpoint, tmp_path):
     # --noise-mode, which every --ckpt command takes, chooses edit's noise too (it was ignored;
     # the official checkpoint's noise weights are not zero, so the noise shows).
@@ -1051,3 +1120,20 @@ def test_a_damaged_official_checkpoint_is_refused(other_checkpoint, tmp_path):
         read_official_checkpoint(p)
     with pytest.raises(OfficialCheckpointError, match="damaged checkpoint"):
         load_official(p)
+
+
+def test_train_resume_of_a_converted_checkpoint_says_why_in_one_line(tmp_path, capsys):
+    # a user's trial put a converted official checkpoint in a run's checkpoints/ and resumed:
+    # a KeyError traceback ('total_kimg') came out of the plan
+    from alae_fast.cli import main
+
+    ckdir = tmp_path / "run" / "checkpoints"
+    ckdir.mkdir(parents=True)
+    assert main(["convert", str(PTH), "--config", str(YAML), "--out", str(ckdir / "ckpt-0000000000.pt")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(tmp_path / "run"), "--kimg", "0.05", "--no-eval",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("alae-fast train: error: --resume: "), err
+    assert "holds a model but no training state (converted by `alae-fast convert` from" in err[0]
+    assert "training on from an official ALAE checkpoint is not supported" in err[0]

@@ -21,14 +21,16 @@ def _out(args, run, default_name: str) -> Path:
     return Path(args.out) if args.out else _run_folder(run.path) / default_name
 
 
-# What each command writes to --out / --outdir: a file of that suffix, or a folder (None).
+# What each command writes to --out / --outdir: a file of that suffix (or of one of those
+# suffixes), or a folder (None).
 _OUT_KINDS = {"generate": ".png", "reconstruct": ".png", "interpolate": ".png", "style-mix": ".png",
-              "edit": ".png", "evaluate": ".json", "convert": "", "train": None, "directions": None,
+              "edit": ".png", "evaluate": ".json", "convert": (".pt", ".pth"), "train": None, "directions": None,
               "encode": ".npy"}
 
 
 _OUT_SAID = {".png": "pictures are written as PNG", ".json": "the metrics are written as JSON",
-             ".npy": "the latents are written in NumPy's .npy format"}
+             ".npy": "the latents are written in NumPy's .npy format",
+             (".pt", ".pth"): "the checkpoint is written with torch.save"}
 
 
 def _probe_writable(flag: str, path: Path, folder: Path) -> None:
@@ -51,8 +53,9 @@ def _probe_writable(flag: str, path: Path, folder: Path) -> None:
 
 def _check_outputs(args) -> None:
     """Refuses, before any work, a --out/--outdir that cannot be written as the command writes
-    it: a folder where a file goes (or the reverse), a picture not named .png (PIL would write
-    PNG bytes under any name), a place that cannot be created or written."""
+    it: a folder where a file goes (or the reverse), a file not named as what is written there
+    (PIL would write PNG bytes under any name, torch.save a checkpoint under a picture's), a
+    place that cannot be created or written."""
     kind = _OUT_KINDS.get(args.command, "absent")
     out = getattr(args, "out", None)
     if out is not None and kind != "absent":
@@ -66,11 +69,13 @@ def _check_outputs(args) -> None:
                 raise UserError(f"--out {out!r} is a file; {args.command} writes a folder there")
             _probe_writable("--out", path, path)
         else:
+            suffixes = (kind,) if isinstance(kind, str) else kind
             if path.is_dir():  # a symlink to a folder too: the write would replace the link
                 raise UserError(f"--out {out!r} is a folder; give a file name (e.g. "
-                                f"{str(path / ('output' + (kind or '.pt')))!r})")
-            if kind and path.suffix.lower() != kind:
-                raise UserError(f"--out {out!r}: {_OUT_SAID[kind]}; give a name ending in {kind}")
+                                f"{str(path / ('output' + suffixes[0]))!r})")
+            if path.suffix.lower() not in suffixes:
+                raise UserError(f"--out {out!r}: {_OUT_SAID[kind]}; give a name ending in "
+                                f"{' or '.join(suffixes)}")
             _probe_writable("--out", path, path.parent)
     outdir = getattr(args, "outdir", None)
     if outdir is not None:

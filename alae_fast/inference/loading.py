@@ -536,6 +536,11 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
     except RuntimeError as e:  # torch's first line only says "Error(s) in loading state_dict"
         detail = "; ".join(line.strip() for line in str(e).splitlines()[1:3]) or first_line(e)
         raise UserError(f"{file}: its weights do not fit its model_config ({detail})") from None
+    bad = next((name for name, t in weights.items() if isinstance(t, torch.Tensor) and t.is_floating_point()
+                and not torch.isfinite(t).all()), None)
+    if bad is not None:  # every picture would be NaN, silently: the API refuses NaN in x, w, z and noise too
+        raise UserError(f"{file}: its EMA weight {bad} holds NaN or infinity (a run that diverged?); a model with "
+                        f"non-finite weights draws nothing: open an earlier checkpoint")
     model = model.to(device)
     model.eval().requires_grad_(False)
     return LoadedRun(model, config, schedule, schedule.phase(images_seen), state.get("setup", "?"), images_seen,

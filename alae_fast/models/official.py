@@ -166,7 +166,7 @@ def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
     m = {**_MODEL_DEFAULTS, **model}
     try:
         if m["GENERATOR"] == "GeneratorFC":
-            to_latent = m.get("MAPPING_TO_LATENT")
+            to_latent = m.get("MAPPING_TO_LATENT", "MappingToLatent")  # absent: defaults.py's, as the refusal says
             from_latent = m.get("MAPPING_FROM_LATENT", "MappingFromLatent")
             if to_latent != "MappingToLatentNoStyle" or from_latent != "MappingFromLatent" or m["ENCODER"] != "EncoderFC":
                 raise OfficialCheckpointError(
@@ -402,6 +402,10 @@ def official_state_dict(models: dict[str, dict], model: torch.nn.Module, ema: bo
     state = model.state_dict()
     for ours, mname, key, _, how in entries:
         target = state[ours]
+        if not torch.isfinite(models[mname + suffix][key]).all():
+            # every picture would be NaN, silently: the API refuses NaN in x, w, z and noise too
+            raise OfficialCheckpointError(f"{source}: {mname + suffix}.{key} holds NaN or infinity; a model with "
+                                          f"non-finite weights draws nothing")
         t = models[mname + suffix][key].detach().to(torch.float64 if target.dtype == torch.float64 else target.dtype)
         module = model.get_submodule(ours.rsplit(".", 1)[0])
         kind = ours.rsplit(".", 1)[1]
@@ -421,9 +425,22 @@ def official_state_dict(models: dict[str, dict], model: torch.nn.Module, ema: bo
         raise OfficialCheckpointError(f"{source}: 'models' has no dlatent_avg.buff (the w average truncation and "
                                       f"editing use)")
     buff = avg["buff"]
-    if buff.ndim != 2 or buff.shape[1] != config.latent_size:
-        raise OfficialCheckpointError(f"{source}: dlatent_avg.buff has shape {list(buff.shape)}; the config gives "
-                                      f"[rows, {config.latent_size}]")
+    # the official DLatent holds one row per style input, all equal (its update averages ws
+    # repeated over the inputs); alae_fast keeps one w_avg, so a buffer that is not that is refused
+    # (the MLP's official row count is its own: only the StyleALAE's is one per style input)
+    rows = 2 * int(config.layer_count) if hasattr(config, "layer_count") else None
+    if (not isinstance(buff, torch.Tensor) or buff.ndim != 2 or buff.shape[1] != config.latent_size
+            or (rows is not None and buff.shape[0] != rows)):
+        said = list(buff.shape) if isinstance(buff, torch.Tensor) else type(buff).__name__
+        raise OfficialCheckpointError(f"{source}: dlatent_avg.buff has shape {said}; the config gives "
+                                      f"[{rows if rows is not None else 'rows'}, {config.latent_size}] (one row per "
+                                      f"style input)")
+    if not torch.isfinite(buff).all():
+        raise OfficialCheckpointError(f"{source}: dlatent_avg.buff holds NaN or infinity")
+    spread = float((buff.double() - buff[:1].double()).abs().max())
+    if spread > 1e-6 * max(1.0, float(buff.double().abs().max())):
+        raise OfficialCheckpointError(f"{source}: dlatent_avg.buff's rows differ (by up to {spread:.3g}), where the "
+                                      f"official training keeps them equal; alae_fast keeps one w average")
     state["w_avg"] = buff[0].to(state["w_avg"].dtype).clone()
     return state
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -131,13 +132,18 @@ def _legacy_globals(path: Path) -> list[str]:
 
 def _python3_name(module: str, name: str) -> str:
     """"module.name" as torch's weights_only unpickler reads a GLOBAL: Python 2 names mapped
-    to Python 3's (``__builtin__.exec`` is ``builtins.exec``), as ``pickle`` does."""
-    import _compat_pickle
+    to Python 3's by torch's table (``__builtin__.exec`` is ``builtins.exec``), which maps fewer
+    than ``pickle``'s: ``commands.call``, which protocol 2 writes for ``subprocess.call``, stays."""
+    try:
+        # a placeholder must bear the name torch looks up, or torch refuses the file
+        from torch._utils import IMPORT_MAPPING, NAME_MAPPING
+    except ImportError:
+        from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 
-    if (module, name) in _compat_pickle.NAME_MAPPING:
-        module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-    elif module in _compat_pickle.IMPORT_MAPPING:
-        module = _compat_pickle.IMPORT_MAPPING[module]
+    if (module, name) in NAME_MAPPING:
+        module, name = NAME_MAPPING[(module, name)]
+    elif module in IMPORT_MAPPING:
+        module = IMPORT_MAPPING[module]
     return f"{module}.{name}"
 
 
@@ -174,8 +180,10 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: ``path`` does not exist; IsADirectoryError: it is a folder.
-        OfficialCheckpointError: not a torch checkpoint, truncated or corrupt, or a
-            TorchScript archive; the message starts with ``path``.
+        OfficialCheckpointError: not a torch checkpoint, truncated or corrupt, a TorchScript
+            archive, or a pickle that calls a global of a module torch blocks (``os.system``)
+            or that torch's restricted unpickler refuses otherwise; the message starts with
+            ``path`` and names the global the pickle calls, where there is one.
     """
     return _read_checkpoint_file(path, crcs_compared=False)
 
@@ -212,18 +220,47 @@ def _read_checkpoint_file(path: str | os.PathLike, crcs_compared: bool) -> dict[
         unsafe = _unsafe(_legacy_globals(p))
     blocked = [g for g in unsafe if g.split(".", 1)[0] in _BLOCKED_MODULES]
     if blocked:
-        raise OfficialCheckpointError(f"{p}: refused: its pickle calls {blocked[0]}, which no checkpoint needs "
-                                      f"(the file may be malicious); nothing was run")
+        raise _refused_call(p, blocked[0])
     placeholders = [_placeholder(g) for g in unsafe]
     try:
         with torch.serialization.safe_globals(placeholders), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. torch's note on pickle protocols: one error line, no more
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise OfficialCheckpointError(f"{p}: not loadable without running pickled code ({_one_line(e)})") from None
+        raise _unpickler_refusal(p, e) from None
     except Exception as e:
         raise OfficialCheckpointError(f"{p}: truncated or corrupt checkpoint ({type(e).__name__}: "
                                       f"{_one_line(e)})") from None
+
+
+def _refused_call(p: Path, qualified: str) -> OfficialCheckpointError:
+    return OfficialCheckpointError(f"{p}: refused: its pickle calls {qualified}, which no checkpoint needs (the "
+                                   f"file may be malicious); nothing was run")
+
+
+# torch's refusal names the global as "GLOBAL module.name" ("Unsupported global: GLOBAL
+# commands.call was not ...", "unsupported GLOBAL os.system whose module os is blocked"), and
+# builtins' as a bare name ("GLOBAL exec"); terminal escapes set off its advice.
+_GLOBAL_IN_REFUSAL = re.compile(r"\bGLOBAL\s+([A-Za-z_][\w.]*)")
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _unpickler_refusal(p: Path, e: BaseException) -> OfficialCheckpointError:
+    """The one-line error for torch's weights_only unpickler refusing ``p``: the global the
+    pickle calls when torch names one, else torch's reason; never torch's advice to load with
+    weights_only=False, which would run the file's code."""
+    text = _ANSI_ESCAPE.sub("", str(e))
+    found = _GLOBAL_IN_REFUSAL.search(text)
+    if found:
+        qualified = found.group(1).rstrip(".")
+        return _refused_call(p, qualified if "." in qualified else f"builtins.{qualified}")
+    # torch's reason follows this on one line; the lines before it are the advice
+    _, marker, rest = text.partition("WeightsUnpickler error:")
+    reason = " ".join((rest.strip().split("\n", 1)[0] if marker else text).split())
+    if not reason or "weights_only" in reason or reason.startswith("Weights only load failed"):
+        reason = "its pickle holds more than tensors and containers"
+    return OfficialCheckpointError(f"{p}: not loadable without running pickled code ({reason[:200]}); nothing "
+                                   f"was run")
 
 
 def _one_line(e: BaseException, limit: int = 200) -> str:
