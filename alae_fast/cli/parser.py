@@ -396,8 +396,8 @@ def _add_convert(sub) -> None:
     c.add_argument("official", metavar="OFFICIAL", help="the official .pth file")
     _add_official(c, only=False)
     c.add_argument("--out", required=True, metavar="FILE",
-                   help="the alae_fast checkpoint to write (an existing file there is replaced, and the "
-                        "'wrote' line says so)")
+                   help="the alae_fast checkpoint to write, a name ending in .pt or .pth (an existing file "
+                        "there is replaced, and the 'wrote' line says so)")
 
 
 def _add_serve(sub) -> None:
