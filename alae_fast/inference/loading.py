@@ -23,14 +23,14 @@ from ..errors import UserError, first_line
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
 from ..models.base import check_finite, check_images, check_latent_values, check_pixel_values
-from ..models.official import is_official_checkpoint, official_model_from_state
+from ..models.official import is_official_checkpoint, official_growth, official_model_from_state
 from ..models.official_io import _read_checkpoint_file
 from ..ops._dispatch import check_bool
 from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, list_checkpoints
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .memory import check_images_fit
 from .projection import (DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS, PROJECT_BATCH, check_refinement,
-                         project_latents)
+                         _caller_stacklevel, project_latents)
 from .sampling import _check_noise, _said, check_count, check_seed, check_truncation, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
@@ -559,6 +559,18 @@ def _official_schedule(config: ModelConfig) -> LODSchedule:
 def _official_run(state: dict, file: Path, config, ema: bool, device, noise_mode: str) -> LoadedRun:
     model, cfg = official_model_from_state(state, str(file), config, ema, device=device)
     schedule = _official_schedule(cfg)
+    growth = None if isinstance(cfg, MLPALAEConfig) else official_growth(
+        state, cfg.layer_count, config if isinstance(config, (str, os.PathLike)) else None)
+    if growth is not None and growth[1] < schedule.max_lod:
+        # the official LODDriver saves as it grows (model_tmp_intermediate_lod*.pth): the levels
+        # above were still untrained, and every picture at the last level shows them
+        epoch, lod, per_lod, source = growth
+        res = schedule.resolution_at(lod)
+        warnings.warn(f"{file}: the official training had run {plural(epoch, 'epoch')} when this checkpoint was "
+                      f"saved, at lod {lod} ({res}x{res}; {per_lod} epochs a level, {source}): its levels above "
+                      f"were not trained yet, and it is used at its last level, "
+                      f"{schedule.resolution}x{schedule.resolution}, as the official figure scripts use a "
+                      f"checkpoint", RuntimeWarning, stacklevel=_caller_stacklevel())
     # A finished training: the last level, faded in.
     images_seen = sum(schedule.images_at(lod) for lod in range(schedule.start_lod, schedule.max_lod + 1))
     return LoadedRun(model, cfg, schedule, schedule.phase(images_seen), "official", images_seen, file,

@@ -87,17 +87,17 @@ def check_refinement(op: str, steps, lr, space,
     return check_refine_steps(steps, op, names[0]), check_refine_lr(lr, op, names[1]), check_space(space, op, names[2])
 
 
-# this package's files: the frames a warning of project_latents passes over to reach its caller's line
-_INFERENCE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# the package's files: the frames a warning passes over to reach its caller's line
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _caller_stacklevel() -> int:
     """The ``stacklevel`` at which a warning raised by the function that calls this one names the
-    first frame outside ``alae_fast/inference``: the user's line whether they called
-    :func:`project_latents` or ``LoadedRun.project``/``reconstruct`` (which call it), as Python
-    3.12's ``skip_file_prefixes`` would (not in 3.10 and 3.11)."""
+    first frame outside the ``alae_fast`` package: the user's line whether they called
+    :func:`project_latents` or ``LoadedRun.project``/``reconstruct`` (which call it), or
+    ``alae_fast.load``, as Python 3.12's ``skip_file_prefixes`` would (not in 3.10 and 3.11)."""
     frame, level = sys._getframe(2), 2  # 0: here, 1: the warning function, 2: its caller
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_INFERENCE_DIR):
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     return level if frame is not None else 2
 

@@ -138,6 +138,28 @@ def _refuse_unsupported(data: dict[str, Any], path) -> None:
                 f"Load without the YAML to read the architecture from the checkpoint's shapes")
 
 
+def official_growth(state: Any, layer_count: int, yaml_path=None) -> tuple[int, int, int, str] | None:
+    """Where the official training of a checkpoint stood when it was saved: ``(epochs, lod,
+    epochs_per_lod, source)`` from its schedulers' ``last_epoch`` (``auxiliary.scheduler``; the
+    official ``LODDriver`` trains at lod ``min(layer_count - 1, epoch // EPOCHS_PER_LOD)``), with
+    EPOCHS_PER_LOD from the YAML at ``yaml_path`` or defaults.py's 15 (``source`` says which).
+    None where the checkpoint records no epoch (a file cut down to its models)."""
+    aux = state.get("auxiliary") if isinstance(state, dict) else None
+    sched = aux.get("scheduler") if isinstance(aux, dict) else None
+    epochs = [v.get("last_epoch") for v in sched.values() if isinstance(v, dict)] if isinstance(sched, dict) else []
+    epochs = [int(e) for e in epochs if isinstance(e, int) and not isinstance(e, bool) and e >= 0]
+    if not epochs:
+        return None
+    per_lod, source = int(_TRAIN_DEFAULTS["EPOCHS_PER_LOD"]), "defaults.py's EPOCHS_PER_LOD"
+    if yaml_path is not None:
+        train = read_official_yaml(yaml_path).get("TRAIN") or {}
+        if isinstance(train, dict) and "EPOCHS_PER_LOD" in train:
+            per_lod, source = int(train["EPOCHS_PER_LOD"]), "the YAML's EPOCHS_PER_LOD"
+    epoch = max(epochs)
+    lod = layer_count - 1 if per_lod <= 0 else min(layer_count - 1, epoch // per_lod)
+    return epoch, lod, per_lod, source
+
+
 def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
     """The alae_fast config of an official YAML config (``configs/*.yaml``, yacs keys).
 
