@@ -453,3 +453,14 @@ def _official_with(tmp_path, change):
 def test_an_official_checkpoint_of_non_finite_weights_or_another_w_average_is_refused(tmp_path, change, said):
     with pytest.raises(OfficialCheckpointError, match=said):
         alae_fast.load(_official_with(tmp_path, change))
+
+
+def test_a_stray_generator_block_is_named_without_a_yaml(tmp_path):
+    # "generator_s has no decode_block.0 ..." had answered a file whose blocks 0-5 are all there
+    def add(models):
+        models["generator_s"]["decode_block.9.conv_1.weight"] = torch.zeros(4, 4, 3, 3)
+
+    with pytest.raises(OfficialCheckpointError, match=r"generator_s has decode blocks \[0, 1, 2, 3, 4, 5, 9\], not "
+                                                      r"consecutive from 0: decode_block\.6 is missing, or "
+                                                      r"decode_block\.9 is not its own"):
+        alae_fast.load(_official_with(tmp_path, add))

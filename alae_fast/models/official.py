@@ -257,9 +257,17 @@ def infer_official_config(models: dict[str, dict], suffix: str = "_s", source: s
         f = _model(models, "mapping_fl" + suffix, source)
         levels = _indices(g, "decode_block.")
         L = len(levels)
-        if L == 0 or levels != list(range(L)):
+        if L == 0:
             raise OfficialCheckpointError(f"{source}: generator{suffix} has no decode_block.0 ... (not an official "
                                           f"StyleALAE generator)")
+        if levels != list(range(L)):  # a block added or left out: name it, not the blocks that are there
+            first_gap = min(set(range(max(levels) + 2)) - set(levels))
+            strays = [i for i in levels if i > first_gap]
+            raise OfficialCheckpointError(
+                f"{source}: generator{suffix} has decode blocks {levels}, not consecutive from 0: "
+                f"decode_block.{first_gap} is missing, or {', '.join(f'decode_block.{i}' for i in strays)} "
+                f"{'is' if len(strays) == 1 else 'are'} not its own (give the official YAML config to have every "
+                f"tensor checked against its architecture)")
         feats = [g[f"decode_block.{i}.conv_2.weight"].shape[0] for i in range(L)]
         below = e[f"encode_block.{L - 1}.conv_2.weight"].shape[0]
         start, maxf = feats[-1], below
