@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 
-__all__ = ["UserError", "first_line", "check_regular_file"]
+__all__ = ["UserError", "first_line", "check_regular_file", "caller_stacklevel"]
 
 # The start of torch.load's refusal of a file holding pickled objects under weights_only=True;
 # its message goes on to advise weights_only=False, which would run the file's code.
@@ -66,3 +67,18 @@ def check_regular_file(path: str | os.PathLike, said: str, expected: str = "") -
         return
     kind = next((k for test, k in _NOT_REGULAR if test(mode)), "a special file of another kind")
     raise UserError(f"{said} is not a regular file ({kind}){expected}")
+
+
+# the package's files: the frames a warning passes over to reach its caller's line
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` at which a warning raised by the function that calls this one names the
+    first frame outside the ``alae_fast`` package: the user's line whether they called
+    :func:`~alae_fast.inference.projection.project_latents` or ``LoadedRun.project``/``reconstruct``
+    (which call it), or ``alae_fast.load``, as Python 3.12's ``skip_file_prefixes`` would (not in 3.10 and 3.11)."""
+    frame, level = sys._getframe(2), 2  # 0: here, 1: the warning function, 2: its caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level if frame is not None else 2

@@ -464,3 +464,25 @@ def test_a_stray_generator_block_is_named_without_a_yaml(tmp_path):
                                                       r"consecutive from 0: decode_block\.6 is missing, or "
                                                       r"decode_block\.9 is not its own"):
         alae_fast.load(_official_with(tmp_path, add))
+
+
+def test_an_official_file_without_d_opens_for_sampling_with_a_warning(tmp_path):
+    # the official Checkpointer.load warns of a model without its state dict and goes on; a
+    # file cut down to F, G and E had been refused ("'models' has no state dict 'mapping_tl_s'")
+    def drop(models):
+        models.pop("mapping_tl_s")
+
+    with pytest.warns(RuntimeWarning, match=r"'models' has no mapping_tl_s \(the latent discriminator D\): D keeps "
+                                            r"freshly initialised weights"):
+        run = alae_fast.load(_official_with(tmp_path, drop))
+    io = torch.load(Path(__file__).parent / "data" / "official-alae" / "alae-small_io.pt", weights_only=True)
+    model = run.model.double()
+    with torch.no_grad():
+        torch.testing.assert_close(model.mapping(io["z"]), io["w"], rtol=1e-5, atol=1e-6)  # float32 weights
+    # the training weights need their own D: without it, as without any model, the file is refused
+    def drop_both(models):
+        models.pop("mapping_tl_s")
+        models.pop("generator")
+
+    with pytest.raises(OfficialCheckpointError):
+        alae_fast.load(_official_with(tmp_path, drop_both), ema=False)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .._words import plural, word_for
-from ..errors import UserError, first_line
+from ..errors import UserError, caller_stacklevel, first_line
 from ..models import MLPALAEConfig, ModelConfig, build_model
 from ..models.base import NOISE_MODES as DECODE_NOISE_MODES
 from ..models.base import check_finite, check_images, check_latent_values, check_pixel_values
@@ -30,7 +30,7 @@ from ..training.checkpoint import checkpoint_damage, find_latest_checkpoint, lis
 from ..training.schedule import LODSchedule, Phase, schedule_from_config
 from .memory import check_images_fit
 from .projection import (DEFAULT_REFINE_LR, DEFAULT_REFINE_STEPS, PROJECT_BATCH, check_refinement,
-                         _caller_stacklevel, project_latents)
+                         project_latents)
 from .sampling import _check_noise, _said, check_count, check_seed, check_truncation, sample_images
 
 __all__ = ["CHECKPOINT_FORMAT", "LoadedRun", "load_run", "check_device", "convert_official", "recorded_data_spec",
@@ -570,7 +570,7 @@ def _official_run(state: dict, file: Path, config, ema: bool, device, noise_mode
                       f"saved, at lod {lod} ({res}x{res}; {per_lod} epochs a level, {source}): its levels above "
                       f"were not trained yet, and it is used at its last level, "
                       f"{schedule.resolution}x{schedule.resolution}, as the official figure scripts use a "
-                      f"checkpoint", RuntimeWarning, stacklevel=_caller_stacklevel())
+                      f"checkpoint", RuntimeWarning, stacklevel=caller_stacklevel())
     # A finished training: the last level, faded in.
     images_seen = sum(schedule.images_at(lod) for lod in range(schedule.start_lod, schedule.max_lod + 1))
     return LoadedRun(model, cfg, schedule, schedule.phase(images_seen), "official", images_seen, file,

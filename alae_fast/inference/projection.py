@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-import os
-import sys
 import warnings
 
 import torch
 
+from ..errors import caller_stacklevel
 from ..limits import MAX_REFINE_STEPS
 from ..models.base import check_images
 from ..ops._dispatch import said_typed
@@ -87,21 +86,6 @@ def check_refinement(op: str, steps, lr, space,
     return check_refine_steps(steps, op, names[0]), check_refine_lr(lr, op, names[1]), check_space(space, op, names[2])
 
 
-# the package's files: the frames a warning passes over to reach its caller's line
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def _caller_stacklevel() -> int:
-    """The ``stacklevel`` at which a warning raised by the function that calls this one names the
-    first frame outside the ``alae_fast`` package: the user's line whether they called
-    :func:`project_latents` or ``LoadedRun.project``/``reconstruct`` (which call it), or
-    ``alae_fast.load``, as Python 3.12's ``skip_file_prefixes`` would (not in 3.10 and 3.11)."""
-    frame, level = sys._getframe(2), 2  # 0: here, 1: the warning function, 2: its caller
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
-        frame, level = frame.f_back, level + 1
-    return level if frame is not None else 2
-
-
 # Images refined at once by default: each holds G's graph for its backward pass
 PROJECT_BATCH = 256
 
@@ -147,7 +131,7 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
         # never worse than E(x), but a descent that changed nothing must say so, not pass as a refinement
         warnings.warn(f"{op}: {kept} of {x.shape[0]} images kept E(x): no step of the descent lowered "
                       f"their pixel error (lr {lr:g}; a rate far too large, or too small, for this model does that)",
-                      RuntimeWarning, stacklevel=_caller_stacklevel())
+                      RuntimeWarning, stacklevel=caller_stacklevel())
     return torch.cat(parts) if parts else x.new_zeros((0, model.latent_size))
 
 

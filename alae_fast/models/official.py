@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any, Iterator
 
 import torch
 
+from ..errors import caller_stacklevel
 from .config import MLPALAEConfig, ModelConfig, per_level
 from .official_io import OfficialCheckpointError, read_official_checkpoint, read_official_yaml
 from .presets import MNIST_REF, OFFICIAL_FIDELITY, build_model, preset_config
@@ -241,7 +243,6 @@ def infer_official_config(models: dict[str, dict], suffix: str = "_s", source: s
     follow ALAE's rule min(max_features, start_features · 2^(L-1-i)).
     """
     g, e = _model(models, "generator" + suffix, source), _model(models, "discriminator" + suffix, source)
-    d = _model(models, "mapping_tl" + suffix, source)
     try:
         if "fc_1.weight" in g:
             latent = g["fc_1.weight"].shape[1]
@@ -249,6 +250,7 @@ def infer_official_config(models: dict[str, dict], suffix: str = "_s", source: s
             side = math.isqrt(features)
             if side * side != features:
                 raise OfficialCheckpointError(f"{source}: the MLP generator's output ({features}) is not a square image")
+            d = _model(models, "mapping_tl" + suffix, source)
             return MNIST_REF.replace(
                 latent_size=latent, image_size=side, image_channels=1,
                 encoder_hidden=(e["fc_1.weight"].shape[0], e["fc_2.weight"].shape[0]),
@@ -279,7 +281,10 @@ def infer_official_config(models: dict[str, dict], suffix: str = "_s", source: s
         arch = dict(latent_size=g["decode_block.0.style_1.weight"].shape[1],
                     mapping_layers=len(_indices(f, "map_blocks.")), layer_count=L,
                     channels=g["to_rgb.0.to_rgb.weight"].shape[0], start_features=start, max_features=maxf)
-        return _style_config(arch, dict(discriminator_layers=len(_indices(d, "map_blocks."))))
+        # a file without D (see official_state_dict) keeps the official MappingToLatent's 3 layers
+        d = models.get("mapping_tl" + suffix)
+        return _style_config(arch, dict(discriminator_layers=len(_indices(d, "map_blocks.")) if isinstance(d, dict)
+                                        else 3))
     except KeyError as k:
         raise OfficialCheckpointError(f"{source}: cannot infer the architecture: tensor {k.args[0]!r} is missing "
                                       f"(give the official YAML config)") from None
@@ -428,6 +433,13 @@ def official_state_dict(models: dict[str, dict], model: torch.nn.Module, ema: bo
     config = model.config
     suffix = "_s" if ema else ""
     entries = _entries(config)
+    if isinstance(config, StyleALAEConfig) and "mapping_tl" + suffix not in models:
+        # The official Checkpointer.load warns of a model without its state dict and goes on: a
+        # file cut down to what sampling needs opens, with D as the model's own initial weights
+        warnings.warn(f"{source}: 'models' has no mapping_tl{suffix} (the latent discriminator D): D keeps "
+                      f"freshly initialised weights, which only model.discriminator(w) and training would use; "
+                      f"F, G and E are the checkpoint's", RuntimeWarning, stacklevel=caller_stacklevel())
+        entries = [entry for entry in entries if entry[1] != "mapping_tl"]
     _check_shapes(models, config, suffix, source, entries, config_source)
     state = model.state_dict()
     for ours, mname, key, _, how in entries:
