@@ -14,8 +14,9 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Iterator
 
-__all__ = ["cgroup_levels"]
+__all__ = ["cgroup_levels", "folders_up"]
 
 
 @dataclass(frozen=True)
@@ -165,3 +166,13 @@ def cgroup_levels(controller: str, proc_cgroup: str | Path = "/proc/self/cgroup"
         if folder is not None:
             levels.append((mount.version, folder, mount.point))
     return levels
+
+
+def folders_up(folder: Path, top: Path) -> Iterator[Path]:
+    """``folder`` and each folder above it up to ``top`` (a level of :func:`cgroup_levels`): the
+    levels whose limits all hold the process."""
+    while True:
+        yield folder
+        if folder == top or folder.parent == folder:
+            return
+        folder = folder.parent

@@ -21,9 +21,9 @@ import math
 import os
 from pathlib import Path
 
-from ._cgroup import cgroup_levels
+from ._cgroup import cgroup_levels, folders_up
 
-__all__ = ["cpu_quota", "quota_threads", "threads_for_quota", "said_cpus"]
+__all__ = ["cpu_quota", "quota_threads", "threads_for_quota", "use_threads", "said_cpus"]
 
 
 def _read(path: Path) -> str | None:
@@ -67,13 +67,7 @@ def cpu_quota(proc_cgroup: str | Path = "/proc/self/cgroup", root: str | Path | 
     limits = []
     for version, folder, top in cgroup_levels("cpu", proc_cgroup, root, mountinfo) or []:
         read = _v2_limit if version == 2 else _v1_limit
-        while True:
-            limit = read(folder)
-            if limit is not None:
-                limits.append(limit)
-            if folder == top or folder.parent == folder:
-                break
-            folder = folder.parent
+        limits += [limit for limit in map(read, folders_up(folder, top)) if limit is not None]
     return min(limits) if limits else None
 
 
@@ -93,6 +87,19 @@ def threads_for_quota(torch_threads: int, environ=None) -> int | None:
         return None
     limit = quota_threads()
     return limit if limit is not None and limit < torch_threads else None
+
+
+def use_threads(threads: int) -> None:
+    """torch's intra-op threads, and NumPy's BLAS (FID's matrix square root, scikit-learn in the
+    reports) where threadpoolctl is installed, set to ``threads``."""
+    import torch
+
+    torch.set_num_threads(int(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(int(threads))
+    except ImportError:
+        pass
 
 
 def said_cpus(quota: float) -> str:

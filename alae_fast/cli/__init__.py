@@ -26,7 +26,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .._cpu_quota import threads_for_quota
+from .._cpu_quota import threads_for_quota, use_threads
 from .._extras import install_hint
 from ..errors import UserError
 from . import runs
@@ -247,12 +247,7 @@ def _threads_for_quota() -> None:
 
     limit = threads_for_quota(torch.get_num_threads())
     if limit is not None:
-        torch.set_num_threads(limit)
-        try:  # NumPy's BLAS too (evaluate's FID takes a matrix square root), as train caps it
-            from threadpoolctl import threadpool_limits
-            threadpool_limits(limit)
-        except ImportError:
-            pass
+        use_threads(limit)
 
 
 def main(argv: list[str] | None = None) -> int:

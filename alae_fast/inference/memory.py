@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from .._cgroup import cgroup_levels
+from .._cgroup import cgroup_levels, folders_up
 
 __all__ = ["available_bytes", "decode_bytes_per_image", "check_images_fit"]
 
@@ -67,13 +67,11 @@ def _level_rooms(folder: Path, top: Path, files: tuple[str, str, str, str]) -> l
     and unreadable ones give none."""
     limit_file, used_file, stat_file, cache_key = files
     rooms = []
-    while True:
-        limit, used = _read_int(folder / limit_file), _read_int(folder / used_file)
+    for level in folders_up(folder, top):
+        limit, used = _read_int(level / limit_file), _read_int(level / used_file)
         if limit is not None and limit < _NO_LIMIT and used is not None:
-            rooms.append(max(0, limit - used + _stat_value(folder / stat_file, cache_key)))
-        if folder == top or folder.parent == folder:
-            return rooms
-        folder = folder.parent
+            rooms.append(max(0, limit - used + _stat_value(level / stat_file, cache_key)))
+    return rooms
 
 
 def cgroup_room(proc_cgroup: str | Path = "/proc/self/cgroup", root: str | Path | None = None,

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._cpu_quota import cpu_quota, said_cpus as _cpus, threads_for_quota
+from .._cpu_quota import cpu_quota, said_cpus as _cpus, threads_for_quota, use_threads
 from .._omp import ContentionWatch, usable_cpus
 from .._words import plural
 from ..errors import UserError, first_line
@@ -162,12 +162,7 @@ def _apply_threads(opts: TrainOptions, say) -> None:
         say(f"note: {plural(threads, 'thread')}, not torch's {torch.get_num_threads()} (one a core): the CPU quota "
             f"of this process's cgroup allows {_cpus(cpu_quota())}, and more threads would wait for each other's "
             f"turns (--threads or OMP_NUM_THREADS sets another count)")
-    torch.set_num_threads(int(threads))
-    try:  # the same cap for NumPy's BLAS (FID) and scikit-learn in the final report
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(int(threads))
-    except ImportError:
-        pass
+    use_threads(threads)
 
 
 @dataclass
