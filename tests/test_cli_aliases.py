@@ -99,6 +99,9 @@ def test_one_path_spelt_two_ways_is_one_value(tmp_path, monkeypatch, capsys):
         assert args.out == b
         args = build_parser().parse_args(["generate", "--ckpt", a, "--seeds", "0", "--outdir", a, "--outdir", b])
         assert args.outdir == b
+        args = build_parser().parse_args(["train", "--from-official", a, "--from-official", b, "--config", a,
+                                          "--config", b])
+        assert args.from_official == b == args.official_config
     # a folder's name elsewhere is not the same path, nor is a path's spelling taken for another option
     line = _refused(capsys, ["generate", "--ckpt", "runs/x", "--network", "runs/y"])
     assert "--ckpt runs/x and --network runs/y give ckpt two different values" in line

@@ -1138,7 +1138,8 @@ def test_train_resume_of_a_converted_checkpoint_says_why_in_one_line(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("alae-fast train: error: --resume: "), err
     assert "holds a model but no training state (converted by `alae-fast convert` from" in err[0]
-    assert "training on from an official ALAE checkpoint is not supported" in err[0]
+    assert ("To train on from an official ALAE checkpoint, begin a run from the official .pth itself: alae-fast train "
+            "--from-official FILE.pth --data IMAGES") in err[0]
 
 
 def test_a_checkpoint_saved_while_growing_says_its_levels_above_were_untrained(tmp_path):

@@ -59,6 +59,8 @@ def _cmd_train(args) -> int:
 
     if args.r1_gamma == 0 and args.r1_interval is not None:
         raise UserError(f"--r1-interval {args.r1_interval}: with --r1-gamma 0 there is no R1 term to space out")
+    if args.official_config is not None:
+        _check_config(args.official_config)
     opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,
                         resume=args.resume, device=args.device, amp=args.amp, r1_gamma=args.r1_gamma,
                         r1_interval=args.r1_interval, mixing_prob=args.mixing_prob, ema_half_life_kimg=args.ema_kimg,
@@ -69,7 +71,8 @@ def _cmd_train(args) -> int:
                         progress=not args.no_progress, num_workers=args.workers, threads=args.threads,
                         style_mixing=args.style_mixing, w_avg_update=args.w_avg_update, flip=args.flip,
                         d_zero_grad_step=args.d_zero_grad_step, augment=args.augment,
-                        lae_weight=args.lae_weight, channels_last=args.channels_last)
+                        lae_weight=args.lae_weight, channels_last=args.channels_last,
+                        from_official=args.from_official, official_config=args.official_config)
     run_training(opts)
     return 0
 

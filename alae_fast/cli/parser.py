@@ -95,7 +95,7 @@ class _StoreOnce(argparse._StoreAction):
 
     # options whose values are paths: two spellings of one file or folder (runs/x and runs/x/, or
     # its absolute path) are one value, where a string compare had refused them
-    _PATH_DESTS = frozenset({"ckpt", "out", "outdir", "config"})
+    _PATH_DESTS = frozenset({"ckpt", "out", "outdir", "config", "official_config", "from_official"})
 
     def _same(self, a, b) -> bool:
         if a == b:
@@ -167,6 +167,13 @@ def _add_train(sub) -> None:
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest loadable checkpoint (bit-identical on the CPU); "
                         "the options below that are not given again continue as that run set them")
+    t.add_argument("--from-official", default=None, metavar="PTH", type=_run_path,
+                   help="begin a new run from an official ALAE checkpoint (podgorskiy/ALAE's .pth, with its training "
+                        "copies), where the official trainer would continue it: its weights, EMA and epoch, the "
+                        "official schedule in epochs of the --data images, Adam afresh as the official resume")
+    t.add_argument("--config", dest="official_config", default=None, metavar="YAML",
+                   help="with --from-official: the official YAML it was trained with (default: the published "
+                        "configs, for the four published architectures)")
     t.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default 0)")
     t.add_argument("--device", default="auto", help="auto (default: the GPU when present), cpu, cuda")
     t.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast of the forward passes")

@@ -48,6 +48,10 @@ class TrainOptions:
     StyleALAE in that memory format, ``StyleALAEConfig.channels_last``): None takes the model
     config's field of that name (the paper presets: 'official', 'every_generate', 0.9, True, '',
     1.0, True, False), else 'per_sample', 'generator_step', 0.9, False, '', 1.0, False, False.
+    from_official: an official ALAE checkpoint (``.pth``) to train on from, as the official
+    trainer continues it (:mod:`alae_fast.training.from_official`; a new run, with ``data``);
+    official_config: its official YAML (None: the published configs of the paper
+    architectures).
     """
 
     preset: str | None = None
@@ -80,6 +84,8 @@ class TrainOptions:
     augment: str | None = None
     lae_weight: float | None = None
     channels_last: bool | None = None
+    from_official: str | None = None
+    official_config: str | None = None
 
 
 # What a run uses when neither the options nor, on --resume, the checkpoint say.

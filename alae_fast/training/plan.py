@@ -26,7 +26,7 @@ from .checkpoint import find_latest_checkpoint, list_checkpoints
 from .distributed import DistributedContext
 from .options import TrainOptions, _FLAGS, _FLAG_FIELDS, _NUMERIC_OPTIONS, _RUN_DEFAULTS, _in_effect, training_behaviour
 from .level_steps import said_lods, shortest_stepped, unstepped
-from .schedule import LODSchedule, fit_schedule, make_schedule
+from .schedule import LODSchedule, config_schedule_fields, fit_schedule, make_schedule
 from .setups import DEFAULT_PRESET, TrainSetup, resolve_setup
 
 
@@ -296,6 +296,7 @@ class _Plan:
     total_kimg: float
     fit_kimg: float
     compressed: bool
+    official: Any = None  # an OfficialStart: the run begins from an official checkpoint
 
     @property
     def schedule(self) -> LODSchedule:
@@ -387,9 +388,10 @@ def _find_checkpoint(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, 
         origin = (f"converted by `alae-fast convert` from {ckpt_state['converted_from']}"
                   if "converted_from" in ckpt_state else "not written by `alae-fast train`")
         raise UserError(f"--resume: {str(ckpt_path)!r} holds a model but no training state ({origin}); --resume "
-                        f"continues runs of `alae-fast train`, and training on from an official ALAE checkpoint "
-                        f"is not supported. Every --ckpt command (generate, reconstruct, encode, edit, evaluate, "
-                        f"serve) opens it")
+                        f"continues runs of `alae-fast train`. To train on from an official ALAE checkpoint, begin "
+                        f"a run from the official .pth itself: alae-fast train --from-official FILE.pth --data "
+                        f"IMAGES. Every --ckpt command (generate, reconstruct, encode, edit, evaluate, serve) opens "
+                        f"this file")
     if opts.data is None and ckpt_state.get("data_spec"):  # the run's own data unless --data is given
         from ..data.spec import resolve_run_data
         data, data_note = resolve_run_data(ckpt_state["data_spec"], None)
@@ -553,6 +555,11 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     """The setup (the checkpoint's on a plain ``--resume``), matched to the data's channels and
     fitted to the run's length, with the notes said. Raises ValueError for a non-positive
     length or a global batch the world size does not divide."""
+    if opts.from_official is not None:
+        return _plan_from_official(opts, ctx, say)
+    if opts.official_config is not None:
+        raise UserError("--config: the official YAML goes with --from-official (the official checkpoint a run trains "
+                        "on from); other runs take --preset")
     if opts.resume:  # the checkpoint holds the setup; _resolve lays the overrides over it
         out = Path(opts.out) if opts.out else Path("runs") / (opts.preset or DEFAULT_PRESET)
         setup = None
@@ -604,3 +611,47 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
             say(fit_note)
     _check_batches(opts, setup, ctx.world_size)
     return _Plan(opts, setup, out, ckpt_path, ckpt_state, total_kimg, fit_kimg, compressed)
+
+
+def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
+    """The plan of a new run that trains on from an official checkpoint
+    (:mod:`alae_fast.training.from_official`): its model and the official schedule counted in
+    epochs of the training images of ``--data`` (opened here to count them), the length
+    TRAIN_EPOCHS of them unless ``--kimg`` says otherwise."""
+    from ..data import open_dataset
+    from .from_official import official_options_said, official_start
+
+    official_options_said(opts)
+    start = official_start(opts.from_official, opts.official_config, ctx.world_size)
+    res, channels = start.model_config.resolution, start.model_config.channels
+    with data_errors():
+        n = len(open_dataset(opts.data, res, channels, split="train"))
+    start = start.for_images(n)
+    config = start.config
+    with _override_types():
+        schedule = make_schedule(config_schedule_fields(config), opts.schedule_overrides)
+    setup = TrainSetup(start.name, config, schedule, float(config.train_kimg),
+                       f"{start.source} trained on as the official trainer does")
+    out = Path(opts.out) if opts.out else Path("runs") / setup.name
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file; the run folder goes there")
+    _check_run_folder(out)
+    opts, _, _ = _find_checkpoint(opts, out, say)  # a new run: refuses a folder that holds checkpoints
+    inside = _out_inside_data_note(opts, out)
+    if inside:
+        say(inside)
+    _check_flags_against_set(opts, setup)
+    _check_style_mixing(opts, setup, None)
+    opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
+    total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
+    if int(round(total_kimg * 1000)) <= start.position:
+        at = f"{start.position / 1000:g} kimg (epoch {start.epoch} of {n} training images)"
+        raise UserError(f"--kimg {opts.kimg:g}: the checkpoint is already at {at}; give a longer --kimg to train on"
+                        if opts.kimg is not None else
+                        f"--from-official {start.source!r} is at {at}, where its official schedule of "
+                        f"{start.train_epochs} epochs ({setup.kimg:g} kimg) has ended; give a longer --kimg to train on")
+    setup, channel_note = _match_channels(setup, opts)
+    if channel_note:
+        say(channel_note)
+    _check_batches(opts, setup, ctx.world_size)
+    return _Plan(opts, setup, out, None, None, total_kimg, total_kimg, False, official=start)

@@ -37,7 +37,7 @@ import sys
 import time
 import warnings
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -340,13 +340,21 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
         _check_moved_length(plan, len(dataset))
     elif plan.ckpt_state is not None:
         _check_unchanged_data(plan, content)
+    if plan.official is not None and len(dataset) != plan.official.images_per_epoch:
+        raise UserError(f"--data {opts.data!r}: {len(dataset)} training images now, {plan.official.images_per_epoch} "
+                        f"when the run's official epochs were counted; is the folder changing?")
     trainer = _make_trainer(plan, ctx)
+    if plan.official is not None:  # the official checkpoint's weights, at the start of its epoch
+        from .from_official import describe_start, load_official_start
+        load_official_start(trainer, plan.official)
+        say(describe_start(plan.official, trainer.phase()))
+        plan.official = replace(plan.official, models={})  # the file's tensors are copied: let them go
     # G's noise inputs come from the default generator: one stream, the same on every rank,
     # which draws the global batch's noise and takes its slice (ALAETrainer._noise)
     torch.manual_seed(opts.seed * 1009 + 1)
     stream = DataStream(dataset, trainer.phase().batch, ctx.rank, ctx.world_size, seed=opts.seed,
                         num_workers=opts.num_workers, pin_memory=ctx.device.type == "cuda",
-                        flip=bool(plan.behaviour["flip"]))
+                        flip=bool(plan.behaviour["flip"]), position=trainer.images_seen)
     time_before = _restore(plan, trainer, stream, ctx, say) if plan.ckpt_state is not None else 0.0
     run = _Run(plan, ctx, say, dataset, trainer, stream, data_spec(opts.data), time_before, plan.ckpt_path,
                content=content)

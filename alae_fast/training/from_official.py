@@ -1,0 +1,289 @@
+"""Training on from an official ALAE checkpoint, as the official trainer continues one.
+
+``alae-fast train --from-official ffhq/model_194.pth --config configs/ffhq.yaml --data FOLDER``
+begins a new alae_fast run where the official ``train_alae.py`` (podgorskiy/ALAE 42bcf2e) would
+go on after ``Checkpointer.load`` of that file:
+
+- **Weights**: the training copies (``discriminator`` = E, ``generator`` = G, ``mapping_fl`` = F,
+  ``mapping_tl`` = D) are trained; the ``*_s`` copies are the EMA; ``dlatent_avg`` is ``w_avg``
+  (converted as :func:`~alae_fast.models.official.official_state_dict` converts them).
+- **Position**: the official run counts epochs of its data set (``LODDriver``'s
+  ``dataset_size`` is the length of the data it reads) and resumes at the start of epoch
+  ``scheduler.last_epoch`` (the schedulers' state in ``auxiliary``). The new run starts at
+  ``last_epoch x N`` images, N the training images of ``--data``, with the official schedule
+  counted in the same epochs: ``EPOCHS_PER_LOD x N`` images per level, the first
+  ``EPOCHS_PER_LOD // 2`` epochs of each fading in, ``TRAIN_EPOCHS x N`` images in all. So the
+  level, the blend and the learning rate at every later image are the official trainer's on
+  those N images.
+- **Batch**: ``TRAIN.LOD_2_BATCH_<W>GPU`` for W processes (1, 2, 4 or 8; the official driver has no
+  other table), the global batch, as the official driver picks it; another W takes the 8-GPU table.
+- **Optimisers**: Adam starts afresh. The official resume loads the optimisers' state and then
+  ``LODDriver.set_epoch`` clears it (its level starts at -1, so the first epoch is a change of
+  level), so the saved moments never reach a step.
+- **Behaviour**: the official training (``StyleALAEConfig``'s defaults: style mixing one draw per
+  batch, w_avg moved at every F(z), flips, D stepped with a zero gradient in step 3, EMA
+  half-life 10 kimg = the official ``0.5 ** (batch / 10000)`` per step).
+
+What differs: the images and their order (the official TFRecords reader shuffles its own way), and
+an official epoch skips its last, incomplete batch where the alae_fast stream runs on into the
+next epoch (at most one batch an epoch).
+
+The schedule comes from the official YAML (``--config``) or, for the four published
+architectures without one, from the published configs (:data:`OFFICIAL_EPOCHS`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+from ..models.config import per_level
+from ..models.official import (_PAPER_PRESETS, _STYLE_ARCH, _TRAIN_DEFAULTS, infer_official_config,
+                               official_config_from_yaml, official_state_dict)
+from ..models.official_io import OfficialCheckpointError, read_official_checkpoint, read_official_yaml
+from ..models.presets import preset_config
+from ..models.style_config import StyleALAEConfig
+from .official import OFFICIAL_CONFIGS
+
+__all__ = ["OFFICIAL_EPOCHS", "OfficialStart", "official_start", "load_official_start"]
+
+# configs/*.yaml's TRAIN.EPOCHS_PER_LOD and TRAIN_EPOCHS (42bcf2e), for checkpoints of the
+# published architectures opened without their YAML.
+OFFICIAL_EPOCHS = {"ffhq-1024": (16, 300), "celeba-hq-256": (30, 280), "bedroom-256": (2, 112), "celeba-128": (6, 80)}
+# defaults.py's batch tables (the YAMLs leave out those they do not change)
+_BATCH_DEFAULTS = {8: (512, 256, 128, 64, 32, 32), 4: (512, 256, 128, 64, 32, 16), 2: (256, 256, 128, 64, 32, 16),
+                   1: (128, 128, 128, 64, 32, 16)}
+_NETS = ("discriminator", "generator", "mapping_fl", "mapping_tl")
+# what --schedule may change in a run that follows the official epochs: the batch (another GPU
+# count's table) and the rates; the lengths are the official epochs
+SCHEDULE_FIELDS = ("lod_batch", "lod_lr")
+
+
+@dataclass(frozen=True)
+class OfficialStart:
+    """Where a run begun from an official checkpoint starts.
+
+    source: the checkpoint file; schedule_source: where the epochs and tables came from (the
+    YAML, or the published config of a paper preset); preset: that preset's name or None;
+    model_config: the checkpoint's model with the official batch and rate tables; epoch: the
+    official epoch the run continues at (None when the file records none: the official trainer
+    then starts at epoch 0); epochs_per_lod, train_epochs: the official TRAIN values;
+    batch_table: the GPU count whose LOD_2_BATCH table it carries; models: the checkpoint's
+    ``models``; has_ema: whether it holds the ``*_s`` copies; images_per_epoch: N, the run's
+    training images (0 until :meth:`for_images`).
+    """
+
+    source: str
+    schedule_source: str
+    preset: str | None
+    model_config: StyleALAEConfig
+    epoch: int | None
+    epochs_per_lod: int
+    train_epochs: int
+    batch_table: int
+    models: dict
+    has_ema: bool
+    images_per_epoch: int = 0
+
+    def for_images(self, n: int) -> "OfficialStart":
+        """This start for a run on ``n`` training images (an int >= 1), one official epoch."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n: expected an int >= 1 (the training images); got {n!r}")
+        return replace(self, images_per_epoch=n)
+
+    @property
+    def config(self) -> StyleALAEConfig:
+        """The model with the official schedule counted in epochs of ``images_per_epoch`` images:
+        ``EPOCHS_PER_LOD x N`` per level, the first ``EPOCHS_PER_LOD // 2`` epochs fading in
+        (lod_driver.get_blend_factor), ``TRAIN_EPOCHS x N`` in all."""
+        if self.images_per_epoch < 1:
+            raise ValueError("OfficialStart.config: call for_images(n) first: an official epoch is the run's data")
+        n, per_lod = self.images_per_epoch, self.epochs_per_lod
+        return self.model_config.replace(lod_kimg=(per_lod * n / 1000.0,), fade_fraction=(per_lod // 2) / per_lod,
+                                         train_kimg=max(self.train_epochs, 1) * n / 1000.0)
+
+    @property
+    def position(self) -> int:
+        """The run's first image: the start of official epoch ``epoch`` (0 without one)."""
+        return (self.epoch or 0) * self.images_per_epoch
+
+    @property
+    def name(self) -> str:
+        """The setup's name (its default run folder is ``runs/<name>``)."""
+        return f"official-{self.preset}" if self.preset else "official"
+
+
+def _paper_preset(config: StyleALAEConfig) -> str | None:
+    for name in _PAPER_PRESETS:
+        preset = preset_config(name)
+        if all(getattr(preset, k) == getattr(config, k) for k in _STYLE_ARCH):
+            return name
+    return None
+
+
+def _recorded_epoch(state: dict, source: str) -> int | None:
+    """The schedulers' ``last_epoch`` (equal for both, as ``ComboMultiStepLR.load_state_dict``
+    asserts), or None when the file records no scheduler."""
+    aux = state.get("auxiliary")
+    sched = aux.get("scheduler") if isinstance(aux, dict) else None
+    if not isinstance(sched, dict) or not sched:
+        return None
+    epochs = set()
+    for name, value in sched.items():
+        epoch = value.get("last_epoch") if isinstance(value, dict) else None
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise OfficialCheckpointError(f"{source}: auxiliary.scheduler.{name}.last_epoch is {epoch!r}; expected "
+                                          f"the epoch count, an int >= 0")
+        epochs.add(epoch)
+    if len(epochs) > 1:
+        raise OfficialCheckpointError(f"{source}: the schedulers record different epochs {sorted(epochs)}; the "
+                                      f"official trainer refuses that too (ComboMultiStepLR.load_state_dict)")
+    return epochs.pop()
+
+
+def _int_entry(train: dict, key: str, path) -> int:
+    value = train[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise OfficialCheckpointError(f"{path}: TRAIN.{key} must be an int >= 0; got {value!r}")
+    return value
+
+
+def _tables_from_yaml(path, world_size: int) -> tuple[int, int, tuple[int, ...], int, tuple[float, ...]]:
+    """``(epochs_per_lod, train_epochs, lod_batch, batch_table, lod_lr)`` of an official YAML, missing keys
+    taking defaults.py's values."""
+    data = read_official_yaml(path)
+    train = data.get("TRAIN") or {}
+    if not isinstance(train, dict):
+        raise OfficialCheckpointError(f"{path}: TRAIN must be a mapping; got {type(train).__name__}")
+    t = {**_TRAIN_DEFAULTS, **{f"LOD_2_BATCH_{g}GPU": list(b) for g, b in _BATCH_DEFAULTS.items()}, **train}
+    gpus = world_size if world_size in _BATCH_DEFAULTS else 8
+    return (_int_entry(t, "EPOCHS_PER_LOD", path), _int_entry(t, "TRAIN_EPOCHS", path),
+            tuple(int(b) for b in t[f"LOD_2_BATCH_{gpus}GPU"]), gpus, tuple(float(r) for r in t["LEARNING_RATES"]))
+
+
+def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, world_size: int = 1) -> OfficialStart:
+    """Reads an official checkpoint (and its YAML) for a run that trains on from it.
+
+    Args:
+        path: the official ``.pth`` (``Checkpointer.save`` format), with the training copies
+            ``discriminator``, ``generator``, ``mapping_fl``, ``mapping_tl`` and ``dlatent_avg``.
+        yaml: the official YAML it was trained with, or None for the published architectures
+            (ffhq, celeba-hq256, bedroom, celeba: their configs' epochs and tables).
+        world_size: the run's processes, which pick the LOD_2_BATCH table as the official
+            driver picks it by GPU count (1, 2, 4, 8; another count: the 8-GPU table).
+
+    Returns an :class:`OfficialStart`, to be given the run's training images with
+    :meth:`OfficialStart.for_images` (an official epoch). Raises FileNotFoundError (no file), UserError (a file
+    without the training copies, a StyleALAE architecture without a YAML that is none of the
+    published ones, TRAIN.EPOCHS_PER_LOD 0, an MLP) and OfficialCheckpointError (what
+    ``load_official`` raises: an unreadable or malformed file or YAML, shapes that do not fit).
+    """
+    source = str(path)
+    state = read_official_checkpoint(path)
+    models = state.get("models") if isinstance(state, dict) else None
+    if isinstance(state, dict) and str(state.get("format", "")).startswith("alae_fast"):
+        raise UserError(f"--from-official {source!r} is an alae_fast checkpoint; a run of `alae-fast train` continues "
+                        f"with --resume --out RUN_FOLDER")
+    if not isinstance(models, dict):
+        raise OfficialCheckpointError(f"{source}: not an official ALAE checkpoint (no 'models' dict)")
+    missing = [n for n in _NETS if not isinstance(models.get(n), dict)]
+    if missing:
+        raise UserError(f"--from-official {source!r}: 'models' has no {', '.join(missing)} (the training copies); "
+                        f"the official trainer would train {'it' if len(missing) == 1 else 'them'} from random weights. "
+                        f"A file of the EMA copies alone is for sampling, encoding and editing (--ckpt)")
+    ema_present = [n for n in _NETS if isinstance(models.get(n + "_s"), dict)]
+    if ema_present and len(ema_present) != len(_NETS):
+        absent = [n + "_s" for n in _NETS if n not in ema_present]
+        raise UserError(f"--from-official {source!r}: 'models' has some EMA copies but not {', '.join(absent)}; "
+                        f"give a checkpoint with all four or none (then the EMA starts from the training weights)")
+    if "fc_1.weight" in models["generator"]:
+        raise UserError(f"--from-official {source!r}: an MLP ALAE (mnist_ref); training on from an official "
+                        f"checkpoint is for the StyleALAE")
+    epoch = _recorded_epoch(state, source)
+    if yaml is not None:
+        config = official_config_from_yaml(yaml)
+        if not isinstance(config, StyleALAEConfig):
+            raise UserError(f"--config {str(yaml)!r}: an MLP ALAE config; training on from an official checkpoint is "
+                            f"for the StyleALAE")
+        per_lod, epochs, batch, gpus, lrs = _tables_from_yaml(yaml, world_size)
+        preset, said = _paper_preset(config), f"the YAML {str(yaml)!r}"
+    else:
+        config = infer_official_config(models, "", source)
+        preset = _paper_preset(config)
+        if preset is None:
+            raise UserError(f"--from-official {source!r}: its architecture is none of the published configs, and the "
+                            f"checkpoint does not record the schedule (TRAIN.EPOCHS_PER_LOD, TRAIN_EPOCHS, the batch and "
+                            f"rate tables): give --config, the official YAML it was trained with")
+        per_lod, epochs = OFFICIAL_EPOCHS[preset]
+        yaml_name, tables, lrs = OFFICIAL_CONFIGS[preset]
+        gpus = world_size if world_size in tables else 8
+        batch = tables[gpus]
+        said = f"the published {yaml_name}"
+    if per_lod == 0:
+        raise UserError(f"{said}: TRAIN.EPOCHS_PER_LOD 0 (the official driver then trains at the last level from the "
+                        f"first image) has no alae_fast schedule")
+    levels = config.layer_count
+    config = config.replace(lod_batch=tuple(per_level(batch, i) for i in range(levels)),
+                            lod_lr=tuple(per_level(lrs, i) for i in range(levels)))
+    return OfficialStart(source=source, schedule_source=said, preset=preset, model_config=config, epoch=epoch,
+                         epochs_per_lod=per_lod, train_epochs=epochs, batch_table=gpus, models=models,
+                         has_ema=bool(ema_present))
+
+
+@torch.no_grad()
+def load_official_start(trainer, start: OfficialStart) -> None:
+    """Puts ``start``'s weights into ``trainer`` (an ``ALAETrainer`` of ``start.config``'s model):
+    the training copies into ``trainer.model``, the ``*_s`` copies (else the training copies)
+    into its EMA, ``dlatent_avg`` into both ``w_avg``; sets ``images_seen`` to
+    ``start.position`` and makes fresh optimisers at that level (the official resume's)."""
+    model = trainer.model
+    trained = official_state_dict(start.models, model, ema=False, source=start.source)
+    model.load_state_dict(trained)
+    ema = official_state_dict(start.models, trainer.ema.module, ema=True, source=start.source) if start.has_ema \
+        else trained
+    trainer.ema.module.load_state_dict(ema)
+    trainer.images_seen = start.position
+    phase = trainer.schedule.phase(start.position)
+    trainer.lod = phase.lod
+    trainer._make_optimizers(phase.lr)
+
+
+def describe_start(start: OfficialStart, phase) -> str:
+    """The line a run begun from ``start`` says first (``phase``: its schedule's phase at the
+    start)."""
+    where = (f"epoch {start.epoch} of {start.train_epochs}" if start.epoch is not None else
+             f"epoch 0 of {start.train_epochs} (the file records no epoch: auxiliary.scheduler is missing, and the "
+             f"official trainer starts such a file at epoch 0, 4x4)")
+    level = f"lod {phase.lod} ({phase.resolution}x{phase.resolution}" + (
+        f", fading in, blend {phase.blend:.3f})" if phase.in_transition else ")")
+    ema = "its *_s copies" if start.has_ema else "a copy of the training weights (the file has no *_s copies)"
+    return (f"training on from the official checkpoint {start.source!r} at {where} ({start.position / 1000:g} kimg: "
+            f"epochs of these {start.images_per_epoch} training images, {start.epochs_per_lod} per level, from "
+            f"{start.schedule_source}), {level}, global batch {phase.batch} (LOD_2_BATCH_{start.batch_table}GPU), "
+            f"lr {phase.lr:g}; weights: its training copies, EMA: {ema}; Adam starts afresh, as the official "
+            f"resume does (LODDriver.set_epoch clears the optimisers' state)")
+
+
+def official_options_said(opts: Any) -> None:
+    """UserError for options that contradict a run begun from an official checkpoint: --resume
+    (which continues a run already begun), --preset and --set (the model is the checkpoint's),
+    --schedule other than the batch and rate tables (the lengths are the official epochs)."""
+    if opts.resume:
+        raise UserError("--from-official begins a new run from an official checkpoint; --resume continues a run in "
+                        "--out, including one begun with --from-official: give one of them")
+    if opts.preset is not None:
+        raise UserError(f"--preset {opts.preset}: with --from-official the model is the checkpoint's (and --config "
+                        f"its official YAML)")
+    if opts.model_overrides:
+        raise UserError(f"--set {', '.join(opts.model_overrides)}: with --from-official the model is the checkpoint's")
+    other = [k for k in opts.schedule_overrides if k not in SCHEDULE_FIELDS]
+    if other:
+        raise UserError(f"--schedule {', '.join(other)}: with --from-official the levels last the official epochs; "
+                        f"--schedule changes only {' and '.join(SCHEDULE_FIELDS)} there")
+    if opts.data is None:
+        raise UserError("--from-official: give --data, the images to train on (at the checkpoint's resolution or "
+                        "larger: they are resized as any --data folder is)")
