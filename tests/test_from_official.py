@@ -169,9 +169,13 @@ def test_train_from_an_official_checkpoint_then_resume(tmp_path, capsys):
     _, state = find_latest_checkpoint(run / "checkpoints")
     assert state["trainer"]["images_seen"] == first + 16 and state["data"]["position"] == first + 16
     config = json.loads((run / "config.json").read_text())
-    assert config["options"]["from_official"] == str(pth)
+    assert config["options"]["from_official"] == str(pth) and config["setup"] == "from-official"
     assert config["schedule"]["lod_kimg"] == [15 * n / 1000] and config["schedule"]["lod_batch"] == [8] * 6
-    # a run begun from an official checkpoint is an alae_fast run: --resume continues it
+    # a run begun from an official checkpoint is an alae_fast run: its commands find its data and
+    # images seen (an official checkpoint itself records neither), and --resume continues it
+    assert main(["evaluate", "--ckpt", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kimg"] == pytest.approx((first + 16) / 1000), report
     assert _train("--resume", "--out", run, "--kimg", (first + 24) / 1000) == 0
     _, state = find_latest_checkpoint(run / "checkpoints")
     assert state["trainer"]["images_seen"] == first + 24

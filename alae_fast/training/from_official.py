@@ -113,8 +113,9 @@ class OfficialStart:
 
     @property
     def name(self) -> str:
-        """The setup's name (its default run folder is ``runs/<name>``)."""
-        return f"official-{self.preset}" if self.preset else "official"
+        """The setup's name (its default run folder is ``runs/<name>``); never 'official', the
+        setup of an official checkpoint itself, which records no training data or images."""
+        return f"{self.preset}-from-official" if self.preset else "from-official"
 
 
 def _paper_preset(config: StyleALAEConfig) -> str | None:
