@@ -203,7 +203,10 @@ def test_what_contradicts_training_on_from_an_official_checkpoint_is_refused(tmp
         (base, "--from-official: give --data, the images to train on"),
         (["--from-official", PTH, "--data", data, "--out", run],
          "its architecture is none of the published configs, and the checkpoint does not record the schedule"),
-        (["--config", YAML, "--data", data], "--config: the official YAML goes with --from-official"),
+        (["--config", YAML, "--out", run], "--config: give --data, the images to train on"),
+        (["--config", YAML, "--data", data, "--out", run, "--preset", "digits-32"],
+         "--preset digits-32: with --config the model is the YAML's"),
+        (["--config", YAML, "--data", data, "--out", run, "--resume"], "--config begins a new run from an official YAML"),
         ([*base, "--data", data, "--kimg", 0.01], "--kimg 0.01: the checkpoint is already at"),
         (["--from-official", tmp_path / "missing.pth", "--data", data, "--out", run], "missing.pth"),
     ]
@@ -235,3 +238,25 @@ def test_official_files_that_cannot_be_trained_on_are_refused(tmp_path, capsys):
     err = _refused(capsys, "--from-official", ours, "--data", data, "--out", tmp_path / "r")
     assert f"--from-official {str(ours)!r} is an alae_fast checkpoint; a run of `alae-fast train` continues with --resume" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_an_official_yaml_trains_from_scratch_in_epochs_of_the_data(tmp_path, capsys):
+    data = _folder(tmp_path / "data")
+    n = len(open_dataset(str(data), 128, 3, split="train"))
+    run = tmp_path / "run"
+    assert _train("--config", YAML, "--data", data, "--out", run, "--kimg", 0.016, "--seed", 4) == 0
+    out = capsys.readouterr().out
+    assert (f"training the official config {str(YAML)!r} from scratch as the official trainer does: epochs of these "
+            f"{n} training images, 15 per level, 110 in all; global batch 8 at lod 0 (LOD_2_BATCH_1GPU), lr 0.0015") in out
+    config = json.loads((run / "config.json").read_text())
+    assert config["setup"] == "official-alae-small"
+    assert config["schedule"]["lod_kimg"] == [15 * n / 1000] and config["schedule"]["lod_batch"] == [8] * 6
+    official = load_official(PTH, YAML).config
+    for field in ("latent_size", "layer_count", "start_features", "max_features", "mapping_layers",
+                  "from_rgb_lrelus", "encoder_norm_eps", "encoder_std_eps", "first_noise_shared"):
+        assert config["model"][field] == getattr(official, field), field
+    _, state = find_latest_checkpoint(run / "checkpoints")
+    assert state["trainer"]["images_seen"] == 16
+    # its own initial weights, not the fixture's
+    ours, theirs = state["trainer"]["model"], load_official(PTH, YAML, ema=False).state_dict()
+    assert not torch.allclose(ours["mapping.layers.0.weight"], theirs["mapping.layers.0.weight"], atol=1e-3)

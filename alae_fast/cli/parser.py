@@ -172,8 +172,10 @@ def _add_train(sub) -> None:
                         "copies), where the official trainer would continue it: its weights, EMA and epoch, the "
                         "official schedule in epochs of the --data images, Adam afresh as the official resume")
     t.add_argument("--config", dest="official_config", default=None, metavar="YAML",
-                   help="with --from-official: the official YAML it was trained with (default: the published "
-                        "configs, for the four published architectures)")
+                   help="an official YAML (configs/*.yaml): with --from-official the one it was trained with "
+                        "(default: the published configs, for the four published architectures); alone, a new run "
+                        "of that config from scratch as the official trainer runs it (its epochs counted in the "
+                        "--data images, the batch table of the process count)")
     t.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default 0)")
     t.add_argument("--device", default="auto", help="auto (default: the GPU when present), cpu, cuda")
     t.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast of the forward passes")

@@ -35,6 +35,7 @@ architectures without one, from the published configs (:data:`OFFICIAL_EPOCHS`).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -49,7 +50,7 @@ from ..models.presets import preset_config
 from ..models.style_config import StyleALAEConfig
 from .official import OFFICIAL_CONFIGS
 
-__all__ = ["OFFICIAL_EPOCHS", "OfficialStart", "official_start", "load_official_start"]
+__all__ = ["OFFICIAL_EPOCHS", "OfficialStart", "official_start", "official_yaml_start", "load_official_start"]
 
 # configs/*.yaml's TRAIN.EPOCHS_PER_LOD and TRAIN_EPOCHS (42bcf2e), for checkpoints of the
 # published architectures opened without their YAML.
@@ -74,7 +75,8 @@ class OfficialStart:
     then starts at epoch 0); epochs_per_lod, train_epochs: the official TRAIN values;
     batch_table: the GPU count whose LOD_2_BATCH table it carries; models: the checkpoint's
     ``models``; has_ema: whether it holds the ``*_s`` copies; images_per_epoch: N, the run's
-    training images (0 until :meth:`for_images`).
+    training images (0 until :meth:`for_images`); from_checkpoint: False for a run of an official
+    YAML from scratch (:func:`official_yaml_start`: no models, epoch 0, ``source`` the YAML).
     """
 
     source: str
@@ -88,6 +90,7 @@ class OfficialStart:
     models: dict
     has_ema: bool
     images_per_epoch: int = 0
+    from_checkpoint: bool = True
 
     def for_images(self, n: int) -> "OfficialStart":
         """This start for a run on ``n`` training images (an int >= 1), one official epoch."""
@@ -115,6 +118,8 @@ class OfficialStart:
     def name(self) -> str:
         """The setup's name (its default run folder is ``runs/<name>``); never 'official', the
         setup of an official checkpoint itself, which records no training data or images."""
+        if not self.from_checkpoint:
+            return f"official-{Path(self.source).stem}"
         return f"{self.preset}-from-official" if self.preset else "from-official"
 
 
@@ -166,6 +171,34 @@ def _tables_from_yaml(path, world_size: int) -> tuple[int, int, tuple[int, ...],
             tuple(int(b) for b in t[f"LOD_2_BATCH_{gpus}GPU"]), gpus, tuple(float(r) for r in t["LEARNING_RATES"]))
 
 
+def _with_tables(config: StyleALAEConfig, batch, lrs) -> StyleALAEConfig:
+    levels = config.layer_count
+    return config.replace(lod_batch=tuple(per_level(batch, i) for i in range(levels)),
+                          lod_lr=tuple(per_level(lrs, i) for i in range(levels)))
+
+
+def _yaml_setup(yaml, world_size: int):
+    """``(config, epochs_per_lod, train_epochs, lod_batch, batch_table, lod_lr, preset, said)`` of
+    an official StyleALAE YAML (UserError for an MLP's)."""
+    config = official_config_from_yaml(yaml)  # refuses EPOCHS_PER_LOD 0 and what alae_fast does not implement
+    if not isinstance(config, StyleALAEConfig):
+        raise UserError(f"--config {str(yaml)!r}: an MLP ALAE config; training the official schedule in epochs is "
+                        f"for the StyleALAE")
+    per_lod, epochs, batch, gpus, lrs = _tables_from_yaml(yaml, world_size)
+    return config, per_lod, epochs, batch, gpus, lrs, _paper_preset(config), f"the YAML {str(yaml)!r}"
+
+
+def official_yaml_start(yaml: str | os.PathLike, world_size: int = 1) -> OfficialStart:
+    """A new run of an official YAML's StyleALAE from scratch, as ``train_alae.py`` trains it with
+    that config on the run's data: the official schedule in epochs of the data (as
+    :class:`OfficialStart`), the LOD_2_BATCH table of ``world_size`` processes, epoch 0.
+    Raises what :func:`official_start` raises for its YAML."""
+    config, per_lod, epochs, batch, gpus, lrs, preset, _ = _yaml_setup(yaml, world_size)
+    return OfficialStart(source=str(yaml), schedule_source=f"the YAML {str(yaml)!r}", preset=preset,
+                         model_config=_with_tables(config, batch, lrs), epoch=0, epochs_per_lod=per_lod,
+                         train_epochs=epochs, batch_table=gpus, models={}, has_ema=False, from_checkpoint=False)
+
+
 def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, world_size: int = 1) -> OfficialStart:
     """Reads an official checkpoint (and its YAML) for a run that trains on from it.
 
@@ -206,12 +239,7 @@ def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, worl
                         f"checkpoint is for the StyleALAE")
     epoch = _recorded_epoch(state, source)
     if yaml is not None:
-        config = official_config_from_yaml(yaml)
-        if not isinstance(config, StyleALAEConfig):
-            raise UserError(f"--config {str(yaml)!r}: an MLP ALAE config; training on from an official checkpoint is "
-                            f"for the StyleALAE")
-        per_lod, epochs, batch, gpus, lrs = _tables_from_yaml(yaml, world_size)
-        preset, said = _paper_preset(config), f"the YAML {str(yaml)!r}"
+        config, per_lod, epochs, batch, gpus, lrs, preset, said = _yaml_setup(yaml, world_size)
     else:
         config = infer_official_config(models, "", source)
         preset = _paper_preset(config)
@@ -224,12 +252,7 @@ def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, worl
         gpus = world_size if world_size in tables else 8
         batch = tables[gpus]
         said = f"the published {yaml_name}"
-    if per_lod == 0:
-        raise UserError(f"{said}: TRAIN.EPOCHS_PER_LOD 0 (the official driver then trains at the last level from the "
-                        f"first image) has no alae_fast schedule")
-    levels = config.layer_count
-    config = config.replace(lod_batch=tuple(per_level(batch, i) for i in range(levels)),
-                            lod_lr=tuple(per_level(lrs, i) for i in range(levels)))
+    config = _with_tables(config, batch, lrs)
     return OfficialStart(source=source, schedule_source=said, preset=preset, model_config=config, epoch=epoch,
                          epochs_per_lod=per_lod, train_epochs=epochs, batch_table=gpus, models=models,
                          has_ema=bool(ema_present))
@@ -256,6 +279,11 @@ def load_official_start(trainer, start: OfficialStart) -> None:
 def describe_start(start: OfficialStart, phase) -> str:
     """The line a run begun from ``start`` says first (``phase``: its schedule's phase at the
     start)."""
+    if not start.from_checkpoint:
+        return (f"training the official config {start.source!r} from scratch as the official trainer does: epochs of "
+                f"these {start.images_per_epoch} training images, {start.epochs_per_lod} per level, "
+                f"{start.train_epochs} in all; global batch {phase.batch} at lod {phase.lod} "
+                f"(LOD_2_BATCH_{start.batch_table}GPU), lr {phase.lr:g}")
     where = (f"epoch {start.epoch} of {start.train_epochs}" if start.epoch is not None else
              f"epoch 0 of {start.train_epochs} (the file records no epoch: auxiliary.scheduler is missing, and the "
              f"official trainer starts such a file at epoch 0, 4x4)")
@@ -270,21 +298,25 @@ def describe_start(start: OfficialStart, phase) -> str:
 
 
 def official_options_said(opts: Any) -> None:
-    """UserError for options that contradict a run begun from an official checkpoint: --resume
-    (which continues a run already begun), --preset and --set (the model is the checkpoint's),
-    --schedule other than the batch and rate tables (the lengths are the official epochs)."""
+    """UserError for options that contradict a run of an official checkpoint (``--from-official``)
+    or YAML (``--config`` alone): --resume (which continues a run already begun), --preset and
+    --set (the model is the checkpoint's or the YAML's), --schedule other than the batch and
+    rate tables (the lengths are the official epochs), no --data."""
+    flag = "--from-official" if opts.from_official is not None else "--config"
+    what = "an official checkpoint" if opts.from_official is not None else "an official YAML"
+    model = "the checkpoint's" if opts.from_official is not None else "the YAML's"
     if opts.resume:
-        raise UserError("--from-official begins a new run from an official checkpoint; --resume continues a run in "
-                        "--out, including one begun with --from-official: give one of them")
+        raise UserError(f"{flag} begins a new run from {what}; --resume continues a run in --out, including one begun "
+                        f"with {flag}: give one of them")
     if opts.preset is not None:
-        raise UserError(f"--preset {opts.preset}: with --from-official the model is the checkpoint's (and --config "
-                        f"its official YAML)")
+        raise UserError(f"--preset {opts.preset}: with {flag} the model is {model}"
+                        + (" (and --config its official YAML)" if opts.from_official is not None else ""))
     if opts.model_overrides:
-        raise UserError(f"--set {', '.join(opts.model_overrides)}: with --from-official the model is the checkpoint's")
+        raise UserError(f"--set {', '.join(opts.model_overrides)}: with {flag} the model is {model}")
     other = [k for k in opts.schedule_overrides if k not in SCHEDULE_FIELDS]
     if other:
-        raise UserError(f"--schedule {', '.join(other)}: with --from-official the levels last the official epochs; "
+        raise UserError(f"--schedule {', '.join(other)}: with {flag} the levels last the official epochs; "
                         f"--schedule changes only {' and '.join(SCHEDULE_FIELDS)} there")
     if opts.data is None:
-        raise UserError("--from-official: give --data, the images to train on (at the checkpoint's resolution or "
-                        "larger: they are resized as any --data folder is)")
+        raise UserError(f"{flag}: give --data, the images to train on (at the model's resolution or larger: they are "
+                        f"resized as any --data folder is)")

@@ -555,11 +555,8 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     """The setup (the checkpoint's on a plain ``--resume``), matched to the data's channels and
     fitted to the run's length, with the notes said. Raises ValueError for a non-positive
     length or a global batch the world size does not divide."""
-    if opts.from_official is not None:
+    if opts.from_official is not None or opts.official_config is not None:
         return _plan_from_official(opts, ctx, say)
-    if opts.official_config is not None:
-        raise UserError("--config: the official YAML goes with --from-official (the official checkpoint a run trains "
-                        "on from); other runs take --preset")
     if opts.resume:  # the checkpoint holds the setup; _resolve lays the overrides over it
         out = Path(opts.out) if opts.out else Path("runs") / (opts.preset or DEFAULT_PRESET)
         setup = None
@@ -614,15 +611,16 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
 
 
 def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
-    """The plan of a new run that trains on from an official checkpoint
-    (:mod:`alae_fast.training.from_official`): its model and the official schedule counted in
-    epochs of the training images of ``--data`` (opened here to count them), the length
-    TRAIN_EPOCHS of them unless ``--kimg`` says otherwise."""
+    """The plan of a new run that trains on from an official checkpoint, or trains an official
+    YAML from scratch (``--config`` alone; :mod:`alae_fast.training.from_official`): its model and
+    the official schedule counted in epochs of the training images of ``--data`` (opened here to
+    count them), the length TRAIN_EPOCHS of them unless ``--kimg`` says otherwise."""
     from ..data import open_dataset
-    from .from_official import official_options_said, official_start
+    from .from_official import official_options_said, official_start, official_yaml_start
 
     official_options_said(opts)
-    start = official_start(opts.from_official, opts.official_config, ctx.world_size)
+    start = (official_start(opts.from_official, opts.official_config, ctx.world_size) if opts.from_official is not None
+             else official_yaml_start(opts.official_config, ctx.world_size))
     res, channels = start.model_config.resolution, start.model_config.channels
     with data_errors():
         n = len(open_dataset(opts.data, res, channels, split="train"))
@@ -631,7 +629,8 @@ def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Pl
     with _override_types():
         schedule = make_schedule(config_schedule_fields(config), opts.schedule_overrides)
     setup = TrainSetup(start.name, config, schedule, float(config.train_kimg),
-                       f"{start.source} trained on as the official trainer does")
+                       f"{start.source} trained on as the official trainer does" if start.from_checkpoint else
+                       f"the official config {start.source} trained as the official trainer does")
     out = Path(opts.out) if opts.out else Path("runs") / setup.name
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {str(out)!r} is a file; the run folder goes there")

@@ -346,7 +346,8 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     trainer = _make_trainer(plan, ctx)
     if plan.official is not None:  # the official checkpoint's weights, at the start of its epoch
         from .from_official import describe_start, load_official_start
-        load_official_start(trainer, plan.official)
+        if plan.official.from_checkpoint:
+            load_official_start(trainer, plan.official)
         say(describe_start(plan.official, trainer.phase()))
         plan.official = replace(plan.official, models={})  # the file's tensors are copied: let them go
     # G's noise inputs come from the default generator: one stream, the same on every rank,
