@@ -1067,7 +1067,7 @@ def test_a_cutoff_generate_refuses_reads_as_a_refusal(style_page):
             pg.fill("#cutoff", text)
             assert pg.inner_text("#trunc-scope") == "(cutoff: enter a whole number from 1 to 6)", text
             assert "cutoff: enter a whole number from 1 to 6" in _refused_on_page(pg, "#cutoff", text, "#generate")
-        for text, scope in (("1", "on styles 0-0 of 6"), ("3", "on styles 0-2 of 6 (the config's)"),
+        for text, scope in (("1", "on style 0 of 6"), ("3", "on styles 0-2 of 6 (the config's)"),
                             ("6", "on all 6 styles")):
             pg.fill("#cutoff", text)
             assert pg.inner_text("#trunc-scope") == scope, text

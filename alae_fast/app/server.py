@@ -9,7 +9,9 @@ Routes (every answer JSON except the page; pictures travel as ``data:image/png;b
   ``removable``, ``kind``: class / pair / attribute, ``norm``: its length as given; every
   direction is used scaled to unit length, so values and amounts are components of w - w_avg),
   ``noise_inputs`` (false for an MLP ALAE, whose G takes no noise: every ``noise_mode`` gives the
-  same picture);
+  same picture), ``ema`` (false for an official checkpoint opened with ``--no-ema``: its training
+  weights draw the pictures), ``notes`` (what the server says at start, what loading warned of
+  included: an official checkpoint saved while its training was still growing);
 - ``POST /api/encode?refine_steps=N`` body = the image's bytes -> w, original, reconstruction,
   error, values, ``refine_steps``; N (optional, default 0: w = E(x), ALAE's own) an integer in
   [0, ``service.MAX_PAGE_REFINE_STEPS``] = [0, 1000]: w is E(x) refined by N steps of descent on
@@ -49,7 +51,9 @@ uploads' worth (503); a few decode at a time (503 with ``Retry-After`` when none
 :data:`MAX_JSON_BYTES`, before its route parses it (:class:`_BodyLimit`): a declared
 Content-Length or a chunked body, reading stops at the limit with 413. Numbers in the JSON bodies
 are strict, as the CLI and the Python API take them: a string ("0.5") or a boolean where a number
-goes gets 422 naming the field.
+goes gets 422 naming the field. A JSON body sent with another Content-Type than JSON (curl's ``-d``
+without ``-H 'Content-Type: application/json'``), an empty one or one that is no JSON object gets 422
+saying which.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ import re
 import socket
 import sys
 import time
+import warnings
 from contextlib import asynccontextmanager
 from importlib import resources
 from urllib.parse import urlsplit
@@ -133,12 +138,21 @@ def check_direction_name(name: str) -> None:
 def _query(*known: str):
     """A route dependency refusing (422, "name: unknown field") any query parameter not in ``known``:
     a misspelt one ("refine-steps", "?seed=5" beside a JSON body) would otherwise be ignored and
-    the default's answer given, as an unknown JSON field would (:class:`_Request`)."""
+    the default's answer given, as an unknown JSON field would (:class:`_Request`); and one given
+    more than once (422 "name: given 2 times; expected one value"), of which the route would
+    silently take the last."""
     def check(request: Request) -> None:
         unknown = [k for k in request.query_params if k not in known]
         if unknown:
             raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", k), "msg": "unknown field"}
                                           for k in unknown])
+        # "?refine_steps=1&refine_steps=2": the route would silently take the last one
+        keys = [k for k, _ in request.query_params.multi_items()]
+        repeated = [k for k in dict.fromkeys(keys) if keys.count(k) > 1]
+        if repeated:
+            raise RequestValidationError([{"type": "repeated", "loc": ("query", k),
+                                           "msg": f"given {keys.count(k)} times; expected one value"}
+                                          for k in repeated])
     return [Depends(check)]
 
 
@@ -292,11 +306,22 @@ def create_app(service: ModelService, loopback_only: bool = True) -> FastAPI:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request, exc: RequestValidationError):
+    async def _validation(request: Request, exc: RequestValidationError):
         def part(e) -> str:
             where = ".".join(str(p) for p in e.get("loc", ())[1:]) or "body"
             if e.get("type") == "json_invalid":  # its location is a byte offset, which says nothing here
                 return f"the body is not JSON ({e.get('ctx', {}).get('error', e.get('msg'))})"
+            if tuple(e.get("loc", ())) == ("body",):  # the body as a whole, not one of its fields
+                got = e.get("input")
+                if e.get("type") == "missing":
+                    return "the body is empty: expected a JSON object"
+                if isinstance(got, (bytes, bytearray)):  # FastAPI parses JSON only when the type says JSON
+                    ctype = request.headers.get("content-type", "")
+                    return (f"the body was sent as Content-Type {ctype!r}, not JSON: send the JSON object with "
+                            f"Content-Type: application/json (curl: -H 'Content-Type: application/json')")
+                kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
+                        type(None): "null"}.get(type(got), type(got).__name__)
+                return f"the body: expected a JSON object {{...}}, got {kind}"
             if e.get("type") == "extra_forbidden":
                 return f"{where}: unknown field"
             return f"{where}: {e.get('msg')}"
@@ -400,7 +425,8 @@ def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", por
           device: str = "cpu", max_upload_mb: float = 8.0, ready=None, *, config=None, ema: bool = True) -> int:
     """Load ``ckpt`` (``config``, ``ema``: as :func:`~alae_fast.inference.loading.load_run`, for an
     official checkpoint), bind ``host:port`` (127.0.0.1 by default: this machine only), say where and
-    serve until interrupted. ``ready(url, stop)`` is called once the server accepts connections;
+    serve until interrupted; what loading warns of is printed as before and also shown on the page
+    (``notes`` of ``/api/info``). ``ready(url, stop)`` is called once the server accepts connections;
     ``stop()`` ends it (for running it in a thread). ``max_upload_mb``: the largest upload in MiB,
     within [1/16, 1024] (64 KiB to 1 GiB, :data:`~.uploads.UPLOAD_LIMIT_RANGE`); ValueError naming
     it otherwise, before anything loads. Returns 0; a taken port, a bad checkpoint or direction
@@ -411,7 +437,12 @@ def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", por
     from ..inference.loading import load_run
 
     max_upload_bytes = check_upload_limit(max_upload_mb, "max_upload_mb")
-    run = load_run(ckpt, device, config=config, ema=ema)
+    # what loading warns of (an official checkpoint saved while its training was still growing: its
+    # upper levels untrained) is said on the page too, not only in this terminal
+    with warnings.catch_warnings(record=True) as said:
+        run = load_run(ckpt, device, config=config, ema=ema)
+    for w in said:  # the terminal's line, as before (the CLI's one-line form)
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     sock = check_port(host, port)  # before the slow part, so a taken port fails at once
     if directions is None and (saved := saved_directions_folder(run)) is not None:
         directions = saved
@@ -425,6 +456,7 @@ def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", por
         url = f"http://{shown}:{bound}/"
         for note in service.notes:
             print(note, flush=True)
+        service.notes[:0] = [f"warning: {w.message}" for w in said]  # said on stderr above
         scope = ("this machine only" if host in ("127.0.0.1", "localhost", "::1")
                  else "REACHABLE FROM OTHER MACHINES on the network")
         print(f"serving {run.path} ({run.setup}, {run.phase.resolution}x{run.phase.resolution}, "

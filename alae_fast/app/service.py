@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._words import plural
 from ..data.folder import LoadNotes
 from ..edit.apply import EDIT_LAYERS, MAX_AMOUNT
 from ..edit.directions import parse_digit_pair
@@ -209,6 +210,14 @@ class ModelService:
         return hasattr(self.run.model.generator, "noise_inputs")
 
     @property
+    def ema(self) -> bool:
+        """Whether the model's weights are the EMA copy: always for an alae_fast run; for an official
+        checkpoint, unless it was opened (or converted) with ``ema=False`` (``--no-ema``), which
+        takes its training weights instead of the ``*_s`` copies."""
+        state = self.run.state
+        return bool(state.get("ema", state.get("official_ema", True))) if isinstance(state, dict) else True
+
+    @property
     def device(self) -> torch.device:
         return next(self.run.model.parameters()).device
 
@@ -342,6 +351,8 @@ class ModelService:
         return {"api_version": API_VERSION, "setup": r.setup, "kimg": r.kimg, "resolution": r.phase.resolution,
                 "channels": r.schedule.channels, "latent_size": self.latent_size, "num_ws": self.num_ws,
                 "lod": r.phase.lod, "checkpoint": r.path.name,
+                # which weights draw the pictures (a new field, as noise_inputs): the page says so
+                "ema": self.ema,
                 "style_levels": {k: [a, b - 1] for k, (a, b) in style_ranges(self.num_ws).items()}
                 if self.num_ws > 1 else {},
                 # kind and norm: the page groups the sliders by kind and says each one's own length
@@ -375,12 +386,20 @@ class ModelService:
 
     def _ws(self, w, name: str) -> torch.Tensor:
         """A (or B) of mixing and interpolation: one w ``[latent]`` for every style input, or
-        the styles ``[num_ws][latent]`` an edit answered; returns ``[1, num_ws, latent]``."""
-        if isinstance(w, (list, tuple)) and len(w) == self.num_ws and all(isinstance(r, (list, tuple)) for r in w):
+        the styles ``[num_ws][latent]`` an edit answered; returns ``[1, num_ws, latent]``. UserError
+        naming ``name`` for another count of rows, rows mixed with numbers (which item is which), and
+        as :meth:`_w` for a row or w that is not ``latent`` finite numbers within ±``MAX_ABS_W``."""
+        rows = [isinstance(r, (list, tuple)) for r in w] if isinstance(w, (list, tuple)) else []
+        if rows and all(rows) and len(w) == self.num_ws:
             return torch.cat([self._w(r, name) for r in w]).unsqueeze(0)
-        if isinstance(w, (list, tuple)) and w and isinstance(w[0], (list, tuple)):
-            raise UserError(f"{name}: expected {self.num_ws} rows of {self.latent_size} numbers (this model's "
-                            f"styles) or one w of {self.latent_size}, got {len(w)} rows")
+        if any(rows):
+            expected = (f"{name}: expected {self.num_ws} rows of {self.latent_size} numbers (this model's styles) or "
+                        f"one w of {self.latent_size} numbers")
+            if not all(rows):  # rows and numbers mixed: a count of "rows" would be the expected one
+                i = rows.index(not rows[0])
+                raise UserError(f"{expected}, got a list mixing rows and numbers (item 0 is "
+                                f"{'a row' if rows[0] else 'a number'}, item {i} is not)")
+            raise UserError(f"{expected}, got {plural(len(w), 'row')}")
         return self._w(w, name).unsqueeze(1).expand(-1, self.num_ws, -1)
 
     @staticmethod
@@ -504,8 +523,12 @@ class ModelService:
         fit the model's float32."""
         styles = self._ws(w, "w")
         dirs = list(self.directions)  # one list throughout, whatever another request adds or removes
-        if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
+        if names is not None and not isinstance(names, (list, tuple)):
             raise UserError(f"names: expected a list of direction names (strings), got {type(names).__name__}")
+        if names is not None and not all(isinstance(n, str) for n in names):
+            i = next(i for i, n in enumerate(names) if not isinstance(n, str))
+            raise UserError(f"names: expected a list of direction names (strings), got {names[i]!r} "
+                            f"({type(names[i]).__name__}) at index {i}")
         if names is not None and list(names) != [d.name for d in dirs]:
             raise Conflict(_names_differ(list(names), [d.name for d in dirs]))
         k = len(dirs)

@@ -91,7 +91,9 @@ def parse_direction(data: bytes, latent_size: int, source: str, scaled: bool = F
                         f"(expected shape ({latent_size},) or (1, {latent_size}))")
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
-        raise UserError(f"{source}: direction holds NaN or infinity")
+        bad = int((~np.isfinite(arr)).sum())
+        raise UserError(f"{source}: direction holds NaN or infinity ({bad} of its {latent_size} values); expected "
+                        f"finite numbers")
     if scaled:  # only its direction counts: all it needs is a length to divide by
         if not arr.any():
             raise UserError(f"{source}: direction is all zeros; expected a vector of non-zero length")

@@ -144,9 +144,16 @@ async function busy(card, buttons, fn) {
 async function loadInfo() {
   const info = state.info = await call("/api/info");
   const kimg = info.kimg === null ? "length of training not recorded" : `${info.kimg.toFixed(1)} kimg`;
-  $("model").textContent = `${info.setup} · ${kimg} · ${info.resolution}×${info.resolution}` +
+  // an official ALAE checkpoint (podgorskiy/ALAE) is no alae_fast run: "official" alone read as a preset's name
+  const setup = info.setup === "official" ? "official ALAE checkpoint (no alae_fast training run)" : info.setup;
+  // which weights draw the pictures: the EMA copy, unless an official file was opened with --no-ema
+  // (a server without the field: the EMA copy)
+  const weights = info.ema === false ? " · training weights (--no-ema), not the EMA copy" : "";
+  $("model").textContent = `${setup} · ${kimg} · ${info.resolution}×${info.resolution}` +
     ` · ${info.channels === 1 ? "grey" : "RGB"} · w ${info.latent_size}-d · ${info.num_ws} style input${info.num_ws > 1 ? "s" : ""}` +
-    ` · ${info.checkpoint}`;
+    ` · ${info.checkpoint}${weights}`;
+  $("footer-weights").textContent = info.ema === false ? "the training weights' (--no-ema: not the EMA copy)"
+    : "the EMA model's";
   const psi = $("psi"), t = info.truncation;
   psi.min = info.psi_range[0]; psi.max = info.psi_range[1]; psi.value = t.psi;
   if (Number(psi.value) !== t.psi) { psi.step = "any"; psi.value = t.psi; }  // off the 0.01 grid: kept exact
@@ -391,7 +398,12 @@ $("file").addEventListener("change", (e) => {
 const drop = $("drop");
 ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
 ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
-drop.addEventListener("drop", (e) => guarded(() => encodeFile(e.dataTransfer.files[0])));
+// a drop without a file (a link or text dragged from another page) is said, not silently ignored
+drop.addEventListener("drop", (e) => guarded(() => {
+  const f = e.dataTransfer.files[0];
+  if (!f) throw new Error("the drop held no file (a link or text?): drop an image file (PNG, JPEG, WebP, BMP or GIF), or choose one");
+  return encodeFile(f);
+}));
 $("reset").addEventListener("click", () => guarded(() => {
   if (!state.current) throw new Error("reset sliders: encode an image (or edit a sample) first");
   setSliders(state.current.values); scheduleEdit();
@@ -421,7 +433,8 @@ function showPsi() { $("psi-out").textContent = fmtPsi($("psi").value); }
 function scope(cutoff, n) {
   if (n === 1) return "its one style input";
   if (cutoff >= n) return `all ${n} styles`;
-  return `styles 0-${cutoff - 1} of ${n}`;  // cutoff >= 1: the server's answer, or showScope's check
+  // cutoff >= 1: the server's answer, or showScope's check; one style is not a range ("styles 0-0")
+  return cutoff === 1 ? `style 0 of ${n}` : `styles 0-${cutoff - 1} of ${n}`;
 }
 // psi 1 truncates nothing: the cutoff would change nothing (the server refuses one then, as
 // `alae-fast generate --cutoff` does), so its field is disabled and none is sent
