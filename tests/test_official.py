@@ -1171,3 +1171,15 @@ def test_a_checkpoint_saved_while_growing_says_its_levels_above_were_untrained(t
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_run(tmp_path / "models_only.pth")
+    # converted, the file still says so when opened (a new user's trial: convert had dropped it)
+    from alae_fast.inference.loading import convert_official
+
+    with pytest.warns(RuntimeWarning, match="the official training had run 3 epochs"):
+        convert_official(PTH, tmp_path / "c.pt")
+    with pytest.warns(RuntimeWarning, match=r"c\.pt \(converted from .*alae-small\.pth\): the official training had "
+                                            r"run 3 epochs when this checkpoint was saved, at lod 0 \(4x4"):
+        assert load_run(tmp_path / "c.pt").phase.lod == 5
+    convert_official(tmp_path / "grown.pth", tmp_path / "g.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_run(tmp_path / "g.pt")

@@ -522,6 +522,9 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "cpu", *,
     try:
         config = ModelConfig.from_dict(state["model_config"])
         schedule = LODSchedule.from_dict(state["schedule"])
+        growth = state.get("official_growth")
+        if isinstance(growth, list) and len(growth) == 4:
+            _warn_growing(f"{file} (converted from {state.get('converted_from', '?')})", growth, schedule)
         with torch.random.fork_rng(devices=[]):
             model = build_model(config)
         weights = state["trainer"]["ema"]["module"]
@@ -561,20 +564,29 @@ def _official_run(state: dict, file: Path, config, ema: bool, device, noise_mode
     schedule = _official_schedule(cfg)
     growth = None if isinstance(cfg, MLPALAEConfig) else official_growth(
         state, cfg.layer_count, config if isinstance(config, (str, os.PathLike)) else None)
-    if growth is not None and growth[1] < schedule.max_lod:
-        # the official LODDriver saves as it grows (model_tmp_intermediate_lod*.pth): the levels
-        # above were still untrained, and every picture at the last level shows them
-        epoch, lod, per_lod, source = growth
-        res = schedule.resolution_at(lod)
-        warnings.warn(f"{file}: the official training had run {plural(epoch, 'epoch')} when this checkpoint was "
-                      f"saved, at lod {lod} ({res}x{res}; {per_lod} epochs a level, {source}): its levels above "
-                      f"were not trained yet, and it is used at its last level, "
-                      f"{schedule.resolution}x{schedule.resolution}, as the official figure scripts use a "
-                      f"checkpoint", RuntimeWarning, stacklevel=caller_stacklevel())
+    growing = growth is not None and growth[1] < schedule.max_lod
+    if growing:
+        _warn_growing(file, growth, schedule)
     # A finished training: the last level, faded in.
     images_seen = sum(schedule.images_at(lod) for lod in range(schedule.start_lod, schedule.max_lod + 1))
     return LoadedRun(model, cfg, schedule, schedule.phase(images_seen), "official", images_seen, file,
-                     {"format": "official", "ema": ema}, noise_mode)
+                     {"format": "official", "ema": ema, **({"official_growth": list(growth)} if growing else {})},
+                     noise_mode)
+
+
+def _warn_growing(file, growth, schedule: LODSchedule) -> None:
+    """The warning for an official checkpoint saved while its training was still growing
+    (``growth``: :func:`~alae_fast.models.official.official_growth`'s answer), said by the
+    official file and by what ``convert_official`` made of it."""
+    # the official LODDriver saves as it grows (model_tmp_intermediate_lod*.pth): the levels
+    # above were still untrained, and every picture at the last level shows them
+    epoch, lod, per_lod, source = growth
+    res = schedule.resolution_at(lod)
+    warnings.warn(f"{file}: the official training had run {plural(epoch, 'epoch')} when this checkpoint was "
+                  f"saved, at lod {lod} ({res}x{res}; {per_lod} epochs a level, {source}): its levels above "
+                  f"were not trained yet, and it is used at its last level, "
+                  f"{schedule.resolution}x{schedule.resolution}, as the official figure scripts use a "
+                  f"checkpoint", RuntimeWarning, stacklevel=caller_stacklevel())
 
 
 def convert_official(path: str | os.PathLike, out: str | os.PathLike,
@@ -604,7 +616,9 @@ def convert_official(path: str | os.PathLike, out: str | os.PathLike,
         raise FileExistsError(f"--out {str(out)!r} is a folder; give a file name")
     state = {"format": CHECKPOINT_FORMAT, "model_config": run.config.to_dict(), "schedule": run.schedule.to_dict(),
              "setup": "official", "converted_from": str(Path(path).resolve()), "official_ema": ema,
-             "trainer": {"ema": {"module": run.model.state_dict()}, "images_seen": run.images_seen}}
+             "trainer": {"ema": {"module": run.model.state_dict()}, "images_seen": run.images_seen},
+             # a file saved while its training grew warns when opened converted too
+             **({"official_growth": run.state["official_growth"]} if "official_growth" in run.state else {})}
     tmp = out.with_name(out.name + ".tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
