@@ -55,6 +55,12 @@ def _variant(path: Path, epoch: int | None = 3, drop=(), epochs=None) -> Path:
     return path
 
 
+def _yaml(path: Path, size: int) -> Path:
+    """alae-small.yaml with DATASET.SIZE ``size`` (the images of an official epoch)."""
+    path.write_text(YAML.read_text() + f"DATASET:\n  SIZE: {size}\n")
+    return path
+
+
 def _official_driver(epoch: int, iteration: int, per_lod: int, n: int, layer_count: int) -> tuple[int, float, bool]:
     """``(lod, blend, in_transition)`` of the official LODDriver (lod_driver.py, 42bcf2e) after
     ``set_epoch(epoch)`` and ``iteration`` images of that epoch, on ``n`` images: written from
@@ -72,8 +78,9 @@ def _official_driver(epoch: int, iteration: int, per_lod: int, n: int, layer_cou
 # --- the start ----------------------------------------------------------------------------------
 
 def test_weights_ema_w_avg_position_and_fresh_adam_are_the_official_resumes():
-    start = official_start(PTH, YAML).for_images(36)
-    assert start.epoch == 3 and start.position == 108  # the fixture's schedulers: last_epoch 3
+    start = official_start(PTH, YAML)
+    # the fixture's schedulers: last_epoch 3; an epoch: defaults.py's DATASET.SIZE 70000
+    assert start.epoch == 3 and start.images_per_epoch == 70000 and start.position == 210000
     torch.manual_seed(0)
     trainer = ALAETrainer(build_model(start.config), schedule_from_config(start.config))
     trained_before = [p.detach().clone() for p in trainer.model.parameters()]
@@ -87,7 +94,7 @@ def test_weights_ema_w_avg_position_and_fresh_adam_are_the_official_resumes():
     assert torch.equal(trainer.model.w_avg, read_official_checkpoint(PTH)["models"]["dlatent_avg"]["buff"][0])
     # the fixture's EMA copies were perturbed: the two loads must differ
     assert any(not torch.equal(a, b) for a, b in zip(trainer.model.parameters(), trainer.ema.module.parameters()))
-    assert trainer.images_seen == 108 and trainer.lod == 0
+    assert trainer.images_seen == 210000 and trainer.lod == 0
     assert not trainer.opt_ed.state and not trainer.opt_fg.state
     assert all(p.requires_grad for p in trainer.model.parameters())
 
@@ -95,7 +102,7 @@ def test_weights_ema_w_avg_position_and_fresh_adam_are_the_official_resumes():
 @pytest.mark.parametrize("per_lod", [1, 2, 6, 15])
 def test_levels_blends_batches_and_rates_are_the_official_drivers_in_epochs_of_the_data(per_lod):
     n = 36
-    start = replace(official_start(PTH, YAML), epochs_per_lod=per_lod).for_images(n)
+    start = replace(official_start(PTH, YAML), epochs_per_lod=per_lod, images_per_epoch=n)
     sched = schedule_from_config(start.config)
     layers = start.config.layer_count
     for epoch in range(per_lod * layers + 3):
@@ -120,26 +127,38 @@ def test_the_batch_table_is_the_official_drivers_for_the_process_count():
 
 def test_the_published_configs_epochs_give_the_paper_presets_schedules():
     sizes = {"ffhq-1024": 60000, "celeba-hq-256": 29000, "bedroom-256": 758260, "celeba-128": 182637}
-    for name, (per_lod, epochs) in OFFICIAL_EPOCHS.items():
+    for name, (per_lod, epochs, size) in OFFICIAL_EPOCHS.items():
         preset = preset_config(name)
-        assert preset.lod_kimg[0] == pytest.approx(per_lod * sizes[name] / 1000)
-        assert preset.train_kimg == pytest.approx(epochs * sizes[name] / 1000)
+        assert size == sizes[name]
+        assert preset.lod_kimg[0] == pytest.approx(per_lod * size / 1000)
+        assert preset.train_kimg == pytest.approx(epochs * size / 1000)
         assert name in OFFICIAL_CONFIGS
 
 
 def test_a_file_without_a_scheduler_starts_at_epoch_0_as_the_official_trainer(tmp_path):
-    start = official_start(_variant(tmp_path / "no-aux.pth", epoch=None), YAML).for_images(20)
+    start = official_start(_variant(tmp_path / "no-aux.pth", epoch=None), YAML)
     assert start.epoch is None and start.position == 0
 
 
 def test_a_file_without_ema_copies_starts_the_ema_from_the_training_weights(tmp_path):
     path = _variant(tmp_path / "no-ema.pth", drop=[n + "_s" for n in _NETS])
-    start = official_start(path, YAML).for_images(20)
+    start = official_start(path, YAML)
     assert not start.has_ema
     trainer = ALAETrainer(build_model(start.config), schedule_from_config(start.config))
     load_official_start(trainer, start)
     for a, b in zip(trainer.model.state_dict().values(), trainer.ema.module.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_file_of_the_ema_copies_alone_trains_from_them(tmp_path):
+    start = official_start(_variant(tmp_path / "ema-only.pth", drop=_NETS), YAML)
+    assert start.has_ema and not start.has_training
+    trainer = ALAETrainer(build_model(start.config), schedule_from_config(start.config))
+    load_official_start(trainer, start)
+    want = load_official(PTH, YAML).state_dict()
+    for ours in (trainer.model, trainer.ema.module):
+        got = ours.state_dict()
+        assert all(torch.equal(got[k], want[k]) for k in want)
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -151,18 +170,20 @@ def _train(*argv) -> int:
 def test_train_from_an_official_checkpoint_then_resume(tmp_path, capsys):
     data = _folder(tmp_path / "data")
     n = len(open_dataset(str(data), 128, 3, split="train"))
+    yaml = _yaml(tmp_path / "small.yaml", n)  # an official epoch: the data's images
     pth = _variant(tmp_path / "e16.pth", epoch=16)  # defaults.py's 15 epochs a level: lod 1, fading in
     run = tmp_path / "run"
     first = 16 * n
-    assert _train("--from-official", pth, "--config", YAML, "--data", data, "--out", run,
+    assert _train("--from-official", pth, "--config", yaml, "--data", data, "--out", run,
                   "--kimg", (first + 16) / 1000, "--log-steps", 1) == 0
     out = capsys.readouterr().out
     lod, blend, fading = _official_driver(16, 0, 15, n, 6)
     assert (lod, fading) == (1, True)
     assert (f"training on from the official checkpoint {str(pth)!r} at epoch 16 of 110 ({first / 1000:g} kimg: "
-            f"epochs of these {n} training images, 15 per level, from the YAML {str(YAML)!r}), lod 1 (8x8, fading in, "
+            f"epochs of {n} images (DATASET.SIZE), 15 per level, from the YAML {str(yaml)!r}), lod 1 (8x8, fading in, "
             f"blend {blend:.3f}), global batch 8 (LOD_2_BATCH_1GPU), lr 0.0015; weights: its training copies, EMA: its "
             f"*_s copies; Adam starts afresh") in out
+    assert "note: an official epoch" not in out
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2] and records[0]["lod"] == 1
     assert records[0]["kimg"] == pytest.approx((first + 8) / 1000)
@@ -171,6 +192,8 @@ def test_train_from_an_official_checkpoint_then_resume(tmp_path, capsys):
     config = json.loads((run / "config.json").read_text())
     assert config["options"]["from_official"] == str(pth) and config["setup"] == "from-official"
     assert config["schedule"]["lod_kimg"] == [15 * n / 1000] and config["schedule"]["lod_batch"] == [8] * 6
+    # checkpoints and pictures every tenth of what the run trains (16 images), not of its length
+    assert config["options"]["checkpoint_kimg"] == pytest.approx(0.0016)
     # a run begun from an official checkpoint is an alae_fast run: its commands find its data and
     # images seen (an official checkpoint itself records neither), and --resume continues it
     assert main(["evaluate", "--ckpt", str(run), "--json"]) == 0
@@ -179,6 +202,20 @@ def test_train_from_an_official_checkpoint_then_resume(tmp_path, capsys):
     assert _train("--resume", "--out", run, "--kimg", (first + 24) / 1000) == 0
     _, state = find_latest_checkpoint(run / "checkpoints")
     assert state["trainer"]["images_seen"] == first + 24
+
+
+def test_data_of_another_size_than_an_official_epoch_and_an_overridden_batch_are_said(tmp_path, capsys):
+    data = _folder(tmp_path / "data")
+    n = len(open_dataset(str(data), 128, 3, split="train"))
+    yaml = _yaml(tmp_path / "small.yaml", 100)
+    assert _train("--from-official", PTH, "--config", yaml, "--data", data, "--out", tmp_path / "run",
+                  "--kimg", 0.304, "--schedule", "lod_batch=[16]") == 0
+    out = capsys.readouterr().out
+    assert "at epoch 3 of 110 (0.3 kimg: epochs of 100 images (DATASET.SIZE)" in out
+    assert "global batch 16 (--schedule lod_batch)" in out
+    assert (f"note: an official epoch is DATASET.SIZE = 100 images, as the official loader counts it; --data holds "
+            f"{n} training images, so an epoch here is {100 / n:.3g} passes over them") in out
+    assert f"note: the global batch 16 is larger than the {n} training images" in out
 
 
 def _refused(capsys, *argv) -> str:
@@ -219,10 +256,13 @@ def test_what_contradicts_training_on_from_an_official_checkpoint_is_refused(tmp
 
 def test_official_files_that_cannot_be_trained_on_are_refused(tmp_path, capsys):
     data = _folder(tmp_path / "data", 6)
-    no_train = _variant(tmp_path / "ema-only.pth", drop=_NETS)
-    err = _refused(capsys, "--from-official", no_train, "--config", YAML, "--data", data, "--out", tmp_path / "r")
-    assert ("'models' has no discriminator, generator, mapping_fl, mapping_tl (the training copies); the official "
-            "trainer would train them from random weights") in err
+    neither = _variant(tmp_path / "neither.pth", drop=["generator", "generator_s"])
+    err = _refused(capsys, "--from-official", neither, "--config", YAML, "--data", data, "--out", tmp_path / "r")
+    assert ("'models' has no generator (training copies) and not all of the *_s copies to start them from") in err
+    assert main(["convert", str(PTH), "--out", str(tmp_path / "c.pt")]) == 0
+    capsys.readouterr()
+    err = _refused(capsys, "--from-official", tmp_path / "c.pt", "--data", data, "--out", tmp_path / "r")
+    assert f"was converted by `alae-fast convert` from {str(PTH.resolve())!r}, keeping one model: pass that" in err
     some_ema = _variant(tmp_path / "some-ema.pth", drop=["mapping_tl_s"])
     err = _refused(capsys, "--from-official", some_ema, "--config", YAML, "--data", data, "--out", tmp_path / "r")
     assert "has some EMA copies but not mapping_tl_s" in err
@@ -240,14 +280,16 @@ def test_official_files_that_cannot_be_trained_on_are_refused(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_an_official_yaml_trains_from_scratch_in_epochs_of_the_data(tmp_path, capsys):
+def test_an_official_yaml_trains_from_scratch_in_its_epochs(tmp_path, capsys):
     data = _folder(tmp_path / "data")
     n = len(open_dataset(str(data), 128, 3, split="train"))
     run = tmp_path / "run"
-    assert _train("--config", YAML, "--data", data, "--out", run, "--kimg", 0.016, "--seed", 4) == 0
+    yaml = _yaml(tmp_path / "alae-small.yaml", n)
+    assert _train("--config", yaml, "--data", data, "--out", run, "--kimg", 0.016, "--seed", 4) == 0
     out = capsys.readouterr().out
-    assert (f"training the official config {str(YAML)!r} from scratch as the official trainer does: epochs of these "
-            f"{n} training images, 15 per level, 110 in all; global batch 8 at lod 0 (LOD_2_BATCH_1GPU), lr 0.0015") in out
+    assert (f"training the official config {str(yaml)!r} from scratch as the official trainer does: epochs of {n} "
+            f"images (DATASET.SIZE), 15 per level, from the YAML {str(yaml)!r}, 110 in all; global batch 8 at lod 0 "
+            f"(LOD_2_BATCH_1GPU), lr 0.0015") in out
     config = json.loads((run / "config.json").read_text())
     assert config["setup"] == "official-alae-small"
     assert config["schedule"]["lod_kimg"] == [15 * n / 1000] and config["schedule"]["lod_batch"] == [8] * 6
@@ -260,3 +302,21 @@ def test_an_official_yaml_trains_from_scratch_in_epochs_of_the_data(tmp_path, ca
     # its own initial weights, not the fixture's
     ours, theirs = state["trainer"]["model"], load_official(PTH, YAML, ema=False).state_dict()
     assert not torch.allclose(ours["mapping.layers.0.weight"], theirs["mapping.layers.0.weight"], atol=1e-3)
+
+
+@pytest.mark.parametrize("train,said", [
+    ("LOD_2_BATCH_1GPU: []", "TRAIN.LOD_2_BATCH_1GPU must be a non-empty list of positive whole numbers, one per level; got []"),
+    ("LOD_2_BATCH_1GPU: 8", "TRAIN.LOD_2_BATCH_1GPU must be a non-empty list of positive whole numbers"),
+    ("LOD_2_BATCH_1GPU: [8, 'x']", "TRAIN.LOD_2_BATCH_1GPU must be a non-empty list of positive whole numbers"),
+    ("LOD_2_BATCH_1GPU: [8, 0]", "got [8, 0]"),
+    ("LEARNING_RATES: []", "TRAIN.LEARNING_RATES must be a non-empty list of positive numbers"),
+    ("EPOCHS_PER_LOD: -3", "TRAIN.EPOCHS_PER_LOD must be a whole number >= 0; got -3"),
+    ("TRAIN_EPOCHS: 0", "TRAIN.TRAIN_EPOCHS must be a whole number >= 1; got 0"),
+])
+def test_a_malformed_train_table_is_named_in_one_line(tmp_path, capsys, train, said):
+    data = _folder(tmp_path / "data", 4)
+    yaml = tmp_path / "bad.yaml"
+    yaml.write_text(YAML.read_text().replace("  LEARNING_RATES: [0.0015]", "") + f"  {train}\n")
+    for argv in (["--from-official", PTH, "--config", yaml], ["--config", yaml]):
+        err = _refused(capsys, *argv, "--data", data, "--out", tmp_path / "r")
+        assert said in err and "Traceback" not in err, err

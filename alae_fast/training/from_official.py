@@ -7,16 +7,18 @@ go on after ``Checkpointer.load`` of that file:
 - **Weights**: the training copies (``discriminator`` = E, ``generator`` = G, ``mapping_fl`` = F,
   ``mapping_tl`` = D) are trained; the ``*_s`` copies are the EMA; ``dlatent_avg`` is ``w_avg``
   (converted as :func:`~alae_fast.models.official.official_state_dict` converts them).
-- **Position**: the official run counts epochs of its data set (``LODDriver``'s
-  ``dataset_size`` is the length of the data it reads) and resumes at the start of epoch
-  ``scheduler.last_epoch`` (the schedulers' state in ``auxiliary``). The new run starts at
-  ``last_epoch x N`` images, N the training images of ``--data``, with the official schedule
-  counted in the same epochs: ``EPOCHS_PER_LOD x N`` images per level, the first
-  ``EPOCHS_PER_LOD // 2`` epochs of each fading in, ``TRAIN_EPOCHS x N`` images in all. So the
-  level, the blend and the learning rate at every later image are the official trainer's on
-  those N images.
-- **Batch**: ``TRAIN.LOD_2_BATCH_<W>GPU`` for W processes (1, 2, 4 or 8; the official driver has no
-  other table), the global batch, as the official driver picks it; another W takes the 8-GPU table.
+- **Position**: the official run counts epochs of ``DATASET.SIZE`` images (its TFRecords
+  loader's length, ``part_count x SIZE // part_count``, which ``LODDriver`` takes as the data
+  set's size) and resumes at the start of epoch ``scheduler.last_epoch``. The new run starts at
+  ``last_epoch x SIZE`` images with the official schedule in the same epochs: ``EPOCHS_PER_LOD x
+  SIZE`` images per level, the first ``EPOCHS_PER_LOD // 2`` epochs of each fading in,
+  ``TRAIN_EPOCHS x SIZE`` in all. So the level, the blend and the learning rate at every later
+  image are the official trainer's. SIZE is the YAML's (defaults.py's 70000 where it has none), or
+  the published config's; ``--data`` holding another number of images is said, as the official
+  YAML of a new data set would set SIZE to its count.
+- **Batch**: ``TRAIN.LOD_2_BATCH_<W>GPU`` for W processes at the run's first start (1, 2, 4 or 8;
+  the official driver has no other table and fails there: alae_fast takes the 8-GPU one), the
+  global batch, as the official driver picks it by GPU count.
 - **Optimisers**: Adam starts afresh. The official resume loads the optimisers' state and then
   ``LODDriver.set_epoch`` clears it (its level starts at -1, so the first epoch is a change of
   level), so the saved moments never reach a step.
@@ -24,26 +26,27 @@ go on after ``Checkpointer.load`` of that file:
   batch, w_avg moved at every F(z), flips, D stepped with a zero gradient in step 3, EMA
   half-life 10 kimg = the official ``0.5 ** (batch / 10000)`` per step).
 
-What differs: the images and their order (the official TFRecords reader shuffles its own way), and
-an official epoch skips its last, incomplete batch where the alae_fast stream runs on into the
-next epoch (at most one batch an epoch).
-
-The schedule comes from the official YAML (``--config``) or, for the four published
-architectures without one, from the published configs (:data:`OFFICIAL_EPOCHS`).
+What differs: the images and their order (the official TFRecords reader shuffles its own way);
+an official epoch skips its last, incomplete batch where the alae_fast stream runs on into the next
+epoch (at most one batch an epoch); a file without the ``*_s`` copies starts the EMA from the
+training weights (the official ``model_s`` is a fresh initialisation); a file with the ``*_s``
+copies only trains from them (the official trainer would train from random weights there); a
+``LEARNING_RATES`` table shorter than the levels repeats its last rate (officially an IndexError).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import UserError
 from ..models.config import per_level
-from ..models.official import (_PAPER_PRESETS, _STYLE_ARCH, _TRAIN_DEFAULTS, infer_official_config,
+from ..models.official import (_DATASET_DEFAULTS, _PAPER_PRESETS, _STYLE_ARCH, _TRAIN_DEFAULTS, infer_official_config,
                                official_config_from_yaml, official_state_dict)
 from ..models.official_io import OfficialCheckpointError, read_official_checkpoint, read_official_yaml
 from ..models.presets import preset_config
@@ -52,9 +55,10 @@ from .official import OFFICIAL_CONFIGS
 
 __all__ = ["OFFICIAL_EPOCHS", "OfficialStart", "official_start", "official_yaml_start", "load_official_start"]
 
-# configs/*.yaml's TRAIN.EPOCHS_PER_LOD and TRAIN_EPOCHS (42bcf2e), for checkpoints of the
-# published architectures opened without their YAML.
-OFFICIAL_EPOCHS = {"ffhq-1024": (16, 300), "celeba-hq-256": (30, 280), "bedroom-256": (2, 112), "celeba-128": (6, 80)}
+# configs/*.yaml's TRAIN.EPOCHS_PER_LOD, TRAIN_EPOCHS and DATASET.SIZE (42bcf2e), for checkpoints
+# of the published architectures opened without their YAML.
+OFFICIAL_EPOCHS = {"ffhq-1024": (16, 300, 60000), "celeba-hq-256": (30, 280, 29000), "bedroom-256": (2, 112, 758260),
+                   "celeba-128": (6, 80, 182637)}
 # defaults.py's batch tables (the YAMLs leave out those they do not change)
 _BATCH_DEFAULTS = {8: (512, 256, 128, 64, 32, 32), 4: (512, 256, 128, 64, 32, 16), 2: (256, 256, 128, 64, 32, 16),
                    1: (128, 128, 128, 64, 32, 16)}
@@ -74,9 +78,10 @@ class OfficialStart:
     official epoch the run continues at (None when the file records none: the official trainer
     then starts at epoch 0); epochs_per_lod, train_epochs: the official TRAIN values;
     batch_table: the GPU count whose LOD_2_BATCH table it carries; models: the checkpoint's
-    ``models``; has_ema: whether it holds the ``*_s`` copies; images_per_epoch: N, the run's
-    training images (0 until :meth:`for_images`); from_checkpoint: False for a run of an official
-    YAML from scratch (:func:`official_yaml_start`: no models, epoch 0, ``source`` the YAML).
+    ``models``; has_ema: whether it holds the ``*_s`` copies; has_training: whether it holds
+    the training copies (else they start from the ``*_s`` ones); images_per_epoch: an official
+    epoch, ``DATASET.SIZE``; from_checkpoint: False for a run of an official YAML from scratch
+    (:func:`official_yaml_start`: no models, epoch 0, ``source`` the YAML).
     """
 
     source: str
@@ -89,22 +94,15 @@ class OfficialStart:
     batch_table: int
     models: dict
     has_ema: bool
-    images_per_epoch: int = 0
+    images_per_epoch: int
+    has_training: bool = True
     from_checkpoint: bool = True
-
-    def for_images(self, n: int) -> "OfficialStart":
-        """This start for a run on ``n`` training images (an int >= 1), one official epoch."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n: expected an int >= 1 (the training images); got {n!r}")
-        return replace(self, images_per_epoch=n)
 
     @property
     def config(self) -> StyleALAEConfig:
         """The model with the official schedule counted in epochs of ``images_per_epoch`` images:
-        ``EPOCHS_PER_LOD x N`` per level, the first ``EPOCHS_PER_LOD // 2`` epochs fading in
-        (lod_driver.get_blend_factor), ``TRAIN_EPOCHS x N`` in all."""
-        if self.images_per_epoch < 1:
-            raise ValueError("OfficialStart.config: call for_images(n) first: an official epoch is the run's data")
+        ``EPOCHS_PER_LOD x SIZE`` per level, the first ``EPOCHS_PER_LOD // 2`` epochs fading in
+        (lod_driver.get_blend_factor), ``TRAIN_EPOCHS x SIZE`` in all."""
         n, per_lod = self.images_per_epoch, self.epochs_per_lod
         return self.model_config.replace(lod_kimg=(per_lod * n / 1000.0,), fade_fraction=(per_lod // 2) / per_lod,
                                          train_kimg=max(self.train_epochs, 1) * n / 1000.0)
@@ -153,22 +151,41 @@ def _recorded_epoch(state: dict, source: str) -> int | None:
 
 def _int_entry(train: dict, key: str, path) -> int:
     value = train[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise OfficialCheckpointError(f"{path}: TRAIN.{key} must be an int >= 0; got {value!r}")
+    low = 0 if key == "EPOCHS_PER_LOD" else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise OfficialCheckpointError(f"{path}: TRAIN.{key} must be a whole number >= {low}; got {value!r}")
     return value
 
 
-def _tables_from_yaml(path, world_size: int) -> tuple[int, int, tuple[int, ...], int, tuple[float, ...]]:
-    """``(epochs_per_lod, train_epochs, lod_batch, batch_table, lod_lr)`` of an official YAML, missing keys
-    taking defaults.py's values."""
+def _table(t: dict, key: str, path, kind) -> tuple:
+    """``TRAIN.<key>`` as a non-empty tuple of positive ``kind`` numbers, else one line naming it."""
+    value = t[key]
+    ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        not isinstance(v, bool) and isinstance(v, (int, float) if kind is float else int) and v > 0
+        and math.isfinite(v) for v in value)
+    if not ok:
+        what = "whole numbers" if kind is int else "numbers"
+        raise OfficialCheckpointError(f"{path}: TRAIN.{key} must be a non-empty list of positive {what}, one per level; "
+                                      f"got {value!r}")
+    return tuple(kind(v) for v in value)
+
+
+def _tables_from_yaml(path, world_size: int) -> tuple[int, int, tuple[int, ...], int, tuple[float, ...], int]:
+    """``(epochs_per_lod, train_epochs, lod_batch, batch_table, lod_lr, size)`` of an official YAML,
+    missing keys taking defaults.py's values; OfficialCheckpointError naming a malformed key."""
     data = read_official_yaml(path)
-    train = data.get("TRAIN") or {}
-    if not isinstance(train, dict):
-        raise OfficialCheckpointError(f"{path}: TRAIN must be a mapping; got {type(train).__name__}")
+    train, dataset = data.get("TRAIN") or {}, data.get("DATASET") or {}
+    for key, section in (("TRAIN", train), ("DATASET", dataset)):
+        if not isinstance(section, dict):
+            raise OfficialCheckpointError(f"{path}: {key} must be a mapping; got {type(section).__name__}")
     t = {**_TRAIN_DEFAULTS, **{f"LOD_2_BATCH_{g}GPU": list(b) for g, b in _BATCH_DEFAULTS.items()}, **train}
+    size = dataset.get("SIZE", _DATASET_DEFAULTS["SIZE"])
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise OfficialCheckpointError(f"{path}: DATASET.SIZE must be a whole number >= 1 (the images of an epoch); "
+                                      f"got {size!r}")
     gpus = world_size if world_size in _BATCH_DEFAULTS else 8
     return (_int_entry(t, "EPOCHS_PER_LOD", path), _int_entry(t, "TRAIN_EPOCHS", path),
-            tuple(int(b) for b in t[f"LOD_2_BATCH_{gpus}GPU"]), gpus, tuple(float(r) for r in t["LEARNING_RATES"]))
+            _table(t, f"LOD_2_BATCH_{gpus}GPU", path, int), gpus, _table(t, "LEARNING_RATES", path, float), size)
 
 
 def _with_tables(config: StyleALAEConfig, batch, lrs) -> StyleALAEConfig:
@@ -178,14 +195,14 @@ def _with_tables(config: StyleALAEConfig, batch, lrs) -> StyleALAEConfig:
 
 
 def _yaml_setup(yaml, world_size: int):
-    """``(config, epochs_per_lod, train_epochs, lod_batch, batch_table, lod_lr, preset, said)`` of
+    """``(config, epochs_per_lod, train_epochs, lod_batch, batch_table, lod_lr, size, preset)`` of
     an official StyleALAE YAML (UserError for an MLP's)."""
+    tables = _tables_from_yaml(yaml, world_size)  # first: names a malformed TRAIN key as such
     config = official_config_from_yaml(yaml)  # refuses EPOCHS_PER_LOD 0 and what alae_fast does not implement
     if not isinstance(config, StyleALAEConfig):
         raise UserError(f"--config {str(yaml)!r}: an MLP ALAE config; training the official schedule in epochs is "
                         f"for the StyleALAE")
-    per_lod, epochs, batch, gpus, lrs = _tables_from_yaml(yaml, world_size)
-    return config, per_lod, epochs, batch, gpus, lrs, _paper_preset(config), f"the YAML {str(yaml)!r}"
+    return (config, *tables, _paper_preset(config))
 
 
 def official_yaml_start(yaml: str | os.PathLike, world_size: int = 1) -> OfficialStart:
@@ -193,10 +210,11 @@ def official_yaml_start(yaml: str | os.PathLike, world_size: int = 1) -> Officia
     that config on the run's data: the official schedule in epochs of the data (as
     :class:`OfficialStart`), the LOD_2_BATCH table of ``world_size`` processes, epoch 0.
     Raises what :func:`official_start` raises for its YAML."""
-    config, per_lod, epochs, batch, gpus, lrs, preset, _ = _yaml_setup(yaml, world_size)
+    config, per_lod, epochs, batch, gpus, lrs, size, preset = _yaml_setup(yaml, world_size)
     return OfficialStart(source=str(yaml), schedule_source=f"the YAML {str(yaml)!r}", preset=preset,
                          model_config=_with_tables(config, batch, lrs), epoch=0, epochs_per_lod=per_lod,
-                         train_epochs=epochs, batch_table=gpus, models={}, has_ema=False, from_checkpoint=False)
+                         train_epochs=epochs, batch_table=gpus, models={}, has_ema=False, images_per_epoch=size,
+                         from_checkpoint=False)
 
 
 def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, world_size: int = 1) -> OfficialStart:
@@ -204,15 +222,17 @@ def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, worl
 
     Args:
         path: the official ``.pth`` (``Checkpointer.save`` format), with the training copies
-            ``discriminator``, ``generator``, ``mapping_fl``, ``mapping_tl`` and ``dlatent_avg``.
+            ``discriminator``, ``generator``, ``mapping_fl``, ``mapping_tl`` (or their ``*_s``
+            copies alone) and ``dlatent_avg``.
         yaml: the official YAML it was trained with, or None for the published architectures
             (ffhq, celeba-hq256, bedroom, celeba: their configs' epochs and tables).
         world_size: the run's processes, which pick the LOD_2_BATCH table as the official
             driver picks it by GPU count (1, 2, 4, 8; another count: the 8-GPU table).
 
-    Returns an :class:`OfficialStart`, to be given the run's training images with
-    :meth:`OfficialStart.for_images` (an official epoch). Raises FileNotFoundError (no file), UserError (a file
-    without the training copies, a StyleALAE architecture without a YAML that is none of the
+    Returns an :class:`OfficialStart`. Raises FileNotFoundError (no file), UserError (a file
+    without all four training copies or all four ``*_s`` copies (which then start the training
+    weights), some ``*_s`` copies, a file ``alae-fast convert`` or training wrote, a StyleALAE
+    architecture without a YAML that is none of the
     published ones, TRAIN.EPOCHS_PER_LOD 0, an MLP) and OfficialCheckpointError (what
     ``load_official`` raises: an unreadable or malformed file or YAML, shapes that do not fit).
     """
@@ -220,34 +240,39 @@ def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, worl
     state = read_official_checkpoint(path)
     models = state.get("models") if isinstance(state, dict) else None
     if isinstance(state, dict) and str(state.get("format", "")).startswith("alae_fast"):
+        if state.get("converted_from"):  # convert keeps one model, not the training copies: the .pth has them
+            raise UserError(f"--from-official {source!r} was converted by `alae-fast convert` from "
+                            f"{state['converted_from']!r}, keeping one model: pass that official .pth")
         raise UserError(f"--from-official {source!r} is an alae_fast checkpoint; a run of `alae-fast train` continues "
                         f"with --resume --out RUN_FOLDER")
     if not isinstance(models, dict):
         raise OfficialCheckpointError(f"{source}: not an official ALAE checkpoint (no 'models' dict)")
     missing = [n for n in _NETS if not isinstance(models.get(n), dict)]
-    if missing:
-        raise UserError(f"--from-official {source!r}: 'models' has no {', '.join(missing)} (the training copies); "
-                        f"the official trainer would train {'it' if len(missing) == 1 else 'them'} from random weights. "
-                        f"A file of the EMA copies alone is for sampling, encoding and editing (--ckpt)")
     ema_present = [n for n in _NETS if isinstance(models.get(n + "_s"), dict)]
+    if missing and (len(missing) != len(_NETS) or len(ema_present) != len(_NETS)):
+        raise UserError(f"--from-official {source!r}: 'models' has no {', '.join(missing)} (training copies) and "
+                        f"{'not all' if ema_present else 'none'} of the *_s copies to start them from; give a checkpoint "
+                        f"with all four training copies, or all four *_s copies")
     if ema_present and len(ema_present) != len(_NETS):
         absent = [n + "_s" for n in _NETS if n not in ema_present]
         raise UserError(f"--from-official {source!r}: 'models' has some EMA copies but not {', '.join(absent)}; "
                         f"give a checkpoint with all four or none (then the EMA starts from the training weights)")
-    if "fc_1.weight" in models["generator"]:
+    suffix = "_s" if missing else ""
+    if "fc_1.weight" in models["generator" + suffix]:
         raise UserError(f"--from-official {source!r}: an MLP ALAE (mnist_ref); training on from an official "
                         f"checkpoint is for the StyleALAE")
     epoch = _recorded_epoch(state, source)
     if yaml is not None:
-        config, per_lod, epochs, batch, gpus, lrs, preset, said = _yaml_setup(yaml, world_size)
+        config, per_lod, epochs, batch, gpus, lrs, size, preset = _yaml_setup(yaml, world_size)
+        said = f"the YAML {str(yaml)!r}"
     else:
-        config = infer_official_config(models, "", source)
+        config = infer_official_config(models, suffix, source)
         preset = _paper_preset(config)
         if preset is None:
             raise UserError(f"--from-official {source!r}: its architecture is none of the published configs, and the "
                             f"checkpoint does not record the schedule (TRAIN.EPOCHS_PER_LOD, TRAIN_EPOCHS, the batch and "
                             f"rate tables): give --config, the official YAML it was trained with")
-        per_lod, epochs = OFFICIAL_EPOCHS[preset]
+        per_lod, epochs, size = OFFICIAL_EPOCHS[preset]
         yaml_name, tables, lrs = OFFICIAL_CONFIGS[preset]
         gpus = world_size if world_size in tables else 8
         batch = tables[gpus]
@@ -255,7 +280,7 @@ def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, worl
     config = _with_tables(config, batch, lrs)
     return OfficialStart(source=source, schedule_source=said, preset=preset, model_config=config, epoch=epoch,
                          epochs_per_lod=per_lod, train_epochs=epochs, batch_table=gpus, models=models,
-                         has_ema=bool(ema_present))
+                         has_ema=bool(ema_present), images_per_epoch=size, has_training=not missing)
 
 
 @torch.no_grad()
@@ -263,9 +288,10 @@ def load_official_start(trainer, start: OfficialStart) -> None:
     """Puts ``start``'s weights into ``trainer`` (an ``ALAETrainer`` of ``start.config``'s model):
     the training copies into ``trainer.model``, the ``*_s`` copies (else the training copies)
     into its EMA, ``dlatent_avg`` into both ``w_avg``; sets ``images_seen`` to
-    ``start.position`` and makes fresh optimisers at that level (the official resume's)."""
+    ``start.position`` and makes fresh optimisers at that level (the official resume's). A file
+    of the ``*_s`` copies alone starts the training weights from them too."""
     model = trainer.model
-    trained = official_state_dict(start.models, model, ema=False, source=start.source)
+    trained = official_state_dict(start.models, model, ema=not start.has_training, source=start.source)
     model.load_state_dict(trained)
     ema = official_state_dict(start.models, trainer.ema.module, ema=True, source=start.source) if start.has_ema \
         else trained
@@ -276,25 +302,29 @@ def load_official_start(trainer, start: OfficialStart) -> None:
     trainer._make_optimizers(phase.lr)
 
 
-def describe_start(start: OfficialStart, phase) -> str:
+def describe_start(start: OfficialStart, phase, batch_overridden: bool = False) -> str:
     """The line a run begun from ``start`` says first (``phase``: its schedule's phase at the
-    start)."""
+    start; ``batch_overridden``: --schedule lod_batch replaced the official table)."""
+    table = "--schedule lod_batch" if batch_overridden else f"LOD_2_BATCH_{start.batch_table}GPU"
+    epochs = (f"epochs of {start.images_per_epoch} images (DATASET.SIZE), {start.epochs_per_lod} per level, from "
+              f"{start.schedule_source}")
     if not start.from_checkpoint:
-        return (f"training the official config {start.source!r} from scratch as the official trainer does: epochs of "
-                f"these {start.images_per_epoch} training images, {start.epochs_per_lod} per level, "
-                f"{start.train_epochs} in all; global batch {phase.batch} at lod {phase.lod} "
-                f"(LOD_2_BATCH_{start.batch_table}GPU), lr {phase.lr:g}")
+        return (f"training the official config {start.source!r} from scratch as the official trainer does: {epochs}, "
+                f"{start.train_epochs} in all; global batch {phase.batch} at lod {phase.lod} ({table}), lr {phase.lr:g}")
     where = (f"epoch {start.epoch} of {start.train_epochs}" if start.epoch is not None else
              f"epoch 0 of {start.train_epochs} (the file records no epoch: auxiliary.scheduler is missing, and the "
              f"official trainer starts such a file at epoch 0, 4x4)")
     level = f"lod {phase.lod} ({phase.resolution}x{phase.resolution}" + (
         f", fading in, blend {phase.blend:.3f})" if phase.in_transition else ")")
-    ema = "its *_s copies" if start.has_ema else "a copy of the training weights (the file has no *_s copies)"
+    if start.has_training:
+        weights = "its training copies, EMA: " + ("its *_s copies" if start.has_ema else
+                                                  "a copy of the training weights (the file has no *_s copies)")
+    else:
+        weights = ("its *_s copies, for training and EMA alike (the file has no training copies, which the official "
+                   "trainer would start from random weights)")
     return (f"training on from the official checkpoint {start.source!r} at {where} ({start.position / 1000:g} kimg: "
-            f"epochs of these {start.images_per_epoch} training images, {start.epochs_per_lod} per level, from "
-            f"{start.schedule_source}), {level}, global batch {phase.batch} (LOD_2_BATCH_{start.batch_table}GPU), "
-            f"lr {phase.lr:g}; weights: its training copies, EMA: {ema}; Adam starts afresh, as the official "
-            f"resume does (LODDriver.set_epoch clears the optimisers' state)")
+            f"{epochs}), {level}, global batch {phase.batch} ({table}), lr {phase.lr:g}; weights: {weights}; Adam "
+            f"starts afresh, as the official resume does (LODDriver.set_epoch clears the optimisers' state)")
 
 
 def official_options_said(opts: Any) -> None:

@@ -614,17 +614,14 @@ def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Pl
     """The plan of a new run that trains on from an official checkpoint, or trains an official
     YAML from scratch (``--config`` alone; :mod:`alae_fast.training.from_official`): its model and
     the official schedule counted in epochs of the training images of ``--data`` (opened here to
-    count them), the length TRAIN_EPOCHS of them unless ``--kimg`` says otherwise."""
-    from ..data import open_dataset
+    count them), the length TRAIN_EPOCHS of them unless ``--kimg`` says otherwise. Checkpoints and
+    pictures come by default every tenth of the images the run trains, not of its length: a run
+    that starts at epoch 157 of FFHQ trains a small part of it."""
     from .from_official import official_options_said, official_start, official_yaml_start
 
     official_options_said(opts)
     start = (official_start(opts.from_official, opts.official_config, ctx.world_size) if opts.from_official is not None
              else official_yaml_start(opts.official_config, ctx.world_size))
-    res, channels = start.model_config.resolution, start.model_config.channels
-    with data_errors():
-        n = len(open_dataset(opts.data, res, channels, split="train"))
-    start = start.for_images(n)
     config = start.config
     with _override_types():
         schedule = make_schedule(config_schedule_fields(config), opts.schedule_overrides)
@@ -644,7 +641,7 @@ def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Pl
     opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
     if int(round(total_kimg * 1000)) <= start.position:
-        at = f"{start.position / 1000:g} kimg (epoch {start.epoch} of {n} training images)"
+        at = f"{start.position / 1000:g} kimg (epoch {start.epoch} of {start.images_per_epoch} images)"
         raise UserError(f"--kimg {opts.kimg:g}: the checkpoint is already at {at}; give a longer --kimg to train on"
                         if opts.kimg is not None else
                         f"--from-official {start.source!r} is at {at}, where its official schedule of "
@@ -653,4 +650,7 @@ def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Pl
     if channel_note:
         say(channel_note)
     _check_batches(opts, setup, ctx.world_size)
+    stretch = (total_kimg * 1000 - start.position) / 10 / 1000  # a tenth of what this run trains
+    opts = replace(opts, checkpoint_kimg=opts.checkpoint_kimg or max(stretch, 1e-3),
+                   image_kimg=opts.image_kimg or max(stretch, 1e-3))
     return _Plan(opts, setup, out, None, None, total_kimg, total_kimg, False, official=start)

@@ -340,15 +340,13 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
         _check_moved_length(plan, len(dataset))
     elif plan.ckpt_state is not None:
         _check_unchanged_data(plan, content)
-    if plan.official is not None and len(dataset) != plan.official.images_per_epoch:
-        raise UserError(f"--data {opts.data!r}: {len(dataset)} training images now, {plan.official.images_per_epoch} "
-                        f"when the run's official epochs were counted; is the folder changing?")
     trainer = _make_trainer(plan, ctx)
     if plan.official is not None:  # the official checkpoint's weights, at the start of its epoch
         from .from_official import describe_start, load_official_start
         if plan.official.from_checkpoint:
             load_official_start(trainer, plan.official)
-        say(describe_start(plan.official, trainer.phase()))
+        say(describe_start(plan.official, trainer.phase(), "lod_batch" in opts.schedule_overrides))
+        _official_data_notes(plan, len(dataset), trainer.phase().batch, say)
         plan.official = replace(plan.official, models={})  # the file's tensors are copied: let them go
     # G's noise inputs come from the default generator: one stream, the same on every rank,
     # which draws the global batch's noise and takes its slice (ALAETrainer._noise)
@@ -396,6 +394,20 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
                                    module_globals=caller.f_globals)
     run.show_real, run.show_split = reconstruction_images(opts.data, schedule.resolution, schedule.channels, dataset)
     return run
+
+
+def _official_data_notes(plan: _Plan, n: int, batch: int, say) -> None:
+    """Notes for a run of an official checkpoint or YAML whose data do not match its epochs: an
+    official epoch is DATASET.SIZE images whatever the folder holds (the official loader's
+    length), and a global batch above the images shows each more than once a step."""
+    size = plan.official.images_per_epoch
+    if n != size:
+        say(f"note: an official epoch is DATASET.SIZE = {size} images, as the official loader counts it; --data holds "
+            f"{plural(n, 'training image')}, so an epoch here is {size / n:.3g} passes over them (a YAML of this data "
+            f"set would give SIZE: {n})")
+    if batch > n:
+        say(f"note: the global batch {batch} is larger than the {plural(n, 'training image')}: each step shows "
+            f"images more than once (--schedule lod_batch=[...] sets smaller batches)")
 
 
 def _recorded_options(plan: _Plan) -> dict[str, Any]:
