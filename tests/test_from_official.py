@@ -4,6 +4,7 @@ official driver's level, blend, batch and rate at every later image, fresh Adam,
 refusals."""
 
 import json
+import re
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -320,3 +321,15 @@ def test_a_malformed_train_table_is_named_in_one_line(tmp_path, capsys, train, s
     for argv in (["--from-official", PTH, "--config", yaml], ["--config", yaml]):
         err = _refused(capsys, *argv, "--data", data, "--out", tmp_path / "r")
         assert said in err and "Traceback" not in err, err
+
+
+def test_load_official_names_a_malformed_train_value_too(tmp_path):
+    from alae_fast.models.official_io import OfficialCheckpointError
+
+    for train, said in (("TRAIN_EPOCHS: 0", "TRAIN.TRAIN_EPOCHS must be a whole number >= 1; got 0"),
+                        ("LEARNING_RATES: []", "TRAIN.LEARNING_RATES must be a non-empty list of positive numbers"),
+                        ("LOD_2_BATCH_8GPU: [64, -1]", "TRAIN.LOD_2_BATCH_8GPU must be a non-empty list")):
+        yaml = tmp_path / "bad.yaml"
+        yaml.write_text(YAML.read_text().replace("  LEARNING_RATES: [0.0015]", "") + f"  {train}\n")
+        with pytest.raises(OfficialCheckpointError, match=re.escape(said)):
+            load_official(PTH, yaml)

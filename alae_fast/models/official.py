@@ -100,31 +100,55 @@ def _same_schedule(a: StyleALAEConfig, b: StyleALAEConfig) -> bool:
             and a.train_kimg == b.train_kimg and a.flip == b.flip and a.fade_fraction == b.fade_fraction)
 
 
+def yaml_whole(section: dict, name: str, path, low: int = 1) -> int:
+    """``section[key]`` (``name`` = 'TRAIN.KEY') as a whole number >= ``low``, else
+    OfficialCheckpointError naming it: a YAML's TRAIN and DATASET counts."""
+    value = section[name.split(".", 1)[1]]
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise OfficialCheckpointError(f"{path}: {name} must be a whole number >= {low}; got {value!r}")
+    return value
+
+
+def yaml_table(section: dict, name: str, path, kind=int) -> tuple:
+    """``section[key]`` (``name`` = 'TRAIN.KEY') as a non-empty tuple of positive ``kind`` (int or
+    float) numbers, else OfficialCheckpointError naming it: the per-level batch and rate tables."""
+    value = section[name.split(".", 1)[1]]
+    ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
+        not isinstance(v, bool) and isinstance(v, (int, float) if kind is float else int) and v > 0
+        and math.isfinite(v) for v in value)
+    if not ok:
+        what = "whole numbers" if kind is int else "numbers"
+        raise OfficialCheckpointError(f"{path}: {name} must be a non-empty list of positive {what}, one per level; "
+                                      f"got {value!r}")
+    return tuple(kind(v) for v in value)
+
+
 def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, Any]:
     """The StyleALAE schedule of an official YAML: TRAIN.EPOCHS_PER_LOD and TRAIN_EPOCHS times
     DATASET.SIZE (images), TRAIN.LOD_2_BATCH_8GPU (the global batch of the recommended 8-GPU
     run, as the paper presets carry), TRAIN.LEARNING_RATES and DATASET.FLIP_IMAGES; missing keys
-    take defaults.py's values. Tables are cut to the model's levels."""
+    take defaults.py's values. Tables are cut to the model's levels. A malformed value is
+    refused naming its key."""
     train, dataset = data.get("TRAIN") or {}, data.get("DATASET") or {}
     for key, section in (("TRAIN", train), ("DATASET", dataset)):
         if not isinstance(section, dict):
             raise OfficialCheckpointError(f"{path}: {key} must be a mapping; got {type(section).__name__}")
     t, d = {**_TRAIN_DEFAULTS, **train}, {**_DATASET_DEFAULTS, **dataset}
-    size = int(d["SIZE"])
-    epochs = float(t["EPOCHS_PER_LOD"])
+    size = yaml_whole(d, "DATASET.SIZE", path)
+    epochs = yaml_whole(t, "TRAIN.EPOCHS_PER_LOD", path, low=0)
     if epochs == 0:
         raise OfficialCheckpointError(
             f"{path}: TRAIN.EPOCHS_PER_LOD 0 (the official driver then trains at the last level from the first "
-            f"image, without growing) has no alae_fast schedule; give the epochs per level, or load without the "
-            f"YAML (the architecture is then read from the checkpoint's shapes)")
+            f"image, without growing) has no alae_fast schedule; give the epochs per level (to sample, encode or "
+            f"edit, load without the YAML: the architecture is then read from the checkpoint's shapes)")
     # lod_driver.get_blend_factor fades over EPOCHS_PER_LOD // 2 epochs: for an odd count (the
     # defaults' 15) that is not half of the level (even counts give exactly 0.5). EPOCHS_PER_LOD
     # 1 would divide by zero there; here it is a level without fade-in.
-    fade = (epochs // 2) / epochs if epochs > 0 else 0.5
+    fade = (epochs // 2) / epochs
     return dict(lod_kimg=(epochs * size / 1000.0,), fade_fraction=fade,
-                lod_batch=tuple(int(b) for b in list(t["LOD_2_BATCH_8GPU"])[:layer_count]),
-                lod_lr=tuple(float(r) for r in list(t["LEARNING_RATES"])[:layer_count]),
-                train_kimg=float(t["TRAIN_EPOCHS"]) * size / 1000.0, flip=bool(d["FLIP_IMAGES"]))
+                lod_batch=yaml_table(t, "TRAIN.LOD_2_BATCH_8GPU", path)[:layer_count],
+                lod_lr=yaml_table(t, "TRAIN.LEARNING_RATES", path, float)[:layer_count],
+                train_kimg=yaml_whole(t, "TRAIN.TRAIN_EPOCHS", path) * size / 1000.0, flip=bool(d["FLIP_IMAGES"]))
 
 
 def _refuse_unsupported(data: dict[str, Any], path) -> None:

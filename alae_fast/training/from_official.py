@@ -36,7 +36,6 @@ copies only trains from them (the official trainer would train from random weigh
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ import torch
 from ..errors import UserError
 from ..models.config import per_level
 from ..models.official import (_DATASET_DEFAULTS, _PAPER_PRESETS, _STYLE_ARCH, _TRAIN_DEFAULTS, infer_official_config,
-                               official_config_from_yaml, official_state_dict)
+                               official_config_from_yaml, official_state_dict, yaml_table, yaml_whole)
 from ..models.official_io import OfficialCheckpointError, read_official_checkpoint, read_official_yaml
 from ..models.presets import preset_config
 from ..models.style_config import StyleALAEConfig
@@ -149,27 +148,6 @@ def _recorded_epoch(state: dict, source: str) -> int | None:
     return epochs.pop()
 
 
-def _int_entry(train: dict, key: str, path) -> int:
-    value = train[key]
-    low = 0 if key == "EPOCHS_PER_LOD" else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise OfficialCheckpointError(f"{path}: TRAIN.{key} must be a whole number >= {low}; got {value!r}")
-    return value
-
-
-def _table(t: dict, key: str, path, kind) -> tuple:
-    """``TRAIN.<key>`` as a non-empty tuple of positive ``kind`` numbers, else one line naming it."""
-    value = t[key]
-    ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(
-        not isinstance(v, bool) and isinstance(v, (int, float) if kind is float else int) and v > 0
-        and math.isfinite(v) for v in value)
-    if not ok:
-        what = "whole numbers" if kind is int else "numbers"
-        raise OfficialCheckpointError(f"{path}: TRAIN.{key} must be a non-empty list of positive {what}, one per level; "
-                                      f"got {value!r}")
-    return tuple(kind(v) for v in value)
-
-
 def _tables_from_yaml(path, world_size: int) -> tuple[int, int, tuple[int, ...], int, tuple[float, ...], int]:
     """``(epochs_per_lod, train_epochs, lod_batch, batch_table, lod_lr, size)`` of an official YAML,
     missing keys taking defaults.py's values; OfficialCheckpointError naming a malformed key."""
@@ -179,13 +157,10 @@ def _tables_from_yaml(path, world_size: int) -> tuple[int, int, tuple[int, ...],
         if not isinstance(section, dict):
             raise OfficialCheckpointError(f"{path}: {key} must be a mapping; got {type(section).__name__}")
     t = {**_TRAIN_DEFAULTS, **{f"LOD_2_BATCH_{g}GPU": list(b) for g, b in _BATCH_DEFAULTS.items()}, **train}
-    size = dataset.get("SIZE", _DATASET_DEFAULTS["SIZE"])
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise OfficialCheckpointError(f"{path}: DATASET.SIZE must be a whole number >= 1 (the images of an epoch); "
-                                      f"got {size!r}")
     gpus = world_size if world_size in _BATCH_DEFAULTS else 8
-    return (_int_entry(t, "EPOCHS_PER_LOD", path), _int_entry(t, "TRAIN_EPOCHS", path),
-            _table(t, f"LOD_2_BATCH_{gpus}GPU", path, int), gpus, _table(t, "LEARNING_RATES", path, float), size)
+    return (yaml_whole(t, "TRAIN.EPOCHS_PER_LOD", path, low=0), yaml_whole(t, "TRAIN.TRAIN_EPOCHS", path),
+            yaml_table(t, f"TRAIN.LOD_2_BATCH_{gpus}GPU", path), gpus, yaml_table(t, "TRAIN.LEARNING_RATES", path, float),
+            yaml_whole({**_DATASET_DEFAULTS, **dataset}, "DATASET.SIZE", path))
 
 
 def _with_tables(config: StyleALAEConfig, batch, lrs) -> StyleALAEConfig:
