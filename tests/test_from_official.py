@@ -193,6 +193,9 @@ def test_train_from_an_official_checkpoint_then_resume(tmp_path, capsys):
     config = json.loads((run / "config.json").read_text())
     assert config["options"]["from_official"] == str(pth) and config["setup"] == "from-official"
     assert config["schedule"]["lod_kimg"] == [15 * n / 1000] and config["schedule"]["lod_batch"] == [8] * 6
+    # pictures of the official model as it starts, then of what training made of it
+    assert (run / "images" / f"samples-{first:010d}.png").is_file()
+    assert (run / "images" / f"reconstructions-{first + 16:010d}.png").is_file()
     # checkpoints and pictures every tenth of what the run trains (16 images), not of its length
     assert config["options"]["checkpoint_kimg"] == pytest.approx(0.0016)
     # a run begun from an official checkpoint is an alae_fast run: its commands find its data and

@@ -547,6 +547,8 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
     log = _LossLog(run, bar)
     watch = (ContentionWatch(torch.get_num_threads(), resume=_continue_command(ctx, plan.out), ranks=_local_ranks())
              if ctx.is_main and ctx.device.type == "cpu" else None)
+    if plan.official is not None and plan.official.from_checkpoint and ctx.is_main:
+        run.write_pictures()  # the official model as it starts, beside what training makes of it
     try:
         while trainer.images_seen < total:
             before, metrics = _train_step(run)
