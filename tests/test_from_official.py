@@ -206,6 +206,7 @@ def test_train_from_an_official_checkpoint_then_resume(tmp_path, capsys):
     assert _train("--resume", "--out", run, "--kimg", (first + 24) / 1000) == 0
     _, state = find_latest_checkpoint(run / "checkpoints")
     assert state["trainer"]["images_seen"] == first + 24
+    assert state["intervals"]["checkpoint_kimg"] == pytest.approx(0.0016)  # kept by the resume
 
 
 def test_data_of_another_size_than_an_official_epoch_and_an_overridden_batch_are_said(tmp_path, capsys):

@@ -663,3 +663,17 @@ def test_a_folder_without_one_readable_image_is_named_as_data(tmp_path, capsys):
                  "--no-eval", "--threads", "1", "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert f"alae-fast train: error: --data: data folder {str(bad)!r}: none of its 2 image files could be read" in err, err
+
+
+def test_intervals_given_when_a_run_began_continue_on_resume(tmp_path):
+    # a run begun with --checkpoint-kimg 0.016 and resumed to a longer --kimg without it had taken
+    # a tenth of the new length instead
+    from alae_fast.cli import main
+
+    out = tmp_path / "run"
+    base = ["train", "--preset", "digits-mlp", "--no-eval", *TINY, "--out", str(out)]
+    with one_thread():
+        assert main([*base, "--kimg", "0.032", "--checkpoint-kimg", "0.016", "--keep", "10"]) == 0
+        assert main([*base, "--kimg", "0.096", "--resume", "--keep", "10"]) == 0
+    steps = [s for s, _ in list_checkpoints(out / "checkpoints")]
+    assert steps == [16, 32, 48, 64, 80, 96], steps

@@ -580,6 +580,10 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         saved = ckpt_state.get("options", {})
         opts = replace(opts, **{k: saved[k] for k in _NUMERIC_OPTIONS
                                 if getattr(opts, k) is None and saved.get(k) is not None})
+        # intervals given when the run began (or set by --from-official) continue too
+        intervals = ckpt_state.get("intervals") or {}
+        opts = replace(opts, **{k: v for k, v in intervals.items()
+                                if k in ("checkpoint_kimg", "image_kimg") and getattr(opts, k) is None and v})
         opts = _resume_threads(opts, ckpt_state, ctx, say)
     opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg

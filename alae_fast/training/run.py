@@ -237,6 +237,8 @@ class _Run:
                  "total_kimg": plan.total_kimg,
                  **({"fit_kimg": plan.fit_kimg} if plan.compressed else {}),
                  "options": {k: getattr(opts, k) for k in _NUMERIC_OPTIONS}, "threads": self._threads(),
+                 # a resume that does not give them again keeps them (None: a tenth of the run)
+                 "intervals": {"checkpoint_kimg": opts.checkpoint_kimg, "image_kimg": opts.image_kimg},
                  "world_size": ctx.world_size, "cpus": usable_cpus(),
                  "trainer": self.trainer.state_dict(), "data": self.stream.state_dict(), "data_spec": self.spec,
                  **({"data_content": self.content} if self.content is not None else {}),
