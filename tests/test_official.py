@@ -124,18 +124,19 @@ def test_yaml_and_inferred_configs_agree():
 
 
 # The values of the published configs (podgorskiy/ALAE configs/*.yaml at 42bcf2e) that make
-# the architecture and the schedule; each must give its paper preset exactly.
+# the architecture and the schedule ((SIZE, PART_COUNT) first: an official epoch is
+# SIZE // PART_COUNT x PART_COUNT images); each must give its paper preset exactly.
 _PUBLISHED = {
-    "ffhq-1024": (60000, 16, 300, 9, 16, 512, 512,
+    "ffhq-1024": ((60000, 16), 16, 300, 9, 16, 512, 512,
                   [512, 256, 128, 64, 32, 32, 32, 32, 32],
                   [0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003]),
-    "celeba-hq-256": (29000, 30, 280, 7, 64, 512, 512,
+    "celeba-hq-256": ((29000, 16), 30, 280, 7, 64, 512, 512,
                       [512, 256, 128, 64, 32, 32, 32, 32, 24],
                       [0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.003, 0.003]),
-    "bedroom-256": (758260, 2, 112, 7, 32, 512, 512,
+    "bedroom-256": ((758260, 4), 2, 112, 7, 32, 512, 512,
                     [512, 256, 128, 64, 32, 32, 32, 32, 32],
                     [0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003]),
-    "celeba-128": (182637, 6, 80, 6, 64, 256, 256,
+    "celeba-128": ((182637, 16), 6, 80, 6, 64, 256, 256,
                    [512, 256, 128, 64, 32, 32, 32, 32, 32],
                    [0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.0015, 0.002, 0.003, 0.003]),
 }
@@ -143,7 +144,8 @@ _PUBLISHED = {
 
 def _published_yaml(size, epochs_per_lod, train_epochs, layers, start, cap, latent, batch, rates, flip=None):
     flip_line = "" if flip is None else f"  FLIP_IMAGES: {flip}\n"
-    return (f"DATASET:\n  SIZE: {size}\n{flip_line}MODEL:\n  LATENT_SPACE_SIZE: {latent}\n  LAYER_COUNT: {layers}\n"
+    size, parts = size if isinstance(size, tuple) else (size, 1)
+    return (f"DATASET:\n  SIZE: {size}\n  PART_COUNT: {parts}\n{flip_line}MODEL:\n  LATENT_SPACE_SIZE: {latent}\n  LAYER_COUNT: {layers}\n"
             f"  MAX_CHANNEL_COUNT: {cap}\n  START_CHANNEL_COUNT: {start}\n  DLATENT_AVG_BETA: 0.995\n"
             f"  MAPPING_LAYERS: 8\nTRAIN:\n  EPOCHS_PER_LOD: {epochs_per_lod}\n  TRAIN_EPOCHS: {train_epochs}\n"
             f"  LOD_2_BATCH_8GPU: {batch}\n  LEARNING_RATES: {rates}\n")
@@ -163,7 +165,9 @@ def test_yaml_schedule_that_differs_from_the_preset_wins(tmp_path):
                                                      [256, 128, 64, 32, 16, 8], [0.001, 0.002], flip=False))
     c = official_config_from_yaml(tmp_path / "c.yaml")
     assert (c.latent_size, c.layer_count, c.start_features, c.max_features) == (256, 6, 64, 256)
-    assert c.lod_kimg == (3 * size / 1000,) and c.train_kimg == 40 * size / 1000
+    epoch = size[0] // size[1] * size[1]  # 182624 of 182637 in 16 parts: the official loader's length
+    assert epoch == 182624
+    assert c.lod_kimg == (3 * epoch / 1000,) and c.train_kimg == 40 * epoch / 1000
     assert c.lod_batch == (256, 128, 64, 32, 16, 8) and c.lod_lr == (0.001, 0.002) and c.flip is False
     assert c.replace(**{f: getattr(preset_config("celeba-128"), f) for f in _SCHEDULE_FIELDS}) == \
         preset_config("celeba-128")  # only the schedule differs

@@ -62,7 +62,7 @@ _MODEL_DEFAULTS = {"LAYER_COUNT": 6, "START_CHANNEL_COUNT": 64, "MAX_CHANNEL_COU
 # ... and for the TRAIN and DATASET keys that make the schedule (defaults.py's values).
 _TRAIN_DEFAULTS = {"EPOCHS_PER_LOD": 15, "TRAIN_EPOCHS": 110, "LOD_2_BATCH_8GPU": [512, 256, 128, 64, 32, 32],
                    "LEARNING_RATES": [0.002]}
-_DATASET_DEFAULTS = {"SIZE": 70000, "FLIP_IMAGES": True}
+_DATASET_DEFAULTS = {"SIZE": 70000, "PART_COUNT": 1, "FLIP_IMAGES": True}
 # Official settings (key, defaults.py's value) that alae_fast does not implement: a YAML giving
 # another value is refused by name, never loaded as a config that would compute or train otherwise
 # than the official run (Z_REGRESSION: E regresses z and reconstructs G(F(E(x))); MAPPING_D/F:
@@ -123,9 +123,23 @@ def yaml_table(section: dict, name: str, path, kind=int) -> tuple:
     return tuple(kind(v) for v in value)
 
 
+def official_epoch_images(dataset: dict, path) -> int:
+    """The images of an official epoch for a YAML's DATASET section (defaults.py's values filled
+    in): the TFRecords loader's length, ``(SIZE // PART_COUNT) x PART_COUNT`` (dataloader.py: each
+    of the PART_COUNT files gives SIZE // PART_COUNT images), which LODDriver takes as the data
+    set's size; 182624 for celeba.yaml's 182637 in 16 parts. OfficialCheckpointError naming a
+    malformed value."""
+    size = yaml_whole(dataset, "DATASET.SIZE", path)
+    parts = yaml_whole(dataset, "DATASET.PART_COUNT", path)
+    if parts > size:
+        raise OfficialCheckpointError(f"{path}: DATASET.PART_COUNT {parts} is more than DATASET.SIZE {size}: the "
+                                      f"official loader's parts would hold no image")
+    return size // parts * parts
+
+
 def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, Any]:
-    """The StyleALAE schedule of an official YAML: TRAIN.EPOCHS_PER_LOD and TRAIN_EPOCHS times
-    DATASET.SIZE (images), TRAIN.LOD_2_BATCH_8GPU (the global batch of the recommended 8-GPU
+    """The StyleALAE schedule of an official YAML: TRAIN.EPOCHS_PER_LOD and TRAIN_EPOCHS times an
+    official epoch (:func:`official_epoch_images`), TRAIN.LOD_2_BATCH_8GPU (the global batch of the recommended 8-GPU
     run, as the paper presets carry), TRAIN.LEARNING_RATES and DATASET.FLIP_IMAGES; missing keys
     take defaults.py's values. Tables are cut to the model's levels. A malformed value is
     refused naming its key."""
@@ -134,7 +148,7 @@ def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, An
         if not isinstance(section, dict):
             raise OfficialCheckpointError(f"{path}: {key} must be a mapping; got {type(section).__name__}")
     t, d = {**_TRAIN_DEFAULTS, **train}, {**_DATASET_DEFAULTS, **dataset}
-    size = yaml_whole(d, "DATASET.SIZE", path)
+    size = official_epoch_images(d, path)
     epochs = yaml_whole(t, "TRAIN.EPOCHS_PER_LOD", path, low=0)
     if epochs == 0:
         raise OfficialCheckpointError(

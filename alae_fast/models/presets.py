@@ -228,7 +228,8 @@ def _builtin_presets() -> None:
                     train_description="MLP ALAE (latent 32, E/G 512-512) on the embedded 32x32 digits; one level, "
                                       "batch 64, lr 0.01", listed=False)
     # The paper's StyleALAE models (Table 3 and its configs): per-lod images are the authors'
-    # epochs per level times the data set size, batches and learning rates their 8-GPU ones
+    # epochs per level times an official epoch, (DATASET.SIZE // PART_COUNT) x PART_COUNT images
+    # (the TFRecords loader's length: 182624 of CelebA's 182637, 28992 of CelebA-HQ's 29000), batches and learning rates their 8-GPU ones
     # (the official README recommends 8 GPUs; alae_fast's lod_batch is the global batch, the
     # same for any number of processes; training/official.py holds the 1/2/4-GPU tables).
     # They ARE the official architectures (configs/*.yaml of podgorskiy/ALAE), including what
@@ -241,10 +242,10 @@ def _builtin_presets() -> None:
                     "StyleALAE on FFHQ: 1024x1024x3, latent 512, L 9, features 16..512; "
                     "960 kimg per lod, 18000 kimg in all", data="FFHQ at 1024x1024", data_images=60000)
     register_preset("celeba-hq-256", StyleALAEConfig(**OFFICIAL_FIDELITY,
-        layer_count=7, start_features=64, max_features=512, lod_kimg=(870.0,),
-        lod_batch=(512, 256, 128, 64, 32, 32, 32), lod_lr=(0.0015,), train_kimg=8120.0),
+        layer_count=7, start_features=64, max_features=512, lod_kimg=(869.76,),
+        lod_batch=(512, 256, 128, 64, 32, 32, 32), lod_lr=(0.0015,), train_kimg=8117.76),
         "StyleALAE on CelebA-HQ: 256x256x3, latent 512, L 7, features 64..512; "
-        "870 kimg per lod, 8120 kimg in all", data="CelebA-HQ at 256x256", data_images=29000)
+        "869.76 kimg per lod, 8118 kimg in all", data="CelebA-HQ at 256x256", data_images=29000)
     register_preset("bedroom-256", StyleALAEConfig(**OFFICIAL_FIDELITY,
         layer_count=7, start_features=32, max_features=512, lod_kimg=(1516.52,),
         lod_batch=(512, 256, 128, 64, 32, 32, 32),
@@ -252,10 +253,10 @@ def _builtin_presets() -> None:
         "StyleALAE on LSUN Bedroom: 256x256x3, latent 512, L 7, features 32..512; "
         "1516.52 kimg per lod, 84925 kimg in all", data="LSUN Bedroom at 256x256", data_images=758260)
     register_preset("celeba-128", StyleALAEConfig(**OFFICIAL_FIDELITY,
-        latent_size=256, layer_count=6, start_features=64, max_features=256, lod_kimg=(1095.822,),
-        lod_batch=(512, 256, 128, 64, 32, 32), lod_lr=(0.0015,), train_kimg=14610.96),
+        latent_size=256, layer_count=6, start_features=64, max_features=256, lod_kimg=(1095.744,),
+        lod_batch=(512, 256, 128, 64, 32, 32), lod_lr=(0.0015,), train_kimg=14609.92),
         "StyleALAE on CelebA: 128x128x3, latent 256, L 6, features 64..256; "
-        "1095.8 kimg per lod, 14611 kimg in all", data="CelebA at 128x128", data_images=182637)
+        "1095.7 kimg per lod, 14610 kimg in all", data="CelebA at 128x128", data_images=182637)
     register_preset("digits-32", DIGITS_32,
                     "small CPU StyleALAE for the embedded 32x32 digits: 1 channel, latent 24, "
                     "L 4, features 8..32, F 1 layer, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.003, "

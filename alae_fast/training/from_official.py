@@ -7,15 +7,15 @@ go on after ``Checkpointer.load`` of that file:
 - **Weights**: the training copies (``discriminator`` = E, ``generator`` = G, ``mapping_fl`` = F,
   ``mapping_tl`` = D) are trained; the ``*_s`` copies are the EMA; ``dlatent_avg`` is ``w_avg``
   (converted as :func:`~alae_fast.models.official.official_state_dict` converts them).
-- **Position**: the official run counts epochs of ``DATASET.SIZE`` images (its TFRecords
-  loader's length, ``part_count x SIZE // part_count``, which ``LODDriver`` takes as the data
-  set's size) and resumes at the start of epoch ``scheduler.last_epoch``. The new run starts at
+- **Position**: the official run counts epochs of ``(DATASET.SIZE // PART_COUNT) x PART_COUNT``
+  images (its TFRecords loader's length, which ``LODDriver`` takes as the data set's size;
+  :func:`~alae_fast.models.official.official_epoch_images`) and resumes at the start of epoch ``scheduler.last_epoch``. The new run starts at
   ``last_epoch x SIZE`` images with the official schedule in the same epochs: ``EPOCHS_PER_LOD x
   SIZE`` images per level, the first ``EPOCHS_PER_LOD // 2`` epochs of each fading in,
   ``TRAIN_EPOCHS x SIZE`` in all. So the level, the blend and the learning rate at every later
-  image are the official trainer's. SIZE is the YAML's (defaults.py's 70000 where it has none), or
-  the published config's; ``--data`` holding another number of images is said, as the official
-  YAML of a new data set would set SIZE to its count.
+  image are the official trainer's. SIZE and PART_COUNT are the YAML's (defaults.py's 70000 and 1
+  where it has none), or the published config's; ``--data`` holding another number of images is
+  said, as the official YAML of a new data set would set SIZE to its count.
 - **Batch**: ``TRAIN.LOD_2_BATCH_<W>GPU`` for W processes at the run's first start (1, 2, 4 or 8;
   the official driver has no other table and fails there: alae_fast takes the 8-GPU one), the
   global batch, as the official driver picks it by GPU count.
@@ -46,7 +46,8 @@ import torch
 from ..errors import UserError
 from ..models.config import per_level
 from ..models.official import (_DATASET_DEFAULTS, _PAPER_PRESETS, _STYLE_ARCH, _TRAIN_DEFAULTS, infer_official_config,
-                               official_config_from_yaml, official_state_dict, yaml_table, yaml_whole)
+                               official_config_from_yaml, official_epoch_images, official_state_dict, yaml_table,
+                               yaml_whole)
 from ..models.official_io import OfficialCheckpointError, read_official_checkpoint, read_official_yaml
 from ..models.presets import preset_config
 from ..models.style_config import StyleALAEConfig
@@ -54,10 +55,11 @@ from .official import OFFICIAL_CONFIGS
 
 __all__ = ["OFFICIAL_EPOCHS", "OfficialStart", "official_start", "official_yaml_start", "load_official_start"]
 
-# configs/*.yaml's TRAIN.EPOCHS_PER_LOD, TRAIN_EPOCHS and DATASET.SIZE (42bcf2e), for checkpoints
-# of the published architectures opened without their YAML.
-OFFICIAL_EPOCHS = {"ffhq-1024": (16, 300, 60000), "celeba-hq-256": (30, 280, 29000), "bedroom-256": (2, 112, 758260),
-                   "celeba-128": (6, 80, 182637)}
+# configs/*.yaml's TRAIN.EPOCHS_PER_LOD, TRAIN_EPOCHS and the images of an epoch, (SIZE //
+# PART_COUNT) x PART_COUNT (42bcf2e), for checkpoints of the published architectures opened
+# without their YAML.
+OFFICIAL_EPOCHS = {"ffhq-1024": (16, 300, 60000), "celeba-hq-256": (30, 280, 28992), "bedroom-256": (2, 112, 758260),
+                   "celeba-128": (6, 80, 182624)}
 # defaults.py's batch tables (the YAMLs leave out those they do not change)
 _BATCH_DEFAULTS = {8: (512, 256, 128, 64, 32, 32), 4: (512, 256, 128, 64, 32, 16), 2: (256, 256, 128, 64, 32, 16),
                    1: (128, 128, 128, 64, 32, 16)}
@@ -160,7 +162,7 @@ def _tables_from_yaml(path, world_size: int) -> tuple[int, int, tuple[int, ...],
     gpus = world_size if world_size in _BATCH_DEFAULTS else 8
     return (yaml_whole(t, "TRAIN.EPOCHS_PER_LOD", path, low=0), yaml_whole(t, "TRAIN.TRAIN_EPOCHS", path),
             yaml_table(t, f"TRAIN.LOD_2_BATCH_{gpus}GPU", path), gpus, yaml_table(t, "TRAIN.LEARNING_RATES", path, float),
-            yaml_whole({**_DATASET_DEFAULTS, **dataset}, "DATASET.SIZE", path))
+            official_epoch_images({**_DATASET_DEFAULTS, **dataset}, path))
 
 
 def _with_tables(config: StyleALAEConfig, batch, lrs) -> StyleALAEConfig:
