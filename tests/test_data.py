@@ -433,3 +433,18 @@ def test_stream_argument_errors():
     s = DataStream(ds, batch_size=4, world_size=2)
     with pytest.raises(ValueError, match="batch_size"):
         s.set_batch_size(3)
+
+
+def test_worker_loader_leaves_the_default_generator_alone():
+    # G's noise comes from torch's default generator: a worker loader's iterator drew its base seed
+    # there, so a resumed run (a new iterator) and a run with --workers took other noise than a
+    # straight run and one without (a new user's torchrun trial)
+    ds = _data()
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    stream = DataStream(ds, batch_size=4, seed=2, num_workers=2)
+    stream.next()
+    stream.set_batch_size(2)  # a new iterator, as at a change of level
+    stream.next()
+    assert torch.equal(torch.rand(3), expected)

@@ -102,7 +102,7 @@ def test_signal_checkpoints_exits_0_and_resume_is_bit_identical(tmp_path, sig, s
     assert ckpts and 0 < ckpts[-1][0] < 960, (ckpts, stdout)
     line = [s for s in stdout.splitlines() if s.startswith("stopped by")]
     assert line and sig.name in line[0] and str(ckpts[-1][1]) in line[0] and "--resume" in line[0], stdout
-    assert shlex.split(line[0].split("continue with: ", 1)[1]) == ["alae-fast", "train", "--resume", "--out", str(out)]
+    assert shlex.split(line[0].split("continue with: ", 1)[1]) == ["alae-fast", "train", "--resume", "--out", str(out), "--log-steps", "1", "--no-eval"]
     assert main([*_ARGS, "--out", str(out), "--resume"]) == 0
     assert_same_training_state(load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1]), straight_run)
 
@@ -145,7 +145,9 @@ def test_signal_while_starting_up_stops_before_the_first_iteration(tmp_path, mon
     assert [p for _, p in list_checkpoints(out / "checkpoints")] == [path] and path.read_bytes() == before
     line = [ln for ln in printed.splitlines() if ln.startswith("stopped by")]
     assert line and f"nothing trained since checkpoint {path}" in line[0], printed
-    assert shlex.split(line[0].split("continue with: ", 1)[1]) == ["alae-fast", "train", "--resume", "--out", str(out)]
+    said = shlex.split(line[0].split("continue with: ", 1)[1])
+    # the flags a checkpoint does not carry come with it (a trial's --keep 40 had been pruned to 3)
+    assert said[:5] == ["alae-fast", "train", "--resume", "--out", str(out)] and "--no-eval" in said[5:], said
     assert signal.getsignal(signal.SIGTERM) == handler_before  # the run's handler is gone
 
 

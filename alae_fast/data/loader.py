@@ -200,7 +200,11 @@ class DataStream:
                 loader = DataLoader(self.dataset, batch_size=self.per_rank_batch, sampler=sampler,
                                     num_workers=self.num_workers, pin_memory=self.pin_memory, drop_last=True,
                                     worker_init_fn=_ignore_stop_signals)
-                self._iter = iter(loader)
+                # iter() draws the workers' base seed from torch's default generator, which also
+                # draws G's noise: a resumed run (a new iterator) and a run with workers took other
+                # noise than a straight run and one without. The loading itself draws nothing.
+                with torch.random.fork_rng(devices=[]):
+                    self._iter = iter(loader)
             x, y = next(self._iter)
             batch = (x, y)
         if self.flip:

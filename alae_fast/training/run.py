@@ -547,7 +547,7 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
     ckpt_seconds = 60.0 * opts.checkpoint_minutes if opts.checkpoint_minutes else math.inf
     t_last_ckpt = _clock()
     log = _LossLog(run, bar)
-    watch = (ContentionWatch(torch.get_num_threads(), resume=_continue_command(ctx, plan.out), ranks=_local_ranks())
+    watch = (ContentionWatch(torch.get_num_threads(), resume=_continue_command(ctx, plan.out, opts), ranks=_local_ranks())
              if ctx.is_main and ctx.device.type == "cpu" else None)
     if plan.official is not None and plan.official.from_checkpoint and ctx.is_main:
         run.write_pictures()  # the official model as it starts, beside what training makes of it
@@ -593,12 +593,29 @@ def _local_ranks() -> int:
         return 1
 
 
-def _continue_command(ctx: DistributedContext, out: Path) -> str:
+def _unrecorded_flags(opts: TrainOptions | None) -> str:
+    """The flags of ``opts`` that a checkpoint does not carry to a resume, where they differ from
+    the defaults (" --keep 40 --workers 2 --no-eval"): a continue line without them had resumed
+    with 3 checkpoints kept (deleting the others), no loader processes and an evaluation."""
+    if opts is None:
+        return ""
+    d = TrainOptions()
+    flags = [(opts.device != d.device, f"--device {shlex.quote(str(opts.device))}"),
+             (opts.keep != d.keep, f"--keep {opts.keep}"),
+             (opts.num_workers != d.num_workers, f"--workers {opts.num_workers}"),
+             (opts.log_steps != d.log_steps, f"--log-steps {opts.log_steps}"),
+             (opts.checkpoint_minutes != d.checkpoint_minutes, f"--checkpoint-minutes {opts.checkpoint_minutes or 0:g}"),
+             (not opts.evaluate, "--no-eval")]
+    return "".join(f" {flag}" for differs, flag in flags if differs)
+
+
+def _continue_command(ctx: DistributedContext, out: Path, opts: TrainOptions | None = None) -> str:
     """The command that continues the run in ``out`` as it ran: ``alae-fast train --resume --out
-    OUT`` for one process; under torchrun the same number of processes (another number continues,
-    but reseeds the random streams), spelled out for one machine, and with a placeholder for the
-    rendezvous options of several."""
-    resume = f"train --resume --out {shlex.quote(str(out))}"
+    OUT`` for one process, with the flags of ``opts`` a checkpoint does not carry
+    (:func:`_unrecorded_flags`); under torchrun the same number of processes (another number
+    continues, but reseeds the random streams), spelled out for one machine, and with a
+    placeholder for the rendezvous options of several."""
+    resume = f"train --resume --out {shlex.quote(str(out))}{_unrecorded_flags(opts)}"
     if ctx.world_size == 1:
         return f"alae-fast {resume}"
     local = os.environ.get("LOCAL_WORLD_SIZE")
@@ -617,14 +634,14 @@ def _report(run: _Run, stopped: str | None) -> dict[str, Any]:
     if stopped and run.stopped_starting:
         if run.last_path is not None:
             say(f"stopped by {stopped} before training began: nothing trained since checkpoint {run.last_path} "
-                f"({trainer.images_seen / 1000:.3f} kimg); continue with: {_continue_command(ctx, out)}")
+                f"({trainer.images_seen / 1000:.3f} kimg); continue with: {_continue_command(ctx, out, run.plan.opts)}")
         else:
             say(f"stopped by {stopped} before training began: nothing trained and no checkpoint written "
                 f"(run folder {out}); run the same command again to start it")
         return {**summary, "stopped": stopped}
     if stopped:
         say(f"stopped by {stopped} at {trainer.images_seen / 1000:.3f} kimg (lod {trainer.lod}); checkpoint "
-            f"{run.last_path}; continue with: {_continue_command(ctx, out)}")
+            f"{run.last_path}; continue with: {_continue_command(ctx, out, run.plan.opts)}")
         return {**summary, "stopped": stopped}
     if ctx.is_main:
         newest = (max((out / "images").glob(f"{kind}-*.png"), default=None) for kind in ("samples", "reconstructions"))
