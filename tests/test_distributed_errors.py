@@ -85,3 +85,18 @@ def test_help_is_shown_once_and_every_rank_exits_0(tmp_path):
     proc, out = _torchrun("--help", cwd=tmp_path)
     assert proc.returncode == 0, out
     assert proc.stdout.count("usage: alae-fast train") == 1, out
+
+
+def test_a_command_other_than_train_is_refused_under_torchrun(tmp_path):
+    # a new user's trial: `torchrun ... -m alae_fast generate` ran the whole command on every rank
+    # (the report printed twice, one file written twice)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "ALAE_FAST_TRACEBACK"):
+        env.pop(var, None)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "alae_fast.cli", "generate", "--ckpt", str(tmp_path / "run"), "--out",
+                           str(tmp_path / "g.png")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    _check_said_once(proc, proc.stdout + proc.stderr,
+                     "alae-fast generate: error: generate runs in one process; under torchrun (WORLD_SIZE 2) only "
+                     "`train` splits its work between processes: run alae-fast generate without torchrun")
+    assert not (tmp_path / "g.png").exists()

@@ -295,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
             if _in_job():  # every rank scans the same folder: rank 0 says what it found
                 from ..training.distributed import warnings_said_once
                 job.enter_context(warnings_said_once())
+            if _in_job() and args.command != "train":
+                # every rank would do the whole command: the same report twice, one file written twice
+                raise UserError(f"{args.command} runs in one process; under torchrun (WORLD_SIZE "
+                                f"{os.environ.get('WORLD_SIZE')}) only `train` splits its work between processes: "
+                                f"run alae-fast {args.command} without torchrun")
             if getattr(args, "device", "auto") != "auto":
                 check_device(args.device)
             if getattr(args, "data", None) is not None and args.command != "directions":
