@@ -19,6 +19,7 @@ from PIL import Image
 from alae_fast.cli import main
 from alae_fast.data import open_dataset
 from alae_fast.models import build_model, load_official, preset_config
+from alae_fast.models.official import official_config_from_yaml
 from alae_fast.models.official_io import read_official_checkpoint
 from alae_fast.training.checkpoint import find_latest_checkpoint
 from alae_fast.training.from_official import OFFICIAL_EPOCHS, load_official_start, official_start
@@ -220,9 +221,21 @@ def test_data_of_another_size_than_an_official_epoch_and_an_overridden_batch_are
     out = capsys.readouterr().out
     assert "at epoch 3 of 110 (0.3 kimg: epochs of 100 images (DATASET.SIZE)" in out
     assert "global batch 16 (--schedule lod_batch)" in out
-    assert (f"note: an official epoch is DATASET.SIZE = 100 images, as the official loader counts it; --data holds "
-            f"{n} training images, so an epoch here is {100 / n:.3g} passes over them") in out
+    files = len(list(data.iterdir()))
+    assert (f"note: an official epoch is 100 images (DATASET.SIZE // PART_COUNT x PART_COUNT), as the official loader "
+            f"counts it; --data gives {n} training images ({files - n} more held out for the evaluation; the official "
+            f"trainer trains on every image), so an epoch here is {100 / n:.3g} passes over them (a YAML written for "
+            f"this folder would give SIZE: {files})") in out
+    # alae-small.yaml's one learning rate for 6 levels: the official scheduler's IndexError, said
+    assert ("note: LEARNING_RATES gives 1 rate for 6 levels: the official scheduler stops at lod 1 (IndexError); "
+            "alae_fast repeats the last rate") in out
+    assert "change the official training" not in out
     assert f"note: the global batch 16 is larger than the {n} training images" in out
+    # flags that change the official training are said (--r1-gamma 10 is the official value: not)
+    assert _train("--config", yaml, "--data", data, "--out", tmp_path / "run2", "--kimg", 0.016, "--no-flip",
+                  "--mixing-prob", "0.2", "--r1-gamma", "10") == 0
+    assert ("note: --mixing-prob, --no-flip change the official training for this run (config.json's 'behaviour' "
+            "records what it uses)") in capsys.readouterr().out
 
 
 def _refused(capsys, *argv) -> str:
@@ -339,3 +352,11 @@ def test_load_official_names_a_malformed_train_value_too(tmp_path):
         yaml.write_text(YAML.read_text().replace("  LEARNING_RATES: [0.0015]", "") + f"  {train}\n")
         with pytest.raises(OfficialCheckpointError, match=re.escape(said)):
             load_official(PTH, yaml)
+    # yacs refuses another type than defaults.py's: a float count or a flag that is no bool had been
+    # truncated or taken as true
+    for text, said in (("MODEL:\n  LAYER_COUNT: 3.7\n", "MODEL.LAYER_COUNT must be a whole number >= 0; got 3.7"),
+                       ("DATASET:\n  FLIP_IMAGES: maybe\n", "DATASET.FLIP_IMAGES must be true or false; got 'maybe'")):
+        yaml = tmp_path / "typed.yaml"
+        yaml.write_text(text)
+        with pytest.raises(OfficialCheckpointError, match=re.escape(said)):
+            official_config_from_yaml(yaml)

@@ -679,3 +679,24 @@ def test_intervals_given_when_a_run_began_continue_on_resume(tmp_path):
         assert main([*base, "--kimg", "0.096", "--resume", "--keep", "10"]) == 0
     steps = [s for s, _ in list_checkpoints(out / "checkpoints")]
     assert steps == [16, 32, 48, 64, 80, 96], steps
+
+
+def test_a_run_folder_another_training_writes_is_refused(tmp_path, capsys):
+    # a new user's trial: two jobs given one --out both exited 0, the folder holding one's config
+    # and log beside the other's checkpoints
+    from alae_fast.cli import main
+    from alae_fast.training.run_lock import RunLock
+
+    out = tmp_path / "run"
+    argv = ["train", "--preset", "digits-mlp", "--kimg", "0.016", "--no-eval", *TINY, "--out", str(out)]
+    with RunLock(out):  # another process's training, as the kernel sees it: another open file
+        with one_thread():
+            assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert (f"alae-fast train: error: --out {str(out)!r}: another `alae-fast train` is writing this run folder "
+                f"(pid {os.getpid()} on ") in err and "or give another --out" in err
+        assert sorted(p.name for p in out.iterdir()) == ["run.lock"]  # nothing else written
+    with one_thread():  # given back, the run trains; and its own lock is given back when it returns
+        assert main(argv) == 0
+        assert main([*argv[:4], "0.032", *argv[5:], "--resume"]) == 0
+    assert list_checkpoints(out / "checkpoints")[-1][0] == 32

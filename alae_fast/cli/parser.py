@@ -168,14 +168,15 @@ def _add_train(sub) -> None:
                    help="continue the run in --out from its newest loadable checkpoint (bit-identical on the CPU); "
                         "the options below that are not given again continue as that run set them")
     t.add_argument("--from-official", default=None, metavar="PTH", type=_run_path,
-                   help="begin a new run from an official ALAE checkpoint (podgorskiy/ALAE's .pth, with its training "
-                        "copies), where the official trainer would continue it: its weights, EMA and epoch, the "
-                        "official schedule in epochs of the --data images, Adam afresh as the official resume")
+                   help="begin a new run from an official ALAE checkpoint (podgorskiy/ALAE's .pth) where the official "
+                        "trainer would continue it: its weights, EMA and epoch, the official schedule in epochs of "
+                        "DATASET.SIZE images (--kimg counts from the official run's first image), Adam afresh as "
+                        "the official resume; --data: the images to train on")
     t.add_argument("--config", dest="official_config", default=None, metavar="YAML",
                    help="an official YAML (configs/*.yaml): with --from-official the one it was trained with "
                         "(default: the published configs, for the four published architectures); alone, a new run "
-                        "of that config from scratch as the official trainer runs it (its epochs counted in the "
-                        "--data images, the batch table of the process count)")
+                        "of that config from scratch as the official trainer runs it (epochs of DATASET.SIZE "
+                        "images, the batch table of the process count)")
     t.add_argument("--seed", type=_seed, default=None, metavar="S", help="random seed (default 0)")
     t.add_argument("--device", default="auto", help="auto (default: the GPU when present), cpu, cuda")
     t.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast of the forward passes")

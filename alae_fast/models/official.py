@@ -162,7 +162,17 @@ def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, An
     return dict(lod_kimg=(epochs * size / 1000.0,), fade_fraction=fade,
                 lod_batch=yaml_table(t, "TRAIN.LOD_2_BATCH_8GPU", path)[:layer_count],
                 lod_lr=yaml_table(t, "TRAIN.LEARNING_RATES", path, float)[:layer_count],
-                train_kimg=yaml_whole(t, "TRAIN.TRAIN_EPOCHS", path) * size / 1000.0, flip=bool(d["FLIP_IMAGES"]))
+                train_kimg=yaml_whole(t, "TRAIN.TRAIN_EPOCHS", path) * size / 1000.0,
+                flip=_yaml_bool(d, "DATASET.FLIP_IMAGES", path))
+
+
+def _yaml_bool(section: dict, name: str, path) -> bool:
+    """``section[key]`` as a bool (yacs refuses another type where defaults.py has a bool), else
+    OfficialCheckpointError naming it: `FLIP_IMAGES: maybe` had trained with flips."""
+    value = section[name.split(".", 1)[1]]
+    if not isinstance(value, bool):
+        raise OfficialCheckpointError(f"{path}: {name} must be true or false; got {value!r}")
+    return value
 
 
 def _refuse_unsupported(data: dict[str, Any], path) -> None:
@@ -208,7 +218,8 @@ def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
     TRUNCATIOM_PSI, TRUNCATIOM_CUTOFF (missing keys take the official defaults.py values),
     GENERATOR/ENCODER and, for the MLP,
     MAPPING_TO_LATENT / MAPPING_FROM_LATENT. A StyleALAE's schedule is the YAML's: per-level
-    images TRAIN.EPOCHS_PER_LOD x DATASET.SIZE, length TRAIN.TRAIN_EPOCHS x DATASET.SIZE,
+    images TRAIN.EPOCHS_PER_LOD x an official epoch (:func:`official_epoch_images`: DATASET.SIZE //
+    PART_COUNT x PART_COUNT), length TRAIN.TRAIN_EPOCHS epochs,
     batch TRAIN.LOD_2_BATCH_8GPU (the global batch of the recommended 8-GPU run), rates
     TRAIN.LEARNING_RATES, flips DATASET.FLIP_IMAGES. A StyleALAE whose architecture is a
     paper preset's gets that preset, and equals it when the YAML trains alike (the published
@@ -242,6 +253,10 @@ def official_config_from_yaml(path: str | os.PathLike) -> ModelConfig:
                 f"{path}: unsupported architecture GENERATOR {m['GENERATOR']!r}, ENCODER {m['ENCODER']!r} "
                 f"(supported: GeneratorDefault + EncoderDefault, or the mnist_ref MLP)")
         _refuse_unsupported(data, path)
+        # whole numbers as yacs takes them (LAYER_COUNT 3.7 had become 3 without a word)
+        for key in ("LATENT_SPACE_SIZE", "MAPPING_LAYERS", "LAYER_COUNT", "CHANNELS", "START_CHANNEL_COUNT",
+                    "MAX_CHANNEL_COUNT", "TRUNCATIOM_CUTOFF"):
+            yaml_whole(m, f"MODEL.{key}", path, low=0)
         arch = dict(latent_size=int(m["LATENT_SPACE_SIZE"]), mapping_layers=int(m["MAPPING_LAYERS"]),
                     layer_count=int(m["LAYER_COUNT"]), channels=int(m["CHANNELS"]),
                     start_features=int(m["START_CHANNEL_COUNT"]), max_features=int(m["MAX_CHANNEL_COUNT"]))

@@ -98,6 +98,8 @@ class OfficialStart:
     images_per_epoch: int
     has_training: bool = True
     from_checkpoint: bool = True
+    config_source: str | None = None  # the YAML, named when a tensor's shape contradicts it
+    rates_given: int = 0  # the entries of LEARNING_RATES (fewer than the levels: repeated, see departures_said)
 
     @property
     def config(self) -> StyleALAEConfig:
@@ -191,7 +193,7 @@ def official_yaml_start(yaml: str | os.PathLike, world_size: int = 1) -> Officia
     return OfficialStart(source=str(yaml), schedule_source=f"the YAML {str(yaml)!r}", preset=preset,
                          model_config=_with_tables(config, batch, lrs), epoch=0, epochs_per_lod=per_lod,
                          train_epochs=epochs, batch_table=gpus, models={}, has_ema=False, images_per_epoch=size,
-                         from_checkpoint=False)
+                         from_checkpoint=False, config_source=str(yaml), rates_given=len(lrs))
 
 
 def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, world_size: int = 1) -> OfficialStart:
@@ -256,6 +258,7 @@ def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, worl
         said = f"the published {yaml_name}"
     config = _with_tables(config, batch, lrs)
     return OfficialStart(source=source, schedule_source=said, preset=preset, model_config=config, epoch=epoch,
+                         config_source=str(yaml) if yaml is not None else None, rates_given=len(lrs),
                          epochs_per_lod=per_lod, train_epochs=epochs, batch_table=gpus, models=models,
                          has_ema=bool(ema_present), images_per_epoch=size, has_training=not missing)
 
@@ -268,9 +271,11 @@ def load_official_start(trainer, start: OfficialStart) -> None:
     ``start.position`` and makes fresh optimisers at that level (the official resume's). A file
     of the ``*_s`` copies alone starts the training weights from them too."""
     model = trainer.model
-    trained = official_state_dict(start.models, model, ema=not start.has_training, source=start.source)
+    trained = official_state_dict(start.models, model, ema=not start.has_training, source=start.source,
+                                  config_source=start.config_source)
     model.load_state_dict(trained)
-    ema = official_state_dict(start.models, trainer.ema.module, ema=True, source=start.source) if start.has_ema \
+    ema = official_state_dict(start.models, trainer.ema.module, ema=True, source=start.source,
+                              config_source=start.config_source) if start.has_ema \
         else trained
     trainer.ema.module.load_state_dict(ema)
     trainer.images_seen = start.position
@@ -302,6 +307,33 @@ def describe_start(start: OfficialStart, phase, batch_overridden: bool = False) 
     return (f"training on from the official checkpoint {start.source!r} at {where} ({start.position / 1000:g} kimg: "
             f"{epochs}), {level}, global batch {phase.batch} ({table}), lr {phase.lr:g}; weights: {weights}; Adam "
             f"starts afresh, as the official resume does (LODDriver.set_epoch clears the optimisers' state)")
+
+
+def departures_said(start: OfficialStart, opts: Any, config) -> list[str]:
+    """Notes for where the run goes on otherwise than the official trainer would with this
+    file or YAML: a LEARNING_RATES table shorter than the levels (officially an IndexError at the
+    first level past it), EPOCHS_PER_LOD 1 (officially a ZeroDivisionError in get_blend_factor:
+    the fade lasts EPOCHS_PER_LOD // 2 = 0 epochs), and training flags that change the official
+    training (``opts``: the run's options; ``config``: its model config)."""
+    from .options import _FLAGS, _in_effect
+
+    notes = []
+    levels = start.model_config.layer_count
+    if 0 < start.rates_given < levels:
+        notes.append(f"note: LEARNING_RATES gives {start.rates_given} rate{'s' * (start.rates_given > 1)} for "
+                     f"{levels} levels: the official scheduler stops at lod {start.rates_given} (IndexError); "
+                     f"alae_fast repeats the last rate")
+    if start.epochs_per_lod == 1:
+        notes.append("note: EPOCHS_PER_LOD 1: the official driver stops there (get_blend_factor divides by "
+                     "EPOCHS_PER_LOD // 2 = 0); alae_fast trains each level without a fade-in")
+    changed = [_FLAGS[k].split("/")[0 if getattr(opts, k) is not False else -1]
+               for k in ("r1_gamma", "r1_interval", "mixing_prob", "ema_half_life_kimg", "amp", "style_mixing",
+                         "w_avg_update", "flip", "d_zero_grad_step", "augment", "lae_weight")
+               if getattr(opts, k) is not None and _in_effect(k, getattr(opts, k), config) != _in_effect(k, None, config)]
+    if changed:
+        notes.append(f"note: {', '.join(changed)} change the official training for this run (config.json's "
+                     f"'behaviour' records what it uses)")
+    return notes
 
 
 def official_options_said(opts: Any) -> None:

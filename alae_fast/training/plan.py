@@ -341,7 +341,7 @@ RUN_FOLDERS = {"images": "the pictures", "checkpoints": "the checkpoints"}
 
 
 RUN_FILES = {"config.json": "the setup", "log.jsonl": "the losses", "loss_curves.png": "the loss curves",
-             "eval.json": "the evaluation"}
+             "eval.json": "the evaluation", "run.lock": "the lock of the run in progress"}
 
 
 def _check_run_folder(out: Path) -> None:

@@ -60,6 +60,7 @@ from .pictures import reconstruction_images, reconstruction_titles
 from .plan import _Plan, _busy_note, data_errors, _check_resume, _embedded_digits_said, _held_out_note, _plan, pick_setup
 from .eta import RemainingTime, flops_per_image
 from .progress import _Say, _progress
+from .run_lock import RunLock
 from .stop import StopInterrupted, StopRequest
 from .trainer import ALAETrainer
 
@@ -138,16 +139,21 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
     _check_options(opts)
     stop = StopRequest(_STOP_STARTING, announce=ctx.is_main)  # the job's notice, from rank 0
     stop.__enter__()
+    run = None
     try:
-        plan = _plan(opts, ctx, say)
-        _apply_threads(plan.opts, say)
-        run = _start(plan, ctx, say)
-        stopped = _loop(run, stop)
+        try:
+            plan = _plan(opts, ctx, say)
+            _apply_threads(plan.opts, say)
+            run = _start(plan, ctx, say)
+            stopped = _loop(run, stop)
+        finally:
+            stop.__exit__(None, None, None)
+        if stopped is None and run.late_signal is None:
+            run.late_signal = stop.requested  # came between the last check and the handlers' removal
+        return _report(run, stopped)
     finally:
-        stop.__exit__(None, None, None)
-    if stopped is None and run.late_signal is None:
-        run.late_signal = stop.requested  # came between the last check and the handlers' removal
-    return _report(run, stopped)
+        if run is not None and run.lock is not None:
+            run.lock.release()
 
 
 def _apply_threads(opts: TrainOptions, say) -> None:
@@ -193,6 +199,7 @@ class _Run:
     # the losses of the log record not yet written (_LossLog's window): a checkpoint keeps them,
     # so a resumed run's first record averages the same iterations as one that ran straight on
     loss_window: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+    lock: RunLock | None = None  # rank 0's lock on the run folder, held until the run returns
 
     @property
     def log_path(self) -> Path:
@@ -344,11 +351,13 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
         _check_unchanged_data(plan, content)
     trainer = _make_trainer(plan, ctx)
     if plan.official is not None:  # the official checkpoint's weights, at the start of its epoch
-        from .from_official import describe_start, load_official_start
+        from .from_official import departures_said, describe_start, load_official_start
         if plan.official.from_checkpoint:
             load_official_start(trainer, plan.official)
         say(describe_start(plan.official, trainer.phase(), "lod_batch" in opts.schedule_overrides))
-        _official_data_notes(plan, len(dataset), trainer.phase().batch, say)
+        for note in departures_said(plan.official, opts, plan.setup.model_config):
+            say(note)
+        _official_data_notes(plan, len(dataset), content, trainer.phase().batch, say)
         plan.official = replace(plan.official, models={})  # the file's tensors are copied: let them go
     # G's noise inputs come from the default generator: one stream, the same on every rank,
     # which draws the global batch's noise and takes its slice (ALAETrainer._noise)
@@ -362,9 +371,16 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     window = (plan.ckpt_state or {}).get("log_window")  # absent in checkpoints before 2026-12-06
     if window is not None and len(window) == ctx.world_size:  # else the first record starts afresh
         run.loss_window.update({k: [v.to(ctx.device) for v in vs] for k, vs in window[ctx.rank].items()})
-    if plan.data_moved and ctx.is_main:
-        _record_moved_data(plan, run.spec, run.content)
-    _write_run_config(run)
+    # before rank 0 writes anything into the folder: one training there at a time (run_lock.py)
+    run.lock = RunLock(plan.out).acquire() if ctx.is_main else None
+    try:
+        if plan.data_moved and ctx.is_main:
+            _record_moved_data(plan, run.spec, run.content)
+        _write_run_config(run)
+    except BaseException:
+        if run.lock is not None:
+            run.lock.release()
+        raise
     if ctx.device.type == "cpu" and not opts.threads:
         busy = _busy_note()
         if busy:
@@ -398,15 +414,19 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
     return run
 
 
-def _official_data_notes(plan: _Plan, n: int, batch: int, say) -> None:
+def _official_data_notes(plan: _Plan, n: int, content: dict | None, batch: int, say) -> None:
     """Notes for a run of an official checkpoint or YAML whose data do not match its epochs: an
-    official epoch is DATASET.SIZE images whatever the folder holds (the official loader's
-    length), and a global batch above the images shows each more than once a step."""
+    official epoch is (DATASET.SIZE // PART_COUNT) x PART_COUNT images whatever the folder holds
+    (the official loader's length), and a global batch above the ``n`` training images shows each
+    more than once a step. ``content``: the folder's record (its files, held-out ones included)."""
     size = plan.official.images_per_epoch
+    files = content.get("files") if isinstance(content, dict) else None
+    held = f" ({files - n} more held out for the evaluation; the official trainer trains on every image)" \
+        if files and files > n else ""
     if n != size:
-        say(f"note: an official epoch is DATASET.SIZE = {size} images, as the official loader counts it; --data holds "
-            f"{plural(n, 'training image')}, so an epoch here is {size / n:.3g} passes over them (a YAML of this data "
-            f"set would give SIZE: {n})")
+        say(f"note: an official epoch is {size} images (DATASET.SIZE // PART_COUNT x PART_COUNT), as the official "
+            f"loader counts it; --data gives {plural(n, 'training image')}{held}, so an epoch here is {size / n:.3g} "
+            f"passes over them (a YAML written for this folder would give SIZE: {files or n})")
     if batch > n:
         say(f"note: the global batch {batch} is larger than the {plural(n, 'training image')}: each step shows "
             f"images more than once (--schedule lod_batch=[...] sets smaller batches)")
