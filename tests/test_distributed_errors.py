@@ -100,3 +100,90 @@ def test_a_command_other_than_train_is_refused_under_torchrun(tmp_path):
                      "alae-fast generate: error: generate runs in one process; under torchrun (WORLD_SIZE 2) only "
                      "`train` splits its work between processes: run alae-fast generate without torchrun")
     assert not (tmp_path / "g.png").exists()
+
+
+def _job(tmp_path, *args):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "ALAE_FAST_TRACEBACK"):
+        env.pop(var, None)
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "alae_fast.cli", "train", "--preset", "digits-mlp", "--device", "cpu", "--threads",
+                             "1", "--no-progress", "--schedule", "lod_batch=[16]", *args], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_for(path_glob, proc, timeout=180):
+    import glob
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if glob.glob(path_glob):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {path_glob} while the job ran: {proc.poll()}")
+
+
+def test_a_signal_during_the_final_evaluation_ends_every_rank_at_once(tmp_path):
+    # a new user's trial: rank 1, waiting for rank 0's evaluation with the run's handlers gone,
+    # died of the job's SIGTERM without a word, and rank 0 waited for it until torchrun's SIGKILL
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = _job(tmp_path, "--kimg", "0.32", "--out", str(out))
+    try:
+        _wait_for(str(out / "checkpoints" / "ckpt-0000000320.pt"), proc)
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)  # to torchrun, which forwards it to the ranks
+        stdout, stderr = proc.communicate(timeout=60)
+        assert time.time() - t0 < 12, (stdout, stderr)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    said = stdout + stderr
+    assert "Unable to shutdown process" not in said and "forcefully" not in said, said
+    # the evaluation was abandoned (or had just ended): either way one line for the job
+    assert said.count("stopped by SIGTERM before the final evaluation") + said.count("wrote run folder") >= 1, said
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_run_is_said_in_one_line_with_the_newest_checkpoint(tmp_path):
+    # a new user's trial: rank 0 printed gloo's traceback ("Connection closed by peer") and nothing
+    # about where the run stood
+    import signal
+
+    out = tmp_path / "run"
+    proc = _job(tmp_path, "--kimg", "20", "--checkpoint-kimg", "0.16", "--no-eval", "--out", str(out))
+    try:
+        _wait_for(str(out / "checkpoints" / "ckpt-*.pt"), proc)
+        ranks = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+        rank1 = [p for p in ranks if _environ(p).get("RANK") == "1" and _environ(p).get("TORCHELASTIC_RUN_ID")
+                 and str(out) in _cmdline(p)]
+        assert rank1, "no rank 1"
+        os.kill(rank1[0], signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    said = stdout + stderr
+    line = [s for s in said.splitlines() if s.startswith("alae-fast train: error:")]
+    assert len(line) == 1 and "another process of the job ended without a word" in line[0], said
+    assert "the newest checkpoint is " in line[0] and "continue with: torchrun" in line[0], line
+    assert PACKAGE not in said, said  # no traceback of ours
+
+
+def _environ(pid: int) -> dict:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return dict(kv.split("=", 1) for kv in f.read().decode(errors="replace").split("\0") if "=" in kv)
+    except OSError:
+        return {}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace").replace("\0", " ")
+    except OSError:
+        return ""

@@ -595,6 +595,17 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
         if stopped is None:
             stop.message = _STOP_TRAINED
             run.late_signal = stop.requested
+    except RuntimeError as e:
+        if ctx.world_size == 1 or not _peer_gone(e):
+            raise
+        # another rank died (SIGKILL, out of memory, a lost node) and a collective met its closed
+        # connection: gloo's traceback had said neither what happened nor where the run stands
+        newest = list_checkpoints(plan.out / "checkpoints")
+        where = (f"the newest checkpoint is {newest[-1][1]} ({newest[-1][0] / 1000:.3f} kimg); continue with: "
+                 f"{_continue_command(ctx, plan.out, opts)}" if newest else "no checkpoint was written yet")
+        raise UserError(f"another process of the job ended without a word (killed, or out of memory?): its connection "
+                        f"closed; this one stops at {trainer.images_seen / 1000:.3f} kimg without a checkpoint: "
+                        f"{where}") from None
     except KeyboardInterrupt:  # only where no handler could be installed (not the main thread)
         if ctx.world_size == 1 and trainer.images_seen != last_ckpt and trainer.images_seen > 0:
             path = run.write_checkpoint()
@@ -603,6 +614,14 @@ def _loop(run: _Run, stop: StopRequest) -> str | None:
     finally:
         log.close()
     return stopped
+
+
+def _peer_gone(e: BaseException) -> bool:
+    """Whether a collective failed because another rank's process is gone (gloo's and NCCL's
+    words for a closed connection), not because of a bug of ours."""
+    text = str(e)
+    return any(w in text for w in ("Connection closed by peer", "Connection reset by peer", "Broken pipe",
+                                   "NCCL communicator was aborted", "remote process exited"))
 
 
 def _local_ranks() -> int:
@@ -683,7 +702,12 @@ def _report(run: _Run, stopped: str | None) -> dict[str, Any]:
         say(f"wrote run folder {out}: config.json, log.jsonl, {plotted}images/ "
             f"(latest {', '.join(Path(p).name for p in summary['images'])}), checkpoints/ "
             f"(latest {Path(str(run.last_path)).name})" + (", eval.json" if "eval" in summary else ""))
-    ctx.barrier()
+    # The job's signal reaches every rank while rank 0 evaluates and the others wait here for it:
+    # with the run's handlers gone, its default action killed a waiting rank without a word, and
+    # rank 0 then waited here for it until torchrun's SIGKILL (30 s). Caught, it only ends rank
+    # 0's evaluation (above) and every rank leaves together; a second signal still kills.
+    with StopRequest(announce=False):
+        ctx.barrier()
     return summary
 
 
