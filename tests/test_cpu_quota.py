@@ -161,3 +161,26 @@ def test_the_usual_layout_without_a_mount_table(tmp_path):
         (tmp_path / "sys" / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "sys" / rel).write_text(text)
     assert cpu_quota(tmp_path / "cgroup", root=tmp_path / "sys") == 0.5
+
+
+def test_explicit_threads_beyond_the_cores_under_torchrun_are_said(monkeypatch):
+    # a new user's trial: 2 torchrun processes x --threads 2 on 2 cores trained at 6 img/s, 1 thread
+    # each at 110-190, and only the resume's thread note was printed
+    import torch
+
+    import alae_fast.training.run as run_mod
+    from alae_fast.training.options import TrainOptions
+
+    said = []
+    before = torch.get_num_threads()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(run_mod, "usable_cpus", lambda: 2)
+    try:
+        run_mod._apply_threads(TrainOptions(threads=2), said.append)
+        assert said == ["note: --threads 2 in each of 2 processes on this machine is 4 threads for 2 usable CPUs: "
+                        "they wait for each other's turns, several times slower than 1 a process"]
+        said.clear()
+        run_mod._apply_threads(TrainOptions(threads=1), said.append)
+        assert said == []
+    finally:
+        torch.set_num_threads(before)

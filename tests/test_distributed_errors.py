@@ -187,3 +187,28 @@ def _cmdline(pid: int) -> str:
             return f.read().decode(errors="replace").replace("\0", " ")
     except OSError:
         return ""
+
+
+def test_ranks_started_with_different_commands_are_refused(tmp_path):
+    # a new user's trial, each rank started by hand (as on several nodes): --kimg 1 and 2 crashed in
+    # gloo ("Received data size doesn't match"), two copies of a folder trained silently apart
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank, kimg in ((0, "0.032"), (1, "0.064")):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "RANK": str(rank), "LOCAL_RANK": str(rank),
+               "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        env.pop("ALAE_FAST_TRACEBACK", None)
+        procs.append(subprocess.Popen([sys.executable, "-m", "alae_fast.cli", "train", "--preset", "digits-mlp",
+                                       "--device", "cpu", "--threads", "1", "--no-progress", "--no-eval",
+                                       "--schedule", "lod_batch=[16]", "--kimg", kimg, "--out", str(tmp_path / "run")],
+                                      env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=180) for p in procs]
+    said = "".join(o + e for o, e in outs)
+    assert [p.returncode for p in procs] == [2, 2], said
+    assert said.count("alae-fast train: error: the job's processes were not started alike: rank ") == 1, said
+    assert "differ in --kimg; start every process with the same command and the same data" in said, said
+    assert PACKAGE not in said and "Received data size" not in said, said

@@ -700,3 +700,7 @@ def test_a_run_folder_another_training_writes_is_refused(tmp_path, capsys):
         assert main(argv) == 0
         assert main([*argv[:4], "0.032", *argv[5:], "--resume"]) == 0
     assert list_checkpoints(out / "checkpoints")[-1][0] == 32
+    assert not (out / "run.lock").exists()  # removed as the run lets go
+    (out / "run.lock").write_text("pid 1 on a killed run's host")  # left by a SIGKILLed run: no lock held
+    with one_thread():
+        assert main([*argv[:4], "0.048", *argv[5:], "--resume"]) == 0

@@ -161,6 +161,12 @@ def _apply_threads(opts: TrainOptions, say) -> None:
     container's ``--cpus``) the quota rounded up, with a note, as
     :func:`alae_fast.training.plan.fresh_threads` counts for a resume."""
     threads = opts.threads
+    ranks, cpus = _local_ranks(), usable_cpus()
+    if threads and ranks > 1 and ranks * threads > cpus:
+        # the slowdown the default avoids (torchrun's OMP_NUM_THREADS=1), asked for by name: said
+        say(f"note: --threads {threads} in each of {ranks} processes on this machine is {ranks * threads} threads "
+            f"for {plural(cpus, 'usable CPU')}: they wait for each other's turns, several times slower than "
+            f"{max(1, cpus // ranks)} a process")
     if not threads:
         threads = threads_for_quota(torch.get_num_threads())
         if threads is None:
@@ -349,6 +355,7 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
         _check_moved_length(plan, len(dataset))
     elif plan.ckpt_state is not None:
         _check_unchanged_data(plan, content)
+    _check_same_job(plan, ctx, content, len(dataset))
     trainer = _make_trainer(plan, ctx)
     if plan.official is not None:  # the official checkpoint's weights, at the start of its epoch
         from .from_official import departures_said, describe_start, load_official_start
@@ -412,6 +419,28 @@ def _start(plan: _Plan, ctx: DistributedContext, say) -> _Run:
                                    module_globals=caller.f_globals)
     run.show_real, run.show_split = reconstruction_images(opts.data, schedule.resolution, schedule.channels, dataset)
     return run
+
+
+def _check_same_job(plan: _Plan, ctx: DistributedContext, content: dict | None, images: int) -> None:
+    """UserError on every rank when the job's processes were not started alike: each rank plans its
+    run from its own command line and data, and ranks of different --kimg had crashed in gloo
+    ("Received data size doesn't match") while ranks reading different copies of a folder had
+    trained silently on different data. Compared: the setup, schedule, length, options and
+    intervals, and the training images (their count and, for a folder, its files' digest)."""
+    if ctx.world_size == 1:
+        return
+    mine = {"setup": plan.setup.name, "model": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
+            "kimg": plan.total_kimg, "options": {k: getattr(plan.opts, k) for k in _NUMERIC_OPTIONS},
+            "intervals": [plan.ckpt_every, plan.image_every, plan.opts.checkpoint_minutes, plan.opts.log_steps],
+            "data": [images, (content or {}).get("md5")]}
+    said = {"setup": "--preset", "model": "--preset/--set", "schedule": "--schedule", "kimg": "--kimg",
+            "options": "the training options", "intervals": "--checkpoint-kimg, --image-kimg, --checkpoint-minutes "
+            "or --log-steps", "data": "--data (the images each reads)"}
+    for rank, theirs in enumerate(ctx.all_gather_object(mine)):
+        differs = [k for k in mine if theirs.get(k) != mine[k]]
+        if differs and rank != ctx.rank:
+            raise UserError(f"the job's processes were not started alike: rank {rank} and rank {ctx.rank} differ in "
+                            f"{said[differs[0]]}; start every process with the same command and the same data")
 
 
 def _official_data_notes(plan: _Plan, n: int, content: dict | None, batch: int, say) -> None:
