@@ -39,7 +39,12 @@ def test_plain_progress_after_resume_counts_rate_from_its_start():
     p = _PlainProgress(total=10000, initial=8000, file=out, every_s=30.0, clock=clock)
     clock.t += 40.0
     p.update(2000)
-    assert out.getvalue().splitlines() == ["10.0/10.0 kimg (100%), 40 s"]
+    # the last images are said once, by close, with the last step's losses (a torchrun trial saw
+    # "100%" twice, the first with the previous window's losses)
+    assert out.getvalue() == ""
+    p.set_postfix_str("Ld 1.224")
+    p.close()
+    assert out.getvalue().splitlines() == ["10.0/10.0 kimg (100%), 40 s: Ld 1.224"]
 
 
 def test_plain_progress_of_a_short_run_reads_in_images():

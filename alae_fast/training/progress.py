@@ -34,7 +34,9 @@ class _PlainProgress:
         self.n += n
         if self.eta is not None:
             self.eta.update(self.n)
-        if self.clock() - self.t_last >= self.every_s:
+        # the last images are said by close(), once, with the losses of the last step (a line here
+        # too had printed 100% twice, the first with the previous window's losses)
+        if self.n < self.total and self.clock() - self.t_last >= self.every_s:
             self._line()
 
     def set_postfix_str(self, s: str) -> None:
