@@ -265,7 +265,11 @@ def test_what_contradicts_training_on_from_an_official_checkpoint_is_refused(tmp
          "--preset digits-32: with --config the model is the YAML's"),
         (["--config", YAML, "--data", data, "--out", run, "--resume"], "--config begins a new run from an official YAML"),
         ([*base, "--data", data, "--kimg", 0.01], "--kimg 0.01: the checkpoint is already at"),
-        (["--from-official", tmp_path / "missing.pth", "--data", data, "--out", run], "missing.pth"),
+        (["--from-official", tmp_path / "missing.pth", "--data", data, "--out", run],
+         f"--from-official: checkpoint {str(tmp_path / 'missing.pth')!r} does not exist"),
+        (["--config", tmp_path / "missing.yaml", "--data", data, "--out", run],
+         f"--config: config {str(tmp_path / 'missing.yaml')!r} does not exist"),
+        ([*base, "--data", data, "--schedule", "lod_batch=[0]"], "--set/--schedule: LODSchedule: lod_batch must be"),
     ]
     for argv, said in cases:
         err = _refused(capsys, *argv)

@@ -176,7 +176,10 @@ def _with_tables(config: StyleALAEConfig, batch, lrs) -> StyleALAEConfig:
 def _yaml_setup(yaml, world_size: int):
     """``(config, epochs_per_lod, train_epochs, lod_batch, batch_table, lod_lr, size, preset)`` of
     an official StyleALAE YAML (UserError for an MLP's)."""
-    tables = _tables_from_yaml(yaml, world_size)  # first: names a malformed TRAIN key as such
+    try:
+        tables = _tables_from_yaml(yaml, world_size)  # first: names a malformed TRAIN key as such
+    except FileNotFoundError as e:
+        raise UserError(f"--config: {e}") from None
     config = official_config_from_yaml(yaml)  # refuses EPOCHS_PER_LOD 0 and what alae_fast does not implement
     if not isinstance(config, StyleALAEConfig):
         raise UserError(f"--config {str(yaml)!r}: an MLP ALAE config; training the official schedule in epochs is "
@@ -216,7 +219,10 @@ def official_start(path: str | os.PathLike, yaml: str | os.PathLike | None, worl
     ``load_official`` raises: an unreadable or malformed file or YAML, shapes that do not fit).
     """
     source = str(path)
-    state = read_official_checkpoint(path)
+    try:
+        state = read_official_checkpoint(path)
+    except FileNotFoundError as e:  # said with the flag that named it
+        raise UserError(f"--from-official: {e}") from None
     models = state.get("models") if isinstance(state, dict) else None
     if isinstance(state, dict) and str(state.get("format", "")).startswith("alae_fast"):
         if state.get("converted_from"):  # convert keeps one model, not the training copies: the .pth has them

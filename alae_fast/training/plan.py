@@ -38,11 +38,17 @@ def pick_setup(preset: str | None, model_overrides=None, schedule_overrides=None
 
 @contextmanager
 def _override_types():
-    """A wrong type in --set/--schedule (latent_size=abc) is the user's: UserError, one line."""
+    """A wrong type in --set/--schedule (latent_size=abc) or a value a config or schedule refuses
+    (lod_batch=[0]) is the user's: UserError, one line naming the flags."""
     try:
         yield
     except TypeError as e:
         raise UserError(f"--set/--schedule: {e}") from e
+    except ValueError as e:
+        # the configs' and the schedule's own checks (an unknown preset says its own flag)
+        if str(e).startswith(("LODSchedule", "StyleALAEConfig", "MLPALAEConfig")):
+            raise UserError(f"--set/--schedule: {e}") from e
+        raise
 
 
 def _as_typed(value) -> str:
