@@ -364,3 +364,16 @@ def test_load_official_names_a_malformed_train_value_too(tmp_path):
         yaml.write_text(text)
         with pytest.raises(OfficialCheckpointError, match=re.escape(said)):
             official_config_from_yaml(yaml)
+
+
+def test_a_batch_table_the_processes_cannot_share_names_its_key():
+    from alae_fast.training.options import TrainOptions
+    from alae_fast.training.plan import _check_batches
+    from alae_fast.training.setups import TrainSetup
+
+    start = official_start(PTH, YAML, world_size=3)  # the 8-GPU table: 512 ... 32, not shared by 3
+    setup = TrainSetup(start.name, start.config, schedule_from_config(start.config), 1.0, "x")
+    with pytest.raises(ValueError, match=re.escape(
+            f"TRAIN.LOD_2_BATCH_8GPU of the YAML {str(YAML)!r} (--schedule lod_batch=[...] sets another): the global "
+            f"batch 512 of level 0 (4x4) is not a multiple of the world size 3")):
+        _check_batches(TrainOptions(), setup, 3, start)

@@ -539,15 +539,19 @@ def _resume_threads(opts: TrainOptions, ckpt_state: dict, ctx: DistributedContex
     return replace(opts, threads=threads)
 
 
-def _check_batches(opts: TrainOptions, setup: TrainSetup, world_size: int) -> None:
+def _check_batches(opts: TrainOptions, setup: TrainSetup, world_size: int, official=None) -> None:
     """ValueError naming the level whose global batch ``world_size`` processes cannot share
-    equally, and where the batch came from (``--schedule lod_batch``, the preset, the run)."""
+    equally, and where the batch came from (``--schedule lod_batch``, the preset, the run, or
+    ``official``'s LOD_2_BATCH table: an :class:`~.from_official.OfficialStart`)."""
     schedule = setup.schedule
     for lod in range(schedule.start_lod, schedule.max_lod + 1):
         batch = schedule.batch_at(lod)
         if batch % world_size:
             if "lod_batch" in opts.schedule_overrides:
                 source = "--schedule lod_batch"
+            elif official is not None:
+                source = (f"TRAIN.LOD_2_BATCH_{official.batch_table}GPU of {official.schedule_source} (--schedule "
+                          f"lod_batch=[...] sets another)")
             elif setup.description == "resumed":
                 source = "the run's lod_batch (its schedule)"
             else:
@@ -659,7 +663,7 @@ def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Pl
     setup, channel_note = _match_channels(setup, opts)
     if channel_note:
         say(channel_note)
-    _check_batches(opts, setup, ctx.world_size)
+    _check_batches(opts, setup, ctx.world_size, start)
     stretch = (total_kimg * 1000 - start.position) / 10 / 1000  # a tenth of what this run trains
     opts = replace(opts, checkpoint_kimg=opts.checkpoint_kimg or max(stretch, 1e-3),
                    image_kimg=opts.image_kimg or max(stretch, 1e-3))
