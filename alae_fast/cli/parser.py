@@ -169,8 +169,8 @@ def _add_train(sub) -> None:
                         "the options below that are not given again continue as that run set them")
     t.add_argument("--from-official", default=None, metavar="PTH", type=_run_path,
                    help="begin a new run from an official ALAE checkpoint (podgorskiy/ALAE's .pth) where the official "
-                        "trainer would continue it: its weights, EMA and epoch, the official schedule in epochs of "
-                        "DATASET.SIZE images (--kimg counts from the official run's first image), Adam afresh as "
+                        "trainer would continue it: its weights, EMA and epoch, the official schedule in official epochs "
+                        "(DATASET.SIZE images; --kimg counts from the official run's first image), Adam afresh as "
                         "the official resume; --data: the images to train on")
     t.add_argument("--config", dest="official_config", default=None, metavar="YAML",
                    help="an official YAML (configs/*.yaml): with --from-official the one it was trained with "

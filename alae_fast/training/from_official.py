@@ -9,13 +9,14 @@ go on after ``Checkpointer.load`` of that file:
   (converted as :func:`~alae_fast.models.official.official_state_dict` converts them).
 - **Position**: the official run counts epochs of ``(DATASET.SIZE // PART_COUNT) x PART_COUNT``
   images (its TFRecords loader's length, which ``LODDriver`` takes as the data set's size;
-  :func:`~alae_fast.models.official.official_epoch_images`) and resumes at the start of epoch ``scheduler.last_epoch``. The new run starts at
-  ``last_epoch x SIZE`` images with the official schedule in the same epochs: ``EPOCHS_PER_LOD x
-  SIZE`` images per level, the first ``EPOCHS_PER_LOD // 2`` epochs of each fading in,
-  ``TRAIN_EPOCHS x SIZE`` in all. So the level, the blend and the learning rate at every later
-  image are the official trainer's. SIZE and PART_COUNT are the YAML's (defaults.py's 70000 and 1
-  where it has none), or the published config's; ``--data`` holding another number of images is
-  said, as the official YAML of a new data set would set SIZE to its count.
+  :func:`~alae_fast.models.official.official_epoch_images`) and resumes at the start of epoch
+  ``scheduler.last_epoch``. The new run starts at ``last_epoch`` epochs of images with the
+  official schedule in the same epochs: ``EPOCHS_PER_LOD`` epochs per level, the first
+  ``EPOCHS_PER_LOD // 2`` of each fading in, ``TRAIN_EPOCHS`` in all. So the level, the blend and
+  the learning rate at every later image are the official trainer's. SIZE and PART_COUNT are the
+  YAML's (defaults.py's 70000 and 1 where it has none), or the published config's; ``--data``
+  holding another number of images is said, as the official YAML of a new data set would set
+  SIZE to its count.
 - **Batch**: ``TRAIN.LOD_2_BATCH_<W>GPU`` for W processes at the run's first start (1, 2, 4 or 8;
   the official driver has no other table and fails there: alae_fast takes the 8-GPU one), the
   global batch, as the official driver picks it by GPU count.
@@ -28,17 +29,20 @@ go on after ``Checkpointer.load`` of that file:
 
 What differs: the images and their order (the official TFRecords reader shuffles its own way);
 an official epoch skips its last, incomplete batch where the alae_fast stream runs on into the next
-epoch (at most one batch an epoch); a file without the ``*_s`` copies starts the EMA from the
-training weights (the official ``model_s`` is a fresh initialisation); a file with the ``*_s``
-copies only trains from them (the official trainer would train from random weights there); a
-``LEARNING_RATES`` table shorter than the levels repeats its last rate (officially an IndexError).
+epoch (at most one batch an epoch); a folder's tenth is held out for the evaluation. The run says
+in a note each place where it goes on where the official trainer would not
+(:func:`departures_said`, and run.py's data notes): a file without the ``*_s`` copies starts the
+EMA from the training weights (the official ``model_s`` is a fresh initialisation); a file with the
+``*_s`` copies only trains from them (the official trainer would train from random weights there);
+a ``LEARNING_RATES`` table shorter than the levels repeats its last rate (officially an
+IndexError); EPOCHS_PER_LOD 1 trains without a fade-in (officially a ZeroDivisionError).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
