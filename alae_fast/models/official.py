@@ -100,6 +100,16 @@ def _same_schedule(a: StyleALAEConfig, b: StyleALAEConfig) -> bool:
             and a.train_kimg == b.train_kimg and a.flip == b.flip and a.fade_fraction == b.fade_fraction)
 
 
+def yaml_sections(data: dict[str, Any], path) -> tuple[dict, dict]:
+    """A read YAML's ``(TRAIN, DATASET)`` sections (empty where absent), else
+    OfficialCheckpointError naming the one that is not a mapping."""
+    train, dataset = data.get("TRAIN") or {}, data.get("DATASET") or {}
+    for key, section in (("TRAIN", train), ("DATASET", dataset)):
+        if not isinstance(section, dict):
+            raise OfficialCheckpointError(f"{path}: {key} must be a mapping; got {type(section).__name__}")
+    return train, dataset
+
+
 def yaml_whole(section: dict, name: str, path, low: int = 1) -> int:
     """``section[key]`` (``name`` = 'TRAIN.KEY') as a whole number >= ``low``, else
     OfficialCheckpointError naming it: a YAML's TRAIN and DATASET counts."""
@@ -143,10 +153,7 @@ def _yaml_schedule(data: dict[str, Any], layer_count: int, path) -> dict[str, An
     run, as the paper presets carry), TRAIN.LEARNING_RATES and DATASET.FLIP_IMAGES; missing keys
     take defaults.py's values. Tables are cut to the model's levels. A malformed value is
     refused naming its key."""
-    train, dataset = data.get("TRAIN") or {}, data.get("DATASET") or {}
-    for key, section in (("TRAIN", train), ("DATASET", dataset)):
-        if not isinstance(section, dict):
-            raise OfficialCheckpointError(f"{path}: {key} must be a mapping; got {type(section).__name__}")
+    train, dataset = yaml_sections(data, path)
     t, d = {**_TRAIN_DEFAULTS, **train}, {**_DATASET_DEFAULTS, **dataset}
     size = official_epoch_images(d, path)
     epochs = yaml_whole(t, "TRAIN.EPOCHS_PER_LOD", path, low=0)

@@ -50,8 +50,8 @@ import torch
 from ..errors import UserError
 from ..models.config import per_level
 from ..models.official import (_DATASET_DEFAULTS, _PAPER_PRESETS, _STYLE_ARCH, _TRAIN_DEFAULTS, infer_official_config,
-                               official_config_from_yaml, official_epoch_images, official_state_dict, yaml_table,
-                               yaml_whole)
+                               official_config_from_yaml, official_epoch_images, official_state_dict, yaml_sections,
+                               yaml_table, yaml_whole)
 from ..models.official_io import OfficialCheckpointError, read_official_checkpoint, read_official_yaml
 from ..models.presets import preset_config
 from ..models.style_config import StyleALAEConfig
@@ -159,11 +159,7 @@ def _recorded_epoch(state: dict, source: str) -> int | None:
 def _tables_from_yaml(path, world_size: int) -> tuple[int, int, tuple[int, ...], int, tuple[float, ...], int]:
     """``(epochs_per_lod, train_epochs, lod_batch, batch_table, lod_lr, size)`` of an official YAML,
     missing keys taking defaults.py's values; OfficialCheckpointError naming a malformed key."""
-    data = read_official_yaml(path)
-    train, dataset = data.get("TRAIN") or {}, data.get("DATASET") or {}
-    for key, section in (("TRAIN", train), ("DATASET", dataset)):
-        if not isinstance(section, dict):
-            raise OfficialCheckpointError(f"{path}: {key} must be a mapping; got {type(section).__name__}")
+    train, dataset = yaml_sections(read_official_yaml(path), path)
     t = {**_TRAIN_DEFAULTS, **{f"LOD_2_BATCH_{g}GPU": list(b) for g, b in _BATCH_DEFAULTS.items()}, **train}
     gpus = world_size if world_size in _BATCH_DEFAULTS else 8
     return (yaml_whole(t, "TRAIN.EPOCHS_PER_LOD", path, low=0), yaml_whole(t, "TRAIN.TRAIN_EPOCHS", path),
@@ -193,7 +189,7 @@ def _yaml_setup(yaml, world_size: int):
 
 def official_yaml_start(yaml: str | os.PathLike, world_size: int = 1) -> OfficialStart:
     """A new run of an official YAML's StyleALAE from scratch, as ``train_alae.py`` trains it with
-    that config on the run's data: the official schedule in epochs of the data (as
+    that config on the run's data: the official schedule in official epochs (as
     :class:`OfficialStart`), the LOD_2_BATCH table of ``world_size`` processes, epoch 0.
     Raises what :func:`official_start` raises for its YAML."""
     config, per_lod, epochs, batch, gpus, lrs, size, preset = _yaml_setup(yaml, world_size)

@@ -561,6 +561,20 @@ def _check_batches(opts: TrainOptions, setup: TrainSetup, world_size: int, offic
                              f"of the world size {world_size} (each process takes an equal share)")
 
 
+def _open_run_folder(opts: TrainOptions, out: Path, say) -> tuple[TrainOptions, Path | None, dict | None]:
+    """The run folder ``out`` checked (not a file, no entry of the wrong kind) and the checkpoint
+    a ``--resume`` continues found (:func:`_find_checkpoint`'s answer), with the note for a folder
+    inside the data said."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file; the run folder goes there")
+    _check_run_folder(out)
+    opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
+    inside = _out_inside_data_note(opts, out)
+    if inside:
+        say(inside)
+    return opts, ckpt_path, ckpt_state
+
+
 def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     """The setup (the checkpoint's on a plain ``--resume``), matched to the data's channels and
     fitted to the run's length, with the notes said. Raises ValueError for a non-positive
@@ -574,13 +588,7 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
         with _override_types():
             setup = pick_setup(opts.preset, opts.model_overrides, opts.schedule_overrides)
         out = Path(opts.out) if opts.out else Path("runs") / setup.name
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {str(out)!r} is a file; the run folder goes there")
-    _check_run_folder(out)
-    opts, ckpt_path, ckpt_state = _find_checkpoint(opts, out, say)
-    inside = _out_inside_data_note(opts, out)
-    if inside:
-        say(inside)
+    opts, ckpt_path, ckpt_state = _open_run_folder(opts, out, say)
     if ckpt_state is not None:
         setup = _resolve(opts, ckpt_state)
     _check_flags_against_set(opts, setup)
@@ -627,8 +635,8 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
 def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     """The plan of a new run that trains on from an official checkpoint, or trains an official
     YAML from scratch (``--config`` alone; :mod:`alae_fast.training.from_official`): its model and
-    the official schedule counted in epochs of the training images of ``--data`` (opened here to
-    count them), the length TRAIN_EPOCHS of them unless ``--kimg`` says otherwise. Checkpoints and
+    the official schedule counted in official epochs (DATASET.SIZE // PART_COUNT x PART_COUNT
+    images), the length TRAIN_EPOCHS of them unless ``--kimg`` says otherwise. Checkpoints and
     pictures come by default every tenth of the images the run trains, not of its length: a run
     that starts at epoch 157 of FFHQ trains a small part of it."""
     from .from_official import official_options_said, official_start, official_yaml_start
@@ -643,13 +651,7 @@ def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Pl
                        f"{start.source} trained on as the official trainer does" if start.from_checkpoint else
                        f"the official config {start.source} trained as the official trainer does")
     out = Path(opts.out) if opts.out else Path("runs") / setup.name
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {str(out)!r} is a file; the run folder goes there")
-    _check_run_folder(out)
-    opts, _, _ = _find_checkpoint(opts, out, say)  # a new run: refuses a folder that holds checkpoints
-    inside = _out_inside_data_note(opts, out)
-    if inside:
-        say(inside)
+    opts, _, _ = _open_run_folder(opts, out, say)  # a new run: refuses a folder that holds checkpoints
     _check_flags_against_set(opts, setup)
     _check_style_mixing(opts, setup, None)
     opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
