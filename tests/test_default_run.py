@@ -5,9 +5,9 @@ figures the README states for the default run (seed 0) with some room, since a r
 deterministic only for a machine and thread count: reconstructions G(E(x)) of the input's
 class, the EMA encoder's latent 1-NN, its lead over the mean of twenty random encoders, every
 digit class among the EMA samples; and that the run wrote what the README says it writes. On
-an AMD Zen 4 (2 threads, 2026-12-05) seeds 0-3 gave reconstructions 89.6 / 90.2 / 90.9 /
-90.9%, 1-NN 96.6 / 95.3 / 97.6 / 96.6%, +6.9 / +5.6 / +7.9 / +6.9 points over random encoders
-and a rarest sample class of 7.8 / 8.3 / 7.8 / 8.0%.
+an AMD Zen 3 (2 threads, 2026-12-07) seeds 0-3 of the preset (62 kimg, channels_last) gave
+reconstructions 89.2 / 86.5 / 88.2 / 88.2%, 1-NN 96.3 / 96.3 / 95.3 / 96.3%, +6.6 / +6.6 /
++5.6 / +6.6 points over random encoders and a rarest sample class of 7.1 / 6.8 / 7.8 / 7.8%.
 """
 
 import json
@@ -60,5 +60,5 @@ def test_default_run_writes_the_run_folder(default_run):
     assert list((out / "images").glob("reconstructions-*.png")) and list((out / "images").glob("samples-*.png"))
     assert list((out / "checkpoints").glob("ckpt-*.pt"))
     ev = json.loads((out / "eval.json").read_text())
-    assert ev["kimg"] == pytest.approx(68.0, abs=0.032) and 0.0 < ev["reconstruction_mse"] < 1.0
+    assert ev["kimg"] == pytest.approx(62.0, abs=0.032) and 0.0 < ev["reconstruction_mse"] < 1.0
     assert f"wrote run folder {out}" in stdout

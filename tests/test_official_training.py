@@ -199,14 +199,14 @@ def test_digits_keeps_its_behaviour_and_options_override():
                                                           "w_avg_update": "generator_step", "flip": False,
                                                           "mixing_prob": 0.0, "d_zero_grad_step": False,
                                                           "augment": "", "lae_weight": 0.25,
-                                                          "channels_last": False}
+                                                          "channels_last": True}
     opts = TrainOptions(style_mixing="official", flip=True, mixing_prob=0.9, d_zero_grad_step=True,
-                        augment="translation", lae_weight=0.5, channels_last=True)
+                        augment="translation", lae_weight=0.5, channels_last=False)
     assert training_behaviour(opts, config) == {"style_mixing": "official", "w_avg_update": "generator_step",
                                                 "flip": True, "mixing_prob": 0.9, "d_zero_grad_step": True,
                                                 "augment": "translation", "lae_weight": 0.5,
-                                                "channels_last": True}
-    # photos-32 trains channels_last; an option given says otherwise
+                                                "channels_last": False}
+    # digits-32 (since 2026-12-07) and photos-32 train channels_last; an option given says otherwise
     assert training_behaviour(TrainOptions(), preset_config("photos-32"))["channels_last"] is True
     assert training_behaviour(TrainOptions(channels_last=False), preset_config("photos-32"))["channels_last"] is False
     # a config without the fields (the MLP ALAE) gets alae_fast's defaults, except mixing: with one
