@@ -83,3 +83,29 @@ def test_every_candidate_of_the_quick_model_cases_runs():
             assert out[0].is_contiguous(memory_format=torch.channels_last) and contiguous[0].is_contiguous(), case.name
             for a, b in zip(out, contiguous):
                 torch.testing.assert_close(a, b, **tol)
+
+
+
+def test_training_cases_and_the_profile_run_each_preset_in_its_training_layout(monkeypatch):
+    # digits-32 trains channels_last since 2026-12-07 (alae-fast train moves the model): the
+    # benchmark's iteration and the --profile breakdown time that layout; the MLP has none
+    import alae_fast.bench.profile as bench_profile
+    import alae_fast.bench.train as bench_train
+    import alae_fast.training.trainer as trainer_mod
+    from alae_fast.inference.metrics import memory_format_of
+
+    for name, layout in (("digits-32", torch.channels_last), ("photos-32", torch.channels_last),
+                         ("digits-mlp", torch.contiguous_format)):
+        _, model, *_ = bench_train._last_level(name, torch.device("cpu"))
+        assert memory_format_of(model) is layout, name
+    seen = []
+
+    class Spy(trainer_mod.ALAETrainer):  # iteration_breakdown imports the trainer when called
+        def __init__(self, model, *a, **k):
+            seen.append(memory_format_of(model))
+            super().__init__(model, *a, **k)
+
+    monkeypatch.setattr(trainer_mod, "ALAETrainer", Spy)
+    r = bench_profile.iteration_breakdown("digits-32", batch=2, iterations=1, warmup=0)
+    assert seen == [torch.channels_last]
+    assert r["lod"] == 3 and r["batch"] == 2 and r["ms"]["conv/GEMM"] > 0

@@ -1,7 +1,8 @@
 """Where one training iteration's time goes, by torch.profiler on the CPU.
 
 :func:`iteration_breakdown` runs ``warmup`` iterations of a preset's ``ALAETrainer.step`` at
-its last level (fully faded in), then profiles ``iterations`` more and sorts every op's
+its last level (fully faded in; in the layout the preset trains in, channels_last for
+``digits-32``), then profiles ``iterations`` more and sorts every op's
 SELF time (time inside the op, not in the ops it calls) into:
 
 - ``conv/GEMM``: convolutions, their backward, and matrix products (aten conv*, mkldnn*,
@@ -82,7 +83,10 @@ def iteration_breakdown(preset: str, batch: int | None = None, iterations: int =
     phase = sched.phase(at)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        trainer = ALAETrainer(build_model(setup.model_config), sched, seed=seed)
+        model = build_model(setup.model_config)
+        if getattr(setup.model_config, "channels_last", False):  # the layout `alae-fast train` trains it in
+            model = model.to(memory_format=torch.channels_last)
+        trainer = ALAETrainer(model, sched, seed=seed)
         x = torch.rand(phase.batch, sched.channels, sched.resolution, sched.resolution) * 2 - 1
         trainer.images_seen = at
         for _ in range(warmup):

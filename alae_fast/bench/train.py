@@ -1,7 +1,8 @@
 """Benchmark cases of one whole ALAE training iteration (the three steps, R1 double backward
 included, Adam and EMA updates), on the fused ops ('fused') vs the PyTorch references ('ref').
 
-Cases: the trainable digits presets (StyleALAE ``digits-32`` and the MLP ``digits-mlp``), at their preset batch, from the same initial weights, at the preset's last
+Cases: the trainable digits presets (StyleALAE ``digits-32`` and the MLP ``digits-mlp``), at their preset batch and
+in the preset's training layout (``digits-32`` channels_last), from the same initial weights, at the preset's last
 level of detail, fully faded in (where a default run spends most of its time; at 4x4 an
 iteration is all Python and optimizer overhead). Each call of a candidate runs one more
 iteration of its own trainer. Beside them (no target), ``photos-32``'s iteration in its
@@ -28,14 +29,17 @@ def _iteration(trainer: ALAETrainer, x: torch.Tensor):
 
 
 def _last_level(name: str, device: torch.device):
-    """Preset ``name``'s model (seed 0), schedule, the image count at the start of its last
-    level's stable half (kimg_to_reach is where the fade-in ends), that phase, and a batch of
-    images for it: the same setting for every candidate of a case."""
+    """Preset ``name``'s model (seed 0) in the layout the preset trains in (channels_last for
+    ``digits-32`` and ``photos-32``, as ``alae-fast train`` moves it), schedule, the image count
+    at the start of its last level's stable half (kimg_to_reach is where the fade-in ends), that
+    phase, and a batch of images for it: the same setting for every candidate of a case."""
     setup = resolve_setup(name)
     gen = torch.Generator().manual_seed(0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build_model(setup.model_config).to(device)
+    if getattr(setup.model_config, "channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
     sched = setup.schedule
     at = int(round(sched.kimg_to_reach(sched.max_lod) * 1000))
     phase = sched.phase(at)
