@@ -59,6 +59,8 @@ def test_default_run_writes_the_run_folder(default_run):
         assert (out / name).is_file(), name
     assert list((out / "images").glob("reconstructions-*.png")) and list((out / "images").glob("samples-*.png"))
     assert list((out / "checkpoints").glob("ckpt-*.pt"))
+    # the preset trains channels_last (since 2026-12-07), and config.json records it
+    assert json.loads((out / "config.json").read_text())["behaviour"]["channels_last"] is True
     ev = json.loads((out / "eval.json").read_text())
     assert ev["kimg"] == pytest.approx(62.0, abs=0.032) and 0.0 < ev["reconstruction_mse"] < 1.0
     assert f"wrote run folder {out}" in stdout

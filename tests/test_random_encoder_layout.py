@@ -25,9 +25,12 @@ def test_memory_format_of_reads_the_models_layout():
     style = build_model(preset_config("digits-32"))
     assert memory_format_of(style) is torch.contiguous_format
     assert memory_format_of(copy.deepcopy(style).to(memory_format=torch.channels_last)) is torch.channels_last
-    # an MLP ALAE has no 4-D weight: contiguous, whatever it was asked
-    mlp = build_model(preset_config("digits-mlp")).to(memory_format=torch.channels_last)
-    assert memory_format_of(mlp) is torch.contiguous_format
+    # a model whose 4-D weights cannot tell the layouts apart (1x1, or one input channel) reads
+    # contiguous rather than guessing
+    ones = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.Conv2d(8, 8, 1)).to(memory_format=torch.channels_last)
+    assert memory_format_of(ones) is torch.contiguous_format
+    assert memory_format_of(torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3)).to(
+        memory_format=torch.channels_last)) is torch.channels_last
 
 
 def test_random_model_in_either_layout_holds_the_same_draw():
@@ -39,6 +42,7 @@ def test_random_model_in_either_layout_holds_the_same_draw():
         assert na == nb and torch.equal(pa, pb), na
     assert not any(p.requires_grad for p in b.parameters()) and not b.training
     a, b = a.double(), b.double()
+    assert memory_format_of(b) is torch.channels_last  # the float64 comparison is across layouts
     x = torch.rand(5, 1, 32, 32, dtype=torch.float64) * 2 - 1
     for lod, blend in [(3, 1.0), (2, 0.5)]:
         r = 4 * 2 ** lod

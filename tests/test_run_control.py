@@ -456,7 +456,7 @@ def test_every_preset_made_for_other_data_warns_of_its_schedule_on_the_digits(tm
             continue
         here = f"{plan.total / 1500:,.0f} passes over the 1500 digits trained on here"
         assert f"its {plan.total_kimg:g} kimg are " in line and here in line, line
-        like, kimg = ("digits-mlp", 120) if isinstance(plan.setup.model_config, MLPALAEConfig) else ("digits-32", 68)
+        like, kimg = ("digits-mlp", 120) if isinstance(plan.setup.model_config, MLPALAEConfig) else ("digits-32", 62)
         assert line.endswith(f"give --kimg N (--preset {like}, made for them, trains {kimg} kimg), or --data DIR "
                              f"with {preset.data}"), line
         # the official configs' data set sizes (the passes over them are their epochs), photos-32's

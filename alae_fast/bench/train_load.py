@@ -3,7 +3,7 @@ without two competing CPU-bound processes.
 
 Each candidate is a whole process (libgomp reads its wait settings once, when torch loads):
 ``python -m alae_fast.bench.train_load STEPS [THREADS]`` runs ``STEPS`` iterations of
-``digits-32`` at its last level, as ``alae_fast.bench.train`` does. Candidates:
+``digits-32`` at its last level, in its training layout (channels_last), as ``alae_fast.bench.train`` does. Candidates:
 
 - ``fused``: the defaults of ``alae-fast`` (``import alae_fast`` lets threads sleep at once
   when other work is runnable, and leaves libgomp's spinning on an idle machine, see
@@ -134,7 +134,10 @@ def _main(argv: list[str]) -> None:
     setup = resolve_setup("digits-32")
     sched = setup.schedule
     torch.manual_seed(0)
-    trainer = ALAETrainer(build_model(setup.model_config), sched, seed=0)
+    model = build_model(setup.model_config)
+    if getattr(setup.model_config, "channels_last", False):  # the layout `alae-fast train` trains it in
+        model = model.to(memory_format=torch.channels_last)
+    trainer = ALAETrainer(model, sched, seed=0)
     trainer.images_seen = int(round(sched.kimg_to_reach(sched.max_lod) * 1000))
     phase = sched.phase(trainer.images_seen)
     x = torch.rand(phase.batch, sched.channels, sched.resolution, sched.resolution,

@@ -231,7 +231,7 @@ def _add_train(sub) -> None:
     layout.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
                         help="train a StyleALAE with its weights and feature maps channels_last (on the CPU "
                              "8-16-map convolutions run about twice as fast; another trajectory than "
-                             "contiguous; default: the preset's, on for photos-32)")
+                             "contiguous; default: the preset's, on for digits-32 and photos-32)")
     layout.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                         help="train in the contiguous (NCHW) layout")
     t.add_argument("--augment", type=_augment_policies, default=None, metavar="POLICIES",

@@ -57,10 +57,11 @@ def memory_format_of(model: torch.nn.Module) -> torch.memory_format:
     trained channels_last, ``StyleALAEConfig.channels_last``), else ``torch.contiguous_format``;
     read off the first 4-D parameter with more than one input channel and pixel, where the two
     layouts differ."""
+    from ..models.style_alae import layout_of
+
     for p in model.parameters():
         if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1:
-            return torch.channels_last if not p.is_contiguous() and p.is_contiguous(
-                memory_format=torch.channels_last) else torch.contiguous_format
+            return layout_of(p)
     return torch.contiguous_format
 
 
