@@ -294,7 +294,7 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 # the paper's below 128 px (nearest x2 + conv, conv + 2x2 average pool, blurred with
 # upfirdn2d); transposed/strided convolutions (fused_scale_resolution=4) compute the same
 # function about 10% faster here, but leave less of the work to the fused ops.
-# Departures from the paper's settings, all because the whole run is ~3700 steps on 1500
+# Departures from the paper's settings, all because the whole run is ~3500 steps on 1500
 # images of 8x8 pixels:
 # - ToRGB gain 1 instead of 0.03: with 0.03 (and 8 feature maps) G's output grows by about
 #   0.03/sqrt(8) of each Adam step and after 22 kimg still spans a tenth of the pixel range
@@ -330,7 +330,7 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   latent 32, 80 kimg, batch 16 below 32x32, 32 there:       recon 85.5, 83.2, 85.9, 84.8%
 #   the same with lr 0.003, seeds 1-2:                        recon 86.5, 89.2%
 #   the same with 76 kimg (20 at 32x32):                      recon 89.6, 86.2, 88.9, 85.5%
-#   the same with 68 kimg (34 at 8x8, 18 at 32x32):           the preset's schedule now
+#   the same with 68 kimg (34 at 8x8, 18 at 32x32):           the preset's schedule until 2026-12-07
 #   (seed 0 only: latent 20 54.2%; lr 0.001 42.8%; earlier, at latent 16, R1 gamma 1 or 30,
 #   features 16..64 and 60 kimg at 8x8 did not help). A larger latent keeps more of the digit
 #   through G(E(x)); its price is that random encoders of 32 dimensions already score ~92%
@@ -367,7 +367,7 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   AMD Zen 3 (AVX2, 2 threads) in a slow hour the 68 kimg run took 358 and 399 s contiguous
 #   and 322-348 s channels_last (seeds 0-3: reconstructions 88.9/89.2/89.6/89.2%, 1-NN
 #   96.6/95.6/95.6/96.6%, +6.9/+5.9/+5.9/+6.9 over random encoders); 62 kimg channels_last
-#   took 293-305 s (reconstructions 89.2/86.5/88.2/88.2%, 1-NN 96.3/96.3/95.3/96.3%,
+#   took 293-312 s (reconstructions 89.2/86.5/88.2/88.2%, 1-NN 96.3/96.3/95.3/96.3%,
 #   +6.6/+6.6/+5.6/+6.6, rarest sample class 6.8-7.8%). Twenty-first round of the experiments file.
 DIGITS_32 = StyleALAEConfig(
     latent_size=24, mapping_layers=1, layer_count=4, channels=1, start_features=8, max_features=32,
