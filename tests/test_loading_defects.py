@@ -368,8 +368,10 @@ def test_interpolate_latents_takes_two_dtypes(grey_ckpt, da, db):
     t = torch.tensor([0, 1 / 3, 2 / 3, 1], dtype=torch.float64).view(-1, 1)
     want = run.decode((wa + t * (wb - wa)).float())
     assert got.shape == (4, 1, 32, 32) and got.dtype == torch.float32
-    # the same latents, so only the segment's rounding differs: lerp runs in float32 or float64 here
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # the same latents, so only the segment's rounding differs: lerp runs in float32 or float64 here,
+    # and G carries a w's float32 rounding to its pixels with some gain (1.2e-5 seen on one pixel of
+    # a digits-32 run trained channels_last, 2026-12-07); a wrong segment moves pixels far more
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=5e-5)
 
 
 # --- 6. noise tensors with NaN, and the noise error's wording -----------------------------------------------
