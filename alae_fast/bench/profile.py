@@ -67,7 +67,7 @@ def iteration_breakdown(preset: str, batch: int | None = None, iterations: int =
     """
     from torch.profiler import ProfilerActivity, profile
 
-    from ..models import build_model
+    from .train import preset_model
     from ..training.setups import resolve_setup
     from ..training.trainer import ALAETrainer
 
@@ -83,10 +83,7 @@ def iteration_breakdown(preset: str, batch: int | None = None, iterations: int =
     phase = sched.phase(at)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(setup.model_config)
-        if getattr(setup.model_config, "channels_last", False):  # the layout `alae-fast train` trains it in
-            model = model.to(memory_format=torch.channels_last)
-        trainer = ALAETrainer(model, sched, seed=seed)
+        trainer = ALAETrainer(preset_model(setup.model_config), sched, seed=seed)
         x = torch.rand(phase.batch, sched.channels, sched.resolution, sched.resolution) * 2 - 1
         trainer.images_seen = at
         for _ in range(warmup):

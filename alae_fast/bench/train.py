@@ -28,6 +28,15 @@ def _iteration(trainer: ALAETrainer, x: torch.Tensor):
     return lambda: trainer.step(x)
 
 
+def preset_model(config, device="cpu") -> torch.nn.Module:
+    """A model of ``config`` on ``device`` in the layout ``alae-fast train`` trains it in by default
+    (channels_last where the config says so, as for ``digits-32`` and ``photos-32``); seeded by the caller."""
+    model = build_model(config).to(device)
+    if getattr(config, "channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def _last_level(name: str, device: torch.device):
     """Preset ``name``'s model (seed 0) in the layout the preset trains in (channels_last for
     ``digits-32`` and ``photos-32``, as ``alae-fast train`` moves it), schedule, the image count
@@ -37,9 +46,7 @@ def _last_level(name: str, device: torch.device):
     gen = torch.Generator().manual_seed(0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build_model(setup.model_config).to(device)
-    if getattr(setup.model_config, "channels_last", False):
-        model = model.to(memory_format=torch.channels_last)
+        model = preset_model(setup.model_config, device)
     sched = setup.schedule
     at = int(round(sched.kimg_to_reach(sched.max_lod) * 1000))
     phase = sched.phase(at)

@@ -124,7 +124,7 @@ def _main(argv: list[str]) -> None:
     from .._omp import choice
     from ..cpu_allocator import keep_freed_memory
     from ..training.setups import resolve_setup
-    from ..models import build_model
+    from .train import preset_model
     from ..training.trainer import ALAETrainer
 
     steps = int(argv[0])
@@ -134,10 +134,7 @@ def _main(argv: list[str]) -> None:
     setup = resolve_setup("digits-32")
     sched = setup.schedule
     torch.manual_seed(0)
-    model = build_model(setup.model_config)
-    if getattr(setup.model_config, "channels_last", False):  # the layout `alae-fast train` trains it in
-        model = model.to(memory_format=torch.channels_last)
-    trainer = ALAETrainer(model, sched, seed=0)
+    trainer = ALAETrainer(preset_model(setup.model_config), sched, seed=0)
     trainer.images_seen = int(round(sched.kimg_to_reach(sched.max_lod) * 1000))
     phase = sched.phase(trainer.images_seen)
     x = torch.rand(phase.batch, sched.channels, sched.resolution, sched.resolution,
