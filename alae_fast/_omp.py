@@ -19,8 +19,9 @@ said; ``benchmarks/results/digits-experiments.md``, tenth round):
 No single setting is right for both, and libgomp reads its settings once, when it is loaded
 (``import torch``). :func:`choose_wait` therefore looks before that: when other work is
 runnable on this machine (``procs_running`` of ``/proc/stat``, sampled a few times over
-~10 ms) and would share the cores torch's threads use, it sets ``GOMP_SPINCOUNT=0`` (threads
-sleep as soon as they wait); on an idle machine it leaves libgomp's spinning as it is.
+~10 ms, and when that finds any, again over ~200 ms: :func:`others_at_start`) and would share
+the cores torch's threads use, it sets ``GOMP_SPINCOUNT=0`` (threads sleep as soon as they
+wait); on an idle machine it leaves libgomp's spinning as it is.
 ``import alae_fast`` runs it first thing when torch is not imported yet. The wait policy
 changes no result (only how threads wait), so a run stopped and resumed under the other
 policy continues bit-identically; :class:`ContentionWatch` lets a long run say when work
@@ -40,14 +41,21 @@ import time
 
 from ._words import plural
 
-__all__ = ["SLEEP_SPIN_COUNT", "choice", "choose_wait", "own_running", "others_running", "OthersBusy", "cores_shared",
-           "usable_cpus", "ContentionWatch"]
+__all__ = ["SLEEP_SPIN_COUNT", "CONFIRM_SAMPLES", "CONFIRM_INTERVAL_S", "choice", "choose_wait", "others_at_start",
+           "own_running", "others_running", "OthersBusy", "cores_shared", "usable_cpus", "ContentionWatch"]
 
 # libgomp spins this many rounds of its pause loop when other work was found running
 SLEEP_SPIN_COUNT = 0
 
 # what choose_wait() found and did in this process, for the training's start-up note
 _CHOICE: dict | None = None
+
+# The second look of others_at_start: 41 readings 5 ms apart. On an idle 2-core VM (2026-12-07),
+# /proc/stat read every 2 ms for 10 s showed another runnable thread in 1% of the readings, in
+# streaks of up to 3 readings (kernel threads and daemons waking); the first look's median of 5
+# readings over 8 ms can fall on such a streak, and one did: the default `alae-fast train`,
+# started on the idle machine, chose sleeping threads and took 523 s instead of about 300.
+CONFIRM_SAMPLES, CONFIRM_INTERVAL_S = 41, 0.005
 
 
 def _stat_fields(path: str) -> list[bytes] | None:
@@ -225,6 +233,21 @@ def cores_shared(others: int | None, threads: int, cpus: int) -> bool:
     return others is not None and threads > 1 and others + threads > cpus
 
 
+def others_at_start(threads: int, cpus: int, read=others_running) -> int | None:
+    """Other runnable threads at a process's start, as :func:`choose_wait` counts them: a quick
+    look (:func:`others_running`'s 5 readings over ~10 ms), and only when that finds the cores
+    shared (:func:`cores_shared`) a second, longer one (``CONFIRM_SAMPLES`` readings
+    ``CONFIRM_INTERVAL_S`` apart, ~200 ms), whose median is the answer: work that keeps running
+    (a training, a compiler, a busy loop) is runnable in most readings of both, a passing wake-up
+    in few. An idle machine pays the quick look only. ``read`` (tests) replaces
+    :func:`others_running` (called with no arguments, then with ``samples`` and ``interval_s``);
+    None where it cannot count."""
+    others = read()
+    if cores_shared(others, threads, cpus):
+        others = read(samples=CONFIRM_SAMPLES, interval_s=CONFIRM_INTERVAL_S)
+    return others
+
+
 def choose_wait(environ=None, others: int | None = -1) -> str | None:
     """Set ``GOMP_SPINCOUNT`` in ``environ`` (default ``os.environ``) to ``SLEEP_SPIN_COUNT``
     when other runnable work would share the cores torch's threads use; leave libgomp's own
@@ -234,7 +257,7 @@ def choose_wait(environ=None, others: int | None = -1) -> str | None:
         environ: the environment to change (default ``os.environ``; then only while torch is
             not imported yet, since libgomp reads it when torch loads).
         others: the other runnable threads (default -1: count them with
-            :func:`others_running`; None: unknown, nothing is changed).
+            :func:`others_at_start`; None: unknown, nothing is changed).
 
     Returns:
         The value set, or None when nothing was changed (an idle machine, torch already
@@ -249,9 +272,9 @@ def choose_wait(environ=None, others: int | None = -1) -> str | None:
         return None
     if "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
         return None
-    if others == -1:
-        others = others_running()
     threads, cpus = _expected_threads(env), usable_cpus()
+    if others == -1:
+        others = others_at_start(threads, cpus)
     busy = cores_shared(others, threads, cpus)
     if environ is None:
         _CHOICE = {"others": others, "threads": threads, "cpus": cpus, "sleep": busy}
@@ -283,8 +306,8 @@ class ContentionWatch:
     ``LOCAL_WORLD_SIZE``), whose threads are not other work; ``resume``: the command that
     continues the run, which the note prefixes with the wait to take (``GOMP_SPINCOUNT=0``, or
     ``ALAE_FAST_OMP_SPIN=keep``), so that the next process takes it whatever it sees at its start
-    (which reads the machine for ~10 ms: work that comes and goes may be missed then too);
-    ``read`` (tests) replaces :class:`OthersBusy`.
+    (which reads the machine for ~10 ms, ~200 ms when that finds it shared: work that comes and
+    goes may be missed then too); ``read`` (tests) replaces :class:`OthersBusy`.
     """
 
     def __init__(self, threads: int, every_s: float = 10.0, needed: int = 3, read=None, clock=time.monotonic,

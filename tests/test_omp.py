@@ -279,3 +279,30 @@ def _spin_for(seconds):
     t = time.monotonic()
     while time.monotonic() - t < seconds:
         pass
+
+
+def test_a_shared_reading_is_confirmed_by_a_longer_look():
+    calls = []
+
+    def read(first, confirm):
+        def reader(samples=None, interval_s=None):
+            calls.append((samples, interval_s))
+            return first if samples is None else confirm
+        return reader
+
+    # a passing wake-up in the quick look (1 other thread beside 2 of ours on 2 cores), gone in
+    # the longer one: the machine is idle and the longer look's count is the answer
+    assert _omp.others_at_start(2, 2, read(1, 0)) == 0
+    assert calls == [(None, None), (_omp.CONFIRM_SAMPLES, _omp.CONFIRM_INTERVAL_S)]
+    # work that keeps running is seen by both looks
+    calls.clear()
+    assert _omp.others_at_start(2, 2, read(1, 1)) == 1 and len(calls) == 2
+    # an idle quick look, or one that cannot count, is not looked at again
+    for first in (0, None):
+        calls.clear()
+        assert _omp.others_at_start(2, 2, read(first, 5)) == first and len(calls) == 1
+    # one thread of ours never waits for a sibling: nothing to confirm
+    calls.clear()
+    assert _omp.others_at_start(1, 2, read(3, 0)) == 3 and len(calls) == 1
+    # the longer look spans about 200 ms: longer than the few-millisecond streaks of an idle machine
+    assert 0.1 <= _omp.CONFIRM_SAMPLES * _omp.CONFIRM_INTERVAL_S <= 0.5
