@@ -310,7 +310,7 @@ def test_run_records_the_behaviour(toy_run):
     cfg = json.loads((toy_run / "config.json").read_text())
     assert cfg["behaviour"] == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": False,
                                 "mixing_prob": 0.9, "d_zero_grad_step": False, "augment": "",
-                                "lae_weight": 1.0, "channels_last": False}
+                                "lae_weight": 1.0, "r1_interval": 1, "channels_last": False}
 
 
 def test_edit_and_directions_commands(toy_run, tmp_path, capsys):

@@ -166,6 +166,9 @@ def test_flips_with_workers_match_direct_loading():
 # --- presets and tables ------------------------------------------------------------------------
 
 PAPER = ("ffhq-1024", "celeba-hq-256", "bedroom-256", "celeba-128")
+# digits-32 spaces R1 out (lazy R1, since 2026-12-07: the twenty-second round of
+# benchmarks/results/digits-experiments.md)
+DIGITS_R1_INTERVAL = 2
 
 
 @pytest.mark.parametrize("name", PAPER)
@@ -176,7 +179,7 @@ def test_paper_presets_train_as_the_official_code(name):
     assert official_lod_lr(name, L) == tuple(config.per_lod("lod_lr", i) for i in range(L))
     b = training_behaviour(TrainOptions(), config)
     assert b == {"style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9,
-                 "d_zero_grad_step": True, "augment": "", "lae_weight": 1.0,
+                 "d_zero_grad_step": True, "augment": "", "lae_weight": 1.0, "r1_interval": 1,
                  "channels_last": False}  # the paper augments nothing; the official code trains NCHW
     assert config.w_avg_beta == 0.995
 
@@ -199,13 +202,15 @@ def test_digits_keeps_its_behaviour_and_options_override():
                                                           "w_avg_update": "generator_step", "flip": False,
                                                           "mixing_prob": 0.0, "d_zero_grad_step": False,
                                                           "augment": "", "lae_weight": 0.25,
-                                                          "channels_last": True}
+                                                          "r1_interval": DIGITS_R1_INTERVAL, "channels_last": True}
     opts = TrainOptions(style_mixing="official", flip=True, mixing_prob=0.9, d_zero_grad_step=True,
-                        augment="translation", lae_weight=0.5, channels_last=False)
+                        augment="translation", lae_weight=0.5, r1_interval=1, channels_last=False)
     assert training_behaviour(opts, config) == {"style_mixing": "official", "w_avg_update": "generator_step",
                                                 "flip": True, "mixing_prob": 0.9, "d_zero_grad_step": True,
-                                                "augment": "translation", "lae_weight": 0.5,
+                                                "augment": "translation", "lae_weight": 0.5, "r1_interval": 1,
                                                 "channels_last": False}
+    # R1 every step for every preset but digits-32's (the paper's and the official code's)
+    assert training_behaviour(TrainOptions(), preset_config("photos-32"))["r1_interval"] == 1
     # digits-32 (since 2026-12-07) and photos-32 train channels_last; an option given says otherwise
     assert training_behaviour(TrainOptions(), preset_config("photos-32"))["channels_last"] is True
     assert training_behaviour(TrainOptions(channels_last=False), preset_config("photos-32"))["channels_last"] is False
@@ -229,6 +234,12 @@ def test_digits_keeps_its_behaviour_and_options_override():
             config.replace(lae_weight=bad)
     with pytest.raises(TypeError, match="lae_weight must be a number"):
         config.replace(lae_weight="1")
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="r1_interval must be >= 1"):
+            config.replace(r1_interval=bad)
+    for bad in (1.5, True, "2"):
+        with pytest.raises(TypeError, match="r1_interval must be an int"):
+            config.replace(r1_interval=bad)
 
 
 # --- a run ---------------------------------------------------------------------------------------
@@ -242,12 +253,13 @@ def test_run_uses_and_resumes_the_behaviour(tmp_path, monkeypatch):
     from alae_fast.training.checkpoint import list_checkpoints, load_checkpoint
     from alae_fast.training.run import run_training
 
-    made = []  # the lae_weight of each trainer a run makes: what it trains with, not only what it records
+    made = []  # the lae_weight and r1_interval of each trainer a run makes: what it trains with, not only
+    # what it records
 
     class Recording(run_module.ALAETrainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            made.append(self.lae_weight)
+            made.append((self.lae_weight, self.r1_interval))
 
     monkeypatch.setattr(run_module, "ALAETrainer", Recording)
 
@@ -260,12 +272,12 @@ def test_run_uses_and_resumes_the_behaviour(tmp_path, monkeypatch):
     out = tmp_path / "run"
     common = dict(preset="toy-pg", data=str(data), out=str(out), evaluate=False, progress=False, threads=1)
     run_training(TrainOptions(kimg=0.032, style_mixing="official", w_avg_update="every_generate", flip=True,
-                              d_zero_grad_step=True, augment="cutout", lae_weight=0.5, **common))
+                              d_zero_grad_step=True, augment="cutout", lae_weight=0.5, r1_interval=3, **common))
     assert json.loads((out / "config.json").read_text())["behaviour"] == {
         "style_mixing": "official", "w_avg_update": "every_generate", "flip": True, "mixing_prob": 0.9,
-        "d_zero_grad_step": True, "augment": "cutout", "lae_weight": 0.5, "channels_last": False}
+        "d_zero_grad_step": True, "augment": "cutout", "lae_weight": 0.5, "r1_interval": 3, "channels_last": False}
     run_training(TrainOptions(kimg=0.048, resume=True, **common))  # flags not repeated: the checkpoint's
-    assert made == [0.5, 0.5]
+    assert made == [(0.5, 3), (0.5, 3)]
     state = load_checkpoint(list_checkpoints(out / "checkpoints")[-1][1])
     assert state["options"]["style_mixing"] == "official" and state["data"]["flip"] is True
     assert state["options"]["augment"] == "cutout" and state["options"]["lae_weight"] == 0.5
@@ -276,6 +288,8 @@ def test_run_uses_and_resumes_the_behaviour(tmp_path, monkeypatch):
         run_training(TrainOptions(kimg=0.064, resume=True, d_zero_grad_step=False, **common))
     with pytest.raises(ValueError, match="--lae-weight: checkpoint 0.5, now 1.0"):
         run_training(TrainOptions(kimg=0.064, resume=True, lae_weight=1.0, **common))
+    with pytest.raises(ValueError, match="--r1-interval: checkpoint 3, now 1"):
+        run_training(TrainOptions(kimg=0.064, resume=True, r1_interval=1, **common))
     for bad, error in (("0.5", TypeError), (True, TypeError), (-1.0, ValueError)):
         with pytest.raises(error, match="lae_weight: expected"):
             run_training(TrainOptions(kimg=0.032, lae_weight=bad, **dict(common, out=str(tmp_path / "bad"))))

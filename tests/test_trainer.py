@@ -536,7 +536,10 @@ def test_resume_continues_the_options_not_given_again(tmp_path):
     # a new run without them takes the defaults, and its checkpoint says so
     run_training(TrainOptions(out=str(tmp_path / "c"), kimg=0.016, **base))
     opts = _latest(tmp_path / "c")["options"]
-    assert (opts["seed"], opts["amp"], opts["r1_gamma"], opts["r1_interval"]) == (0, False, 10.0, 1)
+    assert (opts["seed"], opts["amp"], opts["r1_gamma"]) == (0, False, 10.0)
+    # R1's interval is a behaviour: not given, the preset's (toy-pg's: every step), recorded as in effect
+    assert opts["r1_interval"] is None
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["behaviour"]["r1_interval"] == 1
 
 
 def test_channels_last_run_resumes_bit_identically_and_keeps_its_layout(tmp_path):

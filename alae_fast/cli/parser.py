@@ -182,7 +182,8 @@ def _add_train(sub) -> None:
     t.add_argument("--amp", action="store_true", default=None, help="bfloat16 autocast of the forward passes")
     t.add_argument("--r1-gamma", type=_nonnegative_float, default=None, help="R1 weight gamma (default 10)")
     t.add_argument("--r1-interval", type=_positive_int, default=None,
-                   help="lazy R1: every N steps, weighted by N (default 1: every step)")
+                   help="lazy R1: every N steps, weighted by N (default: the preset's r1_interval; 1, every "
+                        "step, for every preset but digits-32)")
     t.add_argument("--mixing-prob", type=_probability, default=None,
                    help="style-mixing probability (default: the preset's mixing_prob; 0.9 for the paper's "
                         "presets; StyleALAE only)")

@@ -369,12 +369,20 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   96.6/95.6/95.6/96.6%, +6.9/+5.9/+5.9/+6.9 over random encoders); 62 kimg channels_last
 #   took 293-312 s (reconstructions 89.2/86.5/88.2/88.2%, 1-NN 96.3/96.3/95.3/96.3%,
 #   +6.6/+6.6/+5.6/+6.6, rarest sample class 6.8-7.8%). Twenty-first round of the experiments file.
+# - Lazy R1 every 2nd iteration, weighted 2 (r1_interval 2; StyleGAN2's lazy regularisation; the
+#   paper and the official code: every iteration) since 2026-12-07. R1's double backward is the
+#   costliest part of step 1: trainers side by side, an iteration takes 0.80 (8x8) to 0.92 (16x16,
+#   32x32) of the time with R1 every step. On the Zen 3, 62 kimg, seeds 0-3: reconstructions
+#   89.6/83.5/89.9/92.6% (mean 88.9%), 1-NN 95.6/97.0/96.3/95.3% (96.05%), +5.9/+7.2/+6.6/+5.6
+#   over random encoders, rarest sample class 7.0-7.6%, 256-296 s (R1 every step: 293-312 s, the
+#   same means). Every 4th iteration was faster still (0.75-0.88) but left seed 2 at +4.5.
+#   Twenty-second round of the experiments file.
 DIGITS_32 = StyleALAEConfig(
     latent_size=24, mapping_layers=1, layer_count=4, channels=1, start_features=8, max_features=32,
     to_rgb_gain=1.0, lod_kimg=(4.0, 34.0, 12.0, 12.0), lod_batch=(16, 16, 16, 32),
     lod_lr=(0.003,), train_kimg=62.0, ema_kimg=1.0,
     style_mixing="per_sample", w_avg_update="generator_step", flip=False, mixing_prob=0.0, lae_weight=0.25,
-    channels_last=True)
+    r1_interval=2, channels_last=True)
 
 
 # The smallest colour preset: digits-32's recipe (same departures from the paper, for the same

@@ -91,6 +91,10 @@ class StyleALAEConfig(ALAEConfig):
         lae_weight: weight of the trainer's step 3, the latent reconstruction loss
             ``mean((E(G(w)) - w)^2)``, a finite number > 0 (default 1.0: the paper's and the
             official code's unweighted loss; ``alae_fast.training.trainer``).
+        r1_interval: a training behaviour: R1 every this many iterations, weighted by it
+            (StyleGAN2's lazy regularisation; ``alae_fast.training.trainer``), an int >= 1.
+            Default 1: every iteration, as the paper and the official code, so a checkpoint
+            written before this field existed resumes as it trained.
         channels_last: a training behaviour: ``alae-fast train`` (``run_training``) moves the
             model to ``torch.channels_last`` before training, so every 4-D parameter and
             activation has that layout (the same arithmetic in another order, so another
@@ -131,6 +135,7 @@ class StyleALAEConfig(ALAEConfig):
     d_zero_grad_step: bool = False
     augment: str = ""
     lae_weight: float = 1.0
+    r1_interval: int = 1
     channels_last: bool = False
 
     def validate(self) -> None:
@@ -165,6 +170,7 @@ class StyleALAEConfig(ALAEConfig):
             raise TypeError(f"StyleALAEConfig: flip must be a bool; got {type(self.flip).__name__}")
         check_real(self, "mixing_prob", 0.0, 1.0)
         check_real(self, "lae_weight", 0.0, low_open=True)
+        check_int(self, "r1_interval", 1)
         if not isinstance(self.d_zero_grad_step, bool):
             raise TypeError(f"StyleALAEConfig: d_zero_grad_step must be a bool; got {self.d_zero_grad_step!r}")
         if not isinstance(self.channels_last, bool):

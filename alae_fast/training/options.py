@@ -32,7 +32,7 @@ class TrainOptions:
     device: 'auto', 'cpu', 'cuda'...; amp: bfloat16 autocast; r1_gamma, r1_interval,
     mixing_prob, ema_half_life_kimg: see ``ALAETrainer`` (mixing_prob None: below;
     ema_half_life_kimg None: the model config's ``ema_kimg`` when it has one, else 10).
-    seed, amp, r1_gamma, r1_interval None: 0, False, 10, 1 (``_RUN_DEFAULTS``). On ``resume``
+    seed, amp, r1_gamma None: 0, False, 10 (``_RUN_DEFAULTS``). On ``resume``
     every one of these options and the behaviours below that is None continues as the
     checkpoint's run set it; a value given that differs is refused. checkpoint_kimg / image_kimg:
     intervals (None: a tenth of the run); checkpoint_minutes: also checkpoint when this
@@ -42,12 +42,12 @@ class TrainOptions:
     config / schedule; evaluate: run the latent-classification report at the end;
     progress: show progress (tqdm's bar on a terminal, a plain line every 30 s elsewhere); num_workers: data-loading processes; threads: torch CPU
     threads (None: torch's default).
-    style_mixing, w_avg_update, mixing_prob, d_zero_grad_step, augment, lae_weight (see
-    ``ALAETrainer``; augment: comma-separated DiffAugment policies, '' for none), flip
+    style_mixing, w_avg_update, mixing_prob, d_zero_grad_step, augment, lae_weight, r1_interval
+    (see ``ALAETrainer``; augment: comma-separated DiffAugment policies, '' for none), flip
     (mirror each real image with probability 1/2, ``DataStream``) and channels_last (train a
     StyleALAE in that memory format, ``StyleALAEConfig.channels_last``): None takes the model
     config's field of that name (the paper presets: 'official', 'every_generate', 0.9, True, '',
-    1.0, True, False), else 'per_sample', 'generator_step', 0.9, False, '', 1.0, False, False.
+    1.0, 1, True, False), else 'per_sample', 'generator_step', 0.9, False, '', 1.0, 1, False, False.
     from_official: an official ALAE checkpoint (``.pth``) to train on from, as the official
     trainer continues it (:mod:`alae_fast.training.from_official`; a new run, with ``data``);
     official_config: its official YAML (None: the published configs of the paper
@@ -89,13 +89,13 @@ class TrainOptions:
 
 
 # What a run uses when neither the options nor, on --resume, the checkpoint say.
-_RUN_DEFAULTS = {"seed": 0, "amp": False, "r1_gamma": 10.0, "r1_interval": 1}
+_RUN_DEFAULTS = {"seed": 0, "amp": False, "r1_gamma": 10.0}
 
 
 # What a run does when neither the options nor the model config say (alae_fast's own choices).
 _BEHAVIOUR_DEFAULTS = {"style_mixing": "per_sample", "w_avg_update": "generator_step", "flip": False,
                        "mixing_prob": 0.9, "d_zero_grad_step": False, "augment": "", "lae_weight": 1.0,
-                       "channels_last": False}
+                       "r1_interval": 1, "channels_last": False}
 
 
 def _in_effect(name: str, value, config):
@@ -114,8 +114,9 @@ def _in_effect(name: str, value, config):
 
 def training_behaviour(opts: TrainOptions, config) -> dict[str, Any]:
     """``{"style_mixing", "w_avg_update", "flip", "mixing_prob", "d_zero_grad_step", "augment",
-    "lae_weight", "channels_last"}`` for a run: the option when set, else the model config's field
-    of that name, else alae_fast's default (per_sample, generator_step, False, 0.9, False, '', 1.0, False;
+    "lae_weight", "r1_interval", "channels_last"}`` for a run: the option when set, else the model
+    config's field of that name, else alae_fast's default (per_sample, generator_step, False, 0.9,
+    False, '', 1.0, 1, False;
     ``mixing_prob`` 0.0 for an MLP ALAE, which has nothing to mix)."""
     return {name: _in_effect(name, getattr(opts, name), config) for name in _BEHAVIOUR_DEFAULTS}
 
@@ -167,4 +168,5 @@ def _check_options(opts: TrainOptions) -> None:
 # A flag and the model config field it overrides for one run: given both, they must agree.
 _FLAG_FIELDS = {"mixing_prob": "mixing_prob", "style_mixing": "style_mixing", "w_avg_update": "w_avg_update",
                 "flip": "flip", "d_zero_grad_step": "d_zero_grad_step", "ema_half_life_kimg": "ema_kimg",
-                "augment": "augment", "lae_weight": "lae_weight", "channels_last": "channels_last"}
+                "augment": "augment", "lae_weight": "lae_weight", "r1_interval": "r1_interval",
+                "channels_last": "channels_last"}

@@ -273,7 +273,7 @@ def _make_trainer(plan: _Plan, ctx: DistributedContext) -> ALAETrainer:
     if behaviour["channels_last"]:  # the StyleALAE's activations follow its 4-D parameters' layout
         model = model.to(memory_format=torch.channels_last)
     return ALAETrainer(model, plan.schedule, ctx, seed=opts.seed, r1_gamma=opts.r1_gamma,
-                       r1_interval=opts.r1_interval, mixing_prob=behaviour["mixing_prob"],
+                       r1_interval=behaviour["r1_interval"], mixing_prob=behaviour["mixing_prob"],
                        ema_half_life_kimg=_ema_kimg(opts, config), amp=opts.amp,
                        style_mixing=behaviour["style_mixing"], w_avg_update=behaviour["w_avg_update"],
                        d_zero_grad_step=bool(behaviour["d_zero_grad_step"]),
