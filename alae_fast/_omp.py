@@ -53,8 +53,9 @@ _CHOICE: dict | None = None
 # The second look of others_at_start: 41 readings 5 ms apart. On an idle 2-core VM (2026-12-07),
 # /proc/stat read every 2 ms for 10 s showed another runnable thread in 1% of the readings, in
 # streaks of up to 3 readings (kernel threads and daemons waking); the first look's median of 5
-# readings over 8 ms can fall on such a streak, and one did: the default `alae-fast train`,
-# started on the idle machine, chose sleeping threads and took 523 s instead of about 300.
+# readings over 8 ms can fall on such a streak, and one did: a `digits-32` run
+# (`alae-fast train --r1-interval 4`), started on the idle machine, chose sleeping threads and
+# took 523 s where the same run with spinning threads takes about 250.
 CONFIRM_SAMPLES, CONFIRM_INTERVAL_S = 41, 0.005
 
 

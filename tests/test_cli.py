@@ -901,6 +901,9 @@ def test_resume_with_style_mixing_on_a_run_without_it_says_to_leave_it_out(tmp_p
     (["--lae-weight", "0"], "argument --lae-weight: expected a finite number > 0, got 0"),
     (["--lae-weight", "nan"], "argument --lae-weight: expected a finite number > 0, got nan"),
     (["--set", "lae_weight=-1"], "lae_weight must be a finite number in (0.0, inf]; got -1.0"),
+    (["--set", "r1_interval=3", "--r1-interval", "2"],
+     "--r1-interval 2 and --set r1_interval=3: the same setting given twice with different values; give one"),
+    (["--set", "r1_interval=0"], "r1_interval must be >= 1; got 0"),
     # a pair of opposite flags: the last one won
     (["--flip", "--no-flip"], "argument --no-flip: not allowed with argument --flip"),
     (["--no-d-zero-grad-step", "--d-zero-grad-step"], "argument --d-zero-grad-step: not allowed with argument "
@@ -998,6 +1001,12 @@ def test_train_refuses_r1_interval_without_r1(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--r1-interval 4: with --r1-gamma 0 there is no R1 term" in err[0], err
     assert not (tmp_path / "r").exists()
+    # the interval given as the config field is the same setting: refused alike, before any folder
+    assert main(["train", "--preset", "digits-32", "--out", str(tmp_path / "s"), "--kimg", "0.016", "--no-eval",
+                 "--r1-gamma", "0", "--set", "r1_interval=4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--set r1_interval=4: with --r1-gamma 0 there is no R1 term" in err[0], err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("name, kind", [("images", "file"), ("checkpoints", "file"), ("config.json", "folder"),

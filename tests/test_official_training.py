@@ -219,6 +219,14 @@ def test_digits_keeps_its_behaviour_and_options_override():
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["style_mixing"] == "per_sample"
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["mixing_prob"] == 0.0
     assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["d_zero_grad_step"] is False
+    assert training_behaviour(TrainOptions(), preset_config("mnist-mlp"))["r1_interval"] == 1
+    # a checkpoint written before r1_interval was a config field: its options recorded the run
+    # default 1 and its model config has no field; it resumes with R1 every iteration, as it trained
+    from alae_fast.models import StyleALAEConfig
+    from alae_fast.training.options import _in_effect
+    old = {k: v for k, v in config.to_dict().items() if k != "r1_interval"}
+    was = StyleALAEConfig.from_dict(old)
+    assert was.r1_interval == 1 and _in_effect("r1_interval", 1, was) == _in_effect("r1_interval", None, was) == 1
     toy()  # a StyleALAE preset that leaves mixing to the default
     assert training_behaviour(TrainOptions(), preset_config("toy-pg"))["mixing_prob"] == 0.9
     with pytest.raises(ValueError, match="style_mixing"):

@@ -57,8 +57,6 @@ def _cmd_convert(args) -> int:
 def _cmd_train(args) -> int:
     from ..training.run import TrainOptions, run_training
 
-    if args.r1_gamma == 0 and args.r1_interval is not None:
-        raise UserError(f"--r1-interval {args.r1_interval}: with --r1-gamma 0 there is no R1 term to space out")
     if args.official_config is not None:
         _check_config(args.official_config)
     opts = TrainOptions(preset=args.preset, data=args.data, out=args.out, kimg=args.kimg, seed=args.seed,

@@ -261,7 +261,7 @@ def _builtin_presets() -> None:
                     "small CPU StyleALAE for the embedded 32x32 digits: 1 channel, latent 24, "
                     "L 4, features 8..32, F 1 layer, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.003, "
                     "62 kimg (34 at 8x8), no style mixing, EMA 1 kimg, latent reconstruction weight 0.25, "
-                    "channels_last",
+                    "R1 every 2nd iteration, channels_last",
                     data=EMBEDDED_DIGITS)
     register_preset("photos-32", PHOTOS_32,
                     "small CPU StyleALAE for a folder of colour photos: 32x32x3, latent 64, L 4, "
@@ -371,11 +371,11 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   +6.6/+6.6/+5.6/+6.6, rarest sample class 6.8-7.8%). Twenty-first round of the experiments file.
 # - Lazy R1 every 2nd iteration, weighted 2 (r1_interval 2; StyleGAN2's lazy regularisation; the
 #   paper and the official code: every iteration) since 2026-12-07. R1's double backward is the
-#   costliest part of step 1: trainers side by side, an iteration takes 0.80 (8x8) to 0.92 (16x16,
-#   32x32) of the time with R1 every step. On the Zen 3, 62 kimg, seeds 0-3: reconstructions
+#   costliest part of step 1: trainers side by side, an iteration takes 0.80 (8x8) to 0.92 (16x16)
+#   of the time with R1 every step. On the Zen 3, 62 kimg, seeds 0-3: reconstructions
 #   89.6/83.5/89.9/92.6% (mean 88.9%), 1-NN 95.6/97.0/96.3/95.3% (96.05%), +5.9/+7.2/+6.6/+5.6
 #   over random encoders, rarest sample class 7.0-7.6%, 256-296 s (R1 every step: 293-312 s, the
-#   same means). Every 4th iteration was faster still (0.75-0.88) but left seed 2 at +4.5.
+#   same means: 88.0%, 96.05%, +6.3). Every 4th iteration was faster still (0.75-0.88) but left seed 2 at +4.5.
 #   Twenty-second round of the experiments file.
 DIGITS_32 = StyleALAEConfig(
     latent_size=24, mapping_layers=1, layer_count=4, channels=1, start_features=8, max_features=32,

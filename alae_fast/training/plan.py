@@ -446,6 +446,19 @@ def _check_flags_against_set(opts: TrainOptions, setup: TrainSetup) -> None:
                             f"different values; give one")
 
 
+def _check_r1_interval(opts: TrainOptions) -> None:
+    """UserError for an R1 interval given (``--r1-interval`` or ``--set r1_interval``) to a run
+    without R1 (``--r1-gamma 0``): there is nothing to space out. A preset's own interval with
+    ``--r1-gamma 0`` is not refused: the run has no R1 term whatever the interval."""
+    if opts.r1_gamma is None or opts.r1_gamma != 0:
+        return
+    if opts.r1_interval is not None:
+        raise UserError(f"--r1-interval {opts.r1_interval}: with --r1-gamma 0 there is no R1 term to space out")
+    if "r1_interval" in opts.model_overrides:
+        raise UserError(f"--set r1_interval={opts.model_overrides['r1_interval']}: with --r1-gamma 0 there is no R1 "
+                        f"term to space out")
+
+
 def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict | None) -> None:
     """UserError when ``--mixing-prob``/``--style-mixing`` are given (not None) for a model with one
     style input (the MLP ALAE): there is nothing to mix, the trainer skips mixing there (and
@@ -592,6 +605,7 @@ def _plan(opts: TrainOptions, ctx: DistributedContext, say) -> _Plan:
     if ckpt_state is not None:
         setup = _resolve(opts, ckpt_state)
     _check_flags_against_set(opts, setup)
+    _check_r1_interval(opts)
     _check_style_mixing(opts, setup, ckpt_state)
     if ckpt_state is not None:
         # an option or behaviour not given again continues as the checkpoint's run chose it
@@ -653,6 +667,7 @@ def _plan_from_official(opts: TrainOptions, ctx: DistributedContext, say) -> _Pl
     out = Path(opts.out) if opts.out else Path("runs") / setup.name
     opts, _, _ = _open_run_folder(opts, out, say)  # a new run: refuses a folder that holds checkpoints
     _check_flags_against_set(opts, setup)
+    _check_r1_interval(opts)
     _check_style_mixing(opts, setup, None)
     opts = replace(opts, **{k: v for k, v in _RUN_DEFAULTS.items() if getattr(opts, k) is None})
     total_kimg = float(opts.kimg) if opts.kimg is not None else setup.kimg
