@@ -450,13 +450,13 @@ def _check_r1_interval(opts: TrainOptions) -> None:
     """UserError for an R1 interval given (``--r1-interval`` or ``--set r1_interval``) to a run
     without R1 (``--r1-gamma 0``): there is nothing to space out. A preset's own interval with
     ``--r1-gamma 0`` is not refused: the run has no R1 term whatever the interval."""
-    if opts.r1_gamma is None or opts.r1_gamma != 0:
+    if opts.r1_gamma != 0:  # None (the default 10) included
         return
-    if opts.r1_interval is not None:
-        raise UserError(f"--r1-interval {opts.r1_interval}: with --r1-gamma 0 there is no R1 term to space out")
-    if "r1_interval" in opts.model_overrides:
-        raise UserError(f"--set r1_interval={opts.model_overrides['r1_interval']}: with --r1-gamma 0 there is no R1 "
-                        f"term to space out")
+    given = (f"--r1-interval {opts.r1_interval}" if opts.r1_interval is not None else
+             f"--set r1_interval={opts.model_overrides['r1_interval']}" if "r1_interval" in opts.model_overrides
+             else None)
+    if given:
+        raise UserError(f"{given}: with --r1-gamma 0 there is no R1 term to space out")
 
 
 def _check_style_mixing(opts: TrainOptions, setup: TrainSetup, ckpt_state: dict | None) -> None:
