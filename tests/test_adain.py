@@ -157,7 +157,8 @@ def test_large_planes_and_many_chunks(layout, device):
 
 # channels_last rows are walked in groups of pixels (csrc/cpu/adain_engine.h): below 16
 # channels as one flat loop over a group's pixels x channels (the per-channel values repeated,
-# each pixel's noise spread over its channels), from 16 channels on pixel by pixel. The channel
+# each pixel's noise spread over its channels), from 16 channels on pixel by pixel (at 8, 16
+# and 32 channels in vector registers, tested below). The channel
 # counts cover 1, primes, the 16 boundary and past it; the plane sizes a partial last group
 # (7 x 9), several groups and, for C = 3, two chunks of work (130 x 129 pixels).
 LANE_CASES = [(1, 7, 9), (2, 7, 9), (3, 7, 9), (3, 130, 129), (5, 13, 11), (8, 9, 9), (9, 7, 9), (15, 6, 7),
@@ -188,7 +189,55 @@ def test_channels_last_lane_groups_match_contiguous_in_float64(C, H, W, parts):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
 
 
-@pytest.mark.parametrize("C", [3, 8, 16, 24])
+# 8, 16 and 32 channels with linear, relu or lrelu take the register loops
+# (csrc/cpu/adain_register_lanes.h): per-channel values and partial sums in vector registers,
+# two pixels at a time. The planes give an odd pixel count (the last pixel alone) within one
+# group, and several groups with a partial last one (groups of 2048 / C pixels).
+@pytest.mark.parametrize("C", [8, 16, 32])
+@pytest.mark.parametrize("act", ["linear", "relu", "lrelu", "tanh"])
+@pytest.mark.parametrize("H,W,parts", [(7, 9, "sbBnw"), (23, 29, "sbBnw"), (23, 29, "sB"), (5, 5, "")])
+def test_channels_last_register_lanes_match_contiguous_in_float64(C, act, H, W, parts):
+    # tanh has no register form: its rows take the generic channels_last loops, the same check.
+    g = torch.Generator().manual_seed(C * 100 + H)
+    d = make_inputs(3, C, H, W, dtype=torch.float64, parts=parts, generator=g)
+    names = [k for k in ("x", "style_scale", "style_bias", "bias", "noise", "noise_weight") if d[k] is not None]
+    gy = torch.randn(3, C, H, W, generator=g, dtype=torch.float64)
+    results = []
+    for layout in ("channels_last", "contiguous"):
+        ins = {k: d[k].clone().requires_grad_() for k in names}
+        ins["x"] = make_layout(ins["x"].detach(), layout).requires_grad_()
+        y = adain(ins["x"], ins.get("style_scale"), ins.get("style_bias"), bias=ins.get("bias"),
+                  noise=ins.get("noise"), noise_weight=ins.get("noise_weight"), act=act, alpha=0.3)
+        results.append((y, *torch.autograd.grad(y, [ins[k] for k in names], make_layout(gy, layout))))
+    expected = oracle(d["x"], d["style_scale"], d["style_bias"], d["bias"], d["noise"], d["noise_weight"],
+                      act=act, alpha=0.3)
+    np.testing.assert_allclose(results[0][0].detach().numpy(), expected, rtol=1e-10, atol=1e-10)
+    for name, a, b in zip(["y", *names], *results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("C", [8, 16, 32])
+@pytest.mark.parametrize("act", ["linear", "relu", "lrelu"])
+def test_channels_last_register_lanes_propagate_nan(C, act):
+    # A NaN in one pixel of one channel makes that row's statistics, and so its whole output,
+    # NaN, and its input gradient NaN wherever the activation passes a gradient (relu's zero
+    # slope passes none, as its scalar form); the other rows stay finite, in both layouts alike.
+    d = make_inputs(2, C, 6, 7, dtype=torch.float32, generator=torch.Generator().manual_seed(C))
+    d["x"][1, C // 2, 3, 4] = float("nan")
+    outs = []
+    for layout in ("channels_last", "contiguous"):
+        x = make_layout(d["x"], layout).requires_grad_()
+        y = adain(x, d["style_scale"], d["style_bias"], bias=d["bias"], noise=d["noise"],
+                  noise_weight=d["noise_weight"], act=act)
+        (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+        outs.append((y.detach().isnan(), gx.isnan()))
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+        assert a[1, C // 2].any() and a.sum() == a[1, C // 2].sum()
+    assert outs[0][0][1, C // 2].all()
+
+
+@pytest.mark.parametrize("C", [3, 8, 16, 24, 32])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_channels_last_lane_groups_in_every_dtype(C, dtype):
     # The half types are widened a group at a time and narrowed back (F16C for float16): forward

@@ -84,6 +84,68 @@ AF_ALWAYS_INLINE acc_t fwd_shifted(acc_t x, acc_t nv, acc_t nw, acc_t b, acc_t K
   return act_eval<ACT, 0>(z_of<NOISE>(x, nv, nw, b), alpha) - K;
 }
 
+#if AF_ADAIN_REGISTER_LANES
+// The register loops (adain_register_lanes.h) of one group of m pixels of CC channels: each
+// pixel is CC / W vectors, the per-channel values and the partial sums stay in registers, and
+// two pixels are in flight so that the sums' adds do not wait on each other.
+template <int ACT, bool NOISE, int CC, typename T>
+AF_ALWAYS_INLINE void fwd_sums_reg(int64_t m, const T* AF_RESTRICT xg, const T* AF_RESTRICT ng,
+                                   const T* AF_RESTRICT nwr, const T* AF_RESTRICT br, const T* AF_RESTRICT Kr,
+                                   T alpha, T* AF_RESTRICT a1, T* AF_RESTRICT a2) {
+  using V = typename Lanes<T>::V;
+  constexpr int W = Lanes<T>::W, NV = CC / W;
+  V nw[NV], b[NV], K[NV], s1[NV] = {}, s2[NV] = {}, u1[NV] = {}, u2[NV] = {};
+  vload_all<NV>(nwr, nw);
+  vload_all<NV>(br, b);
+  vload_all<NV>(Kr, K);
+  auto pixel = [&](int64_t q, V(&p1)[NV], V(&p2)[NV]) AF_LAMBDA_INLINE {
+    V nv{};
+    if constexpr (NOISE) nv = vsplat<V>(ng[q]);
+    for (int k = 0; k < NV; ++k) {
+      V z = vload<V>(xg + q * CC + k * W) + b[k];
+      if constexpr (NOISE) z += nw[k] * nv;
+      const V d = vact0<ACT>(z, alpha) - K[k];
+      p1[k] += d;
+      p2[k] += d * d;
+    }
+  };
+  int64_t q = 0;
+  for (; q + 2 <= m; q += 2) {
+    pixel(q, s1, s2);
+    pixel(q + 1, u1, u2);
+  }
+  if (q < m) pixel(q, s1, s2);
+  vadd_into<NV>(a1, s1, u1);
+  vadd_into<NV>(a2, s2, u2);
+}
+
+template <int ACT, bool NOISE, int CC, typename T>
+AF_ALWAYS_INLINE void fwd_y_reg(int64_t m, const T* AF_RESTRICT xg, const T* AF_RESTRICT ng,
+                                const T* AF_RESTRICT nwr, const T* AF_RESTRICT br, const T* AF_RESTRICT Kr,
+                                const T* AF_RESTRICT m1r, const T* AF_RESTRICT kr, const T* AF_RESTRICT tr,
+                                T alpha, T* AF_RESTRICT yg) {
+  using V = typename Lanes<T>::V;
+  constexpr int W = Lanes<T>::W, NV = CC / W;
+  V nw[NV], b[NV], K[NV], m1[NV], k1[NV], t[NV];
+  vload_all<NV>(nwr, nw);
+  vload_all<NV>(br, b);
+  vload_all<NV>(Kr, K);
+  vload_all<NV>(m1r, m1);
+  vload_all<NV>(kr, k1);
+  vload_all<NV>(tr, t);
+  for (int64_t q = 0; q < m; ++q) {
+    V nv{};
+    if constexpr (NOISE) nv = vsplat<V>(ng[q]);
+    for (int k = 0; k < NV; ++k) {
+      V z = vload<V>(xg + q * CC + k * W) + b[k];
+      if constexpr (NOISE) z += nw[k] * nv;
+      const V d = vact0<ACT>(z, alpha) - K[k];
+      vstore(yg + q * CC + k * W, (d - m1[k]) * k1[k] + t[k]);
+    }
+  }
+}
+#endif
+
 template <int ACT, bool NOISE, bool SP, typename acc_t>
 AF_ALWAYS_INLINE void fwd_group_sums(int64_t m, int64_t C, const acc_t* AF_RESTRICT xg, const acc_t* AF_RESTRICT ng,
                                      const acc_t* AF_RESTRICT nwr, const acc_t* AF_RESTRICT br,
@@ -97,6 +159,14 @@ AF_ALWAYS_INLINE void fwd_group_sums(int64_t m, int64_t C, const acc_t* AF_RESTR
       a2[i] += d * d;
     }
   } else {
+#if AF_ADAIN_REGISTER_LANES
+    if constexpr (register_act<ACT>()) {
+      if (with_register_channels(C, [&](auto cc) AF_LAMBDA_INLINE {
+            fwd_sums_reg<ACT, NOISE, decltype(cc)::value>(m, xg, ng, nwr, br, Kr, alpha, a1, a2);
+          }))
+        return;
+    }
+#endif
     for (int64_t q = 0; q < m; ++q) {
       const acc_t nv = NOISE ? ng[q] : acc_t(0);
       const acc_t* AF_RESTRICT xq = xg + q * C;
@@ -122,6 +192,14 @@ AF_ALWAYS_INLINE void fwd_group_y(int64_t m, int64_t C, const acc_t* AF_RESTRICT
       yg[i] = (d - m1r[i]) * kr[i] + tr[i];
     }
   } else {
+#if AF_ADAIN_REGISTER_LANES
+    if constexpr (register_act<ACT>()) {
+      if (with_register_channels(C, [&](auto cc) AF_LAMBDA_INLINE {
+            fwd_y_reg<ACT, NOISE, decltype(cc)::value>(m, xg, ng, nwr, br, Kr, m1r, kr, tr, alpha, yg);
+          }))
+        return;
+    }
+#endif
     for (int64_t q = 0; q < m; ++q) {
       const acc_t nv = NOISE ? ng[q] : acc_t(0);
       const acc_t* AF_RESTRICT xq = xg + q * C;
@@ -200,7 +278,7 @@ void forward_nhwc(const Inputs<scalar_t>& in, scalar_t* y, at::opmath_type<scala
                   at::opmath_type<scalar_t>* std) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t N = in.N, C = in.C, L = in.L;
-  const LaneGroups lg = lane_groups(C, L, NOISE);
+  const LaneGroups lg = lane_groups(C, L, NOISE, register_act<ACT>());
   const int64_t lanes = lg.lanes;
   const NhwcChunks ch = nhwc_chunks(L, C, lg);
   std::vector<acc_t> nw(C), b(C), K(N * C), m1(N * C), k(N * C), t(N * C);

@@ -44,6 +44,8 @@
 // scratch buffer): without it the compiler re-checks aliasing in every vector iteration and
 // keeps the partial sums in memory, about 1.5x slower.
 
+#include "adain_register_lanes.h"
+
 namespace alae_fast {
 namespace adain_cpu_engine {
 
@@ -203,9 +205,16 @@ struct LaneGroups {
   int64_t group, span, lanes;
   bool spread;
 };
-inline LaneGroups lane_groups(int64_t C, int64_t L, bool noise) {
+// - registers (adain_register_lanes.h): 8, 16 or 32 channels with a piecewise-linear
+//   activation (`registers` true) group as nested does; the group loops then keep the
+//   per-channel values and partial sums in vector registers.
+inline LaneGroups lane_groups(int64_t C, int64_t L, bool noise, bool registers) {
   C = std::max<int64_t>(C, 1);
   L = std::max<int64_t>(L, 1);
+  if (registers && register_channels(C)) {
+    const int64_t group = std::min(L, std::max<int64_t>(1, 2048 / C));
+    return {group, group * C, C, false};
+  }
   const int64_t unit = 16 / std::gcd<int64_t>(C, 16);
   if (C >= 16 && (noise || unit * C > 2048)) {
     // Several pixels a group up to 1024 channels (the per-group setup, paid per pixel, had

@@ -111,6 +111,80 @@ AF_ALWAYS_INLINE void bwd_nchw_body(const Inputs<scalar_t>& in, const GradInputs
   }
 }
 
+#if AF_ADAIN_REGISTER_LANES
+// The register loops (adain_register_lanes.h) of one group of m pixels of CC channels, as in
+// the forward (adain.cpp): per-channel values and partial sums in registers, two pixels in
+// flight.
+template <int ACT, bool NOISE, int CC, typename T>
+AF_ALWAYS_INLINE void bwd_sums_reg(int64_t m, const T* AF_RESTRICT xg, const T* AF_RESTRICT ng,
+                                   const T* AF_RESTRICT gg, const T* AF_RESTRICT nwr, const T* AF_RESTRICT br,
+                                   const T* AF_RESTRICT mur, T alpha, T* AF_RESTRICT a1, T* AF_RESTRICT a2) {
+  using V = typename Lanes<T>::V;
+  constexpr int W = Lanes<T>::W, NV = CC / W;
+  V nw[NV], b[NV], mu[NV], s1[NV] = {}, s2[NV] = {}, u1[NV] = {}, u2[NV] = {};
+  vload_all<NV>(nwr, nw);
+  vload_all<NV>(br, b);
+  vload_all<NV>(mur, mu);
+  auto pixel = [&](int64_t q, V(&p1)[NV], V(&p2)[NV]) AF_LAMBDA_INLINE {
+    V nv{};
+    if constexpr (NOISE) nv = vsplat<V>(ng[q]);
+    for (int k = 0; k < NV; ++k) {
+      V z = vload<V>(xg + q * CC + k * W) + b[k];
+      if constexpr (NOISE) z += nw[k] * nv;
+      const V g = vload<V>(gg + q * CC + k * W);
+      p1[k] += g;
+      p2[k] += g * (vact0<ACT>(z, alpha) - mu[k]);
+    }
+  };
+  int64_t q = 0;
+  for (; q + 2 <= m; q += 2) {
+    pixel(q, s1, s2);
+    pixel(q + 1, u1, u2);
+  }
+  if (q < m) pixel(q, s1, s2);
+  vadd_into<NV>(a1, s1, u1);
+  vadd_into<NV>(a2, s2, u2);
+}
+
+template <int ACT, bool NOISE, int CC, typename T>
+AF_ALWAYS_INLINE void bwd_dz_reg(int64_t m, const T* AF_RESTRICT xg, const T* AF_RESTRICT ng,
+                                 const T* AF_RESTRICT gg, const T* AF_RESTRICT nwr, const T* AF_RESTRICT br,
+                                 const T* AF_RESTRICT mur, const T* AF_RESTRICT Ar, const T* AF_RESTRICT Brr,
+                                 const T* AF_RESTRICT Dr, T alpha, T* AF_RESTRICT dg, T* AF_RESTRICT a1,
+                                 T* AF_RESTRICT a2) {
+  using V = typename Lanes<T>::V;
+  constexpr int W = Lanes<T>::W, NV = CC / W;
+  V nw[NV], b[NV], mu[NV], A[NV], B[NV], D[NV], s1[NV] = {}, s2[NV] = {}, u1[NV] = {}, u2[NV] = {};
+  vload_all<NV>(nwr, nw);
+  vload_all<NV>(br, b);
+  vload_all<NV>(mur, mu);
+  vload_all<NV>(Ar, A);
+  vload_all<NV>(Brr, B);
+  vload_all<NV>(Dr, D);
+  auto pixel = [&](int64_t q, V(&p1)[NV], V(&p2)[NV]) AF_LAMBDA_INLINE {
+    V nv{};
+    if constexpr (NOISE) nv = vsplat<V>(ng[q]);
+    for (int k = 0; k < NV; ++k) {
+      V z = vload<V>(xg + q * CC + k * W) + b[k];
+      if constexpr (NOISE) z += nw[k] * nv;
+      const V da = A[k] * vload<V>(gg + q * CC + k * W) + B[k] * (vact0<ACT>(z, alpha) - mu[k]) + D[k];
+      const V d = vchain<ACT>(vact1<ACT>(z, alpha), da);
+      vstore(dg + q * CC + k * W, d);
+      p1[k] += d;
+      if constexpr (NOISE) p2[k] += d * nv;
+    }
+  };
+  int64_t q = 0;
+  for (; q + 2 <= m; q += 2) {
+    pixel(q, s1, s2);
+    pixel(q + 1, u1, u2);
+  }
+  if (q < m) pixel(q, s1, s2);
+  vadd_into<NV>(a1, s1, u1);
+  vadd_into<NV>(a2, s2, u2);
+}
+#endif
+
 // The loops of one group of m pixels (adain_engine.h), as in the forward (adain.cpp): with SP
 // one flat loop over m * C lanes, else m loops over the C channels with the pixel's noise;
 // functions with restrict parameters, not lambdas, so that they vectorize.
@@ -128,6 +202,14 @@ AF_ALWAYS_INLINE void bwd_group_sums(int64_t m, int64_t C, const acc_t* AF_RESTR
     const int64_t e = m * C;
     for (int64_t i = 0; i < e; ++i) one(xg[i], NOISE ? ng[i] : acc_t(0), gg[i], nwr[i], br[i], mur[i], a1[i], a2[i]);
   } else {
+#if AF_ADAIN_REGISTER_LANES
+    if constexpr (register_act<ACT>()) {
+      if (with_register_channels(C, [&](auto cc) AF_LAMBDA_INLINE {
+            bwd_sums_reg<ACT, NOISE, decltype(cc)::value>(m, xg, ng, gg, nwr, br, mur, alpha, a1, a2);
+          }))
+        return;
+    }
+#endif
     for (int64_t q = 0; q < m; ++q) {
       const acc_t nv = NOISE ? ng[q] : acc_t(0);
       const acc_t* AF_RESTRICT xq = xg + q * C;
@@ -158,6 +240,15 @@ AF_ALWAYS_INLINE void bwd_group_dz(int64_t m, int64_t C, const acc_t* AF_RESTRIC
     for (int64_t i = 0; i < e; ++i)
       one(xg[i], NOISE ? ng[i] : acc_t(0), gg[i], nwr[i], br[i], mur[i], Ar[i], Brr[i], Dr[i], dg[i], a1[i], a2[i]);
   } else {
+#if AF_ADAIN_REGISTER_LANES
+    if constexpr (register_act<ACT>()) {
+      if (with_register_channels(C, [&](auto cc) AF_LAMBDA_INLINE {
+            bwd_dz_reg<ACT, NOISE, decltype(cc)::value>(m, xg, ng, gg, nwr, br, mur, Ar, Brr, Dr, alpha, dg, a1,
+                                                         a2);
+          }))
+        return;
+    }
+#endif
     for (int64_t q = 0; q < m; ++q) {
       const acc_t nv = NOISE ? ng[q] : acc_t(0);
       const acc_t* AF_RESTRICT xq = xg + q * C;
@@ -248,7 +339,7 @@ void backward_nhwc(const Inputs<scalar_t>& in, const GradInputs<scalar_t>& g, sc
                    const RowOutputs<at::opmath_type<scalar_t>>& out) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t N = in.N, C = in.C, L = in.L;
-  const LaneGroups lg = lane_groups(C, L, NOISE);
+  const LaneGroups lg = lane_groups(C, L, NOISE, register_act<ACT>());
   const int64_t lanes = lg.lanes;
   const NhwcChunks ch = nhwc_chunks(L, C, lg);
   const int64_t tasks = N * ch.count;
