@@ -95,11 +95,12 @@ def cases(device: torch.device, quick: bool = False, compile: bool = True) -> li
             cand["compiled"] = ins_fb(torch.compile(instance_norm_stats_ref, dynamic=False))
         out.append(Case("instance_norm_stats", f"fwd+bwd {'x'.join(map(str, shape))} float32", cand, device,
                         left_out=left_out))
-    # No target: channels_last against the same values contiguous at few channels: an RGB image
-    # and photos-32's 8 feature maps at 32x32, where the CPU kernels' loop over a pixel's
-    # channels had run scalar (31-42x the contiguous time for RGB, 2.5-3x for 8 maps), and 32
-    # maps at 64x64.
-    for shape in ([] if quick else [(8, 3, 256, 256), (32, 8, 32, 32), (16, 32, 64, 64)]):
+    # No target: channels_last against the same values contiguous at few channels: an RGB image,
+    # the 8 feature maps at 32x32 and 16 at 16x16 of digits-32 and photos-32, where the CPU
+    # kernels' loop over a pixel's channels had run scalar (31-42x the contiguous time for RGB,
+    # 2.5-3x for 8 maps) and the register loops now run (csrc/cpu/adain_register_lanes.h), and
+    # 32 maps at 64x64.
+    for shape in ([] if quick else [(8, 3, 256, 256), (32, 8, 32, 32), (32, 16, 16, 16), (16, 32, 64, 64)]):
         ins = _inputs(shape, device, torch.float32, gen, requires_grad=True)
         cl = [ins[0].detach().contiguous(memory_format=torch.channels_last).requires_grad_(), *ins[1:]]
         gy = torch.randn(shape, generator=gen).to(device)
