@@ -481,7 +481,7 @@ def test_every_preset_made_for_other_data_warns_of_its_schedule_on_the_digits(tm
     plan = _plan(TrainOptions(preset="photos-32", out=str(tmp_path / "p")), ctx, lambda *a, **k: None)
     line, _ = _embedded_digits_said(plan, digits, 1500)
     assert ("but its schedule was made for a folder of colour photos and sized to the 135 training images it was "
-            "tuned on: its 140 kimg are 1,037 passes over those") in line, line
+            "tuned on: its 120 kimg are 889 passes over those") in line, line
     # a preset registered without data: the code does not know what data it was made for, and says so
     from alae_fast.models.presets import _PRESETS, register_preset
     mnist = get_preset("mnist-mlp")

@@ -266,7 +266,8 @@ def _builtin_presets() -> None:
     register_preset("photos-32", PHOTOS_32,
                     "small CPU StyleALAE for a folder of colour photos: 32x32x3, latent 64, L 4, "
                     "features 8..32, F 4 layers, ToRGB gain 1; batch 16 (32 at 32x32), lr 0.005, "
-                    "140 kimg, flips, DiffAugment translation, EMA 1 kimg",
+                    "120 kimg (21 at 32x32), R1 every 2nd iteration, flips, DiffAugment translation, "
+                    "EMA 1 kimg, channels_last",
                     data="a folder of colour photos", data_images=135)
 
 
@@ -408,12 +409,16 @@ DIGITS_32 = StyleALAEConfig(
 # CPU its 8- and 16-map convolutions run about twice as fast in that layout, and the seed-0 run took
 # 552 s against 617 s contiguous (1083 / 1210 s of CPU, one after the other on the same machine);
 # held-out MSE 0.135 / 0.123 / 0.109 on seeds 0-2 against 0.159 / 0.122 / 0.123 contiguous (other
-# trajectories of the same arithmetic).
+# trajectories of the same arithmetic). Since 2026-12-07 it takes R1 every second iteration (weighted
+# 2, as digits-32) and 120 kimg (21 at 32x32, was 41): the 140 kimg preset took 12:37 on an AMD Zen 3
+# (AVX2), over the ten minutes issue 13 asks; with this schedule and the channels_last adain of that
+# day seeds 0-2 took 8:16, 7:36 and 7:19 there, with the refined reconstructions as before (0.028-0.029)
+# and ALAE's own G(E(x)) worse (held-out MSE 0.139-0.187; photos-experiments.md, last section).
 PHOTOS_32 = StyleALAEConfig(
     latent_size=64, mapping_layers=4, layer_count=4, channels=3, start_features=8, max_features=32,
-    to_rgb_gain=1.0, lod_kimg=(5.0, 67.0, 27.0, 41.0), lod_batch=(16, 16, 16, 32),
-    lod_lr=(0.005,), train_kimg=140.0, ema_kimg=1.0, mixing_prob=0.0, flip=True, augment="translation",
-    channels_last=True)
+    to_rgb_gain=1.0, lod_kimg=(5.0, 67.0, 27.0, 21.0), lod_batch=(16, 16, 16, 32),
+    lod_lr=(0.005,), train_kimg=120.0, ema_kimg=1.0, mixing_prob=0.0, flip=True, augment="translation",
+    channels_last=True, r1_interval=2)
 
 
 _builtin_presets()
