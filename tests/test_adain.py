@@ -192,10 +192,11 @@ def test_channels_last_lane_groups_match_contiguous_in_float64(C, H, W, parts):
 # 8, 16 and 32 channels with linear, relu or lrelu take the register loops
 # (csrc/cpu/adain_register_lanes.h): per-channel values and partial sums in vector registers,
 # two pixels at a time. The planes give an odd pixel count (the last pixel alone) within one
-# group, and several groups with a partial last one (groups of 2048 / C pixels).
+# group, several groups with a partial last one (groups of 2048 / C pixels), and (67 x 67) two
+# chunks of work per sample at 8 channels (chunks of 32768 / C pixels).
 @pytest.mark.parametrize("C", [8, 16, 32])
 @pytest.mark.parametrize("act", ["linear", "relu", "lrelu", "tanh"])
-@pytest.mark.parametrize("H,W,parts", [(7, 9, "sbBnw"), (23, 29, "sbBnw"), (23, 29, "sB"), (5, 5, "")])
+@pytest.mark.parametrize("H,W,parts", [(7, 9, "sbBnw"), (23, 29, "sbBnw"), (23, 29, "sB"), (5, 5, ""), (67, 67, "sbBnw")])
 def test_channels_last_register_lanes_match_contiguous_in_float64(C, act, H, W, parts):
     # tanh has no register form: its rows take the generic channels_last loops, the same check.
     g = torch.Generator().manual_seed(C * 100 + H)

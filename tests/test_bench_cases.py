@@ -72,7 +72,7 @@ def test_every_candidate_of_the_quick_model_cases_runs():
 
     # (adain's statistics are sums taken in another order in either layout: float32 rounding)
     for module, first, tol in ((bench_upfirdn2d, 1, {}), (bench_bias_act, 1, {}),
-                               (bench_adain, 3, dict(rtol=1e-4, atol=1e-4))):
+                               (bench_adain, None, dict(rtol=1e-4, atol=1e-4))):
         layout = [c for c in module.cases(torch.device("cpu"), quick=False, compile=False)
                   if c.name.endswith("vs contiguous")]
         assert layout

@@ -388,32 +388,33 @@ DIGITS_32 = StyleALAEConfig(
 
 # The smallest colour preset: digits-32's recipe (same departures from the paper, for the same
 # reason: a few thousand steps on a CPU) for a folder of photos, with twice the latent, a higher
-# learning rate and mirrored images (the paper's flips). Measured on 150 tiles of scikit-learn's
-# two sample photos (135 trained on, 15 held out; benchmarks/results/photos-experiments.md),
-# seed 0: the former preset (features 16..64, latent 32, 40 kimg, batch 32, lr 0.002, ~7 min)
-# brought the held-out tiles back at MSE 0.240 and matched 16% of the training tiles'
-# reconstructions back to their own tile, as often as painting each tile its mean colour does
-# (MSE 0.114, 18%); digits-32's widths (8..32) cost a third as much per image, batch 16 below
-# 32x32, latent 64 and lr 0.004 each helped (lr 0.004: MSE 0.201, 33%); R1 gamma 1 or 30 did not.
-# Length helped most: 104 kimg matched 28.9% at MSE 0.124, 140 kimg 45.9% at 0.110 (the first
-# below the mean colour's); with lr 0.005 46.7% at 0.095 in 8:39. Latent 128 (40.0%, 0.117) and
-# moving 17 kimg from 8x8 to 16x16 and 32x32 (41.5%, 0.101, but 9:51) did not pay. 140 kimg is
-# as long as the ten minutes allow: 140 kimg runs of this size took 8:39-9:24 on different
-# hours. DiffAugment's translation in front of E (not in the paper; 135 tiles are the small-data
-# case it was made for) brought the held-out tiles back at MSE 0.139, 0.120 and 0.126 on seeds
-# 0-2 (seed 2 on one thread) against 0.143, 0.149 and 0.159 without it, at the same CPU time;
+# learning rate and mirrored images (the paper's flips). Measured on 150 tiles of scikit-learn's two
+# sample photos (135 trained on, 15 held out; benchmarks/results/photos-experiments.md), seed 0: the
+# former preset (features 16..64, latent 32, 40 kimg, batch 32, lr 0.002, ~7 min) brought the
+# held-out tiles back at MSE 0.240 and matched 16% of the training tiles' reconstructions back to
+# their own tile, as often as painting each tile its mean colour does (MSE 0.114, 18%); digits-32's
+# widths (8..32) cost a third as much per image, batch 16 below 32x32, latent 64 and lr 0.004 each
+# helped (lr 0.004: MSE 0.201, 33%); R1 gamma 1 or 30 did not. Length helped most: 104 kimg matched
+# 28.9% at MSE 0.124, 140 kimg 45.9% at 0.110 (the first below the mean colour's); with lr 0.005
+# 46.7% at 0.095 in 8:39. Latent 128 (40.0%, 0.117) and moving 17 kimg from 8x8 to 16x16 and 32x32
+# (41.5%, 0.101, but 9:51) did not pay. Until 2026-12-07 140 kimg was as long as the ten minutes
+# allow (on the Zen 4 and the machines before it): 140 kimg runs of this size took 8:39-9:24 on
+# different hours. DiffAugment's translation in front of E (not in the paper; 135 tiles are the
+# small-data case it was made for) brought the held-out tiles back at MSE 0.139, 0.120 and 0.126 on
+# seeds 0-2 (seed 2 on one thread) against 0.143, 0.149 and 0.159 without it, at the same CPU time;
 # matched back moved by one tile either way; colour, translation and cutout together did worse
-# (0.158). It is still short of recognisable reconstructions: see the README. It keeps the 4-layer
-# F digits-32 had until 2026-12-05: a 1-layer F was worse here over three seeds (held-out MSE 0.158
+# (0.158). It is still short of recognisable reconstructions: see the README. It keeps the 4-layer F
+# digits-32 had until 2026-12-05: a 1-layer F was worse here over three seeds (held-out MSE 0.158
 # against 0.135 on the mean; photos-experiments.md). It trains channels_last (2026-12-06): on the
 # CPU its 8- and 16-map convolutions run about twice as fast in that layout, and the seed-0 run took
 # 552 s against 617 s contiguous (1083 / 1210 s of CPU, one after the other on the same machine);
 # held-out MSE 0.135 / 0.123 / 0.109 on seeds 0-2 against 0.159 / 0.122 / 0.123 contiguous (other
-# trajectories of the same arithmetic). Since 2026-12-07 it takes R1 every second iteration (weighted
-# 2, as digits-32) and 120 kimg (21 at 32x32, was 41): the 140 kimg preset took 12:37 on an AMD Zen 3
-# (AVX2), over the ten minutes issue 13 asks; with this schedule and the channels_last adain of that
-# day seeds 0-2 took 8:16, 7:36 and 7:19 there, with the refined reconstructions as before (0.028-0.029)
-# and ALAE's own G(E(x)) worse (held-out MSE 0.139-0.187; photos-experiments.md, last section).
+# trajectories of the same arithmetic). Since 2026-12-07 it takes R1 every second iteration
+# (weighted 2, as digits-32) and 120 kimg (21 at 32x32, was 41): the 140 kimg preset took 12:37 on
+# an AMD Zen 3 (AVX2), over the ten minutes issue 13 asks; with this schedule and the channels_last
+# adain of that day seeds 0-2 took 8:16, 7:36 and 7:19 there, with the refined reconstructions as
+# before (0.028-0.029) and ALAE's own G(E(x)) worse (held-out MSE 0.139-0.187;
+# photos-experiments.md, last section).
 PHOTOS_32 = StyleALAEConfig(
     latent_size=64, mapping_layers=4, layer_count=4, channels=3, start_features=8, max_features=32,
     to_rgb_gain=1.0, lod_kimg=(5.0, 67.0, 27.0, 21.0), lod_batch=(16, 16, 16, 32),
