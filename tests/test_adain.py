@@ -165,28 +165,33 @@ LANE_CASES = [(1, 7, 9), (2, 7, 9), (3, 7, 9), (3, 130, 129), (5, 13, 11), (8, 9
               (16, 7, 9), (17, 5, 6), (40, 3, 5)]
 
 
-@pytest.mark.parametrize("C,H,W", LANE_CASES)
-@pytest.mark.parametrize("parts", ["sbBnw", "sb"])
-def test_channels_last_lane_groups_match_contiguous_in_float64(C, H, W, parts):
-    # float64, forward and every input's gradient: channels_last (the lane groups) against
-    # contiguous (the NCHW rows), an independent loop structure, and against the oracle.
-    g = torch.Generator().manual_seed(C * 1000 + H)
-    d = make_inputs(2, C, H, W, dtype=torch.float64, parts=parts, generator=g)
+def assert_channels_last_matches_contiguous_in_float64(N, C, H, W, parts, seed, act="lrelu", alpha=None):
+    """float64, forward and every input's gradient: channels_last against contiguous (the NCHW
+    rows, an independent loop structure) to 1e-10, and the forward against the oracle."""
+    g = torch.Generator().manual_seed(seed)
+    d = make_inputs(N, C, H, W, dtype=torch.float64, parts=parts, generator=g)
     names = [k for k in ("x", "style_scale", "style_bias", "bias", "noise", "noise_weight") if d[k] is not None]
-    gy = torch.randn(2, C, H, W, generator=g, dtype=torch.float64)
+    gy = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
     results = []
     for layout in ("channels_last", "contiguous"):
         ins = {k: d[k].clone().requires_grad_() for k in names}
         ins["x"] = make_layout(ins["x"].detach(), layout).requires_grad_()
         y = adain(ins["x"], ins.get("style_scale"), ins.get("style_bias"), bias=ins.get("bias"),
-                  noise=ins.get("noise"), noise_weight=ins.get("noise_weight"), act="lrelu")
+                  noise=ins.get("noise"), noise_weight=ins.get("noise_weight"), act=act, alpha=alpha)
         if layout == "channels_last":
             assert y.is_contiguous(memory_format=torch.channels_last)
         results.append((y, *torch.autograd.grad(y, [ins[k] for k in names], make_layout(gy, layout))))
-    expected = oracle(d["x"], d["style_scale"], d["style_bias"], d["bias"], d["noise"], d["noise_weight"])
+    expected = oracle(d["x"], d["style_scale"], d["style_bias"], d["bias"], d["noise"], d["noise_weight"],
+                      act=act, alpha=alpha)
     np.testing.assert_allclose(results[0][0].detach().numpy(), expected, rtol=1e-10, atol=1e-10)
     for name, a, b in zip(["y", *names], *results):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("C,H,W", LANE_CASES)
+@pytest.mark.parametrize("parts", ["sbBnw", "sb"])
+def test_channels_last_lane_groups_match_contiguous_in_float64(C, H, W, parts):
+    assert_channels_last_matches_contiguous_in_float64(2, C, H, W, parts, seed=C * 1000 + H)
 
 
 # 8, 16 and 32 channels with linear, relu or lrelu take the register loops
@@ -196,25 +201,11 @@ def test_channels_last_lane_groups_match_contiguous_in_float64(C, H, W, parts):
 # chunks of work per sample at 8 channels (chunks of 32768 / C pixels).
 @pytest.mark.parametrize("C", [8, 16, 32])
 @pytest.mark.parametrize("act", ["linear", "relu", "lrelu", "tanh"])
-@pytest.mark.parametrize("H,W,parts", [(7, 9, "sbBnw"), (23, 29, "sbBnw"), (23, 29, "sB"), (5, 5, ""), (67, 67, "sbBnw")])
+@pytest.mark.parametrize("H,W,parts", [(7, 9, "sbBnw"), (23, 29, "sbBnw"), (23, 29, "sB"), (5, 5, ""),
+                                       (67, 67, "sbBnw")])
 def test_channels_last_register_lanes_match_contiguous_in_float64(C, act, H, W, parts):
     # tanh has no register form: its rows take the generic channels_last loops, the same check.
-    g = torch.Generator().manual_seed(C * 100 + H)
-    d = make_inputs(3, C, H, W, dtype=torch.float64, parts=parts, generator=g)
-    names = [k for k in ("x", "style_scale", "style_bias", "bias", "noise", "noise_weight") if d[k] is not None]
-    gy = torch.randn(3, C, H, W, generator=g, dtype=torch.float64)
-    results = []
-    for layout in ("channels_last", "contiguous"):
-        ins = {k: d[k].clone().requires_grad_() for k in names}
-        ins["x"] = make_layout(ins["x"].detach(), layout).requires_grad_()
-        y = adain(ins["x"], ins.get("style_scale"), ins.get("style_bias"), bias=ins.get("bias"),
-                  noise=ins.get("noise"), noise_weight=ins.get("noise_weight"), act=act, alpha=0.3)
-        results.append((y, *torch.autograd.grad(y, [ins[k] for k in names], make_layout(gy, layout))))
-    expected = oracle(d["x"], d["style_scale"], d["style_bias"], d["bias"], d["noise"], d["noise_weight"],
-                      act=act, alpha=0.3)
-    np.testing.assert_allclose(results[0][0].detach().numpy(), expected, rtol=1e-10, atol=1e-10)
-    for name, a, b in zip(["y", *names], *results):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=name)
+    assert_channels_last_matches_contiguous_in_float64(3, C, H, W, parts, seed=C * 100 + H, act=act, alpha=0.3)
 
 
 @pytest.mark.parametrize("C", [8, 16, 32])

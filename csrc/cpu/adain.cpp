@@ -94,29 +94,18 @@ AF_ALWAYS_INLINE void fwd_sums_reg(int64_t m, const T* AF_RESTRICT xg, const T* 
                                    T alpha, T* AF_RESTRICT a1, T* AF_RESTRICT a2) {
   using V = typename Lanes<T>::V;
   constexpr int W = Lanes<T>::W, NV = CC / W;
-  V nw[NV], b[NV], K[NV], s1[NV] = {}, s2[NV] = {}, u1[NV] = {}, u2[NV] = {};
+  V nw[NV], b[NV], K[NV];
   vload_all<NV>(nwr, nw);
   vload_all<NV>(br, b);
   vload_all<NV>(Kr, K);
-  auto pixel = [&](int64_t q, V(&p1)[NV], V(&p2)[NV]) AF_LAMBDA_INLINE {
-    V nv{};
-    if constexpr (NOISE) nv = vsplat<V>(ng[q]);
+  two_in_flight<NV, V>(m, [&](int64_t q, V(&p1)[NV], V(&p2)[NV]) AF_LAMBDA_INLINE {
+    const V nv = vnoise<NOISE, V>(ng, q);
     for (int k = 0; k < NV; ++k) {
-      V z = vload<V>(xg + q * CC + k * W) + b[k];
-      if constexpr (NOISE) z += nw[k] * nv;
-      const V d = vact0<ACT>(z, alpha) - K[k];
+      const V d = vact0<ACT>(vz<NOISE, CC>(xg, q, k, b, nw, nv), alpha) - K[k];
       p1[k] += d;
       p2[k] += d * d;
     }
-  };
-  int64_t q = 0;
-  for (; q + 2 <= m; q += 2) {
-    pixel(q, s1, s2);
-    pixel(q + 1, u1, u2);
-  }
-  if (q < m) pixel(q, s1, s2);
-  vadd_into<NV>(a1, s1, u1);
-  vadd_into<NV>(a2, s2, u2);
+  }, a1, a2);
 }
 
 template <int ACT, bool NOISE, int CC, typename T>
@@ -134,12 +123,9 @@ AF_ALWAYS_INLINE void fwd_y_reg(int64_t m, const T* AF_RESTRICT xg, const T* AF_
   vload_all<NV>(kr, k1);
   vload_all<NV>(tr, t);
   for (int64_t q = 0; q < m; ++q) {
-    V nv{};
-    if constexpr (NOISE) nv = vsplat<V>(ng[q]);
+    const V nv = vnoise<NOISE, V>(ng, q);
     for (int k = 0; k < NV; ++k) {
-      V z = vload<V>(xg + q * CC + k * W) + b[k];
-      if constexpr (NOISE) z += nw[k] * nv;
-      const V d = vact0<ACT>(z, alpha) - K[k];
+      const V d = vact0<ACT>(vz<NOISE, CC>(xg, q, k, b, nw, nv), alpha) - K[k];
       vstore(yg + q * CC + k * W, (d - m1[k]) * k1[k] + t[k]);
     }
   }

@@ -121,29 +121,18 @@ AF_ALWAYS_INLINE void bwd_sums_reg(int64_t m, const T* AF_RESTRICT xg, const T* 
                                    const T* AF_RESTRICT mur, T alpha, T* AF_RESTRICT a1, T* AF_RESTRICT a2) {
   using V = typename Lanes<T>::V;
   constexpr int W = Lanes<T>::W, NV = CC / W;
-  V nw[NV], b[NV], mu[NV], s1[NV] = {}, s2[NV] = {}, u1[NV] = {}, u2[NV] = {};
+  V nw[NV], b[NV], mu[NV];
   vload_all<NV>(nwr, nw);
   vload_all<NV>(br, b);
   vload_all<NV>(mur, mu);
-  auto pixel = [&](int64_t q, V(&p1)[NV], V(&p2)[NV]) AF_LAMBDA_INLINE {
-    V nv{};
-    if constexpr (NOISE) nv = vsplat<V>(ng[q]);
+  two_in_flight<NV, V>(m, [&](int64_t q, V(&p1)[NV], V(&p2)[NV]) AF_LAMBDA_INLINE {
+    const V nv = vnoise<NOISE, V>(ng, q);
     for (int k = 0; k < NV; ++k) {
-      V z = vload<V>(xg + q * CC + k * W) + b[k];
-      if constexpr (NOISE) z += nw[k] * nv;
       const V g = vload<V>(gg + q * CC + k * W);
       p1[k] += g;
-      p2[k] += g * (vact0<ACT>(z, alpha) - mu[k]);
+      p2[k] += g * (vact0<ACT>(vz<NOISE, CC>(xg, q, k, b, nw, nv), alpha) - mu[k]);
     }
-  };
-  int64_t q = 0;
-  for (; q + 2 <= m; q += 2) {
-    pixel(q, s1, s2);
-    pixel(q + 1, u1, u2);
-  }
-  if (q < m) pixel(q, s1, s2);
-  vadd_into<NV>(a1, s1, u1);
-  vadd_into<NV>(a2, s2, u2);
+  }, a1, a2);
 }
 
 template <int ACT, bool NOISE, int CC, typename T>
@@ -154,34 +143,24 @@ AF_ALWAYS_INLINE void bwd_dz_reg(int64_t m, const T* AF_RESTRICT xg, const T* AF
                                  T* AF_RESTRICT a2) {
   using V = typename Lanes<T>::V;
   constexpr int W = Lanes<T>::W, NV = CC / W;
-  V nw[NV], b[NV], mu[NV], A[NV], B[NV], D[NV], s1[NV] = {}, s2[NV] = {}, u1[NV] = {}, u2[NV] = {};
+  V nw[NV], b[NV], mu[NV], A[NV], B[NV], D[NV];
   vload_all<NV>(nwr, nw);
   vload_all<NV>(br, b);
   vload_all<NV>(mur, mu);
   vload_all<NV>(Ar, A);
   vload_all<NV>(Brr, B);
   vload_all<NV>(Dr, D);
-  auto pixel = [&](int64_t q, V(&p1)[NV], V(&p2)[NV]) AF_LAMBDA_INLINE {
-    V nv{};
-    if constexpr (NOISE) nv = vsplat<V>(ng[q]);
+  two_in_flight<NV, V>(m, [&](int64_t q, V(&p1)[NV], V(&p2)[NV]) AF_LAMBDA_INLINE {
+    const V nv = vnoise<NOISE, V>(ng, q);
     for (int k = 0; k < NV; ++k) {
-      V z = vload<V>(xg + q * CC + k * W) + b[k];
-      if constexpr (NOISE) z += nw[k] * nv;
+      const V z = vz<NOISE, CC>(xg, q, k, b, nw, nv);
       const V da = A[k] * vload<V>(gg + q * CC + k * W) + B[k] * (vact0<ACT>(z, alpha) - mu[k]) + D[k];
       const V d = vchain<ACT>(vact1<ACT>(z, alpha), da);
       vstore(dg + q * CC + k * W, d);
       p1[k] += d;
       if constexpr (NOISE) p2[k] += d * nv;
     }
-  };
-  int64_t q = 0;
-  for (; q + 2 <= m; q += 2) {
-    pixel(q, s1, s2);
-    pixel(q + 1, u1, u2);
-  }
-  if (q < m) pixel(q, s1, s2);
-  vadd_into<NV>(a1, s1, u1);
-  vadd_into<NV>(a2, s2, u2);
+  }, a1, a2);
 }
 #endif
 

@@ -92,6 +92,39 @@ AF_ALWAYS_INLINE void vadd_into(T* p, const V (&a)[NV], const V (&b)[NV]) {
   for (int k = 0; k < NV; ++k) vstore(p + k * W, vload<V>(p + k * W) + (a[k] + b[k]));
 }
 
+// z = x + b (+ nw * nv) for vector k of pixel q of a group of CC-channel pixels at xg: the
+// scalar z_of's order of operations.
+template <bool NOISE, int CC, typename V, typename T>
+AF_ALWAYS_INLINE V vz(const T* xg, int64_t q, int k, const V* b, const V* nw, V nv) {
+  constexpr int W = sizeof(V) / sizeof(T);
+  V z = vload<V>(xg + q * CC + k * W) + b[k];
+  if constexpr (NOISE) z += nw[k] * nv;
+  return z;
+}
+
+// Pixel q's noise over every lane (zero without noise).
+template <bool NOISE, typename V, typename T>
+AF_ALWAYS_INLINE V vnoise(const T* ng, int64_t q) {
+  if constexpr (NOISE) return vsplat<V>(ng[q]);
+  else return V{};
+}
+
+// pixel(q, p1, p2) for q < m, two pixels in flight: even pixels add into one pair of NV-vector
+// sums and odd ones into another, so the adds do not wait on each other; both pairs are then
+// added into a1[0..C) and a2[0..C).
+template <int NV, typename V, typename T, typename Pixel>
+AF_ALWAYS_INLINE void two_in_flight(int64_t m, Pixel&& pixel, T* a1, T* a2) {
+  V s1[NV] = {}, s2[NV] = {}, u1[NV] = {}, u2[NV] = {};
+  int64_t q = 0;
+  for (; q + 2 <= m; q += 2) {
+    pixel(q, s1, s2);
+    pixel(q + 1, u1, u2);
+  }
+  if (q < m) pixel(q, s1, s2);
+  vadd_into<NV>(a1, s1, u1);
+  vadd_into<NV>(a2, s2, u2);
+}
+
 #endif  // AF_ADAIN_REGISTER_LANES
 
 // Calls fn(std::integral_constant<int, CC>{}) for C in {8, 16, 32} and returns true; returns
