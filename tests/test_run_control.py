@@ -151,6 +151,37 @@ def test_signal_while_starting_up_stops_before_the_first_iteration(tmp_path, mon
     assert signal.getsignal(signal.SIGTERM) == handler_before  # the run's handler is gone
 
 
+@pytest.mark.parametrize("own_signal", [True, False])
+def test_a_rank_stopped_for_another_names_its_own_signal_when_it_came_later(tmp_path, monkeypatch, capsys, own_signal):
+    # torchrun forwards its SIGTERM to the ranks one after another: CI saw rank 0 agree to stop on
+    # rank 1's signal, get its own during the checkpoint, print its notice and still say "stopped
+    # by a signal to another rank". The agreement is faked here (one process) to make that order sure.
+    import alae_fast.training.run as run_mod
+
+    toy()
+    real_agree, calls = run_mod._agree, []
+
+    def agree(ctx, stop_signal, late):
+        calls.append(stop_signal)
+        if len(calls) == 3:  # the second iteration's decision: another rank was signalled
+            if own_signal:
+                os.kill(os.getpid(), signal.SIGTERM)  # this rank's own, just after the agreement
+                time.sleep(0.05)
+            return run_mod._BY_ANOTHER_RANK, late
+        return real_agree(ctx, stop_signal, late)
+
+    monkeypatch.setattr(run_mod, "_agree", agree)
+    out = tmp_path / "run"
+    summary = run_training(TrainOptions(out=str(out), kimg=0.08, preset="toy-pg", progress=False, evaluate=False,
+                                        checkpoint_kimg=1000.0, image_kimg=1000.0, seed=1,
+                                        schedule_overrides={"lod_kimg": [0.016], "lod_batch": [8]}))
+    printed = capsys.readouterr().out
+    said = "SIGTERM" if own_signal else "a signal to another rank"
+    assert calls[:3] == [None, None, None] and summary["stopped"] == said and summary["kimg"] == 0.016, (calls, summary)
+    (step, path), = list_checkpoints(out / "checkpoints")  # the stop's checkpoint, after 2 iterations
+    assert step == 16 and f"stopped by {said} at 0.016 kimg (lod 0); checkpoint {path}; continue with: " in printed, printed
+
+
 def test_second_signal_exits_at_once(tmp_path):
     script = textwrap.dedent("""
         import os, signal, sys, time

@@ -97,13 +97,16 @@ def _truncate_log(path: Path, kimg: float) -> None:
     os.replace(tmp, path)
 
 
+_BY_ANOTHER_RANK = "a signal to another rank"
+
+
 def _agree(ctx: DistributedContext, stop_signal: str | None, late: bool) -> tuple[str | None, bool]:
     """(stop, checkpoint-by-time) as one decision for all ranks: a rank's signal or clock is enough."""
     if ctx.world_size == 1:
         return stop_signal, late
     flags = ctx.mean(torch.tensor([float(stop_signal is not None), float(late)], device=ctx.device))
     stop_any = bool(flags[0] > 0)
-    return (stop_signal or "a signal to another rank") if stop_any else None, bool(flags[1] > 0)
+    return (stop_signal or _BY_ANOTHER_RANK) if stop_any else None, bool(flags[1] > 0)
 
 
 def run_training(opts: TrainOptions, ctx: DistributedContext | None = None) -> dict[str, Any]:
@@ -150,6 +153,10 @@ def _run(opts: TrainOptions, ctx: DistributedContext) -> dict[str, Any]:
             stop.__exit__(None, None, None)
         if stopped is None and run.late_signal is None:
             run.late_signal = stop.requested  # came between the last check and the handlers' removal
+        if stopped == _BY_ANOTHER_RANK and stop.requested is not None:
+            # torchrun signals its processes one after another: this rank's own signal may land
+            # after the ranks agreed to stop on another's (CI saw it during the checkpoint write)
+            stopped = stop.requested
         return _report(run, stopped)
     finally:
         if run is not None and run.lock is not None:
