@@ -5,10 +5,11 @@ figures the README states for the default run (seed 0) with some room, since a r
 deterministic only for a machine and thread count: reconstructions G(E(x)) of the input's
 class, the EMA encoder's latent 1-NN, its lead over the mean of twenty random encoders, every
 digit class among the EMA samples; and that the run wrote what the README says it writes. On
-an AMD Zen 3 (2 threads, 2026-12-07) seeds 0-3 of the preset (62 kimg, channels_last, R1 every
-second iteration) gave reconstructions 89.6 / 83.5 / 89.9 / 92.6%, 1-NN 95.6 / 97.0 / 96.3 / 95.3%,
-+5.9 / +7.2 / +6.6 / +5.6 points over random encoders and a rarest sample class of 7.6 / 7.2 / 7.6 /
-7.0%: the issue's 80% for each seed's reconstructions is the bound here (85% is the mean's).
+an AMD Zen 3 (2 threads, 2026-12-07) seeds 0-3 of the preset (latent 20, 62 kimg, channels_last, R1
+every second iteration) gave reconstructions 85.5 / 89.2 / 85.5 / 86.5%, 1-NN 96.3 / 95.3 / 95.3 /
+96.0%, +8.5 / +7.5 / +7.5 / +8.2 points over random encoders and a rarest sample class of 7.0 /
+8.2 / 6.9 / 7.4%: the issue's 80% for each seed's reconstructions and 5 points for each seed's lead
+are the bounds here (85% and 95% are the means').
 """
 
 import json
@@ -47,11 +48,11 @@ def test_default_run_reaches_the_readme_figures(default_run):
     assert random["count"] == RANDOM_ENCODERS == 20 and len(random["knn1_each"]) == 20
     assert random["knn1"] == pytest.approx(sum(random["knn1_each"]) / 20)
     assert trained >= 0.94, trained
-    assert trained - random["knn1"] >= 0.04, (trained, random)
+    assert trained - random["knn1"] >= 0.05, (trained, random)
     assert latent["reconstruction_class"]["reconstructions"] >= 0.80, latent["reconstruction_class"]
     assert latent["sample_classes"]["min_fraction"] >= 0.05, latent["sample_classes"]
     # the comparison with PCA is printed, not hidden
-    assert "PCA (24 components)" in stdout and "trained - PCA:" in stdout and "trained - random:" in stdout
+    assert "PCA (20 components)" in stdout and "trained - PCA:" in stdout and "trained - random:" in stdout
 
 
 def test_default_run_writes_the_run_folder(default_run):
@@ -62,8 +63,10 @@ def test_default_run_writes_the_run_folder(default_run):
     assert list((out / "checkpoints").glob("ckpt-*.pt"))
     # the preset trains channels_last with R1 every second iteration (both since 2026-12-07), and
     # config.json records them
-    behaviour = json.loads((out / "config.json").read_text())["behaviour"]
+    record = json.loads((out / "config.json").read_text())
+    behaviour = record["behaviour"]
     assert behaviour["channels_last"] is True and behaviour["r1_interval"] == 2
+    assert record["model"]["latent_size"] == 20  # since 2026-12-07 (was 24)
     ev = json.loads((out / "eval.json").read_text())
     assert ev["kimg"] == pytest.approx(62.0, abs=0.032) and 0.0 < ev["reconstruction_mse"] < 1.0
     assert f"wrote run folder {out}" in stdout

@@ -471,7 +471,7 @@ def test_config_round_trip_and_schedule_fields():
                     preset_config(name).start_features, preset_config(name).max_features) for name in STYLE_PRESETS}
     assert table == {"ffhq-1024": (1024, 512, 9, 16, 512), "celeba-hq-256": (256, 512, 7, 64, 512),
                      "bedroom-256": (256, 512, 7, 32, 512), "celeba-128": (128, 256, 6, 64, 256),
-                     "digits-32": (32, 24, 4, 8, 32), "photos-32": (32, 64, 4, 8, 32)}
+                     "digits-32": (32, 20, 4, 8, 32), "photos-32": (32, 64, 4, 8, 32)}
     assert preset_config("digits-32").channels == 1 and preset_config("photos-32").channels == 3
     ffhq = preset_config("ffhq-1024")
     assert ffhq.per_lod("lod_batch", 8) == 32 and ffhq.per_lod("lod_lr", 8) == 0.003 and ffhq.per_lod("lod_kimg", 5) == 960

@@ -31,7 +31,7 @@ __all__ = ["latent_eval", "evaluate_model", "data_relation", "random_model", "RA
 # 2.0 points. A mean of 5 seeded by the run's seed (the baseline until 2026-12-05) moved by
 # about 0.9 points from seed to seed, as much as the settings compared. The mean of 20 fixed
 # draws no longer moves between seeds; its own error (sd / sqrt(20): ~0.45 points at latent 32,
-# ~0.6 at latent 24, where one draw's sd is 2.7; the report prints it) is one offset shared by
+# ~0.6 at latent 20 or 24, where one draw's sd is 2.6-2.7; the report prints it) is one offset shared by
 # every seed's lead.
 RANDOM_ENCODERS = 20
 RANDOM_ENCODER_SEED = 7919
