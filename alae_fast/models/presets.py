@@ -315,8 +315,10 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   added ~3 points on seeds 1-2 (lr 0.001 had lost 14). 68 kimg (34 at 8x8, 18 at 32x32)
 #   instead of 76 keep the run inside five minutes when the machine is slow: its speed drifts
 #   by 15-25% from hour to hour, and the 76 kimg run took 263-315 s; the cut cost 0.8 points of
-#   mean (seed 1: 86.2 -> 81.1%). 62 kimg (12 at 32x32) since 2026-12-07: see the last item.
-# - Latent 20 and a 1-layer F instead of 512 and 8 (see the last two items).
+#   mean (seed 1: 86.2 -> 81.1%). 62 kimg (12 at 32x32) since 2026-12-07: see the item
+#   'channels_last and 62 kimg' below.
+# - Latent 20 and a 1-layer F instead of 512 and 8 (see the items 'F of 1 layer and latent 24'
+#   and 'Latent 20' below).
 # How it got here (benchmarks/results/digits-experiments.md; reconstructions of the input's
 # class by a pixel 1-NN, the report's reconstruction_class, and the EMA encoder's latent 1-NN,
 # 2 threads, seeds 0-3 unless said):
@@ -332,12 +334,13 @@ DIGITS_MLP = MLPALAEConfig(latent_size=32, mapping_layers=4, image_channels=1, i
 #   the same with lr 0.003, seeds 1-2:                        recon 86.5, 89.2%
 #   the same with 76 kimg (20 at 32x32):                      recon 89.6, 86.2, 88.9, 85.5%
 #   the same with 68 kimg (34 at 8x8, 18 at 32x32):           the preset's schedule until 2026-12-07
-#   (seed 0 only: latent 20 54.2%; lr 0.001 42.8%; earlier, at latent 16, R1 gamma 1 or 30,
+#   (seed 0 only: latent 20 54.2% with that 4-layer F and schedule; lr 0.001 42.8%; earlier, at latent 16, R1 gamma 1 or 30,
 #   features 16..64 and 60 kimg at 8x8 did not help). A larger latent keeps more of the digit
 #   through G(E(x)); its price is that random encoders of 32 dimensions already score ~92%
 #   1-NN, so the trained encoder beats them by 2-4 points, not 5 (at latent 16: 5-10 points
 #   over random encoders at ~84%, but reconstructions of the right class 50-60%). That was
-#   with a 4-layer F: a 1-layer F keeps the digit well enough for latent 24 (the last item).
+#   with a 4-layer F: a 1-layer F keeps the digit well enough for latent 24 and then 20 (the
+#   items 'F of 1 layer and latent 24' and 'Latent 20' below).
 # - Step 3's loss, mean((E(G(w)) - w)^2), weighted 0.25 (lae_weight; the paper and the official
 #   code: 1). Steps 1 and 3 share E's Adam, so the weight shrinks step 3's updates beside the
 #   adversarial ones. On 2026-12-04 (AMD Zen 4, 2 threads, seeds 0-3, each its own run) it
