@@ -216,7 +216,7 @@ def test_shapes_every_lod_and_blend(name):
         n = 2
         for lod in range(cfg.layer_count):
             r = 4 * 2 ** lod
-            x = torch.randn(n, cfg.channels, r, r)
+            x = torch.rand(n, cfg.channels, r, r) * 2 - 1  # pixels: encode refuses values beyond 4
             for blend in (0.5, 1.0):  # fading in, and faded in
                 w = m.encode(x, lod, blend)
                 assert w.shape == (n, cfg.latent_size)
@@ -227,14 +227,14 @@ def test_shapes_every_lod_and_blend(name):
         assert m.decode(w.unsqueeze(1).expand(-1, m.num_ws, -1), 1, 0.0, "zero").shape == (n, cfg.channels, 8, 8)
         assert m.generate(z, 2, 0.5, truncation_psi=0.7, truncation_cutoff=4, mixing_prob=0.9).shape == (
             n, cfg.channels, 16, 16)
-        assert m.reconstruct(torch.randn(n, cfg.channels, 8, 8), 1, 0.5).shape == (n, cfg.channels, 8, 8)
-        x = torch.randn(n, cfg.channels, cfg.resolution, cfg.resolution)
+        assert m.reconstruct(torch.rand(n, cfg.channels, 8, 8) * 2 - 1, 1, 0.5).shape == (n, cfg.channels, 8, 8)
+        x = torch.rand(n, cfg.channels, cfg.resolution, cfg.resolution) * 2 - 1
         assert m.encode(x).shape == (n, cfg.latent_size)  # lod None: the last level
 
 
 def test_channels_last_and_autocast():
     m = from_preset("digits-32")
-    x = torch.randn(4, 1, 32, 32)
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
     w = m.encode(x)
     torch.testing.assert_close(m.encode(x.to(memory_format=torch.channels_last)), w, rtol=1e-4, atol=1e-4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -403,8 +403,9 @@ def test_r1_double_backward_runs_on_kernels_and_matches_ref(device, lod, blend):
     m = randomize(from_preset("digits-32", fused_scale_resolution=16).double(), 11).to(device)
     ref = copy.deepcopy(m).set_impl("ref")
     r = 4 * 2 ** lod
-    x = torch.randn(3, 1, r, r, dtype=torch.float64, device=device)
-    x_fake = torch.randn(3, 1, r, r, dtype=torch.float64, device=device)
+    # images in the pixel range (encode refuses values beyond 4; randn draws them now and then)
+    x = torch.rand(3, 1, r, r, dtype=torch.float64, device=device) * 2 - 1
+    x_fake = torch.rand(3, 1, r, r, dtype=torch.float64, device=device) * 2 - 1
     with OpRecorder() as rec:
         loss, grads = r1_grads(m, x, x_fake, lod, blend)
     names = [n for n, _ in rec.calls]
@@ -445,7 +446,7 @@ def test_torch_compile_generator_and_encoder_forward():
     torch.manual_seed(13)
     m = from_preset("digits-32")
     ws = torch.randn(4, m.num_ws, m.latent_size)
-    x = torch.randn(4, 1, 32, 32)
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
     g = torch.compile(m.generator, fullgraph=True)
     e = torch.compile(m.encoder, fullgraph=True)
     with torch.no_grad():
