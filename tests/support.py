@@ -28,6 +28,15 @@ TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set
         "--set", "mapping_layers=2", "--schedule", "lod_batch=[16]", "--no-progress", "--threads", "1"]
 
 
+def pixels(*shape: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """Random images in the pixel range: uniform in [-1, 1), the given shape, dtype and device
+    (None: torch's default device), drawn from torch's global generator. encode, reconstruct and
+    project refuse values beyond ±4 (``PIXEL_LIMIT``), which a randn image of a few thousand
+    values holds now and then, so a test feeding randn images to E passes or fails with whatever
+    drew numbers before it."""
+    return torch.rand(*shape, dtype=dtype, device=device) * 2 - 1
+
+
 def train_tiny_run(out: Path) -> Path:
     """``out``: a run folder of the digits-mlp preset made tiny (TINY), trained on 32 images
     without evaluation, one thread: what tests of the commands that read a run start from."""

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from alae_fast import _lib
 from alae_fast.models import (ALAEConfig, ModelConfig, StyleALAE, StyleALAEConfig, build_model, from_preset,
                               parameter_counts, parameter_table, preset_config)
-from alae_fast_tests_support import OpRecorder, assert_r1_matches, r1_grads
+from alae_fast_tests_support import OpRecorder, assert_r1_matches, pixels, r1_grads
 
 STYLE_PRESETS = ["ffhq-1024", "celeba-hq-256", "bedroom-256", "celeba-128", "digits-32", "photos-32"]
 SMALL = dict(latent_size=6, mapping_layers=2, layer_count=3, channels=3, start_features=4, max_features=8)
@@ -140,7 +140,7 @@ def test_generator_and_encoder_match_the_definition(fused_scale_resolution):
     ws = torch.randn(3, m.num_ws, 6, dtype=torch.float64)
     for lod in range(3):
         r = 4 * 2 ** lod
-        x = torch.randn(3, 3, r, r, dtype=torch.float64)
+        x = pixels(3, 3, r, r, dtype=torch.float64)
         for blend in (0.3, 1.0):
             torch.manual_seed(10 + lod)
             got = m.decode(ws, lod, blend, noise="random")
@@ -216,7 +216,7 @@ def test_shapes_every_lod_and_blend(name):
         n = 2
         for lod in range(cfg.layer_count):
             r = 4 * 2 ** lod
-            x = torch.rand(n, cfg.channels, r, r) * 2 - 1  # pixels: encode refuses values beyond 4
+            x = pixels(n, cfg.channels, r, r)
             for blend in (0.5, 1.0):  # fading in, and faded in
                 w = m.encode(x, lod, blend)
                 assert w.shape == (n, cfg.latent_size)
@@ -227,14 +227,14 @@ def test_shapes_every_lod_and_blend(name):
         assert m.decode(w.unsqueeze(1).expand(-1, m.num_ws, -1), 1, 0.0, "zero").shape == (n, cfg.channels, 8, 8)
         assert m.generate(z, 2, 0.5, truncation_psi=0.7, truncation_cutoff=4, mixing_prob=0.9).shape == (
             n, cfg.channels, 16, 16)
-        assert m.reconstruct(torch.rand(n, cfg.channels, 8, 8) * 2 - 1, 1, 0.5).shape == (n, cfg.channels, 8, 8)
-        x = torch.rand(n, cfg.channels, cfg.resolution, cfg.resolution) * 2 - 1
+        assert m.reconstruct(pixels(n, cfg.channels, 8, 8), 1, 0.5).shape == (n, cfg.channels, 8, 8)
+        x = pixels(n, cfg.channels, cfg.resolution, cfg.resolution)
         assert m.encode(x).shape == (n, cfg.latent_size)  # lod None: the last level
 
 
 def test_channels_last_and_autocast():
     m = from_preset("digits-32")
-    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    x = pixels(4, 1, 32, 32)
     w = m.encode(x)
     torch.testing.assert_close(m.encode(x.to(memory_format=torch.channels_last)), w, rtol=1e-4, atol=1e-4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -275,7 +275,7 @@ def test_model_to_channels_last_runs_channels_last_with_the_same_values(name):
     c = ref.config.channels
     for lod, blend in [(0, 1.0), (1, 0.5), (3, 1.0)]:
         r = 4 * 2 ** lod
-        x = torch.rand(3, c, r, r, dtype=torch.float64) * 2 - 1
+        x = pixels(3, c, r, r, dtype=torch.float64)
         for xin in (x, x.contiguous(memory_format=torch.channels_last)):
             xa, xb = x.clone().requires_grad_(), xin.clone().requires_grad_()
             wa, wb = ref.encode(xa, lod, blend), m.encode(xb, lod, blend)
@@ -311,7 +311,7 @@ def test_fade_in_identities():
         # blend 0: G shows the previous level, nearest-upsampled; E sees the pooled image.
         low = m.decode(ws, lod - 1, noise="zero")
         torch.testing.assert_close(m.decode(ws, lod, 0.0, "zero"), low.repeat_interleave(2, 2).repeat_interleave(2, 3))
-        x = torch.randn(2, 3, r, r, dtype=torch.float64)
+        x = pixels(2, 3, r, r, dtype=torch.float64)
         torch.testing.assert_close(m.encode(x, lod, 0.0), m.encode(F.avg_pool2d(x, 2), lod - 1))
         # blend is linear in G's output, and E's blocks below the new one see a lerp of features.
         b0, b1 = m.decode(ws, lod, 0.0, "zero"), m.decode(ws, lod, 1.0, "zero")
@@ -403,9 +403,8 @@ def test_r1_double_backward_runs_on_kernels_and_matches_ref(device, lod, blend):
     m = randomize(from_preset("digits-32", fused_scale_resolution=16).double(), 11).to(device)
     ref = copy.deepcopy(m).set_impl("ref")
     r = 4 * 2 ** lod
-    # images in the pixel range (encode refuses values beyond 4; randn draws them now and then)
-    x = torch.rand(3, 1, r, r, dtype=torch.float64, device=device) * 2 - 1
-    x_fake = torch.rand(3, 1, r, r, dtype=torch.float64, device=device) * 2 - 1
+    x = pixels(3, 1, r, r, dtype=torch.float64, device=device)
+    x_fake = pixels(3, 1, r, r, dtype=torch.float64, device=device)
     with OpRecorder() as rec:
         loss, grads = r1_grads(m, x, x_fake, lod, blend)
     names = [n for n, _ in rec.calls]
@@ -446,7 +445,7 @@ def test_torch_compile_generator_and_encoder_forward():
     torch.manual_seed(13)
     m = from_preset("digits-32")
     ws = torch.randn(4, m.num_ws, m.latent_size)
-    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    x = pixels(4, 1, 32, 32)
     g = torch.compile(m.generator, fullgraph=True)
     e = torch.compile(m.encoder, fullgraph=True)
     with torch.no_grad():
@@ -486,7 +485,7 @@ def test_model_from_round_tripped_config_loads_state():
     rebuilt = build_model(ModelConfig.from_json(m.config.to_json())).double()
     assert type(rebuilt) is StyleALAE
     rebuilt.load_state_dict(m.state_dict())
-    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    x = pixels(2, 3, 16, 16, dtype=torch.float64)
     torch.testing.assert_close(rebuilt.encode(x), m.encode(x))
 
 
