@@ -1,5 +1,6 @@
 """Helpers shared by the test files (not a test module): loading the other helper files, the toy
-model, the tiny-run command-line options, thread limits and an op recorder.
+model, the tiny-run command-line options, thread limits, an op recorder and random images in the
+pixel range (``pixels``).
 
 Tests run in importlib mode, so files beside them are not importable by name. tests/conftest.py
 registers this file as ``alae_fast_tests_support`` (and ``oracles.py`` as
@@ -28,13 +29,15 @@ TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set
         "--set", "mapping_layers=2", "--schedule", "lod_batch=[16]", "--no-progress", "--threads", "1"]
 
 
-def pixels(*shape: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-    """Random images in the pixel range: uniform in [-1, 1), the given shape, dtype and device
-    (None: torch's default device), drawn from torch's global generator. encode, reconstruct and
-    project refuse values beyond ±4 (``PIXEL_LIMIT``), which a randn image of a few thousand
-    values holds now and then, so a test feeding randn images to E passes or fails with whatever
-    drew numbers before it."""
-    return torch.rand(*shape, dtype=dtype, device=device) * 2 - 1
+def pixels(*shape: int, dtype: torch.dtype = torch.float32, device=None, seed: int | None = None) -> torch.Tensor:
+    """Random images in the pixel range: uniform in [-1, 1), the given shape, dtype (float32
+    unless given) and device (None: torch's default device), drawn from torch's global generator,
+    or with ``seed`` from a CPU generator of their own (the same images whatever ran before).
+    encode, reconstruct and project refuse values beyond ±4 (``PIXEL_LIMIT``), which a randn
+    image of a few thousand values holds now and then, so a test feeding randn images to E
+    passes or fails with whatever drew numbers before it."""
+    g = None if seed is None else torch.Generator().manual_seed(seed)
+    return torch.rand(*shape, generator=g, dtype=dtype, device=device) * 2 - 1
 
 
 def train_tiny_run(out: Path) -> Path:

@@ -26,6 +26,7 @@ from alae_fast.inference.sampling import (generate_seeds, interpolate_latents, s
 from alae_fast.models import MLPALAEConfig, build_model
 from alae_fast.models.base import PSI_RANGE
 from alae_fast.models.presets import DIGITS_32
+from alae_fast_tests_support import pixels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -61,7 +62,7 @@ def style_run(tmp_path_factory):
 
 def _images(run, n=2, **kw):
     r, c = run.phase.resolution, run.schedule.channels
-    return torch.rand(n, c, r, r, generator=torch.Generator().manual_seed(3), **kw) * 2 - 1
+    return pixels(n, c, r, r, seed=3, **kw)
 
 
 def _w(run, n=2):

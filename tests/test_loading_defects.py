@@ -25,7 +25,7 @@ from alae_fast.models.presets import DIGITS_32
 from alae_fast.training.checkpoint import (checkpoint_damage, find_latest_checkpoint, list_checkpoints,
                                            load_checkpoint, save_checkpoint)
 from alae_fast.training.schedule import schedule_from_config
-from alae_fast_tests_support import TINY
+from alae_fast_tests_support import TINY, pixels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -67,7 +67,7 @@ def colour_ckpts(tmp_path_factory):
 
 
 def _images(n, c, r, seed=0, dtype=torch.float32):
-    return torch.rand(n, c, r, r, generator=torch.Generator().manual_seed(seed), dtype=dtype) * 2 - 1
+    return pixels(n, c, r, r, dtype=dtype, seed=seed)
 
 
 # --- 1. damaged checkpoints ---------------------------------------------------------------------------

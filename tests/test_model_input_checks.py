@@ -17,14 +17,11 @@ from alae_fast.models import MLPALAE, MLPALAEConfig, from_preset, load_official,
 from alae_fast.models import base
 from alae_fast.training.schedule import schedule_from_config
 from alae_fast.training.trainer import ALAETrainer
+from alae_fast_tests_support import pixels
 
 DATA = Path(__file__).parent / "data" / "official-alae"
 PTH = DATA / "alae-small.pth"
 NAN, INF = float("nan"), float("inf")
-
-
-def _pixels(*shape, seed=0):
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +68,7 @@ def test_official_model_refuses_the_trials_inputs(official):
     for cutoff in (1, 8, 12):
         img = m.generate(z, truncation_psi=0.7, truncation_cutoff=cutoff, noise="zero")
         assert img.shape == (2, 3, 128, 128) and torch.isfinite(img).all()
-    w = m.encode(_pixels(2, 3, 128, 128))
+    w = m.encode(pixels(2, 3, 128, 128, seed=0))
     assert torch.isfinite(m.decode(w, noise="const")).all()
 
 
@@ -130,7 +127,7 @@ def test_latents_beyond_the_bound_are_refused_and_within_it_taken(model):
 
 def test_images_outside_the_pixel_range_are_refused(model):
     shape = _image_shape(model)
-    x = _pixels(2, *shape)
+    x = pixels(2, *shape, seed=0)
     with pytest.raises(ValueError, match=r"^encode: x must hold pixels in \[-1, 1\].*x / 127.5 - 1\)$"):
         model.encode((x + 1) * 127.5)
     with pytest.raises(ValueError, match=r"^encode: x must hold pixels in \[-1, 1\].*native=True\)\)$"):
@@ -188,7 +185,7 @@ def test_noise_tensors_with_nan_are_refused():
 def test_generate_and_reconstruct_are_unchanged_by_the_checks(model):
     """The checks only read: generate and reconstruct give what decode of F(z) and of E(x) give."""
     z = torch.randn(3, model.latent_size)
-    x = _pixels(3, *_image_shape(model))
+    x = pixels(3, *_image_shape(model), seed=0)
     with torch.no_grad():
         torch.testing.assert_close(model.generate(z, noise="zero"), model.decode(model.mapping(z), noise="zero"))
         torch.testing.assert_close(model.reconstruct(x, noise="zero"),
@@ -224,7 +221,7 @@ def test_the_trainers_step_reads_no_values(monkeypatch):
     torch.manual_seed(0)
     trainer = ALAETrainer(from_preset("digits-32"), schedule_from_config(config), seed=0)
     n = trainer.phase().batch
-    out = trainer.step(_pixels(n, 1, 32, 32))
+    out = trainer.step(pixels(n, 1, 32, 32, seed=0))
     assert torch.isfinite(out["loss_d"]) and reads == []
 
 
