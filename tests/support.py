@@ -32,12 +32,17 @@ TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set
 def pixels(*shape: int, dtype: torch.dtype = torch.float32, device=None, seed: int | None = None) -> torch.Tensor:
     """Random images in the pixel range: uniform in [-1, 1), the given shape, dtype (float32
     unless given) and device (None: torch's default device), drawn from torch's global generator,
-    or with ``seed`` from a CPU generator of their own (the same images whatever ran before).
+    or with ``seed`` from a CPU generator of their own (the same images whatever ran before,
+    on any device; device None is then the CPU).
     encode, reconstruct and project refuse values beyond ±4 (``PIXEL_LIMIT``), which a randn
     image of a few thousand values holds now and then, so a test feeding randn images to E
     passes or fails with whatever drew numbers before it."""
-    g = None if seed is None else torch.Generator().manual_seed(seed)
-    return torch.rand(*shape, generator=g, dtype=dtype, device=device) * 2 - 1
+    if seed is None:
+        return torch.rand(*shape, dtype=dtype, device=device) * 2 - 1
+    # drawn on the CPU, then moved: the same images on every device (a CPU generator cannot
+    # draw on CUDA)
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype, device="cpu") * 2 - 1
+    return x if device is None else x.to(device)
 
 
 def train_tiny_run(out: Path) -> Path:
