@@ -20,10 +20,12 @@ Each image is prepared once, the same way every time:
 Nothing of this is silent where it loses or invents information: images with transparent
 pixels (composited), colour images read as greyscale (``channels=1`` and a colour image whose
 channels differ somewhere) and images smaller than the resolution (enlarged) are collected in
-a :class:`LoadNotes`, and every loader says them: the dataset warns once per folder, kind,
-resolution and channels in a process, naming the files of the split that met them first (a
-command that opens several splits of one folder says it once; each dataset's ``notes`` lists
-its own files), ``alae_fast.inference.load_image_files`` warns, the web app answers a notice.
+a :class:`LoadNotes`, and every loader says them: the dataset warns once per kind, naming its
+files, and names each file once per folder, resolution and channels in a process (a command
+that opens several splits of one folder names each split's files when it first opens that
+split, training's then the held-out ones, and says nothing for a split whose files were all
+named before, as the "all" split after the other two; each dataset's ``notes`` lists its own
+files), ``alae_fast.inference.load_image_files`` warns, the web app answers a notice.
 
 Lower resolutions for progressive growing are made from this full-resolution tensor by
 2x2 average pooling: :func:`alae_fast.data.lower_resolution`. Images of mixed sizes and
@@ -90,10 +92,11 @@ _SPLIT_NAMES = {"train": "training split", "test": "held-out split", "all": "all
 # (training, then evaluation; evaluate's training, held-out and all files), and a file needs
 # naming once.
 _warned_skips: set[tuple[str, str]] = set()
-# (folder, kind, resolution, channels) already said: what loading does to a folder's images
-# (colour to greyscale, ...) is one fact about the folder and the model, said once a process,
-# not again for each split opened.
-_warned_notes: set[tuple[str, str, int, int]] = set()
+# (folder, kind, resolution, channels, file) already named: what loading did to a file (colour to
+# greyscale, ...) is said once a process, not again for each split that holds it (the "all"
+# split after the others); a later split's files not yet named are named then (training opens
+# the training split, then the held-out one that the reported MSE is measured on).
+_warned_notes: set[tuple[str, str, int, int, str]] = set()
 # (folder, run folders skipped in it) already warned about: every command scans its data more than once.
 _warned_runs: set[tuple[str, tuple[str, ...]]] = set()
 _warned_formats: set[str] = set()  # folders whose other-format images were named once
@@ -424,38 +427,80 @@ def _source_name(path) -> str:
 
 class PixelRangeError(ValueError):
     """A decoded image whose pixel values :func:`load_image`'s rule refuses (a float image
-    outside [0, 1], ...): the file is an image, its values are what is wrong."""
+    outside [0, 1], ...): the file is an image, its values are what is wrong. ``str(e)`` is
+    ``"NAME: REASON"``; ``e.file`` is the file's name and ``e.reason`` the rest (its values, the
+    range expected and what to do), for a caller that names the file its own way."""
+
+    def __init__(self, file: str, reason: str):
+        super().__init__(f"{file}: {reason}")
+        self.file, self.reason = file, reason
+
+    def __reduce__(self):  # pickled (a worker process's error) and rebuilt with both parts
+        return type(self), (self.file, self.reason)
 
 
 def _wide_to_eight_bits(img, path):
     """A greyscale image of mode 'I;16*', 'I' or 'F' as an 8-bit 'L' image, by the rule of
-    :func:`load_image`; ValueError naming the file and its values outside that rule's range."""
+    :func:`load_image`; ValueError naming the file and its values outside that rule's range.
+
+    A transparent grey level (``info["transparency"]``: a 16-bit PNG's tRNS chunk) is kept as
+    alpha: the image comes back as 'LA', alpha 0 where a pixel holds that level (in the wide
+    units, before scaling) and 255 elsewhere, for :func:`load_image` to composite over
+    ``TRANSPARENT_BACKGROUND`` and say so like any other transparent pixel (the new 'L' image
+    would otherwise have dropped it and shown the level the key hides)."""
+    from numbers import Real
+
     from PIL import Image
 
     arr = np.asarray(img, dtype=np.float64)
     name = _source_name(path)
     if img.mode == "F":
         if not np.isfinite(arr).all():
-            raise PixelRangeError(f"{name}: a float image (mode F) holding NaN or infinity; a float image is read "
-                             f"with 0 as black and 1 as white, so its values must be finite numbers in [0, 1]")
+            raise PixelRangeError(name, "a float image (mode F) holding NaN or infinity; its values must be finite "
+                                        "numbers in [0, 1] (read as 0 black to 1 white)")
         lo, hi = float(arr.min()), float(arr.max())
         if lo < 0 or hi > 1:
             # a float image has no agreed full scale (Pillow takes 255, most tools 1): reading
             # one of another range by a guess would darken or wash it out without a word
-            raise PixelRangeError(f"{name}: float pixel values in [{lo:.6g}, {hi:.6g}]; a float image (mode F) is read "
-                             f"with 0 as black and 1 as white, so its values must lie in [0, 1]: scale it to "
-                             f"[0, 1], or save it with 8- or 16-bit integers")
+            raise PixelRangeError(name, f"float pixel values in [{lo:.6g}, {hi:.6g}] (mode F); they must lie in "
+                                        f"[0, 1] (read as 0 black to 1 white): scale them to [0, 1], or save it "
+                                        f"with 8- or 16-bit integers")
         peak = 1.0
     else:
         lo, hi = float(arr.min()), float(arr.max())
         if img.mode == "I" and (lo < 0 or hi > 65535):
-            raise PixelRangeError(f"{name}: 32-bit integer pixel values (mode I) in [{lo:.0f}, {hi:.0f}]; an integer "
-                             f"image is read as 8-bit (0-255) or, when a value exceeds 255, 16-bit (0-65535) grey "
-                             f"levels, so its values must lie in [0, 65535]: save it with 8- or 16-bit integers")
+            raise PixelRangeError(name, f"32-bit integer pixel values (mode I) in [{lo:.0f}, {hi:.0f}]; they must "
+                                        f"lie in [0, 65535] (16-bit grey levels, or 8-bit when none exceeds 255): "
+                                        f"save it with 8- or 16-bit integers")
         # mode I holds 16-bit grey levels (a 16-bit PNG under older Pillow) when any value
         # exceeds 255, else 8-bit ones
         peak = 65535.0 if img.mode in _SIXTEEN_BIT_MODES or hi > 255 else 255.0
-    return Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    grey = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    key = img.info.get("transparency")
+    if isinstance(key, Real) and not isinstance(key, bool):
+        clear = arr == float(key)
+        if clear.any():
+            return Image.merge("LA", (grey, Image.fromarray(np.where(clear, 0, 255).astype(np.uint8), "L")))
+    return grey
+
+
+# Pillow reads a 2- or 4-bit greyscale PNG as 'L' with its levels scaled to 0-255 (x85, x17),
+# but leaves its tRNS grey level in the file's units, which then matches no pixel (or the wrong
+# ones): the factor to bring the key to the pixels' scale, by the decoder's raw mode
+_LOW_BIT_GREY_SCALE = {"L;2": 85, "L;4": 17}
+
+
+def _low_bit_grey_scale(img) -> int:
+    """For an opened, not yet loaded, 2- or 4-bit greyscale PNG with a transparent grey level
+    still in the file's units (below 2**bits): the factor that scales it as Pillow scaled the
+    pixels; else 1."""
+    key = img.info.get("transparency")
+    if img.format != "PNG" or img.mode != "L" or not isinstance(key, int) or not img.tile:
+        return 1
+    args = img.tile[0][3]
+    raw = args[0] if isinstance(args, tuple) and args else args
+    scale = _LOW_BIT_GREY_SCALE.get(raw, 1) if isinstance(raw, str) else 1
+    return scale if 0 < key <= 255 // scale else 1
 
 
 def _has_alpha(img) -> bool:
@@ -474,7 +519,10 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
     any value exceeds 255, else taken as 0-255 levels, and refused when a value lies outside
     [0, 65535]; 32-bit float ones (mode F, e.g. a float TIFF) read with 0 as black and 1 as
     white, and refused when a value lies outside [0, 1] or is NaN or infinite (a float image
-    has no agreed full scale: Pillow's convert takes 255, most tools 1).
+    has no agreed full scale: Pillow's convert takes 255, most tools 1). A transparent grey level
+    (a PNG's tRNS chunk: ``info["transparency"]``) counts in the file's own units, 16-bit ones
+    and 2- or 4-bit ones alike (Pillow leaves the latter's key unscaled): pixels of that level
+    are transparent, composited over black and noted like any other.
 
     Returns a uint8 array ``[channels, resolution, resolution]``. Raises ``PixelRangeError`` (a
     ``ValueError``) naming
@@ -489,7 +537,10 @@ def load_image(path: str | os.PathLike, resolution: int, channels: int = 3,
 
     composited = to_grey = False
     with Image.open(path) as img:
+        key_scale = _low_bit_grey_scale(img)  # before load(), which drops the decoder's raw mode
         img.load()  # decode now: a truncated file fails here, not later
+        if key_scale != 1:
+            img.info["transparency"] *= key_scale
         to_colour = channels == 3 and img.mode in _GREY_MODES
         img = ImageOps.exif_transpose(img)
         if img.mode in _WIDE_MODES:
@@ -534,9 +585,27 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _short(text: str, limit: int = 120) -> str:
+def _short(text: str, limit: int = 200) -> str:
+    """The first line of ``text`` (a decoder's error), for a list of skipped files: whole when
+    it fits in ``limit`` characters, else cut after its last sentence ("; " or ". ") that ends
+    past half the limit, or failing one at its last word, marked "..."."""
     line = text.strip().splitlines()[0] if text.strip() else text
-    return line if len(line) <= limit else line[:limit - 3] + "..."
+    if len(line) <= limit:
+        return line
+    head = line[:limit - 4]
+    cut = max(head.rfind("; "), head.rfind(". "))
+    if cut < limit // 2:
+        cut = head.rfind(" ")
+    return (head[:cut] if cut > 0 else head).rstrip(";., ") + " ..."
+
+
+def _skip_reason(path: Path, exc: BaseException) -> str:
+    """Why ``path`` was skipped, for the folder's warning: the loading rule's refusal
+    (:class:`PixelRangeError`) whole, without the file's name again (its values, the range
+    expected and what to do are what the user acts on); a decoder's error by :func:`_short`."""
+    if isinstance(exc, PixelRangeError):
+        return f"{type(exc).__name__}: {exc.reason if exc.file == path.name else exc}"
+    return _short(_describe(exc))
 
 
 class ImageFolderDataset(ImageDataset):
@@ -561,8 +630,9 @@ class ImageFolderDataset(ImageDataset):
     ones included), from which the split was chosen.
 
     Images with transparent pixels are composited over black, colour images read as greyscale
-    and small ones enlarged, with one warning per kind naming them, once per folder in a
-    process (see the module docstring);
+    and small ones enlarged, with one warning per kind naming them, each file named once per
+    folder in a process (a later split names only its files not named before; see the module
+    docstring);
     ``dataset.notes`` (a :class:`LoadNotes`) lists them (in lazy mode, those decoded so far).
     Unreadable files are skipped (see the module docstring). In lazy mode a file whose
     header looked fine but whose decode fails later is replaced by the next readable image
@@ -592,10 +662,12 @@ class ImageFolderDataset(ImageDataset):
         self.skipped: list[tuple[Path, str]] = []
         self.notes = LoadNotes()
         self._noted: set[tuple[str, Path]] = set()  # (kind, file) in self.notes: lazy decodes test it per image
+        self._said: set[str] = set()  # kinds this dataset warned of (lazy: the first new file of each)
         self.images: torch.Tensor | None = None
 
         good: list[Path] = []
         arrays: list[np.ndarray] = []
+        brief: dict[Path, str] = {}  # each skipped file's reason as the warning says it
         for f in files:
             try:
                 if self.preloaded:
@@ -605,12 +677,13 @@ class ImageFolderDataset(ImageDataset):
                 good.append(f)
             except Exception as e:  # any decode failure means: skip this file
                 self.skipped.append((f, _describe(e)))
+                brief[f] = _skip_reason(f, e)
         folder = str(self.root.resolve())
         unsaid = [(p, why) for p, why in self.skipped if (folder, str(p)) not in _warned_skips]
         if unsaid:
             _warned_skips.update((folder, str(p)) for p, _ in unsaid)
             # each with its reason: "unreadable" covers Pillow's decompression-bomb limit too
-            names = ", ".join(f"{p.name} ({_short(why)})" for p, why in unsaid[:5])
+            names = ", ".join(f"{p.name} ({brief[p]})" for p, _ in unsaid[:5])
             more = f" and {len(unsaid) - 5} more" if len(unsaid) > 5 else ""
             before = len(self.skipped) - len(unsaid)
             named = f" (and {before} named before)" if before else ""
@@ -629,16 +702,24 @@ class ImageFolderDataset(ImageDataset):
             self.images = torch.from_numpy(np.stack(arrays))
 
     def _warn_notes(self, kind: str, category: type[Warning] = RuntimeWarning) -> None:
+        """Warn of ``kind`` naming this dataset's files of it that no dataset of the folder (at
+        this resolution and channels) named before in this process; nothing when there are none.
+        The count is of all this split's files of the kind, "(and K named before)" saying how
+        many of them an earlier split named."""
         items = getattr(self.notes, kind)
         key = (str(self.root.resolve()), kind, self.resolution, self.channels)
-        if not items or key in _warned_notes:
+        new = [p for p in items if key + (str(p),) not in _warned_notes]
+        if not new:
             return
-        _warned_notes.add(key)
-        note = self.notes.message(kind, self.resolution, self.num_images if self.preloaded else None)
+        _warned_notes.update(key + (str(p),) for p in new)
+        self._said.add(kind)
+        note = self.notes.message(kind, self.resolution, self.num_images if self.preloaded else None,
+                                  names=[Path(str(p)).name for p in new])
+        before = len(items) - len(new)
+        if before:
+            note += f" (and {before} named before)"
         if not self.preloaded:
             note += " (lazy loading: more may follow as they are decoded)"
-        if self.split != "all":
-            note += "; said once for the folder: its other split is not named again"
         warnings.warn(f"{self.root} ({_SPLIT_NAMES[self.split]}): {note}", category, stacklevel=3)
 
     @property
@@ -664,10 +745,9 @@ class ImageFolderDataset(ImageDataset):
                 for kind in LoadNotes.FOLDER_KINDS:
                     if getattr(found, kind) and (kind, f) not in self._noted:  # decoded again: said already
                         self._noted.add((kind, f))
-                        have = getattr(self.notes, kind)
-                        have.append(f)
-                        if len(have) == 1:
-                            self._warn_notes(kind, DecodeWarning)  # the first; the rest are listed in .notes
+                        getattr(self.notes, kind).append(f)
+                        if kind not in self._said:  # the first not named before; the rest are listed in .notes
+                            self._warn_notes(kind, DecodeWarning)
             except Exception as e:
                 if all(p != f for p, _ in self.skipped):
                     self.skipped.append((f, _describe(e)))

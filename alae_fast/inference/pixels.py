@@ -90,8 +90,10 @@ def load_image_files(paths: Sequence[str | os.PathLike] | str | os.PathLike, sch
         check_regular_file(p, f"image {str(p)!r}", "; give an image file")
         try:
             arr = load_image(p, schedule.resolution, schedule.channels, notes=notes)
-        except PixelRangeError as e:  # an image whose values the loading rule refuses: say why, as it is
-            raise UserError(f"image {str(p)!r}: {first_line(e)}") from e
+        except PixelRangeError as e:  # an image whose values the loading rule refuses: say why, whole
+            # (its reason names the values, the range expected and what to do; never cut, and the
+            # file is named once, by the path given)
+            raise UserError(f"image {str(p)!r}: {e.reason}") from e
         except Image.DecompressionBombError as e:  # not an OSError: it would end in a traceback
             raise UserError(f"image {str(p)!r} is too large to decode safely ({first_line(e)})") from e
         except (OSError, SyntaxError, ValueError) as e:  # what Pillow raises for undecodable data
