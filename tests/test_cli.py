@@ -388,12 +388,13 @@ def test_generate_with_nvlabs_spellings(mlp_run, tmp_path, capsys):
     assert f"wrote 4 images seedNNNN.png (psi 0.7, noise none, lod 0, 32x32) to {out}" in text
     assert sorted(p.name for p in out.iterdir()) == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0005.png"]
     assert _png(out / "seed0005.png").shape == (32, 32) and (tmp_path / "grid.png").is_file()
-    # without --out the grid goes beside the images, not over the run folder's generated.png
+    # without --out the grid goes beside the images' folder (not in it, where FID tools would score it as a
+    # sample), not over the run folder's generated.png
     before = sorted(p.name for p in Path(mlp_run).iterdir())
     assert main(["generate", "--network", str(mlp_run), "--seeds", "1,2", "--outdir", str(tmp_path / "g2"),
                  "--grid"]) == 0
-    assert f"wrote their grid to {tmp_path / 'g2' / 'grid.png'}" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "g2").iterdir()) == ["grid.png", "seed0001.png", "seed0002.png"]
+    assert f"wrote their grid to {tmp_path / 'g2-grid.png'} (outside the folder" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "g2").iterdir()) == ["seed0001.png", "seed0002.png"]
     assert sorted(p.name for p in Path(mlp_run).iterdir()) == before
     # a seed gives the same picture whatever else is asked, for every noise mode (a StyleALAE: it has noise)
     style_run = _toy_style_run(tmp_path)
@@ -1436,7 +1437,8 @@ def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_
         def get_batch(self, index):
             pytest.fail("read held-out images before the size check")
 
-    monkeypatch.setattr(cli.image_commands, "_images_to_reconstruct", lambda data, run: (HeldOut(), "held-out"))
+    monkeypatch.setattr(cli.image_commands, "_images_to_reconstruct",
+                        lambda data, run, given: (HeldOut(), "held-out", "own", None))
     cases += [(["reconstruct", *ck, "--n", "1765"], ("--n 1765: the picture of 1765 originals", tail + "--n 1764")),
               (["reconstruct", *ck, "--n", "40000"], tail + "--n 1764")]
     for argv, said in cases:
@@ -1550,9 +1552,9 @@ def test_generate_writes_a_repeated_seed_once_and_counts_the_files(mlp_run, tmp_
     assert main(["generate", "--ckpt", str(mlp_run), "--seeds", "2,1,2", "--outdir", str(tmp_path / "g"),
                  "--grid"]) == 0
     text = capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["grid.png", "seed0001.png", "seed0002.png"]
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["seed0001.png", "seed0002.png"]
     assert "wrote 2 images seedNNNN.png" in text and "--seeds lists 3 seeds, 2 distinct" in text, text
-    grid = _png(tmp_path / "g" / "grid.png")
+    grid = _png(tmp_path / "g-grid.png")
     # 3 tiles, 2 a row (ceil(sqrt(3))), 32 px enlarged 4 times, 2 px (8 enlarged) apart
     tile = lambda r, c: grid[8 + r * 136:8 + r * 136 + 128, 8 + c * 136:8 + c * 136 + 128]  # noqa: E731
     big = lambda seed: np.repeat(np.repeat(_png(tmp_path / "g" / f"seed{seed:04d}.png"), 4, 0), 4, 1)  # noqa: E731

@@ -3,6 +3,7 @@ of E(x), ``--refine-steps``), ``interpolate`` and ``style-mix``."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .._words import plural as _plural
@@ -12,7 +13,7 @@ from .options import (_check_noise_seed, _noise_said, _noise_seeded, _refine_lr_
                       _say_refining)
 from .pictures import (_bounded_size, _check_picture_size, _display_scale, _file_titles, _interpolation_titles,
                        _labelled_size, _rows_legend, _style_mix_labels, _tiles_said)
-from .runs import _out, _run_folder
+from .runs import _out, _run_folder, data_file
 
 
 def _cmd_generate(args) -> int:
@@ -57,7 +58,9 @@ def _cmd_generate(args) -> int:
         seed = 0 if args.seed is None else args.seed
         x = sample_images(run, n, psi=psi, seed=seed, cutoff=cutoff, noise=noise)
         path = save_image_grid(to_display(x, res), _out(args, run, "generated.png"), scale=scale)
-        print(f"wrote {_plural(n, 'sample')} (seed {seed}, {_settings(args, run)}) to {path}")
+        level = run.phase.resolution  # a checkpoint still growing: its level's images, enlarged in the grid
+        enlarged = f", {level}x{level} enlarged to {res}x{res}" if level != res else ""
+        print(f"wrote {_plural(n, 'sample')} (seed {seed}, {_settings(args, run)}{enlarged}) to {path}")
         return 0
     if args.n is not None or args.seed is not None:
         given = " and ".join(f for f, v in (("--n", args.n), ("--seed", args.seed)) if v is not None)
@@ -83,26 +86,57 @@ def _cmd_generate(args) -> int:
     outdir = Path(args.outdir) if args.outdir else _run_folder(run.path) / "generated"
     if outdir.exists() and not outdir.is_dir():
         raise UserError(f"--outdir {str(outdir)!r} is a file; give a folder (it gets one seedNNNN.png per seed)")
+    grid_path = _seeds_grid_path(args, outdir) if args.grid else None
     # a seed listed twice names one file, as in NVlabs' gen_images.py (which rewrites it): each is
     # made and written once, and the count printed is that of the files; the grid shows the list
     distinct = list(dict.fromkeys(args.seeds))
     images = {}
+    # each file at the model's own pixels, what run.generate returns: a checkpoint still growing
+    # (lod 2 of a 32x32 run) writes its level's 16x16, not 32x32 of 2x2 blocks, which a FID tool
+    # would score as the model's images (it resizes to its network's input itself)
+    level = run.phase.resolution
     for seed in distinct:  # one at a time: files appear as they are made, memory stays flat
-        x = to_display(generate_seeds(run, [seed], psi=psi, noise_mode=args.noise_mode, cutoff=cutoff),
-                       res)
+        x = generate_seeds(run, [seed], psi=psi, noise_mode=args.noise_mode, cutoff=cutoff).detach().to(
+            "cpu", torch.float32)
         save_image(x[0], outdir / f"seed{seed:04d}.png")
         if args.grid:
             images[seed] = x
     repeats = (f"; --seeds lists {len(args.seeds)} seeds, {len(distinct)} distinct"
                if len(distinct) < len(args.seeds) else "")
+    growing = f" (the level's own pixels; the run's resolution is {res}x{res})" if level != res else ""
     print(f"wrote {_plural(len(distinct), 'image')} seedNNNN.png "
-          f"({_settings(args, run)}, {res}x{res}) to {outdir}{repeats}")
+          f"({_settings(args, run)}, {level}x{level}) to {outdir}{repeats}{growing}")
     if args.grid:
-        # beside the images it shows, never over the run folder's generated.png of a plain generate
-        path = save_image_grid(torch.cat([images[s] for s in args.seeds]),
-                               Path(args.out) if args.out else outdir / "grid.png", scale=scale)
-        print(f"wrote their grid to {path}")
+        # a preview as the plain generate's grid is: the tiles at the run's resolution
+        path = save_image_grid(to_display(torch.cat([images[s] for s in args.seeds]), res), grid_path,
+                               scale=scale)
+        enlarged = f", each {level}x{level} image enlarged to {res}x{res}" if level != res else ""
+        print(f"wrote their grid to {path}{enlarged}" + ("" if args.out else " (outside the folder of the "
+                                                                             "images, which FID tools read whole)"))
     return 0
+
+
+def _seeds_grid_path(args, outdir: Path) -> Path:
+    """Where ``generate --seeds --grid`` writes the grid: ``--out`` when given, else
+    ``<outdir>-grid.png`` beside the folder. Not in it: pytorch-fid, clean-fid and torch-fidelity
+    score every image file in a folder, and a grid.png among the seedNNNN.png files would be
+    scored as one more sample. Beside it rather than refused without --out: the grid stays next
+    to the images it shows (the default folder <run>/generated gets <run>/generated-grid.png,
+    never the plain generate's generated.png), and the line printed says where. UserError, before
+    any image is made, when that name cannot take the file: --outdir '.' or '..' (beside it would
+    be outside the folder given), or the name is a folder."""
+    if args.out:
+        return Path(args.out)
+    if outdir.name in ("", ".."):
+        raise UserError(f"--grid with --outdir {str(outdir)!r}: the grid goes beside the images' folder, not in it "
+                        f"(FID tools read every image there), and beside {str(outdir)!r} is outside it; give "
+                        f"--out FILE.png for the grid")
+    path = outdir.with_name(outdir.name + "-grid.png")
+    if path.is_dir():
+        raise UserError(f"--grid: the grid's default file {str(path)!r} (beside --outdir, not in it: FID tools "
+                        f"read every image there) is a folder; give --out FILE.png for the grid")
+    runs._probe_writable("--grid", path, path.parent)
+    return path
 
 
 def _settings(args, run) -> str:
@@ -112,24 +146,57 @@ def _settings(args, run) -> str:
     return f"psi {args.psi}{cutoff}, noise {args.noise_mode}, lod {run.phase.lod}"
 
 
-def _images_to_reconstruct(data, run):
-    """``(dataset, what)``: the images ``reconstruct`` shows of ``data`` (None: the embedded
-    digits) at the run's resolution and channels, read by ``get_batch``, not here. Of the run's
-    own data its held-out split (``what`` "held-out"); of other data (``data_relation`` "other")
-    all of it, none being the run's ("unseen"; an MNIST folder: its test split); of any data of
-    a run that records none (an official checkpoint: "unrecorded"), all of it, any of which it
-    may have seen ("possibly seen"), as ``evaluate`` reads it. ValueError naming --data."""
+# What reconstruct's line calls the images it shows of a --data (or of the run's data), by the
+# split keys of alae_fast.inference.metrics.SPLIT_LABELS, as evaluate's report words them: the
+# two that warn the user (training images shown as training, a changed folder) in evaluate's
+# own words; the others in the one word the README shows ("wrote 16 unseen originals").
+def _reconstruct_label(key: str) -> tuple[str, str]:
+    """``(short, said)``: the images' kind in one or two words (its note of fewer than --n) and
+    as the success line says it."""
+    from ..inference.metrics import SPLIT_LABELS
+
+    short = {"held-out": "held-out", "training": "TRAINING", "changed": "possibly TRAINING",
+             "unseen": "unseen", "unrecorded": "possibly seen"}[key]
+    return short, (SPLIT_LABELS[key] if key in ("training", "changed") else short)
+
+
+def _images_to_reconstruct(data, run, given: bool):
+    """``(dataset, key, relation, fallback)``: the images ``reconstruct`` shows of ``data`` (None:
+    the embedded digits) at the run's resolution and channels, read by ``get_batch``, not here;
+    ``key`` says what they are to the run (a key of ``SPLIT_LABELS``, as ``evaluate`` labels
+    them), ``relation`` is ``data_relation``'s, ``fallback`` None or why the held-out split was
+    not used.
+
+    Of the run's own data (relation "own") its held-out split ("held-out"); of its folder changed
+    since training ("changed") that folder's held-out split now, which may hold files the run
+    trained on ("changed", evaluate's "possibly TRAINING"); either, when the data hold none out
+    that can be read (a folder of one image, held-out files all unreadable), the training split
+    instead ("training"), as ``train`` and ``evaluate`` fall back. Of other data ("other") all of
+    it, none being the run's ("unseen"; an MNIST folder: its test split); of any data of a run
+    that records none (an official checkpoint: "unrecorded"), all of it, any of which it may
+    have seen. ValueError naming --data when ``given`` (the user passed it), else the folder."""
     from ..data import open_dataset
     from ..inference.metrics import data_relation, open_unseen
 
     res, channels = run.schedule.resolution, run.schedule.channels
     try:
-        relation = data_relation(run, data) if data is not None else None
+        relation = data_relation(run, data) if data is not None else "own"
         if relation in ("other", "unrecorded"):
-            return open_unseen(data, res, channels)[0], "unseen" if relation == "other" else "possibly seen"
-        return open_dataset(data, res, channels, split="test"), "held-out"
+            return open_unseen(data, res, channels)[0], "unseen" if relation == "other" else "unrecorded", \
+                relation, None
+        fallback = None
+        try:
+            shown, key = open_dataset(data, res, channels, split="test"), "held-out"
+        except ValueError as e:  # none held out, or none of them readable: the training split, as evaluate
+            try:
+                shown, key = open_dataset(data, res, channels, split="train"), "training"
+            except ValueError:
+                raise e from None  # neither split readable: why the held-out one is not
+            # "1 image is too few to hold any out": the folder is named by the note that says it
+            fallback = re.sub(r"^data folder (?:'[^']*'|\"[^\"]*\"): ", "", str(e))
+        return shown, ("changed" if relation == "changed" else key), relation, fallback
     except (FileNotFoundError, ValueError) as e:
-        if data is None:
+        if not given:  # the run's recorded data: the message names its folder; --data was not passed
             raise
         raise ValueError(f"--data: {e}") from e
 
@@ -137,6 +204,7 @@ def _images_to_reconstruct(data, run):
 def _cmd_reconstruct(args) -> int:
     import torch
 
+    from ..data.spec import data_spec, describe_spec
     from ..eval import reconstruction_mse
     from ..inference.loading import run_data
     from ..inference.pictures import pairs_grid_size, save_pairs_grid
@@ -174,7 +242,7 @@ def _cmd_reconstruct(args) -> int:
                                    f"titles)",
                             picture, [(way, lambda v: size(v)[0], 1, count)], exact=exact)
 
-    what = ""
+    what, out, replacing = "", _out(args, run, "reconstructions.png"), ""
     if args.images:
         check(_plural(len(args.images), "IMAGE", "IMAGES"), len(args.images), lambda v: _plural(v, "IMAGE", "IMAGES"))
         x = load_image_files(args.images, run.schedule)
@@ -183,12 +251,21 @@ def _cmd_reconstruct(args) -> int:
         if note:
             print(note)
         n = 16 if args.n is None else args.n
-        shown, what = _images_to_reconstruct(data, run)
+        shown, key, relation, fallback = _images_to_reconstruct(data, run, given=args.data is not None)
+        short, what = _reconstruct_label(key)
+        if fallback:  # said before the picture, as train's and evaluate's reports say it
+            print(f"note: {describe_spec(data_spec(data))} holds out no image that can be read ({fallback}): "
+                  f"showing its training images instead")
+        if args.out is None and relation in ("other", "unrecorded"):
+            # not the run's own data: a file of their own, as evaluate's evaluate-<folder>.json, so
+            # that the picture of the run's held-out images (reconstructions.png) is not replaced
+            out = data_file(run, "reconstructions", data, ".png")
+            replacing = f" (replacing the earlier {out.name})" if out.exists() else ""
         count = min(n, len(shown))  # the picture shows the images there are
         check(f"--n {n}", count, "--n {}")
         x = shown.get_batch(torch.arange(count))[0]
         if count < n:
-            print(f"note: the data's {what} images number {count}, fewer than --n {n}: all of them are shown")
+            print(f"note: the data's {short} images number {count}, fewer than --n {n}: all of them are shown")
     device = next(run.model.parameters()).device
     with torch.no_grad(), _noise_seeded(args.seed, run):
         x = prepare_images(x, run.schedule, run.phase).to(device)
@@ -201,11 +278,12 @@ def _cmd_reconstruct(args) -> int:
         said = (f" and G(w) of w refined by {_plural(args.refine_steps, 'step')} of descent from E(x) in {space} "
                 f"(MSE {reconstruction_mse(rec, x):.4f} -> {reconstruction_mse(refined, x):.4f}; pixels in [-1, 1])")
         refined = to_display(refined, res)
-    path = save_pairs_grid(to_display(x, res), to_display(rec, res), _out(args, run, "reconstructions.png"),
+    path = save_pairs_grid(to_display(x, res), to_display(rec, res), out,
                            scale=scale, refined=refined, row_titles=names)
-    print(f"wrote {_plural(x.shape[0], (what + ' ' if what else '') + 'original')} beside "
+    # "5 TRAINING (no usable held-out split) originals": the count before the label, as evaluate's "on 5 ... images"
+    print(f"wrote {x.shape[0]} {what + ' ' if what else ''}original{'s' if x.shape[0] != 1 else ''} beside "
           f"{'their reconstructions' if x.shape[0] != 1 else 'its reconstruction'} G(E(x)){said}"
-          f"{_noise_said(args)} to {path}" + (" (a row each, titled with its file's name)" if names else ""))
+          f"{_noise_said(args)} to {path}{replacing}" + (" (a row each, titled with its file's name)" if names else ""))
     legend = _rows_legend(names, args.images) if names else None
     if legend:
         print(legend)

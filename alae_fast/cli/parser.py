@@ -251,9 +251,11 @@ def _add_generate(sub) -> None:
                       help="samples of a trained run (EMA model): one PNG per seed, or a grid",
                       description="Sample images from the EMA model of a checkpoint, at the level of detail it "
                                   "reached. With --seeds (NVlabs' spelling): one seedNNNN.png per seed in "
-                                  "--outdir, z of each seed drawn alone (a seed gives the same image whatever "
+                                  "--outdir, at the model's own pixels (a checkpoint still growing: its level's), "
+                                  "z of each seed drawn alone (a seed gives the same image whatever "
                                   "else is asked), ready for pytorch-fid / torch-fidelity / clean-fid; --grid "
-                                  "adds a grid of them. Without --seeds: one grid of --n samples from --seed.",
+                                  "adds a grid of them, beside the folder. Without --seeds: one grid of --n "
+                                  "samples from --seed.",
                       epilog="Noise modes: const (default, as NVlabs): the same noise maps for every image, "
                              "drawn once from a fixed seed; random: fresh noise per image, drawn from its "
                              "seed; batch: one draw shared by the images of a batch (the official "
@@ -264,7 +266,8 @@ def _add_generate(sub) -> None:
     g.add_argument("--outdir", default=None, metavar="DIR",
                    help="folder for the seedNNNN.png files (default: <run folder>/generated)")
     g.add_argument("--grid", action="store_true",
-                   help="with --seeds: also write the images as one grid, grid.png beside them (or --out)")
+                   help="with --seeds: also write the images as one grid, to --out or else <outdir>-grid.png beside "
+                        "the folder (not in it, where FID tools would score it as a sample)")
     # --n and --seed default to None so that giving them with --seeds (where they mean nothing) is refused
     g.add_argument("--n", type=_positive_int, default=None, metavar="N",
                    help="without --seeds: number of images in the grid (default 32)")
@@ -308,8 +311,11 @@ _NOISE_SEED_HELP = ("with --noise-mode random or batch: seed of G's noise (defau
 _PICTURE_COMMANDS = (
     ("reconstruct", "images beside their reconstructions G(E(x))",
      "Encode and decode images with the EMA model; save originals beside their reconstructions as one PNG. "
-     "Without IMAGES, the first --n held-out images of --data (default: the data the run was trained on) are used; "
-     "of data the run was not trained on, the first --n of all its images.",
+     "Without IMAGES, the first --n held-out images of --data (default: the data the run was trained on) are used "
+     "(data that hold none out that can be read: training images, and the line says so; the run's folder changed "
+     "since training: possibly training images, as evaluate says); of data the run was not trained on, the first --n "
+     "of all its images, written by default to reconstructions-<folder>.png so that the run's reconstructions.png "
+     "is kept.",
      ((("images",), dict(nargs="*", metavar="IMAGES", help=f"image files: {_IMAGE_FILES} (center-cropped and "
                                                              f"resized)")),
       (("--data",), dict(default=None, help="data to take images from when no IMAGES are given (default: the "

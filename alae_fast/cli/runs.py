@@ -21,6 +21,21 @@ def _out(args, run, default_name: str) -> Path:
     return Path(args.out) if args.out else _run_folder(run.path) / default_name
 
 
+def data_file(run, prefix: str, data: str | None, suffix: str) -> Path:
+    """``<run folder>/<prefix>-<name><suffix>``: where a command writes by default what it made of
+    data other than the run's own, named for the folder (``digits`` for the embedded digits) as
+    ``evaluate`` names ``evaluate-<name>.json``, so that the run's own file (``<prefix><suffix>``)
+    is not replaced by another folder's."""
+    import re
+
+    from ..data.spec import data_spec
+
+    spec = data_spec(data)
+    stem = "digits" if spec["kind"] == "digits" else Path(spec["path"] or "data").name
+    stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", stem).strip("._") or "data"
+    return _run_folder(run.path) / f"{prefix}-{stem}{suffix}"
+
+
 # What each command writes to --out / --outdir: a file of that suffix (or of one of those
 # suffixes), or a folder (None).
 _OUT_KINDS = {"generate": ".png", "reconstruct": ".png", "interpolate": ".png", "style-mix": ".png",
