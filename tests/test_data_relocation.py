@@ -86,8 +86,8 @@ def test_resume_from_a_moved_folder_continues_bit_identically_and_records_the_ne
     run_training(TrainOptions(out=str(out), kimg=0.048, resume=True, data=str(new), **_BASE))
     said = [s for s in capsys.readouterr().out.splitlines() if "now read from" in s]
     assert said == [f"note: --data: the run's data are now read from the image folder {str(new.resolve())!r}, which "
-                    f"holds the same 20 image files as {str(old.resolve())!r} where it was trained; the run now "
-                    f"records this place"]
+                    f"holds the same 20 image files as {str(old.resolve())!r} where it was trained (checked: their "
+                    f"names, sizes and the bytes of 16 sampled files); the run now records this place"]
     assert_same_training_state(_last(out), _last(straight / "run"))
     # the run records the new place: config.json, its checkpoints, the commands on it
     spec = {"kind": "folder", "path": str(new.resolve())}
@@ -296,7 +296,8 @@ def test_resume_refuses_its_own_folder_changed_in_place(tmp_path):
     out = tmp_path / "run"
     run_training(TrainOptions(out=str(out), data=str(data), kimg=0.016, **_BASE))
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(data / "new.png")
-    with pytest.raises(UserError, match=r"--resume: the image folder .*data' changed since the run began "
+    with pytest.raises(UserError, match=r"--resume: the run's training data, the image folder .*data' \(where its "
+                                        r"checkpoint records them\), changed since the run began "
                                         r"\(20 image files then, 21 now\)"):
         run_training(TrainOptions(out=str(out), resume=True, kimg=0.032, **_BASE))
     (data / "new.png").unlink()

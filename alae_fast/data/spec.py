@@ -1,7 +1,10 @@
 """What a run was trained on, as a small JSON-ready record, and how commands find it again.
 
 A run stores ``data_spec(path)`` in its ``config.json`` and in every checkpoint, and beside it
-(``data_content``) what an image folder's held-out split is chosen from. ``reconstruct``,
+(``data_content``) what an image folder's held-out split is chosen from (its files' relative
+paths) and, cheaply, what the files hold (their sizes, and the bytes of a few sampled files), so
+that another folder of files under the same names (``00000.png ...``) is not taken for the run's
+own. ``reconstruct``,
 ``evaluate`` and ``train --resume`` read the spec back with :func:`resolve_run_data` when
 ``--data`` is not given again, so a model trained on photos is never silently scored on the
 digits; ``train --resume --data`` checks a new place with :func:`check_moved_data`.
@@ -10,15 +13,22 @@ digits; ``train --resume --data`` checks a new place with :func:`check_moved_dat
 from __future__ import annotations
 
 import hashlib
+import heapq
 import os
 from pathlib import Path
 
 from .._words import plural
 from ..errors import UserError
 
-__all__ = ["data_spec", "data_content", "check_moved_data", "resolve_run_data", "describe_spec"]
+__all__ = ["data_spec", "data_content", "check_moved_data", "resolve_run_data", "describe_spec",
+           "content_difference", "content_checked", "same_names_but"]
 
 KINDS = ("digits", "mnist", "folder")
+
+# How many of an image folder's files data_content reads in full (chosen by the MD5 of their
+# relative paths): bounded reading for a folder of 70,000 large images, yet a folder of other
+# pictures under the same names differs in (almost) every one of them.
+SAMPLED_FILES = 16
 
 
 def data_spec(path: str | os.PathLike | None) -> dict:
@@ -71,18 +81,136 @@ def _relative_files(path: str | os.PathLike, files: list[Path] | None = None) ->
     return [f.relative_to(root).as_posix() for f in (find_image_files(root) if files is None else files)]
 
 
-def _content_of(relative: list[str]) -> dict:
+def _names_of(relative: list[str]) -> dict:
+    """The part of a record the held-out split depends on: the count and the paths' MD5."""
     return {"files": len(relative), "md5": hashlib.md5("\n".join(relative).encode()).hexdigest()}
 
 
+def _names_of_record(content: dict) -> dict:
+    return {"files": content.get("files"), "md5": content.get("md5")}
+
+
+def _sampled(relative: list[str], k: int = SAMPLED_FILES) -> list[str]:
+    """The ``k`` paths of ``relative`` whose MD5 of ``"sample:" + path`` is least: a choice that
+    depends on the names alone, not on their order or on the folder they lie in. The prefix makes
+    it independent of the held-out split (the files whose plain path MD5 is least), so the sample
+    holds training and held-out files alike."""
+    return heapq.nsmallest(k, relative, key=lambda r: (hashlib.md5(f"sample:{r}".encode()).hexdigest(), r))
+
+
+def _unreadable(e: OSError) -> str:
+    return f"unreadable ({e.strerror or type(e).__name__})"
+
+
+def _file_md5(path: Path) -> str:
+    """The MD5 of a file's bytes (read in 1 MiB pieces); for a file that cannot be read, a fixed
+    word saying so (so the record still compares, and differs from any readable file's)."""
+    digest = hashlib.md5()
+    try:
+        with open(path, "rb") as f:
+            for piece in iter(lambda: f.read(1 << 20), b""):
+                digest.update(piece)
+    except OSError as e:
+        return _unreadable(e)
+    return digest.hexdigest()
+
+
+def _content_of(root: Path, relative: list[str]) -> dict:
+    sizes = hashlib.md5()
+    base = str(root)
+    for r in relative:  # one stat a file (a str path: a Path costs 70,000 objects on FFHQ)
+        try:
+            size = str(os.stat(os.path.join(base, r)).st_size)
+        except OSError as e:
+            size = _unreadable(e)
+        sizes.update(f"{r}\t{size}\n".encode())
+    return {**_names_of(relative), "sizes_md5": sizes.hexdigest(),
+            "sampled": {r: _file_md5(root / r) for r in _sampled(relative)}}
+
+
 def data_content(path: str | os.PathLike | None, files: list[Path] | None = None) -> dict | None:
-    """For an image folder, ``{"files": N, "md5": hex}``: how many image files its scan finds
-    (:func:`~alae_fast.data.folder.find_image_files`, or ``files``, that scan's result under
-    ``path``) and the MD5 of their paths relative to it, one per line in scan order, which is
-    all the held-out split depends on. None for the embedded digits and an MNIST folder."""
+    """What an image folder holds, as a JSON-ready dict; None for the embedded digits
+    (``path`` None) and an MNIST folder.
+
+    The files are those its scan finds (:func:`~alae_fast.data.folder.find_image_files`), or
+    ``files`` (a list of paths, that scan's result under ``path``). The record:
+
+    - ``"files"``: int, their number, and ``"md5"``: str, the MD5 of their paths relative to
+      ``path``, one per line in scan order: all the held-out split depends on;
+    - ``"sizes_md5"``: str, the MD5 of each relative path with its size in bytes (one ``stat`` a
+      file), so the same names with other sizes are told apart;
+    - ``"sampled"``: dict, relative path -> MD5 of the file's bytes, for up to
+      ``SAMPLED_FILES`` (16) files chosen by the MD5 of ``"sample:"`` + their relative path (the
+      same names give the same choice, in any folder, independent of the held-out split): the
+      bytes read are bounded whatever the folder's size. A
+      file that cannot be read or stat-ed is recorded as ``"unreadable (reason)"``.
+
+    What the cheap record cannot see: a file outside the sample rewritten with bytes of its
+    exact size. Records of runs made before the last two keys existed hold only the first two;
+    :func:`content_difference` compares only the keys a record holds.
+
+    Raises ``FileNotFoundError``, ``NotADirectoryError`` or ``ValueError`` as the scan does
+    (``path`` missing, not a folder, a run folder, or without an image file).
+    """
     if data_spec(path)["kind"] != "folder":
         return None
-    return _content_of(_relative_files(path, files))
+    return _content_of(Path(path), _relative_files(path, files))
+
+
+def content_difference(recorded: dict, current: dict) -> tuple[str, list[str]] | None:
+    """How the image files of ``current`` (a :func:`data_content`) differ from those a run
+    ``recorded`` (its record, maybe of an older run holding only ``"files"`` and ``"md5"``),
+    comparing only the keys ``recorded`` holds; None when they agree.
+
+    Returns ``(what, names)``: ``what`` is ``"files"`` (another number of files), ``"names"``
+    (as many, under other relative paths), ``"sizes"`` (the same paths, other sizes) or
+    ``"bytes"`` (the same paths and sizes, but sampled files hold other bytes; ``names``, the
+    sampled files that differ, sorted; empty for the others). Raises ``ValueError`` naming the
+    argument when ``recorded`` or ``current`` is not a dict with ``"files"`` and ``"md5"``.
+    """
+    for name, record in (("recorded", recorded), ("current", current)):
+        if not isinstance(record, dict) or "files" not in record or "md5" not in record:
+            raise ValueError(f"content_difference: {name} must be a data_content record (a dict with 'files' and "
+                             f"'md5'), got {record!r}")
+    if recorded["files"] != current["files"]:
+        return "files", []
+    if recorded["md5"] != current["md5"]:
+        return "names", []
+    if "sizes_md5" in recorded and recorded["sizes_md5"] != current.get("sizes_md5"):
+        return "sizes", []
+    sampled = recorded.get("sampled")
+    if isinstance(sampled, dict):
+        now = current.get("sampled") or {}
+        differ = sorted(r for r, digest in sampled.items() if now.get(r) != digest)
+        if differ:
+            return "bytes", differ
+    return None
+
+
+def content_checked(recorded: dict) -> str:
+    """What :func:`content_difference` compares for ``recorded`` (a run's record), as a note
+    says it: ``"their names, sizes and the bytes of 16 sampled files"`` (``"of every file"``
+    when it sampled them all), or, for a record of a run made before sizes and contents were
+    recorded, ``"by name only: ..."``."""
+    sampled = recorded.get("sampled") if isinstance(recorded, dict) else None
+    if not isinstance(recorded, dict) or "sizes_md5" not in recorded or not isinstance(sampled, dict):
+        return "by name only: the run was made before runs recorded their files' sizes and contents"
+    files = recorded.get("files")
+    read = "every file" if len(sampled) == files else f"{plural(len(sampled), 'sampled file')}"
+    return f"checked: their names, sizes and the bytes of {read}"
+
+
+def same_names_but(what: str, names: list[str], sampled: int) -> str:
+    """The words for a :func:`content_difference` of ``what`` ``"sizes"`` or ``"bytes"``
+    (``names``: the sampled files that differ, of ``sampled``): "under the same names, but not
+    of the same sizes" / "under the same names and sizes, but the bytes of 2 of the 16 sampled
+    files differ: a.png, b.png". Raises ``ValueError`` for another ``what``."""
+    if what == "sizes":
+        return "under the same names, but not of the same sizes"
+    if what == "bytes":
+        return (f"under the same names and sizes, but the bytes of {len(names)} of the "
+                f"{plural(sampled, 'sampled file')} differ: {_listed(names)}")
+    raise ValueError(f"same_names_but: what must be 'sizes' or 'bytes', got {what!r}")
 
 
 def _listed(names: list[str], limit: int = 3) -> str:
@@ -95,10 +223,13 @@ def check_moved_data(saved: dict, content: dict | None, given: str, flag: str = 
 
     Returns None when ``given`` is where the run's data already are, and a one-line note when it
     holds the same data in a new place: the same kind, and for an image folder the same image
-    files relative to it (as ``content`` records; for a run that recorded none, as the old
-    folder holds, when it still exists). Raises :class:`~alae_fast.errors.UserError` naming
-    ``flag`` for other data, saying what differs: the kind, the number of image files, or (where
-    the old folder can still be listed) the first few files missing from or added to ``given``.
+    files relative to it, of the same sizes and, for the sampled files, the same bytes (as
+    ``content`` records; by name only for a run that recorded only names; for a run that
+    recorded nothing, as the old folder holds, when it still exists). The note says what was
+    checked. Raises :class:`~alae_fast.errors.UserError` naming ``flag`` for other data, saying
+    what differs: the kind, the number of image files, their names (where the old folder can
+    still be listed, the first few files missing from or added to ``given``), their sizes, or
+    the bytes of the sampled files (named).
     """
     now = data_spec(given)
     if (saved.get("kind"), saved.get("path")) == (now["kind"], now["path"]):
@@ -120,24 +251,34 @@ def check_moved_data(saved: dict, content: dict | None, given: str, flag: str = 
             old = _relative_files(saved["path"])
         except (OSError, ValueError):
             old = None
-        if content is not None and old is not None and _content_of(old) != content:
+        if content is not None and old is not None and _names_of(old) != _names_of_record(content):
             old = None  # changed since the run began: it no longer says what the run was trained on
-    recorded = content if content is not None else (_content_of(old) if old is not None else None)
-    if recorded is None:
+    if content is not None:
+        recorded = content
+    elif old is not None:  # a run that recorded nothing, its folder still there: all of it is compared
+        recorded = _content_of(Path(saved["path"]), old)
+    else:
         return (f"{moved} (trained on {saved['path']!r}, which is gone; the run recorded no file list, so only "
                 f"its number of images is checked)")
-    if _content_of(new) == recorded:
+    current = _content_of(Path(now["path"]), new)
+    differs = content_difference(recorded, current)
+    if differs is None:
         return (f"{moved}, which holds the same {plural(len(new), 'image file')} as {saved['path']!r} where it "
-                f"was trained; the run now records this place")
-    if len(new) != recorded["files"]:
-        differs = f"{plural(recorded['files'], 'image file')} there, {len(new)} here"
+                f"was trained ({content_checked(recorded)}); the run now records this place")
+    what, names = differs
+    if what == "files":
+        said = f"{plural(recorded['files'], 'image file')} there, {len(new)} here"
+    elif what == "names":
+        said = f"{plural(len(new), 'image file')} in both, but under other paths relative to the folder"
     else:
-        differs = f"{plural(len(new), 'image file')} in both, but under other paths relative to the folder"
-    if old is not None:
+        said = (f"{plural(len(new), 'image file')} in both, "
+                f"{same_names_but(what, names, len(recorded.get('sampled') or {}))}")
+    if old is not None and what in ("files", "names"):
         missing, added = sorted(set(old) - set(new)), sorted(set(new) - set(old))
-        differs += "".join(f"; {what}: {_listed(names)}" for what, names in
-                           (("missing here", missing), ("not in the run's data", added)) if names)
+        said += "".join(f"; {where}: {_listed(names)}" for where, names in
+                        (("missing here", missing), ("not in the run's data", added)) if names)
     raise UserError(f"--resume {flag} {given!r}: the run was trained on {describe_spec(saved)}, and this folder "
-                    f"holds other image files ({differs}); a resumed run continues its own data stream, so "
+                    f"holds other image files ({said}); a resumed run continues its own data stream, so "
                     f"{flag} may name its data in a new place (the same files, relative to the folder), not other "
                     f"data")
+

@@ -91,16 +91,21 @@ def data_relation(run: LoadedRun, data: str | None) -> str:
     folder :func:`~alae_fast.inference.loading.recorded_data_content`):
 
     - ``"own"``: the data it trained on (the digits; the same MNIST folder; an image folder
-      holding the files it recorded, in its place or moved, as ``train --resume`` accepts),
-      whose held-out split the run never saw;
-    - ``"changed"``: its image folder, whose files have changed since (the held-out split, a
-      function of the file list, may now include training images);
-    - ``"other"``: any other data: none of its images is the run's (its held-out split means
+      holding the files it recorded, in its place or moved, as ``train --resume`` accepts:
+      everything the record holds agrees, i.e. the files' relative paths, and for a run that
+      recorded them their sizes and the bytes of the sampled files, see
+      :func:`~alae_fast.data.spec.content_difference`; a run recorded before sizes and contents
+      were is compared by name only), whose held-out split the run never saw;
+    - ``"changed"``: its image folder, in the place it records, whose files have changed since
+      (other names, sizes or sampled bytes: the held-out split, a function of the file list,
+      may now include training images, or images the run never saw under its files' names);
+    - ``"other"``: any other data, including another folder of other files under the run's
+      file names: none of its images is known to be the run's (its held-out split means
       nothing to this run);
     - ``"unrecorded"``: the run records no data (an official checkpoint, a run older than the
       record): nothing can be said.
     """
-    from ..data.spec import KINDS, data_content, data_spec
+    from ..data.spec import KINDS, content_difference, data_content, data_spec
     from .loading import recorded_data_content, recorded_data_spec
 
     saved = recorded_data_spec(run)
@@ -119,7 +124,11 @@ def data_relation(run: LoadedRun, data: str | None) -> str:
         current = data_content(now["path"])
     except (OSError, ValueError):  # cannot be listed: the open that follows says why
         current = None
-    if current == recorded:
+    try:
+        same = current is not None and content_difference(recorded, current) is None
+    except ValueError:  # a record that is not one (edited by hand): nothing can be matched against it
+        same = False
+    if same:
         return "own"
     return "changed" if same_place else "other"
 

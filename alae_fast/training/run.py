@@ -317,18 +317,35 @@ def _check_moved_length(plan: _Plan, length: int) -> None:
 
 def _check_unchanged_data(plan: _Plan, content: dict | None) -> None:
     """UserError when a resume reads its data from the place the run records, but the image
-    files there are not those it recorded (added, removed or renamed since): the data stream and
-    the held-out split belong to the files the run began with. A run that recorded no content
-    (made before runs did) is left to the stream's own length check."""
+    files there are not those it recorded: added, removed or renamed since, or (for a run that
+    recorded them) of other sizes, or sampled files holding other bytes under the same names
+    (:func:`~alae_fast.data.spec.content_difference`): the data stream and the held-out split
+    belong to the files the run began with. A run that recorded only names is checked by name;
+    one that recorded no content (made before runs did) is left to the stream's own length check."""
+    from ..data.spec import content_difference, same_names_but
+
     saved = plan.ckpt_state.get("data_content")
-    if saved is None or content is None or saved == content:
+    if saved is None or content is None:
         return
+    try:
+        differs = content_difference(saved, content)
+    except ValueError:  # not a record (edited by hand): compared as a whole, as before
+        differs = None if saved == content else ("files", [])
+    if differs is None:
+        return
+    what, names = differs
     where = plan.ckpt_state["data_spec"]["path"]
-    count = (f"{plural(saved['files'], 'image file')} then, {content['files']} now" if saved["files"] != content["files"]
-             else f"{plural(content['files'], 'image file')} then and now, under other names")
-    raise UserError(f"--resume: the image folder {where!r} changed since the run began ({count}); a resumed run "
-                    f"continues its own data stream and held-out split, so put the folder back as it was, or train "
-                    f"a new run with another --out")
+    files = saved.get("files") if isinstance(saved, dict) else None
+    if what == "files":
+        count = f"{plural(files, 'image file') if isinstance(files, int) else files} then, {content['files']} now"
+    elif what == "names":
+        count = f"{plural(content['files'], 'image file')} then and now, under other names"
+    else:
+        count = (f"{plural(content['files'], 'image file')} then and now, "
+                 f"{same_names_but(what, names, len(saved.get('sampled') or {}))}")
+    raise UserError(f"--resume: the run's training data, the image folder {where!r} (where its checkpoint records "
+                    f"them), changed since the run began ({count}); a resumed run continues its own data stream and "
+                    f"held-out split, so put the folder back as it was, or train a new run with another --out")
 
 
 def _record_moved_data(plan: _Plan, spec: dict, content: dict | None) -> None:
@@ -433,13 +450,14 @@ def _check_same_job(plan: _Plan, ctx: DistributedContext, content: dict | None, 
     run from its own command line and data, and ranks of different --kimg had crashed in gloo
     ("Received data size doesn't match") while ranks reading different copies of a folder had
     trained silently on different data. Compared: the setup, schedule, length, options and
-    intervals, and the training images (their count and, for a folder, its files' digest)."""
+    intervals, and the training images (their count and, for a folder, its data_content record:
+    its files' names, sizes and sampled bytes)."""
     if ctx.world_size == 1:
         return
     mine = {"setup": plan.setup.name, "model": plan.setup.model_config.to_dict(), "schedule": plan.schedule.to_dict(),
             "kimg": plan.total_kimg, "options": {k: getattr(plan.opts, k) for k in _NUMERIC_OPTIONS},
             "intervals": [plan.ckpt_every, plan.image_every, plan.opts.checkpoint_minutes, plan.opts.log_steps],
-            "data": [images, (content or {}).get("md5")]}
+            "data": [images, content]}
     said = {"setup": "--preset", "model": "--preset/--set", "schedule": "--schedule", "kimg": "--kimg",
             "options": "the training options", "intervals": "--checkpoint-kimg, --image-kimg, --checkpoint-minutes "
             "or --log-steps", "data": "--data (the images each reads)"}
