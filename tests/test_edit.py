@@ -379,7 +379,9 @@ def test_directions_from_class_folders(toy_run, tmp_path):
             _digit_png(tmp_path / "data" / cls / f"{i}.png", value - 7 * i)
     assert main(["directions", "--ckpt", str(toy_run), "--data", str(tmp_path / "data"),
                  "--out", str(tmp_path / "o")]) == 0
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["direction_bright.npy", "direction_dark.npy"]
+    # with the record of the checkpoint they were fitted on (alae_fast.edit.provenance)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["direction_bright.npy", "direction_dark.npy",
+                                                                   "fitted_on.json"]
 
 
 def test_edit_bad_input_one_line(toy_run, tmp_path, capsys):

@@ -446,8 +446,9 @@ def serve(ckpt: str, directions: str | None = None, host: str = "127.0.0.1", por
     sock = check_port(host, port)  # before the slow part, so a taken port fails at once
     if directions is None and (saved := saved_directions_folder(run)) is not None:
         directions = saved
-        print(f"directions from {saved}, where alae-fast directions wrote them for this run (--directions DIR for "
-              f"another folder)", flush=True)
+        # which checkpoint they were fitted on (or that it is not known) is the service's note, below
+        print(f"directions from {saved}, the run's own directions/ folder (--directions DIR for another folder)",
+              flush=True)
     try:
         service = ModelService.open(run, directions, max_upload_bytes=max_upload_bytes)
         app = create_app(service, loopback_only=host in _LOOPBACK_NAMES)

@@ -42,6 +42,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -182,9 +183,14 @@ class ModelService:
         svc = cls(run, max_upload_bytes=check_upload_limit(max_upload_bytes, "max_upload_bytes", unit=1))
         if directions_dir is not None:
             files: dict[str, str] = {}  # a direction's name -> its file
-            for name, path, vec in editing.direction_files(directions_dir, svc.latent_size, scaled=True):
+            found = editing.direction_files(directions_dir, svc.latent_size, scaled=True)
+            refitted = svc._check_directions_checkpoint(directions_dir, found)
+            for name, path, vec in found:
+                source = f"{directions_dir}"
+                if name in refitted:
+                    vec, source = refitted[name]
                 try:
-                    files[svc.add_direction(name, vec, source=f"{directions_dir}").name] = path.name
+                    files[svc.add_direction(name, vec, source=source).name] = path.name
                 except SameLine as e:  # thick.npy beside thick_x2.npy: the page shows one slider, not two
                     svc.notes.append(f"--directions {directions_dir}: skipped {path.name}: it lies along "
                                      f"{files[e.other]} ({e.how} direction once both are scaled to unit length), so "
@@ -326,6 +332,57 @@ class ModelService:
                                f"uploaded from the page can be removed")
             del self.directions[i]
             return d
+
+    def _check_directions_checkpoint(self, folder, found) -> dict[str, tuple[np.ndarray, str]]:
+        """Which checkpoint the direction files ``found`` (``[(name, path, vector)]`` of
+        ``folder``) were fitted on, from the record ``alae-fast directions`` writes
+        (:mod:`alae_fast.edit.provenance`), said in :attr:`notes`; returns the digit pairs
+        fitted on the spot instead: name -> (vector, source).
+
+        Files fitted on another checkpoint than the one loaded (the run's directions/ before a
+        ``train --resume``): a warning names both checkpoints (W changes with training, so they
+        need not point along their attributes here); the built-in digit pairs ``A-B`` among them
+        are fitted on the spot for the loaded checkpoint, as ``alae-fast edit`` does (the name
+        means "from A to B in this model", and the fit takes seconds), the others are used as
+        they are. Files of the run's own directions/ that no record lists: a note that it is not
+        known which checkpoint they were fitted on (a folder given by --directions without a
+        record, such as the official principal_directions, is read without one)."""
+        from ..edit.commands import _is_digits_model, digit_directions, saved_directions_folder
+        from ..edit.provenance import RECORD_NAME, files_said, provenance
+
+        if not found:
+            return {}
+        p = provenance([path for _, path, _ in found], self.run)
+        said = f"--directions {folder}"
+        if p.status == "other":
+            stale = [(name, path) for name, path, _ in found if path.name in p.others]
+            pairs = [name for name, _ in stale if parse_digit_pair(name) is not None] if _is_digits_model(self.run) else []
+            kept = [name for name, _ in stale if name not in pairs]
+            note = (f"warning: {said}: {plural(len(stale), 'direction')} there {'was' if len(stale) == 1 else 'were'} "
+                    f"fitted by alae-fast directions on {p.other_checkpoints()}, not on the checkpoint loaded, "
+                    f"{p.loaded}: W changes with training, so a direction fitted on another checkpoint need not point "
+                    f"along its attribute here")
+            if pairs:
+                note += (f"; the {plural(len(pairs), 'digit pair')} among them {'is' if len(pairs) == 1 else 'are'} "
+                         f"fitted on the spot for {p.loaded} instead")
+            if kept:
+                note += (f"; {', '.join(kept)} {'is' if len(kept) == 1 else 'are'} used as fitted there: refit with "
+                         f"alae-fast directions --ckpt {self.run.path}")
+            self.notes.append(note)
+            if not pairs:
+                return {}
+            fitted = digit_directions(self.run, [parse_digit_pair(name) for name in pairs])
+            files = dict(stale)
+            return {name: (fitted[name], f"fitted on the spot for {p.loaded} ({files[name].name} in {folder} was "
+                                         f"fitted on {p.others[files[name].name]})") for name in pairs}
+        own = saved_directions_folder(self.run)
+        if p.status == "unknown" and own is not None and Path(own).resolve() == Path(folder).resolve():
+            self.notes.append(f"note: {said}: it is not known which checkpoint {files_said(p.unknown)} "
+                              f"{'was' if len(p.unknown) == 1 else 'were'} fitted on: no {RECORD_NAME} record of "
+                              f"alae-fast directions there lists {'it' if len(p.unknown) == 1 else 'them'} as written "
+                              f"(if fitted on an older checkpoint, refit with alae-fast directions --ckpt "
+                              f"{self.run.path})")
+        return {}
 
     def _fit_digit_directions(self) -> None:
         from ..data import open_dataset

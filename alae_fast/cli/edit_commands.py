@@ -74,13 +74,15 @@ def _cmd_edit(args) -> int:
                         exact=exact)
     # the run's folder matters only for a direction given by name (a file is read as given)
     by_name = any(not _names_file(spec) for spec, _ in map(parse_direction_arg, args.direction))
-    if args.directions is None and by_name and (saved := saved_directions_folder(run)) is not None:
+    default = args.directions is None and by_name and (saved := saved_directions_folder(run)) is not None
+    if default:
         args.directions = saved
-        print(f"alae-fast edit: note: directions are looked for in {saved}, where alae-fast directions wrote "
-              f"them for this run (--directions DIR for another folder)", file=sys.stderr)
-    vectors, amounts = resolve_directions(args.direction, run, args.directions)  # each direction once
+    refit_pairs = _say_directions_checkpoint(args, run, default)
+    # each direction once
+    vectors, amounts = resolve_directions(args.direction, run, args.directions, refit_pairs=refit_pairs)
     options = dict(steps=args.steps, edit_layers=DEMO_LAYERS if args.edit_layers is None else args.edit_layers,
-                   noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed)
+                   noise=args.noise_mode or "zero", seed=0 if args.seed is None else args.seed,
+                   labels=_direction_labels(args, refit_pairs))
     shown = None
     if w is None:
         x = load_image_files(args.images, run.schedule)
@@ -105,6 +107,94 @@ def _cmd_edit(args) -> int:
     if legend:
         print(legend)
     return 0
+
+
+def _direction_labels(args, refit_pairs: bool) -> dict[str, str]:
+    """How an error names each direction: its --direction argument and the file it was read from
+    (a name's file in the --directions folder, if any, unless a digit pair fitted on the spot)."""
+    from ..edit.commands import _names_file, direction_name, parse_direction_arg
+    from ..edit.directions import find_direction_file, parse_digit_pair
+
+    labels = {}
+    for text in args.direction:
+        spec, _ = parse_direction_arg(text)
+        file = (Path(spec) if _names_file(spec) else
+                None if refit_pairs and parse_digit_pair(spec) is not None else find_direction_file(spec, args.directions))
+        labels[direction_name(spec)] = f"--direction {text!r}" + (f" (direction file {str(file)!r})" if file else "")
+    return labels
+
+
+def _say_directions_checkpoint(args, run, default: bool) -> bool:
+    """Says on stderr which checkpoint the direction files edit is about to read were fitted on
+    (the record of ``alae-fast directions``, :mod:`alae_fast.edit.provenance`), and returns
+    whether the built-in digit pairs are to be fitted on the spot instead of read.
+
+    W changes with every checkpoint: directions fitted on another one (the run's directions/
+    before a ``train --resume``, or fitted on its newest checkpoint while an older one is loaded)
+    move w along lines that need not be the attributes' any more. What is done then:
+
+    - a digit pair ``A-B`` given by name is fitted on the spot for the checkpoint loaded (said),
+      not read from the stale file: the name means "from A to B in this model", which is what
+      ``edit`` does without a file, the fit takes seconds, and refusing would leave the user to
+      refit all 45 pairs first for the edit the name asks for; the file itself is still read
+      when given as a path (an explicit choice), with the same warning;
+    - any other direction (a --data class, an official attribute) cannot be refitted here (its
+      images are not known): it is read, with a warning naming both checkpoints and how to refit.
+
+    A file without a record (a folder made by hand, or by an alae-fast before the record) is
+    read as before; for the run's own folder, read unasked, the note says that it is not known
+    which checkpoint it was fitted on."""
+    from ..edit.commands import _is_digits_model, parse_direction_arg, _names_file
+    from ..edit.directions import find_direction_file, parse_digit_pair
+    from ..edit.provenance import RECORD_NAME, files_said, provenance
+
+    folder = args.directions
+    specs = [spec for spec, _ in map(parse_direction_arg, args.direction)]
+    named = {} if folder is None else {spec: f for spec in specs if not _names_file(spec)
+                                       and (f := find_direction_file(spec, folder)) is not None}
+    given = [Path(spec) for spec in specs if _names_file(spec) and Path(spec).is_file()]
+    said = "alae-fast edit:"
+    refit = False
+    if named:
+        p = provenance(named.values(), run)
+        if p.status == "other":
+            stale = {spec for spec, f in named.items() if f.name in p.others}
+            pairs = [spec for spec in stale if parse_digit_pair(spec) is not None and _is_digits_model(run)]
+            kept = [spec for spec in stale if spec not in pairs]
+            refit = bool(pairs)
+            what = files_said(named[s].name for s in sorted(stale))
+            line = (f"{said} warning: {what} in {folder} {'was' if len(stale) == 1 else 'were'} fitted by alae-fast "
+                    f"directions on {p.other_checkpoints()}, not on the checkpoint loaded, {p.loaded}: W changes with "
+                    f"training, so a direction fitted on another checkpoint need not point along its attribute here")
+            if pairs:
+                line += (f"; the digit {'pair' if len(pairs) == 1 else 'pairs'} {', '.join(sorted(pairs))} "
+                         f"{'is' if len(pairs) == 1 else 'are'} fitted on the spot for {p.loaded} instead (give the "
+                         f"file's path, --direction {named[sorted(pairs)[0]]}=AMOUNT, to use the file as it is)")
+            if kept:
+                line += (f"; {', '.join(sorted(kept))} {'is' if len(kept) == 1 else 'are'} used as fitted there: "
+                         f"refit with alae-fast directions --ckpt {args.ckpt}")
+            print(line, file=sys.stderr)
+        elif default:
+            one = len(p.unknown) == 1
+            where = (f", where alae-fast directions wrote them for this checkpoint, {p.loaded}" if p.status == "same"
+                     else f"; it is not known which checkpoint {files_said(p.unknown)} {'was' if one else 'were'} "
+                          f"fitted on: no {RECORD_NAME} record of alae-fast directions there lists "
+                          f"{'it' if one else 'them'} as written (if fitted on an older checkpoint, refit with "
+                          f"alae-fast directions --ckpt {args.ckpt})")
+            print(f"{said} note: directions are looked for in {folder} (--directions DIR for another folder){where}",
+                  file=sys.stderr)
+    elif default:
+        print(f"{said} note: directions are looked for in {folder} (--directions DIR for another folder)",
+              file=sys.stderr)
+    if given:
+        p = provenance(given, run)
+        if p.status == "other":
+            files = [str(f) for f in given if f.name in p.others]
+            print(f"{said} warning: {', '.join(files)} {'was' if len(files) == 1 else 'were'} fitted by alae-fast "
+                  f"directions on {p.other_checkpoints()}, not on the checkpoint loaded, {p.loaded}: W changes with "
+                  f"training, so it need not point along its attribute here; used as given (refit with alae-fast "
+                  f"directions --ckpt {args.ckpt})", file=sys.stderr)
+    return refit
 
 
 def _check_edit_sources(args) -> None:
@@ -162,10 +252,25 @@ def _cmd_encode(args) -> int:
 def _cmd_directions(args) -> int:
     from ..edit import save_direction
     from ..edit.commands import fit_run_directions
+    from ..edit.provenance import RECORD_NAME, describe_checkpoint, read_record, write_record
     run = runs.open_run(args)
     found = fit_run_directions(run, args.data)
     folder = Path(args.out) if args.out else _run_folder(run.path) / "directions"
-    for name, vec in found.items():
-        save_direction(vec, folder, name)
-    print(f"wrote {_plural(len(found), 'direction')} ({', '.join(found)}) to {folder}")
+    # files of the same names are replaced: said, as evaluate says it replaces its earlier evaluation
+    earlier = [name for name in found if (folder / f"direction_{name}.npy").is_file()]
+    recorded = (read_record(folder) or {}) if earlier else {}
+    before = {describe_checkpoint(e.get("checkpoint"), e.get("kimg")) for name in earlier
+              if isinstance(e := recorded.get(f"direction_{name}.npy"), dict)}
+    paths = [save_direction(vec, folder, name) for name, vec in found.items()]
+    # which checkpoint they were fitted on, for edit and serve to compare with the one they load
+    write_record(folder, run, paths)
+    fitted = describe_checkpoint(Path(run.path).name, run.kimg)
+    replaced = ""
+    if earlier:
+        was = (f" fitted on {' and '.join(sorted(before))}" if before else
+               " (not known which checkpoint they were fitted on)")
+        replaced = (f", replacing the earlier {_plural(len(earlier), 'file')} of "
+                    f"{'that name' if len(earlier) == 1 else 'those names'}{was}")
+    print(f"wrote {_plural(len(found), 'direction')} ({', '.join(found)}) to {folder}{replaced}; fitted on "
+          f"{fitted}, as {RECORD_NAME} there records (edit and serve compare it with the checkpoint they load)")
     return 0

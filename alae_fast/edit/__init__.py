@@ -3,7 +3,9 @@
 - :func:`edit_w`, :func:`direction_coefficients` (:mod:`.apply`): the demo's arithmetic on w;
 - :func:`load_direction`, :func:`fit_direction`, :func:`fit_class_directions`
   (:mod:`.directions`): official ``direction_<name>.npy`` files and the official LinearSVC fit;
-- :mod:`.commands`: what ``alae-fast edit`` and ``alae-fast directions`` run on a checkpoint.
+- :mod:`.commands`: what ``alae-fast edit`` and ``alae-fast directions`` run on a checkpoint;
+- :mod:`.provenance`: the record of which checkpoint ``alae-fast directions`` fitted on, which
+  ``edit`` and ``serve`` compare with the checkpoint they load.
 
 Typical use on an encoded image::
 

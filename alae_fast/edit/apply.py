@@ -16,7 +16,12 @@ the latent size, NOT unit-norm: ``LinearSVC.coef_[0]``):
    with 16 or fewer style inputs has all of them edited). ``edit_layers='demo'``, the default,
    is exactly that; an explicit count must be 1..num_ws.
 
-Steps 1-5 are linear, so with the same δ: w' = w + Σ_k (s_k − c_k) d_k. The coefficient read
+Steps 1-5 are linear, so with the same δ: w' = w + Σ_k (s_k − c_k) d_k, and :func:`edit_w`
+computes it so: 'offset' as w + Σ_k amount_k d_k exactly (up to w's dtype's rounding of each
+sum), without c_k, and 'absolute' as w + Σ_k (amount_k − c_k) d_k. (Removing c_k d_k and adding
+s_k d_k back, as the steps read, cancels catastrophically for a long d, whose c_k grows with
+|d|: an 'offset' edit of amount 0 along a direction of length 4.5e3 moved w by 0.34 in float32,
+and along one of length 4.5e17 gave w_avg for every amount.) The coefficient read
 back from the edited w, c'_j = (w' − w_avg) · d_j, is therefore c_j + Σ_k (s_k − c_k) d_k · d_j;
 for one direction d (or directions orthogonal to each other):
 
@@ -266,8 +271,9 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
             an int 1..num_ws, None (all of them), or ``'demo'`` (the default,
             :data:`DEMO_LAYERS`): the official demo's, inputs below 16 (:data:`EDIT_LAYERS`),
             so all of them on a model with 16 or fewer (:func:`edited_style_inputs`).
-        mode: 'offset' (default): w moves by amount · d (the amount is added to the image's
-            own coefficient c = (w − w_avg) · d, as ``make_traversarls.py``); 0 gives back w.
+        mode: 'offset' (default): w moves by amount · d, computed as w + amount · d (the
+            amount is added to the image's own coefficient c = (w − w_avg) · d, as
+            ``make_traversarls.py``); 0 gives back w exactly, however long d is.
             'absolute' (the demo's sliders): w's component c · d along d is replaced by
             amount · d. The coefficient read back from the result is c + amount · |d|²
             ('offset') or c (1 − |d|²) + amount · |d|² ('absolute'): the amount itself only
@@ -292,14 +298,16 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
     if unknown:
         raise ValueError(f"amounts: unknown {word_for(len(unknown), 'direction')} {unknown}; known: {sorted(directions, key=str)}")
     dirs = {name: _as_tensor(directions[name], w, name) for name in amounts}
+    # w' = w + sum_k (s_k - c_k) d_k (the module docstring), computed as that: removing c_k d_k and
+    # adding (c_k + amount) d_k back cancelled catastrophically for a long d (c_k grows with |d|: at
+    # |d| = 4.5e3 the "offset" edit was off by 0.34, at 1e18 every w became w_avg). 'offset' moves
+    # by exactly amount x d; only 'absolute' needs the coefficients c_k, all of the same w.
     delta = w - avg
-    coefs = {name: delta @ d for name, d in dirs.items()}
+    edited = w
     for name, d in dirs.items():
-        delta = delta - coefs[name].unsqueeze(1) * d
-    for name, d in dirs.items():
-        s = _amount(amounts[name], w, name) + (coefs[name] if mode == "offset" else 0.0)
-        delta = delta + (s.unsqueeze(1) if isinstance(s, torch.Tensor) else s) * d
-    edited = delta + avg
+        a = _amount(amounts[name], w, name)
+        s = a - delta @ d if mode == "absolute" else a
+        edited = edited + (s.unsqueeze(1) if isinstance(s, torch.Tensor) else s) * d
     if not torch.isfinite(edited).all():
         raise ValueError(f"amounts: the edited styles overflow {w.dtype} (an amount times its direction's "
                          f"length is too large); use smaller amounts")

@@ -21,7 +21,7 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from ..errors import first_line
 from ..inference.memory import check_images_fit
 from ..inference.projection import DEFAULT_REFINE_LR, check_refinement
 from ..ops._dispatch import check_int
-from .apply import DEMO_LAYERS, MAX_AMOUNT, edit_w, edited_style_inputs
+from .apply import DEMO_LAYERS, MAX_AMOUNT, _length, edit_w, edited_style_inputs
 from .directions import (find_direction_file, fit_class_directions, fit_direction, load_direction,
                          official_direction_index, parse_digit_pair)
 
@@ -111,7 +111,8 @@ def saved_directions_folder(run) -> Path | None:
     """The folder ``alae-fast directions`` writes by default for ``run`` (a ``LoadedRun``):
     ``directions/`` in its run folder, when the checkpoint is a training run's (in its
     ``checkpoints/``) and the folder holds a .npy file; else None. ``alae-fast edit`` and
-    ``serve`` read it when no ``--directions`` is given, and say so. A checkpoint file elsewhere
+    ``serve`` read it when no ``--directions`` is given, and say so, with the checkpoint its files
+    were fitted on when that is not the one loaded (:mod:`.provenance`). A checkpoint file elsewhere
     (an official .pth in a downloads folder) has no run folder, and a ``directions/`` beside it
     may be another model's: it is not read unasked."""
     path = Path(run.path)
@@ -132,9 +133,14 @@ def _beside_hint(run) -> str:
     return ""
 
 
-def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathLike | None = None
-                       ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathLike | None = None,
+                       refit_pairs: bool = False) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """(name → float64 vector, name → amount) for ``--direction`` arguments (module docstring).
+
+    ``refit_pairs`` (default False): on a digits model, a built-in digit pair ``A-B`` given by
+    name is fitted on the spot for ``run`` even where ``directions_dir`` holds a file of that
+    name (what ``alae-fast edit`` asks when that folder's directions were fitted on another
+    checkpoint: :mod:`.provenance`); False reads the file.
 
     Raises ValueError with one line naming the argument or file: one direction given twice (the
     same name twice, or two names or paths that find the same file, e.g. ``smile`` and ``1``
@@ -193,6 +199,8 @@ def resolve_directions(specs: Sequence[str], run, directions_dir: str | os.PathL
         else:
             name = spec
             found = find_direction_file(name, directions_dir)
+            if refit_pairs and parse_digit_pair(name) is not None and _is_digits_model(run):
+                found = None  # fitted on the spot below, for the checkpoint loaded
             once(name, text, found)
             if found is not None:
                 vectors[name] = load_direction(found, latent)
@@ -226,7 +234,8 @@ def strip_fractions(steps: int) -> list[float]:
 @torch.no_grad()
 def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts: dict[str, float],
                steps: int = 7, edit_layers: int | str | None = DEMO_LAYERS, noise: str = "zero",
-               seed: int = 0, refine_steps: int = 0, refine_lr: float = DEFAULT_REFINE_LR) -> torch.Tensor:
+               seed: int = 0, refine_steps: int = 0, refine_lr: float = DEFAULT_REFINE_LR,
+               labels: Mapping[str, str] | None = None) -> torch.Tensor:
     """Rows of edits: for each image of ``x`` (full resolution ``[N, C, R, R]``), ``steps`` images
     with every amount scaled by t from -1 to 1 (:func:`strip_fractions`), as offsets
     (:func:`edit_w`, mode 'offset'), from w = E(x), or with ``refine_steps`` >= 1 from E(x)
@@ -239,7 +248,8 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
     steps and lr (default 0: ALAE's own E(x)). Returns ``[N·steps, C, r, r]`` float32 on the
     CPU, row by row. Raises TypeError naming ``edit_strip`` and the argument for a ``steps``,
     ``refine_steps`` or ``refine_lr`` of the wrong type, ValueError for a bad value of those or of
-    ``edit_layers`` (one above ``num_ws`` names the model's count), or naming the most that fit when the strips' images
+    ``edit_layers`` (one above ``num_ws`` names the model's count), for an edit that moves w beyond
+    ±MAX_ABS_W (:func:`edit_latents_strip`; ``labels`` as there), or naming the most that fit when the strips' images
     would not fit the memory free now (:func:`~alae_fast.inference.memory.check_images_fit`),
     :func:`edit_w`'s errors for the directions and amounts, and FloatingPointError for a descent
     that reached NaN or infinity."""
@@ -263,7 +273,7 @@ def edit_strip(run, x: torch.Tensor, directions: dict[str, np.ndarray], amounts:
     else:
         w = run.encode(x)
     return edit_latents_strip(run, w, directions, amounts, steps=steps, edit_layers=edit_layers, noise=noise,
-                              seed=seed)
+                              seed=seed, labels=labels)
 
 
 def _check_steps(steps, op: str) -> int:
@@ -275,15 +285,19 @@ def _check_steps(steps, op: str) -> int:
 @torch.no_grad()
 def edit_latents_strip(run, w: torch.Tensor, directions: dict[str, np.ndarray], amounts: dict[str, float],
                        steps: int = 7, edit_layers: int | str | None = DEMO_LAYERS, noise: str = "zero",
-                       seed: int = 0) -> torch.Tensor:
+                       seed: int = 0, labels: Mapping[str, str] | None = None) -> torch.Tensor:
     """:func:`edit_strip` from latents: for each w of ``w`` (``[N, latent]``, a float tensor, e.g.
     ``run.encode`` or ``run.project``'s, or :func:`load_latents`'), ``steps`` images with every
     amount scaled by t from -1 to 1 (:func:`strip_fractions`) as offsets (:func:`edit_w`, mode
     'offset': an odd strip's middle image is G(w)). Each image is decoded with the same noise
     (``noise='random'`` reseeded with ``seed`` before each decode, as the demo with "Randomize
     noise" off; 'zero': none). Returns ``[N·steps, C, r, r]`` float32 on the CPU, row by row.
-    Raises as :func:`edit_strip`, naming ``edit_latents_strip`` (and ``run.decode`` for a w beyond
-    ±MAX_ABS_W)."""
+    Raises as :func:`edit_strip`, naming ``edit_latents_strip``, and, before anything is decoded,
+    ValueError when an end of a strip (t = ±1; the edit is linear in t) moves w beyond
+    ±MAX_ABS_W (1e4, what ``run.decode`` refuses; an encoded w lies within about ±10): the
+    message names each direction (by ``labels[name]``, a dict name -> how the caller names it,
+    e.g. ``"--direction 'd.npy=2' (direction file 'd.npy')"``; default ``directions[name]``), its
+    length and how far its amount moves w, and what was expected."""
     steps = _check_steps(steps, "edit_latents_strip")
     m = run.model
     edited_style_inputs(edit_layers, int(m.num_ws))
@@ -293,6 +307,7 @@ def edit_latents_strip(run, w: torch.Tensor, directions: dict[str, np.ndarray], 
         check_images_fit(run, "edit_latents_strip", f"steps {steps} with {w.shape[0]} latents ({count} images)",
                          batch=1, kept=count, kept_on="cpu")
         w = w.to(device, torch.float32)
+        _check_reach(w, directions, amounts, edit_layers, m, labels)
     rows = []
     for t in strip_fractions(steps):
         ws = edit_w(w, directions, {k: float(t) * a for k, a in amounts.items()}, m.w_avg, int(m.num_ws),
@@ -304,6 +319,37 @@ def edit_latents_strip(run, w: torch.Tensor, directions: dict[str, np.ndarray], 
                 imgs.append(run.decode(ws[i:i + 1], noise=noise).float().cpu())
         rows.append(torch.cat(imgs))
     return torch.stack(rows, 1).flatten(0, 1)
+
+
+def _check_reach(w: torch.Tensor, directions, amounts, edit_layers, model, labels) -> None:
+    """ValueError (see :func:`edit_latents_strip`) when either end of the strips (every amount
+    times -1 or +1) moves ``w`` beyond ±MAX_ABS_W; nothing is decoded before this is known."""
+    from ..limits import MAX_ABS_W
+
+    for t in (-1.0, 1.0):
+        ws = edit_w(w, directions, {k: t * a for k, a in amounts.items()}, model.w_avg, int(model.num_ws),
+                    edit_layers=edit_layers, mode="offset")
+        big = float(ws.abs().amax())
+        if big <= MAX_ABS_W:
+            continue
+        said = []
+        for name, a in sorted(amounts.items(), key=lambda kv: -abs(float(kv[1])) * _largest(directions[kv[0]])):
+            d = _vector(directions[name])
+            label = (labels or {}).get(name, f"directions[{name!r}]")
+            said.append(f"{label} has length {_length(d):.3g} (largest value {float(d.abs().max()):.3g}): amount "
+                        f"{float(a):g} moves w by up to {abs(float(a)) * float(d.abs().max()):.3g}")
+        raise ValueError(f"{'; '.join(said)}; the edited w reaches {big:.3g}, beyond ±{MAX_ABS_W:g}, where G "
+                         f"overflows and decode refuses it (an encoded w lies within about ±10): expected directions "
+                         f"of length about 1 (as alae-fast directions fits them) or a smaller amount")
+
+
+def _vector(d) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(d) if not isinstance(d, torch.Tensor) else d).detach().double().cpu()
+
+
+def _largest(d) -> float:
+    t = _vector(d)
+    return float(t.abs().max()) if t.numel() else 0.0
 
 
 def _refuse_zip(p: Path, said: str, wanted: str, latent_size: int) -> None:

@@ -270,9 +270,21 @@ class LoadedRun:
         G(w) with w = :meth:`project` ``(x, refine_steps, refine_lr, space)``: E(x) refined by
         descent on the pixel error (not in the ALAE paper; :mod:`.projection`). space: "w"
         (default) or "w+"; refine_lr: a number in (0, 1000] (default 0.05), as :meth:`project`'s
-        lr. Errors: the class docstring, naming ``reconstruct``."""
+        lr. Both apply only with refine_steps >= 1: with refine_steps 0, a space other than "w" or
+        a refine_lr other than the default would change nothing, and raises ValueError naming it
+        (as ``alae-fast reconstruct`` refuses ``--space w+`` and ``--refine-lr`` without
+        ``--refine-steps``). Errors: the class docstring, naming ``reconstruct``."""
         refine_steps, refine_lr, space = check_refinement("reconstruct", refine_steps, refine_lr, space,
                                                            ("refine_steps", "refine_lr", "space"))
+        if not refine_steps:  # said, not ignored: the result would be G(E(x)) whatever they are
+            if space != "w":
+                raise ValueError(f"reconstruct: space {space!r} applies only with refine_steps >= 1 (the latents "
+                                 f"refined in w+); with refine_steps 0 the latents are E(x), one w: expected space "
+                                 f"'w' (the default), or refine_steps >= 1")
+            if refine_lr != DEFAULT_REFINE_LR:
+                raise ValueError(f"reconstruct: refine_lr {refine_lr:g} applies only with refine_steps >= 1 (the "
+                                 f"descent's rate); with refine_steps 0 nothing is refined: expected refine_lr left "
+                                 f"at its default ({DEFAULT_REFINE_LR:g}), or refine_steps >= 1")
         x = self._level_images(x, "reconstruct")
         noise = self._noise(noise, "reconstruct", x.shape[0])
         # before a refinement's minutes: its result is decoded at once too
@@ -290,7 +302,10 @@ class LoadedRun:
         arithmetic and the papers it follows; not in the ALAE paper or the official code).
 
         x: as :meth:`encode` (either resolution); steps: an int in [0, 100000] (default 100; 0
-        gives E(x)); lr: a number in (0, 1000] (default 0.05, Adam's, in w's units); space: "w"
+        gives E(x), unrefined: in space "w+" E(x) repeated for each style input, ``[N, num_ws,
+        latent_size]``, the start a w+ descent takes; lr is then not used. steps=0 is an explicit
+        request for that starting point, e.g. the first of a sweep over steps, so it is taken, not
+        refused as :meth:`reconstruct` refuses a space or lr without refine_steps); lr: a number in (0, 1000] (default 0.05, Adam's, in w's units); space: "w"
         (default: ``[N, latent_size]``, what :meth:`encode` gives and the editing directions act
         on) or "w+" (``[N, num_ws, latent_size]``, one w per style input: closer, less like G's
         own latents); noise: as :meth:`decode` (None: ``self.noise_mode``; the default 'zero'
