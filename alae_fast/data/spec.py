@@ -21,7 +21,7 @@ from .._words import plural
 from ..errors import UserError
 
 __all__ = ["data_spec", "data_content", "check_moved_data", "resolve_run_data", "describe_spec",
-           "content_difference", "content_checked", "same_names_but"]
+           "content_difference", "content_checked", "same_names_but", "count_difference"]
 
 KINDS = ("digits", "mnist", "folder")
 
@@ -213,6 +213,24 @@ def same_names_but(what: str, names: list[str], sampled: int) -> str:
     raise ValueError(f"same_names_but: what must be 'sizes' or 'bytes', got {what!r}")
 
 
+
+def count_difference(differs: tuple[str, list[str]], recorded: dict, now_files: int,
+                     words: tuple[str, str, str] = ("then", "now", "then and now"),
+                     other_names: str = "under other names") -> str:
+    """How image files differ, for a message: ``differs`` as :func:`content_difference` returns
+    it, ``recorded`` the run's record, ``now_files`` the number of files found now, ``words``
+    the (before, now, both) words ("then", "now", "then and now" for a folder over time; "there",
+    "here", "in both" for two places), ``other_names`` what to say of files under other paths.
+    E.g. "150 image files then, 151 now"."""
+    what, names = differs
+    before, now, both = words
+    if what == "files":
+        files = recorded.get("files")
+        return f"{plural(files, 'image file') if isinstance(files, int) else files} {before}, {now_files} {now}"
+    if what == "names":
+        return f"{plural(now_files, 'image file')} {both}, {other_names}"
+    return f"{plural(now_files, 'image file')} {both}, {same_names_but(what, names, len(recorded.get('sampled') or {}))}"
+
 def _listed(names: list[str], limit: int = 3) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
@@ -265,14 +283,9 @@ def check_moved_data(saved: dict, content: dict | None, given: str, flag: str = 
     if differs is None:
         return (f"{moved}, which holds the same {plural(len(new), 'image file')} as {saved['path']!r} where it "
                 f"was trained ({content_checked(recorded)}); the run now records this place")
-    what, names = differs
-    if what == "files":
-        said = f"{plural(recorded['files'], 'image file')} there, {len(new)} here"
-    elif what == "names":
-        said = f"{plural(len(new), 'image file')} in both, but under other paths relative to the folder"
-    else:
-        said = (f"{plural(len(new), 'image file')} in both, "
-                f"{same_names_but(what, names, len(recorded.get('sampled') or {}))}")
+    what = differs[0]
+    said = count_difference(differs, recorded, len(new), ("there", "here", "in both"),
+                            "but under other paths relative to the folder")
     if old is not None and what in ("files", "names"):
         missing, added = sorted(set(old) - set(new)), sorted(set(new) - set(old))
         said += "".join(f"; {where}: {_listed(names)}" for where, names in

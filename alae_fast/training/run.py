@@ -322,7 +322,7 @@ def _check_unchanged_data(plan: _Plan, content: dict | None) -> None:
     (:func:`~alae_fast.data.spec.content_difference`): the data stream and the held-out split
     belong to the files the run began with. A run that recorded only names is checked by name;
     one that recorded no content (made before runs did) is left to the stream's own length check."""
-    from ..data.spec import content_difference, same_names_but
+    from ..data.spec import content_difference, count_difference
 
     saved = plan.ckpt_state.get("data_content")
     if saved is None or content is None:
@@ -333,16 +333,8 @@ def _check_unchanged_data(plan: _Plan, content: dict | None) -> None:
         differs = None if saved == content else ("files", [])
     if differs is None:
         return
-    what, names = differs
     where = plan.ckpt_state["data_spec"]["path"]
-    files = saved.get("files") if isinstance(saved, dict) else None
-    if what == "files":
-        count = f"{plural(files, 'image file') if isinstance(files, int) else files} then, {content['files']} now"
-    elif what == "names":
-        count = f"{plural(content['files'], 'image file')} then and now, under other names"
-    else:
-        count = (f"{plural(content['files'], 'image file')} then and now, "
-                 f"{same_names_but(what, names, len(saved.get('sampled') or {}))}")
+    count = count_difference(differs, saved if isinstance(saved, dict) else {}, content["files"])
     raise UserError(f"--resume: the run's training data, the image folder {where!r} (where its checkpoint records "
                     f"them), changed since the run began ({count}); a resumed run continues its own data stream and "
                     f"held-out split, so put the folder back as it was, or train a new run with another --out")
