@@ -132,7 +132,7 @@ def test_the_record_holds_names_sizes_and_the_bytes_of_a_bounded_sample(tmp_path
     _save(_image(np.random.default_rng(7), 24), data / "sub" / "x.png")
     rel = sorted(p.relative_to(data).as_posix() for p in data.rglob("*.png"))
     c = data_content(data)
-    assert set(c) == {"files", "md5", "sizes_md5", "sampled"} and c["files"] == 41
+    assert set(c) == {"files", "md5", "sizes_md5", "sampled", "files_md5_8"} and c["files"] == 41
     assert c["md5"] == hashlib.md5("\n".join(rel).encode()).hexdigest()  # unchanged: the split's input
     sizes = "".join(f"{r}\t{(data / r).stat().st_size}\n" for r in rel)
     assert c["sizes_md5"] == hashlib.md5(sizes.encode()).hexdigest()

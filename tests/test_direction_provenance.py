@@ -84,7 +84,8 @@ def test_a_huge_direction_is_refused_naming_the_file(tmp_path, capsys):
     # |d| = 2.8e3: the middle of the strip is G(w) exactly, the ends w -/+ 2 d
     d = np.full(latent, 1e3)
     w = run.encode(torch.zeros(1, 1, 32, 32))
-    strip = edit_latents_strip(run, w, {"d": d}, {"d": 2.0}, steps=3)
+    with pytest.warns(RuntimeWarning, match=r"directions\['d'\] has length 2.83e\+03: .* spread of w"):
+        strip = edit_latents_strip(run, w, {"d": d}, {"d": 2.0}, steps=3)  # warned: far beyond fitted ones
     assert torch.equal(strip[1], run.decode(w).float().cpu()[0])
     for i, t in ((0, -2.0), (2, 2.0)):  # one decode at a time, as the strip's
         torch.testing.assert_close(strip[i], run.decode(w + t * torch.from_numpy(d).float()).float().cpu()[0])

@@ -348,7 +348,7 @@ class ModelService:
         known which checkpoint they were fitted on (a folder given by --directions without a
         record, such as the official principal_directions, is read without one)."""
         from ..edit.commands import _is_digits_model, digit_directions, saved_directions_folder
-        from ..edit.provenance import RECORD_NAME, files_said, provenance
+        from ..edit.provenance import RECORD_NAME, files_said, provenance, refit_advice
 
         if not found:
             return {}
@@ -367,7 +367,7 @@ class ModelService:
                          f"fitted on the spot for {p.loaded} instead")
             if kept:
                 note += (f"; {', '.join(kept)} {'is' if len(kept) == 1 else 'are'} used as fitted there: refit with "
-                         f"alae-fast directions --ckpt {self.run.path}")
+                         f"{refit_advice(self.run)}")
             self.notes.append(note)
             if not pairs:
                 return {}
@@ -380,8 +380,8 @@ class ModelService:
             self.notes.append(f"note: {said}: it is not known which checkpoint {files_said(p.unknown)} "
                               f"{'was' if len(p.unknown) == 1 else 'were'} fitted on: no {RECORD_NAME} record of "
                               f"alae-fast directions there lists {'it' if len(p.unknown) == 1 else 'them'} as written "
-                              f"(if fitted on an older checkpoint, refit with alae-fast directions --ckpt "
-                              f"{self.run.path})")
+                              f"(if fitted on another checkpoint, refit with "
+                              f"{refit_advice(self.run)})")
         return {}
 
     def _fit_digit_directions(self) -> None:

@@ -146,22 +146,24 @@ def _say_directions_checkpoint(args, run, default: bool) -> bool:
     which checkpoint it was fitted on."""
     from ..edit.commands import _is_digits_model, parse_direction_arg, _names_file
     from ..edit.directions import find_direction_file, parse_digit_pair
-    from ..edit.provenance import RECORD_NAME, files_said, provenance
+    from ..edit.provenance import RECORD_NAME, files_said, provenance, refit_advice
 
     folder = args.directions
+    # for an older checkpoint of the run, a folder of its own: the run's directions/ are its newest one's
+    refit = refit_advice(run, args.ckpt)
     specs = [spec for spec, _ in map(parse_direction_arg, args.direction)]
     named = {} if folder is None else {spec: f for spec in specs if not _names_file(spec)
                                        and (f := find_direction_file(spec, folder)) is not None}
     given = [Path(spec) for spec in specs if _names_file(spec) and Path(spec).is_file()]
     said = "alae-fast edit:"
-    refit = False
+    pairs_refit = False
     if named:
         p = provenance(named.values(), run)
         if p.status == "other":
             stale = {spec for spec, f in named.items() if f.name in p.others}
             pairs = [spec for spec in stale if parse_digit_pair(spec) is not None and _is_digits_model(run)]
             kept = [spec for spec in stale if spec not in pairs]
-            refit = bool(pairs)
+            pairs_refit = bool(pairs)
             what = files_said(named[s].name for s in sorted(stale))
             line = (f"{said} warning: {what} in {folder} {'was' if len(stale) == 1 else 'were'} fitted by alae-fast "
                     f"directions on {p.other_checkpoints()}, not on the checkpoint loaded, {p.loaded}: W changes with "
@@ -172,15 +174,15 @@ def _say_directions_checkpoint(args, run, default: bool) -> bool:
                          f"file's path, --direction {named[sorted(pairs)[0]]}=AMOUNT, to use the file as it is)")
             if kept:
                 line += (f"; {', '.join(sorted(kept))} {'is' if len(kept) == 1 else 'are'} used as fitted there: "
-                         f"refit with alae-fast directions --ckpt {args.ckpt}")
+                         f"refit with {refit}")
             print(line, file=sys.stderr)
         elif default:
             one = len(p.unknown) == 1
             where = (f", where alae-fast directions wrote them for this checkpoint, {p.loaded}" if p.status == "same"
                      else f"; it is not known which checkpoint {files_said(p.unknown)} {'was' if one else 'were'} "
                           f"fitted on: no {RECORD_NAME} record of alae-fast directions there lists "
-                          f"{'it' if one else 'them'} as written (if fitted on an older checkpoint, refit with "
-                          f"alae-fast directions --ckpt {args.ckpt})")
+                          f"{'it' if one else 'them'} as written (if fitted on another checkpoint, refit with "
+                          f"{refit})")
             print(f"{said} note: directions are looked for in {folder} (--directions DIR for another folder){where}",
                   file=sys.stderr)
     elif default:
@@ -192,9 +194,9 @@ def _say_directions_checkpoint(args, run, default: bool) -> bool:
             files = [str(f) for f in given if f.name in p.others]
             print(f"{said} warning: {', '.join(files)} {'was' if len(files) == 1 else 'were'} fitted by alae-fast "
                   f"directions on {p.other_checkpoints()}, not on the checkpoint loaded, {p.loaded}: W changes with "
-                  f"training, so it need not point along its attribute here; used as given (refit with alae-fast "
-                  f"directions --ckpt {args.ckpt})", file=sys.stderr)
-    return refit
+                  f"training, so it need not point along its attribute here; used as given (refit with {refit})",
+                  file=sys.stderr)
+    return pairs_refit
 
 
 def _check_edit_sources(args) -> None:
@@ -252,15 +254,18 @@ def _cmd_encode(args) -> int:
 def _cmd_directions(args) -> int:
     from ..edit import save_direction
     from ..edit.commands import fit_run_directions
-    from ..edit.provenance import RECORD_NAME, describe_checkpoint, read_record, write_record
+    from ..edit.provenance import (RECORD_NAME, describe_checkpoint, model_fingerprint, newest_of_run, read_record,
+                                   write_record)
     run = runs.open_run(args)
     found = fit_run_directions(run, args.data)
     folder = Path(args.out) if args.out else _run_folder(run.path) / "directions"
     # files of the same names are replaced: said, as evaluate says it replaces its earlier evaluation
     earlier = [name for name in found if (folder / f"direction_{name}.npy").is_file()]
     recorded = (read_record(folder) or {}) if earlier else {}
-    before = {describe_checkpoint(e.get("checkpoint"), e.get("kimg")) for name in earlier
-              if isinstance(e := recorded.get(f"direction_{name}.npy"), dict)}
+    entries = [e for name in earlier if isinstance(e := recorded.get(f"direction_{name}.npy"), dict)]
+    before = {describe_checkpoint(e.get("checkpoint"), e.get("kimg")) for e in entries}
+    mine = model_fingerprint(run.model) if entries else None
+    others = [e for e in entries if e.get("fingerprint") != mine]
     paths = [save_direction(vec, folder, name) for name, vec in found.items()]
     # which checkpoint they were fitted on, for edit and serve to compare with the one they load
     write_record(folder, run, paths)
@@ -271,6 +276,27 @@ def _cmd_directions(args) -> int:
                " (not known which checkpoint they were fitted on)")
         replaced = (f", replacing the earlier {_plural(len(earlier), 'file')} of "
                     f"{'that name' if len(earlier) == 1 else 'those names'}{was}")
+        if others:
+            replaced += _replaced_other(run, others, folder, newest_of_run(run.path))
     print(f"wrote {_plural(len(found), 'direction')} ({', '.join(found)}) to {folder}{replaced}; fitted on "
           f"{fitted}, as {RECORD_NAME} there records (edit and serve compare it with the checkpoint they load)")
     return 0
+
+
+def _replaced_other(run, others: list, folder: Path, newest: Path | None) -> str:
+    """What ``directions`` adds to its "replacing" line when the files it replaced were fitted on
+    another checkpoint (``others``: their record entries): that they were; and when that one is
+    the run's newest (``newest``), replaced by an older one's in the run's own directions/ (no
+    --out), that ``edit --ckpt RUN`` now warns and refits, and how to undo it and keep the older
+    checkpoint's apart."""
+    newest_name = None if newest is None or newest.resolve() == Path(run.path).resolve() else newest.name
+    of_newest = (newest_name is not None and folder.resolve() == (_run_folder(run.path) / "directions").resolve()
+                 and any(e.get("checkpoint") == newest_name for e in others))
+    if not of_newest:
+        return ", another checkpoint than this one"
+    run_folder = _run_folder(run.path)
+    own = run_folder / f"directions-{Path(run.path).stem}"
+    return (f", another checkpoint: the run's NEWEST, {newest_name}, which edit and serve load for --ckpt "
+            f"{run_folder}; they will now warn that these were fitted on an older one (alae-fast directions --ckpt "
+            f"{run_folder} fits them for the newest again; for this checkpoint's own, give --out {own} and edit "
+            f"with --directions {own})")

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import UserError, first_line
 from . import runs
 from .options import _refine_lr_named, _refine_options
-from .runs import _run_folder
+from .runs import _run_folder, data_file
 
 
 def _cmd_evaluate(args) -> int:
@@ -27,12 +27,16 @@ def _cmd_evaluate(args) -> int:
     if note:
         say(note)
     seed = _training_seed(run) if args.seed is None else args.seed
+    refine = dict(refine_steps=args.refine_steps, refine_space=space, refine_lr=lr,
+                  refine_images=DEFAULT_REFINE_IMAGES if args.refine_images is None else args.refine_images)
     with _refine_lr_named(lr):
         metrics = evaluate_model(run, data=data, inception_weights=args.inception_weights, num_fid=args.num_fid,
-                                 ppl_samples=args.ppl_samples, seed=seed, device=args.device,
-                                 refine_steps=args.refine_steps, refine_space=space, refine_lr=lr,
-                                 refine_images=DEFAULT_REFINE_IMAGES if args.refine_images is None
-                                 else args.refine_images)
+                                 ppl_samples=args.ppl_samples, seed=seed, device=args.device, **refine)
+    if metrics.get("fid_skipped"):
+        # a one-image folder trains, and its end-of-training report gives the reconstruction MSE:
+        # evaluate reports what it can measure, FID left out and said so once
+        say(f"note: FID skipped: {metrics['fid_skipped']}; the other metrics are reported (for FID, give --data with "
+            f"at least 2 images)")
     metrics["seed"] = seed  # which draws the figures came from: another seed gives other figures
     path, replaced = (Path(args.out), None) if args.out else _evaluation_file(args, run, metrics)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,27 +75,19 @@ def _evaluation_file(args, run, metrics: dict) -> tuple[Path, str | None]:
     nothing replaced, or nothing worth saying).
 
     ``<run>/evaluate.json`` holds the evaluation on the run's own data (no --data, or --data
-    naming them). Other data get ``<run>/evaluate-<name>.json``, named for the folder (or
-    ``digits``), so that the run's own results are never replaced by another folder's; when that
-    name already holds the evaluation of other data of the same name (another folder called so),
-    a short hash of the data's path is added."""
-    import hashlib
-    import re
-
+    naming them, or its folder changed in place). Other data (relations "other", "overlap",
+    "unrecorded") get ``<run>/evaluate-<name>.json``, named for the folder (or ``digits``), so
+    that the run's own results are never replaced by another folder's; when that name already
+    holds the evaluation of other data of the same name (another folder called so), a short hash
+    of the data's path is added (:func:`~alae_fast.cli.runs.data_file`, reconstruct's rule too)."""
     from ..data.spec import describe_spec
 
-    folder = _run_folder(run.path)
     data = metrics.get("data") or {}
     evaluated = data.get("evaluated") or {}
     if args.data is None or data.get("relation") in ("own", "changed"):
-        path = folder / "evaluate.json"
+        path = _run_folder(run.path) / "evaluate.json"
     else:
-        stem = "digits" if evaluated.get("kind") == "digits" else Path(evaluated.get("path") or "data").name
-        stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", stem).strip("._") or "data"
-        path = folder / f"evaluate-{stem}.json"
-        if _evaluated_data(path) not in (None, evaluated):
-            digest = hashlib.md5(str(evaluated.get("path")).encode()).hexdigest()[:8]
-            path = folder / f"evaluate-{stem}-{digest}.json"
+        path = data_file(run, "evaluate", evaluated, ".json", recorded=_evaluated_data)
     if not path.exists():
         return path, None
     before = _evaluated_data(path)
@@ -160,7 +156,7 @@ def check_inception_weights(path: str) -> None:
 
 def format_metrics(m: dict) -> str:
     """The human report of ``evaluate``: one line per metric, the latent table when there is one."""
-    from ..inference.metrics import SPLIT_LABELS
+    from ..inference.metrics import SPLIT_LABELS, split_label
     from ..inference.report import format_identification, format_latent_report, format_refined
 
     data = m.get("data") or {}
@@ -172,8 +168,9 @@ def format_metrics(m: dict) -> str:
     lines = [f"{m.get('checkpoint')}: setup {m.get('setup')}, {kimg}, "
              f"{m.get('resolution')}x{m.get('resolution')} (lod {m.get('lod')}, blend {m.get('blend', 1):g}){seed}"]
     if m.get("latent"):
-        lines.append(format_latent_report(m["latent"], run_data=data.get("relation") != "other"))
-    split = SPLIT_LABELS.get(m.get("reconstruction_split"), "evaluated")
+        lines.append(format_latent_report(m["latent"], run_data=data.get("relation") not in ("other", "overlap")))
+    key = m.get("reconstruction_split")
+    split = split_label(key, data.get("overlap")) if key in SPLIT_LABELS else "evaluated"
     lines += [f"reconstruction MSE (output not clamped, pixels in [-1, 1]) on {m.get('reconstruction_images')} "
               f"{split} images: {m['reconstruction_mse']:.4f}"]
     if m.get("reconstruction_identification"):
@@ -187,7 +184,10 @@ def format_metrics(m: dict) -> str:
         fid_name += f"; {real} real, {generated} generated images" + (
             ": so few real images bias it upward, compare it only with FIDs on the same images"
             if real < generated else "")
-    lines += [f"FID of generations:      {m['fid_generated']:.3f}   ({fid_name})",
-              f"FID of reconstructions:  {m['fid_reconstructed']:.3f}",
-              f"PPL in W, full / end:    {m['ppl_full']:.3f} / {m['ppl_end']:.3f}   ({m.get('ppl_distance')})"]
+    if m.get("fid_generated") is None and m.get("fid_skipped"):
+        lines += [f"FID:                     skipped ({m['fid_skipped']}; give --data with at least 2 images)"]
+    else:
+        lines += [f"FID of generations:      {m['fid_generated']:.3f}   ({fid_name})",
+                  f"FID of reconstructions:  {m['fid_reconstructed']:.3f}"]
+    lines += [f"PPL in W, full / end:    {m['ppl_full']:.3f} / {m['ppl_end']:.3f}   ({m.get('ppl_distance')})"]
     return "\n".join(lines)

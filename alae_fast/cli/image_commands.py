@@ -13,7 +13,7 @@ from .options import (_check_noise_seed, _noise_said, _noise_seeded, _refine_lr_
                       _say_refining)
 from .pictures import (_bounded_size, _check_picture_size, _display_scale, _file_titles, _interpolation_titles,
                        _labelled_size, _rows_legend, _style_mix_labels, _tiles_said)
-from .runs import _out, _run_folder, data_file
+from .runs import _out, _run_folder, data_file, mark_png_data, png_data
 
 
 def _cmd_generate(args) -> int:
@@ -107,12 +107,15 @@ def _cmd_generate(args) -> int:
     print(f"wrote {_plural(len(distinct), 'image')} seedNNNN.png "
           f"({_settings(args, run)}, {level}x{level}) to {outdir}{repeats}{growing}")
     if args.grid:
-        # a preview as the plain generate's grid is: the tiles at the run's resolution
+        # a preview as the plain generate's grid is: the tiles at the run's resolution; an earlier
+        # grid of that name is replaced, said as reconstruct says it
+        replacing = ", replacing the earlier one" if grid_path.exists() else ""
         path = save_image_grid(to_display(torch.cat([images[s] for s in args.seeds]), res), grid_path,
                                scale=scale)
         enlarged = f", each {level}x{level} image enlarged to {res}x{res}" if level != res else ""
         print(f"wrote their grid to {path}{enlarged}" + ("" if args.out else " (outside the folder of the "
-                                                                             "images, which FID tools read whole)"))
+                                                                             "images, which FID tools read whole)")
+              + replacing)
     return 0
 
 
@@ -148,42 +151,45 @@ def _settings(args, run) -> str:
 
 # What reconstruct's line calls the images it shows of a --data (or of the run's data), by the
 # split keys of alae_fast.inference.metrics.SPLIT_LABELS, as evaluate's report words them: the
-# two that warn the user (training images shown as training, a changed folder) in evaluate's
-# own words; the others in the one word the README shows ("wrote 16 unseen originals").
-def _reconstruct_label(key: str) -> tuple[str, str]:
+# three that warn the user (training images shown as training, a changed folder, a folder
+# holding some of the run's files) in evaluate's own words; the others in the one word the
+# README shows ("wrote 16 unseen originals").
+def _reconstruct_label(key: str, overlap: dict | None = None) -> tuple[str, str]:
     """``(short, said)``: the images' kind in one or two words (its note of fewer than --n) and
-    as the success line says it."""
-    from ..inference.metrics import SPLIT_LABELS
+    as the success line says it (``overlap``: data_relation_detail's counts, for "overlap")."""
+    from ..inference.metrics import split_label
 
     short = {"held-out": "held-out", "training": "TRAINING", "changed": "possibly TRAINING",
-             "unseen": "unseen", "unrecorded": "possibly seen"}[key]
-    return short, (SPLIT_LABELS[key] if key in ("training", "changed") else short)
+             "overlap": "possibly TRAINING", "unseen": "unseen", "unrecorded": "possibly seen"}[key]
+    return short, (split_label(key, overlap) if key in ("training", "changed", "overlap") else short)
 
 
 def _images_to_reconstruct(data, run, given: bool):
-    """``(dataset, key, relation, fallback)``: the images ``reconstruct`` shows of ``data`` (None:
-    the embedded digits) at the run's resolution and channels, read by ``get_batch``, not here;
-    ``key`` says what they are to the run (a key of ``SPLIT_LABELS``, as ``evaluate`` labels
-    them), ``relation`` is ``data_relation``'s, ``fallback`` None or why the held-out split was
-    not used.
+    """``(dataset, key, relation, overlap, fallback)``: the images ``reconstruct`` shows of
+    ``data`` (None: the embedded digits) at the run's resolution and channels, read by
+    ``get_batch``, not here; ``key`` says what they are to the run (a key of ``SPLIT_LABELS``, as
+    ``evaluate`` labels them), ``relation`` and ``overlap`` are ``data_relation_detail``'s,
+    ``fallback`` None or why the held-out split was not used.
 
     Of the run's own data (relation "own") its held-out split ("held-out"); of its folder changed
     since training ("changed") that folder's held-out split now, which may hold files the run
-    trained on ("changed", evaluate's "possibly TRAINING"); either, when the data hold none out
+    trained on ("changed", evaluate's "possibly TRAINING"); of a folder elsewhere holding some of
+    the run's files ("overlap") its held-out split too, said "overlap" with how many of its files
+    are the run's; any of these, when the data hold none out
     that can be read (a folder of one image, held-out files all unreadable), the training split
     instead ("training"), as ``train`` and ``evaluate`` fall back. Of other data ("other") all of
     it, none being the run's ("unseen"; an MNIST folder: its test split); of any data of a run
     that records none (an official checkpoint: "unrecorded"), all of it, any of which it may
     have seen. ValueError naming --data when ``given`` (the user passed it), else the folder."""
     from ..data import open_dataset
-    from ..inference.metrics import data_relation, open_unseen
+    from ..inference.metrics import data_relation_detail, open_unseen
 
     res, channels = run.schedule.resolution, run.schedule.channels
     try:
-        relation = data_relation(run, data) if data is not None else "own"
+        relation, overlap = data_relation_detail(run, data) if data is not None else ("own", None)
         if relation in ("other", "unrecorded"):
             return open_unseen(data, res, channels)[0], "unseen" if relation == "other" else "unrecorded", \
-                relation, None
+                relation, None, None
         fallback = None
         try:
             shown, key = open_dataset(data, res, channels, split="test"), "held-out"
@@ -194,7 +200,7 @@ def _images_to_reconstruct(data, run, given: bool):
                 raise e from None  # neither split readable: why the held-out one is not
             # "1 image is too few to hold any out": the folder is named by the note that says it
             fallback = re.sub(r"^data folder (?:'[^']*'|\"[^\"]*\"): ", "", str(e))
-        return shown, ("changed" if relation == "changed" else key), relation, fallback
+        return shown, (relation if relation in ("changed", "overlap") else key), relation, overlap, fallback
     except (FileNotFoundError, ValueError) as e:
         if not given:  # the run's recorded data: the message names its folder; --data was not passed
             raise
@@ -242,7 +248,7 @@ def _cmd_reconstruct(args) -> int:
                                    f"titles)",
                             picture, [(way, lambda v: size(v)[0], 1, count)], exact=exact)
 
-    what, out, replacing = "", _out(args, run, "reconstructions.png"), ""
+    what, out, replacing, marked = "", _out(args, run, "reconstructions.png"), "", None
     if args.images:
         check(_plural(len(args.images), "IMAGE", "IMAGES"), len(args.images), lambda v: _plural(v, "IMAGE", "IMAGES"))
         x = load_image_files(args.images, run.schedule)
@@ -251,15 +257,17 @@ def _cmd_reconstruct(args) -> int:
         if note:
             print(note)
         n = 16 if args.n is None else args.n
-        shown, key, relation, fallback = _images_to_reconstruct(data, run, given=args.data is not None)
-        short, what = _reconstruct_label(key)
+        shown, key, relation, overlap, fallback = _images_to_reconstruct(data, run, given=args.data is not None)
+        short, what = _reconstruct_label(key, overlap)
         if fallback:  # said before the picture, as train's and evaluate's reports say it
             print(f"note: {describe_spec(data_spec(data))} holds out no image that can be read ({fallback}): "
                   f"showing its training images instead")
-        if args.out is None and relation in ("other", "unrecorded"):
+        if args.out is None and relation in ("other", "overlap", "unrecorded"):
             # not the run's own data: a file of their own, as evaluate's evaluate-<folder>.json, so
-            # that the picture of the run's held-out images (reconstructions.png) is not replaced
-            out = data_file(run, "reconstructions", data, ".png")
+            # that the picture of the run's held-out images (reconstructions.png) is not replaced;
+            # another folder of the same name: evaluate's rule, a hash of its path added
+            marked = data_spec(data)
+            out = data_file(run, "reconstructions", marked, ".png", recorded=png_data)
             replacing = f" (replacing the earlier {out.name})" if out.exists() else ""
         count = min(n, len(shown))  # the picture shows the images there are
         check(f"--n {n}", count, "--n {}")
@@ -280,6 +288,8 @@ def _cmd_reconstruct(args) -> int:
         refined = to_display(refined, res)
     path = save_pairs_grid(to_display(x, res), to_display(rec, res), out,
                            scale=scale, refined=refined, row_titles=names)
+    if marked is not None:  # which data reconstructions-<name>.png shows, for the next --data of that name
+        mark_png_data(path, marked)
     # "5 TRAINING (no usable held-out split) originals": the count before the label, as evaluate's "on 5 ... images"
     print(f"wrote {x.shape[0]} {what + ' ' if what else ''}original{'s' if x.shape[0] != 1 else ''} beside "
           f"{'their reconstructions' if x.shape[0] != 1 else 'its reconstruction'} G(E(x)){said}"

@@ -21,19 +21,85 @@ def _out(args, run, default_name: str) -> Path:
     return Path(args.out) if args.out else _run_folder(run.path) / default_name
 
 
-def data_file(run, prefix: str, data: str | None, suffix: str) -> Path:
+def data_file(run, prefix: str, data, suffix: str, recorded=None) -> Path:
     """``<run folder>/<prefix>-<name><suffix>``: where a command writes by default what it made of
-    data other than the run's own, named for the folder (``digits`` for the embedded digits) as
-    ``evaluate`` names ``evaluate-<name>.json``, so that the run's own file (``<prefix><suffix>``)
-    is not replaced by another folder's."""
+    data other than the run's own, named for the folder (``digits`` for the embedded digits), so
+    that the run's own file (``<prefix><suffix>``) is not replaced by another folder's; ``evaluate``
+    (``evaluate-<name>.json``) and ``reconstruct`` (``reconstructions-<name>.png``) share the rule.
+
+    ``data``: a ``--data`` path (None: the digits) or its :func:`~alae_fast.data.spec.data_spec`.
+    ``recorded``: None, or a function giving the data spec a file at a path records (None when
+    it records none, or is missing): when ``<prefix>-<name><suffix>`` holds what was made of
+    other data of the same name (another folder called so), a short hash of the data's path is
+    added: ``<prefix>-<name>-<8 hex digits><suffix>``."""
+    import hashlib
     import re
 
     from ..data.spec import data_spec
 
-    spec = data_spec(data)
-    stem = "digits" if spec["kind"] == "digits" else Path(spec["path"] or "data").name
+    spec = data if isinstance(data, dict) else data_spec(data)
+    stem = "digits" if spec.get("kind") == "digits" else Path(spec.get("path") or "data").name
     stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", stem).strip("._") or "data"
-    return _run_folder(run.path) / f"{prefix}-{stem}{suffix}"
+    folder = _run_folder(run.path)
+    path = folder / f"{prefix}-{stem}{suffix}"
+    if recorded is not None and recorded(path) not in (None, spec):
+        digest = hashlib.md5(str(spec.get("path")).encode()).hexdigest()[:8]
+        path = folder / f"{prefix}-{stem}-{digest}{suffix}"
+    return path
+
+
+# The PNG text chunk in which reconstruct records which data its reconstructions-<name>.png shows
+# (their data_spec, as JSON), so that another folder of the same name gets a file of its own.
+_PNG_DATA_KEY = b"alae-fast-data"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def mark_png_data(path: Path, spec: dict) -> None:
+    """Adds to the PNG ``path`` a text chunk recording ``spec`` (read back by
+    :func:`png_data`), right after its header; the pixels are untouched. Nothing for a file
+    that is not a PNG."""
+    import json
+    import os
+    import zlib
+
+    raw = Path(path).read_bytes()
+    if not raw.startswith(_PNG_SIGNATURE) or raw[12:16] != b"IHDR":
+        return
+    end = 8 + 12 + int.from_bytes(raw[8:12], "big")
+    body = b"tEXt" + _PNG_DATA_KEY + b"\0" + json.dumps(spec, sort_keys=True).encode("latin-1", "replace")
+    chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    tmp.write_bytes(raw[:end] + chunk + raw[end:])
+    os.replace(tmp, path)
+
+
+def png_data(path: Path) -> dict | None:
+    """The data spec :func:`mark_png_data` recorded in the PNG ``path``; None when it is missing,
+    unreadable, not a PNG, or records none (written before reconstruct recorded it)."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(1 << 16)
+    except OSError:
+        return None
+    if not raw.startswith(_PNG_SIGNATURE):
+        return None
+    i = 8
+    while i + 8 <= len(raw):
+        length, kind = int.from_bytes(raw[i:i + 4], "big"), raw[i + 4:i + 8]
+        if kind in (b"IDAT", b"IEND"):
+            break
+        if kind == b"tEXt":
+            key, _, text = raw[i + 8:i + 8 + length].partition(b"\0")
+            if key == _PNG_DATA_KEY:
+                try:
+                    spec = json.loads(text.decode("latin-1"))
+                except ValueError:
+                    return None
+                return spec if isinstance(spec, dict) else None
+        i += 12 + length
+    return None
 
 
 # What each command writes to --out / --outdir: a file of that suffix (or of one of those

@@ -4,7 +4,9 @@ A run stores ``data_spec(path)`` in its ``config.json`` and in every checkpoint,
 (``data_content``) what an image folder's held-out split is chosen from (its files' relative
 paths) and, cheaply, what the files hold (their sizes, and the bytes of a few sampled files), so
 that another folder of files under the same names (``00000.png ...``) is not taken for the run's
-own. ``reconstruct``,
+own, and a short fingerprint of each file's path and size, so that a folder elsewhere holding
+some of the run's files (a copy with a file added) is not taken for other data
+(:func:`content_overlap`). ``reconstruct``,
 ``evaluate`` and ``train --resume`` read the spec back with :func:`resolve_run_data` when
 ``--data`` is not given again, so a model trained on photos is never silently scored on the
 digits; ``train --resume --data`` checks a new place with :func:`check_moved_data`.
@@ -21,7 +23,8 @@ from .._words import plural
 from ..errors import UserError
 
 __all__ = ["data_spec", "data_content", "check_moved_data", "resolve_run_data", "describe_spec",
-           "content_difference", "content_checked", "same_names_but", "count_difference"]
+           "content_difference", "content_checked", "same_names_but", "count_difference", "content_overlap",
+           "FINGERPRINTS", "FINGERPRINT_DIGITS", "FINGERPRINT_LIMIT", "OVERLAP_FRACTION"]
 
 KINDS = ("digits", "mnist", "folder")
 
@@ -29,6 +32,20 @@ KINDS = ("digits", "mnist", "folder")
 # relative paths): bounded reading for a folder of 70,000 large images, yet a folder of other
 # pictures under the same names differs in (almost) every one of them.
 SAMPLED_FILES = 16
+
+# The per-file fingerprints of data_content (key FINGERPRINTS): the first FINGERPRINT_DIGITS hex
+# digits of the MD5 of "relative path<TAB>size" for every file, sorted and concatenated: 8
+# characters a file (150 files: 1.2 KB; 70,000: 560 KB in config.json and each checkpoint).
+# Omitted for a folder of more than FINGERPRINT_LIMIT files (its overlap with other folders is
+# then unknown, as for a run recorded before fingerprints were).
+FINGERPRINTS = "files_md5_8"
+FINGERPRINT_DIGITS = 8
+FINGERPRINT_LIMIT = 200_000
+# A folder elsewhere is said to hold some of a run's files when at least this fraction of the
+# smaller of the two folders (and at least one file) has the path and size of one of the run's:
+# two unrelated folders of 70,000 files named 00000.png ... share a file or two by chance (the
+# same name and size, or the same 32-bit fingerprint), not 1%.
+OVERLAP_FRACTION = 0.01
 
 
 def data_spec(path: str | os.PathLike | None) -> dict:
@@ -115,17 +132,72 @@ def _file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _size_of(base: str, r: str) -> str:
+    try:
+        return str(os.stat(os.path.join(base, r)).st_size)
+    except OSError as e:
+        return _unreadable(e)
+
+
+def _fingerprint(r: str, size: str) -> str:
+    return hashlib.md5(f"{r}\t{size}".encode()).hexdigest()[:FINGERPRINT_DIGITS]
+
+
 def _content_of(root: Path, relative: list[str]) -> dict:
     sizes = hashlib.md5()
     base = str(root)
+    keep = len(relative) <= FINGERPRINT_LIMIT
+    prints = []
     for r in relative:  # one stat a file (a str path: a Path costs 70,000 objects on FFHQ)
-        try:
-            size = str(os.stat(os.path.join(base, r)).st_size)
-        except OSError as e:
-            size = _unreadable(e)
+        size = _size_of(base, r)
         sizes.update(f"{r}\t{size}\n".encode())
+        if keep:
+            prints.append(_fingerprint(r, size))
     return {**_names_of(relative), "sizes_md5": sizes.hexdigest(),
-            "sampled": {r: _file_md5(root / r) for r in _sampled(relative)}}
+            "sampled": {r: _file_md5(root / r) for r in _sampled(relative)},
+            **({FINGERPRINTS: "".join(sorted(prints))} if keep else {})}
+
+
+def _fingerprints(record: dict) -> list[str] | None:
+    prints = record.get(FINGERPRINTS) if isinstance(record, dict) else None
+    if not isinstance(prints, str) or len(prints) % FINGERPRINT_DIGITS:
+        return None
+    return [prints[i:i + FINGERPRINT_DIGITS] for i in range(0, len(prints), FINGERPRINT_DIGITS)]
+
+
+def content_overlap(recorded: dict, path: str | os.PathLike, current: dict) -> int | None:
+    """How many of the image files of ``current`` (the :func:`data_content` of the folder
+    ``path``) are among those a run ``recorded``, as far as the records tell: files whose
+    relative path and size give one of the run's fingerprints (key ``FINGERPRINTS``). None when
+    either record holds no fingerprints (a run recorded before they were, a folder of more than
+    ``FINGERPRINT_LIMIT`` files): the overlap is not known.
+
+    0 when the matches are not the run's files: every one of the run's sampled files found at
+    ``path`` under its path and size holds other bytes there (other images saved under the run's
+    file names, of the same sizes: raw PNGs of one resolution), or fewer than
+    ``OVERLAP_FRACTION`` of the smaller folder match (chance: names such as ``00000.png`` of the
+    same size, or two files sharing a 32-bit fingerprint). Reads at most ``SAMPLED_FILES`` files.
+    Copies under other names (renamed files) are not seen."""
+    theirs, ours = _fingerprints(recorded), _fingerprints(current)
+    if theirs is None or ours is None:
+        return None
+    run = set(theirs)
+    shared = sum(1 for p in ours if p in run)
+    if shared == 0 or shared < OVERLAP_FRACTION * min(len(theirs), len(ours)):
+        return 0
+    sampled = recorded.get("sampled")
+    if isinstance(sampled, dict):
+        base, compared, agreed = str(path), 0, 0
+        for r, digest in sampled.items():
+            if not isinstance(r, str) or not os.path.isfile(os.path.join(base, r)):
+                continue
+            if _fingerprint(r, _size_of(base, r)) not in run:
+                continue
+            compared += 1
+            agreed += _file_md5(Path(base) / r) == digest
+        if compared and not agreed:
+            return 0
+    return shared
 
 
 def data_content(path: str | os.PathLike | None, files: list[Path] | None = None) -> dict | None:
@@ -143,11 +215,17 @@ def data_content(path: str | os.PathLike | None, files: list[Path] | None = None
       ``SAMPLED_FILES`` (16) files chosen by the MD5 of ``"sample:"`` + their relative path (the
       same names give the same choice, in any folder, independent of the held-out split): the
       bytes read are bounded whatever the folder's size. A
-      file that cannot be read or stat-ed is recorded as ``"unreadable (reason)"``.
+      file that cannot be read or stat-ed is recorded as ``"unreadable (reason)"``;
+    - ``"files_md5_8"`` (``FINGERPRINTS``): str, for every file the first 8 hex digits of the
+      MD5 of its relative path, a tab and its size (as in ``sizes_md5``), sorted and
+      concatenated (8 characters a file), so that how many of another folder's files are the
+      run's can be counted (:func:`content_overlap`); omitted for a folder of more than
+      ``FINGERPRINT_LIMIT`` (200,000) files.
 
     What the cheap record cannot see: a file outside the sample rewritten with bytes of its
-    exact size. Records of runs made before the last two keys existed hold only the first two;
-    :func:`content_difference` compares only the keys a record holds.
+    exact size. Records of runs made before the later keys existed hold only the first two (or
+    no fingerprints); :func:`content_difference` compares only the keys a record holds, and
+    ignores the fingerprints (``sizes_md5`` says the same of the whole folder).
 
     Raises ``FileNotFoundError``, ``NotADirectoryError`` or ``ValueError`` as the scan does
     (``path`` missing, not a folder, a run folder, or without an image file).

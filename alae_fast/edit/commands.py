@@ -341,6 +341,43 @@ def _check_reach(w: torch.Tensor, directions, amounts, edit_layers, model, label
         raise ValueError(f"{'; '.join(said)}; the edited w reaches {big:.3g}, beyond ±{MAX_ABS_W:g}, where G "
                          f"overflows and decode refuses it (an encoded w lies within about ±10): expected directions "
                          f"of length about 1 (as alae-fast directions fits them) or a smaller amount")
+    _warn_far_moves(w, directions, amounts, model, labels)
+
+
+# How far an edit may move w, in spreads of w, before it is warned of. An edit moves w by
+# |amount| · |d| at a strip's ends; G was trained on w = F(z) and E(x), which lie within about one
+# spread of w_avg (the spread: the farthest of the w edited from w_avg, and at least sqrt(latent),
+# the length of a w one unit from w_avg in every coordinate, F's outputs being of order 1 each).
+# Ten times that is far outside anything G has seen: the pictures saturate (black and white
+# blobs). Fitted directions stay well within it (alae-fast directions' digit pairs, length up to
+# about 6, at amount 2 move w about 12 where the spread of a latent-8 model is about 3-4; the
+# official FFHQ ones, 0.63-1.19 long, at the README's amount 20 move w about 24 where sqrt(512)
+# is 22.6), while a hand-made np.full(20, 1e3) (length 4472) at amount 2 moves it 8944: below the
+# ±MAX_ABS_W refusal, yet all saturated. Warned, not refused: an extrapolation may be wanted.
+FAR_MOVE_SPREADS = 10.0
+
+
+def _warn_far_moves(w: torch.Tensor, directions, amounts, model, labels) -> None:
+    """A RuntimeWarning for each direction whose amount moves ``w`` by more than
+    :data:`FAR_MOVE_SPREADS` spreads of w (see there), naming it (``labels`` as
+    :func:`edit_latents_strip`'s), its length, the move, and a smaller amount or a normalised
+    direction to give instead."""
+    rows = w.detach().double().cpu().reshape(w.shape[0], -1)
+    centre = model.w_avg.detach().double().cpu().reshape(-1)
+    farthest = float((rows - centre).norm(dim=1).max()) if rows.shape[0] else 0.0
+    spread = max(farthest, float(rows.shape[1]) ** 0.5)
+    for name, a in amounts.items():
+        length = _length(_vector(directions[name]))
+        move = abs(float(a)) * length
+        if not move > FAR_MOVE_SPREADS * spread:
+            continue
+        label = (labels or {}).get(name, f"directions[{name!r}]")
+        warnings.warn(f"{label} has length {length:.3g}: amount {float(a):g} moves w by {move:.3g}, more than "
+                      f"{FAR_MOVE_SPREADS:g} times the spread of w here ({spread:.3g}, how far the w edited lie "
+                      f"from w_avg), far outside the latents G was trained on: the strip's ends will be saturated "
+                      f"blobs. Fitted directions have lengths of about 1 (alae-fast directions' up to about 6): give "
+                      f"a smaller amount (about {spread / length:.3g} moves w by one spread) or a normalised "
+                      f"direction (d / |d|)", RuntimeWarning, stacklevel=4)
 
 
 def _vector(d) -> torch.Tensor:

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["RECORD_NAME", "model_fingerprint", "checkpoint_entry", "write_record", "read_record", "Provenance",
-           "provenance", "describe_checkpoint", "files_said", "npy_files"]
+           "provenance", "describe_checkpoint", "files_said", "npy_files", "newest_of_run", "refit_advice"]
 
 RECORD_NAME = "fitted_on.json"
 
@@ -184,3 +184,35 @@ def files_said(names, limit: int = 3) -> str:
 def npy_files(folder: str | os.PathLike) -> list[Path]:
     """The ``.npy`` files of ``folder``, sorted."""
     return sorted(p for p in Path(folder).glob("*.npy") if p.is_file())
+
+
+def newest_of_run(path: str | os.PathLike) -> Path | None:
+    """The newest checkpoint of the run whose ``checkpoints/`` holds ``path`` (what ``--ckpt RUN``
+    loads, and what ``alae-fast directions --ckpt RUN`` fits the run's ``directions/`` on), or
+    None when ``path`` is not in a run's ``checkpoints/`` or it lists none."""
+    from ..training.checkpoint import list_checkpoints
+
+    path = Path(path)
+    if path.parent.name != "checkpoints":
+        return None
+    listed = list_checkpoints(path.parent)
+    return Path(listed[-1][1]) if listed else None
+
+
+def refit_advice(run, ckpt=None) -> str:
+    """The command that refits directions for the checkpoint of ``run`` (a ``LoadedRun``;
+    ``ckpt``: how the user named it, default ``run.path``).
+
+    ``alae-fast directions --ckpt CKPT`` writes into the run's ``directions/``, which ``edit`` and
+    ``serve`` read for the run's newest checkpoint: for that one it is the advice. For an older
+    checkpoint of the run it would replace the newest one's directions, and ``edit --ckpt RUN``
+    would then warn and refit; the advice is an ``--out`` folder of its own,
+    ``<run>/directions-<checkpoint stem>``, given to edit with ``--directions``."""
+    path = Path(run.path)
+    ckpt = str(path if ckpt is None else ckpt)
+    newest = newest_of_run(path)
+    if newest is None or newest.resolve() == path.resolve():
+        return f"alae-fast directions --ckpt {ckpt}"
+    folder = path.parent.parent / f"directions-{path.stem}"
+    return (f"alae-fast directions --ckpt {ckpt} --out {folder}, then edit with --directions {folder}; not into "
+            f"the run's directions/, which holds its newest checkpoint's, {newest.name}")

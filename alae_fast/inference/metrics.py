@@ -19,9 +19,9 @@ from .loading import LoadedRun
 from .pixels import prepare_images, to_display
 from .projection import DEFAULT_REFINE_IMAGES, DEFAULT_REFINE_LR
 
-__all__ = ["latent_eval", "evaluate_model", "data_relation", "random_model", "RANDOM_ENCODERS",
-           "RANDOM_ENCODER_SEED", "RELATIONS",
-           "SAMPLE_COUNT", "SAMPLE_SEED", "SPLIT_LABELS"]
+__all__ = ["latent_eval", "evaluate_model", "data_relation", "data_relation_detail", "random_model",
+           "RANDOM_ENCODERS", "RANDOM_ENCODER_SEED", "RELATIONS",
+           "SAMPLE_COUNT", "SAMPLE_SEED", "SPLIT_LABELS", "split_label"]
 
 # Random-encoder baseline: the mean over this many initialisations of the whole model (F, G,
 # E, D built from one seed, so the draws depend on the config, not only on E), seeded
@@ -73,20 +73,42 @@ def _labelled(ds) -> bool:
 # What evaluate's reconstruction figures were computed on, as its report and JSON name it (the
 # report says "on N <label> images"). The first three are the run's own data, whose held-out
 # split is known; the others say what the images are to THIS run (:func:`data_relation`).
+# "unseen" says what is known: not the run's training folder (nor a copy holding some of its
+# files under their paths); a copy of its images under other names cannot be told.
+# "overlap" is said with its counts by :func:`split_label`.
 SPLIT_LABELS = {"held-out": "held-out",
                 "training": "TRAINING (no usable held-out split)",
                 "all": "held-out and TRAINING (fewer than 2 held out)",
-                "unseen": "unseen (not from this run's training data)",
+                "unseen": "unseen (not this run's training folder)",
                 "changed": "possibly TRAINING (the run's training folder changed since training, so which files "
                            "were held out is not known)",
+                "overlap": "possibly TRAINING (some of its files have the paths and sizes of files in the run's "
+                           "training folder)",
                 "unrecorded": "possibly seen (the checkpoint records no training data)"}
 
 # How evaluated data relate to a run, as :func:`data_relation` says it.
-RELATIONS = ("own", "changed", "other", "unrecorded")
+RELATIONS = ("own", "changed", "overlap", "other", "unrecorded")
+
+
+def split_label(key: str, overlap: dict | None = None) -> str:
+    """:data:`SPLIT_LABELS` ``[key]``; for ``"overlap"`` with ``overlap`` (``{"files": K, "of":
+    N}``, as :func:`data_relation_detail` gives it and evaluate's JSON records it under
+    ``data.overlap``) its counts: "possibly TRAINING (K of its N files have the paths and sizes
+    of files in the run's training folder)". KeyError for an unknown key."""
+    if key == "overlap" and isinstance(overlap, dict) and isinstance(overlap.get("files"), int) \
+            and isinstance(overlap.get("of"), int):
+        return (f"possibly TRAINING ({overlap['files']} of its {overlap['of']} files have the paths and sizes of "
+                f"files in the run's training folder)")
+    return SPLIT_LABELS[key]
 
 
 def data_relation(run: LoadedRun, data: str | None) -> str:
-    """What the data ``data`` (a path, or None for the embedded digits) are to ``run``, from
+    """:func:`data_relation_detail`'s relation alone."""
+    return data_relation_detail(run, data)[0]
+
+
+def data_relation_detail(run: LoadedRun, data: str | None) -> tuple[str, dict | None]:
+    """``(relation, overlap)``: what the data ``data`` (a path, or None for the embedded digits) are to ``run``, from
     what it recorded (:func:`~alae_fast.inference.loading.recorded_data_spec`, and for an image
     folder :func:`~alae_fast.inference.loading.recorded_data_content`):
 
@@ -99,27 +121,37 @@ def data_relation(run: LoadedRun, data: str | None) -> str:
     - ``"changed"``: its image folder, in the place it records, whose files have changed since
       (other names, sizes or sampled bytes: the held-out split, a function of the file list,
       may now include training images, or images the run never saw under its files' names);
+    - ``"overlap"``: an image folder elsewhere, not the run's files, yet holding some of them:
+      files with the relative path and size of one of the run's (a copy of its folder with a
+      file added, its folder moved and then changed), as
+      :func:`~alae_fast.data.spec.content_overlap` counts them from both records' fingerprints;
+      its held-out split (a function of the names) keeps most of the run's held-out files held
+      out, but may hold files the run trained on;
     - ``"other"``: any other data, including another folder of other files under the run's
       file names: none of its images is known to be the run's (its held-out split means
-      nothing to this run);
+      nothing to this run); a run recorded before fingerprints were (or of more than
+      200,000 files) cannot tell a folder holding some of its files from other data: "other";
     - ``"unrecorded"``: the run records no data (an official checkpoint, a run older than the
       record): nothing can be said.
+
+    ``overlap`` is ``{"files": K, "of": N}`` for ``"overlap"`` (K of the folder's N image files
+    are the run's, by path and size), else None.
     """
-    from ..data.spec import KINDS, content_difference, data_content, data_spec
+    from ..data.spec import KINDS, content_difference, content_overlap, data_content, data_spec
     from .loading import recorded_data_content, recorded_data_spec
 
     saved = recorded_data_spec(run)
     if not isinstance(saved, dict) or saved.get("kind") not in KINDS:
-        return "unrecorded"
+        return "unrecorded", None
     now = data_spec(data)
     if now["kind"] != saved["kind"]:
-        return "other"
+        return "other", None
     if now["kind"] == "digits":
-        return "own"
+        return "own", None
     same_place = now["path"] == saved.get("path")
     recorded = recorded_data_content(run) if now["kind"] == "folder" else None
     if recorded is None:  # an MNIST folder (its split is its files'), or a run that recorded no file list
-        return "own" if same_place else "other"
+        return ("own" if same_place else "other"), None
     try:
         current = data_content(now["path"])
     except (OSError, ValueError):  # cannot be listed: the open that follows says why
@@ -129,8 +161,16 @@ def data_relation(run: LoadedRun, data: str | None) -> str:
     except ValueError:  # a record that is not one (edited by hand): nothing can be matched against it
         same = False
     if same:
-        return "own"
-    return "changed" if same_place else "other"
+        return "own", None
+    if same_place:
+        return "changed", None
+    try:
+        shared = content_overlap(recorded, now["path"], current) if current is not None else None
+    except (OSError, ValueError, TypeError, AttributeError):  # a record edited by hand
+        shared = None
+    if shared:
+        return "overlap", {"files": shared, "of": current["files"]}
+    return "other", None
 
 
 def open_unseen(data: str, resolution: int, channels: int):
@@ -151,7 +191,8 @@ def _real_images(data: str | None, resolution: int, channels: int, relation: str
     which they are to the run (a key of :data:`SPLIT_LABELS`), and the split of ``data`` read
     ("test", "train" or "all").
 
-    Data of the run (``relation`` "own", and "changed", its folder since changed): the held-out
+    Data of the run (``relation`` "own", and "changed", its folder since changed, and
+    "overlap", a folder elsewhere holding some of its files): the held-out
     split, else the training split (a source with no held-out split, or whose held-out files
     cannot be read); a folder that holds out fewer than the 2 images FID needs (one of up to 14
     files) gives all its files. Other data, and any data of a run that records none
@@ -177,12 +218,12 @@ def _real_images(data: str | None, resolution: int, channels: int, relation: str
                 ds, read, split = open_dataset(data, resolution, channels, split="all"), "all", "all"
             except ValueError:  # a source without an 'all' split
                 pass
-        if relation == "changed":  # which of them the run saw is not known
+        if relation in ("changed", "overlap"):  # which of them the run saw is not known
             split = relation
-    if len(ds) < 2:
+    if len(ds) < 1:
         # data is --data or, without it, the run's own training data: name the folder, not a flag
-        raise UserError(f"the real images of {data!r}: FID needs at least 2 real images; found {len(ds)} "
-                        f"(pass --data with at least 2)")
+        raise UserError(f"the real images of {data!r}: no image to evaluate (pass --data with at least 2, "
+                        f"FID's least)")
     return ds, split, read
 
 
@@ -269,12 +310,16 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
       ``RANDOM_ENCODERS``) vs PCA (labelled data only);
     - ``data``: ``{"evaluated": data_spec(data), "trained_on": the run's recorded spec or None,
       "relation": data_relation(run, data), "split": the split of data read ("test", "train" or
-      "all")}`` (:mod:`alae_fast.data.spec`, :func:`data_relation`);
+      "all"), and for relation "overlap" "overlap": {"files": K, "of": N}}``
+      (:mod:`alae_fast.data.spec`, :func:`data_relation_detail`);
     - ``reconstruction_mse``: on up to ``num_fid`` images, ``reconstruction_split`` saying which
       they are to this run (a key of :data:`SPLIT_LABELS`): of the run's own data, the held-out
       ones ("held-out"), else training images ("training"), or all, for a folder holding out
       fewer than 2 ("all"); of other data, all of it ("unseen"); of the run's folder changed
-      since training, the held-out split as above, said "changed"; of a run that records no
+      since training, the held-out split as above, said "changed"; of a folder elsewhere
+      holding some of the run's files (relation "overlap"), its held-out split, said
+      "overlap" (``data["overlap"]``: ``{"files": K, "of": N}``, K of its N files having the
+      path and size of one of the run's; :func:`split_label` words it); of a run that records no
       data (an official checkpoint), all of it, said "unrecorded";
     - ``reconstruction_identification``: for unlabelled data, how often a reconstruction is
       matched back to its own input among those images, beside the mean-colour baseline
@@ -282,6 +327,9 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     - ``fid_generated`` / ``fid_reconstructed``: Fréchet distance of ``num_fid`` generations and of
       the reconstructions against real images, with InceptionV3 when ``inception_weights`` is
       given, else the random-conv proxy (``fid_network`` names which; proxy values are not FIDs);
+      With a single real image (a run trained on a one-image folder) FID cannot be taken:
+      both are None, ``fid_skipped`` says why and ``fid_images`` counts 0 generated; every other
+      metric is reported;
     - ``ppl_full`` / ``ppl_end``: perceptual path length in W, ε = 1e-4, with the proxy-LPIPS
       distance, ``ppl_samples`` pairs each.
 
@@ -324,10 +372,10 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         out["latent"] = latent_eval(m, run.config, schedule, phase, data, seed=seed, device=device)
-        relation = data_relation(run, data)
+        relation, overlap = data_relation_detail(run, data)
         real_ds, split, read = _real_images(data, res, schedule.channels, relation)
         out["data"] = {"evaluated": data_spec(data), "trained_on": recorded_data_spec(run), "relation": relation,
-                       "split": read}
+                       "split": read, **({"overlap": overlap} if overlap is not None else {})}
         x_real, _ = _all_images(real_ds, num_fid)
         x_real = prepare_images(x_real, schedule, phase)
 
@@ -341,12 +389,20 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
             out["reconstruction_refined"] = refined_reconstruction(
                 m, x_real.to(device), phase.lod, phase.blend, steps=refine_steps, space=refine_space, lr=refine_lr,
                 labelled=out["latent"] is not None, limit=refine_images)
-        net = feature_network(inception_weights, device=device)
-        out["fid_network"] = getattr(net, "name", type(net).__name__)
-        out["fid_is_proxy"] = bool(getattr(net, "is_proxy", inception_weights is None))
         real_disp = to_display(x_real, res)
         n_gen = max(2, num_fid)
-        if asked_fid and real_disp.shape[0] < num_fid:
+        if real_disp.shape[0] < 2:
+            # A run trained on a one-image folder: FID compares covariances of sets of at least 2,
+            # but the other metrics stand (its end-of-training report gave the reconstruction MSE)
+            out["fid_generated"] = out["fid_reconstructed"] = None
+            out["fid_skipped"] = (f"{data!r} gives 1 real image, and FID compares sets of at least 2 (it needs "
+                                  f"their covariance)")
+            out["fid_images"] = {"real": int(real_disp.shape[0]), "generated": 0}
+        else:
+            net = feature_network(inception_weights, device=device)
+            out["fid_network"] = getattr(net, "name", type(net).__name__)
+            out["fid_is_proxy"] = bool(getattr(net, "is_proxy", inception_weights is None))
+        if "fid_skipped" not in out and asked_fid and real_disp.shape[0] < num_fid:
             # FID's bias grows as the sample shrinks; a figure from a few real images is not one a
             # reader would compare with others. The default asks for nothing: the report's FID
             # line says the counts instead (a warning on every run of the default job said only
@@ -360,9 +416,10 @@ def evaluate_model(run: LoadedRun, data: str | None = None, inception_weights: s
             z = torch.randn(n, m.latent_size, generator=g).to(device)
             return to_display(m.generate(z, phase.lod, phase.blend, noise="random"), res)
 
-        out["fid_generated"] = fid_generated(net, real_disp, sample, n_gen)
-        out["fid_reconstructed"] = fid_reconstructed(net, real_disp, to_display(rec.float(), res))
-        out["fid_images"] = {"real": int(real_disp.shape[0]), "generated": n_gen}
+        if "fid_skipped" not in out:
+            out["fid_generated"] = fid_generated(net, real_disp, sample, n_gen)
+            out["fid_reconstructed"] = fid_reconstructed(net, real_disp, to_display(rec.float(), res))
+            out["fid_images"] = {"real": int(real_disp.shape[0]), "generated": n_gen}
         dist = proxy_lpips_distance()
 
         def gen(w):
