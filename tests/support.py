@@ -29,6 +29,17 @@ TINY = ["--set", "encoder_hidden=[32]", "--set", "generator_hidden=[32]", "--set
         "--set", "mapping_layers=2", "--schedule", "lod_batch=[16]", "--no-progress", "--threads", "1"]
 
 
+def ramp_png(folder) -> Path:
+    """``folder/x.png``: a 32x32 8-bit grey image of a ramp (i mod 251 in reading order, never
+    flat), for the commands that take image files."""
+    import numpy as np
+    from PIL import Image
+
+    path = Path(folder) / "x.png"
+    Image.fromarray((np.arange(1024, dtype=np.uint32).reshape(32, 32) % 251).astype(np.uint8)).save(path)
+    return path
+
+
 def pixels(*shape: int, dtype: torch.dtype = torch.float32, device=None, seed: int | None = None) -> torch.Tensor:
     """Random images in the pixel range: uniform in [-1, 1), the given shape, dtype (float32
     unless given) and device (None: torch's default device), drawn from torch's global generator,

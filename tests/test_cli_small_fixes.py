@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from alae_fast.cli import main
-from alae_fast_tests_support import TINY, one_thread
+from alae_fast_tests_support import TINY, one_thread, ramp_png
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,12 +30,6 @@ def _train(out: Path, *extra: str) -> Path:
         assert main(["train", "--preset", "digits-mlp", "--out", str(out), "--kimg", "0.032", "--no-eval", *extra,
                      *TINY]) == 0
     return out
-
-
-def _image(folder: Path) -> Path:
-    path = folder / "x.png"
-    Image.fromarray((np.arange(1024, dtype=np.uint32).reshape(32, 32) % 251).astype(np.uint8)).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +51,7 @@ def test_the_advice_for_an_older_checkpoint_names_a_folder_of_its_own(run, tmp_p
         # the run's directions/, fitted on its newest checkpoint
         assert main(["directions", "--ckpt", str(r)]) == 0
     capsys.readouterr()
-    img = _image(tmp_path)
+    img = ramp_png(tmp_path)
     given = r / "directions" / "direction_3-8.npy"
     own = r / f"directions-{older.stem}"
 
@@ -103,7 +97,7 @@ def test_a_long_direction_below_the_refusal_is_warned_of(run, tmp_path, capsys):
     from alae_fast.inference.loading import load_run
 
     latent = int(load_run(run).model.latent_size)
-    img = _image(tmp_path)
+    img = ramp_png(tmp_path)
     np.save(tmp_path / "d.npy", np.full(latent, 1e3))
     assert main(["edit", "--ckpt", str(run), str(img), "--direction", f"{tmp_path / 'd.npy'}=2", "--out",
                  str(tmp_path / "far.png")]) == 0

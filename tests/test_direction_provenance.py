@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from alae_fast_tests_support import TINY, one_thread
+from alae_fast_tests_support import TINY, one_thread, ramp_png
 
 
 # --- item 2: the offset edit's arithmetic ---------------------------------------------------------
@@ -76,7 +76,7 @@ def test_a_huge_direction_is_refused_naming_the_file(tmp_path, capsys):
     run_dir = _run(tmp_path)
     run = load_run(run_dir)
     latent = int(run.model.latent_size)
-    img = _image(tmp_path)
+    img = ramp_png(tmp_path)
     np.save(tmp_path / "d.npy", np.full(latent, 1e17))
     assert main(["edit", "--ckpt", str(run_dir), str(img), "--direction", f"{tmp_path / 'd.npy'}=2"]) == 2
     err = capsys.readouterr().err
@@ -120,14 +120,6 @@ def _mkdtemp() -> str:
     return root
 
 
-def _image(folder: Path) -> Path:
-    from PIL import Image
-
-    path = folder / "x.png"
-    Image.fromarray((np.arange(1024, dtype=np.uint32).reshape(32, 32) % 251).astype(np.uint8)).save(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory):
     """(run folder, older checkpoint): directions fitted on 0.032 kimg, then the run resumed to 0.064."""
@@ -168,7 +160,7 @@ def test_edit_warns_and_fits_digit_pairs_for_the_loaded_checkpoint(resumed, tmp_
     from PIL import Image
 
     run_dir, older = resumed
-    img = _image(tmp_path)
+    img = ramp_png(tmp_path)
     capsys.readouterr()
     assert main(["edit", "--ckpt", str(run_dir), str(img), "--direction", "3-8=2", "--out",
                  str(tmp_path / "stale.png")]) == 0
@@ -204,7 +196,7 @@ def test_a_copied_checkpoint_still_matches_and_a_hand_made_folder_is_unknown(res
     from alae_fast.cli import main
 
     run_dir, older = resumed
-    img = _image(tmp_path)
+    img = ramp_png(tmp_path)
     # the directions' checkpoint copied under another name and time: the same weights, no warning
     copy = tmp_path / "copy"
     (copy / "checkpoints").mkdir(parents=True)
