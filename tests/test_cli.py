@@ -1438,7 +1438,7 @@ def test_picture_sizes_are_capped_before_any_image_is_made(mlp_run, noisy_style_
             pytest.fail("read held-out images before the size check")
 
     monkeypatch.setattr(cli.image_commands, "_images_to_reconstruct",
-                        lambda data, run, given: (HeldOut(), "held-out", "own", None))
+                        lambda data, run, given: (HeldOut(), "held-out", "own", None, None))
     cases += [(["reconstruct", *ck, "--n", "1765"], ("--n 1765: the picture of 1765 originals", tail + "--n 1764")),
               (["reconstruct", *ck, "--n", "40000"], tail + "--n 1764")]
     for argv, said in cases:
