@@ -50,26 +50,25 @@ def data_file(run, prefix: str, data, suffix: str, recorded=None) -> Path:
 
 # The PNG text chunk in which reconstruct records which data its reconstructions-<name>.png shows
 # (their data_spec, as JSON), so that another folder of the same name gets a file of its own.
-_PNG_DATA_KEY = b"alae-fast-data"
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_DATA_KEY = "alae-fast-data"
 
 
 def mark_png_data(path: Path, spec: dict) -> None:
-    """Adds to the PNG ``path`` a text chunk recording ``spec`` (read back by
-    :func:`png_data`), right after its header; the pixels are untouched. Nothing for a file
-    that is not a PNG."""
+    """Records ``spec`` in the PNG ``path`` as a text chunk (read back by :func:`png_data`),
+    written again by Pillow with the same pixels. Nothing for a file that is not a PNG."""
     import json
     import os
-    import zlib
 
-    raw = Path(path).read_bytes()
-    if not raw.startswith(_PNG_SIGNATURE) or raw[12:16] != b"IHDR":
-        return
-    end = 8 + 12 + int.from_bytes(raw[8:12], "big")
-    body = b"tEXt" + _PNG_DATA_KEY + b"\0" + json.dumps(spec, sort_keys=True).encode("latin-1", "replace")
-    chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
-    tmp.write_bytes(raw[:end] + chunk + raw[end:])
+    from PIL import Image, PngImagePlugin
+
+    with Image.open(path) as img:
+        if img.format != "PNG":
+            return
+        img.load()
+        info = PngImagePlugin.PngInfo()
+        info.add_text(_PNG_DATA_KEY, json.dumps(spec, sort_keys=True))
+        tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+        img.save(tmp, format="PNG", pnginfo=info)
     os.replace(tmp, path)
 
 
@@ -78,28 +77,18 @@ def png_data(path: Path) -> dict | None:
     unreadable, not a PNG, or records none (written before reconstruct recorded it)."""
     import json
 
+    from PIL import Image
+
     try:
-        with open(path, "rb") as f:
-            raw = f.read(1 << 16)
-    except OSError:
+        with Image.open(path) as img:
+            text = getattr(img, "text", {}).get(_PNG_DATA_KEY) if img.format == "PNG" else None
+    except (OSError, ValueError, SyntaxError):
         return None
-    if not raw.startswith(_PNG_SIGNATURE):
+    try:
+        spec = json.loads(text) if text is not None else None
+    except ValueError:
         return None
-    i = 8
-    while i + 8 <= len(raw):
-        length, kind = int.from_bytes(raw[i:i + 4], "big"), raw[i + 4:i + 8]
-        if kind in (b"IDAT", b"IEND"):
-            break
-        if kind == b"tEXt":
-            key, _, text = raw[i + 8:i + 8 + length].partition(b"\0")
-            if key == _PNG_DATA_KEY:
-                try:
-                    spec = json.loads(text.decode("latin-1"))
-                except ValueError:
-                    return None
-                return spec if isinstance(spec, dict) else None
-        i += 12 + length
-    return None
+    return spec if isinstance(spec, dict) else None
 
 
 # What each command writes to --out / --outdir: a file of that suffix (or of one of those
