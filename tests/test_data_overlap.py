@@ -162,6 +162,17 @@ def test_a_copy_with_one_file_added_is_overlap_not_unseen(trained, tmp_path, cap
     assert not (out / "reconstructions.png").exists()
 
 
+def test_the_overlap_reads_only_the_sampled_files_the_folders_record_did_not(trained, tmp_path, monkeypatch):
+    copy = _plus_one(trained, tmp_path / "photos2b")
+    recorded, current = data_content(trained["data"]), data_content(copy)
+    read = []
+    md5 = spec_module._file_md5
+    monkeypatch.setattr(spec_module, "_file_md5", lambda path: read.append(Path(path).name) or md5(path))
+    assert content_overlap(recorded, copy, current) == N
+    assert sorted(read) == sorted(set(recorded["sampled"]) - set(current["sampled"]))
+    assert len(read) <= 1  # one file added: it displaces at most one file from the sample
+
+
 def test_the_folder_moved_and_changed_is_overlap(trained, tmp_path):
     run = load_run(_copy_run(trained, tmp_path))
     moved = _plus_one(trained, tmp_path / "elsewhere" / "photos")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .._words import plural as _plural
+from .._words import plural as _plural, word_for
 from ..errors import UserError
 from . import runs
 from .options import _check_noise_seed, _noise_said, _refine_lr_named, _refine_options, _say_refining
@@ -157,42 +157,40 @@ def _say_directions_checkpoint(args, run, default: bool) -> bool:
     given = [Path(spec) for spec in specs if _names_file(spec) and Path(spec).is_file()]
     said = "alae-fast edit:"
     pairs_refit = False
-    if named:
-        p = provenance(named.values(), run)
-        if p.status == "other":
-            stale = {spec for spec, f in named.items() if f.name in p.others}
-            pairs = [spec for spec in stale if parse_digit_pair(spec) is not None and _is_digits_model(run)]
-            kept = [spec for spec in stale if spec not in pairs]
-            pairs_refit = bool(pairs)
-            what = files_said(named[s].name for s in sorted(stale))
-            line = (f"{said} warning: {what} in {folder} {'was' if len(stale) == 1 else 'were'} fitted by alae-fast "
-                    f"directions on {p.other_checkpoints()}, not on the checkpoint loaded, {p.loaded}: W changes with "
-                    f"training, so a direction fitted on another checkpoint need not point along its attribute here")
-            if pairs:
-                line += (f"; the digit {'pair' if len(pairs) == 1 else 'pairs'} {', '.join(sorted(pairs))} "
-                         f"{'is' if len(pairs) == 1 else 'are'} fitted on the spot for {p.loaded} instead (give the "
-                         f"file's path, --direction {named[sorted(pairs)[0]]}=AMOUNT, to use the file as it is)")
-            if kept:
-                line += (f"; {', '.join(sorted(kept))} {'is' if len(kept) == 1 else 'are'} used as fitted there: "
-                         f"refit with {refit}")
-            print(line, file=sys.stderr)
-        elif default:
-            one = len(p.unknown) == 1
-            where = (f", where alae-fast directions wrote them for this checkpoint, {p.loaded}" if p.status == "same"
-                     else f"; it is not known which checkpoint {files_said(p.unknown)} {'was' if one else 'were'} "
-                          f"fitted on: no {RECORD_NAME} record of alae-fast directions there lists "
-                          f"{'it' if one else 'them'} as written (if fitted on another checkpoint, refit with "
-                          f"{refit})")
-            print(f"{said} note: directions are looked for in {folder} (--directions DIR for another folder){where}",
-                  file=sys.stderr)
+    p = provenance(named.values(), run) if named else None
+    if p is not None and p.status == "other":
+        stale = {spec for spec, f in named.items() if f.name in p.others}
+        pairs = [spec for spec in stale if parse_digit_pair(spec) is not None and _is_digits_model(run)]
+        kept = [spec for spec in stale if spec not in pairs]
+        pairs_refit = bool(pairs)
+        what = files_said(named[s].name for s in sorted(stale))
+        line = (f"{said} warning: {what} in {folder} {word_for(len(stale), 'was', 'were')} fitted by alae-fast "
+                f"directions on {p.other_checkpoints()}, not on the checkpoint loaded, {p.loaded}: W changes with "
+                f"training, so a direction fitted on another checkpoint need not point along its attribute here")
+        if pairs:
+            line += (f"; the digit {word_for(len(pairs), 'pair')} {', '.join(sorted(pairs))} "
+                     f"{word_for(len(pairs), 'is', 'are')} fitted on the spot for {p.loaded} instead (give the "
+                     f"file's path, --direction {named[sorted(pairs)[0]]}=AMOUNT, to use the file as it is)")
+        if kept:
+            line += (f"; {', '.join(sorted(kept))} {word_for(len(kept), 'is', 'are')} used as fitted there: "
+                     f"refit with {refit}")
+        print(line, file=sys.stderr)
     elif default:
-        print(f"{said} note: directions are looked for in {folder} (--directions DIR for another folder)",
+        where = ""
+        if p is not None:  # fitted on the checkpoint loaded, or not known on which
+            unknown = len(p.unknown)
+            where = (f", where alae-fast directions wrote them for this checkpoint, {p.loaded}" if p.status == "same"
+                     else f"; it is not known which checkpoint {files_said(p.unknown)} "
+                          f"{word_for(unknown, 'was', 'were')} fitted on: no {RECORD_NAME} record of alae-fast "
+                          f"directions there lists {word_for(unknown, 'it', 'them')} as written (if fitted on another "
+                          f"checkpoint, refit with {refit})")
+        print(f"{said} note: directions are looked for in {folder} (--directions DIR for another folder){where}",
               file=sys.stderr)
     if given:
         p = provenance(given, run)
         if p.status == "other":
             files = [str(f) for f in given if f.name in p.others]
-            print(f"{said} warning: {', '.join(files)} {'was' if len(files) == 1 else 'were'} fitted by alae-fast "
+            print(f"{said} warning: {', '.join(files)} {word_for(len(files), 'was', 'were')} fitted by alae-fast "
                   f"directions on {p.other_checkpoints()}, not on the checkpoint loaded, {p.loaded}: W changes with "
                   f"training, so it need not point along its attribute here; used as given (refit with {refit})",
                   file=sys.stderr)
@@ -275,7 +273,7 @@ def _cmd_directions(args) -> int:
         was = (f" fitted on {' and '.join(sorted(before))}" if before else
                " (not known which checkpoint they were fitted on)")
         replaced = (f", replacing the earlier {_plural(len(earlier), 'file')} of "
-                    f"{'that name' if len(earlier) == 1 else 'those names'}{was}")
+                    f"{word_for(len(earlier), 'that name', 'those names')}{was}")
         if others:
             replaced += _replaced_other(run, others, folder, newest_of_run(run.path))
     print(f"wrote {_plural(len(found), 'direction')} ({', '.join(found)}) to {folder}{replaced}; fitted on "
@@ -289,13 +287,15 @@ def _replaced_other(run, others: list, folder: Path, newest: Path | None) -> str
     the run's newest (``newest``), replaced by an older one's in the run's own directions/ (no
     --out), that ``edit --ckpt RUN`` now warns and refits, and how to undo it and keep the older
     checkpoint's apart."""
+    from ..edit.provenance import own_directions_folder
+
+    run_folder = _run_folder(run.path)
     newest_name = None if newest is None or newest.resolve() == Path(run.path).resolve() else newest.name
-    of_newest = (newest_name is not None and folder.resolve() == (_run_folder(run.path) / "directions").resolve()
+    of_newest = (newest_name is not None and folder.resolve() == (run_folder / "directions").resolve()
                  and any(e.get("checkpoint") == newest_name for e in others))
     if not of_newest:
         return ", another checkpoint than this one"
-    run_folder = _run_folder(run.path)
-    own = run_folder / f"directions-{Path(run.path).stem}"
+    own = own_directions_folder(run.path)
     return (f", another checkpoint: the run's NEWEST, {newest_name}, which edit and serve load for --ckpt "
             f"{run_folder}; they will now warn that these were fitted on an older one (alae-fast directions --ckpt "
             f"{run_folder} fits them for the newest again; for this checkpoint's own, give --out {own} and edit "

@@ -701,14 +701,16 @@ class ImageFolderDataset(ImageDataset):
         if self.preloaded:
             self.images = torch.from_numpy(np.stack(arrays))
 
-    def _warn_notes(self, kind: str, category: type[Warning] = RuntimeWarning) -> None:
+    def _warn_notes(self, kind: str, category: type[Warning] = RuntimeWarning, fresh=None) -> None:
         """Warn of ``kind`` naming this dataset's files of it that no dataset of the folder (at
         this resolution and channels) named before in this process; nothing when there are none.
         The count is of all this split's files of the kind, "(and K named before)" saying how
-        many of them an earlier split named."""
+        many of them an earlier split named. ``fresh``: the files of ``kind`` that may not have
+        been named yet (default: all of them; a lazy decode gives the file just noted, every
+        earlier one of the kind having been found named, so it does not test them all again)."""
         items = getattr(self.notes, kind)
         key = (str(self.root.resolve()), kind, self.resolution, self.channels)
-        new = [p for p in items if key + (str(p),) not in _warned_notes]
+        new = [p for p in (items if fresh is None else fresh) if key + (str(p),) not in _warned_notes]
         if not new:
             return
         _warned_notes.update(key + (str(p),) for p in new)
@@ -747,7 +749,7 @@ class ImageFolderDataset(ImageDataset):
                         self._noted.add((kind, f))
                         getattr(self.notes, kind).append(f)
                         if kind not in self._said:  # the first not named before; the rest are listed in .notes
-                            self._warn_notes(kind, DecodeWarning)
+                            self._warn_notes(kind, DecodeWarning, fresh=[f])
             except Exception as e:
                 if all(p != f for p, _ in self.skipped):
                     self.skipped.append((f, _describe(e)))

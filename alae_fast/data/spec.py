@@ -176,8 +176,9 @@ def content_overlap(recorded: dict, path: str | os.PathLike, current: dict) -> i
     ``path`` under its path and size holds other bytes there (other images saved under the run's
     file names, of the same sizes: raw PNGs of one resolution), or fewer than
     ``OVERLAP_FRACTION`` of the smaller folder match (chance: names such as ``00000.png`` of the
-    same size, or two files sharing a 32-bit fingerprint). Reads at most ``SAMPLED_FILES`` files.
-    Copies under other names (renamed files) are not seen."""
+    same size, or two files sharing a 32-bit fingerprint). Reads at most ``SAMPLED_FILES`` files:
+    those of the run's sample that ``current``'s sample did not read already. Copies under other
+    names (renamed files) are not seen."""
     theirs, ours = _fingerprints(recorded), _fingerprints(current)
     if theirs is None or ours is None:
         return None
@@ -188,13 +189,15 @@ def content_overlap(recorded: dict, path: str | os.PathLike, current: dict) -> i
     sampled = recorded.get("sampled")
     if isinstance(sampled, dict):
         base, compared, agreed = str(path), 0, 0
+        read = current.get("sampled")  # files data_content read already: not read again
+        read = read if isinstance(read, dict) else {}
         for r, digest in sampled.items():
             if not isinstance(r, str) or not os.path.isfile(os.path.join(base, r)):
                 continue
             if _fingerprint(r, _size_of(base, r)) not in run:
                 continue
             compared += 1
-            agreed += _file_md5(Path(base) / r) == digest
+            agreed += (read[r] if r in read else _file_md5(Path(base) / r)) == digest
         if compared and not agreed:
             return 0
     return shared
@@ -291,7 +294,6 @@ def same_names_but(what: str, names: list[str], sampled: int) -> str:
     raise ValueError(f"same_names_but: what must be 'sizes' or 'bytes', got {what!r}")
 
 
-
 def count_difference(differs: tuple[str, list[str]], recorded: dict, now_files: int,
                      words: tuple[str, str, str] = ("then", "now", "then and now"),
                      other_names: str = "under other names") -> str:
@@ -308,6 +310,7 @@ def count_difference(differs: tuple[str, list[str]], recorded: dict, now_files: 
     if what == "names":
         return f"{plural(now_files, 'image file')} {both}, {other_names}"
     return f"{plural(now_files, 'image file')} {both}, {same_names_but(what, names, len(recorded.get('sampled') or {}))}"
+
 
 def _listed(names: list[str], limit: int = 3) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")

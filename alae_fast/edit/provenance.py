@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 __all__ = ["RECORD_NAME", "model_fingerprint", "checkpoint_entry", "write_record", "read_record", "Provenance",
-           "provenance", "describe_checkpoint", "files_said", "npy_files", "newest_of_run", "refit_advice"]
+           "provenance", "describe_checkpoint", "files_said", "newest_of_run", "own_directions_folder",
+           "refit_advice"]
 
 RECORD_NAME = "fitted_on.json"
 
@@ -181,11 +182,6 @@ def files_said(names, limit: int = 3) -> str:
     return f"{', '.join(names[:limit])}, ... ({len(names)} files)"
 
 
-def npy_files(folder: str | os.PathLike) -> list[Path]:
-    """The ``.npy`` files of ``folder``, sorted."""
-    return sorted(p for p in Path(folder).glob("*.npy") if p.is_file())
-
-
 def newest_of_run(path: str | os.PathLike) -> Path | None:
     """The newest checkpoint of the run whose ``checkpoints/`` holds ``path`` (what ``--ckpt RUN``
     loads, and what ``alae-fast directions --ckpt RUN`` fits the run's ``directions/`` on), or
@@ -199,6 +195,14 @@ def newest_of_run(path: str | os.PathLike) -> Path | None:
     return Path(listed[-1][1]) if listed else None
 
 
+def own_directions_folder(path: str | os.PathLike) -> Path:
+    """``<run folder>/directions-<checkpoint stem>`` for the checkpoint ``path`` in a run's
+    ``checkpoints/``: where directions fitted on an older checkpoint of the run go (``alae-fast
+    directions --out``), apart from the run's ``directions/``, its newest checkpoint's."""
+    path = Path(path)
+    return path.parent.parent / f"directions-{path.stem}"
+
+
 def refit_advice(run, ckpt=None) -> str:
     """The command that refits directions for the checkpoint of ``run`` (a ``LoadedRun``;
     ``ckpt``: how the user named it, default ``run.path``).
@@ -207,12 +211,12 @@ def refit_advice(run, ckpt=None) -> str:
     ``serve`` read for the run's newest checkpoint: for that one it is the advice. For an older
     checkpoint of the run it would replace the newest one's directions, and ``edit --ckpt RUN``
     would then warn and refit; the advice is an ``--out`` folder of its own,
-    ``<run>/directions-<checkpoint stem>``, given to edit with ``--directions``."""
+    :func:`own_directions_folder`, given to edit with ``--directions``."""
     path = Path(run.path)
     ckpt = str(path if ckpt is None else ckpt)
     newest = newest_of_run(path)
     if newest is None or newest.resolve() == path.resolve():
         return f"alae-fast directions --ckpt {ckpt}"
-    folder = path.parent.parent / f"directions-{path.stem}"
+    folder = own_directions_folder(path)
     return (f"alae-fast directions --ckpt {ckpt} --out {folder}, then edit with --directions {folder}; not into "
             f"the run's directions/, which holds its newest checkpoint's, {newest.name}")
