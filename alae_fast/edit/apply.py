@@ -90,8 +90,13 @@ def direction_problem(values, dtype: torch.dtype = torch.float32) -> str | None:
     float64, so that the length itself neither underflows nor overflows): a value past
     ``dtype``'s range becomes infinity, a length of 0 (every value underflowed, or all zero)
     moves nothing, a length below :func:`shortest_direction` moves no w by one step, and a
-    length past ``dtype``'s largest number overflows the edit."""
+    length past ``dtype``'s largest number overflows the edit. Complex and bool values are no
+    direction (a complex one would lose its imaginary parts in the conversion)."""
     t = torch.as_tensor(np.asarray(values) if not isinstance(values, torch.Tensor) else values).detach()
+    if t.is_complex():  # the conversion below would drop the imaginary parts (torch only warns)
+        return f"has complex values (dtype {str(t.dtype).removeprefix('torch.')}); expected real numbers"
+    if t.dtype == torch.bool:
+        return "has bool values; expected numbers"
     converted = t.to("cpu", dtype)
     name = str(dtype).removeprefix("torch.")
     if not torch.isfinite(converted).all():
@@ -173,10 +178,16 @@ def edited_style_inputs(edit_layers: int | str | None, num_ws: int) -> int:
 
 
 def _as_tensor(d, like: torch.Tensor, name: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(d) if not isinstance(d, torch.Tensor) else d)
+    try:
+        t = torch.as_tensor(np.asarray(d) if not isinstance(d, torch.Tensor) else d)
+    except (TypeError, ValueError, RuntimeError) as e:  # strings, objects, ragged lists
+        raise TypeError(f"directions[{name!r}]: expected a vector of {like.shape[-1]} numbers (NumPy array or "
+                        f"tensor); got {type(d).__name__} ({str(e).split('.')[0]})") from None
     if t.dim() != 1 or t.shape[0] != like.shape[-1]:
         raise ValueError(f"directions[{name!r}]: expected a vector of {like.shape[-1]} values (the latent size); "
                          f"got shape {tuple(t.shape)}")
+    if t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"directions[{name!r}]: {direction_problem(t, like.dtype)}")
     if not torch.isfinite(t).all():
         raise ValueError(f"directions[{name!r}]: has non-finite values")
     # in w's dtype, as the edit uses it: load_direction, the CLI and the page refuse the same
@@ -210,16 +221,17 @@ def _check_w(w: torch.Tensor, w_avg) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _amount(a, w: torch.Tensor, name) -> float | torch.Tensor:
-    """An amount as a float, or as a tensor ``[N]`` in w's dtype and device for one per image;
-    ValueError naming ``amounts[name]`` unless every value is a number within ±MAX_AMOUNT."""
+    """An amount as a float, or as a tensor ``[N]`` in w's dtype and device for one per image (a
+    0-d tensor that requires grad stays a 0-d tensor, so that its gradient reaches it); ValueError
+    naming ``amounts[name]`` unless every value is a real number within ±MAX_AMOUNT."""
     label = f"amounts[{name!r}]"
     if isinstance(a, (torch.Tensor, np.ndarray)) and a.ndim == 1:
         t = torch.as_tensor(a)
         if t.shape[0] != w.shape[0]:
             raise ValueError(f"{label}: expected a number or {w.shape[0]} values (one per image); "
                              f"got shape {tuple(t.shape)}")
-        if t.dtype == torch.bool or not (t.is_floating_point() or t.dtype.is_signed or t.dtype == torch.uint8):
-            raise ValueError(f"{label}: expected numbers; got a tensor of {t.dtype}")
+        if t.dtype == torch.bool or t.is_complex():  # a complex amount lost its imaginary part without a word
+            raise ValueError(f"{label}: expected real numbers; got a tensor of {t.dtype}")
         t64 = t.detach().to("cpu", torch.float64)
         if not torch.isfinite(t64).all():
             raise ValueError(f"{label}: contains NaN or infinity")
@@ -231,6 +243,10 @@ def _amount(a, w: torch.Tensor, name) -> float | torch.Tensor:
         if a.ndim != 0:
             raise ValueError(f"{label}: expected a number or {w.shape[0]} values (one per image); got shape "
                              f"{tuple(a.shape)}")
+        if isinstance(a, torch.Tensor) and a.requires_grad:
+            # kept a tensor: .item() would drop the amount's gradient without a word
+            check_amount(a.detach().item(), label)
+            return a.to(w.device, w.dtype)
         a = a.item()
     return check_amount(a, label)
 
@@ -307,7 +323,7 @@ def edit_w(w: torch.Tensor, directions: Mapping[str, object], amounts: Mapping[s
     for name, d in dirs.items():
         a = _amount(amounts[name], w, name)
         s = a - delta @ d if mode == "absolute" else a
-        edited = edited + (s.unsqueeze(1) if isinstance(s, torch.Tensor) else s) * d
+        edited = edited + (s.unsqueeze(1) if isinstance(s, torch.Tensor) and s.ndim == 1 else s) * d
     if not torch.isfinite(edited).all():
         raise ValueError(f"amounts: the edited styles overflow {w.dtype} (an amount times its direction's "
                          f"length is too large); use smaller amounts")

@@ -243,7 +243,8 @@ class LoadedRun:
     def decode(self, w: torch.Tensor, noise=None) -> torch.Tensor:
         """G(w): w ``[N, latent_size]`` or ``[N, num_ws, latent_size]`` (a float tensor on
         :attr:`device`, finite, N >= 1) -> images ``[N, C, r, r]`` with pixels in about [-1, 1]
-        (not clamped), in the model's dtype (float32; w of another float dtype is cast to it).
+        (not clamped): for a StyleALAE run in the model's dtype (float32; w of another float dtype
+        is cast to it), for an MLP ALAE run in w's dtype (the MLP computes in it).
 
         ``noise=None`` (default) takes ``self.noise_mode`` ("zero" unless the run was opened
         with another): with "zero" G's per-pixel noise inputs are off, so the same w always gives
@@ -262,8 +263,8 @@ class LoadedRun:
     def reconstruct(self, x: torch.Tensor, noise=None, refine_steps: int = 0, space: str = "w",
                     refine_lr: float = DEFAULT_REFINE_LR) -> torch.Tensor:
         """G(E(x)) (see :meth:`encode` and :meth:`decode`): images ``[N, C, r, r]`` at the level
-        the run reached, in the model's dtype (float32), whichever of encode's two resolutions x
-        has. ``noise``: as :meth:`decode`; None (default) takes ``self.noise_mode``, so the result
+        the run reached, whichever of encode's two resolutions x has, in :meth:`decode`'s dtype
+        (StyleALAE: the model's, float32; MLP ALAE: x's, which E's w keeps). ``noise``: as :meth:`decode`; None (default) takes ``self.noise_mode``, so the result
         is ``decode(encode(x))`` (deterministic with the default 'zero').
 
         refine_steps: an int in [0, 100000]; default 0 is ALAE's own reconstruction. Above 0,

@@ -29,7 +29,7 @@ import torch
 
 from ..errors import caller_stacklevel
 from ..limits import MAX_REFINE_STEPS
-from ..models.base import check_images
+from ..models.base import check_finite, check_images
 from ..ops._dispatch import said_typed
 from .sampling import check_count
 
@@ -119,8 +119,9 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
     steps, lr, space = check_refinement(op, steps, lr, space)
     check_count(batch_size, "batch_size", op)
     check_images(x, op)
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{op}: x contains NaN or infinity")
+    if x.ndim == 0:  # x.shape[0] below is the image count
+        raise ValueError(f"{op}: x must be images [N, C, r, r]; got a 0-d tensor")
+    check_finite(x, op, "x")
     parts, kept = [], 0
     for i in range(0, x.shape[0], batch_size):
         w, moved = _project_batch(model, x[i:i + batch_size], lod, blend, steps, float(lr), space,
@@ -132,7 +133,10 @@ def project_latents(model, x: torch.Tensor, lod: int | None = None, blend: float
         warnings.warn(f"{op}: {kept} of {x.shape[0]} images kept E(x): no step of the descent lowered "
                       f"their pixel error (lr {lr:g}; a rate far too large, or too small, for this model does that)",
                       RuntimeWarning, stacklevel=caller_stacklevel())
-    return torch.cat(parts) if parts else x.new_zeros((0, model.latent_size))
+    if parts:
+        return torch.cat(parts)
+    # no images: the empty result still has the shape of the space asked for, in the encoder's dtype
+    return x.new_zeros((0, int(model.num_ws), model.latent_size) if space == "w+" else (0, model.latent_size))
 
 
 def _noise_rows(noise, start: int, stop: int, n: int):
@@ -197,7 +201,7 @@ def refined_reconstruction(model, x: torch.Tensor, lod: int | None, blend: float
     x: images ``[M, C, r, r]`` in [-1, 1] at ``lod``/``blend``; steps: an int in [1,
     MAX_REFINE_STEPS]; space, lr: as :func:`project_latents`'s; labelled: whether the data have classes (unlabelled data also get the
     matched-back figure, ``alae_fast.eval.reconstruction_identification``); limit: refine only the
-    first ``limit`` images (None: all; an int >= 1; a step costs a forward and a backward pass of
+    first ``limit`` images (None: all; an int >= 1, Python's or NumPy's; a step costs a forward and a backward pass of
     G per image: 1.2 ms for photos-32 on two cores, 150 ms for celeba-128). Returns ``{"steps",
     "space", "lr", "images", "of", "mse", "encoder_mse", "identification"}``: ``images`` refined
     of the ``of`` given, their refined MSE, G(E(x))'s MSE on the same images (the figure to read
@@ -208,8 +212,9 @@ def refined_reconstruction(model, x: torch.Tensor, lod: int | None, blend: float
 
     if check_refine_steps(steps, "refined_reconstruction") == 0:
         raise ValueError("refined_reconstruction: steps must be >= 1 (0 is G(E(x)) itself)")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, Integral) or limit < 1):
         raise ValueError(f"refined_reconstruction: limit must be None or an int >= 1; got {limit!r}")
+    limit = None if limit is None else int(limit)  # NumPy ints too
     given = int(x.shape[0])
     x = x if limit is None else x[:limit]
     w = project_latents(model, x, lod, blend, steps=steps, lr=lr, space=space, noise="zero")

@@ -147,7 +147,12 @@ class ALAEModel(nn.Module):
 
     A subclass's ``encode`` checks ``x`` with :func:`check_images` first (a tensor of a float
     dtype; TypeError naming ``encode: x`` otherwise), so a uint8 image is refused at the entry
-    rather than deep inside an op.
+    rather than deep inside an op. Every tensor argument (x, w, z, ws) must be on the model's
+    device (its ``w_avg``'s; ValueError naming the method and the argument otherwise, rather than
+    an op deep inside naming its own). ``lod``, ``blend``, ``noise`` (and ``generate``'s
+    ``mixing_prob``) of the wrong type (a float or string lod, a string or tensor blend, a noise
+    that is neither a string nor a list) raise TypeError naming the method and the argument, as
+    ``alae_fast.load(...)``'s methods do; bad values of the right type raise ValueError.
 
     Values. ``encode``, ``decode``, ``generate`` and ``reconstruct`` refuse input that would
     give NaN or nonsense without a word, with a ValueError naming the method and the argument,
@@ -240,25 +245,21 @@ class ALAEModel(nn.Module):
         Returns: what ``decode`` returns for those styles: images [N, C, r, r] in about [-1, 1].
 
         Raises, naming ``generate`` and the argument: TypeError for a z that is not a float
-        tensor, a truncation_psi that is not a real number, a truncation_cutoff neither None
-        nor an int (a bool, a float); ValueError for a z of the wrong shape, with NaN or
+        tensor, a truncation_psi or mixing_prob that is not a real number, a truncation_cutoff
+        neither None nor an int (a bool, a float), a lod, blend or noise of the wrong type;
+        ValueError for a z of the wrong shape, on another device than the model, with NaN or
         infinity or a value beyond ±1e4, a psi outside ``PSI_RANGE``, a negative cutoff, a
-        mixing_prob outside [0, 1], a bad lod, blend or noise (see the class docstring).
+        mixing_prob outside [0, 1], a bad lod, blend or noise value (see the class docstring).
         """
         self._check_z(z, "generate")
         check_latent_values(z, "generate", "z", usual="z ~ N(0, I) lies within about ±6")
         psi = check_psi(truncation_psi, "truncation_psi", "generate")
-        if truncation_cutoff is not None:
-            # Any int >= 0, as the official code: its fixed cutoff 8 truncates every input of a
-            # model with fewer, and sample_images passes a config's cutoff to any model.
-            if isinstance(truncation_cutoff, bool) or not isinstance(truncation_cutoff, Integral):
-                raise TypeError(f"generate: truncation_cutoff must be None or an int >= 0; got "
-                                f"{said_typed(truncation_cutoff)}")
-            if truncation_cutoff < 0:
-                raise ValueError(f"generate: truncation_cutoff must be None or an int >= 0; got {truncation_cutoff}")
+        truncation_cutoff = _check_cutoff(truncation_cutoff, "truncation_cutoff", "generate")
         p = _finite(mixing_prob, "mixing_prob", "generate")
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"generate: mixing_prob must be in [0, 1]; got {mixing_prob}")
+        # named as generate's, not as the decode that reads them below
+        self._check_lod_blend_noise(lod, blend, noise, "generate", getattr(self, "max_lod", None))
         self._check_noise_values(noise, "generate")
         ws = self.mapping(z).unsqueeze(1).expand(-1, self.num_ws, -1)
         if p > 0 and self.num_ws > 1:
@@ -282,10 +283,25 @@ class ALAEModel(nn.Module):
     def truncate(self, ws: torch.Tensor, psi: float, cutoff: int | None = None) -> torch.Tensor:
         """``w_avg + psi * (ws - w_avg)`` on style inputs [0, cutoff) (all when cutoff is None).
 
-        ws: [N, latent_size] or [N, num_ws, latent_size]; returns a new tensor of that shape.
-        psi: a finite number in ``PSI_RANGE`` (ValueError otherwise).
+        ws: [N, latent_size] or [N, num_ws, latent_size], a float tensor on the model's device;
+        returns a new tensor of that shape. psi: a finite number in ``PSI_RANGE``. cutoff: None
+        or an int >= 0 (as ``generate``'s truncation_cutoff: num_ws or more truncates every
+        input, 0 none).
+
+        Raises, naming ``truncate`` and the argument: TypeError for a ws that is no float tensor,
+        a psi that is not a real number, a cutoff neither None nor an int; ValueError for a ws of
+        another shape or device, a psi outside ``PSI_RANGE``, a negative cutoff.
         """
         psi = check_psi(psi, "psi", "truncate")
+        cutoff = _check_cutoff(cutoff, "cutoff", "truncate")
+        if not isinstance(ws, torch.Tensor) or not ws.is_floating_point():
+            raise TypeError(f"truncate: ws must be a float tensor [N, {self.latent_size}] or "
+                            f"[N, num_ws, {self.latent_size}]; got "
+                            f"{ws.dtype if isinstance(ws, torch.Tensor) else type(ws).__name__}")
+        if ws.ndim not in (2, 3) or ws.shape[-1] != self.latent_size:
+            raise ValueError(f"truncate: ws must have shape [N, {self.latent_size}] or "
+                             f"[N, num_ws, {self.latent_size}]; got {tuple(ws.shape)}")
+        self._check_device(ws, "truncate", "ws")
         w_avg = self.w_avg.to(ws.dtype)
         truncated = torch.lerp(w_avg.expand_as(ws), ws, psi)
         if cutoff is None:
@@ -315,8 +331,13 @@ class ALAEModel(nn.Module):
         """w_avg <- mean_N(w) + beta * (w_avg - mean_N(w)); beta defaults to config.w_avg_beta.
 
         w: [N, latent_size] or [N, num_ws, latent_size] (all style inputs are averaged).
+        beta: None or a number in [0, 1] (1 keeps w_avg, 0 replaces it by the batch mean; outside,
+        w_avg would be pushed past both). TypeError for a beta that is not a real number,
+        ValueError for one outside [0, 1] or a w whose last dimension is not latent_size.
         """
         beta = self.config.w_avg_beta if beta is None else _finite(beta, "beta", "update_w_avg")
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"update_w_avg: beta must be None or a number in [0, 1]; got {beta!r}")
         if w.shape[-1] != self.latent_size:
             raise ValueError(f"update_w_avg: w must end in latent_size {self.latent_size}; got {tuple(w.shape)}")
         mean = w.detach().reshape(-1, self.latent_size).mean(0).to(self.w_avg.dtype)
@@ -336,6 +357,15 @@ class ALAEModel(nn.Module):
         return counts
 
     # --- argument checks shared by subclasses ------------------------------------------------
+    def _check_device(self, t: torch.Tensor, op: str, name: str) -> None:
+        """ValueError naming ``op`` and ``name`` unless the tensor ``t`` is on the model's device
+        (its ``w_avg``'s): otherwise the first layer's op refused it in its own words, naming an
+        argument the caller never gave (``bias_act: b must be on x's device``), or torch did."""
+        device = self.w_avg.device
+        if t.device != device:
+            raise ValueError(f"{op}: {name} must be on the model's device {device}; got {t.device} "
+                             f"(move it with {name}.to({str(device)!r}))")
+
     def _check_z(self, z, op: str) -> None:
         if not isinstance(z, torch.Tensor):
             raise TypeError(f"{op}: z must be a torch.Tensor; got {type(z).__name__}")
@@ -343,6 +373,7 @@ class ALAEModel(nn.Module):
             raise TypeError(f"{op}: z must have a float dtype (float16, bfloat16, float32, float64); got {z.dtype}")
         if z.ndim != 2 or z.shape[1] != self.latent_size:
             raise ValueError(f"{op}: z must have shape [N, {self.latent_size}]; got {tuple(z.shape)}")
+        self._check_device(z, op, "z")
 
     def _check_noise_values(self, noise, op: str) -> None:
         """NaN or infinity in a list of per-layer noise tensors refused, naming ``noise[k]``."""
@@ -364,6 +395,7 @@ class ALAEModel(nn.Module):
             raise TypeError(f"{op}: w must be a torch.Tensor; got {type(w).__name__}")
         if not w.is_floating_point():
             raise TypeError(f"{op}: w must have a float dtype (float16, bfloat16, float32, float64); got {w.dtype}")
+        self._check_device(w, op, "w")
         if w.ndim == 2 and w.shape[1] == self.latent_size:
             return w.unsqueeze(1).expand(-1, self.num_ws, -1)
         if w.ndim == 3 and w.shape[1] == self.num_ws and w.shape[2] == self.latent_size:
@@ -373,8 +405,14 @@ class ALAEModel(nn.Module):
 
     @staticmethod
     def _check_lod_blend_noise(lod, blend, noise, op: str, max_lod: int | None = None) -> float:
+        """``blend`` as a float once ``lod``, ``blend`` and ``noise`` are checked: TypeError naming
+        ``op`` and the argument for a lod neither None nor an int (Python's or NumPy's; not a
+        bool), a blend that is not a real number, a noise neither a string nor a list/tuple;
+        ValueError for a lod < 0 or > ``max_lod``, a blend outside [0, 1], another noise string."""
         if lod is not None:
-            if isinstance(lod, bool) or not isinstance(lod, int) or lod < 0:
+            if isinstance(lod, bool) or not isinstance(lod, Integral):
+                raise TypeError(f"{op}: lod must be None or an int >= 0; got {said_typed(lod)}")
+            if lod < 0:
                 raise ValueError(f"{op}: lod must be None or an int >= 0; got {lod!r}")
             if max_lod is not None and lod > max_lod:
                 raise ValueError(f"{op}: lod must be <= {max_lod}; got {lod}")
@@ -383,13 +421,33 @@ class ALAEModel(nn.Module):
             raise ValueError(f"{op}: blend must be in [0, 1]; got {blend}")
         if isinstance(noise, (list, tuple)):
             return blend  # per-layer tensors: the model that reads them checks them
+        said = f"{op}: noise must be one of {NOISE_MODES} or a list of per-layer tensors"
+        if not isinstance(noise, str):
+            raise TypeError(f"{said}; got {said_typed(noise)}")
         if noise not in NOISE_MODES:
-            raise ValueError(f"{op}: noise must be one of {NOISE_MODES} or a list of per-layer tensors; "
-                             f"got {noise!r}")
+            raise ValueError(f"{said}; got {noise!r}")
         return blend
 
 
 def _finite(value, name: str, op: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not is_finite(value):
+    """``value`` as a float: TypeError naming ``op`` and ``name`` unless it is a real number
+    (Python's or NumPy's; not a bool, a string, None or a tensor), ValueError for NaN or infinity."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{op}: {name} must be a finite number; got {said_typed(value)}")
+    if not is_finite(value):
         raise ValueError(f"{op}: {name} must be a finite number; got {value!r}")
     return float(value)
+
+
+def _check_cutoff(cutoff, name: str, op: str) -> int | None:
+    """A truncation cutoff as None or an int >= 0: any, as the official code (its fixed cutoff 8
+    truncates every input of a model with fewer, and sample_images passes a config's cutoff to any
+    model). TypeError naming ``op`` and ``name`` for another type (a bool, a float), ValueError for
+    a negative int."""
+    if cutoff is None:
+        return None
+    if isinstance(cutoff, bool) or not isinstance(cutoff, Integral):
+        raise TypeError(f"{op}: {name} must be None or an int >= 0; got {said_typed(cutoff)}")
+    if cutoff < 0:
+        raise ValueError(f"{op}: {name} must be None or an int >= 0; got {cutoff}")
+    return int(cutoff)

@@ -88,12 +88,14 @@ class MLPEncoder(nn.Module):
     def __init__(self, latent_size: int, hidden: tuple[int, ...], features: int, slope: float,
                  out_act: str = "linear", out_slope: float | None = None):
         super().__init__()
+        self.features = features
         widths = [features, *hidden, latent_size]
         slopes = [slope] * len(hidden) + [slope if out_slope is None else out_slope]
         self.layers = _stack(widths, ["lrelu"] * len(hidden) + [out_act], 1.0, slopes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.reshape(x.shape[0], -1))
+        # the feature count, not -1: reshape cannot infer it for an empty batch
+        return self.layers(x.reshape(x.shape[0], self.features))
 
 
 class MLPDiscriminator(nn.Module):
@@ -151,8 +153,9 @@ class MLPALAE(ALAEModel):
         (the trainer's path; ``ALAEModel``'s docstring).
 
         Raises, naming ``encode`` and the argument: TypeError for an x that is no tensor or of
-        a non-float dtype (uint8 included); ValueError for an x of another shape, with NaN or
-        infinity or with values beyond ±4, a bad lod or blend.
+        a non-float dtype (uint8 included), a lod or blend of the wrong type; ValueError for an x
+        of another shape or on another device than the model, with NaN or infinity or with values
+        beyond ±4, a bad lod or blend value.
         """
         self._check_lod_blend_noise(lod, blend, "random", "encode")
         check_images(x, "encode")
@@ -160,6 +163,7 @@ class MLPALAE(ALAEModel):
         if not (tuple(x.shape[1:]) == self.image_shape or (x.ndim == 2 and x.shape[1] == features)):
             raise ValueError(f"encode: x must have shape [N, {', '.join(map(str, self.image_shape))}] "
                              f"or [N, {features}]; got {tuple(x.shape)}")
+        self._check_device(x, "encode", "x")
         if not native:
             check_pixel_values(x, "encode", "x", anyway=MODEL_ENCODE_ANYWAY)
         return self.encoder(x if native else self.to_native(x))
@@ -167,7 +171,8 @@ class MLPALAE(ALAEModel):
     def decode(self, w: torch.Tensor, lod: int | None = None, blend: float = 1.0,
                noise: str = "random", *, native: bool = False) -> torch.Tensor:
         """G(w): w [N, latent_size] or [N, 1, latent_size] -> images [N, C, H, W] in about
-        [-1, 1], unbounded (``native=True``: in ``config.pixel_range``, what G writes). ``lod``,
+        [-1, 1], unbounded (``native=True``: in ``config.pixel_range``, what G writes), in w's
+        dtype (the MLP computes in it; StyleALAE's decode gives the model's). ``lod``,
         ``blend`` and ``noise`` (any mode of ``ALAEModel.decode``) are checked and ignored: the
         MLP has one resolution and no noise inputs.
 
@@ -176,8 +181,9 @@ class MLPALAE(ALAEModel):
         while autograd records, read no values (``ALAEModel``'s docstring).
 
         Raises, naming ``decode`` and the argument: TypeError for a w that is no tensor or of a
-        non-float dtype; ValueError for a w of another shape, with NaN or infinity or a value
-        beyond ±1e4, a noise tensor with NaN or infinity, an unknown noise mode, a bad lod or blend.
+        non-float dtype, a lod, blend or noise of the wrong type; ValueError for a w of another
+        shape or on another device than the model, with NaN or infinity or a value beyond ±1e4, a
+        noise tensor with NaN or infinity, an unknown noise mode, a bad lod or blend value.
         """
         self._check_lod_blend_noise(lod, blend, noise, "decode")
         ws = self._check_ws(w, "decode")

@@ -204,8 +204,8 @@ class StyleGenerator(nn.Module):
         """A list/tuple of per-input noise for ``n`` images at ``lod``, as :meth:`noise_inputs`
         takes it: between 2·lod + 2 and 2·L entries, each None or a tensor ``[n or 1, 1, r, r]``
         (r = 4·2^(k // 2) for input k; entries past 2·lod + 2 are not read). Raises ValueError
-        (count, shape) or TypeError (an entry that is no tensor) naming ``op`` (the method the
-        caller called) and the entry."""
+        (count, shape) or TypeError (an entry that is no tensor, or not of a float dtype) naming
+        ``op`` (the method the caller called) and the entry."""
         count = 2 * (lod + 1)
         if not count <= len(noise) <= 2 * self.layer_count:
             raise ValueError(f"{op}: noise list must have between {count} (2·lod + 2) and "
@@ -216,6 +216,8 @@ class StyleGenerator(nn.Module):
                 continue
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"{op}: noise[{k}] must be a tensor or None; got {type(t).__name__}")
+            if not t.is_floating_point():  # an integer or bool map was cast to float without a word
+                raise TypeError(f"{op}: noise[{k}] must have a float dtype; got {t.dtype}")
             if t.ndim != 4 or t.shape[0] not in (1, n) or t.shape[1] != 1 or tuple(t.shape[2:]) != (r, r):
                 raise ValueError(f"{op}: noise[{k}] must have shape [{n} or 1, 1, {r}, {r}]; got {tuple(t.shape)}")
 
@@ -403,7 +405,7 @@ class StyleALAE(ALAEModel):
 
     def _lod(self, lod, blend, noise, op: str) -> tuple[int, float]:
         blend = self._check_lod_blend_noise(lod, blend, noise, op, self.max_lod)
-        return (self.max_lod if lod is None else lod), blend
+        return (self.max_lod if lod is None else int(lod)), blend
 
     def encode(self, x: torch.Tensor, lod: int | None = None, blend: float = 1.0, *,
                native: bool = False) -> torch.Tensor:
@@ -417,8 +419,10 @@ class StyleALAE(ALAEModel):
         trainer's path; ``ALAEModel``'s docstring).
 
         Raises, naming ``encode`` and the argument: TypeError for an x that is no tensor or of
-        a non-float dtype (uint8 included); ValueError for an x of another shape, with NaN or
-        infinity or with values beyond ±4, a lod outside [0, max_lod] or a blend outside [0, 1].
+        a non-float dtype (uint8 included), a lod that is not an int, a blend that is not a
+        number; ValueError for an x of another shape or on another device than the model, with
+        NaN or infinity or with values beyond ±4, a lod outside [0, max_lod] or a blend outside
+        [0, 1].
         """
         lod, blend = self._lod(lod, blend, "random", "encode")
         check_images(x, "encode")
@@ -426,6 +430,7 @@ class StyleALAE(ALAEModel):
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.config.channels, r, r):
             raise ValueError(f"encode: x must have shape [N, {self.config.channels}, {r}, {r}] at lod {lod}; "
                              f"got {tuple(x.shape)}")
+        self._check_device(x, "encode", "x")
         if not native:
             check_pixel_values(x, "encode", "x", anyway=MODEL_ENCODE_ANYWAY)
         return self.encoder(x if native else self.to_native(x), lod, blend)
@@ -434,7 +439,8 @@ class StyleALAE(ALAEModel):
                noise="random", *, native: bool = False) -> torch.Tensor:
         """G(w): w [N, latent_size] (the same w for every style input) or [N, num_ws,
         latent_size] -> images [N, channels, 4·2^lod, 4·2^lod], pixels in about [-1, 1]
-        (``native=True``: in ``config.pixel_range``).
+        (``native=True``: in ``config.pixel_range``), in the model's dtype (G starts from its
+        learned constant: a w of another float dtype is cast to the model's).
 
         w: a float tensor without NaN or infinity, its values within ±``MAX_ABS_W`` (1e4: an
         encoded or mapped w lies within about ±10). lod: level, None (default) for the last;
@@ -445,9 +451,11 @@ class StyleALAE(ALAEModel):
         requires grad while autograd records, read no values (``ALAEModel``'s docstring).
 
         Raises, naming ``decode`` and the argument: TypeError for a w that is no tensor or of
-        a non-float dtype; ValueError for a w of another shape, with NaN or infinity or a value
-        beyond ±1e4, a noise tensor with NaN or infinity, an unknown noise mode, a lod outside
-        [0, max_lod] or a blend outside [0, 1].
+        a non-float dtype, a lod that is not an int, a blend that is not a number, a noise
+        neither a string nor a list, a noise entry that is no float tensor; ValueError for a w
+        of another shape or on another device than the model, with NaN or infinity or a value
+        beyond ±1e4, a noise tensor of the wrong shape or with NaN or infinity, an unknown noise
+        mode, a lod outside [0, max_lod] or a blend outside [0, 1].
         """
         lod, blend = self._lod(lod, blend, noise, "decode")
         ws = self._check_ws(w, "decode")

@@ -251,7 +251,7 @@ def _conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: tu
         y = x * w2.view(1, o, 1, 1)
     elif nchw:
         n = x.shape[0]
-        y = torch.matmul(w2, x.view(n, i, -1)).view(n, o, x.shape[2], x.shape[3])
+        y = torch.matmul(w2, x.view(n, i, x.shape[2] * x.shape[3])).view(n, o, x.shape[2], x.shape[3])
     else:  # channels_last: the product over the trailing channels, and a channels_last result
         y = torch.matmul(x.permute(0, 2, 3, 1), w2.t()).permute(0, 3, 1, 2)
     return y if b is None else y + b.view(1, o, 1, 1)

@@ -35,11 +35,10 @@ import torch
 from .. import _lib
 from ._dispatch import quiet_under_trace, check_bool, check_factors, check_real, check_same, check_tensor, kernel_layout, opmath, use_kernel
 from .bias_act import _bias_act_ref
+from .upfirdn2d import MAX_FACTOR as _MAX_FACTOR, MAX_PAD as _MAX_PAD  # kMaxFactor, kMaxPad of csrc/ops/upfirdn2d.h
 from .upfirdn2d import _check_filter, _filter_size, _out_size, _parse_padding, _upfirdn2d_ref
 
 _SQRT2 = math.sqrt(2.0)
-_MAX_FACTOR = 2 ** 16  # kMaxFactor and kMaxPad of csrc/ops/upfirdn2d.h
-_MAX_PAD = 2 ** 30
 
 
 def _geometry(H, W, fu, fd, up, down, padding):
@@ -121,10 +120,10 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
             1-D [taps] (the same taps along both axes), 2-D [taps_y, taps_x], or None (identity).
         fd: downsampling filter, as fu.
         b: optional bias [C], x's dtype and device, added before upsampling.
-        up: integer upsampling factor >= 1 (default 1).
-        down: integer downsampling factor >= 1 (default 1).
+        up: integer upsampling factor in [1, 65536] (default 1).
+        down: integer downsampling factor in [1, 65536] (default 1).
         padding: int, [px, py] or [x0, x1, y0, y1] (default 0), in samples of the upsampled
-            image before fu is applied; negative values crop.
+            image before fu is applied; negative values crop; each within [-2**30, 2**30].
         gain: scale after the leaky ReLU (default sqrt(2)).
         slope: negative slope of the leaky ReLU (default 0.2).
         clamp: clamp the activation to [-clamp, clamp] after the gain; None (default) or inf
@@ -141,8 +140,8 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
         TypeError naming an argument of the wrong type (a float, bool, string or None for up,
         down or padding; a string, bool, None or multi-element tensor for gain or slope; a
         tensor of a non-float dtype); ValueError naming an argument of the right type with a
-        bad value (NaN or inf, a factor < 1, a negative clamp, a wrong shape, a padding that
-        leaves no output), and on the kernel path when fu or fd requires a gradient (the
+        bad value (NaN or inf, a factor < 1 or > 65536, a negative clamp, a wrong shape, a padding
+        beyond ±2**30 or one that leaves no output), and on the kernel path when fu or fd requires a gradient (the
         kernels give none to the filters: use impl='ref' to train filters).
     """
     op = "filtered_lrelu"

@@ -29,6 +29,13 @@ from ._dispatch import (quiet_under_trace, as_real, check_bool, check_tensor, is
 
 # --- argument parsing -------------------------------------------------------------------------
 
+# The kernels' bounds (kMaxFactor and kMaxPad of csrc/ops/upfirdn2d.h), checked here too, so that
+# the reference refuses what the kernel refuses and the error names the op the caller called
+# (upsample2d, filter2d, ...), not the upfirdn2d they run on.
+MAX_FACTOR = 2 ** 16
+MAX_PAD = 2 ** 30
+
+
 def _parse_scaling(value, name: str, op: str) -> tuple[int, int]:
     """int or [x, y] -> (x, y), each >= 1: TypeError for another type (a float, a bool, a
     string, None) or entries that are not ints, ValueError for a list of another length or a
@@ -129,6 +136,12 @@ def _resolve(x, f, up, down, padding, flip_filter, gain, op):
     fw, fh = _filter_size(f)
     ow = _out_size(x.shape[3], ux, dx, px0, px1, fw)
     oh = _out_size(x.shape[2], uy, dy, py0, py1, fh)
+    for name, (fx, fy) in (("up", (ux, uy)), ("down", (dx, dy))):
+        if fx > MAX_FACTOR or fy > MAX_FACTOR:
+            raise ValueError(f"{op}: {name} must be >= 1 and <= {MAX_FACTOR}; got {[fx, fy]}")
+    if any(isinstance(p, int) and abs(p) > MAX_PAD for p in (px0, px1, py0, py1)):
+        raise ValueError(f"{op}: padding must be within [-{MAX_PAD}, {MAX_PAD}]; got {[px0, px1, py0, py1]}"
+                         + ("" if op.startswith("upfirdn2d") else " (the padding given plus the filter's centring)"))
     if ow < 1 or oh < 1:
         raise ValueError(
             f"{op}: padding leaves no output: output size (in*up + pad0 + pad1 - taps + down) // down "
@@ -161,10 +174,10 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
             f's gradient is a correlation of the padded, zero-inserted x with the output
             gradient (derived in csrc/autograd/upfirdn2d.cpp), computed only when f
             requires grad.
-        up: upsampling factor, int or [ux, uy] (default 1), each >= 1.
-        down: downsampling factor, int or [dx, dy] (default 1), each >= 1.
+        up: upsampling factor, int or [ux, uy] (default 1), each in [1, 65536].
+        down: downsampling factor, int or [dx, dy] (default 1), each in [1, 65536].
         padding: int, [px, py] or [x0, x1, y0, y1] (default 0), in samples of the
-            upsampled image; negative values crop.
+            upsampled image; negative values crop; each within [-2**30, 2**30].
         flip_filter: False (default) applies f as a convolution, True as a correlation.
         gain: overall scale of the output (default 1).
         impl: 'auto' (compiled kernel when built for x's device, else the reference) or 'ref'.
@@ -178,8 +191,8 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up=1, down=1, padding=0,
         TypeError naming the argument for one of the wrong type: x or f not a tensor of a float
         dtype; up, down or padding (or an entry) a float, bool, string or None; flip_filter not
         a bool; gain not a real number; impl not a string. ValueError for one of the right type
-        with a bad value: x not 4-D, f empty, more than 2-D or on another device, a factor < 1,
-        a list of the wrong length, a padding that leaves no output, a NaN or infinite gain, an
+        with a bad value: x not 4-D, f empty, more than 2-D or on another device, a factor < 1
+        or > 65536, a list of the wrong length, a padding beyond ±2**30 or one that leaves no output, a NaN or infinite gain, an
         impl other than 'auto' or 'ref'.
     """
     return _run(x, f, up, down, padding, flip_filter, gain, impl, "upfirdn2d")
