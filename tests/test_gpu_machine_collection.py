@@ -45,8 +45,10 @@ while todo:
             continue
         todo.append(norm(re.match(r"[A-Za-z0-9_.\-]+", req).group(0)))
 
-blocked = {top for top, dists in md.packages_distributions().items()
-           if top.isidentifier() and not any(norm(d) in allowed for d in dists)}
+tops = md.packages_distributions()
+# the project itself: installed there with --no-deps, so its own requirements stay blocked
+allowed |= {norm(d) for d in tops.get("alae_fast", [])}
+blocked = {top for top, dists in tops.items() if top.isidentifier() and not any(norm(d) in allowed for d in dists)}
 
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
