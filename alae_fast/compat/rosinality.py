@@ -1,9 +1,12 @@
 """rosinality/stylegan2-pytorch's op and layer API on alae_fast's fused ops.
 
-Swap ``from op import fused_leaky_relu, upfirdn2d`` (and the layers of ``model.py``) for
-``from alae_fast.compat.rosinality import ...``: same signatures, defaults and semantics,
-with compiled CPU and CUDA kernels behind them and double backward (R1) through all of it.
-No JIT build happens at import.
+Call :func:`install` before importing rosinality's ``model.py`` (or ``train.py``, ``swagan.py``,
+``non_leaking.py``): their ``from op import ...`` then get these ops and the checkout's ``op/``
+(which JIT-compiles CUDA at import) is never imported. Or swap ``from op import
+fused_leaky_relu, upfirdn2d`` (and the layers of ``model.py``) for ``from
+alae_fast.compat.rosinality import ...``: same signatures, defaults and semantics, with compiled
+CPU and CUDA kernels behind them and double backward (R1) through all of it. No JIT build
+happens at import.
 
 Semantics kept from that code base:
 - ``upfirdn2d(input, kernel, up, down, pad)``: ``up``/``down`` an int or (x, y); ``pad``
@@ -34,6 +37,9 @@ whole under ``torch.compile(fullgraph=True)``.
 from __future__ import annotations
 
 import math
+import re
+import sys
+import types
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +56,7 @@ from ..ops.upfirdn2d import upfirdn2d as _upfirdn2d
 from .nvlabs_ops import conv2d_gradfix  # rosinality's op/conv2d_gradfix.py has NVlabs' API
 
 __all__ = ["fused_leaky_relu", "FusedLeakyReLU", "upfirdn2d", "conv2d_gradfix", "make_kernel", "Blur",
-           "Upsample", "Downsample", "EqualLinear", "EqualConv2d", "ModulatedConv2d"]
+           "Upsample", "Downsample", "EqualLinear", "EqualConv2d", "ModulatedConv2d", "install", "uninstall"]
 
 
 def fused_leaky_relu(input: torch.Tensor, bias: torch.Tensor | None = None, negative_slope: float = 0.2,
@@ -474,3 +480,66 @@ class ModulatedConv2d(nn.Module):
         return (f"{self.__class__.__name__}({self.in_channel}, {self.out_channel}, {self.kernel_size}, "
                 f"upsample={self.upsample}, downsample={self.downsample}"
                 + (", fused=False)" if not self.fused else ")"))
+
+
+# install(): the sys.modules entries it replaced (None where there was none), by key
+_saved_modules: dict = {}
+_MARK = "__alae_fast_rosinality__"  # set on the modules install() made
+
+
+def install(name: str = "op") -> types.ModuleType:
+    """Registers these ops as rosinality's ``op`` package in ``sys.modules``, so that the
+    checkout's own ``from op import FusedLeakyReLU, fused_leaky_relu, upfirdn2d, conv2d_gradfix``
+    (``model.py``, ``swagan.py``, ``train.py``, ``non_leaking.py``) import them unchanged and its
+    ``op/`` directory, which JIT-compiles CUDA at import, is never imported.
+
+    Registers ``name`` (a package: ``fused_leaky_relu``, ``FusedLeakyReLU``, ``upfirdn2d`` and
+    the ``conv2d_gradfix`` module as attributes) and its submodules ``name.fused_act``,
+    ``name.upfirdn2d`` and ``name.conv2d_gradfix``, as rosinality's package has them. ``name``
+    is where the code imports ``op`` from: ``"op"`` for rosinality's checkout, a dotted name for
+    code that vendors it (``"models.stylegan2.op"``: ``from models.stylegan2.op import ...``
+    then gets these; the parent packages are imported as usual). Call it before importing
+    that code: its modules bind the ops when they are imported. Idempotent per name;
+    :func:`uninstall` restores what ``sys.modules`` held. Returns the package module.
+    Raises TypeError for a ``name`` that is not a string, ValueError for one that is not a
+    dotted Python name.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"install: name must be a module name such as 'op' (str); got {said_typed(name)}")
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", name):
+        raise ValueError(f"install: name must be a dotted Python module name such as 'op'; got {name!r}")
+    current = sys.modules.get(name)
+    if current is not None and getattr(current, _MARK, False):
+        return current
+
+    def module(key, doc, is_package=False, **attrs):
+        mod = types.ModuleType(key, doc)
+        if is_package:
+            mod.__path__ = []  # a package: its submodules come from sys.modules only
+        mod.__dict__.update(attrs, **{_MARK: True})
+        return mod
+
+    this = __name__
+    fused_act = module(f"{name}.fused_act", f"rosinality's op.fused_act on {this}",
+                       fused_leaky_relu=fused_leaky_relu, FusedLeakyReLU=FusedLeakyReLU)
+    up = module(f"{name}.upfirdn2d", f"rosinality's op.upfirdn2d on {this}", upfirdn2d=upfirdn2d)
+    # as in rosinality's package, the attribute upfirdn2d is the function (its __init__ rebinds it)
+    package = module(name, f"rosinality's op package on {this} (alae_fast.compat.rosinality.install)",
+                     is_package=True, fused_act=fused_act, conv2d_gradfix=conv2d_gradfix,
+                     fused_leaky_relu=fused_leaky_relu, FusedLeakyReLU=FusedLeakyReLU, upfirdn2d=upfirdn2d)
+    for key, mod in ((name, package), (f"{name}.fused_act", fused_act), (f"{name}.upfirdn2d", up),
+                     (f"{name}.conv2d_gradfix", conv2d_gradfix)):
+        _saved_modules.setdefault(key, sys.modules.get(key))
+        sys.modules[key] = mod
+    return package
+
+
+def uninstall() -> None:
+    """Undoes every :func:`install`: puts back the ``sys.modules`` entries they replaced
+    (removes those there were none of). Modules that already imported the ops keep them."""
+    for key, old in reversed(list(_saved_modules.items())):
+        if old is None:
+            sys.modules.pop(key, None)
+        else:
+            sys.modules[key] = old
+    _saved_modules.clear()
