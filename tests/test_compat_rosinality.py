@@ -243,6 +243,20 @@ def test_rosinality_upfirdn2d_takes_numpy_ints_and_names_input():
         upfirdn2d(x[0], k)
 
 
+def test_rosinality_upfirdn2d_takes_1d_numpy_arrays_as_native_takes_any_iterable():
+    # rosinality's native op iterates up/down/pad: a 1-D NumPy array of ints works there, and here
+    g = torch.Generator().manual_seed(4)
+    x, k = torch.randn(2, 3, 6, 7, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g,
+                                                                                 dtype=torch.float64)
+    for up, down, pad in (((2, 1), (1, 2), (2, 1)), ((1, 2), (2, 1), (1, 2, 0, 1))):
+        got = upfirdn2d(x, k, up=np.array(up), down=np.array(down, dtype=np.int32), pad=np.array(pad))
+        torch.testing.assert_close(got, upfirdn2d(x, k, up=up, down=down, pad=pad), rtol=0, atol=0)
+    with pytest.raises(TypeError, match=r"^upfirdn2d: up must be an int or an \(x, y\) pair of ints; got array"):
+        upfirdn2d(x, k, up=np.array([2.0, 2.0]))
+    with pytest.raises(TypeError, match=r"^upfirdn2d: pad must be \(before, after\) or \(x0, x1, y0, y1\)"):
+        upfirdn2d(x, k, pad=np.zeros((2, 2), dtype=np.int64))
+
+
 def test_rosinality_fused_leaky_relu_names_its_arguments():
     x = torch.randn(2, 3, 8, 8)
     with pytest.raises(ValueError, match=r"^fused_leaky_relu: bias must be 1-D of length input.shape\[1\] = 3; "

@@ -120,10 +120,16 @@ class FusedLeakyReLU(nn.Module):
         return fused_leaky_relu(input, self.bias, self.negative_slope, self.scale)
 
 
+def _sequence(value) -> bool:
+    """Whether ``value`` is a sequence of up/down factors or pads: a tuple or list (torch.Size
+    included), or a 1-D NumPy array, which rosinality's native op takes as any iterable."""
+    return isinstance(value, (tuple, list)) or (type(value).__module__ == "numpy" and getattr(value, "ndim", 0) == 1)
+
+
 def _pair(value, name: str) -> list[int]:
     """rosinality's up/down: an int, or an (x, y) pair of ints, each >= 1 (TypeError for another
     type or non-int entries, ValueError for a sequence of another length or a factor < 1)."""
-    pair = list(value) if isinstance(value, (tuple, list)) else [value, value]
+    pair = list(value) if _sequence(value) else [value, value]
     if len(pair) != 2:
         raise ValueError(f"upfirdn2d: {name} must be an int or an (x, y) pair of ints; got {value!r}")
     if not all(is_int(v) for v in pair):
@@ -143,6 +149,7 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
             else float32), applied as a true convolution.
         up, down: int or (x, y) factors, each >= 1 (default 1).
         pad: (before, after) ints, the same on both axes, or (x0, x1, y0, y1) (default (0, 0)).
+            Pairs and pads may be tuples, lists or 1-D NumPy integer arrays.
 
     Returns [N, C, (H*uy + y0 + y1 - kh + dy) // dy, (W*ux + x0 + x1 - kw + dx) // dx] in
     input's dtype. Raises TypeError naming ``input``, ``kernel``, ``up``, ``down`` or ``pad``
@@ -154,7 +161,7 @@ def upfirdn2d(input: torch.Tensor, kernel: torch.Tensor, up=1, down=1, pad=(0, 0
     check_tensor(input, "input", op)
     if input.ndim != 4:
         raise ValueError(f"{op}: input must be a 4-D tensor [N, C, H, W]; got {tuple(input.shape)}")
-    if not isinstance(pad, (tuple, list)):
+    if not _sequence(pad):
         raise TypeError(f"upfirdn2d: pad must be (before, after) or (x0, x1, y0, y1); got {pad!r} "
                         f"of type {type(pad).__name__}")
     if len(pad) not in (2, 4):
